@@ -1,0 +1,207 @@
+/* aotgrad: the C DSL in which a model is declared.
+ *
+ * A model is a C file with one function named after the file, which builds the graph:
+ *
+ *     void mlp(ag_graph *g)
+ *     {
+ *         ag_val x  = ag_input(g, "x", AG_U8, AG_N, 784);   // AG_N: the batch, bound at run time
+ *         ag_val W1 = ag_param(g, "W1", ag_normal(0, 0.01), 784, 256);
+ *         ...
+ *         ag_output(g, "logits", logits);
+ *     }
+ *
+ * Every builder is a macro that records its caller's file:line. A shape or dtype mistake
+ * never aborts: the first error on a value is kept with its location, later builders on
+ * that value do nothing, and the driver reports every error when the model is finished.
+ * Operands may be plain numbers where a value is expected (ag_mul(x, 1.0 / 255)); a number
+ * takes the dtype of the tensor beside it.
+ */
+#ifndef AOTGRAD_H
+#define AOTGRAD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ops.h"
+
+typedef enum ag_dtype {
+    AG_F32,  /* 32-bit float */
+    AG_I32,  /* 32-bit signed integer (labels, indices) */
+    AG_U8,   /* unsigned byte (raw image pixels) */
+    AG_BOOL, /* comparison results, stored as one byte 0 or 1 */
+    AG_F64,  /* the interpreter's f64 mode stores f32 values as this; never in a graph */
+    AG_DTYPE_COUNT
+} ag_dtype;
+
+#define AG_N (-1)      /* the symbolic batch dimension */
+#define AG_MAX_RANK 4
+
+typedef struct ag_graph ag_graph;
+
+/* A value of the graph being built. id >= 0: node id; AG_POISON: an earlier error;
+ * AG_IMM: a plain number (imm) not yet placed in a graph. */
+typedef struct ag_val {
+    ag_graph *g;
+    int32_t id;
+    double imm;
+} ag_val;
+#define AG_POISON (-1)
+#define AG_IMM (-2)
+
+typedef struct ag_loc {
+    const char *file;
+    int line;
+} ag_loc;
+
+/* A dims list as written in a builder call; more than AG_MAX_RANK is reported, not cut. */
+typedef struct ag_dims {
+    int n;
+    int64_t d[8];
+} ag_dims;
+
+typedef enum ag_init_kind {
+    AG_INIT_ZEROS,
+    AG_INIT_CONSTANT, /* a */
+    AG_INIT_NORMAL,   /* mean a, standard deviation b */
+    AG_INIT_UNIFORM,  /* in [a, b) */
+    AG_INIT_XAVIER,   /* uniform in +-sqrt(6 / (fan_in + fan_out)) */
+} ag_init_kind;
+
+typedef struct ag_init {
+    ag_init_kind kind;
+    double a, b;
+} ag_init;
+
+/* ---- initializers ---- */
+static inline ag_init ag_zeros(void) { return (ag_init){AG_INIT_ZEROS, 0, 0}; }
+static inline ag_init ag_constant(double v) { return (ag_init){AG_INIT_CONSTANT, v, 0}; }
+static inline ag_init ag_normal(double mean, double std) { return (ag_init){AG_INIT_NORMAL, mean, std}; }
+static inline ag_init ag_uniform(double lo, double hi) { return (ag_init){AG_INIT_UNIFORM, lo, hi}; }
+static inline ag_init ag_xavier(void) { return (ag_init){AG_INIT_XAVIER, 0, 0}; }
+
+/* ---- sources ---- */
+#define ag_input(g, name, dtype, ...) ag_input_at(AG_HERE, g, name, dtype, AG_DIMS(__VA_ARGS__))
+#define ag_param(g, name, init, ...) ag_param_at(AG_HERE, g, name, init, AG_DIMS(__VA_ARGS__))
+#define ag_const(g, v) ag_const_at(AG_HERE, g, AG_F32, v)             /* f32 scalar */
+#define ag_const_i32(g, v) ag_const_at(AG_HERE, g, AG_I32, v)         /* i32 scalar */
+#define ag_full(g, v, ...) ag_broadcast_to(ag_const(g, v), __VA_ARGS__) /* f32 filled */
+#define ag_output(g, name, v) ag_output_at(AG_HERE, g, name, AG_V(v))  /* a named result */
+
+/* ---- elementwise (NumPy broadcasting) ---- */
+#define ag_neg(x) AG_EW1(neg, x)
+#define ag_exp(x) AG_EW1(exp, x)
+#define ag_log(x) AG_EW1(log, x)
+#define ag_abs(x) AG_EW1(abs, x)
+#define ag_sqrt(x) AG_EW1(sqrt, x)
+#define ag_square(x) AG_EW1(square, x)
+#define ag_relu(x) AG_EW1(relu, x)
+#define ag_sigmoid(x) AG_EW1(sigmoid, x)
+#define ag_tanh(x) AG_EW1(tanh, x)
+#define ag_stop_gradient(x) AG_EW1(stop_gradient, x)
+#define ag_detach(x) AG_EW1(stop_gradient, x)
+#define ag_cast(x, dtype) ag_cast_at(AG_HERE, AG_V(x), dtype)
+#define ag_add(a, b) AG_EW2(add, a, b)
+#define ag_sub(a, b) AG_EW2(sub, a, b)
+#define ag_mul(a, b) AG_EW2(mul, a, b)
+#define ag_div(a, b) AG_EW2(div, a, b)
+#define ag_pow(a, b) AG_EW2(pow, a, b)
+#define ag_maximum(a, b) AG_EW2(maximum, a, b)
+#define ag_minimum(a, b) AG_EW2(minimum, a, b)
+#define ag_lt(a, b) AG_EW2(lt, a, b)
+#define ag_le(a, b) AG_EW2(le, a, b)
+#define ag_gt(a, b) AG_EW2(gt, a, b)
+#define ag_ge(a, b) AG_EW2(ge, a, b)
+#define ag_eq(a, b) AG_EW2(eq, a, b)
+#define ag_ne(a, b) AG_EW2(ne, a, b)
+#define ag_where(c, a, b) ag_ew_at(AG_HERE, IR_where, 3, (ag_val[]){AG_V(c), AG_V(a), AG_V(b)})
+#define ag_scale(x, s) AG_EW2(mul, x, s)
+
+/* ---- reductions: no axes means all of them; negative axes count from the end ---- */
+#define ag_sum(x, ...) ag_reduce_at(AG_HERE, IR_sum, AG_V(x), AG_DIMS(__VA_ARGS__), false)
+#define ag_mean(x, ...) ag_reduce_at(AG_HERE, IR_mean, AG_V(x), AG_DIMS(__VA_ARGS__), false)
+#define ag_max(x, ...) ag_reduce_at(AG_HERE, IR_max, AG_V(x), AG_DIMS(__VA_ARGS__), false)
+#define ag_sum_keepdims(x, ...) ag_reduce_at(AG_HERE, IR_sum, AG_V(x), AG_DIMS(__VA_ARGS__), true)
+#define ag_mean_keepdims(x, ...) ag_reduce_at(AG_HERE, IR_mean, AG_V(x), AG_DIMS(__VA_ARGS__), true)
+#define ag_max_keepdims(x, ...) ag_reduce_at(AG_HERE, IR_max, AG_V(x), AG_DIMS(__VA_ARGS__), true)
+#define ag_argmax(x, axis) ag_axis_at(AG_HERE, IR_argmax, AG_V(x), axis)
+#define ag_cumsum(x, axis) ag_axis_at(AG_HERE, IR_cumsum, AG_V(x), axis)
+
+/* ---- linear algebra ---- */
+#define ag_matmul(a, b) ag_matmul_at(AG_HERE, "matmul", AG_V(a), AG_V(b))
+#define ag_mm(a, b) ag_matmul_at(AG_HERE, "mm", AG_V(a), AG_V(b))  /* both rank 2 */
+#define ag_mv(a, b) ag_matmul_at(AG_HERE, "mv", AG_V(a), AG_V(b))  /* rank 2 by rank 1 */
+#define ag_dot(a, b) ag_matmul_at(AG_HERE, "dot", AG_V(a), AG_V(b)) /* rank 1 by rank 1 */
+
+/* ---- layout ---- */
+#define ag_transpose(x, ...) ag_transpose_at(AG_HERE, AG_V(x), AG_DIMS(__VA_ARGS__)) /* no perm: reverse */
+#define ag_reshape(x, ...) ag_reshape_at(AG_HERE, AG_V(x), AG_DIMS(__VA_ARGS__))
+#define ag_flatten(x) ag_flatten_at(AG_HERE, AG_V(x)) /* keep the first axis, join the rest */
+#define ag_broadcast_to(x, ...) ag_broadcast_to_at(AG_HERE, AG_V(x), AG_DIMS(__VA_ARGS__))
+#define ag_concat(axis, ...) \
+    ag_concat_at(AG_HERE, axis, AG_NARGS(__VA_ARGS__), (ag_val[]){AG_MAP_V(__VA_ARGS__)})
+
+/* ---- models ---- */
+#define ag_softmax(x, ...) ag_row_at(AG_HERE, IR_softmax, AG_V(x), AG_DIMS(__VA_ARGS__)) /* default: last axis */
+#define ag_log_softmax(x, ...) ag_row_at(AG_HERE, IR_log_softmax, AG_V(x), AG_DIMS(__VA_ARGS__))
+#define ag_one_hot(labels, classes) ag_one_hot_at(AG_HERE, AG_V(labels), classes)
+#define ag_cross_entropy(logits, labels) ag_cross_entropy_at(AG_HERE, AG_V(logits), AG_V(labels)) /* per row */
+#define ag_squared_loss(pred, target) ag_squared_loss_at(AG_HERE, AG_V(pred), AG_V(target)) /* (p - t)^2 / 2 */
+#define ag_mse(pred, target) ag_mean(ag_square(ag_sub(pred, target)))
+#define ag_dropout(x, p) ag_dropout_at(AG_HERE, AG_V(x), p)
+#define ag_norm_l1(x) ag_sum(ag_abs(x))
+#define ag_norm_l2(x) ag_sqrt(ag_sum(ag_square(x)))
+#define ag_norm_fro(x) ag_sqrt(ag_sum(ag_square(x)))
+#define ag_norm(x) ag_norm_l2(x)
+
+/* ---- graphs (for drivers and tests; a model file does not need these) ---- */
+ag_graph *ag_graph_new(const char *name);
+void ag_graph_free(ag_graph *g);
+int ag_graph_error_count(const ag_graph *g);
+const char *ag_graph_error(const ag_graph *g, int i); /* "file:line: error: message" */
+int ag_graph_finish(ag_graph *g);                       /* final checks; returns the error count */
+
+/* ---- what the macros call ---- */
+#define AG_HERE ((ag_loc){__FILE__, __LINE__})
+#define AG_NARGS(...) AG_NARGS_(0, ##__VA_ARGS__, 8, 7, 6, 5, 4, 3, 2, 1, 0)
+#define AG_NARGS_(_0, _1, _2, _3, _4, _5, _6, _7, _8, n, ...) n
+#define AG_DIMS(...) ((ag_dims){AG_NARGS(__VA_ARGS__), {__VA_ARGS__}})
+#define AG_V(x) _Generic((x), ag_val: ag_val_of, default: ag_imm_of)(x)
+#define AG_EW1(op, x) ag_ew_at(AG_HERE, IR_##op, 1, (ag_val[]){AG_V(x)})
+#define AG_EW2(op, a, b) ag_ew_at(AG_HERE, IR_##op, 2, (ag_val[]){AG_V(a), AG_V(b)})
+#define AG_MAP_V(...) AG_MAP_V_(AG_NARGS(__VA_ARGS__), __VA_ARGS__)
+#define AG_MAP_V_(n, ...) AG_CAT(AG_MAP_V, n)(__VA_ARGS__)
+#define AG_CAT(a, b) AG_CAT_(a, b)
+#define AG_CAT_(a, b) a##b
+#define AG_MAP_V1(a) AG_V(a)
+#define AG_MAP_V2(a, ...) AG_V(a), AG_MAP_V1(__VA_ARGS__)
+#define AG_MAP_V3(a, ...) AG_V(a), AG_MAP_V2(__VA_ARGS__)
+#define AG_MAP_V4(a, ...) AG_V(a), AG_MAP_V3(__VA_ARGS__)
+#define AG_MAP_V5(a, ...) AG_V(a), AG_MAP_V4(__VA_ARGS__)
+#define AG_MAP_V6(a, ...) AG_V(a), AG_MAP_V5(__VA_ARGS__)
+#define AG_MAP_V7(a, ...) AG_V(a), AG_MAP_V6(__VA_ARGS__)
+#define AG_MAP_V8(a, ...) AG_V(a), AG_MAP_V7(__VA_ARGS__)
+
+static inline ag_val ag_val_of(ag_val v) { return v; }
+static inline ag_val ag_imm_of(double x) { return (ag_val){0, AG_IMM, x}; }
+
+ag_val ag_input_at(ag_loc at, ag_graph *g, const char *name, ag_dtype dtype, ag_dims dims);
+ag_val ag_param_at(ag_loc at, ag_graph *g, const char *name, ag_init init, ag_dims dims);
+ag_val ag_const_at(ag_loc at, ag_graph *g, ag_dtype dtype, double v);
+void ag_output_at(ag_loc at, ag_graph *g, const char *name, ag_val v);
+ag_val ag_ew_at(ag_loc at, ir_op op, int n, const ag_val *operands);
+ag_val ag_cast_at(ag_loc at, ag_val x, ag_dtype dtype);
+ag_val ag_reduce_at(ag_loc at, ir_op op, ag_val x, ag_dims axes, bool keepdims);
+ag_val ag_axis_at(ag_loc at, ir_op op, ag_val x, int axis);
+ag_val ag_matmul_at(ag_loc at, const char *form, ag_val a, ag_val b);
+ag_val ag_transpose_at(ag_loc at, ag_val x, ag_dims perm);
+ag_val ag_reshape_at(ag_loc at, ag_val x, ag_dims dims);
+ag_val ag_flatten_at(ag_loc at, ag_val x);
+ag_val ag_broadcast_to_at(ag_loc at, ag_val x, ag_dims dims);
+ag_val ag_concat_at(ag_loc at, int axis, int n, const ag_val *parts);
+ag_val ag_row_at(ag_loc at, ir_op op, ag_val x, ag_dims axis);
+ag_val ag_one_hot_at(ag_loc at, ag_val labels, int classes);
+ag_val ag_cross_entropy_at(ag_loc at, ag_val logits, ag_val labels);
+ag_val ag_squared_loss_at(ag_loc at, ag_val pred, ag_val target);
+ag_val ag_dropout_at(ag_loc at, ag_val x, double p);
+
+#endif

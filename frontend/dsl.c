@@ -1,0 +1,541 @@
+/* The DSL builders behind frontend/aotgrad.h.
+ *
+ * Each builder checks what only it knows (names, axes as the user wrote them, the dot/mv/mm
+ * forms), then hands the node to ir_add, whose shape rules are the ones the parser and the
+ * verifier use. A failure records "file:line: error: message" in the graph and returns a
+ * poisoned value; builders given a poisoned value return one without a word, so each mistake
+ * is reported once, at its own line. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ir.h"
+
+#define SHAPE(s) ir_shape_str(s, (char[64]){0}, 64)
+
+static const char *intern_file(ir_graph *g, const char *file)
+{
+    if (!file)
+        return NULL;
+    /* model files are unloaded after building, so their __FILE__ strings are copied */
+    if (file != g->file_src) {
+        g->file_src = file;
+        g->file_copy = ir_strdup(g, file);
+    }
+    return g->file_copy;
+}
+
+static void record(ir_graph *g, ag_loc at, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    char *line = malloc(strlen(msg) + strlen(at.file ? at.file : "?") + 32);
+    if (!line) {
+        fprintf(stderr, "aotgrad: out of memory\n");
+        exit(1);
+    }
+    sprintf(line, "%s:%d: error: %s", at.file ? at.file : "?", at.line, msg);
+    if (!g) { /* nothing to keep it in: every operand was a plain number */
+        fprintf(stderr, "%s\n", line);
+        free(line);
+        return;
+    }
+    if (g->nerrors == g->errcap) {
+        g->errcap = g->errcap ? 2 * g->errcap : 8;
+        char **e = realloc(g->errors, sizeof *e * (size_t)g->errcap);
+        if (!e) {
+            fprintf(stderr, "aotgrad: out of memory\n");
+            exit(1);
+        }
+        g->errors = e;
+    }
+    g->errors[g->nerrors++] = line;
+}
+
+static ag_val poison(ir_graph *g) { return (ag_val){g, AG_POISON, 0}; }
+static ag_val val(ir_graph *g, int32_t id) { return (ag_val){g, id, 0}; }
+static const ir_node *node(ag_val v) { return &v.g->node[v.id]; }
+
+/* Append n, recording the rule's message at `at` if it is ill-typed; `who`, when given,
+ * replaces the op's name in the message with the builder the user called (dot, mv). */
+static ag_val build_as(ag_loc at, ir_graph *g, ir_node *n, const char *who)
+{
+    char msg[256];
+    n->loc = (ag_loc){intern_file(g, at.file), at.line};
+    int32_t id = ir_add(g, n, msg, sizeof msg);
+    if (id < 0) {
+        const char *rest = strchr(msg, ':');
+        if (who && rest)
+            record(g, at, "%s%s", who, rest);
+        else
+            record(g, at, "%s", msg);
+        return poison(g);
+    }
+    return val(g, id);
+}
+
+static ag_val build(ag_loc at, ir_graph *g, ir_node *n) { return build_as(at, g, n, NULL); }
+
+static bool is_identifier(const char *s)
+{
+    if (!s || !(*s == '_' || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
+        return false;
+    for (; *s; s++)
+        if (!(*s == '_' || *s == '.' || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              (*s >= '0' && *s <= '9')))
+            return false;
+    return true;
+}
+
+/* A scalar constant of the given dtype, or a poisoned value if v does not fit it. */
+static ag_val constant(ag_loc at, ir_graph *g, const char *who, ag_dtype dtype, double v)
+{
+    ir_node n = ir_node_make(IR_const, 0, NULL);
+    n.dtype = dtype;
+    switch (dtype) {
+    case AG_F32:
+        n.attr.value = (double)(float)v;
+        break;
+    case AG_I32:
+    case AG_U8:
+    case AG_BOOL: {
+        double lo = dtype == AG_I32 ? -2147483648.0 : 0, hi = dtype == AG_I32 ? 2147483647.0 : dtype == AG_U8 ? 255 : 1;
+        if (!(v == floor(v) && v >= lo && v <= hi)) {
+            record(g, at, "%s: the number %g is not a%s %s", who, v, dtype == AG_I32 ? "n" : "", ir_dtype_name(dtype));
+            return poison(g);
+        }
+        n.attr.value = v;
+        break;
+    }
+    default:
+        record(g, at, "%s: no %s constants", who, ir_dtype_name(dtype));
+        return poison(g);
+    }
+    return build(at, g, &n);
+}
+
+/* Resolve the operands of one builder call: find their graph, stop at poison, and turn
+ * plain numbers into constants of the dtype of the value operand beside them (for where,
+ * the condition is not such an operand). Returns false when the call must return poison. */
+static bool resolve(ag_loc at, const char *who, int n, const ag_val *in, int first_value, ag_val *out, ir_graph **gp)
+{
+    ir_graph *g = NULL;
+    bool poisoned = false, stray = false;
+    for (int i = 0; i < n; i++) {
+        if (in[i].id == AG_IMM)
+            continue;
+        if (!in[i].g)
+            stray = true;
+        else if (!g)
+            g = in[i].g;
+        else if (in[i].g != g) {
+            record(g, at, "%s: operands come from different graphs", who);
+            poisoned = true;
+        }
+        if (in[i].id == AG_POISON)
+            poisoned = true;
+        else if (in[i].g && (in[i].id < 0 || in[i].id >= in[i].g->n))
+            stray = true;
+    }
+    *gp = g;
+    if (stray) {
+        record(g, at, "%s: an operand is not a value of any graph (uninitialized ag_val?)", who);
+        return false;
+    }
+    if (!g) {
+        record(NULL, at, "%s: no operand is a graph value (only plain numbers)", who);
+        return false;
+    }
+    if (poisoned)
+        return false;
+    ag_dtype dtype = AG_F32;
+    for (int i = first_value; i < n; i++)
+        if (in[i].id != AG_IMM) {
+            dtype = g->node[in[i].id].dtype;
+            break;
+        }
+    for (int i = 0; i < n; i++) {
+        out[i] = in[i];
+        if (in[i].id == AG_IMM) {
+            out[i] = constant(at, g, who, i < first_value ? AG_BOOL : dtype, in[i].imm);
+            if (out[i].id < 0)
+                return false;
+        }
+    }
+    return true;
+}
+
+/* ---- graphs ---- */
+
+ag_graph *ag_graph_new(const char *name) { return ir_graph_new(name); }
+void ag_graph_free(ag_graph *g) { ir_graph_free(g); }
+int ag_graph_error_count(const ag_graph *g) { return g->nerrors; }
+const char *ag_graph_error(const ag_graph *g, int i) { return i >= 0 && i < g->nerrors ? g->errors[i] : NULL; }
+
+int ag_graph_finish(ag_graph *g)
+{
+    if (g->nout == 0 && g->nerrors == 0)
+        record(g, (ag_loc){g->name, 0}, "graph %s has no outputs (call ag_output)", g->name);
+    return g->nerrors;
+}
+
+/* ---- sources ---- */
+
+static bool source_ok(ag_loc at, ir_graph *g, const char *kind, const char *name, ag_dims dims)
+{
+    if (!g) {
+        record(NULL, at, "%s: the graph is NULL", kind);
+        return false;
+    }
+    if (!is_identifier(name)) {
+        record(g, at, "%s: name \"%s\" is not an identifier", kind, name ? name : "(null)");
+        return false;
+    }
+    int32_t prev = ir_find_source(g, IR_input, name);
+    if (prev < 0)
+        prev = ir_find_source(g, IR_param, name);
+    if (prev >= 0) {
+        const ir_node *p = &g->node[prev];
+        record(g, at, "%s %s: the name is already used by the %s at %s:%d", kind, name, ir_ops[p->op].name,
+               p->loc.file ? p->loc.file : "?", p->loc.line);
+        return false;
+    }
+    if (dims.n > AG_MAX_RANK) {
+        record(g, at, "%s %s: %d dims; at most %d", kind, name, dims.n, AG_MAX_RANK);
+        return false;
+    }
+    return true;
+}
+
+static ir_shape shape_of(ag_dims dims)
+{
+    ir_shape s = {dims.n, {0}};
+    for (int i = 0; i < dims.n && i < AG_MAX_RANK; i++)
+        s.dim[i] = dims.d[i];
+    return s;
+}
+
+ag_val ag_input_at(ag_loc at, ag_graph *g, const char *name, ag_dtype dtype, ag_dims dims)
+{
+    if (!source_ok(at, g, "input", name, dims))
+        return poison(g);
+    ir_node n = ir_node_make(IR_input, 0, NULL);
+    n.dtype = dtype;
+    n.shape = shape_of(dims);
+    n.attr.name = ir_strdup(g, name);
+    return build(at, g, &n);
+}
+
+ag_val ag_param_at(ag_loc at, ag_graph *g, const char *name, ag_init init, ag_dims dims)
+{
+    if (!source_ok(at, g, "param", name, dims))
+        return poison(g);
+    ir_node n = ir_node_make(IR_param, 0, NULL);
+    n.dtype = AG_F32;
+    n.shape = shape_of(dims);
+    n.attr.name = ir_strdup(g, name);
+    n.attr.init = init;
+    return build(at, g, &n);
+}
+
+ag_val ag_const_at(ag_loc at, ag_graph *g, ag_dtype dtype, double v)
+{
+    if (!g) {
+        record(NULL, at, "const: the graph is NULL");
+        return poison(g);
+    }
+    return constant(at, g, "const", dtype, v);
+}
+
+void ag_output_at(ag_loc at, ag_graph *g, const char *name, ag_val v)
+{
+    if (!g) {
+        record(NULL, at, "output: the graph is NULL");
+        return;
+    }
+    if (!is_identifier(name)) {
+        record(g, at, "output: name \"%s\" is not an identifier", name ? name : "(null)");
+        return;
+    }
+    for (int i = 0; i < g->nout; i++)
+        if (strcmp(g->out[i].name, name) == 0) {
+            record(g, at, "output %s: the name is already used", name);
+            return;
+        }
+    if (v.id == AG_IMM)
+        v = constant(at, g, "output", AG_F32, v.imm);
+    if (v.g && v.g != g) {
+        record(g, at, "output %s: the value comes from another graph", name);
+        return;
+    }
+    if (v.id == AG_POISON && g->nerrors > 0)
+        return; /* its error is already reported */
+    if (v.id < 0 || v.id >= g->n) {
+        record(g, at, "output %s: not a value of this graph", name);
+        return;
+    }
+    ir_add_output(g, name, v.id);
+}
+
+/* ---- elementwise ---- */
+
+ag_val ag_ew_at(ag_loc at, ir_op op, int n, const ag_val *operands)
+{
+    ag_val v[3];
+    ir_graph *g;
+    if (!resolve(at, ir_ops[op].name, n, operands, op == IR_where ? 1 : 0, v, &g))
+        return poison(g);
+    ir_node m = ir_node_make(op, n, (int32_t[]){v[0].id, n > 1 ? v[1].id : 0, n > 2 ? v[2].id : 0});
+    return build(at, g, &m);
+}
+
+ag_val ag_cast_at(ag_loc at, ag_val x, ag_dtype dtype)
+{
+    ir_graph *g;
+    if (!resolve(at, "cast", 1, &x, 0, &x, &g))
+        return poison(g);
+    if (node(x)->dtype == dtype)
+        return x;
+    ir_node n = ir_node_make(IR_cast, 1, &x.id);
+    n.dtype = dtype;
+    return build(at, g, &n);
+}
+
+/* ---- axes ---- */
+
+/* Axis `axis` of a rank-`rank` value, negative counting from the end; -1 if out of range. */
+static int axis_of(ag_loc at, ir_graph *g, const char *who, const ir_node *x, int64_t axis)
+{
+    int rank = x->shape.rank;
+    int64_t a = axis < 0 ? axis + rank : axis;
+    if (a < 0 || a >= rank) {
+        record(g, at, "%s: axis %lld out of range for %s", who, (long long)axis, SHAPE(&x->shape));
+        return -1;
+    }
+    return (int)a;
+}
+
+ag_val ag_reduce_at(ag_loc at, ir_op op, ag_val x, ag_dims axes, bool keepdims)
+{
+    ir_graph *g;
+    const char *who = ir_ops[op].name;
+    if (!resolve(at, who, 1, &x, 0, &x, &g))
+        return poison(g);
+    const ir_node *a = node(x);
+    unsigned mask = axes.n == 0 ? (1u << a->shape.rank) - 1 : 0;
+    if (axes.n > AG_MAX_RANK) {
+        record(g, at, "%s: %d axes given; a value has at most %d", who, axes.n, AG_MAX_RANK);
+        return poison(g);
+    }
+    for (int i = 0; i < axes.n; i++) {
+        int k = axis_of(at, g, who, a, axes.d[i]);
+        if (k < 0)
+            return poison(g);
+        if (mask >> k & 1) {
+            record(g, at, "%s: axis %d given twice", who, k);
+            return poison(g);
+        }
+        mask |= 1u << k;
+    }
+    ir_node n = ir_node_make(op, 1, &x.id);
+    n.attr.axes = (uint8_t)mask;
+    n.attr.keepdims = keepdims;
+    return build(at, g, &n);
+}
+
+ag_val ag_axis_at(ag_loc at, ir_op op, ag_val x, int axis)
+{
+    ir_graph *g;
+    if (!resolve(at, ir_ops[op].name, 1, &x, 0, &x, &g))
+        return poison(g);
+    int k = axis_of(at, g, ir_ops[op].name, node(x), axis);
+    if (k < 0)
+        return poison(g);
+    ir_node n = ir_node_make(op, 1, &x.id);
+    n.attr.axis = (int8_t)k;
+    return build(at, g, &n);
+}
+
+ag_val ag_row_at(ag_loc at, ir_op op, ag_val x, ag_dims axis)
+{
+    ir_graph *g;
+    if (!resolve(at, ir_ops[op].name, 1, &x, 0, &x, &g))
+        return poison(g);
+    if (axis.n > 1) {
+        record(g, at, "%s: takes one axis, got %d", ir_ops[op].name, axis.n);
+        return poison(g);
+    }
+    return ag_axis_at(at, op, x, axis.n ? (int)axis.d[0] : -1);
+}
+
+/* ---- linear algebra ---- */
+
+ag_val ag_matmul_at(ag_loc at, const char *form, ag_val a, ag_val b)
+{
+    ag_val v[2];
+    ir_graph *g;
+    if (!resolve(at, form, 2, (ag_val[]){a, b}, 0, v, &g))
+        return poison(g);
+    int ra = node(v[0])->shape.rank, rb = node(v[1])->shape.rank;
+    int want_a = form[0] == 'd' ? 1 : 2, want_b = form[0] == 'm' && form[1] == 'm' ? 2 : 1;
+    if (strcmp(form, "matmul") != 0 && (ra != want_a || rb != want_b)) {
+        record(g, at, "%s: needs a %s and a %s, got %s and %s", form, want_a == 1 ? "vector" : "matrix",
+               want_b == 1 ? "vector" : "matrix", SHAPE(&node(v[0])->shape), SHAPE(&node(v[1])->shape));
+        return poison(g);
+    }
+    ir_node n = ir_node_make(IR_matmul, 2, (int32_t[]){v[0].id, v[1].id});
+    return build_as(at, g, &n, form);
+}
+
+/* ---- layout ---- */
+
+ag_val ag_transpose_at(ag_loc at, ag_val x, ag_dims perm)
+{
+    ir_graph *g;
+    if (!resolve(at, "transpose", 1, &x, 0, &x, &g))
+        return poison(g);
+    int rank = node(x)->shape.rank;
+    if (perm.n != 0 && perm.n != rank) {
+        record(g, at, "transpose: %d axes given for %s", perm.n, SHAPE(&node(x)->shape));
+        return poison(g);
+    }
+    ir_node n = ir_node_make(IR_transpose, 1, &x.id);
+    for (int k = 0; k < rank; k++) {
+        int64_t p = perm.n ? perm.d[k] : rank - 1 - k;
+        n.attr.perm[k] = (int8_t)(p >= -rank && p < 0 ? p + rank : p >= 0 && p < rank ? p : -1);
+    }
+    return build(at, g, &n);
+}
+
+static ag_val to_shape(ag_loc at, ir_op op, ag_val x, ag_dims dims)
+{
+    ir_graph *g;
+    if (!resolve(at, ir_ops[op].name, 1, &x, 0, &x, &g))
+        return poison(g);
+    if (dims.n > AG_MAX_RANK) {
+        record(g, at, "%s: %d dims; at most %d", ir_ops[op].name, dims.n, AG_MAX_RANK);
+        return poison(g);
+    }
+    ir_node n = ir_node_make(op, 1, &x.id);
+    n.shape = shape_of(dims);
+    if (ir_shape_eq(&n.shape, &node(x)->shape))
+        return x;
+    return build(at, g, &n);
+}
+
+ag_val ag_reshape_at(ag_loc at, ag_val x, ag_dims dims) { return to_shape(at, IR_reshape, x, dims); }
+ag_val ag_broadcast_to_at(ag_loc at, ag_val x, ag_dims dims) { return to_shape(at, IR_broadcast_to, x, dims); }
+
+ag_val ag_flatten_at(ag_loc at, ag_val x)
+{
+    ir_graph *g;
+    if (!resolve(at, "flatten", 1, &x, 0, &x, &g))
+        return poison(g);
+    const ir_shape *s = &node(x)->shape;
+    if (s->rank < 2)
+        return x;
+    ag_dims d = {2, {s->dim[0], 1}};
+    for (int i = 1; i < s->rank; i++) {
+        if (s->dim[i] == AG_N) {
+            record(g, at, "flatten: the batch dim N must come first, got %s", SHAPE(s));
+            return poison(g);
+        }
+        d.d[1] *= s->dim[i];
+    }
+    return to_shape(at, IR_reshape, x, d);
+}
+
+ag_val ag_concat_at(ag_loc at, int axis, int n, const ag_val *parts)
+{
+    ag_val v[8];
+    ir_graph *g;
+    if (n < 1 || n > 8) {
+        record(NULL, at, "concat: takes 1 to 8 values, got %d", n);
+        return poison(NULL);
+    }
+    if (!resolve(at, "concat", n, parts, 0, v, &g))
+        return poison(g);
+    int k = axis_of(at, g, "concat", node(v[0]), axis);
+    if (k < 0)
+        return poison(g);
+    if (n == 1)
+        return v[0];
+    int32_t ids[8];
+    for (int i = 0; i < n; i++)
+        ids[i] = v[i].id;
+    ir_node m = ir_node_make(IR_concat, n, ids);
+    m.attr.axis = (int8_t)k;
+    return build(at, g, &m);
+}
+
+/* ---- models ---- */
+
+ag_val ag_one_hot_at(ag_loc at, ag_val labels, int classes)
+{
+    ir_graph *g;
+    if (!resolve(at, "one_hot", 1, &labels, 0, &labels, &g))
+        return poison(g);
+    ir_node n = ir_node_make(IR_one_hot, 1, &labels.id);
+    n.attr.classes = classes;
+    return build(at, g, &n);
+}
+
+/* -sum(one_hot(labels) * log_softmax(logits)) per row: the book's cross-entropy written
+ * with primitives, which fuse_softmax_ce recognizes. */
+ag_val ag_cross_entropy_at(ag_loc at, ag_val logits, ag_val labels)
+{
+    ag_val v[2];
+    ir_graph *g;
+    if (!resolve(at, "cross_entropy", 2, (ag_val[]){logits, labels}, 0, v, &g))
+        return poison(g);
+    const ir_node *o = node(v[0]), *y = node(v[1]);
+    if (o->dtype != AG_F32 || o->shape.rank != 2) {
+        record(g, at, "cross_entropy: logits must be f32 [rows, classes], got %s%s", ir_dtype_name(o->dtype),
+               SHAPE(&o->shape));
+        return poison(g);
+    }
+    if (y->dtype != AG_I32 || y->shape.rank != 1 || y->shape.dim[0] != o->shape.dim[0]) {
+        record(g, at, "cross_entropy: labels must be i32, one per row of the logits %s; got %s%s",
+               SHAPE(&o->shape), ir_dtype_name(y->dtype), SHAPE(&y->shape));
+        return poison(g);
+    }
+    int classes = (int)o->shape.dim[1];
+    ag_val picked = ag_ew_at(at, IR_mul, 2,
+                             (ag_val[]){ag_one_hot_at(at, v[1], classes), ag_row_at(at, IR_log_softmax, v[0], (ag_dims){0, {0}})});
+    return ag_ew_at(at, IR_neg, 1, (ag_val[]){ag_reduce_at(at, IR_sum, picked, (ag_dims){1, {1}}, false)});
+}
+
+/* The book's squared_loss: (pred - target reshaped like pred)^2 / 2, per element. */
+ag_val ag_squared_loss_at(ag_loc at, ag_val pred, ag_val target)
+{
+    ag_val v[2];
+    ir_graph *g;
+    if (!resolve(at, "squared_loss", 2, (ag_val[]){pred, target}, 0, v, &g))
+        return poison(g);
+    const ir_shape *ps = &node(v[0])->shape;
+    ag_dims d = {ps->rank, {0}};
+    for (int i = 0; i < ps->rank; i++)
+        d.d[i] = ps->dim[i];
+    ag_val t = to_shape(at, IR_reshape, v[1], d);
+    ag_val diff = ag_ew_at(at, IR_sub, 2, (ag_val[]){v[0], t});
+    return ag_ew_at(at, IR_mul, 2, (ag_val[]){ag_ew_at(at, IR_square, 1, &diff), ag_imm_of(0.5)});
+}
+
+ag_val ag_dropout_at(ag_loc at, ag_val x, double p)
+{
+    ir_graph *g;
+    if (!resolve(at, "dropout", 1, &x, 0, &x, &g))
+        return poison(g);
+    ir_node n = ir_node_make(IR_dropout, 1, &x.id);
+    n.attr.value = p;
+    n.attr.site = g->next_site;
+    ag_val r = build(at, g, &n);
+    if (r.id >= 0)
+        g->next_site++;
+    return r;
+}

@@ -1,0 +1,206 @@
+/* Loading a model: a .c file is compiled with the system C compiler against aotgrad.h into
+ * a shared object, whose function (named after the file) builds the graph in this process;
+ * a .ir file is parsed and verified. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "load.h"
+
+static bool file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+const char *fe_include_dir(void)
+{
+    static char dir[PATH_MAX];
+    const char *env = getenv("AOTGRAD_INCLUDE");
+    if (env && *env)
+        return env;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return NULL;
+    *slash = 0;
+    /* the build tree keeps the headers in include/ beside the binary; an install in
+     * ../include/aotgrad beside bin/ */
+    const char *candidates[] = {"%s/include", "%s/../include/aotgrad"};
+    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
+        char header[PATH_MAX + 32];
+        snprintf(dir, sizeof dir, candidates[i], exe);
+        snprintf(header, sizeof header, "%s/aotgrad.h", dir);
+        if (file_exists(header))
+            return dir;
+    }
+    return NULL;
+}
+
+/* The model's name: the file's base name without .c, which must be a C identifier. */
+static bool model_name(const char *path, char *name, size_t len)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t n = strlen(base);
+    if (n > 2 && strcmp(base + n - 2, ".c") == 0)
+        n -= 2;
+    if (n == 0 || n >= len)
+        return false;
+    memcpy(name, base, n);
+    name[n] = 0;
+    if (!(name[0] == '_' || (name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z')))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(name[i] == '_' || (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
+              (name[i] >= '0' && name[i] <= '9')))
+            return false;
+    return true;
+}
+
+static int run(char *const argv[])
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        execvp(argv[0], argv);
+        fprintf(stderr, "aotgrad: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static ir_graph *load_c(const char *path, const char *include_dir)
+{
+    char name[256];
+    if (!model_name(path, name, sizeof name)) {
+        fprintf(stderr, "%s: error: the model's name is its file's base name, which must be a C identifier\n", path);
+        return NULL;
+    }
+    if (!include_dir)
+        include_dir = fe_include_dir();
+    if (!include_dir) {
+        fprintf(stderr, "aotgrad: cannot find aotgrad.h beside the aotgrad binary (set AOTGRAD_INCLUDE)\n");
+        return NULL;
+    }
+    char tmp[] = "/tmp/aotgrad-model-XXXXXX";
+    if (!mkdtemp(tmp)) {
+        fprintf(stderr, "aotgrad: cannot make a temporary folder: %s\n", strerror(errno));
+        return NULL;
+    }
+    char so[sizeof tmp + 16], inc[PATH_MAX + 2];
+    snprintf(so, sizeof so, "%s/model.so", tmp);
+    snprintf(inc, sizeof inc, "-I%s", include_dir);
+    const char *cc = getenv("CC");
+    char *argv[] = {(char *)(cc && *cc ? cc : "cc"), "-std=gnu17", "-shared", "-fPIC", "-O0",
+                    "-Werror=implicit-function-declaration", inc, "-o", so, (char *)path, NULL};
+    ir_graph *g = NULL;
+    int rc = run(argv);
+    if (rc != 0) {
+        fprintf(stderr, "%s: error: the model did not compile (%s exited with %d)\n", path, argv[0], rc);
+        goto out;
+    }
+    void *lib = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        fprintf(stderr, "%s: error: cannot load the compiled model: %s\n", path, dlerror());
+        goto out;
+    }
+    void (*build)(ag_graph *);
+    *(void **)&build = dlsym(lib, name);
+    if (!build) {
+        fprintf(stderr, "%s: error: no function 'void %s(ag_graph *g)'; a model's function is named after its file\n",
+                path, name);
+        dlclose(lib);
+        goto out;
+    }
+    g = ir_graph_new(name);
+    build(g);
+    dlclose(lib); /* the graph keeps copies of every string it needs */
+    if (ag_graph_finish(g) > 0) {
+        for (int i = 0; i < ag_graph_error_count(g); i++)
+            fprintf(stderr, "%s\n", ag_graph_error(g, i));
+        fprintf(stderr, "%s: %d error%s\n", path, ag_graph_error_count(g), ag_graph_error_count(g) == 1 ? "" : "s");
+        ir_graph_free(g);
+        g = NULL;
+    }
+out:
+    unlink(so);
+    rmdir(tmp);
+    return g;
+}
+
+char *fe_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    for (size_t got; buf && (got = fread(buf + n, 1, cap - n, f)) > 0;) {
+        n += got;
+        if (n == cap) {
+            char *b = realloc(buf, cap *= 2);
+            if (!b)
+                free(buf);
+            buf = b;
+        }
+    }
+    bool bad = ferror(f);
+    fclose(f);
+    if (bad || !buf) {
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+static ir_graph *load_ir(const char *path)
+{
+    size_t len;
+    char *text = fe_read_file(path, &len);
+    if (!text) {
+        fprintf(stderr, "%s: error: cannot read: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    char err[512];
+    ir_graph *g = ir_parse(text, len, path, err, sizeof err);
+    free(text);
+    if (!g) {
+        fprintf(stderr, "%s\n", err); /* it names the file, line and column */
+        return NULL;
+    }
+    if (!ir_verify(g, err, sizeof err)) {
+        fprintf(stderr, "%s: error: %s\n", path, err);
+        ir_graph_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+ir_graph *fe_load(const char *path, const char *include_dir)
+{
+    size_t n = strlen(path);
+    if (n > 3 && strcmp(path + n - 3, ".ir") == 0)
+        return load_ir(path);
+    if (!file_exists(path)) {
+        fprintf(stderr, "%s: error: no such file\n", path);
+        return NULL;
+    }
+    return load_c(path, include_dir);
+}

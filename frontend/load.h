@@ -1,0 +1,21 @@
+/* Loading models for the command line and the tests. */
+#ifndef AG_FRONTEND_LOAD_H
+#define AG_FRONTEND_LOAD_H
+
+#include <stddef.h>
+
+#include "ir.h"
+
+/* A model from a .c file (compiled with $CC or cc against aotgrad.h in include_dir, or the
+ * one beside the aotgrad binary when include_dir is NULL) or from a text .ir file. Every
+ * error goes to stderr with its location; NULL on failure. */
+ir_graph *fe_load(const char *path, const char *include_dir);
+
+/* The folder holding aotgrad.h: $AOTGRAD_INCLUDE, else include/ beside the binary (build
+ * tree), else ../include/aotgrad beside it (installed); NULL if none. */
+const char *fe_include_dir(void);
+
+/* A whole file, malloc'd; NULL with errno set on failure. */
+char *fe_read_file(const char *path, size_t *len);
+
+#endif

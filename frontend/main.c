@@ -1,0 +1,279 @@
+/* The aotgrad command line. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bind.h"
+#include "interp.h"
+#include "ir.h"
+#include "load.h"
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+    const char *usage;
+} command;
+
+static const command commands[];
+
+/* ---- option parsing shared by the subcommands ---- */
+
+static const char *prog_cmd = "aotgrad";
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "aotgrad %s: ", prog_cmd);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry 'aotgrad %s --help'.\n", prog_cmd);
+    return 2;
+}
+
+static bool parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return true;
+    return false;
+}
+
+static int print_help(const char *name)
+{
+    for (const command *c = commands; c->name; c++)
+        if (strcmp(c->name, name) == 0) {
+            printf("%s", c->usage);
+            return 0;
+        }
+    return 2;
+}
+
+/* ---- aotgrad ir ---- */
+
+static int cmd_ir(int argc, char **argv)
+{
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] == '-')
+            return usage_error("unknown option '%s'", argv[i]);
+        if (path)
+            return usage_error("one model at a time; extra argument '%s'", argv[i]);
+        path = argv[i];
+    }
+    if (!path)
+        return usage_error("%s", "which model? aotgrad ir MODEL.c|FILE.ir");
+    ir_graph *g = fe_load(path, NULL);
+    if (!g)
+        return 1;
+    ir_print(stdout, g);
+    ir_graph_free(g);
+    return 0;
+}
+
+/* ---- aotgrad check ---- */
+
+static int cmd_check(int argc, char **argv)
+{
+    const char *path = NULL;
+    bool print = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--print") == 0)
+            print = true;
+        else if (argv[i][0] == '-')
+            return usage_error("unknown option '%s'", argv[i]);
+        else if (path)
+            return usage_error("one file at a time; extra argument '%s'", argv[i]);
+        else
+            path = argv[i];
+    }
+    if (!path)
+        return usage_error("%s", "which file? aotgrad check FILE.ir");
+    size_t len;
+    char *text = fe_read_file(path, &len);
+    if (!text) {
+        fprintf(stderr, "%s: error: cannot read: %s\n", path, strerror(errno));
+        return 1;
+    }
+    char err[512];
+    ir_graph *g = ir_parse(text, len, path, err, sizeof err);
+    free(text);
+    if (!g) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    if (!ir_verify(g, err, sizeof err)) {
+        fprintf(stderr, "%s: error: %s\n", path, err);
+        ir_graph_free(g);
+        return 1;
+    }
+    if (print)
+        ir_print(stdout, g);
+    ir_graph_free(g);
+    return 0;
+}
+
+/* ---- aotgrad forward ---- */
+
+static void print_values(const ir_output *o, const ir_node *n, const ir_tensor *t)
+{
+    char type[96];
+    int64_t count = ir_numel(&t->shape, 1);
+    printf("%-10s %-18s [", o->name, ir_type_str(n->dtype, &t->shape, type, sizeof type));
+    int64_t shown = count < 8 ? count : 8;
+    for (int64_t i = 0; i < shown; i++) {
+        double v = ir_tensor_get(t, i);
+        if (ir_is_float(t->dtype))
+            printf("%s%.6g", i ? ", " : "", v);
+        else
+            printf("%s%.0f", i ? ", " : "", v);
+    }
+    printf("%s]", count > shown ? ", ..." : "");
+    if (count > shown)
+        printf("  (first %" PRId64 " of %" PRId64 ")", shown, count);
+    printf("\n");
+}
+
+static int cmd_forward(int argc, char **argv)
+{
+    const char *path = NULL;
+    int64_t batch = 4, seed = 1;
+    bool f64 = false, training = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--batch") == 0 || strcmp(a, "--seed") == 0) {
+            if (i + 1 == argc)
+                return usage_error("%s needs a value", a);
+            bool is_batch = a[2] == 'b';
+            if (!parse_i64(argv[++i], is_batch ? 1 : 0, is_batch ? (int64_t)1 << 24 : UINT32_MAX,
+                           is_batch ? &batch : &seed))
+                return usage_error(is_batch ? "--batch takes a count from 1 to 16777216, not '%s'"
+                                            : "--seed takes a number from 0 to 4294967295, not '%s'",
+                                   argv[i]);
+        } else if (strcmp(a, "--f64") == 0)
+            f64 = true;
+        else if (strcmp(a, "--train") == 0)
+            training = true;
+        else if (a[0] == '-')
+            return usage_error("unknown option '%s'", a);
+        else if (path)
+            return usage_error("one model at a time; extra argument '%s'", a);
+        else
+            path = a;
+    }
+    if (!path)
+        return usage_error("%s", "which model? aotgrad forward MODEL.c|FILE.ir");
+    ir_graph *g = fe_load(path, NULL);
+    if (!g)
+        return 1;
+    ir_tensor **bound = fe_bind_random(g, batch, (uint32_t)seed, f64);
+    ir_tensor *outs = calloc((size_t)g->nout, sizeof *outs);
+    ir_run run = {.f64 = f64, .batch = batch, .seed = (uint32_t)seed, .step = 0, .training = training};
+    char err[512];
+    int rc = 0;
+    if (!outs || !bound || !ir_interp(g, &run, (const ir_tensor *const *)bound, outs, err, sizeof err)) {
+        fprintf(stderr, "%s: error: %s\n", path, outs && bound ? err : "out of memory");
+        rc = 1;
+    } else {
+        printf("%s: forward through the interpreter (%s), batch %" PRId64 ", seed %" PRId64 "%s\n", g->name,
+               f64 ? "f64" : "f32", batch, seed, training ? ", dropout on" : "");
+        for (int k = 0; k < g->nout; k++) {
+            print_values(&g->out[k], &g->node[g->out[k].id], &outs[k]);
+            ir_tensor_free(&outs[k]);
+        }
+    }
+    free(outs);
+    fe_bind_free(g, bound);
+    ir_graph_free(g);
+    return rc;
+}
+
+/* ---- aotgrad ops ---- */
+
+static int cmd_ops(int argc, char **argv)
+{
+    (void)argv;
+    if (argc > 1)
+        return usage_error("%s", "takes no arguments");
+    static const char *const kinds[] = {"source", "elementwise", "reduce", "scan", "matmul",
+                                        "layout", "row",         "index",  "random"};
+    for (int i = 0; i < IR_OP_COUNT; i++) {
+        char arity[16];
+        snprintf(arity, sizeof arity, ir_ops[i].arity < 0 ? "1+" : "%d", ir_ops[i].arity);
+        printf("%-14s %-12s %-3s %s\n", ir_ops[i].name, kinds[ir_ops[i].kind], arity, ir_ops[i].doc);
+    }
+    return 0;
+}
+
+/* ---- the table of commands ---- */
+
+static const command commands[] = {
+    {"ir", cmd_ir, "print a model's graph as text IR",
+     "usage: aotgrad ir MODEL.c|FILE.ir\n\n"
+     "Builds the model (a C file, compiled with cc against aotgrad.h, whose function is named\n"
+     "after the file) or reads a text IR file, and prints its graph as text IR on stdout.\n"
+     "Errors in the model are reported as FILE:LINE: error: MESSAGE, all of them, and exit 1.\n"},
+    {"forward", cmd_forward, "run a model's graph through the reference interpreter",
+     "usage: aotgrad forward MODEL.c|FILE.ir [--batch N] [--seed S] [--f64] [--train]\n\n"
+     "Runs the graph through the reference interpreter on seeded random inputs (f32: N(0,1);\n"
+     "u8: 0..255; i32: 0..classes-1 where the input feeds one_hot, else 0..9) and parameters\n"
+     "from their initializers, and prints each output's type and first values.\n\n"
+     "  --batch N   the value of the batch dim N (default 4)\n"
+     "  --seed S    seed of the inputs, the parameters and dropout (default 1)\n"
+     "  --f64       compute in double instead of float\n"
+     "  --train     dropout active (default: off, as in evaluation)\n"},
+    {"check", cmd_check, "parse and verify a text IR file",
+     "usage: aotgrad check FILE.ir [--print]\n\n"
+     "Parses and verifies FILE.ir: exit 0 when it is well formed, else the first error as\n"
+     "FILE:LINE:COL: error: MESSAGE and exit 1.\n\n"
+     "  --print     print the graph in canonical form\n"},
+    {"ops", cmd_ops, "list the ops of the IR", "usage: aotgrad ops\n\nLists every op of the op table: name, kind, operand count, meaning.\n"},
+    {NULL, NULL, NULL, NULL},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "aotgrad: a deep-learning graph compiler\n\nusage: aotgrad COMMAND [ARGS]\n\ncommands:\n");
+    for (const command *c = commands; c->name; c++)
+        fprintf(f, "  %-10s %s\n", c->name, c->summary);
+    fprintf(f, "\n'aotgrad COMMAND --help' tells more about each.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        if (argc > 2 && strcmp(argv[1], "help") == 0 && print_help(argv[2]) == 0)
+            return 0;
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("aotgrad 0.1\n");
+        return 0;
+    }
+    for (const command *c = commands; c->name; c++)
+        if (strcmp(c->name, argv[1]) == 0) {
+            prog_cmd = c->name;
+            if (wants_help(argc - 1, argv + 1))
+                return print_help(c->name);
+            return c->run(argc - 1, argv + 1);
+        }
+    fprintf(stderr, "aotgrad: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

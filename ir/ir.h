@@ -1,0 +1,165 @@
+/* The graph IR: one graph type, nodes in an array named by integer ids.
+ *
+ * Builders only append, and every operand id is smaller than its user's id, so array order
+ * is an evaluation order. Identical pure nodes are merged as they are appended (hash-consing).
+ * A graph owns an arena; everything a graph points to lives there and is freed at once.
+ * A pass builds a new graph through an old-id -> new-id map rather than editing in place.
+ */
+#ifndef AG_IR_H
+#define AG_IR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aotgrad.h"
+#include "ops.h"
+
+#define IR_MAX_RANK AG_MAX_RANK
+
+/* A shape. A dim of AG_N is the symbolic batch; it appears at most once. */
+typedef struct ir_shape {
+    int rank;
+    int64_t dim[IR_MAX_RANK];
+} ir_shape;
+
+typedef enum ir_kind {
+    IR_K_SOURCE,      /* input, param, const */
+    IR_K_ELEMENTWISE, /* one output element from the same element of each (broadcast) operand */
+    IR_K_REDUCE,      /* fewer elements: along axes */
+    IR_K_SCAN,        /* same shape, running along an axis */
+    IR_K_MATMUL,
+    IR_K_LAYOUT,      /* moves elements without arithmetic */
+    IR_K_ROW,         /* a function of a whole row along an axis */
+    IR_K_INDEX,       /* integer labels to values */
+    IR_K_RANDOM,      /* reads the step's random stream */
+} ir_kind;
+
+/* Which attributes an op carries (the attrs column of the op table). */
+enum {
+    A_NAME = 1 << 0,    /* input, param: its name */
+    A_INIT = 1 << 1,    /* param: its initializer */
+    A_VALUE = 1 << 2,   /* const: its value */
+    A_AXES = 1 << 3,    /* reduce: axes bitmask and keepdims */
+    A_AXIS = 1 << 4,    /* one axis */
+    A_PERM = 1 << 5,    /* transpose: the permutation */
+    A_TRANS = 1 << 6,   /* matmul: ta, tb */
+    A_P = 1 << 7,       /* dropout: drop probability, in value */
+    A_SITE = 1 << 8,    /* dropout: the site number that keys its random stream */
+    A_CLASSES = 1 << 9, /* one_hot: the number of classes */
+};
+
+/* The dtype rule of an elementwise op (the types column). */
+typedef enum ir_types {
+    T_FLOAT, /* f32 operands, f32 result */
+    T_NUM,   /* operands of one dtype, f32 or i32; the result has it */
+    T_CMP,   /* operands of one dtype, f32, i32 or u8; bool result */
+    T_WHERE, /* bool, then two operands of one dtype; the result has it */
+    T_CAST,  /* any dtype to the result's dtype */
+    T_SAME,  /* any dtype, unchanged */
+} ir_types;
+
+typedef struct ir_attrs {
+    uint8_t axes;            /* reduce: bit k set = axis k is reduced */
+    bool keepdims;           /* reduce: reduced axes stay, with extent 1 */
+    int8_t axis;             /* argmax, cumsum, concat, softmax, log_softmax (never negative here) */
+    int8_t perm[IR_MAX_RANK]; /* transpose: result axis k is operand axis perm[k] */
+    bool ta, tb;             /* matmul: operand a / b is read transposed */
+    double value;            /* const: the value (rounded to its dtype); dropout: p */
+    int32_t site;            /* dropout */
+    int32_t classes;         /* one_hot */
+    ag_init init;            /* param */
+    const char *name;        /* input, param (in the graph's arena) */
+} ir_attrs;
+
+typedef struct ir_node {
+    ir_op op;
+    ag_dtype dtype;
+    ir_shape shape;
+    int32_t nin;
+    const int32_t *in; /* operand ids, in the graph's arena */
+    ir_attrs attr;
+    ag_loc loc;        /* where it was built; file in the arena, or NULL */
+} ir_node;
+
+typedef struct ir_output {
+    const char *name;
+    int32_t id;
+} ir_output;
+
+struct ag_graph {
+    const char *name;
+    ir_node *node;
+    int32_t n, cap;
+    ir_output *out;
+    int32_t nout, outcap;
+    int32_t next_site;    /* the next dropout site number */
+    char **errors;        /* DSL errors, "file:line: error: message" */
+    int nerrors, errcap;
+    const char *file_src, *file_copy; /* the last source file name interned, and its copy */
+    int32_t *hash;        /* open addressing over node ids, -1 empty; hashcap a power of 2 */
+    int32_t hashcap;
+    struct ir_chunk *arena;
+};
+typedef struct ag_graph ir_graph;
+
+/* ---- the op table, as data ---- */
+typedef struct ir_opinfo {
+    const char *name;
+    ir_kind kind;
+    int arity;     /* -1: one or more */
+    unsigned attrs;
+    ir_types types; /* elementwise only */
+    const char *doc;
+} ir_opinfo;
+extern const ir_opinfo ir_ops[IR_OP_COUNT];
+bool ir_op_by_name(const char *name, size_t len, ir_op *op);
+
+/* ---- dtypes and shapes ---- */
+const char *ir_dtype_name(ag_dtype t);
+bool ir_dtype_by_name(const char *name, size_t len, ag_dtype *t);
+size_t ir_dtype_size(ag_dtype t);
+bool ir_is_float(ag_dtype t); /* f32 or f64 */
+char *ir_shape_str(const ir_shape *s, char *buf, size_t len); /* "[N,784]" */
+char *ir_type_str(ag_dtype t, const ir_shape *s, char *buf, size_t len); /* "f32[N,784]" */
+bool ir_shape_eq(const ir_shape *a, const ir_shape *b);
+int64_t ir_numel(const ir_shape *s, int64_t batch); /* with AG_N bound to batch */
+bool ir_has_batch(const ir_shape *s);
+
+/* ---- building ---- */
+ir_graph *ir_graph_new(const char *name);
+void ir_graph_free(ir_graph *g);
+void *ir_alloc(ir_graph *g, size_t size); /* zeroed, lives as long as g */
+const char *ir_strdup(ir_graph *g, const char *s);
+const char *ir_strndup(ir_graph *g, const char *s, size_t len);
+
+/* Compute n's dtype and shape from its op, operands and attrs (ir/shape.c). For cast,
+ * reshape and broadcast_to, n's dtype or shape on entry is the requested result, checked.
+ * On failure returns false with a message such as "matmul: inner dimensions differ:
+ * [N,784] x [128,10]" (no location: the caller knows where). */
+bool ir_infer(const ir_graph *g, ir_node *n, char *err, size_t len);
+
+/* Append n (already inferred) and return its id; an identical pure node already in the
+ * graph is returned instead. n->in is copied into the arena. */
+int32_t ir_intern(ir_graph *g, const ir_node *n);
+/* ir_infer then ir_intern; -1 with the message on failure. */
+int32_t ir_add(ir_graph *g, ir_node *n, char *err, size_t len);
+void ir_add_output(ir_graph *g, const char *name, int32_t id);
+int32_t ir_find_source(const ir_graph *g, ir_op op, const char *name); /* -1 if none */
+
+/* A node with its op and operands set and everything else zero. */
+ir_node ir_node_make(ir_op op, int32_t nin, const int32_t *in);
+
+/* ---- text IR (ir/print.c, ir/parse.c) ---- */
+#include <stdio.h>
+void ir_print(FILE *f, const ir_graph *g);
+char *ir_print_str(const ir_graph *g); /* malloc'd */
+/* Parse one graph. On error returns NULL and writes "file:line:col: error: message". */
+ir_graph *ir_parse(const char *text, size_t len, const char *filename, char *err, size_t errlen);
+
+/* ---- verifier (ir/verify.c) ---- */
+/* Checks ids, order, arity, attributes, dtypes and shapes (by re-inferring every node),
+ * names and outputs. Returns false with "verify: ..." naming the node and its location. */
+bool ir_verify(const ir_graph *g, char *err, size_t len);
+
+#endif

@@ -1,0 +1,822 @@
+/* The text IR parser: the inverse of ir/print.c (see there for the form).
+ *
+ * A hand-written lexer over (text, len) that never reads past len, and a one-token-lookahead
+ * parser that never recurses, so no input can crash it or exhaust the stack. Every node is
+ * built with the same ir_infer as the DSL, then checked against its declared type. The first
+ * error longjmps out with "file:line:col: error: message"; everything parsed so far lives in
+ * the graph's arena or the parser's few buffers, all freed there. */
+#define _POSIX_C_SOURCE 200809L /* strndup */
+#include <limits.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ir.h"
+
+/* ---- lexer ---- */
+
+typedef enum {
+    TK_EOF,
+    TK_NL,    /* end of line; a trailing "; comment" rides on it */
+    TK_IDENT, /* [A-Za-z_][A-Za-z0-9_.]* */
+    TK_NUM,   /* digits, a sign, '.', letters of inf/nan and exponents: checked when read */
+    TK_VAL,   /* %name */
+    TK_GNAME, /* @name */
+    TK_PUNCT, /* one of : = [ ] , ( ) { } */
+} tok_kind;
+
+typedef struct token {
+    tok_kind k;
+    const char *s; /* its text (for %name and @name, without the sigil) */
+    size_t len;
+    int line, col;
+    const char *cmt; /* TK_NL, TK_EOF: the comment before it, after the ';' */
+    size_t cmtlen;
+    int cmtcol;
+} token;
+
+typedef struct name_ent {
+    const char *s; /* into the text */
+    size_t len;
+    int32_t id;
+    int line;
+} name_ent;
+
+typedef struct name_tab {
+    name_ent *e;
+    size_t cap, n;
+} name_tab;
+
+typedef struct site_use {
+    int32_t site;
+    int line, col;
+} site_use;
+
+typedef struct parser {
+    const char *p, *end, *bol; /* cursor, end of text, beginning of the cursor's line */
+    int line;
+    token tok;
+    const char *file;
+    char *err;
+    size_t errlen;
+    jmp_buf jmp;
+    ir_graph *g;
+    name_tab vals, outs;
+    int32_t *ins; /* operands of the node being read */
+    size_t nins, inscap;
+    site_use *sites;
+    size_t nsites, sitecap;
+    const char *lastfile; /* the last location's file, interned in g */
+} parser;
+
+static _Noreturn void error_at(parser *P, int line, int col, const char *fmt, ...)
+{
+    if (P->err && P->errlen) {
+        int k = snprintf(P->err, P->errlen, "%s:%d:%d: error: ", P->file, line, col);
+        if (k >= 0 && (size_t)k < P->errlen) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(P->err + k, P->errlen - (size_t)k, fmt, ap);
+            va_end(ap);
+        }
+    }
+    longjmp(P->jmp, 1);
+}
+
+#define ERROR_TOK(P, t, ...) error_at(P, (t)->line, (t)->col, __VA_ARGS__)
+
+static void *xgrow(void *p, size_t *cap, size_t size)
+{
+    *cap = *cap ? *cap * 2 : 16;
+    p = realloc(p, *cap * size);
+    if (!p) {
+        fprintf(stderr, "aotgrad: out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+static bool is_alpha(int c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
+static bool is_digit(int c) { return c >= '0' && c <= '9'; }
+static bool is_namech(int c) { return is_alpha(c) || is_digit(c) || c == '.'; }
+
+/* A byte as it is quoted in a message: '$' or '\xff'. */
+static const char *quote_byte(unsigned char c, char buf[8])
+{
+    if (c > 0x20 && c < 0x7f && c != '\'' && c != '\\')
+        snprintf(buf, 8, "'%c'", c);
+    else
+        snprintf(buf, 8, "'\\x%02x'", c);
+    return buf;
+}
+
+static void next(parser *P)
+{
+    token *t = &P->tok;
+    const char *p = P->p, *end = P->end;
+    t->cmt = NULL;
+    t->cmtlen = 0;
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r'))
+        p++;
+    if (p < end && *p == ';') {
+        t->cmt = ++p;
+        t->cmtcol = (int)(p - P->bol) + 1;
+        while (p < end && *p != '\n')
+            p++;
+        t->cmtlen = (size_t)(p - t->cmt);
+    }
+    t->s = p;
+    t->len = 1;
+    t->line = P->line;
+    t->col = (int)(p - P->bol) + 1;
+    if (p == end) {
+        t->k = TK_EOF;
+        t->len = 0;
+    } else if (*p == '\n') {
+        t->k = TK_NL;
+        p++;
+        P->line++;
+        P->bol = p;
+    } else if (is_alpha((unsigned char)*p)) {
+        t->k = TK_IDENT;
+        while (p < end && is_namech((unsigned char)*p))
+            p++;
+        t->len = (size_t)(p - t->s);
+    } else if (is_digit((unsigned char)*p) || *p == '.' ||
+               ((*p == '-' || *p == '+') && p + 1 < end && (is_namech((unsigned char)p[1])))) {
+        t->k = TK_NUM;
+        for (p++; p < end; p++) {
+            bool sign = (*p == '-' || *p == '+') && (p[-1] == 'e' || p[-1] == 'E');
+            if (!is_namech((unsigned char)*p) && !sign)
+                break;
+        }
+        t->len = (size_t)(p - t->s);
+    } else if (*p == '%' || *p == '@') {
+        t->k = *p == '%' ? TK_VAL : TK_GNAME;
+        const char *q = ++p;
+        while (p < end && is_namech((unsigned char)*p))
+            p++;
+        if (p == q)
+            error_at(P, t->line, t->col, "expected a name after '%c'", q[-1]);
+        t->s = q;
+        t->len = (size_t)(p - q);
+    } else if (*p && strchr(":=[],(){}", *p)) {
+        t->k = TK_PUNCT;
+        p++;
+    } else {
+        char buf[8];
+        error_at(P, t->line, t->col, "unexpected character %s", quote_byte((unsigned char)*p, buf));
+    }
+    P->p = p;
+}
+
+/* The token as a message shows it. */
+static const char *describe(const token *t, char *buf, size_t len)
+{
+    if (t->k == TK_EOF)
+        return "end of file";
+    if (t->k == TK_NL)
+        return "end of line";
+    const char *sigil = t->k == TK_VAL ? "%" : t->k == TK_GNAME ? "@" : "";
+    if (t->len > 40)
+        snprintf(buf, len, "'%s%.40s...'", sigil, t->s);
+    else
+        snprintf(buf, len, "'%s%.*s'", sigil, (int)t->len, t->s);
+    return buf;
+}
+
+static _Noreturn void unexpected(parser *P, const char *what)
+{
+    char buf[64];
+    if (P->tok.k == TK_EOF)
+        ERROR_TOK(P, &P->tok, "unexpected end of file");
+    ERROR_TOK(P, &P->tok, "expected %s, got %s", what, describe(&P->tok, buf, sizeof buf));
+}
+
+static bool is_punct(const parser *P, char c) { return P->tok.k == TK_PUNCT && *P->tok.s == c; }
+static bool is_word(const token *t, const char *w)
+{
+    return t->k == TK_IDENT && t->len == strlen(w) && memcmp(t->s, w, t->len) == 0;
+}
+static bool at_eol(const parser *P) { return P->tok.k == TK_NL || P->tok.k == TK_EOF; }
+
+static void expect_punct(parser *P, char c)
+{
+    if (!is_punct(P, c)) {
+        char what[8];
+        snprintf(what, sizeof what, "'%c'", c);
+        unexpected(P, what);
+    }
+    next(P);
+}
+
+static void skip_blank_lines(parser *P)
+{
+    while (P->tok.k == TK_NL)
+        next(P);
+}
+
+/* ---- numbers ---- */
+
+/* An optionally signed decimal integer; false on anything else or overflow. */
+static bool tok_int(const token *t, int64_t *v, bool *overflow)
+{
+    const char *s = t->s, *e = t->s + t->len;
+    bool neg = s < e && (*s == '-' || *s == '+') ? *s++ == '-' : false;
+    *overflow = false;
+    if (t->k != TK_NUM || s == e)
+        return false;
+    uint64_t x = 0;
+    for (; s < e; s++) {
+        if (!is_digit((unsigned char)*s))
+            return false;
+        if (x > (UINT64_MAX - 9) / 10)
+            *overflow = true;
+        else
+            x = x * 10 + (uint64_t)(*s - '0');
+    }
+    if (x > (uint64_t)INT64_MAX)
+        *overflow = true;
+    if (*overflow)
+        return false;
+    *v = neg ? -(int64_t)x : (int64_t)x;
+    return true;
+}
+
+static int64_t read_int(parser *P, const char *what, int64_t lo, int64_t hi)
+{
+    const token *t = &P->tok;
+    int64_t v;
+    bool overflow;
+    if (!tok_int(t, &v, &overflow)) {
+        if (overflow)
+            ERROR_TOK(P, t, "%s %.*s out of range", what, (int)(t->len > 40 ? 40 : t->len), t->s);
+        unexpected(P, "an integer");
+    }
+    if (v < lo || v > hi)
+        ERROR_TOK(P, t, "%s %.*s out of range", what, (int)(t->len > 40 ? 40 : t->len), t->s);
+    next(P);
+    return v;
+}
+
+/* A literal that reads as f32: it has '.', an exponent, inf or nan. */
+static bool float_syntax(const token *t)
+{
+    for (size_t i = 0; i < t->len; i++)
+        if (t->s[i] == '.' || t->s[i] == 'e' || t->s[i] == 'E' || t->s[i] == 'n' || t->s[i] == 'N')
+            return true;
+    return false;
+}
+
+static bool is_literal(const token *t)
+{
+    return t->k == TK_NUM || is_word(t, "inf") || is_word(t, "nan");
+}
+
+/* Reads the current literal with strtod (or strtof): it must use all of it and not
+ * overflow to infinity. */
+static double read_real(parser *P, bool f32)
+{
+    const token *t = &P->tok;
+    char buf[128], d[64];
+    if (!is_literal(t))
+        unexpected(P, "a number");
+    if (t->len >= sizeof buf)
+        ERROR_TOK(P, t, "number %s is too long", describe(t, d, sizeof d));
+    memcpy(buf, t->s, t->len);
+    buf[t->len] = 0;
+    char *end;
+    double v = f32 ? (double)strtof(buf, &end) : strtod(buf, &end);
+    if (end != buf + t->len)
+        ERROR_TOK(P, t, "bad number %s", describe(t, d, sizeof d));
+    if (isinf(v) && !strpbrk(buf, "iI")) /* overflowed, rather than written as inf */
+        ERROR_TOK(P, t, "number %s out of range for %s", describe(t, d, sizeof d), f32 ? "f32" : "f64");
+    next(P);
+    return v;
+}
+
+/* ---- names ---- */
+
+static uint64_t hash_str(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
+}
+
+static name_ent *name_find(name_tab *t, const char *s, size_t len)
+{
+    if (!t->cap)
+        return NULL;
+    for (size_t k = hash_str(s, len) & (t->cap - 1);; k = (k + 1) & (t->cap - 1)) {
+        name_ent *e = &t->e[k];
+        if (!e->s)
+            return NULL;
+        if (e->len == len && memcmp(e->s, s, len) == 0)
+            return e;
+    }
+}
+
+static void name_add(name_tab *t, const char *s, size_t len, int32_t id, int line)
+{
+    if (2 * (t->n + 1) > t->cap) {
+        name_tab old = *t;
+        t->cap = old.cap ? old.cap * 2 : 64;
+        t->e = calloc(t->cap, sizeof *t->e);
+        if (!t->e) {
+            fprintf(stderr, "aotgrad: out of memory\n");
+            exit(1);
+        }
+        t->n = 0;
+        for (size_t i = 0; i < old.cap; i++)
+            if (old.e[i].s)
+                name_add(t, old.e[i].s, old.e[i].len, old.e[i].id, old.e[i].line);
+        free(old.e);
+    }
+    size_t k = hash_str(s, len) & (t->cap - 1);
+    while (t->e[k].s)
+        k = (k + 1) & (t->cap - 1);
+    t->e[k] = (name_ent){s, len, id, line};
+    t->n++;
+}
+
+static bool is_identifier(const char *s, size_t len)
+{
+    if (!len || !is_alpha((unsigned char)s[0]))
+        return false;
+    for (size_t i = 1; i < len; i++)
+        if (!is_namech((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+/* ---- types ---- */
+
+typedef struct type {
+    ag_dtype dtype;
+    ir_shape shape;
+} type;
+
+static type read_type(parser *P)
+{
+    type ty = {0};
+    const token *t = &P->tok;
+    char d[64];
+    if (t->k != TK_IDENT)
+        unexpected(P, "a type");
+    if (!ir_dtype_by_name(t->s, t->len, &ty.dtype))
+        ERROR_TOK(P, t, "unknown dtype %s", describe(t, d, sizeof d));
+    if (ty.dtype == AG_F64)
+        ERROR_TOK(P, t, "dtype f64 is not allowed in a graph");
+    next(P);
+    expect_punct(P, '[');
+    int64_t numel = 1;
+    bool batch = false;
+    while (!is_punct(P, ']')) {
+        if (ty.shape.rank > 0)
+            expect_punct(P, ',');
+        if (ty.shape.rank == IR_MAX_RANK)
+            ERROR_TOK(P, t, "more than %d dims", IR_MAX_RANK);
+        int64_t v;
+        bool overflow;
+        if (is_word(t, "N")) {
+            if (batch)
+                ERROR_TOK(P, t, "the batch dim N appears twice");
+            batch = true;
+            v = AG_N;
+        } else if (tok_int(t, &v, &overflow) && v > 0 && is_digit((unsigned char)t->s[0])) {
+            if (__builtin_mul_overflow(numel, v, &numel))
+                ERROR_TOK(P, t, "integer overflow in dims: the shape has too many elements");
+        } else if (overflow && is_digit((unsigned char)t->s[0])) {
+            ERROR_TOK(P, t, "integer overflow in dim %s", describe(t, d, sizeof d));
+        } else if (t->k == TK_NUM) {
+            ERROR_TOK(P, t, "bad dim %s: dims are positive integers or N", describe(t, d, sizeof d));
+        } else {
+            unexpected(P, "a dim");
+        }
+        ty.shape.dim[ty.shape.rank++] = v;
+        next(P);
+    }
+    next(P);
+    return ty;
+}
+
+/* ---- nodes ---- */
+
+/* An f32 or i32 scalar constant from its literal. */
+static int32_t literal(parser *P)
+{
+    const token t = P->tok;
+    ir_node n = ir_node_make(IR_const, 0, NULL);
+    if (float_syntax(&t)) {
+        n.dtype = AG_F32;
+        n.attr.value = read_real(P, true);
+    } else {
+        n.dtype = AG_I32;
+        n.attr.value = (double)read_int(P, "i32 literal", INT32_MIN, INT32_MAX);
+    }
+    char msg[256];
+    int32_t id = ir_add(P->g, &n, msg, sizeof msg);
+    if (id < 0)
+        ERROR_TOK(P, &t, "%s", msg);
+    return id;
+}
+
+static int32_t operand(parser *P)
+{
+    const token *t = &P->tok;
+    if (is_literal(t))
+        return literal(P);
+    if (t->k != TK_VAL)
+        unexpected(P, "an operand");
+    name_ent *e = name_find(&P->vals, t->s, t->len);
+    if (!e)
+        ERROR_TOK(P, t, "undefined value %%%.*s", (int)t->len, t->s);
+    next(P);
+    return e->id;
+}
+
+static void read_init(parser *P, ag_init *init)
+{
+    static const struct {
+        const char *name;
+        ag_init_kind kind;
+        int nargs;
+    } inits[] = {
+        {"zeros", AG_INIT_ZEROS, 0},     {"constant", AG_INIT_CONSTANT, 1}, {"normal", AG_INIT_NORMAL, 2},
+        {"uniform", AG_INIT_UNIFORM, 2}, {"xavier", AG_INIT_XAVIER, 0},
+    };
+    const token *t = &P->tok;
+    char d[64];
+    if (t->k != TK_IDENT)
+        unexpected(P, "an initializer");
+    for (size_t i = 0; i < sizeof inits / sizeof *inits; i++)
+        if (is_word(t, inits[i].name)) {
+            init->kind = inits[i].kind;
+            next(P);
+            if (inits[i].nargs) {
+                expect_punct(P, '(');
+                init->a = read_real(P, false);
+                if (inits[i].nargs == 2) {
+                    expect_punct(P, ',');
+                    init->b = read_real(P, false);
+                }
+                expect_punct(P, ')');
+            }
+            return;
+        }
+    ERROR_TOK(P, t, "unknown initializer %s", describe(t, d, sizeof d));
+}
+
+/* The value of a const line, checked against its declared dtype. */
+static double const_value(parser *P, ag_dtype dtype)
+{
+    if (dtype == AG_F32)
+        return read_real(P, true);
+    if (!is_literal(&P->tok))
+        unexpected(P, "a number");
+    if (float_syntax(&P->tok)) {
+        char d[64];
+        ERROR_TOK(P, &P->tok, "%s is not an integer, as a %s constant must be", describe(&P->tok, d, sizeof d),
+                  ir_dtype_name(dtype));
+    }
+    int64_t lo = dtype == AG_I32 ? INT32_MIN : 0, hi = dtype == AG_I32 ? INT32_MAX : dtype == AG_U8 ? 255 : 1;
+    char what[32];
+    snprintf(what, sizeof what, "%s constant", ir_dtype_name(dtype));
+    return (double)read_int(P, what, lo, hi);
+}
+
+static const struct {
+    const char *name;
+    unsigned flag;
+} attr_names[] = {
+    {"axes", A_AXES}, {"keepdims", A_AXES}, {"axis", A_AXIS}, {"perm", A_PERM}, {"ta", A_TRANS},
+    {"tb", A_TRANS},  {"p", A_P},           {"site", A_SITE}, {"classes", A_CLASSES},
+};
+enum { NATTR = sizeof attr_names / sizeof *attr_names };
+
+/* The attributes after the operands, in any order; returns the count of perm entries. */
+static int read_attrs(parser *P, ir_node *n, const token *optok, int *permline, int *permcol)
+{
+    const char *opname = ir_ops[n->op].name;
+    bool seen[NATTR] = {0};
+    int nperm = -1;
+    char d[64];
+    while (P->tok.k == TK_IDENT) {
+        token t = P->tok;
+        int a = 0;
+        while (a < NATTR && !is_word(&t, attr_names[a].name))
+            a++;
+        if (a == NATTR || !(ir_ops[n->op].attrs & attr_names[a].flag))
+            ERROR_TOK(P, &t, "unknown attribute %s for %s", describe(&t, d, sizeof d), opname);
+        if (seen[a])
+            ERROR_TOK(P, &t, "duplicate attribute %s", describe(&t, d, sizeof d));
+        seen[a] = true;
+        next(P);
+        const char *name = attr_names[a].name;
+        if (!strcmp(name, "keepdims")) {
+            n->attr.keepdims = true;
+        } else if (!strcmp(name, "ta")) {
+            n->attr.ta = true;
+        } else if (!strcmp(name, "tb")) {
+            n->attr.tb = true;
+        } else if (!strcmp(name, "axes")) {
+            expect_punct(P, '=');
+            expect_punct(P, '[');
+            for (int k = 0; !is_punct(P, ']'); k++) {
+                if (k)
+                    expect_punct(P, ',');
+                token at = P->tok;
+                int64_t ax = read_int(P, "axis", 0, 7);
+                if (n->attr.axes >> ax & 1)
+                    ERROR_TOK(P, &at, "duplicate axis %d in axes", (int)ax);
+                n->attr.axes |= (uint8_t)(1u << ax);
+            }
+            next(P);
+        } else if (!strcmp(name, "perm")) {
+            *permline = t.line;
+            *permcol = t.col;
+            expect_punct(P, '=');
+            expect_punct(P, '[');
+            for (nperm = 0; !is_punct(P, ']'); nperm++) {
+                if (nperm)
+                    expect_punct(P, ',');
+                if (nperm == IR_MAX_RANK)
+                    ERROR_TOK(P, &P->tok, "perm has more than %d entries", IR_MAX_RANK);
+                n->attr.perm[nperm] = (int8_t)read_int(P, "perm entry", INT8_MIN, INT8_MAX);
+            }
+            next(P);
+        } else {
+            expect_punct(P, '=');
+            if (!strcmp(name, "axis"))
+                n->attr.axis = (int8_t)read_int(P, "axis", INT8_MIN, INT8_MAX);
+            else if (!strcmp(name, "p"))
+                n->attr.value = read_real(P, false);
+            else if (!strcmp(name, "classes"))
+                n->attr.classes = (int32_t)read_int(P, "classes", INT32_MIN, INT32_MAX);
+            else { /* site */
+                if (P->nsites == P->sitecap)
+                    P->sites = xgrow(P->sites, &P->sitecap, sizeof *P->sites);
+                site_use *u = &P->sites[P->nsites++];
+                u->line = P->tok.line;
+                u->col = P->tok.col;
+                n->attr.site = u->site = (int32_t)read_int(P, "site", INT32_MIN, INT32_MAX);
+            }
+        }
+    }
+    if (!at_eol(P))
+        unexpected(P, "an attribute or end of line");
+    /* the attributes without a default */
+    static const struct {
+        unsigned flag;
+        const char *name;
+    } required[] = {{A_AXES, "axes"}, {A_AXIS, "axis"}, {A_PERM, "perm"},
+                    {A_P, "p"},       {A_SITE, "site"}, {A_CLASSES, "classes"}};
+    for (size_t r = 0; r < sizeof required / sizeof *required; r++) {
+        if (!(ir_ops[n->op].attrs & required[r].flag))
+            continue;
+        int a = 0;
+        while (strcmp(attr_names[a].name, required[r].name))
+            a++;
+        if (!seen[a])
+            ERROR_TOK(P, optok, "%s: missing attribute '%s'", opname, required[r].name);
+    }
+    return nperm;
+}
+
+/* The "; FILE:LINE" after a node, FILE up to the last ':'. */
+static ag_loc read_loc(parser *P, const token *t)
+{
+    ag_loc loc = {NULL, 0};
+    if (!t->cmt)
+        return loc;
+    const char *s = t->cmt, *e = t->cmt + t->cmtlen;
+    int col = t->cmtcol;
+    while (s < e && (*s == ' ' || *s == '\t'))
+        s++, col++;
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+        e--;
+    const char *colon = e;
+    while (colon > s && colon[-1] != ':')
+        colon--;
+    bool ok = colon > s + 1 && colon < e;
+    long line = 0;
+    for (const char *q = colon; ok && q < e; q++) {
+        ok = is_digit((unsigned char)*q) && line <= (INT_MAX - 9) / 10;
+        line = line * 10 + (*q - '0');
+    }
+    for (const char *q = s; ok && q < colon; q++)
+        ok = (unsigned char)*q >= 0x20 && *q != 0x7f;
+    if (!ok)
+        error_at(P, t->line, col, "bad location '%.*s'; expected FILE:LINE", (int)(e - s > 60 ? 60 : e - s), s);
+    size_t flen = (size_t)(colon - 1 - s);
+    if (!P->lastfile || strlen(P->lastfile) != flen || memcmp(P->lastfile, s, flen) != 0)
+        P->lastfile = ir_strndup(P->g, s, flen);
+    loc.file = P->lastfile;
+    loc.line = (int)line;
+    return loc;
+}
+
+static int64_t add_sat(int64_t a, int64_t b)
+{
+    int64_t r;
+    return __builtin_add_overflow(a, b, &r) ? INT64_MAX : r;
+}
+
+static void read_node(parser *P)
+{
+    ir_graph *g = P->g;
+    char d[64], msg[256];
+    token name = P->tok;
+    name_ent *prev = name_find(&P->vals, name.s, name.len);
+    if (prev)
+        ERROR_TOK(P, &name, "redefinition of %%%.*s (first defined on line %d)", (int)name.len, name.s, prev->line);
+    next(P);
+    expect_punct(P, ':');
+    token tytok = P->tok;
+    type ty = read_type(P);
+    expect_punct(P, '=');
+    token optok = P->tok;
+    ir_op op;
+    if (optok.k != TK_IDENT)
+        unexpected(P, "an op");
+    if (!ir_op_by_name(optok.s, optok.len, &op))
+        ERROR_TOK(P, &optok, "unknown op %s", describe(&optok, d, sizeof d));
+    next(P);
+
+    ir_node n = ir_node_make(op, 0, NULL);
+    n.dtype = ty.dtype;
+    n.shape = ty.shape;
+    int nperm = -1, permline = 0, permcol = 0;
+    if (op == IR_input || op == IR_param) {
+        if (!is_identifier(name.s, name.len))
+            ERROR_TOK(P, &name, "%s name %%%.*s is not an identifier", ir_ops[op].name, (int)name.len, name.s);
+        n.attr.name = ir_strndup(g, name.s, name.len);
+        if (op == IR_param)
+            read_init(P, &n.attr.init);
+    } else if (op == IR_const) {
+        n.attr.value = const_value(P, ty.dtype);
+    } else {
+        P->nins = 0;
+        if (P->tok.k == TK_VAL || is_literal(&P->tok))
+            for (;;) {
+                int32_t id = operand(P);
+                if (P->nins == P->inscap)
+                    P->ins = xgrow(P->ins, &P->inscap, sizeof *P->ins);
+                P->ins[P->nins++] = id;
+                if (!is_punct(P, ','))
+                    break;
+                next(P);
+            }
+        if (P->nins > INT32_MAX)
+            ERROR_TOK(P, &optok, "too many operands");
+        n.nin = (int32_t)P->nins;
+        n.in = P->ins;
+        nperm = read_attrs(P, &n, &optok, &permline, &permcol);
+    }
+    if (!at_eol(P))
+        unexpected(P, "end of line");
+    n.loc = read_loc(P, &P->tok);
+
+    /* concat adds extents: make sure that cannot overflow before the rule does it */
+    if (op == IR_concat && n.attr.axis >= 0) {
+        int64_t sum = 0;
+        for (int32_t i = 0; i < n.nin; i++) {
+            const ir_shape *s = &g->node[n.in[i]].shape;
+            if (n.attr.axis < s->rank && s->dim[n.attr.axis] > 0)
+                sum = add_sat(sum, s->dim[n.attr.axis]);
+        }
+        if (sum == INT64_MAX)
+            ERROR_TOK(P, &optok, "integer overflow in dims: concat is too long");
+    }
+    if (!ir_infer(g, &n, msg, sizeof msg))
+        ERROR_TOK(P, &optok, "%s", msg);
+    if (n.dtype != ty.dtype || !ir_shape_eq(&n.shape, &ty.shape)) {
+        char a[80], b[80];
+        ERROR_TOK(P, &tytok, "declared %s but %s gives %s", ir_type_str(ty.dtype, &ty.shape, a, sizeof a),
+                  ir_ops[op].name, ir_type_str(n.dtype, &n.shape, b, sizeof b));
+    }
+    if (nperm >= 0 && nperm != n.shape.rank)
+        error_at(P, permline, permcol, "transpose: perm has %d entries for rank %d", nperm, n.shape.rank);
+    int32_t id = ir_intern(g, &n);
+    name_add(&P->vals, name.s, name.len, id, name.line);
+    next(P);
+}
+
+static void read_return(parser *P)
+{
+    char d[64];
+    do {
+        next(P); /* 'return' or ',' */
+        token name = P->tok;
+        if (name.k != TK_IDENT)
+            unexpected(P, "an output name");
+        if (name_find(&P->outs, name.s, name.len))
+            ERROR_TOK(P, &name, "duplicate output name %s", describe(&name, d, sizeof d));
+        next(P);
+        expect_punct(P, ':');
+        int32_t id = operand(P);
+        name_add(&P->outs, name.s, name.len, id, name.line);
+        char *s = strndup(name.s, name.len);
+        if (!s) {
+            fprintf(stderr, "aotgrad: out of memory\n");
+            exit(1);
+        }
+        ir_add_output(P->g, s, id);
+        free(s);
+    } while (is_punct(P, ','));
+    if (!at_eol(P))
+        unexpected(P, "',' or end of line");
+}
+
+static int site_cmp(const void *a, const void *b)
+{
+    const site_use *x = a, *y = b;
+    if (x->site != y->site)
+        return x->site < y->site ? -1 : 1;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    return (x->col > y->col) - (x->col < y->col);
+}
+
+static void read_graph(parser *P)
+{
+    char d[64];
+    next(P);
+    skip_blank_lines(P);
+    if (!is_word(&P->tok, "graph"))
+        unexpected(P, "'graph'");
+    next(P);
+    if (P->tok.k != TK_GNAME)
+        unexpected(P, "a graph name '@name'");
+    if (!is_identifier(P->tok.s, P->tok.len))
+        ERROR_TOK(P, &P->tok, "graph name %s is not an identifier", describe(&P->tok, d, sizeof d));
+    P->g->name = ir_strndup(P->g, P->tok.s, P->tok.len);
+    next(P);
+    expect_punct(P, '{');
+    if (P->tok.k != TK_NL)
+        unexpected(P, "end of line");
+    for (;;) {
+        skip_blank_lines(P);
+        if (P->tok.k == TK_VAL)
+            read_node(P);
+        else if (is_word(&P->tok, "return"))
+            break;
+        else if (is_punct(P, '}'))
+            ERROR_TOK(P, &P->tok, "missing 'return' before '}'");
+        else
+            unexpected(P, "a node or 'return'");
+    }
+    read_return(P);
+    skip_blank_lines(P);
+    if (P->tok.k == TK_EOF)
+        ERROR_TOK(P, &P->tok, "missing '}' at end of file");
+    if (!is_punct(P, '}'))
+        unexpected(P, "'}'");
+    next(P);
+    skip_blank_lines(P);
+    if (P->tok.k != TK_EOF)
+        ERROR_TOK(P, &P->tok, "unexpected %s after '}'", describe(&P->tok, d, sizeof d));
+
+    /* dropout sites key random streams: each one once */
+    if (P->nsites) {
+        qsort(P->sites, P->nsites, sizeof *P->sites, site_cmp);
+        for (size_t i = 1; i < P->nsites; i++)
+            if (P->sites[i].site == P->sites[i - 1].site)
+                error_at(P, P->sites[i].line, P->sites[i].col, "duplicate dropout site %d", (int)P->sites[i].site);
+        P->g->next_site = P->sites[P->nsites - 1].site + 1;
+    }
+}
+
+ir_graph *ir_parse(const char *text, size_t len, const char *filename, char *err, size_t errlen)
+{
+    parser *P = calloc(1, sizeof *P); /* on the heap: it must survive longjmp intact */
+    if (!P) {
+        fprintf(stderr, "aotgrad: out of memory\n");
+        exit(1);
+    }
+    P->p = P->bol = text ? text : "";
+    P->end = P->p + (text ? len : 0);
+    P->line = 1;
+    P->file = filename ? filename : "<input>";
+    P->err = err;
+    P->errlen = errlen;
+    P->g = ir_graph_new(NULL);
+    ir_graph *g = NULL;
+    if (setjmp(P->jmp) == 0) {
+        read_graph(P);
+        g = P->g;
+    } else {
+        ir_graph_free(P->g);
+    }
+    free(P->vals.e);
+    free(P->outs.e);
+    free(P->ins);
+    free(P->sites);
+    free(P);
+    return g;
+}

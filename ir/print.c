@@ -1,0 +1,211 @@
+/* The text IR printer. The form is canonical: ir_parse reads it back, and printing the
+ * parsed graph gives the same bytes, so every pass can be dumped, diffed and reloaded.
+ *
+ *   %2: f32[N,256] = matmul %1, %W1 tb            ; models/mlp.c:12
+ *
+ * Inputs and params print as %name, f32 and i32 scalar constants inline as literals, and
+ * every other node as %0, %1, ... in array order (ids are renumbered, never printed). */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ir.h"
+
+#define LOC_COLUMN 48 /* where the "; file:line" comments line up */
+
+static bool inline_const(const ir_node *n)
+{
+    return n->op == IR_const && (n->dtype == AG_F32 || n->dtype == AG_I32);
+}
+
+static bool same_float(float a, float b)
+{
+    if (isnan(a) || isnan(b))
+        return isnan(a) && isnan(b) && !signbit(a) == !signbit(b);
+    return a == b && !signbit(a) == !signbit(b);
+}
+
+/* The shortest "%.{6..9}g" that reads back as the same float, so 1/255 prints as
+ * 0.00392156886 and 0.5 as 0.5; ".0" marks it as f32 where nothing else does. */
+static void fmt_f32(char *buf, size_t len, float v)
+{
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(buf, len, "%.*g", prec, (double)v);
+        if (same_float(strtof(buf, NULL), v))
+            break;
+    }
+    if (!strpbrk(buf, ".en"))
+        strncat(buf, ".0", len - strlen(buf) - 1);
+}
+
+/* The shortest "%.{1..17}g" that reads back as exactly v. */
+static void fmt_double(char *buf, size_t len, double v)
+{
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, len, "%.*g", prec, v);
+        double r = strtod(buf, NULL);
+        if (r == v || (isnan(r) && isnan(v)))
+            break;
+    }
+}
+
+static void fmt_const(char *buf, size_t len, const ir_node *n)
+{
+    double v = n->attr.value;
+    if (n->dtype == AG_F32)
+        fmt_f32(buf, len, (float)v);
+    else if (v == floor(v) && fabs(v) < 9.2e18) /* i32, u8, bool: a plain integer */
+        snprintf(buf, len, "%lld", (long long)v);
+    else /* not a value of its dtype (the verifier says so); still print something exact */
+        fmt_double(buf, len, v);
+}
+
+static const char *op_name(const ir_node *n)
+{
+    return (unsigned)n->op < IR_OP_COUNT ? ir_ops[n->op].name : "?";
+}
+
+/* The operand id as it is printed: a name, a number or a literal. Returns chars written. */
+static int print_ref(FILE *f, const ir_graph *g, const int32_t *num, int32_t id)
+{
+    if (id < 0 || id >= g->n)
+        return fprintf(f, "%%?%d", (int)id); /* a broken graph; ir_verify says why */
+    const ir_node *n = &g->node[id];
+    if ((n->op == IR_input || n->op == IR_param) && n->attr.name)
+        return fprintf(f, "%%%s", n->attr.name);
+    if (inline_const(n)) {
+        char buf[64];
+        fmt_const(buf, sizeof buf, n);
+        return fprintf(f, "%s", buf);
+    }
+    return fprintf(f, "%%%d", (int)num[id]);
+}
+
+static int print_type(FILE *f, ag_dtype t, const ir_shape *s)
+{
+    int k = fprintf(f, "%s[", ir_dtype_name(t));
+    for (int i = 0; i < s->rank && i < IR_MAX_RANK; i++) {
+        if (s->dim[i] == AG_N)
+            k += fprintf(f, "%sN", i ? "," : "");
+        else
+            k += fprintf(f, "%s%lld", i ? "," : "", (long long)s->dim[i]);
+    }
+    return k + fprintf(f, "]");
+}
+
+static int print_init(FILE *f, const ag_init *init)
+{
+    char a[32], b[32];
+    fmt_double(a, sizeof a, init->a);
+    fmt_double(b, sizeof b, init->b);
+    switch (init->kind) {
+    case AG_INIT_ZEROS: return fprintf(f, " zeros");
+    case AG_INIT_CONSTANT: return fprintf(f, " constant(%s)", a);
+    case AG_INIT_NORMAL: return fprintf(f, " normal(%s, %s)", a, b);
+    case AG_INIT_UNIFORM: return fprintf(f, " uniform(%s, %s)", a, b);
+    case AG_INIT_XAVIER: return fprintf(f, " xavier");
+    }
+    return fprintf(f, " ?init%d", (int)init->kind);
+}
+
+/* The attributes the op's attrs column names, in the table's order. */
+static int print_attrs(FILE *f, const ir_node *n)
+{
+    unsigned attrs = (unsigned)n->op < IR_OP_COUNT ? ir_ops[n->op].attrs : 0;
+    const ir_attrs *a = &n->attr;
+    int k = 0;
+    if (attrs & A_AXES) {
+        k += fprintf(f, " axes=[");
+        for (int i = 0, first = 1; i < 8; i++)
+            if (a->axes >> i & 1) {
+                k += fprintf(f, "%s%d", first ? "" : ",", i);
+                first = 0;
+            }
+        k += fprintf(f, "]%s", a->keepdims ? " keepdims" : "");
+    }
+    if (attrs & A_AXIS)
+        k += fprintf(f, " axis=%d", a->axis);
+    if (attrs & A_PERM) {
+        k += fprintf(f, " perm=[");
+        for (int i = 0; i < n->shape.rank && i < IR_MAX_RANK; i++)
+            k += fprintf(f, "%s%d", i ? "," : "", a->perm[i]);
+        k += fprintf(f, "]");
+    }
+    if ((attrs & A_TRANS) && a->ta)
+        k += fprintf(f, " ta");
+    if ((attrs & A_TRANS) && a->tb)
+        k += fprintf(f, " tb");
+    if (attrs & A_P) {
+        char buf[32];
+        fmt_double(buf, sizeof buf, a->value);
+        k += fprintf(f, " p=%s", buf);
+    }
+    if (attrs & A_SITE)
+        k += fprintf(f, " site=%d", (int)a->site);
+    if (attrs & A_CLASSES)
+        k += fprintf(f, " classes=%d", (int)a->classes);
+    return k;
+}
+
+void ir_print(FILE *f, const ir_graph *g)
+{
+    fprintf(f, "graph @%s {\n", g->name ? g->name : "graph");
+    int32_t *num = calloc((size_t)(g->n > 0 ? g->n : 1), sizeof *num);
+    if (!num) {
+        fprintf(stderr, "aotgrad: out of memory\n");
+        exit(1);
+    }
+    int32_t next = 0;
+    for (int32_t id = 0; id < g->n; id++) {
+        const ir_node *n = &g->node[id];
+        bool named = (n->op == IR_input || n->op == IR_param) && n->attr.name;
+        if (inline_const(n))
+            continue;
+        int k = 0;
+        if (named)
+            k += fprintf(f, "  %%%s: ", n->attr.name);
+        else
+            k += fprintf(f, "  %%%d: ", (int)(num[id] = next++));
+        k += print_type(f, n->dtype, &n->shape);
+        k += fprintf(f, " = %s", op_name(n));
+        if (n->op == IR_param)
+            k += print_init(f, &n->attr.init);
+        if (n->op == IR_const) {
+            char buf[64];
+            fmt_const(buf, sizeof buf, n);
+            k += fprintf(f, " %s", buf);
+        }
+        for (int i = 0; i < n->nin && n->in; i++) {
+            k += fprintf(f, i ? ", " : " ");
+            k += print_ref(f, g, num, n->in[i]);
+        }
+        k += print_attrs(f, n);
+        if (n->loc.file)
+            fprintf(f, "%*s; %s:%d", k < LOC_COLUMN ? LOC_COLUMN - k : 1, "", n->loc.file, n->loc.line);
+        fputc('\n', f);
+    }
+    fprintf(f, "  return");
+    for (int i = 0; i < g->nout; i++) {
+        fprintf(f, "%s %s: ", i ? "," : "", g->out[i].name ? g->out[i].name : "?");
+        print_ref(f, g, num, g->out[i].id);
+    }
+    fprintf(f, "\n}\n");
+    free(num);
+}
+
+char *ir_print_str(const ir_graph *g)
+{
+    char *s = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&s, &len);
+    if (!f) {
+        fprintf(stderr, "aotgrad: out of memory\n");
+        exit(1);
+    }
+    ir_print(f, g);
+    fclose(f);
+    return s;
+}

@@ -1,0 +1,17 @@
+#include <aotgrad.h>
+
+/* d2l 4.4: softmax regression on Fashion-MNIST. */
+void softmax(ag_graph *g)
+{
+    ag_val x = ag_input(g, "x", AG_U8, AG_N, 784);
+    ag_val y = ag_input(g, "y", AG_I32, AG_N);
+    ag_val W = ag_param(g, "W", ag_normal(0, 0.01), 784, 10);
+    ag_val b = ag_param(g, "b", ag_zeros(), 10);
+
+    ag_val X = ag_scale(ag_cast(x, AG_F32), 1.0 / 255);
+    ag_val logits = ag_add(ag_matmul(X, W), b);
+
+    ag_output(g, "logits", logits);
+    ag_output(g, "loss", ag_mean(ag_cross_entropy(logits, y)));
+    ag_output(g, "correct", ag_sum(ag_cast(ag_eq(ag_argmax(logits, 1), y), AG_F32)));
+}

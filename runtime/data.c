@@ -1,0 +1,558 @@
+/* Training data: IDX and CSV loaders, synthetic data, shuffle and gather. See data.h. */
+#include "data.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "rng.h"
+
+static bool fail(char *err, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (err && len)
+        vsnprintf(err, len, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+static size_t dtype_size(ag_dtype t)
+{
+    switch (t) {
+    case AG_U8:
+    case AG_BOOL:
+        return 1;
+    case AG_F64:
+        return 8;
+    default:
+        return 4;
+    }
+}
+
+void rt_dataset_free(rt_dataset *d)
+{
+    free(d->x);
+    free(d->y);
+    memset(d, 0, sizeof *d);
+}
+
+/* ---- IDX ------------------------------------------------------------------------------- */
+
+#define IDX_IMAGES 0x00000803u /* u8 (0x08), 3 dims */
+#define IDX_LABELS 0x00000801u /* u8, 1 dim */
+#define CHUNK (1 << 20)
+
+typedef struct idx_file {
+    const char *path;
+    gzFile gz;
+    int64_t off; /* bytes of the decompressed stream consumed, for messages */
+    char *err;
+    size_t len;
+} idx_file;
+
+static bool idx_open(idx_file *f)
+{
+    errno = 0;
+    f->gz = gzopen(f->path, "rb");
+    if (!f->gz)
+        return fail(f->err, f->len, "%s: cannot open: %s", f->path, strerror(errno ? errno : ENOMEM));
+    gzbuffer(f->gz, 1 << 17);
+    return true;
+}
+
+static void idx_close(idx_file *f)
+{
+    if (f->gz)
+        gzclose(f->gz);
+    f->gz = NULL;
+}
+
+/* zlib's message for the last error, without the "path: " it puts in front. */
+static const char *gz_message(idx_file *f, int *errnum)
+{
+    const char *m = gzerror(f->gz, errnum);
+    size_t n = strlen(f->path);
+    if (strncmp(m, f->path, n) == 0 && m[n] == ':' && m[n + 1] == ' ')
+        m += n + 2;
+    return m;
+}
+
+/* A read came back short at offset at + got: a read error, or data that ends early (a cut
+ * gzip stream or a corrupt one says why in parentheses). */
+static bool short_read(idx_file *f, int64_t at, int64_t want, int64_t got, const char *what)
+{
+    int errnum;
+    const char *m = gz_message(f, &errnum);
+    if (errnum == Z_ERRNO)
+        return fail(f->err, f->len, "%s: offset %lld: cannot read: %s", f->path, (long long)(at + got), m);
+    return fail(f->err, f->len, "%s: offset %lld: truncated: expected %lld bytes of %s, found %lld%s%s%s",
+                f->path, (long long)at, (long long)want, what, (long long)got,
+                errnum != Z_OK ? " (gzip: " : "", errnum != Z_OK ? m : "", errnum != Z_OK ? ")" : "");
+}
+
+/* Read the header: magic, then ndims big-endian u32 dims. The magic is checked as soon as
+ * there are 4 bytes, so a wrong file is named as such even when it is short. */
+static bool idx_header(idx_file *f, uint32_t magic, int ndims, const char *kind, uint32_t *dims)
+{
+    uint8_t h[16];
+    int want = 4 + 4 * ndims, got = gzread(f->gz, h, (unsigned)want);
+    if (got < 0)
+        got = 0;
+    if (got >= 4) {
+        uint32_t m = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+        if (m != magic)
+            return fail(f->err, f->len, "%s: offset 0: bad magic 0x%08x, expected 0x%08x (%s)", f->path, m,
+                        magic, kind);
+    }
+    if (got < want) {
+        char what[64];
+        snprintf(what, sizeof what, "header (magic + %d dim%s)", ndims, ndims > 1 ? "s" : "");
+        return short_read(f, 0, want, got, what);
+    }
+    for (int i = 0; i < ndims; i++) {
+        const uint8_t *p = h + 4 + 4 * i;
+        dims[i] = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    }
+    f->off = want;
+    return true;
+}
+
+/* Read want bytes into a buffer that grows as data arrives, so a header that lies about the
+ * size costs no more memory than the file really holds. */
+static bool idx_data(idx_file *f, int64_t want, const char *what, uint8_t **out)
+{
+    uint8_t *buf = NULL;
+    int64_t got = 0, cap = 0;
+    while (got < want) {
+        if (got == cap) {
+            int64_t ncap = cap ? 2 * cap : CHUNK;
+            ncap = ncap < want ? ncap : want;
+            uint8_t *nb = realloc(buf, (size_t)ncap);
+            if (!nb) {
+                free(buf);
+                return fail(f->err, f->len, "%s: offset %lld: out of memory for %lld bytes of %s", f->path,
+                            (long long)f->off, (long long)want, what);
+            }
+            buf = nb, cap = ncap;
+        }
+        int64_t chunk = cap - got < CHUNK ? cap - got : CHUNK;
+        int r = gzread(f->gz, buf + got, (unsigned)chunk);
+        if (r <= 0)
+            break;
+        got += r;
+    }
+    if (got < want) {
+        free(buf);
+        return short_read(f, f->off, want, got, what);
+    }
+    f->off += want;
+    *out = buf;
+    return true;
+}
+
+/* The file must end after its data. Counting stops at a megabyte: enough to say how much. */
+static bool idx_end(idx_file *f, const char *after)
+{
+    uint8_t buf[4096];
+    int64_t extra = 0;
+    int r;
+    while (extra < CHUNK && (r = gzread(f->gz, buf, sizeof buf)) > 0)
+        extra += r;
+    if (extra)
+        return fail(f->err, f->len, "%s: offset %lld: %lld%s trailing bytes after %s, expected end of file",
+                    f->path, (long long)f->off, (long long)extra, extra >= CHUNK ? " or more" : "", after);
+    int errnum;
+    const char *m = gz_message(f, &errnum);
+    if (errnum != Z_OK)
+        return fail(f->err, f->len, "%s: offset %lld: %s%s", f->path, (long long)f->off,
+                    errnum == Z_ERRNO ? "cannot read: " : "gzip: ", m);
+    return true;
+}
+
+bool rt_load_idx(const char *images, const char *labels, int classes, rt_dataset *out, char *err, size_t len)
+{
+    memset(out, 0, sizeof *out);
+    if (classes < 1 || classes > 256)
+        return fail(err, len, "%s: %d classes, expected 1..256 (IDX labels are bytes)", labels, classes);
+
+    idx_file fi = {images, NULL, 0, err, len}, fl = {labels, NULL, 0, err, len};
+    uint32_t d[3], nl = 0;
+    uint8_t *x = NULL, *lab = NULL;
+    int32_t *y = NULL;
+    char what[96];
+    static const char *names[3] = {"images", "rows", "cols"};
+
+    if (!idx_open(&fi) || !idx_header(&fi, IDX_IMAGES, 3, "IDX images, u8, 3 dims", d))
+        goto bad;
+    for (int i = 0; i < 3; i++)
+        if (d[i] == 0) {
+            fail(err, len, "%s: offset %d: 0 %s, expected at least 1", images, 4 + 4 * i, names[i]);
+            goto bad;
+        }
+    uint64_t pixels = (uint64_t)d[1] * d[2]; /* < 2^64: both factors are below 2^32 */
+    if (pixels > (uint64_t)RT_DATA_MAX_BYTES || d[0] > (uint64_t)RT_DATA_MAX_BYTES / pixels) {
+        fail(err, len, "%s: offset 4: %u x %u x %u images are over the %lld-byte limit", images, d[0], d[1],
+             d[2], (long long)RT_DATA_MAX_BYTES);
+        goto bad;
+    }
+    /* The labels' header before any image data: a mismatch costs no 47 MB read. */
+    if (!idx_open(&fl) || !idx_header(&fl, IDX_LABELS, 1, "IDX labels, u8, 1 dim", &nl))
+        goto bad;
+    if (nl != d[0]) {
+        fail(err, len, "%s: offset 4: %u labels, expected %u (the image count of %s)", labels, nl, d[0], images);
+        goto bad;
+    }
+
+    snprintf(what, sizeof what, "image data (%u x %u x %u)", d[0], d[1], d[2]);
+    if (!idx_data(&fi, (int64_t)(d[0] * pixels), what, &x))
+        goto bad;
+    snprintf(what, sizeof what, "the %u images", d[0]);
+    if (!idx_end(&fi, what))
+        goto bad;
+    snprintf(what, sizeof what, "label data (%u)", nl);
+    if (!idx_data(&fl, nl, what, &lab))
+        goto bad;
+    snprintf(what, sizeof what, "the %u labels", nl);
+    if (!idx_end(&fl, what))
+        goto bad;
+    for (uint32_t i = 0; i < nl; i++)
+        if (lab[i] >= classes) {
+            fail(err, len, "%s: offset %lld (label %u): label %d out of range 0..%d", labels, 8 + (long long)i, i,
+                 lab[i], classes - 1);
+            goto bad;
+        }
+    if (!(y = malloc((size_t)nl * sizeof *y))) {
+        fail(err, len, "%s: out of memory for %u labels", labels, nl);
+        goto bad;
+    }
+    for (uint32_t i = 0; i < nl; i++)
+        y[i] = lab[i];
+
+    free(lab);
+    idx_close(&fi);
+    idx_close(&fl);
+    *out = (rt_dataset){.n = d[0], .features = (int64_t)pixels, .x_dtype = AG_U8, .x = x,
+                        .targets = 1, .y_dtype = AG_I32, .y = y, .classes = classes};
+    return true;
+bad:
+    free(x);
+    free(lab);
+    free(y);
+    idx_close(&fi);
+    idx_close(&fl);
+    return false;
+}
+
+/* dir/name.gz if it exists, else dir/name (left for the loader to report when missing too). */
+static void pick(char *path, size_t size, const char *dir, const char *name)
+{
+    snprintf(path, size, "%s/%s.gz", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (f)
+        fclose(f);
+    else
+        snprintf(path, size, "%s/%s", dir, name);
+}
+
+bool rt_load_mnist_dir(const char *dir, bool train, int classes, rt_dataset *out, char *err, size_t len)
+{
+    char images[4096], labels[4096];
+    const char *set = train ? "train" : "t10k";
+    char name[64];
+    snprintf(name, sizeof name, "%s-images-idx3-ubyte", set);
+    pick(images, sizeof images, dir, name);
+    snprintf(name, sizeof name, "%s-labels-idx1-ubyte", set);
+    pick(labels, sizeof labels, dir, name);
+    return rt_load_idx(images, labels, classes, out, err, len);
+}
+
+/* ---- CSV ------------------------------------------------------------------------------- */
+
+/* The whole file, NUL-terminated, read in chunks so that pipes work too. */
+static char *slurp(const char *path, size_t *size, char *err, size_t len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fail(err, len, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (cap - n < 2) {
+            size_t ncap = cap ? 2 * cap : 65536;
+            char *nb = realloc(buf, ncap);
+            if (!nb) {
+                fail(err, len, "%s: out of memory after %zu bytes", path, n);
+                goto bad;
+            }
+            buf = nb, cap = ncap;
+        }
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+        if ((int64_t)n > RT_DATA_MAX_BYTES) {
+            fail(err, len, "%s: over the %lld-byte limit", path, (long long)RT_DATA_MAX_BYTES);
+            goto bad;
+        }
+        if (r == 0) {
+            if (ferror(f)) {
+                fail(err, len, "%s: cannot read: %s", path, strerror(errno));
+                goto bad;
+            }
+            break;
+        }
+    }
+    fclose(f);
+    buf[n] = 0;
+    *size = n;
+    return buf;
+bad:
+    free(buf);
+    fclose(f);
+    return NULL;
+}
+
+enum { NUM_OK, NUM_BAD, NUM_RANGE };
+
+/* The number a field holds, all of it: finite and within f32. */
+static int field_number(const char *s, const char *e, double *v)
+{
+    char buf[80], *end;
+    size_t n = (size_t)(e - s);
+    if (n == 0 || n >= sizeof buf)
+        return NUM_BAD;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    *v = strtod(buf, &end);
+    if (end != buf + n || isnan(*v))
+        return NUM_BAD;
+    return fabs(*v) <= FLT_MAX ? NUM_OK : NUM_RANGE;
+}
+
+static bool blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+
+/* The field that starts at p on the line [p, e), trimmed to [*a, *b); returns where the next
+ * one starts (past the comma), or e + 1 after the last. */
+static const char *field(const char *p, const char *e, const char **a, const char **b)
+{
+    const char *q = p;
+    while (q < e && *q != ',')
+        q++;
+    *a = p, *b = q;
+    while (*a < *b && blank(**a))
+        (*a)++;
+    while (*b > *a && blank((*b)[-1]))
+        (*b)--;
+    return q + 1;
+}
+
+bool rt_load_csv(const char *path, int64_t features, int64_t targets, int classes, rt_dataset *out, char *err,
+                 size_t len)
+{
+    memset(out, 0, sizeof *out);
+    if (features < 1 || targets < 1 || features > (1 << 30) || targets > (1 << 30) || classes < 0)
+        return fail(err, len, "%s: %lld features, %lld targets, %d classes: expected 1..2^30 features and "
+                    "targets, classes >= 0", path, (long long)features, (long long)targets, classes);
+    int64_t cols = features + targets;
+    char shape[96];
+    snprintf(shape, sizeof shape, "%lld feature%s + %lld target%s", (long long)features, features > 1 ? "s" : "",
+             (long long)targets, targets > 1 ? "s" : "");
+
+    size_t size;
+    char *text = slurp(path, &size, err, len);
+    if (!text)
+        return false;
+    float *x = NULL, *yf = NULL;
+    int32_t *yi = NULL;
+    int64_t n = 0, cap = 0, line = 0;
+    bool first = true, header = false;
+    const char *s = text, *end = text + size, *a, *b;
+    if (size >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) /* a UTF-8 BOM would make row 1 a "header" */
+        s += 3;
+    while (s < end) {
+        const char *ls = s, *e = memchr(s, '\n', (size_t)(end - s));
+        if (!e)
+            e = end;
+        s = e < end ? e + 1 : end;
+        line++;
+        const char *p = ls;
+        while (p < e && blank(*p))
+            p++;
+        if (p == e) /* blank line */
+            continue;
+
+        int64_t k = 1;
+        for (p = ls; p < e; p++)
+            k += *p == ',';
+        if (first) { /* a header is the first line with a field that is not a number */
+            double v;
+            first = false;
+            for (p = ls; p <= e && !header;) {
+                p = field(p, e, &a, &b);
+                header = field_number(a, b, &v) != NUM_OK;
+            }
+            if (header)
+                continue;
+        }
+        if (k != cols) {
+            fail(err, len, "%s:%lld: %lld field%s, expected %lld (%s)", path, (long long)line, (long long)k,
+                 k == 1 ? "" : "s", (long long)cols, shape);
+            goto bad;
+        }
+        if (n == cap) { /* a row takes 2 bytes a field or more: the rest of the file bounds the rows */
+            int64_t left = n + (int64_t)(end - ls) / (2 * cols) + 1, ncap = cap ? 2 * cap : 1024;
+            ncap = ncap < left ? ncap : left;
+            float *nx = realloc(x, (size_t)(ncap * features) * sizeof *x);
+            if (nx)
+                x = nx;
+            void *ny = classes ? realloc(yi, (size_t)(ncap * targets) * sizeof *yi)
+                               : realloc(yf, (size_t)(ncap * targets) * sizeof *yf);
+            if (ny && classes)
+                yi = ny;
+            else if (ny)
+                yf = ny;
+            if (!nx || !ny) {
+                fail(err, len, "%s:%lld: out of memory for %lld rows", path, (long long)line, (long long)ncap);
+                goto bad;
+            }
+            cap = ncap;
+        }
+        p = ls;
+        for (int64_t j = 0; j < cols; j++) {
+            double v;
+            p = field(p, e, &a, &b);
+            int r = field_number(a, b, &v), w = (int)(b - a > 40 ? 40 : b - a);
+            const char *dots = b - a > 40 ? "..." : "";
+            if (j >= features && classes) {
+                if (r != NUM_OK || v != floor(v) || v < 0 || v >= classes) {
+                    fail(err, len, "%s:%lld:%lld: expected an integer class label in 0..%d, found '%.*s%s'", path,
+                         (long long)line, (long long)j + 1, classes - 1, w, a, dots);
+                    goto bad;
+                }
+                yi[n * targets + j - features] = (int32_t)v;
+            } else if (r != NUM_OK) {
+                fail(err, len, "%s:%lld:%lld: expected a number%s, found '%.*s%s'", path, (long long)line,
+                     (long long)j + 1, r == NUM_RANGE ? " within f32 range" : "", w, a, dots);
+                goto bad;
+            } else if (j < features) {
+                x[n * features + j] = (float)v;
+            } else {
+                yf[n * targets + j - features] = (float)v;
+            }
+        }
+        n++;
+    }
+    if (n == 0) {
+        fail(err, len, "%s: %s, expected rows of %lld numbers (%s)", path,
+             header ? "only a header line" : "empty file", (long long)cols, shape);
+        goto bad;
+    }
+
+    free(text);
+    *out = (rt_dataset){.n = n, .features = features, .x_dtype = AG_F32, .x = x, .targets = targets,
+                        .y_dtype = classes ? AG_I32 : AG_F32, .y = classes ? (void *)yi : (void *)yf,
+                        .classes = classes};
+    return true;
+bad:
+    free(text);
+    free(x);
+    free(yi);
+    free(yf);
+    return false;
+}
+
+/* ---- synthetic data ---------------------------------------------------------------------- */
+
+bool rt_synthetic_linear(const double *w, int64_t nw, double b, int64_t n, double noise, uint32_t seed,
+                         uint32_t stream, rt_dataset *out, char *err, size_t len)
+{
+    memset(out, 0, sizeof *out);
+    if (n < 1 || nw < 1)
+        return fail(err, len, "synthetic data: %lld samples of %lld features, expected at least 1 of each",
+                    (long long)n, (long long)nw);
+    if (n > RT_DATA_MAX_BYTES / 8 / (nw + 1))
+        return fail(err, len, "synthetic data: %lld x %lld is over the %lld-byte limit", (long long)n,
+                    (long long)nw, (long long)RT_DATA_MAX_BYTES);
+    double *r = malloc((size_t)(n * (nw + 1)) * sizeof *r); /* X's draws, then the noise's */
+    float *x = malloc((size_t)(n * nw) * sizeof *x), *y = malloc((size_t)n * sizeof *y);
+    if (!r || !x || !y) {
+        free(r), free(x), free(y);
+        return fail(err, len, "synthetic data: out of memory for %lld x %lld", (long long)n, (long long)nw);
+    }
+    rt_fill_normal_f64(r, n * (nw + 1), 0, 1, seed, stream);
+    for (int64_t i = 0; i < n; i++) {
+        double acc = b;
+        for (int64_t j = 0; j < nw; j++) {
+            x[i * nw + j] = (float)r[i * nw + j];
+            acc += (double)x[i * nw + j] * w[j]; /* from the stored X, so y fits the data seen */
+        }
+        y[i] = (float)(acc + noise * r[n * nw + i]);
+    }
+    free(r);
+    *out = (rt_dataset){.n = n, .features = nw, .x_dtype = AG_F32, .x = x, .targets = 1, .y_dtype = AG_F32,
+                        .y = y, .classes = 0};
+    return true;
+}
+
+/* ---- batching ---------------------------------------------------------------------------- */
+
+typedef struct draws {
+    uint32_t key[2];
+    uint64_t epoch, block;
+    uint32_t w[4];
+    int used;
+} draws;
+
+static uint64_t next64(draws *d)
+{
+    if (d->used == 4) {
+        uint32_t ctr[4] = {(uint32_t)d->block, (uint32_t)(d->block >> 32), (uint32_t)d->epoch,
+                           (uint32_t)(d->epoch >> 32)};
+        rt_philox4x32_10(ctr, d->key, d->w);
+        d->block++, d->used = 0;
+    }
+    uint64_t v = (uint64_t)d->w[d->used] << 32 | d->w[d->used + 1];
+    d->used += 2;
+    return v;
+}
+
+/* Uniform in [0, bound): reject the 2^64 mod bound lowest words, then the rest split evenly. */
+static uint64_t below(draws *d, uint64_t bound)
+{
+    uint64_t t = -bound % bound;
+    for (;;) {
+        uint64_t r = next64(d);
+        if (r >= t)
+            return r % bound;
+    }
+}
+
+void rt_shuffle(int64_t *perm, int64_t n, uint32_t seed, uint64_t epoch)
+{
+    draws d = {{seed, RT_RNG_SHUFFLE_KEY}, epoch, 0, {0}, 4};
+    for (int64_t i = 0; i < n; i++)
+        perm[i] = i;
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)below(&d, (uint64_t)i + 1), t = perm[i];
+        perm[i] = perm[j], perm[j] = t;
+    }
+}
+
+void rt_gather(const rt_dataset *d, const int64_t *idx, int64_t count, void *x, void *y)
+{
+    size_t xs = dtype_size(d->x_dtype) * (size_t)d->features, ys = dtype_size(d->y_dtype) * (size_t)d->targets;
+    for (int64_t k = 0; k < count; k++) {
+        assert(idx[k] >= 0 && idx[k] < d->n);
+        if (x)
+            memcpy((char *)x + k * xs, (const char *)d->x + idx[k] * xs, xs);
+        if (y)
+            memcpy((char *)y + k * ys, (const char *)d->y + idx[k] * ys, ys);
+    }
+}

@@ -1,0 +1,70 @@
+/* Training data: loaders for IDX (MNIST / Fashion-MNIST) and numeric CSV files, the book's
+ * synthetic linear data, and the per-epoch shuffle and batch gather.
+ *
+ * Loaders fill an rt_dataset and return true, or return false with a message in err that
+ * names the file, where in it (IDX: the byte offset in the decompressed stream; CSV:
+ * line:field) and what was expected against what was found. On failure *out is left zeroed,
+ * with nothing to free. No input makes them crash or allocate more than RT_DATA_MAX_BYTES.
+ */
+#ifndef AG_RUNTIME_DATA_H
+#define AG_RUNTIME_DATA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aotgrad.h"
+
+#define RT_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+#define RT_DATA_MAX_BYTES ((int64_t)1 << 31) /* a header asking for more is refused */
+
+typedef struct rt_dataset {
+    int64_t n;        /* samples */
+    int64_t features; /* values per sample: 784 for 28x28 images, the feature columns of a CSV */
+    ag_dtype x_dtype; /* AG_U8 for IDX images, AG_F32 otherwise */
+    void *x;          /* n * features, row-major */
+    int64_t targets;  /* values per sample of y: 1 */
+    ag_dtype y_dtype; /* AG_I32 class labels, or AG_F32 regression targets */
+    void *y;          /* n * targets */
+    int classes;      /* labels lie in 0..classes-1; 0 for regression */
+} rt_dataset;
+
+/* IDX files, gzipped or not (zlib reads both): images idx3 (magic 0x00000803, u8,
+ * n x rows x cols) and labels idx1 (magic 0x00000801, u8, n). Checks the magic numbers, the
+ * dims, the sizes (truncated data and trailing bytes are errors), that both files hold the
+ * same count, and that every label lies in 0..classes-1 (classes in 1..256). */
+bool rt_load_idx(const char *images, const char *labels, int classes, rt_dataset *out, char *err,
+                 size_t len);
+/* dir/{train,t10k}-{images-idx3,labels-idx1}-ubyte, with .gz if that file exists. */
+bool rt_load_mnist_dir(const char *dir, bool train, int classes, rt_dataset *out, char *err,
+                       size_t len);
+
+/* Numeric CSV: each row `features` numbers then `targets` numbers, comma separated. The
+ * first line is a header, and skipped, when its fields are not all numbers; blank lines are
+ * skipped. classes > 0: each target is an integer class label in 0..classes-1, stored as
+ * i32; classes == 0: f32 targets. Numbers must be finite and fit in f32. */
+bool rt_load_csv(const char *path, int64_t features, int64_t targets, int classes,
+                 rt_dataset *out, char *err, size_t len);
+
+/* The book's synthetic_data: X ~ N(0, 1) of n x nw, y = X w + b + N(0, noise^2), both f32.
+ * Element j < n*nw of Philox stream (seed, stream) is X's, element n*nw + i the noise of
+ * sample i, so the data is a function of (seed, stream). False only when out of memory or
+ * for n < 1, nw < 1. */
+bool rt_synthetic_linear(const double *w, int64_t nw, double b, int64_t n, double noise,
+                         uint32_t seed, uint32_t stream, rt_dataset *out, char *err, size_t len);
+
+void rt_dataset_free(rt_dataset *d); /* frees x and y and zeroes *d; a zeroed one is fine */
+
+/* perm = a permutation of 0..n-1 for an epoch: Fisher-Yates with unbiased draws (64-bit words,
+ * rejection), a function of (seed, epoch). Philox key (seed, RT_RNG_SHUFFLE_KEY), counter
+ * (k lo, k hi, epoch lo, epoch hi) for block k, apart from init (word 3 is its tag) and
+ * from dropout (whose key's second word is a site number, never this). */
+#define RT_RNG_SHUFFLE_KEY 0x53485546u /* "SHUF" */
+void rt_shuffle(int64_t *perm, int64_t n, uint32_t seed, uint64_t epoch);
+
+/* Copy the samples idx[0..count) of d into contiguous x (count * features) and y
+ * (count * targets), in the dataset's dtypes; x or y may be null to skip it. Every idx lies
+ * in 0..n-1. */
+void rt_gather(const rt_dataset *d, const int64_t *idx, int64_t count, void *x, void *y);
+
+#endif

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs, through apt-get, whichever of aotgrad's Debian packages are missing; does nothing
+# when all are there. Safe to run again.
+set -euo pipefail
+packages=(
+  gcc make cmake pkg-config  # the build
+  llvm-19-dev                # code generation through the LLVM C API
+  libopenblas-dev            # sgemm for matmuls
+  libcriterion-dev           # the test suite
+  zlib1g-dev                 # gzipped IDX data files
+  librandom123-dev           # Philox known-answer vectors for the RNG tests
+  dataset-fashion-mnist      # /usr/share/datasets/fashion-mnist
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

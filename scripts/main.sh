@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The main job: installs what is missing, builds aotgrad, and takes the d2l MLP
+# (models/mlp.c) through it: its graph as text IR, and a forward pass in the interpreter.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$(nproc)"
+echo
+echo "== aotgrad ir models/mlp.c =="
+build/aotgrad ir models/mlp.c | tee build/mlp.ir
+echo
+echo "== aotgrad check build/mlp.ir (the printed IR parses back) =="
+build/aotgrad check --print build/mlp.ir | cmp - build/mlp.ir && echo "round trip: identical"
+echo
+echo "== aotgrad forward models/mlp.c --batch 3 =="
+build/aotgrad forward models/mlp.c --batch 3 --seed 1

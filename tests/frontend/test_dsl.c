@@ -1,0 +1,293 @@
+/* DSL misuse: each mistake is reported once, at its own line, in the GCC form, and never
+ * crashes; values built from a poisoned one stay quiet. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aotgrad.h"
+#include "ir.h"
+
+/* Each case builds a graph with one mistake and sets *line to the line that makes it. */
+typedef struct dsl_case {
+    const char *name;
+    void (*build)(ag_graph *g, int *line);
+    const char *message; /* after "FILE:LINE: error: " */
+} dsl_case;
+
+#define MARK (*line = __LINE__)
+
+static void matmul_inner(ag_graph *g, int *line)
+{
+    ag_val x = ag_input(g, "x", AG_F32, AG_N, 784);
+    ag_val w = ag_param(g, "w", ag_zeros(), 128, 10);
+    MARK; ag_val o = ag_matmul(x, w);
+    ag_output(g, "o", ag_relu(o)); /* o is poisoned: no second error */
+}
+
+static void broadcast(ag_graph *g, int *line)
+{
+    ag_val x = ag_input(g, "x", AG_F32, AG_N, 784);
+    ag_val b = ag_param(g, "b", ag_zeros(), 10);
+    MARK; ag_output(g, "o", ag_add(x, b));
+}
+
+static void dtype_mix(ag_graph *g, int *line)
+{
+    ag_val x = ag_input(g, "x", AG_F32, AG_N, 3);
+    ag_val y = ag_input(g, "y", AG_I32, AG_N, 3);
+    MARK; ag_output(g, "o", ag_mul(x, y));
+}
+
+static void exp_of_int(ag_graph *g, int *line)
+{
+    ag_val y = ag_input(g, "y", AG_I32, AG_N);
+    MARK; ag_output(g, "o", ag_exp(y));
+}
+
+static void axis_range(ag_graph *g, int *line)
+{
+    ag_val x = ag_input(g, "x", AG_F32, AG_N, 10);
+    MARK; ag_output(g, "o", ag_sum(x, 2));
+}
+
+static void axis_twice(ag_graph *g, int *line)
+{
+    ag_val x = ag_input(g, "x", AG_F32, 4, 10);
+    MARK; ag_output(g, "o", ag_mean(x, 1, -1));
+}
+
+static void reshape_count(ag_graph *g, int *line)
+{
+    ag_val x = ag_input(g, "x", AG_F32, AG_N, 784);
+    MARK; ag_output(g, "o", ag_reshape(x, AG_N, 100));
+}
+
+static void concat_off_axis(ag_graph *g, int *line)
+{
+    ag_val a = ag_input(g, "a", AG_F32, 3, 4);
+    ag_val b = ag_input(g, "b", AG_F32, 3, 5);
+    MARK; ag_output(g, "o", ag_concat(0, a, b));
+}
+
+static void dot_of_matrix(ag_graph *g, int *line)
+{
+    ag_val a = ag_input(g, "a", AG_F32, 3, 4);
+    ag_val b = ag_input(g, "b", AG_F32, 4);
+    MARK; ag_output(g, "o", ag_dot(a, b));
+}
+
+static void mv_inner(ag_graph *g, int *line)
+{
+    ag_val a = ag_input(g, "a", AG_F32, 3, 4);
+    ag_val b = ag_input(g, "b", AG_F32, 5);
+    MARK; ag_output(g, "o", ag_mv(a, b));
+}
+
+static void duplicate_name(ag_graph *g, int *line)
+{
+    ag_val x = ag_input(g, "x", AG_F32, AG_N, 2);
+    MARK; ag_val w = ag_param(g, "x", ag_zeros(), 2, 1);
+    ag_output(g, "o", ag_matmul(x, w));
+}
+
+static void batch_in_param(ag_graph *g, int *line)
+{
+    MARK; ag_val w = ag_param(g, "w", ag_zeros(), AG_N, 3);
+    ag_output(g, "o", w);
+}
+
+static void too_many_dims(ag_graph *g, int *line)
+{
+    MARK; ag_val x = ag_input(g, "x", AG_F32, 1, 2, 3, 4, 5);
+    ag_output(g, "o", x);
+}
+
+static void zero_dim(ag_graph *g, int *line)
+{
+    MARK; ag_val x = ag_input(g, "x", AG_F32, AG_N, 0);
+    ag_output(g, "o", x);
+}
+
+static void cross_entropy_labels(ag_graph *g, int *line)
+{
+    ag_val o = ag_input(g, "o", AG_F32, AG_N, 10);
+    ag_val y = ag_input(g, "y", AG_F32, AG_N);
+    MARK; ag_output(g, "l", ag_cross_entropy(o, y));
+}
+
+static void where_condition(ag_graph *g, int *line)
+{
+    ag_val x = ag_input(g, "x", AG_F32, 3);
+    MARK; ag_output(g, "o", ag_where(x, x, 0));
+}
+
+static void not_an_int(ag_graph *g, int *line)
+{
+    ag_val y = ag_input(g, "y", AG_I32, 3);
+    MARK; ag_output(g, "o", ag_add(y, 0.5));
+}
+
+static void dropout_p(ag_graph *g, int *line)
+{
+    ag_val x = ag_input(g, "x", AG_F32, AG_N, 8);
+    MARK; ag_output(g, "o", ag_dropout(x, 1.5));
+}
+
+static void transpose_perm(ag_graph *g, int *line)
+{
+    ag_val x = ag_input(g, "x", AG_F32, 2, 3);
+    MARK; ag_output(g, "o", ag_transpose(x, 0, 0));
+}
+
+static void one_hot_float(ag_graph *g, int *line)
+{
+    ag_val x = ag_input(g, "x", AG_F32, AG_N);
+    MARK; ag_output(g, "o", ag_one_hot(x, 10));
+}
+
+static void broadcast_to_bad(ag_graph *g, int *line)
+{
+    ag_val x = ag_input(g, "x", AG_F32, 3);
+    MARK; ag_output(g, "o", ag_broadcast_to(x, 2, 4));
+}
+
+static void output_twice(ag_graph *g, int *line)
+{
+    ag_val x = ag_input(g, "x", AG_F32, 3);
+    ag_output(g, "o", x);
+    MARK; ag_output(g, "o", ag_neg(x));
+}
+
+static void bad_name(ag_graph *g, int *line)
+{
+    MARK; ag_val x = ag_input(g, "2x", AG_F32, 3);
+    ag_output(g, "o", x);
+}
+
+static void batch_twice(ag_graph *g, int *line)
+{
+    ag_val a = ag_input(g, "a", AG_F32, AG_N, 1);
+    MARK; ag_output(g, "o", ag_add(a, ag_transpose(a)));
+}
+
+static void only_numbers(ag_graph *g, int *line)
+{
+    ag_val x = ag_input(g, "x", AG_F32, 3);
+    MARK; ag_output(g, "o", ag_add(x, ag_mul(ag_val_of((ag_val){g, 7777, 0}), 2)));
+}
+
+static const dsl_case cases[] = {
+    {"matmul_inner", matmul_inner, "matmul: inner dimensions differ: [N,784] x [128,10]"},
+    {"broadcast", broadcast, "add: cannot broadcast [N,784] and [10]"},
+    {"dtype_mix", dtype_mix, "mul: dtypes differ: f32 and i32"},
+    {"exp_of_int", exp_of_int, "exp: needs f32 operands, got i32 (cast it first)"},
+    {"axis_range", axis_range, "sum: axis 2 out of range for [N,10]"},
+    {"axis_twice", axis_twice, "mean: axis 1 given twice"},
+    {"reshape_count", reshape_count, "reshape: cannot reshape [N,784] to [N,100]: 784 x N elements vs 100 x N"},
+    {"concat_off_axis", concat_off_axis, "concat: shapes [3,4] and [3,5] differ off axis 0"},
+    {"dot_of_matrix", dot_of_matrix, "dot: needs a vector and a vector, got [3,4] and [4]"},
+    {"mv_inner", mv_inner, "mv: inner dimensions differ: [3,4] x [5]"},
+    {"duplicate_name", duplicate_name, "param x: the name is already used by the input at " __FILE__ ":%d"},
+    {"batch_in_param", batch_in_param, "param w: the batch dim N cannot be in a parameter's shape [N,3]"},
+    {"too_many_dims", too_many_dims, "input x: 5 dims; at most 4"},
+    {"zero_dim", zero_dim, "input: dim 1 of [N,0] is 0; dims are positive or N"},
+    {"cross_entropy_labels", cross_entropy_labels,
+     "cross_entropy: labels must be i32, one per row of the logits [N,10]; got f32[N]"},
+    {"where_condition", where_condition, "where: the condition must be bool, got f32"},
+    {"not_an_int", not_an_int, "add: the number 0.5 is not an i32"},
+    {"dropout_p", dropout_p, "dropout: p = 1.5 is not a probability in [0, 1]"},
+    {"transpose_perm", transpose_perm, "transpose: not a permutation of the 2 axes of [2,3]"},
+    {"one_hot_float", one_hot_float, "one_hot: labels must be i32, got f32"},
+    {"broadcast_to_bad", broadcast_to_bad, "broadcast_to: cannot broadcast [3] to [2,4]"},
+    {"output_twice", output_twice, "output o: the name is already used"},
+    {"bad_name", bad_name, "input: name \"2x\" is not an identifier"},
+    {"batch_twice", batch_twice, "add: the batch dim N would appear 2 times in [N,N]"},
+    {"only_numbers", only_numbers, "mul: an operand is not a value of any graph (uninitialized ag_val?)"},
+};
+
+Test(dsl, each_mistake_reported_once_at_its_line)
+{
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const dsl_case *c = &cases[i];
+        ag_graph *g = ag_graph_new(c->name);
+        int line = 0;
+        c->build(g, &line);
+        int errors = ag_graph_finish(g);
+        char want[512], msg[400];
+        /* duplicate_name's message names the earlier line, one above the mistake */
+        snprintf(msg, sizeof msg, c->message, line - 1);
+        snprintf(want, sizeof want, "%s:%d: error: %s", __FILE__, line, msg);
+        cr_expect_eq(errors, 1, "%s: %d errors, first: %s", c->name, errors, errors ? ag_graph_error(g, 0) : "none");
+        if (errors)
+            cr_expect_str_eq(ag_graph_error(g, 0), want, "%s", c->name);
+        ag_graph_free(g);
+    }
+}
+
+/* Independent mistakes are all reported, in order, and a graph with errors has no outputs
+ * from its poisoned values. */
+Test(dsl, every_error_is_reported)
+{
+    ag_graph *g = ag_graph_new("two");
+    ag_val x = ag_input(g, "x", AG_F32, AG_N, 4);
+    int l1 = __LINE__; ag_val a = ag_sum(x, 5);
+    int l2 = __LINE__; ag_val b = ag_matmul(x, x);
+    ag_output(g, "a", ag_exp(a));
+    ag_output(g, "b", ag_exp(b));
+    cr_assert_eq(ag_graph_finish(g), 2);
+    char want[256];
+    snprintf(want, sizeof want, "%s:%d: error: sum: axis 5 out of range for [N,4]", __FILE__, l1);
+    cr_expect_str_eq(ag_graph_error(g, 0), want);
+    snprintf(want, sizeof want, "%s:%d: error: matmul: inner dimensions differ: [N,4] x [N,4]", __FILE__, l2);
+    cr_expect_str_eq(ag_graph_error(g, 1), want);
+    cr_expect_eq(g->nout, 0);
+    ag_graph_free(g);
+}
+
+Test(dsl, a_graph_without_outputs_is_an_error)
+{
+    ag_graph *g = ag_graph_new("empty");
+    ag_input(g, "x", AG_F32, 3);
+    cr_assert_eq(ag_graph_finish(g), 1);
+    cr_expect_str_eq(ag_graph_error(g, 0), "empty:0: error: graph empty has no outputs (call ag_output)");
+    ag_graph_free(g);
+}
+
+/* Builders merge identical nodes, numbers take their neighbour's dtype, and every node
+ * keeps the line that built it. */
+Test(dsl, hash_consing_and_numbers)
+{
+    ag_graph *g = ag_graph_new("cse");
+    ag_val x = ag_input(g, "x", AG_F32, AG_N, 4);
+    ag_val k = ag_input(g, "k", AG_I32, 4);
+    int line = __LINE__; ag_val a = ag_mul(ag_exp(x), 2);
+    ag_val b = ag_mul(ag_exp(x), 2);
+    cr_assert_eq(a.id, b.id, "identical nodes are merged");
+    ag_val c = ag_add(k, 1);
+    cr_assert_eq(g->node[g->node[c.id].in[1]].dtype, AG_I32);
+    cr_assert_eq(g->node[a.id].loc.line, line);
+    cr_assert_str_eq(g->node[a.id].loc.file, __FILE__);
+    ag_output(g, "a", a);
+    cr_assert_eq(ag_graph_finish(g), 0);
+    ag_graph_free(g);
+}
+
+/* A model file with mistakes, through the command line: every error in the GCC form with
+ * the path as given, exit 1. */
+Test(dsl, model_file_errors_through_the_command_line)
+{
+    const char *bin = getenv("AOTGRAD_BIN");
+    cr_assert_not_null(bin, "AOTGRAD_BIN is not set (run through ctest)");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cd %s && %s ir tests/data/models/bad_shapes.c 2>&1", AG_SOURCE_DIR, bin);
+    FILE *p = popen(cmd, "r");
+    char out[4096] = {0};
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    cr_assert_eq(WEXITSTATUS(st), 1, "%s", out);
+    cr_assert_str_eq(out, "tests/data/models/bad_shapes.c:10: error: matmul: inner dimensions differ: [N,784] x [128,10]\n"
+                          "tests/data/models/bad_shapes.c:12: error: sum: axis 3 out of range for [N,10]\n"
+                          "tests/data/models/bad_shapes.c: 2 errors\n");
+}
