@@ -137,6 +137,7 @@ static inline ag_init ag_xavier(void) { return (ag_init){AG_INIT_XAVIER, 0, 0}; 
 #define ag_reshape(x, ...) ag_reshape_at(AG_HERE, AG_V(x), AG_DIMS(__VA_ARGS__))
 #define ag_flatten(x) ag_flatten_at(AG_HERE, AG_V(x)) /* keep the first axis, join the rest */
 #define ag_broadcast_to(x, ...) ag_broadcast_to_at(AG_HERE, AG_V(x), AG_DIMS(__VA_ARGS__))
+#define ag_slice(x, axis, start, extent) ag_slice_at(AG_HERE, AG_V(x), axis, start, extent)
 #define ag_concat(axis, ...) \
     ag_concat_at(AG_HERE, axis, AG_NARGS(__VA_ARGS__), (ag_val[]){AG_MAP_V(__VA_ARGS__)})
 
@@ -152,6 +153,38 @@ static inline ag_init ag_xavier(void) { return (ag_init){AG_INIT_XAVIER, 0, 0}; 
 #define ag_norm_l2(x) ag_sqrt(ag_sum(ag_square(x)))
 #define ag_norm_fro(x) ag_sqrt(ag_sum(ag_square(x)))
 #define ag_norm(x) ag_norm_l2(x)
+
+/* ---- training: what the model declares, so that one file (or its .ir dump) trains ---- */
+
+typedef struct ag_optimizer {
+    const char *kind; /* "sgd": p -= lr * (grad + wd * p) */
+    double lr, wd;    /* defaults; both are runtime scalars (--lr, --wd) */
+} ag_optimizer;
+#define ag_sgd(...) ((ag_optimizer){.kind = "sgd", __VA_ARGS__})
+
+typedef struct ag_fit {
+    int _;                   /* lets the list be empty */
+    ag_val metric;           /* a scalar summed over an epoch, divided by its samples */
+    const char *metric_name; /* its output's name: default "correct" */
+    ag_val predict;          /* what predictions read (logits, y_hat); optional */
+    const char *data;        /* "fashion-mnist", a path, or "synthetic-linear w=2,-3.4 b=4.2 train=1000" */
+    int64_t batch, epochs;   /* defaults for the command line */
+} ag_fit;
+
+/* Declares the scalar loss to minimize with the optimizer, and the training defaults.
+ * Adds the outputs loss, the metric and predict. */
+#define ag_minimize(g, loss, opt, ...) ag_minimize_at(AG_HERE, g, AG_V(loss), opt, (ag_fit){._ = 0, __VA_ARGS__})
+/* A parameter group: its weight decay is wd * wd_scale and its learning rate lr * lr_scale.
+ * Parameters in no group are updated with the plain lr and wd. */
+#define ag_group(g, name, wd_scale, lr_scale, ...) \
+    ag_group_at(AG_HERE, g, name, wd_scale, lr_scale, AG_NARGS(__VA_ARGS__), (ag_val[]){__VA_ARGS__})
+/* A named option the command line sets with --set NAME=VALUE; VALUE one of choices
+ * ("relu|sigmoid|tanh"). Returns the value in force. */
+#define ag_option(g, name, default_value, choices) ag_option_at(AG_HERE, g, name, default_value, choices)
+/* Asks for the gradient of an input as well (parameters always get one). */
+#define ag_requires_grad(x) ag_requires_grad_at(AG_HERE, AG_V(x))
+/* The number of rows whose largest logit is at the label: d2l's accuracy numerator. */
+#define ag_correct(logits, labels) ag_sum(ag_cast(ag_eq(ag_argmax(logits, -1), labels), AG_F32))
 
 /* ---- graphs (for drivers and tests; a model file does not need these) ---- */
 ag_graph *ag_graph_new(const char *name);
@@ -203,5 +236,12 @@ ag_val ag_one_hot_at(ag_loc at, ag_val labels, int classes);
 ag_val ag_cross_entropy_at(ag_loc at, ag_val logits, ag_val labels);
 ag_val ag_squared_loss_at(ag_loc at, ag_val pred, ag_val target);
 ag_val ag_dropout_at(ag_loc at, ag_val x, double p);
+void ag_minimize_at(ag_loc at, ag_graph *g, ag_val loss, ag_optimizer opt, ag_fit fit);
+void ag_group_at(ag_loc at, ag_graph *g, const char *name, double wd_scale, double lr_scale, int n,
+                 const ag_val *params);
+const char *ag_option_at(ag_loc at, ag_graph *g, const char *name, const char *default_value,
+                         const char *choices);
+ag_val ag_requires_grad_at(ag_loc at, ag_val x);
+ag_val ag_slice_at(ag_loc at, ag_val x, int axis, int64_t start, int64_t extent);
 
 #endif

@@ -32,7 +32,7 @@ static void fill_input(const ir_graph *g, int32_t id, ir_tensor *t, uint32_t see
         ir_tensor_set(t, i, (double)(rt_random_u32(seed, stream, (uint64_t)i) % (uint64_t)range));
 }
 
-static void fill_param(const ir_node *p, ir_tensor *t, uint32_t seed, uint32_t stream)
+void fe_init_param(const ir_node *p, ir_tensor *t, uint32_t seed, uint32_t stream)
 {
     int64_t n = ir_numel(&t->shape, 1);
     int64_t fan_in = p->shape.rank ? p->shape.dim[0] : 1, fan_out = p->shape.rank > 1 ? p->shape.dim[1] : fan_in;
@@ -63,7 +63,7 @@ ir_tensor **fe_bind_random(const ir_graph *g, int64_t batch, uint32_t seed, bool
         }
         *bound[i] = ir_tensor_new(ir_storage_dtype(n->dtype, f64), &s);
         if (n->op == IR_param)
-            fill_param(n, bound[i], seed, ++params);
+            fe_init_param(n, bound[i], seed, ++params);
         else
             fill_input(g, i, bound[i], seed, 0x10000 + ++inputs);
     }

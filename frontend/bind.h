@@ -13,4 +13,7 @@
 ir_tensor **fe_bind_random(const ir_graph *g, int64_t batch, uint32_t seed, bool f64);
 void fe_bind_free(const ir_graph *g, ir_tensor **bound);
 
+/* Fill t (param p's shape, any float storage) from p's initializer, Philox stream `stream`. */
+void fe_init_param(const ir_node *p, ir_tensor *t, uint32_t seed, uint32_t stream);
+
 #endif

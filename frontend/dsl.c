@@ -539,3 +539,230 @@ ag_val ag_dropout_at(ag_loc at, ag_val x, double p)
         g->next_site++;
     return r;
 }
+
+ag_val ag_slice_at(ag_loc at, ag_val x, int axis, int64_t start, int64_t extent)
+{
+    ir_graph *g;
+    if (!resolve(at, "slice", 1, &x, 0, &x, &g))
+        return poison(g);
+    int k = axis_of(at, g, "slice", node(x), axis);
+    if (k < 0)
+        return poison(g);
+    ir_node n = ir_node_make(IR_slice, 1, &x.id);
+    n.shape = node(x)->shape;
+    n.shape.dim[k] = extent;
+    n.attr.axis = (int8_t)k;
+    n.attr.start = start;
+    if (start == 0 && extent == node(x)->shape.dim[k])
+        return x;
+    return build(at, g, &n);
+}
+
+/* ---- training declarations ---- */
+
+static ir_train *train_of(ir_graph *g)
+{
+    if (!g->train)
+        g->train = ir_alloc(g, sizeof *g->train);
+    return g->train;
+}
+
+/* Grow an arena array of count items by one (arrays here hold a handful of items). */
+static void *arena_push(ir_graph *g, void *items, int count, size_t size)
+{
+    void *bigger = ir_alloc(g, size * (size_t)(count + 1));
+    if (count)
+        memcpy(bigger, items, size * (size_t)count);
+    return bigger;
+}
+
+static const char *const fashion_mnist_classes[] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                                    "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+
+/* The output for a declared value: its own node, a poisoned one quietly skipped. */
+static bool declare_output(ag_loc at, ir_graph *g, const char *who, const char *name, ag_val v)
+{
+    if (v.id == AG_IMM)
+        v = constant(at, g, who, AG_F32, v.imm);
+    if (v.id == AG_POISON)
+        return false;
+    if (v.g != g || v.id < 0 || v.id >= g->n) {
+        record(g, at, "%s: the %s is not a value of this graph", who, name);
+        return false;
+    }
+    const ir_node *n = &g->node[v.id];
+    if (strcmp(name, "predict") != 0 && (n->dtype != AG_F32 || n->shape.rank != 0)) {
+        record(g, at, "%s: the %s must be an f32 scalar, got %s%s%s", who, name, ir_dtype_name(n->dtype),
+               SHAPE(&n->shape), n->shape.rank ? "; take its mean (ag_mean) or sum (ag_sum)" : "");
+        return false;
+    }
+    if (ir_find_output(g, name) >= 0) {
+        record(g, at, "%s: an output named %s exists already", who, name);
+        return false;
+    }
+    ir_add_output(g, name, v.id);
+    return true;
+}
+
+void ag_minimize_at(ag_loc at, ag_graph *g, ag_val loss, ag_optimizer opt, ag_fit fit)
+{
+    if (!g) {
+        record(NULL, at, "minimize: the graph is NULL");
+        return;
+    }
+    ir_train *t = train_of(g);
+    if (t->loss) {
+        record(g, at, "minimize: the loss is declared already");
+        return;
+    }
+    if (!opt.kind || strcmp(opt.kind, "sgd") != 0) {
+        record(g, at, "minimize: unknown optimizer '%s' (aotgrad has sgd)", opt.kind ? opt.kind : "(null)");
+        return;
+    }
+    if (!(opt.lr > 0) || !isfinite(opt.lr) || !(opt.wd >= 0) || !isfinite(opt.wd)) {
+        record(g, at, "minimize: sgd needs lr > 0 and wd >= 0, got lr %g, wd %g", opt.lr, opt.wd);
+        return;
+    }
+    if (fit.batch < 0 || fit.epochs < 0) {
+        record(g, at, "minimize: batch and epochs must be positive, got %lld and %lld", (long long)fit.batch,
+               (long long)fit.epochs);
+        return;
+    }
+    const char *metric = fit.metric_name ? fit.metric_name : "correct";
+    if (fit.metric.g && !is_identifier(metric)) {
+        record(g, at, "minimize: metric name \"%s\" is not an identifier", metric);
+        return;
+    }
+    if (!declare_output(at, g, "minimize", "loss", loss))
+        return;
+    t->stage = IR_STAGE_MODEL;
+    t->loss = "loss";
+    t->optimizer = ir_strdup(g, opt.kind);
+    t->lr = opt.lr;
+    t->wd = opt.wd;
+    t->batch = fit.batch ? fit.batch : 256;
+    t->epochs = fit.epochs ? fit.epochs : 10;
+    if ((fit.metric.g || fit.metric.id == AG_IMM) && declare_output(at, g, "minimize", metric, fit.metric))
+        t->metrics[t->nmetrics++] = ir_strdup(g, metric);
+    if ((fit.predict.g || fit.predict.id == AG_IMM) && declare_output(at, g, "minimize", "predict", fit.predict))
+        t->predict = "predict";
+    if (fit.data) {
+        t->data = ir_strdup(g, fit.data);
+        if (strcmp(fit.data, "fashion-mnist") == 0) {
+            t->nclasses = (int)(sizeof fashion_mnist_classes / sizeof *fashion_mnist_classes);
+            t->classes = (const char **)fashion_mnist_classes; /* static: outlives the graph */
+        }
+    }
+}
+
+static const char *group_of(const ir_train *t, const char *param)
+{
+    for (int i = 0; i < t->ngroups; i++)
+        for (int k = 0; k < t->groups[i].nparams; k++)
+            if (strcmp(t->groups[i].params[k], param) == 0)
+                return t->groups[i].name;
+    return NULL;
+}
+
+void ag_group_at(ag_loc at, ag_graph *g, const char *name, double wd_scale, double lr_scale, int n,
+                 const ag_val *params)
+{
+    if (!g) {
+        record(NULL, at, "group: the graph is NULL");
+        return;
+    }
+    ir_train *t = train_of(g);
+    if (!is_identifier(name)) {
+        record(g, at, "group: name \"%s\" is not an identifier", name ? name : "(null)");
+        return;
+    }
+    for (int i = 0; i < t->ngroups; i++)
+        if (strcmp(t->groups[i].name, name) == 0) {
+            record(g, at, "group %s: declared already", name);
+            return;
+        }
+    if (!(wd_scale >= 0) || !(lr_scale >= 0) || !isfinite(wd_scale) || !isfinite(lr_scale)) {
+        record(g, at, "group %s: scales must be finite and >= 0, got wd_scale %g, lr_scale %g", name, wd_scale,
+               lr_scale);
+        return;
+    }
+    const char **names = ir_alloc(g, sizeof *names * (size_t)(n + 1));
+    for (int i = 0; i < n; i++) {
+        if (params[i].id == AG_POISON)
+            return;
+        if (params[i].g != g || params[i].id < 0 || params[i].id >= g->n || g->node[params[i].id].op != IR_param) {
+            record(g, at, "group %s: value %d is not a parameter", name, i + 1);
+            return;
+        }
+        names[i] = g->node[params[i].id].attr.name;
+        const char *other = group_of(t, names[i]);
+        if (other) {
+            record(g, at, "group %s: %s is in group %s already", name, names[i], other);
+            return;
+        }
+    }
+    t->groups = arena_push(g, t->groups, t->ngroups, sizeof *t->groups);
+    t->groups[t->ngroups++] = (ir_group){ir_strdup(g, name), wd_scale, lr_scale, n, names};
+}
+
+/* Whether value is one of the '|'-separated choices. */
+static bool among(const char *value, const char *choices)
+{
+    size_t n = strlen(value);
+    for (const char *c = choices; c;) {
+        const char *bar = strchr(c, '|');
+        size_t k = bar ? (size_t)(bar - c) : strlen(c);
+        if (k == n && memcmp(c, value, n) == 0)
+            return true;
+        c = bar ? bar + 1 : NULL;
+    }
+    return false;
+}
+
+const char *ag_option_at(ag_loc at, ag_graph *g, const char *name, const char *default_value,
+                         const char *choices)
+{
+    if (!g) {
+        record(NULL, at, "option: the graph is NULL");
+        return default_value;
+    }
+    ir_train *t = train_of(g);
+    if (!is_identifier(name) || !default_value || !choices) {
+        record(g, at, "option: needs an identifier, a default and the choices");
+        return default_value;
+    }
+    for (int i = 0; i < t->noptions; i++)
+        if (strcmp(t->options[i].name, name) == 0) {
+            record(g, at, "option %s: declared already", name);
+            return default_value;
+        }
+    if (!among(default_value, choices)) {
+        record(g, at, "option %s: the default '%s' is not one of %s", name, default_value, choices);
+        return default_value;
+    }
+    const char *value = default_value;
+    size_t n = strlen(name);
+    for (const char *const *s = g->settings; s && *s; s++)
+        if (strncmp(*s, name, n) == 0 && (*s)[n] == '=')
+            value = *s + n + 1;
+    if (!among(value, choices)) {
+        record(g, at, "option %s: '%s' is not one of %s", name, value, choices);
+        value = default_value;
+    }
+    t->options = arena_push(g, t->options, t->noptions, sizeof *t->options);
+    t->options[t->noptions++] = (ir_option){ir_strdup(g, name), ir_strdup(g, value), ir_strdup(g, choices)};
+    return t->options[t->noptions - 1].value;
+}
+
+ag_val ag_requires_grad_at(ag_loc at, ag_val x)
+{
+    ir_graph *g;
+    if (!resolve(at, "requires_grad", 1, &x, 0, &x, &g))
+        return poison(g);
+    if (g->node[x.id].op != IR_input || g->node[x.id].dtype != AG_F32) {
+        record(g, at, "requires_grad: only an f32 input can ask for a gradient");
+        return poison(g);
+    }
+    g->node[x.id].attr.grad = true;
+    return x;
+}

@@ -85,7 +85,18 @@ static int run(char *const argv[])
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static ir_graph *load_c(const char *path, const char *include_dir)
+/* Whether a "NAME=VALUE" setting names an option the model declared. */
+static bool has_option(const ir_graph *g, const char *setting)
+{
+    const char *eq = strchr(setting, '=');
+    size_t n = eq ? (size_t)(eq - setting) : strlen(setting);
+    for (int i = 0; g->train && i < g->train->noptions; i++)
+        if (strlen(g->train->options[i].name) == n && memcmp(g->train->options[i].name, setting, n) == 0)
+            return eq != NULL;
+    return false;
+}
+
+static ir_graph *load_c(const char *path, const char *include_dir, const char *const *settings)
 {
     char name[256];
     if (!model_name(path, name, sizeof name)) {
@@ -129,8 +140,20 @@ static ir_graph *load_c(const char *path, const char *include_dir)
         goto out;
     }
     g = ir_graph_new(name);
+    g->settings = settings;
     build(g);
+    g->settings = NULL;
     dlclose(lib); /* the graph keeps copies of every string it needs */
+    for (const char *const *s = settings; s && *s; s++)
+        if (!has_option(g, *s)) {
+            fprintf(stderr, "%s: error: --set %s: the model has no such option%s", path, *s,
+                    g->train && g->train->noptions ? " (its options:" : "\n");
+            for (int i = 0; g->train && i < g->train->noptions; i++)
+                fprintf(stderr, " %s%s", g->train->options[i].name, i + 1 < g->train->noptions ? "," : ")\n");
+            ir_graph_free(g);
+            g = NULL;
+            goto out;
+        }
     if (ag_graph_finish(g) > 0) {
         for (int i = 0; i < ag_graph_error_count(g); i++)
             fprintf(stderr, "%s\n", ag_graph_error(g, i));
@@ -193,14 +216,19 @@ static ir_graph *load_ir(const char *path)
     return g;
 }
 
-ir_graph *fe_load(const char *path, const char *include_dir)
+ir_graph *fe_load(const char *path, const char *include_dir, const char *const *settings)
 {
     size_t n = strlen(path);
-    if (n > 3 && strcmp(path + n - 3, ".ir") == 0)
+    if (n > 3 && strcmp(path + n - 3, ".ir") == 0) {
+        if (settings && *settings) {
+            fprintf(stderr, "%s: error: --set applies to model files; a .ir file has its options built in\n", path);
+            return NULL;
+        }
         return load_ir(path);
+    }
     if (!file_exists(path)) {
         fprintf(stderr, "%s: error: no such file\n", path);
         return NULL;
     }
-    return load_c(path, include_dir);
+    return load_c(path, include_dir, settings);
 }

@@ -7,9 +7,11 @@
 #include "ir.h"
 
 /* A model from a .c file (compiled with $CC or cc against aotgrad.h in include_dir, or the
- * one beside the aotgrad binary when include_dir is NULL) or from a text .ir file. Every
- * error goes to stderr with its location; NULL on failure. */
-ir_graph *fe_load(const char *path, const char *include_dir);
+ * one beside the aotgrad binary when include_dir is NULL) or from a text .ir file. settings:
+ * "NAME=VALUE" option settings (--set), NULL-ended, or NULL; a .c model must declare each
+ * with ag_option, and a .ir file was built with its options already. Every error goes to
+ * stderr with its location; NULL on failure. */
+ir_graph *fe_load(const char *path, const char *include_dir, const char *const *settings);
 
 /* The folder holding aotgrad.h: $AOTGRAD_INCLUDE, else include/ beside the binary (build
  * tree), else ../include/aotgrad beside it (installed); NULL if none. */

@@ -9,6 +9,8 @@
 #include "interp.h"
 #include "ir.h"
 #include "load.h"
+#include "passes.h"
+#include "run.h"
 
 typedef struct command {
     const char *name;
@@ -65,21 +67,43 @@ static int print_help(const char *name)
 static int cmd_ir(int argc, char **argv)
 {
     const char *path = NULL;
+    enum { MODEL, TRAIN, EVAL } which = MODEL;
+    const char *settings[64];
+    int nset = 0;
     for (int i = 1; i < argc; i++) {
-        if (argv[i][0] == '-')
+        if (strcmp(argv[i], "--train") == 0)
+            which = TRAIN;
+        else if (strcmp(argv[i], "--eval") == 0)
+            which = EVAL;
+        else if (strcmp(argv[i], "--set") == 0) {
+            if (i + 1 == argc || !strchr(argv[i + 1], '=') || nset == 63)
+                return usage_error("%s", "--set takes NAME=VALUE");
+            settings[nset++] = argv[++i];
+        } else if (argv[i][0] == '-')
             return usage_error("unknown option '%s'", argv[i]);
-        if (path)
+        else if (path)
             return usage_error("one model at a time; extra argument '%s'", argv[i]);
-        path = argv[i];
+        else
+            path = argv[i];
     }
+    settings[nset] = NULL;
     if (!path)
         return usage_error("%s", "which model? aotgrad ir MODEL.c|FILE.ir");
-    ir_graph *g = fe_load(path, NULL);
+    ir_graph *g = fe_load(path, NULL, settings);
     if (!g)
         return 1;
-    ir_print(stdout, g);
+    char err[4096];
+    ir_graph *out = g;
+    if (which == TRAIN && !(out = pass_train_step(g, err, sizeof err)))
+        fprintf(stderr, "%s\n", err);
+    if (which == EVAL)
+        out = pass_eval(g);
+    if (out)
+        ir_print(stdout, out);
+    if (out != g)
+        ir_graph_free(out);
     ir_graph_free(g);
-    return 0;
+    return out ? 0 : 1;
 }
 
 /* ---- aotgrad check ---- */
@@ -174,7 +198,7 @@ static int cmd_forward(int argc, char **argv)
     }
     if (!path)
         return usage_error("%s", "which model? aotgrad forward MODEL.c|FILE.ir");
-    ir_graph *g = fe_load(path, NULL);
+    ir_graph *g = fe_load(path, NULL, NULL);
     if (!g)
         return 1;
     ir_tensor **bound = fe_bind_random(g, batch, (uint32_t)seed, f64);
@@ -195,6 +219,67 @@ static int cmd_forward(int argc, char **argv)
     }
     free(outs);
     fe_bind_free(g, bound);
+    ir_graph_free(g);
+    return rc;
+}
+
+/* ---- aotgrad run ---- */
+
+static bool parse_real(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= 0) || v > 1e30)
+        return false;
+    *out = v;
+    return true;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    const char *path = NULL, *settings[64];
+    int nset = 0;
+    fe_run_opts o = {.lr = -1, .wd = -1, .seed = 1};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool has_value = i + 1 < argc;
+        int64_t v;
+        if (a[0] == '-' && a[1] == '-' && strcmp(a, "--help") && !has_value)
+            return usage_error("%s needs a value", a);
+        if (strcmp(a, "--epochs") == 0 || strcmp(a, "--batch") == 0) {
+            if (!parse_i64(argv[++i], 1, (int64_t)1 << 30, &v))
+                return usage_error("takes a count from 1 to 2^30, not '%s'", argv[i]);
+            *(a[2] == 'e' ? &o.epochs : &o.batch) = v;
+        } else if (strcmp(a, "--seed") == 0) {
+            if (!parse_i64(argv[++i], 0, UINT32_MAX, &v))
+                return usage_error("--seed takes a number from 0 to 4294967295, not '%s'", argv[i]);
+            o.seed = (uint32_t)v;
+        } else if (strcmp(a, "--lr") == 0 || strcmp(a, "--wd") == 0) {
+            if (!parse_real(argv[++i], a[2] == 'l' ? &o.lr : &o.wd))
+                return usage_error("takes a number >= 0, not '%s'", argv[i]);
+        } else if (strcmp(a, "--data") == 0)
+            o.data = argv[++i];
+        else if (strcmp(a, "--save") == 0)
+            o.save = argv[++i];
+        else if (strcmp(a, "--set") == 0) {
+            if (!strchr(argv[i + 1], '=') || nset == 63)
+                return usage_error("--set takes NAME=VALUE, not '%s'", argv[i + 1]);
+            settings[nset++] = argv[++i];
+        } else if (a[0] == '-')
+            return usage_error("unknown option '%s'", a);
+        else if (path)
+            return usage_error("one model at a time; extra argument '%s'", a);
+        else
+            path = a;
+    }
+    settings[nset] = NULL;
+    if (!path)
+        return usage_error("%s", "which model? aotgrad run MODEL.c|FILE.ir");
+    ir_graph *g = fe_load(path, NULL, settings);
+    if (!g)
+        return 1;
+    int rc = fe_run(g, &o);
     ir_graph_free(g);
     return rc;
 }
@@ -220,10 +305,13 @@ static int cmd_ops(int argc, char **argv)
 
 static const command commands[] = {
     {"ir", cmd_ir, "print a model's graph as text IR",
-     "usage: aotgrad ir MODEL.c|FILE.ir\n\n"
+     "usage: aotgrad ir MODEL.c|FILE.ir [--train | --eval] [--set NAME=VALUE]...\n\n"
      "Builds the model (a C file, compiled with cc against aotgrad.h, whose function is named\n"
      "after the file) or reads a text IR file, and prints its graph as text IR on stdout.\n"
-     "Errors in the model are reported as FILE:LINE: error: MESSAGE, all of them, and exit 1.\n"},
+     "Errors in the model are reported as FILE:LINE: error: MESSAGE, all of them, and exit 1.\n\n"
+     "  --train           the train-step graph: forward, backward and the SGD update\n"
+     "  --eval            the eval graph: loss, metrics and predictions only\n"
+     "  --set NAME=VALUE  set a model option (ag_option), e.g. --set act=tanh\n"},
     {"forward", cmd_forward, "run a model's graph through the reference interpreter",
      "usage: aotgrad forward MODEL.c|FILE.ir [--batch N] [--seed S] [--f64] [--train]\n\n"
      "Runs the graph through the reference interpreter on seeded random inputs (f32: N(0,1);\n"
@@ -238,6 +326,19 @@ static const command commands[] = {
      "Parses and verifies FILE.ir: exit 0 when it is well formed, else the first error as\n"
      "FILE:LINE:COL: error: MESSAGE and exit 1.\n\n"
      "  --print     print the graph in canonical form\n"},
+    {"run", cmd_run, "train a model through the reference interpreter",
+     "usage: aotgrad run MODEL.c|FILE.ir [--epochs N] [--batch N] [--lr X] [--wd X] [--seed S]\n"
+     "                  [--data PATH] [--set NAME=VALUE]... [--save FILE]\n\n"
+     "Trains the model with the training it declares (ag_minimize) through the reference\n"
+     "interpreter, printing one line per epoch (train loss, train accuracy or metric, test\n"
+     "accuracy or test loss, seconds), then every parameter of at most 8 elements (beside its\n"
+     "true value for synthetic data). A .ir file of any stage trains the same way.\n\n"
+     "  --epochs N, --batch N, --lr X, --wd X   override the model's defaults\n"
+     "  --seed S          seed of the initial parameters, the shuffles and dropout (default 1)\n"
+     "  --data PATH       fashion-mnist, a folder of IDX files, TRAIN.csv[,TEST.csv], or\n"
+     "                    \"synthetic-linear w=2,-3.4 b=4.2 train=1000 [test=N] [noise=S]\"\n"
+     "  --set NAME=VALUE  a model option, e.g. --set act=tanh\n"
+     "  --save FILE       write the trained parameters as safetensors\n"},
     {"ops", cmd_ops, "list the ops of the IR", "usage: aotgrad ops\n\nLists every op of the op table: name, kind, operand count, meaning.\n"},
     {NULL, NULL, NULL, NULL},
 };

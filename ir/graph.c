@@ -9,9 +9,9 @@
 #include "ir.h"
 
 const ir_opinfo ir_ops[IR_OP_COUNT] = {
-#define INFO_EW(name, arity, scalar, types, doc) \
+#define INFO_EW(name, arity, scalar, types, grad, doc) \
     [IR_##name] = {#name, IR_K_ELEMENTWISE, arity, 0, types, doc},
-#define INFO_OP(name, kind, arity, attrs, rule, doc) \
+#define INFO_OP(name, kind, arity, attrs, rule, grad, doc) \
     [IR_##name] = {#name, IR_K_##kind, arity, attrs, T_SAME, doc},
     IR_OPS(INFO_EW, INFO_OP)
 #undef INFO_EW
@@ -233,7 +233,8 @@ static bool same_node(const ir_node *a, const ir_node *b)
     /* values compare by bits, so 0.0 and -0.0 (and NaNs) stay apart */
     return memcmp(&x->value, &y->value, sizeof x->value) == 0 && x->axes == y->axes &&
            x->keepdims == y->keepdims && x->axis == y->axis && memcmp(x->perm, y->perm, sizeof x->perm) == 0 &&
-           x->ta == y->ta && x->tb == y->tb && x->site == y->site && x->classes == y->classes;
+           x->ta == y->ta && x->tb == y->tb && x->site == y->site && x->classes == y->classes &&
+           x->start == y->start && x->grad == y->grad;
 }
 
 static void hash_insert(ir_graph *g, int32_t id)
@@ -309,4 +310,101 @@ int32_t ir_find_source(const ir_graph *g, ir_op op, const char *name)
         if (g->node[i].op == op && g->node[i].attr.name && strcmp(g->node[i].attr.name, name) == 0)
             return i;
     return -1;
+}
+
+int ir_find_output(const ir_graph *g, const char *name)
+{
+    for (int i = 0; i < g->nout; i++)
+        if (strcmp(g->out[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+static const char *dup_or_null(ir_graph *g, const char *s) { return s ? ir_strdup(g, s) : NULL; }
+
+void ir_copy_train(ir_graph *dst, const ir_graph *g)
+{
+    const ir_train *t = g->train;
+    if (!t) {
+        dst->train = NULL;
+        return;
+    }
+    ir_train *u = ir_alloc(dst, sizeof *u);
+    *u = *t;
+    u->loss = dup_or_null(dst, t->loss);
+    u->predict = dup_or_null(dst, t->predict);
+    u->optimizer = dup_or_null(dst, t->optimizer);
+    u->data = dup_or_null(dst, t->data);
+    for (int i = 0; i < t->nmetrics; i++)
+        u->metrics[i] = ir_strdup(dst, t->metrics[i]);
+    u->classes = ir_alloc(dst, sizeof *u->classes * (size_t)(t->nclasses + 1));
+    for (int i = 0; i < t->nclasses; i++)
+        u->classes[i] = ir_strdup(dst, t->classes[i]);
+    u->groups = ir_alloc(dst, sizeof *u->groups * (size_t)(t->ngroups + 1));
+    for (int i = 0; i < t->ngroups; i++) {
+        ir_group *gr = &u->groups[i];
+        *gr = t->groups[i];
+        gr->name = ir_strdup(dst, t->groups[i].name);
+        gr->params = ir_alloc(dst, sizeof *gr->params * (size_t)(gr->nparams + 1));
+        for (int k = 0; k < gr->nparams; k++)
+            gr->params[k] = ir_strdup(dst, t->groups[i].params[k]);
+    }
+    u->options = ir_alloc(dst, sizeof *u->options * (size_t)(t->noptions + 1));
+    for (int i = 0; i < t->noptions; i++)
+        u->options[i] = (ir_option){ir_strdup(dst, t->options[i].name), ir_strdup(dst, t->options[i].value),
+                                    ir_strdup(dst, t->options[i].choices)};
+    dst->train = u;
+}
+
+int32_t ir_copy_node(ir_graph *dst, const ir_graph *src, int32_t id, const int32_t *map)
+{
+    ir_node n = src->node[id];
+    int32_t *in = ir_alloc(dst, sizeof *in * (size_t)(n.nin ? n.nin : 1));
+    for (int i = 0; i < n.nin; i++) {
+        in[i] = map[n.in[i]];
+        assert(in[i] >= 0 && in[i] < dst->n);
+    }
+    n.in = in;
+    n.attr.name = dup_or_null(dst, n.attr.name);
+    if (n.loc.file) {
+        if (n.loc.file != dst->file_src) { /* consecutive nodes mostly share a file */
+            dst->file_src = n.loc.file;
+            dst->file_copy = ir_strdup(dst, n.loc.file);
+        }
+        n.loc.file = dst->file_copy;
+    }
+    return ir_intern(dst, &n);
+}
+
+ir_graph *ir_prune(const ir_graph *g, const char *const *keep, int nkeep)
+{
+    bool *live = calloc((size_t)(g->n ? g->n : 1), sizeof *live);
+    int32_t *map = malloc(sizeof *map * (size_t)(g->n ? g->n : 1));
+    if (!live || !map) {
+        fprintf(stderr, "aotgrad: out of memory\n");
+        exit(1);
+    }
+    for (int i = 0; i < g->nout; i++)
+        for (int k = 0; k < nkeep; k++)
+            if (strcmp(g->out[i].name, keep[k]) == 0)
+                live[g->out[i].id] = true;
+    for (int32_t i = g->n - 1; i >= 0; i--)
+        if (live[i])
+            for (int k = 0; k < g->node[i].nin; k++)
+                live[g->node[i].in[k]] = true;
+    ir_graph *h = ir_graph_new(g->name);
+    for (int32_t i = 0; i < g->n; i++) {
+        /* sources stay even when unread: they are the graph's interface */
+        bool source = g->node[i].op == IR_input || g->node[i].op == IR_param;
+        map[i] = live[i] || source ? ir_copy_node(h, g, i, map) : -1;
+    }
+    for (int i = 0; i < g->nout; i++)
+        for (int k = 0; k < nkeep; k++)
+            if (strcmp(g->out[i].name, keep[k]) == 0)
+                ir_add_output(h, g->out[i].name, map[g->out[i].id]);
+    h->next_site = g->next_site;
+    ir_copy_train(h, g);
+    free(live);
+    free(map);
+    return h;
 }

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "interp.h"
 #include "rng.h"
 #include "scalar.h"
@@ -210,7 +212,7 @@ typedef void ew_fn(ew_args *e);
         }                                                                                      \
     }
 
-#define EW_FNS(name, arity, scalar, types, doc)                                                \
+#define EW_FNS(name, arity, scalar, types, grad, doc)                                                \
     static void ew_f_##name(ew_args *e) { typedef float S_T; EW_LOOP(arity, scalar, LD_F, ST_F) } \
     static void ew_d_##name(ew_args *e) { typedef double S_T; EW_LOOP(arity, scalar, LD_D, ST_D) }
 #define SKIP_OP(...)
@@ -321,25 +323,6 @@ static void eval_cumsum(const ir_node *n, const ir_tensor *x, ir_tensor *out)
         }
 }
 
-/* C[i,j] = sum over p of A[i,p] B[p,j], p increasing; the rows of B are walked in the
- * inner loop (a row of accumulators) only so that memory is read in order. */
-#define MATMUL(T, single)                                                                      \
-    do {                                                                                       \
-        const T *A = a->data, *B = b->data;                                                    \
-        T *C = out->data;                                                                      \
-        for (int64_t i = 0; i < M; i++) {                                                      \
-            for (int64_t j = 0; j < N; j++)                                                    \
-                acc[j] = 0;                                                                    \
-            for (int64_t p = 0; p < K; p++) {                                                  \
-                double x = A[i * sai + p * sap];                                               \
-                for (int64_t j = 0; j < N; j++)                                                \
-                    acc[j] = rnd(single, acc[j] + rnd(single, x * B[p * sbp + j * sbj]));      \
-            }                                                                                  \
-            for (int64_t j = 0; j < N; j++)                                                    \
-                C[i * N + j] = (T)acc[j];                                                      \
-        }                                                                                      \
-    } while (0)
-
 /* Ranks 1 or 2; a vector operand is a row (a) or a column (b). A transposed operand is read
  * through swapped strides, never copied. */
 static bool eval_matmul(const ir_node *n, const ir_tensor *a, const ir_tensor *b, ir_tensor *out)
@@ -355,13 +338,28 @@ static bool eval_matmul(const ir_node *n, const ir_tensor *a, const ir_tensor *b
         N = db[!tb];
         sbp = tb ? 1 : N, sbj = tb ? K : 1;
     }
+    if (a->dtype == AG_F32) { /* f32 mode: sgemm, for speed; f64 mode is the exact oracle */
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
+                    (int)K, 1, a->data, ta ? (int)M : (int)K, b->data, tb ? (int)K : (int)N,
+                    0, out->data, (int)N);
+        return true;
+    }
+    /* C[i,j] = sum over p of A[i,p] B[p,j], p increasing; a row of accumulators so that
+     * the rows of B are read in order */
     double *acc = malloc(sizeof *acc * (size_t)N);
     if (!acc)
         return false;
-    if (a->dtype == AG_F32)
-        MATMUL(float, true);
-    else
-        MATMUL(double, false);
+    const double *A = a->data, *B = b->data;
+    double *C = out->data;
+    for (int64_t i = 0; i < M; i++) {
+        for (int64_t j = 0; j < N; j++)
+            acc[j] = 0;
+        for (int64_t p = 0; p < K; p++)
+            for (int64_t j = 0; j < N; j++)
+                acc[j] += A[i * sai + p * sap] * B[p * sbp + j * sbj];
+        for (int64_t j = 0; j < N; j++)
+            C[i * N + j] = acc[j];
+    }
     free(acc);
     return true;
 }
@@ -403,6 +401,13 @@ static void eval_layout(const ir_node *n, const ir_tensor *v, ir_tensor *out)
     case IR_reshape:
         memcpy(out->data, x->data, (size_t)ir_tensor_numel(out) * ir_dtype_size(out->dtype));
         break;
+    case IR_slice: { /* the operand from element start along the axis, read in place */
+        strides(&x->shape, c);
+        ir_tensor from = *x;
+        from.data = (char *)x->data + n->attr.start * c[n->attr.axis] * (int64_t)ir_dtype_size(x->dtype);
+        copy_strided(out, ds, 0, &from, c, &out->shape);
+        break;
+    }
     case IR_concat: {
         int64_t at = 0;
         for (int k = 0; k < n->nin; k++) {
@@ -513,6 +518,7 @@ static bool eval(const ir_node *n, const ir_tensor *v, ir_tensor *out, const ir_
         return eval_matmul(n, x, &v[n->in[1]], out);
     case IR_transpose:
     case IR_reshape:
+    case IR_slice:
     case IR_concat:
     case IR_broadcast_to:
         eval_layout(n, v, out);

@@ -47,6 +47,8 @@ enum {
     A_P = 1 << 7,       /* dropout: drop probability, in value */
     A_SITE = 1 << 8,    /* dropout: the site number that keys its random stream */
     A_CLASSES = 1 << 9, /* one_hot: the number of classes */
+    A_START = 1 << 10,  /* slice: the first index along axis */
+    A_GRAD = 1 << 11,   /* input: a gradient is wanted for it (flag `grad`) */
 };
 
 /* The dtype rule of an elementwise op (the types column). */
@@ -68,6 +70,8 @@ typedef struct ir_attrs {
     double value;            /* const: the value (rounded to its dtype); dropout: p */
     int32_t site;            /* dropout */
     int32_t classes;         /* one_hot */
+    int64_t start;           /* slice */
+    bool grad;               /* input: wants a gradient */
     ag_init init;            /* param */
     const char *name;        /* input, param (in the graph's arena) */
 } ir_attrs;
@@ -87,6 +91,48 @@ typedef struct ir_output {
     int32_t id;
 } ir_output;
 
+/* ---- what a model declares about its training (printed after `return`) ---- */
+
+/* How far down the pipeline a graph is: a model (forward: loss, metrics, predictions),
+ * with gradients (outputs NAME.grad), or a whole train step (outputs NAME.next, the updated
+ * parameters, and the runtime scalar inputs lr and wd). */
+typedef enum ir_stage { IR_STAGE_MODEL, IR_STAGE_GRADIENTS, IR_STAGE_STEP } ir_stage;
+
+/* Parameters updated alike: lr * lr_scale and wd * wd_scale, lr and wd the runtime scalars. */
+typedef struct ir_group {
+    const char *name;
+    double wd_scale, lr_scale;
+    int nparams;
+    const char **params; /* parameter names (names survive passes; ids do not) */
+} ir_group;
+
+/* A named option the command line sets (--set act=tanh), with the value the graph was
+ * built with and the values it accepts ("relu|sigmoid|tanh"). */
+typedef struct ir_option {
+    const char *name, *value, *choices;
+} ir_option;
+
+#define IR_MAX_METRICS 8
+#define IR_MAX_CLASSES 256
+
+typedef struct ir_train {
+    ir_stage stage;
+    const char *loss;                       /* the output minimized, a scalar */
+    int nmetrics;                           /* outputs summed over an epoch and divided by */
+    const char *metrics[IR_MAX_METRICS];    /* its samples, e.g. correct -> accuracy */
+    const char *predict;                    /* the output predictions read, or NULL */
+    const char *optimizer;                  /* "sgd" */
+    double lr, wd;                          /* defaults of the runtime scalars */
+    int64_t batch, epochs;                  /* defaults */
+    const char *data;                       /* dataset: a name, a path, or a synthetic spec */
+    int nclasses;
+    const char **classes;                   /* class names, where the dataset has them */
+    int ngroups;
+    ir_group *groups;
+    int noptions;
+    ir_option *options;
+} ir_train;
+
 struct ag_graph {
     const char *name;
     ir_node *node;
@@ -94,6 +140,8 @@ struct ag_graph {
     ir_output *out;
     int32_t nout, outcap;
     int32_t next_site;    /* the next dropout site number */
+    ir_train *train;      /* what the model declares about its training, or NULL */
+    const char *const *settings; /* while building: "name=value" option settings, NULL-ended */
     char **errors;        /* DSL errors, "file:line: error: message" */
     int nerrors, errcap;
     const char *file_src, *file_copy; /* the last source file name interned, and its copy */
@@ -146,6 +194,16 @@ int32_t ir_intern(ir_graph *g, const ir_node *n);
 int32_t ir_add(ir_graph *g, ir_node *n, char *err, size_t len);
 void ir_add_output(ir_graph *g, const char *name, int32_t id);
 int32_t ir_find_source(const ir_graph *g, ir_op op, const char *name); /* -1 if none */
+int ir_find_output(const ir_graph *g, const char *name);                /* index, -1 if none */
+
+/* A copy of g's declarations into dst's arena (dst->train replaced). */
+void ir_copy_train(ir_graph *dst, const ir_graph *g);
+/* Copy node `id` of src into dst with its operands renamed through map (old id -> new id),
+ * strings moved to dst's arena; returns its id in dst (hash-consed). */
+int32_t ir_copy_node(ir_graph *dst, const ir_graph *src, int32_t id, const int32_t *map);
+/* The graph keeping only the outputs named in keep (all that exist of them) and the nodes
+ * they read, with g's declarations. */
+ir_graph *ir_prune(const ir_graph *g, const char *const *keep, int nkeep);
 
 /* A node with its op and operands set and everything else zero. */
 ir_node ir_node_make(ir_op op, int32_t nin, const int32_t *in);

@@ -4,7 +4,10 @@
  * parser that never recurses, so no input can crash it or exhaust the stack. Every node is
  * built with the same ir_infer as the DSL, then checked against its declared type. The first
  * error longjmps out with "file:line:col: error: message"; everything parsed so far lives in
- * the graph's arena or the parser's few buffers, all freed there. */
+ * the graph's arena or the parser's few buffers, all freed there.
+ *
+ * After `return` come the declarations (ir_train), one a line, in any order; the printer
+ * writes them as train, optimizer, groups, data, options. */
 #define _POSIX_C_SOURCE 200809L /* strndup */
 #include <limits.h>
 #include <math.h>
@@ -26,6 +29,7 @@ typedef enum {
     TK_VAL,   /* %name */
     TK_GNAME, /* @name */
     TK_PUNCT, /* one of : = [ ] , ( ) { } */
+    TK_STR,   /* "...": its text with the quotes; the decoded bytes in the parser's sbuf */
 } tok_kind;
 
 typedef struct token {
@@ -52,6 +56,7 @@ typedef struct name_tab {
 
 typedef struct site_use {
     int32_t site;
+    double p;
     int line, col;
 } site_use;
 
@@ -70,6 +75,12 @@ typedef struct parser {
     site_use *sites;
     size_t nsites, sitecap;
     const char *lastfile; /* the last location's file, interned in g */
+    char *sbuf;           /* the last string token, decoded (no NUL inside), NUL-ended */
+    size_t slen, scap;
+    int train_line, optimizer_line, data_line; /* where each was declared, 0 if not yet */
+    name_tab groups, options; /* names -> index in g->train's array */
+    name_tab grouped;         /* param names -> the index of the group that has it */
+    int groupcap, optioncap, classcap;
 } parser;
 
 static _Noreturn void error_at(parser *P, int line, int col, const char *fmt, ...)
@@ -111,6 +122,67 @@ static const char *quote_byte(unsigned char c, char buf[8])
     else
         snprintf(buf, 8, "'\\x%02x'", c);
     return buf;
+}
+
+static bool is_hex(int c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+static int hex_value(int c) { return is_digit(c) ? c - '0' : (c | 0x20) - 'a' + 10; }
+
+static void sbuf_push(parser *P, char c)
+{
+    if (P->slen + 1 >= P->scap)
+        P->sbuf = xgrow(P->sbuf, &P->scap, 1);
+    P->sbuf[P->slen++] = c;
+    P->sbuf[P->slen] = 0;
+}
+
+/* The string starting at the quote q, decoded into P->sbuf: escapes \" \\ \n \t \xHH, any
+ * other byte but a newline as it is. Returns the position after the closing quote. */
+static const char *lex_string(parser *P, const char *q)
+{
+    const char *p = q + 1, *end = P->end;
+    int line = P->line, qcol = (int)(q - P->bol) + 1;
+    if (!P->scap)
+        P->sbuf = xgrow(P->sbuf, &P->scap, 1);
+    P->sbuf[P->slen = 0] = 0;
+    for (;;) {
+        if (p == end || *p == '\n')
+            error_at(P, line, qcol, "unterminated string");
+        char c = *p;
+        int col = (int)(p - P->bol) + 1;
+        if (c == '"')
+            return p + 1;
+        if (c == 0)
+            error_at(P, line, col, "a string cannot hold a NUL byte");
+        if (c != '\\') {
+            sbuf_push(P, c);
+            p++;
+            continue;
+        }
+        if (p + 1 == end || p[1] == '\n')
+            error_at(P, line, qcol, "unterminated string");
+        char e = p[1];
+        if (e == '"' || e == '\\') {
+            c = e;
+        } else if (e == 'n') {
+            c = '\n';
+        } else if (e == 't') {
+            c = '\t';
+        } else if (e == 'x') {
+            if (end - p < 4 || !is_hex((unsigned char)p[2]) || !is_hex((unsigned char)p[3]))
+                error_at(P, line, col, "bad escape '\\x' in string: expected two hex digits");
+            c = (char)(hex_value((unsigned char)p[2]) << 4 | hex_value((unsigned char)p[3]));
+            if (c == 0)
+                error_at(P, line, col, "a string cannot hold a NUL byte");
+            p += 2;
+        } else if ((unsigned char)e > 0x20 && (unsigned char)e < 0x7f) {
+            error_at(P, line, col, "bad escape '\\%c' in string", e);
+        } else {
+            char buf[8];
+            error_at(P, line, col, "bad escape in string: '\\' before %s", quote_byte((unsigned char)e, buf));
+        }
+        sbuf_push(P, c);
+        p += 2;
+    }
 }
 
 static void next(parser *P)
@@ -166,6 +238,10 @@ static void next(parser *P)
     } else if (*p && strchr(":=[],(){}", *p)) {
         t->k = TK_PUNCT;
         p++;
+    } else if (*p == '"') {
+        t->k = TK_STR;
+        p = lex_string(P, p);
+        t->len = (size_t)(p - t->s);
     } else {
         char buf[8];
         error_at(P, t->line, t->col, "unexpected character %s", quote_byte((unsigned char)*p, buf));
@@ -495,7 +571,7 @@ static const struct {
     unsigned flag;
 } attr_names[] = {
     {"axes", A_AXES}, {"keepdims", A_AXES}, {"axis", A_AXIS}, {"perm", A_PERM}, {"ta", A_TRANS},
-    {"tb", A_TRANS},  {"p", A_P},           {"site", A_SITE}, {"classes", A_CLASSES},
+    {"tb", A_TRANS},  {"p", A_P},           {"site", A_SITE}, {"classes", A_CLASSES}, {"start", A_START},
 };
 enum { NATTR = sizeof attr_names / sizeof *attr_names };
 
@@ -504,7 +580,7 @@ static int read_attrs(parser *P, ir_node *n, const token *optok, int *permline, 
 {
     const char *opname = ir_ops[n->op].name;
     bool seen[NATTR] = {0};
-    int nperm = -1;
+    int nperm = -1, siteline = 0, sitecol = 0;
     char d[64];
     while (P->tok.k == TK_IDENT) {
         token t = P->tok;
@@ -558,13 +634,12 @@ static int read_attrs(parser *P, ir_node *n, const token *optok, int *permline, 
                 n->attr.value = read_real(P, false);
             else if (!strcmp(name, "classes"))
                 n->attr.classes = (int32_t)read_int(P, "classes", INT32_MIN, INT32_MAX);
+            else if (!strcmp(name, "start"))
+                n->attr.start = read_int(P, "start", INT64_MIN, INT64_MAX);
             else { /* site */
-                if (P->nsites == P->sitecap)
-                    P->sites = xgrow(P->sites, &P->sitecap, sizeof *P->sites);
-                site_use *u = &P->sites[P->nsites++];
-                u->line = P->tok.line;
-                u->col = P->tok.col;
-                n->attr.site = u->site = (int32_t)read_int(P, "site", INT32_MIN, INT32_MAX);
+                siteline = P->tok.line;
+                sitecol = P->tok.col;
+                n->attr.site = (int32_t)read_int(P, "site", INT32_MIN, INT32_MAX);
             }
         }
     }
@@ -574,8 +649,8 @@ static int read_attrs(parser *P, ir_node *n, const token *optok, int *permline, 
     static const struct {
         unsigned flag;
         const char *name;
-    } required[] = {{A_AXES, "axes"}, {A_AXIS, "axis"}, {A_PERM, "perm"},
-                    {A_P, "p"},       {A_SITE, "site"}, {A_CLASSES, "classes"}};
+    } required[] = {{A_AXES, "axes"}, {A_AXIS, "axis"},       {A_PERM, "perm"},  {A_P, "p"},
+                    {A_SITE, "site"}, {A_CLASSES, "classes"}, {A_START, "start"}};
     for (size_t r = 0; r < sizeof required / sizeof *required; r++) {
         if (!(ir_ops[n->op].attrs & required[r].flag))
             continue;
@@ -584,6 +659,11 @@ static int read_attrs(parser *P, ir_node *n, const token *optok, int *permline, 
             a++;
         if (!seen[a])
             ERROR_TOK(P, optok, "%s: missing attribute '%s'", opname, required[r].name);
+    }
+    if (siteline) { /* checked against the other uses of the site once all are read */
+        if (P->nsites == P->sitecap)
+            P->sites = xgrow(P->sites, &P->sitecap, sizeof *P->sites);
+        P->sites[P->nsites++] = (site_use){n->attr.site, n->attr.value, siteline, sitecol};
     }
     return nperm;
 }
@@ -658,6 +738,12 @@ static void read_node(parser *P)
         n.attr.name = ir_strndup(g, name.s, name.len);
         if (op == IR_param)
             read_init(P, &n.attr.init);
+        if (op == IR_input && is_word(&P->tok, "grad")) {
+            if (ty.dtype != AG_F32)
+                ERROR_TOK(P, &P->tok, "input %s: a gradient needs f32, not %s", n.attr.name, ir_dtype_name(ty.dtype));
+            n.attr.grad = true;
+            next(P);
+        }
     } else if (op == IR_const) {
         n.attr.value = const_value(P, ty.dtype);
     } else {
@@ -693,6 +779,10 @@ static void read_node(parser *P)
         if (sum == INT64_MAX)
             ERROR_TOK(P, &optok, "integer overflow in dims: concat is too long");
     }
+    /* slice's rule computes start + extent: make sure that cannot overflow */
+    if (op == IR_slice && n.attr.axis >= 0 && n.attr.axis < n.shape.rank && n.shape.dim[n.attr.axis] > 0 &&
+        n.attr.start > INT64_MAX - n.shape.dim[n.attr.axis] + 1)
+        ERROR_TOK(P, &optok, "slice: start %lld is out of range", (long long)n.attr.start);
     if (!ir_infer(g, &n, msg, sizeof msg))
         ERROR_TOK(P, &optok, "%s", msg);
     if (n.dtype != ty.dtype || !ir_shape_eq(&n.shape, &ty.shape)) {
@@ -731,6 +821,321 @@ static void read_return(parser *P)
     } while (is_punct(P, ','));
     if (!at_eol(P))
         unexpected(P, "',' or end of line");
+}
+
+/* ---- declarations ---- */
+
+/* The shortest "%.{1..17}g" that reads back as exactly v (as the printer writes p=). */
+static const char *fmt_double(char *buf, size_t len, double v)
+{
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, len, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    return buf;
+}
+
+static ir_train *train_of(parser *P)
+{
+    if (!P->g->train)
+        P->g->train = ir_alloc(P->g, sizeof *P->g->train);
+    return P->g->train;
+}
+
+/* Makes room for one more element in an array of the graph's arena; the old copy stays
+ * there, unused, until the graph is freed. */
+static void *arena_grow(parser *P, void *a, int n, int *cap, size_t size)
+{
+    if (n < *cap)
+        return a;
+    if (*cap > INT_MAX / 4)
+        ERROR_TOK(P, &P->tok, "too many items in one declaration");
+    *cap = *cap ? *cap * 2 : 4;
+    void *b = ir_alloc(P->g, size * (size_t)*cap);
+    if (n)
+        memcpy(b, a, size * (size_t)n);
+    return b;
+}
+
+/* The current string token, copied to the arena. */
+static const char *read_string(parser *P)
+{
+    if (P->tok.k != TK_STR)
+        unexpected(P, "a string");
+    const char *s = ir_strndup(P->g, P->sbuf, P->slen);
+    next(P);
+    return s;
+}
+
+static const char *read_name(parser *P, const char *what)
+{
+    if (P->tok.k != TK_IDENT)
+        unexpected(P, what);
+    const char *s = ir_strndup(P->g, P->tok.s, P->tok.len);
+    next(P);
+    return s;
+}
+
+/* A real that must be finite: lr, wd and the scales. */
+static double read_finite(parser *P, const char *what)
+{
+    token t = P->tok;
+    char d[64];
+    double v = read_real(P, false);
+    if (!isfinite(v))
+        ERROR_TOK(P, &t, "%s must be finite, got %s", what, describe(&t, d, sizeof d));
+    return v;
+}
+
+/* An output named in the train line; its node id in *id. */
+static const char *read_output_name(parser *P, const char *what, int32_t *id)
+{
+    token t = P->tok;
+    if (t.k != TK_IDENT)
+        unexpected(P, "an output name");
+    name_ent *e = name_find(&P->outs, t.s, t.len);
+    if (!e)
+        ERROR_TOK(P, &t, "%s '%.*s' is not an output", what, (int)t.len, t.s);
+    *id = e->id;
+    return read_name(P, "an output name");
+}
+
+/* "KEY=" of a declaration line, KEY one of keys (NULL-ended), each at most once. */
+static int read_key(parser *P, const char *const *keys, unsigned *seen, const char *line)
+{
+    token t = P->tok;
+    char d[64];
+    int k = 0;
+    while (keys[k] && !is_word(&t, keys[k]))
+        k++;
+    if (!keys[k])
+        ERROR_TOK(P, &t, "unknown key %s in a%s %s line", describe(&t, d, sizeof d), *line == 'o' ? "n" : "", line);
+    if (*seen >> k & 1)
+        ERROR_TOK(P, &t, "duplicate key %s", describe(&t, d, sizeof d));
+    *seen |= 1u << k;
+    next(P);
+    expect_punct(P, '=');
+    return k;
+}
+
+/* The end of a declaration line: every key of `required` was given. */
+static void end_decl(parser *P, const char *const *keys, unsigned required, unsigned seen, const token *word)
+{
+    if (!at_eol(P))
+        unexpected(P, "a key or end of line");
+    for (int k = 0; keys[k]; k++)
+        if ((required >> k & 1) && !(seen >> k & 1))
+            ERROR_TOK(P, word, "%.*s: missing %s=", (int)word->len, word->s, keys[k]);
+}
+
+static void first_of_its_kind(parser *P, const token *word, int *line)
+{
+    if (*line)
+        ERROR_TOK(P, word, "duplicate '%.*s' line (first on line %d)", (int)word->len, word->s, *line);
+    *line = word->line;
+}
+
+/* train STAGE loss=NAME [metrics=[NAME, ...]] [predict=NAME] */
+static void read_train(parser *P, const token *word)
+{
+    static const char *const stages[] = {"model", "gradients", "step"};
+    static const char *const keys[] = {"loss", "metrics", "predict", NULL};
+    ir_train *t = train_of(P);
+    char d[64], ty[80];
+    first_of_its_kind(P, word, &P->train_line);
+    next(P);
+    if (P->tok.k != TK_IDENT)
+        unexpected(P, "a stage");
+    int st = 0;
+    while (st < 3 && !is_word(&P->tok, stages[st]))
+        st++;
+    if (st == 3)
+        ERROR_TOK(P, &P->tok, "unknown stage %s; expected model, gradients or step", describe(&P->tok, d, sizeof d));
+    t->stage = (ir_stage)st;
+    next(P);
+    unsigned seen = 0;
+    while (P->tok.k == TK_IDENT) {
+        int32_t id;
+        token at;
+        switch (read_key(P, keys, &seen, "train")) {
+        case 0: {
+            at = P->tok;
+            t->loss = read_output_name(P, "loss", &id);
+            const ir_node *n = &P->g->node[id];
+            if (n->dtype != AG_F32 || n->shape.rank != 0)
+                ERROR_TOK(P, &at, "loss '%s' is %s, not a scalar f32", t->loss,
+                          ir_type_str(n->dtype, &n->shape, ty, sizeof ty));
+            break;
+        }
+        case 1:
+            expect_punct(P, '[');
+            while (!is_punct(P, ']')) {
+                if (t->nmetrics)
+                    expect_punct(P, ',');
+                at = P->tok;
+                if (t->nmetrics == IR_MAX_METRICS)
+                    ERROR_TOK(P, &at, "more than %d metrics", IR_MAX_METRICS);
+                const char *m = read_output_name(P, "metric", &id);
+                const ir_node *n = &P->g->node[id];
+                if (n->shape.rank != 0)
+                    ERROR_TOK(P, &at, "metric '%s' is %s, not a scalar", m,
+                              ir_type_str(n->dtype, &n->shape, ty, sizeof ty));
+                for (int i = 0; i < t->nmetrics; i++)
+                    if (!strcmp(t->metrics[i], m))
+                        ERROR_TOK(P, &at, "duplicate metric '%s'", m);
+                t->metrics[t->nmetrics++] = m;
+            }
+            next(P);
+            break;
+        default:
+            t->predict = read_output_name(P, "predict", &id);
+            break;
+        }
+    }
+    end_decl(P, keys, 1u, seen, word);
+}
+
+/* optimizer NAME lr=REAL wd=REAL batch=INT epochs=INT */
+static void read_optimizer(parser *P, const token *word)
+{
+    static const char *const keys[] = {"lr", "wd", "batch", "epochs", NULL};
+    ir_train *t = train_of(P);
+    first_of_its_kind(P, word, &P->optimizer_line);
+    next(P);
+    t->optimizer = read_name(P, "an optimizer name");
+    unsigned seen = 0;
+    while (P->tok.k == TK_IDENT) {
+        switch (read_key(P, keys, &seen, "optimizer")) {
+        case 0: t->lr = read_finite(P, "lr"); break;
+        case 1: t->wd = read_finite(P, "wd"); break;
+        case 2: t->batch = read_int(P, "batch", 1, INT64_MAX); break;
+        default: t->epochs = read_int(P, "epochs", 1, INT64_MAX); break;
+        }
+    }
+    end_decl(P, keys, 0xfu, seen, word);
+}
+
+/* group NAME wd_scale=REAL lr_scale=REAL params=[NAME, ...] */
+static void read_group(parser *P, const token *word)
+{
+    static const char *const keys[] = {"wd_scale", "lr_scale", "params", NULL};
+    ir_train *t = train_of(P);
+    next(P);
+    token name = P->tok;
+    if (name.k != TK_IDENT)
+        unexpected(P, "a group name");
+    name_ent *prev = name_find(&P->groups, name.s, name.len);
+    if (prev)
+        ERROR_TOK(P, &name, "duplicate group '%.*s' (first on line %d)", (int)name.len, name.s, prev->line);
+    t->groups = arena_grow(P, t->groups, t->ngroups, &P->groupcap, sizeof *t->groups);
+    int32_t index = t->ngroups++;
+    ir_group *gr = &t->groups[index];
+    gr->name = read_name(P, "a group name");
+    name_add(&P->groups, name.s, name.len, index, name.line);
+    unsigned seen = 0;
+    while (P->tok.k == TK_IDENT) {
+        switch (read_key(P, keys, &seen, "group")) {
+        case 0: gr->wd_scale = read_finite(P, "wd_scale"); break;
+        case 1: gr->lr_scale = read_finite(P, "lr_scale"); break;
+        default: {
+            int cap = 0;
+            expect_punct(P, '[');
+            while (!is_punct(P, ']')) {
+                if (gr->nparams)
+                    expect_punct(P, ',');
+                token pt = P->tok;
+                if (pt.k != TK_IDENT)
+                    unexpected(P, "a param name");
+                name_ent *v = name_find(&P->vals, pt.s, pt.len);
+                if (!v || P->g->node[v->id].op != IR_param)
+                    ERROR_TOK(P, &pt, "'%.*s' is not a param", (int)pt.len, pt.s);
+                name_ent *in = name_find(&P->grouped, pt.s, pt.len);
+                if (in)
+                    ERROR_TOK(P, &pt, "param '%.*s' is already in group '%s'", (int)pt.len, pt.s,
+                              t->groups[in->id].name);
+                name_add(&P->grouped, pt.s, pt.len, index, pt.line);
+                gr->params = arena_grow(P, gr->params, gr->nparams, &cap, sizeof *gr->params);
+                gr->params[gr->nparams++] = read_name(P, "a param name");
+            }
+            next(P);
+            break;
+        }
+        }
+    }
+    end_decl(P, keys, 0x7u, seen, word);
+}
+
+/* data "STRING" [classes=["STRING", ...]] */
+static void read_data(parser *P, const token *word)
+{
+    static const char *const keys[] = {"classes", NULL};
+    ir_train *t = train_of(P);
+    first_of_its_kind(P, word, &P->data_line);
+    next(P);
+    t->data = read_string(P);
+    unsigned seen = 0;
+    while (P->tok.k == TK_IDENT) {
+        read_key(P, keys, &seen, "data");
+        expect_punct(P, '[');
+        while (!is_punct(P, ']')) {
+            if (t->nclasses)
+                expect_punct(P, ',');
+            if (t->nclasses == IR_MAX_CLASSES)
+                ERROR_TOK(P, &P->tok, "more than %d classes", IR_MAX_CLASSES);
+            t->classes = arena_grow(P, t->classes, t->nclasses, &P->classcap, sizeof *t->classes);
+            t->classes[t->nclasses] = read_string(P);
+            t->nclasses++;
+        }
+        next(P);
+    }
+    end_decl(P, keys, 0, seen, word);
+}
+
+/* option NAME="VALUE" choices="A|B|C" */
+static void read_option(parser *P, const token *word)
+{
+    static const char *const keys[] = {"choices", NULL};
+    ir_train *t = train_of(P);
+    next(P);
+    token name = P->tok;
+    if (name.k != TK_IDENT)
+        unexpected(P, "an option name");
+    name_ent *prev = name_find(&P->options, name.s, name.len);
+    if (prev)
+        ERROR_TOK(P, &name, "duplicate option '%.*s' (first on line %d)", (int)name.len, name.s, prev->line);
+    t->options = arena_grow(P, t->options, t->noptions, &P->optioncap, sizeof *t->options);
+    name_add(&P->options, name.s, name.len, t->noptions, name.line);
+    ir_option *o = &t->options[t->noptions++];
+    o->name = read_name(P, "an option name");
+    expect_punct(P, '=');
+    o->value = read_string(P);
+    unsigned seen = 0;
+    while (P->tok.k == TK_IDENT) {
+        read_key(P, keys, &seen, "option");
+        o->choices = read_string(P);
+    }
+    end_decl(P, keys, 1u, seen, word);
+}
+
+static void read_decl(parser *P)
+{
+    static const struct {
+        const char *word;
+        void (*read)(parser *, const token *);
+    } decls[] = {{"train", read_train},
+                 {"optimizer", read_optimizer},
+                 {"group", read_group},
+                 {"data", read_data},
+                 {"option", read_option}};
+    token word = P->tok;
+    char d[64];
+    for (size_t i = 0; i < sizeof decls / sizeof *decls; i++)
+        if (is_word(&word, decls[i].word)) {
+            decls[i].read(P, &word);
+            return;
+        }
+    ERROR_TOK(P, &word, "unknown declaration %s", describe(&word, d, sizeof d));
 }
 
 static int site_cmp(const void *a, const void *b)
@@ -772,22 +1177,36 @@ static void read_graph(parser *P)
             unexpected(P, "a node or 'return'");
     }
     read_return(P);
-    skip_blank_lines(P);
-    if (P->tok.k == TK_EOF)
-        ERROR_TOK(P, &P->tok, "missing '}' at end of file");
-    if (!is_punct(P, '}'))
-        unexpected(P, "'}'");
+    for (;;) {
+        skip_blank_lines(P);
+        if (P->tok.k == TK_EOF)
+            ERROR_TOK(P, &P->tok, "missing '}' at end of file");
+        if (is_punct(P, '}'))
+            break;
+        if (P->tok.k != TK_IDENT)
+            unexpected(P, "a declaration or '}'");
+        read_decl(P);
+    }
+    if (P->g->train && !P->train_line)
+        ERROR_TOK(P, &P->tok, "missing 'train' line before '}'");
+    if (P->g->train && !P->optimizer_line)
+        ERROR_TOK(P, &P->tok, "missing 'optimizer' line before '}'");
     next(P);
     skip_blank_lines(P);
     if (P->tok.k != TK_EOF)
         ERROR_TOK(P, &P->tok, "unexpected %s after '}'", describe(&P->tok, d, sizeof d));
 
-    /* dropout sites key random streams: each one once */
+    /* dropout sites key random streams: a site used again (a dropout's backward pass reuses
+     * its mask) must drop with the same p */
     if (P->nsites) {
         qsort(P->sites, P->nsites, sizeof *P->sites, site_cmp);
-        for (size_t i = 1; i < P->nsites; i++)
-            if (P->sites[i].site == P->sites[i - 1].site)
-                error_at(P, P->sites[i].line, P->sites[i].col, "duplicate dropout site %d", (int)P->sites[i].site);
+        for (size_t i = 1; i < P->nsites; i++) {
+            const site_use *u = &P->sites[i], *v = &P->sites[i - 1];
+            char a[32], b[32];
+            if (u->site == v->site && u->p != v->p)
+                error_at(P, u->line, u->col, "dropout site %d has p=%s here but p=%s on line %d", (int)u->site,
+                         fmt_double(a, sizeof a, u->p), fmt_double(b, sizeof b, v->p), v->line);
+        }
         P->g->next_site = P->sites[P->nsites - 1].site + 1;
     }
 }
@@ -817,6 +1236,10 @@ ir_graph *ir_parse(const char *text, size_t len, const char *filename, char *err
     free(P->outs.e);
     free(P->ins);
     free(P->sites);
+    free(P->sbuf);
+    free(P->groups.e);
+    free(P->options.e);
+    free(P->grouped.e);
     free(P);
     return g;
 }

@@ -4,7 +4,14 @@
  *   %2: f32[N,256] = matmul %1, %W1 tb            ; models/mlp.c:12
  *
  * Inputs and params print as %name, f32 and i32 scalar constants inline as literals, and
- * every other node as %0, %1, ... in array order (ids are renumbered, never printed). */
+ * every other node as %0, %1, ... in array order (ids are renumbered, never printed).
+ * A graph's training declarations (g->train) follow the `return` line:
+ *
+ *   train model loss=loss metrics=[correct] predict=logits
+ *   optimizer sgd lr=0.1 wd=0 batch=256 epochs=10
+ *   group weights wd_scale=1 lr_scale=1 params=[W1, W2]
+ *   data "fashion-mnist" classes=["T-shirt/top", "Trouser"]
+ *   option act="relu" choices="relu|sigmoid|tanh" */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdint.h>
@@ -128,6 +135,8 @@ static int print_attrs(FILE *f, const ir_node *n)
     }
     if (attrs & A_AXIS)
         k += fprintf(f, " axis=%d", a->axis);
+    if (attrs & A_START)
+        k += fprintf(f, " start=%lld", (long long)a->start);
     if (attrs & A_PERM) {
         k += fprintf(f, " perm=[");
         for (int i = 0; i < n->shape.rank && i < IR_MAX_RANK; i++)
@@ -148,6 +157,108 @@ static int print_attrs(FILE *f, const ir_node *n)
     if (attrs & A_CLASSES)
         k += fprintf(f, " classes=%d", (int)a->classes);
     return k;
+}
+
+/* The length of the UTF-8 sequence at s (n bytes left) if it is well formed and encodes a
+ * printable character (not C1 control, surrogate, overlong or past U+10FFFF); else 0. */
+static int utf8_printable(const unsigned char *s, size_t n)
+{
+    int len = s[0] >= 0xf8 ? 0 : s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc0 ? 2 : 0;
+    if (!len || (size_t)len > n)
+        return 0;
+    uint32_t c = s[0] & (0x7f >> len);
+    for (int i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        c = c << 6 | (s[i] & 0x3f);
+    }
+    static const uint32_t least[5] = {0, 0, 0xa0, 0x800, 0x10000}; /* below 0xa0: C1 controls */
+    if (c < least[len] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    return len;
+}
+
+/* A string, double-quoted: \" \\ \n \t, \xHH for the other control bytes and for bytes that
+ * are not printable UTF-8; printable UTF-8 as it is. */
+static void print_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    size_t n = strlen((const char *)p);
+    while (n) {
+        int k = *p >= 0x80 ? utf8_printable(p, n) : 1;
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p == '\n')
+            fputs("\\n", f);
+        else if (*p == '\t')
+            fputs("\\t", f);
+        else if (*p < 0x20 || *p == 0x7f || !k)
+            fprintf(f, "\\x%02x", *p);
+        else
+            fwrite(p, 1, (size_t)k, f);
+        k = k ? k : 1;
+        p += k;
+        n -= (size_t)k;
+    }
+    fputc('"', f);
+}
+
+static const char *name_or(const char *s) { return s ? s : "?"; }
+
+static void print_names(FILE *f, const char *const *names, int n)
+{
+    fputc('[', f);
+    for (int i = 0; i < n; i++)
+        fprintf(f, "%s%s", i ? ", " : "", name_or(names ? names[i] : NULL));
+    fputc(']', f);
+}
+
+/* The declarations, after `return`: train, optimizer, groups, data, options. */
+static void print_train(FILE *f, const ir_train *t)
+{
+    static const char *const stages[] = {"model", "gradients", "step"};
+    char a[32], b[32];
+    fprintf(f, "  train %s loss=%s", (unsigned)t->stage < 3 ? stages[t->stage] : "?", name_or(t->loss));
+    if (t->nmetrics > 0) {
+        fprintf(f, " metrics=");
+        print_names(f, t->metrics, t->nmetrics < IR_MAX_METRICS ? t->nmetrics : IR_MAX_METRICS);
+    }
+    if (t->predict)
+        fprintf(f, " predict=%s", t->predict);
+    fmt_double(a, sizeof a, t->lr);
+    fmt_double(b, sizeof b, t->wd);
+    fprintf(f, "\n  optimizer %s lr=%s wd=%s batch=%lld epochs=%lld\n", name_or(t->optimizer), a, b,
+            (long long)t->batch, (long long)t->epochs);
+    for (int i = 0; i < t->ngroups && t->groups; i++) {
+        const ir_group *gr = &t->groups[i];
+        fmt_double(a, sizeof a, gr->wd_scale);
+        fmt_double(b, sizeof b, gr->lr_scale);
+        fprintf(f, "  group %s wd_scale=%s lr_scale=%s params=", name_or(gr->name), a, b);
+        print_names(f, gr->params, gr->nparams);
+        fputc('\n', f);
+    }
+    if (t->data) {
+        fprintf(f, "  data ");
+        print_string(f, t->data);
+        if (t->nclasses > 0 && t->classes) {
+            fprintf(f, " classes=[");
+            for (int i = 0; i < t->nclasses; i++) {
+                fprintf(f, i ? ", " : "");
+                print_string(f, t->classes[i]);
+            }
+            fputc(']', f);
+        }
+        fputc('\n', f);
+    }
+    for (int i = 0; i < t->noptions && t->options; i++) {
+        const ir_option *o = &t->options[i];
+        fprintf(f, "  option %s=", name_or(o->name));
+        print_string(f, o->value);
+        fprintf(f, " choices=");
+        print_string(f, o->choices);
+        fputc('\n', f);
+    }
 }
 
 void ir_print(FILE *f, const ir_graph *g)
@@ -173,6 +284,8 @@ void ir_print(FILE *f, const ir_graph *g)
         k += fprintf(f, " = %s", op_name(n));
         if (n->op == IR_param)
             k += print_init(f, &n->attr.init);
+        if (n->op == IR_input && n->attr.grad)
+            k += fprintf(f, " grad");
         if (n->op == IR_const) {
             char buf[64];
             fmt_const(buf, sizeof buf, n);
@@ -192,7 +305,10 @@ void ir_print(FILE *f, const ir_graph *g)
         fprintf(f, "%s %s: ", i ? "," : "", g->out[i].name ? g->out[i].name : "?");
         print_ref(f, g, num, g->out[i].id);
     }
-    fprintf(f, "\n}\n");
+    fputc('\n', f);
+    if (g->train)
+        print_train(f, g->train);
+    fprintf(f, "}\n");
     free(num);
 }
 

@@ -308,6 +308,30 @@ static bool rule_broadcast_to(const ir_graph *g, ir_node *n, char *err, size_t l
     return true;
 }
 
+/* The requested extent along axis (n's shape on entry), from attr.start; other axes kept. */
+static bool rule_slice(const ir_graph *g, ir_node *n, char *err, size_t len)
+{
+    const ir_node *a = operand(g, n, 0);
+    int ax = n->attr.axis;
+    if (!axis_ok(n, ax, a->shape.rank, err, len))
+        return false;
+    if (n->shape.rank != a->shape.rank)
+        return fail(err, len, "%s: result rank %d differs from the operand's %s", opname(n), n->shape.rank,
+                    SHAPE(&a->shape));
+    for (int i = 0; i < a->shape.rank; i++)
+        if (i != ax && n->shape.dim[i] != a->shape.dim[i])
+            return fail(err, len, "%s: result %s differs from %s off axis %d", opname(n), SHAPE(&n->shape),
+                        SHAPE(&a->shape), ax);
+    int64_t from = n->attr.start, extent = n->shape.dim[ax], whole = a->shape.dim[ax];
+    if (whole == AG_N || extent == AG_N)
+        return fail(err, len, "%s: cannot slice along the batch axis N", opname(n));
+    if (from < 0 || extent < 1 || from > whole - extent)
+        return fail(err, len, "%s: %lld elements from %lld are not within the %lld of axis %d", opname(n),
+                    (long long)extent, (long long)from, (long long)whole, ax);
+    n->dtype = a->dtype;
+    return true;
+}
+
 static bool rule_row(const ir_graph *g, ir_node *n, char *err, size_t len)
 {
     const ir_node *a = operand(g, n, 0);
@@ -351,7 +375,7 @@ static bool rule_dropout(const ir_graph *g, ir_node *n, char *err, size_t len)
 
 static rule_fn *const rules[IR_OP_COUNT] = {
 #define RULE_EW(name, ...) [IR_##name] = rule_ew,
-#define RULE_OP(name, kind, arity, attrs, rule, doc) [IR_##name] = rule,
+#define RULE_OP(name, kind, arity, attrs, rule, grad, doc) [IR_##name] = rule,
     IR_OPS(RULE_EW, RULE_OP)
 #undef RULE_EW
 #undef RULE_OP

@@ -1,7 +1,8 @@
 /* The verifier: checks a graph however it was built (DSL, parser, a pass), node by node in
  * array order, so each node's operands are known good before its own rule reads them.
  * It trusts nothing it has not checked, so a hand-broken graph gets a message, not a crash.
- * Shapes and dtypes are checked by re-running the same ir_infer the builders use. */
+ * Shapes and dtypes are checked by re-running the same ir_infer the builders use, and the
+ * training declarations (g->train) against the outputs and params they name. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -37,6 +38,17 @@ static bool fail(const ir_graph *g, int32_t id, char *err, size_t len, const cha
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     return failv(err, len, "verify: node %%%d (%s%s): %s", (int)id, op, at, msg);
+}
+
+/* The shortest "%.{1..17}g" that reads back as exactly v. */
+static const char *fmt_double(char *buf, size_t len, double v)
+{
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, len, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    return buf;
 }
 
 static bool is_identifier(const char *s)
@@ -93,6 +105,10 @@ static const char *stray_attr(const ir_node *n)
         return "site";
     if (!(has & A_CLASSES) && a->classes)
         return "classes";
+    if (!(has & A_START) && a->start)
+        return "start";
+    if (!(has & A_GRAD) && a->grad)
+        return "grad";
     if (!(has & A_INIT) && memcmp(&a->init, &noinit, sizeof noinit))
         return "init";
     if (!(has & A_NAME) && a->name)
@@ -132,6 +148,9 @@ static bool check_node(const ir_graph *g, int32_t id, char *err, size_t len)
         if (!is_identifier(n->attr.name))
             return fail(g, id, err, len, "%s name \"%s\" is not an identifier", name,
                         n->attr.name ? n->attr.name : "(null)");
+        if (n->op == IR_input && n->attr.grad && n->dtype != AG_F32)
+            return fail(g, id, err, len, "input %s: a gradient needs f32, not %s", n->attr.name,
+                        ir_dtype_name(n->dtype));
         if (n->op == IR_param) {
             const ag_init *in = &n->attr.init;
             bool unused_a = in->kind == AG_INIT_ZEROS || in->kind == AG_INIT_XAVIER;
@@ -158,6 +177,12 @@ static bool check_node(const ir_graph *g, int32_t id, char *err, size_t len)
                 __builtin_add_overflow(sum, s->dim[n->attr.axis], &sum))
                 return fail(g, id, err, len, "concat: the joined extent overflows");
         }
+        break;
+    }
+    case IR_slice: { /* the rule computes start + extent: it must not overflow */
+        int ax = n->attr.axis;
+        if (ax >= 0 && ax < n->shape.rank && n->shape.dim[ax] > 0 && n->attr.start > INT64_MAX - n->shape.dim[ax] + 1)
+            return fail(g, id, err, len, "slice: start %lld is out of range", (long long)n->attr.start);
         break;
     }
     default:
@@ -225,10 +250,14 @@ static bool check_unique(const ir_graph *g, char *err, size_t len)
         if (strcmp(names[i].name, names[i - 1].name) == 0)
             ok = fail(g, names[i].id, err, len, "the name %s is already used by node %%%d", names[i].name,
                       (int)names[i - 1].id);
-    for (int32_t i = 1; ok && i < ns; i++)
-        if (sites[i].key == sites[i - 1].key)
-            ok = fail(g, sites[i].id, err, len, "dropout site %d is already used by node %%%d", (int)sites[i].key,
-                      (int)sites[i - 1].id);
+    /* a site may repeat (a dropout's backward pass reuses its mask), with the same p */
+    for (int32_t i = 1; ok && i < ns; i++) {
+        double p = g->node[sites[i].id].attr.value, q = g->node[sites[i - 1].id].attr.value;
+        char a[32], b[32];
+        if (sites[i].key == sites[i - 1].key && p != q)
+            ok = fail(g, sites[i].id, err, len, "dropout site %d has p=%s, but node %%%d has p=%s", (int)sites[i].key,
+                      fmt_double(a, sizeof a, p), (int)sites[i - 1].id, fmt_double(b, sizeof b, q));
+    }
     free(names);
     free(sites);
     return ok;
@@ -259,6 +288,116 @@ static bool check_outputs(const ir_graph *g, char *err, size_t len)
     return ok;
 }
 
+/* An output the declarations name: it exists; scalar when asked, f32 too when asked. */
+static bool check_named_output(const ir_graph *g, const char *what, const char *name, int want, char *err,
+                               size_t len)
+{
+    if (!name)
+        return failv(err, len, "verify: train: the %s is not set", what);
+    int o = ir_find_output(g, name);
+    if (o < 0)
+        return failv(err, len, "verify: train: %s '%s' is not an output", what, name);
+    const ir_node *n = &g->node[g->out[o].id];
+    char ty[80];
+    if (want && (n->shape.rank != 0 || (want == 2 && n->dtype != AG_F32)))
+        return failv(err, len, "verify: train: %s '%s' is %s, not a scalar%s", what, name,
+                     ir_type_str(n->dtype, &n->shape, ty, sizeof ty), want == 2 ? " f32" : "");
+    return true;
+}
+
+static bool check_train(const ir_graph *g, char *err, size_t len)
+{
+    const ir_train *t = g->train;
+    if (!t)
+        return true;
+    if ((unsigned)t->stage > IR_STAGE_STEP)
+        return failv(err, len, "verify: train: unknown stage %d", (int)t->stage);
+    if (!check_named_output(g, "loss", t->loss, 2, err, len))
+        return false;
+    if (t->nmetrics < 0 || t->nmetrics > IR_MAX_METRICS)
+        return failv(err, len, "verify: train: %d metrics; at most %d", t->nmetrics, IR_MAX_METRICS);
+    for (int i = 0; i < t->nmetrics; i++) {
+        if (!check_named_output(g, "metric", t->metrics[i], 1, err, len))
+            return false;
+        for (int k = 0; k < i; k++)
+            if (!strcmp(t->metrics[k], t->metrics[i]))
+                return failv(err, len, "verify: train: metric '%s' is listed twice", t->metrics[i]);
+    }
+    if (t->predict && !check_named_output(g, "predict", t->predict, 0, err, len))
+        return false;
+    if (!is_identifier(t->optimizer))
+        return failv(err, len, "verify: train: optimizer name \"%s\" is not an identifier",
+                     t->optimizer ? t->optimizer : "(null)");
+    if (!isfinite(t->lr) || !isfinite(t->wd))
+        return failv(err, len, "verify: train: lr %g and wd %g must be finite", t->lr, t->wd);
+    if (t->batch < 1 || t->epochs < 1)
+        return failv(err, len, "verify: train: batch %lld and epochs %lld must be at least 1", (long long)t->batch,
+                     (long long)t->epochs);
+    if (t->nclasses < 0 || t->nclasses > IR_MAX_CLASSES)
+        return failv(err, len, "verify: train: %d classes; at most %d", t->nclasses, IR_MAX_CLASSES);
+    if (t->nclasses > 0 && !t->data)
+        return failv(err, len, "verify: train: classes without data");
+    for (int i = 0; i < t->nclasses; i++)
+        if (!t->classes || !t->classes[i])
+            return failv(err, len, "verify: train: class %d is not set", i);
+
+    if (t->ngroups < 0 || (t->ngroups > 0 && !t->groups))
+        return failv(err, len, "verify: train: broken group array");
+    int64_t total = 0;
+    for (int i = 0; i < t->ngroups; i++) {
+        const ir_group *gr = &t->groups[i];
+        if (!is_identifier(gr->name))
+            return failv(err, len, "verify: train: group %d: name \"%s\" is not an identifier", i,
+                         gr->name ? gr->name : "(null)");
+        for (int k = 0; k < i; k++)
+            if (!strcmp(t->groups[k].name, gr->name))
+                return failv(err, len, "verify: train: group %s is declared twice", gr->name);
+        if (!isfinite(gr->wd_scale) || !isfinite(gr->lr_scale))
+            return failv(err, len, "verify: train: group %s: wd_scale %g and lr_scale %g must be finite", gr->name,
+                         gr->wd_scale, gr->lr_scale);
+        if (gr->nparams < 0 || (gr->nparams > 0 && !gr->params))
+            return failv(err, len, "verify: train: group %s: broken param array", gr->name);
+        for (int k = 0; k < gr->nparams; k++)
+            if (!gr->params[k] || ir_find_source(g, IR_param, gr->params[k]) < 0)
+                return failv(err, len, "verify: train: group %s: '%s' is not a param", gr->name,
+                             gr->params[k] ? gr->params[k] : "(null)");
+        total += gr->nparams;
+    }
+    /* each param in one group at most: sort (name, group) pairs */
+    keyed *ps = xmalloc_keys((int32_t)(total < INT32_MAX ? total : INT32_MAX));
+    int32_t np = 0;
+    for (int i = 0; i < t->ngroups; i++)
+        for (int k = 0; k < t->groups[i].nparams && np < INT32_MAX; k++)
+            ps[np++] = (keyed){t->groups[i].params[k], 0, i};
+    qsort(ps, (size_t)np, sizeof *ps, by_name);
+    bool ok = true;
+    for (int32_t i = 1; ok && i < np; i++)
+        if (!strcmp(ps[i].name, ps[i - 1].name))
+            ok = ps[i].id == ps[i - 1].id
+                     ? failv(err, len, "verify: train: group %s lists param %s twice", t->groups[ps[i].id].name,
+                             ps[i].name)
+                     : failv(err, len, "verify: train: param %s is in group %s and in group %s", ps[i].name,
+                             t->groups[ps[i - 1].id].name, t->groups[ps[i].id].name);
+    free(ps);
+    if (!ok)
+        return false;
+
+    if (t->noptions < 0 || (t->noptions > 0 && !t->options))
+        return failv(err, len, "verify: train: broken option array");
+    for (int i = 0; i < t->noptions; i++) {
+        const ir_option *o = &t->options[i];
+        if (!is_identifier(o->name))
+            return failv(err, len, "verify: train: option %d: name \"%s\" is not an identifier", i,
+                         o->name ? o->name : "(null)");
+        for (int k = 0; k < i; k++)
+            if (!strcmp(t->options[k].name, o->name))
+                return failv(err, len, "verify: train: option %s is declared twice", o->name);
+        if (!o->value || !o->choices)
+            return failv(err, len, "verify: train: option %s: its value or choices are not set", o->name);
+    }
+    return true;
+}
+
 bool ir_verify(const ir_graph *g, char *err, size_t len)
 {
     if (!g)
@@ -268,5 +407,5 @@ bool ir_verify(const ir_graph *g, char *err, size_t len)
     for (int32_t id = 0; id < g->n; id++)
         if (!check_node(g, id, err, len))
             return false;
-    return check_unique(g, err, len) && check_outputs(g, err, len);
+    return check_unique(g, err, len) && check_outputs(g, err, len) && check_train(g, err, len);
 }

@@ -11,7 +11,7 @@ void softmax(ag_graph *g)
     ag_val X = ag_scale(ag_cast(x, AG_F32), 1.0 / 255);
     ag_val logits = ag_add(ag_matmul(X, W), b);
 
-    ag_output(g, "logits", logits);
-    ag_output(g, "loss", ag_mean(ag_cross_entropy(logits, y)));
-    ag_output(g, "correct", ag_sum(ag_cast(ag_eq(ag_argmax(logits, 1), y), AG_F32)));
+    ag_minimize(g, ag_mean(ag_cross_entropy(logits, y)), ag_sgd(.lr = 0.1),
+                .metric = ag_correct(logits, y), .predict = logits,
+                .data = "fashion-mnist", .batch = 256, .epochs = 10);
 }

@@ -238,6 +238,14 @@ static void g_concat(ag_graph *g)
     ag_output(g, "dim1", ag_concat(1, X, Y));
 }
 
+/* X[:, 1:3] and X[1:2, :], the book's slicing */
+static void g_slice(ag_graph *g)
+{
+    ag_val X = F32("X", 3, 4);
+    ag_output(g, "cols", ag_slice(X, 1, 1, 2));
+    ag_output(g, "row", ag_slice(X, 0, 1, 1));
+}
+
 /* d2l 2.1.3: a = arange(3).reshape(3, 1); b = arange(2).reshape(1, 2); a + b */
 static void g_broadcast(ag_graph *g)
 {
@@ -357,6 +365,8 @@ static const tcase cases[] = {
      .in = {{"X", ARANGE12}, {"Y", V(2, 1, 4, 3, 1, 2, 3, 4, 4, 3, 2, 1)}},
      {VS("[6,4]", 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 2, 1, 4, 3, 1, 2, 3, 4, 4, 3, 2, 1),
       VS("[3,8]", 0, 1, 2, 3, 2, 1, 4, 3, 4, 5, 6, 7, 1, 2, 3, 4, 8, 9, 10, 11, 4, 3, 2, 1)}},
+    {"d2l 2.1.4: X[:, 1:3] and X[1:2, :]", g_slice, .in = {{"X", ARANGE12}},
+     {VS("[3,2]", 1, 2, 5, 6, 9, 10), VS("[1,4]", 4, 5, 6, 7)}},
     {"d2l 2.1.3: (3,1) + (1,2) broadcasts to (3,2); broadcast_to; full", g_broadcast,
      .in = {{"a", V(0, 1, 2)}, {"b", V(0, 1)}},
      {VS("[3,2]", 0, 1, 1, 2, 2, 3), VS("[3,2]", 0, 1, 0, 1, 0, 1), VS("[2]", 7, 7), VS("[1,2]", 3, 4)}},

@@ -34,6 +34,7 @@ static const struct {
     {IR_transpose, "  %a: f32[N,3,2] = input\n  %0: f32[2,N,3] = transpose %a perm=[2,0,1]\n  return o: %0\n"},
     {IR_reshape, "  %a: f32[N,3,2] = input\n  %0: f32[N,6] = reshape %a\n  return o: %0\n"},
     {IR_concat, "  %a: f32[N,3] = input\n  %b: f32[N,1] = input\n  %0: f32[N,7] = concat %a, %b, %a axis=1\n  return o: %0\n"},
+    {IR_slice, "  %a: f32[N,5] = input\n  %0: f32[N,2] = slice %a axis=1 start=3\n  return o: %0\n"},
     {IR_broadcast_to, "  %a: f32[3] = input\n  %0: f32[N,3] = broadcast_to %a\n  return o: %0\n"},
     {IR_softmax, "  %a: f32[N,3] = input\n  %0: f32[N,3] = softmax %a axis=1\n  return o: %0\n"},
     {IR_log_softmax, "  %a: f32[N,3] = input\n  %0: f32[N,3] = log_softmax %a axis=0\n  return o: %0\n"},

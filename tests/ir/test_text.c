@@ -44,7 +44,7 @@ static void assert_canonical(const char *text)
 /* Every op of the table, in canonical form. */
 static const char all_ops[] =
     "graph @all_ops {\n"
-    "  %x: f32[N,4] = input                          ; all.c:1\n"
+    "  %x: f32[N,4] = input grad                     ; all.c:1\n"
     "  %y: i32[N] = input                            ; all.c:2\n"
     "  %img: u8[N,4] = input                         ; all.c:3\n"
     "  %W: f32[4,3] = param normal(0, 0.01)          ; all.c:4\n"
@@ -98,7 +98,16 @@ static const char all_ops[] =
     "  %43: f32[N,4] = where %20, %19, -3.4028235e+38 ; edge.c:1\n"
     "  %44: f32[N,4] = minimum %43, 1.1754944e-38    ; long.c:2\n"
     "  %45: f32[N,10] = dropout %39 p=0.3333333333333333 site=9 ; far.c:3\n"
+    "  %46: f32[N,2] = slice %31 axis=1 start=1\n"
+    "  %47: f32[N,10] = dropout %45 p=0.3333333333333333 site=9\n"
     "  return logits: %41, loss: %28, scale: 0.5, n: 3\n"
+    "  train model loss=loss metrics=[n, scale] predict=logits\n"
+    "  optimizer sgd lr=0.1 wd=0.0001 batch=256 epochs=10\n"
+    "  group weights wd_scale=1 lr_scale=0.5 params=[W, u]\n"
+    "  group biases wd_scale=0 lr_scale=1 params=[b, c]\n"
+    "  data \"fashion\\\\mnist \\\"v2\\\"\\n\" classes=[\"T-shirt/top\", \"a\\tb\", \"Größe\", \"日本語\", \"\\x01\\x7f\\xff\\xc2\\x85\"]\n"
+    "  option act=\"relu\" choices=\"relu|sigmoid|tanh\"\n"
+    "  option width=\"\" choices=\"\"\n"
     "}\n"
     ;
 
@@ -131,6 +140,195 @@ Test(text, locations_are_interned)
     int32_t w = ir_find_source(g, IR_param, "W");
     cr_assert_eq(g->node[w].attr.init.kind, AG_INIT_NORMAL);
     cr_assert_eq(g->node[w].attr.init.b, 0.01);
+    ir_graph_free(g);
+}
+
+/* The declarations of all_ops, as the parser reads them: strings decoded, names kept. */
+Test(text, declarations_are_read)
+{
+    ir_graph *g = parse_ok(all_ops);
+    const ir_train *t = g->train;
+    cr_assert_not_null(t);
+    cr_expect_eq(t->stage, IR_STAGE_MODEL);
+    cr_expect_str_eq(t->loss, "loss");
+    cr_assert_eq(t->nmetrics, 2);
+    cr_expect_str_eq(t->metrics[0], "n");
+    cr_expect_str_eq(t->metrics[1], "scale");
+    cr_expect_str_eq(t->predict, "logits");
+    cr_expect_str_eq(t->optimizer, "sgd");
+    cr_expect_eq(t->lr, 0.1);
+    cr_expect_eq(t->wd, 0.0001);
+    cr_expect_eq(t->batch, 256);
+    cr_expect_eq(t->epochs, 10);
+    cr_assert_eq(t->ngroups, 2);
+    cr_expect_str_eq(t->groups[0].name, "weights");
+    cr_expect_eq(t->groups[0].wd_scale, 1);
+    cr_expect_eq(t->groups[0].lr_scale, 0.5);
+    cr_assert_eq(t->groups[0].nparams, 2);
+    cr_expect_str_eq(t->groups[0].params[0], "W");
+    cr_expect_str_eq(t->groups[0].params[1], "u");
+    cr_expect_str_eq(t->groups[1].name, "biases");
+    cr_expect_eq(t->groups[1].wd_scale, 0);
+    cr_assert_eq(t->groups[1].nparams, 2);
+    cr_expect_str_eq(t->groups[1].params[1], "c");
+    cr_expect_str_eq(t->data, "fashion\\mnist \"v2\"\n");
+    cr_assert_eq(t->nclasses, 5);
+    cr_expect_str_eq(t->classes[0], "T-shirt/top");
+    cr_expect_str_eq(t->classes[1], "a\tb");
+    cr_expect_str_eq(t->classes[2], "Gr\xc3\xb6\xc3\x9f" "e");
+    cr_expect_str_eq(t->classes[3], "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e");
+    cr_expect_str_eq(t->classes[4], "\x01\x7f\xff\xc2\x85");
+    cr_assert_eq(t->noptions, 2);
+    cr_expect_str_eq(t->options[0].name, "act");
+    cr_expect_str_eq(t->options[0].value, "relu");
+    cr_expect_str_eq(t->options[0].choices, "relu|sigmoid|tanh");
+    cr_expect_str_eq(t->options[1].name, "width");
+    cr_expect_str_eq(t->options[1].value, "");
+    cr_expect_str_eq(t->options[1].choices, "");
+    int32_t x = ir_find_source(g, IR_input, "x"), y = ir_find_source(g, IR_input, "y");
+    cr_expect(g->node[x].attr.grad);
+    cr_expect_not(g->node[y].attr.grad);
+    ir_graph_free(g);
+}
+
+/* Declarations in any order, keys in any order, raw bytes and escapes in strings: printed
+ * canonically. */
+Test(text, declarations_canonical_order)
+{
+    static const char messy[] = "graph @m {\n"
+                                "  %x: f32[N,3] = input\n"
+                                "  %W: f32[3] = param zeros\n"
+                                "  %0: f32[] = sum %x axes=[0,1]\n"
+                                "  return loss: %0, out: %x\n"
+                                "  option act = \"\x41\t\" choices=\"A\\x09\" ; a comment\n"
+                                "\n"
+                                "  data \"\\x7F\\x80\\xc3\\xA9\\\\\" classes=[]\n"
+                                "  group g params=[W] lr_scale=2 wd_scale=0.5\n"
+                                "  optimizer adam epochs=3 batch=1e0 wd=0 lr=.5\n"
+                                "  train gradients predict=out metrics=[] loss=loss\n"
+                                "}\n";
+    char err[256] = "";
+    ir_graph *g = ir_parse(messy, sizeof messy - 1, "m.ir", err, sizeof err);
+    cr_assert_null(g, "batch=1e0 is not an integer");
+    cr_assert_str_eq(err, "m.ir:10:33: error: expected an integer, got '1e0'");
+    char fixed[sizeof messy];
+    memcpy(fixed, messy, sizeof messy);
+    memcpy(strstr(fixed, "1e0"), "001", 3);
+    g = ir_parse(fixed, sizeof fixed - 1, "m.ir", err, sizeof err);
+    cr_assert_not_null(g, "%s", err);
+    cr_assert(ir_verify(g, err, sizeof err), "%s", err);
+    char *s = ir_print_str(g);
+    cr_assert_str_eq(s, "graph @m {\n"
+                        "  %x: f32[N,3] = input\n"
+                        "  %W: f32[3] = param zeros\n"
+                        "  %0: f32[] = sum %x axes=[0,1]\n"
+                        "  return loss: %0, out: %x\n"
+                        "  train gradients loss=loss predict=out\n"
+                        "  optimizer adam lr=0.5 wd=0 batch=1 epochs=3\n"
+                        "  group g wd_scale=0.5 lr_scale=2 params=[W]\n"
+                        "  data \"\\x7f\\x80\xc3\xa9\\\\\"\n"
+                        "  option act=\"A\\t\" choices=\"A\\t\"\n"
+                        "}\n");
+    free(s);
+    ir_graph_free(g);
+
+    /* the smallest declarations: train and optimizer only, every stage */
+    assert_canonical("graph @s {\n"
+                     "  %x: f32[] = input\n"
+                     "  return loss: %x\n"
+                     "  train step loss=loss\n"
+                     "  optimizer sgd lr=-1e-05 wd=1e+300 batch=9223372036854775807 epochs=1\n"
+                     "}\n");
+    assert_canonical("graph @s {\n"
+                     "  %x: f32[] = input\n"
+                     "  return loss: %x\n"
+                     "  train model loss=loss\n"
+                     "  optimizer sgd lr=0.1 wd=0 batch=1 epochs=1\n"
+                     "  group empty wd_scale=1 lr_scale=1 params=[]\n"
+                     "  data \"\"\n"
+                     "}\n");
+}
+
+/* Declarations built with the API, printed to the exact text: every control byte, a byte
+ * that is not UTF-8, an overlong and a surrogate are escaped, printable UTF-8 is not. */
+Test(text, declarations_golden_print)
+{
+    ir_graph *g = ir_graph_new("d");
+    char err[256];
+    ir_node w = ir_node_make(IR_param, 0, NULL);
+    w.dtype = AG_F32, w.shape = (ir_shape){1, {3}}, w.attr.name = "W";
+    int32_t iw = ir_add(g, &w, err, sizeof err);
+    ir_node s = ir_node_make(IR_sum, 1, &iw);
+    s.attr.axes = 1;
+    int32_t is = ir_add(g, &s, err, sizeof err);
+    cr_assert(is >= 0, "%s", err);
+    ir_add_output(g, "loss", is);
+    ir_train *t = ir_alloc(g, sizeof *t);
+    t->stage = IR_STAGE_STEP;
+    t->loss = "loss";
+    t->optimizer = "sgd";
+    t->lr = 1.0 / 3, t->wd = 5e-4, t->batch = 64, t->epochs = 2;
+    t->data = "\x01\x1f \x7f\"\\\n\t\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80|\xc0\xaf|\xed\xa0\x80|\xf4\x90\x80\x80|\xc3|\xff";
+    static const char *classes[] = {"\xc2\x85", "\xc2\xa0"};
+    t->classes = classes, t->nclasses = 2;
+    static const char *params[] = {"W"};
+    static ir_group groups[] = {{"all", 0.1, 1e10, 1, params}};
+    t->groups = groups, t->ngroups = 1;
+    static ir_option options[] = {{"mode", "a b", "a b|c"}};
+    t->options = options, t->noptions = 1;
+    g->train = t;
+    cr_assert(ir_verify(g, err, sizeof err), "%s", err);
+    char *got = ir_print_str(g);
+    cr_assert_str_eq(got, "graph @d {\n"
+                          "  %W: f32[3] = param zeros\n"
+                          "  %0: f32[] = sum %W axes=[0]\n"
+                          "  return loss: %0\n"
+                          "  train step loss=loss\n"
+                          "  optimizer sgd lr=0.3333333333333333 wd=0.0005 batch=64 epochs=2\n"
+                          "  group all wd_scale=0.1 lr_scale=1e+10 params=[W]\n"
+                          "  data \"\\x01\\x1f \\x7f\\\"\\\\\\n\\t\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"
+                          "|\\xc0\\xaf|\\xed\\xa0\\x80|\\xf4\\x90\\x80\\x80|\\xc3|\\xff\" "
+                          "classes=[\"\\xc2\\x85\", \"\xc2\xa0\"]\n"
+                          "  option mode=\"a b\" choices=\"a b|c\"\n"
+                          "}\n");
+    /* and it reads back to the same bytes */
+    ir_graph *h = parse_ok(got);
+    cr_assert_str_eq(h->train->data, t->data);
+    cr_assert_str_eq(h->train->classes[0], classes[0]);
+    char *again = ir_print_str(h);
+    cr_assert_str_eq(again, got);
+    free(again);
+    free(got);
+    ir_graph_free(h);
+    ir_graph_free(g);
+}
+
+/* A graph without declarations prints none and reads back with g->train NULL. */
+Test(text, no_declarations)
+{
+    ir_graph *g = parse_ok("graph @n {\n  %x: f32[2] = input\n  return r: %x\n}\n");
+    cr_assert_null(g->train);
+    ir_graph_free(g);
+}
+
+Test(text, input_grad_and_slice)
+{
+    static const char text[] = "graph @s {\n"
+                               "  %x: f32[N,5,3] = input grad\n"
+                               "  %y: f32[N,2] = input\n"
+                               "  %0: f32[N,2,3] = slice %x axis=1 start=3\n"
+                               "  %1: f32[N,5,1] = slice %x axis=2 start=0\n"
+                               "  %2: f32[N,2] = slice %y axis=1 start=0\n"
+                               "  return a: %0, b: %1, c: %2\n"
+                               "}\n";
+    assert_canonical(text);
+    ir_graph *g = parse_ok(text);
+    cr_expect(g->node[0].attr.grad);
+    cr_expect_not(g->node[1].attr.grad);
+    const ir_node *s = &g->node[g->out[0].id];
+    cr_expect_eq(s->op, IR_slice);
+    cr_expect_eq(s->attr.axis, 1);
+    cr_expect_eq(s->attr.start, 3);
     ir_graph_free(g);
 }
 
@@ -369,6 +567,12 @@ Test(text, comments_blank_lines_and_spacing)
 /* ---- malformed IR: each with its exact message ---- */
 
 #define BAD(text, msg) {text, sizeof(text) - 1, msg}
+/* outputs v (not a scalar), l (a scalar f32), k (a scalar i32); a param w, an input a */
+#define DECL_HEAD                                                                                  \
+    "graph @x {\n  %a: f32[2] = input\n  %w: f32[2] = param zeros\n  %u: f32[] = param zeros\n" \
+    "  return v: %a, l: %u, k: 1\n"
+#define DECL_TRAIN "  train model loss=l\n"
+#define DECL_OPT "  optimizer sgd lr=0.1 wd=0 batch=1 epochs=1\n"
 static const struct {
     const char *text;
     size_t len;
@@ -439,8 +643,8 @@ static const struct {
         "t.ir:2:16: error: param a: parameters are f32, not i32"),
     BAD("graph @x {\n  %0: f32[2] = input\n  return r: %0\n}\n", "t.ir:2:3: error: input name %0 is not an identifier"),
     BAD("graph @x {\n  %a: f32[2] = input\n  %0: f32[2] = dropout %a p=0.5 site=2\n"
-        "  %1: f32[2] = dropout %0 p=0.5 site=2\n  return r: %1\n}\n",
-        "t.ir:4:38: error: duplicate dropout site 2"),
+        "  %1: f32[2] = dropout %0 site=2 p=0.25\n  return r: %1\n}\n",
+        "t.ir:4:32: error: dropout site 2 has p=0.25 here but p=0.5 on line 3"),
     BAD("graph @x {\n  %a: f32[2] = input\n  %0: f32[2] = dropout %a p=1.5 site=1\n  return r: %0\n}\n",
         "t.ir:3:16: error: dropout: p = 1.5 is not a probability in [0, 1]"),
     BAD("graph @x {\n  %a: i32[2] = input\n  %0: i32[2] = add %a, 3000000000\n  return r: %0\n}\n",
@@ -456,6 +660,91 @@ static const struct {
     BAD("graph @x {\n  %a: f32[2] = input\n  %0: f32[2] = mul %a, %a, \n  return r: %0\n}\n",
         "t.ir:3:28: error: expected an operand, got end of line"),
     BAD("graph x {\n", "t.ir:1:7: error: expected a graph name '@name', got 'x'"),
+    /* input grad and slice */
+    BAD("graph @x {\n  %a: u8[2] = input grad\n  return r: %a\n}\n",
+        "t.ir:2:21: error: input a: a gradient needs f32, not u8"),
+    BAD("graph @x {\n  %a: f32[2] = param zeros grad\n  return r: %a\n}\n",
+        "t.ir:2:28: error: expected end of line, got 'grad'"),
+    BAD("graph @x {\n  %a: f32[2,3] = input\n  %0: f32[2,3] = slice %a axis=1 start=2\n  return r: %0\n}\n",
+        "t.ir:3:18: error: slice: 3 elements from 2 are not within the 3 of axis 1"),
+    BAD("graph @x {\n  %a: f32[2,3] = input\n  %0: f32[2,1] = slice %a axis=1 start=-1\n  return r: %0\n}\n",
+        "t.ir:3:18: error: slice: 1 elements from -1 are not within the 3 of axis 1"),
+    BAD("graph @x {\n  %a: f32[2,3] = input\n  %0: f32[2,2] = slice %a axis=1\n  return r: %0\n}\n",
+        "t.ir:3:18: error: slice: missing attribute 'start'"),
+    BAD("graph @x {\n  %a: f32[2,3] = input\n  %0: f32[2,2] = slice %a axis=2 start=0\n  return r: %0\n}\n",
+        "t.ir:3:18: error: slice: axis 2 out of range for rank 2"),
+    BAD("graph @x {\n  %a: f32[N,3] = input\n  %0: f32[2,3] = slice %a axis=0 start=0\n  return r: %0\n}\n",
+        "t.ir:3:18: error: slice: cannot slice along the batch axis N"),
+    BAD("graph @x {\n  %a: f32[2,3] = input\n  %0: f32[1,2] = slice %a axis=1 start=0\n  return r: %0\n}\n",
+        "t.ir:3:18: error: slice: result [1,2] differs from [2,3] off axis 1"),
+    BAD("graph @x {\n  %a: f32[2,3] = input\n  %0: f32[2,2] = slice %a axis=1 start=9223372036854775807\n"
+        "  return r: %0\n}\n",
+        "t.ir:3:18: error: slice: start 9223372036854775807 is out of range"),
+    BAD("graph @x {\n  %a: f32[2,3] = input\n  %0: f32[2,3] = relu %a start=1\n  return r: %0\n}\n",
+        "t.ir:3:26: error: unknown attribute 'start' for relu"),
+    /* declarations */
+    BAD(DECL_HEAD "  trian model loss=l\n}\n", "t.ir:6:3: error: unknown declaration 'trian'"),
+    BAD(DECL_HEAD "  3\n}\n", "t.ir:6:3: error: expected a declaration or '}', got '3'"),
+    BAD(DECL_HEAD "  train model loss=l\n}\n", "t.ir:7:1: error: missing 'optimizer' line before '}'"),
+    BAD(DECL_HEAD DECL_OPT "}\n", "t.ir:7:1: error: missing 'train' line before '}'"),
+    BAD(DECL_HEAD "  data \"d\"\n}\n", "t.ir:7:1: error: missing 'train' line before '}'"),
+    BAD(DECL_HEAD DECL_OPT DECL_TRAIN DECL_OPT "}\n", "t.ir:8:3: error: duplicate 'optimizer' line (first on line 6)"),
+    BAD(DECL_HEAD DECL_TRAIN DECL_OPT "\n  train model loss=l\n}\n",
+        "t.ir:9:3: error: duplicate 'train' line (first on line 6)"),
+    BAD(DECL_HEAD DECL_TRAIN DECL_OPT "  data \"a\"\n  data \"a\"\n}\n",
+        "t.ir:9:3: error: duplicate 'data' line (first on line 8)"),
+    BAD(DECL_HEAD "  train modle loss=l\n", "t.ir:6:9: error: unknown stage 'modle'; expected model, gradients or step"),
+    BAD(DECL_HEAD "  train\n", "t.ir:6:8: error: expected a stage, got end of line"),
+    BAD(DECL_HEAD "  train model loss=nope\n", "t.ir:6:20: error: loss 'nope' is not an output"),
+    BAD(DECL_HEAD "  train model loss=v\n", "t.ir:6:20: error: loss 'v' is f32[2], not a scalar f32"),
+    BAD(DECL_HEAD "  train model loss=k\n", "t.ir:6:20: error: loss 'k' is i32[], not a scalar f32"),
+    BAD(DECL_HEAD "  train model loss=l metrics=[k, acc]\n", "t.ir:6:34: error: metric 'acc' is not an output"),
+    BAD(DECL_HEAD "  train model loss=l metrics=[v]\n", "t.ir:6:31: error: metric 'v' is f32[2], not a scalar"),
+    BAD(DECL_HEAD "  train model loss=l metrics=[k, l, k]\n", "t.ir:6:37: error: duplicate metric 'k'"),
+    BAD(DECL_HEAD "  train model loss=l metrics=[k l]\n", "t.ir:6:33: error: expected ',', got 'l'"),
+    BAD(DECL_HEAD "  train model loss=l predict=w\n", "t.ir:6:30: error: predict 'w' is not an output"),
+    BAD(DECL_HEAD "  train model loss=l lost=l\n", "t.ir:6:22: error: unknown key 'lost' in a train line"),
+    BAD(DECL_HEAD "  train model loss=l loss=l\n", "t.ir:6:22: error: duplicate key 'loss'"),
+    BAD(DECL_HEAD "  train model loss l\n", "t.ir:6:20: error: expected '=', got 'l'"),
+    BAD(DECL_HEAD "  train model metrics=[k]\n" DECL_OPT "}\n", "t.ir:6:3: error: train: missing loss="),
+    BAD(DECL_HEAD "  train model loss=l 3\n", "t.ir:6:22: error: expected a key or end of line, got '3'"),
+    BAD(DECL_HEAD "  optimizer 3\n", "t.ir:6:13: error: expected an optimizer name, got '3'"),
+    BAD(DECL_HEAD "  optimizer sgd lr=0.1 wd=0 batch=1\n", "t.ir:6:3: error: optimizer: missing epochs="),
+    BAD(DECL_HEAD "  optimizer sgd momentum=0.9\n", "t.ir:6:17: error: unknown key 'momentum' in an optimizer line"),
+    BAD(DECL_HEAD "  optimizer sgd lr=inf\n", "t.ir:6:20: error: lr must be finite, got 'inf'"),
+    BAD(DECL_HEAD "  optimizer sgd wd=-nan\n", "t.ir:6:20: error: wd must be finite, got '-nan'"),
+    BAD(DECL_HEAD "  optimizer sgd batch=0\n", "t.ir:6:23: error: batch 0 out of range"),
+    BAD(DECL_HEAD "  optimizer sgd epochs=1.5\n", "t.ir:6:24: error: expected an integer, got '1.5'"),
+    BAD(DECL_HEAD "  group g wd_scale=1 lr_scale=1 params=[a]\n", "t.ir:6:41: error: 'a' is not a param"),
+    BAD(DECL_HEAD "  group g wd_scale=1 lr_scale=1 params=[w, zz]\n", "t.ir:6:44: error: 'zz' is not a param"),
+    BAD(DECL_HEAD "  group g wd_scale=1 lr_scale=1 params=[w]\n  group h wd_scale=1 lr_scale=1 params=[u, w]\n",
+        "t.ir:7:44: error: param 'w' is already in group 'g'"),
+    BAD(DECL_HEAD "  group g wd_scale=1 lr_scale=1 params=[w, w]\n", "t.ir:6:44: error: param 'w' is already in group 'g'"),
+    BAD(DECL_HEAD "  group g wd_scale=1 lr_scale=1 params=[w]\n  group g wd_scale=1 lr_scale=1 params=[u]\n",
+        "t.ir:7:9: error: duplicate group 'g' (first on line 6)"),
+    BAD(DECL_HEAD "  group g wd_scale=1 params=[w]\n", "t.ir:6:3: error: group: missing lr_scale="),
+    BAD(DECL_HEAD "  group g wd_scale=1e999\n", "t.ir:6:20: error: number '1e999' out of range for f64"),
+    BAD(DECL_HEAD "  group g lr_scale=nan\n", "t.ir:6:20: error: lr_scale must be finite, got 'nan'"),
+    BAD(DECL_HEAD "  group \"g\"\n", "t.ir:6:9: error: expected a group name, got '\"g\"'"),
+    BAD(DECL_HEAD "  data d\n", "t.ir:6:8: error: expected a string, got 'd'"),
+    BAD(DECL_HEAD "  data \"a\" classes=[\"x\", y]\n", "t.ir:6:26: error: expected a string, got 'y'"),
+    BAD(DECL_HEAD "  data \"a\\qb\"\n", "t.ir:6:10: error: bad escape '\\q' in string"),
+    BAD(DECL_HEAD "  data \"ab\\x4\"\n", "t.ir:6:11: error: bad escape '\\x' in string: expected two hex digits"),
+    BAD(DECL_HEAD "  data \"ab\\x4", "t.ir:6:11: error: bad escape '\\x' in string: expected two hex digits"),
+    BAD(DECL_HEAD "  data \"\\\x01\"\n", "t.ir:6:9: error: bad escape in string: '\\' before '\\x01'"),
+    BAD(DECL_HEAD "  data \"\\x00\"\n", "t.ir:6:9: error: a string cannot hold a NUL byte"),
+    BAD(DECL_HEAD "  data \"a\0b\"\n", "t.ir:6:10: error: a string cannot hold a NUL byte"),
+    BAD(DECL_HEAD "  data \"abc\n}\n", "t.ir:6:8: error: unterminated string"),
+    BAD(DECL_HEAD "  data \"abc\\\n}\n", "t.ir:6:8: error: unterminated string"),
+    BAD(DECL_HEAD "  data \"abc", "t.ir:6:8: error: unterminated string"),
+    BAD(DECL_HEAD "  data \"abc\\", "t.ir:6:8: error: unterminated string"),
+    BAD(DECL_HEAD "  option act=\"relu\"\n", "t.ir:6:3: error: option: missing choices="),
+    BAD(DECL_HEAD "  option act \"relu\"\n", "t.ir:6:14: error: expected '=', got '\"relu\"'"),
+    BAD(DECL_HEAD "  option act=relu\n", "t.ir:6:14: error: expected a string, got 'relu'"),
+    BAD(DECL_HEAD "  option a=\"\" choices=\"\"\n  option a=\"\" choices=\"\"\n",
+        "t.ir:7:10: error: duplicate option 'a' (first on line 6)"),
+    BAD(DECL_HEAD "  %1: f32[] = input\n", "t.ir:6:3: error: expected a declaration or '}', got '%1'"),
+    BAD(DECL_HEAD DECL_TRAIN DECL_OPT "}\n  train model loss=l\n", "t.ir:9:3: error: unexpected 'train' after '}'"),
     BAD("grape @x {\n", "t.ir:1:1: error: expected 'graph', got 'grape'"),
 };
 
@@ -529,7 +818,7 @@ static uint64_t rng_next(uint64_t *s)
  * graph that verifies and whose print is a fixed point of parse-then-print. */
 Test(text, mutations)
 {
-    static const char pool[] = "%@:=[],(){};\n -.0123456789eENnaxp_\x00\xff";
+    static const char pool[] = "%@:=[],(){};\n -.0123456789eENnaxp_\x00\xff\"\\";
     size_t len = strlen(all_ops);
     char *t = malloc(len + 16);
     uint64_t seed = 0x9e3779b97f4a7c15ull;
@@ -572,7 +861,7 @@ Test(text, mutations)
 /* Every .ir file under tests/data/ir is canonical. */
 Test(text, data_files)
 {
-    static const char *files[] = {"mlp.ir", "softmax_regression.ir", "dropout_mlp.ir", "layout.ir"};
+    static const char *files[] = {"mlp.ir", "softmax_regression.ir", "dropout_mlp.ir", "layout.ir", "mlp_train.ir"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         char path[512];
         snprintf(path, sizeof path, "%s/tests/data/ir/%s", AG_SOURCE_DIR, files[i]);
@@ -737,7 +1026,250 @@ Test(text, verify_attributes)
     d.attr.value = 0.5, d.attr.site = 1;
     cr_assert_eq(ir_add(g, &d, err, sizeof err), 3);
     cr_assert_eq(ir_add(g, &d, err, sizeof err), 4, "dropouts are never merged");
-    expect_verify(g, "verify: node %4 (dropout): dropout site 1 is already used by node %3");
+    cr_assert(ir_verify(g, err, sizeof err), "a site used again with the same p: %s", err);
+    d.attr.value = 0.25;
+    cr_assert_eq(ir_add(g, &d, err, sizeof err), 5);
+    expect_verify(g, "verify: node %5 (dropout): dropout site 1 has p=0.25, but node %4 has p=0.5");
+
+    g = small_graph();
+    g->node[1].attr.start = 3;
+    expect_verify(g, "verify: node %1 (relu at t.c:2): attribute start is set, but relu has none");
+    g = small_graph();
+    g->node[2].attr.grad = true;
+    expect_verify(g, "verify: node %2 (sum): attribute grad is set, but sum has none");
+    g = small_graph();
+    g->node[0].attr.grad = true;
+    cr_assert(ir_verify(g, err, sizeof err), "%s", err);
+    g->node[0].dtype = AG_I32;
+    g->node[1].dtype = AG_I32;
+    g->node[2].dtype = AG_I32;
+    expect_verify(g, "verify: node %0 (input at t.c:1): input x: a gradient needs f32, not i32");
+}
+
+Test(text, verify_slice)
+{
+    ir_graph *g = small_graph();
+    char err[256];
+    int32_t x = 0;
+    ir_node sl = ir_node_make(IR_slice, 1, &x);
+    sl.shape = (ir_shape){2, {AG_N, 2}}, sl.attr.axis = 1, sl.attr.start = 2;
+    cr_assert_eq(ir_add(g, &sl, err, sizeof err), 3, "%s", err);
+    cr_assert(ir_verify(g, err, sizeof err), "%s", err);
+    g->node[3].attr.start = 3;
+    expect_verify(g, "verify: node %3 (slice): slice: 2 elements from 3 are not within the 4 of axis 1");
+    g = small_graph();
+    cr_assert_eq(ir_add(g, &sl, err, sizeof err), 3, "%s", err);
+    g->node[3].attr.start = INT64_MAX;
+    expect_verify(g, "verify: node %3 (slice): slice: start 9223372036854775807 is out of range");
+}
+
+/* ---- the verifier, on broken declarations built by code ---- */
+
+static const char *train_params[] = {"W", "V"};
+static const char *train_classes[] = {"cat", "dog"};
+
+/* small_graph, with params W f32[4] and V f32[4,4], outputs loss (f32[]) and count (i32[]),
+ * and declarations naming them (in the graph's arena, so a test may change them). */
+static ir_graph *train_graph(void)
+{
+    ir_graph *g = small_graph();
+    char err[256];
+    ir_node w = ir_node_make(IR_param, 0, NULL);
+    w.dtype = AG_F32, w.shape = (ir_shape){1, {4}}, w.attr.name = "W";
+    cr_assert_eq(ir_add(g, &w, err, sizeof err), 3, "%s", err);
+    w.shape = (ir_shape){2, {4, 4}}, w.attr.name = "V";
+    cr_assert_eq(ir_add(g, &w, err, sizeof err), 4, "%s", err);
+    int32_t r = 1;
+    ir_node s = ir_node_make(IR_sum, 1, &r);
+    s.attr.axes = 3;
+    cr_assert_eq(ir_add(g, &s, err, sizeof err), 5, "%s", err);
+    ir_node k = ir_node_make(IR_const, 0, NULL);
+    k.dtype = AG_I32, k.attr.value = 7;
+    cr_assert_eq(ir_add(g, &k, err, sizeof err), 6, "%s", err);
+    ir_add_output(g, "loss", 5);
+    ir_add_output(g, "count", 6);
+    ir_train *t = ir_alloc(g, sizeof *t);
+    t->stage = IR_STAGE_GRADIENTS;
+    t->loss = "loss";
+    t->nmetrics = 2;
+    t->metrics[0] = "count";
+    t->metrics[1] = "loss";
+    t->predict = "r";
+    t->optimizer = "sgd";
+    t->lr = 0.1, t->batch = 32, t->epochs = 1;
+    t->data = "pets";
+    t->nclasses = 2;
+    t->classes = ir_alloc(g, sizeof train_classes);
+    memcpy(t->classes, train_classes, sizeof train_classes);
+    t->ngroups = 2;
+    t->groups = ir_alloc(g, 2 * sizeof *t->groups);
+    const char **p = ir_alloc(g, sizeof train_params);
+    memcpy(p, train_params, sizeof train_params);
+    t->groups[0] = (ir_group){"weights", 1, 1, 1, p};
+    t->groups[1] = (ir_group){"more", 0, 2, 1, p + 1};
+    t->noptions = 1;
+    t->options = ir_alloc(g, sizeof *t->options);
+    t->options[0] = (ir_option){"act", "relu", "relu|tanh"};
+    g->train = t;
+    cr_assert(ir_verify(g, err, sizeof err), "%s", err);
+    return g;
+}
+
+Test(text, verify_train_round_trips)
+{
+    ir_graph *g = train_graph();
+    char *s = ir_print_str(g);
+    cr_assert(strstr(s, "  return r: %0, s: %1, loss: %2, count: 7\n"
+                        "  train gradients loss=loss metrics=[count, loss] predict=r\n"
+                        "  optimizer sgd lr=0.1 wd=0 batch=32 epochs=1\n"
+                        "  group weights wd_scale=1 lr_scale=1 params=[W]\n"
+                        "  group more wd_scale=0 lr_scale=2 params=[V]\n"
+                        "  data \"pets\" classes=[\"cat\", \"dog\"]\n"
+                        "  option act=\"relu\" choices=\"relu|tanh\"\n"
+                        "}\n"),
+              "%s", s);
+    assert_canonical(s);
+    free(s);
+    ir_graph_free(g);
+}
+
+Test(text, verify_train)
+{
+    ir_graph *g = train_graph();
+    g->train->loss = NULL;
+    expect_verify(g, "verify: train: the loss is not set");
+    g = train_graph();
+    g->train->loss = "nope";
+    expect_verify(g, "verify: train: loss 'nope' is not an output");
+    g = train_graph();
+    g->train->loss = "r";
+    expect_verify(g, "verify: train: loss 'r' is f32[N,4], not a scalar f32");
+    g = train_graph();
+    g->train->loss = "count";
+    expect_verify(g, "verify: train: loss 'count' is i32[], not a scalar f32");
+    g = train_graph();
+    g->train->metrics[1] = "s";
+    expect_verify(g, "verify: train: metric 's' is f32[N], not a scalar");
+    g = train_graph();
+    g->train->metrics[1] = "acc";
+    expect_verify(g, "verify: train: metric 'acc' is not an output");
+    g = train_graph();
+    g->train->metrics[1] = "count";
+    expect_verify(g, "verify: train: metric 'count' is listed twice");
+    g = train_graph();
+    g->train->nmetrics = IR_MAX_METRICS + 1;
+    expect_verify(g, "verify: train: 9 metrics; at most 8");
+    g = train_graph();
+    g->train->predict = "logits";
+    expect_verify(g, "verify: train: predict 'logits' is not an output");
+    g = train_graph();
+    g->train->stage = (ir_stage)7;
+    expect_verify(g, "verify: train: unknown stage 7");
+    g = train_graph();
+    g->train->optimizer = NULL;
+    expect_verify(g, "verify: train: optimizer name \"(null)\" is not an identifier");
+    g = train_graph();
+    g->train->optimizer = "s g d";
+    expect_verify(g, "verify: train: optimizer name \"s g d\" is not an identifier");
+    g = train_graph();
+    g->train->lr = NAN;
+    expect_verify(g, "verify: train: lr nan and wd 0 must be finite");
+    g = train_graph();
+    g->train->wd = -INFINITY;
+    expect_verify(g, "verify: train: lr 0.1 and wd -inf must be finite");
+    g = train_graph();
+    g->train->batch = 0;
+    expect_verify(g, "verify: train: batch 0 and epochs 1 must be at least 1");
+    g = train_graph();
+    g->train->epochs = -1;
+    expect_verify(g, "verify: train: batch 32 and epochs -1 must be at least 1");
+    g = train_graph();
+    g->train->nclasses = IR_MAX_CLASSES + 1;
+    expect_verify(g, "verify: train: 257 classes; at most 256");
+    g = train_graph();
+    g->train->data = NULL;
+    expect_verify(g, "verify: train: classes without data");
+    g = train_graph();
+    g->train->classes[1] = NULL;
+    expect_verify(g, "verify: train: class 1 is not set");
+}
+
+Test(text, verify_train_groups_and_options)
+{
+    ir_graph *g = train_graph();
+    g->train->groups[1].params[0] = "x";
+    expect_verify(g, "verify: train: group more: 'x' is not a param");
+    g = train_graph();
+    g->train->groups[1].params[0] = "W";
+    expect_verify(g, "verify: train: param W is in group weights and in group more");
+    g = train_graph();
+    g->train->groups[0].nparams = 2;
+    g->train->groups[0].params = ir_alloc(g, 2 * sizeof(char *));
+    g->train->groups[0].params[0] = g->train->groups[0].params[1] = "W";
+    expect_verify(g, "verify: train: group weights lists param W twice");
+    g = train_graph();
+    g->train->groups[1].params = NULL;
+    expect_verify(g, "verify: train: group more: broken param array");
+    g = train_graph();
+    g->train->groups[1].name = "weights";
+    expect_verify(g, "verify: train: group weights is declared twice");
+    g = train_graph();
+    g->train->groups[0].name = "";
+    expect_verify(g, "verify: train: group 0: name \"\" is not an identifier");
+    g = train_graph();
+    g->train->groups[0].lr_scale = INFINITY;
+    expect_verify(g, "verify: train: group weights: wd_scale 1 and lr_scale inf must be finite");
+    g = train_graph();
+    g->train->groups = NULL;
+    expect_verify(g, "verify: train: broken group array");
+    g = train_graph();
+    g->train->options[0].choices = NULL;
+    expect_verify(g, "verify: train: option act: its value or choices are not set");
+    g = train_graph();
+    g->train->options[0].name = "1x";
+    expect_verify(g, "verify: train: option 0: name \"1x\" is not an identifier");
+    g = train_graph();
+    g->train->noptions = -1;
+    expect_verify(g, "verify: train: broken option array");
+}
+
+/* The limits on metrics and classes, at the parser. */
+Test(text, declaration_limits)
+{
+    char *t = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&t, &len);
+    fprintf(f, "graph @x {\n  return l: 1.0");
+    for (int i = 0; i < 9; i++)
+        fprintf(f, ", m%d: %d", i, i);
+    fprintf(f, "\n  train model loss=l metrics=[m0");
+    for (int i = 1; i < 9; i++)
+        fprintf(f, ", m%d", i);
+    fprintf(f, "]\n");
+    fclose(f);
+    char err[256] = "";
+    cr_assert_null(ir_parse(t, len, "t.ir", err, sizeof err));
+    cr_assert_str_eq(err, "t.ir:3:63: error: more than 8 metrics");
+    free(t);
+
+    f = open_memstream(&t, &len);
+    fprintf(f, "graph @x {\n  return l: 1.0\n  train model loss=l\n  optimizer sgd lr=0 wd=0 batch=1 epochs=1\n"
+               "  data \"d\" classes=[\"c0\"");
+    for (int i = 1; i < IR_MAX_CLASSES; i++)
+        fprintf(f, ", \"c%d\"", i);
+    fprintf(f, "]\n}\n");
+    fflush(f);
+    ir_graph *g = ir_parse(t, len, "t.ir", err, sizeof err);
+    cr_assert_not_null(g, "%s", err);
+    cr_assert_eq(g->train->nclasses, IR_MAX_CLASSES);
+    cr_assert_str_eq(g->train->classes[255], "c255");
+    ir_graph_free(g);
+    fseek(f, -(long)strlen("]\n}\n"), SEEK_CUR);
+    fprintf(f, ", \"too many\"]\n}\n");
+    fclose(f);
+    cr_assert_null(ir_parse(t, len, "t.ir", err, sizeof err));
+    cr_assert(strstr(err, "t.ir:5:") && strstr(err, ": error: more than 256 classes"), "%s", err);
+    free(t);
 }
 
 Test(text, verify_garbage_graphs)

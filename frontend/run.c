@@ -1,0 +1,276 @@
+/* `aotgrad run`: training through the reference interpreter. The train-step and eval graphs
+ * come from the passes; the loop (data, batches, epochs, lines) is the runtime's, the same
+ * one compiled binaries use. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bind.h"
+#include "interp.h"
+#include "load.h"
+#include "passes.h"
+#include "run.h"
+#include "train.h"
+
+typedef struct graph_run {
+    ir_graph *g;
+    ir_tensor **bound; /* by node id: params (shared), inputs (views of the batch) */
+    int32_t x, y, lr, wd;
+    int loss, metric[RT_MAX_METRICS];
+} graph_run;
+
+typedef struct interp_model {
+    graph_run step, eval;
+    ir_tensor *params; /* f32, in the step graph's parameter order */
+    int32_t *param_ids;
+    int *next;         /* step output of each parameter's update */
+    rt_param *rp;
+    int nparams;
+    ir_tensor lr, wd;
+} interp_model;
+
+static int32_t input_named(const ir_graph *g, const char *name) { return ir_find_source(g, IR_input, name); }
+
+/* The data inputs: every input but lr and wd, in graph order: features, then targets. */
+static bool data_inputs(const ir_graph *g, int32_t *x, int32_t *y, char *err, size_t len)
+{
+    int32_t found[3];
+    int n = 0;
+    for (int32_t i = 0; i < g->n && n < 3; i++)
+        if (g->node[i].op == IR_input && strcmp(g->node[i].attr.name, "lr") && strcmp(g->node[i].attr.name, "wd"))
+            found[n++] = i;
+    if (n != 2) {
+        snprintf(err, len, "%s: training binds two inputs, the features and the targets; the model has %d", g->name, n);
+        return false;
+    }
+    *x = found[0];
+    *y = found[1];
+    return true;
+}
+
+static bool setup(graph_run *r, ir_graph *g, const ir_train *t, interp_model *m, char *err, size_t len)
+{
+    r->g = g;
+    r->bound = calloc((size_t)g->n, sizeof *r->bound);
+    if (!r->bound || !data_inputs(g, &r->x, &r->y, err, len))
+        return false;
+    r->lr = input_named(g, "lr");
+    r->wd = input_named(g, "wd");
+    if (r->lr >= 0)
+        r->bound[r->lr] = &m->lr;
+    if (r->wd >= 0)
+        r->bound[r->wd] = &m->wd;
+    r->bound[r->x] = malloc(sizeof **r->bound);
+    r->bound[r->y] = malloc(sizeof **r->bound);
+    if (!r->bound[r->x] || !r->bound[r->y])
+        return false;
+    for (int k = 0; k < m->nparams; k++) {
+        int32_t p = ir_find_source(g, IR_param, m->step.g->node[m->param_ids[k]].attr.name);
+        if (p >= 0)
+            r->bound[p] = &m->params[k];
+    }
+    r->loss = ir_find_output(g, t->loss);
+    for (int k = 0; k < t->nmetrics; k++)
+        r->metric[k] = ir_find_output(g, t->metrics[k]);
+    return true;
+}
+
+/* Run one graph on a batch; the outputs are left in outs for the caller. */
+static bool run_batch(graph_run *r, rt_batch *b, bool training, ir_tensor *outs, char *err, size_t len)
+{
+    const ir_node *x = &r->g->node[r->x], *y = &r->g->node[r->y];
+    *r->bound[r->x] = (ir_tensor){x->dtype, ir_bind_shape(&x->shape, b->n), (void *)b->x};
+    *r->bound[r->y] = (ir_tensor){y->dtype, ir_bind_shape(&y->shape, b->n), (void *)b->y};
+    ir_run run = {.f64 = false, .batch = b->n, .seed = b->seed, .step = b->step, .training = training};
+    if (!ir_interp(r->g, &run, (const ir_tensor *const *)r->bound, outs, err, len))
+        return false;
+    b->loss = ir_tensor_get(&outs[r->loss], 0);
+    for (int k = 0; k < RT_MAX_METRICS && k < r->g->train->nmetrics; k++)
+        b->metric[k] = ir_tensor_get(&outs[r->metric[k]], 0);
+    return true;
+}
+
+static void free_outs(const ir_graph *g, ir_tensor *outs)
+{
+    for (int k = 0; k < g->nout; k++)
+        ir_tensor_free(&outs[k]);
+}
+
+static bool train_step(void *ctx, rt_batch *b, char *err, size_t len)
+{
+    interp_model *m = ctx;
+    ir_tensor outs[64];
+    *(float *)m->lr.data = (float)b->lr;
+    *(float *)m->wd.data = (float)b->wd;
+    if (!run_batch(&m->step, b, true, outs, err, len))
+        return false;
+    for (int k = 0; k < m->nparams; k++) /* the updates become the parameters */
+        memcpy(m->params[k].data, outs[m->next[k]].data, sizeof(float) * (size_t)ir_tensor_numel(&m->params[k]));
+    free_outs(m->step.g, outs);
+    return true;
+}
+
+static bool evaluate(void *ctx, rt_batch *b, char *err, size_t len)
+{
+    interp_model *m = ctx;
+    ir_tensor outs[64];
+    if (!run_batch(&m->eval, b, false, outs, err, len))
+        return false;
+    free_outs(m->eval.g, outs);
+    return true;
+}
+
+static void free_run(graph_run *r)
+{
+    if (r->bound) {
+        free(r->bound[r->x]);
+        free(r->bound[r->y]);
+    }
+    free(r->bound);
+    ir_graph_free(r->g);
+}
+
+static void free_model(interp_model *m)
+{
+    free_run(&m->step);
+    free_run(&m->eval);
+    for (int k = 0; k < m->nparams; k++)
+        ir_tensor_free(&m->params[k]);
+    free(m->params);
+    free(m->param_ids);
+    free(m->next);
+    free(m->rp);
+    ir_tensor_free(&m->lr);
+    ir_tensor_free(&m->wd);
+}
+
+/* The step and eval graphs of g, with parameters initialized from seed. */
+static bool make_model(const ir_graph *g, uint32_t seed, interp_model *m, rt_model *rm, char *err, size_t len)
+{
+    memset(m, 0, sizeof *m);
+    ir_graph *step = pass_train_step(g, err, len);
+    if (!step)
+        return false;
+    m->step.g = step;
+    m->eval.g = pass_eval(step);
+    if (step->nout > 64 || m->eval.g->nout > 64) {
+        snprintf(err, len, "%s: %d outputs; training handles 64", g->name, step->nout);
+        return false;
+    }
+    for (int32_t i = 0; i < step->n; i++)
+        m->nparams += step->node[i].op == IR_param;
+    size_t np = (size_t)(m->nparams ? m->nparams : 1);
+    m->params = calloc(np, sizeof *m->params);
+    m->param_ids = calloc(np, sizeof *m->param_ids);
+    m->next = calloc(np, sizeof *m->next);
+    m->rp = calloc(np, sizeof *m->rp);
+    ir_shape scalar = {0, {0}};
+    m->lr = ir_tensor_new(AG_F32, &scalar);
+    m->wd = ir_tensor_new(AG_F32, &scalar);
+    if (!m->params || !m->param_ids || !m->next || !m->rp || !m->lr.data || !m->wd.data) {
+        snprintf(err, len, "out of memory");
+        return false;
+    }
+    for (int32_t i = 0, k = 0; i < step->n; i++) {
+        const ir_node *p = &step->node[i];
+        if (p->op != IR_param)
+            continue;
+        m->param_ids[k] = i;
+        m->params[k] = ir_tensor_new(AG_F32, &p->shape);
+        fe_init_param(p, &m->params[k], seed, (uint32_t)k + 1); /* the streams fe_bind_random uses */
+        char name[300];
+        snprintf(name, sizeof name, "%s.next", p->attr.name);
+        m->next[k] = ir_find_output(step, name);
+        if (m->next[k] < 0) {
+            snprintf(err, len, "%s: the train step has no output %s", g->name, name);
+            return false;
+        }
+        m->rp[k] = (rt_param){p->attr.name, p->shape.rank, {0}, m->params[k].data};
+        memcpy(m->rp[k].dims, p->shape.dim, sizeof m->rp[k].dims);
+        k++;
+    }
+    if (!setup(&m->step, step, step->train, m, err, len) || !setup(&m->eval, m->eval.g, m->eval.g->train, m, err, len))
+        return false;
+    *rm = (rt_model){.name = g->name, .ctx = m, .train_step = train_step, .evaluate = evaluate,
+                     .nmetrics = step->train->nmetrics, .nparams = m->nparams, .params = m->rp};
+    for (int k = 0; k < rm->nmetrics; k++)
+        rm->metrics[k] = step->train->metrics[k];
+    return true;
+}
+
+/* Features and targets per sample, and the class count, from the model's data inputs. */
+static bool data_shape(const ir_graph *g, int64_t *features, int64_t *targets, int *classes, char *err, size_t len)
+{
+    int32_t x, y;
+    if (!data_inputs(g, &x, &y, err, len))
+        return false;
+    *features = ir_numel(&g->node[x].shape, 1);
+    *targets = ir_numel(&g->node[y].shape, 1);
+    *classes = 0;
+    if (g->node[y].dtype == AG_I32) {
+        *classes = g->train->nclasses;
+        for (int32_t i = y + 1; i < g->n && !*classes; i++)
+            if (g->node[i].op == IR_one_hot && g->node[i].in[0] == y)
+                *classes = g->node[i].attr.classes;
+        if (!*classes) {
+            snprintf(err, len, "%s: the labels %s feed no one_hot, so their class count is unknown", g->name,
+                     g->node[y].attr.name);
+            return false;
+        }
+    }
+    return true;
+}
+
+int fe_run(const ir_graph *g, const fe_run_opts *o)
+{
+    char err[1024];
+    if (!g->train || !g->train->loss) {
+        fprintf(stderr, "%s: error: the model declares no training (ag_minimize)\n", g->name);
+        return 1;
+    }
+    const ir_train *t = g->train;
+    rt_fit fit = {.epochs = o->epochs ? o->epochs : t->epochs, .batch = o->batch ? o->batch : t->batch,
+                  .lr = o->lr >= 0 ? o->lr : t->lr, .wd = o->wd >= 0 ? o->wd : t->wd, .seed = o->seed, .log = stdout};
+    int64_t features, targets;
+    int classes;
+    rt_dataset train, test;
+    rt_truth truth;
+    if (!data_shape(g, &features, &targets, &classes, err, sizeof err) ||
+        !rt_load_data(o->data ? o->data : t->data, features, targets, classes, &train, &test, &truth, err,
+                      sizeof err)) {
+        fprintf(stderr, "%s: error: %s\n", g->name, err);
+        return 1;
+    }
+    interp_model m;
+    rt_model rm;
+    int rc = 0;
+    if (!make_model(g, o->seed, &m, &rm, err, sizeof err)) {
+        fprintf(stderr, "%s: error: %s\n", g->name, err);
+        rc = 1;
+        goto out;
+    }
+    printf("%s: training through the interpreter: %" PRId64 " samples, %" PRId64 " test, batch %" PRId64
+           ", lr %g, wd %g, %" PRId64 " epochs, seed %u\n",
+           g->name, train.n, test.n, fit.batch, fit.lr, fit.wd, fit.epochs, fit.seed);
+    rt_epoch last;
+    if (!rt_fit_model(&rm, &train, &test, &fit, &last, err, sizeof err)) {
+        fprintf(stderr, "%s: error: %s\n", g->name, err);
+        rc = 1;
+        goto out;
+    }
+    rt_print_small_params(&rm, &truth, stdout);
+    if (o->save) {
+        if (!rt_save_params(&rm, o->save, fit.epochs, fit.seed, err, sizeof err)) {
+            fprintf(stderr, "%s: error: %s\n", g->name, err);
+            rc = 1;
+        } else
+            printf("parameters saved to %s\n", o->save);
+    }
+out:
+    free_model(&m);
+    rt_dataset_free(&train);
+    rt_dataset_free(&test);
+    return rc;
+}

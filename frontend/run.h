@@ -1,0 +1,21 @@
+/* `aotgrad run`: training a model through the reference interpreter. */
+#ifndef AG_FRONTEND_RUN_H
+#define AG_FRONTEND_RUN_H
+
+#include <stdint.h>
+
+#include "ir.h"
+
+typedef struct fe_run_opts {
+    int64_t epochs, batch; /* 0: the model's default */
+    double lr, wd;         /* < 0: the model's default */
+    uint32_t seed;
+    const char *data;      /* NULL: the model's dataset */
+    const char *save;      /* safetensors file for the trained parameters, or NULL */
+} fe_run_opts;
+
+/* Trains g (any stage) with the runtime's loop; prints the epoch lines and the small
+ * parameters; returns the exit status. */
+int fe_run(const ir_graph *g, const fe_run_opts *o);
+
+#endif

@@ -1,0 +1,297 @@
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "checkpoint.h"
+#include "train.h"
+
+#define SYNTHETIC_SEED 0x5EEDu /* the data stays put whatever --seed the run takes */
+
+static bool fail(char *err, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, len, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* ---- datasets ---- */
+
+/* "2,-3.4" or "0.01x200" into w; false on a malformed list. */
+static bool parse_weights(const char *s, const char *end, rt_truth *t)
+{
+    t->nw = 0;
+    while (s < end) {
+        char *e;
+        double v = strtod(s, &e);
+        if (e == s)
+            return false;
+        long count = 1;
+        if (e < end && *e == 'x') {
+            char *f;
+            count = strtol(e + 1, &f, 10);
+            if (f == e + 1 || count < 1)
+                return false;
+            e = f;
+        }
+        if (t->nw + count > (int64_t)(sizeof t->w / sizeof *t->w))
+            return false;
+        while (count--)
+            t->w[t->nw++] = v;
+        if (e < end && *e != ',')
+            return false;
+        s = e < end ? e + 1 : e;
+    }
+    return t->nw > 0;
+}
+
+static bool load_synthetic(const char *spec, rt_dataset *train, rt_dataset *test, rt_truth *truth, char *err,
+                           size_t len)
+{
+    int64_t ntrain = 0, ntest = 0;
+    double noise = 0.01;
+    bool have_w = false, have_b = false;
+    memset(truth, 0, sizeof *truth);
+    for (const char *p = spec + strlen("synthetic-linear"); *p;) {
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            break;
+        const char *end = strchr(p, ' ');
+        if (!end)
+            end = p + strlen(p);
+        const char *eq = memchr(p, '=', (size_t)(end - p));
+        char *e = NULL;
+        bool ok = eq != NULL;
+        if (ok && eq - p == 1 && *p == 'w')
+            ok = have_w = parse_weights(eq + 1, end, truth);
+        else if (ok && eq - p == 1 && *p == 'b')
+            truth->b = strtod(eq + 1, &e), ok = have_b = e == end;
+        else if (ok && eq - p == 5 && !strncmp(p, "train", 5))
+            ntrain = strtoll(eq + 1, &e, 10), ok = e == end && ntrain > 0;
+        else if (ok && eq - p == 4 && !strncmp(p, "test", 4))
+            ntest = strtoll(eq + 1, &e, 10), ok = e == end && ntest >= 0;
+        else if (ok && eq - p == 5 && !strncmp(p, "noise", 5))
+            noise = strtod(eq + 1, &e), ok = e == end && noise >= 0;
+        else
+            ok = false;
+        if (!ok)
+            return fail(err, len, "data \"%s\": cannot read '%.*s' (expected w=LIST b=NUMBER train=COUNT [test=COUNT] "
+                        "[noise=STD])", spec, (int)(end - p), p);
+        p = end;
+    }
+    if (!have_w || !have_b || !ntrain)
+        return fail(err, len, "data \"%s\": needs w=, b= and train=", spec);
+    truth->known = true;
+    if (!rt_synthetic_linear(truth->w, truth->nw, truth->b, ntrain, noise, SYNTHETIC_SEED, 1, train, err, len))
+        return false;
+    if (ntest && !rt_synthetic_linear(truth->w, truth->nw, truth->b, ntest, noise, SYNTHETIC_SEED, 2, test, err, len)) {
+        rt_dataset_free(train);
+        return false;
+    }
+    return true;
+}
+
+bool rt_load_data(const char *spec, int64_t features, int64_t targets, int classes, rt_dataset *train,
+                  rt_dataset *test, rt_truth *truth, char *err, size_t len)
+{
+    memset(train, 0, sizeof *train);
+    memset(test, 0, sizeof *test);
+    memset(truth, 0, sizeof *truth);
+    if (!spec || !*spec)
+        return fail(err, len, "no dataset: the model declares none, so give --data");
+    size_t n = strlen(spec);
+    bool ok;
+    if (strncmp(spec, "synthetic-linear", 16) == 0 && (spec[16] == ' ' || !spec[16]))
+        ok = load_synthetic(spec, train, test, truth, err, len);
+    else if (n > 4 && (strstr(spec, ".csv") || strstr(spec, ".CSV"))) {
+        char first[4096];
+        const char *comma = strchr(spec, ',');
+        size_t k = comma ? (size_t)(comma - spec) : n;
+        if (k >= sizeof first)
+            return fail(err, len, "data: path too long");
+        memcpy(first, spec, k);
+        first[k] = 0;
+        ok = rt_load_csv(first, features, targets, classes, train, err, len) &&
+             (!comma || rt_load_csv(comma + 1, features, targets, classes, test, err, len));
+    } else {
+        const char *dir = strcmp(spec, "fashion-mnist") == 0 ? RT_FASHION_MNIST_DIR : spec;
+        if (classes < 1)
+            return fail(err, len, "data %s: IDX files hold class labels, but the model's targets are not classes", spec);
+        ok = rt_load_mnist_dir(dir, true, classes, train, err, len) &&
+             rt_load_mnist_dir(dir, false, classes, test, err, len);
+    }
+    if (ok && train->features != features)
+        ok = fail(err, len, "data %s: %lld values per sample, but the model's input takes %lld", spec,
+                  (long long)train->features, (long long)features);
+    if (ok && train->targets != targets)
+        ok = fail(err, len, "data %s: %lld targets per sample, but the model takes %lld", spec,
+                  (long long)train->targets, (long long)targets);
+    if (ok && (train->classes > 0) != (classes > 0))
+        ok = fail(err, len, "data %s: %s, but the model's target is %s", spec,
+                  train->classes ? "class labels" : "real-valued targets", classes ? "a class" : "real-valued");
+    if (!ok) {
+        rt_dataset_free(train);
+        rt_dataset_free(test);
+    }
+    return ok;
+}
+
+/* ---- the loop ---- */
+
+static void gather_rows(const rt_dataset *d, int64_t first, int64_t rows, const int64_t *perm, void *x, void *y)
+{
+    int64_t idx[1024];
+    for (int64_t done = 0; done < rows;) {
+        int64_t k = rows - done < 1024 ? rows - done : 1024;
+        for (int64_t i = 0; i < k; i++)
+            idx[i] = perm ? perm[first + done + i] : first + done + i;
+        size_t xs = (size_t)(d->features * (int64_t)(d->x_dtype == AG_U8 ? 1 : 4));
+        size_t ys = (size_t)(d->targets * 4);
+        rt_gather(d, idx, k, (char *)x + (size_t)done * xs, (char *)y + (size_t)done * ys);
+        done += k;
+    }
+}
+
+static bool batch_buffers(const rt_dataset *d, int64_t batch, void **x, void **y)
+{
+    *x = malloc((size_t)(batch * d->features) * (d->x_dtype == AG_U8 ? 1 : 4));
+    *y = malloc((size_t)(batch * d->targets) * 4);
+    return *x && *y;
+}
+
+bool rt_evaluate(const rt_model *m, const rt_dataset *d, int64_t batch, double *loss, double *metric, char *err,
+                 size_t len)
+{
+    void *x = NULL, *y = NULL;
+    bool ok = batch_buffers(d, batch, &x, &y) || fail(err, len, "out of memory");
+    double lsum = 0, msum[RT_MAX_METRICS] = {0};
+    for (int64_t first = 0; ok && first < d->n; first += batch) {
+        rt_batch b = {.n = d->n - first < batch ? d->n - first : batch, .x = x, .y = y};
+        gather_rows(d, first, b.n, NULL, x, y);
+        ok = m->evaluate(m->ctx, &b, err, len);
+        lsum += b.loss * (double)b.n;
+        for (int k = 0; k < m->nmetrics; k++)
+            msum[k] += b.metric[k];
+    }
+    *loss = lsum / (double)d->n;
+    for (int k = 0; k < m->nmetrics; k++)
+        metric[k] = msum[k] / (double)d->n;
+    free(x);
+    free(y);
+    return ok;
+}
+
+/* "correct" per sample is accuracy, shown as acc */
+static const char *shown(const char *metric) { return strcmp(metric, "correct") == 0 ? "acc" : metric; }
+
+bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *test, const rt_fit *f,
+                  rt_epoch *last, char *err, size_t len)
+{
+    int64_t *perm = malloc(sizeof *perm * (size_t)train->n);
+    void *x = NULL, *y = NULL;
+    bool ok = (perm && batch_buffers(train, f->batch, &x, &y)) || fail(err, len, "out of memory");
+    uint64_t step = 0;
+    int64_t eval_batch = f->batch > 1000 ? f->batch : 1000;
+    for (int64_t epoch = 1; ok && epoch <= f->epochs; epoch++) {
+        rt_epoch e = {.test_loss = NAN};
+        double t0 = now(), lsum = 0, msum[RT_MAX_METRICS] = {0};
+        rt_shuffle(perm, train->n, f->seed, (uint64_t)epoch - 1);
+        for (int64_t first = 0; ok && first < train->n; first += f->batch, step++) {
+            rt_batch b = {.n = train->n - first < f->batch ? train->n - first : f->batch, .x = x, .y = y,
+                          .lr = f->lr, .wd = f->wd, .seed = f->seed, .step = step};
+            gather_rows(train, first, b.n, perm, x, y);
+            ok = m->train_step(m->ctx, &b, err, len);
+            if (ok && !isfinite(b.loss))
+                ok = fail(err, len, "step %llu (epoch %lld): the loss is %g; stopping", (unsigned long long)step,
+                          (long long)epoch, b.loss);
+            lsum += b.loss * (double)b.n;
+            for (int k = 0; k < m->nmetrics; k++)
+                msum[k] += b.metric[k];
+        }
+        if (!ok)
+            break;
+        e.seconds = now() - t0;
+        e.train_loss = lsum / (double)train->n;
+        for (int k = 0; k < m->nmetrics; k++)
+            e.train_metric[k] = msum[k] / (double)train->n, e.test_metric[k] = NAN;
+        if (test && test->n > 0)
+            ok = rt_evaluate(m, test, eval_batch, &e.test_loss, e.test_metric, err, len);
+        if (!ok)
+            break;
+        fprintf(f->log, "epoch %lld/%lld  train_loss %.4f", (long long)epoch, (long long)f->epochs, e.train_loss);
+        for (int k = 0; k < m->nmetrics; k++)
+            fprintf(f->log, "  train_%s %.4f", shown(m->metrics[k]), e.train_metric[k]);
+        if (test && test->n > 0) {
+            if (m->nmetrics == 0)
+                fprintf(f->log, "  test_loss %.4f", e.test_loss);
+            for (int k = 0; k < m->nmetrics; k++)
+                fprintf(f->log, "  test_%s %.4f", shown(m->metrics[k]), e.test_metric[k]);
+        }
+        fprintf(f->log, "  %.2fs  %.0f samples/s\n", e.seconds, (double)train->n / e.seconds);
+        fflush(f->log);
+        *last = e;
+    }
+    free(perm);
+    free(x);
+    free(y);
+    return ok;
+}
+
+/* ---- parameters ---- */
+
+bool rt_save_params(const rt_model *m, const char *path, int64_t epoch, uint32_t seed, char *err, size_t len)
+{
+    rt_ckpt_tensor *t = calloc((size_t)(m->nparams ? m->nparams : 1), sizeof *t);
+    if (!t)
+        return fail(err, len, "out of memory");
+    for (int i = 0; i < m->nparams; i++) {
+        t[i] = (rt_ckpt_tensor){m->params[i].name, AG_F32, m->params[i].rank, {0}, m->params[i].data};
+        memcpy(t[i].dims, m->params[i].dims, sizeof t[i].dims);
+    }
+    char ep[32], sd[32];
+    snprintf(ep, sizeof ep, "%lld", (long long)epoch);
+    snprintf(sd, sizeof sd, "%u", seed);
+    rt_ckpt_meta meta[] = {{"model", m->name}, {"epoch", ep}, {"seed", sd}, {"format", "aotgrad"}};
+    bool ok = rt_ckpt_save(path, t, m->nparams, meta, 4, err, len);
+    free(t);
+    return ok;
+}
+
+void rt_print_small_params(const rt_model *m, const rt_truth *truth, FILE *f)
+{
+    for (int i = 0; i < m->nparams; i++) {
+        const rt_param *p = &m->params[i];
+        int64_t n = 1;
+        for (int k = 0; k < p->rank; k++)
+            n *= p->dims[k];
+        if (n > 8)
+            continue;
+        fprintf(f, "%-8s [", p->name);
+        for (int64_t k = 0; k < n; k++)
+            fprintf(f, "%s%.6g", k ? ", " : "", p->data[k]);
+        fprintf(f, "]");
+        bool is_w = strcmp(p->name, "w") == 0 && truth->nw == n, is_b = strcmp(p->name, "b") == 0 && n == 1;
+        if (truth->known && (is_w || is_b)) {
+            fprintf(f, "  true [");
+            for (int64_t k = 0; k < n; k++)
+                fprintf(f, "%s%.6g", k ? ", " : "", is_w ? truth->w[k] : truth->b);
+            double err = 0;
+            for (int64_t k = 0; k < n; k++)
+                err = fmax(err, fabs(p->data[k] - (is_w ? truth->w[k] : truth->b)));
+            fprintf(f, "]  max error %.6f", err);
+        }
+        fprintf(f, "\n");
+    }
+}

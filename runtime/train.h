@@ -1,0 +1,96 @@
+/* The training loop, shared by `aotgrad run` (the interpreter) and the binaries aotgrad
+ * builds: datasets from a spec, epochs of shuffled minibatches (the last partial batch
+ * kept), per-epoch lines, evaluation, checkpoints. What computes a step is the caller's: a
+ * model is a pair of callbacks over its parameters. */
+#ifndef AG_RUNTIME_TRAIN_H
+#define AG_RUNTIME_TRAIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "data.h"
+
+#define RT_MAX_METRICS 8
+
+/* The true parameters of synthetic data, printed beside the trained ones. */
+typedef struct rt_truth {
+    int64_t nw;
+    double w[256];
+    double b;
+    bool known;
+} rt_truth;
+
+/* Loads the training and test sets a spec names:
+ *   fashion-mnist                the Debian package's files (RT_FASHION_MNIST_DIR)
+ *   DIR                          IDX files in DIR: {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
+ *   TRAIN.csv[,TEST.csv]         numeric CSV, each row the features then the targets
+ *   synthetic-linear w=2,-3.4 b=4.2 train=1000 [test=100] [noise=0.01]
+ *                                the book's synthetic_data (0.01x200: 0.01 repeated 200 times),
+ *                                drawn with a fixed seed so every run sees the same data
+ * features, targets: per sample, as the model's inputs take them; classes > 0 for class
+ * labels. The test set may come back empty (n = 0). */
+bool rt_load_data(const char *spec, int64_t features, int64_t targets, int classes, rt_dataset *train,
+                  rt_dataset *test, rt_truth *truth, char *err, size_t len);
+
+typedef struct rt_param {
+    const char *name;
+    int rank;
+    int64_t dims[4];
+    float *data;
+} rt_param;
+
+/* One batch in and what the model says of it out. */
+typedef struct rt_batch {
+    int64_t n;                      /* rows */
+    const void *x, *y;              /* the dataset's dtypes, n rows each */
+    double lr, wd;                  /* runtime scalars */
+    uint32_t seed;                  /* dropout's key */
+    uint64_t step;                  /* the global step: dropout's counter */
+    double loss;                    /* out: the batch's mean loss */
+    double metric[RT_MAX_METRICS];  /* out: the batch's metric sums (correct predictions) */
+} rt_batch;
+
+typedef struct rt_model {
+    const char *name;
+    void *ctx;
+    bool (*train_step)(void *ctx, rt_batch *b, char *err, size_t len); /* updates the params */
+    bool (*evaluate)(void *ctx, rt_batch *b, char *err, size_t len);   /* dropout off, no update */
+    int nmetrics;
+    const char *metrics[RT_MAX_METRICS]; /* "correct" is reported as accuracy */
+    int nparams;
+    rt_param *params;
+} rt_model;
+
+typedef struct rt_fit {
+    int64_t epochs, batch;
+    double lr, wd;
+    uint32_t seed;
+    FILE *log; /* the epoch lines */
+} rt_fit;
+
+/* What an epoch measured; the test fields are NaN without a test set. */
+typedef struct rt_epoch {
+    double train_loss, test_loss, seconds;
+    double train_metric[RT_MAX_METRICS], test_metric[RT_MAX_METRICS]; /* per sample */
+} rt_epoch;
+
+/* Train for f->epochs, one line per epoch:
+ *   epoch 3/10  train_loss 0.4821  train_acc 0.8312  test_acc 0.8190  1.52s  39473 samples/s
+ * A non-finite loss stops training with "step S: the loss is nan". last gets the final
+ * epoch's figures. */
+bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *test, const rt_fit *f,
+                  rt_epoch *last, char *err, size_t len);
+
+/* Mean loss and per-sample metrics of the model over a dataset, in batches. */
+bool rt_evaluate(const rt_model *m, const rt_dataset *d, int64_t batch, double *loss, double *metric, char *err,
+                 size_t len);
+
+/* Writes the parameters as safetensors, with metadata. */
+bool rt_save_params(const rt_model *m, const char *path, int64_t epoch, uint32_t seed, char *err, size_t len);
+
+/* Prints each parameter of at most 8 elements, beside the truth where synthetic data has one. */
+void rt_print_small_params(const rt_model *m, const rt_truth *truth, FILE *f);
+
+#endif

@@ -1,0 +1,189 @@
+/* Training through the interpreter, as a user runs it: `aotgrad run` on the d2l models,
+ * on the book's synthetic data and on small subsets of Fashion-MNIST. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "data.h"
+
+static char *run_cmd(const char *cmd, int *status)
+{
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t cap = 1 << 16, n = 0;
+    char *out = malloc(cap);
+    for (size_t got; (got = fread(out + n, 1, cap - n - 1, p)) > 0;)
+        if ((n += got) == cap - 1)
+            out = realloc(out, cap *= 2);
+    out[n] = 0;
+    *status = pclose(p);
+    return out;
+}
+
+static char *aotgrad(const char *args, int *status)
+{
+    const char *bin = getenv("AOTGRAD_BIN");
+    cr_assert_not_null(bin, "AOTGRAD_BIN is not set (run through ctest)");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "cd %s && %s %s 2>&1", AG_SOURCE_DIR, bin, args);
+    return run_cmd(cmd, status);
+}
+
+/* The value after `key` on the last line that has it. */
+static double last_value(const char *out, const char *key)
+{
+    double v = NAN;
+    for (const char *p = strstr(out, key); p; p = strstr(p + 1, key))
+        v = strtod(p + strlen(key), NULL);
+    return v;
+}
+
+Test(train, linreg_recovers_the_true_parameters)
+{
+    int st;
+    char *out = aotgrad("run models/linreg.c", &st);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert(strstr(out, "epoch 3/3  train_loss "), "%s", out);
+    double w = last_value(out, "\nw "), werr = 0, berr = 0;
+    (void)w;
+    const char *wl = strstr(out, "\nw "), *bl = strstr(out, "\nb ");
+    cr_assert(wl && bl, "%s", out);
+    cr_assert_eq(sscanf(strstr(wl, "max error"), "max error %lf", &werr), 1);
+    cr_assert_eq(sscanf(strstr(bl, "max error"), "max error %lf", &berr), 1);
+    cr_expect_lt(werr, 0.01, "|w - [2, -3.4]| = %g\n%s", werr, out);
+    cr_expect_lt(berr, 0.01, "|b - 4.2| = %g\n%s", berr, out);
+    free(out);
+}
+
+/* d2l 3.7: without decay the 20-sample fit overfits; with wd = 3 the test loss is lower. */
+Test(train, weight_decay_fights_overfitting)
+{
+    int st;
+    char *plain = aotgrad("run models/weight_decay.c --wd 0", &st);
+    cr_assert_eq(st, 0, "%s", plain);
+    char *decayed = aotgrad("run models/weight_decay.c --wd 3", &st);
+    cr_assert_eq(st, 0, "%s", decayed);
+    double train0 = last_value(plain, "train_loss "), test0 = last_value(plain, "test_loss ");
+    double test3 = last_value(decayed, "test_loss ");
+    cr_expect(train0 * 100 < test0, "wd 0: train loss %g is not far below test loss %g", train0, test0);
+    cr_expect(test3 < test0, "wd 3: test loss %g is not below wd 0's %g", test3, test0);
+    free(plain);
+    free(decayed);
+}
+
+/* Writes the first n samples of Fashion-MNIST's training set as IDX files (gzipped) under
+ * dir, as both its training and its test set. */
+static void write_subset(const char *dir, int64_t n)
+{
+    rt_dataset d;
+    char err[512];
+    cr_assert(rt_load_mnist_dir(RT_FASHION_MNIST_DIR, true, 10, &d, err, sizeof err), "%s", err);
+    const char *sets[] = {"train", "t10k"};
+    for (int s = 0; s < 2; s++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte.gz", dir, sets[s]);
+        gzFile f = gzopen(path, "wb");
+        unsigned char head[16] = {0, 0, 8, 3, 0, 0, (unsigned char)(n >> 8), (unsigned char)n, 0, 0, 0, 28, 0, 0, 0, 28};
+        gzwrite(f, head, 16);
+        gzwrite(f, d.x, (unsigned)(n * 784));
+        gzclose(f);
+        snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte.gz", dir, sets[s]);
+        f = gzopen(path, "wb");
+        unsigned char lhead[8] = {0, 0, 8, 1, 0, 0, (unsigned char)(n >> 8), (unsigned char)n};
+        gzwrite(f, lhead, 8);
+        for (int64_t i = 0; i < n; i++) {
+            unsigned char label = (unsigned char)((const int32_t *)d.y)[i];
+            gzwrite(f, &label, 1);
+        }
+        gzclose(f);
+    }
+    rt_dataset_free(&d);
+}
+
+/* Each classifier learns on 4000 images in a few epochs, and the same seed gives the same
+ * parameters, bit for bit. */
+Test(train, classifiers_learn_on_a_subset_and_repeat_exactly, .timeout = 300)
+{
+    char dir[] = "/tmp/aotgrad-test-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    write_subset(dir, 4000);
+    const char *models[] = {"softmax", "mlp", "mlp_dropout"};
+    const double bar[] = {0.6, 0.6, 0.4}; /* chance is 0.1; dropout at lr 0.5 starts slower */
+    for (int i = 0; i < 3; i++) {
+        char args[1024], a[600], b[600];
+        snprintf(a, sizeof a, "%s/%s.1.safetensors", dir, models[i]);
+        snprintf(b, sizeof b, "%s/%s.2.safetensors", dir, models[i]);
+        int st;
+        snprintf(args, sizeof args, "run models/%s.c --data %s --epochs 5 --seed 2 --save %s", models[i], dir, a);
+        char *out = aotgrad(args, &st);
+        cr_assert_eq(st, 0, "%s", out);
+        double acc = last_value(out, "test_acc ");
+        cr_expect_gt(acc, bar[i], "%s: test accuracy %g after 5 epochs on 4000 images\n%s", models[i], acc, out);
+        double first = strtod(strstr(out, "train_loss ") + 11, NULL), last = last_value(out, "train_loss ");
+        cr_expect_lt(last, first, "%s: the loss did not fall\n%s", models[i], out);
+        free(out);
+        snprintf(args, sizeof args, "run models/%s.c --data %s --epochs 5 --seed 2 --save %s", models[i], dir, b);
+        out = aotgrad(args, &st);
+        cr_assert_eq(st, 0, "%s", out);
+        free(out);
+        char cmp[1400];
+        snprintf(cmp, sizeof cmp, "cmp -s %s %s", a, b);
+        cr_expect_eq(system(cmp), 0, "%s: two runs with seed 2 saved different parameters", models[i]);
+        unlink(a);
+        unlink(b);
+    }
+    char rm[600];
+    snprintf(rm, sizeof rm, "rm -rf %s", dir);
+    cr_assert_eq(system(rm), 0);
+}
+
+/* The activation is an option the command line sets, and the IR carries the choice. */
+Test(train, options_reach_the_model)
+{
+    int st;
+    char *out = aotgrad("ir models/mlp.c --set act=tanh", &st);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_expect(strstr(out, "= tanh %"), "%s", out);
+    cr_expect(strstr(out, "option act=\"tanh\" choices=\"relu|sigmoid|tanh\""), "%s", out);
+    free(out);
+    out = aotgrad("ir models/mlp.c --set act=gelu", &st);
+    cr_expect_eq(WEXITSTATUS(st), 1);
+    cr_expect(strstr(out, "models/mlp.c:8: error: option act: 'gelu' is not one of relu|sigmoid|tanh"), "%s", out);
+    free(out);
+    out = aotgrad("ir models/mlp.c --set width=3", &st);
+    cr_expect_eq(WEXITSTATUS(st), 1);
+    cr_expect(strstr(out, "models/mlp.c: error: --set width=3: the model has no such option (its options: act)"),
+              "%s", out);
+    free(out);
+}
+
+/* A dumped train-step .ir trains exactly as the model file does. */
+Test(train, a_dumped_train_step_trains_the_same)
+{
+    char path[] = "/tmp/aotgrad-step-XXXXXX.ir";
+    int fd = mkstemps(path, 3);
+    cr_assert(fd >= 0);
+    close(fd);
+    int st;
+    char args[512];
+    snprintf(args, sizeof args, "ir models/linreg.c --train > %s", path);
+    free(aotgrad(args, &st));
+    cr_assert_eq(st, 0);
+    char *a = aotgrad("run models/linreg.c", &st);
+    cr_assert_eq(st, 0, "%s", a);
+    snprintf(args, sizeof args, "run %s", path);
+    char *b = aotgrad(args, &st);
+    cr_assert_eq(st, 0, "%s", b);
+    /* the same lines but the first (the seconds aside) */
+    const char *wa = strstr(a, "\nw "), *wb = strstr(b, "\nw ");
+    cr_assert(wa && wb);
+    cr_expect_str_eq(wa, wb);
+    unlink(path);
+    free(a);
+    free(b);
+}
