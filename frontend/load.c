@@ -174,9 +174,9 @@ char *fe_read_file(const char *path, size_t *len)
         return NULL;
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
-    for (size_t got; buf && (got = fread(buf + n, 1, cap - n, f)) > 0;) {
+    for (size_t got; buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0;) { /* room for a NUL */
         n += got;
-        if (n == cap) {
+        if (n == cap - 1) {
             char *b = realloc(buf, cap *= 2);
             if (!b)
                 free(buf);
@@ -189,6 +189,7 @@ char *fe_read_file(const char *path, size_t *len)
         free(buf);
         return NULL;
     }
+    buf[n] = 0; /* a string too, for callers that want one */
     *len = n;
     return buf;
 }

@@ -17,7 +17,7 @@ ir_graph *fe_load(const char *path, const char *include_dir, const char *const *
  * tree), else ../include/aotgrad beside it (installed); NULL if none. */
 const char *fe_include_dir(void);
 
-/* A whole file, malloc'd; NULL with errno set on failure. */
+/* A whole file, malloc'd and NUL-terminated (len excludes the NUL); NULL with errno set on failure. */
 char *fe_read_file(const char *path, size_t *len);
 
 #endif

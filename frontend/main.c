@@ -64,18 +64,51 @@ static int print_help(const char *name)
 
 /* ---- aotgrad ir ---- */
 
+typedef struct dump_opts {
+    bool all, dot;
+} dump_opts;
+
+static void print_graph(const ir_graph *g, bool dot)
+{
+    if (dot)
+        ir_print_dot(stdout, g);
+    else
+        ir_print(stdout, g);
+}
+
+static void dump_stage(void *ctx, const char *pass, const ir_graph *g)
+{
+    const dump_opts *d = ctx;
+    if (!d->all)
+        return;
+    printf("%s ---- after %s ----\n", d->dot ? "//" : ";", pass);
+    print_graph(g, d->dot);
+    printf("\n");
+}
+
 static int cmd_ir(int argc, char **argv)
 {
-    const char *path = NULL;
-    enum { MODEL, TRAIN, EVAL } which = MODEL;
+    const char *path = NULL, *after = NULL;
+    bool train = false, eval = false, memory = false;
+    dump_opts d = {false, false};
     const char *settings[64];
     int nset = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--train") == 0)
-            which = TRAIN;
+            train = true;
         else if (strcmp(argv[i], "--eval") == 0)
-            which = EVAL;
-        else if (strcmp(argv[i], "--set") == 0) {
+            eval = true;
+        else if (strcmp(argv[i], "--dot") == 0)
+            d.dot = true;
+        else if (strcmp(argv[i], "--memory") == 0)
+            memory = true;
+        else if (strcmp(argv[i], "--after") == 0) {
+            if (i + 1 == argc)
+                return usage_error("%s", "--after takes a pass name or all (see aotgrad passes)");
+            after = argv[++i];
+            if (strcmp(after, "all") != 0 && !pass_find(after))
+                return usage_error("no pass named '%s' (see aotgrad passes)", after);
+        } else if (strcmp(argv[i], "--set") == 0) {
             if (i + 1 == argc || !strchr(argv[i + 1], '=') || nset == 63)
                 return usage_error("%s", "--set takes NAME=VALUE");
             settings[nset++] = argv[++i];
@@ -89,21 +122,46 @@ static int cmd_ir(int argc, char **argv)
     settings[nset] = NULL;
     if (!path)
         return usage_error("%s", "which model? aotgrad ir MODEL.c|FILE.ir");
+    if (train && eval)
+        return usage_error("%s", "--train or --eval, not both");
     ir_graph *g = fe_load(path, NULL, settings);
     if (!g)
         return 1;
     char err[4096];
-    ir_graph *out = g;
-    if (which == TRAIN && !(out = pass_train_step(g, err, sizeof err)))
-        fprintf(stderr, "%s\n", err);
-    if (which == EVAL)
-        out = pass_eval(g);
-    if (out)
-        ir_print(stdout, out);
-    if (out != g)
+    int rc = 0;
+    if (memory) {
+        if (!pass_memory_report(g, stdout, err, sizeof err)) {
+            fprintf(stderr, "%s: error: %s\n", path, err);
+            rc = 1;
+        }
+    } else if (!train && !eval && !after) {
+        print_graph(g, d.dot);
+    } else {
+        d.all = after && strcmp(after, "all") == 0;
+        const char *upto = d.all ? NULL : after;
+        ir_graph *out = pass_run(g, !eval, upto, dump_stage, &d, err, sizeof err);
+        if (!out) {
+            fprintf(stderr, "%s: error: %s\n", path, err);
+            rc = 1;
+        } else if (!d.all)
+            print_graph(out, d.dot);
         ir_graph_free(out);
+    }
     ir_graph_free(g);
-    return out ? 0 : 1;
+    return rc;
+}
+
+/* ---- aotgrad passes ---- */
+
+static int cmd_passes(int argc, char **argv)
+{
+    (void)argv;
+    if (argc > 1)
+        return usage_error("%s", "takes no arguments");
+    for (const pass_info *p = pass_list; p->name; p++)
+        printf("%-16s %-6s %s\n", p->name, p->which == PASS_TRAIN ? "train" : p->which == PASS_EVAL ? "eval" : "both",
+               p->doc);
+    return 0;
 }
 
 /* ---- aotgrad check ---- */
@@ -305,13 +363,24 @@ static int cmd_ops(int argc, char **argv)
 
 static const command commands[] = {
     {"ir", cmd_ir, "print a model's graph as text IR",
-     "usage: aotgrad ir MODEL.c|FILE.ir [--train | --eval] [--set NAME=VALUE]...\n\n"
+     "usage: aotgrad ir MODEL.c|FILE.ir [--train | --eval] [--after PASS|all] [--dot] [--memory]\n"
+     "                 [--set NAME=VALUE]...\n\n"
      "Builds the model (a C file, compiled with cc against aotgrad.h, whose function is named\n"
      "after the file) or reads a text IR file, and prints its graph as text IR on stdout.\n"
-     "Errors in the model are reported as FILE:LINE: error: MESSAGE, all of them, and exit 1.\n\n"
-     "  --train           the train-step graph: forward, backward and the SGD update\n"
-     "  --eval            the eval graph: loss, metrics and predictions only\n"
+     "Errors in the model are reported as FILE:LINE: error: MESSAGE, all of them, and exit 1.\n"
+     "Every graph printed parses back (aotgrad check) and runs (aotgrad run).\n\n"
+     "  --train           the train step after the whole pipeline (forward, backward, update)\n"
+     "  --eval            the eval graph after the whole pipeline (loss, metrics, predictions)\n"
+     "  --after PASS      the train step (with --eval: the eval graph) after PASS; all: after\n"
+     "                    every pass in turn, each under a header naming it (aotgrad passes)\n"
+     "  --dot             Graphviz DOT instead of text IR; kernels as boxes of their ops\n"
+     "  --memory          the memory plan of the train step and of inference\n"
      "  --set NAME=VALUE  set a model option (ag_option), e.g. --set act=tanh\n"},
+    {"passes", cmd_passes, "list the passes of the pipeline, in order",
+     "usage: aotgrad passes\n\n"
+     "Lists the pipeline's passes in the order they run, and which pipeline runs each: the\n"
+     "train step's (train), the eval graph's (eval), or both. Each name works with\n"
+     "aotgrad ir --after.\n"},
     {"forward", cmd_forward, "run a model's graph through the reference interpreter",
      "usage: aotgrad forward MODEL.c|FILE.ir [--batch N] [--seed S] [--f64] [--train]\n\n"
      "Runs the graph through the reference interpreter on seeded random inputs (f32: N(0,1);\n"

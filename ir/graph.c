@@ -176,6 +176,10 @@ void ir_graph_free(ir_graph *g)
         next = c->next;
         free(c);
     }
+    for (int i = 0; i < g->nkernels; i++)
+        ir_graph_free(g->kernels[i]);
+    free(g->kernels);
+    free(g->kernel_src);
     for (int i = 0; i < g->nerrors; i++)
         free(g->errors[i]);
     free(g->errors);
@@ -234,7 +238,7 @@ static bool same_node(const ir_node *a, const ir_node *b)
     return memcmp(&x->value, &y->value, sizeof x->value) == 0 && x->axes == y->axes &&
            x->keepdims == y->keepdims && x->axis == y->axis && memcmp(x->perm, y->perm, sizeof x->perm) == 0 &&
            x->ta == y->ta && x->tb == y->tb && x->site == y->site && x->classes == y->classes &&
-           x->start == y->start && x->grad == y->grad;
+           x->start == y->start && x->grad == y->grad && x->kernel == y->kernel && x->output == y->output;
 }
 
 static void hash_insert(ir_graph *g, int32_t id)
@@ -356,9 +360,34 @@ void ir_copy_train(ir_graph *dst, const ir_graph *g)
     dst->train = u;
 }
 
+int32_t ir_add_kernel(ir_graph *g, ir_graph *body)
+{
+    if (g->nkernels == g->kernelcap) {
+        g->kernelcap = g->kernelcap ? 2 * g->kernelcap : 8;
+        g->kernels = xrealloc(g->kernels, sizeof *g->kernels * (size_t)g->kernelcap);
+        g->kernel_src = xrealloc(g->kernel_src, sizeof *g->kernel_src * (size_t)g->kernelcap);
+    }
+    g->kernels[g->nkernels] = body;
+    g->kernel_src[g->nkernels] = NULL;
+    return g->nkernels++;
+}
+
+/* dst's copy of src's body k: made once, then shared by every node that picks from it */
+static int32_t copy_kernel(ir_graph *dst, const ir_graph *src, int32_t k)
+{
+    for (int32_t i = 0; i < dst->nkernels; i++)
+        if (dst->kernel_src[i] == src->kernels[k])
+            return i;
+    int32_t i = ir_add_kernel(dst, ir_clone_live(src->kernels[k]));
+    dst->kernel_src[i] = src->kernels[k];
+    return i;
+}
+
 int32_t ir_copy_node(ir_graph *dst, const ir_graph *src, int32_t id, const int32_t *map)
 {
     ir_node n = src->node[id];
+    if (n.op == IR_kernel)
+        n.attr.kernel = copy_kernel(dst, src, n.attr.kernel);
     int32_t *in = ir_alloc(dst, sizeof *in * (size_t)(n.nin ? n.nin : 1));
     for (int i = 0; i < n.nin; i++) {
         in[i] = map[n.in[i]];
@@ -406,5 +435,19 @@ ir_graph *ir_prune(const ir_graph *g, const char *const *keep, int nkeep)
     ir_copy_train(h, g);
     free(live);
     free(map);
+    return h;
+}
+
+ir_graph *ir_clone_live(const ir_graph *g)
+{
+    const char **names = malloc(sizeof *names * (size_t)(g->nout + 1));
+    if (!names) {
+        fprintf(stderr, "aotgrad: out of memory\n");
+        exit(1);
+    }
+    for (int i = 0; i < g->nout; i++)
+        names[i] = g->out[i].name;
+    ir_graph *h = ir_prune(g, names, g->nout);
+    free(names);
     return h;
 }

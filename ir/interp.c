@@ -452,6 +452,38 @@ static void eval_row(const ir_node *n, const ir_tensor *x, ir_tensor *out)
         }
 }
 
+/* softmax_ce: per row, log sum e^(x - m) - (x[label] - m); softmax_ce_grad: per row,
+ * (e^(x - m) / sum - one_hot) * d. Rows whose label is out of range give 0, as the
+ * one_hot form they replace does. */
+static void eval_softmax_ce(const ir_node *n, const ir_tensor *v, ir_tensor *out)
+{
+    const ir_tensor *x = &v[n->in[0]], *y = &v[n->in[1]];
+    bool single = x->dtype == AG_F32;
+    int64_t rows = x->shape.dim[0], len = x->shape.dim[1];
+    for (int64_t r = 0; r < rows; r++) {
+        double label = get(y, r), m = -INFINITY, s = 0;
+        if (!(label >= 0 && label < (double)len))
+            continue; /* out is zeroed */
+        int64_t base = r * len, k = (int64_t)label;
+        for (int64_t j = 0; j < len; j++) {
+            double e = get(x, base + j);
+            if (e > m || e != e)
+                m = e;
+        }
+        for (int64_t j = 0; j < len; j++)
+            s = rnd(single, s + xexp(single, rnd(single, get(x, base + j) - m)));
+        if (n->op == IR_softmax_ce) {
+            put(out, r, rnd(single, xlog(single, s) - rnd(single, get(x, base + k) - m)));
+            continue;
+        }
+        double d = get(&v[n->in[2]], r);
+        for (int64_t j = 0; j < len; j++) {
+            double p = rnd(single, xexp(single, rnd(single, get(x, base + j) - m)) / s);
+            put(out, base + j, rnd(single, rnd(single, p - (j == k)) * d));
+        }
+    }
+}
+
 static void eval_one_hot(const ir_node *n, const ir_tensor *x, ir_tensor *out)
 {
     int64_t classes = n->attr.classes, rows = ir_tensor_numel(x);
@@ -527,11 +559,18 @@ static bool eval(const ir_node *n, const ir_tensor *v, ir_tensor *out, const ir_
     case IR_log_softmax:
         eval_row(n, x, out);
         return true;
+    case IR_softmax_ce:
+    case IR_softmax_ce_grad:
+        eval_softmax_ce(n, v, out);
+        return true;
     case IR_one_hot:
         eval_one_hot(n, x, out);
         return true;
     case IR_dropout:
         eval_dropout(n, x, out, run);
+        return true;
+    case IR_kernel:
+        assert(!"eval: kernels run their bodies (run_kernel)");
         return true;
     case IR_OP_COUNT:
         break;
@@ -542,6 +581,36 @@ static bool eval(const ir_node *n, const ir_tensor *v, ir_tensor *out, const ir_
 
 /* ---- running a graph ---- */
 
+/* Kernel node n of g: its body run with the same ir_run, its inputs (in node order) bound
+ * to n's operands; out receives the output n takes (the others are freed). The body runs
+ * the same ops in the same order as the nodes it replaced, so the values are the same bits. */
+static bool run_kernel(const ir_graph *g, int32_t id, const ir_tensor *v, ir_tensor *out, const ir_run *run,
+                       char *err, size_t len)
+{
+    const ir_node *n = &g->node[id];
+    const ir_graph *b = g->kernels[n->attr.kernel];
+    const ir_tensor **bound = calloc((size_t)b->n + 1, sizeof *bound);
+    ir_tensor *outs = calloc((size_t)b->nout + 1, sizeof *outs);
+    bool ok = bound && outs;
+    if (!ok)
+        fail(err, len, "out of memory");
+    for (int32_t i = 0, k = 0; ok && i < b->n; i++)
+        if (b->node[i].op == IR_input)
+            bound[i] = &v[n->in[k++]];
+    char msg[256];
+    if (ok && !ir_interp(b, run, bound, outs, msg, sizeof msg))
+        ok = fail(err, len, "node %d (kernel): body @k%d: %s", (int)id, (int)n->attr.kernel, msg);
+    for (int32_t k = 0; ok && k < b->nout; k++) {
+        if (k == n->attr.output)
+            *out = outs[k];
+        else
+            ir_tensor_free(&outs[k]);
+    }
+    free(bound);
+    free(outs);
+    return ok;
+}
+
 /* ir_type_str, safe on the shapes of broken graphs and tensors */
 static char *type_str(ag_dtype t, const ir_shape *s, char *buf, size_t len)
 {
@@ -550,6 +619,21 @@ static char *type_str(ag_dtype t, const ir_shape *s, char *buf, size_t len)
     else
         ir_type_str(t, s, buf, len);
     return buf;
+}
+
+/* What rule_kernel reads of a body before its own run checks the rest: its nodes, ops and
+ * outputs exist. */
+static bool body_ok(const ir_graph *g, int32_t k)
+{
+    if (k < 0 || k >= g->nkernels || !g->kernels || !g->kernels[k])
+        return true; /* rule_kernel says so */
+    const ir_graph *b = g->kernels[k];
+    if (b->n < 0 || (b->n > 0 && !b->node) || b->nout < 0 || (b->nout > 0 && !b->out))
+        return false;
+    for (int32_t i = 0; i < b->nout; i++)
+        if (b->out[i].id < 0 || b->out[i].id >= b->n)
+            return false;
+    return true;
 }
 
 /* Everything the kernels take for granted: each node agrees with its rule (so the ops'
@@ -568,6 +652,8 @@ static bool check(const ir_graph *g, const ir_run *run, const ir_tensor *const *
         for (int k = 0; k < n->nin; k++)
             if (n->in[k] < 0 || n->in[k] >= i)
                 return fail(err, len, "node %d (%s): operand %d is not an earlier node", i, name, k);
+        if (n->op == IR_kernel && !body_ok(g, n->attr.kernel))
+            return fail(err, len, "node %d (%s): body @k%d is missing or broken", i, name, (int)n->attr.kernel);
         ir_node m = *n;
         if (!ir_infer(g, &m, msg, sizeof msg))
             return fail(err, len, "node %d (%s): %s", i, name, msg);
@@ -610,7 +696,7 @@ bool ir_interp(const ir_graph *g, const ir_run *run, const ir_tensor *const *bou
     int32_t *last = malloc(sizeof *last * (size_t)(g->n + 1));
     ir_tensor *val = calloc((size_t)g->n + 1, sizeof *val);
     bool *owned = calloc((size_t)g->n + 1, sizeof *owned);
-    bool ok = last && val && owned;
+    bool ok = last && val && owned, reported = false;
     for (int32_t i = 0; ok && i < g->n; i++) {
         last[i] = -1;
         for (int k = 0; k < g->node[i].nin; k++)
@@ -625,10 +711,15 @@ bool ir_interp(const ir_graph *g, const ir_run *run, const ir_tensor *const *bou
             val[i] = *bound[i]; /* borrowed */
             continue;
         }
-        ir_shape s = ir_bind_shape(&n->shape, run->batch);
-        val[i] = ir_tensor_new(ir_storage_dtype(n->dtype, run->f64), &s);
-        owned[i] = ok = val[i].data != NULL;
-        ok = ok && eval(n, val, &val[i], run);
+        if (n->op == IR_kernel) {
+            owned[i] = ok = run_kernel(g, i, val, &val[i], run, err, len);
+            reported = !ok;
+        } else {
+            ir_shape s = ir_bind_shape(&n->shape, run->batch);
+            val[i] = ir_tensor_new(ir_storage_dtype(n->dtype, run->f64), &s);
+            owned[i] = ok = val[i].data != NULL;
+            ok = ok && eval(n, val, &val[i], run);
+        }
         for (int k = 0; k < n->nin; k++) {
             int32_t a = n->in[k];
             if (last[a] == i && owned[a]) {
@@ -663,7 +754,8 @@ bool ir_interp(const ir_graph *g, const ir_run *run, const ir_tensor *const *bou
     if (!ok) {
         for (int k = 0; k < g->nout; k++)
             ir_tensor_free(&outs[k]);
-        fail(err, len, "out of memory");
+        if (!reported)
+            fail(err, len, "out of memory");
     }
     free(last);
     free(val);

@@ -33,6 +33,7 @@ typedef enum ir_kind {
     IR_K_ROW,         /* a function of a whole row along an axis */
     IR_K_INDEX,       /* integer labels to values */
     IR_K_RANDOM,      /* reads the step's random stream */
+    IR_K_FUSED,       /* one output of a fused group, computed by its body graph */
 } ir_kind;
 
 /* Which attributes an op carries (the attrs column of the op table). */
@@ -49,6 +50,7 @@ enum {
     A_CLASSES = 1 << 9, /* one_hot: the number of classes */
     A_START = 1 << 10,  /* slice: the first index along axis */
     A_GRAD = 1 << 11,   /* input: a gradient is wanted for it (flag `grad`) */
+    A_KERNEL = 1 << 12, /* kernel: which body (g->kernels) and which of its outputs */
 };
 
 /* The dtype rule of an elementwise op (the types column). */
@@ -72,6 +74,7 @@ typedef struct ir_attrs {
     int32_t classes;         /* one_hot */
     int64_t start;           /* slice */
     bool grad;               /* input: wants a gradient */
+    int32_t kernel, output;  /* kernel: index into the graph's kernels, and of the body's output */
     ag_init init;            /* param */
     const char *name;        /* input, param (in the graph's arena) */
 } ir_attrs;
@@ -133,6 +136,16 @@ typedef struct ir_train {
     ir_option *options;
 } ir_train;
 
+/* Where every value lives while a graph runs at a given batch (passes/plan_memory.c):
+ * parameters in their own region, everything computed in one arena, reused once dead. */
+typedef struct ir_plan {
+    int64_t batch;     /* the N it was planned for; smaller batches fit too */
+    int64_t arena;     /* bytes */
+    int64_t *offset;   /* per node: its value's offset in the arena; -1: none (sources,
+                          values inside kernels, in-place updates) */
+    int32_t *inplace;  /* per node: the parameter whose buffer it overwrites, or -1 */
+} ir_plan;
+
 struct ag_graph {
     const char *name;
     ir_node *node;
@@ -141,6 +154,12 @@ struct ag_graph {
     int32_t nout, outcap;
     int32_t next_site;    /* the next dropout site number */
     ir_train *train;      /* what the model declares about its training, or NULL */
+    ir_plan *plan;        /* the memory plan, once plan_memory ran (derived: not printed) */
+    /* Fused groups' bodies: graphs whose inputs (in order) take a kernel node's operands
+     * and whose outputs the kernel nodes pick from. A body has no params and no kernels. */
+    struct ag_graph **kernels;
+    const void **kernel_src; /* while copying: the body each one was copied from */
+    int32_t nkernels, kernelcap;
     const char *const *settings; /* while building: "name=value" option settings, NULL-ended */
     char **errors;        /* DSL errors, "file:line: error: message" */
     int nerrors, errcap;
@@ -204,6 +223,10 @@ int32_t ir_copy_node(ir_graph *dst, const ir_graph *src, int32_t id, const int32
 /* The graph keeping only the outputs named in keep (all that exist of them) and the nodes
  * they read, with g's declarations. */
 ir_graph *ir_prune(const ir_graph *g, const char *const *keep, int nkeep);
+/* A copy of g without the nodes no output reads (dead code). */
+ir_graph *ir_clone_live(const ir_graph *g);
+/* Adopt body as a kernel of g (g frees it); returns its index. */
+int32_t ir_add_kernel(ir_graph *g, ir_graph *body);
 
 /* A node with its op and operands set and everything else zero. */
 ir_node ir_node_make(ir_op op, int32_t nin, const int32_t *in);
@@ -214,6 +237,9 @@ void ir_print(FILE *f, const ir_graph *g);
 char *ir_print_str(const ir_graph *g); /* malloc'd */
 /* Parse one graph. On error returns NULL and writes "file:line:col: error: message". */
 ir_graph *ir_parse(const char *text, size_t len, const char *filename, char *err, size_t errlen);
+
+/* Graphviz DOT: fused kernels as boxes holding their ops (ir/dot.c). */
+void ir_print_dot(FILE *f, const ir_graph *g);
 
 /* ---- verifier (ir/verify.c) ---- */
 /* Checks ids, order, arity, attributes, dtypes and shapes (by re-inferring every node),

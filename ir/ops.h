@@ -15,7 +15,7 @@
  *       rule:   its shape and dtype rule, a function in ir/shape.c
  *   grad: its gradient rule, a function in passes/grad.c written with the DSL builders;
  *         no_grad where no gradient flows through it (sources, integer or bool results,
- *         stop_gradient)
+ *         stop_gradient); 0 for ops only passes after autodiff make (never differentiated)
  */
 #ifndef AG_IR_OPS_H
 #define AG_IR_OPS_H
@@ -70,9 +70,13 @@
     /* rows */                                                                                    \
     OP(softmax,       ROW,      1, A_AXIS,            rule_row,          grad_softmax,      "e^a / sum e^a along an axis, max-subtracted") \
     OP(log_softmax,   ROW,      1, A_AXIS,            rule_row,          grad_log_softmax,  "a - log sum e^a along an axis, max-subtracted") \
+    OP(softmax_ce,    ROW,      2, 0,                 rule_softmax_ce,   grad_softmax_ce,   "per row of logits a with label b: log sum e^a - a[b], 0 for a label out of range (fused)") \
+    OP(softmax_ce_grad, ROW,    3, 0,                 rule_softmax_ce_grad, 0,              "per row: (softmax(a) - one_hot(b)) * c[row], 0 for a label out of range (fused)") \
     OP(one_hot,       INDEX,    1, A_CLASSES,         rule_one_hot,      no_grad,           "i32 labels to f32 rows of 0 and 1; out of range: a zero row") \
     /* random */                                                                                  \
-    OP(dropout,       RANDOM,   1, A_P | A_SITE,      rule_dropout,      grad_dropout,      "inverted dropout; identity when not training")
+    OP(dropout,       RANDOM,   1, A_P | A_SITE,      rule_dropout,      grad_dropout,      "inverted dropout; identity when not training") \
+    /* fused */                                                                                   \
+    OP(kernel,        FUSED,   -1, A_KERNEL,          rule_kernel,       0,                 "output `out` of the fused group `body`, a graph of its own run on the operands")
 
 /* The op codes: IR_add, IR_matmul, ... */
 typedef enum ir_op {

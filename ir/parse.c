@@ -7,7 +7,12 @@
  * the graph's arena or the parser's few buffers, all freed there.
  *
  * After `return` come the declarations (ir_train), one a line, in any order; the printer
- * writes them as train, optimizer, groups, data, options. */
+ * writes them as train, optimizer, groups, data, options.
+ *
+ * Before the graph come the bodies of its kernels, `kernel @k0 {...}`, `kernel @k1 {...}`
+ * and so on in index order: the same node lines and `return`, without params, kernel nodes
+ * or declarations. Each is added to the graph (ir_add_kernel) as soon as it starts, so the
+ * kernel nodes after it are checked against it by their rule. */
 #define _POSIX_C_SOURCE 200809L /* strndup */
 #include <limits.h>
 #include <math.h>
@@ -68,11 +73,13 @@ typedef struct parser {
     char *err;
     size_t errlen;
     jmp_buf jmp;
-    ir_graph *g;
+    ir_graph *main; /* the graph being read: it owns the bodies */
+    ir_graph *g;    /* the block being read: main or one of its bodies */
+    bool in_body;
     name_tab vals, outs;
     int32_t *ins; /* operands of the node being read */
     size_t nins, inscap;
-    site_use *sites;
+    site_use *sites; /* the dropout sites of every block */
     size_t nsites, sitecap;
     const char *lastfile; /* the last location's file, interned in g */
     char *sbuf;           /* the last string token, decoded (no NUL inside), NUL-ended */
@@ -566,12 +573,32 @@ static double const_value(parser *P, ag_dtype dtype)
     return (double)read_int(P, what, lo, hi);
 }
 
+/* body=@kK: a body already read, K its index as the printer writes it. */
+static int32_t read_body_ref(parser *P)
+{
+    const token *t = &P->tok;
+    char d[64];
+    if (t->k != TK_GNAME)
+        unexpected(P, "a body '@kK'");
+    bool canonical = t->len >= 2 && t->len <= 11 && t->s[0] == 'k' && (t->s[1] != '0' || t->len == 2);
+    int64_t k = 0;
+    for (size_t i = 1; canonical && i < t->len; i++) {
+        canonical = is_digit((unsigned char)t->s[i]);
+        k = k * 10 + (t->s[i] - '0');
+    }
+    if (!canonical || k >= P->main->nkernels)
+        ERROR_TOK(P, t, "unknown body %s", describe(t, d, sizeof d));
+    next(P);
+    return (int32_t)k;
+}
+
 static const struct {
     const char *name;
     unsigned flag;
 } attr_names[] = {
     {"axes", A_AXES}, {"keepdims", A_AXES}, {"axis", A_AXIS}, {"perm", A_PERM}, {"ta", A_TRANS},
     {"tb", A_TRANS},  {"p", A_P},           {"site", A_SITE}, {"classes", A_CLASSES}, {"start", A_START},
+    {"body", A_KERNEL}, {"out", A_KERNEL},
 };
 enum { NATTR = sizeof attr_names / sizeof *attr_names };
 
@@ -581,6 +608,7 @@ static int read_attrs(parser *P, ir_node *n, const token *optok, int *permline, 
     const char *opname = ir_ops[n->op].name;
     bool seen[NATTR] = {0};
     int nperm = -1, siteline = 0, sitecol = 0;
+    token outtok = {0};
     char d[64];
     while (P->tok.k == TK_IDENT) {
         token t = P->tok;
@@ -626,6 +654,15 @@ static int read_attrs(parser *P, ir_node *n, const token *optok, int *permline, 
                 n->attr.perm[nperm] = (int8_t)read_int(P, "perm entry", INT8_MIN, INT8_MAX);
             }
             next(P);
+        } else if (!strcmp(name, "body")) {
+            expect_punct(P, '=');
+            n->attr.kernel = read_body_ref(P);
+        } else if (!strcmp(name, "out")) {
+            expect_punct(P, '=');
+            if (P->tok.k != TK_IDENT)
+                unexpected(P, "an output name");
+            outtok = P->tok;
+            next(P);
         } else {
             expect_punct(P, '=');
             if (!strcmp(name, "axis"))
@@ -650,7 +687,8 @@ static int read_attrs(parser *P, ir_node *n, const token *optok, int *permline, 
         unsigned flag;
         const char *name;
     } required[] = {{A_AXES, "axes"}, {A_AXIS, "axis"},       {A_PERM, "perm"},  {A_P, "p"},
-                    {A_SITE, "site"}, {A_CLASSES, "classes"}, {A_START, "start"}};
+                    {A_SITE, "site"}, {A_CLASSES, "classes"}, {A_START, "start"}, {A_KERNEL, "body"},
+                    {A_KERNEL, "out"}};
     for (size_t r = 0; r < sizeof required / sizeof *required; r++) {
         if (!(ir_ops[n->op].attrs & required[r].flag))
             continue;
@@ -659,6 +697,15 @@ static int read_attrs(parser *P, ir_node *n, const token *optok, int *permline, 
             a++;
         if (!seen[a])
             ERROR_TOK(P, optok, "%s: missing attribute '%s'", opname, required[r].name);
+    }
+    if (outtok.len) { /* the output, by name, of the body named (both are there by now) */
+        const ir_graph *b = P->main->kernels[n->attr.kernel];
+        n->attr.output = -1;
+        for (int32_t i = 0; i < b->nout && n->attr.output < 0; i++)
+            if (strlen(b->out[i].name) == outtok.len && !memcmp(b->out[i].name, outtok.s, outtok.len))
+                n->attr.output = i;
+        if (n->attr.output < 0)
+            ERROR_TOK(P, &outtok, "body @k%d has no output '%.*s'", (int)n->attr.kernel, (int)outtok.len, outtok.s);
     }
     if (siteline) { /* checked against the other uses of the site once all are read */
         if (P->nsites == P->sitecap)
@@ -726,6 +773,8 @@ static void read_node(parser *P)
         unexpected(P, "an op");
     if (!ir_op_by_name(optok.s, optok.len, &op))
         ERROR_TOK(P, &optok, "unknown op %s", describe(&optok, d, sizeof d));
+    if (P->in_body && (op == IR_param || op == IR_kernel))
+        ERROR_TOK(P, &optok, "a kernel body has no %s nodes", ir_ops[op].name);
     next(P);
 
     ir_node n = ir_node_make(op, 0, NULL);
@@ -1148,20 +1197,9 @@ static int site_cmp(const void *a, const void *b)
     return (x->col > y->col) - (x->col < y->col);
 }
 
-static void read_graph(parser *P)
+/* The node lines of a block, up to its 'return'. */
+static void read_nodes(parser *P)
 {
-    char d[64];
-    next(P);
-    skip_blank_lines(P);
-    if (!is_word(&P->tok, "graph"))
-        unexpected(P, "'graph'");
-    next(P);
-    if (P->tok.k != TK_GNAME)
-        unexpected(P, "a graph name '@name'");
-    if (!is_identifier(P->tok.s, P->tok.len))
-        ERROR_TOK(P, &P->tok, "graph name %s is not an identifier", describe(&P->tok, d, sizeof d));
-    P->g->name = ir_strndup(P->g, P->tok.s, P->tok.len);
-    next(P);
     expect_punct(P, '{');
     if (P->tok.k != TK_NL)
         unexpected(P, "end of line");
@@ -1177,6 +1215,85 @@ static void read_graph(parser *P)
             unexpected(P, "a node or 'return'");
     }
     read_return(P);
+}
+
+/* Starts reading the block of graph g (main or a body): its own names, outputs and files. */
+static void begin_block(parser *P, ir_graph *g, bool body)
+{
+    P->g = g;
+    P->in_body = body;
+    free(P->vals.e);
+    free(P->outs.e);
+    P->vals = P->outs = (name_tab){0};
+    P->lastfile = NULL;
+}
+
+/* Dropout sites key random streams, in the graph and its bodies alike: a site used again (a
+ * dropout's backward pass reuses its mask) must drop with the same p. */
+static void check_sites(parser *P)
+{
+    if (!P->nsites)
+        return;
+    qsort(P->sites, P->nsites, sizeof *P->sites, site_cmp);
+    for (size_t i = 1; i < P->nsites; i++) {
+        const site_use *u = &P->sites[i], *v = &P->sites[i - 1];
+        char a[32], b[32];
+        if (u->site == v->site && u->p != v->p)
+            error_at(P, u->line, u->col, "dropout site %d has p=%s here but p=%s on line %d", (int)u->site,
+                     fmt_double(a, sizeof a, u->p), fmt_double(b, sizeof b, v->p), v->line);
+    }
+    int32_t last = P->sites[P->nsites - 1].site;
+    P->main->next_site = last < INT32_MAX ? last + 1 : last;
+}
+
+/* kernel @kK { NODES return NAME: VALUE, ... } with K the next index */
+static void read_body(parser *P)
+{
+    char d[64], name[16];
+    next(P); /* 'kernel' */
+    if (P->tok.k != TK_GNAME)
+        unexpected(P, "a body name '@kK'");
+    if (P->main->nkernels == INT32_MAX)
+        ERROR_TOK(P, &P->tok, "too many kernel bodies");
+    snprintf(name, sizeof name, "k%d", (int)P->main->nkernels);
+    if (P->tok.len != strlen(name) || memcmp(P->tok.s, name, P->tok.len))
+        ERROR_TOK(P, &P->tok, "expected body @%s, got %s (bodies are numbered from 0 in order)", name,
+                  describe(&P->tok, d, sizeof d));
+    next(P);
+    ir_graph *b = ir_graph_new(name);
+    ir_add_kernel(P->main, b); /* owned by main from now on, freed with it on an error */
+    begin_block(P, b, true);
+    read_nodes(P);
+    skip_blank_lines(P);
+    if (P->tok.k == TK_EOF)
+        ERROR_TOK(P, &P->tok, "missing '}' at end of file");
+    if (P->tok.k == TK_IDENT)
+        ERROR_TOK(P, &P->tok, "a kernel body has no declarations, got %s", describe(&P->tok, d, sizeof d));
+    if (!is_punct(P, '}'))
+        unexpected(P, "'}'");
+    next(P);
+}
+
+static void read_graph(parser *P)
+{
+    char d[64];
+    next(P);
+    skip_blank_lines(P);
+    while (is_word(&P->tok, "kernel")) {
+        read_body(P);
+        skip_blank_lines(P);
+    }
+    if (!is_word(&P->tok, "graph"))
+        unexpected(P, P->main->nkernels ? "'kernel' or 'graph'" : "'graph'");
+    begin_block(P, P->main, false);
+    next(P);
+    if (P->tok.k != TK_GNAME)
+        unexpected(P, "a graph name '@name'");
+    if (!is_identifier(P->tok.s, P->tok.len))
+        ERROR_TOK(P, &P->tok, "graph name %s is not an identifier", describe(&P->tok, d, sizeof d));
+    P->g->name = ir_strndup(P->g, P->tok.s, P->tok.len);
+    next(P);
+    read_nodes(P);
     for (;;) {
         skip_blank_lines(P);
         if (P->tok.k == TK_EOF)
@@ -1195,20 +1312,7 @@ static void read_graph(parser *P)
     skip_blank_lines(P);
     if (P->tok.k != TK_EOF)
         ERROR_TOK(P, &P->tok, "unexpected %s after '}'", describe(&P->tok, d, sizeof d));
-
-    /* dropout sites key random streams: a site used again (a dropout's backward pass reuses
-     * its mask) must drop with the same p */
-    if (P->nsites) {
-        qsort(P->sites, P->nsites, sizeof *P->sites, site_cmp);
-        for (size_t i = 1; i < P->nsites; i++) {
-            const site_use *u = &P->sites[i], *v = &P->sites[i - 1];
-            char a[32], b[32];
-            if (u->site == v->site && u->p != v->p)
-                error_at(P, u->line, u->col, "dropout site %d has p=%s here but p=%s on line %d", (int)u->site,
-                         fmt_double(a, sizeof a, u->p), fmt_double(b, sizeof b, v->p), v->line);
-        }
-        P->g->next_site = P->sites[P->nsites - 1].site + 1;
-    }
+    check_sites(P);
 }
 
 ir_graph *ir_parse(const char *text, size_t len, const char *filename, char *err, size_t errlen)
@@ -1224,13 +1328,13 @@ ir_graph *ir_parse(const char *text, size_t len, const char *filename, char *err
     P->file = filename ? filename : "<input>";
     P->err = err;
     P->errlen = errlen;
-    P->g = ir_graph_new(NULL);
+    P->g = P->main = ir_graph_new(NULL);
     ir_graph *g = NULL;
     if (setjmp(P->jmp) == 0) {
         read_graph(P);
-        g = P->g;
+        g = P->main;
     } else {
-        ir_graph_free(P->g);
+        ir_graph_free(P->main);
     }
     free(P->vals.e);
     free(P->outs.e);

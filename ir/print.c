@@ -11,7 +11,20 @@
  *   optimizer sgd lr=0.1 wd=0 batch=256 epochs=10
  *   group weights wd_scale=1 lr_scale=1 params=[W1, W2]
  *   data "fashion-mnist" classes=["T-shirt/top", "Trouser"]
- *   option act="relu" choices="relu|sigmoid|tanh" */
+ *   option act="relu" choices="relu|sigmoid|tanh"
+ *
+ * The bodies of fused groups (g->kernels) come first, each a block of its own named by its
+ * index, then a blank line; a kernel node names its body and the output it takes:
+ *
+ *   kernel @k0 {
+ *     %p0: f32[N,256] = input
+ *     %0: f32[N,256] = relu %p0
+ *     return h: %0
+ *   }
+ *
+ *   graph @mlp {
+ *     ...
+ *     %4: f32[N,256] = kernel %3 body=@k0 out=h  ; models/mlp.c:18 */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdint.h>
@@ -118,8 +131,10 @@ static int print_init(FILE *f, const ag_init *init)
     return fprintf(f, " ?init%d", (int)init->kind);
 }
 
+static const char *name_or(const char *s) { return s ? s : "?"; }
+
 /* The attributes the op's attrs column names, in the table's order. */
-static int print_attrs(FILE *f, const ir_node *n)
+static int print_attrs(FILE *f, const ir_graph *g, const ir_node *n)
 {
     unsigned attrs = (unsigned)n->op < IR_OP_COUNT ? ir_ops[n->op].attrs : 0;
     const ir_attrs *a = &n->attr;
@@ -156,6 +171,11 @@ static int print_attrs(FILE *f, const ir_node *n)
         k += fprintf(f, " site=%d", (int)a->site);
     if (attrs & A_CLASSES)
         k += fprintf(f, " classes=%d", (int)a->classes);
+    if (attrs & A_KERNEL) {
+        const ir_graph *b = a->kernel >= 0 && a->kernel < g->nkernels ? g->kernels[a->kernel] : NULL;
+        const char *out = b && a->output >= 0 && a->output < b->nout ? b->out[a->output].name : NULL;
+        k += fprintf(f, " body=@k%d out=%s", (int)a->kernel, name_or(out));
+    }
     return k;
 }
 
@@ -203,8 +223,6 @@ static void print_string(FILE *f, const char *s)
     }
     fputc('"', f);
 }
-
-static const char *name_or(const char *s) { return s ? s : "?"; }
 
 static void print_names(FILE *f, const char *const *names, int n)
 {
@@ -261,9 +279,11 @@ static void print_train(FILE *f, const ir_train *t)
     }
 }
 
-void ir_print(FILE *f, const ir_graph *g)
+/* One block: "graph @NAME {" (or "kernel @kK {" for a body), its nodes, return, and the
+ * declarations. */
+static void print_block(FILE *f, const ir_graph *g, const char *word, const char *name)
 {
-    fprintf(f, "graph @%s {\n", g->name ? g->name : "graph");
+    fprintf(f, "%s @%s {\n", word, name);
     int32_t *num = calloc((size_t)(g->n > 0 ? g->n : 1), sizeof *num);
     if (!num) {
         fprintf(stderr, "aotgrad: out of memory\n");
@@ -295,7 +315,7 @@ void ir_print(FILE *f, const ir_graph *g)
             k += fprintf(f, i ? ", " : " ");
             k += print_ref(f, g, num, n->in[i]);
         }
-        k += print_attrs(f, n);
+        k += print_attrs(f, g, n);
         if (n->loc.file)
             fprintf(f, "%*s; %s:%d", k < LOC_COLUMN ? LOC_COLUMN - k : 1, "", n->loc.file, n->loc.line);
         fputc('\n', f);
@@ -310,6 +330,21 @@ void ir_print(FILE *f, const ir_graph *g)
         print_train(f, g->train);
     fprintf(f, "}\n");
     free(num);
+}
+
+/* The bodies of g's kernels first, in index order, each followed by a blank line; then g. */
+void ir_print(FILE *f, const ir_graph *g)
+{
+    for (int32_t k = 0; k < g->nkernels && g->kernels; k++) {
+        char name[16];
+        snprintf(name, sizeof name, "k%d", (int)k);
+        if (g->kernels[k])
+            print_block(f, g->kernels[k], "kernel", name);
+        else /* a broken graph; ir_verify says why */
+            fprintf(f, "kernel @%s {\n  return\n}\n", name);
+        fputc('\n', f);
+    }
+    print_block(f, g, "graph", g->name ? g->name : "graph");
 }
 
 char *ir_print_str(const ir_graph *g)

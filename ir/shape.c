@@ -344,6 +344,28 @@ static bool rule_row(const ir_graph *g, ir_node *n, char *err, size_t len)
     return true;
 }
 
+/* logits [rows, classes] f32 and labels [rows] i32; softmax_ce_grad also d [rows] f32 */
+static bool rule_softmax_ce(const ir_graph *g, ir_node *n, char *err, size_t len)
+{
+    const ir_node *a = operand(g, n, 0), *y = operand(g, n, 1);
+    if (a->dtype != AG_F32 || a->shape.rank != 2)
+        return fail(err, len, "%s: logits must be f32 [rows, classes], got %s", opname(n), TYPE(a));
+    if (y->dtype != AG_I32 || y->shape.rank != 1 || y->shape.dim[0] != a->shape.dim[0])
+        return fail(err, len, "%s: labels must be i32 with one per row of %s, got %s", opname(n), SHAPE(&a->shape),
+                    TYPE(y));
+    if (n->op == IR_softmax_ce_grad) {
+        const ir_node *d = operand(g, n, 2);
+        if (d->dtype != AG_F32 || !ir_shape_eq(&d->shape, &y->shape))
+            return fail(err, len, "%s: the row gradient must be f32 %s, got %s", opname(n), SHAPE(&y->shape), TYPE(d));
+        n->shape = a->shape;
+    } else
+        n->shape = y->shape;
+    n->dtype = AG_F32;
+    return true;
+}
+
+#define rule_softmax_ce_grad rule_softmax_ce
+
 static bool rule_one_hot(const ir_graph *g, ir_node *n, char *err, size_t len)
 {
     const ir_node *a = operand(g, n, 0);
@@ -370,6 +392,34 @@ static bool rule_dropout(const ir_graph *g, ir_node *n, char *err, size_t len)
         return fail(err, len, "%s: site %d; sites are numbered from 1", opname(n), n->attr.site);
     n->dtype = AG_F32;
     n->shape = a->shape;
+    return true;
+}
+
+/* The operands match the body's inputs one for one; the result is the chosen output. */
+static bool rule_kernel(const ir_graph *g, ir_node *n, char *err, size_t len)
+{
+    if (n->attr.kernel < 0 || n->attr.kernel >= g->nkernels || !g->kernels[n->attr.kernel])
+        return fail(err, len, "%s: no body %d", opname(n), n->attr.kernel);
+    const ir_graph *b = g->kernels[n->attr.kernel];
+    int inputs = 0, k = 0;
+    for (int32_t i = 0; i < b->n; i++)
+        inputs += b->node[i].op == IR_input;
+    if (inputs != n->nin)
+        return fail(err, len, "%s: body @k%d takes %d operands, got %d", opname(n), n->attr.kernel, inputs, n->nin);
+    for (int32_t i = 0; i < b->n; i++) {
+        const ir_node *p = &b->node[i];
+        if (p->op != IR_input)
+            continue;
+        const ir_node *a = operand(g, n, k++);
+        if (a->dtype != p->dtype || !ir_shape_eq(&a->shape, &p->shape))
+            return fail(err, len, "%s: operand %d is %s; body @k%d's input %s is %s", opname(n), k - 1, TYPE(a),
+                        n->attr.kernel, p->attr.name, TYPE(p));
+    }
+    if (n->attr.output < 0 || n->attr.output >= b->nout)
+        return fail(err, len, "%s: body @k%d has no output %d", opname(n), n->attr.kernel, n->attr.output);
+    const ir_node *o = &b->node[b->out[n->attr.output].id];
+    n->dtype = o->dtype;
+    n->shape = o->shape;
     return true;
 }
 

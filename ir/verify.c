@@ -2,7 +2,11 @@
  * array order, so each node's operands are known good before its own rule reads them.
  * It trusts nothing it has not checked, so a hand-broken graph gets a message, not a crash.
  * Shapes and dtypes are checked by re-running the same ir_infer the builders use, and the
- * training declarations (g->train) against the outputs and params they name. */
+ * training declarations (g->train) against the outputs and params they name.
+ *
+ * The bodies of kernels (g->kernels) are checked first, each as a graph of its own with the
+ * checks of a body (no params, no kernels, no declarations), so that rule_kernel can read
+ * them when it checks the kernel nodes that use them. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -113,6 +117,8 @@ static const char *stray_attr(const ir_node *n)
         return "init";
     if (!(has & A_NAME) && a->name)
         return "name";
+    if (!(has & A_KERNEL) && (a->kernel || a->output))
+        return "kernel/output";
     return NULL;
 }
 
@@ -177,6 +183,16 @@ static bool check_node(const ir_graph *g, int32_t id, char *err, size_t len)
                 __builtin_add_overflow(sum, s->dim[n->attr.axis], &sum))
                 return fail(g, id, err, len, "concat: the joined extent overflows");
         }
+        break;
+    }
+    case IR_kernel: { /* which body and output, before rule_kernel reads them */
+        if (n->attr.kernel < 0 || n->attr.kernel >= g->nkernels)
+            return fail(g, id, err, len, "kernel: no body @k%d (the graph has %d)", (int)n->attr.kernel,
+                        (int)g->nkernels);
+        const ir_graph *b = g->kernels[n->attr.kernel];
+        if (n->attr.output < 0 || n->attr.output >= b->nout)
+            return fail(g, id, err, len, "kernel: body @k%d has no output %d (it has %d)", (int)n->attr.kernel,
+                        (int)n->attr.output, (int)b->nout);
         break;
     }
     case IR_slice: { /* the rule computes start + extent: it must not overflow */
@@ -398,14 +414,107 @@ static bool check_train(const ir_graph *g, char *err, size_t len)
     return true;
 }
 
+static bool verify_graph(const ir_graph *g, bool body, char *err, size_t len);
+
+/* A dropout's place in a graph or one of its bodies. */
+typedef struct site_at {
+    int32_t site, graph, id; /* graph 0: the graph itself; k + 1: body k */
+} site_at;
+
+static int by_site(const void *a, const void *b)
+{
+    const site_at *x = a, *y = b;
+    if (x->site != y->site)
+        return x->site < y->site ? -1 : 1;
+    if (x->graph != y->graph)
+        return x->graph < y->graph ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+static const ir_graph *graph_at(const ir_graph *g, int32_t graph) { return graph ? g->kernels[graph - 1] : g; }
+
+static const char *graph_word(int32_t graph, char *buf, size_t len)
+{
+    if (graph)
+        snprintf(buf, len, "body @k%d", (int)(graph - 1));
+    else
+        snprintf(buf, len, "the graph");
+    return buf;
+}
+
+/* A dropout site keys the same random stream in the graph and in its bodies: wherever it is
+ * used, it drops with the same p. (Within one graph, check_unique said so already.) */
+static bool check_sites_across(const ir_graph *g, char *err, size_t len)
+{
+    size_t total = 0;
+    for (int32_t k = 0; k <= g->nkernels; k++)
+        for (int32_t i = 0; i < graph_at(g, k)->n; i++)
+            total += graph_at(g, k)->node[i].op == IR_dropout;
+    site_at *s = malloc(sizeof *s * (total ? total : 1));
+    if (!s) {
+        fprintf(stderr, "aotgrad: out of memory\n");
+        exit(1);
+    }
+    size_t ns = 0;
+    for (int32_t k = 0; k <= g->nkernels; k++)
+        for (int32_t i = 0; i < graph_at(g, k)->n; i++)
+            if (graph_at(g, k)->node[i].op == IR_dropout)
+                s[ns++] = (site_at){graph_at(g, k)->node[i].attr.site, k, i};
+    qsort(s, ns, sizeof *s, by_site);
+    bool ok = true;
+    for (size_t i = 1; ok && i < ns; i++) {
+        double p = graph_at(g, s[i - 1].graph)->node[s[i - 1].id].attr.value;
+        double q = graph_at(g, s[i].graph)->node[s[i].id].attr.value;
+        char a[32], b[32], wa[32], wb[32];
+        if (s[i].site == s[i - 1].site && p != q)
+            ok = failv(err, len, "verify: dropout site %d has p=%s at node %%%d of %s, but p=%s at node %%%d of %s",
+                       (int)s[i].site, fmt_double(b, sizeof b, q), (int)s[i].id, graph_word(s[i].graph, wb, sizeof wb),
+                       fmt_double(a, sizeof a, p), (int)s[i - 1].id, graph_word(s[i - 1].graph, wa, sizeof wa));
+    }
+    free(s);
+    return ok;
+}
+
+/* Body k of g, as a graph of its own; its messages say "verify: body @kK: ...". */
+static bool check_body(const ir_graph *g, int32_t k, char *err, size_t len)
+{
+    const ir_graph *b = g->kernels[k];
+    if (!b)
+        return failv(err, len, "verify: body @k%d is missing", (int)k);
+    char msg[1024];
+    if (verify_graph(b, true, msg, sizeof msg))
+        return true;
+    const char *m = strncmp(msg, "verify: ", 8) ? msg : msg + 8;
+    return failv(err, len, "verify: body @k%d: %s", (int)k, m);
+}
+
+static bool verify_graph(const ir_graph *g, bool body, char *err, size_t len)
+{
+    if (g->n < 0 || (g->n > 0 && !g->node) || g->nout < 0)
+        return failv(err, len, "verify: graph @%s: broken node or output arrays", g->name ? g->name : "?");
+    if (g->nkernels < 0 || (g->nkernels > 0 && !g->kernels))
+        return failv(err, len, "verify: graph @%s: broken kernel array", g->name ? g->name : "?");
+    if (body && g->nkernels > 0)
+        return failv(err, len, "verify: a body has no kernels of its own, this one has %d", (int)g->nkernels);
+    if (body && g->train)
+        return failv(err, len, "verify: a body has no training declarations");
+    for (int32_t k = 0; k < g->nkernels; k++)
+        if (!check_body(g, k, err, len))
+            return false;
+    for (int32_t id = 0; id < g->n; id++) {
+        ir_op op = g->node[id].op;
+        if (body && (op == IR_param || op == IR_kernel))
+            return fail(g, id, err, len, "a body has no %s nodes", ir_ops[op].name);
+        if (!check_node(g, id, err, len))
+            return false;
+    }
+    return check_unique(g, err, len) && check_outputs(g, err, len) && check_train(g, err, len) &&
+           (body || check_sites_across(g, err, len));
+}
+
 bool ir_verify(const ir_graph *g, char *err, size_t len)
 {
     if (!g)
         return failv(err, len, "verify: no graph");
-    if (g->n < 0 || (g->n > 0 && !g->node) || g->nout < 0)
-        return failv(err, len, "verify: graph @%s: broken node or output arrays", g->name ? g->name : "?");
-    for (int32_t id = 0; id < g->n; id++)
-        if (!check_node(g, id, err, len))
-            return false;
-    return check_unique(g, err, len) && check_outputs(g, err, len) && check_train(g, err, len);
+    return verify_graph(g, false, err, len);
 }

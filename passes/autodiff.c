@@ -122,15 +122,25 @@ ir_graph *pass_autodiff_with(const ir_graph *g, const char *loss, ad_rule *const
     if (l->shape.rank)
         grad[L] = ag_broadcast_to_at(c.at, grad[L], dims_of(&l->shape));
 
-    size_t used = 0;
+    /* reached: a gradient flows into the node; past a node whose rule is missing it still
+     * counts as flowing, so every missing rule on the way is found in one run */
+    bool *reached = calloc(n, sizeof *reached), *missing = calloc(n, sizeof *missing);
+    if (!reached || !missing) {
+        fprintf(stderr, "aotgrad: out of memory\n");
+        exit(1);
+    }
+    reached[L] = true;
+    bool any_missing = false;
     for (int32_t i = L; i >= 0; i--) {
         const ir_node *x = &g->node[i];
-        if (!need[i] || grad[i].id < 0 || ir_ops[x->op].kind == IR_K_SOURCE)
+        if (!need[i] || !reached[i] || ir_ops[x->op].kind == IR_K_SOURCE)
             continue;
         c.at = h->node[map[i]].loc;
-        if (!rules[x->op]) {
-            used = append(err, len, used, "%s%s:%d: error: autodiff: %s has no gradient rule", used ? "\n" : "",
-                          c.at.file ? c.at.file : g->name, c.at.line, ir_ops[x->op].name);
+        if (!rules[x->op] || any_missing || grad[i].id < 0) {
+            missing[i] = !rules[x->op];
+            any_missing |= missing[i];
+            for (int k = 0; k < x->nin; k++)
+                reached[x->in[k]] |= need[x->in[k]];
             continue;
         }
         for (int k = 0; k < x->nin; k++) {
@@ -142,8 +152,18 @@ ir_graph *pass_autodiff_with(const ir_graph *g, const char *loss, ad_rule *const
                 continue;
             dx = unbroadcast(&c, dx, &g->node[in].shape);
             grad[in] = grad[in].id < 0 ? dx : ag_ew_at(c.at, IR_add, 2, (ag_val[]){grad[in], dx});
+            reached[in] = true;
         }
     }
+    size_t used = 0;
+    for (int32_t i = 0; i < g->n; i++) /* in source order */
+        if (missing[i]) {
+            ag_loc at = h->node[map[i]].loc;
+            used = append(err, len, used, "%s%s:%d: error: autodiff: %s has no gradient rule", used ? "\n" : "",
+                          at.file ? at.file : g->name, at.line, ir_ops[g->node[i].op].name);
+        }
+    free(reached);
+    free(missing);
     if (!used && h->nerrors)
         used = append(err, len, used, "autodiff: internal error: %s", h->errors[0]);
     if (!used)

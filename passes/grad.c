@@ -91,9 +91,11 @@ static ag_val grad_abs(ad_ctx *c, const ir_node *n, int i, ag_val dy)
 }
 static ag_val grad_sqrt(ad_ctx *c, const ir_node *n, int i, ag_val dy) { return (void)i, DIV(dy, MUL(Y, K(2))); }
 static ag_val grad_square(ad_ctx *c, const ir_node *n, int i, ag_val dy) { return (void)i, MUL(dy, MUL(A, K(2))); }
+/* from the output (relu(a) > 0 exactly where a > 0), so the backward pass keeps only the
+ * activation the next layer reads anyway, not the pre-activation too */
 static ag_val grad_relu(ad_ctx *c, const ir_node *n, int i, ag_val dy)
 {
-    return (void)i, WHERE(ew2(c, IR_gt, A, K(0)), dy, K(0));
+    return (void)i, WHERE(ew2(c, IR_gt, Y, K(0)), dy, K(0));
 }
 static ag_val grad_sigmoid(ad_ctx *c, const ir_node *n, int i, ag_val dy)
 {
@@ -267,6 +269,14 @@ static ag_val grad_log_softmax(ad_ctx *c, const ir_node *n, int i, ag_val dy)
 {
     (void)i;
     return SUB(dy, MUL(ew1(c, IR_exp, Y), sum_keep(c, dy, n->attr.axis)));
+}
+
+/* (softmax - one_hot) * dy per row, from the logits: nothing else saved */
+static ag_val grad_softmax_ce(ad_ctx *c, const ir_node *n, int i, ag_val dy)
+{
+    (void)i; /* operand 1, the labels, is i32 */
+    ir_node m = ir_node_make(IR_softmax_ce_grad, 3, (int32_t[]){A.id, B.id, dy.id});
+    return node(c, &m);
 }
 
 /* the same site and step give the same mask: dy through it */

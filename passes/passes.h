@@ -4,6 +4,7 @@
 #define AG_PASSES_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "ir.h"
 
@@ -41,11 +42,65 @@ ir_graph *pass_autodiff_with(const ir_graph *g, const char *loss, ad_rule *const
  * wd*G.wd_scale * P) in place of P.grad. Stage becomes step. */
 ir_graph *pass_optimizer(const ir_graph *g, char *err, size_t len);
 
+/* ---- fuse_softmax_ce (passes/fuse_softmax_ce.c) ---- */
+
+/* Cross-entropy over log_softmax becomes softmax_ce (forward) and softmax_ce_grad (the
+ * backward autodiff made), which read only the logits and the labels. */
+ir_graph *pass_fuse_softmax_ce(const ir_graph *g, char *err, size_t len);
+
+/* ---- simplify (passes/simplify.c) ---- */
+
+/* A smaller graph equal in value to g: constant folding (as the interpreter computes in f32
+ * mode), algebraic identities that keep every value bit for bit (x*1, x/1, neg(neg(x)),
+ * a cast or layout op that changes nothing, where(c, x, x), ...) and log(softmax) ->
+ * log_softmax, CSE (hash-consing) and DCE. Outputs, names, inputs and params (even unread),
+ * next_site and the declarations are kept; node ids are not. NULL with a message when g does
+ * not verify. */
+ir_graph *pass_simplify(const ir_graph *g, char *err, size_t len);
+
+/* ---- fuse (passes/fuse.c) ---- */
+
+/* Groups nodes into kernels: matmul epilogues, elementwise and reduction loops, and loops
+ * reading the same values as one kernel with several outputs. */
+ir_graph *pass_fuse(const ir_graph *g, char *err, size_t len);
+
+/* ---- plan_memory (passes/plan_memory.c) ---- */
+
+/* Plans g's memory at a batch and attaches the plan to g (g->plan, in g's arena). */
+ir_plan *plan_memory(ir_graph *g, int64_t batch);
+/* The pass: a copy of g with its plan at the batch its training declares. */
+ir_graph *pass_plan_memory(const ir_graph *g, char *err, size_t len);
+/* Runs both pipelines on a model and reports the train step's memory (parameters,
+ * gradients, values saved for backward, workspace, peak, and the lower bound) and
+ * inference's. */
+bool pass_memory_report(const ir_graph *model, FILE *f, char *err, size_t len);
+
 /* ---- the pipeline (passes/pipeline.c) ---- */
 
-/* The train-step graph of a model at any stage (a model, gradients, or already a step). */
+typedef enum pass_which { PASS_BOTH, PASS_TRAIN, PASS_EVAL } pass_which;
+
+typedef struct pass_info {
+    const char *name;
+    ir_graph *(*run)(const ir_graph *g, char *err, size_t len);
+    pass_which which; /* the train step's pipeline, the eval graph's, or both */
+    const char *doc;
+} pass_info;
+
+/* The pipeline, in order, NULL-ended. */
+extern const pass_info pass_list[];
+const pass_info *pass_find(const char *name);
+
+/* Called with each pass's result, for dumps. */
+typedef void pass_dump(void *ctx, const char *pass, const ir_graph *g);
+
+/* Runs the pipeline of the train step (train) or the eval graph on g, from wherever g
+ * already is (a dumped stage resumes), up to and including the pass named upto (NULL: all),
+ * verifying after every pass and calling dump after each. */
+ir_graph *pass_run(const ir_graph *g, bool train, const char *upto, pass_dump *dump, void *ctx, char *err,
+                   size_t len);
+/* The whole pipeline of the train step, or of the eval graph. */
 ir_graph *pass_train_step(const ir_graph *g, char *err, size_t len);
-/* The graph that evaluates: loss, metrics and predictions only, from any stage. */
+/* The forward half: loss, metrics and predictions only (every output without declarations). */
 ir_graph *pass_eval(const ir_graph *g);
 
 #endif

@@ -1,8 +1,87 @@
-/* The pipeline: which passes make the train step and the eval graph, in order. */
+/* The pipeline: the passes, in order, in one place. The train step runs all of them; the
+ * eval graph takes the forward half (eval) in place of autodiff and the optimizer. The
+ * verifier runs after every pass, so a pass that breaks an invariant is named at once. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "passes.h"
+
+static ir_graph *run_autodiff(const ir_graph *g, char *err, size_t len)
+{
+    if (!g->train || !g->train->loss) {
+        snprintf(err, len, "%s declares no training (ag_minimize)", g->name);
+        return NULL;
+    }
+    return pass_autodiff(g, g->train->loss, err, len);
+}
+
+static ir_graph *run_eval(const ir_graph *g, char *err, size_t len)
+{
+    (void)err, (void)len;
+    return pass_eval(g);
+}
+
+const pass_info pass_list[] = {
+    {"canonicalize", pass_simplify, PASS_BOTH, "simplify before autodiff: log(softmax) becomes log_softmax, and so on"},
+    {"autodiff", run_autodiff, PASS_TRAIN, "the gradient of the loss for every parameter, as ordinary nodes"},
+    {"optimizer", pass_optimizer, PASS_TRAIN, "the SGD update of every parameter: P.next, with lr and wd as inputs"},
+    {"eval", run_eval, PASS_EVAL, "the forward half only: loss, metrics and predictions"},
+    {"fuse_softmax_ce", pass_fuse_softmax_ce, PASS_BOTH,
+     "cross-entropy over log_softmax and its backward as softmax_ce and softmax_ce_grad"},
+    {"simplify", pass_simplify, PASS_BOTH, "constant folding, algebraic identities, CSE, DCE"},
+    {"fuse", pass_fuse, PASS_BOTH, "kernels: matmul epilogues, elementwise and reduction loops, sibling outputs"},
+    {"plan_memory", pass_plan_memory, PASS_BOTH, "liveness, buffer reuse in one arena, in-place parameter updates"},
+    {NULL, NULL, 0, NULL},
+};
+
+const pass_info *pass_find(const char *name)
+{
+    for (const pass_info *p = pass_list; p->name; p++)
+        if (strcmp(p->name, name) == 0)
+            return p;
+    return NULL;
+}
+
+/* Where a graph already is in the pipeline: a step or a gradients graph has been through
+ * autodiff (and the optimizer); everything else starts at the beginning. */
+static bool done_already(const ir_graph *g, const pass_info *p)
+{
+    ir_stage stage = g->train ? g->train->stage : IR_STAGE_MODEL;
+    if (strcmp(p->name, "autodiff") == 0)
+        return stage != IR_STAGE_MODEL;
+    if (strcmp(p->name, "optimizer") == 0)
+        return stage == IR_STAGE_STEP;
+    return false;
+}
+
+ir_graph *pass_run(const ir_graph *g, bool train, const char *upto, pass_dump *dump, void *ctx, char *err,
+                   size_t len)
+{
+    ir_graph *cur = ir_clone_live(g); /* a copy the loop may free */
+    for (const pass_info *p = pass_list; p->name; p++) {
+        if (p->which != PASS_BOTH && (p->which == PASS_TRAIN) != train)
+            continue;
+        if (!done_already(cur, p)) {
+            ir_graph *next = p->run(cur, err, len);
+            ir_graph_free(cur);
+            if (!next)
+                return NULL;
+            cur = next;
+            char verr[512];
+            if (!ir_verify(cur, verr, sizeof verr)) {
+                snprintf(err, len, "after %s: %s", p->name, verr);
+                ir_graph_free(cur);
+                return NULL;
+            }
+        }
+        if (dump)
+            dump(ctx, p->name, cur);
+        if (upto && strcmp(upto, p->name) == 0)
+            break;
+    }
+    return cur;
+}
 
 ir_graph *pass_train_step(const ir_graph *g, char *err, size_t len)
 {
@@ -10,38 +89,20 @@ ir_graph *pass_train_step(const ir_graph *g, char *err, size_t len)
         snprintf(err, len, "%s declares no training (ag_minimize)", g->name);
         return NULL;
     }
-    switch (g->train->stage) {
-    case IR_STAGE_MODEL: {
-        ir_graph *d = pass_autodiff(g, g->train->loss, err, len);
-        if (!d)
-            return NULL;
-        ir_graph *s = pass_optimizer(d, err, len);
-        ir_graph_free(d);
-        return s;
-    }
-    case IR_STAGE_GRADIENTS:
-        return pass_optimizer(g, err, len);
-    case IR_STAGE_STEP:
-        break;
-    }
-    const char **names = malloc(sizeof *names * (size_t)(g->nout + 1));
-    for (int i = 0; i < g->nout; i++)
-        names[i] = g->out[i].name;
-    ir_graph *s = ir_prune(g, names, g->nout);
-    free(names);
-    return s;
+    return pass_run(g, true, NULL, NULL, NULL, err, len);
 }
 
 ir_graph *pass_eval(const ir_graph *g)
 {
+    const ir_train *t = g->train;
+    if (!t || !t->loss)
+        return ir_clone_live(g);
     const char *keep[IR_MAX_METRICS + 2];
     int n = 0;
-    const ir_train *t = g->train;
-    if (t && t->loss)
-        keep[n++] = t->loss;
-    for (int i = 0; t && i < t->nmetrics; i++)
+    keep[n++] = t->loss;
+    for (int i = 0; i < t->nmetrics; i++)
         keep[n++] = t->metrics[i];
-    if (t && t->predict)
+    if (t->predict)
         keep[n++] = t->predict;
     ir_graph *e = ir_prune(g, keep, n);
     if (e->train)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "aotgrad.h"
+#include "bind.h"
 #include "interp.h"
 #include "ir.h"
 #include "rng.h"
@@ -301,6 +302,66 @@ static void g_batch(ag_graph *g)
     ag_output(g, "count", ag_sum(ag_cast(ag_gt(x, -1.0), AG_I32)));
 }
 
+/* The fused cross-entropy, which only passes make (fuse_softmax_ce). */
+static void g_softmax_ce(ag_graph *g)
+{
+    ag_val a = F32("logits", 2, 3), y = ag_input(g, "y", AG_I32, 2), d = F32("d", 2);
+    ir_node n = ir_node_make(IR_softmax_ce, 2, (int32_t[]){a.id, y.id});
+    ir_node m = ir_node_make(IR_softmax_ce_grad, 3, (int32_t[]){a.id, y.id, d.id});
+    char err[256];
+    int32_t loss = ir_add(g, &n, err, sizeof err), grad = ir_add(g, &m, err, sizeof err);
+    cr_assert(loss >= 0 && grad >= 0, "%s", err);
+    ag_val vl = {g, loss, 0}, vg = {g, grad, 0};
+    ag_output(g, "loss", vl);
+    ag_output(g, "grad", vg);
+}
+
+/* A kernel body from its text, adopted by g; returns its index. */
+static int32_t add_body(ag_graph *g, const char *text)
+{
+    char err[256];
+    ir_graph *b = ir_parse(text, strlen(text), "body.ir", err, sizeof err);
+    cr_assert_not_null(b, "%s", err);
+    return ir_add_kernel(g, b);
+}
+
+/* A kernel node taking output `out` of body k. */
+static ag_val kernel(ag_graph *g, int32_t k, const char *out, int32_t nin, const int32_t *in)
+{
+    ir_node n = ir_node_make(IR_kernel, nin, in);
+    n.attr.kernel = k;
+    n.attr.output = ir_find_output(g->kernels[k], out);
+    char err[256];
+    int32_t id = ir_add(g, &n, err, sizeof err);
+    cr_assert(id >= 0, "%s", err);
+    return (ag_val){g, id, 0};
+}
+
+/* relu(p0 + p1) as one kernel, p1 broadcast along the rows */
+static void g_kernel(ag_graph *g)
+{
+    int32_t k = add_body(g, "graph @b {\n  %p0: f32[2,2] = input\n  %p1: f32[2] = input\n"
+                            "  %0: f32[2,2] = add %p0, %p1\n  %1: f32[2,2] = relu %0\n  return y: %1\n}\n");
+    ag_val x = F32("x", 2, 2), b = F32("b", 2);
+    ag_output(g, "y", kernel(g, k, "y", 2, (int32_t[]){x.id, b.id}));
+}
+
+/* A multi-output group: sibling nodes take x + y, x * y and the dot product from one body,
+ * in another order than the body lists them, and ordinary nodes read them. */
+static void g_kernel_outputs(ag_graph *g)
+{
+    int32_t k = add_body(g, "graph @b {\n  %p0: f32[3] = input\n  %p1: f32[3] = input\n"
+                            "  %0: f32[3] = add %p0, %p1\n  %1: f32[3] = mul %p0, %p1\n"
+                            "  %2: f32[] = sum %1 axes=[0]\n  return sum: %0, prod: %1, dot: %2\n}\n");
+    ag_val x = F32("x", 3), y = F32("y", 3);
+    const int32_t in[2] = {x.id, y.id};
+    ag_val dot = kernel(g, k, "dot", 2, in), prod = kernel(g, k, "prod", 2, in), sum = kernel(g, k, "sum", 2, in);
+    ag_output(g, "prod", prod);
+    ag_output(g, "sum", sum);
+    ag_output(g, "dot", dot);
+    ag_output(g, "both", ag_sub(sum, prod));
+}
+
 /* ---- the table ---- */
 
 #define ARANGE6 V(0, 1, 2, 3, 4, 5)
@@ -381,6 +442,15 @@ static const tcase cases[] = {
      {VS("[4,3]", 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0)}},
     {"cross_entropy: -log softmax at the label", g_cross_entropy,
      .in = {{"logits", V(1, 2, 3, 1, 1, 1)}, {"y", V(2, 0)}}, {VS("[2]", LSE, 1.0986122886681098)}},
+    {"softmax_ce and its gradient: softmax minus one_hot, times d", g_softmax_ce,
+     .in = {{"logits", V(1, 2, 3, 1, 1, 1)}, {"y", V(2, 0)}, {"d", V(1, 2)}},
+     {VS("[2]", LSE, 1.0986122886681098),
+      VS("[2,3]", 0.09003057317038046, 0.24472847105479764, 0.6652409557748218 - 1, -4 / 3., 2 / 3., 2 / 3.)}},
+    {"kernel: relu(x + b) by its body", g_kernel, .in = {{"x", V(1, -2, 3, -4)}, {"b", V(0.5, -4)}},
+     {VS("[2,2]", 1.5, 0, 3.5, 0)}},
+    {"kernel: sibling nodes take the outputs of one body", g_kernel_outputs,
+     .in = {{"x", V(1, 2, 3)}, {"y", V(4, 5, -6)}},
+     {VS("[3]", 4, 10, -18), VS("[3]", 5, 7, -3), VS("[]", -4), VS("[3]", 1, -3, 15)}},
     {"d2l 2.3.10: norm of [3, -4] is 5, L1 norm 7", g_norm, .in = {{"u", V(3, -4)}}, {VS("[]", 5), VS("[]", 7)}},
     {"dropout p = 0 while training is the identity", g_dropout0, .in = {{"x", V(1, -2, 3, 4)}}, {V(1, -2, 3, 4)},
      .training = true},
@@ -691,6 +761,94 @@ Test(interp, tensor_set_conversions)
                      ir_tensor_get(&t, 0));
         ir_tensor_free(&t);
     }
+}
+
+/* A kernel node gives the very bits of the nodes it replaces (the same ops in the same
+ * order), dropout included, in f32 and f64 mode, at a batch bound at run time. */
+Test(interp, kernel_matches_the_unfused_nodes)
+{
+    static const char unfused[] = "graph @u {\n"
+                                  "  %x: f32[N,4] = input\n"
+                                  "  %W: f32[4,3] = param normal(0, 1)\n"
+                                  "  %b: f32[3] = param normal(0, 1)\n"
+                                  "  %0: f32[N,3] = matmul %x, %W\n"
+                                  "  %1: f32[N,3] = add %0, %b\n"
+                                  "  %2: f32[N,3] = tanh %1\n"
+                                  "  %3: f32[N,3] = dropout %2 p=0.5 site=1\n"
+                                  "  %4: f32[N,3] = softmax %3 axis=1\n"
+                                  "  %5: f32[N] = sum %1 axes=[1]\n"
+                                  "  %6: f32[N,3] = mul %4, 3.0\n"
+                                  "  return p: %6, s: %5, h: %2\n"
+                                  "}\n";
+    static const char fused[] = "kernel @k0 {\n"
+                                "  %p0: f32[N,4] = input\n"
+                                "  %p1: f32[4,3] = input\n"
+                                "  %p2: f32[3] = input\n"
+                                "  %0: f32[N,3] = matmul %p0, %p1\n"
+                                "  %1: f32[N,3] = add %0, %p2\n"
+                                "  %2: f32[N,3] = tanh %1\n"
+                                "  %3: f32[N,3] = dropout %2 p=0.5 site=1\n"
+                                "  %4: f32[N,3] = softmax %3 axis=1\n"
+                                "  %5: f32[N] = sum %1 axes=[1]\n"
+                                "  return p: %4, s: %5, h: %2\n"
+                                "}\n"
+                                "\n"
+                                "graph @f {\n"
+                                "  %x: f32[N,4] = input\n"
+                                "  %W: f32[4,3] = param normal(0, 1)\n"
+                                "  %b: f32[3] = param normal(0, 1)\n"
+                                "  %0: f32[N,3] = kernel %x, %W, %b body=@k0 out=p\n"
+                                "  %1: f32[N] = kernel %x, %W, %b body=@k0 out=s\n"
+                                "  %2: f32[N,3] = kernel %x, %W, %b body=@k0 out=h\n"
+                                "  %3: f32[N,3] = mul %0, 3.0\n"
+                                "  return p: %3, s: %1, h: %2\n"
+                                "}\n";
+    char err[256];
+    ir_graph *u = ir_parse(unfused, strlen(unfused), "u.ir", err, sizeof err);
+    cr_assert_not_null(u, "%s", err);
+    ir_graph *f = ir_parse(fused, strlen(fused), "f.ir", err, sizeof err);
+    cr_assert_not_null(f, "%s", err);
+    cr_assert(ir_verify(f, err, sizeof err), "%s", err);
+    for (int f64 = 0; f64 < 2; f64++)
+        for (int training = 0; training < 2; training++) {
+            ir_run run = {.f64 = f64, .batch = 5, .seed = 11, .step = 4, .training = training};
+            ir_tensor **bu = fe_bind_random(u, run.batch, 3, f64), **bf = fe_bind_random(f, run.batch, 3, f64);
+            ir_tensor ou[3], of[3];
+            cr_assert(ir_interp(u, &run, (const ir_tensor *const *)bu, ou, err, sizeof err), "%s", err);
+            cr_assert(ir_interp(f, &run, (const ir_tensor *const *)bf, of, err, sizeof err), "%s", err);
+            for (int k = 0; k < 3; k++) {
+                cr_assert(of[k].dtype == ou[k].dtype && ir_shape_eq(&of[k].shape, &ou[k].shape));
+                size_t bytes = (size_t)ir_tensor_numel(&ou[k]) * ir_dtype_size(ou[k].dtype);
+                cr_expect(memcmp(of[k].data, ou[k].data, bytes) == 0, "output %s differs (f64 %d, training %d)",
+                          u->out[k].name, f64, training);
+                ir_tensor_free(&ou[k]);
+                ir_tensor_free(&of[k]);
+            }
+            fe_bind_free(u, bu);
+            fe_bind_free(f, bf);
+        }
+    ir_graph_free(u);
+    ir_graph_free(f);
+}
+
+/* A body that cannot run (a param nobody binds: the verifier would refuse it) is named in
+ * the message, and the outputs are left empty. */
+Test(interp, kernel_body_error)
+{
+    ag_graph *g = ag_graph_new("k");
+    int32_t k = add_body(g, "graph @b {\n  %p0: f32[2] = input\n  %w: f32[2] = param zeros\n"
+                            "  %0: f32[2] = add %p0, %w\n  return y: %0\n}\n");
+    ag_val x = F32("x", 2);
+    ag_output(g, "y", ag_relu(kernel(g, k, "y", 1, &x.id)));
+    ir_shape s = {1, {2}};
+    ir_tensor in = ir_tensor_new(AG_F32, &s), out = {AG_F32, {0, {0}}, NULL};
+    const ir_tensor *bound[3] = {&in, NULL, NULL};
+    char err[256];
+    cr_expect(!ir_interp(g, &run_defaults, bound, &out, err, sizeof err));
+    cr_expect_str_eq(err, "node 1 (kernel): body @k0: param w: not bound (expected f32[2])");
+    cr_expect_null(out.data);
+    ir_tensor_free(&in);
+    ag_graph_free(g);
 }
 
 /* A graph its rules disagree with is refused before anything runs. */

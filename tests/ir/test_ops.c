@@ -40,6 +40,22 @@ static const struct {
     {IR_log_softmax, "  %a: f32[N,3] = input\n  %0: f32[N,3] = log_softmax %a axis=0\n  return o: %0\n"},
     {IR_one_hot, "  %y: i32[N] = input\n  %0: f32[N,4] = one_hot %y classes=4\n  return o: %0\n"},
     {IR_dropout, "  %a: f32[N,3] = input\n  %0: f32[N,3] = dropout %a p=0.5 site=1\n  return o: %0\n"},
+    {IR_softmax_ce, "  %a: f32[N,10] = input\n  %y: i32[N] = input\n  %0: f32[N] = softmax_ce %a, %y\n  return o: %0\n"},
+    {IR_softmax_ce_grad, "  %a: f32[N,10] = input\n  %y: i32[N] = input\n  %d: f32[N] = input\n"
+                         "  %0: f32[N,10] = softmax_ce_grad %a, %y, %d\n  return o: %0\n"},
+    /* one body, two sibling nodes taking its two outputs (a multi-output fused group) */
+    {IR_kernel, "  %a: f32[N,3] = input\n  %b: f32[3] = param normal(0, 1)\n"
+                "  %0: f32[N,3] = kernel %a, %b body=@k0 out=r\n  %1: f32[N] = kernel %a, %b body=@k0 out=s\n"
+                "  return o: %0, s: %1\n"},
+};
+
+/* The kernel bodies a sample uses, printed before its graph. */
+static const struct {
+    ir_op op;
+    const char *kernels;
+} sample_kernels[] = {
+    {IR_kernel, "kernel @k0 {\n  %p0: f32[N,3] = input\n  %p1: f32[3] = input\n  %0: f32[N,3] = add %p0, %p1\n"
+     "  %1: f32[N,3] = relu %0\n  %2: f32[N] = sum %0 axes=[1]\n  return r: %1, s: %2\n}\n\n"},
 };
 
 /* An elementwise op's sample from its dtype rule. */
@@ -79,10 +95,10 @@ static double rel_diff(const ir_tensor *a, const ir_tensor *b)
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
-static void check_sample(ir_op op, const char *body)
+static void check_sample(ir_op op, const char *body, const char *kernels)
 {
     char text[4096], err[512];
-    snprintf(text, sizeof text, "graph @%s {\n%s}\n", ir_ops[op].name, body);
+    snprintf(text, sizeof text, "%sgraph @%s {\n%s}\n", kernels ? kernels : "", ir_ops[op].name, body);
     ir_graph *g = ir_parse(text, strlen(text), "sample.ir", err, sizeof err);
     cr_assert_not_null(g, "%s: the parser rejects its sample: %s\n%s", ir_ops[op].name, err, text);
     cr_assert(ir_verify(g, err, sizeof err), "%s: the verifier rejects its sample: %s", ir_ops[op].name, err);
@@ -124,14 +140,17 @@ Test(ops, every_op_is_parsed_printed_verified_and_interpreted)
         if (ir_ops[op].kind == IR_K_ELEMENTWISE) {
             char body[1024];
             ew_sample((ir_op)op, body, sizeof body);
-            check_sample((ir_op)op, body);
+            check_sample((ir_op)op, body, NULL);
             continue;
         }
-        const char *body = NULL;
+        const char *body = NULL, *kernels = NULL;
         for (size_t i = 0; i < sizeof samples / sizeof *samples; i++)
             if (samples[i].op == (ir_op)op)
                 body = samples[i].body;
+        for (size_t i = 0; i < sizeof sample_kernels / sizeof *sample_kernels; i++)
+            if (sample_kernels[i].op == (ir_op)op)
+                kernels = sample_kernels[i].kernels;
         cr_assert_not_null(body, "op %s has no sample in tests/ir/test_ops.c", ir_ops[op].name);
-        check_sample((ir_op)op, body);
+        check_sample((ir_op)op, body, kernels);
     }
 }

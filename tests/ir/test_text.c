@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bind.h"
+#include "interp.h"
 #include "ir.h"
 
 #ifndef AG_SOURCE_DIR
@@ -41,8 +43,23 @@ static void assert_canonical(const char *text)
     ir_graph_free(h);
 }
 
-/* Every op of the table, in canonical form. */
+/* Every op of the table, in canonical form, with two kernel bodies (one unused). */
 static const char all_ops[] =
+    "kernel @k0 {\n"
+    "  %p0: f32[N,3] = input                         ; all.c:20\n"
+    "  %p1: f32[3] = input\n"
+    "  %0: f32[N,3] = add %p0, %p1                   ; all.c:21\n"
+    "  %1: f32[N,3] = relu %0\n"
+    "  %2: f32[N,3] = dropout %1 p=0.5 site=1\n"
+    "  %3: f32[N,3] = mul %0, 0.5\n"
+    "  return r: %2, h: %3, two: 2\n"
+    "}\n"
+    "\n"
+    "kernel @k1 {\n"
+    "  %p0: f32[N,4] = input\n"
+    "  return same: %p0\n"
+    "}\n"
+    "\n"
     "graph @all_ops {\n"
     "  %x: f32[N,4] = input grad                     ; all.c:1\n"
     "  %y: i32[N] = input                            ; all.c:2\n"
@@ -100,6 +117,10 @@ static const char all_ops[] =
     "  %45: f32[N,10] = dropout %39 p=0.3333333333333333 site=9 ; far.c:3\n"
     "  %46: f32[N,2] = slice %31 axis=1 start=1\n"
     "  %47: f32[N,10] = dropout %45 p=0.3333333333333333 site=9\n"
+    "  %48: f32[N,3] = kernel %31, %b body=@k0 out=r ; all.c:22\n"
+    "  %49: f32[N,3] = kernel %31, %b body=@k0 out=h\n"
+    "  %50: f32[N] = softmax_ce %31, %y\n"
+    "  %51: f32[N,3] = softmax_ce_grad %31, %y, %26\n"
     "  return logits: %41, loss: %28, scale: 0.5, n: 3\n"
     "  train model loss=loss metrics=[n, scale] predict=logits\n"
     "  optimizer sgd lr=0.1 wd=0.0001 batch=256 epochs=10\n"
@@ -567,6 +588,11 @@ Test(text, comments_blank_lines_and_spacing)
 /* ---- malformed IR: each with its exact message ---- */
 
 #define BAD(text, msg) {text, sizeof(text) - 1, msg}
+/* body @k0 (lines 1-6): y = p0 + p1, both f32[2]; then a graph with a: f32[2], b: f32[3] */
+#define KBODY                                                                                      \
+    "kernel @k0 {\n  %p0: f32[2] = input\n  %p1: f32[2] = input\n  %0: f32[2] = add %p0, %p1\n" \
+    "  return y: %0\n}\n\n"
+#define KHEAD KBODY "graph @x {\n  %a: f32[2] = input\n  %b: f32[3] = input\n"
 /* outputs v (not a scalar), l (a scalar f32), k (a scalar i32); a param w, an input a */
 #define DECL_HEAD                                                                                  \
     "graph @x {\n  %a: f32[2] = input\n  %w: f32[2] = param zeros\n  %u: f32[] = param zeros\n" \
@@ -746,6 +772,49 @@ static const struct {
     BAD(DECL_HEAD "  %1: f32[] = input\n", "t.ir:6:3: error: expected a declaration or '}', got '%1'"),
     BAD(DECL_HEAD DECL_TRAIN DECL_OPT "}\n  train model loss=l\n", "t.ir:9:3: error: unexpected 'train' after '}'"),
     BAD("grape @x {\n", "t.ir:1:1: error: expected 'graph', got 'grape'"),
+    /* kernel bodies and the nodes that use them */
+    BAD("kernel @k1 {\n", "t.ir:1:8: error: expected body @k0, got '@k1' (bodies are numbered from 0 in order)"),
+    BAD(KBODY "kernel @k0 {\n", "t.ir:8:8: error: expected body @k1, got '@k0' (bodies are numbered from 0 in order)"),
+    BAD("kernel k0 {\n", "t.ir:1:8: error: expected a body name '@kK', got 'k0'"),
+    BAD(KBODY "grape @x {\n", "t.ir:8:1: error: expected 'kernel' or 'graph', got 'grape'"),
+    BAD(KHEAD "  %0: f32[2] = kernel %a, %b body=@k0 out=y\n  return r: %0\n}\n",
+        "t.ir:11:16: error: kernel: operand 1 is f32[3]; body @k0's input p1 is f32[2]"),
+    BAD(KHEAD "  %0: f32[2] = kernel %a body=@k0 out=y\n  return r: %0\n}\n",
+        "t.ir:11:16: error: kernel: body @k0 takes 2 operands, got 1"),
+    BAD(KHEAD "  %0: f32[2] = kernel %a, %a, %a body=@k0 out=y\n  return r: %0\n}\n",
+        "t.ir:11:16: error: kernel: body @k0 takes 2 operands, got 3"),
+    BAD(KHEAD "  %0: f32[3] = kernel %a, %a body=@k0 out=y\n  return r: %0\n}\n",
+        "t.ir:11:7: error: declared f32[3] but kernel gives f32[2]"),
+    BAD(KHEAD "  %0: f32[2] = kernel %a, %a body=@k1 out=y\n  return r: %0\n}\n",
+        "t.ir:11:35: error: unknown body '@k1'"),
+    BAD(KHEAD "  %0: f32[2] = kernel %a, %a body=@k00 out=y\n  return r: %0\n}\n",
+        "t.ir:11:35: error: unknown body '@k00'"),
+    BAD(KHEAD "  %0: f32[2] = kernel %a, %a body=k0 out=y\n  return r: %0\n}\n",
+        "t.ir:11:35: error: expected a body '@kK', got 'k0'"),
+    BAD(KHEAD "  %0: f32[2] = kernel %a, %a body=@k0 out=z\n  return r: %0\n}\n",
+        "t.ir:11:43: error: body @k0 has no output 'z'"),
+    BAD(KHEAD "  %0: f32[2] = kernel %a, %a out=y\n  return r: %0\n}\n",
+        "t.ir:11:16: error: kernel: missing attribute 'body'"),
+    BAD(KHEAD "  %0: f32[2] = kernel %a, %a body=@k0\n  return r: %0\n}\n",
+        "t.ir:11:16: error: kernel: missing attribute 'out'"),
+    BAD(KHEAD "  %0: f32[2] = kernel body=@k0 out=y\n  return r: %0\n}\n",
+        "t.ir:11:16: error: kernel: takes one or more operands, got none"),
+    BAD(KHEAD "  %0: f32[2] = add %a, %a out=y\n  return r: %0\n}\n",
+        "t.ir:11:27: error: unknown attribute 'out' for add"),
+    BAD(KHEAD "  %0: f32[2] = relu %p0\n  return r: %0\n}\n", "t.ir:11:21: error: undefined value %p0"),
+    BAD("kernel @k0 {\n  %p0: f32[2] = input\n  %w: f32[2] = param zeros\n",
+        "t.ir:3:16: error: a kernel body has no param nodes"),
+    BAD(KBODY "kernel @k1 {\n  %p0: f32[2] = input\n  %0: f32[2] = kernel %p0, %p0 body=@k0 out=y\n",
+        "t.ir:10:16: error: a kernel body has no kernel nodes"),
+    BAD("kernel @k0 {\n  %p0: f32[] = input\n  return y: %p0\n  train model loss=y\n}\n",
+        "t.ir:4:3: error: a kernel body has no declarations, got 'train'"),
+    BAD("kernel @k0 {\n  %p0: f32[2] = input\n}\n", "t.ir:3:1: error: missing 'return' before '}'"),
+    BAD("kernel @k0 {\n  %p0: f32[2] = input\n  return y: %p0\n", "t.ir:4:1: error: missing '}' at end of file"),
+    BAD("kernel @k0 {\n  %p0: f32[2] = input\n  return y: %p0\n}\n",
+        "t.ir:5:1: error: unexpected end of file"),
+    BAD("kernel @k0 {\n  %p0: f32[2] = input\n  %0: f32[2] = dropout %p0 p=0.5 site=1\n  return y: %0\n}\n"
+        "graph @x {\n  %a: f32[2] = input\n  %0: f32[2] = dropout %a p=0.25 site=1\n  return r: %0\n}\n",
+        "t.ir:8:39: error: dropout site 1 has p=0.25 here but p=0.5 on line 3"),
 };
 
 Test(text, malformed)
@@ -861,7 +930,8 @@ Test(text, mutations)
 /* Every .ir file under tests/data/ir is canonical. */
 Test(text, data_files)
 {
-    static const char *files[] = {"mlp.ir", "softmax_regression.ir", "dropout_mlp.ir", "layout.ir", "mlp_train.ir"};
+    static const char *files[] = {"mlp.ir", "softmax_regression.ir", "dropout_mlp.ir", "layout.ir", "mlp_train.ir",
+                                  "mlp_fused.ir"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         char path[512];
         snprintf(path, sizeof path, "%s/tests/data/ir/%s", AG_SOURCE_DIR, files[i]);
@@ -1283,4 +1353,248 @@ Test(text, verify_garbage_graphs)
     cr_assert_str_eq(err, "verify: graph @g: broken node or output arrays");
     g->n = 3;
     ir_graph_free(g);
+}
+
+/* ---- kernels: fused groups' bodies ---- */
+
+/* Two bodies: k0 (two outputs, taken by sibling nodes) and k1 (a dropout sharing site 2
+ * with the graph's, a constant inline, locations); the graph: x, b, %2 r, %3 s, %4 y, %5. */
+static const char kernel_text[] = "kernel @k0 {\n"
+                                  "  %p0: f32[N,4] = input                         ; k.c:1\n"
+                                  "  %p1: f32[4] = input\n"
+                                  "  %0: f32[N,4] = add %p0, %p1                   ; k.c:2\n"
+                                  "  %1: f32[N,4] = relu %0                        ; k.c:3\n"
+                                  "  return r: %1, s: %0\n"
+                                  "}\n"
+                                  "\n"
+                                  "kernel @k1 {\n"
+                                  "  %p0: f32[N,4] = input\n"
+                                  "  %0: f32[N,4] = dropout %p0 p=0.5 site=2\n"
+                                  "  %1: f32[N,4] = mul %0, 2.0                    ; k.c:4\n"
+                                  "  %2: f32[N,4] = add %1, %p0\n"
+                                  "  return y: %2, half: 0.5\n"
+                                  "}\n"
+                                  "\n"
+                                  "graph @g {\n"
+                                  "  %x: f32[N,4] = input                          ; k.c:5\n"
+                                  "  %b: f32[4] = param zeros\n"
+                                  "  %0: f32[N,4] = kernel %x, %b body=@k0 out=r   ; k.c:3\n"
+                                  "  %1: f32[N,4] = kernel %x, %b body=@k0 out=s\n"
+                                  "  %2: f32[N,4] = kernel %1 body=@k1 out=y\n"
+                                  "  %3: f32[N,4] = dropout %2 p=0.5 site=2\n"
+                                  "  return r: %0, s: %1, y: %3\n"
+                                  "}\n";
+
+Test(text, kernels_round_trip)
+{
+    assert_canonical(kernel_text);
+    ir_graph *g = parse_ok(kernel_text);
+    cr_assert_eq(g->nkernels, 2);
+    cr_assert_str_eq(g->kernels[0]->name, "k0");
+    cr_assert_eq(g->kernels[0]->nout, 2);
+    cr_assert_eq(g->kernels[1]->n, 6, "p0, dropout, 2.0, mul, add, 0.5");
+    const ir_node *r = &g->node[2], *s = &g->node[3], *y = &g->node[4];
+    cr_assert(r->op == IR_kernel && s->op == IR_kernel && y->op == IR_kernel);
+    cr_expect(r->attr.kernel == 0 && r->attr.output == 0);
+    cr_expect(s->attr.kernel == 0 && s->attr.output == 1);
+    cr_expect(y->attr.kernel == 1 && y->attr.output == 0 && y->nin == 1 && y->in[0] == 3);
+    cr_expect_str_eq(r->loc.file, "k.c");
+    cr_expect_eq(r->loc.line, 3);
+    cr_expect_str_eq(g->kernels[0]->node[0].loc.file, "k.c");
+    cr_expect_eq(g->next_site, 3);
+    /* a copy made by ir_clone_live (bodies copied by ir_copy_node) prints the same */
+    ir_graph *c = ir_clone_live(g);
+    char *a = ir_print_str(g), *b = ir_print_str(c);
+    cr_expect_str_eq(b, a);
+    free(a);
+    free(b);
+    ir_graph_free(c);
+    ir_graph_free(g);
+
+    /* an unused body, a body whose output is its input, comments and blank lines */
+    assert_canonical("kernel @k0 {\n"
+                     "  %p0: f32[2] = input\n"
+                     "  return same: %p0\n"
+                     "}\n"
+                     "\n"
+                     "kernel @k1 {\n"
+                     "  %p0: i32[] = input\n"
+                     "  %0: i32[] = add %p0, 1\n"
+                     "  return unused: %0\n"
+                     "}\n"
+                     "\n"
+                     "graph @u {\n"
+                     "  %a: f32[2] = input\n"
+                     "  %0: f32[2] = kernel %a body=@k0 out=same\n"
+                     "  return r: %0\n"
+                     "}\n");
+    g = parse_ok("\n; bodies first\nkernel @k0 {   ; the body\n\n  %p0: f32[2] = input\n  return same: %p0\n}\n"
+                 "graph @u {\n  %a: f32[2] = input\n  %0: f32[2] = kernel %a body=@k0 out=same\n  return r: %0\n}\n");
+    char *p = ir_print_str(g);
+    cr_expect_str_eq(p, "kernel @k0 {\n  %p0: f32[2] = input\n  return same: %p0\n}\n\n"
+                        "graph @u {\n  %a: f32[2] = input\n  %0: f32[2] = kernel %a body=@k0 out=same\n"
+                        "  return r: %0\n}\n");
+    free(p);
+    ir_graph_free(g);
+}
+
+/* A graph and its body built with the API, printed to the exact text. */
+Test(text, kernels_golden_print)
+{
+    char err[256];
+    ir_graph *b = ir_graph_new("fused");
+    const char *bf = ir_strdup(b, "models/mlp.c");
+    ir_node p0 = ir_node_make(IR_input, 0, NULL);
+    p0.dtype = AG_F32, p0.shape = (ir_shape){2, {AG_N, 784}}, p0.attr.name = "p0", p0.loc = (ag_loc){bf, 16};
+    ir_node p1 = ir_node_make(IR_input, 0, NULL);
+    p1.dtype = AG_F32, p1.shape = (ir_shape){2, {784, 256}}, p1.attr.name = "p1";
+    cr_assert_eq(ir_add(b, &p0, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ir_add(b, &p1, err, sizeof err), 1, "%s", err);
+    ir_node mm = ir_node_make(IR_matmul, 2, (int32_t[]){0, 1});
+    mm.loc = (ag_loc){bf, 17};
+    cr_assert_eq(ir_add(b, &mm, err, sizeof err), 2, "%s", err);
+    ir_node re = ir_node_make(IR_relu, 1, (int32_t[]){2});
+    re.loc = (ag_loc){bf, 18};
+    cr_assert_eq(ir_add(b, &re, err, sizeof err), 3, "%s", err);
+    ir_add_output(b, "h", 3);
+
+    ir_graph *g = ir_graph_new("mlp");
+    const char *file = ir_strdup(g, "models/mlp.c");
+    ir_node x = ir_node_make(IR_input, 0, NULL);
+    x.dtype = AG_F32, x.shape = (ir_shape){2, {AG_N, 784}}, x.attr.name = "x";
+    ir_node w = ir_node_make(IR_param, 0, NULL);
+    w.dtype = AG_F32, w.shape = (ir_shape){2, {784, 256}}, w.attr.name = "W1", w.attr.init = ag_normal(0, 0.01);
+    cr_assert_eq(ir_add(g, &x, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ir_add(g, &w, err, sizeof err), 1, "%s", err);
+    ir_node k = ir_node_make(IR_kernel, 2, (int32_t[]){0, 1});
+    k.attr.kernel = ir_add_kernel(g, b);
+    k.attr.output = 0;
+    k.loc = (ag_loc){file, 18};
+    cr_assert_eq(ir_add(g, &k, err, sizeof err), 2, "%s", err);
+    cr_assert_eq(ir_add(g, &k, err, sizeof err), 2, "the same kernel node is merged");
+    ir_add_output(g, "h", 2);
+    cr_assert(ir_verify(g, err, sizeof err), "%s", err);
+    char *got = ir_print_str(g);
+    cr_assert_str_eq(got, "kernel @k0 {\n"
+                          "  %p0: f32[N,784] = input                       ; models/mlp.c:16\n"
+                          "  %p1: f32[784,256] = input\n"
+                          "  %0: f32[N,256] = matmul %p0, %p1              ; models/mlp.c:17\n"
+                          "  %1: f32[N,256] = relu %0                      ; models/mlp.c:18\n"
+                          "  return h: %1\n"
+                          "}\n"
+                          "\n"
+                          "graph @mlp {\n"
+                          "  %x: f32[N,784] = input\n"
+                          "  %W1: f32[784,256] = param normal(0, 0.01)\n"
+                          "  %0: f32[N,256] = kernel %x, %W1 body=@k0 out=h ; models/mlp.c:18\n"
+                          "  return h: %0\n"
+                          "}\n");
+    ir_graph *h = parse_ok(got);
+    char *again = ir_print_str(h);
+    cr_assert_str_eq(again, got);
+    free(again);
+    free(got);
+    ir_graph_free(h);
+    ir_graph_free(g);
+}
+
+/* The bodies are verified as graphs of their own, and the kernel nodes against them. */
+Test(text, verify_kernels)
+{
+    char err[256];
+    ir_graph *g = parse_ok(kernel_text);
+    g->kernels[1]->node[3].shape.dim[1] = 5;
+    expect_verify(g, "verify: body @k1: node %3 (mul at k.c:4): declared f32[N,5] but mul gives f32[N,4]");
+
+    g = parse_ok(kernel_text);
+    g->node[2].attr.kernel = 7;
+    expect_verify(g, "verify: node %2 (kernel at k.c:3): kernel: no body @k7 (the graph has 2)");
+    g = parse_ok(kernel_text);
+    g->node[3].attr.output = 2;
+    expect_verify(g, "verify: node %3 (kernel): kernel: body @k0 has no output 2 (it has 2)");
+    g = parse_ok(kernel_text);
+    g->node[4].attr.kernel = 0;
+    expect_verify(g, "verify: node %4 (kernel): kernel: body @k0 takes 2 operands, got 1");
+    g = parse_ok(kernel_text);
+    g->node[4].attr.output = 1;
+    expect_verify(g, "verify: node %4 (kernel): declared f32[N,4] but kernel gives f32[]");
+    g = parse_ok(kernel_text);
+    g->node[5].attr.output = 1;
+    expect_verify(g, "verify: node %5 (dropout): attribute kernel/output is set, but dropout has none");
+    g = parse_ok(kernel_text);
+    set_inputs(g, 2, 2, (int32_t[]){0, 0});
+    expect_verify(g, "verify: node %2 (kernel at k.c:3): kernel: operand 1 is f32[N,4]; body @k0's input p1 is f32[4]");
+
+    /* what a body must not have: params, kernels, declarations; and it must have outputs */
+    g = parse_ok(kernel_text);
+    ir_node w = ir_node_make(IR_param, 0, NULL);
+    w.dtype = AG_F32, w.attr.name = "w";
+    cr_assert_eq(ir_add(g->kernels[0], &w, err, sizeof err), 4, "%s", err);
+    expect_verify(g, "verify: body @k0: node %4 (param): a body has no param nodes");
+    g = parse_ok(kernel_text);
+    g->kernels[1]->node[4] = g->node[4];
+    expect_verify(g, "verify: body @k1: node %4 (kernel): a body has no kernel nodes");
+    g = parse_ok(kernel_text);
+    ir_add_kernel(g->kernels[1], ir_clone_live(g->kernels[0]));
+    expect_verify(g, "verify: body @k1: a body has no kernels of its own, this one has 1");
+    g = parse_ok(kernel_text);
+    g->kernels[0]->train = ir_alloc(g->kernels[0], sizeof *g->kernels[0]->train);
+    expect_verify(g, "verify: body @k0: a body has no training declarations");
+    g = parse_ok(kernel_text);
+    g->kernels[0]->nout = 0;
+    expect_verify(g, "verify: body @k0: graph @k0 has no outputs");
+    g = parse_ok(kernel_text);
+    ir_graph_free(g->kernels[1]);
+    g->kernels[1] = NULL;
+    expect_verify(g, "verify: body @k1 is missing");
+
+    /* a dropout site is one random stream in the graph and its bodies */
+    g = parse_ok(kernel_text);
+    g->node[5].attr.value = 0.25;
+    expect_verify(g, "verify: dropout site 2 has p=0.5 at node %1 of body @k1, but p=0.25 at node %5 of the graph");
+}
+
+static char *read_data_file(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/tests/data/ir/%s", AG_SOURCE_DIR, name);
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "cannot open %s", path);
+    char *text = malloc(1 << 16);
+    cr_assert_not_null(text);
+    size_t len = fread(text, 1, (1 << 16) - 1, f);
+    fclose(f);
+    text[len] = 0;
+    return text;
+}
+
+/* mlp_fused.ir is mlp.ir with its nodes grouped into two kernels (one with three sibling
+ * nodes): the interpreter gives the same bits for both. */
+Test(text, fused_data_file_runs_like_the_unfused_one)
+{
+    char *ft = read_data_file("mlp_fused.ir"), *ut = read_data_file("mlp.ir"), err[256];
+    ir_graph *f = parse_ok(ft), *u = parse_ok(ut);
+    cr_assert_eq(f->nkernels, 2);
+    cr_assert_eq(f->nout, u->nout);
+    for (int f64 = 0; f64 < 2; f64++) {
+        ir_run run = {.f64 = f64, .batch = 3, .seed = 5};
+        ir_tensor **bf = fe_bind_random(f, run.batch, 9, f64), **bu = fe_bind_random(u, run.batch, 9, f64);
+        ir_tensor of[3], ou[3];
+        cr_assert(ir_interp(f, &run, (const ir_tensor *const *)bf, of, err, sizeof err), "%s", err);
+        cr_assert(ir_interp(u, &run, (const ir_tensor *const *)bu, ou, err, sizeof err), "%s", err);
+        for (int k = 0; k < 3; k++) {
+            cr_assert_str_eq(f->out[k].name, u->out[k].name);
+            size_t bytes = (size_t)ir_tensor_numel(&ou[k]) * ir_dtype_size(ou[k].dtype);
+            cr_assert(ir_shape_eq(&of[k].shape, &ou[k].shape) && of[k].dtype == ou[k].dtype);
+            cr_expect(memcmp(of[k].data, ou[k].data, bytes) == 0, "%s differs (f64 %d)", f->out[k].name, f64);
+            ir_tensor_free(&of[k]);
+            ir_tensor_free(&ou[k]);
+        }
+        fe_bind_free(f, bf);
+        fe_bind_free(u, bu);
+    }
+    ir_graph_free(f);
+    ir_graph_free(u);
+    free(ft);
+    free(ut);
 }

@@ -1,0 +1,379 @@
+/* fuse: nodes into kernels, so that codegen sees few, large loops.
+ *
+ * Three steps over the graph:
+ *  1. matmul epilogues: the chain of same-shape elementwise nodes (dropout included) that is a
+ *     matmul's only user (bias, activation, the activation's gradient, the SGD update that makes P.next
+ *     from the weight gradient) joins the matmul, with the single-use elementwise values
+ *     that feed the chain from the side (H > 0, wd * W);
+ *  2. loops: from each remaining node, backwards, its producers join it when all their
+ *     users are in the group: elementwise chains, at most one reduction (which absorbs its
+ *     producers and consumers: bias gradients, the mean of the loss), row ops, reshapes and
+ *     broadcasts. A matmul never joins another group: sgemm reads and writes buffers;
+ *  3. siblings: loop groups that read a common value and need nothing computed after the
+ *     first of them become one group with several outputs (the loss, the accuracy count and
+ *     the logits' gradient all read each row of logits once).
+ *
+ * Each group becomes a body graph and one kernel node per output. Nothing is computed
+ * twice: a value with users in two groups is an output of its own group. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "passes.h"
+
+typedef struct fuser {
+    const ir_graph *g;
+    int32_t *group;  /* node -> group, -1: none (sources, or not fused) */
+    int32_t **users; /* node -> its users (ids, ascending), NULL-free arrays */
+    int32_t *nusers;
+    int32_t ngroups;
+    bool *has_reduce, *has_matmul;
+} fuser;
+
+static const ir_node *node(const fuser *f, int32_t id) { return &f->g->node[id]; }
+
+static bool is_source(const ir_node *n) { return ir_ops[n->op].kind == IR_K_SOURCE; }
+
+static int32_t new_group(fuser *f, int32_t id)
+{
+    f->group[id] = f->ngroups;
+    f->has_reduce[f->ngroups] = ir_ops[node(f, id)->op].kind == IR_K_REDUCE && node(f, id)->op != IR_argmax;
+    f->has_matmul[f->ngroups] = node(f, id)->op == IR_matmul;
+    return f->ngroups++;
+}
+
+static bool users_all_in(const fuser *f, int32_t id, int32_t grp)
+{
+    for (int32_t k = 0; k < f->nusers[id]; k++)
+        if (f->group[f->users[id][k]] != grp)
+            return false;
+    return f->nusers[id] > 0;
+}
+
+static bool is_output(const ir_graph *g, int32_t id)
+{
+    for (int i = 0; i < g->nout; i++)
+        if (g->out[i].id == id)
+            return true;
+    return false;
+}
+
+/* ---- 1. matmul epilogues ---- */
+
+/* Side values of an epilogue node: single-use, same-shape elementwise producers. */
+static void absorb_side(fuser *f, int32_t id, int32_t grp, const ir_shape *shape)
+{
+    const ir_node *n = node(f, id);
+    for (int k = 0; k < n->nin; k++) {
+        int32_t p = n->in[k];
+        const ir_node *q = node(f, p);
+        if (f->group[p] >= 0 || is_source(q) || ir_ops[q->op].kind != IR_K_ELEMENTWISE || f->nusers[p] != 1 ||
+            !ir_shape_eq(&q->shape, shape) || is_output(f->g, p))
+            continue;
+        f->group[p] = grp;
+        absorb_side(f, p, grp, shape);
+    }
+}
+
+static void epilogues(fuser *f)
+{
+    for (int32_t m = 0; m < f->g->n; m++) {
+        if (node(f, m)->op != IR_matmul || f->group[m] >= 0)
+            continue;
+        int32_t grp = new_group(f, m), tail = m;
+        const ir_shape *shape = &node(f, m)->shape;
+        while (f->nusers[tail] == 1 && !is_output(f->g, tail)) {
+            int32_t u = f->users[tail][0];
+            const ir_node *un = node(f, u);
+            ir_kind kind = ir_ops[un->op].kind;
+            if (f->group[u] >= 0 || (kind != IR_K_ELEMENTWISE && kind != IR_K_RANDOM) ||
+                !ir_shape_eq(&un->shape, shape))
+                break;
+            f->group[u] = grp;
+            absorb_side(f, u, grp, shape);
+            tail = u;
+        }
+    }
+}
+
+/* ---- 2. loops ---- */
+
+static bool joins_loop(const fuser *f, int32_t p, int32_t grp)
+{
+    const ir_node *q = node(f, p);
+    if (f->group[p] >= 0 || is_source(q) || !users_all_in(f, p, grp) || is_output(f->g, p))
+        return false;
+    switch (ir_ops[q->op].kind) {
+    case IR_K_ELEMENTWISE:
+    case IR_K_ROW:
+    case IR_K_INDEX:
+    case IR_K_RANDOM:
+    case IR_K_SCAN:
+        return true;
+    case IR_K_REDUCE:
+        return q->op == IR_argmax || !f->has_reduce[grp]; /* argmax is per row */
+    case IR_K_LAYOUT:
+        return q->op == IR_reshape || q->op == IR_broadcast_to;
+    default:
+        return false;
+    }
+}
+
+static void absorb_producers(fuser *f, int32_t id, int32_t grp)
+{
+    const ir_node *n = node(f, id);
+    for (int k = 0; k < n->nin; k++) {
+        int32_t p = n->in[k];
+        if (!joins_loop(f, p, grp))
+            continue;
+        f->group[p] = grp;
+        if (ir_ops[node(f, p)->op].kind == IR_K_REDUCE && node(f, p)->op != IR_argmax)
+            f->has_reduce[grp] = true;
+        absorb_producers(f, p, grp);
+    }
+}
+
+static void loops(fuser *f)
+{
+    for (int32_t i = f->g->n - 1; i >= 0; i--) {
+        const ir_node *n = node(f, i);
+        if (f->group[i] >= 0 || is_source(n) || n->op == IR_kernel) /* a kernel is fused already */
+            continue;
+        int32_t grp = new_group(f, i);
+        absorb_producers(f, i, grp);
+    }
+}
+
+/* ---- 3. siblings ---- */
+
+/* The latest value group grp reads from outside, and its first member. */
+static void extent(const fuser *f, int32_t grp, int32_t *last_input, int32_t *first_member)
+{
+    *last_input = -1;
+    *first_member = f->g->n;
+    for (int32_t i = 0; i < f->g->n; i++) {
+        if (f->group[i] != grp)
+            continue;
+        if (i < *first_member)
+            *first_member = i;
+        const ir_node *n = node(f, i);
+        for (int k = 0; k < n->nin; k++)
+            if (f->group[n->in[k]] != grp && !is_source(node(f, n->in[k])) && n->in[k] > *last_input)
+                *last_input = n->in[k];
+    }
+}
+
+static bool reads_common(const fuser *f, int32_t a, int32_t b)
+{
+    for (int32_t i = 0; i < f->g->n; i++) {
+        if (f->group[i] != a)
+            continue;
+        const ir_node *n = node(f, i);
+        for (int k = 0; k < n->nin; k++) {
+            int32_t v = n->in[k];
+            if (f->group[v] == a || is_source(node(f, v)))
+                continue;
+            for (int32_t u = 0; u < f->nusers[v]; u++)
+                if (f->group[f->users[v][u]] == b)
+                    return true;
+        }
+    }
+    return false;
+}
+
+/* Two groups merge when everything either reads from outside is computed before the first
+ * member of either: then neither needs the other, and the merged group can run there. */
+static void siblings(fuser *f)
+{
+    for (int32_t a = 0; a < f->ngroups; a++)
+        for (int32_t b = a + 1; b < f->ngroups; b++) {
+            if (f->has_matmul[a] || f->has_matmul[b] || !reads_common(f, a, b))
+                continue;
+            int32_t la, fa, lb, fb;
+            extent(f, a, &la, &fa);
+            extent(f, b, &lb, &fb);
+            if (fa == f->g->n || fb == f->g->n)
+                continue; /* merged away already */
+            int32_t first = fa < fb ? fa : fb;
+            if (la >= first || lb >= first)
+                continue;
+            for (int32_t i = 0; i < f->g->n; i++)
+                if (f->group[i] == b)
+                    f->group[i] = a;
+            f->has_reduce[a] |= f->has_reduce[b];
+        }
+}
+
+/* ---- building the graph ---- */
+
+typedef struct body_map {
+    int32_t *inner;  /* outer id -> body id, -1 */
+    int32_t *output; /* outer id -> index among the body's outputs, -1 */
+} body_map;
+
+/* Whether a member's value leaves the group. */
+static bool leaves(const fuser *f, int32_t id)
+{
+    if (is_output(f->g, id))
+        return true;
+    for (int32_t k = 0; k < f->nusers[id]; k++)
+        if (f->group[f->users[id][k]] != f->group[id])
+            return true;
+    return false;
+}
+
+/* The body of group grp: its outside operands as inputs (in id order), its members, and an
+ * output for each member whose value leaves it. */
+static ir_graph *make_body(const fuser *f, int32_t grp, body_map *bm, int32_t *inputs, int *ninputs)
+{
+    const ir_graph *g = f->g;
+    ir_graph *b = ir_graph_new("kernel");
+    *ninputs = 0;
+    for (int32_t i = 0; i < g->n; i++)
+        bm->inner[i] = -1; /* ids are per body */
+    for (int32_t i = 0; i < g->n; i++) {
+        if (f->group[i] != grp)
+            continue;
+        const ir_node *n = node(f, i);
+        for (int k = 0; k < n->nin; k++) {
+            int32_t v = n->in[k];
+            if (bm->inner[v] >= 0 || f->group[v] == grp)
+                continue;
+            if (node(f, v)->op == IR_const) { /* constants are copied in, not passed */
+                bm->inner[v] = ir_copy_node(b, g, v, bm->inner);
+                continue;
+            }
+            ir_node in = ir_node_make(IR_input, 0, NULL);
+            in.dtype = node(f, v)->dtype;
+            in.shape = node(f, v)->shape;
+            char name[16];
+            snprintf(name, sizeof name, "p%d", *ninputs);
+            in.attr.name = ir_strdup(b, name);
+            bm->inner[v] = ir_intern(b, &in);
+            inputs[(*ninputs)++] = v;
+        }
+    }
+    int outs = 0;
+    for (int32_t i = 0; i < g->n; i++)
+        if (f->group[i] == grp) {
+            bm->inner[i] = ir_copy_node(b, g, i, bm->inner);
+            if (leaves(f, i)) {
+                char name[16];
+                snprintf(name, sizeof name, "o%d", outs);
+                ir_add_output(b, name, bm->inner[i]);
+                bm->output[i] = outs++;
+            }
+        }
+    return b;
+}
+
+ir_graph *pass_fuse(const ir_graph *g, char *err, size_t len)
+{
+    (void)err, (void)len;
+    size_t n = (size_t)(g->n ? g->n : 1);
+    fuser f = {g, malloc(sizeof(int32_t) * n), calloc(n, sizeof(int32_t *)), calloc(n, sizeof(int32_t)), 0,
+               calloc(n, sizeof(bool)), calloc(n, sizeof(bool))};
+    int32_t *map = malloc(sizeof *map * n), *kernel_of = malloc(sizeof *kernel_of * n);
+    int32_t *inner = malloc(sizeof *inner * n), *output = malloc(sizeof *output * n), *inputs = malloc(sizeof *inputs * n);
+    int32_t *size = calloc(n, sizeof *size);
+    if (!f.group || !f.users || !f.nusers || !f.has_reduce || !f.has_matmul || !map || !kernel_of || !inner ||
+        !output || !inputs || !size) {
+        fprintf(stderr, "aotgrad: out of memory\n");
+        exit(1);
+    }
+    for (int32_t i = 0; i < g->n; i++) {
+        f.group[i] = -1;
+        for (int k = 0; k < g->node[i].nin; k++)
+            f.nusers[g->node[i].in[k]]++;
+    }
+    for (int32_t i = 0; i < g->n; i++) {
+        f.users[i] = malloc(sizeof(int32_t) * (size_t)(f.nusers[i] ? f.nusers[i] : 1));
+        f.nusers[i] = 0;
+    }
+    for (int32_t i = 0; i < g->n; i++)
+        for (int k = 0; k < g->node[i].nin; k++) {
+            int32_t p = g->node[i].in[k];
+            if (f.nusers[p] == 0 || f.users[p][f.nusers[p] - 1] != i) /* a user once, however many operands */
+                f.users[p][f.nusers[p]++] = i;
+        }
+
+    epilogues(&f);
+    loops(&f);
+    siblings(&f);
+
+    /* a group worth a kernel: more than one node, and an operand to run on (one that reads
+     * only constants, such as the batch size as a sum of ones, stays plain nodes) */
+    bool *fed = calloc(n, sizeof *fed);
+    for (int32_t i = 0; i < g->n; i++)
+        if (f.group[i] >= 0) {
+            size[f.group[i]]++;
+            for (int k = 0; k < g->node[i].nin; k++) {
+                int32_t v = g->node[i].in[k];
+                fed[f.group[i]] |= f.group[v] != f.group[i] && g->node[v].op != IR_const;
+            }
+        }
+    ir_graph *h = ir_graph_new(g->name);
+    for (int32_t i = 0; i < (int32_t)n; i++)
+        kernel_of[i] = -1, inner[i] = -1, output[i] = -1;
+    int32_t *group_inputs = malloc(sizeof *group_inputs * n * 1), *group_n = calloc(n, sizeof *group_n);
+    int32_t **gin = calloc(n, sizeof *gin);
+    for (int32_t i = 0; i < g->n; i++) {
+        int32_t grp = f.group[i];
+        if (grp < 0 || size[grp] == 1 || !fed[grp]) { /* sources, and groups of one, stay plain nodes */
+            map[i] = ir_copy_node(h, g, i, map);
+            continue;
+        }
+        if (kernel_of[grp] < 0) {
+            int nin;
+            body_map bm = {inner, output};
+            ir_graph *body = make_body(&f, grp, &bm, inputs, &nin);
+            kernel_of[grp] = ir_add_kernel(h, body);
+            gin[grp] = malloc(sizeof(int32_t) * (size_t)(nin ? nin : 1));
+            memcpy(gin[grp], inputs, sizeof(int32_t) * (size_t)nin);
+            group_n[grp] = nin;
+        }
+        map[i] = -1;
+        if (output[i] < 0)
+            continue; /* stays inside its kernel */
+        int32_t *ops = malloc(sizeof *ops * (size_t)(group_n[grp] ? group_n[grp] : 1));
+        for (int k = 0; k < group_n[grp]; k++)
+            ops[k] = map[gin[grp][k]];
+        ir_node k = ir_node_make(IR_kernel, group_n[grp], ops);
+        k.attr.kernel = kernel_of[grp];
+        k.attr.output = output[i];
+        k.loc = g->node[i].loc;
+        char msg[256];
+        map[i] = ir_add(h, &k, msg, sizeof msg);
+        free(ops);
+        if (map[i] < 0) { /* the bodies are built from nodes that type-checked: a bug */
+            fprintf(stderr, "aotgrad: fuse: %s\n", msg);
+            abort();
+        }
+        if (k.loc.file) /* ir_add keeps the pointer: move the file name into h */
+            h->node[map[i]].loc.file = ir_strdup(h, k.loc.file);
+    }
+    for (int i = 0; i < g->nout; i++)
+        ir_add_output(h, g->out[i].name, map[g->out[i].id]);
+    h->next_site = g->next_site;
+    ir_copy_train(h, g);
+    for (int32_t i = 0; i < g->n; i++) {
+        free(f.users[i]);
+        free(gin[i]);
+    }
+    free(gin);
+    free(fed);
+    free(group_inputs);
+    free(group_n);
+    free(f.group);
+    free(f.users);
+    free(f.nusers);
+    free(f.has_reduce);
+    free(f.has_matmul);
+    free(map);
+    free(kernel_of);
+    free(inner);
+    free(output);
+    free(inputs);
+    free(size);
+    return h;
+}

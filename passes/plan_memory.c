@@ -1,0 +1,241 @@
+/* plan_memory: where each value lives while the graph runs, at the batch its training
+ * declares.
+ *
+ * Liveness is taken over the final schedule (node order): a value lives from the node that
+ * computes it to its last reader, or to the end when it is an output. Values are placed in
+ * one arena, largest first, each at the lowest offset free of every value whose life
+ * overlaps it, so dead values' bytes are reused. A parameter's update (P.next) overwrites P
+ * in place when nothing reads P after it: no updated copy of any weight is kept.
+ *
+ * The plan is derived data: it is attached to the graph (g->plan) and recomputed, the same,
+ * from a dumped graph. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "interp.h"
+#include "passes.h"
+
+#define ALIGN 64 /* a cache line: kernels may use aligned vector loads */
+
+static int64_t bytes_of(const ir_node *n, int64_t batch)
+{
+    return ir_numel(&n->shape, batch) * (int64_t)ir_dtype_size(n->dtype);
+}
+
+static bool computed(const ir_node *n) { return ir_ops[n->op].kind != IR_K_SOURCE; }
+
+/* The parameter an output named P.next updates, or -1. */
+static int32_t updated_param(const ir_graph *g, const char *out)
+{
+    size_t n = strlen(out);
+    if (n < 6 || strcmp(out + n - 5, ".next") != 0 || n - 5 >= 256)
+        return -1;
+    char name[256];
+    memcpy(name, out, n - 5);
+    name[n - 5] = 0;
+    return ir_find_source(g, IR_param, name);
+}
+
+static int32_t *last_uses(const ir_graph *g)
+{
+    int32_t *last = malloc(sizeof *last * (size_t)(g->n ? g->n : 1));
+    if (!last) {
+        fprintf(stderr, "aotgrad: out of memory\n");
+        exit(1);
+    }
+    for (int32_t i = 0; i < g->n; i++)
+        last[i] = i;
+    for (int32_t i = 0; i < g->n; i++)
+        for (int k = 0; k < g->node[i].nin; k++)
+            last[g->node[i].in[k]] = i;
+    for (int i = 0; i < g->nout; i++)
+        last[g->out[i].id] = g->n; /* read after the last node */
+    return last;
+}
+
+ir_plan *plan_memory(ir_graph *g, int64_t batch)
+{
+    int32_t n = g->n;
+    ir_plan *p = ir_alloc(g, sizeof *p);
+    p->batch = batch;
+    p->offset = ir_alloc(g, sizeof *p->offset * (size_t)(n ? n : 1));
+    p->inplace = ir_alloc(g, sizeof *p->inplace * (size_t)(n ? n : 1));
+    int32_t *last = last_uses(g), *order = malloc(sizeof *order * (size_t)(n ? n : 1));
+    if (!order) {
+        fprintf(stderr, "aotgrad: out of memory\n");
+        exit(1);
+    }
+    for (int32_t i = 0; i < n; i++)
+        p->offset[i] = -1, p->inplace[i] = -1;
+    for (int i = 0; i < g->nout; i++) {
+        int32_t u = g->out[i].id, param = updated_param(g, g->out[i].name);
+        if (param < 0 || !computed(&g->node[u]) || last[param] > u)
+            continue; /* P is read after its update: the update needs a buffer of its own */
+        p->inplace[u] = param;
+    }
+    int m = 0;
+    for (int32_t i = 0; i < n; i++)
+        if (computed(&g->node[i]) && p->inplace[i] < 0)
+            order[m++] = i;
+    /* largest first, then in schedule order: a stable, deterministic packing */
+    for (int a = 1; a < m; a++)
+        for (int b = a; b > 0; b--) {
+            int64_t sb = bytes_of(&g->node[order[b]], batch), sa = bytes_of(&g->node[order[b - 1]], batch);
+            if (sb < sa || (sb == sa && order[b] > order[b - 1]))
+                break;
+            int32_t t = order[b];
+            order[b] = order[b - 1];
+            order[b - 1] = t;
+        }
+    p->arena = 0;
+    for (int a = 0; a < m; a++) {
+        int32_t v = order[a];
+        int64_t size = (bytes_of(&g->node[v], batch) + ALIGN - 1) / ALIGN * ALIGN, at = 0;
+        for (bool moved = true; moved;) { /* the lowest offset clear of every overlapping life */
+            moved = false;
+            for (int b = 0; b < a; b++) {
+                int32_t w = order[b];
+                bool alive_together = v <= last[w] && w <= last[v];
+                int64_t wsize = (bytes_of(&g->node[w], batch) + ALIGN - 1) / ALIGN * ALIGN;
+                if (alive_together && at < p->offset[w] + wsize && p->offset[w] < at + size) {
+                    at = p->offset[w] + wsize;
+                    moved = true;
+                }
+            }
+        }
+        p->offset[v] = at;
+        if (at + size > p->arena)
+            p->arena = at + size;
+    }
+    free(order);
+    free(last);
+    g->plan = p;
+    return p;
+}
+
+ir_graph *pass_plan_memory(const ir_graph *g, char *err, size_t len)
+{
+    (void)err, (void)len;
+    ir_graph *h = ir_clone_live(g);
+    plan_memory(h, g->train && g->train->batch ? g->train->batch : 1);
+    return h;
+}
+
+/* ---- the report ---- */
+
+typedef struct tally {
+    int64_t params, inputs, saved, largest_backward, gradients, workspace, peak;
+} tally;
+
+/* Forward values: what the loss, metrics and predictions need. */
+static bool *forward_values(const ir_graph *g)
+{
+    bool *fwd = calloc((size_t)(g->n ? g->n : 1), sizeof *fwd);
+    const ir_train *t = g->train;
+    for (int i = 0; i < g->nout; i++) {
+        const char *name = g->out[i].name;
+        bool declared = !t || !t->loss || strcmp(name, t->loss) == 0 || (t->predict && strcmp(name, t->predict) == 0);
+        for (int k = 0; t && k < t->nmetrics; k++)
+            declared |= strcmp(name, t->metrics[k]) == 0;
+        if (declared)
+            fwd[g->out[i].id] = true;
+    }
+    for (int32_t i = g->n - 1; i >= 0; i--)
+        if (fwd[i])
+            for (int k = 0; k < g->node[i].nin; k++)
+                fwd[g->node[i].in[k]] = true;
+    return fwd;
+}
+
+static tally count(ir_graph *g, const ir_plan *p, FILE *f)
+{
+    tally t = {0};
+    bool *fwd = forward_values(g);
+    for (int32_t i = 0; i < g->n; i++) {
+        const ir_node *n = &g->node[i];
+        int64_t b = bytes_of(n, p->batch);
+        if (n->op == IR_param)
+            t.params += b;
+        else if (n->op == IR_input)
+            t.inputs += b;
+        if (!computed(n))
+            continue;
+        bool read_by_backward = false;
+        for (int32_t j = i + 1; j < g->n && fwd[i]; j++)
+            for (int k = 0; k < g->node[j].nin; k++)
+                read_by_backward |= g->node[j].in[k] == i && !fwd[j];
+        if (read_by_backward) {
+            t.saved += b;
+            if (f) {
+                char type[96];
+                ir_shape s = ir_bind_shape(&n->shape, p->batch);
+                fprintf(f, "%s%s", t.saved == b ? "" : ", ", ir_type_str(n->dtype, &s, type, sizeof type));
+            }
+        } else if (!fwd[i]) {
+            if (b > t.largest_backward)
+                t.largest_backward = b;
+            if (p->inplace[i] < 0)
+                t.workspace += b;
+        }
+    }
+    /* a weight gradient with a buffer of its own: a value of P's shape that P.next reads */
+    for (int i = 0; i < g->nout; i++) {
+        int32_t param = updated_param(g, g->out[i].name), u = g->out[i].id;
+        for (int k = 0; param >= 0 && k < g->node[u].nin; k++) {
+            const ir_node *v = &g->node[g->node[u].in[k]];
+            if (computed(v) && !fwd[g->node[u].in[k]] && ir_shape_eq(&v->shape, &g->node[param].shape))
+                t.gradients += bytes_of(v, p->batch);
+        }
+    }
+    t.peak = t.params + t.inputs + p->arena;
+    free(fwd);
+    return t;
+}
+
+static void print_mib(FILE *f, const char *what, int64_t bytes, const char *note)
+{
+    fprintf(f, "  %-20s %10lld B  %8.3f MiB%s%s\n", what, (long long)bytes, (double)bytes / (1 << 20),
+            note ? "   " : "", note ? note : "");
+}
+
+bool pass_memory_report(const ir_graph *model, FILE *f, char *err, size_t len)
+{
+    int64_t batch = model->train && model->train->batch ? model->train->batch : 1;
+    ir_graph *step = pass_run(model, true, NULL, NULL, NULL, err, len);
+    if (!step)
+        return false;
+    ir_graph *eval = pass_run(model, false, NULL, NULL, NULL, err, len);
+    if (!eval) {
+        ir_graph_free(step);
+        return false;
+    }
+    const ir_plan *ps = step->plan ? step->plan : plan_memory(step, batch);
+    const ir_plan *pe = eval->plan ? eval->plan : plan_memory(eval, batch);
+    fprintf(f, "memory plan of %s at batch %lld (aotgrad ir --after plan_memory shows the graph)\n", model->name,
+            (long long)batch);
+    fprintf(f, "train step:\n");
+    fprintf(f, "  saved for backward: ");
+    tally t = count(step, ps, f);
+    fprintf(f, "%s\n", t.saved ? "" : "none");
+    print_mib(f, "parameters", t.params, NULL);
+    print_mib(f, "input batch", t.inputs, NULL);
+    print_mib(f, "gradients", t.gradients, t.gradients ? NULL : "(each update rides on the kernel computing it)");
+    print_mib(f, "saved for backward", t.saved, NULL);
+    print_mib(f, "workspace", t.workspace, "(backward values not saved: dead after their kernels)");
+    print_mib(f, "arena", ps->arena, "(all computed values, dead ones' bytes reused)");
+    print_mib(f, "peak", t.peak, "= parameters + input batch + arena");
+    int64_t bound = t.params + t.inputs + t.saved + t.largest_backward;
+    print_mib(f, "lower bound", bound, "= parameters + input + saved once + largest backward tensor");
+    fprintf(f, "  peak / lower bound   %.3f\n", (double)t.peak / (double)bound);
+    fprintf(f, "inference (the eval graph):\n");
+    tally e = count(eval, pe, NULL);
+    print_mib(f, "parameters", e.params, NULL);
+    print_mib(f, "input batch", e.inputs, NULL);
+    print_mib(f, "arena", pe->arena, NULL);
+    print_mib(f, "peak", e.peak, NULL);
+    fprintf(f, "  training needs %.2fx the memory of inference\n", (double)t.peak / (double)e.peak);
+    ir_graph_free(step);
+    ir_graph_free(eval);
+    return true;
+}

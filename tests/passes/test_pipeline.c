@@ -1,0 +1,244 @@
+/* The pipeline on every model: each pass's result computes what the unoptimized graph
+ * computes (f64, 1e-10 per tensor, batches 1, 7 and 256), each stage's dump parses back and
+ * computes the same, bit for bit, and the MLP reaches codegen as a handful of kernels. */
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bind.h"
+#include "interp.h"
+#include "ir.h"
+#include "load.h"
+#include "passes.h"
+
+typedef struct stages {
+    int n;
+    char names[16][32];
+    ir_graph *g[16];
+} stages;
+
+static void keep_stage(void *ctx, const char *pass, const ir_graph *g)
+{
+    stages *s = ctx;
+    cr_assert_lt(s->n, 16);
+    snprintf(s->names[s->n], sizeof s->names[s->n], "%s", pass);
+    s->g[s->n++] = ir_clone_live(g);
+}
+
+/* Runs g on the tensors bound to ref's sources of the same name (ref's own binding). */
+static ir_tensor *run_like(const ir_graph *ref, ir_tensor **bref, const ir_graph *g, int64_t batch)
+{
+    const ir_tensor **b = calloc((size_t)g->n, sizeof *b);
+    for (int32_t i = 0; i < g->n; i++) {
+        const ir_node *n = &g->node[i];
+        if (n->op != IR_input && n->op != IR_param)
+            continue;
+        int32_t j = ir_find_source(ref, n->op, n->attr.name);
+        cr_assert_geq(j, 0, "%s is not a source of the reference graph", n->attr.name);
+        b[i] = bref[j];
+    }
+    ir_tensor *outs = calloc((size_t)g->nout, sizeof *outs);
+    ir_run run = {.f64 = true, .batch = batch, .seed = 5, .step = 3, .training = true};
+    char err[512];
+    cr_assert(ir_interp(g, &run, b, outs, err, sizeof err), "%s", err);
+    free(b);
+    return outs;
+}
+
+static double rel_error(const ir_tensor *a, const ir_tensor *b)
+{
+    double d = 0, s = 0;
+    for (int64_t i = 0, n = ir_tensor_numel(a); i < n; i++) {
+        double x = ir_tensor_get(a, i), y = ir_tensor_get(b, i);
+        d += (x - y) * (x - y);
+        s += x * x;
+    }
+    return d == 0 ? 0 : sqrt(d) / fmax(sqrt(s), 1e-300);
+}
+
+/* Every output of g that ref has by name matches it; returns how many were compared. */
+static int compare(const ir_graph *ref, const ir_graph *g, int64_t batch, const char *what, double tol)
+{
+    ir_tensor **bref = fe_bind_random(ref, batch, 77, true);
+    /* the step's runtime scalars: a real learning rate and decay, so the update shows */
+    for (int32_t i = 0; i < ref->n; i++)
+        if (ref->node[i].op == IR_input && bref[i] && ref->node[i].shape.rank == 0)
+            ir_tensor_set(bref[i], 0, strcmp(ref->node[i].attr.name, "lr") == 0 ? 0.1 : 0.01);
+    ir_tensor *a = run_like(ref, bref, ref, batch), *b = run_like(ref, bref, g, batch);
+    int compared = 0;
+    for (int k = 0; k < g->nout; k++) {
+        int j = ir_find_output(ref, g->out[k].name);
+        if (j < 0)
+            continue;
+        double e = rel_error(&a[j], &b[k]);
+        cr_expect(tol ? e <= tol : e == 0, "%s: output %s at batch %lld differs by %g", what, g->out[k].name,
+                  (long long)batch, e);
+        compared++;
+    }
+    for (int k = 0; k < ref->nout; k++)
+        ir_tensor_free(&a[k]);
+    for (int k = 0; k < g->nout; k++)
+        ir_tensor_free(&b[k]);
+    free(a);
+    free(b);
+    fe_bind_free(ref, bref);
+    return compared;
+}
+
+/* print(parse(print(g))) == print(g), and the parsed graph computes the same, bit for bit. */
+static void dump_runs(const ir_graph *g, const char *what)
+{
+    char *text = ir_print_str(g), err[512];
+    ir_graph *h = ir_parse(text, strlen(text), what, err, sizeof err);
+    cr_assert_not_null(h, "%s: the dump does not parse: %s", what, err);
+    cr_assert(ir_verify(h, err, sizeof err), "%s: %s", what, err);
+    char *again = ir_print_str(h);
+    cr_expect_str_eq(again, text, "%s: the dump does not print back the same", what);
+    compare(g, h, 7, what, 0);
+    free(text);
+    free(again);
+    ir_graph_free(h);
+}
+
+static void check_model(const char *path, const char *const *settings)
+{
+    ir_graph *m = fe_load(path, getenv("AOTGRAD_INCLUDE"), settings);
+    cr_assert_not_null(m, "%s does not build", path);
+    char err[1024];
+    /* the unoptimized references: autodiff and the optimizer alone */
+    ir_graph *grads = pass_autodiff(m, m->train->loss, err, sizeof err);
+    cr_assert_not_null(grads, "%s", err);
+    ir_graph *step = pass_optimizer(grads, err, sizeof err);
+    cr_assert_not_null(step, "%s", err);
+    ir_graph *eval = pass_eval(m);
+    for (int train = 0; train < 2; train++) {
+        stages s = {0};
+        ir_graph *last = pass_run(m, train, NULL, keep_stage, &s, err, sizeof err);
+        cr_assert_not_null(last, "%s: %s", path, err);
+        ir_graph_free(last);
+        for (int k = 0; k < s.n; k++) {
+            const char *name = s.names[k];
+            const ir_graph *ref = !strcmp(name, "canonicalize") ? m
+                                  : !strcmp(name, "autodiff")   ? grads
+                                  : train                       ? step
+                                                                : eval;
+            char what[1024];
+            snprintf(what, sizeof what, "%s%s, %s after %s", path, settings && *settings ? " (option)" : "",
+                     train ? "train step" : "eval graph", name);
+            for (int64_t batch = 1; batch <= 256; batch = batch == 1 ? 7 : batch == 7 ? 256 : 512)
+                cr_assert_gt(compare(ref, s.g[k], batch, what, 1e-10), 0, "%s: no output to compare", what);
+            dump_runs(s.g[k], what);
+            ir_graph_free(s.g[k]);
+        }
+    }
+    ir_graph_free(eval);
+    ir_graph_free(step);
+    ir_graph_free(grads);
+    ir_graph_free(m);
+}
+
+Test(pipeline, every_pass_keeps_every_model_s_results, .timeout = 600)
+{
+    const char *models[] = {"linreg", "softmax", "mlp", "mlp_dropout", "weight_decay"};
+    for (size_t i = 0; i < sizeof models / sizeof *models; i++) {
+        char path[512];
+        snprintf(path, sizeof path, AG_SOURCE_DIR "/models/%s.c", models[i]);
+        check_model(path, NULL);
+    }
+    check_model(AG_SOURCE_DIR "/models/mlp.c", (const char *const[]){"act=tanh", NULL});
+}
+
+/* Counts the top-level nodes that compute (kernels, and plain ops), and those that hold a
+ * matmul. */
+static void count_kernels(const ir_graph *g, int *matmuls, int *others)
+{
+    *matmuls = *others = 0;
+    for (int32_t i = 0; i < g->n; i++) {
+        const ir_node *n = &g->node[i];
+        if (ir_ops[n->op].kind == IR_K_SOURCE)
+            continue;
+        bool mm = n->op == IR_matmul;
+        if (n->op == IR_kernel) {
+            /* siblings of a body count once, at its first output */
+            bool first = true;
+            for (int32_t j = 0; j < i; j++)
+                first &= !(g->node[j].op == IR_kernel && g->node[j].attr.kernel == n->attr.kernel);
+            if (!first)
+                continue;
+            const ir_graph *b = g->kernels[n->attr.kernel];
+            for (int32_t j = 0; j < b->n; j++)
+                mm |= b->node[j].op == IR_matmul;
+        }
+        ++*(mm ? matmuls : others);
+    }
+}
+
+Test(pipeline, the_mlp_step_is_five_matmuls_and_few_kernels)
+{
+    ir_graph *m = fe_load(AG_SOURCE_DIR "/models/mlp.c", getenv("AOTGRAD_INCLUDE"), NULL);
+    cr_assert_not_null(m);
+    char err[1024];
+    ir_graph *g = pass_run(m, true, NULL, NULL, NULL, err, sizeof err);
+    cr_assert_not_null(g, "%s", err);
+    int matmuls, others;
+    count_kernels(g, &matmuls, &others);
+    cr_expect_leq(matmuls, 5, "%d matmul kernels", matmuls);
+    cr_expect_leq(others, 5, "%d other kernels", others);
+    char *text = ir_print_str(g);
+    cr_expect(strstr(text, "softmax_ce %p0, %p1"), "no fused softmax + cross-entropy:\n%s", text);
+    cr_expect(strstr(text, "softmax_ce_grad %p0, %p1"), "no fused backward:\n%s", text);
+    cr_expect(!strstr(text, "log_softmax") && !strstr(text, "one_hot"), "unfused cross-entropy left:\n%s", text);
+    /* the hidden layer's bias and ReLU ride on its matmul, and W1's update on its gradient's */
+    const char *mm = strstr(text, "%0: f32[N,256] = matmul %p0, %p1 "), *end = mm ? strstr(mm, "return") : NULL;
+    const char *bias = mm ? strstr(mm, "%1: f32[N,256] = add %0, %p2 ") : NULL;
+    const char *act = mm ? strstr(mm, "%2: f32[N,256] = relu %1 ") : NULL;
+    cr_expect(mm && bias && act && bias < end && act < end, "no bias + relu epilogue:\n%s", text);
+    cr_expect(strstr(text, "%0: f32[784,256] = matmul %p0, %p1 ta"), "no weight-gradient matmul kernel:\n%s", text);
+    free(text);
+    ir_graph_free(g);
+    ir_graph_free(m);
+}
+
+/* The hand-written loss: form 0, -mean(sum(one_hot(y) * log_softmax(o))); form 1 with the log
+ * of softmax instead, and the minus inside the mean. */
+static void hand_loss(ag_graph *g, int form)
+{
+    ag_val x = ag_input(g, "x", AG_F32, AG_N, 6);
+    ag_val y = ag_input(g, "y", AG_I32, AG_N);
+    ag_val W = ag_param(g, "W", ag_normal(0, 0.1), 6, 4);
+    ag_val o = ag_matmul(x, W);
+    ag_val logp = form == 0 ? ag_log_softmax(o) : ag_log(ag_softmax(o));
+    ag_val picked = ag_sum(ag_mul(ag_one_hot(y, 4), logp), 1);
+    ag_val loss = form == 0 ? ag_neg(ag_mean(picked)) : ag_mean(ag_neg(picked));
+    ag_minimize(g, loss, ag_sgd(.lr = 0.1), .metric = ag_correct(o, y));
+}
+
+Test(pipeline, fuse_softmax_ce_fires_on_hand_written_losses)
+{
+    for (int form = 0; form < 2; form++) {
+        ag_graph *g = ag_graph_new("hand");
+        hand_loss(g, form);
+        cr_assert_eq(ag_graph_finish(g), 0);
+        char err[1024];
+        ir_graph *s = pass_run(g, true, "fuse_softmax_ce", NULL, NULL, err, sizeof err);
+        cr_assert_not_null(s, "%s", err);
+        char *text = ir_print_str(s);
+        cr_expect(strstr(text, "= softmax_ce ") && strstr(text, "= softmax_ce_grad "), "form %d:\n%s", form, text);
+        cr_expect(!strstr(text, "softmax %") && !strstr(text, "one_hot"), "form %d left pieces:\n%s", form, text);
+        free(text);
+        ir_graph *grads = pass_autodiff(g, "loss", err, sizeof err);
+        cr_assert_not_null(grads, "%s", err);
+        ir_graph *step = pass_optimizer(grads, err, sizeof err);
+        cr_assert_not_null(step, "%s", err);
+        ir_graph_free(grads);
+        for (int64_t batch = 1; batch <= 7; batch += 6)
+            compare(step, s, batch, "hand-written loss", 1e-10);
+        ir_graph_free(step);
+        ir_graph_free(s);
+        ag_graph_free(g);
+    }
+}
