@@ -18,21 +18,12 @@
 
 #include <cblas.h>
 
+#include "fail.h"
 #include "interp.h"
 #include "rng.h"
 #include "scalar.h"
 
 #define R IR_MAX_RANK
-
-static bool fail(char *err, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (err && len)
-        vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-    return false;
-}
 
 /* ---- tensors ---- */
 
@@ -581,34 +572,69 @@ static bool eval(const ir_node *n, const ir_tensor *v, ir_tensor *out, const ir_
 
 /* ---- running a graph ---- */
 
+/* The outputs of the last body run, for the sibling nodes that pick the others: a group
+ * with several outputs runs once, as compiled code runs it. */
+typedef struct siblings {
+    int32_t node; /* the kernel node that ran the body, -1: none */
+    ir_tensor *outs;
+    int nout;
+} siblings;
+
+static void siblings_clear(siblings *s)
+{
+    for (int k = 0; k < s->nout; k++)
+        ir_tensor_free(&s->outs[k]);
+    free(s->outs);
+    *s = (siblings){-1, NULL, 0};
+}
+
+static bool same_operands(const ir_node *a, const ir_node *b)
+{
+    if (a->attr.kernel != b->attr.kernel || a->nin != b->nin)
+        return false;
+    for (int k = 0; k < a->nin; k++)
+        if (a->in[k] != b->in[k])
+            return false;
+    return true;
+}
+
 /* Kernel node n of g: its body run with the same ir_run, its inputs (in node order) bound
- * to n's operands; out receives the output n takes (the others are freed). The body runs
- * the same ops in the same order as the nodes it replaced, so the values are the same bits. */
+ * to n's operands; out receives the output n takes, the others wait in sib for their
+ * siblings. The body runs the same ops in the same order as the nodes it replaced, so the
+ * values are the same bits. */
 static bool run_kernel(const ir_graph *g, int32_t id, const ir_tensor *v, ir_tensor *out, const ir_run *run,
-                       char *err, size_t len)
+                       siblings *sib, char *err, size_t len)
 {
     const ir_node *n = &g->node[id];
+    if (sib->node >= 0 && same_operands(&g->node[sib->node], n) && sib->outs[n->attr.output].data) {
+        *out = sib->outs[n->attr.output]; /* moved: identical kernel nodes are merged, so taken once */
+        sib->outs[n->attr.output] = (ir_tensor){0};
+        return true;
+    }
+    siblings_clear(sib);
     const ir_graph *b = g->kernels[n->attr.kernel];
     const ir_tensor **bound = calloc((size_t)b->n + 1, sizeof *bound);
     ir_tensor *outs = calloc((size_t)b->nout + 1, sizeof *outs);
     bool ok = bound && outs;
     if (!ok)
-        fail(err, len, "out of memory");
+        rt_fail(err, len, "out of memory");
     for (int32_t i = 0, k = 0; ok && i < b->n; i++)
         if (b->node[i].op == IR_input)
             bound[i] = &v[n->in[k++]];
     char msg[256];
     if (ok && !ir_interp(b, run, bound, outs, msg, sizeof msg))
-        ok = fail(err, len, "node %d (kernel): body @k%d: %s", (int)id, (int)n->attr.kernel, msg);
-    for (int32_t k = 0; ok && k < b->nout; k++) {
-        if (k == n->attr.output)
-            *out = outs[k];
-        else
-            ir_tensor_free(&outs[k]);
-    }
+        ok = rt_fail(err, len, "node %d (kernel): body @k%d: %s", (int)id, (int)n->attr.kernel, msg);
     free(bound);
-    free(outs);
-    return ok;
+    if (!ok) {
+        for (int32_t k = 0; k < b->nout; k++)
+            ir_tensor_free(&outs[k]);
+        free(outs);
+        return false;
+    }
+    *out = outs[n->attr.output];
+    outs[n->attr.output] = (ir_tensor){0};
+    *sib = (siblings){id, outs, b->nout};
+    return true;
 }
 
 /* ir_type_str, safe on the shapes of broken graphs and tensors */
@@ -643,43 +669,43 @@ static bool check(const ir_graph *g, const ir_run *run, const ir_tensor *const *
 {
     char msg[256], want[96], got[96];
     if (run->batch < 1)
-        return fail(err, len, "batch %lld: must be at least 1", (long long)run->batch);
+        return rt_fail(err, len, "batch %lld: must be at least 1", (long long)run->batch);
     for (int32_t i = 0; i < g->n; i++) {
         const ir_node *n = &g->node[i];
         if ((unsigned)n->op >= IR_OP_COUNT)
-            return fail(err, len, "node %d: unknown op %d", i, (int)n->op);
+            return rt_fail(err, len, "node %d: unknown op %d", i, (int)n->op);
         const char *name = ir_ops[n->op].name;
         for (int k = 0; k < n->nin; k++)
             if (n->in[k] < 0 || n->in[k] >= i)
-                return fail(err, len, "node %d (%s): operand %d is not an earlier node", i, name, k);
+                return rt_fail(err, len, "node %d (%s): operand %d is not an earlier node", i, name, k);
         if (n->op == IR_kernel && !body_ok(g, n->attr.kernel))
-            return fail(err, len, "node %d (%s): body @k%d is missing or broken", i, name, (int)n->attr.kernel);
+            return rt_fail(err, len, "node %d (%s): body @k%d is missing or broken", i, name, (int)n->attr.kernel);
         ir_node m = *n;
         if (!ir_infer(g, &m, msg, sizeof msg))
-            return fail(err, len, "node %d (%s): %s", i, name, msg);
+            return rt_fail(err, len, "node %d (%s): %s", i, name, msg);
         if (m.dtype != n->dtype || !ir_shape_eq(&m.shape, &n->shape))
-            return fail(err, len, "node %d (%s): typed %s, its rule gives %s", i, name,
+            return rt_fail(err, len, "node %d (%s): typed %s, its rule gives %s", i, name,
                         type_str(n->dtype, &n->shape, want, sizeof want), type_str(m.dtype, &m.shape, got, sizeof got));
         ag_dtype dt = ir_storage_dtype(n->dtype, run->f64);
         ir_shape s = ir_bind_shape(&n->shape, run->batch);
         if (numel_checked(&s, ir_dtype_size(dt)) < 0)
-            return fail(err, len, "node %d (%s): %s is too large at batch %lld", i, name,
+            return rt_fail(err, len, "node %d (%s): %s is too large at batch %lld", i, name,
                         ir_type_str(n->dtype, &n->shape, want, sizeof want), (long long)run->batch);
         if (n->op != IR_input && n->op != IR_param)
             continue;
         const ir_tensor *t = bound ? bound[i] : NULL;
         ir_type_str(dt, &s, want, sizeof want);
         if (!t)
-            return fail(err, len, "%s %s: not bound (expected %s)", name, n->attr.name, want);
+            return rt_fail(err, len, "%s %s: not bound (expected %s)", name, n->attr.name, want);
         if (t->dtype != dt || t->shape.rank != s.rank || !ir_shape_eq(&t->shape, &s))
-            return fail(err, len, "%s %s: expected %s, got %s", name, n->attr.name, want,
+            return rt_fail(err, len, "%s %s: expected %s, got %s", name, n->attr.name, want,
                         type_str(t->dtype, &t->shape, got, sizeof got));
         if (!t->data)
-            return fail(err, len, "%s %s: bound to a tensor without data", name, n->attr.name);
+            return rt_fail(err, len, "%s %s: bound to a tensor without data", name, n->attr.name);
     }
     for (int k = 0; k < g->nout; k++)
         if (g->out[k].id < 0 || g->out[k].id >= g->n)
-            return fail(err, len, "output %s: not a node of the graph", g->out[k].name);
+            return rt_fail(err, len, "output %s: not a node of the graph", g->out[k].name);
     return true;
 }
 
@@ -697,6 +723,7 @@ bool ir_interp(const ir_graph *g, const ir_run *run, const ir_tensor *const *bou
     ir_tensor *val = calloc((size_t)g->n + 1, sizeof *val);
     bool *owned = calloc((size_t)g->n + 1, sizeof *owned);
     bool ok = last && val && owned, reported = false;
+    siblings sib = {-1, NULL, 0};
     for (int32_t i = 0; ok && i < g->n; i++) {
         last[i] = -1;
         for (int k = 0; k < g->node[i].nin; k++)
@@ -712,7 +739,7 @@ bool ir_interp(const ir_graph *g, const ir_run *run, const ir_tensor *const *bou
             continue;
         }
         if (n->op == IR_kernel) {
-            owned[i] = ok = run_kernel(g, i, val, &val[i], run, err, len);
+            owned[i] = ok = run_kernel(g, i, val, &val[i], run, &sib, err, len);
             reported = !ok;
         } else {
             ir_shape s = ir_bind_shape(&n->shape, run->batch);
@@ -755,10 +782,11 @@ bool ir_interp(const ir_graph *g, const ir_run *run, const ir_tensor *const *bou
         for (int k = 0; k < g->nout; k++)
             ir_tensor_free(&outs[k]);
         if (!reported)
-            fail(err, len, "out of memory");
+            rt_fail(err, len, "out of memory");
     }
     free(last);
     free(val);
     free(owned);
+    siblings_clear(&sib);
     return ok;
 }

@@ -7,7 +7,9 @@
  * the graph's arena or the parser's few buffers, all freed there.
  *
  * After `return` come the declarations (ir_train), one a line, in any order; the printer
- * writes them as train, optimizer, groups, data, options.
+ * writes them as train, optimizer, groups, data, options. Then may come the memory plan
+ * (ir_plan): a `memory` line, then `buffer` and `inplace` lines naming values, at most one
+ * for each value (the verifier checks the plan as a whole).
  *
  * Before the graph come the bodies of its kernels, `kernel @k0 {...}`, `kernel @k1 {...}`
  * and so on in index order: the same node lines and `return`, without params, kernel nodes
@@ -84,7 +86,8 @@ typedef struct parser {
     const char *lastfile; /* the last location's file, interned in g */
     char *sbuf;           /* the last string token, decoded (no NUL inside), NUL-ended */
     size_t slen, scap;
-    int train_line, optimizer_line, data_line; /* where each was declared, 0 if not yet */
+    int train_line, optimizer_line, data_line, memory_line; /* where each was declared, 0 if not yet */
+    int *plan_line;           /* per node: the line of its buffer or inplace line, 0 if none */
     name_tab groups, options; /* names -> index in g->train's array */
     name_tab grouped;         /* param names -> the index of the group that has it */
     int groupcap, optioncap, classcap;
@@ -959,7 +962,8 @@ static int read_key(parser *P, const char *const *keys, unsigned *seen, const ch
     while (keys[k] && !is_word(&t, keys[k]))
         k++;
     if (!keys[k])
-        ERROR_TOK(P, &t, "unknown key %s in a%s %s line", describe(&t, d, sizeof d), *line == 'o' ? "n" : "", line);
+        ERROR_TOK(P, &t, "unknown key %s in a%s %s line", describe(&t, d, sizeof d),
+                  strchr("aeiou", *line) ? "n" : "", line);
     if (*seen >> k & 1)
         ERROR_TOK(P, &t, "duplicate key %s", describe(&t, d, sizeof d));
     *seen |= 1u << k;
@@ -1167,6 +1171,99 @@ static void read_option(parser *P, const token *word)
     end_decl(P, keys, 1u, seen, word);
 }
 
+/* ---- the memory plan ---- */
+
+/* memory batch=INT arena=INT: the plan, every value without a place yet */
+static void read_memory(parser *P, const token *word)
+{
+    static const char *const keys[] = {"batch", "arena", NULL};
+    ir_graph *g = P->g;
+    first_of_its_kind(P, word, &P->memory_line);
+    next(P);
+    size_t n = (size_t)(g->n > 0 ? g->n : 1);
+    ir_plan *p = ir_alloc(g, sizeof *p);
+    p->offset = ir_alloc(g, sizeof *p->offset * n);
+    p->inplace = ir_alloc(g, sizeof *p->inplace * n);
+    for (int32_t i = 0; i < g->n; i++)
+        p->offset[i] = -1, p->inplace[i] = -1;
+    P->plan_line = calloc(n, sizeof *P->plan_line);
+    if (!P->plan_line) {
+        fprintf(stderr, "aotgrad: out of memory\n");
+        exit(1);
+    }
+    unsigned seen = 0;
+    while (P->tok.k == TK_IDENT) {
+        if (read_key(P, keys, &seen, "memory") == 0)
+            p->batch = read_int(P, "batch", 1, INT64_MAX);
+        else
+            p->arena = read_int(P, "arena", 0, INT64_MAX);
+    }
+    end_decl(P, keys, 0x3u, seen, word);
+    g->plan = p;
+}
+
+/* The value a plan line names: a computed one, not named by an earlier plan line. */
+static int32_t read_planned(parser *P, const token *word)
+{
+    token t = P->tok;
+    char d[64];
+    if (!P->memory_line)
+        ERROR_TOK(P, word, "a%s '%.*s' line before the 'memory' line", *word->s == 'i' ? "n" : "", (int)word->len,
+                  word->s);
+    if (t.k != TK_VAL)
+        unexpected(P, "a value");
+    name_ent *e = name_find(&P->vals, t.s, t.len);
+    if (!e)
+        ERROR_TOK(P, &t, "undefined value %%%.*s", (int)t.len, t.s);
+    const ir_node *n = &P->g->node[e->id];
+    if (ir_ops[n->op].kind == IR_K_SOURCE)
+        ERROR_TOK(P, &t, "%s is %s %s, not a computed value: it has no place in the plan", describe(&t, d, sizeof d),
+                  n->op == IR_input ? "an" : "a", ir_ops[n->op].name);
+    if (P->plan_line[e->id])
+        ERROR_TOK(P, &t, "duplicate plan for %s (first on line %d)", describe(&t, d, sizeof d), P->plan_line[e->id]);
+    P->plan_line[e->id] = t.line;
+    next(P);
+    return e->id;
+}
+
+/* buffer VALUE offset=INT */
+static void read_buffer(parser *P, const token *word)
+{
+    static const char *const keys[] = {"offset", NULL};
+    next(P);
+    int32_t id = read_planned(P, word);
+    unsigned seen = 0;
+    while (P->tok.k == TK_IDENT) {
+        read_key(P, keys, &seen, "buffer");
+        P->g->plan->offset[id] = read_int(P, "offset", 0, INT64_MAX);
+    }
+    end_decl(P, keys, 0x1u, seen, word);
+}
+
+/* inplace VALUE into=PARAM */
+static void read_inplace(parser *P, const token *word)
+{
+    static const char *const keys[] = {"into", NULL};
+    next(P);
+    int32_t id = read_planned(P, word);
+    unsigned seen = 0;
+    while (P->tok.k == TK_IDENT) {
+        read_key(P, keys, &seen, "inplace");
+        token t = P->tok;
+        char d[64];
+        if (t.k != TK_VAL)
+            unexpected(P, "a param");
+        name_ent *e = name_find(&P->vals, t.s, t.len);
+        if (!e)
+            ERROR_TOK(P, &t, "undefined value %%%.*s", (int)t.len, t.s);
+        if (P->g->node[e->id].op != IR_param)
+            ERROR_TOK(P, &t, "into=%s: not a param", describe(&t, d, sizeof d));
+        P->g->plan->inplace[id] = e->id;
+        next(P);
+    }
+    end_decl(P, keys, 0x1u, seen, word);
+}
+
 static void read_decl(parser *P)
 {
     static const struct {
@@ -1176,7 +1273,10 @@ static void read_decl(parser *P)
                  {"optimizer", read_optimizer},
                  {"group", read_group},
                  {"data", read_data},
-                 {"option", read_option}};
+                 {"option", read_option},
+                 {"memory", read_memory},
+                 {"buffer", read_buffer},
+                 {"inplace", read_inplace}};
     token word = P->tok;
     char d[64];
     for (size_t i = 0; i < sizeof decls / sizeof *decls; i++)
@@ -1344,6 +1444,7 @@ ir_graph *ir_parse(const char *text, size_t len, const char *filename, char *err
     free(P->groups.e);
     free(P->options.e);
     free(P->grouped.e);
+    free(P->plan_line);
     free(P);
     return g;
 }

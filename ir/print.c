@@ -13,6 +13,14 @@
  *   data "fashion-mnist" classes=["T-shirt/top", "Trouser"]
  *   option act="relu" choices="relu|sigmoid|tanh"
  *
+ * and then, once plan_memory ran (g->plan), the memory plan: the batch it was made for and
+ * the arena's size, one line per value with a buffer in the arena and one per value that
+ * overwrites a parameter's buffer, in node order:
+ *
+ *   memory batch=256 arena=1347712
+ *   buffer %0 offset=0
+ *   inplace %13 into=%W1
+ *
  * The bodies of fused groups (g->kernels) come first, each a block of its own named by its
  * index, then a blank line; a kernel node names its body and the output it takes:
  *
@@ -279,8 +287,29 @@ static void print_train(FILE *f, const ir_train *t)
     }
 }
 
-/* One block: "graph @NAME {" (or "kernel @kK {" for a body), its nodes, return, and the
- * declarations. */
+/* The memory plan, after the declarations (a body has none). */
+static void print_plan(FILE *f, const ir_graph *g, const int32_t *num)
+{
+    const ir_plan *p = g->plan;
+    fprintf(f, "  memory batch=%lld arena=%lld\n", (long long)p->batch, (long long)p->arena);
+    for (int32_t id = 0; id < g->n && p->offset && p->inplace; id++) {
+        if (p->offset[id] >= 0) {
+            fprintf(f, "  buffer ");
+            print_ref(f, g, num, id);
+            fprintf(f, " offset=%lld\n", (long long)p->offset[id]);
+        }
+        if (p->inplace[id] >= 0) {
+            fprintf(f, "  inplace ");
+            print_ref(f, g, num, id);
+            fprintf(f, " into=");
+            print_ref(f, g, num, p->inplace[id]);
+            fputc('\n', f);
+        }
+    }
+}
+
+/* One block: "graph @NAME {" (or "kernel @kK {" for a body), its nodes, return, the
+ * declarations and the memory plan. */
 static void print_block(FILE *f, const ir_graph *g, const char *word, const char *name)
 {
     fprintf(f, "%s @%s {\n", word, name);
@@ -328,6 +357,8 @@ static void print_block(FILE *f, const ir_graph *g, const char *word, const char
     fputc('\n', f);
     if (g->train)
         print_train(f, g->train);
+    if (g->plan && !strcmp(word, "graph"))
+        print_plan(f, g, num);
     fprintf(f, "}\n");
     free(num);
 }

@@ -4,18 +4,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "fail.h"
 #include "ir.h"
 
 typedef bool rule_fn(const ir_graph *g, ir_node *n, char *err, size_t len);
-
-static bool fail(char *err, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-    return false;
-}
 
 static const ir_node *operand(const ir_graph *g, const ir_node *n, int i) { return &g->node[n->in[i]]; }
 static const char *opname(const ir_node *n) { return ir_ops[n->op].name; }
@@ -30,15 +22,15 @@ static const char *opname(const ir_node *n) { return ir_ops[n->op].name; }
 static bool valid_dims(const ir_node *n, const ir_shape *s, char *err, size_t len)
 {
     if (s->rank < 0 || s->rank > IR_MAX_RANK)
-        return fail(err, len, "%s: rank %d; at most %d dims", opname(n), s->rank, IR_MAX_RANK);
+        return rt_fail(err, len, "%s: rank %d; at most %d dims", opname(n), s->rank, IR_MAX_RANK);
     for (int i = 0; i < s->rank; i++)
         if ((s->dim[i] < 1 && s->dim[i] != AG_N) || s->dim[i] > IR_MAX_ELEMENTS)
-            return fail(err, len, "%s: dim %d of %s is %lld; dims are positive or N", opname(n), i, SHAPE(s),
+            return rt_fail(err, len, "%s: dim %d of %s is %lld; dims are positive or N", opname(n), i, SHAPE(s),
                         (long long)s->dim[i]);
     int64_t elements = 1;
     for (int i = 0; i < s->rank; i++)
         if (s->dim[i] != AG_N && (elements *= s->dim[i]) > IR_MAX_ELEMENTS)
-            return fail(err, len, "%s: %s has more than 2^40 elements per batch item", opname(n), SHAPE(s));
+            return rt_fail(err, len, "%s: %s has more than 2^40 elements per batch item", opname(n), SHAPE(s));
     return true;
 }
 
@@ -57,7 +49,7 @@ static bool broadcast(const ir_node *n, const ir_shape *a, const ir_shape *b, ir
         else if (da == 1)
             r.dim[i] = db;
         else
-            return fail(err, len, "%s: cannot broadcast %s and %s", opname(n), SHAPE(a), SHAPE(b));
+            return rt_fail(err, len, "%s: cannot broadcast %s and %s", opname(n), SHAPE(a), SHAPE(b));
     }
     *out = r;
     return true;
@@ -67,9 +59,9 @@ static bool check_arity(const ir_node *n, char *err, size_t len)
 {
     int arity = ir_ops[n->op].arity;
     if (arity >= 0 && n->nin != arity)
-        return fail(err, len, "%s: takes %d operand%s, got %d", opname(n), arity, arity == 1 ? "" : "s", n->nin);
+        return rt_fail(err, len, "%s: takes %d operand%s, got %d", opname(n), arity, arity == 1 ? "" : "s", n->nin);
     if (arity < 0 && n->nin < 1)
-        return fail(err, len, "%s: takes one or more operands, got none", opname(n));
+        return rt_fail(err, len, "%s: takes one or more operands, got none", opname(n));
     return true;
 }
 
@@ -84,7 +76,7 @@ static bool rule_ew(const ir_graph *g, ir_node *n, char *err, size_t len)
     case T_FLOAT:
         for (int i = 0; i < n->nin; i++)
             if (operand(g, n, i)->dtype != AG_F32)
-                return fail(err, len, "%s: needs f32 operands, got %s (cast it first)", opname(n),
+                return rt_fail(err, len, "%s: needs f32 operands, got %s (cast it first)", opname(n),
                             DT(operand(g, n, i)->dtype));
         n->dtype = AG_F32;
         break;
@@ -93,25 +85,25 @@ static bool rule_ew(const ir_graph *g, ir_node *n, char *err, size_t len)
         for (int i = 0; i < n->nin; i++) {
             ag_dtype t = operand(g, n, i)->dtype;
             if (t != a->dtype)
-                return fail(err, len, "%s: dtypes differ: %s and %s", opname(n), DT(a->dtype), DT(t));
+                return rt_fail(err, len, "%s: dtypes differ: %s and %s", opname(n), DT(a->dtype), DT(t));
         }
         if (ir_ops[n->op].types == T_NUM && !numeric(a->dtype))
-            return fail(err, len, "%s: needs f32 or i32 operands, got %s (cast it first)", opname(n), DT(a->dtype));
+            return rt_fail(err, len, "%s: needs f32 or i32 operands, got %s (cast it first)", opname(n), DT(a->dtype));
         if (ir_ops[n->op].types == T_CMP && !numeric(a->dtype) && a->dtype != AG_U8)
-            return fail(err, len, "%s: needs f32, i32 or u8 operands, got %s", opname(n), DT(a->dtype));
+            return rt_fail(err, len, "%s: needs f32, i32 or u8 operands, got %s", opname(n), DT(a->dtype));
         n->dtype = ir_ops[n->op].types == T_CMP ? AG_BOOL : a->dtype;
         break;
     case T_WHERE:
         if (a->dtype != AG_BOOL)
-            return fail(err, len, "%s: the condition must be bool, got %s", opname(n), DT(a->dtype));
+            return rt_fail(err, len, "%s: the condition must be bool, got %s", opname(n), DT(a->dtype));
         if (operand(g, n, 1)->dtype != operand(g, n, 2)->dtype)
-            return fail(err, len, "%s: dtypes differ: %s and %s", opname(n), DT(operand(g, n, 1)->dtype),
+            return rt_fail(err, len, "%s: dtypes differ: %s and %s", opname(n), DT(operand(g, n, 1)->dtype),
                         DT(operand(g, n, 2)->dtype));
         n->dtype = operand(g, n, 1)->dtype;
         break;
     case T_CAST:
         if (n->dtype == AG_F64 || (unsigned)n->dtype >= AG_DTYPE_COUNT)
-            return fail(err, len, "%s: cannot cast to %s", opname(n), DT(n->dtype));
+            return rt_fail(err, len, "%s: cannot cast to %s", opname(n), DT(n->dtype));
         break;
     case T_SAME:
         n->dtype = a->dtype;
@@ -125,35 +117,35 @@ static bool rule_source(const ir_graph *g, ir_node *n, char *err, size_t len)
 {
     (void)g;
     if (n->dtype == AG_F64 || (unsigned)n->dtype >= AG_DTYPE_COUNT)
-        return fail(err, len, "%s: dtype %s is not allowed in a graph", opname(n), DT(n->dtype));
+        return rt_fail(err, len, "%s: dtype %s is not allowed in a graph", opname(n), DT(n->dtype));
     if (!valid_dims(n, &n->shape, err, len))
         return false;
     if ((ir_ops[n->op].attrs & A_NAME) && (!n->attr.name || !n->attr.name[0]))
-        return fail(err, len, "%s: needs a name", opname(n));
+        return rt_fail(err, len, "%s: needs a name", opname(n));
     if (n->op == IR_param) {
         if (n->dtype != AG_F32)
-            return fail(err, len, "param %s: parameters are f32, not %s", n->attr.name, DT(n->dtype));
+            return rt_fail(err, len, "param %s: parameters are f32, not %s", n->attr.name, DT(n->dtype));
         if (ir_has_batch(&n->shape))
-            return fail(err, len, "param %s: the batch dim N cannot be in a parameter's shape %s", n->attr.name,
+            return rt_fail(err, len, "param %s: the batch dim N cannot be in a parameter's shape %s", n->attr.name,
                         SHAPE(&n->shape));
         if (n->attr.init.kind > AG_INIT_XAVIER)
-            return fail(err, len, "param %s: unknown initializer", n->attr.name);
+            return rt_fail(err, len, "param %s: unknown initializer", n->attr.name);
         if (n->attr.init.kind == AG_INIT_NORMAL && !(n->attr.init.b >= 0))
-            return fail(err, len, "param %s: normal(%g, %g): the standard deviation must be >= 0", n->attr.name,
+            return rt_fail(err, len, "param %s: normal(%g, %g): the standard deviation must be >= 0", n->attr.name,
                         n->attr.init.a, n->attr.init.b);
         if (n->attr.init.kind == AG_INIT_UNIFORM && !(n->attr.init.a < n->attr.init.b))
-            return fail(err, len, "param %s: uniform(%g, %g): needs low < high", n->attr.name, n->attr.init.a,
+            return rt_fail(err, len, "param %s: uniform(%g, %g): needs low < high", n->attr.name, n->attr.init.a,
                         n->attr.init.b);
     }
     if (n->op == IR_const && n->shape.rank != 0)
-        return fail(err, len, "const: constants are scalars, got %s", SHAPE(&n->shape));
+        return rt_fail(err, len, "const: constants are scalars, got %s", SHAPE(&n->shape));
     return true;
 }
 
 static bool axis_ok(const ir_node *n, int axis, int rank, char *err, size_t len)
 {
     if (axis < 0 || axis >= rank)
-        return fail(err, len, "%s: axis %d out of range for rank %d", opname(n), axis, rank);
+        return rt_fail(err, len, "%s: axis %d out of range for rank %d", opname(n), axis, rank);
     return true;
 }
 
@@ -161,9 +153,9 @@ static bool rule_reduce(const ir_graph *g, ir_node *n, char *err, size_t len)
 {
     const ir_node *a = operand(g, n, 0);
     if (n->attr.axes >> a->shape.rank)
-        return fail(err, len, "%s: axes out of range for %s", opname(n), SHAPE(&a->shape));
+        return rt_fail(err, len, "%s: axes out of range for %s", opname(n), SHAPE(&a->shape));
     if (n->op == IR_mean ? a->dtype != AG_F32 : !numeric(a->dtype))
-        return fail(err, len, "%s: needs %s, got %s", opname(n), n->op == IR_mean ? "f32" : "f32 or i32",
+        return rt_fail(err, len, "%s: needs %s, got %s", opname(n), n->op == IR_mean ? "f32" : "f32 or i32",
                     DT(a->dtype));
     ir_shape s = {0, {0}};
     for (int i = 0; i < a->shape.rank; i++) {
@@ -182,7 +174,7 @@ static bool rule_argmax(const ir_graph *g, ir_node *n, char *err, size_t len)
     if (!axis_ok(n, n->attr.axis, a->shape.rank, err, len))
         return false;
     if (!numeric(a->dtype))
-        return fail(err, len, "%s: needs f32 or i32, got %s", opname(n), DT(a->dtype));
+        return rt_fail(err, len, "%s: needs f32 or i32, got %s", opname(n), DT(a->dtype));
     ir_shape s = {0, {0}};
     for (int i = 0; i < a->shape.rank; i++)
         if (i != n->attr.axis)
@@ -198,7 +190,7 @@ static bool rule_cumsum(const ir_graph *g, ir_node *n, char *err, size_t len)
     if (!axis_ok(n, n->attr.axis, a->shape.rank, err, len))
         return false;
     if (!numeric(a->dtype))
-        return fail(err, len, "%s: needs f32 or i32, got %s", opname(n), DT(a->dtype));
+        return rt_fail(err, len, "%s: needs f32 or i32, got %s", opname(n), DT(a->dtype));
     n->dtype = a->dtype;
     n->shape = a->shape;
     return true;
@@ -208,18 +200,18 @@ static bool rule_matmul(const ir_graph *g, ir_node *n, char *err, size_t len)
 {
     const ir_node *a = operand(g, n, 0), *b = operand(g, n, 1);
     if (a->dtype != AG_F32 || b->dtype != AG_F32)
-        return fail(err, len, "%s: needs f32 operands, got %s and %s", opname(n), DT(a->dtype), DT(b->dtype));
+        return rt_fail(err, len, "%s: needs f32 operands, got %s and %s", opname(n), DT(a->dtype), DT(b->dtype));
     int ra = a->shape.rank, rb = b->shape.rank;
     if (ra < 1 || ra > 2 || rb < 1 || rb > 2)
-        return fail(err, len, "%s: operands must be vectors or matrices, got %s x %s", opname(n),
+        return rt_fail(err, len, "%s: operands must be vectors or matrices, got %s x %s", opname(n),
                     SHAPE(&a->shape), SHAPE(&b->shape));
     if ((n->attr.ta && ra != 2) || (n->attr.tb && rb != 2))
-        return fail(err, len, "%s: only a matrix can be read transposed", opname(n));
+        return rt_fail(err, len, "%s: only a matrix can be read transposed", opname(n));
     const int64_t *da = a->shape.dim, *db = b->shape.dim;
     int64_t m = ra == 2 ? da[n->attr.ta ? 1 : 0] : 0, ka = ra == 2 ? da[n->attr.ta ? 0 : 1] : da[0];
     int64_t kb = rb == 2 ? db[n->attr.tb ? 1 : 0] : db[0], nn = rb == 2 ? db[n->attr.tb ? 0 : 1] : 0;
     if (ka != kb)
-        return fail(err, len, "%s: inner dimensions differ: %s%s x %s%s", opname(n), SHAPE(&a->shape),
+        return rt_fail(err, len, "%s: inner dimensions differ: %s%s x %s%s", opname(n), SHAPE(&a->shape),
                     n->attr.ta ? "^T" : "", SHAPE(&b->shape), n->attr.tb ? "^T" : "");
     ir_shape s = {0, {0}};
     if (ra == 2)
@@ -239,13 +231,13 @@ static bool rule_transpose(const ir_graph *g, ir_node *n, char *err, size_t len)
     for (int k = 0; k < s.rank; k++) {
         int p = n->attr.perm[k];
         if (p < 0 || p >= s.rank || (seen >> p & 1))
-            return fail(err, len, "%s: not a permutation of the %d axes of %s", opname(n), s.rank, SHAPE(&a->shape));
+            return rt_fail(err, len, "%s: not a permutation of the %d axes of %s", opname(n), s.rank, SHAPE(&a->shape));
         seen |= 1u << p;
         s.dim[k] = a->shape.dim[p];
     }
     for (int k = s.rank; k < IR_MAX_RANK; k++)
         if (n->attr.perm[k] != 0)
-            return fail(err, len, "%s: not a permutation of the %d axes of %s", opname(n), s.rank, SHAPE(&a->shape));
+            return rt_fail(err, len, "%s: not a permutation of the %d axes of %s", opname(n), s.rank, SHAPE(&a->shape));
     n->dtype = a->dtype;
     n->shape = s;
     return true;
@@ -259,7 +251,7 @@ static bool rule_reshape(const ir_graph *g, ir_node *n, char *err, size_t len)
     bool na = ir_has_batch(&a->shape), nb = ir_has_batch(&n->shape);
     int64_t ea = ir_numel(&a->shape, 1), eb = ir_numel(&n->shape, 1);
     if (na != nb || ea != eb)
-        return fail(err, len, "%s: cannot reshape %s to %s: %lld%s elements vs %lld%s", opname(n), SHAPE(&a->shape),
+        return rt_fail(err, len, "%s: cannot reshape %s to %s: %lld%s elements vs %lld%s", opname(n), SHAPE(&a->shape),
                     SHAPE(&n->shape), (long long)ea, na ? " x N" : "", (long long)eb, nb ? " x N" : "");
     n->dtype = a->dtype;
     return true;
@@ -275,15 +267,15 @@ static bool rule_concat(const ir_graph *g, ir_node *n, char *err, size_t len)
     for (int i = 1; i < n->nin; i++) {
         const ir_node *b = operand(g, n, i);
         if (b->dtype != a->dtype)
-            return fail(err, len, "%s: dtypes differ: %s and %s", opname(n), DT(a->dtype), DT(b->dtype));
+            return rt_fail(err, len, "%s: dtypes differ: %s and %s", opname(n), DT(a->dtype), DT(b->dtype));
         bool same = b->shape.rank == a->shape.rank;
         for (int k = 0; same && k < s.rank; k++)
             same = k == ax || b->shape.dim[k] == a->shape.dim[k];
         if (!same)
-            return fail(err, len, "%s: shapes %s and %s differ off axis %d", opname(n), SHAPE(&a->shape),
+            return rt_fail(err, len, "%s: shapes %s and %s differ off axis %d", opname(n), SHAPE(&a->shape),
                         SHAPE(&b->shape), ax);
         if (s.dim[ax] == AG_N || b->shape.dim[ax] == AG_N)
-            return fail(err, len, "%s: cannot join along the batch axis N", opname(n));
+            return rt_fail(err, len, "%s: cannot join along the batch axis N", opname(n));
         s.dim[ax] += b->shape.dim[ax];
     }
     n->dtype = a->dtype;
@@ -303,7 +295,7 @@ static bool rule_broadcast_to(const ir_graph *g, ir_node *n, char *err, size_t l
         ok = d == t || d == 1;
     }
     if (!ok)
-        return fail(err, len, "%s: cannot broadcast %s to %s", opname(n), SHAPE(&a->shape), SHAPE(s));
+        return rt_fail(err, len, "%s: cannot broadcast %s to %s", opname(n), SHAPE(&a->shape), SHAPE(s));
     n->dtype = a->dtype;
     return true;
 }
@@ -316,17 +308,17 @@ static bool rule_slice(const ir_graph *g, ir_node *n, char *err, size_t len)
     if (!axis_ok(n, ax, a->shape.rank, err, len))
         return false;
     if (n->shape.rank != a->shape.rank)
-        return fail(err, len, "%s: result rank %d differs from the operand's %s", opname(n), n->shape.rank,
+        return rt_fail(err, len, "%s: result rank %d differs from the operand's %s", opname(n), n->shape.rank,
                     SHAPE(&a->shape));
     for (int i = 0; i < a->shape.rank; i++)
         if (i != ax && n->shape.dim[i] != a->shape.dim[i])
-            return fail(err, len, "%s: result %s differs from %s off axis %d", opname(n), SHAPE(&n->shape),
+            return rt_fail(err, len, "%s: result %s differs from %s off axis %d", opname(n), SHAPE(&n->shape),
                         SHAPE(&a->shape), ax);
     int64_t from = n->attr.start, extent = n->shape.dim[ax], whole = a->shape.dim[ax];
     if (whole == AG_N || extent == AG_N)
-        return fail(err, len, "%s: cannot slice along the batch axis N", opname(n));
+        return rt_fail(err, len, "%s: cannot slice along the batch axis N", opname(n));
     if (from < 0 || extent < 1 || from > whole - extent)
-        return fail(err, len, "%s: %lld elements from %lld are not within the %lld of axis %d", opname(n),
+        return rt_fail(err, len, "%s: %lld elements from %lld are not within the %lld of axis %d", opname(n),
                     (long long)extent, (long long)from, (long long)whole, ax);
     n->dtype = a->dtype;
     return true;
@@ -338,7 +330,7 @@ static bool rule_row(const ir_graph *g, ir_node *n, char *err, size_t len)
     if (!axis_ok(n, n->attr.axis, a->shape.rank, err, len))
         return false;
     if (a->dtype != AG_F32)
-        return fail(err, len, "%s: needs f32, got %s", opname(n), DT(a->dtype));
+        return rt_fail(err, len, "%s: needs f32, got %s", opname(n), DT(a->dtype));
     n->dtype = AG_F32;
     n->shape = a->shape;
     return true;
@@ -349,14 +341,14 @@ static bool rule_softmax_ce(const ir_graph *g, ir_node *n, char *err, size_t len
 {
     const ir_node *a = operand(g, n, 0), *y = operand(g, n, 1);
     if (a->dtype != AG_F32 || a->shape.rank != 2)
-        return fail(err, len, "%s: logits must be f32 [rows, classes], got %s", opname(n), TYPE(a));
+        return rt_fail(err, len, "%s: logits must be f32 [rows, classes], got %s", opname(n), TYPE(a));
     if (y->dtype != AG_I32 || y->shape.rank != 1 || y->shape.dim[0] != a->shape.dim[0])
-        return fail(err, len, "%s: labels must be i32 with one per row of %s, got %s", opname(n), SHAPE(&a->shape),
+        return rt_fail(err, len, "%s: labels must be i32 with one per row of %s, got %s", opname(n), SHAPE(&a->shape),
                     TYPE(y));
     if (n->op == IR_softmax_ce_grad) {
         const ir_node *d = operand(g, n, 2);
         if (d->dtype != AG_F32 || !ir_shape_eq(&d->shape, &y->shape))
-            return fail(err, len, "%s: the row gradient must be f32 %s, got %s", opname(n), SHAPE(&y->shape), TYPE(d));
+            return rt_fail(err, len, "%s: the row gradient must be f32 %s, got %s", opname(n), SHAPE(&y->shape), TYPE(d));
         n->shape = a->shape;
     } else
         n->shape = y->shape;
@@ -370,11 +362,11 @@ static bool rule_one_hot(const ir_graph *g, ir_node *n, char *err, size_t len)
 {
     const ir_node *a = operand(g, n, 0);
     if (a->dtype != AG_I32)
-        return fail(err, len, "%s: labels must be i32, got %s", opname(n), DT(a->dtype));
+        return rt_fail(err, len, "%s: labels must be i32, got %s", opname(n), DT(a->dtype));
     if (n->attr.classes < 1)
-        return fail(err, len, "%s: needs at least 1 class, got %d", opname(n), n->attr.classes);
+        return rt_fail(err, len, "%s: needs at least 1 class, got %d", opname(n), n->attr.classes);
     if (a->shape.rank >= IR_MAX_RANK)
-        return fail(err, len, "%s: labels %s leave no room for a class axis", opname(n), SHAPE(&a->shape));
+        return rt_fail(err, len, "%s: labels %s leave no room for a class axis", opname(n), SHAPE(&a->shape));
     n->shape = a->shape;
     n->shape.dim[n->shape.rank++] = n->attr.classes;
     n->dtype = AG_F32;
@@ -385,11 +377,11 @@ static bool rule_dropout(const ir_graph *g, ir_node *n, char *err, size_t len)
 {
     const ir_node *a = operand(g, n, 0);
     if (a->dtype != AG_F32)
-        return fail(err, len, "%s: needs f32, got %s", opname(n), DT(a->dtype));
+        return rt_fail(err, len, "%s: needs f32, got %s", opname(n), DT(a->dtype));
     if (!(n->attr.value >= 0 && n->attr.value <= 1))
-        return fail(err, len, "%s: p = %g is not a probability in [0, 1]", opname(n), n->attr.value);
+        return rt_fail(err, len, "%s: p = %g is not a probability in [0, 1]", opname(n), n->attr.value);
     if (n->attr.site < 1)
-        return fail(err, len, "%s: site %d; sites are numbered from 1", opname(n), n->attr.site);
+        return rt_fail(err, len, "%s: site %d; sites are numbered from 1", opname(n), n->attr.site);
     n->dtype = AG_F32;
     n->shape = a->shape;
     return true;
@@ -399,24 +391,24 @@ static bool rule_dropout(const ir_graph *g, ir_node *n, char *err, size_t len)
 static bool rule_kernel(const ir_graph *g, ir_node *n, char *err, size_t len)
 {
     if (n->attr.kernel < 0 || n->attr.kernel >= g->nkernels || !g->kernels[n->attr.kernel])
-        return fail(err, len, "%s: no body %d", opname(n), n->attr.kernel);
+        return rt_fail(err, len, "%s: no body %d", opname(n), n->attr.kernel);
     const ir_graph *b = g->kernels[n->attr.kernel];
     int inputs = 0, k = 0;
     for (int32_t i = 0; i < b->n; i++)
         inputs += b->node[i].op == IR_input;
     if (inputs != n->nin)
-        return fail(err, len, "%s: body @k%d takes %d operands, got %d", opname(n), n->attr.kernel, inputs, n->nin);
+        return rt_fail(err, len, "%s: body @k%d takes %d operands, got %d", opname(n), n->attr.kernel, inputs, n->nin);
     for (int32_t i = 0; i < b->n; i++) {
         const ir_node *p = &b->node[i];
         if (p->op != IR_input)
             continue;
         const ir_node *a = operand(g, n, k++);
         if (a->dtype != p->dtype || !ir_shape_eq(&a->shape, &p->shape))
-            return fail(err, len, "%s: operand %d is %s; body @k%d's input %s is %s", opname(n), k - 1, TYPE(a),
+            return rt_fail(err, len, "%s: operand %d is %s; body @k%d's input %s is %s", opname(n), k - 1, TYPE(a),
                         n->attr.kernel, p->attr.name, TYPE(p));
     }
     if (n->attr.output < 0 || n->attr.output >= b->nout)
-        return fail(err, len, "%s: body @k%d has no output %d", opname(n), n->attr.kernel, n->attr.output);
+        return rt_fail(err, len, "%s: body @k%d has no output %d", opname(n), n->attr.kernel, n->attr.output);
     const ir_node *o = &b->node[b->out[n->attr.output].id];
     n->dtype = o->dtype;
     n->shape = o->shape;
@@ -434,12 +426,12 @@ static rule_fn *const rules[IR_OP_COUNT] = {
 bool ir_infer(const ir_graph *g, ir_node *n, char *err, size_t len)
 {
     if ((unsigned)n->op >= IR_OP_COUNT)
-        return fail(err, len, "unknown op %d", (int)n->op);
+        return rt_fail(err, len, "unknown op %d", (int)n->op);
     if (!check_arity(n, err, len))
         return false;
     for (int i = 0; i < n->nin; i++)
         if (n->in[i] < 0 || n->in[i] >= g->n)
-            return fail(err, len, "%s: operand %d is not a node of the graph", opname(n), i);
+            return rt_fail(err, len, "%s: operand %d is not a node of the graph", opname(n), i);
     if (!rules[n->op](g, n, err, len))
         return false;
     int batch = 0;
@@ -447,9 +439,9 @@ bool ir_infer(const ir_graph *g, ir_node *n, char *err, size_t len)
     for (int i = 0; i < n->shape.rank; i++) {
         batch += n->shape.dim[i] == AG_N;
         if (n->shape.dim[i] != AG_N && (elements *= n->shape.dim[i]) > IR_MAX_ELEMENTS)
-            return fail(err, len, "%s: %s has more than 2^40 elements per batch item", opname(n), SHAPE(&n->shape));
+            return rt_fail(err, len, "%s: %s has more than 2^40 elements per batch item", opname(n), SHAPE(&n->shape));
     }
     if (batch > 1)
-        return fail(err, len, "%s: the batch dim N would appear %d times in %s", opname(n), batch, SHAPE(&n->shape));
+        return rt_fail(err, len, "%s: the batch dim N would appear %d times in %s", opname(n), batch, SHAPE(&n->shape));
     return true;
 }

@@ -5,8 +5,13 @@
  * training declarations (g->train) against the outputs and params they name.
  *
  * The bodies of kernels (g->kernels) are checked first, each as a graph of its own with the
- * checks of a body (no params, no kernels, no declarations), so that rule_kernel can read
- * them when it checks the kernel nodes that use them. */
+ * checks of a body (no params, no kernels, no declarations, no plan), so that rule_kernel
+ * can read them when it checks the kernel nodes that use them.
+ *
+ * A memory plan (g->plan), once nodes and outputs are good, is checked as a whole, since a
+ * dump may have been edited by hand: every computed value has a place (an arena buffer, or a
+ * parameter it overwrites), buffers are aligned and inside the arena, values alive together
+ * never share a byte, and an update in place leaves nothing to read the old parameter. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -414,6 +419,139 @@ static bool check_train(const ir_graph *g, char *err, size_t len)
     return true;
 }
 
+/* ---- the memory plan ---- */
+
+#define PLAN_ALIGN 64 /* as passes/plan_memory.c aligns every buffer */
+
+/* A value as the text IR names it: %name for an input or param, else its printed number
+ * (the printer numbers every node but those and the inline f32 and i32 constants). */
+static const char *value_name(const ir_graph *g, int32_t id, char *buf, size_t len)
+{
+    const ir_node *n = &g->node[id];
+    if ((n->op == IR_input || n->op == IR_param) && n->attr.name) {
+        snprintf(buf, len, "%%%s", n->attr.name);
+        return buf;
+    }
+    int32_t num = 0;
+    for (int32_t i = 0; i < id; i++) {
+        const ir_node *m = &g->node[i];
+        bool named = (m->op == IR_input || m->op == IR_param) && m->attr.name;
+        bool inline_const = m->op == IR_const && (m->dtype == AG_F32 || m->dtype == AG_I32);
+        num += !named && !inline_const;
+    }
+    snprintf(buf, len, "%%%d", (int)num);
+    return buf;
+}
+
+/* The bytes of n's value at the batch, false if that overflows. */
+static bool value_bytes(const ir_node *n, int64_t batch, int64_t *bytes)
+{
+    int64_t b = (int64_t)ir_dtype_size(n->dtype);
+    for (int i = 0; i < n->shape.rank; i++)
+        if (__builtin_mul_overflow(b, n->shape.dim[i] == AG_N ? batch : n->shape.dim[i], &b))
+            return false;
+    *bytes = b;
+    return true;
+}
+
+static bool check_plan(const ir_graph *g, char *err, size_t len)
+{
+    const ir_plan *p = g->plan;
+    char a[64], b[64], ty[80], tp[80];
+    if (!p->offset || !p->inplace)
+        return failv(err, len, "verify: memory: broken plan arrays");
+    if (p->batch < 1)
+        return failv(err, len, "verify: memory: batch %lld; it must be at least 1", (long long)p->batch);
+    if (p->arena < 0)
+        return failv(err, len, "verify: memory: the arena's size %lld is negative", (long long)p->arena);
+    int32_t n = g->n;
+    int64_t *bytes = calloc((size_t)(n > 0 ? n : 1), sizeof *bytes);
+    int32_t *last = malloc(sizeof *last * (size_t)(n > 0 ? n : 1));
+    if (!bytes || !last) {
+        fprintf(stderr, "aotgrad: out of memory\n");
+        exit(1);
+    }
+    /* a value lives from the node computing it to its last reader; an output, to the end */
+    for (int32_t i = 0; i < n; i++)
+        last[i] = i;
+    for (int32_t i = 0; i < n; i++)
+        for (int k = 0; k < g->node[i].nin; k++)
+            last[g->node[i].in[k]] = i;
+    for (int32_t i = 0; i < g->nout; i++)
+        last[g->out[i].id] = n;
+    bool ok = true;
+    for (int32_t i = 0; ok && i < n; i++) {
+        const ir_node *v = &g->node[i];
+        int64_t off = p->offset[i];
+        int32_t into = p->inplace[i];
+        value_name(g, i, a, sizeof a);
+        if (ir_ops[v->op].kind == IR_K_SOURCE) {
+            if (off != -1 || into != -1)
+                ok = failv(err, len, "verify: memory: %s is %s %s, yet it has %s", a, v->op == IR_input ? "an" : "a",
+                           ir_ops[v->op].name, off != -1 ? "a buffer" : "an in-place update");
+            continue;
+        }
+        if (off == -1 && into == -1)
+            ok = failv(err, len, "verify: memory: %s has no buffer and overwrites no param", a);
+        else if (off != -1 && into != -1)
+            ok = failv(err, len, "verify: memory: %s has a buffer and overwrites a param too", a);
+        else if (into != -1) {
+            if (into < 0 || into >= n) {
+                ok = failv(err, len, "verify: memory: %s overwrites node %d, which does not exist", a, (int)into);
+                continue;
+            }
+            if (g->node[into].op != IR_param) {
+                ok = failv(err, len, "verify: memory: %s overwrites %s, not a param", a,
+                           value_name(g, into, b, sizeof b));
+                continue;
+            }
+            const ir_node *w = &g->node[into];
+            value_name(g, into, b, sizeof b);
+            if (v->dtype != w->dtype || !ir_shape_eq(&v->shape, &w->shape))
+                ok = failv(err, len, "verify: memory: %s is %s but overwrites %s, %s", a,
+                           ir_type_str(v->dtype, &v->shape, ty, sizeof ty), b,
+                           ir_type_str(w->dtype, &w->shape, tp, sizeof tp));
+            else if (last[into] == n)
+                ok = failv(err, len, "verify: memory: %s overwrites %s, an output (read after the last node)", a, b);
+            else if (last[into] > i) {
+                char c[64];
+                ok = failv(err, len, "verify: memory: %s overwrites %s, which %s reads after it", a, b,
+                           value_name(g, last[into], c, sizeof c));
+            }
+            for (int32_t j = 0; ok && j < i; j++)
+                if (p->inplace[j] == into) {
+                    char c[64];
+                    ok = failv(err, len, "verify: memory: %s and %s both overwrite %s", value_name(g, j, c, sizeof c),
+                               a, b);
+                }
+        } else if (off < 0)
+            ok = failv(err, len, "verify: memory: %s: offset %lld is negative", a, (long long)off);
+        else if (off % PLAN_ALIGN)
+            ok = failv(err, len, "verify: memory: %s: offset %lld is not a multiple of %d", a, (long long)off,
+                       PLAN_ALIGN);
+        else if (!value_bytes(v, p->batch, &bytes[i]) || bytes[i] > p->arena || off > p->arena - bytes[i])
+            ok = failv(err, len,
+                       "verify: memory: %s (%s at batch %lld) at offset %lld does not fit in the arena of %lld bytes",
+                       a, ir_type_str(v->dtype, &v->shape, ty, sizeof ty), (long long)p->batch, (long long)off,
+                       (long long)p->arena);
+    }
+    /* values alive together (each read at or after the other's birth) share no byte */
+    for (int32_t i = 0; ok && i < n; i++)
+        for (int32_t j = i + 1; ok && j < n && p->offset[i] >= 0 && j <= last[i]; j++) {
+            if (p->offset[j] < 0)
+                continue;
+            int64_t lo = p->offset[i] > p->offset[j] ? p->offset[i] : p->offset[j];
+            int64_t ei = p->offset[i] + bytes[i], ej = p->offset[j] + bytes[j], hi = ei < ej ? ei : ej;
+            if (lo < hi)
+                ok = failv(err, len, "verify: memory: %s and %s are alive together and overlap at bytes %lld..%lld",
+                           value_name(g, i, a, sizeof a), value_name(g, j, b, sizeof b), (long long)lo,
+                           (long long)(hi - 1));
+        }
+    free(last);
+    free(bytes);
+    return ok;
+}
+
 static bool verify_graph(const ir_graph *g, bool body, char *err, size_t len);
 
 /* A dropout's place in a graph or one of its bodies. */
@@ -498,6 +636,8 @@ static bool verify_graph(const ir_graph *g, bool body, char *err, size_t len)
         return failv(err, len, "verify: a body has no kernels of its own, this one has %d", (int)g->nkernels);
     if (body && g->train)
         return failv(err, len, "verify: a body has no training declarations");
+    if (body && g->plan)
+        return failv(err, len, "verify: a body has no memory plan");
     for (int32_t k = 0; k < g->nkernels; k++)
         if (!check_body(g, k, err, len))
             return false;
@@ -509,7 +649,7 @@ static bool verify_graph(const ir_graph *g, bool body, char *err, size_t len)
             return false;
     }
     return check_unique(g, err, len) && check_outputs(g, err, len) && check_train(g, err, len) &&
-           (body || check_sites_across(g, err, len));
+           (body || check_sites_across(g, err, len)) && (!g->plan || check_plan(g, err, len));
 }
 
 bool ir_verify(const ir_graph *g, char *err, size_t len)

@@ -315,7 +315,7 @@ ir_graph *pass_fuse(const ir_graph *g, char *err, size_t len)
     ir_graph *h = ir_graph_new(g->name);
     for (int32_t i = 0; i < (int32_t)n; i++)
         kernel_of[i] = -1, inner[i] = -1, output[i] = -1;
-    int32_t *group_inputs = malloc(sizeof *group_inputs * n * 1), *group_n = calloc(n, sizeof *group_n);
+    int32_t *group_n = calloc(n, sizeof *group_n);
     int32_t **gin = calloc(n, sizeof *gin);
     for (int32_t i = 0; i < g->n; i++) {
         int32_t grp = f.group[i];
@@ -362,7 +362,6 @@ ir_graph *pass_fuse(const ir_graph *g, char *err, size_t len)
     }
     free(gin);
     free(fed);
-    free(group_inputs);
     free(group_n);
     free(f.group);
     free(f.users);

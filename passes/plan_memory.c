@@ -7,8 +7,8 @@
  * overlaps it, so dead values' bytes are reused. A parameter's update (P.next) overwrites P
  * in place when nothing reads P after it: no updated copy of any weight is kept.
  *
- * The plan is derived data: it is attached to the graph (g->plan) and recomputed, the same,
- * from a dumped graph. */
+ * The plan is attached to the graph (g->plan) and printed with it (`memory`, `buffer` and
+ * `inplace` lines after the declarations); the verifier checks a plan however it was made. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +72,8 @@ ir_plan *plan_memory(ir_graph *g, int64_t batch)
         int32_t u = g->out[i].id, param = updated_param(g, g->out[i].name);
         if (param < 0 || !computed(&g->node[u]) || last[param] > u)
             continue; /* P is read after its update: the update needs a buffer of its own */
+        if (g->node[u].dtype != g->node[param].dtype || !ir_shape_eq(&g->node[u].shape, &g->node[param].shape))
+            continue; /* not a value P's buffer holds */
         p->inplace[u] = param;
     }
     int m = 0;

@@ -1,6 +1,7 @@
 /* Checkpoints in safetensors: an atomic writer and a strict reader with its own small JSON
  * parser for the one shape of header the format has. See checkpoint.h. */
 #define _POSIX_C_SOURCE 200809L /* fsync, fileno, strndup, O_DIRECTORY */
+#include "fail.h"
 #include "checkpoint.h"
 
 #include <errno.h>
@@ -22,16 +23,6 @@ static const int dtype_sizes[AG_DTYPE_COUNT] = {
 
 static bool dtype_ok(ag_dtype d) { return (unsigned)d < AG_DTYPE_COUNT; }
 static const char *dtype_name(ag_dtype d) { return dtype_ok(d) ? dtype_names[d] : "?"; }
-
-static bool fail(char *err, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (err && len)
-        vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-    return false;
-}
 
 /* The bytes of a tensor; dims are >= 0. -1 when that overflows int64. */
 static int64_t tensor_bytes(ag_dtype d, int rank, const int64_t *dims)
@@ -236,7 +227,7 @@ bool rt_ckpt_save(const char *path, const rt_ckpt_tensor *t, int nt, const rt_ck
                   char *err, size_t len)
 {
     if (nt < 0 || nmeta < 0 || (nt && !t) || (nmeta && !meta))
-        return fail(err, len, "%s: cannot write: bad arguments (%d tensors, %d metadata entries)", path, nt,
+        return rt_fail(err, len, "%s: cannot write: bad arguments (%d tensors, %d metadata entries)", path, nt,
                     nmeta);
 
     /* Refuse what would make a file that we (or the format) would not read back. */
@@ -244,40 +235,40 @@ bool rt_ckpt_save(const char *path, const rt_ckpt_tensor *t, int nt, const rt_ck
     for (int i = 0; i < nt; i++) {
         const rt_ckpt_tensor *x = &t[i];
         if (!x->name)
-            return fail(err, len, "%s: tensor %d has no name", path, i);
+            return rt_fail(err, len, "%s: tensor %d has no name", path, i);
         if (!utf8_ok(x->name))
-            return fail(err, len, "%s: tensor name %d is not valid UTF-8", path, i);
+            return rt_fail(err, len, "%s: tensor name %d is not valid UTF-8", path, i);
         if (!strcmp(x->name, "__metadata__"))
-            return fail(err, len, "%s: the tensor name __metadata__ is reserved by the format", path);
+            return rt_fail(err, len, "%s: the tensor name __metadata__ is reserved by the format", path);
         if (!dtype_ok(x->dtype))
-            return fail(err, len, "%s: tensor %s has an unknown dtype %d", path, x->name, (int)x->dtype);
+            return rt_fail(err, len, "%s: tensor %s has an unknown dtype %d", path, x->name, (int)x->dtype);
         if (x->rank < 0 || x->rank > 4)
-            return fail(err, len, "%s: tensor %s has rank %d, expected 0 to 4", path, x->name, x->rank);
+            return rt_fail(err, len, "%s: tensor %s has rank %d, expected 0 to 4", path, x->name, x->rank);
         for (int j = 0; j < x->rank; j++)
             if (x->dims[j] < 0)
-                return fail(err, len, "%s: tensor %s has dimension %lld, expected >= 0", path, x->name,
+                return rt_fail(err, len, "%s: tensor %s has dimension %lld, expected >= 0", path, x->name,
                             (long long)x->dims[j]);
         int64_t bytes = tensor_bytes(x->dtype, x->rank, x->dims);
         if (bytes < 0 || bytes > INT64_MAX - total)
-            return fail(err, len, "%s: tensor %s is too large", path, x->name);
+            return rt_fail(err, len, "%s: tensor %s is too large", path, x->name);
         if (bytes && !x->data)
-            return fail(err, len, "%s: tensor %s has no data", path, x->name);
+            return rt_fail(err, len, "%s: tensor %s has no data", path, x->name);
         total += bytes;
     }
     for (int i = 0; i < nmeta; i++) {
         if (!meta[i].key || !meta[i].value)
-            return fail(err, len, "%s: metadata entry %d has no %s", path, i, meta[i].key ? "value" : "key");
+            return rt_fail(err, len, "%s: metadata entry %d has no %s", path, i, meta[i].key ? "value" : "key");
         if (!utf8_ok(meta[i].key) || !utf8_ok(meta[i].value))
-            return fail(err, len, "%s: metadata entry %s is not valid UTF-8", path, meta[i].key);
+            return rt_fail(err, len, "%s: metadata entry %s is not valid UTF-8", path, meta[i].key);
     }
     int first = 0, dup = find_duplicate(t, nt, tensor_name, &first);
     if (dup >= 0)
-        return fail(err, len, "%s: tensor %s appears twice (tensors %d and %d)", path, t[dup].name, first,
+        return rt_fail(err, len, "%s: tensor %s appears twice (tensors %d and %d)", path, t[dup].name, first,
                     dup);
     if (dup == -1 && (dup = find_duplicate(meta, nmeta, meta_key, &first)) >= 0)
-        return fail(err, len, "%s: metadata key %s appears twice", path, meta[dup].key);
+        return rt_fail(err, len, "%s: metadata key %s appears twice", path, meta[dup].key);
     if (dup == -2)
-        return fail(err, len, "%s: cannot write: %s", path, strerror(ENOMEM));
+        return rt_fail(err, len, "%s: cannot write: %s", path, strerror(ENOMEM));
 
     /* The header, compact like the safetensors library's own. */
     sbuf h = {0};
@@ -320,7 +311,7 @@ bool rt_ckpt_save(const char *path, const rt_ckpt_tensor *t, int nt, const rt_ck
     char *tmp = malloc(tlen);
     if (h.oom || !tmp) {
         free(h.p), free(tmp);
-        return fail(err, len, "%s: cannot write: %s", path, strerror(ENOMEM));
+        return rt_fail(err, len, "%s: cannot write: %s", path, strerror(ENOMEM));
     }
     snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
 
@@ -360,7 +351,7 @@ out:
     free(h.p);
     free(tmp);
     if (e)
-        return fail(err, len, "%s: cannot write: %s", path, strerror(e));
+        return rt_fail(err, len, "%s: cannot write: %s", path, strerror(e));
     return true;
 }
 
@@ -824,38 +815,38 @@ bool rt_ckpt_load(const char *path, rt_ckpt *out, char *err, size_t len)
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
     if (!f)
-        return fail(err, len, "%s: cannot read: %s", path, strerror(errno));
+        return rt_fail(err, len, "%s: cannot read: %s", path, strerror(errno));
     struct stat st;
     unsigned char n8[8];
     int e = fstat(fileno(f), &st) ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
     if (e || !S_ISREG(st.st_mode)) {
         fclose(f);
-        return fail(err, len, "%s: cannot read: %s", path, e ? strerror(e) : "not a regular file");
+        return rt_fail(err, len, "%s: cannot read: %s", path, e ? strerror(e) : "not a regular file");
     }
     int64_t size = st.st_size;
     if (size < 8) {
         fclose(f);
-        return fail(err, len,
+        return rt_fail(err, len,
                     "%s: offset 0: the file has %lld bytes, expected at least 8 (the header length)", path,
                     (long long)size);
     }
     if (fread(n8, 1, 8, f) != 8) {
         fclose(f);
-        return fail(err, len, "%s: cannot read: %s", path, strerror(errno ? errno : EIO));
+        return rt_fail(err, len, "%s: cannot read: %s", path, strerror(errno ? errno : EIO));
     }
     uint64_t n = 0;
     for (int k = 0; k < 8; k++)
         n |= (uint64_t)n8[k] << 8 * k;
     if (n > RT_CKPT_MAX_HEADER) {
         fclose(f);
-        return fail(
+        return rt_fail(
             err, len,
             "%s: offset 0: header length %llu is over the limit of %d bytes (not a safetensors file?)", path,
             (unsigned long long)n, RT_CKPT_MAX_HEADER);
     }
     if (n > (uint64_t)size - 8) {
         fclose(f);
-        return fail(err, len,
+        return rt_fail(err, len,
                     "%s: offset %lld: the file ends inside the header (%llu bytes from offset 8), truncated?",
                     path, (long long)size, (unsigned long long)n);
     }
@@ -866,7 +857,7 @@ bool rt_ckpt_load(const char *path, rt_ckpt *out, char *err, size_t len)
     char *blob = (uint64_t)bufsize <= SIZE_MAX - n - 1 ? malloc((size_t)bufsize + n + 1) : NULL;
     bool ok = hdr && blob;
     if (!ok)
-        fail(err, len, "%s: cannot read: %s", path, strerror(ENOMEM));
+        rt_fail(err, len, "%s: cannot read: %s", path, strerror(ENOMEM));
     else { /* the header first: a bad one is reported without reading the buffer */
         bool io = fread(hdr, 1, n, f) != n;
         if (!io) {
@@ -875,7 +866,7 @@ bool rt_ckpt_load(const char *path, rt_ckpt *out, char *err, size_t len)
             io = ok && fread(blob, 1, (size_t)bufsize, f) != (size_t)bufsize;
         }
         if (io)
-            ok = fail(err, len, "%s: cannot read: %s", path,
+            ok = rt_fail(err, len, "%s: cannot read: %s", path,
                       ferror(f) ? strerror(errno ? errno : EIO) : "the file shrank while being read");
     }
     fclose(f);
@@ -940,14 +931,14 @@ bool rt_ckpt_read_into(const rt_ckpt *c, const char *path, const char *name, ag_
         return false;
     }
     if (t->dtype != dtype)
-        return fail(err, len, "%s: tensor %s has dtype %s, expected %s", path, name, dtype_name(t->dtype),
+        return rt_fail(err, len, "%s: tensor %s has dtype %s, expected %s", path, name, dtype_name(t->dtype),
                     dtype_name(dtype));
     bool same = t->rank == rank;
     for (int i = 0; same && i < rank; i++)
         same = t->dims[i] == dims[i];
     if (!same) {
         char a[128], b[128];
-        return fail(err, len, "%s: tensor %s has shape %s, expected %s", path, name,
+        return rt_fail(err, len, "%s: tensor %s has shape %s, expected %s", path, name,
                     fmt_shape(a, sizeof a, t->rank, t->dims),
                     fmt_shape(b, sizeof b, rank < 0 ? 0 : rank, dims));
     }

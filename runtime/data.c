@@ -1,4 +1,5 @@
 /* Training data: IDX and CSV loaders, synthetic data, shuffle and gather. See data.h. */
+#include "fail.h"
 #include "data.h"
 
 #include <assert.h>
@@ -12,16 +13,6 @@
 #include <zlib.h>
 
 #include "rng.h"
-
-static bool fail(char *err, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (err && len)
-        vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-    return false;
-}
 
 static size_t dtype_size(ag_dtype t)
 {
@@ -62,7 +53,7 @@ static bool idx_open(idx_file *f)
     errno = 0;
     f->gz = gzopen(f->path, "rb");
     if (!f->gz)
-        return fail(f->err, f->len, "%s: cannot open: %s", f->path, strerror(errno ? errno : ENOMEM));
+        return rt_fail(f->err, f->len, "%s: cannot open: %s", f->path, strerror(errno ? errno : ENOMEM));
     gzbuffer(f->gz, 1 << 17);
     return true;
 }
@@ -91,8 +82,8 @@ static bool short_read(idx_file *f, int64_t at, int64_t want, int64_t got, const
     int errnum;
     const char *m = gz_message(f, &errnum);
     if (errnum == Z_ERRNO)
-        return fail(f->err, f->len, "%s: offset %lld: cannot read: %s", f->path, (long long)(at + got), m);
-    return fail(f->err, f->len, "%s: offset %lld: truncated: expected %lld bytes of %s, found %lld%s%s%s",
+        return rt_fail(f->err, f->len, "%s: offset %lld: cannot read: %s", f->path, (long long)(at + got), m);
+    return rt_fail(f->err, f->len, "%s: offset %lld: truncated: expected %lld bytes of %s, found %lld%s%s%s",
                 f->path, (long long)at, (long long)want, what, (long long)got,
                 errnum != Z_OK ? " (gzip: " : "", errnum != Z_OK ? m : "", errnum != Z_OK ? ")" : "");
 }
@@ -108,7 +99,7 @@ static bool idx_header(idx_file *f, uint32_t magic, int ndims, const char *kind,
     if (got >= 4) {
         uint32_t m = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
         if (m != magic)
-            return fail(f->err, f->len, "%s: offset 0: bad magic 0x%08x, expected 0x%08x (%s)", f->path, m,
+            return rt_fail(f->err, f->len, "%s: offset 0: bad magic 0x%08x, expected 0x%08x (%s)", f->path, m,
                         magic, kind);
     }
     if (got < want) {
@@ -137,7 +128,7 @@ static bool idx_data(idx_file *f, int64_t want, const char *what, uint8_t **out)
             uint8_t *nb = realloc(buf, (size_t)ncap);
             if (!nb) {
                 free(buf);
-                return fail(f->err, f->len, "%s: offset %lld: out of memory for %lld bytes of %s", f->path,
+                return rt_fail(f->err, f->len, "%s: offset %lld: out of memory for %lld bytes of %s", f->path,
                             (long long)f->off, (long long)want, what);
             }
             buf = nb, cap = ncap;
@@ -166,12 +157,12 @@ static bool idx_end(idx_file *f, const char *after)
     while (extra < CHUNK && (r = gzread(f->gz, buf, sizeof buf)) > 0)
         extra += r;
     if (extra)
-        return fail(f->err, f->len, "%s: offset %lld: %lld%s trailing bytes after %s, expected end of file",
+        return rt_fail(f->err, f->len, "%s: offset %lld: %lld%s trailing bytes after %s, expected end of file",
                     f->path, (long long)f->off, (long long)extra, extra >= CHUNK ? " or more" : "", after);
     int errnum;
     const char *m = gz_message(f, &errnum);
     if (errnum != Z_OK)
-        return fail(f->err, f->len, "%s: offset %lld: %s%s", f->path, (long long)f->off,
+        return rt_fail(f->err, f->len, "%s: offset %lld: %s%s", f->path, (long long)f->off,
                     errnum == Z_ERRNO ? "cannot read: " : "gzip: ", m);
     return true;
 }
@@ -180,7 +171,7 @@ bool rt_load_idx(const char *images, const char *labels, int classes, rt_dataset
 {
     memset(out, 0, sizeof *out);
     if (classes < 1 || classes > 256)
-        return fail(err, len, "%s: %d classes, expected 1..256 (IDX labels are bytes)", labels, classes);
+        return rt_fail(err, len, "%s: %d classes, expected 1..256 (IDX labels are bytes)", labels, classes);
 
     idx_file fi = {images, NULL, 0, err, len}, fl = {labels, NULL, 0, err, len};
     uint32_t d[3], nl = 0;
@@ -193,12 +184,12 @@ bool rt_load_idx(const char *images, const char *labels, int classes, rt_dataset
         goto bad;
     for (int i = 0; i < 3; i++)
         if (d[i] == 0) {
-            fail(err, len, "%s: offset %d: 0 %s, expected at least 1", images, 4 + 4 * i, names[i]);
+            rt_fail(err, len, "%s: offset %d: 0 %s, expected at least 1", images, 4 + 4 * i, names[i]);
             goto bad;
         }
     uint64_t pixels = (uint64_t)d[1] * d[2]; /* < 2^64: both factors are below 2^32 */
     if (pixels > (uint64_t)RT_DATA_MAX_BYTES || d[0] > (uint64_t)RT_DATA_MAX_BYTES / pixels) {
-        fail(err, len, "%s: offset 4: %u x %u x %u images are over the %lld-byte limit", images, d[0], d[1],
+        rt_fail(err, len, "%s: offset 4: %u x %u x %u images are over the %lld-byte limit", images, d[0], d[1],
              d[2], (long long)RT_DATA_MAX_BYTES);
         goto bad;
     }
@@ -206,7 +197,7 @@ bool rt_load_idx(const char *images, const char *labels, int classes, rt_dataset
     if (!idx_open(&fl) || !idx_header(&fl, IDX_LABELS, 1, "IDX labels, u8, 1 dim", &nl))
         goto bad;
     if (nl != d[0]) {
-        fail(err, len, "%s: offset 4: %u labels, expected %u (the image count of %s)", labels, nl, d[0], images);
+        rt_fail(err, len, "%s: offset 4: %u labels, expected %u (the image count of %s)", labels, nl, d[0], images);
         goto bad;
     }
 
@@ -224,12 +215,12 @@ bool rt_load_idx(const char *images, const char *labels, int classes, rt_dataset
         goto bad;
     for (uint32_t i = 0; i < nl; i++)
         if (lab[i] >= classes) {
-            fail(err, len, "%s: offset %lld (label %u): label %d out of range 0..%d", labels, 8 + (long long)i, i,
+            rt_fail(err, len, "%s: offset %lld (label %u): label %d out of range 0..%d", labels, 8 + (long long)i, i,
                  lab[i], classes - 1);
             goto bad;
         }
     if (!(y = malloc((size_t)nl * sizeof *y))) {
-        fail(err, len, "%s: out of memory for %u labels", labels, nl);
+        rt_fail(err, len, "%s: out of memory for %u labels", labels, nl);
         goto bad;
     }
     for (uint32_t i = 0; i < nl; i++)
@@ -280,7 +271,7 @@ static char *slurp(const char *path, size_t *size, char *err, size_t len)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        fail(err, len, "%s: cannot open: %s", path, strerror(errno));
+        rt_fail(err, len, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
     char *buf = NULL;
@@ -290,7 +281,7 @@ static char *slurp(const char *path, size_t *size, char *err, size_t len)
             size_t ncap = cap ? 2 * cap : 65536;
             char *nb = realloc(buf, ncap);
             if (!nb) {
-                fail(err, len, "%s: out of memory after %zu bytes", path, n);
+                rt_fail(err, len, "%s: out of memory after %zu bytes", path, n);
                 goto bad;
             }
             buf = nb, cap = ncap;
@@ -298,12 +289,12 @@ static char *slurp(const char *path, size_t *size, char *err, size_t len)
         size_t r = fread(buf + n, 1, cap - n - 1, f);
         n += r;
         if ((int64_t)n > RT_DATA_MAX_BYTES) {
-            fail(err, len, "%s: over the %lld-byte limit", path, (long long)RT_DATA_MAX_BYTES);
+            rt_fail(err, len, "%s: over the %lld-byte limit", path, (long long)RT_DATA_MAX_BYTES);
             goto bad;
         }
         if (r == 0) {
             if (ferror(f)) {
-                fail(err, len, "%s: cannot read: %s", path, strerror(errno));
+                rt_fail(err, len, "%s: cannot read: %s", path, strerror(errno));
                 goto bad;
             }
             break;
@@ -358,7 +349,7 @@ bool rt_load_csv(const char *path, int64_t features, int64_t targets, int classe
 {
     memset(out, 0, sizeof *out);
     if (features < 1 || targets < 1 || features > (1 << 30) || targets > (1 << 30) || classes < 0)
-        return fail(err, len, "%s: %lld features, %lld targets, %d classes: expected 1..2^30 features and "
+        return rt_fail(err, len, "%s: %lld features, %lld targets, %d classes: expected 1..2^30 features and "
                     "targets, classes >= 0", path, (long long)features, (long long)targets, classes);
     int64_t cols = features + targets;
     char shape[96];
@@ -402,7 +393,7 @@ bool rt_load_csv(const char *path, int64_t features, int64_t targets, int classe
                 continue;
         }
         if (k != cols) {
-            fail(err, len, "%s:%lld: %lld field%s, expected %lld (%s)", path, (long long)line, (long long)k,
+            rt_fail(err, len, "%s:%lld: %lld field%s, expected %lld (%s)", path, (long long)line, (long long)k,
                  k == 1 ? "" : "s", (long long)cols, shape);
             goto bad;
         }
@@ -419,7 +410,7 @@ bool rt_load_csv(const char *path, int64_t features, int64_t targets, int classe
             else if (ny)
                 yf = ny;
             if (!nx || !ny) {
-                fail(err, len, "%s:%lld: out of memory for %lld rows", path, (long long)line, (long long)ncap);
+                rt_fail(err, len, "%s:%lld: out of memory for %lld rows", path, (long long)line, (long long)ncap);
                 goto bad;
             }
             cap = ncap;
@@ -432,13 +423,13 @@ bool rt_load_csv(const char *path, int64_t features, int64_t targets, int classe
             const char *dots = b - a > 40 ? "..." : "";
             if (j >= features && classes) {
                 if (r != NUM_OK || v != floor(v) || v < 0 || v >= classes) {
-                    fail(err, len, "%s:%lld:%lld: expected an integer class label in 0..%d, found '%.*s%s'", path,
+                    rt_fail(err, len, "%s:%lld:%lld: expected an integer class label in 0..%d, found '%.*s%s'", path,
                          (long long)line, (long long)j + 1, classes - 1, w, a, dots);
                     goto bad;
                 }
                 yi[n * targets + j - features] = (int32_t)v;
             } else if (r != NUM_OK) {
-                fail(err, len, "%s:%lld:%lld: expected a number%s, found '%.*s%s'", path, (long long)line,
+                rt_fail(err, len, "%s:%lld:%lld: expected a number%s, found '%.*s%s'", path, (long long)line,
                      (long long)j + 1, r == NUM_RANGE ? " within f32 range" : "", w, a, dots);
                 goto bad;
             } else if (j < features) {
@@ -450,7 +441,7 @@ bool rt_load_csv(const char *path, int64_t features, int64_t targets, int classe
         n++;
     }
     if (n == 0) {
-        fail(err, len, "%s: %s, expected rows of %lld numbers (%s)", path,
+        rt_fail(err, len, "%s: %s, expected rows of %lld numbers (%s)", path,
              header ? "only a header line" : "empty file", (long long)cols, shape);
         goto bad;
     }
@@ -475,16 +466,16 @@ bool rt_synthetic_linear(const double *w, int64_t nw, double b, int64_t n, doubl
 {
     memset(out, 0, sizeof *out);
     if (n < 1 || nw < 1)
-        return fail(err, len, "synthetic data: %lld samples of %lld features, expected at least 1 of each",
+        return rt_fail(err, len, "synthetic data: %lld samples of %lld features, expected at least 1 of each",
                     (long long)n, (long long)nw);
     if (n > RT_DATA_MAX_BYTES / 8 / (nw + 1))
-        return fail(err, len, "synthetic data: %lld x %lld is over the %lld-byte limit", (long long)n,
+        return rt_fail(err, len, "synthetic data: %lld x %lld is over the %lld-byte limit", (long long)n,
                     (long long)nw, (long long)RT_DATA_MAX_BYTES);
     double *r = malloc((size_t)(n * (nw + 1)) * sizeof *r); /* X's draws, then the noise's */
     float *x = malloc((size_t)(n * nw) * sizeof *x), *y = malloc((size_t)n * sizeof *y);
     if (!r || !x || !y) {
         free(r), free(x), free(y);
-        return fail(err, len, "synthetic data: out of memory for %lld x %lld", (long long)n, (long long)nw);
+        return rt_fail(err, len, "synthetic data: out of memory for %lld x %lld", (long long)n, (long long)nw);
     }
     rt_fill_normal_f64(r, n * (nw + 1), 0, 1, seed, stream);
     for (int64_t i = 0; i < n; i++) {

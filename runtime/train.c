@@ -5,19 +5,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "fail.h"
 #include "checkpoint.h"
 #include "train.h"
 
 #define SYNTHETIC_SEED 0x5EEDu /* the data stays put whatever --seed the run takes */
-
-static bool fail(char *err, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-    return false;
-}
 
 static double now(void)
 {
@@ -87,12 +79,12 @@ static bool load_synthetic(const char *spec, rt_dataset *train, rt_dataset *test
         else
             ok = false;
         if (!ok)
-            return fail(err, len, "data \"%s\": cannot read '%.*s' (expected w=LIST b=NUMBER train=COUNT [test=COUNT] "
+            return rt_fail(err, len, "data \"%s\": cannot read '%.*s' (expected w=LIST b=NUMBER train=COUNT [test=COUNT] "
                         "[noise=STD])", spec, (int)(end - p), p);
         p = end;
     }
     if (!have_w || !have_b || !ntrain)
-        return fail(err, len, "data \"%s\": needs w=, b= and train=", spec);
+        return rt_fail(err, len, "data \"%s\": needs w=, b= and train=", spec);
     truth->known = true;
     if (!rt_synthetic_linear(truth->w, truth->nw, truth->b, ntrain, noise, SYNTHETIC_SEED, 1, train, err, len))
         return false;
@@ -110,7 +102,7 @@ bool rt_load_data(const char *spec, int64_t features, int64_t targets, int class
     memset(test, 0, sizeof *test);
     memset(truth, 0, sizeof *truth);
     if (!spec || !*spec)
-        return fail(err, len, "no dataset: the model declares none, so give --data");
+        return rt_fail(err, len, "no dataset: the model declares none, so give --data");
     size_t n = strlen(spec);
     bool ok;
     if (strncmp(spec, "synthetic-linear", 16) == 0 && (spec[16] == ' ' || !spec[16]))
@@ -120,7 +112,7 @@ bool rt_load_data(const char *spec, int64_t features, int64_t targets, int class
         const char *comma = strchr(spec, ',');
         size_t k = comma ? (size_t)(comma - spec) : n;
         if (k >= sizeof first)
-            return fail(err, len, "data: path too long");
+            return rt_fail(err, len, "data: path too long");
         memcpy(first, spec, k);
         first[k] = 0;
         ok = rt_load_csv(first, features, targets, classes, train, err, len) &&
@@ -128,18 +120,18 @@ bool rt_load_data(const char *spec, int64_t features, int64_t targets, int class
     } else {
         const char *dir = strcmp(spec, "fashion-mnist") == 0 ? RT_FASHION_MNIST_DIR : spec;
         if (classes < 1)
-            return fail(err, len, "data %s: IDX files hold class labels, but the model's targets are not classes", spec);
+            return rt_fail(err, len, "data %s: IDX files hold class labels, but the model's targets are not classes", spec);
         ok = rt_load_mnist_dir(dir, true, classes, train, err, len) &&
              rt_load_mnist_dir(dir, false, classes, test, err, len);
     }
     if (ok && train->features != features)
-        ok = fail(err, len, "data %s: %lld values per sample, but the model's input takes %lld", spec,
+        ok = rt_fail(err, len, "data %s: %lld values per sample, but the model's input takes %lld", spec,
                   (long long)train->features, (long long)features);
     if (ok && train->targets != targets)
-        ok = fail(err, len, "data %s: %lld targets per sample, but the model takes %lld", spec,
+        ok = rt_fail(err, len, "data %s: %lld targets per sample, but the model takes %lld", spec,
                   (long long)train->targets, (long long)targets);
     if (ok && (train->classes > 0) != (classes > 0))
-        ok = fail(err, len, "data %s: %s, but the model's target is %s", spec,
+        ok = rt_fail(err, len, "data %s: %s, but the model's target is %s", spec,
                   train->classes ? "class labels" : "real-valued targets", classes ? "a class" : "real-valued");
     if (!ok) {
         rt_dataset_free(train);
@@ -175,7 +167,7 @@ bool rt_evaluate(const rt_model *m, const rt_dataset *d, int64_t batch, double *
                  size_t len)
 {
     void *x = NULL, *y = NULL;
-    bool ok = batch_buffers(d, batch, &x, &y) || fail(err, len, "out of memory");
+    bool ok = batch_buffers(d, batch, &x, &y) || rt_fail(err, len, "out of memory");
     double lsum = 0, msum[RT_MAX_METRICS] = {0};
     for (int64_t first = 0; ok && first < d->n; first += batch) {
         rt_batch b = {.n = d->n - first < batch ? d->n - first : batch, .x = x, .y = y};
@@ -201,7 +193,7 @@ bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *
 {
     int64_t *perm = malloc(sizeof *perm * (size_t)train->n);
     void *x = NULL, *y = NULL;
-    bool ok = (perm && batch_buffers(train, f->batch, &x, &y)) || fail(err, len, "out of memory");
+    bool ok = (perm && batch_buffers(train, f->batch, &x, &y)) || rt_fail(err, len, "out of memory");
     uint64_t step = 0;
     int64_t eval_batch = f->batch > 1000 ? f->batch : 1000;
     for (int64_t epoch = 1; ok && epoch <= f->epochs; epoch++) {
@@ -214,7 +206,7 @@ bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *
             gather_rows(train, first, b.n, perm, x, y);
             ok = m->train_step(m->ctx, &b, err, len);
             if (ok && !isfinite(b.loss))
-                ok = fail(err, len, "step %llu (epoch %lld): the loss is %g; stopping", (unsigned long long)step,
+                ok = rt_fail(err, len, "step %llu (epoch %lld): the loss is %g; stopping", (unsigned long long)step,
                           (long long)epoch, b.loss);
             lsum += b.loss * (double)b.n;
             for (int k = 0; k < m->nmetrics; k++)
@@ -255,7 +247,7 @@ bool rt_save_params(const rt_model *m, const char *path, int64_t epoch, uint32_t
 {
     rt_ckpt_tensor *t = calloc((size_t)(m->nparams ? m->nparams : 1), sizeof *t);
     if (!t)
-        return fail(err, len, "out of memory");
+        return rt_fail(err, len, "out of memory");
     for (int i = 0; i < m->nparams; i++) {
         t[i] = (rt_ckpt_tensor){m->params[i].name, AG_F32, m->params[i].rank, {0}, m->params[i].data};
         memcpy(t[i].dims, m->params[i].dims, sizeof t[i].dims);

@@ -107,7 +107,7 @@ static void write_subset(const char *dir, int64_t n)
 
 /* Each classifier learns on 4000 images in a few epochs, and the same seed gives the same
  * parameters, bit for bit. */
-Test(train, classifiers_learn_on_a_subset_and_repeat_exactly, .timeout = 300)
+Test(train, classifiers_learn_on_a_subset_and_repeat_exactly)
 {
     char dir[] = "/tmp/aotgrad-test-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));

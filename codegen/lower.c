@@ -1,0 +1,720 @@
+/* Lowering: a planned, fused graph to the kernel IR (codegen/kernel.h).
+ *
+ * Every top-level node is a fused group (a kernel node's body, or a plain node taken as a
+ * body of one). Its nodes are visited in order; elementwise nodes over one index space
+ * accumulate into the same loop as expressions, each operand either a value of that loop or
+ * a load from a materialized value (with stride 0 where it is broadcast). A node that is not
+ * elementwise, or is over another index space, closes the loop: the loop stores what later
+ * nodes or the group's outputs still need. Reductions close their loop with accumulating
+ * stores; matmuls become sgemm calls (the SGD update of a weight gradient as sgemm's alpha
+ * and beta); row ops become runtime calls. Materialized values are views: a buffer, an
+ * offset and strides, so reshape, transpose, slice and broadcast_to cost nothing.
+ *
+ * Values live where the memory plan put them; values inside a group that must be
+ * materialized get scratch bytes after the plan's arena. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fail.h"
+#include "lower.h"
+
+#define ALIGN 64
+
+typedef struct view {
+    int32_t buffer; /* -1: not materialized */
+    int64_t offset; /* elements */
+    int64_t stride[IR_MAX_RANK]; /* elements, as k + n*N */
+    int64_t nstride[IR_MAX_RANK];
+    ir_shape shape;
+} view;
+
+typedef struct lowering {
+    const ir_graph *g;
+    const ir_plan *plan;
+    cg_program *p;
+    int cap_steps, cap_buffers;
+    int64_t scratch, scratch_max; /* bytes after the plan's arena */
+    int32_t *outer;               /* per node of g: its buffer (its value's home) */
+    bool training;                /* dropout on; off, it is the identity */
+    char *err;
+    size_t len;
+    bool failed;
+} lowering;
+
+/* ---- buffers and steps ---- */
+
+static int32_t add_buffer(lowering *L, cg_buffer b)
+{
+    if (L->p->nbuffers == L->cap_buffers) {
+        L->cap_buffers = L->cap_buffers ? 2 * L->cap_buffers : 32;
+        L->p->buffers = realloc(L->p->buffers, sizeof *L->p->buffers * (size_t)L->cap_buffers);
+    }
+    L->p->buffers[L->p->nbuffers] = b;
+    return L->p->nbuffers++;
+}
+
+static cg_step *add_step(lowering *L, cg_step_kind kind, int32_t node)
+{
+    if (L->p->nsteps == L->cap_steps) {
+        L->cap_steps = L->cap_steps ? 2 * L->cap_steps : 32;
+        L->p->steps = realloc(L->p->steps, sizeof *L->p->steps * (size_t)L->cap_steps);
+    }
+    cg_step *s = &L->p->steps[L->p->nsteps++];
+    memset(s, 0, sizeof *s);
+    s->kind = kind;
+    s->node = node;
+    return s;
+}
+
+static int64_t bytes_at(const ir_shape *s, ag_dtype t, int64_t batch)
+{
+    return ir_numel(s, batch) * (int64_t)ir_dtype_size(t);
+}
+
+/* A contiguous view of a buffer holding a value of shape s. */
+static view contiguous(int32_t buffer, const ir_shape *s)
+{
+    view v = {buffer, 0, {0}, {0}, *s};
+    int64_t k = 1, n = 0; /* the running stride, k + n*N */
+    for (int i = s->rank - 1; i >= 0; i--) {
+        v.stride[i] = k, v.nstride[i] = n;
+        if (s->dim[i] == AG_N) {
+            if (n) /* N twice in one shape is ruled out by the shape rules */
+                abort();
+            n = k, k = 0;
+        } else
+            k *= s->dim[i], n *= s->dim[i];
+    }
+    return v;
+}
+
+static int32_t scratch_buffer(lowering *L, const ir_shape *s, ag_dtype t)
+{
+    int64_t bytes = (bytes_at(s, t, L->plan->batch) + ALIGN - 1) / ALIGN * ALIGN;
+    int32_t b = add_buffer(L, (cg_buffer){CG_ARENA, 0, {L->plan->arena + L->scratch, 0}, t});
+    L->scratch += bytes;
+    if (L->scratch > L->scratch_max)
+        L->scratch_max = L->scratch;
+    return b;
+}
+
+/* ---- loops ---- */
+
+typedef struct group {
+    const ir_graph *body;
+    view *val;      /* per body node: its materialized view */
+    int32_t *expr;  /* per body node: its expression in the open loop, -1 */
+    bool *is_output;
+    int32_t *users_left; /* readers not yet lowered */
+    int32_t *home;  /* per body node: the outer buffer it must end in, -1 */
+    cg_step *loop;  /* the open loop, or NULL */
+    ir_shape space;
+    int32_t node;   /* the top-level node, for the steps */
+} group;
+
+static int32_t loop_load(group *G, const view *v)
+{
+    cg_loop *l = &G->loop->loop;
+    int r = G->space.rank;
+    cg_access a = {v->buffer, {v->offset, 0}, {{0}}};
+    for (int i = 0; i < r; i++) {
+        int j = i - (r - v->shape.rank);
+        if (j >= 0 && v->shape.dim[j] == G->space.dim[i])
+            a.stride[i] = (cg_dim){v->stride[j], v->nstride[j]};
+    }
+    for (int k = 0; k < l->nloads; k++)
+        if (memcmp(&l->load[k], &a, sizeof a) == 0)
+            return k;
+    if (l->nloads == CG_MAX_LOADS)
+        abort();
+    l->load[l->nloads] = a;
+    return l->nloads++;
+}
+
+static int32_t loop_expr(group *G, cg_expr e)
+{
+    cg_loop *l = &G->loop->loop;
+    if (l->nexprs == CG_MAX_EXPRS)
+        abort();
+    l->expr[l->nexprs] = e;
+    return l->nexprs++;
+}
+
+static void open_loop(lowering *L, group *G, const ir_shape *space)
+{
+    G->loop = add_step(L, CG_LOOP, G->node);
+    G->space = *space;
+    cg_loop *l = &G->loop->loop;
+    l->rank = space->rank;
+    for (int i = 0; i < space->rank; i++)
+        l->extent[i] = space->dim[i] == AG_N ? (cg_dim){0, 1} : (cg_dim){space->dim[i], 0};
+}
+
+/* Store expression e of the open loop into view v (which has the loop's shape, or the
+ * reduced shape with reduced axes dropped or kept as 1). */
+static void loop_store(group *G, int32_t e, const view *v, uint8_t reduce)
+{
+    cg_loop *l = &G->loop->loop;
+    cg_store st = {e, {v->buffer, {v->offset, 0}, {{0}}}};
+    for (int i = 0, j = 0; i < G->space.rank; i++) {
+        bool reduced = reduce >> i & 1;
+        if (reduced && v->shape.rank < G->space.rank)
+            continue; /* dropped: stride 0 */
+        if (!reduced)
+            st.at.stride[i] = (cg_dim){v->stride[j], v->nstride[j]};
+        j++;
+    }
+    if (l->nstores == CG_MAX_STORES)
+        abort();
+    l->store[l->nstores++] = st;
+}
+
+/* The buffer a body value ends in: its outer home, or scratch. */
+static view home_of(lowering *L, group *G, int32_t b)
+{
+    const ir_node *n = &G->body->node[b];
+    int32_t buf = G->home[b] >= 0 ? G->home[b] : scratch_buffer(L, &n->shape, n->dtype);
+    return contiguous(buf, &n->shape);
+}
+
+/* Close the open loop: values still needed store to where they live. */
+static void close_loop(lowering *L, group *G)
+{
+    if (!G->loop)
+        return;
+    for (int32_t b = 0; b < G->body->n; b++) {
+        if (G->expr[b] < 0)
+            continue;
+        if (G->users_left[b] > 0 || G->is_output[b]) {
+            G->val[b] = home_of(L, G, b);
+            loop_store(G, G->expr[b], &G->val[b], 0);
+        }
+        G->expr[b] = -1;
+    }
+    if (G->loop->loop.nstores == 0) /* nothing left to store: the loop is dead */
+        L->p->nsteps--;
+    G->loop = NULL;
+}
+
+/* An operand of a loop node as an expression. */
+static int32_t operand_expr(lowering *L, group *G, int32_t b, ag_dtype want)
+{
+    (void)L, (void)want;
+    const ir_node *n = &G->body->node[b];
+    if (G->expr[b] >= 0)
+        return G->expr[b];
+    if (n->op == IR_const)
+        return loop_expr(G, (cg_expr){.kind = CG_E_CONST, .dtype = n->dtype, .value = n->attr.value});
+    return loop_expr(G, (cg_expr){.kind = CG_E_LOAD, .dtype = n->dtype, .load = loop_load(G, &G->val[b])});
+}
+
+static void lower_elementwise(lowering *L, group *G, int32_t b)
+{
+    const ir_node *n = &G->body->node[b];
+    if (G->loop && (!ir_shape_eq(&G->space, &n->shape) || G->loop->loop.reduce))
+        close_loop(L, G);
+    if (!G->loop)
+        open_loop(L, G, &n->shape);
+    cg_expr e = {.kind = CG_E_OP, .dtype = n->dtype, .op = n->op, .a = -1, .b = -1, .c = -1};
+    int32_t *slot[3] = {&e.a, &e.b, &e.c};
+    for (int k = 0; k < n->nin; k++)
+        *slot[k] = operand_expr(L, G, n->in[k], G->body->node[n->in[k]].dtype);
+    if (n->op == IR_one_hot) { /* label == the class index */
+        int32_t idx = loop_expr(G, (cg_expr){.kind = CG_E_INDEX, .dtype = AG_I32, .axis = n->shape.rank - 1});
+        int32_t eq = loop_expr(G, (cg_expr){.kind = CG_E_OP, .dtype = AG_BOOL, .op = IR_eq, .a = e.a, .b = idx, .c = -1});
+        e = (cg_expr){.kind = CG_E_OP, .dtype = AG_F32, .op = IR_cast, .a = eq, .b = -1, .c = -1};
+    }
+    G->expr[b] = loop_expr(G, e);
+}
+
+/* Materialize body value b if it is pending in the open loop (its readers need a buffer). */
+static const view *need_view(lowering *L, group *G, int32_t b)
+{
+    if (G->val[b].buffer < 0)
+        close_loop(L, G);
+    if (G->val[b].buffer < 0) { /* a constant: fill a scratch scalar */
+        const ir_node *n = &G->body->node[b];
+        G->val[b] = home_of(L, G, b);
+        open_loop(L, G, &n->shape);
+        int32_t e = loop_expr(G, (cg_expr){.kind = CG_E_CONST, .dtype = n->dtype, .value = n->attr.value});
+        loop_store(G, e, &G->val[b], 0);
+        G->loop = NULL;
+    }
+    return &G->val[b];
+}
+
+static void lower_reduce(lowering *L, group *G, int32_t b)
+{
+    const ir_node *n = &G->body->node[b];
+    int32_t x = n->in[0];
+    const ir_shape *xs = &G->body->node[x].shape;
+    if (G->expr[x] < 0 || !G->loop || !ir_shape_eq(&G->space, xs) || G->loop->loop.reduce) {
+        const view *v = need_view(L, G, x);
+        view copy = *v;
+        close_loop(L, G);
+        open_loop(L, G, xs);
+        G->expr[x] = loop_expr(G, (cg_expr){.kind = CG_E_LOAD, .dtype = n->dtype, .load = loop_load(G, &copy)});
+    }
+    /* the loop's other pending values are stored by close_loop below; the sum stores now */
+    G->val[b] = home_of(L, G, b);
+    G->loop->loop.reduce = n->attr.axes;
+    G->loop->loop.combine = n->op == IR_max ? IR_max : IR_sum;
+    loop_store(G, G->expr[x], &G->val[b], n->attr.axes);
+    G->expr[x] = G->users_left[x] > 1 || G->is_output[x] ? G->expr[x] : -1;
+    close_loop(L, G);
+    if (n->op != IR_mean)
+        return;
+    /* mean: the sum times 1/count, the batch's share of the count from a sum of ones */
+    double count = 1;
+    bool batch = false;
+    for (int i = 0; i < xs->rank; i++)
+        if (n->attr.axes >> i & 1) {
+            if (xs->dim[i] == AG_N)
+                batch = true;
+            else
+                count *= (double)xs->dim[i];
+        }
+    view sum = G->val[b];
+    int32_t nbuf = -1;
+    if (batch) { /* N as f32: a sum of ones over [N] */
+        ir_shape one = {0, {0}}, ns = {1, {AG_N}};
+        nbuf = scratch_buffer(L, &one, AG_F32);
+        open_loop(L, G, &ns);
+        G->loop->loop.reduce = 1;
+        G->loop->loop.combine = IR_sum;
+        int32_t e = loop_expr(G, (cg_expr){.kind = CG_E_CONST, .dtype = AG_F32, .value = 1});
+        view nv = contiguous(nbuf, &one);
+        loop_store(G, e, &nv, 1);
+        G->loop = NULL;
+    }
+    open_loop(L, G, &n->shape);
+    int32_t s = loop_expr(G, (cg_expr){.kind = CG_E_LOAD, .dtype = AG_F32, .load = loop_load(G, &sum)});
+    int32_t c = loop_expr(G, (cg_expr){.kind = CG_E_CONST, .dtype = AG_F32, .value = (double)(float)count});
+    int32_t m = loop_expr(G, (cg_expr){.kind = CG_E_OP, .dtype = AG_F32, .op = IR_div, .a = s, .b = c, .c = -1});
+    if (batch) {
+        view nv = contiguous(nbuf, &(ir_shape){0, {0}});
+        int32_t nl = loop_expr(G, (cg_expr){.kind = CG_E_LOAD, .dtype = AG_F32, .load = loop_load(G, &nv)});
+        m = loop_expr(G, (cg_expr){.kind = CG_E_OP, .dtype = AG_F32, .op = IR_div, .a = m, .b = nl, .c = -1});
+    }
+    loop_store(G, m, &G->val[b], 0);
+    G->loop = NULL;
+}
+
+/* A layout op on a materialized value: a new view, no copy. */
+static bool lower_view(lowering *L, group *G, int32_t b)
+{
+    const ir_node *n = &G->body->node[b];
+    if (n->op == IR_concat)
+        return false;
+    view v = *need_view(L, G, n->in[0]), r = v;
+    r.shape = n->shape;
+    switch (n->op) {
+    case IR_reshape: {
+        view c = contiguous(v.buffer, &v.shape);
+        if (memcmp(c.stride, v.stride, sizeof c.stride) || memcmp(c.nstride, v.nstride, sizeof c.nstride))
+            return false; /* not contiguous: copy it */
+        r = contiguous(v.buffer, &n->shape);
+        r.offset = v.offset;
+        break;
+    }
+    case IR_transpose:
+        for (int k = 0; k < n->shape.rank; k++)
+            r.stride[k] = v.stride[n->attr.perm[k]], r.nstride[k] = v.nstride[n->attr.perm[k]];
+        break;
+    case IR_slice:
+        if (v.nstride[n->attr.axis])
+            return false;
+        r.offset = v.offset + n->attr.start * v.stride[n->attr.axis];
+        break;
+    case IR_broadcast_to: {
+        int lead = n->shape.rank - v.shape.rank;
+        for (int k = 0; k < n->shape.rank; k++) {
+            int j = k - lead;
+            bool kept = j >= 0 && v.shape.dim[j] == n->shape.dim[k];
+            r.stride[k] = kept ? v.stride[j] : 0;
+            r.nstride[k] = kept ? v.nstride[j] : 0;
+        }
+        break;
+    }
+    default:
+        return false;
+    }
+    G->val[b] = r;
+    return true;
+}
+
+/* Copy a view into the value's own buffer (a layout op that is not a view, or an output
+ * that is one). */
+static void copy_into(lowering *L, group *G, const view *from, view *to, const ir_shape *shape, ag_dtype t)
+{
+    (void)L;
+    open_loop(L, G, shape);
+    int32_t e = loop_expr(G, (cg_expr){.kind = CG_E_LOAD, .dtype = t, .load = loop_load(G, from)});
+    loop_store(G, e, to, 0);
+    G->loop = NULL;
+}
+
+static void lower_concat(lowering *L, group *G, int32_t b)
+{
+    const ir_node *n = &G->body->node[b];
+    view out = home_of(L, G, b);
+    int64_t at = 0;
+    for (int k = 0; k < n->nin; k++) {
+        view part = *need_view(L, G, n->in[k]);
+        view dst = out;
+        dst.offset += at * out.stride[n->attr.axis];
+        dst.shape = part.shape;
+        copy_into(L, G, &part, &dst, &part.shape, n->dtype);
+        at += part.shape.dim[n->attr.axis];
+    }
+    G->val[b] = out;
+}
+
+static cg_access access_of(const view *v) { return (cg_access){v->buffer, {v->offset, 0}, {{0}}}; }
+
+static bool is_contiguous(const view *v)
+{
+    view c = contiguous(v->buffer, &v->shape);
+    return !memcmp(c.stride, v->stride, sizeof c.stride) && !memcmp(c.nstride, v->nstride, sizeof c.nstride);
+}
+
+static view contiguous_view(lowering *L, group *G, int32_t b)
+{
+    view v = *need_view(L, G, b);
+    if (is_contiguous(&v))
+        return v;
+    const ir_node *n = &G->body->node[b];
+    view c = contiguous(scratch_buffer(L, &n->shape, n->dtype), &n->shape);
+    copy_into(L, G, &v, &c, &n->shape, n->dtype);
+    return c;
+}
+
+/* rows, len, inner around an axis of a shape, affine in N */
+static void around(const ir_shape *s, int axis, cg_dim *outer, cg_dim *len, cg_dim *inner)
+{
+    cg_dim d[3] = {{1, 0}, {1, 0}, {1, 0}};
+    for (int i = 0; i < s->rank; i++) {
+        cg_dim *x = &d[i < axis ? 0 : i == axis ? 1 : 2];
+        if (s->dim[i] == AG_N)
+            *x = (cg_dim){0, x->k};
+        else
+            *x = (cg_dim){x->k * s->dim[i], x->n * s->dim[i]};
+    }
+    *outer = d[0], *len = d[1], *inner = d[2];
+}
+
+static void lower_call(lowering *L, group *G, int32_t b)
+{
+    const ir_node *n = &G->body->node[b];
+    view in[3];
+    for (int k = 0; k < n->nin; k++)
+        in[k] = contiguous_view(L, G, n->in[k]);
+    close_loop(L, G);
+    G->val[b] = home_of(L, G, b);
+    cg_step *s = add_step(L, CG_CALL, G->node);
+    cg_call *c = &s->call;
+    c->op = n->op;
+    for (int k = 0; k < n->nin; k++)
+        c->arg[c->nargs++] = access_of(&in[k]);
+    c->arg[c->nargs++] = access_of(&G->val[b]);
+    const ir_shape *xs = &G->body->node[n->in[0]].shape;
+    int axis = n->op == IR_softmax_ce || n->op == IR_softmax_ce_grad ? 1 : n->op == IR_dropout ? 0 : n->attr.axis;
+    around(xs, n->op == IR_dropout ? xs->rank - 1 : axis, &c->rows, &c->len, &c->inner);
+    if (n->op == IR_dropout) {
+        c->p = n->attr.value;
+        c->site = n->attr.site;
+    }
+}
+
+/* The SGD update riding on a weight gradient's matmul: the group is
+ *     sub(W, mul(lr, add(matmul, mul(wd, W))))   (or without the decay term)
+ * and its value overwrites W: sgemm with C = W, alpha = -lr, beta = 1 - lr*wd. */
+static bool sgd_epilogue(const ir_graph *body, int32_t mm, int32_t *w, int32_t *lr, int32_t *wd)
+{
+    const ir_node *o = &body->node[body->out[0].id];
+    if (body->nout != 1 || o->op != IR_sub)
+        return false;
+    const ir_node *m = &body->node[o->in[1]];
+    if (m->op != IR_mul)
+        return false;
+    *w = o->in[0];
+    *lr = m->in[0];
+    const ir_node *a = &body->node[m->in[1]];
+    *wd = -1;
+    if (m->in[1] == mm)
+        return body->node[*lr].shape.rank == 0;
+    if (a->op != IR_add || a->in[0] != mm)
+        return false;
+    const ir_node *d = &body->node[a->in[1]];
+    if (d->op != IR_mul || d->in[1] != *w)
+        return false;
+    *wd = d->in[0];
+    return body->node[*lr].shape.rank == 0 && body->node[*wd].shape.rank == 0;
+}
+
+static void lower_matmul(lowering *L, group *G, int32_t b, int32_t top)
+{
+    const ir_node *n = &G->body->node[b];
+    view a = contiguous_view(L, G, n->in[0]), bv = contiguous_view(L, G, n->in[1]);
+    close_loop(L, G);
+    const ir_shape *sa = &a.shape, *sb = &bv.shape;
+    cg_dim dm = {1, 0}, dn = {1, 0}, dk;
+    int64_t da0 = sa->dim[n->attr.ta ? 1 : 0], dk0 = sa->dim[sa->rank == 2 ? (n->attr.ta ? 0 : 1) : 0];
+    int64_t dn0 = sb->rank == 2 ? sb->dim[n->attr.tb ? 0 : 1] : 1;
+    if (sa->rank == 2)
+        dm = da0 == AG_N ? (cg_dim){0, 1} : (cg_dim){da0, 0};
+    dk = dk0 == AG_N ? (cg_dim){0, 1} : (cg_dim){dk0, 0};
+    if (sb->rank == 2)
+        dn = dn0 == AG_N ? (cg_dim){0, 1} : (cg_dim){dn0, 0};
+    cg_step *s = add_step(L, CG_GEMM, G->node);
+    cg_gemm *gm = &s->gemm;
+    gm->ta = n->attr.ta;
+    gm->tb = n->attr.tb;
+    gm->m = dm, gm->n = dn, gm->k = dk;
+    gm->a = access_of(&a);
+    gm->b = access_of(&bv);
+    int32_t w, lr, wd;
+    const ir_node *t = &L->g->node[top];
+    bool inplace = L->plan->inplace[top] >= 0 && G->body->nout == 1 && sgd_epilogue(G->body, b, &w, &lr, &wd);
+    if (inplace) { /* C = W: its value is the update; alpha = -lr, beta = 1 - lr*wd */
+        view wv = *need_view(L, G, w), lrv = *need_view(L, G, lr);
+        gm->c = access_of(&wv);
+        gm->load[gm->nloads++] = access_of(&lrv);
+        int32_t l = gm->nexprs++;
+        gm->expr[l] = (cg_expr){.kind = CG_E_LOAD, .dtype = AG_F32, .load = 0};
+        gm->alpha = gm->nexprs++;
+        gm->expr[gm->alpha] = (cg_expr){.kind = CG_E_OP, .dtype = AG_F32, .op = IR_neg, .a = l, .b = -1, .c = -1};
+        int32_t one = gm->nexprs++;
+        gm->expr[one] = (cg_expr){.kind = CG_E_CONST, .dtype = AG_F32, .value = 1};
+        gm->beta = one;
+        if (wd >= 0) {
+            view wdv = *need_view(L, G, wd);
+            gm->load[gm->nloads++] = access_of(&wdv);
+            int32_t d = gm->nexprs++;
+            gm->expr[d] = (cg_expr){.kind = CG_E_LOAD, .dtype = AG_F32, .load = 1};
+            int32_t p = gm->nexprs++;
+            gm->expr[p] = (cg_expr){.kind = CG_E_OP, .dtype = AG_F32, .op = IR_mul, .a = l, .b = d, .c = -1};
+            gm->beta = gm->nexprs++;
+            gm->expr[gm->beta] = (cg_expr){.kind = CG_E_OP, .dtype = AG_F32, .op = IR_sub, .a = one, .b = p, .c = -1};
+        }
+        /* every other node of the group is folded into alpha and beta */
+        for (int32_t i = 0; i < G->body->n; i++)
+            G->users_left[i] = 0;
+        G->val[G->body->out[0].id] = wv;
+        G->is_output[G->body->out[0].id] = false; /* in place already */
+        (void)t;
+        return;
+    }
+    G->val[b] = home_of(L, G, b);
+    gm->c = access_of(&G->val[b]);
+    int32_t one = gm->nexprs++, zero = gm->nexprs++;
+    gm->expr[one] = (cg_expr){.kind = CG_E_CONST, .dtype = AG_F32, .value = 1};
+    gm->expr[zero] = (cg_expr){.kind = CG_E_CONST, .dtype = AG_F32, .value = 0};
+    gm->alpha = one, gm->beta = zero;
+}
+
+static void done_with(group *G, int32_t b)
+{
+    const ir_node *n = &G->body->node[b];
+    for (int k = 0; k < n->nin; k++)
+        G->users_left[n->in[k]]--;
+}
+
+/* Lowers one fused group: body over the outer values `operands`; the body's output k ends
+ * in outer buffer homes[k]. */
+static void lower_group(lowering *L, int32_t top, const ir_graph *body, const int32_t *operands, const int32_t *homes)
+{
+    group G = {body, calloc((size_t)body->n, sizeof(view)), malloc(sizeof(int32_t) * (size_t)body->n),
+               calloc((size_t)body->n, sizeof(bool)), calloc((size_t)body->n, sizeof(int32_t)),
+               malloc(sizeof(int32_t) * (size_t)body->n), NULL, {0, {0}}, top};
+    for (int32_t i = 0, k = 0; i < body->n; i++) {
+        G.expr[i] = -1;
+        G.home[i] = -1;
+        G.val[i].buffer = -1;
+        for (int j = 0; j < body->node[i].nin; j++)
+            G.users_left[body->node[i].in[j]]++;
+        if (body->node[i].op == IR_input)
+            G.val[i] = contiguous(L->outer[operands[k++]], &body->node[i].shape);
+    }
+    for (int k = 0; k < body->nout; k++) {
+        G.is_output[body->out[k].id] = true;
+        G.home[body->out[k].id] = homes[k];
+    }
+    L->scratch = 0;
+    for (int32_t b = 0; b < body->n && !L->failed; b++) {
+        const ir_node *n = &body->node[b];
+        switch (ir_ops[n->op].kind) {
+        case IR_K_SOURCE:
+            break;
+        case IR_K_ELEMENTWISE:
+        case IR_K_INDEX:
+            lower_elementwise(L, &G, b);
+            break;
+        case IR_K_REDUCE:
+            if (n->op == IR_argmax)
+                lower_call(L, &G, b);
+            else
+                lower_reduce(L, &G, b);
+            break;
+        case IR_K_MATMUL:
+            lower_matmul(L, &G, b, top);
+            break;
+        case IR_K_LAYOUT:
+            if (n->op == IR_concat)
+                lower_concat(L, &G, b);
+            else if (!lower_view(L, &G, b)) {
+                view from = *need_view(L, &G, n->in[0]);
+                if (n->op == IR_reshape) {
+                    view c = contiguous_view(L, &G, n->in[0]);
+                    G.val[b] = contiguous(c.buffer, &n->shape);
+                    G.val[b].offset = c.offset;
+                } else {
+                    G.val[b] = home_of(L, &G, b);
+                    copy_into(L, &G, &from, &G.val[b], &n->shape, n->dtype);
+                }
+            }
+            break;
+        case IR_K_RANDOM:
+            if (!L->training) { /* evaluation: dropout is the identity, a view of its operand */
+                G.val[b] = *need_view(L, &G, n->in[0]);
+                break;
+            }
+            lower_call(L, &G, b);
+            break;
+        case IR_K_ROW:
+        case IR_K_SCAN:
+            lower_call(L, &G, b);
+            break;
+        default:
+            L->failed = !rt_fail(L->err, L->len, "lower: %s cannot be lowered inside a kernel", ir_ops[n->op].name);
+        }
+        done_with(&G, b);
+    }
+    close_loop(L, &G);
+    /* outputs that are views of other buffers are copied home */
+    for (int k = 0; k < body->nout && !L->failed; k++) {
+        int32_t b = body->out[k].id;
+        if (!G.is_output[b] || G.val[b].buffer == homes[k])
+            continue;
+        view to = contiguous(homes[k], &body->node[b].shape);
+        copy_into(L, &G, &G.val[b], &to, &body->node[b].shape, body->node[b].dtype);
+    }
+    free(G.val);
+    free(G.expr);
+    free(G.is_output);
+    free(G.users_left);
+    free(G.home);
+}
+
+cg_program *cg_lower(const ir_graph *g, bool training, char *err, size_t len)
+{
+    if (!g->plan) {
+        rt_fail(err, len, "lower: %s has no memory plan (run the pipeline through plan_memory)", g->name);
+        return NULL;
+    }
+    cg_program *p = calloc(1, sizeof *p);
+    lowering L = {g, g->plan, p, 0, 0, 0, 0, malloc(sizeof(int32_t) * (size_t)g->n), training, err, len, false};
+    p->name = g->name;
+    p->params = calloc((size_t)g->n + 1, sizeof *p->params);
+    p->input_node = calloc((size_t)g->n + 1, sizeof *p->input_node);
+    int32_t inputs = 0;
+    for (int32_t i = 0; i < g->n; i++) {
+        const ir_node *n = &g->node[i];
+        L.outer[i] = -1;
+        if (n->op == IR_param) {
+            int64_t bytes = bytes_at(&n->shape, n->dtype, 1);
+            p->params[p->nparams++] = (cg_param){n->attr.name, i, p->param_bytes, bytes};
+            L.outer[i] = add_buffer(&L, (cg_buffer){CG_PARAMS, 0, {p->param_bytes, 0}, n->dtype});
+            p->param_bytes += (bytes + ALIGN - 1) / ALIGN * ALIGN;
+        } else if (n->op == IR_input) {
+            p->input_node[inputs] = i;
+            L.outer[i] = add_buffer(&L, (cg_buffer){CG_INPUT, inputs++, {0, 0}, n->dtype});
+        }
+    }
+    p->ninputs = inputs;
+    for (int32_t i = 0; i < g->n && !L.failed; i++) {
+        const ir_node *n = &g->node[i];
+        if (ir_ops[n->op].kind == IR_K_SOURCE)
+            continue;
+        if (g->plan->inplace[i] >= 0)
+            L.outer[i] = L.outer[g->plan->inplace[i]];
+        else if (n->op == IR_const || g->plan->offset[i] < 0) {
+            L.failed = !rt_fail(err, len, "lower: node %d (%s) has no place in the memory plan", i, ir_ops[n->op].name);
+            break;
+        } else
+            L.outer[i] = add_buffer(&L, (cg_buffer){CG_ARENA, 0, {g->plan->offset[i], 0}, n->dtype});
+    }
+    for (int32_t i = 0; i < g->n && !L.failed; i++) {
+        const ir_node *n = &g->node[i];
+        if (ir_ops[n->op].kind == IR_K_SOURCE)
+            continue;
+        if (n->op != IR_kernel) { /* a plain node: a body of one, over its operands */
+            ir_graph *b = ir_graph_new("node");
+            int32_t *map = malloc(sizeof *map * (size_t)g->n), ops[8];
+            int nops = 0;
+            for (int k = 0; k < n->nin; k++) {
+                const ir_node *o = &g->node[n->in[k]];
+                ir_node in = ir_node_make(o->op == IR_const ? IR_const : IR_input, 0, NULL);
+                in.dtype = o->dtype;
+                in.shape = o->shape;
+                in.attr.value = o->attr.value;
+                char name[16];
+                snprintf(name, sizeof name, "p%d", k);
+                in.attr.name = o->op == IR_const ? NULL : ir_strdup(b, name);
+                map[n->in[k]] = ir_intern(b, &in);
+                if (o->op != IR_const)
+                    ops[nops++] = n->in[k];
+            }
+            int32_t id = ir_copy_node(b, g, i, map);
+            ir_add_output(b, "o0", id);
+            lower_group(&L, i, b, ops, &L.outer[i]);
+            free(map);
+            ir_graph_free(b);
+            continue;
+        }
+        /* siblings: the body runs once, at its first node, for all its outputs */
+        bool first = true;
+        for (int32_t j = 0; j < i && first; j++)
+            first = !(g->node[j].op == IR_kernel && g->node[j].attr.kernel == n->attr.kernel);
+        if (!first)
+            continue;
+        const ir_graph *body = g->kernels[n->attr.kernel];
+        int32_t *homes = malloc(sizeof *homes * (size_t)body->nout);
+        for (int k = 0; k < body->nout; k++) {
+            homes[k] = -1;
+            for (int32_t j = i; j < g->n; j++)
+                if (g->node[j].op == IR_kernel && g->node[j].attr.kernel == n->attr.kernel &&
+                    g->node[j].attr.output == k)
+                    homes[k] = L.outer[j];
+            if (homes[k] < 0) /* an output nobody reads: scratch */
+                homes[k] = scratch_buffer(&L, &body->node[body->out[k].id].shape, body->node[body->out[k].id].dtype);
+        }
+        lower_group(&L, i, body, n->in, homes);
+        free(homes);
+    }
+    p->arena_bytes = (cg_dim){g->plan->arena + L.scratch_max, 0};
+    p->max_batch = g->plan->batch;
+    p->noutputs = g->nout;
+    p->output_buffer = malloc(sizeof *p->output_buffer * (size_t)(g->nout ? g->nout : 1));
+    for (int k = 0; k < g->nout; k++)
+        p->output_buffer[k] = L.outer[g->out[k].id];
+    free(L.outer);
+    if (L.failed) {
+        cg_program_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void cg_program_free(cg_program *p)
+{
+    if (!p)
+        return;
+    free(p->buffers);
+    free(p->steps);
+    free(p->output_buffer);
+    free(p->params);
+    free(p->input_node);
+    free(p);
+}

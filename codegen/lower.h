@@ -1,0 +1,18 @@
+/* Lowering a planned, fused graph to the kernel IR, and running the kernel IR with plain C
+ * loops (the reference the generated backends are compared with). */
+#ifndef AG_CODEGEN_LOWER_H
+#define AG_CODEGEN_LOWER_H
+
+#include <stddef.h>
+
+#include "kernel.h"
+
+/* g after the whole pipeline (it needs g->plan); training: dropout on (the train step),
+ * else dropout is the identity (evaluation). NULL with a message on failure. */
+cg_program *cg_lower(const ir_graph *g, bool training, char *err, size_t len);
+void cg_program_free(cg_program *p);
+
+/* Runs p with plain C loops (codegen/exec.c): the kernel IR's meaning, step by step. */
+void cg_exec(const cg_program *p, const cg_args *a);
+
+#endif

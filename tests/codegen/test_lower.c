@@ -1,0 +1,110 @@
+/* Lowering: every model's train step and eval graph, lowered to the kernel IR and run with
+ * the C executor, gives the interpreter's outputs (f32 mode) within 1e-5 norm-wise; the
+ * dropout model's masks are the same bits, so its parameters agree too. */
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bind.h"
+#include "interp.h"
+#include "load.h"
+#include "lower.h"
+#include "passes.h"
+
+static double rel_error(const ir_tensor *a, const float *b, ag_dtype t)
+{
+    double d = 0, s = 0;
+    for (int64_t i = 0, n = ir_tensor_numel(a); i < n; i++) {
+        double x = ir_tensor_get(a, i);
+        double y = t == AG_F32 ? b[i] : t == AG_I32 ? ((const int32_t *)b)[i] : ((const uint8_t *)b)[i];
+        d += (x - y) * (x - y);
+        s += x * x;
+    }
+    return d == 0 ? 0 : sqrt(d) / fmax(sqrt(s), 1e-30);
+}
+
+static void check(const char *model, bool train, int64_t batch)
+{
+    char path[512], err[1024];
+    snprintf(path, sizeof path, AG_SOURCE_DIR "/models/%s.c", model);
+    ir_graph *m = fe_load(path, getenv("AOTGRAD_INCLUDE"), NULL);
+    cr_assert_not_null(m);
+    ir_graph *g = pass_run(m, train, NULL, NULL, NULL, err, sizeof err);
+    cr_assert_not_null(g, "%s", err);
+    cg_program *p = cg_lower(g, train, err, sizeof err);
+    cr_assert_not_null(p, "%s: %s", model, err);
+
+    ir_tensor **bound = fe_bind_random(g, batch, 9, false);
+    for (int32_t i = 0; i < g->n; i++)
+        if (bound[i] && g->node[i].op == IR_input && g->node[i].shape.rank == 0)
+            ir_tensor_set(bound[i], 0, strcmp(g->node[i].attr.name, "lr") == 0 ? 0.1 : 0.01);
+    /* the program's memory, parameters copied in, inputs pointed at */
+    int64_t arena = p->arena_bytes.k + p->arena_bytes.n * batch;
+    char *mem = calloc(1, (size_t)arena + 64), *params = calloc(1, (size_t)p->param_bytes + 64);
+    for (int k = 0; k < p->nparams; k++)
+        memcpy(params + p->params[k].offset, bound[p->params[k].node]->data, (size_t)p->params[k].bytes);
+    void *inputs[16];
+    for (int k = 0; k < p->ninputs; k++)
+        inputs[k] = bound[p->input_node[k]]->data;
+    ir_tensor outs[32];
+    ir_run run = {.f64 = false, .batch = batch, .seed = 4, .step = 2, .training = train};
+    cr_assert(ir_interp(g, &run, (const ir_tensor *const *)bound, outs, err, sizeof err), "%s", err);
+    cg_args args = {mem, params, inputs, NULL, batch, 4, 2, NULL};
+    if (!train) { /* the eval graph runs with dropout off: the program has no dropout step then */
+        for (int i = 0; i < p->nsteps; i++)
+            cr_assert(p->steps[i].kind != CG_CALL || p->steps[i].call.op != IR_dropout);
+    }
+    cg_exec(p, &args);
+    for (int k = 0; k < g->nout; k++) {
+        const cg_buffer *b = &p->buffers[p->output_buffer[k]];
+        cr_assert(b->region == CG_ARENA || b->region == CG_PARAMS, "output %s is not in the arena", g->out[k].name);
+        const char *base = b->region == CG_ARENA ? mem : params;
+        double e = rel_error(&outs[k], (const float *)(base + b->offset.k + b->offset.n * batch), b->dtype);
+        cr_expect(e <= 1e-5, "%s %s, batch %lld: output %s differs by %g", model, train ? "train" : "eval",
+                  (long long)batch, g->out[k].name, e);
+        ir_tensor_free(&outs[k]);
+    }
+    free(mem);
+    free(params);
+    fe_bind_free(g, bound);
+    cg_program_free(p);
+    ir_graph_free(g);
+    ir_graph_free(m);
+}
+
+Test(lower, every_model_runs_as_the_interpreter)
+{
+    const char *models[] = {"linreg", "softmax", "mlp", "mlp_dropout", "weight_decay"};
+    for (size_t i = 0; i < sizeof models / sizeof *models; i++)
+        for (int train = 1; train >= 0; train--)
+            for (int64_t batch = 1; batch <= 256; batch = batch == 1 ? 7 : batch == 7 ? 256 : 512)
+                if (batch <= (strcmp(models[i], "linreg") == 0 ? 10 : strcmp(models[i], "weight_decay") == 0 ? 5 : 256))
+                    check(models[i], train, batch);
+}
+
+/* The MLP step's weight updates are sgemm's alpha and beta over W itself. */
+Test(lower, sgd_rides_on_the_weight_gradient)
+{
+    char err[1024];
+    ir_graph *m = fe_load(AG_SOURCE_DIR "/models/mlp.c", getenv("AOTGRAD_INCLUDE"), NULL);
+    ir_graph *g = pass_run(m, true, NULL, NULL, NULL, err, sizeof err);
+    cg_program *p = cg_lower(g, true, err, sizeof err);
+    cr_assert_not_null(p, "%s", err);
+    int gemms = 0, into_params = 0, loops = 0, calls = 0;
+    for (int i = 0; i < p->nsteps; i++) {
+        const cg_step *s = &p->steps[i];
+        gemms += s->kind == CG_GEMM;
+        into_params += s->kind == CG_GEMM && p->buffers[s->gemm.c.buffer].region == CG_PARAMS;
+        loops += s->kind == CG_LOOP;
+        calls += s->kind == CG_CALL;
+    }
+    cr_log_info("mlp train step: %d gemms (%d in place into parameters), %d loops, %d calls", gemms, into_params,
+                loops, calls);
+    cr_expect_eq(gemms, 5);
+    cr_expect_eq(into_params, 2, "W1 and W2 updated by sgemm in place");
+    cg_program_free(p);
+    ir_graph_free(g);
+    ir_graph_free(m);
+}
