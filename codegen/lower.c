@@ -249,7 +249,12 @@ static void lower_reduce(lowering *L, group *G, int32_t b)
     const ir_node *n = &G->body->node[b];
     int32_t x = n->in[0];
     const ir_shape *xs = &G->body->node[x].shape;
-    if (G->expr[x] < 0 || !G->loop || !ir_shape_eq(&G->space, xs) || G->loop->loop.reduce) {
+    /* a reducing loop holds only the reduction's stores: values of the loop that later
+     * nodes need are stored by a loop of their own first */
+    bool others = false;
+    for (int32_t v = 0; v < G->body->n && G->loop; v++)
+        others |= G->expr[v] >= 0 && (G->is_output[v] || G->users_left[v] > (v == x ? 1 : 0));
+    if (others || G->expr[x] < 0 || !G->loop || !ir_shape_eq(&G->space, xs) || G->loop->loop.reduce) {
         const view *v = need_view(L, G, x);
         view copy = *v;
         close_loop(L, G);
@@ -261,8 +266,9 @@ static void lower_reduce(lowering *L, group *G, int32_t b)
     G->loop->loop.reduce = n->attr.axes;
     G->loop->loop.combine = n->op == IR_max ? IR_max : IR_sum;
     loop_store(G, G->expr[x], &G->val[b], n->attr.axes);
-    G->expr[x] = G->users_left[x] > 1 || G->is_output[x] ? G->expr[x] : -1;
-    close_loop(L, G);
+    for (int32_t v = 0; v < G->body->n; v++) /* all consumed by the reduction */
+        G->expr[v] = -1;
+    G->loop = NULL;
     if (n->op != IR_mean)
         return;
     /* mean: the sum times 1/count, the batch's share of the count from a sum of ones */

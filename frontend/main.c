@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bind.h"
+#include "build.h"
 #include "interp.h"
 #include "ir.h"
 #include "load.h"
@@ -342,6 +343,63 @@ static int cmd_run(int argc, char **argv)
     return rc;
 }
 
+/* ---- aotgrad build ---- */
+
+static bool parse_emit(const char *list, unsigned *emit)
+{
+    static const struct {
+        const char *name;
+        unsigned flag;
+    } kinds[] = {{"obj", FE_EMIT_OBJ}, {"h", FE_EMIT_H}, {"ll", FE_EMIT_LL}, {"s", FE_EMIT_S}, {"ir", FE_EMIT_IR}};
+    *emit = 0;
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        size_t k = 0;
+        while (k < sizeof kinds / sizeof *kinds && !(strlen(kinds[k].name) == n && !strncmp(kinds[k].name, p, n)))
+            k++;
+        if (k == sizeof kinds / sizeof *kinds)
+            return false;
+        *emit |= kinds[k].flag;
+        p += n + (p[n] == ',');
+    }
+    return *emit != 0;
+}
+
+static int cmd_build(int argc, char **argv)
+{
+    const char *path = NULL, *settings[64];
+    int nset = 0;
+    fe_build_opts o = {.emit = FE_EMIT_OBJ | FE_EMIT_H, .settings = settings};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--time") == 0)
+            o.time = true;
+        else if ((strcmp(a, "-o") == 0 || strcmp(a, "--emit") == 0 || strcmp(a, "--set") == 0) && i + 1 == argc)
+            return usage_error("%s needs a value", a);
+        else if (strcmp(a, "-o") == 0)
+            o.out = argv[++i];
+        else if (strcmp(a, "--emit") == 0) {
+            if (!parse_emit(argv[++i], &o.emit))
+                return usage_error("--emit takes a list of obj, h, ll, s, ir, not '%s'", argv[i]);
+        } else if (strcmp(a, "--set") == 0) {
+            if (!strchr(argv[i + 1], '=') || nset == 63)
+                return usage_error("--set takes NAME=VALUE, not '%s'", argv[i + 1]);
+            settings[nset++] = argv[++i];
+        } else if (a[0] == '-')
+            return usage_error("unknown option '%s'", a);
+        else if (path)
+            return usage_error("one model at a time; extra argument '%s'", a);
+        else
+            path = a;
+    }
+    settings[nset] = NULL;
+    if (!path)
+        return usage_error("%s", "which model? aotgrad build MODEL.c|FILE.ir -o OUT");
+    if (!o.out)
+        return usage_error("%s", "where to? -o OUT (OUT.o, OUT.h, ... are written)");
+    return fe_build(path, &o);
+}
+
 /* ---- aotgrad ops ---- */
 
 static int cmd_ops(int argc, char **argv)
@@ -376,6 +434,17 @@ static const command commands[] = {
      "  --dot             Graphviz DOT instead of text IR; kernels as boxes of their ops\n"
      "  --memory          the memory plan of the train step and of inference\n"
      "  --set NAME=VALUE  set a model option (ag_option), e.g. --set act=tanh\n"},
+    {"build", cmd_build, "compile a model with the LLVM backend: object file and header",
+     "usage: aotgrad build MODEL.c|FILE.ir -o OUT [--emit LIST] [--time] [--set NAME=VALUE]...\n\n"
+     "Takes the model (or a dumped .ir of any stage) through the pipeline, lowers its train step\n"
+     "and forward pass to loops, sgemm calls and runtime routines, and compiles them with LLVM\n"
+     "for this machine's CPU into OUT_train_step and OUT_forward entry points.\n\n"
+     "  -o OUT        the output path without extension\n"
+     "  --emit LIST   comma-separated, of: obj (OUT.o), h (OUT.h, for a C caller: sizes,\n"
+     "                parameter layout, entry points), ll (LLVM IR), s (assembly), ir (the\n"
+     "                final text IR); default obj,h\n"
+     "  --time        print where the build's time went\n"
+     "  --set NAME=VALUE  a model option\n"},
     {"passes", cmd_passes, "list the passes of the pipeline, in order",
      "usage: aotgrad passes\n\n"
      "Lists the pipeline's passes in the order they run, and which pipeline runs each: the\n"

@@ -154,7 +154,7 @@ struct ag_graph {
     int32_t nout, outcap;
     int32_t next_site;    /* the next dropout site number */
     ir_train *train;      /* what the model declares about its training, or NULL */
-    ir_plan *plan;        /* the memory plan, once plan_memory ran (derived: not printed) */
+    ir_plan *plan;        /* the memory plan, once plan_memory ran (printed after the declarations) */
     /* Fused groups' bodies: graphs whose inputs (in order) take a kernel node's operands
      * and whose outputs the kernel nodes pick from. A body has no params and no kernels. */
     struct ag_graph **kernels;

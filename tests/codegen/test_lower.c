@@ -1,6 +1,8 @@
-/* Lowering: every model's train step and eval graph, lowered to the kernel IR and run with
- * the C executor, gives the interpreter's outputs (f32 mode) within 1e-5 norm-wise; the
- * dropout model's masks are the same bits, so its parameters agree too. */
+/* Lowering and the LLVM backend: every model's train step and eval graph, lowered to the
+ * kernel IR and run with the C executor, and compiled by LLVM and run through the JIT, give
+ * the interpreter's outputs (f32 mode) within 1e-5 norm-wise: loss, metrics, predictions and
+ * every updated parameter; the dropout model's masks are the same bits, or its parameters
+ * would not agree. */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <math.h>
@@ -8,10 +10,12 @@
 #include <string.h>
 
 #include "bind.h"
+#include "emit.h"
 #include "interp.h"
 #include "load.h"
 #include "lower.h"
 #include "passes.h"
+#include "target.h"
 
 static double rel_error(const ir_tensor *a, const float *b, ag_dtype t)
 {
@@ -25,7 +29,29 @@ static double rel_error(const ir_tensor *a, const float *b, ag_dtype t)
     return d == 0 ? 0 : sqrt(d) / fmax(sqrt(s), 1e-30);
 }
 
-static void check(const char *model, bool train, int64_t batch)
+typedef enum runner { C_EXEC, LLVM_JIT } runner;
+
+/* Runs p through the JIT: compiled for this CPU with the O3 pipeline, as aotgrad build does. */
+static void run_jit(const cg_program *p, const cg_args *args)
+{
+    char err[1024];
+    cg_target *t = cg_target_host(err, sizeof err);
+    cr_assert_not_null(t, "%s", err);
+    cg_jit *j = cg_jit_new(err, sizeof err);
+    cr_assert_not_null(j, "%s", err);
+    LLVMModuleRef m = cg_emit_module(p, cg_jit_context(j), t, err, sizeof err);
+    cr_assert_not_null(m, "%s", err);
+    cr_assert(cg_optimize(t, m, err, sizeof err), "%s", err);
+    cr_assert(cg_jit_add(j, m, err, sizeof err), "%s", err);
+    void (*entry)(const cg_args *);
+    *(void **)&entry = cg_jit_lookup(j, p->name, err, sizeof err);
+    cr_assert_not_null(entry, "%s", err);
+    entry(args);
+    cg_jit_free(j);
+    cg_target_free(t);
+}
+
+static void check(const char *model, bool train, int64_t batch, runner r)
 {
     char path[512], err[1024];
     snprintf(path, sizeof path, AG_SOURCE_DIR "/models/%s.c", model);
@@ -56,14 +82,17 @@ static void check(const char *model, bool train, int64_t batch)
         for (int i = 0; i < p->nsteps; i++)
             cr_assert(p->steps[i].kind != CG_CALL || p->steps[i].call.op != IR_dropout);
     }
-    cg_exec(p, &args);
+    if (r == C_EXEC)
+        cg_exec(p, &args);
+    else
+        run_jit(p, &args);
     for (int k = 0; k < g->nout; k++) {
         const cg_buffer *b = &p->buffers[p->output_buffer[k]];
         cr_assert(b->region == CG_ARENA || b->region == CG_PARAMS, "output %s is not in the arena", g->out[k].name);
         const char *base = b->region == CG_ARENA ? mem : params;
         double e = rel_error(&outs[k], (const float *)(base + b->offset.k + b->offset.n * batch), b->dtype);
-        cr_expect(e <= 1e-5, "%s %s, batch %lld: output %s differs by %g", model, train ? "train" : "eval",
-                  (long long)batch, g->out[k].name, e);
+        cr_expect(e <= 1e-5, "%s %s %s, batch %lld: output %s differs by %g", r == C_EXEC ? "C" : "LLVM", model,
+                  train ? "train" : "eval", (long long)batch, g->out[k].name, e);
         ir_tensor_free(&outs[k]);
     }
     free(mem);
@@ -74,15 +103,19 @@ static void check(const char *model, bool train, int64_t batch)
     ir_graph_free(m);
 }
 
-Test(lower, every_model_runs_as_the_interpreter)
+static void every_model(runner r)
 {
     const char *models[] = {"linreg", "softmax", "mlp", "mlp_dropout", "weight_decay"};
     for (size_t i = 0; i < sizeof models / sizeof *models; i++)
         for (int train = 1; train >= 0; train--)
             for (int64_t batch = 1; batch <= 256; batch = batch == 1 ? 7 : batch == 7 ? 256 : 512)
                 if (batch <= (strcmp(models[i], "linreg") == 0 ? 10 : strcmp(models[i], "weight_decay") == 0 ? 5 : 256))
-                    check(models[i], train, batch);
+                    check(models[i], train, batch, r);
 }
+
+Test(lower, every_model_runs_as_the_interpreter) { every_model(C_EXEC); }
+
+Test(llvm, every_model_s_step_through_generated_code) { every_model(LLVM_JIT); }
 
 /* The MLP step's weight updates are sgemm's alpha and beta over W itself. */
 Test(lower, sgd_rides_on_the_weight_gradient)

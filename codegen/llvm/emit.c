@@ -1,0 +1,837 @@
+/* The LLVM backend's code for a cg_program (see emit.h).
+ *
+ * Elementwise ops are built from the op table: the S_ macros of ir/scalar.h are defined here
+ * as builder calls over a compute type (float or double), and IR_OPS's EW rows expand into
+ * one builder function per op (ew_NAME), so a new elementwise row needs no change here.
+ */
+#include <assert.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <llvm-c/Core.h>
+
+#include "emit.h"
+
+/* ---- the emitter's state ---- */
+
+typedef struct em {
+    LLVMContextRef c;
+    LLVMModuleRef m;
+    LLVMBuilderRef b;
+    LLVMTypeRef f32, f64, i1, i8, i32, i64, ptr, vd;
+    LLVMTypeRef T; /* the compute type of the op being built: f32 or f64 */
+    const cg_program *p;
+    char *err;
+    size_t len;
+    bool failed;
+} em;
+
+static void fail(em *E, const char *fmt, ...)
+{
+    if (E->failed)
+        return;
+    E->failed = true;
+    va_list ap;
+    va_start(ap, fmt);
+    if (E->err && E->len)
+        vsnprintf(E->err, E->len, fmt, ap);
+    va_end(ap);
+}
+
+static const char *op_name(ir_op op)
+{
+    static const char *const names[] = {
+#define NAME_EW(name, ...) #name,
+#define NAME_OP(name, ...) #name,
+        IR_OPS(NAME_EW, NAME_OP)
+#undef NAME_EW
+#undef NAME_OP
+    };
+    return (unsigned)op < IR_OP_COUNT ? names[op] : "?";
+}
+
+/* ---- types and conversions, as ir_tensor_get / ir_tensor_set ---- */
+
+/* the type of a value of dtype t in registers: bool is i1 */
+static LLVMTypeRef val_type(em *E, ag_dtype t)
+{
+    switch (t) {
+    case AG_F32: return E->f32;
+    case AG_F64: return E->f64;
+    case AG_I32: return E->i32;
+    case AG_U8: return E->i8;
+    case AG_BOOL: return E->i1;
+    default: return NULL;
+    }
+}
+
+/* the type of an element in memory: bool is one byte */
+static LLVMTypeRef mem_type(em *E, ag_dtype t) { return t == AG_BOOL ? E->i8 : val_type(E, t); }
+static int64_t mem_size(ag_dtype t) { return t == AG_F64 ? 8 : t == AG_F32 || t == AG_I32 ? 4 : 1; }
+static bool is_fp(ag_dtype t) { return t == AG_F32 || t == AG_F64; }
+
+static LLVMValueRef intrinsic(em *E, const char *name, LLVMTypeRef *over, int nover, LLVMValueRef *args, int nargs)
+{
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    assert(id && "intrinsic missing from LLVM");
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(E->m, id, over, (size_t)nover);
+    LLVMTypeRef ty = LLVMIntrinsicGetType(E->c, id, over, (size_t)nover);
+    return LLVMBuildCall2(E->b, ty, fn, args, (unsigned)nargs, "");
+}
+
+/* v, a value of dtype from, as dtype to (F64 standing for the compute type double) */
+static LLVMValueRef convert(em *E, LLVMValueRef v, ag_dtype from, ag_dtype to)
+{
+    if (from == to)
+        return v;
+    /* a double that was widened from f32, i32, u8 or bool holds that value exactly: convert
+     * from the narrow one (fptosi.sat(fpext x) is fptosi.sat(x), and vectors stay twice as
+     * wide) */
+    if (from == AG_F64 && to != AG_F32 && LLVMIsAInstruction(v)) {
+        LLVMOpcode o = LLVMGetInstructionOpcode(v);
+        LLVMValueRef x = LLVMGetOperand(v, 0);
+        LLVMTypeRef xt = LLVMTypeOf(x);
+        if (o == LLVMFPExt && xt == E->f32)
+            return convert(E, x, AG_F32, to);
+        if (o == LLVMSIToFP && xt == E->i32)
+            return convert(E, x, AG_I32, to);
+        if (o == LLVMUIToFP && (xt == E->i8 || xt == E->i1))
+            return convert(E, x, xt == E->i8 ? AG_U8 : AG_BOOL, to);
+    }
+    LLVMTypeRef T = val_type(E, to);
+    if (is_fp(to)) {
+        if (is_fp(from))
+            return to == AG_F64 ? LLVMBuildFPExt(E->b, v, T, "") : LLVMBuildFPTrunc(E->b, v, T, "");
+        return from == AG_I32 ? LLVMBuildSIToFP(E->b, v, T, "") : LLVMBuildUIToFP(E->b, v, T, "");
+    }
+    if (to == AG_BOOL)
+        return is_fp(from) ? LLVMBuildFCmp(E->b, LLVMRealUNE, v, LLVMConstReal(LLVMTypeOf(v), 0), "")
+                           : LLVMBuildICmp(E->b, LLVMIntNE, v, LLVMConstInt(LLVMTypeOf(v), 0, 0), "");
+    if (is_fp(from)) { /* NaN -> 0, truncate toward zero, saturate: the .sat conversions */
+        LLVMTypeRef over[] = {T, LLVMTypeOf(v)};
+        return intrinsic(E, to == AG_I32 ? "llvm.fptosi.sat" : "llvm.fptoui.sat", over, 2, &v, 1);
+    }
+    if (from == AG_BOOL || (from == AG_U8 && to == AG_I32))
+        return LLVMBuildZExt(E->b, v, T, "");
+    if (from == AG_I32 && to == AG_U8) { /* clamp to [0, 255] */
+        LLVMValueRef lo = LLVMBuildSelect(E->b, LLVMBuildICmp(E->b, LLVMIntSLT, v, LLVMConstInt(E->i32, 0, 0), ""),
+                                          LLVMConstInt(E->i32, 0, 0), v, "");
+        LLVMValueRef hi = LLVMBuildSelect(E->b, LLVMBuildICmp(E->b, LLVMIntSGT, lo, LLVMConstInt(E->i32, 255, 0), ""),
+                                          LLVMConstInt(E->i32, 255, 0), lo, "");
+        return LLVMBuildTrunc(E->b, hi, E->i8, "");
+    }
+    fail(E, "no conversion from %s to %s", ir_dtype_name(from), ir_dtype_name(to));
+    return LLVMGetUndef(T);
+}
+
+/* a constant of dtype t holding v as ir_tensor_set stores it */
+static LLVMValueRef constant(em *E, double v, ag_dtype t)
+{
+    if (is_fp(t))
+        return LLVMConstReal(val_type(E, t), t == AG_F32 ? (double)(float)v : v);
+    switch (t) {
+    case AG_I32:
+        return LLVMConstInt(E->i32, (unsigned long long)(int64_t)(v != v ? 0 : v <= -2147483648.0 ? INT32_MIN
+                                                                     : v >= 2147483647.0         ? INT32_MAX
+                                                                                                 : (int32_t)v),
+                            1);
+    case AG_U8: return LLVMConstInt(E->i8, v != v || v <= 0 ? 0 : v >= 255 ? 255 : (unsigned)v, 0);
+    case AG_BOOL: return LLVMConstInt(E->i1, v != 0, 0);
+    default: fail(E, "constant of dtype %d", (int)t); return LLVMConstInt(E->i32, 0, 0);
+    }
+}
+
+/* ---- the op table's scalar forms as builder calls ---- */
+
+static LLVMValueRef s_k(em *E, double v) { return LLVMConstReal(E->T, v); }
+static LLVMValueRef s_un(em *E, const char *intr, LLVMValueRef x)
+{
+    return intrinsic(E, intr, &E->T, 1, &x, 1);
+}
+static LLVMValueRef s_pow(em *E, LLVMValueRef x, LLVMValueRef y)
+{
+    LLVMValueRef args[] = {x, y};
+    return intrinsic(E, "llvm.pow", &E->T, 1, args, 2);
+}
+/* comparisons give 1 or 0 in the compute type, as (S_T)(x < y) */
+static LLVMValueRef s_cmp(em *E, LLVMRealPredicate pr, LLVMValueRef x, LLVMValueRef y)
+{
+    return LLVMBuildUIToFP(E->b, LLVMBuildFCmp(E->b, pr, x, y, ""), E->T, "");
+}
+/* (c) != 0 ? x : y; NaN != 0 holds, as in C */
+static LLVMValueRef s_sel(em *E, LLVMValueRef c, LLVMValueRef x, LLVMValueRef y)
+{
+    return LLVMBuildSelect(E->b, LLVMBuildFCmp(E->b, LLVMRealUNE, c, LLVMConstReal(E->T, 0), ""), x, y, "");
+}
+
+#define S_K(v) s_k(E, (double)(v))
+#define S_ADD(x, y) LLVMBuildFAdd(E->b, x, y, "")
+#define S_SUB(x, y) LLVMBuildFSub(E->b, x, y, "")
+#define S_MUL(x, y) LLVMBuildFMul(E->b, x, y, "")
+#define S_DIV(x, y) LLVMBuildFDiv(E->b, x, y, "")
+#define S_POW(x, y) s_pow(E, x, y)
+#define S_NEG(x) LLVMBuildFNeg(E->b, x, "")
+#define S_EXP(x) s_un(E, "llvm.exp", x)
+#define S_LOG(x) s_un(E, "llvm.log", x)
+#define S_ABS(x) s_un(E, "llvm.fabs", x)
+#define S_SQRT(x) s_un(E, "llvm.sqrt", x)
+#define S_TANH(x) s_un(E, "llvm.tanh", x)
+#define S_LT(x, y) s_cmp(E, LLVMRealOLT, x, y)
+#define S_LE(x, y) s_cmp(E, LLVMRealOLE, x, y)
+#define S_GT(x, y) s_cmp(E, LLVMRealOGT, x, y)
+#define S_GE(x, y) s_cmp(E, LLVMRealOGE, x, y)
+#define S_EQ(x, y) s_cmp(E, LLVMRealOEQ, x, y)
+#define S_NE(x, y) s_cmp(E, LLVMRealUNE, x, y)
+#define S_SEL(c, x, y) s_sel(E, c, x, y)
+
+typedef LLVMValueRef ew_builder(em *E, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c);
+#define EW_BUILD(name, arity, scalar, ...)                                                     \
+    static LLVMValueRef ew_##name(em *E, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c)       \
+    {                                                                                          \
+        (void)E, (void)a, (void)b, (void)c;                                                    \
+        return scalar;                                                                         \
+    }
+#define EW_SKIP(...)
+IR_OPS(EW_BUILD, EW_SKIP)
+#define EW_ENTRY(name, arity, ...) [IR_##name] = {ew_##name, arity},
+static const struct {
+    ew_builder *build;
+    int arity;
+} ew_table[IR_OP_COUNT] = {IR_OPS(EW_ENTRY, EW_SKIP)};
+
+/* ---- expressions ---- */
+
+/* Where an expression's inputs come from: loads (built by the caller) and loop indices. */
+typedef struct body {
+    const cg_expr *expr;
+    int nexprs;
+    LLVMValueRef *val;  /* per expression */
+    LLVMValueRef *load; /* per load: the loaded element, in its buffer's dtype */
+    ag_dtype *load_dtype;
+    LLVMValueRef *index; /* per axis, i64; NULL where none */
+    int rank;
+} body;
+
+static bool eval_exprs(em *E, body *B)
+{
+    for (int e = 0; e < B->nexprs && !E->failed; e++) {
+        const cg_expr *x = &B->expr[e];
+        LLVMValueRef v = NULL;
+        if (!val_type(E, x->dtype) || x->dtype == AG_F64) {
+            fail(E, "expression %d: bad dtype %d", e, (int)x->dtype);
+            break;
+        }
+        switch (x->kind) {
+        case CG_E_LOAD:
+            if (!B->load || x->load < 0 || !B->load[x->load]) {
+                fail(E, "expression %d: load %d does not exist", e, (int)x->load);
+                break;
+            }
+            v = convert(E, B->load[x->load], B->load_dtype[x->load], x->dtype);
+            break;
+        case CG_E_CONST: v = constant(E, x->value, x->dtype); break;
+        case CG_E_INDEX: {
+            if (!B->index || x->axis < 0 || x->axis >= B->rank) {
+                fail(E, "expression %d: index of axis %d outside the loop", e, (int)x->axis);
+                break;
+            }
+            LLVMValueRef i = B->index[x->axis];
+            if (x->dtype == AG_F32)
+                v = LLVMBuildSIToFP(E->b, i, E->f32, "");
+            else if (x->dtype == AG_BOOL)
+                v = LLVMBuildICmp(E->b, LLVMIntNE, i, LLVMConstInt(E->i64, 0, 0), "");
+            else
+                v = LLVMBuildTrunc(E->b, i, val_type(E, x->dtype), "");
+            break;
+        }
+        case CG_E_OP: {
+            if ((unsigned)x->op >= IR_OP_COUNT || !ew_table[x->op].build) {
+                fail(E, "expression %d: %s is not an elementwise op", e, op_name(x->op));
+                break;
+            }
+            int n = ew_table[x->op].arity;
+            const int32_t ops[3] = {x->a, x->b, x->c};
+            /* the interpreter's compute type: float when every value is f32, else double */
+            bool single = x->dtype == AG_F32;
+            for (int k = 0; k < n; k++) {
+                if (ops[k] < 0 || ops[k] >= e) {
+                    fail(E, "expression %d (%s): operand %d is not an earlier expression", e, op_name(x->op), k);
+                    return false;
+                }
+                single &= B->expr[ops[k]].dtype == AG_F32;
+            }
+            ag_dtype ct = single ? AG_F32 : AG_F64;
+            E->T = val_type(E, ct);
+            LLVMValueRef in[3] = {NULL, NULL, NULL};
+            for (int k = 0; k < n; k++)
+                in[k] = convert(E, B->val[ops[k]], B->expr[ops[k]].dtype, ct);
+            v = convert(E, ew_table[x->op].build(E, in[0], in[1], in[2]), ct, x->dtype);
+            break;
+        }
+        default: fail(E, "expression %d: unknown kind %d", e, (int)x->kind);
+        }
+        B->val[e] = v;
+    }
+    return !E->failed;
+}
+
+/* ---- affine values ---- */
+
+static LLVMValueRef affine(em *E, cg_dim d, LLVMValueRef N)
+{
+    LLVMValueRef k = LLVMConstInt(E->i64, (unsigned long long)d.k, 1);
+    if (d.n == 0)
+        return k;
+    LLVMValueRef v = d.n == 1 ? N : LLVMBuildNSWMul(E->b, N, LLVMConstInt(E->i64, (unsigned long long)d.n, 1), "");
+    return d.k ? LLVMBuildNSWAdd(E->b, v, k, "") : v;
+}
+
+static LLVMValueRef gep(em *E, LLVMTypeRef t, LLVMValueRef base, LLVMValueRef off)
+{
+    return LLVMBuildInBoundsGEP2(E->b, t, base, &off, 1, "");
+}
+
+/* ---- proving that buffers miss each other ---- */
+
+/* c0 + c1 N + c2 N^2 */
+typedef struct poly {
+    double c[3];
+} poly;
+
+static poly p_aff(cg_dim d) { return (poly){{(double)d.k, (double)d.n, 0}}; }
+static poly p_add(poly a, poly b) { return (poly){{a.c[0] + b.c[0], a.c[1] + b.c[1], a.c[2] + b.c[2]}}; }
+static poly p_scale(poly a, double s) { return (poly){{a.c[0] * s, a.c[1] * s, a.c[2] * s}}; }
+/* (affine) * (affine); false when the product would pass degree 2 */
+static bool p_mul(poly a, poly b, poly *r)
+{
+    if ((a.c[2] != 0 && (b.c[1] != 0 || b.c[2] != 0)) || (b.c[2] != 0 && a.c[1] != 0))
+        return false;
+    *r = (poly){{a.c[0] * b.c[0], a.c[0] * b.c[1] + a.c[1] * b.c[0], a.c[0] * b.c[2] + a.c[1] * b.c[1] + a.c[2] * b.c[0]}};
+    return true;
+}
+/* p(N) >= 0 for every N >= 1: with M = N - 1 >= 0, every coefficient of p(M + 1) is >= 0 */
+static bool p_nonneg(poly p)
+{
+    return p.c[0] + p.c[1] + p.c[2] >= 0 && p.c[1] + 2 * p.c[2] >= 0 && p.c[2] >= 0;
+}
+
+/* The bytes [lo, hi) an access of a loop touches, relative to its region's base; false if
+ * unknown (a stride that may be negative, or past degree 2). */
+static bool touched(const cg_program *p, const cg_loop *l, const cg_access *a, poly *lo, poly *hi)
+{
+    const cg_buffer *b = &p->buffers[a->buffer];
+    double esz = (double)mem_size(b->dtype);
+    poly first = p_add(p_aff(b->offset), p_scale(p_aff(a->offset), esz)), last = first;
+    for (int k = 0; k < l->rank; k++) {
+        poly span, st = p_aff(a->stride[k]), ext = p_aff(l->extent[k]);
+        ext.c[0] -= 1;
+        if (!p_nonneg(st) || !p_nonneg(ext) || !p_mul(ext, st, &span))
+            return false;
+        last = p_add(last, p_scale(span, esz));
+    }
+    *lo = first;
+    *hi = p_add(last, (poly){{esz, 0, 0}});
+    return true;
+}
+
+/* ---- loops ---- */
+
+/* One CG_LOOP step as an internal function of its buffers and N. */
+typedef struct lp {
+    em *E;
+    const cg_loop *l;
+    int nbuf;
+    int32_t buf[CG_MAX_LOADS + CG_MAX_STORES]; /* program buffer of each parameter */
+    LLVMValueRef arg[CG_MAX_LOADS + CG_MAX_STORES];
+    LLVMValueRef N;
+    LLVMValueRef extent[IR_MAX_RANK], index[IR_MAX_RANK];
+    bool fill; /* building the fill nest of a reduction */
+} lp;
+
+static int lp_param(lp *L, int32_t buffer)
+{
+    for (int k = 0; k < L->nbuf; k++)
+        if (L->buf[k] == buffer)
+            return k;
+    L->buf[L->nbuf] = buffer;
+    return L->nbuf++;
+}
+
+/* the address of an access at the current indices */
+static LLVMValueRef lp_addr(lp *L, const cg_access *a)
+{
+    em *E = L->E;
+    const cg_buffer *b = &E->p->buffers[a->buffer];
+    LLVMValueRef off = affine(E, a->offset, L->N);
+    for (int k = 0; k < L->l->rank; k++) {
+        cg_dim s = a->stride[k];
+        if (s.k == 0 && s.n == 0)
+            continue;
+        LLVMValueRef t = s.k == 1 && s.n == 0 ? L->index[k] : LLVMBuildNSWMul(E->b, L->index[k], affine(E, s, L->N), "");
+        off = LLVMBuildNSWAdd(E->b, off, t, "");
+    }
+    return gep(E, mem_type(E, b->dtype), L->arg[lp_param(L, a->buffer)], off);
+}
+
+static LLVMValueRef load_elem(em *E, ag_dtype t, LLVMValueRef addr)
+{
+    LLVMValueRef v = LLVMBuildLoad2(E->b, mem_type(E, t), addr, "");
+    return t == AG_BOOL ? LLVMBuildICmp(E->b, LLVMIntNE, v, LLVMConstInt(E->i8, 0, 0), "") : v;
+}
+
+static void store_elem(em *E, ag_dtype t, LLVMValueRef v, LLVMValueRef addr)
+{
+    if (t == AG_BOOL)
+        v = LLVMBuildZExt(E->b, v, E->i8, "");
+    LLVMBuildStore(E->b, v, addr);
+}
+
+/* the innermost body: loads, expressions, stores (or the fill of a reduction) */
+static void lp_body(lp *L)
+{
+    em *E = L->E;
+    const cg_loop *l = L->l;
+    const cg_program *p = E->p;
+    if (L->fill) {
+        for (int s = 0; s < l->nstores; s++) {
+            ag_dtype t = p->buffers[l->store[s].at.buffer].dtype;
+            store_elem(E, t, constant(E, l->combine == IR_max ? -INFINITY : 0, t), lp_addr(L, &l->store[s].at));
+        }
+        return;
+    }
+    LLVMValueRef load[CG_MAX_LOADS], val[CG_MAX_EXPRS];
+    ag_dtype ldt[CG_MAX_LOADS];
+    for (int k = 0; k < l->nloads; k++) {
+        ldt[k] = p->buffers[l->load[k].buffer].dtype;
+        load[k] = load_elem(E, ldt[k], lp_addr(L, &l->load[k]));
+    }
+    body B = {l->expr, l->nexprs, val, load, ldt, L->index, l->rank};
+    if (!eval_exprs(E, &B))
+        return;
+    for (int s = 0; s < l->nstores; s++) {
+        const cg_store *st = &l->store[s];
+        if (st->expr < 0 || st->expr >= l->nexprs) {
+            fail(E, "store %d: expression %d does not exist", s, (int)st->expr);
+            return;
+        }
+        ag_dtype t = p->buffers[st->at.buffer].dtype;
+        LLVMValueRef v = convert(E, val[st->expr], l->expr[st->expr].dtype, t), at = lp_addr(L, &st->at);
+        if (l->reduce) {
+            LLVMValueRef old = load_elem(E, t, at);
+            if (l->combine == IR_sum && is_fp(t))
+                v = LLVMBuildFAdd(E->b, old, v, "");
+            else if (l->combine == IR_sum && t == AG_BOOL)
+                v = LLVMBuildOr(E->b, old, v, "");
+            else if (l->combine == IR_sum) { /* each step saturated, as codegen/exec.c stores it */
+                LLVMTypeRef ty = LLVMTypeOf(v);
+                LLVMValueRef two[] = {old, v};
+                v = intrinsic(E, t == AG_I32 ? "llvm.sadd.sat" : "llvm.uadd.sat", &ty, 1, two, 2);
+            }
+            else if (is_fp(t)) /* v > acc || v != v: NaN wins */
+                v = LLVMBuildSelect(E->b,
+                                    LLVMBuildOr(E->b, LLVMBuildFCmp(E->b, LLVMRealOGT, v, old, ""),
+                                                LLVMBuildFCmp(E->b, LLVMRealUNO, v, v, ""), ""),
+                                    v, old, "");
+            else
+                v = LLVMBuildSelect(E->b, LLVMBuildICmp(E->b, t == AG_I32 ? LLVMIntSGT : LLVMIntUGT, v, old, ""), v,
+                                    old, "");
+        }
+        store_elem(E, t, v, at);
+    }
+}
+
+/* loops k..rank-1 around the body; in the fill nest reduced axes are left out (index 0) */
+static void lp_nest(lp *L, int k)
+{
+    em *E = L->E;
+    if (E->failed)
+        return;
+    if (k == L->l->rank) {
+        lp_body(L);
+        return;
+    }
+    if (L->fill && (L->l->reduce >> k & 1)) {
+        L->index[k] = LLVMConstInt(E->i64, 0, 0);
+        lp_nest(L, k + 1);
+        return;
+    }
+    LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(E->b));
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(E->b);
+    LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(E->c, fn, "loop");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(E->c, fn, "done");
+    LLVMValueRef zero = LLVMConstInt(E->i64, 0, 0), ext = L->extent[k];
+    LLVMBuildCondBr(E->b, LLVMBuildICmp(E->b, LLVMIntSGT, ext, zero, ""), head, done);
+    LLVMPositionBuilderAtEnd(E->b, head);
+    LLVMValueRef i = LLVMBuildPhi(E->b, E->i64, "i");
+    L->index[k] = i;
+    lp_nest(L, k + 1);
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(E->b);
+    LLVMValueRef next = LLVMBuildNSWAdd(E->b, i, LLVMConstInt(E->i64, 1, 0), "");
+    LLVMBuildCondBr(E->b, LLVMBuildICmp(E->b, LLVMIntSLT, next, ext, ""), head, done);
+    LLVMValueRef in[] = {zero, next};
+    LLVMBasicBlockRef from[] = {pre, latch};
+    LLVMAddIncoming(i, in, from, 2);
+    LLVMPositionBuilderAtEnd(E->b, done);
+}
+
+static bool check_access(em *E, const cg_access *a, const char *what, int k)
+{
+    if (a->buffer < 0 || a->buffer >= E->p->nbuffers) {
+        fail(E, "%s %d: buffer %d does not exist", what, k, (int)a->buffer);
+        return false;
+    }
+    if (!mem_type(E, E->p->buffers[a->buffer].dtype)) {
+        fail(E, "%s %d: buffer %d has no storage dtype", what, k, (int)a->buffer);
+        return false;
+    }
+    return true;
+}
+
+/* The region a buffer lives in: the arena, the parameters, or one caller tensor. */
+static int64_t region_of(const cg_buffer *b)
+{
+    return b->region == CG_INPUT ? 2 + 2 * (int64_t)b->index : b->region == CG_OUTPUT ? 3 + 2 * (int64_t)b->index
+                                                                                       : (int64_t)b->region;
+}
+
+/* Buffer parameter k of the loop is noalias when every other buffer it shares a region
+ * with provably misses it, unless neither is written. */
+static bool lp_noalias(lp *L, int k, const bool *written)
+{
+    const cg_program *p = L->E->p;
+    const cg_loop *l = L->l;
+    int nacc = l->nloads + l->nstores;
+    for (int j = 0; j < L->nbuf; j++) {
+        if (j == k || (!written[j] && !written[k]))
+            continue;
+        if (region_of(&p->buffers[L->buf[j]]) != region_of(&p->buffers[L->buf[k]]))
+            continue;
+        /* every access of j against every access of k */
+        for (int x = 0; x < nacc; x++) {
+            const cg_access *ax = x < l->nloads ? &l->load[x] : &l->store[x - l->nloads].at;
+            if (ax->buffer != L->buf[k])
+                continue;
+            for (int y = 0; y < nacc; y++) {
+                const cg_access *ay = y < l->nloads ? &l->load[y] : &l->store[y - l->nloads].at;
+                if (ay->buffer != L->buf[j])
+                    continue;
+                poly lx, hx, ly, hy;
+                if (!touched(p, l, ax, &lx, &hx) || !touched(p, l, ay, &ly, &hy))
+                    return false;
+                if (!p_nonneg(p_add(ly, p_scale(hx, -1))) && !p_nonneg(p_add(lx, p_scale(hy, -1))))
+                    return false;
+            }
+        }
+    }
+    return true;
+}
+
+static LLVMValueRef emit_loop(em *E, const cg_loop *l, int step, LLVMValueRef (*addr)(em *, int32_t, void *),
+                              void *actx, LLVMValueRef N)
+{
+    if (l->rank < 0 || l->rank > IR_MAX_RANK || l->nloads < 0 || l->nloads > CG_MAX_LOADS || l->nexprs < 0 ||
+        l->nexprs > CG_MAX_EXPRS || l->nstores < 0 || l->nstores > CG_MAX_STORES) {
+        fail(E, "step %d: loop counts out of range", step);
+        return NULL;
+    }
+    if (l->reduce && l->combine != IR_sum && l->combine != IR_max) {
+        fail(E, "step %d: reduction by %s (sum or max expected)", step, op_name(l->combine));
+        return NULL;
+    }
+    lp L = {.E = E, .l = l};
+    bool written[CG_MAX_LOADS + CG_MAX_STORES] = {false};
+    for (int k = 0; k < l->nloads; k++)
+        if (!check_access(E, &l->load[k], "load", k))
+            return NULL;
+        else
+            lp_param(&L, l->load[k].buffer);
+    for (int k = 0; k < l->nstores; k++)
+        if (!check_access(E, &l->store[k].at, "store", k))
+            return NULL;
+        else
+            written[lp_param(&L, l->store[k].at.buffer)] = true;
+
+    LLVMTypeRef params[CG_MAX_LOADS + CG_MAX_STORES + 1];
+    for (int k = 0; k < L.nbuf; k++)
+        params[k] = E->ptr;
+    params[L.nbuf] = E->i64;
+    char name[256];
+    snprintf(name, sizeof name, "%s.loop%d", E->p->name, step);
+    LLVMValueRef fn = LLVMAddFunction(E->m, name, LLVMFunctionType(E->vd, params, (unsigned)L.nbuf + 1, 0));
+    LLVMSetLinkage(fn, LLVMInternalLinkage);
+    unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
+    unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(E->c, nounwind, 0));
+    for (int k = 0; k < L.nbuf; k++) {
+        L.arg[k] = LLVMGetParam(fn, (unsigned)k);
+        if (lp_noalias(&L, k, written))
+            LLVMAddAttributeAtIndex(fn, (unsigned)k + 1, LLVMCreateEnumAttribute(E->c, noalias, 0));
+    }
+    L.N = LLVMGetParam(fn, (unsigned)L.nbuf);
+
+    /* the call, from the entry */
+    LLVMValueRef args[CG_MAX_LOADS + CG_MAX_STORES + 1];
+    for (int k = 0; k < L.nbuf; k++)
+        args[k] = addr(E, L.buf[k], actx);
+    args[L.nbuf] = N;
+    LLVMBasicBlockRef back = LLVMGetInsertBlock(E->b);
+    LLVMBuildCall2(E->b, LLVMGlobalGetValueType(fn), fn, args, (unsigned)L.nbuf + 1, "");
+
+    LLVMPositionBuilderAtEnd(E->b, LLVMAppendBasicBlockInContext(E->c, fn, "entry"));
+    for (int k = 0; k < l->rank; k++)
+        L.extent[k] = affine(E, l->extent[k], L.N);
+    if (l->reduce) {
+        L.fill = true;
+        lp_nest(&L, 0);
+        L.fill = false;
+    }
+    lp_nest(&L, 0);
+    LLVMBuildRetVoid(E->b);
+    LLVMPositionBuilderAtEnd(E->b, back);
+    return fn;
+}
+
+/* ---- the entry point ---- */
+
+LLVMTypeRef cg_args_type(LLVMContextRef c)
+{
+    LLVMTypeRef ptr = LLVMPointerTypeInContext(c, 0), i64 = LLVMInt64TypeInContext(c);
+    LLVMTypeRef f[] = {ptr, ptr, ptr, ptr, i64, LLVMInt32TypeInContext(c), i64, ptr};
+    return LLVMStructTypeInContext(c, f, 8, 0);
+}
+
+typedef struct entry {
+    LLVMTypeRef args_t;
+    LLVMValueRef a, N, arena, params, inputs, outputs;
+    LLVMValueRef *addr; /* per buffer, built on first use */
+} entry;
+
+static LLVMValueRef field(em *E, entry *X, unsigned k, LLVMTypeRef t)
+{
+    LLVMValueRef p = LLVMBuildStructGEP2(E->b, X->args_t, X->a, k, "");
+    return LLVMBuildLoad2(E->b, t, p, "");
+}
+
+/* a buffer's address: its region's base plus its byte offset */
+static LLVMValueRef buffer_addr(em *E, int32_t i, void *ctx)
+{
+    entry *X = ctx;
+    if (X->addr[i])
+        return X->addr[i];
+    const cg_buffer *b = &E->p->buffers[i];
+    LLVMValueRef base;
+    switch (b->region) {
+    case CG_ARENA: base = X->arena; break;
+    case CG_PARAMS: base = X->params; break;
+    case CG_INPUT:
+    case CG_OUTPUT: {
+        if (b->index < 0 || b->index >= (b->region == CG_INPUT ? E->p->ninputs : E->p->noutputs)) {
+            fail(E, "buffer %d: %s %d does not exist", (int)i, b->region == CG_INPUT ? "input" : "output",
+                 (int)b->index);
+            return LLVMConstNull(E->ptr);
+        }
+        LLVMValueRef slot =
+            gep(E, E->ptr, b->region == CG_INPUT ? X->inputs : X->outputs, LLVMConstInt(E->i64, (unsigned)b->index, 0));
+        base = LLVMBuildLoad2(E->b, E->ptr, slot, "");
+        break;
+    }
+    default: fail(E, "buffer %d: unknown region %d", (int)i, (int)b->region); return LLVMConstNull(E->ptr);
+    }
+    if (b->offset.k || b->offset.n)
+        base = gep(E, E->i8, base, affine(E, b->offset, X->N));
+    return X->addr[i] = base;
+}
+
+/* the address of an access's offset (elements of its buffer's dtype) */
+static LLVMValueRef access_addr(em *E, entry *X, const cg_access *a)
+{
+    if (!check_access(E, a, "access", 0))
+        return LLVMConstNull(E->ptr);
+    LLVMValueRef base = buffer_addr(E, a->buffer, X);
+    if (!a->offset.k && !a->offset.n)
+        return base;
+    return gep(E, mem_type(E, E->p->buffers[a->buffer].dtype), base, affine(E, a->offset, X->N));
+}
+
+static LLVMValueRef declare(em *E, const char *name, LLVMTypeRef ret, LLVMTypeRef *params, int n, LLVMTypeRef *ft)
+{
+    *ft = LLVMFunctionType(ret, params, (unsigned)n, 0);
+    LLVMValueRef f = LLVMGetNamedFunction(E->m, name);
+    return f ? f : LLVMAddFunction(E->m, name, *ft);
+}
+
+static void emit_gemm(em *E, entry *X, const cg_gemm *g, int step)
+{
+    if (g->nexprs < 0 || g->nexprs > 16 || g->nloads < 0 || g->nloads > 4 || g->alpha < 0 || g->alpha >= g->nexprs ||
+        g->beta < 0 || g->beta >= g->nexprs) {
+        fail(E, "step %d (gemm): bad scalar expressions", step);
+        return;
+    }
+    LLVMValueRef load[4], val[16];
+    ag_dtype ldt[4];
+    for (int k = 0; k < g->nloads; k++) {
+        if (!check_access(E, &g->load[k], "gemm load", k))
+            return;
+        ldt[k] = E->p->buffers[g->load[k].buffer].dtype;
+        load[k] = load_elem(E, ldt[k], access_addr(E, X, &g->load[k]));
+    }
+    body B = {g->expr, g->nexprs, val, load, ldt, NULL, 0};
+    if (!eval_exprs(E, &B))
+        return;
+    LLVMValueRef alpha = convert(E, val[g->alpha], g->expr[g->alpha].dtype, AG_F32);
+    LLVMValueRef beta = convert(E, val[g->beta], g->expr[g->beta].dtype, AG_F32);
+    LLVMValueRef M = affine(E, g->m, X->N), N = affine(E, g->n, X->N), K = affine(E, g->k, X->N);
+    LLVMValueRef A = access_addr(E, X, &g->a), Bp = access_addr(E, X, &g->b), C = access_addr(E, X, &g->c);
+    /* blasint is int (OpenBLAS without INTERFACE64) */
+    LLVMValueRef m32 = LLVMBuildTrunc(E->b, M, E->i32, ""), n32 = LLVMBuildTrunc(E->b, N, E->i32, "");
+    LLVMValueRef k32 = LLVMBuildTrunc(E->b, K, E->i32, "");
+    LLVMValueRef i32k[3] = {LLVMConstInt(E->i32, 101, 0), LLVMConstInt(E->i32, g->ta ? 112 : 111, 0),
+                            LLVMConstInt(E->i32, g->tb ? 112 : 111, 0)};
+    LLVMTypeRef pt[] = {E->i32, E->i32, E->i32, E->i32, E->i32, E->i32, E->f32, E->ptr,
+                        E->i32, E->ptr, E->i32, E->f32, E->ptr, E->i32};
+    LLVMTypeRef ft;
+    LLVMValueRef fn = declare(E, "cblas_sgemm", E->vd, pt, 14, &ft);
+    LLVMValueRef args[] = {i32k[0], i32k[1], i32k[2], m32, n32, k32, alpha, A,
+                           g->ta ? m32 : k32, Bp, g->tb ? k32 : n32, beta, C, n32};
+    /* skipped when the product is empty: lda etc. would be 0, which sgemm rejects */
+    LLVMValueRef zero = LLVMConstInt(E->i64, 0, 0);
+    LLVMValueRef any = LLVMBuildAnd(E->b, LLVMBuildICmp(E->b, LLVMIntSGT, M, zero, ""),
+                                    LLVMBuildAnd(E->b, LLVMBuildICmp(E->b, LLVMIntSGT, N, zero, ""),
+                                                 LLVMBuildICmp(E->b, LLVMIntSGT, K, zero, ""), ""),
+                                    "");
+    LLVMValueRef fnv = LLVMGetBasicBlockParent(LLVMGetInsertBlock(E->b));
+    LLVMBasicBlockRef call = LLVMAppendBasicBlockInContext(E->c, fnv, "gemm");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(E->c, fnv, "gemm.done");
+    LLVMBuildCondBr(E->b, any, call, done);
+    LLVMPositionBuilderAtEnd(E->b, call);
+    LLVMBuildCall2(E->b, ft, fn, args, 14, "");
+    LLVMBuildBr(E->b, done);
+    LLVMPositionBuilderAtEnd(E->b, done);
+}
+
+static void emit_call(em *E, entry *X, const cg_call *c, int step)
+{
+    if (c->nargs < 0 || c->nargs > 4) {
+        fail(E, "step %d (%s): %d arguments", step, op_name(c->op), (int)c->nargs);
+        return;
+    }
+    LLVMValueRef arg[4];
+    ag_dtype dt[4] = {AG_F32, AG_F32, AG_F32, AG_F32};
+    for (int k = 0; k < c->nargs; k++) {
+        if (!check_access(E, &c->arg[k], "call argument", k))
+            return;
+        arg[k] = access_addr(E, X, &c->arg[k]);
+        dt[k] = E->p->buffers[c->arg[k].buffer].dtype;
+    }
+    LLVMValueRef rows = affine(E, c->rows, X->N), len = affine(E, c->len, X->N), inner = affine(E, c->inner, X->N);
+    LLVMTypeRef P = E->ptr, I = E->i64, ft;
+    const char *name = NULL;
+    int want = 0;
+    LLVMValueRef fn = NULL;
+    switch (c->op) {
+    case IR_softmax:
+    case IR_log_softmax:
+    case IR_argmax:
+    case IR_cumsum: {
+        want = 2;
+        name = c->op == IR_softmax       ? "rt_softmax"
+               : c->op == IR_log_softmax ? "rt_log_softmax"
+               : c->op == IR_argmax      ? (dt[0] == AG_I32 ? "rt_argmax_i32" : "rt_argmax")
+                                         : (dt[0] == AG_I32 ? "rt_cumsum_i32" : "rt_cumsum_f32");
+        if (c->nargs != want)
+            break;
+        LLVMTypeRef pt[] = {P, P, I, I, I};
+        fn = declare(E, name, E->vd, pt, 5, &ft);
+        LLVMValueRef a[] = {arg[0], arg[1], rows, len, inner};
+        LLVMBuildCall2(E->b, ft, fn, a, 5, "");
+        return;
+    }
+    case IR_softmax_ce: {
+        want = 3;
+        if (c->nargs != want)
+            break;
+        LLVMTypeRef pt[] = {P, P, P, I, I};
+        fn = declare(E, "rt_softmax_ce", E->vd, pt, 5, &ft);
+        LLVMValueRef a[] = {arg[0], arg[1], arg[2], rows, len};
+        LLVMBuildCall2(E->b, ft, fn, a, 5, "");
+        return;
+    }
+    case IR_softmax_ce_grad: {
+        want = 4;
+        if (c->nargs != want)
+            break;
+        LLVMTypeRef pt[] = {P, P, P, P, I, I};
+        fn = declare(E, "rt_softmax_ce_grad", E->vd, pt, 6, &ft);
+        LLVMValueRef a[] = {arg[0], arg[1], arg[2], arg[3], rows, len};
+        LLVMBuildCall2(E->b, ft, fn, a, 6, "");
+        return;
+    }
+    case IR_dropout: {
+        want = 2;
+        if (c->nargs != want)
+            break;
+        LLVMTypeRef pt[] = {P, P, I, E->f64, E->i32, E->i32, I, I};
+        fn = declare(E, "rt_dropout", E->vd, pt, 8, &ft);
+        LLVMValueRef n = LLVMBuildNSWMul(E->b, LLVMBuildNSWMul(E->b, rows, len, ""), inner, "");
+        LLVMValueRef seed = field(E, X, 5, E->i32), stp = field(E, X, 6, E->i64);
+        LLVMValueRef a[] = {arg[0], arg[1], n, LLVMConstReal(E->f64, c->p), seed,
+                            LLVMConstInt(E->i32, (unsigned)c->site, 0), stp, LLVMConstInt(E->i64, 0, 0)};
+        LLVMBuildCall2(E->b, ft, fn, a, 8, "");
+        return;
+    }
+    default: fail(E, "step %d: no runtime routine for %s", step, op_name(c->op)); return;
+    }
+    fail(E, "step %d (%s): %d arguments, %d expected", step, op_name(c->op), (int)c->nargs, want);
+}
+
+LLVMModuleRef cg_emit_module(const cg_program *p, LLVMContextRef ctx, cg_target *t, char *err, size_t len)
+{
+    em E = {.c = ctx, .p = p, .err = err, .len = len};
+    if (err && len)
+        err[0] = 0;
+    if (!p || !p->name || !*p->name || p->nsteps < 0 || p->nbuffers < 0) {
+        fail(&E, "cg_emit_module: no program");
+        return NULL;
+    }
+    E.m = LLVMModuleCreateWithNameInContext(p->name, ctx);
+    if (t)
+        cg_target_prepare(t, E.m);
+    E.b = LLVMCreateBuilderInContext(ctx);
+    E.f32 = LLVMFloatTypeInContext(ctx), E.f64 = LLVMDoubleTypeInContext(ctx);
+    E.i1 = LLVMInt1TypeInContext(ctx), E.i8 = LLVMInt8TypeInContext(ctx);
+    E.i32 = LLVMInt32TypeInContext(ctx), E.i64 = LLVMInt64TypeInContext(ctx);
+    E.ptr = LLVMPointerTypeInContext(ctx, 0), E.vd = LLVMVoidTypeInContext(ctx);
+
+    entry X = {.args_t = cg_args_type(ctx)};
+    X.addr = calloc((size_t)p->nbuffers + 1, sizeof *X.addr);
+    LLVMValueRef fn = LLVMAddFunction(E.m, p->name, LLVMFunctionType(E.vd, &E.ptr, 1, 0));
+    LLVMPositionBuilderAtEnd(E.b, LLVMAppendBasicBlockInContext(ctx, fn, "entry"));
+    X.a = LLVMGetParam(fn, 0);
+    X.arena = field(&E, &X, 0, E.ptr);
+    X.params = field(&E, &X, 1, E.ptr);
+    X.inputs = field(&E, &X, 2, E.ptr);
+    X.outputs = field(&E, &X, 3, E.ptr);
+    X.N = field(&E, &X, 4, E.i64);
+    if (!X.addr)
+        fail(&E, "out of memory");
+    for (int s = 0; s < p->nsteps && !E.failed; s++) {
+        const cg_step *st = &p->steps[s];
+        switch (st->kind) {
+        case CG_LOOP: emit_loop(&E, &st->loop, s, buffer_addr, &X, X.N); break;
+        case CG_GEMM: emit_gemm(&E, &X, &st->gemm, s); break;
+        case CG_CALL: emit_call(&E, &X, &st->call, s); break;
+        default: fail(&E, "step %d: unknown kind %d", s, (int)st->kind);
+        }
+    }
+    LLVMBuildRetVoid(E.b);
+    LLVMDisposeBuilder(E.b);
+    free(X.addr);
+    if (E.failed) {
+        LLVMDisposeModule(E.m);
+        return NULL;
+    }
+    return E.m;
+}

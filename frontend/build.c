@@ -1,0 +1,136 @@
+/* `aotgrad build`: a model (or a dumped stage) through the pipeline, lowering and the LLVM
+ * backend, into an object file with a header for a C caller, and on request the LLVM IR,
+ * the assembly and the final text IR. */
+#include <llvm-c/Core.h>
+#include <llvm-c/Linker.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "build.h"
+#include "emit.h"
+#include "header.h"
+#include "load.h"
+#include "lower.h"
+#include "passes.h"
+#include "target.h"
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static bool path_with(char *buf, size_t len, const char *out, const char *ext)
+{
+    return (size_t)snprintf(buf, len, "%s.%s", out, ext) < len;
+}
+
+/* One program of the model: the pipeline's graph lowered, named NAME_ENTRY. */
+static cg_program *program(ir_graph *g, bool train, const char *entry, char *name, size_t namelen, char *err,
+                           size_t len)
+{
+    cg_program *p = cg_lower(g, train, err, len);
+    if (p) {
+        snprintf(name, namelen, "%s_%s", g->name, entry);
+        p->name = name;
+    }
+    return p;
+}
+
+int fe_build(const char *path, const fe_build_opts *o)
+{
+    char err[4096], train_name[256], fwd_name[256], file[4096];
+    double t0 = now();
+    ir_graph *g = fe_load(path, NULL, o->settings);
+    if (!g)
+        return 1;
+    double t_graph = now();
+    ir_graph *step = NULL, *eval = NULL;
+    cg_program *ps = NULL, *pe = NULL;
+    cg_target *t = NULL;
+    LLVMContextRef ctx = NULL;
+    LLVMModuleRef m = NULL;
+    int rc = 1;
+    double t_passes = 0, t_lower = 0, t_llvm_ir = 0, t_opt = 0, t_mc = 0;
+    if (!(step = pass_run(g, true, NULL, NULL, NULL, err, sizeof err)) ||
+        !(eval = pass_run(g, false, NULL, NULL, NULL, err, sizeof err)))
+        goto fail;
+    t_passes = now();
+    if (!(ps = program(step, true, "train_step", train_name, sizeof train_name, err, sizeof err)) ||
+        !(pe = program(eval, false, "forward", fwd_name, sizeof fwd_name, err, sizeof err)))
+        goto fail;
+    t_lower = now();
+    if (!(t = cg_target_host(err, sizeof err)))
+        goto fail;
+    ctx = LLVMContextCreate();
+    m = cg_emit_module(ps, ctx, t, err, sizeof err);
+    LLVMModuleRef mf = m ? cg_emit_module(pe, ctx, t, err, sizeof err) : NULL;
+    if (!m || !mf)
+        goto fail;
+    if (LLVMLinkModules2(m, mf)) { /* takes mf */
+        snprintf(err, sizeof err, "cannot link the forward pass into the module");
+        goto fail;
+    }
+    t_llvm_ir = now();
+    if (!cg_optimize(t, m, err, sizeof err))
+        goto fail;
+    t_opt = now();
+    if (o->emit & FE_EMIT_LL)
+        if (!path_with(file, sizeof file, o->out, "ll") || !cg_emit_ir(m, file, err, sizeof err))
+            goto fail;
+    if (o->emit & FE_EMIT_S)
+        if (!path_with(file, sizeof file, o->out, "s") || !cg_emit_assembly(t, m, file, err, sizeof err))
+            goto fail;
+    if (o->emit & FE_EMIT_OBJ)
+        if (!path_with(file, sizeof file, o->out, "o") || !cg_emit_object(t, m, file, err, sizeof err))
+            goto fail;
+    t_mc = now();
+    if (o->emit & FE_EMIT_H) {
+        FILE *f = path_with(file, sizeof file, o->out, "h") ? fopen(file, "w") : NULL;
+        bool ok = f && cg_write_header(f, path, ps, step, pe, eval);
+        if (f && fclose(f) != 0)
+            ok = false;
+        if (!ok) {
+            snprintf(err, sizeof err, "%s: cannot write the header", file);
+            goto fail;
+        }
+    }
+    if (o->emit & FE_EMIT_IR) {
+        FILE *f = path_with(file, sizeof file, o->out, "ir") ? fopen(file, "w") : NULL;
+        if (f)
+            ir_print(f, step);
+        if (!f || fclose(f) != 0) {
+            snprintf(err, sizeof err, "%s: cannot write the text IR", file);
+            goto fail;
+        }
+    }
+    if (o->time) {
+        double end = now();
+        fprintf(stderr, "build of %s: %.1f ms\n", path, 1e3 * (end - t0));
+        fprintf(stderr, "  graph building   %7.1f ms\n", 1e3 * (t_graph - t0));
+        fprintf(stderr, "  passes           %7.1f ms\n", 1e3 * (t_passes - t_graph));
+        fprintf(stderr, "  lowering         %7.1f ms\n", 1e3 * (t_lower - t_passes));
+        fprintf(stderr, "  LLVM IR          %7.1f ms\n", 1e3 * (t_llvm_ir - t_lower));
+        fprintf(stderr, "  LLVM optimization %6.1f ms\n", 1e3 * (t_opt - t_llvm_ir));
+        fprintf(stderr, "  machine code     %7.1f ms\n", 1e3 * (t_mc - t_opt));
+        fprintf(stderr, "  header, text IR  %7.1f ms\n", 1e3 * (end - t_mc));
+    }
+    rc = 0;
+fail:
+    if (rc)
+        fprintf(stderr, "%s: error: %s\n", path, err);
+    if (m)
+        LLVMDisposeModule(m);
+    if (ctx)
+        LLVMContextDispose(ctx);
+    cg_target_free(t);
+    cg_program_free(ps);
+    cg_program_free(pe);
+    ir_graph_free(step);
+    ir_graph_free(eval);
+    ir_graph_free(g);
+    return rc;
+}

@@ -1,0 +1,26 @@
+/* `aotgrad build`: a model to an object file, a header and, on request, LLVM IR, assembly
+ * and the final text IR. */
+#ifndef AG_FRONTEND_BUILD_H
+#define AG_FRONTEND_BUILD_H
+
+#include <stdbool.h>
+
+enum {
+    FE_EMIT_OBJ = 1 << 0, /* OUT.o */
+    FE_EMIT_H = 1 << 1,   /* OUT.h */
+    FE_EMIT_LL = 1 << 2,  /* OUT.ll */
+    FE_EMIT_S = 1 << 3,   /* OUT.s */
+    FE_EMIT_IR = 1 << 4,  /* OUT.ir: the train step after the pipeline */
+};
+
+typedef struct fe_build_opts {
+    const char *out;                /* the output path, without extension */
+    unsigned emit;                  /* FE_EMIT_ flags */
+    bool time;                      /* print where the build's time went */
+    const char *const *settings;    /* --set NAME=VALUE, NULL-ended */
+} fe_build_opts;
+
+/* Returns the exit status; errors go to stderr. */
+int fe_build(const char *path, const fe_build_opts *o);
+
+#endif

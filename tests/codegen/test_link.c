@@ -1,0 +1,113 @@
+/* The emitted header and object link into a user's own C program with the runtime library
+ * and nothing else from aotgrad, and its forward pass gives the interpreter's logits. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bind.h"
+#include "interp.h"
+#include "load.h"
+#include "lower.h"
+#include "passes.h"
+
+static const char *const program =
+    "#include <stdio.h>\n"
+    "#include <stdlib.h>\n"
+    "#include \"mlp.h\"\n"
+    "/* params.bin x.bin y.bin batch out.bin: the forward pass's predictions to out.bin */\n"
+    "static void *slurp(const char *path, size_t size) {\n"
+    "    void *p = aligned_alloc(64, (size + 63) / 64 * 64);\n"
+    "    FILE *f = fopen(path, \"rb\");\n"
+    "    if (!p || !f || fread(p, 1, size, f) != size) exit(2);\n"
+    "    fclose(f);\n"
+    "    return p;\n"
+    "}\n"
+    "int main(int argc, char **argv) {\n"
+    "    if (argc != 6) return 2;\n"
+    "    int64_t n = atoll(argv[4]);\n"
+    "    char *params = slurp(argv[1], MLP_PARAM_BYTES);\n"
+    "    void *inputs[] = {slurp(argv[2], (size_t)n * 784), slurp(argv[3], (size_t)n * 4)};\n"
+    "    char *arena = aligned_alloc(64, MLP_FORWARD_ARENA_BYTES);\n"
+    "    ag_args a = {arena, params, inputs, NULL, n, 1, 0, NULL};\n"
+    "    mlp_forward(&a);\n"
+    "    FILE *f = fopen(argv[5], \"wb\");\n"
+    "    fwrite(arena + MLP_FORWARD_PREDICT_OFFSET, sizeof(float), (size_t)n * 10, f);\n"
+    "    return fclose(f) != 0;\n"
+    "}\n";
+
+static void write_file(const char *path, const void *data, size_t size)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f, "%s", path);
+    cr_assert_eq(fwrite(data, 1, size, f), size);
+    cr_assert_eq(fclose(f), 0);
+}
+
+Test(link, a_c_program_runs_the_emitted_forward_pass)
+{
+    const char *bin = getenv("AOTGRAD_BIN"), *runtime = getenv("AOTGRAD_RUNTIME_LIB");
+    cr_assert(bin && runtime, "run through ctest (AOTGRAD_BIN, AOTGRAD_RUNTIME_LIB)");
+    char dir[] = "/tmp/aotgrad-link-XXXXXX", cmd[4096], path[512];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(cmd, sizeof cmd, "cd %s && %s build models/mlp.c -o %s/mlp --emit obj,h", AG_SOURCE_DIR, bin, dir);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    snprintf(path, sizeof path, "%s/main.c", dir);
+    write_file(path, program, strlen(program));
+    snprintf(cmd, sizeof cmd, "cc -std=c17 -O1 -o %s/prog %s/main.c %s/mlp.o %s -lopenblas -lz -lm -lpthread", dir, dir,
+             dir, runtime);
+    cr_assert_eq(system(cmd), 0, "does not link: %s", cmd);
+
+    /* the same parameters and batch through the interpreter */
+    char err[1024];
+    ir_graph *m = fe_load(AG_SOURCE_DIR "/models/mlp.c", getenv("AOTGRAD_INCLUDE"), NULL);
+    ir_graph *step = pass_run(m, true, NULL, NULL, NULL, err, sizeof err);
+    ir_graph *eval = pass_run(m, false, NULL, NULL, NULL, err, sizeof err);
+    cr_assert(step && eval, "%s", err);
+    cg_program *p = cg_lower(step, true, err, sizeof err); /* the header's parameter layout */
+    cr_assert_not_null(p, "%s", err);
+    const int64_t batch = 5;
+    ir_tensor **bound = fe_bind_random(eval, batch, 3, false);
+    char *params = calloc(1, (size_t)p->param_bytes);
+    for (int k = 0; k < p->nparams; k++)
+        memcpy(params + p->params[k].offset, bound[ir_find_source(eval, IR_param, p->params[k].name)]->data,
+               (size_t)p->params[k].bytes);
+    const char *names[] = {"params.bin", "x.bin", "y.bin"};
+    const void *data[] = {params, bound[ir_find_source(eval, IR_input, "x")]->data,
+                          bound[ir_find_source(eval, IR_input, "y")]->data};
+    const size_t sizes[] = {(size_t)p->param_bytes, (size_t)batch * 784, (size_t)batch * 4};
+    for (int k = 0; k < 3; k++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[k]);
+        write_file(path, data[k], sizes[k]);
+    }
+    snprintf(cmd, sizeof cmd, "cd %s && ./prog params.bin x.bin y.bin %lld out.bin", dir, (long long)batch);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+
+    ir_tensor outs[8];
+    ir_run run = {.f64 = false, .batch = batch, .seed = 1, .step = 0, .training = false};
+    cr_assert(ir_interp(eval, &run, (const ir_tensor *const *)bound, outs, err, sizeof err), "%s", err);
+    int po = ir_find_output(eval, "predict");
+    float got[50];
+    snprintf(path, sizeof path, "%s/out.bin", dir);
+    FILE *f = fopen(path, "rb");
+    cr_assert(f && fread(got, sizeof(float), 50, f) == 50);
+    fclose(f);
+    double d = 0, s = 0;
+    for (int i = 0; i < 50; i++) {
+        double x = ir_tensor_get(&outs[po], i);
+        d += (x - got[i]) * (x - got[i]);
+        s += x * x;
+    }
+    cr_expect(sqrt(d) <= 1e-5 * sqrt(s), "the program's logits differ from the interpreter's by %g", sqrt(d / s));
+    for (int k = 0; k < eval->nout; k++)
+        ir_tensor_free(&outs[k]);
+    free(params);
+    fe_bind_free(eval, bound);
+    cg_program_free(p);
+    ir_graph_free(step);
+    ir_graph_free(eval);
+    ir_graph_free(m);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
