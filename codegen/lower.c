@@ -34,7 +34,8 @@ typedef struct lowering {
     const ir_plan *plan;
     cg_program *p;
     int cap_steps, cap_buffers;
-    int64_t scratch, scratch_max; /* bytes after the plan's arena */
+    int64_t fixed;                /* bytes after the plan's arena for constant outputs */
+    int64_t scratch, scratch_max; /* bytes after those, reused by every group */
     int32_t *outer;               /* per node of g: its buffer (its value's home) */
     bool training;                /* dropout on; off, it is the identity */
     char *err;
@@ -92,7 +93,7 @@ static view contiguous(int32_t buffer, const ir_shape *s)
 static int32_t scratch_buffer(lowering *L, const ir_shape *s, ag_dtype t)
 {
     int64_t bytes = (bytes_at(s, t, L->plan->batch) + ALIGN - 1) / ALIGN * ALIGN;
-    int32_t b = add_buffer(L, (cg_buffer){CG_ARENA, 0, {L->plan->arena + L->scratch, 0}, t});
+    int32_t b = add_buffer(L, (cg_buffer){CG_ARENA, 0, {L->plan->arena + L->fixed + L->scratch, 0}, t});
     L->scratch += bytes;
     if (L->scratch > L->scratch_max)
         L->scratch_max = L->scratch;
@@ -209,22 +210,33 @@ static int32_t operand_expr(lowering *L, group *G, int32_t b, ag_dtype want)
     return loop_expr(G, (cg_expr){.kind = CG_E_LOAD, .dtype = n->dtype, .load = loop_load(G, &G->val[b])});
 }
 
+static const view *need_view(lowering *L, group *G, int32_t b);
+
 static void lower_elementwise(lowering *L, group *G, int32_t b)
 {
     const ir_node *n = &G->body->node[b];
+    view labels;
+    if (n->op == IR_one_hot) { /* the labels, seen with a unit class axis: they index rows */
+        labels = *need_view(L, G, n->in[0]);
+        labels.shape.dim[labels.shape.rank] = 1;
+        labels.stride[labels.shape.rank] = labels.nstride[labels.shape.rank] = 0;
+        labels.shape.rank++;
+    }
     if (G->loop && (!ir_shape_eq(&G->space, &n->shape) || G->loop->loop.reduce))
         close_loop(L, G);
     if (!G->loop)
         open_loop(L, G, &n->shape);
+    if (n->op == IR_one_hot) { /* label == the class index along the last axis */
+        int32_t y = loop_expr(G, (cg_expr){.kind = CG_E_LOAD, .dtype = AG_I32, .load = loop_load(G, &labels)});
+        int32_t idx = loop_expr(G, (cg_expr){.kind = CG_E_INDEX, .dtype = AG_I32, .axis = n->shape.rank - 1});
+        int32_t eq = loop_expr(G, (cg_expr){.kind = CG_E_OP, .dtype = AG_BOOL, .op = IR_eq, .a = y, .b = idx, .c = -1});
+        G->expr[b] = loop_expr(G, (cg_expr){.kind = CG_E_OP, .dtype = AG_F32, .op = IR_cast, .a = eq, .b = -1, .c = -1});
+        return;
+    }
     cg_expr e = {.kind = CG_E_OP, .dtype = n->dtype, .op = n->op, .a = -1, .b = -1, .c = -1};
     int32_t *slot[3] = {&e.a, &e.b, &e.c};
     for (int k = 0; k < n->nin; k++)
         *slot[k] = operand_expr(L, G, n->in[k], G->body->node[n->in[k]].dtype);
-    if (n->op == IR_one_hot) { /* label == the class index */
-        int32_t idx = loop_expr(G, (cg_expr){.kind = CG_E_INDEX, .dtype = AG_I32, .axis = n->shape.rank - 1});
-        int32_t eq = loop_expr(G, (cg_expr){.kind = CG_E_OP, .dtype = AG_BOOL, .op = IR_eq, .a = e.a, .b = idx, .c = -1});
-        e = (cg_expr){.kind = CG_E_OP, .dtype = AG_F32, .op = IR_cast, .a = eq, .b = -1, .c = -1};
-    }
     G->expr[b] = loop_expr(G, e);
 }
 
@@ -620,7 +632,7 @@ cg_program *cg_lower(const ir_graph *g, bool training, char *err, size_t len)
         return NULL;
     }
     cg_program *p = calloc(1, sizeof *p);
-    lowering L = {g, g->plan, p, 0, 0, 0, 0, malloc(sizeof(int32_t) * (size_t)g->n), training, err, len, false};
+    lowering L = {g, g->plan, p, 0, 0, 0, 0, 0, malloc(sizeof(int32_t) * (size_t)g->n), training, err, len, false};
     p->name = g->name;
     p->params = calloc((size_t)g->n + 1, sizeof *p->params);
     p->input_node = calloc((size_t)g->n + 1, sizeof *p->input_node);
@@ -650,6 +662,18 @@ cg_program *cg_lower(const ir_graph *g, bool training, char *err, size_t len)
             break;
         } else
             L.outer[i] = add_buffer(&L, (cg_buffer){CG_ARENA, 0, {g->plan->offset[i], 0}, n->dtype});
+    }
+    /* a constant returned as an output gets a slot of its own, filled first */
+    for (int k = 0; k < g->nout; k++) {
+        const ir_node *c = &g->node[g->out[k].id];
+        if (c->op != IR_const || L.outer[g->out[k].id] >= 0)
+            continue;
+        int32_t b = add_buffer(&L, (cg_buffer){CG_ARENA, 0, {g->plan->arena + L.fixed, 0}, c->dtype});
+        L.fixed += ALIGN;
+        L.outer[g->out[k].id] = b;
+        cg_step *s = add_step(&L, CG_LOOP, g->out[k].id);
+        s->loop.expr[s->loop.nexprs++] = (cg_expr){.kind = CG_E_CONST, .dtype = c->dtype, .value = c->attr.value};
+        s->loop.store[s->loop.nstores++] = (cg_store){0, {b, {0, 0}, {{0}}}};
     }
     for (int32_t i = 0; i < g->n && !L.failed; i++) {
         const ir_node *n = &g->node[i];
@@ -699,7 +723,7 @@ cg_program *cg_lower(const ir_graph *g, bool training, char *err, size_t len)
         lower_group(&L, i, body, n->in, homes);
         free(homes);
     }
-    p->arena_bytes = (cg_dim){g->plan->arena + L.scratch_max, 0};
+    p->arena_bytes = (cg_dim){g->plan->arena + L.fixed + L.scratch_max, 0};
     p->max_batch = g->plan->batch;
     p->noutputs = g->nout;
     p->output_buffer = malloc(sizeof *p->output_buffer * (size_t)(g->nout ? g->nout : 1));

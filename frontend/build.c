@@ -94,7 +94,7 @@ int fe_build(const char *path, const fe_build_opts *o)
         if (f && fclose(f) != 0)
             ok = false;
         if (!ok) {
-            snprintf(err, sizeof err, "%s: cannot write the header", file);
+            snprintf(err, sizeof err, "%.3000s: cannot write the header", file);
             goto fail;
         }
     }
@@ -103,7 +103,7 @@ int fe_build(const char *path, const fe_build_opts *o)
         if (f)
             ir_print(f, step);
         if (!f || fclose(f) != 0) {
-            snprintf(err, sizeof err, "%s: cannot write the text IR", file);
+            snprintf(err, sizeof err, "%.3000s: cannot write the text IR", file);
             goto fail;
         }
     }

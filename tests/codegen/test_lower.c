@@ -10,12 +10,11 @@
 #include <string.h>
 
 #include "bind.h"
-#include "emit.h"
 #include "interp.h"
+#include "jit.h"
 #include "load.h"
 #include "lower.h"
 #include "passes.h"
-#include "target.h"
 
 static double rel_error(const ir_tensor *a, const float *b, ag_dtype t)
 {
@@ -30,26 +29,6 @@ static double rel_error(const ir_tensor *a, const float *b, ag_dtype t)
 }
 
 typedef enum runner { C_EXEC, LLVM_JIT } runner;
-
-/* Runs p through the JIT: compiled for this CPU with the O3 pipeline, as aotgrad build does. */
-static void run_jit(const cg_program *p, const cg_args *args)
-{
-    char err[1024];
-    cg_target *t = cg_target_host(err, sizeof err);
-    cr_assert_not_null(t, "%s", err);
-    cg_jit *j = cg_jit_new(err, sizeof err);
-    cr_assert_not_null(j, "%s", err);
-    LLVMModuleRef m = cg_emit_module(p, cg_jit_context(j), t, err, sizeof err);
-    cr_assert_not_null(m, "%s", err);
-    cr_assert(cg_optimize(t, m, err, sizeof err), "%s", err);
-    cr_assert(cg_jit_add(j, m, err, sizeof err), "%s", err);
-    void (*entry)(const cg_args *);
-    *(void **)&entry = cg_jit_lookup(j, p->name, err, sizeof err);
-    cr_assert_not_null(entry, "%s", err);
-    entry(args);
-    cg_jit_free(j);
-    cg_target_free(t);
-}
 
 static void check(const char *model, bool train, int64_t batch, runner r)
 {
@@ -85,7 +64,7 @@ static void check(const char *model, bool train, int64_t batch, runner r)
     if (r == C_EXEC)
         cg_exec(p, &args);
     else
-        run_jit(p, &args);
+        jit_run(p, &args);
     for (int k = 0; k < g->nout; k++) {
         const cg_buffer *b = &p->buffers[p->output_buffer[k]];
         cr_assert(b->region == CG_ARENA || b->region == CG_PARAMS, "output %s is not in the arena", g->out[k].name);

@@ -1,0 +1,11 @@
+/* Running a lowered program through the LLVM JIT, as aotgrad build compiles it. */
+#ifndef AG_TESTS_JIT_H
+#define AG_TESTS_JIT_H
+
+#include "kernel.h"
+
+/* Emits p for this CPU, optimizes it with O3, JITs it and calls its entry point on args;
+ * fails the test on any error. */
+void jit_run(const cg_program *p, const cg_args *args);
+
+#endif
