@@ -53,6 +53,33 @@ static bool wants_help(int argc, char **argv)
     return false;
 }
 
+/* What the model commands share: the model's path and its --set options. */
+typedef struct model_arg {
+    const char *path;
+    const char *settings[64]; /* NULL-ended */
+    int nset;
+} model_arg;
+
+/* Takes argv[*i] if it is the model's path or --set NAME=VALUE: 1 if taken, 0 if it is not
+ * one of these, 2 (the exit status) after printing a usage error. */
+static int take_model_arg(model_arg *m, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i];
+    if (strcmp(a, "--set") == 0) {
+        if (*i + 1 == argc || !strchr(argv[*i + 1], '=') || m->nset == 63)
+            return usage_error("--set takes NAME=VALUE, not '%s'", *i + 1 < argc ? argv[*i + 1] : "");
+        m->settings[m->nset++] = argv[++*i];
+        m->settings[m->nset] = NULL;
+        return 1;
+    }
+    if (a[0] == '-')
+        return 0;
+    if (m->path)
+        return usage_error("one model at a time; extra argument '%s'", a);
+    m->path = a;
+    return 1;
+}
+
 static int print_help(const char *name)
 {
     for (const command *c = commands; c->name; c++)
@@ -89,12 +116,16 @@ static void dump_stage(void *ctx, const char *pass, const ir_graph *g)
 
 static int cmd_ir(int argc, char **argv)
 {
-    const char *path = NULL, *after = NULL;
+    const char *after = NULL;
     bool train = false, eval = false, memory = false;
     dump_opts d = {false, false};
-    const char *settings[64];
-    int nset = 0;
+    model_arg m = {0};
     for (int i = 1; i < argc; i++) {
+        int taken = take_model_arg(&m, argc, argv, &i);
+        if (taken == 2)
+            return 2;
+        if (taken)
+            continue;
         if (strcmp(argv[i], "--train") == 0)
             train = true;
         else if (strcmp(argv[i], "--eval") == 0)
@@ -109,23 +140,15 @@ static int cmd_ir(int argc, char **argv)
             after = argv[++i];
             if (strcmp(after, "all") != 0 && !pass_find(after))
                 return usage_error("no pass named '%s' (see aotgrad passes)", after);
-        } else if (strcmp(argv[i], "--set") == 0) {
-            if (i + 1 == argc || !strchr(argv[i + 1], '=') || nset == 63)
-                return usage_error("%s", "--set takes NAME=VALUE");
-            settings[nset++] = argv[++i];
-        } else if (argv[i][0] == '-')
+        } else
             return usage_error("unknown option '%s'", argv[i]);
-        else if (path)
-            return usage_error("one model at a time; extra argument '%s'", argv[i]);
-        else
-            path = argv[i];
     }
-    settings[nset] = NULL;
+    const char *path = m.path;
     if (!path)
         return usage_error("%s", "which model? aotgrad ir MODEL.c|FILE.ir");
     if (train && eval)
         return usage_error("%s", "--train or --eval, not both");
-    ir_graph *g = fe_load(path, NULL, settings);
+    ir_graph *g = fe_load(path, NULL, m.settings);
     if (!g)
         return 1;
     char err[4096];
@@ -297,10 +320,14 @@ static bool parse_real(const char *s, double *out)
 
 static int cmd_run(int argc, char **argv)
 {
-    const char *path = NULL, *settings[64];
-    int nset = 0;
+    model_arg m = {0};
     fe_run_opts o = {.lr = -1, .wd = -1, .seed = 1};
     for (int i = 1; i < argc; i++) {
+        int taken = take_model_arg(&m, argc, argv, &i);
+        if (taken == 2)
+            return 2;
+        if (taken)
+            continue;
         const char *a = argv[i];
         bool has_value = i + 1 < argc;
         int64_t v;
@@ -321,21 +348,12 @@ static int cmd_run(int argc, char **argv)
             o.data = argv[++i];
         else if (strcmp(a, "--save") == 0)
             o.save = argv[++i];
-        else if (strcmp(a, "--set") == 0) {
-            if (!strchr(argv[i + 1], '=') || nset == 63)
-                return usage_error("--set takes NAME=VALUE, not '%s'", argv[i + 1]);
-            settings[nset++] = argv[++i];
-        } else if (a[0] == '-')
-            return usage_error("unknown option '%s'", a);
-        else if (path)
-            return usage_error("one model at a time; extra argument '%s'", a);
         else
-            path = a;
+            return usage_error("unknown option '%s'", a);
     }
-    settings[nset] = NULL;
-    if (!path)
+    if (!m.path)
         return usage_error("%s", "which model? aotgrad run MODEL.c|FILE.ir");
-    ir_graph *g = fe_load(path, NULL, settings);
+    ir_graph *g = fe_load(m.path, NULL, m.settings);
     if (!g)
         return 1;
     int rc = fe_run(g, &o);
@@ -367,37 +385,32 @@ static bool parse_emit(const char *list, unsigned *emit)
 
 static int cmd_build(int argc, char **argv)
 {
-    const char *path = NULL, *settings[64];
-    int nset = 0;
-    fe_build_opts o = {.emit = FE_EMIT_OBJ | FE_EMIT_H, .settings = settings};
+    model_arg m = {0};
+    fe_build_opts o = {.emit = FE_EMIT_OBJ | FE_EMIT_H, .settings = m.settings};
     for (int i = 1; i < argc; i++) {
+        int taken = take_model_arg(&m, argc, argv, &i);
+        if (taken == 2)
+            return 2;
+        if (taken)
+            continue;
         const char *a = argv[i];
         if (strcmp(a, "--time") == 0)
             o.time = true;
-        else if ((strcmp(a, "-o") == 0 || strcmp(a, "--emit") == 0 || strcmp(a, "--set") == 0) && i + 1 == argc)
+        else if ((strcmp(a, "-o") == 0 || strcmp(a, "--emit") == 0) && i + 1 == argc)
             return usage_error("%s needs a value", a);
         else if (strcmp(a, "-o") == 0)
             o.out = argv[++i];
         else if (strcmp(a, "--emit") == 0) {
             if (!parse_emit(argv[++i], &o.emit))
                 return usage_error("--emit takes a list of obj, h, ll, s, ir, not '%s'", argv[i]);
-        } else if (strcmp(a, "--set") == 0) {
-            if (!strchr(argv[i + 1], '=') || nset == 63)
-                return usage_error("--set takes NAME=VALUE, not '%s'", argv[i + 1]);
-            settings[nset++] = argv[++i];
-        } else if (a[0] == '-')
+        } else
             return usage_error("unknown option '%s'", a);
-        else if (path)
-            return usage_error("one model at a time; extra argument '%s'", a);
-        else
-            path = a;
     }
-    settings[nset] = NULL;
-    if (!path)
+    if (!m.path)
         return usage_error("%s", "which model? aotgrad build MODEL.c|FILE.ir -o OUT");
     if (!o.out)
         return usage_error("%s", "where to? -o OUT (OUT.o, OUT.h, ... are written)");
-    return fe_build(path, &o);
+    return fe_build(m.path, &o);
 }
 
 /* ---- aotgrad ops ---- */

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: installs what is missing, builds aotgrad, and takes the d2l MLP
 # (models/mlp.c) through it: its graph as text IR, a forward pass in the interpreter, and
-# 10 epochs of training on Fashion-MNIST through the interpreter (about 30 s).
+# 10 epochs of training on Fashion-MNIST through the interpreter (about 30 s), then its
+# compilation by the LLVM backend into an object file and a header.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -19,3 +20,7 @@ build/aotgrad forward models/mlp.c --batch 3 --seed 1
 echo
 echo "== aotgrad run models/mlp.c (training through the reference interpreter) =="
 build/aotgrad run models/mlp.c --save build/mlp.safetensors
+echo
+echo "== aotgrad build models/mlp.c (LLVM: object file + header) =="
+build/aotgrad build models/mlp.c -o build/mlp --emit obj,h --time
+echo "wrote build/mlp.o and build/mlp.h"
