@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "run_cmd.h"
 #include "bind.h"
 #include "interp.h"
 #include "ir.h"
@@ -114,20 +115,6 @@ Test(models, mlp_forward_at_init)
 }
 
 /* The command line, as a user runs it. */
-static char *run_cmd(const char *cmd, int *status)
-{
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    size_t cap = 1 << 16, n = 0;
-    char *out = malloc(cap);
-    for (size_t got; (got = fread(out + n, 1, cap - n - 1, p)) > 0;)
-        if ((n += got) == cap - 1)
-            out = realloc(out, cap *= 2);
-    out[n] = 0;
-    *status = pclose(p);
-    return out;
-}
-
 Test(cli, ir_forward_and_check)
 {
     const char *bin = getenv("AOTGRAD_BIN");

@@ -9,21 +9,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "run_cmd.h"
 #include "data.h"
-
-static char *run_cmd(const char *cmd, int *status)
-{
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    size_t cap = 1 << 16, n = 0;
-    char *out = malloc(cap);
-    for (size_t got; (got = fread(out + n, 1, cap - n - 1, p)) > 0;)
-        if ((n += got) == cap - 1)
-            out = realloc(out, cap *= 2);
-    out[n] = 0;
-    *status = pclose(p);
-    return out;
-}
 
 static char *aotgrad(const char *args, int *status)
 {
