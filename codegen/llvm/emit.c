@@ -318,6 +318,27 @@ static bool p_nonneg(poly p)
     return p.c[0] + p.c[1] + p.c[2] >= 0 && p.c[1] + 2 * p.c[2] >= 0 && p.c[2] >= 0;
 }
 
+/* p(N) >= 0 for every N in [1, B], the batches the memory plan fits (B < 1: every N >= 1):
+ * a quadratic's minimum over an interval is at an end or at its vertex */
+static bool p_nonneg_upto(poly p, int64_t B)
+{
+    if (B < 1)
+        return p_nonneg(p);
+    double b = (double)B, at1 = p.c[0] + p.c[1] + p.c[2], atb = p.c[0] + p.c[1] * b + p.c[2] * b * b;
+    if (at1 < 0 || atb < 0)
+        return false;
+    if (p.c[2] > 0) {
+        double v = -p.c[1] / (2 * p.c[2]);
+        if (v > 1 && v < b) {
+            /* integer N only: the nearest integers to the vertex */
+            for (double n = floor(v); n <= ceil(v); n++)
+                if (p.c[0] + p.c[1] * n + p.c[2] * n * n < 0)
+                    return false;
+        }
+    }
+    return true;
+}
+
 /* The bytes [lo, hi) an access of a loop touches, relative to its region's base; false if
  * unknown (a stride that may be negative, or past degree 2). */
 static bool touched(const cg_program *p, const cg_loop *l, const cg_access *a, poly *lo, poly *hi)
@@ -348,7 +369,9 @@ typedef struct lp {
     LLVMValueRef arg[CG_MAX_LOADS + CG_MAX_STORES];
     LLVMValueRef N;
     LLVMValueRef extent[IR_MAX_RANK], index[IR_MAX_RANK];
-    bool fill; /* building the fill nest of a reduction */
+    bool fill;            /* building the fill nest of a reduction */
+    int split;            /* the axis that runs over [begin, end) only, -1: none */
+    LLVMValueRef begin, end;
 } lp;
 
 static int lp_param(lp *L, int32_t buffer)
@@ -463,6 +486,8 @@ static void lp_nest(lp *L, int k)
     LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(E->c, fn, "loop");
     LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(E->c, fn, "done");
     LLVMValueRef zero = LLVMConstInt(E->i64, 0, 0), ext = L->extent[k];
+    if (k == L->split)
+        zero = L->begin, ext = L->end;
     LLVMBuildCondBr(E->b, LLVMBuildICmp(E->b, LLVMIntSGT, ext, zero, ""), head, done);
     LLVMPositionBuilderAtEnd(E->b, head);
     LLVMValueRef i = LLVMBuildPhi(E->b, E->i64, "i");
@@ -529,8 +554,70 @@ static bool lp_noalias(lp *L, int k, const bool *written)
     return true;
 }
 
+static LLVMValueRef declare(em *E, const char *name, LLVMTypeRef ret, LLVMTypeRef *params, int n, LLVMTypeRef *ft);
+
+/* Whether the loop may run as chunks of axis 0 on several threads, each chunk a slice of
+ * rows computed as the single-threaded loop computes it: axis 0 is not reduced, every store
+ * moves with axis 0 by at least the elements one row spans (so rows write disjoint elements),
+ * and every other access in the store's region either touches the same bytes at the same
+ * indices (an in-place update) or provably misses the bytes the store touches. */
+static bool lp_splittable(lp *L)
+{
+    const cg_program *p = L->E->p;
+    const cg_loop *l = L->l;
+    if (l->rank < 1 || (l->reduce & 1))
+        return false;
+    int nacc = l->nloads + l->nstores;
+    for (int s = 0; s < l->nstores; s++) {
+        const cg_access *st = &l->store[s].at;
+        const cg_buffer *sb = &p->buffers[st->buffer];
+        /* rows apart: axis 0's stride at least the elements one row spans */
+        poly gap = p_aff(st->stride[0]);
+        gap.c[0] -= 1;
+        for (int k = 1; k < l->rank; k++) {
+            poly span, ext = p_aff(l->extent[k]), stk = p_aff(st->stride[k]);
+            ext.c[0] -= 1;
+            if (!p_nonneg(stk) || !p_mul(ext, stk, &span))
+                return false;
+            gap = p_add(gap, p_scale(span, -1));
+        }
+        if (!p_nonneg_upto(gap, p->max_batch))
+            return false;
+        int64_t esz = mem_size(sb->dtype);
+        poly sbase = p_add(p_aff(sb->offset), p_scale(p_aff(st->offset), (double)esz));
+        for (int x = 0; x < nacc; x++) {
+            const cg_access *ax = x < l->nloads ? &l->load[x] : &l->store[x - l->nloads].at;
+            const cg_buffer *xb = &p->buffers[ax->buffer];
+            if (ax == st || region_of(xb) != region_of(sb))
+                continue;
+            /* the same bytes at the same indices (an in-place update, maybe through another
+             * buffer at the same place), or bytes that provably miss the store's */
+            int64_t xsz = mem_size(xb->dtype);
+            poly xbase = p_add(p_aff(xb->offset), p_scale(p_aff(ax->offset), (double)xsz));
+            bool same = xsz == esz && xbase.c[0] == sbase.c[0] && xbase.c[1] == sbase.c[1] && xbase.c[2] == sbase.c[2];
+            for (int k = 0; k < l->rank && same; k++)
+                same = memcmp(&ax->stride[k], &st->stride[k], sizeof st->stride[k]) == 0;
+            if (same)
+                continue;
+            poly lx, hx, ls, hs;
+            if (!touched(p, l, ax, &lx, &hx) || !touched(p, l, st, &ls, &hs))
+                return false;
+            if (!p_nonneg_upto(p_add(ls, p_scale(hx, -1)), p->max_batch) &&
+                !p_nonneg_upto(p_add(lx, p_scale(hs, -1)), p->max_batch))
+                return false;
+        }
+    }
+    return true;
+}
+
+/* Threaded loops: a loop of fewer elements than this runs inline; a chunk holds at least
+ * CHUNK_ELEMS elements (about 32 KiB of f32), whole rows of axis 0. Both depend on N only,
+ * never on the thread count, so the chunks (and the bits) are the same for every pool. */
+#define PAR_MIN_ELEMS 16384
+#define CHUNK_ELEMS 8192
+
 static LLVMValueRef emit_loop(em *E, const cg_loop *l, int step, LLVMValueRef (*addr)(em *, int32_t, void *),
-                              void *actx, LLVMValueRef N)
+                              void *actx, LLVMValueRef N, LLVMValueRef pool)
 {
     if (l->rank < 0 || l->rank > IR_MAX_RANK || l->nloads < 0 || l->nloads > CG_MAX_LOADS || l->nexprs < 0 ||
         l->nexprs > CG_MAX_EXPRS || l->nstores < 0 || l->nstores > CG_MAX_STORES) {
@@ -541,7 +628,7 @@ static LLVMValueRef emit_loop(em *E, const cg_loop *l, int step, LLVMValueRef (*
         fail(E, "step %d: reduction by %s (sum or max expected)", step, op_name(l->combine));
         return NULL;
     }
-    lp L = {.E = E, .l = l};
+    lp L = {.E = E, .l = l, .split = -1};
     bool written[CG_MAX_LOADS + CG_MAX_STORES] = {false};
     for (int k = 0; k < l->nloads; k++)
         if (!check_access(E, &l->load[k], "load", k))
@@ -553,14 +640,18 @@ static LLVMValueRef emit_loop(em *E, const cg_loop *l, int step, LLVMValueRef (*
             return NULL;
         else
             written[lp_param(&L, l->store[k].at.buffer)] = true;
+    bool split = pool && lp_splittable(&L);
+    unsigned nparams = (unsigned)L.nbuf + 1 + (split ? 2 : 0);
 
-    LLVMTypeRef params[CG_MAX_LOADS + CG_MAX_STORES + 1];
+    LLVMTypeRef params[CG_MAX_LOADS + CG_MAX_STORES + 3];
     for (int k = 0; k < L.nbuf; k++)
         params[k] = E->ptr;
     params[L.nbuf] = E->i64;
+    params[L.nbuf + 1] = params[L.nbuf + 2] = E->i64;
     char name[256];
     snprintf(name, sizeof name, "%s.loop%d", E->p->name, step);
-    LLVMValueRef fn = LLVMAddFunction(E->m, name, LLVMFunctionType(E->vd, params, (unsigned)L.nbuf + 1, 0));
+    LLVMTypeRef fn_t = LLVMFunctionType(E->vd, params, nparams, 0);
+    LLVMValueRef fn = LLVMAddFunction(E->m, name, fn_t);
     LLVMSetLinkage(fn, LLVMInternalLinkage);
     unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
     unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
@@ -571,14 +662,89 @@ static LLVMValueRef emit_loop(em *E, const cg_loop *l, int step, LLVMValueRef (*
             LLVMAddAttributeAtIndex(fn, (unsigned)k + 1, LLVMCreateEnumAttribute(E->c, noalias, 0));
     }
     L.N = LLVMGetParam(fn, (unsigned)L.nbuf);
+    if (split) {
+        L.split = 0;
+        L.begin = LLVMGetParam(fn, (unsigned)L.nbuf + 1);
+        L.end = LLVMGetParam(fn, (unsigned)L.nbuf + 2);
+    }
 
     /* the call, from the entry */
-    LLVMValueRef args[CG_MAX_LOADS + CG_MAX_STORES + 1];
+    LLVMValueRef args[CG_MAX_LOADS + CG_MAX_STORES + 3];
     for (int k = 0; k < L.nbuf; k++)
         args[k] = addr(E, L.buf[k], actx);
     args[L.nbuf] = N;
     LLVMBasicBlockRef back = LLVMGetInsertBlock(E->b);
-    LLVMBuildCall2(E->b, LLVMGlobalGetValueType(fn), fn, args, (unsigned)L.nbuf + 1, "");
+    if (!split)
+        LLVMBuildCall2(E->b, fn_t, fn, args, nparams, "");
+    else {
+        /* rows = extent 0, inner = the other extents' product; the pool when it has enough work */
+        LLVMValueRef rows = affine(E, l->extent[0], N), inner = LLVMConstInt(E->i64, 1, 0);
+        for (int k = 1; k < l->rank; k++)
+            inner = LLVMBuildNSWMul(E->b, inner, affine(E, l->extent[k], N), "");
+        LLVMValueRef total = LLVMBuildNSWMul(E->b, rows, inner, "");
+        LLVMValueRef big = LLVMBuildAnd(
+            E->b, LLVMBuildICmp(E->b, LLVMIntNE, pool, LLVMConstNull(E->ptr), ""),
+            LLVMBuildICmp(E->b, LLVMIntSGE, total, LLVMConstInt(E->i64, PAR_MIN_ELEMS, 0), ""), "");
+        LLVMValueRef entry_fn = LLVMGetBasicBlockParent(back);
+        LLVMBasicBlockRef par = LLVMAppendBasicBlockInContext(E->c, entry_fn, "par");
+        LLVMBasicBlockRef ser = LLVMAppendBasicBlockInContext(E->c, entry_fn, "ser");
+        LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(E->c, entry_fn, "par.done");
+        LLVMBuildCondBr(E->b, big, par, ser);
+
+        LLVMPositionBuilderAtEnd(E->b, ser);
+        args[L.nbuf + 1] = LLVMConstInt(E->i64, 0, 0);
+        args[L.nbuf + 2] = rows;
+        LLVMBuildCall2(E->b, fn_t, fn, args, nparams, "");
+        LLVMBuildBr(E->b, done);
+
+        /* the context: { ptr buffers..., i64 N }, in the entry block's frame */
+        LLVMTypeRef ctx_f[CG_MAX_LOADS + CG_MAX_STORES + 1];
+        for (int k = 0; k < L.nbuf; k++)
+            ctx_f[k] = E->ptr;
+        ctx_f[L.nbuf] = E->i64;
+        LLVMTypeRef ctx_t = LLVMStructTypeInContext(E->c, ctx_f, (unsigned)L.nbuf + 1, 0);
+        LLVMBasicBlockRef first = LLVMGetEntryBasicBlock(entry_fn);
+        LLVMValueRef at = LLVMGetFirstInstruction(first);
+        LLVMBuilderRef fb = LLVMCreateBuilderInContext(E->c);
+        if (at)
+            LLVMPositionBuilderBefore(fb, at);
+        else
+            LLVMPositionBuilderAtEnd(fb, first);
+        LLVMValueRef ctx = LLVMBuildAlloca(fb, ctx_t, "loop.ctx");
+        LLVMDisposeBuilder(fb);
+
+        LLVMPositionBuilderAtEnd(E->b, par);
+        for (int k = 0; k <= L.nbuf; k++)
+            LLVMBuildStore(E->b, args[k], LLVMBuildStructGEP2(E->b, ctx_t, ctx, (unsigned)k, ""));
+        /* grain: ceil(CHUNK_ELEMS / inner) rows, at least 1 (inner >= 1 here: total > 0) */
+        LLVMValueRef grain = LLVMBuildSDiv(
+            E->b, LLVMBuildNSWAdd(E->b, inner, LLVMConstInt(E->i64, CHUNK_ELEMS - 1, 0), ""), inner, "");
+
+        /* the trampoline: void NAME.loopK.chunk(void *ctx, int64_t begin, int64_t end) */
+        LLVMTypeRef cp[] = {E->ptr, E->i64, E->i64};
+        LLVMTypeRef chunk_t = LLVMFunctionType(E->vd, cp, 3, 0);
+        snprintf(name, sizeof name, "%s.loop%d.chunk", E->p->name, step);
+        LLVMValueRef chunk = LLVMAddFunction(E->m, name, chunk_t);
+        LLVMSetLinkage(chunk, LLVMInternalLinkage);
+        LLVMAddAttributeAtIndex(chunk, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(E->c, nounwind, 0));
+
+        LLVMTypeRef pf[] = {E->ptr, E->i64, E->i64, E->ptr, E->ptr};
+        LLVMTypeRef pf_t;
+        LLVMValueRef pfor = declare(E, "rt_parallel_for", E->vd, pf, 5, &pf_t);
+        LLVMValueRef pa[] = {pool, rows, grain, chunk, ctx};
+        LLVMBuildCall2(E->b, pf_t, pfor, pa, 5, "");
+        LLVMBuildBr(E->b, done);
+        back = done;
+
+        LLVMPositionBuilderAtEnd(E->b, LLVMAppendBasicBlockInContext(E->c, chunk, "entry"));
+        LLVMValueRef cctx = LLVMGetParam(chunk, 0), cargs[CG_MAX_LOADS + CG_MAX_STORES + 3];
+        for (int k = 0; k <= L.nbuf; k++)
+            cargs[k] = LLVMBuildLoad2(E->b, ctx_f[k], LLVMBuildStructGEP2(E->b, ctx_t, cctx, (unsigned)k, ""), "");
+        cargs[L.nbuf + 1] = LLVMGetParam(chunk, 1);
+        cargs[L.nbuf + 2] = LLVMGetParam(chunk, 2);
+        LLVMBuildCall2(E->b, fn_t, fn, cargs, nparams, "");
+        LLVMBuildRetVoid(E->b);
+    }
 
     LLVMPositionBuilderAtEnd(E->b, LLVMAppendBasicBlockInContext(E->c, fn, "entry"));
     for (int k = 0; k < l->rank; k++)
@@ -605,7 +771,7 @@ LLVMTypeRef cg_args_type(LLVMContextRef c)
 
 typedef struct entry {
     LLVMTypeRef args_t;
-    LLVMValueRef a, N, arena, params, inputs, outputs;
+    LLVMValueRef a, N, arena, params, inputs, outputs, pool;
     LLVMValueRef *addr; /* per buffer, built on first use */
 } entry;
 
@@ -815,12 +981,13 @@ LLVMModuleRef cg_emit_module(const cg_program *p, LLVMContextRef ctx, cg_target 
     X.inputs = field(&E, &X, 2, E.ptr);
     X.outputs = field(&E, &X, 3, E.ptr);
     X.N = field(&E, &X, 4, E.i64);
+    X.pool = field(&E, &X, 7, E.ptr);
     if (!X.addr)
         fail(&E, "out of memory");
     for (int s = 0; s < p->nsteps && !E.failed; s++) {
         const cg_step *st = &p->steps[s];
         switch (st->kind) {
-        case CG_LOOP: emit_loop(&E, &st->loop, s, buffer_addr, &X, X.N); break;
+        case CG_LOOP: emit_loop(&E, &st->loop, s, buffer_addr, &X, X.N, X.pool); break;
         case CG_GEMM: emit_gemm(&E, &X, &st->gemm, s); break;
         case CG_CALL: emit_call(&E, &X, &st->call, s); break;
         default: fail(&E, "step %d: unknown kind %d", s, (int)st->kind);
