@@ -199,9 +199,8 @@ static void close_loop(lowering *L, group *G)
 }
 
 /* An operand of a loop node as an expression. */
-static int32_t operand_expr(lowering *L, group *G, int32_t b, ag_dtype want)
+static int32_t operand_expr(group *G, int32_t b)
 {
-    (void)L, (void)want;
     const ir_node *n = &G->body->node[b];
     if (G->expr[b] >= 0)
         return G->expr[b];
@@ -236,7 +235,7 @@ static void lower_elementwise(lowering *L, group *G, int32_t b)
     cg_expr e = {.kind = CG_E_OP, .dtype = n->dtype, .op = n->op, .a = -1, .b = -1, .c = -1};
     int32_t *slot[3] = {&e.a, &e.b, &e.c};
     for (int k = 0; k < n->nin; k++)
-        *slot[k] = operand_expr(L, G, n->in[k], G->body->node[n->in[k]].dtype);
+        *slot[k] = operand_expr(G, n->in[k]);
     G->expr[b] = loop_expr(G, e);
 }
 
@@ -366,7 +365,6 @@ static bool lower_view(lowering *L, group *G, int32_t b)
  * that is one). */
 static void copy_into(lowering *L, group *G, const view *from, view *to, const ir_shape *shape, ag_dtype t)
 {
-    (void)L;
     open_loop(L, G, shape);
     int32_t e = loop_expr(G, (cg_expr){.kind = CG_E_LOAD, .dtype = t, .load = loop_load(G, from)});
     loop_store(G, e, to, 0);
@@ -493,7 +491,6 @@ static void lower_matmul(lowering *L, group *G, int32_t b, int32_t top)
     gm->a = access_of(&a);
     gm->b = access_of(&bv);
     int32_t w, lr, wd;
-    const ir_node *t = &L->g->node[top];
     bool inplace = L->plan->inplace[top] >= 0 && G->body->nout == 1 && sgd_epilogue(G->body, b, &w, &lr, &wd);
     if (inplace) { /* C = W: its value is the update; alpha = -lr, beta = 1 - lr*wd */
         view wv = *need_view(L, G, w), lrv = *need_view(L, G, lr);
@@ -521,7 +518,6 @@ static void lower_matmul(lowering *L, group *G, int32_t b, int32_t top)
             G->users_left[i] = 0;
         G->val[G->body->out[0].id] = wv;
         G->is_output[G->body->out[0].id] = false; /* in place already */
-        (void)t;
         return;
     }
     G->val[b] = home_of(L, G, b);
