@@ -552,6 +552,22 @@ static bool nums(P *p, int64_t *v, int max, int *count, const char *where)
     }
 }
 
+
+/* Doubles two parallel arrays (first to `first` items); on failure both stay valid. */
+static bool grow2(void **a, size_t asize, void **b, size_t bsize, int *cap, int first)
+{
+    int n = *cap ? 2 * *cap : first;
+    void *na = realloc(*a, (size_t)n * asize);
+    if (na)
+        *a = na;
+    void *nb = realloc(*b, (size_t)n * bsize);
+    if (nb)
+        *b = nb;
+    if (!na || !nb)
+        return false;
+    *cap = n;
+    return true;
+}
 static bool tensor(P *p, const char *name, size_t at_name)
 {
     rt_ckpt_tensor t = {.name = name, .dtype = AG_DTYPE_COUNT, .rank = -1};
@@ -621,18 +637,8 @@ static bool tensor(P *p, const char *name, size_t at_name)
                                                     : NULL;
     if (missing)
         return herr(p, at_name, "tensor %s has no \"%s\"", name, missing);
-    if (p->nt == p->tcap) {
-        int cap = p->tcap ? 2 * p->tcap : 16;
-        rt_ckpt_tensor *nt = realloc(p->t, (size_t)cap * sizeof *nt);
-        if (nt)
-            p->t = nt;
-        tinfo *ni = realloc(p->ti, (size_t)cap * sizeof *ni);
-        if (ni)
-            p->ti = ni;
-        if (!nt || !ni)
-            return herr(p, at_name, "out of memory");
-        p->tcap = cap;
-    }
+    if (p->nt == p->tcap && !grow2((void **)&p->t, sizeof *p->t, (void **)&p->ti, sizeof *p->ti, &p->tcap, 16))
+        return herr(p, at_name, "out of memory");
     p->t[p->nt] = t;
     p->ti[p->nt++] = ti;
     return true;
@@ -665,18 +671,9 @@ static bool metadata(P *p, size_t at_key)
         ws(p);
         if (!str(p, &value, "a string (metadata values are strings)"))
             return false;
-        if (p->nmeta == p->mcap) {
-            int cap = p->mcap ? 2 * p->mcap : 8;
-            rt_ckpt_meta *nm = realloc(p->meta, (size_t)cap * sizeof *nm);
-            if (nm)
-                p->meta = nm;
-            size_t *na = realloc(p->at_meta, (size_t)cap * sizeof *na);
-            if (na)
-                p->at_meta = na;
-            if (!nm || !na)
-                return herr(p, at, "out of memory");
-            p->mcap = cap;
-        }
+        if (p->nmeta == p->mcap &&
+            !grow2((void **)&p->meta, sizeof *p->meta, (void **)&p->at_meta, sizeof *p->at_meta, &p->mcap, 8))
+            return herr(p, at, "out of memory");
         p->at_meta[p->nmeta] = at;
         p->meta[p->nmeta++] = (rt_ckpt_meta){key, value};
         ws(p);

@@ -919,6 +919,17 @@ static uint64_t rng_next(uint64_t *s)
     return *s;
 }
 
+/* One random edit of t[0..*n) at `at`: a byte replaced, deleted, or inserted from pool. */
+static void mutate(char *t, size_t *n, size_t at, const char *pool, size_t npool, uint64_t *seed)
+{
+    char c = pool[rng_next(seed) % npool];
+    switch (rng_next(seed) % 3) {
+    case 0: t[at] = c; break;
+    case 1: memmove(t + at, t + at + 1, *n - at - 1), (*n)--; break;
+    default: memmove(t + at + 1, t + at, *n - at), t[at] = c, (*n)++; break;
+    }
+}
+
 /* Mutations of a good text: each one either fails with a located message or parses into a
  * graph that verifies and whose print is a fixed point of parse-then-print. */
 Test(text, mutations)
@@ -932,15 +943,8 @@ Test(text, mutations)
         memcpy(t, all_ops, len);
         size_t n = len;
         int edits = 1 + (int)(rng_next(&seed) % 3);
-        for (int e = 0; e < edits; e++) {
-            size_t at = rng_next(&seed) % n;
-            char c = pool[rng_next(&seed) % (sizeof pool - 1)];
-            switch (rng_next(&seed) % 3) {
-            case 0: t[at] = c; break;
-            case 1: memmove(t + at, t + at + 1, n - at - 1), n--; break;
-            default: memmove(t + at + 1, t + at, n - at), t[at] = c, n++; break;
-            }
-        }
+        for (int e = 0; e < edits; e++)
+            mutate(t, &n, rng_next(&seed) % n, pool, sizeof pool - 1, &seed);
         char err[512] = "";
         ir_graph *g = ir_parse(t, n, "m.ir", err, sizeof err);
         if (!g) {
@@ -1810,15 +1814,8 @@ Test(text, plan_mutations)
         memcpy(t, plan_text, len);
         size_t n = len;
         int edits = 1 + (int)(rng_next(&seed) % 2);
-        for (int e = 0; e < edits; e++) {
-            size_t at = len / 2 + rng_next(&seed) % (n - len / 2); /* mostly in the plan's half */
-            char c = pool[rng_next(&seed) % (sizeof pool - 1)];
-            switch (rng_next(&seed) % 3) {
-            case 0: t[at] = c; break;
-            case 1: memmove(t + at, t + at + 1, n - at - 1), n--; break;
-            default: memmove(t + at + 1, t + at, n - at), t[at] = c, n++; break;
-            }
-        }
+        for (int e = 0; e < edits; e++) /* mostly in the plan's half */
+            mutate(t, &n, len / 2 + rng_next(&seed) % (n - len / 2), pool, sizeof pool - 1, &seed);
         char err[512] = "";
         ir_graph *g = ir_parse(t, n, "m.ir", err, sizeof err);
         if (!g) {
