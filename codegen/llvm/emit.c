@@ -22,7 +22,8 @@ typedef struct em {
     LLVMModuleRef m;
     LLVMBuilderRef b;
     LLVMTypeRef f32, f64, i1, i8, i32, i64, ptr, vd;
-    LLVMTypeRef T; /* the compute type of the op being built: f32 or f64 */
+    LLVMTypeRef T; /* the compute type of the op being built: f32 or f64 (vectors of them when W > 1) */
+    unsigned W;    /* values are vectors of W lanes (the streaming loops' body) or scalars (1) */
     const cg_program *p;
     char *err;
     size_t len;
@@ -55,8 +56,8 @@ static const char *op_name(ir_op op)
 
 /* ---- types and conversions, as ir_tensor_get / ir_tensor_set ---- */
 
-/* the type of a value of dtype t in registers: bool is i1 */
-static LLVMTypeRef val_type(em *E, ag_dtype t)
+/* the type of one element of dtype t in registers: bool is i1 */
+static LLVMTypeRef scalar_type(em *E, ag_dtype t)
 {
     switch (t) {
     case AG_F32: return E->f32;
@@ -68,8 +69,23 @@ static LLVMTypeRef val_type(em *E, ag_dtype t)
     }
 }
 
-/* the type of an element in memory: bool is one byte */
-static LLVMTypeRef mem_type(em *E, ag_dtype t) { return t == AG_BOOL ? E->i8 : val_type(E, t); }
+/* t, or a vector of W of them */
+static LLVMTypeRef lanes(em *E, LLVMTypeRef t) { return t && E->W > 1 ? LLVMVectorType(t, E->W) : t; }
+/* the type of a value of dtype t in registers */
+static LLVMTypeRef val_type(em *E, ag_dtype t) { return lanes(E, scalar_type(E, t)); }
+/* the type of an element in memory (addresses count in these): bool is one byte */
+static LLVMTypeRef mem_type(em *E, ag_dtype t) { return t == AG_BOOL ? E->i8 : scalar_type(E, t); }
+/* a scalar constant in every lane */
+static LLVMValueRef splat(em *E, LLVMValueRef c)
+{
+    if (E->W <= 1)
+        return c;
+    LLVMValueRef v[16];
+    assert(E->W <= 16);
+    for (unsigned k = 0; k < E->W; k++)
+        v[k] = c;
+    return LLVMConstVector(v, E->W);
+}
 static int64_t mem_size(ag_dtype t) { return t == AG_F64 ? 8 : t == AG_F32 || t == AG_I32 ? 4 : 1; }
 static bool is_fp(ag_dtype t) { return t == AG_F32 || t == AG_F64; }
 
@@ -94,12 +110,12 @@ static LLVMValueRef convert(em *E, LLVMValueRef v, ag_dtype from, ag_dtype to)
         LLVMOpcode o = LLVMGetInstructionOpcode(v);
         LLVMValueRef x = LLVMGetOperand(v, 0);
         LLVMTypeRef xt = LLVMTypeOf(x);
-        if (o == LLVMFPExt && xt == E->f32)
+        if (o == LLVMFPExt && xt == val_type(E, AG_F32))
             return convert(E, x, AG_F32, to);
-        if (o == LLVMSIToFP && xt == E->i32)
+        if (o == LLVMSIToFP && xt == val_type(E, AG_I32))
             return convert(E, x, AG_I32, to);
-        if (o == LLVMUIToFP && (xt == E->i8 || xt == E->i1))
-            return convert(E, x, xt == E->i8 ? AG_U8 : AG_BOOL, to);
+        if (o == LLVMUIToFP && (xt == val_type(E, AG_U8) || xt == val_type(E, AG_BOOL)))
+            return convert(E, x, xt == val_type(E, AG_U8) ? AG_U8 : AG_BOOL, to);
     }
     LLVMTypeRef T = val_type(E, to);
     if (is_fp(to)) {
@@ -108,8 +124,8 @@ static LLVMValueRef convert(em *E, LLVMValueRef v, ag_dtype from, ag_dtype to)
         return from == AG_I32 ? LLVMBuildSIToFP(E->b, v, T, "") : LLVMBuildUIToFP(E->b, v, T, "");
     }
     if (to == AG_BOOL)
-        return is_fp(from) ? LLVMBuildFCmp(E->b, LLVMRealUNE, v, LLVMConstReal(LLVMTypeOf(v), 0), "")
-                           : LLVMBuildICmp(E->b, LLVMIntNE, v, LLVMConstInt(LLVMTypeOf(v), 0, 0), "");
+        return is_fp(from) ? LLVMBuildFCmp(E->b, LLVMRealUNE, v, LLVMConstNull(LLVMTypeOf(v)), "")
+                           : LLVMBuildICmp(E->b, LLVMIntNE, v, LLVMConstNull(LLVMTypeOf(v)), "");
     if (is_fp(from)) { /* NaN -> 0, truncate toward zero, saturate: the .sat conversions */
         LLVMTypeRef over[] = {T, LLVMTypeOf(v)};
         return intrinsic(E, to == AG_I32 ? "llvm.fptosi.sat" : "llvm.fptoui.sat", over, 2, &v, 1);
@@ -117,21 +133,20 @@ static LLVMValueRef convert(em *E, LLVMValueRef v, ag_dtype from, ag_dtype to)
     if (from == AG_BOOL || (from == AG_U8 && to == AG_I32))
         return LLVMBuildZExt(E->b, v, T, "");
     if (from == AG_I32 && to == AG_U8) { /* clamp to [0, 255] */
-        LLVMValueRef lo = LLVMBuildSelect(E->b, LLVMBuildICmp(E->b, LLVMIntSLT, v, LLVMConstInt(E->i32, 0, 0), ""),
-                                          LLVMConstInt(E->i32, 0, 0), v, "");
-        LLVMValueRef hi = LLVMBuildSelect(E->b, LLVMBuildICmp(E->b, LLVMIntSGT, lo, LLVMConstInt(E->i32, 255, 0), ""),
-                                          LLVMConstInt(E->i32, 255, 0), lo, "");
-        return LLVMBuildTrunc(E->b, hi, E->i8, "");
+        LLVMValueRef zero = splat(E, LLVMConstInt(E->i32, 0, 0)), top = splat(E, LLVMConstInt(E->i32, 255, 0));
+        LLVMValueRef lo = LLVMBuildSelect(E->b, LLVMBuildICmp(E->b, LLVMIntSLT, v, zero, ""), zero, v, "");
+        LLVMValueRef hi = LLVMBuildSelect(E->b, LLVMBuildICmp(E->b, LLVMIntSGT, lo, top, ""), top, lo, "");
+        return LLVMBuildTrunc(E->b, hi, val_type(E, AG_U8), "");
     }
     fail(E, "no conversion from %s to %s", ir_dtype_name(from), ir_dtype_name(to));
     return LLVMGetUndef(T);
 }
 
 /* a constant of dtype t holding v as ir_tensor_set stores it */
-static LLVMValueRef constant(em *E, double v, ag_dtype t)
+static LLVMValueRef scalar_constant(em *E, double v, ag_dtype t)
 {
     if (is_fp(t))
-        return LLVMConstReal(val_type(E, t), t == AG_F32 ? (double)(float)v : v);
+        return LLVMConstReal(scalar_type(E, t), t == AG_F32 ? (double)(float)v : v);
     switch (t) {
     case AG_I32:
         return LLVMConstInt(E->i32, (unsigned long long)(int64_t)(v != v ? 0 : v <= -2147483648.0 ? INT32_MIN
@@ -143,10 +158,11 @@ static LLVMValueRef constant(em *E, double v, ag_dtype t)
     default: fail(E, "constant of dtype %d", (int)t); return LLVMConstInt(E->i32, 0, 0);
     }
 }
+static LLVMValueRef constant(em *E, double v, ag_dtype t) { return splat(E, scalar_constant(E, v, t)); }
 
 /* ---- the op table's scalar forms as builder calls ---- */
 
-static LLVMValueRef s_k(em *E, double v) { return LLVMConstReal(E->T, v); }
+static LLVMValueRef s_k(em *E, double v) { return constant(E, v, E->T == val_type(E, AG_F32) ? AG_F32 : AG_F64); }
 static LLVMValueRef s_un(em *E, const char *intr, LLVMValueRef x)
 {
     return intrinsic(E, intr, &E->T, 1, &x, 1);
@@ -164,7 +180,7 @@ static LLVMValueRef s_cmp(em *E, LLVMRealPredicate pr, LLVMValueRef x, LLVMValue
 /* (c) != 0 ? x : y; NaN != 0 holds, as in C */
 static LLVMValueRef s_sel(em *E, LLVMValueRef c, LLVMValueRef x, LLVMValueRef y)
 {
-    return LLVMBuildSelect(E->b, LLVMBuildFCmp(E->b, LLVMRealUNE, c, LLVMConstReal(E->T, 0), ""), x, y, "");
+    return LLVMBuildSelect(E->b, LLVMBuildFCmp(E->b, LLVMRealUNE, c, LLVMConstNull(E->T), ""), x, y, "");
 }
 
 #define S_K(v) s_k(E, (double)(v))
@@ -370,6 +386,8 @@ typedef struct lp {
     LLVMValueRef N;
     LLVMValueRef extent[IR_MAX_RANK], index[IR_MAX_RANK];
     bool fill;            /* building the fill nest of a reduction */
+    LLVMValueRef flat;    /* streaming loops: the flat element index every access is at (lp_stream) */
+    bool stream_store;    /* streaming loops: stores are whole aligned vectors that bypass the cache */
     int split;            /* the axis that runs over [begin, end) only, -1: none */
     LLVMValueRef begin, end;
 } lp;
@@ -389,7 +407,12 @@ static LLVMValueRef lp_addr(lp *L, const cg_access *a)
     em *E = L->E;
     const cg_buffer *b = &E->p->buffers[a->buffer];
     LLVMValueRef off = affine(E, a->offset, L->N);
-    for (int k = 0; k < L->l->rank; k++) {
+    for (int k = 0; k < L->l->rank && L->flat; k++)
+        if (a->stride[k].k || a->stride[k].n) { /* contiguous (lp_streamable): offset + flat */
+            off = LLVMBuildNSWAdd(E->b, off, L->flat, "");
+            break;
+        }
+    for (int k = 0; k < L->l->rank && !L->flat; k++) {
         cg_dim s = a->stride[k];
         if (s.k == 0 && s.n == 0)
             continue;
@@ -399,18 +422,55 @@ static LLVMValueRef lp_addr(lp *L, const cg_access *a)
     return gep(E, mem_type(E, b->dtype), L->arg[lp_param(L, a->buffer)], off);
 }
 
+/* W elements from addr on, aligned to one element */
 static LLVMValueRef load_elem(em *E, ag_dtype t, LLVMValueRef addr)
 {
-    LLVMValueRef v = LLVMBuildLoad2(E->b, mem_type(E, t), addr, "");
-    return t == AG_BOOL ? LLVMBuildICmp(E->b, LLVMIntNE, v, LLVMConstInt(E->i8, 0, 0), "") : v;
+    LLVMValueRef v = LLVMBuildLoad2(E->b, lanes(E, mem_type(E, t)), addr, "");
+    LLVMSetAlignment(v, (unsigned)mem_size(t));
+    return t == AG_BOOL ? LLVMBuildICmp(E->b, LLVMIntNE, v, LLVMConstNull(lanes(E, E->i8)), "") : v;
 }
 
-static void store_elem(em *E, ag_dtype t, LLVMValueRef v, LLVMValueRef addr)
+static LLVMValueRef store_elem(em *E, ag_dtype t, LLVMValueRef v, LLVMValueRef addr)
 {
     if (t == AG_BOOL)
-        v = LLVMBuildZExt(E->b, v, E->i8, "");
-    LLVMBuildStore(E->b, v, addr);
+        v = LLVMBuildZExt(E->b, v, lanes(E, E->i8), "");
+    LLVMValueRef st = LLVMBuildStore(E->b, v, addr);
+    LLVMSetAlignment(st, (unsigned)mem_size(t));
+    return st;
 }
+
+static bool is_broadcast(const cg_loop *l, const cg_access *a)
+{
+    for (int k = 0; k < l->rank; k++)
+        if (a->stride[k].k || a->stride[k].n)
+            return false;
+    return true;
+}
+
+/* the loads of the body at the current indices; in vector code a broadcast element is
+ * loaded once and copied to every lane */
+static void lp_loads(lp *L, LLVMValueRef *load)
+{
+    em *E = L->E;
+    const cg_loop *l = L->l;
+    for (int k = 0; k < l->nloads; k++) {
+        ag_dtype t = E->p->buffers[l->load[k].buffer].dtype;
+        if (E->W > 1 && is_broadcast(l, &l->load[k])) {
+            unsigned w = E->W;
+            E->W = 1;
+            LLVMValueRef one = load_elem(E, t, lp_addr(L, &l->load[k]));
+            E->W = w;
+            LLVMValueRef v = LLVMBuildInsertElement(E->b, LLVMGetUndef(LLVMVectorType(LLVMTypeOf(one), w)), one,
+                                                    LLVMConstInt(E->i32, 0, 0), "");
+            load[k] = LLVMBuildShuffleVector(E->b, v, LLVMGetUndef(LLVMTypeOf(v)),
+                                             LLVMConstNull(LLVMVectorType(E->i32, w)), "");
+        }
+        else
+            load[k] = load_elem(E, t, lp_addr(L, &l->load[k]));
+    }
+}
+
+static void lp_finish(lp *L, LLVMValueRef *load);
 
 /* the innermost body: loads, expressions, stores (or the fill of a reduction) */
 static void lp_body(lp *L)
@@ -425,12 +485,21 @@ static void lp_body(lp *L)
         }
         return;
     }
-    LLVMValueRef load[CG_MAX_LOADS], val[CG_MAX_EXPRS];
+    LLVMValueRef load[CG_MAX_LOADS];
+    lp_loads(L, load);
+    lp_finish(L, load);
+}
+
+/* the expressions over the loaded values, and the stores */
+static void lp_finish(lp *L, LLVMValueRef *load)
+{
+    em *E = L->E;
+    const cg_loop *l = L->l;
+    const cg_program *p = E->p;
+    LLVMValueRef val[CG_MAX_EXPRS];
     ag_dtype ldt[CG_MAX_LOADS];
-    for (int k = 0; k < l->nloads; k++) {
+    for (int k = 0; k < l->nloads; k++)
         ldt[k] = p->buffers[l->load[k].buffer].dtype;
-        load[k] = load_elem(E, ldt[k], lp_addr(L, &l->load[k]));
-    }
     body B = {l->expr, l->nexprs, val, load, ldt, L->index, l->rank};
     if (!eval_exprs(E, &B))
         return;
@@ -462,7 +531,13 @@ static void lp_body(lp *L)
                 v = LLVMBuildSelect(E->b, LLVMBuildICmp(E->b, t == AG_I32 ? LLVMIntSGT : LLVMIntUGT, v, old, ""), v,
                                     old, "");
         }
-        store_elem(E, t, v, at);
+        LLVMValueRef stored = store_elem(E, t, v, at);
+        if (L->stream_store) {
+            LLVMSetAlignment(stored, (unsigned)mem_size(t) * E->W);
+            LLVMMetadataRef one = LLVMValueAsMetadata(LLVMConstInt(E->i32, 1, 0));
+            LLVMSetMetadata(stored, LLVMGetMDKindIDInContext(E->c, "nontemporal", 11),
+                            LLVMMetadataAsValue(E->c, LLVMMDNodeInContext2(E->c, &one, 1)));
+        }
     }
 }
 
@@ -610,6 +685,163 @@ static bool lp_splittable(lp *L)
     return true;
 }
 
+/* ---- streaming loops ----
+ *
+ * An elementwise loop over arrays much larger than the caches is bound by memory bandwidth.
+ * Ordinary stores first read each output line they write (read-for-ownership: a third
+ * stream), and one sequential stream per array leaves the core's line-fill buffers idle.
+ * So such a loop runs as glibc's large memcpy does: its stores are aligned 32-byte vectors
+ * that bypass the cache (!nontemporal), and it walks STREAM_PAGES pages of each array at
+ * once, loading a few vectors from each page before computing and storing them. With a
+ * 64 MiB relu chain this took the loop from about 60% of memcpy's bandwidth to past it
+ * (bench/README.md). The results are the same bits: only the order of memory traffic
+ * changes. */
+#define STREAM_MIN_BYTES ((int64_t)16 << 20) /* output bytes; well past L2, most of a core's LLC share */
+#define STREAM_LANES 8                       /* 4-byte elements per 32-byte vector */
+#define STREAM_PAGE 1024                     /* 4-byte elements per 4 KiB page */
+#define STREAM_PAGES 4
+#define STREAM_VECTORS 16                    /* vectors in flight per step, loads of all inputs */
+
+/* access a walks the loop's index space in row-major order: element f of the flattened
+ * space is at offset + f */
+static bool is_contiguous(const cg_loop *l, const cg_access *a)
+{
+    poly want = {{1, 0, 0}};
+    for (int k = l->rank - 1; k >= 0; k--) {
+        poly st = p_aff(a->stride[k]);
+        if (st.c[0] != want.c[0] || st.c[1] != want.c[1] || st.c[2] != want.c[2])
+            return false;
+        if (k > 0 && !p_mul(want, p_aff(l->extent[k]), &want))
+            return false;
+    }
+    return true;
+}
+
+/* Whether the loop can take the streaming path: elementwise (no reduction, no index values),
+ * one 4-byte output walked contiguously, every load contiguous or one broadcast element, and
+ * the output missing every other buffer or read in place at exactly the stored elements. */
+static bool lp_streamable(lp *L, const bool *written)
+{
+    const cg_loop *l = L->l;
+    const cg_program *p = L->E->p;
+    if (l->reduce || l->rank < 1 || l->nstores != 1)
+        return false;
+    const cg_access *st = &l->store[0].at;
+    if (mem_size(p->buffers[st->buffer].dtype) != 4 || !is_contiguous(l, st))
+        return false;
+    for (int e = 0; e < l->nexprs; e++)
+        if (l->expr[e].kind == CG_E_INDEX)
+            return false;
+    for (int k = 0; k < l->nloads; k++) {
+        const cg_access *a = &l->load[k];
+        if (!is_contiguous(l, a) && !is_broadcast(l, a))
+            return false;
+        if (a->buffer == st->buffer && (memcmp(&a->offset, &st->offset, sizeof a->offset) != 0 || !is_contiguous(l, a)))
+            return false;
+    }
+    return lp_noalias(L, lp_param(L, st->buffer), written);
+}
+
+typedef void flat_body(lp *L, LLVMValueRef i, void *ctx);
+
+/* for (i = from; to - i >= step; i += step) body(i); the value of i after the loop */
+static LLVMValueRef counted(lp *L, LLVMValueRef from, LLVMValueRef to, int64_t step, flat_body *body, void *ctx)
+{
+    em *E = L->E;
+    LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(E->b)), k = LLVMConstInt(E->i64, (unsigned long long)step, 0);
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(E->b);
+    LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(E->c, fn, "stream");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(E->c, fn, "stream.done");
+    LLVMBuildCondBr(E->b, LLVMBuildICmp(E->b, LLVMIntSGE, LLVMBuildNSWSub(E->b, to, from, ""), k, ""), head, done);
+    LLVMPositionBuilderAtEnd(E->b, head);
+    LLVMValueRef i = LLVMBuildPhi(E->b, E->i64, "f");
+    body(L, i, ctx);
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(E->b);
+    LLVMValueRef next = LLVMBuildNSWAdd(E->b, i, k, "");
+    LLVMBuildCondBr(E->b, LLVMBuildICmp(E->b, LLVMIntSGE, LLVMBuildNSWSub(E->b, to, next, ""), k, ""), head, done);
+    LLVMValueRef in[] = {from, next};
+    LLVMBasicBlockRef bb[] = {pre, latch};
+    LLVMAddIncoming(i, in, bb, 2);
+    LLVMPositionBuilderAtEnd(E->b, done);
+    LLVMValueRef after = LLVMBuildPhi(E->b, E->i64, "");
+    LLVMAddIncoming(after, in, bb, 2);
+    return after;
+}
+
+/* one element (W = 1) or one aligned vector (W = STREAM_LANES) at flat index i */
+static void stream_one(lp *L, LLVMValueRef i, void *vector)
+{
+    em *E = L->E;
+    E->W = vector ? STREAM_LANES : 1;
+    L->stream_store = vector != NULL;
+    L->flat = i;
+    lp_body(L);
+    E->W = 1;
+    L->stream_store = false;
+}
+
+/* one step of a block: `per` vectors from each of the STREAM_PAGES pages at block + j */
+typedef struct stream_block {
+    LLVMValueRef block;
+    int per;
+} stream_block;
+
+static void stream_step(lp *L, LLVMValueRef j, void *ctx)
+{
+    em *E = L->E;
+    const stream_block *sb = ctx;
+    enum { MAXV = STREAM_PAGES * STREAM_VECTORS };
+    LLVMValueRef at[MAXV], load[MAXV][CG_MAX_LOADS];
+    int n = STREAM_PAGES * sb->per;
+    E->W = STREAM_LANES;
+    for (int v = 0; v < n; v++) {
+        int64_t off = (int64_t)(v / sb->per) * STREAM_PAGE + (int64_t)(v % sb->per) * STREAM_LANES;
+        at[v] = LLVMBuildNSWAdd(E->b, LLVMBuildNSWAdd(E->b, sb->block, j, ""), LLVMConstInt(E->i64, (unsigned long long)off, 0), "");
+        L->flat = at[v];
+        lp_loads(L, load[v]);
+    }
+    L->stream_store = true;
+    for (int v = 0; v < n; v++) {
+        L->flat = at[v];
+        lp_finish(L, load[v]);
+    }
+    L->stream_store = false;
+    E->W = 1;
+}
+
+static void stream_block_body(lp *L, LLVMValueRef block, void *per)
+{
+    stream_block sb = {block, *(int *)per};
+    counted(L, LLVMConstInt(L->E->i64, 0, 0), LLVMConstInt(L->E->i64, STREAM_PAGE, 0), (int64_t)sb.per * STREAM_LANES,
+            stream_step, &sb);
+}
+
+/* flat elements [lo, hi): single elements up to the first 32-byte boundary of the output,
+ * blocks of STREAM_PAGES pages, single vectors, single elements; then a fence, as the
+ * streamed stores are not ordered with the ones that publish the work as done */
+static void lp_stream(lp *L, LLVMValueRef lo, LLVMValueRef hi)
+{
+    em *E = L->E;
+    L->flat = lo;
+    LLVMValueRef a = LLVMBuildPtrToInt(E->b, lp_addr(L, &L->l->store[0].at), E->i64, "");
+    LLVMValueRef head = LLVMBuildLShr(
+        E->b, LLVMBuildAnd(E->b, LLVMBuildNeg(E->b, a, ""), LLVMConstInt(E->i64, 4 * STREAM_LANES - 1, 0), ""),
+        LLVMConstInt(E->i64, 2, 0), "");
+    LLVMValueRef n = LLVMBuildNSWSub(E->b, hi, lo, "");
+    head = LLVMBuildSelect(E->b, LLVMBuildICmp(E->b, LLVMIntSLT, head, n, ""), head, n, "");
+    counted(L, lo, LLVMBuildNSWAdd(E->b, lo, head, ""), 1, stream_one, NULL);
+    int loads = 0;
+    for (int k = 0; k < L->l->nloads; k++)
+        loads += !is_broadcast(L->l, &L->l->load[k]);
+    int per = STREAM_VECTORS / STREAM_PAGES / (loads > 0 ? loads : 1);
+    per = per < 1 ? 1 : per;
+    LLVMValueRef i = counted(L, LLVMBuildNSWAdd(E->b, lo, head, ""), hi, STREAM_PAGES * STREAM_PAGE, stream_block_body, &per);
+    i = counted(L, i, hi, STREAM_LANES, stream_one, L);
+    counted(L, i, hi, 1, stream_one, NULL);
+    L->flat = NULL;
+    LLVMBuildFence(E->b, LLVMAtomicOrderingSequentiallyConsistent, 0, "");
+}
+
 /* Threaded loops: a loop of fewer elements than this runs inline; a chunk holds at least
  * CHUNK_ELEMS elements (about 32 KiB of f32), whole rows of axis 0. Both depend on N only,
  * never on the thread count, so the chunks (and the bits) are the same for every pool. */
@@ -753,6 +985,24 @@ static LLVMValueRef emit_loop(em *E, const cg_loop *l, int step, LLVMValueRef (*
         L.fill = true;
         lp_nest(&L, 0);
         L.fill = false;
+    }
+    if (lp_streamable(&L, written)) {
+        /* flat [lo, hi): the rows [begin, end) of a chunk, or all; streamed when the whole
+         * output is large (so every chunk of a loop takes the same path) */
+        LLVMValueRef inner = LLVMConstInt(E->i64, 1, 0);
+        for (int k = 1; k < l->rank; k++)
+            inner = LLVMBuildNSWMul(E->b, inner, L.extent[k], "");
+        LLVMValueRef total = LLVMBuildNSWMul(E->b, L.extent[0], inner, "");
+        LLVMValueRef lo = split ? LLVMBuildNSWMul(E->b, L.begin, inner, "") : LLVMConstInt(E->i64, 0, 0);
+        LLVMValueRef hi = split ? LLVMBuildNSWMul(E->b, L.end, inner, "") : total;
+        LLVMBasicBlockRef big = LLVMAppendBasicBlockInContext(E->c, fn, "streamed");
+        LLVMBasicBlockRef small = LLVMAppendBasicBlockInContext(E->c, fn, "cached");
+        LLVMBuildCondBr(E->b, LLVMBuildICmp(E->b, LLVMIntSGE, total, LLVMConstInt(E->i64, STREAM_MIN_BYTES / 4, 0), ""),
+                        big, small);
+        LLVMPositionBuilderAtEnd(E->b, big);
+        lp_stream(&L, lo, hi);
+        LLVMBuildRetVoid(E->b);
+        LLVMPositionBuilderAtEnd(E->b, small);
     }
     lp_nest(&L, 0);
     LLVMBuildRetVoid(E->b);

@@ -223,3 +223,104 @@ Test(llvm_threads, large_elementwise_loop_same_bits_and_timing)
     free(ref);
     jit_done(&J);
 }
+
+/* ---- the streaming path (codegen/llvm/emit.c, lp_stream): outputs of 16 MiB and more ----
+ * An odd shape, an output that starts 4 bytes past a 32-byte boundary (so the path peels
+ * single elements first and ends with single vectors and elements), a broadcast scalar and
+ * an in-place update: every element equals C's arithmetic bit for bit, with no pool and on
+ * 1 and 2 threads, and the bytes around the output are untouched. */
+
+static char *emitted_ir(const cg_program *p)
+{
+    char err[1024];
+    cg_target *t = cg_target_host(err, sizeof err);
+    cr_assert_not_null(t, "%s", err);
+    LLVMContextRef c = LLVMContextCreate();
+    LLVMModuleRef m = cg_emit_module(p, c, t, err, sizeof err);
+    cr_assert_not_null(m, "%s", err);
+    char *text = LLVMPrintModuleToString(m);
+    LLVMDisposeModule(m);
+    LLVMContextDispose(c);
+    cg_target_free(t);
+    return text;
+}
+
+Test(llvm_threads, streaming_loop_is_exact_at_every_edge)
+{
+    enum { R = 4099, C = 1027 };
+    const int64_t n = (int64_t)R * C, bytes = n * 4, pad = 64;
+    /* buffers: x at 0, the scalar s after it, out 4 bytes past the next 64-byte boundary */
+    const int64_t s_off = bytes + pad, out_off = (s_off + 2 * pad) / 64 * 64 + 4, total = out_off + bytes + pad;
+    cg_buffer buf[3] = {{CG_ARENA, 0, {0, 0}, AG_F32}, {CG_ARENA, 0, {s_off, 0}, AG_F32}, {CG_ARENA, 0, {out_off, 0}, AG_F32}};
+    cg_step st[2];
+    memset(st, 0, sizeof st);
+    /* step 0: out = x * 0.5 + s;  step 1: out = out * out - s (in place) */
+    for (int k = 0; k < 2; k++) {
+        st[k].kind = CG_LOOP;
+        cg_loop *l = &st[k].loop;
+        l->rank = 2;
+        l->extent[0] = (cg_dim){R, 0}, l->extent[1] = (cg_dim){C, 0};
+        l->nloads = 2;
+        l->load[0] = (cg_access){.buffer = k == 0 ? 0 : 2, .stride = {{C, 0}, {1, 0}}};
+        l->load[1] = (cg_access){.buffer = 1};
+        l->expr[0] = (cg_expr){.kind = CG_E_LOAD, .dtype = AG_F32, .load = 0};
+        l->expr[1] = (cg_expr){.kind = CG_E_LOAD, .dtype = AG_F32, .load = 1};
+        if (k == 0) {
+            l->expr[2] = (cg_expr){.kind = CG_E_CONST, .dtype = AG_F32, .value = 0.5};
+            l->expr[3] = (cg_expr){.kind = CG_E_OP, .dtype = AG_F32, .op = IR_mul, .a = 0, .b = 2};
+            l->expr[4] = (cg_expr){.kind = CG_E_OP, .dtype = AG_F32, .op = IR_add, .a = 3, .b = 1};
+        }
+        else {
+            l->expr[2] = (cg_expr){.kind = CG_E_OP, .dtype = AG_F32, .op = IR_mul, .a = 0, .b = 0};
+            l->expr[3] = (cg_expr){.kind = CG_E_OP, .dtype = AG_F32, .op = IR_sub, .a = 2, .b = 1};
+            l->expr[4] = (cg_expr){.kind = CG_E_OP, .dtype = AG_F32, .op = IR_relu, .a = 3};
+        }
+        l->nexprs = 5;
+        l->nstores = 1;
+        l->store[0] = (cg_store){.expr = 4, .at = {.buffer = 2, .stride = {{C, 0}, {1, 0}}}};
+    }
+    cg_program p = {.name = "stream", .nbuffers = 3, .buffers = buf, .nsteps = 2, .steps = st};
+
+    char *ir = emitted_ir(&p);
+    cr_expect(strstr(ir, "!nontemporal") != NULL, "the loops have no streaming stores");
+    LLVMDisposeMessage(ir);
+
+    jitted J = jit_compile(&p);
+    char *mem = NULL;
+    cr_assert(posix_memalign((void **)&mem, 64, (size_t)total) == 0);
+    float *x = (float *)mem, *s = (float *)(mem + s_off), *out = (float *)(mem + out_off);
+    cr_assert((uintptr_t)out % 32 == 4, "the output should start 4 bytes past a 32-byte boundary");
+    uint32_t r = 777;
+    for (int64_t i = 0; i < n; i++) {
+        r = r * 1664525u + 1013904223u;
+        x[i] = (float)((double)(r >> 8) / (1 << 24) * 6 - 3);
+    }
+    *s = 0.75f;
+    for (int run = 0; run < 3; run++) {
+        rt_pool *pool = run ? rt_pool_new(run) : NULL;
+        cr_assert(!run || pool);
+        memset(out - pad / 4, 0xab, (size_t)(bytes + 2 * pad));
+        cg_args args = {mem, NULL, NULL, NULL, 1, 0, 0, pool};
+        J.entry(&args);
+        rt_pool_free(pool);
+        int64_t bad = 0, first = -1;
+        for (int64_t i = 0; i < n; i++) {
+            volatile float y = x[i] * 0.5f; /* volatile: no contraction into an fma */
+            volatile float z = y + *s;
+            volatile float w = z * z;
+            float want = w - *s;
+            want = want > 0 ? want : 0;
+            if (memcmp(&want, &out[i], 4) != 0 && bad++ == 0)
+                first = i;
+        }
+        cr_expect(bad == 0, "pool %d: %lld elements differ, the first at %lld", run, (long long)bad, (long long)first);
+        for (int64_t k = 0; k < pad; k++) {
+            cr_expect(((unsigned char *)out)[-1 - k] == 0xab, "pool %d: byte %lld before the output written", run,
+                      (long long)k + 1);
+            cr_expect(((unsigned char *)out)[bytes + k] == 0xab, "pool %d: byte %lld after the output written", run,
+                      (long long)k);
+        }
+    }
+    free(mem);
+    jit_done(&J);
+}
