@@ -34,8 +34,13 @@
 #include "ir.h"
 #include "lower.h"
 #include "passes.h"
+#include "profile.h"
 #include "target.h"
 #include "threads.h"
+
+/* The JIT resolves the runtime routines generated code may call from this process:
+ * referenced here, they are linked in. */
+void *const bench_bandwidth_rt_refs[] = {(void *)rt_profile_mark};
 
 #define MiB ((size_t)1 << 20)
 #define COLS 1024
@@ -271,7 +276,7 @@ static void kernel_setup(kernel *k, int64_t rows, rt_pool *pool)
         const char *nm = k->graph->node[p->input_node[i]].attr.name;
         k->inputs[i] = k->in[nm && nm[0] == 'b' ? 1 : 0];
     }
-    k->args = (cg_args){k->arena, NULL, k->inputs, NULL, rows, 0, 0, pool};
+    k->args = (cg_args){k->arena, NULL, k->inputs, NULL, rows, 0, 0, pool, NULL};
     k->best = INFINITY;
 }
 

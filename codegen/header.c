@@ -63,6 +63,7 @@ bool cg_write_header(FILE *f, const char *source, const cg_program *train, const
                "    uint32_t seed;        /* dropout's seed */\n"
                "    uint64_t step;        /* dropout's step counter */\n"
                "    void *pool;           /* an rt_pool * to split loops over threads, or NULL */\n"
+               "    void *profile;        /* an rt_profile * timing each step (rt_profile_mark), or NULL */\n"
                "} ag_args;\n#endif\n\n");
     fprintf(f, "#define %s_MAX_BATCH %lldLL\n", M, (long long)train->max_batch);
     fprintf(f, "#define %s_PARAM_BYTES %lldLL\n", M, (long long)train->param_bytes);

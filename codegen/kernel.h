@@ -136,6 +136,7 @@ typedef struct cg_args {
     uint32_t seed;       /* dropout's key */
     uint64_t step;       /* dropout's counter */
     void *pool;          /* rt_pool *, for splitting loops over threads; NULL: one thread */
+    void *profile;       /* rt_profile_mark(profile, step) after each step when set (bench) */
 } cg_args;
 
 /* A parameter's place in the parameter region, as the generated header documents it. */

@@ -1,18 +1,21 @@
 /* `aotgrad build`: a model (or a dumped stage) through the pipeline, lowering and the LLVM
  * backend, into an object file with a header for a C caller, and on request the LLVM IR,
  * the assembly and the final text IR. */
+#include <errno.h>
 #include <llvm-c/Core.h>
 #include <llvm-c/Linker.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "build.h"
 #include "emit.h"
 #include "header.h"
 #include "load.h"
 #include "lower.h"
+#include "model_source.h"
 #include "passes.h"
 #include "target.h"
 
@@ -26,6 +29,62 @@ static double now(void)
 static bool path_with(char *buf, size_t len, const char *out, const char *ext)
 {
     return (size_t)snprintf(buf, len, "%s.%s", out, ext) < len;
+}
+
+#ifndef AG_LINK_FLAGS
+#define AG_LINK_FLAGS "" /* the sanitizers' flags when the runtime library is instrumented */
+#endif
+
+/* The executable OUT: the object file obj, the tables and main of model_source.c compiled
+ * with cc, the runtime library, OpenBLAS, zlib and libm. tmp: a folder for the pieces. */
+static bool link_binary(const char *out, const char *obj, const char *source, const cg_program *ps,
+                        const ir_graph *step, const cg_program *pe, const ir_graph *eval, const char *tmp, char *err,
+                        size_t len)
+{
+    const char *include = fe_include_dir(), *runtime = fe_runtime_lib();
+    if (!include || !runtime) {
+        snprintf(err, len, "cannot find the aotgrad %s beside the aotgrad binary (set %s)",
+                 include ? "runtime library" : "headers", include ? "AOTGRAD_RUNTIME_LIB" : "AOTGRAD_INCLUDE");
+        return false;
+    }
+    char main_c[4200], main_o[4200], inc[4200];
+    snprintf(main_c, sizeof main_c, "%s/main.c", tmp);
+    snprintf(main_o, sizeof main_o, "%s/main.o", tmp);
+    snprintf(inc, sizeof inc, "-I%s", include);
+    FILE *f = fopen(main_c, "w");
+    if (!f) {
+        snprintf(err, len, "%.3000s: cannot write: %s", main_c, strerror(errno));
+        return false;
+    }
+    bool ok = cg_write_model_source(f, source, ps, step, pe, eval, err, len);
+    if (fclose(f) != 0 && ok) {
+        snprintf(err, len, "%.3000s: cannot write", main_c);
+        ok = false;
+    }
+    if (!ok)
+        return false;
+    const char *cc = getenv("CC");
+    cc = cc && *cc ? cc : "cc";
+    char *compile[] = {(char *)cc, "-std=gnu17", "-O1", "-c", inc, "-o", main_o, main_c, NULL};
+    int rc = fe_run_program(compile);
+    if (rc != 0) {
+        snprintf(err, len, "the binary's tables did not compile (%s exited with %d)", cc, rc);
+        return false;
+    }
+    /* --as-needed: only the libraries the binary calls become NEEDED */
+    char *link[24] = {(char *)cc, "-o", (char *)out, "-Wl,--as-needed", (char *)obj, main_o, (char *)runtime,
+                      "-lopenblas", "-lz", "-lm", "-pthread"};
+    int n = 11;
+    char flags[] = AG_LINK_FLAGS;
+    for (char *tok = strtok(flags, " "); tok && n < 23; tok = strtok(NULL, " "))
+        link[n++] = tok;
+    link[n] = NULL;
+    rc = fe_run_program(link);
+    if (rc != 0) {
+        snprintf(err, len, "the binary did not link (%s exited with %d)", cc, rc);
+        return false;
+    }
+    return true;
 }
 
 /* One program of the model: the pipeline's graph lowered, named NAME_ENTRY. */
@@ -42,7 +101,7 @@ static cg_program *program(ir_graph *g, bool train, const char *entry, char *nam
 
 int fe_build(const char *path, const fe_build_opts *o)
 {
-    char err[4096], train_name[256], fwd_name[256], file[4096];
+    char err[4096], train_name[256], fwd_name[256], file[4096], tmp[4096] = "";
     double t0 = now();
     ir_graph *g = fe_load(path, NULL, o->settings);
     if (!g)
@@ -84,10 +143,30 @@ int fe_build(const char *path, const fe_build_opts *o)
     if (o->emit & FE_EMIT_S)
         if (!path_with(file, sizeof file, o->out, "s") || !cg_emit_assembly(t, m, file, err, sizeof err))
             goto fail;
-    if (o->emit & FE_EMIT_OBJ)
-        if (!path_with(file, sizeof file, o->out, "o") || !cg_emit_object(t, m, file, err, sizeof err))
+    if (o->emit & (FE_EMIT_OBJ | FE_EMIT_EXE)) {
+        /* the binary links OUT.o when it is asked for, else an object in a temporary folder */
+        if (o->emit & FE_EMIT_EXE) {
+            snprintf(tmp, sizeof tmp, "%s/aotgrad-build-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+            if (!mkdtemp(tmp)) {
+                snprintf(err, sizeof err, "cannot make a temporary folder: %s", strerror(errno));
+                tmp[0] = 0;
+                goto fail;
+            }
+        }
+        if (o->emit & FE_EMIT_OBJ) {
+            if (!path_with(file, sizeof file, o->out, "o"))
+                goto fail;
+        } else
+            snprintf(file, sizeof file, "%.3800s/%.200s.o", tmp, g->name);
+        if (!cg_emit_object(t, m, file, err, sizeof err))
             goto fail;
-    t_mc = now();
+        t_mc = now();
+        if ((o->emit & FE_EMIT_EXE) && !link_binary(o->out, file, path, ps, step, pe, eval, tmp, err, sizeof err))
+            goto fail;
+    }
+    double t_link = now();
+    if (!(o->emit & (FE_EMIT_OBJ | FE_EMIT_EXE)))
+        t_mc = t_link;
     if (o->emit & FE_EMIT_H) {
         FILE *f = path_with(file, sizeof file, o->out, "h") ? fopen(file, "w") : NULL;
         bool ok = f && cg_write_header(f, path, ps, step, pe, eval);
@@ -116,12 +195,25 @@ int fe_build(const char *path, const fe_build_opts *o)
         fprintf(stderr, "  LLVM IR          %7.1f ms\n", 1e3 * (t_llvm_ir - t_lower));
         fprintf(stderr, "  LLVM optimization %6.1f ms\n", 1e3 * (t_opt - t_llvm_ir));
         fprintf(stderr, "  machine code     %7.1f ms\n", 1e3 * (t_mc - t_opt));
-        fprintf(stderr, "  header, text IR  %7.1f ms\n", 1e3 * (end - t_mc));
+        if (o->emit & FE_EMIT_EXE)
+            fprintf(stderr, "  tables, link     %7.1f ms\n", 1e3 * (t_link - t_mc));
+        fprintf(stderr, "  header, text IR  %7.1f ms\n", 1e3 * (end - t_link));
     }
     rc = 0;
 fail:
     if (rc)
         fprintf(stderr, "%s: error: %s\n", path, err);
+    if (tmp[0]) { /* the pieces of the binary */
+        const char *pieces[] = {"main.c", "main.o", NULL};
+        char piece[4300];
+        for (int k = 0; pieces[k]; k++) {
+            snprintf(piece, sizeof piece, "%s/%s", tmp, pieces[k]);
+            unlink(piece);
+        }
+        snprintf(piece, sizeof piece, "%s/%s.o", tmp, g->name);
+        unlink(piece);
+        rmdir(tmp);
+    }
     if (m)
         LLVMDisposeModule(m);
     if (ctx)

@@ -1,5 +1,5 @@
-/* `aotgrad build`: a model to an object file, a header and, on request, LLVM IR, assembly
- * and the final text IR. */
+/* `aotgrad build`: a model to a standalone executable (the default), or to an object file,
+ * a header, LLVM IR, assembly and the final text IR. */
 #ifndef AG_FRONTEND_BUILD_H
 #define AG_FRONTEND_BUILD_H
 
@@ -11,6 +11,7 @@ enum {
     FE_EMIT_LL = 1 << 2,  /* OUT.ll */
     FE_EMIT_S = 1 << 3,   /* OUT.s */
     FE_EMIT_IR = 1 << 4,  /* OUT.ir: the train step after the pipeline */
+    FE_EMIT_EXE = 1 << 5, /* OUT: the standalone binary (runtime/binary.c's commands) */
 };
 
 typedef struct fe_build_opts {

@@ -47,6 +47,30 @@ const char *fe_include_dir(void)
     return NULL;
 }
 
+const char *fe_runtime_lib(void)
+{
+    static char lib[PATH_MAX + 64];
+    const char *env = getenv("AOTGRAD_RUNTIME_LIB");
+    if (env && *env)
+        return env;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return NULL;
+    *slash = 0;
+    const char *candidates[] = {"%s/lib/libaotgrad_runtime.a", "%s/../lib/aotgrad/libaotgrad_runtime.a"};
+    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
+        snprintf(lib, sizeof lib, candidates[i], exe);
+        if (file_exists(lib))
+            return lib;
+    }
+    return NULL;
+}
+
 /* The model's name: the file's base name without .c, which must be a C identifier. */
 static bool model_name(const char *path, char *name, size_t len)
 {
@@ -68,7 +92,7 @@ static bool model_name(const char *path, char *name, size_t len)
     return true;
 }
 
-static int run(char *const argv[])
+int fe_run_program(char *const argv[])
 {
     pid_t pid = fork();
     if (pid < 0)
@@ -121,7 +145,7 @@ static ir_graph *load_c(const char *path, const char *include_dir, const char *c
     char *argv[] = {(char *)(cc && *cc ? cc : "cc"), "-std=gnu17", "-shared", "-fPIC", "-O0",
                     "-Werror=implicit-function-declaration", inc, "-o", so, (char *)path, NULL};
     ir_graph *g = NULL;
-    int rc = run(argv);
+    int rc = fe_run_program(argv);
     if (rc != 0) {
         fprintf(stderr, "%s: error: the model did not compile (%s exited with %d)\n", path, argv[0], rc);
         goto out;

@@ -18,6 +18,14 @@ ir_graph *fe_load(const char *path, const char *include_dir, const char *const *
 const char *fe_include_dir(void);
 
 /* A whole file, malloc'd and NUL-terminated (len excludes the NUL); NULL with errno set on failure. */
+/* Runs argv (a program found on PATH) and waits: its exit status, -1 when it did not run
+ * or was killed. */
+int fe_run_program(char *const argv[]);
+
+/* The runtime library generated binaries link: AOTGRAD_RUNTIME_LIB, or lib/ beside the
+ * aotgrad binary (a build tree), or ../lib/aotgrad/ (an install); NULL if none. */
+const char *fe_runtime_lib(void);
+
 char *fe_read_file(const char *path, size_t *len);
 
 #endif

@@ -368,7 +368,7 @@ static bool parse_emit(const char *list, unsigned *emit)
     static const struct {
         const char *name;
         unsigned flag;
-    } kinds[] = {{"obj", FE_EMIT_OBJ}, {"h", FE_EMIT_H}, {"ll", FE_EMIT_LL}, {"s", FE_EMIT_S}, {"ir", FE_EMIT_IR}};
+    } kinds[] = {{"obj", FE_EMIT_OBJ}, {"h", FE_EMIT_H}, {"ll", FE_EMIT_LL}, {"s", FE_EMIT_S}, {"ir", FE_EMIT_IR}, {"exe", FE_EMIT_EXE}};
     *emit = 0;
     for (const char *p = list; *p;) {
         size_t n = strcspn(p, ",");
@@ -386,7 +386,7 @@ static bool parse_emit(const char *list, unsigned *emit)
 static int cmd_build(int argc, char **argv)
 {
     model_arg m = {0};
-    fe_build_opts o = {.emit = FE_EMIT_OBJ | FE_EMIT_H, .settings = m.settings};
+    fe_build_opts o = {.emit = FE_EMIT_EXE, .settings = m.settings};
     for (int i = 1; i < argc; i++) {
         int taken = take_model_arg(&m, argc, argv, &i);
         if (taken == 2)
@@ -402,14 +402,14 @@ static int cmd_build(int argc, char **argv)
             o.out = argv[++i];
         else if (strcmp(a, "--emit") == 0) {
             if (!parse_emit(argv[++i], &o.emit))
-                return usage_error("--emit takes a list of obj, h, ll, s, ir, not '%s'", argv[i]);
+                return usage_error("--emit takes a list of exe, obj, h, ll, s, ir, not '%s'", argv[i]);
         } else
             return usage_error("unknown option '%s'", a);
     }
     if (!m.path)
         return usage_error("%s", "which model? aotgrad build MODEL.c|FILE.ir -o OUT");
     if (!o.out)
-        return usage_error("%s", "where to? -o OUT (OUT.o, OUT.h, ... are written)");
+        return usage_error("%s", "where to? -o OUT (the binary OUT, or OUT.o, OUT.h, ... with --emit)");
     return fe_build(m.path, &o);
 }
 
@@ -447,15 +447,17 @@ static const command commands[] = {
      "  --dot             Graphviz DOT instead of text IR; kernels as boxes of their ops\n"
      "  --memory          the memory plan of the train step and of inference\n"
      "  --set NAME=VALUE  set a model option (ag_option), e.g. --set act=tanh\n"},
-    {"build", cmd_build, "compile a model with the LLVM backend: object file and header",
+    {"build", cmd_build, "compile a model with the LLVM backend: a standalone binary, or object and header",
      "usage: aotgrad build MODEL.c|FILE.ir -o OUT [--emit LIST] [--time] [--set NAME=VALUE]...\n\n"
      "Takes the model (or a dumped .ir of any stage) through the pipeline, lowers its train step\n"
      "and forward pass to loops, sgemm calls and runtime routines, and compiles them with LLVM\n"
-     "for this machine's CPU into OUT_train_step and OUT_forward entry points.\n\n"
-     "  -o OUT        the output path without extension\n"
-     "  --emit LIST   comma-separated, of: obj (OUT.o), h (OUT.h, for a C caller: sizes,\n"
-     "                parameter layout, entry points), ll (LLVM IR), s (assembly), ir (the\n"
-     "                final text IR); default obj,h\n"
+     "for this machine's CPU into MODEL_train_step and MODEL_forward entry points. By default\n"
+     "OUT is a standalone executable (OUT train|eval|predict|bench, each with --help) that\n"
+     "needs only libc, libm, zlib and OpenBLAS at run time; it is linked with cc.\n\n"
+     "  -o OUT        the output: the binary, or the path without extension for --emit's files\n"
+     "  --emit LIST   comma-separated, of: exe (OUT, the default), obj (OUT.o), h (OUT.h, for a C\n"
+     "                caller: sizes, parameter layout, entry points), ll (LLVM IR), s (assembly),\n"
+     "                ir (the final text IR)\n"
      "  --time        print where the build's time went\n"
      "  --set NAME=VALUE  a model option\n"},
     {"passes", cmd_passes, "list the passes of the pipeline, in order",

@@ -203,7 +203,7 @@ static bool make_model(const ir_graph *g, uint32_t seed, interp_model *m, rt_mod
 }
 
 /* Features and targets per sample, and the class count, from the model's data inputs. */
-static bool data_shape(const ir_graph *g, int64_t *features, int64_t *targets, int *classes, char *err, size_t len)
+bool fe_data_shape(const ir_graph *g, int64_t *features, int64_t *targets, int *classes, char *err, size_t len)
 {
     int32_t x, y;
     if (!data_inputs(g, &x, &y, err, len))
@@ -239,7 +239,7 @@ int fe_run(const ir_graph *g, const fe_run_opts *o)
     int classes;
     rt_dataset train, test;
     rt_truth truth;
-    if (!data_shape(g, &features, &targets, &classes, err, sizeof err) ||
+    if (!fe_data_shape(g, &features, &targets, &classes, err, sizeof err) ||
         !rt_load_data(o->data ? o->data : t->data, features, targets, classes, &train, &test, &truth, err,
                       sizeof err)) {
         fprintf(stderr, "%s: error: %s\n", g->name, err);

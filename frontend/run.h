@@ -2,6 +2,8 @@
 #ifndef AG_FRONTEND_RUN_H
 #define AG_FRONTEND_RUN_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "ir.h"
@@ -13,6 +15,10 @@ typedef struct fe_run_opts {
     const char *data;      /* NULL: the model's dataset */
     const char *save;      /* safetensors file for the trained parameters, or NULL */
 } fe_run_opts;
+
+/* Features and targets per sample and the class count (0: regression) of a model's data
+ * inputs: the first two inputs other than lr and wd. */
+bool fe_data_shape(const ir_graph *g, int64_t *features, int64_t *targets, int *classes, char *err, size_t len);
 
 /* Trains g (any stage) with the runtime's loop; prints the epoch lines and the small
  * parameters; returns the exit status. */

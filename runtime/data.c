@@ -1,4 +1,5 @@
-/* Training data: IDX and CSV loaders, synthetic data, shuffle and gather. See data.h. */
+/* Training data: IDX and CSV loaders, inputs to predict on, synthetic data, shuffle and gather.
+ * See data.h. */
 #include "fail.h"
 #include "data.h"
 
@@ -88,14 +89,23 @@ static bool short_read(idx_file *f, int64_t at, int64_t want, int64_t got, const
                 errnum != Z_OK ? " (gzip: " : "", errnum != Z_OK ? m : "", errnum != Z_OK ? ")" : "");
 }
 
-/* Read the header: magic, then ndims big-endian u32 dims. The magic is checked as soon as
- * there are 4 bytes, so a wrong file is named as such even when it is short. */
-static bool idx_header(idx_file *f, uint32_t magic, int ndims, const char *kind, uint32_t *dims)
+/* Up to want bytes from the decompressed stream: the count read, 0 after an error too (the
+ * callers look at gzerror when it comes back short). */
+static int idx_read(idx_file *f, uint8_t *buf, int want)
 {
-    uint8_t h[16];
-    int want = 4 + 4 * ndims, got = gzread(f->gz, h, (unsigned)want);
-    if (got < 0)
-        got = 0;
+    int got = gzread(f->gz, buf, (unsigned)want);
+    return got < 0 ? 0 : got;
+}
+
+/* Read the header: magic, then ndims big-endian u32 dims, of which the first got bytes (0..4,
+ * 4 unless the stream ended or failed there) are in h already. The magic is checked as soon
+ * as there are 4 bytes, so a wrong file is named as such even when it is short. */
+static bool idx_header_from(idx_file *f, uint8_t h[16], int got, uint32_t magic, int ndims, const char *kind,
+                            uint32_t *dims)
+{
+    int want = 4 + 4 * ndims;
+    if (got == 4)
+        got += idx_read(f, h + 4, want - 4);
     if (got >= 4) {
         uint32_t m = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
         if (m != magic)
@@ -113,6 +123,12 @@ static bool idx_header(idx_file *f, uint32_t magic, int ndims, const char *kind,
     }
     f->off = want;
     return true;
+}
+
+static bool idx_header(idx_file *f, uint32_t magic, int ndims, const char *kind, uint32_t *dims)
+{
+    uint8_t h[16];
+    return idx_header_from(f, h, idx_read(f, h, 4), magic, ndims, kind, dims);
 }
 
 /* Read want bytes into a buffer that grows as data arrives, so a header that lies about the
@@ -167,6 +183,40 @@ static bool idx_end(idx_file *f, const char *after)
     return true;
 }
 
+/* An images file's header, the first got bytes of it in h already (see idx_header_from): the
+ * magic, n x rows x cols with none 0, and within RT_DATA_MAX_BYTES. */
+static bool images_header(idx_file *f, uint8_t h[16], int got, uint32_t d[3])
+{
+    static const char *names[3] = {"images", "rows", "cols"};
+    if (!idx_header_from(f, h, got, IDX_IMAGES, 3, "IDX images, u8, 3 dims", d))
+        return false;
+    for (int i = 0; i < 3; i++)
+        if (d[i] == 0)
+            return rt_fail(f->err, f->len, "%s: offset %d: 0 %s, expected at least 1", f->path, 4 + 4 * i,
+                        names[i]);
+    uint64_t pixels = (uint64_t)d[1] * d[2]; /* < 2^64: both factors are below 2^32 */
+    if (pixels > (uint64_t)RT_DATA_MAX_BYTES || d[0] > (uint64_t)RT_DATA_MAX_BYTES / pixels)
+        return rt_fail(f->err, f->len, "%s: offset 4: %u x %u x %u images are over the %lld-byte limit", f->path,
+                    d[0], d[1], d[2], (long long)RT_DATA_MAX_BYTES);
+    return true;
+}
+
+/* The pixels after images_header, and then the end of the file. */
+static bool images_data(idx_file *f, const uint32_t d[3], uint8_t **x)
+{
+    char what[96];
+    snprintf(what, sizeof what, "image data (%u x %u x %u)", d[0], d[1], d[2]);
+    if (!idx_data(f, (int64_t)d[0] * d[1] * d[2], what, x))
+        return false;
+    snprintf(what, sizeof what, "the %u images", d[0]);
+    if (!idx_end(f, what)) {
+        free(*x);
+        *x = NULL;
+        return false;
+    }
+    return true;
+}
+
 bool rt_load_idx(const char *images, const char *labels, int classes, rt_dataset *out, char *err, size_t len)
 {
     memset(out, 0, sizeof *out);
@@ -175,24 +225,12 @@ bool rt_load_idx(const char *images, const char *labels, int classes, rt_dataset
 
     idx_file fi = {images, NULL, 0, err, len}, fl = {labels, NULL, 0, err, len};
     uint32_t d[3], nl = 0;
-    uint8_t *x = NULL, *lab = NULL;
+    uint8_t *x = NULL, *lab = NULL, h[16];
     int32_t *y = NULL;
     char what[96];
-    static const char *names[3] = {"images", "rows", "cols"};
 
-    if (!idx_open(&fi) || !idx_header(&fi, IDX_IMAGES, 3, "IDX images, u8, 3 dims", d))
+    if (!idx_open(&fi) || !images_header(&fi, h, idx_read(&fi, h, 4), d))
         goto bad;
-    for (int i = 0; i < 3; i++)
-        if (d[i] == 0) {
-            rt_fail(err, len, "%s: offset %d: 0 %s, expected at least 1", images, 4 + 4 * i, names[i]);
-            goto bad;
-        }
-    uint64_t pixels = (uint64_t)d[1] * d[2]; /* < 2^64: both factors are below 2^32 */
-    if (pixels > (uint64_t)RT_DATA_MAX_BYTES || d[0] > (uint64_t)RT_DATA_MAX_BYTES / pixels) {
-        rt_fail(err, len, "%s: offset 4: %u x %u x %u images are over the %lld-byte limit", images, d[0], d[1],
-             d[2], (long long)RT_DATA_MAX_BYTES);
-        goto bad;
-    }
     /* The labels' header before any image data: a mismatch costs no 47 MB read. */
     if (!idx_open(&fl) || !idx_header(&fl, IDX_LABELS, 1, "IDX labels, u8, 1 dim", &nl))
         goto bad;
@@ -201,11 +239,7 @@ bool rt_load_idx(const char *images, const char *labels, int classes, rt_dataset
         goto bad;
     }
 
-    snprintf(what, sizeof what, "image data (%u x %u x %u)", d[0], d[1], d[2]);
-    if (!idx_data(&fi, (int64_t)(d[0] * pixels), what, &x))
-        goto bad;
-    snprintf(what, sizeof what, "the %u images", d[0]);
-    if (!idx_end(&fi, what))
+    if (!images_data(&fi, d, &x))
         goto bad;
     snprintf(what, sizeof what, "label data (%u)", nl);
     if (!idx_data(&fl, nl, what, &lab))
@@ -229,7 +263,7 @@ bool rt_load_idx(const char *images, const char *labels, int classes, rt_dataset
     free(lab);
     idx_close(&fi);
     idx_close(&fl);
-    *out = (rt_dataset){.n = d[0], .features = (int64_t)pixels, .x_dtype = AG_U8, .x = x,
+    *out = (rt_dataset){.n = d[0], .features = (int64_t)d[1] * d[2], .x_dtype = AG_U8, .x = x,
                         .targets = 1, .y_dtype = AG_I32, .y = y, .classes = classes};
     return true;
 bad:
@@ -344,22 +378,13 @@ static const char *field(const char *p, const char *e, const char **a, const cha
     return q + 1;
 }
 
-bool rt_load_csv(const char *path, int64_t features, int64_t targets, int classes, rt_dataset *out, char *err,
-                 size_t len)
+/* The rows of text[0, size) (NUL-terminated; freed here either way): features numbers then
+ * targets numbers each (targets 0: no y), the rest as rt_load_csv. shape names the columns
+ * for messages. */
+static bool csv_rows(const char *path, char *text, size_t size, int64_t features, int64_t targets, int classes,
+                     const char *shape, rt_dataset *out, char *err, size_t len)
 {
-    memset(out, 0, sizeof *out);
-    if (features < 1 || targets < 1 || features > (1 << 30) || targets > (1 << 30) || classes < 0)
-        return rt_fail(err, len, "%s: %lld features, %lld targets, %d classes: expected 1..2^30 features and "
-                    "targets, classes >= 0", path, (long long)features, (long long)targets, classes);
     int64_t cols = features + targets;
-    char shape[96];
-    snprintf(shape, sizeof shape, "%lld feature%s + %lld target%s", (long long)features, features > 1 ? "s" : "",
-             (long long)targets, targets > 1 ? "s" : "");
-
-    size_t size;
-    char *text = slurp(path, &size, err, len);
-    if (!text)
-        return false;
     float *x = NULL, *yf = NULL;
     int32_t *yi = NULL;
     int64_t n = 0, cap = 0, line = 0;
@@ -403,13 +428,12 @@ bool rt_load_csv(const char *path, int64_t features, int64_t targets, int classe
             float *nx = realloc(x, (size_t)(ncap * features) * sizeof *x);
             if (nx)
                 x = nx;
-            void *ny = classes ? realloc(yi, (size_t)(ncap * targets) * sizeof *yi)
-                               : realloc(yf, (size_t)(ncap * targets) * sizeof *yf);
-            if (ny && classes)
+            void *ny = NULL;
+            if (targets && classes && (ny = realloc(yi, (size_t)(ncap * targets) * sizeof *yi)))
                 yi = ny;
-            else if (ny)
+            else if (targets && !classes && (ny = realloc(yf, (size_t)(ncap * targets) * sizeof *yf)))
                 yf = ny;
-            if (!nx || !ny) {
+            if (!nx || (targets && !ny)) {
                 rt_fail(err, len, "%s:%lld: out of memory for %lld rows", path, (long long)line, (long long)ncap);
                 goto bad;
             }
@@ -448,8 +472,8 @@ bool rt_load_csv(const char *path, int64_t features, int64_t targets, int classe
 
     free(text);
     *out = (rt_dataset){.n = n, .features = features, .x_dtype = AG_F32, .x = x, .targets = targets,
-                        .y_dtype = classes ? AG_I32 : AG_F32, .y = classes ? (void *)yi : (void *)yf,
-                        .classes = classes};
+                        .y_dtype = classes ? AG_I32 : AG_F32,
+                        .y = !targets ? NULL : classes ? (void *)yi : (void *)yf, .classes = classes};
     return true;
 bad:
     free(text);
@@ -457,6 +481,113 @@ bad:
     free(yi);
     free(yf);
     return false;
+}
+
+bool rt_load_csv(const char *path, int64_t features, int64_t targets, int classes, rt_dataset *out, char *err,
+                 size_t len)
+{
+    memset(out, 0, sizeof *out);
+    if (features < 1 || targets < 1 || features > (1 << 30) || targets > (1 << 30) || classes < 0)
+        return rt_fail(err, len, "%s: %lld features, %lld targets, %d classes: expected 1..2^30 features and "
+                    "targets, classes >= 0", path, (long long)features, (long long)targets, classes);
+    char shape[96];
+    snprintf(shape, sizeof shape, "%lld feature%s + %lld target%s", (long long)features, features > 1 ? "s" : "",
+             (long long)targets, targets > 1 ? "s" : "");
+
+    size_t size;
+    char *text = slurp(path, &size, err, len);
+    return text && csv_rows(path, text, size, features, targets, classes, shape, out, err, len);
+}
+
+/* ---- inputs to predict on ----------------------------------------------------------------- */
+
+/* The rest of f's decompressed stream after the got bytes already read into head, NUL-terminated:
+ * slurp through zlib, so a gzipped CSV reads too. */
+static char *gz_slurp(idx_file *f, const uint8_t *head, int got, size_t *size)
+{
+    size_t n = (size_t)got, cap = 65536;
+    char *buf = malloc(cap);
+    if (!buf) {
+        rt_fail(f->err, f->len, "%s: out of memory after %zu bytes", f->path, n);
+        return NULL;
+    }
+    memcpy(buf, head, n);
+    for (;;) {
+        if (cap - n < 2) { /* never past the limit + 2: enough to see the file is over it */
+            size_t ncap = 2 * cap < (size_t)RT_DATA_MAX_BYTES + 2 ? 2 * cap : (size_t)RT_DATA_MAX_BYTES + 2;
+            char *nb = realloc(buf, ncap);
+            if (!nb) {
+                rt_fail(f->err, f->len, "%s: out of memory after %zu bytes", f->path, n);
+                goto bad;
+            }
+            buf = nb, cap = ncap;
+        }
+        size_t want = cap - n - 1 < CHUNK ? cap - n - 1 : CHUNK;
+        int r = gzread(f->gz, buf + n, (unsigned)want);
+        if (r > 0)
+            n += (size_t)r;
+        if ((int64_t)n > RT_DATA_MAX_BYTES) {
+            rt_fail(f->err, f->len, "%s: over the %lld-byte limit", f->path, (long long)RT_DATA_MAX_BYTES);
+            goto bad;
+        }
+        if (r <= 0)
+            break;
+    }
+    int errnum;
+    const char *m = gz_message(f, &errnum);
+    if (errnum != Z_OK) {
+        rt_fail(f->err, f->len, "%s: offset %zu: %s%s", f->path, n, errnum == Z_ERRNO ? "cannot read: " : "gzip: ",
+                m);
+        goto bad;
+    }
+    buf[n] = 0;
+    *size = n;
+    return buf;
+bad:
+    free(buf);
+    return NULL;
+}
+
+bool rt_load_inputs(const char *path, int64_t features, rt_dataset *out, char *err, size_t len)
+{
+    memset(out, 0, sizeof *out);
+    if (features < 1 || features > (1 << 30))
+        return rt_fail(err, len, "%s: %lld features, expected 1..2^30", path, (long long)features);
+
+    idx_file f = {path, NULL, 0, err, len};
+    if (!idx_open(&f))
+        return false;
+    uint8_t h[16] = {0};
+    int got = idx_read(&f, h, 4);
+    bool ok = false;
+    if (got > 0 && h[0] == 0) { /* an IDX magic starts with two 0 bytes; a CSV never starts with one */
+        uint32_t d[3], m = (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+        uint8_t *x = NULL;
+        if (got == 4 && m == IDX_LABELS)
+            rt_fail(err, len, "%s: offset 0: magic 0x%08x is an IDX labels file, expected the inputs to predict "
+                    "on: IDX images (magic 0x%08x) or a CSV", path, IDX_LABELS, IDX_IMAGES);
+        else if (images_header(&f, h, got, d)) {
+            if ((int64_t)d[1] * d[2] != features)
+                rt_fail(err, len, "%s: offset 8: %u x %u images are %lld values a sample, expected %lld (the "
+                        "model's features)", path, d[1], d[2], (long long)d[1] * d[2], (long long)features);
+            else if ((ok = images_data(&f, d, &x)))
+                *out = (rt_dataset){.n = d[0], .features = features, .x_dtype = AG_U8, .x = x};
+        }
+    } else {
+        size_t size;
+        char *text = gz_slurp(&f, h, got, &size);
+        char shape[64];
+        snprintf(shape, sizeof shape, "%lld feature%s", (long long)features, features > 1 ? "s" : "");
+        if (text && size == 0) {
+            free(text);
+            rt_fail(err, len, "%s: empty file, expected IDX images (magic 0x%08x) or a CSV of %s a row", path,
+                    IDX_IMAGES, shape);
+        } else if (text) {
+            ok = csv_rows(path, text, size, features, 0, 0, shape, out, err, len);
+        }
+    }
+    idx_close(&f);
+    return ok;
 }
 
 /* ---- synthetic data ---------------------------------------------------------------------- */

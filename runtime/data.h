@@ -1,5 +1,6 @@
-/* Training data: loaders for IDX (MNIST / Fashion-MNIST) and numeric CSV files, the book's
- * synthetic linear data, and the per-epoch shuffle and batch gather.
+/* Training data: loaders for IDX (MNIST / Fashion-MNIST) and numeric CSV files, for unlabeled
+ * inputs to predict on in either, the book's synthetic linear data, and the per-epoch shuffle
+ * and batch gather.
  *
  * Loaders fill an rt_dataset and return true, or return false with a message in err that
  * names the file, where in it (IDX: the byte offset in the decompressed stream; CSV:
@@ -23,7 +24,7 @@ typedef struct rt_dataset {
     int64_t features; /* values per sample: 784 for 28x28 images, the feature columns of a CSV */
     ag_dtype x_dtype; /* AG_U8 for IDX images, AG_F32 otherwise */
     void *x;          /* n * features, row-major */
-    int64_t targets;  /* values per sample of y: 1 */
+    int64_t targets;  /* values per sample of y: 1; 0 for inputs to predict on (y NULL) */
     ag_dtype y_dtype; /* AG_I32 class labels, or AG_F32 regression targets */
     void *y;          /* n * targets */
     int classes;      /* labels lie in 0..classes-1; 0 for regression */
@@ -45,6 +46,16 @@ bool rt_load_mnist_dir(const char *dir, bool train, int classes, rt_dataset *out
  * i32; classes == 0: f32 targets. Numbers must be finite and fit in f32. */
 bool rt_load_csv(const char *path, int64_t features, int64_t targets, int classes,
                  rt_dataset *out, char *err, size_t len);
+
+/* Inputs to predict on, without labels: an IDX image file (idx3, u8, gzipped or not: zlib
+ * reads both; magic 0x00000803) or a numeric CSV of `features` columns per row (header line
+ * skipped when its fields are not all numbers, as rt_load_csv; gzipped or not too). The result
+ * has targets = 0, y = NULL; x_dtype AG_U8 for IDX, AG_F32 for CSV. features: what the model
+ * takes per sample; an IDX file's rows*cols must equal it. The kind is chosen by the file's
+ * content (the IDX magic, after gunzip), not its name: a first byte 0 is IDX, anything else
+ * CSV. An IDX labels file (idx1) is refused as such. Errors name the file and where (byte
+ * offset / line:field). */
+bool rt_load_inputs(const char *path, int64_t features, rt_dataset *out, char *err, size_t len);
 
 /* The book's synthetic_data: X ~ N(0, 1) of n x nw, y = X w + b + N(0, noise^2), both f32.
  * Element j < n*nw of Philox stream (seed, stream) is X's, element n*nw + i the noise of

@@ -185,6 +185,20 @@ bool rt_evaluate(const rt_model *m, const rt_dataset *d, int64_t batch, double *
     return ok;
 }
 
+/* \r epoch 3/10 [=========>          ] 45%  loss 0.5123  41234 samples/s */
+static void progress_bar(FILE *f, int64_t epoch, int64_t epochs, int64_t done, int64_t n, double loss, double rate)
+{
+    enum { WIDTH = 30 };
+    int fill = (int)((double)WIDTH * (double)done / (double)n);
+    char bar[WIDTH + 1];
+    for (int i = 0; i < WIDTH; i++)
+        bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
+    bar[WIDTH] = 0;
+    fprintf(f, "\r\033[Kepoch %lld/%lld [%s] %3d%%  loss %.4f  %.0f samples/s", (long long)epoch, (long long)epochs, bar,
+            (int)(100 * done / n), loss, rate);
+    fflush(f);
+}
+
 /* "correct" per sample is accuracy, shown as acc */
 static const char *shown(const char *metric) { return strcmp(metric, "correct") == 0 ? "acc" : metric; }
 
@@ -194,13 +208,18 @@ bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *
     int64_t *perm = malloc(sizeof *perm * (size_t)train->n);
     void *x = NULL, *y = NULL;
     bool ok = (perm && batch_buffers(train, f->batch, &x, &y)) || rt_fail(err, len, "out of memory");
-    uint64_t step = 0;
-    int64_t eval_batch = f->batch > 1000 ? f->batch : 1000;
-    for (int64_t epoch = 1; ok && epoch <= f->epochs; epoch++) {
-        rt_epoch e = {.test_loss = NAN};
-        double t0 = now(), lsum = 0, msum[RT_MAX_METRICS] = {0};
+    uint64_t step = f->first_step;
+    int64_t eval_batch = f->eval_batch > 0 ? f->eval_batch : f->batch > 1000 ? f->batch : 1000;
+    for (int64_t epoch = f->first_epoch > 1 ? f->first_epoch : 1; ok && epoch <= f->epochs; epoch++) {
+        rt_epoch e = {.epoch = epoch, .test_loss = NAN};
+        double t0 = now(), lsum = 0, msum[RT_MAX_METRICS] = {0}, shown_at = t0;
         rt_shuffle(perm, train->n, f->seed, (uint64_t)epoch - 1);
         for (int64_t first = 0; ok && first < train->n; first += f->batch, step++) {
+            if (f->progress && now() - shown_at >= 0.25) { /* a few times a second at most */
+                shown_at = now();
+                progress_bar(f->progress, epoch, f->epochs, first, train->n, lsum / (double)(first ? first : 1),
+                             (double)first / (shown_at - t0));
+            }
             rt_batch b = {.n = train->n - first < f->batch ? train->n - first : f->batch, .x = x, .y = y,
                           .lr = f->lr, .wd = f->wd, .seed = f->seed, .step = step};
             gather_rows(train, first, b.n, perm, x, y);
@@ -212,9 +231,12 @@ bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *
             for (int k = 0; k < m->nmetrics; k++)
                 msum[k] += b.metric[k];
         }
+        if (f->progress && shown_at > t0)
+            fprintf(f->progress, "\r\033[K"); /* the bar gives way to the epoch's line */
         if (!ok)
             break;
         e.seconds = now() - t0;
+        e.step = step;
         e.train_loss = lsum / (double)train->n;
         for (int k = 0; k < m->nmetrics; k++)
             e.train_metric[k] = msum[k] / (double)train->n, e.test_metric[k] = NAN;
@@ -234,6 +256,8 @@ bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *
         fprintf(f->log, "  %.2fs  %.0f samples/s\n", e.seconds, (double)train->n / e.seconds);
         fflush(f->log);
         *last = e;
+        if (f->on_epoch)
+            ok = f->on_epoch(f->ctx, &e, err, len);
     }
     free(perm);
     free(x);

@@ -63,23 +63,36 @@ typedef struct rt_model {
     rt_param *params;
 } rt_model;
 
-typedef struct rt_fit {
-    int64_t epochs, batch;
-    double lr, wd;
-    uint32_t seed;
-    FILE *log; /* the epoch lines */
-} rt_fit;
-
 /* What an epoch measured; the test fields are NaN without a test set. */
 typedef struct rt_epoch {
+    int64_t epoch;    /* 1-based */
+    uint64_t step;    /* the global step after the epoch: the next epoch's first */
     double train_loss, test_loss, seconds;
     double train_metric[RT_MAX_METRICS], test_metric[RT_MAX_METRICS]; /* per sample */
 } rt_epoch;
 
-/* Train for f->epochs, one line per epoch:
+typedef struct rt_fit {
+    int64_t epochs, batch;
+    int64_t eval_batch;   /* 0: max(batch, 1000) */
+    double lr, wd;
+    uint32_t seed;
+    FILE *log;            /* the epoch lines */
+    FILE *progress;       /* a progress bar within each epoch (a terminal), or NULL */
+    /* resuming: epochs 1..first_epoch-1 are done and the next step is first_step (the
+     * shuffle of an epoch and dropout's masks depend on (seed, epoch) and (seed, step) only,
+     * so a resumed run computes what an uninterrupted one does) */
+    int64_t first_epoch;  /* 0 or 1: from the start */
+    uint64_t first_step;
+    /* after each epoch's line; false stops training with its message */
+    bool (*on_epoch)(void *ctx, const rt_epoch *e, char *err, size_t len);
+    void *ctx;
+} rt_fit;
+
+/* Train epochs first_epoch..f->epochs, one line per epoch:
  *   epoch 3/10  train_loss 0.4821  train_acc 0.8312  test_acc 0.8190  1.52s  39473 samples/s
- * A non-finite loss stops training with "step S: the loss is nan". last gets the final
- * epoch's figures. */
+ * A non-finite loss stops training with "step S (epoch E): the loss is nan; stopping" (the
+ * parameters then hold that step's update: do not save them). last gets the final epoch's
+ * figures. */
 bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *test, const rt_fit *f,
                   rt_epoch *last, char *err, size_t len);
 

@@ -1015,13 +1015,13 @@ static LLVMValueRef emit_loop(em *E, const cg_loop *l, int step, LLVMValueRef (*
 LLVMTypeRef cg_args_type(LLVMContextRef c)
 {
     LLVMTypeRef ptr = LLVMPointerTypeInContext(c, 0), i64 = LLVMInt64TypeInContext(c);
-    LLVMTypeRef f[] = {ptr, ptr, ptr, ptr, i64, LLVMInt32TypeInContext(c), i64, ptr};
-    return LLVMStructTypeInContext(c, f, 8, 0);
+    LLVMTypeRef f[] = {ptr, ptr, ptr, ptr, i64, LLVMInt32TypeInContext(c), i64, ptr, ptr};
+    return LLVMStructTypeInContext(c, f, 9, 0);
 }
 
 typedef struct entry {
     LLVMTypeRef args_t;
-    LLVMValueRef a, N, arena, params, inputs, outputs, pool;
+    LLVMValueRef a, N, arena, params, inputs, outputs, pool, profile;
     LLVMValueRef *addr; /* per buffer, built on first use */
 } entry;
 
@@ -1203,6 +1203,22 @@ static void emit_call(em *E, entry *X, const cg_call *c, int step)
     fail(E, "step %d (%s): %d arguments, %d expected", step, op_name(c->op), (int)c->nargs, want);
 }
 
+/* if (a->profile) rt_profile_mark(a->profile, step): bench's per-step times */
+static void profile_mark(em *E, entry *X, int32_t step)
+{
+    LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(E->b));
+    LLVMBasicBlockRef call = LLVMAppendBasicBlockInContext(E->c, fn, "profile");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(E->c, fn, "profile.done");
+    LLVMBuildCondBr(E->b, LLVMBuildICmp(E->b, LLVMIntNE, X->profile, LLVMConstNull(E->ptr), ""), call, done);
+    LLVMPositionBuilderAtEnd(E->b, call);
+    LLVMTypeRef pt[] = {E->ptr, E->i32}, ft;
+    LLVMValueRef mark = declare(E, "rt_profile_mark", E->vd, pt, 2, &ft);
+    LLVMValueRef args[] = {X->profile, LLVMConstInt(E->i32, (unsigned long long)(int64_t)step, 1)};
+    LLVMBuildCall2(E->b, ft, mark, args, 2, "");
+    LLVMBuildBr(E->b, done);
+    LLVMPositionBuilderAtEnd(E->b, done);
+}
+
 LLVMModuleRef cg_emit_module(const cg_program *p, LLVMContextRef ctx, cg_target *t, char *err, size_t len)
 {
     em E = {.c = ctx, .p = p, .err = err, .len = len};
@@ -1232,8 +1248,10 @@ LLVMModuleRef cg_emit_module(const cg_program *p, LLVMContextRef ctx, cg_target 
     X.outputs = field(&E, &X, 3, E.ptr);
     X.N = field(&E, &X, 4, E.i64);
     X.pool = field(&E, &X, 7, E.ptr);
+    X.profile = field(&E, &X, 8, E.ptr);
     if (!X.addr)
         fail(&E, "out of memory");
+    profile_mark(&E, &X, -1);
     for (int s = 0; s < p->nsteps && !E.failed; s++) {
         const cg_step *st = &p->steps[s];
         switch (st->kind) {
@@ -1242,6 +1260,7 @@ LLVMModuleRef cg_emit_module(const cg_program *p, LLVMContextRef ctx, cg_target 
         case CG_CALL: emit_call(&E, &X, &st->call, s); break;
         default: fail(&E, "step %d: unknown kind %d", s, (int)st->kind);
         }
+        profile_mark(&E, &X, s);
     }
     LLVMBuildRetVoid(E.b);
     LLVMDisposeBuilder(E.b);

@@ -17,6 +17,8 @@
 #include <llvm-c/Core.h>
 #include <llvm-c/Target.h>
 
+#include "compiled.h"
+#include "profile.h"
 #include "emit.h"
 #include "interp.h"
 #include "ir.h"
@@ -28,7 +30,7 @@
  * linked in (and exported, ENABLE_EXPORTS). */
 void *const test_llvm_emit_rt_refs[] = {
     (void *)rt_softmax, (void *)rt_log_softmax, (void *)rt_softmax_ce, (void *)rt_softmax_ce_grad,
-    (void *)rt_argmax,  (void *)rt_cumsum_f32,  (void *)rt_dropout,
+    (void *)rt_argmax,  (void *)rt_cumsum_f32,  (void *)rt_dropout,      (void *)rt_profile_mark,
 };
 
 static const int64_t batches[] = {1, 7, 256, 1001};
@@ -275,7 +277,7 @@ static void check_program(const setup *s, const cg_program *p)
             params = malloc(bytes);
             memcpy(params, w->data, bytes);
         }
-        cg_args a = {arena, params, inptr, outptr, N, 7, 3, NULL};
+        cg_args a = {arena, params, inptr, outptr, N, 7, 3, NULL, NULL};
         f(&a);
 
         for (int k = 0; k < g->nout; k++) {
@@ -601,10 +603,17 @@ Test(llvm_emit, args_layout_matches_c)
     LLVMTypeRef ty = cg_args_type(c);
     const size_t off[] = {offsetof(cg_args, arena),  offsetof(cg_args, params), offsetof(cg_args, inputs),
                           offsetof(cg_args, outputs), offsetof(cg_args, batch),  offsetof(cg_args, seed),
-                          offsetof(cg_args, step),    offsetof(cg_args, pool)};
-    for (unsigned k = 0; k < 8; k++)
+                          offsetof(cg_args, step),    offsetof(cg_args, pool),   offsetof(cg_args, profile)};
+    /* and the binaries' copy of the struct (runtime/compiled.h) */
+    const size_t bin[] = {offsetof(ag_args, arena),  offsetof(ag_args, params), offsetof(ag_args, inputs),
+                          offsetof(ag_args, outputs), offsetof(ag_args, batch),  offsetof(ag_args, seed),
+                          offsetof(ag_args, step),    offsetof(ag_args, pool),   offsetof(ag_args, profile)};
+    for (unsigned k = 0; k < 9; k++) {
         cr_expect_eq(LLVMOffsetOfElement(td, ty, k), off[k], "field %u", k);
+        cr_expect_eq(bin[k], off[k], "runtime/compiled.h: ag_args field %u", k);
+    }
     cr_expect_eq(LLVMABISizeOfType(td, ty), sizeof(cg_args));
+    cr_expect_eq(sizeof(ag_args), sizeof(cg_args));
     LLVMDisposeTargetData(td);
     LLVMContextDispose(c);
     cg_target_free(t);

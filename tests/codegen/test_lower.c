@@ -56,7 +56,7 @@ static void check(const char *model, bool train, int64_t batch, runner r)
     ir_tensor outs[32];
     ir_run run = {.f64 = false, .batch = batch, .seed = 4, .step = 2, .training = train};
     cr_assert(ir_interp(g, &run, (const ir_tensor *const *)bound, outs, err, sizeof err), "%s", err);
-    cg_args args = {mem, params, inputs, NULL, batch, 4, 2, NULL};
+    cg_args args = {mem, params, inputs, NULL, batch, 4, 2, NULL, NULL};
     if (!train) { /* the eval graph runs with dropout off: the program has no dropout step then */
         for (int i = 0; i < p->nsteps; i++)
             cr_assert(p->steps[i].kind != CG_CALL || p->steps[i].call.op != IR_dropout);

@@ -380,6 +380,150 @@ Test(data, csv_malformed)
     expect_csv(".", NULL, 4, 0, "%s: cannot read: Is a directory");
 }
 
+/* ---- inputs to predict on ---- */
+
+/* A loaded set of inputs: n samples of `features` values, no labels. */
+static void check_inputs(const rt_dataset *d, int64_t n, int64_t features, ag_dtype dtype)
+{
+    cr_assert_eq(d->n, n);
+    cr_assert_eq(d->features, features);
+    cr_assert_eq(d->x_dtype, dtype);
+    cr_assert_not_null(d->x);
+    cr_assert_eq(d->targets, 0);
+    cr_assert_null(d->y);
+    cr_assert_eq(d->classes, 0);
+}
+
+Test(data, inputs_idx_plain_and_gz)
+{
+    rt_dataset d;
+    size_t ni = idx_images(img, 0x803, 5, 3, 2, 30);
+    /* the kind comes from the content: an IDX file named .csv is still IDX */
+    const char *names[] = {"i", "i.gz", "i.csv"};
+    for (int k = 0; k < 3; k++) {
+        const char *p = put(names[k], img, ni);
+        cr_assert(rt_load_inputs(p, 6, &d, err, sizeof err), "%s: %s", names[k], err);
+        check_inputs(&d, 5, 6, AG_U8);
+        for (int i = 0; i < 30; i++)
+            cr_assert_eq(((const uint8_t *)d.x)[i], (uint8_t)(i * 7 + 1), "%s: pixel %d", names[k], i);
+        int64_t idx[2] = {4, 1};
+        uint8_t x[12];
+        rt_gather(&d, idx, 2, x, NULL); /* no y to gather */
+        for (int j = 0; j < 6; j++) {
+            cr_assert_eq(x[j], (uint8_t)((24 + j) * 7 + 1));
+            cr_assert_eq(x[6 + j], (uint8_t)((6 + j) * 7 + 1));
+        }
+        rt_dataset_free(&d);
+        cr_assert_null(d.x);
+        cr_assert_eq(d.n, 0);
+    }
+}
+
+/* Load dir/name as inputs of `features` and expect failure with message fmt, $I its path. */
+static void expect_inputs(const char *name, int64_t features, const char *fmt)
+{
+    rt_dataset d;
+    char p[256], want[600];
+    snprintf(p, sizeof p, "%s", at(name));
+    cr_assert_not(rt_load_inputs(p, features, &d, err, sizeof err), "loaded %s", name);
+    cr_assert_null(d.x);
+    cr_assert_null(d.y);
+    cr_assert_eq(d.n, 0);
+    subst(want, sizeof want, fmt, p, p);
+    cr_assert_str_eq(err, want);
+}
+
+Test(data, inputs_idx_wrong_features)
+{
+    put("i.gz", img, idx_images(img, 0x803, 5, 3, 2, 30));
+    expect_inputs("i.gz", 784, "$I: offset 8: 3 x 2 images are 6 values a sample, expected 784 (the model's features)");
+    put("i", img, idx_images(img, 0x803, 5, 28, 28, 0)); /* refused before any pixel is read */
+    expect_inputs("i", 5, "$I: offset 8: 28 x 28 images are 784 values a sample, expected 5 (the model's features)");
+    expect_inputs("i", 0, "$I: 0 features, expected 1..2^30");
+}
+
+Test(data, inputs_idx_truncated)
+{
+    put("i.gz", img, idx_images(img, 0x803, 5, 3, 2, 10));
+    expect_inputs("i.gz", 6, "$I: offset 16: truncated: expected 30 bytes of image data (5 x 3 x 2), found 10");
+    put("i", img, idx_images(img, 0x803, 5, 3, 2, 29));
+    expect_inputs("i", 6, "$I: offset 16: truncated: expected 30 bytes of image data (5 x 3 x 2), found 29");
+    put("i", img, 7); /* magic and half the count */
+    expect_inputs("i", 6, "$I: offset 0: truncated: expected 16 bytes of header (magic + 3 dims), found 7");
+    put("i.gz", img, 2); /* two 0 bytes: the start of an IDX magic, not of a CSV */
+    expect_inputs("i.gz", 6, "$I: offset 0: truncated: expected 16 bytes of header (magic + 3 dims), found 2");
+    put("i", img, idx_images(img, 0x803, 5, 3, 2, 33));
+    expect_inputs("i", 6, "$I: offset 46: 3 trailing bytes after the 5 images, expected end of file");
+    put("i", img, idx_images(img, 0x803, 2739138, 28, 28, 30));
+    expect_inputs("i", 784, "$I: offset 4: 2739138 x 28 x 28 images are over the 2147483648-byte limit");
+    put("i", img, idx_images(img, 0x803, 5, 0, 2, 0));
+    expect_inputs("i", 6, "$I: offset 8: 0 rows, expected at least 1");
+}
+
+Test(data, inputs_idx_labels_or_other_magic)
+{
+    put("l", lab, idx_labels(lab, 5));
+    expect_inputs("l", 6, "$I: offset 0: magic 0x00000801 is an IDX labels file, expected the inputs to predict on: "
+                          "IDX images (magic 0x00000803) or a CSV");
+    put("l.gz", lab, idx_labels(lab, 5));
+    expect_inputs("l.gz", 1, "$I: offset 0: magic 0x00000801 is an IDX labels file, expected the inputs to predict "
+                             "on: IDX images (magic 0x00000803) or a CSV");
+    put("f", img, idx_images(img, 0xD03, 5, 3, 2, 30)); /* f32 images */
+    expect_inputs("f", 6, "$I: offset 0: bad magic 0x00000d03, expected 0x00000803 (IDX images, u8, 3 dims)");
+}
+
+Test(data, inputs_csv_with_and_without_header)
+{
+    rt_dataset d;
+    const char *texts[] = {"a, b ,c\r\n1,2,3\r\n\r\n -4.5 ,5e1,6\r\n", "1,2,3\n-4.5,50,6", "\xEF\xBB\xBF" "1,2,3\n-4.5,50,6\n"};
+    const char *names[] = {"h.csv", "n.csv", "bom"};
+    float want[6] = {1, 2, 3, -4.5f, 50, 6};
+    for (int k = 0; k < 3; k++) {
+        const char *p = put_str(names[k], texts[k]);
+        cr_assert(rt_load_inputs(p, 3, &d, err, sizeof err), "%s: %s", names[k], err);
+        check_inputs(&d, 2, 3, AG_F32);
+        for (int i = 0; i < 6; i++)
+            cr_assert_eq(((const float *)d.x)[i], want[i], "%s: value %d", names[k], i);
+        rt_dataset_free(&d);
+        cr_assert_null(d.x);
+    }
+    /* one column, gzipped: still read as a CSV, the content decides */
+    const char *p = put_str("x.gz", "x\n0.25\n7\n");
+    cr_assert(rt_load_inputs(p, 1, &d, err, sizeof err), "%s", err);
+    check_inputs(&d, 2, 1, AG_F32);
+    cr_assert_eq(((const float *)d.x)[0], 0.25f);
+    cr_assert_eq(((const float *)d.x)[1], 7.0f);
+    rt_dataset_free(&d);
+}
+
+Test(data, inputs_csv_malformed)
+{
+    put_str("a.csv", "a,b,c\n1,2,3\n4,5\n");
+    expect_inputs("a.csv", 3, "$I:3: 2 fields, expected 3 (3 features)");
+    put_str("a.csv", "1,2,3,0\n"); /* a labeled row: one column too many */
+    expect_inputs("a.csv", 3, "$I:1: 4 fields, expected 3 (3 features)");
+    put_str("a.csv", "1,2\n3,x\n");
+    expect_inputs("a.csv", 2, "$I:2:2: expected a number, found 'x'");
+    put_str("a.csv.gz", "1,2\n\n3,1e39\n");
+    expect_inputs("a.csv.gz", 2, "$I:3:2: expected a number within f32 range, found '1e39'");
+    put_str("a.csv", "a,b\n");
+    expect_inputs("a.csv", 2, "$I: only a header line, expected rows of 2 numbers (2 features)");
+    put_str("a.csv", " \n\r\n");
+    expect_inputs("a.csv", 1, "$I: empty file, expected rows of 1 numbers (1 feature)");
+}
+
+Test(data, inputs_empty_missing_unreadable)
+{
+    put("e", img, 0);
+    expect_inputs("e", 784, "$I: empty file, expected IDX images (magic 0x00000803) or a CSV of 784 features a row");
+    put("e.gz", img, 0); /* a gzip stream of nothing */
+    expect_inputs("e.gz", 1, "$I: empty file, expected IDX images (magic 0x00000803) or a CSV of 1 feature a row");
+    expect_inputs("nope", 784, "$I: cannot open: No such file or directory");
+    expect_inputs(".", 784, "$I: offset 0: cannot read: Is a directory");
+    put("junk", "\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03garbage!garbage!", 26); /* gzip magic, bad deflate */
+    expect_inputs("junk", 784, "$I: offset 0: gzip: invalid block type");
+}
+
 /* ---- synthetic data ---- */
 
 /* Least squares for y = X w + b through the 3x3 normal equations, Cramer's rule. */

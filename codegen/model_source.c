@@ -1,0 +1,263 @@
+/* The C source that makes a standalone binary of a compiled model: the tables of
+ * runtime/compiled.h (parameters and their initializers, the entry points' inputs and
+ * outputs, each step's work for `bench`, the model's training defaults) and a main that
+ * hands them to the runtime's commands (runtime/binary.c). */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "model_source.h"
+#include "run.h"
+
+static bool failf(char *err, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, len, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+/* a C string literal */
+static void literal(FILE *f, const char *s)
+{
+    if (!s) {
+        fputs("NULL", f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 32 || c >= 127)
+            fprintf(f, "\\%03o", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static const char *dtype_enum(ag_dtype t)
+{
+    switch (t) {
+    case AG_F32: return "AG_F32";
+    case AG_I32: return "AG_I32";
+    case AG_U8: return "AG_U8";
+    case AG_BOOL: return "AG_BOOL";
+    default: return "AG_F64";
+    }
+}
+
+static int64_t elem_size(ag_dtype t) { return t == AG_F64 ? 8 : t == AG_F32 || t == AG_I32 ? 4 : 1; }
+
+/* An output of g by name, as rt_compiled_value; false if g has none so named. */
+static bool value(FILE *f, const cg_program *p, const ir_graph *g, const char *name, char *err, size_t len)
+{
+    int k = name ? ir_find_output(g, name) : -1;
+    if (k < 0) {
+        fputs("{NULL, AG_F32, 0, false, 0, false}", f);
+        return !name || failf(err, len, "%s: no output %s", g->name, name);
+    }
+    const cg_buffer *b = &p->buffers[p->output_buffer[k]];
+    if ((b->region != CG_ARENA && b->region != CG_PARAMS) || b->offset.n != 0)
+        return failf(err, len, "%s: output %s is not at a fixed place in the arena", g->name, name);
+    const ir_node *n = &g->node[g->out[k].id];
+    bool batched = n->shape.rank > 0 && n->shape.dim[0] == AG_N;
+    fputc('{', f);
+    literal(f, name);
+    fprintf(f, ", %s, %lldLL, %s, %lldLL, %s}", dtype_enum(n->dtype), (long long)b->offset.k,
+            b->region == CG_PARAMS ? "true" : "false", (long long)ir_numel(&n->shape, 1), batched ? "true" : "false");
+    return true;
+}
+
+/* Bytes one access of a loop touches at batch N: the extents it moves along. */
+static double access_bytes(const cg_loop *l, const cg_access *a, ag_dtype t, int64_t N)
+{
+    double n = 1;
+    for (int k = 0; k < l->rank; k++)
+        if (a->stride[k].k || a->stride[k].n)
+            n *= (double)(l->extent[k].k + l->extent[k].n * N);
+    return n * (double)elem_size(t);
+}
+
+static double dim_at(cg_dim d, int64_t N) { return (double)(d.k + d.n * N); }
+
+/* bytes and flops of a step at batch N, for bench's rates */
+static void step_work(const cg_program *p, const cg_step *s, int64_t N, double *bytes, double *flops)
+{
+    *bytes = *flops = 0;
+    if (s->kind == CG_LOOP) {
+        const cg_loop *l = &s->loop;
+        for (int k = 0; k < l->nloads; k++)
+            *bytes += access_bytes(l, &l->load[k], p->buffers[l->load[k].buffer].dtype, N);
+        for (int k = 0; k < l->nstores; k++)
+            *bytes += access_bytes(l, &l->store[k].at, p->buffers[l->store[k].at.buffer].dtype, N);
+    } else if (s->kind == CG_GEMM) {
+        double m = dim_at(s->gemm.m, N), n = dim_at(s->gemm.n, N), k = dim_at(s->gemm.k, N);
+        *flops = 2 * m * n * k;
+        *bytes = 4 * (m * k + k * n + 2 * m * n);
+    } else {
+        const cg_call *c = &s->call;
+        *bytes = (double)c->nargs * dim_at(c->rows, N) * dim_at(c->len, N) * dim_at(c->inner, N) * 4;
+    }
+}
+
+static void steps(FILE *f, const char *var, const cg_program *p, const ir_graph *g)
+{
+    fprintf(f, "static const rt_compiled_step %s[] = {\n", var);
+    for (int s = 0; s < p->nsteps; s++) {
+        const cg_step *st = &p->steps[s];
+        double bytes, flops;
+        step_work(p, st, p->max_batch, &bytes, &flops);
+        const char *kind = st->kind == CG_LOOP ? "loop" : st->kind == CG_GEMM ? "gemm" : ir_ops[st->call.op].name;
+        char what[160] = "?";
+        if (st->node >= 0 && st->node < g->n) {
+            const ir_node *n = &g->node[st->node];
+            char type[96];
+            ir_type_str(n->dtype, &n->shape, type, sizeof type);
+            int w = snprintf(what, sizeof what, "%%%d %s %s", (int)st->node, ir_ops[n->op].name, type);
+            if (n->op == IR_kernel && n->attr.kernel >= 0) { /* and the ops fused into it */
+                const ir_graph *body = g->kernels[n->attr.kernel];
+                for (int32_t i = 0, shown = 0; i < body->n && w > 0 && (size_t)w < sizeof what; i++)
+                    if (ir_ops[body->node[i].op].kind != IR_K_SOURCE)
+                        w += snprintf(what + w, sizeof what - (size_t)w, "%s%s", shown++ ? "," : " = ",
+                                      ir_ops[body->node[i].op].name);
+            }
+        }
+        fprintf(f, "    {\"%s\", ", kind);
+        literal(f, what);
+        fprintf(f, ", %.17g, %.17g},\n", bytes, flops);
+    }
+    if (!p->nsteps)
+        fprintf(f, "    {\"none\", \"\", 0, 0},\n");
+    fprintf(f, "};\n");
+}
+
+/* the entry point's table: inputs by role (x and y: the first two data inputs, as the
+ * runtime's training loop binds them), loss, metrics, predictions, steps */
+static bool entry(FILE *f, const char *fn, const char *steps_var, const cg_program *p, const ir_graph *g, char *err,
+                  size_t len)
+{
+    const ir_train *t = g->train;
+    if (p->ninputs > 8)
+        return failf(err, len, "%s: %d inputs; a binary binds at most 8", g->name, p->ninputs);
+    fprintf(f, "{%s, %lldLL, %d, {", fn, (long long)p->arena_bytes.k, p->ninputs);
+    int data = 0;
+    ag_dtype xt = AG_F32, yt = AG_F32;
+    for (int k = 0; k < p->ninputs; k++) {
+        const ir_node *n = &g->node[p->input_node[k]];
+        const char *role;
+        if (strcmp(n->attr.name, "lr") == 0)
+            role = "RT_IN_LR";
+        else if (strcmp(n->attr.name, "wd") == 0)
+            role = "RT_IN_WD";
+        else if (data < 2) {
+            role = data ? "RT_IN_Y" : "RT_IN_X";
+            *(data ? &yt : &xt) = n->dtype;
+            data++;
+        } else
+            return failf(err, len, "%s: input %s: a binary binds the features, the targets, lr and wd only", g->name,
+                         n->attr.name);
+        fprintf(f, "%s%s", k ? ", " : "", role);
+    }
+    if (data != 2)
+        return failf(err, len, "%s: training binds two inputs, the features and the targets; the model has %d",
+                     g->name, data);
+    fprintf(f, "}, %s, %s,\n     ", dtype_enum(xt), dtype_enum(yt));
+    if (!value(f, p, g, t->loss, err, len))
+        return false;
+    fputs(",\n     ", f);
+    if (!value(f, p, g, t->predict, err, len))
+        return false;
+    fprintf(f, ",\n     %d, {", t->nmetrics);
+    for (int k = 0; k < t->nmetrics && k < 8; k++) {
+        if (k)
+            fputs(", ", f);
+        if (!value(f, p, g, t->metrics[k], err, len))
+            return false;
+    }
+    fprintf(f, "}, %d, %s}", p->nsteps, steps_var);
+    return true;
+}
+
+bool cg_write_model_source(FILE *f, const char *source, const cg_program *train, const ir_graph *step,
+                           const cg_program *forward, const ir_graph *eval, char *err, size_t len)
+{
+    const ir_train *t = step->train;
+    if (!t || !t->loss)
+        return failf(err, len, "%s: the model declares no training (ag_minimize), so it makes no binary", step->name);
+    if (t->nmetrics > 8)
+        return failf(err, len, "%s: %d metrics; a binary reports at most 8", step->name, t->nmetrics);
+    int64_t features, targets;
+    int classes;
+    if (!fe_data_shape(step, &features, &targets, &classes, err, len))
+        return false;
+    const char *name = step->name;
+    fprintf(f, "/* Generated by aotgrad from %s: the tables of the standalone binary %s. */\n", source, name);
+    fprintf(f, "#include \"compiled.h\"\n\n");
+    fprintf(f, "void %s_train_step(const ag_args *a);\nvoid %s_forward(const ag_args *a);\n\n", name, name);
+
+    /* parameters: the train step's layout, which the forward pass must share */
+    fprintf(f, "static const rt_compiled_param params[] = {\n");
+    for (int k = 0; k < train->nparams; k++) {
+        const cg_param *cp = &train->params[k];
+        const ir_node *n = &step->node[cp->node];
+        bool shared = false;
+        for (int j = 0; j < forward->nparams; j++)
+            if (strcmp(forward->params[j].name, cp->name) == 0)
+                shared = forward->params[j].offset == cp->offset;
+        if (!shared && ir_find_source(eval, IR_param, cp->name) >= 0)
+            return failf(err, len, "%s: parameter %s lies at different offsets in the train step and the forward pass",
+                         name, cp->name);
+        char next[300];
+        snprintf(next, sizeof next, "%s.next", cp->name);
+        int out = ir_find_output(step, next);
+        if (out < 0)
+            return failf(err, len, "%s: the train step has no output %s", name, next);
+        const cg_buffer *nb = &train->buffers[train->output_buffer[out]];
+        if (nb->region != CG_PARAMS || nb->offset.k != cp->offset || nb->offset.n != 0)
+            return failf(err, len, "%s: the update of %s is not in place; the binary expects every update to be",
+                         name, cp->name);
+        fputs("    {", f);
+        literal(f, cp->name);
+        fprintf(f, ", %d, {", n->shape.rank);
+        for (int d = 0; d < 4; d++)
+            fprintf(f, "%s%lldLL", d ? ", " : "", d < n->shape.rank ? (long long)n->shape.dim[d] : 0LL);
+        fprintf(f, "}, %lldLL, {%d, %.17g, %.17g}},\n", (long long)cp->offset, (int)n->attr.init.kind,
+                n->attr.init.a, n->attr.init.b);
+    }
+    if (!train->nparams)
+        fprintf(f, "    {\"\", 0, {0, 0, 0, 0}, 0, {0, 0, 0}},\n");
+    fprintf(f, "};\n\n");
+    steps(f, "train_steps", train, step);
+    steps(f, "forward_steps", forward, eval);
+    fprintf(f, "\nstatic const char *const class_names[] = {");
+    for (int k = 0; k < t->nclasses && t->classes; k++) {
+        fputs(k ? ", " : "", f);
+        literal(f, t->classes[k]);
+    }
+    fprintf(f, "%s};\n\n", t->nclasses && t->classes ? "" : "NULL");
+
+    char mname[300];
+    snprintf(mname, sizeof mname, "%s_train_step", name);
+    fprintf(f, "static const rt_compiled model = {\n    ");
+    literal(f, name);
+    fputs(", ", f);
+    literal(f, source);
+    fprintf(f, ", %lldLL, %lldLL, %d, params,\n    ", (long long)train->max_batch, (long long)train->param_bytes,
+            train->nparams);
+    if (!entry(f, mname, "train_steps", train, step, err, len))
+        return false;
+    snprintf(mname, sizeof mname, "%s_forward", name);
+    fputs(",\n    ", f);
+    if (!entry(f, mname, "forward_steps", forward, eval, err, len))
+        return false;
+    fprintf(f, ",\n    %lldLL, %lldLL, %.17g, %.17g, ", (long long)t->batch, (long long)t->epochs, t->lr, t->wd);
+    literal(f, t->data);
+    fprintf(f, ",\n    %lldLL, %lldLL, %d, %d, class_names};\n\n", (long long)features, (long long)targets, classes,
+            t->classes ? t->nclasses : 0);
+    fprintf(f, "int main(int argc, char **argv) { return rt_binary_main(&model, argc, argv); }\n");
+    return !ferror(f) || failf(err, len, "cannot write the model's source");
+}

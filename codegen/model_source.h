@@ -1,0 +1,16 @@
+/* The C source of a standalone binary's tables and main (aotgrad build without --emit). */
+#ifndef AG_CODEGEN_MODEL_SOURCE_H
+#define AG_CODEGEN_MODEL_SOURCE_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "kernel.h"
+
+/* Writes the source for the programs of a model's train step and forward pass, lowered
+ * from the graphs beside them; false with a message when the model cannot make a binary
+ * (no training declared, updates not in place, more inputs than features and targets). */
+bool cg_write_model_source(FILE *f, const char *source, const cg_program *train, const ir_graph *step,
+                           const cg_program *forward, const ir_graph *eval, char *err, size_t len);
+
+#endif

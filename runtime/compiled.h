@@ -1,0 +1,95 @@
+/* A compiled model as a standalone binary sees it: the generated entry points and the
+ * tables `aotgrad build` writes beside them (codegen/model_source.c), read by the binary's
+ * commands (runtime/binary.c). Self-contained: the generated source includes only this. */
+#ifndef AG_RUNTIME_COMPILED_H
+#define AG_RUNTIME_COMPILED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aotgrad.h" /* ag_dtype, ag_init */
+
+#ifndef AG_ARGS_DEFINED
+#define AG_ARGS_DEFINED
+/* The arguments of every entry point (the same struct as the generated header's). */
+typedef struct ag_args {
+    char *arena;          /* the arena, 64-byte aligned */
+    char *params;         /* the parameters, laid out as rt_compiled_param says */
+    void *const *inputs;  /* the entry point's inputs, in its order */
+    void *const *outputs; /* unused: outputs stay in the arena or the parameters */
+    int64_t batch;        /* N, the rows of this batch: 1 to max_batch */
+    uint32_t seed;        /* dropout's seed */
+    uint64_t step;        /* dropout's step counter */
+    void *pool;           /* an rt_pool * to split loops over threads, or NULL */
+    void *profile;        /* an rt_profile * timing each step (bench), or NULL */
+} ag_args;
+#endif
+
+typedef void rt_entry_fn(const ag_args *a);
+
+typedef struct rt_compiled_param {
+    const char *name;
+    int rank;
+    int64_t dims[4];
+    int64_t offset;   /* bytes into the parameter region */
+    ag_init init;
+} rt_compiled_param;
+
+/* An input of an entry point: what the binary binds to it. */
+typedef enum rt_input_role { RT_IN_X, RT_IN_Y, RT_IN_LR, RT_IN_WD } rt_input_role;
+
+typedef struct rt_compiled_value {
+    const char *name;
+    ag_dtype dtype;
+    int64_t offset;   /* bytes into the arena (or the parameters, in_params) */
+    bool in_params;
+    int64_t numel;    /* elements per sample for batched values (rank >= 1), else all */
+    bool batched;
+} rt_compiled_value;
+
+/* One step of an entry point, for `bench`'s table: what it is and the work it does at
+ * max_batch (bytes read + written; flops for matmuls, 0 otherwise). */
+typedef struct rt_compiled_step {
+    const char *kind;  /* "loop", "gemm", or the runtime routine's op ("softmax_ce", ...) */
+    const char *what;  /* the graph node it computes, as text */
+    double bytes, flops;
+} rt_compiled_step;
+
+typedef struct rt_compiled_entry {
+    rt_entry_fn *fn;
+    int64_t arena_bytes;
+    int ninputs;
+    rt_input_role inputs[8];
+    ag_dtype x_dtype, y_dtype;
+    rt_compiled_value loss, predict; /* predict.name NULL when none */
+    int nmetrics;
+    rt_compiled_value metrics[8];
+    int nsteps;
+    const rt_compiled_step *steps;
+} rt_compiled_entry;
+
+typedef struct rt_compiled {
+    const char *name, *source;
+    int64_t max_batch, param_bytes;
+    int nparams;
+    const rt_compiled_param *params;
+    rt_compiled_entry train, forward;
+    /* the model's declared defaults */
+    int64_t batch, epochs;
+    double lr, wd;
+    const char *data;
+    int64_t features, targets; /* per sample */
+    int classes;               /* 0: regression */
+    int nclass_names;
+    const char *const *class_names;
+} rt_compiled;
+
+/* The binary's main: `NAME train|eval|predict|bench ...`. */
+int rt_binary_main(const rt_compiled *m, int argc, char **argv);
+
+/* Called by generated code after each step when ag_args.profile is set (step -1: the entry
+ * point starts). */
+void rt_profile_mark(void *profile, int32_t step);
+
+#endif

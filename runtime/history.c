@@ -1,0 +1,238 @@
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fail.h"
+#include "history.h"
+
+typedef struct history {
+    const char *title;
+    const rt_history_row *rows;
+    int n;
+} history;
+
+typedef void emit_fn(FILE *f, const history *h);
+
+/* rt_ckpt_save's pattern: PATH.tmp.<pid>, flushed and synced, renamed over PATH (the folder
+ * is not synced: a history lost to a crash is rewritten by the next epoch). */
+static bool write_atomic(const char *path, emit_fn *emit, const history *h, char *err, size_t len)
+{
+    if (h->n < 0 || (h->n && !h->rows))
+        return rt_fail(err, len, "%s: cannot write: bad arguments (%d rows)", path, h->n);
+    size_t tlen = strlen(path) + 32;
+    char *tmp = malloc(tlen);
+    if (!tmp)
+        return rt_fail(err, len, "%s: cannot write: %s", path, strerror(ENOMEM));
+    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
+
+    int e = 0;
+    errno = 0;
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        e = errno;
+        goto out;
+    }
+    emit(f, h);
+    bool ok = !ferror(f) && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (!ok)
+        e = errno ? errno : EIO;
+    if (fclose(f) != 0 && ok)
+        e = errno ? errno : EIO;
+    if (!e && rename(tmp, path) != 0)
+        e = errno;
+    if (e)
+        remove(tmp);
+out:
+    free(tmp);
+    if (e)
+        return rt_fail(err, len, "%s: cannot write: %s", path, strerror(e));
+    return true;
+}
+
+/* ---- CSV ---- */
+
+static void put_number(FILE *f, const char *fmt, double v)
+{
+    fputc(',', f);
+    if (!isnan(v))
+        fprintf(f, fmt, v);
+}
+
+static void emit_csv(FILE *f, const history *h)
+{
+    fputs("epoch,train_loss,train_acc,test_loss,test_acc,seconds,samples_per_s\n", f);
+    for (int i = 0; i < h->n; i++) {
+        const rt_history_row *r = &h->rows[i];
+        fprintf(f, "%" PRId64, r->epoch);
+        put_number(f, "%.6g", r->train_loss);
+        put_number(f, "%.6g", r->train_acc);
+        put_number(f, "%.6g", r->test_loss);
+        put_number(f, "%.6g", r->test_acc);
+        put_number(f, "%.4f", r->seconds);
+        put_number(f, "%.6g", r->samples_per_s);
+        fputc('\n', f);
+    }
+}
+
+bool rt_write_metrics_csv(const char *path, const rt_history_row *rows, int n, char *err, size_t len)
+{
+    return write_atomic(path, emit_csv, &(history){NULL, rows, n}, err, len);
+}
+
+/* ---- SVG ---- */
+
+enum { SVG_W = 480, SVG_H = 320, LEFT = 55, RIGHT = 465, TOP = 35, BOTTOM = 245 };
+
+typedef struct series {
+    const char *label, *id, *colour, *dash; /* dash: a stroke-dasharray, NULL for solid */
+    size_t field;                           /* offset of the value in rt_history_row */
+} series;
+
+/* d2l's Animator formats: '-' (blue), 'm--', 'g-.', 'r:'. */
+static const series all_series[] = {
+    {"train loss", "train_loss", "#1f77b4", NULL, offsetof(rt_history_row, train_loss)},
+    {"train acc", "train_acc", "#bf00bf", "6,4", offsetof(rt_history_row, train_acc)},
+    {"test acc", "test_acc", "#008000", "6,3,1.5,3", offsetof(rt_history_row, test_acc)},
+    {"test loss", "test_loss", "#ff0000", "2,3", offsetof(rt_history_row, test_loss)},
+};
+enum { NSERIES = sizeof all_series / sizeof *all_series, TEST_ACC = 2, TEST_LOSS = 3 };
+
+static double value(const rt_history_row *r, const series *s)
+{
+    return *(const double *)((const char *)r + s->field);
+}
+
+static bool any_finite(const history *h, const series *s)
+{
+    for (int i = 0; i < h->n; i++)
+        if (isfinite(value(&h->rows[i], s)))
+            return true;
+    return false;
+}
+
+static void put_escaped(FILE *f, const char *s)
+{
+    for (; s && *s; s++)
+        switch (*s) {
+        case '&': fputs("&amp;", f); break;
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '"': fputs("&quot;", f); break;
+        case '\'': fputs("&apos;", f); break;
+        default:
+            if ((unsigned char)*s >= 0x20 || *s == '\t') /* other controls are not XML */
+                fputc(*s, f);
+        }
+}
+
+static void put_stroke(FILE *f, const series *s)
+{
+    fprintf(f, " fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\"", s->colour);
+    if (s->dash)
+        fprintf(f, " stroke-dasharray=\"%s\"", s->dash);
+}
+
+/* 1, 2 or 5 times a power of ten, giving about five steps over span. */
+static double nice_step(double span)
+{
+    double raw = span / 5, mag = pow(10, floor(log10(raw))), f = raw / mag;
+    return (f <= 1 + 1e-9 ? 1 : f <= 2 + 1e-9 ? 2 : f <= 5 + 1e-9 ? 5 : 10) * mag;
+}
+
+static void emit_svg(FILE *f, const history *h)
+{
+    bool drawn[NSERIES];
+    int ndrawn = 0;
+    double lo = 0, hi = 1;
+    int64_t top = 0; /* the largest epoch */
+    for (int k = 0; k < NSERIES; k++) {
+        drawn[k] = any_finite(h, &all_series[k]) && (k != TEST_LOSS || !drawn[TEST_ACC]);
+        ndrawn += drawn[k];
+        for (int i = 0; drawn[k] && i < h->n; i++) {
+            double v = value(&h->rows[i], &all_series[k]);
+            if (isfinite(v))
+                lo = fmin(lo, v), hi = fmax(hi, v);
+        }
+    }
+    for (int i = 0; i < h->n; i++)
+        top = h->rows[i].epoch > top ? h->rows[i].epoch : top;
+    int64_t last = top > 2 ? top : 2; /* one epoch still needs an axis of nonzero length */
+    double step = nice_step(hi - lo);
+    lo = floor(lo / step + 1e-9) * step;
+    hi = ceil(hi / step - 1e-9) * step;
+#define X(e) (LEFT + (double)((e) - 1) * (RIGHT - LEFT) / (double)(last - 1))
+#define Y(v) (BOTTOM - ((v) - lo) * (BOTTOM - TOP) / (hi - lo))
+
+    fprintf(f,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+            "font-family=\"sans-serif\" font-size=\"11\">\n"
+            "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n"
+            "<text x=\"%d\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">",
+            SVG_W, SVG_H, SVG_W, SVG_H, SVG_W, SVG_H, SVG_W / 2);
+    put_escaped(f, h->title);
+    fputs("</text>\n", f);
+
+    /* Grid and ticks; epoch labels thinned to multiples of 1, 2, 5, 10, ... past ten epochs. */
+    for (int k = 0; lo + k * step <= hi + step * 1e-9; k++) {
+        double v = lo + k * step;
+        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", LEFT, Y(v), RIGHT, Y(v));
+        fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", LEFT - 6, Y(v) + 4, v);
+    }
+    int64_t every = 1;
+    for (int64_t p = 1; top / every > 10; p *= 10)
+        every = top / p <= 10 ? p : top / (2 * p) <= 10 ? 2 * p : 5 * p;
+    for (int64_t e = every; e <= top; e += every) {
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#ddd\"/>\n", X(e), TOP, X(e), BOTTOM);
+        fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%" PRId64 "</text>\n", X(e), BOTTOM + 15, e);
+    }
+    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"black\"/>\n", LEFT, TOP,
+            RIGHT - LEFT, BOTTOM - TOP);
+    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">epoch</text>\n", (LEFT + RIGHT) / 2, BOTTOM + 32);
+
+    /* The series, then the legend: a row of entries centred under the axis label. */
+    for (int k = 0; k < NSERIES; k++) {
+        if (!drawn[k])
+            continue;
+        const series *s = &all_series[k];
+        fprintf(f, "<g id=\"%s\">\n<polyline points=\"", s->id);
+        const char *sep = "";
+        for (int i = 0; i < h->n; i++) {
+            double v = value(&h->rows[i], s);
+            if (isfinite(v))
+                fprintf(f, "%s%.1f,%.1f", sep, X(h->rows[i].epoch), Y(v)), sep = " ";
+        }
+        fputc('"', f);
+        put_stroke(f, s);
+        fputs("/>\n", f);
+        for (int i = 0; i < h->n; i++) {
+            double v = value(&h->rows[i], s);
+            if (isfinite(v))
+                fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>\n", X(h->rows[i].epoch), Y(v),
+                        s->colour);
+        }
+        fputs("</g>\n", f);
+    }
+    int x = (SVG_W - 110 * ndrawn) / 2, y = SVG_H - 14;
+    for (int k = 0; k < NSERIES; k++) {
+        if (!drawn[k])
+            continue;
+        fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"", x, y, x + 24, y);
+        put_stroke(f, &all_series[k]);
+        fprintf(f, "/>\n<circle cx=\"%d\" cy=\"%d\" r=\"2.5\" fill=\"%s\"/>\n", x + 12, y, all_series[k].colour);
+        fprintf(f, "<text x=\"%d\" y=\"%d\">%s</text>\n", x + 30, y + 4, all_series[k].label);
+        x += 110;
+    }
+    fputs("</svg>\n", f);
+#undef X
+#undef Y
+}
+
+bool rt_write_plot_svg(const char *path, const char *title, const rt_history_row *rows, int n, char *err,
+                       size_t len)
+{
+    return write_atomic(path, emit_svg, &(history){title, rows, n}, err, len);
+}

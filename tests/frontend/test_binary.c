@@ -1,0 +1,317 @@
+/* Standalone binaries (`aotgrad build MODEL.c -o OUT`, runtime/binary.c), as a user runs
+ * them: what they link, their commands and --help, checkpoints that resume bit for bit and
+ * are refused when they do not fit, the NaN stop, eval and predict against each other, and
+ * the same training as the interpreter's. Data: small subsets of Fashion-MNIST. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "data.h"
+#include "run_cmd.h"
+#include "subset.h"
+
+static char *sh(int *status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *sh(int *status, const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    char full[8300];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    return run_cmd(full, status);
+}
+
+static char dir[] = "/tmp/aotgrad-binary-XXXXXX";
+
+/* builds models/NAME.c into dir/NAME (once per process) */
+static void build(const char *name)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (access(path, X_OK) == 0)
+        return;
+    int st;
+    char *out = sh(&st, "cd %s && %s build models/%s.c -o %s", AG_SOURCE_DIR, getenv("AOTGRAD_BIN"), name, path);
+    cr_assert_eq(st, 0, "build of %s failed:\n%s", name, out);
+    free(out);
+}
+
+static void setup(void)
+{
+    cr_assert_not_null(getenv("AOTGRAD_BIN"), "AOTGRAD_BIN is not set (run through ctest)");
+    cr_assert_not_null(mkdtemp(dir));
+    char data[600];
+    snprintf(data, sizeof data, "%s/data", dir);
+    cr_assert_eq(mkdir(data, 0700), 0);
+    write_subset(data, 2000);
+}
+
+static void teardown(void)
+{
+    char rm[600];
+    snprintf(rm, sizeof rm, "rm -rf %s", dir);
+    cr_expect_eq(system(rm), 0);
+}
+
+TestSuite(binary, .init = setup, .fini = teardown);
+
+/* The value after `key` on the last line that has it. */
+static double last_value(const char *out, const char *key)
+{
+    double v = NAN;
+    for (const char *p = strstr(out, key); p; p = strstr(p + 1, key))
+        v = strtod(p + strlen(key), NULL);
+    return v;
+}
+
+/* the tensors of two checkpoints, bit for bit */
+static void same_tensors(const char *a, const char *b)
+{
+    rt_ckpt x, y;
+    char err[512];
+    cr_assert(rt_ckpt_load(a, &x, err, sizeof err), "%s", err);
+    cr_assert(rt_ckpt_load(b, &y, err, sizeof err), "%s", err);
+    cr_assert_eq(x.n, y.n);
+    for (int i = 0; i < x.n; i++) {
+        const rt_ckpt_tensor *t = rt_ckpt_find(&y, x.t[i].name);
+        cr_assert_not_null(t, "%s: no tensor %s", b, x.t[i].name);
+        int64_t n = 1;
+        for (int k = 0; k < t->rank; k++)
+            n *= t->dims[k];
+        cr_expect(memcmp(x.t[i].data, t->data, (size_t)n * 4) == 0, "tensor %s differs between %s and %s",
+                  x.t[i].name, a, b);
+    }
+    rt_ckpt_free(&x);
+    rt_ckpt_free(&y);
+}
+
+Test(binary, every_model_builds_and_links_only_system_libraries)
+{
+    const char *models[] = {"linreg", "softmax", "mlp", "mlp_dropout", "weight_decay"};
+    const char *flags = getenv("AOTGRAD_LINK_FLAGS");
+    bool sanitized = flags && strstr(flags, "sanitize");
+    for (size_t m = 0; m < sizeof models / sizeof *models; m++) {
+        build(models[m]);
+        int st;
+        char *out = sh(&st, "readelf -d %s/%s | grep NEEDED", dir, models[m]);
+        cr_assert_eq(st, 0, "%s", out);
+        int needed = 0;
+        for (char *p = strstr(out, "Shared library: ["); p; p = strstr(p + 1, "Shared library: [")) {
+            char lib[128] = "";
+            sscanf(p, "Shared library: [%127[^]]", lib);
+            bool ok = !strcmp(lib, "libc.so.6") || !strcmp(lib, "libm.so.6") || !strcmp(lib, "libz.so.1") ||
+                      !strcmp(lib, "libopenblas.so.0") ||
+                      (sanitized && (!strncmp(lib, "libasan", 7) || !strncmp(lib, "libubsan", 8)));
+            cr_expect(ok, "%s needs %s (only libc, libm, zlib and OpenBLAS may be)", models[m], lib);
+            needed++;
+        }
+        cr_expect_gt(needed, 0, "%s", out);
+        free(out);
+        /* each command's --help, and a usage error */
+        const char *cmds[] = {"train", "eval", "predict", "bench"};
+        for (int c = 0; c < 4; c++) {
+            out = sh(&st, "%s/%s %s --help", dir, models[m], cmds[c]);
+            cr_expect_eq(st, 0, "%s %s --help: %s", models[m], cmds[c], out);
+            char want[128];
+            snprintf(want, sizeof want, "usage: %s %s", models[m], cmds[c]);
+            cr_expect(strstr(out, want), "%s", out);
+            free(out);
+        }
+        out = sh(&st, "%s/%s frobnicate", dir, models[m]);
+        cr_expect_eq(WEXITSTATUS(st), 2, "%s", out);
+        cr_expect(strstr(out, "unknown command 'frobnicate'"), "%s", out);
+        free(out);
+    }
+    int st;
+    char *out = sh(&st, "%s/mlp train --batch 100000", dir);
+    cr_expect_eq(WEXITSTATUS(st), 2, "%s", out);
+    cr_expect(strstr(out, "mlp train: --batch takes a batch size the binary was compiled for"), "%s", out);
+    free(out);
+}
+
+/* Training 2 epochs equals training 1, saving, and resuming for 1, bit for bit (dropout's
+ * masks included); the epoch lines agree too. */
+Test(binary, resume_is_the_uninterrupted_run_bit_for_bit)
+{
+    build("mlp_dropout");
+    int st;
+    char *whole = sh(&st, "cd %s && ./mlp_dropout train --data data --epochs 2 --seed 5 --save whole.st", dir);
+    cr_assert_eq(st, 0, "%s", whole);
+    char *first = sh(&st, "cd %s && ./mlp_dropout train --data data --epochs 1 --seed 5 --save half.st", dir);
+    cr_assert_eq(st, 0, "%s", first);
+    char *rest = sh(&st, "cd %s && ./mlp_dropout train --data data --resume half.st --epochs 2 --save resumed.st", dir);
+    cr_assert_eq(st, 0, "%s", rest);
+    cr_expect(strstr(rest, "resuming half.st at epoch 2 (step 8)"), "%s", rest);
+    char a[600], b[600];
+    snprintf(a, sizeof a, "%s/whole.st", dir);
+    snprintf(b, sizeof b, "%s/resumed.st", dir);
+    same_tensors(a, b);
+    const char *w2 = strstr(whole, "epoch 2/2"), *r2 = strstr(rest, "epoch 2/2");
+    cr_assert(w2 && r2, "%s\n%s", whole, rest);
+    cr_expect_eq(strncmp(w2, r2, (size_t)(strstr(w2, "test_acc") - w2)), 0, "%s\n%s", whole, rest);
+    /* a seed that is not the checkpoint's is refused */
+    char *bad = sh(&st, "cd %s && ./mlp_dropout train --data data --resume half.st --epochs 3 --seed 6", dir);
+    cr_expect_eq(WEXITSTATUS(st), 1, "%s", bad);
+    cr_expect(strstr(bad, "--seed 6, but half.st continues a run of seed 5"), "%s", bad);
+    free(whole);
+    free(first);
+    free(rest);
+    free(bad);
+}
+
+Test(binary, checkpoints_that_do_not_fit_are_refused_naming_the_tensor)
+{
+    build("mlp");
+    build("softmax");
+    int st;
+    char *out = sh(&st, "cd %s && ./softmax train --data data --epochs 1 --save soft.st", dir);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    out = sh(&st, "cd %s && ./mlp eval --data data --weights soft.st", dir);
+    cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
+    cr_expect(strstr(out, "soft.st: a checkpoint of model softmax, not mlp"), "%s", out);
+    free(out);
+
+    /* shapes and names, without the model's name in the metadata */
+    static float w1[784 * 128], b1[256], w2[2560];
+    char path[600], err[512];
+    snprintf(path, sizeof path, "%s/shape.st", dir);
+    rt_ckpt_tensor t[] = {{"W1", AG_F32, 2, {784, 128}, w1}, {"b1", AG_F32, 1, {256}, b1}, {"W2", AG_F32, 2, {256, 10}, w2},
+                          {"b2", AG_F32, 1, {10}, b1}};
+    cr_assert(rt_ckpt_save(path, t, 4, NULL, 0, err, sizeof err), "%s", err);
+    out = sh(&st, "cd %s && ./mlp eval --data data --weights shape.st", dir);
+    cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
+    cr_expect(strstr(out, "shape.st: tensor W1 has shape [784,128], expected [784,256]"), "%s", out);
+    free(out);
+    snprintf(path, sizeof path, "%s/missing.st", dir);
+    t[0].dims[1] = 256;
+    static float w1full[784 * 256];
+    t[0].data = w1full;
+    cr_assert(rt_ckpt_save(path, t, 3, NULL, 0, err, sizeof err), "%s", err);
+    out = sh(&st, "cd %s && ./mlp predict --weights missing.st data/t10k-images-idx3-ubyte.gz", dir);
+    cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
+    cr_expect(strstr(out, "missing.st: no tensor b2"), "%s", out);
+    free(out);
+    /* a truncated file, and parameters without training state for --resume */
+    out = sh(&st, "cd %s && head -c 100 soft.st > cut.st && ./softmax eval --data data --weights cut.st", dir);
+    cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
+    cr_expect(strstr(out, "cut.st"), "%s", out);
+    free(out);
+    out = sh(&st, "cd %s && ./mlp train --data data --resume shape.st", dir);
+    cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
+    cr_expect(strstr(out, "shape.st: tensor W1 has shape [784,128], expected [784,256]"), "%s", out);
+    free(out);
+    out = sh(&st, "cd %s && ./mlp train --data data --resume missing.st", dir);
+    cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
+    cr_expect(strstr(out, "missing.st: no tensor b2"), "%s", out);
+    free(out);
+}
+
+/* A loss that overflows stops training naming its step; --save's file keeps the last good
+ * epoch's parameters. */
+Test(binary, a_nan_loss_stops_and_keeps_the_last_good_checkpoint)
+{
+    build("mlp");
+    int st;
+    char *out = sh(&st, "cd %s && ./mlp train --data data --epochs 1 --save good.st && cp good.st copy.st", dir);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    out = sh(&st, "cd %s && ./mlp train --data data --resume good.st --epochs 3 --lr 1e30 --save good.st", dir);
+    cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
+    cr_expect(strstr(out, "mlp: error: step "), "%s", out);
+    cr_expect(strstr(out, "(epoch 2): the loss is "), "%s", out);
+    cr_expect(strstr(out, "the last good checkpoint is good.st (epoch 1)"), "%s", out);
+    free(out);
+    out = sh(&st, "cd %s && cmp good.st copy.st", dir);
+    cr_expect_eq(st, 0, "the checkpoint changed: %s", out);
+    free(out);
+}
+
+/* eval's accuracy is the last epoch's test accuracy, and predict's class names agree with
+ * the labels as often; metrics and plot files are written. */
+Test(binary, eval_predict_metrics_and_plot_agree)
+{
+    build("mlp");
+    int st;
+    char *train = sh(&st, "cd %s && ./mlp train --data data --epochs 2 --save w.st --metrics m.csv --plot p.svg", dir);
+    cr_assert_eq(st, 0, "%s", train);
+    double acc = last_value(train, "test_acc ");
+    cr_expect(strstr(train, "mlp: test accuracy "), "%s", train);
+    char *eval = sh(&st, "cd %s && ./mlp eval --data data --weights w.st", dir);
+    cr_assert_eq(st, 0, "%s", eval);
+    cr_expect_float_eq(last_value(eval, "test_acc "), acc, 1e-9, "%s\n%s", train, eval);
+
+    char *pred = sh(&st, "cd %s && ./mlp predict --weights w.st data/t10k-images-idx3-ubyte.gz", dir);
+    cr_assert_eq(st, 0, "%s", pred);
+    static const char *names[] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                  "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+    rt_dataset d;
+    char err[512], path[600];
+    snprintf(path, sizeof path, "%s/data", dir);
+    cr_assert(rt_load_mnist_dir(path, false, 10, &d, err, sizeof err), "%s", err);
+    int64_t lines = 0, right = 0;
+    for (char *line = strtok(pred, "\n"); line; line = strtok(NULL, "\n"), lines++) {
+        int k = 0;
+        while (k < 10 && strcmp(line, names[k]) != 0)
+            k++;
+        cr_assert_lt(k, 10, "line %lld is not a class name: '%s'", (long long)lines + 1, line);
+        right += lines < d.n && ((const int32_t *)d.y)[lines] == k;
+    }
+    cr_expect_eq(lines, d.n);
+    cr_expect_float_eq((double)right / (double)d.n, acc, 1e-9, "predict's accuracy against eval's");
+    rt_dataset_free(&d);
+
+    char *csv = sh(&st, "cd %s && cat m.csv && head -c 4 p.svg", dir);
+    cr_expect(strstr(csv, "epoch,train_loss,train_acc,test_loss,test_acc,seconds,samples_per_s\n1,"), "%s", csv);
+    cr_expect(strstr(csv, "\n2,"), "%s", csv);
+    cr_expect(strstr(csv, "<svg"), "%s", csv);
+    free(csv);
+    free(train);
+    free(eval);
+    free(pred);
+}
+
+/* The binary trains as the interpreter does: the same losses and accuracies per epoch. */
+Test(binary, trains_as_the_interpreter_does)
+{
+    build("softmax");
+    int st;
+    char *bin = sh(&st, "cd %s && ./softmax train --data data --epochs 2 --seed 3", dir);
+    cr_assert_eq(st, 0, "%s", bin);
+    char *ref = sh(&st, "cd %s && %s run models/softmax.c --data %s/data --epochs 2 --seed 3", AG_SOURCE_DIR,
+                   getenv("AOTGRAD_BIN"), dir);
+    cr_assert_eq(st, 0, "%s", ref);
+    const char *keys[] = {"train_loss ", "train_acc ", "test_acc "};
+    for (int k = 0; k < 3; k++) {
+        double a = last_value(bin, keys[k]), b = last_value(ref, keys[k]);
+        cr_expect(fabs(a - b) <= 1e-4, "%s: binary %g, interpreter %g\n%s\n%s", keys[k], a, b, bin, ref);
+    }
+    free(bin);
+    free(ref);
+}
+
+Test(binary, bench_prints_each_kernel)
+{
+    build("mlp");
+    int st;
+    char *out = sh(&st, "%s/mlp bench --steps 3", dir);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_expect(strstr(out, "mlp bench: train step at batch 256"), "%s", out);
+    cr_expect(strstr(out, "ms/step"), "%s", out);
+    cr_expect(strstr(out, "GFLOP/s") && strstr(out, "% sgemm"), "%s", out);
+    cr_expect(strstr(out, "GB/s") && strstr(out, "% memcpy"), "%s", out);
+    int gemms = 0;
+    for (const char *p = strstr(out, " gemm "); p; p = strstr(p + 1, " gemm "))
+        gemms++;
+    cr_expect_eq(gemms, 5, "the MLP step has 5 matmuls:\n%s", out);
+    free(out);
+}

@@ -1,0 +1,223 @@
+/* The training history: the exact CSV, the SVG chart's series and where its points land (by
+ * the mapping history.h documents), an empty history, an unwritable path, and (where Python
+ * is installed) the SVG's well-formedness by a real XML parser. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "history.h"
+
+/* ---- a temporary directory per test, removed even when an assertion fails ---- */
+
+static char dir[64], path[128], err[1024], want[1024], text[65536];
+
+static void setup(void)
+{
+    strcpy(dir, "/tmp/ag_hist_XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/out", dir);
+    err[0] = 0;
+}
+
+static void teardown(void)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char q[512];
+    while (d && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(q, sizeof q, "%s/%s", dir, e->d_name);
+            unlink(q);
+        }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+}
+
+TestSuite(history, .init = setup, .fini = teardown);
+
+/* The folder holds exactly `want` entries, none of them a temporary file. */
+static void assert_entries(int want_n)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            cr_expect_null(strstr(e->d_name, ".tmp."), "left behind: %s", e->d_name);
+            n++;
+        }
+    closedir(d);
+    cr_assert_eq(n, want_n);
+}
+
+static const char *slurp(const char *p)
+{
+    FILE *f = fopen(p, "r");
+    cr_assert_not_null(f, "%s: %s", p, strerror(errno));
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    return text;
+}
+
+/* Three epochs of a classifier with a test set; epoch 2's test figures are missing. */
+static const rt_history_row rows[3] = {
+    {1, 0.75, 0.5, 0.625, 0.25, 1.5, 40000},
+    {2, 0.5, 0.625, NAN, NAN, 1.25, 48000.5},
+    {3, 0.25, 0.875, 0.375, 0.75, 1.0 / 3, 60000},
+};
+
+Test(history, csv_exact)
+{
+    cr_assert(rt_write_metrics_csv(path, rows, 3, err, sizeof err), "%s", err);
+    cr_assert_str_eq(slurp(path), "epoch,train_loss,train_acc,test_loss,test_acc,seconds,samples_per_s\n"
+                                  "1,0.75,0.5,0.625,0.25,1.5000,40000\n"
+                                  "2,0.5,0.625,,,1.2500,48000.5\n"
+                                  "3,0.25,0.875,0.375,0.75,0.3333,60000\n");
+    assert_entries(1);
+}
+
+/* The series id's polyline points, as (x, y) pairs; returns how many. */
+static int points(const char *svg, const char *id, double xy[][2], int cap)
+{
+    char key[64];
+    snprintf(key, sizeof key, "<g id=\"%s\">\n<polyline points=\"", id);
+    const char *s = strstr(svg, key);
+    if (!s)
+        return -1;
+    s += strlen(key);
+    int n = 0, used;
+    while (*s != '"' && n < cap && sscanf(s, " %lf,%lf%n", &xy[n][0], &xy[n][1], &used) == 2)
+        s += used, n++;
+    cr_assert_eq(*s, '"', "points of %s end at: %.20s", id, s);
+    return n;
+}
+
+static int count(const char *s, const char *what)
+{
+    int n = 0;
+    for (; (s = strstr(s, what)); s += strlen(what))
+        n++;
+    return n;
+}
+
+/* All values within 0..1, so the y axis is 0..1; epochs 1..3, so x(e) = 55 + (e - 1) * 205. */
+static double x_of(double epoch) { return 55 + (epoch - 1) * 410 / 2; }
+static double y_of(double v) { return 245 - v * 210; }
+
+Test(history, svg_series_and_points)
+{
+    cr_assert(rt_write_plot_svg(path, "mlp <lr=0.1> & \"wd\" 'x'", rows, 3, err, sizeof err), "%s", err);
+    const char *svg = slurp(path);
+    cr_assert_eq(strncmp(svg, "<svg", 4), 0);
+    size_t n = strlen(svg);
+    cr_assert(n > 7 && !strcmp(svg + n - 7, "</svg>\n"));
+    cr_assert_not_null(strstr(svg, ">mlp &lt;lr=0.1&gt; &amp; &quot;wd&quot; &apos;x&apos;</text>"));
+
+    /* train loss, train acc, test acc; test loss only stands in for a missing test acc */
+    cr_assert_eq(count(svg, "<polyline"), 3);
+    cr_assert_eq(points(svg, "test_loss", NULL, 0), -1);
+    double xy[8][2];
+    cr_assert_eq(points(svg, "train_acc", xy, 8), 3);
+    cr_assert_eq(points(svg, "test_acc", xy, 8), 2); /* epoch 2's NaN skipped */
+    cr_assert_float_eq(xy[0][0], x_of(1), 0.051);
+    cr_assert_float_eq(xy[0][1], y_of(0.25), 0.051);
+    cr_assert_float_eq(xy[1][0], x_of(3), 0.051);
+    cr_assert_float_eq(xy[1][1], y_of(0.75), 0.051);
+    cr_assert_eq(points(svg, "train_loss", xy, 8), 3);
+    cr_assert_float_eq(xy[1][0], x_of(2), 0.051);
+    cr_assert_float_eq(xy[1][1], y_of(0.5), 0.051);
+    for (const char *label = "train loss\0train acc\0test acc\0"; *label; label += strlen(label) + 1)
+        cr_assert_eq(count(svg, label), 1, "legend entry %s", label);
+    cr_assert_not_null(strstr(svg, ">epoch</text>"));
+    assert_entries(1);
+}
+
+/* Regression: no accuracy anywhere, so test loss is drawn; a loss above 1 stretches the y
+ * axis to the next tick (step 0.5 for 0..2.2, so 0..2.5). */
+Test(history, svg_regression_draws_test_loss)
+{
+    rt_history_row r[2] = {{1, 2.2, NAN, 1.0, NAN, 1, 1}, {2, 0.5, NAN, 0.4, NAN, 1, 1}};
+    cr_assert(rt_write_plot_svg(path, NULL, r, 2, err, sizeof err), "%s", err);
+    const char *svg = slurp(path);
+    double xy[4][2];
+    cr_assert_eq(count(svg, "<polyline"), 2);
+    cr_assert_eq(points(svg, "train_acc", xy, 4), -1);
+    cr_assert_eq(points(svg, "test_acc", xy, 4), -1);
+    cr_assert_eq(points(svg, "train_loss", xy, 4), 2);
+    cr_assert_float_eq(xy[0][0], 55, 0.051);
+    cr_assert_float_eq(xy[0][1], 245 - 2.2 * 210 / 2.5, 0.051);
+    cr_assert_float_eq(xy[1][0], 465, 0.051);
+    cr_assert_eq(points(svg, "test_loss", xy, 4), 2);
+    cr_assert_float_eq(xy[1][1], 245 - 0.4 * 210 / 2.5, 0.051);
+    cr_assert_not_null(strstr(svg, ">2.5</text>"));
+}
+
+Test(history, empty_history)
+{
+    cr_assert(rt_write_metrics_csv(path, NULL, 0, err, sizeof err), "%s", err);
+    cr_assert_str_eq(slurp(path), "epoch,train_loss,train_acc,test_loss,test_acc,seconds,samples_per_s\n");
+    cr_assert(rt_write_plot_svg(path, "nothing yet", NULL, 0, err, sizeof err), "%s", err);
+    const char *svg = slurp(path);
+    cr_assert_eq(strncmp(svg, "<svg", 4), 0);
+    cr_assert_eq(count(svg, "<polyline"), 0);
+    cr_assert_not_null(strstr(svg, ">nothing yet</text>"));
+    cr_assert_not_null(strstr(svg, "</svg>\n"));
+    assert_entries(1);
+}
+
+Test(history, unwritable_path)
+{
+    char p[192];
+    snprintf(p, sizeof p, "%s/no/such/metrics.csv", dir);
+    snprintf(want, sizeof want, "%s: cannot write: %s", p, strerror(ENOENT));
+    cr_assert_not(rt_write_metrics_csv(p, rows, 3, err, sizeof err));
+    cr_assert_str_eq(err, want);
+    err[0] = 0;
+    cr_assert_not(rt_write_plot_svg(p, "t", rows, 3, err, sizeof err));
+    cr_assert_str_eq(err, want);
+    assert_entries(0);
+}
+
+/* Overwriting keeps one file, with the new content. */
+Test(history, rewrite_replaces)
+{
+    cr_assert(rt_write_metrics_csv(path, rows, 3, err, sizeof err), "%s", err);
+    cr_assert(rt_write_metrics_csv(path, rows, 1, err, sizeof err), "%s", err);
+    cr_assert_eq(count(slurp(path), "\n"), 2);
+    assert_entries(1);
+}
+
+/* A real XML parser reads the chart, with every awkward title character in it. */
+Test(history, svg_is_well_formed_xml)
+{
+    if (system("python3 -c 'import xml.dom.minidom' >/dev/null 2>&1") != 0) {
+        cr_log_warn("python3 with xml.dom.minidom not found: well-formedness not checked");
+        return;
+    }
+    rt_history_row many[25];
+    for (int i = 0; i < 25; i++)
+        many[i] = (rt_history_row){i + 1, 2.0 / (i + 1), i % 5 ? 0.5 + i / 60.0 : NAN, NAN, 0.4 + i / 50.0, 1, 1};
+    cr_assert(rt_write_plot_svg(path, "a&b <c> \"d\" 'e'\x01", many, 25, err, sizeof err), "%s", err);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "python3 -c 'import sys, xml.dom.minidom as m\n"
+             "d = m.parse(sys.argv[1]).documentElement\n"
+             "print(d.tagName, len(d.getElementsByTagName(\"polyline\")), d.getElementsByTagName(\"text\")[0]"
+             ".firstChild.data)' %s 2>&1",
+             path);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    char out[1024];
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    cr_assert_eq(pclose(p), 0, "%s", out);
+    cr_assert_str_eq(out, "svg 3 a&b <c> \"d\" 'e'\n");
+}
