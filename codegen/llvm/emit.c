@@ -183,6 +183,116 @@ static LLVMValueRef s_sel(em *E, LLVMValueRef c, LLVMValueRef x, LLVMValueRef y)
     return LLVMBuildSelect(E->b, LLVMBuildFCmp(E->b, LLVMRealUNE, c, LLVMConstNull(E->T), ""), x, y, "");
 }
 
+/* ---- exp, log and tanh in float as arithmetic ----
+ *
+ * As llvm.exp etc., they become a libm call per element, even inside vectorized loops
+ * (sigmoid and tanh layers would call expf 256 times a row). Built from arithmetic, they
+ * vectorize with the rest of the loop. Cephes' single-precision methods (Moshier): range
+ * reduction to a small interval, a minimax polynomial there, and the exponent put back by
+ * integer arithmetic; within about 2 ulp of libm's, so within the tests' 1e-5 of the
+ * interpreter, with NaN, infinities and zeros as libm gives them. Double compute types keep
+ * the intrinsics. */
+
+static LLVMValueRef fk(em *E, double v) { return constant(E, v, AG_F32); }
+static LLVMValueRef ik(em *E, int32_t v) { return splat(E, LLVMConstInt(E->i32, (unsigned long long)(int64_t)v, 1)); }
+static LLVMValueRef fsel(em *E, LLVMRealPredicate pr, LLVMValueRef a, LLVMValueRef b, LLVMValueRef t, LLVMValueRef f)
+{
+    return LLVMBuildSelect(E->b, LLVMBuildFCmp(E->b, pr, a, b, ""), t, f, "");
+}
+/* c[0] x^(n-1) + ... + c[n-1], by Horner's rule; each step may fuse into an fma (these
+ * functions are compared with libm within ulps, not bit for bit) */
+static LLVMValueRef horner(em *E, LLVMValueRef x, const double *c, int n)
+{
+    LLVMValueRef y = fk(E, c[0]);
+    for (int k = 1; k < n; k++) {
+        LLVMValueRef args[] = {y, x, fk(E, c[k])};
+        y = intrinsic(E, "llvm.fmuladd", &E->T, 1, args, 3);
+    }
+    return y;
+}
+
+static bool is_f32(em *E) { return E->T == val_type(E, AG_F32); }
+
+static LLVMValueRef f32_exp(em *E, LLVMValueRef x)
+{
+    LLVMTypeRef I = val_type(E, AG_I32), F = E->T;
+    /* past [-104, 89] the result is 0 or infinity anyway; NaN computes as 0 (so that n
+     * converts to an integer: a plain fptosi vectorizes, the saturating one does not) and
+     * is put back at the end */
+    LLVMValueRef c = fsel(E, LLVMRealOGT, x, fk(E, 89), fk(E, 89), x);
+    c = fsel(E, LLVMRealOLT, c, fk(E, -104), fk(E, -104), c);
+    c = fsel(E, LLVMRealUNO, c, c, fk(E, 0), c);
+    LLVMValueRef n = LLVMBuildFMul(E->b, c, fk(E, 1.44269504088896341), "");
+    n = intrinsic(E, "llvm.rint", &F, 1, &n, 1);
+    /* r = c - n ln2, with ln2 in two parts so that n * 0.693359375 is exact */
+    LLVMValueRef r = LLVMBuildFSub(E->b, c, LLVMBuildFMul(E->b, n, fk(E, 0.693359375), ""), "");
+    r = LLVMBuildFSub(E->b, r, LLVMBuildFMul(E->b, n, fk(E, -2.12194440e-4), ""), "");
+    static const double p[] = {1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3,
+                               4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1};
+    LLVMValueRef y = LLVMBuildFMul(E->b, horner(E, r, p, 6), LLVMBuildFMul(E->b, r, r, ""), "");
+    y = LLVMBuildFAdd(E->b, LLVMBuildFAdd(E->b, y, r, ""), fk(E, 1), "");
+    /* times 2^n as two factors 2^(n/2), each a normal float for n in [-150, 128] */
+    LLVMValueRef ni = LLVMBuildFPToSI(E->b, n, I, "");
+    LLVMValueRef n1 = LLVMBuildAShr(E->b, ni, ik(E, 1), ""), n2 = LLVMBuildSub(E->b, ni, n1, "");
+    for (int k = 0; k < 2; k++) {
+        LLVMValueRef e = LLVMBuildShl(E->b, LLVMBuildAdd(E->b, k ? n2 : n1, ik(E, 127), ""), ik(E, 23), "");
+        y = LLVMBuildFMul(E->b, y, LLVMBuildBitCast(E->b, e, F, ""), "");
+    }
+    return fsel(E, LLVMRealUNO, x, x, x, y);
+}
+
+static LLVMValueRef f32_log(em *E, LLVMValueRef x)
+{
+    LLVMTypeRef I = val_type(E, AG_I32), F = E->T;
+    /* subnormals: scaled by 2^23 first */
+    LLVMValueRef tiny = LLVMBuildFCmp(E->b, LLVMRealOLT, x, fk(E, 1.17549435e-38), "");
+    LLVMValueRef xs = LLVMBuildSelect(E->b, tiny, LLVMBuildFMul(E->b, x, fk(E, 8388608.0), ""), x, "");
+    LLVMValueRef bits = LLVMBuildBitCast(E->b, xs, I, "");
+    /* x = m 2^e, m in [0.5, 1) */
+    LLVMValueRef e = LLVMBuildSub(E->b, LLVMBuildAnd(E->b, LLVMBuildLShr(E->b, bits, ik(E, 23), ""), ik(E, 0xff), ""),
+                                  LLVMBuildSelect(E->b, tiny, ik(E, 126 + 23), ik(E, 126), ""), "");
+    LLVMValueRef m = LLVMBuildBitCast(
+        E->b, LLVMBuildOr(E->b, LLVMBuildAnd(E->b, bits, ik(E, (int32_t)0x807fffff), ""), ik(E, 0x3f000000), ""), F, "");
+    /* m below sqrt(1/2): 2m - 1 and e - 1, else m - 1 */
+    LLVMValueRef lo = LLVMBuildFCmp(E->b, LLVMRealOLT, m, fk(E, 0.707106781186547524), "");
+    e = LLVMBuildSub(E->b, e, LLVMBuildZExt(E->b, lo, I, ""), "");
+    m = LLVMBuildFSub(E->b, LLVMBuildSelect(E->b, lo, LLVMBuildFAdd(E->b, m, m, ""), m, ""), fk(E, 1), "");
+    LLVMValueRef z = LLVMBuildFMul(E->b, m, m, "");
+    static const double p[] = {7.0376836292e-2,  -1.1514610310e-1, 1.1676998740e-1,
+                               -1.2420140846e-1, 1.4249322787e-1,  -1.6668057665e-1,
+                               2.0000714765e-1,  -2.4999993993e-1, 3.3333331174e-1};
+    LLVMValueRef y = LLVMBuildFMul(E->b, LLVMBuildFMul(E->b, horner(E, m, p, 9), m, ""), z, "");
+    LLVMValueRef fe = LLVMBuildSIToFP(E->b, e, F, "");
+    y = LLVMBuildFAdd(E->b, y, LLVMBuildFMul(E->b, fe, fk(E, -2.12194440e-4), ""), "");
+    y = LLVMBuildFSub(E->b, y, LLVMBuildFMul(E->b, z, fk(E, 0.5), ""), "");
+    LLVMValueRef r = LLVMBuildFAdd(E->b, m, y, "");
+    r = LLVMBuildFAdd(E->b, r, LLVMBuildFMul(E->b, fe, fk(E, 0.693359375), ""), "");
+    r = fsel(E, LLVMRealOEQ, x, fk(E, INFINITY), x, r);
+    r = fsel(E, LLVMRealOEQ, x, fk(E, 0), fk(E, -INFINITY), r);
+    return fsel(E, LLVMRealULT, x, fk(E, 0), fk(E, NAN), r); /* below 0, or NaN */
+}
+
+static LLVMValueRef f32_tanh(em *E, LLVMValueRef x)
+{
+    LLVMTypeRef F = E->T;
+    LLVMValueRef ax = intrinsic(E, "llvm.fabs", &F, 1, &x, 1);
+    /* |x| < 0.625: an odd polynomial; beyond: 1 - 2 / (e^2|x| + 1) with x's sign */
+    static const double p[] = {-5.70498872745e-3, 2.06390887954e-2, -5.37397155531e-2, 1.33314422036e-1,
+                               -3.33332819422e-1};
+    LLVMValueRef z = LLVMBuildFMul(E->b, x, x, "");
+    LLVMValueRef small = LLVMBuildFMul(E->b, LLVMBuildFMul(E->b, horner(E, z, p, 5), z, ""), x, "");
+    small = LLVMBuildFAdd(E->b, small, x, "");
+    LLVMValueRef big = f32_exp(E, LLVMBuildFAdd(E->b, ax, ax, ""));
+    big = LLVMBuildFSub(E->b, fk(E, 1), LLVMBuildFDiv(E->b, fk(E, 2), LLVMBuildFAdd(E->b, big, fk(E, 1), ""), ""), "");
+    LLVMValueRef sign[] = {big, x};
+    big = intrinsic(E, "llvm.copysign", &F, 1, sign, 2);
+    return fsel(E, LLVMRealOLT, ax, fk(E, 0.625), small, big);
+}
+
+static LLVMValueRef s_exp(em *E, LLVMValueRef x) { return is_f32(E) ? f32_exp(E, x) : s_un(E, "llvm.exp", x); }
+static LLVMValueRef s_log(em *E, LLVMValueRef x) { return is_f32(E) ? f32_log(E, x) : s_un(E, "llvm.log", x); }
+static LLVMValueRef s_tanh(em *E, LLVMValueRef x) { return is_f32(E) ? f32_tanh(E, x) : s_un(E, "llvm.tanh", x); }
+
 #define S_K(v) s_k(E, (double)(v))
 #define S_ADD(x, y) LLVMBuildFAdd(E->b, x, y, "")
 #define S_SUB(x, y) LLVMBuildFSub(E->b, x, y, "")
@@ -190,11 +300,11 @@ static LLVMValueRef s_sel(em *E, LLVMValueRef c, LLVMValueRef x, LLVMValueRef y)
 #define S_DIV(x, y) LLVMBuildFDiv(E->b, x, y, "")
 #define S_POW(x, y) s_pow(E, x, y)
 #define S_NEG(x) LLVMBuildFNeg(E->b, x, "")
-#define S_EXP(x) s_un(E, "llvm.exp", x)
-#define S_LOG(x) s_un(E, "llvm.log", x)
+#define S_EXP(x) s_exp(E, x)
+#define S_LOG(x) s_log(E, x)
 #define S_ABS(x) s_un(E, "llvm.fabs", x)
 #define S_SQRT(x) s_un(E, "llvm.sqrt", x)
-#define S_TANH(x) s_un(E, "llvm.tanh", x)
+#define S_TANH(x) s_tanh(E, x)
 #define S_LT(x, y) s_cmp(E, LLVMRealOLT, x, y)
 #define S_LE(x, y) s_cmp(E, LLVMRealOLE, x, y)
 #define S_GT(x, y) s_cmp(E, LLVMRealOGT, x, y)

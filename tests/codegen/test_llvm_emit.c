@@ -306,8 +306,9 @@ typedef struct ew_row {
     const char *name;
     int arity;
     ir_types types;
+    const char *scalar; /* the scalar form, as written in the table */
 } ew_row;
-#define EW_ROW(name, arity, scalar, types, ...) {IR_##name, #name, arity, types},
+#define EW_ROW(name, arity, scalar, types, ...) {IR_##name, #name, arity, types, #scalar},
 #define NOT_EW(...)
 static const ew_row ew_rows[] = {IR_OPS(EW_ROW, NOT_EW)};
 
@@ -358,7 +359,10 @@ static int every_op(ag_dtype in)
         }
         int y = E_OP(l, w->op, odt, e[0], e[1], e[2]);
         st(l, y, OUT(P, 0, odt), (cg_dim[]){D(6), D(1)});
-        setup s = {name, text, fill_int, true, 0, 0};
+        /* bit for bit, but for exp, log and tanh: the generated code computes them with its own
+         * polynomials (vectorized), libm differently: within 1e-5 there */
+        bool bitwise = !strstr(w->scalar, "S_EXP") && !strstr(w->scalar, "S_LOG") && !strstr(w->scalar, "S_TANH");
+        setup s = {name, text, fill_int, bitwise, 0, 0};
         check_program(&s, &P->p);
         free(P);
         count++;
@@ -447,7 +451,7 @@ Test(llvm_emit, sum_over_each_axis)
     setup s = {"sums",
                "graph @sums {\n  %x: f32[N,6] = input\n"
                "  %0: f32[6] = sum %x axes=[0]\n  %1: f32[N] = sum %x axes=[1]\n"
-               "  %2: f32[N,6] = exp %x\n  %3: f32[N] = sum %2 axes=[1]\n"
+               "  %2: f32[N,6] = square %x\n  %3: f32[N] = sum %2 axes=[1]\n"
                "  %4: f32[] = sum %x axes=[0,1]\n"
                "  return s0: %0, s1: %1, se: %3, all: %4\n}\n",
                NULL, true, 0, 0};
@@ -462,8 +466,8 @@ Test(llvm_emit, sum_over_each_axis)
     l = loop(P, 2, ext); /* over axis 1: along each row */
     l->reduce = 2, l->combine = IR_sum;
     st(l, E_LOAD(l, ld(l, x, c), AG_F32), OUT(P, 1, AG_F32), (cg_dim[]){D(1), D(0)});
-    l = loop(P, 2, ext); /* exp into the arena, then its row sums */
-    st(l, E_OP(l, IR_exp, AG_F32, E_LOAD(l, ld(l, x, c), AG_F32), 0, 0), t, c);
+    l = loop(P, 2, ext); /* squares into the arena, then their row sums */
+    st(l, E_OP(l, IR_square, AG_F32, E_LOAD(l, ld(l, x, c), AG_F32), 0, 0), t, c);
     l = loop(P, 2, ext);
     l->reduce = 2, l->combine = IR_sum;
     st(l, E_LOAD(l, ld(l, t, c), AG_F32), OUT(P, 2, AG_F32), (cg_dim[]){D(1), D(0)});
