@@ -16,6 +16,8 @@
 #include "load.h"
 #include "lower.h"
 #include "model_source.h"
+#include "nvrtc.h"
+#include "render.h"
 #include "passes.h"
 #include "target.h"
 
@@ -87,6 +89,49 @@ static bool link_binary(const char *out, const char *obj, const char *source, co
     return true;
 }
 
+/* OUT.cu (the CUDA C of both programs) and OUT.ptx (that through NVRTC), as asked */
+static bool emit_cuda(const fe_build_opts *o, const cg_program *ps, const cg_program *pe, char *err, size_t len)
+{
+    char *src = NULL, file[4200];
+    size_t size = 0;
+    FILE *mem = open_memstream(&src, &size);
+    if (!mem) {
+        snprintf(err, len, "out of memory");
+        return false;
+    }
+    cg_cuda_plan plan;
+    bool ok = cg_cuda_render(mem, ps, &plan, err, len);
+    cg_cuda_plan_free(&plan);
+    ok = ok && cg_cuda_render(mem, pe, &plan, err, len);
+    cg_cuda_plan_free(&plan);
+    fclose(mem);
+    if (ok && (o->emit & FE_EMIT_CU)) {
+        FILE *f = path_with(file, sizeof file, o->out, "cu") ? fopen(file, "w") : NULL;
+        if (f)
+            fwrite(src, 1, size, f);
+        if (!f || fclose(f) != 0) {
+            snprintf(err, len, "%.3000s: cannot write the CUDA source", file);
+            ok = false;
+        }
+    }
+    if (ok && (o->emit & FE_EMIT_PTX)) {
+        cg_nvrtc_out out;
+        char name[300];
+        snprintf(name, sizeof name, "%s.cu", ps->name);
+        ok = cg_nvrtc_compile(src, name, o->cuda_arch ? o->cuda_arch : "sm_90", true, false, NULL, &out, err, len);
+        FILE *f = ok && path_with(file, sizeof file, o->out, "ptx") ? fopen(file, "w") : NULL;
+        if (ok && f)
+            fwrite(out.ptx, 1, out.ptx_len, f);
+        if (ok && (!f || fclose(f) != 0)) {
+            snprintf(err, len, "%.3000s: cannot write the PTX", file);
+            ok = false;
+        }
+        cg_nvrtc_out_free(&out);
+    }
+    free(src);
+    return ok;
+}
+
 /* One program of the model: the pipeline's graph lowered, named NAME_ENTRY. */
 static cg_program *program(ir_graph *g, bool train, const char *entry, char *name, size_t namelen, char *err,
                            size_t len)
@@ -122,6 +167,8 @@ int fe_build(const char *path, const fe_build_opts *o)
         !(pe = program(eval, false, "forward", fwd_name, sizeof fwd_name, err, sizeof err)))
         goto fail;
     t_lower = now();
+    if ((o->emit & (FE_EMIT_CU | FE_EMIT_PTX)) && !emit_cuda(o, ps, pe, err, sizeof err))
+        goto fail;
     if (!(t = cg_target_host(err, sizeof err)))
         goto fail;
     ctx = LLVMContextCreate();

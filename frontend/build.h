@@ -12,12 +12,15 @@ enum {
     FE_EMIT_S = 1 << 3,   /* OUT.s */
     FE_EMIT_IR = 1 << 4,  /* OUT.ir: the train step after the pipeline */
     FE_EMIT_EXE = 1 << 5, /* OUT: the standalone binary (runtime/binary.c's commands) */
+    FE_EMIT_CU = 1 << 6,  /* OUT.cu: the CUDA C of both entry points (codegen/cuda/render.c) */
+    FE_EMIT_PTX = 1 << 7, /* OUT.ptx: that source through NVRTC, for --cuda-arch */
 };
 
 typedef struct fe_build_opts {
     const char *out;                /* the output path, without extension */
     unsigned emit;                  /* FE_EMIT_ flags */
     bool time;                      /* print where the build's time went */
+    const char *cuda_arch;          /* NULL: sm_90 */
     const char *const *settings;    /* --set NAME=VALUE, NULL-ended */
 } fe_build_opts;
 

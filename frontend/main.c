@@ -368,7 +368,8 @@ static bool parse_emit(const char *list, unsigned *emit)
     static const struct {
         const char *name;
         unsigned flag;
-    } kinds[] = {{"obj", FE_EMIT_OBJ}, {"h", FE_EMIT_H}, {"ll", FE_EMIT_LL}, {"s", FE_EMIT_S}, {"ir", FE_EMIT_IR}, {"exe", FE_EMIT_EXE}};
+    } kinds[] = {{"obj", FE_EMIT_OBJ}, {"h", FE_EMIT_H}, {"ll", FE_EMIT_LL}, {"s", FE_EMIT_S}, {"ir", FE_EMIT_IR}, {"exe", FE_EMIT_EXE},
+                  {"cu", FE_EMIT_CU},  {"ptx", FE_EMIT_PTX}};
     *emit = 0;
     for (const char *p = list; *p;) {
         size_t n = strcspn(p, ",");
@@ -396,13 +397,15 @@ static int cmd_build(int argc, char **argv)
         const char *a = argv[i];
         if (strcmp(a, "--time") == 0)
             o.time = true;
-        else if ((strcmp(a, "-o") == 0 || strcmp(a, "--emit") == 0) && i + 1 == argc)
+        else if ((strcmp(a, "-o") == 0 || strcmp(a, "--emit") == 0 || strcmp(a, "--cuda-arch") == 0) && i + 1 == argc)
             return usage_error("%s needs a value", a);
         else if (strcmp(a, "-o") == 0)
             o.out = argv[++i];
+        else if (strcmp(a, "--cuda-arch") == 0)
+            o.cuda_arch = argv[++i];
         else if (strcmp(a, "--emit") == 0) {
             if (!parse_emit(argv[++i], &o.emit))
-                return usage_error("--emit takes a list of exe, obj, h, ll, s, ir, not '%s'", argv[i]);
+                return usage_error("--emit takes a list of exe, obj, h, ll, s, ir, cu, ptx, not '%s'", argv[i]);
         } else
             return usage_error("unknown option '%s'", a);
     }
@@ -448,7 +451,8 @@ static const command commands[] = {
      "  --memory          the memory plan of the train step and of inference\n"
      "  --set NAME=VALUE  set a model option (ag_option), e.g. --set act=tanh\n"},
     {"build", cmd_build, "compile a model with the LLVM backend: a standalone binary, or object and header",
-     "usage: aotgrad build MODEL.c|FILE.ir -o OUT [--emit LIST] [--time] [--set NAME=VALUE]...\n\n"
+     "usage: aotgrad build MODEL.c|FILE.ir -o OUT [--emit LIST] [--cuda-arch A] [--time]\n"
+     "                    [--set NAME=VALUE]...\n\n"
      "Takes the model (or a dumped .ir of any stage) through the pipeline, lowers its train step\n"
      "and forward pass to loops, sgemm calls and runtime routines, and compiles them with LLVM\n"
      "for this machine's CPU into MODEL_train_step and MODEL_forward entry points. By default\n"
@@ -457,7 +461,9 @@ static const command commands[] = {
      "  -o OUT        the output: the binary, or the path without extension for --emit's files\n"
      "  --emit LIST   comma-separated, of: exe (OUT, the default), obj (OUT.o), h (OUT.h, for a C\n"
      "                caller: sizes, parameter layout, entry points), ll (LLVM IR), s (assembly),\n"
-     "                ir (the final text IR)\n"
+     "                ir (the final text IR), cu (CUDA C of both entry points), ptx (that\n"
+     "                source compiled by NVRTC for --cuda-arch)\n"
+     "  --cuda-arch A the GPU architecture for ptx, e.g. sm_90 (the default), sm_80\n"
      "  --time        print where the build's time went\n"
      "  --set NAME=VALUE  a model option\n"},
     {"passes", cmd_passes, "list the passes of the pipeline, in order",

@@ -1,0 +1,769 @@
+/* The kernel IR as CUDA C (see render.h).
+ *
+ * Each step becomes one kernel, written the way codegen/exec.c computes the step:
+ *   CG_LOOP without a reduction: one thread per element of the index space (grid stride);
+ *   CG_LOOP with one: a block per output element, each thread summing a strided share of
+ *     the reduced elements in order, then a tree over the block's shared memory in a fixed
+ *     order, so the result never depends on timing;
+ *   CG_GEMM: 64x64 tiles of C in shared memory, 16 of K at a time, each thread holding 4x4
+ *     results in registers; alpha and beta as the step's scalar expressions;
+ *   CG_CALL: one thread per row (or column of rows), in the runtime routine's order of
+ *     operations (runtime/ops.c); dropout draws the same Philox words as the CPU.
+ * Elementwise ops come from the op table: the S_ macros of ir/scalar.h are defined here to
+ * print CUDA C, and IR_OPS's EW rows expand into one printer per op. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "render.h"
+
+typedef struct rd {
+    FILE *f;
+    const cg_program *p;
+    char *err;
+    size_t len;
+    bool failed;
+    bool single;   /* the compute type of the op being printed: float, else double */
+    char **texts;  /* every string printed into, freed at the end */
+    int ntexts, captexts;
+} rd;
+
+static void fail(rd *R, const char *fmt, ...)
+{
+    if (R->failed)
+        return;
+    R->failed = true;
+    va_list ap;
+    va_start(ap, fmt);
+    if (R->err && R->len)
+        vsnprintf(R->err, R->len, fmt, ap);
+    va_end(ap);
+}
+
+/* a string that lives until the end of the rendering */
+static const char *tx(rd *R, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = malloc((size_t)n + 1);
+    if (R->ntexts == R->captexts) {
+        int cap = R->captexts ? 2 * R->captexts : 256;
+        char **t = realloc(R->texts, sizeof *t * (size_t)cap);
+        if (!t) {
+            free(s);
+            fail(R, "out of memory");
+            return "0";
+        }
+        R->texts = t, R->captexts = cap;
+    }
+    if (!s) {
+        fail(R, "out of memory");
+        return "0";
+    }
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    R->texts[R->ntexts++] = s;
+    return s;
+}
+
+/* ---- types, literals, conversions ---- */
+
+static const char *ctype(ag_dtype t)
+{
+    switch (t) {
+    case AG_F32: return "float";
+    case AG_I32: return "int";
+    case AG_U8: return "unsigned char";
+    case AG_BOOL: return "bool";
+    default: return "double";
+    }
+}
+
+/* the type stored in memory: bool is a byte */
+static const char *mtype(ag_dtype t) { return t == AG_BOOL ? "unsigned char" : ctype(t); }
+
+static const char *real_lit(rd *R, double v, bool single)
+{
+    if (v != v)
+        return single ? "__uint_as_float(0x7fc00000u)" : "(double)__uint_as_float(0x7fc00000u)";
+    if (isinf(v))
+        return tx(R, "%s__uint_as_float(0x%08xu)", single ? "" : "(double)", v > 0 ? 0x7f800000u : 0xff800000u);
+    return single ? tx(R, "%af", (double)(float)v) : tx(R, "%a", v);
+}
+
+/* a constant of dtype t holding v as ir_tensor_set stores it */
+static const char *lit(rd *R, double v, ag_dtype t)
+{
+    switch (t) {
+    case AG_F32: return real_lit(R, v, true);
+    case AG_I32:
+        return tx(R, "%d", v != v ? 0 : v <= -2147483648.0 ? INT32_MIN : v >= 2147483647.0 ? INT32_MAX : (int32_t)v);
+    case AG_U8: return tx(R, "%u", v != v || v <= 0 ? 0u : v >= 255 ? 255u : (unsigned)v);
+    case AG_BOOL: return v != 0 ? "true" : "false";
+    default: return real_lit(R, v, false);
+    }
+}
+
+/* x, a value of dtype from, as dtype to (AG_F64 standing for the compute type double) */
+static const char *cvt(rd *R, const char *x, ag_dtype from, ag_dtype to)
+{
+    if (from == to)
+        return x;
+    switch (to) {
+    case AG_F32: return tx(R, "(float)%s", x);
+    case AG_F64: return tx(R, "(double)%s", x);
+    case AG_BOOL: return tx(R, "(%s != 0)", x);
+    case AG_I32: return from == AG_U8 || from == AG_BOOL ? tx(R, "(int)%s", x) : tx(R, "ag_i32((double)%s)", x);
+    case AG_U8: return from == AG_BOOL ? tx(R, "(unsigned char)%s", x) : tx(R, "ag_u8((double)%s)", x);
+    default: fail(R, "no conversion to dtype %d", (int)to); return x;
+    }
+}
+
+/* ---- the op table's scalar forms as CUDA C ---- */
+
+static const char *s_k(rd *R, double v) { return real_lit(R, v, R->single); }
+static const char *fn(rd *R, const char *f) { return R->single ? tx(R, "%sf", f) : f; }
+
+#define S_K(v) s_k(R, (double)(v))
+#define S_ADD(x, y) tx(R, "(%s + %s)", x, y)
+#define S_SUB(x, y) tx(R, "(%s - %s)", x, y)
+#define S_MUL(x, y) tx(R, "(%s * %s)", x, y)
+#define S_DIV(x, y) tx(R, "(%s / %s)", x, y)
+#define S_POW(x, y) tx(R, "%s(%s, %s)", fn(R, "pow"), x, y)
+#define S_NEG(x) tx(R, "(-%s)", x)
+#define S_EXP(x) tx(R, "%s(%s)", fn(R, "exp"), x)
+#define S_LOG(x) tx(R, "%s(%s)", fn(R, "log"), x)
+#define S_ABS(x) tx(R, "%s(%s)", fn(R, "fabs"), x)
+#define S_SQRT(x) tx(R, "%s(%s)", fn(R, "sqrt"), x)
+#define S_TANH(x) tx(R, "%s(%s)", fn(R, "tanh"), x)
+#define S_CMP(x, op, y) tx(R, "(%s)(%s %s %s)", R->single ? "float" : "double", x, op, y)
+#define S_LT(x, y) S_CMP(x, "<", y)
+#define S_LE(x, y) S_CMP(x, "<=", y)
+#define S_GT(x, y) S_CMP(x, ">", y)
+#define S_GE(x, y) S_CMP(x, ">=", y)
+#define S_EQ(x, y) S_CMP(x, "==", y)
+#define S_NE(x, y) S_CMP(x, "!=", y)
+#define S_SEL(c, x, y) tx(R, "(%s != 0 ? %s : %s)", c, x, y)
+
+typedef const char *ew_printer(rd *R, const char *a, const char *b, const char *c);
+#define EW_PRINT(name, arity, scalar, ...)                                           \
+    static const char *cu_##name(rd *R, const char *a, const char *b, const char *c) \
+    {                                                                                \
+        (void)R, (void)a, (void)b, (void)c;                                          \
+        return scalar;                                                               \
+    }
+#define EW_SKIP(...)
+IR_OPS(EW_PRINT, EW_SKIP)
+#define EW_ENTRY(name, arity, ...) [IR_##name] = {cu_##name, arity},
+static const struct {
+    ew_printer *print;
+    int arity;
+} ew_table[IR_OP_COUNT] = {IR_OPS(EW_ENTRY, EW_SKIP)};
+
+/* ---- the source's prelude ---- */
+
+static const char prelude[] =
+    "/* Generated by aotgrad: CUDA C for the steps of one program (codegen/cuda/render.c). */\n"
+    "#ifndef AG_DEV_PRELUDE /* once, where several programs share a file */\n"
+    "#define AG_DEV_PRELUDE\n"
+    "typedef struct ag_dev_args {\n"
+    "    char *arena, *params;\n"
+    "    char *inputs[8], *outputs[8];\n"
+    "    long long N;\n"
+    "    unsigned int seed;\n"
+    "    unsigned long long step;\n"
+    "} ag_dev_args;\n\n"
+    "/* the interpreter's conversions: NaN to 0, truncation toward zero, saturation */\n"
+    "__device__ __forceinline__ int ag_i32(double v)\n"
+    "{\n"
+    "    return v != v ? 0 : v <= -2147483648.0 ? (-2147483647 - 1) : v >= 2147483647.0 ? 2147483647 : (int)v;\n"
+    "}\n"
+    "__device__ __forceinline__ unsigned char ag_u8(double v)\n"
+    "{\n"
+    "    return v != v || v <= 0 ? 0 : v >= 255 ? 255 : (unsigned char)v;\n"
+    "}\n"
+    "/* a maximum in which NaN wins */\n"
+    "__device__ __forceinline__ float ag_maxf(float acc, float v) { return acc != acc || !(v > acc || v != v) ? acc : v; }\n\n"
+    "/* Philox4x32-10 (runtime/rng.c): the same words as the CPU draws */\n"
+    "__device__ __forceinline__ void ag_philox(unsigned c[4], unsigned k0, unsigned k1)\n"
+    "{\n"
+    "    for (int r = 0; r < 10; r++) {\n"
+    "        unsigned h0 = __umulhi(0xD2511F53u, c[0]), l0 = 0xD2511F53u * c[0];\n"
+    "        unsigned h1 = __umulhi(0xCD9E8D57u, c[2]), l1 = 0xCD9E8D57u * c[2];\n"
+    "        unsigned n0 = h1 ^ c[1] ^ k0, n2 = h0 ^ c[3] ^ k1;\n"
+    "        c[0] = n0, c[1] = l1, c[2] = n2, c[3] = l0;\n"
+    "        k0 += 0x9E3779B9u, k1 += 0xBB67AE85u;\n"
+    "    }\n"
+    "}\n"
+    "#endif\n\n";
+
+/* ---- buffers ---- */
+
+static const char *dim(rd *R, cg_dim d)
+{
+    if (d.n == 0)
+        return tx(R, "%lldLL", (long long)d.k);
+    return tx(R, "(%lldLL + %lldLL * N)", (long long)d.k, (long long)d.n);
+}
+
+/* declares `T *bK` for every buffer a kernel uses: its region's base plus its offset */
+static void declare_buffers(rd *R, const bool *used)
+{
+    for (int b = 0; b < R->p->nbuffers; b++) {
+        if (!used[b])
+            continue;
+        const cg_buffer *x = &R->p->buffers[b];
+        const char *base = x->region == CG_ARENA ? "a.arena" : x->region == CG_PARAMS ? "a.params"
+                           : x->region == CG_INPUT ? tx(R, "a.inputs[%d]", (int)x->index)
+                                                   : tx(R, "a.outputs[%d]", (int)x->index);
+        if ((x->region == CG_INPUT || x->region == CG_OUTPUT) && x->index >= CG_CUDA_MAX_TENSORS)
+            fail(R, "buffer %d: caller tensor %d (a launch carries %d)", b, (int)x->index, CG_CUDA_MAX_TENSORS);
+        fprintf(R->f, "    %s *const b%d = (%s *)(%s + %s);\n", mtype(x->dtype), b, mtype(x->dtype), base,
+                dim(R, x->offset));
+    }
+}
+
+static bool check_buffer(rd *R, int32_t b, const char *what, int k)
+{
+    if (b < 0 || b >= R->p->nbuffers) {
+        fail(R, "%s %d: buffer %d does not exist", what, k, (int)b);
+        return false;
+    }
+    return true;
+}
+
+/* the element offset of an access at the indices i0.. (named idx[k]) */
+static const char *at(rd *R, const cg_access *a, int rank, const char *const *idx)
+{
+    const char *s = dim(R, a->offset);
+    for (int k = 0; k < rank; k++)
+        if (a->stride[k].k || a->stride[k].n)
+            s = tx(R, "%s + %s * %s", s, idx[k], dim(R, a->stride[k]));
+    return s;
+}
+
+/* ---- loops ---- */
+
+/* the loop's expressions at the current indices, as locals vE */
+static void print_exprs(rd *R, const cg_loop *l, const char *const *idx, const char *ind)
+{
+    for (int k = 0; k < l->nloads; k++) {
+        const cg_access *a = &l->load[k];
+        ag_dtype t = R->p->buffers[a->buffer].dtype;
+        fprintf(R->f, "%s%s l%d = %sb%d[%s]%s;\n", ind, ctype(t), k, t == AG_BOOL ? "(" : "", (int)a->buffer,
+                at(R, a, l->rank, idx), t == AG_BOOL ? " != 0)" : "");
+    }
+    for (int e = 0; e < l->nexprs && !R->failed; e++) {
+        const cg_expr *x = &l->expr[e];
+        const char *v = NULL;
+        switch (x->kind) {
+        case CG_E_LOAD:
+            if (x->load < 0 || x->load >= l->nloads) {
+                fail(R, "expression %d: load %d does not exist", e, (int)x->load);
+                return;
+            }
+            v = cvt(R, tx(R, "l%d", (int)x->load), R->p->buffers[l->load[x->load].buffer].dtype, x->dtype);
+            break;
+        case CG_E_CONST: v = lit(R, x->value, x->dtype); break;
+        case CG_E_INDEX:
+            if (x->axis < 0 || x->axis >= l->rank) {
+                fail(R, "expression %d: index of axis %d outside the loop", e, (int)x->axis);
+                return;
+            }
+            v = x->dtype == AG_BOOL ? tx(R, "(%s != 0)", idx[x->axis]) : tx(R, "(%s)%s", ctype(x->dtype), idx[x->axis]);
+            break;
+        case CG_E_OP: {
+            if ((unsigned)x->op >= IR_OP_COUNT || !ew_table[x->op].print) {
+                fail(R, "expression %d: op %d is not elementwise", e, (int)x->op);
+                return;
+            }
+            const int32_t ops[3] = {x->a, x->b, x->c};
+            int n = ew_table[x->op].arity;
+            bool single = x->dtype == AG_F32;
+            for (int k = 0; k < n; k++) {
+                if (ops[k] < 0 || ops[k] >= e) {
+                    fail(R, "expression %d: operand %d is not an earlier expression", e, k);
+                    return;
+                }
+                single &= l->expr[ops[k]].dtype == AG_F32;
+            }
+            R->single = single;
+            ag_dtype ct = single ? AG_F32 : AG_F64;
+            const char *in[3] = {"0", "0", "0"};
+            for (int k = 0; k < n; k++)
+                in[k] = cvt(R, tx(R, "v%d", (int)ops[k]), l->expr[ops[k]].dtype, ct);
+            v = cvt(R, ew_table[x->op].print(R, in[0], in[1], in[2]), ct, x->dtype);
+            break;
+        }
+        default: fail(R, "expression %d: unknown kind %d", e, (int)x->kind); return;
+        }
+        fprintf(R->f, "%sconst %s v%d = %s;\n", ind, ctype(x->dtype), e, v);
+    }
+}
+
+/* the flat index `name` into indices i0.. over the axes whose bit is set in mask */
+static void unflatten(rd *R, const cg_loop *l, unsigned mask, const char *name, const char *ind)
+{
+    fprintf(R->f, "%slong long r_ = %s;\n", ind, name);
+    for (int k = l->rank - 1; k >= 0; k--)
+        if (mask >> k & 1)
+            fprintf(R->f, "%sconst long long i%d = r_ %% e%d; r_ /= e%d;\n", ind, k, k, k);
+    fprintf(R->f, "%s(void)r_;\n", ind);
+}
+
+/* acc combined with v in the stored dtype t, as the CPU's reduction stores it */
+static const char *combine(rd *R, ir_op how, ag_dtype t, const char *acc, const char *v)
+{
+    if (how == IR_max)
+        return t == AG_F32 ? tx(R, "ag_maxf(%s, %s)", acc, v) : tx(R, "(%s > %s ? %s : %s)", v, acc, v, acc);
+    switch (t) {
+    case AG_F32: return tx(R, "%s + %s", acc, v);
+    case AG_BOOL: return tx(R, "(%s || %s)", acc, v);
+    case AG_I32: return tx(R, "ag_i32((double)%s + (double)%s)", acc, v);
+    default: return tx(R, "ag_u8((double)%s + (double)%s)", acc, v);
+    }
+}
+
+static void render_loop(rd *R, const cg_loop *l, const char *name, cg_cuda_launch *launch)
+{
+    if (l->rank < 0 || l->rank > IR_MAX_RANK || l->nloads < 0 || l->nloads > CG_MAX_LOADS || l->nexprs < 0 ||
+        l->nexprs > CG_MAX_EXPRS || l->nstores < 0 || l->nstores > CG_MAX_STORES) {
+        fail(R, "loop counts out of range");
+        return;
+    }
+    if (l->reduce && l->combine != IR_sum && l->combine != IR_max) {
+        fail(R, "reduction by op %d (sum or max expected)", (int)l->combine);
+        return;
+    }
+    bool used[4096] = {false};
+    if (R->p->nbuffers > 4096) {
+        fail(R, "%d buffers", R->p->nbuffers);
+        return;
+    }
+    for (int k = 0; k < l->nloads; k++)
+        if (check_buffer(R, l->load[k].buffer, "load", k))
+            used[l->load[k].buffer] = true;
+    for (int k = 0; k < l->nstores; k++)
+        if (check_buffer(R, l->store[k].at.buffer, "store", k))
+            used[l->store[k].at.buffer] = true;
+    if (R->failed)
+        return;
+    const char *idx[IR_MAX_RANK];
+    for (int k = 0; k < l->rank; k++)
+        idx[k] = tx(R, "i%d", k);
+    unsigned all = (1u << l->rank) - 1, kept = all & ~(unsigned)l->reduce;
+    fprintf(R->f, "extern \"C\" __global__ void __launch_bounds__(%d) %s(ag_dev_args a)\n{\n", CG_CUDA_BLOCK, name);
+    fprintf(R->f, "    const long long N = a.N;\n    (void)N;\n");
+    declare_buffers(R, used);
+    /* units: the elements (no reduction) or the output elements (a block each) */
+    double units[3] = {1, 0, 0};
+    for (int k = 0; k < l->rank; k++) {
+        fprintf(R->f, "    const long long e%d = %s;\n", k, dim(R, l->extent[k]));
+        if (kept >> k & 1) { /* units *= k + n N, kept to degree 2 */
+            double c0 = units[0], c1 = units[1], c2 = units[2], a0 = (double)l->extent[k].k, a1 = (double)l->extent[k].n;
+            units[0] = c0 * a0, units[1] = c0 * a1 + c1 * a0, units[2] = c1 * a1 + c2 * a0;
+            /* past degree 2 (N^3 and up) is left out: the grid is smaller, the grid stride covers it */
+        }
+    }
+    memcpy(launch->units, units, sizeof units);
+    fprintf(R->f, "    const long long outs = 1");
+    for (int k = 0; k < l->rank; k++)
+        if (kept >> k & 1)
+            fprintf(R->f, " * e%d", k);
+    fprintf(R->f, ";\n");
+    if (!l->reduce) {
+        launch->units_per_block = CG_CUDA_BLOCK;
+        fprintf(R->f, "    for (long long e_ = blockIdx.x * (long long)blockDim.x + threadIdx.x; e_ < outs;\n"
+                      "         e_ += (long long)gridDim.x * blockDim.x) {\n");
+        unflatten(R, l, all, "e_", "        ");
+        print_exprs(R, l, idx, "        ");
+        for (int s = 0; s < l->nstores && !R->failed; s++) {
+            const cg_store *st = &l->store[s];
+            if (st->expr < 0 || st->expr >= l->nexprs) {
+                fail(R, "store %d: expression %d does not exist", s, (int)st->expr);
+                break;
+            }
+            ag_dtype t = R->p->buffers[st->at.buffer].dtype;
+            const char *v = cvt(R, tx(R, "v%d", (int)st->expr), l->expr[st->expr].dtype, t);
+            fprintf(R->f, "        b%d[%s] = %s;\n", (int)st->at.buffer, at(R, &st->at, l->rank, idx), v);
+        }
+        fprintf(R->f, "    }\n}\n\n");
+        return;
+    }
+    /* a block per output element; the reduced elements in a fixed order */
+    launch->units_per_block = 1;
+    fprintf(R->f, "    const long long red = 1");
+    for (int k = 0; k < l->rank; k++)
+        if (l->reduce >> k & 1)
+            fprintf(R->f, " * e%d", k);
+    fprintf(R->f, ";\n");
+    for (int s = 0; s < l->nstores; s++) {
+        ag_dtype t = R->p->buffers[l->store[s].at.buffer].dtype;
+        fprintf(R->f, "    __shared__ %s part%d[%d];\n", ctype(t), s, CG_CUDA_BLOCK);
+    }
+    fprintf(R->f, "    for (long long o_ = blockIdx.x; o_ < outs; o_ += gridDim.x) {\n");
+    for (int s = 0; s < l->nstores; s++) {
+        ag_dtype t = R->p->buffers[l->store[s].at.buffer].dtype;
+        fprintf(R->f, "        %s acc%d = %s;\n", ctype(t), s, lit(R, l->combine == IR_max ? -INFINITY : 0, t));
+    }
+    fprintf(R->f, "        for (long long j_ = threadIdx.x; j_ < red; j_ += blockDim.x) {\n");
+    unflatten(R, l, kept, "o_", "            ");
+    fprintf(R->f, "            {\n");
+    unflatten(R, l, l->reduce, "j_", "            ");
+    print_exprs(R, l, idx, "            ");
+    for (int s = 0; s < l->nstores && !R->failed; s++) {
+        const cg_store *st = &l->store[s];
+        if (st->expr < 0 || st->expr >= l->nexprs) {
+            fail(R, "store %d: expression %d does not exist", s, (int)st->expr);
+            break;
+        }
+        ag_dtype t = R->p->buffers[st->at.buffer].dtype;
+        const char *v = cvt(R, tx(R, "v%d", (int)st->expr), l->expr[st->expr].dtype, t);
+        fprintf(R->f, "            acc%d = %s;\n", s, combine(R, l->combine, t, tx(R, "acc%d", s), v));
+    }
+    fprintf(R->f, "            }\n        }\n");
+    for (int s = 0; s < l->nstores; s++)
+        fprintf(R->f, "        part%d[threadIdx.x] = acc%d;\n", s, s);
+    fprintf(R->f, "        __syncthreads();\n"
+                  "        for (int w_ = %d / 2; w_ > 0; w_ /= 2) {\n"
+                  "            if ((int)threadIdx.x < w_) {\n",
+            CG_CUDA_BLOCK);
+    for (int s = 0; s < l->nstores; s++) {
+        ag_dtype t = R->p->buffers[l->store[s].at.buffer].dtype;
+        fprintf(R->f, "                part%d[threadIdx.x] = %s;\n", s,
+                combine(R, l->combine, t, tx(R, "part%d[threadIdx.x]", s), tx(R, "part%d[threadIdx.x + w_]", s)));
+    }
+    fprintf(R->f, "            }\n            __syncthreads();\n        }\n        if (threadIdx.x == 0) {\n");
+    unflatten(R, l, kept, "o_", "            ");
+    for (int k = 0; k < l->rank; k++)
+        if (l->reduce >> k & 1)
+            fprintf(R->f, "            const long long i%d = 0;\n", k);
+    for (int s = 0; s < l->nstores; s++) {
+        const cg_store *st = &l->store[s];
+        ag_dtype t = R->p->buffers[st->at.buffer].dtype;
+        fprintf(R->f, "            b%d[%s] = %spart%d[0];\n", (int)st->at.buffer, at(R, &st->at, l->rank, idx),
+                t == AG_BOOL ? "(unsigned char)" : "", s);
+    }
+    fprintf(R->f, "        }\n        __syncthreads();\n    }\n}\n\n");
+}
+/* ---- matmuls ---- */
+
+/* a scalar expression of a gemm (alpha, beta): loads at their offsets, in float */
+static const char *gemm_scalar(rd *R, const cg_gemm *g, int32_t e, int depth)
+{
+    if (e < 0 || e >= g->nexprs || depth > 16) {
+        fail(R, "gemm: scalar expression %d does not exist", (int)e);
+        return "0";
+    }
+    const cg_expr *x = &g->expr[e];
+    switch (x->kind) {
+    case CG_E_CONST: return real_lit(R, x->value, true);
+    case CG_E_LOAD:
+        if (x->load < 0 || x->load >= g->nloads || !check_buffer(R, g->load[x->load].buffer, "gemm load", x->load))
+            return "0";
+        return tx(R, "(float)b%d[%s]", (int)g->load[x->load].buffer, dim(R, g->load[x->load].offset));
+    case CG_E_OP: {
+        if ((unsigned)x->op >= IR_OP_COUNT || !ew_table[x->op].print) {
+            fail(R, "gemm: expression %d is not elementwise", (int)e);
+            return "0";
+        }
+        const char *a = x->a >= 0 ? gemm_scalar(R, g, x->a, depth + 1) : "0";
+        const char *b = x->b >= 0 ? gemm_scalar(R, g, x->b, depth + 1) : "0";
+        R->single = true;
+        return tx(R, "(float)%s", ew_table[x->op].print(R, a, b, "0"));
+    }
+    default: fail(R, "gemm: expression %d of kind %d", (int)e, (int)x->kind); return "0";
+    }
+}
+
+enum { TILE = 64, TK = 16, PER = 4 }; /* C tiles of 64x64, K by 16, 4x4 results a thread */
+
+static void render_gemm(rd *R, const cg_gemm *g, const char *name, cg_cuda_launch *launch)
+{
+    bool used[4096] = {false};
+    if (R->p->nbuffers > 4096)
+        {
+        fail(R, "%d buffers", R->p->nbuffers);
+        return;
+    }
+    const cg_access *acc[3] = {&g->a, &g->b, &g->c};
+    for (int k = 0; k < 3; k++)
+        if (check_buffer(R, acc[k]->buffer, "gemm operand", k))
+            used[acc[k]->buffer] = true;
+    for (int k = 0; k < g->nloads; k++)
+        if (check_buffer(R, g->load[k].buffer, "gemm load", k))
+            used[g->load[k].buffer] = true;
+    if (R->failed)
+        return;
+    fprintf(R->f, "/* C = alpha op(A) op(B) + beta C, row major%s%s */\n", g->ta ? ", A transposed" : "",
+            g->tb ? ", B transposed" : "");
+    fprintf(R->f, "extern \"C\" __global__ void __launch_bounds__(%d) %s(ag_dev_args a)\n{\n", CG_CUDA_BLOCK, name);
+    fprintf(R->f, "    const long long N = a.N;\n    (void)N;\n");
+    declare_buffers(R, used);
+    fprintf(R->f, "    const long long M = %s, NC = %s, K = %s;\n", dim(R, g->m), dim(R, g->n), dim(R, g->k));
+    fprintf(R->f, "    const float *A = b%d + %s, *B = b%d + %s;\n    float *C = b%d + %s;\n", (int)g->a.buffer,
+            dim(R, g->a.offset), (int)g->b.buffer, dim(R, g->b.offset), (int)g->c.buffer, dim(R, g->c.offset));
+    fprintf(R->f, "    const float alpha = %s, beta = %s;\n", gemm_scalar(R, g, g->alpha, 0),
+            gemm_scalar(R, g, g->beta, 0));
+    /* element (i, k) of op(A) and (k, j) of op(B); lda, ldb as cblas_sgemm's */
+    const char *ael = g->ta ? "A[(k) * M + (i)]" : "A[(i) * K + (k)]";
+    const char *bel = g->tb ? "B[(j) * K + (k)]" : "B[(k) * NC + (j)]";
+    fprintf(R->f,
+            "    __shared__ float As[%d][%d], Bs[%d][%d];\n"
+            "    const long long tn = (NC + %d) / %d, tiles = ((M + %d) / %d) * tn;\n"
+            "    const int tx = threadIdx.x %% 16, ty = threadIdx.x / 16;\n"
+            "    for (long long t = blockIdx.x; t < tiles; t += gridDim.x) {\n"
+            "        const long long i0 = (t / tn) * %d, j0 = (t %% tn) * %d;\n"
+            "        float r[%d][%d];\n"
+            "#pragma unroll\n"
+            "        for (int u = 0; u < %d; u++)\n"
+            "#pragma unroll\n"
+            "            for (int v = 0; v < %d; v++)\n"
+            "                r[u][v] = 0;\n"
+            "        for (long long k0 = 0; k0 < K; k0 += %d) {\n"
+            "            for (int q = threadIdx.x; q < %d * %d; q += blockDim.x) {\n"
+            "                const int kk = q / %d, mm = q %% %d;\n"
+            "                const long long i = i0 + mm, k = k0 + kk, j = j0 + mm;\n"
+            "                As[kk][mm] = i < M && k < K ? %s : 0.0f;\n"
+            "                Bs[kk][mm] = j < NC && k < K ? %s : 0.0f;\n"
+            "            }\n"
+            "            __syncthreads();\n"
+            "#pragma unroll\n"
+            "            for (int kk = 0; kk < %d; kk++) {\n"
+            "                float x[%d], y[%d];\n"
+            "#pragma unroll\n"
+            "                for (int u = 0; u < %d; u++)\n"
+            "                    x[u] = As[kk][ty * %d + u], y[u] = Bs[kk][tx * %d + u];\n"
+            "#pragma unroll\n"
+            "                for (int u = 0; u < %d; u++)\n"
+            "#pragma unroll\n"
+            "                    for (int v = 0; v < %d; v++)\n"
+            "                        r[u][v] += x[u] * y[v];\n"
+            "            }\n"
+            "            __syncthreads();\n"
+            "        }\n"
+            "#pragma unroll\n"
+            "        for (int u = 0; u < %d; u++)\n"
+            "#pragma unroll\n"
+            "            for (int v = 0; v < %d; v++) {\n"
+            "                const long long i = i0 + ty * %d + u, j = j0 + tx * %d + v;\n"
+            "                if (i < M && j < NC) /* beta 0: C is not read (cblas_sgemm's rule) */\n"
+            "                    C[i * NC + j] = beta == 0.0f ? alpha * r[u][v] : alpha * r[u][v] + beta * C[i * NC + j];\n"
+            "            }\n"
+            "    }\n}\n\n",
+            TK, TILE, TK, TILE, TILE - 1, TILE, TILE - 1, TILE, TILE, TILE, PER, PER, PER, PER, TK, TK, TILE, TILE,
+            TILE, ael, bel, TK, PER, PER, PER, PER, PER, PER, PER, PER, PER, PER, PER);
+    /* tiles = ceil(m / 64) ceil(n / 64) <= (m / 64 + 1)(n / 64 + 1) */
+    double m0 = (double)g->m.k / TILE + 1, m1 = (double)g->m.n / TILE, n0 = (double)g->n.k / TILE + 1,
+           n1 = (double)g->n.n / TILE;
+    launch->units[0] = m0 * n0, launch->units[1] = m0 * n1 + m1 * n0, launch->units[2] = m1 * n1;
+    launch->units_per_block = 1;
+}
+
+/* ---- runtime routines ---- */
+
+static const char *arg_ptr(rd *R, const cg_call *c, int k)
+{
+    return tx(R, "(b%d + %s)", (int)c->arg[k].buffer, dim(R, c->arg[k].offset));
+}
+
+static void render_call(rd *R, const cg_call *c, const char *name, cg_cuda_launch *launch)
+{
+    static const int nargs[IR_OP_COUNT] = {[IR_softmax] = 2,    [IR_log_softmax] = 2, [IR_softmax_ce] = 3,
+                                           [IR_softmax_ce_grad] = 4, [IR_argmax] = 2, [IR_cumsum] = 2,
+                                           [IR_dropout] = 2};
+    if ((unsigned)c->op >= IR_OP_COUNT || !nargs[c->op] || c->nargs != nargs[c->op])
+        {
+        fail(R, "no CUDA routine for op %d with %d operands", (int)c->op, (int)c->nargs);
+        return;
+    }
+    bool used[4096] = {false};
+    if (R->p->nbuffers > 4096)
+        {
+        fail(R, "%d buffers", R->p->nbuffers);
+        return;
+    }
+    for (int k = 0; k < c->nargs; k++)
+        if (check_buffer(R, c->arg[k].buffer, "operand", k))
+            used[c->arg[k].buffer] = true;
+    if (R->failed)
+        return;
+    ag_dtype t0 = R->p->buffers[c->arg[0].buffer].dtype;
+    fprintf(R->f, "extern \"C\" __global__ void __launch_bounds__(%d) %s(ag_dev_args a)\n{\n", CG_CUDA_BLOCK, name);
+    fprintf(R->f, "    const long long N = a.N;\n    (void)N;\n");
+    declare_buffers(R, used);
+    fprintf(R->f, "    const long long outer = %s, len = %s, inner = %s;\n", dim(R, c->rows), dim(R, c->len),
+            dim(R, c->inner));
+    launch->units_per_block = CG_CUDA_BLOCK;
+    /* units: rows x inner columns (dropout: elements) */
+    double r0 = (double)c->rows.k, r1 = (double)c->rows.n, i0 = (double)c->inner.k, i1 = (double)c->inner.n;
+    launch->units[0] = r0 * i0, launch->units[1] = r0 * i1 + r1 * i0, launch->units[2] = r1 * i1;
+    if (c->op == IR_dropout) {
+        double l0 = (double)c->len.k, l1 = (double)c->len.n, u0 = launch->units[0], u1 = launch->units[1];
+        launch->units[0] = u0 * l0, launch->units[1] = u0 * l1 + u1 * l0, launch->units[2] = u1 * l1;
+        uint64_t threshold = !(c->p > 0) ? (uint64_t)1 << 32 : c->p >= 1 ? 0 : (uint64_t)floor((1 - c->p) * 4294967296.0);
+        fprintf(R->f,
+                "    const float *x = %s;\n    float *out = %s;\n"
+                "    const long long n = outer * len * inner;\n"
+                "    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n;\n"
+                "         e += (long long)gridDim.x * blockDim.x) {\n"
+                "        const unsigned long long b = (unsigned long long)e / 4;\n"
+                "        unsigned w[4] = {(unsigned)b, (unsigned)(b >> 32), (unsigned)a.step, (unsigned)(a.step >> 32)};\n"
+                "        ag_philox(w, a.seed, %uu);\n"
+                "        const bool keep = (unsigned long long)w[e %% 4] < %lluULL;\n"
+                "        out[e] = keep ? x[e] * %s : 0.0f;\n"
+                "    }\n}\n\n",
+                arg_ptr(R, c, 0), arg_ptr(R, c, 1), (unsigned)c->site, (unsigned long long)threshold,
+                real_lit(R, (double)(float)(1 / (1 - c->p)), true));
+        return; /* p >= 1: the threshold is 0, nothing is kept (the scale is never used) */
+    }
+    /* one thread per (o, i): element j of it at (o len + j) inner + i */
+    fprintf(R->f, "    for (long long c_ = blockIdx.x * (long long)blockDim.x + threadIdx.x; c_ < outer * inner;\n"
+                  "         c_ += (long long)gridDim.x * blockDim.x) {\n"
+                  "        const long long o = c_ / inner, i = c_ %% inner, at = o * len * inner + i;\n"
+                  "        (void)at;\n");
+    switch (c->op) {
+    case IR_softmax:
+    case IR_log_softmax: {
+        bool lg = c->op == IR_log_softmax;
+        fprintf(R->f,
+                "        const float *x = %s + at;\n        float *y = %s + at;\n"
+                "        float m = -__uint_as_float(0x7f800000u), s = 0;\n"
+                "        for (long long j = 0; j < len; j++) m = x[j * inner] > m ? x[j * inner] : m;\n"
+                "        for (long long j = 0; j < len; j++) y[j * inner] = x[j * inner] - m;\n"
+                "        for (long long j = 0; j < len; j++) {\n"
+                "            const float e = expf(y[j * inner]);\n%s"
+                "            s += e;\n        }\n%s"
+                "        for (long long j = 0; j < len; j++) y[j * inner] = %s;\n",
+                arg_ptr(R, c, 0), arg_ptr(R, c, 1), lg ? "" : "            y[j * inner] = e;\n",
+                lg ? "        s = logf(s);\n" : "", lg ? "y[j * inner] - s" : "y[j * inner] / s");
+        break;
+    }
+    case IR_softmax_ce:
+    case IR_softmax_ce_grad: {
+        bool grad = c->op == IR_softmax_ce_grad;
+        fprintf(R->f,
+                "        const float *x = %s + o * len;\n        const int k = %s[o];\n",
+                arg_ptr(R, c, 0), arg_ptr(R, c, 1));
+        if (grad)
+            fprintf(R->f, "        const float d = %s[o];\n        float *g = %s + o * len;\n", arg_ptr(R, c, 2),
+                    arg_ptr(R, c, 3));
+        fprintf(R->f,
+                "        if (k < 0 || k >= len) {\n%s"
+                "            continue;\n        }\n"
+                "        float m = -__uint_as_float(0x7f800000u), s = 0;\n"
+                "        for (long long j = 0; j < len; j++) m = x[j] > m ? x[j] : m;\n",
+                grad ? "            for (long long j = 0; j < len; j++) g[j] = 0;\n"
+                     : tx(R, "            %s[o] = 0;\n", arg_ptr(R, c, 2)));
+        if (grad)
+            fprintf(R->f, "        for (long long j = 0; j < len; j++) g[j] = x[j] - m;\n"
+                          "        for (long long j = 0; j < len; j++) {\n"
+                          "            const float e = expf(g[j]);\n            g[j] = e;\n            s += e;\n        }\n"
+                          "        const float ek = g[k];\n"
+                          "        for (long long j = 0; j < len; j++) g[j] = g[j] / s * d;\n"
+                          "        g[k] = (ek / s - 1.0f) * d;\n");
+        else
+            fprintf(R->f, "        for (long long j = 0; j < len; j++) s += expf(x[j] - m);\n"
+                          "        %s[o] = logf(s) - (x[k] - m);\n",
+                    arg_ptr(R, c, 2));
+        break;
+    }
+    case IR_argmax:
+        if (t0 == AG_F32)
+            fprintf(R->f,
+                    "        const float *x = %s + at;\n        int *y = %s + o * inner + i;\n"
+                    "        float best = x[0];\n        int k = 0;\n"
+                    "        for (long long j = 1; j < len && best == best; j++) {\n"
+                    "            const float v = x[j * inner];\n"
+                    "            if (v > best || v != v) best = v, k = (int)j;\n"
+                    "        }\n        *y = k;\n",
+                    arg_ptr(R, c, 0), arg_ptr(R, c, 1));
+        else
+            fprintf(R->f,
+                    "        const int *x = %s + at;\n        int *y = %s + o * inner + i;\n"
+                    "        int best = x[0], k = 0;\n"
+                    "        for (long long j = 1; j < len; j++)\n"
+                    "            if (x[j * inner] > best) best = x[j * inner], k = (int)j;\n"
+                    "        *y = k;\n",
+                    arg_ptr(R, c, 0), arg_ptr(R, c, 1));
+        break;
+    case IR_cumsum:
+        if (t0 == AG_F32)
+            fprintf(R->f,
+                    "        const float *x = %s + at;\n        float *y = %s + at;\n        float s = 0;\n"
+                    "        for (long long j = 0; j < len; j++) y[j * inner] = s = s + x[j * inner];\n",
+                    arg_ptr(R, c, 0), arg_ptr(R, c, 1));
+        else
+            fprintf(R->f,
+                    "        const int *x = %s + at;\n        int *y = %s + at;\n        long long s = 0;\n"
+                    "        for (long long j = 0; j < len; j++) {\n"
+                    "            s += x[j * inner];\n"
+                    "            y[j * inner] = s < -2147483647LL - 1 ? -2147483647 - 1 : s > 2147483647LL ? 2147483647 : (int)s;\n"
+                    "        }\n",
+                    arg_ptr(R, c, 0), arg_ptr(R, c, 1));
+        break;
+    default: break;
+    }
+    fprintf(R->f, "    }\n}\n\n");
+}
+
+/* ---- programs ---- */
+
+int64_t cg_cuda_blocks(const cg_cuda_launch *l, int64_t N)
+{
+    double n = (double)N, u = l->units[0] + l->units[1] * n + l->units[2] * n * n;
+    double b = ceil(u / (l->units_per_block > 0 ? l->units_per_block : 1));
+    return b < 1 ? 1 : b > 2147483647.0 ? 2147483647 : (int64_t)b;
+}
+
+void cg_cuda_plan_free(cg_cuda_plan *plan)
+{
+    free(plan->step);
+    plan->step = NULL;
+    plan->nsteps = 0;
+}
+
+bool cg_cuda_render(FILE *f, const cg_program *p, cg_cuda_plan *plan, char *err, size_t len)
+{
+    rd R = {.f = f, .p = p, .err = err, .len = len};
+    memset(plan, 0, sizeof *plan);
+    if (!p || !p->name || p->nsteps < 0) {
+        fail(&R, "cg_cuda_render: no program");
+        return false;
+    }
+    plan->step = calloc((size_t)(p->nsteps ? p->nsteps : 1), sizeof *plan->step);
+    if (!plan->step) {
+        fail(&R, "out of memory");
+        return false;
+    }
+    plan->nsteps = p->nsteps;
+    fputs(prelude, f);
+    char msg[512] = "";
+    for (int s = 0; s < p->nsteps && !R.failed; s++) {
+        const cg_step *st = &p->steps[s];
+        cg_cuda_launch *l = &plan->step[s];
+        snprintf(l->name, sizeof l->name, "%s_k%d", p->name, s);
+        switch (st->kind) {
+        case CG_LOOP: render_loop(&R, &st->loop, l->name, l); break;
+        case CG_GEMM: render_gemm(&R, &st->gemm, l->name, l); break;
+        case CG_CALL: render_call(&R, &st->call, l->name, l); break;
+        default: fail(&R, "unknown kind %d", (int)st->kind);
+        }
+        if (R.failed && err && len) { /* name the step */
+            snprintf(msg, sizeof msg, "%s", err);
+            snprintf(err, len, "%s: step %d: %s", p->name, s, msg);
+        }
+    }
+    for (int k = 0; k < R.ntexts; k++)
+        free(R.texts[k]);
+    free(R.texts);
+    if (!R.failed && ferror(f))
+        fail(&R, "cannot write the CUDA source");
+    if (R.failed)
+        cg_cuda_plan_free(plan);
+    return !R.failed;
+}

@@ -1,0 +1,45 @@
+/* The CUDA backend's code for a cg_program: the same kernel IR the LLVM backend builds,
+ * rendered as CUDA C (one `extern "C" __global__` kernel per step), plus the launch plan
+ * the host follows. NVRTC compiles the source (codegen/cuda/nvrtc.h); the tests also run it
+ * on the CPU through a host shim (tests/cuda/).
+ *
+ * Every kernel takes one argument, ag_dev_args, by value (its definition is at the top of
+ * the source): the device addresses of the arena, the parameters and the caller's tensors,
+ * the batch N, and dropout's seed and step. A kernel finds its buffers as codegen/exec.c
+ * does (region base + offset affine in N). Each kernel loops over its work units with a
+ * grid stride, so any grid of at least one block computes the whole step: the plan's grid
+ * is a size for speed, not for correctness. Blocks have CG_CUDA_BLOCK threads. */
+#ifndef AG_CODEGEN_CUDA_RENDER_H
+#define AG_CODEGEN_CUDA_RENDER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "kernel.h"
+
+#define CG_CUDA_BLOCK 256     /* threads per block, every kernel */
+#define CG_CUDA_MAX_TENSORS 8 /* caller tensors (inputs, outputs) an ag_dev_args holds */
+
+/* One step's launch: kernel `name`, grid = ceil(units(N) / units_per_block) blocks (at least
+ * 1; a host may cap it), units(N) = units[0] + units[1] N + units[2] N^2. */
+typedef struct cg_cuda_launch {
+    char name[128];
+    double units[3];
+    double units_per_block;
+} cg_cuda_launch;
+
+typedef struct cg_cuda_plan {
+    int nsteps;
+    cg_cuda_launch *step; /* per program step, in order */
+} cg_cuda_plan;
+
+/* Writes the CUDA C source of p to f and fills plan (free with cg_cuda_plan_free); false
+ * with a message naming the step when a step cannot be rendered. */
+bool cg_cuda_render(FILE *f, const cg_program *p, cg_cuda_plan *plan, char *err, size_t len);
+void cg_cuda_plan_free(cg_cuda_plan *plan);
+
+/* The blocks of a launch at batch N. */
+int64_t cg_cuda_blocks(const cg_cuda_launch *l, int64_t N);
+
+#endif

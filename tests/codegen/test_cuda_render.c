@@ -1,0 +1,144 @@
+/* The CUDA backend's source (codegen/cuda/render.c) through NVRTC: every op's sample
+ * program and every model's train step and forward pass render, compile to cubin for
+ * sm_90 with ptxas reporting no local-memory spills, and bad programs are refused naming
+ * the step. Skipped, visibly, where NVRTC is absent. */
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "load.h"
+#include "lower.h"
+#include "nvrtc.h"
+#include "op_samples.h"
+#include "passes.h"
+#include "render.h"
+
+static char *render(const cg_program *p, cg_cuda_plan *plan)
+{
+    char *text = NULL, err[1024];
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    cr_assert_not_null(f);
+    bool ok = cg_cuda_render(f, p, plan, err, sizeof err);
+    fclose(f);
+    cr_assert(ok, "%s", err);
+    return text;
+}
+
+static void need_nvrtc(void)
+{
+    char why[1024];
+    if (!cg_nvrtc_available(why, sizeof why))
+        cr_skip_test("NVRTC not available: %s", why);
+}
+
+/* compiles p's source for sm_90; checks the plan and ptxas' report */
+static void compiles_without_spills(const cg_program *p, const char *what)
+{
+    cg_cuda_plan plan;
+    char *src = render(p, &plan), err[4096];
+    cr_expect_eq(plan.nsteps, p->nsteps, "%s", what);
+    for (int s = 0; s < plan.nsteps; s++) {
+        cr_expect(strstr(src, plan.step[s].name), "%s: kernel %s missing from the source", what, plan.step[s].name);
+        cr_expect_geq(cg_cuda_blocks(&plan.step[s], 1), 1);
+    }
+    cg_nvrtc_out out;
+    bool ok = cg_nvrtc_compile(src, what, "sm_90", true, true, NULL, &out, err, sizeof err);
+    cr_assert(ok, "%s does not compile: %s\n--- source ---\n%.6000s", what, err, src);
+    cr_expect(out.cubin_len > 4 && memcmp(out.cubin, "\x7f" "ELF", 4) == 0, "%s: no cubin", what);
+    cr_expect(!p->nsteps || (out.ptx && strstr(out.ptx, ".entry")), "%s: no kernel in the PTX", what);
+    cg_ptxas_report r = cg_ptxas_parse(out.log);
+    cr_expect_geq(r.functions, p->nsteps, "%s: ptxas reported %d functions for %d steps:\n%s", what, r.functions,
+                  p->nsteps, out.log);
+    cr_expect(r.spill_stores == 0 && r.spill_loads == 0, "%s: spills (%lld stores, %lld loads):\n%s", what,
+              (long long)r.spill_stores, (long long)r.spill_loads, out.log);
+    cg_nvrtc_out_free(&out);
+    cg_cuda_plan_free(&plan);
+    free(src);
+}
+
+Test(cuda_render, every_op_compiles_with_nvrtc_without_spills)
+{
+    need_nvrtc();
+    int done = 0;
+    for (int op = 0; op < IR_OP_COUNT; op++) {
+        char text[8192], err[1024];
+        cr_assert(op_sample((ir_op)op, text, sizeof text), "op %s has no sample", ir_ops[op].name);
+        ir_graph *m = ir_parse(text, strlen(text), "sample.ir", err, sizeof err);
+        cr_assert_not_null(m, "%s", err);
+        ir_graph *g = pass_run(m, false, NULL, NULL, NULL, err, sizeof err);
+        cr_assert_not_null(g, "%s: %s", ir_ops[op].name, err);
+        plan_memory(g, 1001); /* the samples declare no batch */
+        cg_program *p = cg_lower(g, true, err, sizeof err);
+        cr_assert_not_null(p, "%s: %s", ir_ops[op].name, err);
+        compiles_without_spills(p, ir_ops[op].name);
+        cg_program_free(p);
+        ir_graph_free(g);
+        ir_graph_free(m);
+        done++;
+    }
+    cr_expect_eq(done, IR_OP_COUNT);
+}
+
+static void model(const char *name, const char *const *settings)
+{
+    char path[512], err[1024], what[128];
+    snprintf(path, sizeof path, AG_SOURCE_DIR "/models/%s.c", name);
+    ir_graph *m = fe_load(path, getenv("AOTGRAD_INCLUDE"), settings);
+    cr_assert_not_null(m);
+    for (int train = 0; train < 2; train++) {
+        ir_graph *g = pass_run(m, train, NULL, NULL, NULL, err, sizeof err);
+        cr_assert_not_null(g, "%s", err);
+        cg_program *p = cg_lower(g, train, err, sizeof err);
+        cr_assert_not_null(p, "%s", err);
+        snprintf(what, sizeof what, "%s%s%s %s", name, settings ? " " : "", settings ? settings[0] : "",
+                 train ? "train step" : "forward");
+        compiles_without_spills(p, what);
+        cg_program_free(p);
+        ir_graph_free(g);
+    }
+    ir_graph_free(m);
+}
+
+Test(cuda_render, every_model_compiles_with_nvrtc_without_spills)
+{
+    need_nvrtc();
+    const char *sigmoid[] = {"act=sigmoid", NULL}, *tanh_[] = {"act=tanh", NULL};
+    model("mlp", NULL);
+    model("mlp", sigmoid);
+    model("mlp", tanh_);
+    model("softmax", NULL);
+    model("mlp_dropout", NULL);
+    model("linreg", NULL);
+    model("weight_decay", NULL);
+}
+
+Test(cuda_render, errors_name_the_step)
+{
+    cg_buffer buf[1] = {{CG_ARENA, 0, {0, 0}, AG_F32}};
+    cg_step st[2];
+    memset(st, 0, sizeof st);
+    st[0].kind = CG_LOOP;
+    st[0].loop.rank = 1;
+    st[0].loop.extent[0] = (cg_dim){4, 0};
+    st[0].loop.nloads = 1;
+    st[0].loop.load[0].buffer = 0;
+    st[0].loop.nexprs = 1;
+    st[0].loop.expr[0] = (cg_expr){.kind = CG_E_LOAD, .dtype = AG_F32, .load = 0};
+    st[0].loop.nstores = 1;
+    st[0].loop.store[0] = (cg_store){.expr = 0, .at = {.buffer = 0}};
+    st[1] = st[0];
+    st[1].loop.load[0].buffer = 99;
+    cg_program p = {.name = "bad", .nbuffers = 1, .buffers = buf, .nsteps = 2, .steps = st};
+    char *text = NULL, err[512];
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    cg_cuda_plan plan;
+    cr_expect_not(cg_cuda_render(f, &p, &plan, err, sizeof err));
+    fclose(f);
+    free(text);
+    cr_expect_str_eq(err, "bad: step 1: load 0: buffer 99 does not exist");
+    cr_expect_null(plan.step);
+}
