@@ -182,8 +182,55 @@ static bool entry(FILE *f, const char *fn, const char *steps_var, const cg_progr
     return true;
 }
 
+/* the CUDA image: cubin bytes, the PTX text, the launch plans */
+static void cuda_tables(FILE *f, const cg_cuda_build *c)
+{
+    fprintf(f, "static const unsigned char cuda_cubin[] =\n");
+    for (size_t i = 0; i < c->cubin_len; i += 32) {
+        fputs("    \"", f);
+        for (size_t j = i; j < i + 32 && j < c->cubin_len; j++)
+            fprintf(f, "\\%03o", c->cubin[j]);
+        fputs("\"\n", f);
+    }
+    if (!c->cubin_len)
+        fputs("    \"\"\n", f);
+    fprintf(f, ";\nstatic const char cuda_ptx[] =\n");
+    for (const char *l = c->ptx; l && *l;) {
+        const char *e = strchr(l, '\n');
+        size_t n = e ? (size_t)(e - l + 1) : strlen(l);
+        char line[4096];
+        if (n >= sizeof line)
+            n = sizeof line - 1;
+        memcpy(line, l, n);
+        line[n] = 0;
+        fputs("    ", f);
+        literal(f, line);
+        fputc('\n', f);
+        l += n;
+    }
+    fprintf(f, "    \"\";\n");
+    const cg_cuda_plan *plans[2] = {c->train, c->forward};
+    const char *names[2] = {"cuda_train", "cuda_forward"};
+    for (int k = 0; k < 2; k++) {
+        fprintf(f, "static const rt_cuda_launch %s[] = {\n", names[k]);
+        for (int s = 0; s < plans[k]->nsteps; s++) {
+            const cg_cuda_launch *l = &plans[k]->step[s];
+            fprintf(f, "    {\"%s\", {%.17g, %.17g, %.17g}, %.17g},\n", l->name, l->units[0], l->units[1],
+                    l->units[2], l->units_per_block);
+        }
+        if (!plans[k]->nsteps)
+            fprintf(f, "    {\"\", {0, 0, 0}, 1},\n");
+        fprintf(f, "};\n");
+    }
+    fprintf(f, "static const rt_cuda_image cuda_image = {");
+    literal(f, c->arch);
+    fprintf(f, ", cuda_cubin, %zu, cuda_ptx, %d, %d, cuda_train, cuda_forward};\n\n", c->cubin_len,
+            c->train->nsteps, c->forward->nsteps);
+}
+
 bool cg_write_model_source(FILE *f, const char *source, const cg_program *train, const ir_graph *step,
-                           const cg_program *forward, const ir_graph *eval, char *err, size_t len)
+                           const cg_program *forward, const ir_graph *eval, const cg_cuda_build *cuda, char *err,
+                           size_t len)
 {
     const ir_train *t = step->train;
     if (!t || !t->loss)
@@ -239,6 +286,8 @@ bool cg_write_model_source(FILE *f, const char *source, const cg_program *train,
         literal(f, t->classes[k]);
     }
     fprintf(f, "%s};\n\n", t->nclasses && t->classes ? "" : "NULL");
+    if (cuda)
+        cuda_tables(f, cuda);
 
     char mname[300];
     snprintf(mname, sizeof mname, "%s_train_step", name);
@@ -256,8 +305,8 @@ bool cg_write_model_source(FILE *f, const char *source, const cg_program *train,
         return false;
     fprintf(f, ",\n    %lldLL, %lldLL, %.17g, %.17g, ", (long long)t->batch, (long long)t->epochs, t->lr, t->wd);
     literal(f, t->data);
-    fprintf(f, ",\n    %lldLL, %lldLL, %d, %d, class_names};\n\n", (long long)features, (long long)targets, classes,
-            t->classes ? t->nclasses : 0);
+    fprintf(f, ",\n    %lldLL, %lldLL, %d, %d, class_names, %s};\n\n", (long long)features, (long long)targets,
+            classes, t->classes ? t->nclasses : 0, cuda ? "&cuda_image" : "NULL");
     fprintf(f, "int main(int argc, char **argv) { return rt_binary_main(&model, argc, argv); }\n");
     return !ferror(f) || failf(err, len, "cannot write the model's source");
 }

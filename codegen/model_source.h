@@ -6,11 +6,24 @@
 #include <stdio.h>
 
 #include "kernel.h"
+#include "render.h"
+
+/* What --target cuda adds to a binary: the NVRTC output and the launch plans of both
+ * programs. */
+typedef struct cg_cuda_build {
+    const char *arch;
+    const unsigned char *cubin;
+    size_t cubin_len;
+    const char *ptx;
+    const cg_cuda_plan *train, *forward;
+} cg_cuda_build;
 
 /* Writes the source for the programs of a model's train step and forward pass, lowered
  * from the graphs beside them; false with a message when the model cannot make a binary
- * (no training declared, updates not in place, more inputs than features and targets). */
+ * (no training declared, updates not in place, more inputs than features and targets).
+ * cuda: NULL for a CPU-only binary. */
 bool cg_write_model_source(FILE *f, const char *source, const cg_program *train, const ir_graph *step,
-                           const cg_program *forward, const ir_graph *eval, char *err, size_t len);
+                           const cg_program *forward, const ir_graph *eval, const cg_cuda_build *cuda, char *err,
+                           size_t len);
 
 #endif

@@ -40,8 +40,8 @@ static bool path_with(char *buf, size_t len, const char *out, const char *ext)
 /* The executable OUT: the object file obj, the tables and main of model_source.c compiled
  * with cc, the runtime library, OpenBLAS, zlib and libm. tmp: a folder for the pieces. */
 static bool link_binary(const char *out, const char *obj, const char *source, const cg_program *ps,
-                        const ir_graph *step, const cg_program *pe, const ir_graph *eval, const char *tmp, char *err,
-                        size_t len)
+                        const ir_graph *step, const cg_program *pe, const ir_graph *eval, const cg_cuda_build *cuda,
+                        const char *tmp, char *err, size_t len)
 {
     const char *include = fe_include_dir(), *runtime = fe_runtime_lib();
     if (!include || !runtime) {
@@ -58,7 +58,7 @@ static bool link_binary(const char *out, const char *obj, const char *source, co
         snprintf(err, len, "%.3000s: cannot write: %s", main_c, strerror(errno));
         return false;
     }
-    bool ok = cg_write_model_source(f, source, ps, step, pe, eval, err, len);
+    bool ok = cg_write_model_source(f, source, ps, step, pe, eval, cuda, err, len);
     if (fclose(f) != 0 && ok) {
         snprintf(err, len, "%.3000s: cannot write", main_c);
         ok = false;
@@ -89,46 +89,58 @@ static bool link_binary(const char *out, const char *obj, const char *source, co
     return true;
 }
 
-/* OUT.cu (the CUDA C of both programs) and OUT.ptx (that through NVRTC), as asked */
-static bool emit_cuda(const fe_build_opts *o, const cg_program *ps, const cg_program *pe, char *err, size_t len)
+/* The CUDA C of both programs and the device runtime's kernels; with `compile`, NVRTC's
+ * cubin for the arch and PTX too. Writes OUT.cu and OUT.ptx where --emit asks. */
+typedef struct cuda_parts {
+    char *src;
+    cg_cuda_plan train, forward;
+    cg_nvrtc_out out;
+} cuda_parts;
+
+static void cuda_parts_free(cuda_parts *c)
 {
-    char *src = NULL, file[4200];
+    free(c->src);
+    cg_cuda_plan_free(&c->train);
+    cg_cuda_plan_free(&c->forward);
+    cg_nvrtc_out_free(&c->out);
+}
+
+static bool emit_cuda(const fe_build_opts *o, const cg_program *ps, const cg_program *pe, bool compile,
+                      cuda_parts *c, char *err, size_t len)
+{
+    char file[4200];
     size_t size = 0;
-    FILE *mem = open_memstream(&src, &size);
+    memset(c, 0, sizeof *c);
+    FILE *mem = open_memstream(&c->src, &size);
     if (!mem) {
         snprintf(err, len, "out of memory");
         return false;
     }
-    cg_cuda_plan plan;
-    bool ok = cg_cuda_render(mem, ps, &plan, err, len);
-    cg_cuda_plan_free(&plan);
-    ok = ok && cg_cuda_render(mem, pe, &plan, err, len);
-    cg_cuda_plan_free(&plan);
+    bool ok = cg_cuda_render(mem, ps, &c->train, err, len) && cg_cuda_render(mem, pe, &c->forward, err, len) &&
+              cg_cuda_render_support(mem);
     fclose(mem);
     if (ok && (o->emit & FE_EMIT_CU)) {
         FILE *f = path_with(file, sizeof file, o->out, "cu") ? fopen(file, "w") : NULL;
         if (f)
-            fwrite(src, 1, size, f);
+            fwrite(c->src, 1, size, f);
         if (!f || fclose(f) != 0) {
             snprintf(err, len, "%.3000s: cannot write the CUDA source", file);
             ok = false;
         }
     }
-    if (ok && (o->emit & FE_EMIT_PTX)) {
-        cg_nvrtc_out out;
+    if (ok && ((o->emit & FE_EMIT_PTX) || compile)) {
         char name[300];
         snprintf(name, sizeof name, "%s.cu", ps->name);
-        ok = cg_nvrtc_compile(src, name, o->cuda_arch ? o->cuda_arch : "sm_90", true, false, NULL, &out, err, len);
-        FILE *f = ok && path_with(file, sizeof file, o->out, "ptx") ? fopen(file, "w") : NULL;
-        if (ok && f)
-            fwrite(out.ptx, 1, out.ptx_len, f);
-        if (ok && (!f || fclose(f) != 0)) {
+        ok = cg_nvrtc_compile(c->src, name, o->cuda_arch ? o->cuda_arch : "sm_90", true, compile, NULL, &c->out, err,
+                              len);
+        FILE *f = ok && (o->emit & FE_EMIT_PTX) && path_with(file, sizeof file, o->out, "ptx") ? fopen(file, "w") : NULL;
+        if (f)
+            fwrite(c->out.ptx, 1, c->out.ptx_len, f);
+        if (ok && (o->emit & FE_EMIT_PTX) && (!f || fclose(f) != 0)) {
             snprintf(err, len, "%.3000s: cannot write the PTX", file);
             ok = false;
         }
-        cg_nvrtc_out_free(&out);
     }
-    free(src);
     return ok;
 }
 
@@ -147,6 +159,8 @@ static cg_program *program(ir_graph *g, bool train, const char *entry, char *nam
 int fe_build(const char *path, const fe_build_opts *o)
 {
     char err[4096], train_name[256], fwd_name[256], file[4096], tmp[4096] = "";
+    cuda_parts cuda = {0};
+    cg_cuda_build cuda_build = {0};
     double t0 = now();
     ir_graph *g = fe_load(path, NULL, o->settings);
     if (!g)
@@ -167,8 +181,13 @@ int fe_build(const char *path, const fe_build_opts *o)
         !(pe = program(eval, false, "forward", fwd_name, sizeof fwd_name, err, sizeof err)))
         goto fail;
     t_lower = now();
-    if ((o->emit & (FE_EMIT_CU | FE_EMIT_PTX)) && !emit_cuda(o, ps, pe, err, sizeof err))
-        goto fail;
+    bool with_cuda = o->cuda && (o->emit & FE_EMIT_EXE);
+    if ((o->emit & (FE_EMIT_CU | FE_EMIT_PTX)) || with_cuda) {
+        if (!emit_cuda(o, ps, pe, with_cuda, &cuda, err, sizeof err))
+            goto fail;
+        cuda_build = (cg_cuda_build){o->cuda_arch ? o->cuda_arch : "sm_90", (const unsigned char *)cuda.out.cubin,
+                                     cuda.out.cubin_len, cuda.out.ptx, &cuda.train, &cuda.forward};
+    }
     if (!(t = cg_target_host(err, sizeof err)))
         goto fail;
     ctx = LLVMContextCreate();
@@ -208,7 +227,8 @@ int fe_build(const char *path, const fe_build_opts *o)
         if (!cg_emit_object(t, m, file, err, sizeof err))
             goto fail;
         t_mc = now();
-        if ((o->emit & FE_EMIT_EXE) && !link_binary(o->out, file, path, ps, step, pe, eval, tmp, err, sizeof err))
+        if ((o->emit & FE_EMIT_EXE) &&
+            !link_binary(o->out, file, path, ps, step, pe, eval, with_cuda ? &cuda_build : NULL, tmp, err, sizeof err))
             goto fail;
     }
     double t_link = now();
@@ -261,6 +281,7 @@ fail:
         unlink(piece);
         rmdir(tmp);
     }
+    cuda_parts_free(&cuda);
     if (m)
         LLVMDisposeModule(m);
     if (ctx)

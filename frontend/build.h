@@ -21,6 +21,7 @@ typedef struct fe_build_opts {
     unsigned emit;                  /* FE_EMIT_ flags */
     bool time;                      /* print where the build's time went */
     const char *cuda_arch;          /* NULL: sm_90 */
+    bool cuda;                      /* --target cpu,cuda: the binary carries CUDA kernels too */
     const char *const *settings;    /* --set NAME=VALUE, NULL-ended */
 } fe_build_opts;
 

@@ -397,12 +397,23 @@ static int cmd_build(int argc, char **argv)
         const char *a = argv[i];
         if (strcmp(a, "--time") == 0)
             o.time = true;
-        else if ((strcmp(a, "-o") == 0 || strcmp(a, "--emit") == 0 || strcmp(a, "--cuda-arch") == 0) && i + 1 == argc)
+        else if ((strcmp(a, "-o") == 0 || strcmp(a, "--emit") == 0 || strcmp(a, "--cuda-arch") == 0 ||
+                  strcmp(a, "--target") == 0) &&
+                 i + 1 == argc)
             return usage_error("%s needs a value", a);
         else if (strcmp(a, "-o") == 0)
             o.out = argv[++i];
         else if (strcmp(a, "--cuda-arch") == 0)
             o.cuda_arch = argv[++i];
+        else if (strcmp(a, "--target") == 0) {
+            const char *t = argv[++i];
+            if (strcmp(t, "cpu") == 0)
+                o.cuda = false;
+            else if (strcmp(t, "cpu,cuda") == 0 || strcmp(t, "cuda,cpu") == 0)
+                o.cuda = true;
+            else
+                return usage_error("--target takes cpu or cpu,cuda, not '%s'", t);
+        }
         else if (strcmp(a, "--emit") == 0) {
             if (!parse_emit(argv[++i], &o.emit))
                 return usage_error("--emit takes a list of exe, obj, h, ll, s, ir, cu, ptx, not '%s'", argv[i]);
@@ -451,8 +462,8 @@ static const command commands[] = {
      "  --memory          the memory plan of the train step and of inference\n"
      "  --set NAME=VALUE  set a model option (ag_option), e.g. --set act=tanh\n"},
     {"build", cmd_build, "compile a model with the LLVM backend: a standalone binary, or object and header",
-     "usage: aotgrad build MODEL.c|FILE.ir -o OUT [--emit LIST] [--cuda-arch A] [--time]\n"
-     "                    [--set NAME=VALUE]...\n\n"
+     "usage: aotgrad build MODEL.c|FILE.ir -o OUT [--emit LIST] [--target cpu|cpu,cuda] [--cuda-arch A]\n"
+     "                    [--time] [--set NAME=VALUE]...\n\n"
      "Takes the model (or a dumped .ir of any stage) through the pipeline, lowers its train step\n"
      "and forward pass to loops, sgemm calls and runtime routines, and compiles them with LLVM\n"
      "for this machine's CPU into MODEL_train_step and MODEL_forward entry points. By default\n"
@@ -463,7 +474,10 @@ static const command commands[] = {
      "                caller: sizes, parameter layout, entry points), ll (LLVM IR), s (assembly),\n"
      "                ir (the final text IR), cu (CUDA C of both entry points), ptx (that\n"
      "                source compiled by NVRTC for --cuda-arch)\n"
-     "  --cuda-arch A the GPU architecture for ptx, e.g. sm_90 (the default), sm_80\n"
+     "  --target T    cpu (the default), or cpu,cuda: the binary also carries the CUDA kernels\n"
+     "                (cubin for --cuda-arch and PTX for newer GPUs, compiled by NVRTC) and runs\n"
+     "                on a GPU with --device cuda\n"
+     "  --cuda-arch A the GPU architecture for ptx and --target cuda, e.g. sm_90 (the default)\n"
      "  --time        print where the build's time went\n"
      "  --set NAME=VALUE  a model option\n"},
     {"passes", cmd_passes, "list the passes of the pipeline, in order",

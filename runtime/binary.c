@@ -15,6 +15,7 @@
 
 #include "checkpoint.h"
 #include "compiled.h"
+#include "cuda.h"
 #include "data.h"
 #include "fail.h"
 #include "history.h"
@@ -71,6 +72,7 @@ typedef struct bin {
     ag_dtype data_x;  /* the dataset's feature dtype, converted to the model's where they differ */
     void *x_conv;     /* max_batch rows in the model's dtype */
     rt_profile *profile;
+    rt_cuda *gpu;     /* training and evaluation on the GPU, or NULL: the CPU */
 } bin;
 
 static int64_t param_numel(const rt_compiled_param *p)
@@ -113,6 +115,7 @@ static void bin_close(bin *b)
     free(b->x_conv);
     rt_pool_free(b->pool);
     rt_profile_free(b->profile);
+    rt_cuda_close(b->gpu);
 }
 
 /* the model's initial parameters for a seed: the interpreter's (aotgrad run) as well */
@@ -175,10 +178,42 @@ static bool evaluate(void *ctx, rt_batch *rb, char *err, size_t len)
     return true;
 }
 
+/* the batch's features in the model's dtype */
+static const void *model_x(bin *b, const rt_batch *rb, ag_dtype want)
+{
+    if (b->data_x == want)
+        return rb->x;
+    for (int64_t i = 0, n = rb->n * b->m->features; i < n; i++)
+        set(b->x_conv, want, i, get(rb->x, b->data_x, i));
+    return b->x_conv;
+}
+
+static bool gpu_evaluate(void *ctx, rt_batch *rb, char *err, size_t len)
+{
+    bin *b = ctx;
+    rt_batch d = *rb;
+    d.x = model_x(b, rb, b->m->forward.x_dtype);
+    if (!rt_cuda_forward(b->gpu, &d, NULL, err, len))
+        return false;
+    rb->loss = d.loss;
+    memcpy(rb->metric, d.metric, sizeof rb->metric);
+    return true;
+}
+
+static bool gpu_train_epoch(void *ctx, const int64_t *perm, int64_t n, const rt_fit *f, int64_t epoch,
+                            uint64_t first_step, double *loss_sum, double *metric_sum, int64_t *bad_step, char *err,
+                            size_t len)
+{
+    bin *b = ctx;
+    return rt_cuda_train_epoch(b->gpu, perm, n, f, epoch, first_step, loss_sum, metric_sum, bad_step, err, len);
+}
+
 static rt_model as_model(bin *b)
 {
     rt_model rm = {.name = b->m->name, .ctx = b, .train_step = train_step, .evaluate = evaluate,
                    .nmetrics = b->m->train.nmetrics, .nparams = b->m->nparams, .params = b->rp};
+    if (b->gpu)
+        rm.evaluate = gpu_evaluate, rm.train_epoch = gpu_train_epoch;
     for (int k = 0; k < rm.nmetrics && k < RT_MAX_METRICS; k++)
         rm.metrics[k] = b->m->train.metrics[k].name;
     return rm;
@@ -334,6 +369,8 @@ static bool on_epoch(void *ctx, const rt_epoch *e, char *err, size_t len)
     r.samples_per_s = e->seconds > 0 ? (double)s->samples / e->seconds : NAN;
     if (!history_add(&s->h, r))
         return rt_fail(err, len, "out of memory");
+    if (s->b->gpu && !rt_cuda_get_params(s->b->gpu, s->b->params, err, len))
+        return false;
     if (s->save) {
         if (!save_checkpoint(s, e->epoch, e->step, err, len))
             return false;
@@ -349,7 +386,7 @@ static bool on_epoch(void *ctx, const rt_epoch *e, char *err, size_t len)
 /* ---- command lines ---- */
 
 typedef struct opts {
-    const char *data, *save, *resume, *metrics, *plot, *weights, *input;
+    const char *data, *save, *resume, *metrics, *plot, *weights, *input, *device;
     int64_t epochs, batch, steps;
     double lr, wd;
     uint32_t seed;
@@ -361,7 +398,7 @@ static const struct command {
     const char *name, *args, *what, *options;
 } commands[] = {
     {"train", "[--data DIR|FILE] [--epochs N] [--batch N] [--lr X] [--wd X] [--seed S] [--threads N]\n"
-              "        [--save FILE] [--resume FILE] [--metrics FILE.csv] [--plot FILE.svg]",
+              "        [--device cpu|cuda ] [--save FILE] [--resume FILE] [--metrics FILE.csv] [--plot FILE.svg]",
      "Trains the model from its initial parameters (or a checkpoint), printing one line per epoch:\n"
      "train loss, train accuracy, test accuracy, seconds, samples/s.",
      "  --data SPEC      the dataset: a folder of IDX files ({train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]),\n"
@@ -371,21 +408,25 @@ static const struct command {
      "  --lr X, --wd X   learning rate and weight decay (default: the model's)\n"
      "  --seed S         seed of the initial parameters, the shuffles and dropout (default 1)\n"
      "  --threads N      threads for the kernels and OpenBLAS (default: the core count)\n"
+     "  --device D       cpu or cuda (a binary built with --target cpu,cuda; default: cuda when a GPU\n"
+     "                   is there)\n"
      "  --save FILE      write the parameters and training state after every epoch (safetensors)\n"
      "  --resume FILE    continue from a checkpoint written by --save: the same run, bit for bit\n"
      "  --metrics FILE   write the per-epoch figures as CSV\n"
      "  --plot FILE      draw loss and accuracies per epoch as an SVG chart\n"},
-    {"eval", "--weights FILE [--data DIR|FILE] [--threads N]",
+    {"eval", "--weights FILE [--data DIR|FILE] [--threads N] [--device cpu|cuda ]",
      "Loss and accuracy of the parameters in FILE on the test set (the training set where the data has no\n"
      "test set).",
      "  --weights FILE   a safetensors checkpoint holding every parameter of the model\n"
      "  --data SPEC      the dataset (default: the model's)\n"
-     "  --threads N      threads (default: the core count)\n"},
-    {"predict", "--weights FILE INPUT [--threads N]",
+     "  --threads N      threads (default: the core count)\n"
+     "  --device D       cpu or cuda (default: cuda when the binary has it and a GPU is there)\n"},
+    {"predict", "--weights FILE INPUT [--threads N] [--device cpu|cuda ]",
      "One prediction a line for each sample of INPUT (an IDX image file, gzipped or not, or a CSV of\n"
      "feature rows): the class name where the dataset has names, else the class or the value.",
      "  --weights FILE   a safetensors checkpoint holding every parameter of the model\n"
-     "  --threads N      threads (default: the core count)\n"},
+     "  --threads N      threads (default: the core count)\n"
+     "  --device D       cpu or cuda (default: cuda when the binary has it and a GPU is there)\n"},
     {"bench", "[--steps N] [--threads N]",
      "Times the train step at the compiled batch on random data, and each of its kernels: time share,\n"
      "GB/s or GFLOP/s, and the fraction of this machine's memcpy bandwidth or sgemm rate (measured first).",
@@ -494,6 +535,10 @@ static int parse(const rt_compiled *m, const struct command *c, int argc, char *
             o->plot = v;
         else if (strcmp(a, "--weights") == 0)
             o->weights = v;
+        else if (strcmp(a, "--device") == 0) {
+            o->device = v;
+            ok = strcmp(v, "cpu") == 0 || strcmp(v, "cuda") == 0;
+        }
         else if (strcmp(a, "--epochs") == 0)
             ok = parse_int(v, 1, 1000000, &o->epochs);
         else if (strcmp(a, "--batch") == 0)
@@ -513,6 +558,7 @@ static int parse(const rt_compiled *m, const struct command *c, int argc, char *
             snprintf(msg, sizeof msg, "%s takes %s, not '%%s'", a,
                      strcmp(a, "--batch") == 0    ? "a batch size the binary was compiled for (1 to its maximum)"
                      : strcmp(a, "--seed") == 0   ? "a number from 0 to 4294967295"
+                     : strcmp(a, "--device") == 0 ? "cpu or cuda"
                      : strcmp(a, "--lr") == 0 || strcmp(a, "--wd") == 0 ? "a finite number >= 0"
                                                                         : "a positive whole number");
             return usage_error(m, c->name, msg, v);
@@ -550,6 +596,40 @@ static bool load_data(bin *b, const char *spec, rt_dataset *train, rt_dataset *t
     return true;
 }
 
+/* --device: cuda must open; by default the GPU where the binary has kernels for it and one
+ * is there, else the CPU */
+static bool choose_device(bin *b, const opts *o, char *err, size_t len)
+{
+    if (o->device && strcmp(o->device, "cpu") == 0)
+        return true;
+    if (!o->device && !b->m->cuda)
+        return true;
+    char why[1024];
+    if (rt_cuda_open(b->m, &b->gpu, why, sizeof why))
+        return true;
+    if (!o->device)
+        return true; /* no GPU here: the CPU */
+    return rt_fail(err, len, "--device cuda: %s", why);
+}
+
+static const char *device_name(const bin *b) { return b->gpu ? rt_cuda_device_name(b->gpu) : "cpu"; }
+
+/* the whole set's features in the model's dtype, for the GPU's copy of it */
+static bool dataset_to_model_x(rt_dataset *d, ag_dtype want, char *err, size_t len)
+{
+    if (d->x_dtype == want)
+        return true;
+    int64_t n = d->n * d->features;
+    void *x = malloc((size_t)(n ? n : 1) * (size_t)elem_size(want));
+    if (!x)
+        return rt_fail(err, len, "out of memory");
+    for (int64_t i = 0; i < n; i++)
+        set(x, want, i, get(d->x, d->x_dtype, i));
+    free(d->x);
+    d->x = x, d->x_dtype = want;
+    return true;
+}
+
 static int cmd_train(const rt_compiled *m, const opts *o)
 {
     char err[2048];
@@ -558,7 +638,7 @@ static int cmd_train(const rt_compiled *m, const opts *o)
     rt_ckpt c = {0};
     run_state s = {.b = &b, .save = o->save, .metrics = o->metrics, .plot = o->plot};
     int rc = 1;
-    if (!bin_open(&b, m, o->threads, err, sizeof err))
+    if (!bin_open(&b, m, o->threads, err, sizeof err) || !choose_device(&b, o, err, sizeof err))
         goto out;
     rt_fit fit = {.epochs = o->epochs ? o->epochs : m->epochs, .batch = o->has_batch ? o->batch : m->batch,
                   .eval_batch = m->max_batch, .lr = o->has_lr ? o->lr : m->lr, .wd = o->has_wd ? o->wd : m->wd,
@@ -605,10 +685,20 @@ static int cmd_train(const rt_compiled *m, const opts *o)
     const char *spec = o->data ? o->data : m->data;
     if (!load_data(&b, spec, &train, &test, err, sizeof err))
         goto out;
-    printf("%s: training on %s: %lld samples, %lld test; batch %lld, lr %g, wd %g, %lld epochs, seed %u, %d "
-           "thread%s\n",
+    if (b.gpu && (!dataset_to_model_x(&train, m->train.x_dtype, err, sizeof err) ||
+                  !rt_cuda_put_dataset(b.gpu, &train, err, sizeof err) || !rt_cuda_put_params(b.gpu, b.params, err, sizeof err)))
+        goto out;
+    if (b.gpu)
+        b.data_x = train.x_dtype;
+    char where[300];
+    int threads = rt_pool_threads(b.pool);
+    if (b.gpu)
+        snprintf(where, sizeof where, "on %s", device_name(&b));
+    else
+        snprintf(where, sizeof where, "%d thread%s", threads, threads > 1 ? "s" : "");
+    printf("%s: training on %s: %lld samples, %lld test; batch %lld, lr %g, wd %g, %lld epochs, seed %u, %s\n",
            m->name, spec, (long long)train.n, (long long)test.n, (long long)fit.batch, fit.lr, fit.wd,
-           (long long)fit.epochs, fit.seed, rt_pool_threads(b.pool), rt_pool_threads(b.pool) > 1 ? "s" : "");
+           (long long)fit.epochs, fit.seed, where);
     fflush(stdout);
     s.samples = train.n;
     rt_model rm = as_model(&b);
@@ -659,8 +749,9 @@ static int cmd_eval(const rt_compiled *m, const opts *o)
     rt_ckpt c = {0};
     int rc = 1;
     const char *spec = o->data ? o->data : m->data;
-    if (bin_open(&b, m, o->threads, err, sizeof err) && load_checkpoint(&b, o->weights, &c, err, sizeof err) &&
-        load_data(&b, spec, &train, &test, err, sizeof err)) {
+    if (bin_open(&b, m, o->threads, err, sizeof err) && choose_device(&b, o, err, sizeof err) &&
+        load_checkpoint(&b, o->weights, &c, err, sizeof err) && load_data(&b, spec, &train, &test, err, sizeof err) &&
+        (!b.gpu || rt_cuda_put_params(b.gpu, b.params, err, sizeof err))) {
         const rt_dataset *d = test.n > 0 ? &test : &train;
         rt_model rm = as_model(&b);
         double loss, metric[RT_MAX_METRICS];
@@ -696,15 +787,25 @@ static int cmd_predict(const rt_compiled *m, const opts *o)
         snprintf(err, sizeof err, "the model declares no predictions (ag_minimize's .predict)");
     else if (!y)
         snprintf(err, sizeof err, "out of memory");
-    else if (bin_open(&b, m, o->threads, err, sizeof err) && load_checkpoint(&b, o->weights, &c, err, sizeof err) &&
-             rt_load_inputs(o->input, m->features, &in, err, sizeof err)) {
+    else if (bin_open(&b, m, o->threads, err, sizeof err) && choose_device(&b, o, err, sizeof err) &&
+             load_checkpoint(&b, o->weights, &c, err, sizeof err) &&
+             rt_load_inputs(o->input, m->features, &in, err, sizeof err) &&
+             (!b.gpu || rt_cuda_put_params(b.gpu, b.params, err, sizeof err))) {
         b.data_x = in.x_dtype;
         int64_t per = e->predict.numel, rowbytes = in.features * elem_size(in.x_dtype);
-        for (int64_t first = 0; first < in.n; first += m->max_batch) {
+        char *pred = b.gpu ? aligned((size_t)(m->max_batch * per * elem_size(e->predict.dtype))) : NULL;
+        bool ok = !b.gpu || pred;
+        for (int64_t first = 0; ok && first < in.n; first += m->max_batch) {
             rt_batch rb = {.n = in.n - first < m->max_batch ? in.n - first : m->max_batch,
                            .x = (const char *)in.x + first * rowbytes, .y = y};
-            run_entry(&b, e, b.fwd_arena, &rb, NULL);
-            const char *base = (e->predict.in_params ? b.params : b.fwd_arena) + e->predict.offset;
+            if (b.gpu) {
+                rb.x = model_x(&b, &rb, e->x_dtype);
+                ok = rt_cuda_forward(b.gpu, &rb, pred, err, sizeof err);
+                if (!ok)
+                    break;
+            } else
+                run_entry(&b, e, b.fwd_arena, &rb, NULL);
+            const char *base = b.gpu ? pred : (e->predict.in_params ? b.params : b.fwd_arena) + e->predict.offset;
             for (int64_t i = 0; i < rb.n; i++) {
                 if (m->classes > 0 && (per == m->classes || per == 1)) {
                     int64_t best = 0;
@@ -725,9 +826,12 @@ static int cmd_predict(const rt_compiled *m, const opts *o)
                 }
             }
         }
-        rc = fflush(stdout) == 0 ? 0 : 1;
-        if (rc)
+        if (!ok && b.gpu && !pred)
+            snprintf(err, sizeof err, "out of memory");
+        rc = ok && fflush(stdout) == 0 ? 0 : 1;
+        if (rc && ok)
             snprintf(err, sizeof err, "cannot write the predictions: %s", strerror(errno));
+        free(pred);
     }
     if (rc)
         fail(m, err);

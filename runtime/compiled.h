@@ -26,6 +26,24 @@ typedef struct ag_args {
 } ag_args;
 #endif
 
+/* The CUDA side of a binary built with --target cpu,cuda (codegen/cuda/render.c's kernels,
+ * compiled by NVRTC at build time): a kernel per step of each entry point, launched with
+ * ceil(units(N) / per_block) blocks of 256 threads, units(N) = units[0] + units[1] N +
+ * units[2] N^2. */
+typedef struct rt_cuda_launch {
+    const char *name;
+    double units[3], per_block;
+} rt_cuda_launch;
+
+typedef struct rt_cuda_image {
+    const char *arch;             /* the cubin's, e.g. sm_90 */
+    const unsigned char *cubin;   /* for arch */
+    size_t cubin_len;
+    const char *ptx;              /* for newer GPUs: the driver compiles it */
+    int ntrain, nforward;
+    const rt_cuda_launch *train, *forward;
+} rt_cuda_image;
+
 typedef void rt_entry_fn(const ag_args *a);
 
 typedef struct rt_compiled_param {
@@ -83,6 +101,7 @@ typedef struct rt_compiled {
     int classes;               /* 0: regression */
     int nclass_names;
     const char *const *class_names;
+    const rt_cuda_image *cuda;  /* NULL: built for the CPU only */
 } rt_compiled;
 
 /* The binary's main: `NAME train|eval|predict|bench ...`. */

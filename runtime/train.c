@@ -214,7 +214,15 @@ bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *
         rt_epoch e = {.epoch = epoch, .test_loss = NAN};
         double t0 = now(), lsum = 0, msum[RT_MAX_METRICS] = {0}, shown_at = t0;
         rt_shuffle(perm, train->n, f->seed, (uint64_t)epoch - 1);
-        for (int64_t first = 0; ok && first < train->n; first += f->batch, step++) {
+        if (m->train_epoch) { /* the whole epoch at once */
+            int64_t bad = -1;
+            ok = m->train_epoch(m->ctx, perm, train->n, f, epoch, step, &lsum, msum, &bad, err, len);
+            if (ok && bad >= 0)
+                ok = rt_fail(err, len, "step %lld (epoch %lld): the loss is not finite; stopping", (long long)bad,
+                             (long long)epoch);
+            step += (uint64_t)((train->n + f->batch - 1) / f->batch);
+        }
+        for (int64_t first = 0; ok && !m->train_epoch && first < train->n; first += f->batch, step++) {
             if (f->progress && now() - shown_at >= 0.25) { /* a few times a second at most */
                 shown_at = now();
                 progress_bar(f->progress, epoch, f->epochs, first, train->n, lsum / (double)(first ? first : 1),

@@ -52,6 +52,8 @@ typedef struct rt_batch {
     double metric[RT_MAX_METRICS];  /* out: the batch's metric sums (correct predictions) */
 } rt_batch;
 
+struct rt_fit;
+
 typedef struct rt_model {
     const char *name;
     void *ctx;
@@ -61,6 +63,12 @@ typedef struct rt_model {
     const char *metrics[RT_MAX_METRICS]; /* "correct" is reported as accuracy */
     int nparams;
     rt_param *params;
+    /* Optional, for a device that must not wait on the host each step: the epoch's batches
+     * in perm's order in one call, as train_step would take them one by one; the sums of
+     * loss * rows and of each metric, and the first step whose loss was not finite (-1). */
+    bool (*train_epoch)(void *ctx, const int64_t *perm, int64_t n, const struct rt_fit *f, int64_t epoch,
+                        uint64_t first_step, double *loss_sum, double *metric_sum, int64_t *bad_step, char *err,
+                        size_t len);
 } rt_model;
 
 /* What an epoch measured; the test fields are NaN without a test set. */

@@ -176,6 +176,7 @@ static const char prelude[] =
     "    long long N;\n"
     "    unsigned int seed;\n"
     "    unsigned long long step;\n"
+    "    const unsigned long long *pstep; /* when set, the step is read here (a replayed CUDA graph) */\n"
     "} ag_dev_args;\n\n"
     "/* the interpreter's conversions: NaN to 0, truncation toward zero, saturation */\n"
     "__device__ __forceinline__ int ag_i32(double v)\n"
@@ -611,8 +612,8 @@ static void render_call(rd *R, const cg_call *c, const char *name, cg_cuda_launc
                 "    const long long n = outer * len * inner;\n"
                 "    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n;\n"
                 "         e += (long long)gridDim.x * blockDim.x) {\n"
-                "        const unsigned long long b = (unsigned long long)e / 4;\n"
-                "        unsigned w[4] = {(unsigned)b, (unsigned)(b >> 32), (unsigned)a.step, (unsigned)(a.step >> 32)};\n"
+                "        const unsigned long long b = (unsigned long long)e / 4, st = a.pstep ? *a.pstep : a.step;\n"
+                "        unsigned w[4] = {(unsigned)b, (unsigned)(b >> 32), (unsigned)st, (unsigned)(st >> 32)};\n"
                 "        ag_philox(w, a.seed, %uu);\n"
                 "        const bool keep = (unsigned long long)w[e %% 4] < %lluULL;\n"
                 "        out[e] = keep ? x[e] * %s : 0.0f;\n"
@@ -766,4 +767,59 @@ bool cg_cuda_render(FILE *f, const cg_program *p, cg_cuda_plan *plan, char *err,
     if (R.failed)
         cg_cuda_plan_free(plan);
     return !R.failed;
+}
+
+/* ---- the device runtime's own kernels ---- */
+
+static const char support[] =
+    "/* The device runtime's kernels (runtime/cuda.c): batches gathered on the device, and the\n"
+    " * step's bookkeeping, so that a train step never waits on the host. */\n"
+    "#ifndef AG_DEV_SUPPORT\n"
+    "#define AG_DEV_SUPPORT\n"
+    "typedef struct ag_dev_state {\n"
+    "    unsigned long long step; /* the global step: dropout's counter */\n"
+    "    long long first;         /* the next batch's first position in the epoch's order */\n"
+    "    long long bad_step;      /* the first step whose loss was not finite, -1: none */\n"
+    "    long long steps;         /* steps of this epoch so far */\n"
+    "    double loss_sum;         /* sum of loss * rows over the epoch's batches */\n"
+    "    double metric_sum[8];\n"
+    "} ag_dev_state;\n\n"
+    "typedef struct ag_step_outs {\n"
+    "    const float *loss;\n"
+    "    const void *metric[8];\n"
+    "    int metric_i32[8];\n"
+    "    int nmetrics;\n"
+    "    long long rows;\n"
+    "} ag_step_outs;\n\n"
+    "/* dst row r = src row order[first + r], rows of row_bytes bytes */\n"
+    "extern \"C\" __global__ void __launch_bounds__(256) ag_gather(const unsigned char *src, unsigned char *dst,\n"
+    "    const int *order, const ag_dev_state *s, long long rows, long long row_bytes)\n"
+    "{\n"
+    "    const long long n = rows * row_bytes;\n"
+    "    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n; e += (long long)gridDim.x * blockDim.x) {\n"
+    "        const long long r = e / row_bytes, b = e % row_bytes;\n"
+    "        dst[e] = src[(long long)order[s->first + r] * row_bytes + b];\n"
+    "    }\n"
+    "}\n\n"
+    "/* after a step: its loss and metrics into the sums, the first non-finite loss, the next step */\n"
+    "extern \"C\" __global__ void ag_step_end(ag_dev_state *s, ag_step_outs o)\n"
+    "{\n"
+    "    if (blockIdx.x != 0 || threadIdx.x != 0)\n"
+    "        return;\n"
+    "    const float l = *o.loss;\n"
+    "    if (!(l - l == 0.0f) && s->bad_step < 0) /* NaN or infinite */\n"
+    "        s->bad_step = (long long)s->step;\n"
+    "    s->loss_sum += (double)l * (double)o.rows;\n"
+    "    for (int k = 0; k < o.nmetrics && k < 8; k++)\n"
+    "        s->metric_sum[k] += o.metric_i32[k] ? (double)*(const int *)o.metric[k] : (double)*(const float *)o.metric[k];\n"
+    "    s->step += 1;\n"
+    "    s->first += o.rows;\n"
+    "    s->steps += 1;\n"
+    "}\n"
+    "#endif\n\n";
+
+bool cg_cuda_render_support(FILE *f)
+{
+    fputs(support, f);
+    return !ferror(f);
 }

@@ -39,6 +39,12 @@ typedef struct cg_cuda_plan {
 bool cg_cuda_render(FILE *f, const cg_program *p, cg_cuda_plan *plan, char *err, size_t len);
 void cg_cuda_plan_free(cg_cuda_plan *plan);
 
+/* The device runtime's own kernels (after a program's source, whose prelude they need):
+ * ag_gather (a batch's rows from the dataset on the device, in an order) and ag_step_end
+ * (loss and metric sums, the first non-finite step, the step counter), over the
+ * ag_dev_state the runtime keeps on the device (runtime/cuda.c mirrors its layout). */
+bool cg_cuda_render_support(FILE *f);
+
 /* The blocks of a launch at batch N. */
 int64_t cg_cuda_blocks(const cg_cuda_launch *l, int64_t N);
 

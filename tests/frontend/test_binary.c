@@ -315,3 +315,49 @@ Test(binary, bench_prints_each_kernel)
     cr_expect_eq(gemms, 5, "the MLP step has 5 matmuls:\n%s", out);
     free(out);
 }
+
+/* --target cpu,cuda: the binary carries the CUDA kernels (NVRTC at build time), still needs
+ * only the system libraries, trains on the CPU as the CPU-only binary does, and says in one
+ * line why --device cuda cannot run where there is no driver. */
+Test(binary, cuda_target_runs_on_the_cpu_and_refuses_a_missing_gpu)
+{
+    int st;
+    char *probe = sh(&st, "%s build models/softmax.c --emit ptx -o %s/probe", getenv("AOTGRAD_BIN"), dir);
+    if (st != 0 && strstr(probe, "NVRTC"))
+        cr_skip_test("NVRTC not available: %s", probe);
+    free(probe);
+    build("softmax");
+    char *out = sh(&st, "cd %s && %s build models/softmax.c --target cpu,cuda -o %s/softmax_gpu", AG_SOURCE_DIR,
+                   getenv("AOTGRAD_BIN"), dir);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    out = sh(&st, "readelf -d %s/softmax_gpu | grep NEEDED | grep -cvE 'libc.so|libm.so|libz.so|libopenblas|libasan|libubsan'",
+             dir);
+    cr_expect_eq(atoi(out), 0, "unexpected NEEDED libraries: %s", out);
+    free(out);
+    out = sh(&st, "cd %s && AOTGRAD_LIBCUDA=/nonexistent/libcuda.so.1 ./softmax_gpu train --data data --device cuda", dir);
+    cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
+    cr_expect_str_eq(out, "softmax: error: --device cuda: no CUDA driver (/nonexistent/libcuda.so.1: cannot open shared "
+                          "object file: No such file or directory)\n");
+    free(out);
+    /* the CPU: the same training as the CPU-only binary, with and without --device cpu */
+    char *gpu_bin = sh(&st, "cd %s && AOTGRAD_LIBCUDA=/nonexistent ./softmax_gpu train --data data --epochs 2 --device cpu",
+                       dir);
+    cr_assert_eq(st, 0, "%s", gpu_bin);
+    char *fallback = sh(&st, "cd %s && AOTGRAD_LIBCUDA=/nonexistent ./softmax_gpu train --data data --epochs 2", dir);
+    cr_assert_eq(st, 0, "%s", fallback);
+    char *cpu_bin = sh(&st, "cd %s && ./softmax train --data data --epochs 2", dir);
+    cr_assert_eq(st, 0, "%s", cpu_bin);
+    const char *keys[] = {"train_loss ", "train_acc ", "test_acc "};
+    for (int k = 0; k < 3; k++) {
+        cr_expect_float_eq(last_value(gpu_bin, keys[k]), last_value(cpu_bin, keys[k]), 0, "%s\n%s", gpu_bin, cpu_bin);
+        cr_expect_float_eq(last_value(fallback, keys[k]), last_value(cpu_bin, keys[k]), 0, "%s\n%s", fallback, cpu_bin);
+    }
+    free(gpu_bin);
+    free(fallback);
+    free(cpu_bin);
+    out = sh(&st, "cd %s && ./softmax train --data data --device cuda", dir);
+    cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
+    cr_expect(strstr(out, "softmax was built for the CPU only (aotgrad build --target cpu,cuda adds the GPU)"), "%s", out);
+    free(out);
+}
