@@ -686,6 +686,7 @@ static int cmd_train(const rt_compiled *m, const opts *o)
     if (!load_data(&b, spec, &train, &test, err, sizeof err))
         goto out;
     if (b.gpu && (!dataset_to_model_x(&train, m->train.x_dtype, err, sizeof err) ||
+                  !dataset_to_model_x(&test, m->train.x_dtype, err, sizeof err) ||
                   !rt_cuda_put_dataset(b.gpu, &train, err, sizeof err) || !rt_cuda_put_params(b.gpu, b.params, err, sizeof err)))
         goto out;
     if (b.gpu)
