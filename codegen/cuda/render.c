@@ -187,6 +187,10 @@ static const char prelude[] =
     "{\n"
     "    return v != v || v <= 0 ? 0 : v >= 255 ? 255 : (unsigned char)v;\n"
     "}\n"
+    "/* 4 elements moved as one access (16 bytes of floats or ints, 4 of bytes) */\n"
+    "struct alignas(16) ag_v4f { float v[4]; };\n"
+    "struct alignas(16) ag_v4i { int v[4]; };\n"
+    "struct alignas(4) ag_v4b { unsigned char v[4]; };\n"
     "/* a maximum in which NaN wins */\n"
     "__device__ __forceinline__ float ag_maxf(float acc, float v) { return acc != acc || !(v > acc || v != v) ? acc : v; }\n\n"
     "/* Philox4x32-10 (runtime/rng.c): the same words as the CPU draws */\n"
@@ -250,9 +254,12 @@ static const char *at(rd *R, const cg_access *a, int rank, const char *const *id
 /* ---- loops ---- */
 
 /* the loop's expressions at the current indices, as locals vE */
-static void print_exprs(rd *R, const cg_loop *l, const char *const *idx, const char *ind)
+/* lane < 0: one element, its loads printed here; lane 0..3: lane of a 4-wide step whose
+ * loads the caller printed as lK_LANE, values named vE_LANE */
+static void print_exprs(rd *R, const cg_loop *l, const char *const *idx, const char *ind, int lane)
 {
-    for (int k = 0; k < l->nloads; k++) {
+    const char *sfx = lane < 0 ? "" : tx(R, "_%d", lane);
+    for (int k = 0; k < l->nloads && lane < 0; k++) {
         const cg_access *a = &l->load[k];
         ag_dtype t = R->p->buffers[a->buffer].dtype;
         fprintf(R->f, "%s%s l%d = %sb%d[%s]%s;\n", ind, ctype(t), k, t == AG_BOOL ? "(" : "", (int)a->buffer,
@@ -267,7 +274,7 @@ static void print_exprs(rd *R, const cg_loop *l, const char *const *idx, const c
                 fail(R, "expression %d: load %d does not exist", e, (int)x->load);
                 return;
             }
-            v = cvt(R, tx(R, "l%d", (int)x->load), R->p->buffers[l->load[x->load].buffer].dtype, x->dtype);
+            v = cvt(R, tx(R, "l%d%s", (int)x->load, sfx), R->p->buffers[l->load[x->load].buffer].dtype, x->dtype);
             break;
         case CG_E_CONST: v = lit(R, x->value, x->dtype); break;
         case CG_E_INDEX:
@@ -296,13 +303,13 @@ static void print_exprs(rd *R, const cg_loop *l, const char *const *idx, const c
             ag_dtype ct = single ? AG_F32 : AG_F64;
             const char *in[3] = {"0", "0", "0"};
             for (int k = 0; k < n; k++)
-                in[k] = cvt(R, tx(R, "v%d", (int)ops[k]), l->expr[ops[k]].dtype, ct);
+                in[k] = cvt(R, tx(R, "v%d%s", (int)ops[k], sfx), l->expr[ops[k]].dtype, ct);
             v = cvt(R, ew_table[x->op].print(R, in[0], in[1], in[2]), ct, x->dtype);
             break;
         }
         default: fail(R, "expression %d: unknown kind %d", e, (int)x->kind); return;
         }
-        fprintf(R->f, "%sconst %s v%d = %s;\n", ind, ctype(x->dtype), e, v);
+        fprintf(R->f, "%sconst %s v%d%s = %s;\n", ind, ctype(x->dtype), e, sfx, v);
     }
 }
 
@@ -314,6 +321,79 @@ static void unflatten(rd *R, const cg_loop *l, unsigned mask, const char *name, 
         if (mask >> k & 1)
             fprintf(R->f, "%sconst long long i%d = r_ %% e%d; r_ /= e%d;\n", ind, k, k, k);
     fprintf(R->f, "%s(void)r_;\n", ind);
+}
+
+/* ---- 4 elements a thread: 16-byte accesses where the shape allows ---- */
+
+static int64_t esize(ag_dtype t) { return t == AG_F32 || t == AG_I32 ? 4 : t == AG_F64 ? 8 : 1; }
+static bool by4(cg_dim d) { return d.k % 4 == 0 && d.n % 4 == 0; }
+static const char *v4type(ag_dtype t) { return t == AG_F32 ? "ag_v4f" : t == AG_I32 ? "ag_v4i" : "ag_v4b"; }
+
+/* Whether every access moves along the last axis contiguously (a vector of 4, aligned to
+ * its bytes for every N) or not at all (one element for the 4 lanes; loads only), and the
+ * last extent is a multiple of 4 for every N. */
+static bool vec4_ok(rd *R, const cg_loop *l)
+{
+    if (l->reduce || l->rank < 1 || !by4(l->extent[l->rank - 1]))
+        return false;
+    for (int x = 0; x < l->nloads + l->nstores; x++) {
+        const cg_access *a = x < l->nloads ? &l->load[x] : &l->store[x - l->nloads].at;
+        const cg_buffer *b = &R->p->buffers[a->buffer];
+        cg_dim last = a->stride[l->rank - 1];
+        bool contiguous = last.k == 1 && last.n == 0, still = last.k == 0 && last.n == 0;
+        if (b->dtype == AG_F64 || (x >= l->nloads && !contiguous) || (!contiguous && !still))
+            return false;
+        int64_t vb = 4 * esize(b->dtype);
+        if (contiguous && (b->offset.k % vb || b->offset.n % vb || !by4(a->offset)))
+            return false;
+        for (int k = 0; contiguous && k < l->rank - 1; k++)
+            if (!by4(a->stride[k]))
+                return false;
+    }
+    return true;
+}
+
+static void render_vec4(rd *R, const cg_loop *l, const char *const *idx, cg_cuda_launch *launch)
+{
+    unsigned all = (1u << l->rank) - 1;
+    int last = l->rank - 1;
+    launch->units_per_block = 4 * CG_CUDA_BLOCK;
+    fprintf(R->f, "    for (long long e_ = (blockIdx.x * (long long)blockDim.x + threadIdx.x) * 4; e_ < outs;\n"
+                  "         e_ += (long long)gridDim.x * blockDim.x * 4) {\n");
+    unflatten(R, l, all, "e_", "        ");
+    for (int k = 0; k < l->nloads; k++) {
+        const cg_access *a = &l->load[k];
+        ag_dtype t = R->p->buffers[a->buffer].dtype;
+        bool vec = a->stride[last].k == 1;
+        if (vec)
+            fprintf(R->f, "        const %s w%d = *(const %s *)(b%d + %s);\n", v4type(t), k, v4type(t), (int)a->buffer,
+                    at(R, a, l->rank, idx));
+        for (int L = 0; L < 4; L++) {
+            const char *src = vec ? tx(R, "w%d.v[%d]", k, L) : L ? tx(R, "l%d_0", k) : tx(R, "b%d[%s]", (int)a->buffer, at(R, a, l->rank, idx));
+            fprintf(R->f, "        const %s l%d_%d = %s%s%s;\n", ctype(t), k, L, t == AG_BOOL && (vec || !L) ? "(" : "",
+                    src, t == AG_BOOL && (vec || !L) ? " != 0)" : "");
+        }
+    }
+    for (int L = 0; L < 4 && !R->failed; L++) {
+        const char *lane[IR_MAX_RANK];
+        memcpy(lane, idx, sizeof lane);
+        lane[last] = tx(R, "(%s + %d)", idx[last], L);
+        print_exprs(R, l, lane, "        ", L);
+    }
+    for (int s = 0; s < l->nstores && !R->failed; s++) {
+        const cg_store *st = &l->store[s];
+        if (st->expr < 0 || st->expr >= l->nexprs) {
+            fail(R, "store %d: expression %d does not exist", s, (int)st->expr);
+            break;
+        }
+        ag_dtype t = R->p->buffers[st->at.buffer].dtype;
+        fprintf(R->f, "        %s s%d;\n", v4type(t), s);
+        for (int L = 0; L < 4; L++)
+            fprintf(R->f, "        s%d.v[%d] = %s;\n", s, L,
+                    cvt(R, tx(R, "v%d_%d", (int)st->expr, L), l->expr[st->expr].dtype, t));
+        fprintf(R->f, "        *(%s *)(b%d + %s) = s%d;\n", v4type(t), (int)st->at.buffer, at(R, &st->at, l->rank, idx), s);
+    }
+    fprintf(R->f, "    }\n}\n\n");
 }
 
 /* acc combined with v in the stored dtype t, as the CPU's reduction stores it */
@@ -376,12 +456,16 @@ static void render_loop(rd *R, const cg_loop *l, const char *name, cg_cuda_launc
         if (kept >> k & 1)
             fprintf(R->f, " * e%d", k);
     fprintf(R->f, ";\n");
+    if (vec4_ok(R, l)) {
+        render_vec4(R, l, idx, launch);
+        return;
+    }
     if (!l->reduce) {
         launch->units_per_block = CG_CUDA_BLOCK;
         fprintf(R->f, "    for (long long e_ = blockIdx.x * (long long)blockDim.x + threadIdx.x; e_ < outs;\n"
                       "         e_ += (long long)gridDim.x * blockDim.x) {\n");
         unflatten(R, l, all, "e_", "        ");
-        print_exprs(R, l, idx, "        ");
+        print_exprs(R, l, idx, "        ", -1);
         for (int s = 0; s < l->nstores && !R->failed; s++) {
             const cg_store *st = &l->store[s];
             if (st->expr < 0 || st->expr >= l->nexprs) {
@@ -415,7 +499,7 @@ static void render_loop(rd *R, const cg_loop *l, const char *name, cg_cuda_launc
     unflatten(R, l, kept, "o_", "            ");
     fprintf(R->f, "            {\n");
     unflatten(R, l, l->reduce, "j_", "            ");
-    print_exprs(R, l, idx, "            ");
+    print_exprs(R, l, idx, "            ", -1);
     for (int s = 0; s < l->nstores && !R->failed; s++) {
         const cg_store *st = &l->store[s];
         if (st->expr < 0 || st->expr >= l->nexprs) {
@@ -481,7 +565,10 @@ static const char *gemm_scalar(rd *R, const cg_gemm *g, int32_t e, int depth)
     }
 }
 
-enum { TILE = 64, TK = 16, PER = 4 }; /* C tiles of 64x64, K by 16, 4x4 results a thread */
+/* C in tiles of 16 PER x 16 PER, K by 16, PER x PER results a thread (16 x 16 threads). PER 4
+ * (64x64 tiles) where the output has enough tiles to fill a GPU, else PER 2 (32x32): four
+ * times the blocks for the small matrices of a batch of 256. */
+enum { TK = 16, FILL_TILES = 64 };
 
 static void render_gemm(rd *R, const cg_gemm *g, const char *name, cg_cuda_launch *launch)
 {
@@ -510,6 +597,9 @@ static void render_gemm(rd *R, const cg_gemm *g, const char *name, cg_cuda_launc
             dim(R, g->a.offset), (int)g->b.buffer, dim(R, g->b.offset), (int)g->c.buffer, dim(R, g->c.offset));
     fprintf(R->f, "    const float alpha = %s, beta = %s;\n", gemm_scalar(R, g, g->alpha, 0),
             gemm_scalar(R, g, g->beta, 0));
+    int64_t B = R->p->max_batch > 0 ? R->p->max_batch : 1;
+    int64_t big = ((g->m.k + g->m.n * B + 63) / 64) * ((g->n.k + g->n.n * B + 63) / 64);
+    const int PER = big >= FILL_TILES ? 4 : 2, TILE = 16 * PER;
     /* element (i, k) of op(A) and (k, j) of op(B); lda, ldb as cblas_sgemm's */
     const char *ael = g->ta ? "A[(k) * M + (i)]" : "A[(i) * K + (k)]";
     const char *bel = g->tb ? "B[(j) * K + (k)]" : "B[(k) * NC + (j)]";

@@ -160,3 +160,34 @@ Test(cuda_ops, every_model_train_step)
     model_step("linreg", NULL, 10);
     model_step("weight_decay", NULL, 5);
 }
+
+/* 4 elements a thread (16-byte accesses): contiguous f32, u8 and bool operands, a column
+ * broadcast along the last axis, a row broadcast, and two outputs, at batches 1, 7, 256. */
+Test(cuda_ops, vector_accesses_4_at_a_time)
+{
+    const char *text = "graph @vec4 {\n"
+                       "  %x: f32[N,8] = input\n  %u: u8[N,8] = input\n  %c: f32[N,1] = input\n  %b: f32[8] = input\n"
+                       "  %0: f32[N,8] = mul %x, %c\n  %1: f32[N,8] = add %0, %b\n  %2: f32[N,8] = cast %u\n"
+                       "  %3: f32[N,8] = add %1, %2\n  %4: bool[N,8] = gt %3, %x\n"
+                       "  return y: %3, m: %4\n}\n";
+    char err[1024];
+    ir_graph *m = ir_parse(text, strlen(text), "vec4.ir", err, sizeof err);
+    cr_assert_not_null(m, "%s", err);
+    ir_graph *g = pass_run(m, false, NULL, NULL, NULL, err, sizeof err);
+    cr_assert_not_null(g, "%s", err);
+    plan_memory(g, 256);
+    cg_program *p = cg_lower(g, true, err, sizeof err);
+    cr_assert_not_null(p, "%s", err);
+    cg_cuda_plan plan;
+    char *src = render(p, &plan);
+    cr_expect(strstr(src, "const ag_v4f w") && strstr(src, "const ag_v4b w") && strstr(src, "*(ag_v4b *)"),
+              "the loop does not move 4 elements at a time:\n%s", src);
+    const int64_t batches[] = {1, 7, 256};
+    for (int k = 0; k < 3; k++)
+        run_and_compare("vec4", g, p, src, &plan, batches[k], false, true);
+    free(src);
+    cg_cuda_plan_free(&plan);
+    cg_program_free(p);
+    ir_graph_free(g);
+    ir_graph_free(m);
+}
