@@ -19,56 +19,52 @@ static bool file_exists(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* The first of the candidate folders (printf patterns of the aotgrad binary's folder) that
+ * holds `file`, written into buf; NULL if none. */
+static const char *beside_exe(char *buf, size_t len, const char *const *candidates, int n, const char *file)
+{
+    char exe[PATH_MAX];
+    ssize_t got = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (got <= 0)
+        return NULL;
+    exe[got] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return NULL;
+    *slash = 0;
+    for (int i = 0; i < n; i++) {
+        char path[PATH_MAX + 64];
+        snprintf(buf, len, candidates[i], exe);
+        snprintf(path, sizeof path, "%s/%s", buf, file);
+        if (file_exists(path))
+            return buf;
+    }
+    return NULL;
+}
+
 const char *fe_include_dir(void)
 {
     static char dir[PATH_MAX];
     const char *env = getenv("AOTGRAD_INCLUDE");
     if (env && *env)
         return env;
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
-        return NULL;
-    exe[n] = 0;
-    char *slash = strrchr(exe, '/');
-    if (!slash)
-        return NULL;
-    *slash = 0;
     /* the build tree keeps the headers in include/ beside the binary; an install in
      * ../include/aotgrad beside bin/ */
     const char *candidates[] = {"%s/include", "%s/../include/aotgrad"};
-    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
-        char header[PATH_MAX + 32];
-        snprintf(dir, sizeof dir, candidates[i], exe);
-        snprintf(header, sizeof header, "%s/aotgrad.h", dir);
-        if (file_exists(header))
-            return dir;
-    }
-    return NULL;
+    return beside_exe(dir, sizeof dir, candidates, 2, "aotgrad.h");
 }
 
 const char *fe_runtime_lib(void)
 {
-    static char lib[PATH_MAX + 64];
+    static char dir[PATH_MAX], lib[PATH_MAX + 32];
     const char *env = getenv("AOTGRAD_RUNTIME_LIB");
     if (env && *env)
         return env;
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
+    const char *candidates[] = {"%s/lib", "%s/../lib/aotgrad"};
+    if (!beside_exe(dir, sizeof dir, candidates, 2, "libaotgrad_runtime.a"))
         return NULL;
-    exe[n] = 0;
-    char *slash = strrchr(exe, '/');
-    if (!slash)
-        return NULL;
-    *slash = 0;
-    const char *candidates[] = {"%s/lib/libaotgrad_runtime.a", "%s/../lib/aotgrad/libaotgrad_runtime.a"};
-    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
-        snprintf(lib, sizeof lib, candidates[i], exe);
-        if (file_exists(lib))
-            return lib;
-    }
-    return NULL;
+    snprintf(lib, sizeof lib, "%s/libaotgrad_runtime.a", dir);
+    return lib;
 }
 
 /* The model's name: the file's base name without .c, which must be a C identifier. */

@@ -21,18 +21,6 @@
 
 static char dir[] = "/tmp/aotgrad-device-XXXXXX";
 
-static char *sh(int *status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static char *sh(int *status, const char *fmt, ...)
-{
-    char cmd[16384];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    char full[16500];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    return run_cmd(full, status);
-}
 
 static const char *shim(void)
 {
@@ -52,7 +40,7 @@ static const char *flags(void)
 static void build(const char *name)
 {
     int st;
-    char *out = sh(&st, "cd %s && %s build models/%s.c --target cpu,cuda --emit exe,cu -o %s/%s", AG_SOURCE_DIR,
+    char *out = run_fmt(&st, "cd %s && %s build models/%s.c --target cpu,cuda --emit exe,cu -o %s/%s", AG_SOURCE_DIR,
                    getenv("AOTGRAD_BIN"), name, dir, name);
     if (st != 0 && strstr(out, "NVRTC"))
         cr_skip_test("NVRTC not available: %s", out);
@@ -105,7 +93,7 @@ static void build(const char *name)
                "    for (int i = 0; i < n; i++) { memcpy(blob + 128 * i, p[i], sizes[i]); out[i] = blob + 128 * i; }\n"
                "    return out;\n}\n");
     fclose(f);
-    out = sh(&st,
+    out = run_fmt(&st,
              "g++ -shared -fPIC -O1 -std=c++17 -ffp-contract=off -Wno-unknown-pragmas %s -I'%s' -I'%s' -o '%s/%s_kernels.so' "
              "'%s' '%s/host_run.cpp'",
              flags(), shim(), dir, dir, name, path, shim());
@@ -122,7 +110,7 @@ static void setup(void)
     cr_assert_eq(mkdir(data, 0700), 0);
     write_subset(data, 64);
     int st;
-    char *out = sh(&st, "g++ -shared -fPIC -O1 -std=c++17 %s -o '%s/libcuda_fake.so' '%s/fake_libcuda.cpp'", flags(), dir,
+    char *out = run_fmt(&st, "g++ -shared -fPIC -O1 -std=c++17 %s -o '%s/libcuda_fake.so' '%s/fake_libcuda.cpp'", flags(), dir,
                    shim());
     cr_assert_eq(st, 0, "%s", out);
     free(out);
@@ -141,36 +129,11 @@ TestSuite(device, .init = setup, .fini = teardown);
  * host runs a block's 256 threads as fibers, and a matmul's barriers cost per thread) */
 static char *gpu(int *st, const char *name, const char *args)
 {
-    return sh(st, "cd %s && AOTGRAD_LIBCUDA=%s/libcuda_fake.so AOTGRAD_FAKE_KERNELS=%s/%s_kernels.so ./%s %s", dir, dir,
+    return run_fmt(st, "cd %s && AOTGRAD_LIBCUDA=%s/libcuda_fake.so AOTGRAD_FAKE_KERNELS=%s/%s_kernels.so ./%s %s", dir, dir,
               dir, name, name, args);
 }
 
-static double last_value(const char *out, const char *key)
-{
-    double v = NAN;
-    for (const char *p = strstr(out, key); p; p = strstr(p + 1, key))
-        v = strtod(p + strlen(key), NULL);
-    return v;
-}
 
-static void same_tensors(const char *a, const char *b)
-{
-    rt_ckpt x, y;
-    char err[512];
-    cr_assert(rt_ckpt_load(a, &x, err, sizeof err), "%s", err);
-    cr_assert(rt_ckpt_load(b, &y, err, sizeof err), "%s", err);
-    for (int i = 0; i < x.n; i++) {
-        const rt_ckpt_tensor *t = rt_ckpt_find(&y, x.t[i].name);
-        cr_assert_not_null(t);
-        int64_t n = 1;
-        for (int k = 0; k < t->rank; k++)
-            n *= t->dims[k];
-        cr_expect(memcmp(x.t[i].data, t->data, (size_t)n * 4) == 0, "tensor %s differs between %s and %s", x.t[i].name,
-                  a, b);
-    }
-    rt_ckpt_free(&x);
-    rt_ckpt_free(&y);
-}
 
 /* The device's epochs against the CPU's: the same run up to summation order. */
 Test(device, trains_as_the_cpu_does)
@@ -238,7 +201,7 @@ Test(device, resume_is_bit_exact_with_dropout)
     char x[600], y[600];
     snprintf(x, sizeof x, "%s/whole.st", dir);
     snprintf(y, sizeof y, "%s/resumed.st", dir);
-    same_tensors(x, y);
+    expect_same_tensors(x, y);
     free(a), free(b), free(r);
 }
 

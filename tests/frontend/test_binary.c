@@ -17,18 +17,6 @@
 #include "run_cmd.h"
 #include "subset.h"
 
-static char *sh(int *status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static char *sh(int *status, const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    char full[8300];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    return run_cmd(full, status);
-}
 
 static char dir[] = "/tmp/aotgrad-binary-XXXXXX";
 
@@ -40,7 +28,7 @@ static void build(const char *name)
     if (access(path, X_OK) == 0)
         return;
     int st;
-    char *out = sh(&st, "cd %s && %s build models/%s.c -o %s", AG_SOURCE_DIR, getenv("AOTGRAD_BIN"), name, path);
+    char *out = run_fmt(&st, "cd %s && %s build models/%s.c -o %s", AG_SOURCE_DIR, getenv("AOTGRAD_BIN"), name, path);
     cr_assert_eq(st, 0, "build of %s failed:\n%s", name, out);
     free(out);
 }
@@ -64,35 +52,7 @@ static void teardown(void)
 
 TestSuite(binary, .init = setup, .fini = teardown);
 
-/* The value after `key` on the last line that has it. */
-static double last_value(const char *out, const char *key)
-{
-    double v = NAN;
-    for (const char *p = strstr(out, key); p; p = strstr(p + 1, key))
-        v = strtod(p + strlen(key), NULL);
-    return v;
-}
 
-/* the tensors of two checkpoints, bit for bit */
-static void same_tensors(const char *a, const char *b)
-{
-    rt_ckpt x, y;
-    char err[512];
-    cr_assert(rt_ckpt_load(a, &x, err, sizeof err), "%s", err);
-    cr_assert(rt_ckpt_load(b, &y, err, sizeof err), "%s", err);
-    cr_assert_eq(x.n, y.n);
-    for (int i = 0; i < x.n; i++) {
-        const rt_ckpt_tensor *t = rt_ckpt_find(&y, x.t[i].name);
-        cr_assert_not_null(t, "%s: no tensor %s", b, x.t[i].name);
-        int64_t n = 1;
-        for (int k = 0; k < t->rank; k++)
-            n *= t->dims[k];
-        cr_expect(memcmp(x.t[i].data, t->data, (size_t)n * 4) == 0, "tensor %s differs between %s and %s",
-                  x.t[i].name, a, b);
-    }
-    rt_ckpt_free(&x);
-    rt_ckpt_free(&y);
-}
 
 Test(binary, every_model_builds_and_links_only_system_libraries)
 {
@@ -102,7 +62,7 @@ Test(binary, every_model_builds_and_links_only_system_libraries)
     for (size_t m = 0; m < sizeof models / sizeof *models; m++) {
         build(models[m]);
         int st;
-        char *out = sh(&st, "readelf -d %s/%s | grep NEEDED", dir, models[m]);
+        char *out = run_fmt(&st, "readelf -d %s/%s | grep NEEDED", dir, models[m]);
         cr_assert_eq(st, 0, "%s", out);
         int needed = 0;
         for (char *p = strstr(out, "Shared library: ["); p; p = strstr(p + 1, "Shared library: [")) {
@@ -119,20 +79,20 @@ Test(binary, every_model_builds_and_links_only_system_libraries)
         /* each command's --help, and a usage error */
         const char *cmds[] = {"train", "eval", "predict", "bench"};
         for (int c = 0; c < 4; c++) {
-            out = sh(&st, "%s/%s %s --help", dir, models[m], cmds[c]);
+            out = run_fmt(&st, "%s/%s %s --help", dir, models[m], cmds[c]);
             cr_expect_eq(st, 0, "%s %s --help: %s", models[m], cmds[c], out);
             char want[128];
             snprintf(want, sizeof want, "usage: %s %s", models[m], cmds[c]);
             cr_expect(strstr(out, want), "%s", out);
             free(out);
         }
-        out = sh(&st, "%s/%s frobnicate", dir, models[m]);
+        out = run_fmt(&st, "%s/%s frobnicate", dir, models[m]);
         cr_expect_eq(WEXITSTATUS(st), 2, "%s", out);
         cr_expect(strstr(out, "unknown command 'frobnicate'"), "%s", out);
         free(out);
     }
     int st;
-    char *out = sh(&st, "%s/mlp train --batch 100000", dir);
+    char *out = run_fmt(&st, "%s/mlp train --batch 100000", dir);
     cr_expect_eq(WEXITSTATUS(st), 2, "%s", out);
     cr_expect(strstr(out, "mlp train: --batch takes a batch size the binary was compiled for"), "%s", out);
     free(out);
@@ -144,22 +104,22 @@ Test(binary, resume_is_the_uninterrupted_run_bit_for_bit)
 {
     build("mlp_dropout");
     int st;
-    char *whole = sh(&st, "cd %s && ./mlp_dropout train --data data --epochs 2 --seed 5 --save whole.st", dir);
+    char *whole = run_fmt(&st, "cd %s && ./mlp_dropout train --data data --epochs 2 --seed 5 --save whole.st", dir);
     cr_assert_eq(st, 0, "%s", whole);
-    char *first = sh(&st, "cd %s && ./mlp_dropout train --data data --epochs 1 --seed 5 --save half.st", dir);
+    char *first = run_fmt(&st, "cd %s && ./mlp_dropout train --data data --epochs 1 --seed 5 --save half.st", dir);
     cr_assert_eq(st, 0, "%s", first);
-    char *rest = sh(&st, "cd %s && ./mlp_dropout train --data data --resume half.st --epochs 2 --save resumed.st", dir);
+    char *rest = run_fmt(&st, "cd %s && ./mlp_dropout train --data data --resume half.st --epochs 2 --save resumed.st", dir);
     cr_assert_eq(st, 0, "%s", rest);
     cr_expect(strstr(rest, "resuming half.st at epoch 2 (step 8)"), "%s", rest);
     char a[600], b[600];
     snprintf(a, sizeof a, "%s/whole.st", dir);
     snprintf(b, sizeof b, "%s/resumed.st", dir);
-    same_tensors(a, b);
+    expect_same_tensors(a, b);
     const char *w2 = strstr(whole, "epoch 2/2"), *r2 = strstr(rest, "epoch 2/2");
     cr_assert(w2 && r2, "%s\n%s", whole, rest);
     cr_expect_eq(strncmp(w2, r2, (size_t)(strstr(w2, "test_acc") - w2)), 0, "%s\n%s", whole, rest);
     /* a seed that is not the checkpoint's is refused */
-    char *bad = sh(&st, "cd %s && ./mlp_dropout train --data data --resume half.st --epochs 3 --seed 6", dir);
+    char *bad = run_fmt(&st, "cd %s && ./mlp_dropout train --data data --resume half.st --epochs 3 --seed 6", dir);
     cr_expect_eq(WEXITSTATUS(st), 1, "%s", bad);
     cr_expect(strstr(bad, "--seed 6, but half.st continues a run of seed 5"), "%s", bad);
     free(whole);
@@ -173,10 +133,10 @@ Test(binary, checkpoints_that_do_not_fit_are_refused_naming_the_tensor)
     build("mlp");
     build("softmax");
     int st;
-    char *out = sh(&st, "cd %s && ./softmax train --data data --epochs 1 --save soft.st", dir);
+    char *out = run_fmt(&st, "cd %s && ./softmax train --data data --epochs 1 --save soft.st", dir);
     cr_assert_eq(st, 0, "%s", out);
     free(out);
-    out = sh(&st, "cd %s && ./mlp eval --data data --weights soft.st", dir);
+    out = run_fmt(&st, "cd %s && ./mlp eval --data data --weights soft.st", dir);
     cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
     cr_expect(strstr(out, "soft.st: a checkpoint of model softmax, not mlp"), "%s", out);
     free(out);
@@ -188,7 +148,7 @@ Test(binary, checkpoints_that_do_not_fit_are_refused_naming_the_tensor)
     rt_ckpt_tensor t[] = {{"W1", AG_F32, 2, {784, 128}, w1}, {"b1", AG_F32, 1, {256}, b1}, {"W2", AG_F32, 2, {256, 10}, w2},
                           {"b2", AG_F32, 1, {10}, b1}};
     cr_assert(rt_ckpt_save(path, t, 4, NULL, 0, err, sizeof err), "%s", err);
-    out = sh(&st, "cd %s && ./mlp eval --data data --weights shape.st", dir);
+    out = run_fmt(&st, "cd %s && ./mlp eval --data data --weights shape.st", dir);
     cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
     cr_expect(strstr(out, "shape.st: tensor W1 has shape [784,128], expected [784,256]"), "%s", out);
     free(out);
@@ -197,20 +157,20 @@ Test(binary, checkpoints_that_do_not_fit_are_refused_naming_the_tensor)
     static float w1full[784 * 256];
     t[0].data = w1full;
     cr_assert(rt_ckpt_save(path, t, 3, NULL, 0, err, sizeof err), "%s", err);
-    out = sh(&st, "cd %s && ./mlp predict --weights missing.st data/t10k-images-idx3-ubyte.gz", dir);
+    out = run_fmt(&st, "cd %s && ./mlp predict --weights missing.st data/t10k-images-idx3-ubyte.gz", dir);
     cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
     cr_expect(strstr(out, "missing.st: no tensor b2"), "%s", out);
     free(out);
     /* a truncated file, and parameters without training state for --resume */
-    out = sh(&st, "cd %s && head -c 100 soft.st > cut.st && ./softmax eval --data data --weights cut.st", dir);
+    out = run_fmt(&st, "cd %s && head -c 100 soft.st > cut.st && ./softmax eval --data data --weights cut.st", dir);
     cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
     cr_expect(strstr(out, "cut.st"), "%s", out);
     free(out);
-    out = sh(&st, "cd %s && ./mlp train --data data --resume shape.st", dir);
+    out = run_fmt(&st, "cd %s && ./mlp train --data data --resume shape.st", dir);
     cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
     cr_expect(strstr(out, "shape.st: tensor W1 has shape [784,128], expected [784,256]"), "%s", out);
     free(out);
-    out = sh(&st, "cd %s && ./mlp train --data data --resume missing.st", dir);
+    out = run_fmt(&st, "cd %s && ./mlp train --data data --resume missing.st", dir);
     cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
     cr_expect(strstr(out, "missing.st: no tensor b2"), "%s", out);
     free(out);
@@ -222,16 +182,16 @@ Test(binary, a_nan_loss_stops_and_keeps_the_last_good_checkpoint)
 {
     build("mlp");
     int st;
-    char *out = sh(&st, "cd %s && ./mlp train --data data --epochs 1 --save good.st && cp good.st copy.st", dir);
+    char *out = run_fmt(&st, "cd %s && ./mlp train --data data --epochs 1 --save good.st && cp good.st copy.st", dir);
     cr_assert_eq(st, 0, "%s", out);
     free(out);
-    out = sh(&st, "cd %s && ./mlp train --data data --resume good.st --epochs 3 --lr 1e30 --save good.st", dir);
+    out = run_fmt(&st, "cd %s && ./mlp train --data data --resume good.st --epochs 3 --lr 1e30 --save good.st", dir);
     cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
     cr_expect(strstr(out, "mlp: error: step "), "%s", out);
     cr_expect(strstr(out, "(epoch 2): the loss is "), "%s", out);
     cr_expect(strstr(out, "the last good checkpoint is good.st (epoch 1)"), "%s", out);
     free(out);
-    out = sh(&st, "cd %s && cmp good.st copy.st", dir);
+    out = run_fmt(&st, "cd %s && cmp good.st copy.st", dir);
     cr_expect_eq(st, 0, "the checkpoint changed: %s", out);
     free(out);
 }
@@ -242,15 +202,15 @@ Test(binary, eval_predict_metrics_and_plot_agree)
 {
     build("mlp");
     int st;
-    char *train = sh(&st, "cd %s && ./mlp train --data data --epochs 2 --save w.st --metrics m.csv --plot p.svg", dir);
+    char *train = run_fmt(&st, "cd %s && ./mlp train --data data --epochs 2 --save w.st --metrics m.csv --plot p.svg", dir);
     cr_assert_eq(st, 0, "%s", train);
     double acc = last_value(train, "test_acc ");
     cr_expect(strstr(train, "mlp: test accuracy "), "%s", train);
-    char *eval = sh(&st, "cd %s && ./mlp eval --data data --weights w.st", dir);
+    char *eval = run_fmt(&st, "cd %s && ./mlp eval --data data --weights w.st", dir);
     cr_assert_eq(st, 0, "%s", eval);
     cr_expect_float_eq(last_value(eval, "test_acc "), acc, 1e-9, "%s\n%s", train, eval);
 
-    char *pred = sh(&st, "cd %s && ./mlp predict --weights w.st data/t10k-images-idx3-ubyte.gz", dir);
+    char *pred = run_fmt(&st, "cd %s && ./mlp predict --weights w.st data/t10k-images-idx3-ubyte.gz", dir);
     cr_assert_eq(st, 0, "%s", pred);
     static const char *names[] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                   "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
@@ -270,7 +230,7 @@ Test(binary, eval_predict_metrics_and_plot_agree)
     cr_expect_float_eq((double)right / (double)d.n, acc, 1e-9, "predict's accuracy against eval's");
     rt_dataset_free(&d);
 
-    char *csv = sh(&st, "cd %s && cat m.csv && head -c 4 p.svg", dir);
+    char *csv = run_fmt(&st, "cd %s && cat m.csv && head -c 4 p.svg", dir);
     cr_expect(strstr(csv, "epoch,train_loss,train_acc,test_loss,test_acc,seconds,samples_per_s\n1,"), "%s", csv);
     cr_expect(strstr(csv, "\n2,"), "%s", csv);
     cr_expect(strstr(csv, "<svg"), "%s", csv);
@@ -285,9 +245,9 @@ Test(binary, trains_as_the_interpreter_does)
 {
     build("softmax");
     int st;
-    char *bin = sh(&st, "cd %s && ./softmax train --data data --epochs 2 --seed 3", dir);
+    char *bin = run_fmt(&st, "cd %s && ./softmax train --data data --epochs 2 --seed 3", dir);
     cr_assert_eq(st, 0, "%s", bin);
-    char *ref = sh(&st, "cd %s && %s run models/softmax.c --data %s/data --epochs 2 --seed 3", AG_SOURCE_DIR,
+    char *ref = run_fmt(&st, "cd %s && %s run models/softmax.c --data %s/data --epochs 2 --seed 3", AG_SOURCE_DIR,
                    getenv("AOTGRAD_BIN"), dir);
     cr_assert_eq(st, 0, "%s", ref);
     const char *keys[] = {"train_loss ", "train_acc ", "test_acc "};
@@ -303,7 +263,7 @@ Test(binary, bench_prints_each_kernel)
 {
     build("mlp");
     int st;
-    char *out = sh(&st, "%s/mlp bench --steps 3", dir);
+    char *out = run_fmt(&st, "%s/mlp bench --steps 3", dir);
     cr_assert_eq(st, 0, "%s", out);
     cr_expect(strstr(out, "mlp bench: train step at batch 256"), "%s", out);
     cr_expect(strstr(out, "ms/step"), "%s", out);
@@ -322,31 +282,31 @@ Test(binary, bench_prints_each_kernel)
 Test(binary, cuda_target_runs_on_the_cpu_and_refuses_a_missing_gpu)
 {
     int st;
-    char *probe = sh(&st, "%s build models/softmax.c --emit ptx -o %s/probe", getenv("AOTGRAD_BIN"), dir);
+    char *probe = run_fmt(&st, "%s build models/softmax.c --emit ptx -o %s/probe", getenv("AOTGRAD_BIN"), dir);
     if (st != 0 && strstr(probe, "NVRTC"))
         cr_skip_test("NVRTC not available: %s", probe);
     free(probe);
     build("softmax");
-    char *out = sh(&st, "cd %s && %s build models/softmax.c --target cpu,cuda -o %s/softmax_gpu", AG_SOURCE_DIR,
+    char *out = run_fmt(&st, "cd %s && %s build models/softmax.c --target cpu,cuda -o %s/softmax_gpu", AG_SOURCE_DIR,
                    getenv("AOTGRAD_BIN"), dir);
     cr_assert_eq(st, 0, "%s", out);
     free(out);
-    out = sh(&st, "readelf -d %s/softmax_gpu | grep NEEDED | grep -cvE 'libc.so|libm.so|libz.so|libopenblas|libasan|libubsan'",
+    out = run_fmt(&st, "readelf -d %s/softmax_gpu | grep NEEDED | grep -cvE 'libc.so|libm.so|libz.so|libopenblas|libasan|libubsan'",
              dir);
     cr_expect_eq(atoi(out), 0, "unexpected NEEDED libraries: %s", out);
     free(out);
-    out = sh(&st, "cd %s && AOTGRAD_LIBCUDA=/nonexistent/libcuda.so.1 ./softmax_gpu train --data data --device cuda", dir);
+    out = run_fmt(&st, "cd %s && AOTGRAD_LIBCUDA=/nonexistent/libcuda.so.1 ./softmax_gpu train --data data --device cuda", dir);
     cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
     cr_expect_str_eq(out, "softmax: error: --device cuda: no CUDA driver (/nonexistent/libcuda.so.1: cannot open shared "
                           "object file: No such file or directory)\n");
     free(out);
     /* the CPU: the same training as the CPU-only binary, with and without --device cpu */
-    char *gpu_bin = sh(&st, "cd %s && AOTGRAD_LIBCUDA=/nonexistent ./softmax_gpu train --data data --epochs 2 --device cpu",
+    char *gpu_bin = run_fmt(&st, "cd %s && AOTGRAD_LIBCUDA=/nonexistent ./softmax_gpu train --data data --epochs 2 --device cpu",
                        dir);
     cr_assert_eq(st, 0, "%s", gpu_bin);
-    char *fallback = sh(&st, "cd %s && AOTGRAD_LIBCUDA=/nonexistent ./softmax_gpu train --data data --epochs 2", dir);
+    char *fallback = run_fmt(&st, "cd %s && AOTGRAD_LIBCUDA=/nonexistent ./softmax_gpu train --data data --epochs 2", dir);
     cr_assert_eq(st, 0, "%s", fallback);
-    char *cpu_bin = sh(&st, "cd %s && ./softmax train --data data --epochs 2", dir);
+    char *cpu_bin = run_fmt(&st, "cd %s && ./softmax train --data data --epochs 2", dir);
     cr_assert_eq(st, 0, "%s", cpu_bin);
     const char *keys[] = {"train_loss ", "train_acc ", "test_acc "};
     for (int k = 0; k < 3; k++) {
@@ -356,7 +316,7 @@ Test(binary, cuda_target_runs_on_the_cpu_and_refuses_a_missing_gpu)
     free(gpu_bin);
     free(fallback);
     free(cpu_bin);
-    out = sh(&st, "cd %s && ./softmax train --data data --device cuda", dir);
+    out = run_fmt(&st, "cd %s && ./softmax train --data data --device cuda", dir);
     cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
     cr_expect(strstr(out, "softmax was built for the CPU only (aotgrad build --target cpu,cuda adds the GPU)"), "%s", out);
     free(out);

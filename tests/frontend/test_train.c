@@ -22,14 +22,6 @@ static char *aotgrad(const char *args, int *status)
     return run_cmd(cmd, status);
 }
 
-/* The value after `key` on the last line that has it. */
-static double last_value(const char *out, const char *key)
-{
-    double v = NAN;
-    for (const char *p = strstr(out, key); p; p = strstr(p + 1, key))
-        v = strtod(p + strlen(key), NULL);
-    return v;
-}
 
 Test(train, linreg_recovers_the_true_parameters)
 {
