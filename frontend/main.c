@@ -12,6 +12,7 @@
 #include "load.h"
 #include "passes.h"
 #include "run.h"
+#include "threads.h"
 
 typedef struct command {
     const char *name;
@@ -526,6 +527,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    rt_blas_pick_kernels(argv); /* the interpreter's sgemm: OpenBLAS's best kernels here */
     if (argc < 2) {
         usage(stderr);
         return 2;

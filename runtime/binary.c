@@ -922,8 +922,9 @@ static int cmd_bench(const rt_compiled *m, const opts *o)
     printf("%s bench: train step at batch %lld, %d thread%s, %lld steps: %.3f ms/step, %.0f samples/s\n", m->name,
            (long long)N, rt_pool_threads(b.pool), rt_pool_threads(b.pool) > 1 ? "s" : "", (long long)o->steps,
            per * 1e3, (double)N / per);
-    printf("machine: memcpy %.1f GB/s (bytes read + written, 64 MiB), sgemm %.1f GFLOP/s (1024^3)\n", bw / 1e9,
-           flops / 1e9);
+    printf("machine: memcpy %.1f GB/s (bytes read + written, 64 MiB), sgemm %.1f GFLOP/s (1024^3, OpenBLAS's %s "
+           "kernels)\n",
+           bw / 1e9, flops / 1e9, openblas_get_corename());
     double total = 0;
     for (int k = 0; k < e->nsteps; k++)
         total += b.profile->seconds[k];
@@ -957,6 +958,7 @@ out:
 
 int rt_binary_main(const rt_compiled *m, int argc, char **argv)
 {
+    rt_blas_pick_kernels(argv);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         main_help(m, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

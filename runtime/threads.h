@@ -49,11 +49,19 @@ void rt_parallel_for(rt_pool *p, int64_t n, int64_t grain, rt_range_fn *fn, void
 int64_t rt_chunks(int64_t n, int64_t grain);
 
 /* Sets OpenBLAS's thread count to the pool's (openblas_set_num_threads, looked up as a weak
- * symbol: without OpenBLAS linked in this does nothing). Caveat, measured on 16 cores: the
- * pthreads OpenBLAS keeps its idle threads yielding in a loop for about 2^28 cycles after
- * each call (OPENBLAS_THREAD_TIMEOUT, read only at load), and they slow the pool's kernels
- * that follow an sgemm about 3x; OpenBLAS at 1 thread with the sgemm split over the pool by
- * blocks of rows does not. */
+ * symbol: without OpenBLAS linked in this does nothing). Caveat, measured on 16 cores and on
+ * this 2-core machine: the pthreads OpenBLAS keeps its idle threads yielding in a loop for
+ * about 2^28 cycles after each call (OPENBLAS_THREAD_TIMEOUT, read only at load), and they
+ * slow the pool's loops that follow an sgemm 3-5x (the MLP's bias + ReLU: 13 us on one
+ * thread, 61 us on two). Splitting the sgemm over the pool by rows instead, with OpenBLAS
+ * on one thread, was tried: the loops ran fast, but the matmuls lost more (each thread packs
+ * B again); the MLP's epoch was 10-30% slower, so OpenBLAS keeps its threads. */
 void rt_pool_bind_blas(const rt_pool *p);
+
+/* Call first thing in main: where OpenBLAS chose older kernels than this CPU runs (a model
+ * it does not know), runs the program again (execv of /proc/self/exe with argv) with
+ * OPENBLAS_CORETYPE set to SkylakeX (AVX-512) or Haswell (AVX2, FMA); returns where there is
+ * nothing to do, the user set OPENBLAS_CORETYPE, or the exec failed. */
+void rt_blas_pick_kernels(char **argv);
 
 #endif

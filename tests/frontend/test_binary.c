@@ -274,6 +274,27 @@ Test(binary, bench_prints_each_kernel)
         gemms++;
     cr_expect_eq(gemms, 5, "the MLP step has 5 matmuls:\n%s", out);
     free(out);
+    /* OpenBLAS's kernels: the CPU's best where OpenBLAS would pick older ones, the user's
+     * choice where OPENBLAS_CORETYPE is set */
+    char *flags = run_fmt(&st, "grep -m1 '^flags' /proc/cpuinfo");
+    bool avx512 = strstr(flags, " avx512f") && strstr(flags, " avx512bw") && strstr(flags, " avx512vl") &&
+                  strstr(flags, " avx512dq");
+    bool avx2 = strstr(flags, " avx2") && strstr(flags, " fma");
+    free(flags);
+    out = run_fmt(&st, "%s/mlp bench --steps 1", dir);
+    cr_assert_eq(st, 0, "%s", out);
+    if (avx512)
+        cr_expect(strstr(out, "SkylakeX kernels") || strstr(out, "SapphireRapids kernels") ||
+                      strstr(out, "Cooperlake kernels"),
+                  "an AVX-512 CPU, but:\n%s", out);
+    else if (avx2)
+        cr_expect(!strstr(out, "Prescott kernels"), "an AVX2 CPU, but:\n%s", out);
+    free(out);
+    out = run_fmt(&st, "OPENBLAS_CORETYPE=Haswell %s/mlp bench --steps 1", dir);
+    cr_assert_eq(st, 0, "%s", out);
+    if (avx2)
+        cr_expect(strstr(out, "Haswell kernels"), "OPENBLAS_CORETYPE=Haswell, but:\n%s", out);
+    free(out);
 }
 
 /* --target cpu,cuda: the binary carries the CUDA kernels (NVRTC at build time), still needs
