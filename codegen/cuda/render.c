@@ -27,6 +27,7 @@ typedef struct rd {
     bool single;   /* the compute type of the op being printed: float, else double */
     char **texts;  /* every string printed into, freed at the end */
     int ntexts, captexts;
+    int *ce_pair;  /* per step: a softmax_ce and the softmax_ce_grad computed with it, -1 (pair_ce) */
 } rd;
 
 static void fail(rd *R, const char *fmt, ...)
@@ -662,8 +663,11 @@ static const char *arg_ptr(rd *R, const cg_call *c, int k)
     return tx(R, "(b%d + %s)", (int)c->arg[k].buffer, dim(R, c->arg[k].offset));
 }
 
-static void render_call(rd *R, const cg_call *c, const char *name, cg_cuda_launch *launch)
+static void render_call(rd *R, const cg_call *c, const char *name, cg_cuda_launch *launch, int step)
 {
+    /* with its gradient (pair_ce): the gradient's call, whose output this kernel fills */
+    const cg_call *with = c->op == IR_softmax_ce && R->ce_pair[step] >= 0 ? &R->p->steps[R->ce_pair[step]].call : NULL;
+    bool scale_only = c->op == IR_softmax_ce_grad && R->ce_pair[step] >= 0;
     static const int nargs[IR_OP_COUNT] = {[IR_softmax] = 2,    [IR_log_softmax] = 2, [IR_softmax_ce] = 3,
                                            [IR_softmax_ce_grad] = 4, [IR_argmax] = 2, [IR_cumsum] = 2,
                                            [IR_dropout] = 2};
@@ -681,6 +685,8 @@ static void render_call(rd *R, const cg_call *c, const char *name, cg_cuda_launc
     for (int k = 0; k < c->nargs; k++)
         if (check_buffer(R, c->arg[k].buffer, "operand", k))
             used[c->arg[k].buffer] = true;
+    if (with)
+        used[with->arg[3].buffer] = true;
     if (R->failed)
         return;
     ag_dtype t0 = R->p->buffers[c->arg[0].buffer].dtype;
@@ -737,6 +743,33 @@ static void render_call(rd *R, const cg_call *c, const char *name, cg_cuda_launc
     case IR_softmax_ce:
     case IR_softmax_ce_grad: {
         bool grad = c->op == IR_softmax_ce_grad;
+        if (with) { /* the loss, and e / s (minus 1 at the label) where the gradient goes */
+            fprintf(R->f,
+                    "        /* softmax_ce with its gradient (step %d): one pass over the row's e^(x - m) */\n"
+                    "        const float *x = %s + o * len;\n        const int k = %s[o];\n"
+                    "        float *g = %s + o * len;\n"
+                    "        if (k < 0 || k >= len) {\n            %s[o] = 0;\n            continue;\n        }\n"
+                    "        float m = -__uint_as_float(0x7f800000u), s = 0;\n"
+                    "        for (long long j = 0; j < len; j++) m = x[j] > m ? x[j] : m;\n"
+                    "        for (long long j = 0; j < len; j++) {\n"
+                    "            const float e = expf(x[j] - m);\n            g[j] = e;\n            s += e;\n        }\n"
+                    "        %s[o] = logf(s) - (x[k] - m);\n"
+                    "        const float ek = g[k];\n"
+                    "        for (long long j = 0; j < len; j++) g[j] = g[j] / s;\n"
+                    "        g[k] = ek / s - 1.0f;\n",
+                    R->ce_pair[step], arg_ptr(R, c, 0), arg_ptr(R, c, 1), tx(R, "(b%d + %s)", (int)with->arg[3].buffer,
+                    dim(R, with->arg[3].offset)), arg_ptr(R, c, 2), arg_ptr(R, c, 2));
+            break;
+        }
+        if (scale_only) { /* step %d left e / s - (j == k) here: times the row's d */
+            fprintf(R->f,
+                    "        /* the gradient of softmax_ce step %d, which left e / s - (j == label) here */\n"
+                    "        const int k = %s[o];\n        const float d = %s[o];\n        float *g = %s + o * len;\n"
+                    "        const bool valid = k >= 0 && k < len;\n"
+                    "        for (long long j = 0; j < len; j++) g[j] = valid ? g[j] * d : 0.0f;\n",
+                    R->ce_pair[step], arg_ptr(R, c, 1), arg_ptr(R, c, 2), arg_ptr(R, c, 3));
+            break;
+        }
         fprintf(R->f,
                 "        const float *x = %s + o * len;\n        const int k = %s[o];\n",
                 arg_ptr(R, c, 0), arg_ptr(R, c, 1));
@@ -802,6 +835,156 @@ static void render_call(rd *R, const cg_call *c, const char *name, cg_cuda_launc
     fprintf(R->f, "    }\n}\n\n");
 }
 
+/* ---- softmax + cross-entropy with its gradient in one pass ----
+ * A softmax_ce step and a later softmax_ce_grad of the same logits and labels: the first
+ * kernel also leaves e^(x - m) / s (minus 1 at the label) in the gradient's output, and the
+ * second only scales it by the row's d, the CPU routine's arithmetic in the same order. Only
+ * where nothing between the two writes the logits or the labels or touches that output, and
+ * the output misses what the first step reads and writes: byte ranges, affine in N, checked
+ * at both ends of [1, max_batch] (degree 1 only; anything else is taken to overlap). */
+
+typedef struct span {
+    int64_t region;
+    double lo[2], hi[2]; /* bytes at N = 1 and N = max_batch */
+    bool known;
+} span;
+
+static int64_t region_of(const cg_buffer *b)
+{
+    return b->region == CG_INPUT ? 2 + 2 * (int64_t)b->index : b->region == CG_OUTPUT ? 3 + 2 * (int64_t)b->index
+                                                                                       : (int64_t)b->region;
+}
+
+/* elements offset + [0, count) of buffer b; count = c0 + c1 N */
+static span span_of(const rd *R, int32_t buf, cg_dim offset, double c0, double c1, bool linear)
+{
+    const cg_buffer *b = &R->p->buffers[buf];
+    double es = (double)esize(b->dtype), B = (double)(R->p->max_batch > 0 ? R->p->max_batch : 1), n[2] = {1, B};
+    span s = {region_of(b), {0, 0}, {0, 0}, linear};
+    for (int k = 0; k < 2; k++) {
+        s.lo[k] = (double)(b->offset.k + b->offset.n * n[k]) + es * (double)(offset.k + offset.n * n[k]);
+        s.hi[k] = s.lo[k] + es * (c0 + c1 * n[k]);
+    }
+    return s;
+}
+
+static bool overlap(span a, span b)
+{
+    if (a.region != b.region)
+        return false;
+    if (!a.known || !b.known)
+        return true;
+    bool below = a.hi[0] <= b.lo[0] && a.hi[1] <= b.lo[1], above = b.hi[0] <= a.lo[0] && b.hi[1] <= a.lo[1];
+    return !below && !above;
+}
+
+/* (k0 + k1 N)(j0 + j1 N) as c0 + c1 N; false past degree 1 */
+static bool lin_mul(double k0, double k1, double j0, double j1, double *c0, double *c1)
+{
+    *c0 = *c1 = 0;
+    if (k1 != 0 && j1 != 0)
+        return false;
+    *c0 = k0 * j0, *c1 = k0 * j1 + k1 * j0;
+    return true;
+}
+
+/* the spans a step touches; written ones flagged */
+static int step_spans(const rd *R, const cg_step *st, span *out, bool *written, int cap)
+{
+    int n = 0;
+    if (st->kind == CG_LOOP) {
+        const cg_loop *l = &st->loop;
+        for (int x = 0; x < l->nloads + l->nstores && n < cap; x++) {
+            const cg_access *a = x < l->nloads ? &l->load[x] : &l->store[x - l->nloads].at;
+            double c0 = 1, c1 = 0; /* 1 + sum (extent - 1) stride */
+            bool lin = true;
+            for (int k = 0; k < l->rank && lin; k++) {
+                double e0 = 0, e1 = 0;
+                lin = a->stride[k].k >= 0 && a->stride[k].n >= 0 &&
+                      lin_mul((double)l->extent[k].k - 1, (double)l->extent[k].n, (double)a->stride[k].k,
+                              (double)a->stride[k].n, &e0, &e1);
+                c0 += e0, c1 += e1;
+            }
+            written[n] = x >= l->nloads;
+            out[n++] = span_of(R, a->buffer, a->offset, c0, c1, lin);
+        }
+    } else if (st->kind == CG_GEMM) {
+        const cg_gemm *g = &st->gemm;
+        const cg_access *acc[3] = {&g->a, &g->b, &g->c};
+        const cg_dim dims[3][2] = {{g->m, g->k}, {g->k, g->n}, {g->m, g->n}};
+        for (int x = 0; x < 3 && n < cap; x++) {
+            double c0, c1;
+            bool lin = lin_mul((double)dims[x][0].k, (double)dims[x][0].n, (double)dims[x][1].k, (double)dims[x][1].n,
+                               &c0, &c1);
+            written[n] = x == 2;
+            out[n++] = span_of(R, acc[x]->buffer, acc[x]->offset, c0, c1, lin);
+        }
+        for (int x = 0; x < g->nloads && n < cap; x++)
+            written[n] = false, out[n++] = span_of(R, g->load[x].buffer, g->load[x].offset, 1, 0, true);
+    } else {
+        const cg_call *c = &st->call;
+        double r0, r1, c0, c1;
+        bool lin = lin_mul((double)c->rows.k, (double)c->rows.n, (double)c->len.k, (double)c->len.n, &r0, &r1) &&
+                   c->inner.n == 0;
+        c0 = r0 * (double)c->inner.k, c1 = r1 * (double)c->inner.k;
+        for (int x = 0; x < c->nargs && n < cap; x++) /* whole tensors: a bound for every operand */
+            written[n] = x == c->nargs - 1, out[n++] = span_of(R, c->arg[x].buffer, c->arg[x].offset, c0, c1, lin);
+    }
+    return n;
+}
+
+static bool same_access(const cg_access *a, const cg_access *b)
+{
+    return a->buffer == b->buffer && a->offset.k == b->offset.k && a->offset.n == b->offset.n;
+}
+
+static void pair_ce(rd *R)
+{
+    const cg_program *p = R->p;
+    for (int s = 0; s < p->nsteps; s++)
+        R->ce_pair[s] = -1;
+    for (int g = 0; g < p->nsteps; g++) {
+        const cg_step *sg = &p->steps[g];
+        if (sg->kind != CG_CALL || sg->call.op != IR_softmax_ce_grad || sg->call.nargs != 4)
+            continue;
+        const cg_call *cg = &sg->call;
+        span out[1];
+        bool w[1];
+        cg_step only_out = *sg;
+        only_out.call.nargs = 1, only_out.call.arg[0] = cg->arg[3];
+        step_spans(R, &only_out, out, w, 1);
+        for (int f = g - 1; f >= 0; f--) {
+            const cg_step *sf = &p->steps[f];
+            span sp[CG_MAX_LOADS + CG_MAX_STORES + 8];
+            bool wr[CG_MAX_LOADS + CG_MAX_STORES + 8];
+            int n = step_spans(R, sf, sp, wr, (int)(sizeof sp / sizeof *sp));
+            bool match = sf->kind == CG_CALL && sf->call.op == IR_softmax_ce && sf->call.nargs == 3 &&
+                         R->ce_pair[f] < 0 && same_access(&sf->call.arg[0], &cg->arg[0]) &&
+                         same_access(&sf->call.arg[1], &cg->arg[1]) && sf->call.rows.k == cg->rows.k &&
+                         sf->call.rows.n == cg->rows.n && sf->call.len.k == cg->len.k && sf->call.len.n == cg->len.n;
+            if (match) {
+                bool clear = true; /* the gradient's output misses the logits, labels and losses */
+                for (int k = 0; k < n; k++)
+                    clear &= !overlap(sp[k], out[0]);
+                if (clear)
+                    R->ce_pair[f] = g, R->ce_pair[g] = f;
+                break;
+            }
+            /* between the two: the output untouched, the logits and labels not written */
+            span ly[2];
+            bool lw[2];
+            cg_step lab = *sg;
+            lab.call.nargs = 2;
+            step_spans(R, &lab, ly, lw, 2);
+            bool clear = true;
+            for (int k = 0; k < n; k++)
+                clear &= !overlap(sp[k], out[0]) && !(wr[k] && (overlap(sp[k], ly[0]) || overlap(sp[k], ly[1])));
+            if (!clear)
+                break;
+        }
+    }
+}
+
 /* ---- programs ---- */
 
 int64_t cg_cuda_blocks(const cg_cuda_launch *l, int64_t N)
@@ -832,6 +1015,13 @@ bool cg_cuda_render(FILE *f, const cg_program *p, cg_cuda_plan *plan, char *err,
         return false;
     }
     plan->nsteps = p->nsteps;
+    R.ce_pair = calloc((size_t)(p->nsteps ? p->nsteps : 1), sizeof *R.ce_pair);
+    if (!R.ce_pair) {
+        fail(&R, "out of memory");
+        cg_cuda_plan_free(plan);
+        return false;
+    }
+    pair_ce(&R);
     fputs(prelude, f);
     char msg[512] = "";
     for (int s = 0; s < p->nsteps && !R.failed; s++) {
@@ -841,7 +1031,7 @@ bool cg_cuda_render(FILE *f, const cg_program *p, cg_cuda_plan *plan, char *err,
         switch (st->kind) {
         case CG_LOOP: render_loop(&R, &st->loop, l->name, l); break;
         case CG_GEMM: render_gemm(&R, &st->gemm, l->name, l); break;
-        case CG_CALL: render_call(&R, &st->call, l->name, l); break;
+        case CG_CALL: render_call(&R, &st->call, l->name, l, s); break;
         default: fail(&R, "unknown kind %d", (int)st->kind);
         }
         if (R.failed && err && len) { /* name the step */
@@ -852,6 +1042,7 @@ bool cg_cuda_render(FILE *f, const cg_program *p, cg_cuda_plan *plan, char *err,
     for (int k = 0; k < R.ntexts; k++)
         free(R.texts[k]);
     free(R.texts);
+    free(R.ce_pair);
     if (!R.failed && ferror(f))
         fail(&R, "cannot write the CUDA source");
     if (R.failed)
