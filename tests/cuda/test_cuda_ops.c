@@ -142,6 +142,10 @@ static void model_step(const char *name, const char *const *settings, int64_t ba
     char *src = render(p, &plan);
     char what[128];
     snprintf(what, sizeof what, "%s%s%s train step", name, settings ? " " : "", settings ? settings[0] : "");
+    /* the classifiers' cross-entropy and its gradient: one pass over each row (pair_ce) */
+    if (g->train && g->train->nclasses > 0)
+        cr_expect(strstr(src, "softmax_ce with its gradient") && strstr(src, "the gradient of softmax_ce step"),
+                  "%s: the cross-entropy and its gradient are not paired", what);
     run_and_compare(what, g, p, src, &plan, batch, true, false);
     free(src);
     cg_cuda_plan_free(&plan);
