@@ -421,6 +421,10 @@ static int cmd_build(int argc, char **argv)
         } else
             return usage_error("unknown option '%s'", a);
     }
+    /* --emit adds files beside the binary; asking for the object or the header (a C caller's
+     * own program links them) leaves the binary out unless exe is named too */
+    if (!(o.emit & (FE_EMIT_OBJ | FE_EMIT_H)))
+        o.emit |= FE_EMIT_EXE;
     if (!m.path)
         return usage_error("%s", "which model? aotgrad build MODEL.c|FILE.ir -o OUT");
     if (!o.out)
@@ -471,10 +475,11 @@ static const command commands[] = {
      "OUT is a standalone executable (OUT train|eval|predict|bench, each with --help) that\n"
      "needs only libc, libm, zlib and OpenBLAS at run time; it is linked with cc.\n\n"
      "  -o OUT        the output: the binary, or the path without extension for --emit's files\n"
-     "  --emit LIST   comma-separated, of: exe (OUT, the default), obj (OUT.o), h (OUT.h, for a C\n"
-     "                caller: sizes, parameter layout, entry points), ll (LLVM IR), s (assembly),\n"
-     "                ir (the final text IR), cu (CUDA C of both entry points), ptx (that\n"
-     "                source compiled by NVRTC for --cuda-arch)\n"
+     "  --emit LIST   comma-separated, of: exe (OUT), obj (OUT.o), h (OUT.h, for a C caller:\n"
+     "                sizes, parameter layout, entry points), ll (LLVM IR), s (assembly), ir (the\n"
+     "                final text IR), cu (CUDA C of both entry points), ptx (that source compiled\n"
+     "                by NVRTC for --cuda-arch). The binary OUT is built too unless the list has\n"
+     "                obj or h without exe\n"
      "  --target T    cpu (the default), or cpu,cuda: the binary also carries the CUDA kernels\n"
      "                (cubin for --cuda-arch and PTX for newer GPUs, compiled by NVRTC) and runs\n"
      "                on a GPU with --device cuda\n"

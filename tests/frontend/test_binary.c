@@ -342,3 +342,24 @@ Test(binary, cuda_target_runs_on_the_cpu_and_refuses_a_missing_gpu)
     cr_expect(strstr(out, "softmax was built for the CPU only (aotgrad build --target cpu,cuda adds the GPU)"), "%s", out);
     free(out);
 }
+
+/* --emit adds files beside the binary, unless it asks for the object or header alone */
+Test(binary, emit_lists_add_to_the_binary_or_replace_it)
+{
+    int st;
+    char *out = run_fmt(&st, "cd %s && %s build models/softmax.c --emit cu,ll -o %s/withcu && ls %s | grep withcu",
+                        AG_SOURCE_DIR, getenv("AOTGRAD_BIN"), dir, dir);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_expect(strstr(out, "withcu\n") && strstr(out, "withcu.cu\n") && strstr(out, "withcu.ll\n"), "%s", out);
+    free(out);
+    out = run_fmt(&st, "cd %s && %s build models/softmax.c --emit obj,h -o %s/objonly && ls %s | grep objonly",
+                  AG_SOURCE_DIR, getenv("AOTGRAD_BIN"), dir, dir);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_expect_str_eq(out, "objonly.h\nobjonly.o\n");
+    free(out);
+    out = run_fmt(&st, "cd %s && %s build models/softmax.c --emit obj,exe -o %s/both && ls %s | grep both",
+                  AG_SOURCE_DIR, getenv("AOTGRAD_BIN"), dir, dir);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_expect_str_eq(out, "both\nboth.o\n");
+    free(out);
+}
