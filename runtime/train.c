@@ -261,7 +261,7 @@ bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *
             for (int k = 0; k < m->nmetrics; k++)
                 fprintf(f->log, "  test_%s %.4f", shown(m->metrics[k]), e.test_metric[k]);
         }
-        fprintf(f->log, "  %.2fs  %.0f samples/s\n", e.seconds, (double)train->n / e.seconds);
+        fprintf(f->log, "  %.3fs  %.0f samples/s\n", e.seconds, (double)train->n / e.seconds); /* to the ms: epochs can be 0.1 s */
         fflush(f->log);
         *last = e;
         if (f->on_epoch)

@@ -97,7 +97,7 @@ typedef struct rt_fit {
 } rt_fit;
 
 /* Train epochs first_epoch..f->epochs, one line per epoch:
- *   epoch 3/10  train_loss 0.4821  train_acc 0.8312  test_acc 0.8190  1.52s  39473 samples/s
+ *   epoch 3/10  train_loss 0.4821  train_acc 0.8312  test_acc 0.8190  1.520s  39473 samples/s
  * A non-finite loss stops training with "step S (epoch E): the loss is nan; stopping" (the
  * parameters then hold that step's update: do not save them). last gets the final epoch's
  * figures. */
