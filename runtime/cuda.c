@@ -25,9 +25,6 @@ enum {
     CU_STREAM_NON_BLOCKING = 1,
     CU_EVENT_DISABLE_TIMING = 2,
     CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1,
-    CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75,
-    CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76,
-    CUDA_ERROR_NOT_READY = 600,
 };
 
 /* the driver's functions, by their exported (versioned) names */
@@ -36,7 +33,6 @@ enum {
     X(cuDeviceGetCount, "cuDeviceGetCount", CUresult (*)(int *))                                                  \
     X(cuDeviceGet, "cuDeviceGet", CUresult (*)(CUdevice *, int))                                                  \
     X(cuDeviceGetName, "cuDeviceGetName", CUresult (*)(char *, int, CUdevice))                                    \
-    X(cuDeviceGetAttribute, "cuDeviceGetAttribute", CUresult (*)(int *, int, CUdevice))                           \
     X(cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain", CUresult (*)(CUcontext *, CUdevice))                  \
     X(cuDevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2", CUresult (*)(CUdevice))                          \
     X(cuCtxSetCurrent, "cuCtxSetCurrent", CUresult (*)(CUcontext))                                                \
@@ -51,7 +47,6 @@ enum {
     X(cuMemcpyDtoH, "cuMemcpyDtoH_v2", CUresult (*)(void *, CUdeviceptr, size_t))                                 \
     X(cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2", CUresult (*)(CUdeviceptr, const void *, size_t, CUstream))       \
     X(cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2", CUresult (*)(void *, CUdeviceptr, size_t, CUstream))             \
-    X(cuMemsetD8, "cuMemsetD8_v2", CUresult (*)(CUdeviceptr, unsigned char, size_t))                              \
     X(cuStreamCreate, "cuStreamCreate", CUresult (*)(CUstream *, unsigned))                                       \
     X(cuStreamDestroy, "cuStreamDestroy_v2", CUresult (*)(CUstream))                                              \
     X(cuStreamSynchronize, "cuStreamSynchronize", CUresult (*)(CUstream))                                         \

@@ -1,5 +1,6 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "data.h"
@@ -34,3 +35,11 @@ void write_subset(const char *dir, int64_t n)
     rt_dataset_free(&d);
 }
 
+
+void write_subset_dir(const char *parent, int64_t n)
+{
+    char data[4200];
+    snprintf(data, sizeof data, "%s/data", parent);
+    cr_assert_eq(mkdir(data, 0700), 0, "cannot make %s", data);
+    write_subset(data, n);
+}

@@ -8,4 +8,7 @@
  * dir, as both its training and its test set. */
 void write_subset(const char *dir, int64_t n);
 
+/* The same in a new folder parent/data. */
+void write_subset_dir(const char *parent, int64_t n);
+
 #endif

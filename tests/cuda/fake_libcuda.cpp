@@ -47,7 +47,6 @@ API cuInit(unsigned) { return OK; }
 API cuDeviceGetCount(int *n) { return *n = 1, OK; }
 API cuDeviceGet(int *d, int i) { return i == 0 ? (*d = 0, OK) : INVALID_VALUE; }
 API cuDeviceGetName(char *name, int len, int) { return snprintf(name, (size_t)len, "aotgrad fake GPU (host)"), OK; }
-API cuDeviceGetAttribute(int *v, int, int) { return *v = 0, OK; }
 API cuDevicePrimaryCtxRetain(void **ctx, int) { return *ctx = (void *)1, OK; }
 API cuDevicePrimaryCtxRelease_v2(int) { return OK; }
 API cuCtxSetCurrent(void *) { return OK; }
@@ -94,7 +93,6 @@ API cuMemcpyDtoHAsync_v2(void *d, CUdeviceptr s, size_t n, void *)
 {
     return capturing ? NOT_SUPPORTED : (memcpy(d, (const void *)s, n), OK);
 }
-API cuMemsetD8_v2(CUdeviceptr d, unsigned char v, size_t n) { return memset((void *)d, v, n), OK; }
 
 API cuStreamCreate(void **s, unsigned) { return *s = (void *)2, OK; }
 API cuStreamDestroy_v2(void *) { return OK; }

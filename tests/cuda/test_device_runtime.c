@@ -105,10 +105,7 @@ static void setup(void)
 {
     cr_assert_not_null(getenv("AOTGRAD_BIN"), "AOTGRAD_BIN is not set (run through ctest)");
     cr_assert_not_null(mkdtemp(dir));
-    char data[600];
-    snprintf(data, sizeof data, "%s/data", dir);
-    cr_assert_eq(mkdir(data, 0700), 0);
-    write_subset(data, 64);
+    write_subset_dir(dir, 64);
     int st;
     char *out = run_fmt(&st, "g++ -shared -fPIC -O1 -std=c++17 %s -o '%s/libcuda_fake.so' '%s/fake_libcuda.cpp'", flags(), dir,
                    shim());

@@ -37,10 +37,7 @@ static void setup(void)
 {
     cr_assert_not_null(getenv("AOTGRAD_BIN"), "AOTGRAD_BIN is not set (run through ctest)");
     cr_assert_not_null(mkdtemp(dir));
-    char data[600];
-    snprintf(data, sizeof data, "%s/data", dir);
-    cr_assert_eq(mkdir(data, 0700), 0);
-    write_subset(data, 2000);
+    write_subset_dir(dir, 2000);
 }
 
 static void teardown(void)
