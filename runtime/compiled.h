@@ -27,12 +27,14 @@ typedef struct ag_args {
 #endif
 
 /* The CUDA side of a binary built with --target cpu,cuda (codegen/cuda/render.c's kernels,
- * compiled by NVRTC at build time): a kernel per step of each entry point, launched with
- * ceil(units(N) / per_block) blocks of 256 threads, units(N) = units[0] + units[1] N +
- * units[2] N^2. */
+ * compiled by NVRTC at build time): the kernels of each entry point in order, each launched
+ * with ceil(units(N) / per_block) blocks of 256 threads, units(N) = units[0] + units[1] N +
+ * units[2] N^2, computing the entry's steps first_step .. first_step + steps - 1 (a matmul
+ * and its epilogue loop are one kernel). */
 typedef struct rt_cuda_launch {
     const char *name;
     double units[3], per_block;
+    int first_step, steps;
 } rt_cuda_launch;
 
 typedef struct rt_cuda_image {

@@ -1,110 +1,18 @@
-/* The CUDA driver API behind rt_cuda (see cuda.h). The driver's types and entry points are
- * declared here from its documented C API, so nothing of CUDA is needed to build. */
-#include <dlfcn.h>
+/* The CUDA driver API behind rt_cuda (see cuda.h), through the driver's table
+ * (cuda_driver.h). */
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "cuda.h"
+#include "cuda_driver.h"
 #include "fail.h"
 
-typedef int CUresult; /* 0: CUDA_SUCCESS */
-typedef int CUdevice;
-typedef unsigned long long CUdeviceptr;
-typedef struct CUctx_st *CUcontext;
-typedef struct CUmod_st *CUmodule;
-typedef struct CUfunc_st *CUfunction;
-typedef struct CUstream_st *CUstream;
-typedef struct CUevent_st *CUevent;
-typedef struct CUgraph_st *CUgraph;
-typedef struct CUgraphExec_st *CUgraphExec;
-
-enum {
-    CU_STREAM_NON_BLOCKING = 1,
-    CU_EVENT_DISABLE_TIMING = 2,
-    CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1,
-};
-
-/* the driver's functions, by their exported (versioned) names */
-#define CU_FUNCTIONS(X)                                                                                           \
-    X(cuInit, "cuInit", CUresult (*)(unsigned))                                                                   \
-    X(cuDeviceGetCount, "cuDeviceGetCount", CUresult (*)(int *))                                                  \
-    X(cuDeviceGet, "cuDeviceGet", CUresult (*)(CUdevice *, int))                                                  \
-    X(cuDeviceGetName, "cuDeviceGetName", CUresult (*)(char *, int, CUdevice))                                    \
-    X(cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain", CUresult (*)(CUcontext *, CUdevice))                  \
-    X(cuDevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2", CUresult (*)(CUdevice))                          \
-    X(cuCtxSetCurrent, "cuCtxSetCurrent", CUresult (*)(CUcontext))                                                \
-    X(cuModuleLoadDataEx, "cuModuleLoadDataEx", CUresult (*)(CUmodule *, const void *, unsigned, int *, void **)) \
-    X(cuModuleUnload, "cuModuleUnload", CUresult (*)(CUmodule))                                                   \
-    X(cuModuleGetFunction, "cuModuleGetFunction", CUresult (*)(CUfunction *, CUmodule, const char *))             \
-    X(cuMemAlloc, "cuMemAlloc_v2", CUresult (*)(CUdeviceptr *, size_t))                                           \
-    X(cuMemFree, "cuMemFree_v2", CUresult (*)(CUdeviceptr))                                                       \
-    X(cuMemAllocHost, "cuMemAllocHost_v2", CUresult (*)(void **, size_t))                                        \
-    X(cuMemFreeHost, "cuMemFreeHost", CUresult (*)(void *))                                                       \
-    X(cuMemcpyHtoD, "cuMemcpyHtoD_v2", CUresult (*)(CUdeviceptr, const void *, size_t))                           \
-    X(cuMemcpyDtoH, "cuMemcpyDtoH_v2", CUresult (*)(void *, CUdeviceptr, size_t))                                 \
-    X(cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2", CUresult (*)(CUdeviceptr, const void *, size_t, CUstream))       \
-    X(cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2", CUresult (*)(void *, CUdeviceptr, size_t, CUstream))             \
-    X(cuStreamCreate, "cuStreamCreate", CUresult (*)(CUstream *, unsigned))                                       \
-    X(cuStreamDestroy, "cuStreamDestroy_v2", CUresult (*)(CUstream))                                              \
-    X(cuStreamSynchronize, "cuStreamSynchronize", CUresult (*)(CUstream))                                         \
-    X(cuEventCreate, "cuEventCreate", CUresult (*)(CUevent *, unsigned))                                          \
-    X(cuEventDestroy, "cuEventDestroy_v2", CUresult (*)(CUevent))                                                 \
-    X(cuEventRecord, "cuEventRecord", CUresult (*)(CUevent, CUstream))                                            \
-    X(cuEventQuery, "cuEventQuery", CUresult (*)(CUevent))                                                        \
-    X(cuLaunchKernel, "cuLaunchKernel",                                                                           \
-      CUresult (*)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream,    \
-                   void **, void **))                                                                             \
-    X(cuStreamBeginCapture, "cuStreamBeginCapture_v2", CUresult (*)(CUstream, int))                               \
-    X(cuStreamEndCapture, "cuStreamEndCapture", CUresult (*)(CUstream, CUgraph *))                                \
-    X(cuGraphInstantiate, "cuGraphInstantiateWithFlags", CUresult (*)(CUgraphExec *, CUgraph, unsigned long long)) \
-    X(cuGraphLaunch, "cuGraphLaunch", CUresult (*)(CUgraphExec, CUstream))                                        \
-    X(cuGraphExecDestroy, "cuGraphExecDestroy", CUresult (*)(CUgraphExec))                                        \
-    X(cuGraphDestroy, "cuGraphDestroy", CUresult (*)(CUgraph))                                                    \
-    X(cuGetErrorName, "cuGetErrorName", CUresult (*)(CUresult, const char **))                                    \
-    X(cuGetErrorString, "cuGetErrorString", CUresult (*)(CUresult, const char **))
-
-static struct {
-#define CU_FIELD(name, sym, type) __typeof__(type) name; /* the function pointer type, named */
-    CU_FUNCTIONS(CU_FIELD)
-} cu;
-
-/* the driver, once; false with the reason */
-static bool load_driver(char *err, size_t len)
-{
-    static int state; /* 0: not tried, 1: loaded, -1: failed */
-    static char why[512];
-    if (state == 0) {
-        const char *path = getenv("AOTGRAD_LIBCUDA");
-        path = path && *path ? path : "libcuda.so.1";
-        void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-        state = h ? 1 : -1;
-        if (!h)
-            snprintf(why, sizeof why, "no CUDA driver (%s)", dlerror());
-#define CU_LOOKUP(name, sym, type)                                                                \
-    if (state == 1 && !(*(void **)&cu.name = dlsym(h, sym))) {                                    \
-        snprintf(why, sizeof why, "the CUDA driver %s has no %s (too old a driver?)", path, sym); \
-        state = -1;                                                                               \
-    }
-        CU_FUNCTIONS(CU_LOOKUP)
-    }
-    return state == 1 || rt_fail(err, len, "%s", why);
-}
-
-/* false with "WHAT (KERNEL): CUDA_ERROR_X: description" unless r is success */
+/* every driver call's result, named (cuda_driver.h) */
 static bool ck(CUresult r, const char *what, const char *kernel, char *err, size_t len)
 {
-    if (r == 0)
-        return true;
-    const char *name = "?", *desc = "?";
-    if (cu.cuGetErrorName)
-        cu.cuGetErrorName(r, &name);
-    if (cu.cuGetErrorString)
-        cu.cuGetErrorString(r, &desc);
-    return rt_fail(err, len, "%s%s%s%s: %s (%d): %s", what, kernel ? " (" : "", kernel ? kernel : "", kernel ? ")" : "",
-                   name ? name : "?", r, desc ? desc : "?");
+    return rt_cu_check(r, what, kernel, err, len);
 }
 
 /* ---- the device's mirrors of the generated source's structs (codegen/cuda/render.c) ---- */
@@ -157,7 +65,7 @@ static int64_t elem_size(ag_dtype t) { return t == AG_F32 || t == AG_I32 ? 4 : t
 
 static bool dalloc(CUdeviceptr *p, size_t bytes, const char *what, char *err, size_t len)
 {
-    return ck(cu.cuMemAlloc(p, bytes ? bytes : 256), "cuMemAlloc", what, err, len);
+    return ck(rt_cu.cuMemAlloc(p, bytes ? bytes : 256), "cuMemAlloc", what, err, len);
 }
 
 bool rt_cuda_open(const rt_compiled *m, rt_cuda **out, char *err, size_t len)
@@ -166,12 +74,12 @@ bool rt_cuda_open(const rt_compiled *m, rt_cuda **out, char *err, size_t len)
     if (!m->cuda)
         return rt_fail(err, len, "%s was built for the CPU only (aotgrad build --target cpu,cuda adds the GPU)",
                        m->name);
-    if (!load_driver(err, len))
+    if (!rt_cu_load(err, len))
         return false;
     int count = 0;
-    CUresult r = cu.cuInit(0);
+    CUresult r = rt_cu.cuInit(0);
     if (r == 0)
-        r = cu.cuDeviceGetCount(&count);
+        r = rt_cu.cuDeviceGetCount(&count);
     if (r != 0 || count == 0)
         return r != 0 ? ck(r, "cuInit", NULL, err, len) : rt_fail(err, len, "no CUDA GPU");
     rt_cuda *c = calloc(1, sizeof *c);
@@ -181,27 +89,28 @@ bool rt_cuda_open(const rt_compiled *m, rt_cuda **out, char *err, size_t len)
     c->train = calloc((size_t)m->cuda->ntrain + 1, sizeof *c->train);
     c->forward = calloc((size_t)m->cuda->nforward + 1, sizeof *c->forward);
     bool ok = c->train && c->forward;
-    ok = ok && ck(cu.cuDeviceGet(&c->dev, 0), "cuDeviceGet", NULL, err, len) &&
-         ck(cu.cuDeviceGetName(c->name, sizeof c->name - 1, c->dev), "cuDeviceGetName", NULL, err, len) &&
-         ck(cu.cuDevicePrimaryCtxRetain(&c->ctx, c->dev), "cuDevicePrimaryCtxRetain", NULL, err, len) &&
-         ck(cu.cuCtxSetCurrent(c->ctx), "cuCtxSetCurrent", NULL, err, len);
+    ok = ok && ck(rt_cu.cuDeviceGet(&c->dev, 0), "cuDeviceGet", NULL, err, len) &&
+         ck(rt_cu.cuDeviceGetName(c->name, sizeof c->name - 1, c->dev), "cuDeviceGetName", NULL, err, len) &&
+         ck(rt_cu.cuDevicePrimaryCtxRetain(&c->ctx, c->dev), "cuDevicePrimaryCtxRetain", NULL, err, len) &&
+         ck(rt_cu.cuCtxSetCurrent(c->ctx), "cuCtxSetCurrent", NULL, err, len);
     if (ok) { /* the cubin where it is for this GPU, else the PTX */
-        r = cu.cuModuleLoadDataEx(&c->mod, m->cuda->cubin, 0, NULL, NULL);
+        r = rt_cu.cuModuleLoadDataEx(&c->mod, m->cuda->cubin, 0, NULL, NULL);
         if (r != 0)
-            r = cu.cuModuleLoadDataEx(&c->mod, m->cuda->ptx, 0, NULL, NULL);
+            r = rt_cu.cuModuleLoadDataEx(&c->mod, m->cuda->ptx, 0, NULL, NULL);
         ok = ck(r, "cuModuleLoadDataEx", m->cuda->arch, err, len);
     }
     for (int k = 0; ok && k < m->cuda->ntrain; k++)
-        ok = ck(cu.cuModuleGetFunction(&c->train[k], c->mod, m->cuda->train[k].name), "cuModuleGetFunction",
+        ok = ck(rt_cu.cuModuleGetFunction(&c->train[k], c->mod, m->cuda->train[k].name), "cuModuleGetFunction",
                 m->cuda->train[k].name, err, len);
     for (int k = 0; ok && k < m->cuda->nforward; k++)
-        ok = ck(cu.cuModuleGetFunction(&c->forward[k], c->mod, m->cuda->forward[k].name), "cuModuleGetFunction",
+        ok = ck(rt_cu.cuModuleGetFunction(&c->forward[k], c->mod, m->cuda->forward[k].name), "cuModuleGetFunction",
                 m->cuda->forward[k].name, err, len);
-    ok = ok && ck(cu.cuModuleGetFunction(&c->gather, c->mod, "ag_gather"), "cuModuleGetFunction", "ag_gather", err, len) &&
-         ck(cu.cuModuleGetFunction(&c->step_end, c->mod, "ag_step_end"), "cuModuleGetFunction", "ag_step_end", err,
+    ok = ok &&
+         ck(rt_cu.cuModuleGetFunction(&c->gather, c->mod, "ag_gather"), "cuModuleGetFunction", "ag_gather", err, len) &&
+         ck(rt_cu.cuModuleGetFunction(&c->step_end, c->mod, "ag_step_end"), "cuModuleGetFunction", "ag_step_end", err,
             len) &&
-         ck(cu.cuStreamCreate(&c->stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate", NULL, err, len) &&
-         ck(cu.cuEventCreate(&c->polled, CU_EVENT_DISABLE_TIMING), "cuEventCreate", NULL, err, len);
+         ck(rt_cu.cuStreamCreate(&c->stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate", NULL, err, len) &&
+         ck(rt_cu.cuEventCreate(&c->polled, CU_EVENT_DISABLE_TIMING), "cuEventCreate", NULL, err, len);
     c->x_row = m->features * elem_size(m->train.x_dtype);
     c->y_row = m->targets * elem_size(m->train.y_dtype);
     ok = ok && dalloc(&c->params, (size_t)m->param_bytes, "parameters", err, len) &&
@@ -211,7 +120,7 @@ bool rt_cuda_open(const rt_compiled *m, rt_cuda **out, char *err, size_t len)
          dalloc(&c->y, (size_t)(m->max_batch * c->y_row), "batch targets", err, len) &&
          dalloc(&c->lr, 4, "lr", err, len) && dalloc(&c->wd, 4, "wd", err, len) &&
          dalloc(&c->state, sizeof(dev_state), "step state", err, len) &&
-         ck(cu.cuMemAllocHost((void **)&c->host_state, sizeof(dev_state)), "cuMemAllocHost", NULL, err, len);
+         ck(rt_cu.cuMemAllocHost((void **)&c->host_state, sizeof(dev_state)), "cuMemAllocHost", NULL, err, len);
     if (!ok) {
         rt_cuda_close(c);
         return false;
@@ -226,23 +135,23 @@ void rt_cuda_close(rt_cuda *c)
         return;
     if (c->ctx) {
         if (c->graph)
-            cu.cuGraphExecDestroy(c->graph);
+            rt_cu.cuGraphExecDestroy(c->graph);
         CUdeviceptr bufs[] = {c->params, c->train_arena, c->fwd_arena, c->x, c->y, c->lr, c->wd, c->state,
                               c->data_x, c->data_y, c->order};
         for (size_t k = 0; k < sizeof bufs / sizeof *bufs; k++)
             if (bufs[k])
-                cu.cuMemFree(bufs[k]);
+                rt_cu.cuMemFree(bufs[k]);
         if (c->host_state)
-            cu.cuMemFreeHost(c->host_state);
+            rt_cu.cuMemFreeHost(c->host_state);
         if (c->host_order)
-            cu.cuMemFreeHost(c->host_order);
+            rt_cu.cuMemFreeHost(c->host_order);
         if (c->polled)
-            cu.cuEventDestroy(c->polled);
+            rt_cu.cuEventDestroy(c->polled);
         if (c->stream)
-            cu.cuStreamDestroy(c->stream);
+            rt_cu.cuStreamDestroy(c->stream);
         if (c->mod)
-            cu.cuModuleUnload(c->mod);
-        cu.cuDevicePrimaryCtxRelease(c->dev);
+            rt_cu.cuModuleUnload(c->mod);
+        rt_cu.cuDevicePrimaryCtxRelease(c->dev);
     }
     free(c->train);
     free(c->forward);
@@ -251,13 +160,13 @@ void rt_cuda_close(rt_cuda *c)
 
 bool rt_cuda_put_params(rt_cuda *c, const void *params, char *err, size_t len)
 {
-    return ck(cu.cuMemcpyHtoD(c->params, params, (size_t)c->m->param_bytes), "cuMemcpyHtoD", "parameters", err, len);
+    return ck(rt_cu.cuMemcpyHtoD(c->params, params, (size_t)c->m->param_bytes), "cuMemcpyHtoD", "parameters", err, len);
 }
 
 bool rt_cuda_get_params(rt_cuda *c, void *params, char *err, size_t len)
 {
-    return ck(cu.cuStreamSynchronize(c->stream), "cuStreamSynchronize", NULL, err, len) &&
-           ck(cu.cuMemcpyDtoH(params, c->params, (size_t)c->m->param_bytes), "cuMemcpyDtoH", "parameters", err, len);
+    return ck(rt_cu.cuStreamSynchronize(c->stream), "cuStreamSynchronize", NULL, err, len) &&
+           ck(rt_cu.cuMemcpyDtoH(params, c->params, (size_t)c->m->param_bytes), "cuMemcpyDtoH", "parameters", err, len);
 }
 
 bool rt_cuda_put_dataset(rt_cuda *c, const rt_dataset *d, char *err, size_t len)
@@ -265,22 +174,22 @@ bool rt_cuda_put_dataset(rt_cuda *c, const rt_dataset *d, char *err, size_t len)
     if (d->x_dtype != c->m->train.x_dtype || d->y_dtype != c->m->train.y_dtype)
         return rt_fail(err, len, "the dataset's dtypes are not the model's inputs'");
     if (c->data_x)
-        cu.cuMemFree(c->data_x), c->data_x = 0;
+        rt_cu.cuMemFree(c->data_x), c->data_x = 0;
     if (c->data_y)
-        cu.cuMemFree(c->data_y), c->data_y = 0;
+        rt_cu.cuMemFree(c->data_y), c->data_y = 0;
     if (c->order)
-        cu.cuMemFree(c->order), c->order = 0;
+        rt_cu.cuMemFree(c->order), c->order = 0;
     if (c->host_order)
-        cu.cuMemFreeHost(c->host_order), c->host_order = NULL;
+        rt_cu.cuMemFreeHost(c->host_order), c->host_order = NULL;
     c->data_n = d->n;
     return dalloc(&c->data_x, (size_t)(d->n * c->x_row), "training features", err, len) &&
            dalloc(&c->data_y, (size_t)(d->n * c->y_row), "training targets", err, len) &&
            dalloc(&c->order, (size_t)d->n * sizeof(int), "epoch order", err, len) &&
-           ck(cu.cuMemAllocHost((void **)&c->host_order, (size_t)(d->n ? d->n : 1) * sizeof(int)), "cuMemAllocHost",
+           ck(rt_cu.cuMemAllocHost((void **)&c->host_order, (size_t)(d->n ? d->n : 1) * sizeof(int)), "cuMemAllocHost",
               "epoch order", err, len) &&
-           ck(cu.cuMemcpyHtoD(c->data_x, d->x, (size_t)(d->n * c->x_row)), "cuMemcpyHtoD", "training features", err,
+           ck(rt_cu.cuMemcpyHtoD(c->data_x, d->x, (size_t)(d->n * c->x_row)), "cuMemcpyHtoD", "training features", err,
               len) &&
-           ck(cu.cuMemcpyHtoD(c->data_y, d->y, (size_t)(d->n * c->y_row)), "cuMemcpyHtoD", "training targets", err,
+           ck(rt_cu.cuMemcpyHtoD(c->data_y, d->y, (size_t)(d->n * c->y_row)), "cuMemcpyHtoD", "training targets", err,
               len);
 }
 
@@ -293,7 +202,7 @@ static int64_t blocks(const rt_cuda_launch *l, int64_t N)
 
 static bool launch(rt_cuda *c, CUfunction f, const char *name, int64_t grid, void **params, char *err, size_t len)
 {
-    return ck(cu.cuLaunchKernel(f, (unsigned)grid, 1, 1, 256, 1, 1, 0, c->stream, params, NULL), "cuLaunchKernel",
+    return ck(rt_cu.cuLaunchKernel(f, (unsigned)grid, 1, 1, 256, 1, 1, 0, c->stream, params, NULL), "cuLaunchKernel",
               name, err, len);
 }
 
@@ -369,35 +278,36 @@ bool rt_cuda_train_epoch(rt_cuda *c, const int64_t *perm, int64_t n, const rt_fi
         c->host_order[i] = (int)perm[i];
     float lr = (float)f->lr, wd = (float)f->wd;
     *c->host_state = (dev_state){.step = first_step, .bad_step = -1};
-    bool ok = ck(cu.cuMemcpyHtoDAsync(c->order, c->host_order, (size_t)n * sizeof(int), c->stream),
+    bool ok = ck(rt_cu.cuMemcpyHtoDAsync(c->order, c->host_order, (size_t)n * sizeof(int), c->stream),
                  "cuMemcpyHtoDAsync", "epoch order", err, len) &&
-              ck(cu.cuMemcpyHtoDAsync(c->state, c->host_state, sizeof(dev_state), c->stream), "cuMemcpyHtoDAsync",
+              ck(rt_cu.cuMemcpyHtoDAsync(c->state, c->host_state, sizeof(dev_state), c->stream), "cuMemcpyHtoDAsync",
                  "step state", err, len) &&
-              ck(cu.cuMemcpyHtoDAsync(c->lr, &lr, 4, c->stream), "cuMemcpyHtoDAsync", "lr", err, len) &&
-              ck(cu.cuMemcpyHtoDAsync(c->wd, &wd, 4, c->stream), "cuMemcpyHtoDAsync", "wd", err, len) &&
-              ck(cu.cuStreamSynchronize(c->stream), "cuStreamSynchronize", NULL, err, len); /* lr, wd: on the stack */
+              ck(rt_cu.cuMemcpyHtoDAsync(c->lr, &lr, 4, c->stream), "cuMemcpyHtoDAsync", "lr", err, len) &&
+              ck(rt_cu.cuMemcpyHtoDAsync(c->wd, &wd, 4, c->stream), "cuMemcpyHtoDAsync", "wd", err, len) &&
+              /* lr, wd: on the stack */
+              ck(rt_cu.cuStreamSynchronize(c->stream), "cuStreamSynchronize", NULL, err, len);
     int64_t full = n / f->batch, rest = n % f->batch;
     /* full batches: one graph of a whole step, captured once per batch size and replayed */
     if (ok && full > 0 && c->graph_batch != f->batch) {
         if (c->graph)
-            cu.cuGraphExecDestroy(c->graph), c->graph = NULL;
+            rt_cu.cuGraphExecDestroy(c->graph), c->graph = NULL;
         CUgraph g = NULL;
-        ok = ck(cu.cuStreamBeginCapture(c->stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture",
+        ok = ck(rt_cu.cuStreamBeginCapture(c->stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture",
                 NULL, err, len);
         bool captured = ok && device_step(c, f->batch, f->seed, err, len);
-        CUresult r = ok ? cu.cuStreamEndCapture(c->stream, &g) : 0;
+        CUresult r = ok ? rt_cu.cuStreamEndCapture(c->stream, &g) : 0;
         ok = captured && ck(r, "cuStreamEndCapture", NULL, err, len) &&
-             ck(cu.cuGraphInstantiate(&c->graph, g, 0), "cuGraphInstantiate", NULL, err, len);
+             ck(rt_cu.cuGraphInstantiate(&c->graph, g, 0), "cuGraphInstantiate", NULL, err, len);
         if (g)
-            cu.cuGraphDestroy(g);
+            rt_cu.cuGraphDestroy(g);
         c->graph_batch = ok ? f->batch : 0;
     }
     double t0 = now(), shown = t0;
     bool polling = false;
     for (int64_t s = 0; ok && s < full; s++) {
-        ok = ck(cu.cuGraphLaunch(c->graph, c->stream), "cuGraphLaunch", "train step", err, len);
+        ok = ck(rt_cu.cuGraphLaunch(c->graph, c->stream), "cuGraphLaunch", "train step", err, len);
         if (ok && f->progress && now() - shown >= 0.25) { /* the sums so far, read without waiting */
-            if (polling && cu.cuEventQuery(c->polled) == 0) {
+            if (polling && rt_cu.cuEventQuery(c->polled) == 0) {
                 const dev_state *h = c->host_state;
                 fprintf(f->progress, "\r\033[Kepoch %lld/%lld  step %lld/%lld  loss %.4f", (long long)epoch,
                         (long long)f->epochs, h->steps, (long long)(full + (rest > 0)),
@@ -406,18 +316,18 @@ bool rt_cuda_train_epoch(rt_cuda *c, const int64_t *perm, int64_t n, const rt_fi
                 polling = false;
             }
             if (!polling)
-                ok = ck(cu.cuMemcpyDtoHAsync(c->host_state, c->state, sizeof(dev_state), c->stream),
+                ok = ck(rt_cu.cuMemcpyDtoHAsync(c->host_state, c->state, sizeof(dev_state), c->stream),
                         "cuMemcpyDtoHAsync", "step state", err, len) &&
-                     ck(cu.cuEventRecord(c->polled, c->stream), "cuEventRecord", NULL, err, len);
+                     ck(rt_cu.cuEventRecord(c->polled, c->stream), "cuEventRecord", NULL, err, len);
             polling = ok;
             shown = now();
         }
     }
     if (ok && rest > 0)
         ok = device_step(c, rest, f->seed, err, len);
-    ok = ok && ck(cu.cuMemcpyDtoHAsync(c->host_state, c->state, sizeof(dev_state), c->stream), "cuMemcpyDtoHAsync",
+    ok = ok && ck(rt_cu.cuMemcpyDtoHAsync(c->host_state, c->state, sizeof(dev_state), c->stream), "cuMemcpyDtoHAsync",
                   "step state", err, len) &&
-         ck(cu.cuStreamSynchronize(c->stream), "cuStreamSynchronize", "train step", err, len);
+         ck(rt_cu.cuStreamSynchronize(c->stream), "cuStreamSynchronize", "train step", err, len);
     if (f->progress && shown > t0)
         fprintf(f->progress, "\r\033[K");
     if (!ok)
@@ -436,21 +346,21 @@ bool rt_cuda_forward(rt_cuda *c, rt_batch *b, void *predict, char *err, size_t l
     dev_args a = entry_args(c, e, c->fwd_arena, b->n, b->seed, b->step, false);
     float loss = 0;
     char metric[8][4];
-    bool ok = ck(cu.cuMemcpyHtoDAsync(c->x, b->x, (size_t)(b->n * c->x_row), c->stream), "cuMemcpyHtoDAsync",
+    bool ok = ck(rt_cu.cuMemcpyHtoDAsync(c->x, b->x, (size_t)(b->n * c->x_row), c->stream), "cuMemcpyHtoDAsync",
                  "batch features", err, len) &&
-              ck(cu.cuMemcpyHtoDAsync(c->y, b->y, (size_t)(b->n * c->y_row), c->stream), "cuMemcpyHtoDAsync",
+              ck(rt_cu.cuMemcpyHtoDAsync(c->y, b->y, (size_t)(b->n * c->y_row), c->stream), "cuMemcpyHtoDAsync",
                  "batch targets", err, len) &&
               run_entry(c, false, &a, err, len) &&
-              ck(cu.cuMemcpyDtoHAsync(&loss, value_at(c, c->fwd_arena, &e->loss), 4, c->stream), "cuMemcpyDtoHAsync",
+              ck(rt_cu.cuMemcpyDtoHAsync(&loss, value_at(c, c->fwd_arena, &e->loss), 4, c->stream), "cuMemcpyDtoHAsync",
                  "loss", err, len);
     for (int k = 0; ok && k < e->nmetrics && k < 8; k++)
-        ok = ck(cu.cuMemcpyDtoHAsync(metric[k], value_at(c, c->fwd_arena, &e->metrics[k]), 4, c->stream),
+        ok = ck(rt_cu.cuMemcpyDtoHAsync(metric[k], value_at(c, c->fwd_arena, &e->metrics[k]), 4, c->stream),
                 "cuMemcpyDtoHAsync", "metric", err, len);
     if (ok && predict && e->predict.name)
-        ok = ck(cu.cuMemcpyDtoHAsync(predict, value_at(c, c->fwd_arena, &e->predict),
+        ok = ck(rt_cu.cuMemcpyDtoHAsync(predict, value_at(c, c->fwd_arena, &e->predict),
                                      (size_t)(b->n * e->predict.numel * elem_size(e->predict.dtype)), c->stream),
                 "cuMemcpyDtoHAsync", "predictions", err, len);
-    ok = ok && ck(cu.cuStreamSynchronize(c->stream), "cuStreamSynchronize", "forward", err, len);
+    ok = ok && ck(rt_cu.cuStreamSynchronize(c->stream), "cuStreamSynchronize", "forward", err, len);
     if (!ok)
         return false;
     b->loss = loss;

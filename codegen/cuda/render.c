@@ -6,7 +6,9 @@
  *     the reduced elements in order, then a tree over the block's shared memory in a fixed
  *     order, so the result never depends on timing;
  *   CG_GEMM: 64x64 tiles of C in shared memory, 16 of K at a time, each thread holding 4x4
- *     results in registers; alpha and beta as the step's scalar expressions;
+ *     results in registers; alpha and beta as the step's scalar expressions; the next step,
+ *     when it is the matmul's elementwise epilogue, computed on the results in registers
+ *     (one kernel for the two steps: "matmul epilogues" below);
  *   CG_CALL: one thread per row (or column of rows), in the runtime routine's order of
  *     operations (runtime/ops.c); dropout draws the same Philox words as the CPU.
  * Elementwise ops come from the op table: the S_ macros of ir/scalar.h are defined here to
@@ -254,18 +256,27 @@ static const char *at(rd *R, const cg_access *a, int rank, const char *const *id
 
 /* ---- loops ---- */
 
+/* the loop's loads at the current indices, as locals lK; given[k], when set, is the value
+ * of load k already in hand (a matmul's result in its epilogue) */
+static void print_loads(rd *R, const cg_loop *l, const char *const *idx, const char *ind, const char *const *given)
+{
+    for (int k = 0; k < l->nloads; k++) {
+        const cg_access *a = &l->load[k];
+        ag_dtype t = R->p->buffers[a->buffer].dtype;
+        if (given && given[k])
+            fprintf(R->f, "%sconst %s l%d = %s;\n", ind, ctype(t), k, given[k]);
+        else
+            fprintf(R->f, "%sconst %s l%d = %sb%d[%s]%s;\n", ind, ctype(t), k, t == AG_BOOL ? "(" : "",
+                    (int)a->buffer, at(R, a, l->rank, idx), t == AG_BOOL ? " != 0)" : "");
+    }
+}
+
 /* the loop's expressions at the current indices, as locals vE */
-/* lane < 0: one element, its loads printed here; lane 0..3: lane of a 4-wide step whose
- * loads the caller printed as lK_LANE, values named vE_LANE */
+/* lane < 0: one element, its loads (lK) printed by the caller; lane 0..3: lane of a 4-wide
+ * step whose loads the caller printed as lK_LANE, values named vE_LANE */
 static void print_exprs(rd *R, const cg_loop *l, const char *const *idx, const char *ind, int lane)
 {
     const char *sfx = lane < 0 ? "" : tx(R, "_%d", lane);
-    for (int k = 0; k < l->nloads && lane < 0; k++) {
-        const cg_access *a = &l->load[k];
-        ag_dtype t = R->p->buffers[a->buffer].dtype;
-        fprintf(R->f, "%s%s l%d = %sb%d[%s]%s;\n", ind, ctype(t), k, t == AG_BOOL ? "(" : "", (int)a->buffer,
-                at(R, a, l->rank, idx), t == AG_BOOL ? " != 0)" : "");
-    }
     for (int e = 0; e < l->nexprs && !R->failed; e++) {
         const cg_expr *x = &l->expr[e];
         const char *v = NULL;
@@ -410,21 +421,32 @@ static const char *combine(rd *R, ir_op how, ag_dtype t, const char *acc, const 
     }
 }
 
-static void render_loop(rd *R, const cg_loop *l, const char *name, cg_cuda_launch *launch)
+/* the loop's stores of one element (no reduction) */
+static void print_stores(rd *R, const cg_loop *l, const char *const *idx, const char *ind)
+{
+    for (int s = 0; s < l->nstores && !R->failed; s++) {
+        const cg_store *st = &l->store[s];
+        if (st->expr < 0 || st->expr >= l->nexprs) {
+            fail(R, "store %d: expression %d does not exist", s, (int)st->expr);
+            break;
+        }
+        ag_dtype t = R->p->buffers[st->at.buffer].dtype;
+        const char *v = cvt(R, tx(R, "v%d", (int)st->expr), l->expr[st->expr].dtype, t);
+        fprintf(R->f, "%sb%d[%s] = %s;\n", ind, (int)st->at.buffer, at(R, &st->at, l->rank, idx), v);
+    }
+}
+
+/* the loop's counts and buffers, before anything of it is printed */
+static bool loop_valid(rd *R, const cg_loop *l, bool *used)
 {
     if (l->rank < 0 || l->rank > IR_MAX_RANK || l->nloads < 0 || l->nloads > CG_MAX_LOADS || l->nexprs < 0 ||
         l->nexprs > CG_MAX_EXPRS || l->nstores < 0 || l->nstores > CG_MAX_STORES) {
         fail(R, "loop counts out of range");
-        return;
+        return false;
     }
     if (l->reduce && l->combine != IR_sum && l->combine != IR_max) {
         fail(R, "reduction by op %d (sum or max expected)", (int)l->combine);
-        return;
-    }
-    bool used[4096] = {false};
-    if (R->p->nbuffers > 4096) {
-        fail(R, "%d buffers", R->p->nbuffers);
-        return;
+        return false;
     }
     for (int k = 0; k < l->nloads; k++)
         if (check_buffer(R, l->load[k].buffer, "load", k))
@@ -432,7 +454,17 @@ static void render_loop(rd *R, const cg_loop *l, const char *name, cg_cuda_launc
     for (int k = 0; k < l->nstores; k++)
         if (check_buffer(R, l->store[k].at.buffer, "store", k))
             used[l->store[k].at.buffer] = true;
-    if (R->failed)
+    return !R->failed;
+}
+
+static void render_loop(rd *R, const cg_loop *l, const char *name, cg_cuda_launch *launch)
+{
+    bool used[4096] = {false};
+    if (R->p->nbuffers > 4096) {
+        fail(R, "%d buffers", R->p->nbuffers);
+        return;
+    }
+    if (!loop_valid(R, l, used))
         return;
     const char *idx[IR_MAX_RANK];
     for (int k = 0; k < l->rank; k++)
@@ -466,17 +498,9 @@ static void render_loop(rd *R, const cg_loop *l, const char *name, cg_cuda_launc
         fprintf(R->f, "    for (long long e_ = blockIdx.x * (long long)blockDim.x + threadIdx.x; e_ < outs;\n"
                       "         e_ += (long long)gridDim.x * blockDim.x) {\n");
         unflatten(R, l, all, "e_", "        ");
+        print_loads(R, l, idx, "        ", NULL);
         print_exprs(R, l, idx, "        ", -1);
-        for (int s = 0; s < l->nstores && !R->failed; s++) {
-            const cg_store *st = &l->store[s];
-            if (st->expr < 0 || st->expr >= l->nexprs) {
-                fail(R, "store %d: expression %d does not exist", s, (int)st->expr);
-                break;
-            }
-            ag_dtype t = R->p->buffers[st->at.buffer].dtype;
-            const char *v = cvt(R, tx(R, "v%d", (int)st->expr), l->expr[st->expr].dtype, t);
-            fprintf(R->f, "        b%d[%s] = %s;\n", (int)st->at.buffer, at(R, &st->at, l->rank, idx), v);
-        }
+        print_stores(R, l, idx, "        ");
         fprintf(R->f, "    }\n}\n\n");
         return;
     }
@@ -500,6 +524,7 @@ static void render_loop(rd *R, const cg_loop *l, const char *name, cg_cuda_launc
     unflatten(R, l, kept, "o_", "            ");
     fprintf(R->f, "            {\n");
     unflatten(R, l, l->reduce, "j_", "            ");
+    print_loads(R, l, idx, "            ", NULL);
     print_exprs(R, l, idx, "            ", -1);
     for (int s = 0; s < l->nstores && !R->failed; s++) {
         const cg_store *st = &l->store[s];
@@ -571,14 +596,19 @@ static const char *gemm_scalar(rd *R, const cg_gemm *g, int32_t e, int depth)
  * times the blocks for the small matrices of a batch of 256. */
 enum { TK = 16, FILL_TILES = 64 };
 
-static void render_gemm(rd *R, const cg_gemm *g, const char *name, cg_cuda_launch *launch)
+/* epi, when set, is the next step: an elementwise loop over C's elements (epilogue_fits),
+ * computed here from each result in registers; its loads marked in is_c read that result,
+ * and C itself is stored only if write_c (no store of epi takes its place). */
+static void render_gemm(rd *R, const cg_gemm *g, const cg_loop *epi, const bool *is_c, bool write_c,
+                        const char *name, cg_cuda_launch *launch)
 {
     bool used[4096] = {false};
-    if (R->p->nbuffers > 4096)
-        {
+    if (R->p->nbuffers > 4096) {
         fail(R, "%d buffers", R->p->nbuffers);
         return;
     }
+    if (epi && !loop_valid(R, epi, used))
+        return;
     const cg_access *acc[3] = {&g->a, &g->b, &g->c};
     for (int k = 0; k < 3; k++)
         if (check_buffer(R, acc[k]->buffer, "gemm operand", k))
@@ -588,8 +618,10 @@ static void render_gemm(rd *R, const cg_gemm *g, const char *name, cg_cuda_launc
             used[g->load[k].buffer] = true;
     if (R->failed)
         return;
-    fprintf(R->f, "/* C = alpha op(A) op(B) + beta C, row major%s%s */\n", g->ta ? ", A transposed" : "",
-            g->tb ? ", B transposed" : "");
+    fprintf(R->f, "/* C = alpha op(A) op(B) + beta C, row major%s%s%s */\n", g->ta ? ", A transposed" : "",
+            g->tb ? ", B transposed" : "", epi ? tx(R, ", then the next step's loop on each element (%d %s)",
+                                                    epi->nstores, epi->nstores == 1 ? "store" : "stores")
+                                              : "");
     fprintf(R->f, "extern \"C\" __global__ void __launch_bounds__(%d) %s(ag_dev_args a)\n{\n", CG_CUDA_BLOCK, name);
     fprintf(R->f, "    const long long N = a.N;\n    (void)N;\n");
     declare_buffers(R, used);
@@ -642,13 +674,26 @@ static void render_gemm(rd *R, const cg_gemm *g, const char *name, cg_cuda_launc
             "        for (int u = 0; u < %d; u++)\n"
             "#pragma unroll\n"
             "            for (int v = 0; v < %d; v++) {\n"
-            "                const long long i = i0 + ty * %d + u, j = j0 + tx * %d + v;\n"
-            "                if (i < M && j < NC) /* beta 0: C is not read (cblas_sgemm's rule) */\n"
-            "                    C[i * NC + j] = beta == 0.0f ? alpha * r[u][v] : alpha * r[u][v] + beta * C[i * NC + j];\n"
-            "            }\n"
-            "    }\n}\n\n",
+            "                const long long i = i0 + ty * %d + u, j = j0 + tx * %d + v;\n",
             TK, TILE, TK, TILE, TILE - 1, TILE, TILE - 1, TILE, TILE, TILE, PER, PER, PER, PER, TK, TK, TILE, TILE,
             TILE, ael, bel, TK, PER, PER, PER, PER, PER, PER, PER, PER, PER, PER, PER);
+    if (!epi) {
+        fprintf(R->f, "                if (i < M && j < NC) /* beta 0: C is not read (cblas_sgemm's rule) */\n"
+                      "                    C[i * NC + j] = beta == 0.0f ? alpha * r[u][v] : alpha * r[u][v] + beta * C[i * NC + j];\n");
+    } else { /* beta is 0 (epilogue_fits): C is not read */
+        const char *idx[2] = {epi->rank == 2 ? "i" : "j", "j"}, *given[CG_MAX_LOADS] = {NULL};
+        for (int k = 0; k < epi->nloads; k++)
+            given[k] = is_c[k] ? "c_" : NULL;
+        fprintf(R->f, "                if (i < M && j < NC) {\n"
+                      "                    const float c_ = alpha * r[u][v];\n");
+        print_loads(R, epi, idx, "                    ", given);
+        print_exprs(R, epi, idx, "                    ", -1);
+        print_stores(R, epi, idx, "                    ");
+        if (write_c)
+            fprintf(R->f, "                    C[i * NC + j] = c_;\n");
+        fprintf(R->f, "                }\n");
+    }
+    fprintf(R->f, "            }\n    }\n}\n\n");
     /* tiles = ceil(m / 64) ceil(n / 64) <= (m / 64 + 1)(n / 64 + 1) */
     double m0 = (double)g->m.k / TILE + 1, m1 = (double)g->m.n / TILE, n0 = (double)g->n.k / TILE + 1,
            n1 = (double)g->n.n / TILE;
@@ -985,6 +1030,78 @@ static void pair_ce(rd *R)
     }
 }
 
+/* ---- matmul epilogues ----
+ * The CPU runs a matmul's epilogue (bias, activation, activation gradient) as the loop after
+ * the sgemm call; here the loop is computed inside the matmul kernel from each result in
+ * registers, one launch and one pass over C fewer. Only where that is the same computation:
+ * the loop is the next step, over C's elements ([m, n], or [n] when m is 1) without a
+ * reduction; beta is 0 (C is not read); its loads of C are C's elements at the loop's index,
+ * its other loads miss C; each store is in place over C (then C itself is not stored) or
+ * misses C, A, B and the scalars alpha and beta are made of (the matmul reads those while
+ * other tiles already store). */
+
+static bool same_dim(cg_dim a, cg_dim b) { return a.k == b.k && a.n == b.n; }
+
+/* whether a reads or writes exactly element (i, j) of the gemm's C at the loop's index */
+static bool at_c(const rd *R, const cg_gemm *g, const cg_loop *l, const cg_access *a)
+{
+    const cg_buffer *ab = &R->p->buffers[a->buffer], *cb = &R->p->buffers[g->c.buffer];
+    if (region_of(ab) != region_of(cb) || ab->dtype != AG_F32)
+        return false;
+    bool same = ab->offset.k + 4 * a->offset.k == cb->offset.k + 4 * g->c.offset.k &&
+                ab->offset.n + 4 * a->offset.n == cb->offset.n + 4 * g->c.offset.n;
+    const cg_dim one = {1, 0};
+    if (l->rank == 1)
+        return same && same_dim(a->stride[0], one);
+    return same && same_dim(a->stride[1], one) && (same_dim(a->stride[0], g->n) || same_dim(g->m, one));
+}
+
+static bool epilogue_fits(const rd *R, const cg_gemm *g, const cg_step *next, bool *is_c, bool *write_c)
+{
+    if (next->kind != CG_LOOP)
+        return false;
+    const cg_loop *l = &next->loop;
+    const cg_dim one = {1, 0};
+    if (l->reduce || l->nloads > CG_MAX_LOADS || l->nstores > CG_MAX_STORES || l->nloads < 0 || l->nstores < 0)
+        return false;
+    if (!(l->rank == 2 && same_dim(l->extent[0], g->m) && same_dim(l->extent[1], g->n)) &&
+        !(l->rank == 1 && same_dim(g->m, one) && same_dim(l->extent[0], g->n)))
+        return false;
+    if (g->beta < 0 || g->beta >= g->nexprs || g->expr[g->beta].kind != CG_E_CONST || g->expr[g->beta].value != 0)
+        return false;
+    for (int k = 0; k < l->nloads; k++)
+        if (l->load[k].buffer < 0 || l->load[k].buffer >= R->p->nbuffers)
+            return false;
+    for (int k = 0; k < l->nstores; k++)
+        if (l->store[k].at.buffer < 0 || l->store[k].at.buffer >= R->p->nbuffers)
+            return false;
+    span gs[3 + 4], ls[CG_MAX_LOADS + CG_MAX_STORES];
+    bool gw[3 + 4], lw[CG_MAX_LOADS + CG_MAX_STORES];
+    cg_step gemm = {.kind = CG_GEMM, .gemm = *g};
+    int ng = step_spans(R, &gemm, gs, gw, 3 + 4);
+    step_spans(R, next, ls, lw, CG_MAX_LOADS + CG_MAX_STORES);
+    const span c = gs[2];
+    bool reads_c = false;
+    *write_c = true;
+    for (int k = 0; k < l->nloads; k++) {
+        is_c[k] = at_c(R, g, l, &l->load[k]);
+        reads_c |= is_c[k];
+        if (!is_c[k] && overlap(ls[k], c))
+            return false;
+    }
+    for (int k = 0; k < l->nstores; k++) {
+        const span w = ls[l->nloads + k];
+        if (at_c(R, g, l, &l->store[k].at)) {
+            *write_c = false;
+            continue;
+        }
+        for (int x = 0; x < ng; x++)
+            if (overlap(w, gs[x]))
+                return false;
+    }
+    return reads_c;
+}
+
 /* ---- programs ---- */
 
 int64_t cg_cuda_blocks(const cg_cuda_launch *l, int64_t N)
@@ -1014,7 +1131,6 @@ bool cg_cuda_render(FILE *f, const cg_program *p, cg_cuda_plan *plan, char *err,
         fail(&R, "out of memory");
         return false;
     }
-    plan->nsteps = p->nsteps;
     R.ce_pair = calloc((size_t)(p->nsteps ? p->nsteps : 1), sizeof *R.ce_pair);
     if (!R.ce_pair) {
         fail(&R, "out of memory");
@@ -1024,13 +1140,23 @@ bool cg_cuda_render(FILE *f, const cg_program *p, cg_cuda_plan *plan, char *err,
     pair_ce(&R);
     fputs(prelude, f);
     char msg[512] = "";
+    plan->nsteps = 0;
     for (int s = 0; s < p->nsteps && !R.failed; s++) {
         const cg_step *st = &p->steps[s];
-        cg_cuda_launch *l = &plan->step[s];
+        cg_cuda_launch *l = &plan->step[plan->nsteps++];
         snprintf(l->name, sizeof l->name, "%s_k%d", p->name, s);
+        l->first_step = s, l->steps = 1;
+        bool is_c[CG_MAX_LOADS], write_c;
         switch (st->kind) {
         case CG_LOOP: render_loop(&R, &st->loop, l->name, l); break;
-        case CG_GEMM: render_gemm(&R, &st->gemm, l->name, l); break;
+        case CG_GEMM:
+            if (s + 1 < p->nsteps && epilogue_fits(&R, &st->gemm, &p->steps[s + 1], is_c, &write_c)) {
+                render_gemm(&R, &st->gemm, &p->steps[s + 1].loop, is_c, write_c, l->name, l);
+                l->steps = 2;
+                s++;
+            } else
+                render_gemm(&R, &st->gemm, NULL, NULL, true, l->name, l);
+            break;
         case CG_CALL: render_call(&R, &st->call, l->name, l, s); break;
         default: fail(&R, "unknown kind %d", (int)st->kind);
         }

@@ -21,17 +21,19 @@
 #define CG_CUDA_BLOCK 256     /* threads per block, every kernel */
 #define CG_CUDA_MAX_TENSORS 8 /* caller tensors (inputs, outputs) an ag_dev_args holds */
 
-/* One step's launch: kernel `name`, grid = ceil(units(N) / units_per_block) blocks (at least
- * 1; a host may cap it), units(N) = units[0] + units[1] N + units[2] N^2. */
+/* One launch: kernel `name`, grid = ceil(units(N) / units_per_block) blocks (at least 1; a
+ * host may cap it), units(N) = units[0] + units[1] N + units[2] N^2. It computes program
+ * steps first_step .. first_step + steps - 1 (two: a matmul with its epilogue loop). */
 typedef struct cg_cuda_launch {
     char name[128];
     double units[3];
     double units_per_block;
+    int first_step, steps;
 } cg_cuda_launch;
 
 typedef struct cg_cuda_plan {
     int nsteps;
-    cg_cuda_launch *step; /* per program step, in order */
+    cg_cuda_launch *step; /* the launches, in order: every program step in one of them */
 } cg_cuda_plan;
 
 /* Writes the CUDA C source of p to f and fills plan (free with cg_cuda_plan_free); false

@@ -1,39 +1,19 @@
 /* The CUDA backend's kernels run on the CPU (tests/cuda/host_shim.h) against the reference
  * interpreter, as the LLVM backend's tests do: every op's sample program at batches 1, 7,
  * 256 and 1001 within 1e-5 norm-wise (dropout's masks bit for bit), and one train step of
- * every model (loss, metrics, every updated parameter) within 1e-5. */
+ * every model (loss, metrics, every updated parameter) within 1e-5, its matmul epilogues
+ * inside the matmul kernels. */
 #include <criterion/criterion.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "bind.h"
 #include "cuda_host.h"
+#include "diff_run.h"
 #include "interp.h"
 #include "load.h"
 #include "lower.h"
 #include "op_samples.h"
 #include "passes.h"
-
-/* norm-wise relative error; NaN (or the same infinity) on both sides agree */
-static double rel_error(const ir_tensor *a, const char *b, ag_dtype t, bool *bitwise)
-{
-    double d = 0, s = 0;
-    *bitwise = true;
-    for (int64_t i = 0, n = ir_tensor_numel(a); i < n; i++) {
-        double x = ir_tensor_get(a, i);
-        double y = t == AG_F32 ? ((const float *)b)[i] : t == AG_I32 ? ((const int32_t *)b)[i] : ((const uint8_t *)b)[i];
-        if (t == AG_F32 && memcmp((const float *)a->data + i, (const float *)b + i, 4) != 0)
-            *bitwise = false;
-        else if (t != AG_F32 && x != y)
-            *bitwise = false;
-        if ((isnan(x) && isnan(y)) || (isinf(x) && x == y))
-            continue;
-        d += (x - y) * (x - y);
-        s += isfinite(x) ? x * x : 0;
-    }
-    return d == 0 ? 0 : sqrt(d) / fmax(sqrt(s), 1e-30);
-}
 
 static char *render(const cg_program *p, cg_cuda_plan *plan)
 {
@@ -52,43 +32,24 @@ static void run_and_compare(const char *what, ir_graph *g, const cg_program *p, 
                             const cg_cuda_plan *plan, int64_t batch, bool training, bool bitwise_dropout)
 {
     char err[4096];
-    ir_tensor **bound = fe_bind_random(g, batch, 11, false);
-    for (int32_t i = 0; i < g->n; i++) /* lr and wd: small, as training uses them */
-        if (bound[i] && g->node[i].op == IR_input && g->node[i].shape.rank == 0 && g->node[i].dtype == AG_F32)
-            ir_tensor_set(bound[i], 0, strcmp(g->node[i].attr.name, "lr") == 0 ? 0.1 : 0.01);
-    size_t arena_bytes = (size_t)(p->arena_bytes.k + p->arena_bytes.n * batch);
-    char *arena = calloc(1, arena_bytes + 64), *params = calloc(1, (size_t)p->param_bytes + 64);
-    cr_assert(arena && params);
-    for (int k = 0; k < p->nparams; k++)
-        memcpy(params + p->params[k].offset, bound[p->params[k].node]->data, (size_t)p->params[k].bytes);
-    cuda_host_region in[CG_CUDA_MAX_TENSORS];
-    cr_assert_leq(p->ninputs, CG_CUDA_MAX_TENSORS);
-    for (int k = 0; k < p->ninputs; k++) {
-        ir_tensor *t = bound[p->input_node[k]];
-        in[k] = (cuda_host_region){t->data, (size_t)ir_tensor_numel(t) * ir_dtype_size(t->dtype)};
-    }
-    cuda_host_region ar = {arena, arena_bytes}, pr = {params, (size_t)p->param_bytes};
-    cr_assert(cuda_host_run(src, plan, batch, 11, 3, ar, pr, in, p->ninputs, NULL, 0, 4, err, sizeof err), "%s: %s",
-              what, err);
+    diff_run r;
+    cr_assert(diff_run_init(&r, g, p, batch, err, sizeof err), "%s: %s", what, err);
+    cr_assert(cuda_host_run(src, plan, batch, DIFF_SEED, DIFF_STEP, r.arena, r.params, r.inputs, r.ninputs, NULL, 0, 4,
+                            err, sizeof err),
+              "%s: %s", what, err);
     ir_tensor outs[64];
     cr_assert_leq(g->nout, 64);
-    ir_run run = {.f64 = false, .batch = batch, .seed = 11, .step = 3, .training = training};
-    cr_assert(ir_interp(g, &run, (const ir_tensor *const *)bound, outs, err, sizeof err), "%s", err);
+    cr_assert(diff_interp(&r, training, outs, err, sizeof err), "%s", err);
     for (int k = 0; k < g->nout; k++) {
-        const cg_buffer *b = &p->buffers[p->output_buffer[k]];
-        const char *base = b->region == CG_ARENA ? arena : b->region == CG_PARAMS ? params
-                                                                                   : (const char *)in[b->index].data;
         bool bitwise;
-        double e = rel_error(&outs[k], base + b->offset.k + b->offset.n * batch, b->dtype, &bitwise);
+        double e = diff_output_error(&r, k, &outs[k], &bitwise);
         cr_expect(e <= 1e-5, "%s at batch %lld: output %s differs by %g", what, (long long)batch, g->out[k].name, e);
         if (bitwise_dropout)
             cr_expect(bitwise, "%s at batch %lld: output %s is not the same bits", what, (long long)batch,
                       g->out[k].name);
         ir_tensor_free(&outs[k]);
     }
-    free(arena);
-    free(params);
-    fe_bind_free(g, bound);
+    diff_run_free(&r);
 }
 
 static void check_op(ir_op op)
@@ -146,6 +107,9 @@ static void model_step(const char *name, const char *const *settings, int64_t ba
     if (g->train && g->train->nclasses > 0)
         cr_expect(strstr(src, "softmax_ce with its gradient") && strstr(src, "the gradient of softmax_ce step"),
                   "%s: the cross-entropy and its gradient are not paired", what);
+    /* every model's first layer adds a bias to a matmul: one kernel (render.c, "matmul epilogues") */
+    cr_expect(strstr(src, "then the next step's loop on each element"), "%s: no matmul epilogue in the matmul kernel",
+              what);
     run_and_compare(what, g, p, src, &plan, batch, true, false);
     free(src);
     cg_cuda_plan_free(&plan);
