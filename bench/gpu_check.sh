@@ -2,19 +2,23 @@
 # The CUDA backend on a lent GPU machine, in one call (bench/README.md, "gpu_check.sh").
 #
 #   bench/gpu_check.sh prepare [path/to/aotgrad]   here: builds what the GPU machine runs into
-#                                                   gpu_carry/ (ignored by git; about 45 MiB)
+#                                                   gpu_carry/ (ignored by git; about 40 MiB)
 #   bench/gpu_check.sh run                          there, from the checkout's root, with
 #                                                   gpu_carry carried: prints one table
 #
 # The GPU machine has the CUDA driver, nvcc and PyTorch 2 but no LLVM, OpenBLAS or dataset,
-# so `prepare` packs the binaries (built with --target cpu,cuda), OpenBLAS and its Fortran
-# runtime (xz), Fashion-MNIST and ../shared/anchors. `run`:
-#   1. differential: per classifier, one epoch on the GPU and one on the CPU from the same
-#      seed (losses and accuracies must agree within the float differences of summation
-#      order), and eval of the CPU's weights on both devices (the same accuracy);
-#   2. every classifier for 10 epochs on the GPU: test accuracy (bars 0.82, 0.82, 0.84) and
-#      the median epoch of 2-10;
-#   3. PyTorch (../shared/anchors/torch_d2l.py mlp, --device cuda) eager and with
+# so `prepare` packs the binaries (built with --target cpu,cuda, with their CUDA C), gpu_diff
+# and its cases (every op sample and model, compiled here), OpenBLAS and its Fortran runtime
+# (xz), Fashion-MNIST and ../shared/anchors. `run`:
+#   0. where this toolkit's cubin and PTX do not load (a driver older than CUDA 13), builds
+#      every module again with the machine's nvcc and uses those (AOTGRAD_CUDA_IMAGE);
+#   1. gpu_diff: every op's sample at batches 1, 7, 256, 1001 and every model's train step on
+#      the GPU against the interpreter (1e-5; dropout bit for bit);
+#   2. per classifier, one epoch on the GPU and one on the CPU from the same seed (losses
+#      within 1%: the sums' order differs), and eval of the CPU's weights on both devices;
+#   3. every classifier for 10 epochs on the GPU: test accuracy (bars 0.82, 0.82, 0.84) and
+#      the median epoch of 2-10; then `mlp bench --device cuda` (a row per kernel);
+#   4. PyTorch (../shared/anchors/torch_d2l.py mlp, --device cuda) eager and with
 #      --compile reduce-overhead, median epoch of 2-10; targets: ours >= 3x eager's speed and
 #      faster than torch.compile's.
 # It finishes in a few minutes; the last lines are the table.
@@ -31,12 +35,19 @@ fi
 
 if [ "$1" = prepare ]; then
   ag=${2:-build/aotgrad}
+  diff_bin=$(dirname "$ag")/tests/gpu_diff
+  [ -x "$diff_bin" ] || { echo "prepare: no $diff_bin (cmake --build $(dirname "$ag") --target gpu_diff)" >&2; exit 1; }
   grep -qx '/gpu_carry/' .git/info/exclude 2>/dev/null || echo '/gpu_carry/' >> .git/info/exclude
-  rm -rf "$carry" && mkdir -p "$carry/bin" "$carry/lib" "$carry/data" "$carry/anchors"
+  rm -rf "$carry" && mkdir -p "$carry/bin" "$carry/lib" "$carry/data" "$carry/anchors" "$carry/ir"
   for m in "${models[@]}"; do
     echo "prepare: building $m (--target cpu,cuda)" >&2
-    "$ag" build "models/$m.c" --target cpu,cuda -o "$carry/bin/$m"
+    "$ag" build "models/$m.c" --target cpu,cuda --emit exe,cu -o "$carry/bin/$m"
   done
+  echo "prepare: gpu_diff's cases" >&2
+  for m in mlp softmax mlp_dropout linreg weight_decay; do "$ag" ir "models/$m.c" > "$carry/ir/$m.ir"; done
+  "$ag" ir models/mlp.c --set act=tanh > "$carry/ir/mlp_tanh.ir"
+  "$diff_bin" write "$carry/cases" "$carry"/ir/*.ir >&2
+  cp "$diff_bin" "$carry/bin/gpu_diff"
   for lib in $(ldd "$carry/bin/mlp" | awk '/openblas|gfortran|quadmath/ {print $3}'); do
     echo "prepare: packing $lib" >&2
     xz -6 -T2 -c "$(readlink -f "$lib")" > "$carry/lib/$(basename "$lib").xz"
@@ -56,17 +67,41 @@ mkdir -p "$out/lib" # the libraries unpacked outside gpu_carry, which stays smal
 for f in "$carry"/lib/*.xz; do xz -dc "$f" > "$out/lib/$(basename "$f" .xz)"; done
 export LD_LIBRARY_PATH="$out/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 data="$root/$carry/data"
-gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || echo "unknown GPU")
+export PATH="$PATH:/usr/local/cuda/bin" # nvcc, for step 0
+gpu=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1 || echo "unknown GPU")
+cc=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '. ' || true)
 median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "nan"}'; }
 epochs_of() { grep -E '^epoch ' "$1" | grep -oE '[0-9]+\.[0-9]+s ' | tr -d 's ' | tail -n +2 | median; }
 field() { grep -oE "$2 [0-9.]+" "$1" | tail -1 | awk '{print $2}'; }
+echo "gpu_check on $gpu (sm_${cc:-?})"
+cp -r "$carry/cases" "$out/cases"
 
-echo "== 1. differential: GPU against CPU, one epoch, seed 1 =="
+echo "== 0. do the modules load? =="
+images=built-here
+# AOTGRAD_CUDA_IMAGE for binary $1 where the modules were built again on this machine
+img() { [ "$images" = built-here ] || echo "AOTGRAD_CUDA_IMAGE=$out/$1.cubin"; }
+if ! "$carry/bin/mlp" bench --device cuda --steps 1 > "$out/probe" 2>&1; then
+  cat "$out/probe"
+  if grep -q cuModuleLoadDataEx "$out/probe" && command -v nvcc >/dev/null && [ -n "$cc" ]; then
+    images="nvcc $(nvcc --version | grep -oE 'release [0-9.]+' | head -1), sm_$cc"
+    echo "building the modules again with $images"
+    for m in "${models[@]}"; do nvcc -w -cubin -arch="sm_$cc" -std=c++17 -o "$out/$m.cubin" "$carry/bin/$m.cu"; done
+    ls "$out"/cases/*.cu | xargs -P 16 -I{} sh -c 'nvcc -w -cubin -arch=sm_'"$cc"' -std=c++17 -o "${1%.cu}.cubin" "$1" && rm -f "${1%.cu}.ptx"' _ {}
+  fi
+fi
+echo "modules: $images"
+
+echo "== 1. gpu_diff: every op and model on the GPU against the interpreter =="
+"$carry/bin/gpu_diff" run "$out/cases" > "$out/gpu_diff" 2>&1 || true
+grep -v ' ok$' "$out/gpu_diff" | head -n 20 || true
+gpu_diff_line=$(grep -E '^gpu_diff: ' "$out/gpu_diff" | tail -1 || true)
+
+echo "== 2. differential: GPU against CPU, one epoch, seed 1 =="
 diff_ok=yes
 for m in "${models[@]}"; do
-  "$carry/bin/$m" train --device cuda --data "$data" --epochs 1 --seed 1 --save "$out/$m.gpu.st" > "$out/$m.d.gpu" 2>&1 || { cat "$out/$m.d.gpu"; diff_ok=no; continue; }
+  env $(img "$m") "$carry/bin/$m" train --device cuda --data "$data" --epochs 1 --seed 1 --save "$out/$m.gpu.st" > "$out/$m.d.gpu" 2>&1 || { cat "$out/$m.d.gpu"; diff_ok=no; continue; }
   "$carry/bin/$m" train --device cpu --data "$data" --epochs 1 --seed 1 --save "$out/$m.cpu.st" > "$out/$m.d.cpu" 2>&1 || { cat "$out/$m.d.cpu"; diff_ok=no; continue; }
-  "$carry/bin/$m" eval --device cuda --data "$data" --weights "$out/$m.cpu.st" > "$out/$m.e.gpu" 2>&1 || { cat "$out/$m.e.gpu"; diff_ok=no; continue; }
+  env $(img "$m") "$carry/bin/$m" eval --device cuda --data "$data" --weights "$out/$m.cpu.st" > "$out/$m.e.gpu" 2>&1 || { cat "$out/$m.e.gpu"; diff_ok=no; continue; }
   "$carry/bin/$m" eval --device cpu --data "$data" --weights "$out/$m.cpu.st" > "$out/$m.e.cpu" 2>&1 || { cat "$out/$m.e.cpu"; diff_ok=no; continue; }
   lg=$(field "$out/$m.d.gpu" train_loss) lc=$(field "$out/$m.d.cpu" train_loss)
   eg=$(field "$out/$m.e.gpu" test_acc) ec=$(field "$out/$m.e.cpu" test_acc)
@@ -75,29 +110,32 @@ for m in "${models[@]}"; do
   echo "$m: train_loss gpu $lg cpu $lc; eval of the CPU's weights: test_acc gpu $eg cpu $ec: $ok"
 done
 
-echo "== 2. 10 epochs on the GPU =="
+echo "== 3. 10 epochs on the GPU =="
 declare -A acc sec
 for m in "${models[@]}"; do
-  "$carry/bin/$m" train --device cuda --data "$data" --seed 1 > "$out/$m.t" 2>&1 || { cat "$out/$m.t"; acc[$m]=fail; sec[$m]=nan; continue; }
+  env $(img "$m") "$carry/bin/$m" train --device cuda --data "$data" --seed 1 > "$out/$m.t" 2>&1 || { cat "$out/$m.t"; acc[$m]=fail; sec[$m]=nan; continue; }
   tail -n 3 "$out/$m.t"
   acc[$m]=$(field "$out/$m.t" test_acc)
   sec[$m]=$(epochs_of "$out/$m.t")
 done
+env $(img mlp) "$carry/bin/mlp" bench --device cuda --steps 200 2>&1 | tee "$out/bench" || true
+step_us=$(grep -oE '[0-9.]+ us/step \(the replayed' "$out/bench" | awk '{print $1}' || true)
 
-echo "== 3. PyTorch on the same GPU (mlp) =="
+echo "== 4. PyTorch on the same GPU (mlp) =="
 tp() { python3 "$carry/anchors/torch_d2l.py" mlp --device cuda --data "$data" --seed 1 "$@" 2>&1 | tee -a "$out/torch.log" | grep -oE 'median_epoch_sec [0-9.]+' | awk '{print $2}'; }
 eager=$(tp || echo nan)
 compiled=$(tp --compile reduce-overhead || echo nan)
 tail -n 2 "$out/torch.log" || true
 
 echo
-echo "gpu_check on $gpu, $(date -u +%Y-%m-%d), $(( $(date +%s) - t0 )) s"
+echo "gpu_check on $gpu, $(date -u +%Y-%m-%d), $(( $(date +%s) - t0 )) s; modules: $images"
+echo "${gpu_diff_line:-gpu_diff: no summary (see above)}"
 printf '%-12s %-10s %-6s %-14s\n' model test_acc bar "median epoch"
 for m in "${models[@]}"; do
   bar=0.82; [ "$m" = mlp_dropout ] && bar=0.84
   printf '%-12s %-10s %-6s %-14s\n' "$m" "${acc[$m]}" "$bar" "${sec[$m]} s"
 done
-printf 'differential (GPU vs CPU, 1 epoch + eval): %s\n' "$diff_ok"
+printf 'differential (GPU vs CPU, 1 epoch + eval): %s; mlp bench: %s us a step (the replayed graph)\n' "$diff_ok" "${step_us:-nan}"
 awk -v a="${sec[mlp]}" -v e="$eager" -v c="$compiled" 'BEGIN {
   printf "mlp epoch: aotgrad %s s, PyTorch eager %s s (%.2fx; target >= 3x), torch.compile %s s (%.2fx; target > 1x)\n",
          a, e, (a > 0 ? e / a : 0), c, (a > 0 ? c / a : 0) }'

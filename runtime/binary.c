@@ -427,11 +427,14 @@ static const struct command {
      "  --weights FILE   a safetensors checkpoint holding every parameter of the model\n"
      "  --threads N      threads (default: the core count)\n"
      "  --device D       cpu or cuda (default: cuda when the binary has it and a GPU is there)\n"},
-    {"bench", "[--steps N] [--threads N]",
+    {"bench", "[--steps N] [--threads N] [--device cpu|cuda ]",
      "Times the train step at the compiled batch on random data, and each of its kernels: time share,\n"
-     "GB/s or GFLOP/s, and the fraction of this machine's memcpy bandwidth or sgemm rate (measured first).",
+     "GB/s or GFLOP/s, and on the CPU the fraction of this machine's memcpy bandwidth or sgemm rate\n"
+     "(measured first). On a GPU the step is the replayed CUDA graph that training runs (batch gathered\n"
+     "on the device, kernels, sums), and the kernels are timed one by one with CUDA events.",
      "  --steps N        train steps timed (default 100)\n"
-     "  --threads N      threads (default: the core count)\n"},
+     "  --threads N      threads (default: the core count)\n"
+     "  --device D       cpu or cuda (default: cuda when the binary has it and a GPU is there)\n"},
 };
 
 static const struct command *find_command(const char *name)
@@ -882,6 +885,67 @@ static double sgemm_rate(void)
     return 2.0 * n * (double)n * n / best;
 }
 
+/* bench on the GPU: o->steps full batches of random rows as one epoch through the replayed
+ * graph (the training path), then the kernels one by one with events */
+static bool bench_gpu(bin *b, const void *x, const void *y, const opts *o, char *err, size_t len)
+{
+    const rt_compiled *m = b->m;
+    const rt_compiled_entry *e = &m->train;
+    const rt_cuda_image *im = m->cuda;
+    int64_t N = m->max_batch, n = N * o->steps;
+    size_t xr = (size_t)(m->features * elem_size(e->x_dtype)), yr = (size_t)(m->targets * 4);
+    rt_dataset d = {.n = n, .features = m->features, .x_dtype = e->x_dtype, .x = malloc((size_t)n * xr),
+                    .targets = m->targets, .y_dtype = e->y_dtype, .y = malloc((size_t)n * yr), .classes = m->classes};
+    int64_t *perm = malloc(sizeof *perm * (size_t)n);
+    double *seconds = calloc((size_t)im->ntrain + 1, sizeof *seconds);
+    bool ok = (d.x && d.y && perm && seconds) || rt_fail(err, len, "out of memory");
+    for (int64_t i = 0; ok && i < n; i++) { /* the N random rows again and again */
+        memcpy((char *)d.x + (size_t)i * xr, (const char *)x + (size_t)(i % N) * xr, xr);
+        memcpy((char *)d.y + (size_t)i * yr, (const char *)y + (size_t)(i % N) * yr, yr);
+        perm[i] = i;
+    }
+    rt_fit f = {.epochs = 2, .batch = N, .lr = 1e-6, .seed = 1};
+    double loss, metrics[RT_MAX_METRICS], t = 0;
+    int64_t bad;
+    ok = ok && rt_cuda_put_dataset(b->gpu, &d, err, len) && rt_cuda_put_params(b->gpu, b->params, err, len) &&
+         rt_cuda_train_epoch(b->gpu, perm, n, &f, 1, 0, &loss, metrics, &bad, err, len); /* warm: the capture */
+    if (ok) {
+        double t0 = now();
+        ok = rt_cuda_train_epoch(b->gpu, perm, n, &f, 2, (uint64_t)o->steps, &loss, metrics, &bad, err, len);
+        t = (now() - t0) / (double)o->steps;
+    }
+    int64_t reps = o->steps < 20 ? o->steps : 20;
+    ok = ok && rt_cuda_time_kernels(b->gpu, N, reps, seconds, err, len);
+    if (ok) {
+        printf("%s bench: train step at batch %lld on %s, %lld steps: %.1f us/step (the replayed graph: batch "
+               "gathered on the device, %d kernels, sums), %.0f samples/s\n",
+               m->name, (long long)N, rt_cuda_device_name(b->gpu), (long long)o->steps, t * 1e6, im->ntrain,
+               (double)N / t);
+        double total = 0;
+        for (int k = 0; k < im->ntrain; k++)
+            total += seconds[k] / (double)reps;
+        printf("%3s  %-15s %9s %7s %14s  %s\n", "#", "kernel", "us/step", "share", "rate", "computes");
+        for (int k = 0; k < im->ntrain; k++) {
+            const rt_cuda_launch *l = &im->train[k];
+            double flops = 0, bytes = 0, tk = seconds[k] / (double)reps;
+            for (int s = l->first_step; s < l->first_step + l->steps && s < e->nsteps; s++)
+                flops += e->steps[s].flops, bytes += e->steps[s].bytes;
+            const rt_compiled_step *st = &e->steps[l->first_step < e->nsteps ? l->first_step : 0];
+            char rate[32], kind[32];
+            if (flops > 0)
+                snprintf(rate, sizeof rate, "%.1f GFLOP/s", flops / tk / 1e9);
+            else
+                snprintf(rate, sizeof rate, "%.2f GB/s", bytes / tk / 1e9);
+            snprintf(kind, sizeof kind, "%s%s", st->kind, l->steps > 1 ? "+loop" : "");
+            printf("%3d  %-15s %9.1f %6.1f%% %14s  %.60s%s\n", k, kind, tk * 1e6, total > 0 ? 100 * tk / total : 0,
+                   rate, st->what, strlen(st->what) > 60 ? "..." : "");
+        }
+        printf("(the kernels one by one: %.1f us a step; the replayed graph's step: %.1f us)\n", total * 1e6, t * 1e6);
+    }
+    free(d.x), free(d.y), free(perm), free(seconds);
+    return ok;
+}
+
 static int cmd_bench(const rt_compiled *m, const opts *o)
 {
     char err[2048];
@@ -890,7 +954,8 @@ static int cmd_bench(const rt_compiled *m, const opts *o)
     const rt_compiled_entry *e = &m->train;
     int64_t N = m->max_batch;
     void *x = NULL, *y = NULL;
-    if (!bin_open(&b, m, o->threads, err, sizeof err) || !init_params(&b, 1, err, sizeof err))
+    if (!bin_open(&b, m, o->threads, err, sizeof err) || !init_params(&b, 1, err, sizeof err) ||
+        !choose_device(&b, o, err, sizeof err))
         goto out;
     x = aligned((size_t)(N * m->features * elem_size(e->x_dtype)));
     y = aligned((size_t)(N * m->targets * 4));
@@ -908,6 +973,10 @@ static int cmd_bench(const rt_compiled *m, const opts *o)
     for (int64_t i = 0; i < N * m->targets; i++) {
         r = r * 6364136223846793005u + 1442695040888963407u;
         set(y, e->y_dtype, i, m->classes ? (double)((r >> 33) % (uint64_t)m->classes) : (double)(r >> 40) / (1 << 24));
+    }
+    if (b.gpu) {
+        rc = bench_gpu(&b, x, y, o, err, sizeof err) ? 0 : 1;
+        goto out;
     }
     double bw = memcpy_rate(), flops = sgemm_rate();
     b.data_x = e->x_dtype;

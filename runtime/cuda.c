@@ -1,6 +1,8 @@
 /* The CUDA driver API behind rt_cuda (see cuda.h), through the driver's table
  * (cuda_driver.h). */
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -68,6 +70,28 @@ static bool dalloc(CUdeviceptr *p, size_t bytes, const char *what, char *err, si
     return ck(rt_cu.cuMemAlloc(p, bytes ? bytes : 256), "cuMemAlloc", what, err, len);
 }
 
+/* a whole file, NUL-terminated (PTX is text); NULL with errno */
+static char *read_image(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *data = NULL;
+    long n = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (data = malloc((size_t)n + 1)) && fread(data, 1, (size_t)n, f) == (size_t)n)
+        data[n] = 0;
+    else {
+        if (f && n == 0)
+            errno = EINVAL; /* an empty file */
+        else if (f && !ferror(f) && data)
+            errno = EIO; /* it shrank while read */
+        free(data);
+        data = NULL;
+    }
+    if (f)
+        fclose(f);
+    return data;
+}
+
 bool rt_cuda_open(const rt_compiled *m, rt_cuda **out, char *err, size_t len)
 {
     *out = NULL;
@@ -93,7 +117,14 @@ bool rt_cuda_open(const rt_compiled *m, rt_cuda **out, char *err, size_t len)
          ck(rt_cu.cuDeviceGetName(c->name, sizeof c->name - 1, c->dev), "cuDeviceGetName", NULL, err, len) &&
          ck(rt_cu.cuDevicePrimaryCtxRetain(&c->ctx, c->dev), "cuDevicePrimaryCtxRetain", NULL, err, len) &&
          ck(rt_cu.cuCtxSetCurrent(c->ctx), "cuCtxSetCurrent", NULL, err, len);
-    if (ok) { /* the cubin where it is for this GPU, else the PTX */
+    const char *image_path = getenv("AOTGRAD_CUDA_IMAGE");
+    if (ok && image_path && *image_path) { /* the user's build of the binary's own --emit cu source */
+        char *image = read_image(image_path);
+        ok = image ? ck(rt_cu.cuModuleLoadDataEx(&c->mod, image, 0, NULL, NULL), "cuModuleLoadDataEx", image_path, err,
+                        len)
+                   : rt_fail(err, len, "AOTGRAD_CUDA_IMAGE=%s: %s", image_path, strerror(errno));
+        free(image);
+    } else if (ok) { /* the cubin where it is for this GPU, else the PTX */
         r = rt_cu.cuModuleLoadDataEx(&c->mod, m->cuda->cubin, 0, NULL, NULL);
         if (r != 0)
             r = rt_cu.cuModuleLoadDataEx(&c->mod, m->cuda->ptx, 0, NULL, NULL);
@@ -372,4 +403,35 @@ bool rt_cuda_forward(rt_cuda *c, rt_batch *b, void *predict, char *err, size_t l
         b->metric[k] = e->metrics[k].dtype == AG_I32 ? (double)iv : (double)fv;
     }
     return true;
+}
+
+bool rt_cuda_time_kernels(rt_cuda *c, int64_t rows, int64_t reps, double *seconds, char *err, size_t len)
+{
+    const rt_cuda_image *im = c->m->cuda;
+    int n = im->ntrain;
+    CUevent *ev = calloc((size_t)n + 1, sizeof *ev);
+    bool ok = ev || rt_fail(err, len, "out of memory");
+    for (int k = 0; ok && k <= n; k++)
+        ok = ck(rt_cu.cuEventCreate(&ev[k], 0), "cuEventCreate", NULL, err, len);
+    dev_args a = entry_args(c, &c->m->train, c->train_arena, rows, 1, 0, false);
+    void *params[] = {&a};
+    for (int k = 0; k < n; k++)
+        seconds[k] = 0;
+    for (int64_t r = 0; ok && r < reps; r++) {
+        for (int k = 0; ok && k < n; k++)
+            ok = ck(rt_cu.cuEventRecord(ev[k], c->stream), "cuEventRecord", im->train[k].name, err, len) &&
+                 launch(c, c->train[k], im->train[k].name, blocks(&im->train[k], rows), params, err, len);
+        ok = ok && ck(rt_cu.cuEventRecord(ev[n], c->stream), "cuEventRecord", NULL, err, len) &&
+             ck(rt_cu.cuStreamSynchronize(c->stream), "cuStreamSynchronize", "timed kernels", err, len);
+        for (int k = 0; ok && k < n; k++) {
+            float ms = 0;
+            ok = ck(rt_cu.cuEventElapsedTime(&ms, ev[k], ev[k + 1]), "cuEventElapsedTime", im->train[k].name, err, len);
+            seconds[k] += ms / 1e3;
+        }
+    }
+    for (int k = 0; ev && k <= n; k++)
+        if (ev[k])
+            rt_cu.cuEventDestroy(ev[k]);
+    free(ev);
+    return ok;
 }

@@ -1,6 +1,9 @@
 /* A compiled model on a GPU: the CUDA driver API, loaded with dlopen (a binary runs where
- * there is no driver), the module of the binary's CUDA image (its cubin, else its PTX), and
- * the model's memory on the device: parameters, arenas, a batch's inputs, the training set.
+ * there is no driver), the module of the binary's CUDA image (its cubin, else its PTX; or
+ * the file $AOTGRAD_CUDA_IMAGE names: a cubin, fatbin or PTX of the binary's own `--emit cu`
+ * source built on the GPU's machine, for a driver older than the toolkit that built the
+ * binary), and the model's memory on the device: parameters, arenas, a batch's inputs, the
+ * training set.
  *
  * Training runs a whole epoch without waiting on the host: each step gathers its batch on
  * the device from the epoch's order, runs the train step's kernels, and adds its loss and
@@ -50,5 +53,10 @@ bool rt_cuda_train_epoch(rt_cuda *c, const int64_t *perm, int64_t n, const rt_fi
  * loss and metrics into b; with predict non-NULL, the predictions (rows * numel values of
  * the model's predict output) copied there. */
 bool rt_cuda_forward(rt_cuda *c, rt_batch *b, void *predict, char *err, size_t len);
+
+/* The train step's kernels at batch rows, launched one by one reps times with an event
+ * before and after each (not the replayed graph: its steps are timed by training): seconds[k]
+ * is launch k's total, for m->cuda->ntrain launches. For `bench --device cuda`. */
+bool rt_cuda_time_kernels(rt_cuda *c, int64_t rows, int64_t reps, double *seconds, char *err, size_t len);
 
 #endif

@@ -53,6 +53,7 @@ enum {
     X(cuEventDestroy, "cuEventDestroy_v2", CUresult (*)(CUevent))                                                 \
     X(cuEventRecord, "cuEventRecord", CUresult (*)(CUevent, CUstream))                                            \
     X(cuEventQuery, "cuEventQuery", CUresult (*)(CUevent))                                                        \
+    X(cuEventElapsedTime, "cuEventElapsedTime", CUresult (*)(float *, CUevent, CUevent))                          \
     X(cuLaunchKernel, "cuLaunchKernel",                                                                           \
       CUresult (*)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream,    \
                    void **, void **))                                                                             \

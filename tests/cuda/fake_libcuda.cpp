@@ -12,13 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <string>
 #include <vector>
 
 typedef int CUresult;
 typedef unsigned long long CUdeviceptr;
-enum { OK = 0, INVALID_VALUE = 1, NOT_FOUND = 500, INVALID_HANDLE = 400, NOT_SUPPORTED = 801 };
+enum { OK = 0, INVALID_VALUE = 1, INVALID_IMAGE = 200, NOT_FOUND = 500, INVALID_HANDLE = 400, NOT_SUPPORTED = 801 };
 
 namespace {
 int (*run_kernel)(const char *, unsigned, void **);
@@ -53,8 +54,12 @@ API cuCtxSetCurrent(void *) { return OK; }
 
 API cuModuleLoadDataEx(void **mod, const void *image, unsigned, int *, void **)
 {
+    /* what the driver would take: a cubin (ELF) or PTX text (NVRTC's starts with comments) */
+    const char *im = (const char *)image;
+    if (!im || (memcmp(im, "\x7f" "ELF", 4) != 0 && strncmp(im, "//", 2) != 0 && strncmp(im, ".version", 8) != 0))
+        return INVALID_IMAGE;
     const char *path = getenv("AOTGRAD_FAKE_KERNELS");
-    void *h = path && image ? dlopen(path, RTLD_NOW | RTLD_LOCAL) : nullptr;
+    void *h = path ? dlopen(path, RTLD_NOW | RTLD_LOCAL) : nullptr;
     if (!h) {
         fprintf(stderr, "fake libcuda: cannot load AOTGRAD_FAKE_KERNELS=%s: %s\n", path ? path : "(unset)", dlerror());
         return NOT_FOUND;
@@ -97,10 +102,17 @@ API cuMemcpyDtoHAsync_v2(void *d, CUdeviceptr s, size_t n, void *)
 API cuStreamCreate(void **s, unsigned) { return *s = (void *)2, OK; }
 API cuStreamDestroy_v2(void *) { return OK; }
 API cuStreamSynchronize(void *) { return capturing ? NOT_SUPPORTED : OK; }
-API cuEventCreate(void **e, unsigned) { return *e = (void *)3, OK; }
-API cuEventDestroy_v2(void *) { return OK; }
-API cuEventRecord(void *, void *) { return OK; }
+/* an event: when it was recorded (the stream has run everything by then) */
+API cuEventCreate(void **e, unsigned) { return (*e = calloc(1, sizeof(timespec))) ? OK : 2; }
+API cuEventDestroy_v2(void *e) { return free(e), OK; }
+API cuEventRecord(void *e, void *) { return clock_gettime(CLOCK_MONOTONIC, (timespec *)e), OK; }
 API cuEventQuery(void *) { return OK; }
+API cuEventElapsedTime(float *ms, void *a, void *b)
+{
+    const timespec *x = (const timespec *)a, *y = (const timespec *)b;
+    *ms = (float)((double)(y->tv_sec - x->tv_sec) * 1e3 + (double)(y->tv_nsec - x->tv_nsec) / 1e6);
+    return OK;
+}
 
 API cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned shm,
                    void *, void **params, void **extra)
@@ -163,7 +175,9 @@ API cuGraphDestroy(void *g)
 
 API cuGetErrorName(CUresult r, const char **s)
 {
-    *s = r == OK ? "CUDA_SUCCESS" : r == NOT_SUPPORTED ? "CUDA_ERROR_NOT_SUPPORTED" : "CUDA_ERROR_FAKE";
+    *s = r == OK ? "CUDA_SUCCESS" : r == NOT_SUPPORTED ? "CUDA_ERROR_NOT_SUPPORTED"
+         : r == INVALID_IMAGE                    ? "CUDA_ERROR_INVALID_IMAGE"
+                                                 : "CUDA_ERROR_FAKE";
     return OK;
 }
 API cuGetErrorString(CUresult r, const char **s)

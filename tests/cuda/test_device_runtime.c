@@ -23,11 +23,11 @@
 static char dir[] = "/tmp/aotgrad-device-XXXXXX";
 
 
-/* dir/NAME (the binary), dir/NAME_kernels.so (its CUDA C on the host), and the fake driver */
+/* dir/NAME (the binary), dir/NAME.cu and .ptx, dir/NAME_kernels.so (its CUDA C on the host) */
 static void build(const char *name)
 {
     int st;
-    char *out = run_fmt(&st, "cd %s && %s build models/%s.c --target cpu,cuda --emit exe,cu -o %s/%s", AG_SOURCE_DIR,
+    char *out = run_fmt(&st, "cd %s && %s build models/%s.c --target cpu,cuda --emit exe,cu,ptx -o %s/%s", AG_SOURCE_DIR,
                    getenv("AOTGRAD_BIN"), name, dir, name);
     if (st != 0 && strstr(out, "NVRTC"))
         cr_skip_test("NVRTC not available: %s", out);
@@ -148,3 +148,53 @@ Test(device, a_nan_loss_stops_naming_its_step)
     cr_expect(strstr(out, "mlp: no checkpoint was written (no epoch finished)"), "%s", out);
     free(out);
 }
+
+/* bench --device cuda: the replayed graph's step and a row per kernel (a matmul with its
+ * epilogue is one), timed with events */
+Test(device, bench_times_the_graph_and_each_kernel)
+{
+    build("mlp");
+    int st;
+    char *out = gpu(&st, "mlp", "bench --device cuda --steps 2");
+    cr_assert_eq(st, 0, "%s", out);
+    cr_expect(strstr(out, "mlp bench: train step at batch 256 on aotgrad fake GPU (host), 2 steps: "), "%s", out);
+    cr_expect(strstr(out, "us/step (the replayed graph") && strstr(out, "(the kernels one by one: "), "%s", out);
+    int rows = 0, fused = 0;
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        int k;
+        char kind[32];
+        double us;
+        if (sscanf(line, "%d %31s %lf", &k, kind, &us) == 3) {
+            cr_expect_eq(k, rows, "row %d is numbered %d", rows, k);
+            cr_expect(us > 0, "%s", line);
+            rows++;
+            fused += strcmp(kind, "gemm+loop") == 0;
+        }
+    }
+    cr_expect_eq(rows, 20, "%d kernels timed (the batch-256 train step has 20 launches)", rows);
+    cr_expect_eq(fused, 3, "%d matmuls with their epilogue (bias + relu, bias, relu's gradient)", fused);
+    free(out);
+}
+
+/* AOTGRAD_CUDA_IMAGE: a module built elsewhere from the binary's own source replaces the
+ * embedded one; its bytes reach the driver, and a bad one is refused naming the file */
+Test(device, an_image_from_the_environment)
+{
+    build("mlp");
+    int st;
+    char *ok = run_fmt(&st, "cd %s && AOTGRAD_CUDA_IMAGE=mlp.ptx AOTGRAD_LIBCUDA=%s/libcuda_fake.so "
+                            "AOTGRAD_FAKE_KERNELS=%s/mlp_kernels.so ./mlp train --device cuda --data data --epochs 1 "
+                            "--batch 16", dir, dir, dir);
+    cr_expect_eq(st, 0, "%s", ok);
+    char *text = run_fmt(&st, "cd %s && AOTGRAD_CUDA_IMAGE=mlp.cu AOTGRAD_LIBCUDA=%s/libcuda_fake.so "
+                              "AOTGRAD_FAKE_KERNELS=%s/mlp_kernels.so ./mlp train --device cuda --data data --epochs 1",
+                         dir, dir, dir);
+    cr_expect_eq(WEXITSTATUS(st), 1, "%s", text);
+    cr_expect(strstr(text, "cuModuleLoadDataEx (mlp.cu): CUDA_ERROR_INVALID_IMAGE"), "%s", text);
+    char *none = run_fmt(&st, "cd %s && AOTGRAD_CUDA_IMAGE=none.cubin AOTGRAD_LIBCUDA=%s/libcuda_fake.so "
+                              "./mlp train --device cuda --data data --epochs 1", dir, dir);
+    cr_expect_eq(WEXITSTATUS(st), 1, "%s", none);
+    cr_expect(strstr(none, "AOTGRAD_CUDA_IMAGE=none.cubin: No such file or directory"), "%s", none);
+    free(ok), free(text), free(none);
+}
+
