@@ -1,8 +1,6 @@
 /* The CUDA driver API behind rt_cuda (see cuda.h), through the driver's table
  * (cuda_driver.h). */
-#include <errno.h>
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -70,28 +68,6 @@ static bool dalloc(CUdeviceptr *p, size_t bytes, const char *what, char *err, si
     return ck(rt_cu.cuMemAlloc(p, bytes ? bytes : 256), "cuMemAlloc", what, err, len);
 }
 
-/* a whole file, NUL-terminated (PTX is text); NULL with errno */
-static char *read_image(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    char *data = NULL;
-    long n = -1;
-    if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0 &&
-        (data = malloc((size_t)n + 1)) && fread(data, 1, (size_t)n, f) == (size_t)n)
-        data[n] = 0;
-    else {
-        if (f && n == 0)
-            errno = EINVAL; /* an empty file */
-        else if (f && !ferror(f) && data)
-            errno = EIO; /* it shrank while read */
-        free(data);
-        data = NULL;
-    }
-    if (f)
-        fclose(f);
-    return data;
-}
-
 bool rt_cuda_open(const rt_compiled *m, rt_cuda **out, char *err, size_t len)
 {
     *out = NULL;
@@ -119,10 +95,12 @@ bool rt_cuda_open(const rt_compiled *m, rt_cuda **out, char *err, size_t len)
          ck(rt_cu.cuCtxSetCurrent(c->ctx), "cuCtxSetCurrent", NULL, err, len);
     const char *image_path = getenv("AOTGRAD_CUDA_IMAGE");
     if (ok && image_path && *image_path) { /* the user's build of the binary's own --emit cu source */
-        char *image = read_image(image_path);
+        char why[1024];
+        size_t bytes;
+        char *image = rt_read_file(image_path, &bytes, why, sizeof why); /* NUL-terminated: PTX is text */
         ok = image ? ck(rt_cu.cuModuleLoadDataEx(&c->mod, image, 0, NULL, NULL), "cuModuleLoadDataEx", image_path, err,
                         len)
-                   : rt_fail(err, len, "AOTGRAD_CUDA_IMAGE=%s: %s", image_path, strerror(errno));
+                   : rt_fail(err, len, "AOTGRAD_CUDA_IMAGE=%s", why);
         free(image);
     } else if (ok) { /* the cubin where it is for this GPU, else the PTX */
         r = rt_cu.cuModuleLoadDataEx(&c->mod, m->cuda->cubin, 0, NULL, NULL);

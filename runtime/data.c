@@ -300,8 +300,7 @@ bool rt_load_mnist_dir(const char *dir, bool train, int classes, rt_dataset *out
 
 /* ---- CSV ------------------------------------------------------------------------------- */
 
-/* The whole file, NUL-terminated, read in chunks so that pipes work too. */
-static char *slurp(const char *path, size_t *size, char *err, size_t len)
+char *rt_read_file(const char *path, size_t *size, char *err, size_t len)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -495,14 +494,14 @@ bool rt_load_csv(const char *path, int64_t features, int64_t targets, int classe
              (long long)targets, targets > 1 ? "s" : "");
 
     size_t size;
-    char *text = slurp(path, &size, err, len);
+    char *text = rt_read_file(path, &size, err, len);
     return text && csv_rows(path, text, size, features, targets, classes, shape, out, err, len);
 }
 
 /* ---- inputs to predict on ----------------------------------------------------------------- */
 
 /* The rest of f's decompressed stream after the got bytes already read into head, NUL-terminated:
- * slurp through zlib, so a gzipped CSV reads too. */
+ * rt_read_file through zlib, so a gzipped CSV reads too. */
 static char *gz_slurp(idx_file *f, const uint8_t *head, int got, size_t *size)
 {
     size_t n = (size_t)got, cap = 65536;

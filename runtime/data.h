@@ -64,6 +64,10 @@ bool rt_load_inputs(const char *path, int64_t features, rt_dataset *out, char *e
 bool rt_synthetic_linear(const double *w, int64_t nw, double b, int64_t n, double noise,
                          uint32_t seed, uint32_t stream, rt_dataset *out, char *err, size_t len);
 
+/* The whole file (or pipe), NUL-terminated, its bytes in *size; NULL with "PATH: why" past
+ * RT_DATA_MAX_BYTES or when it cannot be opened or read. */
+char *rt_read_file(const char *path, size_t *size, char *err, size_t len);
+
 void rt_dataset_free(rt_dataset *d); /* frees x and y and zeroes *d; a zeroed one is fine */
 
 /* perm = a permutation of 0..n-1 for an epoch: Fisher-Yates with unbiased draws (64-bit words,

@@ -1056,10 +1056,11 @@ static bool at_c(const rd *R, const cg_gemm *g, const cg_loop *l, const cg_acces
     return same && same_dim(a->stride[1], one) && (same_dim(a->stride[0], g->n) || same_dim(g->m, one));
 }
 
-static bool epilogue_fits(const rd *R, const cg_gemm *g, const cg_step *next, bool *is_c, bool *write_c)
+static bool epilogue_fits(const rd *R, const cg_step *mm, const cg_step *next, bool *is_c, bool *write_c)
 {
-    if (next->kind != CG_LOOP)
+    if (mm->kind != CG_GEMM || next->kind != CG_LOOP)
         return false;
+    const cg_gemm *g = &mm->gemm;
     const cg_loop *l = &next->loop;
     const cg_dim one = {1, 0};
     if (l->reduce || l->nloads > CG_MAX_LOADS || l->nstores > CG_MAX_STORES || l->nloads < 0 || l->nstores < 0)
@@ -1077,8 +1078,7 @@ static bool epilogue_fits(const rd *R, const cg_gemm *g, const cg_step *next, bo
             return false;
     span gs[3 + 4], ls[CG_MAX_LOADS + CG_MAX_STORES];
     bool gw[3 + 4], lw[CG_MAX_LOADS + CG_MAX_STORES];
-    cg_step gemm = {.kind = CG_GEMM, .gemm = *g};
-    int ng = step_spans(R, &gemm, gs, gw, 3 + 4);
+    int ng = step_spans(R, mm, gs, gw, 3 + 4);
     step_spans(R, next, ls, lw, CG_MAX_LOADS + CG_MAX_STORES);
     const span c = gs[2];
     bool reads_c = false;
@@ -1150,7 +1150,7 @@ bool cg_cuda_render(FILE *f, const cg_program *p, cg_cuda_plan *plan, char *err,
         switch (st->kind) {
         case CG_LOOP: render_loop(&R, &st->loop, l->name, l); break;
         case CG_GEMM:
-            if (s + 1 < p->nsteps && epilogue_fits(&R, &st->gemm, &p->steps[s + 1], is_c, &write_c)) {
+            if (s + 1 < p->nsteps && epilogue_fits(&R, st, &p->steps[s + 1], is_c, &write_c)) {
                 render_gemm(&R, &st->gemm, &p->steps[s + 1].loop, is_c, write_c, l->name, l);
                 l->steps = 2;
                 s++;

@@ -11,21 +11,10 @@
 #include "load.h"
 #include "lower.h"
 #include "nvrtc.h"
+#include "cuda_source.h"
 #include "op_samples.h"
 #include "passes.h"
 #include "render.h"
-
-static char *render(const cg_program *p, cg_cuda_plan *plan)
-{
-    char *text = NULL, err[1024];
-    size_t size = 0;
-    FILE *f = open_memstream(&text, &size);
-    cr_assert_not_null(f);
-    bool ok = cg_cuda_render(f, p, plan, err, sizeof err);
-    fclose(f);
-    cr_assert(ok, "%s", err);
-    return text;
-}
 
 static void need_nvrtc(void)
 {
@@ -38,7 +27,8 @@ static void need_nvrtc(void)
 static void compiles_without_spills(const cg_program *p, const char *what)
 {
     cg_cuda_plan plan;
-    char *src = render(p, &plan), err[4096];
+    char err[4096], *src = cuda_source(p, &plan, err, sizeof err);
+    cr_assert_not_null(src, "%s: %s", what, err);
     int covered = 0; /* every step in one launch, in order */
     for (int s = 0; s < plan.nsteps; s++) {
         cr_expect_eq(plan.step[s].first_step, covered, "%s: launch %d", what, s);

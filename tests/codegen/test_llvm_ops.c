@@ -4,11 +4,11 @@
  * at batches 1, 7, 256 and 1001. A new op without a sample, or one the backend cannot
  * compile, fails here. */
 #include <criterion/criterion.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bind.h"
+#include "diff_run.h"
 #include "interp.h"
 #include "jit.h"
 #include "lower.h"
@@ -16,21 +16,6 @@
 #include "passes.h"
 
 #define MAX_BATCH 1001
-
-/* norm-wise relative error; elements that are NaN (or the same infinity) on both sides agree */
-static double rel_error(const ir_tensor *a, const char *b, ag_dtype t)
-{
-    double d = 0, s = 0;
-    for (int64_t i = 0, n = ir_tensor_numel(a); i < n; i++) {
-        double x = ir_tensor_get(a, i);
-        double y = t == AG_F32 ? ((const float *)b)[i] : t == AG_I32 ? ((const int32_t *)b)[i] : ((const uint8_t *)b)[i];
-        if ((isnan(x) && isnan(y)) || (isinf(x) && x == y))
-            continue;
-        d += (x - y) * (x - y);
-        s += isfinite(x) ? x * x : 0;
-    }
-    return d == 0 ? 0 : sqrt(d) / fmax(sqrt(s), 1e-30);
-}
 
 static void check_op(ir_op op)
 {
@@ -61,7 +46,7 @@ static void check_op(ir_op op)
             const cg_buffer *b = &p->buffers[p->output_buffer[k]];
             const char *base = b->region == CG_ARENA ? arena : b->region == CG_PARAMS ? params
                                                                                         : (const char *)inputs[b->index];
-            double e = rel_error(&outs[k], base + b->offset.k + b->offset.n * batch, b->dtype);
+            double e = diff_rel_error(&outs[k], base + b->offset.k + b->offset.n * batch, b->dtype, NULL);
             cr_expect(e <= 1e-5, "%s at batch %lld: output %s differs by %g", ir_ops[op].name, (long long)batch,
                       g->out[k].name, e);
             ir_tensor_free(&outs[k]);

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "bind.h"
+#include "diff_run.h"
 #include "emit.h"
 #include "interp.h"
 #include "load.h"
@@ -52,18 +53,6 @@ static void jit_done(jitted *J)
 {
     cg_jit_free(J->j);
     cg_target_free(J->t);
-}
-
-static double rel_error(const ir_tensor *a, const void *b, ag_dtype t)
-{
-    double d = 0, s = 0;
-    for (int64_t i = 0, n = ir_tensor_numel(a); i < n; i++) {
-        double x = ir_tensor_get(a, i);
-        double y = t == AG_F32 ? ((const float *)b)[i] : t == AG_I32 ? ((const int32_t *)b)[i] : ((const uint8_t *)b)[i];
-        d += (x - y) * (x - y);
-        s += x * x;
-    }
-    return d == 0 ? 0 : sqrt(d) / fmax(sqrt(s), 1e-30);
 }
 
 /* pools: NULL, then 1..4 threads */
@@ -118,7 +107,7 @@ static void model_step(const char *model, int64_t batch)
         const cg_buffer *b = &p->buffers[p->output_buffer[k]];
         cr_assert(b->region == CG_ARENA || b->region == CG_PARAMS);
         const char *base = b->region == CG_ARENA ? mine : mparams;
-        double e = rel_error(&outs[k], base + b->offset.k + b->offset.n * batch, b->dtype);
+        double e = diff_rel_error(&outs[k], base + b->offset.k + b->offset.n * batch, b->dtype, NULL);
         cr_expect(e <= 1e-5, "%s batch %lld, 4 threads: output %s differs by %g", model, (long long)batch,
                   g->out[k].name, e);
         ir_tensor_free(&outs[k]);

@@ -5,28 +5,16 @@
  * would not agree. */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bind.h"
+#include "diff_run.h"
 #include "interp.h"
 #include "jit.h"
 #include "load.h"
 #include "lower.h"
 #include "passes.h"
-
-static double rel_error(const ir_tensor *a, const float *b, ag_dtype t)
-{
-    double d = 0, s = 0;
-    for (int64_t i = 0, n = ir_tensor_numel(a); i < n; i++) {
-        double x = ir_tensor_get(a, i);
-        double y = t == AG_F32 ? b[i] : t == AG_I32 ? ((const int32_t *)b)[i] : ((const uint8_t *)b)[i];
-        d += (x - y) * (x - y);
-        s += x * x;
-    }
-    return d == 0 ? 0 : sqrt(d) / fmax(sqrt(s), 1e-30);
-}
 
 typedef enum runner { C_EXEC, LLVM_JIT } runner;
 
@@ -69,7 +57,7 @@ static void check(const char *model, bool train, int64_t batch, runner r)
         const cg_buffer *b = &p->buffers[p->output_buffer[k]];
         cr_assert(b->region == CG_ARENA || b->region == CG_PARAMS, "output %s is not in the arena", g->out[k].name);
         const char *base = b->region == CG_ARENA ? mem : params;
-        double e = rel_error(&outs[k], (const float *)(base + b->offset.k + b->offset.n * batch), b->dtype);
+        double e = diff_rel_error(&outs[k], base + b->offset.k + b->offset.n * batch, b->dtype, NULL);
         cr_expect(e <= 1e-5, "%s %s %s, batch %lld: output %s differs by %g", r == C_EXEC ? "C" : "LLVM", model,
                   train ? "train" : "eval", (long long)batch, g->out[k].name, e);
         ir_tensor_free(&outs[k]);

@@ -57,23 +57,28 @@ double diff_output_error(const diff_run *r, int k, const ir_tensor *want, bool *
     const char *base = b->region == CG_ARENA    ? r->arena.data
                        : b->region == CG_PARAMS ? r->params.data
                                                 : (const char *)r->inputs[b->index].data;
-    const char *got = base + b->offset.k + b->offset.n * r->batch;
-    ag_dtype t = b->dtype;
+    return diff_rel_error(want, base + b->offset.k + b->offset.n * r->batch, b->dtype, bitwise);
+}
+
+double diff_rel_error(const ir_tensor *want, const void *got, ag_dtype t, bool *bitwise)
+{
     double d = 0, s = 0;
-    *bitwise = true;
+    bool same = true;
     for (int64_t i = 0, n = ir_tensor_numel(want); i < n; i++) {
         double x = ir_tensor_get(want, i);
         double y = t == AG_F32   ? ((const float *)got)[i]
                    : t == AG_I32 ? ((const int32_t *)got)[i]
                                  : ((const uint8_t *)got)[i];
         if (t == AG_F32 && memcmp((const float *)want->data + i, (const float *)got + i, 4) != 0)
-            *bitwise = false;
+            same = false;
         else if (t != AG_F32 && x != y)
-            *bitwise = false;
+            same = false;
         if ((isnan(x) && isnan(y)) || (isinf(x) && x == y))
             continue;
         d += (x - y) * (x - y);
         s += isfinite(x) ? x * x : 0;
     }
+    if (bitwise)
+        *bitwise = same;
     return d == 0 ? 0 : sqrt(d) / fmax(sqrt(s), 1e-30);
 }

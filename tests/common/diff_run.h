@@ -1,7 +1,7 @@
 /* One differential run of a lowered program against the reference interpreter, the memory
  * both sides share: how the CUDA tests bind inputs and parameters, lay out the program's
  * regions, and compare every graph output (tests/cuda/test_cuda_ops.c on the host shim,
- * tests/cuda/gpu_diff.c on a GPU). */
+ * tests/cuda/gpu_diff.c on a GPU); the comparison also serves the LLVM backend's tests. */
 #ifndef AG_TESTS_DIFF_RUN_H
 #define AG_TESTS_DIFF_RUN_H
 
@@ -41,5 +41,9 @@ bool diff_interp(const diff_run *r, bool training, ir_tensor *outs, char *err, s
  * the norm-wise relative error (NaN, or the same infinity, on both sides agree), and in
  * *bitwise whether every element has the same bits. */
 double diff_output_error(const diff_run *r, int k, const ir_tensor *want, bool *bitwise);
+
+/* The same comparison of `want` with the values at got (its numel of dtype t: f32, i32 or
+ * u8), for tests that lay out their own memory; bitwise may be NULL. */
+double diff_rel_error(const ir_tensor *want, const void *got, ag_dtype t, bool *bitwise);
 
 #endif

@@ -31,6 +31,21 @@ void fake_cuda_driver(const char *so_path)
     free(out);
 }
 
+void fake_cuda_dir(char *dir_template)
+{
+    cr_assert_not_null(mkdtemp(dir_template));
+    char so[PATH_MAX];
+    snprintf(so, sizeof so, "%s/libcuda_fake.so", dir_template);
+    fake_cuda_driver(so);
+}
+
+void fake_cuda_dir_remove(const char *dir)
+{
+    char rm[PATH_MAX + 16];
+    snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
+    cr_expect_eq(system(rm), 0);
+}
+
 void fake_cuda_kernels(const char *cu_path, const char *so_path)
 {
     char cu[PATH_MAX], path[4200];

@@ -7,6 +7,11 @@
 /* The fake driver as so_path (point AOTGRAD_LIBCUDA there). */
 void fake_cuda_driver(const char *so_path);
 
+/* A test's folder: mkdtemp(dir_template) with the fake driver in it as libcuda_fake.so; and
+ * its removal (a suite's .init and .fini). */
+void fake_cuda_dir(char *dir_template);
+void fake_cuda_dir_remove(const char *dir);
+
 /* The fake's module for the CUDA source at cu_path (point AOTGRAD_FAKE_KERNELS there): the
  * source compiled with the host shim into so_path, exporting fake_kernel and fake_pack
  * with a launcher for every ag_dev_args kernel of the source and, when the source has them

@@ -15,7 +15,9 @@
 
 #include "cuda/nvrtc.h"
 #include "cuda_device.h"
+#include "cuda_source.h"
 #include "diff_run.h"
+#include "load.h"
 #include "lower.h"
 #include "op_samples.h"
 #include "passes.h"
@@ -74,8 +76,6 @@ static void case_free(gd_case *c)
 static bool case_build(gd_case *c, const char *name, const char *ir, char *err, size_t len)
 {
     *c = (gd_case){0};
-    char *text = NULL;
-    size_t size = 0;
     if (!(c->m = ir_parse(ir, strlen(ir), name, err, len)))
         return false;
     c->model = c->m->train != NULL;
@@ -85,13 +85,7 @@ static bool case_build(gd_case *c, const char *name, const char *ir, char *err, 
         plan_memory(c->g, OP_MAX_BATCH);
     if (!(c->p = cg_lower(c->g, true, err, len)))
         return false;
-    FILE *f = open_memstream(&text, &size);
-    if (!f)
-        return snprintf(err, len, "out of memory"), false;
-    bool ok = cg_cuda_render(f, c->p, &c->plan, err, len);
-    fclose(f);
-    c->src = text;
-    return ok;
+    return (c->src = cuda_source(c->p, &c->plan, err, len)) != NULL;
 }
 
 /* ---- the cases chosen with --only (none: all) ---- */
@@ -121,25 +115,6 @@ static int unmatched(const char *dir)
 }
 
 /* ---- files ---- */
-
-static char *read_all(const char *path, size_t *bytes)
-{
-    FILE *f = fopen(path, "rb");
-    char *data = NULL;
-    long n = -1;
-    if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-        (data = malloc((size_t)n + 1)) && fread(data, 1, (size_t)n, f) == (size_t)n) {
-        data[n] = 0;
-        if (bytes)
-            *bytes = (size_t)n;
-    } else {
-        free(data);
-        data = NULL;
-    }
-    if (f)
-        fclose(f);
-    return data;
-}
 
 static bool write_all(const char *path, const void *data, size_t bytes)
 {
@@ -207,7 +182,8 @@ static int write_cases(const char *dir, char **models, int nmodels)
         snprintf(name, sizeof name, "%.*s", (int)strcspn(base, "."), base);
         if (!selected(name))
             continue;
-        char *ir = read_all(models[k], NULL);
+        size_t size;
+        char *ir = fe_read_file(models[k], &size);
         if (!ir)
             fprintf(stderr, "gpu_diff: cannot read %s: %s\n", models[k], strerror(errno));
         failed += !ir || !write_case(dir, name, ir), n++;
@@ -234,11 +210,11 @@ static bool run_case(cuda_device *dev, const char *dir, const char *name, int64_
     char err[4096], path[4096], why[4352] = "";
     gd_case c = {0};
     char *ir = NULL, *cu = NULL, *cubin = NULL, *ptx = NULL;
-    size_t cubin_len = 0;
+    size_t cubin_len = 0, size;
     double worst = 0;
     bool ok = false;
     case_path(path, sizeof path, dir, name, "ir");
-    if (!(ir = read_all(path, NULL))) {
+    if (!(ir = fe_read_file(path, &size))) {
         snprintf(why, sizeof why, "cannot read %s", path);
         goto done;
     }
@@ -247,15 +223,15 @@ static bool run_case(cuda_device *dev, const char *dir, const char *name, int64_
         goto done;
     }
     case_path(path, sizeof path, dir, name, "cu");
-    if (!(cu = read_all(path, NULL)) || strcmp(cu, c.src) != 0) {
+    if (!(cu = fe_read_file(path, &size)) || strcmp(cu, c.src) != 0) {
         snprintf(why, sizeof why, "%s %s: the kernels were compiled from another source (stale: run gpu_diff write "
                  "again)", path, cu ? "differs from what this gpu_diff renders" : "is missing");
         goto done;
     }
     case_path(path, sizeof path, dir, name, "cubin");
-    cubin = read_all(path, &cubin_len);
+    cubin = fe_read_file(path, &cubin_len);
     case_path(path, sizeof path, dir, name, "ptx");
-    ptx = read_all(path, NULL);
+    ptx = fe_read_file(path, &size);
     if (!cubin && !ptx) {
         snprintf(why, sizeof why, "no %s.cubin or %s.ptx in %s", name, name, dir);
         goto done;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cuda_host.h"
+#include "cuda_source.h"
 #include "lower.h"
 
 /* C[N,7] = A[N,9] B[9,7] in the arena and parameters; the loop after it is D = tanh(C + bias)
@@ -67,23 +68,12 @@ static void make(sample *s)
                         .arena_bytes = {0, 92}, .param_bytes = 284, .max_batch = MAX_BATCH};
 }
 
-static char *render(const cg_program *p, cg_cuda_plan *plan)
-{
-    char *text = NULL, err[1024];
-    size_t size = 0;
-    FILE *f = open_memstream(&text, &size);
-    cr_assert_not_null(f);
-    bool ok = cg_cuda_render(f, p, plan, err, sizeof err);
-    fclose(f);
-    cr_assert(ok, "%s", err);
-    return text;
-}
-
 /* whether the two steps became one launch */
 static bool fused(const sample *s)
 {
     cg_cuda_plan plan;
-    char *src = render(&s->p, &plan);
+    char err[1024], *src = cuda_source(&s->p, &plan, err, sizeof err);
+    cr_assert_not_null(src, "%s", err);
     bool one = plan.nsteps == 1;
     cr_expect_eq(plan.nsteps == 1, strstr(src, "then the next step's loop") != NULL, "the plan and the source disagree");
     free(src);
@@ -95,7 +85,8 @@ static bool fused(const sample *s)
 static void same_as_reference(const sample *s, const char *what)
 {
     cg_cuda_plan plan;
-    char *src = render(&s->p, &plan), err[4096];
+    char err[4096], *src = cuda_source(&s->p, &plan, err, sizeof err);
+    cr_assert_not_null(src, "%s: %s", what, err);
     const int64_t batches[] = {1, 7, 33};
     for (int b = 0; b < 3; b++) {
         int64_t n = batches[b];
@@ -137,7 +128,8 @@ Test(cuda_epilogue, in_place_over_c)
     make(&s);
     s.step[1].loop.store[0].at = rows_of(2, NCOL);
     cg_cuda_plan plan;
-    char *src = render(&s.p, &plan);
+    char err[1024], *src = cuda_source(&s.p, &plan, err, sizeof err);
+    cr_assert_not_null(src, "%s", err);
     cr_expect_eq(plan.nsteps, 1);
     cr_expect_null(strstr(src, "C[i * NC + j] = c_;"), "C is stored besides the epilogue's store in its place");
     free(src);

@@ -8,24 +8,13 @@
 #include <string.h>
 
 #include "cuda_host.h"
+#include "cuda_source.h"
 #include "diff_run.h"
 #include "interp.h"
 #include "load.h"
 #include "lower.h"
 #include "op_samples.h"
 #include "passes.h"
-
-static char *render(const cg_program *p, cg_cuda_plan *plan)
-{
-    char *text = NULL, err[1024];
-    size_t size = 0;
-    FILE *f = open_memstream(&text, &size);
-    cr_assert_not_null(f);
-    bool ok = cg_cuda_render(f, p, plan, err, sizeof err);
-    fclose(f);
-    cr_assert(ok, "%s", err);
-    return text;
-}
 
 /* runs g's program p on the host at batch, from the values bound; checks every output of g */
 static void run_and_compare(const char *what, ir_graph *g, const cg_program *p, const char *src,
@@ -64,7 +53,8 @@ static void check_op(ir_op op)
     cg_program *p = cg_lower(g, true, err, sizeof err);
     cr_assert_not_null(p, "%s: %s", ir_ops[op].name, err);
     cg_cuda_plan plan;
-    char *src = render(p, &plan);
+    char *src = cuda_source(p, &plan, err, sizeof err);
+    cr_assert_not_null(src, "%s", err);
     const int64_t batches[] = {1, 7, 256, 1001};
     for (int b = 0; b < 4; b++)
         run_and_compare(ir_ops[op].name, g, p, src, &plan, batches[b], true, op == IR_dropout);
@@ -100,7 +90,8 @@ static void model_step(const char *name, const char *const *settings, int64_t ba
     cr_assert_not_null(p, "%s", err);
     cr_assert_leq(batch, p->max_batch);
     cg_cuda_plan plan;
-    char *src = render(p, &plan);
+    char *src = cuda_source(p, &plan, err, sizeof err);
+    cr_assert_not_null(src, "%s", err);
     char what[128];
     snprintf(what, sizeof what, "%s%s%s train step", name, settings ? " " : "", settings ? settings[0] : "");
     /* the classifiers' cross-entropy and its gradient: one pass over each row (pair_ce) */
@@ -147,7 +138,8 @@ Test(cuda_ops, vector_accesses_4_at_a_time)
     cg_program *p = cg_lower(g, true, err, sizeof err);
     cr_assert_not_null(p, "%s", err);
     cg_cuda_plan plan;
-    char *src = render(p, &plan);
+    char *src = cuda_source(p, &plan, err, sizeof err);
+    cr_assert_not_null(src, "%s", err);
     cr_expect(strstr(src, "const ag_v4f w") && strstr(src, "const ag_v4b w") && strstr(src, "*(ag_v4b *)"),
               "the loop does not move 4 elements at a time:\n%s", src);
     const int64_t batches[] = {1, 7, 256};

@@ -42,31 +42,24 @@ static void build(const char *name)
 static void setup(void)
 {
     cr_assert_not_null(getenv("AOTGRAD_BIN"), "AOTGRAD_BIN is not set (run through ctest)");
-    cr_assert_not_null(mkdtemp(dir));
+    fake_cuda_dir(dir);
     write_subset_dir(dir, 64);
-    char so[600];
-    snprintf(so, sizeof so, "%s/libcuda_fake.so", dir);
-    fake_cuda_driver(so);
 }
 
-static void teardown(void)
-{
-    char rm[600];
-    snprintf(rm, sizeof rm, "rm -rf %s", dir);
-    cr_expect_eq(system(rm), 0);
-}
+static void teardown(void) { fake_cuda_dir_remove(dir); }
 
 TestSuite(device, .init = setup, .fini = teardown);
 
 /* the model's binary with the fake driver and its kernels (batches of 16 in the tests: the
- * host runs a block's 256 threads as fibers, and a matmul's barriers cost per thread) */
-static char *gpu(int *st, const char *name, const char *args)
+ * host runs a block's 256 threads as fibers, and a matmul's barriers cost per thread), and
+ * the environment `env` besides */
+static char *gpu_with(int *st, const char *env, const char *name, const char *args)
 {
-    return run_fmt(st, "cd %s && AOTGRAD_LIBCUDA=%s/libcuda_fake.so AOTGRAD_FAKE_KERNELS=%s/%s_kernels.so ./%s %s", dir, dir,
-              dir, name, name, args);
+    return run_fmt(st, "cd %s && %s AOTGRAD_LIBCUDA=%s/libcuda_fake.so AOTGRAD_FAKE_KERNELS=%s/%s_kernels.so ./%s %s",
+                   dir, env, dir, dir, name, name, args);
 }
 
-
+static char *gpu(int *st, const char *name, const char *args) { return gpu_with(st, "", name, args); }
 
 /* The device's epochs against the CPU's: the same run up to summation order. */
 Test(device, trains_as_the_cpu_does)
@@ -182,19 +175,15 @@ Test(device, an_image_from_the_environment)
 {
     build("mlp");
     int st;
-    char *ok = run_fmt(&st, "cd %s && AOTGRAD_CUDA_IMAGE=mlp.ptx AOTGRAD_LIBCUDA=%s/libcuda_fake.so "
-                            "AOTGRAD_FAKE_KERNELS=%s/mlp_kernels.so ./mlp train --device cuda --data data --epochs 1 "
-                            "--batch 16", dir, dir, dir);
+    char *ok =
+        gpu_with(&st, "AOTGRAD_CUDA_IMAGE=mlp.ptx", "mlp", "train --device cuda --data data --epochs 1 --batch 16");
     cr_expect_eq(st, 0, "%s", ok);
-    char *text = run_fmt(&st, "cd %s && AOTGRAD_CUDA_IMAGE=mlp.cu AOTGRAD_LIBCUDA=%s/libcuda_fake.so "
-                              "AOTGRAD_FAKE_KERNELS=%s/mlp_kernels.so ./mlp train --device cuda --data data --epochs 1",
-                         dir, dir, dir);
+    char *text = gpu_with(&st, "AOTGRAD_CUDA_IMAGE=mlp.cu", "mlp", "train --device cuda --data data --epochs 1");
     cr_expect_eq(WEXITSTATUS(st), 1, "%s", text);
     cr_expect(strstr(text, "cuModuleLoadDataEx (mlp.cu): CUDA_ERROR_INVALID_IMAGE"), "%s", text);
-    char *none = run_fmt(&st, "cd %s && AOTGRAD_CUDA_IMAGE=none.cubin AOTGRAD_LIBCUDA=%s/libcuda_fake.so "
-                              "./mlp train --device cuda --data data --epochs 1", dir, dir);
+    char *none = gpu_with(&st, "AOTGRAD_CUDA_IMAGE=none.cubin", "mlp", "train --device cuda --data data --epochs 1");
     cr_expect_eq(WEXITSTATUS(st), 1, "%s", none);
-    cr_expect(strstr(none, "AOTGRAD_CUDA_IMAGE=none.cubin: No such file or directory"), "%s", none);
+    cr_expect(strstr(none, "AOTGRAD_CUDA_IMAGE=none.cubin: cannot open: No such file or directory"), "%s", none);
     free(ok), free(text), free(none);
 }
 

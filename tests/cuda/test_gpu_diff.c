@@ -16,18 +16,10 @@ static char dir[] = "/tmp/aotgrad-gpu-diff-XXXXXX";
 static void setup(void)
 {
     cr_assert_not_null(getenv("AOTGRAD_GPU_DIFF"), "AOTGRAD_GPU_DIFF is not set (run through ctest)");
-    cr_assert_not_null(mkdtemp(dir));
-    char so[600];
-    snprintf(so, sizeof so, "%s/libcuda_fake.so", dir);
-    fake_cuda_driver(so);
+    fake_cuda_dir(dir);
 }
 
-static void teardown(void)
-{
-    char rm[600];
-    snprintf(rm, sizeof rm, "rm -rf %s", dir);
-    cr_expect_eq(system(rm), 0);
-}
+static void teardown(void) { fake_cuda_dir_remove(dir); }
 
 TestSuite(gpu_diff, .init = setup, .fini = teardown);
 
