@@ -5,8 +5,9 @@
  *   CG_LOOP with one: a block per output element, each thread summing a strided share of
  *     the reduced elements in order, then a tree over the block's shared memory in a fixed
  *     order, so the result never depends on timing;
- *   CG_GEMM: 64x64 tiles of C in shared memory, 16 of K at a time, each thread holding 4x4
- *     results in registers; alpha and beta as the step's scalar expressions; the next step,
+ *   CG_GEMM: 64x64 tiles of C (32x32 where the output has few) in shared memory, 16 of K at a
+ *     time, loaded with neighbouring threads on neighbouring floats, each thread holding 4x4
+ *     (2x2) results in registers; alpha and beta as the step's scalar expressions; the next step,
  *     when it is the matmul's elementwise epilogue, computed on the results in registers
  *     (one kernel for the two steps: "matmul epilogues" below);
  *   CG_CALL: one thread per row (or column of rows), in the runtime routine's order of
@@ -636,6 +637,13 @@ static void render_gemm(rd *R, const cg_gemm *g, const cg_loop *epi, const bool 
     /* element (i, k) of op(A) and (k, j) of op(B); lda, ldb as cblas_sgemm's */
     const char *ael = g->ta ? "A[(k) * M + (i)]" : "A[(i) * K + (k)]";
     const char *bel = g->tb ? "B[(j) * K + (k)]" : "B[(k) * NC + (j)]";
+    /* Neighbouring threads load neighbouring addresses of global memory: along k where the
+     * operand's rows run along k, else along the tile's other side. The shared tiles have one
+     * column of padding, so that 16 threads storing down a column hit distinct banks. */
+    const char *along_k[2] = {tx(R, "q %% %d", TK), tx(R, "q / %d", TK)},
+               *along_m[2] = {tx(R, "q / %d", TILE), tx(R, "q %% %d", TILE)};
+    const char *a_kk = g->ta ? along_m[0] : along_k[0], *a_mm = g->ta ? along_m[1] : along_k[1];
+    const char *b_kk = g->tb ? along_k[0] : along_m[0], *b_mm = g->tb ? along_k[1] : along_m[1];
     fprintf(R->f,
             "    __shared__ float As[%d][%d], Bs[%d][%d];\n"
             "    const long long tn = (NC + %d) / %d, tiles = ((M + %d) / %d) * tn;\n"
@@ -650,9 +658,13 @@ static void render_gemm(rd *R, const cg_gemm *g, const cg_loop *epi, const bool 
             "                r[u][v] = 0;\n"
             "        for (long long k0 = 0; k0 < K; k0 += %d) {\n"
             "            for (int q = threadIdx.x; q < %d * %d; q += blockDim.x) {\n"
-            "                const int kk = q / %d, mm = q %% %d;\n"
-            "                const long long i = i0 + mm, k = k0 + kk, j = j0 + mm;\n"
+            "                const int kk = %s, mm = %s;\n"
+            "                const long long i = i0 + mm, k = k0 + kk;\n"
             "                As[kk][mm] = i < M && k < K ? %s : 0.0f;\n"
+            "            }\n"
+            "            for (int q = threadIdx.x; q < %d * %d; q += blockDim.x) {\n"
+            "                const int kk = %s, mm = %s;\n"
+            "                const long long j = j0 + mm, k = k0 + kk;\n"
             "                Bs[kk][mm] = j < NC && k < K ? %s : 0.0f;\n"
             "            }\n"
             "            __syncthreads();\n"
@@ -675,8 +687,8 @@ static void render_gemm(rd *R, const cg_gemm *g, const cg_loop *epi, const bool 
             "#pragma unroll\n"
             "            for (int v = 0; v < %d; v++) {\n"
             "                const long long i = i0 + ty * %d + u, j = j0 + tx * %d + v;\n",
-            TK, TILE, TK, TILE, TILE - 1, TILE, TILE - 1, TILE, TILE, TILE, PER, PER, PER, PER, TK, TK, TILE, TILE,
-            TILE, ael, bel, TK, PER, PER, PER, PER, PER, PER, PER, PER, PER, PER, PER);
+            TK, TILE + 1, TK, TILE + 1, TILE - 1, TILE, TILE - 1, TILE, TILE, TILE, PER, PER, PER, PER, TK, TK, TILE,
+            a_kk, a_mm, ael, TK, TILE, b_kk, b_mm, bel, TK, PER, PER, PER, PER, PER, PER, PER, PER, PER, PER, PER);
     if (!epi) {
         fprintf(R->f, "                if (i < M && j < NC) /* beta 0: C is not read (cblas_sgemm's rule) */\n"
                       "                    C[i * NC + j] = beta == 0.0f ? alpha * r[u][v] : alpha * r[u][v] + beta * C[i * NC + j];\n");

@@ -111,6 +111,44 @@ Test(cuda_render, every_model_compiles_with_nvrtc_without_spills)
     model("weight_decay", NULL);
 }
 
+/* In every matmul kernel's tile loads, the index that runs along an operand's rows (the one
+ * added last in its address) comes from q % ...: neighbouring threads read neighbouring
+ * floats, so a warp's loads coalesce, whichever operands are transposed. */
+Test(cuda_render, matmul_tile_loads_coalesce)
+{
+    char path[512], err[1024];
+    snprintf(path, sizeof path, AG_SOURCE_DIR "/models/mlp.c");
+    ir_graph *m = fe_load(path, getenv("AOTGRAD_INCLUDE"), NULL);
+    cr_assert_not_null(m);
+    ir_graph *g = pass_run(m, true, NULL, NULL, NULL, err, sizeof err);
+    cr_assert_not_null(g, "%s", err);
+    cg_program *p = cg_lower(g, true, err, sizeof err);
+    cr_assert_not_null(p, "%s", err);
+    cg_cuda_plan plan;
+    char *src = cuda_source(p, &plan, err, sizeof err);
+    cr_assert_not_null(src, "%s", err);
+    int loads = 0, transposed = 0;
+    for (char *at = strstr(src, "const int kk = "); at; at = strstr(at + 1, "const int kk = ")) {
+        char kk[32], mm[32], line[256];
+        cr_assert_eq(sscanf(at, "const int kk = %31[^,], mm = %31[^;];", kk, mm), 2, "%.80s", at);
+        const char *store = strstr(at, "s[kk][mm] = ");
+        cr_assert_not_null(store);
+        sscanf(store - 1, "%255[^\n]", line); /* from the A or B of As or Bs */
+        const char *fast = strstr(line, "+ (k)]") ? kk : mm; /* the address's last index */
+        cr_expect(strncmp(fast, "q % ", 4) == 0, "%s loads along %s, from kk = %s, mm = %s", line,
+                  fast == kk ? "k" : "the tile's side", kk, mm);
+        transposed += strstr(line, "(k) * M") || strstr(line, "(j) * K");
+        loads++;
+    }
+    cr_expect_eq(loads, 2 * 5, "the train step's 5 matmuls (2 forward, 2 weight gradients, 1 input gradient), 2 operands each");
+    cr_expect_geq(transposed, 3, "the backward's matmuls read transposed operands");
+    free(src);
+    cg_cuda_plan_free(&plan);
+    cg_program_free(p);
+    ir_graph_free(g);
+    ir_graph_free(m);
+}
+
 Test(cuda_render, errors_name_the_step)
 {
     cg_buffer buf[1] = {{CG_ARENA, 0, {0, 0}, AG_F32}};
