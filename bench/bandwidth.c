@@ -328,10 +328,32 @@ static void kernel_free(kernel *k)
     ir_graph_free(k->model);
 }
 
-static void usage(void)
+static const char usage_text[] =
+    "usage: bench_bandwidth [--threads T] [--mib M]\n\n"
+    "Times two fused elementwise kernels (compiled through the whole pipeline) against this\n"
+    "machine's copy bandwidth, measured in the same run; prints GB/s and the fraction of it.\n\n"
+    "  --threads T   threads, 1 to 256 (default: the core count)\n"
+    "  --mib M       MiB per array, 64 to 65536 (default 64)\n";
+
+/* what was wrong (printf-style, one %s), then where to read more; exit 2 */
+static void usage_error(const char *fmt, const char *arg)
 {
-    fprintf(stderr, "usage: bench_bandwidth [--threads T] [--mib M]   (T >= 1, default the core count; M >= 64, default 64)\n");
+    fprintf(stderr, "bench_bandwidth: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry 'bench_bandwidth --help'.\n");
     exit(2);
+}
+
+/* a whole number from lo to hi, else a usage error naming the option */
+static long parse_count(const char *opt, const char *v, long lo, long hi)
+{
+    char *end, msg[96];
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    snprintf(msg, sizeof msg, "%s takes a whole number from %ld to %ld, not '%%s'", opt, lo, hi);
+    if (errno || end == v || *end || n < lo || n > hi)
+        usage_error(msg, v);
+    return n;
 }
 
 int main(int argc, char **argv)
@@ -339,15 +361,20 @@ int main(int argc, char **argv)
     int threads = rt_cpu_count();
     long mib = 64;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
-            threads = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--mib") == 0 && i + 1 < argc)
-            mib = atol(argv[++i]);
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage_text, stdout);
+            return 0;
+        }
+        if (strcmp(a, "--threads") != 0 && strcmp(a, "--mib") != 0)
+            usage_error("unknown option '%s'", a);
+        if (i + 1 == argc)
+            usage_error("%s needs a value", a);
+        if (strcmp(a, "--threads") == 0)
+            threads = (int)parse_count(a, argv[++i], 1, 256);
         else
-            usage();
+            mib = parse_count(a, argv[++i], 64, 65536);
     }
-    if (threads < 1 || threads > 256 || mib < 64 || mib > 65536)
-        usage();
     int64_t rows = (int64_t)mib * (int64_t)MiB / (COLS * (int64_t)sizeof(float));
 
     char err[1024];

@@ -300,8 +300,10 @@ else
 fi
 echo "| aotgrad / floor (bar: <= 1.25) | ${r_floor}x, bar ${bar} |"
 if [ -n "$fair1" ]; then
+  r_fair=$(ratio "$ours" "$fair")
+  if awk -v r="$r_fair" 'BEGIN { exit !(r <= 1.25) }'; then fair_bar="met"; else fair_bar="NOT met"; fi
   echo "| GEMM floor with OpenBLAS's $want_core kernels (the binary's) | ${fair} s (${fgf} GFLOP/s) |"
-  echo "| aotgrad / that floor | $(ratio "$ours" "$fair")x |"
+  echo "| aotgrad / that floor, the fair ratio (bar: <= 1.25) | ${r_fair}x, bar ${fair_bar} |"
 fi
 if [ -n "$torch_med" ]; then
   echo "| PyTorch / aotgrad (aotgrad's speedup) | $(ratio "$torch_med" "$ours")x |"
@@ -315,9 +317,13 @@ echo "| CPU | ${cpu:-unknown} ($(nproc) cores seen) |"
 echo "| OpenBLAS kernels: floor, MLP binary | ${blas_core}${OPENBLAS_CORETYPE+ (OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE)}, ${bin_core:-unknown} |"
 echo "| other processes during the measurements | ${others} (load average before: ${load1}) |"
 echo "| date | $(date '+%Y-%m-%d %H:%M %Z') |"
-echo "| aotgrad | $ag (project at commit $commit) |"
+echo "| aotgrad | $ag (this script's checkout: commit $commit) |"
 echo "| reproduce | \`${cmd}\` (from the project root) |"
 echo
-echo "The 1.25x bar (aotgrad epoch <= 1.25 x GEMM floor) is ${bar}: ${ours} s vs ${floor} s."
+if [ -n "$fair1" ]; then
+  # The binary runs faster kernels than the floor as built: only the same kernels' floor is a fair bar.
+  echo "The 1.25x bar (aotgrad epoch <= 1.25 x GEMM floor) against the floor with the binary's $want_core kernels is ${fair_bar}: ${ours} s vs ${fair} s (${r_fair}x). Against the floor as built (OpenBLAS's own $blas_core kernels for this CPU, slower than the binary's) it is ${bar} (${r_floor}x), which compares different kernels."
+else
+  echo "The 1.25x bar (aotgrad epoch <= 1.25 x GEMM floor) is ${bar}: ${ours} s vs ${floor} s."
+fi
 [ -z "$blas_warn" ] || [ -z "${OPENBLAS_CORETYPE+set}" ] || echo "Warning: $blas_warn."
-[ -z "$fair1" ] || echo "Note: OpenBLAS picks its $blas_core kernels for this CPU on its own; the MLP binary runs itself with OPENBLAS_CORETYPE=$want_core, so its ratio to the floor as built (${r_floor}x) compares different kernels; the fair one is $(ratio "$ours" "$fair")x."

@@ -162,6 +162,15 @@ int fe_build(const char *path, const fe_build_opts *o)
     cuda_parts cuda = {0};
     cg_cuda_build cuda_build = {0};
     double t0 = now();
+    /* the output's folder first: a build that cannot write its result says so before working */
+    char folder[4096] = ".";
+    const char *slash = strrchr(o->out, '/');
+    if (slash) /* "/x" is in "/" */
+        snprintf(folder, sizeof folder, "%.*s", slash == o->out ? 1 : (int)(slash - o->out), o->out);
+    if (access(folder, W_OK | X_OK) != 0) {
+        fprintf(stderr, "%s: error: cannot write %s: %s: %s\n", path, o->out, folder, strerror(errno));
+        return 1;
+    }
     ir_graph *g = fe_load(path, NULL, o->settings);
     if (!g)
         return 1;
@@ -269,7 +278,7 @@ int fe_build(const char *path, const fe_build_opts *o)
     rc = 0;
 fail:
     if (rc)
-        fprintf(stderr, "%s: error: %s\n", path, err);
+        fe_report(path, err);
     if (tmp[0]) { /* the pieces of the binary */
         const char *pieces[] = {"main.c", "main.o", NULL};
         char piece[4300];

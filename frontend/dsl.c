@@ -39,7 +39,10 @@ static void record(ir_graph *g, ag_loc at, const char *fmt, ...)
         fprintf(stderr, "aotgrad: out of memory\n");
         exit(1);
     }
-    sprintf(line, "%s:%d: error: %s", at.file ? at.file : "?", at.line, msg);
+    if (at.line > 0)
+        sprintf(line, "%s:%d: error: %s", at.file ? at.file : "?", at.line, msg);
+    else /* the whole file */
+        sprintf(line, "%s: error: %s", at.file ? at.file : "?", msg);
     if (!g) { /* nothing to keep it in: every operand was a plain number */
         fprintf(stderr, "%s\n", line);
         free(line);
@@ -180,7 +183,8 @@ const char *ag_graph_error(const ag_graph *g, int i) { return i >= 0 && i < g->n
 int ag_graph_finish(ag_graph *g)
 {
     if (g->nout == 0 && g->nerrors == 0)
-        record(g, (ag_loc){g->name, 0}, "graph %s has no outputs (call ag_output)", g->name);
+        record(g, (ag_loc){g->file_copy ? g->file_copy : g->name, 0}, "graph %s has no outputs (call ag_output)",
+               g->name);
     return g->nerrors;
 }
 

@@ -230,11 +230,20 @@ static ir_graph *load_ir(const char *path)
         return NULL;
     }
     if (!ir_verify(g, err, sizeof err)) {
-        fprintf(stderr, "%s: error: %s\n", path, err);
+        fe_report(path, err);
         ir_graph_free(g);
         return NULL;
     }
     return g;
+}
+
+void fe_report(const char *where, const char *err)
+{
+    const char *located = strstr(err, ": error: "), *eol = strchr(err, '\n');
+    if (located && (!eol || located < eol) && !memchr(err, ' ', (size_t)(located - err)))
+        fprintf(stderr, "%s\n", err);
+    else
+        fprintf(stderr, "%s: error: %s\n", where, err);
 }
 
 ir_graph *fe_load(const char *path, const char *include_dir, const char *const *settings)

@@ -17,7 +17,6 @@ ir_graph *fe_load(const char *path, const char *include_dir, const char *const *
  * tree), else ../include/aotgrad beside it (installed); NULL if none. */
 const char *fe_include_dir(void);
 
-/* A whole file, malloc'd and NUL-terminated (len excludes the NUL); NULL with errno set on failure. */
 /* Runs argv (a program found on PATH) and waits: its exit status, -1 when it did not run
  * or was killed. */
 int fe_run_program(char *const argv[]);
@@ -26,6 +25,11 @@ int fe_run_program(char *const argv[]);
  * aotgrad binary (a build tree), or ../lib/aotgrad/ (an install); NULL if none. */
 const char *fe_runtime_lib(void);
 
+/* A whole file, malloc'd and NUL-terminated (len excludes the NUL); NULL with errno set on failure. */
 char *fe_read_file(const char *path, size_t *len);
+
+/* Prints err on stderr as "where: error: err", or as it is where err already names its
+ * place ("FILE:LINE: error: ..."), so no message says error twice. */
+void fe_report(const char *where, const char *err);
 
 #endif

@@ -149,6 +149,11 @@ static int cmd_ir(int argc, char **argv)
         return usage_error("%s", "which model? aotgrad ir MODEL.c|FILE.ir");
     if (train && eval)
         return usage_error("%s", "--train or --eval, not both");
+    const pass_info *stop = after ? pass_find(after) : NULL;
+    if (stop && stop->which == PASS_TRAIN && eval)
+        return usage_error("pass %s runs only in the train step's pipeline (drop --eval)", after);
+    if (stop && stop->which == PASS_EVAL && !eval)
+        return usage_error("pass %s runs only in the eval graph's pipeline (add --eval)", after);
     ir_graph *g = fe_load(path, NULL, m.settings);
     if (!g)
         return 1;
@@ -156,7 +161,7 @@ static int cmd_ir(int argc, char **argv)
     int rc = 0;
     if (memory) {
         if (!pass_memory_report(g, stdout, err, sizeof err)) {
-            fprintf(stderr, "%s: error: %s\n", path, err);
+            fe_report(path, err);
             rc = 1;
         }
     } else if (!train && !eval && !after) {
@@ -166,7 +171,7 @@ static int cmd_ir(int argc, char **argv)
         const char *upto = d.all ? NULL : after;
         ir_graph *out = pass_run(g, !eval, upto, dump_stage, &d, err, sizeof err);
         if (!out) {
-            fprintf(stderr, "%s: error: %s\n", path, err);
+            fe_report(path, err);
             rc = 1;
         } else if (!d.all)
             print_graph(out, d.dot);
@@ -221,7 +226,7 @@ static int cmd_check(int argc, char **argv)
         return 1;
     }
     if (!ir_verify(g, err, sizeof err)) {
-        fprintf(stderr, "%s: error: %s\n", path, err);
+        fe_report(path, err);
         ir_graph_free(g);
         return 1;
     }
@@ -254,10 +259,15 @@ static void print_values(const ir_output *o, const ir_node *n, const ir_tensor *
 
 static int cmd_forward(int argc, char **argv)
 {
-    const char *path = NULL;
+    model_arg m = {0};
     int64_t batch = 4, seed = 1;
     bool f64 = false, training = false;
     for (int i = 1; i < argc; i++) {
+        int taken = take_model_arg(&m, argc, argv, &i);
+        if (taken == 2)
+            return 2;
+        if (taken)
+            continue;
         const char *a = argv[i];
         if (strcmp(a, "--batch") == 0 || strcmp(a, "--seed") == 0) {
             if (i + 1 == argc)
@@ -272,16 +282,13 @@ static int cmd_forward(int argc, char **argv)
             f64 = true;
         else if (strcmp(a, "--train") == 0)
             training = true;
-        else if (a[0] == '-')
-            return usage_error("unknown option '%s'", a);
-        else if (path)
-            return usage_error("one model at a time; extra argument '%s'", a);
         else
-            path = a;
+            return usage_error("unknown option '%s'", a);
     }
+    const char *path = m.path;
     if (!path)
         return usage_error("%s", "which model? aotgrad forward MODEL.c|FILE.ir");
-    ir_graph *g = fe_load(path, NULL, NULL);
+    ir_graph *g = fe_load(path, NULL, m.settings);
     if (!g)
         return 1;
     ir_tensor **bound = fe_bind_random(g, batch, (uint32_t)seed, f64);
@@ -290,7 +297,7 @@ static int cmd_forward(int argc, char **argv)
     char err[512];
     int rc = 0;
     if (!outs || !bound || !ir_interp(g, &run, (const ir_tensor *const *)bound, outs, err, sizeof err)) {
-        fprintf(stderr, "%s: error: %s\n", path, outs && bound ? err : "out of memory");
+        fe_report(path, outs && bound ? err : "out of memory");
         rc = 1;
     } else {
         printf("%s: forward through the interpreter (%s), batch %" PRId64 ", seed %" PRId64 "%s\n", g->name,
@@ -330,27 +337,33 @@ static int cmd_run(int argc, char **argv)
         if (taken)
             continue;
         const char *a = argv[i];
-        bool has_value = i + 1 < argc;
-        int64_t v;
-        if (a[0] == '-' && a[1] == '-' && strcmp(a, "--help") && !has_value)
+        static const char *const valued[] = {"--epochs", "--batch", "--seed", "--lr", "--wd", "--data", "--save"};
+        bool known = false;
+        for (size_t k = 0; k < sizeof valued / sizeof *valued; k++)
+            known |= strcmp(a, valued[k]) == 0;
+        if (!known)
+            return usage_error("unknown option '%s'", a);
+        if (i + 1 == argc)
             return usage_error("%s needs a value", a);
+        int64_t v;
+        char msg[96];
         if (strcmp(a, "--epochs") == 0 || strcmp(a, "--batch") == 0) {
+            snprintf(msg, sizeof msg, "%s takes a count from 1 to 2^30, not '%%s'", a);
             if (!parse_i64(argv[++i], 1, (int64_t)1 << 30, &v))
-                return usage_error("takes a count from 1 to 2^30, not '%s'", argv[i]);
+                return usage_error(msg, argv[i]);
             *(a[2] == 'e' ? &o.epochs : &o.batch) = v;
         } else if (strcmp(a, "--seed") == 0) {
             if (!parse_i64(argv[++i], 0, UINT32_MAX, &v))
                 return usage_error("--seed takes a number from 0 to 4294967295, not '%s'", argv[i]);
             o.seed = (uint32_t)v;
         } else if (strcmp(a, "--lr") == 0 || strcmp(a, "--wd") == 0) {
+            snprintf(msg, sizeof msg, "%s takes a number >= 0, not '%%s'", a);
             if (!parse_real(argv[++i], a[2] == 'l' ? &o.lr : &o.wd))
-                return usage_error("takes a number >= 0, not '%s'", argv[i]);
+                return usage_error(msg, argv[i]);
         } else if (strcmp(a, "--data") == 0)
             o.data = argv[++i];
-        else if (strcmp(a, "--save") == 0)
-            o.save = argv[++i];
         else
-            return usage_error("unknown option '%s'", a);
+            o.save = argv[++i];
     }
     if (!m.path)
         return usage_error("%s", "which model? aotgrad run MODEL.c|FILE.ir");
@@ -439,12 +452,20 @@ static int cmd_ops(int argc, char **argv)
     (void)argv;
     if (argc > 1)
         return usage_error("%s", "takes no arguments");
-    static const char *const kinds[] = {"source", "elementwise", "reduce", "scan", "matmul",
-                                        "layout", "row",         "index",  "random"};
+    static const char *const kinds[] = {
+        [IR_K_SOURCE] = "source", [IR_K_ELEMENTWISE] = "elementwise", [IR_K_REDUCE] = "reduce",
+        [IR_K_SCAN] = "scan",     [IR_K_MATMUL] = "matmul",           [IR_K_LAYOUT] = "layout",
+        [IR_K_ROW] = "row",       [IR_K_INDEX] = "index",             [IR_K_RANDOM] = "random",
+        [IR_K_FUSED] = "fused"};
+    int width = 0;
+    for (int i = 0; i < IR_OP_COUNT; i++)
+        width = strlen(ir_ops[i].name) > (size_t)width ? (int)strlen(ir_ops[i].name) : width;
     for (int i = 0; i < IR_OP_COUNT; i++) {
         char arity[16];
+        unsigned k = ir_ops[i].kind;
         snprintf(arity, sizeof arity, ir_ops[i].arity < 0 ? "1+" : "%d", ir_ops[i].arity);
-        printf("%-14s %-12s %-3s %s\n", ir_ops[i].name, kinds[ir_ops[i].kind], arity, ir_ops[i].doc);
+        printf("%-*s %-12s %-3s %s\n", width, ir_ops[i].name,
+               k < sizeof kinds / sizeof *kinds && kinds[k] ? kinds[k] : "?", arity, ir_ops[i].doc);
     }
     return 0;
 }
@@ -492,14 +513,16 @@ static const command commands[] = {
      "train step's (train), the eval graph's (eval), or both. Each name works with\n"
      "aotgrad ir --after.\n"},
     {"forward", cmd_forward, "run a model's graph through the reference interpreter",
-     "usage: aotgrad forward MODEL.c|FILE.ir [--batch N] [--seed S] [--f64] [--train]\n\n"
+     "usage: aotgrad forward MODEL.c|FILE.ir [--batch N] [--seed S] [--f64] [--train]\n"
+     "                      [--set NAME=VALUE]...\n\n"
      "Runs the graph through the reference interpreter on seeded random inputs (f32: N(0,1);\n"
      "u8: 0..255; i32: 0..classes-1 where the input feeds one_hot, else 0..9) and parameters\n"
      "from their initializers, and prints each output's type and first values.\n\n"
      "  --batch N   the value of the batch dim N (default 4)\n"
      "  --seed S    seed of the inputs, the parameters and dropout (default 1)\n"
      "  --f64       compute in double instead of float\n"
-     "  --train     dropout active (default: off, as in evaluation)\n"},
+     "  --train     dropout active (default: off, as in evaluation)\n"
+     "  --set NAME=VALUE  a model option, e.g. --set act=tanh\n"},
     {"check", cmd_check, "parse and verify a text IR file",
      "usage: aotgrad check FILE.ir [--print]\n\n"
      "Parses and verifies FILE.ir: exit 0 when it is well formed, else the first error as\n"
@@ -554,7 +577,6 @@ int main(int argc, char **argv)
                 return print_help(c->name);
             return c->run(argc - 1, argv + 1);
         }
-    fprintf(stderr, "aotgrad: unknown command '%s'\n\n", argv[1]);
-    usage(stderr);
+    fprintf(stderr, "aotgrad: unknown command '%s'\nTry 'aotgrad --help'.\n", argv[1]);
     return 2;
 }

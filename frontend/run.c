@@ -242,30 +242,30 @@ int fe_run(const ir_graph *g, const fe_run_opts *o)
     if (!fe_data_shape(g, &features, &targets, &classes, err, sizeof err) ||
         !rt_load_data(o->data ? o->data : t->data, features, targets, classes, &train, &test, &truth, err,
                       sizeof err)) {
-        fprintf(stderr, "%s: error: %s\n", g->name, err);
+        fe_report(g->name, err);
         return 1;
     }
     interp_model m;
     rt_model rm;
     int rc = 0;
     if (!make_model(g, o->seed, &m, &rm, err, sizeof err)) {
-        fprintf(stderr, "%s: error: %s\n", g->name, err);
+        fe_report(g->name, err);
         rc = 1;
         goto out;
     }
     printf("%s: training through the interpreter: %" PRId64 " samples, %" PRId64 " test, batch %" PRId64
-           ", lr %g, wd %g, %" PRId64 " epochs, seed %u\n",
-           g->name, train.n, test.n, fit.batch, fit.lr, fit.wd, fit.epochs, fit.seed);
+           ", lr %g, wd %g, %" PRId64 " epoch%s, seed %u\n",
+           g->name, train.n, test.n, fit.batch, fit.lr, fit.wd, fit.epochs, fit.epochs == 1 ? "" : "s", fit.seed);
     rt_epoch last;
     if (!rt_fit_model(&rm, &train, &test, &fit, &last, err, sizeof err)) {
-        fprintf(stderr, "%s: error: %s\n", g->name, err);
+        fe_report(g->name, err);
         rc = 1;
         goto out;
     }
     rt_print_small_params(&rm, &truth, stdout);
     if (o->save) {
         if (!rt_save_params(&rm, o->save, fit.epochs, fit.seed, err, sizeof err)) {
-            fprintf(stderr, "%s: error: %s\n", g->name, err);
+            fe_report(g->name, err);
             rc = 1;
         } else
             printf("parameters saved to %s\n", o->save);

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fail.h"
 #include "ir.h"
 
 /* ---- lexer ---- */
@@ -877,17 +878,6 @@ static void read_return(parser *P)
 
 /* ---- declarations ---- */
 
-/* The shortest "%.{1..17}g" that reads back as exactly v (as the printer writes p=). */
-static const char *fmt_double(char *buf, size_t len, double v)
-{
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, len, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            break;
-    }
-    return buf;
-}
-
 static ir_train *train_of(parser *P)
 {
     if (!P->g->train)
@@ -1340,7 +1330,7 @@ static void check_sites(parser *P)
         char a[32], b[32];
         if (u->site == v->site && u->p != v->p)
             error_at(P, u->line, u->col, "dropout site %d has p=%s here but p=%s on line %d", (int)u->site,
-                     fmt_double(a, sizeof a, u->p), fmt_double(b, sizeof b, v->p), v->line);
+                     rt_fmt_double(a, sizeof a, u->p), rt_fmt_double(b, sizeof b, v->p), v->line);
     }
     int32_t last = P->sites[P->nsites - 1].site;
     P->main->next_site = last < INT32_MAX ? last + 1 : last;

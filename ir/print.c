@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fail.h"
 #include "ir.h"
 
 #define LOC_COLUMN 48 /* where the "; file:line" comments line up */
@@ -69,17 +70,6 @@ static void fmt_f32(char *buf, size_t len, float v)
         strncat(buf, ".0", len - strlen(buf) - 1);
 }
 
-/* The shortest "%.{1..17}g" that reads back as exactly v. */
-static void fmt_double(char *buf, size_t len, double v)
-{
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, len, "%.*g", prec, v);
-        double r = strtod(buf, NULL);
-        if (r == v || (isnan(r) && isnan(v)))
-            break;
-    }
-}
-
 static void fmt_const(char *buf, size_t len, const ir_node *n)
 {
     double v = n->attr.value;
@@ -88,7 +78,7 @@ static void fmt_const(char *buf, size_t len, const ir_node *n)
     else if (v == floor(v) && fabs(v) < 9.2e18) /* i32, u8, bool: a plain integer */
         snprintf(buf, len, "%lld", (long long)v);
     else /* not a value of its dtype (the verifier says so); still print something exact */
-        fmt_double(buf, len, v);
+        rt_fmt_double(buf, len, v);
 }
 
 static const char *op_name(const ir_node *n)
@@ -127,8 +117,8 @@ static int print_type(FILE *f, ag_dtype t, const ir_shape *s)
 static int print_init(FILE *f, const ag_init *init)
 {
     char a[32], b[32];
-    fmt_double(a, sizeof a, init->a);
-    fmt_double(b, sizeof b, init->b);
+    rt_fmt_double(a, sizeof a, init->a);
+    rt_fmt_double(b, sizeof b, init->b);
     switch (init->kind) {
     case AG_INIT_ZEROS: return fprintf(f, " zeros");
     case AG_INIT_CONSTANT: return fprintf(f, " constant(%s)", a);
@@ -172,7 +162,7 @@ static int print_attrs(FILE *f, const ir_graph *g, const ir_node *n)
         k += fprintf(f, " tb");
     if (attrs & A_P) {
         char buf[32];
-        fmt_double(buf, sizeof buf, a->value);
+        rt_fmt_double(buf, sizeof buf, a->value);
         k += fprintf(f, " p=%s", buf);
     }
     if (attrs & A_SITE)
@@ -252,14 +242,14 @@ static void print_train(FILE *f, const ir_train *t)
     }
     if (t->predict)
         fprintf(f, " predict=%s", t->predict);
-    fmt_double(a, sizeof a, t->lr);
-    fmt_double(b, sizeof b, t->wd);
+    rt_fmt_double(a, sizeof a, t->lr);
+    rt_fmt_double(b, sizeof b, t->wd);
     fprintf(f, "\n  optimizer %s lr=%s wd=%s batch=%lld epochs=%lld\n", name_or(t->optimizer), a, b,
             (long long)t->batch, (long long)t->epochs);
     for (int i = 0; i < t->ngroups && t->groups; i++) {
         const ir_group *gr = &t->groups[i];
-        fmt_double(a, sizeof a, gr->wd_scale);
-        fmt_double(b, sizeof b, gr->lr_scale);
+        rt_fmt_double(a, sizeof a, gr->wd_scale);
+        rt_fmt_double(b, sizeof b, gr->lr_scale);
         fprintf(f, "  group %s wd_scale=%s lr_scale=%s params=", name_or(gr->name), a, b);
         print_names(f, gr->params, gr->nparams);
         fputc('\n', f);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fail.h"
 #include "ir.h"
 
 static bool failv(char *err, size_t len, const char *fmt, ...)
@@ -47,17 +48,6 @@ static bool fail(const ir_graph *g, int32_t id, char *err, size_t len, const cha
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     return failv(err, len, "verify: node %%%d (%s%s): %s", (int)id, op, at, msg);
-}
-
-/* The shortest "%.{1..17}g" that reads back as exactly v. */
-static const char *fmt_double(char *buf, size_t len, double v)
-{
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, len, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            break;
-    }
-    return buf;
 }
 
 static bool is_identifier(const char *s)
@@ -277,7 +267,7 @@ static bool check_unique(const ir_graph *g, char *err, size_t len)
         char a[32], b[32];
         if (sites[i].key == sites[i - 1].key && p != q)
             ok = fail(g, sites[i].id, err, len, "dropout site %d has p=%s, but node %%%d has p=%s", (int)sites[i].key,
-                      fmt_double(a, sizeof a, p), (int)sites[i - 1].id, fmt_double(b, sizeof b, q));
+                      rt_fmt_double(a, sizeof a, p), (int)sites[i - 1].id, rt_fmt_double(b, sizeof b, q));
     }
     free(names);
     free(sites);
@@ -606,8 +596,8 @@ static bool check_sites_across(const ir_graph *g, char *err, size_t len)
         char a[32], b[32], wa[32], wb[32];
         if (s[i].site == s[i - 1].site && p != q)
             ok = failv(err, len, "verify: dropout site %d has p=%s at node %%%d of %s, but p=%s at node %%%d of %s",
-                       (int)s[i].site, fmt_double(b, sizeof b, q), (int)s[i].id, graph_word(s[i].graph, wb, sizeof wb),
-                       fmt_double(a, sizeof a, p), (int)s[i - 1].id, graph_word(s[i - 1].graph, wa, sizeof wa));
+                       (int)s[i].site, rt_fmt_double(b, sizeof b, q), (int)s[i].id, graph_word(s[i].graph, wb, sizeof wb),
+                       rt_fmt_double(a, sizeof a, p), (int)s[i - 1].id, graph_word(s[i - 1].graph, wa, sizeof wa));
     }
     free(s);
     return ok;

@@ -13,6 +13,14 @@ static ir_graph *run_autodiff(const ir_graph *g, char *err, size_t len)
         snprintf(err, len, "%s declares no training (ag_minimize)", g->name);
         return NULL;
     }
+    for (int32_t i = 0; i < g->n; i++)
+        if (g->node[i].op == IR_kernel) { /* only an eval graph reaches autodiff after fusion */
+            snprintf(err, len,
+                     "%s is an eval graph after fusion, which cannot be trained: train the model, or a dump of its "
+                     "train step (aotgrad ir MODEL --train)",
+                     g->name);
+            return NULL;
+        }
     return pass_autodiff(g, g->train->loss, err, len);
 }
 

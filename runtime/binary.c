@@ -295,8 +295,8 @@ static bool save_checkpoint(run_state *s, int64_t epoch, uint64_t step, char *er
     snprintf(ep, sizeof ep, "%lld", (long long)epoch);
     snprintf(st, sizeof st, "%llu", (unsigned long long)step);
     snprintf(sd, sizeof sd, "%u", s->seed);
-    snprintf(lr, sizeof lr, "%.17g", s->lr);
-    snprintf(wd, sizeof wd, "%.17g", s->wd);
+    rt_fmt_double(lr, sizeof lr, s->lr);
+    rt_fmt_double(wd, sizeof wd, s->wd);
     snprintf(bt, sizeof bt, "%lld", (long long)s->batch);
     bool ok = t && hist;
     if (ok) {
@@ -398,7 +398,7 @@ static const struct command {
     const char *name, *args, *what, *options;
 } commands[] = {
     {"train", "[--data DIR|FILE] [--epochs N] [--batch N] [--lr X] [--wd X] [--seed S] [--threads N]\n"
-              "        [--device cpu|cuda ] [--save FILE] [--resume FILE] [--metrics FILE.csv] [--plot FILE.svg]",
+              "        [--device cpu|cuda] [--save FILE] [--resume FILE] [--metrics FILE.csv] [--plot FILE.svg]",
      "Trains the model from its initial parameters (or a checkpoint), printing one line per epoch:\n"
      "train loss, train accuracy, test accuracy, seconds, samples/s.",
      "  --data SPEC      the dataset: a folder of IDX files ({train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]),\n"
@@ -414,20 +414,20 @@ static const struct command {
      "  --resume FILE    continue from a checkpoint written by --save: the same run, bit for bit\n"
      "  --metrics FILE   write the per-epoch figures as CSV\n"
      "  --plot FILE      draw loss and accuracies per epoch as an SVG chart\n"},
-    {"eval", "--weights FILE [--data DIR|FILE] [--threads N] [--device cpu|cuda ]",
+    {"eval", "--weights FILE [--data DIR|FILE] [--threads N] [--device cpu|cuda]",
      "Loss and accuracy of the parameters in FILE on the test set (the training set where the data has no\n"
      "test set).",
      "  --weights FILE   a safetensors checkpoint holding every parameter of the model\n"
      "  --data SPEC      the dataset (default: the model's)\n"
      "  --threads N      threads (default: the core count)\n"
      "  --device D       cpu or cuda (default: cuda when the binary has it and a GPU is there)\n"},
-    {"predict", "--weights FILE INPUT [--threads N] [--device cpu|cuda ]",
+    {"predict", "--weights FILE INPUT [--threads N] [--device cpu|cuda]",
      "One prediction a line for each sample of INPUT (an IDX image file, gzipped or not, or a CSV of\n"
      "feature rows): the class name where the dataset has names, else the class or the value.",
      "  --weights FILE   a safetensors checkpoint holding every parameter of the model\n"
      "  --threads N      threads (default: the core count)\n"
      "  --device D       cpu or cuda (default: cuda when the binary has it and a GPU is there)\n"},
-    {"bench", "[--steps N] [--threads N] [--device cpu|cuda ]",
+    {"bench", "[--steps N] [--threads N] [--device cpu|cuda]",
      "Times the train step at the compiled batch on random data, and each of its kernels: time share,\n"
      "GB/s or GFLOP/s, and on the CPU the fraction of this machine's memcpy bandwidth or sgemm rate\n"
      "(measured first). On a GPU the step is the replayed CUDA graph that training runs (batch gathered\n"
@@ -436,6 +436,19 @@ static const struct command {
      "  --threads N      threads (default: the core count)\n"
      "  --device D       cpu or cuda (default: cuda when the binary has it and a GPU is there)\n"},
 };
+
+/* whether args lists the option a: "--name" starting the line or after "[", then a space,
+ * so that "-epochs" or "--epoch" is not taken for "--epochs" */
+static bool lists_option(const char *args, const char *a)
+{
+    size_t n = strlen(a);
+    if (strncmp(a, "--", 2) != 0)
+        return false;
+    for (const char *at = strstr(args, a); at; at = strstr(at + 1, a))
+        if ((at == args || at[-1] == '[' || at[-1] == ' ') && at[n] == ' ')
+            return true;
+    return false;
+}
 
 static const struct command *find_command(const char *name)
 {
@@ -517,9 +530,7 @@ static int parse(const rt_compiled *m, const struct command *c, int argc, char *
             continue;
         }
         /* every option this command lists takes a value */
-        char key[64];
-        snprintf(key, sizeof key, "%s ", a);
-        if (a[0] != '-' || !strstr(c->args, key))
+        if (a[0] != '-' || !lists_option(c->args, a))
             return usage_error(m, c->name, a[0] == '-' ? "unknown option %s" : "unexpected argument '%s'", a);
         if (!v)
             return usage_error(m, c->name, "%s needs a value", a);
@@ -557,9 +568,10 @@ static int parse(const rt_compiled *m, const struct command *c, int argc, char *
         else if (strcmp(a, "--wd") == 0)
             ok = parse_real(v, &o->wd), o->has_wd = true;
         if (!ok) {
-            char msg[160];
+            char msg[160], batch[80];
+            snprintf(batch, sizeof batch, "a batch size from 1 to %lld (the compiled maximum)", (long long)m->max_batch);
             snprintf(msg, sizeof msg, "%s takes %s, not '%%s'", a,
-                     strcmp(a, "--batch") == 0    ? "a batch size the binary was compiled for (1 to its maximum)"
+                     strcmp(a, "--batch") == 0    ? batch
                      : strcmp(a, "--seed") == 0   ? "a number from 0 to 4294967295"
                      : strcmp(a, "--device") == 0 ? "cpu or cuda"
                      : strcmp(a, "--lr") == 0 || strcmp(a, "--wd") == 0 ? "a finite number >= 0"
@@ -700,9 +712,9 @@ static int cmd_train(const rt_compiled *m, const opts *o)
         snprintf(where, sizeof where, "on %s", device_name(&b));
     else
         snprintf(where, sizeof where, "%d thread%s", threads, threads > 1 ? "s" : "");
-    printf("%s: training on %s: %lld samples, %lld test; batch %lld, lr %g, wd %g, %lld epochs, seed %u, %s\n",
+    printf("%s: training on %s: %lld samples, %lld test; batch %lld, lr %g, wd %g, %lld epoch%s, seed %u, %s\n",
            m->name, spec, (long long)train.n, (long long)test.n, (long long)fit.batch, fit.lr, fit.wd,
-           (long long)fit.epochs, fit.seed, where);
+           (long long)fit.epochs, fit.epochs == 1 ? "" : "s", fit.seed, where);
     fflush(stdout);
     s.samples = train.n;
     rt_model rm = as_model(&b);
@@ -722,9 +734,11 @@ static int cmd_train(const rt_compiled *m, const opts *o)
         if (strcmp(rm.metrics[k], "correct") == 0)
             acc = k;
     if (test.n > 0 && acc >= 0)
-        printf("%s: test accuracy %.4f after %lld epochs\n", m->name, last.test_metric[acc], (long long)last.epoch);
+        printf("%s: test accuracy %.4f after %lld epoch%s\n", m->name, last.test_metric[acc], (long long)last.epoch,
+               last.epoch == 1 ? "" : "s");
     else if (test.n > 0)
-        printf("%s: test loss %.6g after %lld epochs\n", m->name, last.test_loss, (long long)last.epoch);
+        printf("%s: test loss %.6g after %lld epoch%s\n", m->name, last.test_loss, (long long)last.epoch,
+               last.epoch == 1 ? "" : "s");
     rt_truth none = {0};
     rt_print_small_params(&rm, &none, stdout);
     if (o->save)

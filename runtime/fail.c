@@ -1,4 +1,6 @@
+#include <math.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 
 #include "fail.h"
@@ -11,4 +13,15 @@ bool rt_fail(char *err, size_t len, const char *fmt, ...)
         vsnprintf(err, len, fmt, ap);
     va_end(ap);
     return false;
+}
+
+const char *rt_fmt_double(char *buf, size_t len, double v)
+{
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, len, "%.*g", prec, v);
+        double r = strtod(buf, NULL);
+        if (r == v || (isnan(r) && isnan(v)))
+            break;
+    }
+    return buf;
 }

@@ -1,4 +1,5 @@
-/* The one way failures are reported across aotgrad: a message in the caller's buffer. */
+/* The one way failures are reported across aotgrad: a message in the caller's buffer; and
+ * the one way the numbers in messages and text are written. */
 #ifndef AG_RUNTIME_FAIL_H
 #define AG_RUNTIME_FAIL_H
 
@@ -8,5 +9,9 @@
 /* Formats the message into err (when err and len allow) and returns false, so that a check
  * reads `if (bad) return rt_fail(err, len, "...", ...);`. */
 bool rt_fail(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* v as the shortest "%.{1..17}g" that reads back as exactly v (0.1 as 0.1, not
+ * 0.10000000000000001), for messages, text IR and metadata; returns buf. */
+const char *rt_fmt_double(char *buf, size_t len, double v);
 
 #endif

@@ -233,8 +233,8 @@ bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *
             gather_rows(train, first, b.n, perm, x, y);
             ok = m->train_step(m->ctx, &b, err, len);
             if (ok && !isfinite(b.loss))
-                ok = rt_fail(err, len, "step %llu (epoch %lld): the loss is %g; stopping", (unsigned long long)step,
-                          (long long)epoch, b.loss);
+                ok = rt_fail(err, len, "step %llu (epoch %lld): the loss is %s; stopping", (unsigned long long)step,
+                          (long long)epoch, isnan(b.loss) ? "nan" : b.loss > 0 ? "inf" : "-inf"); /* not "-nan" */
             lsum += b.loss * (double)b.n;
             for (int k = 0; k < m->nmetrics; k++)
                 msum[k] += b.metric[k];

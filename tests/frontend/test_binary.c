@@ -91,8 +91,19 @@ Test(binary, every_model_builds_and_links_only_system_libraries)
     int st;
     char *out = run_fmt(&st, "%s/mlp train --batch 100000", dir);
     cr_expect_eq(WEXITSTATUS(st), 2, "%s", out);
-    cr_expect(strstr(out, "mlp train: --batch takes a batch size the binary was compiled for"), "%s", out);
+    cr_expect(strstr(out, "mlp train: --batch takes a batch size from 1 to 256 (the compiled maximum), not '100000'"),
+              "%s", out);
     free(out);
+    /* an option is its whole name: not a part of another's, not with one dash */
+    const char *wrong[] = {"-epochs", "--epoch", "--e", "-lr"};
+    for (int k = 0; k < 4; k++) {
+        out = run_fmt(&st, "%s/mlp train %s 1 --data /nonexistent", dir, wrong[k]);
+        char want[64];
+        snprintf(want, sizeof want, "mlp train: unknown option %s", wrong[k]);
+        cr_expect_eq(WEXITSTATUS(st), 2, "%s: %s", wrong[k], out);
+        cr_expect(strstr(out, want), "%s: %s", wrong[k], out);
+        free(out);
+    }
 }
 
 /* Training 2 epochs equals training 1, saving, and resuming for 1, bit for bit (dropout's
@@ -108,6 +119,10 @@ Test(binary, resume_is_the_uninterrupted_run_bit_for_bit)
     char *rest = run_fmt(&st, "cd %s && ./mlp_dropout train --data data --resume half.st --epochs 2 --save resumed.st", dir);
     cr_assert_eq(st, 0, "%s", rest);
     cr_expect(strstr(rest, "resuming half.st at epoch 2 (step 8)"), "%s", rest);
+    /* the metadata's numbers as written in the model: lr 0.5, not 0.50000000000000000 */
+    char *meta = run_fmt(&st, "tail -c +9 %s/half.st | head -c 2000 | tr -d '\\000'", dir);
+    cr_expect(strstr(meta, "\"lr\":\"0.5\"") && strstr(meta, "\"wd\":\"0\""), "%s", meta);
+    free(meta);
     char a[600], b[600];
     snprintf(a, sizeof a, "%s/whole.st", dir);
     snprintf(b, sizeof b, "%s/resumed.st", dir);

@@ -127,6 +127,15 @@ Test(cli, ir_forward_and_check)
     cr_assert(strstr(ir, "graph @mlp {\n"), "%s", ir);
     cr_assert(strstr(ir, "= matmul %"), "%s", ir);
     cr_assert(strstr(ir, "= relu %3                      ; models/mlp.c:18\n"), "no source line on the hidden layer:\n%s", ir);
+    /* README's "The text IR" shows this very output */
+    size_t len;
+    char *readme = fe_read_file(AG_SOURCE_DIR "/README.md", &len);
+    cr_assert_not_null(readme);
+    char *shown = strstr(readme, "```\ngraph @mlp {\n"), *end = shown ? strstr(shown, "\n}\n```") : NULL;
+    cr_assert(shown && end, "README.md has no graph @mlp block");
+    shown += 4, end[3] = 0;
+    cr_expect_str_eq(shown, ir, "README.md's text IR is not what aotgrad ir models/mlp.c prints");
+    free(readme);
     free(ir);
 
     snprintf(cmd, sizeof cmd, "cd %s && %s forward models/mlp.c --batch 7 --seed 3", AG_SOURCE_DIR, bin);
@@ -147,5 +156,64 @@ Test(cli, ir_forward_and_check)
     out = run_cmd(cmd, &st);
     cr_assert_eq(WEXITSTATUS(st), 2);
     cr_assert(strstr(out, "--batch takes a count from 1 to 16777216, not '0'"), "%s", out);
+    free(out);
+}
+
+/* Misuse of the command line gets one line naming what was wrong, and exit 2; errors keep
+ * one "error:" each. */
+Test(cli, usage_errors_name_what_was_wrong)
+{
+    const char *bin = getenv("AOTGRAD_BIN");
+    cr_assert_not_null(bin, "AOTGRAD_BIN is not set (run through ctest)");
+    static const struct {
+        const char *args, *says;
+    } cases[] = {
+        {"run models/mlp.c --epochs abc", "aotgrad run: --epochs takes a count from 1 to 2^30, not 'abc'\n"},
+        {"run models/mlp.c --lr -1", "aotgrad run: --lr takes a number >= 0, not '-1'\n"},
+        {"run models/mlp.c --bogus", "aotgrad run: unknown option '--bogus'\n"},
+        {"run models/mlp.c --epochs", "aotgrad run: --epochs needs a value\n"},
+        {"ir models/mlp.c --after eval", "aotgrad ir: pass eval runs only in the eval graph's pipeline (add --eval)\n"},
+        {"ir models/mlp.c --eval --after autodiff",
+         "aotgrad ir: pass autodiff runs only in the train step's pipeline (drop --eval)\n"},
+        {"frobnicate", "aotgrad: unknown command 'frobnicate'\nTry 'aotgrad --help'.\n"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        int st;
+        char *out = run_fmt(&st, "cd %s && %s %s 2>&1", AG_SOURCE_DIR, bin, cases[k].args);
+        cr_expect_eq(WEXITSTATUS(st), 2, "%s: exit %d\n%s", cases[k].args, WEXITSTATUS(st), out);
+        cr_expect(strncmp(out, cases[k].says, strlen(cases[k].says)) == 0, "%s:\n%s", cases[k].args, out);
+        free(out);
+    }
+
+    /* forward takes --set: tanh changes the predictions */
+    int st;
+    char *relu = run_fmt(&st, "cd %s && %s forward models/mlp.c --batch 2", AG_SOURCE_DIR, bin);
+    cr_assert_eq(st, 0, "%s", relu);
+    char *tanh_ = run_fmt(&st, "cd %s && %s forward models/mlp.c --batch 2 --set act=tanh", AG_SOURCE_DIR, bin);
+    cr_assert_eq(st, 0, "%s", tanh_);
+    cr_expect(strstr(tanh_, "predict    f32[2,10]") && strcmp(relu, tanh_) != 0, "%s\n%s", relu, tanh_);
+    free(relu);
+    free(tanh_);
+
+    /* ops names every op's kind */
+    char *ops = run_fmt(&st, "%s ops", bin);
+    cr_assert_eq(st, 0, "%s", ops);
+    cr_expect(strstr(ops, "\nkernel          fused "), "%s", ops);
+    cr_expect(!strstr(ops, "(null)"), "%s", ops);
+    free(ops);
+
+    /* an eval graph after fusion cannot train: said once, with one "error:" */
+    char *out = run_fmt(&st, "cd %s && %s ir models/softmax.c --eval > /tmp/aotgrad-cli-eval-$$.ir && "
+                             "%s run /tmp/aotgrad-cli-eval-$$.ir 2>&1; rm -f /tmp/aotgrad-cli-eval-$$.ir",
+                        AG_SOURCE_DIR, bin, bin);
+    cr_expect(strstr(out, "softmax: error: softmax is an eval graph after fusion, which cannot be trained"), "%s", out);
+    cr_expect(!strstr(strstr(out, "error:") + 1, "error:"), "%s", out);
+    free(out);
+
+    /* a build that cannot write its output says so before it works */
+    out = run_fmt(&st, "cd %s && %s build models/softmax.c -o /nonexistent-aotgrad/x 2>&1", AG_SOURCE_DIR, bin);
+    cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
+    cr_expect_str_eq(out, "models/softmax.c: error: cannot write /nonexistent-aotgrad/x: /nonexistent-aotgrad: No "
+                          "such file or directory\n");
     free(out);
 }

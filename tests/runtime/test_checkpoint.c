@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "fail.h"
 
 /* ---- a temporary directory per test, removed even when an assertion fails ---- */
 
@@ -717,4 +719,17 @@ Test(checkpoint, python_safetensors_reads_our_files)
                           "m bool [2] [True, False]\n"
                           "u uint8 [2] [0, 255]\n"
                           "{\"epoch\": \"3\", \"note\": \"a \\\"q\\\"\\n\\u00e9\"}\n");
+}
+
+/* Numbers in metadata (and text IR, messages): the shortest text that reads back exactly. */
+Test(checkpoint, numbers_are_written_shortest_and_exact)
+{
+    char buf[32];
+    cr_expect_str_eq(rt_fmt_double(buf, sizeof buf, 0.1), "0.1");
+    cr_expect_str_eq(rt_fmt_double(buf, sizeof buf, 0.5), "0.5");
+    cr_expect_str_eq(rt_fmt_double(buf, sizeof buf, 0), "0");
+    cr_expect_str_eq(rt_fmt_double(buf, sizeof buf, 1.0 / 3), "0.3333333333333333");
+    cr_expect_str_eq(rt_fmt_double(buf, sizeof buf, 3e-5), "3e-05");
+    cr_expect_str_eq(rt_fmt_double(buf, sizeof buf, NAN), "nan");
+    cr_expect(strtod(rt_fmt_double(buf, sizeof buf, 0.1 + 0.2), NULL) == 0.1 + 0.2, "%s", buf);
 }
