@@ -5,6 +5,7 @@
  * verifier use. A failure records "file:line: error: message" in the graph and returns a
  * poisoned value; builders given a poisoned value return one without a word, so each mistake
  * is reported once, at its own line. */
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "ir.h"
+#include "load.h"
 
 #define SHAPE(s) ir_shape_str(s, (char[64]){0}, 64)
 
@@ -27,8 +29,16 @@ static const char *intern_file(ir_graph *g, const char *file)
     return g->file_copy;
 }
 
+/* the graph a model file is building (fe_dsl_building): where a mistake made with no graph
+ * at hand is recorded */
+static ir_graph *model_being_built;
+
+void fe_dsl_building(ir_graph *g) { model_being_built = g; }
+
 static void record(ir_graph *g, ag_loc at, const char *fmt, ...)
 {
+    if (!g)
+        g = model_being_built;
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
@@ -43,7 +53,7 @@ static void record(ir_graph *g, ag_loc at, const char *fmt, ...)
         sprintf(line, "%s:%d: error: %s", at.file ? at.file : "?", at.line, msg);
     else /* the whole file */
         sprintf(line, "%s: error: %s", at.file ? at.file : "?", msg);
-    if (!g) { /* nothing to keep it in: every operand was a plain number */
+    if (!g) { /* nothing to keep it in: no model being loaded, and no graph among the operands */
         fprintf(stderr, "%s\n", line);
         free(line);
         return;
@@ -623,12 +633,12 @@ void ag_minimize_at(ag_loc at, ag_graph *g, ag_val loss, ag_optimizer opt, ag_fi
         record(g, at, "minimize: unknown optimizer '%s' (aotgrad has sgd)", opt.kind ? opt.kind : "(null)");
         return;
     }
-    if (!(opt.lr > 0) || !isfinite(opt.lr) || !(opt.wd >= 0) || !isfinite(opt.wd)) {
+    if (!(opt.lr > 0 && opt.lr <= FLT_MAX) || !(opt.wd >= 0 && opt.wd <= FLT_MAX)) { /* finite f32s */
         record(g, at, "minimize: sgd needs lr > 0 and wd >= 0, got lr %g, wd %g", opt.lr, opt.wd);
         return;
     }
-    if (fit.batch < 0 || fit.epochs < 0) {
-        record(g, at, "minimize: batch and epochs must be positive, got %lld and %lld", (long long)fit.batch,
+    if (fit.batch < 0 || fit.epochs < 0 || fit.batch > IR_MAX_COUNT || fit.epochs > IR_MAX_COUNT) {
+        record(g, at, "minimize: batch and epochs must be from 1 to 2^30, got %lld and %lld", (long long)fit.batch,
                (long long)fit.epochs);
         return;
     }
@@ -685,7 +695,7 @@ void ag_group_at(ag_loc at, ag_graph *g, const char *name, double wd_scale, doub
             record(g, at, "group %s: declared already", name);
             return;
         }
-    if (!(wd_scale >= 0) || !(lr_scale >= 0) || !isfinite(wd_scale) || !isfinite(lr_scale)) {
+    if (!(wd_scale >= 0 && wd_scale <= FLT_MAX) || !(lr_scale >= 0 && lr_scale <= FLT_MAX)) {
         record(g, at, "group %s: scales must be finite and >= 0, got wd_scale %g, lr_scale %g", name, wd_scale,
                lr_scale);
         return;

@@ -161,7 +161,9 @@ static ir_graph *load_c(const char *path, const char *include_dir, const char *c
     }
     g = ir_graph_new(name);
     g->settings = settings;
+    fe_dsl_building(g);
     build(g);
+    fe_dsl_building(NULL);
     g->settings = NULL;
     dlclose(lib); /* the graph keeps copies of every string it needs */
     for (const char *const *s = settings; s && *s; s++)

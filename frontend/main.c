@@ -349,7 +349,7 @@ static int cmd_run(int argc, char **argv)
         char msg[96];
         if (strcmp(a, "--epochs") == 0 || strcmp(a, "--batch") == 0) {
             snprintf(msg, sizeof msg, "%s takes a count from 1 to 2^30, not '%%s'", a);
-            if (!parse_i64(argv[++i], 1, (int64_t)1 << 30, &v))
+            if (!parse_i64(argv[++i], 1, IR_MAX_COUNT, &v))
                 return usage_error(msg, argv[i]);
             *(a[2] == 'e' ? &o.epochs : &o.batch) = v;
         } else if (strcmp(a, "--seed") == 0) {

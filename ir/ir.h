@@ -16,6 +16,8 @@
 #include "ops.h"
 
 #define IR_MAX_RANK AG_MAX_RANK
+/* The most a batch or an epoch count may be: in the DSL, the text IR and on the command line. */
+#define IR_MAX_COUNT ((int64_t)1 << 30)
 
 /* A shape. A dim of AG_N is the symbolic batch; it appears at most once. */
 typedef struct ir_shape {

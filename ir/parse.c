@@ -16,6 +16,7 @@
  * or declarations. Each is added to the graph (ir_add_kernel) as soon as it starts, so the
  * kernel nodes after it are checked against it by their rule. */
 #define _POSIX_C_SOURCE 200809L /* strndup */
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <setjmp.h>
@@ -919,14 +920,17 @@ static const char *read_name(parser *P, const char *what)
     return s;
 }
 
-/* A real that must be finite: lr, wd and the scales. */
-static double read_finite(parser *P, const char *what)
+/* lr, wd and the scales: finite, >= 0, and an f32 (the step takes them as f32 inputs), as
+ * the DSL requires */
+static double read_rate(parser *P, const char *what)
 {
     token t = P->tok;
     char d[64];
     double v = read_real(P, false);
     if (!isfinite(v))
         ERROR_TOK(P, &t, "%s must be finite, got %s", what, describe(&t, d, sizeof d));
+    if (v < 0 || v > FLT_MAX)
+        ERROR_TOK(P, &t, "%s must be >= 0 and fit an f32, got %s", what, describe(&t, d, sizeof d));
     return v;
 }
 
@@ -1046,14 +1050,17 @@ static void read_optimizer(parser *P, const token *word)
     ir_train *t = train_of(P);
     first_of_its_kind(P, word, &P->optimizer_line);
     next(P);
+    token name = P->tok;
     t->optimizer = read_name(P, "an optimizer name");
+    if (strcmp(t->optimizer, "sgd") != 0)
+        ERROR_TOK(P, &name, "unknown optimizer '%s' (aotgrad has sgd)", t->optimizer);
     unsigned seen = 0;
     while (P->tok.k == TK_IDENT) {
         switch (read_key(P, keys, &seen, "optimizer")) {
-        case 0: t->lr = read_finite(P, "lr"); break;
-        case 1: t->wd = read_finite(P, "wd"); break;
-        case 2: t->batch = read_int(P, "batch", 1, INT64_MAX); break;
-        default: t->epochs = read_int(P, "epochs", 1, INT64_MAX); break;
+        case 0: t->lr = read_rate(P, "lr"); break;
+        case 1: t->wd = read_rate(P, "wd"); break;
+        case 2: t->batch = read_int(P, "batch", 1, IR_MAX_COUNT); break;
+        default: t->epochs = read_int(P, "epochs", 1, IR_MAX_COUNT); break;
         }
     }
     end_decl(P, keys, 0xfu, seen, word);
@@ -1079,8 +1086,8 @@ static void read_group(parser *P, const token *word)
     unsigned seen = 0;
     while (P->tok.k == TK_IDENT) {
         switch (read_key(P, keys, &seen, "group")) {
-        case 0: gr->wd_scale = read_finite(P, "wd_scale"); break;
-        case 1: gr->lr_scale = read_finite(P, "lr_scale"); break;
+        case 0: gr->wd_scale = read_rate(P, "wd_scale"); break;
+        case 1: gr->lr_scale = read_rate(P, "lr_scale"); break;
         default: {
             int cap = 0;
             expect_punct(P, '[');

@@ -1,6 +1,8 @@
 /* Shape and dtype rules, one per row of the op table (its rule column; elementwise ops
  * share rule_ew). Used by the DSL builders, the parser and the verifier alike, so all three
  * agree on what a well-typed node is. */
+#include <float.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -29,7 +31,7 @@ static bool valid_dims(const ir_node *n, const ir_shape *s, char *err, size_t le
                         (long long)s->dim[i]);
     int64_t elements = 1;
     for (int i = 0; i < s->rank; i++)
-        if (s->dim[i] != AG_N && (elements *= s->dim[i]) > IR_MAX_ELEMENTS)
+        if (s->dim[i] != AG_N && (elements > IR_MAX_ELEMENTS / s->dim[i] || (elements *= s->dim[i]) > IR_MAX_ELEMENTS))
             return rt_fail(err, len, "%s: %s has more than 2^40 elements per batch item", opname(n), SHAPE(s));
     return true;
 }
@@ -130,6 +132,10 @@ static bool rule_source(const ir_graph *g, ir_node *n, char *err, size_t len)
                         SHAPE(&n->shape));
         if (n->attr.init.kind > AG_INIT_XAVIER)
             return rt_fail(err, len, "param %s: unknown initializer", n->attr.name);
+        /* finite and f32-sized, else every value starts as nan or inf */
+        if (!(fabs(n->attr.init.a) <= FLT_MAX && fabs(n->attr.init.b) <= FLT_MAX))
+            return rt_fail(err, len, "param %s: initializer arguments %g, %g: must be finite f32 numbers", n->attr.name,
+                           n->attr.init.a, n->attr.init.b);
         if (n->attr.init.kind == AG_INIT_NORMAL && !(n->attr.init.b >= 0))
             return rt_fail(err, len, "param %s: normal(%g, %g): the standard deviation must be >= 0", n->attr.name,
                         n->attr.init.a, n->attr.init.b);

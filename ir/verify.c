@@ -12,6 +12,7 @@
  * dump may have been edited by hand: every computed value has a place (an arena buffer, or a
  * parameter it overwrites), buffers are aligned and inside the arena, values alive together
  * never share a byte, and an update in place leaves nothing to read the old parameter. */
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -339,10 +340,12 @@ static bool check_train(const ir_graph *g, char *err, size_t len)
     if (!is_identifier(t->optimizer))
         return failv(err, len, "verify: train: optimizer name \"%s\" is not an identifier",
                      t->optimizer ? t->optimizer : "(null)");
-    if (!isfinite(t->lr) || !isfinite(t->wd))
-        return failv(err, len, "verify: train: lr %g and wd %g must be finite", t->lr, t->wd);
-    if (t->batch < 1 || t->epochs < 1)
-        return failv(err, len, "verify: train: batch %lld and epochs %lld must be at least 1", (long long)t->batch,
+    if (strcmp(t->optimizer, "sgd") != 0)
+        return failv(err, len, "verify: train: unknown optimizer '%s' (aotgrad has sgd)", t->optimizer);
+    if (!(t->lr >= 0 && t->lr <= FLT_MAX && t->wd >= 0 && t->wd <= FLT_MAX))
+        return failv(err, len, "verify: train: lr %g and wd %g must be finite, >= 0 and fit an f32", t->lr, t->wd);
+    if (t->batch < 1 || t->epochs < 1 || t->batch > IR_MAX_COUNT || t->epochs > IR_MAX_COUNT)
+        return failv(err, len, "verify: train: batch %lld and epochs %lld must be from 1 to 2^30", (long long)t->batch,
                      (long long)t->epochs);
     if (t->nclasses < 0 || t->nclasses > IR_MAX_CLASSES)
         return failv(err, len, "verify: train: %d classes; at most %d", t->nclasses, IR_MAX_CLASSES);
@@ -363,8 +366,8 @@ static bool check_train(const ir_graph *g, char *err, size_t len)
         for (int k = 0; k < i; k++)
             if (!strcmp(t->groups[k].name, gr->name))
                 return failv(err, len, "verify: train: group %s is declared twice", gr->name);
-        if (!isfinite(gr->wd_scale) || !isfinite(gr->lr_scale))
-            return failv(err, len, "verify: train: group %s: wd_scale %g and lr_scale %g must be finite", gr->name,
+        if (!(gr->wd_scale >= 0 && gr->wd_scale <= FLT_MAX && gr->lr_scale >= 0 && gr->lr_scale <= FLT_MAX))
+            return failv(err, len, "verify: train: group %s: wd_scale %g and lr_scale %g must be finite and >= 0", gr->name,
                          gr->wd_scale, gr->lr_scale);
         if (gr->nparams < 0 || (gr->nparams > 0 && !gr->params))
             return failv(err, len, "verify: train: group %s: broken param array", gr->name);

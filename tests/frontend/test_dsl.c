@@ -1,6 +1,7 @@
 /* DSL misuse: each mistake is reported once, at its own line, in the GCC form, and never
  * crashes; values built from a poisoned one stay quiet. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,6 +178,18 @@ static void only_numbers(ag_graph *g, int *line)
     MARK; ag_output(g, "o", ag_add(x, ag_mul(ag_val_of((ag_val){g, 7777, 0}), 2)));
 }
 
+static void too_many_elements(ag_graph *g, int *line)
+{
+    MARK; ag_val x = ag_input(g, "x", AG_F32, 4000000000LL, 4000000000LL); /* the product overflows int64 */
+    ag_output(g, "o", x);
+}
+
+static void init_not_finite(ag_graph *g, int *line)
+{
+    MARK; ag_val w = ag_param(g, "w", ag_normal(0, INFINITY), 3);
+    ag_output(g, "o", w);
+}
+
 static const dsl_case cases[] = {
     {"matmul_inner", matmul_inner, "matmul: inner dimensions differ: [N,784] x [128,10]"},
     {"broadcast", broadcast, "add: cannot broadcast [N,784] and [10]"},
@@ -204,6 +217,8 @@ static const dsl_case cases[] = {
     {"bad_name", bad_name, "input: name \"2x\" is not an identifier"},
     {"batch_twice", batch_twice, "add: the batch dim N would appear 2 times in [N,N]"},
     {"only_numbers", only_numbers, "mul: an operand is not a value of any graph (uninitialized ag_val?)"},
+    {"too_many_elements", too_many_elements, "input: [4000000000,4000000000] has more than 2^40 elements per batch item"},
+    {"init_not_finite", init_not_finite, "param w: initializer arguments 0, inf: must be finite f32 numbers"},
 };
 
 Test(dsl, each_mistake_reported_once_at_its_line)
@@ -290,4 +305,18 @@ Test(dsl, model_file_errors_through_the_command_line)
     cr_assert_str_eq(out, "tests/data/models/bad_shapes.c:10: error: matmul: inner dimensions differ: [N,784] x [128,10]\n"
                           "tests/data/models/bad_shapes.c:12: error: sum: axis 3 out of range for [N,10]\n"
                           "tests/data/models/bad_shapes.c: 2 errors\n");
+
+    /* mistakes with no graph at hand (an uninitialized ag_val, a NULL graph) count too */
+    snprintf(cmd, sizeof cmd, "cd %s && %s ir tests/data/models/bad_handles.c 2>&1", AG_SOURCE_DIR, bin);
+    p = popen(cmd, "r");
+    n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    st = pclose(p);
+    cr_assert_eq(WEXITSTATUS(st), 1, "%s", out);
+    cr_assert_str_eq(out, "tests/data/models/bad_handles.c:10: error: add: an operand is not a value of any graph "
+                          "(uninitialized ag_val?)\n"
+                          "tests/data/models/bad_handles.c:11: error: relu: an operand is not a value of any graph "
+                          "(uninitialized ag_val?)\n"
+                          "tests/data/models/bad_handles.c:12: error: output: the graph is NULL\n"
+                          "tests/data/models/bad_handles.c: 3 errors\n");
 }

@@ -203,13 +203,13 @@ Test(text, declarations_canonical_order)
                                 "\n"
                                 "  data \"\\x7F\\x80\\xc3\\xA9\\\\\" classes=[]\n"
                                 "  group g params=[W] lr_scale=2 wd_scale=0.5\n"
-                                "  optimizer adam epochs=3 batch=1e0 wd=0 lr=.5\n"
+                                "  optimizer sgd epochs=3 batch=1e0 wd=0 lr=.5\n"
                                 "  train gradients predict=out metrics=[] loss=loss\n"
                                 "}\n";
     char err[256] = "";
     ir_graph *g = ir_parse(messy, sizeof messy - 1, "m.ir", err, sizeof err);
     cr_assert_null(g, "batch=1e0 is not an integer");
-    cr_assert_str_eq(err, "m.ir:10:33: error: expected an integer, got '1e0'");
+    cr_assert_str_eq(err, "m.ir:10:32: error: expected an integer, got '1e0'");
     char fixed[sizeof messy];
     memcpy(fixed, messy, sizeof messy);
     memcpy(strstr(fixed, "1e0"), "001", 3);
@@ -223,7 +223,7 @@ Test(text, declarations_canonical_order)
                         "  %0: f32[] = sum %x axes=[0,1]\n"
                         "  return loss: %0, out: %x\n"
                         "  train gradients loss=loss predict=out\n"
-                        "  optimizer adam lr=0.5 wd=0 batch=1 epochs=3\n"
+                        "  optimizer sgd lr=0.5 wd=0 batch=1 epochs=3\n"
                         "  group g wd_scale=0.5 lr_scale=2 params=[W]\n"
                         "  data \"\\x7f\\x80\xc3\xa9\\\\\"\n"
                         "  option act=\"A\\t\" choices=\"A\\t\"\n"
@@ -236,7 +236,7 @@ Test(text, declarations_canonical_order)
                      "  %x: f32[] = input\n"
                      "  return loss: %x\n"
                      "  train step loss=loss\n"
-                     "  optimizer sgd lr=-1e-05 wd=1e+300 batch=9223372036854775807 epochs=1\n"
+                     "  optimizer sgd lr=1e-05 wd=1e+30 batch=1073741824 epochs=1\n"
                      "}\n");
     assert_canonical("graph @s {\n"
                      "  %x: f32[] = input\n"
@@ -723,6 +723,10 @@ static const struct {
     BAD(DECL_HEAD "  optimizer sgd lr=inf\n", "t.ir:6:20: error: lr must be finite, got 'inf'"),
     BAD(DECL_HEAD "  optimizer sgd wd=-nan\n", "t.ir:6:20: error: wd must be finite, got '-nan'"),
     BAD(DECL_HEAD "  optimizer sgd batch=0\n", "t.ir:6:23: error: batch 0 out of range"),
+    BAD(DECL_HEAD "  optimizer sgd batch=1073741825\n", "t.ir:6:23: error: batch 1073741825 out of range"),
+    BAD(DECL_HEAD "  optimizer adam lr=0.1\n", "t.ir:6:13: error: unknown optimizer 'adam' (aotgrad has sgd)"),
+    BAD(DECL_HEAD "  optimizer sgd lr=-1\n", "t.ir:6:20: error: lr must be >= 0 and fit an f32, got '-1'"),
+    BAD(DECL_HEAD "  optimizer sgd wd=1e39\n", "t.ir:6:20: error: wd must be >= 0 and fit an f32, got '1e39'"),
     BAD(DECL_HEAD "  optimizer sgd epochs=1.5\n", "t.ir:6:24: error: expected an integer, got '1.5'"),
     BAD(DECL_HEAD "  group g wd_scale=1 lr_scale=1 params=[a]\n", "t.ir:6:41: error: 'a' is not a param"),
     BAD(DECL_HEAD "  group g wd_scale=1 lr_scale=1 params=[w, zz]\n", "t.ir:6:44: error: 'zz' is not a param"),
