@@ -62,6 +62,10 @@ ir_tensor **fe_bind_random(const ir_graph *g, int64_t batch, uint32_t seed, bool
             return NULL;
         }
         *bound[i] = ir_tensor_new(ir_storage_dtype(n->dtype, f64), &s);
+        if (!bound[i]->data) { /* too large for this machine: say out of memory, not a missing tensor */
+            fe_bind_free(g, bound);
+            return NULL;
+        }
         if (n->op == IR_param)
             fe_init_param(n, bound[i], seed, ++params);
         else

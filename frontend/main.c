@@ -297,7 +297,7 @@ static int cmd_forward(int argc, char **argv)
     char err[512];
     int rc = 0;
     if (!outs || !bound || !ir_interp(g, &run, (const ir_tensor *const *)bound, outs, err, sizeof err)) {
-        fe_report(path, outs && bound ? err : "out of memory");
+        fe_report(path, outs && bound ? err : "out of memory for the inputs and parameters at this batch");
         rc = 1;
     } else {
         printf("%s: forward through the interpreter (%s), batch %" PRId64 ", seed %" PRId64 "%s\n", g->name,

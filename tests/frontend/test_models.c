@@ -210,6 +210,15 @@ Test(cli, usage_errors_name_what_was_wrong)
     cr_expect(!strstr(strstr(out, "error:") + 1, "error:"), "%s", out);
     free(out);
 
+    /* inputs too large for the machine: out of memory, said as such */
+    out = run_fmt(&st,
+                  "printf 'graph @big {\\n  %%%%x: f32[1099511627776] = input\\n  %%%%0: f32[1099511627776] = neg "
+                  "%%%%x\\n  return o: %%%%0\\n}\\n' > /tmp/aotgrad-big-$$.ir && ASAN_OPTIONS=allocator_may_return_null=1 "
+                  "%s forward /tmp/aotgrad-big-$$.ir 2>&1; rm -f /tmp/aotgrad-big-$$.ir",
+                  bin);
+    cr_expect(strstr(out, ".ir: error: out of memory for the inputs and parameters at this batch\n"), "%s", out);
+    free(out);
+
     /* a build that cannot write its output says so before it works */
     out = run_fmt(&st, "cd %s && %s build models/softmax.c -o /nonexistent-aotgrad/x 2>&1", AG_SOURCE_DIR, bin);
     cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
