@@ -4,6 +4,7 @@
 #include "data.h"
 
 #include <assert.h>
+#include <ctype.h>
 #include <errno.h>
 #include <float.h>
 #include <math.h>
@@ -35,67 +36,191 @@ void rt_dataset_free(rt_dataset *d)
     memset(d, 0, sizeof *d);
 }
 
-/* ---- IDX ------------------------------------------------------------------------------- */
+/* ---- reading a file, gzipped or not ---------------------------------------------------- */
 
-#define IDX_IMAGES 0x00000803u /* u8 (0x08), 3 dims */
-#define IDX_LABELS 0x00000801u /* u8, 1 dim */
 #define CHUNK (1 << 20)
+#define IN_SIZE (1 << 16)
 
+/* How a stream stands: SRC_OK while it may give more; otherwise why it gave no more. */
+enum { SRC_OK, SRC_END, SRC_READ, SRC_CUT, SRC_CORRUPT, SRC_TRAILING, SRC_NOMEM };
+
+/* A file read as it is, or through inflate when it starts with the gzip magic (1f 8b). Not
+ * zlib's gzread: that ignores whatever follows the gzip stream, and misses a cut trailer
+ * (CRC and length) when a read ends exactly where the data does. Here a gzip file must end
+ * where its stream does (Z_STREAM_END: CRC and length checked). Further gzip members may
+ * follow and are read on, as gunzip does (`cat a.gz b.gz` is a valid gzip file); anything
+ * else after the stream is an error. */
 typedef struct idx_file {
     const char *path;
-    gzFile gz;
-    int64_t off; /* bytes of the decompressed stream consumed, for messages */
+    FILE *fp;
+    bool gz;
+    z_stream z;       /* its input in in[]; for a plain file too, for the bytes the sniff read */
+    uint8_t *in;
+    int64_t read;     /* bytes of the file read so far: the next input byte is at read - z.avail_in */
+    int state;        /* SRC_* */
+    const char *why;  /* SRC_READ: strerror; SRC_CORRUPT: zlib's message */
+    int64_t trailing; /* SRC_TRAILING: bytes after the stream (counting stops past CHUNK), and where */
+    int64_t trailing_at;
+    int64_t off;      /* bytes of the decompressed stream consumed, for messages */
     char *err;
     size_t len;
 } idx_file;
 
-static bool idx_open(idx_file *f)
+/* Moves the unread input to the front of in[] and reads more after it: the bytes read. */
+static size_t refill(idx_file *f)
 {
+    if (f->state != SRC_OK)
+        return 0;
+    memmove(f->in, f->z.next_in, f->z.avail_in);
+    f->z.next_in = f->in;
     errno = 0;
-    f->gz = gzopen(f->path, "rb");
-    if (!f->gz)
-        return rt_fail(f->err, f->len, "%s: cannot open: %s", f->path, strerror(errno ? errno : ENOMEM));
-    gzbuffer(f->gz, 1 << 17);
-    return true;
+    size_t r = fread(f->in + f->z.avail_in, 1, IN_SIZE - f->z.avail_in, f->fp);
+    if (r == 0 && ferror(f->fp))
+        f->state = SRC_READ, f->why = strerror(errno ? errno : EIO);
+    f->z.avail_in += (uInt)r;
+    f->read += (int64_t)r;
+    return r;
 }
 
 static void idx_close(idx_file *f)
 {
     if (f->gz)
-        gzclose(f->gz);
-    f->gz = NULL;
+        inflateEnd(&f->z);
+    if (f->fp)
+        fclose(f->fp);
+    free(f->in);
+    f->fp = NULL, f->in = NULL, f->gz = false;
 }
 
-/* zlib's message for the last error, without the "path: " it puts in front. */
-static const char *gz_message(idx_file *f, int *errnum)
+static bool idx_open(idx_file *f)
 {
-    const char *m = gzerror(f->gz, errnum);
-    size_t n = strlen(f->path);
-    if (strncmp(m, f->path, n) == 0 && m[n] == ':' && m[n + 1] == ' ')
-        m += n + 2;
-    return m;
+    errno = 0;
+    f->fp = fopen(f->path, "rb");
+    if (!f->fp)
+        return rt_fail(f->err, f->len, "%s: cannot open: %s", f->path, strerror(errno ? errno : ENOMEM));
+    if (!(f->in = malloc(IN_SIZE))) {
+        fclose(f->fp), f->fp = NULL;
+        return rt_fail(f->err, f->len, "%s: out of memory", f->path);
+    }
+    f->z.next_in = f->in;
+    refill(f);
+    if (f->z.avail_in == 1)
+        refill(f); /* a pipe may hand over one byte at a time */
+    bool gz = f->z.avail_in >= 2 && f->in[0] == 0x1f && f->in[1] == 0x8b;
+    if (gz && inflateInit2(&f->z, 16 + MAX_WBITS) != Z_OK) { /* 16 +: a gzip wrapper, not zlib's */
+        idx_close(f);
+        return rt_fail(f->err, f->len, "%s: out of memory for gzip", f->path);
+    }
+    f->gz = gz;
+    return true;
 }
 
-/* A read came back short at offset at + got: a read error, or data that ends early (a cut
- * gzip stream or a corrupt one says why in parentheses). */
+/* After a gzip member's end: another member goes on; the end of the file ends the stream;
+ * anything else is counted, up to a megabyte, as trailing bytes. */
+static void next_member(idx_file *f)
+{
+    if (f->z.avail_in < 2)
+        refill(f);
+    if (f->state != SRC_OK)
+        return;
+    if (f->z.avail_in == 0) {
+        f->state = SRC_END;
+    } else if (f->z.avail_in >= 2 && f->z.next_in[0] == 0x1f && f->z.next_in[1] == 0x8b) {
+        inflateReset(&f->z);
+    } else {
+        f->trailing_at = f->read - f->z.avail_in;
+        f->trailing = f->z.avail_in;
+        f->z.avail_in = 0;
+        size_t r;
+        while (f->trailing <= CHUNK && (r = refill(f)) > 0)
+            f->trailing += (int64_t)r, f->z.avail_in = 0;
+        if (f->state == SRC_OK)
+            f->state = SRC_TRAILING;
+    }
+}
+
+/* Up to want bytes of the decompressed stream into buf: the count; a short count means
+ * f->state says why (SRC_END: the file ended where it may). */
+static int64_t src_read(idx_file *f, uint8_t *buf, int64_t want)
+{
+    int64_t got = 0;
+    while (got < want && f->state == SRC_OK) {
+        if (!f->gz) {
+            if (f->z.avail_in == 0 && refill(f) == 0) {
+                if (f->state == SRC_OK)
+                    f->state = SRC_END;
+                break;
+            }
+            int64_t k = want - got < (int64_t)f->z.avail_in ? want - got : (int64_t)f->z.avail_in;
+            memcpy(buf + got, f->z.next_in, (size_t)k);
+            f->z.next_in += k, f->z.avail_in -= (uInt)k, got += k;
+            continue;
+        }
+        if (f->z.avail_in == 0 && refill(f) == 0) {
+            if (f->state == SRC_OK) /* the file ends inside the gzip stream */
+                f->state = SRC_CUT;
+            break;
+        }
+        uInt room = want - got < (1 << 30) ? (uInt)(want - got) : (1u << 30);
+        f->z.next_out = buf + got, f->z.avail_out = room;
+        int r = inflate(&f->z, Z_NO_FLUSH);
+        got += room - f->z.avail_out;
+        if (r == Z_STREAM_END)
+            next_member(f);
+        else if (r == Z_MEM_ERROR)
+            f->state = SRC_NOMEM;
+        else if (r != Z_OK && r != Z_BUF_ERROR) /* Z_BUF_ERROR: it wants more input, which the loop gives */
+            f->state = SRC_CORRUPT, f->why = f->z.msg ? f->z.msg : "corrupt data";
+    }
+    return got;
+}
+
+/* The message for a stream that stopped at offset `at` of its decompressed data, for a state
+ * other than SRC_OK and SRC_END. A corrupt stream is reported where its data stopped: zlib
+ * finds a bad CRC only after it has handed over the data, so that is the end of the data. */
+static bool src_fail(idx_file *f, int64_t at, const char *after)
+{
+    switch (f->state) {
+    case SRC_READ:
+        return rt_fail(f->err, f->len, "%s: offset %lld: cannot read: %s", f->path, (long long)at, f->why);
+    case SRC_CUT:
+        return rt_fail(f->err, f->len, "%s: offset %lld: truncated gzip stream%s%s (the file ends inside it)",
+                       f->path, (long long)at, after ? " after " : "", after ? after : "");
+    case SRC_CORRUPT:
+        return rt_fail(f->err, f->len, "%s: offset %lld: gzip: %s (the file is corrupt)", f->path, (long long)at,
+                       f->why);
+    case SRC_TRAILING:
+        return rt_fail(f->err, f->len, "%s: offset %lld: %lld%s bytes after the gzip stream (at byte %lld of the "
+                       "file), expected end of file", f->path, (long long)at, (long long)f->trailing,
+                       f->trailing > CHUNK ? " or more" : "", (long long)f->trailing_at);
+    default:
+        return rt_fail(f->err, f->len, "%s: offset %lld: out of memory for gzip", f->path, (long long)at);
+    }
+}
+
+/* A read came back short: got of the want bytes of `what` that start at offset at. Data that
+ * ends early is a truncation; a stream that failed says why. */
 static bool short_read(idx_file *f, int64_t at, int64_t want, int64_t got, const char *what)
 {
-    int errnum;
-    const char *m = gz_message(f, &errnum);
-    if (errnum == Z_ERRNO)
-        return rt_fail(f->err, f->len, "%s: offset %lld: cannot read: %s", f->path, (long long)(at + got), m);
-    return rt_fail(f->err, f->len, "%s: offset %lld: truncated: expected %lld bytes of %s, found %lld%s%s%s",
-                f->path, (long long)at, (long long)want, what, (long long)got,
-                errnum != Z_OK ? " (gzip: " : "", errnum != Z_OK ? m : "", errnum != Z_OK ? ")" : "");
+    char why[128] = "";
+    if (f->state == SRC_CUT)
+        snprintf(why, sizeof why, " (truncated gzip stream)");
+    else if (f->state == SRC_TRAILING)
+        snprintf(why, sizeof why, " (the gzip stream ends there; %lld%s bytes that are not gzip follow it)",
+                 (long long)f->trailing, f->trailing > CHUNK ? " or more" : "");
+    else if (f->state != SRC_END)
+        return src_fail(f, at + got, NULL);
+    return rt_fail(f->err, f->len, "%s: offset %lld: truncated: expected %lld bytes of %s, found %lld%s", f->path,
+                   (long long)at, (long long)want, what, (long long)got, why);
 }
 
-/* Up to want bytes from the decompressed stream: the count read, 0 after an error too (the
- * callers look at gzerror when it comes back short). */
-static int idx_read(idx_file *f, uint8_t *buf, int want)
-{
-    int got = gzread(f->gz, buf, (unsigned)want);
-    return got < 0 ? 0 : got;
-}
+/* Up to want bytes from the decompressed stream: the count read (see src_read). */
+static int idx_read(idx_file *f, uint8_t *buf, int want) { return (int)src_read(f, buf, want); }
+
+/* ---- IDX ------------------------------------------------------------------------------- */
+
+#define IDX_IMAGES 0x00000803u /* u8 (0x08), 3 dims */
+#define IDX_LABELS 0x00000801u /* u8, 1 dim */
 
 /* Read the header: magic, then ndims big-endian u32 dims, of which the first got bytes (0..4,
  * 4 unless the stream ended or failed there) are in h already. The magic is checked as soon
@@ -149,11 +274,10 @@ static bool idx_data(idx_file *f, int64_t want, const char *what, uint8_t **out)
             }
             buf = nb, cap = ncap;
         }
-        int64_t chunk = cap - got < CHUNK ? cap - got : CHUNK;
-        int r = gzread(f->gz, buf + got, (unsigned)chunk);
-        if (r <= 0)
-            break;
+        int64_t chunk = cap - got < CHUNK ? cap - got : CHUNK, r = src_read(f, buf + got, chunk);
         got += r;
+        if (r < chunk)
+            break;
     }
     if (got < want) {
         free(buf);
@@ -164,23 +288,18 @@ static bool idx_data(idx_file *f, int64_t want, const char *what, uint8_t **out)
     return true;
 }
 
-/* The file must end after its data. Counting stops at a megabyte: enough to say how much. */
+/* The file must end after its data, and a gzip stream with it. Counting stops at a megabyte:
+ * enough to say how much. */
 static bool idx_end(idx_file *f, const char *after)
 {
     uint8_t buf[4096];
-    int64_t extra = 0;
-    int r;
-    while (extra < CHUNK && (r = gzread(f->gz, buf, sizeof buf)) > 0)
+    int64_t extra = 0, r;
+    while (extra < CHUNK && (r = src_read(f, buf, sizeof buf)) > 0)
         extra += r;
     if (extra)
         return rt_fail(f->err, f->len, "%s: offset %lld: %lld%s trailing bytes after %s, expected end of file",
                     f->path, (long long)f->off, (long long)extra, extra >= CHUNK ? " or more" : "", after);
-    int errnum;
-    const char *m = gz_message(f, &errnum);
-    if (errnum != Z_OK)
-        return rt_fail(f->err, f->len, "%s: offset %lld: %s%s", f->path, (long long)f->off,
-                    errnum == Z_ERRNO ? "cannot read: " : "gzip: ", m);
-    return true;
+    return f->state == SRC_END || src_fail(f, f->off, after);
 }
 
 /* An images file's header, the first got bytes of it in h already (see idx_header_from): the
@@ -217,19 +336,32 @@ static bool images_data(idx_file *f, const uint32_t d[3], uint8_t **x)
     return true;
 }
 
-bool rt_load_idx(const char *images, const char *labels, int classes, rt_dataset *out, char *err, size_t len)
+/* The images' rows * cols against the features the model takes (0: any), from the header,
+ * before a pixel is read. */
+static bool images_fit(idx_file *f, const uint32_t d[3], int64_t features)
+{
+    if (features && (int64_t)d[1] * d[2] != features)
+        return rt_fail(f->err, f->len, "%s: offset 8: %u x %u images are %lld values a sample, expected %lld (the "
+                       "model's features)", f->path, d[1], d[2], (long long)d[1] * d[2], (long long)features);
+    return true;
+}
+
+bool rt_load_idx(const char *images, const char *labels, int64_t features, int classes, rt_dataset *out, char *err,
+                 size_t len)
 {
     memset(out, 0, sizeof *out);
     if (classes < 1 || classes > 256)
         return rt_fail(err, len, "%s: %d classes, expected 1..256 (IDX labels are bytes)", labels, classes);
+    if (features < 0 || features > (1 << 30))
+        return rt_fail(err, len, "%s: %lld features, expected 1..2^30 (or 0: any)", images, (long long)features);
 
-    idx_file fi = {images, NULL, 0, err, len}, fl = {labels, NULL, 0, err, len};
+    idx_file fi = {.path = images, .err = err, .len = len}, fl = {.path = labels, .err = err, .len = len};
     uint32_t d[3], nl = 0;
     uint8_t *x = NULL, *lab = NULL, h[16];
     int32_t *y = NULL;
     char what[96];
 
-    if (!idx_open(&fi) || !images_header(&fi, h, idx_read(&fi, h, 4), d))
+    if (!idx_open(&fi) || !images_header(&fi, h, idx_read(&fi, h, 4), d) || !images_fit(&fi, d, features))
         goto bad;
     /* The labels' header before any image data: a mismatch costs no 47 MB read. */
     if (!idx_open(&fl) || !idx_header(&fl, IDX_LABELS, 1, "IDX labels, u8, 1 dim", &nl))
@@ -288,6 +420,12 @@ static void pick(char *path, size_t size, const char *dir, const char *name)
 
 bool rt_load_mnist_dir(const char *dir, bool train, int classes, rt_dataset *out, char *err, size_t len)
 {
+    return rt_load_mnist_set(dir, train, 0, classes, out, err, len);
+}
+
+bool rt_load_mnist_set(const char *dir, bool train, int64_t features, int classes, rt_dataset *out, char *err,
+                       size_t len)
+{
     char images[4096], labels[4096];
     const char *set = train ? "train" : "t10k";
     char name[64];
@@ -295,7 +433,7 @@ bool rt_load_mnist_dir(const char *dir, bool train, int classes, rt_dataset *out
     pick(images, sizeof images, dir, name);
     snprintf(name, sizeof name, "%s-labels-idx1-ubyte", set);
     pick(labels, sizeof labels, dir, name);
-    return rt_load_idx(images, labels, classes, out, err, len);
+    return rt_load_idx(images, labels, features, classes, out, err, len);
 }
 
 /* ---- CSV ------------------------------------------------------------------------------- */
@@ -345,17 +483,17 @@ bad:
 
 enum { NUM_OK, NUM_BAD, NUM_RANGE };
 
-/* The number a field holds, all of it: finite and within f32. */
+/* The number the field [s, e) holds, all of it: decimal (strtod would read 0x10 as 16), finite
+ * and within f32. Read in place, with no length limit: a trimmed field is followed by a blank,
+ * a comma, a line end or the text's closing NUL, none of which can go on a number, so strtod
+ * stops at e at the latest. */
 static int field_number(const char *s, const char *e, double *v)
 {
-    char buf[80], *end;
-    size_t n = (size_t)(e - s);
-    if (n == 0 || n >= sizeof buf)
-        return NUM_BAD;
-    memcpy(buf, s, n);
-    buf[n] = 0;
-    *v = strtod(buf, &end);
-    if (end != buf + n || isnan(*v))
+    char *end;
+    if (s == e || isspace((unsigned char)*s) || memchr(s, 'x', (size_t)(e - s)) || memchr(s, 'X', (size_t)(e - s)))
+        return NUM_BAD; /* strtod skips leading spaces (\v, \f are not trimmed) and reads hex */
+    *v = strtod(s, &end);
+    if (end != e || isnan(*v))
         return NUM_BAD;
     return fabs(*v) <= FLT_MAX ? NUM_OK : NUM_RANGE;
 }
@@ -406,21 +544,28 @@ static bool csv_rows(const char *path, char *text, size_t size, int64_t features
         int64_t k = 1;
         for (p = ls; p < e; p++)
             k += *p == ',';
-        if (first) { /* a header is the first line with a field that is not a number */
+        bool is_header = false;
+        if (first) { /* a header only when none of its fields is a number: "1,2,3x" is a row with a typo */
             double v;
             first = false;
-            for (p = ls; p <= e && !header;) {
+            is_header = true;
+            for (p = ls; p <= e && is_header;) {
                 p = field(p, e, &a, &b);
-                header = field_number(a, b, &v) != NUM_OK;
+                is_header = field_number(a, b, &v) == NUM_BAD;
             }
-            if (header)
-                continue;
+            header = is_header;
         }
         if (k != cols) {
-            rt_fail(err, len, "%s:%lld: %lld field%s, expected %lld (%s)", path, (long long)line, (long long)k,
-                 k == 1 ? "" : "s", (long long)cols, shape);
+            /* one field where several were due: most likely another separator */
+            bool semi = k == 1 && memchr(ls, ';', (size_t)(e - ls)), tab = k == 1 && memchr(ls, '\t', (size_t)(e - ls));
+            const char *sep = semi ? " (fields are separated by commas, not ';')"
+                              : tab ? " (fields are separated by commas, not tabs)" : "";
+            rt_fail(err, len, "%s:%lld: %s%lld field%s, expected %lld (%s)%s", path, (long long)line,
+                    is_header ? "a header of " : "", (long long)k, k == 1 ? "" : "s", (long long)cols, shape, sep);
             goto bad;
         }
+        if (is_header)
+            continue;
         if (n == cap) { /* a row takes 2 bytes a field or more: the rest of the file bounds the rows */
             int64_t left = n + (int64_t)(end - ls) / (2 * cols) + 1, ncap = cap ? 2 * cap : 1024;
             ncap = ncap < left ? ncap : left;
@@ -501,8 +646,8 @@ bool rt_load_csv(const char *path, int64_t features, int64_t targets, int classe
 /* ---- inputs to predict on ----------------------------------------------------------------- */
 
 /* The rest of f's decompressed stream after the got bytes already read into head, NUL-terminated:
- * rt_read_file through zlib, so a gzipped CSV reads too. */
-static char *gz_slurp(idx_file *f, const uint8_t *head, int got, size_t *size)
+ * rt_read_file through src_read, so a gzipped CSV reads too. */
+static char *slurp(idx_file *f, const uint8_t *head, int got, size_t *size)
 {
     size_t n = (size_t)got, cap = 65536;
     char *buf = malloc(cap);
@@ -522,21 +667,17 @@ static char *gz_slurp(idx_file *f, const uint8_t *head, int got, size_t *size)
             buf = nb, cap = ncap;
         }
         size_t want = cap - n - 1 < CHUNK ? cap - n - 1 : CHUNK;
-        int r = gzread(f->gz, buf + n, (unsigned)want);
-        if (r > 0)
-            n += (size_t)r;
+        size_t r = (size_t)src_read(f, (uint8_t *)buf + n, (int64_t)want);
+        n += r;
         if ((int64_t)n > RT_DATA_MAX_BYTES) {
             rt_fail(f->err, f->len, "%s: over the %lld-byte limit", f->path, (long long)RT_DATA_MAX_BYTES);
             goto bad;
         }
-        if (r <= 0)
+        if (r < want)
             break;
     }
-    int errnum;
-    const char *m = gz_message(f, &errnum);
-    if (errnum != Z_OK) {
-        rt_fail(f->err, f->len, "%s: offset %zu: %s%s", f->path, n, errnum == Z_ERRNO ? "cannot read: " : "gzip: ",
-                m);
+    if (f->state != SRC_END) {
+        src_fail(f, (int64_t)n, NULL);
         goto bad;
     }
     buf[n] = 0;
@@ -553,7 +694,7 @@ bool rt_load_inputs(const char *path, int64_t features, rt_dataset *out, char *e
     if (features < 1 || features > (1 << 30))
         return rt_fail(err, len, "%s: %lld features, expected 1..2^30", path, (long long)features);
 
-    idx_file f = {path, NULL, 0, err, len};
+    idx_file f = {.path = path, .err = err, .len = len};
     if (!idx_open(&f))
         return false;
     uint8_t h[16] = {0};
@@ -565,16 +706,11 @@ bool rt_load_inputs(const char *path, int64_t features, rt_dataset *out, char *e
         if (got == 4 && m == IDX_LABELS)
             rt_fail(err, len, "%s: offset 0: magic 0x%08x is an IDX labels file, expected the inputs to predict "
                     "on: IDX images (magic 0x%08x) or a CSV", path, IDX_LABELS, IDX_IMAGES);
-        else if (images_header(&f, h, got, d)) {
-            if ((int64_t)d[1] * d[2] != features)
-                rt_fail(err, len, "%s: offset 8: %u x %u images are %lld values a sample, expected %lld (the "
-                        "model's features)", path, d[1], d[2], (long long)d[1] * d[2], (long long)features);
-            else if ((ok = images_data(&f, d, &x)))
-                *out = (rt_dataset){.n = d[0], .features = features, .x_dtype = AG_U8, .x = x};
-        }
+        else if (images_header(&f, h, got, d) && images_fit(&f, d, features) && (ok = images_data(&f, d, &x)))
+            *out = (rt_dataset){.n = d[0], .features = features, .x_dtype = AG_U8, .x = x};
     } else {
         size_t size;
-        char *text = gz_slurp(&f, h, got, &size);
+        char *text = slurp(&f, h, got, &size);
         char shape[64];
         snprintf(shape, sizeof shape, "%lld feature%s", (long long)features, features > 1 ? "s" : "");
         if (text && size == 0) {

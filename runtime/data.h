@@ -30,28 +30,36 @@ typedef struct rt_dataset {
     int classes;      /* labels lie in 0..classes-1; 0 for regression */
 } rt_dataset;
 
-/* IDX files, gzipped or not (zlib reads both): images idx3 (magic 0x00000803, u8,
- * n x rows x cols) and labels idx1 (magic 0x00000801, u8, n). Checks the magic numbers, the
- * dims, the sizes (truncated data and trailing bytes are errors), that both files hold the
- * same count, and that every label lies in 0..classes-1 (classes in 1..256). */
-bool rt_load_idx(const char *images, const char *labels, int classes, rt_dataset *out, char *err,
-                 size_t len);
-/* dir/{train,t10k}-{images-idx3,labels-idx1}-ubyte, with .gz if that file exists. */
+/* IDX files, gzipped or not (a file that starts with the gzip magic is inflated): images idx3
+ * (magic 0x00000803, u8, n x rows x cols) and labels idx1 (magic 0x00000801, u8, n). Checks
+ * the magic numbers, the dims, that rows * cols is `features` (0: any), the sizes (truncated
+ * data and trailing bytes are errors; a gzip stream must be whole, CRC and length checked,
+ * with nothing after it but more gzip members), that both files hold the same count, and that
+ * every label lies in 0..classes-1 (classes in 1..256). */
+bool rt_load_idx(const char *images, const char *labels, int64_t features, int classes, rt_dataset *out,
+                 char *err, size_t len);
+/* dir/{train,t10k}-{images-idx3,labels-idx1}-ubyte, with .gz if that file exists, through
+ * rt_load_idx: images of `features` values a sample (0: any). */
+bool rt_load_mnist_set(const char *dir, bool train, int64_t features, int classes, rt_dataset *out, char *err,
+                       size_t len);
+/* rt_load_mnist_set for images of any size. */
 bool rt_load_mnist_dir(const char *dir, bool train, int classes, rt_dataset *out, char *err,
                        size_t len);
 
 /* Numeric CSV: each row `features` numbers then `targets` numbers, comma separated. The
- * first line is a header, and skipped, when its fields are not all numbers; blank lines are
- * skipped. classes > 0: each target is an integer class label in 0..classes-1, stored as
- * i32; classes == 0: f32 targets. Numbers must be finite and fit in f32. */
+ * first line is a header, and skipped, when none of its fields is a number (one that is
+ * makes it a row, whose other fields must be numbers too); a header has as many fields as a
+ * row. Blank lines are skipped. classes > 0: each target is an integer class label in
+ * 0..classes-1, stored as i32; classes == 0: f32 targets. Numbers are decimal (no hex),
+ * finite, and fit in f32. */
 bool rt_load_csv(const char *path, int64_t features, int64_t targets, int classes,
                  rt_dataset *out, char *err, size_t len);
 
-/* Inputs to predict on, without labels: an IDX image file (idx3, u8, gzipped or not: zlib
- * reads both; magic 0x00000803) or a numeric CSV of `features` columns per row (header line
- * skipped when its fields are not all numbers, as rt_load_csv; gzipped or not too). The result
- * has targets = 0, y = NULL; x_dtype AG_U8 for IDX, AG_F32 for CSV. features: what the model
- * takes per sample; an IDX file's rows*cols must equal it. The kind is chosen by the file's
+/* Inputs to predict on, without labels: an IDX image file (idx3, u8, magic 0x00000803) or a
+ * numeric CSV of `features` columns per row (a header line as rt_load_csv's), either gzipped
+ * or not, as rt_load_idx reads them. The result has targets = 0, y = NULL; x_dtype AG_U8 for
+ * IDX, AG_F32 for CSV. features: what the model takes per sample; an IDX file's rows*cols
+ * must equal it. The kind is chosen by the file's
  * content (the IDX magic, after gunzip), not its name: a first byte 0 is IDX, anything else
  * CSV. An IDX labels file (idx1) is refused as such. Errors name the file and where (byte
  * offset / line:field). */

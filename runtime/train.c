@@ -51,9 +51,11 @@ static bool parse_weights(const char *s, const char *end, rt_truth *t)
 static bool load_synthetic(const char *spec, rt_dataset *train, rt_dataset *test, rt_truth *truth, char *err,
                            size_t len)
 {
+    static const char *const keys[] = {"w", "b", "train", "test", "noise"};
+    enum { W, B, TRAIN, TEST, NOISE, NKEYS };
     int64_t ntrain = 0, ntest = 0;
     double noise = 0.01;
-    bool have_w = false, have_b = false;
+    bool seen[NKEYS] = {false};
     memset(truth, 0, sizeof *truth);
     for (const char *p = spec + strlen("synthetic-linear"); *p;) {
         while (*p == ' ')
@@ -64,26 +66,37 @@ static bool load_synthetic(const char *spec, rt_dataset *train, rt_dataset *test
         if (!end)
             end = p + strlen(p);
         const char *eq = memchr(p, '=', (size_t)(end - p));
+        int key = NKEYS;
+        for (int k = 0; eq && k < NKEYS; k++)
+            if ((size_t)(eq - p) == strlen(keys[k]) && !strncmp(p, keys[k], (size_t)(eq - p)))
+                key = k;
+        if (key < NKEYS && seen[key]) /* a second one would silently win */
+            return rt_fail(err, len, "data \"%s\": %s= given twice", spec, keys[key]);
         char *e = NULL;
-        bool ok = eq != NULL;
-        if (ok && eq - p == 1 && *p == 'w')
-            ok = have_w = parse_weights(eq + 1, end, truth);
-        else if (ok && eq - p == 1 && *p == 'b')
-            truth->b = strtod(eq + 1, &e), ok = have_b = e == end;
-        else if (ok && eq - p == 5 && !strncmp(p, "train", 5))
+        bool ok = key < NKEYS, finite = true;
+        if (key == W) {
+            ok = parse_weights(eq + 1, end, truth);
+            for (int64_t j = 0; ok && j < truth->nw; j++)
+                finite &= isfinite(truth->w[j]) != 0;
+        } else if (key == B) {
+            truth->b = strtod(eq + 1, &e), ok = e == end, finite = isfinite(truth->b);
+        } else if (key == TRAIN) {
             ntrain = strtoll(eq + 1, &e, 10), ok = e == end && ntrain > 0;
-        else if (ok && eq - p == 4 && !strncmp(p, "test", 4))
+        } else if (key == TEST) {
             ntest = strtoll(eq + 1, &e, 10), ok = e == end && ntest >= 0;
-        else if (ok && eq - p == 5 && !strncmp(p, "noise", 5))
-            noise = strtod(eq + 1, &e), ok = e == end && noise >= 0;
-        else
-            ok = false;
+        } else if (key == NOISE) {
+            noise = strtod(eq + 1, &e), ok = e == end && !(noise < 0), finite = isfinite(noise);
+        }
         if (!ok)
             return rt_fail(err, len, "data \"%s\": cannot read '%.*s' (expected w=LIST b=NUMBER train=COUNT [test=COUNT] "
                         "[noise=STD])", spec, (int)(end - p), p);
+        if (!finite) /* nan or inf data trains to nan */
+            return rt_fail(err, len, "data \"%s\": '%.*s': %s= takes finite numbers", spec, (int)(end - p), p,
+                           keys[key]);
+        seen[key] = true;
         p = end;
     }
-    if (!have_w || !have_b || !ntrain)
+    if (!seen[W] || !seen[B] || !ntrain)
         return rt_fail(err, len, "data \"%s\": needs w=, b= and train=", spec);
     truth->known = true;
     if (!rt_synthetic_linear(truth->w, truth->nw, truth->b, ntrain, noise, SYNTHETIC_SEED, 1, train, err, len))
@@ -95,14 +108,40 @@ static bool load_synthetic(const char *spec, rt_dataset *train, rt_dataset *test
     return true;
 }
 
+/* A loaded set, training or test, against what the model takes. One check for both sets, so
+ * that a test set cannot slip past one the training set gets (the loaders check what they
+ * can first, with the file and place: an IDX set's image size, a CSV's columns). */
+static bool set_fits(const char *spec, const char *set, const rt_dataset *d, int64_t features, int64_t targets,
+                     int classes, char *err, size_t len)
+{
+    if (d->n == 0) /* no test set */
+        return true;
+    if (d->features != features)
+        return rt_fail(err, len, "data %s: the %s set has %lld values a sample, but the model's input takes %lld", spec,
+                       set, (long long)d->features, (long long)features);
+    if (d->targets != targets)
+        return rt_fail(err, len, "data %s: the %s set has %lld targets a sample, but the model takes %lld", spec, set,
+                       (long long)d->targets, (long long)targets);
+    if ((d->classes > 0) != (classes > 0))
+        return rt_fail(err, len, "data %s: the %s set has %s, but the model's target is %s", spec, set,
+                       d->classes ? "class labels" : "real-valued targets", classes ? "a class" : "real-valued");
+    if (d->classes != classes)
+        return rt_fail(err, len, "data %s: the %s set's labels are in 0..%d, but the model's classes 0..%d", spec, set,
+                       d->classes - 1, classes - 1);
+    return true;
+}
+
 bool rt_load_data(const char *spec, int64_t features, int64_t targets, int classes, rt_dataset *train,
                   rt_dataset *test, rt_truth *truth, char *err, size_t len)
 {
     memset(train, 0, sizeof *train);
     memset(test, 0, sizeof *test);
     memset(truth, 0, sizeof *truth);
-    if (!spec || !*spec)
+    if (!spec)
         return rt_fail(err, len, "no dataset: the model declares none, so give --data");
+    if (!*spec)
+        return rt_fail(err, len, "empty --data: expected fashion-mnist, a directory of IDX files, TRAIN.csv[,TEST.csv] "
+                       "or synthetic-linear ...");
     size_t n = strlen(spec);
     bool ok;
     if (strncmp(spec, "synthetic-linear", 16) == 0 && (spec[16] == ' ' || !spec[16]))
@@ -113,6 +152,9 @@ bool rt_load_data(const char *spec, int64_t features, int64_t targets, int class
         size_t k = comma ? (size_t)(comma - spec) : n;
         if (k >= sizeof first)
             return rt_fail(err, len, "data: path too long");
+        if (k == 0 || (comma && !comma[1])) /* else ": cannot open", naming no file */
+            return rt_fail(err, len, "data %s: the %s file's name is empty, expected TRAIN.csv[,TEST.csv]", spec,
+                           k == 0 ? "training" : "test");
         memcpy(first, spec, k);
         first[k] = 0;
         ok = rt_load_csv(first, features, targets, classes, train, err, len) &&
@@ -121,18 +163,12 @@ bool rt_load_data(const char *spec, int64_t features, int64_t targets, int class
         const char *dir = strcmp(spec, "fashion-mnist") == 0 ? RT_FASHION_MNIST_DIR : spec;
         if (classes < 1)
             return rt_fail(err, len, "data %s: IDX files hold class labels, but the model's targets are not classes", spec);
-        ok = rt_load_mnist_dir(dir, true, classes, train, err, len) &&
-             rt_load_mnist_dir(dir, false, classes, test, err, len);
+        /* both sets the same way: the image size is checked from each header, before a pixel is read */
+        ok = rt_load_mnist_set(dir, true, features, classes, train, err, len) &&
+             rt_load_mnist_set(dir, false, features, classes, test, err, len);
     }
-    if (ok && train->features != features)
-        ok = rt_fail(err, len, "data %s: %lld values per sample, but the model's input takes %lld", spec,
-                  (long long)train->features, (long long)features);
-    if (ok && train->targets != targets)
-        ok = rt_fail(err, len, "data %s: %lld targets per sample, but the model takes %lld", spec,
-                  (long long)train->targets, (long long)targets);
-    if (ok && (train->classes > 0) != (classes > 0))
-        ok = rt_fail(err, len, "data %s: %s, but the model's target is %s", spec,
-                  train->classes ? "class labels" : "real-valued targets", classes ? "a class" : "real-valued");
+    ok = ok && set_fits(spec, "training", train, features, targets, classes, err, len) &&
+         set_fits(spec, "test", test, features, targets, classes, err, len);
     if (!ok) {
         rt_dataset_free(train);
         rt_dataset_free(test);

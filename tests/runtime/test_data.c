@@ -93,7 +93,7 @@ static size_t idx_labels(uint8_t *buf, uint32_t n)
     return 8 + n;
 }
 
-static uint8_t img[1 << 17], lab[4096];
+static uint8_t img[1 << 20], lab[4096];
 
 /* ---- the real Fashion-MNIST ---- */
 
@@ -147,11 +147,11 @@ Test(data, idx_round_trip_gz_and_plain)
     rt_dataset d;
     size_t ni = idx_images(img, 0x803, 5, 3, 2, 30), nl = idx_labels(lab, 5);
     const char *i = put("i.gz", img, ni), *l = put("l.gz", lab, nl);
-    cr_assert(rt_load_idx(i, l, 10, &d, err, sizeof err), "%s", err);
+    cr_assert(rt_load_idx(i, l, 0, 10, &d, err, sizeof err), "%s", err);
     check_small(&d);
     rt_dataset_free(&d);
     i = put("i", img, ni), l = put("l", lab, nl);
-    cr_assert(rt_load_idx(i, l, 10, &d, err, sizeof err), "%s", err);
+    cr_assert(rt_load_idx(i, l, 0, 10, &d, err, sizeof err), "%s", err);
     check_small(&d);
     rt_dataset_free(&d);
 }
@@ -194,7 +194,7 @@ static void expect_idx(const char *i, const char *l, int classes, const char *fm
     rt_dataset d;
     char ip[256], lp[256], want[600];
     snprintf(ip, sizeof ip, "%s", at(i)), snprintf(lp, sizeof lp, "%s", at(l));
-    cr_assert_not(rt_load_idx(ip, lp, classes, &d, err, sizeof err), "loaded %s", i);
+    cr_assert_not(rt_load_idx(ip, lp, 0, classes, &d, err, sizeof err), "loaded %s", i);
     cr_assert_null(d.x);
     cr_assert_null(d.y);
     subst(want, sizeof want, fmt, ip, lp);
@@ -234,11 +234,11 @@ Test(data, idx_cut_gzip_stream)
     fclose(f);
     cr_assert_eq(truncate(i, size / 2), 0);
     rt_dataset d;
-    cr_assert_not(rt_load_idx(i, at("l.gz"), 10, &d, err, sizeof err));
+    cr_assert_not(rt_load_idx(i, at("l.gz"), 0, 10, &d, err, sizeof err));
     char want[300];
     snprintf(want, sizeof want, "%s: offset 16: truncated: expected 78400 bytes of image data (100 x 28 x 28), found ", i);
     cr_assert_eq(strncmp(err, want, strlen(want)), 0, "%s", err);
-    const char *tail = " (gzip: unexpected end of file)";
+    const char *tail = " (truncated gzip stream)";
     cr_assert_str_eq(err + strlen(err) - strlen(tail), tail, "%s", err);
 }
 
@@ -311,9 +311,7 @@ Test(data, idx_missing_or_unreadable)
     expect_idx("i.gz", "nope", 10, "$L: cannot open: No such file or directory");
     expect_idx("i.gz", ".", 10, "$L: offset 0: cannot read: Is a directory");
     put("junk", "\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03garbage!garbage!", 26); /* gzip magic, bad deflate */
-    expect_idx("junk", "l.gz", 10,
-               "$I: offset 0: truncated: expected 16 bytes of header (magic + 3 dims), found 0 (gzip: invalid "
-               "block type)");
+    expect_idx("junk", "l.gz", 10, "$I: offset 0: gzip: invalid block type (the file is corrupt)");
 }
 
 /* ---- CSV ---- */
@@ -378,6 +376,53 @@ Test(data, csv_malformed)
                "%s:2:2: expected a number, found '0123456789012345678901234567890123456789...'");
     expect_csv("nope.csv", NULL, 4, 0, "%s: cannot open: No such file or directory");
     expect_csv(".", NULL, 4, 0, "%s: cannot read: Is a directory");
+}
+
+/* The first line is a header only when none of its fields is a number; else it is a row like
+ * any other, held to the same checks. */
+Test(data, csv_first_line_rule)
+{
+    expect_csv("a.csv", "1,2,3x\n4,5,6\n", 2, 0, "%s:1:3: expected a number, found '3x'");
+    expect_csv("a.csv", "1,2,3,\n4,5,6\n", 2, 0, "%s:1: 4 fields, expected 3 (2 features + 1 target)");
+    expect_csv("a.csv", "x1,x2,3x\n", 2, 0,
+               "%s: only a header line, expected rows of 3 numbers (2 features + 1 target)");
+    expect_csv("a.csv", "1e39,b,c\n1,2,3\n", 2, 0, "%s:1:1: expected a number within f32 range, found '1e39'");
+    /* a header has a row's fields; one field where several are due is most likely another separator */
+    expect_csv("a.csv", "a,b\n1,2,3\n", 2, 0, "%s:1: a header of 2 fields, expected 3 (2 features + 1 target)");
+    expect_csv("a.csv", "1;2;3\n", 2, 0,
+               "%s:1: a header of 1 field, expected 3 (2 features + 1 target) (fields are separated by commas, "
+               "not ';')");
+    expect_csv("a.csv", "1\t2\t3\n", 2, 0,
+               "%s:1: a header of 1 field, expected 3 (2 features + 1 target) (fields are separated by commas, "
+               "not tabs)");
+    expect_csv("a.csv", "a,b,c\n1;2;3\n", 2, 0,
+               "%s:2: 1 field, expected 3 (2 features + 1 target) (fields are separated by commas, not ';')");
+
+    /* no length limit on a field: a long header name, a long number */
+    char text[1024], name[300];
+    memset(name, 'h', sizeof name - 1), name[sizeof name - 1] = 0;
+    snprintf(text, sizeof text, "%s,y\n0.5%0150d,2\n", name, 0);
+    rt_dataset d;
+    cr_assert(rt_load_csv(put_str("l.csv", text), 1, 1, 0, &d, err, sizeof err), "%s", err);
+    cr_assert_eq(d.n, 1);
+    cr_assert_eq(((float *)d.x)[0], 0.5f);
+    cr_assert_eq(((float *)d.y)[0], 2.0f);
+    rt_dataset_free(&d);
+    snprintf(text, sizeof text, "%0120d5,2\n", 0); /* one line, long: a row, not "only a header line" */
+    cr_assert(rt_load_csv(put_str("l.csv", text), 1, 1, 0, &d, err, sizeof err), "%s", err);
+    cr_assert_eq(d.n, 1);
+    cr_assert_eq(((float *)d.x)[0], 5.0f);
+    rt_dataset_free(&d);
+}
+
+/* strtod reads hex (0x10 is 16) and skips \v and \f: a CSV field is decimal, all of it. */
+Test(data, csv_decimal_only)
+{
+    expect_csv("a.csv", "1,2\n0x10,2\n", 1, 0, "%s:2:1: expected a number, found '0x10'");
+    expect_csv("a.csv", "1,2\n1,-0X1p3\n", 1, 0, "%s:2:2: expected a number, found '-0X1p3'");
+    expect_csv("a.csv", "0x10,2\n", 1, 0, "%s:1:1: expected a number, found '0x10'");
+    expect_csv("a.csv", "1,2\n\v5,2\n", 1, 0, "%s:2:1: expected a number, found '\v5'");
+    expect_csv("a.csv", "1,2\n1,0x1\n", 1, 10, "%s:2:2: expected an integer class label in 0..9, found '0x1'");
 }
 
 /* ---- inputs to predict on ---- */
@@ -521,7 +566,94 @@ Test(data, inputs_empty_missing_unreadable)
     expect_inputs("nope", 784, "$I: cannot open: No such file or directory");
     expect_inputs(".", 784, "$I: offset 0: cannot read: Is a directory");
     put("junk", "\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03garbage!garbage!", 26); /* gzip magic, bad deflate */
-    expect_inputs("junk", 784, "$I: offset 0: gzip: invalid block type");
+    expect_inputs("junk", 784, "$I: offset 0: gzip: invalid block type (the file is corrupt)");
+}
+
+/* ---- gzip streams: whole, with nothing after them ---- */
+
+/* bytes[0, n) as one gzip member in out; its size. */
+static size_t gzip_member(const void *bytes, size_t n, uint8_t *out, size_t cap)
+{
+    z_stream z = {0};
+    cr_assert_eq(deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    z.next_in = (Bytef *)bytes, z.avail_in = (uInt)n, z.next_out = out, z.avail_out = (uInt)cap;
+    cr_assert_eq(deflate(&z, Z_FINISH), Z_STREAM_END);
+    size_t size = z.total_out;
+    deflateEnd(&z);
+    return size;
+}
+
+static uint8_t gz[1 << 20];
+
+/* The tests below write their gzip bytes as they are: named .gzip, not .gz, which put() would
+ * compress again. The loaders go by the content, not the name. */
+
+Test(data, gzip_cut_trailer)
+{
+    /* 1000 28x28 images: zlib's gzread inflated the bulk of these straight into our buffer,
+     * stopped where the data did, and then never looked for the trailer */
+    put("l", lab, idx_labels(lab, 1000));
+    size_t n = gzip_member(img, idx_images(img, 0x803, 1000, 28, 28, 784000), gz, sizeof gz);
+    for (size_t cut = 1; cut <= 8; cut += 7) { /* the length's last byte, and the whole 8-byte trailer */
+        put("i.gzip", gz, n - cut);
+        expect_idx("i.gzip", "l", 10, "$I: offset 784016: truncated gzip stream after the 1000 images (the file "
+                                      "ends inside it)");
+        expect_inputs("i.gzip", 784, "$I: offset 784016: truncated gzip stream after the 1000 images (the file "
+                                     "ends inside it)");
+    }
+    /* a small labels file, and a gzipped CSV, cut the same way */
+    put("i", img, idx_images(img, 0x803, 5, 3, 2, 30));
+    put("l.gzip", gz, gzip_member(lab, idx_labels(lab, 5), gz, sizeof gz) - 4);
+    expect_idx("i", "l.gzip", 10, "$L: offset 13: truncated gzip stream after the 5 labels (the file ends inside it)");
+    const char *csv = "1,2\n3,4\n";
+    put("c.gzip", gz, gzip_member(csv, strlen(csv), gz, sizeof gz) - 8);
+    expect_inputs("c.gzip", 2, "$I: offset 8: truncated gzip stream (the file ends inside it)");
+}
+
+Test(data, gzip_bytes_after_the_stream)
+{
+    put("l", lab, idx_labels(lab, 5));
+    size_t n = gzip_member(img, idx_images(img, 0x803, 5, 3, 2, 30), gz, sizeof gz);
+    memcpy(gz + n, "garbage", 7);
+    put("i.gzip", gz, n + 7);
+    char fmt[200];
+    snprintf(fmt, sizeof fmt, "$I: offset 46: 7 bytes after the gzip stream (at byte %zu of the file), expected end "
+                              "of file", n);
+    expect_idx("i.gzip", "l", 10, fmt);
+    expect_inputs("i.gzip", 6, fmt);
+    /* data cut short, then bytes that are not gzip */
+    n = gzip_member(img, idx_images(img, 0x803, 5, 3, 2, 20), gz, sizeof gz);
+    memcpy(gz + n, "junk", 4);
+    put("i.gzip", gz, n + 4);
+    expect_idx("i.gzip", "l", 10, "$I: offset 16: truncated: expected 30 bytes of image data (5 x 3 x 2), found 20 (the "
+                                "gzip stream ends there; 4 bytes that are not gzip follow it)");
+    /* a second gzip member is more of the same file, as gunzip reads it */
+    idx_images(img, 0x803, 5, 3, 2, 30);
+    n = gzip_member(img, 20, gz, sizeof gz);
+    n += gzip_member(img + 20, 26, gz + n, sizeof gz - n);
+    put("i.gzip", gz, n);
+    rt_dataset d;
+    cr_assert(rt_load_idx(at("i.gzip"), at("l"), 6, 10, &d, err, sizeof err), "%s", err);
+    check_small(&d);
+    rt_dataset_free(&d);
+    /* ... but one whose header is broken is corrupt */
+    n = gzip_member(img, 46, gz, sizeof gz);
+    memcpy(gz + n, "\x1f\x8bzz", 4);
+    put("i.gzip", gz, n + 4);
+    expect_idx("i.gzip", "l", 10, "$I: offset 46: gzip: unknown compression method (the file is corrupt)");
+}
+
+Test(data, gzip_corrupt_where_the_data_stopped)
+{
+    put("l", lab, idx_labels(lab, 5));
+    size_t n = gzip_member(img, idx_images(img, 0x803, 5, 3, 2, 30), gz, sizeof gz);
+    gz[n - 6] ^= 1; /* the CRC: found once all 46 bytes are out, so that is where it is said */
+    put("i.gzip", gz, n);
+    expect_idx("i.gzip", "l", 10, "$I: offset 46: gzip: incorrect data check (the file is corrupt)");
+    expect_inputs("i.gzip", 6, "$I: offset 46: gzip: incorrect data check (the file is corrupt)");
+    gz[n - 6] ^= 1, gz[n - 2] ^= 1; /* the length */
+    put("i.gzip", gz, n);
+    expect_idx("i.gzip", "l", 10, "$I: offset 46: gzip: incorrect length check (the file is corrupt)");
 }
 
 /* ---- synthetic data ---- */
@@ -619,7 +751,7 @@ Test(data, gather_both_dtypes)
     int64_t idx[3] = {4, 0, 4};
     rt_dataset d;
     put("i", img, idx_images(img, 0x803, 5, 3, 2, 30)), put("l", lab, idx_labels(lab, 5));
-    cr_assert(rt_load_idx(at("i"), at("l"), 10, &d, err, sizeof err), "%s", err);
+    cr_assert(rt_load_idx(at("i"), at("l"), 0, 10, &d, err, sizeof err), "%s", err);
     uint8_t x[18];
     int32_t y[3];
     rt_gather(&d, idx, 3, x, y);

@@ -1,10 +1,13 @@
 /* The runtime's training loop with a model of callbacks: batches cover every sample once per
  * epoch with the last partial batch kept, steps count globally, a non-finite loss stops
- * training at its step, and dataset specs are read as documented. */
+ * training at its step, dataset specs are read as documented, and a test set is checked as
+ * the training set is. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "train.h"
 
@@ -123,12 +126,143 @@ Test(train_loop, dataset_specs)
         {"synthetic-linear w=2,x b=1 train=5", 2,
          "data \"synthetic-linear w=2,x b=1 train=5\": cannot read 'w=2,x' (expected w=LIST b=NUMBER train=COUNT "
          "[test=COUNT] [noise=STD])"},
-        {"synthetic-linear w=2,-3.4 b=4.2 train=10", 3, "data synthetic-linear w=2,-3.4 b=4.2 train=10: 2 values per "
-                                                        "sample, but the model's input takes 3"},
-        {"", 2, "no dataset: the model declares none, so give --data"},
+        {"synthetic-linear w=2,-3.4 b=4.2 train=10", 3, "data synthetic-linear w=2,-3.4 b=4.2 train=10: the training "
+                                                        "set has 2 values a sample, but the model's input takes 3"},
+        {NULL, 2, "no dataset: the model declares none, so give --data"},
+        {"", 2, "empty --data: expected fashion-mnist, a directory of IDX files, TRAIN.csv[,TEST.csv] or "
+                "synthetic-linear ..."},
+        {"x.csv,", 2, "data x.csv,: the test file's name is empty, expected TRAIN.csv[,TEST.csv]"},
+        {",x.csv", 2, "data ,x.csv: the training file's name is empty, expected TRAIN.csv[,TEST.csv]"},
+        /* non-finite numbers train to nan; a repeated key would silently win */
+        {"synthetic-linear w=nan,inf b=1 train=5", 2,
+         "data \"synthetic-linear w=nan,inf b=1 train=5\": 'w=nan,inf': w= takes finite numbers"},
+        {"synthetic-linear w=2 b=inf train=5", 1,
+         "data \"synthetic-linear w=2 b=inf train=5\": 'b=inf': b= takes finite numbers"},
+        {"synthetic-linear w=2 b=1 train=5 noise=nan", 1,
+         "data \"synthetic-linear w=2 b=1 train=5 noise=nan\": 'noise=nan': noise= takes finite numbers"},
+        {"synthetic-linear w=2 b=1 train=5 train=7", 1,
+         "data \"synthetic-linear w=2 b=1 train=5 train=7\": train= given twice"},
+        {"synthetic-linear w=2 b=1 w=3 train=5", 1, "data \"synthetic-linear w=2 b=1 w=3 train=5\": w= given twice"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         cr_expect_not(rt_load_data(bad[i].spec, bad[i].features, 1, 0, &tr, &te, &t, err, sizeof err));
         cr_expect_str_eq(err, bad[i].message);
     }
+}
+
+/* ---- the test set is held to every check the training set is ---- */
+
+static char dir[64];
+
+static void put(const char *name, const uint8_t *bytes, size_t n)
+{
+    char p[128];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(bytes, 1, n, f), n);
+    fclose(f);
+}
+
+static void be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+
+/* dir/SET-images-idx3-ubyte of n rows x cols images and dir/SET-labels-idx1-ubyte of m labels,
+ * label i being i % 3, but label `odd` (when below m) being 7. */
+static void idx_set(const char *set, uint32_t n, uint32_t rows, uint32_t cols, uint32_t m, uint32_t odd)
+{
+    static uint8_t buf[16 + 64 * 64];
+    char name[64];
+    be32(buf, 0x803), be32(buf + 4, n), be32(buf + 8, rows), be32(buf + 12, cols);
+    for (uint32_t i = 0; i < n * rows * cols; i++)
+        buf[16 + i] = (uint8_t)i;
+    snprintf(name, sizeof name, "%s-images-idx3-ubyte", set);
+    put(name, buf, 16 + n * rows * cols);
+    be32(buf, 0x801), be32(buf + 4, m);
+    for (uint32_t i = 0; i < m; i++)
+        buf[8 + i] = (uint8_t)(i == odd ? 7 : i % 3);
+    snprintf(name, sizeof name, "%s-labels-idx1-ubyte", set);
+    put(name, buf, 8 + m);
+}
+
+static void make_dir(void)
+{
+    strcpy(dir, "/tmp/ag_train_XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void remove_dir(void)
+{
+    const char *names[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                           "t10k-labels-idx1-ubyte", "a.csv", "b.csv"};
+    char p[128];
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]), unlink(p);
+    rmdir(dir);
+}
+
+/* Load dir as a model of `features` values and `classes` classes takes it; expect fmt, whose
+ * %s is dir, or success for NULL. */
+static void expect_dir(int64_t features, int classes, const char *fmt)
+{
+    rt_dataset tr, te;
+    rt_truth t;
+    char err[512], want[512];
+    bool ok = rt_load_data(dir, features, 1, classes, &tr, &te, &t, err, sizeof err);
+    if (!fmt) {
+        cr_assert(ok, "%s", err);
+        cr_assert_eq(tr.features, features);
+        cr_assert_eq(te.features, features);
+        rt_dataset_free(&tr), rt_dataset_free(&te);
+        return;
+    }
+    cr_assert_not(ok, "loaded %s", fmt);
+    cr_assert_null(tr.x);
+    cr_assert_null(te.x);
+    snprintf(want, sizeof want, fmt, dir, dir); /* fmt names dir once or twice */
+    cr_assert_str_eq(err, want);
+}
+
+Test(train_loop, test_set_checked_as_the_training_set, .init = make_dir, .fini = remove_dir)
+{
+    idx_set("train", 5, 3, 2, 5, 99);
+    idx_set("t10k", 4, 3, 2, 4, 99);
+    expect_dir(6, 3, NULL);
+    /* test images of another size: refused from the header, in predict's words (they used to
+     * be read as the model's size: a heap overflow, or a wrong accuracy) */
+    idx_set("t10k", 4, 5, 1, 4, 99);
+    expect_dir(6, 3, "%s/t10k-images-idx3-ubyte: offset 8: 5 x 1 images are 5 values a sample, expected 6 (the "
+                     "model's features)");
+    idx_set("t10k", 4, 3, 3, 4, 99);
+    expect_dir(6, 3, "%s/t10k-images-idx3-ubyte: offset 8: 3 x 3 images are 9 values a sample, expected 6 (the "
+                     "model's features)");
+    idx_set("t10k", 4, 3, 2, 3, 99);
+    expect_dir(6, 3, "%s/t10k-labels-idx1-ubyte: offset 4: 3 labels, expected 4 (the image count of "
+                     "%s/t10k-images-idx3-ubyte)");
+    idx_set("t10k", 4, 3, 2, 4, 2);
+    expect_dir(6, 3, "%s/t10k-labels-idx1-ubyte: offset 10 (label 2): label 7 out of range 0..2");
+    /* and the training set, the same way */
+    idx_set("t10k", 4, 3, 2, 4, 99);
+    idx_set("train", 5, 2, 2, 5, 99);
+    expect_dir(6, 3, "%s/train-images-idx3-ubyte: offset 8: 2 x 2 images are 4 values a sample, expected 6 (the "
+                     "model's features)");
+
+    /* a CSV test set with a column too many */
+    char spec[300], a[128], b[128], err[512], want[512];
+    snprintf(a, sizeof a, "%s/a.csv", dir), snprintf(b, sizeof b, "%s/b.csv", dir);
+    put("a.csv", (const uint8_t *)"1,2,0\n3,4,1\n", 12);
+    put("b.csv", (const uint8_t *)"1,2,9,0\n", 8);
+    snprintf(spec, sizeof spec, "%s,%s", a, b);
+    rt_dataset tr, te;
+    rt_truth t;
+    cr_assert_not(rt_load_data(spec, 2, 1, 2, &tr, &te, &t, err, sizeof err));
+    snprintf(want, sizeof want, "%s:1: 4 fields, expected 3 (2 features + 1 target)", b);
+    cr_assert_str_eq(err, want);
+    put("b.csv", (const uint8_t *)"1,2,2\n", 6); /* a class past the model's */
+    cr_assert_not(rt_load_data(spec, 2, 1, 2, &tr, &te, &t, err, sizeof err));
+    snprintf(want, sizeof want, "%s:1:3: expected an integer class label in 0..1, found '2'", b);
+    cr_assert_str_eq(err, want);
+    cr_assert_null(tr.x);
 }
