@@ -4,7 +4,9 @@
  * loaders and checkpoints are the runtime's, shared with `aotgrad run`. */
 #define _GNU_SOURCE
 #include <cblas.h>
+#include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -23,8 +25,6 @@
 #include "profile.h"
 #include "threads.h"
 #include "train.h"
-
-#define MAX_HISTORY 100000
 
 static double now(void)
 {
@@ -228,7 +228,7 @@ typedef struct history {
 
 static bool history_add(history *h, rt_history_row r)
 {
-    if (h->n >= MAX_HISTORY)
+    if (h->n >= RT_HISTORY_MAX)
         return false;
     rt_history_row *rows = realloc(h->rows, sizeof *rows * (size_t)(h->n + 1));
     if (!rows)
@@ -236,42 +236,6 @@ static bool history_add(history *h, rt_history_row r)
     h->rows = rows;
     h->rows[h->n++] = r;
     return true;
-}
-
-/* the history as metadata text: one "epoch,train_loss,train_acc,test_loss,test_acc,seconds,
- * samples_per_s" row per epoch, rows ended by ';' */
-static char *history_text(const history *h)
-{
-    size_t cap = 200 * (size_t)h->n + 1, used = 0;
-    char *s = malloc(cap);
-    if (!s)
-        return NULL;
-    s[0] = 0;
-    for (int i = 0; i < h->n; i++) {
-        const rt_history_row *r = &h->rows[i];
-        used += (size_t)snprintf(s + used, cap - used, "%lld,%.9g,%.9g,%.9g,%.9g,%.6g,%.6g;", (long long)r->epoch,
-                                 r->train_loss, r->train_acc, r->test_loss, r->test_acc, r->seconds, r->samples_per_s);
-    }
-    return s;
-}
-
-static void history_parse(history *h, const char *s)
-{
-    while (s && *s) {
-        rt_history_row r;
-        char *e;
-        r.epoch = strtoll(s, &e, 10);
-        double *f[] = {&r.train_loss, &r.train_acc, &r.test_loss, &r.test_acc, &r.seconds, &r.samples_per_s};
-        bool ok = e != s && *e == ',';
-        for (int k = 0; k < 6 && ok; k++) {
-            s = e + 1;
-            *f[k] = strtod(s, &e);
-            ok = e != s && *e == (k == 5 ? ';' : ',');
-        }
-        if (!ok || !history_add(h, r))
-            return; /* the history is for plots only: a bad one is dropped, not an error */
-        s = e + 1;
-    }
 }
 
 typedef struct run_state {
@@ -284,13 +248,15 @@ typedef struct run_state {
     const char *good;    /* the last good checkpoint: the last one written, or the one resumed */
     int64_t good_epoch;
     int64_t samples;     /* training samples per epoch */
+    int64_t finished;    /* epochs finished in this run */
+    bool save_failed;    /* the last epoch finished, but writing its checkpoint did not */
 } run_state;
 
 static bool save_checkpoint(run_state *s, int64_t epoch, uint64_t step, char *err, size_t len)
 {
     const rt_compiled *m = s->b->m;
     rt_ckpt_tensor *t = calloc((size_t)(m->nparams ? m->nparams : 1), sizeof *t);
-    char *hist = history_text(&s->h);
+    char *hist = rt_history_text(s->h.rows, s->h.n);
     char ep[32], st[32], sd[32], lr[40], wd[40], bt[32];
     snprintf(ep, sizeof ep, "%lld", (long long)epoch);
     snprintf(st, sizeof st, "%llu", (unsigned long long)step);
@@ -341,18 +307,44 @@ static bool load_checkpoint(bin *b, const char *path, rt_ckpt *c, char *err, siz
     return true;
 }
 
+static const char *meta_required(const rt_ckpt *c, const char *path, const char *key, char *err, size_t len)
+{
+    const char *s = rt_ckpt_meta_get(c, key);
+    if (!s)
+        rt_fail(err, len, "%s: no %s in the metadata, so no training state to resume (its parameters still work "
+                          "with eval and predict --weights)", path, key);
+    return s;
+}
+
+/* a real, as rt_fmt_double writes it: no leading space, finite, lo..hi */
 static bool meta_number(const rt_ckpt *c, const char *path, const char *key, double lo, double hi, double *v,
                         char *err, size_t len)
 {
-    const char *s = rt_ckpt_meta_get(c, key);
+    const char *s = meta_required(c, path, key, err, len);
     char *e;
     if (!s)
-        return rt_fail(err, len, "%s: no %s in the metadata, so no training state to resume (its parameters "
-                                 "still work with eval and predict --weights)", path, key);
+        return false;
     errno = 0;
     *v = strtod(s, &e);
-    if (e == s || *e || errno || !(*v >= lo && *v <= hi))
+    if (e == s || *e || errno || isspace((unsigned char)*s) || !(*v >= lo && *v <= hi))
         return rt_fail(err, len, "%s: metadata %s is '%s', expected a number in [%g, %g]", path, key, s, lo, hi);
+    return true;
+}
+
+/* a whole number as the writer writes it: decimal digits only (no sign, space, point or 0x) */
+static bool meta_whole(const rt_ckpt *c, const char *path, const char *key, int64_t lo, int64_t hi, int64_t *v,
+                       char *err, size_t len)
+{
+    const char *s = meta_required(c, path, key, err, len);
+    if (!s)
+        return false;
+    size_t digits = strspn(s, "0123456789");
+    *v = 0;
+    for (size_t i = 0; i < digits && i < 19; i++)
+        *v = *v * 10 + (s[i] - '0');
+    if (!digits || s[digits] || digits > 18 || *v < lo || *v > hi)
+        return rt_fail(err, len, "%s: metadata %s is '%s', expected a whole number from %lld to %lld", path, key, s,
+                       (long long)lo, (long long)hi);
     return true;
 }
 
@@ -367,13 +359,17 @@ static bool on_epoch(void *ctx, const rt_epoch *e, char *err, size_t len)
     rt_history_row r = {e->epoch, e->train_loss, acc >= 0 ? e->train_metric[acc] : NAN, e->test_loss,
                         acc >= 0 ? e->test_metric[acc] : NAN, e->seconds, 0};
     r.samples_per_s = e->seconds > 0 ? (double)s->samples / e->seconds : NAN;
+    s->finished++;
+    if (s->h.n >= RT_HISTORY_MAX)
+        return rt_fail(err, len, "epoch %lld: the history holds at most %d epochs", (long long)e->epoch,
+                       RT_HISTORY_MAX);
     if (!history_add(&s->h, r))
         return rt_fail(err, len, "out of memory");
     if (s->b->gpu && !rt_cuda_get_params(s->b->gpu, s->b->params, err, len))
         return false;
     if (s->save) {
         if (!save_checkpoint(s, e->epoch, e->step, err, len))
-            return false;
+            return s->save_failed = true, false;
         s->good = s->save, s->good_epoch = e->epoch;
     }
     if (s->metrics && !rt_write_metrics_csv(s->metrics, s->h.rows, s->h.n, err, len))
@@ -413,7 +409,9 @@ static const struct command {
      "  --save FILE      write the parameters and training state after every epoch (safetensors)\n"
      "  --resume FILE    continue from a checkpoint written by --save: the same run, bit for bit\n"
      "  --metrics FILE   write the per-epoch figures as CSV\n"
-     "  --plot FILE      draw loss and accuracies per epoch as an SVG chart\n"},
+     "  --plot FILE      draw loss and accuracies per epoch as an SVG chart\n"
+     "                   (--save, --metrics and --plot replace FILE atomically, so each must be new or a\n"
+     "                   regular file, not a symlink, FIFO or device; they are checked before training)\n"},
     {"eval", "--weights FILE [--data DIR|FILE] [--threads N] [--device cpu|cuda]",
      "Loss and accuracy of the parameters in FILE on the test set (the training set where the data has no\n"
      "test set).",
@@ -504,12 +502,13 @@ static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *v)
     return true;
 }
 
+/* lr and wd reach the kernels as f32: a value past FLT_MAX would be infinite there */
 static bool parse_real(const char *s, double *v)
 {
     char *e;
     errno = 0;
     *v = strtod(s, &e);
-    return e != s && !*e && !errno && isfinite(*v) && *v >= 0;
+    return e != s && !*e && !errno && *v >= 0 && *v <= FLT_MAX;
 }
 
 /* Parses argv[2..] for the command; returns -1 on success, else the exit status. */
@@ -574,8 +573,9 @@ static int parse(const rt_compiled *m, const struct command *c, int argc, char *
                      strcmp(a, "--batch") == 0    ? batch
                      : strcmp(a, "--seed") == 0   ? "a number from 0 to 4294967295"
                      : strcmp(a, "--device") == 0 ? "cpu or cuda"
-                     : strcmp(a, "--lr") == 0 || strcmp(a, "--wd") == 0 ? "a finite number >= 0"
-                                                                        : "a positive whole number");
+                     : strcmp(a, "--lr") == 0 || strcmp(a, "--wd") == 0
+                         ? "a number from 0 to 3.40282e+38 (a finite f32)"
+                         : "a positive whole number");
             return usage_error(m, c->name, msg, v);
         }
     }
@@ -664,15 +664,35 @@ static int cmd_train(const rt_compiled *m, const opts *o)
                  (long long)m->max_batch);
         goto out;
     }
+    /* the output paths before any work: a missing folder, a FIFO or a device at one of them
+     * would otherwise end the run after its first epoch, or be replaced by a regular file */
+    const char *outputs[][2] = {{"--save", o->save}, {"--metrics", o->metrics}, {"--plot", o->plot}};
+    for (int k = 0; k < 3; k++) {
+        char why[sizeof err - 16];
+        if (outputs[k][1] && !rt_check_output_path(outputs[k][1], true, why, sizeof why)) {
+            snprintf(err, sizeof err, "%s %s", outputs[k][0], why);
+            goto out;
+        }
+    }
     if (o->resume) {
-        double ep, st, sd, lr, wd, bt;
+        int64_t ep, st, sd, bt;
+        double lr, wd;
         if (!load_checkpoint(&b, o->resume, &c, err, sizeof err) ||
-            !meta_number(&c, o->resume, "epoch", 0, 1e9, &ep, err, sizeof err) ||
-            !meta_number(&c, o->resume, "step", 0, 1e18, &st, err, sizeof err) ||
-            !meta_number(&c, o->resume, "seed", 0, UINT32_MAX, &sd, err, sizeof err) ||
-            !meta_number(&c, o->resume, "lr", 0, INFINITY, &lr, err, sizeof err) ||
-            !meta_number(&c, o->resume, "wd", 0, INFINITY, &wd, err, sizeof err) ||
-            !meta_number(&c, o->resume, "batch", 1, (double)m->max_batch, &bt, err, sizeof err))
+            !meta_whole(&c, o->resume, "epoch", 1, 1000000000, &ep, err, sizeof err) ||
+            !meta_whole(&c, o->resume, "step", 0, 1000000000000000000, &st, err, sizeof err) ||
+            !meta_whole(&c, o->resume, "seed", 0, UINT32_MAX, &sd, err, sizeof err) ||
+            !meta_number(&c, o->resume, "lr", 0, FLT_MAX, &lr, err, sizeof err) ||
+            !meta_number(&c, o->resume, "wd", 0, FLT_MAX, &wd, err, sizeof err) ||
+            !meta_whole(&c, o->resume, "batch", 1, m->max_batch, &bt, err, sizeof err))
+            goto out;
+        if (st < ep) { /* the step after epoch E: every epoch takes a step at least */
+            snprintf(err, sizeof err, "%s: metadata step is %lld at epoch %lld, expected at least one step per epoch",
+                     o->resume, (long long)st, (long long)ep);
+            goto out;
+        }
+        /* the history is for the CSV and the plot; a checkpoint without one resumes without */
+        const char *hist = rt_ckpt_meta_get(&c, "history");
+        if (hist && !rt_history_parse(hist, o->resume, ep, &s.h.rows, &s.h.n, err, sizeof err))
             goto out;
         if (o->has_seed && (uint32_t)sd != o->seed) {
             snprintf(err, sizeof err, "--seed %u, but %s continues a run of seed %u", o->seed, o->resume, (uint32_t)sd);
@@ -681,11 +701,10 @@ static int cmd_train(const rt_compiled *m, const opts *o)
         fit.seed = (uint32_t)sd;
         fit.lr = o->has_lr ? o->lr : lr;
         fit.wd = o->has_wd ? o->wd : wd;
-        fit.batch = o->has_batch ? o->batch : (int64_t)bt;
-        fit.first_epoch = (int64_t)ep + 1;
+        fit.batch = o->has_batch ? o->batch : bt;
+        fit.first_epoch = ep + 1;
         fit.first_step = (uint64_t)st;
-        history_parse(&s.h, rt_ckpt_meta_get(&c, "history"));
-        s.good = o->resume, s.good_epoch = (int64_t)ep;
+        s.good = o->resume, s.good_epoch = ep;
         if (fit.first_epoch > fit.epochs) {
             printf("%s: %s is at epoch %lld already; nothing to train (give --epochs above it)\n", m->name, o->resume,
                    (long long)ep);
@@ -720,12 +739,18 @@ static int cmd_train(const rt_compiled *m, const opts *o)
     rt_model rm = as_model(&b);
     rt_epoch last = {0};
     if (!rt_fit_model(&rm, &train, &test, &fit, &last, err, sizeof err)) {
-        fprintf(stderr, "%s: error: %s\n", m->name, err);
+        if (!s.good && s.save_failed) /* the epoch finished: its save is what failed */
+            fprintf(stderr, "%s: error: no checkpoint was written: %s\n", m->name, err);
+        else
+            fprintf(stderr, "%s: error: %s\n", m->name, err);
         if (s.good)
             fprintf(stderr, "%s: the last good checkpoint is %s (epoch %lld)\n", m->name, s.good,
                     (long long)s.good_epoch);
-        else if (o->save)
+        else if (o->save && !s.finished)
             fprintf(stderr, "%s: no checkpoint was written (no epoch finished)\n", m->name);
+        else if (o->save && !s.save_failed)
+            fprintf(stderr, "%s: no checkpoint was written (epoch %lld finished, but not its save)\n", m->name,
+                    (long long)last.epoch);
         err[0] = 0;
         goto out;
     }

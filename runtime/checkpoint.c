@@ -223,6 +223,40 @@ static int sync_folder(const char *path)
     return r == EINVAL ? 0 : r; /* a file system that cannot sync folders */
 }
 
+static char *temp_name(const char *path)
+{
+    size_t tlen = strlen(path) + 32;
+    char *tmp = malloc(tlen);
+    if (tmp)
+        snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
+    return tmp;
+}
+
+bool rt_check_output_path(const char *path, bool probe, char *err, size_t len)
+{
+    struct stat st;
+    bool exists = lstat(path, &st) == 0; /* lstat: a symlink is refused, not followed */
+    if (exists && S_ISDIR(st.st_mode))
+        return rt_fail(err, len, "%s: cannot write: %s", path, strerror(EISDIR));
+    if (exists && !S_ISREG(st.st_mode))
+        return rt_fail(err, len, "%s: exists and is not a regular file", path);
+    if (!probe)
+        return true;
+    char *tmp = temp_name(path);
+    if (!tmp)
+        return rt_fail(err, len, "%s: cannot write: %s", path, strerror(ENOMEM));
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666); /* as the save's fopen(tmp, "wb") */
+    int e = fd < 0 ? errno : 0;
+    if (fd >= 0) {
+        close(fd);
+        remove(tmp);
+    }
+    free(tmp);
+    if (e)
+        return rt_fail(err, len, "%s: cannot write: %s", path, strerror(e));
+    return true;
+}
+
 bool rt_ckpt_save(const char *path, const rt_ckpt_tensor *t, int nt, const rt_ckpt_meta *meta, int nmeta,
                   char *err, size_t len)
 {
@@ -307,13 +341,17 @@ bool rt_ckpt_save(const char *path, const rt_ckpt_tensor *t, int nt, const rt_ck
     put(&h, "}", 1);
     while (h.n % 8) /* so that the buffer starts 8-aligned in the file */
         put(&h, " ", 1);
-    size_t tlen = strlen(path) + 32;
-    char *tmp = malloc(tlen);
+    char *tmp = temp_name(path);
     if (h.oom || !tmp) {
         free(h.p), free(tmp);
         return rt_fail(err, len, "%s: cannot write: %s", path, strerror(ENOMEM));
     }
-    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
+    /* again at each save: a FIFO or device may have appeared since training began (a race
+     * with the rename remains, as with any check before a rename) */
+    if (!rt_check_output_path(path, false, err, len)) {
+        free(h.p), free(tmp);
+        return false;
+    }
 
     int e = 0;
     errno = 0;

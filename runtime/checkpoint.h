@@ -40,9 +40,18 @@ typedef struct rt_ckpt_meta {
  * On a failure before the rename the temporary file is removed, PATH is left as it was, and
  * the message is "PATH: cannot write: <strerror>". Bad arguments (rank over 4, a negative dim,
  * a duplicate or missing name, a name that is not UTF-8) are refused before anything is
- * written. Should only the folder's fsync fail, the new file is already in place. */
+ * written, and so is a PATH that is not a regular file (rt_check_output_path). Should only
+ * the folder's fsync fail, the new file is already in place. */
 bool rt_ckpt_save(const char *path, const rt_ckpt_tensor *t, int nt, const rt_ckpt_meta *meta, int nmeta,
                   char *err, size_t len);
+
+/* Whether PATH may take an atomic write (rt_ckpt_save's, and the history's files): the rename
+ * would replace whatever is at PATH, so a device, a FIFO or a symlink (not followed: its
+ * target is not what gets replaced) is refused with "PATH: exists and is not a regular file",
+ * a folder with "PATH: cannot write: Is a directory". With probe, PATH.tmp.<pid> is also
+ * created and removed, so that a missing or read-only folder is found before any work:
+ * "PATH: cannot write: <strerror>". A regular file at PATH is not touched. */
+bool rt_check_output_path(const char *path, bool probe, char *err, size_t len);
 
 /* A loaded checkpoint; it owns everything its pointers reach. */
 typedef struct rt_ckpt {

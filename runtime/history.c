@@ -1,3 +1,4 @@
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -6,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "fail.h"
 #include "history.h"
 
@@ -23,6 +25,8 @@ static bool write_atomic(const char *path, emit_fn *emit, const history *h, char
 {
     if (h->n < 0 || (h->n && !h->rows))
         return rt_fail(err, len, "%s: cannot write: bad arguments (%d rows)", path, h->n);
+    if (!rt_check_output_path(path, false, err, len)) /* the rename would replace a device or FIFO */
+        return false;
     size_t tlen = strlen(path) + 32;
     char *tmp = malloc(tlen);
     if (!tmp)
@@ -235,4 +239,143 @@ bool rt_write_plot_svg(const char *path, const char *title, const rt_history_row
                        size_t len)
 {
     return write_atomic(path, emit_svg, &(history){title, rows, n}, err, len);
+}
+
+/* ---- the history in a checkpoint's metadata ---- */
+
+char *rt_history_text(const rt_history_row *rows, int n)
+{
+    enum { ROW = 200 }; /* a row is at most about 120 bytes: 20 for the epoch, 16 a number */
+    if (n < 0 || n > RT_HISTORY_MAX)
+        return NULL;
+    size_t cap = ROW * (size_t)n + 1, used = 0;
+    char *s = malloc(cap);
+    if (!s)
+        return NULL;
+    s[0] = 0;
+    for (int i = 0; i < n; i++) {
+        const rt_history_row *r = &rows[i];
+        used += (size_t)snprintf(s + used, cap - used, "%" PRId64 ",%.9g,%.9g,%.9g,%.9g,%.6g,%.6g;", r->epoch,
+                                 r->train_loss, r->train_acc, r->test_loss, r->test_acc, r->seconds,
+                                 r->samples_per_s);
+    }
+    return s;
+}
+
+#define F32_BOUND 3.4028236e38 /* FLT_MAX, a little over: %.9g writes it as 3.40282347e+38 */
+
+/* What a field may hold: a loss of f32 values, a fraction, a duration, a rate. */
+typedef enum { LOSS, ANY_LOSS, FRACTION, SECONDS, RATE } field_kind;
+
+static bool value_ok(field_kind k, double v)
+{
+    switch (k) {
+    case LOSS: return fabs(v) <= F32_BOUND;
+    case ANY_LOSS: return isnan(v) || isinf(v) || fabs(v) <= F32_BOUND;
+    case FRACTION: return isnan(v) || (v >= 0 && v <= 1);
+    case SECONDS: return v >= 0 && v <= 1e9;
+    default: return isnan(v) || (v >= 0 && isfinite(v));
+    }
+}
+
+static const char *const expected[] = {
+    [LOSS] = "a finite number within f32's range",
+    [ANY_LOSS] = "nan, inf or a number within f32's range",
+    [FRACTION] = "nan or a number from 0 to 1",
+    [SECONDS] = "a number from 0 to 1e9",
+    [RATE] = "nan or a finite number >= 0",
+};
+
+/* The entry's text for a message, shortened: a corrupt history can be megabytes. */
+static const char *snippet(char *buf, size_t size, const char *s, size_t n)
+{
+    size_t keep = n < size - 4 ? n : size - 4;
+    memcpy(buf, s, keep);
+    strcpy(buf + keep, keep < n ? "..." : "");
+    for (char *c = buf; *c; c++)
+        if ((unsigned char)*c < 0x20)
+            *c = '?'; /* the metadata may hold any text: keep the message one line */
+    return buf;
+}
+
+bool rt_history_parse(const char *text, const char *path, int64_t epochs, rt_history_row **rows, int *n,
+                      char *err, size_t len)
+{
+    static const char *const names[] = {"train_loss", "train_acc", "test_loss", "test_acc", "seconds",
+                                        "samples_per_s"};
+    static const field_kind kinds[] = {LOSS, FRACTION, ANY_LOSS, FRACTION, SECONDS, RATE};
+    *rows = NULL, *n = 0;
+    if (epochs < 0 || epochs > RT_HISTORY_MAX)
+        return rt_fail(err, len, "%s: metadata history: the checkpoint is at epoch %" PRId64 ", but a history "
+                                 "holds at most %d epochs", path, epochs, RT_HISTORY_MAX);
+    rt_history_row *r = malloc(sizeof *r * (size_t)(epochs ? epochs : 1));
+    if (!r)
+        return rt_fail(err, len, "%s: metadata history: %s", path, strerror(ENOMEM));
+    char shown[48];
+    const char *s = text;
+    int k = 0;
+    for (; *s; k++) {
+        const char *end = strchr(s, ';');
+        size_t elen = end ? (size_t)(end - s) : strlen(s);
+        int nfields = 1;
+        for (size_t i = 0; i < elen; i++)
+            nfields += s[i] == ',';
+        if (k >= epochs) {
+            rt_fail(err, len, "%s: metadata history entry %d: one more than the checkpoint's %" PRId64
+                              " epoch%s (one entry per epoch)", path, k + 1, epochs, epochs == 1 ? "" : "s");
+            goto fail;
+        }
+        if (nfields != 7) {
+            rt_fail(err, len, "%s: metadata history entry %d: '%s' has %d field%s, expected 7: epoch,train_loss,"
+                              "train_acc,test_loss,test_acc,seconds,samples_per_s", path, k + 1,
+                    snippet(shown, sizeof shown, s, elen), nfields, nfields == 1 ? "" : "s");
+            goto fail;
+        }
+        if (!end) {
+            rt_fail(err, len, "%s: metadata history entry %d: '%s' does not end with ';'", path, k + 1,
+                    snippet(shown, sizeof shown, s, elen));
+            goto fail;
+        }
+        /* the epoch: decimal digits, this entry's */
+        size_t digits = strspn(s, "0123456789");
+        int64_t epoch = 0;
+        for (size_t i = 0; i < digits && i < 19; i++)
+            epoch = epoch * 10 + (s[i] - '0');
+        if (!digits || s[digits] != ',' || digits > 18 || epoch != k + 1) {
+            rt_fail(err, len, "%s: metadata history entry %d: epoch '%s', expected %d (one entry per epoch, in order)",
+                    path, k + 1, snippet(shown, sizeof shown, s, (size_t)(strchr(s, ',') - s)), k + 1);
+            goto fail;
+        }
+        r[k].epoch = epoch;
+        double *field[] = {&r[k].train_loss, &r[k].train_acc, &r[k].test_loss, &r[k].test_acc, &r[k].seconds,
+                           &r[k].samples_per_s};
+        const char *f = s + digits + 1;
+        for (int j = 0; j < 6; j++) {
+            size_t flen = strcspn(f, ",;");
+            char *e;
+            errno = 0;
+            double v = strtod(f, &e);
+            bool parsed = flen && !isspace((unsigned char)*f) && e == f + flen && !(errno == ERANGE && isinf(v));
+            if (!parsed || !value_ok(kinds[j], v)) {
+                rt_fail(err, len, "%s: metadata history entry %d: %s is '%s', expected %s", path, k + 1, names[j],
+                        snippet(shown, sizeof shown, f, flen), expected[kinds[j]]);
+                goto fail;
+            }
+            *field[j] = v;
+            f += flen + 1;
+        }
+        s = end + 1;
+    }
+    if (k < epochs) {
+        rt_fail(err, len, "%s: metadata history entry %d: missing (the checkpoint is at epoch %" PRId64
+                          ": one entry per epoch)", path, k + 1, epochs);
+        goto fail;
+    }
+    if (!k)
+        free(r), r = NULL;
+    *rows = r, *n = k;
+    return true;
+fail:
+    free(r);
+    return false;
 }

@@ -17,7 +17,8 @@
  *
  * Both write PATH.tmp.<pid> and rename it over PATH, so a reader sees the old file or the
  * new one. On failure they return false with "PATH: cannot write: <reason>" in err and leave
- * no temporary file.
+ * no temporary file. Something at PATH other than a regular file (a device, a FIFO, a
+ * symlink) is left alone: "PATH: exists and is not a regular file" (rt_check_output_path).
  */
 #ifndef AG_RUNTIME_HISTORY_H
 #define AG_RUNTIME_HISTORY_H
@@ -33,9 +34,27 @@ typedef struct rt_history_row {
     double seconds, samples_per_s; /* training time of the epoch */
 } rt_history_row;
 
+#define RT_HISTORY_MAX 100000 /* rows a history holds (a checkpoint's metadata text stays < 20 MB) */
+
 bool rt_write_metrics_csv(const char *path, const rt_history_row *rows, int n, char *err, size_t len);
 /* title: any text (escaped here); NULL for none. */
 bool rt_write_plot_svg(const char *path, const char *title, const rt_history_row *rows, int n, char *err,
                        size_t len);
+
+/* The history in a checkpoint's metadata ("history"): one row per finished epoch, as
+ * "epoch,train_loss,train_acc,test_loss,test_acc,seconds,samples_per_s;" (numbers as %.9g,
+ * seconds and samples/s as %.6g, NaN as nan). Returns a malloc'd string, NULL when out of
+ * memory. */
+char *rt_history_text(const rt_history_row *rows, int n);
+
+/* Reads rt_history_text's text back for a checkpoint at epoch `epochs`, as strictly as the
+ * writer writes it: exactly one entry per epoch 1..epochs, in order (the writer saves after
+ * adding the epoch's row); the epoch in decimal digits; losses within f32's range (train_loss
+ * finite; test_loss NaN or infinite as well, since evaluation does not stop on those);
+ * accuracies NaN or 0..1; seconds 0..1e9; samples/s NaN or finite >= 0. On success *rows
+ * (malloc'd, NULL for none) holds *n == epochs rows. On failure nothing is allocated and err
+ * says "PATH: metadata history entry N: ...", N counted from 1. */
+bool rt_history_parse(const char *text, const char *path, int64_t epochs, rt_history_row **rows, int *n,
+                      char *err, size_t len);
 
 #endif

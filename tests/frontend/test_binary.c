@@ -208,6 +208,161 @@ Test(binary, a_nan_loss_stops_and_keeps_the_last_good_checkpoint)
     free(out);
 }
 
+/* dir/to: dir/from with metadata key set to value (NULL: without the key) */
+static void edit_metadata(const char *from, const char *to, const char *key, const char *value)
+{
+    char a[600], b[600], err[512];
+    snprintf(a, sizeof a, "%s/%s", dir, from);
+    snprintf(b, sizeof b, "%s/%s", dir, to);
+    rt_ckpt c;
+    cr_assert(rt_ckpt_load(a, &c, err, sizeof err), "%s", err);
+    rt_ckpt_meta meta[16];
+    int n = 0;
+    for (int i = 0; i < c.nmeta && n < 16; i++)
+        if (strcmp(c.meta[i].key, key) != 0)
+            meta[n++] = c.meta[i];
+        else if (value)
+            meta[n++] = (rt_ckpt_meta){key, value};
+    cr_assert(rt_ckpt_save(b, c.t, c.n, meta, n, err, sizeof err), "%s", err);
+    rt_ckpt_free(&c);
+}
+
+/* A checkpoint's training state is read as strictly as it is written: whole numbers in
+ * digits, a step per epoch at least, one history entry per epoch with values in range. Each
+ * is refused naming the file, before training and before any output file is written. */
+Test(binary, resume_refuses_metadata_the_writer_never_writes)
+{
+    build("softmax");
+    int st;
+    char *out = run_fmt(&st, "cd %s && ./softmax train --data data --epochs 2 --save ck.st", dir);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    static char many[30000];
+    for (int k = 0; k < 2000; k++)
+        strcat(many, k % 2 ? "2,1,1,1,1,1,1;" : "1,1,1,1,1,1,1;");
+    const struct {
+        const char *key, *value, *msg;
+    } cases[] = {
+        {"history", "garbage", "bad.st: metadata history entry 1: 'garbage' has 1 field, expected 7"},
+        {"history", "1,nan,0.3,1,0.5,0.1,1;2,inf,1,-inf,1,1,1;",
+         "bad.st: metadata history entry 1: train_loss is 'nan', expected a finite number within f32's range"},
+        {"history", "5,1,1,1,1,1,1;", "bad.st: metadata history entry 1: epoch '5', expected 1"},
+        {"history", "1,1,1,1,1,1e300,1;2,1,1,1,1,1,1;",
+         "bad.st: metadata history entry 1: seconds is '1e300', expected a number from 0 to 1e9"},
+        {"history", many, "bad.st: metadata history entry 3: one more than the checkpoint's 2 epochs"},
+        {"history", "1,1,1,1,1,1,1;", "bad.st: metadata history entry 2: missing"},
+        {"epoch", "2.5", "bad.st: metadata epoch is '2.5', expected a whole number from 1 to 1000000000"},
+        {"epoch", "0x2", "bad.st: metadata epoch is '0x2', expected a whole number from 1 to 1000000000"},
+        {"epoch", " 2", "bad.st: metadata epoch is ' 2', expected a whole number from 1 to 1000000000"},
+        {"epoch", "0", "bad.st: metadata epoch is '0', expected a whole number from 1 to 1000000000"},
+        {"seed", "+1", "bad.st: metadata seed is '+1', expected a whole number from 0 to 4294967295"},
+        {"batch", "256.0", "bad.st: metadata batch is '256.0', expected a whole number from 1 to 256"},
+        {"step", "0", "bad.st: metadata step is 0 at epoch 2, expected at least one step per epoch"},
+        {"step", "1", "bad.st: metadata step is 1 at epoch 2, expected at least one step per epoch"},
+        {"lr", "1e39", "bad.st: metadata lr is '1e39', expected a number in [0, 3.40282e+38]"},
+        {"wd", "inf", "bad.st: metadata wd is 'inf', expected a number in [0, 3.40282e+38]"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        edit_metadata("ck.st", "bad.st", cases[i].key, cases[i].value);
+        out = run_fmt(&st, "cd %s && ./softmax train --data data --resume bad.st --epochs 3 --metrics bad.csv "
+                           "--plot bad.svg 2>&1; rc=$?; test -e bad.csv || test -e bad.svg && echo written; exit $rc",
+                      dir);
+        cr_expect_eq(WEXITSTATUS(st), 1, "%s=%.40s: %s", cases[i].key, cases[i].value, out);
+        cr_expect(strstr(out, "softmax: error: ") && strstr(out, cases[i].msg), "%s=%.40s: %s", cases[i].key,
+                  cases[i].value, out);
+        cr_expect_null(strstr(out, "epoch 3/3"), "%s", out);
+        cr_expect_null(strstr(out, "written"), "%s", out);
+        free(out);
+    }
+    /* the writer's own: epochs 1 and 2 from the checkpoint, then 3, in order; without a
+     * history (another tool's edit), the resumed epochs only */
+    out = run_fmt(&st, "cd %s && ./softmax train --data data --resume ck.st --epochs 3 --metrics ok.csv && "
+                       "cut -d, -f1 ok.csv | tr '\n' ' '",
+                  dir);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_expect(strstr(out, "epoch 1 2 3 "), "%s", out);
+    free(out);
+    edit_metadata("ck.st", "nohist.st", "history", NULL);
+    out = run_fmt(&st, "cd %s && ./softmax train --data data --resume nohist.st --epochs 3 --metrics nh.csv && "
+                       "cut -d, -f1 nh.csv | tr '\n' ' '",
+                  dir);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_expect(strstr(out, "epoch 3 "), "%s", out);
+    free(out);
+}
+
+/* --save, --metrics and --plot are checked before training: a FIFO or a symlink is not
+ * replaced by a regular file, and a missing folder is not found after the first epoch. */
+Test(binary, output_paths_are_checked_before_training)
+{
+    build("softmax");
+    int st;
+    char *out = run_fmt(&st, "cd %s && mkfifo fifo && echo old > target && ln -s target link && mkdir folder", dir);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    const struct {
+        const char *opts, *msg;
+    } cases[] = {
+        {"--save fifo", "softmax: error: --save fifo: exists and is not a regular file\n"},
+        {"--save link", "softmax: error: --save link: exists and is not a regular file\n"},
+        {"--save folder", "softmax: error: --save folder: cannot write: Is a directory\n"},
+        {"--metrics fifo", "softmax: error: --metrics fifo: exists and is not a regular file\n"},
+        {"--plot link", "softmax: error: --plot link: exists and is not a regular file\n"},
+        {"--metrics missing/m.csv", "softmax: error: --metrics missing/m.csv: cannot write: No such file or "
+                                    "directory\n"},
+        {"--save ok.st --plot missing/p.svg", "softmax: error: --plot missing/p.svg: cannot write: No such file or "
+                                              "directory\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        out = run_fmt(&st, "cd %s && ./softmax train --data data --epochs 1 %s", dir, cases[i].opts);
+        cr_expect_eq(WEXITSTATUS(st), 1, "%s: %s", cases[i].opts, out);
+        cr_expect_str_eq(out, cases[i].msg, "%s", cases[i].opts);
+        free(out);
+    }
+    out = run_fmt(&st, "cd %s && test -p fifo && test -L link && cat target && test ! -e ok.st && ls", dir);
+    cr_expect_eq(st, 0, "%s", out);
+    cr_expect(strncmp(out, "old\n", 4) == 0 && !strstr(out, ".tmp."), "%s", out);
+    free(out);
+}
+
+/* A save that fails after an epoch finished says so, with its cause (here the file size
+ * limit: the check before training creates an empty file, the checkpoint is 31 kB). */
+Test(binary, a_failed_save_says_why_no_checkpoint_was_written)
+{
+    build("softmax");
+    int st;
+    char *out = run_fmt(&st, "cd %s && (trap '' XFSZ; ulimit -f 8; exec ./softmax train --data data --epochs 1 "
+                             "--save big.st)",
+                        dir);
+    cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
+    cr_expect(strstr(out, "epoch 1/1"), "%s", out);
+    cr_expect(strstr(out, "softmax: error: no checkpoint was written: big.st: cannot write: File too large\n"), "%s",
+              out);
+    cr_expect_null(strstr(out, "no epoch finished"), "%s", out);
+    free(out);
+}
+
+/* --lr and --wd reach the kernels as f32: a value past FLT_MAX is refused, not made infinite */
+Test(binary, lr_and_wd_must_fit_a_float)
+{
+    build("softmax");
+    const char *opts[] = {"--lr 1e39", "--wd 1e39", "--lr inf", "--wd -1"};
+    for (int k = 0; k < 4; k++) {
+        int st;
+        char *out = run_fmt(&st, "%s/softmax train %s --data /nonexistent", dir, opts[k]);
+        cr_expect_eq(WEXITSTATUS(st), 2, "%s: %s", opts[k], out);
+        char want[200];
+        snprintf(want, sizeof want, "softmax train: %.4s takes a number from 0 to 3.40282e+38 (a finite f32), not '%s'",
+                 opts[k], opts[k] + 5);
+        cr_expect(strstr(out, want), "%s: %s", opts[k], out);
+        free(out);
+    }
+    int st; /* the largest float is still a learning rate: the error is the data's */
+    char *out = run_fmt(&st, "%s/softmax train --lr 3.4e38 --data /nonexistent", dir);
+    cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
+    free(out);
+}
+
 /* eval's accuracy is the last epoch's test accuracy, and predict's class names agree with
  * the labels as often; metrics and plot files are written. */
 Test(binary, eval_predict_metrics_and_plot_agree)

@@ -646,6 +646,67 @@ Test(checkpoint, save_over_a_folder_leaves_it_alone)
     cr_assert(no_tmp_left());
 }
 
+/* A FIFO, a symlink (to a file or nowhere) or a device at PATH: the rename would replace it
+ * with a regular file (as root, /dev/null too), so the save refuses and leaves it alone. */
+Test(checkpoint, save_leaves_special_files_alone)
+{
+    float a = 1;
+    const rt_ckpt_tensor t = {"a", AG_F32, 0, {0}, &a};
+    struct stat st;
+    cr_assert_eq(mkfifo(path, 0666), 0);
+    snprintf(want, sizeof want, "%s: exists and is not a regular file", path);
+    cr_assert_not(rt_ckpt_save(path, &t, 1, NULL, 0, err, sizeof err));
+    cr_assert_str_eq(err, want);
+    cr_assert_eq(lstat(path, &st), 0);
+    cr_assert(S_ISFIFO(st.st_mode));
+    cr_assert_eq(unlink(path), 0);
+
+    char target[192];
+    snprintf(target, sizeof target, "%s/target", dir);
+    write_file(target, "old contents", 12);
+    cr_assert_eq(symlink(target, path), 0);
+    err[0] = 0;
+    cr_assert_not(rt_ckpt_save(path, &t, 1, NULL, 0, err, sizeof err));
+    cr_assert_str_eq(err, want);
+    cr_assert_eq(lstat(path, &st), 0);
+    cr_assert(S_ISLNK(st.st_mode));
+    unsigned char b[64];
+    cr_assert_eq(read_file(target, b, sizeof b), 12);
+    cr_assert(no_tmp_left());
+
+    /* /dev/null itself is only looked at: the check refuses it before any write */
+    cr_assert_not(rt_check_output_path("/dev/null", false, err, sizeof err)); /* no probe: no write */
+    cr_assert_str_eq(err, "/dev/null: exists and is not a regular file");
+    cr_assert_eq(stat("/dev/null", &st), 0);
+    cr_assert(S_ISCHR(st.st_mode));
+}
+
+/* The check before training: a missing folder is found without writing anything, and an
+ * existing checkpoint is not touched. */
+Test(checkpoint, check_output_path_probes_the_folder)
+{
+    char p[192];
+    snprintf(p, sizeof p, "%s/no/such/ck.safetensors", dir);
+    cr_assert_not(rt_check_output_path(p, true, err, sizeof err));
+    snprintf(want, sizeof want, "%s: cannot write: %s", p, strerror(ENOENT));
+    cr_assert_str_eq(err, want);
+    cr_assert(rt_check_output_path(p, false, err, sizeof err), "%s", err); /* the save says it */
+
+    cr_assert(rt_check_output_path(path, true, err, sizeof err), "%s", err);
+    struct stat st;
+    cr_assert_neq(stat(path, &st), 0); /* nothing was created */
+    write_file(path, "old", 3);
+    cr_assert(rt_check_output_path(path, true, err, sizeof err), "%s", err);
+    unsigned char b[8];
+    cr_assert_eq(read_file(path, b, sizeof b), 3);
+    cr_assert(no_tmp_left());
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(mkdir(path, 0777), 0);
+    cr_assert_not(rt_check_output_path(path, true, err, sizeof err));
+    snprintf(want, sizeof want, "%s: cannot write: %s", path, strerror(EISDIR));
+    cr_assert_str_eq(err, want);
+}
+
 /* The write itself fails part way (the file size limit): the old checkpoint is untouched. */
 Test(checkpoint, failed_write_keeps_the_old_file)
 {

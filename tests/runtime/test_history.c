@@ -186,6 +186,122 @@ Test(history, unwritable_path)
     assert_entries(0);
 }
 
+/* A FIFO or a symlink at PATH is left as it is: the rename would replace it with a file. */
+Test(history, special_files_are_not_replaced)
+{
+    cr_assert_eq(mkfifo(path, 0666), 0);
+    snprintf(want, sizeof want, "%s: exists and is not a regular file", path);
+    cr_assert_not(rt_write_metrics_csv(path, rows, 3, err, sizeof err));
+    cr_assert_str_eq(err, want);
+    err[0] = 0;
+    cr_assert_not(rt_write_plot_svg(path, "t", rows, 3, err, sizeof err));
+    cr_assert_str_eq(err, want);
+    struct stat st;
+    cr_assert_eq(lstat(path, &st), 0);
+    cr_assert(S_ISFIFO(st.st_mode));
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(symlink("elsewhere", path), 0);
+    cr_assert_not(rt_write_metrics_csv(path, rows, 3, err, sizeof err));
+    cr_assert_str_eq(err, want);
+    cr_assert_eq(lstat(path, &st), 0);
+    cr_assert(S_ISLNK(st.st_mode));
+    assert_entries(1);
+}
+
+/* ---- the history in a checkpoint's metadata ---- */
+
+/* The writer's text reads back to the same text, with every value the writer can write:
+ * NaN accuracies and test figures, FLT_MAX and infinite losses, zero seconds. */
+Test(history, metadata_text_round_trip)
+{
+    const rt_history_row r[4] = {
+        {1, 0.75, 0.5, 0.625, 0.25, 1.5, 40000},
+        {2, 3.4028234663852886e38, NAN, NAN, NAN, 0, NAN},
+        {3, -2.5, 1, INFINITY, 0, 1e9, 0},
+        {4, 0, 0.875, -INFINITY, 1, 1.0 / 3, 1e300},
+    };
+    char *a = rt_history_text(r, 4);
+    cr_assert_not_null(a);
+    cr_assert_str_eq(a, "1,0.75,0.5,0.625,0.25,1.5,40000;2,3.40282347e+38,nan,nan,nan,0,nan;"
+                        "3,-2.5,1,inf,0,1e+09,0;4,0,0.875,-inf,1,0.333333,1e+300;");
+    rt_history_row *back;
+    int n;
+    cr_assert(rt_history_parse(a, "ck.st", 4, &back, &n, err, sizeof err), "%s", err);
+    cr_assert_eq(n, 4);
+    char *b = rt_history_text(back, n);
+    cr_assert_str_eq(b, a);
+    cr_assert(isnan(back[1].train_acc) && isinf(back[2].test_loss) && back[3].epoch == 4);
+    free(a), free(b), free(back);
+    /* none: epoch 0 (or a checkpoint without epochs) */
+    cr_assert(rt_history_parse("", "ck.st", 0, &back, &n, err, sizeof err), "%s", err);
+    cr_assert_eq(n, 0);
+    cr_assert_null(back);
+}
+
+/* Every way a history can disagree with its checkpoint, with its message. */
+Test(history, metadata_refused_with_its_entry)
+{
+    static char many[20000];
+    for (int k = 0; k < 1000; k++)
+        strcat(many, k % 2 ? "2,1,1,1,1,1,1;" : "1,1,1,1,1,1,1;");
+    const struct {
+        const char *text;
+        int64_t epochs;
+        const char *msg;
+    } cases[] = {
+        {"garbage", 2,
+         "history entry 1: 'garbage' has 1 field, expected 7: epoch,train_loss,train_acc,test_loss,test_acc,seconds,"
+         "samples_per_s"},
+        {"1,2;", 2, "history entry 1: '1,2' has 2 fields, expected 7: epoch,train_loss,train_acc,test_loss,test_acc,"
+                    "seconds,samples_per_s"},
+        {"1,1,1,1,1,1,1", 1, "history entry 1: '1,1,1,1,1,1,1' does not end with ';'"},
+        {"5,1,1,1,1,1,1;", 2, "history entry 1: epoch '5', expected 1 (one entry per epoch, in order)"},
+        {"1,1,1,1,1,1,1;1,1,1,1,1,1,1;", 2, "history entry 2: epoch '1', expected 2 (one entry per epoch, in order)"},
+        {" 1,1,1,1,1,1,1;", 1, "history entry 1: epoch ' 1', expected 1 (one entry per epoch, in order)"},
+        {"0x1,1,1,1,1,1,1;", 1, "history entry 1: epoch '0x1', expected 1 (one entry per epoch, in order)"},
+        {many, 2, "history entry 3: one more than the checkpoint's 2 epochs (one entry per epoch)"},
+        {"1,1,1,1,1,1,1;", 2, "history entry 2: missing (the checkpoint is at epoch 2: one entry per epoch)"},
+        {"", 1, "history entry 1: missing (the checkpoint is at epoch 1: one entry per epoch)"},
+        {"1,nan,1,1,1,1,1;", 1, "history entry 1: train_loss is 'nan', expected a finite number within f32's range"},
+        {"1,1e300,1,1,1,1,1;", 1,
+         "history entry 1: train_loss is '1e300', expected a finite number within f32's range"},
+        {"1,1,1.5,1,1,1,1;", 1, "history entry 1: train_acc is '1.5', expected nan or a number from 0 to 1"},
+        {"1,1,1,-1e300,1,1,1;", 1,
+         "history entry 1: test_loss is '-1e300', expected nan, inf or a number within f32's range"},
+        {"1,1,1,1e999,1,1,1;", 1,
+         "history entry 1: test_loss is '1e999', expected nan, inf or a number within f32's range"},
+        {"1,1,1,1,-0.5,1,1;", 1, "history entry 1: test_acc is '-0.5', expected nan or a number from 0 to 1"},
+        {"1,1,1,1,1,1e300,1;", 1, "history entry 1: seconds is '1e300', expected a number from 0 to 1e9"},
+        {"1,1,1,1,1,nan,1;", 1, "history entry 1: seconds is 'nan', expected a number from 0 to 1e9"},
+        {"1,1,1,1,1,1,inf;", 1, "history entry 1: samples_per_s is 'inf', expected nan or a finite number >= 0"},
+        {"1,1,1,1,1, 1,1;", 1, "history entry 1: seconds is ' 1', expected a number from 0 to 1e9"},
+        {"1,1,,1,1,1,1;", 1, "history entry 1: train_acc is '', expected nan or a number from 0 to 1"},
+        {"1,1,1x,1,1,1,1;", 1, "history entry 1: train_acc is '1x', expected nan or a number from 0 to 1"},
+        {"1,1,1,1,1,1,1;", 200000, "history: the checkpoint is at epoch 200000, but a history holds at most 100000 "
+                                   "epochs"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        rt_history_row stale, *r = &stale; /* reset to NULL on failure */
+        int n = -1;
+        cr_assert_not(rt_history_parse(cases[i].text, "ck.st", cases[i].epochs, &r, &n, err, sizeof err),
+                      "case %zu: accepted", i);
+        snprintf(want, sizeof want, "ck.st: metadata %s", cases[i].msg);
+        cr_expect_str_eq(err, want, "case %zu: %s", i, err);
+        cr_expect_null(r, "case %zu", i);
+        cr_expect_eq(n, 0, "case %zu", i);
+    }
+    /* a long entry is shown cut, control characters as '?' */
+    cr_assert_not(rt_history_parse("1,aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa,1,1,1,1,1;", "ck.st",
+                                   1, &(rt_history_row *){0}, &(int){0}, err, sizeof err));
+    cr_assert_str_eq(err, "ck.st: metadata history entry 1: train_loss is "
+                          "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...', expected a finite number within f32's "
+                          "range");
+    cr_assert_not(rt_history_parse("1,1,1,1,1,1,1\n;", "ck.st", 1, &(rt_history_row *){0}, &(int){0}, err,
+                                   sizeof err));
+    cr_assert_str_eq(err, "ck.st: metadata history entry 1: samples_per_s is '1?', expected nan or a finite number "
+                          ">= 0");
+}
+
 /* Overwriting keeps one file, with the new content. */
 Test(history, rewrite_replaces)
 {
