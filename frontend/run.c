@@ -239,10 +239,19 @@ int fe_run(const ir_graph *g, const fe_run_opts *o)
     int classes;
     rt_dataset train, test;
     rt_truth truth;
+    int32_t x, y;
     if (!fe_data_shape(g, &features, &targets, &classes, err, sizeof err) ||
         !rt_load_data(o->data ? o->data : t->data, features, targets, classes, &train, &test, &truth, err,
                       sizeof err)) {
         fe_report(g->name, err);
+        return 1;
+    }
+    /* the features as the model's input takes them (CSV numbers into u8 pixels, bytes into f32) */
+    if (!data_inputs(g, &x, &y, err, sizeof err) || !rt_dataset_x_as(&train, g->node[x].dtype, err, sizeof err) ||
+        !rt_dataset_x_as(&test, g->node[x].dtype, err, sizeof err)) {
+        fe_report(g->name, err);
+        rt_dataset_free(&train);
+        rt_dataset_free(&test);
         return 1;
     }
     interp_model m;

@@ -39,28 +39,6 @@ static void *aligned(size_t bytes)
     return posix_memalign(&p, 64, bytes ? (bytes + 63) / 64 * 64 : 64) == 0 ? memset(p, 0, bytes ? bytes : 1) : NULL;
 }
 
-static int64_t elem_size(ag_dtype t) { return t == AG_F64 ? 8 : t == AG_F32 || t == AG_I32 ? 4 : 1; }
-
-static double get(const void *p, ag_dtype t, int64_t i)
-{
-    switch (t) {
-    case AG_F32: return ((const float *)p)[i];
-    case AG_I32: return ((const int32_t *)p)[i];
-    case AG_F64: return ((const double *)p)[i];
-    default: return ((const uint8_t *)p)[i];
-    }
-}
-
-static void set(void *p, ag_dtype t, int64_t i, double v)
-{
-    switch (t) {
-    case AG_F32: ((float *)p)[i] = (float)v; break;
-    case AG_I32: ((int32_t *)p)[i] = (int32_t)(v != v ? 0 : v < -2147483648.0 ? INT32_MIN : v > 2147483647.0 ? INT32_MAX : lrint(v)); break;
-    case AG_F64: ((double *)p)[i] = v; break;
-    default: ((uint8_t *)p)[i] = (uint8_t)(v != v || v < 0 ? 0 : v > 255 ? 255 : lrint(v)); break;
-    }
-}
-
 /* ---- the model in memory ---- */
 
 typedef struct bin {
@@ -138,7 +116,7 @@ static bool init_params(bin *b, uint32_t seed, char *err, size_t len)
 
 static double read_value(const bin *b, const char *arena, const rt_compiled_value *v)
 {
-    return get((v->in_params ? b->params : arena) + v->offset, v->dtype, 0);
+    return rt_elem_get((v->in_params ? b->params : arena) + v->offset, v->dtype, 0);
 }
 
 /* One call of an entry point on a batch: loss and metrics into rb. */
@@ -147,7 +125,7 @@ static void run_entry(bin *b, const rt_compiled_entry *e, char *arena, rt_batch 
     const void *x = rb->x;
     if (b->data_x != e->x_dtype) {
         for (int64_t i = 0, n = rb->n * b->m->features; i < n; i++)
-            set(b->x_conv, e->x_dtype, i, get(rb->x, b->data_x, i));
+            rt_elem_set(b->x_conv, e->x_dtype, i, rt_elem_get(rb->x, b->data_x, i));
         x = b->x_conv;
     }
     void *in[8];
@@ -184,7 +162,7 @@ static const void *model_x(bin *b, const rt_batch *rb, ag_dtype want)
     if (b->data_x == want)
         return rb->x;
     for (int64_t i = 0, n = rb->n * b->m->features; i < n; i++)
-        set(b->x_conv, want, i, get(rb->x, b->data_x, i));
+        rt_elem_set(b->x_conv, want, i, rt_elem_get(rb->x, b->data_x, i));
     return b->x_conv;
 }
 
@@ -629,22 +607,6 @@ static bool choose_device(bin *b, const opts *o, char *err, size_t len)
 
 static const char *device_name(const bin *b) { return b->gpu ? rt_cuda_device_name(b->gpu) : "cpu"; }
 
-/* the whole set's features in the model's dtype, for the GPU's copy of it */
-static bool dataset_to_model_x(rt_dataset *d, ag_dtype want, char *err, size_t len)
-{
-    if (d->x_dtype == want)
-        return true;
-    int64_t n = d->n * d->features;
-    void *x = malloc((size_t)(n ? n : 1) * (size_t)elem_size(want));
-    if (!x)
-        return rt_fail(err, len, "out of memory");
-    for (int64_t i = 0; i < n; i++)
-        set(x, want, i, get(d->x, d->x_dtype, i));
-    free(d->x);
-    d->x = x, d->x_dtype = want;
-    return true;
-}
-
 static int cmd_train(const rt_compiled *m, const opts *o)
 {
     char err[2048];
@@ -719,8 +681,8 @@ static int cmd_train(const rt_compiled *m, const opts *o)
     const char *spec = o->data ? o->data : m->data;
     if (!load_data(&b, spec, &train, &test, err, sizeof err))
         goto out;
-    if (b.gpu && (!dataset_to_model_x(&train, m->train.x_dtype, err, sizeof err) ||
-                  !dataset_to_model_x(&test, m->train.x_dtype, err, sizeof err) ||
+    if (b.gpu && (!rt_dataset_x_as(&train, m->train.x_dtype, err, sizeof err) ||
+                  !rt_dataset_x_as(&test, m->train.x_dtype, err, sizeof err) ||
                   !rt_cuda_put_dataset(b.gpu, &train, err, sizeof err) || !rt_cuda_put_params(b.gpu, b.params, err, sizeof err)))
         goto out;
     if (b.gpu)
@@ -835,8 +797,8 @@ static int cmd_predict(const rt_compiled *m, const opts *o)
              rt_load_inputs(o->input, m->features, &in, err, sizeof err) &&
              (!b.gpu || rt_cuda_put_params(b.gpu, b.params, err, sizeof err))) {
         b.data_x = in.x_dtype;
-        int64_t per = e->predict.numel, rowbytes = in.features * elem_size(in.x_dtype);
-        char *pred = b.gpu ? aligned((size_t)(m->max_batch * per * elem_size(e->predict.dtype))) : NULL;
+        int64_t per = e->predict.numel, rowbytes = in.features * rt_elem_size(in.x_dtype);
+        char *pred = b.gpu ? aligned((size_t)(m->max_batch * per * rt_elem_size(e->predict.dtype))) : NULL;
         bool ok = !b.gpu || pred;
         for (int64_t first = 0; ok && first < in.n; first += m->max_batch) {
             rt_batch rb = {.n = in.n - first < m->max_batch ? in.n - first : m->max_batch,
@@ -853,10 +815,11 @@ static int cmd_predict(const rt_compiled *m, const opts *o)
                 if (m->classes > 0 && (per == m->classes || per == 1)) {
                     int64_t best = 0;
                     if (per == 1)
-                        best = (int64_t)get(base, e->predict.dtype, i);
+                        best = (int64_t)rt_elem_get(base, e->predict.dtype, i);
                     else /* scores per class: the first largest */
                         for (int64_t k = 1; k < per; k++)
-                            if (get(base, e->predict.dtype, i * per + k) > get(base, e->predict.dtype, i * per + best))
+                            if (rt_elem_get(base, e->predict.dtype, i * per + k) >
+                                rt_elem_get(base, e->predict.dtype, i * per + best))
                                 best = k;
                     if (best >= 0 && best < m->nclass_names)
                         printf("%s\n", m->class_names[best]);
@@ -864,7 +827,7 @@ static int cmd_predict(const rt_compiled *m, const opts *o)
                         printf("%lld\n", (long long)best);
                 } else {
                     for (int64_t k = 0; k < per; k++)
-                        printf("%s%.6g", k ? " " : "", get(base, e->predict.dtype, i * per + k));
+                        printf("%s%.6g", k ? " " : "", rt_elem_get(base, e->predict.dtype, i * per + k));
                     printf("\n");
                 }
             }
@@ -932,7 +895,7 @@ static bool bench_gpu(bin *b, const void *x, const void *y, const opts *o, char 
     const rt_compiled_entry *e = &m->train;
     const rt_cuda_image *im = m->cuda;
     int64_t N = m->max_batch, n = N * o->steps;
-    size_t xr = (size_t)(m->features * elem_size(e->x_dtype)), yr = (size_t)(m->targets * 4);
+    size_t xr = (size_t)(m->features * rt_elem_size(e->x_dtype)), yr = (size_t)(m->targets * 4);
     rt_dataset d = {.n = n, .features = m->features, .x_dtype = e->x_dtype, .x = malloc((size_t)n * xr),
                     .targets = m->targets, .y_dtype = e->y_dtype, .y = malloc((size_t)n * yr), .classes = m->classes};
     int64_t *perm = malloc(sizeof *perm * (size_t)n);
@@ -996,7 +959,7 @@ static int cmd_bench(const rt_compiled *m, const opts *o)
     if (!bin_open(&b, m, o->threads, err, sizeof err) || !init_params(&b, 1, err, sizeof err) ||
         !choose_device(&b, o, err, sizeof err))
         goto out;
-    x = aligned((size_t)(N * m->features * elem_size(e->x_dtype)));
+    x = aligned((size_t)(N * m->features * rt_elem_size(e->x_dtype)));
     y = aligned((size_t)(N * m->targets * 4));
     b.profile = rt_profile_new(e->nsteps);
     if (!x || !y || !b.profile) {
@@ -1007,11 +970,11 @@ static int cmd_bench(const rt_compiled *m, const opts *o)
     uint64_t r = 0x9e3779b97f4a7c15u;
     for (int64_t i = 0; i < N * m->features; i++) {
         r = r * 6364136223846793005u + 1442695040888963407u;
-        set(x, e->x_dtype, i, e->x_dtype == AG_U8 ? (double)(r >> 56) : (double)(r >> 40) / (1 << 24) * 2 - 1);
+        rt_elem_set(x, e->x_dtype, i, e->x_dtype == AG_U8 ? (double)(r >> 56) : (double)(r >> 40) / (1 << 24) * 2 - 1);
     }
     for (int64_t i = 0; i < N * m->targets; i++) {
         r = r * 6364136223846793005u + 1442695040888963407u;
-        set(y, e->y_dtype, i, m->classes ? (double)((r >> 33) % (uint64_t)m->classes) : (double)(r >> 40) / (1 << 24));
+        rt_elem_set(y, e->y_dtype, i, m->classes ? (double)((r >> 33) % (uint64_t)m->classes) : (double)(r >> 40) / (1 << 24));
     }
     if (b.gpu) {
         rc = bench_gpu(&b, x, y, o, err, sizeof err) ? 0 : 1;

@@ -36,6 +36,43 @@ void rt_dataset_free(rt_dataset *d)
     memset(d, 0, sizeof *d);
 }
 
+int64_t rt_elem_size(ag_dtype t) { return t == AG_F64 ? 8 : t == AG_F32 || t == AG_I32 ? 4 : 1; }
+
+double rt_elem_get(const void *p, ag_dtype t, int64_t i)
+{
+    switch (t) {
+    case AG_F32: return ((const float *)p)[i];
+    case AG_I32: return ((const int32_t *)p)[i];
+    case AG_F64: return ((const double *)p)[i];
+    default: return ((const uint8_t *)p)[i];
+    }
+}
+
+void rt_elem_set(void *p, ag_dtype t, int64_t i, double v)
+{
+    switch (t) {
+    case AG_F32: ((float *)p)[i] = (float)v; break;
+    case AG_I32: ((int32_t *)p)[i] = (int32_t)(v != v ? 0 : v < -2147483648.0 ? INT32_MIN : v > 2147483647.0 ? INT32_MAX : lrint(v)); break;
+    case AG_F64: ((double *)p)[i] = v; break;
+    default: ((uint8_t *)p)[i] = (uint8_t)(v != v || v < 0 ? 0 : v > 255 ? 255 : lrint(v)); break;
+    }
+}
+
+bool rt_dataset_x_as(rt_dataset *d, ag_dtype want, char *err, size_t len)
+{
+    if (d->x_dtype == want)
+        return true;
+    int64_t n = d->n * d->features;
+    void *x = malloc((size_t)(n ? n : 1) * (size_t)rt_elem_size(want));
+    if (!x)
+        return rt_fail(err, len, "out of memory");
+    for (int64_t i = 0; i < n; i++)
+        rt_elem_set(x, want, i, rt_elem_get(d->x, d->x_dtype, i));
+    free(d->x);
+    d->x = x, d->x_dtype = want;
+    return true;
+}
+
 /* ---- reading a file, gzipped or not ---------------------------------------------------- */
 
 #define CHUNK (1 << 20)

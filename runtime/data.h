@@ -78,6 +78,17 @@ char *rt_read_file(const char *path, size_t *size, char *err, size_t len);
 
 void rt_dataset_free(rt_dataset *d); /* frees x and y and zeroes *d; a zeroed one is fine */
 
+/* Element i of an array of dtype t (f32, i32, u8, bool or f64), and its setter: a double
+ * stored as an integer dtype is rounded and saturated (nan as 0). */
+int64_t rt_elem_size(ag_dtype t);
+double rt_elem_get(const void *p, ag_dtype t, int64_t i);
+void rt_elem_set(void *p, ag_dtype t, int64_t i, double v);
+
+/* d's features converted to dtype want, in place (rt_elem_set's rounding): for a model whose
+ * input is another dtype than the file's (CSV numbers into a u8 input, IDX bytes into an f32
+ * one). False only when out of memory. */
+bool rt_dataset_x_as(rt_dataset *d, ag_dtype want, char *err, size_t len);
+
 /* perm = a permutation of 0..n-1 for an epoch: Fisher-Yates with unbiased draws (64-bit words,
  * rejection), a function of (seed, epoch). Philox key (seed, RT_RNG_SHUFFLE_KEY), counter
  * (k lo, k hi, epoch lo, epoch hi) for block k, apart from init (word 3 is its tag) and

@@ -93,6 +93,56 @@ Test(train, classifiers_learn_on_a_subset_and_repeat_exactly)
     cr_assert_eq(system(rm), 0);
 }
 
+/* The losses and accuracies of an epoch line, without its seconds */
+static void epoch_figures(const char *out, int epoch, char *fig, size_t len)
+{
+    char key[32];
+    snprintf(key, sizeof key, "epoch %d/", epoch);
+    const char *at = strstr(out, key), *end = at ? strstr(at, "test_acc ") : NULL;
+    cr_assert(at && end, "no epoch %d in\n%s", epoch, out);
+    snprintf(fig, len, "%.*s", (int)(end + 15 - at), at);
+}
+
+/* The same images as IDX bytes or as CSV numbers train the u8-input model the same: the
+ * interpreter converts the file's dtype to the model's, as the binaries do. */
+Test(train, csv_numbers_and_idx_bytes_train_the_same)
+{
+    char dir[] = "/tmp/aotgrad-test-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    write_subset(dir, 600);
+    rt_dataset d;
+    char err[512], csv[600];
+    cr_assert(rt_load_mnist_dir(dir, true, 10, &d, err, sizeof err), "%s", err);
+    snprintf(csv, sizeof csv, "%s/train.csv", dir);
+    FILE *f = fopen(csv, "w");
+    cr_assert_not_null(f);
+    for (int64_t i = 0; i < d.n; i++) {
+        for (int64_t j = 0; j < d.features; j++)
+            fprintf(f, "%d,", ((const uint8_t *)d.x)[i * d.features + j]);
+        fprintf(f, "%d\n", (int)((const int32_t *)d.y)[i]);
+    }
+    cr_assert_eq(fclose(f), 0);
+    rt_dataset_free(&d);
+    char args[1400], a[256], b[256];
+    int st;
+    snprintf(args, sizeof args, "run models/softmax.c --data %s --epochs 2", dir);
+    char *idx = aotgrad(args, &st);
+    cr_assert_eq(st, 0, "%s", idx);
+    snprintf(args, sizeof args, "run models/softmax.c --data %s,%s --epochs 2", csv, csv);
+    char *fromcsv = aotgrad(args, &st);
+    cr_assert_eq(st, 0, "%s", fromcsv);
+    for (int e = 1; e <= 2; e++) {
+        epoch_figures(idx, e, a, sizeof a);
+        epoch_figures(fromcsv, e, b, sizeof b);
+        cr_expect_str_eq(a, b, "IDX:\n%s\nCSV:\n%s", idx, fromcsv);
+    }
+    cr_expect_gt(last_value(fromcsv, "test_acc "), 0.3, "%s", fromcsv);
+    free(idx);
+    free(fromcsv);
+    snprintf(args, sizeof args, "rm -rf %s", dir);
+    cr_assert_eq(system(args), 0);
+}
+
 /* The activation is an option the command line sets, and the IR carries the choice. */
 Test(train, options_reach_the_model)
 {
