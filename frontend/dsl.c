@@ -642,6 +642,13 @@ void ag_minimize_at(ag_loc at, ag_graph *g, ag_val loss, ag_optimizer opt, ag_fi
                (long long)fit.epochs);
         return;
     }
+    bool any_param = false;
+    for (int32_t i = 0; i < g->n && !any_param; i++)
+        any_param = g->node[i].op == IR_param;
+    if (!any_param) {
+        record(g, at, "minimize: the graph has no parameter (ag_param) to train");
+        return;
+    }
     const char *metric = fit.metric_name ? fit.metric_name : "correct";
     if (fit.metric.g && !is_identifier(metric)) {
         record(g, at, "minimize: metric name \"%s\" is not an identifier", metric);
@@ -750,6 +757,10 @@ const char *ag_option_at(ag_loc at, ag_graph *g, const char *name, const char *d
             record(g, at, "option %s: declared already", name);
             return default_value;
         }
+    if (!*choices || *choices == '|' || choices[strlen(choices) - 1] == '|' || strstr(choices, "||")) {
+        record(g, at, "option %s: the choices \"%s\" have an empty one", name, choices);
+        return default_value;
+    }
     if (!among(default_value, choices)) {
         record(g, at, "option %s: the default '%s' is not one of %s", name, default_value, choices);
         return default_value;

@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,44 @@ static bool has_option(const ir_graph *g, const char *setting)
     return false;
 }
 
+/* The model's own code runs in this process: should it crash, the user reads which file
+ * and why, rather than a bare "Segmentation fault". The handler only writes, removes the
+ * temporary files and exits (async-signal-safe calls only). */
+static char crash_file[PATH_MAX], crash_so[64], crash_dir[64];
+
+static void say(const char *s) { (void)!write(2, s, strlen(s)); }
+
+static void model_crashed(int sig)
+{
+    const char *name = sig == SIGSEGV ? "SIGSEGV, a bad memory access" : sig == SIGBUS ? "SIGBUS, a bad memory access"
+                       : sig == SIGILL ? "SIGILL, an illegal instruction or a trap" : sig == SIGFPE ? "SIGFPE, an arithmetic fault"
+                                       : "SIGABRT, abort()";
+    say(crash_file);
+    say(": error: the model's code crashed while building the graph (");
+    say(name);
+    say(")\n");
+    unlink(crash_so);
+    rmdir(crash_dir);
+    _exit(1);
+}
+
+/* Runs build(g) with model_crashed on the fatal signals, restoring what was there after. */
+static void build_guarded(void (*build)(ag_graph *), ir_graph *g, const char *path, const char *so, const char *dir)
+{
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+    struct sigaction on = {0}, before[5];
+    on.sa_handler = model_crashed;
+    sigemptyset(&on.sa_mask);
+    snprintf(crash_file, sizeof crash_file, "%s", path);
+    snprintf(crash_so, sizeof crash_so, "%s", so);
+    snprintf(crash_dir, sizeof crash_dir, "%s", dir);
+    for (int k = 0; k < 5; k++)
+        sigaction(sigs[k], &on, &before[k]);
+    build(g);
+    for (int k = 0; k < 5; k++)
+        sigaction(sigs[k], &before[k], NULL);
+}
+
 static ir_graph *load_c(const char *path, const char *include_dir, const char *const *settings)
 {
     char name[256];
@@ -162,7 +201,7 @@ static ir_graph *load_c(const char *path, const char *include_dir, const char *c
     g = ir_graph_new(name);
     g->settings = settings;
     fe_dsl_building(g);
-    build(g);
+    build_guarded(build, g, path, so, tmp);
     fe_dsl_building(NULL);
     g->settings = NULL;
     dlclose(lib); /* the graph keeps copies of every string it needs */
@@ -177,8 +216,11 @@ static ir_graph *load_c(const char *path, const char *include_dir, const char *c
             goto out;
         }
     if (ag_graph_finish(g) > 0) {
-        for (int i = 0; i < ag_graph_error_count(g); i++)
+        enum { SHOWN = 100 }; /* a mistake in a loop must not bury the terminal */
+        for (int i = 0; i < ag_graph_error_count(g) && i < SHOWN; i++)
             fprintf(stderr, "%s\n", ag_graph_error(g, i));
+        if (ag_graph_error_count(g) > SHOWN)
+            fprintf(stderr, "%s: (%d more errors not shown)\n", path, ag_graph_error_count(g) - SHOWN);
         fprintf(stderr, "%s: %d error%s\n", path, ag_graph_error_count(g), ag_graph_error_count(g) == 1 ? "" : "s");
         ir_graph_free(g);
         g = NULL;

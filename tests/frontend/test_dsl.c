@@ -190,6 +190,18 @@ static void init_not_finite(ag_graph *g, int *line)
     ag_output(g, "o", w);
 }
 
+static void minimize_nothing(ag_graph *g, int *line)
+{
+    ag_val x = ag_input(g, "x", AG_F32, AG_N, 6);
+    MARK; ag_minimize(g, ag_mean(x), ag_sgd(.lr = 0.1));
+}
+
+static void empty_choice(ag_graph *g, int *line)
+{
+    MARK; ag_option(g, "act", "relu", "relu||tanh");
+    ag_output(g, "o", ag_input(g, "x", AG_F32, 3));
+}
+
 static const dsl_case cases[] = {
     {"matmul_inner", matmul_inner, "matmul: inner dimensions differ: [N,784] x [128,10]"},
     {"broadcast", broadcast, "add: cannot broadcast [N,784] and [10]"},
@@ -218,6 +230,8 @@ static const dsl_case cases[] = {
     {"batch_twice", batch_twice, "add: the batch dim N would appear 2 times in [N,N]"},
     {"only_numbers", only_numbers, "mul: an operand is not a value of any graph (uninitialized ag_val?)"},
     {"too_many_elements", too_many_elements, "input: [4000000000,4000000000] has more than 2^40 elements per batch item"},
+    {"minimize_nothing", minimize_nothing, "minimize: the graph has no parameter (ag_param) to train"},
+    {"empty_choice", empty_choice, "option act: the choices \"relu||tanh\" have an empty one"},
     {"init_not_finite", init_not_finite, "param w: initializer arguments 0, inf: must be finite f32 numbers"},
 };
 
@@ -319,4 +333,24 @@ Test(dsl, model_file_errors_through_the_command_line)
                           "(uninitialized ag_val?)\n"
                           "tests/data/models/bad_handles.c:12: error: output: the graph is NULL\n"
                           "tests/data/models/bad_handles.c: 3 errors\n");
+
+    /* the model's own code crashing is named as such, with its file */
+    snprintf(cmd, sizeof cmd, "cd %s && %s ir tests/data/models/crashes.c 2>&1", AG_SOURCE_DIR, bin);
+    p = popen(cmd, "r");
+    n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    st = pclose(p);
+    cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
+    cr_expect_str_eq(out, "tests/data/models/crashes.c: error: the model's code crashed while building the graph "
+                          "(SIGSEGV, a bad memory access)\n");
+
+    /* a mistake repeated in a loop: 100 shown, then how many more */
+    snprintf(cmd, sizeof cmd, "cd %s && %s ir tests/data/models/many_errors.c 2>&1 | tail -n 3", AG_SOURCE_DIR, bin);
+    p = popen(cmd, "r");
+    n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    pclose(p);
+    cr_expect_str_eq(out, "tests/data/models/many_errors.c:9: error: sum: axis 7 out of range for [N,4]\n"
+                          "tests/data/models/many_errors.c: (50 more errors not shown)\n"
+                          "tests/data/models/many_errors.c: 150 errors\n");
 }
