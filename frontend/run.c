@@ -247,7 +247,11 @@ int fe_run(const ir_graph *g, const fe_run_opts *o)
         return 1;
     }
     /* the features as the model's input takes them (CSV numbers into u8 pixels, bytes into f32) */
-    if (!data_inputs(g, &x, &y, err, sizeof err) || !rt_dataset_x_as(&train, g->node[x].dtype, err, sizeof err) ||
+    char what[600];
+    snprintf(what, sizeof what, "data %s", o->data ? o->data : t->data);
+    if (!data_inputs(g, &x, &y, err, sizeof err) || !rt_dataset_x_fits(&train, g->node[x].dtype, what, err, sizeof err) ||
+        !rt_dataset_x_fits(&test, g->node[x].dtype, what, err, sizeof err) ||
+        !rt_dataset_x_as(&train, g->node[x].dtype, err, sizeof err) ||
         !rt_dataset_x_as(&test, g->node[x].dtype, err, sizeof err)) {
         fe_report(g->name, err);
         rt_dataset_free(&train);

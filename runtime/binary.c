@@ -585,6 +585,14 @@ static bool load_data(bin *b, const char *spec, rt_dataset *train, rt_dataset *t
         rt_dataset_free(test);
         return false;
     }
+    char what[600];
+    snprintf(what, sizeof what, "data %s", spec);
+    if (!rt_dataset_x_fits(train, m->train.x_dtype, what, err, len) ||
+        !rt_dataset_x_fits(test, m->train.x_dtype, what, err, len)) {
+        rt_dataset_free(train);
+        rt_dataset_free(test);
+        return false;
+    }
     b->data_x = train->x_dtype;
     return true;
 }
@@ -795,6 +803,7 @@ static int cmd_predict(const rt_compiled *m, const opts *o)
     else if (bin_open(&b, m, o->threads, err, sizeof err) && choose_device(&b, o, err, sizeof err) &&
              load_checkpoint(&b, o->weights, &c, err, sizeof err) &&
              rt_load_inputs(o->input, m->features, &in, err, sizeof err) &&
+             rt_dataset_x_fits(&in, e->x_dtype, o->input, err, sizeof err) &&
              (!b.gpu || rt_cuda_put_params(b.gpu, b.params, err, sizeof err))) {
         b.data_x = in.x_dtype;
         int64_t per = e->predict.numel, rowbytes = in.features * rt_elem_size(in.x_dtype);

@@ -58,6 +58,21 @@ void rt_elem_set(void *p, ag_dtype t, int64_t i, double v)
     }
 }
 
+bool rt_dataset_x_fits(const rt_dataset *d, ag_dtype want, const char *what, char *err, size_t len)
+{
+    if (d->x_dtype == want || want == AG_F32 || want == AG_F64)
+        return true;
+    double lo = want == AG_I32 ? -2147483648.0 : 0, hi = want == AG_I32 ? 2147483647.0 : want == AG_BOOL ? 1 : 255;
+    for (int64_t i = 0; i < d->n * d->features; i++) {
+        double v = rt_elem_get(d->x, d->x_dtype, i);
+        if (!(v >= lo && v <= hi && v == floor(v)))
+            return rt_fail(err, len, "%s: sample %lld, feature %lld: %g is not a%s %s (a whole number %.0f..%.0f)", what,
+                           (long long)(i / d->features + 1), (long long)(i % d->features + 1), v,
+                           want == AG_I32 ? "n" : "", want == AG_I32 ? "i32" : want == AG_BOOL ? "bool" : "u8", lo, hi);
+    }
+    return true;
+}
+
 bool rt_dataset_x_as(rt_dataset *d, ag_dtype want, char *err, size_t len)
 {
     if (d->x_dtype == want)

@@ -84,6 +84,12 @@ int64_t rt_elem_size(ag_dtype t);
 double rt_elem_get(const void *p, ag_dtype t, int64_t i);
 void rt_elem_set(void *p, ag_dtype t, int64_t i, double v);
 
+/* Whether every feature of d is a value of dtype want: where the file's numbers go into an
+ * integer input (CSV into u8 pixels), each must be a whole number in its range, since
+ * rt_elem_set would round and saturate it silently. what names the data in the message:
+ * "WHAT: sample S, feature F: 300 is not a u8 (a whole number 0..255)". */
+bool rt_dataset_x_fits(const rt_dataset *d, ag_dtype want, const char *what, char *err, size_t len);
+
 /* d's features converted to dtype want, in place (rt_elem_set's rounding): for a model whose
  * input is another dtype than the file's (CSV numbers into a u8 input, IDX bytes into an f32
  * one). False only when out of memory. */

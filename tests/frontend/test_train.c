@@ -139,6 +139,14 @@ Test(train, csv_numbers_and_idx_bytes_train_the_same)
     cr_expect_gt(last_value(fromcsv, "test_acc "), 0.3, "%s", fromcsv);
     free(idx);
     free(fromcsv);
+    /* a number that is no pixel is refused, not saturated */
+    snprintf(args, sizeof args, "sed -i '3s/^[0-9]*,/300,/' %s", csv);
+    cr_assert_eq(system(args), 0);
+    snprintf(args, sizeof args, "run models/softmax.c --data %s --epochs 1", csv);
+    char *bad = aotgrad(args, &st);
+    cr_expect_neq(st, 0, "%s", bad);
+    cr_expect(strstr(bad, "train.csv: sample 3, feature 1: 300 is not a u8 (a whole number 0..255)"), "%s", bad);
+    free(bad);
     snprintf(args, sizeof args, "rm -rf %s", dir);
     cr_assert_eq(system(args), 0);
 }

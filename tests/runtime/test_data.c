@@ -775,3 +775,24 @@ Test(data, gather_both_dtypes)
     cr_assert_eq(fy[0], 2.0f);
     rt_dataset_free(&d);
 }
+
+/* Numbers going into an integer input must be whole and in range: rounding or saturating
+ * them would train on other data than the file's. */
+Test(data, features_must_fit_an_integer_input)
+{
+    float x[6] = {0, 255, 17, 1, 0, 1};
+    rt_dataset d = {.n = 2, .features = 3, .x_dtype = AG_F32, .x = x};
+    char err[256];
+    cr_expect(rt_dataset_x_fits(&d, AG_U8, "data t.csv", err, sizeof err), "%s", err);
+    cr_expect(rt_dataset_x_fits(&d, AG_F32, "data t.csv", err, sizeof err), "%s", err);
+    x[4] = 300;
+    cr_expect_not(rt_dataset_x_fits(&d, AG_U8, "data t.csv", err, sizeof err));
+    cr_expect_str_eq(err, "data t.csv: sample 2, feature 2: 300 is not a u8 (a whole number 0..255)");
+    x[4] = 0.5f;
+    cr_expect_not(rt_dataset_x_fits(&d, AG_I32, "data t.csv", err, sizeof err));
+    cr_expect_str_eq(err, "data t.csv: sample 2, feature 2: 0.5 is not an i32 (a whole number -2147483648..2147483647)");
+    x[4] = -5;
+    cr_expect(rt_dataset_x_fits(&d, AG_I32, "data t.csv", err, sizeof err), "%s", err);
+    cr_expect_not(rt_dataset_x_fits(&d, AG_BOOL, "data t.csv", err, sizeof err));
+    cr_expect_str_eq(err, "data t.csv: sample 1, feature 2: 255 is not a bool (a whole number 0..1)");
+}
