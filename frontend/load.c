@@ -142,8 +142,13 @@ static void model_crashed(int sig)
 static void build_guarded(void (*build)(ag_graph *), ir_graph *g, const char *path, const char *so, const char *dir)
 {
     static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+    /* a stack of its own, so that endless recursion in the model is caught too */
+    static char alt[1 << 16];
+    stack_t mine = {.ss_sp = alt, .ss_size = sizeof alt}, theirs;
+    bool stacked = sigaltstack(&mine, &theirs) == 0;
     struct sigaction on = {0}, before[5];
     on.sa_handler = model_crashed;
+    on.sa_flags = SA_ONSTACK;
     sigemptyset(&on.sa_mask);
     snprintf(crash_file, sizeof crash_file, "%s", path);
     snprintf(crash_so, sizeof crash_so, "%s", so);
@@ -153,6 +158,8 @@ static void build_guarded(void (*build)(ag_graph *), ir_graph *g, const char *pa
     build(g);
     for (int k = 0; k < 5; k++)
         sigaction(sigs[k], &before[k], NULL);
+    if (stacked)
+        sigaltstack(&theirs, NULL);
 }
 
 static ir_graph *load_c(const char *path, const char *include_dir, const char *const *settings)

@@ -316,11 +316,7 @@ static bool meta_whole(const rt_ckpt *c, const char *path, const char *key, int6
     const char *s = meta_required(c, path, key, err, len);
     if (!s)
         return false;
-    size_t digits = strspn(s, "0123456789");
-    *v = 0;
-    for (size_t i = 0; i < digits && i < 19; i++)
-        *v = *v * 10 + (s[i] - '0');
-    if (!digits || s[digits] || digits > 18 || *v < lo || *v > hi)
+    if (!rt_parse_whole(s, strlen(s), hi, v) || *v < lo)
         return rt_fail(err, len, "%s: metadata %s is '%s', expected a whole number from %lld to %lld", path, key, s,
                        (long long)lo, (long long)hi);
     return true;
@@ -418,7 +414,7 @@ static const struct command {
 static bool lists_option(const char *args, const char *a)
 {
     size_t n = strlen(a);
-    if (strncmp(a, "--", 2) != 0)
+    if (strncmp(a, "--", 2) != 0 || strchr(a, ' ')) /* "--epochs N]" is in the text, but no option */
         return false;
     for (const char *at = strstr(args, a); at; at = strstr(at + 1, a))
         if ((at == args || at[-1] == '[' || at[-1] == ' ') && at[n] == ' ')

@@ -179,15 +179,18 @@ static void next_member(idx_file *f)
         f->state = SRC_END;
     } else if (f->z.avail_in >= 2 && f->z.next_in[0] == 0x1f && f->z.next_in[1] == 0x8b) {
         inflateReset(&f->z);
-    } else {
+    } else { /* zeros are padding (tape blocks, some tools): gzip -t accepts them, so do we */
         f->trailing_at = f->read - f->z.avail_in;
-        f->trailing = f->z.avail_in;
-        f->z.avail_in = 0;
-        size_t r;
-        while (f->trailing <= CHUNK && (r = refill(f)) > 0)
-            f->trailing += (int64_t)r, f->z.avail_in = 0;
+        f->trailing = 0;
+        bool zeros = true;
+        do {
+            for (uInt i = 0; i < f->z.avail_in; i++)
+                zeros &= f->z.next_in[i] == 0;
+            f->trailing += f->z.avail_in;
+            f->z.avail_in = 0;
+        } while (f->trailing <= CHUNK && refill(f) > 0);
         if (f->state == SRC_OK)
-            f->state = SRC_TRAILING;
+            f->state = zeros && f->trailing <= CHUNK ? SRC_END : SRC_TRAILING;
     }
 }
 
@@ -597,15 +600,23 @@ static bool csv_rows(const char *path, char *text, size_t size, int64_t features
         for (p = ls; p < e; p++)
             k += *p == ',';
         bool is_header = false;
-        if (first) { /* a header only when none of its fields is a number: "1,2,3x" is a row with a typo */
+        if (first) { /* a header has a field that is no number ("0,1,label", as pandas writes integer
+                        column names), and none that starts like one: "1,2,3x" is a row with a typo */
             double v;
+            bool named = false, typo = false;
             first = false;
-            is_header = true;
-            for (p = ls; p <= e && is_header;) {
+            for (p = ls; p <= e;) {
                 p = field(p, e, &a, &b);
-                is_header = field_number(a, b, &v) == NUM_BAD;
+                int kind = field_number(a, b, &v);
+                typo |= kind == NUM_RANGE; /* a number, too large: a row */
+                if (kind == NUM_BAD) {
+                    const char *c = a + (a < b && (*a == '-' || *a == '+'));
+                    c += c < b && *c == '.';
+                    typo |= a == b || (c < b && isdigit((unsigned char)*c)); /* empty, or "3x" */
+                    named = true;
+                }
             }
-            header = is_header;
+            header = is_header = named && !typo;
         }
         if (k != cols) {
             /* one field where several were due: most likely another separator */

@@ -47,9 +47,10 @@ bool rt_load_mnist_dir(const char *dir, bool train, int classes, rt_dataset *out
                        size_t len);
 
 /* Numeric CSV: each row `features` numbers then `targets` numbers, comma separated. The
- * first line is a header, and skipped, when none of its fields is a number (one that is
- * makes it a row, whose other fields must be numbers too); a header has as many fields as a
- * row. Blank lines are skipped. classes > 0: each target is an integer class label in
+ * first line is a header, and skipped, when a field of it is a name (not a number) and none
+ * looks like a mistyped number (empty, starting with a digit like "3x", or out of f32's
+ * range): "0,1,label" is a header, "1,2,3x" a row with a typo. A header has as many fields
+ * as a row. Blank lines are skipped. classes > 0: each target is an integer class label in
  * 0..classes-1, stored as i32; classes == 0: f32 targets. Numbers are decimal (no hex),
  * finite, and fit in f32. */
 bool rt_load_csv(const char *path, int64_t features, int64_t targets, int classes,

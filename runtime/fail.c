@@ -25,3 +25,16 @@ const char *rt_fmt_double(char *buf, size_t len, double v)
     }
     return buf;
 }
+
+bool rt_parse_whole(const char *s, size_t n, int64_t hi, int64_t *v)
+{
+    int64_t x = 0;
+    for (size_t i = 0; i < n; i++) {
+        int d = s[i] - '0';
+        if (d < 0 || d > 9 || d > hi || x > (hi - d) / 10) /* x * 10 + d <= hi */
+            return false;
+        x = x * 10 + d;
+    }
+    *v = x;
+    return n > 0;
+}

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Formats the message into err (when err and len allow) and returns false, so that a check
  * reads `if (bad) return rt_fail(err, len, "...", ...);`. */
@@ -13,5 +14,9 @@ bool rt_fail(char *err, size_t len, const char *fmt, ...) __attribute__((format(
 /* v as the shortest "%.{1..17}g" that reads back as exactly v (0.1 as 0.1, not
  * 0.10000000000000001), for messages, text IR and metadata; returns buf. */
 const char *rt_fmt_double(char *buf, size_t len, double v);
+
+/* The n characters at s as a whole number: decimal digits only (no sign, space or 0x), at
+ * least one, at most hi; false otherwise, overflow included. */
+bool rt_parse_whole(const char *s, size_t n, int64_t hi, int64_t *v);
 
 #endif

@@ -264,15 +264,16 @@ char *rt_history_text(const rt_history_row *rows, int n)
 
 #define F32_BOUND 3.4028236e38 /* FLT_MAX, a little over: %.9g writes it as 3.40282347e+38 */
 
-/* What a field may hold: a loss of f32 values, a fraction, a duration, a rate. */
-typedef enum { LOSS, ANY_LOSS, FRACTION, SECONDS, RATE } field_kind;
+/* What a field may hold: a loss of f32 values, a metric (an accuracy, or whatever an
+ * unnamed metric sums: any f32, or nan where there is none), a duration, a rate. */
+typedef enum { LOSS, ANY_LOSS, METRIC, SECONDS, RATE } field_kind;
 
 static bool value_ok(field_kind k, double v)
 {
     switch (k) {
     case LOSS: return fabs(v) <= F32_BOUND;
     case ANY_LOSS: return isnan(v) || isinf(v) || fabs(v) <= F32_BOUND;
-    case FRACTION: return isnan(v) || (v >= 0 && v <= 1);
+    case METRIC: return isnan(v) || fabs(v) <= F32_BOUND;
     case SECONDS: return v >= 0 && v <= 1e9;
     default: return isnan(v) || (v >= 0 && isfinite(v));
     }
@@ -281,7 +282,7 @@ static bool value_ok(field_kind k, double v)
 static const char *const expected[] = {
     [LOSS] = "a finite number within f32's range",
     [ANY_LOSS] = "nan, inf or a number within f32's range",
-    [FRACTION] = "nan or a number from 0 to 1",
+    [METRIC] = "nan or a number within f32's range",
     [SECONDS] = "a number from 0 to 1e9",
     [RATE] = "nan or a finite number >= 0",
 };
@@ -303,7 +304,7 @@ bool rt_history_parse(const char *text, const char *path, int64_t epochs, rt_his
 {
     static const char *const names[] = {"train_loss", "train_acc", "test_loss", "test_acc", "seconds",
                                         "samples_per_s"};
-    static const field_kind kinds[] = {LOSS, FRACTION, ANY_LOSS, FRACTION, SECONDS, RATE};
+    static const field_kind kinds[] = {LOSS, METRIC, ANY_LOSS, METRIC, SECONDS, RATE};
     *rows = NULL, *n = 0;
     if (epochs < 0 || epochs > RT_HISTORY_MAX)
         return rt_fail(err, len, "%s: metadata history: the checkpoint is at epoch %" PRId64 ", but a history "
@@ -336,14 +337,20 @@ bool rt_history_parse(const char *text, const char *path, int64_t epochs, rt_his
                     snippet(shown, sizeof shown, s, elen));
             goto fail;
         }
-        /* the epoch: decimal digits, this entry's */
+        /* consecutive epochs, from 1 or from where a run without a history resumed */
         size_t digits = strspn(s, "0123456789");
-        int64_t epoch = 0;
-        for (size_t i = 0; i < digits && i < 19; i++)
-            epoch = epoch * 10 + (s[i] - '0');
-        if (!digits || s[digits] != ',' || digits > 18 || epoch != k + 1) {
-            rt_fail(err, len, "%s: metadata history entry %d: epoch '%s', expected %d (one entry per epoch, in order)",
-                    path, k + 1, snippet(shown, sizeof shown, s, (size_t)(strchr(s, ',') - s)), k + 1);
+        int64_t epoch = 0, want = k ? r[k - 1].epoch + 1 : epochs;
+        bool number = rt_parse_whole(s, digits, epochs, &epoch) && s[digits] == ',' && epoch >= 1;
+        if (!number || (k && epoch != want)) {
+            const char *comma = memchr(s, ',', elen);
+            if (k)
+                rt_fail(err, len, "%s: metadata history entry %d: epoch '%s', expected %" PRId64
+                                  " (one entry per epoch, in order)",
+                        path, k + 1, snippet(shown, sizeof shown, s, comma ? (size_t)(comma - s) : elen), want);
+            else
+                rt_fail(err, len, "%s: metadata history entry 1: epoch '%s', expected a number from 1 to the "
+                                  "checkpoint's %" PRId64, path,
+                        snippet(shown, sizeof shown, s, comma ? (size_t)(comma - s) : elen), epochs);
             goto fail;
         }
         r[k].epoch = epoch;
@@ -366,7 +373,7 @@ bool rt_history_parse(const char *text, const char *path, int64_t epochs, rt_his
         }
         s = end + 1;
     }
-    if (k < epochs) {
+    if (k && r[k - 1].epoch != epochs) {
         rt_fail(err, len, "%s: metadata history entry %d: missing (the checkpoint is at epoch %" PRId64
                           ": one entry per epoch)", path, k + 1, epochs);
         goto fail;

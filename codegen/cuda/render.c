@@ -638,8 +638,9 @@ static void render_gemm(rd *R, const cg_gemm *g, const cg_loop *epi, const bool 
     const char *ael = g->ta ? "A[(k) * M + (i)]" : "A[(i) * K + (k)]";
     const char *bel = g->tb ? "B[(j) * K + (k)]" : "B[(k) * NC + (j)]";
     /* Neighbouring threads load neighbouring addresses of global memory: along k where the
-     * operand's rows run along k, else along the tile's other side. The shared tiles have one
-     * column of padding, so that 16 threads storing down a column hit distinct banks. */
+     * operand's rows run along k, else along the tile's other side. The shared rows are
+     * TILE + 2 floats (2 mod 32 banks), so that a warp storing down two columns (16 k by 2)
+     * hits 32 distinct banks. */
     const char *along_k[2] = {tx(R, "q %% %d", TK), tx(R, "q / %d", TK)},
                *along_m[2] = {tx(R, "q / %d", TILE), tx(R, "q %% %d", TILE)};
     const char *a_kk = g->ta ? along_m[0] : along_k[0], *a_mm = g->ta ? along_m[1] : along_k[1];
@@ -687,7 +688,7 @@ static void render_gemm(rd *R, const cg_gemm *g, const cg_loop *epi, const bool 
             "#pragma unroll\n"
             "            for (int v = 0; v < %d; v++) {\n"
             "                const long long i = i0 + ty * %d + u, j = j0 + tx * %d + v;\n",
-            TK, TILE + 1, TK, TILE + 1, TILE - 1, TILE, TILE - 1, TILE, TILE, TILE, PER, PER, PER, PER, TK, TK, TILE,
+            TK, TILE + 2, TK, TILE + 2, TILE - 1, TILE, TILE - 1, TILE, TILE, TILE, PER, PER, PER, PER, TK, TK, TILE,
             a_kk, a_mm, ael, TK, TILE, b_kk, b_mm, bel, TK, PER, PER, PER, PER, PER, PER, PER, PER, PER, PER, PER);
     if (!epi) {
         fprintf(R->f, "                if (i < M && j < NC) /* beta 0: C is not read (cblas_sgemm's rule) */\n"

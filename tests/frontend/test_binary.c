@@ -246,7 +246,9 @@ Test(binary, resume_refuses_metadata_the_writer_never_writes)
         {"history", "garbage", "bad.st: metadata history entry 1: 'garbage' has 1 field, expected 7"},
         {"history", "1,nan,0.3,1,0.5,0.1,1;2,inf,1,-inf,1,1,1;",
          "bad.st: metadata history entry 1: train_loss is 'nan', expected a finite number within f32's range"},
-        {"history", "5,1,1,1,1,1,1;", "bad.st: metadata history entry 1: epoch '5', expected 1"},
+        {"history", "5,1,1,1,1,1,1;", "bad.st: metadata history entry 1: epoch '5', expected a number from 1 to "
+                                      "the checkpoint's 2"},
+        {"step", "99999999999999999999", "bad.st: metadata step is '99999999999999999999', expected a whole number"},
         {"history", "1,1,1,1,1,1e300,1;2,1,1,1,1,1,1;",
          "bad.st: metadata history entry 1: seconds is '1e300', expected a number from 0 to 1e9"},
         {"history", many, "bad.st: metadata history entry 3: one more than the checkpoint's 2 epochs"},
@@ -283,11 +285,18 @@ Test(binary, resume_refuses_metadata_the_writer_never_writes)
     cr_expect(strstr(out, "epoch 1 2 3 "), "%s", out);
     free(out);
     edit_metadata("ck.st", "nohist.st", "history", NULL);
-    out = run_fmt(&st, "cd %s && ./softmax train --data data --resume nohist.st --epochs 3 --metrics nh.csv && "
-                       "cut -d, -f1 nh.csv | tr '\n' ' '",
+    out = run_fmt(&st, "cd %s && ./softmax train --data data --resume nohist.st --epochs 3 --metrics nh.csv "
+                       "--save resumed.st && cut -d, -f1 nh.csv | tr '\n' ' '",
                   dir);
     cr_assert_eq(st, 0, "%s", out);
     cr_expect(strstr(out, "epoch 3 "), "%s", out);
+    free(out);
+    /* and what that run saved (a history from epoch 3) resumes in turn */
+    out = run_fmt(&st, "cd %s && ./softmax train --data data --resume resumed.st --epochs 4 --metrics r4.csv && "
+                       "cut -d, -f1 r4.csv | tr '\n' ' '",
+                  dir);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_expect(strstr(out, "epoch 3 4 "), "%s", out);
     free(out);
 }
 

@@ -344,6 +344,16 @@ Test(dsl, model_file_errors_through_the_command_line)
     cr_expect_str_eq(out, "tests/data/models/crashes.c: error: the model's code crashed while building the graph "
                           "(SIGSEGV, a bad memory access)\n");
 
+    /* a stack overflow too (the handler runs on a stack of its own) */
+    snprintf(cmd, sizeof cmd, "cd %s && %s ir tests/data/models/recurses.c 2>&1", AG_SOURCE_DIR, bin);
+    p = popen(cmd, "r");
+    n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    st = pclose(p);
+    cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
+    cr_expect_str_eq(out, "tests/data/models/recurses.c: error: the model's code crashed while building the graph "
+                          "(SIGSEGV, a bad memory access)\n");
+
     /* a mistake repeated in a loop: 100 shown, then how many more */
     snprintf(cmd, sizeof cmd, "cd %s && %s ir tests/data/models/many_errors.c 2>&1 | tail -n 3", AG_SOURCE_DIR, bin);
     p = popen(cmd, "r");

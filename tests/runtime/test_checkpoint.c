@@ -794,3 +794,20 @@ Test(checkpoint, numbers_are_written_shortest_and_exact)
     cr_expect_str_eq(rt_fmt_double(buf, sizeof buf, NAN), "nan");
     cr_expect(strtod(rt_fmt_double(buf, sizeof buf, 0.1 + 0.2), NULL) == 0.1 + 0.2, "%s", buf);
 }
+
+/* Whole numbers in metadata: digits only, bounded, no overflow on any length. */
+Test(checkpoint, whole_numbers_are_digits_only_and_bounded)
+{
+    int64_t v = -1;
+    cr_expect(rt_parse_whole("42", 2, 100, &v) && v == 42);
+    cr_expect(rt_parse_whole("100", 3, 100, &v) && v == 100);
+    cr_expect_not(rt_parse_whole("101", 3, 100, &v));
+    cr_expect_not(rt_parse_whole("5", 1, 2, &v));
+    cr_expect_not(rt_parse_whole("", 0, 100, &v));
+    cr_expect_not(rt_parse_whole("+1", 2, 100, &v));
+    cr_expect_not(rt_parse_whole(" 1", 2, 100, &v));
+    cr_expect_not(rt_parse_whole("0x1", 3, 100, &v));
+    cr_expect(rt_parse_whole("9223372036854775807", 19, INT64_MAX, &v) && v == INT64_MAX);
+    cr_expect_not(rt_parse_whole("9223372036854775808", 19, INT64_MAX, &v));
+    cr_expect_not(rt_parse_whole("99999999999999999999999", 23, INT64_MAX, &v));
+}

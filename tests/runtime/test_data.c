@@ -384,19 +384,27 @@ Test(data, csv_first_line_rule)
 {
     expect_csv("a.csv", "1,2,3x\n4,5,6\n", 2, 0, "%s:1:3: expected a number, found '3x'");
     expect_csv("a.csv", "1,2,3,\n4,5,6\n", 2, 0, "%s:1: 4 fields, expected 3 (2 features + 1 target)");
-    expect_csv("a.csv", "x1,x2,3x\n", 2, 0,
+    expect_csv("a.csv", "x1,x2,3x\n", 2, 0, "%s:1:1: expected a number, found 'x1'");
+    expect_csv("a.csv", "x1,x2,y\n", 2, 0,
                "%s: only a header line, expected rows of 3 numbers (2 features + 1 target)");
     expect_csv("a.csv", "1e39,b,c\n1,2,3\n", 2, 0, "%s:1:1: expected a number within f32 range, found '1e39'");
     /* a header has a row's fields; one field where several are due is most likely another separator */
     expect_csv("a.csv", "a,b\n1,2,3\n", 2, 0, "%s:1: a header of 2 fields, expected 3 (2 features + 1 target)");
     expect_csv("a.csv", "1;2;3\n", 2, 0,
+               "%s:1: 1 field, expected 3 (2 features + 1 target) (fields are separated by commas, not ';')");
+    expect_csv("a.csv", "1\t2\t3\n", 2, 0,
+               "%s:1: 1 field, expected 3 (2 features + 1 target) (fields are separated by commas, not tabs)");
+    expect_csv("a.csv", "a;b;c\n", 2, 0,
                "%s:1: a header of 1 field, expected 3 (2 features + 1 target) (fields are separated by commas, "
                "not ';')");
-    expect_csv("a.csv", "1\t2\t3\n", 2, 0,
-               "%s:1: a header of 1 field, expected 3 (2 features + 1 target) (fields are separated by commas, "
-               "not tabs)");
     expect_csv("a.csv", "a,b,c\n1;2;3\n", 2, 0,
                "%s:2: 1 field, expected 3 (2 features + 1 target) (fields are separated by commas, not ';')");
+
+    /* integer column names and a named label (pandas' to_csv of a numpy array): a header */
+    rt_dataset h;
+    cr_assert(rt_load_csv(put_str("p.csv", "0,1,label\n1,2,3\n"), 2, 1, 0, &h, err, sizeof err), "%s", err);
+    cr_expect_eq(h.n, 1);
+    rt_dataset_free(&h);
 
     /* no length limit on a field: a long header name, a long number */
     char text[1024], name[300];
@@ -627,6 +635,14 @@ Test(data, gzip_bytes_after_the_stream)
     put("i.gzip", gz, n + 4);
     expect_idx("i.gzip", "l", 10, "$I: offset 16: truncated: expected 30 bytes of image data (5 x 3 x 2), found 20 (the "
                                 "gzip stream ends there; 4 bytes that are not gzip follow it)");
+    /* zeros after the stream are padding, as gzip -t takes them */
+    n = gzip_member(img, idx_images(img, 0x803, 5, 3, 2, 30), gz, sizeof gz);
+    memset(gz + n, 0, 512);
+    put("i.gzip", gz, n + 512);
+    rt_dataset z;
+    cr_assert(rt_load_idx(at("i.gzip"), at("l"), 6, 10, &z, err, sizeof err), "%s", err);
+    check_small(&z);
+    rt_dataset_free(&z);
     /* a second gzip member is more of the same file, as gunzip reads it */
     idx_images(img, 0x803, 5, 3, 2, 30);
     n = gzip_member(img, 20, gz, sizeof gz);

@@ -255,28 +255,30 @@ Test(history, metadata_refused_with_its_entry)
         {"1,2;", 2, "history entry 1: '1,2' has 2 fields, expected 7: epoch,train_loss,train_acc,test_loss,test_acc,"
                     "seconds,samples_per_s"},
         {"1,1,1,1,1,1,1", 1, "history entry 1: '1,1,1,1,1,1,1' does not end with ';'"},
-        {"5,1,1,1,1,1,1;", 2, "history entry 1: epoch '5', expected 1 (one entry per epoch, in order)"},
+        {"5,1,1,1,1,1,1;", 2, "history entry 1: epoch '5', expected a number from 1 to the checkpoint's 2"},
+        {"1,1,1,1,1,1,1;3,1,1,1,1,1,1;", 3, "history entry 2: epoch '3', expected 2 (one entry per epoch, in order)"},
+        {"99999999999999999999,1,1,1,1,1,1;", 2,
+         "history entry 1: epoch '99999999999999999999', expected a number from 1 to the checkpoint's 2"},
         {"1,1,1,1,1,1,1;1,1,1,1,1,1,1;", 2, "history entry 2: epoch '1', expected 2 (one entry per epoch, in order)"},
-        {" 1,1,1,1,1,1,1;", 1, "history entry 1: epoch ' 1', expected 1 (one entry per epoch, in order)"},
-        {"0x1,1,1,1,1,1,1;", 1, "history entry 1: epoch '0x1', expected 1 (one entry per epoch, in order)"},
+        {" 1,1,1,1,1,1,1;", 1, "history entry 1: epoch ' 1', expected a number from 1 to the checkpoint's 1"},
+        {"0x1,1,1,1,1,1,1;", 1, "history entry 1: epoch '0x1', expected a number from 1 to the checkpoint's 1"},
         {many, 2, "history entry 3: one more than the checkpoint's 2 epochs (one entry per epoch)"},
         {"1,1,1,1,1,1,1;", 2, "history entry 2: missing (the checkpoint is at epoch 2: one entry per epoch)"},
-        {"", 1, "history entry 1: missing (the checkpoint is at epoch 1: one entry per epoch)"},
         {"1,nan,1,1,1,1,1;", 1, "history entry 1: train_loss is 'nan', expected a finite number within f32's range"},
         {"1,1e300,1,1,1,1,1;", 1,
          "history entry 1: train_loss is '1e300', expected a finite number within f32's range"},
-        {"1,1,1.5,1,1,1,1;", 1, "history entry 1: train_acc is '1.5', expected nan or a number from 0 to 1"},
+        {"1,1,1e300,1,1,1,1;", 1, "history entry 1: train_acc is '1e300', expected nan or a number within f32's range"},
         {"1,1,1,-1e300,1,1,1;", 1,
          "history entry 1: test_loss is '-1e300', expected nan, inf or a number within f32's range"},
         {"1,1,1,1e999,1,1,1;", 1,
          "history entry 1: test_loss is '1e999', expected nan, inf or a number within f32's range"},
-        {"1,1,1,1,-0.5,1,1;", 1, "history entry 1: test_acc is '-0.5', expected nan or a number from 0 to 1"},
+        {"1,1,1,1,-1e300,1,1;", 1, "history entry 1: test_acc is '-1e300', expected nan or a number within f32's range"},
         {"1,1,1,1,1,1e300,1;", 1, "history entry 1: seconds is '1e300', expected a number from 0 to 1e9"},
         {"1,1,1,1,1,nan,1;", 1, "history entry 1: seconds is 'nan', expected a number from 0 to 1e9"},
         {"1,1,1,1,1,1,inf;", 1, "history entry 1: samples_per_s is 'inf', expected nan or a finite number >= 0"},
         {"1,1,1,1,1, 1,1;", 1, "history entry 1: seconds is ' 1', expected a number from 0 to 1e9"},
-        {"1,1,,1,1,1,1;", 1, "history entry 1: train_acc is '', expected nan or a number from 0 to 1"},
-        {"1,1,1x,1,1,1,1;", 1, "history entry 1: train_acc is '1x', expected nan or a number from 0 to 1"},
+        {"1,1,,1,1,1,1;", 1, "history entry 1: train_acc is '', expected nan or a number within f32's range"},
+        {"1,1,1x,1,1,1,1;", 1, "history entry 1: train_acc is '1x', expected nan or a number within f32's range"},
         {"1,1,1,1,1,1,1;", 200000, "history: the checkpoint is at epoch 200000, but a history holds at most 100000 "
                                    "epochs"},
     };
@@ -300,6 +302,25 @@ Test(history, metadata_refused_with_its_entry)
                                    sizeof err));
     cr_assert_str_eq(err, "ck.st: metadata history entry 1: samples_per_s is '1?', expected nan or a finite number "
                           ">= 0");
+}
+
+/* What the writer writes is read back: from epoch 1, or from where a run resumed from a
+ * checkpoint without a history; a metric that is no accuracy (an unnamed one) holds any f32. */
+Test(history, metadata_the_writer_writes_is_accepted)
+{
+    char err[256];
+    rt_history_row *r = NULL;
+    int n = -1;
+    cr_assert(rt_history_parse("3,1,-0.13,1,2.5,1,1;4,1,0.5,1,0.5,1,1;", "ck.st", 4, &r, &n, err, sizeof err), "%s",
+              err);
+    cr_expect_eq(n, 2);
+    cr_expect_eq(r[0].epoch, 3);
+    cr_expect_eq(r[1].epoch, 4);
+    cr_expect_eq(r[0].train_acc, -0.13);
+    free(r);
+    cr_assert(rt_history_parse("", "ck.st", 1, &r, &n, err, sizeof err), "%s", err);
+    cr_expect_eq(n, 0);
+    cr_expect_null(r);
 }
 
 /* Overwriting keeps one file, with the new content. */
