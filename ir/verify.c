@@ -367,7 +367,7 @@ static bool check_train(const ir_graph *g, char *err, size_t len)
             if (!strcmp(t->groups[k].name, gr->name))
                 return failv(err, len, "verify: train: group %s is declared twice", gr->name);
         if (!(gr->wd_scale >= 0 && gr->wd_scale <= FLT_MAX && gr->lr_scale >= 0 && gr->lr_scale <= FLT_MAX))
-            return failv(err, len, "verify: train: group %s: wd_scale %g and lr_scale %g must be finite and >= 0", gr->name,
+            return failv(err, len, "verify: train: group %s: wd_scale %g and lr_scale %g must be finite, >= 0 and fit an f32", gr->name,
                          gr->wd_scale, gr->lr_scale);
         if (gr->nparams < 0 || (gr->nparams > 0 && !gr->params))
             return failv(err, len, "verify: train: group %s: broken param array", gr->name);

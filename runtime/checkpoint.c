@@ -223,7 +223,7 @@ static int sync_folder(const char *path)
     return r == EINVAL ? 0 : r; /* a file system that cannot sync folders */
 }
 
-static char *temp_name(const char *path)
+char *rt_temp_name(const char *path)
 {
     size_t tlen = strlen(path) + 32;
     char *tmp = malloc(tlen);
@@ -242,7 +242,7 @@ bool rt_check_output_path(const char *path, bool probe, char *err, size_t len)
         return rt_fail(err, len, "%s: exists and is not a regular file", path);
     if (!probe)
         return true;
-    char *tmp = temp_name(path);
+    char *tmp = rt_temp_name(path);
     if (!tmp)
         return rt_fail(err, len, "%s: cannot write: %s", path, strerror(ENOMEM));
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666); /* as the save's fopen(tmp, "wb") */
@@ -341,7 +341,7 @@ bool rt_ckpt_save(const char *path, const rt_ckpt_tensor *t, int nt, const rt_ck
     put(&h, "}", 1);
     while (h.n % 8) /* so that the buffer starts 8-aligned in the file */
         put(&h, " ", 1);
-    char *tmp = temp_name(path);
+    char *tmp = rt_temp_name(path);
     if (h.oom || !tmp) {
         free(h.p), free(tmp);
         return rt_fail(err, len, "%s: cannot write: %s", path, strerror(ENOMEM));

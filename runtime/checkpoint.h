@@ -53,6 +53,9 @@ bool rt_ckpt_save(const char *path, const rt_ckpt_tensor *t, int nt, const rt_ck
  * "PATH: cannot write: <strerror>". A regular file at PATH is not touched. */
 bool rt_check_output_path(const char *path, bool probe, char *err, size_t len);
 
+/* PATH.tmp.<pid>, malloc'd (NULL when out of memory): where an atomic write goes first. */
+char *rt_temp_name(const char *path);
+
 /* A loaded checkpoint; it owns everything its pointers reach. */
 typedef struct rt_ckpt {
     int n; /* tensors, in the header's order */

@@ -27,11 +27,9 @@ static bool write_atomic(const char *path, emit_fn *emit, const history *h, char
         return rt_fail(err, len, "%s: cannot write: bad arguments (%d rows)", path, h->n);
     if (!rt_check_output_path(path, false, err, len)) /* the rename would replace a device or FIFO */
         return false;
-    size_t tlen = strlen(path) + 32;
-    char *tmp = malloc(tlen);
+    char *tmp = rt_temp_name(path);
     if (!tmp)
         return rt_fail(err, len, "%s: cannot write: %s", path, strerror(ENOMEM));
-    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
 
     int e = 0;
     errno = 0;

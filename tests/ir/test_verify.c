@@ -341,7 +341,7 @@ Test(text, verify_train_groups_and_options)
     expect_verify(g, "verify: train: group 0: name \"\" is not an identifier");
     g = train_graph();
     g->train->groups[0].lr_scale = INFINITY;
-    expect_verify(g, "verify: train: group weights: wd_scale 1 and lr_scale inf must be finite and >= 0");
+    expect_verify(g, "verify: train: group weights: wd_scale 1 and lr_scale inf must be finite, >= 0 and fit an f32");
     g = train_graph();
     g->train->groups = NULL;
     expect_verify(g, "verify: train: broken group array");
