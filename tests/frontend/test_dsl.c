@@ -302,31 +302,34 @@ Test(dsl, hash_consing_and_numbers)
     ag_graph_free(g);
 }
 
-/* A model file with mistakes, through the command line: every error in the GCC form with
- * the path as given, exit 1. */
-Test(dsl, model_file_errors_through_the_command_line)
+/* aotgrad ir on a model of tests/data/models, from the source folder: its exit status, and
+ * stderr with stdout in out (the last lines only, where `tail` is set) */
+static int ir_of(const char *model, const char *tail, char *out, size_t size)
 {
     const char *bin = getenv("AOTGRAD_BIN");
     cr_assert_not_null(bin, "AOTGRAD_BIN is not set (run through ctest)");
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "cd %s && %s ir tests/data/models/bad_shapes.c 2>&1", AG_SOURCE_DIR, bin);
+    snprintf(cmd, sizeof cmd, "cd %s && %s ir tests/data/models/%s 2>&1%s%s", AG_SOURCE_DIR, bin, model,
+             tail ? " | tail -n " : "", tail ? tail : "");
     FILE *p = popen(cmd, "r");
-    char out[4096] = {0};
-    size_t n = fread(out, 1, sizeof out - 1, p);
+    cr_assert_not_null(p);
+    size_t n = fread(out, 1, size - 1, p);
     out[n] = 0;
-    int st = pclose(p);
-    cr_assert_eq(WEXITSTATUS(st), 1, "%s", out);
+    return WEXITSTATUS(pclose(p));
+}
+
+/* A model file with mistakes, through the command line: every error in the GCC form with
+ * the path as given, exit 1. */
+Test(dsl, model_file_errors_through_the_command_line)
+{
+    char out[4096];
+    cr_assert_eq(ir_of("bad_shapes.c", NULL, out, sizeof out), 1, "%s", out);
     cr_assert_str_eq(out, "tests/data/models/bad_shapes.c:10: error: matmul: inner dimensions differ: [N,784] x [128,10]\n"
                           "tests/data/models/bad_shapes.c:12: error: sum: axis 3 out of range for [N,10]\n"
                           "tests/data/models/bad_shapes.c: 2 errors\n");
 
     /* mistakes with no graph at hand (an uninitialized ag_val, a NULL graph) count too */
-    snprintf(cmd, sizeof cmd, "cd %s && %s ir tests/data/models/bad_handles.c 2>&1", AG_SOURCE_DIR, bin);
-    p = popen(cmd, "r");
-    n = fread(out, 1, sizeof out - 1, p);
-    out[n] = 0;
-    st = pclose(p);
-    cr_assert_eq(WEXITSTATUS(st), 1, "%s", out);
+    cr_assert_eq(ir_of("bad_handles.c", NULL, out, sizeof out), 1, "%s", out);
     cr_assert_str_eq(out, "tests/data/models/bad_handles.c:10: error: add: an operand is not a value of any graph "
                           "(uninitialized ag_val?)\n"
                           "tests/data/models/bad_handles.c:11: error: relu: an operand is not a value of any graph "
@@ -334,32 +337,17 @@ Test(dsl, model_file_errors_through_the_command_line)
                           "tests/data/models/bad_handles.c:12: error: output: the graph is NULL\n"
                           "tests/data/models/bad_handles.c: 3 errors\n");
 
-    /* the model's own code crashing is named as such, with its file */
-    snprintf(cmd, sizeof cmd, "cd %s && %s ir tests/data/models/crashes.c 2>&1", AG_SOURCE_DIR, bin);
-    p = popen(cmd, "r");
-    n = fread(out, 1, sizeof out - 1, p);
-    out[n] = 0;
-    st = pclose(p);
-    cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
+    /* the model's own code crashing is named as such, with its file; a stack overflow too
+     * (the handler runs on a stack of its own) */
+    cr_expect_eq(ir_of("crashes.c", NULL, out, sizeof out), 1, "%s", out);
     cr_expect_str_eq(out, "tests/data/models/crashes.c: error: the model's code crashed while building the graph "
                           "(SIGSEGV, a bad memory access)\n");
-
-    /* a stack overflow too (the handler runs on a stack of its own) */
-    snprintf(cmd, sizeof cmd, "cd %s && %s ir tests/data/models/recurses.c 2>&1", AG_SOURCE_DIR, bin);
-    p = popen(cmd, "r");
-    n = fread(out, 1, sizeof out - 1, p);
-    out[n] = 0;
-    st = pclose(p);
-    cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
+    cr_expect_eq(ir_of("recurses.c", NULL, out, sizeof out), 1, "%s", out);
     cr_expect_str_eq(out, "tests/data/models/recurses.c: error: the model's code crashed while building the graph "
                           "(SIGSEGV, a bad memory access)\n");
 
     /* a mistake repeated in a loop: 100 shown, then how many more */
-    snprintf(cmd, sizeof cmd, "cd %s && %s ir tests/data/models/many_errors.c 2>&1 | tail -n 3", AG_SOURCE_DIR, bin);
-    p = popen(cmd, "r");
-    n = fread(out, 1, sizeof out - 1, p);
-    out[n] = 0;
-    pclose(p);
+    ir_of("many_errors.c", "3", out, sizeof out);
     cr_expect_str_eq(out, "tests/data/models/many_errors.c:9: error: sum: axis 7 out of range for [N,4]\n"
                           "tests/data/models/many_errors.c: (50 more errors not shown)\n"
                           "tests/data/models/many_errors.c: 150 errors\n");
