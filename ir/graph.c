@@ -451,3 +451,37 @@ ir_graph *ir_clone_live(const ir_graph *g)
     free(names);
     return h;
 }
+
+/* whether nodes a and b are outputs of one kernel call (lowering runs its body once) */
+static bool same_call(const ir_graph *g, int32_t a, int32_t b)
+{
+    return a == b || (g->node[a].op == IR_kernel && g->node[b].op == IR_kernel &&
+                      g->node[a].attr.kernel == g->node[b].attr.kernel);
+}
+
+void ir_lifetimes(const ir_graph *g, int32_t *birth, int32_t *last)
+{
+    for (int32_t i = 0; i < g->n; i++) {
+        birth[i] = last[i] = i;
+        for (int32_t j = 0; j < i && g->node[i].op == IR_kernel && birth[i] == i; j++)
+            if (same_call(g, i, j))
+                birth[i] = j;
+    }
+    for (int32_t i = 0; i < g->n; i++)
+        for (int k = 0; k < g->node[i].nin; k++)
+            last[g->node[i].in[k]] = i;
+    for (int i = 0; i < g->nout; i++)
+        last[g->out[i].id] = g->n;
+}
+
+int32_t ir_read_after(const ir_graph *g, int32_t v, int32_t from, int32_t self)
+{
+    for (int32_t r = from < 0 ? 0 : from; r < g->n; r++)
+        for (int k = 0; k < g->node[r].nin; k++)
+            if (g->node[r].in[k] == v && !(self >= 0 && same_call(g, r, self)))
+                return r;
+    for (int i = 0; i < g->nout; i++)
+        if (g->out[i].id == v)
+            return g->n;
+    return -1;
+}

@@ -230,6 +230,16 @@ ir_graph *ir_clone_live(const ir_graph *g);
 /* Adopt body as a kernel of g (g frees it); returns its index. */
 int32_t ir_add_kernel(ir_graph *g, ir_graph *body);
 
+/* When each value is alive as the graph runs in node order: from birth[i], the node that
+ * computes it (for an output of a fused kernel, the kernel's first node: the body runs once,
+ * there, for all its outputs), to last[i], its last reader (g->n for a graph output). The
+ * memory planner and the verifier both read lives from here. */
+void ir_lifetimes(const ir_graph *g, int32_t *birth, int32_t *last);
+/* The first node at or after `from` that reads v, other than the nodes of kernel call `self`
+ * (a node's index; -1: none), whose body reads it once with the rest; else g->n if v is a
+ * graph output (read after the last node), else -1. */
+int32_t ir_read_after(const ir_graph *g, int32_t v, int32_t from, int32_t self);
+
 /* A node with its op and operands set and everything else zero. */
 ir_node ir_node_make(ir_op op, int32_t nin, const int32_t *in);
 

@@ -459,19 +459,14 @@ static bool check_plan(const ir_graph *g, char *err, size_t len)
         return failv(err, len, "verify: memory: the arena's size %lld is negative", (long long)p->arena);
     int32_t n = g->n;
     int64_t *bytes = calloc((size_t)(n > 0 ? n : 1), sizeof *bytes);
-    int32_t *last = malloc(sizeof *last * (size_t)(n > 0 ? n : 1));
-    if (!bytes || !last) {
+    int32_t *last = malloc(sizeof *last * (size_t)(n > 0 ? n : 1)), *birth = malloc(sizeof *birth * (size_t)(n > 0 ? n : 1));
+    if (!bytes || !last || !birth) {
         fprintf(stderr, "aotgrad: out of memory\n");
         exit(1);
     }
-    /* a value lives from the node computing it to its last reader; an output, to the end */
-    for (int32_t i = 0; i < n; i++)
-        last[i] = i;
-    for (int32_t i = 0; i < n; i++)
-        for (int k = 0; k < g->node[i].nin; k++)
-            last[g->node[i].in[k]] = i;
-    for (int32_t i = 0; i < g->nout; i++)
-        last[g->out[i].id] = n;
+    /* a value lives from the node computing it (a kernel's outputs from its first node) to its
+     * last reader; an output, to the end */
+    ir_lifetimes(g, birth, last);
     bool ok = true;
     for (int32_t i = 0; ok && i < n; i++) {
         const ir_node *v = &g->node[i];
@@ -506,10 +501,10 @@ static bool check_plan(const ir_graph *g, char *err, size_t len)
                            ir_type_str(w->dtype, &w->shape, tp, sizeof tp));
             else if (last[into] == n)
                 ok = failv(err, len, "verify: memory: %s overwrites %s, an output (read after the last node)", a, b);
-            else if (last[into] > i) {
+            else if (ir_read_after(g, into, birth[i], i) >= 0) { /* written at its kernel's first node */
                 char c[64];
                 ok = failv(err, len, "verify: memory: %s overwrites %s, which %s reads after it", a, b,
-                           value_name(g, last[into], c, sizeof c));
+                           value_name(g, ir_read_after(g, into, birth[i], i), c, sizeof c));
             }
             for (int32_t j = 0; ok && j < i; j++)
                 if (p->inplace[j] == into) {
@@ -530,8 +525,8 @@ static bool check_plan(const ir_graph *g, char *err, size_t len)
     }
     /* values alive together (each read at or after the other's birth) share no byte */
     for (int32_t i = 0; ok && i < n; i++)
-        for (int32_t j = i + 1; ok && j < n && p->offset[i] >= 0 && j <= last[i]; j++) {
-            if (p->offset[j] < 0)
+        for (int32_t j = i + 1; ok && j < n && p->offset[i] >= 0; j++) {
+            if (p->offset[j] < 0 || birth[j] > last[i] || birth[i] > last[j])
                 continue;
             int64_t lo = p->offset[i] > p->offset[j] ? p->offset[i] : p->offset[j];
             int64_t ei = p->offset[i] + bytes[i], ej = p->offset[j] + bytes[j], hi = ei < ej ? ei : ej;
@@ -541,6 +536,7 @@ static bool check_plan(const ir_graph *g, char *err, size_t len)
                            (long long)(hi - 1));
         }
     free(last);
+    free(birth);
     free(bytes);
     return ok;
 }

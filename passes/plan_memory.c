@@ -1,8 +1,9 @@
 /* plan_memory: where each value lives while the graph runs, at the batch its training
  * declares.
  *
- * Liveness is taken over the final schedule (node order): a value lives from the node that
- * computes it to its last reader, or to the end when it is an output. Values are placed in
+ * Liveness is taken over the final schedule (node order, ir_lifetimes): a value lives from
+ * the node that computes it (a fused kernel's outputs all from its first node, where its
+ * body runs) to its last reader, or to the end when it is an output. Values are placed in
  * one arena, largest first, each at the lowest offset free of every value whose life
  * overlaps it, so dead values' bytes are reused. A parameter's update (P.next) overwrites P
  * in place when nothing reads P after it: no updated copy of any weight is kept.
@@ -37,23 +38,6 @@ static int32_t updated_param(const ir_graph *g, const char *out)
     return ir_find_source(g, IR_param, name);
 }
 
-static int32_t *last_uses(const ir_graph *g)
-{
-    int32_t *last = malloc(sizeof *last * (size_t)(g->n ? g->n : 1));
-    if (!last) {
-        fprintf(stderr, "aotgrad: out of memory\n");
-        exit(1);
-    }
-    for (int32_t i = 0; i < g->n; i++)
-        last[i] = i;
-    for (int32_t i = 0; i < g->n; i++)
-        for (int k = 0; k < g->node[i].nin; k++)
-            last[g->node[i].in[k]] = i;
-    for (int i = 0; i < g->nout; i++)
-        last[g->out[i].id] = g->n; /* read after the last node */
-    return last;
-}
-
 ir_plan *plan_memory(ir_graph *g, int64_t batch)
 {
     int32_t n = g->n;
@@ -61,17 +45,19 @@ ir_plan *plan_memory(ir_graph *g, int64_t batch)
     p->batch = batch;
     p->offset = ir_alloc(g, sizeof *p->offset * (size_t)(n ? n : 1));
     p->inplace = ir_alloc(g, sizeof *p->inplace * (size_t)(n ? n : 1));
-    int32_t *last = last_uses(g), *order = malloc(sizeof *order * (size_t)(n ? n : 1));
-    if (!order) {
+    int32_t *birth = malloc(sizeof *birth * (size_t)(n ? n : 1)), *last = malloc(sizeof *last * (size_t)(n ? n : 1)),
+            *order = malloc(sizeof *order * (size_t)(n ? n : 1));
+    if (!birth || !last || !order) {
         fprintf(stderr, "aotgrad: out of memory\n");
         exit(1);
     }
+    ir_lifetimes(g, birth, last);
     for (int32_t i = 0; i < n; i++)
         p->offset[i] = -1, p->inplace[i] = -1;
     for (int i = 0; i < g->nout; i++) {
         int32_t u = g->out[i].id, param = updated_param(g, g->out[i].name);
-        if (param < 0 || !computed(&g->node[u]) || last[param] > u)
-            continue; /* P is read after its update: the update needs a buffer of its own */
+        if (param < 0 || !computed(&g->node[u]) || ir_read_after(g, param, birth[u], u) >= 0)
+            continue; /* P is read after its update is written: the update needs a buffer of its own */
         if (g->node[u].dtype != g->node[param].dtype || !ir_shape_eq(&g->node[u].shape, &g->node[param].shape))
             continue; /* not a value P's buffer holds */
         p->inplace[u] = param;
@@ -98,7 +84,7 @@ ir_plan *plan_memory(ir_graph *g, int64_t batch)
             moved = false;
             for (int b = 0; b < a; b++) {
                 int32_t w = order[b];
-                bool alive_together = v <= last[w] && w <= last[v];
+                bool alive_together = birth[v] <= last[w] && birth[w] <= last[v];
                 int64_t wsize = (bytes_of(&g->node[w], batch) + ALIGN - 1) / ALIGN * ALIGN;
                 if (alive_together && at < p->offset[w] + wsize && p->offset[w] < at + size) {
                     at = p->offset[w] + wsize;
@@ -112,6 +98,7 @@ ir_plan *plan_memory(ir_graph *g, int64_t batch)
     }
     free(order);
     free(last);
+    free(birth);
     g->plan = p;
     return p;
 }
