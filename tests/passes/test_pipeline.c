@@ -277,6 +277,34 @@ Test(pipeline, the_mlp_memory_plan_is_near_its_lower_bound)
     ir_graph_free(m);
 }
 
+/* The verifier knows a kernel's outputs are written together, at its first node: a later
+ * sibling placed over a value read between the two is refused. */
+Test(pipeline, the_verifier_sees_a_kernel_s_outputs_born_together)
+{
+    ir_graph *m = fe_load(AG_SOURCE_DIR "/tests/data/models/linreg_metric.c", getenv("AOTGRAD_INCLUDE"), NULL);
+    cr_assert_not_null(m);
+    char err[512];
+    ir_graph *g = pass_run(m, true, NULL, NULL, NULL, err, sizeof err);
+    cr_assert_not_null(g, "%s", err);
+    int32_t a = -1, b = -1; /* siblings a < b, a's value read by a node between them */
+    for (int32_t i = 0; i < g->n && b < 0; i++)
+        for (int32_t j = i + 1; j < g->n && b < 0; j++)
+            if (g->node[i].op == IR_kernel && g->node[j].op == IR_kernel &&
+                g->node[i].attr.kernel == g->node[j].attr.kernel && g->plan->offset[i] >= 0 &&
+                g->plan->offset[j] >= 0)
+                for (int32_t r = i + 1; r < j && b < 0; r++)
+                    for (int k = 0; k < g->node[r].nin; k++)
+                        if (g->node[r].in[k] == i)
+                            a = i, b = j;
+    cr_assert(b >= 0, "linreg_metric's train step has no such siblings");
+    cr_assert(ir_verify(g, err, sizeof err), "%s", err);
+    g->plan->offset[b] = g->plan->offset[a];
+    cr_assert_not(ir_verify(g, err, sizeof err));
+    cr_expect(strstr(err, "are alive together and overlap"), "%s", err);
+    ir_graph_free(g);
+    ir_graph_free(m);
+}
+
 /* Adversarial dumps: a cycle, and a shape that lies about what its op computes. */
 Test(pipeline, adversarial_dumps_are_rejected)
 {
