@@ -165,7 +165,8 @@ typedef struct ag_optimizer {
 typedef struct ag_fit {
     int _;                   /* lets the list be empty */
     ag_val metric;           /* a scalar summed over an epoch, divided by its samples */
-    const char *metric_name; /* its output's name: default "correct" */
+    const char *metric_name; /* its output's name; may be left out only for ag_correct's count
+                                (then "correct", reported as an accuracy) */
     ag_val predict;          /* what predictions read (logits, y_hat); optional */
     const char *data;        /* "fashion-mnist", a path, or "synthetic-linear w=2,-3.4 b=4.2 train=1000" */
     int64_t batch, epochs;   /* defaults for the command line */

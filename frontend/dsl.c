@@ -618,6 +618,19 @@ static bool declare_output(ag_loc at, ir_graph *g, const char *who, const char *
     return true;
 }
 
+/* Whether id is ag_correct's value: sum(cast(eq(argmax(...), labels))), in either order of
+ * eq's operands. */
+static bool is_correct_count(const ir_graph *g, int32_t id)
+{
+    if (id < 0 || id >= g->n || g->node[id].op != IR_sum)
+        return false;
+    const ir_node *cast = &g->node[g->node[id].in[0]];
+    if (cast->op != IR_cast || g->node[cast->in[0]].op != IR_eq)
+        return false;
+    const ir_node *eq = &g->node[cast->in[0]];
+    return g->node[eq->in[0]].op == IR_argmax || g->node[eq->in[1]].op == IR_argmax;
+}
+
 void ag_minimize_at(ag_loc at, ag_graph *g, ag_val loss, ag_optimizer opt, ag_fit fit)
 {
     if (!g) {
@@ -650,6 +663,11 @@ void ag_minimize_at(ag_loc at, ag_graph *g, ag_val loss, ag_optimizer opt, ag_fi
         return;
     }
     const char *metric = fit.metric_name ? fit.metric_name : "correct";
+    if (fit.metric.g == g && !fit.metric_name && !is_correct_count(g, fit.metric.id)) {
+        record(g, at, "minimize: name the metric (.metric_name = \"...\"): an unnamed one is taken for "
+                      "ag_correct's count and reported as an accuracy");
+        return;
+    }
     if (fit.metric.g && !is_identifier(metric)) {
         record(g, at, "minimize: metric name \"%s\" is not an identifier", metric);
         return;

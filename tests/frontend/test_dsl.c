@@ -202,6 +202,14 @@ static void empty_choice(ag_graph *g, int *line)
     ag_output(g, "o", ag_input(g, "x", AG_F32, 3));
 }
 
+static void unnamed_metric(ag_graph *g, int *line)
+{
+    ag_val x = ag_input(g, "x", AG_F32, AG_N, 2);
+    ag_val w = ag_param(g, "w", ag_zeros(), 2);
+    ag_val l = ag_square(ag_mv(x, w));
+    MARK; ag_minimize(g, ag_mean(l), ag_sgd(.lr = 0.1), .metric = ag_sum(l));
+}
+
 static const dsl_case cases[] = {
     {"matmul_inner", matmul_inner, "matmul: inner dimensions differ: [N,784] x [128,10]"},
     {"broadcast", broadcast, "add: cannot broadcast [N,784] and [10]"},
@@ -230,6 +238,9 @@ static const dsl_case cases[] = {
     {"batch_twice", batch_twice, "add: the batch dim N would appear 2 times in [N,N]"},
     {"only_numbers", only_numbers, "mul: an operand is not a value of any graph (uninitialized ag_val?)"},
     {"too_many_elements", too_many_elements, "input: [4000000000,4000000000] has more than 2^40 elements per batch item"},
+    {"unnamed_metric", unnamed_metric,
+     "minimize: name the metric (.metric_name = \"...\"): an unnamed one is taken for ag_correct's count and "
+     "reported as an accuracy"},
     {"minimize_nothing", minimize_nothing, "minimize: the graph has no parameter (ag_param) to train"},
     {"empty_choice", empty_choice, "option act: the choices \"relu||tanh\" have an empty one"},
     {"init_not_finite", init_not_finite, "param w: initializer arguments 0, inf: must be finite f32 numbers"},
