@@ -337,18 +337,17 @@ bool rt_history_parse(const char *text, const char *path, int64_t epochs, rt_his
         }
         /* consecutive epochs, from 1 or from where a run without a history resumed */
         size_t digits = strspn(s, "0123456789");
-        int64_t epoch = 0, want = k ? r[k - 1].epoch + 1 : epochs;
+        int64_t epoch = 0;
         bool number = rt_parse_whole(s, digits, epochs, &epoch) && s[digits] == ',' && epoch >= 1;
-        if (!number || (k && epoch != want)) {
+        if (!number || (k && epoch != r[k - 1].epoch + 1)) {
             const char *comma = memchr(s, ',', elen);
+            snippet(shown, sizeof shown, s, comma ? (size_t)(comma - s) : elen);
             if (k)
                 rt_fail(err, len, "%s: metadata history entry %d: epoch '%s', expected %" PRId64
-                                  " (one entry per epoch, in order)",
-                        path, k + 1, snippet(shown, sizeof shown, s, comma ? (size_t)(comma - s) : elen), want);
+                                  " (one entry per epoch, in order)", path, k + 1, shown, r[k - 1].epoch + 1);
             else
                 rt_fail(err, len, "%s: metadata history entry 1: epoch '%s', expected a number from 1 to the "
-                                  "checkpoint's %" PRId64, path,
-                        snippet(shown, sizeof shown, s, comma ? (size_t)(comma - s) : elen), epochs);
+                                  "checkpoint's %" PRId64, path, shown, epochs);
             goto fail;
         }
         r[k].epoch = epoch;

@@ -395,10 +395,6 @@ static void render_vec4(rd *R, const cg_loop *l, const char *const *idx, cg_cuda
     }
     for (int s = 0; s < l->nstores && !R->failed; s++) {
         const cg_store *st = &l->store[s];
-        if (st->expr < 0 || st->expr >= l->nexprs) {
-            fail(R, "store %d: expression %d does not exist", s, (int)st->expr);
-            break;
-        }
         ag_dtype t = R->p->buffers[st->at.buffer].dtype;
         fprintf(R->f, "        %s s%d;\n", v4type(t), s);
         for (int L = 0; L < 4; L++)
@@ -427,10 +423,6 @@ static void print_stores(rd *R, const cg_loop *l, const char *const *idx, const 
 {
     for (int s = 0; s < l->nstores && !R->failed; s++) {
         const cg_store *st = &l->store[s];
-        if (st->expr < 0 || st->expr >= l->nexprs) {
-            fail(R, "store %d: expression %d does not exist", s, (int)st->expr);
-            break;
-        }
         ag_dtype t = R->p->buffers[st->at.buffer].dtype;
         const char *v = cvt(R, tx(R, "v%d", (int)st->expr), l->expr[st->expr].dtype, t);
         fprintf(R->f, "%sb%d[%s] = %s;\n", ind, (int)st->at.buffer, at(R, &st->at, l->rank, idx), v);
@@ -452,9 +444,12 @@ static bool loop_valid(rd *R, const cg_loop *l, bool *used)
     for (int k = 0; k < l->nloads; k++)
         if (check_buffer(R, l->load[k].buffer, "load", k))
             used[l->load[k].buffer] = true;
-    for (int k = 0; k < l->nstores; k++)
+    for (int k = 0; k < l->nstores; k++) {
         if (check_buffer(R, l->store[k].at.buffer, "store", k))
             used[l->store[k].at.buffer] = true;
+        if (l->store[k].expr < 0 || l->store[k].expr >= l->nexprs)
+            fail(R, "store %d: expression %d does not exist", k, (int)l->store[k].expr);
+    }
     return !R->failed;
 }
 
@@ -529,10 +524,6 @@ static void render_loop(rd *R, const cg_loop *l, const char *name, cg_cuda_launc
     print_exprs(R, l, idx, "            ", -1);
     for (int s = 0; s < l->nstores && !R->failed; s++) {
         const cg_store *st = &l->store[s];
-        if (st->expr < 0 || st->expr >= l->nexprs) {
-            fail(R, "store %d: expression %d does not exist", s, (int)st->expr);
-            break;
-        }
         ag_dtype t = R->p->buffers[st->at.buffer].dtype;
         const char *v = cvt(R, tx(R, "v%d", (int)st->expr), l->expr[st->expr].dtype, t);
         fprintf(R->f, "            acc%d = %s;\n", s, combine(R, l->combine, t, tx(R, "acc%d", s), v));

@@ -175,4 +175,12 @@ Test(cuda_render, errors_name_the_step)
     free(text);
     cr_expect_str_eq(err, "bad: step 1: load 0: buffer 99 does not exist");
     cr_expect_null(plan.step);
+    /* a store of an expression the step does not have, checked before anything is printed */
+    st[1] = st[0];
+    st[1].loop.store[0].expr = 7;
+    f = open_memstream(&text, &size);
+    cr_expect_not(cg_cuda_render(f, &p, &plan, err, sizeof err));
+    fclose(f);
+    free(text);
+    cr_expect_str_eq(err, "bad: step 1: store 0: expression 7 does not exist");
 }
