@@ -224,8 +224,10 @@ static void cuda_tables(FILE *f, const cg_cuda_build *c)
     }
     fprintf(f, "static const rt_cuda_image cuda_image = {");
     literal(f, c->arch);
-    fprintf(f, ", cuda_cubin, %zu, cuda_ptx, %d, %d, cuda_train, cuda_forward};\n\n", c->cubin_len,
-            c->train->nsteps, c->forward->nsteps);
+    int64_t scratch = c->train->scratch_bytes > c->forward->scratch_bytes ? c->train->scratch_bytes
+                                                                           : c->forward->scratch_bytes;
+    fprintf(f, ", cuda_cubin, %zu, cuda_ptx, %d, %d, cuda_train, cuda_forward, %lld};\n\n", c->cubin_len,
+            c->train->nsteps, c->forward->nsteps, (long long)scratch);
 }
 
 bool cg_write_model_source(FILE *f, const char *source, const cg_program *train, const ir_graph *step,

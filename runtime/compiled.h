@@ -44,6 +44,7 @@ typedef struct rt_cuda_image {
     const char *ptx;              /* for newer GPUs: the driver compiles it */
     int ntrain, nforward;
     const rt_cuda_launch *train, *forward;
+    size_t scratch_bytes;         /* the kernels' scratch (split-K matmuls), the larger entry's */
 } rt_cuda_image;
 
 typedef void rt_entry_fn(const ag_args *a);

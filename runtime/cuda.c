@@ -24,6 +24,7 @@ typedef struct dev_args {
     unsigned seed;
     unsigned long long step;
     CUdeviceptr pstep;
+    CUdeviceptr scratch;
 } dev_args;
 
 typedef struct dev_state {
@@ -51,6 +52,7 @@ struct rt_cuda {
     char name[256];
     CUfunction *train, *forward, gather, step_end;
     CUdeviceptr params, train_arena, fwd_arena, x, y, lr, wd, state;
+    CUdeviceptr scratch; /* the split-K matmuls' (zeroed once: the kernels leave the counters 0) */
     CUdeviceptr data_x, data_y, order; /* the training set and an epoch's order */
     int64_t data_n, x_row, y_row;      /* samples, bytes per sample */
     dev_state *host_state;             /* pinned: read while the device runs */
@@ -129,7 +131,15 @@ bool rt_cuda_open(const rt_compiled *m, rt_cuda **out, char *err, size_t len)
          dalloc(&c->y, (size_t)(m->max_batch * c->y_row), "batch targets", err, len) &&
          dalloc(&c->lr, 4, "lr", err, len) && dalloc(&c->wd, 4, "wd", err, len) &&
          dalloc(&c->state, sizeof(dev_state), "step state", err, len) &&
-         ck(rt_cu.cuMemAllocHost((void **)&c->host_state, sizeof(dev_state)), "cuMemAllocHost", NULL, err, len);
+         ck(rt_cu.cuMemAllocHost((void **)&c->host_state, sizeof(dev_state)), "cuMemAllocHost", NULL, err, len) &&
+         dalloc(&c->scratch, m->cuda->scratch_bytes, "scratch", err, len);
+    if (ok && m->cuda->scratch_bytes > 0) {
+        void *zeros = calloc(1, m->cuda->scratch_bytes);
+        ok = zeros ? ck(rt_cu.cuMemcpyHtoD(c->scratch, zeros, m->cuda->scratch_bytes), "cuMemcpyHtoD", "scratch", err,
+                        len)
+                   : rt_fail(err, len, "out of memory");
+        free(zeros);
+    }
     if (!ok) {
         rt_cuda_close(c);
         return false;
@@ -146,7 +156,7 @@ void rt_cuda_close(rt_cuda *c)
         if (c->graph)
             rt_cu.cuGraphExecDestroy(c->graph);
         CUdeviceptr bufs[] = {c->params, c->train_arena, c->fwd_arena, c->x, c->y, c->lr, c->wd, c->state,
-                              c->data_x, c->data_y, c->order};
+                              c->data_x, c->data_y, c->order, c->scratch};
         for (size_t k = 0; k < sizeof bufs / sizeof *bufs; k++)
             if (bufs[k])
                 rt_cu.cuMemFree(bufs[k]);
@@ -232,7 +242,7 @@ static bool run_entry(rt_cuda *c, bool training, const dev_args *a, char *err, s
 static dev_args entry_args(rt_cuda *c, const rt_compiled_entry *e, CUdeviceptr arena, int64_t rows, uint32_t seed,
                            uint64_t step, bool device_step)
 {
-    dev_args a = {.arena = arena, .params = c->params, .N = rows, .seed = seed, .step = step};
+    dev_args a = {.arena = arena, .params = c->params, .N = rows, .seed = seed, .step = step, .scratch = c->scratch};
     for (int k = 0; k < e->ninputs && k < 8; k++)
         a.inputs[k] = e->inputs[k] == RT_IN_X ? c->x : e->inputs[k] == RT_IN_Y ? c->y : e->inputs[k] == RT_IN_LR ? c->lr : c->wd;
     if (device_step)

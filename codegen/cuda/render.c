@@ -31,6 +31,7 @@ typedef struct rd {
     char **texts;  /* every string printed into, freed at the end */
     int ntexts, captexts;
     int *ce_pair;  /* per step: a softmax_ce and the softmax_ce_grad computed with it, -1 (pair_ce) */
+    int64_t scratch_bytes; /* of ag_dev_args.scratch, the most a kernel uses (split-K matmuls) */
 } rd;
 
 static void fail(rd *R, const char *fmt, ...)
@@ -181,6 +182,7 @@ static const char prelude[] =
     "    unsigned int seed;\n"
     "    unsigned long long step;\n"
     "    const unsigned long long *pstep; /* when set, the step is read here (a replayed CUDA graph) */\n"
+    "    char *scratch; /* the plan's scratch_bytes, its counters zero before a launch (and after) */\n"
     "} ag_dev_args;\n\n"
     "/* the interpreter's conversions: NaN to 0, truncation toward zero, saturation */\n"
     "__device__ __forceinline__ int ag_i32(double v)\n"
@@ -587,6 +589,10 @@ static const char *gemm_scalar(rd *R, const cg_gemm *g, int32_t e, int depth)
  * (64x64 tiles) where the output has enough tiles to fill a GPU, else PER 2 (32x32): four
  * times the blocks for the small matrices of a batch of 256. */
 enum { TK = 16, FILL_TILES = 64 };
+/* Split K into up to MAX_SPLITS parts where a batch's tiles number fewer than FILL_UNITS
+ * (two blocks for each of an H100's or H200's 132 multiprocessors): the MLP's matmuls at
+ * batch 256 have 8 to 200 tiles, and a block walking all of K alone waits on memory. */
+enum { FILL_UNITS = 264, MAX_SPLITS = 32 };
 
 /* epi, when set, is the next step: an elementwise loop over C's elements (epilogue_fits),
  * computed here from each result in registers; its loads marked in is_c read that result,
@@ -625,6 +631,14 @@ static void render_gemm(rd *R, const cg_gemm *g, const cg_loop *epi, const bool 
     int64_t B = R->p->max_batch > 0 ? R->p->max_batch : 1;
     int64_t big = ((g->m.k + g->m.n * B + 63) / 64) * ((g->n.k + g->n.n * B + 63) / 64);
     const int PER = big >= FILL_TILES ? 4 : 2, TILE = 16 * PER;
+    /* split K where the tiles at the largest batch are too few to fill the GPU */
+    int64_t tiles_max = ((g->m.k + g->m.n * B + TILE - 1) / TILE) * ((g->n.k + g->n.n * B + TILE - 1) / TILE),
+            ksteps = (g->k.k + g->k.n * B + TK - 1) / TK;
+    int64_t S = tiles_max > 0 ? (FILL_UNITS + tiles_max - 1) / tiles_max : 1;
+    S = S > ksteps / 2 ? ksteps / 2 : S; /* at least 2 steps of K a split */
+    S = S > MAX_SPLITS ? MAX_SPLITS : S < 1 ? 1 : S;
+    if (S > 1 && tiles_max > CG_CUDA_COUNTERS)
+        S = 1;
     /* element (i, k) of op(A) and (k, j) of op(B); lda, ldb as cblas_sgemm's */
     const char *ael = g->ta ? "A[(k) * M + (i)]" : "A[(i) * K + (k)]";
     const char *bel = g->tb ? "B[(j) * K + (k)]" : "B[(k) * NC + (j)]";
@@ -639,8 +653,23 @@ static void render_gemm(rd *R, const cg_gemm *g, const cg_loop *epi, const bool 
     fprintf(R->f,
             "    __shared__ float As[%d][%d], Bs[%d][%d];\n"
             "    const long long tn = (NC + %d) / %d, tiles = ((M + %d) / %d) * tn;\n"
-            "    const int tx = threadIdx.x %% 16, ty = threadIdx.x / 16;\n"
-            "    for (long long t = blockIdx.x; t < tiles; t += gridDim.x) {\n"
+            "    const int tx = threadIdx.x %% 16, ty = threadIdx.x / 16;\n",
+            TK, TILE + 2, TK, TILE + 2, TILE - 1, TILE, TILE - 1, TILE);
+    if (S > 1)
+        fprintf(R->f,
+                "    /* K in %d splits, a block each: each stores its partial tile in the scratch, and the\n"
+                "     * last of a tile's blocks to finish (a counter) sums them in split order */\n"
+                "    const long long S = %lld, kc = ((K + S - 1) / S + %d) / %d * %d; /* K a split, in whole steps */\n"
+                "    unsigned *const count = (unsigned *)a.scratch; /* a tile's finished splits; back to 0 at the end */\n"
+                "    float *const part = (float *)(a.scratch + %d);\n"
+                "    __shared__ int last;\n"
+                "    for (long long w = blockIdx.x; w < tiles * S; w += gridDim.x) {\n"
+                "        const long long t = w / S, kb = (w %% S) * kc, ke = kb + kc < K ? kb + kc : K;\n",
+                (int)S, (long long)S, TK - 1, TK, TK, CG_CUDA_COUNTERS * 4);
+    else
+        fprintf(R->f, "    for (long long t = blockIdx.x; t < tiles; t += gridDim.x) {\n"
+                      "        const long long kb = 0, ke = K;\n");
+    fprintf(R->f,
             "        const long long i0 = (t / tn) * %d, j0 = (t %% tn) * %d;\n"
             "        float r[%d][%d];\n"
             "#pragma unroll\n"
@@ -648,16 +677,16 @@ static void render_gemm(rd *R, const cg_gemm *g, const cg_loop *epi, const bool 
             "#pragma unroll\n"
             "            for (int v = 0; v < %d; v++)\n"
             "                r[u][v] = 0;\n"
-            "        for (long long k0 = 0; k0 < K; k0 += %d) {\n"
+            "        for (long long k0 = kb; k0 < ke; k0 += %d) {\n"
             "            for (int q = threadIdx.x; q < %d * %d; q += blockDim.x) {\n"
             "                const int kk = %s, mm = %s;\n"
             "                const long long i = i0 + mm, k = k0 + kk;\n"
-            "                As[kk][mm] = i < M && k < K ? %s : 0.0f;\n"
+            "                As[kk][mm] = i < M && k < ke ? %s : 0.0f;\n"
             "            }\n"
             "            for (int q = threadIdx.x; q < %d * %d; q += blockDim.x) {\n"
             "                const int kk = %s, mm = %s;\n"
             "                const long long j = j0 + mm, k = k0 + kk;\n"
-            "                Bs[kk][mm] = j < NC && k < K ? %s : 0.0f;\n"
+            "                Bs[kk][mm] = j < NC && k < ke ? %s : 0.0f;\n"
             "            }\n"
             "            __syncthreads();\n"
             "#pragma unroll\n"
@@ -673,14 +702,50 @@ static void render_gemm(rd *R, const cg_gemm *g, const cg_loop *epi, const bool 
             "                        r[u][v] += x[u] * y[v];\n"
             "            }\n"
             "            __syncthreads();\n"
-            "        }\n"
+            "        }\n",
+            TILE, TILE, PER, PER, PER, PER, TK, TK, TILE, a_kk, a_mm, ael, TK, TILE, b_kk, b_mm, bel, TK, PER, PER,
+            PER, PER, PER, PER, PER);
+    if (S > 1) /* a thread's partials are its own slots: the last block's same thread reads them */
+        fprintf(R->f,
+                "        {\n"
+                "            float *const mine = part + (w * %d + threadIdx.x) * %d;\n"
+                "#pragma unroll\n"
+                "            for (int u = 0; u < %d; u++)\n"
+                "#pragma unroll\n"
+                "                for (int v = 0; v < %d; v++)\n"
+                "                    mine[u * %d + v] = r[u][v];\n"
+                "        }\n"
+                "        __threadfence(); /* the partial is visible before the count says so */\n"
+                "        __syncthreads();\n"
+                "        if (threadIdx.x == 0)\n"
+                "            last = atomicAdd(&count[t], 1u) == (unsigned)(S - 1);\n"
+                "        __syncthreads();\n"
+                "        if (!last)\n"
+                "            continue;\n"
+                "        __threadfence();\n"
+                "#pragma unroll\n"
+                "        for (int u = 0; u < %d; u++)\n"
+                "#pragma unroll\n"
+                "            for (int v = 0; v < %d; v++)\n"
+                "                r[u][v] = 0;\n"
+                "        for (long long s = 0; s < S; s++) { /* in split order, whichever finished last */\n"
+                "            const float *const split = part + ((t * S + s) * %d + threadIdx.x) * %d;\n"
+                "#pragma unroll\n"
+                "            for (int u = 0; u < %d; u++)\n"
+                "#pragma unroll\n"
+                "                for (int v = 0; v < %d; v++)\n"
+                "                    r[u][v] += __ldcg(split + u * %d + v); /* from L2: other SMs wrote it */\n"
+                "        }\n"
+                "        if (threadIdx.x == 0)\n"
+                "            count[t] = 0;\n",
+                CG_CUDA_BLOCK, PER * PER, PER, PER, PER, PER, PER, CG_CUDA_BLOCK, PER * PER, PER, PER, PER);
+    fprintf(R->f,
             "#pragma unroll\n"
             "        for (int u = 0; u < %d; u++)\n"
             "#pragma unroll\n"
             "            for (int v = 0; v < %d; v++) {\n"
             "                const long long i = i0 + ty * %d + u, j = j0 + tx * %d + v;\n",
-            TK, TILE + 2, TK, TILE + 2, TILE - 1, TILE, TILE - 1, TILE, TILE, TILE, PER, PER, PER, PER, TK, TK, TILE,
-            a_kk, a_mm, ael, TK, TILE, b_kk, b_mm, bel, TK, PER, PER, PER, PER, PER, PER, PER, PER, PER, PER, PER);
+            PER, PER, PER, PER);
     if (!epi) {
         fprintf(R->f, "                if (i < M && j < NC) /* beta 0: C is not read (cblas_sgemm's rule) */\n"
                       "                    C[i * NC + j] = beta == 0.0f ? alpha * r[u][v] : alpha * r[u][v] + beta * C[i * NC + j];\n");
@@ -698,11 +763,15 @@ static void render_gemm(rd *R, const cg_gemm *g, const cg_loop *epi, const bool 
         fprintf(R->f, "                }\n");
     }
     fprintf(R->f, "            }\n    }\n}\n\n");
-    /* tiles = ceil(m / 64) ceil(n / 64) <= (m / 64 + 1)(n / 64 + 1) */
-    double m0 = (double)g->m.k / TILE + 1, m1 = (double)g->m.n / TILE, n0 = (double)g->n.k / TILE + 1,
-           n1 = (double)g->n.n / TILE;
-    launch->units[0] = m0 * n0, launch->units[1] = m0 * n1 + m1 * n0, launch->units[2] = m1 * n1;
+    /* tiles = ceil(m / TILE) ceil(n / TILE), a side that grows with N bounded by
+     * (side + TILE - 1) / TILE (the units must be a polynomial in N), a fixed one exact */
+    double m1 = (double)g->m.n / TILE, n1 = (double)g->n.n / TILE;
+    double m0 = g->m.n ? (g->m.k + TILE - 1.0) / TILE : (double)((g->m.k + TILE - 1) / TILE),
+           n0 = g->n.n ? (g->n.k + TILE - 1.0) / TILE : (double)((g->n.k + TILE - 1) / TILE);
+    launch->units[0] = S * m0 * n0, launch->units[1] = S * (m0 * n1 + m1 * n0), launch->units[2] = S * m1 * n1;
     launch->units_per_block = 1;
+    if (S > 1 && R->scratch_bytes < CG_CUDA_COUNTERS * 4 + S * tiles_max * TILE * TILE * 4)
+        R->scratch_bytes = CG_CUDA_COUNTERS * 4 + S * tiles_max * TILE * TILE * 4;
 }
 
 /* ---- runtime routines ---- */
@@ -1120,6 +1189,7 @@ void cg_cuda_plan_free(cg_cuda_plan *plan)
     free(plan->step);
     plan->step = NULL;
     plan->nsteps = 0;
+    plan->scratch_bytes = 0;
 }
 
 bool cg_cuda_render(FILE *f, const cg_program *p, cg_cuda_plan *plan, char *err, size_t len)
@@ -1175,6 +1245,7 @@ bool cg_cuda_render(FILE *f, const cg_program *p, cg_cuda_plan *plan, char *err,
     free(R.ce_pair);
     if (!R.failed && ferror(f))
         fail(&R, "cannot write the CUDA source");
+    plan->scratch_bytes = R.scratch_bytes;
     if (R.failed)
         cg_cuda_plan_free(plan);
     return !R.failed;

@@ -31,9 +31,15 @@ typedef struct cg_cuda_launch {
     int first_step, steps;
 } cg_cuda_launch;
 
+/* A matmul with few tiles splits K over several blocks (render.c, render_gemm): they
+ * meet in ag_dev_args.scratch, whose first CG_CUDA_COUNTERS unsigned ints are counters
+ * that must be zero when the scratch is first used (the kernels leave them zero). */
+#define CG_CUDA_COUNTERS 1024
+
 typedef struct cg_cuda_plan {
     int nsteps;
-    cg_cuda_launch *step; /* the launches, in order: every program step in one of them */
+    cg_cuda_launch *step;  /* the launches, in order: every program step in one of them */
+    int64_t scratch_bytes; /* of ag_dev_args.scratch at the program's largest batch; 0: none */
 } cg_cuda_plan;
 
 /* Writes the CUDA C source of p to f and fills plan (free with cg_cuda_plan_free); false

@@ -149,6 +149,61 @@ Test(cuda_render, matmul_tile_loads_coalesce)
     ir_graph_free(m);
 }
 
+/* The batch-256 MLP's matmuls have 8 to 200 tiles of C, too few for a GPU's 132
+ * multiprocessors: K is split over blocks (two units a multiprocessor, at least 2 steps of
+ * K a split), and the plan asks for the partials' scratch. The input gradient's K is 10:
+ * not split. */
+Test(cuda_render, matmul_splits_k_where_tiles_are_few)
+{
+    char path[512], err[1024];
+    snprintf(path, sizeof path, AG_SOURCE_DIR "/models/mlp.c");
+    ir_graph *m = fe_load(path, getenv("AOTGRAD_INCLUDE"), NULL);
+    cr_assert_not_null(m);
+    ir_graph *g = pass_run(m, true, NULL, NULL, NULL, err, sizeof err);
+    cr_assert_not_null(g, "%s", err);
+    cg_program *p = cg_lower(g, true, err, sizeof err);
+    cr_assert_not_null(p, "%s", err);
+    cr_assert_eq(p->max_batch, 256);
+    cg_cuda_plan plan;
+    char *src = cuda_source(p, &plan, err, sizeof err);
+    cr_assert_not_null(src, "%s", err);
+    static const int want_splits[] = {5, 8, 1, 2, 8};   /* forward 256x256 (K 784), 256x10; dH; dW1, dW2 */
+    static const int want_blocks[] = {320, 64, 64, 400, 64}; /* tiles x splits at N = 256 */
+    int gemms = 0;
+    for (int k = 0; k < plan.nsteps; k++) {
+        char head[256];
+        snprintf(head, sizeof head, " %s(ag_dev_args a)", plan.step[k].name);
+        char *body = strstr(src, head);
+        cr_assert_not_null(body, "%s", plan.step[k].name);
+        char *end = strstr(body + 1, "extern \"C\"");
+        if (end)
+            *end = 0;
+        if (strstr(body, "As[kk][mm]")) {
+            const char *at = strstr(body, "const long long S = ");
+            int splits = 1;
+            if (at)
+                cr_assert_eq(sscanf(at, "const long long S = %d", &splits), 1);
+            cr_assert_lt(gemms, 5);
+            cr_expect_eq(splits, want_splits[gemms], "matmul %d (%s): %d splits", gemms, plan.step[k].name, splits);
+            int64_t blocks = cg_cuda_blocks(&plan.step[k], 256); /* a side growing with N: a bound */
+            cr_expect(blocks >= want_blocks[gemms] && blocks <= want_blocks[gemms] * 9 / 8, "matmul %d: %lld blocks",
+                      gemms, (long long)blocks);
+            cr_expect_eq(splits > 1, strstr(body, "atomicAdd(&count[t], 1u)") != NULL);
+            gemms++;
+        }
+        if (end)
+            *end = 'e';
+    }
+    cr_expect_eq(gemms, 5);
+    /* the counters, then the largest partials: dW1's 2 x 200 tiles of 32 x 32 floats */
+    cr_expect_eq(plan.scratch_bytes, CG_CUDA_COUNTERS * 4 + 2 * 200 * 32 * 32 * 4);
+    free(src);
+    cg_cuda_plan_free(&plan);
+    cg_program_free(p);
+    ir_graph_free(g);
+    ir_graph_free(m);
+}
+
 Test(cuda_render, errors_name_the_step)
 {
     cg_buffer buf[1] = {{CG_ARENA, 0, {0, 0}, AG_F32}};

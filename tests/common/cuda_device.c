@@ -17,6 +17,7 @@ typedef struct dev_args {
     unsigned seed;
     unsigned long long step;
     CUdeviceptr pstep;
+    CUdeviceptr scratch;
 } dev_args;
 
 struct cuda_device {
@@ -115,9 +116,9 @@ bool cuda_device_run(cuda_device *d, int64_t batch, uint32_t seed, uint64_t step
                        CG_CUDA_MAX_TENSORS);
     /* the regions in the order of cuda_host_run, each in its own allocation; then the step */
     enum { nmax = 2 + 2 * CG_CUDA_MAX_TENSORS };
-    cuda_host_region region[nmax + 1];
-    char what[nmax + 1][16];
-    CUdeviceptr dptr[nmax + 1] = {0};
+    cuda_host_region region[nmax + 2];
+    char what[nmax + 2][16];
+    CUdeviceptr dptr[nmax + 2] = {0};
     int n = 0;
     region[n] = arena, strcpy(what[n++], "arena");
     region[n] = params, strcpy(what[n++], "parameters");
@@ -127,6 +128,11 @@ bool cuda_device_run(cuda_device *d, int64_t batch, uint32_t seed, uint64_t step
         region[n] = outputs[i], snprintf(what[n++], sizeof what[0], "output %d", i);
     unsigned long long step_value = step;
     region[n] = (cuda_host_region){&step_value, sizeof step_value}, strcpy(what[n++], "step");
+    /* the split-K matmuls' scratch: its counters start at zero */
+    void *zeros = calloc(1, d->plan->scratch_bytes > 0 ? (size_t)d->plan->scratch_bytes : 1);
+    if (!zeros)
+        return rt_fail(err, len, "out of memory");
+    region[n] = (cuda_host_region){zeros, (size_t)d->plan->scratch_bytes}, strcpy(what[n++], "scratch");
 
     bool ok = true;
     for (int i = 0; ok && i < n; i++) /* 256 bytes for an empty region: the driver refuses 0 */
@@ -134,7 +140,8 @@ bool cuda_device_run(cuda_device *d, int64_t batch, uint32_t seed, uint64_t step
                          err, len) &&
              (region[i].bytes == 0 || rt_cu_check(rt_cu.cuMemcpyHtoD(dptr[i], region[i].data, region[i].bytes),
                                                   "cuMemcpyHtoD", what[i], err, len));
-    dev_args a = {.arena = dptr[0], .params = dptr[1], .N = batch, .seed = seed, .step = step, .pstep = dptr[n - 1]};
+    dev_args a = {.arena = dptr[0], .params = dptr[1], .N = batch, .seed = seed, .step = step, .pstep = dptr[n - 2],
+                  .scratch = dptr[n - 1]};
     for (int i = 0; i < ninputs; i++)
         a.inputs[i] = dptr[2 + i];
     for (int i = 0; i < noutputs; i++)
@@ -149,12 +156,13 @@ bool cuda_device_run(cuda_device *d, int64_t batch, uint32_t seed, uint64_t step
                          "cuLaunchKernel", l->name, err, len) &&
              rt_cu_check(rt_cu.cuStreamSynchronize(d->stream), "cuStreamSynchronize", l->name, err, len);
     }
-    for (int i = 0; ok && i < n - 1; i++) /* the step stays: the kernels only read it */
+    for (int i = 0; ok && i < n - 2; i++) /* the step stays (the kernels only read it), the scratch too */
         ok = region[i].bytes == 0 ||
              rt_cu_check(rt_cu.cuMemcpyDtoH(region[i].data, dptr[i], region[i].bytes), "cuMemcpyDtoH", what[i], err,
                          len);
     for (int i = 0; i < n; i++)
         if (dptr[i])
             rt_cu.cuMemFree(dptr[i]);
+    free(zeros);
     return ok;
 }

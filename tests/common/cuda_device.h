@@ -29,7 +29,8 @@ bool cuda_device_load(cuda_device *d, const void *cubin, size_t cubin_len, const
  * allocation of its own size, the plan's steps are launched in order, step i with
  * cg_cuda_blocks(step i, batch) blocks (at most 2^20, as the runtime caps them) of
  * CG_CUDA_BLOCK threads and ag_dev_args {arena, params, inputs, outputs, N = batch, seed,
- * step, pstep = device memory holding step, as a training step reads it}; the stream is
+ * step, pstep = device memory holding step, as a training step reads it, scratch = the
+ * plan's scratch_bytes, zeroed}; the stream is
  * synchronized after each launch (a fault names its kernel), and every region is copied
  * back. */
 bool cuda_device_run(cuda_device *d, int64_t batch, uint32_t seed, uint64_t step, cuda_host_region arena,

@@ -142,8 +142,8 @@ static bool write_main(const char *path, const cg_cuda_plan *plan, int64_t batch
         fprintf(f, "    {\"%s\", %s, %lldu, %du},\n", l->name, l->name, (long long)blocks, CG_CUDA_BLOCK);
     }
     fprintf(f, "    {nullptr, nullptr, 0, 0},\n};\n\n");
-    fprintf(f, "int main(int argc, char **argv) { return ag_host_main(argc, argv, ag_host_steps, %d); }\n",
-            plan->nsteps);
+    fprintf(f, "int main(int argc, char **argv) { return ag_host_main(argc, argv, ag_host_steps, %d, %lldu); }\n",
+            plan->nsteps, (long long)plan->scratch_bytes);
     return fclose(f) == 0;
 }
 
@@ -224,6 +224,9 @@ bool cuda_host_run(const char *source, const cg_cuda_plan *plan, int64_t batch, 
     uint64_t key = fnv1a(0xcbf29ce484222325u, source);
     for (int i = 0; i < plan->nsteps; i++)
         key = fnv1a(key, plan->step[i].name);
+    char scratch[32]; /* the main's (one source can have several largest batches) */
+    snprintf(scratch, sizeof scratch, "/%lld", (long long)plan->scratch_bytes);
+    key = fnv1a(key, scratch);
     char pdir[4200], mark[4700];
     snprintf(pdir, sizeof pdir, "%s/%016llx-%u", cache_root, (unsigned long long)key, max_blocks);
     snprintf(mark, sizeof mark, "%s/prog", pdir);

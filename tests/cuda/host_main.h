@@ -2,7 +2,7 @@
  * include after host_shim.h and the generated source (it needs ag_dev_args), then
  *
  *     static const ag_host_step steps[] = {{"name", name, blocks, threads}, ...};
- *     int main(int argc, char **argv) { return ag_host_main(argc, argv, steps, nsteps); }
+ *     int main(int argc, char **argv) { return ag_host_main(argc, argv, steps, nsteps, scratch_bytes); }
  *
  * Usage: prog DIR N SEED STEP NINPUTS NOUTPUTS. The memory is in DIR: arena.bin, params.bin,
  * in0.bin.., out0.bin..; each is read into its own allocation of the file's size (none for
@@ -55,7 +55,7 @@ static bool ag_host_store(const ag_host_region *r)
     return ok;
 }
 
-static int ag_host_main(int argc, char **argv, const ag_host_step *steps, int nsteps)
+static int ag_host_main(int argc, char **argv, const ag_host_step *steps, int nsteps, size_t scratch_bytes)
 {
     enum { max_tensors = (int)(sizeof(((ag_dev_args *)0)->inputs) / sizeof(char *)) };
     if (argc != 7) {
@@ -93,8 +93,16 @@ static int ag_host_main(int argc, char **argv, const ag_host_step *steps, int ns
     a.N = strtoll(argv[2], nullptr, 10);
     a.seed = (unsigned int)strtoul(argv[3], nullptr, 10);
     a.step = strtoull(argv[4], nullptr, 10);
+    if (scratch_bytes) { /* split-K matmuls' partials and counters, zero as the runtime's */
+        if (posix_memalign((void **)&a.scratch, 256, scratch_bytes) != 0) {
+            fprintf(stderr, "host_main: out of memory for %zu bytes of scratch\n", scratch_bytes);
+            return 2;
+        }
+        memset(a.scratch, 0, scratch_bytes);
+    }
     for (int s = 0; s < nsteps; s++)
         ag_host_launch(steps[s].name, steps[s].kernel, steps[s].blocks, steps[s].threads, a);
+    free(a.scratch);
     for (int i = 0; i < nr; i++) {
         ok = ag_host_store(&r[i]) && ok;
         free(r[i].data);

@@ -131,6 +131,12 @@ static inline void __syncwarp(unsigned mask = 0xffffffffu)
 static inline void __threadfence(void) {}
 static inline void __threadfence_block(void) {}
 static inline void __threadfence_system(void) {}
+/* a load that bypasses L1: here memory is one */
+template <class T>
+static inline T __ldcg(const T *p)
+{
+    return *p;
+}
 
 /* ---- warp operations ---- */
 template <class T>

@@ -17,6 +17,7 @@
     "    long long N;\n"                       \
     "    unsigned int seed;\n"                 \
     "    unsigned long long step;\n"           \
+    "    char *scratch;\n"                     \
     "} ag_dev_args;\n"
 
 /* compound literals: by value, or & for an array of one */
@@ -50,7 +51,7 @@ Test(cuda_host, elementwise_any_grid)
     for (int i = 0; i < n; i++)
         x[i] = (float)(i % 19) - 9.0f;
     cg_cuda_launch l = launch("ew_k0", 0, 1, 1); /* 1000 blocks at N = 1000: max_blocks decides */
-    cg_cuda_plan plan = {1, &l};
+    cg_cuda_plan plan = {.nsteps = 1, .step = &l};
     unsigned grids[] = {1, 3, 64};
     for (int g = 0; g < 3; g++) {
         memset(y, 0, sizeof y);
@@ -105,7 +106,7 @@ Test(cuda_host, block_reduction)
         }
     }
     cg_cuda_launch l = launch("rowsum_k0", 0, 2, 1); /* 10 blocks for 5 rows: 5 of them idle */
-    cg_cuda_plan plan = {1, &l};
+    cg_cuda_plan plan = {.nsteps = 1, .step = &l};
     unsigned caps[] = {1, 3, 0};
     for (int g = 0; g < 3; g++) {
         float y[rows] = {0};
@@ -132,7 +133,7 @@ Test(cuda_host, barrier_divergence)
 {
     char out[256] = {0};
     cg_cuda_launch l = launch("div_k2", 1, 0, 1);
-    cg_cuda_plan plan = {1, &l};
+    cg_cuda_plan plan = {.nsteps = 1, .step = &l};
     char err[4096];
     bool ok = cuda_host_run(divergent_source, &plan, 1, 0, 0, NONE, NONE, NULL, 0, &REGION(out, 256),
                             1, 0, err, sizeof err);
@@ -144,7 +145,7 @@ Test(cuda_host, barrier_divergence)
 Test(cuda_host, compile_error)
 {
     cg_cuda_launch l = launch("bad_k0", 1, 0, 1);
-    cg_cuda_plan plan = {1, &l};
+    cg_cuda_plan plan = {.nsteps = 1, .step = &l};
     char err[4096];
     bool ok = cuda_host_run(ARGS "extern \"C\" __global__ void bad_k0(ag_dev_args a) { int x = ; }\n", &plan, 1, 0, 0,
                             NONE, NONE, NULL, 0, NULL, 0, 0, err, sizeof err);
@@ -180,7 +181,7 @@ Test(cuda_host, arena_and_params)
     for (int i = 0; i < 2 * N; i++)
         arena[i] = -7;
     cg_cuda_launch steps[] = {launch("fill_k0", 0, 3, 256), launch("copy_k1", 0, 1, 256)};
-    cg_cuda_plan plan = {2, steps};
+    cg_cuda_plan plan = {.nsteps = 2, .step = steps};
     char err[4096];
     bool ok = cuda_host_run(arena_source, &plan, N, 5, 1000, REGION(arena, 5 * N), REGION(params, 8), NULL, 0,
                             &REGION(out, N), 1, 0, err, sizeof err);
@@ -202,7 +203,7 @@ Test(cuda_host, empty_regions_and_plans)
                                            "    if (a.arena || a.params || a.outputs[0]) __trap();\n"
                                            "}\n";
     cg_cuda_launch l = launch("nop_k0", 0, 1, 256);
-    cg_cuda_plan plan = {1, &l}, none = {0, NULL};
+    cg_cuda_plan plan = {.nsteps = 1, .step = &l}, none = {.nsteps = 0};
     char err[4096];
     cr_assert(cuda_host_run(source, &plan, 0, 0, 0, NONE, NONE, NULL, 0, &NONE, 1, 0, err, sizeof err), "%s", err);
     cr_assert(cuda_host_run(source, &none, 0, 0, 0, NONE, NONE, NULL, 0, NULL, 0, 0, err, sizeof err), "%s", err);
@@ -249,7 +250,7 @@ Test(cuda_host, warp_operations)
     for (int i = 0; i < n; i++)
         x[i] = (float)((i * 5) % 11) - 5.0f;
     cg_cuda_launch l = launch("warp_k0", 0, 1, 1);
-    cg_cuda_plan plan = {1, &l};
+    cg_cuda_plan plan = {.nsteps = 1, .step = &l};
     cuda_host_region outs[] = {REGION(y, blocks * 16), REGION(vote, blocks * 8)};
     char err[4096];
     bool ok = cuda_host_run(warp_source, &plan, blocks, 0, 0, NONE, NONE, &REGION(x, n), 1, outs, 2,
@@ -301,7 +302,7 @@ Test(cuda_host, intrinsics)
     unsigned u[8];
     double d[5];
     cg_cuda_launch l = launch("math_k0", 1, 0, 1);
-    cg_cuda_plan plan = {1, &l};
+    cg_cuda_plan plan = {.nsteps = 1, .step = &l};
     cuda_host_region outs[] = {REGION(f, 20), REGION(u, 8), REGION(d, 5)};
     char err[4096];
     bool ok = cuda_host_run(intrinsics_source, &plan, 1, 7, 0x500000000ull, NONE, NONE, &REGION(x, 2),
@@ -336,7 +337,7 @@ Test(cuda_host, sanitizers_see_kernels)
                                            "}\n";
     float y[4];
     cg_cuda_launch l = launch("oob_k0", 1, 0, 1);
-    cg_cuda_plan plan = {1, &l};
+    cg_cuda_plan plan = {.nsteps = 1, .step = &l};
     char err[4096];
     bool ok = cuda_host_run(source, &plan, 4, 0, 0, NONE, NONE, NULL, 0, &REGION(y, 4), 1, 0, err,
                             sizeof err);
