@@ -6,8 +6,10 @@
  *     the reduced elements in order, then a tree over the block's shared memory in a fixed
  *     order, so the result never depends on timing;
  *   CG_GEMM: 64x64 tiles of C (32x32 where the output has few) in shared memory, 16 of K at a
- *     time, loaded with neighbouring threads on neighbouring floats, each thread holding 4x4
- *     (2x2) results in registers; alpha and beta as the step's scalar expressions; the next step,
+ *     time, loaded with neighbouring threads on neighbouring floats (the next 16 into
+ *     registers while the block computes on these), each thread holding 4x4 (2x2) results
+ *     in registers; K split over several blocks where the tiles are too few to fill the
+ *     GPU (summed in a fixed order); alpha and beta as the step's scalar expressions; the next step,
  *     when it is the matmul's elementwise epilogue, computed on the results in registers
  *     (one kernel for the two steps: "matmul epilogues" below);
  *   CG_CALL: one thread per row (or column of rows), in the runtime routine's order of
@@ -630,7 +632,7 @@ static void render_gemm(rd *R, const cg_gemm *g, const cg_loop *epi, const bool 
             gemm_scalar(R, g, g->beta, 0));
     int64_t B = R->p->max_batch > 0 ? R->p->max_batch : 1;
     int64_t big = ((g->m.k + g->m.n * B + 63) / 64) * ((g->n.k + g->n.n * B + 63) / 64);
-    const int PER = big >= FILL_TILES ? 4 : 2, TILE = 16 * PER;
+    const int PER = big >= FILL_TILES ? 4 : 2, TILE = 16 * PER, L = TK * TILE / CG_CUDA_BLOCK;
     /* split K where the tiles at the largest batch are too few to fill the GPU */
     int64_t tiles_max = ((g->m.k + g->m.n * B + TILE - 1) / TILE) * ((g->n.k + g->n.n * B + TILE - 1) / TILE),
             ksteps = (g->k.k + g->k.n * B + TK - 1) / TK;
@@ -677,18 +679,45 @@ static void render_gemm(rd *R, const cg_gemm *g, const cg_loop *epi, const bool 
             "#pragma unroll\n"
             "            for (int v = 0; v < %d; v++)\n"
             "                r[u][v] = 0;\n"
-            "        for (long long k0 = kb; k0 < ke; k0 += %d) {\n"
-            "            for (int q = threadIdx.x; q < %d * %d; q += blockDim.x) {\n"
+            "        float pa[%d], pb[%d]; /* the next step's tiles, loaded while this one computes */\n"
+            "#pragma unroll\n"
+            "        for (int l = 0; l < %d; l++) {\n"
+            "            const int q = threadIdx.x + l * %d;\n"
+            "            {\n"
             "                const int kk = %s, mm = %s;\n"
-            "                const long long i = i0 + mm, k = k0 + kk;\n"
-            "                As[kk][mm] = i < M && k < ke ? %s : 0.0f;\n"
+            "                const long long i = i0 + mm, k = kb + kk;\n"
+            "                pa[l] = i < M && k < ke ? %s : 0.0f;\n"
             "            }\n"
-            "            for (int q = threadIdx.x; q < %d * %d; q += blockDim.x) {\n"
+            "            {\n"
             "                const int kk = %s, mm = %s;\n"
-            "                const long long j = j0 + mm, k = k0 + kk;\n"
-            "                Bs[kk][mm] = j < NC && k < ke ? %s : 0.0f;\n"
+            "                const long long j = j0 + mm, k = kb + kk;\n"
+            "                pb[l] = j < NC && k < ke ? %s : 0.0f;\n"
+            "            }\n"
+            "        }\n"
+            "        for (long long k0 = kb; k0 < ke; k0 += %d) {\n"
+            "#pragma unroll\n"
+            "            for (int l = 0; l < %d; l++) {\n"
+            "                const int q = threadIdx.x + l * %d;\n"
+            "                As[%s][%s] = pa[l];\n"
+            "                Bs[%s][%s] = pb[l];\n"
             "            }\n"
             "            __syncthreads();\n"
+            "            if (k0 + %d < ke) {\n"
+            "#pragma unroll\n"
+            "                for (int l = 0; l < %d; l++) {\n"
+            "                    const int q = threadIdx.x + l * %d;\n"
+            "                    {\n"
+            "                        const int kk = %s, mm = %s;\n"
+            "                        const long long i = i0 + mm, k = k0 + %d + kk;\n"
+            "                        pa[l] = i < M && k < ke ? %s : 0.0f;\n"
+            "                    }\n"
+            "                    {\n"
+            "                        const int kk = %s, mm = %s;\n"
+            "                        const long long j = j0 + mm, k = k0 + %d + kk;\n"
+            "                        pb[l] = j < NC && k < ke ? %s : 0.0f;\n"
+            "                    }\n"
+            "                }\n"
+            "            }\n"
             "#pragma unroll\n"
             "            for (int kk = 0; kk < %d; kk++) {\n"
             "                float x[%d], y[%d];\n"
@@ -703,8 +732,9 @@ static void render_gemm(rd *R, const cg_gemm *g, const cg_loop *epi, const bool 
             "            }\n"
             "            __syncthreads();\n"
             "        }\n",
-            TILE, TILE, PER, PER, PER, PER, TK, TK, TILE, a_kk, a_mm, ael, TK, TILE, b_kk, b_mm, bel, TK, PER, PER,
-            PER, PER, PER, PER, PER);
+            TILE, TILE, PER, PER, PER, PER, L, L, L, CG_CUDA_BLOCK, a_kk, a_mm, ael, b_kk, b_mm, bel, TK, L, CG_CUDA_BLOCK,
+            a_kk, a_mm, b_kk, b_mm, TK, L, CG_CUDA_BLOCK, a_kk, a_mm, TK, ael, b_kk, b_mm, TK, bel, TK, PER, PER, PER,
+            PER, PER, PER, PER);
     if (S > 1) /* a thread's partials are its own slots: the last block's same thread reads them */
         fprintf(R->f,
                 "        {\n"

@@ -131,16 +131,17 @@ Test(cuda_render, matmul_tile_loads_coalesce)
     for (char *at = strstr(src, "const int kk = "); at; at = strstr(at + 1, "const int kk = ")) {
         char kk[32], mm[32], line[256];
         cr_assert_eq(sscanf(at, "const int kk = %31[^,], mm = %31[^;];", kk, mm), 2, "%.80s", at);
-        const char *store = strstr(at, "s[kk][mm] = ");
+        const char *store = strstr(at, "[l] = "); /* pa or pb: the next tile's registers */
         cr_assert_not_null(store);
-        sscanf(store - 1, "%255[^\n]", line); /* from the A or B of As or Bs */
+        sscanf(store - 2, "%255[^\n]", line);
         const char *fast = strstr(line, "+ (k)]") ? kk : mm; /* the address's last index */
         cr_expect(strncmp(fast, "q % ", 4) == 0, "%s loads along %s, from kk = %s, mm = %s", line,
                   fast == kk ? "k" : "the tile's side", kk, mm);
         transposed += strstr(line, "(k) * M") || strstr(line, "(j) * K");
         loads++;
     }
-    cr_expect_eq(loads, 2 * 5, "the train step's 5 matmuls (2 forward, 2 weight gradients, 1 input gradient), 2 operands each");
+    cr_expect_eq(loads, 2 * 2 * 5, "the train step's 5 matmuls (2 forward, 2 weight gradients, 1 input gradient), "
+                                   "2 operands each, loaded before the first step and during each");
     cr_expect_geq(transposed, 3, "the backward's matmuls read transposed operands");
     free(src);
     cg_cuda_plan_free(&plan);
@@ -178,7 +179,7 @@ Test(cuda_render, matmul_splits_k_where_tiles_are_few)
         char *end = strstr(body + 1, "extern \"C\"");
         if (end)
             *end = 0;
-        if (strstr(body, "As[kk][mm]")) {
+        if (strstr(body, "__shared__ float As")) {
             const char *at = strstr(body, "const long long S = ");
             int splits = 1;
             if (at)
