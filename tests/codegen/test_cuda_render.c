@@ -111,22 +111,46 @@ Test(cuda_render, every_model_compiles_with_nvrtc_without_spills)
     model("weight_decay", NULL);
 }
 
+/* models/mlp.c's train step, optimized, lowered and rendered */
+typedef struct mlp_render {
+    ir_graph *m, *g;
+    cg_program *p;
+    cg_cuda_plan plan;
+    char *src;
+} mlp_render;
+
+static mlp_render render_mlp(void)
+{
+    char path[512], err[1024];
+    mlp_render r;
+    snprintf(path, sizeof path, AG_SOURCE_DIR "/models/mlp.c");
+    r.m = fe_load(path, getenv("AOTGRAD_INCLUDE"), NULL);
+    cr_assert_not_null(r.m);
+    r.g = pass_run(r.m, true, NULL, NULL, NULL, err, sizeof err);
+    cr_assert_not_null(r.g, "%s", err);
+    r.p = cg_lower(r.g, true, err, sizeof err);
+    cr_assert_not_null(r.p, "%s", err);
+    r.src = cuda_source(r.p, &r.plan, err, sizeof err);
+    cr_assert_not_null(r.src, "%s", err);
+    return r;
+}
+
+static void mlp_render_free(mlp_render *r)
+{
+    free(r->src);
+    cg_cuda_plan_free(&r->plan);
+    cg_program_free(r->p);
+    ir_graph_free(r->g);
+    ir_graph_free(r->m);
+}
+
 /* In every matmul kernel's tile loads, the index that runs along an operand's rows (the one
  * added last in its address) comes from q % ...: neighbouring threads read neighbouring
  * floats, so a warp's loads coalesce, whichever operands are transposed. */
 Test(cuda_render, matmul_tile_loads_coalesce)
 {
-    char path[512], err[1024];
-    snprintf(path, sizeof path, AG_SOURCE_DIR "/models/mlp.c");
-    ir_graph *m = fe_load(path, getenv("AOTGRAD_INCLUDE"), NULL);
-    cr_assert_not_null(m);
-    ir_graph *g = pass_run(m, true, NULL, NULL, NULL, err, sizeof err);
-    cr_assert_not_null(g, "%s", err);
-    cg_program *p = cg_lower(g, true, err, sizeof err);
-    cr_assert_not_null(p, "%s", err);
-    cg_cuda_plan plan;
-    char *src = cuda_source(p, &plan, err, sizeof err);
-    cr_assert_not_null(src, "%s", err);
+    mlp_render r = render_mlp();
+    char *src = r.src;
     int loads = 0, transposed = 0;
     for (char *at = strstr(src, "const int kk = "); at; at = strstr(at + 1, "const int kk = ")) {
         char kk[32], mm[32], line[256];
@@ -143,11 +167,7 @@ Test(cuda_render, matmul_tile_loads_coalesce)
     cr_expect_eq(loads, 2 * 2 * 5, "the train step's 5 matmuls (2 forward, 2 weight gradients, 1 input gradient), "
                                    "2 operands each, loaded before the first step and during each");
     cr_expect_geq(transposed, 3, "the backward's matmuls read transposed operands");
-    free(src);
-    cg_cuda_plan_free(&plan);
-    cg_program_free(p);
-    ir_graph_free(g);
-    ir_graph_free(m);
+    mlp_render_free(&r);
 }
 
 /* The batch-256 MLP's matmuls have 8 to 200 tiles of C, too few for a GPU's 132
@@ -156,18 +176,10 @@ Test(cuda_render, matmul_tile_loads_coalesce)
  * not split. */
 Test(cuda_render, matmul_splits_k_where_tiles_are_few)
 {
-    char path[512], err[1024];
-    snprintf(path, sizeof path, AG_SOURCE_DIR "/models/mlp.c");
-    ir_graph *m = fe_load(path, getenv("AOTGRAD_INCLUDE"), NULL);
-    cr_assert_not_null(m);
-    ir_graph *g = pass_run(m, true, NULL, NULL, NULL, err, sizeof err);
-    cr_assert_not_null(g, "%s", err);
-    cg_program *p = cg_lower(g, true, err, sizeof err);
-    cr_assert_not_null(p, "%s", err);
-    cr_assert_eq(p->max_batch, 256);
-    cg_cuda_plan plan;
-    char *src = cuda_source(p, &plan, err, sizeof err);
-    cr_assert_not_null(src, "%s", err);
+    mlp_render r = render_mlp();
+    cr_assert_eq(r.p->max_batch, 256);
+    const cg_cuda_plan plan = r.plan;
+    char *src = r.src;
     static const int want_splits[] = {5, 8, 1, 2, 8};   /* forward 256x256 (K 784), 256x10; dH; dW1, dW2 */
     static const int want_blocks[] = {320, 64, 64, 400, 64}; /* tiles x splits at N = 256 */
     int gemms = 0;
@@ -198,11 +210,7 @@ Test(cuda_render, matmul_splits_k_where_tiles_are_few)
     cr_expect_eq(gemms, 5);
     /* the counters, then the largest partials: dW1's 2 x 200 tiles of 32 x 32 floats */
     cr_expect_eq(plan.scratch_bytes, CG_CUDA_COUNTERS * 4 + 2 * 200 * 32 * 32 * 4);
-    free(src);
-    cg_cuda_plan_free(&plan);
-    cg_program_free(p);
-    ir_graph_free(g);
-    ir_graph_free(m);
+    mlp_render_free(&r);
 }
 
 Test(cuda_render, errors_name_the_step)
