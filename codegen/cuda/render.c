@@ -34,6 +34,8 @@ typedef struct rd {
     int ntexts, captexts;
     int *ce_pair;  /* per step: a softmax_ce and the softmax_ce_grad computed with it, -1 (pair_ce) */
     int64_t scratch_bytes; /* of ag_dev_args.scratch, the most a kernel uses (split-K matmuls) */
+    int step;              /* the step being rendered */
+    bool *in_merge;        /* per step: rendered as a device function of a merged kernel, or NULL */
 } rd;
 
 static void fail(rd *R, const char *fmt, ...)
@@ -170,6 +172,17 @@ static const struct {
     ew_printer *print;
     int arity;
 } ew_table[IR_OP_COUNT] = {IR_OPS(EW_ENTRY, EW_SKIP)};
+
+/* A step's function: a kernel of its own, or, where it runs in one block with its
+ * neighbours (mark_merges), a device function the merged kernel calls. */
+static void kernel_head(rd *R, const char *name)
+{
+    if (R->in_merge && R->in_merge[R->step])
+        fprintf(R->f, "__device__ __forceinline__ void %s(ag_dev_args a)\n{\n", name);
+    else
+        fprintf(R->f, "extern \"C\" __global__ void __launch_bounds__(%d) %s(ag_dev_args a)\n{\n", CG_CUDA_BLOCK,
+                name);
+}
 
 /* ---- the source's prelude ---- */
 
@@ -470,7 +483,7 @@ static void render_loop(rd *R, const cg_loop *l, const char *name, cg_cuda_launc
     for (int k = 0; k < l->rank; k++)
         idx[k] = tx(R, "i%d", k);
     unsigned all = (1u << l->rank) - 1, kept = all & ~(unsigned)l->reduce;
-    fprintf(R->f, "extern \"C\" __global__ void __launch_bounds__(%d) %s(ag_dev_args a)\n{\n", CG_CUDA_BLOCK, name);
+    kernel_head(R, name);
     fprintf(R->f, "    const long long N = a.N;\n    (void)N;\n");
     declare_buffers(R, used);
     /* units: the elements (no reduction) or the output elements (a block each) */
@@ -622,7 +635,7 @@ static void render_gemm(rd *R, const cg_gemm *g, const cg_loop *epi, const bool 
             g->tb ? ", B transposed" : "", epi ? tx(R, ", then the next step's loop on each element (%d %s)",
                                                     epi->nstores, epi->nstores == 1 ? "store" : "stores")
                                               : "");
-    fprintf(R->f, "extern \"C\" __global__ void __launch_bounds__(%d) %s(ag_dev_args a)\n{\n", CG_CUDA_BLOCK, name);
+    kernel_head(R, name);
     fprintf(R->f, "    const long long N = a.N;\n    (void)N;\n");
     declare_buffers(R, used);
     fprintf(R->f, "    const long long M = %s, NC = %s, K = %s;\n", dim(R, g->m), dim(R, g->n), dim(R, g->k));
@@ -838,7 +851,7 @@ static void render_call(rd *R, const cg_call *c, const char *name, cg_cuda_launc
     if (R->failed)
         return;
     ag_dtype t0 = R->p->buffers[c->arg[0].buffer].dtype;
-    fprintf(R->f, "extern \"C\" __global__ void __launch_bounds__(%d) %s(ag_dev_args a)\n{\n", CG_CUDA_BLOCK, name);
+    kernel_head(R, name);
     fprintf(R->f, "    const long long N = a.N;\n    (void)N;\n");
     declare_buffers(R, used);
     fprintf(R->f, "    const long long outer = %s, len = %s, inner = %s;\n", dim(R, c->rows), dim(R, c->len),
@@ -1222,6 +1235,87 @@ void cg_cuda_plan_free(cg_cuda_plan *plan)
     plan->scratch_bytes = 0;
 }
 
+/* Every step into R->f, and plan's launches: one a step, a matmul with its epilogue one. */
+static void render_steps(rd *R, cg_cuda_plan *plan)
+{
+    const cg_program *p = R->p;
+    char msg[512] = "";
+    plan->nsteps = 0;
+    for (int s = 0; s < p->nsteps && !R->failed; s++) {
+        const cg_step *st = &p->steps[s];
+        cg_cuda_launch *l = &plan->step[plan->nsteps++];
+        memset(l, 0, sizeof *l);
+        snprintf(l->name, sizeof l->name, "%s_k%d", p->name, s);
+        l->first_step = s, l->steps = 1;
+        R->step = s;
+        bool is_c[CG_MAX_LOADS], write_c;
+        switch (st->kind) {
+        case CG_LOOP: render_loop(R, &st->loop, l->name, l); break;
+        case CG_GEMM:
+            if (s + 1 < p->nsteps && epilogue_fits(R, st, &p->steps[s + 1], is_c, &write_c)) {
+                render_gemm(R, &st->gemm, &p->steps[s + 1].loop, is_c, write_c, l->name, l);
+                l->steps = 2;
+                s++;
+            } else
+                render_gemm(R, &st->gemm, NULL, NULL, true, l->name, l);
+            break;
+        case CG_CALL: render_call(R, &st->call, l->name, l, s); break;
+        default: fail(R, "unknown kind %d", (int)st->kind);
+        }
+        if (R->failed && R->err && R->len) { /* name the step */
+            snprintf(msg, sizeof msg, "%s", R->err);
+            snprintf(R->err, R->len, "%s: step %d: %s", p->name, s, msg);
+        }
+    }
+}
+
+/* Launches that need one block at the largest batch (the loss's and metrics' scalars, a
+ * batch's rows at 256): a run of them becomes one kernel of one block calling each step's
+ * function in order, with a barrier between them, which orders the block's memory as
+ * separate launches would. Each launch costs the GPU a few microseconds even in a CUDA
+ * graph; the MLP's step has ten such in a row. Marks the runs' steps in R->in_merge. */
+static bool small(const cg_cuda_launch *l, int64_t B) { return cg_cuda_blocks(l, B) == 1; }
+
+static void mark_merges(rd *R, const cg_cuda_plan *plan)
+{
+    int64_t B = R->p->max_batch > 0 ? R->p->max_batch : 1;
+    for (int a = 0, b; a < plan->nsteps; a = b > a ? b : a + 1) {
+        for (b = a; b < plan->nsteps && small(&plan->step[b], B); b++)
+            ;
+        for (int k = a; b - a >= 2 && k < b; k++)
+            R->in_merge[plan->step[k].first_step] = true;
+    }
+}
+
+/* The merged kernels after the steps' functions, and plan's launches for them. */
+static void write_merges(rd *R, cg_cuda_plan *plan)
+{
+    int n = 0;
+    for (int a = 0, b; a < plan->nsteps; a = b) {
+        for (b = a + 1; b < plan->nsteps && R->in_merge[plan->step[a].first_step] &&
+                        R->in_merge[plan->step[b].first_step];
+             b++)
+            ;
+        cg_cuda_launch merged = plan->step[a];
+        if (b - a >= 2) {
+            const cg_cuda_launch *last = &plan->step[b - 1];
+            snprintf(merged.name, sizeof merged.name, "%s_k%d_%d", R->p->name, plan->step[a].first_step,
+                     last->first_step + last->steps - 1);
+            merged.units[0] = 1, merged.units[1] = merged.units[2] = 0, merged.units_per_block = 1;
+            merged.steps = last->first_step + last->steps - merged.first_step;
+            fprintf(R->f, "/* steps %d to %d in one block, a barrier between them (each needs one block) */\n",
+                    merged.first_step, merged.first_step + merged.steps - 1);
+            fprintf(R->f, "extern \"C\" __global__ void __launch_bounds__(%d) %s(ag_dev_args a)\n{\n", CG_CUDA_BLOCK,
+                    merged.name);
+            for (int k = a; k < b; k++)
+                fprintf(R->f, "%s    %s(a);\n", k > a ? "    __syncthreads();\n" : "", plan->step[k].name);
+            fprintf(R->f, "}\n\n");
+        }
+        plan->step[n++] = merged;
+    }
+    plan->nsteps = n;
+}
+
 bool cg_cuda_render(FILE *f, const cg_program *p, cg_cuda_plan *plan, char *err, size_t len)
 {
     rd R = {.f = f, .p = p, .err = err, .len = len};
@@ -1230,49 +1324,37 @@ bool cg_cuda_render(FILE *f, const cg_program *p, cg_cuda_plan *plan, char *err,
         fail(&R, "cg_cuda_render: no program");
         return false;
     }
-    plan->step = calloc((size_t)(p->nsteps ? p->nsteps : 1), sizeof *plan->step);
-    if (!plan->step) {
+    size_t n = (size_t)(p->nsteps ? p->nsteps : 1);
+    plan->step = calloc(n, sizeof *plan->step);
+    R.ce_pair = calloc(n, sizeof *R.ce_pair);
+    R.in_merge = calloc(n, sizeof *R.in_merge);
+    char *first = NULL;
+    size_t first_len = 0;
+    FILE *sink = open_memstream(&first, &first_len);
+    if (!plan->step || !R.ce_pair || !R.in_merge || !sink)
         fail(&R, "out of memory");
-        return false;
+    if (!R.failed) { /* first into nothing, for the launches' sizes; then for real */
+        pair_ce(&R);
+        R.f = sink;
+        render_steps(&R, plan);
+        mark_merges(&R, plan);
+        R.f = f;
+        R.scratch_bytes = 0;
     }
-    R.ce_pair = calloc((size_t)(p->nsteps ? p->nsteps : 1), sizeof *R.ce_pair);
-    if (!R.ce_pair) {
-        fail(&R, "out of memory");
-        cg_cuda_plan_free(plan);
-        return false;
+    if (sink)
+        fclose(sink);
+    free(first);
+    if (!R.failed) {
+        fputs(prelude, f);
+        render_steps(&R, plan);
     }
-    pair_ce(&R);
-    fputs(prelude, f);
-    char msg[512] = "";
-    plan->nsteps = 0;
-    for (int s = 0; s < p->nsteps && !R.failed; s++) {
-        const cg_step *st = &p->steps[s];
-        cg_cuda_launch *l = &plan->step[plan->nsteps++];
-        snprintf(l->name, sizeof l->name, "%s_k%d", p->name, s);
-        l->first_step = s, l->steps = 1;
-        bool is_c[CG_MAX_LOADS], write_c;
-        switch (st->kind) {
-        case CG_LOOP: render_loop(&R, &st->loop, l->name, l); break;
-        case CG_GEMM:
-            if (s + 1 < p->nsteps && epilogue_fits(&R, st, &p->steps[s + 1], is_c, &write_c)) {
-                render_gemm(&R, &st->gemm, &p->steps[s + 1].loop, is_c, write_c, l->name, l);
-                l->steps = 2;
-                s++;
-            } else
-                render_gemm(&R, &st->gemm, NULL, NULL, true, l->name, l);
-            break;
-        case CG_CALL: render_call(&R, &st->call, l->name, l, s); break;
-        default: fail(&R, "unknown kind %d", (int)st->kind);
-        }
-        if (R.failed && err && len) { /* name the step */
-            snprintf(msg, sizeof msg, "%s", err);
-            snprintf(err, len, "%s: step %d: %s", p->name, s, msg);
-        }
-    }
+    if (!R.failed)
+        write_merges(&R, plan);
     for (int k = 0; k < R.ntexts; k++)
         free(R.texts[k]);
     free(R.texts);
     free(R.ce_pair);
+    free(R.in_merge);
     if (!R.failed && ferror(f))
         fail(&R, "cannot write the CUDA source");
     plan->scratch_bytes = R.scratch_bytes;
