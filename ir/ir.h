@@ -146,6 +146,9 @@ typedef struct ir_plan {
     int64_t *offset;   /* per node: its value's offset in the arena; -1: none (sources,
                           values inside kernels, in-place updates) */
     int32_t *inplace;  /* per node: the parameter whose buffer it overwrites, or -1 */
+    const char *file;  /* the text IR it was read from (for errors), or NULL: planned here */
+    int32_t *line;     /* with file: per node, the line of its buffer or inplace line, or 0 */
+    int32_t memory_line; /* with file: the memory line's */
 } ir_plan;
 
 struct ag_graph {

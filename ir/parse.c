@@ -1183,6 +1183,9 @@ static void read_memory(parser *P, const token *word)
     p->inplace = ir_alloc(g, sizeof *p->inplace * n);
     for (int32_t i = 0; i < g->n; i++)
         p->offset[i] = -1, p->inplace[i] = -1;
+    p->file = ir_strndup(g, P->file, strlen(P->file));
+    p->line = ir_alloc(g, sizeof *p->line * n); /* zeroed */
+    p->memory_line = P->memory_line;
     P->plan_line = calloc(n, sizeof *P->plan_line);
     if (!P->plan_line) {
         fprintf(stderr, "aotgrad: out of memory\n");
@@ -1219,6 +1222,7 @@ static int32_t read_planned(parser *P, const token *word)
     if (P->plan_line[e->id])
         ERROR_TOK(P, &t, "duplicate plan for %s (first on line %d)", describe(&t, d, sizeof d), P->plan_line[e->id]);
     P->plan_line[e->id] = t.line;
+    P->g->plan->line[e->id] = t.line; /* the verifier's plan errors name it */
     next(P);
     return e->id;
 }

@@ -447,6 +447,20 @@ static bool value_bytes(const ir_node *n, int64_t batch, int64_t *bytes)
     return true;
 }
 
+/* A plan read from the text IR: its error at the line of the value's buffer or inplace
+ * line (the memory line for a value that has none), as the parser's errors are. */
+static void locate_plan_error(const ir_plan *p, int32_t id, char *err, size_t len)
+{
+    if (!err || !len || id < 0 || !p->file || !p->line)
+        return;
+    int line = p->line[id] > 0 ? (int)p->line[id] : (int)p->memory_line;
+    if (line <= 0)
+        return;
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", err);
+    snprintf(err, len, "%s:%d: error: %s", p->file, line, msg);
+}
+
 static bool check_plan(const ir_graph *g, char *err, size_t len)
 {
     const ir_plan *p = g->plan;
@@ -468,7 +482,9 @@ static bool check_plan(const ir_graph *g, char *err, size_t len)
      * last reader; an output, to the end */
     ir_lifetimes(g, birth, last);
     bool ok = true;
+    int32_t bad = -1; /* the value an error is about */
     for (int32_t i = 0; ok && i < n; i++) {
+        bad = i;
         const ir_node *v = &g->node[i];
         int64_t off = p->offset[i];
         int32_t into = p->inplace[i];
@@ -530,11 +546,15 @@ static bool check_plan(const ir_graph *g, char *err, size_t len)
                 continue;
             int64_t lo = p->offset[i] > p->offset[j] ? p->offset[i] : p->offset[j];
             int64_t ei = p->offset[i] + bytes[i], ej = p->offset[j] + bytes[j], hi = ei < ej ? ei : ej;
-            if (lo < hi)
+            if (lo < hi) {
                 ok = failv(err, len, "verify: memory: %s and %s are alive together and overlap at bytes %lld..%lld",
                            value_name(g, i, a, sizeof a), value_name(g, j, b, sizeof b), (long long)lo,
                            (long long)(hi - 1));
+                bad = j;
+            }
         }
+    if (!ok)
+        locate_plan_error(p, bad, err, len);
     free(last);
     free(birth);
     free(bytes);

@@ -539,3 +539,18 @@ Test(binary, emit_lists_add_to_the_binary_or_replace_it)
     cr_expect_str_eq(out, "both\nboth.o\n");
     free(out);
 }
+
+/* A text IR whose train step predicts an input cannot make a binary: the build says which
+ * output and why, and writes nothing. */
+Test(binary, an_output_that_is_an_input_is_refused)
+{
+    int st;
+    char *out = run_fmt(&st,
+                        "cd %s && %s ir models/linreg.c | sed 's/predict: %%[0-9]*/predict: %%X/' > %s/in.ir && "
+                        "%s build %s/in.ir -o %s/in 2>&1; echo rc=$?; ls %s | grep -c '^in$'",
+                        AG_SOURCE_DIR, getenv("AOTGRAD_BIN"), dir, getenv("AOTGRAD_BIN"), dir, dir, dir);
+    cr_expect(strstr(out, "in.ir: error: linreg: output predict is the input %X: a binary's loss, metrics and "
+                          "predictions must be computed values\nrc=1\n0\n"),
+              "%s", out);
+    free(out);
+}
