@@ -690,21 +690,6 @@ bad:
     return false;
 }
 
-bool rt_load_csv(const char *path, int64_t features, int64_t targets, int classes, rt_dataset *out, char *err,
-                 size_t len)
-{
-    memset(out, 0, sizeof *out);
-    if (features < 1 || targets < 1 || features > (1 << 30) || targets > (1 << 30) || classes < 0)
-        return rt_fail(err, len, "%s: %lld features, %lld targets, %d classes: expected 1..2^30 features and "
-                    "targets, classes >= 0", path, (long long)features, (long long)targets, classes);
-    char shape[96];
-    snprintf(shape, sizeof shape, "%lld feature%s + %lld target%s", (long long)features, features > 1 ? "s" : "",
-             (long long)targets, targets > 1 ? "s" : "");
-
-    size_t size;
-    char *text = rt_read_file(path, &size, err, len);
-    return text && csv_rows(path, text, size, features, targets, classes, shape, out, err, len);
-}
 
 /* ---- inputs to predict on ----------------------------------------------------------------- */
 
@@ -749,6 +734,27 @@ static char *slurp(idx_file *f, const uint8_t *head, int got, size_t *size)
 bad:
     free(buf);
     return NULL;
+}
+
+bool rt_load_csv(const char *path, int64_t features, int64_t targets, int classes, rt_dataset *out, char *err,
+                 size_t len)
+{
+    memset(out, 0, sizeof *out);
+    if (features < 1 || targets < 1 || features > (1 << 30) || targets > (1 << 30) || classes < 0)
+        return rt_fail(err, len, "%s: %lld features, %lld targets, %d classes: expected 1..2^30 features and "
+                    "targets, classes >= 0", path, (long long)features, (long long)targets, classes);
+    char shape[96];
+    snprintf(shape, sizeof shape, "%lld feature%s + %lld target%s", (long long)features, features > 1 ? "s" : "",
+             (long long)targets, targets > 1 ? "s" : "");
+
+    idx_file f = {.path = path, .err = err, .len = len}; /* gzipped or not, as the IDX files */
+    if (!idx_open(&f))
+        return false;
+    size_t size;
+    uint8_t none[1];
+    char *text = slurp(&f, none, 0, &size);
+    idx_close(&f);
+    return text && csv_rows(path, text, size, features, targets, classes, shape, out, err, len);
 }
 
 bool rt_load_inputs(const char *path, int64_t features, rt_dataset *out, char *err, size_t len)

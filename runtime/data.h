@@ -52,7 +52,7 @@ bool rt_load_mnist_dir(const char *dir, bool train, int classes, rt_dataset *out
  * range): "0,1,label" is a header, "1,2,3x" a row with a typo. A header has as many fields
  * as a row. Blank lines are skipped. classes > 0: each target is an integer class label in
  * 0..classes-1, stored as i32; classes == 0: f32 targets. Numbers are decimal (no hex),
- * finite, and fit in f32. */
+ * finite, and fit in f32. The file may be gzipped (read as rt_load_idx reads). */
 bool rt_load_csv(const char *path, int64_t features, int64_t targets, int classes,
                  rt_dataset *out, char *err, size_t len);
 

@@ -345,6 +345,35 @@ Test(data, csv_header_crlf_blank_lines)
     rt_dataset_free(&d);
 }
 
+/* A gzipped training CSV reads as the plain one; a cut one is refused as the IDX files are. */
+Test(data, csv_gzipped)
+{
+    static const char text[] = "x1,x2,y\n1,2,3\n4,5,6\n";
+    rt_dataset d;
+    cr_assert(rt_load_csv(put_str("g.csv.gz", text), 2, 1, 10, &d, err, sizeof err), "%s", err);
+    cr_assert_eq(d.n, 2);
+    cr_assert_eq(((float *)d.x)[2], 4.0f);
+    cr_assert_eq(((int32_t *)d.y)[1], 6);
+    rt_dataset_free(&d);
+
+    /* the same file less its last 4 bytes (the length in the gzip trailer) */
+    char path[600], cut[610];
+    snprintf(path, sizeof path, "%s", put_str("c.csv.gz", text));
+    snprintf(cut, sizeof cut, "%s.cut", path);
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    unsigned char buf[256];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    cr_assert_gt(n, 8);
+    f = fopen(cut, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(buf, 1, n - 4, f), n - 4);
+    fclose(f);
+    cr_assert_not(rt_load_csv(cut, 2, 1, 10, &d, err, sizeof err));
+    cr_expect(strstr(err, "truncated gzip stream"), "%s", err);
+}
+
 static void expect_csv(const char *name, const char *text, int64_t features, int classes, const char *fmt)
 {
     rt_dataset d;
@@ -375,7 +404,7 @@ Test(data, csv_malformed)
     expect_csv("a.csv", "1,2\n1,0123456789012345678901234567890123456789xyz\n", 1, 0,
                "%s:2:2: expected a number, found '0123456789012345678901234567890123456789...'");
     expect_csv("nope.csv", NULL, 4, 0, "%s: cannot open: No such file or directory");
-    expect_csv(".", NULL, 4, 0, "%s: cannot read: Is a directory");
+    expect_csv(".", NULL, 4, 0, "%s: offset 0: cannot read: Is a directory");
 }
 
 /* The first line is a header only when none of its fields is a number; else it is a row like
