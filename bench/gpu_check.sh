@@ -19,6 +19,8 @@
 #      seed: the GPU's loss within 1% of the CPU's, or within twice the CPU's own spread
 #      between thread counts (the sums' order differs; dropout at lr 0.5 amplifies that),
 #      and eval of the CPU's weights on both devices (test accuracy within 0.002);
+#   2b. predict with the CPU's mlp weights on both devices (lines that agree), and resume on
+#      the GPU: mlp_dropout 1 + 1 epochs against 2, checkpoints byte for byte;
 #   3. every classifier for 10 epochs on the GPU: test accuracy (bars 0.82, 0.82, 0.84) and
 #      the median epoch of 2-10; then `mlp bench --device cuda` (a row per kernel);
 #   4. PyTorch (../shared/anchors/torch_d2l.py mlp, --device cuda) eager and with
@@ -33,7 +35,7 @@ carry=gpu_carry
 models=(softmax mlp mlp_dropout)
 
 if [ "${1:-}" = "--help" ] || [ $# -lt 1 ]; then
-  sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
   exit 0
 fi
 
@@ -121,6 +123,28 @@ for m in "${models[@]}"; do
   echo "$m: train_loss gpu $lg cpu $lc (1 thread: $l1); eval of the CPU's weights: test_acc gpu $eg cpu $ec: $ok"
 done
 
+echo "== 2b. predict and resume on the GPU =="
+# predict: the CPU's mlp weights on the 10000 test images, on both devices (a near-tie may
+# round the other way: the sums' order differs)
+agree=nan resume=fail
+if limit 60 env $(img mlp) "$carry/bin/mlp" predict --device cuda --weights "$out/mlp.cpu.st" "$data/t10k-images-idx3-ubyte.gz" > "$out/p.gpu" 2>&1 &&
+   limit 60 "$carry/bin/mlp" predict --device cpu --threads 8 --weights "$out/mlp.cpu.st" "$data/t10k-images-idx3-ubyte.gz" > "$out/p.cpu" 2>&1; then
+  agree=$(paste -d'|' "$out/p.gpu" "$out/p.cpu" | awk -F'|' '$1 == $2 {n++} END {print n + 0 " of " NR}')
+else
+  tail -n 3 "$out/p.gpu" "$out/p.cpu" 2>/dev/null || true
+fi
+# resume: mlp_dropout (the dropout masks follow the step the device keeps) 1 + 1 epochs
+# against 2, the checkpoints compared byte for byte
+m=mlp_dropout
+if limit 60 env $(img $m) "$carry/bin/$m" train --device cuda --data "$data" --epochs 2 --seed 3 --save "$out/r2.st" > "$out/r2" 2>&1 &&
+   limit 60 env $(img $m) "$carry/bin/$m" train --device cuda --data "$data" --epochs 1 --seed 3 --save "$out/r1.st" > "$out/r1" 2>&1 &&
+   limit 60 env $(img $m) "$carry/bin/$m" train --device cuda --data "$data" --epochs 2 --seed 3 --resume "$out/r1.st" --save "$out/r12.st" > "$out/r12" 2>&1; then
+  cmp -s "$out/r2.st" "$out/r12.st" && resume="bit for bit" || resume=DIFFERS
+else
+  tail -n 3 "$out/r2" "$out/r1" "$out/r12" 2>/dev/null || true
+fi
+echo "predict (the CPU's mlp weights, 10000 test images): GPU and CPU agree on $agree; resume on the GPU ($m, 1 + 1 epochs against 2): $resume"
+
 echo "== 3. 10 epochs on the GPU =="
 declare -A acc sec
 for m in "${models[@]}"; do
@@ -148,6 +172,7 @@ for m in "${models[@]}"; do
   printf '%-12s %-10s %-6s %-14s\n' "$m" "${acc[$m]}" "$bar" "${sec[$m]} s"
 done
 printf 'differential (GPU vs CPU, 1 epoch + eval): %s; mlp bench: %s us a step (the replayed graph)\n' "$diff_ok" "${step_us:-nan}"
+printf 'predict on both devices: %s agree; resume on the GPU: %s\n' "$agree" "$resume"
 awk -v a="${sec[mlp]}" -v e="$eager" -v c="$compiled" 'BEGIN {
   printf "mlp epoch: aotgrad %s s, PyTorch eager %s s (%.2fx; target >= 3x), torch.compile %s s (%.2fx; target > 1x)\n",
          a, e, (a > 0 ? e / a : 0), c, (a > 0 ? c / a : 0) }'
