@@ -652,7 +652,8 @@ static void render_gemm(rd *R, const cg_gemm *g, const cg_loop *epi, const bool 
     int64_t S = tiles_max > 0 ? (FILL_UNITS + tiles_max - 1) / tiles_max : 1;
     S = S > ksteps / 2 ? ksteps / 2 : S; /* at least 2 steps of K a split */
     S = S > MAX_SPLITS ? MAX_SPLITS : S < 1 ? 1 : S;
-    if (S > 1 && tiles_max > CG_CUDA_COUNTERS)
+    /* the scratch is sized at the largest batch: unknown (0), C's tiles may outgrow it */
+    if (tiles_max > CG_CUDA_COUNTERS || (R->p->max_batch <= 0 && (g->m.n || g->n.n)))
         S = 1;
     /* element (i, k) of op(A) and (k, j) of op(B); lda, ldb as cblas_sgemm's */
     const char *ael = g->ta ? "A[(k) * M + (i)]" : "A[(i) * K + (k)]";

@@ -212,6 +212,17 @@ Test(cuda_render, matmul_splits_k_where_tiles_are_few)
     cr_expect_eq(gemms, 5);
     /* the counters, then the largest partials: dW1's 2 x 200 tiles of 32 x 32 floats */
     cr_expect_eq(plan.scratch_bytes, CG_CUDA_COUNTERS * 4 + 2 * 200 * 32 * 32 * 4);
+
+    /* a program whose largest batch is not known: no scratch could be sized, no split */
+    char err[1024];
+    r.p->max_batch = 0;
+    cg_cuda_plan unknown;
+    char *src0 = cuda_source(r.p, &unknown, err, sizeof err);
+    cr_assert_not_null(src0, "%s", err);
+    cr_expect_null(strstr(src0, "const long long S = "));
+    cr_expect_eq(unknown.scratch_bytes, 0);
+    free(src0);
+    cg_cuda_plan_free(&unknown);
     mlp_render_free(&r);
 }
 
