@@ -219,11 +219,11 @@ static void cuda_tables(FILE *f, const cg_cuda_build *c)
         fprintf(f, "static const rt_cuda_launch %s[] = {\n", names[k]);
         for (int s = 0; s < plans[k]->nsteps; s++) {
             const cg_cuda_launch *l = &plans[k]->step[s];
-            fprintf(f, "    {\"%s\", {%.17g, %.17g, %.17g}, %.17g, %d, %d},\n", l->name, l->units[0], l->units[1],
-                    l->units[2], l->units_per_block, l->first_step, l->steps);
+            fprintf(f, "    {\"%s\", {%.17g, %.17g, %.17g}, %.17g, %d, %d, %s},\n", l->name, l->units[0], l->units[1],
+                    l->units[2], l->units_per_block, l->first_step, l->steps, l->merged ? "true" : "false");
         }
         if (!plans[k]->nsteps)
-            fprintf(f, "    {\"\", {0, 0, 0}, 1, 0, 0},\n");
+            fprintf(f, "    {\"\", {0, 0, 0}, 1, 0, 0, false},\n");
         fprintf(f, "};\n");
     }
     fprintf(f, "static const rt_cuda_image cuda_image = {");

@@ -943,10 +943,10 @@ static bool bench_gpu(bin *b, const void *x, const void *y, const opts *o, char 
                 snprintf(rate, sizeof rate, "%.1f GFLOP/s", flops / tk / 1e9);
             else
                 snprintf(rate, sizeof rate, "%.2f GB/s", bytes / tk / 1e9);
-            if (l->steps == 1 || (l->steps == 2 && strcmp(st->kind, "gemm") == 0)) /* a matmul and its epilogue */
-                snprintf(kind, sizeof kind, "%s%s", st->kind, l->steps > 1 ? "+loop" : "");
-            else /* small steps run in one block (codegen/cuda/render.c, mark_merges) */
+            if (l->merged) /* small steps run in one block (codegen/cuda/render.c, mark_merges) */
                 snprintf(kind, sizeof kind, "merged:%d", l->steps);
+            else /* one step, or a matmul and its epilogue */
+                snprintf(kind, sizeof kind, "%s%s", st->kind, l->steps > 1 ? "+loop" : "");
             printf("%3d  %-15s %9.1f %6.1f%% %14s  %.60s%s\n", k, kind, tk * 1e6, total > 0 ? 100 * tk / total : 0,
                    rate, st->what, strlen(st->what) > 60 ? "..." : "");
         }

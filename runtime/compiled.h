@@ -30,11 +30,12 @@ typedef struct ag_args {
  * compiled by NVRTC at build time): the kernels of each entry point in order, each launched
  * with ceil(units(N) / per_block) blocks of 256 threads, units(N) = units[0] + units[1] N +
  * units[2] N^2, computing the entry's steps first_step .. first_step + steps - 1 (a matmul
- * and its epilogue loop are one kernel). */
+ * and its epilogue loop are one kernel, and so is a row of one-block steps: merged). */
 typedef struct rt_cuda_launch {
     const char *name;
     double units[3], per_block;
     int first_step, steps;
+    bool merged; /* steps that each need one block, run in one (else one step, or a matmul and its epilogue) */
 } rt_cuda_launch;
 
 typedef struct rt_cuda_image {

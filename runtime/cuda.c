@@ -70,6 +70,16 @@ static bool dalloc(CUdeviceptr *p, size_t bytes, const char *what, char *err, si
     return ck(rt_cu.cuMemAlloc(p, bytes ? bytes : 256), "cuMemAlloc", what, err, len);
 }
 
+/* Host memory to the device, in order on the stream the kernels run on, waited for. A plain
+ * cuMemcpyHtoD from pageable memory may return before its DMA lands, and the kernels'
+ * non-blocking stream does not wait for the default stream it uses. */
+static bool upload(rt_cuda *c, CUdeviceptr dst, const void *src, size_t bytes, const char *what, char *err,
+                   size_t len)
+{
+    return ck(rt_cu.cuMemcpyHtoDAsync(dst, src, bytes, c->stream), "cuMemcpyHtoDAsync", what, err, len) &&
+           ck(rt_cu.cuStreamSynchronize(c->stream), "cuStreamSynchronize", what, err, len);
+}
+
 bool rt_cuda_open(const rt_compiled *m, rt_cuda **out, char *err, size_t len)
 {
     *out = NULL;
@@ -135,8 +145,7 @@ bool rt_cuda_open(const rt_compiled *m, rt_cuda **out, char *err, size_t len)
          dalloc(&c->scratch, m->cuda->scratch_bytes, "scratch", err, len);
     if (ok && m->cuda->scratch_bytes > 0) {
         void *zeros = calloc(1, m->cuda->scratch_bytes);
-        ok = zeros ? ck(rt_cu.cuMemcpyHtoD(c->scratch, zeros, m->cuda->scratch_bytes), "cuMemcpyHtoD", "scratch", err,
-                        len)
+        ok = zeros ? upload(c, c->scratch, zeros, m->cuda->scratch_bytes, "scratch", err, len)
                    : rt_fail(err, len, "out of memory");
         free(zeros);
     }
@@ -179,7 +188,7 @@ void rt_cuda_close(rt_cuda *c)
 
 bool rt_cuda_put_params(rt_cuda *c, const void *params, char *err, size_t len)
 {
-    return ck(rt_cu.cuMemcpyHtoD(c->params, params, (size_t)c->m->param_bytes), "cuMemcpyHtoD", "parameters", err, len);
+    return upload(c, c->params, params, (size_t)c->m->param_bytes, "parameters", err, len);
 }
 
 bool rt_cuda_get_params(rt_cuda *c, void *params, char *err, size_t len)
@@ -206,10 +215,8 @@ bool rt_cuda_put_dataset(rt_cuda *c, const rt_dataset *d, char *err, size_t len)
            dalloc(&c->order, (size_t)d->n * sizeof(int), "epoch order", err, len) &&
            ck(rt_cu.cuMemAllocHost((void **)&c->host_order, (size_t)(d->n ? d->n : 1) * sizeof(int)), "cuMemAllocHost",
               "epoch order", err, len) &&
-           ck(rt_cu.cuMemcpyHtoD(c->data_x, d->x, (size_t)(d->n * c->x_row)), "cuMemcpyHtoD", "training features", err,
-              len) &&
-           ck(rt_cu.cuMemcpyHtoD(c->data_y, d->y, (size_t)(d->n * c->y_row)), "cuMemcpyHtoD", "training targets", err,
-              len);
+           upload(c, c->data_x, d->x, (size_t)(d->n * c->x_row), "training features", err, len) &&
+           upload(c, c->data_y, d->y, (size_t)(d->n * c->y_row), "training targets", err, len);
 }
 
 static int64_t blocks(const rt_cuda_launch *l, int64_t N)

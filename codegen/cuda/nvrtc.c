@@ -166,6 +166,21 @@ bool cg_nvrtc_version(int *major, int *minor)
     return true;
 }
 
+/* whether a line of log says "error" */
+static bool log_has_error(const char *log)
+{
+    for (const char *l = log; *l;) {
+        const char *eol = strchr(l, '\n');
+        size_t n = eol ? (size_t)(eol - l) : strlen(l);
+        char line[256];
+        snprintf(line, sizeof line, "%.*s", (int)(n < sizeof line ? n : sizeof line - 1), l);
+        if (strstr(line, "error"))
+            return true;
+        l += n + (eol != NULL);
+    }
+    return false;
+}
+
 /* err = "name: " + the first error of log: its line and those under it up to a blank line
  * (the source excerpt and caret), at most 4 lines */
 static void say_log_error(char *err, size_t len, const char *name, const char *what,
@@ -285,6 +300,27 @@ bool cg_nvrtc_compile(const char *source, const char *name, const char *arch, bo
     out->log = fetch(p, nv.log_size, nv.log, &size, "log", name, err, len);
     if (!out->log)
         goto done;
+    if (rc != NVRTC_OK && want_cubin && !log_has_error(out->log)) {
+        /* ptxas refused the code (too much shared memory, say), but with its verbose report
+         * on NVRTC's log keeps only the front end's warnings: compile again without it, for
+         * ptxas' own error line */
+        nvrtc_program q = NULL;
+        if (nv.create(&q, source, name, 0, NULL, NULL) == NVRTC_OK) {
+            const char *plain[64];
+            int nplain = 0;
+            for (int i = 0; i < nopts && nplain < 64; i++)
+                if (strcmp(opts[i], "--ptxas-options=--verbose") != 0)
+                    plain[nplain++] = opts[i];
+            if (nv.compile(q, nplain, plain) != NVRTC_OK) {
+                char *log = fetch(q, nv.log_size, nv.log, &size, "log", name, err, len);
+                if (log) {
+                    free(out->log);
+                    out->log = log;
+                }
+            }
+            nv.destroy(&q);
+        }
+    }
     if (rc != NVRTC_OK) {
         say_log_error(err, len, name, rc == NVRTC_COMPILATION ? NULL : nv.error_string(rc),
                       out->log);

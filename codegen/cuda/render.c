@@ -35,7 +35,8 @@ typedef struct rd {
     int *ce_pair;  /* per step: a softmax_ce and the softmax_ce_grad computed with it, -1 (pair_ce) */
     int64_t scratch_bytes; /* of ag_dev_args.scratch, the most a kernel uses (split-K matmuls) */
     int step;              /* the step being rendered */
-    bool *in_merge;        /* per step: rendered as a device function of a merged kernel, or NULL */
+    int *merge_run;        /* per step: the merged kernel (1, 2, ...) it is a device function of, 0: none */
+    int64_t *shared;       /* per step: the static shared memory its function declares, bytes */
 } rd;
 
 static void fail(rd *R, const char *fmt, ...)
@@ -177,7 +178,7 @@ static const struct {
  * neighbours (mark_merges), a device function the merged kernel calls. */
 static void kernel_head(rd *R, const char *name)
 {
-    if (R->in_merge && R->in_merge[R->step])
+    if (R->merge_run && R->merge_run[R->step] > 0)
         fprintf(R->f, "__device__ __forceinline__ void %s(ag_dev_args a)\n{\n", name);
     else
         fprintf(R->f, "extern \"C\" __global__ void __launch_bounds__(%d) %s(ag_dev_args a)\n{\n", CG_CUDA_BLOCK,
@@ -527,6 +528,7 @@ static void render_loop(rd *R, const cg_loop *l, const char *name, cg_cuda_launc
     for (int s = 0; s < l->nstores; s++) {
         ag_dtype t = R->p->buffers[l->store[s].at.buffer].dtype;
         fprintf(R->f, "    __shared__ %s part%d[%d];\n", ctype(t), s, CG_CUDA_BLOCK);
+        R->shared[R->step] += CG_CUDA_BLOCK * (t == AG_F64 ? 8 : t == AG_F32 || t == AG_I32 ? 4 : 1);
     }
     fprintf(R->f, "    for (long long o_ = blockIdx.x; o_ < outs; o_ += gridDim.x) {\n");
     for (int s = 0; s < l->nstores; s++) {
@@ -605,7 +607,7 @@ static const char *gemm_scalar(rd *R, const cg_gemm *g, int32_t e, int depth)
  * times the blocks for the small matrices of a batch of 256. */
 enum { TK = 16, FILL_TILES = 64 };
 /* Split K into up to MAX_SPLITS parts where a batch's tiles number fewer than FILL_UNITS
- * (two blocks for each of an H100's or H200's 132 multiprocessors): the MLP's matmuls at
+ * (two blocks for each of an H100 SXM's or H200's 132 multiprocessors): the MLP's matmuls at
  * batch 256 have 8 to 200 tiles, and a block walking all of K alone waits on memory. */
 enum { FILL_UNITS = 264, MAX_SPLITS = 32 };
 
@@ -671,6 +673,7 @@ static void render_gemm(rd *R, const cg_gemm *g, const cg_loop *epi, const bool 
             "    const long long tn = (NC + %d) / %d, tiles = ((M + %d) / %d) * tn;\n"
             "    const int tx = threadIdx.x %% 16, ty = threadIdx.x / 16;\n",
             TK, TILE + 2, TK, TILE + 2, TILE - 1, TILE, TILE - 1, TILE);
+    R->shared[R->step] += 2 * TK * (TILE + 2) * 4 + (S > 1 ? 4 : 0); /* As, Bs, last */
     if (S > 1)
         fprintf(R->f,
                 "    /* K in %d splits, a block each: each stores its partial tile in the scratch, and the\n"
@@ -1274,17 +1277,26 @@ static void render_steps(rd *R, cg_cuda_plan *plan)
  * batch's rows at 256): a run of them becomes one kernel of one block calling each step's
  * function in order, with a barrier between them, which orders the block's memory as
  * separate launches would. Each launch costs the GPU a few microseconds even in a CUDA
- * graph; the MLP's step has ten such in a row. Marks the runs' steps in R->in_merge. */
+ * graph; the MLP's step has ten such in a row. Each function keeps its own shared arrays
+ * (ptxas adds them up), so a run ends before their sum passes MERGE_SHARED, well under the
+ * 48 KiB of static shared memory a kernel may have. Numbers the runs in R->merge_run. */
+enum { MERGE_SHARED = 24 * 1024 };
+
 static bool small(const cg_cuda_launch *l, int64_t B) { return cg_cuda_blocks(l, B) == 1; }
 
 static void mark_merges(rd *R, const cg_cuda_plan *plan)
 {
     int64_t B = R->p->max_batch > 0 ? R->p->max_batch : 1;
+    int runs = 0;
     for (int a = 0, b; a < plan->nsteps; a = b > a ? b : a + 1) {
-        for (b = a; b < plan->nsteps && small(&plan->step[b], B); b++)
-            ;
+        int64_t bytes = 0;
+        for (b = a; b < plan->nsteps && small(&plan->step[b], B) &&
+                    bytes + R->shared[plan->step[b].first_step] <= MERGE_SHARED;
+             b++)
+            bytes += R->shared[plan->step[b].first_step];
+        runs += b - a >= 2;
         for (int k = a; b - a >= 2 && k < b; k++)
-            R->in_merge[plan->step[k].first_step] = true;
+            R->merge_run[plan->step[k].first_step] = runs;
     }
 }
 
@@ -1293,9 +1305,8 @@ static void write_merges(rd *R, cg_cuda_plan *plan)
 {
     int n = 0;
     for (int a = 0, b; a < plan->nsteps; a = b) {
-        for (b = a + 1; b < plan->nsteps && R->in_merge[plan->step[a].first_step] &&
-                        R->in_merge[plan->step[b].first_step];
-             b++)
+        int run = R->merge_run[plan->step[a].first_step];
+        for (b = a + 1; b < plan->nsteps && run > 0 && R->merge_run[plan->step[b].first_step] == run; b++)
             ;
         cg_cuda_launch merged = plan->step[a];
         if (b - a >= 2) {
@@ -1304,6 +1315,7 @@ static void write_merges(rd *R, cg_cuda_plan *plan)
                      last->first_step + last->steps - 1);
             merged.units[0] = 1, merged.units[1] = merged.units[2] = 0, merged.units_per_block = 1;
             merged.steps = last->first_step + last->steps - merged.first_step;
+            merged.merged = true;
             fprintf(R->f, "/* steps %d to %d in one block, a barrier between them (each needs one block) */\n",
                     merged.first_step, merged.first_step + merged.steps - 1);
             fprintf(R->f, "extern \"C\" __global__ void __launch_bounds__(%d) %s(ag_dev_args a)\n{\n", CG_CUDA_BLOCK,
@@ -1328,11 +1340,12 @@ bool cg_cuda_render(FILE *f, const cg_program *p, cg_cuda_plan *plan, char *err,
     size_t n = (size_t)(p->nsteps ? p->nsteps : 1);
     plan->step = calloc(n, sizeof *plan->step);
     R.ce_pair = calloc(n, sizeof *R.ce_pair);
-    R.in_merge = calloc(n, sizeof *R.in_merge);
+    R.merge_run = calloc(n, sizeof *R.merge_run);
+    R.shared = calloc(n, sizeof *R.shared);
     char *first = NULL;
     size_t first_len = 0;
     FILE *sink = open_memstream(&first, &first_len);
-    if (!plan->step || !R.ce_pair || !R.in_merge || !sink)
+    if (!plan->step || !R.ce_pair || !R.merge_run || !R.shared || !sink)
         fail(&R, "out of memory");
     if (!R.failed) { /* first into nothing, for the launches' sizes; then for real */
         pair_ce(&R);
@@ -1355,7 +1368,8 @@ bool cg_cuda_render(FILE *f, const cg_program *p, cg_cuda_plan *plan, char *err,
         free(R.texts[k]);
     free(R.texts);
     free(R.ce_pair);
-    free(R.in_merge);
+    free(R.merge_run);
+    free(R.shared);
     if (!R.failed && ferror(f))
         fail(&R, "cannot write the CUDA source");
     plan->scratch_bytes = R.scratch_bytes;

@@ -1,11 +1,12 @@
 /* The CUDA backend's code for a cg_program: the same kernel IR the LLVM backend builds,
- * rendered as CUDA C (one `extern "C" __global__` kernel per step), plus the launch plan
+ * rendered as CUDA C (one `extern "C" __global__` kernel per step, but a matmul and its
+ * epilogue loop share one, and so does a row of steps that each need one block), plus the launch plan
  * the host follows. NVRTC compiles the source (codegen/cuda/nvrtc.h); the tests also run it
  * on the CPU through a host shim (tests/cuda/).
  *
  * Every kernel takes one argument, ag_dev_args, by value (its definition is at the top of
- * the source): the device addresses of the arena, the parameters and the caller's tensors,
- * the batch N, and dropout's seed and step. A kernel finds its buffers as codegen/exec.c
+ * the source): the device addresses of the arena, the parameters, the caller's tensors and
+ * the split-K matmuls' scratch, the batch N, and dropout's seed and step. A kernel finds its buffers as codegen/exec.c
  * does (region base + offset affine in N). Each kernel loops over its work units with a
  * grid stride, so any grid of at least one block computes the whole step: the plan's grid
  * is a size for speed, not for correctness. Blocks have CG_CUDA_BLOCK threads. */
@@ -23,12 +24,14 @@
 
 /* One launch: kernel `name`, grid = ceil(units(N) / units_per_block) blocks (at least 1; a
  * host may cap it), units(N) = units[0] + units[1] N + units[2] N^2. It computes program
- * steps first_step .. first_step + steps - 1 (two: a matmul with its epilogue loop). */
+ * steps first_step .. first_step + steps - 1 (two: a matmul with its epilogue loop; more:
+ * merged). */
 typedef struct cg_cuda_launch {
     char name[128];
     double units[3];
     double units_per_block;
     int first_step, steps;
+    bool merged; /* one block running steps that each need one (render.c, mark_merges) */
 } cg_cuda_launch;
 
 /* A matmul with few tiles splits K over several blocks (render.c, render_gemm): they

@@ -170,6 +170,30 @@ Test(cuda_nvrtc, syntax_error)
     cg_nvrtc_out_free(&out);
 }
 
+/* ptxas refusing a kernel (here: more static shared memory than a kernel may have) while
+ * the verbose report is on: NVRTC's log then holds no error line, only warnings; the
+ * message must still say what ptxas said, not repeat a warning. */
+Test(cuda_nvrtc, ptxas_error_is_named)
+{
+    need_nvrtc();
+    const char *src = "extern \"C\" __global__ void k(float *y)\n"
+                      "{\n"
+                      "    int unused;\n"
+                      "    __shared__ float big[16384];\n"
+                      "    big[threadIdx.x] = y[threadIdx.x];\n"
+                      "    __syncthreads();\n"
+                      "    y[threadIdx.x] = big[16383 - threadIdx.x];\n"
+                      "}\n";
+    cg_nvrtc_out out;
+    char err[1024] = "";
+    cr_assert_not(cg_nvrtc_compile(src, "big.cu", "sm_90", true, true, NULL, &out, err, sizeof err));
+    cr_log_info("%s", err);
+    cr_expect(strncmp(err, "big.cu: ", 8) == 0, "%s", err);
+    cr_expect(strstr(err, "too much shared data"), "%s", err);
+    cr_expect_null(strstr(err, "warning"), "%s", err);
+    cg_nvrtc_out_free(&out);
+}
+
 Test(cuda_nvrtc, missing_library)
 {
     setenv("AOTGRAD_NVRTC", "/nonexistent/libnvrtc.so", 1);

@@ -138,8 +138,12 @@ bool cuda_device_run(cuda_device *d, int64_t batch, uint32_t seed, uint64_t step
     for (int i = 0; ok && i < n; i++) /* 256 bytes for an empty region: the driver refuses 0 */
         ok = rt_cu_check(rt_cu.cuMemAlloc(&dptr[i], region[i].bytes ? region[i].bytes : 256), "cuMemAlloc", what[i],
                          err, len) &&
-             (region[i].bytes == 0 || rt_cu_check(rt_cu.cuMemcpyHtoD(dptr[i], region[i].data, region[i].bytes),
-                                                  "cuMemcpyHtoD", what[i], err, len));
+             (region[i].bytes == 0 ||
+              rt_cu_check(rt_cu.cuMemcpyHtoDAsync(dptr[i], region[i].data, region[i].bytes, d->stream),
+                          "cuMemcpyHtoDAsync", what[i], err, len));
+    /* on the kernels' stream and waited for: a plain cuMemcpyHtoD from pageable memory may
+     * return before its DMA lands, and the non-blocking stream does not wait for it */
+    ok = ok && rt_cu_check(rt_cu.cuStreamSynchronize(d->stream), "cuStreamSynchronize", "the uploads", err, len);
     dev_args a = {.arena = dptr[0], .params = dptr[1], .N = batch, .seed = seed, .step = step, .pstep = dptr[n - 2],
                   .scratch = dptr[n - 1]};
     for (int i = 0; i < ninputs; i++)
