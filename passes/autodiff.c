@@ -46,7 +46,7 @@ static ag_dims dims_of(const ir_shape *s)
 /* Sum a gradient computed in a broadcast shape back to the operand's shape. */
 static ag_val unbroadcast(ad_ctx *c, ag_val dx, const ir_shape *to)
 {
-    const ir_shape *s = &c->h->node[dx.id].shape;
+    const ir_shape sv = c->h->node[dx.id].shape, *s = &sv; /* a copy: adding nodes moves them */
     if (ir_shape_eq(s, to))
         return dx;
     int lead = s->rank - to->rank;

@@ -27,7 +27,9 @@ static ag_val ew3(ad_ctx *c, ir_op op, ag_val a, ag_val b, ag_val d)
 #define NEG(a) ew1(c, IR_neg, a)
 #define WHERE(k, a, b) ew3(c, IR_where, k, a, b)
 
-static const ir_shape *shape(ad_ctx *c, ag_val v) { return &ad_graph(c)->node[v.id].shape; }
+/* A value's shape, copied: building a node may move the graph's nodes (ir_add grows the
+ * array), so no pointer into them outlives the next builder call. */
+static ir_shape shape(ad_ctx *c, ag_val v) { return ad_graph(c)->node[v.id].shape; }
 
 static ag_dims dims_of(const ir_shape *s)
 {
@@ -41,7 +43,7 @@ static ag_dims dims_of(const ir_shape *s)
  * axes restored with extent 1, then broadcast. */
 static ag_val expand(ad_ctx *c, const ir_node *n, ag_val v)
 {
-    const ir_shape *s = shape(c, A);
+    const ir_shape sv = shape(c, A), *s = &sv;
     ag_dims kept = dims_of(s);
     for (int i = 0; i < s->rank; i++)
         if (n->attr.axes >> i & 1)
@@ -145,7 +147,7 @@ static ag_val grad_sum(ad_ctx *c, const ir_node *n, int i, ag_val dy) { return (
 static ag_val grad_mean(ad_ctx *c, const ir_node *n, int i, ag_val dy)
 {
     (void)i;
-    const ir_shape *s = shape(c, A);
+    const ir_shape sv = shape(c, A), *s = &sv;
     double count = 1;
     bool batch = false;
     for (int k = 0; k < s->rank; k++)
@@ -182,7 +184,7 @@ static ag_val grad_cumsum(ad_ctx *c, const ir_node *n, int i, ag_val dy)
 
 static ag_val as_matrix(ad_ctx *c, ag_val v, bool row)
 {
-    const ir_shape *s = shape(c, v);
+    const ir_shape sv = shape(c, v), *s = &sv;
     if (s->rank == 2)
         return v;
     return ag_reshape_at(AT, v, row ? (ag_dims){2, {1, s->dim[0]}} : (ag_dims){2, {s->dim[0], 1}});
@@ -192,7 +194,7 @@ static ag_val grad_matmul(ad_ctx *c, const ir_node *n, int i, ag_val dy)
 {
     bool ta = n->attr.ta, tb = n->attr.tb;
     ag_val a = as_matrix(c, A, true), b = as_matrix(c, B, false);
-    const ir_shape *sa = shape(c, A), *sb = shape(c, B);
+    const ir_shape sav = shape(c, A), sbv = shape(c, B), *sa = &sav, *sb = &sbv;
     /* dy as [m, n]: a vector a made m = 1, a vector b made n = 1 */
     int64_t m = sa->rank == 2 ? sa->dim[ta] : 1, nn = sb->rank == 2 ? sb->dim[!tb] : 1;
     ag_val d = ag_reshape_at(AT, dy, (ag_dims){2, {m, nn}});
@@ -217,7 +219,8 @@ static ag_val grad_transpose(ad_ctx *c, const ir_node *n, int i, ag_val dy)
 
 static ag_val grad_reshape(ad_ctx *c, const ir_node *n, int i, ag_val dy)
 {
-    return (void)i, ag_reshape_at(AT, dy, dims_of(shape(c, A)));
+    const ir_shape s = shape(c, A);
+    return (void)i, ag_reshape_at(AT, dy, dims_of(&s));
 }
 
 /* autodiff's sum back to the operand's shape is the whole rule */
@@ -230,8 +233,8 @@ static ag_val grad_concat(ad_ctx *c, const ir_node *n, int i, ag_val dy)
 {
     int64_t start = 0;
     for (int k = 0; k < i; k++)
-        start += shape(c, ad_operand(c, n, k))->dim[n->attr.axis];
-    return ag_slice_at(AT, dy, n->attr.axis, start, shape(c, ad_operand(c, n, i))->dim[n->attr.axis]);
+        start += shape(c, ad_operand(c, n, k)).dim[n->attr.axis];
+    return ag_slice_at(AT, dy, n->attr.axis, start, shape(c, ad_operand(c, n, i)).dim[n->attr.axis]);
 }
 
 /* dy placed at its slice, zeros around it */
@@ -239,7 +242,7 @@ static ag_val grad_slice(ad_ctx *c, const ir_node *n, int i, ag_val dy)
 {
     (void)i;
     int ax = n->attr.axis;
-    const ir_shape *s = shape(c, A);
+    const ir_shape sv = shape(c, A), *s = &sv;
     int64_t before = n->attr.start, after = s->dim[ax] - n->attr.start - n->shape.dim[ax];
     ag_val parts[3];
     int k = 0;
