@@ -88,10 +88,11 @@ static bool match_backward(const ir_graph *g, int32_t id, match *mt)
     return false;
 }
 
-static ag_val add(ir_graph *h, const ir_node *like, ir_op op, int n, const int32_t *in)
+/* at: a location copied out of h, since adding nodes moves them */
+static ag_val add(ir_graph *h, ag_loc at, ir_op op, int n, const int32_t *in)
 {
     ir_node m = ir_node_make(op, n, in);
-    m.loc = like->loc;
+    m.loc = at;
     char err[256];
     int32_t id = ir_add(h, &m, err, sizeof err);
     if (id < 0) { /* every operand was checked by the match: this is a bug */
@@ -117,7 +118,7 @@ ir_graph *pass_fuse_softmax_ce(const ir_graph *g, char *err, size_t len)
             continue;
         }
         map[i] = ir_copy_node(h, g, i, map); /* keeps its loc for the new nodes */
-        const ir_node *like = &h->node[map[i]];
+        const ag_loc like = h->node[map[i]].loc;
         int32_t o = map[mt.logits], y = map[mt.labels];
         if (!mt.backward) {
             ag_val ce = add(h, like, IR_softmax_ce, 2, (int32_t[]){o, y});
@@ -134,7 +135,7 @@ ir_graph *pass_fuse_softmax_ce(const ir_graph *g, char *err, size_t len)
         else {
             ir_node m = ir_node_make(IR_reshape, 1, &row);
             m.shape = *rows;
-            m.loc = like->loc;
+            m.loc = like;
             row = ir_add(h, &m, err, len);
         }
         int32_t dce = h->node[row].op == IR_neg ? h->node[row].in[0] : add(h, like, IR_neg, 1, &row).id;

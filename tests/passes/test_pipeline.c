@@ -253,6 +253,28 @@ Test(pipeline, fuse_softmax_ce_fires_on_hand_written_losses)
     }
 }
 
+/* fuse_softmax_ce adds its nodes to the graph it is building; one of those adds may move the
+ * node array. Softmax regressions with 0..80 extra steps before the loss put that growth at
+ * every point of the rewrite once (under ASan a pointer kept into the old array fails). */
+Test(pipeline, fuse_softmax_ce_survives_the_graph_growing)
+{
+    for (int extra = 0; extra <= 80; extra++) {
+        ag_graph *g = ag_graph_new("grow");
+        ag_val x = ag_input(g, "x", AG_F32, AG_N, 4), y = ag_input(g, "y", AG_I32, AG_N);
+        ag_val w = ag_param(g, "w", ag_normal(0, 0.1), 4, 3);
+        for (int k = 0; k < extra; k++)
+            x = ag_tanh(x);
+        ag_val logits = ag_matmul(x, w);
+        ag_minimize(g, ag_mean(ag_cross_entropy(logits, y)), ag_sgd(.lr = 0.1), .metric = ag_correct(logits, y));
+        cr_assert_eq(ag_graph_finish(g), 0);
+        char err[1024];
+        ir_graph *s = pass_run(g, true, NULL, NULL, NULL, err, sizeof err);
+        cr_assert_not_null(s, "extra %d: %s", extra, err);
+        ir_graph_free(s);
+        ag_graph_free(g);
+    }
+}
+
 /* The MLP's planned peak stays within 1.25x of the lower bound the report prints beside it,
  * and inference needs less than training. */
 Test(pipeline, the_mlp_memory_plan_is_near_its_lower_bound)
