@@ -45,11 +45,22 @@ typedef struct lowering {
 
 /* ---- buffers and steps ---- */
 
+/* realloc, or the one line every allocation failure of the compiler prints */
+static void *grow(void *p, size_t bytes)
+{
+    void *q = realloc(p, bytes);
+    if (!q) {
+        fprintf(stderr, "aotgrad: out of memory\n");
+        exit(1);
+    }
+    return q;
+}
+
 static int32_t add_buffer(lowering *L, cg_buffer b)
 {
     if (L->p->nbuffers == L->cap_buffers) {
         L->cap_buffers = L->cap_buffers ? 2 * L->cap_buffers : 32;
-        L->p->buffers = realloc(L->p->buffers, sizeof *L->p->buffers * (size_t)L->cap_buffers);
+        L->p->buffers = grow(L->p->buffers, sizeof *L->p->buffers * (size_t)L->cap_buffers);
     }
     L->p->buffers[L->p->nbuffers] = b;
     return L->p->nbuffers++;
@@ -59,7 +70,7 @@ static cg_step *add_step(lowering *L, cg_step_kind kind, int32_t node)
 {
     if (L->p->nsteps == L->cap_steps) {
         L->cap_steps = L->cap_steps ? 2 * L->cap_steps : 32;
-        L->p->steps = realloc(L->p->steps, sizeof *L->p->steps * (size_t)L->cap_steps);
+        L->p->steps = grow(L->p->steps, sizeof *L->p->steps * (size_t)L->cap_steps);
     }
     cg_step *s = &L->p->steps[L->p->nsteps++];
     memset(s, 0, sizeof *s);
