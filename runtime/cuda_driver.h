@@ -42,7 +42,6 @@ enum {
     X(cuMemFree, "cuMemFree_v2", CUresult (*)(CUdeviceptr))                                                       \
     X(cuMemAllocHost, "cuMemAllocHost_v2", CUresult (*)(void **, size_t))                                        \
     X(cuMemFreeHost, "cuMemFreeHost", CUresult (*)(void *))                                                       \
-    X(cuMemcpyHtoD, "cuMemcpyHtoD_v2", CUresult (*)(CUdeviceptr, const void *, size_t))                           \
     X(cuMemcpyDtoH, "cuMemcpyDtoH_v2", CUresult (*)(void *, CUdeviceptr, size_t))                                 \
     X(cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2", CUresult (*)(CUdeviceptr, const void *, size_t, CUstream))       \
     X(cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2", CUresult (*)(void *, CUdeviceptr, size_t, CUstream))             \

@@ -166,8 +166,8 @@ bool cg_nvrtc_version(int *major, int *minor)
     return true;
 }
 
-/* whether a line of log says "error" */
-static bool log_has_error(const char *log)
+/* the first line of log that says "error", or NULL */
+static const char *first_error(const char *log)
 {
     for (const char *l = log; *l;) {
         const char *eol = strchr(l, '\n');
@@ -175,29 +175,18 @@ static bool log_has_error(const char *log)
         char line[256];
         snprintf(line, sizeof line, "%.*s", (int)(n < sizeof line ? n : sizeof line - 1), l);
         if (strstr(line, "error"))
-            return true;
+            return l;
         l += n + (eol != NULL);
     }
-    return false;
+    return NULL;
 }
 
-/* err = "name: " + the first error of log: its line and those under it up to a blank line
- * (the source excerpt and caret), at most 4 lines */
+/* err = "name: " + the first error of log (else its first line): that line and those under
+ * it up to a blank line (the source excerpt and caret), at most 4 lines */
 static void say_log_error(char *err, size_t len, const char *name, const char *what,
                           const char *log)
 {
-    const char *start = log;
-    for (const char *l = log; *l;) {
-        const char *eol = strchr(l, '\n');
-        size_t n = eol ? (size_t)(eol - l) : strlen(l);
-        char line[256];
-        snprintf(line, sizeof line, "%.*s", (int)(n < sizeof line ? n : sizeof line - 1), l);
-        if (strstr(line, "error")) {
-            start = l;
-            break;
-        }
-        l += n + (eol != NULL);
-    }
+    const char *start = first_error(log) ? first_error(log) : log;
     size_t end = 0;
     for (int lines = 0; start[end] && lines < 4; lines++) {
         const char *eol = strchr(start + end, '\n');
@@ -282,10 +271,10 @@ bool cg_nvrtc_compile(const char *source, const char *name, const char *arch, bo
     opts[nopts++] = opt_arch;
     opts[nopts++] = "-std=c++17";
     opts[nopts++] = "-default-device";
-    if (want_cubin)
-        opts[nopts++] = "--ptxas-options=--verbose";
     for (size_t i = 0; i < nextra; i++)
         opts[nopts++] = extra_opts[i];
+    if (want_cubin) /* last: the retry below leaves it out */
+        opts[nopts++] = "--ptxas-options=--verbose";
 
     bool ok = false;
     nvrtc_program p = NULL;
@@ -300,18 +289,13 @@ bool cg_nvrtc_compile(const char *source, const char *name, const char *arch, bo
     out->log = fetch(p, nv.log_size, nv.log, &size, "log", name, err, len);
     if (!out->log)
         goto done;
-    if (rc != NVRTC_OK && want_cubin && !log_has_error(out->log)) {
+    if (rc != NVRTC_OK && want_cubin && !first_error(out->log)) {
         /* ptxas refused the code (too much shared memory, say), but with its verbose report
          * on NVRTC's log keeps only the front end's warnings: compile again without it, for
          * ptxas' own error line */
         nvrtc_program q = NULL;
         if (nv.create(&q, source, name, 0, NULL, NULL) == NVRTC_OK) {
-            const char *plain[64];
-            int nplain = 0;
-            for (int i = 0; i < nopts && nplain < 64; i++)
-                if (strcmp(opts[i], "--ptxas-options=--verbose") != 0)
-                    plain[nplain++] = opts[i];
-            if (nv.compile(q, nplain, plain) != NVRTC_OK) {
+            if (nv.compile(q, nopts - 1, opts) != NVRTC_OK) {
                 char *log = fetch(q, nv.log_size, nv.log, &size, "log", name, err, len);
                 if (log) {
                     free(out->log);

@@ -528,7 +528,7 @@ static void render_loop(rd *R, const cg_loop *l, const char *name, cg_cuda_launc
     for (int s = 0; s < l->nstores; s++) {
         ag_dtype t = R->p->buffers[l->store[s].at.buffer].dtype;
         fprintf(R->f, "    __shared__ %s part%d[%d];\n", ctype(t), s, CG_CUDA_BLOCK);
-        R->shared[R->step] += CG_CUDA_BLOCK * (t == AG_F64 ? 8 : t == AG_F32 || t == AG_I32 ? 4 : 1);
+        R->shared[R->step] += CG_CUDA_BLOCK * (int64_t)ir_dtype_size(t);
     }
     fprintf(R->f, "    for (long long o_ = blockIdx.x; o_ < outs; o_ += gridDim.x) {\n");
     for (int s = 0; s < l->nstores; s++) {
@@ -817,8 +817,9 @@ static void render_gemm(rd *R, const cg_gemm *g, const cg_loop *epi, const bool 
            n0 = g->n.n ? (g->n.k + TILE - 1.0) / TILE : (double)((g->n.k + TILE - 1) / TILE);
     launch->units[0] = S * m0 * n0, launch->units[1] = S * (m0 * n1 + m1 * n0), launch->units[2] = S * m1 * n1;
     launch->units_per_block = 1;
-    if (S > 1 && R->scratch_bytes < CG_CUDA_COUNTERS * 4 + S * tiles_max * TILE * TILE * 4)
-        R->scratch_bytes = CG_CUDA_COUNTERS * 4 + S * tiles_max * TILE * TILE * 4;
+    int64_t scratch = CG_CUDA_COUNTERS * 4 + S * tiles_max * TILE * TILE * 4; /* counters, partials */
+    if (S > 1 && R->scratch_bytes < scratch)
+        R->scratch_bytes = scratch;
 }
 
 /* ---- runtime routines ---- */
@@ -1352,8 +1353,9 @@ bool cg_cuda_render(FILE *f, const cg_program *p, cg_cuda_plan *plan, char *err,
         R.f = sink;
         render_steps(&R, plan);
         mark_merges(&R, plan);
-        R.f = f;
+        R.f = f; /* the second pass counts these again */
         R.scratch_bytes = 0;
+        memset(R.shared, 0, n * sizeof *R.shared);
     }
     if (sink)
         fclose(sink);

@@ -88,7 +88,6 @@ API cuMemAlloc_v2(CUdeviceptr *p, size_t n) { return (*p = (CUdeviceptr)alloc(n)
 API cuMemFree_v2(CUdeviceptr p) { return free((void *)p), OK; }
 API cuMemAllocHost_v2(void **p, size_t n) { return (*p = alloc(n)) ? OK : 2; }
 API cuMemFreeHost(void *p) { return free(p), OK; }
-API cuMemcpyHtoD_v2(CUdeviceptr d, const void *s, size_t n) { return memcpy((void *)d, s, n), OK; }
 API cuMemcpyDtoH_v2(void *d, CUdeviceptr s, size_t n) { return memcpy(d, (const void *)s, n), OK; }
 API cuMemcpyHtoDAsync_v2(CUdeviceptr d, const void *s, size_t n, void *)
 {
