@@ -376,6 +376,7 @@ static bool lower_view(lowering *L, group *G, int32_t b)
  * that is one). */
 static void copy_into(lowering *L, group *G, const view *from, view *to, const ir_shape *shape, ag_dtype t)
 {
+    close_loop(L, G); /* what the open loop holds is stored first, not dropped */
     open_loop(L, G, shape);
     int32_t e = loop_expr(G, (cg_expr){.kind = CG_E_LOAD, .dtype = t, .load = loop_load(G, from)});
     loop_store(G, e, to, 0);

@@ -202,6 +202,41 @@ static bool make_model(const ir_graph *g, uint32_t seed, interp_model *m, rt_mod
     return true;
 }
 
+/* The class count of labels `y` as the graph reads them: a one_hot's classes, or the last
+ * axis of the logits a cross-entropy (softmax_ce after fusion) or an accuracy (argmax
+ * compared with them) takes, inside fused kernels too; the largest where readers differ
+ * (a label past a one_hot's classes is a zero row, not an error); 0 when nothing says. */
+enum { MAX_CLASSES = 1 << 24 }; /* labels are i32; counts past this are no classifier's */
+
+static int label_classes(const ir_graph *g, int32_t y)
+{
+    int most = 0;
+    for (int32_t i = y + 1; i < g->n; i++) {
+        const ir_node *n = &g->node[i];
+        for (int k = 0; k < n->nin; k++) {
+            if (n->in[k] != y)
+                continue;
+            const ir_node *other = n->nin == 2 ? &g->node[n->in[1 - k]] : NULL;
+            int64_t c = 0;
+            if (n->op == IR_one_hot)
+                c = n->attr.classes;
+            if ((n->op == IR_softmax_ce || n->op == IR_softmax_ce_grad) && k == 1)
+                c = g->node[n->in[0]].shape.dim[1];
+            if ((n->op == IR_eq || n->op == IR_ne) && other->op == IR_argmax)
+                c = g->node[other->in[0]].shape.dim[other->attr.axis];
+            if (n->op == IR_kernel) /* the body input the labels bind */
+                for (int32_t j = 0, seen = 0; j < g->kernels[n->attr.kernel]->n; j++)
+                    if (g->kernels[n->attr.kernel]->node[j].op == IR_input && seen++ == k) {
+                        c = label_classes(g->kernels[n->attr.kernel], j);
+                        break;
+                    }
+            if (c > most && c <= MAX_CLASSES)
+                most = (int)c;
+        }
+    }
+    return most;
+}
+
 /* Features and targets per sample, and the class count, from the model's data inputs. */
 bool fe_data_shape(const ir_graph *g, int64_t *features, int64_t *targets, int *classes, char *err, size_t len)
 {
@@ -212,13 +247,13 @@ bool fe_data_shape(const ir_graph *g, int64_t *features, int64_t *targets, int *
     *targets = ir_numel(&g->node[y].shape, 1);
     *classes = 0;
     if (g->node[y].dtype == AG_I32) {
-        *classes = g->train->nclasses;
-        for (int32_t i = y + 1; i < g->n && !*classes; i++)
-            if (g->node[i].op == IR_one_hot && g->node[i].in[0] == y)
-                *classes = g->node[i].attr.classes;
+        *classes = label_classes(g, y);
+        if (!*classes)
+            *classes = g->train->nclasses;
         if (!*classes) {
-            snprintf(err, len, "%s: the labels %s feed no one_hot, so their class count is unknown", g->name,
-                     g->node[y].attr.name);
+            snprintf(err, len,
+                     "%s: the labels %s feed no one_hot, cross-entropy or accuracy, so their class count is unknown",
+                     g->name, g->node[y].attr.name);
             return false;
         }
     }

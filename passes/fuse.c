@@ -317,8 +317,12 @@ ir_graph *pass_fuse(const ir_graph *g, char *err, size_t len)
         kernel_of[i] = -1, inner[i] = -1, output[i] = -1;
     int32_t *group_n = calloc(n, sizeof *group_n);
     int32_t **gin = calloc(n, sizeof *gin);
+    for (int32_t i = 0; i < g->n; i++)
+        map[i] = -1;
     for (int32_t i = 0; i < g->n; i++) {
         int32_t grp = f.group[i];
+        if (map[i] >= 0)
+            continue; /* a source a kernel read early */
         if (grp < 0 || size[grp] == 1 || !fed[grp]) { /* sources, and groups of one, stay plain nodes */
             map[i] = ir_copy_node(h, g, i, map);
             continue;
@@ -336,8 +340,15 @@ ir_graph *pass_fuse(const ir_graph *g, char *err, size_t len)
         if (output[i] < 0)
             continue; /* stays inside its kernel */
         int32_t *ops = malloc(sizeof *ops * (size_t)(group_n[grp] ? group_n[grp] : 1));
-        for (int k = 0; k < group_n[grp]; k++)
-            ops[k] = map[gin[grp][k]];
+        for (int k = 0; k < group_n[grp]; k++) {
+            int32_t v = gin[grp][k];
+            /* the group runs at its first output; a source it reads may come later in g (the
+             * optimizer's lr and wd, which siblings() counts as available from the start):
+             * a source reads nothing, so it moves up here */
+            if (map[v] < 0 && is_source(&g->node[v]))
+                map[v] = ir_copy_node(h, g, v, map);
+            ops[k] = map[v];
+        }
         ir_node k = ir_node_make(IR_kernel, group_n[grp], ops);
         k.attr.kernel = kernel_of[grp];
         k.attr.output = output[i];

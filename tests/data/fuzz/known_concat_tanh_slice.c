@@ -1,0 +1,12 @@
+#include <aotgrad.h>
+
+/* issue 8, known failure 1: concat(1, matmul(x, W1), ag_tanh(ag_slice(x, 1, 0, 3))) */
+void known_concat_tanh_slice(ag_graph *g)
+{
+    ag_val x = ag_input(g, "x", AG_F32, AG_N, 6);
+    ag_val y = ag_input(g, "y", AG_F32, AG_N);
+    ag_val W1 = ag_param(g, "W1", ag_normal(0, 0.5), 6, 4);
+    ag_val V = ag_param(g, "V", ag_normal(0, 0.5), 7);
+    ag_val c = ag_concat(1, ag_matmul(x, W1), ag_tanh(ag_slice(x, 1, 0, 3)));
+    ag_minimize(g, ag_mse(ag_mv(c, V), y), ag_sgd(.lr = 0.05), .batch = 64, .epochs = 1);
+}

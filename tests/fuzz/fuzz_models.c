@@ -1,0 +1,566 @@
+/* fuzz_models: the random-model differential tester.
+ *
+ *     fuzz_models --cases N --seed S [--jobs J] [--out DIR] ...
+ *
+ * Case i draws a model from seed S+i (tests/fuzz/generate.c) and judges it by every oracle
+ * (tests/fuzz/oracles.h), each case in a child process of its own so that a crash, an abort,
+ * a sanitizer's report or a hang is a finding like any other. A model the interpreter finds
+ * near a discontinuity is drawn again (counted). Each failure is shrunk (tests/fuzz/shrink.c)
+ * and written to DIR as a model file and its .ir; the last line is
+ *     fuzz_models: N cases, M failed (...)
+ * and the exit status 1 when M > 0. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "oracles.h"
+#include "recipe.h"
+
+#ifndef AG_AOTGRAD_BIN
+#define AG_AOTGRAD_BIN "aotgrad"
+#endif
+
+enum { MAX_REDRAWS = 60, MAX_JOBS = 64 };
+
+typedef struct options {
+    long long cases, seed;
+    int jobs;
+    const char *out;
+    double timeout;    /* seconds a case may take */
+    int cuda_every;    /* one case in K goes through the host shim too; 0: none */
+    int binary_every;  /* one case in K is data-shaped and built into a binary; 0: none */
+    int shrink_budget; /* candidates tried per failure */
+    int shrink_max;    /* failures shrunk */
+    bool verbose;
+    const char *aotgrad;
+    char workdir[512];
+} options;
+
+/* What a case's child sends: the model before each check, then the verdict. */
+typedef struct message {
+    enum { MSG_MODEL, MSG_RESULT } type;
+    int redraws;
+    fz_result result;
+    fz_model model;
+} message;
+
+typedef struct outcome {
+    long long seed;
+    bool failed, gave_up;
+    int redraws;
+    char oracle[32];
+    char text[4200];
+    fz_model model;   /* the last model sent */
+    bool have_model;
+    bool data_shaped, cuda;
+} outcome;
+
+static uint64_t hash64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static bool write_all(int fd, const void *p, size_t n)
+{
+    for (const char *c = p; n;) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        c += w, n -= (size_t)w;
+    }
+    return true;
+}
+
+static fz_check_opts check_opts(const options *o, bool cuda, bool binary)
+{
+    return (fz_check_opts){.jit = true, .cuda = cuda, .binary = binary, .workdir = o->workdir, .aotgrad = o->aotgrad};
+}
+
+/* ---- one case, in a child ---- */
+
+static void run_case(const options *o, long long seed, bool data_shaped, bool cuda, int fd)
+{
+    message *msg = calloc(1, sizeof *msg);
+    fz_gen_opts g = {.data_shaped = data_shaped};
+    fz_check_opts c = check_opts(o, cuda, data_shaped);
+    for (int attempt = 0; attempt <= MAX_REDRAWS; attempt++) {
+        uint64_t mseed = attempt == 0 ? (uint64_t)seed : hash64((uint64_t)seed * 1000003u + (uint64_t)attempt) % 1000000000000ull;
+        char err[1024];
+        msg->redraws = attempt;
+        if (!fz_generate(mseed, &g, &msg->model, err, sizeof err)) {
+            msg->type = MSG_RESULT;
+            msg->result = (fz_result){.outcome = FZ_FAIL};
+            snprintf(msg->result.oracle, sizeof msg->result.oracle, "generator");
+            snprintf(msg->result.message, sizeof msg->result.message, "%s", err);
+            write_all(fd, msg, sizeof *msg);
+            _exit(0);
+        }
+        msg->type = MSG_MODEL;
+        write_all(fd, msg, sizeof *msg);
+        fz_check(&msg->model, &c, &msg->result);
+        if (msg->result.outcome != FZ_REDRAW || attempt == MAX_REDRAWS)
+            break;
+        if (o->verbose)
+            fprintf(stderr, "  seed %lld: redraw (%s)\n", seed, msg->result.message);
+    }
+    msg->type = MSG_RESULT;
+    write_all(fd, msg, sizeof *msg);
+    _exit(0);
+}
+
+/* A running child: its pipe, its buffer, its deadline. */
+typedef struct running {
+    pid_t pid;
+    int fd;
+    double deadline;
+    message *msg;
+    size_t got;
+    outcome *into;
+    char errfile[600];
+} running;
+
+/* Starts fn(arg, fd) in a child whose stdout and stderr go to a file (kept for the report). */
+static bool spawn(running *r, const options *o, void (*fn)(const options *, void *, int), void *arg, outcome *into)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        return false;
+    snprintf(r->errfile, sizeof r->errfile, "%s/stderr.%d.%p", o->workdir, (int)getpid(), (void *)r);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(p[1]);
+        return false;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        FILE *e = fopen(r->errfile, "w");
+        if (e) {
+            dup2(fileno(e), 1);
+            dup2(fileno(e), 2);
+        }
+        fn(o, arg, p[1]);
+        _exit(0);
+    }
+    close(p[1]);
+    r->pid = pid;
+    r->fd = p[0];
+    r->deadline = now() + o->timeout;
+    r->got = 0;
+    r->into = into;
+    if (!r->msg)
+        r->msg = malloc(sizeof *r->msg);
+    return true;
+}
+
+/* The last lines a child printed (a sanitizer's report, an abort's message). */
+static void tail_of(const char *path, char *out, size_t len)
+{
+    out[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char buf[16384];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    const char *at = n > 1500 ? buf + n - 1500 : buf;
+    snprintf(out, len, "%.1500s", at);
+}
+
+/* Reads what the child sent; true when it is finished (its outcome filled in). */
+static bool collect(running *r, bool timed_out)
+{
+    outcome *out = r->into;
+    for (;;) {
+        ssize_t n = read(r->fd, (char *)r->msg + r->got, sizeof *r->msg - r->got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            break;
+        if (n <= 0) { /* the end: the child exited */
+            close(r->fd);
+            int st = 0;
+            if (timed_out)
+                kill(r->pid, SIGKILL);
+            waitpid(r->pid, &st, 0);
+            if (!out->failed && !out->oracle[0]) { /* no verdict came */
+                char tail[1600], head[96];
+                tail_of(r->errfile, tail, sizeof tail);
+                if (timed_out)
+                    snprintf(head, sizeof head, "did not finish within the time limit");
+                else if (WIFSIGNALED(st))
+                    snprintf(head, sizeof head, "killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+                else
+                    snprintf(head, sizeof head, "exited with status %d without a verdict", WEXITSTATUS(st));
+                out->failed = true;
+                snprintf(out->oracle, sizeof out->oracle, "%s", timed_out ? "hang" : "crash");
+                snprintf(out->text, sizeof out->text, "%s\n%s", head, tail);
+            }
+            unlink(r->errfile);
+            r->pid = 0;
+            return true;
+        }
+        r->got += (size_t)n;
+        if (r->got == sizeof *r->msg) {
+            r->got = 0;
+            out->model = r->msg->model;
+            out->have_model = true;
+            out->redraws = r->msg->redraws;
+            if (r->msg->type == MSG_RESULT) {
+                fz_result *res = &r->msg->result;
+                out->failed = res->outcome == FZ_FAIL;
+                out->gave_up = res->outcome == FZ_REDRAW;
+                snprintf(out->oracle, sizeof out->oracle, "%s", res->outcome == FZ_PASS ? "pass" : res->oracle);
+                snprintf(out->text, sizeof out->text, "%s", res->message);
+            }
+        }
+    }
+    return false;
+}
+
+typedef struct case_arg {
+    long long seed;
+    bool data_shaped, cuda;
+} case_arg;
+
+static void case_main(const options *o, void *arg, int fd)
+{
+    case_arg *a = arg;
+    run_case(o, a->seed, a->data_shaped, a->cuda, fd);
+}
+
+/* Runs n jobs of fn over args, at most o->jobs at a time. */
+static void run_all(const options *o, int n, void (*fn)(const options *, void *, int), void **args, outcome *outs,
+                    void (*on_done)(const options *, outcome *, int done, int total))
+{
+    running slots[MAX_JOBS] = {0};
+    int next = 0, finished = 0;
+    while (finished < n) {
+        for (int s = 0; s < o->jobs && next < n; s++)
+            if (!slots[s].pid) {
+                if (!spawn(&slots[s], o, fn, args[next], &outs[next])) {
+                    outs[next].failed = true;
+                    snprintf(outs[next].oracle, sizeof outs[next].oracle, "crash");
+                    snprintf(outs[next].text, sizeof outs[next].text, "cannot start a child: %s", strerror(errno));
+                    finished++;
+                }
+                next++;
+            }
+        struct pollfd fds[MAX_JOBS];
+        int which[MAX_JOBS], nf = 0;
+        double soonest = now() + 1;
+        for (int s = 0; s < o->jobs; s++)
+            if (slots[s].pid) {
+                fds[nf] = (struct pollfd){slots[s].fd, POLLIN, 0};
+                which[nf++] = s;
+                if (slots[s].deadline < soonest)
+                    soonest = slots[s].deadline;
+            }
+        int wait_ms = (int)((soonest - now()) * 1000);
+        poll(fds, (nfds_t)nf, wait_ms < 0 ? 0 : wait_ms);
+        for (int i = 0; i < nf; i++) {
+            running *r = &slots[which[i]];
+            bool late = now() > r->deadline;
+            if ((fds[i].revents & (POLLIN | POLLHUP | POLLERR)) || late) {
+                if (late)
+                    kill(r->pid, SIGKILL);
+                if (collect(r, late)) {
+                    finished++;
+                    if (on_done)
+                        on_done(o, r->into, finished, n);
+                }
+            }
+        }
+    }
+    for (int s = 0; s < MAX_JOBS; s++)
+        free(slots[s].msg);
+}
+
+/* ---- shrinking a failure ---- */
+
+typedef struct shrink_ctx {
+    const options *o;
+    const outcome *failure;
+    fz_check_opts checks;
+} shrink_ctx;
+
+typedef struct check_arg {
+    const fz_model *m;
+    fz_check_opts checks;
+} check_arg;
+
+static void check_main(const options *o, void *arg, int fd)
+{
+    (void)o;
+    check_arg *a = arg;
+    message *msg = calloc(1, sizeof *msg);
+    msg->model = *a->m;
+    msg->type = MSG_MODEL;
+    write_all(fd, msg, sizeof *msg);
+    fz_check(a->m, &a->checks, &msg->result);
+    msg->type = MSG_RESULT;
+    write_all(fd, msg, sizeof *msg);
+    _exit(0);
+}
+
+static bool still_fails(void *ctx, const fz_model *candidate)
+{
+    shrink_ctx *c = ctx;
+    options one = *c->o;
+    one.jobs = 1;
+    check_arg a = {candidate, c->checks};
+    void *args[1] = {&a};
+    outcome *out = calloc(1, sizeof *out);
+    run_all(&one, 1, check_main, args, out, NULL);
+    bool same = out->failed && strcmp(out->oracle, c->failure->oracle) == 0;
+    free(out);
+    return same;
+}
+
+static void report(const options *o, outcome *f)
+{
+    printf("FAIL seed %lld", f->seed);
+    if (f->have_model)
+        printf(" (model %s, %d redraws)", f->model.name, f->redraws);
+    printf(": %s: %s\n", f->oracle, f->text);
+    fflush(stdout);
+    (void)o;
+}
+
+static void write_case(const options *o, const outcome *f, const fz_model *m, const char *suffix)
+{
+    mkdir(o->out, 0777);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s%s.c", o->out, m->name, suffix);
+    FILE *c = fopen(path, "w");
+    if (c) {
+        fz_write_c(m, c);
+        fclose(c);
+    }
+    char err[4096], file[128];
+    snprintf(file, sizeof file, "%s.c", m->name);
+    ir_graph *g = fz_build(m, file, err, sizeof err);
+    if (g) {
+        snprintf(path, sizeof path, "%s/%s%s.ir", o->out, m->name, suffix);
+        FILE *ir = fopen(path, "w");
+        if (ir) {
+            ir_print(ir, g);
+            fclose(ir);
+        }
+        ir_graph_free(g);
+    }
+    snprintf(path, sizeof path, "%s/%s%s.txt", o->out, m->name, suffix);
+    FILE *t = fopen(path, "w");
+    if (t) {
+        fprintf(t, "fuzz_models --cases 1 --seed %lld: %s: %s\n", f->seed, f->oracle, f->text);
+        fclose(t);
+    }
+}
+
+static void shrink_failure(const options *o, outcome *f)
+{
+    if (!f->have_model || strcmp(f->oracle, "generator") == 0)
+        return;
+    write_case(o, f, &f->model, ".orig");
+    fz_model *m = malloc(sizeof *m);
+    *m = f->model;
+    shrink_ctx ctx = {o, f, check_opts(o, f->cuda, f->data_shaped)};
+    int before = m->n;
+    int tried = fz_shrink(m, still_fails, &ctx, !f->data_shaped, o->shrink_budget);
+    write_case(o, f, m, "");
+    printf("  shrunk from %d to %d steps (%d tries): %s/%s.c, %s/%s.ir\n", before, m->n, tried, o->out, m->name, o->out,
+           m->name);
+    fflush(stdout);
+    free(m);
+}
+
+/* ---- the command ---- */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: fuzz_models --cases N --seed S [--jobs J] [--out DIR] [--timeout SECONDS]\n"
+            "                   [--cuda-every K] [--binary-every K] [--shrink-budget B] [--shrink-max F] [--verbose]\n"
+            "\n"
+            "Draws N random models from seeds S, S+1, ... and checks each against the reference interpreter\n"
+            "through every pass, autodiff (finite differences), the LLVM code (1 and 2 threads), and for one\n"
+            "case in K the CUDA C on the host shim (default K 40) and a standalone binary (default K 25).\n"
+            "Each failure is printed with its seed, shrunk, and written to DIR (default fuzz_models.out) as\n"
+            "NAME.c (a model file), NAME.ir and NAME.txt (what failed), beside NAME.orig.* as drawn.\n"
+            "The last line: fuzz_models: N cases, M failed; exit status 1 when M > 0.\n"
+            "  --jobs J           cases run at once (default: the number of CPUs)\n"
+            "  --timeout SECONDS  a case that takes longer is a failure (hang); default 300\n"
+            "  --shrink-budget B  candidates tried when shrinking a failure (default 400)\n"
+            "  --shrink-max F     failures shrunk (default 5; the rest are printed with their seeds)\n"
+            "fuzz_models --print MODEL_SEED [--data-shaped] writes the model a seed draws as a model file;\n"
+            "fuzz_models --check MODEL_SEED [--data-shaped] judges it in this process (for a debugger).\n");
+}
+
+static bool number(const char *s, long long lo, long long hi, long long *v)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(s, &end, 10);
+    if (errno || end == s || *end || x < lo || x > hi)
+        return false;
+    *v = x;
+    return true;
+}
+
+static int print_done_every;
+static void progress(const options *o, outcome *f, int done, int total)
+{
+    if (f->failed)
+        report(o, f);
+    if (isatty(2) && (done % print_done_every == 0 || done == total))
+        fprintf(stderr, "\r[%d/%d]", done, total);
+}
+
+int main(int argc, char **argv)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    options o = {.cases = -1, .seed = -1, .jobs = cpus > 0 ? (int)cpus : 1, .out = "fuzz_models.out", .timeout = 300,
+                 .cuda_every = 40, .binary_every = 25, .shrink_budget = 400, .shrink_max = 5};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long long x;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--print") && v && number(v, 0, (long long)1 << 62, &x)) { /* a model seed's model, as C */
+            fz_model *m = malloc(sizeof *m);
+            char err[1024];
+            fz_gen_opts g = {.data_shaped = i + 2 < argc && !strcmp(argv[i + 2], "--data-shaped")};
+            bool ok = fz_generate((uint64_t)x, &g, m, err, sizeof err);
+            fz_write_c(m, stdout);
+            if (!ok)
+                fprintf(stderr, "fuzz_models: %s\n", err);
+            free(m);
+            return ok ? 0 : 1;
+        }
+        if (!strcmp(a, "--check") && v && number(v, 0, (long long)1 << 62, &x)) { /* one model seed, in this process */
+            fz_model *m = malloc(sizeof *m);
+            char err[1024];
+            fz_gen_opts g = {.data_shaped = i + 2 < argc && !strcmp(argv[i + 2], "--data-shaped")};
+            if (!fz_generate((uint64_t)x, &g, m, err, sizeof err)) {
+                fprintf(stderr, "fuzz_models: %s\n", err);
+                return 1;
+            }
+            snprintf(o.workdir, sizeof o.workdir, "%s", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+            o.aotgrad = AG_AOTGRAD_BIN;
+            fz_check_opts c = check_opts(&o, true, g.data_shaped);
+            fz_result r;
+            fz_check(m, &c, &r);
+            printf("%s%s%s\n", r.outcome == FZ_PASS ? "pass" : r.outcome == FZ_REDRAW ? "redraw: " : r.oracle,
+                   r.outcome == FZ_FAIL ? ": " : "", r.message);
+            free(m);
+            return r.outcome == FZ_FAIL;
+        }
+        if (!strcmp(a, "--verbose")) {
+            o.verbose = true;
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "fuzz_models: %s needs a value (fuzz_models --help)\n", a);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--cases") && number(v, 1, 100000000, &x))
+            o.cases = x;
+        else if (!strcmp(a, "--seed") && number(v, 0, (long long)1 << 62, &x))
+            o.seed = x;
+        else if (!strcmp(a, "--jobs") && number(v, 1, MAX_JOBS, &x))
+            o.jobs = (int)x;
+        else if (!strcmp(a, "--timeout") && number(v, 1, 86400, &x))
+            o.timeout = (double)x;
+        else if (!strcmp(a, "--cuda-every") && number(v, 0, 1000000, &x))
+            o.cuda_every = (int)x;
+        else if (!strcmp(a, "--binary-every") && number(v, 0, 1000000, &x))
+            o.binary_every = (int)x;
+        else if (!strcmp(a, "--shrink-budget") && number(v, 0, 1000000, &x))
+            o.shrink_budget = (int)x;
+        else if (!strcmp(a, "--shrink-max") && number(v, 0, 1000000, &x))
+            o.shrink_max = (int)x;
+        else if (!strcmp(a, "--out"))
+            o.out = v;
+        else {
+            fprintf(stderr, "fuzz_models: bad option or value: %s %s (fuzz_models --help)\n", a, v);
+            return 2;
+        }
+    }
+    if (o.cases < 0 || o.seed < 0) {
+        fprintf(stderr, "fuzz_models: --cases and --seed are needed (fuzz_models --help)\n");
+        return 2;
+    }
+    o.aotgrad = getenv("AOTGRAD_BIN") && *getenv("AOTGRAD_BIN") ? getenv("AOTGRAD_BIN") : AG_AOTGRAD_BIN;
+    const char *tmp = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(o.workdir, sizeof o.workdir, "%s/fuzz_models-XXXXXX", tmp);
+    if (!mkdtemp(o.workdir)) {
+        fprintf(stderr, "fuzz_models: cannot make a folder in %s: %s\n", tmp, strerror(errno));
+        return 2;
+    }
+    setenv("OPENBLAS_NUM_THREADS", "1", 1); /* the children's sgemm: one thread, safe across fork */
+    double t0 = now();
+    int n = (int)o.cases;
+    outcome *outs = calloc((size_t)n, sizeof *outs);
+    case_arg *cargs = calloc((size_t)n, sizeof *cargs);
+    void **args = calloc((size_t)n, sizeof *args);
+    for (int i = 0; i < n; i++) {
+        long long seed = o.seed + i;
+        uint64_t h = hash64((uint64_t)seed);
+        cargs[i] = (case_arg){seed, o.binary_every && h % (uint64_t)o.binary_every == 0,
+                              o.cuda_every && (h >> 20) % (uint64_t)o.cuda_every == 0};
+        outs[i].seed = seed;
+        outs[i].data_shaped = cargs[i].data_shaped;
+        outs[i].cuda = cargs[i].cuda;
+        args[i] = &cargs[i];
+    }
+    print_done_every = n > 100 ? n / 100 : 1;
+    run_all(&o, n, case_main, args, outs, progress);
+    if (isatty(2))
+        fputc('\n', stderr);
+    int failed = 0, redraws = 0, gave_up = 0, shrunk = 0, cuda = 0, binary = 0;
+    for (int i = 0; i < n; i++) {
+        redraws += outs[i].redraws;
+        gave_up += outs[i].gave_up;
+        cuda += outs[i].cuda;
+        binary += outs[i].data_shaped;
+        if (!outs[i].failed)
+            continue;
+        failed++;
+        if (shrunk++ < o.shrink_max)
+            shrink_failure(&o, &outs[i]);
+    }
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", o.workdir);
+    (void)!system(cmd);
+    printf("fuzz_models: %d cases, %d failed (seeds %lld..%lld; %d through the host shim, %d built into binaries; %d "
+           "redraws, %d given up; %.1f s)\n",
+           n, failed, o.seed, o.seed + n - 1, cuda, binary, redraws, gave_up, now() - t0);
+    free(outs);
+    free(cargs);
+    free(args);
+    return failed ? 1 : 0;
+}

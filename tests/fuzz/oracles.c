@@ -1,0 +1,1017 @@
+/* The oracles: what a random model must satisfy (see oracles.h). The reference is the f64
+ * interpreter on the model as the DSL built it; values are bound by name, so every stage of
+ * the pipeline sees the same inputs and parameters whatever it did to the graph. */
+#include "oracles.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bind.h"
+#include "checkpoint.h"
+#include "cuda_host.h"
+#include "cuda_source.h"
+#include "diff_run.h"
+#include "emit.h"
+#include "interp.h"
+#include "lower.h"
+#include "passes.h"
+#include "profile.h"
+#include "rt_ops.h"
+#include "target.h"
+#include "threads.h"
+
+/* What generated code calls (codegen/llvm/emit.c): linked in, for the JIT to find. */
+__attribute__((used)) static void (*const runtime_routines[])(void) = {
+    (void (*)(void))rt_argmax,    (void (*)(void))rt_argmax_i32,   (void (*)(void))rt_cumsum_f32,
+    (void (*)(void))rt_cumsum_i32, (void (*)(void))rt_dropout,     (void (*)(void))rt_log_softmax,
+    (void (*)(void))rt_softmax,   (void (*)(void))rt_softmax_ce,   (void (*)(void))rt_softmax_ce_grad,
+    (void (*)(void))rt_profile_mark, (void (*)(void))rt_parallel_for,
+};
+
+#define NB 3
+static const int64_t batches[NB] = {1, 7, 64};
+enum { SEED = 11, STEP = 3, FD_BATCH = 1 }; /* FD_BATCH: index into batches */
+#define LR 0.1
+#define WD 0.01
+
+static void say(fz_result *r, fz_outcome what, const char *oracle, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void say(fz_result *r, fz_outcome what, const char *oracle, const char *fmt, ...)
+{
+    if (r->outcome != FZ_PASS)
+        return; /* the first finding stands */
+    r->outcome = what;
+    snprintf(r->oracle, sizeof r->oracle, "%s", oracle);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->message, sizeof r->message, fmt, ap);
+    va_end(ap);
+}
+
+static bool done(const fz_result *r) { return r->outcome != FZ_PASS; }
+
+/* ---- tensors ---- */
+
+static double get(const ir_tensor *t, int64_t i) { return ir_tensor_get(t, i); }
+
+static double err_of(double (*a)(const void *, int64_t), const void *pa, const ir_tensor *b, int64_t n)
+{
+    double d = 0, s = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double x = a(pa, i), y = get(b, i);
+        if ((isnan(x) && isnan(y)) || (isinf(x) && x == y))
+            continue;
+        d += (x - y) * (x - y);
+        s += isfinite(y) ? y * y : 0;
+    }
+    return isnan(d) ? INFINITY : sqrt(d) / fmax(sqrt(s), 1);
+}
+
+static double tensor_at(const void *t, int64_t i) { return get(t, i); }
+
+double fz_norm_err(const ir_tensor *a, const ir_tensor *b)
+{
+    int64_t n = ir_tensor_numel(b);
+    if (ir_tensor_numel(a) != n)
+        return INFINITY;
+    return err_of(tensor_at, a, b, n);
+}
+
+static ir_tensor copy_tensor(const ir_tensor *t)
+{
+    ir_tensor c = ir_tensor_new(t->dtype, &t->shape);
+    if (c.data)
+        memcpy(c.data, t->data, (size_t)ir_tensor_numel(t) * ir_dtype_size(t->dtype));
+    return c;
+}
+
+static double rms(const ir_tensor *t)
+{
+    double s = 0;
+    int64_t n = ir_tensor_numel(t);
+    for (int64_t i = 0; i < n; i++)
+        s += get(t, i) * get(t, i);
+    return n ? sqrt(s / (double)n) : 0;
+}
+
+/* ---- binding by name ---- */
+
+typedef struct binding {
+    const ir_graph *model;
+    ir_tensor **bound; /* fe_bind_random of the model, by its node ids */
+    ir_tensor lr, wd;
+} binding;
+
+static bool bind_model(binding *b, const ir_graph *model, int64_t batch, bool f64)
+{
+    b->model = model;
+    b->bound = fe_bind_random(model, batch, SEED, f64);
+    ir_shape scalar = {0, {0}};
+    b->lr = ir_tensor_new(ir_storage_dtype(AG_F32, f64), &scalar);
+    b->wd = ir_tensor_new(ir_storage_dtype(AG_F32, f64), &scalar);
+    if (!b->bound || !b->lr.data || !b->wd.data)
+        return false;
+    ir_tensor_set(&b->lr, 0, LR);
+    ir_tensor_set(&b->wd, 0, WD);
+    return true;
+}
+
+static void unbind_model(binding *b)
+{
+    if (b->bound)
+        fe_bind_free(b->model, b->bound);
+    ir_tensor_free(&b->lr);
+    ir_tensor_free(&b->wd);
+    memset(b, 0, sizeof *b);
+}
+
+/* g's sources bound to the model's values of the same name (lr and wd: the scalars); NULL
+ * with a message naming a source the model has not. */
+static ir_tensor **bind_graph(const binding *b, const ir_graph *g, char *err, size_t len)
+{
+    ir_tensor **out = calloc((size_t)(g->n ? g->n : 1), sizeof *out);
+    if (!out)
+        return NULL;
+    for (int32_t i = 0; i < g->n; i++) {
+        const ir_node *n = &g->node[i];
+        if (n->op != IR_input && n->op != IR_param)
+            continue;
+        int32_t m = ir_find_source(b->model, n->op, n->attr.name);
+        if (m >= 0)
+            out[i] = b->bound[m];
+        else if (n->op == IR_input && strcmp(n->attr.name, "lr") == 0)
+            out[i] = (ir_tensor *)&b->lr;
+        else if (n->op == IR_input && strcmp(n->attr.name, "wd") == 0)
+            out[i] = (ir_tensor *)&b->wd;
+        else {
+            snprintf(err, len, "%s %s is not in the model", ir_ops[n->op].name, n->attr.name);
+            free(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+typedef struct outputs {
+    int n;
+    ir_tensor *t;
+} outputs;
+
+static void free_outputs(outputs *o)
+{
+    for (int i = 0; i < o->n; i++)
+        ir_tensor_free(&o->t[i]);
+    free(o->t);
+    o->t = NULL;
+    o->n = 0;
+}
+
+static bool run_interp(const ir_graph *g, ir_tensor **bound, int64_t batch, bool f64, bool training, outputs *o,
+                       char *err, size_t len)
+{
+    o->n = 0;
+    o->t = calloc((size_t)(g->nout ? g->nout : 1), sizeof *o->t);
+    if (!o->t)
+        return false;
+    ir_run run = {.f64 = f64, .batch = batch, .seed = SEED, .step = STEP, .training = training};
+    if (!ir_interp(g, &run, (const ir_tensor *const *)bound, o->t, err, len))
+        return false;
+    o->n = g->nout;
+    return true;
+}
+
+/* ---- the model's values, every node's ---- */
+
+/* A copy of g whose outputs are every node (named "vI") after its own. */
+static ir_graph *every_value(const ir_graph *g)
+{
+    ir_graph *h = ir_graph_new(g->name);
+    int32_t *map = malloc(sizeof *map * (size_t)(g->n ? g->n : 1));
+    for (int32_t i = 0; i < g->n; i++)
+        map[i] = ir_copy_node(h, g, i, map);
+    for (int32_t i = 0; i < g->n; i++) {
+        char name[24];
+        snprintf(name, sizeof name, "v%d", i);
+        ir_add_output(h, name, map[i]);
+    }
+    h->next_site = g->next_site;
+    free(map);
+    return h;
+}
+
+/* Flat index into an operand of shape os (aligned right, extents 1 broadcast) of element i of
+ * shape s. */
+static int64_t bcast_index(const ir_shape *s, const ir_shape *os, int64_t i)
+{
+    int64_t idx = 0, stride = 1;
+    for (int k = s->rank - 1; k >= 0; k--) {
+        int64_t c = i % s->dim[k];
+        i /= s->dim[k];
+        int ok = k - (s->rank - os->rank);
+        if (ok >= 0) {
+            if (os->dim[ok] != 1)
+                idx += c * stride;
+            stride *= os->dim[ok];
+        }
+    }
+    return idx;
+}
+
+/* x within 1e-3 (relative to the larger of x, at and the operand's scale) of at. */
+static bool near(double x, double at, double scale) { return fabs(x - at) <= 1e-3 * fmax(fmax(fabs(x), fabs(at)), scale); }
+
+/* The first element of node n's operands near a discontinuity of n, described in why. */
+static bool near_discontinuity(const ir_graph *g, int32_t id, const ir_tensor *v, const bool *cont, char *why,
+                               size_t len)
+{
+    const ir_node *n = &g->node[id];
+    const ir_tensor *out = &v[id];
+    int64_t count = ir_tensor_numel(out);
+    const ir_tensor *a = n->nin > 0 ? &v[n->in[0]] : NULL, *b = n->nin > 1 ? &v[n->in[1]] : NULL;
+    bool ca = n->nin > 0 && cont[n->in[0]], cb = n->nin > 1 && cont[n->in[1]];
+    double sa = a ? fmax(rms(a), 1e-3) : 0, sb = b ? fmax(rms(b), 1e-3) : 0;
+    switch (n->op) {
+    case IR_relu:
+    case IR_abs:
+    case IR_sqrt:
+    case IR_log:
+    case IR_pow:
+    case IR_cast:
+        if (!ca)
+            return false;
+        for (int64_t i = 0; i < count; i++) {
+            double x = get(a, bcast_index(&out->shape, &a->shape, i));
+            bool bad;
+            if (n->op == IR_cast)
+                bad = n->dtype == AG_BOOL ? near(x, 0, sa)
+                      : n->dtype == AG_F32 ? false
+                                           : fabs(x - round(x)) <= 1e-3 * fmax(fabs(x), 1);
+            else
+                bad = near(x, 0, sa) || ((n->op == IR_sqrt || n->op == IR_log || n->op == IR_pow) && x < 0);
+            if (bad) {
+                snprintf(why, len, "%s's operand %g (element %lld) is at its discontinuity", ir_ops[n->op].name, x,
+                         (long long)i);
+                return true;
+            }
+        }
+        return false;
+    case IR_div:
+        if (!cb)
+            return false;
+        for (int64_t i = 0; i < count; i++) {
+            double y = get(b, bcast_index(&out->shape, &b->shape, i));
+            if (near(y, 0, sb)) {
+                snprintf(why, len, "div by %g (element %lld)", y, (long long)i);
+                return true;
+            }
+        }
+        return false;
+    case IR_maximum:
+    case IR_minimum:
+    case IR_lt:
+    case IR_le:
+    case IR_gt:
+    case IR_ge:
+    case IR_eq:
+    case IR_ne:
+        if (!ca && !cb)
+            return false;
+        for (int64_t i = 0; i < count; i++) {
+            double x = get(a, bcast_index(&out->shape, &a->shape, i)), y = get(b, bcast_index(&out->shape, &b->shape, i));
+            if (near(x, y, fmax(sa, sb))) {
+                snprintf(why, len, "%s of %g and %g (element %lld)", ir_ops[n->op].name, x, y, (long long)i);
+                return true;
+            }
+        }
+        return false;
+    case IR_max:
+    case IR_argmax: {
+        if (!ca)
+            return false;
+        /* the two largest of each reduced group */
+        unsigned axes = n->op == IR_max ? n->attr.axes : 1u << n->attr.axis;
+        int64_t groups = count ? count : 1;
+        double *top = malloc(sizeof *top * (size_t)groups * 2);
+        for (int64_t k = 0; k < 2 * groups; k++)
+            top[k] = -INFINITY;
+        int64_t total = ir_tensor_numel(a);
+        for (int64_t i = 0; i < total; i++) {
+            int64_t rest = i, gi = 0, gs = 1;
+            for (int k = a->shape.rank - 1; k >= 0; k--) {
+                int64_t c = rest % a->shape.dim[k];
+                rest /= a->shape.dim[k];
+                if (!(axes >> k & 1)) {
+                    gi += c * gs;
+                    gs *= a->shape.dim[k];
+                }
+            }
+            double x = get(a, i);
+            if (x > top[2 * gi])
+                top[2 * gi + 1] = top[2 * gi], top[2 * gi] = x;
+            else if (x > top[2 * gi + 1])
+                top[2 * gi + 1] = x;
+        }
+        bool bad = false;
+        for (int64_t k = 0; k < groups && !bad; k++)
+            if (isfinite(top[2 * k + 1]) && near(top[2 * k], top[2 * k + 1], sa)) {
+                snprintf(why, len, "%s: a tie of %g and %g (group %lld)", ir_ops[n->op].name, top[2 * k],
+                         top[2 * k + 1], (long long)k);
+                bad = true;
+            }
+        free(top);
+        return bad;
+    }
+    default:
+        return false;
+    }
+}
+
+/* Whether the model's values at every batch, in training and not, are finite and clear of
+ * every discontinuity; r says why not (redraw). */
+static void check_smooth(const ir_graph *model, fz_result *r)
+{
+    ir_graph *all = every_value(model);
+    bool *cont = calloc((size_t)model->n + 1, sizeof *cont);
+    for (int32_t i = 0; i < model->n; i++) { /* perturbed by a parameter, or rounded differently */
+        const ir_node *n = &model->node[i];
+        if (n->dtype != AG_F32 || n->op == IR_const)
+            continue;
+        cont[i] = n->op == IR_param || n->op == IR_input;
+        for (int k = 0; k < n->nin && !cont[i]; k++)
+            cont[i] = cont[n->in[k]];
+    }
+    char err[1024];
+    for (int b = 0; b < NB && !done(r); b++)
+        for (int training = 0; training < 2 && !done(r); training++) {
+            binding bd;
+            outputs o = {0};
+            if (!bind_model(&bd, model, batches[b], true)) {
+                say(r, FZ_FAIL, "interp", "out of memory binding the model");
+                unbind_model(&bd);
+                break;
+            }
+            ir_tensor **bound = bind_graph(&bd, all, err, sizeof err);
+            if (!bound || !run_interp(all, bound, batches[b], true, training, &o, err, sizeof err))
+                say(r, FZ_FAIL, "interp", "the f64 interpreter on the model at batch %lld: %s", (long long)batches[b],
+                    err);
+            for (int32_t i = 0; i < model->n && !done(r) && o.n; i++) {
+                const ir_node *n = &model->node[i];
+                char why[512];
+                if (n->dtype == AG_F32)
+                    for (int64_t k = 0, c = ir_tensor_numel(&o.t[i]); k < c; k++) {
+                        double x = get(&o.t[i], k);
+                        if (!isfinite(x) || fabs(x) > 1e30) {
+                            say(r, FZ_REDRAW, "", "%%%d (%s) is %g at batch %lld", i, ir_ops[n->op].name, x,
+                                (long long)batches[b]);
+                            break;
+                        }
+                    }
+                if (!done(r) && near_discontinuity(model, i, o.t, cont, why, sizeof why))
+                    say(r, FZ_REDRAW, "", "%%%d at batch %lld%s: %s", i, (long long)batches[b],
+                        training ? ", training" : "", why);
+            }
+            free_outputs(&o);
+            free(bound);
+            unbind_model(&bd);
+        }
+    free(cont);
+    ir_graph_free(all);
+}
+
+/* ---- text ---- */
+
+static void check_text(const ir_graph *g, const char *stage, fz_result *r)
+{
+    char *a = ir_print_str(g), err[1024];
+    ir_graph *h = ir_parse(a, strlen(a), stage, err, sizeof err);
+    if (!h)
+        say(r, FZ_FAIL, "text", "%s: the dump does not parse back: %s", stage, err);
+    else if (!ir_verify(h, err, sizeof err))
+        say(r, FZ_FAIL, "text", "%s: the dump parsed back does not verify: %s", stage, err);
+    else {
+        char *b = ir_print_str(h);
+        if (strcmp(a, b) != 0) {
+            size_t i = 0;
+            while (a[i] && a[i] == b[i])
+                i++;
+            size_t from = i > 60 ? i - 60 : 0;
+            say(r, FZ_FAIL, "text", "%s: print(parse(print(g))) differs from print(g) at character %zu: \"%.120s\" vs \"%.120s\"",
+                stage, i, a + from, b + from);
+        }
+        free(b);
+    }
+    ir_graph_free(h);
+    free(a);
+}
+
+/* ---- the pipelines ---- */
+
+#define MAX_REFS 96
+
+/* Each output's first value in a pipeline, at each batch: what later stages must give. */
+typedef struct refs {
+    int n;
+    const char *name[MAX_REFS];
+    ir_tensor t[MAX_REFS][NB];
+} refs;
+
+static void free_refs(refs *f)
+{
+    for (int i = 0; i < f->n; i++) {
+        free((char *)f->name[i]);
+        for (int b = 0; b < NB; b++)
+            ir_tensor_free(&f->t[i][b]);
+    }
+    f->n = 0;
+}
+
+typedef struct pipeline_ctx {
+    const ir_graph *model;
+    binding *bd;       /* per batch, f64 */
+    bool training;
+    refs *refs;
+    fz_result *r;
+    ir_graph **gradients; /* the autodiff stage, kept */
+} pipeline_ctx;
+
+/* The stage's outputs against the references (new names become references). */
+static void compare_stage(pipeline_ctx *c, const ir_graph *g, const char *stage)
+{
+    char err[1024];
+    for (int b = 0; b < NB && !done(c->r); b++) {
+        ir_tensor **bound = bind_graph(&c->bd[b], g, err, sizeof err);
+        outputs o = {0};
+        if (!bound) {
+            say(c->r, FZ_FAIL, "pass", "%s: %s", stage, err);
+            return;
+        }
+        if (!run_interp(g, bound, batches[b], true, c->training, &o, err, sizeof err)) {
+            say(c->r, FZ_FAIL, "interp", "%s at batch %lld: the f64 interpreter fails: %s", stage, (long long)batches[b],
+                err);
+            free(bound);
+            free_outputs(&o);
+            return;
+        }
+        for (int k = 0; k < g->nout && !done(c->r); k++) {
+            int i = 0;
+            while (i < c->refs->n && strcmp(c->refs->name[i], g->out[k].name) != 0)
+                i++;
+            if (i == c->refs->n) {
+                if (i == MAX_REFS)
+                    continue;
+                c->refs->name[c->refs->n++] = strdup(g->out[k].name);
+            }
+            if (!c->refs->t[i][b].data) {
+                c->refs->t[i][b] = copy_tensor(&o.t[k]);
+                continue;
+            }
+            double e = fz_norm_err(&o.t[k], &c->refs->t[i][b]);
+            if (!(e <= 1e-10))
+                say(c->r, FZ_FAIL, "interp",
+                    "%s (%s pipeline) at batch %lld: output %s differs from the model's by %.3g norm-wise (f64; first "
+                    "values %.10g vs %.10g)",
+                    stage, c->training ? "train" : "eval", (long long)batches[b], g->out[k].name, e, get(&o.t[k], 0),
+                    get(&c->refs->t[i][b], 0));
+        }
+        free_outputs(&o);
+        free(bound);
+    }
+}
+
+static void on_stage(void *ctx, const char *pass, const ir_graph *g)
+{
+    pipeline_ctx *c = ctx;
+    if (done(c->r))
+        return;
+    char stage[64];
+    snprintf(stage, sizeof stage, "after %s", pass);
+    check_text(g, stage, c->r);
+    compare_stage(c, g, stage);
+    if (c->gradients && strcmp(pass, "autodiff") == 0) {
+        ir_graph_free(*c->gradients);
+        *c->gradients = ir_clone_live(g);
+    }
+}
+
+/* Runs one pipeline with its checks; the final graph (and the gradients stage) for later
+ * oracles. */
+static ir_graph *pipeline(const ir_graph *model, binding *bd, bool training, ir_graph **gradients, fz_result *r)
+{
+    refs *f = calloc(1, sizeof *f);
+    pipeline_ctx c = {model, bd, training, f, r, gradients};
+    compare_stage(&c, model, "the model"); /* the references */
+    char err[2048];
+    ir_graph *g = done(r) ? NULL : pass_run(model, training, NULL, on_stage, &c, err, sizeof err);
+    if (!g && !done(r))
+        say(r, FZ_FAIL, "pass", "the %s pipeline: %s", training ? "train" : "eval", err);
+    free_refs(f);
+    free(f);
+    if (done(r)) {
+        ir_graph_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+/* ---- autodiff against finite differences ---- */
+
+/* The model with each stop_gradient an input bound to its value (what autodiff takes as a
+ * constant), only the loss as output; its sources bound by name as the model's. */
+static ir_graph *frozen_model(const ir_graph *g, const outputs *values, ir_tensor ***extra)
+{
+    ir_graph *h = ir_graph_new(g->name);
+    int32_t *map = malloc(sizeof *map * (size_t)(g->n ? g->n : 1));
+    *extra = calloc((size_t)g->n + 1, sizeof **extra);
+    for (int32_t i = 0; i < g->n; i++) {
+        if (g->node[i].op != IR_stop_gradient) {
+            map[i] = ir_copy_node(h, g, i, map);
+            continue;
+        }
+        ir_node in = ir_node_make(IR_input, 0, NULL);
+        in.dtype = g->node[i].dtype;
+        in.shape = g->node[i].shape;
+        char name[32];
+        snprintf(name, sizeof name, "frozen%d", i);
+        in.attr.name = ir_strdup(h, name);
+        map[i] = ir_intern(h, &in);
+        (*extra)[map[i]] = (ir_tensor *)&values->t[i];
+    }
+    int loss = ir_find_output(g, g->train->loss);
+    ir_add_output(h, "loss", map[g->out[loss].id]);
+    h->next_site = g->next_site;
+    free(map);
+    return h;
+}
+
+static double loss_at(const ir_graph *h, ir_tensor **bound, int64_t batch, char *err, size_t len, bool *ok)
+{
+    outputs o = {0};
+    *ok = run_interp(h, bound, batch, true, true, &o, err, len);
+    double v = *ok ? get(&o.t[0], 0) : NAN;
+    free_outputs(&o);
+    return v;
+}
+
+static uint64_t mix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void check_gradients(const ir_graph *model, const ir_graph *gradients, fz_result *r)
+{
+    int64_t batch = batches[FD_BATCH];
+    char err[1024];
+    binding bd;
+    if (!bind_model(&bd, model, batch, true)) {
+        unbind_model(&bd);
+        return say(r, FZ_FAIL, "autodiff", "out of memory");
+    }
+    /* the autodiff stage's gradients, and every value of the model (for the frozen ones) */
+    outputs grads = {0}, values = {0};
+    ir_graph *all = every_value(model);
+    ir_tensor **gb = bind_graph(&bd, gradients, err, sizeof err), **ab = bind_graph(&bd, all, err, sizeof err);
+    if (!gb || !ab || !run_interp(gradients, gb, batch, true, true, &grads, err, sizeof err) ||
+        !run_interp(all, ab, batch, true, true, &values, err, sizeof err)) {
+        say(r, FZ_FAIL, "autodiff", "the gradients at batch %lld: %s", (long long)batch, err);
+        goto out;
+    }
+    ir_tensor **extra;
+    ir_graph *h = frozen_model(model, &values, &extra);
+    ir_tensor **hb = bind_graph(&bd, h, err, sizeof err);
+    if (hb)
+        for (int32_t i = 0; i < h->n; i++)
+            if (extra[i])
+                hb[i] = extra[i];
+    uint64_t rng = 0x5eed;
+    for (int32_t p = 0; hb && p < model->n && !done(r); p++) {
+        const ir_node *n = &model->node[p];
+        if (!(n->op == IR_param || (n->op == IR_input && n->attr.grad)))
+            continue;
+        char gname[300];
+        snprintf(gname, sizeof gname, "%s.grad", n->attr.name);
+        int go = ir_find_output(gradients, gname);
+        if (go < 0) {
+            say(r, FZ_FAIL, "autodiff", "the gradients stage has no output %s", gname);
+            break;
+        }
+        ir_tensor *theta = bd.bound[p];
+        int64_t count = ir_tensor_numel(theta);
+        double *d = malloc(sizeof *d * (size_t)(count ? count : 1)), *orig = malloc(sizeof *orig * (size_t)(count ? count : 1));
+        double norm = 0, scale = 0;
+        for (int64_t i = 0; i < count; i++) { /* a direction of norm 1 */
+            double u1 = ((double)(mix(&rng) >> 11) + 0.5) * 0x1p-53, u2 = (double)(mix(&rng) >> 11) * 0x1p-53;
+            d[i] = sqrt(-2 * log(u1)) * cos(2 * M_PI * u2);
+            norm += d[i] * d[i];
+            orig[i] = get(theta, i);
+            scale = fmax(scale, fabs(orig[i]));
+        }
+        norm = sqrt(norm);
+        double ad = 0;
+        for (int64_t i = 0; i < count; i++) {
+            d[i] /= norm;
+            ad += get(&grads.t[go], i) * d[i];
+        }
+        double h0 = 1e-5 * fmax(1, scale), D[2];
+        bool ok = true;
+        for (int s = 0; s < 2 && ok; s++) { /* central differences at h and h/2 */
+            double step = s ? h0 / 2 : h0, f[2];
+            for (int sign = 0; sign < 2 && ok; sign++) {
+                for (int64_t i = 0; i < count; i++)
+                    ir_tensor_set(theta, i, orig[i] + (sign ? -step : step) * d[i]);
+                f[sign] = loss_at(h, hb, batch, err, sizeof err, &ok);
+            }
+            D[s] = (f[0] - f[1]) / (2 * step);
+        }
+        for (int64_t i = 0; i < count; i++)
+            ir_tensor_set(theta, i, orig[i]);
+        double fd = (4 * D[1] - D[0]) / 3; /* Richardson: the h^2 term cancels */
+        if (!ok)
+            say(r, FZ_FAIL, "autodiff", "the loss at a perturbed %s: %s", n->attr.name, err);
+        else if (!(fabs(fd - ad) <= 1e-6 * fmax(fmax(fabs(fd), fabs(ad)), 1)))
+            say(r, FZ_FAIL, "autodiff",
+                "d loss / d %s along a random direction at batch %lld: autodiff %.12g, finite differences %.12g",
+                n->attr.name, (long long)batch, ad, fd);
+        free(d);
+        free(orig);
+    }
+    free(hb);
+    free(extra);
+    ir_graph_free(h);
+out:
+    free(gb);
+    free(ab);
+    free_outputs(&grads);
+    free_outputs(&values);
+    ir_graph_free(all);
+    unbind_model(&bd);
+}
+
+/* ---- the LLVM code ---- */
+
+typedef struct jitted {
+    cg_jit *j;
+    void (*entry)(const cg_args *);
+} jitted;
+
+static bool jit(const cg_program *p, jitted *out, char *err, size_t len)
+{
+    static cg_target *t;
+    if (!t && !(t = cg_target_host(err, len)))
+        return false;
+    out->j = cg_jit_new(err, len);
+    if (!out->j)
+        return false;
+    LLVMModuleRef m = cg_emit_module(p, cg_jit_context(out->j), t, err, len);
+    if (!m || !cg_optimize(t, m, err, len) || !cg_jit_add(out->j, m, err, len))
+        return false;
+    *(void **)&out->entry = cg_jit_lookup(out->j, p->name, err, len);
+    return out->entry != NULL;
+}
+
+/* Where graph output k of p lies after a run. */
+static const void *output_at(const cg_program *p, int k, char *arena, char *params, void *const *inputs, int64_t batch)
+{
+    const cg_buffer *b = &p->buffers[p->output_buffer[k]];
+    const char *base = b->region == CG_ARENA ? arena : b->region == CG_PARAMS ? params : (const char *)inputs[b->index];
+    return base + b->offset.k + b->offset.n * batch;
+}
+
+typedef struct raw {
+    const void *p;
+    ag_dtype t;
+} raw;
+static double raw_at(const void *r, int64_t i)
+{
+    const raw *x = r;
+    switch (x->t) {
+    case AG_F32:
+        return ((const float *)x->p)[i];
+    case AG_I32:
+        return ((const int32_t *)x->p)[i];
+    default:
+        return ((const uint8_t *)x->p)[i];
+    }
+}
+
+static void check_llvm(const ir_graph *model, const ir_graph *g, bool training, fz_result *r)
+{
+    static rt_pool *pool;
+    if (!pool)
+        pool = rt_pool_new(2);
+    char err[2048];
+    const char *which = training ? "train step" : "eval graph";
+    cg_program *p = cg_lower(g, training, err, sizeof err);
+    if (!p)
+        return say(r, FZ_FAIL, "llvm", "the %s cannot be lowered: %s", which, err);
+    jitted J = {0};
+    if (!jit(p, &J, err, sizeof err)) {
+        say(r, FZ_FAIL, "llvm", "the %s's LLVM code: %s", which, err);
+        goto out;
+    }
+    for (int b = 0; b < NB && !done(r); b++) {
+        int64_t batch = batches[b];
+        if (batch > p->max_batch)
+            continue;
+        binding bd;
+        outputs want = {0};
+        ir_tensor **bound = NULL;
+        if (!bind_model(&bd, model, batch, false) || !(bound = bind_graph(&bd, g, err, sizeof err)) ||
+            !run_interp(g, bound, batch, false, training, &want, err, sizeof err)) {
+            say(r, FZ_FAIL, "llvm", "the %s's f32 interpreter at batch %lld: %s", which, (long long)batch, err);
+            free(bound);
+            free_outputs(&want);
+            unbind_model(&bd);
+            break;
+        }
+        size_t abytes = (size_t)(p->arena_bytes.k + p->arena_bytes.n * batch), pbytes = (size_t)p->param_bytes;
+        void **inputs = calloc((size_t)p->ninputs + 1, sizeof *inputs);
+        for (int k = 0; k < p->ninputs; k++)
+            inputs[k] = bound[p->input_node[k]]->data;
+        char *first[64] = {0};
+        for (int threads = 1; threads <= 2 && !done(r); threads++) {
+            char *arena = calloc(1, abytes + 64), *params = calloc(1, pbytes + 64);
+            for (int k = 0; k < p->nparams; k++)
+                memcpy(params + p->params[k].offset, bound[p->params[k].node]->data, (size_t)p->params[k].bytes);
+            cg_args args = {arena, params, inputs, NULL, batch, SEED, STEP, threads == 2 ? pool : NULL, NULL};
+            J.entry(&args);
+            for (int k = 0; k < g->nout && k < 64 && !done(r); k++) {
+                const cg_buffer *buf = &p->buffers[p->output_buffer[k]];
+                const void *at = output_at(p, k, arena, params, inputs, batch);
+                size_t bytes = (size_t)ir_tensor_numel(&want.t[k]) * ir_dtype_size(buf->dtype);
+                if (threads == 1) {
+                    raw x = {at, buf->dtype};
+                    double e = err_of(raw_at, &x, &want.t[k], ir_tensor_numel(&want.t[k]));
+                    if (!(e <= 1e-5))
+                        say(r, FZ_FAIL, "llvm",
+                            "the %s at batch %lld: output %s differs from the f32 interpreter by %.3g norm-wise "
+                            "(first values %.9g vs %.9g)",
+                            which, (long long)batch, g->out[k].name, e, raw_at(&x, 0), get(&want.t[k], 0));
+                    first[k] = malloc(bytes + 1);
+                    memcpy(first[k], at, bytes);
+                } else if (memcmp(first[k], at, bytes) != 0)
+                    say(r, FZ_FAIL, "threads", "the %s at batch %lld: output %s differs between 1 and 2 threads", which,
+                        (long long)batch, g->out[k].name);
+            }
+            free(arena);
+            free(params);
+        }
+        for (int k = 0; k < 64; k++)
+            free(first[k]);
+        free(inputs);
+        free(bound);
+        free_outputs(&want);
+        unbind_model(&bd);
+    }
+out:
+    if (J.j)
+        cg_jit_free(J.j);
+    cg_program_free(p);
+}
+
+/* ---- the CUDA C, on the host ---- */
+
+static void check_cuda(const ir_graph *g, fz_result *r)
+{
+    char err[4096];
+    cg_program *p = cg_lower(g, true, err, sizeof err);
+    if (!p)
+        return say(r, FZ_FAIL, "cuda", "the train step cannot be lowered: %s", err);
+    cg_cuda_plan plan;
+    char *src = cuda_source(p, &plan, err, sizeof err);
+    if (!src) {
+        say(r, FZ_FAIL, "cuda", "the train step's CUDA C: %s", err);
+        cg_program_free(p);
+        return;
+    }
+    for (int b = 0; b < NB && !done(r); b++) {
+        int64_t batch = batches[b];
+        diff_run run;
+        outputs want = {0};
+        if (!diff_run_init(&run, g, p, batch, err, sizeof err)) {
+            say(r, FZ_FAIL, "cuda", "%s", err);
+            diff_run_free(&run);
+            break;
+        }
+        want.t = calloc((size_t)g->nout + 1, sizeof *want.t);
+        if (!cuda_host_run(src, &plan, batch, DIFF_SEED, DIFF_STEP, run.arena, run.params, run.inputs, run.ninputs, NULL,
+                           0, 4, err, sizeof err))
+            say(r, FZ_FAIL, "cuda", "the train step on the host shim at batch %lld: %s", (long long)batch, err);
+        else if (!diff_interp(&run, true, want.t, err, sizeof err))
+            say(r, FZ_FAIL, "cuda", "the f32 interpreter: %s", err);
+        else
+            want.n = g->nout;
+        for (int k = 0; k < want.n && !done(r); k++) {
+            const cg_buffer *buf = &p->buffers[p->output_buffer[k]];
+            const char *base = buf->region == CG_ARENA ? run.arena.data : buf->region == CG_PARAMS ? run.params.data
+                                                                                                      : run.inputs[buf->index].data;
+            raw x = {base + buf->offset.k + buf->offset.n * batch, buf->dtype};
+            double e = err_of(raw_at, &x, &want.t[k], ir_tensor_numel(&want.t[k]));
+            if (!(e <= 1e-5))
+                say(r, FZ_FAIL, "cuda", "the train step at batch %lld: output %s differs from the f32 interpreter by %.3g",
+                    (long long)batch, g->out[k].name, e);
+        }
+        free_outputs(&want);
+        diff_run_free(&run);
+    }
+    free(src);
+    cg_cuda_plan_free(&plan);
+    cg_program_free(p);
+}
+
+/* ---- the standalone binary ---- */
+
+/* Runs a command line through the shell; its output in out (up to len), its exit status. */
+static int shell(const char *cmd, char *out, size_t len)
+{
+    FILE *f = popen(cmd, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(out, 1, len - 1, f);
+    out[n] = 0;
+    while (fgetc(f) != EOF) {
+    }
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+static double train_loss(const char *out)
+{
+    const char *at = strstr(out, "train_loss ");
+    return at ? strtod(at + 11, NULL) : NAN;
+}
+
+static void check_binary(const ir_graph *model, const fz_check_opts *o, fz_result *r)
+{
+    int32_t x = ir_find_source(model, IR_input, "x"), y = ir_find_source(model, IR_input, "y");
+    if (x < 0 || y < 0)
+        return;
+    const ir_node *xn = &model->node[x], *yn = &model->node[y];
+    char dir[1024], path[1200], cmd[4096], out[8192];
+    snprintf(dir, sizeof dir, "%s/%s", o->workdir, model->name);
+    mkdir(o->workdir, 0777);
+    mkdir(dir, 0777);
+    /* the model as .ir, and one batch of data as CSV: features then targets */
+    snprintf(path, sizeof path, "%s/%s.ir", dir, model->name);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return say(r, FZ_FAIL, "binary", "cannot write %s: %s", path, strerror(errno));
+    ir_print(f, model);
+    fclose(f);
+    int64_t features = ir_numel(&xn->shape, 1), targets = ir_numel(&yn->shape, 1), rows = model->train->batch;
+    int classes = 0; /* labels every reader of y takes: below the least class count */
+    for (int32_t i = 0; i < model->n; i++) {
+        const ir_node *n = &model->node[i];
+        int c = 0;
+        if (n->op == IR_one_hot && n->in[0] == y)
+            c = n->attr.classes;
+        if ((n->op == IR_eq || n->op == IR_ne) && (n->in[0] == y || n->in[1] == y)) {
+            const ir_node *a = &model->node[n->in[n->in[0] == y]];
+            if (a->op == IR_argmax)
+                c = (int)model->node[a->in[0]].shape.dim[a->attr.axis];
+        }
+        if (c > 0 && (classes == 0 || c < classes))
+            classes = c;
+    }
+    snprintf(path, sizeof path, "%s/data.csv", dir);
+    f = fopen(path, "w");
+    uint64_t s = 0;
+    for (const char *c = model->name; *c; c++)
+        s = s * 131 + (unsigned char)*c;
+    for (int64_t i = 0; i < features + targets; i++)
+        fprintf(f, "%sc%lld", i ? "," : "", (long long)i);
+    fputc('\n', f);
+    for (int64_t row = 0; row < rows; row++) {
+        for (int64_t i = 0; i < features; i++) {
+            double u = (double)(mix(&s) >> 11) * 0x1p-53;
+            if (xn->dtype == AG_U8)
+                fprintf(f, "%d,", (int)(u * 256));
+            else
+                fprintf(f, "%.6f,", 4 * u - 2);
+        }
+        for (int64_t i = 0; i < targets; i++) {
+            double u = (double)(mix(&s) >> 11) * 0x1p-53;
+            if (yn->dtype == AG_I32)
+                fprintf(f, "%d%s", (int)(u * (classes ? classes : 1)), i + 1 < targets ? "," : "\n");
+            else
+                fprintf(f, "%.6f%s", 4 * u - 2, i + 1 < targets ? "," : "\n");
+        }
+    }
+    fclose(f);
+    const char *common = "--data data.csv --epochs 1 --seed 1";
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' build %s.ir -o case 2>&1", dir, o->aotgrad, model->name);
+    if (shell(cmd, out, sizeof out) != 0) {
+        say(r, FZ_FAIL, "binary", "aotgrad build %s.ir: %s", model->name, out);
+        goto out;
+    }
+    snprintf(cmd, sizeof cmd, "cd '%s' && ./case train %s --batch %lld --threads 1 --save b.safetensors 2>&1", dir,
+             common, (long long)rows);
+    char bout[8192];
+    if (shell(cmd, bout, sizeof bout) != 0) {
+        say(r, FZ_FAIL, "binary", "the binary's train: %s", bout);
+        goto out;
+    }
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' run %s.ir %s --batch %lld --save i.safetensors 2>&1", dir, o->aotgrad,
+             model->name, common, (long long)rows);
+    if (shell(cmd, out, sizeof out) != 0) {
+        say(r, FZ_FAIL, "binary", "aotgrad run (the interpreter) fails where the binary trains: %s", out);
+        goto out;
+    }
+    double lb = train_loss(bout), li = train_loss(out);
+    if (!(fabs(lb - li) <= 2e-4 * fmax(1, fabs(li))) && !(isnan(lb) && isnan(li))) {
+        say(r, FZ_FAIL, "binary", "the binary's train loss %g against the interpreter's %g", lb, li);
+        goto out;
+    }
+    rt_ckpt cb = {0}, ci = {0};
+    char pb[1300], pi[1300], err[1024];
+    snprintf(pb, sizeof pb, "%s/b.safetensors", dir);
+    snprintf(pi, sizeof pi, "%s/i.safetensors", dir);
+    if (!rt_ckpt_load(pb, &cb, err, sizeof err) || !rt_ckpt_load(pi, &ci, err, sizeof err))
+        say(r, FZ_FAIL, "binary", "reading a checkpoint: %s", err);
+    for (int i = 0; i < ci.n && !done(r); i++) {
+        const rt_ckpt_tensor *a = &ci.t[i], *b = rt_ckpt_find(&cb, a->name);
+        if (!b || b->dtype != a->dtype || a->dtype != AG_F32) {
+            say(r, FZ_FAIL, "binary", "the binary's checkpoint has no f32 tensor %s", a->name);
+            break;
+        }
+        int64_t n = 1;
+        for (int k = 0; k < a->rank; k++)
+            n *= a->dims[k];
+        float *va = malloc(sizeof *va * (size_t)(n ? n : 1)), *vb = malloc(sizeof *vb * (size_t)(n ? n : 1));
+        memcpy(va, a->data, sizeof *va * (size_t)n);
+        memcpy(vb, b->data, sizeof *vb * (size_t)n);
+        double d = 0, s2 = 0;
+        for (int64_t k = 0; k < n; k++)
+            d += ((double)va[k] - vb[k]) * ((double)va[k] - vb[k]), s2 += (double)va[k] * va[k];
+        if (!(sqrt(d) <= 1e-5 * fmax(sqrt(s2), 1)))
+            say(r, FZ_FAIL, "binary", "after one step, %s differs between the binary and the interpreter by %.3g", a->name,
+                sqrt(d) / fmax(sqrt(s2), 1));
+        free(va);
+        free(vb);
+    }
+    rt_ckpt_free(&cb);
+    rt_ckpt_free(&ci);
+out:
+    if (!done(r)) { /* kept for the report otherwise */
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        (void)!system(cmd);
+    }
+}
+
+/* ---- all of them ---- */
+
+void fz_check_graph(const ir_graph *model, const fz_check_opts *o, fz_result *r)
+{
+    memset(r, 0, sizeof *r);
+    if (!model->train || !model->train->loss)
+        return say(r, FZ_FAIL, "dsl", "the model declares no training");
+    check_smooth(model, r);
+    if (!done(r))
+        check_text(model, "the model", r);
+    binding bd[NB] = {0};
+    ir_graph *step = NULL, *eval = NULL, *gradients = NULL;
+    for (int b = 0; b < NB && !done(r); b++)
+        if (!bind_model(&bd[b], model, batches[b], true))
+            say(r, FZ_FAIL, "interp", "out of memory");
+    if (!done(r))
+        step = pipeline(model, bd, true, &gradients, r);
+    if (!done(r))
+        eval = pipeline(model, bd, false, NULL, r);
+    for (int b = 0; b < NB; b++)
+        unbind_model(&bd[b]);
+    if (!done(r) && gradients)
+        check_gradients(model, gradients, r);
+    if (!done(r) && o->jit) {
+        check_llvm(model, step, true, r);
+        if (!done(r))
+            check_llvm(model, eval, false, r);
+    }
+    if (!done(r) && o->cuda)
+        check_cuda(step, r);
+    if (!done(r) && o->binary)
+        check_binary(model, o, r);
+    ir_graph_free(step);
+    ir_graph_free(eval);
+    ir_graph_free(gradients);
+}
+
+void fz_check(const fz_model *m, const fz_check_opts *o, fz_result *r)
+{
+    char err[4096];
+    ir_graph *model = fz_build(m, NULL, err, sizeof err);
+    if (!model) {
+        memset(r, 0, sizeof *r);
+        return say(r, FZ_FAIL, "dsl", "the DSL refuses the model: %s", err);
+    }
+    fz_check_graph(model, o, r);
+    ir_graph_free(model);
+}

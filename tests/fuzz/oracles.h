@@ -1,0 +1,57 @@
+/* The oracles the fuzzer judges a model by (tests/fuzz/oracles.c). Each names what it
+ * compares; a model the interpreter finds near a discontinuity, or not finite, is not
+ * judged (redraw): a tolerance failure is then a bug, never a tie. */
+#ifndef AG_FUZZ_ORACLES_H
+#define AG_FUZZ_ORACLES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "interp.h"
+#include "recipe.h"
+
+typedef enum fz_outcome {
+    FZ_PASS,
+    FZ_FAIL,
+    FZ_REDRAW, /* a value near a discontinuity of its consumer, or not finite */
+} fz_outcome;
+
+typedef struct fz_check_opts {
+    bool jit;              /* the LLVM code through the JIT, at 1 and 2 threads */
+    bool cuda;             /* the CUDA C through the host shim (a g++ build: seconds) */
+    bool binary;           /* a standalone binary's one training step (data-shaped models) */
+    const char *workdir;   /* where the binary's files go (made, then emptied) */
+    const char *aotgrad;   /* the aotgrad program that builds it */
+} fz_check_opts;
+
+typedef struct fz_result {
+    fz_outcome outcome;
+    char oracle[24];       /* what failed: dsl, text, pass, interp, autodiff, llvm, threads, cuda, binary */
+    char message[4096];
+} fz_result;
+
+/* Every oracle on m:
+ *   dsl       the model builds;
+ *   text      the model and every stage of both pipelines print, parse back, verify and
+ *             print the same;
+ *   pass      every pass succeeds and its output verifies;
+ *   interp    the f64 interpreter gives each output's value (norm-wise 1e-10) on the model
+ *             and after every pass, train step (P.grad, P.next) included, at batches 1, 7, 64;
+ *   autodiff  every gradient agrees with central finite differences in f64 along a random
+ *             direction: |fd - ad| <= 1e-6 * max(|fd|, |ad|, 1);
+ *   llvm      the train step's and the eval graph's code through the JIT agree with the f32
+ *             interpreter norm-wise within 1e-5 at batches 1, 7, 64; threads: the same bits
+ *             at 1 and 2 threads;
+ *   cuda      the train step's CUDA C through the host shim agrees within 1e-5 (o->cuda);
+ *   binary    `aotgrad build` of its .ir trains one step as `aotgrad run` does: the same
+ *             loss and parameters within 1e-5 (o->binary, data-shaped models only).
+ * "norm-wise t": ||a - b|| <= t * max(||b||, 1) over each output. */
+void fz_check(const fz_model *m, const fz_check_opts *o, fz_result *r);
+/* The same on a model built otherwise (a model file, a .ir): the binary oracle needs its
+ * inputs named x and y. */
+void fz_check_graph(const ir_graph *model, const fz_check_opts *o, fz_result *r);
+
+/* ||a - b|| / max(||b||, 1), NaNs and equal infinities agreeing, over n values. */
+double fz_norm_err(const ir_tensor *a, const ir_tensor *b);
+
+#endif

@@ -1,0 +1,208 @@
+/* The random-model tester's own tests, and the regression cases it found: every model of
+ * tests/data/fuzz (a shrunk failure, kept with its fix) passes every oracle, and its model
+ * file builds the graph its .ir holds. The fixed seeds run as ctest entries of their own
+ * (tests/fuzz/CMakeLists.txt). */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "load.h"
+#include "oracles.h"
+#include "recipe.h"
+
+#define CASES AG_SOURCE_DIR "/tests/data/fuzz"
+
+static bool ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), k = strlen(tail);
+    return n > k && strcmp(s + n - k, tail) == 0;
+}
+
+/* Calls fn on each file of the regression folder ending in tail; how many. */
+static int each_case(const char *tail, void (*fn)(const char *name))
+{
+    DIR *d = opendir(CASES);
+    cr_assert_not_null(d, "no folder %s", CASES);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (ends_with(e->d_name, tail)) {
+            fn(e->d_name);
+            n++;
+        }
+    closedir(d);
+    return n;
+}
+
+static ir_graph *read_ir(const char *name, char **text)
+{
+    char path[1024], err[1024];
+    size_t len;
+    snprintf(path, sizeof path, "%s/%s", CASES, name);
+    *text = fe_read_file(path, &len);
+    cr_assert_not_null(*text, "cannot read %s", path);
+    ir_graph *g = ir_parse(*text, len, name, err, sizeof err);
+    cr_assert_not_null(g, "%s", err);
+    cr_assert(ir_verify(g, err, sizeof err), "%s: %s", name, err);
+    return g;
+}
+
+static void judge(const char *name)
+{
+    char *text;
+    ir_graph *g = read_ir(name, &text);
+    fz_check_opts o = {.jit = true};
+    fz_result r;
+    fz_check_graph(g, &o, &r);
+    cr_expect(r.outcome == FZ_PASS, "%s: %s: %s", name, r.outcome == FZ_REDRAW ? "redraw" : r.oracle, r.message);
+    ir_graph_free(g);
+    free(text);
+}
+
+Test(fuzz, every_regression_case_passes_every_oracle)
+{
+    cr_expect_gt(each_case(".ir", judge), 0);
+}
+
+/* The model file, built by aotgrad's loader from its own folder, prints as its .ir. */
+static void same_as_ir(const char *name)
+{
+    char ir[256], *want;
+    snprintf(ir, sizeof ir, "%.*s.ir", (int)(strlen(name) - 2), name);
+    ir_graph *g = read_ir(ir, &want);
+    ir_graph_free(g);
+    cr_assert(chdir(CASES) == 0);
+    ir_graph *m = fe_load(name, getenv("AOTGRAD_INCLUDE"), NULL);
+    cr_assert_not_null(m, "%s does not load", name);
+    char *got = ir_print_str(m);
+    cr_expect_str_eq(got, want, "%s builds another graph than %s", name, ir);
+    free(got);
+    free(want);
+    ir_graph_free(m);
+}
+
+Test(fuzz, every_regression_model_file_builds_its_ir)
+{
+    cr_expect_gt(each_case(".c", same_as_ir), 0);
+}
+
+/* ---- the generator ---- */
+
+/* Every op of the table but those only passes make, every builder and every spelling of one,
+ * in 3000 models. */
+Test(fuzz, the_generator_covers_every_op_and_builder)
+{
+    bool op[IR_OP_COUNT] = {0}, kind[FZ_KIND_COUNT] = {0}, form[FZ_KIND_COUNT][4] = {{0}}, keepdims = false,
+         axis_default = false, grad_input = false, group = false, option = false, metric = false, predict = false;
+    fz_model *m = malloc(sizeof *m);
+    char err[4096];
+    for (uint64_t seed = 0; seed < 3000; seed++) {
+        fz_gen_opts o = {.data_shaped = seed % 7 == 0};
+        cr_assert(fz_generate(seed, &o, m, err, sizeof err), "seed %llu: %s", (unsigned long long)seed, err);
+        ir_graph *g = fz_build(m, NULL, err, sizeof err);
+        cr_assert_not_null(g, "seed %llu: %s", (unsigned long long)seed, err);
+        for (int32_t i = 0; i < g->n; i++) {
+            op[g->node[i].op] = true;
+            grad_input |= g->node[i].op == IR_input && g->node[i].attr.grad;
+        }
+        for (int k = 0; k < m->n; k++) {
+            const fz_step *s = &m->step[k];
+            kind[s->kind] = true;
+            form[s->kind][s->form] = true;
+            keepdims |= s->kind == FZ_REDUCE && s->keepdims;
+            axis_default |= s->kind == FZ_SOFTMAX && !s->axis_given;
+        }
+        group |= m->ngroups > 0;
+        option |= m->option;
+        metric |= m->metric >= 0;
+        predict |= m->predict >= 0;
+        ir_graph_free(g);
+    }
+    free(m);
+    for (int i = 0; i < IR_OP_COUNT; i++) {
+        bool pass_made = i == IR_softmax_ce || i == IR_softmax_ce_grad || i == IR_kernel;
+        cr_expect(op[i] || pass_made, "no generated model has the op %s", ir_ops[i].name);
+    }
+    for (int k = 0; k < FZ_KIND_COUNT; k++)
+        cr_expect(kind[k], "no generated model calls builder kind %d", k);
+    for (int f = 0; f < 4; f++) {
+        cr_expect(form[FZ_MATMUL][f], "no generated model has matmul form %d (matmul, mm, mv, dot)", f);
+        cr_expect(form[FZ_NORM][f], "no generated model has norm form %d (l1, l2, fro, norm)", f);
+    }
+    cr_expect(form[FZ_EW][1], "no ag_scale or ag_detach");
+    cr_expect(keepdims && axis_default && grad_input && group && option && metric && predict,
+              "keepdims %d, softmax's default axis %d, requires_grad %d, ag_group %d, ag_option %d, a metric %d, "
+              "predict %d",
+              keepdims, axis_default, grad_input, group, option, metric, predict);
+}
+
+/* The C a model is written as builds, through aotgrad's loader, the graph fz_build makes. */
+Test(fuzz, written_model_files_build_the_same_graph)
+{
+    char err[4096];
+    const char *tmp = getenv("TMPDIR");
+    char tdir[1024];
+    snprintf(tdir, sizeof tdir, "%s/fuzz-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    cr_assert_not_null(mkdtemp(tdir));
+    cr_assert(chdir(tdir) == 0);
+    fz_model *m = malloc(sizeof *m);
+    for (uint64_t seed = 100; seed < 130; seed++) {
+        cr_assert(fz_generate(seed, NULL, m, err, sizeof err), "%s", err);
+        char file[64];
+        snprintf(file, sizeof file, "%s.c", m->name);
+        FILE *f = fopen(file, "w");
+        fz_write_c(m, f);
+        fclose(f);
+        ir_graph *want = fz_build(m, file, err, sizeof err), *got = fe_load(file, getenv("AOTGRAD_INCLUDE"), NULL);
+        cr_assert_not_null(want, "%s", err);
+        cr_assert_not_null(got, "seed %llu: %s does not load", (unsigned long long)seed, file);
+        char *a = ir_print_str(want), *b = ir_print_str(got);
+        cr_expect_str_eq(b, a, "seed %llu: the model file builds another graph", (unsigned long long)seed);
+        free(a);
+        free(b);
+        ir_graph_free(want);
+        ir_graph_free(got);
+        unlink(file);
+    }
+    free(m);
+    cr_assert(chdir("/") == 0);
+    rmdir(tdir);
+}
+
+/* ---- the shrinker ---- */
+
+static bool has_tanh_of_matmul(void *ctx, const fz_model *m)
+{
+    (void)ctx;
+    char err[4096];
+    ir_graph *g = fz_build(m, NULL, err, sizeof err), *live = g ? ir_clone_live(g) : NULL;
+    bool found = false;
+    for (int32_t i = 0; live && i < live->n; i++)
+        found |= live->node[i].op == IR_tanh && live->node[live->node[i].in[0]].op == IR_matmul;
+    ir_graph_free(live);
+    ir_graph_free(g);
+    return found;
+}
+
+/* A "failure" (a live tanh of a matmul) in a large model shrinks to the few steps it needs. */
+Test(fuzz, the_shrinker_keeps_the_failure_and_little_else)
+{
+    fz_model *m = malloc(sizeof *m);
+    char err[4096];
+    int found = 0;
+    for (uint64_t seed = 0; seed < 2000 && found < 3; seed++) {
+        fz_gen_opts o = {.max_nodes = 40};
+        cr_assert(fz_generate(seed, &o, m, err, sizeof err), "%s", err);
+        if (m->n < 15 || !has_tanh_of_matmul(NULL, m))
+            continue;
+        found++;
+        int before = m->n;
+        fz_shrink(m, has_tanh_of_matmul, NULL, true, 2000);
+        cr_expect(has_tanh_of_matmul(NULL, m), "seed %llu: the shrunk model lost the failure", (unsigned long long)seed);
+        /* a live tanh of a matmul needs about 7: two sources, matmul, tanh, and a loss through a parameter */
+        cr_expect_leq(m->n, 8, "seed %llu: shrunk from %d to %d steps, not a handful", (unsigned long long)seed, before, m->n);
+    }
+    cr_expect_eq(found, 3, "too few models with a tanh of a matmul");
+    free(m);
+}
