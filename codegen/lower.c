@@ -79,9 +79,26 @@ static cg_step *add_step(lowering *L, cg_step_kind kind, int32_t node)
     return s;
 }
 
-static int64_t bytes_at(const ir_shape *s, ag_dtype t, int64_t batch)
+/* The bytes of a t[s] value at batch, 64-byte aligned. The verifier refuses a value past
+ * IR_MAX_BYTES at the declared batch; a plan for a larger one fails here, not overflows. */
+static int64_t aligned_bytes_at(lowering *L, const ir_shape *s, ag_dtype t, int64_t batch)
 {
-    return ir_numel(s, batch) * (int64_t)ir_dtype_size(t);
+    int64_t bytes = ir_bytes(t, s, batch);
+    if (bytes < 0) {
+        if (!L->failed)
+            L->failed = !rt_fail(L->err, L->len, "lower: a %s value of %s is more than 2^%d bytes at batch %lld",
+                                 ir_dtype_name(t), ir_shape_str(s, (char[64]){0}, 64), IR_MAX_BYTES_LOG2,
+                                 (long long)batch);
+        return 0;
+    }
+    return (bytes + ALIGN - 1) / ALIGN * ALIGN;
+}
+
+/* *total += bytes, failing the lowering past IR_MAX_BYTES (so sums of totals fit int64) */
+static void add_bytes(lowering *L, int64_t *total, int64_t bytes)
+{
+    if ((!ir_add_ok(*total, bytes, total) || *total > IR_MAX_BYTES) && !L->failed)
+        L->failed = !rt_fail(L->err, L->len, "lower: %s needs more than 2^%d bytes", L->g->name, IR_MAX_BYTES_LOG2);
 }
 
 /* A contiguous view of a buffer holding a value of shape s. */
@@ -103,9 +120,9 @@ static view contiguous(int32_t buffer, const ir_shape *s)
 
 static int32_t scratch_buffer(lowering *L, const ir_shape *s, ag_dtype t)
 {
-    int64_t bytes = (bytes_at(s, t, L->plan->batch) + ALIGN - 1) / ALIGN * ALIGN;
+    int64_t bytes = aligned_bytes_at(L, s, t, L->plan->batch);
     int32_t b = add_buffer(L, (cg_buffer){CG_ARENA, 0, {L->plan->arena + L->fixed + L->scratch, 0}, t});
-    L->scratch += bytes;
+    add_bytes(L, &L->scratch, bytes);
     if (L->scratch > L->scratch_max)
         L->scratch_max = L->scratch;
     return b;
@@ -649,10 +666,10 @@ cg_program *cg_lower(const ir_graph *g, bool training, char *err, size_t len)
         const ir_node *n = &g->node[i];
         L.outer[i] = -1;
         if (n->op == IR_param) {
-            int64_t bytes = bytes_at(&n->shape, n->dtype, 1);
+            int64_t bytes = ir_bytes(n->dtype, &n->shape, 1);
             p->params[p->nparams++] = (cg_param){n->attr.name, i, p->param_bytes, bytes};
             L.outer[i] = add_buffer(&L, (cg_buffer){CG_PARAMS, 0, {p->param_bytes, 0}, n->dtype});
-            p->param_bytes += (bytes + ALIGN - 1) / ALIGN * ALIGN;
+            add_bytes(&L, &p->param_bytes, aligned_bytes_at(&L, &n->shape, n->dtype, 1));
         } else if (n->op == IR_input) {
             p->input_node[inputs] = i;
             L.outer[i] = add_buffer(&L, (cg_buffer){CG_INPUT, inputs++, {0, 0}, n->dtype});
@@ -677,7 +694,7 @@ cg_program *cg_lower(const ir_graph *g, bool training, char *err, size_t len)
         if (c->op != IR_const || L.outer[g->out[k].id] >= 0)
             continue;
         int32_t b = add_buffer(&L, (cg_buffer){CG_ARENA, 0, {g->plan->arena + L.fixed, 0}, c->dtype});
-        L.fixed += ALIGN;
+        add_bytes(&L, &L.fixed, ALIGN);
         L.outer[g->out[k].id] = b;
         cg_step *s = add_step(&L, CG_LOOP, g->out[k].id);
         s->loop.expr[s->loop.nexprs++] = (cg_expr){.kind = CG_E_CONST, .dtype = c->dtype, .value = c->attr.value};

@@ -190,11 +190,40 @@ void ag_graph_free(ag_graph *g) { ir_graph_free(g); }
 int ag_graph_error_count(const ag_graph *g) { return g->nerrors; }
 const char *ag_graph_error(const ag_graph *g, int i) { return i >= 0 && i < g->nerrors ? g->errors[i] : NULL; }
 
+/* Every value fits at the declared batch (ag_minimize's, known only now), each refused at
+ * its own line; a value computed from one refused is not refused again. Then all of them
+ * together, at the value that takes the sum past the bound. */
+static void check_sizes(ir_graph *g)
+{
+    int64_t batch = ir_declared_batch(g);
+    bool *bad = calloc((size_t)(g->n ? g->n : 1), sizeof *bad), any = false;
+    if (!bad) {
+        fprintf(stderr, "aotgrad: out of memory\n");
+        exit(1);
+    }
+    char msg[512];
+    for (int32_t i = 0; i < g->n; i++) {
+        const ir_node *n = &g->node[i];
+        for (int k = 0; k < n->nin; k++)
+            bad[i] |= bad[n->in[k]];
+        if (!bad[i] && !ir_check_value_size(g, i, batch, msg, sizeof msg)) {
+            record(g, n->loc, "%s", msg);
+            bad[i] = true;
+        }
+        any |= bad[i];
+    }
+    int32_t at;
+    if (!any && !ir_check_sizes(g, batch, &at, msg, sizeof msg))
+        record(g, g->node[at].loc, "%s", msg);
+    free(bad);
+}
+
 int ag_graph_finish(ag_graph *g)
 {
     if (g->nout == 0 && g->nerrors == 0)
         record(g, (ag_loc){g->file_copy ? g->file_copy : g->name, 0}, "graph %s has no outputs (call ag_output)",
                g->name);
+    check_sizes(g);
     return g->nerrors;
 }
 
@@ -276,11 +305,10 @@ void ag_output_at(ag_loc at, ag_graph *g, const char *name, ag_val v)
         record(g, at, "output: name \"%s\" is not an identifier", name ? name : "(null)");
         return;
     }
-    for (int i = 0; i < g->nout; i++)
-        if (strcmp(g->out[i].name, name) == 0) {
-            record(g, at, "output %s: the name is already used", name);
-            return;
-        }
+    if (ir_find_output(g, name) >= 0) { /* by the graph's table of names: building stays linear */
+        record(g, at, "output %s: the name is already used", name);
+        return;
+    }
     if (v.id == AG_IMM)
         v = constant(at, g, "output", AG_F32, v.imm);
     if (v.g && v.g != g) {

@@ -7,11 +7,18 @@
 #include "ir.h"
 
 /* A model from a .c file (compiled with $CC or cc against aotgrad.h in include_dir, or the
- * one beside the aotgrad binary when include_dir is NULL) or from a text .ir file. settings:
- * "NAME=VALUE" option settings (--set), NULL-ended, or NULL; a .c model must declare each
- * with ag_option, and a .ir file was built with its options already. Every error goes to
+ * one beside the aotgrad binary when include_dir is NULL, in a folder under $TMPDIR or
+ * /tmp that goes again in every case) or from a text .ir file. settings: "NAME=VALUE"
+ * option settings (--set), NULL-ended, or NULL; a .c model must declare each with
+ * ag_option, and a .ir file was built with its options already. A .c model's code runs in
+ * a child process within the time limit (fe_set_model_timeout), what it prints going to
+ * stderr: its crash, exit or endless loop is an error naming the file. Every error goes to
  * stderr with its location; NULL on failure. */
 ir_graph *fe_load(const char *path, const char *include_dir, const char *const *settings);
+
+/* How long a .c model's code may take to build its graph, in seconds (--model-timeout);
+ * 60 until set. */
+void fe_set_model_timeout(double seconds);
 
 /* The graph a model file is building, NULL when done (frontend/dsl.c): a mistake made with
  * no graph at hand (a NULL graph, an uninitialized ag_val) is recorded in it, so that it is

@@ -61,11 +61,21 @@ typedef struct model_arg {
     int nset;
 } model_arg;
 
-/* Takes argv[*i] if it is the model's path or --set NAME=VALUE: 1 if taken, 0 if it is not
- * one of these, 2 (the exit status) after printing a usage error. */
+/* Takes argv[*i] if it is the model's path, --set NAME=VALUE or --model-timeout SECONDS: 1
+ * if taken, 0 if it is not one of these, 2 (the exit status) after printing a usage error. */
 static int take_model_arg(model_arg *m, int argc, char **argv, int *i)
 {
     const char *a = argv[*i];
+    if (strcmp(a, "--model-timeout") == 0) {
+        char *end;
+        double s = *i + 1 < argc ? strtod(argv[*i + 1], &end) : 0;
+        if (*i + 1 == argc || end == argv[*i + 1] || *end || !(s > 0 && s <= 1e6))
+            return usage_error("--model-timeout takes seconds, more than 0 and at most 1000000, not '%s'",
+                               *i + 1 < argc ? argv[*i + 1] : "");
+        fe_set_model_timeout(s);
+        ++*i;
+        return 1;
+    }
     if (strcmp(a, "--set") == 0) {
         if (*i + 1 == argc || !strchr(argv[*i + 1], '=') || m->nset == 63)
             return usage_error("--set takes NAME=VALUE, not '%s'", *i + 1 < argc ? argv[*i + 1] : "");
@@ -238,6 +248,22 @@ static int cmd_check(int argc, char **argv)
 
 /* ---- aotgrad forward ---- */
 
+/* A batch from the command line is checked as a declared one is: every value of the graph
+ * fits at it, and all of them together; else the message at the value's line. */
+static bool batch_fits(const char *path, const ir_graph *g, int64_t batch)
+{
+    int32_t bad;
+    char msg[512];
+    if (ir_check_sizes(g, batch, &bad, msg, sizeof msg))
+        return true;
+    const ag_loc *at = &g->node[bad].loc;
+    if (at->file && at->line > 0)
+        fprintf(stderr, "%s:%d: error: --batch %" PRId64 ": %s\n", at->file, at->line, batch, msg);
+    else
+        fprintf(stderr, "%s: error: --batch %" PRId64 ": %s\n", path, batch, msg);
+    return false;
+}
+
 static void print_values(const ir_output *o, const ir_node *n, const ir_tensor *t)
 {
     char type[96];
@@ -291,6 +317,10 @@ static int cmd_forward(int argc, char **argv)
     ir_graph *g = fe_load(path, NULL, m.settings);
     if (!g)
         return 1;
+    if (!batch_fits(path, g, batch)) {
+        ir_graph_free(g);
+        return 1;
+    }
     ir_tensor **bound = fe_bind_random(g, batch, (uint32_t)seed, f64);
     ir_tensor *outs = calloc((size_t)g->nout, sizeof *outs);
     ir_run run = {.f64 = f64, .batch = batch, .seed = (uint32_t)seed, .step = 0, .training = training};
@@ -370,6 +400,10 @@ static int cmd_run(int argc, char **argv)
     ir_graph *g = fe_load(m.path, NULL, m.settings);
     if (!g)
         return 1;
+    if (o.batch && !batch_fits(m.path, g, o.batch)) {
+        ir_graph_free(g);
+        return 1;
+    }
     int rc = fe_run(g, &o);
     ir_graph_free(g);
     return rc;
@@ -486,7 +520,8 @@ static const command commands[] = {
      "                    every pass in turn, each under a header naming it (aotgrad passes)\n"
      "  --dot             Graphviz DOT instead of text IR; kernels as boxes of their ops\n"
      "  --memory          the memory plan of the train step and of inference\n"
-     "  --set NAME=VALUE  set a model option (ag_option), e.g. --set act=tanh\n"},
+     "  --set NAME=VALUE  set a model option (ag_option), e.g. --set act=tanh\n"
+     "  --model-timeout S  seconds the model's code may take to build the graph (default 60)\n"},
     {"build", cmd_build, "compile a model with the LLVM backend: a standalone binary, or object and header",
      "usage: aotgrad build MODEL.c|FILE.ir -o OUT [--emit LIST] [--target cpu|cpu,cuda] [--cuda-arch A]\n"
      "                    [--time] [--set NAME=VALUE]...\n\n"
@@ -506,7 +541,8 @@ static const command commands[] = {
      "                on a GPU with --device cuda\n"
      "  --cuda-arch A the GPU architecture for ptx and --target cuda, e.g. sm_90 (the default)\n"
      "  --time        print where the build's time went\n"
-     "  --set NAME=VALUE  a model option\n"},
+     "  --set NAME=VALUE  a model option\n"
+     "  --model-timeout S  seconds the model's code may take to build the graph (default 60)\n"},
     {"passes", cmd_passes, "list the passes of the pipeline, in order",
      "usage: aotgrad passes\n\n"
      "Lists the pipeline's passes in the order they run, and which pipeline runs each: the\n"
@@ -522,7 +558,8 @@ static const command commands[] = {
      "  --seed S    seed of the inputs, the parameters and dropout (default 1)\n"
      "  --f64       compute in double instead of float\n"
      "  --train     dropout active (default: off, as in evaluation)\n"
-     "  --set NAME=VALUE  a model option, e.g. --set act=tanh\n"},
+     "  --set NAME=VALUE  a model option, e.g. --set act=tanh\n"
+     "  --model-timeout S  seconds the model's code may take to build the graph (default 60)\n"},
     {"check", cmd_check, "parse and verify a text IR file",
      "usage: aotgrad check FILE.ir [--print]\n\n"
      "Parses and verifies FILE.ir: exit 0 when it is well formed, else the first error as\n"
@@ -540,6 +577,7 @@ static const command commands[] = {
      "  --data PATH       fashion-mnist, a folder of IDX files, TRAIN.csv[,TEST.csv], or\n"
      "                    \"synthetic-linear w=2,-3.4 b=4.2 train=1000 [test=N] [noise=S]\"\n"
      "  --set NAME=VALUE  a model option, e.g. --set act=tanh\n"
+     "  --model-timeout S  seconds the model's code may take to build the graph (default 60)\n"
      "  --save FILE       write the trained parameters as safetensors\n"},
     {"ops", cmd_ops, "list the ops of the IR", "usage: aotgrad ops\n\nLists every op of the op table: name, kind, operand count, meaning.\n"},
     {NULL, NULL, NULL, NULL},

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fail.h"
 #include "ir.h"
 
 const ir_opinfo ir_ops[IR_OP_COUNT] = {
@@ -94,7 +95,17 @@ int64_t ir_numel(const ir_shape *s, int64_t batch)
 {
     int64_t n = 1;
     for (int i = 0; i < s->rank; i++)
-        n *= s->dim[i] == AG_N ? batch : s->dim[i];
+        if (!ir_mul_ok(n, s->dim[i] == AG_N ? batch : s->dim[i], &n))
+            return INT64_MAX;
+    return n;
+}
+
+int64_t ir_bytes(ag_dtype t, const ir_shape *s, int64_t batch)
+{
+    int64_t n = (int64_t)ir_dtype_size(t);
+    for (int i = 0; i < s->rank; i++)
+        if (!ir_mul_ok(n, s->dim[i] == AG_N ? batch : s->dim[i], &n) || n > IR_MAX_BYTES)
+            return -1;
     return n;
 }
 
@@ -168,6 +179,8 @@ ir_graph *ir_graph_new(const char *name)
     return g;
 }
 
+static void names_clear(ir_names *t);
+
 void ir_graph_free(ir_graph *g)
 {
     if (!g)
@@ -186,6 +199,8 @@ void ir_graph_free(ir_graph *g)
     free(g->node);
     free(g->out);
     free(g->hash);
+    names_clear(&g->out_names);
+    names_clear(&g->source_names);
     free(g);
 }
 
@@ -308,20 +323,97 @@ void ir_add_output(ir_graph *g, const char *name, int32_t id)
     g->out[g->nout++] = (ir_output){ir_strdup(g, name), id};
 }
 
+/* ---- names: lookups by hash, so that building is linear in the names ---- */
+
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static void names_clear(ir_names *t)
+{
+    free(t->slot);
+    *t = (ir_names){0};
+}
+
+static void names_insert(ir_names *t, const char *name, int32_t id)
+{
+    if (2 * ((int64_t)t->used + 1) > t->cap) {
+        ir_names old = *t;
+        t->cap = old.cap ? old.cap * 2 : 64;
+        t->slot = xrealloc(NULL, sizeof *t->slot * (size_t)t->cap);
+        for (int32_t k = 0; k < t->cap; k++)
+            t->slot[k] = (ir_name_slot){NULL, -1};
+        t->used = 0;
+        for (int32_t k = 0; k < old.cap; k++)
+            if (old.slot[k].name)
+                names_insert(t, old.slot[k].name, old.slot[k].id);
+        free(old.slot);
+    }
+    uint64_t mask = (uint64_t)t->cap - 1;
+    uint64_t k = name_hash(name) & mask;
+    while (t->slot[k].name)
+        k = (k + 1) & mask;
+    t->slot[k] = (ir_name_slot){name, id};
+    t->used++;
+}
+
+/* The name entry k of a table stands for now: out[k]'s, or node k's if a source's. */
+static const char *output_name(const ir_graph *g, int32_t k) { return k < g->nout ? g->out[k].name : NULL; }
+
+static const char *source_name(const ir_graph *g, int32_t k)
+{
+    if (k >= g->n)
+        return NULL;
+    const ir_node *n = &g->node[k];
+    return n->op == IR_input || n->op == IR_param ? n->attr.name : NULL;
+}
+
+/* The lowest id entered under name (a source's: of op), -1 if none; the table first caught
+ * up with the graph, and rebuilt where a slot's name is no longer its entry's. The graph is
+ * const to callers; its tables are a cache. */
+static int32_t names_find(const ir_graph *cg, ir_names *t, const char *(*name_of)(const ir_graph *, int32_t),
+                          int32_t total, const char *name, ir_op op)
+{
+    ir_graph *g = (ir_graph *)cg;
+    for (;;) {
+        if (t->count > total)
+            names_clear(t);
+        for (; t->count < total; t->count++) {
+            const char *s = name_of(g, t->count);
+            if (s)
+                names_insert(t, s, t->count);
+        }
+        if (!t->cap)
+            return -1;
+        uint64_t mask = (uint64_t)t->cap - 1;
+        int32_t found = -1;
+        bool stale = false;
+        for (uint64_t k = name_hash(name) & mask; t->slot[k].name && !stale; k = (k + 1) & mask) {
+            const ir_name_slot *e = &t->slot[k];
+            if (name_of(g, e->id) != e->name)
+                stale = true;
+            else if (strcmp(e->name, name) == 0 && (found < 0 || e->id < found) &&
+                     (name_of != source_name || g->node[e->id].op == op))
+                found = e->id;
+        }
+        if (!stale)
+            return found;
+        names_clear(t);
+    }
+}
+
 int32_t ir_find_source(const ir_graph *g, ir_op op, const char *name)
 {
-    for (int32_t i = 0; i < g->n; i++)
-        if (g->node[i].op == op && g->node[i].attr.name && strcmp(g->node[i].attr.name, name) == 0)
-            return i;
-    return -1;
+    return names_find(g, &((ir_graph *)g)->source_names, source_name, g->n, name, op);
 }
 
 int ir_find_output(const ir_graph *g, const char *name)
 {
-    for (int i = 0; i < g->nout; i++)
-        if (strcmp(g->out[i].name, name) == 0)
-            return i;
-    return -1;
+    return names_find(g, &((ir_graph *)g)->out_names, output_name, g->nout, name, IR_input);
 }
 
 static const char *dup_or_null(ir_graph *g, const char *s) { return s ? ir_strdup(g, s) : NULL; }
@@ -413,10 +505,24 @@ ir_graph *ir_prune(const ir_graph *g, const char *const *keep, int nkeep)
         fprintf(stderr, "aotgrad: out of memory\n");
         exit(1);
     }
-    for (int i = 0; i < g->nout; i++)
-        for (int k = 0; k < nkeep; k++)
-            if (strcmp(g->out[i].name, keep[k]) == 0)
-                live[g->out[i].id] = true;
+    /* the outputs kept, by a table of the names (a graph may have 100k outputs) */
+    ir_names wanted = {0};
+    for (int k = 0; k < nkeep; k++)
+        names_insert(&wanted, keep[k], k);
+    bool *kept = calloc((size_t)(g->nout ? g->nout : 1), sizeof *kept);
+    if (!kept) {
+        fprintf(stderr, "aotgrad: out of memory\n");
+        exit(1);
+    }
+    for (int i = 0; i < g->nout; i++) {
+        uint64_t mask = (uint64_t)wanted.cap - 1;
+        for (uint64_t k = name_hash(g->out[i].name) & mask; wanted.cap && wanted.slot[k].name && !kept[i];
+             k = (k + 1) & mask)
+            kept[i] = strcmp(wanted.slot[k].name, g->out[i].name) == 0;
+        if (kept[i])
+            live[g->out[i].id] = true;
+    }
+    names_clear(&wanted);
     for (int32_t i = g->n - 1; i >= 0; i--)
         if (live[i])
             for (int k = 0; k < g->node[i].nin; k++)
@@ -427,12 +533,12 @@ ir_graph *ir_prune(const ir_graph *g, const char *const *keep, int nkeep)
         bool source = g->node[i].op == IR_input || g->node[i].op == IR_param;
         map[i] = live[i] || source ? ir_copy_node(h, g, i, map) : -1;
     }
-    for (int i = 0; i < g->nout; i++)
-        for (int k = 0; k < nkeep; k++)
-            if (strcmp(g->out[i].name, keep[k]) == 0)
-                ir_add_output(h, g->out[i].name, map[g->out[i].id]);
+    for (int i = 0; i < g->nout; i++) /* once each, whatever keep repeats */
+        if (kept[i])
+            ir_add_output(h, g->out[i].name, map[g->out[i].id]);
     h->next_site = g->next_site;
     ir_copy_train(h, g);
+    free(kept);
     free(live);
     free(map);
     return h;
@@ -484,4 +590,48 @@ int32_t ir_read_after(const ir_graph *g, int32_t v, int32_t from, int32_t self)
         if (g->out[i].id == v)
             return g->n;
     return -1;
+}
+
+/* ---- sizes ---- */
+
+int64_t ir_declared_batch(const ir_graph *g)
+{
+    const ir_train *t = g->train;
+    return t && t->batch >= 1 && t->batch <= IR_MAX_COUNT ? t->batch : 1;
+}
+
+bool ir_check_value_size(const ir_graph *g, int32_t id, int64_t batch, char *err, size_t len)
+{
+    const ir_node *n = &g->node[id];
+    if (ir_bytes(n->dtype, &n->shape, batch) >= 0)
+        return true;
+    char who[300], type[96], at[48] = "";
+    if ((n->op == IR_input || n->op == IR_param) && n->attr.name)
+        snprintf(who, sizeof who, "%s %s", ir_ops[n->op].name, n->attr.name);
+    else
+        snprintf(who, sizeof who, "%s", ir_ops[n->op].name);
+    if (ir_has_batch(&n->shape))
+        snprintf(at, sizeof at, " at batch %lld", (long long)batch);
+    return rt_fail(err, len, "%s: %s%s is more than 2^%d bytes", who, ir_type_str(n->dtype, &n->shape, type, sizeof type),
+                   at, IR_MAX_BYTES_LOG2);
+}
+
+bool ir_check_sizes(const ir_graph *g, int64_t batch, int32_t *bad, char *err, size_t len)
+{
+    int64_t total = 0;
+    for (int32_t i = 0; i < g->n; i++) {
+        if (bad)
+            *bad = i;
+        if (!ir_check_value_size(g, i, batch, err, len))
+            return false;
+        /* each at most 2^60 rounded up to 64: the sum stays below 2^61 until it is refused */
+        const ir_node *n = &g->node[i];
+        total += (ir_bytes(n->dtype, &n->shape, batch) + 63) / 64 * 64;
+        if (total > IR_MAX_BYTES)
+            return rt_fail(err, len, "%s: with the values before it, the graph's values take more than 2^%d bytes at "
+                           "batch %lld", ir_ops[n->op].name, IR_MAX_BYTES_LOG2, (long long)batch);
+    }
+    if (bad)
+        *bad = -1;
+    return true;
 }

@@ -18,6 +18,11 @@
 #define IR_MAX_RANK AG_MAX_RANK
 /* The most a batch or an epoch count may be: in the DSL, the text IR and on the command line. */
 #define IR_MAX_COUNT ((int64_t)1 << 30)
+/* The most bytes one value, or all of a graph's values together, may take at its batch:
+ * past any machine, yet 8x below int64's limit, so that sums of checked sizes (parameters,
+ * the arena, a planner's offsets) never overflow. */
+#define IR_MAX_BYTES ((int64_t)1 << 60)
+#define IR_MAX_BYTES_LOG2 60
 
 /* A shape. A dim of AG_N is the symbolic batch; it appears at most once. */
 typedef struct ir_shape {
@@ -151,6 +156,20 @@ typedef struct ir_plan {
     int32_t memory_line; /* with file: the memory line's */
 } ir_plan;
 
+/* Names to ids, by open addressing: the graph's lookups of outputs and sources by name.
+ * Each slot keeps the name it was entered with, so that a name since changed in place (as
+ * the verifier's tests do) is noticed and the table rebuilt; `count` is how many of the
+ * graph's outputs (nodes) it has seen, so appends are entered as lookups catch up. */
+typedef struct ir_name_slot {
+    const char *name; /* NULL: empty */
+    int32_t id;
+} ir_name_slot;
+
+typedef struct ir_names {
+    ir_name_slot *slot;
+    int32_t cap, used, count;
+} ir_names;
+
 struct ag_graph {
     const char *name;
     ir_node *node;
@@ -171,6 +190,8 @@ struct ag_graph {
     const char *file_src, *file_copy; /* the last source file name interned, and its copy */
     int32_t *hash;        /* open addressing over node ids, -1 empty; hashcap a power of 2 */
     int32_t hashcap;
+    ir_names out_names;    /* output name -> index into out (ir_find_output) */
+    ir_names source_names; /* input and param name -> node id (ir_find_source) */
     struct ir_chunk *arena;
 };
 typedef struct ag_graph ir_graph;
@@ -195,8 +216,14 @@ bool ir_is_float(ag_dtype t); /* f32 or f64 */
 char *ir_shape_str(const ir_shape *s, char *buf, size_t len); /* "[N,784]" */
 char *ir_type_str(ag_dtype t, const ir_shape *s, char *buf, size_t len); /* "f32[N,784]" */
 bool ir_shape_eq(const ir_shape *a, const ir_shape *b);
-int64_t ir_numel(const ir_shape *s, int64_t batch); /* with AG_N bound to batch */
+/* Elements with AG_N bound to batch; INT64_MAX if that overflows (a checked graph never does). */
+int64_t ir_numel(const ir_shape *s, int64_t batch);
 bool ir_has_batch(const ir_shape *s);
+/* Checked size arithmetic: *r = a * b (a + b), false instead when int64 would overflow. */
+static inline bool ir_mul_ok(int64_t a, int64_t b, int64_t *r) { return !__builtin_mul_overflow(a, b, r); }
+static inline bool ir_add_ok(int64_t a, int64_t b, int64_t *r) { return !__builtin_add_overflow(a, b, r); }
+/* The bytes of a t[s] value with AG_N bound to batch, or -1 if more than IR_MAX_BYTES. */
+int64_t ir_bytes(ag_dtype t, const ir_shape *s, int64_t batch);
 
 /* ---- building ---- */
 ir_graph *ir_graph_new(const char *name);
@@ -260,5 +287,17 @@ void ir_print_dot(FILE *f, const ir_graph *g);
 /* Checks ids, order, arity, attributes, dtypes and shapes (by re-inferring every node),
  * names and outputs. Returns false with "verify: ..." naming the node and its location. */
 bool ir_verify(const ir_graph *g, char *err, size_t len);
+
+/* ---- sizes (ir/graph.c) ---- */
+/* The batch g's training declares (1 to IR_MAX_COUNT), else 1: the batch its sizes are
+ * checked at. */
+int64_t ir_declared_batch(const ir_graph *g);
+/* Node id's value at batch is at most IR_MAX_BYTES, else false with "input x: f32[N,..] at
+ * batch B is more than 2^60 bytes". */
+bool ir_check_value_size(const ir_graph *g, int32_t id, int64_t batch, char *err, size_t len);
+/* Every value of g at batch fits, and so do all of them together (64-byte aligned, as the
+ * memory planner places them); else false, *bad the first node that does not fit (the one
+ * whose value takes the sum past the bound) and its message. Bodies are checked apart. */
+bool ir_check_sizes(const ir_graph *g, int64_t batch, int32_t *bad, char *err, size_t len);
 
 #endif

@@ -69,6 +69,11 @@ typedef struct site_use {
     int line, col;
 } site_use;
 
+/* Where a node's type was written: its size is checked there once the batch is known. */
+typedef struct type_at {
+    int line, col;
+} type_at;
+
 typedef struct parser {
     const char *p, *end, *bol; /* cursor, end of text, beginning of the cursor's line */
     int line;
@@ -93,6 +98,10 @@ typedef struct parser {
     name_tab groups, options; /* names -> index in g->train's array */
     name_tab grouped;         /* param names -> the index of the group that has it */
     int groupcap, optioncap, classcap;
+    type_at *types;     /* per node of every block, blocks in the order read */
+    size_t ntypes, typecap;
+    size_t *body_first; /* per body: the index in types of its node 0 */
+    size_t bodycap, main_first, block_first;
 } parser;
 
 static _Noreturn void error_at(parser *P, int line, int col, const char *fmt, ...)
@@ -847,6 +856,11 @@ static void read_node(parser *P)
     if (nperm >= 0 && nperm != n.shape.rank)
         error_at(P, permline, permcol, "transpose: perm has %d entries for rank %d", nperm, n.shape.rank);
     int32_t id = ir_intern(g, &n);
+    while (P->ntypes - P->block_first < (size_t)g->n) { /* this line's nodes: its own, its literals */
+        if (P->ntypes == P->typecap)
+            P->types = xgrow(P->types, &P->typecap, sizeof *P->types);
+        P->types[P->ntypes++] = (type_at){tytok.line, tytok.col};
+    }
     name_add(&P->vals, name.s, name.len, id, name.line);
     next(P);
 }
@@ -1327,6 +1341,15 @@ static void begin_block(parser *P, ir_graph *g, bool body)
     free(P->outs.e);
     P->vals = P->outs = (name_tab){0};
     P->lastfile = NULL;
+    P->block_first = P->ntypes;
+    if (!body)
+        P->main_first = P->ntypes;
+    else {
+        size_t k = (size_t)P->main->nkernels - 1; /* added as it started */
+        if (k >= P->bodycap)
+            P->body_first = xgrow(P->body_first, &P->bodycap, sizeof *P->body_first);
+        P->body_first[k] = P->ntypes;
+    }
 }
 
 /* Dropout sites key random streams, in the graph and its bodies alike: a site used again (a
@@ -1375,6 +1398,21 @@ static void read_body(parser *P)
     next(P);
 }
 
+/* Every value fits at the declared batch, and all of a block's values together: refused at
+ * the type of the first that does not (a body's before the graph's, as they are read). */
+static void check_sizes(parser *P)
+{
+    int64_t batch = ir_declared_batch(P->main);
+    char msg[512];
+    int32_t bad;
+    for (int32_t k = 0; k <= P->main->nkernels; k++) {
+        const ir_graph *g = k < P->main->nkernels ? P->main->kernels[k] : P->main;
+        size_t first = k < P->main->nkernels ? P->body_first[k] : P->main_first;
+        if (!ir_check_sizes(g, batch, &bad, msg, sizeof msg))
+            error_at(P, P->types[first + (size_t)bad].line, P->types[first + (size_t)bad].col, "%s", msg);
+    }
+}
+
 static void read_graph(parser *P)
 {
     char d[64];
@@ -1414,6 +1452,7 @@ static void read_graph(parser *P)
     if (P->tok.k != TK_EOF)
         ERROR_TOK(P, &P->tok, "unexpected %s after '}'", describe(&P->tok, d, sizeof d));
     check_sites(P);
+    check_sizes(P);
 }
 
 ir_graph *ir_parse(const char *text, size_t len, const char *filename, char *err, size_t errlen)
@@ -1446,6 +1485,8 @@ ir_graph *ir_parse(const char *text, size_t len, const char *filename, char *err
     free(P->options.e);
     free(P->grouped.e);
     free(P->plan_line);
+    free(P->types);
+    free(P->body_first);
     free(P);
     return g;
 }

@@ -306,7 +306,10 @@ static bool check_named_output(const ir_graph *g, const char *what, const char *
 {
     if (!name)
         return failv(err, len, "verify: train: the %s is not set", what);
-    int o = ir_find_output(g, name);
+    int o = -1; /* a scan, not the graph's table: the verifier trusts no cache of what it checks */
+    for (int i = 0; i < g->nout && o < 0; i++)
+        if (strcmp(g->out[i].name, name) == 0)
+            o = i;
     if (o < 0)
         return failv(err, len, "verify: train: %s '%s' is not an output", what, name);
     const ir_node *n = &g->node[g->out[o].id];
@@ -471,6 +474,9 @@ static bool check_plan(const ir_graph *g, char *err, size_t len)
         return failv(err, len, "verify: memory: batch %lld; it must be at least 1", (long long)p->batch);
     if (p->arena < 0)
         return failv(err, len, "verify: memory: the arena's size %lld is negative", (long long)p->arena);
+    if (p->arena > IR_MAX_BYTES) /* then every value that fits in it is a size that cannot overflow */
+        return failv(err, len, "verify: memory: the arena's size %lld is more than 2^%d bytes", (long long)p->arena,
+                     IR_MAX_BYTES_LOG2);
     int32_t n = g->n;
     int64_t *bytes = calloc((size_t)(n > 0 ? n : 1), sizeof *bytes);
     int32_t *last = malloc(sizeof *last * (size_t)(n > 0 ? n : 1)), *birth = malloc(sizeof *birth * (size_t)(n > 0 ? n : 1));
@@ -561,7 +567,16 @@ static bool check_plan(const ir_graph *g, char *err, size_t len)
     return ok;
 }
 
-static bool verify_graph(const ir_graph *g, bool body, char *err, size_t len);
+static bool verify_graph(const ir_graph *g, bool body, int64_t batch, char *err, size_t len);
+
+/* Every value fits at the batch, and all of them together: every size computed later is a
+ * product of sizes checked here. */
+static bool check_sizes(const ir_graph *g, int64_t batch, char *err, size_t len)
+{
+    int32_t bad;
+    char msg[512];
+    return ir_check_sizes(g, batch, &bad, msg, sizeof msg) || fail(g, bad, err, len, "%s", msg);
+}
 
 /* A dropout's place in a graph or one of its bodies. */
 typedef struct site_at {
@@ -623,19 +638,20 @@ static bool check_sites_across(const ir_graph *g, char *err, size_t len)
 }
 
 /* Body k of g, as a graph of its own; its messages say "verify: body @kK: ...". */
-static bool check_body(const ir_graph *g, int32_t k, char *err, size_t len)
+static bool check_body(const ir_graph *g, int32_t k, int64_t batch, char *err, size_t len)
 {
     const ir_graph *b = g->kernels[k];
     if (!b)
         return failv(err, len, "verify: body @k%d is missing", (int)k);
     char msg[1024];
-    if (verify_graph(b, true, msg, sizeof msg))
+    if (verify_graph(b, true, batch, msg, sizeof msg))
         return true;
     const char *m = strncmp(msg, "verify: ", 8) ? msg : msg + 8;
     return failv(err, len, "verify: body @k%d: %s", (int)k, m);
 }
 
-static bool verify_graph(const ir_graph *g, bool body, char *err, size_t len)
+/* batch: the graph's declared batch (a body's, its graph's) */
+static bool verify_graph(const ir_graph *g, bool body, int64_t batch, char *err, size_t len)
 {
     if (g->n < 0 || (g->n > 0 && !g->node) || g->nout < 0)
         return failv(err, len, "verify: graph @%s: broken node or output arrays", g->name ? g->name : "?");
@@ -648,7 +664,7 @@ static bool verify_graph(const ir_graph *g, bool body, char *err, size_t len)
     if (body && g->plan)
         return failv(err, len, "verify: a body has no memory plan");
     for (int32_t k = 0; k < g->nkernels; k++)
-        if (!check_body(g, k, err, len))
+        if (!check_body(g, k, batch, err, len))
             return false;
     for (int32_t id = 0; id < g->n; id++) {
         ir_op op = g->node[id].op;
@@ -658,12 +674,12 @@ static bool verify_graph(const ir_graph *g, bool body, char *err, size_t len)
             return false;
     }
     return check_unique(g, err, len) && check_outputs(g, err, len) && check_train(g, err, len) &&
-           (body || check_sites_across(g, err, len)) && (!g->plan || check_plan(g, err, len));
+           check_sizes(g, batch, err, len) && (body || check_sites_across(g, err, len)) && (!g->plan || check_plan(g, err, len));
 }
 
 bool ir_verify(const ir_graph *g, char *err, size_t len)
 {
     if (!g)
         return failv(err, len, "verify: no graph");
-    return verify_graph(g, false, err, len);
+    return verify_graph(g, false, ir_declared_batch(g), err, len);
 }

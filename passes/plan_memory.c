@@ -14,15 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fail.h"
 #include "interp.h"
 #include "passes.h"
 
 #define ALIGN 64 /* a cache line: kernels may use aligned vector loads */
 
-static int64_t bytes_of(const ir_node *n, int64_t batch)
-{
-    return ir_numel(&n->shape, batch) * (int64_t)ir_dtype_size(n->dtype);
-}
+/* Checked by plan_memory before it plans: every value and their sum fit IR_MAX_BYTES, so no
+ * offset, arena or tally below can overflow. */
+static int64_t bytes_of(const ir_node *n, int64_t batch) { return ir_bytes(n->dtype, &n->shape, batch); }
 
 static bool computed(const ir_node *n) { return ir_ops[n->op].kind != IR_K_SOURCE; }
 
@@ -40,6 +40,8 @@ static int32_t updated_param(const ir_graph *g, const char *out)
 
 ir_plan *plan_memory(ir_graph *g, int64_t batch)
 {
+    if (batch < 1 || !ir_check_sizes(g, batch, NULL, NULL, 0))
+        return NULL;
     int32_t n = g->n;
     ir_plan *p = ir_alloc(g, sizeof *p);
     p->batch = batch;
@@ -105,9 +107,19 @@ ir_plan *plan_memory(ir_graph *g, int64_t batch)
 
 ir_graph *pass_plan_memory(const ir_graph *g, char *err, size_t len)
 {
-    (void)err, (void)len;
     ir_graph *h = ir_clone_live(g);
-    plan_memory(h, g->train && g->train->batch ? g->train->batch : 1);
+    int64_t batch = g->train && g->train->batch ? g->train->batch : 1;
+    int32_t bad;
+    char msg[512];
+    if (!ir_check_sizes(h, batch, &bad, msg, sizeof msg) || !plan_memory(h, batch)) {
+        const ag_loc *at = &h->node[bad < 0 ? 0 : bad].loc;
+        if (at->file && at->line > 0)
+            rt_fail(err, len, "%s:%d: error: plan_memory: %s", at->file, at->line, msg);
+        else
+            rt_fail(err, len, "plan_memory: %s", msg);
+        ir_graph_free(h);
+        return NULL;
+    }
     return h;
 }
 
@@ -201,6 +213,13 @@ bool pass_memory_report(const ir_graph *model, FILE *f, char *err, size_t len)
     }
     const ir_plan *ps = step->plan ? step->plan : plan_memory(step, batch);
     const ir_plan *pe = eval->plan ? eval->plan : plan_memory(eval, batch);
+    if (!ps || !pe) {
+        rt_fail(err, len, "memory: the values of %s do not fit at batch %lld (more than 2^%d bytes)", model->name,
+                (long long)batch, IR_MAX_BYTES_LOG2);
+        ir_graph_free(step);
+        ir_graph_free(eval);
+        return false;
+    }
     fprintf(f, "memory plan of %s at batch %lld (aotgrad ir --after plan_memory shows the graph)\n", model->name,
             (long long)batch);
     fprintf(f, "train step:\n");

@@ -36,6 +36,8 @@ static double now(void)
 static void *aligned(size_t bytes)
 {
     void *p = NULL;
+    if (bytes > SIZE_MAX - 63) /* rt_array_bytes' SIZE_MAX: too large, not rounded up to 0 */
+        return NULL;
     return posix_memalign(&p, 64, bytes ? (bytes + 63) / 64 * 64 : 64) == 0 ? memset(p, 0, bytes ? bytes : 1) : NULL;
 }
 
@@ -69,7 +71,7 @@ static bool bin_open(bin *b, const rt_compiled *m, int threads, char *err, size_
     b->train_arena = aligned((size_t)m->train.arena_bytes);
     b->fwd_arena = aligned((size_t)m->forward.arena_bytes);
     b->rp = calloc((size_t)(m->nparams ? m->nparams : 1), sizeof *b->rp);
-    b->x_conv = aligned((size_t)(m->max_batch * m->features * 4));
+    b->x_conv = aligned(rt_array_bytes(m->max_batch, m->features, 4));
     if (!b->params || !b->train_arena || !b->fwd_arena || !b->rp || !b->x_conv)
         return rt_fail(err, len, "out of memory");
     for (int k = 0; k < m->nparams; k++) {
@@ -791,7 +793,7 @@ static int cmd_predict(const rt_compiled *m, const opts *o)
     rt_ckpt c = {0};
     int rc = 1;
     const rt_compiled_entry *e = &m->forward;
-    void *y = aligned((size_t)(m->max_batch * (m->targets > 0 ? m->targets : 1) * 4));
+    void *y = aligned(rt_array_bytes(m->max_batch, m->targets > 0 ? m->targets : 1, 4));
     if (!e->predict.name)
         snprintf(err, sizeof err, "the model declares no predictions (ag_minimize's .predict)");
     else if (!y)
@@ -803,7 +805,7 @@ static int cmd_predict(const rt_compiled *m, const opts *o)
              (!b.gpu || rt_cuda_put_params(b.gpu, b.params, err, sizeof err))) {
         b.data_x = in.x_dtype;
         int64_t per = e->predict.numel, rowbytes = in.features * rt_elem_size(in.x_dtype);
-        char *pred = b.gpu ? aligned((size_t)(m->max_batch * per * rt_elem_size(e->predict.dtype))) : NULL;
+        char *pred = b.gpu ? aligned(rt_array_bytes(m->max_batch, per, rt_elem_size(e->predict.dtype))) : NULL;
         bool ok = !b.gpu || pred;
         for (int64_t first = 0; ok && first < in.n; first += m->max_batch) {
             rt_batch rb = {.n = in.n - first < m->max_batch ? in.n - first : m->max_batch,

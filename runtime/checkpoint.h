@@ -53,8 +53,14 @@ bool rt_ckpt_save(const char *path, const rt_ckpt_tensor *t, int nt, const rt_ck
  * "PATH: cannot write: <strerror>". A regular file at PATH is not touched. */
 bool rt_check_output_path(const char *path, bool probe, char *err, size_t len);
 
-/* PATH.tmp.<pid>, malloc'd (NULL when out of memory): where an atomic write goes first. */
+/* PATH.tmp.<pid>, malloc'd (NULL when out of memory): where an atomic write goes first.
+ * From here to rt_temp_done the name is registered: SIGINT and SIGTERM, where their action
+ * is the default (the process ends), remove the file first (the handler unlinks, then the
+ * signal is raised again with the default action). Stale PATH.tmp.<pid> files, whose process
+ * is gone (SIGKILL, a crash), are removed here too: a later run writing PATH clears them. */
 char *rt_temp_name(const char *path);
+/* The temporary file is renamed or removed: its name is unregistered and freed. */
+void rt_temp_done(char *tmp);
 
 /* A loaded checkpoint; it owns everything its pointers reach. */
 typedef struct rt_ckpt {

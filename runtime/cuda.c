@@ -137,8 +137,8 @@ bool rt_cuda_open(const rt_compiled *m, rt_cuda **out, char *err, size_t len)
     ok = ok && dalloc(&c->params, (size_t)m->param_bytes, "parameters", err, len) &&
          dalloc(&c->train_arena, (size_t)m->train.arena_bytes, "train arena", err, len) &&
          dalloc(&c->fwd_arena, (size_t)m->forward.arena_bytes, "forward arena", err, len) &&
-         dalloc(&c->x, (size_t)(m->max_batch * c->x_row), "batch features", err, len) &&
-         dalloc(&c->y, (size_t)(m->max_batch * c->y_row), "batch targets", err, len) &&
+         dalloc(&c->x, rt_array_bytes(m->max_batch, c->x_row, 1), "batch features", err, len) &&
+         dalloc(&c->y, rt_array_bytes(m->max_batch, c->y_row, 1), "batch targets", err, len) &&
          dalloc(&c->lr, 4, "lr", err, len) && dalloc(&c->wd, 4, "wd", err, len) &&
          dalloc(&c->state, sizeof(dev_state), "step state", err, len) &&
          ck(rt_cu.cuMemAllocHost((void **)&c->host_state, sizeof(dev_state)), "cuMemAllocHost", NULL, err, len) &&

@@ -49,7 +49,7 @@ static bool write_atomic(const char *path, emit_fn *emit, const history *h, char
     if (e)
         remove(tmp);
 out:
-    free(tmp);
+    rt_temp_done(tmp);
     if (e)
         return rt_fail(err, len, "%s: cannot write: %s", path, strerror(e));
     return true;

@@ -192,10 +192,19 @@ static void gather_rows(const rt_dataset *d, int64_t first, int64_t rows, const 
     }
 }
 
+size_t rt_array_bytes(int64_t rows, int64_t cols, int64_t esz)
+{
+    int64_t n;
+    if (rows < 0 || cols < 0 || esz < 0 || __builtin_mul_overflow(rows, cols, &n) || __builtin_mul_overflow(n, esz, &n) ||
+        (uint64_t)n > SIZE_MAX)
+        return SIZE_MAX;
+    return (size_t)n;
+}
+
 static bool batch_buffers(const rt_dataset *d, int64_t batch, void **x, void **y)
 {
-    *x = malloc((size_t)(batch * d->features) * (d->x_dtype == AG_U8 ? 1 : 4));
-    *y = malloc((size_t)(batch * d->targets) * 4);
+    *x = malloc(rt_array_bytes(batch, d->features, d->x_dtype == AG_U8 ? 1 : 4));
+    *y = malloc(rt_array_bytes(batch, d->targets, 4));
     return *x && *y;
 }
 

@@ -14,6 +14,11 @@
 
 #define RT_MAX_METRICS 8
 
+/* The bytes of rows x cols elements of esz bytes, or SIZE_MAX (which no allocation gets)
+ * when a count is negative or the product overflows: a buffer is never sized by a wrapped
+ * product. */
+size_t rt_array_bytes(int64_t rows, int64_t cols, int64_t esz);
+
 /* The true parameters of synthetic data, printed beside the trained ones. */
 typedef struct rt_truth {
     int64_t nw;
