@@ -652,6 +652,11 @@ static void lower_group(lowering *L, int32_t top, const ir_graph *body, const in
 
 cg_program *cg_lower(const ir_graph *g, bool training, char *err, size_t len)
 {
+    return cg_lower_like(g, training, NULL, err, len);
+}
+
+cg_program *cg_lower_like(const ir_graph *g, bool training, const cg_program *layout, char *err, size_t len)
+{
     if (!g->plan) {
         rt_fail(err, len, "lower: %s has no memory plan (run the pipeline through plan_memory)", g->name);
         return NULL;
@@ -666,15 +671,29 @@ cg_program *cg_lower(const ir_graph *g, bool training, char *err, size_t len)
         const ir_node *n = &g->node[i];
         L.outer[i] = -1;
         if (n->op == IR_param) {
-            int64_t bytes = ir_bytes(n->dtype, &n->shape, 1);
-            p->params[p->nparams++] = (cg_param){n->attr.name, i, p->param_bytes, bytes};
-            L.outer[i] = add_buffer(&L, (cg_buffer){CG_PARAMS, 0, {p->param_bytes, 0}, n->dtype});
-            add_bytes(&L, &p->param_bytes, aligned_bytes_at(&L, &n->shape, n->dtype, 1));
+            int64_t bytes = ir_bytes(n->dtype, &n->shape, 1), at = p->param_bytes;
+            if (layout) { /* where the other program put it */
+                int k = 0;
+                while (k < layout->nparams && strcmp(layout->params[k].name, n->attr.name) != 0)
+                    k++;
+                if (k == layout->nparams || layout->params[k].bytes != bytes) {
+                    L.failed = !rt_fail(err, len, "lower: parameter %s is not in %s's parameter layout", n->attr.name,
+                                        layout->name);
+                    break;
+                }
+                at = layout->params[k].offset;
+            }
+            p->params[p->nparams++] = (cg_param){n->attr.name, i, at, bytes};
+            L.outer[i] = add_buffer(&L, (cg_buffer){CG_PARAMS, 0, {at, 0}, n->dtype});
+            if (!layout)
+                add_bytes(&L, &p->param_bytes, aligned_bytes_at(&L, &n->shape, n->dtype, 1));
         } else if (n->op == IR_input) {
             p->input_node[inputs] = i;
             L.outer[i] = add_buffer(&L, (cg_buffer){CG_INPUT, inputs++, {0, 0}, n->dtype});
         }
     }
+    if (layout)
+        p->param_bytes = layout->param_bytes;
     p->ninputs = inputs;
     for (int32_t i = 0; i < g->n && !L.failed; i++) {
         const ir_node *n = &g->node[i];

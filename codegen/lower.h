@@ -10,6 +10,10 @@
 /* g after the whole pipeline (it needs g->plan); training: dropout on (the train step),
  * else dropout is the identity (evaluation). NULL with a message on failure. */
 cg_program *cg_lower(const ir_graph *g, bool training, char *err, size_t len);
+/* The same with the parameters where `layout` (another program of the same model, e.g. the
+ * train step for the forward pass) puts them, so that both share one parameter region
+ * whichever parameters each reads and in whatever order its graph has them. */
+cg_program *cg_lower_like(const ir_graph *g, bool training, const cg_program *layout, char *err, size_t len);
 void cg_program_free(cg_program *p);
 
 /* Runs p with plain C loops (codegen/exec.c): the kernel IR's meaning, step by step. */

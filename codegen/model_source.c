@@ -269,20 +269,22 @@ bool cg_write_model_source(FILE *f, const char *source, const cg_program *train,
         int out = ir_find_output(step, next);
         if (out < 0)
             return failf(err, len, "%s: the train step has no output %s", name, next);
+        /* in place, or at a fixed place in the arena, whence the binary copies it over P */
         const cg_buffer *nb = &train->buffers[train->output_buffer[out]];
-        if (nb->region != CG_PARAMS || nb->offset.k != cp->offset || nb->offset.n != 0)
-            return failf(err, len, "%s: the update of %s is not in place; the binary expects every update to be",
-                         name, cp->name);
+        bool in_place = nb->region == CG_PARAMS && nb->offset.k == cp->offset && nb->offset.n == 0;
+        if (!in_place && (nb->region != CG_ARENA || nb->offset.n != 0))
+            return failf(err, len, "%s: the update of %s is neither in place nor at a fixed place in the arena", name,
+                         cp->name);
         fputs("    {", f);
         literal(f, cp->name);
         fprintf(f, ", %d, {", n->shape.rank);
         for (int d = 0; d < 4; d++)
             fprintf(f, "%s%lldLL", d ? ", " : "", d < n->shape.rank ? (long long)n->shape.dim[d] : 0LL);
-        fprintf(f, "}, %lldLL, {%d, %.17g, %.17g}},\n", (long long)cp->offset, (int)n->attr.init.kind,
-                n->attr.init.a, n->attr.init.b);
+        fprintf(f, "}, %lldLL, {%d, %.17g, %.17g}, %lldLL},\n", (long long)cp->offset, (int)n->attr.init.kind,
+                n->attr.init.a, n->attr.init.b, in_place ? -1LL : (long long)nb->offset.k);
     }
     if (!train->nparams)
-        fprintf(f, "    {\"\", 0, {0, 0, 0, 0}, 0, {0, 0, 0}},\n");
+        fprintf(f, "    {\"\", 0, {0, 0, 0, 0}, 0, {0, 0, 0}, -1},\n");
     fprintf(f, "};\n\n");
     steps(f, "train_steps", train, step);
     steps(f, "forward_steps", forward, eval);

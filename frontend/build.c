@@ -144,11 +144,12 @@ static bool emit_cuda(const fe_build_opts *o, const cg_program *ps, const cg_pro
     return ok;
 }
 
-/* One program of the model: the pipeline's graph lowered, named NAME_ENTRY. */
-static cg_program *program(ir_graph *g, bool train, const char *entry, char *name, size_t namelen, char *err,
-                           size_t len)
+/* One program of the model: the pipeline's graph lowered, named NAME_ENTRY, its parameters
+ * where layout has them (NULL: its own layout). */
+static cg_program *program(ir_graph *g, bool train, const cg_program *layout, const char *entry, char *name,
+                           size_t namelen, char *err, size_t len)
 {
-    cg_program *p = cg_lower(g, train, err, len);
+    cg_program *p = cg_lower_like(g, train, layout, err, len);
     if (p) {
         snprintf(name, namelen, "%s_%s", g->name, entry);
         p->name = name;
@@ -186,8 +187,8 @@ int fe_build(const char *path, const fe_build_opts *o)
         !(eval = pass_run(g, false, NULL, NULL, NULL, err, sizeof err)))
         goto fail;
     t_passes = now();
-    if (!(ps = program(step, true, "train_step", train_name, sizeof train_name, err, sizeof err)) ||
-        !(pe = program(eval, false, "forward", fwd_name, sizeof fwd_name, err, sizeof err)))
+    if (!(ps = program(step, true, NULL, "train_step", train_name, sizeof train_name, err, sizeof err)) ||
+        !(pe = program(eval, false, ps, "forward", fwd_name, sizeof fwd_name, err, sizeof err)))
         goto fail;
     t_lower = now();
     bool with_cuda = o->cuda && (o->emit & FE_EMIT_EXE);

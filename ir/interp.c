@@ -602,8 +602,42 @@ static bool same_operands(const ir_node *a, const ir_node *b)
  * to n's operands; out receives the output n takes, the others wait in sib for their
  * siblings. The body runs the same ops in the same order as the nodes it replaced, so the
  * values are the same bits. */
-static bool run_kernel(const ir_graph *g, int32_t id, const ir_tensor *v, ir_tensor *out, const ir_run *run,
-                       siblings *sib, char *err, size_t len)
+static bool interp(const ir_graph *g, const ir_run *run, const ir_tensor *const *bound, const bool *constant_in,
+                   ir_tensor *outs, char *err, size_t len);
+
+/* constant[i]: node i of g is computed from constants alone (eval_constant), through kernel
+ * bodies too (an output of a body, from what its operands are); constant_in marks inputs
+ * bound to such values (a body's), or is NULL. False when out of memory. */
+static bool constant_nodes(const ir_graph *g, const bool *constant_in, bool *constant)
+{
+    for (int32_t i = 0; i < g->n; i++) {
+        const ir_node *n = &g->node[i];
+        if (n->op == IR_kernel) {
+            const ir_graph *b = g->kernels[n->attr.kernel];
+            bool *in = calloc((size_t)b->n + 1, sizeof *in), *inner = calloc((size_t)b->n + 1, sizeof *inner);
+            bool ok = in && inner;
+            for (int32_t j = 0, k = 0; ok && j < b->n; j++)
+                if (b->node[j].op == IR_input)
+                    in[j] = constant[n->in[k++]];
+            ok = ok && constant_nodes(b, in, inner);
+            constant[i] = ok && inner[b->out[n->attr.output].id];
+            free(in);
+            free(inner);
+            if (!ok)
+                return false;
+            continue;
+        }
+        constant[i] = n->op == IR_const || n->nin > 0 || (constant_in && constant_in[i]);
+        for (int k = 0; k < n->nin; k++)
+            constant[i] &= constant[n->in[k]];
+    }
+    return true;
+}
+
+/* constant: per node of g, computed from constants alone (eval_constant); the body's
+ * inputs inherit it from the operands they bind. */
+static bool run_kernel(const ir_graph *g, int32_t id, const ir_tensor *v, const bool *constant, ir_tensor *out,
+                       const ir_run *run, siblings *sib, char *err, size_t len)
 {
     const ir_node *n = &g->node[id];
     if (sib->node >= 0 && same_operands(&g->node[sib->node], n) && sib->outs[n->attr.output].data) {
@@ -615,16 +649,20 @@ static bool run_kernel(const ir_graph *g, int32_t id, const ir_tensor *v, ir_ten
     const ir_graph *b = g->kernels[n->attr.kernel];
     const ir_tensor **bound = calloc((size_t)b->n + 1, sizeof *bound);
     ir_tensor *outs = calloc((size_t)b->nout + 1, sizeof *outs);
-    bool ok = bound && outs;
+    bool *constant_in = calloc((size_t)b->n + 1, sizeof *constant_in);
+    bool ok = bound && outs && constant_in;
     if (!ok)
         rt_fail(err, len, "out of memory");
     for (int32_t i = 0, k = 0; ok && i < b->n; i++)
-        if (b->node[i].op == IR_input)
+        if (b->node[i].op == IR_input) {
+            constant_in[i] = constant[n->in[k]];
             bound[i] = &v[n->in[k++]];
+        }
     char msg[256];
-    if (ok && !ir_interp(b, run, bound, outs, msg, sizeof msg))
+    if (ok && !interp(b, run, bound, constant_in, outs, msg, sizeof msg))
         ok = rt_fail(err, len, "node %d (kernel): body @k%d: %s", (int)id, (int)n->attr.kernel, msg);
     free(bound);
+    free(constant_in);
     if (!ok) {
         for (int32_t k = 0; k < b->nout; k++)
             ir_tensor_free(&outs[k]);
@@ -709,8 +747,52 @@ static bool check(const ir_graph *g, const ir_run *run, const ir_tensor *const *
     return true;
 }
 
+/* Node i of an f64-mode run whose value comes from constants alone: a compile-time constant
+ * of the f32 program, so it is computed in f32 mode, as simplify folds it; then folding
+ * changes no value of the f64 oracle. Its operands hold f32 values already (computed so). */
+static bool eval_constant(const ir_graph *g, int32_t i, ir_tensor *val, const ir_run *run)
+{
+    const ir_node *n = &g->node[i];
+    ir_run single = *run;
+    single.f64 = false;
+    ir_tensor *v = malloc(sizeof *v * (size_t)g->n);
+    bool ok = v != NULL;
+    if (ok)
+        memcpy(v, val, sizeof *v * (size_t)g->n);
+    for (int k = 0; ok && k < n->nin; k++) {
+        int32_t a = n->in[k];
+        if (val[a].dtype != AG_F64 || v[a].data != val[a].data)
+            continue; /* not f32, or converted already */
+        v[a] = ir_tensor_new(AG_F32, &val[a].shape);
+        ok = v[a].data != NULL;
+        for (int64_t e = 0, c = ok ? ir_tensor_numel(&val[a]) : 0; e < c; e++)
+            ir_tensor_set(&v[a], e, ir_tensor_get(&val[a], e));
+    }
+    ir_shape s = ir_bind_shape(&n->shape, run->batch);
+    ir_tensor out = ok ? ir_tensor_new(AG_F32, &s) : (ir_tensor){0};
+    ok = ok && out.data && eval(n, v, &out, &single);
+    val[i] = ok ? ir_tensor_new(AG_F64, &s) : (ir_tensor){0};
+    ok = ok && val[i].data;
+    for (int64_t e = 0, c = ok ? ir_tensor_numel(&out) : 0; e < c; e++)
+        ir_tensor_set(&val[i], e, ir_tensor_get(&out, e));
+    ir_tensor_free(&out);
+    for (int k = 0; v && k < n->nin; k++)
+        if (v[n->in[k]].data != val[n->in[k]].data)
+            ir_tensor_free(&v[n->in[k]]); /* zeroes it: a repeated operand is freed once */
+    free(v);
+    return ok;
+}
+
 bool ir_interp(const ir_graph *g, const ir_run *run, const ir_tensor *const *bound, ir_tensor *outs, char *err,
                size_t len)
+{
+    return interp(g, run, bound, NULL, outs, err, len);
+}
+
+/* constant_in: per node, an input bound to a value computed from constants alone (a kernel
+ * body's, from its operands), or NULL */
+static bool interp(const ir_graph *g, const ir_run *run, const ir_tensor *const *bound, const bool *constant_in,
+                   ir_tensor *outs, char *err, size_t len)
 {
     for (int k = 0; k < g->nout; k++)
         outs[k] = (ir_tensor){0};
@@ -721,8 +803,10 @@ bool ir_interp(const ir_graph *g, const ir_run *run, const ir_tensor *const *bou
      * as soon as they are computed */
     int32_t *last = malloc(sizeof *last * (size_t)(g->n + 1));
     ir_tensor *val = calloc((size_t)g->n + 1, sizeof *val);
-    bool *owned = calloc((size_t)g->n + 1, sizeof *owned);
-    bool ok = last && val && owned, reported = false;
+    bool *owned = calloc((size_t)g->n + 1, sizeof *owned), *constant = calloc((size_t)g->n + 1, sizeof *constant);
+    bool ok = last && val && owned && constant, reported = false;
+    if (ok)
+        ok = constant_nodes(g, constant_in, constant);
     siblings sib = {-1, NULL, 0};
     for (int32_t i = 0; ok && i < g->n; i++) {
         last[i] = -1;
@@ -739,8 +823,10 @@ bool ir_interp(const ir_graph *g, const ir_run *run, const ir_tensor *const *bou
             continue;
         }
         if (n->op == IR_kernel) {
-            owned[i] = ok = run_kernel(g, i, val, &val[i], run, &sib, err, len);
+            owned[i] = ok = run_kernel(g, i, val, constant, &val[i], run, &sib, err, len);
             reported = !ok;
+        } else if (run->f64 && constant[i] && n->dtype == AG_F32 && n->op != IR_const) {
+            owned[i] = ok = eval_constant(g, i, val, run);
         } else {
             ir_shape s = ir_bind_shape(&n->shape, run->batch);
             val[i] = ir_tensor_new(ir_storage_dtype(n->dtype, run->f64), &s);
@@ -787,6 +873,7 @@ bool ir_interp(const ir_graph *g, const ir_run *run, const ir_tensor *const *bou
     free(last);
     free(val);
     free(owned);
+    free(constant);
     siblings_clear(&sib);
     return ok;
 }

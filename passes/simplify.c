@@ -223,7 +223,9 @@ static int32_t rewrite(simp *s, const ir_node *o, ir_node *n)
         int32_t x = in[0];
         for (;;) {
             const ir_node *a = at(s, x);
-            if (a->op == IR_broadcast_to || (a->op == IR_reshape && unit_padding(s, a)))
+            /* a reshape that dropped leading 1s may leave more axes than the result has */
+            if (a->op == IR_broadcast_to ||
+                (a->op == IR_reshape && unit_padding(s, a) && at(s, a->in[0])->shape.rank <= o->shape.rank))
                 x = a->in[0];
             else
                 break;

@@ -147,6 +147,11 @@ static bool train_step(void *ctx, rt_batch *rb, char *err, size_t len)
     bin *b = ctx;
     b->lr = (float)rb->lr, b->wd = (float)rb->wd;
     run_entry(b, &b->m->train, b->train_arena, rb, b->profile);
+    for (int k = 0; k < b->m->nparams; k++) { /* the updates that are not in place */
+        const rt_compiled_param *p = &b->m->params[k];
+        if (p->next_offset >= 0)
+            memcpy(b->params + p->offset, b->train_arena + p->next_offset, sizeof(float) * (size_t)param_numel(p));
+    }
     return true;
 }
 

@@ -56,6 +56,10 @@ typedef struct rt_compiled_param {
     int64_t dims[4];
     int64_t offset;   /* bytes into the parameter region */
     ag_init init;
+    /* -1: the train step updates it in place; else bytes into the train arena where its
+     * update lies (the old value is read after the update, e.g. as an output), copied over
+     * the parameter after each step */
+    int64_t next_offset;
 } rt_compiled_param;
 
 /* An input of an entry point: what the binary binds to it. */

@@ -50,7 +50,7 @@ struct rt_cuda {
     CUstream stream;
     CUevent polled;
     char name[256];
-    CUfunction *train, *forward, gather, step_end;
+    CUfunction *train, *forward, gather, step_end, copy;
     CUdeviceptr params, train_arena, fwd_arena, x, y, lr, wd, state;
     CUdeviceptr scratch; /* the split-K matmuls' (zeroed once: the kernels leave the counters 0) */
     CUdeviceptr data_x, data_y, order; /* the training set and an epoch's order */
@@ -128,6 +128,7 @@ bool rt_cuda_open(const rt_compiled *m, rt_cuda **out, char *err, size_t len)
                 m->cuda->forward[k].name, err, len);
     ok = ok &&
          ck(rt_cu.cuModuleGetFunction(&c->gather, c->mod, "ag_gather"), "cuModuleGetFunction", "ag_gather", err, len) &&
+         ck(rt_cu.cuModuleGetFunction(&c->copy, c->mod, "ag_copy"), "cuModuleGetFunction", "ag_copy", err, len) &&
          ck(rt_cu.cuModuleGetFunction(&c->step_end, c->mod, "ag_step_end"), "cuModuleGetFunction", "ag_step_end", err,
             len) &&
          ck(rt_cu.cuStreamCreate(&c->stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate", NULL, err, len) &&
@@ -277,6 +278,19 @@ static bool device_step(rt_cuda *c, int64_t rows, uint32_t seed, char *err, size
     dev_args a = entry_args(c, &m->train, c->train_arena, rows, seed, 0, true);
     if (!run_entry(c, true, &a, err, len))
         return false;
+    for (int k = 0; k < m->nparams; k++) { /* the updates that are not in place, over their parameters */
+        const rt_compiled_param *p = &m->params[k];
+        if (p->next_offset < 0)
+            continue;
+        CUdeviceptr dst = c->params + (CUdeviceptr)p->offset, src = c->train_arena + (CUdeviceptr)p->next_offset;
+        long long bytes = 4;
+        for (int d = 0; d < p->rank; d++)
+            bytes *= p->dims[d];
+        void *cp[] = {&dst, &src, &bytes};
+        int64_t g = (bytes + 255) / 256;
+        if (!launch(c, c->copy, "ag_copy", g > 4096 ? 4096 : g, cp, err, len))
+            return false;
+    }
     step_outs o = {.loss = value_at(c, c->train_arena, &m->train.loss), .nmetrics = m->train.nmetrics, .rows = rows};
     for (int k = 0; k < m->train.nmetrics && k < 8; k++) {
         o.metric[k] = value_at(c, c->train_arena, &m->train.metrics[k]);

@@ -61,7 +61,8 @@ void fake_cuda_kernels(const char *cu_path, const char *so_path)
     fprintf(f, "#ifdef AG_DEV_SUPPORT\n"
                "struct gather_args { const unsigned char *src; unsigned char *dst; const int *order;\n"
                "                     const ag_dev_state *s; long long rows, row_bytes; };\n"
-               "struct end_args { ag_dev_state *s; ag_step_outs o; };\n#endif\n\n"
+               "struct end_args { ag_dev_state *s; ag_step_outs o; };\n"
+               "struct copy_args { unsigned char *dst; const unsigned char *src; long long bytes; };\n#endif\n\n"
                "extern \"C\" int fake_kernel(const char *name, unsigned grid, void **p)\n{\n");
     char line[4096];
     int kernels = 0;
@@ -87,13 +88,18 @@ void fake_cuda_kernels(const char *cu_path, const char *so_path)
                "    if (!strcmp(name, \"ag_step_end\")) {\n        if (!p) return 1;\n        static end_args a;\n"
                "        a = {*(ag_dev_state **)p[0], *(ag_step_outs *)p[1]};\n"
                "        ag_host_launch_raw(name, [](void *q) { end_args *a = (end_args *)q; ag_step_end(a->s, a->o); },\n"
-               "                           &a, grid, 256u);\n        return 1;\n    }\n#endif\n    return 0;\n}\n\n");
+               "                           &a, grid, 256u);\n        return 1;\n    }\n"
+               "    if (!strcmp(name, \"ag_copy\")) {\n        if (!p) return 1;\n        static copy_args c;\n"
+               "        c = {*(unsigned char **)p[0], *(const unsigned char **)p[1], *(long long *)p[2]};\n"
+               "        ag_host_launch_raw(name, [](void *q) { copy_args *c = (copy_args *)q; ag_copy(c->dst, c->src, c->bytes); },\n"
+               "                           &c, grid, 256u);\n        return 1;\n    }\n#endif\n    return 0;\n}\n\n");
     fprintf(f, "/* the arguments' values, copied (a captured launch keeps them) */\n"
                "extern \"C\" void **fake_pack(const char *name, void **p)\n{\n"
                "    size_t sizes[6] = {sizeof(ag_dev_args)};\n    int n = 1;\n"
                "#ifdef AG_DEV_SUPPORT\n"
                "    if (!strcmp(name, \"ag_gather\")) { n = 6; for (int i = 0; i < 6; i++) sizes[i] = 8; }\n"
                "    else if (!strcmp(name, \"ag_step_end\")) { n = 2; sizes[0] = 8; sizes[1] = sizeof(ag_step_outs); }\n"
+               "    else if (!strcmp(name, \"ag_copy\")) { n = 3; for (int i = 0; i < 3; i++) sizes[i] = 8; }\n"
                "#endif\n"
                "    void **out = (void **)malloc(6 * sizeof(void *) + 6 * 128);\n"
                "    char *blob = (char *)(out + 6);\n"

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "load.h"
 #include "oracles.h"
 #include "recipe.h"
 
@@ -414,7 +415,8 @@ static void usage(FILE *f)
             "  --shrink-budget B  candidates tried when shrinking a failure (default 400)\n"
             "  --shrink-max F     failures shrunk (default 5; the rest are printed with their seeds)\n"
             "fuzz_models --print MODEL_SEED [--data-shaped] writes the model a seed draws as a model file;\n"
-            "fuzz_models --check MODEL_SEED [--data-shaped] judges it in this process (for a debugger).\n");
+            "fuzz_models --check MODEL_SEED [--data-shaped] judges it in this process (for a debugger);\n"
+            "fuzz_models --judge MODEL.c|MODEL.ir [--cuda] judges a model file (a shrunk case) so.\n");
 }
 
 static bool number(const char *s, long long lo, long long hi, long long *v)
@@ -469,13 +471,28 @@ int main(int argc, char **argv)
                 return 1;
             }
             snprintf(o.workdir, sizeof o.workdir, "%s", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-            o.aotgrad = AG_AOTGRAD_BIN;
+            o.aotgrad = getenv("AOTGRAD_BIN") && *getenv("AOTGRAD_BIN") ? getenv("AOTGRAD_BIN") : AG_AOTGRAD_BIN;
             fz_check_opts c = check_opts(&o, true, g.data_shaped);
             fz_result r;
             fz_check(m, &c, &r);
             printf("%s%s%s\n", r.outcome == FZ_PASS ? "pass" : r.outcome == FZ_REDRAW ? "redraw: " : r.oracle,
                    r.outcome == FZ_FAIL ? ": " : "", r.message);
             free(m);
+            return r.outcome == FZ_FAIL;
+        }
+        if (!strcmp(a, "--judge") && v) { /* a model file or .ir, by every oracle, in this process */
+            ir_graph *g = fe_load(v, NULL, NULL);
+            if (!g)
+                return 1;
+            snprintf(o.workdir, sizeof o.workdir, "%s", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+            o.aotgrad = getenv("AOTGRAD_BIN") && *getenv("AOTGRAD_BIN") ? getenv("AOTGRAD_BIN") : AG_AOTGRAD_BIN;
+            fz_check_opts c = check_opts(&o, i + 2 < argc && !strcmp(argv[i + 2], "--cuda"),
+                                         ir_find_source(g, IR_input, "x") >= 0 && ir_find_source(g, IR_input, "y") >= 0);
+            fz_result r;
+            fz_check_graph(g, &c, &r);
+            printf("%s: %s%s%s\n", v, r.outcome == FZ_PASS ? "pass" : r.outcome == FZ_REDRAW ? "near a discontinuity: " : r.oracle,
+                   r.outcome == FZ_FAIL ? ": " : "", r.message);
+            ir_graph_free(g);
             return r.outcome == FZ_FAIL;
         }
         if (!strcmp(a, "--verbose")) {

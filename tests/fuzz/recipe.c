@@ -387,11 +387,32 @@ bool fz_used(const fz_model *m, int k)
     return used[k];
 }
 
+void fz_drop_source(fz_model *m, int k)
+{
+    for (int j = k; j + 1 < m->n; j++) {
+        m->step[j] = m->step[j + 1];
+        for (int i = 0; i < m->step[j].nargs; i++)
+            if (m->step[j].arg[i].step > k)
+                m->step[j].arg[i].step--;
+    }
+    m->n--;
+    for (int i = 0; i < m->nout; i++)
+        m->out[i].step -= m->out[i].step > k;
+    for (int i = 0; i < m->ngroups; i++)
+        for (int j = 0; j < m->group[i].n; j++)
+            m->group[i].param[j] -= m->group[i].param[j] > k;
+    m->loss -= m->loss > k;
+    m->metric -= m->metric > k;
+    m->predict -= m->predict > k;
+}
+
 void fz_prune(fz_model *m)
 {
     bool used[FZ_MAX_STEPS];
     int map[FZ_MAX_STEPS], n = 0;
     mark_used(m, used);
+    for (int k = 0; k < m->n; k++) /* a source stays unread: it is part of the model's interface */
+        used[k] |= m->step[k].kind == FZ_INPUT || m->step[k].kind == FZ_PARAM;
     for (int k = 0; k < m->n; k++) {
         map[k] = used[k] ? n : -1;
         if (!used[k])

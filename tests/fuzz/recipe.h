@@ -124,8 +124,11 @@ void fz_write_c(const fz_model *m, FILE *f);
 
 /* Whether step k's value is read by a later step or a declaration. */
 bool fz_used(const fz_model *m, int k);
-/* Drops the steps nothing reads (inputs and params included), renumbering the rest. */
+/* Drops the steps nothing reads but inputs and params (the model's interface, which the
+ * graph keeps unread too), renumbering the rest. */
 void fz_prune(fz_model *m);
+/* Drops step k, a source nothing reads. */
+void fz_drop_source(fz_model *m, int k);
 
 /* ---- the generator (generate.c) ---- */
 

@@ -195,6 +195,24 @@ static bool simple_loss(shrinker *s)
     return ok;
 }
 
+/* An input or parameter nothing reads, dropped. */
+static bool drop_unread(shrinker *s, int k)
+{
+    const fz_step *st = &s->m->step[k];
+    if ((st->kind != FZ_INPUT && st->kind != FZ_PARAM) || fz_used(s->m, k))
+        return false;
+    for (int j = k + 1; j < s->m->n; j++) /* ag_requires_grad of it, itself unread */
+        for (int i = 0; i < s->m->step[j].nargs; i++)
+            if (s->m->step[j].arg[i].step == k)
+                return false;
+    fz_model *c = malloc(sizeof *c);
+    *c = *s->m;
+    fz_drop_source(c, k);
+    bool ok = try(s, c);
+    free(c);
+    return ok;
+}
+
 static bool shrink_axes(shrinker *s, int k)
 {
     const fz_step *st = &s->m->step[k];
@@ -234,8 +252,8 @@ int fz_shrink(fz_model *m, fz_still_fails *fails, void *ctx, bool new_inputs, in
         for (int k = m->n - 1; k >= 0 && s->tried < s->budget; k--) {
             if (k >= m->n)
                 continue; /* the model shrank under us */
-            bool c = bypass(s, k) || (new_inputs && to_source(s, k, FZ_INPUT)) || to_source(s, k, FZ_PARAM) ||
-                     drop_part(s, k);
+            bool c = drop_unread(s, k) || bypass(s, k) || (new_inputs && to_source(s, k, FZ_INPUT)) ||
+                     to_source(s, k, FZ_PARAM) || drop_part(s, k);
             changed |= c;
         }
         for (int k = m->n - 1; k >= 0 && s->tried < s->budget; k--)
