@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bug.h"
 #include "lower.h"
 #include "rt_ops.h"
 
@@ -21,7 +22,7 @@ static char *address(const cg_program *p, const cg_args *a, int32_t buf)
     case CG_INPUT: return (char *)a->inputs[b->index] + off;
     case CG_OUTPUT: return (char *)a->outputs[b->index] + off;
     }
-    abort();
+    ir_bug("exec: a step the kernel IR does not have");
 }
 
 static double load(ag_dtype t, const char *at)
@@ -31,7 +32,7 @@ static double load(ag_dtype t, const char *at)
     case AG_I32: return *(const int32_t *)at;
     case AG_U8: return *(const uint8_t *)at;
     case AG_BOOL: return *(const uint8_t *)at != 0;
-    default: abort();
+    default: ir_bug("exec: a step the kernel IR does not have");
     }
 }
 
@@ -43,7 +44,7 @@ static void store(ag_dtype t, char *at, double v)
     case AG_I32: *(int32_t *)at = v != v ? 0 : v <= -2147483648.0 ? INT32_MIN : v >= 2147483647.0 ? INT32_MAX : (int32_t)v; return;
     case AG_U8: *(uint8_t *)at = v != v || v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)v; return;
     case AG_BOOL: *(uint8_t *)at = v != 0; return;
-    default: abort();
+    default: ir_bug("exec: a step the kernel IR does not have");
     }
 }
 
@@ -59,7 +60,7 @@ static float op_float(ir_op op, float a, float b, float c)
         return (float)(scalar);
 #define SKIP(...)
         IR_OPS(EW_F, SKIP)
-    default: abort();
+    default: ir_bug("exec: a step the kernel IR does not have");
     }
 }
 #undef S_T
@@ -72,7 +73,7 @@ static double op_double(ir_op op, double a, double b, double c)
     case IR_##name:                    \
         return (double)(scalar);
         IR_OPS(EW_D, SKIP)
-    default: abort();
+    default: ir_bug("exec: a step the kernel IR does not have");
     }
 }
 #undef S_T
@@ -158,7 +159,7 @@ static float scalar(const cg_program *p, const cg_args *a, const cg_gemm *g, int
     case CG_E_CONST: return (float)x->value;
     case CG_E_LOAD: return *(const float *)(address(p, a, g->load[x->load].buffer) + at_n(g->load[x->load].offset, a->batch) * 4);
     case CG_E_OP: return op_float(x->op, x->a >= 0 ? scalar(p, a, g, x->a) : 0, x->b >= 0 ? scalar(p, a, g, x->b) : 0, 0);
-    default: abort();
+    default: ir_bug("exec: a step the kernel IR does not have");
     }
 }
 
@@ -197,7 +198,7 @@ static void run_call(const cg_program *p, const cg_args *a, const cg_call *c)
             rt_cumsum_i32(x[0], x[1], rows, len, inner);
         return;
     case IR_dropout: rt_dropout(x[0], x[1], rows * len * inner, c->p, a->seed, (uint32_t)c->site, a->step, 0); return;
-    default: abort();
+    default: ir_bug("exec: a step the kernel IR does not have");
     }
 }
 

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bug.h"
 #include "fail.h"
 #include "lower.h"
 
@@ -110,7 +111,7 @@ static view contiguous(int32_t buffer, const ir_shape *s)
         v.stride[i] = k, v.nstride[i] = n;
         if (s->dim[i] == AG_N) {
             if (n) /* N twice in one shape is ruled out by the shape rules */
-                abort();
+                ir_bug("%s has the batch N twice", ir_shape_str(s, (char[64]){0}, 64));
             n = k, k = 0;
         } else
             k *= s->dim[i], n *= s->dim[i];
@@ -155,8 +156,8 @@ static int32_t loop_load(group *G, const view *v)
     for (int k = 0; k < l->nloads; k++)
         if (memcmp(&l->load[k], &a, sizeof a) == 0)
             return k;
-    if (l->nloads == CG_MAX_LOADS)
-        abort();
+    if (l->nloads == CG_MAX_LOADS) /* loop_has_room keeps loops below */
+        ir_bug("a loop with more than %d loads", CG_MAX_LOADS);
     l->load[l->nloads] = a;
     return l->nloads++;
 }
@@ -165,7 +166,7 @@ static int32_t loop_expr(group *G, cg_expr e)
 {
     cg_loop *l = &G->loop->loop;
     if (l->nexprs == CG_MAX_EXPRS)
-        abort();
+        ir_bug("a loop with more than %d expressions", CG_MAX_EXPRS);
     l->expr[l->nexprs] = e;
     return l->nexprs++;
 }
@@ -195,7 +196,7 @@ static void loop_store(group *G, int32_t e, const view *v, uint8_t reduce)
         j++;
     }
     if (l->nstores == CG_MAX_STORES)
-        abort();
+        ir_bug("a loop with more than %d stores", CG_MAX_STORES);
     l->store[l->nstores++] = st;
 }
 
@@ -239,6 +240,18 @@ static int32_t operand_expr(group *G, int32_t b)
 
 static const view *need_view(lowering *L, group *G, int32_t b);
 
+/* Whether the open loop can take node n: its loads, a few expressions, and a store for every
+ * value it may have to keep. Else the loop is closed first (what is pending is stored) and
+ * n starts a loop of its own, so a long chain is several loops, not an overflowing one. */
+static bool loop_has_room(const group *G, const ir_node *n)
+{
+    const cg_loop *l = &G->loop->loop;
+    int pending = 0;
+    for (int32_t v = 0; v < G->body->n; v++)
+        pending += G->expr[v] >= 0 && (G->users_left[v] > 0 || G->is_output[v]);
+    return l->nloads + n->nin + 1 <= CG_MAX_LOADS && l->nexprs + 8 <= CG_MAX_EXPRS && pending + 1 <= CG_MAX_STORES;
+}
+
 static void lower_elementwise(lowering *L, group *G, int32_t b)
 {
     const ir_node *n = &G->body->node[b];
@@ -249,7 +262,7 @@ static void lower_elementwise(lowering *L, group *G, int32_t b)
         labels.stride[labels.shape.rank] = labels.nstride[labels.shape.rank] = 0;
         labels.shape.rank++;
     }
-    if (G->loop && (!ir_shape_eq(&G->space, &n->shape) || G->loop->loop.reduce))
+    if (G->loop && (!ir_shape_eq(&G->space, &n->shape) || G->loop->loop.reduce || !loop_has_room(G, n)))
         close_loop(L, G);
     if (!G->loop)
         open_loop(L, G, &n->shape);
@@ -719,10 +732,12 @@ cg_program *cg_lower_like(const ir_graph *g, bool training, const cg_program *la
         s->loop.expr[s->loop.nexprs++] = (cg_expr){.kind = CG_E_CONST, .dtype = c->dtype, .value = c->attr.value};
         s->loop.store[s->loop.nstores++] = (cg_store){0, {b, {0, 0}, {{0}}}};
     }
+    ir_bug_enter("lower", g);
     for (int32_t i = 0; i < g->n && !L.failed; i++) {
         const ir_node *n = &g->node[i];
         if (ir_ops[n->op].kind == IR_K_SOURCE)
             continue;
+        ir_bug_node(i);
         if (n->op != IR_kernel) { /* a plain node: a body of one, over its operands */
             ir_graph *b = ir_graph_new("node");
             int32_t *map = malloc(sizeof *map * (size_t)g->n), ops[8];

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "build.h"
+#include "bug.h"
 #include "emit.h"
 #include "header.h"
 #include "load.h"
@@ -187,9 +188,10 @@ int fe_build(const char *path, const fe_build_opts *o)
         !(eval = pass_run(g, false, NULL, NULL, NULL, err, sizeof err)))
         goto fail;
     t_passes = now();
+    /* what the passes made must lower and compile: a failure from here on is a bug */
     if (!(ps = program(step, true, NULL, "train_step", train_name, sizeof train_name, err, sizeof err)) ||
         !(pe = program(eval, false, ps, "forward", fwd_name, sizeof fwd_name, err, sizeof err)))
-        goto fail;
+        ir_bug("%s", err);
     t_lower = now();
     bool with_cuda = o->cuda && (o->emit & FE_EMIT_EXE);
     if ((o->emit & (FE_EMIT_CU | FE_EMIT_PTX)) || with_cuda) {
@@ -201,17 +203,16 @@ int fe_build(const char *path, const fe_build_opts *o)
     if (!(t = cg_target_host(err, sizeof err)))
         goto fail;
     ctx = LLVMContextCreate();
+    ir_bug_enter("LLVM code generation", NULL);
     m = cg_emit_module(ps, ctx, t, err, sizeof err);
     LLVMModuleRef mf = m ? cg_emit_module(pe, ctx, t, err, sizeof err) : NULL;
     if (!m || !mf)
-        goto fail;
-    if (LLVMLinkModules2(m, mf)) { /* takes mf */
-        snprintf(err, sizeof err, "cannot link the forward pass into the module");
-        goto fail;
-    }
+        ir_bug("%s", err);
+    if (LLVMLinkModules2(m, mf)) /* takes mf */
+        ir_bug("cannot link the forward pass into the module");
     t_llvm_ir = now();
     if (!cg_optimize(t, m, err, sizeof err))
-        goto fail;
+        ir_bug("%s", err);
     t_opt = now();
     if (o->emit & FE_EMIT_LL)
         if (!path_with(file, sizeof file, o->out, "ll") || !cg_emit_ir(m, file, err, sizeof err))

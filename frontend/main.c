@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bind.h"
+#include "bug.h"
 #include "build.h"
 #include "interp.h"
 #include "ir.h"
@@ -404,6 +405,7 @@ static int cmd_run(int argc, char **argv)
         ir_graph_free(g);
         return 1;
     }
+    o.where = m.path;
     int rc = fe_run(g, &o);
     ir_graph_free(g);
     return rc;
@@ -594,6 +596,7 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     rt_blas_pick_kernels(argv); /* the interpreter's sgemm: OpenBLAS's best kernels here */
+    ir_bug_on_crash(); /* a crash of the compiler is a bug: said so, exit status 70 */
     if (argc < 2) {
         usage(stderr);
         return 2;

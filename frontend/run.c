@@ -262,9 +262,10 @@ bool fe_data_shape(const ir_graph *g, int64_t *features, int64_t *targets, int *
 
 int fe_run(const ir_graph *g, const fe_run_opts *o)
 {
+    const char *where = o->where ? o->where : g->name;
     char err[1024];
     if (!g->train || !g->train->loss) {
-        fprintf(stderr, "%s: error: the model declares no training (ag_minimize)\n", g->name);
+        fprintf(stderr, "%s: error: the model declares no training (ag_minimize)\n", where);
         return 1;
     }
     const ir_train *t = g->train;
@@ -278,7 +279,7 @@ int fe_run(const ir_graph *g, const fe_run_opts *o)
     if (!fe_data_shape(g, &features, &targets, &classes, err, sizeof err) ||
         !rt_load_data(o->data ? o->data : t->data, features, targets, classes, &train, &test, &truth, err,
                       sizeof err)) {
-        fe_report(g->name, err);
+        fe_report(where, err);
         return 1;
     }
     /* the features as the model's input takes them (CSV numbers into u8 pixels, bytes into f32) */
@@ -288,7 +289,7 @@ int fe_run(const ir_graph *g, const fe_run_opts *o)
         !rt_dataset_x_fits(&test, g->node[x].dtype, what, err, sizeof err) ||
         !rt_dataset_x_as(&train, g->node[x].dtype, err, sizeof err) ||
         !rt_dataset_x_as(&test, g->node[x].dtype, err, sizeof err)) {
-        fe_report(g->name, err);
+        fe_report(where, err);
         rt_dataset_free(&train);
         rt_dataset_free(&test);
         return 1;
@@ -297,7 +298,7 @@ int fe_run(const ir_graph *g, const fe_run_opts *o)
     rt_model rm;
     int rc = 0;
     if (!make_model(g, o->seed, &m, &rm, err, sizeof err)) {
-        fe_report(g->name, err);
+        fe_report(where, err);
         rc = 1;
         goto out;
     }
@@ -306,14 +307,14 @@ int fe_run(const ir_graph *g, const fe_run_opts *o)
            g->name, train.n, test.n, fit.batch, fit.lr, fit.wd, fit.epochs, fit.epochs == 1 ? "" : "s", fit.seed);
     rt_epoch last;
     if (!rt_fit_model(&rm, &train, &test, &fit, &last, err, sizeof err)) {
-        fe_report(g->name, err);
+        fe_report(where, err);
         rc = 1;
         goto out;
     }
     rt_print_small_params(&rm, &truth, stdout);
     if (o->save) {
         if (!rt_save_params(&rm, o->save, fit.epochs, fit.seed, err, sizeof err)) {
-            fe_report(g->name, err);
+            fe_report(where, err);
             rc = 1;
         } else
             printf("parameters saved to %s\n", o->save);

@@ -14,6 +14,7 @@ typedef struct fe_run_opts {
     uint32_t seed;
     const char *data;      /* NULL: the model's dataset */
     const char *save;      /* safetensors file for the trained parameters, or NULL */
+    const char *where;     /* the model's file, which messages start with; NULL: the graph's name */
 } fe_run_opts;
 
 /* Features and targets per sample and the class count (0: regression) of a model's data

@@ -340,6 +340,15 @@ static bool check_train(const ir_graph *g, char *err, size_t len)
     }
     if (t->predict && !check_named_output(g, "predict", t->predict, 0, err, len))
         return false;
+    /* predictions are what `predict` prints for inputs alone: not the loss or a metric, which
+     * need the labels (the eval graph keeps one output for each role) */
+    for (int i = -1; t->predict && i < t->nmetrics; i++)
+        if (!strcmp(t->predict, i < 0 ? t->loss : t->metrics[i]))
+            return failv(err, len,
+                         "verify: train: predict=%s names the %s; predictions are an output of their own (the "
+                         "logits or the regression's output: `return ..., predict: %%LOGITS` and predict=predict), "
+                         "or drop predict=",
+                         t->predict, i < 0 ? "loss" : "metric of that name");
     if (!is_identifier(t->optimizer))
         return failv(err, len, "verify: train: optimizer name \"%s\" is not an identifier",
                      t->optimizer ? t->optimizer : "(null)");

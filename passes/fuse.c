@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bug.h"
 #include "passes.h"
 
 typedef struct fuser {
@@ -356,9 +357,9 @@ ir_graph *pass_fuse(const ir_graph *g, char *err, size_t len)
         char msg[256];
         map[i] = ir_add(h, &k, msg, sizeof msg);
         free(ops);
-        if (map[i] < 0) { /* the bodies are built from nodes that type-checked: a bug */
-            fprintf(stderr, "aotgrad: fuse: %s\n", msg);
-            abort();
+        if (map[i] < 0) { /* the bodies are built from nodes that type-checked */
+            ir_bug_node(i);
+            ir_bug("a kernel of the fused group does not type-check: %s", msg);
         }
         if (k.loc.file) /* ir_add keeps the pointer: move the file name into h */
             h->node[map[i]].loc.file = ir_strdup(h, k.loc.file);

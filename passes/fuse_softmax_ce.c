@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bug.h"
 #include "passes.h"
 
 typedef struct match {
@@ -95,10 +96,8 @@ static ag_val add(ir_graph *h, ag_loc at, ir_op op, int n, const int32_t *in)
     m.loc = at;
     char err[256];
     int32_t id = ir_add(h, &m, err, sizeof err);
-    if (id < 0) { /* every operand was checked by the match: this is a bug */
-        fprintf(stderr, "aotgrad: fuse_softmax_ce: %s\n", err);
-        abort();
-    }
+    if (id < 0) /* every operand was checked by the match */
+        ir_bug("a node it adds does not type-check: %s", err);
     return (ag_val){h, id, 0};
 }
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bug.h"
 #include "passes.h"
 
 static ir_graph *run_autodiff(const ir_graph *g, char *err, size_t len)
@@ -71,17 +72,16 @@ ir_graph *pass_run(const ir_graph *g, bool train, const char *upto, pass_dump *d
         if (p->which != PASS_BOTH && (p->which == PASS_TRAIN) != train)
             continue;
         if (!done_already(cur, p)) {
+            ir_bug_enter(p->name, cur);
             ir_graph *next = p->run(cur, err, len);
+            ir_bug_enter(p->name, NULL);
             ir_graph_free(cur);
             if (!next)
                 return NULL;
             cur = next;
             char verr[512];
-            if (!ir_verify(cur, verr, sizeof verr)) {
-                snprintf(err, len, "after %s: %s", p->name, verr);
-                ir_graph_free(cur);
-                return NULL;
-            }
+            if (!ir_verify(cur, verr, sizeof verr)) /* the pass broke an invariant: the verifier names the node */
+                ir_bug("the graph after %s does not verify: %s", p->name, verr);
         }
         if (dump)
             dump(ctx, p->name, cur);

@@ -202,13 +202,26 @@ Test(cli, usage_errors_name_what_was_wrong)
     cr_expect(!strstr(ops, "(null)"), "%s", ops);
     free(ops);
 
-    /* an eval graph after fusion cannot train: said once, with one "error:" */
+    /* an eval graph after fusion cannot train: said once, with one "error:", at the .ir's file
+     * (not the graph's name) */
     char *out = run_fmt(&st, "cd %s && %s ir models/softmax.c --eval > /tmp/aotgrad-cli-eval-$$.ir && "
                              "%s run /tmp/aotgrad-cli-eval-$$.ir 2>&1; rm -f /tmp/aotgrad-cli-eval-$$.ir",
                         AG_SOURCE_DIR, bin, bin);
-    cr_expect(strstr(out, "softmax: error: softmax is an eval graph after fusion, which cannot be trained"), "%s", out);
+    cr_expect(!strncmp(out, "/tmp/aotgrad-cli-eval-", 22) &&
+                  strstr(out, ".ir: error: softmax is an eval graph after fusion, which cannot be trained"),
+              "%s", out);
     const char *first = strstr(out, "error:");
     cr_expect(first && !strstr(first + 1, "error:"), "%s", out);
+    free(out);
+
+    /* predictions naming the loss: `check` refuses what a binary could only lie about (the
+     * loss needs labels `predict` does not have), saying what to write instead */
+    out = run_fmt(&st, "cd %s && %s ir models/linreg.c | sed 's/predict=predict/predict=loss/' > /tmp/aotgrad-pl-$$.ir && "
+                       "%s check /tmp/aotgrad-pl-$$.ir 2>&1; echo rc=$?; rm -f /tmp/aotgrad-pl-$$.ir",
+                  AG_SOURCE_DIR, bin, bin);
+    cr_expect(strstr(out, ".ir: error: verify: train: predict=loss names the loss; predictions are an output of their "
+                          "own") && strstr(out, "rc=1"),
+              "%s", out);
     free(out);
 
     /* inputs too large for any machine (4 PiB, past the address space): out of memory, said as such */

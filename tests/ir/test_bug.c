@@ -1,0 +1,90 @@
+/* Internal failures (ir/bug.h): one line naming the stage, the node and the model line it
+ * came from, exit status 70, for a broken invariant (ir_bug) and for a crash alike. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bug.h"
+#include "ir.h"
+
+/* Runs fn in a child; its exit status (or 128 + the signal) and what it wrote to stderr. */
+static int in_child(void (*fn)(void), char *out, size_t len)
+{
+    int p[2];
+    cr_assert(pipe(p) == 0);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        close(p[0]);
+        dup2(p[1], 2);
+        fn();
+        _exit(0);
+    }
+    close(p[1]);
+    size_t n = 0;
+    for (ssize_t k; n + 1 < len && (k = read(p[0], out + n, len - 1 - n)) > 0;)
+        n += (size_t)k;
+    out[n] = 0;
+    close(p[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static ir_graph *graph(void)
+{
+    char err[256];
+    const char *text = "graph @g {\n  %x: f32[N,3] = input  ; model.c:4\n  %0: f32[N,3] = tanh %x  ; model.c:7\n"
+                       "  return y: %0\n}\n";
+    ir_graph *g = ir_parse(text, strlen(text), "g.ir", err, sizeof err);
+    cr_assert_not_null(g, "%s", err);
+    return g;
+}
+
+static void broken_invariant(void)
+{
+    ir_graph *g = graph();
+    ir_bug_enter("fuse", g);
+    ir_bug_node(1);
+    ir_bug("a kernel of %d nodes does not type-check", 2);
+}
+
+Test(bug, a_broken_invariant_names_the_stage_node_and_line_and_exits_70)
+{
+    char out[2048];
+    int rc = in_child(broken_invariant, out, sizeof out);
+    cr_expect_eq(rc, IR_EXIT_INTERNAL, "exit status %d: %s", rc, out);
+    cr_expect_str_eq(out, "aotgrad: internal error in fuse at %1 (tanh, model.c:7): a kernel of 2 nodes does not "
+                          "type-check (a bug of aotgrad: please report it with the model)\n");
+}
+
+static void crash(void)
+{
+    ir_graph *g = graph();
+    ir_bug_on_crash();
+    ir_bug_enter("lower", g);
+    ir_bug_node(1);
+    raise(SIGSEGV);
+}
+
+static void abort_in_a_stage(void)
+{
+    ir_bug_on_crash();
+    ir_bug_enter("simplify", NULL);
+    abort();
+}
+
+Test(bug, a_crash_says_where_and_exits_70_not_a_signal)
+{
+    char out[2048];
+    int rc = in_child(crash, out, sizeof out);
+    cr_expect_eq(rc, IR_EXIT_INTERNAL, "exit status %d: %s", rc, out);
+    cr_expect_str_eq(out, "aotgrad: internal error in lower at %1 (tanh, model.c:7): SIGSEGV, a bad memory access (a "
+                          "bug of aotgrad: please report it with the model)\n");
+    rc = in_child(abort_in_a_stage, out, sizeof out);
+    cr_expect_eq(rc, IR_EXIT_INTERNAL, "exit status %d: %s", rc, out);
+    cr_expect(strstr(out, "aotgrad: internal error in simplify: SIGABRT, an abort"), "%s", out);
+}
