@@ -24,7 +24,7 @@
 
 typedef struct view {
     int32_t buffer; /* -1: not materialized */
-    int64_t offset; /* elements */
+    int64_t offset, noffset; /* elements: offset + noffset * N (a slice of an axis after N's) */
     int64_t stride[IR_MAX_RANK]; /* elements, as k + n*N */
     int64_t nstride[IR_MAX_RANK];
     ir_shape shape;
@@ -105,7 +105,7 @@ static void add_bytes(lowering *L, int64_t *total, int64_t bytes)
 /* A contiguous view of a buffer holding a value of shape s. */
 static view contiguous(int32_t buffer, const ir_shape *s)
 {
-    view v = {buffer, 0, {0}, {0}, *s};
+    view v = {buffer, 0, 0, {0}, {0}, *s};
     int64_t k = 1, n = 0; /* the running stride, k + n*N */
     for (int i = s->rank - 1; i >= 0; i--) {
         v.stride[i] = k, v.nstride[i] = n;
@@ -147,7 +147,7 @@ static int32_t loop_load(group *G, const view *v)
 {
     cg_loop *l = &G->loop->loop;
     int r = G->space.rank;
-    cg_access a = {v->buffer, {v->offset, 0}, {{0}}};
+    cg_access a = {v->buffer, {v->offset, v->noffset}, {{0}}};
     for (int i = 0; i < r; i++) {
         int j = i - (r - v->shape.rank);
         if (j >= 0 && v->shape.dim[j] == G->space.dim[i])
@@ -186,7 +186,7 @@ static void open_loop(lowering *L, group *G, const ir_shape *space)
 static void loop_store(group *G, int32_t e, const view *v, uint8_t reduce)
 {
     cg_loop *l = &G->loop->loop;
-    cg_store st = {e, {v->buffer, {v->offset, 0}, {{0}}}};
+    cg_store st = {e, {v->buffer, {v->offset, v->noffset}, {{0}}}};
     for (int i = 0, j = 0; i < G->space.rank; i++) {
         bool reduced = reduce >> i & 1;
         if (reduced && v->shape.rank < G->space.rank)
@@ -373,17 +373,16 @@ static bool lower_view(lowering *L, group *G, int32_t b)
         if (memcmp(c.stride, v.stride, sizeof c.stride) || memcmp(c.nstride, v.nstride, sizeof c.nstride))
             return false; /* not contiguous: copy it */
         r = contiguous(v.buffer, &n->shape);
-        r.offset = v.offset;
+        r.offset = v.offset, r.noffset = v.noffset;
         break;
     }
     case IR_transpose:
         for (int k = 0; k < n->shape.rank; k++)
             r.stride[k] = v.stride[n->attr.perm[k]], r.nstride[k] = v.nstride[n->attr.perm[k]];
         break;
-    case IR_slice:
-        if (v.nstride[n->attr.axis])
-            return false;
+    case IR_slice: /* the axis's stride may hold N ([4,N] sliced along 0): so may the offset */
         r.offset = v.offset + n->attr.start * v.stride[n->attr.axis];
+        r.noffset = v.noffset + n->attr.start * v.nstride[n->attr.axis];
         break;
     case IR_broadcast_to: {
         int lead = n->shape.rank - v.shape.rank;
@@ -422,6 +421,7 @@ static void lower_concat(lowering *L, group *G, int32_t b)
         view part = *need_view(L, G, n->in[k]);
         view dst = out;
         dst.offset += at * out.stride[n->attr.axis];
+        dst.noffset += at * out.nstride[n->attr.axis];
         dst.shape = part.shape;
         copy_into(L, G, &part, &dst, &part.shape, n->dtype);
         at += part.shape.dim[n->attr.axis];
@@ -429,7 +429,7 @@ static void lower_concat(lowering *L, group *G, int32_t b)
     G->val[b] = out;
 }
 
-static cg_access access_of(const view *v) { return (cg_access){v->buffer, {v->offset, 0}, {{0}}}; }
+static cg_access access_of(const view *v) { return (cg_access){v->buffer, {v->offset, v->noffset}, {{0}}}; }
 
 static bool is_contiguous(const view *v)
 {
@@ -624,7 +624,7 @@ static void lower_group(lowering *L, int32_t top, const ir_graph *body, const in
                 if (n->op == IR_reshape) {
                     view c = contiguous_view(L, &G, n->in[0]);
                     G.val[b] = contiguous(c.buffer, &n->shape);
-                    G.val[b].offset = c.offset;
+                    G.val[b].offset = c.offset, G.val[b].noffset = c.noffset;
                 } else {
                     G.val[b] = home_of(L, &G, b);
                     copy_into(L, &G, &from, &G.val[b], &n->shape, n->dtype);

@@ -406,7 +406,7 @@ static void usage(FILE *f)
             "\n"
             "Draws N random models from seeds S, S+1, ... and checks each against the reference interpreter\n"
             "through every pass, autodiff (finite differences), the LLVM code (1 and 2 threads), and for one\n"
-            "case in K the CUDA C on the host shim (default K 40) and a standalone binary (default K 25).\n"
+            "case in K the CUDA C on the host shim (default K 10) and a standalone binary (default K 20).\n"
             "Each failure is printed with its seed, shrunk, and written to DIR (default fuzz_models.out) as\n"
             "NAME.c (a model file), NAME.ir and NAME.txt (what failed), beside NAME.orig.* as drawn.\n"
             "The last line: fuzz_models: N cases, M failed; exit status 1 when M > 0.\n"
@@ -443,7 +443,7 @@ int main(int argc, char **argv)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     options o = {.cases = -1, .seed = -1, .jobs = cpus > 0 ? (int)cpus : 1, .out = "fuzz_models.out", .timeout = 300,
-                 .cuda_every = 40, .binary_every = 25, .shrink_budget = 400, .shrink_max = 5};
+                 .cuda_every = 10, .binary_every = 20, .shrink_budget = 400, .shrink_max = 5};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long long x;
