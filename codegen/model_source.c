@@ -62,10 +62,6 @@ static bool value(FILE *f, const cg_program *p, const ir_graph *g, const char *n
     }
     const cg_buffer *b = &p->buffers[p->output_buffer[k]];
     const ir_node *n = &g->node[g->out[k].id];
-    if (n->op == IR_input) /* the caller's memory, not the binary's */
-        return failf(err, len, "%s: output %s is the input %%%s: a binary's loss, metrics and predictions must be "
-                               "computed values",
-                     g->name, name, n->attr.name ? n->attr.name : "?");
     if ((b->region != CG_ARENA && b->region != CG_PARAMS) || b->offset.n != 0)
         return failf(err, len, "%s: output %s is not at a fixed place in the arena", g->name, name);
     bool batched = n->shape.rank > 0 && n->shape.dim[0] == AG_N;

@@ -250,12 +250,8 @@ bool fe_data_shape(const ir_graph *g, int64_t *features, int64_t *targets, int *
         *classes = label_classes(g, y);
         if (!*classes)
             *classes = g->train->nclasses;
-        if (!*classes) {
-            snprintf(err, len,
-                     "%s: the labels %s feed no one_hot, cross-entropy or accuracy, so their class count is unknown",
-                     g->name, g->node[y].attr.name);
-            return false;
-        }
+        if (!*classes) /* integer targets no one_hot, cross-entropy or accuracy reads: any label */
+            *classes = MAX_CLASSES;
     }
     return true;
 }

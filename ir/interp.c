@@ -627,7 +627,10 @@ static bool constant_nodes(const ir_graph *g, const bool *constant_in, bool *con
                 return false;
             continue;
         }
-        constant[i] = n->op == IR_const || n->nin > 0 || (constant_in && constant_in[i]);
+        /* what simplify folds: elementwise ops of constants, seen through layout ops (which do
+         * no arithmetic); a reduction of them stays an f64 sum */
+        bool folds = ir_ops[n->op].kind == IR_K_ELEMENTWISE || ir_ops[n->op].kind == IR_K_LAYOUT;
+        constant[i] = n->op == IR_const || (n->nin > 0 && folds) || (constant_in && constant_in[i]);
         for (int k = 0; k < n->nin; k++)
             constant[i] &= constant[n->in[k]];
     }
@@ -747,9 +750,10 @@ static bool check(const ir_graph *g, const ir_run *run, const ir_tensor *const *
     return true;
 }
 
-/* Node i of an f64-mode run whose value comes from constants alone: a compile-time constant
- * of the f32 program, so it is computed in f32 mode, as simplify folds it; then folding
- * changes no value of the f64 oracle. Its operands hold f32 values already (computed so). */
+/* Node i of an f64-mode run whose value is a constant simplify folds (an elementwise op of
+ * constants, through layout ops): a compile-time constant of the f32 program,
+ * so it is computed in f32 mode, as simplify folds it; then folding changes no value of the
+ * f64 oracle. Its operands hold f32 values already (computed so). */
 static bool eval_constant(const ir_graph *g, int32_t i, ir_tensor *val, const ir_run *run)
 {
     const ir_node *n = &g->node[i];

@@ -4,9 +4,9 @@
  * that is exact to the op table: no fusion, fixed summation orders, deterministic dropout.
  * Compute types: in f32 mode an op whose values are all f32 rounds every step to float, as
  * compiled code would; in f64 mode the graph's f32 values are held and computed in double
- * (for gradient checks), except those computed from constants alone: they are the f32
- * program's compile-time constants, computed in f32 as simplify folds them, so folding
- * changes no f64 value. An op touching i32, u8 or bool values computes in double, which
+ * (for gradient checks), except the constants simplify folds (elementwise ops of constants,
+ * through layout ops): they are the f32 program's compile-time constants,
+ * computed in f32 as simplify folds them, so folding changes no f64 value. An op touching i32, u8 or bool values computes in double, which
  * holds every i32 exactly, and stores with the conversion rules of ir_tensor_set.
  */
 #ifndef AG_IR_INTERP_H

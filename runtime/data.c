@@ -405,8 +405,8 @@ bool rt_load_idx(const char *images, const char *labels, int64_t features, int c
                  size_t len)
 {
     memset(out, 0, sizeof *out);
-    if (classes < 1 || classes > 256)
-        return rt_fail(err, len, "%s: %d classes, expected 1..256 (IDX labels are bytes)", labels, classes);
+    if (classes < 1) /* more than 256: every byte is a label */
+        return rt_fail(err, len, "%s: %d classes, expected at least 1 (IDX labels are bytes)", labels, classes);
     if (features < 0 || features > (1 << 30))
         return rt_fail(err, len, "%s: %lld features, expected 1..2^30 (or 0: any)", images, (long long)features);
 

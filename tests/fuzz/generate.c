@@ -1496,12 +1496,8 @@ bool fz_generate(uint64_t seed, const fz_gen_opts *o, fz_model *m, char *err, si
                 snprintf(m->metric_name, sizeof m->metric_name, "m");
             }
         }
-        if (m->predict < 0 && chance(&G, 0.4)) {
+        if (m->predict < 0 && chance(&G, 0.4))
             m->predict = rnd(&G, m->n);
-            fz_kind k = m->step[m->predict].kind;
-            if (G.o->data_shaped && (k == FZ_INPUT || k == FZ_REQUIRES_GRAD))
-                m->predict = -1; /* a binary refuses predictions that are an input: it has no labels to predict from */
-        }
         if (chance(&G, 0.15) && G.nparams > 0) {
             fz_group *gr = &m->group[m->ngroups++];
             snprintf(gr->name, sizeof gr->name, "g0");
