@@ -43,7 +43,8 @@ _Noreturn void ir_bug(const char *fmt, ...)
     fflush(stdout);
     fprintf(stderr, "aotgrad: internal error %s: %s (a bug of aotgrad: please report it with the model)\n",
             ir_bug_where(where, sizeof where), what);
-    exit(IR_EXIT_INTERNAL);
+    fflush(NULL);
+    _exit(IR_EXIT_INTERNAL); /* the state is broken: no exit handlers (nor a leak report) */
 }
 
 static void crashed(int sig)
