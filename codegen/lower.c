@@ -24,7 +24,7 @@
 
 typedef struct view {
     int32_t buffer; /* -1: not materialized */
-    int64_t offset, noffset; /* elements: offset + noffset * N (a slice of an axis after N's) */
+    int64_t offset, noffset; /* elements: offset + noffset * N (a slice of an axis before N's) */
     int64_t stride[IR_MAX_RANK]; /* elements, as k + n*N */
     int64_t nstride[IR_MAX_RANK];
     ir_shape shape;
@@ -249,6 +249,8 @@ static bool loop_has_room(const group *G, const ir_node *n)
     int pending = 0;
     for (int32_t v = 0; v < G->body->n; v++)
         pending += G->expr[v] >= 0 && (G->users_left[v] > 0 || G->is_output[v]);
+    /* a node adds at most 4 expressions (one_hot: a load, an index, eq, cast) and one per
+     * operand: 8 covers every op of the table */
     return l->nloads + n->nin + 1 <= CG_MAX_LOADS && l->nexprs + 8 <= CG_MAX_EXPRS && pending + 1 <= CG_MAX_STORES;
 }
 
@@ -680,9 +682,10 @@ cg_program *cg_lower_like(const ir_graph *g, bool training, const cg_program *la
     p->params = calloc((size_t)g->n + 1, sizeof *p->params);
     p->input_node = calloc((size_t)g->n + 1, sizeof *p->input_node);
     int32_t inputs = 0;
+    for (int32_t i = 0; i < g->n; i++) /* all of them: a failure below leaves the rest unset */
+        L.outer[i] = -1;
     for (int32_t i = 0; i < g->n; i++) {
         const ir_node *n = &g->node[i];
-        L.outer[i] = -1;
         if (n->op == IR_param) {
             int64_t bytes = ir_bytes(n->dtype, &n->shape, 1), at = p->param_bytes;
             if (layout) { /* where the other program put it */
@@ -721,7 +724,7 @@ cg_program *cg_lower_like(const ir_graph *g, bool training, const cg_program *la
             L.outer[i] = add_buffer(&L, (cg_buffer){CG_ARENA, 0, {g->plan->offset[i], 0}, n->dtype});
     }
     /* a constant returned as an output gets a slot of its own, filled first */
-    for (int k = 0; k < g->nout; k++) {
+    for (int k = 0; k < g->nout && !L.failed; k++) {
         const ir_node *c = &g->node[g->out[k].id];
         if (c->op != IR_const || L.outer[g->out[k].id] >= 0)
             continue;
@@ -734,7 +737,7 @@ cg_program *cg_lower_like(const ir_graph *g, bool training, const cg_program *la
     }
     /* so does an input returned as an output, copied first: every output lies in the arena or
      * the parameters, the caller's memory only being read */
-    for (int k = 0; k < g->nout; k++) {
+    for (int k = 0; k < g->nout && !L.failed; k++) {
         int32_t id = g->out[k].id;
         const ir_node *in = &g->node[id];
         if (in->op != IR_input || p->buffers[L.outer[id]].region != CG_INPUT)
@@ -811,6 +814,7 @@ cg_program *cg_lower_like(const ir_graph *g, bool training, const cg_program *la
     for (int k = 0; k < g->nout; k++)
         p->output_buffer[k] = L.outer[g->out[k].id];
     free(L.outer);
+    ir_bug_leave();
     if (L.failed) {
         cg_program_free(p);
         return NULL;

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bug.h"
 #include "load.h"
 
 static bool file_exists(const char *path)
@@ -290,7 +291,9 @@ static void send_message(char kind, const char *body, size_t len)
         write_all(message_fd, body, len);
 }
 
-/* on_exit, registered last so it runs first: says the model exited, then goes without
+/* on_exit, registered before the model is loaded, so it runs after the exit handlers the
+ * model itself registers (they run in reverse order) and first of aotgrad's: says the model
+ * exited, then goes without
  * running aotgrad's atexit handlers and destructors, whose threads are not in this process. */
 static void model_exited(int status, void *arg)
 {
@@ -410,12 +413,7 @@ static void report_end(const char *path, int status, bool timed_out)
                 path, model_timeout);
     } else if (status != -1 && WIFSIGNALED(status)) {
         int sig = WTERMSIG(status);
-        const char *crash = sig == SIGSEGV   ? "SIGSEGV, a bad memory access"
-                            : sig == SIGBUS  ? "SIGBUS, a bad memory access"
-                            : sig == SIGILL  ? "SIGILL, an illegal instruction or a trap"
-                            : sig == SIGFPE  ? "SIGFPE, an arithmetic fault"
-                            : sig == SIGABRT ? "SIGABRT, abort()"
-                                             : NULL;
+        const char *crash = ir_signal_what(sig);
         if (crash)
             fprintf(stderr, "%s: error: the model's code crashed while building the graph (%s)\n", path, crash);
         else

@@ -18,6 +18,18 @@ void ir_bug_enter(const char *s, const ir_graph *g)
     node = -1;
 }
 
+void ir_bug_leave(void) { ir_bug_enter(NULL, NULL); }
+
+const char *ir_signal_what(int sig)
+{
+    return sig == SIGSEGV   ? "SIGSEGV, a bad memory access"
+           : sig == SIGBUS  ? "SIGBUS, a bad memory access"
+           : sig == SIGILL  ? "SIGILL, an illegal instruction or a trap"
+           : sig == SIGFPE  ? "SIGFPE, an arithmetic fault"
+           : sig == SIGABRT ? "SIGABRT, abort()"
+                            : NULL;
+}
+
 void ir_bug_node(int32_t n) { node = n; }
 
 const char *ir_bug_where(char *buf, size_t len)
@@ -49,13 +61,10 @@ _Noreturn void ir_bug(const char *fmt, ...)
 
 static void crashed(int sig)
 {
-    /* the process is broken already: this formats as ir_bug does and leaves at once */
+    /* the process is broken already: this formats as ir_bug does (snprintf, which is not
+     * async-signal-safe, but nothing here returns to the broken code) and leaves at once */
     char where[512], line[800];
-    const char *what = sig == SIGSEGV   ? "SIGSEGV, a bad memory access"
-                       : sig == SIGBUS  ? "SIGBUS, a bad memory access"
-                       : sig == SIGILL  ? "SIGILL, an illegal instruction"
-                       : sig == SIGFPE  ? "SIGFPE, an arithmetic fault"
-                                        : "SIGABRT, an abort";
+    const char *what = ir_signal_what(sig);
     int n = snprintf(line, sizeof line, "aotgrad: internal error %s: %s (a bug of aotgrad: please report it with the model)\n",
                      ir_bug_where(where, sizeof where), what);
     if (n > 0)
@@ -69,8 +78,9 @@ void ir_bug_on_crash(void)
     static char alt[1 << 16]; /* a stack of its own: a stack overflow is caught too */
     stack_t ss = {.ss_sp = alt, .ss_size = sizeof alt};
     sigaltstack(&ss, NULL);
-    struct sigaction on = {.sa_handler = crashed, .sa_flags = SA_ONSTACK | SA_RESETHAND};
+    struct sigaction on = {.sa_handler = crashed, .sa_flags = SA_ONSTACK | SA_RESETHAND}, before;
     sigemptyset(&on.sa_mask);
     for (size_t k = 0; k < sizeof sigs / sizeof *sigs; k++)
-        sigaction(sigs[k], &on, NULL);
+        if (sigaction(sigs[k], NULL, &before) == 0 && before.sa_handler == SIG_DFL && !(before.sa_flags & SA_SIGINFO))
+            sigaction(sigs[k], &on, NULL);
 }

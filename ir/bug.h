@@ -17,8 +17,10 @@
 
 #define IR_EXIT_INTERNAL 70 /* EX_SOFTWARE of sysexits.h */
 
-/* The stage now running on g (kept by pointer: g must outlive it, or be replaced first). */
+/* The stage now running on g (kept by pointer: g must outlive it, or be replaced first), and
+ * its end (what ran before it is where a failure is then said to be). */
 void ir_bug_enter(const char *stage, const ir_graph *g);
+void ir_bug_leave(void);
 /* The node of that graph now worked on, -1: none. */
 void ir_bug_node(int32_t node);
 /* "in STAGE at %NODE (OP, FILE:LINE)" for the stage and node now running, into buf. */
@@ -26,7 +28,10 @@ const char *ir_bug_where(char *buf, size_t len);
 
 _Noreturn void ir_bug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Crashes report where they happened and exit with IR_EXIT_INTERNAL (for the aotgrad command;
- * tests and libraries keep their own handlers). */
+ * a signal that has a handler already, a sanitizer's, keeps it). */
 void ir_bug_on_crash(void);
+
+/* "SIGSEGV, a bad memory access" for the crash signals, else NULL. */
+const char *ir_signal_what(int sig);
 
 #endif

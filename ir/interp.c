@@ -759,31 +759,37 @@ static bool eval_constant(const ir_graph *g, int32_t i, ir_tensor *val, const ir
     const ir_node *n = &g->node[i];
     ir_run single = *run;
     single.f64 = false;
-    ir_tensor *v = malloc(sizeof *v * (size_t)g->n);
-    bool ok = v != NULL;
-    if (ok)
-        memcpy(v, val, sizeof *v * (size_t)g->n);
+    ir_tensor saved[8]; /* the operands' f64 values, swapped for f32 copies during the call */
+    int32_t swapped[8];
+    int nswapped = 0;
+    bool ok = n->nin <= 8;
     for (int k = 0; ok && k < n->nin; k++) {
         int32_t a = n->in[k];
-        if (val[a].dtype != AG_F64 || v[a].data != val[a].data)
-            continue; /* not f32, or converted already */
-        v[a] = ir_tensor_new(AG_F32, &val[a].shape);
-        ok = v[a].data != NULL;
+        bool seen = false;
+        for (int j = 0; j < nswapped; j++)
+            seen |= swapped[j] == a;
+        if (seen || val[a].dtype != AG_F64)
+            continue; /* converted already, or not f32 */
+        ir_tensor f = ir_tensor_new(AG_F32, &val[a].shape);
+        ok = f.data != NULL;
         for (int64_t e = 0, c = ok ? ir_tensor_numel(&val[a]) : 0; e < c; e++)
-            ir_tensor_set(&v[a], e, ir_tensor_get(&val[a], e));
+            ir_tensor_set(&f, e, ir_tensor_get(&val[a], e));
+        saved[nswapped] = val[a];
+        swapped[nswapped++] = a;
+        val[a] = f;
     }
     ir_shape s = ir_bind_shape(&n->shape, run->batch);
     ir_tensor out = ok ? ir_tensor_new(AG_F32, &s) : (ir_tensor){0};
-    ok = ok && out.data && eval(n, v, &out, &single);
+    ok = ok && out.data && eval(n, val, &out, &single);
+    for (int j = 0; j < nswapped; j++) { /* the operands back as they were */
+        ir_tensor_free(&val[swapped[j]]);
+        val[swapped[j]] = saved[j];
+    }
     val[i] = ok ? ir_tensor_new(AG_F64, &s) : (ir_tensor){0};
     ok = ok && val[i].data;
     for (int64_t e = 0, c = ok ? ir_tensor_numel(&out) : 0; e < c; e++)
         ir_tensor_set(&val[i], e, ir_tensor_get(&out, e));
     ir_tensor_free(&out);
-    for (int k = 0; v && k < n->nin; k++)
-        if (v[n->in[k]].data != val[n->in[k]].data)
-            ir_tensor_free(&v[n->in[k]]); /* zeroes it: a repeated operand is freed once */
-    free(v);
     return ok;
 }
 

@@ -157,8 +157,10 @@ typedef struct ir_plan {
 } ir_plan;
 
 /* Names to ids, by open addressing: the graph's lookups of outputs and sources by name.
- * Each slot keeps the name it was entered with, so that a name since changed in place (as
- * the verifier's tests do) is noticed and the table rebuilt; `count` is how many of the
+ * Each slot keeps the name it was entered with, so that a lookup that meets a slot whose
+ * name was since changed in place (as the verifier's tests do) notices and rebuilds the
+ * table (a renamed entry off the lookup's probe chain is not noticed: rename through a
+ * fresh table); `count` is how many of the
  * graph's outputs (nodes) it has seen, so appends are entered as lookups catch up. */
 typedef struct ir_name_slot {
     const char *name; /* NULL: empty */

@@ -1408,8 +1408,16 @@ static void check_sizes(parser *P)
     for (int32_t k = 0; k <= P->main->nkernels; k++) {
         const ir_graph *g = k < P->main->nkernels ? P->main->kernels[k] : P->main;
         size_t first = k < P->main->nkernels ? P->body_first[k] : P->main_first;
-        if (!ir_check_sizes(g, batch, &bad, msg, sizeof msg))
-            error_at(P, P->types[first + (size_t)bad].line, P->types[first + (size_t)bad].col, "%s", msg);
+        if (ir_check_sizes(g, batch, &bad, msg, sizeof msg))
+            continue;
+        /* a literal of a return line has no type of its own: the block's last one stands in */
+        size_t at = first + (size_t)(bad < 0 ? 0 : bad);
+        if (at >= P->ntypes)
+            at = P->ntypes ? P->ntypes - 1 : 0;
+        if (P->ntypes)
+            error_at(P, P->types[at].line, P->types[at].col, "%s", msg);
+        else
+            error_at(P, 1, 1, "%s", msg);
     }
 }
 

@@ -74,14 +74,17 @@ ir_graph *pass_run(const ir_graph *g, bool train, const char *upto, pass_dump *d
         if (!done_already(cur, p)) {
             ir_bug_enter(p->name, cur);
             ir_graph *next = p->run(cur, err, len);
-            ir_bug_enter(p->name, NULL);
+            ir_bug_enter(p->name, NULL); /* cur goes */
             ir_graph_free(cur);
-            if (!next)
+            if (!next) {
+                ir_bug_leave();
                 return NULL;
+            }
             cur = next;
             char verr[512];
             if (!ir_verify(cur, verr, sizeof verr)) /* the pass broke an invariant: the verifier names the node */
                 ir_bug("the graph after %s does not verify: %s", p->name, verr);
+            ir_bug_leave();
         }
         if (dump)
             dump(ctx, p->name, cur);

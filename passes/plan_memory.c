@@ -109,8 +109,8 @@ ir_graph *pass_plan_memory(const ir_graph *g, char *err, size_t len)
 {
     ir_graph *h = ir_clone_live(g);
     int64_t batch = g->train && g->train->batch ? g->train->batch : 1;
-    int32_t bad;
-    char msg[512];
+    int32_t bad = -1;
+    char msg[512] = "the graph cannot be planned";
     if (!ir_check_sizes(h, batch, &bad, msg, sizeof msg) || !plan_memory(h, batch)) {
         const ag_loc *at = &h->node[bad < 0 ? 0 : bad].loc;
         if (at->file && at->line > 0)

@@ -55,13 +55,7 @@ typedef struct bin {
     rt_cuda *gpu;     /* training and evaluation on the GPU, or NULL: the CPU */
 } bin;
 
-static int64_t param_numel(const rt_compiled_param *p)
-{
-    int64_t n = 1;
-    for (int k = 0; k < p->rank; k++)
-        n *= p->dims[k];
-    return n;
-}
+static int64_t param_numel(const rt_compiled_param *p) { return rt_param_numel(p); }
 
 static bool bin_open(bin *b, const rt_compiled *m, int threads, char *err, size_t len)
 {

@@ -62,6 +62,14 @@ typedef struct rt_compiled_param {
     int64_t next_offset;
 } rt_compiled_param;
 
+static inline int64_t rt_param_numel(const rt_compiled_param *p)
+{
+    int64_t n = 1;
+    for (int k = 0; k < p->rank; k++)
+        n *= p->dims[k];
+    return n;
+}
+
 /* An input of an entry point: what the binary binds to it. */
 typedef enum rt_input_role { RT_IN_X, RT_IN_Y, RT_IN_LR, RT_IN_WD } rt_input_role;
 

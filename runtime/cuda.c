@@ -283,9 +283,7 @@ static bool device_step(rt_cuda *c, int64_t rows, uint32_t seed, char *err, size
         if (p->next_offset < 0)
             continue;
         CUdeviceptr dst = c->params + (CUdeviceptr)p->offset, src = c->train_arena + (CUdeviceptr)p->next_offset;
-        long long bytes = 4;
-        for (int d = 0; d < p->rank; d++)
-            bytes *= p->dims[d];
+        long long bytes = 4 * (long long)rt_param_numel(p);
         void *cp[] = {&dst, &src, &bytes};
         int64_t g = (bytes + 255) / 256;
         if (!launch(c, c->copy, "ag_copy", g > 4096 ? 4096 : g, cp, err, len))

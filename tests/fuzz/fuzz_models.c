@@ -9,16 +9,21 @@
  * and written to DIR as a model file and its .ir; the last line is
  *     fuzz_models: N cases, M failed (...)
  * and the exit status 1 when M > 0. */
+#define _GNU_SOURCE /* pipe2 */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <cblas.h>
 
 #include "load.h"
 #include "oracles.h"
@@ -54,22 +59,27 @@ typedef struct message {
 
 typedef struct outcome {
     long long seed;
+    bool verdict;     /* the child sent one (else it crashed, hung or exited early) */
     bool failed, gave_up;
     int redraws;
     char oracle[32];
     char text[4200];
-    fz_model model;   /* the last model sent */
-    bool have_model;
+    fz_model *model;  /* a failure's: the last model sent (malloc'd; NULL when none came) */
     bool data_shaped, cuda;
 } outcome;
 
-static uint64_t hash64(uint64_t x)
+static uint64_t hash64(uint64_t x) { return fz_mix64(&x); }
+
+/* $TMPDIR, else /tmp */
+static const char *tmp_dir(void) { return getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp"; }
+static const char *aotgrad_bin(void)
 {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
+    return getenv("AOTGRAD_BIN") && *getenv("AOTGRAD_BIN") ? getenv("AOTGRAD_BIN") : AG_AOTGRAD_BIN;
 }
+
+/* SIGINT or SIGTERM: the children are killed and the work folder removed before leaving */
+static volatile sig_atomic_t stopping;
+static void stop(int sig) { stopping = sig; }
 
 static double now(void)
 {
@@ -100,6 +110,11 @@ static fz_check_opts check_opts(const options *o, bool cuda, bool binary)
 
 static void run_case(const options *o, long long seed, bool data_shaped, bool cuda, int fd)
 {
+    const char *test = getenv("FUZZ_MODELS_TEST"); /* the harness's own tests: a case that hangs or crashes */
+    if (test && !strcmp(test, "hang"))
+        (void)!system("sleep 600"); /* a program it started hangs: the time limit kills both */
+    if (test && !strcmp(test, "crash"))
+        abort();
     message *msg = calloc(1, sizeof *msg);
     fz_gen_opts g = {.data_shaped = data_shaped};
     fz_check_opts c = check_opts(o, cuda, data_shaped);
@@ -128,49 +143,63 @@ static void run_case(const options *o, long long seed, bool data_shaped, bool cu
     _exit(0);
 }
 
-/* A running child: its pipe, its buffer, its deadline. */
+/* A running child: its pipe, its buffer, its deadline, the last model it sent. */
 typedef struct running {
-    pid_t pid;
-    int fd;
+    pid_t pid;        /* also its process group's: what it starts dies with it */
+    int fd;           /* non-blocking */
     double deadline;
     message *msg;
     size_t got;
+    fz_model *last;
+    bool have_last;
     outcome *into;
     char errfile[600];
 } running;
 
-/* Starts fn(arg, fd) in a child whose stdout and stderr go to a file (kept for the report). */
+/* Starts fn(arg, fd) in a child, in a process group of its own (so that a timeout kills what
+ * it started too), whose stdout and stderr go to a file (kept for the report). */
 static bool spawn(running *r, const options *o, void (*fn)(const options *, void *, int), void *arg, outcome *into)
 {
     int p[2];
-    if (pipe(p) != 0)
+    if (!r->msg && !(r->msg = malloc(sizeof *r->msg)))
+        return false;
+    if (!r->last && !(r->last = malloc(sizeof *r->last)))
+        return false;
+    if (pipe2(p, O_CLOEXEC) != 0) /* the programs a case runs do not hold the pipe open */
         return false;
     snprintf(r->errfile, sizeof r->errfile, "%s/stderr.%d.%p", o->workdir, (int)getpid(), (void *)r);
     fflush(NULL);
-    pid_t pid = fork();
+    pid_t parent = getpid(), pid = fork();
     if (pid < 0) {
         close(p[0]);
         close(p[1]);
         return false;
     }
     if (pid == 0) {
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a killed fuzz_models takes its cases along */
+        if (getppid() != parent)
+            _exit(1);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
         close(p[0]);
-        FILE *e = fopen(r->errfile, "w");
-        if (e) {
-            dup2(fileno(e), 1);
-            dup2(fileno(e), 2);
+        int e = open(r->errfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+        if (e >= 0) {
+            dup2(e, 1);
+            dup2(e, 2);
         }
         fn(o, arg, p[1]);
         _exit(0);
     }
+    setpgid(pid, pid); /* both sides, so that it holds before either goes on */
     close(p[1]);
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
     r->pid = pid;
     r->fd = p[0];
     r->deadline = now() + o->timeout;
     r->got = 0;
+    r->have_last = false;
     r->into = into;
-    if (!r->msg)
-        r->msg = malloc(sizeof *r->msg);
     return true;
 }
 
@@ -189,55 +218,60 @@ static void tail_of(const char *path, char *out, size_t len)
     snprintf(out, len, "%.1500s", at);
 }
 
-/* Reads what the child sent; true when it is finished (its outcome filled in). */
-static bool collect(running *r, bool timed_out)
+/* Reads what the child sent; true when it is finished (its outcome filled in). late: past
+ * its deadline, its process group is killed first. */
+static bool collect(running *r, bool late)
 {
     outcome *out = r->into;
+    if (late)
+        kill(-r->pid, SIGKILL);
     for (;;) {
         ssize_t n = read(r->fd, (char *)r->msg + r->got, sizeof *r->msg - r->got);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && errno == EAGAIN)
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !late)
+            return false; /* more to come */
+        if (n <= 0) /* the end: the child exited (or was killed) */
             break;
-        if (n <= 0) { /* the end: the child exited */
-            close(r->fd);
-            int st = 0;
-            if (timed_out)
-                kill(r->pid, SIGKILL);
-            waitpid(r->pid, &st, 0);
-            if (!out->failed && !out->oracle[0]) { /* no verdict came */
-                char tail[1600], head[96];
-                tail_of(r->errfile, tail, sizeof tail);
-                if (timed_out)
-                    snprintf(head, sizeof head, "did not finish within the time limit");
-                else if (WIFSIGNALED(st))
-                    snprintf(head, sizeof head, "killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
-                else
-                    snprintf(head, sizeof head, "exited with status %d without a verdict", WEXITSTATUS(st));
-                out->failed = true;
-                snprintf(out->oracle, sizeof out->oracle, "%s", timed_out ? "hang" : "crash");
-                snprintf(out->text, sizeof out->text, "%s\n%s", head, tail);
-            }
-            unlink(r->errfile);
-            r->pid = 0;
-            return true;
-        }
         r->got += (size_t)n;
-        if (r->got == sizeof *r->msg) {
-            r->got = 0;
-            out->model = r->msg->model;
-            out->have_model = true;
-            out->redraws = r->msg->redraws;
-            if (r->msg->type == MSG_RESULT) {
-                fz_result *res = &r->msg->result;
-                out->failed = res->outcome == FZ_FAIL;
-                out->gave_up = res->outcome == FZ_REDRAW;
-                snprintf(out->oracle, sizeof out->oracle, "%s", res->outcome == FZ_PASS ? "pass" : res->oracle);
-                snprintf(out->text, sizeof out->text, "%s", res->message);
-            }
+        if (r->got < sizeof *r->msg)
+            continue;
+        r->got = 0;
+        *r->last = r->msg->model;
+        r->have_last = true;
+        out->redraws = r->msg->redraws;
+        if (r->msg->type == MSG_RESULT) {
+            fz_result *res = &r->msg->result;
+            out->verdict = true;
+            out->failed = res->outcome == FZ_FAIL;
+            out->gave_up = res->outcome == FZ_REDRAW;
+            snprintf(out->oracle, sizeof out->oracle, "%s", res->outcome == FZ_FAIL ? res->oracle : "");
+            snprintf(out->text, sizeof out->text, "%s", res->message);
         }
     }
-    return false;
+    close(r->fd);
+    int st = 0;
+    while (waitpid(r->pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    kill(-r->pid, SIGKILL); /* whatever it left running */
+    if (!out->verdict) {
+        char tail[1600], head[96];
+        tail_of(r->errfile, tail, sizeof tail);
+        if (late)
+            snprintf(head, sizeof head, "did not finish within the time limit (--timeout)");
+        else if (WIFSIGNALED(st))
+            snprintf(head, sizeof head, "killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+        else
+            snprintf(head, sizeof head, "exited with status %d without a verdict", WEXITSTATUS(st));
+        out->failed = true;
+        snprintf(out->oracle, sizeof out->oracle, "%s", late ? "hang" : "crash");
+        snprintf(out->text, sizeof out->text, "%s\n%s", head, tail);
+    }
+    if (out->failed && r->have_last && (out->model = malloc(sizeof *out->model)))
+        *out->model = *r->last;
+    unlink(r->errfile);
+    r->pid = 0;
+    return true;
 }
 
 typedef struct case_arg {
@@ -251,13 +285,14 @@ static void case_main(const options *o, void *arg, int fd)
     run_case(o, a->seed, a->data_shaped, a->cuda, fd);
 }
 
-/* Runs n jobs of fn over args, at most o->jobs at a time. */
-static void run_all(const options *o, int n, void (*fn)(const options *, void *, int), void **args, outcome *outs,
+/* Runs n jobs of fn over args, at most o->jobs at a time; false when interrupted (the
+ * running ones killed). */
+static bool run_all(const options *o, int n, void (*fn)(const options *, void *, int), void **args, outcome *outs,
                     void (*on_done)(const options *, outcome *, int done, int total))
 {
     running slots[MAX_JOBS] = {0};
     int next = 0, finished = 0;
-    while (finished < n) {
+    while (finished < n && !stopping) {
         for (int s = 0; s < o->jobs && next < n; s++)
             if (!slots[s].pid) {
                 if (!spawn(&slots[s], o, fn, args[next], &outs[next])) {
@@ -279,23 +314,28 @@ static void run_all(const options *o, int n, void (*fn)(const options *, void *,
                     soonest = slots[s].deadline;
             }
         int wait_ms = (int)((soonest - now()) * 1000);
-        poll(fds, (nfds_t)nf, wait_ms < 0 ? 0 : wait_ms);
+        poll(fds, (nfds_t)nf, wait_ms < 0 ? 0 : wait_ms + 1);
         for (int i = 0; i < nf; i++) {
             running *r = &slots[which[i]];
             bool late = now() > r->deadline;
-            if ((fds[i].revents & (POLLIN | POLLHUP | POLLERR)) || late) {
-                if (late)
-                    kill(r->pid, SIGKILL);
-                if (collect(r, late)) {
-                    finished++;
-                    if (on_done)
-                        on_done(o, r->into, finished, n);
-                }
+            if (((fds[i].revents & (POLLIN | POLLHUP | POLLERR)) || late) && collect(r, late)) {
+                finished++;
+                if (on_done)
+                    on_done(o, r->into, finished, n);
             }
         }
     }
-    for (int s = 0; s < MAX_JOBS; s++)
+    for (int s = 0; s < MAX_JOBS; s++) {
+        if (slots[s].pid) { /* interrupted */
+            kill(-slots[s].pid, SIGKILL);
+            close(slots[s].fd);
+            waitpid(slots[s].pid, NULL, 0);
+            unlink(slots[s].errfile);
+        }
         free(slots[s].msg);
+        free(slots[s].last);
+    }
+    return !stopping;
 }
 
 /* ---- shrinking a failure ---- */
@@ -333,8 +373,11 @@ static bool still_fails(void *ctx, const fz_model *candidate)
     check_arg a = {candidate, c->checks};
     void *args[1] = {&a};
     outcome *out = calloc(1, sizeof *out);
+    if (!out)
+        return false;
     run_all(&one, 1, check_main, args, out, NULL);
     bool same = out->failed && strcmp(out->oracle, c->failure->oracle) == 0;
+    free(out->model);
     free(out);
     return same;
 }
@@ -342,8 +385,8 @@ static bool still_fails(void *ctx, const fz_model *candidate)
 static void report(const options *o, outcome *f)
 {
     printf("FAIL seed %lld", f->seed);
-    if (f->have_model)
-        printf(" (model %s, %d redraws)", f->model.name, f->redraws);
+    if (f->model)
+        printf(" (model %s, %d redraws)", f->model->name, f->redraws);
     printf(": %s: %s\n", f->oracle, f->text);
     fflush(stdout);
     (void)o;
@@ -379,21 +422,32 @@ static void write_case(const options *o, const outcome *f, const fz_model *m, co
     }
 }
 
+/* Shrinks failure f and writes it out, in a child process: building models runs the DSL,
+ * which may be what is broken, and this process must live to print its summary. */
 static void shrink_failure(const options *o, outcome *f)
 {
-    if (!f->have_model || strcmp(f->oracle, "generator") == 0)
+    if (!f->model || strcmp(f->oracle, "generator") == 0)
         return;
-    write_case(o, f, &f->model, ".orig");
-    fz_model *m = malloc(sizeof *m);
-    *m = f->model;
-    shrink_ctx ctx = {o, f, check_opts(o, f->cuda, f->data_shaped)};
-    int before = m->n;
-    int tried = fz_shrink(m, still_fails, &ctx, !f->data_shaped, o->shrink_budget);
-    write_case(o, f, m, "");
-    printf("  shrunk from %d to %d steps (%d tries): %s/%s.c, %s/%s.ir\n", before, m->n, tried, o->out, m->name, o->out,
-           m->name);
-    fflush(stdout);
-    free(m);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        write_case(o, f, f->model, ".orig");
+        fz_model *m = malloc(sizeof *m);
+        *m = *f->model;
+        shrink_ctx ctx = {o, f, check_opts(o, f->cuda, f->data_shaped)};
+        int before = m->n;
+        int tried = fz_shrink(m, still_fails, &ctx, !f->data_shaped, o->shrink_budget);
+        write_case(o, f, m, "");
+        printf("  shrunk from %d to %d steps (%d tries): %s/%s.c, %s/%s.ir\n", before, m->n, tried, o->out, m->name,
+               o->out, m->name);
+        fflush(stdout);
+        _exit(0);
+    }
+    int st = 0;
+    while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR && !stopping)
+        ;
+    if (pid < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        printf("  (shrinking it failed: %s)\n", pid < 0 ? strerror(errno) : "its process crashed");
 }
 
 /* ---- the command ---- */
@@ -470,11 +524,16 @@ int main(int argc, char **argv)
                 fprintf(stderr, "fuzz_models: %s\n", err);
                 return 1;
             }
-            snprintf(o.workdir, sizeof o.workdir, "%s", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-            o.aotgrad = getenv("AOTGRAD_BIN") && *getenv("AOTGRAD_BIN") ? getenv("AOTGRAD_BIN") : AG_AOTGRAD_BIN;
+            snprintf(o.workdir, sizeof o.workdir, "%s/fuzz_models-XXXXXX", tmp_dir());
+            if (!mkdtemp(o.workdir)) {
+                fprintf(stderr, "fuzz_models: cannot make a folder in %s: %s\n", tmp_dir(), strerror(errno));
+                return 2;
+            }
+            o.aotgrad = aotgrad_bin();
             fz_check_opts c = check_opts(&o, true, g.data_shaped);
             fz_result r;
             fz_check(m, &c, &r);
+            fz_remove_tree(o.workdir);
             printf("%s%s%s\n", r.outcome == FZ_PASS ? "pass" : r.outcome == FZ_REDRAW ? "redraw: " : r.oracle,
                    r.outcome == FZ_FAIL ? ": " : "", r.message);
             free(m);
@@ -484,12 +543,17 @@ int main(int argc, char **argv)
             ir_graph *g = fe_load(v, NULL, NULL);
             if (!g)
                 return 1;
-            snprintf(o.workdir, sizeof o.workdir, "%s", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-            o.aotgrad = getenv("AOTGRAD_BIN") && *getenv("AOTGRAD_BIN") ? getenv("AOTGRAD_BIN") : AG_AOTGRAD_BIN;
+            snprintf(o.workdir, sizeof o.workdir, "%s/fuzz_models-XXXXXX", tmp_dir());
+            if (!mkdtemp(o.workdir)) {
+                fprintf(stderr, "fuzz_models: cannot make a folder in %s: %s\n", tmp_dir(), strerror(errno));
+                return 2;
+            }
+            o.aotgrad = aotgrad_bin();
             fz_check_opts c = check_opts(&o, i + 2 < argc && !strcmp(argv[i + 2], "--cuda"),
                                          ir_find_source(g, IR_input, "x") >= 0 && ir_find_source(g, IR_input, "y") >= 0);
             fz_result r;
             fz_check_graph(g, &c, &r);
+            fz_remove_tree(o.workdir);
             printf("%s: %s%s%s\n", v, r.outcome == FZ_PASS ? "pass" : r.outcome == FZ_REDRAW ? "near a discontinuity: " : r.oracle,
                    r.outcome == FZ_FAIL ? ": " : "", r.message);
             ir_graph_free(g);
@@ -531,19 +595,29 @@ int main(int argc, char **argv)
         fprintf(stderr, "fuzz_models: --cases and --seed are needed (fuzz_models --help)\n");
         return 2;
     }
-    o.aotgrad = getenv("AOTGRAD_BIN") && *getenv("AOTGRAD_BIN") ? getenv("AOTGRAD_BIN") : AG_AOTGRAD_BIN;
-    const char *tmp = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    snprintf(o.workdir, sizeof o.workdir, "%s/fuzz_models-XXXXXX", tmp);
+    o.aotgrad = aotgrad_bin();
+    snprintf(o.workdir, sizeof o.workdir, "%s/fuzz_models-XXXXXX", tmp_dir());
     if (!mkdtemp(o.workdir)) {
-        fprintf(stderr, "fuzz_models: cannot make a folder in %s: %s\n", tmp, strerror(errno));
+        fprintf(stderr, "fuzz_models: cannot make a folder in %s: %s\n", tmp_dir(), strerror(errno));
         return 2;
     }
-    setenv("OPENBLAS_NUM_THREADS", "1", 1); /* the children's sgemm: one thread, safe across fork */
+    struct sigaction on = {.sa_handler = stop}; /* no SA_RESTART: poll and waitpid return */
+    sigemptyset(&on.sa_mask);
+    sigaction(SIGINT, &on, NULL);
+    sigaction(SIGTERM, &on, NULL);
+    /* the children's sgemm on one thread: they fork from here, and OpenBLAS's threads do not
+     * follow a fork (its fork handler stops them) */
+    openblas_set_num_threads(1);
     double t0 = now();
     int n = (int)o.cases;
     outcome *outs = calloc((size_t)n, sizeof *outs);
     case_arg *cargs = calloc((size_t)n, sizeof *cargs);
     void **args = calloc((size_t)n, sizeof *args);
+    if (!outs || !cargs || !args) {
+        fprintf(stderr, "fuzz_models: out of memory for %d cases\n", n);
+        fz_remove_tree(o.workdir);
+        return 2;
+    }
     for (int i = 0; i < n; i++) {
         long long seed = o.seed + i;
         uint64_t h = hash64((uint64_t)seed);
@@ -555,27 +629,32 @@ int main(int argc, char **argv)
         args[i] = &cargs[i];
     }
     print_done_every = n > 100 ? n / 100 : 1;
-    run_all(&o, n, case_main, args, outs, progress);
+    bool whole = run_all(&o, n, case_main, args, outs, progress);
     if (isatty(2))
         fputc('\n', stderr);
-    int failed = 0, redraws = 0, gave_up = 0, shrunk = 0, cuda = 0, binary = 0;
+    int failed = 0, redraws = 0, gave_up = 0, shrunk = 0, cuda = 0, binary = 0, done = 0;
     for (int i = 0; i < n; i++) {
+        done += outs[i].verdict || outs[i].failed;
         redraws += outs[i].redraws;
         gave_up += outs[i].gave_up;
-        cuda += outs[i].cuda;
-        binary += outs[i].data_shaped;
+        cuda += outs[i].cuda && outs[i].verdict;
+        binary += outs[i].data_shaped && outs[i].verdict;
         if (!outs[i].failed)
             continue;
         failed++;
-        if (shrunk++ < o.shrink_max)
+        if (whole && shrunk++ < o.shrink_max && !stopping)
             shrink_failure(&o, &outs[i]);
     }
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", o.workdir);
-    (void)!system(cmd);
+    fz_remove_tree(o.workdir);
+    if (!whole || stopping) {
+        printf("fuzz_models: interrupted after %d of %d cases, %d failed\n", done, n, failed);
+        return 130;
+    }
     printf("fuzz_models: %d cases, %d failed (seeds %lld..%lld; %d through the host shim, %d built into binaries; %d "
            "redraws, %d given up; %.1f s)\n",
            n, failed, o.seed, o.seed + n - 1, cuda, binary, redraws, gave_up, now() - t0);
+    for (int i = 0; i < n; i++)
+        free(outs[i].model);
     free(outs);
     free(cargs);
     free(args);

@@ -38,13 +38,7 @@ typedef struct gen {
 
 /* ---- randomness (splitmix64) ---- */
 
-static uint64_t next(gen *G)
-{
-    uint64_t z = (G->rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t next(gen *G) { return fz_mix64(&G->rng); }
 static int rnd(gen *G, int n) { return n <= 1 ? 0 : (int)(next(G) % (uint64_t)n); }
 static double uniform(gen *G) { return (double)(next(G) >> 11) * 0x1p-53; }
 static bool chance(gen *G, double p) { return uniform(G) < p; }

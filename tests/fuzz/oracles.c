@@ -1,9 +1,11 @@
 /* The oracles: what a random model must satisfy (see oracles.h). The reference is the f64
  * interpreter on the model as the DSL built it; values are bound by name, so every stage of
  * the pipeline sees the same inputs and parameters whatever it did to the graph. */
+#define _GNU_SOURCE /* nftw's FTW_PHYS */
 #include "oracles.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -56,6 +58,15 @@ static void say(fz_result *r, fz_outcome what, const char *oracle, const char *f
 }
 
 static bool done(const fz_result *r) { return r->outcome != FZ_PASS; }
+
+static int remove_one(const char *path, const struct stat *st, int type, struct FTW *f)
+{
+    (void)st, (void)type, (void)f;
+    (void)remove(path); /* go on whatever one entry does */
+    return 0;
+}
+
+void fz_remove_tree(const char *path) { nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS); }
 
 /* ---- tensors ---- */
 
@@ -132,9 +143,9 @@ static void unbind_model(binding *b)
     memset(b, 0, sizeof *b);
 }
 
-/* g's sources bound to the model's values of the same name (lr and wd: the scalars); NULL
- * with a message naming a source the model has not. */
-static ir_tensor **bind_graph(const binding *b, const ir_graph *g, char *err, size_t len)
+/* g's sources bound to the model's values of the same name (lr and wd: the scalars), or to
+ * extra[i] where given (NULL: none); NULL with a message naming a source neither has. */
+static ir_tensor **bind_graph(const binding *b, const ir_graph *g, ir_tensor *const *extra, char *err, size_t len)
 {
     ir_tensor **out = calloc((size_t)(g->n ? g->n : 1), sizeof *out);
     if (!out)
@@ -144,7 +155,9 @@ static ir_tensor **bind_graph(const binding *b, const ir_graph *g, char *err, si
         if (n->op != IR_input && n->op != IR_param)
             continue;
         int32_t m = ir_find_source(b->model, n->op, n->attr.name);
-        if (m >= 0)
+        if (extra && extra[i])
+            out[i] = extra[i];
+        else if (m >= 0)
             out[i] = b->bound[m];
         else if (n->op == IR_input && strcmp(n->attr.name, "lr") == 0)
             out[i] = (ir_tensor *)&b->lr;
@@ -357,7 +370,7 @@ static void check_smooth(const ir_graph *model, fz_result *r)
                 unbind_model(&bd);
                 break;
             }
-            ir_tensor **bound = bind_graph(&bd, all, err, sizeof err);
+            ir_tensor **bound = bind_graph(&bd, all, NULL, err, sizeof err);
             if (!bound || !run_interp(all, bound, batches[b], true, training, &o, err, sizeof err))
                 say(r, FZ_FAIL, "interp", "the f64 interpreter on the model at batch %lld: %s", (long long)batches[b],
                     err);
@@ -446,7 +459,7 @@ static void compare_stage(pipeline_ctx *c, const ir_graph *g, const char *stage)
 {
     char err[1024];
     for (int b = 0; b < NB && !done(c->r); b++) {
-        ir_tensor **bound = bind_graph(&c->bd[b], g, err, sizeof err);
+        ir_tensor **bound = bind_graph(&c->bd[b], g, NULL, err, sizeof err);
         outputs o = {0};
         if (!bound) {
             say(c->r, FZ_FAIL, "pass", "%s: %s", stage, err);
@@ -464,8 +477,10 @@ static void compare_stage(pipeline_ctx *c, const ir_graph *g, const char *stage)
             while (i < c->refs->n && strcmp(c->refs->name[i], g->out[k].name) != 0)
                 i++;
             if (i == c->refs->n) {
-                if (i == MAX_REFS)
-                    continue;
+                if (i == MAX_REFS) {
+                    say(c->r, FZ_FAIL, "interp", "%s: more than %d outputs to follow", stage, MAX_REFS);
+                    break;
+                }
                 c->refs->name[c->refs->n++] = strdup(g->out[k].name);
             }
             if (!c->refs->t[i][b].data) {
@@ -559,13 +574,6 @@ static double loss_at(const ir_graph *h, ir_tensor **bound, int64_t batch, char 
     return v;
 }
 
-static uint64_t mix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
 
 static void check_gradients(const ir_graph *model, const ir_graph *gradients, fz_result *r)
 {
@@ -579,7 +587,7 @@ static void check_gradients(const ir_graph *model, const ir_graph *gradients, fz
     /* the autodiff stage's gradients, and every value of the model (for the frozen ones) */
     outputs grads = {0}, values = {0};
     ir_graph *all = every_value(model);
-    ir_tensor **gb = bind_graph(&bd, gradients, err, sizeof err), **ab = bind_graph(&bd, all, err, sizeof err);
+    ir_tensor **gb = bind_graph(&bd, gradients, NULL, err, sizeof err), **ab = bind_graph(&bd, all, NULL, err, sizeof err);
     if (!gb || !ab || !run_interp(gradients, gb, batch, true, true, &grads, err, sizeof err) ||
         !run_interp(all, ab, batch, true, true, &values, err, sizeof err)) {
         say(r, FZ_FAIL, "autodiff", "the gradients at batch %lld: %s", (long long)batch, err);
@@ -587,11 +595,9 @@ static void check_gradients(const ir_graph *model, const ir_graph *gradients, fz
     }
     ir_tensor **extra;
     ir_graph *h = frozen_model(model, &values, &extra);
-    ir_tensor **hb = bind_graph(&bd, h, err, sizeof err);
-    if (hb)
-        for (int32_t i = 0; i < h->n; i++)
-            if (extra[i])
-                hb[i] = extra[i];
+    ir_tensor **hb = bind_graph(&bd, h, extra, err, sizeof err);
+    if (!hb)
+        say(r, FZ_FAIL, "autodiff", "the model with its stop_gradient values held: %s", err);
     uint64_t rng = 0x5eed;
     for (int32_t p = 0; hb && p < model->n && !done(r); p++) {
         const ir_node *n = &model->node[p];
@@ -609,7 +615,7 @@ static void check_gradients(const ir_graph *model, const ir_graph *gradients, fz
         double *d = malloc(sizeof *d * (size_t)(count ? count : 1)), *orig = malloc(sizeof *orig * (size_t)(count ? count : 1));
         double norm = 0, scale = 0;
         for (int64_t i = 0; i < count; i++) { /* a direction of norm 1 */
-            double u1 = ((double)(mix(&rng) >> 11) + 0.5) * 0x1p-53, u2 = (double)(mix(&rng) >> 11) * 0x1p-53;
+            double u1 = ((double)(fz_mix64(&rng) >> 11) + 0.5) * 0x1p-53, u2 = (double)(fz_mix64(&rng) >> 11) * 0x1p-53;
             d[i] = sqrt(-2 * log(u1)) * cos(2 * M_PI * u2);
             norm += d[i] * d[i];
             orig[i] = get(theta, i);
@@ -718,14 +724,19 @@ static void check_llvm(const ir_graph *model, const ir_graph *g, bool training, 
         say(r, FZ_FAIL, "llvm", "the %s's LLVM code: %s", which, err);
         goto out;
     }
+    if (g->nout > 64)
+        say(r, FZ_FAIL, "llvm", "the %s has %d outputs; the oracle follows 64", which, g->nout);
     for (int b = 0; b < NB && !done(r); b++) {
         int64_t batch = batches[b];
-        if (batch > p->max_batch)
-            continue;
+        if (batch > p->max_batch) {
+            say(r, FZ_FAIL, "llvm", "the %s was planned for batch %lld, not %lld", which, (long long)p->max_batch,
+                (long long)batch);
+            break;
+        }
         binding bd;
         outputs want = {0};
         ir_tensor **bound = NULL;
-        if (!bind_model(&bd, model, batch, false) || !(bound = bind_graph(&bd, g, err, sizeof err)) ||
+        if (!bind_model(&bd, model, batch, false) || !(bound = bind_graph(&bd, g, NULL, err, sizeof err)) ||
             !run_interp(g, bound, batch, false, training, &want, err, sizeof err)) {
             say(r, FZ_FAIL, "llvm", "the %s's f32 interpreter at batch %lld: %s", which, (long long)batch, err);
             free(bound);
@@ -892,14 +903,14 @@ static void check_binary(const ir_graph *model, const fz_check_opts *o, fz_resul
     fputc('\n', f);
     for (int64_t row = 0; row < rows; row++) {
         for (int64_t i = 0; i < features; i++) {
-            double u = (double)(mix(&s) >> 11) * 0x1p-53;
+            double u = (double)(fz_mix64(&s) >> 11) * 0x1p-53;
             if (xn->dtype == AG_U8)
                 fprintf(f, "%d,", (int)(u * 256));
             else
                 fprintf(f, "%.6f,", 4 * u - 2);
         }
         for (int64_t i = 0; i < targets; i++) {
-            double u = (double)(mix(&s) >> 11) * 0x1p-53;
+            double u = (double)(fz_mix64(&s) >> 11) * 0x1p-53;
             if (yn->dtype == AG_I32)
                 fprintf(f, "%d%s", (int)(u * (classes ? classes : 1)), i + 1 < targets ? "," : "\n");
             else
@@ -927,7 +938,12 @@ static void check_binary(const ir_graph *model, const fz_check_opts *o, fz_resul
         goto out;
     }
     double lb = train_loss(bout), li = train_loss(out);
-    if (!(fabs(lb - li) <= 2e-4 * fmax(1, fabs(li))) && !(isnan(lb) && isnan(li))) {
+    if (!isfinite(lb) || !isfinite(li)) {
+        say(r, FZ_FAIL, "binary", "no finite train_loss in the binary's (%g) or the interpreter's (%g) epoch line:\n%s\n%s",
+            lb, li, bout, out);
+        goto out;
+    }
+    if (!(fabs(lb - li) <= 2e-4 * fmax(1, fabs(li)))) {
         say(r, FZ_FAIL, "binary", "the binary's train loss %g against the interpreter's %g", lb, li);
         goto out;
     }
@@ -961,10 +977,7 @@ static void check_binary(const ir_graph *model, const fz_check_opts *o, fz_resul
     rt_ckpt_free(&cb);
     rt_ckpt_free(&ci);
 out:
-    if (!done(r)) { /* kept for the report otherwise */
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        (void)!system(cmd);
-    }
+    fz_remove_tree(dir); /* what failed is in the report */
 }
 
 /* ---- all of them ---- */
@@ -988,7 +1001,9 @@ void fz_check_graph(const ir_graph *model, const fz_check_opts *o, fz_result *r)
         eval = pipeline(model, bd, false, NULL, r);
     for (int b = 0; b < NB; b++)
         unbind_model(&bd[b]);
-    if (!done(r) && gradients)
+    if (!done(r) && !gradients)
+        say(r, FZ_FAIL, "autodiff", "the train pipeline has no autodiff stage");
+    if (!done(r))
         check_gradients(model, gradients, r);
     if (!done(r) && o->jit) {
         check_llvm(model, step, true, r);

@@ -102,6 +102,16 @@ typedef struct fz_model {
     bool option;        /* declares ag_option(g, "variant", "a", "a|b") */
 } fz_model;
 
+/* splitmix64: the next of a stream of 64-bit values from *state (the generator's randomness,
+ * the oracles' directions, the cases' shares). */
+static inline uint64_t fz_mix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
 /* Building a model step by step (the generator reads each value's type as it goes). */
 typedef struct fz_builder {
     ag_graph *g;

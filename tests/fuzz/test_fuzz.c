@@ -128,11 +128,11 @@ Test(fuzz, a_classifier_on_a_csv_builds_and_its_train_dump_runs)
     cr_expect_eq(st, 0, "%s", out);
     /* epoch 2's loss from the binary, then from the dump through the interpreter */
     const char *a = strstr(out, "epoch 2/2"), *b = a ? strstr(a + 1, "epoch 2/2") : NULL;
-    cr_assert(a && b, "two runs of two epochs expected:\n%s", out);
-    double la = strtod(strstr(a, "train_loss ") + 11, NULL), lb = strtod(strstr(b, "train_loss ") + 11, NULL);
+    const char *ka = a ? strstr(a, "train_loss ") : NULL, *kb = b ? strstr(b, "train_loss ") : NULL;
+    fz_remove_tree(dir);
+    cr_assert(ka && kb, "two runs of two epochs expected:\n%s", out);
+    double la = strtod(ka + 11, NULL), lb = strtod(kb + 11, NULL);
     cr_expect(fabs(la - lb) <= 2e-4 * fmax(1, fabs(lb)), "binary %g, interpreter on the dump %g\n%s", la, lb, out);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    cr_expect(system(cmd) == 0);
 }
 
 /* ---- the generator ---- */
@@ -196,26 +196,30 @@ Test(fuzz, written_model_files_build_the_same_graph)
     cr_assert(chdir(tdir) == 0);
     fz_model *m = malloc(sizeof *m);
     for (uint64_t seed = 100; seed < 130; seed++) {
-        cr_assert(fz_generate(seed, NULL, m, err, sizeof err), "%s", err);
+        bool drawn = fz_generate(seed, NULL, m, err, sizeof err);
+        cr_expect(drawn, "%s", err);
+        if (!drawn)
+            continue;
         char file[64];
         snprintf(file, sizeof file, "%s.c", m->name);
         FILE *f = fopen(file, "w");
         fz_write_c(m, f);
         fclose(f);
         ir_graph *want = fz_build(m, file, err, sizeof err), *got = fe_load(file, getenv("AOTGRAD_INCLUDE"), NULL);
-        cr_assert_not_null(want, "%s", err);
-        cr_assert_not_null(got, "seed %llu: %s does not load", (unsigned long long)seed, file);
-        char *a = ir_print_str(want), *b = ir_print_str(got);
-        cr_expect_str_eq(b, a, "seed %llu: the model file builds another graph", (unsigned long long)seed);
-        free(a);
-        free(b);
+        cr_expect(want && got, "seed %llu: %s: %s", (unsigned long long)seed, file, want ? "does not load" : err);
+        if (want && got) {
+            char *a = ir_print_str(want), *b = ir_print_str(got);
+            cr_expect_str_eq(b, a, "seed %llu: the model file builds another graph", (unsigned long long)seed);
+            free(a);
+            free(b);
+        }
         ir_graph_free(want);
         ir_graph_free(got);
         unlink(file);
     }
     free(m);
-    cr_assert(chdir("/") == 0);
-    rmdir(tdir);
+    cr_expect(chdir("/") == 0);
+    fz_remove_tree(tdir);
 }
 
 /* ---- the shrinker ---- */
