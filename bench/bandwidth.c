@@ -2,9 +2,11 @@
  *
  *   bench_bandwidth [--threads T] [--mib M]      (T: default the core count; M >= 64, default 64)
  *
- * Ceiling (DESIGN.md, "Done when"): the faster of glibc's memcpy and a copy split over T
- * pthreads, both on 256 MiB, best of 5, counting bytes read plus bytes written (2 x 256 MiB
- * per copy).
+ * The method: count the bytes each kernel must move, measure a ceiling for moving bytes in
+ * the same run, and report the kernel's rate as a fraction of it.
+ *
+ * Ceiling: the faster of glibc's memcpy and a copy split over T pthreads, both on 256 MiB,
+ * best of 5, counting bytes read plus bytes written (2 x 256 MiB per copy).
  *
  * Kernels: two chains written as text IR, each over f32[N, 1024] with N rows making M MiB per
  * array, compiled through the pipeline (ir_parse -> pass_run (eval) -> plan_memory(N) ->
@@ -36,7 +38,7 @@
 #include "passes.h"
 #include "profile.h"
 #include "target.h"
-#include "threads.h"
+#include "pool.h"
 
 /* The JIT resolves the runtime routines generated code may call from this process:
  * referenced here, they are linked in. */

@@ -19,58 +19,7 @@
 #ifndef AOTGRAD_H
 #define AOTGRAD_H
 
-#include <stdbool.h>
-#include <stdint.h>
-
-#include "ops.h"
-
-typedef enum ag_dtype {
-    AG_F32,  /* 32-bit float */
-    AG_I32,  /* 32-bit signed integer (labels, indices) */
-    AG_U8,   /* unsigned byte (raw image pixels) */
-    AG_BOOL, /* comparison results, stored as one byte 0 or 1 */
-    AG_F64,  /* the interpreter's f64 mode stores f32 values as this; never in a graph */
-    AG_DTYPE_COUNT
-} ag_dtype;
-
-#define AG_N (-1)      /* the symbolic batch dimension */
-#define AG_MAX_RANK 4
-
-typedef struct ag_graph ag_graph;
-
-/* A value of the graph being built. id >= 0: node id; AG_POISON: an earlier error;
- * AG_IMM: a plain number (imm) not yet placed in a graph. */
-typedef struct ag_val {
-    ag_graph *g;
-    int32_t id;
-    double imm;
-} ag_val;
-#define AG_POISON (-1)
-#define AG_IMM (-2)
-
-typedef struct ag_loc {
-    const char *file;
-    int line;
-} ag_loc;
-
-/* A dims list as written in a builder call; more than AG_MAX_RANK is reported, not cut. */
-typedef struct ag_dims {
-    int n;
-    int64_t d[8];
-} ag_dims;
-
-typedef enum ag_init_kind {
-    AG_INIT_ZEROS,
-    AG_INIT_CONSTANT, /* a */
-    AG_INIT_NORMAL,   /* mean a, standard deviation b */
-    AG_INIT_UNIFORM,  /* in [a, b) */
-    AG_INIT_XAVIER,   /* uniform in +-sqrt(6 / (fan_in + fan_out)) */
-} ag_init_kind;
-
-typedef struct ag_init {
-    ag_init_kind kind;
-    double a, b;
-} ag_init;
+#include "builder.h" /* the calls the macros make, the values and the vocabulary types */
 
 /* ---- initializers ---- */
 static inline ag_init ag_zeros(void) { return (ag_init){AG_INIT_ZEROS, 0, 0}; }
@@ -156,21 +105,7 @@ static inline ag_init ag_xavier(void) { return (ag_init){AG_INIT_XAVIER, 0, 0}; 
 
 /* ---- training: what the model declares, so that one file (or its .ir dump) trains ---- */
 
-typedef struct ag_optimizer {
-    const char *kind; /* "sgd": p -= lr * (grad + wd * p) */
-    double lr, wd;    /* defaults; both are runtime scalars (--lr, --wd) */
-} ag_optimizer;
 #define ag_sgd(...) ((ag_optimizer){.kind = "sgd", __VA_ARGS__})
-
-typedef struct ag_fit {
-    int _;                   /* lets the list be empty */
-    ag_val metric;           /* a scalar summed over an epoch, divided by its samples */
-    const char *metric_name; /* its output's name; may be left out only for ag_correct's count
-                                (then "correct", reported as an accuracy) */
-    ag_val predict;          /* what predictions read (logits, y_hat); optional */
-    const char *data;        /* "fashion-mnist", a path, or "synthetic-linear w=2,-3.4 b=4.2 train=1000" */
-    int64_t batch, epochs;   /* defaults for the command line */
-} ag_fit;
 
 /* Declares the scalar loss to minimize with the optimizer, and the training defaults.
  * Adds the outputs loss, the metric and predict. */
@@ -186,13 +121,6 @@ typedef struct ag_fit {
 #define ag_requires_grad(x) ag_requires_grad_at(AG_HERE, AG_V(x))
 /* The number of rows whose largest logit is at the label: d2l's accuracy numerator. */
 #define ag_correct(logits, labels) ag_sum(ag_cast(ag_eq(ag_argmax(logits, -1), labels), AG_F32))
-
-/* ---- graphs (for drivers and tests; a model file does not need these) ---- */
-ag_graph *ag_graph_new(const char *name);
-void ag_graph_free(ag_graph *g);
-int ag_graph_error_count(const ag_graph *g);
-const char *ag_graph_error(const ag_graph *g, int i); /* "file:line: error: message" */
-int ag_graph_finish(ag_graph *g);                       /* final checks; returns the error count */
 
 /* ---- what the macros call ---- */
 #define AG_HERE ((ag_loc){__FILE__, __LINE__})
@@ -214,35 +142,5 @@ int ag_graph_finish(ag_graph *g);                       /* final checks; returns
 #define AG_MAP_V6(a, ...) AG_V(a), AG_MAP_V5(__VA_ARGS__)
 #define AG_MAP_V7(a, ...) AG_V(a), AG_MAP_V6(__VA_ARGS__)
 #define AG_MAP_V8(a, ...) AG_V(a), AG_MAP_V7(__VA_ARGS__)
-
-static inline ag_val ag_val_of(ag_val v) { return v; }
-static inline ag_val ag_imm_of(double x) { return (ag_val){0, AG_IMM, x}; }
-
-ag_val ag_input_at(ag_loc at, ag_graph *g, const char *name, ag_dtype dtype, ag_dims dims);
-ag_val ag_param_at(ag_loc at, ag_graph *g, const char *name, ag_init init, ag_dims dims);
-ag_val ag_const_at(ag_loc at, ag_graph *g, ag_dtype dtype, double v);
-void ag_output_at(ag_loc at, ag_graph *g, const char *name, ag_val v);
-ag_val ag_ew_at(ag_loc at, ir_op op, int n, const ag_val *operands);
-ag_val ag_cast_at(ag_loc at, ag_val x, ag_dtype dtype);
-ag_val ag_reduce_at(ag_loc at, ir_op op, ag_val x, ag_dims axes, bool keepdims);
-ag_val ag_axis_at(ag_loc at, ir_op op, ag_val x, int axis);
-ag_val ag_matmul_at(ag_loc at, const char *form, ag_val a, ag_val b);
-ag_val ag_transpose_at(ag_loc at, ag_val x, ag_dims perm);
-ag_val ag_reshape_at(ag_loc at, ag_val x, ag_dims dims);
-ag_val ag_flatten_at(ag_loc at, ag_val x);
-ag_val ag_broadcast_to_at(ag_loc at, ag_val x, ag_dims dims);
-ag_val ag_concat_at(ag_loc at, int axis, int n, const ag_val *parts);
-ag_val ag_row_at(ag_loc at, ir_op op, ag_val x, ag_dims axis);
-ag_val ag_one_hot_at(ag_loc at, ag_val labels, int classes);
-ag_val ag_cross_entropy_at(ag_loc at, ag_val logits, ag_val labels);
-ag_val ag_squared_loss_at(ag_loc at, ag_val pred, ag_val target);
-ag_val ag_dropout_at(ag_loc at, ag_val x, double p);
-void ag_minimize_at(ag_loc at, ag_graph *g, ag_val loss, ag_optimizer opt, ag_fit fit);
-void ag_group_at(ag_loc at, ag_graph *g, const char *name, double wd_scale, double lr_scale, int n,
-                 const ag_val *params);
-const char *ag_option_at(ag_loc at, ag_graph *g, const char *name, const char *default_value,
-                         const char *choices);
-ag_val ag_requires_grad_at(ag_loc at, ag_val x);
-ag_val ag_slice_at(ag_loc at, ag_val x, int axis, int64_t start, int64_t extent);
 
 #endif

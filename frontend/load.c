@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "bug.h"
+#include "builder.h"
 #include "load.h"
 
 static bool file_exists(const char *path)
@@ -343,9 +344,9 @@ static _Noreturn void build_child(int fd, pid_t parent, const char *path, const 
     }
     ir_graph *g = ir_graph_new(name);
     g->settings = settings;
-    fe_dsl_building(g);
+    ag_graph_building(g);
     build(g);
-    fe_dsl_building(NULL);
+    ag_graph_building(NULL);
     in_model = false;
     fflush(stdout);
     g->settings = NULL;

@@ -20,11 +20,6 @@ ir_graph *fe_load(const char *path, const char *include_dir, const char *const *
  * 60 until set. */
 void fe_set_model_timeout(double seconds);
 
-/* The graph a model file is building, NULL when done (frontend/dsl.c): a mistake made with
- * no graph at hand (a NULL graph, an uninitialized ag_val) is recorded in it, so that it is
- * counted and reported in order with the others. */
-void fe_dsl_building(ir_graph *g);
-
 /* The folder holding aotgrad.h: $AOTGRAD_INCLUDE, else include/ beside the binary (build
  * tree), else ../include/aotgrad beside it (installed); NULL if none. */
 const char *fe_include_dir(void);

@@ -13,7 +13,7 @@
 #include "load.h"
 #include "passes.h"
 #include "run.h"
-#include "threads.h"
+#include "pool.h"
 
 typedef struct command {
     const char *name;

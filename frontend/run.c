@@ -33,28 +33,11 @@ typedef struct interp_model {
 
 static int32_t input_named(const ir_graph *g, const char *name) { return ir_find_source(g, IR_input, name); }
 
-/* The data inputs: every input but lr and wd, in graph order: features, then targets. */
-static bool data_inputs(const ir_graph *g, int32_t *x, int32_t *y, char *err, size_t len)
-{
-    int32_t found[3];
-    int n = 0;
-    for (int32_t i = 0; i < g->n && n < 3; i++)
-        if (g->node[i].op == IR_input && strcmp(g->node[i].attr.name, "lr") && strcmp(g->node[i].attr.name, "wd"))
-            found[n++] = i;
-    if (n != 2) {
-        snprintf(err, len, "%s: training binds two inputs, the features and the targets; the model has %d", g->name, n);
-        return false;
-    }
-    *x = found[0];
-    *y = found[1];
-    return true;
-}
-
 static bool setup(graph_run *r, ir_graph *g, const ir_train *t, interp_model *m, char *err, size_t len)
 {
     r->g = g;
     r->bound = calloc((size_t)g->n, sizeof *r->bound);
-    if (!r->bound || !data_inputs(g, &r->x, &r->y, err, len))
+    if (!r->bound || !ir_data_inputs(g, &r->x, &r->y, err, len))
         return false;
     r->lr = input_named(g, "lr");
     r->wd = input_named(g, "wd");
@@ -202,60 +185,6 @@ static bool make_model(const ir_graph *g, uint32_t seed, interp_model *m, rt_mod
     return true;
 }
 
-/* The class count of labels `y` as the graph reads them: a one_hot's classes, or the last
- * axis of the logits a cross-entropy (softmax_ce after fusion) or an accuracy (argmax
- * compared with them) takes, inside fused kernels too; the largest where readers differ
- * (a label past a one_hot's classes is a zero row, not an error); 0 when nothing says. */
-enum { MAX_CLASSES = 1 << 24 }; /* labels are i32; counts past this are no classifier's */
-
-static int label_classes(const ir_graph *g, int32_t y)
-{
-    int most = 0;
-    for (int32_t i = y + 1; i < g->n; i++) {
-        const ir_node *n = &g->node[i];
-        for (int k = 0; k < n->nin; k++) {
-            if (n->in[k] != y)
-                continue;
-            const ir_node *other = n->nin == 2 ? &g->node[n->in[1 - k]] : NULL;
-            int64_t c = 0;
-            if (n->op == IR_one_hot)
-                c = n->attr.classes;
-            if ((n->op == IR_softmax_ce || n->op == IR_softmax_ce_grad) && k == 1)
-                c = g->node[n->in[0]].shape.dim[1];
-            if ((n->op == IR_eq || n->op == IR_ne) && other->op == IR_argmax)
-                c = g->node[other->in[0]].shape.dim[other->attr.axis];
-            if (n->op == IR_kernel) /* the body input the labels bind */
-                for (int32_t j = 0, seen = 0; j < g->kernels[n->attr.kernel]->n; j++)
-                    if (g->kernels[n->attr.kernel]->node[j].op == IR_input && seen++ == k) {
-                        c = label_classes(g->kernels[n->attr.kernel], j);
-                        break;
-                    }
-            if (c > most && c <= MAX_CLASSES)
-                most = (int)c;
-        }
-    }
-    return most;
-}
-
-/* Features and targets per sample, and the class count, from the model's data inputs. */
-bool fe_data_shape(const ir_graph *g, int64_t *features, int64_t *targets, int *classes, char *err, size_t len)
-{
-    int32_t x, y;
-    if (!data_inputs(g, &x, &y, err, len))
-        return false;
-    *features = ir_numel(&g->node[x].shape, 1);
-    *targets = ir_numel(&g->node[y].shape, 1);
-    *classes = 0;
-    if (g->node[y].dtype == AG_I32) {
-        *classes = label_classes(g, y);
-        if (!*classes)
-            *classes = g->train->nclasses;
-        if (!*classes) /* integer targets no one_hot, cross-entropy or accuracy reads: any label */
-            *classes = MAX_CLASSES;
-    }
-    return true;
-}
-
 int fe_run(const ir_graph *g, const fe_run_opts *o)
 {
     const char *where = o->where ? o->where : g->name;
@@ -272,7 +201,7 @@ int fe_run(const ir_graph *g, const fe_run_opts *o)
     rt_dataset train, test;
     rt_truth truth;
     int32_t x, y;
-    if (!fe_data_shape(g, &features, &targets, &classes, err, sizeof err) ||
+    if (!ir_data_shape(g, &features, &targets, &classes, err, sizeof err) ||
         !rt_load_data(o->data ? o->data : t->data, features, targets, classes, &train, &test, &truth, err,
                       sizeof err)) {
         fe_report(where, err);
@@ -281,7 +210,7 @@ int fe_run(const ir_graph *g, const fe_run_opts *o)
     /* the features as the model's input takes them (CSV numbers into u8 pixels, bytes into f32) */
     char what[600];
     snprintf(what, sizeof what, "data %s", o->data ? o->data : t->data);
-    if (!data_inputs(g, &x, &y, err, sizeof err) || !rt_dataset_x_fits(&train, g->node[x].dtype, what, err, sizeof err) ||
+    if (!ir_data_inputs(g, &x, &y, err, sizeof err) || !rt_dataset_x_fits(&train, g->node[x].dtype, what, err, sizeof err) ||
         !rt_dataset_x_fits(&test, g->node[x].dtype, what, err, sizeof err) ||
         !rt_dataset_x_as(&train, g->node[x].dtype, err, sizeof err) ||
         !rt_dataset_x_as(&test, g->node[x].dtype, err, sizeof err)) {

@@ -17,9 +17,6 @@ typedef struct fe_run_opts {
     const char *where;     /* the model's file, which messages start with; NULL: the graph's name */
 } fe_run_opts;
 
-/* Features and targets per sample and the class count (0: regression) of a model's data
- * inputs: the first two inputs other than lr and wd. */
-bool fe_data_shape(const ir_graph *g, int64_t *features, int64_t *targets, int *classes, char *err, size_t len);
 
 /* Trains g (any stage) with the runtime's loop; prints the epoch lines and the small
  * parameters; returns the exit status. */

@@ -12,8 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "aotgrad.h"
 #include "ops.h"
+#include "types.h"
 
 #define IR_MAX_RANK AG_MAX_RANK
 /* The most a batch or an epoch count may be: in the DSL, the text IR and on the command line. */
@@ -284,6 +284,17 @@ ir_graph *ir_parse(const char *text, size_t len, const char *filename, char *err
 
 /* Graphviz DOT: fused kernels as boxes holding their ops (ir/dot.c). */
 void ir_print_dot(FILE *f, const ir_graph *g);
+
+/* ---- what inputs are for (ir/inputs.c) ---- */
+
+/* The data inputs: the features x and the targets y of a batch; false with a message when
+ * the graph has not exactly these two. */
+bool ir_data_inputs(const ir_graph *g, int32_t *x, int32_t *y, char *err, size_t len);
+/* Features and targets per sample, and the class count (0: real-valued targets) of the
+ * data inputs: the labels' readers say it (a one_hot's classes, the logits' last axis of a
+ * cross-entropy or an accuracy), the largest where they differ; else the dataset's class
+ * names; else any label below 2^24. */
+bool ir_data_shape(const ir_graph *g, int64_t *features, int64_t *targets, int *classes, char *err, size_t len);
 
 /* ---- verifier (ir/verify.c) ---- */
 /* Checks ids, order, arity, attributes, dtypes and shapes (by re-inferring every node),

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "builder.h"
 #include "ir.h"
 
 /* ---- autodiff (passes/autodiff.c, rules in passes/grad.c) ---- */

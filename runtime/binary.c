@@ -23,7 +23,7 @@
 #include "history.h"
 #include "init.h"
 #include "profile.h"
-#include "threads.h"
+#include "pool.h"
 #include "train.h"
 
 static double now(void)

@@ -1,4 +1,4 @@
-/* OpenBLAS's kernels (threads.h: rt_blas_pick_kernels). */
+/* OpenBLAS's kernels (pool.h: rt_blas_pick_kernels). */
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +9,7 @@
 #include <cpuid.h>
 #endif
 
-#include "threads.h"
+#include "pool.h"
 
 /* ---- OpenBLAS's kernels ----
  * OpenBLAS picks its kernels by the CPU's model number at load time, and one it does not know

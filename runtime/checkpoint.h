@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "aotgrad.h"
+#include "types.h"
 
 #define RT_CKPT_MAX_HEADER 100000000 /* the safetensors library's own limit */
 

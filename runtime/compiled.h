@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "aotgrad.h" /* ag_dtype, ag_init */
+#include "types.h" /* ag_dtype, ag_init */
 
 #ifndef AG_ARGS_DEFINED
 #define AG_ARGS_DEFINED

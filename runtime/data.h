@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "aotgrad.h"
+#include "types.h"
 
 #define RT_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 #define RT_DATA_MAX_BYTES ((int64_t)1 << 31) /* a header asking for more is refused */

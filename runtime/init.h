@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "aotgrad.h"
+#include "types.h"
 
 /* Fill dst[0..n) per init, each value already rounded to float. A parameter of shape
  * [fan_in, fan_out] (a vector: [n, n]) draws from Philox stream (seed, stream); drivers use

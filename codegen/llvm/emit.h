@@ -25,7 +25,7 @@
  *            M, N or K is 0; alpha and beta from the step's scalar expressions.
  *   CG_CALL  the runtime routine of runtime/rt_ops.h for call.op.
  * sgemm and the runtime routines run on the calling thread, between parallel loops (OpenBLAS
- * threads itself; the pool's workers sleep between jobs, see runtime/threads.h).
+ * threads itself; the pool's workers sleep between jobs, see runtime/pool.h).
  *
  * Values follow the interpreter (ir/interp.c) in f32 mode: an op whose operands and result
  * are all f32 computes in float, any other in double, and each result is converted to its

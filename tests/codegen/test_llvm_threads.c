@@ -19,7 +19,7 @@
 #include "passes.h"
 #include "rt_ops.h"
 #include "target.h"
-#include "threads.h"
+#include "pool.h"
 
 /* JIT'd code calls these from this process: referenced here, they are linked in. */
 void *const test_llvm_threads_rt_refs[] = {(void *)rt_parallel_for, (void *)rt_softmax_ce, (void *)rt_dropout};

@@ -27,7 +27,7 @@
 #include "profile.h"
 #include "rt_ops.h"
 #include "target.h"
-#include "threads.h"
+#include "pool.h"
 
 /* What generated code calls (codegen/llvm/emit.c): linked in, for the JIT to find. */
 __attribute__((used)) static void (*const runtime_routines[])(void) = {

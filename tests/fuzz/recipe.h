@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "aotgrad.h"
 #include "ir.h"
 
 /* One DSL builder each (aotgrad.h); `form` picks among spellings of the same builder. */

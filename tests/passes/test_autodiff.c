@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aotgrad.h"
 #include "bind.h"
 #include "interp.h"
 #include "ir.h"

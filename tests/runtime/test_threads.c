@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "threads.h"
+#include "pool.h"
 
 static double now_s(void)
 {

@@ -1,4 +1,4 @@
-/* The thread pool (threads.h): pthreads, one atomic chunk counter, workers that spin a few
+/* The thread pool (pool.h): pthreads, one atomic chunk counter, workers that spin a few
  * microseconds and then sleep on a condition variable.
  *
  * A job is published as one atomic word, generation << 16 | helpers, after its fields are
@@ -13,7 +13,7 @@
  * caller sees the sleeper and broadcasts under the mutex. The caller's wait for `pending`
  * mirrors this with `caller_waiting`. */
 #define _GNU_SOURCE
-#include "threads.h"
+#include "pool.h"
 
 #include <errno.h>
 #include <pthread.h>

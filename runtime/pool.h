@@ -22,8 +22,8 @@
  * rt_parallel_for calls, so the two never compute at once, and rt_pool_bind_blas gives
  * OpenBLAS the pool's thread count, so either set of threads fills the cores (but see the
  * caveat at rt_pool_bind_blas). */
-#ifndef RT_THREADS_H
-#define RT_THREADS_H
+#ifndef RT_POOL_H
+#define RT_POOL_H
 
 #include <stdint.h>
 

@@ -1,4 +1,4 @@
-/* The DSL builders behind frontend/aotgrad.h.
+/* The graph-building API (ir/builder.h), which the DSL's macros and the passes call.
  *
  * Each builder checks what only it knows (names, axes as the user wrote them, the dot/mv/mm
  * forms), then hands the node to ir_add, whose shape rules are the ones the parser and the
@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "builder.h"
 #include "ir.h"
-#include "load.h"
 
 #define SHAPE(s) ir_shape_str(s, (char[64]){0}, 64)
 
@@ -29,11 +29,11 @@ static const char *intern_file(ir_graph *g, const char *file)
     return g->file_copy;
 }
 
-/* the graph a model file is building (fe_dsl_building): where a mistake made with no graph
- * at hand is recorded */
+/* the graph a model file is building (ag_graph_building): where a mistake made with no
+ * graph at hand is recorded */
 static ir_graph *model_being_built;
 
-void fe_dsl_building(ir_graph *g) { model_being_built = g; }
+void ag_graph_building(ag_graph *g) { model_being_built = g; }
 
 static void record(ir_graph *g, ag_loc at, const char *fmt, ...)
 {
