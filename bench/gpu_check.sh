@@ -10,7 +10,7 @@
 # The GPU machine has the CUDA driver, nvcc and PyTorch 2 but no LLVM, OpenBLAS or dataset,
 # so `prepare` packs the binaries (built with --target cpu,cuda, with their CUDA C), gpu_diff
 # and its cases (every op sample and model, compiled here), OpenBLAS and its Fortran runtime
-# (xz), Fashion-MNIST and ../shared/anchors. `run`:
+# (xz), Fashion-MNIST and bench/anchors. `run`:
 #   0. where this toolkit's cubin and PTX do not load (a driver older than CUDA 13), builds
 #      every module again with the machine's nvcc and uses those (AOTGRAD_CUDA_IMAGE);
 #   1. gpu_diff: every op's sample at batches 1, 7, 256, 1001 and every model's train step on
@@ -23,7 +23,7 @@
 #      the GPU: mlp_dropout 1 + 1 epochs against 2, the checkpoints' tensors byte for byte;
 #   3. every classifier for 10 epochs on the GPU: test accuracy (bars 0.82, 0.82, 0.84) and
 #      the median epoch of 2-10; then `mlp bench --device cuda` (a row per kernel);
-#   4. PyTorch (../shared/anchors/torch_d2l.py mlp, --device cuda) eager and with
+#   4. PyTorch (bench/anchors/torch_d2l.py mlp, --device cuda) eager and with
 #      --compile reduce-overhead, median epoch of 2-10; targets: ours >= 3x eager's speed and
 #      faster than torch.compile's.
 # Every step has a time limit, so a hang still ends with the table. It finishes in a few
@@ -59,7 +59,7 @@ if [ "$1" = prepare ]; then
     xz -6 -T2 -c "$(readlink -f "$lib")" > "$carry/lib/$(basename "$lib").xz"
   done
   cp /usr/share/datasets/fashion-mnist/*.gz "$carry/data/"
-  cp ../shared/anchors/torch_d2l.py ../shared/anchors/gemm_floor.c "$carry/anchors/"
+  cp bench/anchors/torch_d2l.py bench/anchors/gemm_floor.c "$carry/anchors/"
   du -sh "$carry" >&2
   echo "prepare: done; on the GPU machine: bench/gpu_check.sh run (carry $carry)" >&2
   exit 0

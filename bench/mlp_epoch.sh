@@ -34,8 +34,8 @@ options:
   --help           this text
 
 environment:
-  ANCHORS          folder of gemm_floor.c and torch_d2l.py (default: ../shared/anchors
-                   beside the project root)
+  ANCHORS          folder of gemm_floor.c and torch_d2l.py (default: bench/anchors, the
+                   copies of the project's reference programs)
   OPENBLAS_CORETYPE  passed on to gemm_floor and the MLP binary (both use OpenBLAS). The table
                    names the OpenBLAS kernels in use and warns when OpenBLAS fell back to SSE
                    kernels on an AVX2/AVX-512 CPU it does not know (Debian 12's OpenBLAS 0.3.21
@@ -86,7 +86,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ag=${ag:-$root/build/aotgrad}
 case $ag in /*) ;; *) ag=$PWD/$ag ;; esac
 [ -z "$data" ] || case $data in /*) ;; *) data=$PWD/$data ;; esac
-anchors=${ANCHORS:-$root/../shared/anchors}
+anchors=${ANCHORS:-$root/bench/anchors}
 [ -d "$anchors" ] || { echo "mlp_epoch.sh: no anchors folder at $anchors (set ANCHORS)" >&2; exit 1; }
 anchors=$(cd "$anchors" && pwd)
 

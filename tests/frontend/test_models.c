@@ -127,14 +127,14 @@ Test(cli, ir_forward_and_check)
     cr_assert(strstr(ir, "graph @mlp {\n"), "%s", ir);
     cr_assert(strstr(ir, "= matmul %"), "%s", ir);
     cr_assert(strstr(ir, "= relu %3                      ; models/mlp.c:18\n"), "no source line on the hidden layer:\n%s", ir);
-    /* README's "The text IR" shows this very output */
+    /* docs/text-ir.md shows this very output */
     size_t len;
-    char *readme = fe_read_file(AG_SOURCE_DIR "/README.md", &len);
+    char *readme = fe_read_file(AG_SOURCE_DIR "/docs/text-ir.md", &len);
     cr_assert_not_null(readme);
     char *shown = strstr(readme, "```\ngraph @mlp {\n"), *end = shown ? strstr(shown, "\n}\n```") : NULL;
-    cr_assert(shown && end, "README.md has no graph @mlp block");
+    cr_assert(shown && end, "docs/text-ir.md has no graph @mlp block");
     shown += 4, end[3] = 0;
-    cr_expect_str_eq(shown, ir, "README.md's text IR is not what aotgrad ir models/mlp.c prints");
+    cr_expect_str_eq(shown, ir, "docs/text-ir.md's text IR is not what aotgrad ir models/mlp.c prints");
     free(readme);
     free(ir);
 
