@@ -41,6 +41,14 @@ static void describe_outputs(FILE *f, const char *M, const char *entry, const cg
     }
 }
 
+/* One field of the struct, "    TYPE NAME;" and its comment, the name against a pointer's '*'. */
+static void print_field(FILE *f, const char *type, const char *name, const char *what)
+{
+    size_t n = strlen(type);
+    int k = fprintf(f, "    %s%s%s;", type, n && type[n - 1] == '*' ? "" : " ", name);
+    fprintf(f, "%*s/* %s */\n", k < 26 ? 26 - k : 1, "", what);
+}
+
 bool cg_write_header(FILE *f, const char *source, const cg_program *train, const ir_graph *step,
                      const cg_program *forward, const ir_graph *eval)
 {
@@ -53,18 +61,13 @@ bool cg_write_header(FILE *f, const char *source, const cg_program *train, const
     fprintf(f, " * and an arena of %s_TRAIN_ARENA_BYTES for a train step (%s_FORWARD_ARENA_BYTES for forward),\n", M, M);
     fprintf(f, " * valid for any batch N up to %s_MAX_BATCH. */\n", M);
     fprintf(f, "#ifndef %s_H\n#define %s_H\n\n#include <stdint.h>\n\n", M, M);
+    /* the struct of runtime/args.h, field by field from its list */
     fprintf(f, "#ifndef AG_ARGS_DEFINED\n#define AG_ARGS_DEFINED\n");
-    fprintf(f, "/* The arguments of every entry point. */\ntypedef struct ag_args {\n"
-               "    char *arena;          /* the arena, 64-byte aligned */\n"
-               "    char *params;         /* the parameters, laid out as below */\n"
-               "    void *const *inputs;  /* the entry point's inputs, in the order listed below */\n"
-               "    void *const *outputs; /* unused: outputs stay in the arena or the parameters */\n"
-               "    int64_t batch;        /* N, the rows of this batch: 1 to MAX_BATCH */\n"
-               "    uint32_t seed;        /* dropout's seed */\n"
-               "    uint64_t step;        /* dropout's step counter */\n"
-               "    void *pool;           /* an rt_pool * to split loops over threads, or NULL */\n"
-               "    void *profile;        /* an rt_profile * timing each step (rt_profile_mark), or NULL */\n"
-               "} ag_args;\n#endif\n\n");
+    fprintf(f, "/* The arguments of every entry point. */\ntypedef struct ag_args {\n");
+#define PRINT_FIELD(type, name, what) print_field(f, #type, #name, what);
+    AG_ARGS_FIELDS(PRINT_FIELD)
+#undef PRINT_FIELD
+    fprintf(f, "} ag_args;\n#endif\n\n");
     fprintf(f, "#define %s_MAX_BATCH %lldLL\n", M, (long long)train->max_batch);
     fprintf(f, "#define %s_PARAM_BYTES %lldLL\n", M, (long long)train->param_bytes);
     fprintf(f, "#define %s_TRAIN_ARENA_BYTES %lldLL\n", M, (long long)train->arena_bytes.k);

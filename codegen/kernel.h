@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "args.h"
 #include "ir.h"
 
 typedef struct cg_dim {
@@ -127,17 +128,7 @@ typedef struct cg_step {
  * buffer's address is its region's base plus offset.k + offset.n * batch bytes: the arena
  * and the parameters for CG_ARENA and CG_PARAMS, inputs[index] and outputs[index] for the
  * caller's tensors. */
-typedef struct cg_args {
-    char *arena;
-    char *params;
-    void *const *inputs;
-    void *const *outputs;
-    int64_t batch;       /* the value of N */
-    uint32_t seed;       /* dropout's key */
-    uint64_t step;       /* dropout's counter */
-    void *pool;          /* rt_pool *, for splitting loops over threads; NULL: one thread */
-    void *profile;       /* rt_profile_mark(profile, step) after each step when set (bench) */
-} cg_args;
+typedef ag_args cg_args; /* runtime/args.h: the contract, defined once */
 
 /* A parameter's place in the parameter region, as the generated header documents it. */
 typedef struct cg_param {

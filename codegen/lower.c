@@ -665,6 +665,48 @@ static void lower_group(lowering *L, int32_t top, const ir_graph *body, const in
     free(G.home);
 }
 
+/* Outputs that are constants or inputs get a slot of their own in the arena, filled first:
+ * every output then lies in the arena or the parameters, the caller's memory only read. */
+static void output_slots(lowering *L)
+{
+    const ir_graph *g = L->g;
+    cg_program *p = L->p;
+    /* a constant returned as an output gets a slot of its own, filled first */
+    for (int k = 0; k < g->nout && !L->failed; k++) {
+        const ir_node *c = &g->node[g->out[k].id];
+        if (c->op != IR_const || L->outer[g->out[k].id] >= 0)
+            continue;
+        int32_t b = add_buffer(L, (cg_buffer){CG_ARENA, 0, {g->plan->arena + L->fixed, 0}, c->dtype});
+        add_bytes(L, &L->fixed, ALIGN);
+        L->outer[g->out[k].id] = b;
+        cg_step *s = add_step(L, CG_LOOP, g->out[k].id);
+        s->loop.expr[s->loop.nexprs++] = (cg_expr){.kind = CG_E_CONST, .dtype = c->dtype, .value = c->attr.value};
+        s->loop.store[s->loop.nstores++] = (cg_store){0, {b, {0, 0}, {{0}}}};
+    }
+    /* so does an input returned as an output, copied first: every output lies in the arena or
+     * the parameters, the caller's memory only being read */
+    for (int k = 0; k < g->nout && !L->failed; k++) {
+        int32_t id = g->out[k].id;
+        const ir_node *in = &g->node[id];
+        if (in->op != IR_input || p->buffers[L->outer[id]].region != CG_INPUT)
+            continue;
+        int32_t b = add_buffer(L, (cg_buffer){CG_ARENA, 0, {g->plan->arena + L->fixed, 0}, in->dtype});
+        add_bytes(L, &L->fixed, aligned_bytes_at(L, &in->shape, in->dtype, g->plan->batch));
+        view from = contiguous(L->outer[id], &in->shape), to = contiguous(b, &in->shape);
+        cg_step *s = add_step(L, CG_LOOP, id);
+        cg_loop *l = &s->loop;
+        l->rank = in->shape.rank;
+        l->load[l->nloads++] = (cg_access){from.buffer, {0, 0}, {{0}}};
+        l->store[l->nstores++] = (cg_store){0, {to.buffer, {0, 0}, {{0}}}};
+        for (int d = 0; d < in->shape.rank; d++) {
+            l->extent[d] = in->shape.dim[d] == AG_N ? (cg_dim){0, 1} : (cg_dim){in->shape.dim[d], 0};
+            l->load[0].stride[d] = l->store[0].at.stride[d] = (cg_dim){from.stride[d], from.nstride[d]};
+        }
+        l->expr[l->nexprs++] = (cg_expr){.kind = CG_E_LOAD, .dtype = in->dtype, .load = 0};
+        L->outer[id] = b; /* the output's buffer; the graph's readers of the input see the copy */
+    }
+}
+
 cg_program *cg_lower(const ir_graph *g, bool training, char *err, size_t len)
 {
     return cg_lower_like(g, training, NULL, err, len);
@@ -723,40 +765,7 @@ cg_program *cg_lower_like(const ir_graph *g, bool training, const cg_program *la
         } else
             L.outer[i] = add_buffer(&L, (cg_buffer){CG_ARENA, 0, {g->plan->offset[i], 0}, n->dtype});
     }
-    /* a constant returned as an output gets a slot of its own, filled first */
-    for (int k = 0; k < g->nout && !L.failed; k++) {
-        const ir_node *c = &g->node[g->out[k].id];
-        if (c->op != IR_const || L.outer[g->out[k].id] >= 0)
-            continue;
-        int32_t b = add_buffer(&L, (cg_buffer){CG_ARENA, 0, {g->plan->arena + L.fixed, 0}, c->dtype});
-        add_bytes(&L, &L.fixed, ALIGN);
-        L.outer[g->out[k].id] = b;
-        cg_step *s = add_step(&L, CG_LOOP, g->out[k].id);
-        s->loop.expr[s->loop.nexprs++] = (cg_expr){.kind = CG_E_CONST, .dtype = c->dtype, .value = c->attr.value};
-        s->loop.store[s->loop.nstores++] = (cg_store){0, {b, {0, 0}, {{0}}}};
-    }
-    /* so does an input returned as an output, copied first: every output lies in the arena or
-     * the parameters, the caller's memory only being read */
-    for (int k = 0; k < g->nout && !L.failed; k++) {
-        int32_t id = g->out[k].id;
-        const ir_node *in = &g->node[id];
-        if (in->op != IR_input || p->buffers[L.outer[id]].region != CG_INPUT)
-            continue;
-        int32_t b = add_buffer(&L, (cg_buffer){CG_ARENA, 0, {g->plan->arena + L.fixed, 0}, in->dtype});
-        add_bytes(&L, &L.fixed, aligned_bytes_at(&L, &in->shape, in->dtype, g->plan->batch));
-        view from = contiguous(L.outer[id], &in->shape), to = contiguous(b, &in->shape);
-        cg_step *s = add_step(&L, CG_LOOP, id);
-        cg_loop *l = &s->loop;
-        l->rank = in->shape.rank;
-        l->load[l->nloads++] = (cg_access){from.buffer, {0, 0}, {{0}}};
-        l->store[l->nstores++] = (cg_store){0, {to.buffer, {0, 0}, {{0}}}};
-        for (int d = 0; d < in->shape.rank; d++) {
-            l->extent[d] = in->shape.dim[d] == AG_N ? (cg_dim){0, 1} : (cg_dim){in->shape.dim[d], 0};
-            l->load[0].stride[d] = l->store[0].at.stride[d] = (cg_dim){from.stride[d], from.nstride[d]};
-        }
-        l->expr[l->nexprs++] = (cg_expr){.kind = CG_E_LOAD, .dtype = in->dtype, .load = 0};
-        L.outer[id] = b; /* the output's buffer; the graph's readers of the input see the copy */
-    }
+    output_slots(&L);
     ir_bug_enter("lower", g);
     for (int32_t i = 0; i < g->n && !L.failed; i++) {
         const ir_node *n = &g->node[i];

@@ -145,21 +145,19 @@ static bool entry(FILE *f, const char *fn, const char *steps_var, const cg_progr
     fprintf(f, "{%s, %lldLL, %d, {", fn, (long long)p->arena_bytes.k, p->ninputs);
     int data = 0;
     ag_dtype xt = AG_F32, yt = AG_F32;
-    for (int k = 0; k < p->ninputs; k++) {
+    for (int k = 0; k < p->ninputs; k++) { /* each input by its role */
         const ir_node *n = &g->node[p->input_node[k]];
-        const char *role;
-        if (strcmp(n->attr.name, "lr") == 0)
-            role = "RT_IN_LR";
-        else if (strcmp(n->attr.name, "wd") == 0)
-            role = "RT_IN_WD";
-        else if (data < 2) {
-            role = data ? "RT_IN_Y" : "RT_IN_X";
-            *(data ? &yt : &xt) = n->dtype;
+        static const char *const binds[AG_ROLE_COUNT] = {NULL, "AG_ROLE_DATA", "AG_ROLE_LABELS", "AG_ROLE_LR",
+                                                         "AG_ROLE_WD"};
+        ag_role r = n->attr.role;
+        if (r == AG_ROLE_NONE || (unsigned)r >= AG_ROLE_COUNT)
+            return failf(err, len, "%s: input %s has no role: a binary binds the features, the targets, lr and wd only",
+                         g->name, n->attr.name);
+        if (r == AG_ROLE_DATA || r == AG_ROLE_LABELS) {
+            *(r == AG_ROLE_LABELS ? &yt : &xt) = n->dtype;
             data++;
-        } else
-            return failf(err, len, "%s: input %s: a binary binds the features, the targets, lr and wd only", g->name,
-                         n->attr.name);
-        fprintf(f, "%s%s", k ? ", " : "", role);
+        }
+        fprintf(f, "%s%s", k ? ", " : "", binds[r]);
     }
     if (data != 2)
         return failf(err, len, "%s: training binds two inputs, the features and the targets; the model has %d",

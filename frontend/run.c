@@ -31,16 +31,14 @@ typedef struct interp_model {
     ir_tensor lr, wd;
 } interp_model;
 
-static int32_t input_named(const ir_graph *g, const char *name) { return ir_find_source(g, IR_input, name); }
-
 static bool setup(graph_run *r, ir_graph *g, const ir_train *t, interp_model *m, char *err, size_t len)
 {
     r->g = g;
     r->bound = calloc((size_t)g->n, sizeof *r->bound);
     if (!r->bound || !ir_data_inputs(g, &r->x, &r->y, err, len))
         return false;
-    r->lr = input_named(g, "lr");
-    r->wd = input_named(g, "wd");
+    r->lr = ir_find_role(g, AG_ROLE_LR);
+    r->wd = ir_find_role(g, AG_ROLE_WD);
     if (r->lr >= 0)
         r->bound[r->lr] = &m->lr;
     if (r->wd >= 0)

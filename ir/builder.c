@@ -702,6 +702,13 @@ void ag_minimize_at(ag_loc at, ag_graph *g, ag_val loss, ag_optimizer opt, ag_fi
     }
     if (!declare_output(at, g, "minimize", "loss", loss))
         return;
+    /* the DSL's convention, said once here: the first two batch inputs ([N, ...]) declared
+     * are the features and the targets; everything downstream finds them by their role */
+    for (int32_t i = 0, k = 0; i < g->n && k < 2; i++) {
+        ir_node *n = &g->node[i];
+        if (n->op == IR_input && n->attr.role == AG_ROLE_NONE && n->shape.rank > 0 && n->shape.dim[0] == AG_N)
+            n->attr.role = k++ ? AG_ROLE_LABELS : AG_ROLE_DATA;
+    }
     t->stage = IR_STAGE_MODEL;
     t->loss = "loss";
     t->optimizer = ir_strdup(g, opt.kind);

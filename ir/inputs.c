@@ -5,20 +5,45 @@
 
 #include "ir.h"
 
-/* The data inputs: every input but lr and wd, in graph order: features, then targets. */
+static const char *const role_names[AG_ROLE_COUNT] = {"", "data", "labels", "lr", "wd"};
+
+const char *ir_role_name(ag_role r) { return (unsigned)r < AG_ROLE_COUNT ? role_names[r] : "?"; }
+
+bool ir_role_by_name(const char *name, size_t len, ag_role *r)
+{
+    for (int k = 1; k < AG_ROLE_COUNT; k++)
+        if (strlen(role_names[k]) == len && memcmp(role_names[k], name, len) == 0) {
+            *r = (ag_role)k;
+            return true;
+        }
+    return false;
+}
+
+int32_t ir_find_role(const ir_graph *g, ag_role r)
+{
+    for (int32_t i = 0; i < g->n; i++)
+        if (g->node[i].op == IR_input && g->node[i].attr.role == r)
+            return i;
+    return -1;
+}
+
 bool ir_data_inputs(const ir_graph *g, int32_t *x, int32_t *y, char *err, size_t len)
 {
-    int32_t found[3];
-    int n = 0;
-    for (int32_t i = 0; i < g->n && n < 3; i++)
-        if (g->node[i].op == IR_input && strcmp(g->node[i].attr.name, "lr") && strcmp(g->node[i].attr.name, "wd"))
-            found[n++] = i;
-    if (n != 2) {
-        snprintf(err, len, "%s: training binds two inputs, the features and the targets; the model has %d", g->name, n);
+    *x = ir_find_role(g, AG_ROLE_DATA);
+    *y = ir_find_role(g, AG_ROLE_LABELS);
+    if (*x < 0 || *y < 0) {
+        snprintf(err, len, "%s: training binds the features (an input with role=data) and the targets (role=labels); "
+                           "the model has %s",
+                 g->name, *x < 0 && *y < 0 ? "neither" : *x < 0 ? "no role=data" : "no role=labels");
         return false;
     }
-    *x = found[0];
-    *y = found[1];
+    for (int32_t i = 0; i < g->n; i++) /* what training would leave unbound */
+        if (g->node[i].op == IR_input && g->node[i].attr.role == AG_ROLE_NONE) {
+            snprintf(err, len, "%s: training binds only the data, the labels and the optimizer's scalars; input %s has "
+                               "no role",
+                     g->name, g->node[i].attr.name);
+            return false;
+        }
     return true;
 }
 

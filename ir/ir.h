@@ -58,6 +58,7 @@ enum {
     A_START = 1 << 10,  /* slice: the first index along axis */
     A_GRAD = 1 << 11,   /* input: a gradient is wanted for it (flag `grad`) */
     A_KERNEL = 1 << 12, /* kernel: which body (g->kernels) and which of its outputs */
+    A_ROLE = 1 << 13,   /* input: what it is for (role=data, labels, lr, wd) */
 };
 
 /* The dtype rule of an elementwise op (the types column). */
@@ -81,6 +82,7 @@ typedef struct ir_attrs {
     int32_t classes;         /* one_hot */
     int64_t start;           /* slice */
     bool grad;               /* input: wants a gradient */
+    ag_role role;            /* input: what training binds to it */
     int32_t kernel, output;  /* kernel: index into the graph's kernels, and of the body's output */
     ag_init init;            /* param */
     const char *name;        /* input, param (in the graph's arena) */
@@ -287,8 +289,14 @@ void ir_print_dot(FILE *f, const ir_graph *g);
 
 /* ---- what inputs are for (ir/inputs.c) ---- */
 
-/* The data inputs: the features x and the targets y of a batch; false with a message when
- * the graph has not exactly these two. */
+/* "data", "labels", "lr", "wd" ("" for none); and back (false: no such role). */
+const char *ir_role_name(ag_role r);
+bool ir_role_by_name(const char *name, size_t len, ag_role *r);
+/* The input with role r, or -1. */
+int32_t ir_find_role(const ir_graph *g, ag_role r);
+
+/* The data inputs: the features (role data) and the targets (role labels) of a batch; false
+ * with a message when the graph has not both. */
 bool ir_data_inputs(const ir_graph *g, int32_t *x, int32_t *y, char *err, size_t len);
 /* Features and targets per sample, and the class count (0: real-valued targets) of the
  * data inputs: the labels' readers say it (a one_hot's classes, the logits' last axis of a

@@ -22,7 +22,7 @@
 
 #define IR_OPS(EW, OP)                                                                            \
     /* sources */                                                                                 \
-    OP(input,         SOURCE,   0, A_NAME | A_GRAD,   rule_source,       no_grad,           "a tensor the caller binds at run time") \
+    OP(input,         SOURCE,   0, A_NAME | A_GRAD | A_ROLE, rule_source, no_grad,         "a tensor the caller binds at run time") \
     OP(param,         SOURCE,   0, A_NAME | A_INIT,   rule_source,       no_grad,           "a trained parameter with its initializer") \
     OP(const,         SOURCE,   0, A_VALUE,           rule_source,       no_grad,           "a scalar constant") \
     /* elementwise, unary */                                                                      \

@@ -323,6 +323,8 @@ static void print_block(FILE *f, const ir_graph *g, const char *word, const char
         k += fprintf(f, " = %s", op_name(n));
         if (n->op == IR_param)
             k += print_init(f, &n->attr.init);
+        if (n->op == IR_input && n->attr.role != AG_ROLE_NONE)
+            k += fprintf(f, " role=%s", ir_role_name(n->attr.role));
         if (n->op == IR_input && n->attr.grad)
             k += fprintf(f, " grad");
         if (n->op == IR_const) {

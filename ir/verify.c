@@ -109,6 +109,8 @@ static const char *stray_attr(const ir_node *n)
         return "start";
     if (!(has & A_GRAD) && a->grad)
         return "grad";
+    if (!(has & A_ROLE) && a->role != AG_ROLE_NONE)
+        return "role";
     if (!(has & A_INIT) && memcmp(&a->init, &noinit, sizeof noinit))
         return "init";
     if (!(has & A_NAME) && a->name)
@@ -153,6 +155,21 @@ static bool check_node(const ir_graph *g, int32_t id, char *err, size_t len)
         if (n->op == IR_input && n->attr.grad && n->dtype != AG_F32)
             return fail(g, id, err, len, "input %s: a gradient needs f32, not %s", n->attr.name,
                         ir_dtype_name(n->dtype));
+        if (n->op == IR_input && n->attr.role != AG_ROLE_NONE) {
+            ag_role r = n->attr.role;
+            if ((unsigned)r >= AG_ROLE_COUNT)
+                return fail(g, id, err, len, "input %s: unknown role %d", n->attr.name, (int)r);
+            if ((r == AG_ROLE_LR || r == AG_ROLE_WD) && (n->dtype != AG_F32 || n->shape.rank != 0))
+                return fail(g, id, err, len, "input %s: role=%s is an f32 scalar, not %s", n->attr.name,
+                            ir_role_name(r), ir_type_str(n->dtype, &n->shape, (char[80]){0}, 80));
+            if ((r == AG_ROLE_DATA || r == AG_ROLE_LABELS) && (n->shape.rank == 0 || n->shape.dim[0] != AG_N))
+                return fail(g, id, err, len, "input %s: role=%s holds a batch, [N, ...], not %s", n->attr.name,
+                            ir_role_name(r), ir_shape_str(&n->shape, (char[64]){0}, 64));
+            for (int32_t j = 0; j < id; j++)
+                if (g->node[j].op == IR_input && g->node[j].attr.role == r)
+                    return fail(g, id, err, len, "input %s: role=%s is %s's already", n->attr.name, ir_role_name(r),
+                                g->node[j].attr.name);
+        }
         if (n->op == IR_param) {
             const ag_init *in = &n->attr.init;
             bool unused_a = in->kind == AG_INIT_ZEROS || in->kind == AG_INIT_XAVIER;

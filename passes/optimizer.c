@@ -19,11 +19,13 @@ static const ir_group *group_of(const ir_train *t, const char *param)
     return NULL;
 }
 
-static ag_val scalar_input(ir_graph *h, const char *name)
+/* A runtime scalar of the step, found by its role; its name is what the text IR shows. */
+static ag_val scalar_input(ir_graph *h, const char *name, ag_role role)
 {
     ir_node n = ir_node_make(IR_input, 0, NULL);
     n.dtype = AG_F32;
     n.attr.name = ir_strdup(h, name);
+    n.attr.role = role;
     return (ag_val){h, ir_intern(h, &n), 0};
 }
 
@@ -34,11 +36,15 @@ ir_graph *pass_optimizer(const ir_graph *g, char *err, size_t len)
                  g->train->stage == IR_STAGE_MODEL ? "model" : "step");
         return NULL;
     }
-    for (const char *const *s = (const char *const[]){"lr", "wd", NULL}; *s; s++)
+    for (const char *const *s = (const char *const[]){"lr", "wd", NULL}; *s; s++) /* the names it shows */
         if (ir_find_source(g, IR_input, *s) >= 0 || ir_find_source(g, IR_param, *s) >= 0) {
             snprintf(err, len, "optimizer: the name %s is the optimizer's; rename the model's %s", *s, *s);
             return NULL;
         }
+    if (ir_find_role(g, AG_ROLE_LR) >= 0 || ir_find_role(g, AG_ROLE_WD) >= 0) {
+        snprintf(err, len, "optimizer: an input of the model has the optimizer's role=lr or role=wd");
+        return NULL;
+    }
     int32_t *map = malloc(sizeof *map * (size_t)(g->n ? g->n : 1));
     if (!map) {
         fprintf(stderr, "aotgrad: out of memory\n");
@@ -47,7 +53,7 @@ ir_graph *pass_optimizer(const ir_graph *g, char *err, size_t len)
     ir_graph *h = ir_graph_new(g->name);
     for (int32_t i = 0; i < g->n; i++)
         map[i] = ir_copy_node(h, g, i, map);
-    ag_val lr = scalar_input(h, "lr"), wd = scalar_input(h, "wd");
+    ag_val lr = scalar_input(h, "lr", AG_ROLE_LR), wd = scalar_input(h, "wd", AG_ROLE_WD);
 
     const char **keep = malloc(sizeof *keep * (size_t)(g->nout + 1));
     int nkeep = 0;

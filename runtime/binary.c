@@ -1,39 +1,24 @@
 /* The standalone binary's commands: `aotgrad build MODEL.c -o OUT` links the generated entry
  * points and their tables (runtime/compiled.h) with this, and OUT train | eval | predict |
  * bench run the model with no aotgrad, LLVM or compiler around. The training loop, data
- * loaders and checkpoints are the runtime's, shared with `aotgrad run`. */
+ * loaders and checkpoints are the runtime's, shared with `aotgrad run`.
+ *
+ * This file: the model in memory, the command lines, main. The commands: binary_train.c
+ * (train, with --resume), binary_eval.c (eval, predict), binary_bench.c (bench); what they
+ * share is in binary_internal.h. */
 #define _GNU_SOURCE
-#include <cblas.h>
-#include <ctype.h>
 #include <errno.h>
 #include <float.h>
-#include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "checkpoint.h"
-#include "compiled.h"
+#include "binary_internal.h"
 #include "cuda.h"
-#include "data.h"
 #include "fail.h"
-#include "history.h"
 #include "init.h"
-#include "profile.h"
-#include "pool.h"
-#include "train.h"
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static void *aligned(size_t bytes)
+void *rt_bin_aligned(size_t bytes)
 {
     void *p = NULL;
     if (bytes > SIZE_MAX - 63) /* rt_array_bytes' SIZE_MAX: too large, not rounded up to 0 */
@@ -43,29 +28,17 @@ static void *aligned(size_t bytes)
 
 /* ---- the model in memory ---- */
 
-typedef struct bin {
-    const rt_compiled *m;
-    char *params, *train_arena, *fwd_arena;
-    rt_param *rp;
-    rt_pool *pool;
-    float lr, wd;
-    ag_dtype data_x;  /* the dataset's feature dtype, converted to the model's where they differ */
-    void *x_conv;     /* max_batch rows in the model's dtype */
-    rt_profile *profile;
-    rt_cuda *gpu;     /* training and evaluation on the GPU, or NULL: the CPU */
-} bin;
-
 static int64_t param_numel(const rt_compiled_param *p) { return rt_param_numel(p); }
 
-static bool bin_open(bin *b, const rt_compiled *m, int threads, char *err, size_t len)
+bool rt_bin_open(bin *b, const rt_compiled *m, int threads, char *err, size_t len)
 {
     memset(b, 0, sizeof *b);
     b->m = m;
-    b->params = aligned((size_t)m->param_bytes);
-    b->train_arena = aligned((size_t)m->train.arena_bytes);
-    b->fwd_arena = aligned((size_t)m->forward.arena_bytes);
+    b->params = rt_bin_aligned((size_t)m->param_bytes);
+    b->train_arena = rt_bin_aligned((size_t)m->train.arena_bytes);
+    b->fwd_arena = rt_bin_aligned((size_t)m->forward.arena_bytes);
     b->rp = calloc((size_t)(m->nparams ? m->nparams : 1), sizeof *b->rp);
-    b->x_conv = aligned(rt_array_bytes(m->max_batch, m->features, 4));
+    b->x_conv = rt_bin_aligned(rt_array_bytes(m->max_batch, m->features, 4));
     if (!b->params || !b->train_arena || !b->fwd_arena || !b->rp || !b->x_conv)
         return rt_fail(err, len, "out of memory");
     for (int k = 0; k < m->nparams; k++) {
@@ -80,7 +53,7 @@ static bool bin_open(bin *b, const rt_compiled *m, int threads, char *err, size_
     return true;
 }
 
-static void bin_close(bin *b)
+void rt_bin_close(bin *b)
 {
     free(b->params);
     free(b->train_arena);
@@ -93,7 +66,7 @@ static void bin_close(bin *b)
 }
 
 /* the model's initial parameters for a seed: the interpreter's (aotgrad run) as well */
-static bool init_params(bin *b, uint32_t seed, char *err, size_t len)
+bool rt_bin_init_params(bin *b, uint32_t seed, char *err, size_t len)
 {
     for (int k = 0; k < b->m->nparams; k++) {
         const rt_compiled_param *p = &b->m->params[k];
@@ -116,7 +89,7 @@ static double read_value(const bin *b, const char *arena, const rt_compiled_valu
 }
 
 /* One call of an entry point on a batch: loss and metrics into rb. */
-static void run_entry(bin *b, const rt_compiled_entry *e, char *arena, rt_batch *rb, void *profile)
+void rt_bin_run_entry(bin *b, const rt_compiled_entry *e, char *arena, rt_batch *rb, void *profile)
 {
     const void *x = rb->x;
     if (b->data_x != e->x_dtype) {
@@ -126,8 +99,10 @@ static void run_entry(bin *b, const rt_compiled_entry *e, char *arena, rt_batch 
     }
     void *in[8];
     for (int k = 0; k < e->ninputs; k++)
-        in[k] = e->inputs[k] == RT_IN_X ? (void *)x : e->inputs[k] == RT_IN_Y ? (void *)rb->y
-                : e->inputs[k] == RT_IN_LR ? (void *)&b->lr : (void *)&b->wd;
+        in[k] = e->inputs[k] == AG_ROLE_DATA     ? (void *)x
+                : e->inputs[k] == AG_ROLE_LABELS ? (void *)rb->y
+                : e->inputs[k] == AG_ROLE_LR     ? (void *)&b->lr
+                                                 : (void *)&b->wd;
     ag_args a = {arena, b->params, in, NULL, rb->n, rb->seed, rb->step, b->pool, profile};
     e->fn(&a);
     rb->loss = read_value(b, arena, &e->loss);
@@ -140,7 +115,7 @@ static bool train_step(void *ctx, rt_batch *rb, char *err, size_t len)
     (void)err, (void)len;
     bin *b = ctx;
     b->lr = (float)rb->lr, b->wd = (float)rb->wd;
-    run_entry(b, &b->m->train, b->train_arena, rb, b->profile);
+    rt_bin_run_entry(b, &b->m->train, b->train_arena, rb, b->profile);
     for (int k = 0; k < b->m->nparams; k++) { /* the updates that are not in place */
         const rt_compiled_param *p = &b->m->params[k];
         if (p->next_offset >= 0)
@@ -153,12 +128,12 @@ static bool evaluate(void *ctx, rt_batch *rb, char *err, size_t len)
 {
     (void)err, (void)len;
     bin *b = ctx;
-    run_entry(b, &b->m->forward, b->fwd_arena, rb, NULL);
+    rt_bin_run_entry(b, &b->m->forward, b->fwd_arena, rb, NULL);
     return true;
 }
 
 /* the batch's features in the model's dtype */
-static const void *model_x(bin *b, const rt_batch *rb, ag_dtype want)
+const void *rt_bin_model_x(bin *b, const rt_batch *rb, ag_dtype want)
 {
     if (b->data_x == want)
         return rb->x;
@@ -171,7 +146,7 @@ static bool gpu_evaluate(void *ctx, rt_batch *rb, char *err, size_t len)
 {
     bin *b = ctx;
     rt_batch d = *rb;
-    d.x = model_x(b, rb, b->m->forward.x_dtype);
+    d.x = rt_bin_model_x(b, rb, b->m->forward.x_dtype);
     if (!rt_cuda_forward(b->gpu, &d, NULL, err, len))
         return false;
     rb->loss = d.loss;
@@ -187,7 +162,7 @@ static bool gpu_train_epoch(void *ctx, const int64_t *perm, int64_t n, const rt_
     return rt_cuda_train_epoch(b->gpu, perm, n, f, epoch, first_step, loss_sum, metric_sum, bad_step, err, len);
 }
 
-static rt_model as_model(bin *b)
+rt_model rt_bin_as_model(bin *b)
 {
     rt_model rm = {.name = b->m->name, .ctx = b, .train_step = train_step, .evaluate = evaluate,
                    .nmetrics = b->m->train.nmetrics, .nparams = b->m->nparams, .params = b->rp};
@@ -198,73 +173,11 @@ static rt_model as_model(bin *b)
     return rm;
 }
 
-/* ---- checkpoints ---- */
-
-typedef struct history {
-    int n;
-    rt_history_row *rows;
-} history;
-
-static bool history_add(history *h, rt_history_row r)
-{
-    if (h->n >= RT_HISTORY_MAX)
-        return false;
-    rt_history_row *rows = realloc(h->rows, sizeof *rows * (size_t)(h->n + 1));
-    if (!rows)
-        return false;
-    h->rows = rows;
-    h->rows[h->n++] = r;
-    return true;
-}
-
-typedef struct run_state {
-    bin *b;
-    const char *save, *metrics, *plot;
-    uint32_t seed;
-    int64_t batch;
-    double lr, wd;
-    history h;
-    const char *good;    /* the last good checkpoint: the last one written, or the one resumed */
-    int64_t good_epoch;
-    int64_t samples;     /* training samples per epoch */
-    int64_t finished;    /* epochs finished in this run */
-    bool save_failed;    /* the last epoch finished, but writing its checkpoint did not */
-} run_state;
-
-static bool save_checkpoint(run_state *s, int64_t epoch, uint64_t step, char *err, size_t len)
-{
-    const rt_compiled *m = s->b->m;
-    rt_ckpt_tensor *t = calloc((size_t)(m->nparams ? m->nparams : 1), sizeof *t);
-    char *hist = rt_history_text(s->h.rows, s->h.n);
-    char ep[32], st[32], sd[32], lr[40], wd[40], bt[32];
-    snprintf(ep, sizeof ep, "%lld", (long long)epoch);
-    snprintf(st, sizeof st, "%llu", (unsigned long long)step);
-    snprintf(sd, sizeof sd, "%u", s->seed);
-    rt_fmt_double(lr, sizeof lr, s->lr);
-    rt_fmt_double(wd, sizeof wd, s->wd);
-    snprintf(bt, sizeof bt, "%lld", (long long)s->batch);
-    bool ok = t && hist;
-    if (ok) {
-        for (int k = 0; k < m->nparams; k++) {
-            t[k] = (rt_ckpt_tensor){m->params[k].name, AG_F32, m->params[k].rank, {0}, s->b->rp[k].data};
-            memcpy(t[k].dims, m->params[k].dims, sizeof t[k].dims);
-        }
-        /* the RNG state is (seed, epoch, step): the shuffles are a function of (seed, epoch),
-         * dropout's masks of (seed, step) */
-        rt_ckpt_meta meta[] = {{"format", "aotgrad"}, {"model", m->name}, {"epoch", ep}, {"step", st},
-                               {"seed", sd},          {"lr", lr},         {"wd", wd},    {"batch", bt},
-                               {"history", hist}};
-        ok = rt_ckpt_save(s->save, t, m->nparams, meta, 9, err, len);
-    } else
-        rt_fail(err, len, "out of memory");
-    free(t);
-    free(hist);
-    return ok;
-}
+/* ---- parameters from a checkpoint: eval's, predict's and train --resume's ---- */
 
 /* Reads the parameters of FILE into the model: every tensor by name, dtype and shape, and
  * no tensor the model lacks; with state, also the training state of the metadata. */
-static bool load_checkpoint(bin *b, const char *path, rt_ckpt *c, char *err, size_t len)
+bool rt_bin_load_checkpoint(bin *b, const char *path, rt_ckpt *c, char *err, size_t len)
 {
     const rt_compiled *m = b->m;
     if (!rt_ckpt_load(path, c, err, len))
@@ -286,84 +199,7 @@ static bool load_checkpoint(bin *b, const char *path, rt_ckpt *c, char *err, siz
     return true;
 }
 
-static const char *meta_required(const rt_ckpt *c, const char *path, const char *key, char *err, size_t len)
-{
-    const char *s = rt_ckpt_meta_get(c, key);
-    if (!s)
-        rt_fail(err, len, "%s: no %s in the metadata, so no training state to resume (its parameters still work "
-                          "with eval and predict --weights)", path, key);
-    return s;
-}
-
-/* a real, as rt_fmt_double writes it: no leading space, finite, lo..hi */
-static bool meta_number(const rt_ckpt *c, const char *path, const char *key, double lo, double hi, double *v,
-                        char *err, size_t len)
-{
-    const char *s = meta_required(c, path, key, err, len);
-    char *e;
-    if (!s)
-        return false;
-    errno = 0;
-    *v = strtod(s, &e);
-    if (e == s || *e || errno || isspace((unsigned char)*s) || !(*v >= lo && *v <= hi))
-        return rt_fail(err, len, "%s: metadata %s is '%s', expected a number in [%g, %g]", path, key, s, lo, hi);
-    return true;
-}
-
-/* a whole number as the writer writes it: decimal digits only (no sign, space, point or 0x) */
-static bool meta_whole(const rt_ckpt *c, const char *path, const char *key, int64_t lo, int64_t hi, int64_t *v,
-                       char *err, size_t len)
-{
-    const char *s = meta_required(c, path, key, err, len);
-    if (!s)
-        return false;
-    if (!rt_parse_whole(s, strlen(s), hi, v) || *v < lo)
-        return rt_fail(err, len, "%s: metadata %s is '%s', expected a whole number from %lld to %lld", path, key, s,
-                       (long long)lo, (long long)hi);
-    return true;
-}
-
-static bool on_epoch(void *ctx, const rt_epoch *e, char *err, size_t len)
-{
-    run_state *s = ctx;
-    const rt_model rm = as_model(s->b);
-    int acc = -1;
-    for (int k = 0; k < rm.nmetrics; k++)
-        if (strcmp(rm.metrics[k], "correct") == 0)
-            acc = k;
-    rt_history_row r = {e->epoch, e->train_loss, acc >= 0 ? e->train_metric[acc] : NAN, e->test_loss,
-                        acc >= 0 ? e->test_metric[acc] : NAN, e->seconds, 0};
-    r.samples_per_s = e->seconds > 0 ? (double)s->samples / e->seconds : NAN;
-    s->finished++;
-    if (s->h.n >= RT_HISTORY_MAX)
-        return rt_fail(err, len, "epoch %lld: the history holds at most %d epochs", (long long)e->epoch,
-                       RT_HISTORY_MAX);
-    if (!history_add(&s->h, r))
-        return rt_fail(err, len, "out of memory");
-    if (s->b->gpu && !rt_cuda_get_params(s->b->gpu, s->b->params, err, len))
-        return false;
-    if (s->save) {
-        if (!save_checkpoint(s, e->epoch, e->step, err, len))
-            return s->save_failed = true, false;
-        s->good = s->save, s->good_epoch = e->epoch;
-    }
-    if (s->metrics && !rt_write_metrics_csv(s->metrics, s->h.rows, s->h.n, err, len))
-        return false;
-    if (s->plot && !rt_write_plot_svg(s->plot, s->b->m->name, s->h.rows, s->h.n, err, len))
-        return false;
-    return true;
-}
-
 /* ---- command lines ---- */
-
-typedef struct opts {
-    const char *data, *save, *resume, *metrics, *plot, *weights, *input, *device;
-    int64_t epochs, batch, steps;
-    double lr, wd;
-    uint32_t seed;
-    int threads;
-    bool has_seed, has_lr, has_wd, has_batch;
-} opts;
 
 static const struct command {
     const char *name, *args, *what, *options;
@@ -509,7 +345,7 @@ static int parse(const rt_compiled *m, const struct command *c, int argc, char *
         if (!v)
             return usage_error(m, c->name, "%s needs a value", a);
         i++;
-        int64_t n;
+        int64_t n = 0; /* set where a parse succeeds; read, and unused, where one fails */
         bool ok = true;
         if (strcmp(a, "--data") == 0)
             o->data = v;
@@ -561,14 +397,14 @@ static int parse(const rt_compiled *m, const struct command *c, int argc, char *
     return -1;
 }
 
-static int fail(const rt_compiled *m, const char *err)
+int rt_bin_fail(const rt_compiled *m, const char *err)
 {
     fprintf(stderr, "%s: error: %s\n", m->name, err);
     return 1;
 }
 
 /* the datasets, with the features converted to the model's dtype batch by batch */
-static bool load_data(bin *b, const char *spec, rt_dataset *train, rt_dataset *test, char *err, size_t len)
+bool rt_bin_load_data(bin *b, const char *spec, rt_dataset *train, rt_dataset *test, char *err, size_t len)
 {
     const rt_compiled *m = b->m;
     rt_truth truth;
@@ -596,7 +432,7 @@ static bool load_data(bin *b, const char *spec, rt_dataset *train, rt_dataset *t
 
 /* --device: cuda must open; by default the GPU where the binary has kernels for it and one
  * is there, else the CPU */
-static bool choose_device(bin *b, const opts *o, char *err, size_t len)
+bool rt_bin_choose_device(bin *b, const opts *o, char *err, size_t len)
 {
     if (o->device && strcmp(o->device, "cpu") == 0)
         return true;
@@ -608,432 +444,6 @@ static bool choose_device(bin *b, const opts *o, char *err, size_t len)
     if (!o->device)
         return true; /* no GPU here: the CPU */
     return rt_fail(err, len, "--device cuda: %s", why);
-}
-
-static const char *device_name(const bin *b) { return b->gpu ? rt_cuda_device_name(b->gpu) : "cpu"; }
-
-static int cmd_train(const rt_compiled *m, const opts *o)
-{
-    char err[2048];
-    bin b;
-    rt_dataset train = {0}, test = {0};
-    rt_ckpt c = {0};
-    run_state s = {.b = &b, .save = o->save, .metrics = o->metrics, .plot = o->plot};
-    int rc = 1;
-    if (!bin_open(&b, m, o->threads, err, sizeof err) || !choose_device(&b, o, err, sizeof err))
-        goto out;
-    rt_fit fit = {.epochs = o->epochs ? o->epochs : m->epochs, .batch = o->has_batch ? o->batch : m->batch,
-                  .eval_batch = m->max_batch, .lr = o->has_lr ? o->lr : m->lr, .wd = o->has_wd ? o->wd : m->wd,
-                  .seed = o->seed, .log = stdout, .progress = isatty(STDERR_FILENO) ? stderr : NULL,
-                  .on_epoch = on_epoch, .ctx = &s};
-    if (fit.batch > m->max_batch) {
-        snprintf(err, sizeof err, "batch %lld: compiled for batches up to %lld", (long long)fit.batch,
-                 (long long)m->max_batch);
-        goto out;
-    }
-    /* the output paths before any work: a missing folder, a FIFO or a device at one of them
-     * would otherwise end the run after its first epoch, or be replaced by a regular file */
-    const char *outputs[][2] = {{"--save", o->save}, {"--metrics", o->metrics}, {"--plot", o->plot}};
-    for (int k = 0; k < 3; k++) {
-        char why[sizeof err - 16];
-        if (outputs[k][1] && !rt_check_output_path(outputs[k][1], true, why, sizeof why)) {
-            snprintf(err, sizeof err, "%s %s", outputs[k][0], why);
-            goto out;
-        }
-    }
-    if (o->resume) {
-        int64_t ep, st, sd, bt;
-        double lr, wd;
-        if (!load_checkpoint(&b, o->resume, &c, err, sizeof err) ||
-            !meta_whole(&c, o->resume, "epoch", 1, 1000000000, &ep, err, sizeof err) ||
-            !meta_whole(&c, o->resume, "step", 0, 1000000000000000000, &st, err, sizeof err) ||
-            !meta_whole(&c, o->resume, "seed", 0, UINT32_MAX, &sd, err, sizeof err) ||
-            !meta_number(&c, o->resume, "lr", 0, FLT_MAX, &lr, err, sizeof err) ||
-            !meta_number(&c, o->resume, "wd", 0, FLT_MAX, &wd, err, sizeof err) ||
-            !meta_whole(&c, o->resume, "batch", 1, m->max_batch, &bt, err, sizeof err))
-            goto out;
-        if (st < ep) { /* the step after epoch E: every epoch takes a step at least */
-            snprintf(err, sizeof err, "%s: metadata step is %lld at epoch %lld, expected at least one step per epoch",
-                     o->resume, (long long)st, (long long)ep);
-            goto out;
-        }
-        /* the history is for the CSV and the plot; a checkpoint without one resumes without */
-        const char *hist = rt_ckpt_meta_get(&c, "history");
-        if (hist && !rt_history_parse(hist, o->resume, ep, &s.h.rows, &s.h.n, err, sizeof err))
-            goto out;
-        if (o->has_seed && (uint32_t)sd != o->seed) {
-            snprintf(err, sizeof err, "--seed %u, but %s continues a run of seed %u", o->seed, o->resume, (uint32_t)sd);
-            goto out;
-        }
-        fit.seed = (uint32_t)sd;
-        fit.lr = o->has_lr ? o->lr : lr;
-        fit.wd = o->has_wd ? o->wd : wd;
-        fit.batch = o->has_batch ? o->batch : bt;
-        fit.first_epoch = ep + 1;
-        fit.first_step = (uint64_t)st;
-        s.good = o->resume, s.good_epoch = ep;
-        if (fit.first_epoch > fit.epochs) {
-            printf("%s: %s is at epoch %lld already; nothing to train (give --epochs above it)\n", m->name, o->resume,
-                   (long long)ep);
-            rc = 0;
-            goto out;
-        }
-        printf("%s: resuming %s at epoch %lld (step %llu)\n", m->name, o->resume, (long long)fit.first_epoch,
-               (unsigned long long)fit.first_step);
-    } else if (!init_params(&b, fit.seed, err, sizeof err))
-        goto out;
-    s.seed = fit.seed, s.batch = fit.batch, s.lr = fit.lr, s.wd = fit.wd;
-    const char *spec = o->data ? o->data : m->data;
-    if (!load_data(&b, spec, &train, &test, err, sizeof err))
-        goto out;
-    if (b.gpu && (!rt_dataset_x_as(&train, m->train.x_dtype, err, sizeof err) ||
-                  !rt_dataset_x_as(&test, m->train.x_dtype, err, sizeof err) ||
-                  !rt_cuda_put_dataset(b.gpu, &train, err, sizeof err) || !rt_cuda_put_params(b.gpu, b.params, err, sizeof err)))
-        goto out;
-    if (b.gpu)
-        b.data_x = train.x_dtype;
-    char where[300];
-    int threads = rt_pool_threads(b.pool);
-    if (b.gpu)
-        snprintf(where, sizeof where, "on %s", device_name(&b));
-    else
-        snprintf(where, sizeof where, "%d thread%s", threads, threads > 1 ? "s" : "");
-    printf("%s: training on %s: %lld samples, %lld test; batch %lld, lr %g, wd %g, %lld epoch%s, seed %u, %s\n",
-           m->name, spec, (long long)train.n, (long long)test.n, (long long)fit.batch, fit.lr, fit.wd,
-           (long long)fit.epochs, fit.epochs == 1 ? "" : "s", fit.seed, where);
-    fflush(stdout);
-    s.samples = train.n;
-    rt_model rm = as_model(&b);
-    rt_epoch last = {0};
-    if (!rt_fit_model(&rm, &train, &test, &fit, &last, err, sizeof err)) {
-        if (!s.good && s.save_failed) /* the epoch finished: its save is what failed */
-            fprintf(stderr, "%s: error: no checkpoint was written: %s\n", m->name, err);
-        else
-            fprintf(stderr, "%s: error: %s\n", m->name, err);
-        if (s.good)
-            fprintf(stderr, "%s: the last good checkpoint is %s (epoch %lld)\n", m->name, s.good,
-                    (long long)s.good_epoch);
-        else if (o->save && !s.finished)
-            fprintf(stderr, "%s: no checkpoint was written (no epoch finished)\n", m->name);
-        else if (o->save && !s.save_failed)
-            fprintf(stderr, "%s: no checkpoint was written (epoch %lld finished, but not its save)\n", m->name,
-                    (long long)last.epoch);
-        err[0] = 0;
-        goto out;
-    }
-    int acc = -1;
-    for (int k = 0; k < rm.nmetrics; k++)
-        if (strcmp(rm.metrics[k], "correct") == 0)
-            acc = k;
-    if (test.n > 0 && acc >= 0)
-        printf("%s: test accuracy %.4f after %lld epoch%s\n", m->name, last.test_metric[acc], (long long)last.epoch,
-               last.epoch == 1 ? "" : "s");
-    else if (test.n > 0)
-        printf("%s: test loss %.6g after %lld epoch%s\n", m->name, last.test_loss, (long long)last.epoch,
-               last.epoch == 1 ? "" : "s");
-    rt_truth none = {0};
-    rt_print_small_params(&rm, &none, stdout);
-    if (o->save)
-        printf("checkpoint: %s\n", o->save);
-    if (o->metrics)
-        printf("metrics: %s\n", o->metrics);
-    if (o->plot)
-        printf("plot: %s\n", o->plot);
-    rc = 0;
-out:
-    if (rc && err[0])
-        fail(m, err);
-    free(s.h.rows);
-    rt_ckpt_free(&c);
-    rt_dataset_free(&train);
-    rt_dataset_free(&test);
-    bin_close(&b);
-    return rc;
-}
-
-static int cmd_eval(const rt_compiled *m, const opts *o)
-{
-    char err[2048];
-    bin b;
-    rt_dataset train = {0}, test = {0};
-    rt_ckpt c = {0};
-    int rc = 1;
-    const char *spec = o->data ? o->data : m->data;
-    if (bin_open(&b, m, o->threads, err, sizeof err) && choose_device(&b, o, err, sizeof err) &&
-        load_checkpoint(&b, o->weights, &c, err, sizeof err) && load_data(&b, spec, &train, &test, err, sizeof err) &&
-        (!b.gpu || rt_cuda_put_params(b.gpu, b.params, err, sizeof err))) {
-        const rt_dataset *d = test.n > 0 ? &test : &train;
-        rt_model rm = as_model(&b);
-        double loss, metric[RT_MAX_METRICS];
-        if (rt_evaluate(&rm, d, m->max_batch, &loss, metric, err, sizeof err)) {
-            printf("%s: %s of %s (%lld samples): %s_loss %.4f", m->name, d == &test ? "test set" : "training set",
-                   spec, (long long)d->n, d == &test ? "test" : "train", loss);
-            for (int k = 0; k < rm.nmetrics; k++)
-                printf("  %s_%s %.4f", d == &test ? "test" : "train",
-                       strcmp(rm.metrics[k], "correct") == 0 ? "acc" : rm.metrics[k], metric[k]);
-            printf("\n");
-            rc = 0;
-        }
-    }
-    if (rc)
-        fail(m, err);
-    rt_ckpt_free(&c);
-    rt_dataset_free(&train);
-    rt_dataset_free(&test);
-    bin_close(&b);
-    return rc;
-}
-
-static int cmd_predict(const rt_compiled *m, const opts *o)
-{
-    char err[2048];
-    bin b;
-    rt_dataset in = {0};
-    rt_ckpt c = {0};
-    int rc = 1;
-    const rt_compiled_entry *e = &m->forward;
-    void *y = aligned(rt_array_bytes(m->max_batch, m->targets > 0 ? m->targets : 1, 4));
-    if (!e->predict.name)
-        snprintf(err, sizeof err, "the model declares no predictions (ag_minimize's .predict)");
-    else if (!y)
-        snprintf(err, sizeof err, "out of memory");
-    else if (bin_open(&b, m, o->threads, err, sizeof err) && choose_device(&b, o, err, sizeof err) &&
-             load_checkpoint(&b, o->weights, &c, err, sizeof err) &&
-             rt_load_inputs(o->input, m->features, &in, err, sizeof err) &&
-             rt_dataset_x_fits(&in, e->x_dtype, o->input, err, sizeof err) &&
-             (!b.gpu || rt_cuda_put_params(b.gpu, b.params, err, sizeof err))) {
-        b.data_x = in.x_dtype;
-        int64_t per = e->predict.numel, rowbytes = in.features * rt_elem_size(in.x_dtype);
-        char *pred = b.gpu ? aligned(rt_array_bytes(m->max_batch, per, rt_elem_size(e->predict.dtype))) : NULL;
-        bool ok = !b.gpu || pred;
-        for (int64_t first = 0; ok && first < in.n; first += m->max_batch) {
-            rt_batch rb = {.n = in.n - first < m->max_batch ? in.n - first : m->max_batch,
-                           .x = (const char *)in.x + first * rowbytes, .y = y};
-            if (b.gpu) {
-                rb.x = model_x(&b, &rb, e->x_dtype);
-                ok = rt_cuda_forward(b.gpu, &rb, pred, err, sizeof err);
-                if (!ok)
-                    break;
-            } else
-                run_entry(&b, e, b.fwd_arena, &rb, NULL);
-            const char *base = b.gpu ? pred : (e->predict.in_params ? b.params : b.fwd_arena) + e->predict.offset;
-            for (int64_t i = 0; i < rb.n; i++) {
-                if (m->classes > 0 && (per == m->classes || per == 1)) {
-                    int64_t best = 0;
-                    if (per == 1)
-                        best = (int64_t)rt_elem_get(base, e->predict.dtype, i);
-                    else /* scores per class: the first largest */
-                        for (int64_t k = 1; k < per; k++)
-                            if (rt_elem_get(base, e->predict.dtype, i * per + k) >
-                                rt_elem_get(base, e->predict.dtype, i * per + best))
-                                best = k;
-                    if (best >= 0 && best < m->nclass_names)
-                        printf("%s\n", m->class_names[best]);
-                    else
-                        printf("%lld\n", (long long)best);
-                } else {
-                    for (int64_t k = 0; k < per; k++)
-                        printf("%s%.6g", k ? " " : "", rt_elem_get(base, e->predict.dtype, i * per + k));
-                    printf("\n");
-                }
-            }
-        }
-        if (!ok && b.gpu && !pred)
-            snprintf(err, sizeof err, "out of memory");
-        rc = ok && fflush(stdout) == 0 ? 0 : 1;
-        if (rc && ok)
-            snprintf(err, sizeof err, "cannot write the predictions: %s", strerror(errno));
-        free(pred);
-    }
-    if (rc)
-        fail(m, err);
-    free(y);
-    rt_ckpt_free(&c);
-    rt_dataset_free(&in);
-    if (e->predict.name && y)
-        bin_close(&b);
-    return rc;
-}
-
-/* ---- bench ---- */
-
-/* bytes read + written per second by memcpy of 64 MiB, best of 5 */
-static double memcpy_rate(void)
-{
-    size_t n = (size_t)64 << 20;
-    char *a = aligned(n), *c = aligned(n);
-    double best = INFINITY;
-    for (int r = 0; a && c && r < 5; r++) {
-        double t = now();
-        memcpy(c, a, n);
-        t = now() - t;
-        best = t < best ? t : best;
-    }
-    free(a);
-    free(c);
-    return 2.0 * (double)n / best;
-}
-
-/* sgemm flops per second at 1024^3, best of 5, with OpenBLAS's current thread count */
-static double sgemm_rate(void)
-{
-    int n = 1024;
-    float *a = aligned(sizeof(float) * (size_t)n * n), *bb = aligned(sizeof(float) * (size_t)n * n),
-          *c = aligned(sizeof(float) * (size_t)n * n);
-    double best = INFINITY;
-    for (int r = 0; a && bb && c && r < 5; r++) {
-        double t = now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, bb, n, 0, c, n);
-        t = now() - t;
-        best = t < best ? t : best;
-    }
-    free(a);
-    free(bb);
-    free(c);
-    return 2.0 * n * (double)n * n / best;
-}
-
-/* bench on the GPU: o->steps full batches of random rows as one epoch through the replayed
- * graph (the training path), then the kernels one by one with events */
-static bool bench_gpu(bin *b, const void *x, const void *y, const opts *o, char *err, size_t len)
-{
-    const rt_compiled *m = b->m;
-    const rt_compiled_entry *e = &m->train;
-    const rt_cuda_image *im = m->cuda;
-    int64_t N = m->max_batch, n = N * o->steps;
-    size_t xr = (size_t)(m->features * rt_elem_size(e->x_dtype)), yr = (size_t)(m->targets * 4);
-    rt_dataset d = {.n = n, .features = m->features, .x_dtype = e->x_dtype, .x = malloc((size_t)n * xr),
-                    .targets = m->targets, .y_dtype = e->y_dtype, .y = malloc((size_t)n * yr), .classes = m->classes};
-    int64_t *perm = malloc(sizeof *perm * (size_t)n);
-    double *seconds = calloc((size_t)im->ntrain + 1, sizeof *seconds);
-    bool ok = (d.x && d.y && perm && seconds) || rt_fail(err, len, "out of memory");
-    for (int64_t i = 0; ok && i < n; i++) { /* the N random rows again and again */
-        memcpy((char *)d.x + (size_t)i * xr, (const char *)x + (size_t)(i % N) * xr, xr);
-        memcpy((char *)d.y + (size_t)i * yr, (const char *)y + (size_t)(i % N) * yr, yr);
-        perm[i] = i;
-    }
-    rt_fit f = {.epochs = 2, .batch = N, .lr = 1e-6, .seed = 1};
-    double loss, metrics[RT_MAX_METRICS], t = 0;
-    int64_t bad;
-    ok = ok && rt_cuda_put_dataset(b->gpu, &d, err, len) && rt_cuda_put_params(b->gpu, b->params, err, len) &&
-         rt_cuda_train_epoch(b->gpu, perm, n, &f, 1, 0, &loss, metrics, &bad, err, len); /* warm: the capture */
-    if (ok) {
-        double t0 = now();
-        ok = rt_cuda_train_epoch(b->gpu, perm, n, &f, 2, (uint64_t)o->steps, &loss, metrics, &bad, err, len);
-        t = (now() - t0) / (double)o->steps;
-    }
-    int64_t reps = o->steps < 20 ? o->steps : 20;
-    ok = ok && rt_cuda_time_kernels(b->gpu, N, reps, seconds, err, len);
-    if (ok) {
-        printf("%s bench: train step at batch %lld on %s, %lld steps: %.1f us/step (the replayed graph: batch "
-               "gathered on the device, %d kernels, sums), %.0f samples/s\n",
-               m->name, (long long)N, rt_cuda_device_name(b->gpu), (long long)o->steps, t * 1e6, im->ntrain,
-               (double)N / t);
-        double total = 0;
-        for (int k = 0; k < im->ntrain; k++)
-            total += seconds[k] / (double)reps;
-        printf("%3s  %-15s %9s %7s %14s  %s\n", "#", "kernel", "us/step", "share", "rate", "computes");
-        for (int k = 0; k < im->ntrain; k++) {
-            const rt_cuda_launch *l = &im->train[k];
-            double flops = 0, bytes = 0, tk = seconds[k] / (double)reps;
-            for (int s = l->first_step; s < l->first_step + l->steps && s < e->nsteps; s++)
-                flops += e->steps[s].flops, bytes += e->steps[s].bytes;
-            const rt_compiled_step *st = &e->steps[l->first_step < e->nsteps ? l->first_step : 0];
-            char rate[32], kind[32];
-            if (flops > 0)
-                snprintf(rate, sizeof rate, "%.1f GFLOP/s", flops / tk / 1e9);
-            else
-                snprintf(rate, sizeof rate, "%.2f GB/s", bytes / tk / 1e9);
-            if (l->merged) /* small steps run in one block (codegen/cuda/render.c, mark_merges) */
-                snprintf(kind, sizeof kind, "merged:%d", l->steps);
-            else /* one step, or a matmul and its epilogue */
-                snprintf(kind, sizeof kind, "%s%s", st->kind, l->steps > 1 ? "+loop" : "");
-            printf("%3d  %-15s %9.1f %6.1f%% %14s  %.60s%s\n", k, kind, tk * 1e6, total > 0 ? 100 * tk / total : 0,
-                   rate, st->what, strlen(st->what) > 60 ? "..." : "");
-        }
-        printf("(the kernels one by one: %.1f us a step; the replayed graph's step: %.1f us)\n", total * 1e6, t * 1e6);
-    }
-    free(d.x), free(d.y), free(perm), free(seconds);
-    return ok;
-}
-
-static int cmd_bench(const rt_compiled *m, const opts *o)
-{
-    char err[2048];
-    bin b;
-    int rc = 1;
-    const rt_compiled_entry *e = &m->train;
-    int64_t N = m->max_batch;
-    void *x = NULL, *y = NULL;
-    if (!bin_open(&b, m, o->threads, err, sizeof err) || !init_params(&b, 1, err, sizeof err) ||
-        !choose_device(&b, o, err, sizeof err))
-        goto out;
-    x = aligned((size_t)(N * m->features * rt_elem_size(e->x_dtype)));
-    y = aligned((size_t)(N * m->targets * 4));
-    b.profile = rt_profile_new(e->nsteps);
-    if (!x || !y || !b.profile) {
-        snprintf(err, sizeof err, "out of memory");
-        goto out;
-    }
-    /* random inputs: pixels or N(0,1)-ish features, labels in range */
-    uint64_t r = 0x9e3779b97f4a7c15u;
-    for (int64_t i = 0; i < N * m->features; i++) {
-        r = r * 6364136223846793005u + 1442695040888963407u;
-        rt_elem_set(x, e->x_dtype, i, e->x_dtype == AG_U8 ? (double)(r >> 56) : (double)(r >> 40) / (1 << 24) * 2 - 1);
-    }
-    for (int64_t i = 0; i < N * m->targets; i++) {
-        r = r * 6364136223846793005u + 1442695040888963407u;
-        rt_elem_set(y, e->y_dtype, i, m->classes ? (double)((r >> 33) % (uint64_t)m->classes) : (double)(r >> 40) / (1 << 24));
-    }
-    if (b.gpu) {
-        rc = bench_gpu(&b, x, y, o, err, sizeof err) ? 0 : 1;
-        goto out;
-    }
-    double bw = memcpy_rate(), flops = sgemm_rate();
-    b.data_x = e->x_dtype;
-    rt_batch rb = {.n = N, .x = x, .y = y, .lr = 1e-6, .wd = 0, .seed = 1};
-    b.lr = 1e-6f; /* a tiny step: the parameters stay where they are over many steps */
-    for (int k = 0; k < 5; k++, rb.step++)
-        run_entry(&b, e, b.train_arena, &rb, NULL);
-    double t0 = now();
-    for (int64_t k = 0; k < o->steps; k++, rb.step++)
-        run_entry(&b, e, b.train_arena, &rb, b.profile);
-    double per = (now() - t0) / (double)o->steps;
-    printf("%s bench: train step at batch %lld, %d thread%s, %lld steps: %.3f ms/step, %.0f samples/s\n", m->name,
-           (long long)N, rt_pool_threads(b.pool), rt_pool_threads(b.pool) > 1 ? "s" : "", (long long)o->steps,
-           per * 1e3, (double)N / per);
-    printf("machine: memcpy %.1f GB/s (bytes read + written, 64 MiB), sgemm %.1f GFLOP/s (1024^3, OpenBLAS's %s "
-           "kernels)\n",
-           bw / 1e9, flops / 1e9, openblas_get_corename());
-    double total = 0;
-    for (int k = 0; k < e->nsteps; k++)
-        total += b.profile->seconds[k];
-    printf("%3s  %-15s %9s %7s %14s %13s  %s\n", "#", "kernel", "us/step", "share", "rate", "of peak", "computes");
-    for (int k = 0; k < e->nsteps; k++) {
-        const rt_compiled_step *st = &e->steps[k];
-        double t = b.profile->seconds[k] / (double)o->steps;
-        char rate[32], frac[32];
-        if (st->flops > 0) {
-            snprintf(rate, sizeof rate, "%.1f GFLOP/s", st->flops / t / 1e9);
-            snprintf(frac, sizeof frac, "%.1f%% sgemm", 100 * st->flops / t / flops);
-        } else {
-            snprintf(rate, sizeof rate, "%.2f GB/s", st->bytes / t / 1e9);
-            snprintf(frac, sizeof frac, "%.1f%% memcpy", 100 * st->bytes / t / bw);
-        }
-        printf("%3d  %-15s %9.1f %6.1f%% %14s %13s  %.60s%s\n", k, st->kind, t * 1e6,
-               total > 0 ? 100 * b.profile->seconds[k] / total : 0, rate, frac, st->what,
-               strlen(st->what) > 60 ? "..." : "");
-    }
-    printf("(the step's time outside its kernels: %.1f us, %.1f%%)\n", (per - total / (double)o->steps) * 1e6,
-           100 * (per - total / (double)o->steps) / per);
-    rc = 0;
-out:
-    if (rc)
-        fail(m, err);
-    free(x);
-    free(y);
-    bin_close(&b);
-    return rc;
 }
 
 int rt_binary_main(const rt_compiled *m, int argc, char **argv)
@@ -1054,10 +464,10 @@ int rt_binary_main(const rt_compiled *m, int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (strcmp(c->name, "train") == 0)
-        return cmd_train(m, &o);
+        return rt_bin_train(m, &o);
     if (strcmp(c->name, "eval") == 0)
-        return cmd_eval(m, &o);
+        return rt_bin_eval(m, &o);
     if (strcmp(c->name, "predict") == 0)
-        return cmd_predict(m, &o);
-    return cmd_bench(m, &o);
+        return rt_bin_predict(m, &o);
+    return rt_bin_bench(m, &o);
 }

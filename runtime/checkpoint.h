@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "temp.h" /* the temporaries of atomic writes, and the check of their PATH */
 #include "types.h"
 
 #define RT_CKPT_MAX_HEADER 100000000 /* the safetensors library's own limit */
@@ -44,23 +45,6 @@ typedef struct rt_ckpt_meta {
  * the folder's fsync fail, the new file is already in place. */
 bool rt_ckpt_save(const char *path, const rt_ckpt_tensor *t, int nt, const rt_ckpt_meta *meta, int nmeta,
                   char *err, size_t len);
-
-/* Whether PATH may take an atomic write (rt_ckpt_save's, and the history's files): the rename
- * would replace whatever is at PATH, so a device, a FIFO or a symlink (not followed: its
- * target is not what gets replaced) is refused with "PATH: exists and is not a regular file",
- * a folder with "PATH: cannot write: Is a directory". With probe, PATH.tmp.<pid> is also
- * created and removed, so that a missing or read-only folder is found before any work:
- * "PATH: cannot write: <strerror>". A regular file at PATH is not touched. */
-bool rt_check_output_path(const char *path, bool probe, char *err, size_t len);
-
-/* PATH.tmp.<pid>, malloc'd (NULL when out of memory): where an atomic write goes first.
- * From here to rt_temp_done the name is registered: SIGINT and SIGTERM, where their action
- * is the default (the process ends), remove the file first (the handler unlinks, then the
- * signal is raised again with the default action). Stale PATH.tmp.<pid> files, whose process
- * is gone (SIGKILL, a crash), are removed here too: a later run writing PATH clears them. */
-char *rt_temp_name(const char *path);
-/* The temporary file is renamed or removed: its name is unregistered and freed. */
-void rt_temp_done(char *tmp);
 
 /* A loaded checkpoint; it owns everything its pointers reach. */
 typedef struct rt_ckpt {

@@ -8,23 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "types.h" /* ag_dtype, ag_init */
+#include "args.h"  /* ag_args: what the entry points take */
+#include "types.h" /* ag_dtype, ag_init, ag_role */
 
-#ifndef AG_ARGS_DEFINED
-#define AG_ARGS_DEFINED
-/* The arguments of every entry point (the same struct as the generated header's). */
-typedef struct ag_args {
-    char *arena;          /* the arena, 64-byte aligned */
-    char *params;         /* the parameters, laid out as rt_compiled_param says */
-    void *const *inputs;  /* the entry point's inputs, in its order */
-    void *const *outputs; /* unused: outputs stay in the arena or the parameters */
-    int64_t batch;        /* N, the rows of this batch: 1 to max_batch */
-    uint32_t seed;        /* dropout's seed */
-    uint64_t step;        /* dropout's step counter */
-    void *pool;           /* an rt_pool * to split loops over threads, or NULL */
-    void *profile;        /* an rt_profile * timing each step (bench), or NULL */
-} ag_args;
-#endif
 
 /* The CUDA side of a binary built with --target cpu,cuda (codegen/cuda/render.c's kernels,
  * compiled by NVRTC at build time): the kernels of each entry point in order, each launched
@@ -71,7 +57,6 @@ static inline int64_t rt_param_numel(const rt_compiled_param *p)
 }
 
 /* An input of an entry point: what the binary binds to it. */
-typedef enum rt_input_role { RT_IN_X, RT_IN_Y, RT_IN_LR, RT_IN_WD } rt_input_role;
 
 typedef struct rt_compiled_value {
     const char *name;
@@ -94,7 +79,7 @@ typedef struct rt_compiled_entry {
     rt_entry_fn *fn;
     int64_t arena_bytes;
     int ninputs;
-    rt_input_role inputs[8];
+    ag_role inputs[8];        /* what each input is (types.h): the binary binds it by that */
     ag_dtype x_dtype, y_dtype;
     rt_compiled_value loss, predict; /* predict.name NULL when none */
     int nmetrics;

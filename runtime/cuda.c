@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "args.h"
 #include "cuda.h"
 #include "cuda_driver.h"
 #include "fail.h"
@@ -17,15 +18,8 @@ static bool ck(CUresult r, const char *what, const char *kernel, char *err, size
 
 /* ---- the device's mirrors of the generated source's structs (codegen/cuda/render.c) ---- */
 
-typedef struct dev_args {
-    CUdeviceptr arena, params;
-    CUdeviceptr inputs[8], outputs[8];
-    long long N;
-    unsigned seed;
-    unsigned long long step;
-    CUdeviceptr pstep;
-    CUdeviceptr scratch;
-} dev_args;
+typedef ag_dev_args_host dev_args; /* runtime/args.h: the kernels' ag_dev_args */
+_Static_assert(sizeof(CUdeviceptr) == sizeof(uint64_t), "device pointers are held as 64-bit integers");
 
 typedef struct dev_state {
     unsigned long long step;
@@ -252,7 +246,10 @@ static dev_args entry_args(rt_cuda *c, const rt_compiled_entry *e, CUdeviceptr a
 {
     dev_args a = {.arena = arena, .params = c->params, .N = rows, .seed = seed, .step = step, .scratch = c->scratch};
     for (int k = 0; k < e->ninputs && k < 8; k++)
-        a.inputs[k] = e->inputs[k] == RT_IN_X ? c->x : e->inputs[k] == RT_IN_Y ? c->y : e->inputs[k] == RT_IN_LR ? c->lr : c->wd;
+        a.inputs[k] = e->inputs[k] == AG_ROLE_DATA     ? c->x
+                      : e->inputs[k] == AG_ROLE_LABELS ? c->y
+                      : e->inputs[k] == AG_ROLE_LR     ? c->lr
+                                                       : c->wd;
     if (device_step)
         a.pstep = c->state; /* ag_dev_state's first field is the step */
     return a;

@@ -35,4 +35,15 @@ typedef struct ag_init {
     double a, b;
 } ag_init;
 
+/* What an input is for: what training binds to it (`role=data` in the text IR). Found by
+ * its role, never by its name or place. */
+typedef enum ag_role {
+    AG_ROLE_NONE,   /* the caller binds it */
+    AG_ROLE_DATA,   /* a batch of the dataset's features */
+    AG_ROLE_LABELS, /* their targets: class labels or values */
+    AG_ROLE_LR,     /* the learning rate, a runtime scalar */
+    AG_ROLE_WD,     /* the weight decay, a runtime scalar */
+    AG_ROLE_COUNT
+} ag_role;
+
 #endif

@@ -34,7 +34,7 @@ typedef struct cg_cuda_launch {
     bool merged; /* one block running steps that each need one (render.c, mark_merges) */
 } cg_cuda_launch;
 
-/* A matmul with few tiles splits K over several blocks (render.c, render_gemm): they
+/* A matmul with few tiles splits K over several blocks (render_gemm.c): they
  * meet in ag_dev_args.scratch, whose first CG_CUDA_COUNTERS unsigned ints are counters
  * that must be zero when the scratch is first used (the kernels leave them zero). */
 #define CG_CUDA_COUNTERS 1024

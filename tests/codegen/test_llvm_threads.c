@@ -1,4 +1,4 @@
-/* Threaded generated loops (codegen/llvm/emit.c with cg_args.pool): a model's whole train
+/* Threaded generated loops (codegen/llvm/emit_loop.c with cg_args.pool): a model's whole train
  * step, and a large elementwise loop, give the same bits with no pool and with pools of 1 to
  * 4 threads (the chunks depend on N only), and the model's step still matches the
  * interpreter within 1e-5. Logs the large loop's time on 1 and 2 threads. */
@@ -213,7 +213,7 @@ Test(llvm_threads, large_elementwise_loop_same_bits_and_timing)
     jit_done(&J);
 }
 
-/* ---- the streaming path (codegen/llvm/emit.c, lp_stream): outputs of 16 MiB and more ----
+/* ---- the streaming path (codegen/llvm/emit_loop.c, lp_stream): outputs of 16 MiB and more ----
  * An odd shape, an output that starts 4 bytes past a 32-byte boundary (so the path peels
  * single elements first and ends with single vectors and elements), a broadcast scalar and
  * an in-place update: every element equals C's arithmetic bit for bit, with no pool and on

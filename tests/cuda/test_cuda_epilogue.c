@@ -1,4 +1,4 @@
-/* A matmul's epilogue inside the matmul kernel (codegen/cuda/render.c, "matmul epilogues"):
+/* A matmul's epilogue inside the matmul kernel (codegen/cuda/render_gemm.c, "matmul epilogues"):
  * on hand-made programs, the loop after a matmul is computed in the matmul's kernel where
  * that is the same computation, and the result matches the kernel IR's reference run
  * (codegen/exec.c) through the host shim; where it is not the same computation (a store

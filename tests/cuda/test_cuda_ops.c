@@ -98,7 +98,7 @@ static void model_step(const char *name, const char *const *settings, int64_t ba
     if (g->train && g->train->nclasses > 0)
         cr_expect(strstr(src, "softmax_ce with its gradient") && strstr(src, "the gradient of softmax_ce step"),
                   "%s: the cross-entropy and its gradient are not paired", what);
-    /* every model's first layer adds a bias to a matmul: one kernel (render.c, "matmul epilogues") */
+    /* every model's first layer adds a bias to a matmul: one kernel (render_gemm.c, "matmul epilogues") */
     cr_expect(strstr(src, "then the next step's loop on each element"), "%s: no matmul epilogue in the matmul kernel",
               what);
     run_and_compare(what, g, p, src, &plan, batch, true, false);

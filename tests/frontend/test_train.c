@@ -196,3 +196,40 @@ Test(train, a_dumped_train_step_trains_the_same)
     free(a);
     free(b);
 }
+
+/* Inputs are bound by their role, never by name or place: a dumped train step with its
+ * features and targets declared the other way round and the learning rate and weight decay
+ * renamed trains exactly as the model does. */
+Test(train, inputs_are_bound_by_role_not_name_or_place)
+{
+    char path[] = "/tmp/aotgrad-roles-XXXXXX.ir";
+    int fd = mkstemps(path, 3);
+    cr_assert(fd >= 0);
+    close(fd);
+    int st;
+    char args[1024];
+    snprintf(args, sizeof args,
+             "ir models/linreg.c --train | awk '/= input role=data/ { x = $0; next } "
+             "/= input role=labels/ { print; print x; next } { print }' | sed 's/%%lr\\b/%%rate/g; s/%%wd\\b/%%decay/g' > %s",
+             path);
+    free(aotgrad(args, &st));
+    cr_assert_eq(st, 0);
+    char *a = aotgrad("run models/linreg.c", &st);
+    cr_assert_eq(st, 0, "%s", a);
+    snprintf(args, sizeof args, "check %s --print", path);
+    char *text = aotgrad(args, &st);
+    cr_assert_eq(st, 0, "%s", text);
+    cr_expect(strstr(text, "%y: f32[N,1] = input role=labels") < strstr(text, "%X: f32[N,2] = input role=data") &&
+                  strstr(text, "%rate: f32[] = input role=lr") && strstr(text, "%decay: f32[] = input role=wd"),
+              "%s", text);
+    snprintf(args, sizeof args, "run %s", path);
+    char *b = aotgrad(args, &st);
+    cr_assert_eq(st, 0, "%s", b);
+    const char *wa = strstr(a, "\nw "), *wb = strstr(b, "\nw ");
+    cr_assert(wa && wb, "%s\n%s", a, b);
+    cr_expect_str_eq(wa, wb);
+    unlink(path);
+    free(a);
+    free(b);
+    free(text);
+}

@@ -159,9 +159,9 @@ static ir_tensor **bind_graph(const binding *b, const ir_graph *g, ir_tensor *co
             out[i] = extra[i];
         else if (m >= 0)
             out[i] = b->bound[m];
-        else if (n->op == IR_input && strcmp(n->attr.name, "lr") == 0)
+        else if (n->op == IR_input && n->attr.role == AG_ROLE_LR)
             out[i] = (ir_tensor *)&b->lr;
-        else if (n->op == IR_input && strcmp(n->attr.name, "wd") == 0)
+        else if (n->op == IR_input && n->attr.role == AG_ROLE_WD)
             out[i] = (ir_tensor *)&b->wd;
         else {
             snprintf(err, len, "%s %s is not in the model", ir_ops[n->op].name, n->attr.name);

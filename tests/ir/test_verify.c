@@ -407,3 +407,48 @@ Test(text, verify_garbage_graphs)
     g->n = 3;
     ir_graph_free(g);
 }
+
+/* ---- inputs' roles: what training binds to them ---- */
+
+Test(text, verify_roles)
+{
+    ir_graph *g = small_graph();
+    g->node[0].attr.role = AG_ROLE_LR; /* a batch is no learning rate */
+    expect_verify(g, "verify: node %0 (input at t.c:1): input x: role=lr is an f32 scalar, not f32[N,4]");
+    g = small_graph();
+    g->node[0].attr.role = (ag_role)42;
+    expect_verify(g, "verify: node %0 (input at t.c:1): input x: unknown role 42");
+    g = small_graph();
+    g->node[0].attr.role = AG_ROLE_DATA;
+    g->node[1].attr.role = AG_ROLE_DATA; /* relu has no role attribute */
+    expect_verify(g, "verify: node %1 (relu at t.c:2): attribute role is set, but relu has none");
+}
+
+/* A role prints and parses back; two inputs of one role are refused at the second's line. */
+Test(text, roles_print_parse_and_are_unique)
+{
+    const char *text = "graph @r {\n  %y: i32[N] = input role=labels\n  %x: f32[N,3] = input role=data grad\n"
+                       "  %rate: f32[] = input role=lr\n  return o: %x\n}\n";
+    char err[512];
+    ir_graph *g = ir_parse(text, strlen(text), "r.ir", err, sizeof err);
+    cr_assert_not_null(g, "%s", err);
+    cr_expect(ir_verify(g, err, sizeof err), "%s", err);
+    cr_expect_eq(ir_find_role(g, AG_ROLE_DATA), 1);
+    cr_expect_eq(ir_find_role(g, AG_ROLE_LABELS), 0);
+    cr_expect_eq(ir_find_role(g, AG_ROLE_LR), 2);
+    cr_expect_eq(ir_find_role(g, AG_ROLE_WD), -1);
+    char *back = ir_print_str(g);
+    cr_expect_str_eq(back, text);
+    free(back);
+    ir_graph_free(g);
+    const char *twice = "graph @r {\n  %x: f32[N,3] = input role=data\n  %z: f32[N,3] = input role=data\n"
+                        "  return o: %x\n}\n";
+    g = ir_parse(twice, strlen(twice), "r.ir", err, sizeof err);
+    cr_assert_not_null(g, "%s", err);
+    cr_expect(!ir_verify(g, err, sizeof err));
+    cr_expect(strstr(err, "input z: role=data is x's already"), "%s", err);
+    ir_graph_free(g);
+    const char *bad = "graph @r {\n  %x: f32[N,3] = input role=feature\n  return o: %x\n}\n";
+    cr_expect_null(ir_parse(bad, strlen(bad), "r.ir", err, sizeof err));
+    cr_expect(strstr(err, "r.ir:2:29: error:") && strstr(err, "a role: data, labels, lr or wd"), "%s", err);
+}

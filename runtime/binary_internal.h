@@ -1,0 +1,73 @@
+/* What the standalone binary's files share (binary.c, binary_train.c, binary_eval.c,
+ * binary_bench.c): the model in memory, the options of a command line, and the commands.
+ * Internal to the runtime: the generated source sees only compiled.h's rt_binary_main. */
+#ifndef AG_RUNTIME_BINARY_INTERNAL_H
+#define AG_RUNTIME_BINARY_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "checkpoint.h"
+#include "compiled.h"
+#include "cuda.h"
+#include "data.h"
+#include "pool.h"
+#include "profile.h"
+#include "train.h"
+
+/* ---- the model in memory (binary.c) ---- */
+
+typedef struct bin {
+    const rt_compiled *m;
+    char *params, *train_arena, *fwd_arena;
+    rt_param *rp;
+    rt_pool *pool;
+    float lr, wd;
+    ag_dtype data_x;  /* the dataset's feature dtype, converted to the model's where they differ */
+    void *x_conv;     /* max_batch rows in the model's dtype */
+    rt_profile *profile;
+    rt_cuda *gpu;     /* training and evaluation on the GPU, or NULL: the CPU */
+} bin;
+
+/* bytes zeroed, 64-aligned (free with free), or NULL */
+void *rt_bin_aligned(size_t bytes);
+bool rt_bin_open(bin *b, const rt_compiled *m, int threads, char *err, size_t len);
+void rt_bin_close(bin *b);
+/* the model's initial parameters for a seed: the interpreter's (aotgrad run) as well */
+bool rt_bin_init_params(bin *b, uint32_t seed, char *err, size_t len);
+/* One call of an entry point on a batch: loss and metrics into rb. */
+void rt_bin_run_entry(bin *b, const rt_compiled_entry *e, char *arena, rt_batch *rb, void *profile);
+/* the batch's features in the model's dtype */
+const void *rt_bin_model_x(bin *b, const rt_batch *rb, ag_dtype want);
+/* the model as the training loop calls it: on the GPU where b has one */
+rt_model rt_bin_as_model(bin *b);
+/* the parameters of a checkpoint, every one of them, into the model */
+bool rt_bin_load_checkpoint(bin *b, const char *path, rt_ckpt *c, char *err, size_t len);
+
+/* ---- command lines (binary.c) ---- */
+
+typedef struct opts {
+    const char *data, *save, *resume, *metrics, *plot, *weights, *input, *device;
+    int64_t epochs, batch, steps;
+    double lr, wd;
+    uint32_t seed;
+    int threads;
+    bool has_seed, has_lr, has_wd, has_batch;
+} opts;
+
+/* "MODEL: error: ERR" on stderr; returns 1, the exit status */
+int rt_bin_fail(const rt_compiled *m, const char *err);
+/* the datasets, with the features converted to the model's dtype batch by batch */
+bool rt_bin_load_data(bin *b, const char *spec, rt_dataset *train, rt_dataset *test, char *err, size_t len);
+/* --device: the GPU or the CPU */
+bool rt_bin_choose_device(bin *b, const opts *o, char *err, size_t len);
+
+/* ---- the commands: each returns the exit status ---- */
+
+int rt_bin_train(const rt_compiled *m, const opts *o);   /* binary_train.c */
+int rt_bin_eval(const rt_compiled *m, const opts *o);    /* binary_eval.c */
+int rt_bin_predict(const rt_compiled *m, const opts *o); /* binary_eval.c */
+int rt_bin_bench(const rt_compiled *m, const opts *o);   /* binary_bench.c */
+
+#endif
