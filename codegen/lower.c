@@ -610,10 +610,7 @@ static void lower_group(lowering *L, int32_t top, const ir_graph *body, const in
             lower_elementwise(L, &G, b);
             break;
         case IR_K_REDUCE:
-            if (n->op == IR_argmax)
-                lower_call(L, &G, b);
-            else
-                lower_reduce(L, &G, b);
+            lower_reduce(L, &G, b);
             break;
         case IR_K_MATMUL:
             lower_matmul(L, &G, b, top);

@@ -37,7 +37,7 @@ typedef enum ir_kind {
     IR_K_SCAN,        /* same shape, running along an axis */
     IR_K_MATMUL,
     IR_K_LAYOUT,      /* moves elements without arithmetic */
-    IR_K_ROW,         /* a function of a whole row along an axis */
+    IR_K_ROW,         /* a function of a whole row along an axis (a runtime routine) */
     IR_K_INDEX,       /* integer labels to values */
     IR_K_RANDOM,      /* reads the step's random stream */
     IR_K_FUSED,       /* one output of a fused group, computed by its body graph */

@@ -1,7 +1,7 @@
 /* The op table: every op of the graph IR, listed once.
  *
  * Each consumer (enum, names, shape rules, printer, parser, verifier, interpreter, and the
- * passes and backends to come) expands IR_OPS with its own EW and OP macros, so an op added
+ * passes and both backends) expands IR_OPS with its own EW and OP macros, so an op added
  * here reaches all of them, and tests/ir/test_ops.c fails until it has a test row.
  *
  *   EW(name, arity, scalar, types, grad, doc)   elementwise, with NumPy broadcasting
@@ -57,7 +57,7 @@
     OP(sum,           REDUCE,   1, A_AXES,            rule_reduce,       grad_sum,          "sum over axes") \
     OP(mean,          REDUCE,   1, A_AXES,            rule_reduce,       grad_mean,         "mean over axes") \
     OP(max,           REDUCE,   1, A_AXES,            rule_reduce,       grad_max,          "maximum over axes") \
-    OP(argmax,        REDUCE,   1, A_AXIS,            rule_argmax,       no_grad,           "index of the first maximum along an axis, i32") \
+    OP(argmax,        ROW,      1, A_AXIS,            rule_argmax,       no_grad,           "index of the first maximum along an axis, i32 (a row op)") \
     OP(cumsum,        SCAN,     1, A_AXIS,            rule_cumsum,       grad_cumsum,       "running sum along an axis") \
     /* linear algebra */                                                                          \
     OP(matmul,        MATMUL,   2, A_TRANS,           rule_matmul,       grad_matmul,       "matrix product; rank 1 operands are vectors (dot, mv)") \

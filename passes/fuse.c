@@ -38,7 +38,7 @@ static bool is_source(const ir_node *n) { return ir_ops[n->op].kind == IR_K_SOUR
 static int32_t new_group(fuser *f, int32_t id)
 {
     f->group[id] = f->ngroups;
-    f->has_reduce[f->ngroups] = ir_ops[node(f, id)->op].kind == IR_K_REDUCE && node(f, id)->op != IR_argmax;
+    f->has_reduce[f->ngroups] = ir_ops[node(f, id)->op].kind == IR_K_REDUCE;
     f->has_matmul[f->ngroups] = node(f, id)->op == IR_matmul;
     return f->ngroups++;
 }
@@ -112,7 +112,7 @@ static bool joins_loop(const fuser *f, int32_t p, int32_t grp)
     case IR_K_SCAN:
         return true;
     case IR_K_REDUCE:
-        return q->op == IR_argmax || !f->has_reduce[grp]; /* argmax is per row */
+        return !f->has_reduce[grp];
     case IR_K_LAYOUT:
         return q->op == IR_reshape || q->op == IR_broadcast_to;
     default:
@@ -128,7 +128,7 @@ static void absorb_producers(fuser *f, int32_t id, int32_t grp)
         if (!joins_loop(f, p, grp))
             continue;
         f->group[p] = grp;
-        if (ir_ops[node(f, p)->op].kind == IR_K_REDUCE && node(f, p)->op != IR_argmax)
+        if (ir_ops[node(f, p)->op].kind == IR_K_REDUCE)
             f->has_reduce[grp] = true;
         absorb_producers(f, p, grp);
     }
