@@ -12,9 +12,9 @@
 /* ---- autodiff (passes/autodiff.c, rules in passes/grad.c) ---- */
 
 /* A gradient rule: the gradient of the loss with respect to operand i of node n, given dy,
- * the gradient with respect to n's value. Built with the DSL builders in the graph being
- * extended (ad_val gives the values there). Elementwise rules may return it in n's
- * (broadcast) shape: autodiff sums it back to the operand's. */
+ * the gradient with respect to n's value. Built with the graph-building API (ir/builder.h)
+ * in the graph being extended (ad_operand and ad_self give n's values there). Elementwise
+ * rules may return it in n's (broadcast) shape: autodiff sums it back to the operand's. */
 typedef struct ad_ctx ad_ctx;
 typedef ag_val ad_rule(ad_ctx *c, const ir_node *n, int i, ag_val dy);
 
