@@ -180,26 +180,24 @@ static void run_call(const cg_program *p, const cg_args *a, const cg_call *c)
     void *x[4];
     for (int k = 0; k < c->nargs; k++)
         x[k] = address(p, a, c->arg[k].buffer) + at_n(c->arg[k].offset, n) * (int64_t)ir_dtype_size(p->buffers[c->arg[k].buffer].dtype);
+    bool i32 = p->buffers[c->arg[0].buffer].dtype == AG_I32;
+    /* each signature of runtime/rt_ops.h's table, as a call */
+#define CALL_ROWS(f) f(x[0], x[1], rows, len, inner)
+#define CALL_CE(f) f(x[0], x[1], x[2], rows, len)
+#define CALL_CE_GRAD(f) f(x[0], x[1], x[2], x[3], rows, len)
+#define CALL_DROPOUT(f) f(x[0], x[1], rows * len * inner, c->p, a->seed, (uint32_t)c->site, a->step, 0)
+#define RUN(op, f32, i32fn, sig, n)                                                                                   \
+    case IR_##op:                                                                                                     \
+        if (i32)                                                                                                      \
+            CALL_##sig(i32fn);                                                                                        \
+        else                                                                                                          \
+            CALL_##sig(f32);                                                                                          \
+        return;
     switch (c->op) {
-    case IR_softmax: rt_softmax(x[0], x[1], rows, len, inner); return;
-    case IR_log_softmax: rt_log_softmax(x[0], x[1], rows, len, inner); return;
-    case IR_softmax_ce: rt_softmax_ce(x[0], x[1], x[2], rows, len); return;
-    case IR_softmax_ce_grad: rt_softmax_ce_grad(x[0], x[1], x[2], x[3], rows, len); return;
-    case IR_argmax:
-        if (p->buffers[c->arg[0].buffer].dtype == AG_F32)
-            rt_argmax(x[0], x[1], rows, len, inner);
-        else
-            rt_argmax_i32(x[0], x[1], rows, len, inner);
-        return;
-    case IR_cumsum:
-        if (p->buffers[c->arg[0].buffer].dtype == AG_F32)
-            rt_cumsum_f32(x[0], x[1], rows, len, inner);
-        else
-            rt_cumsum_i32(x[0], x[1], rows, len, inner);
-        return;
-    case IR_dropout: rt_dropout(x[0], x[1], rows * len * inner, c->p, a->seed, (uint32_t)c->site, a->step, 0); return;
-    default: ir_bug("exec: a step the kernel IR does not have");
+        RT_ROUTINES(RUN)
+    default: ir_bug("exec: no runtime routine for %s", ir_ops[c->op].name);
     }
+#undef RUN
 }
 
 void cg_exec(const cg_program *p, const cg_args *a)

@@ -20,6 +20,29 @@
 
 #include <stdint.h>
 
+/* The routines, one row each: what generated code calls for an op it lowers to a call
+ * (codegen/kernel.h, CG_CALL). The C reference (codegen/exec.c), the LLVM backend
+ * (codegen/llvm/emit_entry.c) and the CUDA renderer (codegen/cuda/render_call.c, which
+ * checks a call's operands by it and writes the row's computation in CUDA C) expand it.
+ *
+ *   R(op, f32 routine, i32 routine, signature, operands)
+ *
+ * op: the op table's name; the i32 routine serves an i32 first operand; operands: the
+ * call's buffers, its inputs then its result. The signatures, the call's extents being
+ * outer, len and inner around the op's axis:
+ *   ROWS     f(x, out, outer, len, inner)
+ *   CE       f(logits, labels, loss, rows = outer, classes = len)
+ *   CE_GRAD  f(logits, labels, d, out, rows = outer, classes = len)
+ *   DROPOUT  f(x, out, n = outer * len * inner, p, seed, site, step, first = 0) */
+#define RT_ROUTINES(R)                                                         \
+    R(softmax, rt_softmax, rt_softmax, ROWS, 2)                                \
+    R(log_softmax, rt_log_softmax, rt_log_softmax, ROWS, 2)                    \
+    R(softmax_ce, rt_softmax_ce, rt_softmax_ce, CE, 3)                         \
+    R(softmax_ce_grad, rt_softmax_ce_grad, rt_softmax_ce_grad, CE_GRAD, 4)     \
+    R(argmax, rt_argmax, rt_argmax_i32, ROWS, 2)                               \
+    R(cumsum, rt_cumsum_f32, rt_cumsum_i32, ROWS, 2)                           \
+    R(dropout, rt_dropout, rt_dropout, DROPOUT, 2)
+
 /* softmax along the axis: e^(x - m) / sum e^(x - m), m the row's maximum. A row holding a
  * NaN is all NaN; so is a row whose maximum is infinite (inf - inf). out may equal x. */
 void rt_softmax(const float *x, float *out, int64_t outer, int64_t len, int64_t inner);

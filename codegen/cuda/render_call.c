@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "render_internal.h"
+#include "rt_ops.h"
 
 /* ---- runtime routines ---- */
 
@@ -98,9 +99,11 @@ void rd_render_call(rd *R, const cg_call *c, const char *name, cg_cuda_launch *l
 {
     /* with its gradient (pair_ce): the gradient's call, whose output this kernel fills */
     const cg_call *with = c->op == IR_softmax_ce && R->ce_pair[step] >= 0 ? &R->p->steps[R->ce_pair[step]].call : NULL;
-    static const int nargs[IR_OP_COUNT] = {[IR_softmax] = 2,    [IR_log_softmax] = 2, [IR_softmax_ce] = 3,
-                                           [IR_softmax_ce_grad] = 4, [IR_argmax] = 2, [IR_cumsum] = 2,
-                                           [IR_dropout] = 2};
+    static const int nargs[IR_OP_COUNT] = { /* runtime/rt_ops.h's table: the ops with a routine */
+#define NARGS(op, f32, i32, sig, n) [IR_##op] = n,
+        RT_ROUTINES(NARGS)
+#undef NARGS
+    };
     if ((unsigned)c->op >= IR_OP_COUNT || !nargs[c->op] || c->nargs != nargs[c->op]) {
         rd_fail(R, "no CUDA routine for op %d with %d operands", (int)c->op, (int)c->nargs);
         return;

@@ -3,10 +3,12 @@
  * (emit_loop.c), cblas_sgemm for matmuls, the runtime routines for calls, with a profile
  * mark after each; and cg_emit_module, which builds the module around it. */
 #include <stdlib.h>
+#include <string.h>
 
 #include <llvm-c/Core.h>
 
 #include "emit_internal.h"
+#include "rt_ops.h"
 
 /* ---- the entry point ---- */
 
@@ -119,80 +121,76 @@ static void emit_gemm(em *E, entry *X, const cg_gemm *g, int step)
     LLVMPositionBuilderAtEnd(E->b, done);
 }
 
+/* runtime/rt_ops.h's table: each op's routines and how its call's arguments map to theirs */
+typedef enum { SIG_ROWS, SIG_CE, SIG_CE_GRAD, SIG_DROPOUT } signature;
+static const struct routine {
+    ir_op op;
+    const char *f32, *i32;
+    signature sig;
+    int nargs;
+} routines[] = {
+#define ROUTINE(op, f32, i32, sig, n) {IR_##op, #f32, #i32, SIG_##sig, n},
+    RT_ROUTINES(ROUTINE)
+#undef ROUTINE
+};
+
 static void emit_call(em *E, entry *X, const cg_call *c, int step)
 {
-    if (c->nargs < 0 || c->nargs > 4) {
-        em_fail(E, "step %d (%s): %d arguments", step, em_op_name(c->op), (int)c->nargs);
+    const struct routine *r = NULL;
+    for (size_t k = 0; k < sizeof routines / sizeof *routines; k++)
+        if (routines[k].op == c->op)
+            r = &routines[k];
+    if (!r) {
+        em_fail(E, "step %d: no runtime routine for %s", step, em_op_name(c->op));
+        return;
+    }
+    if (c->nargs != r->nargs) {
+        em_fail(E, "step %d (%s): %d arguments, %d expected", step, em_op_name(c->op), (int)c->nargs, r->nargs);
         return;
     }
     LLVMValueRef arg[4];
-    ag_dtype dt[4] = {AG_F32, AG_F32, AG_F32, AG_F32};
     for (int k = 0; k < c->nargs; k++) {
         if (!em_check_access(E, &c->arg[k], "call argument", k))
             return;
         arg[k] = access_addr(E, X, &c->arg[k]);
-        dt[k] = E->p->buffers[c->arg[k].buffer].dtype;
     }
+    const char *name = E->p->buffers[c->arg[0].buffer].dtype == AG_I32 ? r->i32 : r->f32;
     LLVMValueRef rows = em_affine(E, c->rows, X->N), len = em_affine(E, c->len, X->N);
     LLVMValueRef inner = em_affine(E, c->inner, X->N);
     LLVMTypeRef P = E->ptr, I = E->i64, ft;
-    const char *name = NULL;
-    int want = 0;
-    LLVMValueRef fn = NULL;
-    switch (c->op) {
-    case IR_softmax:
-    case IR_log_softmax:
-    case IR_argmax:
-    case IR_cumsum: {
-        want = 2;
-        name = c->op == IR_softmax       ? "rt_softmax"
-               : c->op == IR_log_softmax ? "rt_log_softmax"
-               : c->op == IR_argmax      ? (dt[0] == AG_I32 ? "rt_argmax_i32" : "rt_argmax")
-                                         : (dt[0] == AG_I32 ? "rt_cumsum_i32" : "rt_cumsum_f32");
-        if (c->nargs != want)
-            break;
-        LLVMTypeRef pt[] = {P, P, I, I, I};
-        fn = em_declare(E, name, E->vd, pt, 5, &ft);
-        LLVMValueRef a[] = {arg[0], arg[1], rows, len, inner};
-        LLVMBuildCall2(E->b, ft, fn, a, 5, "");
-        return;
-    }
-    case IR_softmax_ce: {
-        want = 3;
-        if (c->nargs != want)
-            break;
-        LLVMTypeRef pt[] = {P, P, P, I, I};
-        fn = em_declare(E, "rt_softmax_ce", E->vd, pt, 5, &ft);
-        LLVMValueRef a[] = {arg[0], arg[1], arg[2], rows, len};
-        LLVMBuildCall2(E->b, ft, fn, a, 5, "");
-        return;
-    }
-    case IR_softmax_ce_grad: {
-        want = 4;
-        if (c->nargs != want)
-            break;
-        LLVMTypeRef pt[] = {P, P, P, P, I, I};
-        fn = em_declare(E, "rt_softmax_ce_grad", E->vd, pt, 6, &ft);
-        LLVMValueRef a[] = {arg[0], arg[1], arg[2], arg[3], rows, len};
-        LLVMBuildCall2(E->b, ft, fn, a, 6, "");
-        return;
-    }
-    case IR_dropout: {
-        want = 2;
-        if (c->nargs != want)
-            break;
-        LLVMTypeRef pt[] = {P, P, I, E->f64, E->i32, E->i32, I, I};
-        fn = em_declare(E, "rt_dropout", E->vd, pt, 8, &ft);
-        LLVMValueRef n = LLVMBuildNSWMul(E->b, LLVMBuildNSWMul(E->b, rows, len, ""), inner, "");
+    LLVMTypeRef pt[8];
+    LLVMValueRef a[8];
+    int n = 0;
+    switch (r->sig) { /* the signatures of the table, parameter by parameter */
+    case SIG_ROWS:
+        n = 5;
+        memcpy(pt, (LLVMTypeRef[]){P, P, I, I, I}, sizeof *pt * 5);
+        memcpy(a, (LLVMValueRef[]){arg[0], arg[1], rows, len, inner}, sizeof *a * 5);
+        break;
+    case SIG_CE:
+        n = 5;
+        memcpy(pt, (LLVMTypeRef[]){P, P, P, I, I}, sizeof *pt * 5);
+        memcpy(a, (LLVMValueRef[]){arg[0], arg[1], arg[2], rows, len}, sizeof *a * 5);
+        break;
+    case SIG_CE_GRAD:
+        n = 6;
+        memcpy(pt, (LLVMTypeRef[]){P, P, P, P, I, I}, sizeof *pt * 6);
+        memcpy(a, (LLVMValueRef[]){arg[0], arg[1], arg[2], arg[3], rows, len}, sizeof *a * 6);
+        break;
+    case SIG_DROPOUT: {
+        n = 8;
+        memcpy(pt, (LLVMTypeRef[]){P, P, I, E->f64, E->i32, E->i32, I, I}, sizeof *pt * 8);
+        LLVMValueRef count = LLVMBuildNSWMul(E->b, LLVMBuildNSWMul(E->b, rows, len, ""), inner, "");
         LLVMValueRef seed = field(E, X, 5, E->i32), stp = field(E, X, 6, E->i64);
-        LLVMValueRef a[] = {arg[0], arg[1], n, LLVMConstReal(E->f64, c->p), seed,
-                            LLVMConstInt(E->i32, (unsigned)c->site, 0), stp, LLVMConstInt(E->i64, 0, 0)};
-        LLVMBuildCall2(E->b, ft, fn, a, 8, "");
-        return;
+        memcpy(a,
+               (LLVMValueRef[]){arg[0], arg[1], count, LLVMConstReal(E->f64, c->p), seed,
+                                LLVMConstInt(E->i32, (unsigned)c->site, 0), stp, LLVMConstInt(E->i64, 0, 0)},
+               sizeof *a * 8);
+        break;
     }
-    default: em_fail(E, "step %d: no runtime routine for %s", step, em_op_name(c->op)); return;
     }
-    em_fail(E, "step %d (%s): %d arguments, %d expected", step, em_op_name(c->op), (int)c->nargs, want);
+    LLVMValueRef fn = em_declare(E, name, E->vd, pt, n, &ft);
+    LLVMBuildCall2(E->b, ft, fn, a, (unsigned)n, "");
 }
 
 /* if (a->profile) rt_profile_mark(a->profile, step): bench's per-step times */

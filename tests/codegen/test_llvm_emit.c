@@ -29,8 +29,10 @@
 /* JIT'd code calls the runtime's routines from this process: referenced here, they are
  * linked in (and exported, ENABLE_EXPORTS). */
 void *const test_llvm_emit_rt_refs[] = {
-    (void *)rt_softmax, (void *)rt_log_softmax, (void *)rt_softmax_ce, (void *)rt_softmax_ce_grad,
-    (void *)rt_argmax,  (void *)rt_cumsum_f32,  (void *)rt_dropout,      (void *)rt_profile_mark,
+#define ROUTINE(op, f32, i32, sig, n) (void *)f32, (void *)i32,
+    RT_ROUTINES(ROUTINE) /* runtime/rt_ops.h's table */
+#undef ROUTINE
+    (void *)rt_profile_mark,
 };
 
 static const int64_t batches[] = {1, 7, 256, 1001};

@@ -31,9 +31,9 @@
 
 /* What generated code calls (codegen/llvm/emit.c): linked in, for the JIT to find. */
 __attribute__((used)) static void (*const runtime_routines[])(void) = {
-    (void (*)(void))rt_argmax,    (void (*)(void))rt_argmax_i32,   (void (*)(void))rt_cumsum_f32,
-    (void (*)(void))rt_cumsum_i32, (void (*)(void))rt_dropout,     (void (*)(void))rt_log_softmax,
-    (void (*)(void))rt_softmax,   (void (*)(void))rt_softmax_ce,   (void (*)(void))rt_softmax_ce_grad,
+#define ROUTINE(op, f32, i32, sig, n) (void (*)(void))f32, (void (*)(void))i32,
+    RT_ROUTINES(ROUTINE) /* runtime/rt_ops.h's table */
+#undef ROUTINE
     (void (*)(void))rt_profile_mark, (void (*)(void))rt_parallel_for,
 };
 
