@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "bug.h"
 #include "fail.h"
 #include "lower.h"
@@ -46,22 +47,11 @@ typedef struct lowering {
 
 /* ---- buffers and steps ---- */
 
-/* realloc, or the one line every allocation failure of the compiler prints */
-static void *grow(void *p, size_t bytes)
-{
-    void *q = realloc(p, bytes);
-    if (!q) {
-        fprintf(stderr, "aotgrad: out of memory\n");
-        exit(1);
-    }
-    return q;
-}
-
 static int32_t add_buffer(lowering *L, cg_buffer b)
 {
     if (L->p->nbuffers == L->cap_buffers) {
         L->cap_buffers = L->cap_buffers ? 2 * L->cap_buffers : 32;
-        L->p->buffers = grow(L->p->buffers, sizeof *L->p->buffers * (size_t)L->cap_buffers);
+        L->p->buffers = ir_xrealloc(L->p->buffers, sizeof *L->p->buffers * (size_t)L->cap_buffers);
     }
     L->p->buffers[L->p->nbuffers] = b;
     return L->p->nbuffers++;
@@ -71,7 +61,7 @@ static cg_step *add_step(lowering *L, cg_step_kind kind, int32_t node)
 {
     if (L->p->nsteps == L->cap_steps) {
         L->cap_steps = L->cap_steps ? 2 * L->cap_steps : 32;
-        L->p->steps = grow(L->p->steps, sizeof *L->p->steps * (size_t)L->cap_steps);
+        L->p->steps = ir_xrealloc(L->p->steps, sizeof *L->p->steps * (size_t)L->cap_steps);
     }
     cg_step *s = &L->p->steps[L->p->nsteps++];
     memset(s, 0, sizeof *s);
@@ -583,9 +573,9 @@ static void done_with(group *G, int32_t b)
  * in outer buffer homes[k]. */
 static void lower_group(lowering *L, int32_t top, const ir_graph *body, const int32_t *operands, const int32_t *homes)
 {
-    group G = {body, calloc((size_t)body->n, sizeof(view)), malloc(sizeof(int32_t) * (size_t)body->n),
-               calloc((size_t)body->n, sizeof(bool)), calloc((size_t)body->n, sizeof(int32_t)),
-               malloc(sizeof(int32_t) * (size_t)body->n), NULL, {0, {0}}, top};
+    group G = {body, ir_xcalloc((size_t)body->n, sizeof(view)), ir_xmalloc(sizeof(int32_t) * (size_t)body->n),
+               ir_xcalloc((size_t)body->n, sizeof(bool)), ir_xcalloc((size_t)body->n, sizeof(int32_t)),
+               ir_xmalloc(sizeof(int32_t) * (size_t)body->n), NULL, {0, {0}}, top};
     for (int32_t i = 0, k = 0; i < body->n; i++) {
         G.expr[i] = -1;
         G.home[i] = -1;
@@ -715,11 +705,12 @@ cg_program *cg_lower_like(const ir_graph *g, bool training, const cg_program *la
         rt_fail(err, len, "lower: %s has no memory plan (run the pipeline through plan_memory)", g->name);
         return NULL;
     }
-    cg_program *p = calloc(1, sizeof *p);
-    lowering L = {g, g->plan, p, 0, 0, 0, 0, 0, malloc(sizeof(int32_t) * (size_t)g->n), training, err, len, false};
+    cg_program *p = ir_xcalloc(1, sizeof *p);
+    lowering L = {g, g->plan, p, 0, 0, 0, 0, 0, ir_xmalloc(sizeof(int32_t) * (size_t)g->n), training, err, len,
+                  false};
     p->name = g->name;
-    p->params = calloc((size_t)g->n + 1, sizeof *p->params);
-    p->input_node = calloc((size_t)g->n + 1, sizeof *p->input_node);
+    p->params = ir_xcalloc((size_t)g->n + 1, sizeof *p->params);
+    p->input_node = ir_xcalloc((size_t)g->n + 1, sizeof *p->input_node);
     int32_t inputs = 0;
     for (int32_t i = 0; i < g->n; i++) /* all of them: a failure below leaves the rest unset */
         L.outer[i] = -1;
@@ -771,7 +762,7 @@ cg_program *cg_lower_like(const ir_graph *g, bool training, const cg_program *la
         ir_bug_node(i);
         if (n->op != IR_kernel) { /* a plain node: a body of one, over its operands */
             ir_graph *b = ir_graph_new("node");
-            int32_t *map = malloc(sizeof *map * (size_t)g->n), ops[8];
+            int32_t *map = ir_xmalloc(sizeof *map * (size_t)g->n), ops[8];
             int nops = 0;
             for (int k = 0; k < n->nin; k++) {
                 const ir_node *o = &g->node[n->in[k]];
@@ -800,7 +791,7 @@ cg_program *cg_lower_like(const ir_graph *g, bool training, const cg_program *la
         if (!first)
             continue;
         const ir_graph *body = g->kernels[n->attr.kernel];
-        int32_t *homes = malloc(sizeof *homes * (size_t)body->nout);
+        int32_t *homes = ir_xmalloc(sizeof *homes * (size_t)body->nout);
         for (int k = 0; k < body->nout; k++) {
             homes[k] = -1;
             for (int32_t j = i; j < g->n; j++)
@@ -816,7 +807,7 @@ cg_program *cg_lower_like(const ir_graph *g, bool training, const cg_program *la
     p->arena_bytes = (cg_dim){g->plan->arena + L.fixed + L.scratch_max, 0};
     p->max_batch = g->plan->batch;
     p->noutputs = g->nout;
-    p->output_buffer = malloc(sizeof *p->output_buffer * (size_t)(g->nout ? g->nout : 1));
+    p->output_buffer = ir_xmalloc(sizeof *p->output_buffer * (size_t)(g->nout ? g->nout : 1));
     for (int k = 0; k < g->nout; k++)
         p->output_buffer[k] = L.outer[g->out[k].id];
     free(L.outer);

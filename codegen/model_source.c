@@ -3,20 +3,11 @@
  * outputs, each step's work for `bench`, the model's training defaults) and a main that
  * hands them to the runtime's commands (runtime/binary.c). */
 #include <ctype.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "fail.h"
 #include "model_source.h"
-
-static bool failf(char *err, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-    return false;
-}
 
 /* a C string literal */
 static void literal(FILE *f, const char *s)
@@ -57,12 +48,12 @@ static bool value(FILE *f, const cg_program *p, const ir_graph *g, const char *n
     int k = name ? ir_find_output(g, name) : -1;
     if (k < 0) {
         fputs("{NULL, AG_F32, 0, false, 0, false}", f);
-        return !name || failf(err, len, "%s: no output %s", g->name, name);
+        return !name || rt_fail(err, len, "%s: no output %s", g->name, name);
     }
     const cg_buffer *b = &p->buffers[p->output_buffer[k]];
     const ir_node *n = &g->node[g->out[k].id];
     if ((b->region != CG_ARENA && b->region != CG_PARAMS) || b->offset.n != 0)
-        return failf(err, len, "%s: output %s is not at a fixed place in the arena", g->name, name);
+        return rt_fail(err, len, "%s: output %s is not at a fixed place in the arena", g->name, name);
     bool batched = n->shape.rank > 0 && n->shape.dim[0] == AG_N;
     fputc('{', f);
     literal(f, name);
@@ -141,7 +132,7 @@ static bool entry(FILE *f, const char *fn, const char *steps_var, const cg_progr
 {
     const ir_train *t = g->train;
     if (p->ninputs > 8)
-        return failf(err, len, "%s: %d inputs; a binary binds at most 8", g->name, p->ninputs);
+        return rt_fail(err, len, "%s: %d inputs; a binary binds at most 8", g->name, p->ninputs);
     fprintf(f, "{%s, %lldLL, %d, {", fn, (long long)p->arena_bytes.k, p->ninputs);
     int data = 0;
     ag_dtype xt = AG_F32, yt = AG_F32;
@@ -151,8 +142,8 @@ static bool entry(FILE *f, const char *fn, const char *steps_var, const cg_progr
                                                          "AG_ROLE_WD"};
         ag_role r = n->attr.role;
         if (r == AG_ROLE_NONE || (unsigned)r >= AG_ROLE_COUNT)
-            return failf(err, len, "%s: input %s has no role: a binary binds the features, the targets, lr and wd only",
-                         g->name, n->attr.name);
+            return rt_fail(err, len, "%s: input %s has no role: a binary binds the features, the targets, lr and wd only",
+                           g->name, n->attr.name);
         if (r == AG_ROLE_DATA || r == AG_ROLE_LABELS) {
             *(r == AG_ROLE_LABELS ? &yt : &xt) = n->dtype;
             data++;
@@ -160,8 +151,8 @@ static bool entry(FILE *f, const char *fn, const char *steps_var, const cg_progr
         fprintf(f, "%s%s", k ? ", " : "", binds[r]);
     }
     if (data != 2)
-        return failf(err, len, "%s: training binds two inputs, the features and the targets; the model has %d",
-                     g->name, data);
+        return rt_fail(err, len, "%s: training binds two inputs, the features and the targets; the model has %d",
+                       g->name, data);
     fprintf(f, "}, %s, %s,\n     ", dtype_enum(xt), dtype_enum(yt));
     if (!value(f, p, g, t->loss, err, len))
         return false;
@@ -233,9 +224,9 @@ bool cg_write_model_source(FILE *f, const char *source, const cg_program *train,
 {
     const ir_train *t = step->train;
     if (!t || !t->loss)
-        return failf(err, len, "%s: the model declares no training (ag_minimize), so it makes no binary", step->name);
+        return rt_fail(err, len, "%s: the model declares no training (ag_minimize), so it makes no binary", step->name);
     if (t->nmetrics > 8)
-        return failf(err, len, "%s: %d metrics; a binary reports at most 8", step->name, t->nmetrics);
+        return rt_fail(err, len, "%s: %d metrics; a binary reports at most 8", step->name, t->nmetrics);
     int64_t features, targets;
     int classes;
     if (!ir_data_shape(step, &features, &targets, &classes, err, len))
@@ -255,19 +246,19 @@ bool cg_write_model_source(FILE *f, const char *source, const cg_program *train,
             if (strcmp(forward->params[j].name, cp->name) == 0)
                 shared = forward->params[j].offset == cp->offset;
         if (!shared && ir_find_source(eval, IR_param, cp->name) >= 0)
-            return failf(err, len, "%s: parameter %s lies at different offsets in the train step and the forward pass",
-                         name, cp->name);
+            return rt_fail(err, len, "%s: parameter %s lies at different offsets in the train step and the forward pass",
+                           name, cp->name);
         char next[300];
         snprintf(next, sizeof next, "%s.next", cp->name);
         int out = ir_find_output(step, next);
         if (out < 0)
-            return failf(err, len, "%s: the train step has no output %s", name, next);
+            return rt_fail(err, len, "%s: the train step has no output %s", name, next);
         /* in place, or at a fixed place in the arena, whence the binary copies it over P */
         const cg_buffer *nb = &train->buffers[train->output_buffer[out]];
         bool in_place = nb->region == CG_PARAMS && nb->offset.k == cp->offset && nb->offset.n == 0;
         if (!in_place && (nb->region != CG_ARENA || nb->offset.n != 0))
-            return failf(err, len, "%s: the update of %s is neither in place nor at a fixed place in the arena", name,
-                         cp->name);
+            return rt_fail(err, len, "%s: the update of %s is neither in place nor at a fixed place in the arena", name,
+                           cp->name);
         fputs("    {", f);
         literal(f, cp->name);
         fprintf(f, ", %d, {", n->shape.rank);
@@ -309,5 +300,5 @@ bool cg_write_model_source(FILE *f, const char *source, const cg_program *train,
     fprintf(f, ",\n    %lldLL, %lldLL, %d, %d, class_names, %s};\n\n", (long long)features, (long long)targets,
             classes, t->classes ? t->nclasses : 0, cuda ? "&cuda_image" : "NULL");
     fprintf(f, "int main(int argc, char **argv) { return rt_binary_main(&model, argc, argv); }\n");
-    return !ferror(f) || failf(err, len, "cannot write the model's source");
+    return !ferror(f) || rt_fail(err, len, "cannot write the model's source");
 }

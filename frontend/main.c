@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "bind.h"
 #include "bug.h"
 #include "build.h"
@@ -323,12 +324,12 @@ static int cmd_forward(int argc, char **argv)
         return 1;
     }
     ir_tensor **bound = fe_bind_random(g, batch, (uint32_t)seed, f64);
-    ir_tensor *outs = calloc((size_t)g->nout, sizeof *outs);
+    ir_tensor *outs = ir_xcalloc((size_t)g->nout, sizeof *outs);
     ir_run run = {.f64 = f64, .batch = batch, .seed = (uint32_t)seed, .step = 0, .training = training};
     char err[512];
     int rc = 0;
-    if (!outs || !bound || !ir_interp(g, &run, (const ir_tensor *const *)bound, outs, err, sizeof err)) {
-        fe_report(path, outs && bound ? err : "out of memory for the inputs and parameters at this batch");
+    if (!bound || !ir_interp(g, &run, (const ir_tensor *const *)bound, outs, err, sizeof err)) {
+        fe_report(path, bound ? err : "out of memory for the inputs and parameters at this batch");
         rc = 1;
     } else {
         printf("%s: forward through the interpreter (%s), batch %" PRId64 ", seed %" PRId64 "%s\n", g->name,

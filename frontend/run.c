@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "bind.h"
 #include "interp.h"
 #include "load.h"
@@ -34,8 +35,8 @@ typedef struct interp_model {
 static bool setup(graph_run *r, ir_graph *g, const ir_train *t, interp_model *m, char *err, size_t len)
 {
     r->g = g;
-    r->bound = calloc((size_t)g->n, sizeof *r->bound);
-    if (!r->bound || !ir_data_inputs(g, &r->x, &r->y, err, len))
+    r->bound = ir_xcalloc((size_t)g->n, sizeof *r->bound);
+    if (!ir_data_inputs(g, &r->x, &r->y, err, len))
         return false;
     r->lr = ir_find_role(g, AG_ROLE_LR);
     r->wd = ir_find_role(g, AG_ROLE_WD);
@@ -43,10 +44,8 @@ static bool setup(graph_run *r, ir_graph *g, const ir_train *t, interp_model *m,
         r->bound[r->lr] = &m->lr;
     if (r->wd >= 0)
         r->bound[r->wd] = &m->wd;
-    r->bound[r->x] = malloc(sizeof **r->bound);
-    r->bound[r->y] = malloc(sizeof **r->bound);
-    if (!r->bound[r->x] || !r->bound[r->y])
-        return false;
+    r->bound[r->x] = ir_xmalloc(sizeof **r->bound);
+    r->bound[r->y] = ir_xmalloc(sizeof **r->bound);
     for (int k = 0; k < m->nparams; k++) {
         int32_t p = ir_find_source(g, IR_param, m->step.g->node[m->param_ids[k]].attr.name);
         if (p >= 0)
@@ -145,14 +144,14 @@ static bool make_model(const ir_graph *g, uint32_t seed, interp_model *m, rt_mod
     for (int32_t i = 0; i < step->n; i++)
         m->nparams += step->node[i].op == IR_param;
     size_t np = (size_t)(m->nparams ? m->nparams : 1);
-    m->params = calloc(np, sizeof *m->params);
-    m->param_ids = calloc(np, sizeof *m->param_ids);
-    m->next = calloc(np, sizeof *m->next);
-    m->rp = calloc(np, sizeof *m->rp);
+    m->params = ir_xcalloc(np, sizeof *m->params);
+    m->param_ids = ir_xcalloc(np, sizeof *m->param_ids);
+    m->next = ir_xcalloc(np, sizeof *m->next);
+    m->rp = ir_xcalloc(np, sizeof *m->rp);
     ir_shape scalar = {0, {0}};
     m->lr = ir_tensor_new(AG_F32, &scalar);
     m->wd = ir_tensor_new(AG_F32, &scalar);
-    if (!m->params || !m->param_ids || !m->next || !m->rp || !m->lr.data || !m->wd.data) {
+    if (!m->lr.data || !m->wd.data) { /* the interpreter's tensors say so by a NULL data */
         snprintf(err, len, "out of memory");
         return false;
     }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "builder.h"
 #include "ir.h"
 
@@ -44,11 +45,7 @@ static void record(ir_graph *g, ag_loc at, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    char *line = malloc(strlen(msg) + strlen(at.file ? at.file : "?") + 32);
-    if (!line) {
-        fprintf(stderr, "aotgrad: out of memory\n");
-        exit(1);
-    }
+    char *line = ir_xmalloc(strlen(msg) + strlen(at.file ? at.file : "?") + 32);
     if (at.line > 0)
         sprintf(line, "%s:%d: error: %s", at.file ? at.file : "?", at.line, msg);
     else /* the whole file */
@@ -60,11 +57,7 @@ static void record(ir_graph *g, ag_loc at, const char *fmt, ...)
     }
     if (g->nerrors == g->errcap) {
         g->errcap = g->errcap ? 2 * g->errcap : 8;
-        char **e = realloc(g->errors, sizeof *e * (size_t)g->errcap);
-        if (!e) {
-            fprintf(stderr, "aotgrad: out of memory\n");
-            exit(1);
-        }
+        char **e = ir_xrealloc(g->errors, sizeof *e * (size_t)g->errcap);
         g->errors = e;
     }
     g->errors[g->nerrors++] = line;
@@ -196,11 +189,7 @@ const char *ag_graph_error(const ag_graph *g, int i) { return i >= 0 && i < g->n
 static void check_sizes(ir_graph *g)
 {
     int64_t batch = ir_declared_batch(g);
-    bool *bad = calloc((size_t)(g->n ? g->n : 1), sizeof *bad), any = false;
-    if (!bad) {
-        fprintf(stderr, "aotgrad: out of memory\n");
-        exit(1);
-    }
+    bool *bad = ir_xcalloc((size_t)(g->n ? g->n : 1), sizeof *bad), any = false;
     char msg[512];
     for (int32_t i = 0; i < g->n; i++) {
         const ir_node *n = &g->node[i];

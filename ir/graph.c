@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "fail.h"
 #include "ir.h"
 
@@ -131,11 +132,7 @@ void *ir_alloc(ir_graph *g, size_t size)
     struct ir_chunk *c = g->arena;
     if (!c || c->size - c->used < size) {
         size_t cap = size > 65536 ? size : 65536;
-        c = calloc(1, sizeof *c + cap);
-        if (!c) {
-            fprintf(stderr, "aotgrad: out of memory\n");
-            exit(1);
-        }
+        c = ir_xcalloc(1, sizeof *c + cap);
         c->size = cap;
         c->next = g->arena;
         g->arena = c;
@@ -157,23 +154,9 @@ const char *ir_strdup(ir_graph *g, const char *s) { return ir_strndup(g, s, strl
 
 /* ---- graphs ---- */
 
-static void *xrealloc(void *p, size_t size)
-{
-    p = realloc(p, size);
-    if (!p) {
-        fprintf(stderr, "aotgrad: out of memory\n");
-        exit(1);
-    }
-    return p;
-}
-
 ir_graph *ir_graph_new(const char *name)
 {
-    ir_graph *g = calloc(1, sizeof *g);
-    if (!g) {
-        fprintf(stderr, "aotgrad: out of memory\n");
-        exit(1);
-    }
+    ir_graph *g = ir_xcalloc(1, sizeof *g);
     g->name = ir_strdup(g, name ? name : "graph");
     g->next_site = 1;
     return g;
@@ -270,7 +253,7 @@ static void hash_grow(ir_graph *g)
 {
     free(g->hash);
     g->hashcap = g->hashcap ? g->hashcap * 2 : 256;
-    g->hash = xrealloc(NULL, sizeof *g->hash * (size_t)g->hashcap);
+    g->hash = ir_xrealloc(NULL, sizeof *g->hash * (size_t)g->hashcap);
     for (int32_t i = 0; i < g->hashcap; i++)
         g->hash[i] = -1;
     for (int32_t i = 0; i < g->n; i++)
@@ -289,7 +272,7 @@ int32_t ir_intern(ir_graph *g, const ir_node *n)
     }
     if (g->n == g->cap) {
         g->cap = g->cap ? g->cap * 2 : 64;
-        g->node = xrealloc(g->node, sizeof *g->node * (size_t)g->cap);
+        g->node = ir_xrealloc(g->node, sizeof *g->node * (size_t)g->cap);
     }
     int32_t id = g->n++;
     ir_node *m = &g->node[id];
@@ -318,7 +301,7 @@ void ir_add_output(ir_graph *g, const char *name, int32_t id)
 {
     if (g->nout == g->outcap) {
         g->outcap = g->outcap ? g->outcap * 2 : 8;
-        g->out = xrealloc(g->out, sizeof *g->out * (size_t)g->outcap);
+        g->out = ir_xrealloc(g->out, sizeof *g->out * (size_t)g->outcap);
     }
     g->out[g->nout++] = (ir_output){ir_strdup(g, name), id};
 }
@@ -344,7 +327,7 @@ static void names_insert(ir_names *t, const char *name, int32_t id)
     if (2 * ((int64_t)t->used + 1) > t->cap) {
         ir_names old = *t;
         t->cap = old.cap ? old.cap * 2 : 64;
-        t->slot = xrealloc(NULL, sizeof *t->slot * (size_t)t->cap);
+        t->slot = ir_xrealloc(NULL, sizeof *t->slot * (size_t)t->cap);
         for (int32_t k = 0; k < t->cap; k++)
             t->slot[k] = (ir_name_slot){NULL, -1};
         t->used = 0;
@@ -456,8 +439,8 @@ int32_t ir_add_kernel(ir_graph *g, ir_graph *body)
 {
     if (g->nkernels == g->kernelcap) {
         g->kernelcap = g->kernelcap ? 2 * g->kernelcap : 8;
-        g->kernels = xrealloc(g->kernels, sizeof *g->kernels * (size_t)g->kernelcap);
-        g->kernel_src = xrealloc(g->kernel_src, sizeof *g->kernel_src * (size_t)g->kernelcap);
+        g->kernels = ir_xrealloc(g->kernels, sizeof *g->kernels * (size_t)g->kernelcap);
+        g->kernel_src = ir_xrealloc(g->kernel_src, sizeof *g->kernel_src * (size_t)g->kernelcap);
     }
     g->kernels[g->nkernels] = body;
     g->kernel_src[g->nkernels] = NULL;
@@ -499,21 +482,13 @@ int32_t ir_copy_node(ir_graph *dst, const ir_graph *src, int32_t id, const int32
 
 ir_graph *ir_prune(const ir_graph *g, const char *const *keep, int nkeep)
 {
-    bool *live = calloc((size_t)(g->n ? g->n : 1), sizeof *live);
-    int32_t *map = malloc(sizeof *map * (size_t)(g->n ? g->n : 1));
-    if (!live || !map) {
-        fprintf(stderr, "aotgrad: out of memory\n");
-        exit(1);
-    }
+    bool *live = ir_xcalloc((size_t)g->n, sizeof *live);
+    int32_t *map = ir_xmalloc(sizeof *map * (size_t)g->n);
     /* the outputs kept, by a table of the names (a graph may have 100k outputs) */
     ir_names wanted = {0};
     for (int k = 0; k < nkeep; k++)
         names_insert(&wanted, keep[k], k);
-    bool *kept = calloc((size_t)(g->nout ? g->nout : 1), sizeof *kept);
-    if (!kept) {
-        fprintf(stderr, "aotgrad: out of memory\n");
-        exit(1);
-    }
+    bool *kept = ir_xcalloc((size_t)g->nout, sizeof *kept);
     for (int i = 0; i < g->nout; i++) {
         uint64_t mask = (uint64_t)wanted.cap - 1;
         for (uint64_t k = name_hash(g->out[i].name) & mask; wanted.cap && wanted.slot[k].name && !kept[i];
@@ -546,11 +521,7 @@ ir_graph *ir_prune(const ir_graph *g, const char *const *keep, int nkeep)
 
 ir_graph *ir_clone_live(const ir_graph *g)
 {
-    const char **names = malloc(sizeof *names * (size_t)(g->nout + 1));
-    if (!names) {
-        fprintf(stderr, "aotgrad: out of memory\n");
-        exit(1);
-    }
+    const char **names = ir_xmalloc(sizeof *names * (size_t)(g->nout + 1));
     for (int i = 0; i < g->nout; i++)
         names[i] = g->out[i].name;
     ir_graph *h = ir_prune(g, names, g->nout);

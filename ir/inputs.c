@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fail.h"
 #include "ir.h"
 
 static const char *const role_names[AG_ROLE_COUNT] = {"", "data", "labels", "lr", "wd"};
@@ -32,16 +33,16 @@ bool ir_data_inputs(const ir_graph *g, int32_t *x, int32_t *y, char *err, size_t
     *x = ir_find_role(g, AG_ROLE_DATA);
     *y = ir_find_role(g, AG_ROLE_LABELS);
     if (*x < 0 || *y < 0) {
-        snprintf(err, len, "%s: training binds the features (an input with role=data) and the targets (role=labels); "
-                           "the model has %s",
-                 g->name, *x < 0 && *y < 0 ? "neither" : *x < 0 ? "no role=data" : "no role=labels");
+        rt_fail(err, len, "%s: training binds the features (an input with role=data) and the targets (role=labels); "
+                          "the model has %s",
+                g->name, *x < 0 && *y < 0 ? "neither" : *x < 0 ? "no role=data" : "no role=labels");
         return false;
     }
     for (int32_t i = 0; i < g->n; i++) /* what training would leave unbound */
         if (g->node[i].op == IR_input && g->node[i].attr.role == AG_ROLE_NONE) {
-            snprintf(err, len, "%s: training binds only the data, the labels and the optimizer's scalars; input %s has "
-                               "no role",
-                     g->name, g->node[i].attr.name);
+            rt_fail(err, len, "%s: training binds only the data, the labels and the optimizer's scalars; input %s has "
+                              "no role",
+                    g->name, g->node[i].attr.name);
             return false;
         }
     return true;

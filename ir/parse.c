@@ -14,13 +14,13 @@
  * and so on in index order: the same node lines and `return`, without params, kernel nodes
  * or declarations. Each is added to the graph (ir_add_kernel) as soon as it starts, so the
  * kernel nodes after it are checked against it by their rule. */
-#define _POSIX_C_SOURCE 200809L /* strndup */
 #include <limits.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "fail.h"
 #include "parse_internal.h"
 
@@ -459,11 +459,9 @@ static void read_return(parser *P)
         parse_expect_punct(P, ':');
         int32_t id = operand(P);
         parse_name_add(&P->outs, name.s, name.len, id, name.line);
-        char *s = strndup(name.s, name.len);
-        if (!s) {
-            fprintf(stderr, "aotgrad: out of memory\n");
-            exit(1);
-        }
+        char *s = ir_xmalloc(name.len + 1);
+        memcpy(s, name.s, name.len);
+        s[name.len] = 0;
         ir_add_output(P->g, s, id);
         free(s);
     } while (is_punct(P, ','));
@@ -636,11 +634,7 @@ static void read_graph(parser *P)
 
 ir_graph *ir_parse(const char *text, size_t len, const char *filename, char *err, size_t errlen)
 {
-    parser *P = calloc(1, sizeof *P); /* on the heap: it must survive longjmp intact */
-    if (!P) {
-        fprintf(stderr, "aotgrad: out of memory\n");
-        exit(1);
-    }
+    parser *P = ir_xcalloc(1, sizeof *P); /* on the heap: it must survive longjmp intact */
     P->p = P->bol = text ? text : "";
     P->end = P->p + (text ? len : 0);
     P->line = 1;

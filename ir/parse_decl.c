@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "parse_internal.h"
 
 /* ---- declarations ---- */
@@ -325,11 +326,7 @@ static void read_memory(parser *P, const token *word)
     p->file = ir_strndup(g, P->file, strlen(P->file));
     p->line = ir_alloc(g, sizeof *p->line * n); /* zeroed */
     p->memory_line = P->memory_line;
-    P->plan_line = calloc(n, sizeof *P->plan_line);
-    if (!P->plan_line) {
-        fprintf(stderr, "aotgrad: out of memory\n");
-        exit(1);
-    }
+    P->plan_line = ir_xcalloc(n, sizeof *P->plan_line);
     unsigned seen = 0;
     while (P->tok.k == TK_IDENT) {
         if (read_key(P, keys, &seen, "memory") == 0)

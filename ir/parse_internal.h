@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "fail.h"
 #include "ir.h"
 
 /* ---- tokens and the parser's state ---- */
@@ -95,9 +96,13 @@ typedef struct parser {
 
 /* ---- the lexer and its readers (ir/parse_lex.c) ---- */
 
-_Noreturn void parse_error_at(parser *P, int line, int col, const char *fmt, ...);
+/* "FILE:LINE:COL: error: MESSAGE" into P->err (rt_fail), then out through P->jmp; fmt is a
+ * literal. */
+#define parse_error_at(P, line, col, fmt, ...) \
+    (rt_fail((P)->err, (P)->errlen, "%s:%d:%d: error: " fmt, (P)->file, (int)(line), (int)(col), ##__VA_ARGS__), \
+     longjmp((P)->jmp, 1))
 #define ERROR_TOK(P, t, ...) parse_error_at(P, (t)->line, (t)->col, __VA_ARGS__)
-/* Doubles *cap (16 at first) and reallocates p to it; exits when out of memory. */
+/* Doubles *cap (16 at first) and reallocates p to it (ir_xrealloc: never NULL). */
 void *parse_xgrow(void *p, size_t *cap, size_t size);
 
 /* Reads the next token into P->tok. */

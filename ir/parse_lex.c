@@ -5,37 +5,19 @@
  * or a name, each checked as it is read. The parser's names (values, outputs, groups,
  * options) live in hash tables whose entries point into the text. */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "parse_internal.h"
 
 /* ---- lexer ---- */
 
-_Noreturn void parse_error_at(parser *P, int line, int col, const char *fmt, ...)
-{
-    if (P->err && P->errlen) {
-        int k = snprintf(P->err, P->errlen, "%s:%d:%d: error: ", P->file, line, col);
-        if (k >= 0 && (size_t)k < P->errlen) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(P->err + k, P->errlen - (size_t)k, fmt, ap);
-            va_end(ap);
-        }
-    }
-    longjmp(P->jmp, 1);
-}
-
 void *parse_xgrow(void *p, size_t *cap, size_t size)
 {
     *cap = *cap ? *cap * 2 : 16;
-    p = realloc(p, *cap * size);
-    if (!p) {
-        fprintf(stderr, "aotgrad: out of memory\n");
-        exit(1);
-    }
+    p = ir_xrealloc(p, *cap * size);
     return p;
 }
 
@@ -318,11 +300,7 @@ void parse_name_add(name_tab *t, const char *s, size_t len, int32_t id, int line
     if (2 * (t->n + 1) > t->cap) {
         name_tab old = *t;
         t->cap = old.cap ? old.cap * 2 : 64;
-        t->e = calloc(t->cap, sizeof *t->e);
-        if (!t->e) {
-            fprintf(stderr, "aotgrad: out of memory\n");
-            exit(1);
-        }
+        t->e = ir_xcalloc(t->cap, sizeof *t->e);
         t->n = 0;
         for (size_t i = 0; i < old.cap; i++)
             if (old.e[i].s)

@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "fail.h"
 #include "ir.h"
 
@@ -303,11 +304,7 @@ static void print_plan(FILE *f, const ir_graph *g, const int32_t *num)
 static void print_block(FILE *f, const ir_graph *g, const char *word, const char *name)
 {
     fprintf(f, "%s @%s {\n", word, name);
-    int32_t *num = calloc((size_t)(g->n > 0 ? g->n : 1), sizeof *num);
-    if (!num) {
-        fprintf(stderr, "aotgrad: out of memory\n");
-        exit(1);
-    }
+    int32_t *num = ir_xcalloc((size_t)(g->n > 0 ? g->n : 1), sizeof *num);
     int32_t next = 0;
     for (int32_t id = 0; id < g->n; id++) {
         const ir_node *n = &g->node[id];
@@ -375,10 +372,8 @@ char *ir_print_str(const ir_graph *g)
     char *s = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&s, &len);
-    if (!f) {
-        fprintf(stderr, "aotgrad: out of memory\n");
-        exit(1);
-    }
+    if (!f)
+        ir_out_of_memory();
     ir_print(f, g);
     fclose(f);
     return s;

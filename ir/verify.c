@@ -14,42 +14,32 @@
  * never share a byte, and an update in place leaves nothing to read the old parameter. */
 #include <float.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "fail.h"
 #include "ir.h"
 
-static bool failv(char *err, size_t len, const char *fmt, ...)
-{
-    if (err && len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, len, fmt, ap);
-        va_end(ap);
-    }
-    return false;
-}
-
-/* "verify: node %ID (OP at FILE:LINE): MESSAGE" */
-static bool fail(const ir_graph *g, int32_t id, char *err, size_t len, const char *fmt, ...)
+/* "%ID (OP at FILE:LINE)": node id of g as fail's messages name it, into buf */
+static const char *node_label(const ir_graph *g, int32_t id, char *buf, size_t len)
 {
     const ir_node *n = &g->node[id];
-    char op[32], at[300] = "", msg[512];
+    char op[32], at[300] = "";
     if ((unsigned)n->op < IR_OP_COUNT)
         snprintf(op, sizeof op, "%s", ir_ops[n->op].name);
     else
         snprintf(op, sizeof op, "op %d", (int)n->op);
     if (n->loc.file)
         snprintf(at, sizeof at, " at %s:%d", n->loc.file, n->loc.line);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return failv(err, len, "verify: node %%%d (%s%s): %s", (int)id, op, at, msg);
+    snprintf(buf, len, "%%%d (%s%s)", (int)id, op, at);
+    return buf;
 }
+
+/* "verify: node %ID (OP at FILE:LINE): MESSAGE" into (err, len); false. fmt is a literal. */
+#define fail(g, id, err, len, fmt, ...) \
+    rt_fail(err, len, "verify: node %s: " fmt, node_label(g, id, (char[352]){0}, 352), ##__VA_ARGS__)
 
 static bool is_identifier(const char *s)
 {
@@ -253,12 +243,7 @@ static int by_key(const void *a, const void *b)
 
 static keyed *xmalloc_keys(int32_t n)
 {
-    keyed *k = malloc(sizeof *k * (size_t)(n > 0 ? n : 1));
-    if (!k) {
-        fprintf(stderr, "aotgrad: out of memory\n");
-        exit(1);
-    }
-    return k;
+    return ir_xmalloc(sizeof(keyed) * (size_t)(n > 0 ? n : 1));
 }
 
 static bool check_unique(const ir_graph *g, char *err, size_t len)
@@ -295,15 +280,15 @@ static bool check_unique(const ir_graph *g, char *err, size_t len)
 static bool check_outputs(const ir_graph *g, char *err, size_t len)
 {
     if (g->nout < 1 || !g->out)
-        return failv(err, len, "verify: graph @%s has no outputs", g->name ? g->name : "?");
+        return rt_fail(err, len, "verify: graph @%s has no outputs", g->name ? g->name : "?");
     for (int32_t i = 0; i < g->nout; i++) {
         const ir_output *o = &g->out[i];
         if (!o->name || !o->name[0])
-            return failv(err, len, "verify: output %d has no name", (int)i);
+            return rt_fail(err, len, "verify: output %d has no name", (int)i);
         if (!is_identifier(o->name))
-            return failv(err, len, "verify: output %d: name \"%s\" is not an identifier", (int)i, o->name);
+            return rt_fail(err, len, "verify: output %d: name \"%s\" is not an identifier", (int)i, o->name);
         if (o->id < 0 || o->id >= g->n)
-            return failv(err, len, "verify: output %s: %%%d is not a node", o->name, (int)o->id);
+            return rt_fail(err, len, "verify: output %s: %%%d is not a node", o->name, (int)o->id);
     }
     keyed *names = xmalloc_keys(g->nout);
     for (int32_t i = 0; i < g->nout; i++)
@@ -312,7 +297,7 @@ static bool check_outputs(const ir_graph *g, char *err, size_t len)
     bool ok = true;
     for (int32_t i = 1; ok && i < g->nout; i++)
         if (strcmp(names[i].name, names[i - 1].name) == 0)
-            ok = failv(err, len, "verify: output %s: the name is used twice", names[i].name);
+            ok = rt_fail(err, len, "verify: output %s: the name is used twice", names[i].name);
     free(names);
     return ok;
 }
@@ -322,18 +307,18 @@ static bool check_named_output(const ir_graph *g, const char *what, const char *
                                size_t len)
 {
     if (!name)
-        return failv(err, len, "verify: train: the %s is not set", what);
+        return rt_fail(err, len, "verify: train: the %s is not set", what);
     int o = -1; /* a scan, not the graph's table: the verifier trusts no cache of what it checks */
     for (int i = 0; i < g->nout && o < 0; i++)
         if (strcmp(g->out[i].name, name) == 0)
             o = i;
     if (o < 0)
-        return failv(err, len, "verify: train: %s '%s' is not an output", what, name);
+        return rt_fail(err, len, "verify: train: %s '%s' is not an output", what, name);
     const ir_node *n = &g->node[g->out[o].id];
     char ty[80];
     if (want && (n->shape.rank != 0 || (want == 2 && n->dtype != AG_F32)))
-        return failv(err, len, "verify: train: %s '%s' is %s, not a scalar%s", what, name,
-                     ir_type_str(n->dtype, &n->shape, ty, sizeof ty), want == 2 ? " f32" : "");
+        return rt_fail(err, len, "verify: train: %s '%s' is %s, not a scalar%s", what, name,
+                       ir_type_str(n->dtype, &n->shape, ty, sizeof ty), want == 2 ? " f32" : "");
     return true;
 }
 
@@ -343,17 +328,17 @@ static bool check_train(const ir_graph *g, char *err, size_t len)
     if (!t)
         return true;
     if ((unsigned)t->stage > IR_STAGE_STEP)
-        return failv(err, len, "verify: train: unknown stage %d", (int)t->stage);
+        return rt_fail(err, len, "verify: train: unknown stage %d", (int)t->stage);
     if (!check_named_output(g, "loss", t->loss, 2, err, len))
         return false;
     if (t->nmetrics < 0 || t->nmetrics > IR_MAX_METRICS)
-        return failv(err, len, "verify: train: %d metrics; at most %d", t->nmetrics, IR_MAX_METRICS);
+        return rt_fail(err, len, "verify: train: %d metrics; at most %d", t->nmetrics, IR_MAX_METRICS);
     for (int i = 0; i < t->nmetrics; i++) {
         if (!check_named_output(g, "metric", t->metrics[i], 1, err, len))
             return false;
         for (int k = 0; k < i; k++)
             if (!strcmp(t->metrics[k], t->metrics[i]))
-                return failv(err, len, "verify: train: metric '%s' is listed twice", t->metrics[i]);
+                return rt_fail(err, len, "verify: train: metric '%s' is listed twice", t->metrics[i]);
     }
     if (t->predict && !check_named_output(g, "predict", t->predict, 0, err, len))
         return false;
@@ -361,49 +346,49 @@ static bool check_train(const ir_graph *g, char *err, size_t len)
      * need the labels (the eval graph keeps one output for each role) */
     for (int i = -1; t->predict && i < t->nmetrics; i++)
         if (!strcmp(t->predict, i < 0 ? t->loss : t->metrics[i]))
-            return failv(err, len,
-                         "verify: train: predict=%s names the %s; predictions are an output of their own (the "
-                         "logits or the regression's output: `return ..., predict: %%LOGITS` and predict=predict), "
-                         "or drop predict=",
-                         t->predict, i < 0 ? "loss" : "metric of that name");
+            return rt_fail(err, len,
+                           "verify: train: predict=%s names the %s; predictions are an output of their own (the "
+                           "logits or the regression's output: `return ..., predict: %%LOGITS` and predict=predict), "
+                           "or drop predict=",
+                           t->predict, i < 0 ? "loss" : "metric of that name");
     if (!is_identifier(t->optimizer))
-        return failv(err, len, "verify: train: optimizer name \"%s\" is not an identifier",
-                     t->optimizer ? t->optimizer : "(null)");
+        return rt_fail(err, len, "verify: train: optimizer name \"%s\" is not an identifier",
+                       t->optimizer ? t->optimizer : "(null)");
     if (strcmp(t->optimizer, "sgd") != 0)
-        return failv(err, len, "verify: train: unknown optimizer '%s' (aotgrad has sgd)", t->optimizer);
+        return rt_fail(err, len, "verify: train: unknown optimizer '%s' (aotgrad has sgd)", t->optimizer);
     if (!(t->lr >= 0 && t->lr <= FLT_MAX && t->wd >= 0 && t->wd <= FLT_MAX))
-        return failv(err, len, "verify: train: lr %g and wd %g must be finite, >= 0 and fit an f32", t->lr, t->wd);
+        return rt_fail(err, len, "verify: train: lr %g and wd %g must be finite, >= 0 and fit an f32", t->lr, t->wd);
     if (t->batch < 1 || t->epochs < 1 || t->batch > IR_MAX_COUNT || t->epochs > IR_MAX_COUNT)
-        return failv(err, len, "verify: train: batch %lld and epochs %lld must be from 1 to 2^30", (long long)t->batch,
-                     (long long)t->epochs);
+        return rt_fail(err, len, "verify: train: batch %lld and epochs %lld must be from 1 to 2^30", (long long)t->batch,
+                       (long long)t->epochs);
     if (t->nclasses < 0 || t->nclasses > IR_MAX_CLASSES)
-        return failv(err, len, "verify: train: %d classes; at most %d", t->nclasses, IR_MAX_CLASSES);
+        return rt_fail(err, len, "verify: train: %d classes; at most %d", t->nclasses, IR_MAX_CLASSES);
     if (t->nclasses > 0 && !t->data)
-        return failv(err, len, "verify: train: classes without data");
+        return rt_fail(err, len, "verify: train: classes without data");
     for (int i = 0; i < t->nclasses; i++)
         if (!t->classes || !t->classes[i])
-            return failv(err, len, "verify: train: class %d is not set", i);
+            return rt_fail(err, len, "verify: train: class %d is not set", i);
 
     if (t->ngroups < 0 || (t->ngroups > 0 && !t->groups))
-        return failv(err, len, "verify: train: broken group array");
+        return rt_fail(err, len, "verify: train: broken group array");
     int64_t total = 0;
     for (int i = 0; i < t->ngroups; i++) {
         const ir_group *gr = &t->groups[i];
         if (!is_identifier(gr->name))
-            return failv(err, len, "verify: train: group %d: name \"%s\" is not an identifier", i,
-                         gr->name ? gr->name : "(null)");
+            return rt_fail(err, len, "verify: train: group %d: name \"%s\" is not an identifier", i,
+                           gr->name ? gr->name : "(null)");
         for (int k = 0; k < i; k++)
             if (!strcmp(t->groups[k].name, gr->name))
-                return failv(err, len, "verify: train: group %s is declared twice", gr->name);
+                return rt_fail(err, len, "verify: train: group %s is declared twice", gr->name);
         if (!(gr->wd_scale >= 0 && gr->wd_scale <= FLT_MAX && gr->lr_scale >= 0 && gr->lr_scale <= FLT_MAX))
-            return failv(err, len, "verify: train: group %s: wd_scale %g and lr_scale %g must be finite, >= 0 and fit an f32", gr->name,
-                         gr->wd_scale, gr->lr_scale);
+            return rt_fail(err, len, "verify: train: group %s: wd_scale %g and lr_scale %g must be finite, >= 0 and fit an f32", gr->name,
+                           gr->wd_scale, gr->lr_scale);
         if (gr->nparams < 0 || (gr->nparams > 0 && !gr->params))
-            return failv(err, len, "verify: train: group %s: broken param array", gr->name);
+            return rt_fail(err, len, "verify: train: group %s: broken param array", gr->name);
         for (int k = 0; k < gr->nparams; k++)
             if (!gr->params[k] || ir_find_source(g, IR_param, gr->params[k]) < 0)
-                return failv(err, len, "verify: train: group %s: '%s' is not a param", gr->name,
-                             gr->params[k] ? gr->params[k] : "(null)");
+                return rt_fail(err, len, "verify: train: group %s: '%s' is not a param", gr->name,
+                               gr->params[k] ? gr->params[k] : "(null)");
         total += gr->nparams;
     }
     /* each param in one group at most: sort (name, group) pairs */
@@ -417,26 +402,26 @@ static bool check_train(const ir_graph *g, char *err, size_t len)
     for (int32_t i = 1; ok && i < np; i++)
         if (!strcmp(ps[i].name, ps[i - 1].name))
             ok = ps[i].id == ps[i - 1].id
-                     ? failv(err, len, "verify: train: group %s lists param %s twice", t->groups[ps[i].id].name,
-                             ps[i].name)
-                     : failv(err, len, "verify: train: param %s is in group %s and in group %s", ps[i].name,
-                             t->groups[ps[i - 1].id].name, t->groups[ps[i].id].name);
+                     ? rt_fail(err, len, "verify: train: group %s lists param %s twice", t->groups[ps[i].id].name,
+                               ps[i].name)
+                     : rt_fail(err, len, "verify: train: param %s is in group %s and in group %s", ps[i].name,
+                               t->groups[ps[i - 1].id].name, t->groups[ps[i].id].name);
     free(ps);
     if (!ok)
         return false;
 
     if (t->noptions < 0 || (t->noptions > 0 && !t->options))
-        return failv(err, len, "verify: train: broken option array");
+        return rt_fail(err, len, "verify: train: broken option array");
     for (int i = 0; i < t->noptions; i++) {
         const ir_option *o = &t->options[i];
         if (!is_identifier(o->name))
-            return failv(err, len, "verify: train: option %d: name \"%s\" is not an identifier", i,
-                         o->name ? o->name : "(null)");
+            return rt_fail(err, len, "verify: train: option %d: name \"%s\" is not an identifier", i,
+                           o->name ? o->name : "(null)");
         for (int k = 0; k < i; k++)
             if (!strcmp(t->options[k].name, o->name))
-                return failv(err, len, "verify: train: option %s is declared twice", o->name);
+                return rt_fail(err, len, "verify: train: option %s is declared twice", o->name);
         if (!o->value || !o->choices)
-            return failv(err, len, "verify: train: option %s: its value or choices are not set", o->name);
+            return rt_fail(err, len, "verify: train: option %s: its value or choices are not set", o->name);
     }
     return true;
 }
@@ -487,7 +472,7 @@ static void locate_plan_error(const ir_plan *p, int32_t id, char *err, size_t le
         return;
     char msg[1024];
     snprintf(msg, sizeof msg, "%s", err);
-    snprintf(err, len, "%s:%d: error: %s", p->file, line, msg);
+    rt_fail(err, len, "%s:%d: error: %s", p->file, line, msg);
 }
 
 static bool check_plan(const ir_graph *g, char *err, size_t len)
@@ -495,21 +480,18 @@ static bool check_plan(const ir_graph *g, char *err, size_t len)
     const ir_plan *p = g->plan;
     char a[64], b[64], ty[80], tp[80];
     if (!p->offset || !p->inplace)
-        return failv(err, len, "verify: memory: broken plan arrays");
+        return rt_fail(err, len, "verify: memory: broken plan arrays");
     if (p->batch < 1)
-        return failv(err, len, "verify: memory: batch %lld; it must be at least 1", (long long)p->batch);
+        return rt_fail(err, len, "verify: memory: batch %lld; it must be at least 1", (long long)p->batch);
     if (p->arena < 0)
-        return failv(err, len, "verify: memory: the arena's size %lld is negative", (long long)p->arena);
+        return rt_fail(err, len, "verify: memory: the arena's size %lld is negative", (long long)p->arena);
     if (p->arena > IR_MAX_BYTES) /* then every value that fits in it is a size that cannot overflow */
-        return failv(err, len, "verify: memory: the arena's size %lld is more than 2^%d bytes", (long long)p->arena,
-                     IR_MAX_BYTES_LOG2);
+        return rt_fail(err, len, "verify: memory: the arena's size %lld is more than 2^%d bytes", (long long)p->arena,
+                       IR_MAX_BYTES_LOG2);
     int32_t n = g->n;
-    int64_t *bytes = calloc((size_t)(n > 0 ? n : 1), sizeof *bytes);
-    int32_t *last = malloc(sizeof *last * (size_t)(n > 0 ? n : 1)), *birth = malloc(sizeof *birth * (size_t)(n > 0 ? n : 1));
-    if (!bytes || !last || !birth) {
-        fprintf(stderr, "aotgrad: out of memory\n");
-        exit(1);
-    }
+    int64_t *bytes = ir_xcalloc((size_t)(n > 0 ? n : 1), sizeof *bytes);
+    int32_t *last = ir_xmalloc(sizeof *last * (size_t)(n > 0 ? n : 1));
+    int32_t *birth = ir_xmalloc(sizeof *birth * (size_t)(n > 0 ? n : 1));
     /* a value lives from the node computing it (a kernel's outputs from its first node) to its
      * last reader; an output, to the end */
     ir_lifetimes(g, birth, last);
@@ -523,53 +505,53 @@ static bool check_plan(const ir_graph *g, char *err, size_t len)
         value_name(g, i, a, sizeof a);
         if (ir_ops[v->op].kind == IR_K_SOURCE) {
             if (off != -1 || into != -1)
-                ok = failv(err, len, "verify: memory: %s is %s %s, yet it has %s", a, v->op == IR_input ? "an" : "a",
-                           ir_ops[v->op].name, off != -1 ? "a buffer" : "an in-place update");
+                ok = rt_fail(err, len, "verify: memory: %s is %s %s, yet it has %s", a, v->op == IR_input ? "an" : "a",
+                             ir_ops[v->op].name, off != -1 ? "a buffer" : "an in-place update");
             continue;
         }
         if (off == -1 && into == -1)
-            ok = failv(err, len, "verify: memory: %s has no buffer and overwrites no param", a);
+            ok = rt_fail(err, len, "verify: memory: %s has no buffer and overwrites no param", a);
         else if (off != -1 && into != -1)
-            ok = failv(err, len, "verify: memory: %s has a buffer and overwrites a param too", a);
+            ok = rt_fail(err, len, "verify: memory: %s has a buffer and overwrites a param too", a);
         else if (into != -1) {
             if (into < 0 || into >= n) {
-                ok = failv(err, len, "verify: memory: %s overwrites node %d, which does not exist", a, (int)into);
+                ok = rt_fail(err, len, "verify: memory: %s overwrites node %d, which does not exist", a, (int)into);
                 continue;
             }
             if (g->node[into].op != IR_param) {
-                ok = failv(err, len, "verify: memory: %s overwrites %s, not a param", a,
-                           value_name(g, into, b, sizeof b));
+                ok = rt_fail(err, len, "verify: memory: %s overwrites %s, not a param", a,
+                             value_name(g, into, b, sizeof b));
                 continue;
             }
             const ir_node *w = &g->node[into];
             value_name(g, into, b, sizeof b);
             if (v->dtype != w->dtype || !ir_shape_eq(&v->shape, &w->shape))
-                ok = failv(err, len, "verify: memory: %s is %s but overwrites %s, %s", a,
-                           ir_type_str(v->dtype, &v->shape, ty, sizeof ty), b,
-                           ir_type_str(w->dtype, &w->shape, tp, sizeof tp));
+                ok = rt_fail(err, len, "verify: memory: %s is %s but overwrites %s, %s", a,
+                             ir_type_str(v->dtype, &v->shape, ty, sizeof ty), b,
+                             ir_type_str(w->dtype, &w->shape, tp, sizeof tp));
             else if (last[into] == n)
-                ok = failv(err, len, "verify: memory: %s overwrites %s, an output (read after the last node)", a, b);
+                ok = rt_fail(err, len, "verify: memory: %s overwrites %s, an output (read after the last node)", a, b);
             else if (ir_read_after(g, into, birth[i], i) >= 0) { /* written at its kernel's first node */
                 char c[64];
-                ok = failv(err, len, "verify: memory: %s overwrites %s, which %s reads after it", a, b,
-                           value_name(g, ir_read_after(g, into, birth[i], i), c, sizeof c));
+                ok = rt_fail(err, len, "verify: memory: %s overwrites %s, which %s reads after it", a, b,
+                             value_name(g, ir_read_after(g, into, birth[i], i), c, sizeof c));
             }
             for (int32_t j = 0; ok && j < i; j++)
                 if (p->inplace[j] == into) {
                     char c[64];
-                    ok = failv(err, len, "verify: memory: %s and %s both overwrite %s", value_name(g, j, c, sizeof c),
-                               a, b);
+                    ok = rt_fail(err, len, "verify: memory: %s and %s both overwrite %s", value_name(g, j, c, sizeof c),
+                                 a, b);
                 }
         } else if (off < 0)
-            ok = failv(err, len, "verify: memory: %s: offset %lld is negative", a, (long long)off);
+            ok = rt_fail(err, len, "verify: memory: %s: offset %lld is negative", a, (long long)off);
         else if (off % PLAN_ALIGN)
-            ok = failv(err, len, "verify: memory: %s: offset %lld is not a multiple of %d", a, (long long)off,
-                       PLAN_ALIGN);
+            ok = rt_fail(err, len, "verify: memory: %s: offset %lld is not a multiple of %d", a, (long long)off,
+                         PLAN_ALIGN);
         else if (!value_bytes(v, p->batch, &bytes[i]) || bytes[i] > p->arena || off > p->arena - bytes[i])
-            ok = failv(err, len,
-                       "verify: memory: %s (%s at batch %lld) at offset %lld does not fit in the arena of %lld bytes",
-                       a, ir_type_str(v->dtype, &v->shape, ty, sizeof ty), (long long)p->batch, (long long)off,
-                       (long long)p->arena);
+            ok = rt_fail(err, len,
+                         "verify: memory: %s (%s at batch %lld) at offset %lld does not fit in the arena of %lld bytes",
+                         a, ir_type_str(v->dtype, &v->shape, ty, sizeof ty), (long long)p->batch, (long long)off,
+                         (long long)p->arena);
     }
     /* values alive together (each read at or after the other's birth) share no byte */
     for (int32_t i = 0; ok && i < n; i++)
@@ -579,9 +561,9 @@ static bool check_plan(const ir_graph *g, char *err, size_t len)
             int64_t lo = p->offset[i] > p->offset[j] ? p->offset[i] : p->offset[j];
             int64_t ei = p->offset[i] + bytes[i], ej = p->offset[j] + bytes[j], hi = ei < ej ? ei : ej;
             if (lo < hi) {
-                ok = failv(err, len, "verify: memory: %s and %s are alive together and overlap at bytes %lld..%lld",
-                           value_name(g, i, a, sizeof a), value_name(g, j, b, sizeof b), (long long)lo,
-                           (long long)(hi - 1));
+                ok = rt_fail(err, len, "verify: memory: %s and %s are alive together and overlap at bytes %lld..%lld",
+                             value_name(g, i, a, sizeof a), value_name(g, j, b, sizeof b), (long long)lo,
+                             (long long)(hi - 1));
                 bad = j;
             }
         }
@@ -638,11 +620,7 @@ static bool check_sites_across(const ir_graph *g, char *err, size_t len)
     for (int32_t k = 0; k <= g->nkernels; k++)
         for (int32_t i = 0; i < graph_at(g, k)->n; i++)
             total += graph_at(g, k)->node[i].op == IR_dropout;
-    site_at *s = malloc(sizeof *s * (total ? total : 1));
-    if (!s) {
-        fprintf(stderr, "aotgrad: out of memory\n");
-        exit(1);
-    }
+    site_at *s = ir_xmalloc(sizeof *s * (total ? total : 1));
     size_t ns = 0;
     for (int32_t k = 0; k <= g->nkernels; k++)
         for (int32_t i = 0; i < graph_at(g, k)->n; i++)
@@ -655,9 +633,9 @@ static bool check_sites_across(const ir_graph *g, char *err, size_t len)
         double q = graph_at(g, s[i].graph)->node[s[i].id].attr.value;
         char a[32], b[32], wa[32], wb[32];
         if (s[i].site == s[i - 1].site && p != q)
-            ok = failv(err, len, "verify: dropout site %d has p=%s at node %%%d of %s, but p=%s at node %%%d of %s",
-                       (int)s[i].site, rt_fmt_double(b, sizeof b, q), (int)s[i].id, graph_word(s[i].graph, wb, sizeof wb),
-                       rt_fmt_double(a, sizeof a, p), (int)s[i - 1].id, graph_word(s[i - 1].graph, wa, sizeof wa));
+            ok = rt_fail(err, len, "verify: dropout site %d has p=%s at node %%%d of %s, but p=%s at node %%%d of %s",
+                         (int)s[i].site, rt_fmt_double(b, sizeof b, q), (int)s[i].id, graph_word(s[i].graph, wb, sizeof wb),
+                         rt_fmt_double(a, sizeof a, p), (int)s[i - 1].id, graph_word(s[i - 1].graph, wa, sizeof wa));
     }
     free(s);
     return ok;
@@ -668,27 +646,27 @@ static bool check_body(const ir_graph *g, int32_t k, int64_t batch, char *err, s
 {
     const ir_graph *b = g->kernels[k];
     if (!b)
-        return failv(err, len, "verify: body @k%d is missing", (int)k);
+        return rt_fail(err, len, "verify: body @k%d is missing", (int)k);
     char msg[1024];
     if (verify_graph(b, true, batch, msg, sizeof msg))
         return true;
     const char *m = strncmp(msg, "verify: ", 8) ? msg : msg + 8;
-    return failv(err, len, "verify: body @k%d: %s", (int)k, m);
+    return rt_fail(err, len, "verify: body @k%d: %s", (int)k, m);
 }
 
 /* batch: the graph's declared batch (a body's, its graph's) */
 static bool verify_graph(const ir_graph *g, bool body, int64_t batch, char *err, size_t len)
 {
     if (g->n < 0 || (g->n > 0 && !g->node) || g->nout < 0)
-        return failv(err, len, "verify: graph @%s: broken node or output arrays", g->name ? g->name : "?");
+        return rt_fail(err, len, "verify: graph @%s: broken node or output arrays", g->name ? g->name : "?");
     if (g->nkernels < 0 || (g->nkernels > 0 && !g->kernels))
-        return failv(err, len, "verify: graph @%s: broken kernel array", g->name ? g->name : "?");
+        return rt_fail(err, len, "verify: graph @%s: broken kernel array", g->name ? g->name : "?");
     if (body && g->nkernels > 0)
-        return failv(err, len, "verify: a body has no kernels of its own, this one has %d", (int)g->nkernels);
+        return rt_fail(err, len, "verify: a body has no kernels of its own, this one has %d", (int)g->nkernels);
     if (body && g->train)
-        return failv(err, len, "verify: a body has no training declarations");
+        return rt_fail(err, len, "verify: a body has no training declarations");
     if (body && g->plan)
-        return failv(err, len, "verify: a body has no memory plan");
+        return rt_fail(err, len, "verify: a body has no memory plan");
     for (int32_t k = 0; k < g->nkernels; k++)
         if (!check_body(g, k, batch, err, len))
             return false;
@@ -706,6 +684,6 @@ static bool verify_graph(const ir_graph *g, bool body, int64_t batch, char *err,
 bool ir_verify(const ir_graph *g, char *err, size_t len)
 {
     if (!g)
-        return failv(err, len, "verify: no graph");
+        return rt_fail(err, len, "verify: no graph");
     return verify_graph(g, false, ir_declared_batch(g), err, len);
 }

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
+#include "fail.h"
 #include "passes.h"
 
 struct ad_ctx {
@@ -73,22 +75,18 @@ ir_graph *pass_autodiff_with(const ir_graph *g, const char *loss, ad_rule *const
 {
     int li = ir_find_output(g, loss);
     if (li < 0) {
-        snprintf(err, len, "autodiff: no output named %s to differentiate", loss);
+        rt_fail(err, len, "autodiff: no output named %s to differentiate", loss);
         return NULL;
     }
     int32_t L = g->out[li].id;
     if (g->node[L].dtype != AG_F32) {
-        snprintf(err, len, "autodiff: the loss %s is %s, not f32", loss, ir_dtype_name(g->node[L].dtype));
+        rt_fail(err, len, "autodiff: the loss %s is %s, not f32", loss, ir_dtype_name(g->node[L].dtype));
         return NULL;
     }
     size_t n = (size_t)(g->n ? g->n : 1);
-    int32_t *map = malloc(sizeof *map * n);
-    bool *dep = calloc(n, sizeof *dep), *need = calloc(n, sizeof *need);
-    ag_val *grad = malloc(sizeof *grad * n);
-    if (!map || !dep || !need || !grad) {
-        fprintf(stderr, "aotgrad: out of memory\n");
-        exit(1);
-    }
+    int32_t *map = ir_xmalloc(sizeof *map * n);
+    bool *dep = ir_xcalloc(n, sizeof *dep), *need = ir_xcalloc(n, sizeof *need);
+    ag_val *grad = ir_xmalloc(sizeof *grad * n);
     ir_graph *h = ir_graph_new(g->name);
     for (int32_t i = 0; i < g->n; i++)
         map[i] = ir_copy_node(h, g, i, map);
@@ -124,11 +122,7 @@ ir_graph *pass_autodiff_with(const ir_graph *g, const char *loss, ad_rule *const
 
     /* reached: a gradient flows into the node; past a node whose rule is missing it still
      * counts as flowing, so every missing rule on the way is found in one run */
-    bool *reached = calloc(n, sizeof *reached), *missing = calloc(n, sizeof *missing);
-    if (!reached || !missing) {
-        fprintf(stderr, "aotgrad: out of memory\n");
-        exit(1);
-    }
+    bool *reached = ir_xcalloc(n, sizeof *reached), *missing = ir_xcalloc(n, sizeof *missing);
     reached[L] = true;
     bool any_missing = false;
     for (int32_t i = L; i >= 0; i--) {

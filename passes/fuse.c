@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "bug.h"
 #include "passes.h"
 
@@ -272,23 +273,19 @@ ir_graph *pass_fuse(const ir_graph *g, char *err, size_t len)
 {
     (void)err, (void)len;
     size_t n = (size_t)(g->n ? g->n : 1);
-    fuser f = {g, malloc(sizeof(int32_t) * n), calloc(n, sizeof(int32_t *)), calloc(n, sizeof(int32_t)), 0,
-               calloc(n, sizeof(bool)), calloc(n, sizeof(bool))};
-    int32_t *map = malloc(sizeof *map * n), *kernel_of = malloc(sizeof *kernel_of * n);
-    int32_t *inner = malloc(sizeof *inner * n), *output = malloc(sizeof *output * n), *inputs = malloc(sizeof *inputs * n);
-    int32_t *size = calloc(n, sizeof *size);
-    if (!f.group || !f.users || !f.nusers || !f.has_reduce || !f.has_matmul || !map || !kernel_of || !inner ||
-        !output || !inputs || !size) {
-        fprintf(stderr, "aotgrad: out of memory\n");
-        exit(1);
-    }
+    fuser f = {g, ir_xmalloc(sizeof(int32_t) * n), ir_xcalloc(n, sizeof(int32_t *)), ir_xcalloc(n, sizeof(int32_t)),
+               0, ir_xcalloc(n, sizeof(bool)), ir_xcalloc(n, sizeof(bool))};
+    int32_t *map = ir_xmalloc(sizeof *map * n), *kernel_of = ir_xmalloc(sizeof *kernel_of * n);
+    int32_t *inner = ir_xmalloc(sizeof *inner * n), *output = ir_xmalloc(sizeof *output * n);
+    int32_t *inputs = ir_xmalloc(sizeof *inputs * n);
+    int32_t *size = ir_xcalloc(n, sizeof *size);
     for (int32_t i = 0; i < g->n; i++) {
         f.group[i] = -1;
         for (int k = 0; k < g->node[i].nin; k++)
             f.nusers[g->node[i].in[k]]++;
     }
     for (int32_t i = 0; i < g->n; i++) {
-        f.users[i] = malloc(sizeof(int32_t) * (size_t)(f.nusers[i] ? f.nusers[i] : 1));
+        f.users[i] = ir_xmalloc(sizeof(int32_t) * (size_t)(f.nusers[i] ? f.nusers[i] : 1));
         f.nusers[i] = 0;
     }
     for (int32_t i = 0; i < g->n; i++)
@@ -304,7 +301,7 @@ ir_graph *pass_fuse(const ir_graph *g, char *err, size_t len)
 
     /* a group worth a kernel: more than one node, and an operand to run on (one that reads
      * only constants, such as the batch size as a sum of ones, stays plain nodes) */
-    bool *fed = calloc(n, sizeof *fed);
+    bool *fed = ir_xcalloc(n, sizeof *fed);
     for (int32_t i = 0; i < g->n; i++)
         if (f.group[i] >= 0) {
             size[f.group[i]]++;
@@ -316,8 +313,8 @@ ir_graph *pass_fuse(const ir_graph *g, char *err, size_t len)
     ir_graph *h = ir_graph_new(g->name);
     for (int32_t i = 0; i < (int32_t)n; i++)
         kernel_of[i] = -1, inner[i] = -1, output[i] = -1;
-    int32_t *group_n = calloc(n, sizeof *group_n);
-    int32_t **gin = calloc(n, sizeof *gin);
+    int32_t *group_n = ir_xcalloc(n, sizeof *group_n);
+    int32_t **gin = ir_xcalloc(n, sizeof *gin);
     for (int32_t i = 0; i < g->n; i++)
         map[i] = -1;
     for (int32_t i = 0; i < g->n; i++) {
@@ -333,14 +330,14 @@ ir_graph *pass_fuse(const ir_graph *g, char *err, size_t len)
             body_map bm = {inner, output};
             ir_graph *body = make_body(&f, grp, &bm, inputs, &nin);
             kernel_of[grp] = ir_add_kernel(h, body);
-            gin[grp] = malloc(sizeof(int32_t) * (size_t)(nin ? nin : 1));
+            gin[grp] = ir_xmalloc(sizeof(int32_t) * (size_t)(nin ? nin : 1));
             memcpy(gin[grp], inputs, sizeof(int32_t) * (size_t)nin);
             group_n[grp] = nin;
         }
         map[i] = -1;
         if (output[i] < 0)
             continue; /* stays inside its kernel */
-        int32_t *ops = malloc(sizeof *ops * (size_t)(group_n[grp] ? group_n[grp] : 1));
+        int32_t *ops = ir_xmalloc(sizeof *ops * (size_t)(group_n[grp] ? group_n[grp] : 1));
         for (int k = 0; k < group_n[grp]; k++) {
             int32_t v = gin[grp][k];
             /* the group runs at its first output; a source it reads may come later in g (the

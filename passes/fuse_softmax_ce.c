@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "bug.h"
 #include "passes.h"
 
@@ -104,11 +105,7 @@ static ag_val add(ir_graph *h, ag_loc at, ir_op op, int n, const int32_t *in)
 ir_graph *pass_fuse_softmax_ce(const ir_graph *g, char *err, size_t len)
 {
     (void)err, (void)len;
-    int32_t *map = malloc(sizeof *map * (size_t)(g->n ? g->n : 1));
-    if (!map) {
-        fprintf(stderr, "aotgrad: out of memory\n");
-        exit(1);
-    }
+    int32_t *map = ir_xmalloc(sizeof *map * (size_t)(g->n ? g->n : 1));
     ir_graph *h = ir_graph_new(g->name);
     for (int32_t i = 0; i < g->n; i++) {
         match mt;

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
+#include "fail.h"
 #include "passes.h"
 
 static const ir_group *group_of(const ir_train *t, const char *param)
@@ -32,30 +34,26 @@ static ag_val scalar_input(ir_graph *h, const char *name, ag_role role)
 ir_graph *pass_optimizer(const ir_graph *g, char *err, size_t len)
 {
     if (g->train && g->train->stage != IR_STAGE_GRADIENTS) {
-        snprintf(err, len, "optimizer: needs a graph with gradients, got stage %s",
-                 g->train->stage == IR_STAGE_MODEL ? "model" : "step");
+        rt_fail(err, len, "optimizer: needs a graph with gradients, got stage %s",
+                g->train->stage == IR_STAGE_MODEL ? "model" : "step");
         return NULL;
     }
     for (const char *const *s = (const char *const[]){"lr", "wd", NULL}; *s; s++) /* the names it shows */
         if (ir_find_source(g, IR_input, *s) >= 0 || ir_find_source(g, IR_param, *s) >= 0) {
-            snprintf(err, len, "optimizer: the name %s is the optimizer's; rename the model's %s", *s, *s);
+            rt_fail(err, len, "optimizer: the name %s is the optimizer's; rename the model's %s", *s, *s);
             return NULL;
         }
     if (ir_find_role(g, AG_ROLE_LR) >= 0 || ir_find_role(g, AG_ROLE_WD) >= 0) {
-        snprintf(err, len, "optimizer: an input of the model has the optimizer's role=lr or role=wd");
+        rt_fail(err, len, "optimizer: an input of the model has the optimizer's role=lr or role=wd");
         return NULL;
     }
-    int32_t *map = malloc(sizeof *map * (size_t)(g->n ? g->n : 1));
-    if (!map) {
-        fprintf(stderr, "aotgrad: out of memory\n");
-        exit(1);
-    }
+    int32_t *map = ir_xmalloc(sizeof *map * (size_t)(g->n ? g->n : 1));
     ir_graph *h = ir_graph_new(g->name);
     for (int32_t i = 0; i < g->n; i++)
         map[i] = ir_copy_node(h, g, i, map);
     ag_val lr = scalar_input(h, "lr", AG_ROLE_LR), wd = scalar_input(h, "wd", AG_ROLE_WD);
 
-    const char **keep = malloc(sizeof *keep * (size_t)(g->nout + 1));
+    const char **keep = ir_xmalloc(sizeof *keep * (size_t)(g->nout + 1));
     int nkeep = 0;
     for (int k = 0; k < g->nout; k++) {
         const char *name = g->out[k].name;
@@ -93,7 +91,7 @@ ir_graph *pass_optimizer(const ir_graph *g, char *err, size_t len)
         h->train->stage = IR_STAGE_STEP;
     ir_graph *r = NULL;
     if (h->nerrors)
-        snprintf(err, len, "optimizer: internal error: %s", h->errors[0]);
+        rt_fail(err, len, "optimizer: internal error: %s", h->errors[0]);
     else
         r = ir_prune(h, keep, nkeep); /* the gradients now feed the updates; nothing else dangles */
     free(keep);

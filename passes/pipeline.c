@@ -6,20 +6,21 @@
 #include <string.h>
 
 #include "bug.h"
+#include "fail.h"
 #include "passes.h"
 
 static ir_graph *run_autodiff(const ir_graph *g, char *err, size_t len)
 {
     if (!g->train || !g->train->loss) {
-        snprintf(err, len, "%s declares no training (ag_minimize)", g->name);
+        rt_fail(err, len, "%s declares no training (ag_minimize)", g->name);
         return NULL;
     }
     for (int32_t i = 0; i < g->n; i++)
         if (g->node[i].op == IR_kernel) { /* only an eval graph reaches autodiff after fusion */
-            snprintf(err, len,
-                     "%s is an eval graph after fusion, which cannot be trained: train the model, or a dump of its "
-                     "train step (aotgrad ir MODEL --train)",
-                     g->name);
+            rt_fail(err, len,
+                    "%s is an eval graph after fusion, which cannot be trained: train the model, or a dump of its "
+                    "train step (aotgrad ir MODEL --train)",
+                    g->name);
             return NULL;
         }
     return pass_autodiff(g, g->train->loss, err, len);
@@ -97,7 +98,7 @@ ir_graph *pass_run(const ir_graph *g, bool train, const char *upto, pass_dump *d
 ir_graph *pass_train_step(const ir_graph *g, char *err, size_t len)
 {
     if (!g->train || !g->train->loss) {
-        snprintf(err, len, "%s declares no training (ag_minimize)", g->name);
+        rt_fail(err, len, "%s declares no training (ag_minimize)", g->name);
         return NULL;
     }
     return pass_run(g, true, NULL, NULL, NULL, err, len);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "fail.h"
 #include "interp.h"
 #include "passes.h"
@@ -47,12 +48,9 @@ ir_plan *plan_memory(ir_graph *g, int64_t batch)
     p->batch = batch;
     p->offset = ir_alloc(g, sizeof *p->offset * (size_t)(n ? n : 1));
     p->inplace = ir_alloc(g, sizeof *p->inplace * (size_t)(n ? n : 1));
-    int32_t *birth = malloc(sizeof *birth * (size_t)(n ? n : 1)), *last = malloc(sizeof *last * (size_t)(n ? n : 1)),
-            *order = malloc(sizeof *order * (size_t)(n ? n : 1));
-    if (!birth || !last || !order) {
-        fprintf(stderr, "aotgrad: out of memory\n");
-        exit(1);
-    }
+    int32_t *birth = ir_xmalloc(sizeof *birth * (size_t)(n ? n : 1));
+    int32_t *last = ir_xmalloc(sizeof *last * (size_t)(n ? n : 1));
+    int32_t *order = ir_xmalloc(sizeof *order * (size_t)(n ? n : 1));
     ir_lifetimes(g, birth, last);
     for (int32_t i = 0; i < n; i++)
         p->offset[i] = -1, p->inplace[i] = -1;
@@ -132,7 +130,7 @@ typedef struct tally {
 /* Forward values: what the loss, metrics and predictions need. */
 static bool *forward_values(const ir_graph *g)
 {
-    bool *fwd = calloc((size_t)(g->n ? g->n : 1), sizeof *fwd);
+    bool *fwd = ir_xcalloc((size_t)(g->n ? g->n : 1), sizeof *fwd);
     const ir_train *t = g->train;
     for (int i = 0; i < g->nout; i++) {
         const char *name = g->out[i].name;

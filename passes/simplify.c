@@ -34,6 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
+#include "fail.h"
 #include "interp.h"
 #include "passes.h"
 
@@ -278,21 +280,13 @@ ir_graph *pass_simplify(const ir_graph *g, char *err, size_t len)
 {
     char msg[512];
     if (!ir_verify(g, msg, sizeof msg)) {
-        snprintf(err, len, "simplify: %s", msg);
+        rt_fail(err, len, "simplify: %s", msg);
         return NULL;
     }
-    simp s = {g, ir_graph_new(g->name), malloc(sizeof *s.map * (size_t)(g->n ? g->n : 1))};
-    if (!s.map) {
-        fprintf(stderr, "aotgrad: out of memory\n");
-        exit(1);
-    }
+    simp s = {g, ir_graph_new(g->name), ir_xmalloc(sizeof *s.map * (size_t)(g->n ? g->n : 1))};
     for (int32_t i = 0; i < g->n; i++) {
         const ir_node *o = &g->node[i];
-        int32_t in[8], *inp = o->nin <= 8 ? in : malloc(sizeof *inp * (size_t)o->nin);
-        if (!inp) {
-            fprintf(stderr, "aotgrad: out of memory\n");
-            exit(1);
-        }
+        int32_t in[8], *inp = o->nin <= 8 ? in : ir_xmalloc(sizeof *inp * (size_t)o->nin);
         for (int k = 0; k < o->nin; k++)
             inp[k] = s.map[o->in[k]];
         ir_node n = *o;
@@ -309,11 +303,7 @@ ir_graph *pass_simplify(const ir_graph *g, char *err, size_t len)
     ir_copy_train(s.h, g);
 
     /* DCE: what the outputs read, and every input and param */
-    const char **names = malloc(sizeof *names * (size_t)(g->nout + 1));
-    if (!names) {
-        fprintf(stderr, "aotgrad: out of memory\n");
-        exit(1);
-    }
+    const char **names = ir_xmalloc(sizeof *names * (size_t)(g->nout + 1));
     for (int k = 0; k < g->nout; k++)
         names[k] = g->out[k].name;
     ir_graph *r = ir_prune(s.h, names, g->nout);

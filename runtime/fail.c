@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "fail.h"
 
@@ -12,6 +13,20 @@ bool rt_fail(char *err, size_t len, const char *fmt, ...)
     if (err && len)
         vsnprintf(err, len, fmt, ap);
     va_end(ap);
+    return false;
+}
+
+bool rt_fail_trimmed(char *err, size_t len, const char *fmt, ...)
+{
+    if (!err || !len)
+        return false;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, len, fmt, ap);
+    va_end(ap);
+    size_t n = strlen(err);
+    while (n && (err[n - 1] == '\n' || err[n - 1] == ' '))
+        err[--n] = 0;
     return false;
 }
 

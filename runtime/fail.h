@@ -10,6 +10,9 @@
 /* Formats the message into err (when err and len allow) and returns false, so that a check
  * reads `if (bad) return rt_fail(err, len, "...", ...);`. */
 bool rt_fail(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* rt_fail without the newlines and spaces that end the message, as a library's own text
+ * (LLVM's, dlerror's, NVRTC's) often does. */
+bool rt_fail_trimmed(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* v as the shortest "%.{1..17}g" that reads back as exactly v (0.1 as 0.1, not
  * 0.10000000000000001), for messages, text IR and metadata; returns buf. */

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <threads.h>
 
+#include "fail.h"
+
 /* nvrtcResult is a C enum (int); 0 is NVRTC_SUCCESS */
 typedef int nvrtc_result;
 enum { NVRTC_OK = 0, NVRTC_COMPILATION = 6 };
@@ -36,19 +38,6 @@ static struct nvrtc_lib {
     nvrtc_result (*destroy)(nvrtc_program *);
 } nv;
 
-static void say(char *err, size_t len, const char *fmt, ...)
-{
-    if (!err || !len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-    size_t n = strlen(err);
-    while (n && (err[n - 1] == '\n' || err[n - 1] == ' '))
-        err[--n] = 0;
-}
-
 /* appends to a NUL-terminated buffer of size cap, truncating */
 static void append(char *buf, size_t cap, const char *fmt, ...)
 {
@@ -68,7 +57,7 @@ static bool try_open(const char *path, char *why, size_t len)
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
         const char *e = dlerror();
-        say(why, len, "%s", e ? e : "dlopen failed");
+        rt_fail_trimmed(why, len, "%s", e ? e : "dlopen failed");
         return false;
     }
     static const struct {
@@ -87,7 +76,7 @@ static bool try_open(const char *path, char *why, size_t len)
     for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
         void *f = dlsym(h, syms[i].name);
         if (!f) {
-            say(why, len, "%s: no %s", path, syms[i].name);
+            rt_fail_trimmed(why, len, "%s: no %s", path, syms[i].name);
             dlclose(h);
             return false;
         }
@@ -107,7 +96,7 @@ static void load_once(void)
     const char *env = getenv("AOTGRAD_NVRTC");
     if (env && *env) {
         if (!try_open(env, e, sizeof e))
-            say(nv.why, sizeof nv.why, "NVRTC not loaded from $AOTGRAD_NVRTC=%s: %s", env, e);
+            rt_fail_trimmed(nv.why, sizeof nv.why, "NVRTC not loaded from $AOTGRAD_NVRTC=%s: %s", env, e);
         return;
     }
 
@@ -136,7 +125,7 @@ static void load_once(void)
                 snprintf(reason, sizeof reason, "%s", e);
         }
     }
-    say(nv.why, sizeof nv.why, "NVRTC not found: tried %s (%s)", tried, reason);
+    rt_fail_trimmed(nv.why, sizeof nv.why, "NVRTC not found: tried %s (%s)", tried, reason);
 }
 
 static once_flag load_flag = ONCE_FLAG_INIT;
@@ -145,7 +134,7 @@ static bool loaded(char *why, size_t len)
 {
     call_once(&load_flag, load_once);
     if (!nv.handle)
-        say(why, len, "%s", nv.why);
+        rt_fail_trimmed(why, len, "%s", nv.why);
     return nv.handle != NULL;
 }
 
@@ -196,9 +185,9 @@ static void say_log_error(char *err, size_t len, const char *name, const char *w
         end += n + (eol != NULL);
     }
     if (what)
-        say(err, len, "%s: %s%s%.*s", name, what, end ? ": " : "", (int)end, start);
+        rt_fail_trimmed(err, len, "%s: %s%s%.*s", name, what, end ? ": " : "", (int)end, start);
     else
-        say(err, len, "%s: %.*s", name, (int)end, start);
+        rt_fail_trimmed(err, len, "%s: %.*s", name, (int)end, start);
 }
 
 /* a buffer of size+1 bytes, NUL-terminated, that get fills */
@@ -208,16 +197,16 @@ static char *fetch(nvrtc_program p, nvrtc_result (*size_of)(nvrtc_program, size_
 {
     nvrtc_result r = size_of(p, size);
     if (r != NVRTC_OK) {
-        say(err, len, "%s: %s size: %s", name, what, nv.error_string(r));
+        rt_fail_trimmed(err, len, "%s: %s size: %s", name, what, nv.error_string(r));
         return NULL;
     }
     char *buf = calloc(*size + 1, 1);
     if (!buf) {
-        say(err, len, "%s: %s: out of memory (%zu bytes)", name, what, *size);
+        rt_fail_trimmed(err, len, "%s: %s: out of memory (%zu bytes)", name, what, *size);
         return NULL;
     }
     if (*size && (r = get(p, buf)) != NVRTC_OK) {
-        say(err, len, "%s: %s: %s", name, what, nv.error_string(r));
+        rt_fail_trimmed(err, len, "%s: %s: %s", name, what, nv.error_string(r));
         free(buf);
         return NULL;
     }
@@ -233,7 +222,7 @@ bool cg_nvrtc_compile(const char *source, const char *name, const char *arch, bo
     if (!name || !*name)
         name = "source.cu";
     if (!source || !out) {
-        say(err, len, "%s: no %s", name, source ? "output" : "source");
+        rt_fail_trimmed(err, len, "%s: no %s", name, source ? "output" : "source");
         return false;
     }
     if (!loaded(err, len))
@@ -250,12 +239,12 @@ bool cg_nvrtc_compile(const char *source, const char *name, const char *arch, bo
     } else if (arch && strncmp(arch, "compute_", 8) == 0 && isdigit((unsigned char)arch[8]) &&
                strlen(arch) < 32) {
         if (want_cubin) {
-            say(err, len, "%s: a cubin needs a real arch (sm_XX), not %s", name, arch);
+            rt_fail_trimmed(err, len, "%s: a cubin needs a real arch (sm_XX), not %s", name, arch);
             return false;
         }
         snprintf(opt_arch, sizeof opt_arch, "-arch=%s", arch);
     } else {
-        say(err, len, "%s: arch '%s' is not sm_XX or compute_XX", name, arch ? arch : "(null)");
+        rt_fail_trimmed(err, len, "%s: arch '%s' is not sm_XX or compute_XX", name, arch ? arch : "(null)");
         return false;
     }
 
@@ -264,7 +253,7 @@ bool cg_nvrtc_compile(const char *source, const char *name, const char *arch, bo
         nextra++;
     const char **opts = malloc((4 + nextra) * sizeof *opts);
     if (!opts) {
-        say(err, len, "%s: out of memory", name);
+        rt_fail_trimmed(err, len, "%s: out of memory", name);
         return false;
     }
     int nopts = 0;
@@ -280,7 +269,7 @@ bool cg_nvrtc_compile(const char *source, const char *name, const char *arch, bo
     nvrtc_program p = NULL;
     nvrtc_result r = nv.create(&p, source, name, 0, NULL, NULL);
     if (r != NVRTC_OK) {
-        say(err, len, "%s: nvrtcCreateProgram: %s", name, nv.error_string(r));
+        rt_fail_trimmed(err, len, "%s: nvrtcCreateProgram: %s", name, nv.error_string(r));
         free(opts);
         return false;
     }
@@ -322,7 +311,7 @@ bool cg_nvrtc_compile(const char *source, const char *name, const char *arch, bo
             goto done;
         out->cubin_len = size;
         if (size == 0) {
-            say(err, len, "%s: NVRTC made no cubin for %s", name, arch);
+            rt_fail_trimmed(err, len, "%s: NVRTC made no cubin for %s", name, arch);
             goto done;
         }
     }

@@ -29,18 +29,6 @@
 
 /* ---- failures and the rendering's strings ---- */
 
-void rd_fail(rd *R, const char *fmt, ...)
-{
-    if (R->failed)
-        return;
-    R->failed = true;
-    va_list ap;
-    va_start(ap, fmt);
-    if (R->err && R->len)
-        vsnprintf(R->err, R->len, fmt, ap);
-    va_end(ap);
-}
-
 /* a string that lives until the end of the rendering */
 const char *rd_tx(rd *R, const char *fmt, ...)
 {
@@ -311,7 +299,7 @@ static void render_steps(rd *R, cg_cuda_plan *plan)
         }
         if (R->failed && R->err && R->len) { /* name the step */
             snprintf(msg, sizeof msg, "%s", R->err);
-            snprintf(R->err, R->len, "%s: step %d: %s", p->name, s, msg);
+            rt_fail(R->err, R->len, "%s: step %d: %s", p->name, s, msg);
         }
     }
 }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "fail.h"
 #include "render.h"
 
 typedef struct rd {
@@ -34,8 +35,8 @@ typedef struct rd {
 
 /* ---- render.c: strings, types, the op table, buffers ---- */
 
-/* the first failure's message into R->err; later ones are dropped */
-void rd_fail(rd *R, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* the first failure's message into R->err (rt_fail); later ones are dropped */
+#define rd_fail(R, ...) ((void)((R)->failed || ((R)->failed = true, rt_fail((R)->err, (R)->len, __VA_ARGS__))))
 /* a string that lives until the end of the rendering */
 const char *rd_tx(rd *R, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

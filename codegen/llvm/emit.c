@@ -8,7 +8,6 @@
  */
 #include <assert.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,19 +15,7 @@
 
 #include "emit_internal.h"
 
-/* ---- failures and names ---- */
-
-void em_fail(em *E, const char *fmt, ...)
-{
-    if (E->failed)
-        return;
-    E->failed = true;
-    va_list ap;
-    va_start(ap, fmt);
-    if (E->err && E->len)
-        vsnprintf(E->err, E->len, fmt, ap);
-    va_end(ap);
-}
+/* ---- names ---- */
 
 const char *em_op_name(ir_op op)
 {

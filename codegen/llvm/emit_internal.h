@@ -17,6 +17,7 @@
 #include <llvm-c/Core.h>
 
 #include "emit.h"
+#include "fail.h"
 
 /* ---- the emitter's state ---- */
 
@@ -35,8 +36,8 @@ typedef struct em {
 
 /* ---- emit.c ---- */
 
-/* the first failure's message into E->err; later ones are dropped */
-void em_fail(em *E, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* the first failure's message into E->err (rt_fail); later ones are dropped */
+#define em_fail(E, ...) ((void)((E)->failed || ((E)->failed = true, rt_fail((E)->err, (E)->len, __VA_ARGS__))))
 const char *em_op_name(ir_op op);
 
 LLVMTypeRef em_mem_type(em *E, ag_dtype t);

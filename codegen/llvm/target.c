@@ -1,7 +1,6 @@
 /* Host target machine, O3 pipeline, emission and an ORC LLJIT: see target.h. */
 #include "target.h"
 
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,8 @@
 #include <llvm-c/Target.h>
 #include <llvm-c/Transforms/PassBuilder.h>
 
+#include "fail.h"
+
 struct cg_target {
     LLVMTargetMachineRef tm;
     char *triple, *cpu, *features; /* LLVM's strings: LLVMDisposeMessage */
@@ -25,25 +26,11 @@ struct cg_jit {
     LLVMOrcThreadSafeContextRef tsc; /* every module added lives in this context */
 };
 
-/* "what: message" into err; LLVM messages often end with a newline, drop it */
-static void say(char *err, size_t len, const char *fmt, ...)
-{
-    if (!err || !len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-    size_t n = strlen(err);
-    while (n && (err[n - 1] == '\n' || err[n - 1] == ' '))
-        err[--n] = 0;
-}
-
 /* Writes e's message and disposes of it (consuming e). */
 static void say_error(char *err, size_t len, const char *what, LLVMErrorRef e)
 {
     char *m = LLVMGetErrorMessage(e);
-    say(err, len, "%s: %s", what, m);
+    rt_fail_trimmed(err, len, "%s: %s", what, m);
     LLVMDisposeErrorMessage(m);
 }
 
@@ -60,7 +47,7 @@ static bool native_ready(char *err, size_t len)
 {
     call_once(&native_once, native_init);
     if (native_failed)
-        say(err, len, "LLVM: cannot initialize the native target");
+        rt_fail_trimmed(err, len, "LLVM: cannot initialize the native target");
     return !native_failed;
 }
 
@@ -77,7 +64,7 @@ static LLVMTargetMachineRef host_machine(char **triple, char **cpu, char **featu
     LLVMTargetRef target;
     char *msg = NULL;
     if (LLVMGetTargetFromTriple(*triple, &target, &msg)) {
-        say(err, len, "LLVM: no target for %s: %s", *triple, msg ? msg : "");
+        rt_fail_trimmed(err, len, "LLVM: no target for %s: %s", *triple, msg ? msg : "");
         LLVMDisposeMessage(msg);
         return NULL;
     }
@@ -85,7 +72,7 @@ static LLVMTargetMachineRef host_machine(char **triple, char **cpu, char **featu
         LLVMCreateTargetMachine(target, *triple, *cpu, *features, LLVMCodeGenLevelAggressive,
                                 LLVMRelocPIC, LLVMCodeModelDefault);
     if (!tm)
-        say(err, len, "LLVM: cannot create a target machine for %s (%s)", *triple, *cpu);
+        rt_fail_trimmed(err, len, "LLVM: cannot create a target machine for %s (%s)", *triple, *cpu);
     return tm;
 }
 
@@ -95,7 +82,7 @@ cg_target *cg_target_host(char *err, size_t len)
         return NULL;
     cg_target *t = calloc(1, sizeof *t);
     if (!t) {
-        say(err, len, "out of memory");
+        rt_fail_trimmed(err, len, "out of memory");
         return NULL;
     }
     t->tm = host_machine(&t->triple, &t->cpu, &t->features, err, len);
@@ -152,7 +139,7 @@ static bool verify(LLVMModuleRef m, char *err, size_t len)
     char *msg = NULL;
     bool broken = LLVMVerifyModule(m, LLVMReturnStatusAction, &msg);
     if (broken)
-        say(err, len, "LLVM verifier: %s", msg ? msg : "invalid module");
+        rt_fail_trimmed(err, len, "LLVM verifier: %s", msg ? msg : "invalid module");
     LLVMDisposeMessage(msg);
     return !broken;
 }
@@ -184,7 +171,7 @@ static bool emit(cg_target *t, LLVMModuleRef m, const char *path, LLVMCodeGenFil
     char *msg = NULL;
     bool bad = LLVMTargetMachineEmitToFile(t->tm, copy, path, kind, &msg);
     if (bad)
-        say(err, len, "%s: %s", path, msg ? msg : "cannot emit");
+        rt_fail_trimmed(err, len, "%s: %s", path, msg ? msg : "cannot emit");
     LLVMDisposeMessage(msg);
     LLVMDisposeModule(copy);
     return !bad;
@@ -205,7 +192,7 @@ bool cg_emit_ir(LLVMModuleRef m, const char *path, char *err, size_t len)
     char *msg = NULL;
     bool bad = LLVMPrintModuleToFile(m, path, &msg);
     if (bad)
-        say(err, len, "%s: %s", path, msg ? msg : "cannot write");
+        rt_fail_trimmed(err, len, "%s: %s", path, msg ? msg : "cannot write");
     LLVMDisposeMessage(msg);
     return !bad;
 }
@@ -216,7 +203,7 @@ cg_jit *cg_jit_new(char *err, size_t len)
         return NULL;
     cg_jit *j = calloc(1, sizeof *j);
     if (!j) {
-        say(err, len, "out of memory");
+        rt_fail_trimmed(err, len, "out of memory");
         return NULL;
     }
     /* The JIT compiles for the same CPU, features and O3 as cg_target_host. */

@@ -493,6 +493,81 @@ static void progress(const options *o, outcome *f, int done, int total)
         fprintf(stderr, "\r[%d/%d]", done, total);
 }
 
+/* o->workdir made under TMPDIR and o->aotgrad found; false with a message. */
+static bool make_workdir(options *o)
+{
+    o->aotgrad = aotgrad_bin();
+    snprintf(o->workdir, sizeof o->workdir, "%s/fuzz_models-XXXXXX", tmp_dir());
+    if (!mkdtemp(o->workdir)) {
+        fprintf(stderr, "fuzz_models: cannot make a folder in %s: %s\n", tmp_dir(), strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* --print: the model a seed draws, as a model file on stdout. */
+static int print_seed(uint64_t seed, bool data_shaped)
+{
+    fz_model *m = malloc(sizeof *m);
+    if (!m) {
+        fprintf(stderr, "fuzz_models: out of memory\n");
+        return 2;
+    }
+    char err[1024];
+    fz_gen_opts g = {.data_shaped = data_shaped};
+    bool ok = fz_generate(seed, &g, m, err, sizeof err);
+    fz_write_c(m, stdout);
+    if (!ok)
+        fprintf(stderr, "fuzz_models: %s\n", err);
+    free(m);
+    return ok ? 0 : 1;
+}
+
+/* --check: every oracle on the model a seed draws, in this process (for a debugger). */
+static int check_seed(options *o, uint64_t seed, bool data_shaped)
+{
+    fz_model *m = malloc(sizeof *m);
+    char err[1024];
+    fz_gen_opts g = {.data_shaped = data_shaped};
+    if (!m || !fz_generate(seed, &g, m, err, sizeof err)) {
+        fprintf(stderr, "fuzz_models: %s\n", m ? err : "out of memory");
+        free(m);
+        return 1;
+    }
+    if (!make_workdir(o)) {
+        free(m);
+        return 2;
+    }
+    fz_check_opts c = check_opts(o, true, g.data_shaped);
+    fz_result r;
+    fz_check(m, &c, &r);
+    fz_remove_tree(o->workdir);
+    printf("%s%s%s\n", r.outcome == FZ_PASS ? "pass" : r.outcome == FZ_REDRAW ? "redraw: " : r.oracle,
+           r.outcome == FZ_FAIL ? ": " : "", r.message);
+    free(m);
+    return r.outcome == FZ_FAIL;
+}
+
+/* --judge: every oracle on a model file or .ir (a shrunk case), in this process. */
+static int judge_file(options *o, const char *path, bool cuda)
+{
+    ir_graph *g = fe_load(path, NULL, NULL);
+    if (!g)
+        return 1;
+    if (!make_workdir(o)) {
+        ir_graph_free(g);
+        return 2;
+    }
+    fz_check_opts c = check_opts(o, cuda, ir_find_source(g, IR_input, "x") >= 0 && ir_find_source(g, IR_input, "y") >= 0);
+    fz_result r;
+    fz_check_graph(g, &c, &r);
+    fz_remove_tree(o->workdir);
+    printf("%s: %s%s%s\n", path, r.outcome == FZ_PASS ? "pass" : r.outcome == FZ_REDRAW ? "near a discontinuity: " : r.oracle,
+           r.outcome == FZ_FAIL ? ": " : "", r.message);
+    ir_graph_free(g);
+    return r.outcome == FZ_FAIL;
+}
+
 int main(int argc, char **argv)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -505,60 +580,13 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         }
-        if (!strcmp(a, "--print") && v && number(v, 0, (long long)1 << 62, &x)) { /* a model seed's model, as C */
-            fz_model *m = malloc(sizeof *m);
-            char err[1024];
-            fz_gen_opts g = {.data_shaped = i + 2 < argc && !strcmp(argv[i + 2], "--data-shaped")};
-            bool ok = fz_generate((uint64_t)x, &g, m, err, sizeof err);
-            fz_write_c(m, stdout);
-            if (!ok)
-                fprintf(stderr, "fuzz_models: %s\n", err);
-            free(m);
-            return ok ? 0 : 1;
-        }
-        if (!strcmp(a, "--check") && v && number(v, 0, (long long)1 << 62, &x)) { /* one model seed, in this process */
-            fz_model *m = malloc(sizeof *m);
-            char err[1024];
-            fz_gen_opts g = {.data_shaped = i + 2 < argc && !strcmp(argv[i + 2], "--data-shaped")};
-            if (!fz_generate((uint64_t)x, &g, m, err, sizeof err)) {
-                fprintf(stderr, "fuzz_models: %s\n", err);
-                return 1;
-            }
-            snprintf(o.workdir, sizeof o.workdir, "%s/fuzz_models-XXXXXX", tmp_dir());
-            if (!mkdtemp(o.workdir)) {
-                fprintf(stderr, "fuzz_models: cannot make a folder in %s: %s\n", tmp_dir(), strerror(errno));
-                return 2;
-            }
-            o.aotgrad = aotgrad_bin();
-            fz_check_opts c = check_opts(&o, true, g.data_shaped);
-            fz_result r;
-            fz_check(m, &c, &r);
-            fz_remove_tree(o.workdir);
-            printf("%s%s%s\n", r.outcome == FZ_PASS ? "pass" : r.outcome == FZ_REDRAW ? "redraw: " : r.oracle,
-                   r.outcome == FZ_FAIL ? ": " : "", r.message);
-            free(m);
-            return r.outcome == FZ_FAIL;
-        }
-        if (!strcmp(a, "--judge") && v) { /* a model file or .ir, by every oracle, in this process */
-            ir_graph *g = fe_load(v, NULL, NULL);
-            if (!g)
-                return 1;
-            snprintf(o.workdir, sizeof o.workdir, "%s/fuzz_models-XXXXXX", tmp_dir());
-            if (!mkdtemp(o.workdir)) {
-                fprintf(stderr, "fuzz_models: cannot make a folder in %s: %s\n", tmp_dir(), strerror(errno));
-                return 2;
-            }
-            o.aotgrad = aotgrad_bin();
-            fz_check_opts c = check_opts(&o, i + 2 < argc && !strcmp(argv[i + 2], "--cuda"),
-                                         ir_find_source(g, IR_input, "x") >= 0 && ir_find_source(g, IR_input, "y") >= 0);
-            fz_result r;
-            fz_check_graph(g, &c, &r);
-            fz_remove_tree(o.workdir);
-            printf("%s: %s%s%s\n", v, r.outcome == FZ_PASS ? "pass" : r.outcome == FZ_REDRAW ? "near a discontinuity: " : r.oracle,
-                   r.outcome == FZ_FAIL ? ": " : "", r.message);
-            ir_graph_free(g);
-            return r.outcome == FZ_FAIL;
-        }
+        bool data_shaped = i + 2 < argc && !strcmp(argv[i + 2], "--data-shaped");
+        if (!strcmp(a, "--print") && v && number(v, 0, (long long)1 << 62, &x)) /* a model seed's model, as C */
+            return print_seed((uint64_t)x, data_shaped);
+        if (!strcmp(a, "--check") && v && number(v, 0, (long long)1 << 62, &x)) /* one model seed, in this process */
+            return check_seed(&o, (uint64_t)x, data_shaped);
+        if (!strcmp(a, "--judge") && v) /* a model file or .ir, by every oracle, in this process */
+            return judge_file(&o, v, i + 2 < argc && !strcmp(argv[i + 2], "--cuda"));
         if (!strcmp(a, "--verbose")) {
             o.verbose = true;
             continue;
@@ -595,12 +623,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "fuzz_models: --cases and --seed are needed (fuzz_models --help)\n");
         return 2;
     }
-    o.aotgrad = aotgrad_bin();
-    snprintf(o.workdir, sizeof o.workdir, "%s/fuzz_models-XXXXXX", tmp_dir());
-    if (!mkdtemp(o.workdir)) {
-        fprintf(stderr, "fuzz_models: cannot make a folder in %s: %s\n", tmp_dir(), strerror(errno));
+    if (!make_workdir(&o))
         return 2;
-    }
     struct sigaction on = {.sa_handler = stop}; /* no SA_RESTART: poll and waitpid return */
     sigemptyset(&on.sa_mask);
     sigaction(SIGINT, &on, NULL);

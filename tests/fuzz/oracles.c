@@ -2,9 +2,8 @@
  * interpreter on the model as the DSL built it; values are bound by name, so every stage of
  * the pipeline sees the same inputs and parameters whatever it did to the graph. */
 #define _GNU_SOURCE /* nftw's FTW_PHYS */
-#include "oracles.h"
+#include "oracles_common.h"
 
-#include <errno.h>
 #include <ftw.h>
 #include <math.h>
 #include <stdarg.h>
@@ -12,40 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "bind.h"
-#include "checkpoint.h"
-#include "cuda_host.h"
-#include "cuda_source.h"
-#include "diff_run.h"
-#include "emit.h"
 #include "interp.h"
-#include "lower.h"
 #include "passes.h"
-#include "profile.h"
-#include "rt_ops.h"
-#include "target.h"
-#include "pool.h"
 
-/* What generated code calls (codegen/llvm/emit.c): linked in, for the JIT to find. */
-__attribute__((used)) static void (*const runtime_routines[])(void) = {
-#define ROUTINE(op, f32, i32, sig, n) (void (*)(void))f32, (void (*)(void))i32,
-    RT_ROUTINES(ROUTINE) /* runtime/rt_ops.h's table */
-#undef ROUTINE
-    (void (*)(void))rt_profile_mark, (void (*)(void))rt_parallel_for,
-};
-
-#define NB 3
-static const int64_t batches[NB] = {1, 7, 64};
-enum { SEED = 11, STEP = 3, FD_BATCH = 1 }; /* FD_BATCH: index into batches */
-#define LR 0.1
-#define WD 0.01
-
-static void say(fz_result *r, fz_outcome what, const char *oracle, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void say(fz_result *r, fz_outcome what, const char *oracle, const char *fmt, ...)
+void oracle_say(fz_result *r, fz_outcome what, const char *oracle, const char *fmt, ...)
 {
     if (r->outcome != FZ_PASS)
         return; /* the first finding stands */
@@ -56,8 +27,6 @@ static void say(fz_result *r, fz_outcome what, const char *oracle, const char *f
     vsnprintf(r->message, sizeof r->message, fmt, ap);
     va_end(ap);
 }
-
-static bool done(const fz_result *r) { return r->outcome != FZ_PASS; }
 
 static int remove_one(const char *path, const struct stat *st, int type, struct FTW *f)
 {
@@ -70,9 +39,7 @@ void fz_remove_tree(const char *path) { nftw(path, remove_one, 16, FTW_DEPTH | F
 
 /* ---- tensors ---- */
 
-static double get(const ir_tensor *t, int64_t i) { return ir_tensor_get(t, i); }
-
-static double err_of(double (*a)(const void *, int64_t), const void *pa, const ir_tensor *b, int64_t n)
+double oracle_err_of(double (*a)(const void *, int64_t), const void *pa, const ir_tensor *b, int64_t n)
 {
     double d = 0, s = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -92,7 +59,7 @@ double fz_norm_err(const ir_tensor *a, const ir_tensor *b)
     int64_t n = ir_tensor_numel(b);
     if (ir_tensor_numel(a) != n)
         return INFINITY;
-    return err_of(tensor_at, a, b, n);
+    return oracle_err_of(tensor_at, a, b, n);
 }
 
 static ir_tensor copy_tensor(const ir_tensor *t)
@@ -114,13 +81,7 @@ static double rms(const ir_tensor *t)
 
 /* ---- binding by name ---- */
 
-typedef struct binding {
-    const ir_graph *model;
-    ir_tensor **bound; /* fe_bind_random of the model, by its node ids */
-    ir_tensor lr, wd;
-} binding;
-
-static bool bind_model(binding *b, const ir_graph *model, int64_t batch, bool f64)
+bool oracle_bind_model(binding *b, const ir_graph *model, int64_t batch, bool f64)
 {
     b->model = model;
     b->bound = fe_bind_random(model, batch, SEED, f64);
@@ -134,7 +95,7 @@ static bool bind_model(binding *b, const ir_graph *model, int64_t batch, bool f6
     return true;
 }
 
-static void unbind_model(binding *b)
+void oracle_unbind_model(binding *b)
 {
     if (b->bound)
         fe_bind_free(b->model, b->bound);
@@ -145,7 +106,7 @@ static void unbind_model(binding *b)
 
 /* g's sources bound to the model's values of the same name (lr and wd: the scalars), or to
  * extra[i] where given (NULL: none); NULL with a message naming a source neither has. */
-static ir_tensor **bind_graph(const binding *b, const ir_graph *g, ir_tensor *const *extra, char *err, size_t len)
+ir_tensor **oracle_bind_graph(const binding *b, const ir_graph *g, ir_tensor *const *extra, char *err, size_t len)
 {
     ir_tensor **out = calloc((size_t)(g->n ? g->n : 1), sizeof *out);
     if (!out)
@@ -172,12 +133,7 @@ static ir_tensor **bind_graph(const binding *b, const ir_graph *g, ir_tensor *co
     return out;
 }
 
-typedef struct outputs {
-    int n;
-    ir_tensor *t;
-} outputs;
-
-static void free_outputs(outputs *o)
+void oracle_free_outputs(outputs *o)
 {
     for (int i = 0; i < o->n; i++)
         ir_tensor_free(&o->t[i]);
@@ -186,7 +142,7 @@ static void free_outputs(outputs *o)
     o->n = 0;
 }
 
-static bool run_interp(const ir_graph *g, ir_tensor **bound, int64_t batch, bool f64, bool training, outputs *o,
+bool oracle_run_interp(const ir_graph *g, ir_tensor **bound, int64_t batch, bool f64, bool training, outputs *o,
                        char *err, size_t len)
 {
     o->n = 0;
@@ -365,14 +321,14 @@ static void check_smooth(const ir_graph *model, fz_result *r)
         for (int training = 0; training < 2 && !done(r); training++) {
             binding bd;
             outputs o = {0};
-            if (!bind_model(&bd, model, batches[b], true)) {
-                say(r, FZ_FAIL, "interp", "out of memory binding the model");
-                unbind_model(&bd);
+            if (!oracle_bind_model(&bd, model, batches[b], true)) {
+                oracle_say(r, FZ_FAIL, "interp", "out of memory binding the model");
+                oracle_unbind_model(&bd);
                 break;
             }
-            ir_tensor **bound = bind_graph(&bd, all, NULL, err, sizeof err);
-            if (!bound || !run_interp(all, bound, batches[b], true, training, &o, err, sizeof err))
-                say(r, FZ_FAIL, "interp", "the f64 interpreter on the model at batch %lld: %s", (long long)batches[b],
+            ir_tensor **bound = oracle_bind_graph(&bd, all, NULL, err, sizeof err);
+            if (!bound || !oracle_run_interp(all, bound, batches[b], true, training, &o, err, sizeof err))
+                oracle_say(r, FZ_FAIL, "interp", "the f64 interpreter on the model at batch %lld: %s", (long long)batches[b],
                     err);
             for (int32_t i = 0; i < model->n && !done(r) && o.n; i++) {
                 const ir_node *n = &model->node[i];
@@ -381,18 +337,18 @@ static void check_smooth(const ir_graph *model, fz_result *r)
                     for (int64_t k = 0, c = ir_tensor_numel(&o.t[i]); k < c; k++) {
                         double x = get(&o.t[i], k);
                         if (!isfinite(x) || fabs(x) > 1e30) {
-                            say(r, FZ_REDRAW, "", "%%%d (%s) is %g at batch %lld", i, ir_ops[n->op].name, x,
+                            oracle_say(r, FZ_REDRAW, "", "%%%d (%s) is %g at batch %lld", i, ir_ops[n->op].name, x,
                                 (long long)batches[b]);
                             break;
                         }
                     }
                 if (!done(r) && near_discontinuity(model, i, o.t, cont, why, sizeof why))
-                    say(r, FZ_REDRAW, "", "%%%d at batch %lld%s: %s", i, (long long)batches[b],
+                    oracle_say(r, FZ_REDRAW, "", "%%%d at batch %lld%s: %s", i, (long long)batches[b],
                         training ? ", training" : "", why);
             }
-            free_outputs(&o);
+            oracle_free_outputs(&o);
             free(bound);
-            unbind_model(&bd);
+            oracle_unbind_model(&bd);
         }
     free(cont);
     ir_graph_free(all);
@@ -405,9 +361,9 @@ static void check_text(const ir_graph *g, const char *stage, fz_result *r)
     char *a = ir_print_str(g), err[1024];
     ir_graph *h = ir_parse(a, strlen(a), stage, err, sizeof err);
     if (!h)
-        say(r, FZ_FAIL, "text", "%s: the dump does not parse back: %s", stage, err);
+        oracle_say(r, FZ_FAIL, "text", "%s: the dump does not parse back: %s", stage, err);
     else if (!ir_verify(h, err, sizeof err))
-        say(r, FZ_FAIL, "text", "%s: the dump parsed back does not verify: %s", stage, err);
+        oracle_say(r, FZ_FAIL, "text", "%s: the dump parsed back does not verify: %s", stage, err);
     else {
         char *b = ir_print_str(h);
         if (strcmp(a, b) != 0) {
@@ -415,7 +371,7 @@ static void check_text(const ir_graph *g, const char *stage, fz_result *r)
             while (a[i] && a[i] == b[i])
                 i++;
             size_t from = i > 60 ? i - 60 : 0;
-            say(r, FZ_FAIL, "text", "%s: print(parse(print(g))) differs from print(g) at character %zu: \"%.120s\" vs \"%.120s\"",
+            oracle_say(r, FZ_FAIL, "text", "%s: print(parse(print(g))) differs from print(g) at character %zu: \"%.120s\" vs \"%.120s\"",
                 stage, i, a + from, b + from);
         }
         free(b);
@@ -459,17 +415,17 @@ static void compare_stage(pipeline_ctx *c, const ir_graph *g, const char *stage)
 {
     char err[1024];
     for (int b = 0; b < NB && !done(c->r); b++) {
-        ir_tensor **bound = bind_graph(&c->bd[b], g, NULL, err, sizeof err);
+        ir_tensor **bound = oracle_bind_graph(&c->bd[b], g, NULL, err, sizeof err);
         outputs o = {0};
         if (!bound) {
-            say(c->r, FZ_FAIL, "pass", "%s: %s", stage, err);
+            oracle_say(c->r, FZ_FAIL, "pass", "%s: %s", stage, err);
             return;
         }
-        if (!run_interp(g, bound, batches[b], true, c->training, &o, err, sizeof err)) {
-            say(c->r, FZ_FAIL, "interp", "%s at batch %lld: the f64 interpreter fails: %s", stage, (long long)batches[b],
+        if (!oracle_run_interp(g, bound, batches[b], true, c->training, &o, err, sizeof err)) {
+            oracle_say(c->r, FZ_FAIL, "interp", "%s at batch %lld: the f64 interpreter fails: %s", stage, (long long)batches[b],
                 err);
             free(bound);
-            free_outputs(&o);
+            oracle_free_outputs(&o);
             return;
         }
         for (int k = 0; k < g->nout && !done(c->r); k++) {
@@ -478,7 +434,7 @@ static void compare_stage(pipeline_ctx *c, const ir_graph *g, const char *stage)
                 i++;
             if (i == c->refs->n) {
                 if (i == MAX_REFS) {
-                    say(c->r, FZ_FAIL, "interp", "%s: more than %d outputs to follow", stage, MAX_REFS);
+                    oracle_say(c->r, FZ_FAIL, "interp", "%s: more than %d outputs to follow", stage, MAX_REFS);
                     break;
                 }
                 c->refs->name[c->refs->n++] = strdup(g->out[k].name);
@@ -489,13 +445,13 @@ static void compare_stage(pipeline_ctx *c, const ir_graph *g, const char *stage)
             }
             double e = fz_norm_err(&o.t[k], &c->refs->t[i][b]);
             if (!(e <= 1e-10))
-                say(c->r, FZ_FAIL, "interp",
+                oracle_say(c->r, FZ_FAIL, "interp",
                     "%s (%s pipeline) at batch %lld: output %s differs from the model's by %.3g norm-wise (f64; first "
                     "values %.10g vs %.10g)",
                     stage, c->training ? "train" : "eval", (long long)batches[b], g->out[k].name, e, get(&o.t[k], 0),
                     get(&c->refs->t[i][b], 0));
         }
-        free_outputs(&o);
+        oracle_free_outputs(&o);
         free(bound);
     }
 }
@@ -525,7 +481,7 @@ static ir_graph *pipeline(const ir_graph *model, binding *bd, bool training, ir_
     char err[2048];
     ir_graph *g = done(r) ? NULL : pass_run(model, training, NULL, on_stage, &c, err, sizeof err);
     if (!g && !done(r))
-        say(r, FZ_FAIL, "pass", "the %s pipeline: %s", training ? "train" : "eval", err);
+        oracle_say(r, FZ_FAIL, "pass", "the %s pipeline: %s", training ? "train" : "eval", err);
     free_refs(f);
     free(f);
     if (done(r)) {
@@ -568,9 +524,9 @@ static ir_graph *frozen_model(const ir_graph *g, const outputs *values, ir_tenso
 static double loss_at(const ir_graph *h, ir_tensor **bound, int64_t batch, char *err, size_t len, bool *ok)
 {
     outputs o = {0};
-    *ok = run_interp(h, bound, batch, true, true, &o, err, len);
+    *ok = oracle_run_interp(h, bound, batch, true, true, &o, err, len);
     double v = *ok ? get(&o.t[0], 0) : NAN;
-    free_outputs(&o);
+    oracle_free_outputs(&o);
     return v;
 }
 
@@ -580,24 +536,24 @@ static void check_gradients(const ir_graph *model, const ir_graph *gradients, fz
     int64_t batch = batches[FD_BATCH];
     char err[1024];
     binding bd;
-    if (!bind_model(&bd, model, batch, true)) {
-        unbind_model(&bd);
-        return say(r, FZ_FAIL, "autodiff", "out of memory");
+    if (!oracle_bind_model(&bd, model, batch, true)) {
+        oracle_unbind_model(&bd);
+        return oracle_say(r, FZ_FAIL, "autodiff", "out of memory");
     }
     /* the autodiff stage's gradients, and every value of the model (for the frozen ones) */
     outputs grads = {0}, values = {0};
     ir_graph *all = every_value(model);
-    ir_tensor **gb = bind_graph(&bd, gradients, NULL, err, sizeof err), **ab = bind_graph(&bd, all, NULL, err, sizeof err);
-    if (!gb || !ab || !run_interp(gradients, gb, batch, true, true, &grads, err, sizeof err) ||
-        !run_interp(all, ab, batch, true, true, &values, err, sizeof err)) {
-        say(r, FZ_FAIL, "autodiff", "the gradients at batch %lld: %s", (long long)batch, err);
+    ir_tensor **gb = oracle_bind_graph(&bd, gradients, NULL, err, sizeof err), **ab = oracle_bind_graph(&bd, all, NULL, err, sizeof err);
+    if (!gb || !ab || !oracle_run_interp(gradients, gb, batch, true, true, &grads, err, sizeof err) ||
+        !oracle_run_interp(all, ab, batch, true, true, &values, err, sizeof err)) {
+        oracle_say(r, FZ_FAIL, "autodiff", "the gradients at batch %lld: %s", (long long)batch, err);
         goto out;
     }
     ir_tensor **extra;
     ir_graph *h = frozen_model(model, &values, &extra);
-    ir_tensor **hb = bind_graph(&bd, h, extra, err, sizeof err);
+    ir_tensor **hb = oracle_bind_graph(&bd, h, extra, err, sizeof err);
     if (!hb)
-        say(r, FZ_FAIL, "autodiff", "the model with its stop_gradient values held: %s", err);
+        oracle_say(r, FZ_FAIL, "autodiff", "the model with its stop_gradient values held: %s", err);
     uint64_t rng = 0x5eed;
     for (int32_t p = 0; hb && p < model->n && !done(r); p++) {
         const ir_node *n = &model->node[p];
@@ -607,7 +563,7 @@ static void check_gradients(const ir_graph *model, const ir_graph *gradients, fz
         snprintf(gname, sizeof gname, "%s.grad", n->attr.name);
         int go = ir_find_output(gradients, gname);
         if (go < 0) {
-            say(r, FZ_FAIL, "autodiff", "the gradients stage has no output %s", gname);
+            oracle_say(r, FZ_FAIL, "autodiff", "the gradients stage has no output %s", gname);
             break;
         }
         ir_tensor *theta = bd.bound[p];
@@ -642,9 +598,9 @@ static void check_gradients(const ir_graph *model, const ir_graph *gradients, fz
             ir_tensor_set(theta, i, orig[i]);
         double fd = (4 * D[1] - D[0]) / 3; /* Richardson: the h^2 term cancels */
         if (!ok)
-            say(r, FZ_FAIL, "autodiff", "the loss at a perturbed %s: %s", n->attr.name, err);
+            oracle_say(r, FZ_FAIL, "autodiff", "the loss at a perturbed %s: %s", n->attr.name, err);
         else if (!(fabs(fd - ad) <= 1e-6 * fmax(fmax(fabs(fd), fabs(ad)), 1)))
-            say(r, FZ_FAIL, "autodiff",
+            oracle_say(r, FZ_FAIL, "autodiff",
                 "d loss / d %s along a random direction at batch %lld: autodiff %.12g, finite differences %.12g",
                 n->attr.name, (long long)batch, ad, fd);
         free(d);
@@ -656,328 +612,10 @@ static void check_gradients(const ir_graph *model, const ir_graph *gradients, fz
 out:
     free(gb);
     free(ab);
-    free_outputs(&grads);
-    free_outputs(&values);
+    oracle_free_outputs(&grads);
+    oracle_free_outputs(&values);
     ir_graph_free(all);
-    unbind_model(&bd);
-}
-
-/* ---- the LLVM code ---- */
-
-typedef struct jitted {
-    cg_jit *j;
-    void (*entry)(const cg_args *);
-} jitted;
-
-static bool jit(const cg_program *p, jitted *out, char *err, size_t len)
-{
-    static cg_target *t;
-    if (!t && !(t = cg_target_host(err, len)))
-        return false;
-    out->j = cg_jit_new(err, len);
-    if (!out->j)
-        return false;
-    LLVMModuleRef m = cg_emit_module(p, cg_jit_context(out->j), t, err, len);
-    if (!m || !cg_optimize(t, m, err, len) || !cg_jit_add(out->j, m, err, len))
-        return false;
-    *(void **)&out->entry = cg_jit_lookup(out->j, p->name, err, len);
-    return out->entry != NULL;
-}
-
-/* Where graph output k of p lies after a run. */
-static const void *output_at(const cg_program *p, int k, char *arena, char *params, void *const *inputs, int64_t batch)
-{
-    const cg_buffer *b = &p->buffers[p->output_buffer[k]];
-    const char *base = b->region == CG_ARENA ? arena : b->region == CG_PARAMS ? params : (const char *)inputs[b->index];
-    return base + b->offset.k + b->offset.n * batch;
-}
-
-typedef struct raw {
-    const void *p;
-    ag_dtype t;
-} raw;
-static double raw_at(const void *r, int64_t i)
-{
-    const raw *x = r;
-    switch (x->t) {
-    case AG_F32:
-        return ((const float *)x->p)[i];
-    case AG_I32:
-        return ((const int32_t *)x->p)[i];
-    default:
-        return ((const uint8_t *)x->p)[i];
-    }
-}
-
-static void check_llvm(const ir_graph *model, const ir_graph *g, bool training, fz_result *r)
-{
-    static rt_pool *pool;
-    if (!pool)
-        pool = rt_pool_new(2);
-    char err[2048];
-    const char *which = training ? "train step" : "eval graph";
-    cg_program *p = cg_lower(g, training, err, sizeof err);
-    if (!p)
-        return say(r, FZ_FAIL, "llvm", "the %s cannot be lowered: %s", which, err);
-    jitted J = {0};
-    if (!jit(p, &J, err, sizeof err)) {
-        say(r, FZ_FAIL, "llvm", "the %s's LLVM code: %s", which, err);
-        goto out;
-    }
-    if (g->nout > 64)
-        say(r, FZ_FAIL, "llvm", "the %s has %d outputs; the oracle follows 64", which, g->nout);
-    for (int b = 0; b < NB && !done(r); b++) {
-        int64_t batch = batches[b];
-        if (batch > p->max_batch) {
-            say(r, FZ_FAIL, "llvm", "the %s was planned for batch %lld, not %lld", which, (long long)p->max_batch,
-                (long long)batch);
-            break;
-        }
-        binding bd;
-        outputs want = {0};
-        ir_tensor **bound = NULL;
-        if (!bind_model(&bd, model, batch, false) || !(bound = bind_graph(&bd, g, NULL, err, sizeof err)) ||
-            !run_interp(g, bound, batch, false, training, &want, err, sizeof err)) {
-            say(r, FZ_FAIL, "llvm", "the %s's f32 interpreter at batch %lld: %s", which, (long long)batch, err);
-            free(bound);
-            free_outputs(&want);
-            unbind_model(&bd);
-            break;
-        }
-        size_t abytes = (size_t)(p->arena_bytes.k + p->arena_bytes.n * batch), pbytes = (size_t)p->param_bytes;
-        void **inputs = calloc((size_t)p->ninputs + 1, sizeof *inputs);
-        for (int k = 0; k < p->ninputs; k++)
-            inputs[k] = bound[p->input_node[k]]->data;
-        char *first[64] = {0};
-        for (int threads = 1; threads <= 2 && !done(r); threads++) {
-            char *arena = calloc(1, abytes + 64), *params = calloc(1, pbytes + 64);
-            for (int k = 0; k < p->nparams; k++)
-                memcpy(params + p->params[k].offset, bound[p->params[k].node]->data, (size_t)p->params[k].bytes);
-            cg_args args = {arena, params, inputs, NULL, batch, SEED, STEP, threads == 2 ? pool : NULL, NULL};
-            J.entry(&args);
-            for (int k = 0; k < g->nout && k < 64 && !done(r); k++) {
-                const cg_buffer *buf = &p->buffers[p->output_buffer[k]];
-                const void *at = output_at(p, k, arena, params, inputs, batch);
-                size_t bytes = (size_t)ir_tensor_numel(&want.t[k]) * ir_dtype_size(buf->dtype);
-                if (threads == 1) {
-                    raw x = {at, buf->dtype};
-                    double e = err_of(raw_at, &x, &want.t[k], ir_tensor_numel(&want.t[k]));
-                    if (!(e <= 1e-5))
-                        say(r, FZ_FAIL, "llvm",
-                            "the %s at batch %lld: output %s differs from the f32 interpreter by %.3g norm-wise "
-                            "(first values %.9g vs %.9g)",
-                            which, (long long)batch, g->out[k].name, e, raw_at(&x, 0), get(&want.t[k], 0));
-                    first[k] = malloc(bytes + 1);
-                    memcpy(first[k], at, bytes);
-                } else if (memcmp(first[k], at, bytes) != 0)
-                    say(r, FZ_FAIL, "threads", "the %s at batch %lld: output %s differs between 1 and 2 threads", which,
-                        (long long)batch, g->out[k].name);
-            }
-            free(arena);
-            free(params);
-        }
-        for (int k = 0; k < 64; k++)
-            free(first[k]);
-        free(inputs);
-        free(bound);
-        free_outputs(&want);
-        unbind_model(&bd);
-    }
-out:
-    if (J.j)
-        cg_jit_free(J.j);
-    cg_program_free(p);
-}
-
-/* ---- the CUDA C, on the host ---- */
-
-static void check_cuda(const ir_graph *g, fz_result *r)
-{
-    char err[4096];
-    cg_program *p = cg_lower(g, true, err, sizeof err);
-    if (!p)
-        return say(r, FZ_FAIL, "cuda", "the train step cannot be lowered: %s", err);
-    cg_cuda_plan plan;
-    char *src = cuda_source(p, &plan, err, sizeof err);
-    if (!src) {
-        say(r, FZ_FAIL, "cuda", "the train step's CUDA C: %s", err);
-        cg_program_free(p);
-        return;
-    }
-    for (int b = 0; b < NB && !done(r); b++) {
-        int64_t batch = batches[b];
-        diff_run run;
-        outputs want = {0};
-        if (!diff_run_init(&run, g, p, batch, err, sizeof err)) {
-            say(r, FZ_FAIL, "cuda", "%s", err);
-            diff_run_free(&run);
-            break;
-        }
-        want.t = calloc((size_t)g->nout + 1, sizeof *want.t);
-        if (!cuda_host_run(src, &plan, batch, DIFF_SEED, DIFF_STEP, run.arena, run.params, run.inputs, run.ninputs, NULL,
-                           0, 4, err, sizeof err))
-            say(r, FZ_FAIL, "cuda", "the train step on the host shim at batch %lld: %s", (long long)batch, err);
-        else if (!diff_interp(&run, true, want.t, err, sizeof err))
-            say(r, FZ_FAIL, "cuda", "the f32 interpreter: %s", err);
-        else
-            want.n = g->nout;
-        for (int k = 0; k < want.n && !done(r); k++) {
-            const cg_buffer *buf = &p->buffers[p->output_buffer[k]];
-            const char *base = buf->region == CG_ARENA ? run.arena.data : buf->region == CG_PARAMS ? run.params.data
-                                                                                                      : run.inputs[buf->index].data;
-            raw x = {base + buf->offset.k + buf->offset.n * batch, buf->dtype};
-            double e = err_of(raw_at, &x, &want.t[k], ir_tensor_numel(&want.t[k]));
-            if (!(e <= 1e-5))
-                say(r, FZ_FAIL, "cuda", "the train step at batch %lld: output %s differs from the f32 interpreter by %.3g",
-                    (long long)batch, g->out[k].name, e);
-        }
-        free_outputs(&want);
-        diff_run_free(&run);
-    }
-    free(src);
-    cg_cuda_plan_free(&plan);
-    cg_program_free(p);
-}
-
-/* ---- the standalone binary ---- */
-
-/* Runs a command line through the shell; its output in out (up to len), its exit status. */
-static int shell(const char *cmd, char *out, size_t len)
-{
-    FILE *f = popen(cmd, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(out, 1, len - 1, f);
-    out[n] = 0;
-    while (fgetc(f) != EOF) {
-    }
-    int st = pclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-}
-
-static double train_loss(const char *out)
-{
-    const char *at = strstr(out, "train_loss ");
-    return at ? strtod(at + 11, NULL) : NAN;
-}
-
-static void check_binary(const ir_graph *model, const fz_check_opts *o, fz_result *r)
-{
-    int32_t x = ir_find_source(model, IR_input, "x"), y = ir_find_source(model, IR_input, "y");
-    if (x < 0 || y < 0)
-        return;
-    const ir_node *xn = &model->node[x], *yn = &model->node[y];
-    char dir[1024], path[1200], cmd[4096], out[8192];
-    snprintf(dir, sizeof dir, "%s/%s", o->workdir, model->name);
-    mkdir(o->workdir, 0777);
-    mkdir(dir, 0777);
-    /* the model as .ir, and one batch of data as CSV: features then targets */
-    snprintf(path, sizeof path, "%s/%s.ir", dir, model->name);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return say(r, FZ_FAIL, "binary", "cannot write %s: %s", path, strerror(errno));
-    ir_print(f, model);
-    fclose(f);
-    int64_t features = ir_numel(&xn->shape, 1), targets = ir_numel(&yn->shape, 1), rows = model->train->batch;
-    int classes = 0; /* labels every reader of y takes: below the least class count */
-    for (int32_t i = 0; i < model->n; i++) {
-        const ir_node *n = &model->node[i];
-        int c = 0;
-        if (n->op == IR_one_hot && n->in[0] == y)
-            c = n->attr.classes;
-        if ((n->op == IR_eq || n->op == IR_ne) && (n->in[0] == y || n->in[1] == y)) {
-            const ir_node *a = &model->node[n->in[n->in[0] == y]];
-            if (a->op == IR_argmax)
-                c = (int)model->node[a->in[0]].shape.dim[a->attr.axis];
-        }
-        if (c > 0 && (classes == 0 || c < classes))
-            classes = c;
-    }
-    snprintf(path, sizeof path, "%s/data.csv", dir);
-    f = fopen(path, "w");
-    uint64_t s = 0;
-    for (const char *c = model->name; *c; c++)
-        s = s * 131 + (unsigned char)*c;
-    for (int64_t i = 0; i < features + targets; i++)
-        fprintf(f, "%sc%lld", i ? "," : "", (long long)i);
-    fputc('\n', f);
-    for (int64_t row = 0; row < rows; row++) {
-        for (int64_t i = 0; i < features; i++) {
-            double u = (double)(fz_mix64(&s) >> 11) * 0x1p-53;
-            if (xn->dtype == AG_U8)
-                fprintf(f, "%d,", (int)(u * 256));
-            else
-                fprintf(f, "%.6f,", 4 * u - 2);
-        }
-        for (int64_t i = 0; i < targets; i++) {
-            double u = (double)(fz_mix64(&s) >> 11) * 0x1p-53;
-            if (yn->dtype == AG_I32)
-                fprintf(f, "%d%s", (int)(u * (classes ? classes : 1)), i + 1 < targets ? "," : "\n");
-            else
-                fprintf(f, "%.6f%s", 4 * u - 2, i + 1 < targets ? "," : "\n");
-        }
-    }
-    fclose(f);
-    const char *common = "--data data.csv --epochs 1 --seed 1";
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' build %s.ir -o case 2>&1", dir, o->aotgrad, model->name);
-    if (shell(cmd, out, sizeof out) != 0) {
-        say(r, FZ_FAIL, "binary", "aotgrad build %s.ir: %s", model->name, out);
-        goto out;
-    }
-    snprintf(cmd, sizeof cmd, "cd '%s' && ./case train %s --batch %lld --threads 1 --save b.safetensors 2>&1", dir,
-             common, (long long)rows);
-    char bout[8192];
-    if (shell(cmd, bout, sizeof bout) != 0) {
-        say(r, FZ_FAIL, "binary", "the binary's train: %s", bout);
-        goto out;
-    }
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' run %s.ir %s --batch %lld --save i.safetensors 2>&1", dir, o->aotgrad,
-             model->name, common, (long long)rows);
-    if (shell(cmd, out, sizeof out) != 0) {
-        say(r, FZ_FAIL, "binary", "aotgrad run (the interpreter) fails where the binary trains: %s", out);
-        goto out;
-    }
-    double lb = train_loss(bout), li = train_loss(out);
-    if (!isfinite(lb) || !isfinite(li)) {
-        say(r, FZ_FAIL, "binary", "no finite train_loss in the binary's (%g) or the interpreter's (%g) epoch line:\n%s\n%s",
-            lb, li, bout, out);
-        goto out;
-    }
-    if (!(fabs(lb - li) <= 2e-4 * fmax(1, fabs(li)))) {
-        say(r, FZ_FAIL, "binary", "the binary's train loss %g against the interpreter's %g", lb, li);
-        goto out;
-    }
-    rt_ckpt cb = {0}, ci = {0};
-    char pb[1300], pi[1300], err[1024];
-    snprintf(pb, sizeof pb, "%s/b.safetensors", dir);
-    snprintf(pi, sizeof pi, "%s/i.safetensors", dir);
-    if (!rt_ckpt_load(pb, &cb, err, sizeof err) || !rt_ckpt_load(pi, &ci, err, sizeof err))
-        say(r, FZ_FAIL, "binary", "reading a checkpoint: %s", err);
-    for (int i = 0; i < ci.n && !done(r); i++) {
-        const rt_ckpt_tensor *a = &ci.t[i], *b = rt_ckpt_find(&cb, a->name);
-        if (!b || b->dtype != a->dtype || a->dtype != AG_F32) {
-            say(r, FZ_FAIL, "binary", "the binary's checkpoint has no f32 tensor %s", a->name);
-            break;
-        }
-        int64_t n = 1;
-        for (int k = 0; k < a->rank; k++)
-            n *= a->dims[k];
-        float *va = malloc(sizeof *va * (size_t)(n ? n : 1)), *vb = malloc(sizeof *vb * (size_t)(n ? n : 1));
-        memcpy(va, a->data, sizeof *va * (size_t)n);
-        memcpy(vb, b->data, sizeof *vb * (size_t)n);
-        double d = 0, s2 = 0;
-        for (int64_t k = 0; k < n; k++)
-            d += ((double)va[k] - vb[k]) * ((double)va[k] - vb[k]), s2 += (double)va[k] * va[k];
-        if (!(sqrt(d) <= 1e-5 * fmax(sqrt(s2), 1)))
-            say(r, FZ_FAIL, "binary", "after one step, %s differs between the binary and the interpreter by %.3g", a->name,
-                sqrt(d) / fmax(sqrt(s2), 1));
-        free(va);
-        free(vb);
-    }
-    rt_ckpt_free(&cb);
-    rt_ckpt_free(&ci);
-out:
-    fz_remove_tree(dir); /* what failed is in the report */
+    oracle_unbind_model(&bd);
 }
 
 /* ---- all of them ---- */
@@ -986,34 +624,34 @@ void fz_check_graph(const ir_graph *model, const fz_check_opts *o, fz_result *r)
 {
     memset(r, 0, sizeof *r);
     if (!model->train || !model->train->loss)
-        return say(r, FZ_FAIL, "dsl", "the model declares no training");
+        return oracle_say(r, FZ_FAIL, "dsl", "the model declares no training");
     check_smooth(model, r);
     if (!done(r))
         check_text(model, "the model", r);
     binding bd[NB] = {0};
     ir_graph *step = NULL, *eval = NULL, *gradients = NULL;
     for (int b = 0; b < NB && !done(r); b++)
-        if (!bind_model(&bd[b], model, batches[b], true))
-            say(r, FZ_FAIL, "interp", "out of memory");
+        if (!oracle_bind_model(&bd[b], model, batches[b], true))
+            oracle_say(r, FZ_FAIL, "interp", "out of memory");
     if (!done(r))
         step = pipeline(model, bd, true, &gradients, r);
     if (!done(r))
         eval = pipeline(model, bd, false, NULL, r);
     for (int b = 0; b < NB; b++)
-        unbind_model(&bd[b]);
+        oracle_unbind_model(&bd[b]);
     if (!done(r) && !gradients)
-        say(r, FZ_FAIL, "autodiff", "the train pipeline has no autodiff stage");
+        oracle_say(r, FZ_FAIL, "autodiff", "the train pipeline has no autodiff stage");
     if (!done(r))
         check_gradients(model, gradients, r);
     if (!done(r) && o->jit) {
-        check_llvm(model, step, true, r);
+        oracle_check_llvm(model, step, true, r);
         if (!done(r))
-            check_llvm(model, eval, false, r);
+            oracle_check_llvm(model, eval, false, r);
     }
     if (!done(r) && o->cuda)
-        check_cuda(step, r);
+        oracle_check_cuda(step, r);
     if (!done(r) && o->binary)
-        check_binary(model, o, r);
+        oracle_check_binary(model, o, r);
     ir_graph_free(step);
     ir_graph_free(eval);
     ir_graph_free(gradients);
@@ -1025,7 +663,7 @@ void fz_check(const fz_model *m, const fz_check_opts *o, fz_result *r)
     ir_graph *model = fz_build(m, NULL, err, sizeof err);
     if (!model) {
         memset(r, 0, sizeof *r);
-        return say(r, FZ_FAIL, "dsl", "the DSL refuses the model: %s", err);
+        return oracle_say(r, FZ_FAIL, "dsl", "the DSL refuses the model: %s", err);
     }
     fz_check_graph(model, o, r);
     ir_graph_free(model);

@@ -1,12 +1,15 @@
 /* Internal failures (ir/bug.h): one line naming the stage, the node and the model line it
- * came from, exit status 70, for a broken invariant (ir_bug) and for a crash alike. */
+ * came from, exit status 70, for a broken invariant (ir_bug) and for a crash alike. Out of
+ * memory (ir/alloc.h): one line, exit status 1. */
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "bug.h"
 #include "ir.h"
 
@@ -89,4 +92,36 @@ Test(bug, a_crash_says_where_and_exits_70_not_a_signal)
     rc = in_child(abort_in_a_stage, out, sizeof out);
     cr_expect_eq(rc, IR_EXIT_INTERNAL, "exit status %d: %s", rc, out);
     cr_expect(strstr(out, "aotgrad: internal error in simplify: SIGABRT, abort()"), "%s", out);
+}
+
+/* ---- allocations ---- */
+
+Test(alloc, zero_sizes_give_distinct_pointers)
+{
+    void *a = ir_xmalloc(0), *b = ir_xcalloc(0, 8), *c = ir_xrealloc(NULL, 0);
+    cr_assert(a && b && c && a != b && b != c);
+    char *s = ir_xstrdup("relu");
+    cr_assert_str_eq(s, "relu");
+    free(a), free(b), free(c), free(s);
+}
+
+static void huge_malloc(void) { (void)ir_xmalloc(SIZE_MAX - 4096); }
+static void huge_calloc(void) { (void)ir_xcalloc(SIZE_MAX / 2, 4); } /* the product overflows */
+static void huge_realloc(void) { free(ir_xrealloc(ir_xmalloc(8), SIZE_MAX - 4096)); }
+
+/* (ASan returns NULL too: AG_TEST_ENV sets allocator_may_return_null) */
+Test(alloc, out_of_memory_is_one_line_and_status_1)
+{
+    void (*const fns[])(void) = {huge_malloc, huge_calloc, huge_realloc};
+    for (size_t i = 0; i < sizeof fns / sizeof *fns; i++) {
+        char out[512];
+        int st = in_child(fns[i], out, sizeof out);
+        cr_expect_eq(st, 1, "case %zu: status %d: %s", i, st, out);
+        /* one line, the sanitizers' own ("==PID==...") aside */
+        int lines = 0, ours = 0;
+        for (char *l = strtok(out, "\n"); l; l = strtok(NULL, "\n"))
+            if (strncmp(l, "==", 2) != 0)
+                lines++, ours += strcmp(l, "aotgrad: out of memory") == 0;
+        cr_expect(lines == 1 && ours == 1, "case %zu: %d lines, %d of them the message", i, lines, ours);
+    }
 }
