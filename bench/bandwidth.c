@@ -184,13 +184,13 @@ typedef struct kernel {
     cg_program *prog;
     cg_jit *jit;
     void (*entry)(const cg_args *);
-    bool threaded;        /* the emitted module calls a runtime pool routine */
-    char pool_fn[128];    /* which one */
-    float *in[2];         /* the input arrays: x, or a and b */
+    bool threaded;     /* the emitted module calls a runtime pool routine */
+    char pool_fn[128]; /* which one */
+    float *in[2];      /* the input arrays: x, or a and b */
     char *arena;
-    void *inputs[2];      /* in the program's argument order */
+    void *inputs[2]; /* in the program's argument order */
     cg_args args;
-    double best;          /* seconds */
+    double best; /* seconds */
 } kernel;
 
 /* Whether the emitted (not yet optimized) module declares a runtime routine for splitting

@@ -41,7 +41,9 @@ static void store(ag_dtype t, char *at, double v)
 {
     switch (t) {
     case AG_F32: *(float *)at = (float)v; return;
-    case AG_I32: *(int32_t *)at = v != v ? 0 : v <= -2147483648.0 ? INT32_MIN : v >= 2147483647.0 ? INT32_MAX : (int32_t)v; return;
+    case AG_I32:
+        *(int32_t *)at = v != v ? 0 : v <= -2147483648.0 ? INT32_MIN : v >= 2147483647.0 ? INT32_MAX : (int32_t)v;
+        return;
     case AG_U8: *(uint8_t *)at = v != v || v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)v; return;
     case AG_BOOL: *(uint8_t *)at = v != 0; return;
     default: ir_bug("exec: a step the kernel IR does not have");
@@ -56,8 +58,7 @@ static float op_float(ir_op op, float a, float b, float c)
     (void)a, (void)b, (void)c;
     switch (op) {
 #define EW_F(name, arity, scalar, ...) \
-    case IR_##name:                    \
-        return (float)(scalar);
+    case IR_##name: return (float)(scalar);
 #define SKIP(...)
         IR_OPS(EW_F, SKIP)
     default: ir_bug("exec: a step the kernel IR does not have");
@@ -70,8 +71,7 @@ static double op_double(ir_op op, double a, double b, double c)
     (void)a, (void)b, (void)c;
     switch (op) {
 #define EW_D(name, arity, scalar, ...) \
-    case IR_##name:                    \
-        return (double)(scalar);
+    case IR_##name: return (double)(scalar);
         IR_OPS(EW_D, SKIP)
     default: ir_bug("exec: a step the kernel IR does not have");
     }
@@ -117,8 +117,8 @@ static void run_loop(const cg_program *p, const cg_args *a, const cg_loop *l)
             case CG_E_LOAD: {
                 const cg_access *ac = &l->load[x->load];
                 ag_dtype t = p->buffers[ac->buffer].dtype;
-                v[k] = convert(x->dtype, load(t, address(p, a, ac->buffer) + offset_of(ac, l->rank, idx, n) *
-                                                                                   (int64_t)ir_dtype_size(t)));
+                v[k] = convert(x->dtype, load(t, address(p, a, ac->buffer) +
+                                                     offset_of(ac, l->rank, idx, n) * (int64_t)ir_dtype_size(t)));
                 break;
             }
             case CG_E_CONST: v[k] = x->value; break;
@@ -129,7 +129,8 @@ static void run_loop(const cg_program *p, const cg_args *a, const cg_loop *l)
                 for (int j = 0; j < 3; j++)
                     single &= args[j] < 0 || l->expr[args[j]].dtype == AG_F32;
                 double A = x->a >= 0 ? v[x->a] : 0, B = x->b >= 0 ? v[x->b] : 0, C = x->c >= 0 ? v[x->c] : 0;
-                v[k] = single ? op_float(x->op, (float)A, (float)B, (float)C) : convert(x->dtype, op_double(x->op, A, B, C));
+                v[k] = single ? op_float(x->op, (float)A, (float)B, (float)C)
+                              : convert(x->dtype, op_double(x->op, A, B, C));
                 break;
             }
             }
@@ -157,8 +158,10 @@ static float scalar(const cg_program *p, const cg_args *a, const cg_gemm *g, int
     const cg_expr *x = &g->expr[e];
     switch (x->kind) {
     case CG_E_CONST: return (float)x->value;
-    case CG_E_LOAD: return *(const float *)(address(p, a, g->load[x->load].buffer) + at_n(g->load[x->load].offset, a->batch) * 4);
-    case CG_E_OP: return op_float(x->op, x->a >= 0 ? scalar(p, a, g, x->a) : 0, x->b >= 0 ? scalar(p, a, g, x->b) : 0, 0);
+    case CG_E_LOAD:
+        return *(const float *)(address(p, a, g->load[x->load].buffer) + at_n(g->load[x->load].offset, a->batch) * 4);
+    case CG_E_OP:
+        return op_float(x->op, x->a >= 0 ? scalar(p, a, g, x->a) : 0, x->b >= 0 ? scalar(p, a, g, x->b) : 0, 0);
     default: ir_bug("exec: a step the kernel IR does not have");
     }
 }
@@ -179,19 +182,20 @@ static void run_call(const cg_program *p, const cg_args *a, const cg_call *c)
     int64_t n = a->batch, rows = at_n(c->rows, n), len = at_n(c->len, n), inner = at_n(c->inner, n);
     void *x[4];
     for (int k = 0; k < c->nargs; k++)
-        x[k] = address(p, a, c->arg[k].buffer) + at_n(c->arg[k].offset, n) * (int64_t)ir_dtype_size(p->buffers[c->arg[k].buffer].dtype);
+        x[k] = address(p, a, c->arg[k].buffer) +
+               at_n(c->arg[k].offset, n) * (int64_t)ir_dtype_size(p->buffers[c->arg[k].buffer].dtype);
     bool i32 = p->buffers[c->arg[0].buffer].dtype == AG_I32;
     /* each signature of runtime/rt_ops.h's table, as a call */
 #define CALL_ROWS(f) f(x[0], x[1], rows, len, inner)
 #define CALL_CE(f) f(x[0], x[1], x[2], rows, len)
 #define CALL_CE_GRAD(f) f(x[0], x[1], x[2], x[3], rows, len)
-#define CALL_DROPOUT(f) f(x[0], x[1], rows * len * inner, c->p, a->seed, (uint32_t)c->site, a->step, 0)
-#define RUN(op, f32, i32fn, sig, n)                                                                                   \
-    case IR_##op:                                                                                                     \
-        if (i32)                                                                                                      \
-            CALL_##sig(i32fn);                                                                                        \
-        else                                                                                                          \
-            CALL_##sig(f32);                                                                                          \
+#define CALL_DROPOUT(f) f(x[0], x[1], rows *len *inner, c->p, a->seed, (uint32_t)c->site, a->step, 0)
+#define RUN(op, f32, i32fn, sig, n) \
+    case IR_##op:                   \
+        if (i32)                    \
+            CALL_##sig(i32fn);      \
+        else                        \
+            CALL_##sig(f32);        \
         return;
     switch (c->op) {
         RT_ROUTINES(RUN)

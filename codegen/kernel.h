@@ -26,10 +26,10 @@ typedef struct cg_dim {
 /* Where a buffer lives. Arena and parameter offsets come from the memory plan and the
  * parameter layout; scratch is the program's own workspace for values inside a kernel. */
 typedef enum cg_region {
-    CG_ARENA,   /* the activations arena: offset in bytes (affine in N) */
-    CG_PARAMS,  /* the parameters: offset in bytes */
-    CG_INPUT,   /* the step's argument number `index` (x, y, lr, wd): caller-owned */
-    CG_OUTPUT,  /* the step's output number `index` (loss, metrics): caller-owned */
+    CG_ARENA,  /* the activations arena: offset in bytes (affine in N) */
+    CG_PARAMS, /* the parameters: offset in bytes */
+    CG_INPUT,  /* the step's argument number `index` (x, y, lr, wd): caller-owned */
+    CG_OUTPUT, /* the step's output number `index` (loss, metrics): caller-owned */
 } cg_region;
 
 typedef struct cg_buffer {
@@ -59,9 +59,9 @@ typedef struct cg_expr {
     ag_dtype dtype; /* of the value: f32, i32, u8 or bool */
     ir_op op;       /* CG_E_OP: its scalar form is the op table's */
     int32_t a, b, c;
-    int32_t load;   /* CG_E_LOAD */
-    int32_t axis;   /* CG_E_INDEX */
-    double value;   /* CG_E_CONST */
+    int32_t load; /* CG_E_LOAD */
+    int32_t axis; /* CG_E_INDEX */
+    double value; /* CG_E_CONST */
 } cg_expr;
 
 #define CG_MAX_LOADS 16
@@ -69,15 +69,15 @@ typedef struct cg_expr {
 #define CG_MAX_STORES 8
 
 typedef struct cg_store {
-    int32_t expr;      /* the value stored */
-    cg_access at;      /* with stride 0 on reduced axes */
+    int32_t expr; /* the value stored */
+    cg_access at; /* with stride 0 on reduced axes */
 } cg_store;
 
 typedef struct cg_loop {
     int rank;
     cg_dim extent[IR_MAX_RANK];
-    uint8_t reduce;    /* bit k: axis k is reduced; the stores accumulate over it */
-    ir_op combine;     /* IR_sum or IR_max when reduce != 0 */
+    uint8_t reduce; /* bit k: axis k is reduced; the stores accumulate over it */
+    ir_op combine;  /* IR_sum or IR_max when reduce != 0 */
     int nloads;
     cg_access load[CG_MAX_LOADS];
     int nexprs;
@@ -102,21 +102,21 @@ typedef struct cg_gemm {
 
 /* A runtime routine (runtime/rt_ops.h) over whole tensors. */
 typedef struct cg_call {
-    ir_op op;          /* softmax, log_softmax, softmax_ce, softmax_ce_grad, argmax, cumsum,
+    ir_op op; /* softmax, log_softmax, softmax_ce, softmax_ce_grad, argmax, cumsum,
                           dropout, max (a row maximum), ...: the node it computes */
     int32_t nargs;
-    cg_access arg[4];  /* operands then the result, contiguous row-major */
-    cg_dim rows, len;  /* the shape as rows of len along the op's axis (inner: after it) */
+    cg_access arg[4]; /* operands then the result, contiguous row-major */
+    cg_dim rows, len; /* the shape as rows of len along the op's axis (inner: after it) */
     cg_dim inner;
-    double p;          /* dropout */
-    int32_t site;      /* dropout */
+    double p;     /* dropout */
+    int32_t site; /* dropout */
 } cg_call;
 
 typedef enum cg_step_kind { CG_LOOP, CG_GEMM, CG_CALL } cg_step_kind;
 
 typedef struct cg_step {
     cg_step_kind kind;
-    int32_t node;      /* the graph node it computes (for names, profiles and errors) */
+    int32_t node; /* the graph node it computes (for names, profiles and errors) */
     union {
         cg_loop loop;
         cg_gemm gemm;
@@ -138,19 +138,19 @@ typedef struct cg_param {
 } cg_param;
 
 typedef struct cg_program {
-    const char *name;     /* the graph's: entry points are NAME_train_step, NAME_forward */
+    const char *name; /* the graph's: entry points are NAME_train_step, NAME_forward */
     int nbuffers;
     cg_buffer *buffers;
     int nsteps;
     cg_step *steps;
-    cg_dim arena_bytes;   /* the arena this program needs, affine in N */
+    cg_dim arena_bytes; /* the arena this program needs, affine in N */
     int64_t param_bytes;
     int ninputs, noutputs;
     int32_t *output_buffer; /* per graph output: the buffer holding it after a run */
     int nparams;
-    cg_param *params;     /* in graph order */
-    int32_t *input_node;  /* per input argument: its node in the graph */
-    int64_t max_batch;    /* the batch the memory plan was made for: no larger N fits */
+    cg_param *params;    /* in graph order */
+    int32_t *input_node; /* per input argument: its node in the graph */
+    int64_t max_batch;   /* the batch the memory plan was made for: no larger N fits */
 } cg_program;
 
 #endif

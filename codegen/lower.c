@@ -24,8 +24,8 @@
 #define ALIGN 64
 
 typedef struct view {
-    int32_t buffer; /* -1: not materialized */
-    int64_t offset, noffset; /* elements: offset + noffset * N (a slice of an axis before N's) */
+    int32_t buffer;              /* -1: not materialized */
+    int64_t offset, noffset;     /* elements: offset + noffset * N (a slice of an axis before N's) */
     int64_t stride[IR_MAX_RANK]; /* elements, as k + n*N */
     int64_t nstride[IR_MAX_RANK];
     ir_shape shape;
@@ -77,9 +77,9 @@ static int64_t aligned_bytes_at(lowering *L, const ir_shape *s, ag_dtype t, int6
     int64_t bytes = ir_bytes(t, s, batch);
     if (bytes < 0) {
         if (!L->failed)
-            L->failed = !rt_fail(L->err, L->len, "lower: a %s value of %s is more than 2^%d bytes at batch %lld",
-                                 ir_dtype_name(t), ir_shape_str(s, (char[64]){0}, 64), IR_MAX_BYTES_LOG2,
-                                 (long long)batch);
+            L->failed =
+                !rt_fail(L->err, L->len, "lower: a %s value of %s is more than 2^%d bytes at batch %lld",
+                         ir_dtype_name(t), ir_shape_str(s, (char[64]){0}, 64), IR_MAX_BYTES_LOG2, (long long)batch);
         return 0;
     }
     return (bytes + ALIGN - 1) / ALIGN * ALIGN;
@@ -123,14 +123,14 @@ static int32_t scratch_buffer(lowering *L, const ir_shape *s, ag_dtype t)
 
 typedef struct group {
     const ir_graph *body;
-    view *val;      /* per body node: its materialized view */
-    int32_t *expr;  /* per body node: its expression in the open loop, -1 */
+    view *val;     /* per body node: its materialized view */
+    int32_t *expr; /* per body node: its expression in the open loop, -1 */
     bool *is_output;
     int32_t *users_left; /* readers not yet lowered */
-    int32_t *home;  /* per body node: the outer buffer it must end in, -1 */
-    cg_step *loop;  /* the open loop, or NULL */
+    int32_t *home;       /* per body node: the outer buffer it must end in, -1 */
+    cg_step *loop;       /* the open loop, or NULL */
     ir_shape space;
-    int32_t node;   /* the top-level node, for the steps */
+    int32_t node; /* the top-level node, for the steps */
 } group;
 
 static int32_t loop_load(group *G, const view *v)
@@ -262,7 +262,8 @@ static void lower_elementwise(lowering *L, group *G, int32_t b)
         int32_t y = loop_expr(G, (cg_expr){.kind = CG_E_LOAD, .dtype = AG_I32, .load = loop_load(G, &labels)});
         int32_t idx = loop_expr(G, (cg_expr){.kind = CG_E_INDEX, .dtype = AG_I32, .axis = n->shape.rank - 1});
         int32_t eq = loop_expr(G, (cg_expr){.kind = CG_E_OP, .dtype = AG_BOOL, .op = IR_eq, .a = y, .b = idx, .c = -1});
-        G->expr[b] = loop_expr(G, (cg_expr){.kind = CG_E_OP, .dtype = AG_F32, .op = IR_cast, .a = eq, .b = -1, .c = -1});
+        G->expr[b] =
+            loop_expr(G, (cg_expr){.kind = CG_E_OP, .dtype = AG_F32, .op = IR_cast, .a = eq, .b = -1, .c = -1});
         return;
     }
     cg_expr e = {.kind = CG_E_OP, .dtype = n->dtype, .op = n->op, .a = -1, .b = -1, .c = -1};
@@ -386,8 +387,7 @@ static bool lower_view(lowering *L, group *G, int32_t b)
         }
         break;
     }
-    default:
-        return false;
+    default: return false;
     }
     G->val[b] = r;
     return true;
@@ -573,9 +573,15 @@ static void done_with(group *G, int32_t b)
  * in outer buffer homes[k]. */
 static void lower_group(lowering *L, int32_t top, const ir_graph *body, const int32_t *operands, const int32_t *homes)
 {
-    group G = {body, ir_xcalloc((size_t)body->n, sizeof(view)), ir_xmalloc(sizeof(int32_t) * (size_t)body->n),
-               ir_xcalloc((size_t)body->n, sizeof(bool)), ir_xcalloc((size_t)body->n, sizeof(int32_t)),
-               ir_xmalloc(sizeof(int32_t) * (size_t)body->n), NULL, {0, {0}}, top};
+    group G = {body,
+               ir_xcalloc((size_t)body->n, sizeof(view)),
+               ir_xmalloc(sizeof(int32_t) * (size_t)body->n),
+               ir_xcalloc((size_t)body->n, sizeof(bool)),
+               ir_xcalloc((size_t)body->n, sizeof(int32_t)),
+               ir_xmalloc(sizeof(int32_t) * (size_t)body->n),
+               NULL,
+               {0, {0}},
+               top};
     for (int32_t i = 0, k = 0; i < body->n; i++) {
         G.expr[i] = -1;
         G.home[i] = -1;
@@ -593,18 +599,11 @@ static void lower_group(lowering *L, int32_t top, const ir_graph *body, const in
     for (int32_t b = 0; b < body->n && !L->failed; b++) {
         const ir_node *n = &body->node[b];
         switch (ir_ops[n->op].kind) {
-        case IR_K_SOURCE:
-            break;
+        case IR_K_SOURCE: break;
         case IR_K_ELEMENTWISE:
-        case IR_K_INDEX:
-            lower_elementwise(L, &G, b);
-            break;
-        case IR_K_REDUCE:
-            lower_reduce(L, &G, b);
-            break;
-        case IR_K_MATMUL:
-            lower_matmul(L, &G, b, top);
-            break;
+        case IR_K_INDEX: lower_elementwise(L, &G, b); break;
+        case IR_K_REDUCE: lower_reduce(L, &G, b); break;
+        case IR_K_MATMUL: lower_matmul(L, &G, b, top); break;
         case IR_K_LAYOUT:
             if (n->op == IR_concat)
                 lower_concat(L, &G, b);
@@ -628,9 +627,7 @@ static void lower_group(lowering *L, int32_t top, const ir_graph *body, const in
             lower_call(L, &G, b);
             break;
         case IR_K_ROW:
-        case IR_K_SCAN:
-            lower_call(L, &G, b);
-            break;
+        case IR_K_SCAN: lower_call(L, &G, b); break;
         default:
             L->failed = !rt_fail(L->err, L->len, "lower: %s cannot be lowered inside a kernel", ir_ops[n->op].name);
         }
@@ -706,8 +703,7 @@ cg_program *cg_lower_like(const ir_graph *g, bool training, const cg_program *la
         return NULL;
     }
     cg_program *p = ir_xcalloc(1, sizeof *p);
-    lowering L = {g, g->plan, p, 0, 0, 0, 0, 0, ir_xmalloc(sizeof(int32_t) * (size_t)g->n), training, err, len,
-                  false};
+    lowering L = {g, g->plan, p, 0, 0, 0, 0, 0, ir_xmalloc(sizeof(int32_t) * (size_t)g->n), training, err, len, false};
     p->name = g->name;
     p->params = ir_xcalloc((size_t)g->n + 1, sizeof *p->params);
     p->input_node = ir_xcalloc((size_t)g->n + 1, sizeof *p->input_node);

@@ -142,7 +142,8 @@ static bool entry(FILE *f, const char *fn, const char *steps_var, const cg_progr
                                                          "AG_ROLE_WD"};
         ag_role r = n->attr.role;
         if (r == AG_ROLE_NONE || (unsigned)r >= AG_ROLE_COUNT)
-            return rt_fail(err, len, "%s: input %s has no role: a binary binds the features, the targets, lr and wd only",
+            return rt_fail(err, len,
+                           "%s: input %s has no role: a binary binds the features, the targets, lr and wd only",
                            g->name, n->attr.name);
         if (r == AG_ROLE_DATA || r == AG_ROLE_LABELS) {
             *(r == AG_ROLE_LABELS ? &yt : &xt) = n->dtype;
@@ -212,8 +213,8 @@ static void cuda_tables(FILE *f, const cg_cuda_build *c)
     }
     fprintf(f, "static const rt_cuda_image cuda_image = {");
     literal(f, c->arch);
-    int64_t scratch = c->train->scratch_bytes > c->forward->scratch_bytes ? c->train->scratch_bytes
-                                                                           : c->forward->scratch_bytes;
+    int64_t scratch =
+        c->train->scratch_bytes > c->forward->scratch_bytes ? c->train->scratch_bytes : c->forward->scratch_bytes;
     fprintf(f, ", cuda_cubin, %zu, cuda_ptx, %d, %d, cuda_train, cuda_forward, %lld};\n\n", c->cubin_len,
             c->train->nsteps, c->forward->nsteps, (long long)scratch);
 }
@@ -246,8 +247,9 @@ bool cg_write_model_source(FILE *f, const char *source, const cg_program *train,
             if (strcmp(forward->params[j].name, cp->name) == 0)
                 shared = forward->params[j].offset == cp->offset;
         if (!shared && ir_find_source(eval, IR_param, cp->name) >= 0)
-            return rt_fail(err, len, "%s: parameter %s lies at different offsets in the train step and the forward pass",
-                           name, cp->name);
+            return rt_fail(err, len,
+                           "%s: parameter %s lies at different offsets in the train step and the forward pass", name,
+                           cp->name);
         char next[300];
         snprintf(next, sizeof next, "%s.next", cp->name);
         int out = ir_find_output(step, next);
@@ -297,8 +299,8 @@ bool cg_write_model_source(FILE *f, const char *source, const cg_program *train,
         return false;
     fprintf(f, ",\n    %lldLL, %lldLL, %.17g, %.17g, ", (long long)t->batch, (long long)t->epochs, t->lr, t->wd);
     literal(f, t->data);
-    fprintf(f, ",\n    %lldLL, %lldLL, %d, %d, class_names, %s};\n\n", (long long)features, (long long)targets,
-            classes, t->classes ? t->nclasses : 0, cuda ? "&cuda_image" : "NULL");
+    fprintf(f, ",\n    %lldLL, %lldLL, %d, %d, class_names, %s};\n\n", (long long)features, (long long)targets, classes,
+            t->classes ? t->nclasses : 0, cuda ? "&cuda_image" : "NULL");
     fprintf(f, "int main(int argc, char **argv) { return rt_binary_main(&model, argc, argv); }\n");
     return !ferror(f) || rt_fail(err, len, "cannot write the model's source");
 }

@@ -31,10 +31,10 @@ static inline ag_init ag_xavier(void) { return (ag_init){AG_INIT_XAVIER, 0, 0}; 
 /* ---- sources ---- */
 #define ag_input(g, name, dtype, ...) ag_input_at(AG_HERE, g, name, dtype, AG_DIMS(__VA_ARGS__))
 #define ag_param(g, name, init, ...) ag_param_at(AG_HERE, g, name, init, AG_DIMS(__VA_ARGS__))
-#define ag_const(g, v) ag_const_at(AG_HERE, g, AG_F32, v)             /* f32 scalar */
-#define ag_const_i32(g, v) ag_const_at(AG_HERE, g, AG_I32, v)         /* i32 scalar */
+#define ag_const(g, v) ag_const_at(AG_HERE, g, AG_F32, v)               /* f32 scalar */
+#define ag_const_i32(g, v) ag_const_at(AG_HERE, g, AG_I32, v)           /* i32 scalar */
 #define ag_full(g, v, ...) ag_broadcast_to(ag_const(g, v), __VA_ARGS__) /* f32 filled */
-#define ag_output(g, name, v) ag_output_at(AG_HERE, g, name, AG_V(v))  /* a named result */
+#define ag_output(g, name, v) ag_output_at(AG_HERE, g, name, AG_V(v))   /* a named result */
 
 /* ---- elementwise (NumPy broadcasting) ---- */
 #define ag_neg(x) AG_EW1(neg, x)
@@ -77,8 +77,8 @@ static inline ag_init ag_xavier(void) { return (ag_init){AG_INIT_XAVIER, 0, 0}; 
 
 /* ---- linear algebra ---- */
 #define ag_matmul(a, b) ag_matmul_at(AG_HERE, "matmul", AG_V(a), AG_V(b))
-#define ag_mm(a, b) ag_matmul_at(AG_HERE, "mm", AG_V(a), AG_V(b))  /* both rank 2 */
-#define ag_mv(a, b) ag_matmul_at(AG_HERE, "mv", AG_V(a), AG_V(b))  /* rank 2 by rank 1 */
+#define ag_mm(a, b) ag_matmul_at(AG_HERE, "mm", AG_V(a), AG_V(b))   /* both rank 2 */
+#define ag_mv(a, b) ag_matmul_at(AG_HERE, "mv", AG_V(a), AG_V(b))   /* rank 2 by rank 1 */
 #define ag_dot(a, b) ag_matmul_at(AG_HERE, "dot", AG_V(a), AG_V(b)) /* rank 1 by rank 1 */
 
 /* ---- layout ---- */
@@ -87,15 +87,14 @@ static inline ag_init ag_xavier(void) { return (ag_init){AG_INIT_XAVIER, 0, 0}; 
 #define ag_flatten(x) ag_flatten_at(AG_HERE, AG_V(x)) /* keep the first axis, join the rest */
 #define ag_broadcast_to(x, ...) ag_broadcast_to_at(AG_HERE, AG_V(x), AG_DIMS(__VA_ARGS__))
 #define ag_slice(x, axis, start, extent) ag_slice_at(AG_HERE, AG_V(x), axis, start, extent)
-#define ag_concat(axis, ...) \
-    ag_concat_at(AG_HERE, axis, AG_NARGS(__VA_ARGS__), (ag_val[]){AG_MAP_V(__VA_ARGS__)})
+#define ag_concat(axis, ...) ag_concat_at(AG_HERE, axis, AG_NARGS(__VA_ARGS__), (ag_val[]){AG_MAP_V(__VA_ARGS__)})
 
 /* ---- models ---- */
 #define ag_softmax(x, ...) ag_row_at(AG_HERE, IR_softmax, AG_V(x), AG_DIMS(__VA_ARGS__)) /* default: last axis */
 #define ag_log_softmax(x, ...) ag_row_at(AG_HERE, IR_log_softmax, AG_V(x), AG_DIMS(__VA_ARGS__))
 #define ag_one_hot(labels, classes) ag_one_hot_at(AG_HERE, AG_V(labels), classes)
 #define ag_cross_entropy(logits, labels) ag_cross_entropy_at(AG_HERE, AG_V(logits), AG_V(labels)) /* per row */
-#define ag_squared_loss(pred, target) ag_squared_loss_at(AG_HERE, AG_V(pred), AG_V(target)) /* (p - t)^2 / 2 */
+#define ag_squared_loss(pred, target) ag_squared_loss_at(AG_HERE, AG_V(pred), AG_V(target))       /* (p - t)^2 / 2 */
 #define ag_mse(pred, target) ag_mean(ag_square(ag_sub(pred, target)))
 #define ag_dropout(x, p) ag_dropout_at(AG_HERE, AG_V(x), p)
 #define ag_norm_l1(x) ag_sum(ag_abs(x))

@@ -75,8 +75,8 @@ static bool link_binary(const char *out, const char *obj, const char *source, co
         return false;
     }
     /* --as-needed: only the libraries the binary calls become NEEDED */
-    char *link[24] = {(char *)cc, "-o", (char *)out, "-Wl,--as-needed", (char *)obj, main_o, (char *)runtime,
-                      "-lopenblas", "-lz", "-lm", "-pthread"};
+    char *link[24] = {(char *)cc,   "-o",  (char *)out, "-Wl,--as-needed", (char *)obj, main_o, (char *)runtime,
+                      "-lopenblas", "-lz", "-lm",       "-pthread"};
     int n = 11;
     char flags[] = AG_LINK_FLAGS;
     for (char *tok = strtok(flags, " "); tok && n < 23; tok = strtok(NULL, " "))
@@ -106,8 +106,8 @@ static void cuda_parts_free(cuda_parts *c)
     cg_nvrtc_out_free(&c->out);
 }
 
-static bool emit_cuda(const fe_build_opts *o, const cg_program *ps, const cg_program *pe, bool compile,
-                      cuda_parts *c, char *err, size_t len)
+static bool emit_cuda(const fe_build_opts *o, const cg_program *ps, const cg_program *pe, bool compile, cuda_parts *c,
+                      char *err, size_t len)
 {
     char file[4200];
     size_t size = 0;
@@ -134,7 +134,8 @@ static bool emit_cuda(const fe_build_opts *o, const cg_program *ps, const cg_pro
         snprintf(name, sizeof name, "%s.cu", ps->name);
         ok = cg_nvrtc_compile(c->src, name, o->cuda_arch ? o->cuda_arch : "sm_90", true, compile, NULL, &c->out, err,
                               len);
-        FILE *f = ok && (o->emit & FE_EMIT_PTX) && path_with(file, sizeof file, o->out, "ptx") ? fopen(file, "w") : NULL;
+        FILE *f =
+            ok && (o->emit & FE_EMIT_PTX) && path_with(file, sizeof file, o->out, "ptx") ? fopen(file, "w") : NULL;
         if (f)
             fwrite(c->out.ptx, 1, c->out.ptx_len, f);
         if (ok && (o->emit & FE_EMIT_PTX) && (!f || fclose(f) != 0)) {
@@ -197,8 +198,12 @@ int fe_build(const char *path, const fe_build_opts *o)
     if ((o->emit & (FE_EMIT_CU | FE_EMIT_PTX)) || with_cuda) {
         if (!emit_cuda(o, ps, pe, with_cuda, &cuda, err, sizeof err))
             goto fail;
-        cuda_build = (cg_cuda_build){o->cuda_arch ? o->cuda_arch : "sm_90", (const unsigned char *)cuda.out.cubin,
-                                     cuda.out.cubin_len, cuda.out.ptx, &cuda.train, &cuda.forward};
+        cuda_build = (cg_cuda_build){o->cuda_arch ? o->cuda_arch : "sm_90",
+                                     (const unsigned char *)cuda.out.cubin,
+                                     cuda.out.cubin_len,
+                                     cuda.out.ptx,
+                                     &cuda.train,
+                                     &cuda.forward};
     }
     if (!(t = cg_target_host(err, sizeof err)))
         goto fail;

@@ -17,12 +17,12 @@ enum {
 };
 
 typedef struct fe_build_opts {
-    const char *out;                /* the output path, without extension */
-    unsigned emit;                  /* FE_EMIT_ flags */
-    bool time;                      /* print where the build's time went */
-    const char *cuda_arch;          /* NULL: sm_90 */
-    bool cuda;                      /* --target cpu,cuda: the binary carries CUDA kernels too */
-    const char *const *settings;    /* --set NAME=VALUE, NULL-ended */
+    const char *out;             /* the output path, without extension */
+    unsigned emit;               /* FE_EMIT_ flags */
+    bool time;                   /* print where the build's time went */
+    const char *cuda_arch;       /* NULL: sm_90 */
+    bool cuda;                   /* --target cpu,cuda: the binary carries CUDA kernels too */
+    const char *const *settings; /* --set NAME=VALUE, NULL-ended */
 } fe_build_opts;
 
 /* Returns the exit status; errors go to stderr. */

@@ -338,8 +338,8 @@ static _Noreturn void build_child(int fd, pid_t parent, const char *path, const 
     void (*build)(ag_graph *);
     *(void **)&build = dlsym(lib, name);
     if (!build) {
-        fprintf(r, "%s: error: no function 'void %s(ag_graph *g)'; a model's function is named after its file\n",
-                path, name);
+        fprintf(r, "%s: error: no function 'void %s(ag_graph *g)'; a model's function is named after its file\n", path,
+                name);
         goto fail;
     }
     ir_graph *g = ir_graph_new(name);
@@ -551,8 +551,17 @@ static ir_graph *load_c(const char *path, const char *include_dir, const char *c
     char inc[PATH_MAX + 2];
     snprintf(inc, sizeof inc, "-I%s", include_dir);
     const char *cc = getenv("CC");
-    char *argv[] = {(char *)(cc && *cc ? cc : "cc"), "-std=gnu17", "-shared", "-fPIC", "-O0",
-                    "-Werror=implicit-function-declaration", inc, "-o", tmp_so, (char *)path, NULL};
+    char *argv[] = {(char *)(cc && *cc ? cc : "cc"),
+                    "-std=gnu17",
+                    "-shared",
+                    "-fPIC",
+                    "-O0",
+                    "-Werror=implicit-function-declaration",
+                    inc,
+                    "-o",
+                    tmp_so,
+                    (char *)path,
+                    NULL};
     ir_graph *g = NULL;
     int rc = compile(argv);
     if (rc != 0)

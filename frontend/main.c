@@ -201,7 +201,10 @@ static int cmd_passes(int argc, char **argv)
     if (argc > 1)
         return usage_error("%s", "takes no arguments");
     for (const pass_info *p = pass_list; p->name; p++)
-        printf("%-16s %-6s %s\n", p->name, p->which == PASS_TRAIN ? "train" : p->which == PASS_EVAL ? "eval" : "both",
+        printf("%-16s %-6s %s\n", p->name,
+               p->which == PASS_TRAIN  ? "train"
+               : p->which == PASS_EVAL ? "eval"
+                                       : "both",
                p->doc);
     return 0;
 }
@@ -419,8 +422,8 @@ static bool parse_emit(const char *list, unsigned *emit)
     static const struct {
         const char *name;
         unsigned flag;
-    } kinds[] = {{"obj", FE_EMIT_OBJ}, {"h", FE_EMIT_H}, {"ll", FE_EMIT_LL}, {"s", FE_EMIT_S}, {"ir", FE_EMIT_IR}, {"exe", FE_EMIT_EXE},
-                  {"cu", FE_EMIT_CU},  {"ptx", FE_EMIT_PTX}};
+    } kinds[] = {{"obj", FE_EMIT_OBJ}, {"h", FE_EMIT_H},     {"ll", FE_EMIT_LL}, {"s", FE_EMIT_S},
+                 {"ir", FE_EMIT_IR},   {"exe", FE_EMIT_EXE}, {"cu", FE_EMIT_CU}, {"ptx", FE_EMIT_PTX}};
     *emit = 0;
     for (const char *p = list; *p;) {
         size_t n = strcspn(p, ",");
@@ -464,8 +467,7 @@ static int cmd_build(int argc, char **argv)
                 o.cuda = true;
             else
                 return usage_error("--target takes cpu or cpu,cuda, not '%s'", t);
-        }
-        else if (strcmp(a, "--emit") == 0) {
+        } else if (strcmp(a, "--emit") == 0) {
             if (!parse_emit(argv[++i], &o.emit))
                 return usage_error("--emit takes a list of exe, obj, h, ll, s, ir, cu, ptx, not '%s'", argv[i]);
         } else
@@ -489,11 +491,11 @@ static int cmd_ops(int argc, char **argv)
     (void)argv;
     if (argc > 1)
         return usage_error("%s", "takes no arguments");
-    static const char *const kinds[] = {
-        [IR_K_SOURCE] = "source", [IR_K_ELEMENTWISE] = "elementwise", [IR_K_REDUCE] = "reduce",
-        [IR_K_SCAN] = "scan",     [IR_K_MATMUL] = "matmul",           [IR_K_LAYOUT] = "layout",
-        [IR_K_ROW] = "row",       [IR_K_INDEX] = "index",             [IR_K_RANDOM] = "random",
-        [IR_K_FUSED] = "fused"};
+    static const char *const kinds[] = {[IR_K_SOURCE] = "source", [IR_K_ELEMENTWISE] = "elementwise",
+                                        [IR_K_REDUCE] = "reduce", [IR_K_SCAN] = "scan",
+                                        [IR_K_MATMUL] = "matmul", [IR_K_LAYOUT] = "layout",
+                                        [IR_K_ROW] = "row",       [IR_K_INDEX] = "index",
+                                        [IR_K_RANDOM] = "random", [IR_K_FUSED] = "fused"};
     int width = 0;
     for (int i = 0; i < IR_OP_COUNT; i++)
         width = strlen(ir_ops[i].name) > (size_t)width ? (int)strlen(ir_ops[i].name) : width;
@@ -582,7 +584,8 @@ static const command commands[] = {
      "  --set NAME=VALUE  a model option, e.g. --set act=tanh\n"
      "  --model-timeout S  seconds the model's code may take to build the graph (default 60)\n"
      "  --save FILE       write the trained parameters as safetensors\n"},
-    {"ops", cmd_ops, "list the ops of the IR", "usage: aotgrad ops\n\nLists every op of the op table: name, kind, operand count, meaning.\n"},
+    {"ops", cmd_ops, "list the ops of the IR",
+     "usage: aotgrad ops\n\nLists every op of the op table: name, kind, operand count, meaning.\n"},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -597,7 +600,7 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     rt_blas_pick_kernels(argv); /* the interpreter's sgemm: OpenBLAS's best kernels here */
-    ir_bug_on_crash(); /* a crash of the compiler is a bug: said so, exit status 70 */
+    ir_bug_on_crash();          /* a crash of the compiler is a bug: said so, exit status 70 */
     if (argc < 2) {
         usage(stderr);
         return 2;

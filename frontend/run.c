@@ -26,7 +26,7 @@ typedef struct interp_model {
     graph_run step, eval;
     ir_tensor *params; /* f32, in the step graph's parameter order */
     int32_t *param_ids;
-    int *next;         /* step output of each parameter's update */
+    int *next; /* step output of each parameter's update */
     rt_param *rp;
     int nparams;
     ir_tensor lr, wd;
@@ -175,8 +175,13 @@ static bool make_model(const ir_graph *g, uint32_t seed, interp_model *m, rt_mod
     }
     if (!setup(&m->step, step, step->train, m, err, len) || !setup(&m->eval, m->eval.g, m->eval.g->train, m, err, len))
         return false;
-    *rm = (rt_model){.name = g->name, .ctx = m, .train_step = train_step, .evaluate = evaluate,
-                     .nmetrics = step->train->nmetrics, .nparams = m->nparams, .params = m->rp};
+    *rm = (rt_model){.name = g->name,
+                     .ctx = m,
+                     .train_step = train_step,
+                     .evaluate = evaluate,
+                     .nmetrics = step->train->nmetrics,
+                     .nparams = m->nparams,
+                     .params = m->rp};
     for (int k = 0; k < rm->nmetrics; k++)
         rm->metrics[k] = step->train->metrics[k];
     return true;
@@ -191,8 +196,12 @@ int fe_run(const ir_graph *g, const fe_run_opts *o)
         return 1;
     }
     const ir_train *t = g->train;
-    rt_fit fit = {.epochs = o->epochs ? o->epochs : t->epochs, .batch = o->batch ? o->batch : t->batch,
-                  .lr = o->lr >= 0 ? o->lr : t->lr, .wd = o->wd >= 0 ? o->wd : t->wd, .seed = o->seed, .log = stdout};
+    rt_fit fit = {.epochs = o->epochs ? o->epochs : t->epochs,
+                  .batch = o->batch ? o->batch : t->batch,
+                  .lr = o->lr >= 0 ? o->lr : t->lr,
+                  .wd = o->wd >= 0 ? o->wd : t->wd,
+                  .seed = o->seed,
+                  .log = stdout};
     int64_t features, targets;
     int classes;
     rt_dataset train, test;
@@ -207,7 +216,8 @@ int fe_run(const ir_graph *g, const fe_run_opts *o)
     /* the features as the model's input takes them (CSV numbers into u8 pixels, bytes into f32) */
     char what[600];
     snprintf(what, sizeof what, "data %s", o->data ? o->data : t->data);
-    if (!ir_data_inputs(g, &x, &y, err, sizeof err) || !rt_dataset_x_fits(&train, g->node[x].dtype, what, err, sizeof err) ||
+    if (!ir_data_inputs(g, &x, &y, err, sizeof err) ||
+        !rt_dataset_x_fits(&train, g->node[x].dtype, what, err, sizeof err) ||
         !rt_dataset_x_fits(&test, g->node[x].dtype, what, err, sizeof err) ||
         !rt_dataset_x_as(&train, g->node[x].dtype, err, sizeof err) ||
         !rt_dataset_x_as(&test, g->node[x].dtype, err, sizeof err)) {

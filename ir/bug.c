@@ -38,7 +38,8 @@ const char *ir_bug_where(char *buf, size_t len)
     if (graph && node >= 0 && node < graph->n && k >= 0 && (size_t)k < len) {
         const ir_node *n = &graph->node[node];
         if (n->loc.file)
-            snprintf(buf + k, len - (size_t)k, " at %%%d (%s, %s:%d)", node, ir_ops[n->op].name, n->loc.file, n->loc.line);
+            snprintf(buf + k, len - (size_t)k, " at %%%d (%s, %s:%d)", node, ir_ops[n->op].name, n->loc.file,
+                     n->loc.line);
         else
             snprintf(buf + k, len - (size_t)k, " at %%%d (%s)", node, ir_ops[n->op].name);
     }
@@ -65,7 +66,8 @@ static void crashed(int sig)
      * async-signal-safe, but nothing here returns to the broken code) and leaves at once */
     char where[512], line[800];
     const char *what = ir_signal_what(sig);
-    int n = snprintf(line, sizeof line, "aotgrad: internal error %s: %s (a bug of aotgrad: please report it with the model)\n",
+    int n = snprintf(line, sizeof line,
+                     "aotgrad: internal error %s: %s (a bug of aotgrad: please report it with the model)\n",
                      ir_bug_where(where, sizeof where), what);
     if (n > 0)
         (void)!write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);

@@ -104,9 +104,7 @@ static ag_val constant(ag_loc at, ir_graph *g, const char *who, ag_dtype dtype, 
     ir_node n = ir_node_make(IR_const, 0, NULL);
     n.dtype = dtype;
     switch (dtype) {
-    case AG_F32:
-        n.attr.value = (double)(float)v;
-        break;
+    case AG_F32: n.attr.value = (double)(float)v; break;
     case AG_I32:
     case AG_U8:
     case AG_BOOL: {
@@ -118,9 +116,7 @@ static ag_val constant(ag_loc at, ir_graph *g, const char *who, ag_dtype dtype, 
         n.attr.value = v;
         break;
     }
-    default:
-        record(g, at, "%s: no %s constants", who, ir_dtype_name(dtype));
-        return poison(g);
+    default: record(g, at, "%s: no %s constants", who, ir_dtype_name(dtype)); return poison(g);
     }
     return build(at, g, &n);
 }
@@ -531,13 +527,14 @@ ag_val ag_cross_entropy_at(ag_loc at, ag_val logits, ag_val labels)
         return poison(g);
     }
     if (y->dtype != AG_I32 || y->shape.rank != 1 || y->shape.dim[0] != o->shape.dim[0]) {
-        record(g, at, "cross_entropy: labels must be i32, one per row of the logits %s; got %s%s",
-               SHAPE(&o->shape), ir_dtype_name(y->dtype), SHAPE(&y->shape));
+        record(g, at, "cross_entropy: labels must be i32, one per row of the logits %s; got %s%s", SHAPE(&o->shape),
+               ir_dtype_name(y->dtype), SHAPE(&y->shape));
         return poison(g);
     }
     int classes = (int)o->shape.dim[1];
-    ag_val picked = ag_ew_at(at, IR_mul, 2,
-                             (ag_val[]){ag_one_hot_at(at, v[1], classes), ag_row_at(at, IR_log_softmax, v[0], (ag_dims){0, {0}})});
+    ag_val picked =
+        ag_ew_at(at, IR_mul, 2,
+                 (ag_val[]){ag_one_hot_at(at, v[1], classes), ag_row_at(at, IR_log_softmax, v[0], (ag_dims){0, {0}})});
     return ag_ew_at(at, IR_neg, 1, (ag_val[]){ag_reduce_at(at, IR_sum, picked, (ag_dims){1, {1}}, false)});
 }
 
@@ -681,8 +678,9 @@ void ag_minimize_at(ag_loc at, ag_graph *g, ag_val loss, ag_optimizer opt, ag_fi
     }
     const char *metric = fit.metric_name ? fit.metric_name : "correct";
     if (fit.metric.g == g && !fit.metric_name && !is_correct_count(g, fit.metric.id)) {
-        record(g, at, "minimize: name the metric (.metric_name = \"...\"): an unnamed one is taken for "
-                      "ag_correct's count and reported as an accuracy");
+        record(g, at,
+               "minimize: name the metric (.metric_name = \"...\"): an unnamed one is taken for "
+               "ag_correct's count and reported as an accuracy");
         return;
     }
     if (fit.metric.g && !is_identifier(metric)) {
@@ -782,8 +780,7 @@ static bool among(const char *value, const char *choices)
     return false;
 }
 
-const char *ag_option_at(ag_loc at, ag_graph *g, const char *name, const char *default_value,
-                         const char *choices)
+const char *ag_option_at(ag_loc at, ag_graph *g, const char *name, const char *default_value, const char *choices)
 {
     if (!g) {
         record(NULL, at, "option: the graph is NULL");

@@ -56,7 +56,7 @@ ag_graph *ag_graph_new(const char *name);
 void ag_graph_free(ag_graph *g);
 int ag_graph_error_count(const ag_graph *g);
 const char *ag_graph_error(const ag_graph *g, int i); /* "file:line: error: message" */
-int ag_graph_finish(ag_graph *g);                       /* final checks; returns the error count */
+int ag_graph_finish(ag_graph *g);                     /* final checks; returns the error count */
 /* The graph a model file is building, where a mistake made with no graph at hand (every
  * operand a plain number) is recorded; NULL: printed. */
 void ag_graph_building(ag_graph *g);
@@ -86,8 +86,7 @@ ag_val ag_dropout_at(ag_loc at, ag_val x, double p);
 void ag_minimize_at(ag_loc at, ag_graph *g, ag_val loss, ag_optimizer opt, ag_fit fit);
 void ag_group_at(ag_loc at, ag_graph *g, const char *name, double wd_scale, double lr_scale, int n,
                  const ag_val *params);
-const char *ag_option_at(ag_loc at, ag_graph *g, const char *name, const char *default_value,
-                         const char *choices);
+const char *ag_option_at(ag_loc at, ag_graph *g, const char *name, const char *default_value, const char *choices);
 ag_val ag_requires_grad_at(ag_loc at, ag_val x);
 ag_val ag_slice_at(ag_loc at, ag_val x, int axis, int64_t start, int64_t extent);
 

@@ -49,7 +49,7 @@ void ir_print_dot(FILE *f, const ir_graph *g)
         }
     }
     for (int i = 0; i < g->nout; i++)
-        fprintf(f, "  out%d [shape=plaintext, label=\"%s\"];\n  n%d -> out%d;\n", i, g->out[i].name,
-                (int)g->out[i].id, i);
+        fprintf(f, "  out%d [shape=plaintext, label=\"%s\"];\n  n%d -> out%d;\n", i, g->out[i].name, (int)g->out[i].id,
+                i);
     fprintf(f, "}\n");
 }

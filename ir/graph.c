@@ -11,8 +11,7 @@
 #include "ir.h"
 
 const ir_opinfo ir_ops[IR_OP_COUNT] = {
-#define INFO_EW(name, arity, scalar, types, grad, doc) \
-    [IR_##name] = {#name, IR_K_ELEMENTWISE, arity, 0, types, doc},
+#define INFO_EW(name, arity, scalar, types, grad, doc) [IR_##name] = {#name, IR_K_ELEMENTWISE, arity, 0, types, doc},
 #define INFO_OP(name, kind, arity, attrs, rule, grad, doc) \
     [IR_##name] = {#name, IR_K_##kind, arity, attrs, T_SAME, doc},
     IR_OPS(INFO_EW, INFO_OP)
@@ -37,10 +36,7 @@ static const size_t dtype_sizes[AG_DTYPE_COUNT] = {
     [AG_F32] = 4, [AG_I32] = 4, [AG_U8] = 1, [AG_BOOL] = 1, [AG_F64] = 8,
 };
 
-const char *ir_dtype_name(ag_dtype t)
-{
-    return (unsigned)t < AG_DTYPE_COUNT ? dtype_names[t] : "?";
-}
+const char *ir_dtype_name(ag_dtype t) { return (unsigned)t < AG_DTYPE_COUNT ? dtype_names[t] : "?"; }
 
 bool ir_dtype_by_name(const char *name, size_t len, ag_dtype *t)
 {
@@ -233,10 +229,10 @@ static bool same_node(const ir_node *a, const ir_node *b)
             return false;
     const ir_attrs *x = &a->attr, *y = &b->attr;
     /* values compare by bits, so 0.0 and -0.0 (and NaNs) stay apart */
-    return memcmp(&x->value, &y->value, sizeof x->value) == 0 && x->axes == y->axes &&
-           x->keepdims == y->keepdims && x->axis == y->axis && memcmp(x->perm, y->perm, sizeof x->perm) == 0 &&
-           x->ta == y->ta && x->tb == y->tb && x->site == y->site && x->classes == y->classes &&
-           x->start == y->start && x->grad == y->grad && x->kernel == y->kernel && x->output == y->output;
+    return memcmp(&x->value, &y->value, sizeof x->value) == 0 && x->axes == y->axes && x->keepdims == y->keepdims &&
+           x->axis == y->axis && memcmp(x->perm, y->perm, sizeof x->perm) == 0 && x->ta == y->ta && x->tb == y->tb &&
+           x->site == y->site && x->classes == y->classes && x->start == y->start && x->grad == y->grad &&
+           x->kernel == y->kernel && x->output == y->output;
 }
 
 static void hash_insert(ir_graph *g, int32_t id)
@@ -583,8 +579,8 @@ bool ir_check_value_size(const ir_graph *g, int32_t id, int64_t batch, char *err
         snprintf(who, sizeof who, "%s", ir_ops[n->op].name);
     if (ir_has_batch(&n->shape))
         snprintf(at, sizeof at, " at batch %lld", (long long)batch);
-    return rt_fail(err, len, "%s: %s%s is more than 2^%d bytes", who, ir_type_str(n->dtype, &n->shape, type, sizeof type),
-                   at, IR_MAX_BYTES_LOG2);
+    return rt_fail(err, len, "%s: %s%s is more than 2^%d bytes", who,
+                   ir_type_str(n->dtype, &n->shape, type, sizeof type), at, IR_MAX_BYTES_LOG2);
 }
 
 bool ir_check_sizes(const ir_graph *g, int64_t batch, int32_t *bad, char *err, size_t len)
@@ -599,8 +595,10 @@ bool ir_check_sizes(const ir_graph *g, int64_t batch, int32_t *bad, char *err, s
         const ir_node *n = &g->node[i];
         total += (ir_bytes(n->dtype, &n->shape, batch) + 63) / 64 * 64;
         if (total > IR_MAX_BYTES)
-            return rt_fail(err, len, "%s: with the values before it, the graph's values take more than 2^%d bytes at "
-                           "batch %lld", ir_ops[n->op].name, IR_MAX_BYTES_LOG2, (long long)batch);
+            return rt_fail(err, len,
+                           "%s: with the values before it, the graph's values take more than 2^%d bytes at "
+                           "batch %lld",
+                           ir_ops[n->op].name, IR_MAX_BYTES_LOG2, (long long)batch);
     }
     if (bad)
         *bad = -1;

@@ -33,15 +33,20 @@ bool ir_data_inputs(const ir_graph *g, int32_t *x, int32_t *y, char *err, size_t
     *x = ir_find_role(g, AG_ROLE_DATA);
     *y = ir_find_role(g, AG_ROLE_LABELS);
     if (*x < 0 || *y < 0) {
-        rt_fail(err, len, "%s: training binds the features (an input with role=data) and the targets (role=labels); "
-                          "the model has %s",
-                g->name, *x < 0 && *y < 0 ? "neither" : *x < 0 ? "no role=data" : "no role=labels");
+        rt_fail(err, len,
+                "%s: training binds the features (an input with role=data) and the targets (role=labels); "
+                "the model has %s",
+                g->name,
+                *x < 0 && *y < 0 ? "neither"
+                : *x < 0         ? "no role=data"
+                                 : "no role=labels");
         return false;
     }
     for (int32_t i = 0; i < g->n; i++) /* what training would leave unbound */
         if (g->node[i].op == IR_input && g->node[i].attr.role == AG_ROLE_NONE) {
-            rt_fail(err, len, "%s: training binds only the data, the labels and the optimizer's scalars; input %s has "
-                              "no role",
+            rt_fail(err, len,
+                    "%s: training binds only the data, the labels and the optimizer's scalars; input %s has "
+                    "no role",
                     g->name, g->node[i].attr.name);
             return false;
         }
@@ -101,4 +106,3 @@ bool ir_data_shape(const ir_graph *g, int64_t *features, int64_t *targets, int *
     }
     return true;
 }
-

@@ -94,10 +94,10 @@ static inline void put(ir_tensor *t, int64_t i, double v)
     case AG_F32: ((float *)t->data)[i] = (float)v; return;
     case AG_F64: ((double *)t->data)[i] = v; return;
     case AG_I32:
-        ((int32_t *)t->data)[i] = v != v                ? 0
-                                  : v <= -2147483648.0  ? INT32_MIN
-                                  : v >= 2147483647.0   ? INT32_MAX
-                                                        : (int32_t)v;
+        ((int32_t *)t->data)[i] = v != v               ? 0
+                                  : v <= -2147483648.0 ? INT32_MIN
+                                  : v >= 2147483647.0  ? INT32_MAX
+                                                       : (int32_t)v;
         return;
     case AG_U8: ((uint8_t *)t->data)[i] = v != v || v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)v; return;
     case AG_BOOL: ((uint8_t *)t->data)[i] = v != 0; return;
@@ -191,21 +191,29 @@ typedef void ew_fn(ew_args *e);
 #define ST_F(v) ((float *)e->out->data)[q] = (v)
 #define ST_D(v) put(e->out, q, (v))
 
-#define EW_LOOP(arity, scalar, LD, ST)                                                         \
-    int64_t q = 0;                                                                             \
-    for (int64_t r = 0; r < e->w.rows; r++, walk_next(&e->w)) {                                \
-        int64_t p0 = e->w.off[0], p1 = e->w.off[1], p2 = e->w.off[2];                          \
-        for (int64_t j = 0; j < e->w.inner; j++, q++) {                                        \
-            S_T a = LD(0), b = arity > 1 ? LD(1) : 0, c = arity > 2 ? LD(2) : 0;               \
-            (void)b, (void)c;                                                                  \
-            ST(scalar);                                                                        \
-            p0 += e->w.ist[0], p1 += e->w.ist[1], p2 += e->w.ist[2];                           \
-        }                                                                                      \
+#define EW_LOOP(arity, scalar, LD, ST)                                           \
+    int64_t q = 0;                                                               \
+    for (int64_t r = 0; r < e->w.rows; r++, walk_next(&e->w)) {                  \
+        int64_t p0 = e->w.off[0], p1 = e->w.off[1], p2 = e->w.off[2];            \
+        for (int64_t j = 0; j < e->w.inner; j++, q++) {                          \
+            S_T a = LD(0), b = arity > 1 ? LD(1) : 0, c = arity > 2 ? LD(2) : 0; \
+            (void)b, (void)c;                                                    \
+            ST(scalar);                                                          \
+            p0 += e->w.ist[0], p1 += e->w.ist[1], p2 += e->w.ist[2];             \
+        }                                                                        \
     }
 
-#define EW_FNS(name, arity, scalar, types, grad, doc)                                                \
-    static void ew_f_##name(ew_args *e) { typedef float S_T; EW_LOOP(arity, scalar, LD_F, ST_F) } \
-    static void ew_d_##name(ew_args *e) { typedef double S_T; EW_LOOP(arity, scalar, LD_D, ST_D) }
+#define EW_FNS(name, arity, scalar, types, grad, doc) \
+    static void ew_f_##name(ew_args *e)               \
+    {                                                 \
+        typedef float S_T;                            \
+        EW_LOOP(arity, scalar, LD_F, ST_F)            \
+    }                                                 \
+    static void ew_d_##name(ew_args *e)               \
+    {                                                 \
+        typedef double S_T;                           \
+        EW_LOOP(arity, scalar, LD_D, ST_D)            \
+    }
 #define SKIP_OP(...)
 IR_OPS(EW_FNS, SKIP_OP)
 
@@ -331,8 +339,7 @@ static bool eval_matmul(const ir_node *n, const ir_tensor *a, const ir_tensor *b
     }
     if (a->dtype == AG_F32) { /* f32 mode: sgemm, for speed; f64 mode is the exact oracle */
         cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
-                    (int)K, 1, a->data, ta ? (int)M : (int)K, b->data, tb ? (int)K : (int)N,
-                    0, out->data, (int)N);
+                    (int)K, 1, a->data, ta ? (int)M : (int)K, b->data, tb ? (int)K : (int)N, 0, out->data, (int)N);
         return true;
     }
     /* C[i,j] = sum over p of A[i,p] B[p,j], p increasing; a row of accumulators so that
@@ -389,9 +396,7 @@ static void eval_layout(const ir_node *n, const ir_tensor *v, ir_tensor *out)
         bcast_strides(&x->shape, &out->shape, ss);
         copy_strided(out, ds, 0, x, ss, &out->shape);
         break;
-    case IR_reshape:
-        memcpy(out->data, x->data, (size_t)ir_tensor_numel(out) * ir_dtype_size(out->dtype));
-        break;
+    case IR_reshape: memcpy(out->data, x->data, (size_t)ir_tensor_numel(out) * ir_dtype_size(out->dtype)); break;
     case IR_slice: { /* the operand from element start along the axis, read in place */
         strides(&x->shape, c);
         ir_tensor from = *x;
@@ -409,8 +414,7 @@ static void eval_layout(const ir_node *n, const ir_tensor *v, ir_tensor *out)
         }
         break;
     }
-    default:
-        assert(!"eval_layout: not a layout op");
+    default: assert(!"eval_layout: not a layout op");
     }
 }
 
@@ -438,8 +442,8 @@ static void eval_row(const ir_node *n, const ir_tensor *x, ir_tensor *out)
             double ls = n->op == IR_softmax ? 0 : xlog(single, s);
             for (int64_t j = 0, at = base; j < len; j++, at += inner)
                 put(out, at,
-                   n->op == IR_softmax ? rnd(single, get(out, at) / s)
-                                       : rnd(single, rnd(single, get(x, at) - m) - ls));
+                    n->op == IR_softmax ? rnd(single, get(out, at) / s)
+                                        : rnd(single, rnd(single, get(x, at) - m) - ls));
         }
 }
 
@@ -520,51 +524,30 @@ static bool eval(const ir_node *n, const ir_tensor *v, ir_tensor *out, const ir_
         eval_ew(n, v, out);
         return true;
     case IR_input:
-    case IR_param:
-        assert(!"eval: sources are bound, not computed");
-        return true;
+    case IR_param: assert(!"eval: sources are bound, not computed"); return true;
     case IR_const:
         for (int64_t i = 0, count = ir_tensor_numel(out); i < count; i++)
             put(out, i, n->attr.value);
         return true;
     case IR_sum:
     case IR_mean:
-    case IR_max:
-        return eval_reduce(n, x, out);
-    case IR_argmax:
-        eval_argmax(n, x, out);
-        return true;
-    case IR_cumsum:
-        eval_cumsum(n, x, out);
-        return true;
-    case IR_matmul:
-        return eval_matmul(n, x, &v[n->in[1]], out);
+    case IR_max: return eval_reduce(n, x, out);
+    case IR_argmax: eval_argmax(n, x, out); return true;
+    case IR_cumsum: eval_cumsum(n, x, out); return true;
+    case IR_matmul: return eval_matmul(n, x, &v[n->in[1]], out);
     case IR_transpose:
     case IR_reshape:
     case IR_slice:
     case IR_concat:
-    case IR_broadcast_to:
-        eval_layout(n, v, out);
-        return true;
+    case IR_broadcast_to: eval_layout(n, v, out); return true;
     case IR_softmax:
-    case IR_log_softmax:
-        eval_row(n, x, out);
-        return true;
+    case IR_log_softmax: eval_row(n, x, out); return true;
     case IR_softmax_ce:
-    case IR_softmax_ce_grad:
-        eval_softmax_ce(n, v, out);
-        return true;
-    case IR_one_hot:
-        eval_one_hot(n, x, out);
-        return true;
-    case IR_dropout:
-        eval_dropout(n, x, out, run);
-        return true;
-    case IR_kernel:
-        assert(!"eval: kernels run their bodies (run_kernel)");
-        return true;
-    case IR_OP_COUNT:
-        break;
+    case IR_softmax_ce_grad: eval_softmax_ce(n, v, out); return true;
+    case IR_one_hot: eval_one_hot(n, x, out); return true;
+    case IR_dropout: eval_dropout(n, x, out, run); return true;
+    case IR_kernel: assert(!"eval: kernels run their bodies (run_kernel)"); return true;
+    case IR_OP_COUNT: break;
     }
     assert(!"eval: unknown op");
     return false;
@@ -726,12 +709,13 @@ static bool check(const ir_graph *g, const ir_run *run, const ir_tensor *const *
             return rt_fail(err, len, "node %d (%s): %s", i, name, msg);
         if (m.dtype != n->dtype || !ir_shape_eq(&m.shape, &n->shape))
             return rt_fail(err, len, "node %d (%s): typed %s, its rule gives %s", i, name,
-                        type_str(n->dtype, &n->shape, want, sizeof want), type_str(m.dtype, &m.shape, got, sizeof got));
+                           type_str(n->dtype, &n->shape, want, sizeof want),
+                           type_str(m.dtype, &m.shape, got, sizeof got));
         ag_dtype dt = ir_storage_dtype(n->dtype, run->f64);
         ir_shape s = ir_bind_shape(&n->shape, run->batch);
         if (numel_checked(&s, ir_dtype_size(dt)) < 0)
             return rt_fail(err, len, "node %d (%s): %s is too large at batch %lld", i, name,
-                        ir_type_str(n->dtype, &n->shape, want, sizeof want), (long long)run->batch);
+                           ir_type_str(n->dtype, &n->shape, want, sizeof want), (long long)run->batch);
         if (n->op != IR_input && n->op != IR_param)
             continue;
         const ir_tensor *t = bound ? bound[i] : NULL;
@@ -740,7 +724,7 @@ static bool check(const ir_graph *g, const ir_run *run, const ir_tensor *const *
             return rt_fail(err, len, "%s %s: not bound (expected %s)", name, n->attr.name, want);
         if (t->dtype != dt || t->shape.rank != s.rank || !ir_shape_eq(&t->shape, &s))
             return rt_fail(err, len, "%s %s: expected %s, got %s", name, n->attr.name, want,
-                        type_str(t->dtype, &t->shape, got, sizeof got));
+                           type_str(t->dtype, &t->shape, got, sizeof got));
         if (!t->data)
             return rt_fail(err, len, "%s %s: bound to a tensor without data", name, n->attr.name);
     }

@@ -15,21 +15,21 @@
 #include "ir.h"
 
 typedef struct ir_tensor {
-    ag_dtype dtype;   /* storage dtype: f32 values are stored as AG_F64 (double) in f64 mode */
-    ir_shape shape;   /* concrete, no AG_N */
-    void *data;       /* row-major */
+    ag_dtype dtype; /* storage dtype: f32 values are stored as AG_F64 (double) in f64 mode */
+    ir_shape shape; /* concrete, no AG_N */
+    void *data;     /* row-major */
 } ir_tensor;
 
 typedef struct ir_run {
-    bool f64;         /* compute the graph's f32 values in double (for gradient checks) */
-    int64_t batch;    /* the value bound to N */
-    uint32_t seed;    /* dropout: Philox key word 0 */
-    uint64_t step;    /* dropout: the training step */
-    bool training;    /* dropout active; identity otherwise */
+    bool f64;      /* compute the graph's f32 values in double (for gradient checks) */
+    int64_t batch; /* the value bound to N */
+    uint32_t seed; /* dropout: Philox key word 0 */
+    uint64_t step; /* dropout: the training step */
+    bool training; /* dropout active; identity otherwise */
 } ir_run;
 
 ag_dtype ir_storage_dtype(ag_dtype t, bool f64);          /* AG_F32 -> AG_F64 in f64 mode */
-ir_shape ir_bind_shape(const ir_shape *s, int64_t batch);  /* AG_N -> batch */
+ir_shape ir_bind_shape(const ir_shape *s, int64_t batch); /* AG_N -> batch */
 /* Zeroed, malloc'd; data is NULL when out of memory or the shape is not concrete. */
 ir_tensor ir_tensor_new(ag_dtype dtype, const ir_shape *concrete);
 void ir_tensor_free(ir_tensor *t);

@@ -36,11 +36,11 @@ typedef enum ir_kind {
     IR_K_REDUCE,      /* fewer elements: along axes */
     IR_K_SCAN,        /* same shape, running along an axis */
     IR_K_MATMUL,
-    IR_K_LAYOUT,      /* moves elements without arithmetic */
-    IR_K_ROW,         /* a function of a whole row along an axis (a runtime routine) */
-    IR_K_INDEX,       /* integer labels to values */
-    IR_K_RANDOM,      /* reads the step's random stream */
-    IR_K_FUSED,       /* one output of a fused group, computed by its body graph */
+    IR_K_LAYOUT, /* moves elements without arithmetic */
+    IR_K_ROW,    /* a function of a whole row along an axis (a runtime routine) */
+    IR_K_INDEX,  /* integer labels to values */
+    IR_K_RANDOM, /* reads the step's random stream */
+    IR_K_FUSED,  /* one output of a fused group, computed by its body graph */
 } ir_kind;
 
 /* Which attributes an op carries (the attrs column of the op table). */
@@ -72,20 +72,20 @@ typedef enum ir_types {
 } ir_types;
 
 typedef struct ir_attrs {
-    uint8_t axes;            /* reduce: bit k set = axis k is reduced */
-    bool keepdims;           /* reduce: reduced axes stay, with extent 1 */
-    int8_t axis;             /* argmax, cumsum, concat, softmax, log_softmax (never negative here) */
+    uint8_t axes;             /* reduce: bit k set = axis k is reduced */
+    bool keepdims;            /* reduce: reduced axes stay, with extent 1 */
+    int8_t axis;              /* argmax, cumsum, concat, softmax, log_softmax (never negative here) */
     int8_t perm[IR_MAX_RANK]; /* transpose: result axis k is operand axis perm[k] */
-    bool ta, tb;             /* matmul: operand a / b is read transposed */
-    double value;            /* const: the value (rounded to its dtype); dropout: p */
-    int32_t site;            /* dropout */
-    int32_t classes;         /* one_hot */
-    int64_t start;           /* slice */
-    bool grad;               /* input: wants a gradient */
-    ag_role role;            /* input: what training binds to it */
-    int32_t kernel, output;  /* kernel: index into the graph's kernels, and of the body's output */
-    ag_init init;            /* param */
-    const char *name;        /* input, param (in the graph's arena) */
+    bool ta, tb;              /* matmul: operand a / b is read transposed */
+    double value;             /* const: the value (rounded to its dtype); dropout: p */
+    int32_t site;             /* dropout */
+    int32_t classes;          /* one_hot */
+    int64_t start;            /* slice */
+    bool grad;                /* input: wants a gradient */
+    ag_role role;             /* input: what training binds to it */
+    int32_t kernel, output;   /* kernel: index into the graph's kernels, and of the body's output */
+    ag_init init;             /* param */
+    const char *name;         /* input, param (in the graph's arena) */
 } ir_attrs;
 
 typedef struct ir_node {
@@ -95,7 +95,7 @@ typedef struct ir_node {
     int32_t nin;
     const int32_t *in; /* operand ids, in the graph's arena */
     ir_attrs attr;
-    ag_loc loc;        /* where it was built; file in the arena, or NULL */
+    ag_loc loc; /* where it was built; file in the arena, or NULL */
 } ir_node;
 
 typedef struct ir_output {
@@ -129,16 +129,16 @@ typedef struct ir_option {
 
 typedef struct ir_train {
     ir_stage stage;
-    const char *loss;                       /* the output minimized, a scalar */
-    int nmetrics;                           /* outputs summed over an epoch and divided by */
-    const char *metrics[IR_MAX_METRICS];    /* its samples, e.g. correct -> accuracy */
-    const char *predict;                    /* the output predictions read, or NULL */
-    const char *optimizer;                  /* "sgd" */
-    double lr, wd;                          /* defaults of the runtime scalars */
-    int64_t batch, epochs;                  /* defaults */
-    const char *data;                       /* dataset: a name, a path, or a synthetic spec */
+    const char *loss;                    /* the output minimized, a scalar */
+    int nmetrics;                        /* outputs summed over an epoch and divided by */
+    const char *metrics[IR_MAX_METRICS]; /* its samples, e.g. correct -> accuracy */
+    const char *predict;                 /* the output predictions read, or NULL */
+    const char *optimizer;               /* "sgd" */
+    double lr, wd;                       /* defaults of the runtime scalars */
+    int64_t batch, epochs;               /* defaults */
+    const char *data;                    /* dataset: a name, a path, or a synthetic spec */
     int nclasses;
-    const char **classes;                   /* class names, where the dataset has them */
+    const char **classes; /* class names, where the dataset has them */
     int ngroups;
     ir_group *groups;
     int noptions;
@@ -148,13 +148,13 @@ typedef struct ir_train {
 /* Where every value lives while a graph runs at a given batch (passes/plan_memory.c):
  * parameters in their own region, everything computed in one arena, reused once dead. */
 typedef struct ir_plan {
-    int64_t batch;     /* the N it was planned for; smaller batches fit too */
-    int64_t arena;     /* bytes */
-    int64_t *offset;   /* per node: its value's offset in the arena; -1: none (sources,
+    int64_t batch;       /* the N it was planned for; smaller batches fit too */
+    int64_t arena;       /* bytes */
+    int64_t *offset;     /* per node: its value's offset in the arena; -1: none (sources,
                           values inside kernels, in-place updates) */
-    int32_t *inplace;  /* per node: the parameter whose buffer it overwrites, or -1 */
-    const char *file;  /* the text IR it was read from (for errors), or NULL: planned here */
-    int32_t *line;     /* with file: per node, the line of its buffer or inplace line, or 0 */
+    int32_t *inplace;    /* per node: the parameter whose buffer it overwrites, or -1 */
+    const char *file;    /* the text IR it was read from (for errors), or NULL: planned here */
+    int32_t *line;       /* with file: per node, the line of its buffer or inplace line, or 0 */
     int32_t memory_line; /* with file: the memory line's */
 } ir_plan;
 
@@ -180,19 +180,19 @@ struct ag_graph {
     int32_t n, cap;
     ir_output *out;
     int32_t nout, outcap;
-    int32_t next_site;    /* the next dropout site number */
-    ir_train *train;      /* what the model declares about its training, or NULL */
-    ir_plan *plan;        /* the memory plan, once plan_memory ran (printed after the declarations) */
+    int32_t next_site; /* the next dropout site number */
+    ir_train *train;   /* what the model declares about its training, or NULL */
+    ir_plan *plan;     /* the memory plan, once plan_memory ran (printed after the declarations) */
     /* Fused groups' bodies: graphs whose inputs (in order) take a kernel node's operands
      * and whose outputs the kernel nodes pick from. A body has no params and no kernels. */
     struct ag_graph **kernels;
     const void **kernel_src; /* while copying: the body each one was copied from */
     int32_t nkernels, kernelcap;
     const char *const *settings; /* while building: "name=value" option settings, NULL-ended */
-    char **errors;        /* DSL errors, "file:line: error: message" */
+    char **errors;               /* DSL errors, "file:line: error: message" */
     int nerrors, errcap;
     const char *file_src, *file_copy; /* the last source file name interned, and its copy */
-    int32_t *hash;        /* open addressing over node ids, -1 empty; hashcap a power of 2 */
+    int32_t *hash;                    /* open addressing over node ids, -1 empty; hashcap a power of 2 */
     int32_t hashcap;
     ir_names out_names;    /* output name -> index into out (ir_find_output) */
     ir_names source_names; /* input and param name -> node id (ir_find_source) */
@@ -204,7 +204,7 @@ typedef struct ag_graph ir_graph;
 typedef struct ir_opinfo {
     const char *name;
     ir_kind kind;
-    int arity;     /* -1: one or more */
+    int arity; /* -1: one or more */
     unsigned attrs;
     ir_types types; /* elementwise only */
     const char *doc;
@@ -216,8 +216,8 @@ bool ir_op_by_name(const char *name, size_t len, ir_op *op);
 const char *ir_dtype_name(ag_dtype t);
 bool ir_dtype_by_name(const char *name, size_t len, ag_dtype *t);
 size_t ir_dtype_size(ag_dtype t);
-bool ir_is_float(ag_dtype t); /* f32 or f64 */
-char *ir_shape_str(const ir_shape *s, char *buf, size_t len); /* "[N,784]" */
+bool ir_is_float(ag_dtype t);                                            /* f32 or f64 */
+char *ir_shape_str(const ir_shape *s, char *buf, size_t len);            /* "[N,784]" */
 char *ir_type_str(ag_dtype t, const ir_shape *s, char *buf, size_t len); /* "f32[N,784]" */
 bool ir_shape_eq(const ir_shape *a, const ir_shape *b);
 /* Elements with AG_N bound to batch; INT64_MAX if that overflows (a checked graph never does). */
@@ -249,7 +249,7 @@ int32_t ir_intern(ir_graph *g, const ir_node *n);
 int32_t ir_add(ir_graph *g, ir_node *n, char *err, size_t len);
 void ir_add_output(ir_graph *g, const char *name, int32_t id);
 int32_t ir_find_source(const ir_graph *g, ir_op op, const char *name); /* -1 if none */
-int ir_find_output(const ir_graph *g, const char *name);                /* index, -1 if none */
+int ir_find_output(const ir_graph *g, const char *name);               /* index, -1 if none */
 
 /* A copy of g's declarations into dst's arena (dst->train replaced). */
 void ir_copy_train(ir_graph *dst, const ir_graph *g);

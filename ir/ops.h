@@ -20,6 +20,8 @@
 #ifndef AG_IR_OPS_H
 #define AG_IR_OPS_H
 
+/* one row an op, its columns aligned by hand */
+/* clang-format off */
 #define IR_OPS(EW, OP)                                                                            \
     /* sources */                                                                                 \
     OP(input,         SOURCE,   0, A_NAME | A_GRAD | A_ROLE, rule_source, no_grad,         "a tensor the caller binds at run time") \
@@ -77,6 +79,7 @@
     OP(dropout,       RANDOM,   1, A_P | A_SITE,      rule_dropout,      grad_dropout,      "inverted dropout; identity when not training") \
     /* fused */                                                                                   \
     OP(kernel,        FUSED,   -1, A_KERNEL,          rule_kernel,       0,                 "output `out` of the fused group `body`, a graph of its own run on the operands")
+/* clang-format on */
 
 /* The op codes: IR_add, IR_matmul, ... */
 typedef enum ir_op {
@@ -85,7 +88,9 @@ typedef enum ir_op {
     IR_OPS(IR_OP_ENUM_EW, IR_OP_ENUM_OP)
 #undef IR_OP_ENUM_EW
 #undef IR_OP_ENUM_OP
-    IR_OP_COUNT
+    /* clang-format off */
+    IR_OP_COUNT /* (clang-format would indent it as the expansion's continuation) */
+    /* clang-format on */
 } ir_op;
 
 #endif

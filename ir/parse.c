@@ -183,9 +183,9 @@ static const struct {
     const char *name;
     unsigned flag;
 } attr_names[] = {
-    {"axes", A_AXES}, {"keepdims", A_AXES}, {"axis", A_AXIS}, {"perm", A_PERM}, {"ta", A_TRANS},
-    {"tb", A_TRANS},  {"p", A_P},           {"site", A_SITE}, {"classes", A_CLASSES}, {"start", A_START},
-    {"body", A_KERNEL}, {"out", A_KERNEL},
+    {"axes", A_AXES},       {"keepdims", A_AXES}, {"axis", A_AXIS},   {"perm", A_PERM},
+    {"ta", A_TRANS},        {"tb", A_TRANS},      {"p", A_P},         {"site", A_SITE},
+    {"classes", A_CLASSES}, {"start", A_START},   {"body", A_KERNEL}, {"out", A_KERNEL},
 };
 enum { NATTR = sizeof attr_names / sizeof *attr_names };
 
@@ -273,9 +273,8 @@ static int read_attrs(parser *P, ir_node *n, const token *optok, int *permline, 
     static const struct {
         unsigned flag;
         const char *name;
-    } required[] = {{A_AXES, "axes"}, {A_AXIS, "axis"},       {A_PERM, "perm"},  {A_P, "p"},
-                    {A_SITE, "site"}, {A_CLASSES, "classes"}, {A_START, "start"}, {A_KERNEL, "body"},
-                    {A_KERNEL, "out"}};
+    } required[] = {{A_AXES, "axes"},       {A_AXIS, "axis"},   {A_PERM, "perm"},   {A_P, "p"},       {A_SITE, "site"},
+                    {A_CLASSES, "classes"}, {A_START, "start"}, {A_KERNEL, "body"}, {A_KERNEL, "out"}};
     for (size_t r = 0; r < sizeof required / sizeof *required; r++) {
         if (!(ir_ops[n->op].attrs & required[r].flag))
             continue;
@@ -533,7 +532,7 @@ static void check_sites(parser *P)
         char a[32], b[32];
         if (u->site == v->site && u->p != v->p)
             parse_error_at(P, u->line, u->col, "dropout site %d has p=%s here but p=%s on line %d", (int)u->site,
-                     rt_fmt_double(a, sizeof a, u->p), rt_fmt_double(b, sizeof b, v->p), v->line);
+                           rt_fmt_double(a, sizeof a, u->p), rt_fmt_double(b, sizeof b, v->p), v->line);
     }
     int32_t last = P->sites[P->nsites - 1].site;
     P->main->next_site = last < INT32_MAX ? last + 1 : last;

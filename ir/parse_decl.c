@@ -175,9 +175,7 @@ static void read_train(parser *P, const token *word)
             }
             parse_next(P);
             break;
-        default:
-            t->predict = read_output_name(P, "predict", &id);
-            break;
+        default: t->predict = read_output_name(P, "predict", &id); break;
         }
     }
     end_decl(P, keys, 1u, seen, word);
@@ -407,14 +405,9 @@ void parse_read_decl(parser *P)
     static const struct {
         const char *word;
         void (*read)(parser *, const token *);
-    } decls[] = {{"train", read_train},
-                 {"optimizer", read_optimizer},
-                 {"group", read_group},
-                 {"data", read_data},
-                 {"option", read_option},
-                 {"memory", read_memory},
-                 {"buffer", read_buffer},
-                 {"inplace", read_inplace}};
+    } decls[] = {{"train", read_train},   {"optimizer", read_optimizer}, {"group", read_group},
+                 {"data", read_data},     {"option", read_option},       {"memory", read_memory},
+                 {"buffer", read_buffer}, {"inplace", read_inplace}};
     token word = P->tok;
     char d[64];
     for (size_t i = 0; i < sizeof decls / sizeof *decls; i++)

@@ -88,7 +88,7 @@ typedef struct parser {
     name_tab groups, options; /* names -> index in g->train's array */
     name_tab grouped;         /* param names -> the index of the group that has it */
     int groupcap, optioncap, classcap;
-    type_at *types;     /* per node of every block, blocks in the order read */
+    type_at *types; /* per node of every block, blocks in the order read */
     size_t ntypes, typecap;
     size_t *body_first; /* per body: the index in types of its node 0 */
     size_t bodycap, main_first, block_first;
@@ -98,7 +98,7 @@ typedef struct parser {
 
 /* "FILE:LINE:COL: error: MESSAGE" into P->err (rt_fail), then out through P->jmp; fmt is a
  * literal. */
-#define parse_error_at(P, line, col, fmt, ...) \
+#define parse_error_at(P, line, col, fmt, ...)                                                                   \
     (rt_fail((P)->err, (P)->errlen, "%s:%d:%d: error: " fmt, (P)->file, (int)(line), (int)(col), ##__VA_ARGS__), \
      longjmp((P)->jmp, 1))
 #define ERROR_TOK(P, t, ...) parse_error_at(P, (t)->line, (t)->col, __VA_ARGS__)
@@ -120,10 +120,7 @@ static inline bool is_word(const token *t, const char *w)
     return t->k == TK_IDENT && t->len == strlen(w) && memcmp(t->s, w, t->len) == 0;
 }
 static inline bool at_eol(const parser *P) { return P->tok.k == TK_NL || P->tok.k == TK_EOF; }
-static inline bool is_literal(const token *t)
-{
-    return t->k == TK_NUM || is_word(t, "inf") || is_word(t, "nan");
-}
+static inline bool is_literal(const token *t) { return t->k == TK_NUM || is_word(t, "inf") || is_word(t, "nan"); }
 
 /* An optionally signed decimal integer; false on anything else or overflow. */
 bool parse_tok_int(const token *t, int64_t *v, bool *overflow);

@@ -46,10 +46,7 @@
 
 #define LOC_COLUMN 48 /* where the "; file:line" comments line up */
 
-static bool inline_const(const ir_node *n)
-{
-    return n->op == IR_const && (n->dtype == AG_F32 || n->dtype == AG_I32);
-}
+static bool inline_const(const ir_node *n) { return n->op == IR_const && (n->dtype == AG_F32 || n->dtype == AG_I32); }
 
 static bool same_float(float a, float b)
 {
@@ -82,10 +79,7 @@ static void fmt_const(char *buf, size_t len, const ir_node *n)
         rt_fmt_double(buf, len, v);
 }
 
-static const char *op_name(const ir_node *n)
-{
-    return (unsigned)n->op < IR_OP_COUNT ? ir_ops[n->op].name : "?";
-}
+static const char *op_name(const ir_node *n) { return (unsigned)n->op < IR_OP_COUNT ? ir_ops[n->op].name : "?"; }
 
 /* The operand id as it is printed: a name, a number or a literal. Returns chars written. */
 static int print_ref(FILE *f, const ir_graph *g, const int32_t *num, int32_t id)

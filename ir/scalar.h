@@ -13,7 +13,7 @@
 
 #include <tgmath.h>
 
-#define S_K(v) ((S_T)(v))                  /* a literal in the compute type */
+#define S_K(v) ((S_T)(v)) /* a literal in the compute type */
 #define S_ADD(x, y) ((x) + (y))
 #define S_SUB(x, y) ((x) - (y))
 #define S_MUL(x, y) ((x) * (y))

@@ -28,7 +28,7 @@ static bool valid_dims(const ir_node *n, const ir_shape *s, char *err, size_t le
     for (int i = 0; i < s->rank; i++)
         if ((s->dim[i] < 1 && s->dim[i] != AG_N) || s->dim[i] > IR_MAX_ELEMENTS)
             return rt_fail(err, len, "%s: dim %d of %s is %lld; dims are positive or N", opname(n), i, SHAPE(s),
-                        (long long)s->dim[i]);
+                           (long long)s->dim[i]);
     int64_t elements = 1;
     for (int i = 0; i < s->rank; i++)
         if (s->dim[i] != AG_N && (elements > IR_MAX_ELEMENTS / s->dim[i] || (elements *= s->dim[i]) > IR_MAX_ELEMENTS))
@@ -79,7 +79,7 @@ static bool rule_ew(const ir_graph *g, ir_node *n, char *err, size_t len)
         for (int i = 0; i < n->nin; i++)
             if (operand(g, n, i)->dtype != AG_F32)
                 return rt_fail(err, len, "%s: needs f32 operands, got %s (cast it first)", opname(n),
-                            DT(operand(g, n, i)->dtype));
+                               DT(operand(g, n, i)->dtype));
         n->dtype = AG_F32;
         break;
     case T_NUM:
@@ -100,16 +100,14 @@ static bool rule_ew(const ir_graph *g, ir_node *n, char *err, size_t len)
             return rt_fail(err, len, "%s: the condition must be bool, got %s", opname(n), DT(a->dtype));
         if (operand(g, n, 1)->dtype != operand(g, n, 2)->dtype)
             return rt_fail(err, len, "%s: dtypes differ: %s and %s", opname(n), DT(operand(g, n, 1)->dtype),
-                        DT(operand(g, n, 2)->dtype));
+                           DT(operand(g, n, 2)->dtype));
         n->dtype = operand(g, n, 1)->dtype;
         break;
     case T_CAST:
         if (n->dtype == AG_F64 || (unsigned)n->dtype >= AG_DTYPE_COUNT)
             return rt_fail(err, len, "%s: cannot cast to %s", opname(n), DT(n->dtype));
         break;
-    case T_SAME:
-        n->dtype = a->dtype;
-        break;
+    case T_SAME: n->dtype = a->dtype; break;
     }
     n->shape = s;
     return true;
@@ -129,7 +127,7 @@ static bool rule_source(const ir_graph *g, ir_node *n, char *err, size_t len)
             return rt_fail(err, len, "param %s: parameters are f32, not %s", n->attr.name, DT(n->dtype));
         if (ir_has_batch(&n->shape))
             return rt_fail(err, len, "param %s: the batch dim N cannot be in a parameter's shape %s", n->attr.name,
-                        SHAPE(&n->shape));
+                           SHAPE(&n->shape));
         if (n->attr.init.kind > AG_INIT_XAVIER)
             return rt_fail(err, len, "param %s: unknown initializer", n->attr.name);
         /* finite and f32-sized, else every value starts as nan or inf */
@@ -138,10 +136,10 @@ static bool rule_source(const ir_graph *g, ir_node *n, char *err, size_t len)
                            n->attr.init.a, n->attr.init.b);
         if (n->attr.init.kind == AG_INIT_NORMAL && !(n->attr.init.b >= 0))
             return rt_fail(err, len, "param %s: normal(%g, %g): the standard deviation must be >= 0", n->attr.name,
-                        n->attr.init.a, n->attr.init.b);
+                           n->attr.init.a, n->attr.init.b);
         if (n->attr.init.kind == AG_INIT_UNIFORM && !(n->attr.init.a < n->attr.init.b))
             return rt_fail(err, len, "param %s: uniform(%g, %g): needs low < high", n->attr.name, n->attr.init.a,
-                        n->attr.init.b);
+                           n->attr.init.b);
     }
     if (n->op == IR_const && n->shape.rank != 0)
         return rt_fail(err, len, "const: constants are scalars, got %s", SHAPE(&n->shape));
@@ -162,7 +160,7 @@ static bool rule_reduce(const ir_graph *g, ir_node *n, char *err, size_t len)
         return rt_fail(err, len, "%s: axes out of range for %s", opname(n), SHAPE(&a->shape));
     if (n->op == IR_mean ? a->dtype != AG_F32 : !numeric(a->dtype))
         return rt_fail(err, len, "%s: needs %s, got %s", opname(n), n->op == IR_mean ? "f32" : "f32 or i32",
-                    DT(a->dtype));
+                       DT(a->dtype));
     ir_shape s = {0, {0}};
     for (int i = 0; i < a->shape.rank; i++) {
         bool reduced = n->attr.axes >> i & 1;
@@ -209,8 +207,8 @@ static bool rule_matmul(const ir_graph *g, ir_node *n, char *err, size_t len)
         return rt_fail(err, len, "%s: needs f32 operands, got %s and %s", opname(n), DT(a->dtype), DT(b->dtype));
     int ra = a->shape.rank, rb = b->shape.rank;
     if (ra < 1 || ra > 2 || rb < 1 || rb > 2)
-        return rt_fail(err, len, "%s: operands must be vectors or matrices, got %s x %s", opname(n),
-                    SHAPE(&a->shape), SHAPE(&b->shape));
+        return rt_fail(err, len, "%s: operands must be vectors or matrices, got %s x %s", opname(n), SHAPE(&a->shape),
+                       SHAPE(&b->shape));
     if ((n->attr.ta && ra != 2) || (n->attr.tb && rb != 2))
         return rt_fail(err, len, "%s: only a matrix can be read transposed", opname(n));
     const int64_t *da = a->shape.dim, *db = b->shape.dim;
@@ -218,7 +216,7 @@ static bool rule_matmul(const ir_graph *g, ir_node *n, char *err, size_t len)
     int64_t kb = rb == 2 ? db[n->attr.tb ? 1 : 0] : db[0], nn = rb == 2 ? db[n->attr.tb ? 0 : 1] : 0;
     if (ka != kb)
         return rt_fail(err, len, "%s: inner dimensions differ: %s%s x %s%s", opname(n), SHAPE(&a->shape),
-                    n->attr.ta ? "^T" : "", SHAPE(&b->shape), n->attr.tb ? "^T" : "");
+                       n->attr.ta ? "^T" : "", SHAPE(&b->shape), n->attr.tb ? "^T" : "");
     ir_shape s = {0, {0}};
     if (ra == 2)
         s.dim[s.rank++] = m;
@@ -258,7 +256,7 @@ static bool rule_reshape(const ir_graph *g, ir_node *n, char *err, size_t len)
     int64_t ea = ir_numel(&a->shape, 1), eb = ir_numel(&n->shape, 1);
     if (na != nb || ea != eb)
         return rt_fail(err, len, "%s: cannot reshape %s to %s: %lld%s elements vs %lld%s", opname(n), SHAPE(&a->shape),
-                    SHAPE(&n->shape), (long long)ea, na ? " x N" : "", (long long)eb, nb ? " x N" : "");
+                       SHAPE(&n->shape), (long long)ea, na ? " x N" : "", (long long)eb, nb ? " x N" : "");
     n->dtype = a->dtype;
     return true;
 }
@@ -279,7 +277,7 @@ static bool rule_concat(const ir_graph *g, ir_node *n, char *err, size_t len)
             same = k == ax || b->shape.dim[k] == a->shape.dim[k];
         if (!same)
             return rt_fail(err, len, "%s: shapes %s and %s differ off axis %d", opname(n), SHAPE(&a->shape),
-                        SHAPE(&b->shape), ax);
+                           SHAPE(&b->shape), ax);
         if (s.dim[ax] == AG_N || b->shape.dim[ax] == AG_N)
             return rt_fail(err, len, "%s: cannot join along the batch axis N", opname(n));
         s.dim[ax] += b->shape.dim[ax];
@@ -315,17 +313,17 @@ static bool rule_slice(const ir_graph *g, ir_node *n, char *err, size_t len)
         return false;
     if (n->shape.rank != a->shape.rank)
         return rt_fail(err, len, "%s: result rank %d differs from the operand's %s", opname(n), n->shape.rank,
-                    SHAPE(&a->shape));
+                       SHAPE(&a->shape));
     for (int i = 0; i < a->shape.rank; i++)
         if (i != ax && n->shape.dim[i] != a->shape.dim[i])
             return rt_fail(err, len, "%s: result %s differs from %s off axis %d", opname(n), SHAPE(&n->shape),
-                        SHAPE(&a->shape), ax);
+                           SHAPE(&a->shape), ax);
     int64_t from = n->attr.start, extent = n->shape.dim[ax], whole = a->shape.dim[ax];
     if (whole == AG_N || extent == AG_N)
         return rt_fail(err, len, "%s: cannot slice along the batch axis N", opname(n));
     if (from < 0 || extent < 1 || from > whole - extent)
         return rt_fail(err, len, "%s: %lld elements from %lld are not within the %lld of axis %d", opname(n),
-                    (long long)extent, (long long)from, (long long)whole, ax);
+                       (long long)extent, (long long)from, (long long)whole, ax);
     n->dtype = a->dtype;
     return true;
 }
@@ -350,11 +348,12 @@ static bool rule_softmax_ce(const ir_graph *g, ir_node *n, char *err, size_t len
         return rt_fail(err, len, "%s: logits must be f32 [rows, classes], got %s", opname(n), TYPE(a));
     if (y->dtype != AG_I32 || y->shape.rank != 1 || y->shape.dim[0] != a->shape.dim[0])
         return rt_fail(err, len, "%s: labels must be i32 with one per row of %s, got %s", opname(n), SHAPE(&a->shape),
-                    TYPE(y));
+                       TYPE(y));
     if (n->op == IR_softmax_ce_grad) {
         const ir_node *d = operand(g, n, 2);
         if (d->dtype != AG_F32 || !ir_shape_eq(&d->shape, &y->shape))
-            return rt_fail(err, len, "%s: the row gradient must be f32 %s, got %s", opname(n), SHAPE(&y->shape), TYPE(d));
+            return rt_fail(err, len, "%s: the row gradient must be f32 %s, got %s", opname(n), SHAPE(&y->shape),
+                           TYPE(d));
         n->shape = a->shape;
     } else
         n->shape = y->shape;
@@ -411,7 +410,7 @@ static bool rule_kernel(const ir_graph *g, ir_node *n, char *err, size_t len)
         const ir_node *a = operand(g, n, k++);
         if (a->dtype != p->dtype || !ir_shape_eq(&a->shape, &p->shape))
             return rt_fail(err, len, "%s: operand %d is %s; body @k%d's input %s is %s", opname(n), k - 1, TYPE(a),
-                        n->attr.kernel, p->attr.name, TYPE(p));
+                           n->attr.kernel, p->attr.name, TYPE(p));
     }
     if (n->attr.output < 0 || n->attr.output >= b->nout)
         return rt_fail(err, len, "%s: body @k%d has no output %d", opname(n), n->attr.kernel, n->attr.output);

@@ -128,8 +128,7 @@ static bool check_node(const ir_graph *g, int32_t id, char *err, size_t len)
         if (n->in[i] < 0 || n->in[i] >= id)
             return fail(g, id, err, len, "operand %d is %%%d, not an earlier node", i, (int)n->in[i]);
     if ((unsigned)n->dtype >= AG_DTYPE_COUNT || n->dtype == AG_F64)
-        return fail(g, id, err, len, "dtype %s (%d) is not allowed in a graph", ir_dtype_name(n->dtype),
-                    (int)n->dtype);
+        return fail(g, id, err, len, "dtype %s (%d) is not allowed in a graph", ir_dtype_name(n->dtype), (int)n->dtype);
     if (shape_problem(&n->shape, buf, sizeof buf))
         return fail(g, id, err, len, "%s", buf);
     const char *stray = stray_attr(n);
@@ -204,8 +203,7 @@ static bool check_node(const ir_graph *g, int32_t id, char *err, size_t len)
             return fail(g, id, err, len, "slice: start %lld is out of range", (long long)n->attr.start);
         break;
     }
-    default:
-        break;
+    default: break;
     }
 
     ir_node copy = *n;
@@ -214,8 +212,8 @@ static bool check_node(const ir_graph *g, int32_t id, char *err, size_t len)
         return fail(g, id, err, len, "%s", msg);
     if (copy.dtype != n->dtype || !ir_shape_eq(&copy.shape, &n->shape)) {
         char a[80], b[80];
-        return fail(g, id, err, len, "declared %s but %s gives %s", ir_type_str(n->dtype, &n->shape, a, sizeof a),
-                    name, ir_type_str(copy.dtype, &copy.shape, b, sizeof b));
+        return fail(g, id, err, len, "declared %s but %s gives %s", ir_type_str(n->dtype, &n->shape, a, sizeof a), name,
+                    ir_type_str(copy.dtype, &copy.shape, b, sizeof b));
     }
     return true;
 }
@@ -241,10 +239,7 @@ static int by_key(const void *a, const void *b)
     return (x->id > y->id) - (x->id < y->id);
 }
 
-static keyed *xmalloc_keys(int32_t n)
-{
-    return ir_xmalloc(sizeof(keyed) * (size_t)(n > 0 ? n : 1));
-}
+static keyed *xmalloc_keys(int32_t n) { return ir_xmalloc(sizeof(keyed) * (size_t)(n > 0 ? n : 1)); }
 
 static bool check_unique(const ir_graph *g, char *err, size_t len)
 {
@@ -303,8 +298,7 @@ static bool check_outputs(const ir_graph *g, char *err, size_t len)
 }
 
 /* An output the declarations name: it exists; scalar when asked, f32 too when asked. */
-static bool check_named_output(const ir_graph *g, const char *what, const char *name, int want, char *err,
-                               size_t len)
+static bool check_named_output(const ir_graph *g, const char *what, const char *name, int want, char *err, size_t len)
 {
     if (!name)
         return rt_fail(err, len, "verify: train: the %s is not set", what);
@@ -359,8 +353,8 @@ static bool check_train(const ir_graph *g, char *err, size_t len)
     if (!(t->lr >= 0 && t->lr <= FLT_MAX && t->wd >= 0 && t->wd <= FLT_MAX))
         return rt_fail(err, len, "verify: train: lr %g and wd %g must be finite, >= 0 and fit an f32", t->lr, t->wd);
     if (t->batch < 1 || t->epochs < 1 || t->batch > IR_MAX_COUNT || t->epochs > IR_MAX_COUNT)
-        return rt_fail(err, len, "verify: train: batch %lld and epochs %lld must be from 1 to 2^30", (long long)t->batch,
-                       (long long)t->epochs);
+        return rt_fail(err, len, "verify: train: batch %lld and epochs %lld must be from 1 to 2^30",
+                       (long long)t->batch, (long long)t->epochs);
     if (t->nclasses < 0 || t->nclasses > IR_MAX_CLASSES)
         return rt_fail(err, len, "verify: train: %d classes; at most %d", t->nclasses, IR_MAX_CLASSES);
     if (t->nclasses > 0 && !t->data)
@@ -381,8 +375,9 @@ static bool check_train(const ir_graph *g, char *err, size_t len)
             if (!strcmp(t->groups[k].name, gr->name))
                 return rt_fail(err, len, "verify: train: group %s is declared twice", gr->name);
         if (!(gr->wd_scale >= 0 && gr->wd_scale <= FLT_MAX && gr->lr_scale >= 0 && gr->lr_scale <= FLT_MAX))
-            return rt_fail(err, len, "verify: train: group %s: wd_scale %g and lr_scale %g must be finite, >= 0 and fit an f32", gr->name,
-                           gr->wd_scale, gr->lr_scale);
+            return rt_fail(err, len,
+                           "verify: train: group %s: wd_scale %g and lr_scale %g must be finite, >= 0 and fit an f32",
+                           gr->name, gr->wd_scale, gr->lr_scale);
         if (gr->nparams < 0 || (gr->nparams > 0 && !gr->params))
             return rt_fail(err, len, "verify: train: group %s: broken param array", gr->name);
         for (int k = 0; k < gr->nparams; k++)
@@ -401,11 +396,10 @@ static bool check_train(const ir_graph *g, char *err, size_t len)
     bool ok = true;
     for (int32_t i = 1; ok && i < np; i++)
         if (!strcmp(ps[i].name, ps[i - 1].name))
-            ok = ps[i].id == ps[i - 1].id
-                     ? rt_fail(err, len, "verify: train: group %s lists param %s twice", t->groups[ps[i].id].name,
-                               ps[i].name)
-                     : rt_fail(err, len, "verify: train: param %s is in group %s and in group %s", ps[i].name,
-                               t->groups[ps[i - 1].id].name, t->groups[ps[i].id].name);
+            ok = ps[i].id == ps[i - 1].id ? rt_fail(err, len, "verify: train: group %s lists param %s twice",
+                                                    t->groups[ps[i].id].name, ps[i].name)
+                                          : rt_fail(err, len, "verify: train: param %s is in group %s and in group %s",
+                                                    ps[i].name, t->groups[ps[i - 1].id].name, t->groups[ps[i].id].name);
     free(ps);
     if (!ok)
         return false;
@@ -634,8 +628,9 @@ static bool check_sites_across(const ir_graph *g, char *err, size_t len)
         char a[32], b[32], wa[32], wb[32];
         if (s[i].site == s[i - 1].site && p != q)
             ok = rt_fail(err, len, "verify: dropout site %d has p=%s at node %%%d of %s, but p=%s at node %%%d of %s",
-                         (int)s[i].site, rt_fmt_double(b, sizeof b, q), (int)s[i].id, graph_word(s[i].graph, wb, sizeof wb),
-                         rt_fmt_double(a, sizeof a, p), (int)s[i - 1].id, graph_word(s[i - 1].graph, wa, sizeof wa));
+                         (int)s[i].site, rt_fmt_double(b, sizeof b, q), (int)s[i].id,
+                         graph_word(s[i].graph, wb, sizeof wb), rt_fmt_double(a, sizeof a, p), (int)s[i - 1].id,
+                         graph_word(s[i - 1].graph, wa, sizeof wa));
     }
     free(s);
     return ok;
@@ -678,7 +673,8 @@ static bool verify_graph(const ir_graph *g, bool body, int64_t batch, char *err,
             return false;
     }
     return check_unique(g, err, len) && check_outputs(g, err, len) && check_train(g, err, len) &&
-           check_sizes(g, batch, err, len) && (body || check_sites_across(g, err, len)) && (!g->plan || check_plan(g, err, len));
+           check_sizes(g, batch, err, len) && (body || check_sites_across(g, err, len)) &&
+           (!g->plan || check_plan(g, err, len));
 }
 
 bool ir_verify(const ir_graph *g, char *err, size_t len)

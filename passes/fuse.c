@@ -110,14 +110,10 @@ static bool joins_loop(const fuser *f, int32_t p, int32_t grp)
     case IR_K_ROW:
     case IR_K_INDEX:
     case IR_K_RANDOM:
-    case IR_K_SCAN:
-        return true;
-    case IR_K_REDUCE:
-        return !f->has_reduce[grp];
-    case IR_K_LAYOUT:
-        return q->op == IR_reshape || q->op == IR_broadcast_to;
-    default:
-        return false;
+    case IR_K_SCAN: return true;
+    case IR_K_REDUCE: return !f->has_reduce[grp];
+    case IR_K_LAYOUT: return q->op == IR_reshape || q->op == IR_broadcast_to;
+    default: return false;
     }
 }
 
@@ -274,7 +270,7 @@ ir_graph *pass_fuse(const ir_graph *g, char *err, size_t len)
     (void)err, (void)len;
     size_t n = (size_t)(g->n ? g->n : 1);
     fuser f = {g, ir_xmalloc(sizeof(int32_t) * n), ir_xcalloc(n, sizeof(int32_t *)), ir_xcalloc(n, sizeof(int32_t)),
-               0, ir_xcalloc(n, sizeof(bool)), ir_xcalloc(n, sizeof(bool))};
+               0, ir_xcalloc(n, sizeof(bool)),     ir_xcalloc(n, sizeof(bool))};
     int32_t *map = ir_xmalloc(sizeof *map * n), *kernel_of = ir_xmalloc(sizeof *kernel_of * n);
     int32_t *inner = ir_xmalloc(sizeof *inner * n), *output = ir_xmalloc(sizeof *output * n);
     int32_t *inputs = ir_xmalloc(sizeof *inputs * n);
@@ -320,7 +316,7 @@ ir_graph *pass_fuse(const ir_graph *g, char *err, size_t len)
     for (int32_t i = 0; i < g->n; i++) {
         int32_t grp = f.group[i];
         if (map[i] >= 0)
-            continue; /* a source a kernel read early */
+            continue;                                 /* a source a kernel read early */
         if (grp < 0 || size[grp] == 1 || !fed[grp]) { /* sources, and groups of one, stay plain nodes */
             map[i] = ir_copy_node(h, g, i, map);
             continue;

@@ -224,10 +224,7 @@ static ag_val grad_reshape(ad_ctx *c, const ir_node *n, int i, ag_val dy)
 }
 
 /* autodiff's sum back to the operand's shape is the whole rule */
-static ag_val grad_broadcast_to(ad_ctx *c, const ir_node *n, int i, ag_val dy)
-{
-    return (void)c, (void)n, (void)i, dy;
-}
+static ag_val grad_broadcast_to(ad_ctx *c, const ir_node *n, int i, ag_val dy) { return (void)c, (void)n, (void)i, dy; }
 
 static ag_val grad_concat(ad_ctx *c, const ir_node *n, int i, ag_val dy)
 {

@@ -97,8 +97,7 @@ typedef void pass_dump(void *ctx, const char *pass, const ir_graph *g);
 /* Runs the pipeline of the train step (train) or the eval graph on g, from wherever g
  * already is (a dumped stage resumes), up to and including the pass named upto (NULL: all),
  * verifying after every pass and calling dump after each. */
-ir_graph *pass_run(const ir_graph *g, bool train, const char *upto, pass_dump *dump, void *ctx, char *err,
-                   size_t len);
+ir_graph *pass_run(const ir_graph *g, bool train, const char *upto, pass_dump *dump, void *ctx, char *err, size_t len);
 /* The whole pipeline of the train step, or of the eval graph. */
 ir_graph *pass_train_step(const ir_graph *g, char *err, size_t len);
 /* The forward half: loss, metrics and predictions only (every output without declarations). */

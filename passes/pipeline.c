@@ -65,8 +65,7 @@ static bool done_already(const ir_graph *g, const pass_info *p)
     return false;
 }
 
-ir_graph *pass_run(const ir_graph *g, bool train, const char *upto, pass_dump *dump, void *ctx, char *err,
-                   size_t len)
+ir_graph *pass_run(const ir_graph *g, bool train, const char *upto, pass_dump *dump, void *ctx, char *err, size_t len)
 {
     ir_graph *cur = ir_clone_live(g); /* a copy the loop may free */
     for (const pass_info *p = pass_list; p->name; p++) {

@@ -270,8 +270,7 @@ static int32_t rewrite(simp *s, const ir_node *o, ir_node *n)
             return emit(s, &m);
         }
         break;
-    default:
-        break;
+    default: break;
     }
     return -1;
 }

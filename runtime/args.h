@@ -12,15 +12,15 @@
 #include <stdint.h>
 
 /* X(type, name, what) for each field of ag_args, in order */
-#define AG_ARGS_FIELDS(X)                                                                             \
-    X(char *, arena, "the arena, 64-byte aligned")                                                     \
-    X(char *, params, "the parameters, at the offsets the program laid them out")                      \
-    X(void *const *, inputs, "the entry point's inputs, in its order")                                 \
-    X(void *const *, outputs, "unused: outputs stay in the arena or the parameters")                   \
-    X(int64_t, batch, "N, the rows of this batch: 1 to the largest the program was planned for")       \
-    X(uint32_t, seed, "dropout's seed")                                                                \
-    X(uint64_t, step, "dropout's step counter")                                                        \
-    X(void *, pool, "an rt_pool * to split loops over threads, or NULL: one thread")                   \
+#define AG_ARGS_FIELDS(X)                                                                        \
+    X(char *, arena, "the arena, 64-byte aligned")                                               \
+    X(char *, params, "the parameters, at the offsets the program laid them out")                \
+    X(void *const *, inputs, "the entry point's inputs, in its order")                           \
+    X(void *const *, outputs, "unused: outputs stay in the arena or the parameters")             \
+    X(int64_t, batch, "N, the rows of this batch: 1 to the largest the program was planned for") \
+    X(uint32_t, seed, "dropout's seed")                                                          \
+    X(uint64_t, step, "dropout's step counter")                                                  \
+    X(void *, pool, "an rt_pool * to split loops over threads, or NULL: one thread")             \
     X(void *, profile, "an rt_profile * timed after each step (rt_profile_mark; bench), or NULL")
 
 #define AG_FIELD_(type, name, what) type name;
@@ -39,14 +39,14 @@ _Static_assert(offsetof(ag_args, batch) == 32 && offsetof(ag_args, seed) == 40 &
 
 /* The arguments of every CUDA kernel (by value): X(device type, host type, name, dims, what),
  * dims empty or [8]. The host holds device pointers as 64-bit integers. */
-#define AG_DEV_ARGS_FIELDS(X)                                                                        \
-    X(char *, uint64_t, arena, , "the arena")                                                        \
-    X(char *, uint64_t, params, , "the parameters")                                                  \
-    X(char *, uint64_t, inputs, [8], "the entry point's inputs, in its order")                       \
-    X(char *, uint64_t, outputs, [8], "unused: outputs stay in the arena or the parameters")         \
-    X(long long, int64_t, N, , "the rows of this batch")                                             \
-    X(unsigned int, uint32_t, seed, , "dropout's seed")                                              \
-    X(unsigned long long, uint64_t, step, , "dropout's step counter")                                \
+#define AG_DEV_ARGS_FIELDS(X)                                                                                   \
+    X(char *, uint64_t, arena, , "the arena")                                                                   \
+    X(char *, uint64_t, params, , "the parameters")                                                             \
+    X(char *, uint64_t, inputs, [8], "the entry point's inputs, in its order")                                  \
+    X(char *, uint64_t, outputs, [8], "unused: outputs stay in the arena or the parameters")                    \
+    X(long long, int64_t, N, , "the rows of this batch")                                                        \
+    X(unsigned int, uint32_t, seed, , "dropout's seed")                                                         \
+    X(unsigned long long, uint64_t, step, , "dropout's step counter")                                           \
     X(const unsigned long long *, uint64_t, pstep, , "when set, the step is read here (a replayed CUDA graph)") \
     X(char *, uint64_t, scratch, , "the plan's scratch_bytes, its counters zero before a launch (and after)")
 

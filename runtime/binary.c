@@ -164,8 +164,13 @@ static bool gpu_train_epoch(void *ctx, const int64_t *perm, int64_t n, const rt_
 
 rt_model rt_bin_as_model(bin *b)
 {
-    rt_model rm = {.name = b->m->name, .ctx = b, .train_step = train_step, .evaluate = evaluate,
-                   .nmetrics = b->m->train.nmetrics, .nparams = b->m->nparams, .params = b->rp};
+    rt_model rm = {.name = b->m->name,
+                   .ctx = b,
+                   .train_step = train_step,
+                   .evaluate = evaluate,
+                   .nmetrics = b->m->train.nmetrics,
+                   .nparams = b->m->nparams,
+                   .params = b->rp};
     if (b->gpu)
         rm.evaluate = gpu_evaluate, rm.train_epoch = gpu_train_epoch;
     for (int k = 0; k < rm.nmetrics && k < RT_MAX_METRICS; k++)
@@ -193,8 +198,8 @@ bool rt_bin_load_checkpoint(bin *b, const char *path, rt_ckpt *c, char *err, siz
             return rt_fail(err, len, "%s: tensor %s is not a parameter of %s", path, c->t[i].name, m->name);
     }
     for (int k = 0; k < m->nparams; k++)
-        if (!rt_ckpt_read_into(c, path, m->params[k].name, AG_F32, m->params[k].rank, m->params[k].dims,
-                               b->rp[k].data, err, len))
+        if (!rt_ckpt_read_into(c, path, m->params[k].name, AG_F32, m->params[k].rank, m->params[k].dims, b->rp[k].data,
+                               err, len))
             return false;
     return true;
 }
@@ -204,8 +209,9 @@ bool rt_bin_load_checkpoint(bin *b, const char *path, rt_ckpt *c, char *err, siz
 static const struct command {
     const char *name, *args, *what, *options;
 } commands[] = {
-    {"train", "[--data DIR|FILE] [--epochs N] [--batch N] [--lr X] [--wd X] [--seed S] [--threads N]\n"
-              "        [--device cpu|cuda] [--save FILE] [--resume FILE] [--metrics FILE.csv] [--plot FILE.svg]",
+    {"train",
+     "[--data DIR|FILE] [--epochs N] [--batch N] [--lr X] [--wd X] [--seed S] [--threads N]\n"
+     "        [--device cpu|cuda] [--save FILE] [--resume FILE] [--metrics FILE.csv] [--plot FILE.svg]",
      "Trains the model from its initial parameters (or a checkpoint), printing one line per epoch:\n"
      "train loss, train accuracy, test accuracy, seconds, samples/s.",
      "  --data SPEC      the dataset: a folder of IDX files ({train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]),\n"
@@ -269,8 +275,8 @@ static const struct command *find_command(const char *name)
 
 static void command_help(const rt_compiled *m, const struct command *c, FILE *f)
 {
-    fprintf(f, "usage: %s %s %s\n\n%s\n\noptions:\n%s  --help           this text\n", m->name, c->name, c->args, c->what,
-            c->options);
+    fprintf(f, "usage: %s %s %s\n\n%s\n\noptions:\n%s  --help           this text\n", m->name, c->name, c->args,
+            c->what, c->options);
 }
 
 static void main_help(const rt_compiled *m, FILE *f)
@@ -362,8 +368,7 @@ static int parse(const rt_compiled *m, const struct command *c, int argc, char *
         else if (strcmp(a, "--device") == 0) {
             o->device = v;
             ok = strcmp(v, "cpu") == 0 || strcmp(v, "cuda") == 0;
-        }
-        else if (strcmp(a, "--epochs") == 0)
+        } else if (strcmp(a, "--epochs") == 0)
             ok = parse_int(v, 1, 1000000, &o->epochs);
         else if (strcmp(a, "--batch") == 0)
             ok = parse_int(v, 1, m->max_batch, &o->batch), o->has_batch = true;
@@ -379,7 +384,8 @@ static int parse(const rt_compiled *m, const struct command *c, int argc, char *
             ok = parse_real(v, &o->wd), o->has_wd = true;
         if (!ok) {
             char msg[160], batch[80];
-            snprintf(batch, sizeof batch, "a batch size from 1 to %lld (the compiled maximum)", (long long)m->max_batch);
+            snprintf(batch, sizeof batch, "a batch size from 1 to %lld (the compiled maximum)",
+                     (long long)m->max_batch);
             snprintf(msg, sizeof msg, "%s takes %s, not '%%s'", a,
                      strcmp(a, "--batch") == 0    ? batch
                      : strcmp(a, "--seed") == 0   ? "a number from 0 to 4294967295"

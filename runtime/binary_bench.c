@@ -65,8 +65,14 @@ static bool bench_gpu(bin *b, const void *x, const void *y, const opts *o, char 
     const rt_cuda_image *im = m->cuda;
     int64_t N = m->max_batch, n = N * o->steps;
     size_t xr = (size_t)(m->features * rt_elem_size(e->x_dtype)), yr = (size_t)(m->targets * 4);
-    rt_dataset d = {.n = n, .features = m->features, .x_dtype = e->x_dtype, .x = malloc((size_t)n * xr),
-                    .targets = m->targets, .y_dtype = e->y_dtype, .y = malloc((size_t)n * yr), .classes = m->classes};
+    rt_dataset d = {.n = n,
+                    .features = m->features,
+                    .x_dtype = e->x_dtype,
+                    .x = malloc((size_t)n * xr),
+                    .targets = m->targets,
+                    .y_dtype = e->y_dtype,
+                    .y = malloc((size_t)n * yr),
+                    .classes = m->classes};
     int64_t *perm = malloc(sizeof *perm * (size_t)n);
     double *seconds = calloc((size_t)im->ntrain + 1, sizeof *seconds);
     bool ok = (d.x && d.y && perm && seconds) || rt_fail(err, len, "out of memory");
@@ -146,7 +152,8 @@ int rt_bin_bench(const rt_compiled *m, const opts *o)
     }
     for (int64_t i = 0; i < N * m->targets; i++) {
         r = r * 6364136223846793005u + 1442695040888963407u;
-        rt_elem_set(y, e->y_dtype, i, m->classes ? (double)((r >> 33) % (uint64_t)m->classes) : (double)(r >> 40) / (1 << 24));
+        rt_elem_set(y, e->y_dtype, i,
+                    m->classes ? (double)((r >> 33) % (uint64_t)m->classes) : (double)(r >> 40) / (1 << 24));
     }
     if (b.gpu) {
         rc = bench_gpu(&b, x, y, o, err, sizeof err) ? 0 : 1;

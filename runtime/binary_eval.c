@@ -26,8 +26,8 @@ int rt_bin_eval(const rt_compiled *m, const opts *o)
         rt_model rm = rt_bin_as_model(&b);
         double loss, metric[RT_MAX_METRICS];
         if (rt_evaluate(&rm, d, m->max_batch, &loss, metric, err, sizeof err)) {
-            printf("%s: %s of %s (%lld samples): %s_loss %.4f", m->name, d == &test ? "test set" : "training set",
-                   spec, (long long)d->n, d == &test ? "test" : "train", loss);
+            printf("%s: %s of %s (%lld samples): %s_loss %.4f", m->name, d == &test ? "test set" : "training set", spec,
+                   (long long)d->n, d == &test ? "test" : "train", loss);
             for (int k = 0; k < rm.nmetrics; k++)
                 printf("  %s_%s %.4f", d == &test ? "test" : "train",
                        strcmp(rm.metrics[k], "correct") == 0 ? "acc" : rm.metrics[k], metric[k]);
@@ -68,7 +68,8 @@ int rt_bin_predict(const rt_compiled *m, const opts *o)
         bool ok = !b.gpu || pred;
         for (int64_t first = 0; ok && first < in.n; first += m->max_batch) {
             rt_batch rb = {.n = in.n - first < m->max_batch ? in.n - first : m->max_batch,
-                           .x = (const char *)in.x + first * rowbytes, .y = y};
+                           .x = (const char *)in.x + first * rowbytes,
+                           .y = y};
             if (b.gpu) {
                 rb.x = rt_bin_model_x(&b, &rb, e->x_dtype);
                 ok = rt_cuda_forward(b.gpu, &rb, pred, err, sizeof err);

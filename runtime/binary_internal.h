@@ -24,10 +24,10 @@ typedef struct bin {
     rt_param *rp;
     rt_pool *pool;
     float lr, wd;
-    ag_dtype data_x;  /* the dataset's feature dtype, converted to the model's where they differ */
-    void *x_conv;     /* max_batch rows in the model's dtype */
+    ag_dtype data_x; /* the dataset's feature dtype, converted to the model's where they differ */
+    void *x_conv;    /* max_batch rows in the model's dtype */
     rt_profile *profile;
-    rt_cuda *gpu;     /* training and evaluation on the GPU, or NULL: the CPU */
+    rt_cuda *gpu; /* training and evaluation on the GPU, or NULL: the CPU */
 } bin;
 
 /* bytes zeroed, 64-aligned (free with free), or NULL */

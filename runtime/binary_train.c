@@ -43,11 +43,11 @@ typedef struct run_state {
     int64_t batch;
     double lr, wd;
     history h;
-    const char *good;    /* the last good checkpoint: the last one written, or the one resumed */
+    const char *good; /* the last good checkpoint: the last one written, or the one resumed */
     int64_t good_epoch;
-    int64_t samples;     /* training samples per epoch */
-    int64_t finished;    /* epochs finished in this run */
-    bool save_failed;    /* the last epoch finished, but writing its checkpoint did not */
+    int64_t samples;  /* training samples per epoch */
+    int64_t finished; /* epochs finished in this run */
+    bool save_failed; /* the last epoch finished, but writing its checkpoint did not */
 } run_state;
 
 static bool save_checkpoint(run_state *s, int64_t epoch, uint64_t step, char *err, size_t len)
@@ -87,14 +87,16 @@ static const char *meta_required(const rt_ckpt *c, const char *path, const char 
 {
     const char *s = rt_ckpt_meta_get(c, key);
     if (!s)
-        rt_fail(err, len, "%s: no %s in the metadata, so no training state to resume (its parameters still work "
-                          "with eval and predict --weights)", path, key);
+        rt_fail(err, len,
+                "%s: no %s in the metadata, so no training state to resume (its parameters still work "
+                "with eval and predict --weights)",
+                path, key);
     return s;
 }
 
 /* a real, as rt_fmt_double writes it: no leading space, finite, lo..hi */
-static bool meta_number(const rt_ckpt *c, const char *path, const char *key, double lo, double hi, double *v,
-                        char *err, size_t len)
+static bool meta_number(const rt_ckpt *c, const char *path, const char *key, double lo, double hi, double *v, char *err,
+                        size_t len)
 {
     const char *s = meta_required(c, path, key, err, len);
     char *e;
@@ -130,8 +132,13 @@ static bool on_epoch(void *ctx, const rt_epoch *e, char *err, size_t len)
     for (int k = 0; k < rm.nmetrics; k++)
         if (strcmp(rm.metrics[k], "correct") == 0)
             acc = k;
-    rt_history_row r = {e->epoch, e->train_loss, acc >= 0 ? e->train_metric[acc] : NAN, e->test_loss,
-                        acc >= 0 ? e->test_metric[acc] : NAN, e->seconds, 0};
+    rt_history_row r = {e->epoch,
+                        e->train_loss,
+                        acc >= 0 ? e->train_metric[acc] : NAN,
+                        e->test_loss,
+                        acc >= 0 ? e->test_metric[acc] : NAN,
+                        e->seconds,
+                        0};
     r.samples_per_s = e->seconds > 0 ? (double)s->samples / e->seconds : NAN;
     s->finished++;
     if (s->h.n >= RT_HISTORY_MAX)
@@ -165,10 +172,16 @@ int rt_bin_train(const rt_compiled *m, const opts *o)
     int rc = 1;
     if (!rt_bin_open(&b, m, o->threads, err, sizeof err) || !rt_bin_choose_device(&b, o, err, sizeof err))
         goto out;
-    rt_fit fit = {.epochs = o->epochs ? o->epochs : m->epochs, .batch = o->has_batch ? o->batch : m->batch,
-                  .eval_batch = m->max_batch, .lr = o->has_lr ? o->lr : m->lr, .wd = o->has_wd ? o->wd : m->wd,
-                  .seed = o->seed, .log = stdout, .progress = isatty(STDERR_FILENO) ? stderr : NULL,
-                  .on_epoch = on_epoch, .ctx = &s};
+    rt_fit fit = {.epochs = o->epochs ? o->epochs : m->epochs,
+                  .batch = o->has_batch ? o->batch : m->batch,
+                  .eval_batch = m->max_batch,
+                  .lr = o->has_lr ? o->lr : m->lr,
+                  .wd = o->has_wd ? o->wd : m->wd,
+                  .seed = o->seed,
+                  .log = stdout,
+                  .progress = isatty(STDERR_FILENO) ? stderr : NULL,
+                  .on_epoch = on_epoch,
+                  .ctx = &s};
     if (fit.batch > m->max_batch) {
         snprintf(err, sizeof err, "batch %lld: compiled for batches up to %lld", (long long)fit.batch,
                  (long long)m->max_batch);
@@ -229,9 +242,10 @@ int rt_bin_train(const rt_compiled *m, const opts *o)
     const char *spec = o->data ? o->data : m->data;
     if (!rt_bin_load_data(&b, spec, &train, &test, err, sizeof err))
         goto out;
-    if (b.gpu && (!rt_dataset_x_as(&train, m->train.x_dtype, err, sizeof err) ||
-                  !rt_dataset_x_as(&test, m->train.x_dtype, err, sizeof err) ||
-                  !rt_cuda_put_dataset(b.gpu, &train, err, sizeof err) || !rt_cuda_put_params(b.gpu, b.params, err, sizeof err)))
+    if (b.gpu &&
+        (!rt_dataset_x_as(&train, m->train.x_dtype, err, sizeof err) ||
+         !rt_dataset_x_as(&test, m->train.x_dtype, err, sizeof err) ||
+         !rt_cuda_put_dataset(b.gpu, &train, err, sizeof err) || !rt_cuda_put_params(b.gpu, b.params, err, sizeof err)))
         goto out;
     if (b.gpu)
         b.data_x = train.x_dtype;

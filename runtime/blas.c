@@ -29,8 +29,8 @@ static const char *best_blas_core(void)
     __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     if ((lo & 6) != 6 || !__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(b & bit_AVX2))
         return NULL;
-    bool avx512 = (lo & 0xe6) == 0xe6 && (b & bit_AVX512F) && (b & bit_AVX512BW) && (b & bit_AVX512VL) &&
-                  (b & bit_AVX512DQ);
+    bool avx512 =
+        (lo & 0xe6) == 0xe6 && (b & bit_AVX512F) && (b & bit_AVX512BW) && (b & bit_AVX512VL) && (b & bit_AVX512DQ);
     return avx512 ? "SkylakeX" : "Haswell";
 }
 #else
@@ -43,8 +43,9 @@ void rt_blas_pick_kernels(char **argv)
     if (!best || getenv("OPENBLAS_CORETYPE") || !chosen)
         return;
     /* newer cores than these two are fine as they are */
-    static const char *const older[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Sandybridge",
-                                        "Atom", "Barcelona", "Bulldozer", "Piledriver", "Steamroller", "Excavator"};
+    static const char *const older[] = {"Prescott",  "Core2",       "Penryn",      "Dunnington",
+                                        "Nehalem",   "Sandybridge", "Atom",        "Barcelona",
+                                        "Bulldozer", "Piledriver",  "Steamroller", "Excavator"};
     bool old = strcmp(best, "SkylakeX") == 0 && (strcasecmp(chosen, "Haswell") == 0 || strcasecmp(chosen, "Zen") == 0);
     for (size_t k = 0; k < sizeof older / sizeof *older && !old; k++)
         old = strcasecmp(chosen, older[k]) == 0;

@@ -224,12 +224,11 @@ static int sync_folder(const char *path)
     return r == EINVAL ? 0 : r; /* a file system that cannot sync folders */
 }
 
-bool rt_ckpt_save(const char *path, const rt_ckpt_tensor *t, int nt, const rt_ckpt_meta *meta, int nmeta,
-                  char *err, size_t len)
+bool rt_ckpt_save(const char *path, const rt_ckpt_tensor *t, int nt, const rt_ckpt_meta *meta, int nmeta, char *err,
+                  size_t len)
 {
     if (nt < 0 || nmeta < 0 || (nt && !t) || (nmeta && !meta))
-        return rt_fail(err, len, "%s: cannot write: bad arguments (%d tensors, %d metadata entries)", path, nt,
-                    nmeta);
+        return rt_fail(err, len, "%s: cannot write: bad arguments (%d tensors, %d metadata entries)", path, nt, nmeta);
 
     /* Refuse what would make a file that we (or the format) would not read back. */
     int64_t total = 0;
@@ -248,7 +247,7 @@ bool rt_ckpt_save(const char *path, const rt_ckpt_tensor *t, int nt, const rt_ck
         for (int j = 0; j < x->rank; j++)
             if (x->dims[j] < 0)
                 return rt_fail(err, len, "%s: tensor %s has dimension %lld, expected >= 0", path, x->name,
-                            (long long)x->dims[j]);
+                               (long long)x->dims[j]);
         int64_t bytes = tensor_bytes(x->dtype, x->rank, x->dims);
         if (bytes < 0 || bytes > INT64_MAX - total)
             return rt_fail(err, len, "%s: tensor %s is too large", path, x->name);
@@ -264,8 +263,7 @@ bool rt_ckpt_save(const char *path, const rt_ckpt_tensor *t, int nt, const rt_ck
     }
     int first = 0, dup = find_duplicate(t, nt, tensor_name, &first);
     if (dup >= 0)
-        return rt_fail(err, len, "%s: tensor %s appears twice (tensors %d and %d)", path, t[dup].name, first,
-                    dup);
+        return rt_fail(err, len, "%s: tensor %s appears twice (tensors %d and %d)", path, t[dup].name, first, dup);
     if (dup == -1 && (dup = find_duplicate(meta, nmeta, meta_key, &first)) >= 0)
         return rt_fail(err, len, "%s: metadata key %s appears twice", path, meta[dup].key);
     if (dup == -2)
@@ -417,8 +415,7 @@ static int peek(P *p) { return p->i < p->n ? p->s[p->i] : -1; }
 
 static void ws(P *p)
 {
-    while (p->i < p->n &&
-           (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r'))
+    while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r'))
         p->i++;
 }
 
@@ -557,7 +554,6 @@ static bool nums(P *p, int64_t *v, int max, int *count, const char *where)
     }
 }
 
-
 /* Doubles two parallel arrays (first to `first` items); on failure both stay valid. */
 static bool grow2(void **a, size_t asize, void **b, size_t bsize, int *cap, int first)
 {
@@ -604,8 +600,7 @@ static bool tensor(P *p, const char *name, size_t at_name)
                     if (!strcmp(d, dtype_names[k]))
                         t.dtype = (ag_dtype)k;
                 if (t.dtype == AG_DTYPE_COUNT)
-                    return herr(p, av, "tensor %s has dtype \"%s\", expected F32, I32, U8, BOOL or F64", name,
-                                d);
+                    return herr(p, av, "tensor %s has dtype \"%s\", expected F32, I32, U8, BOOL or F64", name, d);
             } else if (!strcmp(key, "shape")) {
                 if (t.rank >= 0)
                     return herr(p, at, "tensor %s has \"shape\" twice", name);
@@ -622,10 +617,8 @@ static bool tensor(P *p, const char *name, size_t at_name)
                     return herr(p, av, "tensor %s has %d data_offsets, expected 2 ([begin, end])", name, cnt);
                 ti.at_offsets = av, ti.begin = off[0], ti.end = off[1];
             } else
-                return herr(
-                    p, at,
-                    "unknown key \"%s\" in tensor %s, expected \"dtype\", \"shape\" or \"data_offsets\"", key,
-                    name);
+                return herr(p, at, "unknown key \"%s\" in tensor %s, expected \"dtype\", \"shape\" or \"data_offsets\"",
+                            key, name);
             ws(p);
             if (peek(p) == '}') {
                 p->i++;
@@ -753,27 +746,27 @@ static bool check_layout(P *p, int64_t bufsize)
         const rt_ckpt_tensor *t = &p->t[i];
         const tinfo *ti = &p->ti[i];
         if (ti->begin > ti->end)
-            return herr(p, ti->at_offsets, "tensor %s has data_offsets [%lld, %lld], expected begin <= end",
-                        t->name, (long long)ti->begin, (long long)ti->end);
+            return herr(p, ti->at_offsets, "tensor %s has data_offsets [%lld, %lld], expected begin <= end", t->name,
+                        (long long)ti->begin, (long long)ti->end);
         if (ti->end > bufsize)
             return herr(p, ti->at_offsets,
-                        "tensor %s has data_offsets [%lld, %lld] past the end of the buffer (%lld bytes)",
-                        t->name, (long long)ti->begin, (long long)ti->end, (long long)bufsize);
+                        "tensor %s has data_offsets [%lld, %lld] past the end of the buffer (%lld bytes)", t->name,
+                        (long long)ti->begin, (long long)ti->end, (long long)bufsize);
         int64_t bytes = tensor_bytes(t->dtype, t->rank, t->dims);
         if (bytes != ti->end - ti->begin)
             return herr(p, ti->at_offsets,
-                        "tensor %s of %s %s needs %s%lld bytes, its data_offsets [%lld, %lld] hold %lld",
-                        t->name, dtype_names[t->dtype], fmt_shape(s, sizeof s, t->rank, t->dims),
-                        bytes < 0 ? "more than " : "", (long long)(bytes < 0 ? INT64_MAX : bytes),
-                        (long long)ti->begin, (long long)ti->end, (long long)(ti->end - ti->begin));
+                        "tensor %s of %s %s needs %s%lld bytes, its data_offsets [%lld, %lld] hold %lld", t->name,
+                        dtype_names[t->dtype], fmt_shape(s, sizeof s, t->rank, t->dims), bytes < 0 ? "more than " : "",
+                        (long long)(bytes < 0 ? INT64_MAX : bytes), (long long)ti->begin, (long long)ti->end,
+                        (long long)(ti->end - ti->begin));
     }
     int first = 0, dup = find_duplicate(p->t, p->nt, tensor_name, &first);
     if (dup >= 0)
         return herr(p, p->ti[dup].at_name, "tensor %s appears twice (first at offset %zu)", p->t[dup].name,
                     p->ti[first].at_name + 8);
     if (dup == -1 && (dup = find_duplicate(p->meta, p->nmeta, meta_key, &first)) >= 0)
-        return herr(p, p->at_meta[dup], "metadata key %s appears twice (first at offset %zu)",
-                    p->meta[dup].key, p->at_meta[first] + 8);
+        return herr(p, p->at_meta[dup], "metadata key %s appears twice (first at offset %zu)", p->meta[dup].key,
+                    p->at_meta[first] + 8);
     if (dup == -2)
         return herr(p, 0, "out of memory");
 
@@ -790,16 +783,13 @@ static bool check_layout(P *p, int64_t bufsize)
         const tinfo *ti = &p->ti[sp[k].i];
         const char *name = p->t[sp[k].i].name;
         if (ti->begin > pos && prev < 0)
-            ok = herr(p, ti->at_offsets,
-                      "tensor %s begins at buffer byte %lld: bytes 0 to %lld belong to no tensor", name,
-                      (long long)ti->begin, (long long)ti->begin - 1);
+            ok = herr(p, ti->at_offsets, "tensor %s begins at buffer byte %lld: bytes 0 to %lld belong to no tensor",
+                      name, (long long)ti->begin, (long long)ti->begin - 1);
         else if (ti->begin > pos)
-            ok = herr(p, ti->at_offsets,
-                      "tensors %s and %s leave a gap: buffer bytes %lld to %lld belong to no tensor",
+            ok = herr(p, ti->at_offsets, "tensors %s and %s leave a gap: buffer bytes %lld to %lld belong to no tensor",
                       p->t[prev].name, name, (long long)pos, (long long)ti->begin - 1);
         else if (ti->begin < pos)
-            ok = herr(p, ti->at_offsets,
-                      "tensors %s and %s overlap: %s ends at buffer byte %lld, %s begins at %lld",
+            ok = herr(p, ti->at_offsets, "tensors %s and %s overlap: %s ends at buffer byte %lld, %s begins at %lld",
                       p->t[prev].name, name, p->t[prev].name, (long long)pos, name, (long long)ti->begin);
         pos = ti->end, prev = sp[k].i;
     }
@@ -828,9 +818,8 @@ bool rt_ckpt_load(const char *path, rt_ckpt *out, char *err, size_t len)
     int64_t size = st.st_size;
     if (size < 8) {
         fclose(f);
-        return rt_fail(err, len,
-                    "%s: offset 0: the file has %lld bytes, expected at least 8 (the header length)", path,
-                    (long long)size);
+        return rt_fail(err, len, "%s: offset 0: the file has %lld bytes, expected at least 8 (the header length)", path,
+                       (long long)size);
     }
     if (fread(n8, 1, 8, f) != 8) {
         fclose(f);
@@ -841,16 +830,15 @@ bool rt_ckpt_load(const char *path, rt_ckpt *out, char *err, size_t len)
         n |= (uint64_t)n8[k] << 8 * k;
     if (n > RT_CKPT_MAX_HEADER) {
         fclose(f);
-        return rt_fail(
-            err, len,
-            "%s: offset 0: header length %llu is over the limit of %d bytes (not a safetensors file?)", path,
-            (unsigned long long)n, RT_CKPT_MAX_HEADER);
+        return rt_fail(err, len,
+                       "%s: offset 0: header length %llu is over the limit of %d bytes (not a safetensors file?)", path,
+                       (unsigned long long)n, RT_CKPT_MAX_HEADER);
     }
     if (n > (uint64_t)size - 8) {
         fclose(f);
         return rt_fail(err, len,
-                    "%s: offset %lld: the file ends inside the header (%llu bytes from offset 8), truncated?",
-                    path, (long long)size, (unsigned long long)n);
+                       "%s: offset %lld: the file ends inside the header (%llu bytes from offset 8), truncated?", path,
+                       (long long)size, (unsigned long long)n);
     }
     int64_t bufsize = size - 8 - (int64_t)n;
     /* One block: the buffer, then the decoded strings (at most n bytes, see str). */
@@ -869,7 +857,7 @@ bool rt_ckpt_load(const char *path, rt_ckpt *out, char *err, size_t len)
         }
         if (io)
             ok = rt_fail(err, len, "%s: cannot read: %s", path,
-                      ferror(f) ? strerror(errno ? errno : EIO) : "the file shrank while being read");
+                         ferror(f) ? strerror(errno ? errno : EIO) : "the file shrank while being read");
     }
     fclose(f);
     for (int i = 0; ok && i < p.nt; i++) {
@@ -924,8 +912,8 @@ bool rt_ckpt_read_into(const rt_ckpt *c, const char *path, const char *name, ag_
     if (!t) {
         if (!err || !len)
             return false;
-        size_t k = (size_t)snprintf(err, len, "%s: no tensor %s (the checkpoint has %s", path, name,
-                                    c->n ? "" : "no tensors");
+        size_t k =
+            (size_t)snprintf(err, len, "%s: no tensor %s (the checkpoint has %s", path, name, c->n ? "" : "no tensors");
         for (int i = 0; i < c->n && k < len; i++) /* snprintf cuts a long list at len */
             k += (size_t)snprintf(err + k, len - k, "%s%s", i ? ", " : "", c->t[i].name);
         if (k < len)
@@ -934,15 +922,14 @@ bool rt_ckpt_read_into(const rt_ckpt *c, const char *path, const char *name, ag_
     }
     if (t->dtype != dtype)
         return rt_fail(err, len, "%s: tensor %s has dtype %s, expected %s", path, name, dtype_name(t->dtype),
-                    dtype_name(dtype));
+                       dtype_name(dtype));
     bool same = t->rank == rank;
     for (int i = 0; same && i < rank; i++)
         same = t->dims[i] == dims[i];
     if (!same) {
         char a[128], b[128];
         return rt_fail(err, len, "%s: tensor %s has shape %s, expected %s", path, name,
-                    fmt_shape(a, sizeof a, t->rank, t->dims),
-                    fmt_shape(b, sizeof b, rank < 0 ? 0 : rank, dims));
+                       fmt_shape(a, sizeof a, t->rank, t->dims), fmt_shape(b, sizeof b, rank < 0 ? 0 : rank, dims));
     }
     size_t bytes = (size_t)tensor_bytes(t->dtype, t->rank, t->dims);
     if (bytes)

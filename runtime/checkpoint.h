@@ -43,8 +43,8 @@ typedef struct rt_ckpt_meta {
  * a duplicate or missing name, a name that is not UTF-8) are refused before anything is
  * written, and so is a PATH that is not a regular file (rt_check_output_path). Should only
  * the folder's fsync fail, the new file is already in place. */
-bool rt_ckpt_save(const char *path, const rt_ckpt_tensor *t, int nt, const rt_ckpt_meta *meta, int nmeta,
-                  char *err, size_t len);
+bool rt_ckpt_save(const char *path, const rt_ckpt_tensor *t, int nt, const rt_ckpt_meta *meta, int nmeta, char *err,
+                  size_t len);
 
 /* A loaded checkpoint; it owns everything its pointers reach. */
 typedef struct rt_ckpt {

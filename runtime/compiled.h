@@ -11,7 +11,6 @@
 #include "args.h"  /* ag_args: what the entry points take */
 #include "types.h" /* ag_dtype, ag_init, ag_role */
 
-
 /* The CUDA side of a binary built with --target cpu,cuda (codegen/cuda/render.c's kernels,
  * compiled by NVRTC at build time): the kernels of each entry point in order, each launched
  * with ceil(units(N) / per_block) blocks of 256 threads, units(N) = units[0] + units[1] N +
@@ -25,13 +24,13 @@ typedef struct rt_cuda_launch {
 } rt_cuda_launch;
 
 typedef struct rt_cuda_image {
-    const char *arch;             /* the cubin's, e.g. sm_90 */
-    const unsigned char *cubin;   /* for arch */
+    const char *arch;           /* the cubin's, e.g. sm_90 */
+    const unsigned char *cubin; /* for arch */
     size_t cubin_len;
-    const char *ptx;              /* for newer GPUs: the driver compiles it */
+    const char *ptx; /* for newer GPUs: the driver compiles it */
     int ntrain, nforward;
     const rt_cuda_launch *train, *forward;
-    size_t scratch_bytes;         /* the kernels' scratch (split-K matmuls), the larger entry's */
+    size_t scratch_bytes; /* the kernels' scratch (split-K matmuls), the larger entry's */
 } rt_cuda_image;
 
 typedef void rt_entry_fn(const ag_args *a);
@@ -40,7 +39,7 @@ typedef struct rt_compiled_param {
     const char *name;
     int rank;
     int64_t dims[4];
-    int64_t offset;   /* bytes into the parameter region */
+    int64_t offset; /* bytes into the parameter region */
     ag_init init;
     /* -1: the train step updates it in place; else bytes into the train arena where its
      * update lies (the old value is read after the update, e.g. as an output), copied over
@@ -61,17 +60,17 @@ static inline int64_t rt_param_numel(const rt_compiled_param *p)
 typedef struct rt_compiled_value {
     const char *name;
     ag_dtype dtype;
-    int64_t offset;   /* bytes into the arena (or the parameters, in_params) */
+    int64_t offset; /* bytes into the arena (or the parameters, in_params) */
     bool in_params;
-    int64_t numel;    /* elements per sample for batched values (rank >= 1), else all */
+    int64_t numel; /* elements per sample for batched values (rank >= 1), else all */
     bool batched;
 } rt_compiled_value;
 
 /* One step of an entry point, for `bench`'s table: what it is and the work it does at
  * max_batch (bytes read + written; flops for matmuls, 0 otherwise). */
 typedef struct rt_compiled_step {
-    const char *kind;  /* "loop", "gemm", or the runtime routine's op ("softmax_ce", ...) */
-    const char *what;  /* the graph node it computes, as text */
+    const char *kind; /* "loop", "gemm", or the runtime routine's op ("softmax_ce", ...) */
+    const char *what; /* the graph node it computes, as text */
     double bytes, flops;
 } rt_compiled_step;
 
@@ -79,7 +78,7 @@ typedef struct rt_compiled_entry {
     rt_entry_fn *fn;
     int64_t arena_bytes;
     int ninputs;
-    ag_role inputs[8];        /* what each input is (types.h): the binary binds it by that */
+    ag_role inputs[8]; /* what each input is (types.h): the binary binds it by that */
     ag_dtype x_dtype, y_dtype;
     rt_compiled_value loss, predict; /* predict.name NULL when none */
     int nmetrics;
@@ -102,7 +101,7 @@ typedef struct rt_compiled {
     int classes;               /* 0: regression */
     int nclass_names;
     const char *const *class_names;
-    const rt_cuda_image *cuda;  /* NULL: built for the CPU only */
+    const rt_cuda_image *cuda; /* NULL: built for the CPU only */
 } rt_compiled;
 
 /* The binary's main: `NAME train|eval|predict|bench ...`. */

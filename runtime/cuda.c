@@ -46,13 +46,13 @@ struct rt_cuda {
     char name[256];
     CUfunction *train, *forward, gather, step_end, copy;
     CUdeviceptr params, train_arena, fwd_arena, x, y, lr, wd, state;
-    CUdeviceptr scratch; /* the split-K matmuls' (zeroed once: the kernels leave the counters 0) */
+    CUdeviceptr scratch;               /* the split-K matmuls' (zeroed once: the kernels leave the counters 0) */
     CUdeviceptr data_x, data_y, order; /* the training set and an epoch's order */
     int64_t data_n, x_row, y_row;      /* samples, bytes per sample */
     dev_state *host_state;             /* pinned: read while the device runs */
     int *host_order;                   /* pinned */
     CUgraphExec graph;
-    int64_t graph_batch;               /* the batch the graph was captured for, 0: none */
+    int64_t graph_batch; /* the batch the graph was captured for, 0: none */
 };
 
 const char *rt_cuda_device_name(const rt_cuda *c) { return c->name; }
@@ -67,8 +67,7 @@ static bool dalloc(CUdeviceptr *p, size_t bytes, const char *what, char *err, si
 /* Host memory to the device, in order on the stream the kernels run on, waited for. A plain
  * cuMemcpyHtoD from pageable memory may return before its DMA lands, and the kernels'
  * non-blocking stream does not wait for the default stream it uses. */
-static bool upload(rt_cuda *c, CUdeviceptr dst, const void *src, size_t bytes, const char *what, char *err,
-                   size_t len)
+static bool upload(rt_cuda *c, CUdeviceptr dst, const void *src, size_t bytes, const char *what, char *err, size_t len)
 {
     return ck(rt_cu.cuMemcpyHtoDAsync(dst, src, bytes, c->stream), "cuMemcpyHtoDAsync", what, err, len) &&
            ck(rt_cu.cuStreamSynchronize(c->stream), "cuStreamSynchronize", what, err, len);
@@ -159,8 +158,8 @@ void rt_cuda_close(rt_cuda *c)
     if (c->ctx) {
         if (c->graph)
             rt_cu.cuGraphExecDestroy(c->graph);
-        CUdeviceptr bufs[] = {c->params, c->train_arena, c->fwd_arena, c->x, c->y, c->lr, c->wd, c->state,
-                              c->data_x, c->data_y, c->order, c->scratch};
+        CUdeviceptr bufs[] = {c->params, c->train_arena, c->fwd_arena, c->x,      c->y,     c->lr,
+                              c->wd,     c->state,       c->data_x,    c->data_y, c->order, c->scratch};
         for (size_t k = 0; k < sizeof bufs / sizeof *bufs; k++)
             if (bufs[k])
                 rt_cu.cuMemFree(bufs[k]);
@@ -360,8 +359,9 @@ bool rt_cuda_train_epoch(rt_cuda *c, const int64_t *perm, int64_t n, const rt_fi
     }
     if (ok && rest > 0)
         ok = device_step(c, rest, f->seed, err, len);
-    ok = ok && ck(rt_cu.cuMemcpyDtoHAsync(c->host_state, c->state, sizeof(dev_state), c->stream), "cuMemcpyDtoHAsync",
-                  "step state", err, len) &&
+    ok = ok &&
+         ck(rt_cu.cuMemcpyDtoHAsync(c->host_state, c->state, sizeof(dev_state), c->stream), "cuMemcpyDtoHAsync",
+            "step state", err, len) &&
          ck(rt_cu.cuStreamSynchronize(c->stream), "cuStreamSynchronize", "train step", err, len);
     if (f->progress && shown > t0)
         fprintf(f->progress, "\r\033[K");
@@ -393,7 +393,7 @@ bool rt_cuda_forward(rt_cuda *c, rt_batch *b, void *predict, char *err, size_t l
                 "cuMemcpyDtoHAsync", "metric", err, len);
     if (ok && predict && e->predict.name)
         ok = ck(rt_cu.cuMemcpyDtoHAsync(predict, value_at(c, c->fwd_arena, &e->predict),
-                                     (size_t)(b->n * e->predict.numel * elem_size(e->predict.dtype)), c->stream),
+                                        (size_t)(b->n * e->predict.numel * elem_size(e->predict.dtype)), c->stream),
                 "cuMemcpyDtoHAsync", "predictions", err, len);
     ok = ok && ck(rt_cu.cuStreamSynchronize(c->stream), "cuStreamSynchronize", "forward", err, len);
     if (!ok)

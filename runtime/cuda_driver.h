@@ -27,42 +27,42 @@ enum {
 };
 
 /* the driver's functions, by their exported (versioned) names */
-#define CU_FUNCTIONS(X)                                                                                           \
-    X(cuInit, "cuInit", CUresult (*)(unsigned))                                                                   \
-    X(cuDeviceGetCount, "cuDeviceGetCount", CUresult (*)(int *))                                                  \
-    X(cuDeviceGet, "cuDeviceGet", CUresult (*)(CUdevice *, int))                                                  \
-    X(cuDeviceGetName, "cuDeviceGetName", CUresult (*)(char *, int, CUdevice))                                    \
-    X(cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain", CUresult (*)(CUcontext *, CUdevice))                  \
-    X(cuDevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2", CUresult (*)(CUdevice))                          \
-    X(cuCtxSetCurrent, "cuCtxSetCurrent", CUresult (*)(CUcontext))                                                \
-    X(cuModuleLoadDataEx, "cuModuleLoadDataEx", CUresult (*)(CUmodule *, const void *, unsigned, int *, void **)) \
-    X(cuModuleUnload, "cuModuleUnload", CUresult (*)(CUmodule))                                                   \
-    X(cuModuleGetFunction, "cuModuleGetFunction", CUresult (*)(CUfunction *, CUmodule, const char *))             \
-    X(cuMemAlloc, "cuMemAlloc_v2", CUresult (*)(CUdeviceptr *, size_t))                                           \
-    X(cuMemFree, "cuMemFree_v2", CUresult (*)(CUdeviceptr))                                                       \
-    X(cuMemAllocHost, "cuMemAllocHost_v2", CUresult (*)(void **, size_t))                                        \
-    X(cuMemFreeHost, "cuMemFreeHost", CUresult (*)(void *))                                                       \
-    X(cuMemcpyDtoH, "cuMemcpyDtoH_v2", CUresult (*)(void *, CUdeviceptr, size_t))                                 \
-    X(cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2", CUresult (*)(CUdeviceptr, const void *, size_t, CUstream))       \
-    X(cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2", CUresult (*)(void *, CUdeviceptr, size_t, CUstream))             \
-    X(cuStreamCreate, "cuStreamCreate", CUresult (*)(CUstream *, unsigned))                                       \
-    X(cuStreamDestroy, "cuStreamDestroy_v2", CUresult (*)(CUstream))                                              \
-    X(cuStreamSynchronize, "cuStreamSynchronize", CUresult (*)(CUstream))                                         \
-    X(cuEventCreate, "cuEventCreate", CUresult (*)(CUevent *, unsigned))                                          \
-    X(cuEventDestroy, "cuEventDestroy_v2", CUresult (*)(CUevent))                                                 \
-    X(cuEventRecord, "cuEventRecord", CUresult (*)(CUevent, CUstream))                                            \
-    X(cuEventQuery, "cuEventQuery", CUresult (*)(CUevent))                                                        \
-    X(cuEventElapsedTime, "cuEventElapsedTime", CUresult (*)(float *, CUevent, CUevent))                          \
-    X(cuLaunchKernel, "cuLaunchKernel",                                                                           \
-      CUresult (*)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream,    \
-                   void **, void **))                                                                             \
-    X(cuStreamBeginCapture, "cuStreamBeginCapture_v2", CUresult (*)(CUstream, int))                               \
-    X(cuStreamEndCapture, "cuStreamEndCapture", CUresult (*)(CUstream, CUgraph *))                                \
+#define CU_FUNCTIONS(X)                                                                                            \
+    X(cuInit, "cuInit", CUresult (*)(unsigned))                                                                    \
+    X(cuDeviceGetCount, "cuDeviceGetCount", CUresult (*)(int *))                                                   \
+    X(cuDeviceGet, "cuDeviceGet", CUresult (*)(CUdevice *, int))                                                   \
+    X(cuDeviceGetName, "cuDeviceGetName", CUresult (*)(char *, int, CUdevice))                                     \
+    X(cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain", CUresult (*)(CUcontext *, CUdevice))                   \
+    X(cuDevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2", CUresult (*)(CUdevice))                           \
+    X(cuCtxSetCurrent, "cuCtxSetCurrent", CUresult (*)(CUcontext))                                                 \
+    X(cuModuleLoadDataEx, "cuModuleLoadDataEx", CUresult (*)(CUmodule *, const void *, unsigned, int *, void **))  \
+    X(cuModuleUnload, "cuModuleUnload", CUresult (*)(CUmodule))                                                    \
+    X(cuModuleGetFunction, "cuModuleGetFunction", CUresult (*)(CUfunction *, CUmodule, const char *))              \
+    X(cuMemAlloc, "cuMemAlloc_v2", CUresult (*)(CUdeviceptr *, size_t))                                            \
+    X(cuMemFree, "cuMemFree_v2", CUresult (*)(CUdeviceptr))                                                        \
+    X(cuMemAllocHost, "cuMemAllocHost_v2", CUresult (*)(void **, size_t))                                          \
+    X(cuMemFreeHost, "cuMemFreeHost", CUresult (*)(void *))                                                        \
+    X(cuMemcpyDtoH, "cuMemcpyDtoH_v2", CUresult (*)(void *, CUdeviceptr, size_t))                                  \
+    X(cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2", CUresult (*)(CUdeviceptr, const void *, size_t, CUstream))        \
+    X(cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2", CUresult (*)(void *, CUdeviceptr, size_t, CUstream))              \
+    X(cuStreamCreate, "cuStreamCreate", CUresult (*)(CUstream *, unsigned))                                        \
+    X(cuStreamDestroy, "cuStreamDestroy_v2", CUresult (*)(CUstream))                                               \
+    X(cuStreamSynchronize, "cuStreamSynchronize", CUresult (*)(CUstream))                                          \
+    X(cuEventCreate, "cuEventCreate", CUresult (*)(CUevent *, unsigned))                                           \
+    X(cuEventDestroy, "cuEventDestroy_v2", CUresult (*)(CUevent))                                                  \
+    X(cuEventRecord, "cuEventRecord", CUresult (*)(CUevent, CUstream))                                             \
+    X(cuEventQuery, "cuEventQuery", CUresult (*)(CUevent))                                                         \
+    X(cuEventElapsedTime, "cuEventElapsedTime", CUresult (*)(float *, CUevent, CUevent))                           \
+    X(cuLaunchKernel, "cuLaunchKernel",                                                                            \
+      CUresult (*)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream,     \
+                   void **, void **))                                                                              \
+    X(cuStreamBeginCapture, "cuStreamBeginCapture_v2", CUresult (*)(CUstream, int))                                \
+    X(cuStreamEndCapture, "cuStreamEndCapture", CUresult (*)(CUstream, CUgraph *))                                 \
     X(cuGraphInstantiate, "cuGraphInstantiateWithFlags", CUresult (*)(CUgraphExec *, CUgraph, unsigned long long)) \
-    X(cuGraphLaunch, "cuGraphLaunch", CUresult (*)(CUgraphExec, CUstream))                                        \
-    X(cuGraphExecDestroy, "cuGraphExecDestroy", CUresult (*)(CUgraphExec))                                        \
-    X(cuGraphDestroy, "cuGraphDestroy", CUresult (*)(CUgraph))                                                    \
-    X(cuGetErrorName, "cuGetErrorName", CUresult (*)(CUresult, const char **))                                    \
+    X(cuGraphLaunch, "cuGraphLaunch", CUresult (*)(CUgraphExec, CUstream))                                         \
+    X(cuGraphExecDestroy, "cuGraphExecDestroy", CUresult (*)(CUgraphExec))                                         \
+    X(cuGraphDestroy, "cuGraphDestroy", CUresult (*)(CUgraph))                                                     \
+    X(cuGetErrorName, "cuGetErrorName", CUresult (*)(CUresult, const char **))                                     \
     X(cuGetErrorString, "cuGetErrorString", CUresult (*)(CUresult, const char **))
 
 typedef struct rt_cu_table {

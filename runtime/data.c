@@ -20,12 +20,9 @@ static size_t dtype_size(ag_dtype t)
 {
     switch (t) {
     case AG_U8:
-    case AG_BOOL:
-        return 1;
-    case AG_F64:
-        return 8;
-    default:
-        return 4;
+    case AG_BOOL: return 1;
+    case AG_F64: return 8;
+    default: return 4;
     }
 }
 
@@ -52,7 +49,12 @@ void rt_elem_set(void *p, ag_dtype t, int64_t i, double v)
 {
     switch (t) {
     case AG_F32: ((float *)p)[i] = (float)v; break;
-    case AG_I32: ((int32_t *)p)[i] = (int32_t)(v != v ? 0 : v < -2147483648.0 ? INT32_MIN : v > 2147483647.0 ? INT32_MAX : lrint(v)); break;
+    case AG_I32:
+        ((int32_t *)p)[i] = (int32_t)(v != v              ? 0
+                                      : v < -2147483648.0 ? INT32_MIN
+                                      : v > 2147483647.0  ? INT32_MAX
+                                                          : lrint(v));
+        break;
     case AG_F64: ((double *)p)[i] = v; break;
     default: ((uint8_t *)p)[i] = (uint8_t)(v != v || v < 0 ? 0 : v > 255 ? 255 : lrint(v)); break;
     }
@@ -66,9 +68,13 @@ bool rt_dataset_x_fits(const rt_dataset *d, ag_dtype want, const char *what, cha
     for (int64_t i = 0; i < d->n * d->features; i++) {
         double v = rt_elem_get(d->x, d->x_dtype, i);
         if (!(v >= lo && v <= hi && v == floor(v)))
-            return rt_fail(err, len, "%s: sample %lld, feature %lld: %g is not a%s %s (a whole number %.0f..%.0f)", what,
-                           (long long)(i / d->features + 1), (long long)(i % d->features + 1), v,
-                           want == AG_I32 ? "n" : "", want == AG_I32 ? "i32" : want == AG_BOOL ? "bool" : "u8", lo, hi);
+            return rt_fail(err, len, "%s: sample %lld, feature %lld: %g is not a%s %s (a whole number %.0f..%.0f)",
+                           what, (long long)(i / d->features + 1), (long long)(i % d->features + 1), v,
+                           want == AG_I32 ? "n" : "",
+                           want == AG_I32    ? "i32"
+                           : want == AG_BOOL ? "bool"
+                                             : "u8",
+                           lo, hi);
     }
     return true;
 }
@@ -106,14 +112,14 @@ typedef struct idx_file {
     const char *path;
     FILE *fp;
     bool gz;
-    z_stream z;       /* its input in in[]; for a plain file too, for the bytes the sniff read */
+    z_stream z; /* its input in in[]; for a plain file too, for the bytes the sniff read */
     uint8_t *in;
     int64_t read;     /* bytes of the file read so far: the next input byte is at read - z.avail_in */
     int state;        /* SRC_* */
     const char *why;  /* SRC_READ: strerror; SRC_CORRUPT: zlib's message */
     int64_t trailing; /* SRC_TRAILING: bytes after the stream (counting stops past CHUNK), and where */
     int64_t trailing_at;
-    int64_t off;      /* bytes of the decompressed stream consumed, for messages */
+    int64_t off; /* bytes of the decompressed stream consumed, for messages */
     char *err;
     size_t len;
 } idx_file;
@@ -236,20 +242,20 @@ static int64_t src_read(idx_file *f, uint8_t *buf, int64_t want)
 static bool src_fail(idx_file *f, int64_t at, const char *after)
 {
     switch (f->state) {
-    case SRC_READ:
-        return rt_fail(f->err, f->len, "%s: offset %lld: cannot read: %s", f->path, (long long)at, f->why);
+    case SRC_READ: return rt_fail(f->err, f->len, "%s: offset %lld: cannot read: %s", f->path, (long long)at, f->why);
     case SRC_CUT:
-        return rt_fail(f->err, f->len, "%s: offset %lld: truncated gzip stream%s%s (the file ends inside it)",
-                       f->path, (long long)at, after ? " after " : "", after ? after : "");
+        return rt_fail(f->err, f->len, "%s: offset %lld: truncated gzip stream%s%s (the file ends inside it)", f->path,
+                       (long long)at, after ? " after " : "", after ? after : "");
     case SRC_CORRUPT:
         return rt_fail(f->err, f->len, "%s: offset %lld: gzip: %s (the file is corrupt)", f->path, (long long)at,
                        f->why);
     case SRC_TRAILING:
-        return rt_fail(f->err, f->len, "%s: offset %lld: %lld%s bytes after the gzip stream (at byte %lld of the "
-                       "file), expected end of file", f->path, (long long)at, (long long)f->trailing,
-                       f->trailing > CHUNK ? " or more" : "", (long long)f->trailing_at);
-    default:
-        return rt_fail(f->err, f->len, "%s: offset %lld: out of memory for gzip", f->path, (long long)at);
+        return rt_fail(f->err, f->len,
+                       "%s: offset %lld: %lld%s bytes after the gzip stream (at byte %lld of the "
+                       "file), expected end of file",
+                       f->path, (long long)at, (long long)f->trailing, f->trailing > CHUNK ? " or more" : "",
+                       (long long)f->trailing_at);
+    default: return rt_fail(f->err, f->len, "%s: offset %lld: out of memory for gzip", f->path, (long long)at);
     }
 }
 
@@ -289,8 +295,8 @@ static bool idx_header_from(idx_file *f, uint8_t h[16], int got, uint32_t magic,
     if (got >= 4) {
         uint32_t m = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
         if (m != magic)
-            return rt_fail(f->err, f->len, "%s: offset 0: bad magic 0x%08x, expected 0x%08x (%s)", f->path, m,
-                        magic, kind);
+            return rt_fail(f->err, f->len, "%s: offset 0: bad magic 0x%08x, expected 0x%08x (%s)", f->path, m, magic,
+                           kind);
     }
     if (got < want) {
         char what[64];
@@ -325,7 +331,7 @@ static bool idx_data(idx_file *f, int64_t want, const char *what, uint8_t **out)
             if (!nb) {
                 free(buf);
                 return rt_fail(f->err, f->len, "%s: offset %lld: out of memory for %lld bytes of %s", f->path,
-                            (long long)f->off, (long long)want, what);
+                               (long long)f->off, (long long)want, what);
             }
             buf = nb, cap = ncap;
         }
@@ -352,8 +358,8 @@ static bool idx_end(idx_file *f, const char *after)
     while (extra < CHUNK && (r = src_read(f, buf, sizeof buf)) > 0)
         extra += r;
     if (extra)
-        return rt_fail(f->err, f->len, "%s: offset %lld: %lld%s trailing bytes after %s, expected end of file",
-                    f->path, (long long)f->off, (long long)extra, extra >= CHUNK ? " or more" : "", after);
+        return rt_fail(f->err, f->len, "%s: offset %lld: %lld%s trailing bytes after %s, expected end of file", f->path,
+                       (long long)f->off, (long long)extra, extra >= CHUNK ? " or more" : "", after);
     return f->state == SRC_END || src_fail(f, f->off, after);
 }
 
@@ -366,12 +372,11 @@ static bool images_header(idx_file *f, uint8_t h[16], int got, uint32_t d[3])
         return false;
     for (int i = 0; i < 3; i++)
         if (d[i] == 0)
-            return rt_fail(f->err, f->len, "%s: offset %d: 0 %s, expected at least 1", f->path, 4 + 4 * i,
-                        names[i]);
+            return rt_fail(f->err, f->len, "%s: offset %d: 0 %s, expected at least 1", f->path, 4 + 4 * i, names[i]);
     uint64_t pixels = (uint64_t)d[1] * d[2]; /* < 2^64: both factors are below 2^32 */
     if (pixels > (uint64_t)RT_DATA_MAX_BYTES || d[0] > (uint64_t)RT_DATA_MAX_BYTES / pixels)
-        return rt_fail(f->err, f->len, "%s: offset 4: %u x %u x %u images are over the %lld-byte limit", f->path,
-                    d[0], d[1], d[2], (long long)RT_DATA_MAX_BYTES);
+        return rt_fail(f->err, f->len, "%s: offset 4: %u x %u x %u images are over the %lld-byte limit", f->path, d[0],
+                       d[1], d[2], (long long)RT_DATA_MAX_BYTES);
     return true;
 }
 
@@ -396,8 +401,10 @@ static bool images_data(idx_file *f, const uint32_t d[3], uint8_t **x)
 static bool images_fit(idx_file *f, const uint32_t d[3], int64_t features)
 {
     if (features && (int64_t)d[1] * d[2] != features)
-        return rt_fail(f->err, f->len, "%s: offset 8: %u x %u images are %lld values a sample, expected %lld (the "
-                       "model's features)", f->path, d[1], d[2], (long long)d[1] * d[2], (long long)features);
+        return rt_fail(f->err, f->len,
+                       "%s: offset 8: %u x %u images are %lld values a sample, expected %lld (the "
+                       "model's features)",
+                       f->path, d[1], d[2], (long long)d[1] * d[2], (long long)features);
     return true;
 }
 
@@ -437,7 +444,7 @@ bool rt_load_idx(const char *images, const char *labels, int64_t features, int c
     for (uint32_t i = 0; i < nl; i++)
         if (lab[i] >= classes) {
             rt_fail(err, len, "%s: offset %lld (label %u): label %d out of range 0..%d", labels, 8 + (long long)i, i,
-                 lab[i], classes - 1);
+                    lab[i], classes - 1);
             goto bad;
         }
     if (!(y = malloc((size_t)nl * sizeof *y))) {
@@ -450,8 +457,14 @@ bool rt_load_idx(const char *images, const char *labels, int64_t features, int c
     free(lab);
     idx_close(&fi);
     idx_close(&fl);
-    *out = (rt_dataset){.n = d[0], .features = (int64_t)d[1] * d[2], .x_dtype = AG_U8, .x = x,
-                        .targets = 1, .y_dtype = AG_I32, .y = y, .classes = classes};
+    *out = (rt_dataset){.n = d[0],
+                        .features = (int64_t)d[1] * d[2],
+                        .x_dtype = AG_U8,
+                        .x = x,
+                        .targets = 1,
+                        .y_dtype = AG_I32,
+                        .y = y,
+                        .classes = classes};
     return true;
 bad:
     free(x);
@@ -621,8 +634,9 @@ static bool csv_rows(const char *path, char *text, size_t size, int64_t features
         if (k != cols) {
             /* one field where several were due: most likely another separator */
             bool semi = k == 1 && memchr(ls, ';', (size_t)(e - ls)), tab = k == 1 && memchr(ls, '\t', (size_t)(e - ls));
-            const char *sep = semi ? " (fields are separated by commas, not ';')"
-                              : tab ? " (fields are separated by commas, not tabs)" : "";
+            const char *sep = semi  ? " (fields are separated by commas, not ';')"
+                              : tab ? " (fields are separated by commas, not tabs)"
+                                    : "";
             rt_fail(err, len, "%s:%lld: %s%lld field%s, expected %lld (%s)%s", path, (long long)line,
                     is_header ? "a header of " : "", (long long)k, k == 1 ? "" : "s", (long long)cols, shape, sep);
             goto bad;
@@ -655,13 +669,13 @@ static bool csv_rows(const char *path, char *text, size_t size, int64_t features
             if (j >= features && classes) {
                 if (r != NUM_OK || v != floor(v) || v < 0 || v >= classes) {
                     rt_fail(err, len, "%s:%lld:%lld: expected an integer class label in 0..%d, found '%.*s%s'", path,
-                         (long long)line, (long long)j + 1, classes - 1, w, a, dots);
+                            (long long)line, (long long)j + 1, classes - 1, w, a, dots);
                     goto bad;
                 }
                 yi[n * targets + j - features] = (int32_t)v;
             } else if (r != NUM_OK) {
                 rt_fail(err, len, "%s:%lld:%lld: expected a number%s, found '%.*s%s'", path, (long long)line,
-                     (long long)j + 1, r == NUM_RANGE ? " within f32 range" : "", w, a, dots);
+                        (long long)j + 1, r == NUM_RANGE ? " within f32 range" : "", w, a, dots);
                 goto bad;
             } else if (j < features) {
                 x[n * features + j] = (float)v;
@@ -673,14 +687,21 @@ static bool csv_rows(const char *path, char *text, size_t size, int64_t features
     }
     if (n == 0) {
         rt_fail(err, len, "%s: %s, expected rows of %lld numbers (%s)", path,
-             header ? "only a header line" : "empty file", (long long)cols, shape);
+                header ? "only a header line" : "empty file", (long long)cols, shape);
         goto bad;
     }
 
     free(text);
-    *out = (rt_dataset){.n = n, .features = features, .x_dtype = AG_F32, .x = x, .targets = targets,
+    *out = (rt_dataset){.n = n,
+                        .features = features,
+                        .x_dtype = AG_F32,
+                        .x = x,
+                        .targets = targets,
                         .y_dtype = classes ? AG_I32 : AG_F32,
-                        .y = !targets ? NULL : classes ? (void *)yi : (void *)yf, .classes = classes};
+                        .y = !targets  ? NULL
+                             : classes ? (void *)yi
+                                       : (void *)yf,
+                        .classes = classes};
     return true;
 bad:
     free(text);
@@ -689,7 +710,6 @@ bad:
     free(yf);
     return false;
 }
-
 
 /* ---- inputs to predict on ----------------------------------------------------------------- */
 
@@ -741,8 +761,10 @@ bool rt_load_csv(const char *path, int64_t features, int64_t targets, int classe
 {
     memset(out, 0, sizeof *out);
     if (features < 1 || targets < 1 || features > (1 << 30) || targets > (1 << 30) || classes < 0)
-        return rt_fail(err, len, "%s: %lld features, %lld targets, %d classes: expected 1..2^30 features and "
-                    "targets, classes >= 0", path, (long long)features, (long long)targets, classes);
+        return rt_fail(err, len,
+                       "%s: %lld features, %lld targets, %d classes: expected 1..2^30 features and "
+                       "targets, classes >= 0",
+                       path, (long long)features, (long long)targets, classes);
     char shape[96];
     snprintf(shape, sizeof shape, "%lld feature%s + %lld target%s", (long long)features, features > 1 ? "s" : "",
              (long long)targets, targets > 1 ? "s" : "");
@@ -773,8 +795,10 @@ bool rt_load_inputs(const char *path, int64_t features, rt_dataset *out, char *e
         uint32_t d[3], m = (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
         uint8_t *x = NULL;
         if (got == 4 && m == IDX_LABELS)
-            rt_fail(err, len, "%s: offset 0: magic 0x%08x is an IDX labels file, expected the inputs to predict "
-                    "on: IDX images (magic 0x%08x) or a CSV", path, IDX_LABELS, IDX_IMAGES);
+            rt_fail(err, len,
+                    "%s: offset 0: magic 0x%08x is an IDX labels file, expected the inputs to predict "
+                    "on: IDX images (magic 0x%08x) or a CSV",
+                    path, IDX_LABELS, IDX_IMAGES);
         else if (images_header(&f, h, got, d) && images_fit(&f, d, features) && (ok = images_data(&f, d, &x)))
             *out = (rt_dataset){.n = d[0], .features = features, .x_dtype = AG_U8, .x = x};
     } else {
@@ -796,16 +820,16 @@ bool rt_load_inputs(const char *path, int64_t features, rt_dataset *out, char *e
 
 /* ---- synthetic data ---------------------------------------------------------------------- */
 
-bool rt_synthetic_linear(const double *w, int64_t nw, double b, int64_t n, double noise, uint32_t seed,
-                         uint32_t stream, rt_dataset *out, char *err, size_t len)
+bool rt_synthetic_linear(const double *w, int64_t nw, double b, int64_t n, double noise, uint32_t seed, uint32_t stream,
+                         rt_dataset *out, char *err, size_t len)
 {
     memset(out, 0, sizeof *out);
     if (n < 1 || nw < 1)
         return rt_fail(err, len, "synthetic data: %lld samples of %lld features, expected at least 1 of each",
-                    (long long)n, (long long)nw);
+                       (long long)n, (long long)nw);
     if (n > RT_DATA_MAX_BYTES / 8 / (nw + 1))
-        return rt_fail(err, len, "synthetic data: %lld x %lld is over the %lld-byte limit", (long long)n,
-                    (long long)nw, (long long)RT_DATA_MAX_BYTES);
+        return rt_fail(err, len, "synthetic data: %lld x %lld is over the %lld-byte limit", (long long)n, (long long)nw,
+                       (long long)RT_DATA_MAX_BYTES);
     double *r = malloc((size_t)(n * (nw + 1)) * sizeof *r); /* X's draws, then the noise's */
     float *x = malloc((size_t)(n * nw) * sizeof *x), *y = malloc((size_t)n * sizeof *y);
     if (!r || !x || !y) {
@@ -822,8 +846,8 @@ bool rt_synthetic_linear(const double *w, int64_t nw, double b, int64_t n, doubl
         y[i] = (float)(acc + noise * r[n * nw + i]);
     }
     free(r);
-    *out = (rt_dataset){.n = n, .features = nw, .x_dtype = AG_F32, .x = x, .targets = 1, .y_dtype = AG_F32,
-                        .y = y, .classes = 0};
+    *out = (rt_dataset){
+        .n = n, .features = nw, .x_dtype = AG_F32, .x = x, .targets = 1, .y_dtype = AG_F32, .y = y, .classes = 0};
     return true;
 }
 

@@ -36,15 +36,14 @@ typedef struct rt_dataset {
  * data and trailing bytes are errors; a gzip stream must be whole, CRC and length checked,
  * with nothing after it but more gzip members), that both files hold the same count, and that
  * every label lies in 0..classes-1 (classes in 1..256). */
-bool rt_load_idx(const char *images, const char *labels, int64_t features, int classes, rt_dataset *out,
-                 char *err, size_t len);
+bool rt_load_idx(const char *images, const char *labels, int64_t features, int classes, rt_dataset *out, char *err,
+                 size_t len);
 /* dir/{train,t10k}-{images-idx3,labels-idx1}-ubyte, with .gz if that file exists, through
  * rt_load_idx: images of `features` values a sample (0: any). */
 bool rt_load_mnist_set(const char *dir, bool train, int64_t features, int classes, rt_dataset *out, char *err,
                        size_t len);
 /* rt_load_mnist_set for images of any size. */
-bool rt_load_mnist_dir(const char *dir, bool train, int classes, rt_dataset *out, char *err,
-                       size_t len);
+bool rt_load_mnist_dir(const char *dir, bool train, int classes, rt_dataset *out, char *err, size_t len);
 
 /* Numeric CSV: each row `features` numbers then `targets` numbers, comma separated. The
  * first line is a header, and skipped, when a field of it is a name (not a number) and none
@@ -53,8 +52,8 @@ bool rt_load_mnist_dir(const char *dir, bool train, int classes, rt_dataset *out
  * as a row. Blank lines are skipped. classes > 0: each target is an integer class label in
  * 0..classes-1, stored as i32; classes == 0: f32 targets. Numbers are decimal (no hex),
  * finite, and fit in f32. The file may be gzipped (read as rt_load_idx reads). */
-bool rt_load_csv(const char *path, int64_t features, int64_t targets, int classes,
-                 rt_dataset *out, char *err, size_t len);
+bool rt_load_csv(const char *path, int64_t features, int64_t targets, int classes, rt_dataset *out, char *err,
+                 size_t len);
 
 /* Inputs to predict on, without labels: an IDX image file (idx3, u8, magic 0x00000803) or a
  * numeric CSV of `features` columns per row (a header line as rt_load_csv's), either gzipped
@@ -70,8 +69,8 @@ bool rt_load_inputs(const char *path, int64_t features, rt_dataset *out, char *e
  * Element j < n*nw of Philox stream (seed, stream) is X's, element n*nw + i the noise of
  * sample i, so the data is a function of (seed, stream). False only when out of memory or
  * for n < 1, nw < 1. */
-bool rt_synthetic_linear(const double *w, int64_t nw, double b, int64_t n, double noise,
-                         uint32_t seed, uint32_t stream, rt_dataset *out, char *err, size_t len);
+bool rt_synthetic_linear(const double *w, int64_t nw, double b, int64_t n, double noise, uint32_t seed, uint32_t stream,
+                         rt_dataset *out, char *err, size_t len);
 
 /* The whole file (or pipe), NUL-terminated, its bytes in *size; NULL with "PATH: why" past
  * RT_DATA_MAX_BYTES or when it cannot be opened or read. */

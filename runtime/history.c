@@ -103,10 +103,7 @@ static const series all_series[] = {
 };
 enum { NSERIES = sizeof all_series / sizeof *all_series, TEST_ACC = 2, TEST_LOSS = 3 };
 
-static double value(const rt_history_row *r, const series *s)
-{
-    return *(const double *)((const char *)r + s->field);
-}
+static double value(const rt_history_row *r, const series *s) { return *(const double *)((const char *)r + s->field); }
 
 static bool any_finite(const history *h, const series *s)
 {
@@ -233,8 +230,7 @@ static void emit_svg(FILE *f, const history *h)
 #undef Y
 }
 
-bool rt_write_plot_svg(const char *path, const char *title, const rt_history_row *rows, int n, char *err,
-                       size_t len)
+bool rt_write_plot_svg(const char *path, const char *title, const rt_history_row *rows, int n, char *err, size_t len)
 {
     return write_atomic(path, emit_svg, &(history){title, rows, n}, err, len);
 }
@@ -254,8 +250,7 @@ char *rt_history_text(const rt_history_row *rows, int n)
     for (int i = 0; i < n; i++) {
         const rt_history_row *r = &rows[i];
         used += (size_t)snprintf(s + used, cap - used, "%" PRId64 ",%.9g,%.9g,%.9g,%.9g,%.6g,%.6g;", r->epoch,
-                                 r->train_loss, r->train_acc, r->test_loss, r->test_acc, r->seconds,
-                                 r->samples_per_s);
+                                 r->train_loss, r->train_acc, r->test_loss, r->test_acc, r->seconds, r->samples_per_s);
     }
     return s;
 }
@@ -278,10 +273,8 @@ static bool value_ok(field_kind k, double v)
 }
 
 static const char *const expected[] = {
-    [LOSS] = "a finite number within f32's range",
-    [ANY_LOSS] = "nan, inf or a number within f32's range",
-    [METRIC] = "nan or a number within f32's range",
-    [SECONDS] = "a number from 0 to 1e9",
+    [LOSS] = "a finite number within f32's range",   [ANY_LOSS] = "nan, inf or a number within f32's range",
+    [METRIC] = "nan or a number within f32's range", [SECONDS] = "a number from 0 to 1e9",
     [RATE] = "nan or a finite number >= 0",
 };
 
@@ -297,16 +290,17 @@ static const char *snippet(char *buf, size_t size, const char *s, size_t n)
     return buf;
 }
 
-bool rt_history_parse(const char *text, const char *path, int64_t epochs, rt_history_row **rows, int *n,
-                      char *err, size_t len)
+bool rt_history_parse(const char *text, const char *path, int64_t epochs, rt_history_row **rows, int *n, char *err,
+                      size_t len)
 {
-    static const char *const names[] = {"train_loss", "train_acc", "test_loss", "test_acc", "seconds",
-                                        "samples_per_s"};
+    static const char *const names[] = {"train_loss", "train_acc", "test_loss", "test_acc", "seconds", "samples_per_s"};
     static const field_kind kinds[] = {LOSS, METRIC, ANY_LOSS, METRIC, SECONDS, RATE};
     *rows = NULL, *n = 0;
     if (epochs < 0 || epochs > RT_HISTORY_MAX)
-        return rt_fail(err, len, "%s: metadata history: the checkpoint is at epoch %" PRId64 ", but a history "
-                                 "holds at most %d epochs", path, epochs, RT_HISTORY_MAX);
+        return rt_fail(err, len,
+                       "%s: metadata history: the checkpoint is at epoch %" PRId64 ", but a history "
+                       "holds at most %d epochs",
+                       path, epochs, RT_HISTORY_MAX);
     rt_history_row *r = malloc(sizeof *r * (size_t)(epochs ? epochs : 1));
     if (!r)
         return rt_fail(err, len, "%s: metadata history: %s", path, strerror(ENOMEM));
@@ -320,14 +314,17 @@ bool rt_history_parse(const char *text, const char *path, int64_t epochs, rt_his
         for (size_t i = 0; i < elen; i++)
             nfields += s[i] == ',';
         if (k >= epochs) {
-            rt_fail(err, len, "%s: metadata history entry %d: one more than the checkpoint's %" PRId64
-                              " epoch%s (one entry per epoch)", path, k + 1, epochs, epochs == 1 ? "" : "s");
+            rt_fail(err, len,
+                    "%s: metadata history entry %d: one more than the checkpoint's %" PRId64
+                    " epoch%s (one entry per epoch)",
+                    path, k + 1, epochs, epochs == 1 ? "" : "s");
             goto fail;
         }
         if (nfields != 7) {
-            rt_fail(err, len, "%s: metadata history entry %d: '%s' has %d field%s, expected 7: epoch,train_loss,"
-                              "train_acc,test_loss,test_acc,seconds,samples_per_s", path, k + 1,
-                    snippet(shown, sizeof shown, s, elen), nfields, nfields == 1 ? "" : "s");
+            rt_fail(err, len,
+                    "%s: metadata history entry %d: '%s' has %d field%s, expected 7: epoch,train_loss,"
+                    "train_acc,test_loss,test_acc,seconds,samples_per_s",
+                    path, k + 1, snippet(shown, sizeof shown, s, elen), nfields, nfields == 1 ? "" : "s");
             goto fail;
         }
         if (!end) {
@@ -343,16 +340,20 @@ bool rt_history_parse(const char *text, const char *path, int64_t epochs, rt_his
             const char *comma = memchr(s, ',', elen);
             snippet(shown, sizeof shown, s, comma ? (size_t)(comma - s) : elen);
             if (k)
-                rt_fail(err, len, "%s: metadata history entry %d: epoch '%s', expected %" PRId64
-                                  " (one entry per epoch, in order)", path, k + 1, shown, r[k - 1].epoch + 1);
+                rt_fail(err, len,
+                        "%s: metadata history entry %d: epoch '%s', expected %" PRId64
+                        " (one entry per epoch, in order)",
+                        path, k + 1, shown, r[k - 1].epoch + 1);
             else
-                rt_fail(err, len, "%s: metadata history entry 1: epoch '%s', expected a number from 1 to the "
-                                  "checkpoint's %" PRId64, path, shown, epochs);
+                rt_fail(err, len,
+                        "%s: metadata history entry 1: epoch '%s', expected a number from 1 to the "
+                        "checkpoint's %" PRId64,
+                        path, shown, epochs);
             goto fail;
         }
         r[k].epoch = epoch;
-        double *field[] = {&r[k].train_loss, &r[k].train_acc, &r[k].test_loss, &r[k].test_acc, &r[k].seconds,
-                           &r[k].samples_per_s};
+        double *field[] = {&r[k].train_loss, &r[k].train_acc, &r[k].test_loss,
+                           &r[k].test_acc,   &r[k].seconds,   &r[k].samples_per_s};
         const char *f = s + digits + 1;
         for (int j = 0; j < 6; j++) {
             size_t flen = strcspn(f, ",;");
@@ -371,8 +372,9 @@ bool rt_history_parse(const char *text, const char *path, int64_t epochs, rt_his
         s = end + 1;
     }
     if (k && r[k - 1].epoch != epochs) {
-        rt_fail(err, len, "%s: metadata history entry %d: missing (the checkpoint is at epoch %" PRId64
-                          ": one entry per epoch)", path, k + 1, epochs);
+        rt_fail(err, len,
+                "%s: metadata history entry %d: missing (the checkpoint is at epoch %" PRId64 ": one entry per epoch)",
+                path, k + 1, epochs);
         goto fail;
     }
     if (!k)

@@ -38,8 +38,7 @@ typedef struct rt_history_row {
 
 bool rt_write_metrics_csv(const char *path, const rt_history_row *rows, int n, char *err, size_t len);
 /* title: any text (escaped here); NULL for none. */
-bool rt_write_plot_svg(const char *path, const char *title, const rt_history_row *rows, int n, char *err,
-                       size_t len);
+bool rt_write_plot_svg(const char *path, const char *title, const rt_history_row *rows, int n, char *err, size_t len);
 
 /* The history in a checkpoint's metadata ("history"): one row per finished epoch, as
  * "epoch,train_loss,train_acc,test_loss,test_acc,seconds,samples_per_s;" (numbers as %.9g,
@@ -54,7 +53,7 @@ char *rt_history_text(const rt_history_row *rows, int n);
  * accuracies NaN or 0..1; seconds 0..1e9; samples/s NaN or finite >= 0. On success *rows
  * (malloc'd, NULL for none) holds *n == epochs rows. On failure nothing is allocated and err
  * says "PATH: metadata history entry N: ...", N counted from 1. */
-bool rt_history_parse(const char *text, const char *path, int64_t epochs, rt_history_row **rows, int *n,
-                      char *err, size_t len);
+bool rt_history_parse(const char *text, const char *path, int64_t epochs, rt_history_row **rows, int *n, char *err,
+                      size_t len);
 
 #endif

@@ -44,8 +44,8 @@ struct rt_pool {
     struct worker *workers;
 
     pthread_mutex_t mu;
-    pthread_cond_t wake; /* a new job (or quit) for the workers */
-    pthread_cond_t done; /* pending reached 0, for the caller */
+    pthread_cond_t wake;  /* a new job (or quit) for the workers */
+    pthread_cond_t done;  /* pending reached 0, for the caller */
     _Atomic uint64_t job; /* generation << 16 | helpers */
     _Atomic int pending;  /* helpers not finished with the current job */
     _Atomic int sleepers; /* workers blocked on `wake` */
@@ -241,10 +241,7 @@ void rt_pool_free(rt_pool *p)
     free(p);
 }
 
-int rt_pool_threads(const rt_pool *p)
-{
-    return p ? p->threads : 1;
-}
+int rt_pool_threads(const rt_pool *p) { return p ? p->threads : 1; }
 
 void rt_parallel_for(rt_pool *p, int64_t n, int64_t grain, rt_range_fn *fn, void *ctx)
 {
@@ -254,8 +251,7 @@ void rt_parallel_for(rt_pool *p, int64_t n, int64_t grain, rt_range_fn *fn, void
     if (nchunks == 0)
         return;
     /* inline: no pool, one thread, one chunk, or the pool already busy with another job */
-    if (!p || p->nworkers == 0 || nchunks == 1 ||
-        atomic_exchange_explicit(&p->busy, 1, memory_order_acquire)) {
+    if (!p || p->nworkers == 0 || nchunks == 1 || atomic_exchange_explicit(&p->busy, 1, memory_order_acquire)) {
         for (int64_t c = 0; c < nchunks; c++)
             run_chunk(fn, ctx, n, grain, c);
         return;

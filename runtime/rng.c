@@ -52,8 +52,8 @@ int rt_dropout_keep(uint32_t seed, uint32_t site, uint64_t step, uint64_t i, uin
     return out[i % 4] < threshold;
 }
 
-void rt_dropout_mask(uint32_t seed, uint32_t site, uint64_t step, uint64_t first, uint64_t n,
-                     uint64_t threshold, uint8_t *keep)
+void rt_dropout_mask(uint32_t seed, uint32_t site, uint64_t step, uint64_t first, uint64_t n, uint64_t threshold,
+                     uint8_t *keep)
 {
     uint32_t out[4];
     for (uint64_t k = 0; k < n; k++) {
@@ -93,8 +93,7 @@ static double normal_at(const uint32_t w[4], int j, double mean, double std)
 }
 
 /* The four fills share this loop; exactly one of f, d is non-null. */
-static void fill(float *f, double *d, int64_t n, int normal, double a, double b, uint32_t seed,
-                 uint32_t stream)
+static void fill(float *f, double *d, int64_t n, int normal, double a, double b, uint32_t seed, uint32_t stream)
 {
     uint32_t w[4];
     for (int64_t i = 0; i < n; i += 4) {
@@ -119,14 +118,12 @@ void rt_fill_normal(float *dst, int64_t n, double mean, double std, uint32_t see
     fill(dst, 0, n, 1, mean, std, seed, stream);
 }
 
-void rt_fill_uniform_f64(double *dst, int64_t n, double lo, double hi, uint32_t seed,
-                         uint32_t stream)
+void rt_fill_uniform_f64(double *dst, int64_t n, double lo, double hi, uint32_t seed, uint32_t stream)
 {
     fill(0, dst, n, 0, lo, hi, seed, stream);
 }
 
-void rt_fill_normal_f64(double *dst, int64_t n, double mean, double std, uint32_t seed,
-                        uint32_t stream)
+void rt_fill_normal_f64(double *dst, int64_t n, double mean, double std, uint32_t seed, uint32_t stream)
 {
     fill(0, dst, n, 1, mean, std, seed, stream);
 }

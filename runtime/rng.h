@@ -27,8 +27,8 @@ void rt_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out
 uint64_t rt_dropout_threshold(double p); /* floor((1-p)*2^32); uint64 so that p = 0 gives 2^32 */
 int rt_dropout_keep(uint32_t seed, uint32_t site, uint64_t step, uint64_t i, uint64_t threshold);
 /* keep[0..n) = 1 kept, 0 dropped, for elements [first, first+n); one Philox block per 4. */
-void rt_dropout_mask(uint32_t seed, uint32_t site, uint64_t step, uint64_t first, uint64_t n,
-                     uint64_t threshold, uint8_t *keep);
+void rt_dropout_mask(uint32_t seed, uint32_t site, uint64_t step, uint64_t first, uint64_t n, uint64_t threshold,
+                     uint8_t *keep);
 
 /* Deterministic fills for parameter initialization and random test inputs. Element j of a
  * stream reads word j (uniform) or words 2*(j/2), 2*(j/2)+1 (normal: Box-Muller, cos for the
@@ -38,10 +38,8 @@ void rt_dropout_mask(uint32_t seed, uint32_t site, uint64_t step, uint64_t first
  * lie in [lo, hi) in both variants when lo and hi are floats. */
 void rt_fill_uniform(float *dst, int64_t n, double lo, double hi, uint32_t seed, uint32_t stream);
 void rt_fill_normal(float *dst, int64_t n, double mean, double std, uint32_t seed, uint32_t stream);
-void rt_fill_uniform_f64(double *dst, int64_t n, double lo, double hi, uint32_t seed,
-                         uint32_t stream);
-void rt_fill_normal_f64(double *dst, int64_t n, double mean, double std, uint32_t seed,
-                        uint32_t stream);
+void rt_fill_uniform_f64(double *dst, int64_t n, double lo, double hi, uint32_t seed, uint32_t stream);
+void rt_fill_normal_f64(double *dst, int64_t n, double mean, double std, uint32_t seed, uint32_t stream);
 uint32_t rt_random_u32(uint32_t seed, uint32_t stream, uint64_t i); /* word i of the stream */
 
 #endif

@@ -34,13 +34,13 @@
  *   CE       f(logits, labels, loss, rows = outer, classes = len)
  *   CE_GRAD  f(logits, labels, d, out, rows = outer, classes = len)
  *   DROPOUT  f(x, out, n = outer * len * inner, p, seed, site, step, first = 0) */
-#define RT_ROUTINES(R)                                                         \
-    R(softmax, rt_softmax, rt_softmax, ROWS, 2)                                \
-    R(log_softmax, rt_log_softmax, rt_log_softmax, ROWS, 2)                    \
-    R(softmax_ce, rt_softmax_ce, rt_softmax_ce, CE, 3)                         \
-    R(softmax_ce_grad, rt_softmax_ce_grad, rt_softmax_ce_grad, CE_GRAD, 4)     \
-    R(argmax, rt_argmax, rt_argmax_i32, ROWS, 2)                               \
-    R(cumsum, rt_cumsum_f32, rt_cumsum_i32, ROWS, 2)                           \
+#define RT_ROUTINES(R)                                                     \
+    R(softmax, rt_softmax, rt_softmax, ROWS, 2)                            \
+    R(log_softmax, rt_log_softmax, rt_log_softmax, ROWS, 2)                \
+    R(softmax_ce, rt_softmax_ce, rt_softmax_ce, CE, 3)                     \
+    R(softmax_ce_grad, rt_softmax_ce_grad, rt_softmax_ce_grad, CE_GRAD, 4) \
+    R(argmax, rt_argmax, rt_argmax_i32, ROWS, 2)                           \
+    R(cumsum, rt_cumsum_f32, rt_cumsum_i32, ROWS, 2)                       \
     R(dropout, rt_dropout, rt_dropout, DROPOUT, 2)
 
 /* softmax along the axis: e^(x - m) / sum e^(x - m), m the row's maximum. A row holding a

@@ -88,8 +88,10 @@ static bool load_synthetic(const char *spec, rt_dataset *train, rt_dataset *test
             noise = strtod(eq + 1, &e), ok = e == end && !(noise < 0), finite = isfinite(noise);
         }
         if (!ok)
-            return rt_fail(err, len, "data \"%s\": cannot read '%.*s' (expected w=LIST b=NUMBER train=COUNT [test=COUNT] "
-                        "[noise=STD])", spec, (int)(end - p), p);
+            return rt_fail(err, len,
+                           "data \"%s\": cannot read '%.*s' (expected w=LIST b=NUMBER train=COUNT [test=COUNT] "
+                           "[noise=STD])",
+                           spec, (int)(end - p), p);
         if (!finite) /* nan or inf data trains to nan */
             return rt_fail(err, len, "data \"%s\": '%.*s': %s= takes finite numbers", spec, (int)(end - p), p,
                            keys[key]);
@@ -131,8 +133,8 @@ static bool set_fits(const char *spec, const char *set, const rt_dataset *d, int
     return true;
 }
 
-bool rt_load_data(const char *spec, int64_t features, int64_t targets, int classes, rt_dataset *train,
-                  rt_dataset *test, rt_truth *truth, char *err, size_t len)
+bool rt_load_data(const char *spec, int64_t features, int64_t targets, int classes, rt_dataset *train, rt_dataset *test,
+                  rt_truth *truth, char *err, size_t len)
 {
     memset(train, 0, sizeof *train);
     memset(test, 0, sizeof *test);
@@ -140,7 +142,8 @@ bool rt_load_data(const char *spec, int64_t features, int64_t targets, int class
     if (!spec)
         return rt_fail(err, len, "no dataset: the model declares none, so give --data");
     if (!*spec)
-        return rt_fail(err, len, "empty --data: expected fashion-mnist, a directory of IDX files, TRAIN.csv[,TEST.csv] "
+        return rt_fail(err, len,
+                       "empty --data: expected fashion-mnist, a directory of IDX files, TRAIN.csv[,TEST.csv] "
                        "or synthetic-linear ...");
     size_t n = strlen(spec);
     bool ok;
@@ -162,7 +165,8 @@ bool rt_load_data(const char *spec, int64_t features, int64_t targets, int class
     } else {
         const char *dir = strcmp(spec, "fashion-mnist") == 0 ? RT_FASHION_MNIST_DIR : spec;
         if (classes < 1)
-            return rt_fail(err, len, "data %s: IDX files hold class labels, but the model's targets are not classes", spec);
+            return rt_fail(err, len, "data %s: IDX files hold class labels, but the model's targets are not classes",
+                           spec);
         /* both sets the same way: the image size is checked from each header, before a pixel is read */
         ok = rt_load_mnist_set(dir, true, features, classes, train, err, len) &&
              rt_load_mnist_set(dir, false, features, classes, test, err, len);
@@ -195,8 +199,8 @@ static void gather_rows(const rt_dataset *d, int64_t first, int64_t rows, const 
 size_t rt_array_bytes(int64_t rows, int64_t cols, int64_t esz)
 {
     int64_t n;
-    if (rows < 0 || cols < 0 || esz < 0 || __builtin_mul_overflow(rows, cols, &n) || __builtin_mul_overflow(n, esz, &n) ||
-        (uint64_t)n > SIZE_MAX)
+    if (rows < 0 || cols < 0 || esz < 0 || __builtin_mul_overflow(rows, cols, &n) ||
+        __builtin_mul_overflow(n, esz, &n) || (uint64_t)n > SIZE_MAX)
         return SIZE_MAX;
     return (size_t)n;
 }
@@ -239,16 +243,16 @@ static void progress_bar(FILE *f, int64_t epoch, int64_t epochs, int64_t done, i
     for (int i = 0; i < WIDTH; i++)
         bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
     bar[WIDTH] = 0;
-    fprintf(f, "\r\033[Kepoch %lld/%lld [%s] %3d%%  loss %.4f  %.0f samples/s", (long long)epoch, (long long)epochs, bar,
-            (int)(100 * done / n), loss, rate);
+    fprintf(f, "\r\033[Kepoch %lld/%lld [%s] %3d%%  loss %.4f  %.0f samples/s", (long long)epoch, (long long)epochs,
+            bar, (int)(100 * done / n), loss, rate);
     fflush(f);
 }
 
 /* "correct" per sample is accuracy, shown as acc */
 static const char *shown(const char *metric) { return strcmp(metric, "correct") == 0 ? "acc" : metric; }
 
-bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *test, const rt_fit *f,
-                  rt_epoch *last, char *err, size_t len)
+bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *test, const rt_fit *f, rt_epoch *last,
+                  char *err, size_t len)
 {
     int64_t *perm = malloc(sizeof *perm * (size_t)train->n);
     void *x = NULL, *y = NULL;
@@ -273,13 +277,21 @@ bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *
                 progress_bar(f->progress, epoch, f->epochs, first, train->n, lsum / (double)(first ? first : 1),
                              (double)first / (shown_at - t0));
             }
-            rt_batch b = {.n = train->n - first < f->batch ? train->n - first : f->batch, .x = x, .y = y,
-                          .lr = f->lr, .wd = f->wd, .seed = f->seed, .step = step};
+            rt_batch b = {.n = train->n - first < f->batch ? train->n - first : f->batch,
+                          .x = x,
+                          .y = y,
+                          .lr = f->lr,
+                          .wd = f->wd,
+                          .seed = f->seed,
+                          .step = step};
             gather_rows(train, first, b.n, perm, x, y);
             ok = m->train_step(m->ctx, &b, err, len);
             if (ok && !isfinite(b.loss))
                 ok = rt_fail(err, len, "step %llu (epoch %lld): the loss is %s; stopping", (unsigned long long)step,
-                          (long long)epoch, isnan(b.loss) ? "nan" : b.loss > 0 ? "inf" : "-inf"); /* not "-nan" */
+                             (long long)epoch,
+                             isnan(b.loss) ? "nan"
+                             : b.loss > 0  ? "inf"
+                                           : "-inf"); /* not "-nan" */
             lsum += b.loss * (double)b.n;
             for (int k = 0; k < m->nmetrics; k++)
                 msum[k] += b.metric[k];
@@ -306,7 +318,8 @@ bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *
             for (int k = 0; k < m->nmetrics; k++)
                 fprintf(f->log, "  test_%s %.4f", shown(m->metrics[k]), e.test_metric[k]);
         }
-        fprintf(f->log, "  %.3fs  %.0f samples/s\n", e.seconds, (double)train->n / e.seconds); /* to the ms: epochs can be 0.1 s */
+        fprintf(f->log, "  %.3fs  %.0f samples/s\n", e.seconds,
+                (double)train->n / e.seconds); /* to the ms: epochs can be 0.1 s */
         fflush(f->log);
         *last = e;
         if (f->on_epoch)

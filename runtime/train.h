@@ -36,8 +36,8 @@ typedef struct rt_truth {
  *                                drawn with a fixed seed so every run sees the same data
  * features, targets: per sample, as the model's inputs take them; classes > 0 for class
  * labels. The test set may come back empty (n = 0). */
-bool rt_load_data(const char *spec, int64_t features, int64_t targets, int classes, rt_dataset *train,
-                  rt_dataset *test, rt_truth *truth, char *err, size_t len);
+bool rt_load_data(const char *spec, int64_t features, int64_t targets, int classes, rt_dataset *train, rt_dataset *test,
+                  rt_truth *truth, char *err, size_t len);
 
 typedef struct rt_param {
     const char *name;
@@ -48,13 +48,13 @@ typedef struct rt_param {
 
 /* One batch in and what the model says of it out. */
 typedef struct rt_batch {
-    int64_t n;                      /* rows */
-    const void *x, *y;              /* the dataset's dtypes, n rows each */
-    double lr, wd;                  /* runtime scalars */
-    uint32_t seed;                  /* dropout's key */
-    uint64_t step;                  /* the global step: dropout's counter */
-    double loss;                    /* out: the batch's mean loss */
-    double metric[RT_MAX_METRICS];  /* out: the batch's metric sums (correct predictions) */
+    int64_t n;                     /* rows */
+    const void *x, *y;             /* the dataset's dtypes, n rows each */
+    double lr, wd;                 /* runtime scalars */
+    uint32_t seed;                 /* dropout's key */
+    uint64_t step;                 /* the global step: dropout's counter */
+    double loss;                   /* out: the batch's mean loss */
+    double metric[RT_MAX_METRICS]; /* out: the batch's metric sums (correct predictions) */
 } rt_batch;
 
 struct rt_fit;
@@ -78,23 +78,23 @@ typedef struct rt_model {
 
 /* What an epoch measured; the test fields are NaN without a test set. */
 typedef struct rt_epoch {
-    int64_t epoch;    /* 1-based */
-    uint64_t step;    /* the global step after the epoch: the next epoch's first */
+    int64_t epoch; /* 1-based */
+    uint64_t step; /* the global step after the epoch: the next epoch's first */
     double train_loss, test_loss, seconds;
     double train_metric[RT_MAX_METRICS], test_metric[RT_MAX_METRICS]; /* per sample */
 } rt_epoch;
 
 typedef struct rt_fit {
     int64_t epochs, batch;
-    int64_t eval_batch;   /* 0: max(batch, 1000) */
+    int64_t eval_batch; /* 0: max(batch, 1000) */
     double lr, wd;
     uint32_t seed;
-    FILE *log;            /* the epoch lines */
-    FILE *progress;       /* a progress bar within each epoch (a terminal), or NULL */
+    FILE *log;      /* the epoch lines */
+    FILE *progress; /* a progress bar within each epoch (a terminal), or NULL */
     /* resuming: epochs 1..first_epoch-1 are done and the next step is first_step (the
      * shuffle of an epoch and dropout's masks depend on (seed, epoch) and (seed, step) only,
      * so a resumed run computes what an uninterrupted one does) */
-    int64_t first_epoch;  /* 0 or 1: from the start */
+    int64_t first_epoch; /* 0 or 1: from the start */
     uint64_t first_step;
     /* after each epoch's line; false stops training with its message */
     bool (*on_epoch)(void *ctx, const rt_epoch *e, char *err, size_t len);
@@ -106,8 +106,8 @@ typedef struct rt_fit {
  * A non-finite loss stops training with "step S (epoch E): the loss is nan; stopping" (the
  * parameters then hold that step's update: do not save them). last gets the final epoch's
  * figures. */
-bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *test, const rt_fit *f,
-                  rt_epoch *last, char *err, size_t len);
+bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *test, const rt_fit *f, rt_epoch *last,
+                  char *err, size_t len);
 
 /* Mean loss and per-sample metrics of the model over a dataset, in batches. */
 bool rt_evaluate(const rt_model *m, const rt_dataset *d, int64_t batch, double *loss, double *metric, char *err,

@@ -14,7 +14,7 @@ typedef enum ag_dtype {
     AG_DTYPE_COUNT
 } ag_dtype;
 
-#define AG_N (-1)      /* the symbolic batch dimension */
+#define AG_N (-1) /* the symbolic batch dimension */
 #define AG_MAX_RANK 4
 
 typedef struct ag_loc {

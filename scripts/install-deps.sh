@@ -7,6 +7,7 @@ packages=(
   llvm-19-dev                # code generation through the LLVM C API
   libopenblas-dev            # sgemm for matmuls
   libcriterion-dev           # the test suite
+  clang-format-19            # the test suite's format check (.clang-format)
   zlib1g-dev                 # gzipped IDX data files
   librandom123-dev           # Philox known-answer vectors for the RNG tests
   dataset-fashion-mnist      # /usr/share/datasets/fashion-mnist

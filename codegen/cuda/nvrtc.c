@@ -26,8 +26,7 @@ static struct nvrtc_lib {
     char why[1536];
     const char *(*error_string)(nvrtc_result);
     nvrtc_result (*version)(int *, int *);
-    nvrtc_result (*create)(nvrtc_program *, const char *, const char *, int, const char *const *,
-                           const char *const *);
+    nvrtc_result (*create)(nvrtc_program *, const char *, const char *, int, const char *const *, const char *const *);
     nvrtc_result (*compile)(nvrtc_program, int, const char *const *);
     nvrtc_result (*log_size)(nvrtc_program, size_t *);
     nvrtc_result (*log)(nvrtc_program, char *);
@@ -138,10 +137,7 @@ static bool loaded(char *why, size_t len)
     return nv.handle != NULL;
 }
 
-bool cg_nvrtc_available(char *why, size_t len)
-{
-    return loaded(why, len);
-}
+bool cg_nvrtc_available(char *why, size_t len) { return loaded(why, len); }
 
 bool cg_nvrtc_version(int *major, int *minor)
 {
@@ -172,8 +168,7 @@ static const char *first_error(const char *log)
 
 /* err = "name: " + the first error of log (else its first line): that line and those under
  * it up to a blank line (the source excerpt and caret), at most 4 lines */
-static void say_log_error(char *err, size_t len, const char *name, const char *what,
-                          const char *log)
+static void say_log_error(char *err, size_t len, const char *name, const char *what, const char *log)
 {
     const char *start = first_error(log) ? first_error(log) : log;
     size_t end = 0;
@@ -192,8 +187,8 @@ static void say_log_error(char *err, size_t len, const char *name, const char *w
 
 /* a buffer of size+1 bytes, NUL-terminated, that get fills */
 static char *fetch(nvrtc_program p, nvrtc_result (*size_of)(nvrtc_program, size_t *),
-                   nvrtc_result (*get)(nvrtc_program, char *), size_t *size, const char *what,
-                   const char *name, char *err, size_t len)
+                   nvrtc_result (*get)(nvrtc_program, char *), size_t *size, const char *what, const char *name,
+                   char *err, size_t len)
 {
     nvrtc_result r = size_of(p, size);
     if (r != NVRTC_OK) {
@@ -213,9 +208,8 @@ static char *fetch(nvrtc_program p, nvrtc_result (*size_of)(nvrtc_program, size_
     return buf;
 }
 
-bool cg_nvrtc_compile(const char *source, const char *name, const char *arch, bool want_ptx,
-                      bool want_cubin, const char *const *extra_opts, cg_nvrtc_out *out,
-                      char *err, size_t len)
+bool cg_nvrtc_compile(const char *source, const char *name, const char *arch, bool want_ptx, bool want_cubin,
+                      const char *const *extra_opts, cg_nvrtc_out *out, char *err, size_t len)
 {
     if (out)
         memset(out, 0, sizeof *out);
@@ -230,14 +224,12 @@ bool cg_nvrtc_compile(const char *source, const char *name, const char *arch, bo
 
     /* -arch: the real arch when ptxas runs, else its virtual one */
     char opt_arch[64];
-    if (arch && strncmp(arch, "sm_", 3) == 0 && isdigit((unsigned char)arch[3]) &&
-        strlen(arch) < 32) {
+    if (arch && strncmp(arch, "sm_", 3) == 0 && isdigit((unsigned char)arch[3]) && strlen(arch) < 32) {
         if (want_cubin)
             snprintf(opt_arch, sizeof opt_arch, "-arch=%s", arch);
         else
             snprintf(opt_arch, sizeof opt_arch, "-arch=compute_%s", arch + 3);
-    } else if (arch && strncmp(arch, "compute_", 8) == 0 && isdigit((unsigned char)arch[8]) &&
-               strlen(arch) < 32) {
+    } else if (arch && strncmp(arch, "compute_", 8) == 0 && isdigit((unsigned char)arch[8]) && strlen(arch) < 32) {
         if (want_cubin) {
             rt_fail_trimmed(err, len, "%s: a cubin needs a real arch (sm_XX), not %s", name, arch);
             return false;
@@ -295,8 +287,7 @@ bool cg_nvrtc_compile(const char *source, const char *name, const char *arch, bo
         }
     }
     if (rc != NVRTC_OK) {
-        say_log_error(err, len, name, rc == NVRTC_COMPILATION ? NULL : nv.error_string(rc),
-                      out->log);
+        say_log_error(err, len, name, rc == NVRTC_COMPILATION ? NULL : nv.error_string(rc), out->log);
         goto done;
     }
     if (want_ptx) {
@@ -379,13 +370,11 @@ cg_ptxas_report cg_ptxas_parse(const char *log)
             if (v > rep.spill_stores)
                 rep.spill_stores = v;
         }
-        if ((p = strstr(s, "bytes spill loads")) && (v = number_before(s, p)) >= 0 && seen &&
-            v > rep.spill_loads)
+        if ((p = strstr(s, "bytes spill loads")) && (v = number_before(s, p)) >= 0 && seen && v > rep.spill_loads)
             rep.spill_loads = v;
         char *after;
         if (seen && (p = strstr(s, "Used ")) && isdigit((unsigned char)p[5]) &&
-            (v = strtoll(p + 5, &after, 10)) > rep.max_registers &&
-            strncmp(after, " registers", 10) == 0)
+            (v = strtoll(p + 5, &after, 10)) > rep.max_registers && strncmp(after, " registers", 10) == 0)
             rep.max_registers = v;
     }
     return rep;

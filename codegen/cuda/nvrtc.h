@@ -17,9 +17,11 @@
  * $CUDA_HOME/lib64, $CUDA_PATH/lib64 and /usr/local/cuda/lib64. The first that loads and
  * has every function used wins. */
 typedef struct cg_nvrtc_out {
-    char *ptx;   size_t ptx_len;   /* with want_ptx: NUL-terminated text, ptx_len = strlen */
-    char *cubin; size_t cubin_len; /* with want_cubin: the ELF image, cubin_len bytes */
-    char *log; /* the compiler's log (ptxas' report included), "" when empty; always set on
+    char *ptx;
+    size_t ptx_len; /* with want_ptx: NUL-terminated text, ptx_len = strlen */
+    char *cubin;
+    size_t cubin_len; /* with want_cubin: the ELF image, cubin_len bytes */
+    char *log;        /* the compiler's log (ptxas' report included), "" when empty; always set on
                 * return true, and on a compile error (the whole log) */
 } cg_nvrtc_out;
 
@@ -44,9 +46,8 @@ bool cg_nvrtc_version(int *major, int *minor);
  * Any other failure (NVRTC not loadable, a bad arch, an option NVRTC rejects) gives false
  * with the reason. out is overwritten (its old contents are not freed); call
  * cg_nvrtc_out_free afterwards whether or not the call succeeded. */
-bool cg_nvrtc_compile(const char *source, const char *name, const char *arch, bool want_ptx,
-                      bool want_cubin, const char *const *extra_opts, cg_nvrtc_out *out,
-                      char *err, size_t len);
+bool cg_nvrtc_compile(const char *source, const char *name, const char *arch, bool want_ptx, bool want_cubin,
+                      const char *const *extra_opts, cg_nvrtc_out *out, char *err, size_t len);
 /* Frees what o holds and zeroes it; safe on a zeroed or already-freed o. */
 void cg_nvrtc_out_free(cg_nvrtc_out *o);
 

@@ -157,8 +157,7 @@ void rd_kernel_head(rd *R, const char *name)
     if (R->merge_run && R->merge_run[R->step] > 0)
         fprintf(R->f, "__device__ __forceinline__ void %s(ag_dev_args a)\n{\n", name);
     else
-        fprintf(R->f, "extern \"C\" __global__ void __launch_bounds__(%d) %s(ag_dev_args a)\n{\n", CG_CUDA_BLOCK,
-                name);
+        fprintf(R->f, "extern \"C\" __global__ void __launch_bounds__(%d) %s(ag_dev_args a)\n{\n", CG_CUDA_BLOCK, name);
 }
 
 /* ---- the source's prelude ---- */
@@ -172,7 +171,7 @@ static const char prelude_head[] =
 static void print_dev_args(FILE *f)
 {
     fputs("typedef struct ag_dev_args {\n", f);
-#define PRINT_FIELD(dtype, htype, name, dims, what)                                                       \
+#define PRINT_FIELD(dtype, htype, name, dims, what) \
     fprintf(f, "    %s%s%s%s; /* %s */\n", #dtype, #dtype[sizeof #dtype - 2] == '*' ? "" : " ", #name, #dims, what);
     AG_DEV_ARGS_FIELDS(PRINT_FIELD)
 #undef PRINT_FIELD
@@ -194,7 +193,8 @@ static const char prelude[] =
     "struct alignas(16) ag_v4i { int v[4]; };\n"
     "struct alignas(4) ag_v4b { unsigned char v[4]; };\n"
     "/* a maximum in which NaN wins */\n"
-    "__device__ __forceinline__ float ag_maxf(float acc, float v) { return acc != acc || !(v > acc || v != v) ? acc : v; }\n\n"
+    "__device__ __forceinline__ float ag_maxf(float acc, float v) { return acc != acc || !(v > acc || v != v) ? acc : "
+    "v; }\n\n"
     "/* Philox4x32-10 (runtime/rng.c): the same words as the CPU draws */\n"
     "__device__ __forceinline__ void ag_philox(unsigned c[4], unsigned k0, unsigned k1)\n"
     "{\n"
@@ -224,9 +224,10 @@ void rd_declare_buffers(rd *R, const bool *used)
         if (!used[b])
             continue;
         const cg_buffer *x = &R->p->buffers[b];
-        const char *base = x->region == CG_ARENA ? "a.arena" : x->region == CG_PARAMS ? "a.params"
-                           : x->region == CG_INPUT ? rd_tx(R, "a.inputs[%d]", (int)x->index)
-                                                   : rd_tx(R, "a.outputs[%d]", (int)x->index);
+        const char *base = x->region == CG_ARENA    ? "a.arena"
+                           : x->region == CG_PARAMS ? "a.params"
+                           : x->region == CG_INPUT  ? rd_tx(R, "a.inputs[%d]", (int)x->index)
+                                                    : rd_tx(R, "a.outputs[%d]", (int)x->index);
         if ((x->region == CG_INPUT || x->region == CG_OUTPUT) && x->index >= CG_CUDA_MAX_TENSORS)
             rd_fail(R, "buffer %d: caller tensor %d (a launch carries %d)", b, (int)x->index, CG_CUDA_MAX_TENSORS);
         fprintf(R->f, "    %s *const b%d = (%s *)(%s + %s);\n", mtype(x->dtype), b, mtype(x->dtype), base,
@@ -319,7 +320,7 @@ static void mark_merges(rd *R, const cg_cuda_plan *plan)
 {
     int64_t B = R->p->max_batch > 0 ? R->p->max_batch : 1;
     int runs = 0;
-    for (int a = 0, b; a < plan->nsteps; a = b > a ? b : a + 1) {
+    for (int a = 0, b; a<plan->nsteps; a = b> a ? b : a + 1) {
         int64_t bytes = 0;
         for (b = a; b < plan->nsteps && small(&plan->step[b], B) &&
                     bytes + R->shared[plan->step[b].first_step] <= MERGE_SHARED;

@@ -56,8 +56,9 @@ static void print_softmax_ce(rd *R, const cg_call *c, const cg_call *with, int s
                 "        const float ek = g[k];\n"
                 "        for (long long j = 0; j < len; j++) g[j] = g[j] / s;\n"
                 "        g[k] = ek / s - 1.0f;\n",
-                R->ce_pair[step], arg_ptr(R, c, 0), arg_ptr(R, c, 1), rd_tx(R, "(b%d + %s)", (int)with->arg[3].buffer,
-                rd_dim(R, with->arg[3].offset)), arg_ptr(R, c, 2), arg_ptr(R, c, 2));
+                R->ce_pair[step], arg_ptr(R, c, 0), arg_ptr(R, c, 1),
+                rd_tx(R, "(b%d + %s)", (int)with->arg[3].buffer, rd_dim(R, with->arg[3].offset)), arg_ptr(R, c, 2),
+                arg_ptr(R, c, 2));
         return;
     }
     if (scale_only) { /* step %d left e / s - (j == k) here: times the row's d */
@@ -69,9 +70,8 @@ static void print_softmax_ce(rd *R, const cg_call *c, const cg_call *with, int s
                 R->ce_pair[step], arg_ptr(R, c, 1), arg_ptr(R, c, 2), arg_ptr(R, c, 3));
         return;
     }
-    fprintf(R->f,
-            "        const float *x = %s + o * len;\n        const int k = %s[o];\n",
-            arg_ptr(R, c, 0), arg_ptr(R, c, 1));
+    fprintf(R->f, "        const float *x = %s + o * len;\n        const int k = %s[o];\n", arg_ptr(R, c, 0),
+            arg_ptr(R, c, 1));
     if (grad)
         fprintf(R->f, "        const float d = %s[o];\n        float *g = %s + o * len;\n", arg_ptr(R, c, 2),
                 arg_ptr(R, c, 3));
@@ -90,8 +90,9 @@ static void print_softmax_ce(rd *R, const cg_call *c, const cg_call *with, int s
                       "        for (long long j = 0; j < len; j++) g[j] = g[j] / s * d;\n"
                       "        g[k] = (ek / s - 1.0f) * d;\n");
     else
-        fprintf(R->f, "        for (long long j = 0; j < len; j++) s += expf(x[j] - m);\n"
-                      "        %s[o] = logf(s) - (x[k] - m);\n",
+        fprintf(R->f,
+                "        for (long long j = 0; j < len; j++) s += expf(x[j] - m);\n"
+                "        %s[o] = logf(s) - (x[k] - m);\n",
                 arg_ptr(R, c, 2));
 }
 
@@ -99,9 +100,9 @@ void rd_render_call(rd *R, const cg_call *c, const char *name, cg_cuda_launch *l
 {
     /* with its gradient (pair_ce): the gradient's call, whose output this kernel fills */
     const cg_call *with = c->op == IR_softmax_ce && R->ce_pair[step] >= 0 ? &R->p->steps[R->ce_pair[step]].call : NULL;
-    static const int nargs[IR_OP_COUNT] = { /* runtime/rt_ops.h's table: the ops with a routine */
+    static const int nargs[IR_OP_COUNT] = {/* runtime/rt_ops.h's table: the ops with a routine */
 #define NARGS(op, f32, i32, sig, n) [IR_##op] = n,
-        RT_ROUTINES(NARGS)
+                                           RT_ROUTINES(NARGS)
 #undef NARGS
     };
     if ((unsigned)c->op >= IR_OP_COUNT || !nargs[c->op] || c->nargs != nargs[c->op]) {
@@ -188,7 +189,8 @@ void rd_render_call(rd *R, const cg_call *c, const char *name, cg_cuda_launch *l
                     "        const int *x = %s + at;\n        int *y = %s + at;\n        long long s = 0;\n"
                     "        for (long long j = 0; j < len; j++) {\n"
                     "            s += x[j * inner];\n"
-                    "            y[j * inner] = s < -2147483647LL - 1 ? -2147483647 - 1 : s > 2147483647LL ? 2147483647 : (int)s;\n"
+                    "            y[j * inner] = s < -2147483647LL - 1 ? -2147483647 - 1 : s > 2147483647LL ? "
+                    "2147483647 : (int)s;\n"
                     "        }\n",
                     arg_ptr(R, c, 0), arg_ptr(R, c, 1));
         break;
@@ -208,8 +210,9 @@ void rd_render_call(rd *R, const cg_call *c, const char *name, cg_cuda_launch *l
 /* the region a buffer lives in: the arena, the parameters, or one caller tensor */
 int64_t rd_region_of(const cg_buffer *b)
 {
-    return b->region == CG_INPUT ? 2 + 2 * (int64_t)b->index : b->region == CG_OUTPUT ? 3 + 2 * (int64_t)b->index
-                                                                                       : (int64_t)b->region;
+    return b->region == CG_INPUT    ? 2 + 2 * (int64_t)b->index
+           : b->region == CG_OUTPUT ? 3 + 2 * (int64_t)b->index
+                                    : (int64_t)b->region;
 }
 
 /* elements offset + [0, count) of buffer b; count = c0 + c1 N */
@@ -335,8 +338,8 @@ void rd_pair_ce(rd *R)
             rd_step_spans(R, &lab, ly, lw, 2);
             bool clear = true;
             for (int k = 0; k < n; k++)
-                clear &= !rd_overlap(sp[k], out[0]) &&
-                         !(wr[k] && (rd_overlap(sp[k], ly[0]) || rd_overlap(sp[k], ly[1])));
+                clear &=
+                    !rd_overlap(sp[k], out[0]) && !(wr[k] && (rd_overlap(sp[k], ly[0]) || rd_overlap(sp[k], ly[1])));
             if (!clear)
                 break;
         }
@@ -370,15 +373,18 @@ static const char support[] =
     "    const int *order, const ag_dev_state *s, long long rows, long long row_bytes)\n"
     "{\n"
     "    const long long n = rows * row_bytes;\n"
-    "    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n; e += (long long)gridDim.x * blockDim.x) {\n"
+    "    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n; e += (long long)gridDim.x * "
+    "blockDim.x) {\n"
     "        const long long r = e / row_bytes, b = e % row_bytes;\n"
     "        dst[e] = src[(long long)order[s->first + r] * row_bytes + b];\n"
     "    }\n"
     "}\n\n"
     "/* bytes copied: an update that is not in place, over its parameter */\n"
-    "extern \"C\" __global__ void __launch_bounds__(256) ag_copy(unsigned char *dst, const unsigned char *src, long long bytes)\n"
+    "extern \"C\" __global__ void __launch_bounds__(256) ag_copy(unsigned char *dst, const unsigned char *src, long "
+    "long bytes)\n"
     "{\n"
-    "    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < bytes; e += (long long)gridDim.x * blockDim.x)\n"
+    "    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < bytes; e += (long long)gridDim.x * "
+    "blockDim.x)\n"
     "        dst[e] = src[e];\n"
     "}\n\n"
     "/* after a step: its loss and metrics into the sums, the first non-finite loss, the next step */\n"
@@ -391,7 +397,8 @@ static const char support[] =
     "        s->bad_step = (long long)s->step;\n"
     "    s->loss_sum += (double)l * (double)o.rows;\n"
     "    for (int k = 0; k < o.nmetrics && k < 8; k++)\n"
-    "        s->metric_sum[k] += o.metric_i32[k] ? (double)*(const int *)o.metric[k] : (double)*(const float *)o.metric[k];\n"
+    "        s->metric_sum[k] += o.metric_i32[k] ? (double)*(const int *)o.metric[k] : (double)*(const float "
+    "*)o.metric[k];\n"
     "    s->step += 1;\n"
     "    s->first += o.rows;\n"
     "    s->steps += 1;\n"

@@ -91,16 +91,17 @@ static void print_tiles(rd *R, const cg_gemm *g, const tiling *T)
             TK, TILE + 2, TK, TILE + 2, TILE - 1, TILE, TILE - 1, TILE);
     R->shared[R->step] += 2 * TK * (TILE + 2) * 4 + (S > 1 ? 4 : 0); /* As, Bs, last */
     if (S > 1)
-        fprintf(R->f,
-                "    /* K in %d splits, a block each: each stores its partial tile in the scratch, and the\n"
-                "     * last of a tile's blocks to finish (a counter) sums them in split order */\n"
-                "    const long long S = %lld, kc = ((K + S - 1) / S + %d) / %d * %d; /* K a split, in whole steps */\n"
-                "    unsigned *const count = (unsigned *)a.scratch; /* a tile's finished splits; back to 0 at the end */\n"
-                "    float *const part = (float *)(a.scratch + %d);\n"
-                "    __shared__ int last;\n"
-                "    for (long long w = blockIdx.x; w < tiles * S; w += gridDim.x) {\n"
-                "        const long long t = w / S, kb = (w %% S) * kc, ke = kb + kc < K ? kb + kc : K;\n",
-                (int)S, (long long)S, TK - 1, TK, TK, CG_CUDA_COUNTERS * 4);
+        fprintf(
+            R->f,
+            "    /* K in %d splits, a block each: each stores its partial tile in the scratch, and the\n"
+            "     * last of a tile's blocks to finish (a counter) sums them in split order */\n"
+            "    const long long S = %lld, kc = ((K + S - 1) / S + %d) / %d * %d; /* K a split, in whole steps */\n"
+            "    unsigned *const count = (unsigned *)a.scratch; /* a tile's finished splits; back to 0 at the end */\n"
+            "    float *const part = (float *)(a.scratch + %d);\n"
+            "    __shared__ int last;\n"
+            "    for (long long w = blockIdx.x; w < tiles * S; w += gridDim.x) {\n"
+            "        const long long t = w / S, kb = (w %% S) * kc, ke = kb + kc < K ? kb + kc : K;\n",
+            (int)S, (long long)S, TK - 1, TK, TK, CG_CUDA_COUNTERS * 4);
     else
         fprintf(R->f, "    for (long long t = blockIdx.x; t < tiles; t += gridDim.x) {\n"
                       "        const long long kb = 0, ke = K;\n");
@@ -165,9 +166,9 @@ static void print_tiles(rd *R, const cg_gemm *g, const tiling *T)
             "            }\n"
             "            __syncthreads();\n"
             "        }\n",
-            TILE, TILE, PER, PER, PER, PER, L, L, L, CG_CUDA_BLOCK, a_kk, a_mm, ael, b_kk, b_mm, bel, TK, L, CG_CUDA_BLOCK,
-            a_kk, a_mm, b_kk, b_mm, TK, L, CG_CUDA_BLOCK, a_kk, a_mm, TK, ael, b_kk, b_mm, TK, bel, TK, PER, PER, PER,
-            PER, PER, PER, PER);
+            TILE, TILE, PER, PER, PER, PER, L, L, L, CG_CUDA_BLOCK, a_kk, a_mm, ael, b_kk, b_mm, bel, TK, L,
+            CG_CUDA_BLOCK, a_kk, a_mm, b_kk, b_mm, TK, L, CG_CUDA_BLOCK, a_kk, a_mm, TK, ael, b_kk, b_mm, TK, bel, TK,
+            PER, PER, PER, PER, PER, PER, PER);
 }
 
 /* the splits of a tile summed by its last block to finish, in split order */
@@ -223,7 +224,8 @@ static void print_results(rd *R, const cg_loop *epi, const bool *is_c, bool writ
             PER, PER, PER, PER);
     if (!epi) {
         fprintf(R->f, "                if (i < M && j < NC) /* beta 0: C is not read (cblas_sgemm's rule) */\n"
-                      "                    C[i * NC + j] = beta == 0.0f ? alpha * r[u][v] : alpha * r[u][v] + beta * C[i * NC + j];\n");
+                      "                    C[i * NC + j] = beta == 0.0f ? alpha * r[u][v] : alpha * r[u][v] + beta * "
+                      "C[i * NC + j];\n");
     } else { /* beta is 0 (epilogue_fits): C is not read */
         const char *idx[2] = {epi->rank == 2 ? "i" : "j", "j"}, *given[CG_MAX_LOADS] = {NULL};
         for (int k = 0; k < epi->nloads; k++)
@@ -263,9 +265,10 @@ void rd_render_gemm(rd *R, const cg_gemm *g, const cg_loop *epi, const bool *is_
     if (R->failed)
         return;
     fprintf(R->f, "/* C = alpha op(A) op(B) + beta C, row major%s%s%s */\n", g->ta ? ", A transposed" : "",
-            g->tb ? ", B transposed" : "", epi ? rd_tx(R, ", then the next step's loop on each element (%d %s)",
-                                                       epi->nstores, epi->nstores == 1 ? "store" : "stores")
-                                              : "");
+            g->tb ? ", B transposed" : "",
+            epi ? rd_tx(R, ", then the next step's loop on each element (%d %s)", epi->nstores,
+                        epi->nstores == 1 ? "store" : "stores")
+                : "");
     rd_kernel_head(R, name);
     fprintf(R->f, "    const long long N = a.N;\n    (void)N;\n");
     rd_declare_buffers(R, used);

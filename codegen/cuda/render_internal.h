@@ -23,10 +23,10 @@ typedef struct rd {
     char *err;
     size_t len;
     bool failed;
-    bool single;   /* the compute type of the op being printed: float, else double */
-    char **texts;  /* every string printed into, freed at the end */
+    bool single;  /* the compute type of the op being printed: float, else double */
+    char **texts; /* every string printed into, freed at the end */
     int ntexts, captexts;
-    int *ce_pair;  /* per step: a softmax_ce and the softmax_ce_grad computed with it, -1 (pair_ce) */
+    int *ce_pair;          /* per step: a softmax_ce and the softmax_ce_grad computed with it, -1 (pair_ce) */
     int64_t scratch_bytes; /* of ag_dev_args.scratch, the most a kernel uses (split-K matmuls) */
     int step;              /* the step being rendered */
     int *merge_run;        /* per step: the merged kernel (1, 2, ...) it is a device function of, 0: none */

@@ -168,7 +168,9 @@ static void render_vec4(rd *R, const cg_loop *l, const char *const *idx, cg_cuda
             fprintf(R->f, "        const %s w%d = *(const %s *)(b%d + %s);\n", v4type(t), k, v4type(t), (int)a->buffer,
                     rd_at(R, a, l->rank, idx));
         for (int L = 0; L < 4; L++) {
-            const char *src = vec ? rd_tx(R, "w%d.v[%d]", k, L) : L ? rd_tx(R, "l%d_0", k) : rd_tx(R, "b%d[%s]", (int)a->buffer, rd_at(R, a, l->rank, idx));
+            const char *src = vec ? rd_tx(R, "w%d.v[%d]", k, L)
+                              : L ? rd_tx(R, "l%d_0", k)
+                                  : rd_tx(R, "b%d[%s]", (int)a->buffer, rd_at(R, a, l->rank, idx));
             fprintf(R->f, "        const %s l%d_%d = %s%s%s;\n", rd_ctype(t), k, L,
                     t == AG_BOOL && (vec || !L) ? "(" : "", src, t == AG_BOOL && (vec || !L) ? " != 0)" : "");
         }
@@ -186,7 +188,8 @@ static void render_vec4(rd *R, const cg_loop *l, const char *const *idx, cg_cuda
         for (int L = 0; L < 4; L++)
             fprintf(R->f, "        s%d.v[%d] = %s;\n", s, L,
                     rd_cvt(R, rd_tx(R, "v%d_%d", (int)st->expr, L), l->expr[st->expr].dtype, t));
-        fprintf(R->f, "        *(%s *)(b%d + %s) = s%d;\n", v4type(t), (int)st->at.buffer, rd_at(R, &st->at, l->rank, idx), s);
+        fprintf(R->f, "        *(%s *)(b%d + %s) = s%d;\n", v4type(t), (int)st->at.buffer,
+                rd_at(R, &st->at, l->rank, idx), s);
     }
     fprintf(R->f, "    }\n}\n\n");
 }
@@ -227,7 +230,8 @@ void rd_render_loop(rd *R, const cg_loop *l, const char *name, cg_cuda_launch *l
     for (int k = 0; k < l->rank; k++) {
         fprintf(R->f, "    const long long e%d = %s;\n", k, rd_dim(R, l->extent[k]));
         if (kept >> k & 1) { /* units *= k + n N, kept to degree 2 */
-            double c0 = units[0], c1 = units[1], c2 = units[2], a0 = (double)l->extent[k].k, a1 = (double)l->extent[k].n;
+            double c0 = units[0], c1 = units[1], c2 = units[2], a0 = (double)l->extent[k].k,
+                   a1 = (double)l->extent[k].n;
             units[0] = c0 * a0, units[1] = c0 * a1 + c1 * a0, units[2] = c1 * a1 + c2 * a0;
             /* past degree 2 (N^3 and up) is left out: the grid is smaller, the grid stride covers it */
         }
@@ -285,9 +289,10 @@ void rd_render_loop(rd *R, const cg_loop *l, const char *name, cg_cuda_launch *l
     fprintf(R->f, "            }\n        }\n");
     for (int s = 0; s < l->nstores; s++)
         fprintf(R->f, "        part%d[threadIdx.x] = acc%d;\n", s, s);
-    fprintf(R->f, "        __syncthreads();\n"
-                  "        for (int w_ = %d / 2; w_ > 0; w_ /= 2) {\n"
-                  "            if ((int)threadIdx.x < w_) {\n",
+    fprintf(R->f,
+            "        __syncthreads();\n"
+            "        for (int w_ = %d / 2; w_ > 0; w_ /= 2) {\n"
+            "            if ((int)threadIdx.x < w_) {\n",
             CG_CUDA_BLOCK);
     for (int s = 0; s < l->nstores; s++) {
         ag_dtype t = R->p->buffers[l->store[s].at.buffer].dtype;

@@ -100,7 +100,7 @@ LLVMValueRef em_convert(em *E, LLVMValueRef v, ag_dtype from, ag_dtype to)
     }
     if (to == AG_BOOL)
         return em_is_fp(from) ? LLVMBuildFCmp(E->b, LLVMRealUNE, v, LLVMConstNull(LLVMTypeOf(v)), "")
-                           : LLVMBuildICmp(E->b, LLVMIntNE, v, LLVMConstNull(LLVMTypeOf(v)), "");
+                              : LLVMBuildICmp(E->b, LLVMIntNE, v, LLVMConstNull(LLVMTypeOf(v)), "");
     if (em_is_fp(from)) { /* NaN -> 0, truncate toward zero, saturate: the .sat conversions */
         LLVMTypeRef over[] = {T, LLVMTypeOf(v)};
         return em_intrinsic(E, to == AG_I32 ? "llvm.fptosi.sat" : "llvm.fptoui.sat", over, 2, &v, 1);
@@ -124,9 +124,11 @@ static LLVMValueRef scalar_constant(em *E, double v, ag_dtype t)
         return LLVMConstReal(scalar_type(E, t), t == AG_F32 ? (double)(float)v : v);
     switch (t) {
     case AG_I32:
-        return LLVMConstInt(E->i32, (unsigned long long)(int64_t)(v != v ? 0 : v <= -2147483648.0 ? INT32_MIN
-                                                                     : v >= 2147483647.0         ? INT32_MAX
-                                                                                                 : (int32_t)v),
+        return LLVMConstInt(E->i32,
+                            (unsigned long long)(int64_t)(v != v               ? 0
+                                                          : v <= -2147483648.0 ? INT32_MIN
+                                                          : v >= 2147483647.0  ? INT32_MAX
+                                                                               : (int32_t)v),
                             1);
     case AG_U8: return LLVMConstInt(E->i8, v != v || v <= 0 ? 0 : v >= 255 ? 255 : (unsigned)v, 0);
     case AG_BOOL: return LLVMConstInt(E->i1, v != 0, 0);
@@ -138,10 +140,7 @@ LLVMValueRef em_constant(em *E, double v, ag_dtype t) { return splat(E, scalar_c
 /* ---- the op table's scalar forms as builder calls ---- */
 
 static LLVMValueRef s_k(em *E, double v) { return em_constant(E, v, E->T == val_type(E, AG_F32) ? AG_F32 : AG_F64); }
-static LLVMValueRef s_un(em *E, const char *intr, LLVMValueRef x)
-{
-    return em_intrinsic(E, intr, &E->T, 1, &x, 1);
-}
+static LLVMValueRef s_un(em *E, const char *intr, LLVMValueRef x) { return em_intrinsic(E, intr, &E->T, 1, &x, 1); }
 static LLVMValueRef s_pow(em *E, LLVMValueRef x, LLVMValueRef y)
 {
     LLVMValueRef args[] = {x, y};
@@ -227,15 +226,15 @@ static LLVMValueRef f32_log(em *E, LLVMValueRef x)
     LLVMValueRef e = LLVMBuildSub(E->b, LLVMBuildAnd(E->b, LLVMBuildLShr(E->b, bits, ik(E, 23), ""), ik(E, 0xff), ""),
                                   LLVMBuildSelect(E->b, tiny, ik(E, 126 + 23), ik(E, 126), ""), "");
     LLVMValueRef m = LLVMBuildBitCast(
-        E->b, LLVMBuildOr(E->b, LLVMBuildAnd(E->b, bits, ik(E, (int32_t)0x807fffff), ""), ik(E, 0x3f000000), ""), F, "");
+        E->b, LLVMBuildOr(E->b, LLVMBuildAnd(E->b, bits, ik(E, (int32_t)0x807fffff), ""), ik(E, 0x3f000000), ""), F,
+        "");
     /* m below sqrt(1/2): 2m - 1 and e - 1, else m - 1 */
     LLVMValueRef lo = LLVMBuildFCmp(E->b, LLVMRealOLT, m, fk(E, 0.707106781186547524), "");
     e = LLVMBuildSub(E->b, e, LLVMBuildZExt(E->b, lo, I, ""), "");
     m = LLVMBuildFSub(E->b, LLVMBuildSelect(E->b, lo, LLVMBuildFAdd(E->b, m, m, ""), m, ""), fk(E, 1), "");
     LLVMValueRef z = LLVMBuildFMul(E->b, m, m, "");
-    static const double p[] = {7.0376836292e-2,  -1.1514610310e-1, 1.1676998740e-1,
-                               -1.2420140846e-1, 1.4249322787e-1,  -1.6668057665e-1,
-                               2.0000714765e-1,  -2.4999993993e-1, 3.3333331174e-1};
+    static const double p[] = {7.0376836292e-2,  -1.1514610310e-1, 1.1676998740e-1,  -1.2420140846e-1, 1.4249322787e-1,
+                               -1.6668057665e-1, 2.0000714765e-1,  -2.4999993993e-1, 3.3333331174e-1};
     LLVMValueRef y = LLVMBuildFMul(E->b, LLVMBuildFMul(E->b, horner(E, m, p, 9), m, ""), z, "");
     LLVMValueRef fe = LLVMBuildSIToFP(E->b, e, F, "");
     y = LLVMBuildFAdd(E->b, y, LLVMBuildFMul(E->b, fe, fk(E, -2.12194440e-4), ""), "");
@@ -289,11 +288,11 @@ static LLVMValueRef s_tanh(em *E, LLVMValueRef x) { return is_f32(E) ? f32_tanh(
 #define S_SEL(c, x, y) s_sel(E, c, x, y)
 
 typedef LLVMValueRef ew_builder(em *E, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c);
-#define EW_BUILD(name, arity, scalar, ...)                                                     \
-    static LLVMValueRef ew_##name(em *E, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c)       \
-    {                                                                                          \
-        (void)E, (void)a, (void)b, (void)c;                                                    \
-        return scalar;                                                                         \
+#define EW_BUILD(name, arity, scalar, ...)                                               \
+    static LLVMValueRef ew_##name(em *E, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c) \
+    {                                                                                    \
+        (void)E, (void)a, (void)b, (void)c;                                              \
+        return scalar;                                                                   \
     }
 #define EW_SKIP(...)
 IR_OPS(EW_BUILD, EW_SKIP)

@@ -99,12 +99,12 @@ static void emit_gemm(em *E, entry *X, const cg_gemm *g, int step)
     LLVMValueRef k32 = LLVMBuildTrunc(E->b, K, E->i32, "");
     LLVMValueRef i32k[3] = {LLVMConstInt(E->i32, 101, 0), LLVMConstInt(E->i32, g->ta ? 112 : 111, 0),
                             LLVMConstInt(E->i32, g->tb ? 112 : 111, 0)};
-    LLVMTypeRef pt[] = {E->i32, E->i32, E->i32, E->i32, E->i32, E->i32, E->f32, E->ptr,
-                        E->i32, E->ptr, E->i32, E->f32, E->ptr, E->i32};
+    LLVMTypeRef pt[] = {E->i32, E->i32, E->i32, E->i32, E->i32, E->i32, E->f32,
+                        E->ptr, E->i32, E->ptr, E->i32, E->f32, E->ptr, E->i32};
     LLVMTypeRef ft;
     LLVMValueRef fn = em_declare(E, "cblas_sgemm", E->vd, pt, 14, &ft);
-    LLVMValueRef args[] = {i32k[0], i32k[1], i32k[2], m32, n32, k32, alpha, A,
-                           g->ta ? m32 : k32, Bp, g->tb ? k32 : n32, beta, C, n32};
+    LLVMValueRef args[] = {i32k[0],           i32k[1], i32k[2],           m32,  n32, k32, alpha, A,
+                           g->ta ? m32 : k32, Bp,      g->tb ? k32 : n32, beta, C,   n32};
     /* skipped when the product is empty: lda etc. would be 0, which sgemm rejects */
     LLVMValueRef zero = LLVMConstInt(E->i64, 0, 0);
     LLVMValueRef any = LLVMBuildAnd(E->b, LLVMBuildICmp(E->b, LLVMIntSGT, M, zero, ""),

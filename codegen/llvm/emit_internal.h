@@ -72,7 +72,7 @@ LLVMValueRef em_declare(em *E, const char *name, LLVMTypeRef ret, LLVMTypeRef *p
 /* Loop step `step` as its function NAME.loopK, called from the entry where the builder
  * stands: addr(E, buffer, actx) gives a buffer's address there; pool, when not null at run
  * time, runs a splittable loop in chunks. */
-LLVMValueRef em_emit_loop(em *E, const cg_loop *l, int step, LLVMValueRef (*addr)(em *, int32_t, void *),
-                          void *actx, LLVMValueRef N, LLVMValueRef pool);
+LLVMValueRef em_emit_loop(em *E, const cg_loop *l, int step, LLVMValueRef (*addr)(em *, int32_t, void *), void *actx,
+                          LLVMValueRef N, LLVMValueRef pool);
 
 #endif

@@ -25,14 +25,12 @@ static bool p_mul(poly a, poly b, poly *r)
 {
     if ((a.c[2] != 0 && (b.c[1] != 0 || b.c[2] != 0)) || (b.c[2] != 0 && a.c[1] != 0))
         return false;
-    *r = (poly){{a.c[0] * b.c[0], a.c[0] * b.c[1] + a.c[1] * b.c[0], a.c[0] * b.c[2] + a.c[1] * b.c[1] + a.c[2] * b.c[0]}};
+    *r = (poly){
+        {a.c[0] * b.c[0], a.c[0] * b.c[1] + a.c[1] * b.c[0], a.c[0] * b.c[2] + a.c[1] * b.c[1] + a.c[2] * b.c[0]}};
     return true;
 }
 /* p(N) >= 0 for every N >= 1: with M = N - 1 >= 0, every coefficient of p(M + 1) is >= 0 */
-static bool p_nonneg(poly p)
-{
-    return p.c[0] + p.c[1] + p.c[2] >= 0 && p.c[1] + 2 * p.c[2] >= 0 && p.c[2] >= 0;
-}
+static bool p_nonneg(poly p) { return p.c[0] + p.c[1] + p.c[2] >= 0 && p.c[1] + 2 * p.c[2] >= 0 && p.c[2] >= 0; }
 
 /* p(N) >= 0 for every N in [1, B], the batches the memory plan fits (B < 1: every N >= 1):
  * a quadratic's minimum over an interval is at an end or at its vertex */
@@ -85,10 +83,10 @@ typedef struct lp {
     LLVMValueRef arg[CG_MAX_LOADS + CG_MAX_STORES];
     LLVMValueRef N;
     LLVMValueRef extent[IR_MAX_RANK], index[IR_MAX_RANK];
-    bool fill;            /* building the fill nest of a reduction */
-    LLVMValueRef flat;    /* streaming loops: the flat element index every access is at (lp_stream) */
-    bool stream_store;    /* streaming loops: stores are whole aligned vectors that bypass the cache */
-    int split;            /* the axis that runs over [begin, end) only, -1: none */
+    bool fill;         /* building the fill nest of a reduction */
+    LLVMValueRef flat; /* streaming loops: the flat element index every access is at (lp_stream) */
+    bool stream_store; /* streaming loops: stores are whole aligned vectors that bypass the cache */
+    int split;         /* the axis that runs over [begin, end) only, -1: none */
     LLVMValueRef begin, end;
 } lp;
 
@@ -116,7 +114,8 @@ static LLVMValueRef lp_addr(lp *L, const cg_access *a)
         cg_dim s = a->stride[k];
         if (s.k == 0 && s.n == 0)
             continue;
-        LLVMValueRef t = s.k == 1 && s.n == 0 ? L->index[k] : LLVMBuildNSWMul(E->b, L->index[k], em_affine(E, s, L->N), "");
+        LLVMValueRef t =
+            s.k == 1 && s.n == 0 ? L->index[k] : LLVMBuildNSWMul(E->b, L->index[k], em_affine(E, s, L->N), "");
         off = LLVMBuildNSWAdd(E->b, off, t, "");
     }
     return em_gep(E, em_mem_type(E, b->dtype), L->arg[lp_param(L, a->buffer)], off);
@@ -147,8 +146,7 @@ static void lp_loads(lp *L, LLVMValueRef *load)
                                                     LLVMConstInt(E->i32, 0, 0), "");
             load[k] = LLVMBuildShuffleVector(E->b, v, LLVMGetUndef(LLVMTypeOf(v)),
                                              LLVMConstNull(LLVMVectorType(E->i32, w)), "");
-        }
-        else
+        } else
             load[k] = em_load_elem(E, t, lp_addr(L, &l->load[k]));
     }
 }
@@ -204,8 +202,7 @@ static void lp_finish(lp *L, LLVMValueRef *load)
                 LLVMTypeRef ty = LLVMTypeOf(v);
                 LLVMValueRef two[] = {old, v};
                 v = em_intrinsic(E, t == AG_I32 ? "llvm.sadd.sat" : "llvm.uadd.sat", &ty, 1, two, 2);
-            }
-            else if (em_is_fp(t)) /* v > acc || v != v: NaN wins */
+            } else if (em_is_fp(t)) /* v > acc || v != v: NaN wins */
                 v = LLVMBuildSelect(E->b,
                                     LLVMBuildOr(E->b, LLVMBuildFCmp(E->b, LLVMRealOGT, v, old, ""),
                                                 LLVMBuildFCmp(E->b, LLVMRealUNO, v, v, ""), ""),
@@ -263,8 +260,9 @@ static void lp_nest(lp *L, int k)
 /* The region a buffer lives in: the arena, the parameters, or one caller tensor. */
 static int64_t region_of(const cg_buffer *b)
 {
-    return b->region == CG_INPUT ? 2 + 2 * (int64_t)b->index : b->region == CG_OUTPUT ? 3 + 2 * (int64_t)b->index
-                                                                                       : (int64_t)b->region;
+    return b->region == CG_INPUT    ? 2 + 2 * (int64_t)b->index
+           : b->region == CG_OUTPUT ? 3 + 2 * (int64_t)b->index
+                                    : (int64_t)b->region;
 }
 
 /* Buffer parameter k of the loop is noalias when every other buffer it shares a region
@@ -368,7 +366,7 @@ static bool lp_splittable(lp *L)
 #define STREAM_LANES 8                       /* 4-byte elements per 32-byte vector */
 #define STREAM_PAGE 1024                     /* 4-byte elements per 4 KiB page */
 #define STREAM_PAGES 4
-#define STREAM_VECTORS 16                    /* vectors in flight per step, loads of all inputs */
+#define STREAM_VECTORS 16 /* vectors in flight per step, loads of all inputs */
 
 /* access a walks the loop's index space in row-major order: element f of the flattened
  * space is at offset + f */
@@ -416,7 +414,8 @@ typedef void flat_body(lp *L, LLVMValueRef i, void *ctx);
 static LLVMValueRef counted(lp *L, LLVMValueRef from, LLVMValueRef to, int64_t step, flat_body *body, void *ctx)
 {
     em *E = L->E;
-    LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(E->b)), k = LLVMConstInt(E->i64, (unsigned long long)step, 0);
+    LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(E->b)),
+                 k = LLVMConstInt(E->i64, (unsigned long long)step, 0);
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(E->b);
     LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(E->c, fn, "stream");
     LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(E->c, fn, "stream.done");
@@ -464,7 +463,8 @@ static void stream_step(lp *L, LLVMValueRef j, void *ctx)
     E->W = STREAM_LANES;
     for (int v = 0; v < n; v++) {
         int64_t off = (int64_t)(v / sb->per) * STREAM_PAGE + (int64_t)(v % sb->per) * STREAM_LANES;
-        at[v] = LLVMBuildNSWAdd(E->b, LLVMBuildNSWAdd(E->b, sb->block, j, ""), LLVMConstInt(E->i64, (unsigned long long)off, 0), "");
+        at[v] = LLVMBuildNSWAdd(E->b, LLVMBuildNSWAdd(E->b, sb->block, j, ""),
+                                LLVMConstInt(E->i64, (unsigned long long)off, 0), "");
         L->flat = at[v];
         lp_loads(L, load[v]);
     }
@@ -503,7 +503,8 @@ static void lp_stream(lp *L, LLVMValueRef lo, LLVMValueRef hi)
         loads += !is_broadcast(L->l, &L->l->load[k]);
     int per = STREAM_VECTORS / STREAM_PAGES / (loads > 0 ? loads : 1);
     per = per < 1 ? 1 : per;
-    LLVMValueRef i = counted(L, LLVMBuildNSWAdd(E->b, lo, head, ""), hi, STREAM_PAGES * STREAM_PAGE, stream_block_body, &per);
+    LLVMValueRef i =
+        counted(L, LLVMBuildNSWAdd(E->b, lo, head, ""), hi, STREAM_PAGES * STREAM_PAGE, stream_block_body, &per);
     i = counted(L, i, hi, STREAM_LANES, stream_one, L);
     counted(L, i, hi, 1, stream_one, NULL);
     L->flat = NULL;
@@ -532,9 +533,9 @@ static LLVMBasicBlockRef lp_call_split(lp *L, int step, LLVMValueRef fn, LLVMTyp
     for (int k = 1; k < l->rank; k++)
         inner = LLVMBuildNSWMul(E->b, inner, em_affine(E, l->extent[k], N), "");
     LLVMValueRef total = LLVMBuildNSWMul(E->b, rows, inner, "");
-    LLVMValueRef big = LLVMBuildAnd(
-        E->b, LLVMBuildICmp(E->b, LLVMIntNE, pool, LLVMConstNull(E->ptr), ""),
-        LLVMBuildICmp(E->b, LLVMIntSGE, total, LLVMConstInt(E->i64, PAR_MIN_ELEMS, 0), ""), "");
+    LLVMValueRef big =
+        LLVMBuildAnd(E->b, LLVMBuildICmp(E->b, LLVMIntNE, pool, LLVMConstNull(E->ptr), ""),
+                     LLVMBuildICmp(E->b, LLVMIntSGE, total, LLVMConstInt(E->i64, PAR_MIN_ELEMS, 0), ""), "");
     LLVMValueRef entry_fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(E->b));
     LLVMBasicBlockRef par = LLVMAppendBasicBlockInContext(E->c, entry_fn, "par");
     LLVMBasicBlockRef ser = LLVMAppendBasicBlockInContext(E->c, entry_fn, "ser");
@@ -567,8 +568,8 @@ static LLVMBasicBlockRef lp_call_split(lp *L, int step, LLVMValueRef fn, LLVMTyp
     for (int k = 0; k <= L->nbuf; k++)
         LLVMBuildStore(E->b, args[k], LLVMBuildStructGEP2(E->b, ctx_t, ctx, (unsigned)k, ""));
     /* grain: ceil(CHUNK_ELEMS / inner) rows, at least 1 (inner >= 1 here: total > 0) */
-    LLVMValueRef grain = LLVMBuildSDiv(
-        E->b, LLVMBuildNSWAdd(E->b, inner, LLVMConstInt(E->i64, CHUNK_ELEMS - 1, 0), ""), inner, "");
+    LLVMValueRef grain =
+        LLVMBuildSDiv(E->b, LLVMBuildNSWAdd(E->b, inner, LLVMConstInt(E->i64, CHUNK_ELEMS - 1, 0), ""), inner, "");
 
     /* the trampoline: void NAME.loopK.chunk(void *ctx, int64_t begin, int64_t end) */
     LLVMTypeRef cp[] = {E->ptr, E->i64, E->i64};
@@ -596,8 +597,8 @@ static LLVMBasicBlockRef lp_call_split(lp *L, int step, LLVMValueRef fn, LLVMTyp
     return done;
 }
 
-LLVMValueRef em_emit_loop(em *E, const cg_loop *l, int step, LLVMValueRef (*addr)(em *, int32_t, void *),
-                          void *actx, LLVMValueRef N, LLVMValueRef pool)
+LLVMValueRef em_emit_loop(em *E, const cg_loop *l, int step, LLVMValueRef (*addr)(em *, int32_t, void *), void *actx,
+                          LLVMValueRef N, LLVMValueRef pool)
 {
     if (l->rank < 0 || l->rank > IR_MAX_RANK || l->nloads < 0 || l->nloads > CG_MAX_LOADS || l->nexprs < 0 ||
         l->nexprs > CG_MAX_EXPRS || l->nstores < 0 || l->nstores > CG_MAX_STORES) {

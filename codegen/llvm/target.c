@@ -39,8 +39,7 @@ static once_flag native_once = ONCE_FLAG_INIT;
 static bool native_failed;
 static void native_init(void)
 {
-    native_failed = LLVMInitializeNativeTarget() || LLVMInitializeNativeAsmPrinter() ||
-                    LLVMInitializeNativeAsmParser();
+    native_failed = LLVMInitializeNativeTarget() || LLVMInitializeNativeAsmPrinter() || LLVMInitializeNativeAsmParser();
 }
 
 static bool native_ready(char *err, size_t len)
@@ -52,8 +51,7 @@ static bool native_ready(char *err, size_t len)
 }
 
 /* A host target machine: triple, CPU and features of this machine, PIC, O3. */
-static LLVMTargetMachineRef host_machine(char **triple, char **cpu, char **features, char *err,
-                                         size_t len)
+static LLVMTargetMachineRef host_machine(char **triple, char **cpu, char **features, char *err, size_t len)
 {
     char *def = LLVMGetDefaultTargetTriple();
     *triple = LLVMNormalizeTargetTriple(def);
@@ -68,9 +66,8 @@ static LLVMTargetMachineRef host_machine(char **triple, char **cpu, char **featu
         LLVMDisposeMessage(msg);
         return NULL;
     }
-    LLVMTargetMachineRef tm =
-        LLVMCreateTargetMachine(target, *triple, *cpu, *features, LLVMCodeGenLevelAggressive,
-                                LLVMRelocPIC, LLVMCodeModelDefault);
+    LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, *triple, *cpu, *features, LLVMCodeGenLevelAggressive,
+                                                      LLVMRelocPIC, LLVMCodeModelDefault);
     if (!tm)
         rt_fail_trimmed(err, len, "LLVM: cannot create a target machine for %s (%s)", *triple, *cpu);
     return tm;
@@ -164,8 +161,7 @@ bool cg_optimize(cg_target *t, LLVMModuleRef m, char *err, size_t len)
 
 /* Codegen runs IR passes (CodeGenPrepare and friends) that rewrite the module in place,
  * and running it twice on one module is not supported: work on a clone. */
-static bool emit(cg_target *t, LLVMModuleRef m, const char *path, LLVMCodeGenFileType kind,
-                 char *err, size_t len)
+static bool emit(cg_target *t, LLVMModuleRef m, const char *path, LLVMCodeGenFileType kind, char *err, size_t len)
 {
     LLVMModuleRef copy = LLVMCloneModule(m);
     char *msg = NULL;
@@ -218,8 +214,7 @@ cg_jit *cg_jit_new(char *err, size_t len)
     }
     LLVMOrcLLJITBuilderRef b = LLVMOrcCreateLLJITBuilder();
     /* both calls take ownership: of tm, then of the machine builder */
-    LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(
-        b, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm));
+    LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(b, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm));
     LLVMErrorRef e = LLVMOrcCreateLLJIT(&j->jit, b); /* takes b, even on failure */
     if (e) {
         say_error(err, len, "LLVM JIT", e);
@@ -229,8 +224,7 @@ cg_jit *cg_jit_new(char *err, size_t len)
     /* Unresolved names fall back to the process: cblas_sgemm, libm, exported functions.
      * (LLJIT links a process-symbols library by default too; this does not rely on it.) */
     LLVMOrcDefinitionGeneratorRef g;
-    e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(
-        &g, LLVMOrcLLJITGetGlobalPrefix(j->jit), NULL, NULL);
+    e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&g, LLVMOrcLLJITGetGlobalPrefix(j->jit), NULL, NULL);
     if (e) {
         say_error(err, len, "LLVM JIT: process symbols", e);
         cg_jit_free(j);
@@ -241,10 +235,7 @@ cg_jit *cg_jit_new(char *err, size_t len)
     return j;
 }
 
-LLVMContextRef cg_jit_context(cg_jit *j)
-{
-    return LLVMOrcThreadSafeContextGetContext(j->tsc);
-}
+LLVMContextRef cg_jit_context(cg_jit *j) { return LLVMOrcThreadSafeContextGetContext(j->tsc); }
 
 bool cg_jit_add(cg_jit *j, LLVMModuleRef m, char *err, size_t len)
 {
@@ -253,8 +244,7 @@ bool cg_jit_add(cg_jit *j, LLVMModuleRef m, char *err, size_t len)
         return false;
     }
     LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(m, j->tsc);
-    LLVMErrorRef e =
-        LLVMOrcLLJITAddLLVMIRModule(j->jit, LLVMOrcLLJITGetMainJITDylib(j->jit), tsm);
+    LLVMErrorRef e = LLVMOrcLLJITAddLLVMIRModule(j->jit, LLVMOrcLLJITGetMainJITDylib(j->jit), tsm);
     if (e) {
         say_error(err, len, "LLVM JIT", e);
         return false;

@@ -45,11 +45,11 @@ static void compiles_without_spills(const cg_program *p, const char *what)
     cg_nvrtc_out out;
     bool ok = cg_nvrtc_compile(src, what, "sm_90", true, true, NULL, &out, err, sizeof err);
     cr_assert(ok, "%s does not compile: %s\n--- source ---\n%.6000s", what, err, src);
-    cr_expect(out.cubin_len > 4 && memcmp(out.cubin, "\x7f" "ELF", 4) == 0, "%s: no cubin", what);
+    cr_expect(out.cubin_len > 4 && memcmp(out.cubin, "\177ELF", 4) == 0, "%s: no cubin", what);
     cr_expect(!p->nsteps || (out.ptx && strstr(out.ptx, ".entry")), "%s: no kernel in the PTX", what);
     cg_ptxas_report r = cg_ptxas_parse(out.log);
-    cr_expect_geq(r.functions, plan.nsteps, "%s: ptxas reported %d functions for %d launches:\n%s", what,
-                  r.functions, plan.nsteps, out.log);
+    cr_expect_geq(r.functions, plan.nsteps, "%s: ptxas reported %d functions for %d launches:\n%s", what, r.functions,
+                  plan.nsteps, out.log);
     cr_expect(r.spill_stores == 0 && r.spill_loads == 0, "%s: spills (%lld stores, %lld loads):\n%s", what,
               (long long)r.spill_stores, (long long)r.spill_loads, out.log);
     cg_nvrtc_out_free(&out);
@@ -168,8 +168,9 @@ Test(cuda_render, matmul_tile_loads_coalesce)
         transposed += strstr(line, "(k) * M") || strstr(line, "(j) * K");
         loads++;
     }
-    cr_expect_eq(loads, 2 * 2 * 5, "the train step's 5 matmuls (2 forward, 2 weight gradients, 1 input gradient), "
-                                   "2 operands each, loaded before the first step and during each");
+    cr_expect_eq(loads, 2 * 2 * 5,
+                 "the train step's 5 matmuls (2 forward, 2 weight gradients, 1 input gradient), "
+                 "2 operands each, loaded before the first step and during each");
     cr_expect_geq(transposed, 3, "the backward's matmuls read transposed operands");
     mlp_render_free(&r);
 }
@@ -184,7 +185,7 @@ Test(cuda_render, matmul_splits_k_where_tiles_are_few)
     cr_assert_eq(r.p->max_batch, 256);
     const cg_cuda_plan plan = r.plan;
     char *src = r.src;
-    static const int want_splits[] = {5, 8, 1, 2, 8};   /* forward 256x256 (K 784), 256x10; dH; dW1, dW2 */
+    static const int want_splits[] = {5, 8, 1, 2, 8};        /* forward 256x256 (K 784), 256x10; dH; dW1, dW2 */
     static const int want_blocks[] = {320, 64, 64, 400, 64}; /* tiles x splits at N = 256 */
     int gemms = 0;
     for (int k = 0; k < plan.nsteps; k++) {

@@ -32,7 +32,7 @@ void *const test_llvm_emit_rt_refs[] = {
 #define ROUTINE(op, f32, i32, sig, n) (void *)f32, (void *)i32,
     RT_ROUTINES(ROUTINE) /* runtime/rt_ops.h's table */
 #undef ROUTINE
-    (void *)rt_profile_mark,
+    (void *) rt_profile_mark,
 };
 
 static const int64_t batches[] = {1, 7, 256, 1001};
@@ -328,9 +328,9 @@ static void fill_int(const char *name, ir_tensor *t)
  * exactly as the C reference does: IEEE arithmetic, or the same libm call (powf). */
 static bool exact_formula(const char *scalar)
 {
-    static const char *const exact[] = {"S_K(",  "S_ADD(", "S_SUB(", "S_MUL(", "S_DIV(", "S_POW(",
-                                        "S_NEG(", "S_ABS(", "S_SQRT(", "S_LT(", "S_LE(", "S_GT(",
-                                        "S_GE(", "S_EQ(", "S_NE(", "S_SEL("};
+    static const char *const exact[] = {"S_K(",   "S_ADD(", "S_SUB(",  "S_MUL(", "S_DIV(", "S_POW(",
+                                        "S_NEG(", "S_ABS(", "S_SQRT(", "S_LT(",  "S_LE(",  "S_GT(",
+                                        "S_GE(",  "S_EQ(",  "S_NE(",   "S_SEL("};
     for (const char *s = strstr(scalar, "S_"); s; s = strstr(s + 2, "S_")) {
         bool known = false;
         for (size_t k = 0; k < sizeof exact / sizeof *exact && !known; k++)
@@ -409,7 +409,7 @@ Test(llvm_emit, every_integer_op)
 static void fill_huge(const char *name, ir_tensor *t)
 {
     (void)name;
-    static const float sp[] = {NAN,   INFINITY, -INFINITY, 1e10f, -1e10f, 300.0f, 255.5f, 254.9f,
+    static const float sp[] = {NAN,   INFINITY, -INFINITY, 1e10f, -1e10f, 300.0f,        255.5f,        254.9f,
                                -0.5f, 2.7f,     -2.7f,     0.0f,  -0.0f,  2147483520.0f, -2147483648.0f};
     float *x = t->data;
     for (int64_t i = 0, n = ir_tensor_numel(t); i < n; i++)
@@ -422,7 +422,10 @@ Test(llvm_emit, casts_saturate)
                "graph @casts {\n  %x: f32[N,15] = input\n"
                "  %0: i32[N,15] = cast %x\n  %1: u8[N,15] = cast %x\n  %2: u8[N,15] = cast %0\n"
                "  %3: bool[N,15] = cast %x\n  return i: %0, u: %1, iu: %2, b: %3\n}\n",
-               fill_huge, true, 0, 0};
+               fill_huge,
+               true,
+               0,
+               0};
     prog *P = prog_new("casts", 1, 4);
     cg_loop *l = loop(P, 2, (cg_dim[]){DN, D(15)});
     const cg_dim c[] = {D(15), D(1)};
@@ -447,7 +450,10 @@ Test(llvm_emit, compare_and_where)
                "  %0: bool[N,6] = lt %x, %y\n  %1: f32[N,6] = where %0, %x, -1.5\n"
                "  %2: i32[N,6] = cast %x\n  %3: bool[N,6] = ge %2, 1\n"
                "  return c: %0, w: %1, ic: %3\n}\n",
-               fill_special, true, 0, 0};
+               fill_special,
+               true,
+               0,
+               0};
     prog *P = prog_new("where", 2, 3);
     cg_loop *l = loop(P, 2, (cg_dim[]){DN, D(6)});
     const cg_dim c[] = {D(6), D(1)};
@@ -474,7 +480,10 @@ Test(llvm_emit, sum_over_each_axis)
                "  %2: f32[N,6] = square %x\n  %3: f32[N] = sum %2 axes=[1]\n"
                "  %4: f32[] = sum %x axes=[0,1]\n"
                "  return s0: %0, s1: %1, se: %3, all: %4\n}\n",
-               NULL, true, 0, 0};
+               NULL,
+               true,
+               0,
+               0};
     prog *P = prog_new("sums", 1, 4);
     const cg_dim c[] = {D(6), D(1)}, ext[] = {DN, D(6)};
     int32_t x = IN(P, 0, AG_F32), t = buffer(P, CG_ARENA, 0, AG_F32);
@@ -505,7 +514,10 @@ Test(llvm_emit, max_lets_nan_win)
                "  %0: f32[6] = max %x axes=[0]\n  %1: f32[N] = max %x axes=[1]\n"
                "  %2: i32[N] = max %i axes=[1]\n  %3: i32[N] = sum %i axes=[1]\n"
                "  return m0: %0, m1: %1, mi: %2, si: %3\n}\n",
-               fill_special, true, 0, 0};
+               fill_special,
+               true,
+               0,
+               0};
     prog *P = prog_new("maxes", 2, 4);
     const cg_dim c[] = {D(6), D(1)}, ext[] = {DN, D(6)};
     int32_t x = IN(P, 0, AG_F32), xi = IN(P, 1, AG_I32);
@@ -532,7 +544,10 @@ Test(llvm_emit, one_hot_by_index)
     setup s = {"one_hot",
                "graph @one_hot {\n  %y: i32[N] = input\n  %0: f32[N,10] = one_hot %y classes=10\n"
                "  return h: %0\n}\n",
-               NULL, true, 0, 0};
+               NULL,
+               true,
+               0,
+               0};
     prog *P = prog_new("one_hot", 1, 1);
     cg_loop *l = loop(P, 2, (cg_dim[]){DN, D(10)});
     int y = E_LOAD(l, ld(l, IN(P, 0, AG_I32), (cg_dim[]){D(1), D(0)}), AG_I32);
@@ -564,7 +579,10 @@ Test(llvm_emit, gemm_transposed_and_sgd)
                "  %3: f32[8,5] = mul %W, %2\n  %4: f32[8,5] = mul %0, %lr\n  %5: f32[8,5] = sub %3, %4\n"
                "  %6: f32[N,5] = matmul %X, %V tb\n"
                "  return next: %5, h: %6\n}\n",
-               fill_sgd, false, 3, 1};
+               fill_sgd,
+               false,
+               3,
+               1};
     prog *P = prog_new("sgd", 6, 2);
     int32_t X = IN(P, 0, AG_F32), G = IN(P, 1, AG_F32), lr = IN(P, 3, AG_F32), wd = IN(P, 4, AG_F32);
     int32_t V = IN(P, 5, AG_F32), W = buffer(P, CG_PARAMS, 0, AG_F32), H = OUT(P, 1, AG_F32);
@@ -599,7 +617,10 @@ Test(llvm_emit, call_softmax_ce)
                "  %0: f32[N] = softmax_ce %x, %y\n  %1: f32[N,10] = log_softmax %x axis=1\n"
                "  %2: f32[N,10] = softmax %x axis=0\n"
                "  return loss: %0, ls: %1, sm0: %2\n}\n",
-               NULL, true, 0, 0};
+               NULL,
+               true,
+               0,
+               0};
     prog *P = prog_new("ce", 2, 3);
     int32_t x = IN(P, 0, AG_F32), y = IN(P, 1, AG_I32);
     cg_call *c = &step(P, CG_CALL)->call;
@@ -625,11 +646,11 @@ Test(llvm_emit, args_layout_matches_c)
     LLVMContextRef c = LLVMContextCreate();
     LLVMTargetDataRef td = LLVMCreateTargetDataLayout(cg_target_machine(t));
     LLVMTypeRef ty = cg_args_type(c);
-    const size_t off[] = {offsetof(cg_args, arena),  offsetof(cg_args, params), offsetof(cg_args, inputs),
+    const size_t off[] = {offsetof(cg_args, arena),   offsetof(cg_args, params), offsetof(cg_args, inputs),
                           offsetof(cg_args, outputs), offsetof(cg_args, batch),  offsetof(cg_args, seed),
                           offsetof(cg_args, step),    offsetof(cg_args, pool),   offsetof(cg_args, profile)};
     /* and the binaries' copy of the struct (runtime/compiled.h) */
-    const size_t bin[] = {offsetof(ag_args, arena),  offsetof(ag_args, params), offsetof(ag_args, inputs),
+    const size_t bin[] = {offsetof(ag_args, arena),   offsetof(ag_args, params), offsetof(ag_args, inputs),
                           offsetof(ag_args, outputs), offsetof(ag_args, batch),  offsetof(ag_args, seed),
                           offsetof(ag_args, step),    offsetof(ag_args, pool),   offsetof(ag_args, profile)};
     for (unsigned k = 0; k < 9; k++) {
@@ -715,18 +736,23 @@ Test(llvm_emit, update_in_place)
                "graph @update {\n  %W: f32[N,5] = input\n  %g: f32[N,5] = input\n  %lr: f32[] = input\n"
                "  %0: f32[N,5] = mul %g, %lr\n  %1: f32[N,5] = sub %W, %0\n  %2: f32[] = mul %lr, 0.5\n"
                "  return next: %1, half: %2\n}\n",
-               fill_sgd, true, 1, 1};
+               fill_sgd,
+               true,
+               1,
+               1};
     prog *P = prog_new("update", 3, 2);
     (void)IN(P, 0, AG_F32);
     int32_t W = buffer(P, CG_PARAMS, 0, AG_F32), g = IN(P, 1, AG_F32), lr = IN(P, 2, AG_F32);
     const cg_dim c[] = {D(5), D(1)};
     cg_loop *l = loop(P, 2, (cg_dim[]){DN, D(5)});
     int w = E_LOAD(l, ld(l, W, c), AG_F32);
-    int d = E_OP(l, IR_mul, AG_F32, E_LOAD(l, ld(l, g, c), AG_F32), E_LOAD(l, ld(l, lr, (cg_dim[]){D(0), D(0)}), AG_F32), 0);
+    int d = E_OP(l, IR_mul, AG_F32, E_LOAD(l, ld(l, g, c), AG_F32),
+                 E_LOAD(l, ld(l, lr, (cg_dim[]){D(0), D(0)}), AG_F32), 0);
     st(l, E_OP(l, IR_sub, AG_F32, w, d, 0), W, c);
     const cg_dim none[] = {D(0)}; /* rank 0: nothing is read from it */
-    l = loop(P, 0, none); /* a scalar: no loops at all */
-    st(l, E_OP(l, IR_mul, AG_F32, E_LOAD(l, ld(l, lr, none), AG_F32), E_CONST(l, 0.5, AG_F32), 0), OUT(P, 1, AG_F32), none);
+    l = loop(P, 0, none);         /* a scalar: no loops at all */
+    st(l, E_OP(l, IR_mul, AG_F32, E_LOAD(l, ld(l, lr, none), AG_F32), E_CONST(l, 0.5, AG_F32), 0), OUT(P, 1, AG_F32),
+       none);
     check_program(&s, &P->p);
     free(P);
 }
@@ -777,7 +803,8 @@ Test(llvm_emit, noalias_where_disjoint)
     cr_expect(!has_noalias(m, "alias.loop1", 0) && !has_noalias(m, "alias.loop1", 1));
     cr_expect(has_noalias(m, "alias.loop2", 0) && has_noalias(m, "alias.loop2", 1));
     cr_expect(has_noalias(m, "alias.loop3", 0) && has_noalias(m, "alias.loop3", 1) && has_noalias(m, "alias.loop3", 2));
-    cr_expect(has_noalias(m, "alias.loop4", 0) && !has_noalias(m, "alias.loop4", 1) && !has_noalias(m, "alias.loop4", 2));
+    cr_expect(has_noalias(m, "alias.loop4", 0) && !has_noalias(m, "alias.loop4", 1) &&
+              !has_noalias(m, "alias.loop4", 2));
     LLVMDisposeModule(m);
     free(P);
     LLVMContextDispose(c);
@@ -792,7 +819,10 @@ Test(llvm_emit, call_argmax_cumsum_dropout_ce_grad)
                "  %0: i32[N] = argmax %x axis=1\n  %1: f32[N,10] = cumsum %x axis=0\n"
                "  %2: f32[N,10] = dropout %x p=0.25 site=3\n  %3: f32[N,10] = softmax_ce_grad %x, %y, %d\n"
                "  return am: %0, cs: %1, dr: %2, g: %3\n}\n",
-               fill_special, true, 0, 0};
+               fill_special,
+               true,
+               0,
+               0};
     prog *P = prog_new("calls", 3, 4);
     int32_t x = IN(P, 0, AG_F32), y = IN(P, 1, AG_I32), d = IN(P, 2, AG_F32);
     cg_call *c = &step(P, CG_CALL)->call;

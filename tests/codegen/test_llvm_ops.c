@@ -28,7 +28,10 @@ static void check_op(ir_op op)
     plan_memory(g, MAX_BATCH); /* the samples declare no batch: plan for the largest run */
     cg_program *p = cg_lower(g, true, err, sizeof err);
     cr_assert_not_null(p, "%s cannot be lowered: %s", ir_ops[op].name, err);
-    for (int64_t batch = 1; batch <= MAX_BATCH; batch = batch == 1 ? 7 : batch == 7 ? 256 : batch == 256 ? MAX_BATCH : 2 * MAX_BATCH) {
+    for (int64_t batch = 1; batch <= MAX_BATCH; batch = batch == 1     ? 7
+                                                        : batch == 7   ? 256
+                                                        : batch == 256 ? MAX_BATCH
+                                                                       : 2 * MAX_BATCH) {
         ir_tensor **bound = fe_bind_random(g, batch, 11, false);
         char *arena = calloc(1, (size_t)(p->arena_bytes.k + p->arena_bytes.n * batch) + 64);
         char *params = calloc(1, (size_t)p->param_bytes + 64);
@@ -44,8 +47,9 @@ static void check_op(ir_op op)
         cr_assert(ir_interp(g, &run, (const ir_tensor *const *)bound, outs, err, sizeof err), "%s", err);
         for (int k = 0; k < g->nout; k++) {
             const cg_buffer *b = &p->buffers[p->output_buffer[k]];
-            const char *base = b->region == CG_ARENA ? arena : b->region == CG_PARAMS ? params
-                                                                                        : (const char *)inputs[b->index];
+            const char *base = b->region == CG_ARENA    ? arena
+                               : b->region == CG_PARAMS ? params
+                                                        : (const char *)inputs[b->index];
             double e = diff_rel_error(&outs[k], base + b->offset.k + b->offset.n * batch, b->dtype, NULL);
             cr_expect(e <= 1e-5, "%s at batch %lld: output %s differs by %g", ir_ops[op].name, (long long)batch,
                       g->out[k].name, e);

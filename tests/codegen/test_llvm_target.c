@@ -24,8 +24,7 @@ static void build_saxpy(LLVMModuleRef m, bool contract)
     LLVMTypeRef f32 = LLVMFloatTypeInContext(c), i64 = LLVMInt64TypeInContext(c);
     LLVMTypeRef ptr = LLVMPointerTypeInContext(c, 0);
     LLVMTypeRef params[] = {ptr, ptr, f32, i64};
-    LLVMValueRef fn =
-        LLVMAddFunction(m, "saxpy", LLVMFunctionType(LLVMVoidTypeInContext(c), params, 4, 0));
+    LLVMValueRef fn = LLVMAddFunction(m, "saxpy", LLVMFunctionType(LLVMVoidTypeInContext(c), params, 4, 0));
     unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
     LLVMAddAttributeAtIndex(fn, 1, LLVMCreateEnumAttribute(c, noalias, 0));
     LLVMAddAttributeAtIndex(fn, 2, LLVMCreateEnumAttribute(c, noalias, 0));
@@ -159,8 +158,7 @@ Test(llvm_target, host)
     LLVMModuleRef m = LLVMModuleCreateWithNameInContext("m", c);
     cg_target_prepare(t, m);
     cr_expect_str_eq(LLVMGetTarget(m), cg_target_triple(t));
-    cr_expect(strstr(LLVMGetDataLayoutStr(m), "e-m:e") == LLVMGetDataLayoutStr(m), "%s",
-              LLVMGetDataLayoutStr(m));
+    cr_expect(strstr(LLVMGetDataLayoutStr(m), "e-m:e") == LLVMGetDataLayoutStr(m), "%s", LLVMGetDataLayoutStr(m));
     LLVMDisposeModule(m);
     LLVMContextDispose(c);
     cg_target_free(t);
@@ -198,8 +196,7 @@ Test(llvm_target, saxpy_optimize_emit_jit)
     cr_log_info("saxpy: host target %.1f ms, O3 %.1f ms, object %.1f ms, asm+ll %.1f ms, "
                 "total %.1f ms",
                 host * 1e3, opt * 1e3, obj * 1e3, text * 1e3, total * 1e3);
-    cr_expect_lt(total, 1.0, "a whole build must take under 1 s; this one module took %.3f s",
-                 total);
+    cr_expect_lt(total, 1.0, "a whole build must take under 1 s; this one module took %.3f s", total);
 
     /* the loop vectorized, 256 bits wide, and nothing contracted fmul+fadd */
     char *s = slurp(p.s, NULL);
@@ -213,7 +210,7 @@ Test(llvm_target, saxpy_optimize_emit_jit)
 
     size_t olen;
     char *o = slurp(p.o, &olen);
-    cr_expect(olen > 4 && !memcmp(o, "\x7f" "ELF", 4), "not an ELF object");
+    cr_expect(olen > 4 && !memcmp(o, "\177ELF", 4), "not an ELF object");
     free(o);
 
     /* the .ll parses back, in a context of its own, and still defines saxpy */
@@ -259,8 +256,7 @@ Test(llvm_target, saxpy_contract_uses_fma)
     cr_assert(cg_emit_assembly(t, m, p.s, err, sizeof err), "%s", err);
     char *s = slurp(p.s, NULL);
     if (cg_target_has(t, "fma"))
-        cr_expect(strstr(s, "vfmadd") != NULL && strstr(s, "%ymm") != NULL,
-                  "no 256-bit FMA in:\n%s", s);
+        cr_expect(strstr(s, "vfmadd") != NULL && strstr(s, "%ymm") != NULL, "no 256-bit FMA in:\n%s", s);
     else
         cr_log_warn("host lacks +fma (%s): not checking for vfmadd", cg_target_cpu(t));
     free(s);
@@ -300,10 +296,20 @@ Test(llvm_target, jit_calls_cblas_sgemm)
     LLVMBuilderRef b = LLVMCreateBuilderInContext(c);
     LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(c, mm, "entry"));
 #define I(v) LLVMConstInt(i32, (v), 0)
-    LLVMValueRef args[] = {I(101) /* CblasRowMajor */, I(111) /* CblasNoTrans */,
-                           LLVMGetParam(mm, 3), I(3), I(2), I(4), LLVMConstReal(f32, 1),
-                           LLVMGetParam(mm, 0), I(4), LLVMGetParam(mm, 1), LLVMGetParam(mm, 4),
-                           LLVMConstReal(f32, 0), LLVMGetParam(mm, 2), I(2)};
+    LLVMValueRef args[] = {I(101) /* CblasRowMajor */,
+                           I(111) /* CblasNoTrans */,
+                           LLVMGetParam(mm, 3),
+                           I(3),
+                           I(2),
+                           I(4),
+                           LLVMConstReal(f32, 1),
+                           LLVMGetParam(mm, 0),
+                           I(4),
+                           LLVMGetParam(mm, 1),
+                           LLVMGetParam(mm, 4),
+                           LLVMConstReal(f32, 0),
+                           LLVMGetParam(mm, 2),
+                           I(2)};
 #undef I
     LLVMBuildCall2(b, gty, gemm, args, 14, "");
     LLVMBuildRetVoid(b);
@@ -311,14 +317,13 @@ Test(llvm_target, jit_calls_cblas_sgemm)
     cr_assert(cg_optimize(t, m, err, sizeof err), "%s", err);
     cr_assert(cg_jit_add(j, m, err, sizeof err), "%s", err);
     void (*f)(const float *, const float *, float *, int32_t, int32_t) =
-        (void (*)(const float *, const float *, float *, int32_t, int32_t))cg_jit_lookup(
-            j, "mm", err, sizeof err);
+        (void (*)(const float *, const float *, float *, int32_t, int32_t))cg_jit_lookup(j, "mm", err, sizeof err);
     cr_assert_not_null(f, "%s", err);
 
     const float A[3 * 4] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
-    const float B[4 * 2] = {1, -1, 2, 0, 0, 3, -2, 1};   /* 4x2 */
-    const float Bt[2 * 4] = {1, 2, 0, -2, -1, 0, 3, 1};  /* the same, stored 2x4 */
-    const float want[3 * 2] = {-3, 12, 1, 24, 5, 36};    /* by hand */
+    const float B[4 * 2] = {1, -1, 2, 0, 0, 3, -2, 1};  /* 4x2 */
+    const float Bt[2 * 4] = {1, 2, 0, -2, -1, 0, 3, 1}; /* the same, stored 2x4 */
+    const float want[3 * 2] = {-3, 12, 1, 24, 5, 36};   /* by hand */
     float C[3 * 2];
     memset(C, 0xff, sizeof C);
     f(A, B, C, 111 /* CblasNoTrans */, 2);
@@ -378,8 +383,7 @@ Test(llvm_target, errors_are_text)
     /* a block without a terminator: the verifier's message, from optimize and from add */
     LLVMContextRef c = cg_jit_context(j);
     LLVMModuleRef m = LLVMModuleCreateWithNameInContext("bad", c);
-    LLVMValueRef fn =
-        LLVMAddFunction(m, "broken", LLVMFunctionType(LLVMVoidTypeInContext(c), NULL, 0, 0));
+    LLVMValueRef fn = LLVMAddFunction(m, "broken", LLVMFunctionType(LLVMVoidTypeInContext(c), NULL, 0, 0));
     LLVMAppendBasicBlockInContext(c, fn, "entry");
     err[0] = 0;
     cr_expect(!cg_optimize(t, m, err, sizeof err));

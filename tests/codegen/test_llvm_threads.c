@@ -146,7 +146,8 @@ Test(llvm_threads, large_elementwise_loop_same_bits_and_timing)
 {
     enum { R = 2048, C = 4096 };
     const int64_t n = (int64_t)R * C, bytes = n * 4;
-    cg_buffer buf[3] = {{CG_ARENA, 0, {0, 0}, AG_F32}, {CG_ARENA, 0, {bytes, 0}, AG_F32}, {CG_ARENA, 0, {2 * bytes, 0}, AG_F32}};
+    cg_buffer buf[3] = {
+        {CG_ARENA, 0, {0, 0}, AG_F32}, {CG_ARENA, 0, {bytes, 0}, AG_F32}, {CG_ARENA, 0, {2 * bytes, 0}, AG_F32}};
     cg_step st;
     memset(&st, 0, sizeof st);
     st.kind = CG_LOOP;
@@ -240,7 +241,8 @@ Test(llvm_threads, streaming_loop_is_exact_at_every_edge)
     const int64_t n = (int64_t)R * C, bytes = n * 4, pad = 64;
     /* buffers: x at 0, the scalar s after it, out 4 bytes past the next 64-byte boundary */
     const int64_t s_off = bytes + pad, out_off = (s_off + 2 * pad) / 64 * 64 + 4, total = out_off + bytes + pad;
-    cg_buffer buf[3] = {{CG_ARENA, 0, {0, 0}, AG_F32}, {CG_ARENA, 0, {s_off, 0}, AG_F32}, {CG_ARENA, 0, {out_off, 0}, AG_F32}};
+    cg_buffer buf[3] = {
+        {CG_ARENA, 0, {0, 0}, AG_F32}, {CG_ARENA, 0, {s_off, 0}, AG_F32}, {CG_ARENA, 0, {out_off, 0}, AG_F32}};
     cg_step st[2];
     memset(st, 0, sizeof st);
     /* step 0: out = x * 0.5 + s;  step 1: out = out * out - s (in place) */
@@ -258,8 +260,7 @@ Test(llvm_threads, streaming_loop_is_exact_at_every_edge)
             l->expr[2] = (cg_expr){.kind = CG_E_CONST, .dtype = AG_F32, .value = 0.5};
             l->expr[3] = (cg_expr){.kind = CG_E_OP, .dtype = AG_F32, .op = IR_mul, .a = 0, .b = 2};
             l->expr[4] = (cg_expr){.kind = CG_E_OP, .dtype = AG_F32, .op = IR_add, .a = 3, .b = 1};
-        }
-        else {
+        } else {
             l->expr[2] = (cg_expr){.kind = CG_E_OP, .dtype = AG_F32, .op = IR_mul, .a = 0, .b = 0};
             l->expr[3] = (cg_expr){.kind = CG_E_OP, .dtype = AG_F32, .op = IR_sub, .a = 2, .b = 1};
             l->expr[4] = (cg_expr){.kind = CG_E_OP, .dtype = AG_F32, .op = IR_relu, .a = 3};

@@ -112,8 +112,8 @@ Test(lower, sgd_rides_on_the_weight_gradient)
         loops += s->kind == CG_LOOP;
         calls += s->kind == CG_CALL;
     }
-    cr_log_info("mlp train step: %d gemms (%d in place into parameters), %d loops, %d calls", gemms, into_params,
-                loops, calls);
+    cr_log_info("mlp train step: %d gemms (%d in place into parameters), %d loops, %d calls", gemms, into_params, loops,
+                calls);
     cr_expect_eq(gemms, 5);
     cr_expect_eq(into_params, 2, "W1 and W2 updated by sgemm in place");
     cg_program_free(p);

@@ -46,13 +46,12 @@ bool cuda_device_open(cuda_device **out, char *err, size_t len)
     cuda_device *d = calloc(1, sizeof *d);
     if (!d)
         return rt_fail(err, len, "out of memory");
-    bool ok = rt_cu_check(rt_cu.cuDeviceGet(&d->dev, 0), "cuDeviceGet", NULL, err, len) &&
-              rt_cu_check(rt_cu.cuDeviceGetName(d->name, sizeof d->name - 1, d->dev), "cuDeviceGetName", NULL, err,
-                          len) &&
-              rt_cu_check(rt_cu.cuDevicePrimaryCtxRetain(&d->ctx, d->dev), "cuDevicePrimaryCtxRetain", NULL, err,
-                          len) &&
-              rt_cu_check(rt_cu.cuCtxSetCurrent(d->ctx), "cuCtxSetCurrent", NULL, err, len) &&
-              rt_cu_check(rt_cu.cuStreamCreate(&d->stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate", NULL, err, len);
+    bool ok =
+        rt_cu_check(rt_cu.cuDeviceGet(&d->dev, 0), "cuDeviceGet", NULL, err, len) &&
+        rt_cu_check(rt_cu.cuDeviceGetName(d->name, sizeof d->name - 1, d->dev), "cuDeviceGetName", NULL, err, len) &&
+        rt_cu_check(rt_cu.cuDevicePrimaryCtxRetain(&d->ctx, d->dev), "cuDevicePrimaryCtxRetain", NULL, err, len) &&
+        rt_cu_check(rt_cu.cuCtxSetCurrent(d->ctx), "cuCtxSetCurrent", NULL, err, len) &&
+        rt_cu_check(rt_cu.cuStreamCreate(&d->stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate", NULL, err, len);
     if (!ok) {
         cuda_device_close(d);
         return false;
@@ -144,7 +143,12 @@ bool cuda_device_run(cuda_device *d, int64_t batch, uint32_t seed, uint64_t step
     /* on the kernels' stream and waited for: a plain cuMemcpyHtoD from pageable memory may
      * return before its DMA lands, and the non-blocking stream does not wait for it */
     ok = ok && rt_cu_check(rt_cu.cuStreamSynchronize(d->stream), "cuStreamSynchronize", "the uploads", err, len);
-    dev_args a = {.arena = dptr[0], .params = dptr[1], .N = batch, .seed = seed, .step = step, .pstep = dptr[n - 2],
+    dev_args a = {.arena = dptr[0],
+                  .params = dptr[1],
+                  .N = batch,
+                  .seed = seed,
+                  .step = step,
+                  .pstep = dptr[n - 2],
                   .scratch = dptr[n - 1]};
     for (int i = 0; i < ninputs; i++)
         a.inputs[i] = dptr[2 + i];
@@ -161,9 +165,8 @@ bool cuda_device_run(cuda_device *d, int64_t batch, uint32_t seed, uint64_t step
              rt_cu_check(rt_cu.cuStreamSynchronize(d->stream), "cuStreamSynchronize", l->name, err, len);
     }
     for (int i = 0; ok && i < n - 2; i++) /* the step stays (the kernels only read it), the scratch too */
-        ok = region[i].bytes == 0 ||
-             rt_cu_check(rt_cu.cuMemcpyDtoH(region[i].data, dptr[i], region[i].bytes), "cuMemcpyDtoH", what[i], err,
-                         len);
+        ok = region[i].bytes == 0 || rt_cu_check(rt_cu.cuMemcpyDtoH(region[i].data, dptr[i], region[i].bytes),
+                                                 "cuMemcpyDtoH", what[i], err, len);
     for (int i = 0; i < n; i++)
         if (dptr[i])
             rt_cu.cuMemFree(dptr[i]);

@@ -213,7 +213,8 @@ bool cuda_host_run(const char *source, const cg_cuda_plan *plan, int64_t batch, 
     char path[4608], *cmd = NULL, *out = NULL; /* dir and a region's name */
     /* the program's folder in this process's cache: compiled once */
     if (!cache_root[0]) {
-        snprintf(cache_root, sizeof cache_root, "%s/ag_cuda_cache_XXXXXX", tmp && *tmp && !strchr(tmp, '\'') ? tmp : "/tmp");
+        snprintf(cache_root, sizeof cache_root, "%s/ag_cuda_cache_XXXXXX",
+                 tmp && *tmp && !strchr(tmp, '\'') ? tmp : "/tmp");
         if (!mkdtemp(cache_root)) {
             cache_root[0] = 0;
             fail(err, len, "cuda_host: cannot make a cache folder");

@@ -20,8 +20,8 @@ typedef struct diff_run {
     const ir_graph *g;
     const cg_program *p;
     int64_t batch;
-    ir_tensor **bound; /* per node: the input and parameter values (fe_bind_random) */
-    cuda_host_region arena, params; /* the arena zeroed, the parameters from bound */
+    ir_tensor **bound;                            /* per node: the input and parameter values (fe_bind_random) */
+    cuda_host_region arena, params;               /* the arena zeroed, the parameters from bound */
     cuda_host_region inputs[CG_CUDA_MAX_TENSORS]; /* bound's input tensors themselves */
     int ninputs;
 } diff_run;

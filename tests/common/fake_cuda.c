@@ -25,8 +25,8 @@ static const char *flags(void)
 void fake_cuda_driver(const char *so_path)
 {
     int st;
-    char *out = run_fmt(&st, "g++ -shared -fPIC -O1 -std=c++17 %s -o '%s' '%s/fake_libcuda.cpp'", flags(), so_path,
-                        shim());
+    char *out =
+        run_fmt(&st, "g++ -shared -fPIC -O1 -std=c++17 %s -o '%s' '%s/fake_libcuda.cpp'", flags(), so_path, shim());
     cr_assert_eq(st, 0, "%s", out);
     free(out);
 }
@@ -72,45 +72,52 @@ void fake_cuda_kernels(const char *cu_path, const char *so_path)
             continue;
         k += strlen("__launch_bounds__(256) ");
         *e = 0;
-        fprintf(f, "    if (!strcmp(name, \"%s\")) {\n        if (p) ag_host_launch(name, %s, grid, 256u, *(ag_dev_args *)p[0]);\n"
-                   "        return 1;\n    }\n", k, k);
+        fprintf(f,
+                "    if (!strcmp(name, \"%s\")) {\n        if (p) ag_host_launch(name, %s, grid, 256u, *(ag_dev_args "
+                "*)p[0]);\n"
+                "        return 1;\n    }\n",
+                k, k);
         kernels++;
     }
     fclose(in);
     cr_assert_gt(kernels, 0, "no kernels found in %s", cu);
-    fprintf(f, "#ifdef AG_DEV_SUPPORT\n"
-               "    if (!strcmp(name, \"ag_gather\")) {\n        if (!p) return 1;\n        static gather_args g;\n"
-               "        g = {*(const unsigned char **)p[0], *(unsigned char **)p[1], *(const int **)p[2],\n"
-               "             *(const ag_dev_state **)p[3], *(long long *)p[4], *(long long *)p[5]};\n"
-               "        ag_host_launch_raw(name, [](void *q) { gather_args *g = (gather_args *)q;\n"
-               "            ag_gather(g->src, g->dst, g->order, g->s, g->rows, g->row_bytes); }, &g, grid, 256u);\n"
-               "        return 1;\n    }\n"
-               "    if (!strcmp(name, \"ag_step_end\")) {\n        if (!p) return 1;\n        static end_args a;\n"
-               "        a = {*(ag_dev_state **)p[0], *(ag_step_outs *)p[1]};\n"
-               "        ag_host_launch_raw(name, [](void *q) { end_args *a = (end_args *)q; ag_step_end(a->s, a->o); },\n"
-               "                           &a, grid, 256u);\n        return 1;\n    }\n"
-               "    if (!strcmp(name, \"ag_copy\")) {\n        if (!p) return 1;\n        static copy_args c;\n"
-               "        c = {*(unsigned char **)p[0], *(const unsigned char **)p[1], *(long long *)p[2]};\n"
-               "        ag_host_launch_raw(name, [](void *q) { copy_args *c = (copy_args *)q; ag_copy(c->dst, c->src, c->bytes); },\n"
-               "                           &c, grid, 256u);\n        return 1;\n    }\n#endif\n    return 0;\n}\n\n");
-    fprintf(f, "/* the arguments' values, copied (a captured launch keeps them) */\n"
-               "extern \"C\" void **fake_pack(const char *name, void **p)\n{\n"
-               "    size_t sizes[6] = {sizeof(ag_dev_args)};\n    int n = 1;\n"
-               "#ifdef AG_DEV_SUPPORT\n"
-               "    if (!strcmp(name, \"ag_gather\")) { n = 6; for (int i = 0; i < 6; i++) sizes[i] = 8; }\n"
-               "    else if (!strcmp(name, \"ag_step_end\")) { n = 2; sizes[0] = 8; sizes[1] = sizeof(ag_step_outs); }\n"
-               "    else if (!strcmp(name, \"ag_copy\")) { n = 3; for (int i = 0; i < 3; i++) sizes[i] = 8; }\n"
-               "#endif\n"
-               "    void **out = (void **)malloc(6 * sizeof(void *) + 6 * 128);\n"
-               "    char *blob = (char *)(out + 6);\n"
-               "    for (int i = 0; i < n; i++) { memcpy(blob + 128 * i, p[i], sizes[i]); out[i] = blob + 128 * i; }\n"
-               "    return out;\n}\n");
+    fprintf(f,
+            "#ifdef AG_DEV_SUPPORT\n"
+            "    if (!strcmp(name, \"ag_gather\")) {\n        if (!p) return 1;\n        static gather_args g;\n"
+            "        g = {*(const unsigned char **)p[0], *(unsigned char **)p[1], *(const int **)p[2],\n"
+            "             *(const ag_dev_state **)p[3], *(long long *)p[4], *(long long *)p[5]};\n"
+            "        ag_host_launch_raw(name, [](void *q) { gather_args *g = (gather_args *)q;\n"
+            "            ag_gather(g->src, g->dst, g->order, g->s, g->rows, g->row_bytes); }, &g, grid, 256u);\n"
+            "        return 1;\n    }\n"
+            "    if (!strcmp(name, \"ag_step_end\")) {\n        if (!p) return 1;\n        static end_args a;\n"
+            "        a = {*(ag_dev_state **)p[0], *(ag_step_outs *)p[1]};\n"
+            "        ag_host_launch_raw(name, [](void *q) { end_args *a = (end_args *)q; ag_step_end(a->s, a->o); },\n"
+            "                           &a, grid, 256u);\n        return 1;\n    }\n"
+            "    if (!strcmp(name, \"ag_copy\")) {\n        if (!p) return 1;\n        static copy_args c;\n"
+            "        c = {*(unsigned char **)p[0], *(const unsigned char **)p[1], *(long long *)p[2]};\n"
+            "        ag_host_launch_raw(name, [](void *q) { copy_args *c = (copy_args *)q; ag_copy(c->dst, c->src, "
+            "c->bytes); },\n"
+            "                           &c, grid, 256u);\n        return 1;\n    }\n#endif\n    return 0;\n}\n\n");
+    fprintf(f,
+            "/* the arguments' values, copied (a captured launch keeps them) */\n"
+            "extern \"C\" void **fake_pack(const char *name, void **p)\n{\n"
+            "    size_t sizes[6] = {sizeof(ag_dev_args)};\n    int n = 1;\n"
+            "#ifdef AG_DEV_SUPPORT\n"
+            "    if (!strcmp(name, \"ag_gather\")) { n = 6; for (int i = 0; i < 6; i++) sizes[i] = 8; }\n"
+            "    else if (!strcmp(name, \"ag_step_end\")) { n = 2; sizes[0] = 8; sizes[1] = sizeof(ag_step_outs); }\n"
+            "    else if (!strcmp(name, \"ag_copy\")) { n = 3; for (int i = 0; i < 3; i++) sizes[i] = 8; }\n"
+            "#endif\n"
+            "    void **out = (void **)malloc(6 * sizeof(void *) + 6 * 128);\n"
+            "    char *blob = (char *)(out + 6);\n"
+            "    for (int i = 0; i < n; i++) { memcpy(blob + 128 * i, p[i], sizes[i]); out[i] = blob + 128 * i; }\n"
+            "    return out;\n}\n");
     fclose(f);
     int st;
-    char *out = run_fmt(&st,
-                        "g++ -shared -fPIC -O1 -std=c++17 -ffp-contract=off -Wno-unknown-pragmas %s -I'%s' -o '%s' '%s' "
-                        "'%s/host_run.cpp'",
-                        flags(), shim(), so_path, path, shim());
+    char *out =
+        run_fmt(&st,
+                "g++ -shared -fPIC -O1 -std=c++17 -ffp-contract=off -Wno-unknown-pragmas %s -I'%s' -o '%s' '%s' "
+                "'%s/host_run.cpp'",
+                flags(), shim(), so_path, path, shim());
     cr_assert_eq(st, 0, "%s", out);
     free(out);
 }

@@ -17,8 +17,9 @@ static const struct {
                "  %v: f32[2] = param xavier\n  %c: f32[2] = param constant(0.25)\n  %z: f32[2] = param zeros\n"
                "  return w: %w, u: %u, v: %v, c: %c, z: %z\n"},
     {IR_const, "  %0: u8[] = const 7\n  return o: %0, f: 1.5, i: -3\n"},
-    {IR_sum, "  %a: f32[N,3,2] = input\n  %0: f32[N,2] = sum %a axes=[1]\n  %1: f32[1,3,1] = sum %a axes=[0,2] keepdims\n"
-             "  return o: %0, k: %1\n"},
+    {IR_sum,
+     "  %a: f32[N,3,2] = input\n  %0: f32[N,2] = sum %a axes=[1]\n  %1: f32[1,3,1] = sum %a axes=[0,2] keepdims\n"
+     "  return o: %0, k: %1\n"},
     {IR_mean, "  %a: f32[N,3] = input\n  %0: f32[] = mean %a axes=[0,1]\n  return o: %0\n"},
     {IR_max, "  %a: i32[N,3] = input\n  %0: i32[N] = max %a axes=[1]\n  return o: %0\n"},
     {IR_argmax, "  %a: f32[N,3] = input\n  %0: i32[N] = argmax %a axis=1\n  return o: %0\n"},
@@ -29,14 +30,16 @@ static const struct {
                 "  return o: %0, t: %1, mv: %2, dot: %3, tt: %4\n"},
     {IR_transpose, "  %a: f32[N,3,2] = input\n  %0: f32[2,N,3] = transpose %a perm=[2,0,1]\n  return o: %0\n"},
     {IR_reshape, "  %a: f32[N,3,2] = input\n  %0: f32[N,6] = reshape %a\n  return o: %0\n"},
-    {IR_concat, "  %a: f32[N,3] = input\n  %b: f32[N,1] = input\n  %0: f32[N,7] = concat %a, %b, %a axis=1\n  return o: %0\n"},
+    {IR_concat,
+     "  %a: f32[N,3] = input\n  %b: f32[N,1] = input\n  %0: f32[N,7] = concat %a, %b, %a axis=1\n  return o: %0\n"},
     {IR_slice, "  %a: f32[N,5] = input\n  %0: f32[N,2] = slice %a axis=1 start=3\n  return o: %0\n"},
     {IR_broadcast_to, "  %a: f32[3] = input\n  %0: f32[N,3] = broadcast_to %a\n  return o: %0\n"},
     {IR_softmax, "  %a: f32[N,3] = input\n  %0: f32[N,3] = softmax %a axis=1\n  return o: %0\n"},
     {IR_log_softmax, "  %a: f32[N,3] = input\n  %0: f32[N,3] = log_softmax %a axis=0\n  return o: %0\n"},
     {IR_one_hot, "  %y: i32[N] = input\n  %0: f32[N,4] = one_hot %y classes=4\n  return o: %0\n"},
     {IR_dropout, "  %a: f32[N,3] = input\n  %0: f32[N,3] = dropout %a p=0.5 site=1\n  return o: %0\n"},
-    {IR_softmax_ce, "  %a: f32[N,10] = input\n  %y: i32[N] = input\n  %0: f32[N] = softmax_ce %a, %y\n  return o: %0\n"},
+    {IR_softmax_ce,
+     "  %a: f32[N,10] = input\n  %y: i32[N] = input\n  %0: f32[N] = softmax_ce %a, %y\n  return o: %0\n"},
     {IR_softmax_ce_grad, "  %a: f32[N,10] = input\n  %y: i32[N] = input\n  %d: f32[N] = input\n"
                          "  %0: f32[N,10] = softmax_ce_grad %a, %y, %d\n  return o: %0\n"},
     /* one body, two sibling nodes taking its two outputs (a multi-output fused group) */
@@ -51,7 +54,7 @@ static const struct {
     const char *kernels;
 } sample_kernels[] = {
     {IR_kernel, "kernel @k0 {\n  %p0: f32[N,3] = input\n  %p1: f32[3] = input\n  %0: f32[N,3] = add %p0, %p1\n"
-     "  %1: f32[N,3] = relu %0\n  %2: f32[N] = sum %0 axes=[1]\n  return r: %1, s: %2\n}\n\n"},
+                "  %1: f32[N,3] = relu %0\n  %2: f32[N] = sum %0 axes=[1]\n  return r: %1, s: %2\n}\n\n"},
 };
 
 /* An elementwise op's sample from its dtype rule. */
@@ -76,7 +79,6 @@ static void ew_sample(ir_op op, char *buf, size_t len)
         k += (size_t)snprintf(buf + k, len - k, "%s %s", i ? "," : "", names[i]);
     snprintf(buf + k, len - k, "\n  return o: %%0\n");
 }
-
 
 bool op_sample(ir_op op, char *text, size_t len)
 {

@@ -18,7 +18,8 @@ void write_subset(const char *dir, int64_t n)
         char path[512];
         snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte.gz", dir, sets[s]);
         gzFile f = gzopen(path, "wb");
-        unsigned char head[16] = {0, 0, 8, 3, 0, 0, (unsigned char)(n >> 8), (unsigned char)n, 0, 0, 0, 28, 0, 0, 0, 28};
+        unsigned char head[16] = {0, 0,  8, 3, 0, 0, (unsigned char)(n >> 8), (unsigned char)n, 0, 0,
+                                  0, 28, 0, 0, 0, 28};
         gzwrite(f, head, 16);
         gzwrite(f, d.x, (unsigned)(n * 784));
         gzclose(f);
@@ -34,7 +35,6 @@ void write_subset(const char *dir, int64_t n)
     }
     rt_dataset_free(&d);
 }
-
 
 void write_subset_dir(const char *parent, int64_t n)
 {

@@ -143,11 +143,11 @@ const char text_all_ops[] =
     "  optimizer sgd lr=0.1 wd=0.0001 batch=256 epochs=10\n"
     "  group weights wd_scale=1 lr_scale=0.5 params=[W, u]\n"
     "  group biases wd_scale=0 lr_scale=1 params=[b, c]\n"
-    "  data \"fashion\\\\mnist \\\"v2\\\"\\n\" classes=[\"T-shirt/top\", \"a\\tb\", \"Größe\", \"日本語\", \"\\x01\\x7f\\xff\\xc2\\x85\"]\n"
+    "  data \"fashion\\\\mnist \\\"v2\\\"\\n\" classes=[\"T-shirt/top\", \"a\\tb\", \"Größe\", \"日本語\", "
+    "\"\\x01\\x7f\\xff\\xc2\\x85\"]\n"
     "  option act=\"relu\" choices=\"relu|sigmoid|tanh\"\n"
     "  option width=\"\" choices=\"\"\n"
-    "}\n"
-    ;
+    "}\n";
 
 uint64_t text_rng_next(uint64_t *s)
 {

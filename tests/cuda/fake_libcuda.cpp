@@ -21,7 +21,8 @@ typedef int CUresult;
 typedef unsigned long long CUdeviceptr;
 enum { OK = 0, INVALID_VALUE = 1, INVALID_IMAGE = 200, NOT_FOUND = 500, INVALID_HANDLE = 400, NOT_SUPPORTED = 801 };
 
-namespace {
+namespace
+{
 int (*run_kernel)(const char *, unsigned, void **);
 void **(*pack)(const char *, void **);
 struct launch {
@@ -56,7 +57,7 @@ API cuModuleLoadDataEx(void **mod, const void *image, unsigned, int *, void **)
 {
     /* what the driver would take: a cubin (ELF) or PTX text (NVRTC's starts with comments) */
     const char *im = (const char *)image;
-    if (!im || (memcmp(im, "\x7f" "ELF", 4) != 0 && strncmp(im, "//", 2) != 0 && strncmp(im, ".version", 8) != 0))
+    if (!im || (memcmp(im, "\177ELF", 4) != 0 && strncmp(im, "//", 2) != 0 && strncmp(im, ".version", 8) != 0))
         return INVALID_IMAGE;
     const char *path = getenv("AOTGRAD_FAKE_KERNELS");
     void *h = path ? dlopen(path, RTLD_NOW | RTLD_LOCAL) : nullptr;
@@ -76,7 +77,7 @@ API cuModuleGetFunction(void **f, void *, const char *name)
     if (!run_kernel(name, 0, nullptr))
         return NOT_FOUND;
     static std::vector<std::string> all; /* the functions' handles, until exit */
-    all.reserve(4096); /* c_str pointers stay put while it does not grow past this */
+    all.reserve(4096);                   /* c_str pointers stay put while it does not grow past this */
     if (all.size() == all.capacity())
         return 2;
     all.push_back(name);
@@ -174,9 +175,10 @@ API cuGraphDestroy(void *g)
 
 API cuGetErrorName(CUresult r, const char **s)
 {
-    *s = r == OK ? "CUDA_SUCCESS" : r == NOT_SUPPORTED ? "CUDA_ERROR_NOT_SUPPORTED"
-         : r == INVALID_IMAGE                    ? "CUDA_ERROR_INVALID_IMAGE"
-                                                 : "CUDA_ERROR_FAKE";
+    *s = r == OK              ? "CUDA_SUCCESS"
+         : r == NOT_SUPPORTED ? "CUDA_ERROR_NOT_SUPPORTED"
+         : r == INVALID_IMAGE ? "CUDA_ERROR_INVALID_IMAGE"
+                              : "CUDA_ERROR_FAKE";
     return OK;
 }
 API cuGetErrorString(CUresult r, const char **s)

@@ -22,28 +22,27 @@
 #include "op_samples.h"
 #include "passes.h"
 
-#define ARCH "sm_90"     /* the cubin's; the PTX (compute_90) serves newer GPUs */
-#define TOLERANCE 1e-5   /* norm-wise relative error, as test_cuda_ops.c */
+#define ARCH "sm_90"   /* the cubin's; the PTX (compute_90) serves newer GPUs */
+#define TOLERANCE 1e-5 /* norm-wise relative error, as test_cuda_ops.c */
 #define OP_MAX_BATCH 1001
 static const int64_t op_batches[4] = {1, 7, 256, OP_MAX_BATCH};
 
-static const char usage[] =
-    "usage: gpu_diff write DIR [--only CASE]... [MODEL.ir ...]\n"
-    "       gpu_diff run DIR [--only CASE]... [--batch N]\n"
-    "\n"
-    "The CUDA kernels on a GPU against the interpreter (tests/cuda/gpu_diff.c).\n"
-    "write  (needs NVRTC) every op's sample graph (cases op_NAME), the 4-at-a-time graph\n"
-    "       (vec4) and each model's IR (`aotgrad ir models/M.c > M.ir`; the case is the\n"
-    "       file's name): DIR/CASE.ir, the CUDA C DIR/CASE.cu, and NVRTC's DIR/CASE.cubin\n"
-    "       (" ARCH ") and DIR/CASE.ptx\n"
-    "run    (needs a GPU) each case of DIR: renders it again (it must equal CASE.cu: else\n"
-    "       the kernels are stale), binds random inputs (seed 11; lr 0.1, wd 0.01), runs the\n"
-    "       kernels (the cubin, else the PTX) and the interpreter, and compares every output\n"
-    "       within 1e-5 norm-wise (dropout's op bit for bit). Op samples at batches 1, 7,\n"
-    "       256, 1001, models' train step at 7 and min(256, its batch); --batch N: N only.\n"
-    "       One line a case, then `gpu_diff: N cases on GPU, M failed`; exit 0 when none\n"
-    "       failed, 1 otherwise (no driver or GPU: one line).\n"
-    "--only CASE: that case only (repeatable).\n";
+static const char usage[] = "usage: gpu_diff write DIR [--only CASE]... [MODEL.ir ...]\n"
+                            "       gpu_diff run DIR [--only CASE]... [--batch N]\n"
+                            "\n"
+                            "The CUDA kernels on a GPU against the interpreter (tests/cuda/gpu_diff.c).\n"
+                            "write  (needs NVRTC) every op's sample graph (cases op_NAME), the 4-at-a-time graph\n"
+                            "       (vec4) and each model's IR (`aotgrad ir models/M.c > M.ir`; the case is the\n"
+                            "       file's name): DIR/CASE.ir, the CUDA C DIR/CASE.cu, and NVRTC's DIR/CASE.cubin\n"
+                            "       (" ARCH ") and DIR/CASE.ptx\n"
+                            "run    (needs a GPU) each case of DIR: renders it again (it must equal CASE.cu: else\n"
+                            "       the kernels are stale), binds random inputs (seed 11; lr 0.1, wd 0.01), runs the\n"
+                            "       kernels (the cubin, else the PTX) and the interpreter, and compares every output\n"
+                            "       within 1e-5 norm-wise (dropout's op bit for bit). Op samples at batches 1, 7,\n"
+                            "       256, 1001, models' train step at 7 and min(256, its batch); --batch N: N only.\n"
+                            "       One line a case, then `gpu_diff: N cases on GPU, M failed`; exit 0 when none\n"
+                            "       failed, 1 otherwise (no driver or GPU: one line).\n"
+                            "--only CASE: that case only (repeatable).\n";
 
 /* the 4-at-a-time accesses of test_cuda_ops.c's vector_accesses_4_at_a_time */
 static const char vec4_ir[] =
@@ -58,7 +57,7 @@ typedef struct gd_case {
     ir_graph *m, *g;
     cg_program *p;
     cg_cuda_plan plan;
-    char *src; /* the rendered CUDA C */
+    char *src;  /* the rendered CUDA C */
     bool model; /* a model's train step (its IR declares training), else an op's graph */
 } gd_case;
 
@@ -224,8 +223,10 @@ static bool run_case(cuda_device *dev, const char *dir, const char *name, int64_
     }
     case_path(path, sizeof path, dir, name, "cu");
     if (!(cu = fe_read_file(path, &size)) || strcmp(cu, c.src) != 0) {
-        snprintf(why, sizeof why, "%s %s: the kernels were compiled from another source (stale: run gpu_diff write "
-                 "again)", path, cu ? "differs from what this gpu_diff renders" : "is missing");
+        snprintf(why, sizeof why,
+                 "%s %s: the kernels were compiled from another source (stale: run gpu_diff write "
+                 "again)",
+                 path, cu ? "differs from what this gpu_diff renders" : "is missing");
         goto done;
     }
     case_path(path, sizeof path, dir, name, "cubin");

@@ -35,7 +35,8 @@ static bool ag_host_load(ag_host_region *r, const char *dir, const char *name)
     r->bytes = n > 0 ? (size_t)n : 0;
     r->data = nullptr;
     /* CUDA's allocations are 256-byte aligned; ASan still knows the exact size */
-    if (r->bytes && (posix_memalign((void **)&r->data, 256, r->bytes) != 0 || fread(r->data, 1, r->bytes, f) != r->bytes)) {
+    if (r->bytes &&
+        (posix_memalign((void **)&r->data, 256, r->bytes) != 0 || fread(r->data, 1, r->bytes, f) != r->bytes)) {
         fprintf(stderr, "host_main: cannot read %s\n", r->path);
         fclose(f);
         return false;

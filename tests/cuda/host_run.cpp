@@ -19,20 +19,21 @@
 ag_fiber *ag_host_current;
 ag_dim3 ag_host_block_idx, ag_host_block_dim, ag_host_grid_dim;
 
-namespace {
+namespace
+{
 
 const unsigned max_threads = 1024;
 /* per thread; only the pages touched are ever backed (ASan's frames are larger) */
 const size_t stack_size = 256 << 10;
 
 struct scheduler {
-    ucontext_t ctx;     /* the launching thread's */
-    ag_fiber *fibers;   /* fibers[0..nstacks): stacks allocated, reused by every launch */
+    ucontext_t ctx;   /* the launching thread's */
+    ag_fiber *fibers; /* fibers[0..nstacks): stacks allocated, reused by every launch */
     unsigned nstacks;
-    const char *name;   /* the kernel's */
+    const char *name; /* the kernel's */
     void (*entry)(void *);
     void *arg;
-    unsigned block;     /* threads per block */
+    unsigned block;          /* threads per block */
     const void *main_bottom; /* the launching thread's stack, for ASan */
     size_t main_size;
 } S;
@@ -150,12 +151,9 @@ const char *wait_name(const ag_fiber *f)
     if (f->state == AG_FIBER_BARRIER)
         return "__syncthreads()";
     switch (f->op) {
-    case AG_OP_SHFL:
-        return "a warp shuffle";
-    case AG_OP_VOTE:
-        return "a warp vote";
-    default:
-        return "__syncwarp()";
+    case AG_OP_SHFL: return "a warp shuffle";
+    case AG_OP_VOTE: return "a warp vote";
+    default: return "__syncwarp()";
     }
 }
 

@@ -58,21 +58,21 @@ struct ag_fiber {
     char *stack; /* lowest usable address */
     size_t stack_size;
     ag_dim3 thread;
-    int state;        /* AG_FIBER_* */
-    int op;           /* what it waits for: AG_OP_* */
-    unsigned mask;    /* a warp operation's lanes */
-    int src;          /* a shuffle's source lane */
-    int pred;         /* a vote's or a counting barrier's predicate */
-    uint64_t val;     /* a shuffle's value (its bytes) */
-    uint64_t result;  /* what the wait returns */
+    int state;       /* AG_FIBER_* */
+    int op;          /* what it waits for: AG_OP_* */
+    unsigned mask;   /* a warp operation's lanes */
+    int src;         /* a shuffle's source lane */
+    int pred;        /* a vote's or a counting barrier's predicate */
+    uint64_t val;    /* a shuffle's value (its bytes) */
+    uint64_t result; /* what the wait returns */
 };
 enum { AG_FIBER_RUN, AG_FIBER_BARRIER, AG_FIBER_WARP, AG_FIBER_DONE };
 enum {
-    AG_OP_SYNC,         /* __syncthreads */
-    AG_OP_SYNC_COUNT,   /* __syncthreads_count/_and/_or */
-    AG_OP_SHFL,         /* a shuffle */
-    AG_OP_VOTE,         /* __ballot_sync / __any_sync / __all_sync */
-    AG_OP_SYNCWARP,     /* __syncwarp */
+    AG_OP_SYNC,       /* __syncthreads */
+    AG_OP_SYNC_COUNT, /* __syncthreads_count/_and/_or */
+    AG_OP_SHFL,       /* a shuffle */
+    AG_OP_VOTE,       /* __ballot_sync / __any_sync / __all_sync */
+    AG_OP_SYNCWARP,   /* __syncwarp */
 };
 
 extern ag_fiber *ag_host_current;
@@ -97,14 +97,14 @@ void ag_host_launch_raw(const char *name, void (*entry)(void *), void *arg, unsi
 void ag_host_release(void);
 
 /* kernel<<<grid, block>>>(a), synchronously; name is for messages. */
-template <class Args>
-void ag_host_launch(const char *name, void (*kernel)(Args), unsigned grid, unsigned block, Args a)
+template <class Args> void ag_host_launch(const char *name, void (*kernel)(Args), unsigned grid, unsigned block, Args a)
 {
     struct call {
         void (*kernel)(Args);
         Args a;
     } c = {kernel, a};
-    ag_host_launch_raw(name, [](void *p) { static_cast<call *>(p)->kernel(static_cast<call *>(p)->a); }, &c, grid, block);
+    ag_host_launch_raw(
+        name, [](void *p) { static_cast<call *>(p)->kernel(static_cast<call *>(p)->a); }, &c, grid, block);
 }
 
 /* ---- synchronisation ---- */
@@ -132,15 +132,10 @@ static inline void __threadfence(void) {}
 static inline void __threadfence_block(void) {}
 static inline void __threadfence_system(void) {}
 /* a load that bypasses L1: here memory is one */
-template <class T>
-static inline T __ldcg(const T *p)
-{
-    return *p;
-}
+template <class T> static inline T __ldcg(const T *p) { return *p; }
 
 /* ---- warp operations ---- */
-template <class T>
-static inline T ag_host_shfl(unsigned mask, T v, int src)
+template <class T> static inline T ag_host_shfl(unsigned mask, T v, int src)
 {
     static_assert(sizeof(T) <= 8 && std::is_trivially_copyable<T>::value, "shuffle of a value of at most 8 bytes");
     ag_fiber *f = ag_host_current;
@@ -155,26 +150,22 @@ static inline T ag_host_shfl(unsigned mask, T v, int src)
     return out;
 }
 static inline int ag_host_lane(void) { return (int)(ag_host_current->thread.x % 32); }
-template <class T>
-static inline T __shfl_sync(unsigned mask, T v, int srcLane, int width = warpSize)
+template <class T> static inline T __shfl_sync(unsigned mask, T v, int srcLane, int width = warpSize)
 {
     int lane = ag_host_lane();
     return ag_host_shfl(mask, v, lane / width * width + ((srcLane % width + width) % width));
 }
-template <class T>
-static inline T __shfl_xor_sync(unsigned mask, T v, int laneMask, int width = warpSize)
+template <class T> static inline T __shfl_xor_sync(unsigned mask, T v, int laneMask, int width = warpSize)
 {
     int lane = ag_host_lane(), src = lane ^ laneMask;
     return ag_host_shfl(mask, v, src >= (lane / width + 1) * width ? lane : src);
 }
-template <class T>
-static inline T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = warpSize)
+template <class T> static inline T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = warpSize)
 {
     int lane = ag_host_lane(), src = lane + (int)delta;
     return ag_host_shfl(mask, v, src >= (lane / width + 1) * width ? lane : src);
 }
-template <class T>
-static inline T __shfl_up_sync(unsigned mask, T v, unsigned delta, int width = warpSize)
+template <class T> static inline T __shfl_up_sync(unsigned mask, T v, unsigned delta, int width = warpSize)
 {
     int lane = ag_host_lane(), src = lane - (int)delta;
     return ag_host_shfl(mask, v, src < lane / width * width ? lane : src);
@@ -199,43 +190,37 @@ static inline int __all_sync(unsigned mask, int pred)
 }
 
 /* ---- atomics (no other thread runs during one) ---- */
-template <class T>
-static inline T atomicAdd(T *p, T v)
+template <class T> static inline T atomicAdd(T *p, T v)
 {
     T old = *p;
     *p = old + v;
     return old;
 }
-template <class T>
-static inline T atomicSub(T *p, T v)
+template <class T> static inline T atomicSub(T *p, T v)
 {
     T old = *p;
     *p = old - v;
     return old;
 }
-template <class T>
-static inline T atomicExch(T *p, T v)
+template <class T> static inline T atomicExch(T *p, T v)
 {
     T old = *p;
     *p = v;
     return old;
 }
-template <class T>
-static inline T atomicMax(T *p, T v)
+template <class T> static inline T atomicMax(T *p, T v)
 {
     T old = *p;
     *p = old < v ? v : old;
     return old;
 }
-template <class T>
-static inline T atomicMin(T *p, T v)
+template <class T> static inline T atomicMin(T *p, T v)
 {
     T old = *p;
     *p = v < old ? v : old;
     return old;
 }
-template <class T>
-static inline T atomicCAS(T *p, T cmp, T v)
+template <class T> static inline T atomicCAS(T *p, T cmp, T v)
 {
     T old = *p;
     if (old == cmp)
@@ -244,13 +229,15 @@ static inline T atomicCAS(T *p, T cmp, T v)
 }
 
 /* ---- integer min/max (CUDA's overloads: the usual arithmetic conversions) ---- */
-template <class A, class B, typename std::enable_if<std::is_integral<A>::value && std::is_integral<B>::value, int>::type = 0>
+template <class A, class B,
+          typename std::enable_if<std::is_integral<A>::value && std::is_integral<B>::value, int>::type = 0>
 static inline typename std::common_type<A, B>::type min(A a, B b)
 {
     typedef typename std::common_type<A, B>::type T;
     return (T)a < (T)b ? (T)a : (T)b;
 }
-template <class A, class B, typename std::enable_if<std::is_integral<A>::value && std::is_integral<B>::value, int>::type = 0>
+template <class A, class B,
+          typename std::enable_if<std::is_integral<A>::value && std::is_integral<B>::value, int>::type = 0>
 static inline typename std::common_type<A, B>::type max(A a, B b)
 {
     typedef typename std::common_type<A, B>::type T;
@@ -338,7 +325,10 @@ static inline float __uint2float_rn(unsigned u) { return (float)u; }
 static inline float __ll2float_rn(long long i) { return (float)i; }
 static inline float __double2float_rn(double x) { return (float)x; }
 static inline int __double2int_rn(double x) { return (int)rint(x); }
-static inline unsigned int __umulhi(unsigned int a, unsigned int b) { return (unsigned int)(((unsigned long long)a * b) >> 32); }
+static inline unsigned int __umulhi(unsigned int a, unsigned int b)
+{
+    return (unsigned int)(((unsigned long long)a * b) >> 32);
+}
 static inline int __mulhi(int a, int b) { return (int)(((long long)a * b) >> 32); }
 static inline unsigned long long __umul64hi(unsigned long long a, unsigned long long b)
 {
@@ -359,8 +349,7 @@ static inline unsigned int __brev(unsigned int x)
     x = ((x >> 8) & 0x00ff00ffu) | ((x & 0x00ff00ffu) << 8);
     return (x >> 16) | (x << 16);
 }
-template <class T>
-static inline T __ldg(const T *p) { return *p; }
+template <class T> static inline T __ldg(const T *p) { return *p; }
 static inline void __trap(void) { abort(); }
 
 #endif

@@ -33,11 +33,11 @@ static void make(sample *s)
 {
     memset(s, 0, sizeof *s);
     const cg_buffer buf[NB] = {
-        {CG_ARENA, 0, {0, 0}, AG_F32},  /* 0: A */
-        {CG_PARAMS, 0, {0, 0}, AG_F32}, /* 1: B */
-        {CG_ARENA, 0, {0, 36}, AG_F32}, /* 2: C */
+        {CG_ARENA, 0, {0, 0}, AG_F32},    /* 0: A */
+        {CG_PARAMS, 0, {0, 0}, AG_F32},   /* 1: B */
+        {CG_ARENA, 0, {0, 36}, AG_F32},   /* 2: C */
         {CG_PARAMS, 0, {252, 0}, AG_F32}, /* 3: bias */
-        {CG_ARENA, 0, {0, 64}, AG_F32}, /* 4: D */
+        {CG_ARENA, 0, {0, 64}, AG_F32},   /* 4: D */
         {CG_PARAMS, 0, {280, 0}, AG_F32}, /* 5: a scalar */
     };
     memcpy(s->buf, buf, sizeof buf);
@@ -64,8 +64,14 @@ static void make(sample *s)
     l->expr[3] = (cg_expr){.kind = CG_E_OP, .dtype = AG_F32, .op = IR_tanh, .a = 2, .b = -1, .c = -1};
     l->nstores = 1;
     l->store[0] = (cg_store){.expr = 3, .at = rows_of(4, NCOL)};
-    s->p = (cg_program){.name = "epi", .nbuffers = NB, .buffers = s->buf, .nsteps = 2, .steps = s->step,
-                        .arena_bytes = {0, 92}, .param_bytes = 284, .max_batch = MAX_BATCH};
+    s->p = (cg_program){.name = "epi",
+                        .nbuffers = NB,
+                        .buffers = s->buf,
+                        .nsteps = 2,
+                        .steps = s->step,
+                        .arena_bytes = {0, 92},
+                        .param_bytes = 284,
+                        .max_batch = MAX_BATCH};
 }
 
 /* whether the two steps became one launch */
@@ -75,7 +81,8 @@ static bool fused(const sample *s)
     char err[1024], *src = cuda_source(&s->p, &plan, err, sizeof err);
     cr_assert_not_null(src, "%s", err);
     bool one = plan.nsteps == 1;
-    cr_expect_eq(plan.nsteps == 1, strstr(src, "then the next step's loop") != NULL, "the plan and the source disagree");
+    cr_expect_eq(plan.nsteps == 1, strstr(src, "then the next step's loop") != NULL,
+                 "the plan and the source disagree");
     free(src);
     cg_cuda_plan_free(&plan);
     return one;
@@ -103,7 +110,8 @@ static void same_as_reference(const sample *s, const char *what)
         cg_args a = {.arena = (char *)want, .params = (char *)wparams, .batch = n};
         cg_exec(&s->p, &a);
         cuda_host_region ar = {arena, ab}, pr = {params, pb};
-        cr_assert(cuda_host_run(src, &plan, n, 1, 0, ar, pr, NULL, 0, NULL, 0, 2, err, sizeof err), "%s: %s", what, err);
+        cr_assert(cuda_host_run(src, &plan, n, 1, 0, ar, pr, NULL, 0, NULL, 0, 2, err, sizeof err), "%s: %s", what,
+                  err);
         for (size_t k = 0; k < ab / 4; k++)
             cr_assert(fabsf(arena[k] - want[k]) <= 1e-6f * fmaxf(1, fabsf(want[k])),
                       "%s at batch %lld: arena float %zu is %.9g, the reference %.9g", what, (long long)n, k, arena[k],

@@ -22,14 +22,13 @@
 
 static char dir[] = "/tmp/aotgrad-device-XXXXXX";
 
-
 /* dir/NAME (the binary), dir/NAME.cu and .ptx, dir/NAME_kernels.so (its CUDA C on the host),
  * from FOLDER/NAME.c of the source tree */
 static void build_from(const char *folder, const char *name)
 {
     int st;
     char *out = run_fmt(&st, "cd %s && %s build %s/%s.c --target cpu,cuda --emit exe,cu,ptx -o %s/%s", AG_SOURCE_DIR,
-                   getenv("AOTGRAD_BIN"), folder, name, dir, name);
+                        getenv("AOTGRAD_BIN"), folder, name, dir, name);
     if (st != 0 && strstr(out, "NVRTC"))
         cr_skip_test("NVRTC not available: %s", out);
     cr_assert_eq(st, 0, "%s", out);
@@ -145,8 +144,9 @@ Test(device, an_update_not_in_place_is_copied_over_its_parameter)
     cr_assert_eq(st, 0, "%s", g);
     char *c = gpu(&st, "param_output", "train --device cpu --data data --epochs 2 --batch 16 --seed 2 --save c.st");
     cr_assert_eq(st, 0, "%s", c);
-    char *i = run_fmt(&st, "cd %s && %s run %s/tests/data/models/param_output.c --data data --epochs 2 --batch 16 --seed 2",
-                      dir, getenv("AOTGRAD_BIN"), AG_SOURCE_DIR);
+    char *i =
+        run_fmt(&st, "cd %s && %s run %s/tests/data/models/param_output.c --data data --epochs 2 --batch 16 --seed 2",
+                dir, getenv("AOTGRAD_BIN"), AG_SOURCE_DIR);
     cr_assert_eq(st, 0, "%s", i);
     double lg = last_value(g, "train_loss "), lc = last_value(c, "train_loss "), li = last_value(i, "train_loss ");
     cr_expect(fabs(lg - lc) <= 2e-3 * fmax(1, lc) && fabs(lc - li) <= 2e-4 * fmax(1, li),
@@ -162,7 +162,8 @@ Test(device, a_nan_loss_stops_naming_its_step)
     int st;
     char *out = gpu(&st, "mlp", "train --device cuda --data data --epochs 2 --batch 16 --lr 1e30 --save nan.st");
     cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
-    cr_expect(strstr(out, "mlp: error: step ") && strstr(out, "(epoch 1): the loss is not finite; stopping"), "%s", out);
+    cr_expect(strstr(out, "mlp: error: step ") && strstr(out, "(epoch 1): the loss is not finite; stopping"), "%s",
+              out);
     cr_expect(strstr(out, "mlp: no checkpoint was written (no epoch finished)"), "%s", out);
     free(out);
 }
@@ -213,4 +214,3 @@ Test(device, an_image_from_the_environment)
     cr_expect(strstr(none, "AOTGRAD_CUDA_IMAGE=none.cubin: cannot open: No such file or directory"), "%s", none);
     free(ok), free(text), free(none);
 }
-

@@ -34,8 +34,8 @@ static void write_case(const char *name, const char *model)
         cr_assert_eq(st, 0, "%s", out);
         free(out);
     }
-    out = run_fmt(&st, "%s write %s/cases --only %s %s%s%s%s", getenv("AOTGRAD_GPU_DIFF"), dir, name,
-                  model ? dir : "", model ? "/" : "", model ? model : "", model ? ".ir" : "");
+    out = run_fmt(&st, "%s write %s/cases --only %s %s%s%s%s", getenv("AOTGRAD_GPU_DIFF"), dir, name, model ? dir : "",
+                  model ? "/" : "", model ? model : "", model ? ".ir" : "");
     if (st != 0 && strstr(out, "needs NVRTC"))
         cr_skip_test("%s", out);
     cr_assert_eq(st, 0, "%s", out);
@@ -94,8 +94,10 @@ Test(gpu_diff, a_wrong_kernel_fails)
 {
     write_case("op_add", NULL);
     int st;
-    char *out = run_fmt(&st, "cd %s && sed 's/ = (v0 + v1);/ = (v0 - v1);/' cases/op_add.cu > wrong.cu && "
-                        "! cmp -s wrong.cu cases/op_add.cu", dir);
+    char *out = run_fmt(&st,
+                        "cd %s && sed 's/ = (v0 + v1);/ = (v0 - v1);/' cases/op_add.cu > wrong.cu && "
+                        "! cmp -s wrong.cu cases/op_add.cu",
+                        dir);
     cr_assert_eq(st, 0, "the sum to break is not in op_add.cu (has the rendering changed?)\n%s", out);
     free(out);
     char cu[600];

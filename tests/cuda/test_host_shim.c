@@ -10,19 +10,21 @@
 #include "cuda_host.h"
 
 /* the top of every generated source */
-#define ARGS                                   \
-    "typedef struct ag_dev_args {\n"           \
-    "    char *arena, *params;\n"              \
-    "    char *inputs[8], *outputs[8];\n"      \
-    "    long long N;\n"                       \
-    "    unsigned int seed;\n"                 \
-    "    unsigned long long step;\n"           \
-    "    char *scratch;\n"                     \
+#define ARGS                              \
+    "typedef struct ag_dev_args {\n"      \
+    "    char *arena, *params;\n"         \
+    "    char *inputs[8], *outputs[8];\n" \
+    "    long long N;\n"                  \
+    "    unsigned int seed;\n"            \
+    "    unsigned long long step;\n"      \
+    "    char *scratch;\n"                \
     "} ag_dev_args;\n"
 
-/* compound literals: by value, or & for an array of one */
+/* compound literals: by value, or & for an array of one (not blocks, as clang-format reads them) */
+/* clang-format off */
 #define NONE (cuda_host_region){NULL, 0}
 #define REGION(p, n) (cuda_host_region){(p), (n) * sizeof *(p)}
+/* clang-format on */
 
 static cg_cuda_launch launch(const char *name, double u0, double u1, double per_block)
 {
@@ -33,16 +35,15 @@ static cg_cuda_launch launch(const char *name, double u0, double u1, double per_
 
 /* grid-stride elementwise: y = 2 max(x, 0) + 1, and the grid it ran with */
 static const char *const elementwise_source =
-    ARGS
-    "extern \"C\" __global__ void __launch_bounds__(256) ew_k0(ag_dev_args a) {\n"
-    "    const float *x = (const float *)(a.inputs[0] + 0);\n"
-    "    float *y = (float *)(a.outputs[0] + 0);\n"
-    "    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < a.N;\n"
-    "         i += (long long)blockDim.x * gridDim.x)\n"
-    "        y[i] = fmaxf(x[i], 0.0f) * 2.0f + 1.0f;\n"
-    "    if (blockIdx.x == 0 && threadIdx.x == 0)\n"
-    "        ((unsigned *)a.outputs[1])[0] = gridDim.x * 1000u + blockDim.x;\n"
-    "}\n";
+    ARGS "extern \"C\" __global__ void __launch_bounds__(256) ew_k0(ag_dev_args a) {\n"
+         "    const float *x = (const float *)(a.inputs[0] + 0);\n"
+         "    float *y = (float *)(a.outputs[0] + 0);\n"
+         "    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < a.N;\n"
+         "         i += (long long)blockDim.x * gridDim.x)\n"
+         "        y[i] = fmaxf(x[i], 0.0f) * 2.0f + 1.0f;\n"
+         "    if (blockIdx.x == 0 && threadIdx.x == 0)\n"
+         "        ((unsigned *)a.outputs[1])[0] = gridDim.x * 1000u + blockDim.x;\n"
+         "}\n";
 
 Test(cuda_host, elementwise_any_grid)
 {
@@ -58,8 +59,8 @@ Test(cuda_host, elementwise_any_grid)
         unsigned shape = 0;
         cuda_host_region outs[] = {REGION(y, n), {&shape, sizeof shape}};
         char err[4096];
-        bool ok = cuda_host_run(elementwise_source, &plan, n, 0, 0, NONE, NONE, &REGION(x, n), 1,
-                                outs, 2, grids[g], err, sizeof err);
+        bool ok = cuda_host_run(elementwise_source, &plan, n, 0, 0, NONE, NONE, &REGION(x, n), 1, outs, 2, grids[g],
+                                err, sizeof err);
         cr_assert(ok, "grid %u: %s", grids[g], err);
         cr_assert_eq(shape, grids[g] * 1000 + CG_CUDA_BLOCK, "grid %u: ran as %u", grids[g], shape);
         for (int i = 0; i < n; i++)
@@ -68,30 +69,28 @@ Test(cuda_host, elementwise_any_grid)
 }
 
 /* one row per block (grid stride over rows), a tree over __shared__ memory */
-static const char *const reduce_source =
-    ARGS
-    "#define COLS 777\n"
-    "extern \"C\" __global__ void rowsum_k0(ag_dev_args a) {\n"
-    "    __shared__ float part[256];\n"
-    "    const float *x = (const float *)a.inputs[0];\n"
-    "    float *y = (float *)a.outputs[0];\n"
-    "    for (long long row = blockIdx.x; row < a.N; row += gridDim.x) {\n"
-    "        float s = 0.0f;\n"
-    "        for (long long j = threadIdx.x; j < COLS; j += blockDim.x)\n"
-    "            s += x[row * COLS + j];\n"
-    "        part[threadIdx.x] = s;\n"
-    "        __syncthreads();\n"
-    "        #pragma unroll\n"
-    "        for (unsigned k = blockDim.x / 2; k > 0; k >>= 1) {\n"
-    "            if (threadIdx.x < k)\n"
-    "                part[threadIdx.x] += part[threadIdx.x + k];\n"
-    "            __syncthreads();\n"
-    "        }\n"
-    "        if (threadIdx.x == 0)\n"
-    "            y[row] = part[0];\n"
-    "        __syncthreads(); /* part is written again by the next row */\n"
-    "    }\n"
-    "}\n";
+static const char *const reduce_source = ARGS "#define COLS 777\n"
+                                              "extern \"C\" __global__ void rowsum_k0(ag_dev_args a) {\n"
+                                              "    __shared__ float part[256];\n"
+                                              "    const float *x = (const float *)a.inputs[0];\n"
+                                              "    float *y = (float *)a.outputs[0];\n"
+                                              "    for (long long row = blockIdx.x; row < a.N; row += gridDim.x) {\n"
+                                              "        float s = 0.0f;\n"
+                                              "        for (long long j = threadIdx.x; j < COLS; j += blockDim.x)\n"
+                                              "            s += x[row * COLS + j];\n"
+                                              "        part[threadIdx.x] = s;\n"
+                                              "        __syncthreads();\n"
+                                              "        #pragma unroll\n"
+                                              "        for (unsigned k = blockDim.x / 2; k > 0; k >>= 1) {\n"
+                                              "            if (threadIdx.x < k)\n"
+                                              "                part[threadIdx.x] += part[threadIdx.x + k];\n"
+                                              "            __syncthreads();\n"
+                                              "        }\n"
+                                              "        if (threadIdx.x == 0)\n"
+                                              "            y[row] = part[0];\n"
+                                              "        __syncthreads(); /* part is written again by the next row */\n"
+                                              "    }\n"
+                                              "}\n";
 
 Test(cuda_host, block_reduction)
 {
@@ -111,23 +110,20 @@ Test(cuda_host, block_reduction)
     for (int g = 0; g < 3; g++) {
         float y[rows] = {0};
         char err[4096];
-        bool ok = cuda_host_run(reduce_source, &plan, rows, 0, 0, NONE, NONE,
-                                &REGION(x, rows * cols), 1, &REGION(y, rows), 1,
-                                caps[g], err, sizeof err);
+        bool ok = cuda_host_run(reduce_source, &plan, rows, 0, 0, NONE, NONE, &REGION(x, rows * cols), 1,
+                                &REGION(y, rows), 1, caps[g], err, sizeof err);
         cr_assert(ok, "max_blocks %u: %s", caps[g], err);
         for (int r = 0; r < rows; r++)
             cr_assert_eq(y[r], want[r], "max_blocks %u: row %d: %g, not %g", caps[g], r, y[r], want[r]);
     }
 }
 
-static const char *const divergent_source =
-    ARGS
-    "extern \"C\" __global__ void div_k2(ag_dev_args a) {\n"
-    "    if (threadIdx.x == 0)\n"
-    "        return;\n"
-    "    __syncthreads();\n"
-    "    a.outputs[0][threadIdx.x] = 1;\n"
-    "}\n";
+static const char *const divergent_source = ARGS "extern \"C\" __global__ void div_k2(ag_dev_args a) {\n"
+                                                 "    if (threadIdx.x == 0)\n"
+                                                 "        return;\n"
+                                                 "    __syncthreads();\n"
+                                                 "    a.outputs[0][threadIdx.x] = 1;\n"
+                                                 "}\n";
 
 Test(cuda_host, barrier_divergence)
 {
@@ -135,8 +131,8 @@ Test(cuda_host, barrier_divergence)
     cg_cuda_launch l = launch("div_k2", 1, 0, 1);
     cg_cuda_plan plan = {.nsteps = 1, .step = &l};
     char err[4096];
-    bool ok = cuda_host_run(divergent_source, &plan, 1, 0, 0, NONE, NONE, NULL, 0, &REGION(out, 256),
-                            1, 0, err, sizeof err);
+    bool ok =
+        cuda_host_run(divergent_source, &plan, 1, 0, 0, NONE, NONE, NULL, 0, &REGION(out, 256), 1, 0, err, sizeof err);
     cr_assert_not(ok);
     cr_assert(strstr(err, "kernel div_k2: block 0: thread 0 returned while others wait at __syncthreads()"), "%s", err);
     cr_assert(strstr(err, "exited with 2"), "%s", err);
@@ -157,21 +153,20 @@ Test(cuda_host, compile_error)
 
 /* two steps in order: the first fills the arena from the parameters, the second reads it */
 static const char *const arena_source =
-    ARGS
-    "__device__ __forceinline__ float scaled(const float *p, long long i) { return p[i % 4] * (float)i; }\n"
-    "extern \"C\" __global__ void fill_k0(ag_dev_args a) {\n"
-    "    const float *p = (const float *)(a.params + 16);\n"
-    "    float *ar = (float *)(a.arena + 8 * a.N);\n"
-    "    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < 3 * a.N;\n"
-    "         i += (long long)blockDim.x * gridDim.x)\n"
-    "        ar[i] = scaled(p, i) + (float)a.seed + (float)a.step;\n"
-    "}\n"
-    "extern \"C\" __global__ void copy_k1(ag_dev_args a) {\n"
-    "    const float *ar = (const float *)(a.arena + 8 * a.N);\n"
-    "    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < a.N;\n"
-    "         i += (long long)blockDim.x * gridDim.x)\n"
-    "        ((float *)a.outputs[0])[i] = ar[3 * i + 2] - ar[3 * i];\n"
-    "}\n";
+    ARGS "__device__ __forceinline__ float scaled(const float *p, long long i) { return p[i % 4] * (float)i; }\n"
+         "extern \"C\" __global__ void fill_k0(ag_dev_args a) {\n"
+         "    const float *p = (const float *)(a.params + 16);\n"
+         "    float *ar = (float *)(a.arena + 8 * a.N);\n"
+         "    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < 3 * a.N;\n"
+         "         i += (long long)blockDim.x * gridDim.x)\n"
+         "        ar[i] = scaled(p, i) + (float)a.seed + (float)a.step;\n"
+         "}\n"
+         "extern \"C\" __global__ void copy_k1(ag_dev_args a) {\n"
+         "    const float *ar = (const float *)(a.arena + 8 * a.N);\n"
+         "    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < a.N;\n"
+         "         i += (long long)blockDim.x * gridDim.x)\n"
+         "        ((float *)a.outputs[0])[i] = ar[3 * i + 2] - ar[3 * i];\n"
+         "}\n";
 
 Test(cuda_host, arena_and_params)
 {
@@ -215,32 +210,31 @@ Test(cuda_host, empty_regions_and_plans)
 /* warp operations and atomics: a warp sum by xor shuffles, a block sum of the warp sums
  * by atomicAdd into shared memory, a ballot; blocks of 256 threads = 8 warps */
 static const char *const warp_source =
-    ARGS
-    "extern \"C\" __global__ void warp_k0(ag_dev_args a) {\n"
-    "    __shared__ float total;\n"
-    "    const float *x = (const float *)a.inputs[0];\n"
-    "    float *y = (float *)a.outputs[0];\n"
-    "    unsigned *vote = (unsigned *)a.outputs[1];\n"
-    "    for (long long b = blockIdx.x; b < a.N; b += gridDim.x) {\n"
-    "        if (threadIdx.x == 0) total = 0.0f;\n"
-    "        __syncthreads();\n"
-    "        float v = x[b * blockDim.x + threadIdx.x];\n"
-    "        #pragma unroll\n"
-    "        for (int m = 16; m > 0; m >>= 1) v += __shfl_xor_sync(0xffffffffu, v, m);\n"
-    "        float d = x[b * blockDim.x + threadIdx.x];\n"
-    "        for (int m = 16; m > 0; m >>= 1) d += __shfl_down_sync(0xffffffffu, d, m);\n"
-    "        unsigned ballot = __ballot_sync(0xffffffffu, x[b * blockDim.x + threadIdx.x] > 0.0f);\n"
-    "        if (threadIdx.x % 32 == 0) {\n"
-    "            atomicAdd(&total, v);\n"
-    "            y[b * 16 + threadIdx.x / 32 * 2 + 1] = d;\n"
-    "            vote[b * 8 + threadIdx.x / 32] = ballot;\n"
-    "        }\n"
-    "        if (v != __shfl_sync(0xffffffffu, v, 0)) __trap(); /* every lane has the warp's sum */\n"
-    "        __syncthreads();\n"
-    "        if (threadIdx.x == 0) y[b * 16] = total;\n"
-    "        __syncthreads();\n"
-    "    }\n"
-    "}\n";
+    ARGS "extern \"C\" __global__ void warp_k0(ag_dev_args a) {\n"
+         "    __shared__ float total;\n"
+         "    const float *x = (const float *)a.inputs[0];\n"
+         "    float *y = (float *)a.outputs[0];\n"
+         "    unsigned *vote = (unsigned *)a.outputs[1];\n"
+         "    for (long long b = blockIdx.x; b < a.N; b += gridDim.x) {\n"
+         "        if (threadIdx.x == 0) total = 0.0f;\n"
+         "        __syncthreads();\n"
+         "        float v = x[b * blockDim.x + threadIdx.x];\n"
+         "        #pragma unroll\n"
+         "        for (int m = 16; m > 0; m >>= 1) v += __shfl_xor_sync(0xffffffffu, v, m);\n"
+         "        float d = x[b * blockDim.x + threadIdx.x];\n"
+         "        for (int m = 16; m > 0; m >>= 1) d += __shfl_down_sync(0xffffffffu, d, m);\n"
+         "        unsigned ballot = __ballot_sync(0xffffffffu, x[b * blockDim.x + threadIdx.x] > 0.0f);\n"
+         "        if (threadIdx.x % 32 == 0) {\n"
+         "            atomicAdd(&total, v);\n"
+         "            y[b * 16 + threadIdx.x / 32 * 2 + 1] = d;\n"
+         "            vote[b * 8 + threadIdx.x / 32] = ballot;\n"
+         "        }\n"
+         "        if (v != __shfl_sync(0xffffffffu, v, 0)) __trap(); /* every lane has the warp's sum */\n"
+         "        __syncthreads();\n"
+         "        if (threadIdx.x == 0) y[b * 16] = total;\n"
+         "        __syncthreads();\n"
+         "    }\n"
+         "}\n";
 
 Test(cuda_host, warp_operations)
 {
@@ -253,8 +247,8 @@ Test(cuda_host, warp_operations)
     cg_cuda_plan plan = {.nsteps = 1, .step = &l};
     cuda_host_region outs[] = {REGION(y, blocks * 16), REGION(vote, blocks * 8)};
     char err[4096];
-    bool ok = cuda_host_run(warp_source, &plan, blocks, 0, 0, NONE, NONE, &REGION(x, n), 1, outs, 2,
-                            2, err, sizeof err);
+    bool ok =
+        cuda_host_run(warp_source, &plan, blocks, 0, 0, NONE, NONE, &REGION(x, n), 1, outs, 2, 2, err, sizeof err);
     cr_assert(ok, "%s", err);
     for (int b = 0; b < blocks; b++) {
         float block = 0;
@@ -266,7 +260,8 @@ Test(cuda_host, warp_operations)
                 ballot |= (unsigned)(x[b * 256 + w * 32 + l] > 0) << l;
             }
             block += warp;
-            cr_assert_eq(y[b * 16 + w * 2 + 1], warp, "block %d warp %d: %g, not %g", b, w, y[b * 16 + w * 2 + 1], warp);
+            cr_assert_eq(y[b * 16 + w * 2 + 1], warp, "block %d warp %d: %g, not %g", b, w, y[b * 16 + w * 2 + 1],
+                         warp);
             cr_assert_eq(vote[b * 8 + w], ballot, "block %d warp %d: ballot %x, not %x", b, w, vote[b * 8 + w], ballot);
         }
         cr_assert_eq(y[b * 16], block, "block %d: %g, not %g", b, y[b * 16], block);
@@ -275,26 +270,25 @@ Test(cuda_host, warp_operations)
 
 /* the math and intrinsics the renderer uses, bit for bit against the host's libm */
 static const char *const intrinsics_source =
-    ARGS
-    "extern \"C\" __global__ void math_k0(ag_dev_args a) {\n"
-    "    if (blockIdx.x != 0 || threadIdx.x != 0) return;\n"
-    "    const float *x = (const float *)a.inputs[0];\n"
-    "    float *f = (float *)a.outputs[0];\n"
-    "    unsigned *u = (unsigned *)a.outputs[1];\n"
-    "    double *d = (double *)a.outputs[2];\n"
-    "    f[0] = expf(x[0]); f[1] = logf(x[1]); f[2] = tanhf(x[0]); f[3] = sqrtf(x[1]);\n"
-    "    f[4] = powf(x[1], x[0]); f[5] = fabsf(-x[0]); f[6] = fmaxf(x[0], x[1]); f[7] = floorf(-x[0]);\n"
-    "    f[8] = rintf(2.5f); f[9] = rintf(x[0]); f[10] = exp(x[0]); f[11] = log(x[1]);\n"
-    "    f[12] = tanh(x[0]); f[13] = sqrt(x[1]); f[14] = pow(x[1], 2.0f); f[15] = fabs(-x[1]);\n"
-    "    f[16] = __uint_as_float(0x40490fdbu); f[17] = max(x[0], 0.0f); f[18] = min(x[0], 0.0f);\n"
-    "    f[19] = fminf(x[0], x[1]);\n"
-    "    u[0] = __umulhi(0xD2511F53u, 0x9E3779B9u + a.seed); u[1] = __float_as_uint(x[0]);\n"
-    "    u[2] = (unsigned)min(3, -2); u[3] = max(2u, 5u); u[4] = (unsigned)(min(-1LL, 7LL) + 10);\n"
-    "    u[5] = (unsigned)(long long)x[1]; u[6] = (unsigned)((unsigned long long)a.step >> 32);\n"
-    "    u[7] = (unsigned)__float2int_rn(x[0]);\n"
-    "    d[0] = exp((double)x[0]); d[1] = log((double)x[1]); d[2] = tanh((double)x[0]);\n"
-    "    d[3] = sqrt((double)x[1]); d[4] = pow((double)x[1], 0.5);\n"
-    "}\n";
+    ARGS "extern \"C\" __global__ void math_k0(ag_dev_args a) {\n"
+         "    if (blockIdx.x != 0 || threadIdx.x != 0) return;\n"
+         "    const float *x = (const float *)a.inputs[0];\n"
+         "    float *f = (float *)a.outputs[0];\n"
+         "    unsigned *u = (unsigned *)a.outputs[1];\n"
+         "    double *d = (double *)a.outputs[2];\n"
+         "    f[0] = expf(x[0]); f[1] = logf(x[1]); f[2] = tanhf(x[0]); f[3] = sqrtf(x[1]);\n"
+         "    f[4] = powf(x[1], x[0]); f[5] = fabsf(-x[0]); f[6] = fmaxf(x[0], x[1]); f[7] = floorf(-x[0]);\n"
+         "    f[8] = rintf(2.5f); f[9] = rintf(x[0]); f[10] = exp(x[0]); f[11] = log(x[1]);\n"
+         "    f[12] = tanh(x[0]); f[13] = sqrt(x[1]); f[14] = pow(x[1], 2.0f); f[15] = fabs(-x[1]);\n"
+         "    f[16] = __uint_as_float(0x40490fdbu); f[17] = max(x[0], 0.0f); f[18] = min(x[0], 0.0f);\n"
+         "    f[19] = fminf(x[0], x[1]);\n"
+         "    u[0] = __umulhi(0xD2511F53u, 0x9E3779B9u + a.seed); u[1] = __float_as_uint(x[0]);\n"
+         "    u[2] = (unsigned)min(3, -2); u[3] = max(2u, 5u); u[4] = (unsigned)(min(-1LL, 7LL) + 10);\n"
+         "    u[5] = (unsigned)(long long)x[1]; u[6] = (unsigned)((unsigned long long)a.step >> 32);\n"
+         "    u[7] = (unsigned)__float2int_rn(x[0]);\n"
+         "    d[0] = exp((double)x[0]); d[1] = log((double)x[1]); d[2] = tanh((double)x[0]);\n"
+         "    d[3] = sqrt((double)x[1]); d[4] = pow((double)x[1], 0.5);\n"
+         "}\n";
 
 Test(cuda_host, intrinsics)
 {
@@ -305,13 +299,12 @@ Test(cuda_host, intrinsics)
     cg_cuda_plan plan = {.nsteps = 1, .step = &l};
     cuda_host_region outs[] = {REGION(f, 20), REGION(u, 8), REGION(d, 5)};
     char err[4096];
-    bool ok = cuda_host_run(intrinsics_source, &plan, 1, 7, 0x500000000ull, NONE, NONE, &REGION(x, 2),
-                            1, outs, 3, 0, err, sizeof err);
+    bool ok = cuda_host_run(intrinsics_source, &plan, 1, 7, 0x500000000ull, NONE, NONE, &REGION(x, 2), 1, outs, 3, 0,
+                            err, sizeof err);
     cr_assert(ok, "%s", err);
-    float wf[20] = {expf(x[0]),  logf(x[1]),  tanhf(x[0]), sqrtf(x[1]), powf(x[1], x[0]),  x[0],
-                    x[1],        -2.0f,       2.0f,        2.0f,        expf(x[0]),        logf(x[1]),
-                    tanhf(x[0]), sqrtf(x[1]), powf(x[1], 2), x[1],      3.14159274f,       x[0],
-                    0.0f,        x[0]};
+    float wf[20] = {
+        expf(x[0]), logf(x[1]), tanhf(x[0]), sqrtf(x[1]), powf(x[1], x[0]), x[0], x[1],        -2.0f, 2.0f, 2.0f,
+        expf(x[0]), logf(x[1]), tanhf(x[0]), sqrtf(x[1]), powf(x[1], 2),    x[1], 3.14159274f, x[0],  0.0f, x[0]};
     for (int i = 0; i < 20; i++)
         cr_assert_eq(f[i], wf[i], "f[%d] = %.9g, not %.9g", i, f[i], wf[i]);
     unsigned hi = (unsigned)(((unsigned long long)0xD2511F53u * (0x9E3779B9u + 7u)) >> 32), bits;
@@ -339,8 +332,7 @@ Test(cuda_host, sanitizers_see_kernels)
     cg_cuda_launch l = launch("oob_k0", 1, 0, 1);
     cg_cuda_plan plan = {.nsteps = 1, .step = &l};
     char err[4096];
-    bool ok = cuda_host_run(source, &plan, 4, 0, 0, NONE, NONE, NULL, 0, &REGION(y, 4), 1, 0, err,
-                            sizeof err);
+    bool ok = cuda_host_run(source, &plan, 4, 0, 0, NONE, NONE, NULL, 0, &REGION(y, 4), 1, 0, err, sizeof err);
     cr_assert_not(ok);
     cr_assert(strstr(err, "heap-buffer-overflow"), "%s", err);
 }

@@ -17,7 +17,6 @@
 #include "run_cmd.h"
 #include "subset.h"
 
-
 static char dir[] = "/tmp/aotgrad-binary-XXXXXX";
 
 /* builds models/NAME.c into dir/NAME (once per process) */
@@ -48,8 +47,6 @@ static void teardown(void)
 }
 
 TestSuite(binary, .init = setup, .fini = teardown);
-
-
 
 Test(binary, every_model_builds_and_links_only_system_libraries)
 {
@@ -116,7 +113,8 @@ Test(binary, resume_is_the_uninterrupted_run_bit_for_bit)
     cr_assert_eq(st, 0, "%s", whole);
     char *first = run_fmt(&st, "cd %s && ./mlp_dropout train --data data --epochs 1 --seed 5 --save half.st", dir);
     cr_assert_eq(st, 0, "%s", first);
-    char *rest = run_fmt(&st, "cd %s && ./mlp_dropout train --data data --resume half.st --epochs 2 --save resumed.st", dir);
+    char *rest =
+        run_fmt(&st, "cd %s && ./mlp_dropout train --data data --resume half.st --epochs 2 --save resumed.st", dir);
     cr_assert_eq(st, 0, "%s", rest);
     cr_expect(strstr(rest, "resuming half.st at epoch 2 (step 8)"), "%s", rest);
     /* the metadata's numbers as written in the model: lr 0.5, not 0.50000000000000000 */
@@ -157,7 +155,9 @@ Test(binary, checkpoints_that_do_not_fit_are_refused_naming_the_tensor)
     static float w1[784 * 128], b1[256], w2[2560];
     char path[600], err[512];
     snprintf(path, sizeof path, "%s/shape.st", dir);
-    rt_ckpt_tensor t[] = {{"W1", AG_F32, 2, {784, 128}, w1}, {"b1", AG_F32, 1, {256}, b1}, {"W2", AG_F32, 2, {256, 10}, w2},
+    rt_ckpt_tensor t[] = {{"W1", AG_F32, 2, {784, 128}, w1},
+                          {"b1", AG_F32, 1, {256}, b1},
+                          {"W2", AG_F32, 2, {256, 10}, w2},
                           {"b2", AG_F32, 1, {10}, b1}};
     cr_assert(rt_ckpt_save(path, t, 4, NULL, 0, err, sizeof err), "%s", err);
     out = run_fmt(&st, "cd %s && ./mlp eval --data data --weights shape.st", dir);
@@ -246,8 +246,9 @@ Test(binary, resume_refuses_metadata_the_writer_never_writes)
         {"history", "garbage", "bad.st: metadata history entry 1: 'garbage' has 1 field, expected 7"},
         {"history", "1,nan,0.3,1,0.5,0.1,1;2,inf,1,-inf,1,1,1;",
          "bad.st: metadata history entry 1: train_loss is 'nan', expected a finite number within f32's range"},
-        {"history", "5,1,1,1,1,1,1;", "bad.st: metadata history entry 1: epoch '5', expected a number from 1 to "
-                                      "the checkpoint's 2"},
+        {"history", "5,1,1,1,1,1,1;",
+         "bad.st: metadata history entry 1: epoch '5', expected a number from 1 to "
+         "the checkpoint's 2"},
         {"step", "99999999999999999999", "bad.st: metadata step is '99999999999999999999', expected a whole number"},
         {"history", "1,1,1,1,1,1e300,1;2,1,1,1,1,1,1;",
          "bad.st: metadata history entry 1: seconds is '1e300', expected a number from 0 to 1e9"},
@@ -266,8 +267,9 @@ Test(binary, resume_refuses_metadata_the_writer_never_writes)
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         edit_metadata("ck.st", "bad.st", cases[i].key, cases[i].value);
-        out = run_fmt(&st, "cd %s && ./softmax train --data data --resume bad.st --epochs 3 --metrics bad.csv "
-                           "--plot bad.svg 2>&1; rc=$?; test -e bad.csv || test -e bad.svg && echo written; exit $rc",
+        out = run_fmt(&st,
+                      "cd %s && ./softmax train --data data --resume bad.st --epochs 3 --metrics bad.csv "
+                      "--plot bad.svg 2>&1; rc=$?; test -e bad.csv || test -e bad.svg && echo written; exit $rc",
                       dir);
         cr_expect_eq(WEXITSTATUS(st), 1, "%s=%.40s: %s", cases[i].key, cases[i].value, out);
         cr_expect(strstr(out, "softmax: error: ") && strstr(out, cases[i].msg), "%s=%.40s: %s", cases[i].key,
@@ -278,22 +280,25 @@ Test(binary, resume_refuses_metadata_the_writer_never_writes)
     }
     /* the writer's own: epochs 1 and 2 from the checkpoint, then 3, in order; without a
      * history (another tool's edit), the resumed epochs only */
-    out = run_fmt(&st, "cd %s && ./softmax train --data data --resume ck.st --epochs 3 --metrics ok.csv && "
-                       "cut -d, -f1 ok.csv | tr '\n' ' '",
+    out = run_fmt(&st,
+                  "cd %s && ./softmax train --data data --resume ck.st --epochs 3 --metrics ok.csv && "
+                  "cut -d, -f1 ok.csv | tr '\n' ' '",
                   dir);
     cr_assert_eq(st, 0, "%s", out);
     cr_expect(strstr(out, "epoch 1 2 3 "), "%s", out);
     free(out);
     edit_metadata("ck.st", "nohist.st", "history", NULL);
-    out = run_fmt(&st, "cd %s && ./softmax train --data data --resume nohist.st --epochs 3 --metrics nh.csv "
-                       "--save resumed.st && cut -d, -f1 nh.csv | tr '\n' ' '",
+    out = run_fmt(&st,
+                  "cd %s && ./softmax train --data data --resume nohist.st --epochs 3 --metrics nh.csv "
+                  "--save resumed.st && cut -d, -f1 nh.csv | tr '\n' ' '",
                   dir);
     cr_assert_eq(st, 0, "%s", out);
     cr_expect(strstr(out, "epoch 3 "), "%s", out);
     free(out);
     /* and what that run saved (a history from epoch 3) resumes in turn */
-    out = run_fmt(&st, "cd %s && ./softmax train --data data --resume resumed.st --epochs 4 --metrics r4.csv && "
-                       "cut -d, -f1 r4.csv | tr '\n' ' '",
+    out = run_fmt(&st,
+                  "cd %s && ./softmax train --data data --resume resumed.st --epochs 4 --metrics r4.csv && "
+                  "cut -d, -f1 r4.csv | tr '\n' ' '",
                   dir);
     cr_assert_eq(st, 0, "%s", out);
     cr_expect(strstr(out, "epoch 3 4 "), "%s", out);
@@ -340,8 +345,9 @@ Test(binary, a_failed_save_says_why_no_checkpoint_was_written)
 {
     build("softmax");
     int st;
-    char *out = run_fmt(&st, "cd %s && (trap '' XFSZ; ulimit -f 8; exec ./softmax train --data data --epochs 1 "
-                             "--save big.st)",
+    char *out = run_fmt(&st,
+                        "cd %s && (trap '' XFSZ; ulimit -f 8; exec ./softmax train --data data --epochs 1 "
+                        "--save big.st)",
                         dir);
     cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
     cr_expect(strstr(out, "epoch 1/1"), "%s", out);
@@ -378,7 +384,8 @@ Test(binary, eval_predict_metrics_and_plot_agree)
 {
     build("mlp");
     int st;
-    char *train = run_fmt(&st, "cd %s && ./mlp train --data data --epochs 2 --save w.st --metrics m.csv --plot p.svg", dir);
+    char *train =
+        run_fmt(&st, "cd %s && ./mlp train --data data --epochs 2 --save w.st --metrics m.csv --plot p.svg", dir);
     cr_assert_eq(st, 0, "%s", train);
     double acc = last_value(train, "test_acc ");
     cr_expect(strstr(train, "mlp: test accuracy "), "%s", train);
@@ -424,7 +431,7 @@ Test(binary, trains_as_the_interpreter_does)
     char *bin = run_fmt(&st, "cd %s && ./softmax train --data data --epochs 2 --seed 3", dir);
     cr_assert_eq(st, 0, "%s", bin);
     char *ref = run_fmt(&st, "cd %s && %s run models/softmax.c --data %s/data --epochs 2 --seed 3", AG_SOURCE_DIR,
-                   getenv("AOTGRAD_BIN"), dir);
+                        getenv("AOTGRAD_BIN"), dir);
     cr_assert_eq(st, 0, "%s", ref);
     const char *keys[] = {"train_loss ", "train_acc ", "test_acc "};
     for (int k = 0; k < 3; k++) {
@@ -485,23 +492,28 @@ Test(binary, cuda_target_runs_on_the_cpu_and_refuses_a_missing_gpu)
     free(probe);
     build("softmax");
     char *out = run_fmt(&st, "cd %s && %s build models/softmax.c --target cpu,cuda -o %s/softmax_gpu", AG_SOURCE_DIR,
-                   getenv("AOTGRAD_BIN"), dir);
+                        getenv("AOTGRAD_BIN"), dir);
     cr_assert_eq(st, 0, "%s", out);
     free(out);
-    out = run_fmt(&st, "readelf -d %s/softmax_gpu | grep NEEDED | grep -cvE 'libc.so|libm.so|libz.so|libopenblas|libasan|libubsan'",
-             dir);
+    out = run_fmt(
+        &st,
+        "readelf -d %s/softmax_gpu | grep NEEDED | grep -cvE 'libc.so|libm.so|libz.so|libopenblas|libasan|libubsan'",
+        dir);
     cr_expect_eq(atoi(out), 0, "unexpected NEEDED libraries: %s", out);
     free(out);
-    out = run_fmt(&st, "cd %s && AOTGRAD_LIBCUDA=/nonexistent/libcuda.so.1 ./softmax_gpu train --data data --device cuda", dir);
+    out = run_fmt(
+        &st, "cd %s && AOTGRAD_LIBCUDA=/nonexistent/libcuda.so.1 ./softmax_gpu train --data data --device cuda", dir);
     cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
-    cr_expect_str_eq(out, "softmax: error: --device cuda: no CUDA driver (/nonexistent/libcuda.so.1: cannot open shared "
-                          "object file: No such file or directory)\n");
+    cr_expect_str_eq(out,
+                     "softmax: error: --device cuda: no CUDA driver (/nonexistent/libcuda.so.1: cannot open shared "
+                     "object file: No such file or directory)\n");
     free(out);
     /* the CPU: the same training as the CPU-only binary, with and without --device cpu */
-    char *gpu_bin = run_fmt(&st, "cd %s && AOTGRAD_LIBCUDA=/nonexistent ./softmax_gpu train --data data --epochs 2 --device cpu",
-                       dir);
+    char *gpu_bin = run_fmt(
+        &st, "cd %s && AOTGRAD_LIBCUDA=/nonexistent ./softmax_gpu train --data data --epochs 2 --device cpu", dir);
     cr_assert_eq(st, 0, "%s", gpu_bin);
-    char *fallback = run_fmt(&st, "cd %s && AOTGRAD_LIBCUDA=/nonexistent ./softmax_gpu train --data data --epochs 2", dir);
+    char *fallback =
+        run_fmt(&st, "cd %s && AOTGRAD_LIBCUDA=/nonexistent ./softmax_gpu train --data data --epochs 2", dir);
     cr_assert_eq(st, 0, "%s", fallback);
     char *cpu_bin = run_fmt(&st, "cd %s && ./softmax train --data data --epochs 2", dir);
     cr_assert_eq(st, 0, "%s", cpu_bin);
@@ -515,7 +527,8 @@ Test(binary, cuda_target_runs_on_the_cpu_and_refuses_a_missing_gpu)
     free(cpu_bin);
     out = run_fmt(&st, "cd %s && ./softmax train --data data --device cuda", dir);
     cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
-    cr_expect(strstr(out, "softmax was built for the CPU only (aotgrad build --target cpu,cuda adds the GPU)"), "%s", out);
+    cr_expect(strstr(out, "softmax was built for the CPU only (aotgrad build --target cpu,cuda adds the GPU)"), "%s",
+              out);
     free(out);
 }
 

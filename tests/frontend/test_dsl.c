@@ -19,13 +19,14 @@ typedef struct dsl_case {
     const char *message; /* after "FILE:LINE: error: " */
 } dsl_case;
 
-#define MARK (*line = __LINE__)
+#define MARK (*line = __LINE__ + 1) /* on the line before the call whose location is checked */
 
 static void matmul_inner(ag_graph *g, int *line)
 {
     ag_val x = ag_input(g, "x", AG_F32, AG_N, 784);
     ag_val w = ag_param(g, "w", ag_zeros(), 128, 10);
-    MARK; ag_val o = ag_matmul(x, w);
+    MARK;
+    ag_val o = ag_matmul(x, w);
     ag_output(g, "o", ag_relu(o)); /* o is poisoned: no second error */
 }
 
@@ -33,83 +34,96 @@ static void broadcast(ag_graph *g, int *line)
 {
     ag_val x = ag_input(g, "x", AG_F32, AG_N, 784);
     ag_val b = ag_param(g, "b", ag_zeros(), 10);
-    MARK; ag_output(g, "o", ag_add(x, b));
+    MARK;
+    ag_output(g, "o", ag_add(x, b));
 }
 
 static void dtype_mix(ag_graph *g, int *line)
 {
     ag_val x = ag_input(g, "x", AG_F32, AG_N, 3);
     ag_val y = ag_input(g, "y", AG_I32, AG_N, 3);
-    MARK; ag_output(g, "o", ag_mul(x, y));
+    MARK;
+    ag_output(g, "o", ag_mul(x, y));
 }
 
 static void exp_of_int(ag_graph *g, int *line)
 {
     ag_val y = ag_input(g, "y", AG_I32, AG_N);
-    MARK; ag_output(g, "o", ag_exp(y));
+    MARK;
+    ag_output(g, "o", ag_exp(y));
 }
 
 static void axis_range(ag_graph *g, int *line)
 {
     ag_val x = ag_input(g, "x", AG_F32, AG_N, 10);
-    MARK; ag_output(g, "o", ag_sum(x, 2));
+    MARK;
+    ag_output(g, "o", ag_sum(x, 2));
 }
 
 static void axis_twice(ag_graph *g, int *line)
 {
     ag_val x = ag_input(g, "x", AG_F32, 4, 10);
-    MARK; ag_output(g, "o", ag_mean(x, 1, -1));
+    MARK;
+    ag_output(g, "o", ag_mean(x, 1, -1));
 }
 
 static void reshape_count(ag_graph *g, int *line)
 {
     ag_val x = ag_input(g, "x", AG_F32, AG_N, 784);
-    MARK; ag_output(g, "o", ag_reshape(x, AG_N, 100));
+    MARK;
+    ag_output(g, "o", ag_reshape(x, AG_N, 100));
 }
 
 static void concat_off_axis(ag_graph *g, int *line)
 {
     ag_val a = ag_input(g, "a", AG_F32, 3, 4);
     ag_val b = ag_input(g, "b", AG_F32, 3, 5);
-    MARK; ag_output(g, "o", ag_concat(0, a, b));
+    MARK;
+    ag_output(g, "o", ag_concat(0, a, b));
 }
 
 static void dot_of_matrix(ag_graph *g, int *line)
 {
     ag_val a = ag_input(g, "a", AG_F32, 3, 4);
     ag_val b = ag_input(g, "b", AG_F32, 4);
-    MARK; ag_output(g, "o", ag_dot(a, b));
+    MARK;
+    ag_output(g, "o", ag_dot(a, b));
 }
 
 static void mv_inner(ag_graph *g, int *line)
 {
     ag_val a = ag_input(g, "a", AG_F32, 3, 4);
     ag_val b = ag_input(g, "b", AG_F32, 5);
-    MARK; ag_output(g, "o", ag_mv(a, b));
+    MARK;
+    ag_output(g, "o", ag_mv(a, b));
 }
 
 static void duplicate_name(ag_graph *g, int *line)
 {
     ag_val x = ag_input(g, "x", AG_F32, AG_N, 2);
-    MARK; ag_val w = ag_param(g, "x", ag_zeros(), 2, 1);
+    MARK;
+    ag_val w = ag_param(g, "x", ag_zeros(), 2, 1);
     ag_output(g, "o", ag_matmul(x, w));
 }
 
 static void batch_in_param(ag_graph *g, int *line)
 {
-    MARK; ag_val w = ag_param(g, "w", ag_zeros(), AG_N, 3);
+    MARK;
+    ag_val w = ag_param(g, "w", ag_zeros(), AG_N, 3);
     ag_output(g, "o", w);
 }
 
 static void too_many_dims(ag_graph *g, int *line)
 {
-    MARK; ag_val x = ag_input(g, "x", AG_F32, 1, 2, 3, 4, 5);
+    MARK;
+    ag_val x = ag_input(g, "x", AG_F32, 1, 2, 3, 4, 5);
     ag_output(g, "o", x);
 }
 
 static void zero_dim(ag_graph *g, int *line)
 {
-    MARK; ag_val x = ag_input(g, "x", AG_F32, AG_N, 0);
+    MARK;
+    ag_val x = ag_input(g, "x", AG_F32, AG_N, 0);
     ag_output(g, "o", x);
 }
 
@@ -117,91 +131,106 @@ static void cross_entropy_labels(ag_graph *g, int *line)
 {
     ag_val o = ag_input(g, "o", AG_F32, AG_N, 10);
     ag_val y = ag_input(g, "y", AG_F32, AG_N);
-    MARK; ag_output(g, "l", ag_cross_entropy(o, y));
+    MARK;
+    ag_output(g, "l", ag_cross_entropy(o, y));
 }
 
 static void where_condition(ag_graph *g, int *line)
 {
     ag_val x = ag_input(g, "x", AG_F32, 3);
-    MARK; ag_output(g, "o", ag_where(x, x, 0));
+    MARK;
+    ag_output(g, "o", ag_where(x, x, 0));
 }
 
 static void not_an_int(ag_graph *g, int *line)
 {
     ag_val y = ag_input(g, "y", AG_I32, 3);
-    MARK; ag_output(g, "o", ag_add(y, 0.5));
+    MARK;
+    ag_output(g, "o", ag_add(y, 0.5));
 }
 
 static void dropout_p(ag_graph *g, int *line)
 {
     ag_val x = ag_input(g, "x", AG_F32, AG_N, 8);
-    MARK; ag_output(g, "o", ag_dropout(x, 1.5));
+    MARK;
+    ag_output(g, "o", ag_dropout(x, 1.5));
 }
 
 static void transpose_perm(ag_graph *g, int *line)
 {
     ag_val x = ag_input(g, "x", AG_F32, 2, 3);
-    MARK; ag_output(g, "o", ag_transpose(x, 0, 0));
+    MARK;
+    ag_output(g, "o", ag_transpose(x, 0, 0));
 }
 
 static void one_hot_float(ag_graph *g, int *line)
 {
     ag_val x = ag_input(g, "x", AG_F32, AG_N);
-    MARK; ag_output(g, "o", ag_one_hot(x, 10));
+    MARK;
+    ag_output(g, "o", ag_one_hot(x, 10));
 }
 
 static void broadcast_to_bad(ag_graph *g, int *line)
 {
     ag_val x = ag_input(g, "x", AG_F32, 3);
-    MARK; ag_output(g, "o", ag_broadcast_to(x, 2, 4));
+    MARK;
+    ag_output(g, "o", ag_broadcast_to(x, 2, 4));
 }
 
 static void output_twice(ag_graph *g, int *line)
 {
     ag_val x = ag_input(g, "x", AG_F32, 3);
     ag_output(g, "o", x);
-    MARK; ag_output(g, "o", ag_neg(x));
+    MARK;
+    ag_output(g, "o", ag_neg(x));
 }
 
 static void bad_name(ag_graph *g, int *line)
 {
-    MARK; ag_val x = ag_input(g, "2x", AG_F32, 3);
+    MARK;
+    ag_val x = ag_input(g, "2x", AG_F32, 3);
     ag_output(g, "o", x);
 }
 
 static void batch_twice(ag_graph *g, int *line)
 {
     ag_val a = ag_input(g, "a", AG_F32, AG_N, 1);
-    MARK; ag_output(g, "o", ag_add(a, ag_transpose(a)));
+    MARK;
+    ag_output(g, "o", ag_add(a, ag_transpose(a)));
 }
 
 static void only_numbers(ag_graph *g, int *line)
 {
     ag_val x = ag_input(g, "x", AG_F32, 3);
-    MARK; ag_output(g, "o", ag_add(x, ag_mul(ag_val_of((ag_val){g, 7777, 0}), 2)));
+    MARK;
+    ag_output(g, "o", ag_add(x, ag_mul(ag_val_of((ag_val){g, 7777, 0}), 2)));
 }
 
 static void too_many_elements(ag_graph *g, int *line)
 {
-    MARK; ag_val x = ag_input(g, "x", AG_F32, 4000000000LL, 4000000000LL); /* the product overflows int64 */
+    MARK;
+    ag_val x = ag_input(g, "x", AG_F32, 4000000000LL, 4000000000LL); /* the product overflows int64 */
     ag_output(g, "o", x);
 }
 
 static void init_not_finite(ag_graph *g, int *line)
 {
-    MARK; ag_val w = ag_param(g, "w", ag_normal(0, INFINITY), 3);
+    MARK;
+    ag_val w = ag_param(g, "w", ag_normal(0, INFINITY), 3);
     ag_output(g, "o", w);
 }
 
 static void minimize_nothing(ag_graph *g, int *line)
 {
     ag_val x = ag_input(g, "x", AG_F32, AG_N, 6);
-    MARK; ag_minimize(g, ag_mean(x), ag_sgd(.lr = 0.1));
+    MARK;
+    ag_minimize(g, ag_mean(x), ag_sgd(.lr = 0.1));
 }
 
 static void empty_choice(ag_graph *g, int *line)
 {
-    MARK; ag_option(g, "act", "relu", "relu||tanh");
+    MARK;
+    ag_option(g, "act", "relu", "relu||tanh");
     ag_output(g, "o", ag_input(g, "x", AG_F32, 3));
 }
 
@@ -210,13 +239,15 @@ static void unnamed_metric(ag_graph *g, int *line)
     ag_val x = ag_input(g, "x", AG_F32, AG_N, 2);
     ag_val w = ag_param(g, "w", ag_zeros(), 2);
     ag_val l = ag_square(ag_mv(x, w));
-    MARK; ag_minimize(g, ag_mean(l), ag_sgd(.lr = 0.1), .metric = ag_sum(l));
+    MARK;
+    ag_minimize(g, ag_mean(l), ag_sgd(.lr = 0.1), .metric = ag_sum(l));
 }
 
 /* 4 TiB per row is fine at batch 1; at ag_minimize's batch 2^24, 2^66 bytes are not */
 static void huge_input(ag_graph *g, int *line)
 {
-    MARK; ag_val x = ag_input(g, "x", AG_F32, AG_N, 1LL << 40);
+    MARK;
+    ag_val x = ag_input(g, "x", AG_F32, AG_N, 1LL << 40);
     ag_val w = ag_param(g, "w", ag_zeros(), 1LL << 40);
     ag_minimize(g, ag_mean(ag_mv(x, w)), ag_sgd(.lr = 0.1), .batch = 1 << 24);
 }
@@ -226,7 +257,8 @@ static void huge_outer_product(ag_graph *g, int *line)
 {
     ag_val x = ag_input(g, "x", AG_F32, AG_N, 1);
     ag_val w = ag_param(g, "w", ag_zeros(), 1, 1LL << 40);
-    MARK; ag_val o = ag_matmul(x, w);
+    MARK;
+    ag_val o = ag_matmul(x, w);
     ag_minimize(g, ag_mean(ag_relu(o)), ag_sgd(.lr = 0.1), .batch = 1 << 24);
 }
 
@@ -257,7 +289,8 @@ static const dsl_case cases[] = {
     {"bad_name", bad_name, "input: name \"2x\" is not an identifier"},
     {"batch_twice", batch_twice, "add: the batch dim N would appear 2 times in [N,N]"},
     {"only_numbers", only_numbers, "mul: an operand is not a value of any graph (uninitialized ag_val?)"},
-    {"too_many_elements", too_many_elements, "input: [4000000000,4000000000] has more than 2^40 elements per batch item"},
+    {"too_many_elements", too_many_elements,
+     "input: [4000000000,4000000000] has more than 2^40 elements per batch item"},
     {"unnamed_metric", unnamed_metric,
      "minimize: name the metric (.metric_name = \"...\"): an unnamed one is taken for ag_correct's count and "
      "reported as an accuracy"},
@@ -265,7 +298,8 @@ static const dsl_case cases[] = {
     {"empty_choice", empty_choice, "option act: the choices \"relu||tanh\" have an empty one"},
     {"init_not_finite", init_not_finite, "param w: initializer arguments 0, inf: must be finite f32 numbers"},
     {"huge_input", huge_input, "input x: f32[N,1099511627776] at batch 16777216 is more than 2^60 bytes"},
-    {"huge_outer_product", huge_outer_product, "matmul: f32[N,1099511627776] at batch 16777216 is more than 2^60 bytes"},
+    {"huge_outer_product", huge_outer_product,
+     "matmul: f32[N,1099511627776] at batch 16777216 is more than 2^60 bytes"},
 };
 
 Test(dsl, each_mistake_reported_once_at_its_line)
@@ -277,8 +311,8 @@ Test(dsl, each_mistake_reported_once_at_its_line)
         c->build(g, &line);
         int errors = ag_graph_finish(g);
         char want[512], msg[400];
-        /* duplicate_name's message names the earlier line, one above the mistake */
-        snprintf(msg, sizeof msg, c->message, line - 1);
+        /* duplicate_name's message names the earlier line, two above the mistake (MARK between) */
+        snprintf(msg, sizeof msg, c->message, line - 2);
         snprintf(want, sizeof want, "%s:%d: error: %s", __FILE__, line, msg);
         cr_expect_eq(errors, 1, "%s: %d errors, first: %s", c->name, errors, errors ? ag_graph_error(g, 0) : "none");
         if (errors)
@@ -293,8 +327,10 @@ Test(dsl, every_error_is_reported)
 {
     ag_graph *g = ag_graph_new("two");
     ag_val x = ag_input(g, "x", AG_F32, AG_N, 4);
-    int l1 = __LINE__; ag_val a = ag_sum(x, 5);
-    int l2 = __LINE__; ag_val b = ag_matmul(x, x);
+    int l1 = __LINE__ + 1;
+    ag_val a = ag_sum(x, 5);
+    int l2 = __LINE__ + 1;
+    ag_val b = ag_matmul(x, x);
     ag_output(g, "a", ag_exp(a));
     ag_output(g, "b", ag_exp(b));
     cr_assert_eq(ag_graph_finish(g), 2);
@@ -323,7 +359,8 @@ Test(dsl, hash_consing_and_numbers)
     ag_graph *g = ag_graph_new("cse");
     ag_val x = ag_input(g, "x", AG_F32, AG_N, 4);
     ag_val k = ag_input(g, "k", AG_I32, 4);
-    int line = __LINE__; ag_val a = ag_mul(ag_exp(x), 2);
+    int line = __LINE__ + 1;
+    ag_val a = ag_mul(ag_exp(x), 2);
     ag_val b = ag_mul(ag_exp(x), 2);
     cr_assert_eq(a.id, b.id, "identical nodes are merged");
     ag_val c = ag_add(k, 1);
@@ -357,9 +394,10 @@ Test(dsl, model_file_errors_through_the_command_line)
 {
     char out[4096];
     cr_assert_eq(ir_of("bad_shapes.c", NULL, out, sizeof out), 1, "%s", out);
-    cr_assert_str_eq(out, "tests/data/models/bad_shapes.c:10: error: matmul: inner dimensions differ: [N,784] x [128,10]\n"
-                          "tests/data/models/bad_shapes.c:12: error: sum: axis 3 out of range for [N,10]\n"
-                          "tests/data/models/bad_shapes.c: 2 errors\n");
+    cr_assert_str_eq(out,
+                     "tests/data/models/bad_shapes.c:10: error: matmul: inner dimensions differ: [N,784] x [128,10]\n"
+                     "tests/data/models/bad_shapes.c:12: error: sum: axis 3 out of range for [N,10]\n"
+                     "tests/data/models/bad_shapes.c: 2 errors\n");
 
     /* mistakes with no graph at hand (an uninitialized ag_val, a NULL graph) count too */
     cr_assert_eq(ir_of("bad_handles.c", NULL, out, sizeof out), 1, "%s", out);

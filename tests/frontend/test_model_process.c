@@ -56,8 +56,8 @@ static int aotgrad_on(const char *command, const char *model, const char *opts, 
     char dir[512];
     fresh_folder(dir, sizeof dir);
     int status;
-    *out = run_fmt(&status, "cd %s && TMPDIR=%s %s %s tests/data/models/%s %s", AG_SOURCE_DIR, dir, bin, command,
-                   model, opts);
+    *out = run_fmt(&status, "cd %s && TMPDIR=%s %s %s tests/data/models/%s %s", AG_SOURCE_DIR, dir, bin, command, model,
+                   opts);
     *left = left_in(dir);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
@@ -100,8 +100,10 @@ Test(model_process, an_endless_loop_meets_the_time_limit)
                  i == 2 ? "/out" : "");
         int rc = aotgrad_on(commands[i], "loops.c", opts, &out, &left);
         cr_expect_eq(rc, 1, "%s: exit status %d: %s", commands[i], rc, out);
-        cr_expect_str_eq(out, "tests/data/models/loops.c: error: the model's code did not finish building the graph "
-                              "within 0.5 s (--model-timeout)\n", "%s", commands[i]);
+        cr_expect_str_eq(out,
+                         "tests/data/models/loops.c: error: the model's code did not finish building the graph "
+                         "within 0.5 s (--model-timeout)\n",
+                         "%s", commands[i]);
         cr_expect_eq(left, 0, "%s: %d entries left in TMPDIR", commands[i], left);
         cr_expect_eq(left_in(dir), 0, "%s wrote something", commands[i]);
         free(out);
@@ -172,9 +174,13 @@ Test(model_process, the_graph_comes_back_whole)
     cr_expect_eq(back->next_site, here->next_site);
     cr_expect_eq(here->next_site, 3);
     /* the model has what this test is about */
-    static const char *const parts[] = {"classes=[\"T-shirt/top\"", "group bias wd_scale=0 lr_scale=2",
-                                        "option note=\"a \\\"quoted\\\"\\tvalue \xc3\xa9\"", "option act=\"tanh\"",
-                                        "site=2", "= const 200", "declares_all.c:"};
+    static const char *const parts[] = {"classes=[\"T-shirt/top\"",
+                                        "group bias wd_scale=0 lr_scale=2",
+                                        "option note=\"a \\\"quoted\\\"\\tvalue \xc3\xa9\"",
+                                        "option act=\"tanh\"",
+                                        "site=2",
+                                        "= const 200",
+                                        "declares_all.c:"};
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
         cr_expect(strstr(want, parts[i]), "no %s in\n%s", parts[i], want);
     free(want);

@@ -126,7 +126,8 @@ Test(cli, ir_forward_and_check)
     cr_assert_eq(st, 0);
     cr_assert(strstr(ir, "graph @mlp {\n"), "%s", ir);
     cr_assert(strstr(ir, "= matmul %"), "%s", ir);
-    cr_assert(strstr(ir, "= relu %3                      ; models/mlp.c:18\n"), "no source line on the hidden layer:\n%s", ir);
+    cr_assert(strstr(ir, "= relu %3                      ; models/mlp.c:18\n"),
+              "no source line on the hidden layer:\n%s", ir);
     /* docs/text-ir.md shows this very output */
     size_t len;
     char *readme = fe_read_file(AG_SOURCE_DIR "/docs/text-ir.md", &len);
@@ -204,8 +205,9 @@ Test(cli, usage_errors_name_what_was_wrong)
 
     /* an eval graph after fusion cannot train: said once, with one "error:", at the .ir's file
      * (not the graph's name) */
-    char *out = run_fmt(&st, "cd %s && %s ir models/softmax.c --eval > /tmp/aotgrad-cli-eval-$$.ir && "
-                             "%s run /tmp/aotgrad-cli-eval-$$.ir 2>&1; rm -f /tmp/aotgrad-cli-eval-$$.ir",
+    char *out = run_fmt(&st,
+                        "cd %s && %s ir models/softmax.c --eval > /tmp/aotgrad-cli-eval-$$.ir && "
+                        "%s run /tmp/aotgrad-cli-eval-$$.ir 2>&1; rm -f /tmp/aotgrad-cli-eval-$$.ir",
                         AG_SOURCE_DIR, bin, bin);
     cr_expect(!strncmp(out, "/tmp/aotgrad-cli-eval-", 22) &&
                   strstr(out, ".ir: error: softmax is an eval graph after fusion, which cannot be trained"),
@@ -216,20 +218,23 @@ Test(cli, usage_errors_name_what_was_wrong)
 
     /* predictions naming the loss: `check` refuses what a binary could only lie about (the
      * loss needs labels `predict` does not have), saying what to write instead */
-    out = run_fmt(&st, "cd %s && %s ir models/linreg.c | sed 's/predict=predict/predict=loss/' > /tmp/aotgrad-pl-$$.ir && "
-                       "%s check /tmp/aotgrad-pl-$$.ir 2>&1; echo rc=$?; rm -f /tmp/aotgrad-pl-$$.ir",
+    out = run_fmt(&st,
+                  "cd %s && %s ir models/linreg.c | sed 's/predict=predict/predict=loss/' > /tmp/aotgrad-pl-$$.ir && "
+                  "%s check /tmp/aotgrad-pl-$$.ir 2>&1; echo rc=$?; rm -f /tmp/aotgrad-pl-$$.ir",
                   AG_SOURCE_DIR, bin, bin);
     cr_expect(strstr(out, ".ir: error: verify: train: predict=loss names the loss; predictions are an output of their "
-                          "own") && strstr(out, "rc=1"),
+                          "own") &&
+                  strstr(out, "rc=1"),
               "%s", out);
     free(out);
 
     /* inputs too large for any machine (4 PiB, past the address space): out of memory, said as such */
-    out = run_fmt(&st,
-                  "printf 'graph @big {\\n  %%%%x: f32[N,1099511627776] = input\\n  %%%%0: f32[N,1099511627776] = neg "
-                  "%%%%x\\n  return o: %%%%0\\n}\\n' > /tmp/aotgrad-big-$$.ir && ASAN_OPTIONS=allocator_may_return_null=1 "
-                  "%s forward /tmp/aotgrad-big-$$.ir --batch 1000 2>&1; rm -f /tmp/aotgrad-big-$$.ir",
-                  bin);
+    out = run_fmt(
+        &st,
+        "printf 'graph @big {\\n  %%%%x: f32[N,1099511627776] = input\\n  %%%%0: f32[N,1099511627776] = neg "
+        "%%%%x\\n  return o: %%%%0\\n}\\n' > /tmp/aotgrad-big-$$.ir && ASAN_OPTIONS=allocator_may_return_null=1 "
+        "%s forward /tmp/aotgrad-big-$$.ir --batch 1000 2>&1; rm -f /tmp/aotgrad-big-$$.ir",
+        bin);
     cr_expect(strstr(out, ".ir: error: out of memory for the inputs and parameters at this batch\n"), "%s", out);
     free(out);
 

@@ -22,7 +22,6 @@ static char *aotgrad(const char *args, int *status)
     return run_cmd(cmd, status);
 }
 
-
 Test(train, linreg_recovers_the_true_parameters)
 {
     int st;
@@ -166,8 +165,8 @@ Test(train, options_reach_the_model)
     free(out);
     out = aotgrad("ir models/mlp.c --set width=3", &st);
     cr_expect_eq(WEXITSTATUS(st), 1);
-    cr_expect(strstr(out, "models/mlp.c: error: --set width=3: the model has no such option (its options: act)"),
-              "%s", out);
+    cr_expect(strstr(out, "models/mlp.c: error: --set width=3: the model has no such option (its options: act)"), "%s",
+              out);
     free(out);
 }
 
@@ -210,7 +209,8 @@ Test(train, inputs_are_bound_by_role_not_name_or_place)
     char args[1024];
     snprintf(args, sizeof args,
              "ir models/linreg.c --train | awk '/= input role=data/ { x = $0; next } "
-             "/= input role=labels/ { print; print x; next } { print }' | sed 's/%%lr\\b/%%rate/g; s/%%wd\\b/%%decay/g' > %s",
+             "/= input role=labels/ { print; print x; next } { print }' | sed 's/%%lr\\b/%%rate/g; "
+             "s/%%wd\\b/%%decay/g' > %s",
              path);
     free(aotgrad(args, &st));
     cr_assert_eq(st, 0);

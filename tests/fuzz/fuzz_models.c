@@ -59,12 +59,12 @@ typedef struct message {
 
 typedef struct outcome {
     long long seed;
-    bool verdict;     /* the child sent one (else it crashed, hung or exited early) */
+    bool verdict; /* the child sent one (else it crashed, hung or exited early) */
     bool failed, gave_up;
     int redraws;
     char oracle[32];
     char text[4200];
-    fz_model *model;  /* a failure's: the last model sent (malloc'd; NULL when none came) */
+    fz_model *model; /* a failure's: the last model sent (malloc'd; NULL when none came) */
     bool data_shaped, cuda;
 } outcome;
 
@@ -119,7 +119,8 @@ static void run_case(const options *o, long long seed, bool data_shaped, bool cu
     fz_gen_opts g = {.data_shaped = data_shaped};
     fz_check_opts c = check_opts(o, cuda, data_shaped);
     for (int attempt = 0; attempt <= MAX_REDRAWS; attempt++) {
-        uint64_t mseed = attempt == 0 ? (uint64_t)seed : hash64((uint64_t)seed * 1000003u + (uint64_t)attempt) % 1000000000000ull;
+        uint64_t mseed =
+            attempt == 0 ? (uint64_t)seed : hash64((uint64_t)seed * 1000003u + (uint64_t)attempt) % 1000000000000ull;
         char err[1024];
         msg->redraws = attempt;
         if (!fz_generate(mseed, &g, &msg->model, err, sizeof err)) {
@@ -145,8 +146,8 @@ static void run_case(const options *o, long long seed, bool data_shaped, bool cu
 
 /* A running child: its pipe, its buffer, its deadline, the last model it sent. */
 typedef struct running {
-    pid_t pid;        /* also its process group's: what it starts dies with it */
-    int fd;           /* non-blocking */
+    pid_t pid; /* also its process group's: what it starts dies with it */
+    int fd;    /* non-blocking */
     double deadline;
     message *msg;
     size_t got;
@@ -231,7 +232,7 @@ static bool collect(running *r, bool late)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !late)
             return false; /* more to come */
-        if (n <= 0) /* the end: the child exited (or was killed) */
+        if (n <= 0)       /* the end: the child exited (or was killed) */
             break;
         r->got += (size_t)n;
         if (r->got < sizeof *r->msg)
@@ -542,7 +543,10 @@ static int check_seed(options *o, uint64_t seed, bool data_shaped)
     fz_result r;
     fz_check(m, &c, &r);
     fz_remove_tree(o->workdir);
-    printf("%s%s%s\n", r.outcome == FZ_PASS ? "pass" : r.outcome == FZ_REDRAW ? "redraw: " : r.oracle,
+    printf("%s%s%s\n",
+           r.outcome == FZ_PASS     ? "pass"
+           : r.outcome == FZ_REDRAW ? "redraw: "
+                                    : r.oracle,
            r.outcome == FZ_FAIL ? ": " : "", r.message);
     free(m);
     return r.outcome == FZ_FAIL;
@@ -558,11 +562,15 @@ static int judge_file(options *o, const char *path, bool cuda)
         ir_graph_free(g);
         return 2;
     }
-    fz_check_opts c = check_opts(o, cuda, ir_find_source(g, IR_input, "x") >= 0 && ir_find_source(g, IR_input, "y") >= 0);
+    fz_check_opts c =
+        check_opts(o, cuda, ir_find_source(g, IR_input, "x") >= 0 && ir_find_source(g, IR_input, "y") >= 0);
     fz_result r;
     fz_check_graph(g, &c, &r);
     fz_remove_tree(o->workdir);
-    printf("%s: %s%s%s\n", path, r.outcome == FZ_PASS ? "pass" : r.outcome == FZ_REDRAW ? "near a discontinuity: " : r.oracle,
+    printf("%s: %s%s%s\n", path,
+           r.outcome == FZ_PASS     ? "pass"
+           : r.outcome == FZ_REDRAW ? "near a discontinuity: "
+                                    : r.oracle,
            r.outcome == FZ_FAIL ? ": " : "", r.message);
     ir_graph_free(g);
     return r.outcome == FZ_FAIL;
@@ -571,8 +579,15 @@ static int judge_file(options *o, const char *path, bool cuda)
 int main(int argc, char **argv)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    options o = {.cases = -1, .seed = -1, .jobs = cpus > 0 ? (int)cpus : 1, .out = "fuzz_models.out", .timeout = 300,
-                 .cuda_every = 10, .binary_every = 20, .shrink_budget = 400, .shrink_max = 5};
+    options o = {.cases = -1,
+                 .seed = -1,
+                 .jobs = cpus > 0 ? (int)cpus : 1,
+                 .out = "fuzz_models.out",
+                 .timeout = 300,
+                 .cuda_every = 10,
+                 .binary_every = 20,
+                 .shrink_budget = 400,
+                 .shrink_max = 5};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long long x;

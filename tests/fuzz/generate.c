@@ -29,25 +29,18 @@ static double sigm(double x) { return 1 / (1 + exp(-x)); }
 static range ew_range(ir_op op, range a, range b, range c, ag_dtype t)
 {
     switch (op) {
-    case IR_neg:
-        return (range){-a.hi, -a.lo};
-    case IR_exp:
-        return (range){exp(a.lo), exp(a.hi)};
-    case IR_log:
-        return (range){log(a.lo), log(a.hi)};
+    case IR_neg: return (range){-a.hi, -a.lo};
+    case IR_exp: return (range){exp(a.lo), exp(a.hi)};
+    case IR_log: return (range){log(a.lo), log(a.hi)};
     case IR_abs:
     case IR_square: {
         range m = a.lo >= 0 ? a : a.hi <= 0 ? (range){-a.hi, -a.lo} : (range){0, maxabs(a)};
         return op == IR_abs ? m : (range){m.lo * m.lo, m.hi * m.hi};
     }
-    case IR_sqrt:
-        return (range){sqrt(a.lo), sqrt(a.hi)};
-    case IR_relu:
-        return (range){fmax(a.lo, 0), fmax(a.hi, 0)};
-    case IR_sigmoid:
-        return (range){sigm(a.lo), sigm(a.hi)};
-    case IR_tanh:
-        return (range){tanh(a.lo), tanh(a.hi)};
+    case IR_sqrt: return (range){sqrt(a.lo), sqrt(a.hi)};
+    case IR_relu: return (range){fmax(a.lo, 0), fmax(a.hi, 0)};
+    case IR_sigmoid: return (range){sigm(a.lo), sigm(a.hi)};
+    case IR_tanh: return (range){tanh(a.lo), tanh(a.hi)};
     case IR_cast:
         if (t == AG_BOOL)
             return (range){0, 1};
@@ -56,16 +49,11 @@ static range ew_range(ir_op op, range a, range b, range c, ag_dtype t)
         if (t == AG_I32)
             return (range){trunc(a.lo), trunc(a.hi)};
         return a;
-    case IR_stop_gradient:
-        return a;
-    case IR_add:
-        return (range){a.lo + b.lo, a.hi + b.hi};
-    case IR_sub:
-        return (range){a.lo - b.hi, a.hi - b.lo};
-    case IR_mul:
-        return prod(a, b);
-    case IR_div:
-        return prod(a, (range){1 / b.hi, 1 / b.lo});
+    case IR_stop_gradient: return a;
+    case IR_add: return (range){a.lo + b.lo, a.hi + b.hi};
+    case IR_sub: return (range){a.lo - b.hi, a.hi - b.lo};
+    case IR_mul: return prod(a, b);
+    case IR_div: return prod(a, (range){1 / b.hi, 1 / b.lo});
     case IR_pow: {
         double p[4] = {pow(a.lo, b.lo), pow(a.lo, b.hi), pow(a.hi, b.lo), pow(a.hi, b.hi)};
         range r = {p[0], p[0]};
@@ -73,14 +61,10 @@ static range ew_range(ir_op op, range a, range b, range c, ag_dtype t)
             r.lo = fmin(r.lo, p[i]), r.hi = fmax(r.hi, p[i]);
         return r;
     }
-    case IR_maximum:
-        return (range){fmax(a.lo, b.lo), fmax(a.hi, b.hi)};
-    case IR_minimum:
-        return (range){fmin(a.lo, b.lo), fmin(a.hi, b.hi)};
-    case IR_where:
-        return hull(b, c);
-    default: /* comparisons */
-        return (range){0, 1};
+    case IR_maximum: return (range){fmax(a.lo, b.lo), fmax(a.hi, b.hi)};
+    case IR_minimum: return (range){fmin(a.lo, b.lo), fmin(a.hi, b.hi)};
+    case IR_where: return hull(b, c);
+    default: /* comparisons */ return (range){0, 1};
     }
 }
 
@@ -98,8 +82,10 @@ static void derive(gen *G, int k)
     const ir_shape *as = s->nargs > 0 && s->arg[0].step >= 0 ? &nd(G, s->arg[0].step)->shape : NULL;
     switch (s->kind) {
     case FZ_INPUT:
-        r = s->dtype == AG_F32 ? (range){-7, 7} : s->dtype == AG_U8 ? (range){0, 255} : s->dtype == AG_BOOL ? (range){0, 1}
-                                                                                      : (range){0, 9};
+        r = s->dtype == AG_F32    ? (range){-7, 7}
+            : s->dtype == AG_U8   ? (range){0, 255}
+            : s->dtype == AG_BOOL ? (range){0, 1}
+                                  : (range){0, 9};
         break;
     case FZ_PARAM: {
         ag_init in = s->init;
@@ -112,7 +98,8 @@ static void derive(gen *G, int k)
         else if (in.kind == AG_INIT_UNIFORM)
             r = (range){in.a, in.b};
         else {
-            double fi = n->shape.rank ? (double)n->shape.dim[0] : 1, fo = n->shape.rank > 1 ? (double)n->shape.dim[1] : fi;
+            double fi = n->shape.rank ? (double)n->shape.dim[0] : 1,
+                   fo = n->shape.rank > 1 ? (double)n->shape.dim[1] : fi;
             double lim = sqrt(6 / (fi + fo));
             r = (range){-lim, lim};
         }
@@ -120,9 +107,7 @@ static void derive(gen *G, int k)
         break;
     }
     case FZ_CONST:
-    case FZ_FULL:
-        r = (range){s->value, s->value};
-        break;
+    case FZ_FULL: r = (range){s->value, s->value}; break;
     case FZ_EW: {
         range c = s->nargs > 2 ? arg_range(G, s->arg[2]) : (range){0, 0};
         r = ew_range(s->op, a, b, c, n->dtype);
@@ -149,9 +134,7 @@ static void derive(gen *G, int k)
         grad = ga;
         break;
     }
-    case FZ_ARGMAX:
-        r = (range){0, (double)extent(as->dim[(s->axis + as->rank) % as->rank]) - 1};
-        break;
+    case FZ_ARGMAX: r = (range){0, (double)extent(as->dim[(s->axis + as->rank) % as->rank]) - 1}; break;
     case FZ_CUMSUM: {
         double count = (double)extent(as->dim[(s->axis + as->rank) % as->rank]);
         r = (range){fmin(a.lo, a.lo * count), fmax(a.hi, a.hi * count)};
@@ -170,9 +153,7 @@ static void derive(gen *G, int k)
     case FZ_FLATTEN:
     case FZ_BROADCAST:
     case FZ_SLICE:
-    case FZ_REQUIRES_GRAD:
-        grad = ga || (s->kind == FZ_REQUIRES_GRAD);
-        break;
+    case FZ_REQUIRES_GRAD: grad = ga || (s->kind == FZ_REQUIRES_GRAD); break;
     case FZ_CONCAT:
         for (int i = 0; i < s->nargs; i++) {
             r = hull(r, arg_range(G, s->arg[i]));
@@ -185,9 +166,7 @@ static void derive(gen *G, int k)
         grad = ga;
         break;
     }
-    case FZ_ONE_HOT:
-        r = (range){0, 1};
-        break;
+    case FZ_ONE_HOT: r = (range){0, 1}; break;
     case FZ_CROSS_ENTROPY:
         r = (range){0, (a.hi - a.lo) + log((double)extent(as->dim[1])) + 1};
         grad = ga;
@@ -211,11 +190,8 @@ static void derive(gen *G, int k)
         grad = ga;
         break;
     }
-    case FZ_CORRECT:
-        r = (range){0, (double)numel(as)};
-        break;
-    case FZ_KIND_COUNT:
-        break;
+    case FZ_CORRECT: r = (range){0, (double)numel(as)}; break;
+    case FZ_KIND_COUNT: break;
     }
     if (s->kind == FZ_INPUT || s->kind == FZ_REQUIRES_GRAD)
         grad = s->kind == FZ_REQUIRES_GRAD;
@@ -299,22 +275,16 @@ int gen_pick(gen *G, const want *w)
     return cand[n - 1];
 }
 
-
 /* ---- making values ---- */
 
 static ag_init random_init(gen *G)
 {
     switch (rnd(G, 10)) {
-    case 0:
-        return ag_uniform(pick_number(G, -1, 0), pick_number(G, 0.25, 1));
-    case 1:
-        return ag_xavier();
-    case 2:
-        return ag_constant(pick_number(G, -1, 1));
-    case 3:
-        return chance(G, 0.3) ? ag_zeros() : ag_normal(0, 1);
-    default:
-        return ag_normal(pick_number(G, -0.25, 0.25), pick_number(G, 0.125, 1));
+    case 0: return ag_uniform(pick_number(G, -1, 0), pick_number(G, 0.25, 1));
+    case 1: return ag_xavier();
+    case 2: return ag_constant(pick_number(G, -1, 1));
+    case 3: return chance(G, 0.3) ? ag_zeros() : ag_normal(0, 1);
+    default: return ag_normal(pick_number(G, -0.25, 0.25), pick_number(G, 0.125, 1));
     }
 }
 
@@ -400,7 +370,8 @@ int gen_bounded(gen *G, int k, double limit)
     if (k < 0 || maxabs(G->r[k]) <= limit)
         return k;
     int t = gen_unary(G, IR_tanh, k);
-    return t < 0 || limit < 2 || chance(G, 0.5) ? t : gen_binary(G, IR_mul, A(t), IMM(pick_number(G, 1, fmin(limit, 4))));
+    return t < 0 || limit < 2 || chance(G, 0.5) ? t
+                                                : gen_binary(G, IR_mul, A(t), IMM(pick_number(G, 1, fmin(limit, 4))));
 }
 
 /* k (f32) made positive, within [0.05, 1e3]. */
@@ -413,8 +384,7 @@ int gen_positive(gen *G, int k)
         int b = gen_bounded(G, k, 4);
         return gen_binary(G, IR_add, A(gen_unary(G, IR_square, b)), IMM(pick_number(G, 0.125, 1)));
     }
-    case 1:
-        return gen_unary(G, IR_exp, gen_bounded(G, k, 4));
+    case 1: return gen_unary(G, IR_exp, gen_bounded(G, k, 4));
     default:
         return gen_binary(G, IR_add, A(gen_unary(G, IR_sigmoid, gen_bounded(G, k, 8))), IMM(pick_number(G, 0.125, 1)));
     }
@@ -436,7 +406,8 @@ int gen_f32_value(gen *G, want w)
         if (w.bcast)
             d = gen_param_dims_for(G, w.bcast);
         else
-            for (int i = 0, r = between(G, w.min_rank > 1 ? w.min_rank : 1, w.max_rank < 2 ? w.max_rank : 2); i < r; i++)
+            for (int i = 0, r = between(G, w.min_rank > 1 ? w.min_rank : 1, w.max_rank < 2 ? w.max_rank : 2); i < r;
+                 i++)
                 d.d[d.n++] = gen_small_dim(G);
         if (d.n < w.min_rank || d.n > w.max_rank)
             return -1;
@@ -611,12 +582,8 @@ static int make_loss(gen *G)
         m.arg[1] = gen_second(G, k, AG_F32, wt);
         return G->failed ? -1 : gen_add(G, m);
     }
-    case 2:
-        s.op = IR_sum;
-        return gen_add(G, s);
-    default:
-        s.op = IR_mean;
-        return gen_add(G, s);
+    case 2: s.op = IR_sum; return gen_add(G, s);
+    default: s.op = IR_mean; return gen_add(G, s);
     }
 }
 
@@ -650,7 +617,8 @@ bool fz_generate(uint64_t seed, const fz_gen_opts *o, fz_model *m, char *err, si
         snprintf(x.name, sizeof x.name, "x");
         snprintf(y.name, sizeof y.name, "y");
         x.dtype = chance(&G, 0.8) ? AG_F32 : AG_U8;
-        x.dims = chance(&G, 0.7) ? (ag_dims){2, {AG_N, between(&G, 1, 8)}} : (ag_dims){3, {AG_N, between(&G, 1, 3), between(&G, 1, 4)}};
+        x.dims = chance(&G, 0.7) ? (ag_dims){2, {AG_N, between(&G, 1, 8)}}
+                                 : (ag_dims){3, {AG_N, between(&G, 1, 3), between(&G, 1, 4)}};
         y.dtype = chance(&G, 0.5) ? AG_I32 : AG_F32;
         y.dims = y.dtype == AG_I32 || chance(&G, 0.5) ? (ag_dims){1, {AG_N}} : (ag_dims){2, {AG_N, between(&G, 1, 3)}};
         G.x = gen_add(&G, x);

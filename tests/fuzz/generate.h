@@ -23,20 +23,20 @@ typedef struct gen {
     range r[FZ_MAX_STEPS];
     bool grad[FZ_MAX_STEPS]; /* a gradient flows into it from a parameter or a grad input */
     int nparams, ninputs;
-    int x, y;                /* data-shaped: the two inputs */
+    int x, y; /* data-shaped: the two inputs */
     bool failed;
     char *err;
     size_t len;
 } gen;
 
 typedef struct want {
-    unsigned dtypes;      /* bit 1 << ag_dtype */
+    unsigned dtypes; /* bit 1 << ag_dtype */
     int min_rank, max_rank;
-    bool positive;        /* range within [0.05, 1e3] */
-    bool nonzero;         /* range excludes [-0.05, 0.05] */
-    double max_abs;       /* 0: 1e4 */
-    bool grad;            /* carries a gradient */
-    bool no_n;            /* no batch axis */
+    bool positive;         /* range within [0.05, 1e3] */
+    bool nonzero;          /* range excludes [-0.05, 0.05] */
+    double max_abs;        /* 0: 1e4 */
+    bool grad;             /* carries a gradient */
+    bool no_n;             /* no batch axis */
     const ir_shape *bcast; /* broadcasts with this shape, into it */
 } want;
 
@@ -55,7 +55,10 @@ static inline double uniform(gen *G) { return (double)(next(G) >> 11) * 0x1p-53;
 static inline bool chance(gen *G, double p) { return uniform(G) < p; }
 static inline int between(gen *G, int lo, int hi) { return lo + rnd(G, hi - lo + 1); }
 /* a short float that prints exactly */
-static inline double pick_number(gen *G, double lo, double hi) { return round((lo + (hi - lo) * uniform(G)) * 64) / 64; }
+static inline double pick_number(gen *G, double lo, double hi)
+{
+    return round((lo + (hi - lo) * uniform(G)) * 64) / 64;
+}
 
 /* ---- the values ---- */
 
@@ -92,7 +95,6 @@ static inline fz_arg A(int k) { return (fz_arg){k, 0}; }
 static inline fz_arg IMM(double x) { return (fz_arg){-1, x}; }
 static inline range arg_range(const gen *G, fz_arg a) { return a.step < 0 ? (range){a.imm, a.imm} : G->r[a.step]; }
 static inline bool arg_grad(const gen *G, fz_arg a) { return a.step >= 0 && G->grad[a.step]; }
-
 
 static inline want of_types(unsigned dtypes) { return (want){.dtypes = dtypes, .min_rank = 0, .max_rank = 4}; }
 

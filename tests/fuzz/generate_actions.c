@@ -391,8 +391,7 @@ static int concat_part(gen *G, int k, int ax)
     ir_shape s = shape(G, k);
     ag_dtype t = dtype(G, k);
     switch (rnd(G, 5)) {
-    case 0:
-        return k;
+    case 0: return k;
     case 1: /* k transformed */
         if (t == AG_F32)
             return chance(G, 0.5) ? gen_binary(G, IR_mul, A(k), IMM(pick_number(G, -2, 2))) : gen_unary(G, IR_tanh, k);
@@ -609,7 +608,8 @@ static bool act_regression_loss(gen *G, fz_kind kind)
             want wt = of_types(F32);
             wt.max_abs = 1e3;
             int d = gen_pick(G, &wt);
-            if (d >= 0 && d != k && numel_item(&nd(G, d)->shape) == numel_item(&s) && has_n(&nd(G, d)->shape) == has_n(&s))
+            if (d >= 0 && d != k && numel_item(&nd(G, d)->shape) == numel_item(&s) &&
+                has_n(&nd(G, d)->shape) == has_n(&s))
                 c = d;
         }
         if (c < 0)
@@ -703,14 +703,13 @@ static const struct {
     action *run;
     int weight;
 } actions[] = {
-    {act_unary_float, 8}, {act_unary_num, 6}, {act_cast, 4},     {act_stop_gradient, 2}, {act_binary, 14},
-    {act_compare, 3},     {act_where, 3},     {act_reduce, 6},   {act_argmax, 2},        {act_cumsum, 2},
-    {act_matmul, 10},     {act_transpose, 3}, {act_reshape, 3},  {act_flatten, 2},       {act_broadcast, 2},
-    {act_slice, 3},       {act_concat, 5},    {act_softmax, 3},  {act_one_hot, 2},       {gen_act_cross_entropy, 2},
-    {act_correct, 1},     {act_squared_loss, 1}, {act_mse, 1},   {act_dropout, 3},       {act_norm, 1},
+    {act_unary_float, 8}, {act_unary_num, 6},    {act_cast, 4},    {act_stop_gradient, 2}, {act_binary, 14},
+    {act_compare, 3},     {act_where, 3},        {act_reduce, 6},  {act_argmax, 2},        {act_cumsum, 2},
+    {act_matmul, 10},     {act_transpose, 3},    {act_reshape, 3}, {act_flatten, 2},       {act_broadcast, 2},
+    {act_slice, 3},       {act_concat, 5},       {act_softmax, 3}, {act_one_hot, 2},       {gen_act_cross_entropy, 2},
+    {act_correct, 1},     {act_squared_loss, 1}, {act_mse, 1},     {act_dropout, 3},       {act_norm, 1},
     {gen_act_source, 3},
 };
-
 
 /* One action, drawn by weight. */
 void gen_random_action(gen *G)

@@ -194,7 +194,10 @@ static int64_t bcast_index(const ir_shape *s, const ir_shape *os, int64_t i)
 }
 
 /* x within 1e-3 (relative to the larger of x, at and the operand's scale) of at. */
-static bool near(double x, double at, double scale) { return fabs(x - at) <= 1e-3 * fmax(fmax(fabs(x), fabs(at)), scale); }
+static bool near(double x, double at, double scale)
+{
+    return fabs(x - at) <= 1e-3 * fmax(fmax(fabs(x), fabs(at)), scale);
+}
 
 /* The first element of node n's operands near a discontinuity of n, described in why. */
 static bool near_discontinuity(const ir_graph *g, int32_t id, const ir_tensor *v, const bool *cont, char *why,
@@ -219,7 +222,7 @@ static bool near_discontinuity(const ir_graph *g, int32_t id, const ir_tensor *v
             double x = get(a, bcast_index(&out->shape, &a->shape, i));
             bool bad;
             if (n->op == IR_cast)
-                bad = n->dtype == AG_BOOL ? near(x, 0, sa)
+                bad = n->dtype == AG_BOOL  ? near(x, 0, sa)
                       : n->dtype == AG_F32 ? false
                                            : fabs(x - round(x)) <= 1e-3 * fmax(fabs(x), 1);
             else
@@ -253,7 +256,8 @@ static bool near_discontinuity(const ir_graph *g, int32_t id, const ir_tensor *v
         if (!ca && !cb)
             return false;
         for (int64_t i = 0; i < count; i++) {
-            double x = get(a, bcast_index(&out->shape, &a->shape, i)), y = get(b, bcast_index(&out->shape, &b->shape, i));
+            double x = get(a, bcast_index(&out->shape, &a->shape, i)),
+                   y = get(b, bcast_index(&out->shape, &b->shape, i));
             if (near(x, y, fmax(sa, sb))) {
                 snprintf(why, len, "%s of %g and %g (element %lld)", ir_ops[n->op].name, x, y, (long long)i);
                 return true;
@@ -297,8 +301,7 @@ static bool near_discontinuity(const ir_graph *g, int32_t id, const ir_tensor *v
         free(top);
         return bad;
     }
-    default:
-        return false;
+    default: return false;
     }
 }
 
@@ -328,8 +331,8 @@ static void check_smooth(const ir_graph *model, fz_result *r)
             }
             ir_tensor **bound = oracle_bind_graph(&bd, all, NULL, err, sizeof err);
             if (!bound || !oracle_run_interp(all, bound, batches[b], true, training, &o, err, sizeof err))
-                oracle_say(r, FZ_FAIL, "interp", "the f64 interpreter on the model at batch %lld: %s", (long long)batches[b],
-                    err);
+                oracle_say(r, FZ_FAIL, "interp", "the f64 interpreter on the model at batch %lld: %s",
+                           (long long)batches[b], err);
             for (int32_t i = 0; i < model->n && !done(r) && o.n; i++) {
                 const ir_node *n = &model->node[i];
                 char why[512];
@@ -338,13 +341,13 @@ static void check_smooth(const ir_graph *model, fz_result *r)
                         double x = get(&o.t[i], k);
                         if (!isfinite(x) || fabs(x) > 1e30) {
                             oracle_say(r, FZ_REDRAW, "", "%%%d (%s) is %g at batch %lld", i, ir_ops[n->op].name, x,
-                                (long long)batches[b]);
+                                       (long long)batches[b]);
                             break;
                         }
                     }
                 if (!done(r) && near_discontinuity(model, i, o.t, cont, why, sizeof why))
                     oracle_say(r, FZ_REDRAW, "", "%%%d at batch %lld%s: %s", i, (long long)batches[b],
-                        training ? ", training" : "", why);
+                               training ? ", training" : "", why);
             }
             oracle_free_outputs(&o);
             free(bound);
@@ -371,8 +374,9 @@ static void check_text(const ir_graph *g, const char *stage, fz_result *r)
             while (a[i] && a[i] == b[i])
                 i++;
             size_t from = i > 60 ? i - 60 : 0;
-            oracle_say(r, FZ_FAIL, "text", "%s: print(parse(print(g))) differs from print(g) at character %zu: \"%.120s\" vs \"%.120s\"",
-                stage, i, a + from, b + from);
+            oracle_say(r, FZ_FAIL, "text",
+                       "%s: print(parse(print(g))) differs from print(g) at character %zu: \"%.120s\" vs \"%.120s\"",
+                       stage, i, a + from, b + from);
         }
         free(b);
     }
@@ -403,7 +407,7 @@ static void free_refs(refs *f)
 
 typedef struct pipeline_ctx {
     const ir_graph *model;
-    binding *bd;       /* per batch, f64 */
+    binding *bd; /* per batch, f64 */
     bool training;
     refs *refs;
     fz_result *r;
@@ -422,8 +426,8 @@ static void compare_stage(pipeline_ctx *c, const ir_graph *g, const char *stage)
             return;
         }
         if (!oracle_run_interp(g, bound, batches[b], true, c->training, &o, err, sizeof err)) {
-            oracle_say(c->r, FZ_FAIL, "interp", "%s at batch %lld: the f64 interpreter fails: %s", stage, (long long)batches[b],
-                err);
+            oracle_say(c->r, FZ_FAIL, "interp", "%s at batch %lld: the f64 interpreter fails: %s", stage,
+                       (long long)batches[b], err);
             free(bound);
             oracle_free_outputs(&o);
             return;
@@ -445,7 +449,8 @@ static void compare_stage(pipeline_ctx *c, const ir_graph *g, const char *stage)
             }
             double e = fz_norm_err(&o.t[k], &c->refs->t[i][b]);
             if (!(e <= 1e-10))
-                oracle_say(c->r, FZ_FAIL, "interp",
+                oracle_say(
+                    c->r, FZ_FAIL, "interp",
                     "%s (%s pipeline) at batch %lld: output %s differs from the model's by %.3g norm-wise (f64; first "
                     "values %.10g vs %.10g)",
                     stage, c->training ? "train" : "eval", (long long)batches[b], g->out[k].name, e, get(&o.t[k], 0),
@@ -530,7 +535,6 @@ static double loss_at(const ir_graph *h, ir_tensor **bound, int64_t batch, char 
     return v;
 }
 
-
 static void check_gradients(const ir_graph *model, const ir_graph *gradients, fz_result *r)
 {
     int64_t batch = batches[FD_BATCH];
@@ -543,7 +547,8 @@ static void check_gradients(const ir_graph *model, const ir_graph *gradients, fz
     /* the autodiff stage's gradients, and every value of the model (for the frozen ones) */
     outputs grads = {0}, values = {0};
     ir_graph *all = every_value(model);
-    ir_tensor **gb = oracle_bind_graph(&bd, gradients, NULL, err, sizeof err), **ab = oracle_bind_graph(&bd, all, NULL, err, sizeof err);
+    ir_tensor **gb = oracle_bind_graph(&bd, gradients, NULL, err, sizeof err),
+              **ab = oracle_bind_graph(&bd, all, NULL, err, sizeof err);
     if (!gb || !ab || !oracle_run_interp(gradients, gb, batch, true, true, &grads, err, sizeof err) ||
         !oracle_run_interp(all, ab, batch, true, true, &values, err, sizeof err)) {
         oracle_say(r, FZ_FAIL, "autodiff", "the gradients at batch %lld: %s", (long long)batch, err);
@@ -568,7 +573,8 @@ static void check_gradients(const ir_graph *model, const ir_graph *gradients, fz
         }
         ir_tensor *theta = bd.bound[p];
         int64_t count = ir_tensor_numel(theta);
-        double *d = malloc(sizeof *d * (size_t)(count ? count : 1)), *orig = malloc(sizeof *orig * (size_t)(count ? count : 1));
+        double *d = malloc(sizeof *d * (size_t)(count ? count : 1)),
+               *orig = malloc(sizeof *orig * (size_t)(count ? count : 1));
         double norm = 0, scale = 0;
         for (int64_t i = 0; i < count; i++) { /* a direction of norm 1 */
             double u1 = ((double)(fz_mix64(&rng) >> 11) + 0.5) * 0x1p-53, u2 = (double)(fz_mix64(&rng) >> 11) * 0x1p-53;
@@ -601,8 +607,8 @@ static void check_gradients(const ir_graph *model, const ir_graph *gradients, fz
             oracle_say(r, FZ_FAIL, "autodiff", "the loss at a perturbed %s: %s", n->attr.name, err);
         else if (!(fabs(fd - ad) <= 1e-6 * fmax(fmax(fabs(fd), fabs(ad)), 1)))
             oracle_say(r, FZ_FAIL, "autodiff",
-                "d loss / d %s along a random direction at batch %lld: autodiff %.12g, finite differences %.12g",
-                n->attr.name, (long long)batch, ad, fd);
+                       "d loss / d %s along a random direction at batch %lld: autodiff %.12g, finite differences %.12g",
+                       n->attr.name, (long long)batch, ad, fd);
         free(d);
         free(orig);
     }

@@ -17,16 +17,16 @@ typedef enum fz_outcome {
 } fz_outcome;
 
 typedef struct fz_check_opts {
-    bool jit;              /* the LLVM code through the JIT, at 1 and 2 threads */
-    bool cuda;             /* the CUDA C through the host shim (a g++ build: seconds) */
-    bool binary;           /* a standalone binary's one training step (data-shaped models) */
-    const char *workdir;   /* where the binary's files go (made, then emptied) */
-    const char *aotgrad;   /* the aotgrad program that builds it */
+    bool jit;            /* the LLVM code through the JIT, at 1 and 2 threads */
+    bool cuda;           /* the CUDA C through the host shim (a g++ build: seconds) */
+    bool binary;         /* a standalone binary's one training step (data-shaped models) */
+    const char *workdir; /* where the binary's files go (made, then emptied) */
+    const char *aotgrad; /* the aotgrad program that builds it */
 } fz_check_opts;
 
 typedef struct fz_result {
     fz_outcome outcome;
-    char oracle[24];       /* what failed: dsl, text, pass, interp, autodiff, llvm, threads, cuda, binary */
+    char oracle[24]; /* what failed: dsl, text, pass, interp, autodiff, llvm, threads, cuda, binary */
     char message[4096];
 } fz_result;
 

@@ -28,10 +28,11 @@
 
 /* What generated code calls (codegen/llvm/emit.c): linked in, for the JIT to find. */
 __attribute__((used)) static void (*const runtime_routines[])(void) = {
-#define ROUTINE(op, f32, i32, sig, n) (void (*)(void))f32, (void (*)(void))i32,
+#define ROUTINE(op, f32, i32, sig, n) (void (*)(void)) f32, (void (*)(void))i32,
     RT_ROUTINES(ROUTINE) /* runtime/rt_ops.h's table */
 #undef ROUTINE
-    (void (*)(void))rt_profile_mark, (void (*)(void))rt_parallel_for,
+    (void (*)(void)) rt_profile_mark,
+    (void (*)(void))rt_parallel_for,
 };
 
 typedef struct jitted {
@@ -70,12 +71,9 @@ static double raw_at(const void *r, int64_t i)
 {
     const raw *x = r;
     switch (x->t) {
-    case AG_F32:
-        return ((const float *)x->p)[i];
-    case AG_I32:
-        return ((const int32_t *)x->p)[i];
-    default:
-        return ((const uint8_t *)x->p)[i];
+    case AG_F32: return ((const float *)x->p)[i];
+    case AG_I32: return ((const int32_t *)x->p)[i];
+    default: return ((const uint8_t *)x->p)[i];
     }
 }
 
@@ -99,14 +97,15 @@ void oracle_check_llvm(const ir_graph *model, const ir_graph *g, bool training, 
     for (int b = 0; b < NB && !done(r); b++) {
         int64_t batch = batches[b];
         if (batch > p->max_batch) {
-            oracle_say(r, FZ_FAIL, "llvm", "the %s was planned for batch %lld, not %lld", which, (long long)p->max_batch,
-                (long long)batch);
+            oracle_say(r, FZ_FAIL, "llvm", "the %s was planned for batch %lld, not %lld", which,
+                       (long long)p->max_batch, (long long)batch);
             break;
         }
         binding bd;
         outputs want = {0};
         ir_tensor **bound = NULL;
-        if (!oracle_bind_model(&bd, model, batch, false) || !(bound = oracle_bind_graph(&bd, g, NULL, err, sizeof err)) ||
+        if (!oracle_bind_model(&bd, model, batch, false) ||
+            !(bound = oracle_bind_graph(&bd, g, NULL, err, sizeof err)) ||
             !oracle_run_interp(g, bound, batch, false, training, &want, err, sizeof err)) {
             oracle_say(r, FZ_FAIL, "llvm", "the %s's f32 interpreter at batch %lld: %s", which, (long long)batch, err);
             free(bound);
@@ -134,14 +133,14 @@ void oracle_check_llvm(const ir_graph *model, const ir_graph *g, bool training, 
                     double e = oracle_err_of(raw_at, &x, &want.t[k], ir_tensor_numel(&want.t[k]));
                     if (!(e <= 1e-5))
                         oracle_say(r, FZ_FAIL, "llvm",
-                            "the %s at batch %lld: output %s differs from the f32 interpreter by %.3g norm-wise "
-                            "(first values %.9g vs %.9g)",
-                            which, (long long)batch, g->out[k].name, e, raw_at(&x, 0), get(&want.t[k], 0));
+                                   "the %s at batch %lld: output %s differs from the f32 interpreter by %.3g norm-wise "
+                                   "(first values %.9g vs %.9g)",
+                                   which, (long long)batch, g->out[k].name, e, raw_at(&x, 0), get(&want.t[k], 0));
                     first[k] = malloc(bytes + 1);
                     memcpy(first[k], at, bytes);
                 } else if (memcmp(first[k], at, bytes) != 0)
-                    oracle_say(r, FZ_FAIL, "threads", "the %s at batch %lld: output %s differs between 1 and 2 threads", which,
-                        (long long)batch, g->out[k].name);
+                    oracle_say(r, FZ_FAIL, "threads", "the %s at batch %lld: output %s differs between 1 and 2 threads",
+                               which, (long long)batch, g->out[k].name);
             }
             free(arena);
             free(params);
@@ -184,8 +183,8 @@ void oracle_check_cuda(const ir_graph *g, fz_result *r)
             break;
         }
         want.t = calloc((size_t)g->nout + 1, sizeof *want.t);
-        if (!cuda_host_run(src, &plan, batch, DIFF_SEED, DIFF_STEP, run.arena, run.params, run.inputs, run.ninputs, NULL,
-                           0, 4, err, sizeof err))
+        if (!cuda_host_run(src, &plan, batch, DIFF_SEED, DIFF_STEP, run.arena, run.params, run.inputs, run.ninputs,
+                           NULL, 0, 4, err, sizeof err))
             oracle_say(r, FZ_FAIL, "cuda", "the train step on the host shim at batch %lld: %s", (long long)batch, err);
         else if (!diff_interp(&run, true, want.t, err, sizeof err))
             oracle_say(r, FZ_FAIL, "cuda", "the f32 interpreter: %s", err);
@@ -193,13 +192,15 @@ void oracle_check_cuda(const ir_graph *g, fz_result *r)
             want.n = g->nout;
         for (int k = 0; k < want.n && !done(r); k++) {
             const cg_buffer *buf = &p->buffers[p->output_buffer[k]];
-            const char *base = buf->region == CG_ARENA ? run.arena.data : buf->region == CG_PARAMS ? run.params.data
-                                                                                                      : run.inputs[buf->index].data;
+            const char *base = buf->region == CG_ARENA    ? run.arena.data
+                               : buf->region == CG_PARAMS ? run.params.data
+                                                          : run.inputs[buf->index].data;
             raw x = {base + buf->offset.k + buf->offset.n * batch, buf->dtype};
             double e = oracle_err_of(raw_at, &x, &want.t[k], ir_tensor_numel(&want.t[k]));
             if (!(e <= 1e-5))
-                oracle_say(r, FZ_FAIL, "cuda", "the train step at batch %lld: output %s differs from the f32 interpreter by %.3g",
-                    (long long)batch, g->out[k].name, e);
+                oracle_say(r, FZ_FAIL, "cuda",
+                           "the train step at batch %lld: output %s differs from the f32 interpreter by %.3g",
+                           (long long)batch, g->out[k].name, e);
         }
         oracle_free_outputs(&want);
         diff_run_free(&run);
@@ -309,8 +310,9 @@ void oracle_check_binary(const ir_graph *model, const fz_check_opts *o, fz_resul
     }
     double lb = train_loss(bout), li = train_loss(out);
     if (!isfinite(lb) || !isfinite(li)) {
-        oracle_say(r, FZ_FAIL, "binary", "no finite train_loss in the binary's (%g) or the interpreter's (%g) epoch line:\n%s\n%s",
-            lb, li, bout, out);
+        oracle_say(r, FZ_FAIL, "binary",
+                   "no finite train_loss in the binary's (%g) or the interpreter's (%g) epoch line:\n%s\n%s", lb, li,
+                   bout, out);
         goto out;
     }
     if (!(fabs(lb - li) <= 2e-4 * fmax(1, fabs(li)))) {
@@ -339,8 +341,9 @@ void oracle_check_binary(const ir_graph *model, const fz_check_opts *o, fz_resul
         for (int64_t k = 0; k < n; k++)
             d += ((double)va[k] - vb[k]) * ((double)va[k] - vb[k]), s2 += (double)va[k] * va[k];
         if (!(sqrt(d) <= 1e-5 * fmax(sqrt(s2), 1)))
-            oracle_say(r, FZ_FAIL, "binary", "after one step, %s differs between the binary and the interpreter by %.3g", a->name,
-                sqrt(d) / fmax(sqrt(s2), 1));
+            oracle_say(r, FZ_FAIL, "binary",
+                       "after one step, %s differs between the binary and the interpreter by %.3g", a->name,
+                       sqrt(d) / fmax(sqrt(s2), 1));
         free(va);
         free(vb);
     }
@@ -349,4 +352,3 @@ void oracle_check_binary(const ir_graph *model, const fz_check_opts *o, fz_resul
 out:
     fz_remove_tree(dir); /* what failed is in the report */
 }
-

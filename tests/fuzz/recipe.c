@@ -21,74 +21,55 @@ static ag_val build_step(ag_graph *g, const fz_step *s, const ag_val *v, ag_loc 
 {
     ag_val a = s->nargs > 0 ? arg(v, s, 0) : (ag_val){0}, b = s->nargs > 1 ? arg(v, s, 1) : (ag_val){0};
     switch (s->kind) {
-    case FZ_INPUT:
-        return ag_input_at(at, g, s->name, s->dtype, s->dims);
-    case FZ_PARAM:
-        return ag_param_at(at, g, s->name, s->init, s->dims);
-    case FZ_CONST:
-        return ag_const_at(at, g, s->dtype, s->value);
-    case FZ_FULL:
-        return ag_broadcast_to_at(at, ag_const_at(at, g, AG_F32, s->value), s->dims);
+    case FZ_INPUT: return ag_input_at(at, g, s->name, s->dtype, s->dims);
+    case FZ_PARAM: return ag_param_at(at, g, s->name, s->init, s->dims);
+    case FZ_CONST: return ag_const_at(at, g, s->dtype, s->value);
+    case FZ_FULL: return ag_broadcast_to_at(at, ag_const_at(at, g, AG_F32, s->value), s->dims);
     case FZ_EW: {
         ag_val ops[3];
         for (int i = 0; i < s->nargs; i++)
             ops[i] = arg(v, s, i);
         return ag_ew_at(at, s->op, s->nargs, ops);
     }
-    case FZ_CAST:
-        return ag_cast_at(at, a, s->dtype);
-    case FZ_REDUCE:
-        return ag_reduce_at(at, s->op, a, s->dims, s->keepdims);
-    case FZ_ARGMAX:
-        return ag_axis_at(at, IR_argmax, a, s->axis);
-    case FZ_CUMSUM:
-        return ag_axis_at(at, IR_cumsum, a, s->axis);
+    case FZ_CAST: return ag_cast_at(at, a, s->dtype);
+    case FZ_REDUCE: return ag_reduce_at(at, s->op, a, s->dims, s->keepdims);
+    case FZ_ARGMAX: return ag_axis_at(at, IR_argmax, a, s->axis);
+    case FZ_CUMSUM: return ag_axis_at(at, IR_cumsum, a, s->axis);
     case FZ_MATMUL: {
         static const char *const forms[] = {"matmul", "mm", "mv", "dot"};
         return ag_matmul_at(at, forms[s->form], a, b);
     }
-    case FZ_TRANSPOSE:
-        return ag_transpose_at(at, a, s->dims);
-    case FZ_RESHAPE:
-        return ag_reshape_at(at, a, s->dims);
-    case FZ_FLATTEN:
-        return ag_flatten_at(at, a);
-    case FZ_BROADCAST:
-        return ag_broadcast_to_at(at, a, s->dims);
-    case FZ_SLICE:
-        return ag_slice_at(at, a, s->axis, s->start, s->extent);
+    case FZ_TRANSPOSE: return ag_transpose_at(at, a, s->dims);
+    case FZ_RESHAPE: return ag_reshape_at(at, a, s->dims);
+    case FZ_FLATTEN: return ag_flatten_at(at, a);
+    case FZ_BROADCAST: return ag_broadcast_to_at(at, a, s->dims);
+    case FZ_SLICE: return ag_slice_at(at, a, s->axis, s->start, s->extent);
     case FZ_CONCAT: {
         ag_val parts[FZ_MAX_ARGS];
         for (int i = 0; i < s->nargs; i++)
             parts[i] = arg(v, s, i);
         return ag_concat_at(at, s->axis, s->nargs, parts);
     }
-    case FZ_SOFTMAX:
-        return ag_row_at(at, s->op, a, s->axis_given ? (ag_dims){1, {s->axis}} : no_dims());
-    case FZ_ONE_HOT:
-        return ag_one_hot_at(at, a, s->classes);
-    case FZ_CROSS_ENTROPY:
-        return ag_cross_entropy_at(at, a, b);
-    case FZ_SQUARED_LOSS:
-        return ag_squared_loss_at(at, a, b);
+    case FZ_SOFTMAX: return ag_row_at(at, s->op, a, s->axis_given ? (ag_dims){1, {s->axis}} : no_dims());
+    case FZ_ONE_HOT: return ag_one_hot_at(at, a, s->classes);
+    case FZ_CROSS_ENTROPY: return ag_cross_entropy_at(at, a, b);
+    case FZ_SQUARED_LOSS: return ag_squared_loss_at(at, a, b);
     case FZ_MSE: /* the macro's expansion */
-        return ag_reduce_at(at, IR_mean, ag_ew_at(at, IR_square, 1, (ag_val[]){ag_ew_at(at, IR_sub, 2, (ag_val[]){a, b})}),
+        return ag_reduce_at(at, IR_mean,
+                            ag_ew_at(at, IR_square, 1, (ag_val[]){ag_ew_at(at, IR_sub, 2, (ag_val[]){a, b})}),
                             no_dims(), false);
-    case FZ_DROPOUT:
-        return ag_dropout_at(at, a, s->value);
+    case FZ_DROPOUT: return ag_dropout_at(at, a, s->value);
     case FZ_NORM:
         if (s->form == 0)
             return ag_reduce_at(at, IR_sum, ag_ew_at(at, IR_abs, 1, &a), no_dims(), false);
         return ag_ew_at(at, IR_sqrt, 1,
                         (ag_val[]){ag_reduce_at(at, IR_sum, ag_ew_at(at, IR_square, 1, &a), no_dims(), false)});
-    case FZ_REQUIRES_GRAD:
-        return ag_requires_grad_at(at, a);
+    case FZ_REQUIRES_GRAD: return ag_requires_grad_at(at, a);
     case FZ_CORRECT: {
         ag_val eq = ag_ew_at(at, IR_eq, 2, (ag_val[]){ag_axis_at(at, IR_argmax, a, -1), b});
         return ag_reduce_at(at, IR_sum, ag_cast_at(at, eq, AG_F32), no_dims(), false);
     }
-    case FZ_KIND_COUNT:
-        break;
+    case FZ_KIND_COUNT: break;
     }
     return (ag_val){g, AG_POISON, 0};
 }
@@ -198,21 +179,15 @@ static const char *dtype_macro(ag_dtype t)
 static void put_init(FILE *f, ag_init in)
 {
     switch (in.kind) {
-    case AG_INIT_ZEROS:
-        fputs("ag_zeros()", f);
-        break;
-    case AG_INIT_CONSTANT:
-        fputs("ag_constant(", f), put_num(f, in.a), fputs(")", f);
-        break;
+    case AG_INIT_ZEROS: fputs("ag_zeros()", f); break;
+    case AG_INIT_CONSTANT: fputs("ag_constant(", f), put_num(f, in.a), fputs(")", f); break;
     case AG_INIT_NORMAL:
         fputs("ag_normal(", f), put_num(f, in.a), fputs(", ", f), put_num(f, in.b), fputs(")", f);
         break;
     case AG_INIT_UNIFORM:
         fputs("ag_uniform(", f), put_num(f, in.a), fputs(", ", f), put_num(f, in.b), fputs(")", f);
         break;
-    case AG_INIT_XAVIER:
-        fputs("ag_xavier()", f);
-        break;
+    case AG_INIT_XAVIER: fputs("ag_xavier()", f); break;
     }
 }
 
@@ -248,9 +223,7 @@ static void put_step(FILE *f, const fz_step *s)
         put_args(f, s, 0);
         fputs(")", f);
         break;
-    case FZ_CAST:
-        fputs("ag_cast(", f), put_arg(f, s, 0), fprintf(f, ", %s)", dtype_macro(s->dtype));
-        break;
+    case FZ_CAST: fputs("ag_cast(", f), put_arg(f, s, 0), fprintf(f, ", %s)", dtype_macro(s->dtype)); break;
     case FZ_REDUCE:
         fprintf(f, "ag_%s%s(", ir_ops[s->op].name, s->keepdims ? "_keepdims" : "");
         put_arg(f, s, 0);
@@ -259,48 +232,42 @@ static void put_step(FILE *f, const fz_step *s)
         break;
     case FZ_ARGMAX:
     case FZ_CUMSUM:
-        fprintf(f, "ag_%s(", s->kind == FZ_ARGMAX ? "argmax" : "cumsum"), put_arg(f, s, 0), fprintf(f, ", %d)", s->axis);
+        fprintf(f, "ag_%s(", s->kind == FZ_ARGMAX ? "argmax" : "cumsum"), put_arg(f, s, 0),
+            fprintf(f, ", %d)", s->axis);
         break;
     case FZ_MATMUL: {
         static const char *const forms[] = {"matmul", "mm", "mv", "dot"};
         fprintf(f, "ag_%s(", forms[s->form]), put_args(f, s, 0), fputs(")", f);
         break;
     }
-    case FZ_TRANSPOSE:
-        fputs("ag_transpose(", f), put_arg(f, s, 0), put_dims(f, &s->dims, true), fputs(")", f);
-        break;
+    case FZ_TRANSPOSE: fputs("ag_transpose(", f), put_arg(f, s, 0), put_dims(f, &s->dims, true), fputs(")", f); break;
     case FZ_RESHAPE:
     case FZ_BROADCAST:
         fputs(s->kind == FZ_RESHAPE ? "ag_reshape(" : "ag_broadcast_to(", f), put_arg(f, s, 0);
         put_dims(f, &s->dims, true);
         fputs(")", f);
         break;
-    case FZ_FLATTEN:
-        fputs("ag_flatten(", f), put_arg(f, s, 0), fputs(")", f);
-        break;
+    case FZ_FLATTEN: fputs("ag_flatten(", f), put_arg(f, s, 0), fputs(")", f); break;
     case FZ_SLICE:
         fputs("ag_slice(", f), put_arg(f, s, 0);
         fprintf(f, ", %d, %lld, %lld)", s->axis, (long long)s->start, (long long)s->extent);
         break;
-    case FZ_CONCAT:
-        fprintf(f, "ag_concat(%d, ", s->axis), put_args(f, s, 0), fputs(")", f);
-        break;
+    case FZ_CONCAT: fprintf(f, "ag_concat(%d, ", s->axis), put_args(f, s, 0), fputs(")", f); break;
     case FZ_SOFTMAX:
         fprintf(f, "ag_%s(", ir_ops[s->op].name), put_arg(f, s, 0);
         if (s->axis_given)
             fprintf(f, ", %d", s->axis);
         fputs(")", f);
         break;
-    case FZ_ONE_HOT:
-        fputs("ag_one_hot(", f), put_arg(f, s, 0), fprintf(f, ", %d)", s->classes);
-        break;
+    case FZ_ONE_HOT: fputs("ag_one_hot(", f), put_arg(f, s, 0), fprintf(f, ", %d)", s->classes); break;
     case FZ_CROSS_ENTROPY:
     case FZ_SQUARED_LOSS:
     case FZ_MSE:
     case FZ_CORRECT: {
-        const char *name = s->kind == FZ_CROSS_ENTROPY ? "cross_entropy" : s->kind == FZ_SQUARED_LOSS ? "squared_loss"
-                           : s->kind == FZ_MSE         ? "mse"
-                                                       : "correct";
+        const char *name = s->kind == FZ_CROSS_ENTROPY  ? "cross_entropy"
+                           : s->kind == FZ_SQUARED_LOSS ? "squared_loss"
+                           : s->kind == FZ_MSE          ? "mse"
+                                                        : "correct";
         fprintf(f, "ag_%s(", name), put_args(f, s, 0), fputs(")", f);
         break;
     }
@@ -312,11 +279,8 @@ static void put_step(FILE *f, const fz_step *s)
         fprintf(f, "ag_%s(", forms[s->form]), put_arg(f, s, 0), fputs(")", f);
         break;
     }
-    case FZ_REQUIRES_GRAD:
-        fputs("ag_requires_grad(", f), put_arg(f, s, 0), fputs(")", f);
-        break;
-    case FZ_KIND_COUNT:
-        break;
+    case FZ_REQUIRES_GRAD: fputs("ag_requires_grad(", f), put_arg(f, s, 0), fputs(")", f); break;
+    case FZ_KIND_COUNT: break;
     }
 }
 

@@ -57,20 +57,20 @@ typedef struct fz_arg {
 
 typedef struct fz_step {
     fz_kind kind;
-    ir_op op;       /* FZ_EW, FZ_REDUCE, FZ_SOFTMAX */
+    ir_op op; /* FZ_EW, FZ_REDUCE, FZ_SOFTMAX */
     int form;
     int nargs;
     fz_arg arg[FZ_MAX_ARGS];
     ag_dtype dtype; /* input, const, cast */
     ag_dims dims;   /* shapes (input, param, full, reshape, broadcast), axes (reduce), perm (transpose) */
     bool keepdims;
-    int axis;       /* argmax, cumsum, slice, concat, softmax (when axis_given) */
+    int axis; /* argmax, cumsum, slice, concat, softmax (when axis_given) */
     bool axis_given;
     int64_t start, extent; /* slice */
-    int classes;    /* one_hot */
-    double value;   /* const, full; dropout's p */
-    ag_init init;   /* param */
-    char name[16];  /* input, param */
+    int classes;           /* one_hot */
+    double value;          /* const, full; dropout's p */
+    ag_init init;          /* param */
+    char name[16];         /* input, param */
 } fz_step;
 
 typedef struct fz_output {
@@ -87,20 +87,20 @@ typedef struct fz_group {
 
 typedef struct fz_model {
     char name[32];
-    uint64_t seed;      /* what made it (written into the C file's comment) */
+    uint64_t seed; /* what made it (written into the C file's comment) */
     int n;
     fz_step step[FZ_MAX_STEPS];
     int nout;
     fz_output out[FZ_MAX_OUTPUTS];
-    int loss;           /* step of ag_minimize's loss */
-    int metric;         /* step, or -1 */
+    int loss;             /* step of ag_minimize's loss */
+    int metric;           /* step, or -1 */
     char metric_name[16]; /* empty: ag_correct's unnamed count */
-    int predict;        /* step, or -1 */
+    int predict;          /* step, or -1 */
     double lr, wd;
     int64_t batch;
     int ngroups;
     fz_group group[FZ_MAX_GROUPS];
-    bool option;        /* declares ag_option(g, "variant", "a", "a|b") */
+    bool option; /* declares ag_option(g, "variant", "a", "a|b") */
 } fz_model;
 
 /* splitmix64: the next of a stream of 64-bit values from *state (the generator's randomness,
@@ -147,7 +147,7 @@ typedef struct fz_gen_opts {
     /* a model the standalone binary can train: its inputs are the features x f32|u8[N,...]
      * and the targets y (i32[N] class labels or f32[N] / f32[N,T] values), nothing else */
     bool data_shaped;
-    int max_nodes;  /* the graph's size at most, roughly (1..40 by default) */
+    int max_nodes; /* the graph's size at most, roughly (1..40 by default) */
 } fz_gen_opts;
 
 /* A random valid model from seed (the same seed, the same model). false with a message when

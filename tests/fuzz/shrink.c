@@ -173,8 +173,8 @@ static bool drop_part(shrinker *s, int k)
 static bool simple_loss(shrinker *s)
 {
     const fz_step *l = &s->m->step[s->m->loss];
-    if (s->m->n + 2 > FZ_MAX_STEPS || (l->kind == FZ_REDUCE && l->arg[0].step >= 0 &&
-                                       s->m->step[l->arg[0].step].kind == FZ_PARAM))
+    if (s->m->n + 2 > FZ_MAX_STEPS ||
+        (l->kind == FZ_REDUCE && l->arg[0].step >= 0 && s->m->step[l->arg[0].step].kind == FZ_PARAM))
         return false;
     fz_model *c = malloc(sizeof *c);
     *c = *s->m;

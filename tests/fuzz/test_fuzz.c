@@ -65,10 +65,7 @@ static void judge(const char *name)
     free(text);
 }
 
-Test(fuzz, every_regression_case_passes_every_oracle)
-{
-    cr_expect_gt(each_case(".ir", judge), 0);
-}
+Test(fuzz, every_regression_case_passes_every_oracle) { cr_expect_gt(each_case(".ir", judge), 0); }
 
 /* The model file, built by aotgrad's loader from its own folder, prints as its .ir. */
 static void same_as_ir(const char *name)
@@ -87,10 +84,7 @@ static void same_as_ir(const char *name)
     ir_graph_free(m);
 }
 
-Test(fuzz, every_regression_model_file_builds_its_ir)
-{
-    cr_expect_gt(each_case(".c", same_as_ir), 0);
-}
+Test(fuzz, every_regression_model_file_builds_its_ir) { cr_expect_gt(each_case(".c", same_as_ir), 0); }
 
 /* Known failure 3 of issue 8: a classifier whose data has no class names (a CSV) could not be
  * built ("the labels y feed no one_hot"), nor its --train dump run: the class count was
@@ -251,9 +245,11 @@ Test(fuzz, the_shrinker_keeps_the_failure_and_little_else)
         found++;
         int before = m->n;
         fz_shrink(m, has_tanh_of_matmul, NULL, true, 2000);
-        cr_expect(has_tanh_of_matmul(NULL, m), "seed %llu: the shrunk model lost the failure", (unsigned long long)seed);
+        cr_expect(has_tanh_of_matmul(NULL, m), "seed %llu: the shrunk model lost the failure",
+                  (unsigned long long)seed);
         /* a live tanh of a matmul needs about 7: two sources, matmul, tanh, and a loss through a parameter */
-        cr_expect_leq(m->n, 8, "seed %llu: shrunk from %d to %d steps, not a handful", (unsigned long long)seed, before, m->n);
+        cr_expect_leq(m->n, 8, "seed %llu: shrunk from %d to %d steps, not a handful", (unsigned long long)seed, before,
+                      m->n);
     }
     cr_expect_eq(found, 3, "too few models with a tanh of a matmul");
     free(m);

@@ -19,8 +19,11 @@ typedef struct vals {
     double v[32];
 } vals;
 #define COUNT(...) ((int)(sizeof((double[]){__VA_ARGS__}) / sizeof(double)))
+/* initializers, not blocks */
+/* clang-format off */
 #define V(...) {NULL, COUNT(__VA_ARGS__), {__VA_ARGS__}}
 #define VS(shape, ...) {shape, COUNT(__VA_ARGS__), {__VA_ARGS__}}
+/* clang-format on */
 
 typedef struct bind {
     const char *name; /* an input or param */
@@ -32,7 +35,7 @@ typedef struct tcase {
     void (*build)(ag_graph *g); /* adds the outputs in the order of out[] */
     bind in[6];
     vals out[6];
-    int64_t batch;  /* 0: 1 */
+    int64_t batch; /* 0: 1 */
     bool training;
 } tcase;
 
@@ -371,6 +374,8 @@ static void g_kernel_outputs(ag_graph *g)
 #define S3 0.9525741268224334  /* sigmoid(3) */
 #define LSE 0.4076059644443804 /* log(e^0 + e^-1 + e^-2) */
 
+/* a case a line or two, as a table reads */
+/* clang-format off */
 static const tcase cases[] = {
     {"neg, abs, square", g_unary, .in = {{"x", V(1, -2, 3, -4.5)}},
      {V(-1, 2, -3, 4.5), V(1, 2, 3, 4.5), V(1, 4, 9, 20.25)}},
@@ -465,6 +470,7 @@ static const tcase cases[] = {
       VS("[]", 14)},
      .batch = 7},
 };
+/* clang-format on */
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 
 /* ---- running a row ---- */
@@ -535,12 +541,12 @@ static void run_case(const tcase *c, bool f64)
                      ir_dtype_name(t->dtype));
         if (want->shape) {
             char buf[64];
-            cr_expect_str_eq(ir_shape_str(&t->shape, buf, sizeof buf), want->shape, "%s [%s] %s: shape", c->what,
-                             mode, name);
+            cr_expect_str_eq(ir_shape_str(&t->shape, buf, sizeof buf), want->shape, "%s [%s] %s: shape", c->what, mode,
+                             name);
         }
         int64_t count = ir_tensor_numel(t);
-        cr_expect_eq(count, want->n, "%s [%s] %s: %lld elements, expected %d", c->what, mode, name,
-                     (long long)count, want->n);
+        cr_expect_eq(count, want->n, "%s [%s] %s: %lld elements, expected %d", c->what, mode, name, (long long)count,
+                     want->n);
         for (int64_t i = 0; i < count && i < want->n; i++) {
             double got = ir_tensor_get(t, i);
             bool exact = !ir_is_float(t->dtype);
@@ -746,12 +752,23 @@ Test(interp, tensor_set_conversions)
         ag_dtype t;
         double v, want;
     } rows[] = {
-        {AG_I32, 2147483646.9, 2147483646}, {AG_I32, 2147483647.5, 2147483647}, {AG_I32, -2147483648.9, -2147483648.},
-        {AG_I32, 1e300, 2147483647},        {AG_I32, -0.9, 0},                  {AG_I32, NAN, 0},
-        {AG_U8, 254.99, 254},               {AG_U8, 256, 255},                  {AG_U8, -0.5, 0},
-        {AG_U8, -INFINITY, 0},              {AG_U8, NAN, 0},                    {AG_BOOL, -0.0, 0},
-        {AG_BOOL, 1e-300, 1},               {AG_BOOL, NAN, 1},                  {AG_F32, 1e300, INFINITY},
-        {AG_F32, 0.1, (float)0.1},          {AG_F64, 0.1, 0.1},
+        {AG_I32, 2147483646.9, 2147483646},
+        {AG_I32, 2147483647.5, 2147483647},
+        {AG_I32, -2147483648.9, -2147483648.},
+        {AG_I32, 1e300, 2147483647},
+        {AG_I32, -0.9, 0},
+        {AG_I32, NAN, 0},
+        {AG_U8, 254.99, 254},
+        {AG_U8, 256, 255},
+        {AG_U8, -0.5, 0},
+        {AG_U8, -INFINITY, 0},
+        {AG_U8, NAN, 0},
+        {AG_BOOL, -0.0, 0},
+        {AG_BOOL, 1e-300, 1},
+        {AG_BOOL, NAN, 1},
+        {AG_F32, 1e300, INFINITY},
+        {AG_F32, 0.1, (float)0.1},
+        {AG_F64, 0.1, 0.1},
     };
     ir_shape one = {1, {1}};
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {

@@ -11,18 +11,18 @@
 
 /* The issue's graph: a 2^40-wide input at batch 2^24 is 2^66 bytes (line 2); W alone, 4 TiB,
  * fits. */
-#define HUGE_NODES                                           \
-    "graph @huge {\n"                                        \
-    "  %x: f32[N,1099511627776] = input\n"                   \
-    "  %y: i32[N] = input\n"                                 \
-    "  %W: f32[1099511627776,1] = param zeros\n"             \
-    "  %0: f32[N,1] = matmul %x, %W\n"                       \
-    "  %1: f32[N,1] = one_hot %y classes=1\n"                \
-    "  %2: f32[N,1] = log_softmax %0 axis=1\n"               \
-    "  %3: f32[N,1] = mul %1, %2\n"                          \
-    "  %4: f32[N] = sum %3 axes=[1]\n"                       \
-    "  %5: f32[] = mean %4 axes=[0]\n"                       \
-    "  return loss: %5, predict: %0\n"                       \
+#define HUGE_NODES                               \
+    "graph @huge {\n"                            \
+    "  %x: f32[N,1099511627776] = input\n"       \
+    "  %y: i32[N] = input\n"                     \
+    "  %W: f32[1099511627776,1] = param zeros\n" \
+    "  %0: f32[N,1] = matmul %x, %W\n"           \
+    "  %1: f32[N,1] = one_hot %y classes=1\n"    \
+    "  %2: f32[N,1] = log_softmax %0 axis=1\n"   \
+    "  %3: f32[N,1] = mul %1, %2\n"              \
+    "  %4: f32[N] = sum %3 axes=[1]\n"           \
+    "  %5: f32[] = mean %4 axes=[0]\n"           \
+    "  return loss: %5, predict: %0\n"           \
     "  train model loss=loss metrics=[] predict=predict\n"
 #define HUGE_TEXT HUGE_NODES "  optimizer sgd lr=0.1 wd=0 batch=16777216 epochs=10\n}\n"
 #define HUGE_AT_1 HUGE_NODES "  optimizer sgd lr=0.1 wd=0 batch=1 epochs=10\n}\n"

@@ -81,7 +81,8 @@ Test(text, declarations_are_read)
     cr_assert_eq(t->nclasses, 5);
     cr_expect_str_eq(t->classes[0], "T-shirt/top");
     cr_expect_str_eq(t->classes[1], "a\tb");
-    cr_expect_str_eq(t->classes[2], "Gr\xc3\xb6\xc3\x9f" "e");
+    cr_expect_str_eq(t->classes[2], "Gr\xc3\xb6\xc3\x9f"
+                                    "e");
     cr_expect_str_eq(t->classes[3], "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e");
     cr_expect_str_eq(t->classes[4], "\x01\x7f\xff\xc2\x85");
     cr_assert_eq(t->noptions, 2);
@@ -174,7 +175,8 @@ Test(text, declarations_golden_print)
     t->loss = "loss";
     t->optimizer = "sgd";
     t->lr = 1.0 / 3, t->wd = 5e-4, t->batch = 64, t->epochs = 2;
-    t->data = "\x01\x1f \x7f\"\\\n\t\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80|\xc0\xaf|\xed\xa0\x80|\xf4\x90\x80\x80|\xc3|\xff";
+    t->data =
+        "\x01\x1f \x7f\"\\\n\t\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80|\xc0\xaf|\xed\xa0\x80|\xf4\x90\x80\x80|\xc3|\xff";
     static const char *classes[] = {"\xc2\x85", "\xc2\xa0"};
     t->classes = classes, t->nclasses = 2;
     static const char *params[] = {"W"};
@@ -245,11 +247,11 @@ Test(text, golden_print)
     const char *file = ir_strdup(g, "models/mlp.c");
     char err[256];
     int32_t id;
-#define ADD(n, line)                                  \
-    do {                                              \
+#define ADD(n, line)                                    \
+    do {                                                \
         (n).loc = (ag_loc){(line) ? file : NULL, line}; \
-        id = ir_add(g, &(n), err, sizeof err);        \
-        cr_assert(id >= 0, "%s", err);                \
+        id = ir_add(g, &(n), err, sizeof err);          \
+        cr_assert(id >= 0, "%s", err);                  \
     } while (0)
     ir_node x = ir_node_make(IR_input, 0, NULL);
     x.dtype = AG_U8, x.shape = (ir_shape){2, {AG_N, 784}}, x.attr.name = "x";

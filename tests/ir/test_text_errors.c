@@ -16,18 +16,18 @@
 
 #define BAD(text, msg) {text, sizeof(text) - 1, msg}
 /* body @k0 (lines 1-6): y = p0 + p1, both f32[2]; then a graph with a: f32[2], b: f32[3] */
-#define KBODY                                                                                      \
+#define KBODY                                                                                   \
     "kernel @k0 {\n  %p0: f32[2] = input\n  %p1: f32[2] = input\n  %0: f32[2] = add %p0, %p1\n" \
     "  return y: %0\n}\n\n"
 #define KHEAD KBODY "graph @x {\n  %a: f32[2] = input\n  %b: f32[3] = input\n"
 /* outputs v (not a scalar), l (a scalar f32), k (a scalar i32); a param w, an input a */
-#define DECL_HEAD                                                                                  \
+#define DECL_HEAD                                                                               \
     "graph @x {\n  %a: f32[2] = input\n  %w: f32[2] = param zeros\n  %u: f32[] = param zeros\n" \
     "  return v: %a, l: %u, k: 1\n"
 #define DECL_TRAIN "  train model loss=l\n"
 #define DECL_OPT "  optimizer sgd lr=0.1 wd=0 batch=1 epochs=1\n"
 /* a graph (lines 1-6) with an input x, a param w and two computed values; line 7 is free */
-#define PLAN_HEAD                                                                              \
+#define PLAN_HEAD                                                                                   \
     "graph @p {\n  %x: f32[N,4] = input\n  %w: f32[4] = param zeros\n  %0: f32[N,4] = mul %x, %w\n" \
     "  %1: f32[4] = sub %w, %w\n  return y: %0, w.next: %1\n"
 #define PLAN_MEM "  memory batch=1 arena=64\n"
@@ -52,7 +52,8 @@ static const struct {
     BAD("graph @x {\n  %a: f32[2] = input\n  %a: f32[2] = param zeros\n  return r: %a\n}\n",
         "t.ir:3:3: error: redefinition of %a (first defined on line 2)"),
     BAD("graph @x {\n  %a: f33[2] = input\n  return r: %a\n}\n", "t.ir:2:7: error: unknown dtype 'f33'"),
-    BAD("graph @x {\n  %a: f64[2] = input\n  return r: %a\n}\n", "t.ir:2:7: error: dtype f64 is not allowed in a graph"),
+    BAD("graph @x {\n  %a: f64[2] = input\n  return r: %a\n}\n",
+        "t.ir:2:7: error: dtype f64 is not allowed in a graph"),
     BAD("graph @x {\n  %a: f32[2,0] = input\n  return r: %a\n}\n",
         "t.ir:2:13: error: bad dim '0': dims are positive integers or N"),
     BAD("graph @x {\n  %a: f32[2,-1] = input\n  return r: %a\n}\n",
@@ -151,7 +152,8 @@ static const struct {
         "t.ir:9:3: error: duplicate 'train' line (first on line 6)"),
     BAD(DECL_HEAD DECL_TRAIN DECL_OPT "  data \"a\"\n  data \"a\"\n}\n",
         "t.ir:9:3: error: duplicate 'data' line (first on line 8)"),
-    BAD(DECL_HEAD "  train modle loss=l\n", "t.ir:6:9: error: unknown stage 'modle'; expected model, gradients or step"),
+    BAD(DECL_HEAD "  train modle loss=l\n",
+        "t.ir:6:9: error: unknown stage 'modle'; expected model, gradients or step"),
     BAD(DECL_HEAD "  train\n", "t.ir:6:8: error: expected a stage, got end of line"),
     BAD(DECL_HEAD "  train model loss=nope\n", "t.ir:6:20: error: loss 'nope' is not an output"),
     BAD(DECL_HEAD "  train model loss=v\n", "t.ir:6:20: error: loss 'v' is f32[2], not a scalar f32"),
@@ -181,7 +183,8 @@ static const struct {
     BAD(DECL_HEAD "  group g wd_scale=1 lr_scale=1 params=[w, zz]\n", "t.ir:6:44: error: 'zz' is not a param"),
     BAD(DECL_HEAD "  group g wd_scale=1 lr_scale=1 params=[w]\n  group h wd_scale=1 lr_scale=1 params=[u, w]\n",
         "t.ir:7:44: error: param 'w' is already in group 'g'"),
-    BAD(DECL_HEAD "  group g wd_scale=1 lr_scale=1 params=[w, w]\n", "t.ir:6:44: error: param 'w' is already in group 'g'"),
+    BAD(DECL_HEAD "  group g wd_scale=1 lr_scale=1 params=[w, w]\n",
+        "t.ir:6:44: error: param 'w' is already in group 'g'"),
     BAD(DECL_HEAD "  group g wd_scale=1 lr_scale=1 params=[w]\n  group g wd_scale=1 lr_scale=1 params=[u]\n",
         "t.ir:7:9: error: duplicate group 'g' (first on line 6)"),
     BAD(DECL_HEAD "  group g wd_scale=1 params=[w]\n", "t.ir:6:3: error: group: missing lr_scale="),
@@ -246,8 +249,7 @@ static const struct {
         "t.ir:4:3: error: a kernel body has no declarations, got 'train'"),
     BAD("kernel @k0 {\n  %p0: f32[2] = input\n}\n", "t.ir:3:1: error: missing 'return' before '}'"),
     BAD("kernel @k0 {\n  %p0: f32[2] = input\n  return y: %p0\n", "t.ir:4:1: error: missing '}' at end of file"),
-    BAD("kernel @k0 {\n  %p0: f32[2] = input\n  return y: %p0\n}\n",
-        "t.ir:5:1: error: unexpected end of file"),
+    BAD("kernel @k0 {\n  %p0: f32[2] = input\n  return y: %p0\n}\n", "t.ir:5:1: error: unexpected end of file"),
     BAD("kernel @k0 {\n  %p0: f32[2] = input\n  %0: f32[2] = dropout %p0 p=0.5 site=1\n  return y: %0\n}\n"
         "graph @x {\n  %a: f32[2] = input\n  %0: f32[2] = dropout %a p=0.25 site=1\n  return r: %0\n}\n",
         "t.ir:8:39: error: dropout site 1 has p=0.25 here but p=0.5 on line 3"),
@@ -259,8 +261,7 @@ static const struct {
     BAD(PLAN_HEAD "  memory batch=1\n}\n", "t.ir:7:3: error: memory: missing arena="),
     BAD(PLAN_HEAD "  memory batch=0 arena=64\n}\n", "t.ir:7:16: error: batch 0 out of range"),
     BAD(PLAN_HEAD "  memory batch=1 arena=-1\n}\n", "t.ir:7:24: error: arena -1 out of range"),
-    BAD(PLAN_HEAD "  memory batch=1 arena=64 align=64\n}\n",
-        "t.ir:7:27: error: unknown key 'align' in a memory line"),
+    BAD(PLAN_HEAD "  memory batch=1 arena=64 align=64\n}\n", "t.ir:7:27: error: unknown key 'align' in a memory line"),
     BAD(PLAN_HEAD PLAN_MEM "  buffer %9 offset=0\n}\n", "t.ir:8:10: error: undefined value %9"),
     BAD(PLAN_HEAD PLAN_MEM "  buffer 1.0 offset=0\n}\n", "t.ir:8:10: error: expected a value, got '1.0'"),
     BAD(PLAN_HEAD PLAN_MEM "  buffer %x offset=0\n}\n",
@@ -373,8 +374,8 @@ Test(text, mutations)
 /* Every .ir file under tests/data/ir is canonical. */
 Test(text, data_files)
 {
-    static const char *files[] = {"mlp.ir", "softmax_regression.ir", "dropout_mlp.ir", "layout.ir", "mlp_train.ir",
-                                  "mlp_fused.ir"};
+    static const char *files[] = {"mlp.ir",    "softmax_regression.ir", "dropout_mlp.ir",
+                                  "layout.ir", "mlp_train.ir",          "mlp_fused.ir"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         char path[512];
         snprintf(path, sizeof path, "%s/tests/data/ir/%s", AG_SOURCE_DIR, files[i]);

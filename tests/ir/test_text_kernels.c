@@ -260,17 +260,17 @@ Test(text, fused_data_file_runs_like_the_unfused_one)
 /* At batch 2: %0 and %1 (32 bytes each) live together, then %2 (the loss, 4 bytes, to the
  * end) and %3 (16 bytes, placed first: larger); %4 (w.next) overwrites w, which nothing
  * reads after it. */
-#define PLAN_NODES                                                                             \
-    "graph @p {\n"                                                                             \
-    "  %x: f32[N,4] = input\n"                                                                 \
-    "  %w: f32[4] = param zeros\n"                                                             \
-    "  %0: f32[N,4] = mul %x, %w\n"                                                            \
-    "  %1: f32[N,4] = exp %0\n"                                                                \
-    "  %2: f32[] = sum %1 axes=[0,1]\n"                                                        \
-    "  %3: f32[4] = sum %1 axes=[0]\n"                                                         \
-    "  %4: f32[4] = sub %w, %3\n"                                                              \
-    "  return loss: %2, w.next: %4\n"                                                          \
-    "  train step loss=loss\n"                                                                 \
+#define PLAN_NODES                      \
+    "graph @p {\n"                      \
+    "  %x: f32[N,4] = input\n"          \
+    "  %w: f32[4] = param zeros\n"      \
+    "  %0: f32[N,4] = mul %x, %w\n"     \
+    "  %1: f32[N,4] = exp %0\n"         \
+    "  %2: f32[] = sum %1 axes=[0,1]\n" \
+    "  %3: f32[4] = sum %1 axes=[0]\n"  \
+    "  %4: f32[4] = sub %w, %3\n"       \
+    "  return loss: %2, w.next: %4\n"   \
+    "  train step loss=loss\n"          \
     "  optimizer sgd lr=0.1 wd=0 batch=2 epochs=1\n"
 static const char plan_text[] = PLAN_NODES "  memory batch=2 arena=192\n"
                                            "  buffer %0 offset=0\n"
@@ -293,8 +293,8 @@ Test(text, plan_round_trips)
     static const int32_t inplace[] = {-1, -1, -1, -1, -1, -1, 1};
     cr_assert_eq(g->n, 7);
     for (int32_t i = 0; i < g->n; i++)
-        cr_expect(p->offset[i] == offset[i] && p->inplace[i] == inplace[i], "node %d: offset %lld, inplace %d",
-                  (int)i, (long long)p->offset[i], (int)p->inplace[i]);
+        cr_expect(p->offset[i] == offset[i] && p->inplace[i] == inplace[i], "node %d: offset %lld, inplace %d", (int)i,
+                  (long long)p->offset[i], (int)p->inplace[i]);
     ir_graph_free(g);
 
     g = parse_ok(PLAN_NODES "}\n");
@@ -338,37 +338,53 @@ static void expect_plan_rejected(const char *from, const char *to, const char *w
 Test(text, verify_plan_edits)
 {
     expect_plan_rejected("buffer %1 offset=64", "buffer %1 offset=32",
-                         "t.ir:14: error: " "verify: memory: %1: offset 32 is not a multiple of 64");
+                         "t.ir:14: error: "
+                         "verify: memory: %1: offset 32 is not a multiple of 64");
     expect_plan_rejected("buffer %1 offset=64", "buffer %1 offset=0",
-                         "t.ir:14: error: " "verify: memory: %0 and %1 are alive together and overlap at bytes 0..31");
+                         "t.ir:14: error: "
+                         "verify: memory: %0 and %1 are alive together and overlap at bytes 0..31");
     /* at batch 5 %0 takes 80 bytes: into %1's */
     expect_plan_rejected("memory batch=2", "memory batch=5",
-                         "t.ir:14: error: " "verify: memory: %0 and %1 are alive together and overlap at bytes 64..79");
+                         "t.ir:14: error: "
+                         "verify: memory: %0 and %1 are alive together and overlap at bytes 64..79");
     /* %3 is born as %1 dies (it reads it): alive together */
     expect_plan_rejected("buffer %3 offset=0", "buffer %3 offset=64",
-                         "t.ir:16: error: " "verify: memory: %1 and %3 are alive together and overlap at bytes 64..79");
+                         "t.ir:16: error: "
+                         "verify: memory: %1 and %3 are alive together and overlap at bytes 64..79");
     /* the loss is an output: alive to the end, so not where %3 goes either */
     expect_plan_rejected("buffer %3 offset=0", "buffer %3 offset=128",
-                         "t.ir:16: error: " "verify: memory: %2 and %3 are alive together and overlap at bytes 128..131");
+                         "t.ir:16: error: "
+                         "verify: memory: %2 and %3 are alive together and overlap at bytes 128..131");
     expect_plan_rejected("buffer %2 offset=128", "buffer %2 offset=192",
-                         "t.ir:15: error: " "verify: memory: %2 (f32[] at batch 2) at offset 192 does not fit in the arena of "
+                         "t.ir:15: error: "
+                         "verify: memory: %2 (f32[] at batch 2) at offset 192 does not fit in the arena of "
                          "192 bytes");
     expect_plan_rejected("arena=192", "arena=130",
-                         "t.ir:15: error: " "verify: memory: %2 (f32[] at batch 2) at offset 128 does not fit in the arena of "
+                         "t.ir:15: error: "
+                         "verify: memory: %2 (f32[] at batch 2) at offset 128 does not fit in the arena of "
                          "130 bytes");
     expect_plan_rejected("batch=2 arena", "batch=9223372036854775807 arena",
-                         "t.ir:13: error: " "verify: memory: %0 (f32[N,4] at batch 9223372036854775807) at offset 0 does not fit in "
+                         "t.ir:13: error: "
+                         "verify: memory: %0 (f32[N,4] at batch 9223372036854775807) at offset 0 does not fit in "
                          "the arena of 192 bytes");
-    expect_plan_rejected("  buffer %2 offset=128\n", "", "t.ir:12: error: " "verify: memory: %2 has no buffer and overwrites no param");
-    expect_plan_rejected("  inplace %4 into=%w\n", "", "t.ir:12: error: " "verify: memory: %4 has no buffer and overwrites no param");
+    expect_plan_rejected("  buffer %2 offset=128\n", "",
+                         "t.ir:12: error: "
+                         "verify: memory: %2 has no buffer and overwrites no param");
+    expect_plan_rejected("  inplace %4 into=%w\n", "",
+                         "t.ir:12: error: "
+                         "verify: memory: %4 has no buffer and overwrites no param");
     expect_plan_rejected("  buffer %2 offset=128\n", "  inplace %2 into=%w\n",
-                         "t.ir:15: error: " "verify: memory: %2 is f32[] but overwrites %w, f32[4]");
+                         "t.ir:15: error: "
+                         "verify: memory: %2 is f32[] but overwrites %w, f32[4]");
     expect_plan_rejected("  buffer %3 offset=0\n", "  inplace %3 into=%w\n",
-                         "t.ir:16: error: " "verify: memory: %3 overwrites %w, which %4 reads after it");
+                         "t.ir:16: error: "
+                         "verify: memory: %3 overwrites %w, which %4 reads after it");
     expect_plan_rejected("return loss: %2, w.next: %4", "return loss: %2, w.next: %4, old: %w",
-                         "t.ir:17: error: " "verify: memory: %4 overwrites %w, an output (read after the last node)");
+                         "t.ir:17: error: "
+                         "verify: memory: %4 overwrites %w, an output (read after the last node)");
     expect_plan_rejected("  return loss", "  %5: f32[4] = mul %w, %4\n  return loss",
-                         "t.ir:18: error: " "verify: memory: %4 overwrites %w, which %5 reads after it");
+                         "t.ir:18: error: "
+                         "verify: memory: %4 overwrites %w, which %5 reads after it");
 }
 
 /* What the text cannot say, set by hand: the verifier still names it (at the value's plan
@@ -377,22 +393,28 @@ Test(text, verify_plan_arrays)
 {
     ir_graph *g = parse_ok(plan_text);
     g->plan->offset[0] = 0;
-    expect_verify(g, "t.ir:12: error: " "verify: memory: %x is an input, yet it has a buffer");
+    expect_verify(g, "t.ir:12: error: "
+                     "verify: memory: %x is an input, yet it has a buffer");
     g = parse_ok(plan_text);
     g->plan->inplace[1] = 1;
-    expect_verify(g, "t.ir:12: error: " "verify: memory: %w is a param, yet it has an in-place update");
+    expect_verify(g, "t.ir:12: error: "
+                     "verify: memory: %w is a param, yet it has an in-place update");
     g = parse_ok(plan_text);
     g->plan->offset[6] = 128;
-    expect_verify(g, "t.ir:17: error: " "verify: memory: %4 has a buffer and overwrites a param too");
+    expect_verify(g, "t.ir:17: error: "
+                     "verify: memory: %4 has a buffer and overwrites a param too");
     g = parse_ok(plan_text);
     g->plan->inplace[6] = 0;
-    expect_verify(g, "t.ir:17: error: " "verify: memory: %4 overwrites %x, not a param");
+    expect_verify(g, "t.ir:17: error: "
+                     "verify: memory: %4 overwrites %x, not a param");
     g = parse_ok(plan_text);
     g->plan->inplace[6] = 99;
-    expect_verify(g, "t.ir:17: error: " "verify: memory: %4 overwrites node 99, which does not exist");
+    expect_verify(g, "t.ir:17: error: "
+                     "verify: memory: %4 overwrites node 99, which does not exist");
     g = parse_ok(plan_text);
     g->plan->offset[3] = -64;
-    expect_verify(g, "t.ir:14: error: " "verify: memory: %1: offset -64 is negative");
+    expect_verify(g, "t.ir:14: error: "
+                     "verify: memory: %1: offset -64 is negative");
     g = parse_ok(plan_text);
     g->plan->batch = 0;
     expect_verify(g, "verify: memory: batch 0; it must be at least 1");
@@ -407,7 +429,7 @@ Test(text, verify_plan_arrays)
     g = parse_ok(PLAN_NODES "}\n");
     plan_memory(g, 2);
     g->plan->offset[5] = -1, g->plan->inplace[5] = 1; /* %3, w's gradient, into w too */
-    g->node[6].op = IR_neg;                              /* %4 = -%3: w is read by %0 only */
+    g->node[6].op = IR_neg;                           /* %4 = -%3: w is read by %0 only */
     g->node[6].in = &g->node[6].in[1];
     g->node[6].nin = 1;
     expect_verify(g, "verify: memory: %3 and %4 both overwrite %w");

@@ -33,8 +33,6 @@ static ir_graph *small_graph(void)
     return g;
 }
 
-
-
 Test(text, verify_operand_not_earlier)
 {
     ir_graph *g = small_graph();

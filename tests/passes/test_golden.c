@@ -157,8 +157,7 @@ Test(golden, every_pass_has_cases_and_matches_them)
         snprintf(dir, sizeof dir, DATA "%s", p->name);
         int n;
         char **names = list_cases(dir, &n);
-        cr_expect_gt(n, 0, "pass %s has no golden case: add %s/NAME.ir (see tests/passes/test_golden.c)", p->name,
-                     dir);
+        cr_expect_gt(n, 0, "pass %s has no golden case: add %s/NAME.ir (see tests/passes/test_golden.c)", p->name, dir);
         for (int i = 0; i < n; i++) {
             bool ok = golden_case(p, names[i], update);
             cr_expect(ok, "pass %s, case %s", p->name, names[i]);

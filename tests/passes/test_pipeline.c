@@ -316,8 +316,7 @@ Test(pipeline, the_verifier_sees_a_kernel_s_outputs_born_together)
     for (int32_t i = 0; i < g->n && b < 0; i++)
         for (int32_t j = i + 1; j < g->n && b < 0; j++)
             if (g->node[i].op == IR_kernel && g->node[j].op == IR_kernel &&
-                g->node[i].attr.kernel == g->node[j].attr.kernel && g->plan->offset[i] >= 0 &&
-                g->plan->offset[j] >= 0)
+                g->node[i].attr.kernel == g->node[j].attr.kernel && g->plan->offset[i] >= 0 && g->plan->offset[j] >= 0)
                 for (int32_t r = i + 1; r < j && b < 0; r++)
                     for (int k = 0; k < g->node[r].nin; k++)
                         if (g->node[r].in[k] == i)

@@ -93,9 +93,8 @@ static void compare(const ir_graph *g, const ir_graph *h, cmp c, const char *wha
                   g->out[k].name);
         if (c.tol == 0) {
             for (int64_t i = 0, n = ir_tensor_numel(a); i < n; i++)
-                cr_assert(same_element(a, b, i), "%s (%s, batch %lld): output %s[%lld]: %.17g became %.17g", what,
-                          mode, (long long)c.batch, g->out[k].name, (long long)i, ir_tensor_get(a, i),
-                          ir_tensor_get(b, i));
+                cr_assert(same_element(a, b, i), "%s (%s, batch %lld): output %s[%lld]: %.17g became %.17g", what, mode,
+                          (long long)c.batch, g->out[k].name, (long long)i, ir_tensor_get(a, i), ir_tensor_get(b, i));
             continue;
         }
         double e = rel_error(a, b, c.abs);

@@ -80,15 +80,15 @@ static void write_raw(const char *header, const void *buf, size_t nbuf)
 }
 
 /* Loading path fails with "PATH: " + the formatted rest. */
-#define expect_load_error(...)                                                                               \
-    do {                                                                                                     \
-        rt_ckpt c_;                                                                                          \
-        int k_ = snprintf(want, sizeof want, "%s: ", path);                                                  \
-        snprintf(want + k_, sizeof want - k_, __VA_ARGS__);                                                  \
-        cr_assert_not(rt_ckpt_load(path, &c_, err, sizeof err), "loaded, expected: %s", want);               \
-        cr_assert_str_eq(err, want);                                                                         \
-        cr_assert_eq(c_.n, 0);                                                                               \
-        cr_assert_null(c_.blob);                                                                             \
+#define expect_load_error(...)                                                                 \
+    do {                                                                                       \
+        rt_ckpt c_;                                                                            \
+        int k_ = snprintf(want, sizeof want, "%s: ", path);                                    \
+        snprintf(want + k_, sizeof want - k_, __VA_ARGS__);                                    \
+        cr_assert_not(rt_ckpt_load(path, &c_, err, sizeof err), "loaded, expected: %s", want); \
+        cr_assert_str_eq(err, want);                                                           \
+        cr_assert_eq(c_.n, 0);                                                                 \
+        cr_assert_null(c_.blob);                                                               \
     } while (0)
 
 /* Offset in the file of the first `what` in the header. */
@@ -196,8 +196,7 @@ Test(checkpoint, round_trip_every_dtype_and_metadata)
     cr_assert_null(rt_ckpt_meta_get(&c, "missing"));
 
     float got[3][4];
-    cr_assert(rt_ckpt_read_into(&c, path, "W1", AG_F32, 2, (int64_t[]){3, 4}, got, err, sizeof err), "%s",
-              err);
+    cr_assert(rt_ckpt_read_into(&c, path, "W1", AG_F32, 2, (int64_t[]){3, 4}, got, err, sizeof err), "%s", err);
     cr_assert_eq(memcmp(got, w1, sizeof w1), 0);
     double gd[2];
     cr_assert(rt_ckpt_read_into(&c, path, "d1", AG_F64, 1, (int64_t[]){2}, gd, err, sizeof err), "%s", err);
@@ -205,8 +204,7 @@ Test(checkpoint, round_trip_every_dtype_and_metadata)
     bool gb;
     cr_assert(rt_ckpt_read_into(&c, path, "flag", AG_BOOL, 0, NULL, &gb, err, sizeof err), "%s", err);
     cr_assert(gb);
-    cr_assert(rt_ckpt_read_into(&c, path, "empty", AG_F32, 2, (int64_t[]){0, 7}, NULL, err, sizeof err), "%s",
-              err);
+    cr_assert(rt_ckpt_read_into(&c, path, "empty", AG_F32, 2, (int64_t[]){0, 7}, NULL, err, sizeof err), "%s", err);
 
     rt_ckpt_free(&c);
     cr_assert_eq(c.n, 0);
@@ -233,10 +231,8 @@ Test(checkpoint, no_tensors_no_metadata)
 Test(checkpoint, save_over_an_existing_file)
 {
     float a = 1, b[2] = {2, 3};
-    cr_assert(rt_ckpt_save(path, &(rt_ckpt_tensor){"a", AG_F32, 0, {0}, &a}, 1, NULL, 0, err, sizeof err),
-              "%s", err);
-    cr_assert(rt_ckpt_save(path, &(rt_ckpt_tensor){"b", AG_F32, 1, {2}, b}, 1, NULL, 0, err, sizeof err),
-              "%s", err);
+    cr_assert(rt_ckpt_save(path, &(rt_ckpt_tensor){"a", AG_F32, 0, {0}, &a}, 1, NULL, 0, err, sizeof err), "%s", err);
+    cr_assert(rt_ckpt_save(path, &(rt_ckpt_tensor){"b", AG_F32, 1, {2}, b}, 1, NULL, 0, err, sizeof err), "%s", err);
     rt_ckpt c;
     cr_assert(rt_ckpt_load(path, &c, err, sizeof err), "%s", err);
     cr_assert_eq(c.n, 1);
@@ -287,8 +283,7 @@ Test(checkpoint, reads_standard_json)
     cr_assert_eq(x, 5);
     rt_ckpt_free(&c);
 
-    write_raw("{\"__metadata__\":null,\"a\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0]}}", NULL,
-              0);
+    write_raw("{\"__metadata__\":null,\"a\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0]}}", NULL, 0);
     cr_assert(rt_ckpt_load(path, &c, err, sizeof err), "%s", err);
     cr_assert_eq(c.nmeta, 0);
     cr_assert_eq(c.n, 1);
@@ -319,8 +314,7 @@ Test(checkpoint, shorter_than_8_bytes)
 Test(checkpoint, shorter_than_its_header)
 {
     float a[2] = {1, 2};
-    cr_assert(rt_ckpt_save(path, &(rt_ckpt_tensor){"a", AG_F32, 1, {2}, a}, 1, NULL, 0, err, sizeof err),
-              "%s", err);
+    cr_assert(rt_ckpt_save(path, &(rt_ckpt_tensor){"a", AG_F32, 1, {2}, a}, 1, NULL, 0, err, sizeof err), "%s", err);
     unsigned char b[256];
     size_t n = read_file(path, b, sizeof b);
     cr_assert_eq(n, 8 + 56 + 8);
@@ -364,8 +358,7 @@ Test(checkpoint, bad_json_at_its_offset)
          "expected ',' or '}' in tensor a"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2 2],\"data_offsets\":[0,8]}}", "2]",
          "expected ',' or ']' in the shape"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,-8]}}", "-8",
-         "expected a non-negative integer"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,-8]}}", "-8", "expected a non-negative integer"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2.0],\"data_offsets\":[0,8]}}", "2.0",
          "expected a non-negative integer"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1e3],\"data_offsets\":[0,8]}}", "1e3",
@@ -374,23 +367,20 @@ Test(checkpoint, bad_json_at_its_offset)
          "expected a non-negative integer without leading zeros"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[9223372036854775808],\"data_offsets\":[0,8]}}", "9223",
          "number too large, expected at most 9223372036854775807"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}", NULL,
-         "expected ',' or '}' in the header"},
-        {"{\"a\":{\"dtype\":F32,\"shape\":[2],\"data_offsets\":[0,8]}}", "F32,",
-         "expected a string (the dtype)"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}", NULL, "expected ',' or '}' in the header"},
+        {"{\"a\":{\"dtype\":F32,\"shape\":[2],\"data_offsets\":[0,8]}}", "F32,", "expected a string (the dtype)"},
         {"{\"a\":[],\"b\":1}", "[]", "expected '{' (the entry of a tensor)"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8],\"extra\":1}}", "\"extra",
          "unknown key \"extra\" in tensor a, expected \"dtype\", \"shape\" or \"data_offsets\""},
         {"{\"a\":{\"dtype\":\"F32\",\"data_offsets\":[0,8]}}", "\"a", "tensor a has no \"shape\""},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"shape\":[2],\"data_offsets\":[0,8]}}",
-         "\"shape\":[2],\"data", "tensor a has \"shape\" twice"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"shape\":[2],\"data_offsets\":[0,8]}}", "\"shape\":[2],\"data",
+         "tensor a has \"shape\" twice"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8,9]}}", "[0,8,9]",
          "tensor a has 3 data_offsets, expected 2 ([begin, end])"},
         {"{\"__metadata__\":{\"k\":1},\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", "1}",
          "expected a string (metadata values are strings)"},
         {"{\"__metadata__\":{\"k\":\"v\" \"x\":\"y\"}}", "\"x", "expected ',' or '}' in __metadata__"},
-        {"{\"__metadata__\":{},\"__metadata__\":{}}", "\"__metadata__\":{}}",
-         "\"__metadata__\" appears twice"},
+        {"{\"__metadata__\":{},\"__metadata__\":{}}", "\"__metadata__\":{}}", "\"__metadata__\" appears twice"},
         {"{\"__metadata__\":[]}", "[]", "expected '{' or null (the value of __metadata__)"},
         {"{\"a\\x\":{}}", "\\x", "expected one of \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u after '\\'"},
         {"{\"a\\u12g4\":{}}", "\\u", "expected 4 hex digits after \\u"},
@@ -415,8 +405,7 @@ Test(checkpoint, unknown_dtype)
 {
     static const char *h = "{\"a\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[0,8]}}";
     write_raw(h, "12345678", 8);
-    expect_load_error("offset %d: tensor a has dtype \"F16\", expected F32, I32, U8, BOOL or F64",
-                      at(h, "\"F16"));
+    expect_load_error("offset %d: tensor a has dtype \"F16\", expected F32, I32, U8, BOOL or F64", at(h, "\"F16"));
 }
 
 Test(checkpoint, shape_and_size_disagree)
@@ -425,17 +414,14 @@ Test(checkpoint, shape_and_size_disagree)
     write_raw(h, "12345678901234567890", 20);
     expect_load_error("offset %d: tensor W1 of F32 [2,3] needs 24 bytes, its data_offsets [0, 20] hold 20",
                       at(h, "[0,20]"));
-    static const char *big =
-        "{\"W1\":{\"dtype\":\"F64\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,8]}}";
+    static const char *big = "{\"W1\":{\"dtype\":\"F64\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,8]}}";
     write_raw(big, "12345678", 8);
-    expect_load_error(
-        "offset %d: tensor W1 of F64 [4294967296,4294967296] needs more than 9223372036854775807 bytes, "
-        "its data_offsets [0, 8] hold 8",
-        at(big, "[0,8]"));
+    expect_load_error("offset %d: tensor W1 of F64 [4294967296,4294967296] needs more than 9223372036854775807 bytes, "
+                      "its data_offsets [0, 8] hold 8",
+                      at(big, "[0,8]"));
     static const char *back = "{\"W1\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[8,0]}}";
     write_raw(back, "12345678", 8);
-    expect_load_error("offset %d: tensor W1 has data_offsets [8, 0], expected begin <= end",
-                      at(back, "[8,0]"));
+    expect_load_error("offset %d: tensor W1 has data_offsets [8, 0], expected begin <= end", at(back, "[8,0]"));
 }
 
 Test(checkpoint, overlapping_offsets)
@@ -443,18 +429,16 @@ Test(checkpoint, overlapping_offsets)
     static const char *h = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
                            "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}";
     write_raw(h, "123456789012", 12);
-    expect_load_error("offset %d: tensors a and b overlap: a ends at buffer byte 8, b begins at 4",
-                      at(h, "[4,12]"));
+    expect_load_error("offset %d: tensors a and b overlap: a ends at buffer byte 8, b begins at 4", at(h, "[4,12]"));
 }
 
 Test(checkpoint, gaps)
 {
     static const char *end = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
     write_raw(end, "123456789012", 12);
-    expect_load_error(
-        "offset %d: 4 bytes after the last tensor belong to no tensor (the buffer has 12 bytes, "
-        "the tensors end at 8)",
-        8 + (int)strlen(end) + 8);
+    expect_load_error("offset %d: 4 bytes after the last tensor belong to no tensor (the buffer has 12 bytes, "
+                      "the tensors end at 8)",
+                      8 + (int)strlen(end) + 8);
     static const char *mid = "{\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]},"
                              "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
     write_raw(mid, "123456789012", 12);
@@ -493,8 +477,7 @@ Test(checkpoint, bool_bytes_are_0_or_1)
 {
     static const char *h = "{\"m\":{\"dtype\":\"BOOL\",\"shape\":[3],\"data_offsets\":[0,3]}}";
     write_raw(h, "\1\0\2", 3);
-    expect_load_error("offset %d: tensor m holds 2 at element 2, expected 0 or 1 (BOOL)",
-                      8 + (int)strlen(h) + 2);
+    expect_load_error("offset %d: tensor m holds 2 at element 2, expected 0 or 1 (BOOL)", 8 + (int)strlen(h) + 2);
 }
 
 static size_t next(uint64_t *r) /* a 64-bit LCG: the same corruptions every run */
@@ -636,8 +619,7 @@ Test(checkpoint, save_over_a_folder_leaves_it_alone)
     snprintf(old, sizeof old, "%s/old", path);
     write_file(old, "old contents", 12);
     float a = 1;
-    cr_assert_not(
-        rt_ckpt_save(path, &(rt_ckpt_tensor){"a", AG_F32, 0, {0}, &a}, 1, NULL, 0, err, sizeof err));
+    cr_assert_not(rt_ckpt_save(path, &(rt_ckpt_tensor){"a", AG_F32, 0, {0}, &a}, 1, NULL, 0, err, sizeof err));
     snprintf(want, sizeof want, "%s: cannot write: %s", path, strerror(EISDIR));
     cr_assert_str_eq(err, want);
     unsigned char b[64];
@@ -711,8 +693,7 @@ Test(checkpoint, check_output_path_probes_the_folder)
 Test(checkpoint, failed_write_keeps_the_old_file)
 {
     float a = 7;
-    cr_assert(rt_ckpt_save(path, &(rt_ckpt_tensor){"a", AG_F32, 0, {0}, &a}, 1, NULL, 0, err, sizeof err),
-              "%s", err);
+    cr_assert(rt_ckpt_save(path, &(rt_ckpt_tensor){"a", AG_F32, 0, {0}, &a}, 1, NULL, 0, err, sizeof err), "%s", err);
     unsigned char before[256], after[256];
     size_t n = read_file(path, before, sizeof before);
 
@@ -723,8 +704,7 @@ Test(checkpoint, failed_write_keeps_the_old_file)
     lim.rlim_cur = 4096;
     signal(SIGXFSZ, SIG_IGN); /* so that write fails with EFBIG instead of killing us */
     cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
-    bool ok =
-        rt_ckpt_save(path, &(rt_ckpt_tensor){"big", AG_F32, 1, {100000}, big}, 1, NULL, 0, err, sizeof err);
+    bool ok = rt_ckpt_save(path, &(rt_ckpt_tensor){"big", AG_F32, 1, {100000}, big}, 1, NULL, 0, err, sizeof err);
     cr_assert_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
     cr_assert_not(ok);
     snprintf(want, sizeof want, "%s: cannot write: %s", path, strerror(EFBIG));

@@ -236,7 +236,8 @@ Test(data, idx_cut_gzip_stream)
     rt_dataset d;
     cr_assert_not(rt_load_idx(i, at("l.gz"), 0, 10, &d, err, sizeof err));
     char want[300];
-    snprintf(want, sizeof want, "%s: offset 16: truncated: expected 78400 bytes of image data (100 x 28 x 28), found ", i);
+    snprintf(want, sizeof want, "%s: offset 16: truncated: expected 78400 bytes of image data (100 x 28 x 28), found ",
+             i);
     cr_assert_eq(strncmp(err, want, strlen(want)), 0, "%s", err);
     const char *tail = " (truncated gzip stream)";
     cr_assert_str_eq(err + strlen(err) - strlen(tail), tail, "%s", err);
@@ -393,8 +394,10 @@ Test(data, csv_malformed)
     expect_csv("a.csv", "1,2,3,4,5,6\n", 4, 0, "%s:1: 6 fields, expected 5 (4 features + 1 target)");
     expect_csv("a.csv", "", 4, 0, "%s: empty file, expected rows of 5 numbers (4 features + 1 target)");
     expect_csv("a.csv", "\n  \r\n", 1, 0, "%s: empty file, expected rows of 2 numbers (1 feature + 1 target)");
-    expect_csv("a.csv", "a,b,c,d,y\n", 4, 0, "%s: only a header line, expected rows of 5 numbers (4 features + 1 target)");
-    expect_csv("a.csv", "1,2,3,4,5\n1,2,3,4,2.5\n", 4, 10, "%s:2:5: expected an integer class label in 0..9, found '2.5'");
+    expect_csv("a.csv", "a,b,c,d,y\n", 4, 0,
+               "%s: only a header line, expected rows of 5 numbers (4 features + 1 target)");
+    expect_csv("a.csv", "1,2,3,4,5\n1,2,3,4,2.5\n", 4, 10,
+               "%s:2:5: expected an integer class label in 0..9, found '2.5'");
     expect_csv("a.csv", "1,2,3,4,10\n", 4, 10, "%s:1:5: expected an integer class label in 0..9, found '10'");
     expect_csv("a.csv", "1,2,3,4,-1\n", 4, 10, "%s:1:5: expected an integer class label in 0..9, found '-1'");
     expect_csv("a.csv", "1,2\n1,,\n", 1, 0, "%s:2: 3 fields, expected 2 (1 feature + 1 target)");
@@ -545,11 +548,13 @@ Test(data, inputs_idx_truncated)
 Test(data, inputs_idx_labels_or_other_magic)
 {
     put("l", lab, idx_labels(lab, 5));
-    expect_inputs("l", 6, "$I: offset 0: magic 0x00000801 is an IDX labels file, expected the inputs to predict on: "
-                          "IDX images (magic 0x00000803) or a CSV");
+    expect_inputs("l", 6,
+                  "$I: offset 0: magic 0x00000801 is an IDX labels file, expected the inputs to predict on: "
+                  "IDX images (magic 0x00000803) or a CSV");
     put("l.gz", lab, idx_labels(lab, 5));
-    expect_inputs("l.gz", 1, "$I: offset 0: magic 0x00000801 is an IDX labels file, expected the inputs to predict "
-                             "on: IDX images (magic 0x00000803) or a CSV");
+    expect_inputs("l.gz", 1,
+                  "$I: offset 0: magic 0x00000801 is an IDX labels file, expected the inputs to predict "
+                  "on: IDX images (magic 0x00000803) or a CSV");
     put("f", img, idx_images(img, 0xD03, 5, 3, 2, 30)); /* f32 images */
     expect_inputs("f", 6, "$I: offset 0: bad magic 0x00000d03, expected 0x00000803 (IDX images, u8, 3 dims)");
 }
@@ -557,7 +562,9 @@ Test(data, inputs_idx_labels_or_other_magic)
 Test(data, inputs_csv_with_and_without_header)
 {
     rt_dataset d;
-    const char *texts[] = {"a, b ,c\r\n1,2,3\r\n\r\n -4.5 ,5e1,6\r\n", "1,2,3\n-4.5,50,6", "\xEF\xBB\xBF" "1,2,3\n-4.5,50,6\n"};
+    const char *texts[] = {"a, b ,c\r\n1,2,3\r\n\r\n -4.5 ,5e1,6\r\n", "1,2,3\n-4.5,50,6",
+                           "\xEF\xBB\xBF"
+                           "1,2,3\n-4.5,50,6\n"};
     const char *names[] = {"h.csv", "n.csv", "bom"};
     float want[6] = {1, 2, 3, -4.5f, 50, 6};
     for (int k = 0; k < 3; k++) {
@@ -633,10 +640,12 @@ Test(data, gzip_cut_trailer)
     size_t n = gzip_member(img, idx_images(img, 0x803, 1000, 28, 28, 784000), gz, sizeof gz);
     for (size_t cut = 1; cut <= 8; cut += 7) { /* the length's last byte, and the whole 8-byte trailer */
         put("i.gzip", gz, n - cut);
-        expect_idx("i.gzip", "l", 10, "$I: offset 784016: truncated gzip stream after the 1000 images (the file "
-                                      "ends inside it)");
-        expect_inputs("i.gzip", 784, "$I: offset 784016: truncated gzip stream after the 1000 images (the file "
-                                     "ends inside it)");
+        expect_idx("i.gzip", "l", 10,
+                   "$I: offset 784016: truncated gzip stream after the 1000 images (the file "
+                   "ends inside it)");
+        expect_inputs("i.gzip", 784,
+                      "$I: offset 784016: truncated gzip stream after the 1000 images (the file "
+                      "ends inside it)");
     }
     /* a small labels file, and a gzipped CSV, cut the same way */
     put("i", img, idx_images(img, 0x803, 5, 3, 2, 30));
@@ -654,16 +663,19 @@ Test(data, gzip_bytes_after_the_stream)
     memcpy(gz + n, "garbage", 7);
     put("i.gzip", gz, n + 7);
     char fmt[200];
-    snprintf(fmt, sizeof fmt, "$I: offset 46: 7 bytes after the gzip stream (at byte %zu of the file), expected end "
-                              "of file", n);
+    snprintf(fmt, sizeof fmt,
+             "$I: offset 46: 7 bytes after the gzip stream (at byte %zu of the file), expected end "
+             "of file",
+             n);
     expect_idx("i.gzip", "l", 10, fmt);
     expect_inputs("i.gzip", 6, fmt);
     /* data cut short, then bytes that are not gzip */
     n = gzip_member(img, idx_images(img, 0x803, 5, 3, 2, 20), gz, sizeof gz);
     memcpy(gz + n, "junk", 4);
     put("i.gzip", gz, n + 4);
-    expect_idx("i.gzip", "l", 10, "$I: offset 16: truncated: expected 30 bytes of image data (5 x 3 x 2), found 20 (the "
-                                "gzip stream ends there; 4 bytes that are not gzip follow it)");
+    expect_idx("i.gzip", "l", 10,
+               "$I: offset 16: truncated: expected 30 bytes of image data (5 x 3 x 2), found 20 (the "
+               "gzip stream ends there; 4 bytes that are not gzip follow it)");
     /* zeros after the stream are padding, as gzip -t takes them */
     n = gzip_member(img, idx_images(img, 0x803, 5, 3, 2, 30), gz, sizeof gz);
     memset(gz + n, 0, 512);
@@ -716,8 +728,9 @@ static void fit(const rt_dataset *d, double out[3])
                 A[a][b] += v[a] * v[b];
         }
     }
-#define DET(M) (M[0][0] * (M[1][1] * M[2][2] - M[1][2] * M[2][1]) - M[0][1] * (M[1][0] * M[2][2] - M[1][2] * M[2][0]) \
-                + M[0][2] * (M[1][0] * M[2][1] - M[1][1] * M[2][0]))
+#define DET(M)                                                                                               \
+    (M[0][0] * (M[1][1] * M[2][2] - M[1][2] * M[2][1]) - M[0][1] * (M[1][0] * M[2][2] - M[1][2] * M[2][0]) + \
+     M[0][2] * (M[1][0] * M[2][1] - M[1][1] * M[2][0]))
     double det = DET(A);
     for (int c = 0; c < 3; c++) {
         double B[3][3];
@@ -740,8 +753,8 @@ Test(data, synthetic_linear)
     cr_assert_eq(d.y_dtype, AG_F32);
     cr_assert_eq(d.classes, 0);
     fit(&d, est);
-    cr_assert(fabs(est[0] - 2) < 0.01 && fabs(est[1] + 3.4) < 0.01 && fabs(est[2] - 4.2) < 0.01,
-              "fit %g %g %g", est[0], est[1], est[2]);
+    cr_assert(fabs(est[0] - 2) < 0.01 && fabs(est[1] + 3.4) < 0.01 && fabs(est[2] - 4.2) < 0.01, "fit %g %g %g", est[0],
+              est[1], est[2]);
     double m = 0, v = 0; /* X ~ N(0, 1) */
     for (int i = 0; i < 2000; i++)
         m += ((float *)d.x)[i], v += (double)((float *)d.x)[i] * ((float *)d.x)[i];
@@ -787,8 +800,7 @@ Test(data, shuffle)
     for (int a = 0; a < 3; a++)
         for (int b = 0; b < 3; b++)
             if (a != b)
-                cr_assert(abs(count[a][b][3 - a - b] - 10000) < 400, "order %d%d: %d", a, b,
-                          count[a][b][3 - a - b]);
+                cr_assert(abs(count[a][b][3 - a - b] - 10000) < 400, "order %d%d: %d", a, b, count[a][b][3 - a - b]);
 }
 
 Test(data, gather_both_dtypes)
@@ -835,7 +847,8 @@ Test(data, features_must_fit_an_integer_input)
     cr_expect_str_eq(err, "data t.csv: sample 2, feature 2: 300 is not a u8 (a whole number 0..255)");
     x[4] = 0.5f;
     cr_expect_not(rt_dataset_x_fits(&d, AG_I32, "data t.csv", err, sizeof err));
-    cr_expect_str_eq(err, "data t.csv: sample 2, feature 2: 0.5 is not an i32 (a whole number -2147483648..2147483647)");
+    cr_expect_str_eq(err,
+                     "data t.csv: sample 2, feature 2: 0.5 is not an i32 (a whole number -2147483648..2147483647)");
     x[4] = -5;
     cr_expect(rt_dataset_x_fits(&d, AG_I32, "data t.csv", err, sizeof err), "%s", err);
     cr_expect_not(rt_dataset_x_fits(&d, AG_BOOL, "data t.csv", err, sizeof err));

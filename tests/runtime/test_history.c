@@ -252,8 +252,9 @@ Test(history, metadata_refused_with_its_entry)
         {"garbage", 2,
          "history entry 1: 'garbage' has 1 field, expected 7: epoch,train_loss,train_acc,test_loss,test_acc,seconds,"
          "samples_per_s"},
-        {"1,2;", 2, "history entry 1: '1,2' has 2 fields, expected 7: epoch,train_loss,train_acc,test_loss,test_acc,"
-                    "seconds,samples_per_s"},
+        {"1,2;", 2,
+         "history entry 1: '1,2' has 2 fields, expected 7: epoch,train_loss,train_acc,test_loss,test_acc,"
+         "seconds,samples_per_s"},
         {"1,1,1,1,1,1,1", 1, "history entry 1: '1,1,1,1,1,1,1' does not end with ';'"},
         {"5,1,1,1,1,1,1;", 2, "history entry 1: epoch '5', expected a number from 1 to the checkpoint's 2"},
         {"1,1,1,1,1,1,1;3,1,1,1,1,1,1;", 3, "history entry 2: epoch '3', expected 2 (one entry per epoch, in order)"},
@@ -272,15 +273,17 @@ Test(history, metadata_refused_with_its_entry)
          "history entry 1: test_loss is '-1e300', expected nan, inf or a number within f32's range"},
         {"1,1,1,1e999,1,1,1;", 1,
          "history entry 1: test_loss is '1e999', expected nan, inf or a number within f32's range"},
-        {"1,1,1,1,-1e300,1,1;", 1, "history entry 1: test_acc is '-1e300', expected nan or a number within f32's range"},
+        {"1,1,1,1,-1e300,1,1;", 1,
+         "history entry 1: test_acc is '-1e300', expected nan or a number within f32's range"},
         {"1,1,1,1,1,1e300,1;", 1, "history entry 1: seconds is '1e300', expected a number from 0 to 1e9"},
         {"1,1,1,1,1,nan,1;", 1, "history entry 1: seconds is 'nan', expected a number from 0 to 1e9"},
         {"1,1,1,1,1,1,inf;", 1, "history entry 1: samples_per_s is 'inf', expected nan or a finite number >= 0"},
         {"1,1,1,1,1, 1,1;", 1, "history entry 1: seconds is ' 1', expected a number from 0 to 1e9"},
         {"1,1,,1,1,1,1;", 1, "history entry 1: train_acc is '', expected nan or a number within f32's range"},
         {"1,1,1x,1,1,1,1;", 1, "history entry 1: train_acc is '1x', expected nan or a number within f32's range"},
-        {"1,1,1,1,1,1,1;", 200000, "history: the checkpoint is at epoch 200000, but a history holds at most 100000 "
-                                   "epochs"},
+        {"1,1,1,1,1,1,1;", 200000,
+         "history: the checkpoint is at epoch 200000, but a history holds at most 100000 "
+         "epochs"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         rt_history_row stale, *r = &stale; /* reset to NULL on failure */
@@ -298,8 +301,7 @@ Test(history, metadata_refused_with_its_entry)
     cr_assert_str_eq(err, "ck.st: metadata history entry 1: train_loss is "
                           "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...', expected a finite number within f32's "
                           "range");
-    cr_assert_not(rt_history_parse("1,1,1,1,1,1,1\n;", "ck.st", 1, &(rt_history_row *){0}, &(int){0}, err,
-                                   sizeof err));
+    cr_assert_not(rt_history_parse("1,1,1,1,1,1,1\n;", "ck.st", 1, &(rt_history_row *){0}, &(int){0}, err, sizeof err));
     cr_assert_str_eq(err, "ck.st: metadata history entry 1: samples_per_s is '1?', expected nan or a finite number "
                           ">= 0");
 }

@@ -114,9 +114,11 @@ static void expect_same_f32(const char *what, const float *got, const float *wan
     cr_expect(nan_differ == 0, "%s: %lld elements NaN in one and not the other (first %lld)", what,
               (long long)nan_differ, (long long)first);
     cr_expect(rel <= 1e-6, "%s: relative error %.3g", what, rel);
-    cr_expect(differ == 0, "%s: %lld of %lld elements differ in their bits (first %lld: %.9g, want %.9g), "
-              "relative error %.3g", what, (long long)differ, (long long)n, (long long)first,
-              first >= 0 ? (double)got[first] : 0.0, first >= 0 ? (double)want[first] : 0.0, rel);
+    cr_expect(differ == 0,
+              "%s: %lld of %lld elements differ in their bits (first %lld: %.9g, want %.9g), "
+              "relative error %.3g",
+              what, (long long)differ, (long long)n, (long long)first, first >= 0 ? (double)got[first] : 0.0,
+              first >= 0 ? (double)want[first] : 0.0, rel);
 }
 
 static void expect_same_i32(const char *what, const int32_t *got, const int32_t *want, int64_t n)
@@ -154,16 +156,15 @@ typedef struct axis_case {
 } axis_case;
 
 static const axis_case axis_cases[] = {
-    {2, {1, 10}, 1},        {2, {7, 10}, 1},    {2, {256, 10}, 1}, {2, {1000, 10}, 1},
-    {2, {7, 10}, 0},        /* inner 10 */
-    {3, {4, 5, 3}, 1},      /* inner 3 */
-    {3, {2, 7, 3}, 2},      /* inner 1, rank 3 */
-    {2, {3, 1000}, 1},      /* long rows */
-    {1, {1000}, 0},         /* one row */
-    {3, {5, 3, 130}, 1},    /* inner wider than the routines' blocks */
-    {4, {2, 3, 4, 5}, 2},   /* inner 5, outer 6 */
-    {2, {6, 1}, 1},         /* rows of one */
-    {2, {1, 3}, 0},         /* len 1, inner 3 */
+    {2, {1, 10}, 1},      {2, {7, 10}, 1}, {2, {256, 10}, 1}, {2, {1000, 10}, 1}, {2, {7, 10}, 0}, /* inner 10 */
+    {3, {4, 5, 3}, 1},                                                                             /* inner 3 */
+    {3, {2, 7, 3}, 2},                                                                             /* inner 1, rank 3 */
+    {2, {3, 1000}, 1},                                                                             /* long rows */
+    {1, {1000}, 0},                                                                                /* one row */
+    {3, {5, 3, 130}, 1},  /* inner wider than the routines' blocks */
+    {4, {2, 3, 4, 5}, 2}, /* inner 5, outer 6 */
+    {2, {6, 1}, 1},       /* rows of one */
+    {2, {1, 3}, 0},       /* len 1, inner 3 */
 };
 #define NCASES (int)(sizeof axis_cases / sizeof axis_cases[0])
 
@@ -173,9 +174,8 @@ static void check_row_op(const char *op, const ir_shape *s, int axis, const floa
 {
     char dims[64], text[512], what[160];
     dims_str(s, dims, sizeof dims);
-    snprintf(text, sizeof text,
-             "graph @t {\n  %%x: f32%s = input\n  %%0: f32%s = %s %%x axis=%d\n  return o: %%0\n}\n", dims, dims, op,
-             axis);
+    snprintf(text, sizeof text, "graph @t {\n  %%x: f32%s = input\n  %%0: f32%s = %s %%x axis=%d\n  return o: %%0\n}\n",
+             dims, dims, op, axis);
     ir_tensor in = ir_tensor_new(AG_F32, s), want;
     int64_t n = ir_tensor_numel(&in);
     memcpy(in.data, x, sizeof(float) * (size_t)n);
@@ -218,10 +218,11 @@ Test(ops, softmax_and_log_softmax)
 Test(ops, softmax_special_values)
 {
     static const float rows[][5] = {
-        {1, 2, NAN, 4, 5},           {NAN, 0, 0, 0, 0},        {0, 0, 0, 0, NAN},
-        {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY},
-        {INFINITY, 1, 2, 3, 4},      {-INFINITY, 1, 2, 3, 4},  {3e38f, -3e38f, 0, 1, 2},
-        {-200, -100, 0, -1e-30f, 1e-30f}, {7, 7, 7, 7, 7},      {-0.0f, 0.0f, -0.0f, -100, -200},
+        {1, 2, NAN, 4, 5},        {NAN, 0, 0, 0, 0},
+        {0, 0, 0, 0, NAN},        {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY},
+        {INFINITY, 1, 2, 3, 4},   {-INFINITY, 1, 2, 3, 4},
+        {3e38f, -3e38f, 0, 1, 2}, {-200, -100, 0, -1e-30f, 1e-30f},
+        {7, 7, 7, 7, 7},          {-0.0f, 0.0f, -0.0f, -100, -200},
     };
     enum { R = sizeof rows / sizeof rows[0] };
     float x[R * 5], xt[5 * R];
@@ -442,7 +443,7 @@ Test(ops, argmax_special_values)
 {
     /* rows: NaN first, NaN after the maximum, -inf everywhere, ties, +inf then NaN */
     static const float x[][4] = {
-        {NAN, 9, 9, 1}, {1, 9, NAN, 9}, {-INFINITY, -INFINITY, -INFINITY, -INFINITY},
+        {NAN, 9, 9, 1}, {1, 9, NAN, 9},        {-INFINITY, -INFINITY, -INFINITY, -INFINITY},
         {2, 5, 5, 5},   {INFINITY, 1, NAN, 1}, {-0.0f, 0.0f, -0.0f, 0.0f},
     };
     enum { R = sizeof x / sizeof x[0] };
@@ -497,8 +498,8 @@ Test(ops, dropout)
             int64_t n = ir_tensor_numel(&in);
             fill_f32(in.data, n, 1, 600 + (uint32_t)t, false);
             ((float *)in.data)[n / 2] = NAN; /* dropped or kept, the mask decides */
-            ir_run run = {.batch = 1, .seed = 1234 + (uint32_t)t, .step = 77 + (uint64_t)q * 0x100000000ull,
-                          .training = true};
+            ir_run run = {
+                .batch = 1, .seed = 1234 + (uint32_t)t, .step = 77 + (uint64_t)q * 0x100000000ull, .training = true};
             interp(text, &(bound_in){"x", &in}, 1, &want, &run);
             float *got = malloc(sizeof *got * (size_t)n);
             rt_dropout(in.data, got, n, ps[q], run.seed, site, run.step, 0);

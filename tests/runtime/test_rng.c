@@ -44,8 +44,7 @@ Test(philox, known_answers)
         uint32_t out[4];
         rt_philox4x32_10(kat[t].ctr, kat[t].key, out);
         for (int j = 0; j < 4; j++)
-            cr_expect_eq(out[j], kat[t].out[j], "kat %zu word %d: %08x != %08x", t, j, out[j],
-                         kat[t].out[j]);
+            cr_expect_eq(out[j], kat[t].out[j], "kat %zu word %d: %08x != %08x", t, j, out[j], kat[t].out[j]);
     }
 }
 
@@ -67,8 +66,7 @@ Test(philox, matches_random123)
         uint32_t a[4], b[4];
         rt_philox4x32_10(c, k, a);
         ref_philox(c, k, b);
-        cr_assert_arr_eq(a, b, sizeof a, "ctr %08x %08x %08x %08x key %08x %08x", c[0], c[1],
-                         c[2], c[3], k[0], k[1]);
+        cr_assert_arr_eq(a, b, sizeof a, "ctr %08x %08x %08x %08x key %08x %08x", c[0], c[1], c[2], c[3], k[0], k[1]);
     }
 }
 
@@ -90,8 +88,7 @@ Test(dropout, bit_matches_spec)
         uint32_t seed = next(&s), site = next(&s);
         uint64_t step = (uint64_t)next(&s) << (t % 2 ? 32 : 0) | next(&s);
         uint64_t i = (uint64_t)next(&s) << (t % 3 ? 34 : 0) | next(&s);
-        uint32_t c[4] = {(uint32_t)(i / 4), (uint32_t)(i / 4 >> 32), (uint32_t)step,
-                         (uint32_t)(step >> 32)},
+        uint32_t c[4] = {(uint32_t)(i / 4), (uint32_t)(i / 4 >> 32), (uint32_t)step, (uint32_t)(step >> 32)},
                  k[2] = {seed, site}, out[4];
         ref_philox(c, k, out);
         cr_assert_eq(rt_dropout_keep(seed, site, step, i, th), out[i % 4] < th);
@@ -127,8 +124,7 @@ Test(dropout, mask_matches_keep)
     uint64_t first = ((uint64_t)1 << 33) + 3; /* unaligned, with high counter bits */
     rt_dropout_mask(11, 2, step, first, N, th, keep);
     for (uint64_t k = 0; k < N; k++)
-        cr_assert_eq(keep[k], rt_dropout_keep(11, 2, step, first + k, th), "element %lu",
-                     (unsigned long)k);
+        cr_assert_eq(keep[k], rt_dropout_keep(11, 2, step, first + k, th), "element %lu", (unsigned long)k);
     for (uint64_t f = 0; f < 8; f++) /* every alignment of a short mask */
         for (uint64_t n = 0; n < 9; n++) {
             uint8_t m[9];

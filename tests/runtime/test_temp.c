@@ -133,7 +133,13 @@ Test(temp, stale_ones_are_cleared_by_the_next_writer)
 
     /* and a write itself (the metrics after an epoch) */
     touch(stale);
-    rt_history_row row = {.epoch = 1, .train_loss = 0.5, .train_acc = NAN, .test_loss = NAN, .test_acc = NAN, .seconds = 1, .samples_per_s = 100};
+    rt_history_row row = {.epoch = 1,
+                          .train_loss = 0.5,
+                          .train_acc = NAN,
+                          .test_loss = NAN,
+                          .test_acc = NAN,
+                          .seconds = 1,
+                          .samples_per_s = 100};
     cr_assert(rt_write_metrics_csv(path, &row, 1, err, sizeof err), "%s", err);
     cr_expect(!exists(stale), "%s: a write of PATH leaves the stale temporary", stale);
     cr_expect(exists(path));

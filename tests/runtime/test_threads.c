@@ -74,14 +74,13 @@ Test(threads, every_index_once)
                     atomic_init(&seen[i], 0);
                 struct visit v = {seen, n, grain, 0, 0};
                 rt_parallel_for(p, n, grain, visit_fn, &v);
-                cr_assert_eq(v.calls, rt_chunks(n, grain), "threads %d n %lld grain %lld",
-                             threads[t], (long long)n, (long long)grain);
-                cr_assert_eq(v.bad_bounds, 0, "threads %d n %lld grain %lld", threads[t],
-                             (long long)n, (long long)grain);
+                cr_assert_eq(v.calls, rt_chunks(n, grain), "threads %d n %lld grain %lld", threads[t], (long long)n,
+                             (long long)grain);
+                cr_assert_eq(v.bad_bounds, 0, "threads %d n %lld grain %lld", threads[t], (long long)n,
+                             (long long)grain);
                 for (int64_t i = 0; i < n; i++)
-                    cr_assert_eq(seen[i], 1, "threads %d n %lld grain %lld: index %lld seen %d",
-                                 threads[t], (long long)n, (long long)grain, (long long)i,
-                                 (int)seen[i]);
+                    cr_assert_eq(seen[i], 1, "threads %d n %lld grain %lld: index %lld seen %d", threads[t],
+                                 (long long)n, (long long)grain, (long long)i, (int)seen[i]);
             }
         rt_pool_free(p);
     }
@@ -147,12 +146,11 @@ Test(threads, reduction_is_bit_identical_across_thread_counts)
             float s = chunked_sum(p, x, n, grain);
             if (rep == 0)
                 sums[t] = s;
-            cr_assert_eq(bits(s), bits(sums[t]), "threads %d rep %d: %.9g vs %.9g", t, rep,
-                         (double)s, (double)sums[t]);
+            cr_assert_eq(bits(s), bits(sums[t]), "threads %d rep %d: %.9g vs %.9g", t, rep, (double)s, (double)sums[t]);
         }
         rt_pool_free(p);
-        cr_assert_eq(bits(sums[t]), bits(sums[1]), "threads %d: %.9g, threads 1: %.9g", t,
-                     (double)sums[t], (double)sums[1]);
+        cr_assert_eq(bits(sums[t]), bits(sums[1]), "threads %d: %.9g, threads 1: %.9g", t, (double)sums[t],
+                     (double)sums[1]);
     }
 
     /* The check above can fail: a kernel that sizes its chunks by the thread count (n / T,
@@ -161,8 +159,7 @@ Test(threads, reduction_is_bit_identical_across_thread_counts)
     rt_pool *p = rt_pool_new(4);
     for (int t = 2; t <= 4; t++) {
         float naive = chunked_sum(p, x, n, rt_chunks(n, t));
-        cr_log_info("threads: chunked sum %.9g; split by %d threads %.9g", (double)sums[1], t,
-                    (double)naive);
+        cr_log_info("threads: chunked sum %.9g; split by %d threads %.9g", (double)sums[1], t, (double)naive);
         differ += bits(naive) != bits(sums[1]);
     }
     rt_pool_free(p);
@@ -239,10 +236,7 @@ Test(threads, concurrent_callers)
     free(seen);
 }
 
-static void nop_fn(void *ctx, int64_t begin, int64_t end)
-{
-    (void)ctx, (void)begin, (void)end;
-}
+static void nop_fn(void *ctx, int64_t begin, int64_t end) { (void)ctx, (void)begin, (void)end; }
 
 Test(threads, create_free_churn)
 {

@@ -59,7 +59,11 @@ Test(train_loop, every_sample_once_per_epoch_last_batch_kept)
 {
     rt_dataset d = numbered();
     counter c = {0};
-    rt_model m = {.name = "count", .ctx = &c, .train_step = count_step, .evaluate = count_eval, .nmetrics = 1,
+    rt_model m = {.name = "count",
+                  .ctx = &c,
+                  .train_step = count_step,
+                  .evaluate = count_eval,
+                  .nmetrics = 1,
                   .metrics = {"correct"}};
     FILE *log = tmpfile();
     rt_fit f = {.epochs = 2, .batch = 256, .lr = 0.1, .seed = 3, .log = log};
@@ -107,8 +111,9 @@ Test(train_loop, dataset_specs)
     rt_dataset tr, te;
     rt_truth t;
     char err[512];
-    cr_assert(rt_load_data("synthetic-linear w=0.01x200 b=0.05 train=20 test=100 noise=0.01", 200, 1, 0, &tr, &te,
-                           &t, err, sizeof err), "%s", err);
+    cr_assert(rt_load_data("synthetic-linear w=0.01x200 b=0.05 train=20 test=100 noise=0.01", 200, 1, 0, &tr, &te, &t,
+                           err, sizeof err),
+              "%s", err);
     cr_expect_eq(tr.n, 20);
     cr_expect_eq(te.n, 100);
     cr_expect_eq(t.nw, 200);
@@ -126,11 +131,13 @@ Test(train_loop, dataset_specs)
         {"synthetic-linear w=2,x b=1 train=5", 2,
          "data \"synthetic-linear w=2,x b=1 train=5\": cannot read 'w=2,x' (expected w=LIST b=NUMBER train=COUNT "
          "[test=COUNT] [noise=STD])"},
-        {"synthetic-linear w=2,-3.4 b=4.2 train=10", 3, "data synthetic-linear w=2,-3.4 b=4.2 train=10: the training "
-                                                        "set has 2 values a sample, but the model's input takes 3"},
+        {"synthetic-linear w=2,-3.4 b=4.2 train=10", 3,
+         "data synthetic-linear w=2,-3.4 b=4.2 train=10: the training "
+         "set has 2 values a sample, but the model's input takes 3"},
         {NULL, 2, "no dataset: the model declares none, so give --data"},
-        {"", 2, "empty --data: expected fashion-mnist, a directory of IDX files, TRAIN.csv[,TEST.csv] or "
-                "synthetic-linear ..."},
+        {"", 2,
+         "empty --data: expected fashion-mnist, a directory of IDX files, TRAIN.csv[,TEST.csv] or "
+         "synthetic-linear ..."},
         {"x.csv,", 2, "data x.csv,: the test file's name is empty, expected TRAIN.csv[,TEST.csv]"},
         {",x.csv", 2, "data ,x.csv: the training file's name is empty, expected TRAIN.csv[,TEST.csv]"},
         /* non-finite numbers train to nan; a repeated key would silently win */
@@ -195,8 +202,12 @@ static void make_dir(void)
 
 static void remove_dir(void)
 {
-    const char *names[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                           "t10k-labels-idx1-ubyte", "a.csv", "b.csv"};
+    const char *names[] = {"train-images-idx3-ubyte",
+                           "train-labels-idx1-ubyte",
+                           "t10k-images-idx3-ubyte",
+                           "t10k-labels-idx1-ubyte",
+                           "a.csv",
+                           "b.csv"};
     char p[128];
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         snprintf(p, sizeof p, "%s/%s", dir, names[i]), unlink(p);
@@ -233,21 +244,25 @@ Test(train_loop, test_set_checked_as_the_training_set, .init = make_dir, .fini =
     /* test images of another size: refused from the header, in predict's words (they used to
      * be read as the model's size: a heap overflow, or a wrong accuracy) */
     idx_set("t10k", 4, 5, 1, 4, 99);
-    expect_dir(6, 3, "%s/t10k-images-idx3-ubyte: offset 8: 5 x 1 images are 5 values a sample, expected 6 (the "
-                     "model's features)");
+    expect_dir(6, 3,
+               "%s/t10k-images-idx3-ubyte: offset 8: 5 x 1 images are 5 values a sample, expected 6 (the "
+               "model's features)");
     idx_set("t10k", 4, 3, 3, 4, 99);
-    expect_dir(6, 3, "%s/t10k-images-idx3-ubyte: offset 8: 3 x 3 images are 9 values a sample, expected 6 (the "
-                     "model's features)");
+    expect_dir(6, 3,
+               "%s/t10k-images-idx3-ubyte: offset 8: 3 x 3 images are 9 values a sample, expected 6 (the "
+               "model's features)");
     idx_set("t10k", 4, 3, 2, 3, 99);
-    expect_dir(6, 3, "%s/t10k-labels-idx1-ubyte: offset 4: 3 labels, expected 4 (the image count of "
-                     "%s/t10k-images-idx3-ubyte)");
+    expect_dir(6, 3,
+               "%s/t10k-labels-idx1-ubyte: offset 4: 3 labels, expected 4 (the image count of "
+               "%s/t10k-images-idx3-ubyte)");
     idx_set("t10k", 4, 3, 2, 4, 2);
     expect_dir(6, 3, "%s/t10k-labels-idx1-ubyte: offset 10 (label 2): label 7 out of range 0..2");
     /* and the training set, the same way */
     idx_set("t10k", 4, 3, 2, 4, 99);
     idx_set("train", 5, 2, 2, 5, 99);
-    expect_dir(6, 3, "%s/train-images-idx3-ubyte: offset 8: 2 x 2 images are 4 values a sample, expected 6 (the "
-                     "model's features)");
+    expect_dir(6, 3,
+               "%s/train-images-idx3-ubyte: offset 8: 2 x 2 images are 4 values a sample, expected 6 (the "
+               "model's features)");
 
     /* a CSV test set with a column too many */
     char spec[300], a[128], b[128], err[512], want[512];
