@@ -8,7 +8,8 @@
 #include "kernel.h"
 
 /* Writes the header for the programs of a model's train step and forward pass (both
- * lowered from the graphs given beside them), built from source. */
+ * lowered from the graphs given beside them), built from source; train and step NULL for a
+ * graph without training (forward alone). */
 bool cg_write_header(FILE *f, const char *source, const cg_program *train, const ir_graph *step,
                      const cg_program *forward, const ir_graph *eval);
 

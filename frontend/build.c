@@ -90,8 +90,9 @@ static bool link_binary(const char *out, const char *obj, const char *source, co
     return true;
 }
 
-/* The CUDA C of both programs and the device runtime's kernels; with `compile`, NVRTC's
- * cubin for the arch and PTX too. Writes OUT.cu and OUT.ptx where --emit asks. */
+/* The CUDA C of both programs (the forward one alone for a graph without training) and the
+ * device runtime's kernels; with `compile`, NVRTC's cubin for the arch and PTX too. Writes
+ * OUT.cu and OUT.ptx where --emit asks. */
 typedef struct cuda_parts {
     char *src;
     cg_cuda_plan train, forward;
@@ -117,7 +118,7 @@ static bool emit_cuda(const fe_build_opts *o, const cg_program *ps, const cg_pro
         snprintf(err, len, "out of memory");
         return false;
     }
-    bool ok = cg_cuda_render(mem, ps, &c->train, err, len) && cg_cuda_render(mem, pe, &c->forward, err, len) &&
+    bool ok = (!ps || cg_cuda_render(mem, ps, &c->train, err, len)) && cg_cuda_render(mem, pe, &c->forward, err, len) &&
               cg_cuda_render_support(mem);
     fclose(mem);
     if (ok && (o->emit & FE_EMIT_CU)) {
@@ -131,7 +132,7 @@ static bool emit_cuda(const fe_build_opts *o, const cg_program *ps, const cg_pro
     }
     if (ok && ((o->emit & FE_EMIT_PTX) || compile)) {
         char name[300];
-        snprintf(name, sizeof name, "%s.cu", ps->name);
+        snprintf(name, sizeof name, "%s.cu", (ps ? ps : pe)->name);
         ok = cg_nvrtc_compile(c->src, name, o->cuda_arch ? o->cuda_arch : "sm_90", true, compile, NULL, &c->out, err,
                               len);
         FILE *f =
@@ -157,6 +158,17 @@ static cg_program *program(ir_graph *g, bool train, const cg_program *layout, co
         p->name = name;
     }
     return p;
+}
+
+/* *g planned again at batch (--batch); *g NULL stays NULL. */
+static bool replan(ir_graph **g, int64_t batch, char *err, size_t len)
+{
+    if (!*g)
+        return true;
+    ir_graph *h = pass_plan_memory_at(*g, batch, err, len);
+    ir_graph_free(*g);
+    *g = h;
+    return h != NULL;
 }
 
 int fe_build(const char *path, const fe_build_opts *o)
@@ -185,12 +197,27 @@ int fe_build(const char *path, const fe_build_opts *o)
     LLVMModuleRef m = NULL;
     int rc = 1;
     double t_passes = 0, t_lower = 0, t_llvm_ir = 0, t_opt = 0, t_mc = 0;
-    if (!(step = pass_run(g, true, NULL, NULL, NULL, err, sizeof err)) ||
-        !(eval = pass_run(g, false, NULL, NULL, NULL, err, sizeof err)))
+    /* a graph without training is a forward computation: MODEL_forward alone */
+    bool trains = ir_trains(g);
+    if (!trains && (o->emit & FE_EMIT_EXE)) {
+        snprintf(err, sizeof err,
+                 "%s declares no training (ag_minimize): a standalone binary needs a train step; --emit obj,h "
+                 "gives %s_forward and its header",
+                 g->name, g->name);
+        goto fail;
+    }
+    if (trains && o->batch && o->batch < g->train->batch) {
+        snprintf(err, sizeof err, "--batch %lld is below the batch training declares (%lld), which the binary uses",
+                 (long long)o->batch, (long long)g->train->batch);
+        goto fail;
+    }
+    if ((trains && !(step = pass_run(g, true, NULL, NULL, NULL, err, sizeof err))) ||
+        !(eval = pass_run(g, false, NULL, NULL, NULL, err, sizeof err)) ||
+        (o->batch && !(replan(&step, o->batch, err, sizeof err) && replan(&eval, o->batch, err, sizeof err))))
         goto fail;
     t_passes = now();
     /* what the passes made must lower and compile: a failure from here on is a bug */
-    if (!(ps = program(step, true, NULL, "train_step", train_name, sizeof train_name, err, sizeof err)) ||
+    if ((trains && !(ps = program(step, true, NULL, "train_step", train_name, sizeof train_name, err, sizeof err))) ||
         !(pe = program(eval, false, ps, "forward", fwd_name, sizeof fwd_name, err, sizeof err)))
         ir_bug("%s", err);
     t_lower = now();
@@ -209,11 +236,11 @@ int fe_build(const char *path, const fe_build_opts *o)
         goto fail;
     ctx = LLVMContextCreate();
     ir_bug_enter("LLVM code generation", NULL);
-    m = cg_emit_module(ps, ctx, t, err, sizeof err);
-    LLVMModuleRef mf = m ? cg_emit_module(pe, ctx, t, err, sizeof err) : NULL;
-    if (!m || !mf)
+    m = cg_emit_module(ps ? ps : pe, ctx, t, err, sizeof err);
+    LLVMModuleRef mf = m && ps ? cg_emit_module(pe, ctx, t, err, sizeof err) : NULL;
+    if (!m || (ps && !mf))
         ir_bug("%s", err);
-    if (LLVMLinkModules2(m, mf)) /* takes mf */
+    if (mf && LLVMLinkModules2(m, mf)) /* takes mf */
         ir_bug("cannot link the forward pass into the module");
     t_llvm_ir = now();
     if (!cg_optimize(t, m, err, sizeof err))
@@ -263,7 +290,7 @@ int fe_build(const char *path, const fe_build_opts *o)
     if (o->emit & FE_EMIT_IR) {
         FILE *f = path_with(file, sizeof file, o->out, "ir") ? fopen(file, "w") : NULL;
         if (f)
-            ir_print(f, step);
+            ir_print(f, step ? step : eval);
         if (!f || fclose(f) != 0) {
             snprintf(err, sizeof err, "%.3000s: cannot write the text IR", file);
             goto fail;

@@ -10,7 +10,7 @@ enum {
     FE_EMIT_H = 1 << 1,   /* OUT.h */
     FE_EMIT_LL = 1 << 2,  /* OUT.ll */
     FE_EMIT_S = 1 << 3,   /* OUT.s */
-    FE_EMIT_IR = 1 << 4,  /* OUT.ir: the train step after the pipeline */
+    FE_EMIT_IR = 1 << 4,  /* OUT.ir: the train step after the pipeline (without training: the eval graph) */
     FE_EMIT_EXE = 1 << 5, /* OUT: the standalone binary (runtime/binary.c's commands) */
     FE_EMIT_CU = 1 << 6,  /* OUT.cu: the CUDA C of both entry points (codegen/cuda/render.c) */
     FE_EMIT_PTX = 1 << 7, /* OUT.ptx: that source through NVRTC, for --cuda-arch */
@@ -23,6 +23,7 @@ typedef struct fe_build_opts {
     const char *cuda_arch;       /* NULL: sm_90 */
     bool cuda;                   /* --target cpu,cuda: the binary carries CUDA kernels too */
     const char *const *settings; /* --set NAME=VALUE, NULL-ended */
+    int64_t batch;               /* --batch: the plan's batch; 0: the declared one (1 without training) */
 } fe_build_opts;
 
 /* Returns the exit status; errors go to stderr. */

@@ -164,13 +164,24 @@ static int cmd_ir(int argc, char **argv)
     const pass_info *stop = after ? pass_find(after) : NULL;
     if (stop && stop->which == PASS_TRAIN && eval)
         return usage_error("pass %s runs only in the train step's pipeline (drop --eval)", after);
-    if (stop && stop->which == PASS_EVAL && !eval)
-        return usage_error("pass %s runs only in the eval graph's pipeline (add --eval)", after);
     ir_graph *g = fe_load(path, NULL, m.settings);
     if (!g)
         return 1;
     char err[4096];
     int rc = 0;
+    if (!ir_trains(g)) { /* a forward computation: its pipeline is the eval one */
+        if (train || (stop && stop->which == PASS_TRAIN)) {
+            snprintf(err, sizeof err, "%s declares no training (ag_minimize), so it has no train step%s%s%s", g->name,
+                     train ? "" : " (pass ", train ? "" : after, train ? "" : " runs only there)");
+            fe_report(path, err);
+            ir_graph_free(g);
+            return 1;
+        }
+        eval = eval || after;
+    } else if (stop && stop->which == PASS_EVAL && !eval) {
+        ir_graph_free(g);
+        return usage_error("pass %s runs only in the eval graph's pipeline (add --eval)", after);
+    }
     if (memory) {
         if (!pass_memory_report(g, stdout, err, sizeof err)) {
             fe_report(path, err);
@@ -459,7 +470,12 @@ static int cmd_build(int argc, char **argv)
             o.out = argv[++i];
         else if (strcmp(a, "--cuda-arch") == 0)
             o.cuda_arch = argv[++i];
-        else if (strcmp(a, "--target") == 0) {
+        else if (strcmp(a, "--batch") == 0) {
+            if (i + 1 == argc || !parse_i64(argv[i + 1], 1, (int64_t)1 << 24, &o.batch))
+                return usage_error("--batch takes a count from 1 to 16777216, not '%s'",
+                                   i + 1 == argc ? "" : argv[i + 1]);
+            i++;
+        } else if (strcmp(a, "--target") == 0) {
             const char *t = argv[++i];
             if (strcmp(t, "cpu") == 0)
                 o.cuda = false;
@@ -521,20 +537,24 @@ static const command commands[] = {
      "Every graph printed parses back (aotgrad check) and runs (aotgrad run).\n\n"
      "  --train           the train step after the whole pipeline (forward, backward, update)\n"
      "  --eval            the eval graph after the whole pipeline (loss, metrics, predictions)\n"
-     "  --after PASS      the train step (with --eval: the eval graph) after PASS; all: after\n"
-     "                    every pass in turn, each under a header naming it (aotgrad passes)\n"
+     "  --after PASS      the train step (with --eval, or for a graph without training: the eval\n"
+     "                    graph) after PASS; all: after every pass in turn, each under a header\n"
+     "                    naming it (aotgrad passes)\n"
      "  --dot             Graphviz DOT instead of text IR; kernels as boxes of their ops\n"
-     "  --memory          the memory plan of the train step and of inference\n"
+     "  --memory          the memory plan of the train step and of inference (inference only\n"
+     "                    for a graph without training)\n"
      "  --set NAME=VALUE  set a model option (ag_option), e.g. --set act=tanh\n"
      "  --model-timeout S  seconds the model's code may take to build the graph (default 60)\n"},
     {"build", cmd_build, "compile a model with the LLVM backend: a standalone binary, or object and header",
      "usage: aotgrad build MODEL.c|FILE.ir -o OUT [--emit LIST] [--target cpu|cpu,cuda] [--cuda-arch A]\n"
-     "                    [--time] [--set NAME=VALUE]...\n\n"
+     "                    [--batch N] [--time] [--set NAME=VALUE]...\n\n"
      "Takes the model (or a dumped .ir of any stage) through the pipeline, lowers its train step\n"
      "and forward pass to loops, sgemm calls and runtime routines, and compiles them with LLVM\n"
      "for this machine's CPU into MODEL_train_step and MODEL_forward entry points. By default\n"
      "OUT is a standalone executable (OUT train|eval|predict|bench, each with --help) that\n"
-     "needs only libc, libm, zlib and OpenBLAS at run time; it is linked with cc.\n\n"
+     "needs only libc, libm, zlib and OpenBLAS at run time; it is linked with cc. A graph\n"
+     "without training (no ag_minimize) compiles to MODEL_forward alone, for --emit's files\n"
+     "(the standalone binary needs a train step).\n\n"
      "  -o OUT        the output: the binary, or the path without extension for --emit's files\n"
      "  --emit LIST   comma-separated, of: exe (OUT), obj (OUT.o), h (OUT.h, for a C caller:\n"
      "                sizes, parameter layout, entry points), ll (LLVM IR), s (assembly), ir (the\n"
@@ -545,6 +565,8 @@ static const command commands[] = {
      "                (cubin for --cuda-arch and PTX for newer GPUs, compiled by NVRTC) and runs\n"
      "                on a GPU with --device cuda\n"
      "  --cuda-arch A the GPU architecture for ptx and --target cuda, e.g. sm_90 (the default)\n"
+     "  --batch N     the largest batch the code runs, for its memory plan (default: the\n"
+     "                model's declared batch; 1 for a graph without training)\n"
      "  --time        print where the build's time went\n"
      "  --set NAME=VALUE  a model option\n"
      "  --model-timeout S  seconds the model's code may take to build the graph (default 60)\n"},

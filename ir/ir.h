@@ -287,6 +287,10 @@ ir_graph *ir_parse(const char *text, size_t len, const char *filename, char *err
 /* Graphviz DOT: fused kernels as boxes holding their ops (ir/dot.c). */
 void ir_print_dot(FILE *f, const ir_graph *g);
 
+/* The graph declares training (ag_minimize, or a train line with a loss): it has a train
+ * step. A graph without is a forward computation; its pipeline is the eval one. */
+static inline bool ir_trains(const ir_graph *g) { return g->train && g->train->loss; }
+
 /* ---- what inputs are for (ir/inputs.c) ---- */
 
 /* "data", "labels", "lr", "wd" ("" for none); and back (false: no such role). */

@@ -619,9 +619,12 @@ static void read_graph(parser *P)
             parse_unexpected(P, "a declaration or '}'");
         parse_read_decl(P);
     }
-    if (P->g->train && !P->train_line)
+    /* options alone need no training (a forward computation has them too); the rest do */
+    const ir_train *t = P->g->train;
+    bool training = t && (P->train_line || P->optimizer_line || t->ngroups || t->data);
+    if (training && !P->train_line)
         ERROR_TOK(P, &P->tok, "missing 'train' line before '}'");
-    if (P->g->train && !P->optimizer_line)
+    if (training && !P->optimizer_line)
         ERROR_TOK(P, &P->tok, "missing 'optimizer' line before '}'");
     parse_next(P);
     parse_skip_blank_lines(P);

@@ -225,8 +225,8 @@ static void print_names(FILE *f, const char *const *names, int n)
     fputc(']', f);
 }
 
-/* The declarations, after `return`: train, optimizer, groups, data, options. */
-static void print_train(FILE *f, const ir_train *t)
+/* The train and optimizer lines. */
+static void print_training(FILE *f, const ir_train *t)
 {
     static const char *const stages[] = {"model", "gradients", "step"};
     char a[32], b[32];
@@ -241,6 +241,15 @@ static void print_train(FILE *f, const ir_train *t)
     rt_fmt_double(b, sizeof b, t->wd);
     fprintf(f, "\n  optimizer %s lr=%s wd=%s batch=%lld epochs=%lld\n", name_or(t->optimizer), a, b,
             (long long)t->batch, (long long)t->epochs);
+}
+
+/* The declarations, after `return`: train, optimizer (where training is declared: a graph
+ * without has options alone), groups, data, options. */
+static void print_train(FILE *f, const ir_train *t)
+{
+    char a[32], b[32];
+    if (t->loss)
+        print_training(f, t);
     for (int i = 0; i < t->ngroups && t->groups; i++) {
         const ir_group *gr = &t->groups[i];
         rt_fmt_double(a, sizeof a, gr->wd_scale);

@@ -316,11 +316,32 @@ static bool check_named_output(const ir_graph *g, const char *what, const char *
     return true;
 }
 
+static bool check_options(const ir_train *t, char *err, size_t len)
+{
+    if (t->noptions < 0 || (t->noptions > 0 && !t->options))
+        return rt_fail(err, len, "verify: train: broken option array");
+    for (int i = 0; i < t->noptions; i++) {
+        const ir_option *o = &t->options[i];
+        if (!is_identifier(o->name))
+            return rt_fail(err, len, "verify: train: option %d: name \"%s\" is not an identifier", i,
+                           o->name ? o->name : "(null)");
+        for (int k = 0; k < i; k++)
+            if (!strcmp(t->options[k].name, o->name))
+                return rt_fail(err, len, "verify: train: option %s is declared twice", o->name);
+        if (!o->value || !o->choices)
+            return rt_fail(err, len, "verify: train: option %s: its value or choices are not set", o->name);
+    }
+    return true;
+}
+
 static bool check_train(const ir_graph *g, char *err, size_t len)
 {
     const ir_train *t = g->train;
     if (!t)
         return true;
+    if (!t->loss && !t->optimizer && !t->nmetrics && !t->predict && !t->ngroups && !t->data &&
+        t->stage == IR_STAGE_MODEL) /* options alone: no training declared (a forward computation) */
+        return check_options(t, err, len);
     if ((unsigned)t->stage > IR_STAGE_STEP)
         return rt_fail(err, len, "verify: train: unknown stage %d", (int)t->stage);
     if (!check_named_output(g, "loss", t->loss, 2, err, len))
@@ -401,23 +422,7 @@ static bool check_train(const ir_graph *g, char *err, size_t len)
                                           : rt_fail(err, len, "verify: train: param %s is in group %s and in group %s",
                                                     ps[i].name, t->groups[ps[i - 1].id].name, t->groups[ps[i].id].name);
     free(ps);
-    if (!ok)
-        return false;
-
-    if (t->noptions < 0 || (t->noptions > 0 && !t->options))
-        return rt_fail(err, len, "verify: train: broken option array");
-    for (int i = 0; i < t->noptions; i++) {
-        const ir_option *o = &t->options[i];
-        if (!is_identifier(o->name))
-            return rt_fail(err, len, "verify: train: option %d: name \"%s\" is not an identifier", i,
-                           o->name ? o->name : "(null)");
-        for (int k = 0; k < i; k++)
-            if (!strcmp(t->options[k].name, o->name))
-                return rt_fail(err, len, "verify: train: option %s is declared twice", o->name);
-        if (!o->value || !o->choices)
-            return rt_fail(err, len, "verify: train: option %s: its value or choices are not set", o->name);
-    }
-    return true;
+    return ok && check_options(t, err, len);
 }
 
 /* ---- the memory plan ---- */

@@ -69,8 +69,11 @@ ir_graph *pass_fuse(const ir_graph *g, char *err, size_t len);
 
 /* Plans g's memory at a batch and attaches the plan to g (g->plan, in g's arena). */
 ir_plan *plan_memory(ir_graph *g, int64_t batch);
-/* The pass: a copy of g with its plan at the batch its training declares. */
+/* The pass: a copy of g with its plan at the batch its training declares (1 for a graph
+ * without training). */
 ir_graph *pass_plan_memory(const ir_graph *g, char *err, size_t len);
+/* The same at a batch of the caller's (aotgrad build --batch), in place of the declared one. */
+ir_graph *pass_plan_memory_at(const ir_graph *g, int64_t batch, char *err, size_t len);
 /* Runs both pipelines on a model and reports the train step's memory (parameters,
  * gradients, values saved for backward, workspace, peak, and the lower bound) and
  * inference's. */

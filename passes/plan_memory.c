@@ -105,8 +105,12 @@ ir_plan *plan_memory(ir_graph *g, int64_t batch)
 
 ir_graph *pass_plan_memory(const ir_graph *g, char *err, size_t len)
 {
+    return pass_plan_memory_at(g, g->train && g->train->batch ? g->train->batch : 1, err, len);
+}
+
+ir_graph *pass_plan_memory_at(const ir_graph *g, int64_t batch, char *err, size_t len)
+{
     ir_graph *h = ir_clone_live(g);
-    int64_t batch = g->train && g->train->batch ? g->train->batch : 1;
     int32_t bad = -1;
     char msg[512] = "the graph cannot be planned";
     if (!ir_check_sizes(h, batch, &bad, msg, sizeof msg) || !plan_memory(h, batch)) {
@@ -201,47 +205,46 @@ static void print_mib(FILE *f, const char *what, int64_t bytes, const char *note
 bool pass_memory_report(const ir_graph *model, FILE *f, char *err, size_t len)
 {
     int64_t batch = model->train && model->train->batch ? model->train->batch : 1;
-    ir_graph *step = pass_run(model, true, NULL, NULL, NULL, err, len);
-    if (!step)
-        return false;
-    ir_graph *eval = pass_run(model, false, NULL, NULL, NULL, err, len);
-    if (!eval) {
-        ir_graph_free(step);
-        return false;
-    }
-    const ir_plan *ps = step->plan ? step->plan : plan_memory(step, batch);
-    const ir_plan *pe = eval->plan ? eval->plan : plan_memory(eval, batch);
-    if (!ps || !pe) {
+    bool trains = ir_trains(model);
+    ir_graph *step = trains ? pass_run(model, true, NULL, NULL, NULL, err, len) : NULL;
+    ir_graph *eval = !trains || step ? pass_run(model, false, NULL, NULL, NULL, err, len) : NULL;
+    const ir_plan *ps = step ? (step->plan ? step->plan : plan_memory(step, batch)) : NULL;
+    const ir_plan *pe = eval ? (eval->plan ? eval->plan : plan_memory(eval, batch)) : NULL;
+    bool ok = eval && pe && (!trains || ps);
+    if (eval && !ok)
         rt_fail(err, len, "memory: the values of %s do not fit at batch %lld (more than 2^%d bytes)", model->name,
                 (long long)batch, IR_MAX_BYTES_LOG2);
-        ir_graph_free(step);
-        ir_graph_free(eval);
-        return false;
+    if (ok) {
+        fprintf(f, "memory plan of %s at batch %lld (aotgrad ir --after plan_memory shows the graph)\n", model->name,
+                (long long)batch);
+        tally t = {0};
+        if (trains) {
+            fprintf(f, "train step:\n");
+            fprintf(f, "  saved for backward: ");
+            t = count(step, ps, f);
+            fprintf(f, "%s\n", t.saved ? "" : "none");
+            print_mib(f, "parameters", t.params, NULL);
+            print_mib(f, "input batch", t.inputs, NULL);
+            print_mib(f, "gradients", t.gradients,
+                      t.gradients ? NULL : "(each update rides on the kernel computing it)");
+            print_mib(f, "saved for backward", t.saved, NULL);
+            print_mib(f, "workspace", t.workspace, "(backward values not saved: dead after their kernels)");
+            print_mib(f, "arena", ps->arena, "(all computed values, dead ones' bytes reused)");
+            print_mib(f, "peak", t.peak, "= parameters + input batch + arena");
+            int64_t bound = t.params + t.inputs + t.saved + t.largest_backward;
+            print_mib(f, "lower bound", bound, "= parameters + input + saved once + largest backward tensor");
+            fprintf(f, "  peak / lower bound   %.3f\n", (double)t.peak / (double)bound);
+        }
+        fprintf(f, "inference (the eval graph%s):\n", trains ? "" : "; the model declares no training");
+        tally e = count(eval, pe, NULL);
+        print_mib(f, "parameters", e.params, NULL);
+        print_mib(f, "input batch", e.inputs, NULL);
+        print_mib(f, "arena", pe->arena, NULL);
+        print_mib(f, "peak", e.peak, NULL);
+        if (trains)
+            fprintf(f, "  training needs %.2fx the memory of inference\n", (double)t.peak / (double)e.peak);
     }
-    fprintf(f, "memory plan of %s at batch %lld (aotgrad ir --after plan_memory shows the graph)\n", model->name,
-            (long long)batch);
-    fprintf(f, "train step:\n");
-    fprintf(f, "  saved for backward: ");
-    tally t = count(step, ps, f);
-    fprintf(f, "%s\n", t.saved ? "" : "none");
-    print_mib(f, "parameters", t.params, NULL);
-    print_mib(f, "input batch", t.inputs, NULL);
-    print_mib(f, "gradients", t.gradients, t.gradients ? NULL : "(each update rides on the kernel computing it)");
-    print_mib(f, "saved for backward", t.saved, NULL);
-    print_mib(f, "workspace", t.workspace, "(backward values not saved: dead after their kernels)");
-    print_mib(f, "arena", ps->arena, "(all computed values, dead ones' bytes reused)");
-    print_mib(f, "peak", t.peak, "= parameters + input batch + arena");
-    int64_t bound = t.params + t.inputs + t.saved + t.largest_backward;
-    print_mib(f, "lower bound", bound, "= parameters + input + saved once + largest backward tensor");
-    fprintf(f, "  peak / lower bound   %.3f\n", (double)t.peak / (double)bound);
-    fprintf(f, "inference (the eval graph):\n");
-    tally e = count(eval, pe, NULL);
-    print_mib(f, "parameters", e.params, NULL);
-    print_mib(f, "input batch", e.inputs, NULL);
-    print_mib(f, "arena", pe->arena, NULL);
-    print_mib(f, "peak", e.peak, NULL);
-    fprintf(f, "  training needs %.2fx the memory of inference\n", (double)t.peak / (double)e.peak);
     ir_graph_free(step);
     ir_graph_free(eval);
-    return true;
+    return ok;
 }

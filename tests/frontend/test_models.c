@@ -160,6 +160,66 @@ Test(cli, ir_forward_and_check)
     free(out);
 }
 
+/* A graph without training (tests/data/models/chain.c) is a forward computation: its
+ * pipeline is the eval one, without --eval; --train and the train step's passes say why not;
+ * --memory reports inference; build gives obj and h but refuses a binary, saying what works. */
+Test(cli, a_graph_without_training_goes_through_the_eval_pipeline)
+{
+    const char *bin = getenv("AOTGRAD_BIN");
+    cr_assert_not_null(bin, "AOTGRAD_BIN is not set (run through ctest)");
+    int st;
+    char *out = run_fmt(&st, "cd %s && %s ir tests/data/models/chain.c --after fuse 2>&1", AG_SOURCE_DIR, bin);
+    cr_expect_eq(st, 0, "%s", out);
+    cr_expect(strstr(out, "= kernel %x, %W, %b body=@k0 out=o0") && strstr(out, "return h: %0, p: %1"), "%s", out);
+    free(out);
+    static const struct {
+        const char *args, *says;
+    } refused[] = {
+        {"ir tests/data/models/chain.c --train",
+         "tests/data/models/chain.c: error: chain declares no training (ag_minimize), so it has no train step\n"},
+        {"ir tests/data/models/chain.c --after optimizer",
+         "tests/data/models/chain.c: error: chain declares no training (ag_minimize), so it has no train step "
+         "(pass optimizer runs only there)\n"},
+        {"build tests/data/models/chain.c -o /tmp/aotgrad-chain-$$",
+         "tests/data/models/chain.c: error: chain declares no training (ag_minimize): a standalone binary needs a "
+         "train step; --emit obj,h gives chain_forward and its header\n"},
+    };
+    for (size_t k = 0; k < sizeof refused / sizeof *refused; k++) {
+        out = run_fmt(&st, "cd %s && %s %s 2>&1", AG_SOURCE_DIR, bin, refused[k].args);
+        cr_expect_eq(WEXITSTATUS(st), 1, "%s: exit %d", refused[k].args, WEXITSTATUS(st));
+        cr_expect_str_eq(out, refused[k].says, "%s", refused[k].args);
+        free(out);
+    }
+    out = run_fmt(&st, "cd %s && %s ir tests/data/models/chain.c --memory 2>&1", AG_SOURCE_DIR, bin);
+    cr_expect_eq(st, 0, "%s", out);
+    cr_expect(strstr(out, "inference (the eval graph; the model declares no training):\n") &&
+                  !strstr(out, "train step"),
+              "%s", out);
+    free(out);
+    /* a model that trains is planned at --batch too, not below the batch its training uses */
+    out = run_fmt(&st, "cd %s && %s build models/mlp.c -o /tmp/aotgrad-mlp-$$ --emit h --batch 8 2>&1", AG_SOURCE_DIR,
+                  bin);
+    cr_expect_str_eq(out, "models/mlp.c: error: --batch 8 is below the batch training declares (256), which the "
+                          "binary uses\n");
+    free(out);
+    out = run_fmt(
+        &st,
+        "cd %s && %s build models/mlp.c -o /tmp/aotgrad-mlp-$$ --emit h --batch 1024 && grep \"define MLP_MAX_BATCH\" "
+        "/tmp/aotgrad-mlp-$$.h; rm -f /tmp/aotgrad-mlp-$$.h",
+        AG_SOURCE_DIR, bin);
+    cr_expect_str_eq(out, "#define MLP_MAX_BATCH 1024LL\n");
+    free(out);
+    out = run_fmt(&st,
+                  "cd %s && %s build tests/data/models/chain.c -o /tmp/aotgrad-chain-$$ --emit h,ir --batch 16 && "
+                  "cat /tmp/aotgrad-chain-$$.h /tmp/aotgrad-chain-$$.ir; rm -f /tmp/aotgrad-chain-$$.h "
+                  "/tmp/aotgrad-chain-$$.ir",
+                  AG_SOURCE_DIR, bin);
+    cr_expect(strstr(out, "#define CHAIN_MAX_BATCH 16LL\n") && strstr(out, "void chain_forward(const ag_args *a);") &&
+                  !strstr(out, "train_step") && strstr(out, "memory batch=16"),
+              "%s", out);
+    free(out);
+}
+
 /* Misuse of the command line gets one line naming what was wrong, and exit 2; errors keep
  * one "error:" each. */
 Test(cli, usage_errors_name_what_was_wrong)
@@ -176,6 +236,8 @@ Test(cli, usage_errors_name_what_was_wrong)
         {"ir models/mlp.c --after eval", "aotgrad ir: pass eval runs only in the eval graph's pipeline (add --eval)\n"},
         {"ir models/mlp.c --eval --after autodiff",
          "aotgrad ir: pass autodiff runs only in the train step's pipeline (drop --eval)\n"},
+        {"build models/mlp.c -o /tmp/x --batch 0",
+         "aotgrad build: --batch takes a count from 1 to 16777216, not '0'\n"},
         {"frobnicate", "aotgrad: unknown command 'frobnicate'\nTry 'aotgrad --help'.\n"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {

@@ -42,6 +42,7 @@ typedef struct options {
     double timeout;    /* seconds a case may take */
     int cuda_every;    /* one case in K goes through the host shim too; 0: none */
     int binary_every;  /* one case in K is data-shaped and built into a binary; 0: none */
+    int forward_every; /* one case in K (of the others) declares no training: a forward computation */
     int shrink_budget; /* candidates tried per failure */
     int shrink_max;    /* failures shrunk */
     bool verbose;
@@ -108,7 +109,7 @@ static fz_check_opts check_opts(const options *o, bool cuda, bool binary)
 
 /* ---- one case, in a child ---- */
 
-static void run_case(const options *o, long long seed, bool data_shaped, bool cuda, int fd)
+static void run_case(const options *o, long long seed, bool data_shaped, bool forward, bool cuda, int fd)
 {
     const char *test = getenv("FUZZ_MODELS_TEST"); /* the harness's own tests: a case that hangs or crashes */
     if (test && !strcmp(test, "hang"))
@@ -116,7 +117,7 @@ static void run_case(const options *o, long long seed, bool data_shaped, bool cu
     if (test && !strcmp(test, "crash"))
         abort();
     message *msg = calloc(1, sizeof *msg);
-    fz_gen_opts g = {.data_shaped = data_shaped};
+    fz_gen_opts g = {.data_shaped = data_shaped, .forward_only = forward};
     fz_check_opts c = check_opts(o, cuda, data_shaped);
     for (int attempt = 0; attempt <= MAX_REDRAWS; attempt++) {
         uint64_t mseed =
@@ -277,13 +278,13 @@ static bool collect(running *r, bool late)
 
 typedef struct case_arg {
     long long seed;
-    bool data_shaped, cuda;
+    bool data_shaped, forward, cuda;
 } case_arg;
 
 static void case_main(const options *o, void *arg, int fd)
 {
     case_arg *a = arg;
-    run_case(o, a->seed, a->data_shaped, a->cuda, fd);
+    run_case(o, a->seed, a->data_shaped, a->forward, a->cuda, fd);
 }
 
 /* Runs n jobs of fn over args, at most o->jobs at a time; false when interrupted (the
@@ -387,7 +388,8 @@ static void report(const options *o, outcome *f)
 {
     printf("FAIL seed %lld", f->seed);
     if (f->model)
-        printf(" (model %s, %d redraws)", f->model->name, f->redraws);
+        printf(" (model %s%s%s, %d redraws)", f->model->name, f->data_shaped ? ", data-shaped" : "",
+               f->model->loss < 0 ? ", forward-only" : "", f->redraws);
     printf(": %s: %s\n", f->oracle, f->text);
     fflush(stdout);
     (void)o;
@@ -455,23 +457,24 @@ static void shrink_failure(const options *o, outcome *f)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: fuzz_models --cases N --seed S [--jobs J] [--out DIR] [--timeout SECONDS]\n"
-            "                   [--cuda-every K] [--binary-every K] [--shrink-budget B] [--shrink-max F] [--verbose]\n"
-            "\n"
-            "Draws N random models from seeds S, S+1, ... and checks each against the reference interpreter\n"
-            "through every pass, autodiff (finite differences), the LLVM code (1 and 2 threads), and for one\n"
-            "case in K the CUDA C on the host shim (default K 10) and a standalone binary (default K 20).\n"
-            "Each failure is printed with its seed, shrunk, and written to DIR (default fuzz_models.out) as\n"
-            "NAME.c (a model file), NAME.ir and NAME.txt (what failed), beside NAME.orig.* as drawn.\n"
-            "The last line: fuzz_models: N cases, M failed; exit status 1 when M > 0.\n"
-            "  --jobs J           cases run at once (default: the number of CPUs)\n"
-            "  --timeout SECONDS  a case that takes longer is a failure (hang); default 300\n"
-            "  --shrink-budget B  candidates tried when shrinking a failure (default 400)\n"
-            "  --shrink-max F     failures shrunk (default 5; the rest are printed with their seeds)\n"
-            "fuzz_models --print MODEL_SEED [--data-shaped] writes the model a seed draws as a model file;\n"
-            "fuzz_models --check MODEL_SEED [--data-shaped] judges it in this process (for a debugger);\n"
-            "fuzz_models --judge MODEL.c|MODEL.ir [--cuda] judges a model file (a shrunk case) so.\n");
+    fprintf(f, "usage: fuzz_models --cases N --seed S [--jobs J] [--out DIR] [--timeout SECONDS]\n"
+               "                   [--cuda-every K] [--binary-every K] [--forward-every K] [--shrink-budget B]\n"
+               "                   [--shrink-max F] [--verbose]\n"
+               "\n"
+               "Draws N random models from seeds S, S+1, ... and checks each against the reference interpreter\n"
+               "through every pass, autodiff (finite differences), the LLVM code (1 and 2 threads), and for one\n"
+               "case in K the CUDA C on the host shim (default K 10) and a standalone binary (default K 20);\n"
+               "one case in K of the others declares no training, a forward computation (default K 10).\n"
+               "Each failure is printed with its seed, shrunk, and written to DIR (default fuzz_models.out) as\n"
+               "NAME.c (a model file), NAME.ir and NAME.txt (what failed), beside NAME.orig.* as drawn.\n"
+               "The last line: fuzz_models: N cases, M failed; exit status 1 when M > 0.\n"
+               "  --jobs J           cases run at once (default: the number of CPUs)\n"
+               "  --timeout SECONDS  a case that takes longer is a failure (hang); default 300\n"
+               "  --shrink-budget B  candidates tried when shrinking a failure (default 400)\n"
+               "  --shrink-max F     failures shrunk (default 5; the rest are printed with their seeds)\n"
+               "fuzz_models --print MODEL_SEED [--data-shaped | --forward-only] writes the model a seed draws\n"
+               "as a model file; fuzz_models --check MODEL_SEED [...] judges it in this process (for a debugger);\n"
+               "fuzz_models --judge MODEL.c|MODEL.ir [--cuda] judges a model file (a shrunk case) so.\n");
 }
 
 static bool number(const char *s, long long lo, long long hi, long long *v)
@@ -507,7 +510,7 @@ static bool make_workdir(options *o)
 }
 
 /* --print: the model a seed draws, as a model file on stdout. */
-static int print_seed(uint64_t seed, bool data_shaped)
+static int print_seed(uint64_t seed, fz_gen_opts g)
 {
     fz_model *m = malloc(sizeof *m);
     if (!m) {
@@ -515,7 +518,6 @@ static int print_seed(uint64_t seed, bool data_shaped)
         return 2;
     }
     char err[1024];
-    fz_gen_opts g = {.data_shaped = data_shaped};
     bool ok = fz_generate(seed, &g, m, err, sizeof err);
     fz_write_c(m, stdout);
     if (!ok)
@@ -525,11 +527,10 @@ static int print_seed(uint64_t seed, bool data_shaped)
 }
 
 /* --check: every oracle on the model a seed draws, in this process (for a debugger). */
-static int check_seed(options *o, uint64_t seed, bool data_shaped)
+static int check_seed(options *o, uint64_t seed, fz_gen_opts g)
 {
     fz_model *m = malloc(sizeof *m);
     char err[1024];
-    fz_gen_opts g = {.data_shaped = data_shaped};
     if (!m || !fz_generate(seed, &g, m, err, sizeof err)) {
         fprintf(stderr, "fuzz_models: %s\n", m ? err : "out of memory");
         free(m);
@@ -586,6 +587,7 @@ int main(int argc, char **argv)
                  .timeout = 300,
                  .cuda_every = 10,
                  .binary_every = 20,
+                 .forward_every = 10,
                  .shrink_budget = 400,
                  .shrink_max = 5};
     for (int i = 1; i < argc; i++) {
@@ -595,11 +597,15 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         }
-        bool data_shaped = i + 2 < argc && !strcmp(argv[i + 2], "--data-shaped");
+        fz_gen_opts g = {0}; /* --print and --check: the kind of model after the seed */
+        for (int k = i + 2; k < argc && k < i + 4; k++) {
+            g.data_shaped |= !strcmp(argv[k], "--data-shaped");
+            g.forward_only |= !strcmp(argv[k], "--forward-only");
+        }
         if (!strcmp(a, "--print") && v && number(v, 0, (long long)1 << 62, &x)) /* a model seed's model, as C */
-            return print_seed((uint64_t)x, data_shaped);
+            return print_seed((uint64_t)x, g);
         if (!strcmp(a, "--check") && v && number(v, 0, (long long)1 << 62, &x)) /* one model seed, in this process */
-            return check_seed(&o, (uint64_t)x, data_shaped);
+            return check_seed(&o, (uint64_t)x, g);
         if (!strcmp(a, "--judge") && v) /* a model file or .ir, by every oracle, in this process */
             return judge_file(&o, v, i + 2 < argc && !strcmp(argv[i + 2], "--cuda"));
         if (!strcmp(a, "--verbose")) {
@@ -623,6 +629,8 @@ int main(int argc, char **argv)
             o.cuda_every = (int)x;
         else if (!strcmp(a, "--binary-every") && number(v, 0, 1000000, &x))
             o.binary_every = (int)x;
+        else if (!strcmp(a, "--forward-every") && number(v, 0, 1000000, &x))
+            o.forward_every = (int)x;
         else if (!strcmp(a, "--shrink-budget") && number(v, 0, 1000000, &x))
             o.shrink_budget = (int)x;
         else if (!strcmp(a, "--shrink-max") && number(v, 0, 1000000, &x))
@@ -660,8 +668,10 @@ int main(int argc, char **argv)
     for (int i = 0; i < n; i++) {
         long long seed = o.seed + i;
         uint64_t h = hash64((uint64_t)seed);
-        cargs[i] = (case_arg){seed, o.binary_every && h % (uint64_t)o.binary_every == 0,
-                              o.cuda_every && (h >> 20) % (uint64_t)o.cuda_every == 0};
+        bool data_shaped = o.binary_every && h % (uint64_t)o.binary_every == 0;
+        cargs[i] =
+            (case_arg){seed, data_shaped, !data_shaped && o.forward_every && (h >> 40) % (uint64_t)o.forward_every == 0,
+                       o.cuda_every && (h >> 20) % (uint64_t)o.cuda_every == 0};
         outs[i].seed = seed;
         outs[i].data_shaped = cargs[i].data_shaped;
         outs[i].cuda = cargs[i].cuda;

@@ -593,7 +593,10 @@ bool fz_generate(uint64_t seed, const fz_gen_opts *o, fz_model *m, char *err, si
     gen G;
     memset(&G, 0, sizeof G);
     G.o = o ? o : &defaults;
-    G.rng = seed * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull;
+    /* the stream starts at a hash of the seed: splitmix64 started at seed * gamma would give
+     * seed + 1 the stream of seed shifted by one draw (seeds 3 and 4 drew one model) */
+    uint64_t s = seed ^ 0x632be59bd9b4e019ull;
+    G.rng = fz_mix64(&s);
     G.m = m;
     G.err = err;
     G.len = len;
@@ -635,19 +638,20 @@ bool fz_generate(uint64_t seed, const fz_gen_opts *o, fz_model *m, char *err, si
         gen_act_source(&G);
     for (int tries = 0; G.b.g->n < target && tries < 200 && !G.failed; tries++)
         gen_random_action(&G);
+    bool forward = G.o->forward_only && !G.o->data_shaped; /* no loss: outputs alone */
     if (!G.failed)
-        m->loss = make_loss(&G);
-    if (!G.failed && m->loss < 0)
+        m->loss = forward ? -1 : make_loss(&G);
+    if (!G.failed && m->loss < 0 && !forward)
         snprintf(err, len, "the generator could not make a loss");
-    if (!G.failed && m->loss >= 0) {
-        /* outputs, metric, predictions, groups */
-        for (int i = 0, nout = rnd(&G, 4); i < nout; i++) {
+    if (!G.failed && (m->loss >= 0 || forward)) {
+        /* outputs (one at least without a loss), metric, predictions, groups */
+        for (int i = 0, nout = rnd(&G, 4) + forward; i < nout; i++) {
             fz_output *o = &m->out[m->nout];
             snprintf(o->name, sizeof o->name, "o%d", m->nout);
             o->step = rnd(&G, m->n);
             m->nout++;
         }
-        if (m->metric < 0 && chance(&G, 0.3)) {
+        if (!forward && m->metric < 0 && chance(&G, 0.3)) {
             want w = of_types(F32);
             w.max_rank = 0;
             int k = gen_pick(&G, &w);
@@ -656,9 +660,9 @@ bool fz_generate(uint64_t seed, const fz_gen_opts *o, fz_model *m, char *err, si
                 snprintf(m->metric_name, sizeof m->metric_name, "m");
             }
         }
-        if (m->predict < 0 && chance(&G, 0.4))
+        if (!forward && m->predict < 0 && chance(&G, 0.4))
             m->predict = rnd(&G, m->n);
-        if (chance(&G, 0.15) && G.nparams > 0) {
+        if (!forward && chance(&G, 0.15) && G.nparams > 0) {
             fz_group *gr = &m->group[m->ngroups++];
             snprintf(gr->name, sizeof gr->name, "g0");
             static const double scales[] = {0, 0.5, 1, 2};
@@ -672,7 +676,7 @@ bool fz_generate(uint64_t seed, const fz_gen_opts *o, fz_model *m, char *err, si
         }
         m->option = chance(&G, 0.05);
     }
-    bool ok = !G.failed && m->loss >= 0;
+    bool ok = !G.failed && (m->loss >= 0 || forward);
     ag_graph_free(G.b.g);
     if (ok) { /* the whole model, declarations included, must build */
         ir_graph *g = fz_build(m, NULL, err, len);

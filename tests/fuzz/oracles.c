@@ -629,8 +629,7 @@ out:
 void fz_check_graph(const ir_graph *model, const fz_check_opts *o, fz_result *r)
 {
     memset(r, 0, sizeof *r);
-    if (!model->train || !model->train->loss)
-        return oracle_say(r, FZ_FAIL, "dsl", "the model declares no training");
+    bool trains = ir_trains(model); /* else a forward computation: the eval pipeline alone */
     check_smooth(model, r);
     if (!done(r))
         check_text(model, "the model", r);
@@ -639,24 +638,33 @@ void fz_check_graph(const ir_graph *model, const fz_check_opts *o, fz_result *r)
     for (int b = 0; b < NB && !done(r); b++)
         if (!oracle_bind_model(&bd[b], model, batches[b], true))
             oracle_say(r, FZ_FAIL, "interp", "out of memory");
-    if (!done(r))
+    if (!done(r) && trains)
         step = pipeline(model, bd, true, &gradients, r);
     if (!done(r))
         eval = pipeline(model, bd, false, NULL, r);
+    if (eval && !trains) { /* planned at batch 1 (no training declares one): at the largest here, as build --batch */
+        char err[1024];
+        ir_graph *at = pass_plan_memory_at(eval, batches[NB - 1], err, sizeof err);
+        if (!at)
+            oracle_say(r, FZ_FAIL, "pass", "plan_memory at batch %lld: %s", (long long)batches[NB - 1], err);
+        ir_graph_free(eval);
+        eval = at;
+    }
     for (int b = 0; b < NB; b++)
         oracle_unbind_model(&bd[b]);
-    if (!done(r) && !gradients)
+    if (!done(r) && trains && !gradients)
         oracle_say(r, FZ_FAIL, "autodiff", "the train pipeline has no autodiff stage");
-    if (!done(r))
+    if (!done(r) && trains)
         check_gradients(model, gradients, r);
     if (!done(r) && o->jit) {
-        oracle_check_llvm(model, step, true, r);
+        if (trains)
+            oracle_check_llvm(model, step, true, r);
         if (!done(r))
             oracle_check_llvm(model, eval, false, r);
     }
     if (!done(r) && o->cuda)
-        oracle_check_cuda(step, r);
-    if (!done(r) && o->binary)
+        oracle_check_cuda(trains ? step : eval, trains, r);
+    if (!done(r) && o->binary && trains)
         oracle_check_binary(model, o, r);
     ir_graph_free(step);
     ir_graph_free(eval);

@@ -48,10 +48,12 @@ typedef struct fz_result {
  *   binary    `aotgrad build` of its .ir trains one step as `aotgrad run` does: the loss as
  *             printed within 2e-4 (it has 4 decimals) and the parameters norm-wise within
  *             1e-5 (o->binary, data-shaped models only).
- * "norm-wise t": ||a - b|| <= t * max(||b||, 1) over each output. */
+ * "norm-wise t": ||a - b|| <= t * max(||b||, 1) over each output. A model without training
+ * (no ag_minimize: a forward computation) has no train step: its eval pipeline, its eval
+ * graph's LLVM code and (o->cuda) CUDA C are judged; no autodiff, no binary. */
 void fz_check(const fz_model *m, const fz_check_opts *o, fz_result *r);
-/* The same on a model built otherwise (a model file, a .ir): the binary oracle needs its
- * inputs named x and y. */
+/* The same on a model built otherwise (a model file, a .ir): the binary oracle binds its
+ * inputs by role (data, labels). */
 void fz_check_graph(const ir_graph *model, const fz_check_opts *o, fz_result *r);
 
 /* Removes a folder and everything in it (nftw, not a shell: any name is fine). */

@@ -163,7 +163,7 @@ out:
 
 /* The f64 interpreter on the values r bound (f32, widened), for how far the f32 interpreter
  * itself is from exact. */
-static bool interp_f64(const diff_run *r, ir_tensor *outs, char *err, size_t len)
+static bool interp_f64(const diff_run *r, bool training, ir_tensor *outs, char *err, size_t len)
 {
     const ir_graph *g = r->g;
     ir_tensor *wide = calloc((size_t)(g->n ? g->n : 1), sizeof *wide);
@@ -179,7 +179,7 @@ static bool interp_f64(const diff_run *r, ir_tensor *outs, char *err, size_t len
             ir_tensor_set(&wide[i], j, ir_tensor_get(t, j));
         bound[i] = &wide[i];
     }
-    ir_run run = {.f64 = true, .batch = r->batch, .seed = DIFF_SEED, .step = DIFF_STEP, .training = true};
+    ir_run run = {.f64 = true, .batch = r->batch, .seed = DIFF_SEED, .step = DIFF_STEP, .training = training};
     ok = ok ? ir_interp(g, &run, (const ir_tensor *const *)bound, outs, err, len) : rt_fail(err, len, "out of memory");
     for (int32_t i = 0; wide && i < g->n; i++)
         ir_tensor_free(&wide[i]);
@@ -188,16 +188,17 @@ static bool interp_f64(const diff_run *r, ir_tensor *outs, char *err, size_t len
     return ok;
 }
 
-void oracle_check_cuda(const ir_graph *g, fz_result *r)
+void oracle_check_cuda(const ir_graph *g, bool training, fz_result *r)
 {
     char err[4096];
-    cg_program *p = cg_lower(g, true, err, sizeof err);
+    const char *which = training ? "train step" : "eval graph";
+    cg_program *p = cg_lower(g, training, err, sizeof err);
     if (!p)
-        return oracle_say(r, FZ_FAIL, "cuda", "the train step cannot be lowered: %s", err);
+        return oracle_say(r, FZ_FAIL, "cuda", "the %s cannot be lowered: %s", which, err);
     cg_cuda_plan plan;
     char *src = cuda_source(p, &plan, err, sizeof err);
     if (!src) {
-        oracle_say(r, FZ_FAIL, "cuda", "the train step's CUDA C: %s", err);
+        oracle_say(r, FZ_FAIL, "cuda", "the %s's CUDA C: %s", which, err);
         cg_program_free(p);
         return;
     }
@@ -214,10 +215,10 @@ void oracle_check_cuda(const ir_graph *g, fz_result *r)
         exact.t = calloc((size_t)g->nout + 1, sizeof *exact.t);
         if (!cuda_host_run(src, &plan, batch, DIFF_SEED, DIFF_STEP, run.arena, run.params, run.inputs, run.ninputs,
                            NULL, 0, 4, err, sizeof err))
-            oracle_say(r, FZ_FAIL, "cuda", "the train step on the host shim at batch %lld: %s", (long long)batch, err);
-        else if (!diff_interp(&run, true, want.t, err, sizeof err))
+            oracle_say(r, FZ_FAIL, "cuda", "the %s on the host shim at batch %lld: %s", which, (long long)batch, err);
+        else if (!diff_interp(&run, training, want.t, err, sizeof err))
             oracle_say(r, FZ_FAIL, "cuda", "the f32 interpreter: %s", err);
-        else if (!interp_f64(&run, exact.t, err, sizeof err))
+        else if (!interp_f64(&run, training, exact.t, err, sizeof err))
             oracle_say(r, FZ_FAIL, "cuda", "the f64 interpreter: %s", err);
         else
             want.n = exact.n = g->nout;
@@ -236,9 +237,9 @@ void oracle_check_cuda(const ir_graph *g, fz_result *r)
             double e = oracle_err_of(raw_at, &x, &want.t[k], ir_tensor_numel(&want.t[k]));
             if (!(e <= tol))
                 oracle_say(r, FZ_FAIL, "cuda",
-                           "the train step at batch %lld: output %s differs from the f32 interpreter by %.3g (more "
+                           "the %s at batch %lld: output %s differs from the f32 interpreter by %.3g (more "
                            "than 1e-5 + twice the f32 interpreter's own error, %.3g)",
-                           (long long)batch, g->out[k].name, e, own);
+                           which, (long long)batch, g->out[k].name, e, own);
         }
         oracle_free_outputs(&exact);
         oracle_free_outputs(&want);

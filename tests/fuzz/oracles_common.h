@@ -45,7 +45,7 @@ bool oracle_run_interp(const ir_graph *g, ir_tensor **bound, int64_t batch, bool
 /* ---- oracles_code.c ---- */
 
 void oracle_check_llvm(const ir_graph *model, const ir_graph *g, bool training, fz_result *r);
-void oracle_check_cuda(const ir_graph *g, fz_result *r);
+void oracle_check_cuda(const ir_graph *g, bool training, fz_result *r);
 void oracle_check_binary(const ir_graph *model, const fz_check_opts *o, fz_result *r);
 
 #endif

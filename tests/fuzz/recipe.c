@@ -1,5 +1,6 @@
 #include "recipe.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,7 +117,9 @@ ir_graph *fz_build(const fz_model *m, const char *file, char *err, size_t len)
     }
     if (m->predict >= 0)
         fit.predict = v[m->predict];
-    ag_minimize_at((ag_loc){file, line}, g, v[m->loss], (ag_optimizer){.kind = "sgd", .lr = m->lr, .wd = m->wd}, fit);
+    if (m->loss >= 0) /* else a forward computation */
+        ag_minimize_at((ag_loc){file, line}, g, v[m->loss], (ag_optimizer){.kind = "sgd", .lr = m->lr, .wd = m->wd},
+                       fit);
     free(v);
     if (ag_graph_finish(g) > 0) {
         size_t at = 0;
@@ -134,6 +137,10 @@ ir_graph *fz_build(const fz_model *m, const char *file, char *err, size_t len)
 /* the shortest of %.15g..%.17g that reads back as x */
 static void put_num(FILE *f, double x)
 {
+    if (x == 0 && signbit(x)) { /* "-0" would be C's integer 0, which converts to +0 */
+        fputs("-0.0", f);
+        return;
+    }
     char buf[40];
     for (int digits = 15; digits <= 17; digits++) {
         snprintf(buf, sizeof buf, "%.*g", digits, x);
@@ -306,6 +313,10 @@ void fz_write_c(const fz_model *m, FILE *f)
     }
     if (m->option)
         fputs("    (void)ag_option(g, \"variant\", \"a\", \"a|b\");\n", f);
+    if (m->loss < 0) { /* a forward computation */
+        fputs("}\n", f);
+        return;
+    }
     fprintf(f, "    ag_minimize(g, v%d, ag_sgd(.lr = ", m->loss);
     put_num(f, m->lr), fputs(", .wd = ", f), put_num(f, m->wd), fputs(")", f);
     if (m->metric >= 0) {
@@ -328,7 +339,8 @@ static void mark_used(const fz_model *m, bool *used)
     for (int i = 0; i < m->ngroups; i++)
         for (int k = 0; k < m->group[i].n; k++)
             used[m->group[i].param[k]] = true;
-    used[m->loss] = true;
+    if (m->loss >= 0)
+        used[m->loss] = true;
     if (m->metric >= 0)
         used[m->metric] = true;
     if (m->predict >= 0)
@@ -393,7 +405,8 @@ void fz_prune(fz_model *m)
     for (int i = 0; i < m->ngroups; i++)
         for (int k = 0; k < m->group[i].n; k++)
             m->group[i].param[k] = map[m->group[i].param[k]];
-    m->loss = map[m->loss];
+    if (m->loss >= 0)
+        m->loss = map[m->loss];
     if (m->metric >= 0)
         m->metric = map[m->metric];
     if (m->predict >= 0)

@@ -92,7 +92,7 @@ typedef struct fz_model {
     fz_step step[FZ_MAX_STEPS];
     int nout;
     fz_output out[FZ_MAX_OUTPUTS];
-    int loss;             /* step of ag_minimize's loss */
+    int loss;             /* step of ag_minimize's loss; -1: none, a forward computation */
     int metric;           /* step, or -1 */
     char metric_name[16]; /* empty: ag_correct's unnamed count */
     int predict;          /* step, or -1 */
@@ -147,7 +147,8 @@ typedef struct fz_gen_opts {
     /* a model the standalone binary can train: its inputs are the features x f32|u8[N,...]
      * and the targets y (i32[N] class labels or f32[N] / f32[N,T] values), nothing else */
     bool data_shaped;
-    int max_nodes; /* the graph's size at most, roughly (1..40 by default) */
+    bool forward_only; /* no ag_minimize: outputs alone, a forward computation (not data_shaped) */
+    int max_nodes;     /* the graph's size at most, roughly (1..40 by default) */
 } fz_gen_opts;
 
 /* A random valid model from seed (the same seed, the same model). false with a message when

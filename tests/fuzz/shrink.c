@@ -172,6 +172,8 @@ static bool drop_part(shrinker *s, int k)
 /* The loss replaced by the mean of a fresh parameter: what fails may lie elsewhere. */
 static bool simple_loss(shrinker *s)
 {
+    if (s->m->loss < 0) /* a forward computation */
+        return false;
     const fz_step *l = &s->m->step[s->m->loss];
     if (s->m->n + 2 > FZ_MAX_STEPS ||
         (l->kind == FZ_REDUCE && l->arg[0].step >= 0 && s->m->step[l->arg[0].step].kind == FZ_PARAM))

@@ -184,6 +184,30 @@ Test(fuzz, the_generator_covers_every_op_and_builder)
               keepdims, axis_default, grad_input, group, option, metric, predict);
 }
 
+/* A forward-only draw declares no training, has outputs, and passes every oracle that
+ * applies (its eval pipeline and code; see oracles.h). */
+Test(fuzz, forward_only_models_are_forward_computations)
+{
+    char err[4096];
+    fz_model *m = malloc(sizeof *m);
+    fz_gen_opts g = {.forward_only = true};
+    int judged = 0;
+    for (uint64_t seed = 1; seed <= 12; seed++) {
+        bool drawn = fz_generate(seed, &g, m, err, sizeof err);
+        cr_assert(drawn, "seed %llu: %s", (unsigned long long)seed, err);
+        ir_graph *model = fz_build(m, NULL, err, sizeof err);
+        cr_assert_not_null(model, "%s", err);
+        cr_expect(m->loss < 0 && m->nout >= 1 && !ir_trains(model), "seed %llu", (unsigned long long)seed);
+        ir_graph_free(model);
+        fz_result r;
+        fz_check(m, &(fz_check_opts){.jit = true}, &r);
+        cr_expect(r.outcome != FZ_FAIL, "seed %llu: %s: %s", (unsigned long long)seed, r.oracle, r.message);
+        judged += r.outcome == FZ_PASS;
+    }
+    cr_expect_gt(judged, 6, "only %d of 12 judged (the rest redrawn)", judged);
+    free(m);
+}
+
 /* The C a model is written as builds, through aotgrad's loader, the graph fz_build makes. */
 Test(fuzz, written_model_files_build_the_same_graph)
 {

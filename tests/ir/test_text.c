@@ -471,3 +471,19 @@ Test(text, comments_blank_lines_and_spacing)
     free(s);
     ir_graph_free(g);
 }
+
+/* A graph without training (a forward computation) may declare options: they print alone,
+ * without train and optimizer lines, and read back. */
+Test(text, options_without_training)
+{
+    static const char text[] = "graph @g {\n"
+                               "  %x: f32[N,2] = input\n"
+                               "  %0: f32[N,2] = tanh %x\n"
+                               "  return y: %0\n"
+                               "  option act=\"tanh\" choices=\"relu|tanh\"\n"
+                               "}\n";
+    assert_canonical(text);
+    ir_graph *g = parse_ok(text);
+    cr_expect(!ir_trains(g) && g->train && g->train->noptions == 1);
+    ir_graph_free(g);
+}

@@ -147,6 +147,8 @@ static const struct {
     BAD(DECL_HEAD "  train model loss=l\n}\n", "t.ir:7:1: error: missing 'optimizer' line before '}'"),
     BAD(DECL_HEAD DECL_OPT "}\n", "t.ir:7:1: error: missing 'train' line before '}'"),
     BAD(DECL_HEAD "  data \"d\"\n}\n", "t.ir:7:1: error: missing 'train' line before '}'"),
+    BAD(DECL_HEAD "  group g wd_scale=1 lr_scale=1 params=[w]\n}\n",
+        "t.ir:7:1: error: missing 'train' line before '}'"),
     BAD(DECL_HEAD DECL_OPT DECL_TRAIN DECL_OPT "}\n", "t.ir:8:3: error: duplicate 'optimizer' line (first on line 6)"),
     BAD(DECL_HEAD DECL_TRAIN DECL_OPT "\n  train model loss=l\n}\n",
         "t.ir:9:3: error: duplicate 'train' line (first on line 6)"),
