@@ -125,12 +125,59 @@ static void steps(FILE *f, const char *var, const cg_program *p, const ir_graph 
     fprintf(f, "};\n");
 }
 
+/* an input of p as rt_compiled_value: name, dtype, elements per sample, batched */
+static void input_value(FILE *f, const ir_graph *g, int32_t id)
+{
+    const ir_node *n = &g->node[id];
+    fputc('{', f);
+    literal(f, n->attr.name);
+    fprintf(f, ", %s, 0, false, %lldLL, %s}", dtype_enum(n->dtype), (long long)ir_numel(&n->shape, 1),
+            n->shape.rank > 0 && n->shape.dim[0] == AG_N ? "true" : "false");
+}
+
+/* The batch axis N of a value a forward computation's binary reads or prints is its first or
+ * none: a sample is then a row. */
+static bool n_leads(const ir_graph *g, int32_t id, const char *what, const char *name, char *err, size_t len)
+{
+    const ir_shape *s = &g->node[id].shape;
+    for (int k = 1; k < s->rank; k++)
+        if (s->dim[k] == AG_N) {
+            char ty[96];
+            ir_type_str(g->node[id].dtype, s, ty, sizeof ty);
+            return rt_fail(err, len, "%s: %s %s is %s: a binary takes samples as rows, the batch axis N first", g->name,
+                           what, name, ty);
+        }
+    return true;
+}
+
+/* every output of a forward computation, for predict: NAME[] */
+static bool outputs(FILE *f, const char *var, const cg_program *p, const ir_graph *g, char *err, size_t len)
+{
+    for (int k = 0; k < p->ninputs; k++)
+        if (!n_leads(g, p->input_node[k], "input", g->node[p->input_node[k]].attr.name, err, len))
+            return false;
+    for (int k = 0; k < g->nout; k++)
+        if (!n_leads(g, g->out[k].id, "output", g->out[k].name, err, len))
+            return false;
+    fprintf(f, "static const rt_compiled_value %s[] = {\n", var);
+    for (int k = 0; k < g->nout; k++) {
+        fputs("    ", f);
+        if (!value(f, p, g, g->out[k].name, err, len))
+            return false;
+        fputs(",\n", f);
+    }
+    fprintf(f, "};\n");
+    return true;
+}
+
 /* the entry point's table: inputs by role (x and y: the first two data inputs, as the
- * runtime's training loop binds them), loss, metrics, predictions, steps */
-static bool entry(FILE *f, const char *fn, const char *steps_var, const cg_program *p, const ir_graph *g, char *err,
-                  size_t len)
+ * runtime's training loop binds them; a forward computation's have none), loss, metrics,
+ * predictions, steps, the inputs as values, the outputs (outs_var, or NULL) */
+static bool entry(FILE *f, const char *fn, const char *steps_var, const char *outs_var, const cg_program *p,
+                  const ir_graph *g, char *err, size_t len)
 {
     const ir_train *t = g->train;
+    bool trains = ir_trains(g);
     if (p->ninputs > 8)
         return rt_fail(err, len, "%s: %d inputs; a binary binds at most 8", g->name, p->ninputs);
     fprintf(f, "{%s, %lldLL, %d, {", fn, (long long)p->arena_bytes.k, p->ninputs);
@@ -138,10 +185,10 @@ static bool entry(FILE *f, const char *fn, const char *steps_var, const cg_progr
     ag_dtype xt = AG_F32, yt = AG_F32;
     for (int k = 0; k < p->ninputs; k++) { /* each input by its role */
         const ir_node *n = &g->node[p->input_node[k]];
-        static const char *const binds[AG_ROLE_COUNT] = {NULL, "AG_ROLE_DATA", "AG_ROLE_LABELS", "AG_ROLE_LR",
+        static const char *const binds[AG_ROLE_COUNT] = {"AG_ROLE_NONE", "AG_ROLE_DATA", "AG_ROLE_LABELS", "AG_ROLE_LR",
                                                          "AG_ROLE_WD"};
         ag_role r = n->attr.role;
-        if (r == AG_ROLE_NONE || (unsigned)r >= AG_ROLE_COUNT)
+        if (trains && (r == AG_ROLE_NONE || (unsigned)r >= AG_ROLE_COUNT))
             return rt_fail(err, len,
                            "%s: input %s has no role: a binary binds the features, the targets, lr and wd only",
                            g->name, n->attr.name);
@@ -149,25 +196,31 @@ static bool entry(FILE *f, const char *fn, const char *steps_var, const cg_progr
             *(r == AG_ROLE_LABELS ? &yt : &xt) = n->dtype;
             data++;
         }
-        fprintf(f, "%s%s", k ? ", " : "", binds[r]);
+        fprintf(f, "%s%s", k ? ", " : "", binds[(unsigned)r < AG_ROLE_COUNT ? r : AG_ROLE_NONE]);
     }
-    if (data != 2)
+    if (trains && data != 2)
         return rt_fail(err, len, "%s: training binds two inputs, the features and the targets; the model has %d",
                        g->name, data);
     fprintf(f, "}, %s, %s,\n     ", dtype_enum(xt), dtype_enum(yt));
-    if (!value(f, p, g, t->loss, err, len))
+    if (!value(f, p, g, trains ? t->loss : NULL, err, len))
         return false;
     fputs(",\n     ", f);
-    if (!value(f, p, g, t->predict, err, len))
+    if (!value(f, p, g, trains ? t->predict : NULL, err, len))
         return false;
-    fprintf(f, ",\n     %d, {", t->nmetrics);
-    for (int k = 0; k < t->nmetrics && k < 8; k++) {
+    int nmetrics = trains ? t->nmetrics : 0;
+    fprintf(f, ",\n     %d, {", nmetrics);
+    for (int k = 0; k < nmetrics && k < 8; k++) {
         if (k)
             fputs(", ", f);
         if (!value(f, p, g, t->metrics[k], err, len))
             return false;
     }
-    fprintf(f, "}, %d, %s}", p->nsteps, steps_var);
+    fprintf(f, "}, %d, %s,\n     {", p->nsteps, steps_var);
+    for (int k = 0; k < p->ninputs; k++) {
+        fputs(k ? ", " : "", f);
+        input_value(f, g, p->input_node[k]);
+    }
+    fprintf(f, "}, %d, %s}", outs_var ? g->nout : 0, outs_var ? outs_var : "NULL");
     return true;
 }
 
@@ -223,84 +276,107 @@ bool cg_write_model_source(FILE *f, const char *source, const cg_program *train,
                            const cg_program *forward, const ir_graph *eval, const cg_cuda_build *cuda, char *err,
                            size_t len)
 {
-    const ir_train *t = step->train;
-    if (!t || !t->loss)
-        return rt_fail(err, len, "%s: the model declares no training (ag_minimize), so it makes no binary", step->name);
-    if (t->nmetrics > 8)
+    /* without a train step (a graph without training): the forward pass alone, its outputs
+     * listed for predict */
+    const cg_program *layout = train ? train : forward; /* the parameters', which both share */
+    const ir_graph *g = train ? step : eval;
+    const ir_train *t = train ? step->train : NULL;
+    if (train && (!t || !t->loss))
+        return rt_fail(err, len, "%s: the train step has no loss", step->name);
+    if (t && t->nmetrics > 8)
         return rt_fail(err, len, "%s: %d metrics; a binary reports at most 8", step->name, t->nmetrics);
-    int64_t features, targets;
-    int classes;
-    if (!ir_data_shape(step, &features, &targets, &classes, err, len))
+    if (!train && cuda)
+        return rt_fail(err, len,
+                       "%s: --target cpu,cuda: the CUDA runtime runs models that train; a graph without training "
+                       "builds for the CPU (--emit cu,ptx gives its CUDA C)",
+                       eval->name);
+    int64_t features = 0, targets = 0;
+    int classes = 0;
+    if (train && !ir_data_shape(step, &features, &targets, &classes, err, len))
         return false;
-    const char *name = step->name;
+    const char *name = g->name;
     fprintf(f, "/* Generated by aotgrad from %s: the tables of the standalone binary %s. */\n", source, name);
     fprintf(f, "#include \"compiled.h\"\n\n");
-    fprintf(f, "void %s_train_step(const ag_args *a);\nvoid %s_forward(const ag_args *a);\n\n", name, name);
+    if (train)
+        fprintf(f, "void %s_train_step(const ag_args *a);\n", name);
+    fprintf(f, "void %s_forward(const ag_args *a);\n\n", name);
 
     /* parameters: the train step's layout, which the forward pass must share */
     fprintf(f, "static const rt_compiled_param params[] = {\n");
-    for (int k = 0; k < train->nparams; k++) {
-        const cg_param *cp = &train->params[k];
-        const ir_node *n = &step->node[cp->node];
-        bool shared = false;
-        for (int j = 0; j < forward->nparams; j++)
+    for (int k = 0; k < layout->nparams; k++) {
+        const cg_param *cp = &layout->params[k];
+        const ir_node *n = &g->node[cp->node];
+        bool shared = !train;
+        for (int j = 0; train && j < forward->nparams; j++)
             if (strcmp(forward->params[j].name, cp->name) == 0)
                 shared = forward->params[j].offset == cp->offset;
         if (!shared && ir_find_source(eval, IR_param, cp->name) >= 0)
             return rt_fail(err, len,
                            "%s: parameter %s lies at different offsets in the train step and the forward pass", name,
                            cp->name);
-        char next[300];
-        snprintf(next, sizeof next, "%s.next", cp->name);
-        int out = ir_find_output(step, next);
-        if (out < 0)
-            return rt_fail(err, len, "%s: the train step has no output %s", name, next);
-        /* in place, or at a fixed place in the arena, whence the binary copies it over P */
-        const cg_buffer *nb = &train->buffers[train->output_buffer[out]];
-        bool in_place = nb->region == CG_PARAMS && nb->offset.k == cp->offset && nb->offset.n == 0;
-        if (!in_place && (nb->region != CG_ARENA || nb->offset.n != 0))
-            return rt_fail(err, len, "%s: the update of %s is neither in place nor at a fixed place in the arena", name,
-                           cp->name);
+        /* its update in place, or at a fixed place in the arena, whence the binary copies it
+         * over P; none without a train step */
+        bool in_place = true;
+        int64_t next_at = -1;
+        if (train) {
+            char next[300];
+            snprintf(next, sizeof next, "%s.next", cp->name);
+            int out = ir_find_output(step, next);
+            if (out < 0)
+                return rt_fail(err, len, "%s: the train step has no output %s", name, next);
+            const cg_buffer *nb = &train->buffers[train->output_buffer[out]];
+            in_place = nb->region == CG_PARAMS && nb->offset.k == cp->offset && nb->offset.n == 0;
+            if (!in_place && (nb->region != CG_ARENA || nb->offset.n != 0))
+                return rt_fail(err, len, "%s: the update of %s is neither in place nor at a fixed place in the arena",
+                               name, cp->name);
+            next_at = in_place ? -1 : nb->offset.k;
+        }
         fputs("    {", f);
         literal(f, cp->name);
         fprintf(f, ", %d, {", n->shape.rank);
         for (int d = 0; d < 4; d++)
             fprintf(f, "%s%lldLL", d ? ", " : "", d < n->shape.rank ? (long long)n->shape.dim[d] : 0LL);
         fprintf(f, "}, %lldLL, {%d, %.17g, %.17g}, %lldLL},\n", (long long)cp->offset, (int)n->attr.init.kind,
-                n->attr.init.a, n->attr.init.b, in_place ? -1LL : (long long)nb->offset.k);
+                n->attr.init.a, n->attr.init.b, (long long)next_at);
     }
-    if (!train->nparams)
+    if (!layout->nparams)
         fprintf(f, "    {\"\", 0, {0, 0, 0, 0}, 0, {0, 0, 0}, -1},\n");
     fprintf(f, "};\n\n");
-    steps(f, "train_steps", train, step);
+    if (train)
+        steps(f, "train_steps", train, step);
     steps(f, "forward_steps", forward, eval);
+    if (!train && !outputs(f, "forward_outs", forward, eval, err, len))
+        return false;
     fprintf(f, "\nstatic const char *const class_names[] = {");
-    for (int k = 0; k < t->nclasses && t->classes; k++) {
+    for (int k = 0; t && k < t->nclasses && t->classes; k++) {
         fputs(k ? ", " : "", f);
         literal(f, t->classes[k]);
     }
-    fprintf(f, "%s};\n\n", t->nclasses && t->classes ? "" : "NULL");
+    fprintf(f, "%s};\n\n", t && t->nclasses && t->classes ? "" : "NULL");
     if (cuda)
         cuda_tables(f, cuda);
 
     char mname[300];
-    snprintf(mname, sizeof mname, "%s_train_step", name);
     fprintf(f, "static const rt_compiled model = {\n    ");
     literal(f, name);
     fputs(", ", f);
     literal(f, source);
-    fprintf(f, ", %lldLL, %lldLL, %d, params,\n    ", (long long)train->max_batch, (long long)train->param_bytes,
-            train->nparams);
-    if (!entry(f, mname, "train_steps", train, step, err, len))
+    fprintf(f, ", %lldLL, %lldLL, %d, params,\n    ", (long long)layout->max_batch, (long long)layout->param_bytes,
+            layout->nparams);
+    snprintf(mname, sizeof mname, "%s_train_step", name);
+    if (!train)
+        fputs("{0}", f);
+    else if (!entry(f, mname, "train_steps", NULL, train, step, err, len))
         return false;
     snprintf(mname, sizeof mname, "%s_forward", name);
     fputs(",\n    ", f);
-    if (!entry(f, mname, "forward_steps", forward, eval, err, len))
+    if (!entry(f, mname, "forward_steps", train ? NULL : "forward_outs", forward, eval, err, len))
         return false;
-    fprintf(f, ",\n    %lldLL, %lldLL, %.17g, %.17g, ", (long long)t->batch, (long long)t->epochs, t->lr, t->wd);
-    literal(f, t->data);
-    fprintf(f, ",\n    %lldLL, %lldLL, %d, %d, class_names, %s};\n\n", (long long)features, (long long)targets, classes,
-            t->classes ? t->nclasses : 0, cuda ? "&cuda_image" : "NULL");
+    fprintf(f, ",\n    %lldLL, %lldLL, %.17g, %.17g, ", t ? (long long)t->batch : (long long)layout->max_batch,
+            t ? (long long)t->epochs : 0LL, t ? t->lr : 0, t ? t->wd : 0);
+    literal(f, t ? t->data : NULL);
+    fprintf(f, ",\n    %lldLL, %lldLL, %d, %d, class_names, %s, %s};\n\n", (long long)features, (long long)targets,
+            classes, t && t->classes ? t->nclasses : 0, cuda ? "&cuda_image" : "NULL", train ? "true" : "false");
     fprintf(f, "int main(int argc, char **argv) { return rt_binary_main(&model, argc, argv); }\n");
     return !ferror(f) || rt_fail(err, len, "cannot write the model's source");
 }

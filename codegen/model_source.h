@@ -20,8 +20,9 @@ typedef struct cg_cuda_build {
 
 /* Writes the source for the programs of a model's train step and forward pass, lowered
  * from the graphs beside them; false with a message when the model cannot make a binary
- * (no training declared, updates not in place, more inputs than features and targets).
- * cuda: NULL for a CPU-only binary. */
+ * (updates not in place, more inputs than features and targets). train and step NULL: a
+ * graph without training, the forward pass alone (its binary: predict and bench). cuda:
+ * NULL for a CPU-only binary. */
 bool cg_write_model_source(FILE *f, const char *source, const cg_program *train, const ir_graph *step,
                            const cg_program *forward, const ir_graph *eval, const cg_cuda_build *cuda, char *err,
                            size_t len);

@@ -199,13 +199,6 @@ int fe_build(const char *path, const fe_build_opts *o)
     double t_passes = 0, t_lower = 0, t_llvm_ir = 0, t_opt = 0, t_mc = 0;
     /* a graph without training is a forward computation: MODEL_forward alone */
     bool trains = ir_trains(g);
-    if (!trains && (o->emit & FE_EMIT_EXE)) {
-        snprintf(err, sizeof err,
-                 "%s declares no training (ag_minimize): a standalone binary needs a train step; --emit obj,h "
-                 "gives %s_forward and its header",
-                 g->name, g->name);
-        goto fail;
-    }
     if (trains && o->batch && o->batch < g->train->batch) {
         snprintf(err, sizeof err, "--batch %lld is below the batch training declares (%lld), which the binary uses",
                  (long long)o->batch, (long long)g->train->batch);

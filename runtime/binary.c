@@ -252,6 +252,26 @@ static const struct command {
      "  --device D       cpu or cuda (default: cuda when the binary has it and a GPU is there)\n"},
 };
 
+/* The commands of a forward computation (a graph without training): no train step, so no
+ * train or eval; predict prints every output; bench times the forward pass. */
+static const struct command forward_commands[] = {
+    {"predict", "[INPUT... | --random N] [--weights FILE] [--seed S] [--threads N]",
+     "Every output of the graph for each sample of its inputs: one INPUT file an input, in the model's\n"
+     "order (an IDX file, gzipped or not, or a CSV of rows of the input's elements per sample), or N\n"
+     "samples of seeded random values (f32 in [-1, 1), i32 0..9, u8 0..255, bool 0 or 1). Outputs\n"
+     "without the batch axis come first, as '# NAME = VALUES'; then a '# NAME[ELEMENTS] | ...' line and\n"
+     "one line a sample, each output's values, outputs separated by ' | '.",
+     "  --random N       N samples of random inputs instead of files\n"
+     "  --weights FILE   a safetensors checkpoint holding every parameter (default: the initializers)\n"
+     "  --seed S         seed of the random inputs and of the initial parameters (default 1)\n"
+     "  --threads N      threads (default: the core count)\n"},
+    {"bench", "[--steps N] [--threads N]",
+     "Times the forward pass at the compiled batch on random inputs, and each of its kernels: time share,\n"
+     "GB/s or GFLOP/s, and the fraction of this machine's memcpy bandwidth or sgemm rate (measured first).",
+     "  --steps N        forward passes timed (default 100)\n"
+     "  --threads N      threads (default: the core count)\n"},
+};
+
 /* whether args lists the option a: "--name" starting the line or after "[", then a space,
  * so that "-epochs" or "--epoch" is not taken for "--epochs" */
 static bool lists_option(const char *args, const char *a)
@@ -265,11 +285,13 @@ static bool lists_option(const char *args, const char *a)
     return false;
 }
 
-static const struct command *find_command(const char *name)
+static const struct command *find_command(const rt_compiled *m, const char *name)
 {
-    for (size_t k = 0; k < sizeof commands / sizeof *commands; k++)
-        if (strcmp(commands[k].name, name) == 0)
-            return &commands[k];
+    const struct command *c = m->trains ? commands : forward_commands;
+    size_t n = m->trains ? sizeof commands / sizeof *commands : sizeof forward_commands / sizeof *forward_commands;
+    for (size_t k = 0; k < n; k++)
+        if (strcmp(c[k].name, name) == 0)
+            return &c[k];
     return NULL;
 }
 
@@ -282,6 +304,22 @@ static void command_help(const rt_compiled *m, const struct command *c, FILE *f)
 static void main_help(const rt_compiled *m, FILE *f)
 {
     fprintf(f, "usage: %s COMMAND [OPTIONS]   (%s COMMAND --help for its options)\n\n", m->name, m->name);
+    if (!m->trains) {
+        fprintf(f, "The graph %s, compiled by aotgrad from %s.\n", m->name, m->source);
+        fprintf(f, "A forward computation: it declares no training.\n\ncommands:\n");
+        fprintf(f, "  predict   every output for the samples of input files, or of random inputs\n");
+        fprintf(f, "  bench     time the forward pass and each kernel against this machine's ceilings\n\n");
+        fprintf(f, "compiled for batches of at most %lld\ninputs:", (long long)m->max_batch);
+        for (int k = 0; k < m->forward.ninputs; k++)
+            fprintf(f, "%s %s (%lld element%s a sample%s)", k ? "," : "", m->forward.in[k].name,
+                    (long long)m->forward.in[k].numel, m->forward.in[k].numel == 1 ? "" : "s",
+                    m->forward.in[k].batched ? "" : ", no batch axis");
+        fprintf(f, "\noutputs:");
+        for (int k = 0; k < m->forward.nouts; k++)
+            fprintf(f, "%s %s", k ? "," : "", m->forward.outs[k].name);
+        fprintf(f, "\n");
+        return;
+    }
     fprintf(f, "The model %s, compiled by aotgrad from %s.\n\ncommands:\n", m->name, m->source);
     fprintf(f, "  train     train it, printing one line per epoch; checkpoints, metrics and plots\n");
     fprintf(f, "  eval      loss and accuracy of saved parameters on the test set\n");
@@ -341,8 +379,9 @@ static int parse(const rt_compiled *m, const struct command *c, int argc, char *
             command_help(m, c, stdout);
             return 0;
         }
-        if (a[0] != '-' && strcmp(c->name, "predict") == 0 && !o->input) {
-            o->input = a;
+        if (a[0] != '-' && strcmp(c->name, "predict") == 0 && o->ninputs < 8) {
+            o->inputs[o->ninputs++] = a;
+            o->input = o->inputs[0];
             continue;
         }
         /* every option this command lists takes a value */
@@ -374,6 +413,8 @@ static int parse(const rt_compiled *m, const struct command *c, int argc, char *
             ok = parse_int(v, 1, m->max_batch, &o->batch), o->has_batch = true;
         else if (strcmp(a, "--steps") == 0)
             ok = parse_int(v, 1, 100000000, &o->steps);
+        else if (strcmp(a, "--random") == 0)
+            ok = parse_int(v, 1, 100000000, &o->random);
         else if (strcmp(a, "--threads") == 0)
             ok = parse_int(v, 1, 1024, &n), o->threads = (int)n;
         else if (strcmp(a, "--seed") == 0)
@@ -396,10 +437,18 @@ static int parse(const rt_compiled *m, const struct command *c, int argc, char *
             return usage_error(m, c->name, msg, v);
         }
     }
+    if (!m->trains) { /* a forward computation's predict: files or --random (none without inputs) */
+        bool predict = strcmp(c->name, "predict") == 0;
+        if (predict && o->ninputs && o->random)
+            return usage_error(m, c->name, "takes INPUT files or --random N%s", ", not both");
+        if (predict && !o->ninputs && !o->random && m->forward.ninputs)
+            return usage_error(m, c->name, "takes INPUT files or --random N%s", "");
+        return -1;
+    }
     if ((strcmp(c->name, "eval") == 0 || strcmp(c->name, "predict") == 0) && !o->weights)
         return usage_error(m, c->name, "needs --weights FILE%s", "");
-    if (strcmp(c->name, "predict") == 0 && !o->input)
-        return usage_error(m, c->name, "needs an INPUT file%s", "");
+    if (strcmp(c->name, "predict") == 0 && o->ninputs != 1)
+        return usage_error(m, c->name, o->ninputs ? "takes one INPUT file%s" : "needs an INPUT file%s", "");
     return -1;
 }
 
@@ -459,10 +508,12 @@ int rt_binary_main(const rt_compiled *m, int argc, char **argv)
         main_help(m, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    const struct command *c = find_command(argv[1]);
+    const struct command *c = find_command(m, argv[1]);
     if (!c) {
-        fprintf(stderr, "%s: unknown command '%s' (commands: train, eval, predict, bench; see %s --help)\n", m->name,
-                argv[1], m->name);
+        fprintf(stderr, "%s: unknown command '%s' (commands: %s; see %s --help)\n", m->name, argv[1],
+                m->trains ? "train, eval, predict, bench"
+                          : "predict, bench: a forward computation, with no training to train or evaluate",
+                m->name);
         return 2;
     }
     opts o;

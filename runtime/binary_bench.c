@@ -1,6 +1,6 @@
-/* The standalone binary's bench command: the train step timed on random data, kernel by
- * kernel, against this machine's memcpy and sgemm rates (the CPU) or as the replayed CUDA
- * graph that training runs (a GPU). */
+/* The standalone binary's bench command: the train step (a forward computation's forward
+ * pass) timed on random data, kernel by kernel, against this machine's memcpy and sgemm
+ * rates (the CPU) or as the replayed CUDA graph that training runs (a GPU). */
 #define _GNU_SOURCE
 #include <cblas.h>
 #include <math.h>
@@ -131,11 +131,13 @@ int rt_bin_bench(const rt_compiled *m, const opts *o)
     char err[2048];
     bin b;
     int rc = 1;
-    const rt_compiled_entry *e = &m->train;
+    /* the train step; a forward computation's forward pass on random inputs */
+    const rt_compiled_entry *e = m->trains ? &m->train : &m->forward;
     int64_t N = m->max_batch;
-    void *x = NULL, *y = NULL;
+    void *x = NULL, *y = NULL, *in[8] = {0};
     if (!rt_bin_open(&b, m, o->threads, err, sizeof err) || !rt_bin_init_params(&b, 1, err, sizeof err) ||
-        !rt_bin_choose_device(&b, o, err, sizeof err))
+        !rt_bin_choose_device(&b, o, err, sizeof err) ||
+        (!m->trains && !rt_bin_random_inputs(e, N, 1, in, err, sizeof err)))
         goto out;
     x = rt_bin_aligned((size_t)(N * m->features * rt_elem_size(e->x_dtype)));
     y = rt_bin_aligned((size_t)(N * m->targets * 4));
@@ -144,6 +146,7 @@ int rt_bin_bench(const rt_compiled *m, const opts *o)
         snprintf(err, sizeof err, "out of memory");
         goto out;
     }
+    char *arena = m->trains ? b.train_arena : b.fwd_arena;
     /* random inputs: pixels or N(0,1)-ish features, labels in range */
     uint64_t r = 0x9e3779b97f4a7c15u;
     for (int64_t i = 0; i < N * m->features; i++) {
@@ -163,15 +166,20 @@ int rt_bin_bench(const rt_compiled *m, const opts *o)
     b.data_x = e->x_dtype;
     rt_batch rb = {.n = N, .x = x, .y = y, .lr = 1e-6, .wd = 0, .seed = 1};
     b.lr = 1e-6f; /* a tiny step: the parameters stay where they are over many steps */
-    for (int k = 0; k < 5; k++, rb.step++)
-        rt_bin_run_entry(&b, e, b.train_arena, &rb, NULL);
-    double t0 = now();
-    for (int64_t k = 0; k < o->steps; k++, rb.step++)
-        rt_bin_run_entry(&b, e, b.train_arena, &rb, b.profile);
+    double t0 = 0;
+    for (int64_t k = 0; k < 5 + o->steps; k++, rb.step++) { /* 5 to warm up, then the timed ones */
+        if (k == 5)
+            t0 = now();
+        void *profile = k < 5 ? NULL : b.profile;
+        if (m->trains)
+            rt_bin_run_entry(&b, e, arena, &rb, profile);
+        else
+            rt_bin_call(&b, e, arena, in, N, rb.step, profile);
+    }
     double per = (now() - t0) / (double)o->steps;
-    printf("%s bench: train step at batch %lld, %d thread%s, %lld steps: %.3f ms/step, %.0f samples/s\n", m->name,
-           (long long)N, rt_pool_threads(b.pool), rt_pool_threads(b.pool) > 1 ? "s" : "", (long long)o->steps,
-           per * 1e3, (double)N / per);
+    printf("%s bench: %s at batch %lld, %d thread%s, %lld steps: %.3f ms/step, %.0f samples/s\n", m->name,
+           m->trains ? "train step" : "forward pass", (long long)N, rt_pool_threads(b.pool),
+           rt_pool_threads(b.pool) > 1 ? "s" : "", (long long)o->steps, per * 1e3, (double)N / per);
     printf("machine: memcpy %.1f GB/s (bytes read + written, 64 MiB), sgemm %.1f GFLOP/s (1024^3, OpenBLAS's %s "
            "kernels)\n",
            bw / 1e9, flops / 1e9, openblas_get_corename());
@@ -202,6 +210,8 @@ out:
         rt_bin_fail(m, err);
     free(x);
     free(y);
+    for (int k = 0; k < 8; k++)
+        free(in[k]);
     rt_bin_close(&b);
     return rc;
 }

@@ -46,6 +46,8 @@ int rt_bin_eval(const rt_compiled *m, const opts *o)
 
 int rt_bin_predict(const rt_compiled *m, const opts *o)
 {
+    if (!m->trains)
+        return rt_bin_predict_forward(m, o);
     char err[2048];
     bin b;
     rt_dataset in = {0};

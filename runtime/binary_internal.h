@@ -49,7 +49,9 @@ bool rt_bin_load_checkpoint(bin *b, const char *path, rt_ckpt *c, char *err, siz
 
 typedef struct opts {
     const char *data, *save, *resume, *metrics, *plot, *weights, *input, *device;
-    int64_t epochs, batch, steps;
+    const char *inputs[8]; /* predict's INPUT files, in order (input: the first) */
+    int ninputs;
+    int64_t epochs, batch, steps, random; /* random: predict --random N (a forward computation's) */
     double lr, wd;
     uint32_t seed;
     int threads;
@@ -69,5 +71,16 @@ int rt_bin_train(const rt_compiled *m, const opts *o);   /* binary_train.c */
 int rt_bin_eval(const rt_compiled *m, const opts *o);    /* binary_eval.c */
 int rt_bin_predict(const rt_compiled *m, const opts *o); /* binary_eval.c */
 int rt_bin_bench(const rt_compiled *m, const opts *o);   /* binary_bench.c */
+
+/* ---- a forward computation (binary_forward.c) ---- */
+
+/* One call of entry e on inputs in (in e's order) at batch n. */
+void rt_bin_call(bin *b, const rt_compiled_entry *e, char *arena, void *const *in, int64_t n, uint64_t step,
+                 void *profile);
+/* Seeded random values for each input of e at batch n, in[k] (free each): f32 in [-1, 1),
+ * i32 0..9, u8 0..255, bool 0 or 1. */
+bool rt_bin_random_inputs(const rt_compiled_entry *e, int64_t n, uint32_t seed, void **in, char *err, size_t len);
+/* predict of a forward computation: every output of each sample of the inputs. */
+int rt_bin_predict_forward(const rt_compiled *m, const opts *o);
 
 #endif

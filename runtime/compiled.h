@@ -85,6 +85,9 @@ typedef struct rt_compiled_entry {
     rt_compiled_value metrics[8];
     int nsteps;
     const rt_compiled_step *steps;
+    rt_compiled_value in[8]; /* each input: name, dtype, elements per sample (batched: [N, ...]) */
+    int nouts;               /* a forward computation's: every output, in order (else 0) */
+    const rt_compiled_value *outs;
 } rt_compiled_entry;
 
 typedef struct rt_compiled {
@@ -102,6 +105,8 @@ typedef struct rt_compiled {
     int nclass_names;
     const char *const *class_names;
     const rt_cuda_image *cuda; /* NULL: built for the CPU only */
+    bool trains;               /* false: a forward computation (no ag_minimize): train is empty, and so are the
+                  * training defaults; its commands are predict and bench */
 } rt_compiled;
 
 /* The binary's main: `NAME train|eval|predict|bench ...`. */

@@ -1,7 +1,8 @@
 /* Standalone binaries (`aotgrad build MODEL.c -o OUT`, runtime/binary.c), as a user runs
  * them: what they link, their commands and --help, checkpoints that resume bit for bit and
- * are refused when they do not fit, the NaN stop, eval and predict against each other, and
- * the same training as the interpreter's. Data: small subsets of Fashion-MNIST. */
+ * are refused when they do not fit, the NaN stop, eval and predict against each other, the
+ * same training as the interpreter's, and the binary of a graph without training. Data:
+ * small subsets of Fashion-MNIST. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdarg.h>
@@ -12,8 +13,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bind.h"
 #include "checkpoint.h"
 #include "data.h"
+#include "interp.h"
+#include "load.h"
 #include "run_cmd.h"
 #include "subset.h"
 
@@ -566,5 +570,95 @@ Test(binary, an_output_that_is_an_input_is_copied)
                         AG_SOURCE_DIR, getenv("AOTGRAD_BIN"), dir, getenv("AOTGRAD_BIN"), dir, dir, dir);
     cr_expect_eq(st, 0, "%s", out);
     cr_expect_str_eq(out, "0.5 0.25\n-1 2\n");
+    free(out);
+}
+
+/* A graph without training (tests/data/models/chain.c) makes a binary of predict and bench:
+ * predict prints every output of each sample of a CSV, in batches of the compiled maximum,
+ * as the interpreter computes them with the parameters of a checkpoint; --random N runs on
+ * seeded inputs; train is no command of it; bench times the forward pass. */
+Test(binary, a_forward_computation_predicts_and_benches)
+{
+    char bin[600], path[700];
+    snprintf(bin, sizeof bin, "%s/chain", dir);
+    int st;
+    char *out = run_fmt(&st, "cd %s && %s build tests/data/models/chain.c -o %s --batch 4 2>&1", AG_SOURCE_DIR,
+                        getenv("AOTGRAD_BIN"), bin);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+
+    /* six samples and the parameters, written as a CSV and a checkpoint */
+    char err[1024];
+    ir_graph *m = fe_load(AG_SOURCE_DIR "/tests/data/models/chain.c", getenv("AOTGRAD_INCLUDE"), NULL);
+    cr_assert_not_null(m);
+    const int64_t n = 6;
+    ir_tensor **bound = fe_bind_random(m, n, 5, false);
+    const ir_tensor *x = bound[ir_find_source(m, IR_input, "x")], *W = bound[ir_find_source(m, IR_param, "W")],
+                    *b = bound[ir_find_source(m, IR_param, "b")];
+    rt_ckpt_tensor t[] = {{"W", AG_F32, 2, {4, 3}, W->data}, {"b", AG_F32, 1, {3}, b->data}};
+    snprintf(path, sizeof path, "%s/chain.safetensors", dir);
+    cr_assert(rt_ckpt_save(path, t, 2, NULL, 0, err, sizeof err), "%s", err);
+    snprintf(path, sizeof path, "%s/x.csv", dir);
+    FILE *f = fopen(path, "w");
+    for (int64_t i = 0; i < n * 4; i++)
+        fprintf(f, "%.9g%s", ir_tensor_get(x, i), i % 4 == 3 ? "\n" : ",");
+    fclose(f);
+    out = run_fmt(&st, "cd %s && %s predict x.csv --weights chain.safetensors --threads 1 2>&1", dir, bin);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert(strncmp(out, "# h[3] | p[3]\n", 14) == 0, "%s", out);
+
+    ir_tensor outs[2];
+    ir_run run = {.f64 = false, .batch = n, .seed = 1, .step = 0, .training = false};
+    cr_assert(ir_interp(m, &run, (const ir_tensor *const *)bound, outs, err, sizeof err), "%s", err);
+    const char *at = out + 14;
+    double d = 0, s = 0;
+    for (int64_t i = 0; i < n; i++)
+        for (int o = 0; o < 2; o++)
+            for (int j = 0; j < 3; j++) {
+                char *end;
+                double got = strtod(at, &end), want = ir_tensor_get(&outs[o], i * 3 + j);
+                cr_assert(end != at, "sample %lld: not a number at '%.20s'", (long long)i, at);
+                d += (got - want) * (got - want), s += want * want;
+                at = end;
+                while (*at == ' ' || *at == '|' || *at == '\n')
+                    at++;
+            }
+    cr_expect(*at == 0, "more than %lld lines:\n%s", (long long)n, out);
+    cr_expect(sqrt(d) <= 1e-5 * sqrt(s), "the binary's outputs differ from the interpreter's by %g\n%s", sqrt(d / s),
+              out);
+    free(out);
+    ir_tensor_free(&outs[0]);
+    ir_tensor_free(&outs[1]);
+    fe_bind_free(m, bound);
+    ir_graph_free(m);
+
+    out = run_fmt(&st, "%s predict --random 5 --seed 3", bin);
+    cr_expect_eq(st, 0, "%s", out);
+    int lines = 0;
+    for (const char *p = out; (p = strchr(p, '\n')); p++)
+        lines++;
+    cr_expect_eq(lines, 6, "a header and 5 samples:\n%s", out);
+    free(out);
+    static const struct {
+        const char *args, *says;
+        int status;
+    } refused[] = {
+        {"predict", "chain predict: takes INPUT files or --random N (see chain predict --help)\n", 2},
+        {"predict x.csv x.csv", "chain: error: 2 input files for 1 input (x, in order), or --random N\n", 1},
+        {"train",
+         "chain: unknown command 'train' (commands: predict, bench: a forward computation, with no training "
+         "to train or evaluate; see chain --help)\n",
+         2},
+    };
+    for (size_t k = 0; k < sizeof refused / sizeof *refused; k++) {
+        out = run_fmt(&st, "cd %s && %s %s 2>&1", dir, bin, refused[k].args);
+        cr_expect_eq(WEXITSTATUS(st), refused[k].status, "%s: exit %d", refused[k].args, WEXITSTATUS(st));
+        cr_expect_str_eq(out, refused[k].says, "%s", refused[k].args);
+        free(out);
+    }
+    out = run_fmt(&st, "%s bench --steps 3", bin);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_expect(strstr(out, "chain bench: forward pass at batch 4") && strstr(out, " gemm ") && strstr(out, " softmax "),
+              "%s", out);
     free(out);
 }

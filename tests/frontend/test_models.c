@@ -162,7 +162,7 @@ Test(cli, ir_forward_and_check)
 
 /* A graph without training (tests/data/models/chain.c) is a forward computation: its
  * pipeline is the eval one, without --eval; --train and the train step's passes say why not;
- * --memory reports inference; build gives obj and h but refuses a binary, saying what works. */
+ * --memory reports inference; build gives obj and h, and a CPU binary (test_binary.c). */
 Test(cli, a_graph_without_training_goes_through_the_eval_pipeline)
 {
     const char *bin = getenv("AOTGRAD_BIN");
@@ -180,9 +180,9 @@ Test(cli, a_graph_without_training_goes_through_the_eval_pipeline)
         {"ir tests/data/models/chain.c --after optimizer",
          "tests/data/models/chain.c: error: chain declares no training (ag_minimize), so it has no train step "
          "(pass optimizer runs only there)\n"},
-        {"build tests/data/models/chain.c -o /tmp/aotgrad-chain-$$",
-         "tests/data/models/chain.c: error: chain declares no training (ag_minimize): a standalone binary needs a "
-         "train step; --emit obj,h gives chain_forward and its header\n"},
+        {"build tests/data/models/chain.c -o /tmp/aotgrad-chain-$$ --target cpu,cuda",
+         "tests/data/models/chain.c: error: chain: --target cpu,cuda: the CUDA runtime runs models that train; a graph "
+         "without training builds for the CPU (--emit cu,ptx gives its CUDA C)\n"},
     };
     for (size_t k = 0; k < sizeof refused / sizeof *refused; k++) {
         out = run_fmt(&st, "cd %s && %s %s 2>&1", AG_SOURCE_DIR, bin, refused[k].args);

@@ -66,7 +66,7 @@ typedef struct outcome {
     char oracle[32];
     char text[4200];
     fz_model *model; /* a failure's: the last model sent (malloc'd; NULL when none came) */
-    bool data_shaped, cuda;
+    bool data_shaped, cuda, binary;
 } outcome;
 
 static uint64_t hash64(uint64_t x) { return fz_mix64(&x); }
@@ -109,7 +109,7 @@ static fz_check_opts check_opts(const options *o, bool cuda, bool binary)
 
 /* ---- one case, in a child ---- */
 
-static void run_case(const options *o, long long seed, bool data_shaped, bool forward, bool cuda, int fd)
+static void run_case(const options *o, long long seed, bool data_shaped, bool forward, bool cuda, bool binary, int fd)
 {
     const char *test = getenv("FUZZ_MODELS_TEST"); /* the harness's own tests: a case that hangs or crashes */
     if (test && !strcmp(test, "hang"))
@@ -118,7 +118,7 @@ static void run_case(const options *o, long long seed, bool data_shaped, bool fo
         abort();
     message *msg = calloc(1, sizeof *msg);
     fz_gen_opts g = {.data_shaped = data_shaped, .forward_only = forward};
-    fz_check_opts c = check_opts(o, cuda, data_shaped);
+    fz_check_opts c = check_opts(o, cuda, binary);
     for (int attempt = 0; attempt <= MAX_REDRAWS; attempt++) {
         uint64_t mseed =
             attempt == 0 ? (uint64_t)seed : hash64((uint64_t)seed * 1000003u + (uint64_t)attempt) % 1000000000000ull;
@@ -278,13 +278,13 @@ static bool collect(running *r, bool late)
 
 typedef struct case_arg {
     long long seed;
-    bool data_shaped, forward, cuda;
+    bool data_shaped, forward, cuda, binary;
 } case_arg;
 
 static void case_main(const options *o, void *arg, int fd)
 {
     case_arg *a = arg;
-    run_case(o, a->seed, a->data_shaped, a->forward, a->cuda, fd);
+    run_case(o, a->seed, a->data_shaped, a->forward, a->cuda, a->binary, fd);
 }
 
 /* Runs n jobs of fn over args, at most o->jobs at a time; false when interrupted (the
@@ -437,7 +437,7 @@ static void shrink_failure(const options *o, outcome *f)
         write_case(o, f, f->model, ".orig");
         fz_model *m = malloc(sizeof *m);
         *m = *f->model;
-        shrink_ctx ctx = {o, f, check_opts(o, f->cuda, f->data_shaped)};
+        shrink_ctx ctx = {o, f, check_opts(o, f->cuda, f->binary)};
         int before = m->n;
         int tried = fz_shrink(m, still_fails, &ctx, !f->data_shaped, o->shrink_budget);
         write_case(o, f, m, "");
@@ -540,7 +540,7 @@ static int check_seed(options *o, uint64_t seed, fz_gen_opts g)
         free(m);
         return 2;
     }
-    fz_check_opts c = check_opts(o, true, g.data_shaped);
+    fz_check_opts c = check_opts(o, true, g.data_shaped || g.forward_only);
     fz_result r;
     fz_check(m, &c, &r);
     fz_remove_tree(o->workdir);
@@ -669,11 +669,13 @@ int main(int argc, char **argv)
         long long seed = o.seed + i;
         uint64_t h = hash64((uint64_t)seed);
         bool data_shaped = o.binary_every && h % (uint64_t)o.binary_every == 0;
-        cargs[i] =
-            (case_arg){seed, data_shaped, !data_shaped && o.forward_every && (h >> 40) % (uint64_t)o.forward_every == 0,
-                       o.cuda_every && (h >> 20) % (uint64_t)o.cuda_every == 0};
+        bool forward = !data_shaped && o.forward_every && (h >> 40) % (uint64_t)o.forward_every == 0;
+        /* a third of the forward computations is built into a binary too (its predict) */
+        cargs[i] = (case_arg){seed, data_shaped, forward, o.cuda_every && (h >> 20) % (uint64_t)o.cuda_every == 0,
+                              data_shaped || (forward && o.binary_every && (h >> 50) % 3 == 0)};
         outs[i].seed = seed;
         outs[i].data_shaped = cargs[i].data_shaped;
+        outs[i].binary = cargs[i].binary;
         outs[i].cuda = cargs[i].cuda;
         args[i] = &cargs[i];
     }
@@ -687,7 +689,7 @@ int main(int argc, char **argv)
         redraws += outs[i].redraws;
         gave_up += outs[i].gave_up;
         cuda += outs[i].cuda && outs[i].verdict;
-        binary += outs[i].data_shaped && outs[i].verdict;
+        binary += outs[i].binary && outs[i].verdict;
         if (!outs[i].failed)
             continue;
         failed++;

@@ -664,8 +664,8 @@ void fz_check_graph(const ir_graph *model, const fz_check_opts *o, fz_result *r)
     }
     if (!done(r) && o->cuda)
         oracle_check_cuda(trains ? step : eval, trains, r);
-    if (!done(r) && o->binary && trains)
-        oracle_check_binary(model, o, r);
+    if (!done(r) && o->binary)
+        (trains ? oracle_check_binary : oracle_check_forward_binary)(model, o, r);
     ir_graph_free(step);
     ir_graph_free(eval);
     ir_graph_free(gradients);

@@ -47,10 +47,13 @@ typedef struct fz_result {
  *             e below 1e-3, else 0) (o->cuda);
  *   binary    `aotgrad build` of its .ir trains one step as `aotgrad run` does: the loss as
  *             printed within 2e-4 (it has 4 decimals) and the parameters norm-wise within
- *             1e-5 (o->binary, data-shaped models only).
+ *             1e-5 (o->binary, data-shaped models only); a forward computation's binary
+ *             (built at --batch 64) predicts from CSV inputs what the f32 interpreter
+ *             computes, norm-wise within 1e-5.
  * "norm-wise t": ||a - b|| <= t * max(||b||, 1) over each output. A model without training
  * (no ag_minimize: a forward computation) has no train step: its eval pipeline, its eval
- * graph's LLVM code and (o->cuda) CUDA C are judged; no autodiff, no binary. */
+ * graph's LLVM code, (o->cuda) CUDA C and (o->binary) its binary's predict are judged; no
+ * autodiff. */
 void fz_check(const fz_model *m, const fz_check_opts *o, fz_result *r);
 /* The same on a model built otherwise (a model file, a .ir): the binary oracle binds its
  * inputs by role (data, labels). */

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bind.h"
 #include "checkpoint.h"
 #include "cuda_host.h"
 #include "cuda_source.h"
@@ -270,6 +271,145 @@ static double train_loss(const char *out)
 {
     const char *at = strstr(out, "train_loss ");
     return at ? strtod(at + 11, NULL) : NAN;
+}
+
+/* The batch axis is the first of every input and output, or absent: what a forward
+ * computation's binary takes (codegen/model_source.c refuses the rest, saying so). */
+static bool rows_are_samples(const ir_graph *g)
+{
+    for (int32_t i = 0; i < g->n; i++) {
+        bool io = g->node[i].op == IR_input;
+        for (int k = 0; k < g->nout && !io; k++)
+            io = g->out[k].id == i;
+        for (int d = 1; io && d < g->node[i].shape.rank; d++)
+            if (g->node[i].shape.dim[d] == AG_N)
+                return false;
+    }
+    return true;
+}
+
+void oracle_check_forward_binary(const ir_graph *model, const fz_check_opts *o, fz_result *r)
+{
+    if (!rows_are_samples(model))
+        return;
+    enum { ROWS = 7 };
+    char dir[1024], path[1200], cmd[8192], err[1024];
+    snprintf(dir, sizeof dir, "%s/%s", o->workdir, model->name);
+    mkdir(o->workdir, 0777);
+    mkdir(dir, 0777);
+    size_t cap = 1 << 20;
+    char *out = malloc(cap);
+    ir_tensor **bound = fe_bind_random(model, ROWS, SEED, false);
+    ir_tensor *want = calloc((size_t)model->nout + 1, sizeof *want);
+    rt_ckpt_tensor *params = calloc((size_t)model->n + 1, sizeof *params);
+    int np = 0, at = 0;
+    ir_run run = {.f64 = false, .batch = ROWS, .seed = SEED, .step = STEP, .training = false};
+    if (!out || !bound || !want || !params ||
+        !ir_interp(model, &run, (const ir_tensor *const *)bound, want, err, sizeof err)) {
+        oracle_say(r, FZ_FAIL, "binary", "the f32 interpreter: %s", out && bound ? err : "out of memory");
+        goto out;
+    }
+    /* the model as .ir, its parameters as a checkpoint, each input as a CSV of rows */
+    snprintf(path, sizeof path, "%s/%s.ir", dir, model->name);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        oracle_say(r, FZ_FAIL, "binary", "cannot write %s: %s", path, strerror(errno));
+        goto out;
+    }
+    ir_print(f, model);
+    fclose(f);
+    at = snprintf(cmd, sizeof cmd, "cd '%s' && ./case predict --threads 1 --weights p.safetensors", dir);
+    for (int32_t i = 0; i < model->n; i++) {
+        const ir_node *n = &model->node[i];
+        if (n->op == IR_param) {
+            rt_ckpt_tensor *p = &params[np++];
+            *p = (rt_ckpt_tensor){n->attr.name, AG_F32, n->shape.rank, {0}, bound[i]->data};
+            for (int k = 0; k < n->shape.rank; k++)
+                p->dims[k] = n->shape.dim[k];
+        }
+        if (n->op != IR_input)
+            continue;
+        snprintf(path, sizeof path, "%s/%s.csv", dir, n->attr.name);
+        f = fopen(path, "w");
+        int64_t per = ir_numel(&n->shape, 1), total = ir_tensor_numel(bound[i]);
+        for (int64_t k = 0; f && k < total; k++)
+            fprintf(f, "%.9g%s", ir_tensor_get(bound[i], k), (k + 1) % per ? "," : "\n");
+        if (f)
+            fclose(f);
+        at += snprintf(cmd + at, sizeof cmd - (size_t)at, " %s.csv", n->attr.name);
+    }
+    snprintf(path, sizeof path, "%s/p.safetensors", dir);
+    if (!rt_ckpt_save(path, params, np, NULL, 0, err, sizeof err)) {
+        oracle_say(r, FZ_FAIL, "binary", "the parameters' checkpoint: %s", err);
+        goto out;
+    }
+    char bcmd[2048];
+    snprintf(bcmd, sizeof bcmd, "cd '%s' && '%s' build %s.ir -o case --batch 64 2>&1", dir, o->aotgrad, model->name);
+    if (shell(bcmd, out, cap) != 0) {
+        oracle_say(r, FZ_FAIL, "binary", "aotgrad build %s.ir (a forward computation): %.3000s", model->name, out);
+        goto out;
+    }
+    strcat(cmd, " 2>&1");
+    if (shell(cmd, out, cap) != 0) {
+        oracle_say(r, FZ_FAIL, "binary", "the binary's predict: %.3000s", out);
+        goto out;
+    }
+    /* "# NAME = values" for outputs without N; a "# ..." line; a line a sample, " | " between outputs */
+    const char *p = out;
+    bool batched_any = false, batched_input = false;
+    for (int32_t i = 0; i < model->n; i++)
+        batched_input |=
+            model->node[i].op == IR_input && model->node[i].shape.rank > 0 && model->node[i].shape.dim[0] == AG_N;
+    for (int k = 0; k < model->nout; k++) {
+        const ir_shape *s = &model->node[model->out[k].id].shape;
+        batched_any |= s->rank > 0 && s->dim[0] == AG_N;
+    }
+    for (int pass = 0; pass < 2 && !done(r); pass++) {                /* unbatched outputs, then the rows */
+        while (pass == 1 && batched_any && (*p == '\n' || *p == '#')) /* the rest of the header */
+            p = *p == '\n' ? p + 1 : strchr(p, '\n') ? strchr(p, '\n') : p + strlen(p);
+        /* no input with the batch axis: the files hold one sample, so predict prints one row */
+        for (int64_t row = 0; row < (pass && batched_input ? ROWS : 1) && !done(r); row++)
+            for (int k = 0; k < model->nout && !done(r); k++) {
+                const ir_shape *s = &model->node[model->out[k].id].shape;
+                bool batched = s->rank > 0 && s->dim[0] == AG_N;
+                if (batched != (pass == 1))
+                    continue;
+                if (!batched) {
+                    p = strstr(p, " = ");
+                    p = p ? p + 3 : "";
+                }
+                int64_t per = ir_numel(s, 1);
+                double d = 0, s2 = 0;
+                for (int64_t j = 0; j < per; j++) {
+                    char *end;
+                    while (*p == ' ' || *p == '|' || *p == '\n')
+                        p++;
+                    double got = strtod(p, &end), x = ir_tensor_get(&want[k], row * per + j);
+                    if (end == p) {
+                        oracle_say(r, FZ_FAIL, "binary", "predict printed no value %lld of output %s:\n%.2000s",
+                                   (long long)(row * per + j), model->out[k].name, out);
+                        break;
+                    }
+                    p = end;
+                    if ((isnan(x) && isnan(got)) || (isinf(x) && x == got))
+                        continue;
+                    d += (got - x) * (got - x), s2 += isfinite(x) ? x * x : 0;
+                }
+                if (!done(r) && !(sqrt(d) <= 1e-5 * fmax(sqrt(s2), 1)))
+                    oracle_say(r, FZ_FAIL, "binary",
+                               "predict's output %s (sample %lld) differs from the f32 interpreter by %.3g",
+                               model->out[k].name, (long long)row, sqrt(d) / fmax(sqrt(s2), 1));
+            }
+    }
+out:
+    for (int k = 0; want && k < model->nout; k++)
+        ir_tensor_free(&want[k]);
+    free(want);
+    free(params);
+    if (bound)
+        fe_bind_free(model, bound);
+    free(out);
+    fz_remove_tree(dir);
 }
 
 void oracle_check_binary(const ir_graph *model, const fz_check_opts *o, fz_result *r)

@@ -47,5 +47,7 @@ bool oracle_run_interp(const ir_graph *g, ir_tensor **bound, int64_t batch, bool
 void oracle_check_llvm(const ir_graph *model, const ir_graph *g, bool training, fz_result *r);
 void oracle_check_cuda(const ir_graph *g, bool training, fz_result *r);
 void oracle_check_binary(const ir_graph *model, const fz_check_opts *o, fz_result *r);
+/* A forward computation's binary: predict of each input's CSV rows against the interpreter. */
+void oracle_check_forward_binary(const ir_graph *model, const fz_check_opts *o, fz_result *r);
 
 #endif
