@@ -271,7 +271,7 @@ static void kernel_setup(kernel *k, int64_t rows, rt_pool *pool)
         for (size_t e = 0; e < n; e++) /* values of both signs, so relu cuts some */
             k->in[i][e] = (float)((int64_t)((e * 2654435761u + 12345u * (unsigned)i) % 2001u) - 1000) * (1.0f / 256);
     }
-    int64_t arena_bytes = p->arena_bytes.k + p->arena_bytes.n * rows;
+    int64_t arena_bytes = rt_arena_bytes(p->arena, p->narena, rows);
     k->arena = xalloc((size_t)arena_bytes + 64);
     for (int i = 0; i < p->ninputs; i++) {
         /* the program's input arguments in its order: %b is the second array, %a and %x the first */

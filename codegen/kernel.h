@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "args.h"
+#include "compiled.h" /* rt_arena_piece, rt_arena_bytes */
 #include "ir.h"
 
 typedef struct cg_dim {
@@ -143,14 +144,20 @@ typedef struct cg_program {
     cg_buffer *buffers;
     int nsteps;
     cg_step *steps;
-    cg_dim arena_bytes; /* the arena this program needs, affine in N */
+    int narena;
+    rt_arena_piece arena[IR_ARENA_PIECES]; /* the arena at N: rt_arena_bytes(arena, narena, N) */
     int64_t param_bytes;
     int ninputs, noutputs;
     int32_t *output_buffer; /* per graph output: the buffer holding it after a run */
     int nparams;
     cg_param *params;    /* in graph order */
     int32_t *input_node; /* per input argument: its node in the graph */
-    int64_t max_batch;   /* the batch the memory plan was made for: no larger N fits */
+    int64_t batch;       /* the batch the memory plan was laid out for, and choices tuned for
+                            (it holds for any N up to CG_MAX_N) */
 } cg_program;
+
+/* The largest batch a program runs at: what the analyses that must hold at every N (an
+ * access missing another's bytes) check up to, and what the binaries accept. */
+#define CG_MAX_N AG_MAX_BATCH
 
 #endif

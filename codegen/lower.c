@@ -36,10 +36,12 @@ typedef struct lowering {
     const ir_plan *plan;
     cg_program *p;
     int cap_steps, cap_buffers;
-    int64_t fixed;                /* bytes after the plan's arena for constant outputs */
-    int64_t scratch, scratch_max; /* bytes after those, reused by every group */
-    int32_t *outer;               /* per node of g: its buffer (its value's home) */
-    bool training;                /* dropout on; off, it is the identity */
+    ir_affine fixed;                /* bytes at the arena's start for constant outputs */
+    ir_affine scratch, scratch_max; /* bytes after those, reused by every group */
+    int32_t plan_first, plan_end;   /* the buffers of the plan's values: above those, once
+                                       the scratch's largest size is known */
+    int32_t *outer;                 /* per node of g: its buffer (its value's home) */
+    bool training;                  /* dropout on; off, it is the identity */
     char *err;
     size_t len;
     bool failed;
@@ -92,6 +94,22 @@ static void add_bytes(lowering *L, int64_t *total, int64_t bytes)
         L->failed = !rt_fail(L->err, L->len, "lower: %s needs more than 2^%d bytes", L->g->name, IR_MAX_BYTES_LOG2);
 }
 
+/* A value's bytes in the arena as k + n*N, aligned as the memory plan aligns its buffers:
+ * the fixed part to a cache line, the part per row to 16 bytes. */
+static ir_affine aligned_affine(lowering *L, const ir_shape *s, ag_dtype t)
+{
+    ir_affine b = ir_bytes_affine(t, s);
+    aligned_bytes_at(L, s, t, 1); /* fails on a value too large at N = 1 */
+    return b.k < 0 || b.n < 0 ? (ir_affine){0, 0}
+                              : (ir_affine){(b.k + ALIGN - 1) / ALIGN * ALIGN, (b.n + 15) / 16 * 16};
+}
+
+static void add_affine(lowering *L, ir_affine *total, ir_affine bytes)
+{
+    add_bytes(L, &total->k, bytes.k);
+    add_bytes(L, &total->n, bytes.n);
+}
+
 /* A contiguous view of a buffer holding a value of shape s. */
 static view contiguous(int32_t buffer, const ir_shape *s)
 {
@@ -111,11 +129,11 @@ static view contiguous(int32_t buffer, const ir_shape *s)
 
 static int32_t scratch_buffer(lowering *L, const ir_shape *s, ag_dtype t)
 {
-    int64_t bytes = aligned_bytes_at(L, s, t, L->plan->batch);
-    int32_t b = add_buffer(L, (cg_buffer){CG_ARENA, 0, {L->plan->arena + L->fixed + L->scratch, 0}, t});
-    add_bytes(L, &L->scratch, bytes);
-    if (L->scratch > L->scratch_max)
-        L->scratch_max = L->scratch;
+    ir_affine at = ir_affine_add(L->fixed, L->scratch);
+    int32_t b = add_buffer(L, (cg_buffer){CG_ARENA, 0, {at.k, at.n}, t});
+    add_affine(L, &L->scratch, aligned_affine(L, s, t));
+    L->scratch_max.k = L->scratch.k > L->scratch_max.k ? L->scratch.k : L->scratch_max.k;
+    L->scratch_max.n = L->scratch.n > L->scratch_max.n ? L->scratch.n : L->scratch_max.n;
     return b;
 }
 
@@ -595,7 +613,7 @@ static void lower_group(lowering *L, int32_t top, const ir_graph *body, const in
         G.is_output[body->out[k].id] = true;
         G.home[body->out[k].id] = homes[k];
     }
-    L->scratch = 0;
+    L->scratch = (ir_affine){0, 0};
     for (int32_t b = 0; b < body->n && !L->failed; b++) {
         const ir_node *n = &body->node[b];
         switch (ir_ops[n->op].kind) {
@@ -660,8 +678,8 @@ static void output_slots(lowering *L)
         const ir_node *c = &g->node[g->out[k].id];
         if (c->op != IR_const || L->outer[g->out[k].id] >= 0)
             continue;
-        int32_t b = add_buffer(L, (cg_buffer){CG_ARENA, 0, {g->plan->arena + L->fixed, 0}, c->dtype});
-        add_bytes(L, &L->fixed, ALIGN);
+        int32_t b = add_buffer(L, (cg_buffer){CG_ARENA, 0, {L->fixed.k, L->fixed.n}, c->dtype});
+        add_bytes(L, &L->fixed.k, ALIGN);
         L->outer[g->out[k].id] = b;
         cg_step *s = add_step(L, CG_LOOP, g->out[k].id);
         s->loop.expr[s->loop.nexprs++] = (cg_expr){.kind = CG_E_CONST, .dtype = c->dtype, .value = c->attr.value};
@@ -674,8 +692,8 @@ static void output_slots(lowering *L)
         const ir_node *in = &g->node[id];
         if (in->op != IR_input || p->buffers[L->outer[id]].region != CG_INPUT)
             continue;
-        int32_t b = add_buffer(L, (cg_buffer){CG_ARENA, 0, {g->plan->arena + L->fixed, 0}, in->dtype});
-        add_bytes(L, &L->fixed, aligned_bytes_at(L, &in->shape, in->dtype, g->plan->batch));
+        int32_t b = add_buffer(L, (cg_buffer){CG_ARENA, 0, {L->fixed.k, L->fixed.n}, in->dtype});
+        add_affine(L, &L->fixed, aligned_affine(L, &in->shape, in->dtype));
         view from = contiguous(L->outer[id], &in->shape), to = contiguous(b, &in->shape);
         cg_step *s = add_step(L, CG_LOOP, id);
         cg_loop *l = &s->loop;
@@ -703,7 +721,9 @@ cg_program *cg_lower_like(const ir_graph *g, bool training, const cg_program *la
         return NULL;
     }
     cg_program *p = ir_xcalloc(1, sizeof *p);
-    lowering L = {g, g->plan, p, 0, 0, 0, 0, 0, ir_xmalloc(sizeof(int32_t) * (size_t)g->n), training, err, len, false};
+    lowering L = {
+        g,        g->plan, p,   0,    0, {0, 0}, {0, 0}, {0, 0}, 0, 0, ir_xmalloc(sizeof(int32_t) * (size_t)g->n),
+        training, err,     len, false};
     p->name = g->name;
     p->params = ir_xcalloc((size_t)g->n + 1, sizeof *p->params);
     p->input_node = ir_xcalloc((size_t)g->n + 1, sizeof *p->input_node);
@@ -737,6 +757,7 @@ cg_program *cg_lower_like(const ir_graph *g, bool training, const cg_program *la
     if (layout)
         p->param_bytes = layout->param_bytes;
     p->ninputs = inputs;
+    L.plan_first = p->nbuffers;
     for (int32_t i = 0; i < g->n && !L.failed; i++) {
         const ir_node *n = &g->node[i];
         if (ir_ops[n->op].kind == IR_K_SOURCE)
@@ -747,8 +768,9 @@ cg_program *cg_lower_like(const ir_graph *g, bool training, const cg_program *la
             L.failed = !rt_fail(err, len, "lower: node %d (%s) has no place in the memory plan", i, ir_ops[n->op].name);
             break;
         } else
-            L.outer[i] = add_buffer(&L, (cg_buffer){CG_ARENA, 0, {g->plan->offset[i], 0}, n->dtype});
+            L.outer[i] = add_buffer(&L, (cg_buffer){CG_ARENA, 0, {g->plan->offset[i], g->plan->offset_n[i]}, n->dtype});
     }
+    L.plan_end = p->nbuffers;
     output_slots(&L);
     ir_bug_enter("lower", g);
     for (int32_t i = 0; i < g->n && !L.failed; i++) {
@@ -800,8 +822,21 @@ cg_program *cg_lower_like(const ir_graph *g, bool training, const cg_program *la
         lower_group(&L, i, body, n->in, homes);
         free(homes);
     }
-    p->arena_bytes = (cg_dim){g->plan->arena + L.fixed + L.scratch_max, 0};
-    p->max_batch = g->plan->batch;
+    /* the arena: constant outputs and the scratch first, whose sizes are known only now, then
+     * the plan's values above them; its size at N is the largest of the plan's pieces at N */
+    ir_affine base = ir_affine_add(L.fixed, L.scratch_max);
+    base.k = (base.k + ALIGN - 1) / ALIGN * ALIGN;
+    for (int32_t b = L.plan_first; b < L.plan_end; b++)
+        p->buffers[b].offset.k += base.k, p->buffers[b].offset.n += base.n;
+    ir_affine piece[IR_ARENA_PIECES];
+    p->narena = ir_plan_arena_pieces(g, g->plan, piece);
+    for (int k = 0; k < p->narena; k++) {
+        ir_affine a = ir_affine_add(base, piece[k]);
+        p->arena[k] = (rt_arena_piece){a.k, a.n};
+        if ((a.k > IR_MAX_BYTES || a.n > IR_MAX_BYTES) && !L.failed)
+            L.failed = !rt_fail(err, len, "lower: %s needs more than 2^%d bytes", g->name, IR_MAX_BYTES_LOG2);
+    }
+    p->batch = g->plan->batch;
     p->noutputs = g->nout;
     p->output_buffer = ir_xmalloc(sizeof *p->output_buffer * (size_t)(g->nout ? g->nout : 1));
     for (int k = 0; k < g->nout; k++)

@@ -47,18 +47,19 @@ static bool value(FILE *f, const cg_program *p, const ir_graph *g, const char *n
 {
     int k = name ? ir_find_output(g, name) : -1;
     if (k < 0) {
-        fputs("{NULL, AG_F32, 0, false, 0, false}", f);
+        fputs("{NULL, AG_F32, 0, 0, false, 0, false}", f);
         return !name || rt_fail(err, len, "%s: no output %s", g->name, name);
     }
     const cg_buffer *b = &p->buffers[p->output_buffer[k]];
     const ir_node *n = &g->node[g->out[k].id];
-    if ((b->region != CG_ARENA && b->region != CG_PARAMS) || b->offset.n != 0)
-        return rt_fail(err, len, "%s: output %s is not at a fixed place in the arena", g->name, name);
+    if ((b->region != CG_ARENA && b->region != CG_PARAMS) || (b->region == CG_PARAMS && b->offset.n != 0))
+        return rt_fail(err, len, "%s: output %s is neither in the arena nor in the parameters", g->name, name);
     bool batched = n->shape.rank > 0 && n->shape.dim[0] == AG_N;
     fputc('{', f);
     literal(f, name);
-    fprintf(f, ", %s, %lldLL, %s, %lldLL, %s}", dtype_enum(n->dtype), (long long)b->offset.k,
-            b->region == CG_PARAMS ? "true" : "false", (long long)ir_numel(&n->shape, 1), batched ? "true" : "false");
+    fprintf(f, ", %s, %lldLL, %lldLL, %s, %lldLL, %s}", dtype_enum(n->dtype), (long long)b->offset.k,
+            (long long)b->offset.n, b->region == CG_PARAMS ? "true" : "false", (long long)ir_numel(&n->shape, 1),
+            batched ? "true" : "false");
     return true;
 }
 
@@ -99,8 +100,9 @@ static void steps(FILE *f, const char *var, const cg_program *p, const ir_graph 
     fprintf(f, "static const rt_compiled_step %s[] = {\n", var);
     for (int s = 0; s < p->nsteps; s++) {
         const cg_step *st = &p->steps[s];
-        double bytes, flops;
-        step_work(p, st, p->max_batch, &bytes, &flops);
+        double bytes, flops, bytes1, flops1; /* at N = 0 and 1: the work is affine in N */
+        step_work(p, st, 0, &bytes, &flops);
+        step_work(p, st, 1, &bytes1, &flops1);
         const char *kind = st->kind == CG_LOOP ? "loop" : st->kind == CG_GEMM ? "gemm" : ir_ops[st->call.op].name;
         char what[160] = "?";
         if (st->node >= 0 && st->node < g->n) {
@@ -118,10 +120,10 @@ static void steps(FILE *f, const char *var, const cg_program *p, const ir_graph 
         }
         fprintf(f, "    {\"%s\", ", kind);
         literal(f, what);
-        fprintf(f, ", %.17g, %.17g},\n", bytes, flops);
+        fprintf(f, ", %.17g, %.17g, %.17g, %.17g},\n", bytes, bytes1 - bytes, flops, flops1 - flops);
     }
     if (!p->nsteps)
-        fprintf(f, "    {\"none\", \"\", 0, 0},\n");
+        fprintf(f, "    {\"none\", \"\", 0, 0, 0, 0},\n");
     fprintf(f, "};\n");
 }
 
@@ -131,7 +133,7 @@ static void input_value(FILE *f, const ir_graph *g, int32_t id)
     const ir_node *n = &g->node[id];
     fputc('{', f);
     literal(f, n->attr.name);
-    fprintf(f, ", %s, 0, false, %lldLL, %s}", dtype_enum(n->dtype), (long long)ir_numel(&n->shape, 1),
+    fprintf(f, ", %s, 0, 0, false, %lldLL, %s}", dtype_enum(n->dtype), (long long)ir_numel(&n->shape, 1),
             n->shape.rank > 0 && n->shape.dim[0] == AG_N ? "true" : "false");
 }
 
@@ -180,7 +182,10 @@ static bool entry(FILE *f, const char *fn, const char *steps_var, const char *ou
     bool trains = ir_trains(g);
     if (p->ninputs > 8)
         return rt_fail(err, len, "%s: %d inputs; a binary binds at most 8", g->name, p->ninputs);
-    fprintf(f, "{%s, %lldLL, %d, {", fn, (long long)p->arena_bytes.k, p->ninputs);
+    fprintf(f, "{%s, %d, {", fn, p->narena);
+    for (int k = 0; k < p->narena; k++)
+        fprintf(f, "%s{%lldLL, %lldLL}", k ? ", " : "", (long long)p->arena[k].k, (long long)p->arena[k].n);
+    fprintf(f, "}, %d, {", p->ninputs);
     int data = 0;
     ag_dtype xt = AG_F32, yt = AG_F32;
     for (int k = 0; k < p->ninputs; k++) { /* each input by its role */
@@ -317,7 +322,7 @@ bool cg_write_model_source(FILE *f, const char *source, const cg_program *train,
         /* its update in place, or at a fixed place in the arena, whence the binary copies it
          * over P; none without a train step */
         bool in_place = true;
-        int64_t next_at = -1;
+        int64_t next_at = -1, next_at_n = 0;
         if (train) {
             char next[300];
             snprintf(next, sizeof next, "%s.next", cp->name);
@@ -326,21 +331,20 @@ bool cg_write_model_source(FILE *f, const char *source, const cg_program *train,
                 return rt_fail(err, len, "%s: the train step has no output %s", name, next);
             const cg_buffer *nb = &train->buffers[train->output_buffer[out]];
             in_place = nb->region == CG_PARAMS && nb->offset.k == cp->offset && nb->offset.n == 0;
-            if (!in_place && (nb->region != CG_ARENA || nb->offset.n != 0))
-                return rt_fail(err, len, "%s: the update of %s is neither in place nor at a fixed place in the arena",
-                               name, cp->name);
-            next_at = in_place ? -1 : nb->offset.k;
+            if (!in_place && nb->region != CG_ARENA)
+                return rt_fail(err, len, "%s: the update of %s is neither in place nor in the arena", name, cp->name);
+            next_at = in_place ? -1 : nb->offset.k, next_at_n = in_place ? 0 : nb->offset.n;
         }
         fputs("    {", f);
         literal(f, cp->name);
         fprintf(f, ", %d, {", n->shape.rank);
         for (int d = 0; d < 4; d++)
             fprintf(f, "%s%lldLL", d ? ", " : "", d < n->shape.rank ? (long long)n->shape.dim[d] : 0LL);
-        fprintf(f, "}, %lldLL, {%d, %.17g, %.17g}, %lldLL},\n", (long long)cp->offset, (int)n->attr.init.kind,
-                n->attr.init.a, n->attr.init.b, (long long)next_at);
+        fprintf(f, "}, %lldLL, {%d, %.17g, %.17g}, %lldLL, %lldLL},\n", (long long)cp->offset, (int)n->attr.init.kind,
+                n->attr.init.a, n->attr.init.b, (long long)next_at, (long long)next_at_n);
     }
     if (!layout->nparams)
-        fprintf(f, "    {\"\", 0, {0, 0, 0, 0}, 0, {0, 0, 0}, -1},\n");
+        fprintf(f, "    {\"\", 0, {0, 0, 0, 0}, 0, {0, 0, 0}, -1, 0},\n");
     fprintf(f, "};\n\n");
     if (train)
         steps(f, "train_steps", train, step);
@@ -361,7 +365,7 @@ bool cg_write_model_source(FILE *f, const char *source, const cg_program *train,
     literal(f, name);
     fputs(", ", f);
     literal(f, source);
-    fprintf(f, ", %lldLL, %lldLL, %d, params,\n    ", (long long)layout->max_batch, (long long)layout->param_bytes,
+    fprintf(f, ", %lldLL, %lldLL, %d, params,\n    ", (long long)layout->batch, (long long)layout->param_bytes,
             layout->nparams);
     snprintf(mname, sizeof mname, "%s_train_step", name);
     if (!train)
@@ -372,7 +376,7 @@ bool cg_write_model_source(FILE *f, const char *source, const cg_program *train,
     fputs(",\n    ", f);
     if (!entry(f, mname, "forward_steps", train ? NULL : "forward_outs", forward, eval, err, len))
         return false;
-    fprintf(f, ",\n    %lldLL, %lldLL, %.17g, %.17g, ", t ? (long long)t->batch : (long long)layout->max_batch,
+    fprintf(f, ",\n    %lldLL, %lldLL, %.17g, %.17g, ", t ? (long long)t->batch : (long long)layout->batch,
             t ? (long long)t->epochs : 0LL, t ? t->lr : 0, t ? t->wd : 0);
     literal(f, t ? t->data : NULL);
     fprintf(f, ",\n    %lldLL, %lldLL, %d, %d, class_names, %s, %s};\n\n", (long long)features, (long long)targets,

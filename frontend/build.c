@@ -199,11 +199,6 @@ int fe_build(const char *path, const fe_build_opts *o)
     double t_passes = 0, t_lower = 0, t_llvm_ir = 0, t_opt = 0, t_mc = 0;
     /* a graph without training is a forward computation: MODEL_forward alone */
     bool trains = ir_trains(g);
-    if (trains && o->batch && o->batch < g->train->batch) {
-        snprintf(err, sizeof err, "--batch %lld is below the batch training declares (%lld), which the binary uses",
-                 (long long)o->batch, (long long)g->train->batch);
-        goto fail;
-    }
     if ((trains && !(step = pass_run(g, true, NULL, NULL, NULL, err, sizeof err))) ||
         !(eval = pass_run(g, false, NULL, NULL, NULL, err, sizeof err)) ||
         (o->batch && !(replan(&step, o->batch, err, sizeof err) && replan(&eval, o->batch, err, sizeof err))))

@@ -131,6 +131,7 @@ static int cmd_ir(int argc, char **argv)
 {
     const char *after = NULL;
     bool train = false, eval = false, memory = false;
+    int64_t at_batch = 0; /* --memory --batch N */
     dump_opts d = {false, false};
     model_arg m = {0};
     for (int i = 1; i < argc; i++) {
@@ -147,7 +148,12 @@ static int cmd_ir(int argc, char **argv)
             d.dot = true;
         else if (strcmp(argv[i], "--memory") == 0)
             memory = true;
-        else if (strcmp(argv[i], "--after") == 0) {
+        else if (strcmp(argv[i], "--batch") == 0) {
+            if (i + 1 == argc || !parse_i64(argv[i + 1], 1, (int64_t)1 << 24, &at_batch))
+                return usage_error("--batch takes a count from 1 to 16777216, not '%s'",
+                                   i + 1 == argc ? "" : argv[i + 1]);
+            i++;
+        } else if (strcmp(argv[i], "--after") == 0) {
             if (i + 1 == argc)
                 return usage_error("%s", "--after takes a pass name or all (see aotgrad passes)");
             after = argv[++i];
@@ -161,6 +167,8 @@ static int cmd_ir(int argc, char **argv)
         return usage_error("%s", "which model? aotgrad ir MODEL.c|FILE.ir");
     if (train && eval)
         return usage_error("%s", "--train or --eval, not both");
+    if (at_batch && !memory)
+        return usage_error("%s", "--batch N goes with --memory (the plan's figures at N)");
     const pass_info *stop = after ? pass_find(after) : NULL;
     if (stop && stop->which == PASS_TRAIN && eval)
         return usage_error("pass %s runs only in the train step's pipeline (drop --eval)", after);
@@ -183,7 +191,7 @@ static int cmd_ir(int argc, char **argv)
         return usage_error("pass %s runs only in the eval graph's pipeline (add --eval)", after);
     }
     if (memory) {
-        if (!pass_memory_report(g, stdout, err, sizeof err)) {
+        if (!pass_memory_report(g, at_batch, stdout, err, sizeof err)) {
             fe_report(path, err);
             rc = 1;
         }
@@ -529,8 +537,8 @@ static int cmd_ops(int argc, char **argv)
 
 static const command commands[] = {
     {"ir", cmd_ir, "print a model's graph as text IR",
-     "usage: aotgrad ir MODEL.c|FILE.ir [--train | --eval] [--after PASS|all] [--dot] [--memory]\n"
-     "                 [--set NAME=VALUE]...\n\n"
+     "usage: aotgrad ir MODEL.c|FILE.ir [--train | --eval] [--after PASS|all] [--dot]\n"
+     "                 [--memory [--batch N]] [--set NAME=VALUE]...\n\n"
      "Builds the model (a C file, compiled with cc against aotgrad.h, whose function is named\n"
      "after the file) or reads a text IR file, and prints its graph as text IR on stdout.\n"
      "Errors in the model are reported as FILE:LINE: error: MESSAGE, all of them, and exit 1.\n"
@@ -543,6 +551,7 @@ static const command commands[] = {
      "  --dot             Graphviz DOT instead of text IR; kernels as boxes of their ops\n"
      "  --memory          the memory plan of the train step and of inference (inference only\n"
      "                    for a graph without training)\n"
+     "  --batch N         with --memory: its figures at batch N (one plan serves every batch)\n"
      "  --set NAME=VALUE  set a model option (ag_option), e.g. --set act=tanh\n"
      "  --model-timeout S  seconds the model's code may take to build the graph (default 60)\n"},
     {"build", cmd_build, "compile a model with the LLVM backend: a standalone binary, or object and header",
@@ -565,8 +574,9 @@ static const command commands[] = {
      "                (cubin for --cuda-arch and PTX for newer GPUs, compiled by NVRTC) and runs\n"
      "                on a GPU with --device cuda\n"
      "  --cuda-arch A the GPU architecture for ptx and --target cuda, e.g. sm_90 (the default)\n"
-     "  --batch N     the largest batch the code runs, for its memory plan (default: the\n"
-     "                model's declared batch; 1 for a graph without training)\n"
+     "  --batch N     the batch the memory plan is laid out for and the code tuned for; it\n"
+     "                runs at any batch (default: the model's declared batch; 1 for a graph\n"
+     "                without training, whose binary then predicts N samples a call)\n"
      "  --time        print where the build's time went\n"
      "  --set NAME=VALUE  a model option\n"
      "  --model-timeout S  seconds the model's code may take to build the graph (default 60)\n"},

@@ -106,6 +106,54 @@ int64_t ir_bytes(ag_dtype t, const ir_shape *s, int64_t batch)
     return n;
 }
 
+ir_affine ir_bytes_affine(ag_dtype t, const ir_shape *s)
+{
+    int64_t row = ir_bytes(t, s, 1);
+    return ir_has_batch(s) ? (ir_affine){0, row} : (ir_affine){row, 0};
+}
+
+int64_t ir_plan_arena(const ir_graph *g, const ir_plan *p, int64_t batch)
+{
+    int64_t arena = 0;
+    for (int32_t i = 0; i < g->n; i++)
+        if (p->offset[i] >= 0) {
+            int64_t end = p->offset[i] + p->offset_n[i] * batch + ir_bytes(g->node[i].dtype, &g->node[i].shape, batch);
+            arena = end > arena ? end : arena;
+        }
+    return (arena + 63) / 64 * 64;
+}
+
+int ir_plan_arena_pieces(const ir_graph *g, const ir_plan *p, ir_affine *piece)
+{
+    int n = 0;
+    ir_affine top = {0, 0};
+    for (int32_t i = 0; i < g->n; i++) {
+        if (p->offset[i] < 0)
+            continue;
+        ir_affine end = ir_affine_add((ir_affine){p->offset[i], p->offset_n[i]},
+                                      ir_bytes_affine(g->node[i].dtype, &g->node[i].shape));
+        top = (ir_affine){end.k > top.k ? end.k : top.k, end.n > top.n ? end.n : top.n};
+        bool below = false; /* at or under a piece at every N: it never sets the arena */
+        for (int k = 0; k < n && !below; k++)
+            below = ir_affine_le(end, piece[k]);
+        if (below)
+            continue;
+        int kept = 0;
+        for (int k = 0; k < n; k++)
+            if (!ir_affine_le(piece[k], end))
+                piece[kept++] = piece[k];
+        n = kept;
+        if (n == IR_ARENA_PIECES) { /* too many: one piece above them all */
+            piece[0] = top, n = 1;
+            continue;
+        }
+        piece[n++] = end;
+    }
+    if (n == 0)
+        piece[n++] = (ir_affine){0, 0};
+    return n;
+}
+
 bool ir_has_batch(const ir_shape *s)
 {
     for (int i = 0; i < s->rank; i++)

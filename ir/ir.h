@@ -145,13 +145,16 @@ typedef struct ir_train {
     ir_option *options;
 } ir_train;
 
-/* Where every value lives while a graph runs at a given batch (passes/plan_memory.c):
- * parameters in their own region, everything computed in one arena, reused once dead. */
+/* Where every value lives while a graph runs, at any batch N (passes/plan_memory.c):
+ * parameters in their own region, everything computed in one arena, reused once dead. A
+ * value's offset is affine in N, offset + offset_n * N bytes, and values alive together
+ * share no byte at any N >= 1; the arena is the largest end at N. */
 typedef struct ir_plan {
-    int64_t batch;       /* the N it was planned for; smaller batches fit too */
-    int64_t arena;       /* bytes */
-    int64_t *offset;     /* per node: its value's offset in the arena; -1: none (sources,
-                          values inside kernels, in-place updates) */
+    int64_t batch;       /* the N it was laid out for (sizes compared there); it holds for any N */
+    int64_t arena;       /* bytes at that batch */
+    int64_t *offset;     /* per node: its value's offset in the arena, the part fixed in N; -1:
+                          none (sources, values inside kernels, in-place updates) */
+    int64_t *offset_n;   /* per node: the bytes its offset grows by per row of the batch */
     int32_t *inplace;    /* per node: the parameter whose buffer it overwrites, or -1 */
     const char *file;    /* the text IR it was read from (for errors), or NULL: planned here */
     int32_t *line;       /* with file: per node, the line of its buffer or inplace line, or 0 */
@@ -228,6 +231,25 @@ static inline bool ir_mul_ok(int64_t a, int64_t b, int64_t *r) { return !__built
 static inline bool ir_add_ok(int64_t a, int64_t b, int64_t *r) { return !__builtin_add_overflow(a, b, r); }
 /* The bytes of a t[s] value with AG_N bound to batch, or -1 if more than IR_MAX_BYTES. */
 int64_t ir_bytes(ag_dtype t, const ir_shape *s, int64_t batch);
+
+/* A size or offset at any batch: k + n*N bytes (N appears at most once in a shape). */
+typedef struct ir_affine {
+    int64_t k, n;
+} ir_affine;
+/* The bytes of a t[s] value as k + n*N (-1 in k or n: more than IR_MAX_BYTES at N = 1). */
+ir_affine ir_bytes_affine(ag_dtype t, const ir_shape *s);
+/* a(N) <= b(N) for every N >= 1: at N = 1 and as N grows */
+static inline bool ir_affine_le(ir_affine a, ir_affine b) { return a.n <= b.n && a.k + a.n <= b.k + b.n; }
+static inline ir_affine ir_affine_add(ir_affine a, ir_affine b) { return (ir_affine){a.k + b.k, a.n + b.n}; }
+static inline int64_t ir_affine_at(ir_affine a, int64_t batch) { return a.k + a.n * batch; }
+
+/* The arena a plan needs at batch N: its largest end, rounded up to 64 bytes. */
+int64_t ir_plan_arena(const ir_graph *g, const ir_plan *p, int64_t batch);
+/* The arena as a function of N: the bytes at N are the largest of the pieces k + n*N
+ * (rounded up to 64), at most IR_ARENA_PIECES of them (where more ends would matter, one
+ * piece above them all stands in for the rest); returns how many. */
+#define IR_ARENA_PIECES 8
+int ir_plan_arena_pieces(const ir_graph *g, const ir_plan *p, ir_affine *piece);
 
 /* ---- building ---- */
 ir_graph *ir_graph_new(const char *name);

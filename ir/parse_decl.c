@@ -318,6 +318,7 @@ static void read_memory(parser *P, const token *word)
     size_t n = (size_t)(g->n > 0 ? g->n : 1);
     ir_plan *p = ir_alloc(g, sizeof *p);
     p->offset = ir_alloc(g, sizeof *p->offset * n);
+    p->offset_n = ir_alloc(g, sizeof *p->offset_n * n); /* zeroed */
     p->inplace = ir_alloc(g, sizeof *p->inplace * n);
     for (int32_t i = 0; i < g->n; i++)
         p->offset[i] = -1, p->inplace[i] = -1;
@@ -362,16 +363,18 @@ static int32_t read_planned(parser *P, const token *word)
     return e->id;
 }
 
-/* buffer VALUE offset=INT */
+/* buffer VALUE offset=INT [offset_n=INT]: at batch N, offset + offset_n * N bytes */
 static void read_buffer(parser *P, const token *word)
 {
-    static const char *const keys[] = {"offset", NULL};
+    static const char *const keys[] = {"offset", "offset_n", NULL};
     parse_next(P);
     int32_t id = read_planned(P, word);
     unsigned seen = 0;
     while (P->tok.k == TK_IDENT) {
-        read_key(P, keys, &seen, "buffer");
-        P->g->plan->offset[id] = parse_read_int(P, "offset", 0, INT64_MAX);
+        if (read_key(P, keys, &seen, "buffer") == 0)
+            P->g->plan->offset[id] = parse_read_int(P, "offset", 0, IR_MAX_BYTES);
+        else
+            P->g->plan->offset_n[id] = parse_read_int(P, "offset_n", 0, IR_MAX_BYTES);
     }
     end_decl(P, keys, 0x1u, seen, word);
 }

@@ -13,12 +13,13 @@
  *   data "fashion-mnist" classes=["T-shirt/top", "Trouser"]
  *   option act="relu" choices="relu|sigmoid|tanh"
  *
- * and then, once plan_memory ran (g->plan), the memory plan: the batch it was made for and
- * the arena's size, one line per value with a buffer in the arena and one per value that
+ * and then, once plan_memory ran (g->plan), the memory plan: the batch it was laid out for
+ * and the arena's size there, one line per value with a buffer in the arena (at batch N its
+ * offset is offset + offset_n * N bytes; offset_n is left out when 0) and one per value that
  * overwrites a parameter's buffer, in node order:
  *
  *   memory batch=256 arena=1347712
- *   buffer %0 offset=0
+ *   buffer %0 offset=0 offset_n=1024
  *   inplace %13 into=%W1
  *
  * The bodies of fused groups (g->kernels) come first, each a block of its own named by its
@@ -290,7 +291,10 @@ static void print_plan(FILE *f, const ir_graph *g, const int32_t *num)
         if (p->offset[id] >= 0) {
             fprintf(f, "  buffer ");
             print_ref(f, g, num, id);
-            fprintf(f, " offset=%lld\n", (long long)p->offset[id]);
+            fprintf(f, " offset=%lld", (long long)p->offset[id]);
+            if (p->offset_n && p->offset_n[id])
+                fprintf(f, " offset_n=%lld", (long long)p->offset_n[id]);
+            fputc('\n', f);
         }
         if (p->inplace[id] >= 0) {
             fprintf(f, "  inplace ");

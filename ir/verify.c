@@ -427,7 +427,8 @@ static bool check_train(const ir_graph *g, char *err, size_t len)
 
 /* ---- the memory plan ---- */
 
-#define PLAN_ALIGN 64 /* as passes/plan_memory.c aligns every buffer */
+#define PLAN_ALIGN 64     /* as passes/plan_memory.c aligns every buffer: its fixed part */
+#define PLAN_ALIGN_ROW 16 /* and its part per row of the batch */
 
 /* A value as the text IR names it: %name for an input or param, else its printed number
  * (the printer numbers every node but those and the inline f32 and i32 constants). */
@@ -478,7 +479,7 @@ static bool check_plan(const ir_graph *g, char *err, size_t len)
 {
     const ir_plan *p = g->plan;
     char a[64], b[64], ty[80], tp[80];
-    if (!p->offset || !p->inplace)
+    if (!p->offset || !p->offset_n || !p->inplace)
         return rt_fail(err, len, "verify: memory: broken plan arrays");
     if (p->batch < 1)
         return rt_fail(err, len, "verify: memory: batch %lld; it must be at least 1", (long long)p->batch);
@@ -541,30 +542,59 @@ static bool check_plan(const ir_graph *g, char *err, size_t len)
                     ok = rt_fail(err, len, "verify: memory: %s and %s both overwrite %s", value_name(g, j, c, sizeof c),
                                  a, b);
                 }
-        } else if (off < 0)
-            ok = rt_fail(err, len, "verify: memory: %s: offset %lld is negative", a, (long long)off);
-        else if (off % PLAN_ALIGN)
-            ok = rt_fail(err, len, "verify: memory: %s: offset %lld is not a multiple of %d", a, (long long)off,
-                         PLAN_ALIGN);
-        else if (!value_bytes(v, p->batch, &bytes[i]) || bytes[i] > p->arena || off > p->arena - bytes[i])
-            ok = rt_fail(err, len,
-                         "verify: memory: %s (%s at batch %lld) at offset %lld does not fit in the arena of %lld bytes",
-                         a, ir_type_str(v->dtype, &v->shape, ty, sizeof ty), (long long)p->batch, (long long)off,
-                         (long long)p->arena);
+        } else if (off < 0 || p->offset_n[i] < 0)
+            ok = rt_fail(err, len, "verify: memory: %s: offset%s %lld is negative", a, off < 0 ? "" : "_n",
+                         (long long)(off < 0 ? off : p->offset_n[i]));
+        else if (off > IR_MAX_BYTES || p->offset_n[i] > IR_MAX_BYTES)
+            ok = rt_fail(err, len, "verify: memory: %s: offset%s %lld is more than 2^%d bytes", a,
+                         off > IR_MAX_BYTES ? "" : "_n", (long long)(off > IR_MAX_BYTES ? off : p->offset_n[i]),
+                         IR_MAX_BYTES_LOG2);
+        else if (off % PLAN_ALIGN || p->offset_n[i] % PLAN_ALIGN_ROW)
+            ok = rt_fail(err, len, "verify: memory: %s: offset%s %lld is not a multiple of %d", a,
+                         off % PLAN_ALIGN ? "" : "_n", (long long)(off % PLAN_ALIGN ? off : p->offset_n[i]),
+                         off % PLAN_ALIGN ? PLAN_ALIGN : PLAN_ALIGN_ROW);
+        else if (!value_bytes(v, p->batch, &bytes[i]) || bytes[i] > p->arena ||
+                 p->offset_n[i] > (p->arena - bytes[i]) / p->batch ||
+                 off > p->arena - bytes[i] - p->offset_n[i] * p->batch) {
+            char per[48] = "";
+            if (p->offset_n[i])
+                snprintf(per, sizeof per, " + %lld*N", (long long)p->offset_n[i]);
+            ok = rt_fail(
+                err, len,
+                "verify: memory: %s (%s at batch %lld) at offset %lld%s does not fit in the arena of %lld bytes", a,
+                ir_type_str(v->dtype, &v->shape, ty, sizeof ty), (long long)p->batch, (long long)off, per,
+                (long long)p->arena);
+        }
     }
-    /* values alive together (each read at or after the other's birth) share no byte */
+    /* values alive together (each read at or after the other's birth) share no byte at any
+     * batch N >= 1: one is below the other at N = 1 and as N grows */
     for (int32_t i = 0; ok && i < n; i++)
         for (int32_t j = i + 1; ok && j < n && p->offset[i] >= 0; j++) {
             if (p->offset[j] < 0 || birth[j] > last[i] || birth[i] > last[j])
                 continue;
-            int64_t lo = p->offset[i] > p->offset[j] ? p->offset[i] : p->offset[j];
-            int64_t ei = p->offset[i] + bytes[i], ej = p->offset[j] + bytes[j], hi = ei < ej ? ei : ej;
-            if (lo < hi) {
-                ok = rt_fail(err, len, "verify: memory: %s and %s are alive together and overlap at bytes %lld..%lld",
-                             value_name(g, i, a, sizeof a), value_name(g, j, b, sizeof b), (long long)lo,
-                             (long long)(hi - 1));
-                bad = j;
+            ir_affine oi = {p->offset[i], p->offset_n[i]}, oj = {p->offset[j], p->offset_n[j]};
+            ir_affine ei = ir_affine_add(oi, ir_bytes_affine(g->node[i].dtype, &g->node[i].shape));
+            ir_affine ej = ir_affine_add(oj, ir_bytes_affine(g->node[j].dtype, &g->node[j].shape));
+            if (ir_affine_le(ei, oj) || ir_affine_le(ej, oi))
+                continue;
+            /* a batch where they overlap: the plan's, 1, or where the lower one's end passes the
+             * other's start */
+            int64_t at = 1;
+            for (int k = 0; k < 2; k++) {
+                ir_affine e = k ? ej : ei, o = k ? oi : oj;
+                if (ir_affine_at(e, 1) <= ir_affine_at(o, 1) && e.n > o.n)
+                    at = (ir_affine_at(o, 1) - ir_affine_at(e, 1)) / (e.n - o.n) + 2;
             }
+            if (p->offset[i] + p->offset_n[i] * p->batch < p->offset[j] + p->offset_n[j] * p->batch + bytes[j] &&
+                p->offset[j] + p->offset_n[j] * p->batch < p->offset[i] + p->offset_n[i] * p->batch + bytes[i])
+                at = p->batch; /* every term checked against the arena above: no overflow */
+            /* in double: a text plan's offsets at a large batch may pass int64 */
+            double N = (double)at, lo = fmax(oi.k + oi.n * N, oj.k + oj.n * N),
+                   hi = fmin(ei.k + ei.n * N, ej.k + ej.n * N);
+            ok = rt_fail(err, len,
+                         "verify: memory: %s and %s are alive together and overlap at batch %lld, at bytes %.0f..%.0f",
+                         value_name(g, i, a, sizeof a), value_name(g, j, b, sizeof b), (long long)at, lo, hi - 1);
+            bad = j;
         }
     if (!ok)
         locate_plan_error(p, bad, err, len);

@@ -77,7 +77,7 @@ ir_graph *pass_plan_memory_at(const ir_graph *g, int64_t batch, char *err, size_
 /* Runs both pipelines on a model and reports the train step's memory (parameters,
  * gradients, values saved for backward, workspace, peak, and the lower bound) and
  * inference's. */
-bool pass_memory_report(const ir_graph *model, FILE *f, char *err, size_t len);
+bool pass_memory_report(const ir_graph *model, int64_t batch, FILE *f, char *err, size_t len);
 
 /* ---- the pipeline (passes/pipeline.c) ---- */
 

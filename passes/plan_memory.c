@@ -1,12 +1,18 @@
-/* plan_memory: where each value lives while the graph runs, at the batch its training
- * declares.
+/* plan_memory: where each value lives while the graph runs, at any batch N.
  *
  * Liveness is taken over the final schedule (node order, ir_lifetimes): a value lives from
  * the node that computes it (a fused kernel's outputs all from its first node, where its
  * body runs) to its last reader, or to the end when it is an output. Values are placed in
- * one arena, largest first, each at the lowest offset free of every value whose life
- * overlaps it, so dead values' bytes are reused. A parameter's update (P.next) overwrites P
- * in place when nothing reads P after it: no updated copy of any weight is kept.
+ * one arena, largest first at the batch the training declares, each at the lowest offset
+ * free of every value whose life overlaps it, so dead values' bytes are reused. A parameter's
+ * update (P.next) overwrites P in place when nothing reads P after it: no updated copy of any
+ * weight is kept.
+ *
+ * Sizes and offsets are affine in N (k + n*N bytes: N appears at most once in a shape), and
+ * a place is free only where it misses the overlapping values at every N >= 1, so one plan
+ * serves every batch: the binaries train and predict at any N without recompiling, and the
+ * arena at N is the largest end at N. Candidate places are 0 and the ends of the overlapping
+ * values placed before, tried lowest first at the declared batch.
  *
  * The plan is attached to the graph (g->plan) and printed with it (`memory`, `buffer` and
  * `inplace` lines after the declarations); the verifier checks a plan however it was made. */
@@ -19,11 +25,19 @@
 #include "interp.h"
 #include "passes.h"
 
-#define ALIGN 64 /* a cache line: kernels may use aligned vector loads */
+#define ALIGN 64     /* the fixed part of an offset: a cache line */
+#define ALIGN_ROW 16 /* the per-row part: 16-byte vectors at any N, a cache line at N % 4 == 0 */
 
 /* Checked by plan_memory before it plans: every value and their sum fit IR_MAX_BYTES, so no
  * offset, arena or tally below can overflow. */
 static int64_t bytes_of(const ir_node *n, int64_t batch) { return ir_bytes(n->dtype, &n->shape, batch); }
+
+/* the bytes a value's buffer takes, rounded up to keep every offset aligned */
+static ir_affine reserved(const ir_node *n)
+{
+    ir_affine b = ir_bytes_affine(n->dtype, &n->shape);
+    return (ir_affine){(b.k + ALIGN - 1) / ALIGN * ALIGN, (b.n + ALIGN_ROW - 1) / ALIGN_ROW * ALIGN_ROW};
+}
 
 static bool computed(const ir_node *n) { return ir_ops[n->op].kind != IR_K_SOURCE; }
 
@@ -39,21 +53,65 @@ static int32_t updated_param(const ir_graph *g, const char *out)
     return ir_find_source(g, IR_param, name);
 }
 
+/* the buffers at `at` and `w` (sizes sa, sw) are apart at every N >= 1 */
+static bool apart(ir_affine at, ir_affine sa, ir_affine w, ir_affine sw)
+{
+    return ir_affine_le(ir_affine_add(at, sa), w) || ir_affine_le(ir_affine_add(w, sw), at);
+}
+
+/* the lowest place for value v (order[a]) clear at every N of the values placed before it
+ * whose lives overlap v's */
+static ir_affine place(const ir_graph *g, const ir_plan *p, const int32_t *order, int a, const int32_t *birth,
+                       const int32_t *last, ir_affine *cand)
+{
+    int32_t v = order[a];
+    ir_affine size = reserved(&g->node[v]), top = {0, 0};
+    int nc = 0;
+    cand[nc++] = (ir_affine){0, 0};
+    for (int b = 0; b < a; b++) {
+        int32_t w = order[b];
+        if (birth[v] <= last[w] && birth[w] <= last[v]) {
+            ir_affine end = ir_affine_add((ir_affine){p->offset[w], p->offset_n[w]}, reserved(&g->node[w]));
+            cand[nc++] = end;
+            top = (ir_affine){end.k > top.k ? end.k : top.k, end.n > top.n ? end.n : top.n};
+        }
+    }
+    ir_affine best = top; /* above every end at every N: always clear */
+    int64_t best_at = ir_affine_at(top, p->batch);
+    for (int c = 0; c < nc; c++) {
+        int64_t at = ir_affine_at(cand[c], p->batch);
+        if (at > best_at || (at == best_at && cand[c].n >= best.n))
+            continue;
+        bool clear = true;
+        for (int b = 0; b < a && clear; b++) {
+            int32_t w = order[b];
+            clear = !(birth[v] <= last[w] && birth[w] <= last[v]) ||
+                    apart(cand[c], size, (ir_affine){p->offset[w], p->offset_n[w]}, reserved(&g->node[w]));
+        }
+        if (clear)
+            best = cand[c], best_at = at;
+    }
+    return best;
+}
+
 ir_plan *plan_memory(ir_graph *g, int64_t batch)
 {
     if (batch < 1 || !ir_check_sizes(g, batch, NULL, NULL, 0))
         return NULL;
     int32_t n = g->n;
+    size_t cap = (size_t)(n ? n : 1);
     ir_plan *p = ir_alloc(g, sizeof *p);
     p->batch = batch;
-    p->offset = ir_alloc(g, sizeof *p->offset * (size_t)(n ? n : 1));
-    p->inplace = ir_alloc(g, sizeof *p->inplace * (size_t)(n ? n : 1));
-    int32_t *birth = ir_xmalloc(sizeof *birth * (size_t)(n ? n : 1));
-    int32_t *last = ir_xmalloc(sizeof *last * (size_t)(n ? n : 1));
-    int32_t *order = ir_xmalloc(sizeof *order * (size_t)(n ? n : 1));
+    p->offset = ir_alloc(g, sizeof *p->offset * cap);
+    p->offset_n = ir_alloc(g, sizeof *p->offset_n * cap);
+    p->inplace = ir_alloc(g, sizeof *p->inplace * cap);
+    int32_t *birth = ir_xmalloc(sizeof *birth * cap);
+    int32_t *last = ir_xmalloc(sizeof *last * cap);
+    int32_t *order = ir_xmalloc(sizeof *order * cap);
+    ir_affine *cand = ir_xmalloc(sizeof *cand * (cap + 1));
     ir_lifetimes(g, birth, last);
     for (int32_t i = 0; i < n; i++)
-        p->offset[i] = -1, p->inplace[i] = -1;
+        p->offset[i] = -1, p->offset_n[i] = 0, p->inplace[i] = -1;
     for (int i = 0; i < g->nout; i++) {
         int32_t u = g->out[i].id, param = updated_param(g, g->out[i].name);
         if (param < 0 || !computed(&g->node[u]) || ir_read_after(g, param, birth[u], u) >= 0)
@@ -66,7 +124,7 @@ ir_plan *plan_memory(ir_graph *g, int64_t batch)
     for (int32_t i = 0; i < n; i++)
         if (computed(&g->node[i]) && p->inplace[i] < 0)
             order[m++] = i;
-    /* largest first, then in schedule order: a stable, deterministic packing */
+    /* largest first at the declared batch, then in schedule order: a stable, deterministic packing */
     for (int a = 1; a < m; a++)
         for (int b = a; b > 0; b--) {
             int64_t sb = bytes_of(&g->node[order[b]], batch), sa = bytes_of(&g->node[order[b - 1]], batch);
@@ -76,26 +134,12 @@ ir_plan *plan_memory(ir_graph *g, int64_t batch)
             order[b] = order[b - 1];
             order[b - 1] = t;
         }
-    p->arena = 0;
     for (int a = 0; a < m; a++) {
-        int32_t v = order[a];
-        int64_t size = (bytes_of(&g->node[v], batch) + ALIGN - 1) / ALIGN * ALIGN, at = 0;
-        for (bool moved = true; moved;) { /* the lowest offset clear of every overlapping life */
-            moved = false;
-            for (int b = 0; b < a; b++) {
-                int32_t w = order[b];
-                bool alive_together = birth[v] <= last[w] && birth[w] <= last[v];
-                int64_t wsize = (bytes_of(&g->node[w], batch) + ALIGN - 1) / ALIGN * ALIGN;
-                if (alive_together && at < p->offset[w] + wsize && p->offset[w] < at + size) {
-                    at = p->offset[w] + wsize;
-                    moved = true;
-                }
-            }
-        }
-        p->offset[v] = at;
-        if (at + size > p->arena)
-            p->arena = at + size;
+        ir_affine at = place(g, p, order, a, birth, last, cand);
+        p->offset[order[a]] = at.k, p->offset_n[order[a]] = at.n;
     }
+    p->arena = ir_plan_arena(g, p, batch);
+    free(cand);
     free(order);
     free(last);
     free(birth);
@@ -151,13 +195,13 @@ static bool *forward_values(const ir_graph *g)
     return fwd;
 }
 
-static tally count(ir_graph *g, const ir_plan *p, FILE *f)
+static tally count(ir_graph *g, const ir_plan *p, int64_t batch, FILE *f)
 {
     tally t = {0};
     bool *fwd = forward_values(g);
     for (int32_t i = 0; i < g->n; i++) {
         const ir_node *n = &g->node[i];
-        int64_t b = bytes_of(n, p->batch);
+        int64_t b = bytes_of(n, batch);
         if (n->op == IR_param)
             t.params += b;
         else if (n->op == IR_input)
@@ -172,7 +216,7 @@ static tally count(ir_graph *g, const ir_plan *p, FILE *f)
             t.saved += b;
             if (f) {
                 char type[96];
-                ir_shape s = ir_bind_shape(&n->shape, p->batch);
+                ir_shape s = ir_bind_shape(&n->shape, batch);
                 fprintf(f, "%s%s", t.saved == b ? "" : ", ", ir_type_str(n->dtype, &s, type, sizeof type));
             }
         } else if (!fwd[i]) {
@@ -188,10 +232,10 @@ static tally count(ir_graph *g, const ir_plan *p, FILE *f)
         for (int k = 0; param >= 0 && k < g->node[u].nin; k++) {
             const ir_node *v = &g->node[g->node[u].in[k]];
             if (computed(v) && !fwd[g->node[u].in[k]] && ir_shape_eq(&v->shape, &g->node[param].shape))
-                t.gradients += bytes_of(v, p->batch);
+                t.gradients += bytes_of(v, batch);
         }
     }
-    t.peak = t.params + t.inputs + p->arena;
+    t.peak = t.params + t.inputs + ir_plan_arena(g, p, batch);
     free(fwd);
     return t;
 }
@@ -202,26 +246,30 @@ static void print_mib(FILE *f, const char *what, int64_t bytes, const char *note
             note ? "   " : "", note ? note : "");
 }
 
-bool pass_memory_report(const ir_graph *model, FILE *f, char *err, size_t len)
+bool pass_memory_report(const ir_graph *model, int64_t at, FILE *f, char *err, size_t len)
 {
     int64_t batch = model->train && model->train->batch ? model->train->batch : 1;
+    at = at > 0 ? at : batch;
     bool trains = ir_trains(model);
     ir_graph *step = trains ? pass_run(model, true, NULL, NULL, NULL, err, len) : NULL;
     ir_graph *eval = !trains || step ? pass_run(model, false, NULL, NULL, NULL, err, len) : NULL;
     const ir_plan *ps = step ? (step->plan ? step->plan : plan_memory(step, batch)) : NULL;
     const ir_plan *pe = eval ? (eval->plan ? eval->plan : plan_memory(eval, batch)) : NULL;
-    bool ok = eval && pe && (!trains || ps);
+    bool ok = eval && pe && (!trains || ps) && ir_check_sizes(eval, at, NULL, NULL, 0) &&
+              (!trains || ir_check_sizes(step, at, NULL, NULL, 0));
     if (eval && !ok)
         rt_fail(err, len, "memory: the values of %s do not fit at batch %lld (more than 2^%d bytes)", model->name,
-                (long long)batch, IR_MAX_BYTES_LOG2);
+                (long long)(pe && (!trains || ps) ? at : batch), IR_MAX_BYTES_LOG2);
     if (ok) {
-        fprintf(f, "memory plan of %s at batch %lld (aotgrad ir --after plan_memory shows the graph)\n", model->name,
-                (long long)batch);
+        fprintf(f, "memory plan of %s at batch %lld", model->name, (long long)at);
+        if (at != batch)
+            fprintf(f, " (laid out at batch %lld; the plan holds for any)", (long long)batch);
+        fprintf(f, " (aotgrad ir --after plan_memory shows the graph)\n");
         tally t = {0};
         if (trains) {
             fprintf(f, "train step:\n");
             fprintf(f, "  saved for backward: ");
-            t = count(step, ps, f);
+            t = count(step, ps, at, f);
             fprintf(f, "%s\n", t.saved ? "" : "none");
             print_mib(f, "parameters", t.params, NULL);
             print_mib(f, "input batch", t.inputs, NULL);
@@ -229,17 +277,17 @@ bool pass_memory_report(const ir_graph *model, FILE *f, char *err, size_t len)
                       t.gradients ? NULL : "(each update rides on the kernel computing it)");
             print_mib(f, "saved for backward", t.saved, NULL);
             print_mib(f, "workspace", t.workspace, "(backward values not saved: dead after their kernels)");
-            print_mib(f, "arena", ps->arena, "(all computed values, dead ones' bytes reused)");
+            print_mib(f, "arena", ir_plan_arena(step, ps, at), "(all computed values, dead ones' bytes reused)");
             print_mib(f, "peak", t.peak, "= parameters + input batch + arena");
             int64_t bound = t.params + t.inputs + t.saved + t.largest_backward;
             print_mib(f, "lower bound", bound, "= parameters + input + saved once + largest backward tensor");
             fprintf(f, "  peak / lower bound   %.3f\n", (double)t.peak / (double)bound);
         }
         fprintf(f, "inference (the eval graph%s):\n", trains ? "" : "; the model declares no training");
-        tally e = count(eval, pe, NULL);
+        tally e = count(eval, pe, at, NULL);
         print_mib(f, "parameters", e.params, NULL);
         print_mib(f, "input batch", e.inputs, NULL);
-        print_mib(f, "arena", pe->arena, NULL);
+        print_mib(f, "arena", ir_plan_arena(eval, pe, at), NULL);
         print_mib(f, "peak", e.peak, NULL);
         if (trains)
             fprintf(f, "  training needs %.2fx the memory of inference\n", (double)t.peak / (double)e.peak);

@@ -11,16 +11,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The largest batch N an entry point runs at: its code is correct for any N from 1 to this. */
+#define AG_MAX_BATCH ((int64_t)1 << 24)
+
 /* X(type, name, what) for each field of ag_args, in order */
-#define AG_ARGS_FIELDS(X)                                                                        \
-    X(char *, arena, "the arena, 64-byte aligned")                                               \
-    X(char *, params, "the parameters, at the offsets the program laid them out")                \
-    X(void *const *, inputs, "the entry point's inputs, in its order")                           \
-    X(void *const *, outputs, "unused: outputs stay in the arena or the parameters")             \
-    X(int64_t, batch, "N, the rows of this batch: 1 to the largest the program was planned for") \
-    X(uint32_t, seed, "dropout's seed")                                                          \
-    X(uint64_t, step, "dropout's step counter")                                                  \
-    X(void *, pool, "an rt_pool * to split loops over threads, or NULL: one thread")             \
+#define AG_ARGS_FIELDS(X)                                                                     \
+    X(char *, arena, "the arena, 64-byte aligned")                                            \
+    X(char *, params, "the parameters, at the offsets the program laid them out")             \
+    X(void *const *, inputs, "the entry point's inputs, in its order")                        \
+    X(void *const *, outputs, "unused: outputs stay in the arena or the parameters")          \
+    X(int64_t, batch, "N, the rows of this batch: 1 to AG_MAX_BATCH, the arena sized for it") \
+    X(uint32_t, seed, "dropout's seed")                                                       \
+    X(uint64_t, step, "dropout's step counter")                                               \
+    X(void *, pool, "an rt_pool * to split loops over threads, or NULL: one thread")          \
     X(void *, profile, "an rt_profile * timed after each step (rt_profile_mark; bench), or NULL")
 
 #define AG_FIELD_(type, name, what) type name;

@@ -30,17 +30,37 @@ void *rt_bin_aligned(size_t bytes)
 
 static int64_t param_numel(const rt_compiled_param *p) { return rt_param_numel(p); }
 
-bool rt_bin_open(bin *b, const rt_compiled *m, int threads, char *err, size_t len)
+bool rt_bin_set_rows(bin *b, int64_t rows, char *err, size_t len)
+{
+    const rt_compiled *m = b->m;
+    free(b->train_arena);
+    free(b->fwd_arena);
+    free(b->x_conv);
+    b->train_arena = b->fwd_arena = b->x_conv = NULL;
+    b->rows = rows;
+    int64_t train_bytes = m->trains ? rt_arena_bytes(m->train.arena, m->train.narena, rows) : 0,
+            fwd_bytes = rt_arena_bytes(m->forward.arena, m->forward.narena, rows);
+    if (train_bytes < 0 || fwd_bytes < 0 || (uint64_t)(train_bytes > fwd_bytes ? train_bytes : fwd_bytes) > SIZE_MAX)
+        return rt_fail(err, len, "a batch of %lld rows needs more than 2^62 bytes", (long long)rows);
+    b->train_arena = rt_bin_aligned((size_t)train_bytes);
+    b->fwd_arena = rt_bin_aligned((size_t)fwd_bytes);
+    b->x_conv = rt_bin_aligned(rt_array_bytes(rows, m->features, 4));
+    if (!b->train_arena || !b->fwd_arena || !b->x_conv)
+        return rt_fail(err, len, "out of memory for batches of %lld rows (arenas of %lld and %lld bytes)",
+                       (long long)rows, (long long)train_bytes, (long long)fwd_bytes);
+    return true;
+}
+
+bool rt_bin_open(bin *b, const rt_compiled *m, int threads, int64_t rows, char *err, size_t len)
 {
     memset(b, 0, sizeof *b);
     b->m = m;
     b->params = rt_bin_aligned((size_t)m->param_bytes);
-    b->train_arena = rt_bin_aligned((size_t)m->train.arena_bytes);
-    b->fwd_arena = rt_bin_aligned((size_t)m->forward.arena_bytes);
     b->rp = calloc((size_t)(m->nparams ? m->nparams : 1), sizeof *b->rp);
-    b->x_conv = rt_bin_aligned(rt_array_bytes(m->max_batch, m->features, 4));
-    if (!b->params || !b->train_arena || !b->fwd_arena || !b->rp || !b->x_conv)
+    if (!b->params || !b->rp)
         return rt_fail(err, len, "out of memory");
+    if (!rt_bin_set_rows(b, rows, err, len))
+        return false;
     for (int k = 0; k < m->nparams; k++) {
         const rt_compiled_param *p = &m->params[k];
         b->rp[k] = (rt_param){p->name, p->rank, {0}, (float *)(b->params + p->offset)};
@@ -83,9 +103,9 @@ bool rt_bin_init_params(bin *b, uint32_t seed, char *err, size_t len)
     return true;
 }
 
-static double read_value(const bin *b, const char *arena, const rt_compiled_value *v)
+static double read_value(const bin *b, const char *arena, const rt_compiled_value *v, int64_t rows)
 {
-    return rt_elem_get((v->in_params ? b->params : arena) + v->offset, v->dtype, 0);
+    return rt_elem_get((v->in_params ? b->params : arena) + rt_value_offset(v, rows), v->dtype, 0);
 }
 
 /* One call of an entry point on a batch: loss and metrics into rb. */
@@ -105,9 +125,9 @@ void rt_bin_run_entry(bin *b, const rt_compiled_entry *e, char *arena, rt_batch 
                                                  : (void *)&b->wd;
     ag_args a = {arena, b->params, in, NULL, rb->n, rb->seed, rb->step, b->pool, profile};
     e->fn(&a);
-    rb->loss = read_value(b, arena, &e->loss);
+    rb->loss = read_value(b, arena, &e->loss, rb->n);
     for (int k = 0; k < e->nmetrics && k < RT_MAX_METRICS; k++)
-        rb->metric[k] = read_value(b, arena, &e->metrics[k]);
+        rb->metric[k] = read_value(b, arena, &e->metrics[k], rb->n);
 }
 
 static bool train_step(void *ctx, rt_batch *rb, char *err, size_t len)
@@ -119,7 +139,8 @@ static bool train_step(void *ctx, rt_batch *rb, char *err, size_t len)
     for (int k = 0; k < b->m->nparams; k++) { /* the updates that are not in place */
         const rt_compiled_param *p = &b->m->params[k];
         if (p->next_offset >= 0)
-            memcpy(b->params + p->offset, b->train_arena + p->next_offset, sizeof(float) * (size_t)param_numel(p));
+            memcpy(b->params + p->offset, b->train_arena + p->next_offset + p->next_offset_n * rb->n,
+                   sizeof(float) * (size_t)param_numel(p));
     }
     return true;
 }
@@ -217,7 +238,7 @@ static const struct command {
      "  --data SPEC      the dataset: a folder of IDX files ({train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]),\n"
      "                   TRAIN.csv[,TEST.csv], fashion-mnist, or a synthetic-linear spec (default: the model's)\n"
      "  --epochs N       train until epoch N (default: the model's)\n"
-     "  --batch N        minibatch size, 1 to the compiled maximum (default: the model's)\n"
+     "  --batch N        minibatch size, 1 to 16777216: the memory plan holds for any (default: the model's)\n"
      "  --lr X, --wd X   learning rate and weight decay (default: the model's)\n"
      "  --seed S         seed of the initial parameters, the shuffles and dropout (default 1)\n"
      "  --threads N      threads for the kernels and OpenBLAS (default: the core count)\n"
@@ -229,25 +250,28 @@ static const struct command {
      "  --plot FILE      draw loss and accuracies per epoch as an SVG chart\n"
      "                   (--save, --metrics and --plot replace FILE atomically, so each must be new or a\n"
      "                   regular file, not a symlink, FIFO or device; they are checked before training)\n"},
-    {"eval", "--weights FILE [--data DIR|FILE] [--threads N] [--device cpu|cuda]",
+    {"eval", "--weights FILE [--data DIR|FILE] [--batch N] [--threads N] [--device cpu|cuda]",
      "Loss and accuracy of the parameters in FILE on the test set (the training set where the data has no\n"
      "test set).",
      "  --weights FILE   a safetensors checkpoint holding every parameter of the model\n"
      "  --data SPEC      the dataset (default: the model's)\n"
+     "  --batch N        samples a call, 1 to 16777216 (default: the model's batch)\n"
      "  --threads N      threads (default: the core count)\n"
      "  --device D       cpu or cuda (default: cuda when the binary has it and a GPU is there)\n"},
-    {"predict", "--weights FILE INPUT [--threads N] [--device cpu|cuda]",
+    {"predict", "--weights FILE INPUT [--batch N] [--threads N] [--device cpu|cuda]",
      "One prediction a line for each sample of INPUT (an IDX image file, gzipped or not, or a CSV of\n"
      "feature rows): the class name where the dataset has names, else the class or the value.",
      "  --weights FILE   a safetensors checkpoint holding every parameter of the model\n"
+     "  --batch N        samples a call, 1 to 16777216 (default: the model's batch)\n"
      "  --threads N      threads (default: the core count)\n"
      "  --device D       cpu or cuda (default: cuda when the binary has it and a GPU is there)\n"},
-    {"bench", "[--steps N] [--threads N] [--device cpu|cuda]",
-     "Times the train step at the compiled batch on random data, and each of its kernels: time share,\n"
+    {"bench", "[--steps N] [--batch N] [--threads N] [--device cpu|cuda]",
+     "Times the train step at the model's batch (or --batch) on random data, and each of its kernels: time share,\n"
      "GB/s or GFLOP/s, and on the CPU the fraction of this machine's memcpy bandwidth or sgemm rate\n"
      "(measured first). On a GPU the step is the replayed CUDA graph that training runs (batch gathered\n"
      "on the device, kernels, sums), and the kernels are timed one by one with CUDA events.",
      "  --steps N        train steps timed (default 100)\n"
+     "  --batch N        rows a step, 1 to 16777216 (default: the model's batch)\n"
      "  --threads N      threads (default: the core count)\n"
      "  --device D       cpu or cuda (default: cuda when the binary has it and a GPU is there)\n"},
 };
@@ -255,7 +279,7 @@ static const struct command {
 /* The commands of a forward computation (a graph without training): no train step, so no
  * train or eval; predict prints every output; bench times the forward pass. */
 static const struct command forward_commands[] = {
-    {"predict", "[INPUT... | --random N] [--weights FILE] [--seed S] [--threads N]",
+    {"predict", "[INPUT... | --random N] [--weights FILE] [--batch N] [--seed S] [--threads N]",
      "Every output of the graph for each sample of its inputs: one INPUT file an input, in the model's\n"
      "order (an IDX file, gzipped or not, or a CSV of rows of the input's elements per sample), or N\n"
      "samples of seeded random values (f32 in [-1, 1), i32 0..9, u8 0..255, bool 0 or 1). Outputs\n"
@@ -263,12 +287,14 @@ static const struct command forward_commands[] = {
      "one line a sample, each output's values, outputs separated by ' | '.",
      "  --random N       N samples of random inputs instead of files\n"
      "  --weights FILE   a safetensors checkpoint holding every parameter (default: the initializers)\n"
+     "  --batch N        samples a call, 1 to 16777216 (default: the model's batch)\n"
      "  --seed S         seed of the random inputs and of the initial parameters (default 1)\n"
      "  --threads N      threads (default: the core count)\n"},
-    {"bench", "[--steps N] [--threads N]",
-     "Times the forward pass at the compiled batch on random inputs, and each of its kernels: time share,\n"
+    {"bench", "[--steps N] [--batch N] [--threads N]",
+     "Times the forward pass at the model's batch (or --batch) on random inputs, and each of its kernels: time share,\n"
      "GB/s or GFLOP/s, and the fraction of this machine's memcpy bandwidth or sgemm rate (measured first).",
      "  --steps N        forward passes timed (default 100)\n"
+     "  --batch N        rows a pass, 1 to 16777216 (default: the model's batch)\n"
      "  --threads N      threads (default: the core count)\n"},
 };
 
@@ -309,7 +335,8 @@ static void main_help(const rt_compiled *m, FILE *f)
         fprintf(f, "A forward computation: it declares no training.\n\ncommands:\n");
         fprintf(f, "  predict   every output for the samples of input files, or of random inputs\n");
         fprintf(f, "  bench     time the forward pass and each kernel against this machine's ceilings\n\n");
-        fprintf(f, "compiled for batches of at most %lld\ninputs:", (long long)m->max_batch);
+        fprintf(f, "batch %lld a call by default (any from 1 to %lld)\ninputs:", (long long)m->batch,
+                (long long)AG_MAX_BATCH);
         for (int k = 0; k < m->forward.ninputs; k++)
             fprintf(f, "%s %s (%lld element%s a sample%s)", k ? "," : "", m->forward.in[k].name,
                     (long long)m->forward.in[k].numel, m->forward.in[k].numel == 1 ? "" : "s",
@@ -325,8 +352,8 @@ static void main_help(const rt_compiled *m, FILE *f)
     fprintf(f, "  eval      loss and accuracy of saved parameters on the test set\n");
     fprintf(f, "  predict   predictions for the samples of a file\n");
     fprintf(f, "  bench     time the train step and each kernel against this machine's ceilings\n\n");
-    fprintf(f, "defaults: data %s, batch %lld (compiled for at most %lld), lr %g, wd %g, %lld epochs\n",
-            m->data ? m->data : "(none)", (long long)m->batch, (long long)m->max_batch, m->lr, m->wd,
+    fprintf(f, "defaults: data %s, batch %lld (any from 1 to %lld), lr %g, wd %g, %lld epochs\n",
+            m->data ? m->data : "(none)", (long long)m->batch, (long long)AG_MAX_BATCH, m->lr, m->wd,
             (long long)m->epochs);
     fprintf(f, "parameters:");
     for (int k = 0; k < m->nparams; k++) {
@@ -410,7 +437,7 @@ static int parse(const rt_compiled *m, const struct command *c, int argc, char *
         } else if (strcmp(a, "--epochs") == 0)
             ok = parse_int(v, 1, 1000000, &o->epochs);
         else if (strcmp(a, "--batch") == 0)
-            ok = parse_int(v, 1, m->max_batch, &o->batch), o->has_batch = true;
+            ok = parse_int(v, 1, AG_MAX_BATCH, &o->batch), o->has_batch = true;
         else if (strcmp(a, "--steps") == 0)
             ok = parse_int(v, 1, 100000000, &o->steps);
         else if (strcmp(a, "--random") == 0)
@@ -425,8 +452,7 @@ static int parse(const rt_compiled *m, const struct command *c, int argc, char *
             ok = parse_real(v, &o->wd), o->has_wd = true;
         if (!ok) {
             char msg[160], batch[80];
-            snprintf(batch, sizeof batch, "a batch size from 1 to %lld (the compiled maximum)",
-                     (long long)m->max_batch);
+            snprintf(batch, sizeof batch, "a batch size from 1 to %lld", (long long)AG_MAX_BATCH);
             snprintf(msg, sizeof msg, "%s takes %s, not '%%s'", a,
                      strcmp(a, "--batch") == 0    ? batch
                      : strcmp(a, "--seed") == 0   ? "a number from 0 to 4294967295"
@@ -494,7 +520,7 @@ bool rt_bin_choose_device(bin *b, const opts *o, char *err, size_t len)
     if (!o->device && !b->m->cuda)
         return true;
     char why[1024];
-    if (rt_cuda_open(b->m, &b->gpu, why, sizeof why))
+    if (rt_cuda_open(b->m, b->rows, &b->gpu, why, sizeof why))
         return true;
     if (!o->device)
         return true; /* no GPU here: the CPU */

@@ -56,6 +56,10 @@ static double sgemm_rate(void)
     return 2.0 * n * (double)n * n / best;
 }
 
+/* a step's work at batch N */
+static double step_bytes(const rt_compiled_step *s, int64_t N) { return s->bytes + s->bytes_n * (double)N; }
+static double step_flops(const rt_compiled_step *s, int64_t N) { return s->flops + s->flops_n * (double)N; }
+
 /* bench on the GPU: o->steps full batches of random rows as one epoch through the replayed
  * graph (the training path), then the kernels one by one with events */
 static bool bench_gpu(bin *b, const void *x, const void *y, const opts *o, char *err, size_t len)
@@ -63,7 +67,7 @@ static bool bench_gpu(bin *b, const void *x, const void *y, const opts *o, char 
     const rt_compiled *m = b->m;
     const rt_compiled_entry *e = &m->train;
     const rt_cuda_image *im = m->cuda;
-    int64_t N = m->max_batch, n = N * o->steps;
+    int64_t N = b->rows, n = N * o->steps;
     size_t xr = (size_t)(m->features * rt_elem_size(e->x_dtype)), yr = (size_t)(m->targets * 4);
     rt_dataset d = {.n = n,
                     .features = m->features,
@@ -106,7 +110,7 @@ static bool bench_gpu(bin *b, const void *x, const void *y, const opts *o, char 
             const rt_cuda_launch *l = &im->train[k];
             double flops = 0, bytes = 0, tk = seconds[k] / (double)reps;
             for (int s = l->first_step; s < l->first_step + l->steps && s < e->nsteps; s++)
-                flops += e->steps[s].flops, bytes += e->steps[s].bytes;
+                flops += step_flops(&e->steps[s], N), bytes += step_bytes(&e->steps[s], N);
             const rt_compiled_step *st = &e->steps[l->first_step < e->nsteps ? l->first_step : 0];
             char rate[32], kind[32];
             if (flops > 0)
@@ -133,9 +137,9 @@ int rt_bin_bench(const rt_compiled *m, const opts *o)
     int rc = 1;
     /* the train step; a forward computation's forward pass on random inputs */
     const rt_compiled_entry *e = m->trains ? &m->train : &m->forward;
-    int64_t N = m->max_batch;
+    int64_t N = o->has_batch ? o->batch : m->batch;
     void *x = NULL, *y = NULL, *in[8] = {0};
-    if (!rt_bin_open(&b, m, o->threads, err, sizeof err) || !rt_bin_init_params(&b, 1, err, sizeof err) ||
+    if (!rt_bin_open(&b, m, o->threads, N, err, sizeof err) || !rt_bin_init_params(&b, 1, err, sizeof err) ||
         !rt_bin_choose_device(&b, o, err, sizeof err) ||
         (!m->trains && !rt_bin_random_inputs(e, N, 1, in, err, sizeof err)))
         goto out;
@@ -191,12 +195,13 @@ int rt_bin_bench(const rt_compiled *m, const opts *o)
         const rt_compiled_step *st = &e->steps[k];
         double t = b.profile->seconds[k] / (double)o->steps;
         char rate[32], frac[32];
-        if (st->flops > 0) {
-            snprintf(rate, sizeof rate, "%.1f GFLOP/s", st->flops / t / 1e9);
-            snprintf(frac, sizeof frac, "%.1f%% sgemm", 100 * st->flops / t / flops);
+        double sf = step_flops(st, N), sb = step_bytes(st, N);
+        if (sf > 0) {
+            snprintf(rate, sizeof rate, "%.1f GFLOP/s", sf / t / 1e9);
+            snprintf(frac, sizeof frac, "%.1f%% sgemm", 100 * sf / t / flops);
         } else {
-            snprintf(rate, sizeof rate, "%.2f GB/s", st->bytes / t / 1e9);
-            snprintf(frac, sizeof frac, "%.1f%% memcpy", 100 * st->bytes / t / bw);
+            snprintf(rate, sizeof rate, "%.2f GB/s", sb / t / 1e9);
+            snprintf(frac, sizeof frac, "%.1f%% memcpy", 100 * sb / t / bw);
         }
         printf("%3d  %-15s %9.1f %6.1f%% %14s %13s  %.60s%s\n", k, st->kind, t * 1e6,
                total > 0 ? 100 * b.profile->seconds[k] / total : 0, rate, frac, st->what,

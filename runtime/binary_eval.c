@@ -18,14 +18,15 @@ int rt_bin_eval(const rt_compiled *m, const opts *o)
     rt_ckpt c = {0};
     int rc = 1;
     const char *spec = o->data ? o->data : m->data;
-    if (rt_bin_open(&b, m, o->threads, err, sizeof err) && rt_bin_choose_device(&b, o, err, sizeof err) &&
+    int64_t rows = o->has_batch ? o->batch : m->batch;
+    if (rt_bin_open(&b, m, o->threads, rows, err, sizeof err) && rt_bin_choose_device(&b, o, err, sizeof err) &&
         rt_bin_load_checkpoint(&b, o->weights, &c, err, sizeof err) &&
         rt_bin_load_data(&b, spec, &train, &test, err, sizeof err) &&
         (!b.gpu || rt_cuda_put_params(b.gpu, b.params, err, sizeof err))) {
         const rt_dataset *d = test.n > 0 ? &test : &train;
         rt_model rm = rt_bin_as_model(&b);
         double loss, metric[RT_MAX_METRICS];
-        if (rt_evaluate(&rm, d, m->max_batch, &loss, metric, err, sizeof err)) {
+        if (rt_evaluate(&rm, d, rows, &loss, metric, err, sizeof err)) {
             printf("%s: %s of %s (%lld samples): %s_loss %.4f", m->name, d == &test ? "test set" : "training set", spec,
                    (long long)d->n, d == &test ? "test" : "train", loss);
             for (int k = 0; k < rm.nmetrics; k++)
@@ -54,24 +55,24 @@ int rt_bin_predict(const rt_compiled *m, const opts *o)
     rt_ckpt c = {0};
     int rc = 1;
     const rt_compiled_entry *e = &m->forward;
-    void *y = rt_bin_aligned(rt_array_bytes(m->max_batch, m->targets > 0 ? m->targets : 1, 4));
+    int64_t rows = o->has_batch ? o->batch : m->batch;
+    void *y = rt_bin_aligned(rt_array_bytes(rows, m->targets > 0 ? m->targets : 1, 4));
     if (!e->predict.name)
         snprintf(err, sizeof err, "the model declares no predictions (ag_minimize's .predict)");
     else if (!y)
         snprintf(err, sizeof err, "out of memory");
-    else if (rt_bin_open(&b, m, o->threads, err, sizeof err) && rt_bin_choose_device(&b, o, err, sizeof err) &&
+    else if (rt_bin_open(&b, m, o->threads, rows, err, sizeof err) && rt_bin_choose_device(&b, o, err, sizeof err) &&
              rt_bin_load_checkpoint(&b, o->weights, &c, err, sizeof err) &&
              rt_load_inputs(o->input, m->features, &in, err, sizeof err) &&
              rt_dataset_x_fits(&in, e->x_dtype, o->input, err, sizeof err) &&
              (!b.gpu || rt_cuda_put_params(b.gpu, b.params, err, sizeof err))) {
         b.data_x = in.x_dtype;
         int64_t per = e->predict.numel, rowbytes = in.features * rt_elem_size(in.x_dtype);
-        char *pred = b.gpu ? rt_bin_aligned(rt_array_bytes(m->max_batch, per, rt_elem_size(e->predict.dtype))) : NULL;
+        char *pred = b.gpu ? rt_bin_aligned(rt_array_bytes(rows, per, rt_elem_size(e->predict.dtype))) : NULL;
         bool ok = !b.gpu || pred;
-        for (int64_t first = 0; ok && first < in.n; first += m->max_batch) {
-            rt_batch rb = {.n = in.n - first < m->max_batch ? in.n - first : m->max_batch,
-                           .x = (const char *)in.x + first * rowbytes,
-                           .y = y};
+        for (int64_t first = 0; ok && first < in.n; first += rows) {
+            rt_batch rb = {
+                .n = in.n - first < rows ? in.n - first : rows, .x = (const char *)in.x + first * rowbytes, .y = y};
             if (b.gpu) {
                 rb.x = rt_bin_model_x(&b, &rb, e->x_dtype);
                 ok = rt_cuda_forward(b.gpu, &rb, pred, err, sizeof err);
@@ -79,7 +80,8 @@ int rt_bin_predict(const rt_compiled *m, const opts *o)
                     break;
             } else
                 rt_bin_run_entry(&b, e, b.fwd_arena, &rb, NULL);
-            const char *base = b.gpu ? pred : (e->predict.in_params ? b.params : b.fwd_arena) + e->predict.offset;
+            const char *base =
+                b.gpu ? pred : (e->predict.in_params ? b.params : b.fwd_arena) + rt_value_offset(&e->predict, rb.n);
             for (int64_t i = 0; i < rb.n; i++) {
                 if (m->classes > 0 && (per == m->classes || per == 1)) {
                     int64_t best = 0;

@@ -101,21 +101,22 @@ int rt_bin_predict_forward(const rt_compiled *m, const opts *o)
     void *in[8] = {0}, *at[8];
     int64_t n = o->random;
     int rc = 1;
-    bool ok = rt_bin_open(&b, m, o->threads, err, sizeof err) &&
+    int64_t per_call = o->has_batch ? o->batch : m->batch;
+    bool ok = rt_bin_open(&b, m, o->threads, per_call, err, sizeof err) &&
               (o->weights ? rt_bin_load_checkpoint(&b, o->weights, &c, err, sizeof err)
                           : rt_bin_init_params(&b, o->seed, err, sizeof err)) &&
               (o->random ? rt_bin_random_inputs(e, n, o->seed, in, err, sizeof err)
                          : file_inputs(e, o, in, &n, err, sizeof err));
     /* a header: the outputs without the batch axis with their values, then the names of the
      * others, as each sample's line gives them */
-    for (int64_t first = 0; ok && first < n; first += m->max_batch) {
-        int64_t rows = n - first < m->max_batch ? n - first : m->max_batch;
+    for (int64_t first = 0; ok && first < n; first += per_call) {
+        int64_t rows = n - first < per_call ? n - first : per_call;
         for (int k = 0; k < e->ninputs; k++)
             at[k] = (char *)in[k] + (e->in[k].batched ? first * e->in[k].numel * rt_elem_size(e->in[k].dtype) : 0);
         rt_bin_call(&b, e, b.fwd_arena, at, rows, 0, NULL);
         for (int k = 0; first == 0 && k < e->nouts; k++) {
             const rt_compiled_value *v = &e->outs[k];
-            const char *base = (v->in_params ? b.params : b.fwd_arena) + v->offset;
+            const char *base = (v->in_params ? b.params : b.fwd_arena) + rt_value_offset(v, rows);
             if (!v->batched) {
                 printf("# %s = ", v->name);
                 print_values(base, v, 0, v->numel);
@@ -136,7 +137,8 @@ int rt_bin_predict_forward(const rt_compiled *m, const opts *o)
                 if (!v->batched)
                     continue;
                 printf("%s", shown++ ? " | " : "");
-                print_values((v->in_params ? b.params : b.fwd_arena) + v->offset, v, i * v->numel, v->numel);
+                print_values((v->in_params ? b.params : b.fwd_arena) + rt_value_offset(v, rows), v, i * v->numel,
+                             v->numel);
             }
             printf("\n");
         }

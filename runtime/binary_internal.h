@@ -25,14 +25,18 @@ typedef struct bin {
     rt_pool *pool;
     float lr, wd;
     ag_dtype data_x; /* the dataset's feature dtype, converted to the model's where they differ */
-    void *x_conv;    /* max_batch rows in the model's dtype */
+    int64_t rows;    /* the most rows a call takes: the arenas are sized for them */
+    void *x_conv;    /* rows rows in the model's dtype */
     rt_profile *profile;
     rt_cuda *gpu; /* training and evaluation on the GPU, or NULL: the CPU */
 } bin;
 
 /* bytes zeroed, 64-aligned (free with free), or NULL */
 void *rt_bin_aligned(size_t bytes);
-bool rt_bin_open(bin *b, const rt_compiled *m, int threads, char *err, size_t len);
+/* the model with arenas for calls of up to rows rows (any count: the plan holds for every N) */
+bool rt_bin_open(bin *b, const rt_compiled *m, int threads, int64_t rows, char *err, size_t len);
+/* the CPU arenas for calls of up to rows rows instead (before the GPU is chosen) */
+bool rt_bin_set_rows(bin *b, int64_t rows, char *err, size_t len);
 void rt_bin_close(bin *b);
 /* the model's initial parameters for a seed: the interpreter's (aotgrad run) as well */
 bool rt_bin_init_params(bin *b, uint32_t seed, char *err, size_t len);

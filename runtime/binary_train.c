@@ -170,11 +170,10 @@ int rt_bin_train(const rt_compiled *m, const opts *o)
     rt_ckpt c = {0};
     run_state s = {.b = &b, .save = o->save, .metrics = o->metrics, .plot = o->plot};
     int rc = 1;
-    if (!rt_bin_open(&b, m, o->threads, err, sizeof err) || !rt_bin_choose_device(&b, o, err, sizeof err))
+    if (!rt_bin_open(&b, m, o->threads, o->has_batch ? o->batch : m->batch, err, sizeof err))
         goto out;
     rt_fit fit = {.epochs = o->epochs ? o->epochs : m->epochs,
                   .batch = o->has_batch ? o->batch : m->batch,
-                  .eval_batch = m->max_batch,
                   .lr = o->has_lr ? o->lr : m->lr,
                   .wd = o->has_wd ? o->wd : m->wd,
                   .seed = o->seed,
@@ -182,11 +181,6 @@ int rt_bin_train(const rt_compiled *m, const opts *o)
                   .progress = isatty(STDERR_FILENO) ? stderr : NULL,
                   .on_epoch = on_epoch,
                   .ctx = &s};
-    if (fit.batch > m->max_batch) {
-        snprintf(err, sizeof err, "batch %lld: compiled for batches up to %lld", (long long)fit.batch,
-                 (long long)m->max_batch);
-        goto out;
-    }
     /* the output paths before any work: a missing folder, a FIFO or a device at one of them
      * would otherwise end the run after its first epoch, or be replaced by a regular file */
     const char *outputs[][2] = {{"--save", o->save}, {"--metrics", o->metrics}, {"--plot", o->plot}};
@@ -206,7 +200,7 @@ int rt_bin_train(const rt_compiled *m, const opts *o)
             !meta_whole(&c, o->resume, "seed", 0, UINT32_MAX, &sd, err, sizeof err) ||
             !meta_number(&c, o->resume, "lr", 0, FLT_MAX, &lr, err, sizeof err) ||
             !meta_number(&c, o->resume, "wd", 0, FLT_MAX, &wd, err, sizeof err) ||
-            !meta_whole(&c, o->resume, "batch", 1, m->max_batch, &bt, err, sizeof err))
+            !meta_whole(&c, o->resume, "batch", 1, AG_MAX_BATCH, &bt, err, sizeof err))
             goto out;
         if (st < ep) { /* the step after epoch E: every epoch takes a step at least */
             snprintf(err, sizeof err, "%s: metadata step is %lld at epoch %lld, expected at least one step per epoch",
@@ -237,6 +231,11 @@ int rt_bin_train(const rt_compiled *m, const opts *o)
         printf("%s: resuming %s at epoch %lld (step %llu)\n", m->name, o->resume, (long long)fit.first_epoch,
                (unsigned long long)fit.first_step);
     } else if (!rt_bin_init_params(&b, fit.seed, err, sizeof err))
+        goto out;
+    /* arenas for the batch in use (a resumed run's may differ), then the device */
+    fit.eval_batch = fit.batch;
+    if ((fit.batch != b.rows && !rt_bin_set_rows(&b, fit.batch, err, sizeof err)) ||
+        !rt_bin_choose_device(&b, o, err, sizeof err))
         goto out;
     s.seed = fit.seed, s.batch = fit.batch, s.lr = fit.lr, s.wd = fit.wd;
     const char *spec = o->data ? o->data : m->data;

@@ -42,9 +42,9 @@ typedef struct rt_compiled_param {
     int64_t offset; /* bytes into the parameter region */
     ag_init init;
     /* -1: the train step updates it in place; else bytes into the train arena where its
-     * update lies (the old value is read after the update, e.g. as an output), copied over
-     * the parameter after each step */
-    int64_t next_offset;
+     * update lies at batch N, next_offset + next_offset_n * N (the old value is read after
+     * the update, e.g. as an output), copied over the parameter after each step */
+    int64_t next_offset, next_offset_n;
 } rt_compiled_param;
 
 static inline int64_t rt_param_numel(const rt_compiled_param *p)
@@ -60,23 +60,32 @@ static inline int64_t rt_param_numel(const rt_compiled_param *p)
 typedef struct rt_compiled_value {
     const char *name;
     ag_dtype dtype;
-    int64_t offset; /* bytes into the arena (or the parameters, in_params) */
+    int64_t offset;   /* bytes into the arena (or the parameters, in_params) at batch N: */
+    int64_t offset_n; /* offset + offset_n * N */
     bool in_params;
     int64_t numel; /* elements per sample for batched values (rank >= 1), else all */
     bool batched;
 } rt_compiled_value;
 
 /* One step of an entry point, for `bench`'s table: what it is and the work it does at
- * max_batch (bytes read + written; flops for matmuls, 0 otherwise). */
+ * batch N, bytes + bytes_n * N (read + written) and flops + flops_n * N (matmuls; 0
+ * otherwise). */
 typedef struct rt_compiled_step {
     const char *kind; /* "loop", "gemm", or the runtime routine's op ("softmax_ce", ...) */
     const char *what; /* the graph node it computes, as text */
-    double bytes, flops;
+    double bytes, bytes_n, flops, flops_n;
 } rt_compiled_step;
+
+/* The arena of an entry point at batch N: the largest of k + n * N over its pieces, rounded
+ * up to 64 bytes. */
+typedef struct rt_arena_piece {
+    int64_t k, n;
+} rt_arena_piece;
 
 typedef struct rt_compiled_entry {
     rt_entry_fn *fn;
-    int64_t arena_bytes;
+    int narena;
+    rt_arena_piece arena[8];
     int ninputs;
     ag_role inputs[8]; /* what each input is (types.h): the binary binds it by that */
     ag_dtype x_dtype, y_dtype;
@@ -92,7 +101,7 @@ typedef struct rt_compiled_entry {
 
 typedef struct rt_compiled {
     const char *name, *source;
-    int64_t max_batch, param_bytes;
+    int64_t plan_batch, param_bytes; /* the batch the memory plan was laid out for (it holds for any) */
     int nparams;
     const rt_compiled_param *params;
     rt_compiled_entry train, forward;
@@ -108,6 +117,24 @@ typedef struct rt_compiled {
     bool trains;               /* false: a forward computation (no ag_minimize): train is empty, and so are the
                   * training defaults; its commands are predict and bench */
 } rt_compiled;
+
+/* An arena at batch n from its pieces (an entry point's, or the compiler's program's); -1
+ * past 2^62 bytes. */
+static inline int64_t rt_arena_bytes(const rt_arena_piece *piece, int npieces, int64_t n)
+{
+    int64_t most = 0;
+    for (int k = 0; k < npieces; k++) {
+        int64_t at;
+        if (__builtin_mul_overflow(piece[k].n, n, &at) || __builtin_add_overflow(at, piece[k].k, &at) ||
+            at > ((int64_t)1 << 62))
+            return -1;
+        most = at > most ? at : most;
+    }
+    return (most + 63) / 64 * 64;
+}
+
+/* Where a value lies at batch n, in bytes from its region's start. */
+static inline int64_t rt_value_offset(const rt_compiled_value *v, int64_t n) { return v->offset + v->offset_n * n; }
 
 /* The binary's main: `NAME train|eval|predict|bench ...`. */
 int rt_binary_main(const rt_compiled *m, int argc, char **argv);

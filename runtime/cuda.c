@@ -38,6 +38,7 @@ typedef struct step_outs {
 
 struct rt_cuda {
     const rt_compiled *m;
+    int64_t rows; /* the most rows a call takes: the arenas are sized for them */
     CUdevice dev;
     CUcontext ctx;
     CUmodule mod;
@@ -73,9 +74,13 @@ static bool upload(rt_cuda *c, CUdeviceptr dst, const void *src, size_t bytes, c
            ck(rt_cu.cuStreamSynchronize(c->stream), "cuStreamSynchronize", what, err, len);
 }
 
-bool rt_cuda_open(const rt_compiled *m, rt_cuda **out, char *err, size_t len)
+bool rt_cuda_open(const rt_compiled *m, int64_t rows, rt_cuda **out, char *err, size_t len)
 {
     *out = NULL;
+    int64_t train_bytes = rt_arena_bytes(m->train.arena, m->train.narena, rows),
+            fwd_bytes = rt_arena_bytes(m->forward.arena, m->forward.narena, rows);
+    if (train_bytes < 0 || fwd_bytes < 0)
+        return rt_fail(err, len, "a batch of %lld rows needs more than 2^62 bytes", (long long)rows);
     if (!m->cuda)
         return rt_fail(err, len, "%s was built for the CPU only (aotgrad build --target cpu,cuda adds the GPU)",
                        m->name);
@@ -91,6 +96,7 @@ bool rt_cuda_open(const rt_compiled *m, rt_cuda **out, char *err, size_t len)
     if (!c)
         return rt_fail(err, len, "out of memory");
     c->m = m;
+    c->rows = rows;
     c->train = calloc((size_t)m->cuda->ntrain + 1, sizeof *c->train);
     c->forward = calloc((size_t)m->cuda->nforward + 1, sizeof *c->forward);
     bool ok = c->train && c->forward;
@@ -129,10 +135,10 @@ bool rt_cuda_open(const rt_compiled *m, rt_cuda **out, char *err, size_t len)
     c->x_row = m->features * elem_size(m->train.x_dtype);
     c->y_row = m->targets * elem_size(m->train.y_dtype);
     ok = ok && dalloc(&c->params, (size_t)m->param_bytes, "parameters", err, len) &&
-         dalloc(&c->train_arena, (size_t)m->train.arena_bytes, "train arena", err, len) &&
-         dalloc(&c->fwd_arena, (size_t)m->forward.arena_bytes, "forward arena", err, len) &&
-         dalloc(&c->x, rt_array_bytes(m->max_batch, c->x_row, 1), "batch features", err, len) &&
-         dalloc(&c->y, rt_array_bytes(m->max_batch, c->y_row, 1), "batch targets", err, len) &&
+         dalloc(&c->train_arena, (size_t)train_bytes, "train arena", err, len) &&
+         dalloc(&c->fwd_arena, (size_t)fwd_bytes, "forward arena", err, len) &&
+         dalloc(&c->x, rt_array_bytes(rows, c->x_row, 1), "batch features", err, len) &&
+         dalloc(&c->y, rt_array_bytes(rows, c->y_row, 1), "batch targets", err, len) &&
          dalloc(&c->lr, 4, "lr", err, len) && dalloc(&c->wd, 4, "wd", err, len) &&
          dalloc(&c->state, sizeof(dev_state), "step state", err, len) &&
          ck(rt_cu.cuMemAllocHost((void **)&c->host_state, sizeof(dev_state)), "cuMemAllocHost", NULL, err, len) &&
@@ -254,9 +260,9 @@ static dev_args entry_args(rt_cuda *c, const rt_compiled_entry *e, CUdeviceptr a
     return a;
 }
 
-static CUdeviceptr value_at(rt_cuda *c, CUdeviceptr arena, const rt_compiled_value *v)
+static CUdeviceptr value_at(rt_cuda *c, CUdeviceptr arena, const rt_compiled_value *v, int64_t rows)
 {
-    return (v->in_params ? c->params : arena) + (CUdeviceptr)v->offset;
+    return (v->in_params ? c->params : arena) + (CUdeviceptr)rt_value_offset(v, rows);
 }
 
 /* a train step on the device: gather the batch, the step's kernels, the bookkeeping */
@@ -278,16 +284,18 @@ static bool device_step(rt_cuda *c, int64_t rows, uint32_t seed, char *err, size
         const rt_compiled_param *p = &m->params[k];
         if (p->next_offset < 0)
             continue;
-        CUdeviceptr dst = c->params + (CUdeviceptr)p->offset, src = c->train_arena + (CUdeviceptr)p->next_offset;
+        CUdeviceptr dst = c->params + (CUdeviceptr)p->offset,
+                    src = c->train_arena + (CUdeviceptr)(p->next_offset + p->next_offset_n * rows);
         long long bytes = 4 * (long long)rt_param_numel(p);
         void *cp[] = {&dst, &src, &bytes};
         int64_t g = (bytes + 255) / 256;
         if (!launch(c, c->copy, "ag_copy", g > 4096 ? 4096 : g, cp, err, len))
             return false;
     }
-    step_outs o = {.loss = value_at(c, c->train_arena, &m->train.loss), .nmetrics = m->train.nmetrics, .rows = rows};
+    step_outs o = {
+        .loss = value_at(c, c->train_arena, &m->train.loss, rows), .nmetrics = m->train.nmetrics, .rows = rows};
     for (int k = 0; k < m->train.nmetrics && k < 8; k++) {
-        o.metric[k] = value_at(c, c->train_arena, &m->train.metrics[k]);
+        o.metric[k] = value_at(c, c->train_arena, &m->train.metrics[k], rows);
         o.metric_i32[k] = m->train.metrics[k].dtype == AG_I32;
     }
     void *p[] = {&c->state, &o};
@@ -308,6 +316,9 @@ bool rt_cuda_train_epoch(rt_cuda *c, const int64_t *perm, int64_t n, const rt_fi
     if (n != c->data_n)
         return rt_fail(err, len, "the epoch's order has %lld samples, the uploaded set %lld", (long long)n,
                        (long long)c->data_n);
+    if (f->batch > c->rows)
+        return rt_fail(err, len, "batches of %lld rows, where the arenas hold %lld", (long long)f->batch,
+                       (long long)c->rows);
     for (int64_t i = 0; i < n; i++)
         c->host_order[i] = (int)perm[i];
     float lr = (float)f->lr, wd = (float)f->wd;
@@ -378,6 +389,9 @@ bool rt_cuda_forward(rt_cuda *c, rt_batch *b, void *predict, char *err, size_t l
 {
     const rt_compiled *m = c->m;
     const rt_compiled_entry *e = &m->forward;
+    if (b->n > c->rows)
+        return rt_fail(err, len, "a batch of %lld rows, where the arenas hold %lld", (long long)b->n,
+                       (long long)c->rows);
     dev_args a = entry_args(c, e, c->fwd_arena, b->n, b->seed, b->step, false);
     float loss = 0;
     char metric[8][4];
@@ -386,13 +400,13 @@ bool rt_cuda_forward(rt_cuda *c, rt_batch *b, void *predict, char *err, size_t l
               ck(rt_cu.cuMemcpyHtoDAsync(c->y, b->y, (size_t)(b->n * c->y_row), c->stream), "cuMemcpyHtoDAsync",
                  "batch targets", err, len) &&
               run_entry(c, false, &a, err, len) &&
-              ck(rt_cu.cuMemcpyDtoHAsync(&loss, value_at(c, c->fwd_arena, &e->loss), 4, c->stream), "cuMemcpyDtoHAsync",
-                 "loss", err, len);
+              ck(rt_cu.cuMemcpyDtoHAsync(&loss, value_at(c, c->fwd_arena, &e->loss, b->n), 4, c->stream),
+                 "cuMemcpyDtoHAsync", "loss", err, len);
     for (int k = 0; ok && k < e->nmetrics && k < 8; k++)
-        ok = ck(rt_cu.cuMemcpyDtoHAsync(metric[k], value_at(c, c->fwd_arena, &e->metrics[k]), 4, c->stream),
+        ok = ck(rt_cu.cuMemcpyDtoHAsync(metric[k], value_at(c, c->fwd_arena, &e->metrics[k], b->n), 4, c->stream),
                 "cuMemcpyDtoHAsync", "metric", err, len);
     if (ok && predict && e->predict.name)
-        ok = ck(rt_cu.cuMemcpyDtoHAsync(predict, value_at(c, c->fwd_arena, &e->predict),
+        ok = ck(rt_cu.cuMemcpyDtoHAsync(predict, value_at(c, c->fwd_arena, &e->predict, b->n),
                                         (size_t)(b->n * e->predict.numel * elem_size(e->predict.dtype)), c->stream),
                 "cuMemcpyDtoHAsync", "predictions", err, len);
     ok = ok && ck(rt_cu.cuStreamSynchronize(c->stream), "cuStreamSynchronize", "forward", err, len);

@@ -30,7 +30,7 @@ typedef struct rt_cuda rt_cuda;
 
 /* The first GPU, with m's CUDA image loaded and its memory allocated; false with one line
  * (no driver, no GPU, an image this GPU cannot run, out of device memory). */
-bool rt_cuda_open(const rt_compiled *m, rt_cuda **out, char *err, size_t len);
+bool rt_cuda_open(const rt_compiled *m, int64_t rows, rt_cuda **out, char *err, size_t len);
 void rt_cuda_close(rt_cuda *c);
 const char *rt_cuda_device_name(const rt_cuda *c);
 

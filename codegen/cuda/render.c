@@ -318,7 +318,7 @@ static bool small(const cg_cuda_launch *l, int64_t B) { return cg_cuda_blocks(l,
 
 static void mark_merges(rd *R, const cg_cuda_plan *plan)
 {
-    int64_t B = R->p->max_batch > 0 ? R->p->max_batch : 1;
+    int64_t B = R->p->batch > 0 ? R->p->batch : 1; /* a choice for the batch the plan was laid out for */
     int runs = 0;
     for (int a = 0, b; a<plan->nsteps; a = b> a ? b : a + 1) {
         int64_t bytes = 0;

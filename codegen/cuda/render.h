@@ -42,7 +42,7 @@ typedef struct cg_cuda_launch {
 typedef struct cg_cuda_plan {
     int nsteps;
     cg_cuda_launch *step;  /* the launches, in order: every program step in one of them */
-    int64_t scratch_bytes; /* of ag_dev_args.scratch at the program's largest batch; 0: none */
+    int64_t scratch_bytes; /* of ag_dev_args.scratch, the same at any batch; 0: none */
 } cg_cuda_plan;
 
 /* Writes the CUDA C source of p to f and fills plan (free with cg_cuda_plan_free); false

@@ -205,7 +205,7 @@ void rd_render_call(rd *R, const cg_call *c, const char *name, cg_cuda_launch *l
  * second only scales it by the row's d, the CPU routine's arithmetic in the same order. Only
  * where nothing between the two writes the logits or the labels or touches that output, and
  * the output misses what the first step reads and writes: byte ranges, affine in N, checked
- * at both ends of [1, max_batch] (degree 1 only; anything else is taken to overlap). */
+ * at both ends of [1, CG_MAX_N] (degree 1 only; anything else is taken to overlap). */
 
 /* the region a buffer lives in: the arena, the parameters, or one caller tensor */
 int64_t rd_region_of(const cg_buffer *b)
@@ -219,7 +219,7 @@ int64_t rd_region_of(const cg_buffer *b)
 static span span_of(const rd *R, int32_t buf, cg_dim offset, double c0, double c1, bool linear)
 {
     const cg_buffer *b = &R->p->buffers[buf];
-    double es = (double)rd_esize(b->dtype), B = (double)(R->p->max_batch > 0 ? R->p->max_batch : 1), n[2] = {1, B};
+    double es = (double)rd_esize(b->dtype), n[2] = {1, (double)CG_MAX_N};
     span s = {rd_region_of(b), {0, 0}, {0, 0}, linear};
     for (int k = 0; k < 2; k++) {
         s.lo[k] = (double)(b->offset.k + b->offset.n * n[k]) + es * (double)(offset.k + offset.n * n[k]);

@@ -44,27 +44,34 @@ enum { TK = 16, FILL_TILES = 64 };
 enum { FILL_UNITS = 264, MAX_SPLITS = 32 };
 
 /* A matmul's blocking: PER x PER results a thread, tiles of TILE = 16 PER, L floats of each
- * operand a thread per step of K; K in S splits (1: not split); tiles_max at the largest batch. */
+ * operand a thread per step of K (chosen at the batch the plan was laid out for); split: K
+ * may be split, in a number of parts the kernel works out for the N in use (split_count). */
 typedef struct tiling {
     int PER, TILE, L;
-    int64_t S, tiles_max;
+    bool split;
 } tiling;
+
+/* K's splits at batch N, as the kernel computes them (print_tiles): enough blocks to fill
+ * the GPU, at least 2 steps of K a split, at most MAX_SPLITS, none past the counters */
+static int64_t split_count(const cg_gemm *g, int TILE, int64_t N)
+{
+    int64_t tiles = ((g->m.k + g->m.n * N + TILE - 1) / TILE) * ((g->n.k + g->n.n * N + TILE - 1) / TILE),
+            ksteps = (g->k.k + g->k.n * N + TK - 1) / TK;
+    int64_t S = tiles > 0 && tiles < FILL_UNITS ? (FILL_UNITS + tiles - 1) / tiles : 1;
+    S = S > ksteps / 2 ? ksteps / 2 : S;
+    S = S > MAX_SPLITS ? MAX_SPLITS : S;
+    return S < 1 || tiles > CG_CUDA_COUNTERS ? 1 : S;
+}
 
 static tiling gemm_tiling(const rd *R, const cg_gemm *g)
 {
-    int64_t B = R->p->max_batch > 0 ? R->p->max_batch : 1;
+    int64_t B = R->p->batch > 0 ? R->p->batch : 1;
     int64_t big = ((g->m.k + g->m.n * B + 63) / 64) * ((g->n.k + g->n.n * B + 63) / 64);
     const int PER = big >= FILL_TILES ? 4 : 2, TILE = 16 * PER, L = TK * TILE / CG_CUDA_BLOCK;
-    /* split K where the tiles at the largest batch are too few to fill the GPU */
-    int64_t tiles_max = ((g->m.k + g->m.n * B + TILE - 1) / TILE) * ((g->n.k + g->n.n * B + TILE - 1) / TILE),
-            ksteps = (g->k.k + g->k.n * B + TK - 1) / TK;
-    int64_t S = tiles_max > 0 ? (FILL_UNITS + tiles_max - 1) / tiles_max : 1;
-    S = S > ksteps / 2 ? ksteps / 2 : S; /* at least 2 steps of K a split */
-    S = S > MAX_SPLITS ? MAX_SPLITS : S < 1 ? 1 : S;
-    /* the scratch is sized at the largest batch: unknown (0), C's tiles may outgrow it */
-    if (tiles_max > CG_CUDA_COUNTERS || (R->p->max_batch <= 0 && (g->m.n || g->n.n)))
-        S = 1;
-    return (tiling){PER, TILE, L, S, tiles_max};
+    /* the code for splits where some N splits: the fewest tiles are at N = 1, the most steps
+     * of K at the largest N */
+    bool split = split_count(g, TILE, 1) > 1 || split_count(g, TILE, B) > 1 || split_count(g, TILE, CG_MAX_N) > 1;
+    return (tiling){PER, TILE, L, split};
 }
 
 /* the shared tiles, the loop over C's tiles (and K's splits), and a tile's products over its
@@ -72,7 +79,6 @@ static tiling gemm_tiling(const rd *R, const cg_gemm *g)
 static void print_tiles(rd *R, const cg_gemm *g, const tiling *T)
 {
     const int PER = T->PER, TILE = T->TILE, L = T->L;
-    const int64_t S = T->S;
     /* element (i, k) of op(A) and (k, j) of op(B); lda, ldb as cblas_sgemm's */
     const char *ael = g->ta ? "A[(k) * M + (i)]" : "A[(i) * K + (k)]";
     const char *bel = g->tb ? "B[(j) * K + (k)]" : "B[(k) * NC + (j)]";
@@ -89,19 +95,27 @@ static void print_tiles(rd *R, const cg_gemm *g, const tiling *T)
             "    const long long tn = (NC + %d) / %d, tiles = ((M + %d) / %d) * tn;\n"
             "    const int tx = threadIdx.x %% 16, ty = threadIdx.x / 16;\n",
             TK, TILE + 2, TK, TILE + 2, TILE - 1, TILE, TILE - 1, TILE);
-    R->shared[R->step] += 2 * TK * (TILE + 2) * 4 + (S > 1 ? 4 : 0); /* As, Bs, last */
-    if (S > 1)
+    R->shared[R->step] += 2 * TK * (TILE + 2) * 4 + (T->split ? 4 : 0); /* As, Bs, last */
+    if (T->split)
         fprintf(
             R->f,
-            "    /* K in %d splits, a block each: each stores its partial tile in the scratch, and the\n"
-            "     * last of a tile's blocks to finish (a counter) sums them in split order */\n"
-            "    const long long S = %lld, kc = ((K + S - 1) / S + %d) / %d * %d; /* K a split, in whole steps */\n"
+            "    /* K in S splits for this N, a block each (S = 1: none): enough blocks to fill the GPU, at\n"
+            "     * least two steps of K a split, at most %d, none past the counters. Each block stores its\n"
+            "     * partial tile in the scratch; the last of a tile's blocks to finish (a counter) sums them\n"
+            "     * in split order */\n"
+            "    const long long ksteps = (K + %d) / %d;\n"
+            "    long long S = tiles < %d ? (%d + tiles - 1) / tiles : 1;\n"
+            "    S = S > ksteps / 2 ? ksteps / 2 : S;\n"
+            "    S = S > %d ? %d : S;\n"
+            "    S = S < 1 || tiles > %d ? 1 : S;\n"
+            "    const long long kc = ((K + S - 1) / S + %d) / %d * %d; /* K a split, in whole steps */\n"
             "    unsigned *const count = (unsigned *)a.scratch; /* a tile's finished splits; back to 0 at the end */\n"
             "    float *const part = (float *)(a.scratch + %d);\n"
             "    __shared__ int last;\n"
             "    for (long long w = blockIdx.x; w < tiles * S; w += gridDim.x) {\n"
             "        const long long t = w / S, kb = (w %% S) * kc, ke = kb + kc < K ? kb + kc : K;\n",
-            (int)S, (long long)S, TK - 1, TK, TK, CG_CUDA_COUNTERS * 4);
+            MAX_SPLITS, TK - 1, TK, FILL_UNITS, FILL_UNITS, MAX_SPLITS, MAX_SPLITS, CG_CUDA_COUNTERS, TK - 1, TK, TK,
+            CG_CUDA_COUNTERS * 4);
     else
         fprintf(R->f, "    for (long long t = blockIdx.x; t < tiles; t += gridDim.x) {\n"
                       "        const long long kb = 0, ke = K;\n");
@@ -177,6 +191,7 @@ static void print_split_sum(rd *R, const tiling *T)
     const int PER = T->PER;
     /* a thread's partials are its own slots: the last block's same thread reads them */
     fprintf(R->f,
+            "        if (S > 1) {\n"
             "        {\n"
             "            float *const mine = part + (w * %d + threadIdx.x) * %d;\n"
             "#pragma unroll\n"
@@ -207,7 +222,8 @@ static void print_split_sum(rd *R, const tiling *T)
             "                    r[u][v] += __ldcg(split + u * %d + v); /* from L2: other SMs wrote it */\n"
             "        }\n"
             "        if (threadIdx.x == 0)\n"
-            "            count[t] = 0;\n",
+            "            count[t] = 0;\n"
+            "        }\n",
             CG_CUDA_BLOCK, PER * PER, PER, PER, PER, PER, PER, CG_CUDA_BLOCK, PER * PER, PER, PER, PER);
 }
 
@@ -279,9 +295,8 @@ void rd_render_gemm(rd *R, const cg_gemm *g, const cg_loop *epi, const bool *is_
             gemm_scalar(R, g, g->beta, 0));
     const tiling T = gemm_tiling(R, g);
     const int TILE = T.TILE;
-    const int64_t S = T.S;
     print_tiles(R, g, &T);
-    if (S > 1)
+    if (T.split)
         print_split_sum(R, &T);
     print_results(R, epi, is_c, write_c, &T);
     /* tiles = ceil(m / TILE) ceil(n / TILE), a side that grows with N bounded by
@@ -289,10 +304,13 @@ void rd_render_gemm(rd *R, const cg_gemm *g, const cg_loop *epi, const bool *is_
     double m1 = (double)g->m.n / TILE, n1 = (double)g->n.n / TILE;
     double m0 = g->m.n ? (g->m.k + TILE - 1.0) / TILE : (double)((g->m.k + TILE - 1) / TILE),
            n0 = g->n.n ? (g->n.k + TILE - 1.0) / TILE : (double)((g->n.k + TILE - 1) / TILE);
-    launch->units[0] = S * m0 * n0, launch->units[1] = S * (m0 * n1 + m1 * n0), launch->units[2] = S * m1 * n1;
+    /* with splits, a block for each of the tiles' S parts: S tiles < tiles + FILL_UNITS */
+    launch->units[0] = m0 * n0 + (T.split ? FILL_UNITS : 0), launch->units[1] = m0 * n1 + m1 * n0,
+    launch->units[2] = m1 * n1;
     launch->units_per_block = 1;
-    int64_t scratch = CG_CUDA_COUNTERS * 4 + S * T.tiles_max * TILE * TILE * 4; /* counters, partials */
-    if (S > 1 && R->scratch_bytes < scratch)
+    /* counters, and partials for S tiles < 2 FILL_UNITS tiles (S > 1 only below FILL_UNITS tiles) */
+    int64_t scratch = CG_CUDA_COUNTERS * 4 + (int64_t)2 * FILL_UNITS * TILE * TILE * 4;
+    if (T.split && R->scratch_bytes < scratch)
         R->scratch_bytes = scratch;
 }
 

@@ -79,11 +79,11 @@ bool rd_epilogue_fits(const rd *R, const cg_step *mm, const cg_step *next, bool 
 void rd_render_call(rd *R, const cg_call *c, const char *name, cg_cuda_launch *launch, int step);
 void rd_pair_ce(rd *R);
 
-/* The bytes a step touches in a region, affine in N, at N = 1 and N = max_batch (softmax_ce
+/* The bytes a step touches in a region, affine in N, at N = 1 and N = CG_MAX_N (softmax_ce
  * pairs and matmul epilogues check with these that steps miss each other). */
 typedef struct span {
     int64_t region;
-    double lo[2], hi[2]; /* bytes at N = 1 and N = max_batch */
+    double lo[2], hi[2]; /* bytes at N = 1 and N = CG_MAX_N */
     bool known;
 } span;
 

@@ -11,7 +11,7 @@
  *            The only calls in a loop body are math intrinsics (llvm.exp, llvm.log, ...).
  *            Threads: a loop whose axis 0 is not reduced, whose stores move with axis 0 and
  *            whose other accesses in a store's region either touch the same bytes at the same
- *            indices (in place) or miss the store's bytes for every N up to p->max_batch,
+ *            indices (in place) or miss the store's bytes for every N up to CG_MAX_N,
  *            becomes NAME.loopK(buffers..., N, begin, end) over rows [begin, end) of axis 0,
  *            with a trampoline NAME.loopK.chunk(ctx, begin, end) (an rt_range_fn; ctx holds
  *            the buffer pointers and N). With a pool and at least 16384 elements the entry

@@ -322,7 +322,7 @@ static bool lp_splittable(lp *L)
                 return false;
             gap = p_add(gap, p_scale(span, -1));
         }
-        if (!p_nonneg_upto(gap, p->max_batch))
+        if (!p_nonneg_upto(gap, CG_MAX_N))
             return false;
         int64_t esz = em_mem_size(sb->dtype);
         poly sbase = p_add(p_aff(sb->offset), p_scale(p_aff(st->offset), (double)esz));
@@ -343,8 +343,8 @@ static bool lp_splittable(lp *L)
             poly lx, hx, ls, hs;
             if (!touched(p, l, ax, &lx, &hx) || !touched(p, l, st, &ls, &hs))
                 return false;
-            if (!p_nonneg_upto(p_add(ls, p_scale(hx, -1)), p->max_batch) &&
-                !p_nonneg_upto(p_add(lx, p_scale(hs, -1)), p->max_batch))
+            if (!p_nonneg_upto(p_add(ls, p_scale(hx, -1)), CG_MAX_N) &&
+                !p_nonneg_upto(p_add(lx, p_scale(hs, -1)), CG_MAX_N))
                 return false;
         }
     }

@@ -215,8 +215,6 @@ static bool same(const ir_tensor *ref, const void *got, bool bitwise, char *msg,
     return true;
 }
 
-static double affine_at(cg_dim d, int64_t N) { return (double)(d.k + d.n * N); }
-
 static void check_program(const setup *s, const cg_program *p)
 {
     char err[1024];
@@ -270,7 +268,7 @@ static void check_program(const setup *s, const cg_program *p)
             outptr[k] = malloc(bytes);
             memset(outptr[k], 0x41, bytes); /* finite garbage: every element must be written */
         }
-        size_t arena_bytes = (size_t)affine_at(p->arena_bytes, N);
+        size_t arena_bytes = (size_t)rt_arena_bytes(p->arena, p->narena, N);
         char *arena = malloc(arena_bytes + 1), *params = NULL;
         memset(arena, 0xff, arena_bytes); /* NaN garbage */
         if (s->param_in) {
@@ -488,7 +486,7 @@ Test(llvm_emit, sum_over_each_axis)
     const cg_dim c[] = {D(6), D(1)}, ext[] = {DN, D(6)};
     int32_t x = IN(P, 0, AG_F32), t = buffer(P, CG_ARENA, 0, AG_F32);
     P->buf[t].offset = D(64);
-    P->p.arena_bytes = (cg_dim){64, 24};
+    P->p.narena = 1, P->p.arena[0] = (rt_arena_piece){64, 24};
     cg_loop *l = loop(P, 2, ext); /* over axis 0: the inner loop runs along the output */
     l->reduce = 1, l->combine = IR_sum;
     st(l, E_LOAD(l, ld(l, x, c), AG_F32), OUT(P, 0, AG_F32), (cg_dim[]){D(0), D(1)});

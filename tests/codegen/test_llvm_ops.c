@@ -33,7 +33,7 @@ static void check_op(ir_op op)
                                                         : batch == 256 ? MAX_BATCH
                                                                        : 2 * MAX_BATCH) {
         ir_tensor **bound = fe_bind_random(g, batch, 11, false);
-        char *arena = calloc(1, (size_t)(p->arena_bytes.k + p->arena_bytes.n * batch) + 64);
+        char *arena = calloc(1, (size_t)rt_arena_bytes(p->arena, p->narena, batch) + 64);
         char *params = calloc(1, (size_t)p->param_bytes + 64);
         for (int k = 0; k < p->nparams; k++)
             memcpy(params + p->params[k].offset, bound[p->params[k].node]->data, (size_t)p->params[k].bytes);

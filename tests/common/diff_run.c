@@ -18,7 +18,7 @@ bool diff_run_init(diff_run *r, const ir_graph *g, const cg_program *p, int64_t 
     for (int32_t i = 0; i < g->n; i++) /* lr and wd: small, as training uses them */
         if (r->bound[i] && g->node[i].op == IR_input && g->node[i].shape.rank == 0 && g->node[i].dtype == AG_F32)
             ir_tensor_set(r->bound[i], 0, g->node[i].attr.role == AG_ROLE_LR ? 0.1 : 0.01);
-    r->arena.bytes = (size_t)(p->arena_bytes.k + p->arena_bytes.n * batch);
+    r->arena.bytes = (size_t)rt_arena_bytes(p->arena, p->narena, batch);
     r->params.bytes = (size_t)p->param_bytes;
     /* a little slack past the end: a region may be empty, calloc(0) may give NULL */
     r->arena.data = calloc(1, r->arena.bytes + 64);

@@ -242,7 +242,7 @@ static bool run_case(cuda_device *dev, const char *dir, const char *name, int64_
         goto done;
     }
     /* the batches: an op's as test_cuda_ops.c's, a model's train step small and full */
-    int64_t max = c.p->max_batch, full = max < 256 ? max : 256, batches[4];
+    int64_t max = c.p->batch, full = max < 256 ? max : 256, batches[4];
     int nb = 0;
     if (only_batch > 0)
         batches[nb++] = only_batch;

@@ -69,9 +69,10 @@ static void make(sample *s)
                         .buffers = s->buf,
                         .nsteps = 2,
                         .steps = s->step,
-                        .arena_bytes = {0, 92},
+                        .narena = 1,
+                        .arena = {{0, 92}},
                         .param_bytes = 284,
-                        .max_batch = MAX_BATCH};
+                        .batch = MAX_BATCH};
 }
 
 /* whether the two steps became one launch */

@@ -90,10 +90,9 @@ Test(binary, every_model_builds_and_links_only_system_libraries)
         free(out);
     }
     int st;
-    char *out = run_fmt(&st, "%s/mlp train --batch 100000", dir);
+    char *out = run_fmt(&st, "%s/mlp train --batch 100000000", dir);
     cr_expect_eq(WEXITSTATUS(st), 2, "%s", out);
-    cr_expect(strstr(out, "mlp train: --batch takes a batch size from 1 to 256 (the compiled maximum), not '100000'"),
-              "%s", out);
+    cr_expect(strstr(out, "mlp train: --batch takes a batch size from 1 to 16777216, not '100000000'"), "%s", out);
     free(out);
     /* an option is its whole name: not a part of another's, not with one dash */
     const char *wrong[] = {"-epochs", "--epoch", "--e", "-lr"};
@@ -263,7 +262,7 @@ Test(binary, resume_refuses_metadata_the_writer_never_writes)
         {"epoch", " 2", "bad.st: metadata epoch is ' 2', expected a whole number from 1 to 1000000000"},
         {"epoch", "0", "bad.st: metadata epoch is '0', expected a whole number from 1 to 1000000000"},
         {"seed", "+1", "bad.st: metadata seed is '+1', expected a whole number from 0 to 4294967295"},
-        {"batch", "256.0", "bad.st: metadata batch is '256.0', expected a whole number from 1 to 256"},
+        {"batch", "256.0", "bad.st: metadata batch is '256.0', expected a whole number from 1 to 16777216"},
         {"step", "0", "bad.st: metadata step is 0 at epoch 2, expected at least one step per epoch"},
         {"step", "1", "bad.st: metadata step is 1 at epoch 2, expected at least one step per epoch"},
         {"lr", "1e39", "bad.st: metadata lr is '1e39', expected a number in [0, 3.40282e+38]"},
@@ -639,6 +638,18 @@ Test(binary, a_forward_computation_predicts_and_benches)
         lines++;
     cr_expect_eq(lines, 6, "a header and 5 samples:\n%s", out);
     free(out);
+    /* one plan (laid out at batch 4) for any batch: calls of 1, 7 or 1000 rows print the same */
+    char *by[3];
+    static const int per_call[3] = {1, 7, 1000};
+    for (int k = 0; k < 3; k++) {
+        by[k] = run_fmt(&st, "%s predict --random 30 --seed 3 --threads 1 --batch %d", bin, per_call[k]);
+        cr_expect_eq(st, 0, "--batch %d: %s", per_call[k], by[k]);
+    }
+    cr_expect_gt(strlen(by[0]), 300, "%s", by[0]);
+    cr_expect_str_eq(by[1], by[0]);
+    cr_expect_str_eq(by[2], by[0]);
+    for (int k = 0; k < 3; k++)
+        free(by[k]);
     static const struct {
         const char *args, *says;
         int status;
@@ -656,6 +667,10 @@ Test(binary, a_forward_computation_predicts_and_benches)
         cr_expect_str_eq(out, refused[k].says, "%s", refused[k].args);
         free(out);
     }
+    out = run_fmt(&st, "%s bench --steps 3 --batch 64", bin);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_expect(strstr(out, "chain bench: forward pass at batch 64"), "%s", out);
+    free(out);
     out = run_fmt(&st, "%s bench --steps 3", bin);
     cr_assert_eq(st, 0, "%s", out);
     cr_expect(strstr(out, "chain bench: forward pass at batch 4") && strstr(out, " gemm ") && strstr(out, " softmax "),

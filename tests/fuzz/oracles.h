@@ -40,7 +40,9 @@ typedef struct fz_result {
  *   autodiff  every gradient agrees with central finite differences in f64 along a random
  *             direction: |fd - ad| <= 1e-6 * max(|fd|, |ad|, 1);
  *   llvm      the train step's and the eval graph's code through the JIT agree with the f32
- *             interpreter norm-wise within 1e-5 at batches 1, 7, 64; threads: the same bits
+ *             interpreter norm-wise within 1e-5 at batches 1, 7, 64, from one memory plan
+ *             (laid out at 64; at 7 for half the train steps, at 1 for forward
+ *             computations: past the plan's batch too); threads: the same bits
  *             at 1 and 2 threads;
  *   cuda      the train step's CUDA C through the host shim agrees within 1e-5 + 2e, e the
  *             f32 interpreter's own error against the f64 one (it sums in another order;

@@ -257,9 +257,10 @@ Test(text, fused_data_file_runs_like_the_unfused_one)
 
 /* ---- the memory plan ---- */
 
-/* At batch 2: %0 and %1 (32 bytes each) live together, then %2 (the loss, 4 bytes, to the
- * end) and %3 (16 bytes, placed first: larger); %4 (w.next) overwrites w, which nothing
- * reads after it. */
+/* Laid out at batch 2, for any N: %0 and %1 (16 N bytes each) live together, then %2 (the
+ * loss, 4 bytes, to the end) and %3 (16 bytes, placed first: larger; a fixed size takes a
+ * cache line, so it goes above %1 rather than below); %4 (w.next) overwrites w, which
+ * nothing reads after it. */
 #define PLAN_NODES                      \
     "graph @p {\n"                      \
     "  %x: f32[N,4] = input\n"          \
@@ -274,9 +275,9 @@ Test(text, fused_data_file_runs_like_the_unfused_one)
     "  optimizer sgd lr=0.1 wd=0 batch=2 epochs=1\n"
 static const char plan_text[] = PLAN_NODES "  memory batch=2 arena=192\n"
                                            "  buffer %0 offset=0\n"
-                                           "  buffer %1 offset=64\n"
-                                           "  buffer %2 offset=128\n"
-                                           "  buffer %3 offset=0\n"
+                                           "  buffer %1 offset=0 offset_n=16\n"
+                                           "  buffer %2 offset=64 offset_n=32\n"
+                                           "  buffer %3 offset=0 offset_n=32\n"
                                            "  inplace %4 into=%w\n"
                                            "}\n";
 
@@ -289,12 +290,13 @@ Test(text, plan_round_trips)
     const ir_plan *p = g->plan;
     cr_assert_not_null(p);
     cr_expect(p->batch == 2 && p->arena == 192);
-    static const int64_t offset[] = {-1, -1, 0, 64, 128, 0, -1};
+    static const int64_t offset[] = {-1, -1, 0, 0, 64, 0, -1}, offset_n[] = {0, 0, 0, 16, 32, 32, 0};
     static const int32_t inplace[] = {-1, -1, -1, -1, -1, -1, 1};
     cr_assert_eq(g->n, 7);
     for (int32_t i = 0; i < g->n; i++)
-        cr_expect(p->offset[i] == offset[i] && p->inplace[i] == inplace[i], "node %d: offset %lld, inplace %d", (int)i,
-                  (long long)p->offset[i], (int)p->inplace[i]);
+        cr_expect(p->offset[i] == offset[i] && p->offset_n[i] == offset_n[i] && p->inplace[i] == inplace[i],
+                  "node %d: offset %lld + %lld N, inplace %d", (int)i, (long long)p->offset[i],
+                  (long long)p->offset_n[i], (int)p->inplace[i]);
     ir_graph_free(g);
 
     g = parse_ok(PLAN_NODES "}\n");
@@ -309,8 +311,9 @@ Test(text, plan_round_trips)
     g = parse_ok("graph @p {\n  %x: f32[N,4] = input\n  %w: f32[4] = param zeros\n  %0: f32[N,4] = mul %x, %w\n"
                  "  %1: f32[N,4] = exp %0\n  %2: f32[] = sum %1 axes=[0,1]\n  %3: f32[4] = sum %1 axes=[0]\n"
                  "  %4: f32[4] = sub %w, %3\n  return loss: %2, w.next: %4\n  memory arena=192 batch=2\n"
-                 "  inplace %4 into=%w\n  buffer %3 offset=0\n  train step loss=loss\n  buffer %2 offset=128\n"
-                 "  buffer %1 offset=64\n  optimizer sgd lr=0.1 wd=0 batch=2 epochs=1\n  buffer %0 offset=0\n}\n");
+                 "  inplace %4 into=%w\n  buffer %3 offset_n=32 offset=0\n  train step loss=loss\n"
+                 "  buffer %2 offset=64 offset_n=32\n  buffer %1 offset_n=16 offset=0\n"
+                 "  optimizer sgd lr=0.1 wd=0 batch=2 epochs=1\n  buffer %0 offset=0\n}\n");
     s = ir_print_str(g);
     cr_expect_str_eq(s, plan_text);
     free(s);
@@ -337,46 +340,54 @@ static void expect_plan_rejected(const char *from, const char *to, const char *w
  * line of the value's buffer or inplace line (the memory line where it has none). */
 Test(text, verify_plan_edits)
 {
-    expect_plan_rejected("buffer %1 offset=64", "buffer %1 offset=32",
+    expect_plan_rejected("buffer %1 offset=0 offset_n=16", "buffer %1 offset=32 offset_n=16",
                          "t.ir:14: error: "
                          "verify: memory: %1: offset 32 is not a multiple of 64");
-    expect_plan_rejected("buffer %1 offset=64", "buffer %1 offset=0",
+    expect_plan_rejected("buffer %1 offset=0 offset_n=16", "buffer %1 offset=0 offset_n=8",
                          "t.ir:14: error: "
-                         "verify: memory: %0 and %1 are alive together and overlap at bytes 0..31");
-    /* at batch 5 %0 takes 80 bytes: into %1's */
+                         "verify: memory: %1: offset_n 8 is not a multiple of 16");
+    expect_plan_rejected("buffer %1 offset=0 offset_n=16", "buffer %1 offset=0",
+                         "t.ir:14: error: "
+                         "verify: memory: %0 and %1 are alive together and overlap at batch 2, at bytes 0..31");
+    /* apart at batch 2 (%0 ends at 32, %1 starts at 64), not from batch 5 on */
+    expect_plan_rejected("buffer %1 offset=0 offset_n=16", "buffer %1 offset=64",
+                         "t.ir:14: error: "
+                         "verify: memory: %0 and %1 are alive together and overlap at batch 5, at bytes 64..79");
+    /* at batch 5 the loss ends past the arena */
     expect_plan_rejected("memory batch=2", "memory batch=5",
-                         "t.ir:14: error: "
-                         "verify: memory: %0 and %1 are alive together and overlap at bytes 64..79");
-    /* %3 is born as %1 dies (it reads it): alive together */
-    expect_plan_rejected("buffer %3 offset=0", "buffer %3 offset=64",
-                         "t.ir:16: error: "
-                         "verify: memory: %1 and %3 are alive together and overlap at bytes 64..79");
-    /* the loss is an output: alive to the end, so not where %3 goes either */
-    expect_plan_rejected("buffer %3 offset=0", "buffer %3 offset=128",
-                         "t.ir:16: error: "
-                         "verify: memory: %2 and %3 are alive together and overlap at bytes 128..131");
-    expect_plan_rejected("buffer %2 offset=128", "buffer %2 offset=192",
                          "t.ir:15: error: "
-                         "verify: memory: %2 (f32[] at batch 2) at offset 192 does not fit in the arena of "
+                         "verify: memory: %2 (f32[] at batch 5) at offset 64 + 32*N does not fit in the arena of "
+                         "192 bytes");
+    /* %3 is born as %1 dies (it reads it): alive together */
+    expect_plan_rejected("buffer %3 offset=0 offset_n=32", "buffer %3 offset=0 offset_n=16",
+                         "t.ir:16: error: "
+                         "verify: memory: %1 and %3 are alive together and overlap at batch 2, at bytes 32..47");
+    /* the loss is an output: alive to the end, so not where %3 goes either */
+    expect_plan_rejected("buffer %3 offset=0 offset_n=32", "buffer %3 offset=64 offset_n=32",
+                         "t.ir:16: error: "
+                         "verify: memory: %2 and %3 are alive together and overlap at batch 2, at bytes 128..131");
+    expect_plan_rejected("buffer %2 offset=64 offset_n=32", "buffer %2 offset=128 offset_n=32",
+                         "t.ir:15: error: "
+                         "verify: memory: %2 (f32[] at batch 2) at offset 128 + 32*N does not fit in the arena of "
                          "192 bytes");
     expect_plan_rejected("arena=192", "arena=130",
                          "t.ir:15: error: "
-                         "verify: memory: %2 (f32[] at batch 2) at offset 128 does not fit in the arena of "
+                         "verify: memory: %2 (f32[] at batch 2) at offset 64 + 32*N does not fit in the arena of "
                          "130 bytes");
     expect_plan_rejected("batch=2 arena", "batch=9223372036854775807 arena",
                          "t.ir:13: error: "
                          "verify: memory: %0 (f32[N,4] at batch 9223372036854775807) at offset 0 does not fit in "
                          "the arena of 192 bytes");
-    expect_plan_rejected("  buffer %2 offset=128\n", "",
+    expect_plan_rejected("  buffer %2 offset=64 offset_n=32\n", "",
                          "t.ir:12: error: "
                          "verify: memory: %2 has no buffer and overwrites no param");
     expect_plan_rejected("  inplace %4 into=%w\n", "",
                          "t.ir:12: error: "
                          "verify: memory: %4 has no buffer and overwrites no param");
-    expect_plan_rejected("  buffer %2 offset=128\n", "  inplace %2 into=%w\n",
+    expect_plan_rejected("  buffer %2 offset=64 offset_n=32\n", "  inplace %2 into=%w\n",
                          "t.ir:15: error: "
                          "verify: memory: %2 is f32[] but overwrites %w, f32[4]");
-    expect_plan_rejected("  buffer %3 offset=0\n", "  inplace %3 into=%w\n",
+    expect_plan_rejected("  buffer %3 offset=0 offset_n=32\n", "  inplace %3 into=%w\n",
                          "t.ir:16: error: "
                          "verify: memory: %3 overwrites %w, which %4 reads after it");
     expect_plan_rejected("return loss: %2, w.next: %4", "return loss: %2, w.next: %4, old: %w",

@@ -277,7 +277,8 @@ Test(pipeline, fuse_softmax_ce_survives_the_graph_growing)
 }
 
 /* The MLP's planned peak stays within 1.25x of the lower bound the report prints beside it,
- * and inference needs less than training. */
+ * and within 1.1x of the plan of one batch alone (2,363,568 B at 256, before plans held for
+ * any batch); inference needs less than training. */
 Test(pipeline, the_mlp_memory_plan_is_near_its_lower_bound)
 {
     ir_graph *m = fe_load(AG_SOURCE_DIR "/models/mlp.c", getenv("AOTGRAD_INCLUDE"), NULL);
@@ -285,7 +286,7 @@ Test(pipeline, the_mlp_memory_plan_is_near_its_lower_bound)
     char *text = NULL, err[512];
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
-    cr_assert(pass_memory_report(m, f, err, sizeof err), "%s", err);
+    cr_assert(pass_memory_report(m, 0, f, err, sizeof err), "%s", err);
     fclose(f);
     double ratio = 0;
     long long train_peak = 0, infer_peak = 0;
@@ -296,6 +297,7 @@ Test(pipeline, the_mlp_memory_plan_is_near_its_lower_bound)
     cr_assert_eq(sscanf(p1, " peak %lld B", &train_peak), 1);
     cr_assert_eq(sscanf(p2, " peak %lld B", &infer_peak), 1);
     cr_expect(ratio <= 1.25, "peak is %.3fx the lower bound\n%s", ratio, text);
+    cr_expect(train_peak <= 2363568 * 11 / 10, "peak %lld B\n%s", train_peak, text);
     cr_expect(infer_peak < train_peak, "inference %lld B, training %lld B", infer_peak, train_peak);
     cr_expect(strstr(text, "saved for backward: f32[256,784], f32[256,256], f32[256,10]"), "%s", text);
     cr_expect(strstr(text, "  gradients                     0 B"), "%s", text);
@@ -323,7 +325,7 @@ Test(pipeline, the_verifier_sees_a_kernel_s_outputs_born_together)
                             a = i, b = j;
     cr_assert(b >= 0, "linreg_metric's train step has no such siblings");
     cr_assert(ir_verify(g, err, sizeof err), "%s", err);
-    g->plan->offset[b] = g->plan->offset[a];
+    g->plan->offset[b] = g->plan->offset[a], g->plan->offset_n[b] = g->plan->offset_n[a];
     cr_assert_not(ir_verify(g, err, sizeof err));
     cr_expect(strstr(err, "are alive together and overlap"), "%s", err);
     ir_graph_free(g);
