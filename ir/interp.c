@@ -591,9 +591,11 @@ static bool interp(const ir_graph *g, const ir_run *run, const ir_tensor *const 
 /* constant[i]: node i of g is computed from constants alone (eval_constant), through kernel
  * bodies too (an output of a body, from what its operands are); constant_in marks inputs
  * bound to such values (a body's), or is NULL. False when out of memory. */
-static bool constant_nodes(const ir_graph *g, const bool *constant_in, bool *constant)
+static bool constant_nodes(const ir_graph *g, const bool *constant_in, bool *constant);
+
+static bool constant_nodes_from(const ir_graph *g, const bool *constant_in, bool *constant, int32_t from)
 {
-    for (int32_t i = 0; i < g->n; i++) {
+    for (int32_t i = from; i < g->n; i++) {
         const ir_node *n = &g->node[i];
         if (n->op == IR_kernel) {
             const ir_graph *b = g->kernels[n->attr.kernel];
@@ -618,6 +620,42 @@ static bool constant_nodes(const ir_graph *g, const bool *constant_in, bool *con
             constant[i] &= constant[n->in[k]];
     }
     return true;
+}
+
+static bool constant_nodes(const ir_graph *g, const bool *constant_in, bool *constant)
+{
+    return constant_nodes_from(g, constant_in, constant, 0);
+}
+
+/* where(k, x, y) with k a constant of one value throughout is x or y, and where(c, x, x) is
+ * x, as simplify rewrites them: a constant when what it becomes is (seed 500092:
+ * sigmoid(where(true, -0.015625, s)) folded in f32 after simplify, computed in f64 before;
+ * seed 502500: pow(where(c, 0.6875, 0.6875), 0.6875)). That can only be told from values:
+ * so after the where runs, and what reads it is looked at again. */
+static bool constant_where(const ir_graph *g, int32_t i, const ir_tensor *val, const bool *constant_in, bool *constant)
+{
+    const ir_node *n = &g->node[i];
+    if (n->op != IR_where || constant[i])
+        return true;
+    const ir_node *x = &g->node[n->in[1]], *y = &g->node[n->in[2]];
+    /* where(c, x, x) -> x: x and y constants of the same values */
+    bool same = constant[n->in[1]] && constant[n->in[2]] && ir_shape_eq(&x->shape, &n->shape) &&
+                ir_shape_eq(&y->shape, &n->shape) && x->dtype == n->dtype && y->dtype == n->dtype;
+    for (int64_t e = 0, c = same ? ir_tensor_numel(&val[n->in[1]]) : 0; e < c && same; e++)
+        same = ir_tensor_get(&val[n->in[1]], e) == ir_tensor_get(&val[n->in[2]], e);
+    /* where(k, x, y) -> x or y: k a constant of one value throughout */
+    const ir_tensor *k = &val[n->in[0]];
+    int64_t count = constant[n->in[0]] ? ir_tensor_numel(k) : 0;
+    bool first = count > 0 && ir_tensor_get(k, 0) != 0, uniform = count > 0;
+    for (int64_t e = 1; e < count && uniform; e++)
+        uniform = (ir_tensor_get(k, e) != 0) == first;
+    const ir_node *pick = first ? x : y;
+    bool picked =
+        uniform && constant[n->in[first ? 1 : 2]] && ir_shape_eq(&pick->shape, &n->shape) && pick->dtype == n->dtype;
+    if (!same && !picked)
+        return true;
+    constant[i] = true;
+    return constant_nodes_from(g, constant_in, constant, i + 1);
 }
 
 /* constant: per node of g, computed from constants alone (eval_constant); the body's
@@ -827,6 +865,7 @@ static bool interp(const ir_graph *g, const ir_run *run, const ir_tensor *const 
             owned[i] = ok = val[i].data != NULL;
             ok = ok && eval(n, val, &val[i], run);
         }
+        ok = ok && (!run->f64 || constant_where(g, i, val, constant_in, constant));
         for (int k = 0; k < n->nin; k++) {
             int32_t a = n->in[k];
             if (last[a] == i && owned[a]) {
