@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "args.h"
 #include "compiled.h" /* rt_arena_piece, rt_arena_bytes */
@@ -117,7 +118,13 @@ typedef enum cg_step_kind { CG_LOOP, CG_GEMM, CG_CALL } cg_step_kind;
 
 typedef struct cg_step {
     cg_step_kind kind;
-    int32_t node; /* the graph node it computes (for names, profiles and errors) */
+    int32_t node;  /* the graph node it computes (for names, profiles and errors) */
+    char name[32]; /* the kernel's name in the fused IR, k3 for @k3 (v12 for a plain node %12),
+                      _2, _3 after it for its second and later steps: the name of the
+                      step's function in the .ll, .s and .cu, and in bench's table */
+    int32_t line;  /* the model line of its node (0: none), in program.file */
+    int nlines;
+    int32_t lines[4]; /* the model lines its ops came from, ascending (the first 4) */
     union {
         cg_loop loop;
         cg_gemm gemm;
@@ -140,6 +147,7 @@ typedef struct cg_param {
 
 typedef struct cg_program {
     const char *name; /* the graph's: entry points are NAME_train_step, NAME_forward */
+    const char *file; /* the model file the steps' lines are in, or NULL (lives as long as the graph) */
     int nbuffers;
     cg_buffer *buffers;
     int nsteps;
@@ -155,6 +163,15 @@ typedef struct cg_program {
     int64_t batch;       /* the batch the memory plan was laid out for, and choices tuned for
                             (it holds for any N up to CG_MAX_N) */
 } cg_program;
+
+/* Step s's name (cg_step.name), or s<s> for a step made without one (a test's program). */
+static inline const char *cg_step_name(const cg_program *p, int s, char *buf, size_t len)
+{
+    if (p->steps[s].name[0])
+        return p->steps[s].name;
+    snprintf(buf, len, "s%d", s);
+    return buf;
+}
 
 /* The largest batch a program runs at: what the analyses that must hold at every N (an
  * access missing another's bytes) check up to, and what the binaries accept. */

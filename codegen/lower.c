@@ -69,6 +69,40 @@ static cg_step *add_step(lowering *L, cg_step_kind kind, int32_t node)
     memset(s, 0, sizeof *s);
     s->kind = kind;
     s->node = node;
+    /* the kernel's name in the fused IR (@k3: k3), or the plain node's (%12: v12); a
+     * kernel's later steps add _2, _3 */
+    const ir_node *n = &L->g->node[node];
+    char base[24];
+    if (n->op == IR_kernel)
+        snprintf(base, sizeof base, "k%d", (int)n->attr.kernel);
+    else {
+        char v[24];
+        snprintf(base, sizeof base, "v%s", ir_value_name(L->g, node, v, sizeof v) + 1);
+    }
+    int same = 0;
+    for (int k = 0; k < L->p->nsteps - 1; k++)
+        same += strncmp(L->p->steps[k].name, base, strlen(base)) == 0 &&
+                (L->p->steps[k].name[strlen(base)] == 0 || L->p->steps[k].name[strlen(base)] == '_');
+    if (same)
+        snprintf(s->name, sizeof s->name, "%.14s_%d", base, same + 1);
+    else
+        snprintf(s->name, sizeof s->name, "%s", base);
+    s->line = n->loc.line > 0 ? n->loc.line : 0;
+    if (n->loc.file && !L->p->file)
+        L->p->file = n->loc.file;
+    const ir_graph *body = n->op == IR_kernel && n->attr.kernel >= 0 ? L->g->kernels[n->attr.kernel] : NULL;
+    for (int32_t i = 0; i < (body ? body->n : 1); i++) { /* insert each line once, in order */
+        int32_t line = body ? body->node[i].loc.line : s->line;
+        int at = 0;
+        while (at < s->nlines && s->lines[at] < line)
+            at++;
+        if (line <= 0 || (at < s->nlines && s->lines[at] == line) || at == 4)
+            continue;
+        for (int k = (s->nlines < 4 ? s->nlines : 3); k > at; k--)
+            s->lines[k] = s->lines[k - 1];
+        s->lines[at] = line;
+        s->nlines += s->nlines < 4;
+    }
     return s;
 }
 

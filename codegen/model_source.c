@@ -109,7 +109,9 @@ static void steps(FILE *f, const char *var, const cg_program *p, const ir_graph 
             const ir_node *n = &g->node[st->node];
             char type[96];
             ir_type_str(n->dtype, &n->shape, type, sizeof type);
-            int w = snprintf(what, sizeof what, "%%%d %s %s", (int)st->node, ir_ops[n->op].name, type);
+            char v[32];
+            int w = snprintf(what, sizeof what, "%s %s %s", ir_value_name(g, st->node, v, sizeof v), ir_ops[n->op].name,
+                             type);
             if (n->op == IR_kernel && n->attr.kernel >= 0) { /* and the ops fused into it */
                 const ir_graph *body = g->kernels[n->attr.kernel];
                 for (int32_t i = 0, shown = 0; i < body->n && w > 0 && (size_t)w < sizeof what; i++)
@@ -118,12 +120,12 @@ static void steps(FILE *f, const char *var, const cg_program *p, const ir_graph 
                                       ir_ops[body->node[i].op].name);
             }
         }
-        fprintf(f, "    {\"%s\", ", kind);
+        fprintf(f, "    {\"%s\", \"%s\", ", st->name, kind);
         literal(f, what);
         fprintf(f, ", %.17g, %.17g, %.17g, %.17g},\n", bytes, bytes1 - bytes, flops, flops1 - flops);
     }
     if (!p->nsteps)
-        fprintf(f, "    {\"none\", \"\", 0, 0, 0, 0},\n");
+        fprintf(f, "    {\"\", \"none\", \"\", 0, 0, 0, 0},\n");
     fprintf(f, "};\n");
 }
 

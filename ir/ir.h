@@ -303,6 +303,9 @@ ir_node ir_node_make(ir_op op, int32_t nin, const int32_t *in);
 #include <stdio.h>
 void ir_print(FILE *f, const ir_graph *g);
 char *ir_print_str(const ir_graph *g); /* malloc'd */
+/* A value as the text IR names it: %name for an input or param, else its printed number
+ * (the printer numbers every node but those and the inline f32 and i32 constants). */
+const char *ir_value_name(const ir_graph *g, int32_t id, char *buf, size_t len);
 /* Parse one graph. On error returns NULL and writes "file:line:col: error: message". */
 ir_graph *ir_parse(const char *text, size_t len, const char *filename, char *err, size_t errlen);
 

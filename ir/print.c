@@ -49,6 +49,22 @@
 
 static bool inline_const(const ir_node *n) { return n->op == IR_const && (n->dtype == AG_F32 || n->dtype == AG_I32); }
 
+const char *ir_value_name(const ir_graph *g, int32_t id, char *buf, size_t len)
+{
+    const ir_node *n = &g->node[id];
+    if ((n->op == IR_input || n->op == IR_param) && n->attr.name) {
+        snprintf(buf, len, "%%%s", n->attr.name);
+        return buf;
+    }
+    int32_t num = 0;
+    for (int32_t i = 0; i < id; i++) {
+        const ir_node *m = &g->node[i];
+        num += !((m->op == IR_input || m->op == IR_param) && m->attr.name) && !inline_const(m);
+    }
+    snprintf(buf, len, "%%%d", (int)num);
+    return buf;
+}
+
 static bool same_float(float a, float b)
 {
     if (isnan(a) || isnan(b))

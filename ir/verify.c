@@ -430,26 +430,6 @@ static bool check_train(const ir_graph *g, char *err, size_t len)
 #define PLAN_ALIGN 64     /* as passes/plan_memory.c aligns every buffer: its fixed part */
 #define PLAN_ALIGN_ROW 16 /* and its part per row of the batch */
 
-/* A value as the text IR names it: %name for an input or param, else its printed number
- * (the printer numbers every node but those and the inline f32 and i32 constants). */
-static const char *value_name(const ir_graph *g, int32_t id, char *buf, size_t len)
-{
-    const ir_node *n = &g->node[id];
-    if ((n->op == IR_input || n->op == IR_param) && n->attr.name) {
-        snprintf(buf, len, "%%%s", n->attr.name);
-        return buf;
-    }
-    int32_t num = 0;
-    for (int32_t i = 0; i < id; i++) {
-        const ir_node *m = &g->node[i];
-        bool named = (m->op == IR_input || m->op == IR_param) && m->attr.name;
-        bool inline_const = m->op == IR_const && (m->dtype == AG_F32 || m->dtype == AG_I32);
-        num += !named && !inline_const;
-    }
-    snprintf(buf, len, "%%%d", (int)num);
-    return buf;
-}
-
 /* The bytes of n's value at the batch, false if that overflows. */
 static bool value_bytes(const ir_node *n, int64_t batch, int64_t *bytes)
 {
@@ -502,7 +482,7 @@ static bool check_plan(const ir_graph *g, char *err, size_t len)
         const ir_node *v = &g->node[i];
         int64_t off = p->offset[i];
         int32_t into = p->inplace[i];
-        value_name(g, i, a, sizeof a);
+        ir_value_name(g, i, a, sizeof a);
         if (ir_ops[v->op].kind == IR_K_SOURCE) {
             if (off != -1 || into != -1)
                 ok = rt_fail(err, len, "verify: memory: %s is %s %s, yet it has %s", a, v->op == IR_input ? "an" : "a",
@@ -520,11 +500,11 @@ static bool check_plan(const ir_graph *g, char *err, size_t len)
             }
             if (g->node[into].op != IR_param) {
                 ok = rt_fail(err, len, "verify: memory: %s overwrites %s, not a param", a,
-                             value_name(g, into, b, sizeof b));
+                             ir_value_name(g, into, b, sizeof b));
                 continue;
             }
             const ir_node *w = &g->node[into];
-            value_name(g, into, b, sizeof b);
+            ir_value_name(g, into, b, sizeof b);
             if (v->dtype != w->dtype || !ir_shape_eq(&v->shape, &w->shape))
                 ok = rt_fail(err, len, "verify: memory: %s is %s but overwrites %s, %s", a,
                              ir_type_str(v->dtype, &v->shape, ty, sizeof ty), b,
@@ -534,13 +514,13 @@ static bool check_plan(const ir_graph *g, char *err, size_t len)
             else if (ir_read_after(g, into, birth[i], i) >= 0) { /* written at its kernel's first node */
                 char c[64];
                 ok = rt_fail(err, len, "verify: memory: %s overwrites %s, which %s reads after it", a, b,
-                             value_name(g, ir_read_after(g, into, birth[i], i), c, sizeof c));
+                             ir_value_name(g, ir_read_after(g, into, birth[i], i), c, sizeof c));
             }
             for (int32_t j = 0; ok && j < i; j++)
                 if (p->inplace[j] == into) {
                     char c[64];
-                    ok = rt_fail(err, len, "verify: memory: %s and %s both overwrite %s", value_name(g, j, c, sizeof c),
-                                 a, b);
+                    ok = rt_fail(err, len, "verify: memory: %s and %s both overwrite %s",
+                                 ir_value_name(g, j, c, sizeof c), a, b);
                 }
         } else if (off < 0 || p->offset_n[i] < 0)
             ok = rt_fail(err, len, "verify: memory: %s: offset%s %lld is negative", a, off < 0 ? "" : "_n",
@@ -593,7 +573,7 @@ static bool check_plan(const ir_graph *g, char *err, size_t len)
                    hi = fmin(ei.k + ei.n * N, ej.k + ej.n * N);
             ok = rt_fail(err, len,
                          "verify: memory: %s and %s are alive together and overlap at batch %lld, at bytes %.0f..%.0f",
-                         value_name(g, i, a, sizeof a), value_name(g, j, b, sizeof b), (long long)at, lo, hi - 1);
+                         ir_value_name(g, i, a, sizeof a), ir_value_name(g, j, b, sizeof b), (long long)at, lo, hi - 1);
             bad = j;
         }
     if (!ok)

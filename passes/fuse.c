@@ -265,6 +265,32 @@ static ir_graph *make_body(const fuser *f, int32_t grp, body_map *bm, int32_t *i
     return b;
 }
 
+/* Kernels numbered in the order their first node comes, as every later copy of the graph
+ * numbers them (ir_copy_node): @k3 of the fused IR stays @k3 through the last pass, in the
+ * generated code's names and in bench's table. */
+static void number_kernels_in_order(ir_graph *h)
+{
+    int32_t *new_of = ir_xmalloc(sizeof *new_of * (size_t)(h->nkernels ? h->nkernels : 1)), next = 0;
+    for (int32_t k = 0; k < h->nkernels; k++)
+        new_of[k] = -1;
+    for (int32_t i = 0; i < h->n; i++)
+        if (h->node[i].op == IR_kernel && new_of[h->node[i].attr.kernel] < 0)
+            new_of[h->node[i].attr.kernel] = next++;
+    for (int32_t k = 0; k < h->nkernels; k++) /* bodies no node picks from (none today) go last */
+        if (new_of[k] < 0)
+            new_of[k] = next++;
+    ir_graph **bodies = ir_xmalloc(sizeof *bodies * (size_t)(h->nkernels ? h->nkernels : 1));
+    for (int32_t k = 0; k < h->nkernels; k++)
+        bodies[new_of[k]] = h->kernels[k];
+    for (int32_t k = 0; k < h->nkernels; k++)
+        h->kernels[k] = bodies[k], h->kernel_src[k] = NULL;
+    for (int32_t i = 0; i < h->n; i++)
+        if (h->node[i].op == IR_kernel)
+            h->node[i].attr.kernel = new_of[h->node[i].attr.kernel];
+    free(bodies);
+    free(new_of);
+}
+
 ir_graph *pass_fuse(const ir_graph *g, char *err, size_t len)
 {
     (void)err, (void)len;
@@ -361,6 +387,7 @@ ir_graph *pass_fuse(const ir_graph *g, char *err, size_t len)
         ir_add_output(h, g->out[i].name, map[g->out[i].id]);
     h->next_site = g->next_site;
     ir_copy_train(h, g);
+    number_kernels_in_order(h);
     for (int32_t i = 0; i < g->n; i++) {
         free(f.users[i]);
         free(gin[i]);

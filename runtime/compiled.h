@@ -71,6 +71,7 @@ typedef struct rt_compiled_value {
  * batch N, bytes + bytes_n * N (read + written) and flops + flops_n * N (matmuls; 0
  * otherwise). */
 typedef struct rt_compiled_step {
+    const char *name; /* the kernel's name in the fused IR and the generated code: k3, k3_2 */
     const char *kind; /* "loop", "gemm", or the runtime routine's op ("softmax_ce", ...) */
     const char *what; /* the graph node it computes, as text */
     double bytes, bytes_n, flops, flops_n;

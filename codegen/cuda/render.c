@@ -154,6 +154,16 @@ const rd_ew rd_ew_table[IR_OP_COUNT] = {IR_OPS(EW_ENTRY, EW_SKIP)};
  * neighbours (mark_merges), a device function the merged kernel calls. */
 void rd_kernel_head(rd *R, const char *name)
 {
+    const cg_step *st = &R->p->steps[R->step]; /* its kernel and the model lines it came from */
+    char sn[32];
+    fprintf(R->f, "/* %s", cg_step_name(R->p, R->step, sn, sizeof sn));
+    for (int k = 0; k < st->nlines; k++) {
+        if (k == 0)
+            fprintf(R->f, ": %s%s%d", R->p->file ? R->p->file : "", R->p->file ? ":" : "line ", (int)st->lines[k]);
+        else
+            fprintf(R->f, ",%d", (int)st->lines[k]);
+    }
+    fprintf(R->f, " */\n");
     if (R->merge_run && R->merge_run[R->step] > 0)
         fprintf(R->f, "__device__ __forceinline__ void %s(ag_dev_args a)\n{\n", name);
     else
@@ -281,7 +291,8 @@ static void render_steps(rd *R, cg_cuda_plan *plan)
         const cg_step *st = &p->steps[s];
         cg_cuda_launch *l = &plan->step[plan->nsteps++];
         memset(l, 0, sizeof *l);
-        snprintf(l->name, sizeof l->name, "%s_k%d", p->name, s);
+        char sn[32];
+        snprintf(l->name, sizeof l->name, "%s_%s", p->name, cg_step_name(p, s, sn, sizeof sn)); /* k3 for @k3 */
         l->first_step = s, l->steps = 1;
         R->step = s;
         bool is_c[CG_MAX_LOADS], write_c;
@@ -343,13 +354,19 @@ static void write_merges(rd *R, cg_cuda_plan *plan)
         cg_cuda_launch merged = plan->step[a];
         if (b - a >= 2) {
             const cg_cuda_launch *last = &plan->step[b - 1];
-            snprintf(merged.name, sizeof merged.name, "%s_k%d_%d", R->p->name, plan->step[a].first_step,
-                     last->first_step + last->steps - 1);
+            char s0[32], s1[32];
+            snprintf(merged.name, sizeof merged.name, "%s_%s_to_%s", R->p->name,
+                     cg_step_name(R->p, plan->step[a].first_step, s0, sizeof s0),
+                     cg_step_name(R->p, last->first_step + last->steps - 1, s1, sizeof s1));
             merged.units[0] = 1, merged.units[1] = merged.units[2] = 0, merged.units_per_block = 1;
             merged.steps = last->first_step + last->steps - merged.first_step;
             merged.merged = true;
-            fprintf(R->f, "/* steps %d to %d in one block, a barrier between them (each needs one block) */\n",
-                    merged.first_step, merged.first_step + merged.steps - 1);
+            fprintf(R->f,
+                    "/* steps %d to %d in one block, a barrier between them (each needs one block):", merged.first_step,
+                    merged.first_step + merged.steps - 1);
+            for (int k = a; k < b; k++)
+                fprintf(R->f, "%s %s", k > a ? "," : "", cg_step_name(R->p, plan->step[k].first_step, s0, sizeof s0));
+            fprintf(R->f, " */\n");
             fprintf(R->f, "extern \"C\" __global__ void __launch_bounds__(%d) %s(ag_dev_args a)\n{\n", CG_CUDA_BLOCK,
                     merged.name);
             for (int k = a; k < b; k++)

@@ -193,6 +193,28 @@ static void emit_call(em *E, entry *X, const cg_call *c, int step)
     LLVMBuildCall2(E->b, ft, fn, a, (unsigned)n, "");
 }
 
+/* "# k1: sgemm, models/mlp.c:17-18" as an empty inline asm statement before a step the entry
+ * calls out for: a comment at that call in the .ll and the .s */
+static void name_comment(em *E, const cg_step *st)
+{
+    char text[256];
+    char sn[32];
+    int at = snprintf(text, sizeof text, "# %s: %s", cg_step_name(E->p, (int)(st - E->p->steps), sn, sizeof sn),
+                      st->kind == CG_GEMM ? "sgemm" : em_op_name(st->call.op));
+    for (int k = 0; k < st->nlines && E->p->file && at > 0 && (size_t)at < sizeof text; k++) {
+        if (k == 0)
+            at += snprintf(text + at, sizeof text - (size_t)at, ", %s:%d", E->p->file, (int)st->lines[k]);
+        else
+            at += snprintf(text + at, sizeof text - (size_t)at, ",%d", (int)st->lines[k]);
+    }
+    for (char *c = text; *c; c++) /* '$' starts an operand in asm text */
+        if (*c == '$')
+            *c = '_';
+    LLVMTypeRef ft = LLVMFunctionType(E->vd, NULL, 0, 0);
+    LLVMValueRef asm_ = LLVMGetInlineAsm(ft, text, strlen(text), "", 0, 1, 0, LLVMInlineAsmDialectATT, 0);
+    LLVMBuildCall2(E->b, ft, asm_, NULL, 0, "");
+}
+
 /* if (a->profile) rt_profile_mark(a->profile, step): bench's per-step times */
 static void profile_mark(em *E, entry *X, int32_t step)
 {
@@ -230,6 +252,8 @@ LLVMModuleRef cg_emit_module(const cg_program *p, LLVMContextRef ctx, cg_target 
     entry X = {.args_t = cg_args_type(ctx)};
     X.addr = calloc((size_t)p->nbuffers + 1, sizeof *X.addr);
     LLVMValueRef fn = LLVMAddFunction(E.m, p->name, LLVMFunctionType(E.vd, &E.ptr, 1, 0));
+    em_debug_begin(&E, fn);
+    em_debug_at(&E, E.entry_scope, 0);
     LLVMPositionBuilderAtEnd(E.b, LLVMAppendBasicBlockInContext(ctx, fn, "entry"));
     X.a = LLVMGetParam(fn, 0);
     X.arena = field(&E, &X, 0, E.ptr);
@@ -244,6 +268,9 @@ LLVMModuleRef cg_emit_module(const cg_program *p, LLVMContextRef ctx, cg_target 
     profile_mark(&E, &X, -1);
     for (int s = 0; s < p->nsteps && !E.failed; s++) {
         const cg_step *st = &p->steps[s];
+        em_debug_at(&E, E.entry_scope, st->line);
+        if (st->kind != CG_LOOP) /* a loop is a function of its name; a call gets a comment */
+            name_comment(&E, st);
         switch (st->kind) {
         case CG_LOOP: em_emit_loop(&E, &st->loop, s, buffer_addr, &X, X.N, X.pool); break;
         case CG_GEMM: emit_gemm(&E, &X, &st->gemm, s); break;
@@ -253,6 +280,7 @@ LLVMModuleRef cg_emit_module(const cg_program *p, LLVMContextRef ctx, cg_target 
         profile_mark(&E, &X, s);
     }
     LLVMBuildRetVoid(E.b);
+    em_debug_end(&E);
     LLVMDisposeBuilder(E.b);
     free(X.addr);
     if (E.failed) {

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include <llvm-c/Core.h>
+#include <llvm-c/DebugInfo.h>
 
 #include "emit.h"
 #include "fail.h"
@@ -32,7 +33,20 @@ typedef struct em {
     char *err;
     size_t len;
     bool failed;
+    /* debug line information (emit_debug.c), where the program has a model file */
+    LLVMDIBuilderRef di;
+    LLVMMetadataRef difile, disig, entry_scope;
 } em;
+
+/* ---- emit_debug.c ---- */
+
+/* A compile unit for p->file and the entry point's subprogram (nothing without a file). */
+void em_debug_begin(em *E, LLVMValueRef entry_fn);
+/* fn's subprogram at a model line; NULL without debug information */
+LLVMMetadataRef em_debug_function(em *E, LLVMValueRef fn, int line);
+/* the builder's instructions from here at line in scope (none when scope is NULL) */
+void em_debug_at(em *E, LLVMMetadataRef scope, int line);
+void em_debug_end(em *E);
 
 /* ---- emit.c ---- */
 

@@ -574,7 +574,8 @@ static LLVMBasicBlockRef lp_call_split(lp *L, int step, LLVMValueRef fn, LLVMTyp
     /* the trampoline: void NAME.loopK.chunk(void *ctx, int64_t begin, int64_t end) */
     LLVMTypeRef cp[] = {E->ptr, E->i64, E->i64};
     LLVMTypeRef chunk_t = LLVMFunctionType(E->vd, cp, 3, 0);
-    snprintf(name, sizeof name, "%s.loop%d.chunk", E->p->name, step);
+    char sn[32];
+    snprintf(name, sizeof name, "%s.%s.chunk", E->p->name, cg_step_name(E->p, step, sn, sizeof sn));
     LLVMValueRef chunk = LLVMAddFunction(E->m, name, chunk_t);
     LLVMSetLinkage(chunk, LLVMInternalLinkage);
     LLVMAddAttributeAtIndex(chunk, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(E->c, nounwind, 0));
@@ -586,6 +587,7 @@ static LLVMBasicBlockRef lp_call_split(lp *L, int step, LLVMValueRef fn, LLVMTyp
     LLVMBuildCall2(E->b, pf_t, pfor, pa, 5, "");
     LLVMBuildBr(E->b, done);
 
+    em_debug_at(E, NULL, 0); /* the trampoline has no subprogram: its lines are the loop's */
     LLVMPositionBuilderAtEnd(E->b, LLVMAppendBasicBlockInContext(E->c, chunk, "entry"));
     LLVMValueRef cctx = LLVMGetParam(chunk, 0), cargs[CG_MAX_LOADS + CG_MAX_STORES + 3];
     for (int k = 0; k <= L->nbuf; k++)
@@ -630,13 +632,20 @@ LLVMValueRef em_emit_loop(em *E, const cg_loop *l, int step, LLVMValueRef (*addr
     params[L.nbuf] = E->i64;
     params[L.nbuf + 1] = params[L.nbuf + 2] = E->i64;
     char name[256];
-    snprintf(name, sizeof name, "%s.loop%d", E->p->name, step);
+    /* named after its kernel (mlp_train_step.k3), and kept out of line: the name is in the
+     * .ll, the .s and a profiler's report */
+    const cg_step *st = &E->p->steps[step];
+    char sn[32];
+    snprintf(name, sizeof name, "%s.%s", E->p->name, cg_step_name(E->p, step, sn, sizeof sn));
     LLVMTypeRef fn_t = LLVMFunctionType(E->vd, params, nparams, 0);
     LLVMValueRef fn = LLVMAddFunction(E->m, name, fn_t);
     LLVMSetLinkage(fn, LLVMInternalLinkage);
     unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
     unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
+    unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
     LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(E->c, nounwind, 0));
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(E->c, noinline, 0));
+    LLVMMetadataRef scope = em_debug_function(E, fn, st->nlines ? st->lines[0] : st->line);
     for (int k = 0; k < L.nbuf; k++) {
         L.arg[k] = LLVMGetParam(fn, (unsigned)k);
         if (lp_noalias(&L, k, written))
@@ -660,6 +669,7 @@ LLVMValueRef em_emit_loop(em *E, const cg_loop *l, int step, LLVMValueRef (*addr
     else
         back = lp_call_split(&L, step, fn, fn_t, args, nparams, N, pool);
 
+    em_debug_at(E, scope, st->line);
     LLVMPositionBuilderAtEnd(E->b, LLVMAppendBasicBlockInContext(E->c, fn, "entry"));
     for (int k = 0; k < l->rank; k++)
         L.extent[k] = em_affine(E, l->extent[k], L.N);
@@ -688,6 +698,7 @@ LLVMValueRef em_emit_loop(em *E, const cg_loop *l, int step, LLVMValueRef (*addr
     }
     lp_nest(&L, 0);
     LLVMBuildRetVoid(E->b);
+    em_debug_at(E, E->entry_scope, st->line);
     LLVMPositionBuilderAtEnd(E->b, back);
     return fn;
 }

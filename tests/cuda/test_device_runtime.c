@@ -183,7 +183,8 @@ Test(device, bench_times_the_graph_and_each_kernel)
         int k;
         char kind[32];
         double us;
-        if (sscanf(line, "%d %31s %lf", &k, kind, &us) == 3) {
+        char name[32];
+        if (sscanf(line, "%d %31s %31s %lf", &k, name, kind, &us) == 4) {
             cr_expect_eq(k, rows, "row %d is numbered %d", rows, k);
             cr_expect(us > 0, "%s", line);
             rows++;

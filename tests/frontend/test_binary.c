@@ -4,6 +4,7 @@
  * same training as the interpreter's, and the binary of a graph without training. Data:
  * small subsets of Fashion-MNIST. */
 #include <criterion/criterion.h>
+#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "bind.h"
+#include "passes.h"
 #include "checkpoint.h"
 #include "data.h"
 #include "interp.h"
@@ -23,7 +25,7 @@
 
 static char dir[] = "/tmp/aotgrad-binary-XXXXXX";
 
-/* builds models/NAME.c into dir/NAME (once per process) */
+/* builds models/NAME.c into dir/NAME, with its .ll, .s and .cu (once per process) */
 static void build(const char *name)
 {
     char path[600];
@@ -31,7 +33,8 @@ static void build(const char *name)
     if (access(path, X_OK) == 0)
         return;
     int st;
-    char *out = run_fmt(&st, "cd %s && %s build models/%s.c -o %s", AG_SOURCE_DIR, getenv("AOTGRAD_BIN"), name, path);
+    char *out = run_fmt(&st, "cd %s && %s build models/%s.c -o %s --emit exe,ll,s,cu", AG_SOURCE_DIR,
+                        getenv("AOTGRAD_BIN"), name, path);
     cr_assert_eq(st, 0, "build of %s failed:\n%s", name, out);
     free(out);
 }
@@ -104,6 +107,77 @@ Test(binary, every_model_builds_and_links_only_system_libraries)
         cr_expect(strstr(out, want), "%s: %s", wrong[k], out);
         free(out);
     }
+}
+
+/* whether text has word as a whole word (not followed by a digit or letter: k1 is not k12) */
+static bool has_word(const char *text, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *at = strstr(text, word); at; at = strstr(at + 1, word))
+        if ((at == text || !isalnum((unsigned char)at[-1]) || at[-1] == '_' || at[-1] == '.') &&
+            !isalnum((unsigned char)at[n]))
+            return true;
+    return false;
+}
+
+/* One name per kernel, from model to machine code: each kernel @kN of the fused train step
+ * names the function computing it in the .ll and the .s (NAME_train_step.kN, or a comment
+ * "# kN: sgemm" at the call it is), a __global__ or __device__ function of the .cu, and a row
+ * of bench's table; the code carries the model's lines (objdump -dl). */
+Test(binary, every_kernel_has_one_name_from_the_fused_ir_to_machine_code)
+{
+    const char *models[] = {"linreg", "softmax", "mlp", "mlp_dropout", "weight_decay"};
+    for (size_t m = 0; m < sizeof models / sizeof *models; m++) {
+        build(models[m]);
+        char path[700], err[1024];
+        snprintf(path, sizeof path, "%s/models/%s.c", AG_SOURCE_DIR, models[m]);
+        ir_graph *g = fe_load(path, getenv("AOTGRAD_INCLUDE"), NULL);
+        cr_assert_not_null(g);
+        ir_graph *fused = pass_run(g, true, "fuse", NULL, NULL, err, sizeof err);
+        cr_assert_not_null(fused, "%s", err);
+        cr_assert_gt(fused->nkernels, 0, "%s", models[m]);
+        char *text[3];
+        const char *ext[3] = {"ll", "s", "cu"};
+        for (int e = 0; e < 3; e++) {
+            snprintf(path, sizeof path, "%s/%s.%s", dir, models[m], ext[e]);
+            size_t len;
+            text[e] = fe_read_file(path, &len);
+            cr_assert_not_null(text[e], "%s", path);
+        }
+        int st;
+        char *bench = run_fmt(&st, "%s/%s bench --steps 1 --threads 1", dir, models[m]);
+        cr_assert_eq(st, 0, "%s", bench);
+        for (int32_t k = 0; k < fused->nkernels; k++) {
+            char fn[64], comment[32], name[16], cu[64], row[32];
+            snprintf(name, sizeof name, "k%d", (int)k);
+            snprintf(fn, sizeof fn, "%s_train_step.k%d", models[m], (int)k);
+            snprintf(comment, sizeof comment, "# k%d: ", (int)k);
+            snprintf(cu, sizeof cu, "%s_train_step_k%d", models[m], (int)k);
+            snprintf(row, sizeof row, "  k%d ", (int)k);
+            for (int e = 0; e < 2; e++)
+                cr_expect(has_word(text[e], fn) || strstr(text[e], comment), "%s.%s names no kernel %s", models[m],
+                          ext[e], name);
+            bool in_cu = false;
+            for (const char *line = text[2]; line && *line && !in_cu;
+                 line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+                size_t n = strcspn(line, "\n");
+                char buf[512];
+                snprintf(buf, sizeof buf, "%.*s", (int)(n < sizeof buf ? n : sizeof buf - 1), line);
+                in_cu = (strstr(buf, "__global__") || strstr(buf, "__device__")) && has_word(buf, cu);
+            }
+            cr_expect(in_cu, "%s.cu has no __global__ or __device__ function for kernel %s", models[m], name);
+            cr_expect(strstr(bench, row), "%s bench has no row for kernel %s:\n%s", models[m], name, bench);
+        }
+        free(bench);
+        for (int e = 0; e < 3; e++)
+            free(text[e]);
+        ir_graph_free(fused);
+        ir_graph_free(g);
+    }
+    int st;
+    char *out = run_fmt(&st, "objdump -dl %s/mlp | grep -c 'mlp\\.c:[0-9]'", dir);
+    cr_expect(st == 0 && atoi(out) > 10, "objdump -dl shows %s model lines", out);
+    free(out);
 }
 
 /* Training 2 epochs equals training 1, saving, and resuming for 1, bit for bit (dropout's
@@ -454,7 +528,11 @@ Test(binary, bench_prints_each_kernel)
     cr_expect(strstr(out, "mlp bench: train step at batch 256"), "%s", out);
     cr_expect(strstr(out, "ms/step"), "%s", out);
     cr_expect(strstr(out, "GFLOP/s") && strstr(out, "% sgemm"), "%s", out);
-    cr_expect(strstr(out, "GB/s") && strstr(out, "% memcpy"), "%s", out);
+    /* the loops' data fit in L2 at batch 256: measured against a copy within L2, not memory */
+    cr_expect(strstr(out, "GB/s") && strstr(out, "% L2 copy") && strstr(out, "within L2"), "%s", out);
+    char *big = run_fmt(&st, "%s/mlp bench --steps 2 --batch 4096 --threads 1", dir); /* 16 MB for the first loop */
+    cr_expect(st == 0 && strstr(big, "train step at batch 4096") && strstr(big, "% memcpy"), "%s", big);
+    free(big);
     int gemms = 0;
     for (const char *p = strstr(out, " gemm "); p; p = strstr(p + 1, " gemm "))
         gemms++;
