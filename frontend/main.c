@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aotgrad_runtime.h"
 #include "alloc.h"
 #include "bind.h"
 #include "bug.h"
@@ -631,7 +632,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    rt_blas_pick_kernels(argv); /* the interpreter's sgemm: OpenBLAS's best kernels here */
+    ag_blas_pick_kernels(argv); /* the interpreter's sgemm: OpenBLAS's best kernels here */
     ir_bug_on_crash();          /* a crash of the compiler is a bug: said so, exit status 70 */
     if (argc < 2) {
         usage(stderr);

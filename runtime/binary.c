@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aotgrad_runtime.h"
 #include "binary_internal.h"
 #include "cuda.h"
 #include "fail.h"
@@ -88,17 +89,10 @@ void rt_bin_close(bin *b)
 /* the model's initial parameters for a seed: the interpreter's (aotgrad run) as well */
 bool rt_bin_init_params(bin *b, uint32_t seed, char *err, size_t len)
 {
-    for (int k = 0; k < b->m->nparams; k++) {
+    (void)err, (void)len;
+    for (int k = 0; k < b->m->nparams; k++) { /* as NAME_init of a generated header does */
         const rt_compiled_param *p = &b->m->params[k];
-        int64_t n = param_numel(p);
-        int64_t fan_in = p->rank ? p->dims[0] : 1, fan_out = p->rank > 1 ? p->dims[1] : fan_in;
-        double *v = malloc(sizeof *v * (size_t)(n ? n : 1));
-        if (!v)
-            return rt_fail(err, len, "out of memory");
-        rt_init_values(v, n, p->init, fan_in, fan_out, seed, (uint32_t)k + 1);
-        for (int64_t i = 0; i < n; i++)
-            b->rp[k].data[i] = (float)v[i];
-        free(v);
+        rt_init_param(b->rp[k].data, p->rank, p->dims, p->init, seed, (uint32_t)k + 1);
     }
     return true;
 }
@@ -529,7 +523,7 @@ bool rt_bin_choose_device(bin *b, const opts *o, char *err, size_t len)
 
 int rt_binary_main(const rt_compiled *m, int argc, char **argv)
 {
-    rt_blas_pick_kernels(argv);
+    ag_blas_pick_kernels(argv);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         main_help(m, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

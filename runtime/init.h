@@ -13,4 +13,10 @@
 void rt_init_values(double *dst, int64_t n, ag_init init, int64_t fan_in, int64_t fan_out, uint32_t seed,
                     uint32_t stream);
 
+/* A parameter of the given shape, rank 0 to 4, filled as rt_init_values fills it and rounded to
+ * float (its fan in dims[0], fan out dims[1]; a vector's both dims[0], a scalar's 1), from
+ * Philox stream (seed, stream); allocates nothing. ag_init_params (aotgrad_runtime.h) calls it
+ * for each parameter of a model. */
+void rt_init_param(float *dst, int rank, const int64_t *dims, ag_init init, uint32_t seed, uint32_t stream);
+
 #endif

@@ -58,10 +58,4 @@ int64_t rt_chunks(int64_t n, int64_t grain);
  * B again); the MLP's epoch was 10-30% slower, so OpenBLAS keeps its threads. */
 void rt_pool_bind_blas(const rt_pool *p);
 
-/* Call first thing in main: where OpenBLAS chose older kernels than this CPU runs (a model
- * it does not know), runs the program again (execv of /proc/self/exe with argv) with
- * OPENBLAS_CORETYPE set to SkylakeX (AVX-512) or Haswell (AVX2, FMA); returns where there is
- * nothing to do, the user set OPENBLAS_CORETYPE, or the exec failed. */
-void rt_blas_pick_kernels(char **argv);
-
 #endif
