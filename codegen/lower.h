@@ -15,6 +15,8 @@ cg_program *cg_lower(const ir_graph *g, bool training, char *err, size_t len);
  * whichever parameters each reads and in whatever order its graph has them. */
 cg_program *cg_lower_like(const ir_graph *g, bool training, const cg_program *layout, char *err, size_t len);
 void cg_program_free(cg_program *p);
+/* The program as a listing: its buffers, then each step (codegen/kernel_print.c). */
+void cg_print_program(FILE *f, const cg_program *p);
 
 /* Runs p with plain C loops (codegen/exec.c): the kernel IR's meaning, step by step. */
 void cg_exec(const cg_program *p, const cg_args *a);

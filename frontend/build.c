@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "build.h"
+#include "dump.h"
 #include "bug.h"
 #include "emit.h"
 #include "header.h"
@@ -147,6 +148,46 @@ static bool emit_cuda(const fe_build_opts *o, const cg_program *ps, const cg_pro
     return ok;
 }
 
+/* --dump-dir: what the passes cannot write themselves (their graphs come through pass_run's
+ * callback): the memory plan's figures, the kernel IR, the CUDA C and PTX. */
+static void dump_after_lowering(fe_dump *d, const fe_build_opts *o, const ir_graph *g, const cg_program *ps,
+                                const cg_program *pe)
+{
+    char err[2048];
+    FILE *f = fe_dump_begin(d, "memory.txt", "the memory plan's figures (aotgrad ir --memory)");
+    if (f && !pass_memory_report(g, o->batch, f, err, sizeof err))
+        fprintf(f, "%s\n", err);
+    fe_dump_end(d, f);
+    for (int k = 0; k < 2; k++) {
+        const cg_program *p = k ? pe : ps;
+        char file[300];
+        if (!p)
+            continue;
+        snprintf(file, sizeof file, "%s.kernels.txt", p->name);
+        f = fe_dump_begin(d, file, "the kernel IR: lowered steps, buffers, affine in N (codegen/kernel.h)");
+        if (f)
+            cg_print_program(f, p);
+        fe_dump_end(d, f);
+    }
+    /* the CUDA C and, where NVRTC loads, its PTX (the GPU is not needed) */
+    fe_build_opts co = *o;
+    char base[4200], cu[300], ptx[300];
+    snprintf(base, sizeof base, "%.2000s/%.200s", o->dump_dir, g->name);
+    snprintf(cu, sizeof cu, "%s.cu", g->name);
+    snprintf(ptx, sizeof ptx, "%s.ptx", g->name);
+    co.out = base, co.emit = FE_EMIT_CU | FE_EMIT_PTX;
+    cuda_parts c;
+    bool ok = emit_cuda(&co, ps, pe, false, &c, err, sizeof err);
+    bool have_ptx = ok && c.out.ptx;
+    if (c.src)
+        fe_dump_path(d, cu, "the CUDA C of both entry points (codegen/cuda)");
+    if (have_ptx)
+        fe_dump_path(d, ptx, "that source as PTX, through NVRTC");
+    else
+        fe_dump_note(d, c.src ? ptx : cu, err);
+    cuda_parts_free(&c);
+}
+
 /* One program of the model: the pipeline's graph lowered, named NAME_ENTRY, its parameters
  * where layout has them (NULL: its own layout). */
 static cg_program *program(ir_graph *g, bool train, const cg_program *layout, const char *entry, char *name,
@@ -189,6 +230,14 @@ int fe_build(const char *path, const fe_build_opts *o)
     ir_graph *g = fe_load(path, NULL, o->settings);
     if (!g)
         return 1;
+    fe_dump *d = NULL;
+    if (o->dump_dir && !(d = fe_dump_open(o->dump_dir, err, sizeof err))) {
+        fe_report(path, err);
+        ir_graph_free(g);
+        return 1;
+    }
+    if (d)
+        fe_dump_graph(d, "model", "the model's graph as built, before any pass", g);
     double t_graph = now();
     ir_graph *step = NULL, *eval = NULL;
     cg_program *ps = NULL, *pe = NULL;
@@ -199,16 +248,28 @@ int fe_build(const char *path, const fe_build_opts *o)
     double t_passes = 0, t_lower = 0, t_llvm_ir = 0, t_opt = 0, t_mc = 0;
     /* a graph without training is a forward computation: MODEL_forward alone */
     bool trains = ir_trains(g);
-    if ((trains && !(step = pass_run(g, true, NULL, NULL, NULL, err, sizeof err))) ||
-        !(eval = pass_run(g, false, NULL, NULL, NULL, err, sizeof err)) ||
+    if (d)
+        fe_dump_pipeline(d, "train");
+    if (trains && !(step = pass_run(g, true, NULL, d ? fe_dump_stage : NULL, d, err, sizeof err)))
+        goto fail;
+    if (d)
+        fe_dump_pipeline(d, "eval");
+    if (!(eval = pass_run(g, false, NULL, d ? fe_dump_stage : NULL, d, err, sizeof err)) ||
         (o->batch && !(replan(&step, o->batch, err, sizeof err) && replan(&eval, o->batch, err, sizeof err))))
         goto fail;
+    if (d && o->batch) { /* planned again at --batch */
+        if (step)
+            fe_dump_graph(d, "train.plan_memory_at_batch", "the train step planned at --batch", step);
+        fe_dump_graph(d, "eval.plan_memory_at_batch", "the eval graph planned at --batch", eval);
+    }
     t_passes = now();
     /* what the passes made must lower and compile: a failure from here on is a bug */
     if ((trains && !(ps = program(step, true, NULL, "train_step", train_name, sizeof train_name, err, sizeof err))) ||
         !(pe = program(eval, false, ps, "forward", fwd_name, sizeof fwd_name, err, sizeof err)))
         ir_bug("%s", err);
     t_lower = now();
+    if (d)
+        dump_after_lowering(d, o, g, ps, pe);
     bool with_cuda = o->cuda && (o->emit & FE_EMIT_EXE);
     if ((o->emit & (FE_EMIT_CU | FE_EMIT_PTX)) || with_cuda) {
         if (!emit_cuda(o, ps, pe, with_cuda, &cuda, err, sizeof err))
@@ -231,9 +292,22 @@ int fe_build(const char *path, const fe_build_opts *o)
     if (mf && LLVMLinkModules2(m, mf)) /* takes mf */
         ir_bug("cannot link the forward pass into the module");
     t_llvm_ir = now();
+    if (d) {
+        snprintf(file, sizeof file, "%s.unoptimized.ll", g->name);
+        if (!cg_emit_ir(m, fe_dump_path(d, file, "the LLVM IR as emitted, before optimization"), err, sizeof err))
+            goto fail;
+    }
     if (!cg_optimize(t, m, err, sizeof err))
         ir_bug("%s", err);
     t_opt = now();
+    if (d) {
+        snprintf(file, sizeof file, "%s.ll", g->name);
+        if (!cg_emit_ir(m, fe_dump_path(d, file, "the LLVM IR after the O3 pipeline"), err, sizeof err))
+            goto fail;
+        snprintf(file, sizeof file, "%s.s", g->name);
+        if (!cg_emit_assembly(t, m, fe_dump_path(d, file, "the assembly, with the model's lines"), err, sizeof err))
+            goto fail;
+    }
     if (o->emit & FE_EMIT_LL)
         if (!path_with(file, sizeof file, o->out, "ll") || !cg_emit_ir(m, file, err, sizeof err))
             goto fail;
@@ -299,6 +373,8 @@ int fe_build(const char *path, const fe_build_opts *o)
     }
     rc = 0;
 fail:
+    if (d && !fe_dump_close(d, rc ? NULL : err, rc ? 0 : sizeof err))
+        rc = 1;
     if (rc)
         fe_report(path, err);
     if (tmp[0]) { /* the pieces of the binary */

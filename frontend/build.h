@@ -24,6 +24,7 @@ typedef struct fe_build_opts {
     bool cuda;                   /* --target cpu,cuda: the binary carries CUDA kernels too */
     const char *const *settings; /* --set NAME=VALUE, NULL-ended */
     int64_t batch;               /* --batch: the plan's batch; 0: the declared one (1 without training) */
+    const char *dump_dir;        /* --dump-dir: every stage as a file there (frontend/dump.c), or NULL */
 } fe_build_opts;
 
 /* Returns the exit status; errors go to stderr. */

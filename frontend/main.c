@@ -472,11 +472,13 @@ static int cmd_build(int argc, char **argv)
         if (strcmp(a, "--time") == 0)
             o.time = true;
         else if ((strcmp(a, "-o") == 0 || strcmp(a, "--emit") == 0 || strcmp(a, "--cuda-arch") == 0 ||
-                  strcmp(a, "--target") == 0) &&
+                  strcmp(a, "--target") == 0 || strcmp(a, "--dump-dir") == 0) &&
                  i + 1 == argc)
             return usage_error("%s needs a value", a);
         else if (strcmp(a, "-o") == 0)
             o.out = argv[++i];
+        else if (strcmp(a, "--dump-dir") == 0)
+            o.dump_dir = argv[++i];
         else if (strcmp(a, "--cuda-arch") == 0)
             o.cuda_arch = argv[++i];
         else if (strcmp(a, "--batch") == 0) {
@@ -557,7 +559,7 @@ static const command commands[] = {
      "  --model-timeout S  seconds the model's code may take to build the graph (default 60)\n"},
     {"build", cmd_build, "compile a model with the LLVM backend: a standalone binary, or object and header",
      "usage: aotgrad build MODEL.c|FILE.ir -o OUT [--emit LIST] [--target cpu|cpu,cuda] [--cuda-arch A]\n"
-     "                    [--batch N] [--time] [--set NAME=VALUE]...\n\n"
+     "                    [--batch N] [--dump-dir DIR] [--time] [--set NAME=VALUE]...\n\n"
      "Takes the model (or a dumped .ir of any stage) through the pipeline, lowers its train step\n"
      "and forward pass to loops, sgemm calls and runtime routines, and compiles them with LLVM\n"
      "for this machine's CPU into MODEL_train_step and MODEL_forward entry points. By default\n"
@@ -578,6 +580,10 @@ static const command commands[] = {
      "  --batch N     the batch the memory plan is laid out for and the code tuned for; it\n"
      "                runs at any batch (default: the model's declared batch; 1 for a graph\n"
      "                without training, whose binary then predicts N samples a call)\n"
+     "  --dump-dir DIR  every stage as a file of its own in DIR, listed in order in DIR/index.txt:\n"
+     "                the graph after each pass of both pipelines (.ir, which parses back, and\n"
+     "                .dot), the memory plan, the kernel IR, the LLVM IR before and after\n"
+     "                optimization, the assembly, the CUDA C and its PTX\n"
      "  --time        print where the build's time went\n"
      "  --set NAME=VALUE  a model option\n"
      "  --model-timeout S  seconds the model's code may take to build the graph (default 60)\n"},

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "run_cmd.h"
 #include "bind.h"
@@ -157,6 +158,72 @@ Test(cli, ir_forward_and_check)
     out = run_cmd(cmd, &st);
     cr_assert_eq(WEXITSTATUS(st), 2);
     cr_assert(strstr(out, "--batch takes a count from 1 to 16777216, not '0'"), "%s", out);
+    free(out);
+}
+
+/* build --dump-dir writes every stage as a file of its own, each listed in index.txt in
+ * order: the graph after each pass of both pipelines (.ir that parses back and verifies, and
+ * .dot), the memory plan, the kernel IR, the LLVM IR before and after optimization, the
+ * assembly, the CUDA C; with --batch, the graphs planned there too. */
+Test(cli, build_dump_dir_writes_every_stage)
+{
+    const char *bin = getenv("AOTGRAD_BIN");
+    cr_assert_not_null(bin, "AOTGRAD_BIN is not set (run through ctest)");
+    char dir[] = "/tmp/aotgrad-dump-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    int st;
+    char *out = run_fmt(&st, "cd %s && %s build models/mlp.c -o %s/mlp --emit obj --batch 64 --dump-dir %s/d 2>&1",
+                        AG_SOURCE_DIR, bin, dir, dir);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    char path[600];
+    snprintf(path, sizeof path, "%s/d/index.txt", dir);
+    size_t len;
+    char *index = fe_read_file(path, &len);
+    cr_assert_not_null(index);
+    int irs = 0, files = 0;
+    for (char *line = strchr(index, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
+        char file[256];
+        if (sscanf(line + 1, "%255s", file) != 1 || strstr(line + 1, "(not written"))
+            continue;
+        snprintf(path, sizeof path, "%s/d/%s", dir, file);
+        cr_expect_eq(access(path, R_OK), 0, "%s is listed but not there", file);
+        files++;
+        size_t n = strlen(file);
+        if (n > 3 && strcmp(file + n - 3, ".ir") == 0) {
+            size_t tl;
+            char *text = fe_read_file(path, &tl), err[1024];
+            ir_graph *g = text ? ir_parse(text, tl, file, err, sizeof err) : NULL;
+            cr_expect(g && ir_verify(g, err, sizeof err), "%s: %s", file, err);
+            ir_graph_free(g);
+            free(text);
+            irs++;
+        }
+    }
+    /* the model, 7 passes of the train step, 6 of the eval graph, both planned at 64 */
+    cr_expect_eq(irs, 16, "%d .ir files\n%s", irs, index);
+    static const char *const want[] = {"train.06.fuse.ir",
+                                       "eval.06.plan_memory.dot",
+                                       "memory.txt",
+                                       "mlp_train_step.kernels.txt",
+                                       "mlp_forward.kernels.txt",
+                                       "mlp.cu",
+                                       "mlp.unoptimized.ll",
+                                       "mlp.ll",
+                                       "mlp.s",
+                                       "train.plan_memory_at_batch.ir"};
+    for (size_t k = 0; k < sizeof want / sizeof *want; k++)
+        cr_expect(strstr(index, want[k]), "%s is not listed:\n%s", want[k], index);
+    cr_expect_gt(files, 35, "%s", index);
+    free(index);
+    out = run_fmt(&st, "%s build %s/nonexistent.c -o %s/x --dump-dir /nonexistent/d 2>&1", bin, dir, dir);
+    cr_expect_neq(st, 0, "%s", out);
+    free(out);
+    out =
+        run_fmt(&st, "cd %s && %s build models/mlp.c -o %s/x --dump-dir /nonexistent/d 2>&1", AG_SOURCE_DIR, bin, dir);
+    cr_expect_str_eq(out, "models/mlp.c: error: --dump-dir /nonexistent/d: No such file or directory\n");
+    free(out);
+    out = run_fmt(&st, "rm -rf %s", dir);
     free(out);
 }
 
