@@ -488,3 +488,40 @@ Test(text, plan_mutations)
     free(t);
     cr_assert(parsed > 100 && verified > 50, "only %d mutations parsed, %d verified", parsed, verified);
 }
+
+/* --dot: a kernel whose outputs two nodes pick is one box naming both values; plain nodes
+ * and sources are named as the text names them, with their model line; constants are drawn
+ * and feed their users. */
+Test(text, dot_draws_a_kernel_once_with_names_lines_and_constants)
+{
+    ir_graph *g = parse_ok("graph @d {\n"
+                           "  %x: f32[N,4] = input                          ; d.c:5\n"
+                           "  %0: f32[N,4] = mul %x, 2.0                    ; d.c:6\n"
+                           "  %1: f32[N,4] = relu %0                        ; d.c:7\n"
+                           "  return y: %1\n"
+                           "}\n");
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    ir_print_dot(f, g);
+    fclose(f);
+    cr_expect(strstr(text, "label=\"%x = input\\nf32[N,4]\\nd.c:5\"") && strstr(text, "label=\"%0 = mul\\nd.c:6\""),
+              "%s", text);
+    cr_expect(strstr(text, "[shape=plaintext, fontsize=9, label=\"2\"]"), "%s", text);
+    free(text);
+    ir_graph_free(g);
+
+    g = parse_ok(kernel_text);
+    text = NULL, len = 0;
+    f = open_memstream(&text, &len);
+    ir_print_dot(f, g);
+    fclose(f);
+    int boxes = 0;
+    for (const char *p = strstr(text, "  k0 ["); p; p = strstr(p + 1, "  k0 ["))
+        boxes++;
+    cr_expect_eq(boxes, 1, "%s", text);
+    cr_expect(strstr(text, "label=\"@k0 -> %0 %1\\nadd, relu\\nk.c:3\""), "%s", text);
+    cr_expect(strstr(text, "k0 -> k1 [label=\"%1 f32[N,4]\""), "%s", text);
+    free(text);
+    ir_graph_free(g);
+}
