@@ -469,9 +469,22 @@ Test(binary, eval_predict_metrics_and_plot_agree)
     char *eval = run_fmt(&st, "cd %s && ./mlp eval --data data --weights w.st", dir);
     cr_assert_eq(st, 0, "%s", eval);
     cr_expect_float_eq(last_value(eval, "test_acc "), acc, 1e-9, "%s\n%s", train, eval);
+    /* in batches of any size: the same count of right answers, the same loss to rounding */
+    for (int b = 0; b < 2; b++) {
+        char *other = run_fmt(&st, "cd %s && ./mlp eval --data data --weights w.st --batch %d", dir, b ? 1500 : 7);
+        cr_assert_eq(st, 0, "%s", other);
+        cr_expect_float_eq(last_value(other, "test_acc "), acc, 1e-9, "%s", other);
+        cr_expect(fabs(last_value(other, "test_loss ") - last_value(eval, "test_loss ")) <= 1e-4, "%s\n%s", other,
+                  eval);
+        free(other);
+    }
 
     char *pred = run_fmt(&st, "cd %s && ./mlp predict --weights w.st data/t10k-images-idx3-ubyte.gz", dir);
     cr_assert_eq(st, 0, "%s", pred);
+    char *pred_big =
+        run_fmt(&st, "cd %s && ./mlp predict --weights w.st data/t10k-images-idx3-ubyte.gz --batch 5000", dir);
+    cr_expect_str_eq(pred_big, pred, "predict in one call of 5000 rows");
+    free(pred_big);
     static const char *names[] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                   "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
     rt_dataset d;
@@ -500,23 +513,28 @@ Test(binary, eval_predict_metrics_and_plot_agree)
     free(pred);
 }
 
-/* The binary trains as the interpreter does: the same losses and accuracies per epoch. */
+/* The binary trains as the interpreter does: the same losses and accuracies per epoch, at
+ * the compiled batch (256) and past it (1000: the plan holds for any batch). */
 Test(binary, trains_as_the_interpreter_does)
 {
     build("softmax");
-    int st;
-    char *bin = run_fmt(&st, "cd %s && ./softmax train --data data --epochs 2 --seed 3", dir);
-    cr_assert_eq(st, 0, "%s", bin);
-    char *ref = run_fmt(&st, "cd %s && %s run models/softmax.c --data %s/data --epochs 2 --seed 3", AG_SOURCE_DIR,
-                        getenv("AOTGRAD_BIN"), dir);
-    cr_assert_eq(st, 0, "%s", ref);
-    const char *keys[] = {"train_loss ", "train_acc ", "test_acc "};
-    for (int k = 0; k < 3; k++) {
-        double a = last_value(bin, keys[k]), b = last_value(ref, keys[k]);
-        cr_expect(fabs(a - b) <= 1e-4, "%s: binary %g, interpreter %g\n%s\n%s", keys[k], a, b, bin, ref);
+    static const char *const batch[] = {"", " --batch 1000"};
+    for (int b = 0; b < 2; b++) {
+        int st;
+        char *bin = run_fmt(&st, "cd %s && ./softmax train --data data --epochs 2 --seed 3%s", dir, batch[b]);
+        cr_assert_eq(st, 0, "%s", bin);
+        char *ref = run_fmt(&st, "cd %s && %s run models/softmax.c --data %s/data --epochs 2 --seed 3%s", AG_SOURCE_DIR,
+                            getenv("AOTGRAD_BIN"), dir, batch[b]);
+        cr_assert_eq(st, 0, "%s", ref);
+        const char *keys[] = {"train_loss ", "train_acc ", "test_acc "};
+        for (int k = 0; k < 3; k++) {
+            double x = last_value(bin, keys[k]), y = last_value(ref, keys[k]);
+            cr_expect(fabs(x - y) <= 1e-4, "%s%s: binary %g, interpreter %g\n%s\n%s", keys[k], batch[b], x, y, bin,
+                      ref);
+        }
+        free(bin);
+        free(ref);
     }
-    free(bin);
-    free(ref);
 }
 
 Test(binary, bench_prints_each_kernel)
