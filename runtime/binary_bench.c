@@ -210,13 +210,13 @@ int rt_bin_bench(const rt_compiled *m, const opts *o)
     double total = 0;
     for (int k = 0; k < e->nsteps; k++)
         total += b.profile->seconds[k];
-    printf("%3s  %-7s %-11s %9s %7s %14s %14s  %s\n", "#", "kernel", "kind", "us/step", "share", "rate", "of ceiling",
-           "computes");
+    printf("%3s  %-7s %-11s %9s %7s %10s %10s %14s %14s  %s\n", "#", "kernel", "kind", "us/step", "share", "MB",
+           "MFLOP", "rate", "of ceiling", "computes");
     for (int k = 0; k < e->nsteps; k++) {
         const rt_compiled_step *st = &e->steps[k];
         double t = b.profile->seconds[k] / (double)o->steps;
         char rate[32], frac[32];
-        double sf = step_flops(st, N), sb = step_bytes(st, N);
+        double sf = step_flops(st, N), sb = step_bytes(st, N); /* bytes read + written; a matmul's flops */
         if (sf > 0) {
             snprintf(rate, sizeof rate, "%.1f GFLOP/s", sf / t / 1e9);
             snprintf(frac, sizeof frac, "%.1f%% sgemm", 100 * sf / t / flops);
@@ -226,8 +226,8 @@ int rt_bin_bench(const rt_compiled *m, const opts *o)
             snprintf(frac, sizeof frac, "%.1f%% %s", 100 * sb / t / (cached ? l2bw : bw),
                      cached ? "L2 copy" : "memcpy");
         }
-        printf("%3d  %-7s %-11s %9.1f %6.1f%% %14s %14s  %.60s%s\n", k, st->name, st->kind, t * 1e6,
-               total > 0 ? 100 * b.profile->seconds[k] / total : 0, rate, frac, st->what,
+        printf("%3d  %-7s %-11s %9.1f %6.1f%% %10.3f %10.1f %14s %14s  %.60s%s\n", k, st->name, st->kind, t * 1e6,
+               total > 0 ? 100 * b.profile->seconds[k] / total : 0, sb / 1e6, sf / 1e6, rate, frac, st->what,
                strlen(st->what) > 60 ? "..." : "");
     }
     printf("(the step's time outside its kernels: %.1f us, %.1f%%)\n", (per - total / (double)o->steps) * 1e6,
