@@ -290,7 +290,9 @@ static ag_init random_init(gen *G)
 
 int gen_new_param(gen *G, ag_dims dims)
 {
-    if (G->nparams >= 8)
+    /* 8 for the random actions; the loss may need its own (a class matrix, a bias of y's
+     * shape) where they took all 8 (seed 601383) */
+    if (G->nparams >= (G->with_loss ? 10 : 8))
         return -1;
     fz_step s = step_of(FZ_PARAM);
     snprintf(s.name, sizeof s.name, "W%d", G->nparams++);
@@ -639,8 +641,10 @@ bool fz_generate(uint64_t seed, const fz_gen_opts *o, fz_model *m, char *err, si
     for (int tries = 0; G.b.g->n < target && tries < 200 && !G.failed; tries++)
         gen_random_action(&G);
     bool forward = G.o->forward_only && !G.o->data_shaped; /* no loss: outputs alone */
+    G.with_loss = true;
     if (!G.failed)
         m->loss = forward ? -1 : make_loss(&G);
+    G.with_loss = false;
     if (!G.failed && m->loss < 0 && !forward)
         snprintf(err, len, "the generator could not make a loss");
     if (!G.failed && (m->loss >= 0 || forward)) {

@@ -23,7 +23,8 @@ typedef struct gen {
     range r[FZ_MAX_STEPS];
     bool grad[FZ_MAX_STEPS]; /* a gradient flows into it from a parameter or a grad input */
     int nparams, ninputs;
-    int x, y; /* data-shaped: the two inputs */
+    int x, y;       /* data-shaped: the two inputs */
+    bool with_loss; /* making the loss: it may add parameters past the actions' 8 */
     bool failed;
     char *err;
     size_t len;

@@ -208,6 +208,22 @@ Test(fuzz, forward_only_models_are_forward_computations)
     free(m);
 }
 
+/* A data-shaped model whose random actions took all 8 parameters still gets a loss: the loss
+ * may add its own (seed 461893612128, a redraw of 601383, failed with "could not make a
+ * loss" for a bias of y's shape). */
+Test(fuzz, the_loss_is_made_where_the_actions_took_every_parameter)
+{
+    char err[4096];
+    fz_model *m = malloc(sizeof *m);
+    fz_gen_opts g = {.data_shaped = true};
+    cr_assert(fz_generate(461893612128ull, &g, m, err, sizeof err), "%s", err);
+    int params = 0;
+    for (int i = 0; i < m->n; i++)
+        params += m->step[i].kind == FZ_PARAM;
+    cr_expect(m->loss >= 0 && params > 8, "loss %d, %d parameters", m->loss, params);
+    free(m);
+}
+
 /* The C a model is written as builds, through aotgrad's loader, the graph fz_build makes. */
 Test(fuzz, written_model_files_build_the_same_graph)
 {
