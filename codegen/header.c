@@ -18,9 +18,12 @@ static void upper(char *dst, size_t len, const char *src)
     dst[i] = 0;
 }
 
-/* s as a C string literal */
-static void literal(FILE *f, const char *s)
+void cg_c_literal(FILE *f, const char *s)
 {
+    if (!s) {
+        fputs("NULL", f);
+        return;
+    }
     fputc('"', f);
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
@@ -105,7 +108,7 @@ static void write_init(FILE *f, const char *name, const char *M, const cg_progra
         ag_init in = n->attr.init;
         char a[32], b[32];
         fputs("        {", f);
-        literal(f, p->params[k].name);
+        cg_c_literal(f, p->params[k].name);
         fprintf(f, ", %lldLL, %d, {", (long long)p->params[k].offset, n->shape.rank);
         for (int d = 0; d < 4; d++)
             fprintf(f, "%s%lldLL", d ? ", " : "", d < n->shape.rank ? (long long)n->shape.dim[d] : 0LL);

@@ -12,5 +12,7 @@
  * graph without training (forward alone). */
 bool cg_write_header(FILE *f, const char *source, const cg_program *train, const ir_graph *step,
                      const cg_program *forward, const ir_graph *eval);
+/* s as a C string literal (NULL as NULL), for the generated sources */
+void cg_c_literal(FILE *f, const char *s);
 
 #endif

@@ -7,27 +7,8 @@
 #include <string.h>
 
 #include "fail.h"
+#include "header.h"
 #include "model_source.h"
-
-/* a C string literal */
-static void literal(FILE *f, const char *s)
-{
-    if (!s) {
-        fputs("NULL", f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 32 || c >= 127)
-            fprintf(f, "\\%03o", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
 
 static const char *dtype_enum(ag_dtype t)
 {
@@ -56,7 +37,7 @@ static bool value(FILE *f, const cg_program *p, const ir_graph *g, const char *n
         return rt_fail(err, len, "%s: output %s is neither in the arena nor in the parameters", g->name, name);
     bool batched = n->shape.rank > 0 && n->shape.dim[0] == AG_N;
     fputc('{', f);
-    literal(f, name);
+    cg_c_literal(f, name);
     fprintf(f, ", %s, %lldLL, %lldLL, %s, %lldLL, %s}", dtype_enum(n->dtype), (long long)b->offset.k,
             (long long)b->offset.n, b->region == CG_PARAMS ? "true" : "false", (long long)ir_numel(&n->shape, 1),
             batched ? "true" : "false");
@@ -121,7 +102,7 @@ static void steps(FILE *f, const char *var, const cg_program *p, const ir_graph 
             }
         }
         fprintf(f, "    {\"%s\", \"%s\", ", st->name, kind);
-        literal(f, what);
+        cg_c_literal(f, what);
         fprintf(f, ", %.17g, %.17g, %.17g, %.17g},\n", bytes, bytes1 - bytes, flops, flops1 - flops);
     }
     if (!p->nsteps)
@@ -134,7 +115,7 @@ static void input_value(FILE *f, const ir_graph *g, int32_t id)
 {
     const ir_node *n = &g->node[id];
     fputc('{', f);
-    literal(f, n->attr.name);
+    cg_c_literal(f, n->attr.name);
     fprintf(f, ", %s, 0, 0, false, %lldLL, %s}", dtype_enum(n->dtype), (long long)ir_numel(&n->shape, 1),
             n->shape.rank > 0 && n->shape.dim[0] == AG_N ? "true" : "false");
 }
@@ -253,7 +234,7 @@ static void cuda_tables(FILE *f, const cg_cuda_build *c)
         memcpy(line, l, n);
         line[n] = 0;
         fputs("    ", f);
-        literal(f, line);
+        cg_c_literal(f, line);
         fputc('\n', f);
         l += n;
     }
@@ -272,7 +253,7 @@ static void cuda_tables(FILE *f, const cg_cuda_build *c)
         fprintf(f, "};\n");
     }
     fprintf(f, "static const rt_cuda_image cuda_image = {");
-    literal(f, c->arch);
+    cg_c_literal(f, c->arch);
     int64_t scratch =
         c->train->scratch_bytes > c->forward->scratch_bytes ? c->train->scratch_bytes : c->forward->scratch_bytes;
     fprintf(f, ", cuda_cubin, %zu, cuda_ptx, %d, %d, cuda_train, cuda_forward, %lld};\n\n", c->cubin_len,
@@ -338,7 +319,7 @@ bool cg_write_model_source(FILE *f, const char *source, const cg_program *train,
             next_at = in_place ? -1 : nb->offset.k, next_at_n = in_place ? 0 : nb->offset.n;
         }
         fputs("    {", f);
-        literal(f, cp->name);
+        cg_c_literal(f, cp->name);
         fprintf(f, ", %d, {", n->shape.rank);
         for (int d = 0; d < 4; d++)
             fprintf(f, "%s%lldLL", d ? ", " : "", d < n->shape.rank ? (long long)n->shape.dim[d] : 0LL);
@@ -356,7 +337,7 @@ bool cg_write_model_source(FILE *f, const char *source, const cg_program *train,
     fprintf(f, "\nstatic const char *const class_names[] = {");
     for (int k = 0; t && k < t->nclasses && t->classes; k++) {
         fputs(k ? ", " : "", f);
-        literal(f, t->classes[k]);
+        cg_c_literal(f, t->classes[k]);
     }
     fprintf(f, "%s};\n\n", t && t->nclasses && t->classes ? "" : "NULL");
     if (cuda)
@@ -364,9 +345,9 @@ bool cg_write_model_source(FILE *f, const char *source, const cg_program *train,
 
     char mname[300];
     fprintf(f, "static const rt_compiled model = {\n    ");
-    literal(f, name);
+    cg_c_literal(f, name);
     fputs(", ", f);
-    literal(f, source);
+    cg_c_literal(f, source);
     fprintf(f, ", %lldLL, %lldLL, %d, params,\n    ", (long long)layout->batch, (long long)layout->param_bytes,
             layout->nparams);
     snprintf(mname, sizeof mname, "%s_train_step", name);
@@ -380,7 +361,7 @@ bool cg_write_model_source(FILE *f, const char *source, const cg_program *train,
         return false;
     fprintf(f, ",\n    %lldLL, %lldLL, %.17g, %.17g, ", t ? (long long)t->batch : (long long)layout->batch,
             t ? (long long)t->epochs : 0LL, t ? t->lr : 0, t ? t->wd : 0);
-    literal(f, t ? t->data : NULL);
+    cg_c_literal(f, t ? t->data : NULL);
     fprintf(f, ",\n    %lldLL, %lldLL, %d, %d, class_names, %s, %s};\n\n", (long long)features, (long long)targets,
             classes, t && t->classes ? t->nclasses : 0, cuda ? "&cuda_image" : "NULL", train ? "true" : "false");
     fprintf(f, "int main(int argc, char **argv) { return rt_binary_main(&model, argc, argv); }\n");
