@@ -12,6 +12,7 @@
 
 #include "build.h"
 #include "dump.h"
+#include "fail.h"
 #include "bug.h"
 #include "emit.h"
 #include "header.h"
@@ -188,6 +189,29 @@ static void dump_after_lowering(fe_dump *d, const fe_build_opts *o, const ir_gra
     cuda_parts_free(&c);
 }
 
+/* OUT.h and OUT.ir where --emit asks for them */
+static bool write_header_and_ir(const fe_build_opts *o, const char *path, const cg_program *ps, const ir_graph *step,
+                                const cg_program *pe, const ir_graph *eval, char *err, size_t len)
+{
+    char file[4096];
+    if (o->emit & FE_EMIT_H) {
+        FILE *f = path_with(file, sizeof file, o->out, "h") ? fopen(file, "w") : NULL;
+        bool ok = f && cg_write_header(f, path, ps, step, pe, eval);
+        if (f && fclose(f) != 0)
+            ok = false;
+        if (!ok)
+            return rt_fail(err, len, "%.3000s: cannot write the header", file);
+    }
+    if (o->emit & FE_EMIT_IR) {
+        FILE *f = path_with(file, sizeof file, o->out, "ir") ? fopen(file, "w") : NULL;
+        if (f)
+            ir_print(f, step ? step : eval);
+        if (!f || fclose(f) != 0)
+            return rt_fail(err, len, "%.3000s: cannot write the text IR", file);
+    }
+    return true;
+}
+
 /* One program of the model: the pipeline's graph lowered, named NAME_ENTRY, its parameters
  * where layout has them (NULL: its own layout). */
 static cg_program *program(ir_graph *g, bool train, const cg_program *layout, const char *entry, char *name,
@@ -339,25 +363,8 @@ int fe_build(const char *path, const fe_build_opts *o)
     double t_link = now();
     if (!(o->emit & (FE_EMIT_OBJ | FE_EMIT_EXE)))
         t_mc = t_link;
-    if (o->emit & FE_EMIT_H) {
-        FILE *f = path_with(file, sizeof file, o->out, "h") ? fopen(file, "w") : NULL;
-        bool ok = f && cg_write_header(f, path, ps, step, pe, eval);
-        if (f && fclose(f) != 0)
-            ok = false;
-        if (!ok) {
-            snprintf(err, sizeof err, "%.3000s: cannot write the header", file);
-            goto fail;
-        }
-    }
-    if (o->emit & FE_EMIT_IR) {
-        FILE *f = path_with(file, sizeof file, o->out, "ir") ? fopen(file, "w") : NULL;
-        if (f)
-            ir_print(f, step ? step : eval);
-        if (!f || fclose(f) != 0) {
-            snprintf(err, sizeof err, "%.3000s: cannot write the text IR", file);
-            goto fail;
-        }
-    }
+    if (!write_header_and_ir(o, path, ps, step, pe, eval, err, sizeof err))
+        goto fail;
     if (o->time) {
         double end = now();
         fprintf(stderr, "build of %s: %.1f ms\n", path, 1e3 * (end - t0));
