@@ -119,7 +119,7 @@ static inline ag_init ag_xavier(void) { return (ag_init){AG_INIT_XAVIER, 0, 0}; 
 /* Asks for the gradient of an input as well (parameters always get one). */
 #define ag_requires_grad(x) ag_requires_grad_at(AG_HERE, AG_V(x))
 /* The number of rows whose largest logit is at the label: d2l's accuracy numerator. */
-#define ag_correct(logits, labels) ag_sum(ag_cast(ag_eq(ag_argmax(logits, -1), labels), AG_F32))
+#define ag_correct(logits, labels) ag_correct_at(AG_HERE, AG_V(logits), AG_V(labels))
 
 /* ---- what the macros call ---- */
 #define AG_HERE ((ag_loc){__FILE__, __LINE__})

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "build.h"
@@ -31,8 +32,12 @@ static double now(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* OUT.EXT, or OUT itself where it ends in .EXT already (-o sm.o --emit obj writes sm.o) */
 static bool path_with(char *buf, size_t len, const char *out, const char *ext)
 {
+    size_t n = strlen(out), e = strlen(ext);
+    if (n > e + 1 && out[n - e - 1] == '.' && strcmp(out + n - e, ext) == 0)
+        return (size_t)snprintf(buf, len, "%s", out) < len;
     return (size_t)snprintf(buf, len, "%s.%s", out, ext) < len;
 }
 
@@ -247,8 +252,16 @@ int fe_build(const char *path, const fe_build_opts *o)
     const char *slash = strrchr(o->out, '/');
     if (slash) /* "/x" is in "/" */
         snprintf(folder, sizeof folder, "%.*s", slash == o->out ? 1 : (int)(slash - o->out), o->out);
+    /* errors about OUT name OUT, not the model: nothing is wrong with it */
+    struct stat st;
     if (access(folder, W_OK | X_OK) != 0) {
-        fprintf(stderr, "%s: error: cannot write %s: %s: %s\n", path, o->out, folder, strerror(errno));
+        fprintf(stderr, "aotgrad build: error: -o %s: %s %s\n", o->out, folder,
+                errno == ENOENT ? "does not exist (make the folder first)" : strerror(errno));
+        return 1;
+    }
+    if (stat(o->out, &st) == 0 && S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "aotgrad build: error: -o %s is a folder; name the output in it (-o %s/NAME)\n", o->out,
+                o->out);
         return 1;
     }
     ir_graph *g = fe_load(path, NULL, o->settings);

@@ -19,6 +19,7 @@
 
 #include "bug.h"
 #include "builder.h"
+#include "diag.h"
 #include "load.h"
 
 static bool file_exists(const char *path)
@@ -360,11 +361,21 @@ static _Noreturn void build_child(int fd, pid_t parent, const char *path, const 
         }
     if (ag_graph_finish(g) > 0) {
         enum { SHOWN = 100 }; /* a mistake in a loop must not bury the terminal */
-        for (int i = 0; i < ag_graph_error_count(g) && i < SHOWN; i++)
-            fprintf(r, "%s\n", ag_graph_error(g, i));
-        if (ag_graph_error_count(g) > SHOWN)
-            fprintf(r, "%s: (%d more errors not shown)\n", path, ag_graph_error_count(g) - SHOWN);
-        fprintf(r, "%s: %d error%s\n", path, ag_graph_error_count(g), ag_graph_error_count(g) == 1 ? "" : "s");
+        int errors = ag_graph_error_count(g);
+        for (int i = 0; i < errors && i < SHOWN; i++) {
+            fe_diag_print(r, ag_graph_error(g, i));
+            const char *notes = ag_graph_error_notes(g, i);
+            for (const char *n = notes; n && *n;) { /* a line each */
+                const char *eol = strchr(n, '\n');
+                char line[2048];
+                snprintf(line, sizeof line, "%.*s", eol ? (int)(eol - n) : (int)strlen(n), n);
+                fe_diag_print(r, line);
+                n = eol ? eol + 1 : n + strlen(n);
+            }
+        }
+        if (errors > SHOWN)
+            fprintf(r, "%s: (%d more errors not shown)\n", path, errors - SHOWN);
+        fprintf(r, "%s: %d error%s\n", path, errors, errors == 1 ? "" : "s");
         goto fail;
     }
     char *text = ir_print_str(g);

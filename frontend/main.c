@@ -7,6 +7,7 @@
 
 #include "aotgrad_runtime.h"
 #include "alloc.h"
+#include "fail.h"
 #include "bind.h"
 #include "bug.h"
 #include "build.h"
@@ -36,6 +37,40 @@ static int usage_error(const char *fmt, const char *arg)
     fprintf(stderr, fmt, arg);
     fprintf(stderr, "\nTry 'aotgrad %s --help'.\n", prog_cmd);
     return 2;
+}
+
+/* "unknown WHAT 'word'", the likeliest of cands where word looks like a typo of it, and
+ * where to see them all (hint, or "") */
+static int unknown(const char *what, const char *word, const char *const *cands, int n, const char *hint)
+{
+    const char *near = rt_closest(word, cands, n);
+    char msg[700];
+    snprintf(msg, sizeof msg, "unknown %s '%.200s'%s%.200s%s%s", what, word, near ? "; did you mean '" : "",
+             near ? near : "", near ? "'?" : "", hint);
+    return usage_error("%s", msg);
+}
+
+/* An option the current command does not take: the nearest of those its usage lists. */
+static int unknown_option(const char *a)
+{
+    const char *cands[64];
+    char words[64][40];
+    int n = 0;
+    for (const command *c = commands; c->name; c++) {
+        if (strcmp(c->name, prog_cmd) != 0)
+            continue;
+        for (const char *p = strstr(c->usage, "--"); p && n < 64; p = strstr(p + 2, "--")) {
+            size_t k = 2;
+            while (p[k] == '-' || (p[k] >= 'a' && p[k] <= 'z') || (p[k] >= '0' && p[k] <= '9'))
+                k++;
+            if (k > 2 && k < sizeof words[0]) {
+                snprintf(words[n], sizeof words[n], "%.*s", (int)k, p);
+                cands[n] = words[n];
+                n++;
+            }
+        }
+    }
+    return unknown("option", a, cands, n, "");
 }
 
 static bool parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
@@ -158,10 +193,15 @@ static int cmd_ir(int argc, char **argv)
             if (i + 1 == argc)
                 return usage_error("%s", "--after takes a pass name or all (see aotgrad passes)");
             after = argv[++i];
-            if (strcmp(after, "all") != 0 && !pass_find(after))
-                return usage_error("no pass named '%s' (see aotgrad passes)", after);
+            if (strcmp(after, "all") != 0 && !pass_find(after)) {
+                const char *names[16] = {"all"};
+                int n = 1;
+                for (const pass_info *p = pass_list; p->name && n < 16; p++)
+                    names[n++] = p->name;
+                return unknown("pass", after, names, n, " (aotgrad passes lists them)");
+            }
         } else
-            return usage_error("unknown option '%s'", argv[i]);
+            return unknown_option(argv[i]);
     }
     const char *path = m.path;
     if (!path)
@@ -239,7 +279,7 @@ static int cmd_check(int argc, char **argv)
         if (strcmp(argv[i], "--print") == 0)
             print = true;
         else if (argv[i][0] == '-')
-            return usage_error("unknown option '%s'", argv[i]);
+            return unknown_option(argv[i]);
         else if (path)
             return usage_error("one file at a time; extra argument '%s'", argv[i]);
         else
@@ -334,7 +374,7 @@ static int cmd_forward(int argc, char **argv)
         else if (strcmp(a, "--train") == 0)
             training = true;
         else
-            return usage_error("unknown option '%s'", a);
+            return unknown_option(a);
     }
     const char *path = m.path;
     if (!path)
@@ -397,7 +437,7 @@ static int cmd_run(int argc, char **argv)
         for (size_t k = 0; k < sizeof valued / sizeof *valued; k++)
             known |= strcmp(a, valued[k]) == 0;
         if (!known)
-            return usage_error("unknown option '%s'", a);
+            return unknown_option(a);
         if (i + 1 == argc)
             return usage_error("%s needs a value", a);
         int64_t v;
@@ -498,7 +538,7 @@ static int cmd_build(int argc, char **argv)
             if (!parse_emit(argv[++i], &o.emit))
                 return usage_error("--emit takes a list of exe, obj, h, ll, s, ir, cu, ptx, not '%s'", argv[i]);
         } else
-            return usage_error("unknown option '%s'", a);
+            return unknown_option(a);
     }
     /* --emit adds files beside the binary; asking for the object or the header (a C caller's
      * own program links them) leaves the binary out unless exe is named too */
@@ -634,7 +674,7 @@ static void usage(FILE *f)
     fprintf(f, "aotgrad: a deep-learning graph compiler\n\nusage: aotgrad COMMAND [ARGS]\n\ncommands:\n");
     for (const command *c = commands; c->name; c++)
         fprintf(f, "  %-10s %s\n", c->name, c->summary);
-    fprintf(f, "\n'aotgrad COMMAND --help' tells more about each.\n");
+    fprintf(f, "\n'aotgrad COMMAND --help' tells more about each; 'aotgrad --version' the version.\n");
 }
 
 int main(int argc, char **argv)
@@ -652,7 +692,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("aotgrad 0.1\n");
+        printf("aotgrad %s\n", AG_VERSION);
         return 0;
     }
     for (const command *c = commands; c->name; c++)
@@ -662,6 +702,12 @@ int main(int argc, char **argv)
                 return print_help(c->name);
             return c->run(argc - 1, argv + 1);
         }
-    fprintf(stderr, "aotgrad: unknown command '%s'\nTry 'aotgrad --help'.\n", argv[1]);
+    const char *names[32];
+    int n = 0;
+    for (const command *c = commands; c->name && n < 32; c++)
+        names[n++] = c->name;
+    const char *near = rt_closest(argv[1], names, n);
+    fprintf(stderr, "aotgrad: unknown command '%s'%s%s%s\nTry 'aotgrad --help'.\n", argv[1],
+            near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
     return 2;
 }

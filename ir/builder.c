@@ -36,31 +36,58 @@ static ir_graph *model_being_built;
 
 void ag_graph_building(ag_graph *g) { model_being_built = g; }
 
-static void record(ir_graph *g, ag_loc at, const char *fmt, ...)
+/* An error (kind "error") or a note explaining the error before it ("note") at `at`. */
+static void vrecord(ir_graph *g, ag_loc at, const char *kind, const char *fmt, va_list ap)
 {
     if (!g)
         g = model_being_built;
     char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     char *line = ir_xmalloc(strlen(msg) + strlen(at.file ? at.file : "?") + 32);
     if (at.line > 0)
-        sprintf(line, "%s:%d: error: %s", at.file ? at.file : "?", at.line, msg);
+        sprintf(line, "%s:%d: %s: %s", at.file ? at.file : "?", at.line, kind, msg);
     else /* the whole file */
-        sprintf(line, "%s: error: %s", at.file ? at.file : "?", msg);
+        sprintf(line, "%s: %s: %s", at.file ? at.file : "?", kind, msg);
     if (!g) { /* nothing to keep it in: no model being loaded, and no graph among the operands */
         fprintf(stderr, "%s\n", line);
         free(line);
         return;
     }
+    if (strcmp(kind, "note") == 0) { /* explains the last error: kept with it */
+        if (g->nerrors > 0) {
+            char **notes = &g->notes[g->nerrors - 1];
+            size_t had = *notes ? strlen(*notes) + 1 : 0;
+            *notes = ir_xrealloc(*notes, had + strlen(line) + 1);
+            if (had)
+                (*notes)[had - 1] = '\n';
+            strcpy(*notes + had, line);
+        }
+        free(line);
+        return;
+    }
     if (g->nerrors == g->errcap) {
         g->errcap = g->errcap ? 2 * g->errcap : 8;
-        char **e = ir_xrealloc(g->errors, sizeof *e * (size_t)g->errcap);
-        g->errors = e;
+        g->errors = ir_xrealloc(g->errors, sizeof *g->errors * (size_t)g->errcap);
+        g->notes = ir_xrealloc(g->notes, sizeof *g->notes * (size_t)g->errcap);
     }
+    g->notes[g->nerrors] = NULL;
     g->errors[g->nerrors++] = line;
+}
+
+static void record(ir_graph *g, ag_loc at, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vrecord(g, at, "error", fmt, ap);
+    va_end(ap);
+}
+
+static void note(ir_graph *g, ag_loc at, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vrecord(g, at, "note", fmt, ap);
+    va_end(ap);
 }
 
 static ag_val poison(ir_graph *g) { return (ag_val){g, AG_POISON, 0}; }
@@ -80,6 +107,16 @@ static ag_val build_as(ag_loc at, ir_graph *g, ir_node *n, const char *who)
             record(g, at, "%s%s", who, rest);
         else
             record(g, at, "%s", msg);
+        /* where the operands came from, where that is another line: the other side of a
+         * mismatch is often made far from where it meets the first */
+        for (int k = 0; k < n->nin && n->nin > 1 && n->in[k] >= 0 && n->in[k] < g->n; k++) {
+            const ir_node *o = &g->node[n->in[k]];
+            char type[96];
+            if (o->loc.line > 0 && o->loc.line != at.line && o->op != IR_const)
+                note(g, o->loc, "operand %d comes from here: ag_%s%s%s, %s", k + 1, ir_ops[o->op].name,
+                     o->attr.name ? " " : "", o->attr.name ? o->attr.name : "",
+                     ir_type_str(o->dtype, &o->shape, type, sizeof type));
+        }
         return poison(g);
     }
     return val(g, id);
@@ -178,6 +215,7 @@ ag_graph *ag_graph_new(const char *name) { return ir_graph_new(name); }
 void ag_graph_free(ag_graph *g) { ir_graph_free(g); }
 int ag_graph_error_count(const ag_graph *g) { return g->nerrors; }
 const char *ag_graph_error(const ag_graph *g, int i) { return i >= 0 && i < g->nerrors ? g->errors[i] : NULL; }
+const char *ag_graph_error_notes(const ag_graph *g, int i) { return i >= 0 && i < g->nerrors ? g->notes[i] : NULL; }
 
 /* Every value fits at the declared batch (ag_minimize's, known only now), each refused at
  * its own line; a value computed from one refused is not refused again. Then all of them
@@ -512,6 +550,37 @@ ag_val ag_one_hot_at(ag_loc at, ag_val labels, int classes)
     return build(at, g, &n);
 }
 
+/* Class labels for logits o: i32, one per row. A mistake in them is one error, however many
+ * builders read them (cross_entropy and correct): later ones return poison quietly. */
+static bool labels_ok(ag_loc at, ir_graph *g, const char *who, const ir_node *o, ag_val labels)
+{
+    const ir_node *y = node(labels);
+    if (y->dtype == AG_I32 && y->shape.rank == 1 && o->shape.rank == 2 && y->shape.dim[0] == o->shape.dim[0])
+        return true;
+    if (g->labels_reported != labels.id + 1) {
+        record(g, at, "%s: labels must be i32, one per row of the logits %s; got %s%s", who, SHAPE(&o->shape),
+               ir_dtype_name(y->dtype), SHAPE(&y->shape));
+        if (y->loc.line > 0 && y->loc.line != at.line)
+            note(g, y->loc, "the labels come from here: ag_%s%s%s", ir_ops[y->op].name, y->attr.name ? " " : "",
+                 y->attr.name ? y->attr.name : "");
+        g->labels_reported = labels.id + 1;
+    }
+    return false;
+}
+
+/* sum(eq(argmax(logits), labels)) as f32: how many rows the logits classify right. */
+ag_val ag_correct_at(ag_loc at, ag_val logits, ag_val labels)
+{
+    ag_val v[2];
+    ir_graph *g;
+    if (!resolve(at, "correct", 2, (ag_val[]){logits, labels}, 0, v, &g))
+        return poison(g);
+    if (!labels_ok(at, g, "correct", node(v[0]), v[1]))
+        return poison(g);
+    ag_val hit = ag_ew_at(at, IR_eq, 2, (ag_val[]){ag_axis_at(at, IR_argmax, v[0], -1), v[1]});
+    return ag_reduce_at(at, IR_sum, ag_cast_at(at, hit, AG_F32), (ag_dims){0, {0}}, false);
+}
+
 /* -sum(one_hot(labels) * log_softmax(logits)) per row: the book's cross-entropy written
  * with primitives, which fuse_softmax_ce recognizes. */
 ag_val ag_cross_entropy_at(ag_loc at, ag_val logits, ag_val labels)
@@ -520,17 +589,14 @@ ag_val ag_cross_entropy_at(ag_loc at, ag_val logits, ag_val labels)
     ir_graph *g;
     if (!resolve(at, "cross_entropy", 2, (ag_val[]){logits, labels}, 0, v, &g))
         return poison(g);
-    const ir_node *o = node(v[0]), *y = node(v[1]);
+    const ir_node *o = node(v[0]);
     if (o->dtype != AG_F32 || o->shape.rank != 2) {
         record(g, at, "cross_entropy: logits must be f32 [rows, classes], got %s%s", ir_dtype_name(o->dtype),
                SHAPE(&o->shape));
         return poison(g);
     }
-    if (y->dtype != AG_I32 || y->shape.rank != 1 || y->shape.dim[0] != o->shape.dim[0]) {
-        record(g, at, "cross_entropy: labels must be i32, one per row of the logits %s; got %s%s", SHAPE(&o->shape),
-               ir_dtype_name(y->dtype), SHAPE(&y->shape));
+    if (!labels_ok(at, g, "cross_entropy", o, v[1]))
         return poison(g);
-    }
     int classes = (int)o->shape.dim[1];
     ag_val picked =
         ag_ew_at(at, IR_mul, 2,
@@ -673,9 +739,12 @@ void ag_minimize_at(ag_loc at, ag_graph *g, ag_val loss, ag_optimizer opt, ag_fi
     for (int32_t i = 0; i < g->n && !any_param; i++)
         any_param = g->node[i].op == IR_param;
     if (!any_param) {
-        record(g, at, "minimize: the graph has no parameter (ag_param) to train");
+        if (g->nerrors == 0) /* else a parameter that failed is the likelier reason */
+            record(g, at, "minimize: the graph has no parameter (ag_param) to train");
         return;
     }
+    if (loss.id == AG_POISON || fit.metric.id == AG_POISON || fit.predict.id == AG_POISON)
+        return; /* a value out of an earlier error: that error is the one to report */
     const char *metric = fit.metric_name ? fit.metric_name : "correct";
     if (fit.metric.g == g && !fit.metric_name && !is_correct_count(g, fit.metric.id)) {
         record(g, at,

@@ -56,7 +56,9 @@ ag_graph *ag_graph_new(const char *name);
 void ag_graph_free(ag_graph *g);
 int ag_graph_error_count(const ag_graph *g);
 const char *ag_graph_error(const ag_graph *g, int i); /* "file:line: error: message" */
-int ag_graph_finish(ag_graph *g);                     /* final checks; returns the error count */
+/* The notes explaining error i, "file:line: note: message" a line each, or NULL. */
+const char *ag_graph_error_notes(const ag_graph *g, int i);
+int ag_graph_finish(ag_graph *g); /* final checks; returns the error count */
 /* The graph a model file is building, where a mistake made with no graph at hand (every
  * operand a plain number) is recorded; NULL: printed. */
 void ag_graph_building(ag_graph *g);
@@ -81,6 +83,7 @@ ag_val ag_concat_at(ag_loc at, int axis, int n, const ag_val *parts);
 ag_val ag_row_at(ag_loc at, ir_op op, ag_val x, ag_dims axis);
 ag_val ag_one_hot_at(ag_loc at, ag_val labels, int classes);
 ag_val ag_cross_entropy_at(ag_loc at, ag_val logits, ag_val labels);
+ag_val ag_correct_at(ag_loc at, ag_val logits, ag_val labels);
 ag_val ag_squared_loss_at(ag_loc at, ag_val pred, ag_val target);
 ag_val ag_dropout_at(ag_loc at, ag_val x, double p);
 void ag_minimize_at(ag_loc at, ag_graph *g, ag_val loss, ag_optimizer opt, ag_fit fit);

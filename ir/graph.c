@@ -220,9 +220,12 @@ void ir_graph_free(ir_graph *g)
         ir_graph_free(g->kernels[i]);
     free(g->kernels);
     free(g->kernel_src);
-    for (int i = 0; i < g->nerrors; i++)
+    for (int i = 0; i < g->nerrors; i++) {
         free(g->errors[i]);
+        free(g->notes[i]);
+    }
     free(g->errors);
+    free(g->notes);
     free(g->node);
     free(g->out);
     free(g->hash);

@@ -193,8 +193,11 @@ struct ag_graph {
     int32_t nkernels, kernelcap;
     const char *const *settings; /* while building: "name=value" option settings, NULL-ended */
     char **errors;               /* DSL errors, "file:line: error: message" */
+    char **notes;                /* per error: the notes explaining it, a line each, or NULL */
     int nerrors, errcap;
     const char *file_src, *file_copy; /* the last source file name interned, and its copy */
+    int32_t labels_reported;          /* builders: 1 + the labels value an error named, so that its
+                                         other uses (ag_correct beside ag_cross_entropy) stay quiet */
     int32_t *hash;                    /* open addressing over node ids, -1 empty; hashcap a power of 2 */
     int32_t hashcap;
     ir_names out_names;    /* output name -> index into out (ir_find_output) */

@@ -245,17 +245,19 @@ static const struct command {
      "                   (--save, --metrics and --plot replace FILE atomically, so each must be new or a\n"
      "                   regular file, not a symlink, FIFO or device; they are checked before training)\n"},
     {"eval", "--weights FILE [--data DIR|FILE] [--batch N] [--threads N] [--device cpu|cuda]",
-     "Loss and accuracy of the parameters in FILE on the test set (the training set where the data has no\n"
-     "test set).",
+     "Loss and accuracy of the parameters in FILE on the test set: the dataset's, or the one file --data\n"
+     "names (a CSV of feature rows, the label last); the training set where the data has no test set.",
      "  --weights FILE   a safetensors checkpoint holding every parameter of the model\n"
      "  --data SPEC      the dataset (default: the model's)\n"
      "  --batch N        samples a call, 1 to 16777216 (default: the model's batch)\n"
      "  --threads N      threads (default: the core count)\n"
      "  --device D       cpu or cuda (default: cuda when the binary has it and a GPU is there)\n"},
-    {"predict", "--weights FILE INPUT [--batch N] [--threads N] [--device cpu|cuda]",
+    {"predict", "--weights FILE INPUT [--top K] [--batch N] [--threads N] [--device cpu|cuda]",
      "One prediction a line for each sample of INPUT (an IDX image file, gzipped or not, or a CSV of\n"
      "feature rows): the class name where the dataset has names, else the class or the value.",
      "  --weights FILE   a safetensors checkpoint holding every parameter of the model\n"
+     "  --top K          the K likeliest classes, each with its probability (the softmax of the\n"
+     "                   model's scores): Ankle boot 0.912  Sandal 0.051  Sneaker 0.030\n"
      "  --batch N        samples a call, 1 to 16777216 (default: the model's batch)\n"
      "  --threads N      threads (default: the core count)\n"
      "  --device D       cpu or cuda (default: cuda when the binary has it and a GPU is there)\n"},
@@ -323,7 +325,8 @@ static void command_help(const rt_compiled *m, const struct command *c, FILE *f)
 
 static void main_help(const rt_compiled *m, FILE *f)
 {
-    fprintf(f, "usage: %s COMMAND [OPTIONS]   (%s COMMAND --help for its options)\n\n", m->name, m->name);
+    fprintf(f, "usage: %s COMMAND [OPTIONS]   (%s COMMAND --help for its options)\n", m->name, m->name);
+    fprintf(f, "       %s --version       (the aotgrad that compiled it, and its source)\n\n", m->name);
     if (!m->trains) {
         fprintf(f, "The graph %s, compiled by aotgrad from %s.\n", m->name, m->source);
         fprintf(f, "A forward computation: it declares no training.\n\ncommands:\n");
@@ -406,8 +409,24 @@ static int parse(const rt_compiled *m, const struct command *c, int argc, char *
             continue;
         }
         /* every option this command lists takes a value */
-        if (a[0] != '-' || !lists_option(c->args, a))
-            return usage_error(m, c->name, a[0] == '-' ? "unknown option %s" : "unexpected argument '%s'", a);
+        if (a[0] != '-' || !lists_option(c->args, a)) {
+            if (a[0] != '-')
+                return usage_error(m, c->name, "unexpected argument '%s'", a);
+            char words[32][32], msg[300];
+            const char *cands[32];
+            int n = 0;
+            for (const char *p = strstr(c->args, "--"); p && n < 32; p = strstr(p + 2, "--")) {
+                size_t k = 2;
+                while (p[k] == '-' || (p[k] >= 'a' && p[k] <= 'z'))
+                    k++;
+                snprintf(words[n], sizeof words[n], "%.*s", (int)(k < 31 ? k : 31), p);
+                cands[n] = words[n], n++;
+            }
+            const char *near = rt_closest(a, cands, n);
+            snprintf(msg, sizeof msg, "unknown option %.100s%s%s%s", a, near ? "; did you mean " : "", near ? near : "",
+                     near ? "?" : "");
+            return usage_error(m, c->name, "%s", msg);
+        }
         if (!v)
             return usage_error(m, c->name, "%s needs a value", a);
         i++;
@@ -434,6 +453,8 @@ static int parse(const rt_compiled *m, const struct command *c, int argc, char *
             ok = parse_int(v, 1, AG_MAX_BATCH, &o->batch), o->has_batch = true;
         else if (strcmp(a, "--steps") == 0)
             ok = parse_int(v, 1, 100000000, &o->steps);
+        else if (strcmp(a, "--top") == 0)
+            ok = parse_int(v, 1, m->classes > 0 ? m->classes : 1, &o->top);
         else if (strcmp(a, "--random") == 0)
             ok = parse_int(v, 1, 100000000, &o->random);
         else if (strcmp(a, "--threads") == 0)
@@ -445,10 +466,12 @@ static int parse(const rt_compiled *m, const struct command *c, int argc, char *
         else if (strcmp(a, "--wd") == 0)
             ok = parse_real(v, &o->wd), o->has_wd = true;
         if (!ok) {
-            char msg[160], batch[80];
+            char msg[160], batch[80], top[80];
             snprintf(batch, sizeof batch, "a batch size from 1 to %lld", (long long)AG_MAX_BATCH);
+            snprintf(top, sizeof top, "a count of classes from 1 to %d", m->classes > 0 ? m->classes : 1);
             snprintf(msg, sizeof msg, "%s takes %s, not '%%s'", a,
                      strcmp(a, "--batch") == 0    ? batch
+                     : strcmp(a, "--top") == 0    ? top
                      : strcmp(a, "--seed") == 0   ? "a number from 0 to 4294967295"
                      : strcmp(a, "--device") == 0 ? "cpu or cuda"
                      : strcmp(a, "--lr") == 0 || strcmp(a, "--wd") == 0
@@ -528,9 +551,18 @@ int rt_binary_main(const rt_compiled *m, int argc, char **argv)
         main_help(m, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("%s: compiled by aotgrad %s from %s\n", m->name, AG_VERSION, m->source);
+        return 0;
+    }
     const struct command *c = find_command(m, argv[1]);
     if (!c) {
-        fprintf(stderr, "%s: unknown command '%s' (commands: %s; see %s --help)\n", m->name, argv[1],
+        static const char *const names[] = {"train", "eval", "predict", "bench"};
+        const char *near = rt_closest(argv[1], names, 4);
+        if (near && !find_command(m, near))
+            near = NULL; /* a forward computation has no train or eval */
+        fprintf(stderr, "%s: unknown command '%s'%s%s%s (commands: %s; see %s --help)\n", m->name, argv[1],
+                near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "",
                 m->trains ? "train, eval, predict, bench"
                           : "predict, bench: a forward computation, with no training to train or evaluate",
                 m->name);

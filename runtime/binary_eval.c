@@ -2,9 +2,11 @@
  * (--weights) on a dataset's test set, or on the samples of an input file. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "binary_internal.h"
 #include "checkpoint.h"
@@ -24,13 +26,18 @@ int rt_bin_eval(const rt_compiled *m, const opts *o)
         rt_bin_load_data(&b, spec, &train, &test, err, sizeof err) &&
         (!b.gpu || rt_cuda_put_params(b.gpu, b.params, err, sizeof err))) {
         const rt_dataset *d = test.n > 0 ? &test : &train;
+        /* one file given (--data test.csv) is the set to evaluate: the test set; a dataset
+         * without a test split (synthetic data) is evaluated on its training set, said so */
+        struct stat st;
+        bool one_file = test.n == 0 && !strchr(spec, ',') && stat(spec, &st) == 0 && S_ISREG(st.st_mode);
+        bool is_test = d == &test || one_file;
         rt_model rm = rt_bin_as_model(&b);
         double loss, metric[RT_MAX_METRICS];
         if (rt_evaluate(&rm, d, rows, &loss, metric, err, sizeof err)) {
-            printf("%s: %s of %s (%lld samples): %s_loss %.4f", m->name, d == &test ? "test set" : "training set", spec,
-                   (long long)d->n, d == &test ? "test" : "train", loss);
+            printf("%s: %s of %s (%lld samples): %s_loss %.4f", m->name, is_test ? "test set" : "training set", spec,
+                   (long long)d->n, is_test ? "test" : "train", loss);
             for (int k = 0; k < rm.nmetrics; k++)
-                printf("  %s_%s %.4f", d == &test ? "test" : "train",
+                printf("  %s_%s %.4f", is_test ? "test" : "train",
                        strcmp(rm.metrics[k], "correct") == 0 ? "acc" : rm.metrics[k], metric[k]);
             printf("\n");
             rc = 0;
@@ -43,6 +50,58 @@ int rt_bin_eval(const rt_compiled *m, const opts *o)
     rt_dataset_free(&test);
     rt_bin_close(&b);
     return rc;
+}
+
+static void print_class(const rt_compiled *m, int64_t k)
+{
+    if (k >= 0 && k < m->nclass_names)
+        printf("%s", m->class_names[k]);
+    else
+        printf("%lld", (long long)k);
+}
+
+/* Sample i's class: the index the model predicts (per 1), or the first largest of its scores
+ * (per = classes); with top K, the K likeliest, each with its probability: the softmax of
+ * the scores, or the scores themselves where they are one already (each in [0, 1], summing
+ * to 1 within 1e-4). */
+static void print_classes(const rt_compiled *m, const char *base, ag_dtype t, int64_t i, int64_t per, int64_t top)
+{
+    if (per == 1 || top == 0) {
+        int64_t best = 0;
+        if (per == 1)
+            best = (int64_t)rt_elem_get(base, t, i);
+        else
+            for (int64_t k = 1; k < per; k++)
+                if (rt_elem_get(base, t, i * per + k) > rt_elem_get(base, t, i * per + best))
+                    best = k;
+        print_class(m, best);
+        printf(per == 1 && top ? " 1\n" : "\n"); /* a class index has no scores: certain */
+        return;
+    }
+    double p[4096], most = -INFINITY, sum = 0, raw = 0;
+    bool distribution = per <= 4096;
+    for (int64_t k = 0; k < per && k < 4096; k++) {
+        p[k] = rt_elem_get(base, t, i * per + k);
+        most = p[k] > most ? p[k] : most;
+        distribution &= p[k] >= 0 && p[k] <= 1;
+        raw += p[k];
+    }
+    distribution &= fabs(raw - 1) <= 1e-4;
+    for (int64_t k = 0; k < per && !distribution; k++)
+        sum += p[k] = exp(p[k] - most);
+    for (int64_t k = 0; k < per && !distribution; k++)
+        p[k] /= sum;
+    for (int64_t shown = 0; shown < top && shown < per; shown++) {
+        int64_t best = -1;
+        for (int64_t k = 0; k < per; k++)
+            if (p[k] >= 0 && (best < 0 || p[k] > p[best]))
+                best = k;
+        printf("%s", shown ? "  " : "");
+        print_class(m, best);
+        printf(" %.3f", p[best]);
+        p[best] = -1; /* taken */
+    }
+    printf("\n");
 }
 
 int rt_bin_predict(const rt_compiled *m, const opts *o)
@@ -83,20 +142,9 @@ int rt_bin_predict(const rt_compiled *m, const opts *o)
             const char *base =
                 b.gpu ? pred : (e->predict.in_params ? b.params : b.fwd_arena) + rt_value_offset(&e->predict, rb.n);
             for (int64_t i = 0; i < rb.n; i++) {
-                if (m->classes > 0 && (per == m->classes || per == 1)) {
-                    int64_t best = 0;
-                    if (per == 1)
-                        best = (int64_t)rt_elem_get(base, e->predict.dtype, i);
-                    else /* scores per class: the first largest */
-                        for (int64_t k = 1; k < per; k++)
-                            if (rt_elem_get(base, e->predict.dtype, i * per + k) >
-                                rt_elem_get(base, e->predict.dtype, i * per + best))
-                                best = k;
-                    if (best >= 0 && best < m->nclass_names)
-                        printf("%s\n", m->class_names[best]);
-                    else
-                        printf("%lld\n", (long long)best);
-                } else {
+                if (m->classes > 0 && (per == m->classes || per == 1))
+                    print_classes(m, base, e->predict.dtype, i, per, o->top);
+                else {
                     for (int64_t k = 0; k < per; k++)
                         printf("%s%.6g", k ? " " : "", rt_elem_get(base, e->predict.dtype, i * per + k));
                     printf("\n");

@@ -56,6 +56,7 @@ typedef struct opts {
     const char *inputs[8]; /* predict's INPUT files, in order (input: the first) */
     int ninputs;
     int64_t epochs, batch, steps, random; /* random: predict --random N (a forward computation's) */
+    int64_t top;                          /* predict --top K: the K likeliest classes (0: the class) */
     double lr, wd;
     uint32_t seed;
     int threads;

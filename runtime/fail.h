@@ -18,6 +18,11 @@ bool rt_fail_trimmed(char *err, size_t len, const char *fmt, ...) __attribute__(
  * 0.10000000000000001), for messages, text IR and metadata; returns buf. */
 const char *rt_fmt_double(char *buf, size_t len, double v);
 
+/* Of the count words cands, the one closest to word by edit distance (insertions, deletions,
+ * substitutions and swaps of neighbours), if it is close enough to be a likely typo (at most
+ * 2 edits, and fewer than half of word's length); else NULL. For "did you mean". */
+const char *rt_closest(const char *word, const char *const *cands, int count);
+
 /* The n characters at s as a whole number: decimal digits only (no sign, space or 0x), at
  * least one, at most hi; false otherwise, overflow included. */
 bool rt_parse_whole(const char *s, size_t n, int64_t hi, int64_t *v);

@@ -107,6 +107,19 @@ Test(binary, every_model_builds_and_links_only_system_libraries)
         cr_expect(strstr(out, want), "%s: %s", wrong[k], out);
         free(out);
     }
+    /* a likely typo gets a did-you-mean; --version names the compiler and the source */
+    out = run_fmt(&st, "%s/mlp train --epoch 1 --data /nonexistent", dir);
+    cr_expect(strstr(out, "mlp train: unknown option --epoch; did you mean --epochs?"), "%s", out);
+    free(out);
+    out = run_fmt(&st, "%s/mlp trian", dir);
+    cr_expect(WEXITSTATUS(st) == 2 && strstr(out, "mlp: unknown command 'trian'; did you mean 'train'?"), "%s", out);
+    free(out);
+    out = run_fmt(&st, "%s/mlp --version", dir);
+    cr_expect(st == 0 && strstr(out, "mlp: compiled by aotgrad ") && strstr(out, " from models/mlp.c"), "%s", out);
+    free(out);
+    out = run_fmt(&st, "%s/mlp --help", dir);
+    cr_expect(strstr(out, "--version"), "%s", out);
+    free(out);
 }
 
 /* whether text has word as a whole word (not followed by a digit or letter: k1 is not k12) */
@@ -501,7 +514,45 @@ Test(binary, eval_predict_metrics_and_plot_agree)
     }
     cr_expect_eq(lines, d.n);
     cr_expect_float_eq((double)right / (double)d.n, acc, 1e-9, "predict's accuracy against eval's");
+
+    /* one CSV given to eval is the test set (feature rows, the label last, a header) */
+    snprintf(path, sizeof path, "%s/one.csv", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    for (int j = 0; j < 784; j++)
+        fprintf(f, "p%d,", j);
+    fprintf(f, "label\n");
+    for (int64_t i = 0; i < 40; i++) {
+        for (int j = 0; j < 784; j++)
+            fprintf(f, "%d,", ((const uint8_t *)d.x)[i * 784 + j]);
+        fprintf(f, "%d\n", ((const int32_t *)d.y)[i]);
+    }
+    fclose(f);
     rt_dataset_free(&d);
+    char *one = run_fmt(&st, "cd %s && ./mlp eval --weights w.st --data one.csv", dir);
+    cr_expect(st == 0 && strstr(one, "test set of one.csv (40 samples): test_loss") && strstr(one, "test_acc") &&
+                  !strstr(one, "train_"),
+              "%s", one);
+    free(one);
+
+    /* --top 3: the three likeliest classes with their probabilities, the first the class predict
+     * names */
+    char *top =
+        run_fmt(&st, "cd %s && ./mlp predict --weights w.st --top 3 data/t10k-images-idx3-ubyte.gz | head -1", dir);
+    char *first = run_fmt(&st, "cd %s && ./mlp predict --weights w.st data/t10k-images-idx3-ubyte.gz | head -1", dir);
+    first[strcspn(first, "\n")] = 0;
+    double p[3] = {0};
+    const char *at = top;
+    for (int k = 0; k < 3; k++) {
+        at = strstr(at, " 0.");
+        cr_assert_not_null(at, "%s", top);
+        p[k] = strtod(at + 1, NULL);
+        at += 3;
+    }
+    cr_expect(strncmp(top, first, strlen(first)) == 0 && top[strlen(first)] == ' ', "%s | %s", top, first);
+    cr_expect(p[0] >= p[1] && p[1] >= p[2] && p[0] + p[1] + p[2] <= 1.001, "%s", top);
+    free(top);
+    free(first);
 
     char *csv = run_fmt(&st, "cd %s && cat m.csv && head -c 4 p.svg", dir);
     cr_expect(strstr(csv, "epoch,train_loss,train_acc,test_loss,test_acc,seconds,samples_per_s\n1,"), "%s", csv);

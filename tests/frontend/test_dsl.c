@@ -243,6 +243,47 @@ static void unnamed_metric(ag_graph *g, int *line)
     ag_minimize(g, ag_mean(l), ag_sgd(.lr = 0.1), .metric = ag_sum(l));
 }
 
+/* No cascades: one mistake, one error, whatever is built on it afterwards. */
+static void mismatch_then_metric(ag_graph *g, int *line) /* the shapes.c */
+{
+    ag_val x = ag_input(g, "x", AG_F32, AG_N, 784);
+    ag_val y = ag_input(g, "y", AG_I32, AG_N);
+    ag_val w = ag_param(g, "w", ag_zeros(), 128, 10);
+    MARK;
+    ag_val logits = ag_matmul(x, w);
+    ag_minimize(g, ag_mean(ag_cross_entropy(logits, y)), ag_sgd(.lr = 0.1), .metric = ag_correct(logits, y),
+                .predict = logits);
+}
+
+static void five_dims_then_minimize(ag_graph *g, int *line)
+{
+    ag_val x = ag_input(g, "x", AG_F32, AG_N, 4);
+    MARK;
+    ag_val w = ag_param(g, "w", ag_zeros(), 4, 1, 1, 1, 1);
+    ag_minimize(g, ag_mean(ag_matmul(x, w)), ag_sgd(.lr = 0.1));
+}
+
+static void f32_labels_twice(ag_graph *g, int *line)
+{
+    ag_val x = ag_input(g, "x", AG_F32, AG_N, 4);
+    ag_val y = ag_input(g, "y", AG_F32, AG_N);
+    ag_val w = ag_param(g, "w", ag_zeros(), 4, 3);
+    ag_val logits = ag_matmul(x, w);
+    MARK;
+    ag_val loss = ag_mean(ag_cross_entropy(logits, y));
+    ag_minimize(g, loss, ag_sgd(.lr = 0.1), .metric = ag_correct(logits, y));
+}
+
+static void duplicate_then_use(ag_graph *g, int *line)
+{
+    ag_val x = ag_input(g, "x", AG_F32, AG_N, 3);
+    ag_val w = ag_param(g, "w", ag_zeros(), 3, 3);
+    MARK;
+    ag_val v = ag_param(g, "w", ag_zeros(), 3, 3);
+    ag_val y = ag_input(g, "y", AG_I32, AG_N), logits = ag_matmul(ag_matmul(x, w), v);
+    ag_minimize(g, ag_mean(ag_cross_entropy(logits, y)), ag_sgd(.lr = 0.1), .metric = ag_correct(logits, y));
+}
+
 /* 4 TiB per row is fine at batch 1; at ag_minimize's batch 2^24, 2^66 bytes are not */
 static void huge_input(ag_graph *g, int *line)
 {
@@ -295,6 +336,11 @@ static const dsl_case cases[] = {
      "minimize: name the metric (.metric_name = \"...\"): an unnamed one is taken for ag_correct's count and "
      "reported as an accuracy"},
     {"minimize_nothing", minimize_nothing, "minimize: the graph has no parameter (ag_param) to train"},
+    {"mismatch_then_metric", mismatch_then_metric, "matmul: inner dimensions differ: [N,784] x [128,10]"},
+    {"five_dims_then_minimize", five_dims_then_minimize, "param w: 5 dims; at most 4"},
+    {"f32_labels_twice", f32_labels_twice,
+     "cross_entropy: labels must be i32, one per row of the logits [N,3]; got f32[N]"},
+    {"duplicate_then_use", duplicate_then_use, "param w: the name is already used by the param at " __FILE__ ":%d"},
     {"empty_choice", empty_choice, "option act: the choices \"relu||tanh\" have an empty one"},
     {"init_not_finite", init_not_finite, "param w: initializer arguments 0, inf: must be finite f32 numbers"},
     {"huge_input", huge_input, "input x: f32[N,1099511627776] at batch 16777216 is more than 2^60 bytes"},
@@ -389,23 +435,41 @@ static int ir_of(const char *model, const char *tail, char *out, size_t size)
 }
 
 /* A model file with mistakes, through the command line: every error in the GCC form with
- * the path as given, exit 1. */
+ * the path as given (FILE:LINE:COL, the line, a caret under the call), notes where the
+ * operands of a mismatch come from, exit 1. */
 Test(dsl, model_file_errors_through_the_command_line)
 {
     char out[4096];
     cr_assert_eq(ir_of("bad_shapes.c", NULL, out, sizeof out), 1, "%s", out);
     cr_assert_str_eq(out,
-                     "tests/data/models/bad_shapes.c:10: error: matmul: inner dimensions differ: [N,784] x [128,10]\n"
-                     "tests/data/models/bad_shapes.c:12: error: sum: axis 3 out of range for [N,10]\n"
+                     "tests/data/models/bad_shapes.c:10:16: error: matmul: inner dimensions differ: [N,784] x "
+                     "[128,10]\n"
+                     "   10 |     ag_val h = ag_matmul(x, W);\n"
+                     "      |                ^~~~~~~~~\n"
+                     "tests/data/models/bad_shapes.c:6:16: note: operand 1 comes from here: ag_input x, f32[N,784]\n"
+                     "    6 |     ag_val x = ag_input(g, \"x\", AG_F32, AG_N, 784);\n"
+                     "      |                ^~~~~~~~\n"
+                     "tests/data/models/bad_shapes.c:7:16: note: operand 2 comes from here: ag_param W, f32[128,10]\n"
+                     "    7 |     ag_val W = ag_param(g, \"W\", ag_normal(0, 0.01), 128, 10);\n"
+                     "      |                ^~~~~~~~\n"
+                     "tests/data/models/bad_shapes.c:12:23: error: sum: axis 3 out of range for [N,10]\n"
+                     "   12 |     ag_output(g, \"s\", ag_sum(o, 3));\n"
+                     "      |                       ^~~~~~\n"
                      "tests/data/models/bad_shapes.c: 2 errors\n");
 
     /* mistakes with no graph at hand (an uninitialized ag_val, a NULL graph) count too */
     cr_assert_eq(ir_of("bad_handles.c", NULL, out, sizeof out), 1, "%s", out);
-    cr_assert_str_eq(out, "tests/data/models/bad_handles.c:10: error: add: an operand is not a value of any graph "
+    cr_assert_str_eq(out, "tests/data/models/bad_handles.c:10:23: error: add: an operand is not a value of any graph "
                           "(uninitialized ag_val?)\n"
-                          "tests/data/models/bad_handles.c:11: error: relu: an operand is not a value of any graph "
+                          "   10 |     ag_output(g, \"a\", ag_add(x, u));\n"
+                          "      |                       ^~~~~~\n"
+                          "tests/data/models/bad_handles.c:11:23: error: relu: an operand is not a value of any graph "
                           "(uninitialized ag_val?)\n"
-                          "tests/data/models/bad_handles.c:12: error: output: the graph is NULL\n"
+                          "   11 |     ag_output(g, \"b\", ag_relu(u));\n"
+                          "      |                       ^~~~~~~\n"
+                          "tests/data/models/bad_handles.c:12:5: error: output: the graph is NULL\n"
+                          "   12 |     ag_output(NULL, \"c\", x);\n"
+                          "      |     ^~~~~~~~~\n"
                           "tests/data/models/bad_handles.c: 3 errors\n");
 
     /* the model's own code crashing is named as such, with its file; a stack overflow too
@@ -418,8 +482,10 @@ Test(dsl, model_file_errors_through_the_command_line)
                           "(SIGSEGV, a bad memory access)\n");
 
     /* a mistake repeated in a loop: 100 shown, then how many more */
-    ir_of("many_errors.c", "3", out, sizeof out);
-    cr_expect_str_eq(out, "tests/data/models/many_errors.c:9: error: sum: axis 7 out of range for [N,4]\n"
+    ir_of("many_errors.c", "5", out, sizeof out);
+    cr_expect_str_eq(out, "tests/data/models/many_errors.c:9:27: error: sum: axis 7 out of range for [N,4]\n"
+                          "    9 |         ag_output(g, \"o\", ag_sum(x, 7));\n"
+                          "      |                           ^~~~~~\n"
                           "tests/data/models/many_errors.c: (50 more errors not shown)\n"
                           "tests/data/models/many_errors.c: 150 errors\n");
 }
@@ -482,7 +548,9 @@ Test(dsl, sizes_that_do_not_fit_are_refused_at_their_line)
         free(out);
     }
     static const char *const model_commands[] = {"ir --memory hugem.c", "build hugem.c -o OUT"};
-    want = "hugem.c:5: error: input x: f32[N,1099511627776] at batch 16777216 is more than 2^60 bytes\n"
+    want = "hugem.c:5:16: error: input x: f32[N,1099511627776] at batch 16777216 is more than 2^60 bytes\n"
+           "    5 |     ag_val x = ag_input(g, \"x\", AG_F32, AG_N, 1099511627776LL);\n"
+           "      |                ^~~~~~~~\n"
            "hugem.c: 1 error\n";
     for (size_t i = 0; i < sizeof model_commands / sizeof *model_commands; i++) {
         int st;

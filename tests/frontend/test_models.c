@@ -303,6 +303,12 @@ Test(cli, usage_errors_name_what_was_wrong)
         {"build models/mlp.c -o /tmp/x --batch 0",
          "aotgrad build: --batch takes a count from 1 to 16777216, not '0'\n"},
         {"frobnicate", "aotgrad: unknown command 'frobnicate'\nTry 'aotgrad --help'.\n"},
+        /* did you mean: a likely typo of a name the command knows */
+        {"buidl", "aotgrad: unknown command 'buidl'; did you mean 'build'?\nTry 'aotgrad --help'.\n"},
+        {"ir models/mlp.c --train --after fusee",
+         "aotgrad ir: unknown pass 'fusee'; did you mean 'fuse'? (aotgrad passes lists them)\n"},
+        {"ir models/mlp.c --trian", "aotgrad ir: unknown option '--trian'; did you mean '--train'?\n"},
+        {"run models/mlp.c --epoch 2", "aotgrad run: unknown option '--epoch'; did you mean '--epochs'?\n"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         int st;
@@ -364,10 +370,20 @@ Test(cli, usage_errors_name_what_was_wrong)
     cr_expect(strstr(out, ".ir: error: out of memory for the inputs and parameters at this batch\n"), "%s", out);
     free(out);
 
-    /* a build that cannot write its output says so before it works */
+    /* a build that cannot write its output says so before it works, naming the output (not
+     * the model, which is fine); -o a folder likewise; -o sm.o --emit obj writes sm.o */
     out = run_fmt(&st, "cd %s && %s build models/softmax.c -o /nonexistent-aotgrad/x 2>&1", AG_SOURCE_DIR, bin);
     cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
-    cr_expect_str_eq(out, "models/softmax.c: error: cannot write /nonexistent-aotgrad/x: /nonexistent-aotgrad: No "
-                          "such file or directory\n");
+    cr_expect_str_eq(out, "aotgrad build: error: -o /nonexistent-aotgrad/x: /nonexistent-aotgrad does not exist (make "
+                          "the folder first)\n");
+    free(out);
+    out = run_fmt(&st, "cd %s && %s build models/softmax.c -o /tmp 2>&1", AG_SOURCE_DIR, bin);
+    cr_expect_str_eq(out, "aotgrad build: error: -o /tmp is a folder; name the output in it (-o /tmp/NAME)\n");
+    free(out);
+    out = run_fmt(&st,
+                  "cd %s && %s build models/softmax.c -o /tmp/aotgrad-sm-$$.o --emit obj && ls /tmp/aotgrad-sm-$$.o* | "
+                  "wc -l && rm -f /tmp/aotgrad-sm-$$.o*",
+                  AG_SOURCE_DIR, bin);
+    cr_expect_str_eq(out, "1\n");
     free(out);
 }

@@ -161,7 +161,7 @@ Test(train, options_reach_the_model)
     free(out);
     out = aotgrad("ir models/mlp.c --set act=gelu", &st);
     cr_expect_eq(WEXITSTATUS(st), 1);
-    cr_expect(strstr(out, "models/mlp.c:8: error: option act: 'gelu' is not one of relu|sigmoid|tanh"), "%s", out);
+    cr_expect(strstr(out, "models/mlp.c:8:23: error: option act: 'gelu' is not one of relu|sigmoid|tanh"), "%s", out);
     free(out);
     out = aotgrad("ir models/mlp.c --set width=3", &st);
     cr_expect_eq(WEXITSTATUS(st), 1);
