@@ -241,29 +241,35 @@ static bool replan(ir_graph **g, int64_t batch, char *err, size_t len)
     return h != NULL;
 }
 
+/* OUT's folder first: a build that cannot write its result says so before working. Errors
+ * about OUT name OUT, not the model: nothing is wrong with it. */
+static bool output_writable(const char *out)
+{
+    char folder[4096] = ".";
+    const char *slash = strrchr(out, '/');
+    if (slash) /* "/x" is in "/" */
+        snprintf(folder, sizeof folder, "%.*s", slash == out ? 1 : (int)(slash - out), out);
+    struct stat st;
+    if (access(folder, W_OK | X_OK) != 0) {
+        fprintf(stderr, "aotgrad build: error: -o %s: %s %s\n", out, folder,
+                errno == ENOENT ? "does not exist (make the folder first)" : strerror(errno));
+        return false;
+    }
+    if (stat(out, &st) == 0 && S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "aotgrad build: error: -o %s is a folder; name the output in it (-o %s/NAME)\n", out, out);
+        return false;
+    }
+    return true;
+}
+
 int fe_build(const char *path, const fe_build_opts *o)
 {
     char err[4096], train_name[256], fwd_name[256], file[4096], tmp[4096] = "";
     cuda_parts cuda = {0};
     cg_cuda_build cuda_build = {0};
     double t0 = now();
-    /* the output's folder first: a build that cannot write its result says so before working */
-    char folder[4096] = ".";
-    const char *slash = strrchr(o->out, '/');
-    if (slash) /* "/x" is in "/" */
-        snprintf(folder, sizeof folder, "%.*s", slash == o->out ? 1 : (int)(slash - o->out), o->out);
-    /* errors about OUT name OUT, not the model: nothing is wrong with it */
-    struct stat st;
-    if (access(folder, W_OK | X_OK) != 0) {
-        fprintf(stderr, "aotgrad build: error: -o %s: %s %s\n", o->out, folder,
-                errno == ENOENT ? "does not exist (make the folder first)" : strerror(errno));
+    if (!output_writable(o->out))
         return 1;
-    }
-    if (stat(o->out, &st) == 0 && S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "aotgrad build: error: -o %s is a folder; name the output in it (-o %s/NAME)\n", o->out,
-                o->out);
-        return 1;
-    }
     ir_graph *g = fe_load(path, NULL, o->settings);
     if (!g)
         return 1;
