@@ -288,7 +288,7 @@ int fe_build(const char *path, const fe_build_opts *o)
     LLVMContextRef ctx = NULL;
     LLVMModuleRef m = NULL;
     int rc = 1;
-    double t_passes = 0, t_lower = 0, t_llvm_ir = 0, t_opt = 0, t_mc = 0;
+    double t_passes = 0, t_lower = 0, t_cuda = 0, t_llvm_ir = 0, t_opt = 0, t_mc = 0;
     /* a graph without training is a forward computation: MODEL_forward alone */
     bool trains = ir_trains(g);
     if (d)
@@ -324,6 +324,7 @@ int fe_build(const char *path, const fe_build_opts *o)
                                      &cuda.train,
                                      &cuda.forward};
     }
+    t_cuda = now();
     if (!(t = cg_target_host(err, sizeof err)))
         goto fail;
     ctx = LLVMContextCreate();
@@ -390,7 +391,9 @@ int fe_build(const char *path, const fe_build_opts *o)
         fprintf(stderr, "  graph building   %7.1f ms\n", 1e3 * (t_graph - t0));
         fprintf(stderr, "  passes           %7.1f ms\n", 1e3 * (t_passes - t_graph));
         fprintf(stderr, "  lowering         %7.1f ms\n", 1e3 * (t_lower - t_passes));
-        fprintf(stderr, "  LLVM IR          %7.1f ms\n", 1e3 * (t_llvm_ir - t_lower));
+        if (o->emit & (FE_EMIT_CU | FE_EMIT_PTX) || o->cuda)
+            fprintf(stderr, "  CUDA C, NVRTC    %7.1f ms\n", 1e3 * (t_cuda - t_lower));
+        fprintf(stderr, "  LLVM IR          %7.1f ms\n", 1e3 * (t_llvm_ir - t_cuda));
         fprintf(stderr, "  LLVM optimization %6.1f ms\n", 1e3 * (t_opt - t_llvm_ir));
         fprintf(stderr, "  machine code     %7.1f ms\n", 1e3 * (t_mc - t_opt));
         if (o->emit & FE_EMIT_EXE)

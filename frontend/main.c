@@ -208,6 +208,9 @@ static int cmd_ir(int argc, char **argv)
         return usage_error("%s", "which model? aotgrad ir MODEL.c|FILE.ir");
     if (train && eval)
         return usage_error("%s", "--train or --eval, not both");
+    if (memory && (train || eval || d.dot || after))
+        return usage_error("%s", "--memory reports both pipelines' plans as text; it takes no --train, --eval, "
+                                 "--after or --dot (aotgrad ir --after plan_memory shows a plan's graph)");
     if (at_batch && !memory)
         return usage_error("%s", "--batch N goes with --memory (the plan's figures at N)");
     const pass_info *stop = after ? pass_find(after) : NULL;

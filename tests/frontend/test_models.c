@@ -309,6 +309,10 @@ Test(cli, usage_errors_name_what_was_wrong)
          "aotgrad ir: unknown pass 'fusee'; did you mean 'fuse'? (aotgrad passes lists them)\n"},
         {"ir models/mlp.c --trian", "aotgrad ir: unknown option '--trian'; did you mean '--train'?\n"},
         {"run models/mlp.c --epoch 2", "aotgrad run: unknown option '--epoch'; did you mean '--epochs'?\n"},
+        /* --memory is a report of its own: nothing it would silently ignore */
+        {"ir models/mlp.c --memory --dot", "aotgrad ir: --memory reports both pipelines' plans as text; it takes no "
+                                           "--train, --eval, --after or --dot"},
+        {"ir models/mlp.c --memory --eval", "aotgrad ir: --memory reports both pipelines' plans as text"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         int st;
@@ -318,8 +322,16 @@ Test(cli, usage_errors_name_what_was_wrong)
         free(out);
     }
 
-    /* forward takes --set: tanh changes the predictions */
+    /* --time gives the CUDA C and NVRTC a line of their own, not LLVM IR's */
     int st;
+    char *timed = run_fmt(&st,
+                          "cd %s && %s build models/softmax.c -o /tmp/aotgrad-t-$$ --emit cu --time 2>&1; rm -f "
+                          "/tmp/aotgrad-t-$$.cu",
+                          AG_SOURCE_DIR, bin);
+    cr_expect(strstr(timed, "\n  CUDA C, NVRTC ") && strstr(timed, "\n  LLVM IR "), "%s", timed);
+    free(timed);
+
+    /* forward takes --set: tanh changes the predictions */
     char *relu = run_fmt(&st, "cd %s && %s forward models/mlp.c --batch 2", AG_SOURCE_DIR, bin);
     cr_assert_eq(st, 0, "%s", relu);
     char *tanh_ = run_fmt(&st, "cd %s && %s forward models/mlp.c --batch 2 --set act=tanh", AG_SOURCE_DIR, bin);
