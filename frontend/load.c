@@ -144,7 +144,7 @@ static const int interrupts[] = {SIGINT, SIGTERM, SIGHUP};
 enum { NINTERRUPTS = sizeof interrupts / sizeof *interrupts };
 static struct sigaction interrupts_before[NINTERRUPTS];
 static sigset_t interrupt_set, mask_before;
-static char tmp_dir[PATH_MAX], tmp_so[PATH_MAX + 16];
+static char tmp_dir[PATH_MAX], tmp_so[PATH_MAX + 16], tmp_log[PATH_MAX + 16]; /* the folder and its files */
 static volatile sig_atomic_t helper_pid, helper_is_model;
 
 /* Async-signal-safe calls only. */
@@ -158,6 +158,7 @@ static void interrupted(int sig)
             ;
     }
     unlink(tmp_so);
+    unlink(tmp_log);
     rmdir(tmp_dir);
     /* then die of the signal, as the shell expects */
     struct sigaction dfl = {.sa_handler = SIG_DFL};
@@ -179,7 +180,7 @@ static void guard_begin(void)
     for (int k = 0; k < NINTERRUPTS; k++)
         sigaddset(&interrupt_set, interrupts[k]);
     sigprocmask(SIG_BLOCK, &interrupt_set, &mask_before);
-    tmp_dir[0] = tmp_so[0] = 0;
+    tmp_dir[0] = tmp_so[0] = tmp_log[0] = 0;
     struct sigaction on = {.sa_handler = interrupted, .sa_mask = interrupt_set}; /* one at a time */
     for (int k = 0; k < NINTERRUPTS; k++) {
         sigaction(interrupts[k], NULL, &interrupts_before[k]);
@@ -196,9 +197,11 @@ static void guard_end(void)
     sigprocmask(SIG_BLOCK, &interrupt_set, NULL);
     if (tmp_so[0])
         unlink(tmp_so);
+    if (tmp_log[0])
+        unlink(tmp_log);
     if (tmp_dir[0])
         rmdir(tmp_dir);
-    tmp_dir[0] = tmp_so[0] = 0;
+    tmp_dir[0] = tmp_so[0] = tmp_log[0] = 0;
     for (int k = 0; k < NINTERRUPTS; k++)
         sigaction(interrupts[k], &interrupts_before[k], NULL);
     sigprocmask(SIG_SETMASK, &mask_before, NULL);
@@ -250,10 +253,14 @@ static int reap(pid_t pid)
 }
 
 /* Runs the C compiler: its exit status, -1 when it did not run or was killed. */
-static int compile(char *const argv[])
+/* cc's messages to `log` (a file), or to stderr where log is NULL */
+static int compile(char *const argv[], const char *log)
 {
     pid_t pid = spawn(false);
     if (pid == 0) {
+        int fd = log ? open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600) : -1;
+        if (fd >= 0)
+            dup2(fd, 2);
         execvp(argv[0], argv);
         fprintf(stderr, "aotgrad: cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
@@ -531,6 +538,46 @@ static ir_graph *build_in_child(const char *path, const char *name, const char *
     return g;
 }
 
+static void copy_file_to_stderr(const char *path)
+{
+    size_t len = 0;
+    char *text = fe_read_file(path, &len);
+    if (text && len)
+        fwrite(text, 1, len, stderr);
+    free(text);
+}
+
+/* cc's first error and the lines it indents under it (the source line, the caret), not the
+ * rest: a missing ';' in a model gives dozens of lines of macro expansions after it. */
+static void first_compiler_error(const char *log, const char *inc, const char *path)
+{
+    size_t len = 0;
+    char *text = fe_read_file(log, &len);
+    const char *at = text ? strstr(text, ": error: ") : NULL;
+    while (at && at > text && at[-1] != '\n')
+        at--;
+    if (!at) { /* no error line (a linker's, a missing cc): all of it */
+        if (text && len)
+            fwrite(text, 1, len, stderr);
+        free(text);
+        return;
+    }
+    const char *end = strchr(at, '\n');
+    while (end && end[1] == ' ') /* the lines indented under it */
+        end = strchr(end + 1, '\n');
+    end = end ? end + 1 : text + len;
+    fwrite(at, 1, (size_t)(end - at), stderr);
+    int more = 0;
+    for (const char *p = end; p < text + len; p++)
+        more += *p == '\n';
+    if (more)
+        fprintf(stderr,
+                "(%d more line%s from the compiler: cc -std=gnu17 -fsyntax-only %s %s shows them, or set "
+                "AOTGRAD_CC_VERBOSE=1)\n",
+                more, more == 1 ? "" : "s", inc, path);
+    free(text);
+}
+
 static ir_graph *load_c(const char *path, const char *include_dir, const char *const *settings)
 {
     char name[256];
@@ -558,6 +605,7 @@ static ir_graph *load_c(const char *path, const char *include_dir, const char *c
         return NULL;
     }
     snprintf(tmp_so, sizeof tmp_so, "%s/model.so", tmp_dir);
+    snprintf(tmp_log, sizeof tmp_log, "%s/cc.log", tmp_dir);
     guard_open();
     char inc[PATH_MAX + 2];
     snprintf(inc, sizeof inc, "-I%s", include_dir);
@@ -574,7 +622,14 @@ static ir_graph *load_c(const char *path, const char *include_dir, const char *c
                     (char *)path,
                     NULL};
     ir_graph *g = NULL;
-    int rc = compile(argv);
+    const char *log = tmp_log;
+    bool verbose = getenv("AOTGRAD_CC_VERBOSE") && *getenv("AOTGRAD_CC_VERBOSE");
+    int rc = compile(argv, verbose ? NULL : log);
+    if (rc != 0 && !verbose)
+        first_compiler_error(log, inc, path);
+    else if (!verbose) /* warnings of a model that compiles: as cc wrote them */
+        copy_file_to_stderr(log);
+    unlink(log); /* before the model runs: an interrupt then removes the folder's other entries */
     if (rc != 0)
         fprintf(stderr, "%s: error: the model did not compile (%s exited with %d)\n", path, argv[0], rc);
     else

@@ -457,6 +457,18 @@ Test(dsl, model_file_errors_through_the_command_line)
                      "      |                       ^~~~~~\n"
                      "tests/data/models/bad_shapes.c: 2 errors\n");
 
+    /* a model that does not compile: the compiler's first error and its lines, and how to see
+     * the rest (a missing ';' gave some 50 lines of macro expansions) */
+    cr_assert_eq(ir_of("missing_semicolon.c", NULL, out, sizeof out), 1, "%s", out);
+    cr_expect(strncmp(out, "tests/data/models/missing_semicolon.c:6:5: error: expected ", 59) == 0, "%s", out);
+    cr_expect(strstr(out, "more lines from the compiler: cc -std=gnu17 -fsyntax-only ") &&
+                  strstr(out, "tests/data/models/missing_semicolon.c: error: the model did not compile"),
+              "%s", out);
+    int lines = 0;
+    for (const char *p = out; (p = strchr(p, '\n')); p++)
+        lines++;
+    cr_expect_leq(lines, 6, "%s", out);
+
     /* mistakes with no graph at hand (an uninitialized ag_val, a NULL graph) count too */
     cr_assert_eq(ir_of("bad_handles.c", NULL, out, sizeof out), 1, "%s", out);
     cr_assert_str_eq(out, "tests/data/models/bad_handles.c:10:23: error: add: an operand is not a value of any graph "
