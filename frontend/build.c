@@ -262,6 +262,20 @@ static bool output_writable(const char *out)
     return true;
 }
 
+/* --time: where the build's time went; at: the moments each stage ended, from the start */
+static void print_times(const char *path, const fe_build_opts *o, const double at[10])
+{
+    static const char *const stage[] = {"graph building", "passes",       "lowering",
+                                        "CUDA C, NVRTC",  "LLVM IR",      "LLVM optimization",
+                                        "machine code",   "tables, link", "header, text IR"};
+    fprintf(stderr, "build of %s: %.1f ms\n", path, 1e3 * (at[9] - at[0]));
+    for (int k = 0; k < 9; k++) {
+        if ((k == 3 && !(o->emit & (FE_EMIT_CU | FE_EMIT_PTX)) && !o->cuda) || (k == 7 && !(o->emit & FE_EMIT_EXE)))
+            continue; /* stages this build has not */
+        fprintf(stderr, "  %-17s %6.1f ms\n", stage[k], 1e3 * (at[k + 1] - at[k]));
+    }
+}
+
 int fe_build(const char *path, const fe_build_opts *o)
 {
     char err[4096], train_name[256], fwd_name[256], file[4096], tmp[4096] = "";
@@ -386,19 +400,8 @@ int fe_build(const char *path, const fe_build_opts *o)
     if (!write_header_and_ir(o, path, ps, step, pe, eval, err, sizeof err))
         goto fail;
     if (o->time) {
-        double end = now();
-        fprintf(stderr, "build of %s: %.1f ms\n", path, 1e3 * (end - t0));
-        fprintf(stderr, "  graph building   %7.1f ms\n", 1e3 * (t_graph - t0));
-        fprintf(stderr, "  passes           %7.1f ms\n", 1e3 * (t_passes - t_graph));
-        fprintf(stderr, "  lowering         %7.1f ms\n", 1e3 * (t_lower - t_passes));
-        if (o->emit & (FE_EMIT_CU | FE_EMIT_PTX) || o->cuda)
-            fprintf(stderr, "  CUDA C, NVRTC    %7.1f ms\n", 1e3 * (t_cuda - t_lower));
-        fprintf(stderr, "  LLVM IR          %7.1f ms\n", 1e3 * (t_llvm_ir - t_cuda));
-        fprintf(stderr, "  LLVM optimization %6.1f ms\n", 1e3 * (t_opt - t_llvm_ir));
-        fprintf(stderr, "  machine code     %7.1f ms\n", 1e3 * (t_mc - t_opt));
-        if (o->emit & FE_EMIT_EXE)
-            fprintf(stderr, "  tables, link     %7.1f ms\n", 1e3 * (t_link - t_mc));
-        fprintf(stderr, "  header, text IR  %7.1f ms\n", 1e3 * (end - t_link));
+        const double at[] = {t0, t_graph, t_passes, t_lower, t_cuda, t_llvm_ir, t_opt, t_mc, t_link, now()};
+        print_times(path, o, at);
     }
     rc = 0;
 fail:
