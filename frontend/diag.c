@@ -3,8 +3,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "diag.h"
 #include "load.h"
+
+bool fe_diag_color;
+
+bool fe_diag_color_option(const char *when)
+{
+    if (strcmp(when, "always") == 0)
+        fe_diag_color = true;
+    else if (strcmp(when, "never") == 0)
+        fe_diag_color = false;
+    else if (strcmp(when, "auto") == 0)
+        fe_diag_color = isatty(STDERR_FILENO) && !(getenv("NO_COLOR") && *getenv("NO_COLOR")) &&
+                        !(getenv("TERM") && strcmp(getenv("TERM"), "dumb") == 0);
+    else
+        return false;
+    return true;
+}
+
+#define BOLD (fe_diag_color ? "\033[1m" : "")
+#define RED (fe_diag_color ? "\033[1;31m" : "")
+#define CYAN (fe_diag_color ? "\033[1;36m" : "")
+#define GREEN (fe_diag_color ? "\033[1;32m" : "")
+#define RESET (fe_diag_color ? "\033[0m" : "")
 
 /* The DSL names a message may be about: ag_ and its first word (an error's "matmul: ..."),
  * then the first ag_NAME in it (a note's "... ag_param W2") */
@@ -78,13 +102,15 @@ void fe_diag_print(FILE *f, const char *diagnostic)
         for (at = start; at < start + len && (*at == ' ' || *at == '\t'); at++)
             ;
     int col = (int)(at - start) + 1;
-    fprintf(f, "%.*s:%d:%d%s\n", (int)(colon - diagnostic), diagnostic, line, col, kind);
+    bool error = strncmp(kind, ": error: ", 9) == 0;
+    fprintf(f, "%s%.*s:%d:%d:%s %s%s:%s %s\n", BOLD, (int)(colon - diagnostic), diagnostic, line, col, RESET,
+            error ? RED : CYAN, error ? "error" : "note", RESET, msg);
     fprintf(f, "%5d | %.*s\n      | ", line, (int)len, start);
     for (const char *p = start; p < at; p++) /* tabs kept, so the caret lines up */
         fputc(*p == '\t' ? '\t' : ' ', f);
-    fputc('^', f);
+    fprintf(f, "%s^", GREEN);
     for (size_t k = 1; k < width; k++)
         fputc('~', f);
-    fputc('\n', f);
+    fprintf(f, "%s\n", RESET);
     free(text);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "aotgrad_runtime.h"
+#include "diag.h"
 #include "alloc.h"
 #include "fail.h"
 #include "bind.h"
@@ -678,12 +679,28 @@ static void usage(FILE *f)
     for (const command *c = commands; c->name; c++)
         fprintf(f, "  %-10s %s\n", c->name, c->summary);
     fprintf(f, "\n'aotgrad COMMAND --help' tells more about each; 'aotgrad --version' the version.\n");
+    fprintf(f, "Any command takes --color=auto|always|never: the model's errors coloured as GCC colours\n"
+               "them (auto, the default: on a terminal, unless NO_COLOR is set).\n");
 }
 
 int main(int argc, char **argv)
 {
     ag_blas_pick_kernels(argv); /* the interpreter's sgemm: OpenBLAS's best kernels here */
     ir_bug_on_crash();          /* a crash of the compiler is a bug: said so, exit status 70 */
+    /* --color=WHEN anywhere, for the diagnostics of any command: taken out of argv */
+    fe_diag_color_option("auto");
+    for (int i = 1; i < argc; i++)
+        if (strncmp(argv[i], "--color=", 8) == 0 || strcmp(argv[i], "--color") == 0) {
+            const char *when = argv[i][7] == '=' ? argv[i] + 8 : i + 1 < argc ? argv[i + 1] : "";
+            if (!fe_diag_color_option(when)) {
+                fprintf(stderr, "aotgrad: --color takes auto, always or never, not '%s'\n", when);
+                return 2;
+            }
+            int taken = argv[i][7] == '=' ? 1 : 2;
+            for (int k = i; k + taken <= argc; k++)
+                argv[k] = argv[k + taken];
+            argc -= taken, i--;
+        }
     if (argc < 2) {
         usage(stderr);
         return 2;

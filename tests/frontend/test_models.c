@@ -322,8 +322,21 @@ Test(cli, usage_errors_name_what_was_wrong)
         free(out);
     }
 
-    /* --time gives the CUDA C and NVRTC a line of their own, not LLVM IR's */
+    /* diagnostics in colour when asked (GCC's colours); none when piped (auto) or never */
     int st;
+    char *coloured =
+        run_fmt(&st, "cd %s && %s ir tests/data/models/bad_shapes.c --color=always 2>&1", AG_SOURCE_DIR, bin);
+    cr_expect(strstr(coloured, "\033[1;31merror:\033[0m matmul") && strstr(coloured, "\033[1;36mnote:\033[0m"), "%s",
+              coloured);
+    free(coloured);
+    for (int k = 0; k < 2; k++) {
+        char *plain = run_fmt(&st, "cd %s && %s ir tests/data/models/bad_shapes.c%s 2>&1", AG_SOURCE_DIR, bin,
+                              k ? " --color never" : "");
+        cr_expect(strstr(plain, "bad_shapes.c:10:16: error:") && !strchr(plain, '\033'), "%s", plain);
+        free(plain);
+    }
+
+    /* --time gives the CUDA C and NVRTC a line of their own, not LLVM IR's */
     char *timed = run_fmt(&st,
                           "cd %s && %s build models/softmax.c -o /tmp/aotgrad-t-$$ --emit cu --time 2>&1; rm -f "
                           "/tmp/aotgrad-t-$$.cu",
