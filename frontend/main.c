@@ -680,7 +680,20 @@ static void usage(FILE *f)
         fprintf(f, "  %-10s %s\n", c->name, c->summary);
     fprintf(f, "\n'aotgrad COMMAND --help' tells more about each; 'aotgrad --version' the version.\n");
     fprintf(f, "Any command takes --color=auto|always|never: the model's errors coloured as GCC colours\n"
-               "them (auto, the default: on a terminal, unless NO_COLOR is set).\n");
+               "them (auto, the default: on a terminal, unless NO_COLOR is set).\n\n"
+               "environment:\n"
+               "  AOTGRAD_INCLUDE      the folder of aotgrad.h (default: include/ beside aotgrad, or\n"
+               "                       ../include/aotgrad after cmake --install)\n"
+               "  AOTGRAD_RUNTIME_LIB  the runtime library binaries link (default: beside aotgrad)\n"
+               "  CC                   the C compiler of model files and binaries (default cc)\n"
+               "  AOTGRAD_CC_VERBOSE   set: all of the C compiler's messages, not its first error\n"
+               "  AOTGRAD_NVRTC        libnvrtc to load (default: CUDA_HOME, CUDA_PATH, /usr/local/cuda)\n"
+               "  AOTGRAD_LIBCUDA      the CUDA driver a binary loads with --device cuda (default\n"
+               "                       libcuda.so.1)\n"
+               "  AOTGRAD_CUDA_IMAGE   a cubin or PTX a binary loads in place of its own (for testing)\n"
+               "  OPENBLAS_CORETYPE    OpenBLAS's kernels (aotgrad and the binaries set it when unset)\n"
+               "  TMPDIR               where temporary files go (default /tmp)\n"
+               "  NO_COLOR             set: no colour with --color=auto\n");
 }
 
 int main(int argc, char **argv)
