@@ -362,8 +362,15 @@ bool cg_write_model_source(FILE *f, const char *source, const cg_program *train,
     fprintf(f, ",\n    %lldLL, %lldLL, %.17g, %.17g, ", t ? (long long)t->batch : (long long)layout->batch,
             t ? (long long)t->epochs : 0LL, t ? t->lr : 0, t ? t->wd : 0);
     cg_c_literal(f, t ? t->data : NULL);
-    fprintf(f, ",\n    %lldLL, %lldLL, %d, %d, class_names, %s, %s};\n\n", (long long)features, (long long)targets,
-            classes, t && t->classes ? t->nclasses : 0, cuda ? "&cuda_image" : "NULL", train ? "true" : "false");
+    fprintf(f, ",\n    %lldLL, %lldLL, %d, %d, class_names, %s, %s, ", (long long)features, (long long)targets, classes,
+            t && t->classes ? t->nclasses : 0, cuda ? "&cuda_image" : "NULL", train ? "true" : "false");
+    /* the model's options as built (--set), NAME=VALUE comma-separated: checkpoints record them */
+    char options[2048] = "";
+    for (int k = 0, at = 0; t && k < t->noptions && at >= 0 && (size_t)at < sizeof options; k++)
+        at += snprintf(options + at, sizeof options - (size_t)at, "%s%s=%s", k ? "," : "", t->options[k].name,
+                       t->options[k].value);
+    cg_c_literal(f, options);
+    fprintf(f, "};\n\n");
     fprintf(f, "int main(int argc, char **argv) { return rt_binary_main(&model, argc, argv); }\n");
     return !ferror(f) || rt_fail(err, len, "cannot write the model's source");
 }

@@ -205,6 +205,14 @@ bool rt_bin_load_checkpoint(bin *b, const char *path, rt_ckpt *c, char *err, siz
     const char *model = rt_ckpt_meta_get(c, "model");
     if (model && strcmp(model, m->name) != 0)
         return rt_fail(err, len, "%s: a checkpoint of model %s, not %s", path, model, m->name);
+    /* the same parameters' shapes may mean another model: an option (act=tanh) changes what
+     * they compute, so a checkpoint made with other options is refused */
+    const char *options = rt_ckpt_meta_get(c, "options");
+    if (options && strcmp(options, m->options ? m->options : "") != 0)
+        return rt_fail(err, len,
+                       "%s: a checkpoint of %s built with options %s; this binary has %s (aotgrad build --set "
+                       "NAME=VALUE makes one that reads it)",
+                       path, m->name, *options ? options : "(none)", m->options && *m->options ? m->options : "(none)");
     for (int i = 0; i < c->n; i++) {
         bool known = false;
         for (int k = 0; k < m->nparams && !known; k++)

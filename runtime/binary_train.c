@@ -70,10 +70,17 @@ static bool save_checkpoint(run_state *s, int64_t epoch, uint64_t step, char *er
         }
         /* the RNG state is (seed, epoch, step): the shuffles are a function of (seed, epoch),
          * dropout's masks of (seed, step) */
-        rt_ckpt_meta meta[] = {{"format", "aotgrad"}, {"model", m->name}, {"epoch", ep}, {"step", st},
-                               {"seed", sd},          {"lr", lr},         {"wd", wd},    {"batch", bt},
-                               {"history", hist}};
-        ok = rt_ckpt_save(s->save, t, m->nparams, meta, 9, err, len);
+        rt_ckpt_meta meta[] = {{"format", "aotgrad"},
+                               {"model", m->name},
+                               {"epoch", ep},
+                               {"step", st},
+                               {"seed", sd},
+                               {"lr", lr},
+                               {"wd", wd},
+                               {"batch", bt},
+                               {"history", hist},
+                               {"options", m->options}};
+        ok = rt_ckpt_save(s->save, t, m->nparams, meta, 10, err, len);
     } else
         rt_fail(err, len, "out of memory");
     free(t);

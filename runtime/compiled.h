@@ -117,6 +117,7 @@ typedef struct rt_compiled {
     const rt_cuda_image *cuda; /* NULL: built for the CPU only */
     bool trains;               /* false: a forward computation (no ag_minimize): train is empty, and so are the
                   * training defaults; its commands are predict and bench */
+    const char *options;       /* the model's options as built (--set): "act=relu", comma-separated; "" none */
 } rt_compiled;
 
 /* An arena at batch n from its pieces (an entry point's, or the compiler's program's); -1

@@ -564,6 +564,26 @@ Test(binary, eval_predict_metrics_and_plot_agree)
     free(pred);
 }
 
+/* A checkpoint records the model's options, and a binary built with others refuses it: the
+ * relu MLP took a tanh checkpoint without a word and reported test_acc 0.7681. */
+Test(binary, a_checkpoint_of_other_options_is_refused)
+{
+    build("mlp");
+    int st;
+    char *out = run_fmt(&st,
+                        "cd %s && %s build models/mlp.c -o %s/mlp_tanh --set act=tanh && cd %s && ./mlp_tanh train "
+                        "--data data --epochs 1 --save tanh.st && ./mlp_tanh eval --data data --weights tanh.st",
+                        AG_SOURCE_DIR, getenv("AOTGRAD_BIN"), dir, dir);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    out = run_fmt(&st, "cd %s && ./mlp eval --data data --weights tanh.st 2>&1", dir);
+    cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
+    cr_expect(strstr(out, "mlp: error: tanh.st: a checkpoint of mlp built with options act=tanh; this binary has "
+                          "act=relu"),
+              "%s", out);
+    free(out);
+}
+
 /* The binary trains as the interpreter does: the same losses and accuracies per epoch, at
  * the compiled batch (256) and past it (1000: the plan holds for any batch). */
 Test(binary, trains_as_the_interpreter_does)
