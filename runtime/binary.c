@@ -238,7 +238,8 @@ static const struct command {
      "Trains the model from its initial parameters (or a checkpoint), printing one line per epoch:\n"
      "train loss, train accuracy, test accuracy, seconds, samples/s.",
      "  --data SPEC      the dataset: a folder of IDX files ({train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]),\n"
-     "                   TRAIN.csv[,TEST.csv], fashion-mnist, or a synthetic-linear spec (default: the model's)\n"
+     "                   TRAIN.csv[,TEST.csv] (each row the features, then the label last; a header line\n"
+     "                   allowed), fashion-mnist, or a synthetic-linear spec (default: the model's)\n"
      "  --epochs N       train until epoch N (default: the model's)\n"
      "  --batch N        minibatch size, 1 to 16777216: the memory plan holds for any (default: the model's)\n"
      "  --lr X, --wd X   learning rate and weight decay (default: the model's)\n"
