@@ -160,11 +160,28 @@ static void emit_svg(FILE *f, const history *h)
     for (int i = 0; i < h->n; i++)
         top = h->rows[i].epoch > top ? h->rows[i].epoch : top;
     int64_t last = top > 2 ? top : 2; /* one epoch still needs an axis of nonzero length */
-    double step = nice_step(hi - lo);
-    lo = floor(lo / step + 1e-9) * step;
-    hi = ceil(hi / step - 1e-9) * step;
+    /* a log scale where every value is positive and they span two decades or more, as d2l
+     * draws weight decay's losses (train near 0, test near 100 are flat lines in a linear one) */
+    double least = INFINITY, most = 0;
+    bool positive = true;
+    for (int k = 0; k < NSERIES; k++)
+        for (int i = 0; drawn[k] && i < h->n; i++) {
+            double v = value(&h->rows[i], &all_series[k]);
+            if (isfinite(v))
+                positive &= v > 0, least = fmin(least, v), most = fmax(most, v);
+        }
+    bool log_scale = positive && most > 0 && least < INFINITY && most / least >= 100;
+    double step = 1;
+    if (log_scale) { /* lo and hi in log10 */
+        lo = floor(log10(least) + 1e-9), hi = ceil(log10(most) - 1e-9);
+        hi = hi > lo ? hi : lo + 1;
+    } else {
+        step = nice_step(hi - lo);
+        lo = floor(lo / step + 1e-9) * step;
+        hi = ceil(hi / step - 1e-9) * step;
+    }
 #define X(e) (LEFT + (double)((e) - 1) * (RIGHT - LEFT) / (double)(last - 1))
-#define Y(v) (BOTTOM - ((v) - lo) * (BOTTOM - TOP) / (hi - lo))
+#define Y(v) (BOTTOM - ((log_scale ? log10(v) : (v)) - lo) * (BOTTOM - TOP) / (hi - lo))
 
     fprintf(f,
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
@@ -175,12 +192,20 @@ static void emit_svg(FILE *f, const history *h)
     put_escaped(f, h->title);
     fputs("</text>\n", f);
 
-    /* Grid and ticks; epoch labels thinned to multiples of 1, 2, 5, 10, ... past ten epochs. */
+    /* Grid and ticks (each power of ten on a log scale); epoch labels thinned to multiples of
+     * 1, 2, 5, 10, ... past ten epochs. */
     for (int k = 0; lo + k * step <= hi + step * 1e-9; k++) {
-        double v = lo + k * step;
+        double v = log_scale ? pow(10, lo + k) : lo + k * step;
         fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", LEFT, Y(v), RIGHT, Y(v));
         fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", LEFT - 6, Y(v) + 4, v);
     }
+    /* the y axis's label: what the curves are, and the scale when it is not linear */
+    fprintf(f, "<text x=\"14\" y=\"%d\" text-anchor=\"middle\" transform=\"rotate(-90 14 %d)\">%s%s</text>\n",
+            (TOP + BOTTOM) / 2, (TOP + BOTTOM) / 2,
+            drawn[0] && (drawn[1] || drawn[TEST_ACC]) ? "loss, accuracy"
+            : drawn[0] || drawn[TEST_LOSS]            ? "loss"
+                                                      : "accuracy",
+            log_scale ? " (log scale)" : "");
     int64_t every = 1;
     for (int64_t p = 1; top / every > 10; p *= 10)
         every = top / p <= 10 ? p : top / (2 * p) <= 10 ? 2 * p : 5 * p;

@@ -160,6 +160,29 @@ Test(history, svg_regression_draws_test_loss)
     cr_assert_not_null(strstr(svg, ">2.5</text>"));
 }
 
+/* Curves two decades apart or more (weight decay's train loss near 0, test loss near 100)
+ * are drawn on a log scale, each power of ten a tick, as d2l draws them; the y axis says what
+ * it shows. */
+Test(history, svg_log_scale_where_the_curves_span_decades)
+{
+    rt_history_row r[2] = {{1, 0.01, NAN, 100, NAN, 1, 1}, {2, 0.002, NAN, 90, NAN, 1, 1}};
+    cr_assert(rt_write_plot_svg(path, NULL, r, 2, err, sizeof err), "%s", err);
+    const char *svg = slurp(path);
+    cr_assert_not_null(strstr(svg, ">loss (log scale)</text>"), "%s", svg);
+    cr_assert(strstr(svg, ">0.001</text>") && strstr(svg, ">100</text>"), "%s", svg);
+    double xy[4][2];
+    cr_assert_eq(points(svg, "test_loss", xy, 4), 2);
+    cr_assert_float_eq(xy[0][1], 35, 0.051); /* 100 at the top: 10^-3 .. 10^2 over 210 */
+    cr_assert_eq(points(svg, "train_loss", xy, 4), 2);
+    cr_assert_float_eq(xy[0][1], 245 - (log10(0.01) + 3) * 210 / 5, 0.051);
+
+    /* within a decade or two: linear, with the axis named */
+    rt_history_row lin[2] = {{1, 2.2, 0.5, 1.0, 0.6, 1, 1}, {2, 0.5, 0.7, 0.4, 0.8, 1, 1}};
+    cr_assert(rt_write_plot_svg(path, NULL, lin, 2, err, sizeof err), "%s", err);
+    svg = slurp(path);
+    cr_assert(strstr(svg, ">loss, accuracy</text>") && !strstr(svg, "log scale"), "%s", svg);
+}
+
 Test(history, empty_history)
 {
     cr_assert(rt_write_metrics_csv(path, NULL, 0, err, sizeof err), "%s", err);
