@@ -333,16 +333,17 @@ static bool batch_fits(const char *path, const ir_graph *g, int64_t batch)
     return false;
 }
 
-static void print_values(const ir_output *o, const ir_node *n, const ir_tensor *t)
+static void print_values(const ir_output *o, const ir_tensor *t)
 {
     char type[96];
     int64_t count = ir_numel(&t->shape, 1);
-    printf("%-10s %-18s [", o->name, ir_type_str(n->dtype, &t->shape, type, sizeof type));
+    /* the type computed: f64 under --f64 (an f32 value of the graph held in double) */
+    printf("%-10s %-18s [", o->name, ir_type_str(t->dtype, &t->shape, type, sizeof type));
     int64_t shown = count < 8 ? count : 8;
     for (int64_t i = 0; i < shown; i++) {
         double v = ir_tensor_get(t, i);
         if (ir_is_float(t->dtype))
-            printf("%s%.6g", i ? ", " : "", v);
+            printf(t->dtype == AG_F64 ? "%s%.10g" : "%s%.6g", i ? ", " : "", v);
         else
             printf("%s%.0f", i ? ", " : "", v);
     }
@@ -402,7 +403,7 @@ static int cmd_forward(int argc, char **argv)
         printf("%s: forward through the interpreter (%s), batch %" PRId64 ", seed %" PRId64 "%s\n", g->name,
                f64 ? "f64" : "f32", batch, seed, training ? ", dropout on" : "");
         for (int k = 0; k < g->nout; k++) {
-            print_values(&g->out[k], &g->node[g->out[k].id], &outs[k]);
+            print_values(&g->out[k], &outs[k]);
             ir_tensor_free(&outs[k]);
         }
     }

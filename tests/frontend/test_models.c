@@ -350,6 +350,10 @@ Test(cli, usage_errors_name_what_was_wrong)
     char *tanh_ = run_fmt(&st, "cd %s && %s forward models/mlp.c --batch 2 --set act=tanh", AG_SOURCE_DIR, bin);
     cr_assert_eq(st, 0, "%s", tanh_);
     cr_expect(strstr(tanh_, "predict    f32[2,10]") && strcmp(relu, tanh_) != 0, "%s\n%s", relu, tanh_);
+    /* --f64 prints the types it computes in */
+    char *wide = run_fmt(&st, "cd %s && %s forward models/mlp.c --batch 2 --f64", AG_SOURCE_DIR, bin);
+    cr_expect(strstr(wide, "predict    f64[2,10]") && strstr(wide, "loss       f64[]"), "%s", wide);
+    free(wide);
     free(relu);
     free(tanh_);
 
