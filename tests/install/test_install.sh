@@ -20,9 +20,18 @@ p=$t/prefix
 run cmake --install "$build" --prefix "$p"
 for f in bin/aotgrad lib/aotgrad/libaotgrad_runtime.a lib/cmake/aotgrad/aotgradConfig.cmake \
   lib/cmake/aotgrad/aotgradConfigVersion.cmake lib/pkgconfig/aotgrad.pc include/aotgrad/aotgrad.h \
-  include/aotgrad/aotgrad_runtime.h include/aotgrad/pool.h; do
+  include/aotgrad/aotgrad_runtime.h include/aotgrad/pool.h share/bash-completion/completions/aotgrad; do
   [ -f "$p/$f" ] || fail "cmake --install put no $f in the prefix"
 done
+
+# bash completion: commands, options from each command's --help, pass names
+complete_words() { # the words the completion offers for a command line, the last word the one completed
+  bash -c 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _aotgrad; echo "${COMPREPLY[*]}"' _ \
+    "$p/share/bash-completion/completions/aotgrad" "$p/bin/aotgrad" "$@"
+}
+[ "$(complete_words bu)" = build ] || fail "completion of 'aotgrad bu': $(complete_words bu)"
+[ "$(complete_words ir m.c --aft)" = --after ] || fail "completion of 'aotgrad ir m.c --aft': $(complete_words ir m.c --aft)"
+[ "$(complete_words ir m.c --after plan)" = plan_memory ] || fail "completion of a pass name"
 
 # examples/: the CMake package
 run cmake -S "$src/examples" -B "$t/ex" -DCMAKE_PREFIX_PATH="$p" -DCMAKE_BUILD_TYPE=Release
