@@ -550,16 +550,21 @@ ag_val ag_one_hot_at(ag_loc at, ag_val labels, int classes)
     return build(at, g, &n);
 }
 
-/* Class labels for logits o: i32, one per row. A mistake in them is one error, however many
- * builders read them (cross_entropy and correct): later ones return poison quietly. */
-static bool labels_ok(ag_loc at, ir_graph *g, const char *who, const ir_node *o, ag_val labels)
+/* Class labels for logits o: i32 (per_row: one per row of 2-d logits; else any shape eq takes).
+ * A mistake in them is one error, however many builders read them (cross_entropy and
+ * correct): later ones return poison quietly. */
+static bool labels_ok(ag_loc at, ir_graph *g, const char *who, const ir_node *o, ag_val labels, bool per_row)
 {
     const ir_node *y = node(labels);
-    if (y->dtype == AG_I32 && y->shape.rank == 1 && o->shape.rank == 2 && y->shape.dim[0] == o->shape.dim[0])
+    if (y->dtype == AG_I32 &&
+        (!per_row || (y->shape.rank == 1 && o->shape.rank == 2 && y->shape.dim[0] == o->shape.dim[0])))
         return true;
     if (g->labels_reported != labels.id + 1) {
-        record(g, at, "%s: labels must be i32, one per row of the logits %s; got %s%s", who, SHAPE(&o->shape),
-               ir_dtype_name(y->dtype), SHAPE(&y->shape));
+        if (per_row)
+            record(g, at, "%s: labels must be i32, one per row of the logits %s; got %s%s", who, SHAPE(&o->shape),
+                   ir_dtype_name(y->dtype), SHAPE(&y->shape));
+        else
+            record(g, at, "%s: labels must be i32, got %s%s", who, ir_dtype_name(y->dtype), SHAPE(&y->shape));
         if (y->loc.line > 0 && y->loc.line != at.line)
             note(g, y->loc, "the labels come from here: ag_%s%s%s", ir_ops[y->op].name, y->attr.name ? " " : "",
                  y->attr.name ? y->attr.name : "");
@@ -575,7 +580,7 @@ ag_val ag_correct_at(ag_loc at, ag_val logits, ag_val labels)
     ir_graph *g;
     if (!resolve(at, "correct", 2, (ag_val[]){logits, labels}, 0, v, &g))
         return poison(g);
-    if (!labels_ok(at, g, "correct", node(v[0]), v[1]))
+    if (!labels_ok(at, g, "correct", node(v[0]), v[1], false))
         return poison(g);
     ag_val hit = ag_ew_at(at, IR_eq, 2, (ag_val[]){ag_axis_at(at, IR_argmax, v[0], -1), v[1]});
     return ag_reduce_at(at, IR_sum, ag_cast_at(at, hit, AG_F32), (ag_dims){0, {0}}, false);
@@ -595,7 +600,7 @@ ag_val ag_cross_entropy_at(ag_loc at, ag_val logits, ag_val labels)
                SHAPE(&o->shape));
         return poison(g);
     }
-    if (!labels_ok(at, g, "cross_entropy", o, v[1]))
+    if (!labels_ok(at, g, "cross_entropy", o, v[1], true))
         return poison(g);
     int classes = (int)o->shape.dim[1];
     ag_val picked =
