@@ -437,7 +437,8 @@ static int cmd_run(int argc, char **argv)
         if (taken)
             continue;
         const char *a = argv[i];
-        static const char *const valued[] = {"--epochs", "--batch", "--seed", "--lr", "--wd", "--data", "--save"};
+        static const char *const valued[] = {"--epochs", "--batch", "--seed",    "--lr",   "--wd",
+                                             "--data",   "--save",  "--metrics", "--plot", "--threads"};
         bool known = false;
         for (size_t k = 0; k < sizeof valued / sizeof *valued; k++)
             known |= strcmp(a, valued[k]) == 0;
@@ -460,8 +461,16 @@ static int cmd_run(int argc, char **argv)
             snprintf(msg, sizeof msg, "%s takes a number >= 0, not '%%s'", a);
             if (!parse_real(argv[++i], a[2] == 'l' ? &o.lr : &o.wd))
                 return usage_error(msg, argv[i]);
+        } else if (strcmp(a, "--threads") == 0) {
+            if (!parse_i64(argv[++i], 1, 1024, &v))
+                return usage_error("--threads takes a count from 1 to 1024, not '%s'", argv[i]);
+            o.threads = (int)v;
         } else if (strcmp(a, "--data") == 0)
             o.data = argv[++i];
+        else if (strcmp(a, "--metrics") == 0)
+            o.metrics = argv[++i];
+        else if (strcmp(a, "--plot") == 0)
+            o.plot = argv[++i];
         else
             o.save = argv[++i];
     }
@@ -657,7 +666,8 @@ static const command commands[] = {
      "  --print     print the graph in canonical form\n"},
     {"run", cmd_run, "train a model through the reference interpreter",
      "usage: aotgrad run MODEL.c|FILE.ir [--epochs N] [--batch N] [--lr X] [--wd X] [--seed S]\n"
-     "                  [--data PATH] [--set NAME=VALUE]... [--save FILE]\n\n"
+     "                  [--data PATH] [--set NAME=VALUE]... [--save FILE] [--metrics FILE.csv]\n"
+     "                  [--plot FILE.svg] [--threads N]\n\n"
      "Trains the model with the training it declares (ag_minimize) through the reference\n"
      "interpreter, printing one line per epoch (train loss, train accuracy or metric, test\n"
      "accuracy or test loss, seconds), then every parameter of at most 8 elements (beside its\n"
@@ -668,7 +678,10 @@ static const command commands[] = {
      "                    \"synthetic-linear w=2,-3.4 b=4.2 train=1000 [test=N] [noise=S]\"\n"
      "  --set NAME=VALUE  a model option, e.g. --set act=tanh\n"
      "  --model-timeout S  seconds the model's code may take to build the graph (default 60)\n"
-     "  --save FILE       write the trained parameters as safetensors\n"},
+     "  --save FILE       write the trained parameters as safetensors\n"
+     "  --metrics FILE    write the per-epoch figures as CSV, as a binary's train does\n"
+     "  --plot FILE       draw loss and accuracies per epoch as an SVG chart\n"
+     "  --threads N       OpenBLAS's threads for the interpreter's matmuls (default: its own)\n"},
     {"ops", cmd_ops, "list the ops of the IR",
      "usage: aotgrad ops\n\nLists every op of the op table: name, kind, operand count, meaning.\n"},
     {NULL, NULL, NULL, NULL},

@@ -13,6 +13,10 @@
 #include "load.h"
 #include "passes.h"
 #include "run.h"
+#include "fail.h"
+#include "history.h"
+#include "pool.h"
+#include "temp.h"
 #include "train.h"
 
 typedef struct graph_run {
@@ -187,6 +191,25 @@ static bool make_model(const ir_graph *g, uint32_t seed, interp_model *m, rt_mod
     return true;
 }
 
+/* --metrics and --plot: the history so far, rewritten after each epoch as the binaries do */
+typedef struct run_history {
+    const fe_run_opts *o;
+    const char *title;
+    int acc; /* the metric that is the accuracy (ag_correct's count), or -1 */
+    int64_t samples;
+    rt_history_row *rows;
+    int n;
+} run_history;
+
+static bool on_epoch(void *ctx, const rt_epoch *e, char *err, size_t len)
+{
+    run_history *h = ctx;
+    if (!rt_history_append(&h->rows, &h->n, rt_history_row_of(e, h->acc, h->samples)))
+        return rt_fail(err, len, "out of memory for the history");
+    return (!h->o->metrics || rt_write_metrics_csv(h->o->metrics, h->rows, h->n, err, len)) &&
+           (!h->o->plot || rt_write_plot_svg(h->o->plot, h->title, h->rows, h->n, err, len));
+}
+
 int fe_run(const ir_graph *g, const fe_run_opts *o)
 {
     const char *where = o->where ? o->where : g->name;
@@ -226,6 +249,18 @@ int fe_run(const ir_graph *g, const fe_run_opts *o)
         rt_dataset_free(&test);
         return 1;
     }
+    /* the output paths before any work, as the binaries check theirs */
+    const char *outputs[][2] = {{"--metrics", o->metrics}, {"--plot", o->plot}};
+    for (int k = 0; k < 2; k++) {
+        char why[512];
+        if (outputs[k][1] && !rt_check_output_path(outputs[k][1], true, why, sizeof why)) {
+            snprintf(err, sizeof err, "%s %s", outputs[k][0], why);
+            fe_report(where, err);
+            rt_dataset_free(&train);
+            rt_dataset_free(&test);
+            return 1;
+        }
+    }
     interp_model m;
     rt_model rm;
     int rc = 0;
@@ -237,8 +272,22 @@ int fe_run(const ir_graph *g, const fe_run_opts *o)
     printf("%s: training through the interpreter: %" PRId64 " samples, %" PRId64 " test, batch %" PRId64
            ", lr %g, wd %g, %" PRId64 " epoch%s, seed %u\n",
            g->name, train.n, test.n, fit.batch, fit.lr, fit.wd, fit.epochs, fit.epochs == 1 ? "" : "s", fit.seed);
+    run_history h = {o, g->name, -1, train.n, NULL, 0};
+    for (int k = 0; k < rm.nmetrics; k++)
+        if (strcmp(rm.metrics[k], "correct") == 0)
+            h.acc = k;
+    if (o->metrics || o->plot) {
+        fit.on_epoch = on_epoch;
+        fit.ctx = &h;
+    }
+    rt_pool *pool = o->threads > 0 ? rt_pool_new(o->threads) : NULL;
+    if (pool)
+        rt_pool_bind_blas(pool);
     rt_epoch last;
-    if (!rt_fit_model(&rm, &train, &test, &fit, &last, err, sizeof err)) {
+    bool fitted = rt_fit_model(&rm, &train, &test, &fit, &last, err, sizeof err);
+    free(h.rows);
+    rt_pool_free(pool);
+    if (!fitted) {
         fe_report(where, err);
         rc = 1;
         goto out;

@@ -12,9 +12,11 @@ typedef struct fe_run_opts {
     int64_t epochs, batch; /* 0: the model's default */
     double lr, wd;         /* < 0: the model's default */
     uint32_t seed;
-    const char *data;  /* NULL: the model's dataset */
-    const char *save;  /* safetensors file for the trained parameters, or NULL */
-    const char *where; /* the model's file, which messages start with; NULL: the graph's name */
+    const char *data;           /* NULL: the model's dataset */
+    const char *save;           /* safetensors file for the trained parameters, or NULL */
+    const char *metrics, *plot; /* the per-epoch figures as CSV and as an SVG chart, or NULL */
+    int threads;                /* OpenBLAS's threads for the interpreter's matmuls; 0: its default */
+    const char *where;          /* the model's file, which messages start with; NULL: the graph's name */
 } fe_run_opts;
 
 /* Trains g (any stage) with the runtime's loop; prints the epoch lines and the small

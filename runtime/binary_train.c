@@ -24,18 +24,6 @@ typedef struct history {
     rt_history_row *rows;
 } history;
 
-static bool history_add(history *h, rt_history_row r)
-{
-    if (h->n >= RT_HISTORY_MAX)
-        return false;
-    rt_history_row *rows = realloc(h->rows, sizeof *rows * (size_t)(h->n + 1));
-    if (!rows)
-        return false;
-    h->rows = rows;
-    h->rows[h->n++] = r;
-    return true;
-}
-
 typedef struct run_state {
     bin *b;
     const char *save, *metrics, *plot;
@@ -139,19 +127,12 @@ static bool on_epoch(void *ctx, const rt_epoch *e, char *err, size_t len)
     for (int k = 0; k < rm.nmetrics; k++)
         if (strcmp(rm.metrics[k], "correct") == 0)
             acc = k;
-    rt_history_row r = {e->epoch,
-                        e->train_loss,
-                        acc >= 0 ? e->train_metric[acc] : NAN,
-                        e->test_loss,
-                        acc >= 0 ? e->test_metric[acc] : NAN,
-                        e->seconds,
-                        0};
-    r.samples_per_s = e->seconds > 0 ? (double)s->samples / e->seconds : NAN;
+    rt_history_row r = rt_history_row_of(e, acc, s->samples);
     s->finished++;
     if (s->h.n >= RT_HISTORY_MAX)
         return rt_fail(err, len, "epoch %lld: the history holds at most %d epochs", (long long)e->epoch,
                        RT_HISTORY_MAX);
-    if (!history_add(&s->h, r))
+    if (!rt_history_append(&s->h.rows, &s->h.n, r))
         return rt_fail(err, len, "out of memory");
     if (s->b->gpu && !rt_cuda_get_params(s->b->gpu, s->b->params, err, len))
         return false;

@@ -10,6 +10,7 @@
 #include "checkpoint.h"
 #include "fail.h"
 #include "history.h"
+#include "train.h"
 
 typedef struct history {
     const char *title;
@@ -409,4 +410,27 @@ bool rt_history_parse(const char *text, const char *path, int64_t epochs, rt_his
 fail:
     free(r);
     return false;
+}
+
+bool rt_history_append(rt_history_row **rows, int *n, rt_history_row r)
+{
+    if (*n >= RT_HISTORY_MAX)
+        return false;
+    rt_history_row *grown = realloc(*rows, sizeof *grown * (size_t)(*n + 1));
+    if (!grown)
+        return false;
+    *rows = grown;
+    (*rows)[(*n)++] = r;
+    return true;
+}
+
+rt_history_row rt_history_row_of(const rt_epoch *e, int acc, int64_t samples)
+{
+    return (rt_history_row){e->epoch,
+                            e->train_loss,
+                            acc >= 0 ? e->train_metric[acc] : NAN,
+                            e->test_loss,
+                            acc >= 0 ? e->test_metric[acc] : NAN,
+                            e->seconds,
+                            e->seconds > 0 ? (double)samples / e->seconds : NAN};
 }

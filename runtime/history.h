@@ -36,6 +36,13 @@ typedef struct rt_history_row {
 
 #define RT_HISTORY_MAX 100000 /* rows a history holds (a checkpoint's metadata text stays < 20 MB) */
 
+/* Appends r to *rows (malloc'd, *n of them); false past RT_HISTORY_MAX or out of memory. */
+bool rt_history_append(rt_history_row **rows, int *n, rt_history_row r);
+/* An epoch's row: accuracy from metric `acc` (-1: none, NaN), samples/s from `samples`
+ * trained. */
+struct rt_epoch;
+rt_history_row rt_history_row_of(const struct rt_epoch *e, int acc, int64_t samples);
+
 bool rt_write_metrics_csv(const char *path, const rt_history_row *rows, int n, char *err, size_t len);
 /* title: any text (escaped here); NULL for none. */
 bool rt_write_plot_svg(const char *path, const char *title, const rt_history_row *rows, int n, char *err, size_t len);

@@ -40,6 +40,30 @@ Test(train, linreg_recovers_the_true_parameters)
 }
 
 /* d2l 3.7: without decay the 20-sample fit overfits; with wd = 3 the test loss is lower. */
+/* aotgrad run writes --metrics and --plot as a binary's train does, checks their paths
+ * before training, and takes --threads. */
+Test(train, run_writes_metrics_and_a_plot)
+{
+    int st;
+    char *out = aotgrad("run models/linreg.c --epochs 2 --threads 1 --metrics /tmp/aotgrad-run-m.csv --plot "
+                        "/tmp/aotgrad-run-p.svg",
+                        &st);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    out = aotgrad("run models/linreg.c --epochs 1 --metrics /nonexistent-aotgrad/m.csv", &st);
+    cr_expect(WEXITSTATUS(st) == 1 && strstr(out, "--metrics /nonexistent-aotgrad/m.csv: cannot write") &&
+                  !strstr(out, "epoch 1/1"),
+              "%s", out);
+    free(out);
+    out = run_cmd("cat /tmp/aotgrad-run-m.csv; head -c 4 /tmp/aotgrad-run-p.svg; rm -f /tmp/aotgrad-run-m.csv "
+                  "/tmp/aotgrad-run-p.svg",
+                  &st);
+    cr_expect(strncmp(out, "epoch,train_loss,train_acc,test_loss,test_acc,seconds,samples_per_s\n1,", 70) == 0 &&
+                  strstr(out, "\n2,") && strstr(out, "<svg"),
+              "%s", out);
+    free(out);
+}
+
 Test(train, weight_decay_fights_overfitting)
 {
     int st;
