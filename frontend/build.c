@@ -276,6 +276,20 @@ static void print_times(const char *path, const fe_build_opts *o, const double a
     }
 }
 
+/* The pieces of the binary in its temporary folder, and the folder. */
+static void remove_pieces(const char *tmp, const char *name)
+{
+    const char *pieces[] = {"main.c", "main.o", NULL};
+    char piece[4300];
+    for (int k = 0; pieces[k]; k++) {
+        snprintf(piece, sizeof piece, "%s/%s", tmp, pieces[k]);
+        unlink(piece);
+    }
+    snprintf(piece, sizeof piece, "%s/%s.o", tmp, name);
+    unlink(piece);
+    rmdir(tmp);
+}
+
 int fe_build(const char *path, const fe_build_opts *o)
 {
     char err[4096], train_name[256], fwd_name[256], file[4096], tmp[4096] = "";
@@ -409,17 +423,8 @@ fail:
         rc = 1;
     if (rc)
         fe_report(path, err);
-    if (tmp[0]) { /* the pieces of the binary */
-        const char *pieces[] = {"main.c", "main.o", NULL};
-        char piece[4300];
-        for (int k = 0; pieces[k]; k++) {
-            snprintf(piece, sizeof piece, "%s/%s", tmp, pieces[k]);
-            unlink(piece);
-        }
-        snprintf(piece, sizeof piece, "%s/%s.o", tmp, g->name);
-        unlink(piece);
-        rmdir(tmp);
-    }
+    if (tmp[0])
+        remove_pieces(tmp, g->name);
     cuda_parts_free(&cuda);
     if (m)
         LLVMDisposeModule(m);
