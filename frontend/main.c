@@ -437,8 +437,8 @@ static int cmd_run(int argc, char **argv)
         if (taken)
             continue;
         const char *a = argv[i];
-        static const char *const valued[] = {"--epochs", "--batch", "--seed",    "--lr",   "--wd",
-                                             "--data",   "--save",  "--metrics", "--plot", "--threads"};
+        static const char *const valued[] = {"--epochs", "--batch",   "--seed", "--lr",      "--wd",          "--data",
+                                             "--save",   "--metrics", "--plot", "--threads", "--label-column"};
         bool known = false;
         for (size_t k = 0; k < sizeof valued / sizeof *valued; k++)
             known |= strcmp(a, valued[k]) == 0;
@@ -469,6 +469,8 @@ static int cmd_run(int argc, char **argv)
             o.data = argv[++i];
         else if (strcmp(a, "--metrics") == 0)
             o.metrics = argv[++i];
+        else if (strcmp(a, "--label-column") == 0)
+            o.label = argv[++i];
         else if (strcmp(a, "--plot") == 0)
             o.plot = argv[++i];
         else
@@ -667,7 +669,7 @@ static const command commands[] = {
     {"run", cmd_run, "train a model through the reference interpreter",
      "usage: aotgrad run MODEL.c|FILE.ir [--epochs N] [--batch N] [--lr X] [--wd X] [--seed S]\n"
      "                  [--data PATH] [--set NAME=VALUE]... [--save FILE] [--metrics FILE.csv]\n"
-     "                  [--plot FILE.svg] [--threads N]\n\n"
+     "                  [--plot FILE.svg] [--threads N] [--label-column C]\n\n"
      "Trains the model with the training it declares (ag_minimize) through the reference\n"
      "interpreter, printing one line per epoch (train loss, train accuracy or metric, test\n"
      "accuracy or test loss, seconds), then every parameter of at most 8 elements (beside its\n"
@@ -681,7 +683,9 @@ static const command commands[] = {
      "  --save FILE       write the trained parameters as safetensors\n"
      "  --metrics FILE    write the per-epoch figures as CSV, as a binary's train does\n"
      "  --plot FILE       draw loss and accuracies per epoch as an SVG chart\n"
-     "  --threads N       OpenBLAS's threads for the interpreter's matmuls (default: its own)\n"},
+     "  --threads N       OpenBLAS's threads for the interpreter's matmuls (default: its own)\n"
+     "  --label-column C  a CSV's label in column C (a number from 1, or a header name) in place\n"
+     "                    of the last\n"},
     {"ops", cmd_ops, "list the ops of the IR",
      "usage: aotgrad ops\n\nLists every op of the op table: name, kind, operand count, meaning.\n"},
     {NULL, NULL, NULL, NULL},

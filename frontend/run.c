@@ -231,7 +231,7 @@ int fe_run(const ir_graph *g, const fe_run_opts *o)
     rt_truth truth;
     int32_t x, y;
     if (!ir_data_shape(g, &features, &targets, &classes, err, sizeof err) ||
-        !rt_load_data(o->data ? o->data : t->data, features, targets, classes, &train, &test, &truth, err,
+        !rt_load_data(o->data ? o->data : t->data, o->label, features, targets, classes, &train, &test, &truth, err,
                       sizeof err)) {
         fe_report(where, err);
         return 1;

@@ -13,6 +13,7 @@ typedef struct fe_run_opts {
     double lr, wd;         /* < 0: the model's default */
     uint32_t seed;
     const char *data;           /* NULL: the model's dataset */
+    const char *label;          /* --label-column: a CSV's label column (from 1, or a header name); NULL: the last */
     const char *save;           /* safetensors file for the trained parameters, or NULL */
     const char *metrics, *plot; /* the per-epoch figures as CSV and as an SVG chart, or NULL */
     int threads;                /* OpenBLAS's threads for the interpreter's matmuls; 0: its default */

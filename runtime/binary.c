@@ -233,13 +233,15 @@ static const struct command {
     const char *name, *args, *what, *options;
 } commands[] = {
     {"train",
-     "[--data DIR|FILE] [--epochs N] [--batch N] [--lr X] [--wd X] [--seed S] [--threads N]\n"
+     "[--data DIR|FILE] [--label-column C] [--epochs N] [--batch N] [--lr X] [--wd X] [--seed S] [--threads N]\n"
      "        [--device cpu|cuda] [--save FILE] [--resume FILE] [--metrics FILE.csv] [--plot FILE.svg]",
      "Trains the model from its initial parameters (or a checkpoint), printing one line per epoch:\n"
      "train loss, train accuracy, test accuracy, seconds, samples/s.",
      "  --data SPEC      the dataset: a folder of IDX files ({train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]),\n"
      "                   TRAIN.csv[,TEST.csv] (each row the features, then the label last; a header line\n"
      "                   allowed), fashion-mnist, or a synthetic-linear spec (default: the model's)\n"
+     "  --label-column C a CSV's label in column C (a number from 1, or a name of its header line)\n"
+     "                   in place of the last\n"
      "  --epochs N       train until epoch N (default: the model's)\n"
      "  --batch N        minibatch size, 1 to 16777216: the memory plan holds for any (default: the model's)\n"
      "  --lr X, --wd X   learning rate and weight decay (default: the model's)\n"
@@ -253,11 +255,12 @@ static const struct command {
      "  --plot FILE      draw loss and accuracies per epoch as an SVG chart\n"
      "                   (--save, --metrics and --plot replace FILE atomically, so each must be new or a\n"
      "                   regular file, not a symlink, FIFO or device; they are checked before training)\n"},
-    {"eval", "--weights FILE [--data DIR|FILE] [--batch N] [--threads N] [--device cpu|cuda]",
+    {"eval", "--weights FILE [--data DIR|FILE] [--label-column C] [--batch N] [--threads N] [--device cpu|cuda]",
      "Loss and accuracy of the parameters in FILE on the test set: the dataset's, or the one file --data\n"
      "names (a CSV of feature rows, the label last); the training set where the data has no test set.",
      "  --weights FILE   a safetensors checkpoint holding every parameter of the model\n"
      "  --data SPEC      the dataset (default: the model's)\n"
+     "  --label-column C a CSV's label in column C (from 1, or a header name) in place of the last\n"
      "  --batch N        samples a call, 1 to 16777216 (default: the model's batch)\n"
      "  --threads N      threads (default: the core count)\n"
      "  --device D       cpu or cuda (default: cuda when the binary has it and a GPU is there)\n"},
@@ -462,6 +465,8 @@ static int parse(const rt_compiled *m, const struct command *c, int argc, char *
             ok = parse_int(v, 1, AG_MAX_BATCH, &o->batch), o->has_batch = true;
         else if (strcmp(a, "--steps") == 0)
             ok = parse_int(v, 1, 100000000, &o->steps);
+        else if (strcmp(a, "--label-column") == 0)
+            o->label = v;
         else if (strcmp(a, "--top") == 0)
             ok = parse_int(v, 1, m->classes > 0 ? m->classes : 1, &o->top);
         else if (strcmp(a, "--random") == 0)
@@ -511,11 +516,12 @@ int rt_bin_fail(const rt_compiled *m, const char *err)
 }
 
 /* the datasets, with the features converted to the model's dtype batch by batch */
-bool rt_bin_load_data(bin *b, const char *spec, rt_dataset *train, rt_dataset *test, char *err, size_t len)
+bool rt_bin_load_data(bin *b, const char *spec, const char *label, rt_dataset *train, rt_dataset *test, char *err,
+                      size_t len)
 {
     const rt_compiled *m = b->m;
     rt_truth truth;
-    if (!rt_load_data(spec, m->features, m->targets, m->classes, train, test, &truth, err, len))
+    if (!rt_load_data(spec, label, m->features, m->targets, m->classes, train, test, &truth, err, len))
         return false;
     ag_dtype want_y = m->train.y_dtype;
     if (train->y_dtype != want_y) {

@@ -23,7 +23,7 @@ int rt_bin_eval(const rt_compiled *m, const opts *o)
     int64_t rows = o->has_batch ? o->batch : m->batch;
     if (rt_bin_open(&b, m, o->threads, rows, err, sizeof err) && rt_bin_choose_device(&b, o, err, sizeof err) &&
         rt_bin_load_checkpoint(&b, o->weights, &c, err, sizeof err) &&
-        rt_bin_load_data(&b, spec, &train, &test, err, sizeof err) &&
+        rt_bin_load_data(&b, spec, o->label, &train, &test, err, sizeof err) &&
         (!b.gpu || rt_cuda_put_params(b.gpu, b.params, err, sizeof err))) {
         const rt_dataset *d = test.n > 0 ? &test : &train;
         /* one file given (--data test.csv) is the set to evaluate: the test set; a dataset

@@ -53,6 +53,7 @@ bool rt_bin_load_checkpoint(bin *b, const char *path, rt_ckpt *c, char *err, siz
 
 typedef struct opts {
     const char *data, *save, *resume, *metrics, *plot, *weights, *input, *device;
+    const char *label;     /* --label-column: a CSV's label column (from 1, or a header name), or NULL: the last */
     const char *inputs[8]; /* predict's INPUT files, in order (input: the first) */
     int ninputs;
     int64_t epochs, batch, steps, random; /* random: predict --random N (a forward computation's) */
@@ -66,7 +67,8 @@ typedef struct opts {
 /* "MODEL: error: ERR" on stderr; returns 1, the exit status */
 int rt_bin_fail(const rt_compiled *m, const char *err);
 /* the datasets, with the features converted to the model's dtype batch by batch */
-bool rt_bin_load_data(bin *b, const char *spec, rt_dataset *train, rt_dataset *test, char *err, size_t len);
+bool rt_bin_load_data(bin *b, const char *spec, const char *label, rt_dataset *train, rt_dataset *test, char *err,
+                      size_t len);
 /* --device: the GPU or the CPU */
 bool rt_bin_choose_device(bin *b, const opts *o, char *err, size_t len);
 

@@ -227,7 +227,7 @@ int rt_bin_train(const rt_compiled *m, const opts *o)
         goto out;
     s.seed = fit.seed, s.batch = fit.batch, s.lr = fit.lr, s.wd = fit.wd;
     const char *spec = o->data ? o->data : m->data;
-    if (!rt_bin_load_data(&b, spec, &train, &test, err, sizeof err))
+    if (!rt_bin_load_data(&b, spec, o->label, &train, &test, err, sizeof err))
         goto out;
     if (b.gpu &&
         (!rt_dataset_x_as(&train, m->train.x_dtype, err, sizeof err) ||

@@ -587,9 +587,9 @@ static const char *field(const char *p, const char *e, const char **a, const cha
  * targets numbers each (targets 0: no y), the rest as rt_load_csv. shape names the columns
  * for messages. */
 static bool csv_rows(const char *path, char *text, size_t size, int64_t features, int64_t targets, int classes,
-                     const char *shape, rt_dataset *out, char *err, size_t len)
+                     int64_t lab, const char *shape, rt_dataset *out, char *err, size_t len)
 {
-    int64_t cols = features + targets;
+    int64_t cols = features + targets; /* lab >= 0: the one target is field lab, the rest features */
     float *x = NULL, *yf = NULL;
     int32_t *yi = NULL;
     int64_t n = 0, cap = 0, line = 0;
@@ -666,21 +666,23 @@ static bool csv_rows(const char *path, char *text, size_t size, int64_t features
             p = field(p, e, &a, &b);
             int r = field_number(a, b, &v), w = (int)(b - a > 40 ? 40 : b - a);
             const char *dots = b - a > 40 ? "..." : "";
-            if (j >= features && classes) {
+            bool target = lab >= 0 ? j == lab : j >= features;
+            int64_t fj = lab >= 0 && j > lab ? j - 1 : j, tj = lab >= 0 ? 0 : j - features;
+            if (target && classes) {
                 if (r != NUM_OK || v != floor(v) || v < 0 || v >= classes) {
                     rt_fail(err, len, "%s:%lld:%lld: expected an integer class label in 0..%d, found '%.*s%s'", path,
                             (long long)line, (long long)j + 1, classes - 1, w, a, dots);
                     goto bad;
                 }
-                yi[n * targets + j - features] = (int32_t)v;
+                yi[n * targets + tj] = (int32_t)v;
             } else if (r != NUM_OK) {
                 rt_fail(err, len, "%s:%lld:%lld: expected a number%s, found '%.*s%s'", path, (long long)line,
                         (long long)j + 1, r == NUM_RANGE ? " within f32 range" : "", w, a, dots);
                 goto bad;
-            } else if (j < features) {
-                x[n * features + j] = (float)v;
+            } else if (!target) {
+                x[n * features + fj] = (float)v;
             } else {
-                yf[n * targets + j - features] = (float)v;
+                yf[n * targets + tj] = (float)v;
             }
         }
         n++;
@@ -756,8 +758,41 @@ bad:
     return NULL;
 }
 
-bool rt_load_csv(const char *path, int64_t features, int64_t targets, int classes, rt_dataset *out, char *err,
-                 size_t len)
+/* --label-column: a 1-based field number, or a name of the header line (the first line that
+ * is not blank), as *lab (0-based); for a model with one target. */
+static bool label_index(const char *path, const char *text, size_t size, const char *label, int64_t cols,
+                        int64_t targets, int64_t *lab, char *err, size_t len)
+{
+    if (targets != 1)
+        return rt_fail(err, len, "%s: --label-column %s: the model has %lld targets a row, not one label", path, label,
+                       (long long)targets);
+    int64_t k;
+    if (strspn(label, "0123456789") == strlen(label) && *label) { /* a number */
+        if (!rt_parse_whole(label, strlen(label), cols, &k) || k < 1)
+            return rt_fail(err, len, "%s: --label-column %s: fields are numbered from 1 to %lld", path, label,
+                           (long long)cols);
+        *lab = k - 1;
+        return true;
+    }
+    const char *s = text, *end = text + size, *e, *a, *b;
+    while (s < end && (*s == '\n' || blank(*s)))
+        s++;
+    e = memchr(s, '\n', (size_t)(end - s));
+    e = e ? e : end;
+    k = 0;
+    for (const char *p = s; p <= e; k++) {
+        p = field(p, e, &a, &b);
+        if ((size_t)(b - a) == strlen(label) && memcmp(a, label, (size_t)(b - a)) == 0) {
+            *lab = k;
+            return true;
+        }
+    }
+    return rt_fail(err, len, "%s: --label-column %s: no such column in the header line '%.*s'", path, label,
+                   (int)(e - s > 200 ? 200 : e - s), s);
+}
+
+bool rt_load_csv(const char *path, int64_t features, int64_t targets, int classes, const char *label, rt_dataset *out,
+                 char *err, size_t len)
 {
     memset(out, 0, sizeof *out);
     if (features < 1 || targets < 1 || features > (1 << 30) || targets > (1 << 30) || classes < 0)
@@ -776,7 +811,12 @@ bool rt_load_csv(const char *path, int64_t features, int64_t targets, int classe
     uint8_t none[1];
     char *text = slurp(&f, none, 0, &size);
     idx_close(&f);
-    return text && csv_rows(path, text, size, features, targets, classes, shape, out, err, len);
+    int64_t lab = -1;
+    if (text && label && !label_index(path, text, size, label, features + targets, targets, &lab, err, len)) {
+        free(text);
+        return false;
+    }
+    return text && csv_rows(path, text, size, features, targets, classes, lab, shape, out, err, len);
 }
 
 bool rt_load_inputs(const char *path, int64_t features, rt_dataset *out, char *err, size_t len)
@@ -811,7 +851,7 @@ bool rt_load_inputs(const char *path, int64_t features, rt_dataset *out, char *e
             rt_fail(err, len, "%s: empty file, expected IDX images (magic 0x%08x) or a CSV of %s a row", path,
                     IDX_IMAGES, shape);
         } else if (text) {
-            ok = csv_rows(path, text, size, features, 0, 0, shape, out, err, len);
+            ok = csv_rows(path, text, size, features, 0, 0, -1, shape, out, err, len);
         }
     }
     idx_close(&f);

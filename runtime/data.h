@@ -51,9 +51,11 @@ bool rt_load_mnist_dir(const char *dir, bool train, int classes, rt_dataset *out
  * range): "0,1,label" is a header, "1,2,3x" a row with a typo. A header has as many fields
  * as a row. Blank lines are skipped. classes > 0: each target is an integer class label in
  * 0..classes-1, stored as i32; classes == 0: f32 targets. Numbers are decimal (no hex),
- * finite, and fit in f32. The file may be gzipped (read as rt_load_idx reads). */
-bool rt_load_csv(const char *path, int64_t features, int64_t targets, int classes, rt_dataset *out, char *err,
-                 size_t len);
+ * finite, and fit in f32. The file may be gzipped (read as rt_load_idx reads). label, for one
+ * target: the label's column in place of the last, a 1-based number or a header name; NULL:
+ * the last. */
+bool rt_load_csv(const char *path, int64_t features, int64_t targets, int classes, const char *label, rt_dataset *out,
+                 char *err, size_t len);
 
 /* Inputs to predict on, without labels: an IDX image file (idx3, u8, magic 0x00000803) or a
  * numeric CSV of `features` columns per row (a header line as rt_load_csv's), either gzipped

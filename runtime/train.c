@@ -133,8 +133,8 @@ static bool set_fits(const char *spec, const char *set, const rt_dataset *d, int
     return true;
 }
 
-bool rt_load_data(const char *spec, int64_t features, int64_t targets, int classes, rt_dataset *train, rt_dataset *test,
-                  rt_truth *truth, char *err, size_t len)
+bool rt_load_data(const char *spec, const char *label, int64_t features, int64_t targets, int classes,
+                  rt_dataset *train, rt_dataset *test, rt_truth *truth, char *err, size_t len)
 {
     memset(train, 0, sizeof *train);
     memset(test, 0, sizeof *test);
@@ -160,8 +160,10 @@ bool rt_load_data(const char *spec, int64_t features, int64_t targets, int class
                            k == 0 ? "training" : "test");
         memcpy(first, spec, k);
         first[k] = 0;
-        ok = rt_load_csv(first, features, targets, classes, train, err, len) &&
-             (!comma || rt_load_csv(comma + 1, features, targets, classes, test, err, len));
+        ok = rt_load_csv(first, features, targets, classes, label, train, err, len) &&
+             (!comma || rt_load_csv(comma + 1, features, targets, classes, label, test, err, len));
+    } else if (label) {
+        return rt_fail(err, len, "data %s: --label-column %s applies to CSV files", spec, label);
     } else {
         const char *dir = strcmp(spec, "fashion-mnist") == 0 ? RT_FASHION_MNIST_DIR : spec;
         if (classes < 1)

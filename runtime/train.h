@@ -30,14 +30,15 @@ typedef struct rt_truth {
 /* Loads the training and test sets a spec names:
  *   fashion-mnist                the Debian package's files (RT_FASHION_MNIST_DIR)
  *   DIR                          IDX files in DIR: {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
- *   TRAIN.csv[,TEST.csv]         numeric CSV, each row the features then the targets
+ *   TRAIN.csv[,TEST.csv]         numeric CSV, each row the features then the targets (label:
+ *                                another column as the one label, rt_load_csv; NULL: the last)
  *   synthetic-linear w=2,-3.4 b=4.2 train=1000 [test=100] [noise=0.01]
  *                                the book's synthetic_data (0.01x200: 0.01 repeated 200 times),
  *                                drawn with a fixed seed so every run sees the same data
  * features, targets: per sample, as the model's inputs take them; classes > 0 for class
  * labels. The test set may come back empty (n = 0). */
-bool rt_load_data(const char *spec, int64_t features, int64_t targets, int classes, rt_dataset *train, rt_dataset *test,
-                  rt_truth *truth, char *err, size_t len);
+bool rt_load_data(const char *spec, const char *label, int64_t features, int64_t targets, int classes,
+                  rt_dataset *train, rt_dataset *test, rt_truth *truth, char *err, size_t len);
 
 typedef struct rt_param {
     const char *name;

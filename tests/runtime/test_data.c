@@ -321,7 +321,7 @@ Test(data, csv_header_crlf_blank_lines)
 {
     rt_dataset d;
     const char *p = put_str("a.csv", "x1, x2 ,y\r\n1,2,0.5\r\n\r\n  -3.25 ,4e2,7\r\n5,6,-1");
-    cr_assert(rt_load_csv(p, 2, 1, 0, &d, err, sizeof err), "%s", err);
+    cr_assert(rt_load_csv(p, 2, 1, 0, NULL, &d, err, sizeof err), "%s", err);
     cr_assert_eq(d.n, 3);
     cr_assert_eq(d.features, 2);
     cr_assert_eq(d.x_dtype, AG_F32);
@@ -336,7 +336,7 @@ Test(data, csv_header_crlf_blank_lines)
     rt_dataset_free(&d);
 
     p = put_str("b.csv", "0.5,1,2,3\n1.5,2,3,9\n"); /* no header, class labels */
-    cr_assert(rt_load_csv(p, 3, 1, 10, &d, err, sizeof err), "%s", err);
+    cr_assert(rt_load_csv(p, 3, 1, 10, NULL, &d, err, sizeof err), "%s", err);
     cr_assert_eq(d.n, 2);
     cr_assert_eq(d.y_dtype, AG_I32);
     cr_assert_eq(d.classes, 10);
@@ -351,7 +351,7 @@ Test(data, csv_gzipped)
 {
     static const char text[] = "x1,x2,y\n1,2,3\n4,5,6\n";
     rt_dataset d;
-    cr_assert(rt_load_csv(put_str("g.csv.gz", text), 2, 1, 10, &d, err, sizeof err), "%s", err);
+    cr_assert(rt_load_csv(put_str("g.csv.gz", text), 2, 1, 10, NULL, &d, err, sizeof err), "%s", err);
     cr_assert_eq(d.n, 2);
     cr_assert_eq(((float *)d.x)[2], 4.0f);
     cr_assert_eq(((int32_t *)d.y)[1], 6);
@@ -371,7 +371,7 @@ Test(data, csv_gzipped)
     cr_assert_not_null(f);
     cr_assert_eq(fwrite(buf, 1, n - 4, f), n - 4);
     fclose(f);
-    cr_assert_not(rt_load_csv(cut, 2, 1, 10, &d, err, sizeof err));
+    cr_assert_not(rt_load_csv(cut, 2, 1, 10, NULL, &d, err, sizeof err));
     cr_expect(strstr(err, "truncated gzip stream"), "%s", err);
 }
 
@@ -380,7 +380,7 @@ static void expect_csv(const char *name, const char *text, int64_t features, int
     rt_dataset d;
     char want[600];
     const char *p = text ? put_str(name, text) : at(name);
-    cr_assert_not(rt_load_csv(p, features, 1, classes, &d, err, sizeof err), "loaded %s", name);
+    cr_assert_not(rt_load_csv(p, features, 1, classes, NULL, &d, err, sizeof err), "loaded %s", name);
     cr_assert_null(d.x);
     snprintf(want, sizeof want, fmt, p);
     cr_assert_str_eq(err, want);
@@ -434,22 +434,39 @@ Test(data, csv_first_line_rule)
 
     /* integer column names and a named label (pandas' to_csv of a numpy array): a header */
     rt_dataset h;
-    cr_assert(rt_load_csv(put_str("p.csv", "0,1,label\n1,2,3\n"), 2, 1, 0, &h, err, sizeof err), "%s", err);
+    cr_assert(rt_load_csv(put_str("p.csv", "0,1,label\n1,2,3\n"), 2, 1, 0, NULL, &h, err, sizeof err), "%s", err);
     cr_expect_eq(h.n, 1);
     rt_dataset_free(&h);
+
+    /* --label-column: the label in another column, by its number (from 1) or its header name;
+     * the other columns are the features, in order */
+    for (int k = 0; k < 2; k++) {
+        const char *label = k ? "species" : "1";
+        cr_assert(
+            rt_load_csv(put_str("s.csv", "species,a,b\n2,0.5,0.25\n0,1.5,-1\n"), 2, 1, 3, label, &h, err, sizeof err),
+            "%s", err);
+        cr_expect_eq(h.n, 2);
+        cr_expect(((float *)h.x)[0] == 0.5f && ((float *)h.x)[1] == 0.25f && ((float *)h.x)[3] == -1.0f);
+        cr_expect(((int32_t *)h.y)[0] == 2 && ((int32_t *)h.y)[1] == 0);
+        rt_dataset_free(&h);
+    }
+    cr_assert_not(rt_load_csv(put_str("s.csv", "species,a,b\n2,0.5,0.25\n"), 2, 1, 3, "kind", &h, err, sizeof err));
+    cr_expect(strstr(err, "s.csv: --label-column kind: no such column in the header line 'species,a,b'"), "%s", err);
+    cr_assert_not(rt_load_csv(put_str("s.csv", "2,0.5,0.25\n"), 2, 1, 3, "4", &h, err, sizeof err));
+    cr_expect(strstr(err, "s.csv: --label-column 4: fields are numbered from 1 to 3"), "%s", err);
 
     /* no length limit on a field: a long header name, a long number */
     char text[1024], name[300];
     memset(name, 'h', sizeof name - 1), name[sizeof name - 1] = 0;
     snprintf(text, sizeof text, "%s,y\n0.5%0150d,2\n", name, 0);
     rt_dataset d;
-    cr_assert(rt_load_csv(put_str("l.csv", text), 1, 1, 0, &d, err, sizeof err), "%s", err);
+    cr_assert(rt_load_csv(put_str("l.csv", text), 1, 1, 0, NULL, &d, err, sizeof err), "%s", err);
     cr_assert_eq(d.n, 1);
     cr_assert_eq(((float *)d.x)[0], 0.5f);
     cr_assert_eq(((float *)d.y)[0], 2.0f);
     rt_dataset_free(&d);
     snprintf(text, sizeof text, "%0120d5,2\n", 0); /* one line, long: a row, not "only a header line" */
-    cr_assert(rt_load_csv(put_str("l.csv", text), 1, 1, 0, &d, err, sizeof err), "%s", err);
+    cr_assert(rt_load_csv(put_str("l.csv", text), 1, 1, 0, NULL, &d, err, sizeof err), "%s", err);
     cr_assert_eq(d.n, 1);
     cr_assert_eq(((float *)d.x)[0], 5.0f);
     rt_dataset_free(&d);
@@ -820,7 +837,7 @@ Test(data, gather_both_dtypes)
     rt_dataset_free(&d);
 
     const char *p = put_str("a.csv", "0,1,2,3\n10,11,12,13\n20,21,22,23\n30,31,32,33\n40,41,42,43\n");
-    cr_assert(rt_load_csv(p, 2, 2, 0, &d, err, sizeof err), "%s", err);
+    cr_assert(rt_load_csv(p, 2, 2, 0, NULL, &d, err, sizeof err), "%s", err);
     float fx[6], fy[6];
     rt_gather(&d, idx, 3, fx, fy);
     for (int k = 0; k < 3; k++)

@@ -111,8 +111,8 @@ Test(train_loop, dataset_specs)
     rt_dataset tr, te;
     rt_truth t;
     char err[512];
-    cr_assert(rt_load_data("synthetic-linear w=0.01x200 b=0.05 train=20 test=100 noise=0.01", 200, 1, 0, &tr, &te, &t,
-                           err, sizeof err),
+    cr_assert(rt_load_data("synthetic-linear w=0.01x200 b=0.05 train=20 test=100 noise=0.01", NULL, 200, 1, 0, &tr, &te,
+                           &t, err, sizeof err),
               "%s", err);
     cr_expect_eq(tr.n, 20);
     cr_expect_eq(te.n, 100);
@@ -152,7 +152,7 @@ Test(train_loop, dataset_specs)
         {"synthetic-linear w=2 b=1 w=3 train=5", 1, "data \"synthetic-linear w=2 b=1 w=3 train=5\": w= given twice"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        cr_expect_not(rt_load_data(bad[i].spec, bad[i].features, 1, 0, &tr, &te, &t, err, sizeof err));
+        cr_expect_not(rt_load_data(bad[i].spec, NULL, bad[i].features, 1, 0, &tr, &te, &t, err, sizeof err));
         cr_expect_str_eq(err, bad[i].message);
     }
 }
@@ -221,7 +221,7 @@ static void expect_dir(int64_t features, int classes, const char *fmt)
     rt_dataset tr, te;
     rt_truth t;
     char err[512], want[512];
-    bool ok = rt_load_data(dir, features, 1, classes, &tr, &te, &t, err, sizeof err);
+    bool ok = rt_load_data(dir, NULL, features, 1, classes, &tr, &te, &t, err, sizeof err);
     if (!fmt) {
         cr_assert(ok, "%s", err);
         cr_assert_eq(tr.features, features);
@@ -272,11 +272,11 @@ Test(train_loop, test_set_checked_as_the_training_set, .init = make_dir, .fini =
     snprintf(spec, sizeof spec, "%s,%s", a, b);
     rt_dataset tr, te;
     rt_truth t;
-    cr_assert_not(rt_load_data(spec, 2, 1, 2, &tr, &te, &t, err, sizeof err));
+    cr_assert_not(rt_load_data(spec, NULL, 2, 1, 2, &tr, &te, &t, err, sizeof err));
     snprintf(want, sizeof want, "%s:1: 4 fields, expected 3 (2 features + 1 target)", b);
     cr_assert_str_eq(err, want);
     put("b.csv", (const uint8_t *)"1,2,2\n", 6); /* a class past the model's */
-    cr_assert_not(rt_load_data(spec, 2, 1, 2, &tr, &te, &t, err, sizeof err));
+    cr_assert_not(rt_load_data(spec, NULL, 2, 1, 2, &tr, &te, &t, err, sizeof err));
     snprintf(want, sizeof want, "%s:1:3: expected an integer class label in 0..1, found '2'", b);
     cr_assert_str_eq(err, want);
     cr_assert_null(tr.x);
