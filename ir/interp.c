@@ -560,6 +560,7 @@ static bool eval(const ir_node *n, const ir_tensor *v, ir_tensor *out, const ir_
 typedef struct siblings {
     int32_t node; /* the kernel node that ran the body, -1: none */
     ir_tensor *outs;
+    bool *constant; /* per output: computed from constants alone, as it turned out */
     int nout;
 } siblings;
 
@@ -568,7 +569,8 @@ static void siblings_clear(siblings *s)
     for (int k = 0; k < s->nout; k++)
         ir_tensor_free(&s->outs[k]);
     free(s->outs);
-    *s = (siblings){-1, NULL, 0};
+    free(s->constant);
+    *s = (siblings){-1, NULL, NULL, 0};
 }
 
 static bool same_operands(const ir_node *a, const ir_node *b)
@@ -586,7 +588,7 @@ static bool same_operands(const ir_node *a, const ir_node *b)
  * siblings. The body runs the same ops in the same order as the nodes it replaced, so the
  * values are the same bits. */
 static bool interp(const ir_graph *g, const ir_run *run, const ir_tensor *const *bound, const bool *constant_in,
-                   ir_tensor *outs, char *err, size_t len);
+                   ir_tensor *outs, bool *out_constant, char *err, size_t len);
 
 /* constant[i]: node i of g is computed from constants alone (eval_constant), through kernel
  * bodies too (an output of a body, from what its operands are); constant_in marks inputs
@@ -660,13 +662,16 @@ static bool constant_where(const ir_graph *g, int32_t i, const ir_tensor *val, c
 
 /* constant: per node of g, computed from constants alone (eval_constant); the body's
  * inputs inherit it from the operands they bind. */
+/* Runs kernel node id; *out_constant: whether its value came from constants alone, as the
+ * body's run found (a where that picks a constant counts: constant_where). */
 static bool run_kernel(const ir_graph *g, int32_t id, const ir_tensor *v, const bool *constant, ir_tensor *out,
-                       const ir_run *run, siblings *sib, char *err, size_t len)
+                       bool *out_constant, const ir_run *run, siblings *sib, char *err, size_t len)
 {
     const ir_node *n = &g->node[id];
     if (sib->node >= 0 && same_operands(&g->node[sib->node], n) && sib->outs[n->attr.output].data) {
         *out = sib->outs[n->attr.output]; /* moved: identical kernel nodes are merged, so taken once */
         sib->outs[n->attr.output] = (ir_tensor){0};
+        *out_constant = sib->constant[n->attr.output];
         return true;
     }
     siblings_clear(sib);
@@ -674,7 +679,8 @@ static bool run_kernel(const ir_graph *g, int32_t id, const ir_tensor *v, const 
     const ir_tensor **bound = calloc((size_t)b->n + 1, sizeof *bound);
     ir_tensor *outs = calloc((size_t)b->nout + 1, sizeof *outs);
     bool *constant_in = calloc((size_t)b->n + 1, sizeof *constant_in);
-    bool ok = bound && outs && constant_in;
+    bool *outc = calloc((size_t)b->nout + 1, sizeof *outc);
+    bool ok = bound && outs && constant_in && outc;
     if (!ok)
         rt_fail(err, len, "out of memory");
     for (int32_t i = 0, k = 0; ok && i < b->n; i++)
@@ -683,19 +689,21 @@ static bool run_kernel(const ir_graph *g, int32_t id, const ir_tensor *v, const 
             bound[i] = &v[n->in[k++]];
         }
     char msg[256];
-    if (ok && !interp(b, run, bound, constant_in, outs, msg, sizeof msg))
+    if (ok && !interp(b, run, bound, constant_in, outs, outc, msg, sizeof msg))
         ok = rt_fail(err, len, "node %d (kernel): body @k%d: %s", (int)id, (int)n->attr.kernel, msg);
     free(bound);
     free(constant_in);
     if (!ok) {
-        for (int32_t k = 0; k < b->nout; k++)
+        for (int32_t k = 0; outs && k < b->nout; k++)
             ir_tensor_free(&outs[k]);
         free(outs);
+        free(outc);
         return false;
     }
     *out = outs[n->attr.output];
     outs[n->attr.output] = (ir_tensor){0};
-    *sib = (siblings){id, outs, b->nout};
+    *out_constant = outc[n->attr.output];
+    *sib = (siblings){id, outs, outc, b->nout};
     return true;
 }
 
@@ -818,13 +826,13 @@ static bool eval_constant(const ir_graph *g, int32_t i, ir_tensor *val, const ir
 bool ir_interp(const ir_graph *g, const ir_run *run, const ir_tensor *const *bound, ir_tensor *outs, char *err,
                size_t len)
 {
-    return interp(g, run, bound, NULL, outs, err, len);
+    return interp(g, run, bound, NULL, outs, NULL, err, len);
 }
 
 /* constant_in: per node, an input bound to a value computed from constants alone (a kernel
  * body's, from its operands), or NULL */
 static bool interp(const ir_graph *g, const ir_run *run, const ir_tensor *const *bound, const bool *constant_in,
-                   ir_tensor *outs, char *err, size_t len)
+                   ir_tensor *outs, bool *out_constant, char *err, size_t len)
 {
     for (int k = 0; k < g->nout; k++)
         outs[k] = (ir_tensor){0};
@@ -839,7 +847,7 @@ static bool interp(const ir_graph *g, const ir_run *run, const ir_tensor *const 
     bool ok = last && val && owned && constant, reported = false;
     if (ok)
         ok = constant_nodes(g, constant_in, constant);
-    siblings sib = {-1, NULL, 0};
+    siblings sib = {-1, NULL, NULL, 0};
     for (int32_t i = 0; ok && i < g->n; i++) {
         last[i] = -1;
         for (int k = 0; k < g->node[i].nin; k++)
@@ -855,7 +863,10 @@ static bool interp(const ir_graph *g, const ir_run *run, const ir_tensor *const 
             continue;
         }
         if (n->op == IR_kernel) {
-            owned[i] = ok = run_kernel(g, i, val, constant, &val[i], run, &sib, err, len);
+            bool was = constant[i];
+            owned[i] = ok = run_kernel(g, i, val, constant, &val[i], &constant[i], run, &sib, err, len);
+            /* a body's where that picked a constant made its output one: what reads it, too */
+            ok = ok && (!run->f64 || constant[i] == was || constant_nodes_from(g, constant_in, constant, i + 1));
             reported = !ok;
         } else if (run->f64 && constant[i] && n->dtype == AG_F32 && n->op != IR_const) {
             owned[i] = ok = eval_constant(g, i, val, run);
@@ -881,6 +892,8 @@ static bool interp(const ir_graph *g, const ir_run *run, const ir_tensor *const 
 
     /* hand the outputs over: moved when this run owns them, else copied (an input returned
      * as is, or a node named by two outputs) */
+    for (int k = 0; ok && out_constant && k < g->nout; k++)
+        out_constant[k] = constant[g->out[k].id];
     for (int k = 0; ok && k < g->nout; k++) {
         int32_t id = g->out[k].id;
         if (owned[id]) {
