@@ -282,6 +282,15 @@ Test(cli, a_graph_without_training_goes_through_the_eval_pipeline)
                   strstr(out, "memory batch=16"),
               "%s", out);
     free(out);
+    /* a forward-only .ir builds to obj and h as well, and to a binary that predicts */
+    out = run_fmt(&st,
+                  "cd %s && %s build tests/data/fuzz/binary_forward_n_without_inputs.ir -o /tmp/aotgrad-fwd-$$ --emit "
+                  "obj,h,exe && ls /tmp/aotgrad-fwd-$$.o && grep -c _forward /tmp/aotgrad-fwd-$$.h && "
+                  "/tmp/aotgrad-fwd-$$ predict --batch 3 --random 3; rm -f /tmp/aotgrad-fwd-$$ /tmp/aotgrad-fwd-$$.o "
+                  "/tmp/aotgrad-fwd-$$.h",
+                  AG_SOURCE_DIR, bin);
+    cr_expect(st == 0 && strstr(out, ".o\n") && strstr(out, "# o2 = -5.4375"), "%s", out);
+    free(out);
 }
 
 /* Misuse of the command line gets one line naming what was wrong, and exit 2; errors keep
