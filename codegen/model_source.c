@@ -364,12 +364,8 @@ bool cg_write_model_source(FILE *f, const char *source, const cg_program *train,
     cg_c_literal(f, t ? t->data : NULL);
     fprintf(f, ",\n    %lldLL, %lldLL, %d, %d, class_names, %s, %s, ", (long long)features, (long long)targets, classes,
             t && t->classes ? t->nclasses : 0, cuda ? "&cuda_image" : "NULL", train ? "true" : "false");
-    /* the model's options as built (--set), NAME=VALUE comma-separated: checkpoints record them */
-    char options[2048] = "";
-    for (int k = 0, at = 0; t && k < t->noptions && at >= 0 && (size_t)at < sizeof options; k++)
-        at += snprintf(options + at, sizeof options - (size_t)at, "%s%s=%s", k ? "," : "", t->options[k].name,
-                       t->options[k].value);
-    cg_c_literal(f, options);
+    char options[2048]; /* the model's options as built (--set): checkpoints record them */
+    cg_c_literal(f, ir_options_text(t, options, sizeof options));
     fprintf(f, "};\n\n");
     fprintf(f, "int main(int argc, char **argv) { return rt_binary_main(&model, argc, argv); }\n");
     return !ferror(f) || rt_fail(err, len, "cannot write the model's source");

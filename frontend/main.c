@@ -17,6 +17,7 @@
 #include "load.h"
 #include "passes.h"
 #include "run.h"
+#include "options.h"
 #include "pool.h"
 
 typedef struct command {
@@ -28,51 +29,46 @@ typedef struct command {
 
 static const command commands[];
 
-/* ---- option parsing shared by the subcommands ---- */
+/* ---- option parsing shared by the subcommands (runtime/options.h: getopt_long) ---- */
 
 static const char *prog_cmd = "aotgrad";
 
-static int usage_error(const char *fmt, const char *arg)
-{
-    fprintf(stderr, "aotgrad %s: ", prog_cmd);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\nTry 'aotgrad %s --help'.\n", prog_cmd);
-    return 2;
-}
-
-/* "unknown WHAT 'word'", the likeliest of cands where word looks like a typo of it, and
- * where to see them all (hint, or "") */
-static int unknown(const char *what, const char *word, const char *const *cands, int n, const char *hint)
-{
-    const char *near = rt_closest(word, cands, n);
-    char msg[700];
-    snprintf(msg, sizeof msg, "unknown %s '%.200s'%s%.200s%s%s", what, word, near ? "; did you mean '" : "",
-             near ? near : "", near ? "'?" : "", hint);
-    return usage_error("%s", msg);
-}
-
-/* An option the current command does not take: the nearest of those its usage lists. */
-static int unknown_option(const char *a)
-{
-    const char *cands[64];
-    char words[64][40];
-    int n = 0;
-    for (const command *c = commands; c->name; c++) {
-        if (strcmp(c->name, prog_cmd) != 0)
-            continue;
-        for (const char *p = strstr(c->usage, "--"); p && n < 64; p = strstr(p + 2, "--")) {
-            size_t k = 2;
-            while (p[k] == '-' || (p[k] >= 'a' && p[k] <= 'z') || (p[k] >= '0' && p[k] <= '9'))
-                k++;
-            if (k > 2 && k < sizeof words[0]) {
-                snprintf(words[n], sizeof words[n], "%.*s", (int)k, p);
-                cands[n] = words[n];
-                n++;
-            }
-        }
-    }
-    return unknown("option", a, cands, n, "");
-}
+/* every option of every command, by its getopt val */
+enum {
+    O_COLOR = 256,
+    O_SET,
+    O_MODEL_TIMEOUT,
+    O_TRAIN,
+    O_EVAL,
+    O_DOT,
+    O_MEMORY,
+    O_BATCH,
+    O_AFTER,
+    O_PRINT,
+    O_SEED,
+    O_F64,
+    O_EPOCHS,
+    O_LR,
+    O_WD,
+    O_DATA,
+    O_SAVE,
+    O_RESUME,
+    O_METRICS,
+    O_PLOT,
+    O_THREADS,
+    O_LABEL,
+    O_TIME,
+    O_EMIT,
+    O_TARGET,
+    O_CUDA_ARCH,
+    O_DUMP_DIR,
+    O_VERSION
+};
+/* what every command takes, and what every command that loads a model takes */
+#define COMMON_OPTIONS \
+    {"help", no_argument, NULL, 'h'}, { "color", required_argument, NULL, O_COLOR }
+#define MODEL_OPTIONS \
+    {"set", required_argument, NULL, O_SET}, {"model-timeout", required_argument, NULL, O_MODEL_TIMEOUT}, COMMON_OPTIONS
 
 static bool parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
 {
@@ -85,12 +81,13 @@ static bool parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
     return true;
 }
 
-static bool wants_help(int argc, char **argv)
+/* "unknown WHAT 'word'", the likeliest of cands where word looks like a typo of it, and
+ * where to see them all (hint, or "") */
+static int unknown(rt_cli *cli, const char *what, const char *word, const char *const *cands, int n, const char *hint)
 {
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-            return true;
-    return false;
+    const char *near = rt_closest(word, cands, n);
+    return rt_cli_error(cli, "unknown %s '%.200s'%s%.200s%s%s", what, word, near ? "; did you mean '" : "",
+                        near ? near : "", near ? "'?" : "", hint);
 }
 
 /* What the model commands share: the model's path and its --set options. */
@@ -100,34 +97,54 @@ typedef struct model_arg {
     int nset;
 } model_arg;
 
-/* Takes argv[*i] if it is the model's path, --set NAME=VALUE or --model-timeout SECONDS: 1
- * if taken, 0 if it is not one of these, 2 (the exit status) after printing a usage error. */
-static int take_model_arg(model_arg *m, int argc, char **argv, int *i)
+static int print_help(const char *name);
+
+/* The command's next option, as rt_cli_next, after taking here the options every command
+ * takes (--help, --color) and those of the commands that load a model (--set,
+ * --model-timeout; m NULL for the others). */
+static int next_option(rt_cli *c, model_arg *m)
 {
-    const char *a = argv[*i];
-    if (strcmp(a, "--model-timeout") == 0) {
-        char *end;
-        double s = *i + 1 < argc ? strtod(argv[*i + 1], &end) : 0;
-        if (*i + 1 == argc || end == argv[*i + 1] || *end || !(s > 0 && s <= 1e6))
-            return usage_error("--model-timeout takes seconds, more than 0 and at most 1000000, not '%s'",
-                               *i + 1 < argc ? argv[*i + 1] : "");
-        fe_set_model_timeout(s);
-        ++*i;
-        return 1;
+    for (int v;;) {
+        switch (v = rt_cli_next(c)) {
+        case 'h': c->status = print_help(prog_cmd); return RT_CLI_STOP;
+        case O_COLOR:
+            if (fe_diag_color_option(c->value))
+                continue;
+            rt_cli_error(c, "--color takes auto, always or never, not '%s'", c->value);
+            return RT_CLI_STOP;
+        case O_SET:
+            if (!strchr(c->value, '=') || m->nset == 63) {
+                rt_cli_error(c, "--set takes NAME=VALUE, not '%s'", c->value);
+                return RT_CLI_STOP;
+            }
+            m->settings[m->nset++] = c->value;
+            m->settings[m->nset] = NULL;
+            continue;
+        case O_MODEL_TIMEOUT: {
+            char *end;
+            double s = strtod(c->value, &end);
+            if (end == c->value || *end || !(s > 0 && s <= 1e6)) {
+                rt_cli_error(c, "--model-timeout takes seconds, more than 0 and at most 1000000, not '%s'", c->value);
+                return RT_CLI_STOP;
+            }
+            fe_set_model_timeout(s);
+            continue;
+        }
+        default: return v;
+        }
     }
-    if (strcmp(a, "--set") == 0) {
-        if (*i + 1 == argc || !strchr(argv[*i + 1], '=') || m->nset == 63)
-            return usage_error("--set takes NAME=VALUE, not '%s'", *i + 1 < argc ? argv[*i + 1] : "");
-        m->settings[m->nset++] = argv[++*i];
-        m->settings[m->nset] = NULL;
-        return 1;
-    }
-    if (a[0] == '-')
-        return 0;
-    if (m->path)
-        return usage_error("one model at a time; extra argument '%s'", a);
-    m->path = a;
-    return 1;
+}
+
+/* The one operand of a model command, its model (MODEL.c or FILE.ir): 0 when it is there,
+ * else the exit status after saying so; usage is the command's usage line. */
+static int model_operand(rt_cli *c, model_arg *m, const char *usage)
+{
+    if (c->operands == c->argc)
+        return rt_cli_error(c, "which model? %s", usage);
+    if (c->argc - c->operands > 1)
+        return rt_cli_error(c, "one model at a time; extra argument '%s'", c->argv[c->operands + 1]);
+    m->path = c->argv[c->operands];
+    return 0;
 }
 
 static int print_help(const char *name)
@@ -166,57 +183,59 @@ static void dump_stage(void *ctx, const char *pass, const ir_graph *g)
 
 static int cmd_ir(int argc, char **argv)
 {
+    static const struct option longs[] = {{"train", no_argument, NULL, O_TRAIN},
+                                          {"eval", no_argument, NULL, O_EVAL},
+                                          {"dot", no_argument, NULL, O_DOT},
+                                          {"memory", no_argument, NULL, O_MEMORY},
+                                          {"batch", required_argument, NULL, O_BATCH},
+                                          {"after", required_argument, NULL, O_AFTER},
+                                          MODEL_OPTIONS,
+                                          {0}};
     const char *after = NULL;
     bool train = false, eval = false, memory = false;
     int64_t at_batch = 0; /* --memory --batch N */
     dump_opts d = {false, false};
     model_arg m = {0};
-    for (int i = 1; i < argc; i++) {
-        int taken = take_model_arg(&m, argc, argv, &i);
-        if (taken == 2)
-            return 2;
-        if (taken)
-            continue;
-        if (strcmp(argv[i], "--train") == 0)
+    rt_cli cli;
+    rt_cli_start(&cli, "aotgrad ir", "h", longs, argc, argv);
+    for (int v; (v = next_option(&cli, &m)) != -1;) {
+        if (v == RT_CLI_STOP)
+            return cli.status;
+        if (v == O_TRAIN)
             train = true;
-        else if (strcmp(argv[i], "--eval") == 0)
+        else if (v == O_EVAL)
             eval = true;
-        else if (strcmp(argv[i], "--dot") == 0)
+        else if (v == O_DOT)
             d.dot = true;
-        else if (strcmp(argv[i], "--memory") == 0)
+        else if (v == O_MEMORY)
             memory = true;
-        else if (strcmp(argv[i], "--batch") == 0) {
-            if (i + 1 == argc || !parse_i64(argv[i + 1], 1, (int64_t)1 << 24, &at_batch))
-                return usage_error("--batch takes a count from 1 to 16777216, not '%s'",
-                                   i + 1 == argc ? "" : argv[i + 1]);
-            i++;
-        } else if (strcmp(argv[i], "--after") == 0) {
-            if (i + 1 == argc)
-                return usage_error("%s", "--after takes a pass name or all (see aotgrad passes)");
-            after = argv[++i];
+        else if (v == O_BATCH) {
+            if (!parse_i64(cli.value, 1, (int64_t)1 << 24, &at_batch))
+                return rt_cli_error(&cli, "--batch takes a count from 1 to 16777216, not '%s'", cli.value);
+        } else {
+            after = cli.value;
             if (strcmp(after, "all") != 0 && !pass_find(after)) {
                 const char *names[16] = {"all"};
                 int n = 1;
                 for (const pass_info *p = pass_list; p->name && n < 16; p++)
                     names[n++] = p->name;
-                return unknown("pass", after, names, n, " (aotgrad passes lists them)");
+                return unknown(&cli, "pass", after, names, n, " (aotgrad passes lists them)");
             }
-        } else
-            return unknown_option(argv[i]);
+        }
     }
+    if (model_operand(&cli, &m, "aotgrad ir MODEL.c|FILE.ir"))
+        return cli.status;
     const char *path = m.path;
-    if (!path)
-        return usage_error("%s", "which model? aotgrad ir MODEL.c|FILE.ir");
     if (train && eval)
-        return usage_error("%s", "--train or --eval, not both");
+        return rt_cli_error(&cli, "--train or --eval, not both");
     if (memory && (train || eval || d.dot || after))
-        return usage_error("%s", "--memory reports both pipelines' plans as text; it takes no --train, --eval, "
-                                 "--after or --dot (aotgrad ir --after plan_memory shows a plan's graph)");
+        return rt_cli_error(&cli, "--memory reports both pipelines' plans as text; it takes no --train, --eval, "
+                                  "--after or --dot (aotgrad ir --after plan_memory shows a plan's graph)");
     if (at_batch && !memory)
-        return usage_error("%s", "--batch N goes with --memory (the plan's figures at N)");
+        return rt_cli_error(&cli, "--batch N goes with --memory (the plan's figures at N)");
     const pass_info *stop = after ? pass_find(after) : NULL;
     if (stop && stop->which == PASS_TRAIN && eval)
-        return usage_error("pass %s runs only in the train step's pipeline (drop --eval)", after);
+        return rt_cli_error(&cli, "pass %s runs only in the train step's pipeline (drop --eval)", after);
     ir_graph *g = fe_load(path, NULL, m.settings);
     if (!g)
         return 1;
@@ -233,7 +252,7 @@ static int cmd_ir(int argc, char **argv)
         eval = eval || after;
     } else if (stop && stop->which == PASS_EVAL && !eval) {
         ir_graph_free(g);
-        return usage_error("pass %s runs only in the eval graph's pipeline (add --eval)", after);
+        return rt_cli_error(&cli, "pass %s runs only in the eval graph's pipeline (add --eval)", after);
     }
     if (memory) {
         if (!pass_memory_report(g, at_batch, stdout, err, sizeof err)) {
@@ -261,9 +280,14 @@ static int cmd_ir(int argc, char **argv)
 
 static int cmd_passes(int argc, char **argv)
 {
-    (void)argv;
-    if (argc > 1)
-        return usage_error("%s", "takes no arguments");
+    static const struct option longs[] = {COMMON_OPTIONS, {0}};
+    rt_cli cli;
+    rt_cli_start(&cli, "aotgrad passes", "h", longs, argc, argv);
+    for (int v; (v = next_option(&cli, NULL)) != -1;)
+        if (v == RT_CLI_STOP)
+            return cli.status;
+    if (cli.operands < argc)
+        return rt_cli_error(&cli, "takes no arguments");
     for (const pass_info *p = pass_list; p->name; p++)
         printf("%-16s %-6s %s\n", p->name,
                p->which == PASS_TRAIN  ? "train"
@@ -277,20 +301,20 @@ static int cmd_passes(int argc, char **argv)
 
 static int cmd_check(int argc, char **argv)
 {
-    const char *path = NULL;
+    static const struct option longs[] = {{"print", no_argument, NULL, O_PRINT}, COMMON_OPTIONS, {0}};
     bool print = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--print") == 0)
-            print = true;
-        else if (argv[i][0] == '-')
-            return unknown_option(argv[i]);
-        else if (path)
-            return usage_error("one file at a time; extra argument '%s'", argv[i]);
-        else
-            path = argv[i];
+    rt_cli cli;
+    rt_cli_start(&cli, "aotgrad check", "h", longs, argc, argv);
+    for (int v; (v = next_option(&cli, NULL)) != -1;) {
+        if (v == RT_CLI_STOP)
+            return cli.status;
+        print = true;
     }
-    if (!path)
-        return usage_error("%s", "which file? aotgrad check FILE.ir");
+    if (cli.operands == argc)
+        return rt_cli_error(&cli, "which file? aotgrad check FILE.ir");
+    if (argc - cli.operands > 1)
+        return rt_cli_error(&cli, "one file at a time; extra argument '%s'", argv[cli.operands + 1]);
+    const char *path = argv[cli.operands];
     size_t len;
     char *text = fe_read_file(path, &len);
     if (!text) {
@@ -355,35 +379,30 @@ static void print_values(const ir_output *o, const ir_tensor *t)
 
 static int cmd_forward(int argc, char **argv)
 {
+    static const struct option longs[] = {{"batch", required_argument, NULL, O_BATCH},
+                                          {"seed", required_argument, NULL, O_SEED},
+                                          {"f64", no_argument, NULL, O_F64},
+                                          {"train", no_argument, NULL, O_TRAIN},
+                                          MODEL_OPTIONS,
+                                          {0}};
     model_arg m = {0};
     int64_t batch = 4, seed = 1;
     bool f64 = false, training = false;
-    for (int i = 1; i < argc; i++) {
-        int taken = take_model_arg(&m, argc, argv, &i);
-        if (taken == 2)
-            return 2;
-        if (taken)
-            continue;
-        const char *a = argv[i];
-        if (strcmp(a, "--batch") == 0 || strcmp(a, "--seed") == 0) {
-            if (i + 1 == argc)
-                return usage_error("%s needs a value", a);
-            bool is_batch = a[2] == 'b';
-            if (!parse_i64(argv[++i], is_batch ? 1 : 0, is_batch ? (int64_t)1 << 24 : UINT32_MAX,
-                           is_batch ? &batch : &seed))
-                return usage_error(is_batch ? "--batch takes a count from 1 to 16777216, not '%s'"
-                                            : "--seed takes a number from 0 to 4294967295, not '%s'",
-                                   argv[i]);
-        } else if (strcmp(a, "--f64") == 0)
-            f64 = true;
-        else if (strcmp(a, "--train") == 0)
-            training = true;
-        else
-            return unknown_option(a);
+    rt_cli cli;
+    rt_cli_start(&cli, "aotgrad forward", "h", longs, argc, argv);
+    for (int v; (v = next_option(&cli, &m)) != -1;) {
+        if (v == RT_CLI_STOP)
+            return cli.status;
+        if (v == O_BATCH && !parse_i64(cli.value, 1, (int64_t)1 << 24, &batch))
+            return rt_cli_error(&cli, "--batch takes a count from 1 to 16777216, not '%s'", cli.value);
+        if (v == O_SEED && !parse_i64(cli.value, 0, UINT32_MAX, &seed))
+            return rt_cli_error(&cli, "--seed takes a number from 0 to 4294967295, not '%s'", cli.value);
+        f64 |= v == O_F64;
+        training |= v == O_TRAIN;
     }
+    if (model_operand(&cli, &m, "aotgrad forward MODEL.c|FILE.ir"))
+        return cli.status;
     const char *path = m.path;
-    if (!path)
-        return usage_error("%s", "which model? aotgrad forward MODEL.c|FILE.ir");
     ir_graph *g = fe_load(path, NULL, m.settings);
     if (!g)
         return 1;
@@ -428,56 +447,52 @@ static bool parse_real(const char *s, double *out)
 
 static int cmd_run(int argc, char **argv)
 {
+    static const struct option longs[] = {{"epochs", required_argument, NULL, O_EPOCHS},
+                                          {"batch", required_argument, NULL, O_BATCH},
+                                          {"seed", required_argument, NULL, O_SEED},
+                                          {"lr", required_argument, NULL, O_LR},
+                                          {"wd", required_argument, NULL, O_WD},
+                                          {"data", required_argument, NULL, O_DATA},
+                                          {"save", required_argument, NULL, O_SAVE},
+                                          {"resume", required_argument, NULL, O_RESUME},
+                                          {"metrics", required_argument, NULL, O_METRICS},
+                                          {"plot", required_argument, NULL, O_PLOT},
+                                          {"threads", required_argument, NULL, O_THREADS},
+                                          {"label-column", required_argument, NULL, O_LABEL},
+                                          MODEL_OPTIONS,
+                                          {0}};
     model_arg m = {0};
     fe_run_opts o = {.lr = -1, .wd = -1, .seed = 1};
-    for (int i = 1; i < argc; i++) {
-        int taken = take_model_arg(&m, argc, argv, &i);
-        if (taken == 2)
-            return 2;
-        if (taken)
-            continue;
-        const char *a = argv[i];
-        static const char *const valued[] = {"--epochs", "--batch",   "--seed", "--lr",      "--wd",          "--data",
-                                             "--save",   "--metrics", "--plot", "--threads", "--label-column"};
-        bool known = false;
-        for (size_t k = 0; k < sizeof valued / sizeof *valued; k++)
-            known |= strcmp(a, valued[k]) == 0;
-        if (!known)
-            return unknown_option(a);
-        if (i + 1 == argc)
-            return usage_error("%s needs a value", a);
-        int64_t v;
-        char msg[96];
-        if (strcmp(a, "--epochs") == 0 || strcmp(a, "--batch") == 0) {
-            snprintf(msg, sizeof msg, "%s takes a count from 1 to 2^30, not '%%s'", a);
-            if (!parse_i64(argv[++i], 1, IR_MAX_COUNT, &v))
-                return usage_error(msg, argv[i]);
-            *(a[2] == 'e' ? &o.epochs : &o.batch) = v;
-        } else if (strcmp(a, "--seed") == 0) {
-            if (!parse_i64(argv[++i], 0, UINT32_MAX, &v))
-                return usage_error("--seed takes a number from 0 to 4294967295, not '%s'", argv[i]);
-            o.seed = (uint32_t)v;
-        } else if (strcmp(a, "--lr") == 0 || strcmp(a, "--wd") == 0) {
-            snprintf(msg, sizeof msg, "%s takes a number >= 0, not '%%s'", a);
-            if (!parse_real(argv[++i], a[2] == 'l' ? &o.lr : &o.wd))
-                return usage_error(msg, argv[i]);
-        } else if (strcmp(a, "--threads") == 0) {
-            if (!parse_i64(argv[++i], 1, 1024, &v))
-                return usage_error("--threads takes a count from 1 to 1024, not '%s'", argv[i]);
-            o.threads = (int)v;
-        } else if (strcmp(a, "--data") == 0)
-            o.data = argv[++i];
-        else if (strcmp(a, "--metrics") == 0)
-            o.metrics = argv[++i];
-        else if (strcmp(a, "--label-column") == 0)
-            o.label = argv[++i];
-        else if (strcmp(a, "--plot") == 0)
-            o.plot = argv[++i];
-        else
-            o.save = argv[++i];
+    rt_cli cli;
+    rt_cli_start(&cli, "aotgrad run", "h", longs, argc, argv);
+    for (int v; (v = next_option(&cli, &m)) != -1;) {
+        if (v == RT_CLI_STOP)
+            return cli.status;
+        const char *s = cli.value;
+        int64_t n;
+        if ((v == O_EPOCHS || v == O_BATCH) && !parse_i64(s, 1, IR_MAX_COUNT, v == O_EPOCHS ? &o.epochs : &o.batch))
+            return rt_cli_error(&cli, "%s takes a count from 1 to 2^30, not '%s'", cli.name, s);
+        if (v == O_SEED) {
+            if (!parse_i64(s, 0, UINT32_MAX, &n))
+                return rt_cli_error(&cli, "--seed takes a number from 0 to 4294967295, not '%s'", s);
+            o.seed = (uint32_t)n, o.has_seed = true;
+        }
+        if ((v == O_LR || v == O_WD) && !parse_real(s, v == O_LR ? &o.lr : &o.wd))
+            return rt_cli_error(&cli, "%s takes a number >= 0, not '%s'", cli.name, s);
+        if (v == O_THREADS) {
+            if (!parse_i64(s, 1, 1024, &n))
+                return rt_cli_error(&cli, "--threads takes a count from 1 to 1024, not '%s'", s);
+            o.threads = (int)n;
+        }
+        o.data = v == O_DATA ? s : o.data;
+        o.save = v == O_SAVE ? s : o.save;
+        o.resume = v == O_RESUME ? s : o.resume;
+        o.metrics = v == O_METRICS ? s : o.metrics;
+        o.plot = v == O_PLOT ? s : o.plot;
+        o.label = v == O_LABEL ? s : o.label;
     }
-    if (!m.path)
-        return usage_error("%s", "which model? aotgrad run MODEL.c|FILE.ir");
+    if (model_operand(&cli, &m, "aotgrad run MODEL.c|FILE.ir"))
+        return cli.status;
     ir_graph *g = fe_load(m.path, NULL, m.settings);
     if (!g)
         return 1;
@@ -516,54 +531,48 @@ static bool parse_emit(const char *list, unsigned *emit)
 
 static int cmd_build(int argc, char **argv)
 {
+    static const struct option longs[] = {{"time", no_argument, NULL, O_TIME},
+                                          {"emit", required_argument, NULL, O_EMIT},
+                                          {"target", required_argument, NULL, O_TARGET},
+                                          {"cuda-arch", required_argument, NULL, O_CUDA_ARCH},
+                                          {"batch", required_argument, NULL, O_BATCH},
+                                          {"dump-dir", required_argument, NULL, O_DUMP_DIR},
+                                          MODEL_OPTIONS,
+                                          {0}};
     model_arg m = {0};
     fe_build_opts o = {.emit = FE_EMIT_EXE, .settings = m.settings};
-    for (int i = 1; i < argc; i++) {
-        int taken = take_model_arg(&m, argc, argv, &i);
-        if (taken == 2)
-            return 2;
-        if (taken)
-            continue;
-        const char *a = argv[i];
-        if (strcmp(a, "--time") == 0)
+    rt_cli cli;
+    rt_cli_start(&cli, "aotgrad build", "ho:", longs, argc, argv);
+    for (int v; (v = next_option(&cli, &m)) != -1;) {
+        if (v == RT_CLI_STOP)
+            return cli.status;
+        const char *s = cli.value;
+        if (v == O_TIME)
             o.time = true;
-        else if ((strcmp(a, "-o") == 0 || strcmp(a, "--emit") == 0 || strcmp(a, "--cuda-arch") == 0 ||
-                  strcmp(a, "--target") == 0 || strcmp(a, "--dump-dir") == 0) &&
-                 i + 1 == argc)
-            return usage_error("%s needs a value", a);
-        else if (strcmp(a, "-o") == 0)
-            o.out = argv[++i];
-        else if (strcmp(a, "--dump-dir") == 0)
-            o.dump_dir = argv[++i];
-        else if (strcmp(a, "--cuda-arch") == 0)
-            o.cuda_arch = argv[++i];
-        else if (strcmp(a, "--batch") == 0) {
-            if (i + 1 == argc || !parse_i64(argv[i + 1], 1, (int64_t)1 << 24, &o.batch))
-                return usage_error("--batch takes a count from 1 to 16777216, not '%s'",
-                                   i + 1 == argc ? "" : argv[i + 1]);
-            i++;
-        } else if (strcmp(a, "--target") == 0) {
-            const char *t = argv[++i];
-            if (strcmp(t, "cpu") == 0)
-                o.cuda = false;
-            else if (strcmp(t, "cpu,cuda") == 0 || strcmp(t, "cuda,cpu") == 0)
-                o.cuda = true;
-            else
-                return usage_error("--target takes cpu or cpu,cuda, not '%s'", t);
-        } else if (strcmp(a, "--emit") == 0) {
-            if (!parse_emit(argv[++i], &o.emit))
-                return usage_error("--emit takes a list of exe, obj, h, ll, s, ir, cu, ptx, not '%s'", argv[i]);
-        } else
-            return unknown_option(a);
+        else if (v == 'o')
+            o.out = s;
+        else if (v == O_DUMP_DIR)
+            o.dump_dir = s;
+        else if (v == O_CUDA_ARCH)
+            o.cuda_arch = s;
+        else if (v == O_BATCH) {
+            if (!parse_i64(s, 1, (int64_t)1 << 24, &o.batch))
+                return rt_cli_error(&cli, "--batch takes a count from 1 to 16777216, not '%s'", s);
+        } else if (v == O_TARGET) {
+            if (strcmp(s, "cpu") != 0 && strcmp(s, "cpu,cuda") != 0 && strcmp(s, "cuda,cpu") != 0)
+                return rt_cli_error(&cli, "--target takes cpu or cpu,cuda, not '%s'", s);
+            o.cuda = strcmp(s, "cpu") != 0;
+        } else if (!parse_emit(s, &o.emit))
+            return rt_cli_error(&cli, "--emit takes a list of exe, obj, h, ll, s, ir, cu, ptx, not '%s'", s);
     }
     /* --emit adds files beside the binary; asking for the object or the header (a C caller's
      * own program links them) leaves the binary out unless exe is named too */
     if (!(o.emit & (FE_EMIT_OBJ | FE_EMIT_H)))
         o.emit |= FE_EMIT_EXE;
-    if (!m.path)
-        return usage_error("%s", "which model? aotgrad build MODEL.c|FILE.ir -o OUT");
+    if (model_operand(&cli, &m, "aotgrad build MODEL.c|FILE.ir -o OUT"))
+        return cli.status;
     if (!o.out)
-        return usage_error("%s", "where to? -o OUT (the binary OUT, or OUT.o, OUT.h, ... with --emit)");
+        return rt_cli_error(&cli, "where to? -o OUT (the binary OUT, or OUT.o, OUT.h, ... with --emit)");
     return fe_build(m.path, &o);
 }
 
@@ -571,9 +580,14 @@ static int cmd_build(int argc, char **argv)
 
 static int cmd_ops(int argc, char **argv)
 {
-    (void)argv;
-    if (argc > 1)
-        return usage_error("%s", "takes no arguments");
+    static const struct option longs[] = {COMMON_OPTIONS, {0}};
+    rt_cli cli;
+    rt_cli_start(&cli, "aotgrad ops", "h", longs, argc, argv);
+    for (int v; (v = next_option(&cli, NULL)) != -1;)
+        if (v == RT_CLI_STOP)
+            return cli.status;
+    if (cli.operands < argc)
+        return rt_cli_error(&cli, "takes no arguments");
     static const char *const kinds[] = {[IR_K_SOURCE] = "source", [IR_K_ELEMENTWISE] = "elementwise",
                                         [IR_K_REDUCE] = "reduce", [IR_K_SCAN] = "scan",
                                         [IR_K_MATMUL] = "matmul", [IR_K_LAYOUT] = "layout",
@@ -668,8 +682,8 @@ static const command commands[] = {
      "  --print     print the graph in canonical form\n"},
     {"run", cmd_run, "train a model through the reference interpreter",
      "usage: aotgrad run MODEL.c|FILE.ir [--epochs N] [--batch N] [--lr X] [--wd X] [--seed S]\n"
-     "                  [--data PATH] [--set NAME=VALUE]... [--save FILE] [--metrics FILE.csv]\n"
-     "                  [--plot FILE.svg] [--threads N] [--label-column C]\n\n"
+     "                  [--data PATH] [--set NAME=VALUE]... [--save FILE] [--resume FILE]\n"
+     "                  [--metrics FILE.csv] [--plot FILE.svg] [--threads N] [--label-column C]\n\n"
      "Trains the model with the training it declares (ag_minimize) through the reference\n"
      "interpreter, printing one line per epoch (train loss, train accuracy or metric, test\n"
      "accuracy or test loss, seconds), then every parameter of at most 8 elements (beside its\n"
@@ -680,7 +694,9 @@ static const command commands[] = {
      "                    \"synthetic-linear w=2,-3.4 b=4.2 train=1000 [test=N] [noise=S]\"\n"
      "  --set NAME=VALUE  a model option, e.g. --set act=tanh\n"
      "  --model-timeout S  seconds the model's code may take to build the graph (default 60)\n"
-     "  --save FILE       write the trained parameters as safetensors\n"
+     "  --save FILE       write the parameters and training state after every epoch (safetensors;\n"
+     "                    the binaries' eval and predict --weights read it)\n"
+     "  --resume FILE     continue from a checkpoint written by --save: the same run, bit for bit\n"
      "  --metrics FILE    write the per-epoch figures as CSV, as a binary's train does\n"
      "  --plot FILE       draw loss and accuracies per epoch as an SVG chart\n"
      "  --threads N       OpenBLAS's threads for the interpreter's matmuls (default: its own)\n"
@@ -709,6 +725,7 @@ static void usage(FILE *f)
                "  AOTGRAD_LIBCUDA      the CUDA driver a binary loads with --device cuda (default\n"
                "                       libcuda.so.1)\n"
                "  AOTGRAD_CUDA_IMAGE   a cubin or PTX a binary loads in place of its own (for testing)\n"
+               "  AOTGRAD_LIBPNG       the libpng a binary's predict loads for a PNG (default libpng16.so.16)\n"
                "  OPENBLAS_CORETYPE    OpenBLAS's kernels (aotgrad and the binaries set it when unset)\n"
                "  TMPDIR               where temporary files go (default /tmp)\n"
                "  NO_COLOR             set: no colour with --color=auto\n");
@@ -718,47 +735,44 @@ int main(int argc, char **argv)
 {
     ag_blas_pick_kernels(argv); /* the interpreter's sgemm: OpenBLAS's best kernels here */
     ir_bug_on_crash();          /* a crash of the compiler is a bug: said so, exit status 70 */
-    /* --color=WHEN anywhere, for the diagnostics of any command: taken out of argv */
     fe_diag_color_option("auto");
-    for (int i = 1; i < argc; i++)
-        if (strncmp(argv[i], "--color=", 8) == 0 || strcmp(argv[i], "--color") == 0) {
-            const char *when = argv[i][7] == '=' ? argv[i] + 8 : i + 1 < argc ? argv[i + 1] : "";
-            if (!fe_diag_color_option(when)) {
-                fprintf(stderr, "aotgrad: --color takes auto, always or never, not '%s'\n", when);
-                return 2;
-            }
-            int taken = argv[i][7] == '=' ? 1 : 2;
-            for (int k = i; k + taken <= argc; k++)
-                argv[k] = argv[k + taken];
-            argc -= taken, i--;
+    /* aotgrad's own options, up to the command ("+": the command's are its own) */
+    static const struct option longs[] = {{"version", no_argument, NULL, O_VERSION}, COMMON_OPTIONS, {0}};
+    rt_cli cli;
+    rt_cli_start(&cli, "aotgrad", "+h", longs, argc, argv);
+    for (int v; (v = rt_cli_next(&cli)) != -1;) {
+        if (v == RT_CLI_STOP)
+            return cli.status;
+        if (v == 'h') {
+            usage(stdout);
+            return 0;
         }
-    if (argc < 2) {
+        if (v == O_VERSION) {
+            printf("aotgrad %s\n", AG_VERSION);
+            return 0;
+        }
+        if (!fe_diag_color_option(cli.value))
+            return rt_cli_error(&cli, "--color takes auto, always or never, not '%s'", cli.value);
+    }
+    if (cli.operands == argc) {
         usage(stderr);
         return 2;
     }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
-        if (argc > 2 && strcmp(argv[1], "help") == 0 && print_help(argv[2]) == 0)
+    const char *name = argv[cli.operands];
+    if (strcmp(name, "help") == 0) {
+        if (cli.operands + 1 < argc && print_help(argv[cli.operands + 1]) == 0)
             return 0;
         usage(stdout);
         return 0;
     }
-    if (strcmp(argv[1], "--version") == 0) {
-        printf("aotgrad %s\n", AG_VERSION);
-        return 0;
-    }
     for (const command *c = commands; c->name; c++)
-        if (strcmp(c->name, argv[1]) == 0) {
+        if (strcmp(c->name, name) == 0) {
             prog_cmd = c->name;
-            if (wants_help(argc - 1, argv + 1))
-                return print_help(c->name);
-            return c->run(argc - 1, argv + 1);
+            return c->run(argc - cli.operands, argv + cli.operands);
         }
     const char *names[32];
     int n = 0;
     for (const command *c = commands; c->name && n < 32; c++)
         names[n++] = c->name;
-    const char *near = rt_closest(argv[1], names, n);
-    fprintf(stderr, "aotgrad: unknown command '%s'%s%s%s\nTry 'aotgrad --help'.\n", argv[1],
-            near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
-    return 2;
+    return unknown(&cli, "command", name, names, n, "");
 }

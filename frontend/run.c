@@ -15,6 +15,7 @@
 #include "run.h"
 #include "fail.h"
 #include "history.h"
+#include "run_state.h"
 #include "pool.h"
 #include "temp.h"
 #include "train.h"
@@ -191,23 +192,38 @@ static bool make_model(const ir_graph *g, uint32_t seed, interp_model *m, rt_mod
     return true;
 }
 
-/* --metrics and --plot: the history so far, rewritten after each epoch as the binaries do */
-typedef struct run_history {
+/* After each epoch: the checkpoint (--save), the metrics (--metrics) and the plot (--plot)
+ * of the run so far, rewritten as the binaries' train rewrites them */
+typedef struct run_progress {
     const fe_run_opts *o;
-    const char *title;
-    int acc; /* the metric that is the accuracy (ag_correct's count), or -1 */
+    const rt_model *rm;
+    const char *options; /* the model's, as the checkpoint records them */
+    int acc;             /* the metric that is the accuracy (ag_correct's count), or -1 */
     int64_t samples;
-    rt_history_row *rows;
-    int n;
-} run_history;
+    rt_run_state at; /* the run after its last finished epoch */
+} run_progress;
 
 static bool on_epoch(void *ctx, const rt_epoch *e, char *err, size_t len)
 {
-    run_history *h = ctx;
-    if (!rt_history_append(&h->rows, &h->n, rt_history_row_of(e, h->acc, h->samples)))
+    run_progress *p = ctx;
+    if (!rt_history_append(&p->at.rows, &p->at.nrows, rt_history_row_of(e, p->acc, p->samples)))
         return rt_fail(err, len, "out of memory for the history");
-    return (!h->o->metrics || rt_write_metrics_csv(h->o->metrics, h->rows, h->n, err, len)) &&
-           (!h->o->plot || rt_write_plot_svg(h->o->plot, h->title, h->rows, h->n, err, len));
+    p->at.epoch = e->epoch, p->at.step = e->step;
+    return (!p->o->save || rt_run_save(p->o->save, p->rm, p->options, &p->at, err, len)) &&
+           (!p->o->metrics || rt_write_metrics_csv(p->o->metrics, p->at.rows, p->at.nrows, err, len)) &&
+           (!p->o->plot || rt_write_plot_svg(p->o->plot, p->rm->name, p->at.rows, p->at.nrows, err, len));
+}
+
+/* --resume: the parameters and the training state of the checkpoint, and fit set to go on */
+static bool resume(const fe_run_opts *o, const rt_model *rm, const char *options, rt_fit *fit, rt_run_state *at,
+                   char *err, size_t len)
+{
+    rt_ckpt c = {0};
+    rt_run_given given = {o->has_seed, o->lr >= 0, o->wd >= 0, o->batch > 0};
+    bool ok = rt_ckpt_load(o->resume, &c, err, len) && rt_run_read_params(&c, o->resume, rm, options, err, len) &&
+              rt_run_read_state(&c, o->resume, at, err, len) && rt_run_continue(at, o->resume, given, fit, err, len);
+    rt_ckpt_free(&c);
+    return ok;
 }
 
 int fe_run(const ir_graph *g, const fe_run_opts *o)
@@ -250,8 +266,8 @@ int fe_run(const ir_graph *g, const fe_run_opts *o)
         return 1;
     }
     /* the output paths before any work, as the binaries check theirs */
-    const char *outputs[][2] = {{"--metrics", o->metrics}, {"--plot", o->plot}};
-    for (int k = 0; k < 2; k++) {
+    const char *outputs[][2] = {{"--save", o->save}, {"--metrics", o->metrics}, {"--plot", o->plot}};
+    for (int k = 0; k < 3; k++) {
         char why[512];
         if (outputs[k][1] && !rt_check_output_path(outputs[k][1], true, why, sizeof why)) {
             snprintf(err, sizeof err, "%s %s", outputs[k][0], why);
@@ -264,28 +280,41 @@ int fe_run(const ir_graph *g, const fe_run_opts *o)
     interp_model m;
     rt_model rm;
     int rc = 0;
+    char options[2048];
+    run_progress p = {o, &rm, ir_options_text(g->train, options, sizeof options), -1, train.n, {0}};
     if (!make_model(g, o->seed, &m, &rm, err, sizeof err)) {
         fe_report(where, err);
         rc = 1;
         goto out;
     }
+    for (int k = 0; k < rm.nmetrics; k++)
+        if (strcmp(rm.metrics[k], "correct") == 0)
+            p.acc = k;
+    if (o->resume) {
+        if (!resume(o, &rm, options, &fit, &p.at, err, sizeof err)) {
+            fe_report(where, err);
+            rc = 1;
+            goto out;
+        }
+        if (fit.first_epoch > fit.epochs) {
+            printf("%s: %s is at epoch %" PRId64 " already; nothing to train (give --epochs above it)\n", g->name,
+                   o->resume, p.at.epoch);
+            goto out;
+        }
+        printf("%s: resuming %s at epoch %" PRId64 " (step %" PRIu64 ")\n", g->name, o->resume, fit.first_epoch,
+               fit.first_step);
+    }
+    p.at.seed = fit.seed, p.at.batch = fit.batch, p.at.lr = fit.lr, p.at.wd = fit.wd;
     printf("%s: training through the interpreter: %" PRId64 " samples, %" PRId64 " test, batch %" PRId64
            ", lr %g, wd %g, %" PRId64 " epoch%s, seed %u\n",
            g->name, train.n, test.n, fit.batch, fit.lr, fit.wd, fit.epochs, fit.epochs == 1 ? "" : "s", fit.seed);
-    run_history h = {o, g->name, -1, train.n, NULL, 0};
-    for (int k = 0; k < rm.nmetrics; k++)
-        if (strcmp(rm.metrics[k], "correct") == 0)
-            h.acc = k;
-    if (o->metrics || o->plot) {
-        fit.on_epoch = on_epoch;
-        fit.ctx = &h;
-    }
+    fit.on_epoch = on_epoch;
+    fit.ctx = &p;
     rt_pool *pool = o->threads > 0 ? rt_pool_new(o->threads) : NULL;
     if (pool)
         rt_pool_bind_blas(pool);
     rt_epoch last;
     bool fitted = rt_fit_model(&rm, &train, &test, &fit, &last, err, sizeof err);
-    free(h.rows);
     rt_pool_free(pool);
     if (!fitted) {
         fe_report(where, err);
@@ -293,14 +322,10 @@ int fe_run(const ir_graph *g, const fe_run_opts *o)
         goto out;
     }
     rt_print_small_params(&rm, &truth, stdout);
-    if (o->save) {
-        if (!rt_save_params(&rm, o->save, fit.epochs, fit.seed, err, sizeof err)) {
-            fe_report(where, err);
-            rc = 1;
-        } else
-            printf("parameters saved to %s\n", o->save);
-    }
+    if (o->save)
+        printf("checkpoint: %s\n", o->save);
 out:
+    free(p.at.rows);
     free_model(&m);
     rt_dataset_free(&train);
     rt_dataset_free(&test);

@@ -12,9 +12,11 @@ typedef struct fe_run_opts {
     int64_t epochs, batch; /* 0: the model's default */
     double lr, wd;         /* < 0: the model's default */
     uint32_t seed;
+    bool has_seed;              /* --seed was given: a resumed run's must be the same */
     const char *data;           /* NULL: the model's dataset */
     const char *label;          /* --label-column: a CSV's label column (from 1, or a header name); NULL: the last */
-    const char *save;           /* safetensors file for the trained parameters, or NULL */
+    const char *save;           /* a checkpoint after every epoch (safetensors: parameters, training state), or NULL */
+    const char *resume;         /* a checkpoint of --save to continue from, bit for bit, or NULL */
     const char *metrics, *plot; /* the per-epoch figures as CSV and as an SVG chart, or NULL */
     int threads;                /* OpenBLAS's threads for the interpreter's matmuls; 0: its default */
     const char *where;          /* the model's file, which messages start with; NULL: the graph's name */

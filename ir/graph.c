@@ -655,3 +655,11 @@ bool ir_check_sizes(const ir_graph *g, int64_t batch, int32_t *bad, char *err, s
         *bad = -1;
     return true;
 }
+
+const char *ir_options_text(const ir_train *t, char *buf, size_t len)
+{
+    buf[0] = 0;
+    for (int k = 0, at = 0; t && k < t->noptions && at >= 0 && (size_t)at < len; k++)
+        at += snprintf(buf + at, len - (size_t)at, "%s%s=%s", k ? "," : "", t->options[k].name, t->options[k].value);
+    return buf;
+}

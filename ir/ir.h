@@ -319,6 +319,10 @@ void ir_print_dot(FILE *f, const ir_graph *g);
  * step. A graph without is a forward computation; its pipeline is the eval one. */
 static inline bool ir_trains(const ir_graph *g) { return g->train && g->train->loss; }
 
+/* The model's options as built (--set): NAME=VALUE, comma-separated, "" for none (t NULL
+ * included), as checkpoints record them; returns buf. */
+const char *ir_options_text(const ir_train *t, char *buf, size_t len);
+
 /* ---- what inputs are for (ir/inputs.c) ---- */
 
 /* "data", "labels", "lr", "wd" ("" for none); and back (false: no such role). */

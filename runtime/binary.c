@@ -18,6 +18,8 @@
 #include "cuda.h"
 #include "fail.h"
 #include "init.h"
+#include "options.h"
+#include "run_state.h"
 
 void *rt_bin_aligned(size_t bytes)
 {
@@ -202,29 +204,8 @@ bool rt_bin_load_checkpoint(bin *b, const char *path, rt_ckpt *c, char *err, siz
     const rt_compiled *m = b->m;
     if (!rt_ckpt_load(path, c, err, len))
         return false;
-    const char *model = rt_ckpt_meta_get(c, "model");
-    if (model && strcmp(model, m->name) != 0)
-        return rt_fail(err, len, "%s: a checkpoint of model %s, not %s", path, model, m->name);
-    /* the same parameters' shapes may mean another model: an option (act=tanh) changes what
-     * they compute, so a checkpoint made with other options is refused */
-    const char *options = rt_ckpt_meta_get(c, "options");
-    if (options && strcmp(options, m->options ? m->options : "") != 0)
-        return rt_fail(err, len,
-                       "%s: a checkpoint of %s built with options %s; this binary has %s (aotgrad build --set "
-                       "NAME=VALUE makes one that reads it)",
-                       path, m->name, *options ? options : "(none)", m->options && *m->options ? m->options : "(none)");
-    for (int i = 0; i < c->n; i++) {
-        bool known = false;
-        for (int k = 0; k < m->nparams && !known; k++)
-            known = strcmp(c->t[i].name, m->params[k].name) == 0;
-        if (!known)
-            return rt_fail(err, len, "%s: tensor %s is not a parameter of %s", path, c->t[i].name, m->name);
-    }
-    for (int k = 0; k < m->nparams; k++)
-        if (!rt_ckpt_read_into(c, path, m->params[k].name, AG_F32, m->params[k].rank, m->params[k].dims, b->rp[k].data,
-                               err, len))
-            return false;
-    return true;
+    rt_model rm = rt_bin_as_model(b);
+    return rt_run_read_params(c, path, &rm, m->options, err, len);
 }
 
 /* ---- command lines ---- */
@@ -265,8 +246,10 @@ static const struct command {
      "  --threads N      threads (default: the core count)\n"
      "  --device D       cpu or cuda (default: cuda when the binary has it and a GPU is there)\n"},
     {"predict", "--weights FILE INPUT [--top K] [--batch N] [--threads N] [--device cpu|cuda]",
-     "One prediction a line for each sample of INPUT (an IDX image file, gzipped or not, or a CSV of\n"
-     "feature rows): the class name where the dataset has names, else the class or the value.",
+     "One prediction a line for each sample of INPUT: an IDX image file (gzipped or not), a CSV of\n"
+     "feature rows, or one PNG or PGM image (grey by luminance, resized bilinearly to the model's\n"
+     "square input, e.g. 28 x 28, as pixels 0..255; not inverted: Fashion-MNIST is light on dark).\n"
+     "It prints the class name where the dataset has names, else the class or the value.",
      "  --weights FILE   a safetensors checkpoint holding every parameter of the model\n"
      "  --top K          the K likeliest classes, each with its probability (the softmax of the\n"
      "                   model's scores): Ankle boot 0.912  Sandal 0.051  Sneaker 0.030\n"
@@ -306,15 +289,53 @@ static const struct command forward_commands[] = {
      "  --threads N      threads (default: the core count)\n"},
 };
 
-/* whether args lists the option a: "--name" starting the line or after "[", then a space,
- * so that "-epochs" or "--epoch" is not taken for "--epochs" */
-static bool lists_option(const char *args, const char *a)
+/* Every option of the commands, all taking a value; a command takes those its args line
+ * lists ("--name " at its start or after "[" or a space). */
+enum {
+    O_DATA = 256,
+    O_SAVE,
+    O_RESUME,
+    O_METRICS,
+    O_PLOT,
+    O_WEIGHTS,
+    O_DEVICE,
+    O_EPOCHS,
+    O_BATCH,
+    O_STEPS,
+    O_LABEL,
+    O_TOP,
+    O_RANDOM,
+    O_THREADS,
+    O_SEED,
+    O_LR,
+    O_WD
+};
+static const struct option options[] = {
+    {"data", required_argument, NULL, O_DATA},
+    {"save", required_argument, NULL, O_SAVE},
+    {"resume", required_argument, NULL, O_RESUME},
+    {"metrics", required_argument, NULL, O_METRICS},
+    {"plot", required_argument, NULL, O_PLOT},
+    {"weights", required_argument, NULL, O_WEIGHTS},
+    {"device", required_argument, NULL, O_DEVICE},
+    {"epochs", required_argument, NULL, O_EPOCHS},
+    {"batch", required_argument, NULL, O_BATCH},
+    {"steps", required_argument, NULL, O_STEPS},
+    {"label-column", required_argument, NULL, O_LABEL},
+    {"top", required_argument, NULL, O_TOP},
+    {"random", required_argument, NULL, O_RANDOM},
+    {"threads", required_argument, NULL, O_THREADS},
+    {"seed", required_argument, NULL, O_SEED},
+    {"lr", required_argument, NULL, O_LR},
+    {"wd", required_argument, NULL, O_WD},
+};
+
+static bool lists_option(const char *args, const char *name)
 {
-    size_t n = strlen(a);
-    if (strncmp(a, "--", 2) != 0 || strchr(a, ' ')) /* "--epochs N]" is in the text, but no option */
-        return false;
-    for (const char *at = strstr(args, a); at; at = strstr(at + 1, a))
-        if ((at == args || at[-1] == '[' || at[-1] == ' ') && at[n] == ' ')
+    char want[48];
+    snprintf(want, sizeof want, "--%s ", name);
+    for (const char *at = strstr(args, want); at; at = strstr(at + 1, want))
+        if (at == args || at[-1] == '[' || at[-1] == ' ')
             return true;
     return false;
 }
@@ -374,14 +395,6 @@ static void main_help(const rt_compiled *m, FILE *f)
     fprintf(f, "\n");
 }
 
-static int usage_error(const rt_compiled *m, const char *cmd, const char *fmt, const char *arg)
-{
-    fprintf(stderr, "%s %s: ", m->name, cmd);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, " (see %s %s --help)\n", m->name, cmd);
-    return 2;
-}
-
 static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *v)
 {
     char *e;
@@ -402,110 +415,93 @@ static bool parse_real(const char *s, double *v)
     return e != s && !*e && !errno && *v >= 0 && *v <= FLT_MAX;
 }
 
-/* Parses argv[2..] for the command; returns -1 on success, else the exit status. */
+/* The value of option v, into o; false when it is no value the option takes */
+static bool take_value(const rt_compiled *m, int v, const char *s, opts *o)
+{
+    int64_t n = 0; /* set where a parse succeeds */
+    switch (v) {
+    case O_DATA: o->data = s; return true;
+    case O_SAVE: o->save = s; return true;
+    case O_RESUME: o->resume = s; return true;
+    case O_METRICS: o->metrics = s; return true;
+    case O_PLOT: o->plot = s; return true;
+    case O_WEIGHTS: o->weights = s; return true;
+    case O_LABEL: o->label = s; return true;
+    case O_DEVICE: o->device = s; return strcmp(s, "cpu") == 0 || strcmp(s, "cuda") == 0;
+    case O_EPOCHS: return parse_int(s, 1, 1000000, &o->epochs);
+    case O_BATCH: o->has_batch = true; return parse_int(s, 1, AG_MAX_BATCH, &o->batch);
+    case O_STEPS: return parse_int(s, 1, 100000000, &o->steps);
+    case O_TOP: return parse_int(s, 1, m->classes > 0 ? m->classes : 1, &o->top);
+    case O_RANDOM: return parse_int(s, 1, 100000000, &o->random);
+    case O_THREADS: return parse_int(s, 1, 1024, &n) && (o->threads = (int)n);
+    case O_SEED: o->has_seed = true; return parse_int(s, 0, UINT32_MAX, &n) && ((o->seed = (uint32_t)n), true);
+    case O_LR: o->has_lr = true; return parse_real(s, &o->lr);
+    default: o->has_wd = true; return parse_real(s, &o->wd);
+    }
+}
+
+/* What option v takes, for the message when its value is not that */
+static const char *takes(const rt_compiled *m, int v, char *buf, size_t len)
+{
+    switch (v) {
+    case O_BATCH: snprintf(buf, len, "a batch size from 1 to %lld", (long long)AG_MAX_BATCH); return buf;
+    case O_TOP: snprintf(buf, len, "a count of classes from 1 to %d", m->classes > 0 ? m->classes : 1); return buf;
+    case O_SEED: return "a number from 0 to 4294967295";
+    case O_DEVICE: return "cpu or cuda";
+    case O_LR:
+    case O_WD: return "a number from 0 to 3.40282e+38 (a finite f32)";
+    default: return "a positive whole number";
+    }
+}
+
+/* Parses the command's options and operands (argv[0] is the command): -1 on success, else the exit status. */
 static int parse(const rt_compiled *m, const struct command *c, int argc, char **argv, opts *o)
 {
     memset(o, 0, sizeof *o);
     o->seed = 1;
     o->steps = 100;
     o->threads = rt_cpu_count();
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+    struct option mine[sizeof options / sizeof *options + 2];
+    int n = 0;
+    for (size_t k = 0; k < sizeof options / sizeof *options; k++)
+        if (lists_option(c->args, options[k].name))
+            mine[n++] = options[k];
+    mine[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    mine[n] = (struct option){0};
+    char who[160];
+    snprintf(who, sizeof who, "%s %s", m->name, c->name);
+    rt_cli cli;
+    rt_cli_start(&cli, who, "h", mine, argc, argv);
+    for (int v; (v = rt_cli_next(&cli)) != -1;) {
+        if (v == RT_CLI_STOP)
+            return cli.status;
+        if (v == 'h') {
             command_help(m, c, stdout);
             return 0;
         }
-        if (a[0] != '-' && strcmp(c->name, "predict") == 0 && o->ninputs < 8) {
-            o->inputs[o->ninputs++] = a;
-            o->input = o->inputs[0];
-            continue;
-        }
-        /* every option this command lists takes a value */
-        if (a[0] != '-' || !lists_option(c->args, a)) {
-            if (a[0] != '-')
-                return usage_error(m, c->name, "unexpected argument '%s'", a);
-            char words[32][32], msg[300];
-            const char *cands[32];
-            int n = 0;
-            for (const char *p = strstr(c->args, "--"); p && n < 32; p = strstr(p + 2, "--")) {
-                size_t k = 2;
-                while (p[k] == '-' || (p[k] >= 'a' && p[k] <= 'z'))
-                    k++;
-                snprintf(words[n], sizeof words[n], "%.*s", (int)(k < 31 ? k : 31), p);
-                cands[n] = words[n], n++;
-            }
-            const char *near = rt_closest(a, cands, n);
-            snprintf(msg, sizeof msg, "unknown option %.100s%s%s%s", a, near ? "; did you mean " : "", near ? near : "",
-                     near ? "?" : "");
-            return usage_error(m, c->name, "%s", msg);
-        }
-        if (!v)
-            return usage_error(m, c->name, "%s needs a value", a);
-        i++;
-        int64_t n = 0; /* set where a parse succeeds; read, and unused, where one fails */
-        bool ok = true;
-        if (strcmp(a, "--data") == 0)
-            o->data = v;
-        else if (strcmp(a, "--save") == 0)
-            o->save = v;
-        else if (strcmp(a, "--resume") == 0)
-            o->resume = v;
-        else if (strcmp(a, "--metrics") == 0)
-            o->metrics = v;
-        else if (strcmp(a, "--plot") == 0)
-            o->plot = v;
-        else if (strcmp(a, "--weights") == 0)
-            o->weights = v;
-        else if (strcmp(a, "--device") == 0) {
-            o->device = v;
-            ok = strcmp(v, "cpu") == 0 || strcmp(v, "cuda") == 0;
-        } else if (strcmp(a, "--epochs") == 0)
-            ok = parse_int(v, 1, 1000000, &o->epochs);
-        else if (strcmp(a, "--batch") == 0)
-            ok = parse_int(v, 1, AG_MAX_BATCH, &o->batch), o->has_batch = true;
-        else if (strcmp(a, "--steps") == 0)
-            ok = parse_int(v, 1, 100000000, &o->steps);
-        else if (strcmp(a, "--label-column") == 0)
-            o->label = v;
-        else if (strcmp(a, "--top") == 0)
-            ok = parse_int(v, 1, m->classes > 0 ? m->classes : 1, &o->top);
-        else if (strcmp(a, "--random") == 0)
-            ok = parse_int(v, 1, 100000000, &o->random);
-        else if (strcmp(a, "--threads") == 0)
-            ok = parse_int(v, 1, 1024, &n), o->threads = (int)n;
-        else if (strcmp(a, "--seed") == 0)
-            ok = parse_int(v, 0, UINT32_MAX, &n), o->seed = (uint32_t)n, o->has_seed = true;
-        else if (strcmp(a, "--lr") == 0)
-            ok = parse_real(v, &o->lr), o->has_lr = true;
-        else if (strcmp(a, "--wd") == 0)
-            ok = parse_real(v, &o->wd), o->has_wd = true;
-        if (!ok) {
-            char msg[160], batch[80], top[80];
-            snprintf(batch, sizeof batch, "a batch size from 1 to %lld", (long long)AG_MAX_BATCH);
-            snprintf(top, sizeof top, "a count of classes from 1 to %d", m->classes > 0 ? m->classes : 1);
-            snprintf(msg, sizeof msg, "%s takes %s, not '%%s'", a,
-                     strcmp(a, "--batch") == 0    ? batch
-                     : strcmp(a, "--top") == 0    ? top
-                     : strcmp(a, "--seed") == 0   ? "a number from 0 to 4294967295"
-                     : strcmp(a, "--device") == 0 ? "cpu or cuda"
-                     : strcmp(a, "--lr") == 0 || strcmp(a, "--wd") == 0
-                         ? "a number from 0 to 3.40282e+38 (a finite f32)"
-                         : "a positive whole number");
-            return usage_error(m, c->name, msg, v);
-        }
+        char buf[80];
+        if (!take_value(m, v, cli.value, o))
+            return rt_cli_error(&cli, "%s takes %s, not '%s'", cli.name, takes(m, v, buf, sizeof buf), cli.value),
+                   cli.status;
     }
+    bool predict = strcmp(c->name, "predict") == 0;
+    for (int i = cli.operands; i < cli.argc; i++) {
+        if (!predict || o->ninputs == 8)
+            return rt_cli_error(&cli, "unexpected argument '%s'", cli.argv[i]);
+        o->inputs[o->ninputs++] = cli.argv[i];
+    }
+    o->input = o->inputs[0];
     if (!m->trains) { /* a forward computation's predict: files or --random (none without inputs) */
-        bool predict = strcmp(c->name, "predict") == 0;
         if (predict && o->ninputs && o->random)
-            return usage_error(m, c->name, "takes INPUT files or --random N%s", ", not both");
+            return rt_cli_error(&cli, "takes INPUT files or --random N, not both");
         if (predict && !o->ninputs && !o->random && m->forward.ninputs)
-            return usage_error(m, c->name, "takes INPUT files or --random N%s", "");
+            return rt_cli_error(&cli, "takes INPUT files or --random N");
         return -1;
     }
-    if ((strcmp(c->name, "eval") == 0 || strcmp(c->name, "predict") == 0) && !o->weights)
-        return usage_error(m, c->name, "needs --weights FILE%s", "");
-    if (strcmp(c->name, "predict") == 0 && o->ninputs != 1)
-        return usage_error(m, c->name, o->ninputs ? "takes one INPUT file%s" : "needs an INPUT file%s", "");
+    if ((strcmp(c->name, "eval") == 0 || predict) && !o->weights)
+        return rt_cli_error(&cli, "needs --weights FILE");
+    if (predict && o->ninputs != 1)
+        return rt_cli_error(&cli, o->ninputs ? "takes one INPUT file" : "needs an INPUT file");
     return -1;
 }
 
@@ -584,7 +580,7 @@ int rt_binary_main(const rt_compiled *m, int argc, char **argv)
         return 2;
     }
     opts o;
-    int rc = parse(m, c, argc, argv, &o);
+    int rc = parse(m, c, argc - 1, argv + 1, &o);
     if (rc >= 0)
         return rc;
     if (strcmp(c->name, "train") == 0)

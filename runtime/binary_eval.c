@@ -11,6 +11,7 @@
 #include "binary_internal.h"
 #include "checkpoint.h"
 #include "cuda.h"
+#include "image.h"
 
 int rt_bin_eval(const rt_compiled *m, const opts *o)
 {
@@ -122,7 +123,7 @@ int rt_bin_predict(const rt_compiled *m, const opts *o)
         snprintf(err, sizeof err, "out of memory");
     else if (rt_bin_open(&b, m, o->threads, rows, err, sizeof err) && rt_bin_choose_device(&b, o, err, sizeof err) &&
              rt_bin_load_checkpoint(&b, o->weights, &c, err, sizeof err) &&
-             rt_load_inputs(o->input, m->features, &in, err, sizeof err) &&
+             rt_load_predict_input(o->input, m->features, &in, err, sizeof err) &&
              rt_dataset_x_fits(&in, e->x_dtype, o->input, err, sizeof err) &&
              (!b.gpu || rt_cuda_put_params(b.gpu, b.params, err, sizeof err))) {
         b.data_x = in.x_dtype;

@@ -9,6 +9,7 @@
 
 #include "binary_internal.h"
 #include "fail.h"
+#include "image.h"
 
 void rt_bin_call(bin *b, const rt_compiled_entry *e, char *arena, void *const *in, int64_t n, uint64_t step,
                  void *profile)
@@ -59,7 +60,8 @@ static bool file_inputs(const rt_compiled_entry *e, const opts *o, void **in, in
         rt_dataset d = {0};
         char what[600];
         snprintf(what, sizeof what, "%s (input %s)", o->inputs[k], v->name);
-        if (!rt_load_inputs(o->inputs[k], v->numel, &d, err, len) || !rt_dataset_x_fits(&d, v->dtype, what, err, len)) {
+        if (!rt_load_predict_input(o->inputs[k], v->numel, &d, err, len) ||
+            !rt_dataset_x_fits(&d, v->dtype, what, err, len)) {
             rt_dataset_free(&d);
             return false;
         }

@@ -2,9 +2,6 @@
  * from its initial parameters or from a checkpoint's training state (--resume: the same run,
  * bit for bit), with a checkpoint, the metrics and the plot written after every epoch. */
 #define _GNU_SOURCE
-#include <ctype.h>
-#include <errno.h>
-#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,106 +13,18 @@
 #include "cuda.h"
 #include "fail.h"
 #include "history.h"
-
-/* ---- checkpoints ---- */
-
-typedef struct history {
-    int n;
-    rt_history_row *rows;
-} history;
+#include "run_state.h"
 
 typedef struct run_state {
     bin *b;
     const char *save, *metrics, *plot;
-    uint32_t seed;
-    int64_t batch;
-    double lr, wd;
-    history h;
+    rt_run_state at;  /* the run after its last finished epoch: what --save writes */
     const char *good; /* the last good checkpoint: the last one written, or the one resumed */
     int64_t good_epoch;
     int64_t samples;  /* training samples per epoch */
     int64_t finished; /* epochs finished in this run */
     bool save_failed; /* the last epoch finished, but writing its checkpoint did not */
 } run_state;
-
-static bool save_checkpoint(run_state *s, int64_t epoch, uint64_t step, char *err, size_t len)
-{
-    const rt_compiled *m = s->b->m;
-    rt_ckpt_tensor *t = calloc((size_t)(m->nparams ? m->nparams : 1), sizeof *t);
-    char *hist = rt_history_text(s->h.rows, s->h.n);
-    char ep[32], st[32], sd[32], lr[40], wd[40], bt[32];
-    snprintf(ep, sizeof ep, "%lld", (long long)epoch);
-    snprintf(st, sizeof st, "%llu", (unsigned long long)step);
-    snprintf(sd, sizeof sd, "%u", s->seed);
-    rt_fmt_double(lr, sizeof lr, s->lr);
-    rt_fmt_double(wd, sizeof wd, s->wd);
-    snprintf(bt, sizeof bt, "%lld", (long long)s->batch);
-    bool ok = t && hist;
-    if (ok) {
-        for (int k = 0; k < m->nparams; k++) {
-            t[k] = (rt_ckpt_tensor){m->params[k].name, AG_F32, m->params[k].rank, {0}, s->b->rp[k].data};
-            memcpy(t[k].dims, m->params[k].dims, sizeof t[k].dims);
-        }
-        /* the RNG state is (seed, epoch, step): the shuffles are a function of (seed, epoch),
-         * dropout's masks of (seed, step) */
-        rt_ckpt_meta meta[] = {{"format", "aotgrad"},
-                               {"model", m->name},
-                               {"epoch", ep},
-                               {"step", st},
-                               {"seed", sd},
-                               {"lr", lr},
-                               {"wd", wd},
-                               {"batch", bt},
-                               {"history", hist},
-                               {"options", m->options}};
-        ok = rt_ckpt_save(s->save, t, m->nparams, meta, 10, err, len);
-    } else
-        rt_fail(err, len, "out of memory");
-    free(t);
-    free(hist);
-    return ok;
-}
-
-/* ---- resuming: the training state in a checkpoint's metadata ---- */
-
-static const char *meta_required(const rt_ckpt *c, const char *path, const char *key, char *err, size_t len)
-{
-    const char *s = rt_ckpt_meta_get(c, key);
-    if (!s)
-        rt_fail(err, len,
-                "%s: no %s in the metadata, so no training state to resume (its parameters still work "
-                "with eval and predict --weights)",
-                path, key);
-    return s;
-}
-
-/* a real, as rt_fmt_double writes it: no leading space, finite, lo..hi */
-static bool meta_number(const rt_ckpt *c, const char *path, const char *key, double lo, double hi, double *v, char *err,
-                        size_t len)
-{
-    const char *s = meta_required(c, path, key, err, len);
-    char *e;
-    if (!s)
-        return false;
-    errno = 0;
-    *v = strtod(s, &e);
-    if (e == s || *e || errno || isspace((unsigned char)*s) || !(*v >= lo && *v <= hi))
-        return rt_fail(err, len, "%s: metadata %s is '%s', expected a number in [%g, %g]", path, key, s, lo, hi);
-    return true;
-}
-
-/* a whole number as the writer writes it: decimal digits only (no sign, space, point or 0x) */
-static bool meta_whole(const rt_ckpt *c, const char *path, const char *key, int64_t lo, int64_t hi, int64_t *v,
-                       char *err, size_t len)
-{
-    const char *s = meta_required(c, path, key, err, len);
-    if (!s)
-        return false;
-    if (!rt_parse_whole(s, strlen(s), hi, v) || *v < lo)
-        return rt_fail(err, len, "%s: metadata %s is '%s', expected a whole number from %lld to %lld", path, key, s,
-                       (long long)lo, (long long)hi);
-    return true;
-}
 
 /* ---- the command ---- */
 
@@ -129,21 +38,22 @@ static bool on_epoch(void *ctx, const rt_epoch *e, char *err, size_t len)
             acc = k;
     rt_history_row r = rt_history_row_of(e, acc, s->samples);
     s->finished++;
-    if (s->h.n >= RT_HISTORY_MAX)
+    if (s->at.nrows >= RT_HISTORY_MAX)
         return rt_fail(err, len, "epoch %lld: the history holds at most %d epochs", (long long)e->epoch,
                        RT_HISTORY_MAX);
-    if (!rt_history_append(&s->h.rows, &s->h.n, r))
+    if (!rt_history_append(&s->at.rows, &s->at.nrows, r))
         return rt_fail(err, len, "out of memory");
+    s->at.epoch = e->epoch, s->at.step = e->step;
     if (s->b->gpu && !rt_cuda_get_params(s->b->gpu, s->b->params, err, len))
         return false;
     if (s->save) {
-        if (!save_checkpoint(s, e->epoch, e->step, err, len))
+        if (!rt_run_save(s->save, &rm, s->b->m->options, &s->at, err, len))
             return s->save_failed = true, false;
         s->good = s->save, s->good_epoch = e->epoch;
     }
-    if (s->metrics && !rt_write_metrics_csv(s->metrics, s->h.rows, s->h.n, err, len))
+    if (s->metrics && !rt_write_metrics_csv(s->metrics, s->at.rows, s->at.nrows, err, len))
         return false;
-    if (s->plot && !rt_write_plot_svg(s->plot, s->b->m->name, s->h.rows, s->h.n, err, len))
+    if (s->plot && !rt_write_plot_svg(s->plot, s->b->m->name, s->at.rows, s->at.nrows, err, len))
         return false;
     return true;
 }
@@ -180,39 +90,15 @@ int rt_bin_train(const rt_compiled *m, const opts *o)
         }
     }
     if (o->resume) {
-        int64_t ep, st, sd, bt;
-        double lr, wd;
+        rt_run_given given = {o->has_seed, o->has_lr, o->has_wd, o->has_batch};
         if (!rt_bin_load_checkpoint(&b, o->resume, &c, err, sizeof err) ||
-            !meta_whole(&c, o->resume, "epoch", 1, 1000000000, &ep, err, sizeof err) ||
-            !meta_whole(&c, o->resume, "step", 0, 1000000000000000000, &st, err, sizeof err) ||
-            !meta_whole(&c, o->resume, "seed", 0, UINT32_MAX, &sd, err, sizeof err) ||
-            !meta_number(&c, o->resume, "lr", 0, FLT_MAX, &lr, err, sizeof err) ||
-            !meta_number(&c, o->resume, "wd", 0, FLT_MAX, &wd, err, sizeof err) ||
-            !meta_whole(&c, o->resume, "batch", 1, AG_MAX_BATCH, &bt, err, sizeof err))
+            !rt_run_read_state(&c, o->resume, &s.at, err, sizeof err) ||
+            !rt_run_continue(&s.at, o->resume, given, &fit, err, sizeof err))
             goto out;
-        if (st < ep) { /* the step after epoch E: every epoch takes a step at least */
-            snprintf(err, sizeof err, "%s: metadata step is %lld at epoch %lld, expected at least one step per epoch",
-                     o->resume, (long long)st, (long long)ep);
-            goto out;
-        }
-        /* the history is for the CSV and the plot; a checkpoint without one resumes without */
-        const char *hist = rt_ckpt_meta_get(&c, "history");
-        if (hist && !rt_history_parse(hist, o->resume, ep, &s.h.rows, &s.h.n, err, sizeof err))
-            goto out;
-        if (o->has_seed && (uint32_t)sd != o->seed) {
-            snprintf(err, sizeof err, "--seed %u, but %s continues a run of seed %u", o->seed, o->resume, (uint32_t)sd);
-            goto out;
-        }
-        fit.seed = (uint32_t)sd;
-        fit.lr = o->has_lr ? o->lr : lr;
-        fit.wd = o->has_wd ? o->wd : wd;
-        fit.batch = o->has_batch ? o->batch : bt;
-        fit.first_epoch = ep + 1;
-        fit.first_step = (uint64_t)st;
-        s.good = o->resume, s.good_epoch = ep;
+        s.good = o->resume, s.good_epoch = s.at.epoch;
         if (fit.first_epoch > fit.epochs) {
             printf("%s: %s is at epoch %lld already; nothing to train (give --epochs above it)\n", m->name, o->resume,
-                   (long long)ep);
+                   (long long)s.at.epoch);
             rc = 0;
             goto out;
         }
@@ -225,7 +111,7 @@ int rt_bin_train(const rt_compiled *m, const opts *o)
     if ((fit.batch != b.rows && !rt_bin_set_rows(&b, fit.batch, err, sizeof err)) ||
         !rt_bin_choose_device(&b, o, err, sizeof err))
         goto out;
-    s.seed = fit.seed, s.batch = fit.batch, s.lr = fit.lr, s.wd = fit.wd;
+    s.at.seed = fit.seed, s.at.batch = fit.batch, s.at.lr = fit.lr, s.at.wd = fit.wd;
     const char *spec = o->data ? o->data : m->data;
     if (!rt_bin_load_data(&b, spec, o->label, &train, &test, err, sizeof err))
         goto out;
@@ -287,7 +173,7 @@ int rt_bin_train(const rt_compiled *m, const opts *o)
 out:
     if (rc && err[0])
         rt_bin_fail(m, err);
-    free(s.h.rows);
+    free(s.at.rows);
     rt_ckpt_free(&c);
     rt_dataset_free(&train);
     rt_dataset_free(&test);

@@ -335,24 +335,6 @@ bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *
 
 /* ---- parameters ---- */
 
-bool rt_save_params(const rt_model *m, const char *path, int64_t epoch, uint32_t seed, char *err, size_t len)
-{
-    rt_ckpt_tensor *t = calloc((size_t)(m->nparams ? m->nparams : 1), sizeof *t);
-    if (!t)
-        return rt_fail(err, len, "out of memory");
-    for (int i = 0; i < m->nparams; i++) {
-        t[i] = (rt_ckpt_tensor){m->params[i].name, AG_F32, m->params[i].rank, {0}, m->params[i].data};
-        memcpy(t[i].dims, m->params[i].dims, sizeof t[i].dims);
-    }
-    char ep[32], sd[32];
-    snprintf(ep, sizeof ep, "%lld", (long long)epoch);
-    snprintf(sd, sizeof sd, "%u", seed);
-    rt_ckpt_meta meta[] = {{"model", m->name}, {"epoch", ep}, {"seed", sd}, {"format", "aotgrad"}};
-    bool ok = rt_ckpt_save(path, t, m->nparams, meta, 4, err, len);
-    free(t);
-    return ok;
-}
-
 void rt_print_small_params(const rt_model *m, const rt_truth *truth, FILE *f)
 {
     for (int i = 0; i < m->nparams; i++) {

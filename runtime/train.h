@@ -114,9 +114,6 @@ bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *
 bool rt_evaluate(const rt_model *m, const rt_dataset *d, int64_t batch, double *loss, double *metric, char *err,
                  size_t len);
 
-/* Writes the parameters as safetensors, with metadata. */
-bool rt_save_params(const rt_model *m, const char *path, int64_t epoch, uint32_t seed, char *err, size_t len);
-
 /* Prints each parameter of at most 8 elements, beside the truth where synthetic data has one. */
 void rt_print_small_params(const rt_model *m, const rt_truth *truth, FILE *f);
 

@@ -9,6 +9,7 @@ packages=(
   libcriterion-dev           # the test suite
   clang-format-19            # the test suite's format check (.clang-format)
   zlib1g-dev                 # gzipped IDX data files
+  libpng-dev                 # png.h for PNG input to predict (libpng itself is loaded with dlopen)
   librandom123-dev           # Philox known-answer vectors for the RNG tests
   dataset-fashion-mnist      # /usr/share/datasets/fashion-mnist
 )

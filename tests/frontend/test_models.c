@@ -317,7 +317,15 @@ Test(cli, usage_errors_name_what_was_wrong)
         {"ir models/mlp.c --train --after fusee",
          "aotgrad ir: unknown pass 'fusee'; did you mean 'fuse'? (aotgrad passes lists them)\n"},
         {"ir models/mlp.c --trian", "aotgrad ir: unknown option '--trian'; did you mean '--train'?\n"},
-        {"run models/mlp.c --epoch 2", "aotgrad run: unknown option '--epoch'; did you mean '--epochs'?\n"},
+        {"run models/mlp.c --epcohs 2", "aotgrad run: unknown option '--epcohs'; did you mean '--epochs'?\n"},
+        /* getopt_long's forms: --flag=value, abbreviations, -- before operands, all said alike */
+        {"run models/mlp.c --ep=0", "aotgrad run: --epochs takes a count from 1 to 2^30, not '0'\n"},
+        {"ir --m models/mlp.c", "aotgrad ir: option '--m' is ambiguous: it may be --memory, --model-timeout\n"},
+        {"ir --tr=1 models/mlp.c", "aotgrad ir: --train takes no value\nTry 'aotgrad ir --help'.\n"},
+        {"ir -- models/mlp.c --train", "aotgrad ir: one model at a time; extra argument '--train'\n"},
+        {"build models/mlp.c -o", "aotgrad build: -o needs a value\n"},
+        {"--colour=never ir models/mlp.c", "aotgrad: unknown option '--colour'; did you mean '--color'?\n"},
+        {"ir models/mlp.c --color=sometimes", "aotgrad ir: --color takes auto, always or never, not 'sometimes'\n"},
         /* --memory is a report of its own: nothing it would silently ignore */
         {"ir models/mlp.c --memory --dot", "aotgrad ir: --memory reports both pipelines' plans as text; it takes no "
                                            "--train, --eval, --after or --dot"},

@@ -1,0 +1,55 @@
+/* A training run in a checkpoint: the parameters, and in the metadata what continues the
+ * run bit for bit. The binaries' train and `aotgrad run` both write one after every epoch
+ * (--save) and continue one (--resume); eval and predict read the parameters (--weights).
+ *
+ * The metadata: format "aotgrad", model, options (the model's --set options as built:
+ * "act=relu", comma-separated), epoch (finished), step (the next), seed, lr, wd, batch, and
+ * history (one row per finished epoch, for --metrics and --plot). The RNG state is (seed,
+ * epoch, step): the shuffles are a function of (seed, epoch), dropout's masks of (seed,
+ * step). */
+#ifndef AG_RUNTIME_RUN_STATE_H
+#define AG_RUNTIME_RUN_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "checkpoint.h"
+#include "history.h"
+#include "train.h"
+
+typedef struct rt_run_state {
+    int64_t epoch; /* epochs finished */
+    uint64_t step; /* the next step */
+    uint32_t seed;
+    double lr, wd;
+    int64_t batch;
+    rt_history_row *rows; /* the history so far (read: malloc'd, the caller frees it) */
+    int nrows;
+} rt_run_state;
+
+/* Writes m's parameters and s to path, atomically. */
+bool rt_run_save(const char *path, const rt_model *m, const char *options, const rt_run_state *s, char *err,
+                 size_t len);
+
+/* Reads the parameters of c (loaded from path) into m's: every tensor by name, dtype and
+ * shape, and no tensor m lacks. A checkpoint of another model, or of the same model built
+ * with other options (act=tanh computes something else with the same shapes), is refused. */
+bool rt_run_read_params(const rt_ckpt *c, const char *path, const rt_model *m, const char *options, char *err,
+                        size_t len);
+
+/* The training state in c's metadata, checked strictly (a checkpoint without it says that
+ * its parameters still work with --weights). */
+bool rt_run_read_state(const rt_ckpt *c, const char *path, rt_run_state *s, char *err, size_t len);
+
+/* What the command line gave, which a resumed run takes in place of the checkpoint's */
+typedef struct rt_run_given {
+    bool seed, lr, wd, batch;
+} rt_run_given;
+
+/* Sets fit to continue s (read from path): from the epoch after s's and its step, with its
+ * seed (a seed given must be the same: the run's shuffles and masks follow from it) and its
+ * lr, wd and batch unless given. */
+bool rt_run_continue(const rt_run_state *s, const char *path, rt_run_given given, rt_fit *fit, char *err, size_t len);
+
+#endif
