@@ -112,11 +112,13 @@ static void write_init(FILE *f, const char *name, const char *M, const cg_progra
         fprintf(f, ", %lldLL, %d, {", (long long)p->params[k].offset, n->shape.rank);
         for (int d = 0; d < 4; d++)
             fprintf(f, "%s%lldLL", d ? ", " : "", d < n->shape.rank ? (long long)n->shape.dim[d] : 0LL);
-        fprintf(f, "}, %d, %s, %s}, /* %s */\n", (int)in.kind, rt_fmt_double(a, sizeof a, in.a),
-                rt_fmt_double(b, sizeof b, in.b), (unsigned)in.kind < 5 ? kinds[in.kind] : "?");
+        bool state = n->attr.role == AG_ROLE_STATE;
+        fprintf(f, "}, %d, %s, %s, %d}, /* %s%s */\n", (int)in.kind, rt_fmt_double(a, sizeof a, in.a),
+                rt_fmt_double(b, sizeof b, in.b), state, (unsigned)in.kind < 5 ? kinds[in.kind] : "?",
+                state ? ", the optimizer's state" : "");
     }
     if (!p->nparams)
-        fprintf(f, "        {\"\", 0, 0, {0, 0, 0, 0}, 0, 0, 0}, /* none: a placeholder */\n");
+        fprintf(f, "        {\"\", 0, 0, {0, 0, 0, 0}, 0, 0, 0, 0}, /* none: a placeholder */\n");
     fprintf(f, "    };\n    return params;\n}\n\n");
     fprintf(f, "/* Fills every parameter in params (%s_PARAM_BYTES) with its declared initializer for a\n", M);
     fprintf(f, " * seed: the values the standalone binary starts from with --seed seed. */\n");

@@ -173,8 +173,8 @@ static bool entry(FILE *f, const char *fn, const char *steps_var, const char *ou
     ag_dtype xt = AG_F32, yt = AG_F32;
     for (int k = 0; k < p->ninputs; k++) { /* each input by its role */
         const ir_node *n = &g->node[p->input_node[k]];
-        static const char *const binds[AG_ROLE_COUNT] = {"AG_ROLE_NONE", "AG_ROLE_DATA", "AG_ROLE_LABELS", "AG_ROLE_LR",
-                                                         "AG_ROLE_WD"};
+        static const char *const binds[AG_ROLE_COUNT] = {"AG_ROLE_NONE", "AG_ROLE_DATA", "AG_ROLE_LABELS",
+                                                         "AG_ROLE_LR",   "AG_ROLE_WD",   "AG_ROLE_STATE"};
         ag_role r = n->attr.role;
         if (trains && (r == AG_ROLE_NONE || (unsigned)r >= AG_ROLE_COUNT))
             return rt_fail(err, len,
@@ -323,11 +323,12 @@ bool cg_write_model_source(FILE *f, const char *source, const cg_program *train,
         fprintf(f, ", %d, {", n->shape.rank);
         for (int d = 0; d < 4; d++)
             fprintf(f, "%s%lldLL", d ? ", " : "", d < n->shape.rank ? (long long)n->shape.dim[d] : 0LL);
-        fprintf(f, "}, %lldLL, {%d, %.17g, %.17g}, %lldLL, %lldLL},\n", (long long)cp->offset, (int)n->attr.init.kind,
-                n->attr.init.a, n->attr.init.b, (long long)next_at, (long long)next_at_n);
+        fprintf(f, "}, %lldLL, {%d, %.17g, %.17g}, %lldLL, %lldLL, %s},\n", (long long)cp->offset,
+                (int)n->attr.init.kind, n->attr.init.a, n->attr.init.b, (long long)next_at, (long long)next_at_n,
+                n->attr.role == AG_ROLE_STATE ? "true" : "false");
     }
     if (!layout->nparams)
-        fprintf(f, "    {\"\", 0, {0, 0, 0, 0}, 0, {0, 0, 0}, -1, 0},\n");
+        fprintf(f, "    {\"\", 0, {0, 0, 0, 0}, 0, {0, 0, 0}, -1, 0, false},\n");
     fprintf(f, "};\n\n");
     if (train)
         steps(f, "train_steps", train, step);

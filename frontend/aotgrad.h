@@ -104,7 +104,20 @@ static inline ag_init ag_xavier(void) { return (ag_init){AG_INIT_XAVIER, 0, 0}; 
 
 /* ---- training: what the model declares, so that one file (or its .ir dump) trains ---- */
 
-#define ag_sgd(...) ((ag_optimizer){.kind = "sgd", __VA_ARGS__})
+/* The optimizers, with PyTorch's torch.optim formulas and defaults; a field given overrides
+ * its default: ag_adam(.lr = 0.01). The state they keep (momentum buffers, moments, the step
+ * count) is part of the train step, saved in checkpoints as P.exp_avg etc.
+ *   ag_sgd(.lr, .wd, .momentum, .nesterov)    lr has no default
+ *   ag_adam(.lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .wd = 0)   L2 decay
+ *   ag_adamw(... the same, .wd = 0.01)        decoupled weight decay
+ *   ag_rmsprop(.lr = 0.01, .alpha = 0.99, .eps = 1e-8, .wd = 0)
+ *   ag_adagrad(.lr = 0.01, .eps = 1e-10, .wd = 0) */
+#define ag_sgd(...) AG_OPTIMIZER("sgd", __VA_ARGS__)
+#define ag_adam(...) AG_OPTIMIZER("adam", .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, __VA_ARGS__)
+#define ag_adamw(...) \
+    AG_OPTIMIZER("adamw", .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .wd = 0.01, __VA_ARGS__)
+#define ag_rmsprop(...) AG_OPTIMIZER("rmsprop", .lr = 0.01, .alpha = 0.99, .eps = 1e-8, __VA_ARGS__)
+#define ag_adagrad(...) AG_OPTIMIZER("adagrad", .lr = 0.01, .eps = 1e-10, __VA_ARGS__)
 
 /* Declares the scalar loss to minimize with the optimizer, and the training defaults.
  * Adds the outputs loss, the metric and predict. */
@@ -122,6 +135,14 @@ static inline ag_init ag_xavier(void) { return (ag_init){AG_INIT_XAVIER, 0, 0}; 
 #define ag_correct(logits, labels) ag_correct_at(AG_HERE, AG_V(logits), AG_V(labels))
 
 /* ---- what the macros call ---- */
+/* The defaults, then the caller's fields over them: a field given twice is the point here, so
+ * GCC's and Clang's warning about it is off for this initializer alone */
+#define AG_OPTIMIZER(kind_, ...)                                                             \
+    __extension__({                                                                          \
+        _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Woverride-init\"") \
+            ag_optimizer ag_optimizer_ = {.kind = kind_, __VA_ARGS__};                       \
+        _Pragma("GCC diagnostic pop") ag_optimizer_;                                         \
+    })
 #define AG_HERE ((ag_loc){__FILE__, __LINE__})
 #define AG_NARGS(...) AG_NARGS_(0, ##__VA_ARGS__, 8, 7, 6, 5, 4, 3, 2, 1, 0)
 #define AG_NARGS_(_0, _1, _2, _3, _4, _5, _6, _7, _8, n, ...) n

@@ -62,7 +62,8 @@ enum {
     O_TARGET,
     O_CUDA_ARCH,
     O_DUMP_DIR,
-    O_VERSION
+    O_VERSION,
+    O_SCHEDULE /* .. O_SCHEDULE + 4: RT_SCHEDULE_OPTIONS */
 };
 /* what every command takes, and what every command that loads a model takes */
 #define COMMON_OPTIONS \
@@ -459,10 +460,11 @@ static int cmd_run(int argc, char **argv)
                                           {"plot", required_argument, NULL, O_PLOT},
                                           {"threads", required_argument, NULL, O_THREADS},
                                           {"label-column", required_argument, NULL, O_LABEL},
+                                          RT_SCHEDULE_OPTIONS(O_SCHEDULE),
                                           MODEL_OPTIONS,
                                           {0}};
     model_arg m = {0};
-    fe_run_opts o = {.lr = -1, .wd = -1, .seed = 1};
+    fe_run_opts o = {.lr = -1, .wd = -1, .seed = 1, .schedule = RT_SCHEDULE_DEFAULT};
     rt_cli cli;
     rt_cli_start(&cli, "aotgrad run", "h", longs, argc, argv);
     for (int v; (v = next_option(&cli, &m)) != -1;) {
@@ -470,6 +472,9 @@ static int cmd_run(int argc, char **argv)
             return cli.status;
         const char *s = cli.value;
         int64_t n;
+        char why[300];
+        if (v >= O_SCHEDULE && !rt_schedule_take(&o.schedule, v - O_SCHEDULE, s, why, sizeof why))
+            return rt_cli_error(&cli, "%s", why);
         if ((v == O_EPOCHS || v == O_BATCH) && !parse_i64(s, 1, IR_MAX_COUNT, v == O_EPOCHS ? &o.epochs : &o.batch))
             return rt_cli_error(&cli, "%s takes a count from 1 to 2^30, not '%s'", cli.name, s);
         if (v == O_SEED) {
@@ -683,7 +688,8 @@ static const command commands[] = {
     {"run", cmd_run, "train a model through the reference interpreter",
      "usage: aotgrad run MODEL.c|FILE.ir [--epochs N] [--batch N] [--lr X] [--wd X] [--seed S]\n"
      "                  [--data PATH] [--set NAME=VALUE]... [--save FILE] [--resume FILE]\n"
-     "                  [--metrics FILE.csv] [--plot FILE.svg] [--threads N] [--label-column C]\n\n"
+     "                  [--metrics FILE.csv] [--plot FILE.svg] [--threads N] [--label-column C]\n"
+     "                  [--lr-schedule S] [--warmup-steps W] [--lr-step-epochs K] [--lr-gamma G] [--lr-min M]\n\n"
      "Trains the model with the training it declares (ag_minimize) through the reference\n"
      "interpreter, printing one line per epoch (train loss, train accuracy or metric, test\n"
      "accuracy or test loss, seconds), then every parameter of at most 8 elements (beside its\n"
@@ -701,7 +707,7 @@ static const command commands[] = {
      "  --plot FILE       draw loss and accuracies per epoch as an SVG chart\n"
      "  --threads N       OpenBLAS's threads for the interpreter's matmuls (default: its own)\n"
      "  --label-column C  a CSV's label in column C (a number from 1, or a header name) in place\n"
-     "                    of the last\n"},
+     "                    of the last\n" RT_SCHEDULE_HELP},
     {"ops", cmd_ops, "list the ops of the IR",
      "usage: aotgrad ops\n\nLists every op of the op table: name, kind, operand count, meaning.\n"},
     {NULL, NULL, NULL, NULL},

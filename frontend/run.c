@@ -174,7 +174,7 @@ static bool make_model(const ir_graph *g, uint32_t seed, interp_model *m, rt_mod
             snprintf(err, len, "%s: the train step has no output %s", g->name, name);
             return false;
         }
-        m->rp[k] = (rt_param){p->attr.name, p->shape.rank, {0}, m->params[k].data};
+        m->rp[k] = (rt_param){p->attr.name, p->shape.rank, {0}, m->params[k].data, p->attr.role == AG_ROLE_STATE};
         memcpy(m->rp[k].dims, p->shape.dim, sizeof m->rp[k].dims);
         k++;
     }
@@ -220,8 +220,13 @@ static bool resume(const fe_run_opts *o, const rt_model *rm, const char *options
 {
     rt_ckpt c = {0};
     rt_run_given given = {o->has_seed, o->lr >= 0, o->wd >= 0, o->batch > 0};
-    bool ok = rt_ckpt_load(o->resume, &c, err, len) && rt_run_read_params(&c, o->resume, rm, options, err, len) &&
+    int fresh = 0;
+    const char *first = NULL;
+    bool ok = rt_ckpt_load(o->resume, &c, err, len) &&
+              rt_run_read_params(&c, o->resume, rm, options, &fresh, &first, err, len) &&
               rt_run_read_state(&c, o->resume, at, err, len) && rt_run_continue(at, o->resume, given, fit, err, len);
+    if (ok)
+        rt_run_say_fresh_state(stdout, rm->name, o->resume, fresh, first);
     rt_ckpt_free(&c);
     return ok;
 }
@@ -240,6 +245,7 @@ int fe_run(const ir_graph *g, const fe_run_opts *o)
                   .lr = o->lr >= 0 ? o->lr : t->lr,
                   .wd = o->wd >= 0 ? o->wd : t->wd,
                   .seed = o->seed,
+                  .schedule = o->schedule,
                   .log = stdout};
     int64_t features, targets;
     int classes;

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "ir.h"
+#include "train.h"
 
 typedef struct fe_run_opts {
     int64_t epochs, batch; /* 0: the model's default */
@@ -19,6 +20,7 @@ typedef struct fe_run_opts {
     const char *resume;         /* a checkpoint of --save to continue from, bit for bit, or NULL */
     const char *metrics, *plot; /* the per-epoch figures as CSV and as an SVG chart, or NULL */
     int threads;                /* OpenBLAS's threads for the interpreter's matmuls; 0: its default */
+    rt_schedule schedule;       /* --lr-schedule ...; RT_SCHEDULE_DEFAULT: constant */
     const char *where;          /* the model's file, which messages start with; NULL: the graph's name */
 } fe_run_opts;
 

@@ -727,12 +727,22 @@ void ag_minimize_at(ag_loc at, ag_graph *g, ag_val loss, ag_optimizer opt, ag_fi
         record(g, at, "minimize: the loss is declared already");
         return;
     }
-    if (!opt.kind || strcmp(opt.kind, "sgd") != 0) {
-        record(g, at, "minimize: unknown optimizer '%s' (aotgrad has sgd)", opt.kind ? opt.kind : "(null)");
+    ir_train want = {.optimizer = opt.kind,
+                     .lr = opt.lr,
+                     .wd = opt.wd,
+                     .hp = {[IR_HP_MOMENTUM] = opt.momentum,
+                            [IR_HP_NESTEROV] = opt.nesterov,
+                            [IR_HP_BETA1] = opt.beta1,
+                            [IR_HP_BETA2] = opt.beta2,
+                            [IR_HP_EPS] = opt.eps,
+                            [IR_HP_ALPHA] = opt.alpha}};
+    char why[300];
+    if (!ir_optimizer_check(&want, why, sizeof why)) {
+        record(g, at, "minimize: %s", why);
         return;
     }
-    if (!(opt.lr > 0 && opt.lr <= FLT_MAX) || !(opt.wd >= 0 && opt.wd <= FLT_MAX)) { /* finite f32s */
-        record(g, at, "minimize: sgd needs lr > 0 and wd >= 0, got lr %g, wd %g", opt.lr, opt.wd);
+    if (!(opt.lr > 0)) {
+        record(g, at, "minimize: %s needs lr > 0, got lr %g", opt.kind, opt.lr);
         return;
     }
     if (fit.batch < 0 || fit.epochs < 0 || fit.batch > IR_MAX_COUNT || fit.epochs > IR_MAX_COUNT) {
@@ -775,6 +785,7 @@ void ag_minimize_at(ag_loc at, ag_graph *g, ag_val loss, ag_optimizer opt, ag_fi
     t->optimizer = ir_strdup(g, opt.kind);
     t->lr = opt.lr;
     t->wd = opt.wd;
+    memcpy(t->hp, want.hp, sizeof t->hp);
     t->batch = fit.batch ? fit.batch : 256;
     t->epochs = fit.epochs ? fit.epochs : 10;
     if ((fit.metric.g || fit.metric.id == AG_IMM) && declare_output(at, g, "minimize", metric, fit.metric))

@@ -36,9 +36,15 @@ typedef struct ag_dims {
 
 /* ---- training: what a model declares (ag_minimize_at) ---- */
 
+/* An optimizer of ir_optimizer_kinds (ir.h): its kind and hyperparameters, those it does not
+ * take left 0. aotgrad.h's ag_sgd(), ag_adam(), ... fill in PyTorch's defaults. */
 typedef struct ag_optimizer {
-    const char *kind; /* "sgd": p -= lr * (grad + wd * p) */
-    double lr, wd;    /* defaults; both are runtime scalars (--lr, --wd) */
+    const char *kind;         /* "sgd", "adam", "adamw", "rmsprop", "adagrad" */
+    double lr, wd;            /* defaults; both are runtime scalars (--lr, --wd) */
+    double momentum;          /* sgd */
+    int nesterov;             /* sgd, with momentum */
+    double beta1, beta2, eps; /* adam, adamw (eps: rmsprop and adagrad too) */
+    double alpha;             /* rmsprop */
 } ag_optimizer;
 
 typedef struct ag_fit {

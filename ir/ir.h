@@ -124,6 +124,24 @@ typedef struct ir_option {
     const char *name, *value, *choices;
 } ir_option;
 
+/* The optimizers' hyperparameters beyond lr and wd, as their text keys name them */
+enum { IR_HP_MOMENTUM, IR_HP_NESTEROV, IR_HP_BETA1, IR_HP_BETA2, IR_HP_EPS, IR_HP_ALPHA, IR_HP_COUNT };
+extern const char *const ir_hp_names[IR_HP_COUNT];
+
+/* The optimizers (ir/optimizers.c), one entry a kind, ended by a NULL name: PyTorch's
+ * torch.optim formulas and defaults; the state kept per parameter P, as parameters of
+ * role=state named P.STATE (PyTorch's state_dict names), zero at the start. */
+typedef struct ir_optimizer_kind {
+    const char *name, *doc;
+    unsigned keys;     /* bit h: takes ir_hp h (its text line names it) */
+    unsigned optional; /* of keys, those the line leaves out at 0 (sgd's momentum) */
+    double defaults[IR_HP_COUNT];
+    const char *state[4]; /* NULL-ended; sgd's momentum_buffer only with momentum */
+} ir_optimizer_kind;
+extern const ir_optimizer_kind ir_optimizer_kinds[];
+const ir_optimizer_kind *ir_optimizer_find(const char *name); /* or NULL */
+const char *ir_optimizer_names(void);                         /* "sgd, adam, ..." for messages */
+
 #define IR_MAX_METRICS 8
 #define IR_MAX_CLASSES 256
 
@@ -133,8 +151,9 @@ typedef struct ir_train {
     int nmetrics;                        /* outputs summed over an epoch and divided by */
     const char *metrics[IR_MAX_METRICS]; /* its samples, e.g. correct -> accuracy */
     const char *predict;                 /* the output predictions read, or NULL */
-    const char *optimizer;               /* "sgd" */
+    const char *optimizer;               /* a kind of ir_optimizer_kinds: "sgd", "adam", ... */
     double lr, wd;                       /* defaults of the runtime scalars */
+    double hp[IR_HP_COUNT];              /* the kind's other hyperparameters (0 where it takes none) */
     int64_t batch, epochs;               /* defaults */
     const char *data;                    /* dataset: a name, a path, or a synthetic spec */
     int nclasses;
@@ -322,6 +341,10 @@ static inline bool ir_trains(const ir_graph *g) { return g->train && g->train->l
 /* The model's options as built (--set): NAME=VALUE, comma-separated, "" for none (t NULL
  * included), as checkpoints record them; returns buf. */
 const char *ir_options_text(const ir_train *t, char *buf, size_t len);
+
+/* The train's optimizer: a known kind, lr and wd finite f32s >= 0, each hyperparameter one
+ * the kind takes and in its range (betas in [0, 1), nesterov 0 or 1 and only with momentum). */
+bool ir_optimizer_check(const ir_train *t, char *err, size_t len);
 
 /* ---- what inputs are for (ir/inputs.c) ---- */
 

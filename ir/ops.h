@@ -25,7 +25,7 @@
 #define IR_OPS(EW, OP)                                                                            \
     /* sources */                                                                                 \
     OP(input,         SOURCE,   0, A_NAME | A_GRAD | A_ROLE, rule_source, no_grad,         "a tensor the caller binds at run time") \
-    OP(param,         SOURCE,   0, A_NAME | A_INIT,   rule_source,       no_grad,           "a trained parameter with its initializer") \
+    OP(param,         SOURCE,   0, A_NAME | A_INIT | A_ROLE, rule_source, no_grad,        "a trained parameter with its initializer, or the optimizer's state (role=state)") \
     OP(const,         SOURCE,   0, A_VALUE,           rule_source,       no_grad,           "a scalar constant") \
     /* elementwise, unary */                                                                      \
     EW(neg,           1, S_NEG(a),                                       T_NUM,   grad_neg,          "-a") \

@@ -373,11 +373,15 @@ static void read_node(parser *P)
         n.attr.name = ir_strndup(g, name.s, name.len);
         if (op == IR_param)
             read_init(P, &n.attr.init);
-        if (op == IR_input && is_word(&P->tok, "role")) { /* what training binds to it */
+        if (is_word(&P->tok, "role")) { /* an input's: what training binds to it; a param's: state */
             parse_next(P);
             parse_expect_punct(P, '=');
+            token r = P->tok;
             if (P->tok.k != TK_IDENT || !ir_role_by_name(P->tok.s, P->tok.len, &n.attr.role))
-                parse_unexpected(P, "a role: data, labels, lr or wd");
+                parse_unexpected(P, op == IR_param ? "a param's role: state" : "a role: data, labels, lr or wd");
+            if ((op == IR_param) != (n.attr.role == AG_ROLE_STATE))
+                ERROR_TOK(P, &r, "role=%s is %s", ir_role_name(n.attr.role),
+                          op == IR_param ? "an input's; a param's role is state" : "a param's (the optimizer's)");
             parse_next(P);
         }
         if (op == IR_input && is_word(&P->tok, "grad")) {

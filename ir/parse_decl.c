@@ -181,27 +181,35 @@ static void read_train(parser *P, const token *word)
     end_decl(P, keys, 1u, seen, word);
 }
 
-/* optimizer NAME lr=REAL wd=REAL batch=INT epochs=INT */
+/* optimizer NAME lr=REAL wd=REAL [HYPERPARAMETER=REAL]... batch=INT epochs=INT: the keys
+ * of the kind (ir_optimizer_kinds), each required but those it leaves out at 0 */
 static void read_optimizer(parser *P, const token *word)
 {
-    static const char *const keys[] = {"lr", "wd", "batch", "epochs", NULL};
+    static const char *const keys[] = {"lr",    "wd",    "batch", "epochs", "momentum", "nesterov",
+                                       "beta1", "beta2", "eps",   "alpha",  NULL};
     ir_train *t = train_of(P);
     first_of_its_kind(P, word, &P->optimizer_line);
     parse_next(P);
     token name = P->tok;
     t->optimizer = read_name(P, "an optimizer name");
-    if (strcmp(t->optimizer, "sgd") != 0)
-        ERROR_TOK(P, &name, "unknown optimizer '%s' (aotgrad has sgd)", t->optimizer);
+    const ir_optimizer_kind *k = ir_optimizer_find(t->optimizer);
+    if (!k)
+        ERROR_TOK(P, &name, "unknown optimizer '%s' (aotgrad has %s)", t->optimizer, ir_optimizer_names());
     unsigned seen = 0;
     while (P->tok.k == TK_IDENT) {
-        switch (read_key(P, keys, &seen, "optimizer")) {
+        token at = P->tok;
+        int key = read_key(P, keys, &seen, "optimizer");
+        if (key >= 4 && !(k->keys >> (key - 4) & 1))
+            ERROR_TOK(P, &at, "optimizer %s takes no %s", k->name, keys[key]);
+        switch (key) {
         case 0: t->lr = read_rate(P, "lr"); break;
         case 1: t->wd = read_rate(P, "wd"); break;
         case 2: t->batch = parse_read_int(P, "batch", 1, IR_MAX_COUNT); break;
-        default: t->epochs = parse_read_int(P, "epochs", 1, IR_MAX_COUNT); break;
+        case 3: t->epochs = parse_read_int(P, "epochs", 1, IR_MAX_COUNT); break;
+        default: t->hp[key - 4] = read_rate(P, keys[key]); break;
         }
     }
-    end_decl(P, keys, 0xfu, seen, word);
+    end_decl(P, keys, 0xfu | (k->keys & ~k->optional) << 4, seen, word);
 }
 
 /* group NAME wd_scale=REAL lr_scale=REAL params=[NAME, ...] */

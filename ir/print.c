@@ -8,7 +8,7 @@
  * A graph's training declarations (g->train) follow the `return` line:
  *
  *   train model loss=loss metrics=[correct] predict=logits
- *   optimizer sgd lr=0.1 wd=0 batch=256 epochs=10
+ *   optimizer sgd lr=0.1 wd=0 batch=256 epochs=10    (adam: ... beta1=0.9 beta2=0.999 eps=1e-08 ...)
  *   group weights wd_scale=1 lr_scale=1 params=[W1, W2]
  *   data "fashion-mnist" classes=["T-shirt/top", "Trouser"]
  *   option act="relu" choices="relu|sigmoid|tanh"
@@ -256,8 +256,12 @@ static void print_training(FILE *f, const ir_train *t)
         fprintf(f, " predict=%s", t->predict);
     rt_fmt_double(a, sizeof a, t->lr);
     rt_fmt_double(b, sizeof b, t->wd);
-    fprintf(f, "\n  optimizer %s lr=%s wd=%s batch=%lld epochs=%lld\n", name_or(t->optimizer), a, b,
-            (long long)t->batch, (long long)t->epochs);
+    fprintf(f, "\n  optimizer %s lr=%s wd=%s", name_or(t->optimizer), a, b);
+    const ir_optimizer_kind *k = ir_optimizer_find(t->optimizer);
+    for (int h = 0; k && h < IR_HP_COUNT; h++)
+        if ((k->keys >> h & 1) && !((k->optional >> h & 1) && t->hp[h] == 0))
+            fprintf(f, " %s=%s", ir_hp_names[h], rt_fmt_double(a, sizeof a, t->hp[h]));
+    fprintf(f, " batch=%lld epochs=%lld\n", (long long)t->batch, (long long)t->epochs);
 }
 
 /* The declarations, after `return`: train, optimizer (where training is declared: a graph
@@ -343,7 +347,7 @@ static void print_block(FILE *f, const ir_graph *g, const char *word, const char
         k += fprintf(f, " = %s", op_name(n));
         if (n->op == IR_param)
             k += print_init(f, &n->attr.init);
-        if (n->op == IR_input && n->attr.role != AG_ROLE_NONE)
+        if ((n->op == IR_input || n->op == IR_param) && n->attr.role != AG_ROLE_NONE)
             k += fprintf(f, " role=%s", ir_role_name(n->attr.role));
         if (n->op == IR_input && n->attr.grad)
             k += fprintf(f, " grad");

@@ -144,10 +144,15 @@ static bool check_node(const ir_graph *g, int32_t id, char *err, size_t len)
         if (n->op == IR_input && n->attr.grad && n->dtype != AG_F32)
             return fail(g, id, err, len, "input %s: a gradient needs f32, not %s", n->attr.name,
                         ir_dtype_name(n->dtype));
+        if (n->op == IR_param && n->attr.role != AG_ROLE_NONE && n->attr.role != AG_ROLE_STATE)
+            return fail(g, id, err, len, "param %s: role=%s is an input's; a param's role is state", n->attr.name,
+                        ir_role_name(n->attr.role));
         if (n->op == IR_input && n->attr.role != AG_ROLE_NONE) {
             ag_role r = n->attr.role;
             if ((unsigned)r >= AG_ROLE_COUNT)
                 return fail(g, id, err, len, "input %s: unknown role %d", n->attr.name, (int)r);
+            if (r == AG_ROLE_STATE)
+                return fail(g, id, err, len, "input %s: role=state is a param's (the optimizer's)", n->attr.name);
             if ((r == AG_ROLE_LR || r == AG_ROLE_WD) && (n->dtype != AG_F32 || n->shape.rank != 0))
                 return fail(g, id, err, len, "input %s: role=%s is an f32 scalar, not %s", n->attr.name,
                             ir_role_name(r), ir_type_str(n->dtype, &n->shape, (char[80]){0}, 80));
@@ -369,10 +374,9 @@ static bool check_train(const ir_graph *g, char *err, size_t len)
     if (!is_identifier(t->optimizer))
         return rt_fail(err, len, "verify: train: optimizer name \"%s\" is not an identifier",
                        t->optimizer ? t->optimizer : "(null)");
-    if (strcmp(t->optimizer, "sgd") != 0)
-        return rt_fail(err, len, "verify: train: unknown optimizer '%s' (aotgrad has sgd)", t->optimizer);
-    if (!(t->lr >= 0 && t->lr <= FLT_MAX && t->wd >= 0 && t->wd <= FLT_MAX))
-        return rt_fail(err, len, "verify: train: lr %g and wd %g must be finite, >= 0 and fit an f32", t->lr, t->wd);
+    char why[300];
+    if (!ir_optimizer_check(t, why, sizeof why))
+        return rt_fail(err, len, "verify: train: %s", why);
     if (t->batch < 1 || t->epochs < 1 || t->batch > IR_MAX_COUNT || t->epochs > IR_MAX_COUNT)
         return rt_fail(err, len, "verify: train: batch %lld and epochs %lld must be from 1 to 2^30",
                        (long long)t->batch, (long long)t->epochs);

@@ -6,7 +6,8 @@
  *     from the weight gradient) joins the matmul, with the single-use elementwise values
  *     that feed the chain from the side (H > 0, wd * W);
  *  2. loops: from each remaining node, backwards, its producers join it when all their
- *     users are in the group: elementwise chains, at most one reduction (which absorbs its
+ *     users are in the group (a graph output too, elementwise into a user of its shape: an
+ *     optimizer's moments and the update that reads them are one loop): elementwise chains, at most one reduction (which absorbs its
  *     producers and consumers: bias gradients, the mean of the loss), row ops, reshapes and
  *     broadcasts. A matmul never joins another group: sgemm reads and writes buffers;
  *  3. siblings: loop groups that read a common value and need nothing computed after the
@@ -100,10 +101,16 @@ static void epilogues(fuser *f)
 
 /* ---- 2. loops ---- */
 
-static bool joins_loop(const fuser *f, int32_t p, int32_t grp)
+/* Whether producer p joins group grp, which its user `by` is in. An output joins only a user
+ * of its own shape (an optimizer's moment and the update that reads it: one loop, the
+ * moment one of its outputs); a smaller one would be recomputed on every iteration, and it
+ * may be updated in place (P.step). */
+static bool joins_loop(const fuser *f, int32_t p, int32_t by, int32_t grp)
 {
     const ir_node *q = node(f, p);
-    if (f->group[p] >= 0 || is_source(q) || !users_all_in(f, p, grp) || is_output(f->g, p))
+    if (f->group[p] >= 0 || is_source(q) || !users_all_in(f, p, grp))
+        return false;
+    if (is_output(f->g, p) && (ir_ops[q->op].kind != IR_K_ELEMENTWISE || !ir_shape_eq(&q->shape, &node(f, by)->shape)))
         return false;
     switch (ir_ops[q->op].kind) {
     case IR_K_ELEMENTWISE:
@@ -122,7 +129,7 @@ static void absorb_producers(fuser *f, int32_t id, int32_t grp)
     const ir_node *n = node(f, id);
     for (int k = 0; k < n->nin; k++) {
         int32_t p = n->in[k];
-        if (!joins_loop(f, p, grp))
+        if (!joins_loop(f, p, id, grp))
             continue;
         f->group[p] = grp;
         if (ir_ops[node(f, p)->op].kind == IR_K_REDUCE)
@@ -291,6 +298,43 @@ static void number_kernels_in_order(ir_graph *h)
     free(new_of);
 }
 
+/* A member that leaves its group only as a graph output: its users are all in the group (an
+ * optimizer's moment). It comes out when the group's next output does (the group runs
+ * there, after every value it reads), not at its own place, which may come before them. */
+static bool only_an_output(const fuser *f, int32_t id)
+{
+    return is_output(f->g, id) && users_all_in(f, id, f->group[id]);
+}
+
+/* The kernel node of member i: output `out` of kernel `kernel`, reading the group's inputs */
+static void emit_output(ir_graph *h, const ir_graph *g, int32_t i, int32_t kernel, int32_t out, const int32_t *gin,
+                        int nin, int32_t *map)
+{
+    int32_t *ops = ir_xmalloc(sizeof *ops * (size_t)(nin ? nin : 1));
+    for (int k = 0; k < nin; k++) {
+        int32_t v = gin[k];
+        /* the group runs at its first output; a source it reads may come later in g (the
+         * optimizer's lr and wd, which siblings() counts as available from the start):
+         * a source reads nothing, so it moves up here */
+        if (map[v] < 0 && is_source(&g->node[v]))
+            map[v] = ir_copy_node(h, g, v, map);
+        ops[k] = map[v];
+    }
+    ir_node k = ir_node_make(IR_kernel, nin, ops);
+    k.attr.kernel = kernel;
+    k.attr.output = out;
+    k.loc = g->node[i].loc;
+    char msg[256];
+    map[i] = ir_add(h, &k, msg, sizeof msg);
+    free(ops);
+    if (map[i] < 0) { /* the bodies are built from nodes that type-checked */
+        ir_bug_node(i);
+        ir_bug("a kernel of the fused group does not type-check: %s", msg);
+    }
+    if (k.loc.file) /* ir_add keeps the pointer: move the file name into h */
+        h->node[map[i]].loc.file = ir_strdup(h, k.loc.file);
+}
+
 ir_graph *pass_fuse(const ir_graph *g, char *err, size_t len)
 {
     (void)err, (void)len;
@@ -324,6 +368,9 @@ ir_graph *pass_fuse(const ir_graph *g, char *err, size_t len)
     /* a group worth a kernel: more than one node, and an operand to run on (one that reads
      * only constants, such as the batch size as a sum of ones, stays plain nodes) */
     bool *fed = ir_xcalloc(n, sizeof *fed);
+    int32_t *pending = ir_xcalloc(n, sizeof *pending); /* per group: its members only_an_output */
+    for (int32_t i = 0; i < g->n; i++)
+        pending[f.group[i] >= 0 ? f.group[i] : 0] += f.group[i] >= 0 && only_an_output(&f, i);
     for (int32_t i = 0; i < g->n; i++)
         if (f.group[i] >= 0) {
             size[f.group[i]]++;
@@ -357,31 +404,12 @@ ir_graph *pass_fuse(const ir_graph *g, char *err, size_t len)
             group_n[grp] = nin;
         }
         map[i] = -1;
-        if (output[i] < 0)
-            continue; /* stays inside its kernel */
-        int32_t *ops = ir_xmalloc(sizeof *ops * (size_t)(group_n[grp] ? group_n[grp] : 1));
-        for (int k = 0; k < group_n[grp]; k++) {
-            int32_t v = gin[grp][k];
-            /* the group runs at its first output; a source it reads may come later in g (the
-             * optimizer's lr and wd, which siblings() counts as available from the start):
-             * a source reads nothing, so it moves up here */
-            if (map[v] < 0 && is_source(&g->node[v]))
-                map[v] = ir_copy_node(h, g, v, map);
-            ops[k] = map[v];
-        }
-        ir_node k = ir_node_make(IR_kernel, group_n[grp], ops);
-        k.attr.kernel = kernel_of[grp];
-        k.attr.output = output[i];
-        k.loc = g->node[i].loc;
-        char msg[256];
-        map[i] = ir_add(h, &k, msg, sizeof msg);
-        free(ops);
-        if (map[i] < 0) { /* the bodies are built from nodes that type-checked */
-            ir_bug_node(i);
-            ir_bug("a kernel of the fused group does not type-check: %s", msg);
-        }
-        if (k.loc.file) /* ir_add keeps the pointer: move the file name into h */
-            h->node[map[i]].loc.file = ir_strdup(h, k.loc.file);
+        if (output[i] < 0 || only_an_output(&f, i))
+            continue; /* stays inside its kernel, or comes out with the group's next output */
+        emit_output(h, g, i, kernel_of[grp], output[i], gin[grp], group_n[grp], map);
+        for (int32_t j = 0; pending[grp] && j < g->n; j++) /* a graph output that joined its users */
+            if (f.group[j] == grp && map[j] < 0 && output[j] >= 0 && only_an_output(&f, j))
+                emit_output(h, g, j, kernel_of[grp], output[j], gin[grp], group_n[grp], map), pending[grp]--;
     }
     for (int i = 0; i < g->nout; i++)
         ir_add_output(h, g->out[i].name, map[g->out[i].id]);
@@ -394,6 +422,7 @@ ir_graph *pass_fuse(const ir_graph *g, char *err, size_t len)
     }
     free(gin);
     free(fed);
+    free(pending);
     free(group_n);
     free(f.group);
     free(f.users);

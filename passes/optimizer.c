@@ -1,9 +1,22 @@
-/* The optimizer: SGD updates appended to a graph with gradients, making the train step.
+/* The optimizer: the updates of the kind the model declares (ir_optimizer_kinds, PyTorch's
+ * torch.optim formulas) appended to a graph with gradients, making the train step. With
+ * g = P.grad, r = lr*lr_scale and c = wd*wd_scale (d = g + c*P, where the kind adds L2 decay
+ * to the gradient):
  *
- *     P.next = P - lr*lr_scale * (P.grad + wd*wd_scale * P)
+ *     sgd      P.next = P - r*d; with momentum mu: b = mu*b + d, P.next = P - r*b
+ *              (nesterov: P - r*(d + mu*b))
+ *     adam     t = t + 1, m = m + (1 - b1)*(d - m), v = b2*v + (1 - b2)*d*d,
+ *              P.next = P - r/(1 - b1^t) * m / (sqrt(v)/sqrt(1 - b2^t) + eps)
+ *     adamw    adam on g, from P*(1 - r*c) (decoupled decay)
+ *     rmsprop  s = alpha*s + (1 - alpha)*d*d, P.next = P - r*d/(sqrt(s) + eps)
+ *     adagrad  s = s + d*d, P.next = P - r*d/(sqrt(s) + eps)
  *
- * lr and wd become scalar inputs, so changing them needs no recompile; a group's scales are
- * constants. A scale of 1 or a decay of 0 builds no node at all. */
+ * The state (b, t, m, v, s) is parameters of role=state named P.momentum_buffer, P.step,
+ * P.exp_avg, P.exp_avg_sq, P.square_avg, P.sum, zero at the start, each with its update as
+ * the output STATE.next, as a parameter's. lr and wd become scalar inputs, so changing them
+ * needs no recompile; a group's scales and the other hyperparameters are constants. A
+ * scale of 1 or a decay of 0 builds no node at all. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +44,110 @@ static ag_val scalar_input(ir_graph *h, const char *name, ag_role role)
     return (ag_val){h, ir_intern(h, &n), 0};
 }
 
+/* One parameter's update: what it is built from */
+typedef struct update {
+    ir_graph *h;
+    ag_loc at;
+    ag_val P, grad, lr, wd;
+    double lr_scale, wd_scale;
+    const ir_train *t;
+} update;
+
+static ag_val ew(const update *u, ir_op op, ag_val a, ag_val b) { return ag_ew_at(u->at, op, 2, (ag_val[]){a, b}); }
+static ag_val num(double v) { return ag_imm_of(v); }
+
+/* The state STATE of the parameter: a parameter of role=state, P.STATE, zero at the start */
+static ag_val state_of(const update *u, const char *param, const char *state, bool scalar)
+{
+    char name[300];
+    snprintf(name, sizeof name, "%s.%s", param, state);
+    ir_node n = ir_node_make(IR_param, 0, NULL);
+    n.dtype = AG_F32;
+    n.shape = scalar ? (ir_shape){0, {0}} : u->h->node[u->P.id].shape;
+    n.attr.name = ir_strdup(u->h, name);
+    n.attr.init = (ag_init){AG_INIT_ZEROS, 0, 0};
+    n.attr.role = AG_ROLE_STATE;
+    n.loc = u->at;
+    return (ag_val){u->h, ir_intern(u->h, &n), 0};
+}
+
+/* NAME.next = v, kept */
+static void set_next(const update *u, const char *name, ag_val v, const char **keep, int *nkeep)
+{
+    char out[320]; /* a name of at most 300 */
+    snprintf(out, sizeof out, "%s.next", name);
+    ir_add_output(u->h, out, v.id);
+    keep[(*nkeep)++] = u->h->out[u->h->nout - 1].name;
+}
+
+/* 1 - beta^t for the step t (an f32 scalar), as exp(t ln beta); 1 when beta is 0 */
+static ag_val bias_correction(const update *u, double beta, ag_val t)
+{
+    if (beta == 0)
+        return num(1);
+    return ew(u, IR_sub, num(1), ag_ew_at(u->at, IR_exp, 1, (ag_val[]){ew(u, IR_mul, t, num(log(beta)))}));
+}
+
+static void update_param(const update *u, const char *param, const char **keep, int *nkeep)
+{
+    const double *hp = u->t->hp;
+    const char *kind = u->t->optimizer;
+    bool adamw = strcmp(kind, "adamw") == 0;
+    ag_val P = u->P, d = u->grad;
+    ag_val decay = u->wd;
+    if (u->wd_scale != 0 && u->wd_scale != 1)
+        decay = ew(u, IR_mul, u->wd, num(u->wd_scale));
+    if (u->wd_scale != 0 && !adamw) /* L2: d = g + c*P */
+        d = ew(u, IR_add, d, ew(u, IR_mul, decay, P));
+    ag_val rate = u->lr_scale == 1 ? u->lr : ew(u, IR_mul, u->lr, num(u->lr_scale));
+    if (u->wd_scale != 0 && adamw) /* decoupled: P*(1 - r*c) */
+        P = ew(u, IR_mul, P, ew(u, IR_sub, num(1), ew(u, IR_mul, rate, decay)));
+    char name[300];
+    snprintf(name, sizeof name, "%s", param);
+    ag_val step; /* what r multiplies */
+    if (strcmp(kind, "sgd") == 0) {
+        step = d;
+        double mu = hp[IR_HP_MOMENTUM];
+        if (mu > 0) {
+            ag_val b = state_of(u, param, "momentum_buffer", false);
+            ag_val b2 = ew(u, IR_add, ew(u, IR_mul, b, num(mu)), d);
+            snprintf(name, sizeof name, "%s.momentum_buffer", param);
+            set_next(u, name, b2, keep, nkeep);
+            step = hp[IR_HP_NESTEROV] != 0 ? ew(u, IR_add, d, ew(u, IR_mul, b2, num(mu))) : b2;
+        }
+    } else if (strcmp(kind, "adam") == 0 || adamw) {
+        double b1 = hp[IR_HP_BETA1], b2 = hp[IR_HP_BETA2];
+        ag_val t = state_of(u, param, "step", true), m = state_of(u, param, "exp_avg", false),
+               v = state_of(u, param, "exp_avg_sq", false);
+        /* the scalars first: the loop over the tensor then reads them, in one piece */
+        ag_val t2 = ew(u, IR_add, t, num(1));
+        ag_val bc2 = ag_ew_at(u->at, IR_sqrt, 1, (ag_val[]){bias_correction(u, b2, t2)});
+        ag_val bc1 = bias_correction(u, b1, t2);
+        ag_val m2 = ew(u, IR_add, m, ew(u, IR_mul, ew(u, IR_sub, d, m), num(1 - b1)));
+        ag_val v2 = ew(u, IR_add, ew(u, IR_mul, v, num(b2)), ew(u, IR_mul, ew(u, IR_mul, d, d), num(1 - b2)));
+        ag_val denom =
+            ew(u, IR_add, ew(u, IR_div, ag_ew_at(u->at, IR_sqrt, 1, (ag_val[]){v2}), bc2), num(hp[IR_HP_EPS]));
+        step = ew(u, IR_div, ew(u, IR_div, m2, denom), bc1);
+        const char *names[] = {"step", "exp_avg", "exp_avg_sq"};
+        ag_val nexts[] = {t2, m2, v2};
+        for (int k = 0; k < 3; k++) {
+            snprintf(name, sizeof name, "%s.%s", param, names[k]);
+            set_next(u, name, nexts[k], keep, nkeep);
+        }
+    } else { /* rmsprop, adagrad: a sum of squares s, decaying by alpha or not */
+        bool rms = strcmp(kind, "rmsprop") == 0;
+        double alpha = hp[IR_HP_ALPHA];
+        ag_val s = state_of(u, param, rms ? "square_avg" : "sum", false);
+        ag_val s2 =
+            rms ? ew(u, IR_add, ew(u, IR_mul, s, num(alpha)), ew(u, IR_mul, ew(u, IR_mul, d, d), num(1 - alpha)))
+                : ew(u, IR_add, s, ew(u, IR_mul, d, d));
+        snprintf(name, sizeof name, "%s.%s", param, rms ? "square_avg" : "sum");
+        set_next(u, name, s2, keep, nkeep);
+        step = ew(u, IR_div, d, ew(u, IR_add, ag_ew_at(u->at, IR_sqrt, 1, (ag_val[]){s2}), num(hp[IR_HP_EPS])));
+    }
+    set_next(u, param, ew(u, IR_sub, P, ew(u, IR_mul, rate, step)), keep, nkeep);
+}
+
 ir_graph *pass_optimizer(const ir_graph *g, char *err, size_t len)
 {
     if (g->train && g->train->stage != IR_STAGE_GRADIENTS) {
@@ -53,7 +170,7 @@ ir_graph *pass_optimizer(const ir_graph *g, char *err, size_t len)
         map[i] = ir_copy_node(h, g, i, map);
     ag_val lr = scalar_input(h, "lr", AG_ROLE_LR), wd = scalar_input(h, "wd", AG_ROLE_WD);
 
-    const char **keep = ir_xmalloc(sizeof *keep * (size_t)(g->nout + 1));
+    const char **keep = ir_xmalloc(sizeof *keep * (size_t)(4 * g->nout + 1)); /* a param's update and state */
     int nkeep = 0;
     for (int k = 0; k < g->nout; k++) {
         const char *name = g->out[k].name;
@@ -72,18 +189,8 @@ ir_graph *pass_optimizer(const ir_graph *g, char *err, size_t len)
         }
         const ir_group *grp = group_of(g->train, param);
         double lr_scale = grp ? grp->lr_scale : 1, wd_scale = grp ? grp->wd_scale : 1;
-        ag_loc at = h->node[p].loc;
-        ag_val P = {h, p, 0}, step = {h, map[g->out[k].id], 0};
-        if (wd_scale != 0) {
-            ag_val decay = wd_scale == 1 ? wd : ag_ew_at(at, IR_mul, 2, (ag_val[]){wd, ag_imm_of(wd_scale)});
-            step = ag_ew_at(at, IR_add, 2, (ag_val[]){step, ag_ew_at(at, IR_mul, 2, (ag_val[]){decay, P})});
-        }
-        ag_val rate = lr_scale == 1 ? lr : ag_ew_at(at, IR_mul, 2, (ag_val[]){lr, ag_imm_of(lr_scale)});
-        ag_val next = ag_ew_at(at, IR_sub, 2, (ag_val[]){P, ag_ew_at(at, IR_mul, 2, (ag_val[]){rate, step})});
-        char out[300];
-        snprintf(out, sizeof out, "%s.next", param);
-        ir_add_output(h, out, next.id);
-        keep[nkeep++] = h->out[h->nout - 1].name;
+        update u = {h, h->node[p].loc, {h, p, 0}, {h, map[g->out[k].id], 0}, lr, wd, lr_scale, wd_scale, g->train};
+        update_param(&u, param, keep, &nkeep);
     }
     h->next_site = g->next_site;
     ir_copy_train(h, g);

@@ -19,7 +19,8 @@
     X(int64_t, dims[4], "its shape; fan in dims[0], fan out dims[1] (a vector: dims[0] twice)") \
     X(int, init, "0 zeros, 1 constant a, 2 normal (mean a, std b), 3 uniform [a, b), 4 xavier") \
     X(double, a, "the initializer's first number")                                              \
-    X(double, b, "its second")
+    X(double, b, "its second")                                                                  \
+    X(int, state, "1: the optimizer's state (P.exp_avg, P.momentum_buffer, ...), zero at the start")
 
 #define AG_PARAM_INFO_FIELD_(type, name, what) type name;
 

@@ -66,7 +66,7 @@ bool rt_bin_open(bin *b, const rt_compiled *m, int threads, int64_t rows, char *
         return false;
     for (int k = 0; k < m->nparams; k++) {
         const rt_compiled_param *p = &m->params[k];
-        b->rp[k] = (rt_param){p->name, p->rank, {0}, (float *)(b->params + p->offset)};
+        b->rp[k] = (rt_param){p->name, p->rank, {0}, (float *)(b->params + p->offset), p->state};
         memcpy(b->rp[k].dims, p->dims, sizeof p->dims);
     }
     if (threads > 1 && !(b->pool = rt_pool_new(threads)))
@@ -199,13 +199,14 @@ rt_model rt_bin_as_model(bin *b)
 
 /* Reads the parameters of FILE into the model: every tensor by name, dtype and shape, and
  * no tensor the model lacks; with state, also the training state of the metadata. */
-bool rt_bin_load_checkpoint(bin *b, const char *path, rt_ckpt *c, char *err, size_t len)
+bool rt_bin_load_checkpoint(bin *b, const char *path, rt_ckpt *c, int *nmissing, const char **first_missing, char *err,
+                            size_t len)
 {
     const rt_compiled *m = b->m;
     if (!rt_ckpt_load(path, c, err, len))
         return false;
     rt_model rm = rt_bin_as_model(b);
-    return rt_run_read_params(c, path, &rm, m->options, err, len);
+    return rt_run_read_params(c, path, &rm, m->options, nmissing, first_missing, err, len);
 }
 
 /* ---- command lines ---- */
@@ -215,7 +216,8 @@ static const struct command {
 } commands[] = {
     {"train",
      "[--data DIR|FILE] [--label-column C] [--epochs N] [--batch N] [--lr X] [--wd X] [--seed S] [--threads N]\n"
-     "        [--device cpu|cuda] [--save FILE] [--resume FILE] [--metrics FILE.csv] [--plot FILE.svg]",
+     "        [--device cpu|cuda] [--save FILE] [--resume FILE] [--metrics FILE.csv] [--plot FILE.svg]\n"
+     "        [--lr-schedule S] [--warmup-steps W] [--lr-step-epochs K] [--lr-gamma G] [--lr-min M]",
      "Trains the model from its initial parameters (or a checkpoint), printing one line per epoch:\n"
      "train loss, train accuracy, test accuracy, seconds, samples/s.",
      "  --data SPEC      the dataset: a folder of IDX files ({train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]),\n"
@@ -235,7 +237,8 @@ static const struct command {
      "  --metrics FILE   write the per-epoch figures as CSV\n"
      "  --plot FILE      draw loss and accuracies per epoch as an SVG chart\n"
      "                   (--save, --metrics and --plot replace FILE atomically, so each must be new or a\n"
-     "                   regular file, not a symlink, FIFO or device; they are checked before training)\n"},
+     "                   regular file, not a symlink, FIFO or device; they are checked before "
+     "training)\n" RT_SCHEDULE_HELP},
     {"eval", "--weights FILE [--data DIR|FILE] [--label-column C] [--batch N] [--threads N] [--device cpu|cuda]",
      "Loss and accuracy of the parameters in FILE on the test set: the dataset's, or the one file --data\n"
      "names (a CSV of feature rows, the label last); the training set where the data has no test set.",
@@ -308,7 +311,8 @@ enum {
     O_THREADS,
     O_SEED,
     O_LR,
-    O_WD
+    O_WD,
+    O_SCHEDULE /* .. O_SCHEDULE + 4: RT_SCHEDULE_OPTIONS */
 };
 static const struct option options[] = {
     {"data", required_argument, NULL, O_DATA},
@@ -328,6 +332,7 @@ static const struct option options[] = {
     {"seed", required_argument, NULL, O_SEED},
     {"lr", required_argument, NULL, O_LR},
     {"wd", required_argument, NULL, O_WD},
+    RT_SCHEDULE_OPTIONS(O_SCHEDULE),
 };
 
 static bool lists_option(const char *args, const char *name)
@@ -418,6 +423,8 @@ static bool parse_real(const char *s, double *v)
 /* The value of option v, into o; false when it is no value the option takes */
 static bool take_value(const rt_compiled *m, int v, const char *s, opts *o)
 {
+    if (v >= O_SCHEDULE) /* checked by rt_schedule_take in parse */
+        return true;
     int64_t n = 0; /* set where a parse succeeds */
     switch (v) {
     case O_DATA: o->data = s; return true;
@@ -461,6 +468,7 @@ static int parse(const rt_compiled *m, const struct command *c, int argc, char *
     o->seed = 1;
     o->steps = 100;
     o->threads = rt_cpu_count();
+    o->schedule = RT_SCHEDULE_DEFAULT;
     struct option mine[sizeof options / sizeof *options + 2];
     int n = 0;
     for (size_t k = 0; k < sizeof options / sizeof *options; k++)
@@ -479,7 +487,9 @@ static int parse(const rt_compiled *m, const struct command *c, int argc, char *
             command_help(m, c, stdout);
             return 0;
         }
-        char buf[80];
+        char buf[80], why[300];
+        if (v >= O_SCHEDULE && !rt_schedule_take(&o->schedule, v - O_SCHEDULE, cli.value, why, sizeof why))
+            return rt_cli_error(&cli, "%s", why);
         if (!take_value(m, v, cli.value, o))
             return rt_cli_error(&cli, "%s takes %s, not '%s'", cli.name, takes(m, v, buf, sizeof buf), cli.value),
                    cli.status;

@@ -23,7 +23,7 @@ int rt_bin_eval(const rt_compiled *m, const opts *o)
     const char *spec = o->data ? o->data : m->data;
     int64_t rows = o->has_batch ? o->batch : m->batch;
     if (rt_bin_open(&b, m, o->threads, rows, err, sizeof err) && rt_bin_choose_device(&b, o, err, sizeof err) &&
-        rt_bin_load_checkpoint(&b, o->weights, &c, err, sizeof err) &&
+        rt_bin_load_checkpoint(&b, o->weights, &c, NULL, NULL, err, sizeof err) &&
         rt_bin_load_data(&b, spec, o->label, &train, &test, err, sizeof err) &&
         (!b.gpu || rt_cuda_put_params(b.gpu, b.params, err, sizeof err))) {
         const rt_dataset *d = test.n > 0 ? &test : &train;
@@ -122,7 +122,7 @@ int rt_bin_predict(const rt_compiled *m, const opts *o)
     else if (!y)
         snprintf(err, sizeof err, "out of memory");
     else if (rt_bin_open(&b, m, o->threads, rows, err, sizeof err) && rt_bin_choose_device(&b, o, err, sizeof err) &&
-             rt_bin_load_checkpoint(&b, o->weights, &c, err, sizeof err) &&
+             rt_bin_load_checkpoint(&b, o->weights, &c, NULL, NULL, err, sizeof err) &&
              rt_load_predict_input(o->input, m->features, &in, err, sizeof err) &&
              rt_dataset_x_fits(&in, e->x_dtype, o->input, err, sizeof err) &&
              (!b.gpu || rt_cuda_put_params(b.gpu, b.params, err, sizeof err))) {

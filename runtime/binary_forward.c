@@ -105,7 +105,7 @@ int rt_bin_predict_forward(const rt_compiled *m, const opts *o)
     int rc = 1;
     int64_t per_call = o->has_batch ? o->batch : m->batch;
     bool ok = rt_bin_open(&b, m, o->threads, per_call, err, sizeof err) &&
-              (o->weights ? rt_bin_load_checkpoint(&b, o->weights, &c, err, sizeof err)
+              (o->weights ? rt_bin_load_checkpoint(&b, o->weights, &c, NULL, NULL, err, sizeof err)
                           : rt_bin_init_params(&b, o->seed, err, sizeof err)) &&
               (o->random ? rt_bin_random_inputs(e, n, o->seed, in, err, sizeof err)
                          : file_inputs(e, o, in, &n, err, sizeof err));

@@ -47,7 +47,8 @@ const void *rt_bin_model_x(bin *b, const rt_batch *rb, ag_dtype want);
 /* the model as the training loop calls it: on the GPU where b has one */
 rt_model rt_bin_as_model(bin *b);
 /* the parameters of a checkpoint, every one of them, into the model */
-bool rt_bin_load_checkpoint(bin *b, const char *path, rt_ckpt *c, char *err, size_t len);
+bool rt_bin_load_checkpoint(bin *b, const char *path, rt_ckpt *c, int *nmissing, const char **first_missing, char *err,
+                            size_t len); /* the optimizer's state may be missing: zeroed, counted (run_state.h) */
 
 /* ---- command lines (binary.c) ---- */
 
@@ -62,6 +63,7 @@ typedef struct opts {
     uint32_t seed;
     int threads;
     bool has_seed, has_lr, has_wd, has_batch;
+    rt_schedule schedule; /* --lr-schedule ... (train) */
 } opts;
 
 /* "MODEL: error: ERR" on stderr; returns 1, the exit status */

@@ -75,6 +75,7 @@ int rt_bin_train(const rt_compiled *m, const opts *o)
                   .lr = o->has_lr ? o->lr : m->lr,
                   .wd = o->has_wd ? o->wd : m->wd,
                   .seed = o->seed,
+                  .schedule = o->schedule,
                   .log = stdout,
                   .progress = isatty(STDERR_FILENO) ? stderr : NULL,
                   .on_epoch = on_epoch,
@@ -91,7 +92,9 @@ int rt_bin_train(const rt_compiled *m, const opts *o)
     }
     if (o->resume) {
         rt_run_given given = {o->has_seed, o->has_lr, o->has_wd, o->has_batch};
-        if (!rt_bin_load_checkpoint(&b, o->resume, &c, err, sizeof err) ||
+        int fresh = 0;
+        const char *first = NULL;
+        if (!rt_bin_load_checkpoint(&b, o->resume, &c, &fresh, &first, err, sizeof err) ||
             !rt_run_read_state(&c, o->resume, &s.at, err, sizeof err) ||
             !rt_run_continue(&s.at, o->resume, given, &fit, err, sizeof err))
             goto out;
@@ -104,6 +107,7 @@ int rt_bin_train(const rt_compiled *m, const opts *o)
         }
         printf("%s: resuming %s at epoch %lld (step %llu)\n", m->name, o->resume, (long long)fit.first_epoch,
                (unsigned long long)fit.first_step);
+        rt_run_say_fresh_state(stdout, m->name, o->resume, fresh, first);
     } else if (!rt_bin_init_params(&b, fit.seed, err, sizeof err))
         goto out;
     /* arenas for the batch in use (a resumed run's may differ), then the device */

@@ -45,6 +45,7 @@ typedef struct rt_compiled_param {
      * update lies at batch N, next_offset + next_offset_n * N (the old value is read after
      * the update, e.g. as an output), copied over the parameter after each step */
     int64_t next_offset, next_offset_n;
+    bool state; /* the optimizer's state (role=state: P.exp_avg, ...), not a trained parameter */
 } rt_compiled_param;
 
 static inline int64_t rt_param_numel(const rt_compiled_param *p)

@@ -45,8 +45,8 @@ bool rt_run_save(const char *path, const rt_model *m, const char *options, const
     return ok;
 }
 
-bool rt_run_read_params(const rt_ckpt *c, const char *path, const rt_model *m, const char *options, char *err,
-                        size_t len)
+bool rt_run_read_params(const rt_ckpt *c, const char *path, const rt_model *m, const char *options, int *nmissing,
+                        const char **first_missing, char *err, size_t len)
 {
     const char *model = rt_ckpt_meta_get(c, "model");
     if (model && strcmp(model, m->name) != 0)
@@ -65,10 +65,20 @@ bool rt_run_read_params(const rt_ckpt *c, const char *path, const rt_model *m, c
         if (!known)
             return rt_fail(err, len, "%s: tensor %s is not a parameter of %s", path, c->t[i].name, m->name);
     }
-    for (int k = 0; k < m->nparams; k++)
-        if (!rt_ckpt_read_into(c, path, m->params[k].name, AG_F32, m->params[k].rank, m->params[k].dims,
-                               m->params[k].data, err, len))
+    int missing = 0;
+    for (int k = 0; k < m->nparams; k++) {
+        const rt_param *p = &m->params[k];
+        if (p->state && !rt_ckpt_find(c, p->name)) { /* parameters alone: the optimizer starts afresh */
+            memset(p->data, 0, (size_t)rt_param_count(p) * sizeof *p->data);
+            if (!missing++ && first_missing)
+                *first_missing = p->name;
+            continue;
+        }
+        if (!rt_ckpt_read_into(c, path, p->name, AG_F32, p->rank, p->dims, p->data, err, len))
             return false;
+    }
+    if (nmissing)
+        *nmissing = missing;
     return true;
 }
 
@@ -142,4 +152,11 @@ bool rt_run_continue(const rt_run_state *s, const char *path, rt_run_given given
     fit->first_epoch = s->epoch + 1;
     fit->first_step = s->step;
     return true;
+}
+
+void rt_run_say_fresh_state(FILE *f, const char *who, const char *path, int nmissing, const char *first)
+{
+    if (nmissing > 0)
+        fprintf(f, "%s: %s holds no optimizer state (%s%s): it starts at zero\n", who, path, first,
+                nmissing > 1 ? " and the rest" : "");
 }

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "checkpoint.h"
 #include "history.h"
@@ -34,9 +35,15 @@ bool rt_run_save(const char *path, const rt_model *m, const char *options, const
 
 /* Reads the parameters of c (loaded from path) into m's: every tensor by name, dtype and
  * shape, and no tensor m lacks. A checkpoint of another model, or of the same model built
- * with other options (act=tanh computes something else with the same shapes), is refused. */
-bool rt_run_read_params(const rt_ckpt *c, const char *path, const rt_model *m, const char *options, char *err,
-                        size_t len);
+ * with other options (act=tanh computes something else with the same shapes), is refused.
+ * The optimizer's state (rt_param.state) may be missing (a checkpoint of parameters alone,
+ * or of another optimizer): it is zeroed, and *nmissing counts it, *first_missing the first
+ * (either may be NULL). */
+bool rt_run_read_params(const rt_ckpt *c, const char *path, const rt_model *m, const char *options, int *nmissing,
+                        const char **first_missing, char *err, size_t len);
+
+/* The line that says a resumed run's optimizer state starts at zero (nmissing of them) */
+void rt_run_say_fresh_state(FILE *f, const char *who, const char *path, int nmissing, const char *first);
 
 /* The training state in c's metadata, checked strictly (a checkpoint without it says that
  * its parameters still work with --weights). */

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -253,6 +254,49 @@ static void progress_bar(FILE *f, int64_t epoch, int64_t epochs, int64_t done, i
 /* "correct" per sample is accuracy, shown as acc */
 static const char *shown(const char *metric) { return strcmp(metric, "correct") == 0 ? "acc" : metric; }
 
+double rt_lr_at(const rt_schedule *s, double lr, uint64_t t, int64_t epoch, uint64_t total)
+{
+    uint64_t w = s->warmup > 0 ? (uint64_t)s->warmup : 0;
+    if (t < w)
+        return lr * (double)(t + 1) / (double)w;
+    if (s->kind == RT_LR_STEP)
+        return lr * pow(s->gamma, floor((double)(epoch - 1) / (double)(s->step_epochs > 0 ? s->step_epochs : 1)));
+    if (s->kind == RT_LR_COSINE && total > w) {
+        double x = (double)(t - w) / (double)(total - w);
+        return s->lr_min + (lr - s->lr_min) * (1 + cos(3.14159265358979323846 * (x < 1 ? x : 1))) / 2;
+    }
+    return lr;
+}
+
+bool rt_schedule_take(rt_schedule *s, int k, const char *v, char *err, size_t len)
+{
+    char *end;
+    errno = 0;
+    if (k == 0) {
+        static const char *const kinds[] = {"constant", "step", "cosine"};
+        for (int i = 0; i < 3; i++)
+            if (strcmp(v, kinds[i]) == 0)
+                return s->kind = (rt_lr_kind)i, true;
+        const char *near = rt_closest(v, kinds, 3);
+        return rt_fail(err, len, "--lr-schedule takes constant, step or cosine, not '%s'%s%s%s", v,
+                       near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
+    }
+    if (k == 1 || k == 2) {
+        long long n = strtoll(v, &end, 10);
+        if (end == v || *end || errno || n < (k == 1 ? 0 : 1) || n > 1000000000)
+            return rt_fail(err, len, "%s takes a whole number from %d to 1000000000, not '%s'",
+                           k == 1 ? "--warmup-steps" : "--lr-step-epochs", k == 1 ? 0 : 1, v);
+        *(k == 1 ? &s->warmup : &s->step_epochs) = n;
+        return true;
+    }
+    double x = strtod(v, &end);
+    if (end == v || *end || errno || !(x >= 0 && x <= FLT_MAX))
+        return rt_fail(err, len, "%s takes a number from 0 to 3.40282e+38, not '%s'",
+                       k == 3 ? "--lr-gamma" : "--lr-min", v);
+    *(k == 3 ? &s->gamma : &s->lr_min) = x;
+    return true;
+}
+
 bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *test, const rt_fit *f, rt_epoch *last,
                   char *err, size_t len)
 {
@@ -261,6 +305,11 @@ bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *
     bool ok = (perm && batch_buffers(train, f->batch, &x, &y)) || rt_fail(err, len, "out of memory");
     uint64_t step = f->first_step;
     int64_t eval_batch = f->eval_batch > 0 ? f->eval_batch : f->batch > 1000 ? f->batch : 1000;
+    uint64_t total = (uint64_t)f->epochs * (uint64_t)((train->n + f->batch - 1) / f->batch); /* the schedule's T */
+    if (ok && m->train_epoch && !rt_schedule_is_constant(&f->schedule))
+        ok = rt_fail(err, len,
+                     "--lr-schedule and --warmup-steps run on the CPU for now (--device cpu): a device "
+                     "epoch takes one lr");
     for (int64_t epoch = f->first_epoch > 1 ? f->first_epoch : 1; ok && epoch <= f->epochs; epoch++) {
         rt_epoch e = {.epoch = epoch, .test_loss = NAN};
         double t0 = now(), lsum = 0, msum[RT_MAX_METRICS] = {0}, shown_at = t0;
@@ -282,7 +331,7 @@ bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *
             rt_batch b = {.n = train->n - first < f->batch ? train->n - first : f->batch,
                           .x = x,
                           .y = y,
-                          .lr = f->lr,
+                          .lr = rt_lr_at(&f->schedule, f->lr, step, epoch, total),
                           .wd = f->wd,
                           .seed = f->seed,
                           .step = step};
@@ -339,10 +388,8 @@ void rt_print_small_params(const rt_model *m, const rt_truth *truth, FILE *f)
 {
     for (int i = 0; i < m->nparams; i++) {
         const rt_param *p = &m->params[i];
-        int64_t n = 1;
-        for (int k = 0; k < p->rank; k++)
-            n *= p->dims[k];
-        if (n > 8)
+        int64_t n = rt_param_count(p);
+        if (n > 8 || p->state) /* the optimizer's state is no result */
             continue;
         fprintf(f, "%-8s [", p->name);
         for (int64_t k = 0; k < n; k++)

@@ -45,7 +45,16 @@ typedef struct rt_param {
     int rank;
     int64_t dims[4];
     float *data;
+    bool state; /* the optimizer's state: a checkpoint without it starts it at zero */
 } rt_param;
+
+static inline int64_t rt_param_count(const rt_param *p) /* its elements */
+{
+    int64_t n = 1;
+    for (int k = 0; k < p->rank; k++)
+        n *= p->dims[k];
+    return n;
+}
 
 /* One batch in and what the model says of it out. */
 typedef struct rt_batch {
@@ -85,8 +94,39 @@ typedef struct rt_epoch {
     double train_metric[RT_MAX_METRICS], test_metric[RT_MAX_METRICS]; /* per sample */
 } rt_epoch;
 
+/* The learning rate over a run (--lr-schedule): at step t (from 0) of T in all, a warm-up of W
+ * steps lr*(t+1)/W, then constant lr; step decay lr*gamma^floor((epoch-1)/K) (epoch from 1,
+ * as torch.optim.lr_scheduler.StepLR); or cosine M + (lr - M)*(1 + cos(pi*(t-W)/(T-W)))/2. A
+ * function of (t, epoch), so a resumed run follows it as the uninterrupted one did. */
+typedef enum rt_lr_kind { RT_LR_CONSTANT, RT_LR_STEP, RT_LR_COSINE } rt_lr_kind;
+typedef struct rt_schedule {
+    rt_lr_kind kind;
+    int64_t warmup;      /* W: steps */
+    int64_t step_epochs; /* K (step); 0 is taken for 1 */
+    double gamma;        /* step's factor */
+    double lr_min;       /* M (cosine) */
+} rt_schedule;
+
+#define RT_SCHEDULE_DEFAULT ((rt_schedule){RT_LR_CONSTANT, 0, 1, 0.1, 0})
+static inline bool rt_schedule_is_constant(const rt_schedule *s) { return s->kind == RT_LR_CONSTANT && s->warmup <= 0; }
+double rt_lr_at(const rt_schedule *s, double lr, uint64_t t, int64_t epoch, uint64_t total);
+
+/* The schedule's options, shared by the binaries' train and aotgrad run: getopt_long entries
+ * with vals first .. first + 4 (options.h), and the value of option first + k into s. */
+#define RT_SCHEDULE_OPTIONS(first)                                                                                    \
+    {"lr-schedule", required_argument, NULL, (first)}, {"warmup-steps", required_argument, NULL, (first) + 1},        \
+        {"lr-step-epochs", required_argument, NULL, (first) + 2}, {"lr-gamma", required_argument, NULL, (first) + 3}, \
+        {"lr-min", required_argument, NULL, (first) + 4}
+#define RT_SCHEDULE_HELP                                                                             \
+    "  --lr-schedule S  constant (the default), step or cosine; --warmup-steps W ramps lr up over\n" \
+    "                   the first W steps (lr*(t+1)/W), for any of them\n"                           \
+    "  --lr-step-epochs K, --lr-gamma G   step: lr*G^floor((epoch-1)/K) (defaults 1 and 0.1)\n"      \
+    "  --lr-min M       cosine: from lr down to M at the last step (default 0)\n"
+bool rt_schedule_take(rt_schedule *s, int k, const char *value, char *err, size_t len);
+
 typedef struct rt_fit {
     int64_t epochs, batch;
+    rt_schedule schedule;
     int64_t eval_batch; /* 0: max(batch, 1000) */
     double lr, wd;
     uint32_t seed;

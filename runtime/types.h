@@ -43,6 +43,7 @@ typedef enum ag_role {
     AG_ROLE_LABELS, /* their targets: class labels or values */
     AG_ROLE_LR,     /* the learning rate, a runtime scalar */
     AG_ROLE_WD,     /* the weight decay, a runtime scalar */
+    AG_ROLE_STATE,  /* a parameter: the optimizer's state (momentum, moments), not trained */
     AG_ROLE_COUNT
 } ag_role;
 

@@ -589,6 +589,28 @@ static int make_loss(gen *G)
     }
 }
 
+/* The optimizer: plain sgd as often as not, else each other kind alike, its hyperparameters
+ * PyTorch's defaults or a few others, so that every update formula meets random models */
+static void pick_optimizer(gen *G, ag_optimizer *o)
+{
+    static const char *const kinds[] = {"sgd", "adam", "adamw", "rmsprop", "adagrad"};
+    if (chance(G, 0.5))
+        return;
+    const ir_optimizer_kind *k = ir_optimizer_find(kinds[rnd(G, 5)]);
+    ag_optimizer p = {.kind = k->name, .lr = o->lr, .wd = o->wd};
+    if (strcmp(k->name, "sgd") == 0) { /* with momentum */
+        p.momentum = chance(G, 0.5) ? 0.9 : 0.5;
+        p.nesterov = chance(G, 0.5);
+    } else {
+        p.beta1 = k->defaults[IR_HP_BETA1], p.beta2 = k->defaults[IR_HP_BETA2];
+        p.eps = chance(G, 0.7) ? k->defaults[IR_HP_EPS] : 0.1; /* a large eps: the division's other side */
+        p.alpha = k->defaults[IR_HP_ALPHA];
+        if (k->keys >> IR_HP_BETA1 & 1 && chance(G, 0.2))
+            p.beta1 = 0; /* no first moment: bias correction 1 */
+    }
+    *o = p;
+}
+
 bool fz_generate(uint64_t seed, const fz_gen_opts *o, fz_model *m, char *err, size_t len)
 {
     static const fz_gen_opts defaults = {0};
@@ -607,8 +629,7 @@ bool fz_generate(uint64_t seed, const fz_gen_opts *o, fz_model *m, char *err, si
     m->seed = seed;
     snprintf(m->name, sizeof m->name, "fuzz_%llu", (unsigned long long)seed);
     m->metric = m->predict = -1;
-    m->lr = 0.1;
-    m->wd = chance(&G, 0.5) ? 0 : pick_number(&G, 0, 0.25);
+    m->opt = (ag_optimizer){.kind = "sgd", .lr = 0.1, .wd = chance(&G, 0.5) ? 0 : pick_number(&G, 0, 0.25)};
     m->batch = BATCH;
     char file[64];
     snprintf(file, sizeof file, "%s.c", m->name);
@@ -679,6 +700,7 @@ bool fz_generate(uint64_t seed, const fz_gen_opts *o, fz_model *m, char *err, si
                 m->ngroups--;
         }
         m->option = chance(&G, 0.05);
+        pick_optimizer(&G, &m->opt); /* drawn last: what a seed drew before stays as it was */
     }
     bool ok = !G.failed && (m->loss >= 0 || forward);
     ag_graph_free(G.b.g);

@@ -84,6 +84,7 @@ static double rms(const ir_tensor *t)
 
 bool oracle_bind_model(binding *b, const ir_graph *model, int64_t batch, bool f64)
 {
+    memset(b, 0, sizeof *b);
     b->model = model;
     b->bound = fe_bind_random(model, batch, SEED, f64);
     ir_shape scalar = {0, {0}};
@@ -102,12 +103,31 @@ void oracle_unbind_model(binding *b)
         fe_bind_free(b->model, b->bound);
     ir_tensor_free(&b->lr);
     ir_tensor_free(&b->wd);
+    for (int k = 0; k < b->nstate; k++) {
+        ir_tensor_free(&b->state[k]);
+        free((char *)b->state_name[k]);
+    }
     memset(b, 0, sizeof *b);
 }
 
 /* g's sources bound to the model's values of the same name (lr and wd: the scalars), or to
  * extra[i] where given (NULL: none); NULL with a message naming a source neither has. */
-ir_tensor **oracle_bind_graph(const binding *b, const ir_graph *g, ir_tensor *const *extra, char *err, size_t len)
+/* The zero tensor of the optimizer's state param n, the same one for every graph of b */
+static ir_tensor *state_of(binding *b, const ir_node *n)
+{
+    for (int k = 0; k < b->nstate; k++)
+        if (strcmp(b->state_name[k], n->attr.name) == 0)
+            return &b->state[k];
+    if (b->nstate == 64)
+        return NULL;
+    b->state[b->nstate] = ir_tensor_new(b->lr.dtype, &n->shape); /* zeroed; f64 where the binding is */
+    if (!b->state[b->nstate].data)
+        return NULL;
+    b->state_name[b->nstate] = strdup(n->attr.name); /* the graph it came from may go first */
+    return &b->state[b->nstate++];
+}
+
+ir_tensor **oracle_bind_graph(binding *b, const ir_graph *g, ir_tensor *const *extra, char *err, size_t len)
 {
     ir_tensor **out = calloc((size_t)(g->n ? g->n : 1), sizeof *out);
     if (!out)
@@ -125,6 +145,8 @@ ir_tensor **oracle_bind_graph(const binding *b, const ir_graph *g, ir_tensor *co
             out[i] = (ir_tensor *)&b->lr;
         else if (n->op == IR_input && n->attr.role == AG_ROLE_WD)
             out[i] = (ir_tensor *)&b->wd;
+        else if (n->op == IR_param && n->attr.role == AG_ROLE_STATE && (out[i] = state_of(b, n)))
+            continue;
         else {
             snprintf(err, len, "%s %s is not in the model", ir_ops[n->op].name, n->attr.name);
             free(out);

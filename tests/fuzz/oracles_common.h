@@ -27,11 +27,14 @@ typedef struct binding {
     const ir_graph *model;
     ir_tensor **bound; /* fe_bind_random of the model, by its node ids */
     ir_tensor lr, wd;
+    int nstate; /* the optimizer's state (params of role=state, not in the model): zeros, by name */
+    const char *state_name[64];
+    ir_tensor state[64];
 } binding;
 
 bool oracle_bind_model(binding *b, const ir_graph *model, int64_t batch, bool f64);
 void oracle_unbind_model(binding *b);
-ir_tensor **oracle_bind_graph(const binding *b, const ir_graph *g, ir_tensor *const *extra, char *err, size_t len);
+ir_tensor **oracle_bind_graph(binding *b, const ir_graph *g, ir_tensor *const *extra, char *err, size_t len);
 
 typedef struct outputs {
     int n;

@@ -118,8 +118,7 @@ ir_graph *fz_build(const fz_model *m, const char *file, char *err, size_t len)
     if (m->predict >= 0)
         fit.predict = v[m->predict];
     if (m->loss >= 0) /* else a forward computation */
-        ag_minimize_at((ag_loc){file, line}, g, v[m->loss], (ag_optimizer){.kind = "sgd", .lr = m->lr, .wd = m->wd},
-                       fit);
+        ag_minimize_at((ag_loc){file, line}, g, v[m->loss], m->opt, fit);
     free(v);
     if (ag_graph_finish(g) > 0) {
         size_t at = 0;
@@ -317,8 +316,13 @@ void fz_write_c(const fz_model *m, FILE *f)
         fputs("}\n", f);
         return;
     }
-    fprintf(f, "    ag_minimize(g, v%d, ag_sgd(.lr = ", m->loss);
-    put_num(f, m->lr), fputs(", .wd = ", f), put_num(f, m->wd), fputs(")", f);
+    fprintf(f, "    ag_minimize(g, v%d, ag_%s(.lr = ", m->loss, m->opt.kind);
+    put_num(f, m->opt.lr), fputs(", .wd = ", f), put_num(f, m->opt.wd);
+    const double hp[] = {m->opt.momentum, m->opt.nesterov, m->opt.beta1, m->opt.beta2, m->opt.eps, m->opt.alpha};
+    for (int h = 0; h < IR_HP_COUNT; h++) /* the kind's others, as ag_minimize_at took them; sgd's 0s left out */
+        if ((ir_optimizer_find(m->opt.kind)->keys >> h & 1) && !(strcmp(m->opt.kind, "sgd") == 0 && hp[h] == 0))
+            fprintf(f, ", .%s = ", ir_hp_names[h]), put_num(f, hp[h]);
+    fputs(")", f);
     if (m->metric >= 0) {
         fprintf(f, ", .metric = v%d", m->metric);
         if (m->metric_name[0])

@@ -96,7 +96,7 @@ typedef struct fz_model {
     int metric;           /* step, or -1 */
     char metric_name[16]; /* empty: ag_correct's unnamed count */
     int predict;          /* step, or -1 */
-    double lr, wd;
+    ag_optimizer opt;     /* kind, lr, wd and the kind's others (PyTorch's defaults, some drawn) */
     int64_t batch;
     int ngroups;
     fz_group group[FZ_MAX_GROUPS];

@@ -299,11 +299,30 @@ Test(text, verify_train)
     g->train->batch = IR_MAX_COUNT + 1;
     expect_verify(g, "verify: train: batch 1073741825 and epochs 1 must be from 1 to 2^30");
     g = train_graph();
-    g->train->optimizer = "adam";
-    expect_verify(g, "verify: train: unknown optimizer 'adam' (aotgrad has sgd)");
+    g->train->optimizer = "lion";
+    expect_verify(g, "verify: train: unknown optimizer 'lion' (aotgrad has sgd, adam, adamw, rmsprop, adagrad)");
     g = train_graph();
     g->train->lr = -1;
     expect_verify(g, "verify: train: lr -1 and wd 0 must be finite, >= 0 and fit an f32");
+    /* each optimizer's hyperparameters: only those it takes, each in its range */
+    g = train_graph();
+    g->train->hp[IR_HP_BETA1] = 0.9;
+    expect_verify(g, "verify: train: sgd takes no beta1 (it takes lr, wd, momentum, nesterov)");
+    g = train_graph();
+    g->train->hp[IR_HP_NESTEROV] = 1;
+    expect_verify(g, "verify: train: sgd: nesterov needs a momentum above 0");
+    g = train_graph();
+    g->train->optimizer = "adam";
+    g->train->hp[IR_HP_BETA2] = 1;
+    expect_verify(g, "verify: train: adam: beta2 is 1; expected a number in [0, 1)");
+    g = train_graph();
+    g->train->optimizer = "rmsprop";
+    g->train->hp[IR_HP_EPS] = -1e-8;
+    expect_verify(g, "verify: train: rmsprop: eps is -1e-08; expected a finite number >= 0");
+    /* role=state is a param's, and the only role a param has */
+    g = train_graph();
+    g->node[3].attr.role = AG_ROLE_LR;
+    expect_verify(g, "verify: node %3 (param): param W: role=lr is an input's; a param's role is state");
     g = train_graph();
     g->train->nclasses = IR_MAX_CLASSES + 1;
     expect_verify(g, "verify: train: 257 classes; at most 256");

@@ -17,6 +17,7 @@ typedef struct counter {
     uint64_t steps[64];
     int64_t seen[1000]; /* times each sample (by its first feature) was trained on */
     uint64_t nan_at;    /* the step whose loss is NaN, or 0 */
+    double lr[64];      /* the learning rate each step was given */
 } counter;
 
 static bool count_step(void *ctx, rt_batch *b, char *err, size_t len)
@@ -26,6 +27,7 @@ static bool count_step(void *ctx, rt_batch *b, char *err, size_t len)
     if (c->batches < 64) {
         c->rows[c->batches] = b->n;
         c->steps[c->batches] = b->step;
+        c->lr[c->batches] = b->lr;
     }
     c->batches++;
     for (int64_t i = 0; i < b->n; i++)
@@ -88,6 +90,65 @@ Test(train_loop, every_sample_once_per_epoch_last_batch_kept)
     cr_expect(strncmp(line, "epoch 1/2  train_loss 1.0000  train_acc 0.5000  test_acc 1.0000  ", 64) == 0, "%s", line);
     fclose(log);
     rt_dataset_free(&d);
+}
+
+/* --lr-schedule: each step's lr is the formula's, written out here; 1000 samples in batches
+ * of 256 are 4 steps an epoch, 12 in 3 epochs */
+Test(train_loop, each_step_takes_the_scheduled_lr)
+{
+    static const struct {
+        rt_schedule s;
+        double want[12];
+    } cases[] = {
+        {{RT_LR_CONSTANT, 0, 1, 0.1, 0}, {0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1}},
+        /* warm-up of 4: lr*(t+1)/4 */
+        {{RT_LR_CONSTANT, 4, 1, 0.1, 0}, {0.025, 0.05, 0.075, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1}},
+        /* step: lr*0.5^floor((epoch-1)/1) */
+        {{RT_LR_STEP, 0, 1, 0.5, 0}, {0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.05, 0.025, 0.025, 0.025, 0.025}},
+        /* step every 2 epochs by 0.1, after 2 steps of warm-up */
+        {{RT_LR_STEP, 2, 2, 0.1, 0}, {0.05, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.01, 0.01, 0.01, 0.01}},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases + 2; k++) {
+        rt_dataset d = numbered();
+        counter c = {0};
+        rt_model m = {.name = "count", .ctx = &c, .train_step = count_step, .evaluate = count_eval};
+        FILE *log = tmpfile();
+        rt_fit f = {.epochs = 3, .batch = 256, .lr = 0.1, .seed = 3, .log = log};
+        double want[12];
+        if (k < sizeof cases / sizeof *cases) {
+            f.schedule = cases[k].s;
+            memcpy(want, cases[k].want, sizeof want);
+        } else { /* cosine from 0.1 to M = 0.01 over the 12 steps (k - 4 of warm-up: 0, then 3) */
+            int w = k == 4 ? 0 : 3;
+            f.schedule = (rt_schedule){RT_LR_COSINE, w, 1, 0.1, 0.01};
+            for (int t = 0; t < 12; t++)
+                want[t] = t < w ? 0.1 * (t + 1) / w : 0.01 + 0.09 * (1 + cos(M_PI * (t - w) / (12.0 - w))) / 2;
+        }
+        rt_epoch last;
+        char err[256];
+        cr_assert(rt_fit_model(&m, &d, NULL, &f, &last, err, sizeof err), "%s", err);
+        cr_assert_eq(c.batches, 12);
+        for (int t = 0; t < 12; t++)
+            cr_expect(fabs(c.lr[t] - want[t]) <= 1e-15, "case %zu step %d: lr %.17g, want %.17g", k, t, c.lr[t],
+                      want[t]);
+        fclose(log);
+        rt_dataset_free(&d);
+    }
+}
+
+/* The schedule's options say what they take */
+Test(train_loop, schedule_options_are_checked)
+{
+    rt_schedule s = RT_SCHEDULE_DEFAULT;
+    char err[300];
+    cr_expect(rt_schedule_take(&s, 0, "cosine", err, sizeof err) && s.kind == RT_LR_COSINE);
+    cr_expect_not(rt_schedule_take(&s, 0, "linear", err, sizeof err));
+    cr_expect_str_eq(err, "--lr-schedule takes constant, step or cosine, not 'linear'");
+    cr_expect_not(rt_schedule_take(&s, 2, "0", err, sizeof err));
+    cr_expect_str_eq(err, "--lr-step-epochs takes a whole number from 1 to 1000000000, not '0'");
+    cr_expect_not(rt_schedule_take(&s, 3, "-1", err, sizeof err));
+    cr_expect_str_eq(err, "--lr-gamma takes a number from 0 to 3.40282e+38, not '-1'");
+    cr_expect(rt_schedule_take(&s, 1, "50", err, sizeof err) && s.warmup == 50);
 }
 
 Test(train_loop, a_nan_loss_stops_at_its_step)
