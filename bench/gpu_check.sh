@@ -32,7 +32,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 carry=gpu_carry
-models=(softmax mlp mlp_dropout)
+models=(softmax mlp mlp_dropout mlp_adam)
 
 if [ "${1:-}" = "--help" ] || [ $# -lt 1 ]; then
   sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
@@ -50,7 +50,7 @@ if [ "$1" = prepare ]; then
     "$ag" build "models/$m.c" --target cpu,cuda --emit exe,cu -o "$carry/bin/$m"
   done
   echo "prepare: gpu_diff's cases" >&2
-  for m in mlp softmax mlp_dropout linreg weight_decay; do "$ag" ir "models/$m.c" > "$carry/ir/$m.ir"; done
+  for m in mlp softmax mlp_dropout linreg weight_decay mlp_adam; do "$ag" ir "models/$m.c" > "$carry/ir/$m.ir"; done
   "$ag" ir models/mlp.c --set act=tanh > "$carry/ir/mlp_tanh.ir"
   "$diff_bin" write "$carry/cases" "$carry"/ir/*.ir >&2
   cp "$diff_bin" "$carry/bin/gpu_diff"

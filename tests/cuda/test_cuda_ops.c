@@ -117,6 +117,7 @@ Test(cuda_ops, every_model_train_step)
     model_step("mlp_dropout", NULL, 256);
     model_step("linreg", NULL, 10);
     model_step("weight_decay", NULL, 5);
+    model_step("mlp_adam", NULL, 256); /* the optimizer's state and its one-loop update */
 }
 
 /* 4 elements a thread (16-byte accesses): contiguous f32, u8 and bool operands, a column
