@@ -172,7 +172,7 @@ ir_graph *pass_plan_memory_at(const ir_graph *g, int64_t batch, char *err, size_
 /* ---- the report ---- */
 
 typedef struct tally {
-    int64_t params, inputs, saved, largest_backward, gradients, workspace, peak;
+    int64_t params, state, inputs, saved, largest_backward, gradients, workspace, peak; /* state: the optimizer's */
     int64_t live; /* the most bytes of computed values alive at one node: no plan needs less */
 } tally;
 
@@ -204,7 +204,7 @@ static tally count(ir_graph *g, const ir_plan *p, int64_t batch, FILE *f)
         const ir_node *n = &g->node[i];
         int64_t b = bytes_of(n, batch);
         if (n->op == IR_param)
-            t.params += b;
+            *(n->attr.role == AG_ROLE_STATE ? &t.state : &t.params) += b;
         else if (n->op == IR_input)
             t.inputs += b;
         if (!computed(n))
@@ -230,13 +230,15 @@ static tally count(ir_graph *g, const ir_plan *p, int64_t batch, FILE *f)
     /* a weight gradient with a buffer of its own: a value of P's shape that P.next reads */
     for (int i = 0; i < g->nout; i++) {
         int32_t param = updated_param(g, g->out[i].name), u = g->out[i].id;
+        if (param >= 0 && g->node[param].attr.role == AG_ROLE_STATE)
+            continue; /* the optimizer's state reads the gradient too: counted at the parameter's update */
         for (int k = 0; param >= 0 && k < g->node[u].nin; k++) {
             const ir_node *v = &g->node[g->node[u].in[k]];
             if (computed(v) && !fwd[g->node[u].in[k]] && ir_shape_eq(&v->shape, &g->node[param].shape))
                 t.gradients += bytes_of(v, batch);
         }
     }
-    t.peak = t.params + t.inputs + ir_plan_arena(g, p, batch);
+    t.peak = t.params + t.state + t.inputs + ir_plan_arena(g, p, batch);
     /* a true lower bound of the arena: at each node, what is alive then (values with a buffer,
      * as the plan has them; in-place updates take their parameter's bytes) */
     int32_t *birth = ir_xmalloc(sizeof *birth * (size_t)(g->n ? g->n : 1)),
@@ -287,15 +289,20 @@ bool pass_memory_report(const ir_graph *model, int64_t at, FILE *f, char *err, s
             t = count(step, ps, at, f);
             fprintf(f, "%s\n", t.saved ? "" : "none");
             print_mib(f, "parameters", t.params, NULL);
+            if (t.state)
+                print_mib(f, "optimizer state", t.state, "(momentum buffers, moments, step counts)");
             print_mib(f, "input batch", t.inputs, NULL);
             print_mib(f, "gradients", t.gradients,
                       t.gradients ? NULL : "(each update rides on the kernel computing it)");
             print_mib(f, "saved for backward", t.saved, NULL);
             print_mib(f, "workspace", t.workspace, "(backward values not saved: dead after their kernels)");
             print_mib(f, "arena", ir_plan_arena(step, ps, at), "(all computed values, dead ones' bytes reused)");
-            print_mib(f, "peak", t.peak, "= parameters + input batch + arena");
-            int64_t bound = t.params + t.inputs + t.live;
-            print_mib(f, "lower bound", bound, "= parameters + input + the most bytes alive at one node");
+            print_mib(f, "peak", t.peak,
+                      t.state ? "= parameters + state + input batch + arena" : "= parameters + input batch + arena");
+            int64_t bound = t.params + t.state + t.inputs + t.live;
+            print_mib(f, "lower bound", bound,
+                      t.state ? "= parameters + state + input + the most bytes alive at one node"
+                              : "= parameters + input + the most bytes alive at one node");
             fprintf(f, "  peak / lower bound   %.3f\n", (double)t.peak / (double)bound);
             fprintf(f, "  (a generated header's sizes differ: it aligns each parameter to 64 bytes, and its arena\n"
                        "   holds the kernels' constants and scratch too: NAME_arena_bytes(n))\n");

@@ -456,3 +456,28 @@ Test(optimizers, twenty_mlp_steps_match_torch_optim)
     rt_dataset_free(&d);
     free(ref);
 }
+
+/* aotgrad ir --memory names the optimizer's state apart from the parameters: Adam keeps two
+ * moments of every parameter and a step count each, 2 x 814,120 + 4 x 4 bytes for the MLP,
+ * and the peak counts them */
+Test(optimizers, the_memory_report_names_the_state)
+{
+    ir_graph *m = fe_load(AG_SOURCE_DIR "/models/mlp_adam.c", getenv("AOTGRAD_INCLUDE"), NULL);
+    cr_assert_not_null(m);
+    char *text = NULL, err[512];
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    cr_assert(pass_memory_report(m, 0, f, err, sizeof err), "%s", err);
+    fclose(f);
+    cr_expect(strstr(text, "  parameters               814120 B"), "%s", text);
+    cr_expect(strstr(text, "  optimizer state         1628256 B"), "%s", text);
+    long long params = 0, state = 0, input = 0, arena = 0, peak = 0;
+    cr_assert_eq(sscanf(strstr(text, "  parameters"), " parameters %lld B", &params), 1);
+    cr_assert_eq(sscanf(strstr(text, "  optimizer state"), " optimizer state %lld B", &state), 1);
+    cr_assert_eq(sscanf(strstr(text, "  input batch"), " input batch %lld B", &input), 1);
+    cr_assert_eq(sscanf(strstr(text, "  arena"), " arena %lld B", &arena), 1);
+    cr_assert_eq(sscanf(strstr(text, "\n  peak") + 1, " peak %lld B", &peak), 1);
+    cr_expect_eq(peak, params + state + input + arena, "%s", text);
+    free(text);
+    ir_graph_free(m);
+}
