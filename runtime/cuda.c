@@ -45,15 +45,18 @@ struct rt_cuda {
     CUstream stream;
     CUevent polled;
     char name[256];
-    CUfunction *train, *forward, gather, step_end, copy;
+    CUfunction *train, *forward, gather, step_end, copy, step_lr;
     CUdeviceptr params, train_arena, fwd_arena, x, y, lr, wd, state;
     CUdeviceptr scratch;               /* the split-K matmuls' (zeroed once: the kernels leave the counters 0) */
     CUdeviceptr data_x, data_y, order; /* the training set and an epoch's order */
     int64_t data_n, x_row, y_row;      /* samples, bytes per sample */
     dev_state *host_state;             /* pinned: read while the device runs */
     int *host_order;                   /* pinned */
+    CUdeviceptr lr_table;              /* --lr-schedule: each step's lr of an epoch, uploaded once an epoch */
+    float *host_lr;                    /* pinned; both data_n long, made at the first scheduled epoch */
     CUgraphExec graph;
     int64_t graph_batch; /* the batch the graph was captured for, 0: none */
+    bool graph_lr;       /* whether it reads the step's lr from lr_table first */
 };
 
 const char *rt_cuda_device_name(const rt_cuda *c) { return c->name; }
@@ -130,6 +133,8 @@ bool rt_cuda_open(const rt_compiled *m, int64_t rows, rt_cuda **out, char *err, 
          ck(rt_cu.cuModuleGetFunction(&c->copy, c->mod, "ag_copy"), "cuModuleGetFunction", "ag_copy", err, len) &&
          ck(rt_cu.cuModuleGetFunction(&c->step_end, c->mod, "ag_step_end"), "cuModuleGetFunction", "ag_step_end", err,
             len) &&
+         ck(rt_cu.cuModuleGetFunction(&c->step_lr, c->mod, "ag_step_lr"), "cuModuleGetFunction", "ag_step_lr", err,
+            len) &&
          ck(rt_cu.cuStreamCreate(&c->stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate", NULL, err, len) &&
          ck(rt_cu.cuEventCreate(&c->polled, CU_EVENT_DISABLE_TIMING), "cuEventCreate", NULL, err, len);
     c->x_row = m->features * elem_size(m->train.x_dtype);
@@ -164,8 +169,8 @@ void rt_cuda_close(rt_cuda *c)
     if (c->ctx) {
         if (c->graph)
             rt_cu.cuGraphExecDestroy(c->graph);
-        CUdeviceptr bufs[] = {c->params, c->train_arena, c->fwd_arena, c->x,      c->y,     c->lr,
-                              c->wd,     c->state,       c->data_x,    c->data_y, c->order, c->scratch};
+        CUdeviceptr bufs[] = {c->params, c->train_arena, c->fwd_arena, c->x,     c->y,       c->lr,      c->wd,
+                              c->state,  c->data_x,      c->data_y,    c->order, c->scratch, c->lr_table};
         for (size_t k = 0; k < sizeof bufs / sizeof *bufs; k++)
             if (bufs[k])
                 rt_cu.cuMemFree(bufs[k]);
@@ -173,6 +178,8 @@ void rt_cuda_close(rt_cuda *c)
             rt_cu.cuMemFreeHost(c->host_state);
         if (c->host_order)
             rt_cu.cuMemFreeHost(c->host_order);
+        if (c->host_lr)
+            rt_cu.cuMemFreeHost(c->host_lr);
         if (c->polled)
             rt_cu.cuEventDestroy(c->polled);
         if (c->stream)
@@ -209,6 +216,10 @@ bool rt_cuda_put_dataset(rt_cuda *c, const rt_dataset *d, char *err, size_t len)
         rt_cu.cuMemFree(c->order), c->order = 0;
     if (c->host_order)
         rt_cu.cuMemFreeHost(c->host_order), c->host_order = NULL;
+    if (c->lr_table)
+        rt_cu.cuMemFree(c->lr_table), c->lr_table = 0;
+    if (c->host_lr)
+        rt_cu.cuMemFreeHost(c->host_lr), c->host_lr = NULL;
     c->data_n = d->n;
     return dalloc(&c->data_x, (size_t)(d->n * c->x_row), "training features", err, len) &&
            dalloc(&c->data_y, (size_t)(d->n * c->y_row), "training targets", err, len) &&
@@ -266,9 +277,14 @@ static CUdeviceptr value_at(rt_cuda *c, CUdeviceptr arena, const rt_compiled_val
 }
 
 /* a train step on the device: gather the batch, the step's kernels, the bookkeeping */
-static bool device_step(rt_cuda *c, int64_t rows, uint32_t seed, char *err, size_t len)
+static bool device_step(rt_cuda *c, int64_t rows, uint32_t seed, bool scheduled, char *err, size_t len)
 {
     const rt_compiled *m = c->m;
+    if (scheduled) { /* the step's lr: lr_table[steps of the epoch so far] */
+        void *p[] = {&c->lr_table, &c->state, &c->lr};
+        if (!launch(c, c->step_lr, "ag_step_lr", 1, p, err, len))
+            return false;
+    }
     CUdeviceptr src[2] = {c->data_x, c->data_y}, dst[2] = {c->x, c->y};
     long long row[2] = {(long long)c->x_row, (long long)c->y_row}, nrows = rows;
     for (int k = 0; k < 2; k++) {
@@ -322,30 +338,44 @@ bool rt_cuda_train_epoch(rt_cuda *c, const int64_t *perm, int64_t n, const rt_fi
     for (int64_t i = 0; i < n; i++)
         c->host_order[i] = (int)perm[i];
     float lr = (float)f->lr, wd = (float)f->wd;
+    bool scheduled = !rt_schedule_is_constant(&f->schedule);
+    int64_t steps = (n + f->batch - 1) / f->batch;
+    if (scheduled && !c->lr_table &&
+        !(dalloc(&c->lr_table, (size_t)(n ? n : 1) * sizeof(float), "lr table", err, len) &&
+          ck(rt_cu.cuMemAllocHost((void **)&c->host_lr, (size_t)(n ? n : 1) * sizeof(float)), "cuMemAllocHost",
+             "lr table", err, len)))
+        return false;
+    for (int64_t s = 0; scheduled && s < steps; s++) /* the schedule is the host's: rt_lr_at */
+        c->host_lr[s] = (float)rt_lr_at(&f->schedule, f->lr, first_step + (uint64_t)s, epoch,
+                                        (uint64_t)f->epochs * (uint64_t)steps);
     *c->host_state = (dev_state){.step = first_step, .bad_step = -1};
-    bool ok = ck(rt_cu.cuMemcpyHtoDAsync(c->order, c->host_order, (size_t)n * sizeof(int), c->stream),
-                 "cuMemcpyHtoDAsync", "epoch order", err, len) &&
-              ck(rt_cu.cuMemcpyHtoDAsync(c->state, c->host_state, sizeof(dev_state), c->stream), "cuMemcpyHtoDAsync",
-                 "step state", err, len) &&
-              ck(rt_cu.cuMemcpyHtoDAsync(c->lr, &lr, 4, c->stream), "cuMemcpyHtoDAsync", "lr", err, len) &&
-              ck(rt_cu.cuMemcpyHtoDAsync(c->wd, &wd, 4, c->stream), "cuMemcpyHtoDAsync", "wd", err, len) &&
-              /* lr, wd: on the stack */
-              ck(rt_cu.cuStreamSynchronize(c->stream), "cuStreamSynchronize", NULL, err, len);
+    bool ok =
+        ck(rt_cu.cuMemcpyHtoDAsync(c->order, c->host_order, (size_t)n * sizeof(int), c->stream), "cuMemcpyHtoDAsync",
+           "epoch order", err, len) &&
+        ck(rt_cu.cuMemcpyHtoDAsync(c->state, c->host_state, sizeof(dev_state), c->stream), "cuMemcpyHtoDAsync",
+           "step state", err, len) &&
+        ck(rt_cu.cuMemcpyHtoDAsync(c->lr, &lr, 4, c->stream), "cuMemcpyHtoDAsync", "lr", err, len) &&
+        ck(rt_cu.cuMemcpyHtoDAsync(c->wd, &wd, 4, c->stream), "cuMemcpyHtoDAsync", "wd", err, len) &&
+        (!scheduled || ck(rt_cu.cuMemcpyHtoDAsync(c->lr_table, c->host_lr, (size_t)steps * sizeof(float), c->stream),
+                          "cuMemcpyHtoDAsync", "lr table", err, len)) &&
+        /* lr, wd: on the stack */
+        ck(rt_cu.cuStreamSynchronize(c->stream), "cuStreamSynchronize", NULL, err, len);
     int64_t full = n / f->batch, rest = n % f->batch;
     /* full batches: one graph of a whole step, captured once per batch size and replayed */
-    if (ok && full > 0 && c->graph_batch != f->batch) {
+    if (ok && full > 0 && (c->graph_batch != f->batch || c->graph_lr != scheduled)) {
         if (c->graph)
             rt_cu.cuGraphExecDestroy(c->graph), c->graph = NULL;
         CUgraph g = NULL;
         ok = ck(rt_cu.cuStreamBeginCapture(c->stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture",
                 NULL, err, len);
-        bool captured = ok && device_step(c, f->batch, f->seed, err, len);
+        bool captured = ok && device_step(c, f->batch, f->seed, scheduled, err, len);
         CUresult r = ok ? rt_cu.cuStreamEndCapture(c->stream, &g) : 0;
         ok = captured && ck(r, "cuStreamEndCapture", NULL, err, len) &&
              ck(rt_cu.cuGraphInstantiate(&c->graph, g, 0), "cuGraphInstantiate", NULL, err, len);
         if (g)
             rt_cu.cuGraphDestroy(g);
         c->graph_batch = ok ? f->batch : 0;
+        c->graph_lr = scheduled;
     }
     double t0 = now(), shown = t0;
     bool polling = false;
@@ -369,7 +399,7 @@ bool rt_cuda_train_epoch(rt_cuda *c, const int64_t *perm, int64_t n, const rt_fi
         }
     }
     if (ok && rest > 0)
-        ok = device_step(c, rest, f->seed, err, len);
+        ok = device_step(c, rest, f->seed, scheduled, err, len);
     ok = ok &&
          ck(rt_cu.cuMemcpyDtoHAsync(c->host_state, c->state, sizeof(dev_state), c->stream), "cuMemcpyDtoHAsync",
             "step state", err, len) &&

@@ -306,10 +306,6 @@ bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *
     uint64_t step = f->first_step;
     int64_t eval_batch = f->eval_batch > 0 ? f->eval_batch : f->batch > 1000 ? f->batch : 1000;
     uint64_t total = (uint64_t)f->epochs * (uint64_t)((train->n + f->batch - 1) / f->batch); /* the schedule's T */
-    if (ok && m->train_epoch && !rt_schedule_is_constant(&f->schedule))
-        ok = rt_fail(err, len,
-                     "--lr-schedule and --warmup-steps run on the CPU for now (--device cpu): a device "
-                     "epoch takes one lr");
     for (int64_t epoch = f->first_epoch > 1 ? f->first_epoch : 1; ok && epoch <= f->epochs; epoch++) {
         rt_epoch e = {.epoch = epoch, .test_loss = NAN};
         double t0 = now(), lsum = 0, msum[RT_MAX_METRICS] = {0}, shown_at = t0;

@@ -51,8 +51,9 @@ bool cg_cuda_render(FILE *f, const cg_program *p, cg_cuda_plan *plan, char *err,
 void cg_cuda_plan_free(cg_cuda_plan *plan);
 
 /* The device runtime's own kernels (after a program's source, whose prelude they need):
- * ag_gather (a batch's rows from the dataset on the device, in an order) and ag_step_end
- * (loss and metric sums, the first non-finite step, the step counter), over the
+ * ag_gather (a batch's rows from the dataset on the device, in an order), ag_step_lr (the
+ * step's lr from the epoch's table, --lr-schedule) and ag_step_end (loss and metric sums,
+ * the first non-finite step, the step counter), over the
  * ag_dev_state the runtime keeps on the device (runtime/cuda.c mirrors its layout). */
 bool cg_cuda_render_support(FILE *f);
 

@@ -62,7 +62,8 @@ void fake_cuda_kernels(const char *cu_path, const char *so_path)
                "struct gather_args { const unsigned char *src; unsigned char *dst; const int *order;\n"
                "                     const ag_dev_state *s; long long rows, row_bytes; };\n"
                "struct end_args { ag_dev_state *s; ag_step_outs o; };\n"
-               "struct copy_args { unsigned char *dst; const unsigned char *src; long long bytes; };\n#endif\n\n"
+               "struct copy_args { unsigned char *dst; const unsigned char *src; long long bytes; };\n"
+               "struct lr_args { const float *table; const ag_dev_state *s; float *lr; };\n#endif\n\n"
                "extern \"C\" int fake_kernel(const char *name, unsigned grid, void **p)\n{\n");
     char line[4096];
     int kernels = 0;
@@ -93,6 +94,11 @@ void fake_cuda_kernels(const char *cu_path, const char *so_path)
             "        a = {*(ag_dev_state **)p[0], *(ag_step_outs *)p[1]};\n"
             "        ag_host_launch_raw(name, [](void *q) { end_args *a = (end_args *)q; ag_step_end(a->s, a->o); },\n"
             "                           &a, grid, 256u);\n        return 1;\n    }\n"
+            "    if (!strcmp(name, \"ag_step_lr\")) {\n        if (!p) return 1;\n        static lr_args l;\n"
+            "        l = {*(const float **)p[0], *(const ag_dev_state **)p[1], *(float **)p[2]};\n"
+            "        ag_host_launch_raw(name, [](void *q) { lr_args *l = (lr_args *)q; ag_step_lr(l->table, l->s, "
+            "l->lr); },\n"
+            "                           &l, grid, 256u);\n        return 1;\n    }\n"
             "    if (!strcmp(name, \"ag_copy\")) {\n        if (!p) return 1;\n        static copy_args c;\n"
             "        c = {*(unsigned char **)p[0], *(const unsigned char **)p[1], *(long long *)p[2]};\n"
             "        ag_host_launch_raw(name, [](void *q) { copy_args *c = (copy_args *)q; ag_copy(c->dst, c->src, "
@@ -106,6 +112,7 @@ void fake_cuda_kernels(const char *cu_path, const char *so_path)
             "    if (!strcmp(name, \"ag_gather\")) { n = 6; for (int i = 0; i < 6; i++) sizes[i] = 8; }\n"
             "    else if (!strcmp(name, \"ag_step_end\")) { n = 2; sizes[0] = 8; sizes[1] = sizeof(ag_step_outs); }\n"
             "    else if (!strcmp(name, \"ag_copy\")) { n = 3; for (int i = 0; i < 3; i++) sizes[i] = 8; }\n"
+            "    else if (!strcmp(name, \"ag_step_lr\")) { n = 3; for (int i = 0; i < 3; i++) sizes[i] = 8; }\n"
             "#endif\n"
             "    void **out = (void **)malloc(6 * sizeof(void *) + 6 * 128);\n"
             "    char *blob = (char *)(out + 6);\n"

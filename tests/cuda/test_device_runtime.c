@@ -215,3 +215,26 @@ Test(device, an_image_from_the_environment)
     cr_expect(strstr(none, "AOTGRAD_CUDA_IMAGE=none.cubin: cannot open: No such file or directory"), "%s", none);
     free(ok), free(text), free(none);
 }
+
+/* --lr-schedule on the device: the epoch's table of lrs uploaded once, each step's read by
+ * the replayed graph (ag_step_lr), as the CPU sets them step by step: the same run up to
+ * summation order, and not the unscheduled one */
+Test(device, schedules_the_lr_as_the_cpu_does)
+{
+    build("softmax");
+    int st;
+    const char *args = "train --data data --epochs 2 --batch 16 --seed 3 --lr-schedule cosine --warmup-steps 3";
+    char run[300];
+    snprintf(run, sizeof run, "%s --device cuda", args);
+    char *g = gpu(&st, "softmax", run);
+    cr_assert_eq(st, 0, "%s", g);
+    snprintf(run, sizeof run, "%s --device cpu", args);
+    char *c = gpu(&st, "softmax", run);
+    cr_assert_eq(st, 0, "%s", c);
+    char *plain = gpu(&st, "softmax", "train --data data --epochs 2 --batch 16 --seed 3 --device cuda");
+    cr_assert_eq(st, 0, "%s", plain);
+    double a = last_value(g, "train_loss "), b = last_value(c, "train_loss "), p = last_value(plain, "train_loss ");
+    cr_expect(fabs(a - b) <= 2e-4 * fmax(1, fabs(b)), "device %g, cpu %g\n%s\n%s", a, b, g, c);
+    cr_expect(fabs(p - b) > 1e-3, "the schedule changed nothing: %g and %g", p, b);
+    free(g), free(c), free(plain);
+}
