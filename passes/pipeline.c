@@ -35,7 +35,8 @@ static ir_graph *run_eval(const ir_graph *g, char *err, size_t len)
 const pass_info pass_list[] = {
     {"canonicalize", pass_simplify, PASS_BOTH, "simplify before autodiff: log(softmax) becomes log_softmax, and so on"},
     {"autodiff", run_autodiff, PASS_TRAIN, "the gradient of the loss for every parameter, as ordinary nodes"},
-    {"optimizer", pass_optimizer, PASS_TRAIN, "the SGD update of every parameter: P.next, with lr and wd as inputs"},
+    {"optimizer", pass_optimizer, PASS_TRAIN,
+     "the optimizer's update of every parameter: P.next (and its state's STATE.next), lr and wd as inputs"},
     {"eval", run_eval, PASS_EVAL, "the forward half only: loss, metrics and predictions"},
     {"fuse_softmax_ce", pass_fuse_softmax_ce, PASS_BOTH,
      "cross-entropy over log_softmax and its backward as softmax_ce and softmax_ce_grad"},
