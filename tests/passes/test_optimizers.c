@@ -87,6 +87,36 @@ static ir_tensor *tensor_for(const ir_graph *g, int32_t i)
     return t;
 }
 
+/* After a run: every parameter and state takes its .next (elem: 4 in f32, 8 in f64) */
+static void take_next(const ir_graph *step, ir_tensor **bound, ir_tensor *outs, size_t elem)
+{
+    for (int32_t i = 0; i < step->n; i++) {
+        if (step->node[i].op != IR_param)
+            continue;
+        char next[300];
+        snprintf(next, sizeof next, "%s.next", step->node[i].attr.name);
+        int out = ir_find_output(step, next);
+        cr_assert_geq(out, 0, "no output %s", next);
+        memcpy(bound[i]->data, outs[out].data, (size_t)ir_tensor_numel(bound[i]) * elem);
+    }
+    for (int k = 0; k < step->nout; k++)
+        ir_tensor_free(&outs[k]);
+}
+
+/* the bound tensors, the graphs */
+static void free_run(ir_tensor **bound, ir_tensor *outs, ir_graph *step, ag_graph *g)
+{
+    for (int32_t i = 0; i < step->n; i++)
+        if (bound[i]) {
+            ir_tensor_free(bound[i]);
+            free(bound[i]);
+        }
+    free(bound);
+    free(outs);
+    ir_graph_free(step);
+    ag_graph_free(g);
+}
+
 static double rel(const ir_tensor *t, const double *want, int n)
 {
     double d = 0, s = 0;
@@ -162,17 +192,7 @@ static void check(const char *what, ag_optimizer o)
             ref_step(&o, &r, k, gr[k]);
         ir_run run = {.f64 = false, .batch = B, .seed = 1, .step = (uint64_t)s, .training = true};
         cr_assert(ir_interp(step, &run, (const ir_tensor *const *)bound, outs, err, sizeof err), "%s: %s", what, err);
-        for (int32_t i = 0; i < step->n; i++) { /* every parameter and state takes its .next */
-            if (step->node[i].op != IR_param)
-                continue;
-            char next[300];
-            snprintf(next, sizeof next, "%s.next", step->node[i].attr.name);
-            int out = ir_find_output(step, next);
-            cr_assert_geq(out, 0, "%s: no output %s", what, next);
-            memcpy(bound[i]->data, outs[out].data, (size_t)ir_tensor_numel(bound[i]) * sizeof(float));
-        }
-        for (int k = 0; k < step->nout; k++)
-            ir_tensor_free(&outs[k]);
+        take_next(step, bound, outs, sizeof(float));
     }
     for (int32_t i = 0; i < step->n; i++) {
         const ir_node *n = &step->node[i];
@@ -198,15 +218,7 @@ static void check(const char *what, ag_optimizer o)
         free(bound[i]);
         bound[i] = NULL;
     }
-    for (int32_t i = 0; i < step->n; i++)
-        if (bound[i]) {
-            ir_tensor_free(bound[i]);
-            free(bound[i]);
-        }
-    free(bound);
-    free(outs);
-    ir_graph_free(step);
-    ag_graph_free(g);
+    free_run(bound, outs, step, g);
 }
 
 Test(optimizers, twenty_steps_match_torch_optim_formulas)
@@ -412,16 +424,7 @@ Test(optimizers, twenty_mlp_steps_match_torch_optim)
                 ir_tensor_set(bound[yi], e, ((const int32_t *)d.y)[s * BATCH_M + e]);
             ir_run run = {.f64 = true, .batch = BATCH_M, .seed = 1, .step = (uint64_t)s};
             cr_assert(ir_interp(step, &run, (const ir_tensor *const *)bound, outs, err, sizeof err), "%s", err);
-            for (int32_t i = 0; i < step->n; i++) {
-                if (step->node[i].op != IR_param)
-                    continue;
-                char next[300];
-                snprintf(next, sizeof next, "%s.next", step->node[i].attr.name);
-                int out = ir_find_output(step, next);
-                memcpy(bound[i]->data, outs[out].data, (size_t)ir_tensor_numel(bound[i]) * sizeof(double));
-            }
-            for (int k = 0; k < step->nout; k++)
-                ir_tensor_free(&outs[k]);
+            take_next(step, bound, outs, sizeof(double));
         }
         int compared = 0, params = 0;
         for (int32_t i = 0; i < step->n; i++) {
@@ -443,15 +446,7 @@ Test(optimizers, twenty_mlp_steps_match_torch_optim)
             compared += seen > 0;
         }
         cr_expect_eq(compared, params, "%s", configs[c].name);
-        for (int32_t i = 0; i < step->n; i++)
-            if (bound[i]) {
-                ir_tensor_free(bound[i]);
-                free(bound[i]);
-            }
-        free(bound);
-        free(outs);
-        ir_graph_free(step);
-        ag_graph_free(g);
+        free_run(bound, outs, step, g);
     }
     rt_dataset_free(&d);
     free(ref);
