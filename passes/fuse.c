@@ -2,14 +2,17 @@
  *
  * Three steps over the graph:
  *  1. matmul epilogues: the chain of same-shape elementwise nodes (dropout included) that is a
- *     matmul's only user (bias, activation, the activation's gradient, the SGD update that makes P.next
- *     from the weight gradient) joins the matmul, with the single-use elementwise values
- *     that feed the chain from the side (H > 0, wd * W);
- *  2. loops: from each remaining node, backwards, its producers join it when all their
- *     users are in the group (a graph output too, elementwise into a user of its shape: an
- *     optimizer's moments and the update that reads them are one loop): elementwise chains, at most one reduction (which absorbs its
- *     producers and consumers: bias gradients, the mean of the loss), row ops, reshapes and
- *     broadcasts. A matmul never joins another group: sgemm reads and writes buffers;
+ *     matmul's only user (bias, activation, the activation's gradient, the SGD update that
+ *     makes P.next from the weight gradient) joins the matmul, with the single-use
+ *     elementwise values that feed the chain from the side (H > 0, wd * W); the chain stops
+ *     before a node whose users are all same-shape elementwise (Adam's d = g + wd*W), which
+ *     their loop computes instead of reading it back;
+ *  2. loops: from each remaining node, backwards, its producers join it when all their users
+ *     are in the group (a graph output too, elementwise into a user of its shape: an
+ *     optimizer's moments and the update that reads them are one loop): elementwise chains,
+ *     at most one reduction (which absorbs its producers and consumers: bias gradients, the
+ *     mean of the loss), row ops, reshapes and broadcasts. A matmul never joins another
+ *     group: sgemm reads and writes buffers;
  *  3. siblings: loop groups that read a common value and need nothing computed after the
  *     first of them become one group with several outputs (the loss, the accuracy count and
  *     the logits' gradient all read each row of logits once).
@@ -78,6 +81,21 @@ static void absorb_side(fuser *f, int32_t id, int32_t grp, const ir_shape *shape
     }
 }
 
+/* Whether every user of id is a same-shape elementwise node: the loop they form computes id
+ * as well, where an epilogue would write it out for them to read back (Adam's d = g + wd*P,
+ * read by both moments) */
+static bool only_elementwise_users(const fuser *f, int32_t id)
+{
+    if (f->nusers[id] < 2)
+        return false;
+    for (int32_t k = 0; k < f->nusers[id]; k++) {
+        const ir_node *u = node(f, f->users[id][k]);
+        if (ir_ops[u->op].kind != IR_K_ELEMENTWISE || !ir_shape_eq(&u->shape, &node(f, id)->shape))
+            return false;
+    }
+    return true;
+}
+
 static void epilogues(fuser *f)
 {
     for (int32_t m = 0; m < f->g->n; m++) {
@@ -90,7 +108,7 @@ static void epilogues(fuser *f)
             const ir_node *un = node(f, u);
             ir_kind kind = ir_ops[un->op].kind;
             if (f->group[u] >= 0 || (kind != IR_K_ELEMENTWISE && kind != IR_K_RANDOM) ||
-                !ir_shape_eq(&un->shape, shape))
+                !ir_shape_eq(&un->shape, shape) || (!is_output(f->g, u) && only_elementwise_users(f, u)))
                 break;
             f->group[u] = grp;
             absorb_side(f, u, grp, shape);
