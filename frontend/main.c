@@ -475,6 +475,7 @@ static int cmd_run(int argc, char **argv)
         char why[300];
         if (v >= O_SCHEDULE && !rt_schedule_take(&o.schedule, v - O_SCHEDULE, s, why, sizeof why))
             return rt_cli_error(&cli, "%s", why);
+        o.has_schedule |= v >= O_SCHEDULE;
         if ((v == O_EPOCHS || v == O_BATCH) && !parse_i64(s, 1, IR_MAX_COUNT, v == O_EPOCHS ? &o.epochs : &o.batch))
             return rt_cli_error(&cli, "%s takes a count from 1 to 2^30, not '%s'", cli.name, s);
         if (v == O_SEED) {

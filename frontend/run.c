@@ -219,7 +219,7 @@ static bool resume(const fe_run_opts *o, const rt_model *rm, const char *options
                    char *err, size_t len)
 {
     rt_ckpt c = {0};
-    rt_run_given given = {o->has_seed, o->lr >= 0, o->wd >= 0, o->batch > 0};
+    rt_run_given given = {o->has_seed, o->lr >= 0, o->wd >= 0, o->batch > 0, o->has_schedule};
     int fresh = 0;
     const char *first = NULL;
     bool ok = rt_ckpt_load(o->resume, &c, err, len) &&
@@ -310,7 +310,7 @@ int fe_run(const ir_graph *g, const fe_run_opts *o)
         printf("%s: resuming %s at epoch %" PRId64 " (step %" PRIu64 ")\n", g->name, o->resume, fit.first_epoch,
                fit.first_step);
     }
-    p.at.seed = fit.seed, p.at.batch = fit.batch, p.at.lr = fit.lr, p.at.wd = fit.wd;
+    p.at.seed = fit.seed, p.at.batch = fit.batch, p.at.lr = fit.lr, p.at.wd = fit.wd, p.at.schedule = fit.schedule;
     printf("%s: training through the interpreter: %" PRId64 " samples, %" PRId64 " test, batch %" PRId64
            ", lr %g, wd %g, %" PRId64 " epoch%s, seed %u\n",
            g->name, train.n, test.n, fit.batch, fit.lr, fit.wd, fit.epochs, fit.epochs == 1 ? "" : "s", fit.seed);

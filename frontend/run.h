@@ -21,6 +21,7 @@ typedef struct fe_run_opts {
     const char *metrics, *plot; /* the per-epoch figures as CSV and as an SVG chart, or NULL */
     int threads;                /* OpenBLAS's threads for the interpreter's matmuls; 0: its default */
     rt_schedule schedule;       /* --lr-schedule ...; RT_SCHEDULE_DEFAULT: constant */
+    bool has_schedule;          /* any of its options given: a resumed run's must be the same */
     const char *where;          /* the model's file, which messages start with; NULL: the graph's name */
 } fe_run_opts;
 

@@ -490,6 +490,7 @@ static int parse(const rt_compiled *m, const struct command *c, int argc, char *
         char buf[80], why[300];
         if (v >= O_SCHEDULE && !rt_schedule_take(&o->schedule, v - O_SCHEDULE, cli.value, why, sizeof why))
             return rt_cli_error(&cli, "%s", why);
+        o->has_schedule |= v >= O_SCHEDULE;
         if (!take_value(m, v, cli.value, o))
             return rt_cli_error(&cli, "%s takes %s, not '%s'", cli.name, takes(m, v, buf, sizeof buf), cli.value),
                    cli.status;

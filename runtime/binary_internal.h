@@ -64,6 +64,7 @@ typedef struct opts {
     int threads;
     bool has_seed, has_lr, has_wd, has_batch;
     rt_schedule schedule; /* --lr-schedule ... (train) */
+    bool has_schedule;    /* any of its options given */
 } opts;
 
 /* "MODEL: error: ERR" on stderr; returns 1, the exit status */

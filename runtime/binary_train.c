@@ -91,7 +91,7 @@ int rt_bin_train(const rt_compiled *m, const opts *o)
         }
     }
     if (o->resume) {
-        rt_run_given given = {o->has_seed, o->has_lr, o->has_wd, o->has_batch};
+        rt_run_given given = {o->has_seed, o->has_lr, o->has_wd, o->has_batch, o->has_schedule};
         int fresh = 0;
         const char *first = NULL;
         if (!rt_bin_load_checkpoint(&b, o->resume, &c, &fresh, &first, err, sizeof err) ||
@@ -115,7 +115,7 @@ int rt_bin_train(const rt_compiled *m, const opts *o)
     if ((fit.batch != b.rows && !rt_bin_set_rows(&b, fit.batch, err, sizeof err)) ||
         !rt_bin_choose_device(&b, o, err, sizeof err))
         goto out;
-    s.at.seed = fit.seed, s.at.batch = fit.batch, s.at.lr = fit.lr, s.at.wd = fit.wd;
+    s.at.seed = fit.seed, s.at.batch = fit.batch, s.at.lr = fit.lr, s.at.wd = fit.wd, s.at.schedule = fit.schedule;
     const char *spec = o->data ? o->data : m->data;
     if (!rt_bin_load_data(&b, spec, o->label, &train, &test, err, sizeof err))
         goto out;

@@ -20,7 +20,8 @@ bool rt_run_save(const char *path, const rt_model *m, const char *options, const
             t[k] = (rt_ckpt_tensor){m->params[k].name, AG_F32, m->params[k].rank, {0}, m->params[k].data};
             memcpy(t[k].dims, m->params[k].dims, sizeof t[k].dims);
         }
-        char ep[32], st[32], sd[32], lr[40], wd[40], bt[32];
+        char ep[32], st[32], sd[32], lr[40], wd[40], bt[32], sched[200];
+        rt_schedule_text(&s->schedule, sched, sizeof sched);
         snprintf(ep, sizeof ep, "%lld", (long long)s->epoch);
         snprintf(st, sizeof st, "%llu", (unsigned long long)s->step);
         snprintf(sd, sizeof sd, "%u", s->seed);
@@ -36,8 +37,9 @@ bool rt_run_save(const char *path, const rt_model *m, const char *options, const
                                {"wd", wd},
                                {"batch", bt},
                                {"history", hist},
-                               {"options", options ? options : ""}};
-        ok = rt_ckpt_save(path, t, m->nparams, meta, 10, err, len);
+                               {"options", options ? options : ""},
+                               {"lr_schedule", sched}};
+        ok = rt_ckpt_save(path, t, m->nparams, meta, 11, err, len);
     } else
         rt_fail(err, len, "out of memory");
     free(t);
@@ -136,6 +138,13 @@ bool rt_run_read_state(const rt_ckpt *c, const char *path, rt_run_state *s, char
         return rt_fail(err, len, "%s: metadata step is %lld at epoch %lld, expected at least one step per epoch", path,
                        (long long)st, (long long)s->epoch);
     s->step = (uint64_t)st, s->seed = (uint32_t)sd;
+    const char *sched = rt_ckpt_meta_get(c, "lr_schedule");
+    s->schedule = RT_SCHEDULE_DEFAULT;
+    if (sched && !rt_schedule_parse(sched, &s->schedule))
+        return rt_fail(err, len,
+                       "%s: metadata lr_schedule is '%s', expected what --save writes (constant, or cosine "
+                       "warmup=W step_epochs=K gamma=G lr_min=M)",
+                       path, sched);
     /* the history is for the CSV and the plot; a checkpoint without one resumes without */
     const char *hist = rt_ckpt_meta_get(c, "history");
     return !hist || rt_history_parse(hist, path, s->epoch, &s->rows, &s->nrows, err, len);
@@ -145,6 +154,11 @@ bool rt_run_continue(const rt_run_state *s, const char *path, rt_run_given given
 {
     if (given.seed && s->seed != fit->seed)
         return rt_fail(err, len, "--seed %u, but %s continues a run of seed %u", fit->seed, path, s->seed);
+    char a[200], b[200];
+    if (given.schedule &&
+        strcmp(rt_schedule_text(&fit->schedule, a, sizeof a), rt_schedule_text(&s->schedule, b, sizeof b)) != 0)
+        return rt_fail(err, len, "--lr-schedule %s, but %s continues a run of --lr-schedule %s", a, path, b);
+    fit->schedule = s->schedule;
     fit->seed = s->seed;
     fit->lr = given.lr ? fit->lr : s->lr;
     fit->wd = given.wd ? fit->wd : s->wd;

@@ -3,7 +3,8 @@
  * (--save) and continue one (--resume); eval and predict read the parameters (--weights).
  *
  * The metadata: format "aotgrad", model, options (the model's --set options as built:
- * "act=relu", comma-separated), epoch (finished), step (the next), seed, lr, wd, batch, and
+ * "act=relu", comma-separated), epoch (finished), step (the next), seed, lr, wd, batch,
+ * lr_schedule ("constant", or "cosine warmup=50 step_epochs=1 gamma=0.1 lr_min=0"), and
  * history (one row per finished epoch, for --metrics and --plot). The RNG state is (seed,
  * epoch, step): the shuffles are a function of (seed, epoch), dropout's masks of (seed,
  * step). */
@@ -25,6 +26,7 @@ typedef struct rt_run_state {
     uint32_t seed;
     double lr, wd;
     int64_t batch;
+    rt_schedule schedule; /* --lr-schedule ...: constant in a checkpoint without one */
     rt_history_row *rows; /* the history so far (read: malloc'd, the caller frees it) */
     int nrows;
 } rt_run_state;
@@ -51,12 +53,12 @@ bool rt_run_read_state(const rt_ckpt *c, const char *path, rt_run_state *s, char
 
 /* What the command line gave, which a resumed run takes in place of the checkpoint's */
 typedef struct rt_run_given {
-    bool seed, lr, wd, batch;
+    bool seed, lr, wd, batch, schedule;
 } rt_run_given;
 
 /* Sets fit to continue s (read from path): from the epoch after s's and its step, with its
- * seed (a seed given must be the same: the run's shuffles and masks follow from it) and its
- * lr, wd and batch unless given. */
+ * seed and its lr schedule (either given must be the same: the run's shuffles, masks and
+ * learning rates follow from them) and its lr, wd and batch unless given. */
 bool rt_run_continue(const rt_run_state *s, const char *path, rt_run_given given, rt_fit *fit, char *err, size_t len);
 
 #endif

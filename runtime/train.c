@@ -254,6 +254,40 @@ static void progress_bar(FILE *f, int64_t epoch, int64_t epochs, int64_t done, i
 /* "correct" per sample is accuracy, shown as acc */
 static const char *shown(const char *metric) { return strcmp(metric, "correct") == 0 ? "acc" : metric; }
 
+static const char *const schedule_kinds[] = {"constant", "step", "cosine"};
+
+const char *rt_schedule_text(const rt_schedule *s, char *buf, size_t len)
+{
+    if (rt_schedule_is_constant(s)) {
+        snprintf(buf, len, "constant");
+        return buf;
+    }
+    char g[40], m[40];
+    snprintf(buf, len, "%s warmup=%lld step_epochs=%lld gamma=%s lr_min=%s", schedule_kinds[s->kind],
+             (long long)s->warmup, (long long)s->step_epochs, rt_fmt_double(g, sizeof g, s->gamma),
+             rt_fmt_double(m, sizeof m, s->lr_min));
+    return buf;
+}
+
+bool rt_schedule_parse(const char *text, rt_schedule *s)
+{
+    *s = RT_SCHEDULE_DEFAULT;
+    if (strcmp(text, "constant") == 0)
+        return true;
+    char kind[16], g[40], m[40], ws[32], ks[32], err[160], back[200];
+    long long w, k;
+    int end = -1;
+    if (sscanf(text, "%15s warmup=%lld step_epochs=%lld gamma=%39s lr_min=%39s%n", kind, &w, &k, g, m, &end) != 5 ||
+        end < 0 || text[end])
+        return false;
+    snprintf(ws, sizeof ws, "%lld", w);
+    snprintf(ks, sizeof ks, "%lld", k);
+    bool ok = rt_schedule_take(s, 0, kind, err, sizeof err) && rt_schedule_take(s, 1, ws, err, sizeof err) &&
+              rt_schedule_take(s, 2, ks, err, sizeof err) && rt_schedule_take(s, 3, g, err, sizeof err) &&
+              rt_schedule_take(s, 4, m, err, sizeof err);
+    return ok && strcmp(rt_schedule_text(s, back, sizeof back), text) == 0; /* exactly what it writes */
+}
+
 double rt_lr_at(const rt_schedule *s, double lr, uint64_t t, int64_t epoch, uint64_t total)
 {
     uint64_t w = s->warmup > 0 ? (uint64_t)s->warmup : 0;
@@ -273,11 +307,10 @@ bool rt_schedule_take(rt_schedule *s, int k, const char *v, char *err, size_t le
     char *end;
     errno = 0;
     if (k == 0) {
-        static const char *const kinds[] = {"constant", "step", "cosine"};
         for (int i = 0; i < 3; i++)
-            if (strcmp(v, kinds[i]) == 0)
+            if (strcmp(v, schedule_kinds[i]) == 0)
                 return s->kind = (rt_lr_kind)i, true;
-        const char *near = rt_closest(v, kinds, 3);
+        const char *near = rt_closest(v, schedule_kinds, 3);
         return rt_fail(err, len, "--lr-schedule takes constant, step or cosine, not '%s'%s%s%s", v,
                        near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
     }

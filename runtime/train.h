@@ -123,6 +123,10 @@ double rt_lr_at(const rt_schedule *s, double lr, uint64_t t, int64_t epoch, uint
     "  --lr-step-epochs K, --lr-gamma G   step: lr*G^floor((epoch-1)/K) (defaults 1 and 0.1)\n"      \
     "  --lr-min M       cosine: from lr down to M at the last step (default 0)\n"
 bool rt_schedule_take(rt_schedule *s, int k, const char *value, char *err, size_t len);
+/* The schedule as a checkpoint's metadata holds it: "constant" (no warm-up), else "KIND
+ * warmup=W step_epochs=K gamma=G lr_min=M" (returns buf); and back, strictly. */
+const char *rt_schedule_text(const rt_schedule *s, char *buf, size_t len);
+bool rt_schedule_parse(const char *text, rt_schedule *s);
 
 typedef struct rt_fit {
     int64_t epochs, batch;

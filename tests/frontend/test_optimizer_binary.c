@@ -107,11 +107,44 @@ Test(optimizer_binary, parameters_alone_start_the_state_at_zero)
     rt_ckpt_free(&c);
     out = run_fmt(&st, "cd %s && ./adam train --data data --epochs 2 --resume params.st 2>&1", dir);
     cr_expect_eq(st, 0, "%s", out);
-    cr_expect(strstr(out, "optimizers: params.st holds no optimizer state (W.step and the rest): it starts at zero\n"), "%s",
-              out);
+    cr_expect(strstr(out, "optimizers: params.st holds no optimizer state (W.step and the rest): it starts at zero\n"),
+              "%s", out);
     free(out);
     /* eval and predict need the parameters alone, and say nothing of the state */
     out = run_fmt(&st, "cd %s && ./adam eval --data data --weights params.st 2>&1", dir);
     cr_expect(st == 0 && strstr(out, "test_acc") && !strstr(out, "optimizer state"), "%s", out);
+    free(out);
+}
+
+/* The lr schedule is the run's: the checkpoint records it, --resume without schedule
+ * options continues it bit for bit (step decay: a function of the step and the epoch), and
+ * other schedule options are refused */
+Test(optimizer_binary, resume_continues_the_checkpoint_s_schedule)
+{
+    build("momentum");
+    int st;
+    const char *sched = "--lr-schedule step --lr-gamma 0.5 --warmup-steps 5";
+    char *out =
+        run_fmt(&st,
+                "cd %s && ./momentum train --data data --epochs 3 %s --save a.st && ./momentum train --data "
+                "data --epochs 1 %s --save b.st && ./momentum train --data data --epochs 3 --resume b.st --save "
+                "b.st 2>&1",
+                dir, sched, sched);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    char a[300], b[300];
+    snprintf(a, sizeof a, "%s/a.st", dir);
+    snprintf(b, sizeof b, "%s/b.st", dir);
+    expect_same_tensors(a, b);
+    rt_ckpt c;
+    char err[512];
+    cr_assert(rt_ckpt_load(b, &c, err, sizeof err), "%s", err);
+    const char *m = rt_ckpt_meta_get(&c, "lr_schedule");
+    cr_expect(m && !strcmp(m, "step warmup=5 step_epochs=1 gamma=0.5 lr_min=0"), "%s", m ? m : "(none)");
+    rt_ckpt_free(&c);
+    out = run_fmt(&st, "cd %s && ./momentum train --data data --epochs 4 --resume b.st --lr-schedule cosine 2>&1", dir);
+    cr_expect(WEXITSTATUS(st) == 1 && strstr(out, "--lr-schedule cosine warmup=0 step_epochs=1 gamma=0.1 lr_min=0, "
+                                                  "but b.st continues a run of --lr-schedule step warmup=5"),
+              "%s", out);
     free(out);
 }

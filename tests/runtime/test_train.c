@@ -149,6 +149,20 @@ Test(train_loop, schedule_options_are_checked)
     cr_expect_not(rt_schedule_take(&s, 3, "-1", err, sizeof err));
     cr_expect_str_eq(err, "--lr-gamma takes a number from 0 to 3.40282e+38, not '-1'");
     cr_expect(rt_schedule_take(&s, 1, "50", err, sizeof err) && s.warmup == 50);
+    /* as a checkpoint holds it, and back; anything else is refused */
+    char text[200];
+    cr_expect_str_eq(rt_schedule_text(&s, text, sizeof text), "cosine warmup=50 step_epochs=1 gamma=0.1 lr_min=0");
+    rt_schedule back;
+    cr_expect(rt_schedule_parse(text, &back) && back.kind == RT_LR_COSINE && back.warmup == 50 && back.gamma == 0.1);
+    cr_expect(rt_schedule_parse("constant", &back) && rt_schedule_is_constant(&back));
+    const char *bad[] = {"cosine",
+                         "cosine warmup=50",
+                         "linear warmup=0 step_epochs=1 gamma=0.1 lr_min=0",
+                         "step warmup=-1 step_epochs=1 gamma=0.1 lr_min=0",
+                         "step warmup=0 step_epochs=1 gamma=0.10 lr_min=0", /* not as written */
+                         "step warmup=0 step_epochs=1 gamma=0.1 lr_min=0 extra"};
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++)
+        cr_expect_not(rt_schedule_parse(bad[k], &back), "%s", bad[k]);
 }
 
 Test(train_loop, a_nan_loss_stops_at_its_step)
