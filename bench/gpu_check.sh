@@ -21,7 +21,7 @@
 #      and eval of the CPU's weights on both devices (test accuracy within 0.002);
 #   2b. predict with the CPU's mlp weights on both devices (lines that agree), and resume on
 #      the GPU: mlp_dropout 1 + 1 epochs against 2, the checkpoints' tensors byte for byte;
-#   3. every classifier for 10 epochs on the GPU: test accuracy (bars 0.82, 0.82, 0.84) and
+#   3. every classifier for 10 epochs on the GPU: test accuracy (bars 0.82, 0.82, 0.84, 0.82) and
 #      the median epoch of 2-10; then `mlp bench --device cuda` (a row per kernel);
 #   4. PyTorch (bench/anchors/torch_d2l.py mlp, --device cuda) eager and with
 #      --compile reduce-overhead, median epoch of 2-10; targets: ours >= 3x eager's speed and
