@@ -446,6 +446,46 @@ static bool parse_real(const char *s, double *out)
     return true;
 }
 
+/* aotgrad run's option v into o: 0, or the exit status after saying what was wrong */
+static int run_option(rt_cli *cli, int v, fe_run_opts *o)
+{
+    const char *s = cli->value;
+    int64_t n;
+    char why[300];
+    if (v >= O_SCHEDULE) {
+        o->has_schedule = true;
+        return rt_schedule_take(&o->schedule, v - O_SCHEDULE, s, why, sizeof why) ? 0 : rt_cli_error(cli, "%s", why);
+    }
+    switch (v) {
+    case O_EPOCHS:
+    case O_BATCH:
+        if (!parse_i64(s, 1, IR_MAX_COUNT, v == O_EPOCHS ? &o->epochs : &o->batch))
+            return rt_cli_error(cli, "%s takes a count from 1 to 2^30, not '%s'", cli->name, s);
+        return 0;
+    case O_SEED:
+        if (!parse_i64(s, 0, UINT32_MAX, &n))
+            return rt_cli_error(cli, "--seed takes a number from 0 to 4294967295, not '%s'", s);
+        o->seed = (uint32_t)n, o->has_seed = true;
+        return 0;
+    case O_LR:
+    case O_WD:
+        if (!parse_real(s, v == O_LR ? &o->lr : &o->wd))
+            return rt_cli_error(cli, "%s takes a number >= 0, not '%s'", cli->name, s);
+        return 0;
+    case O_THREADS:
+        if (!parse_i64(s, 1, 1024, &n))
+            return rt_cli_error(cli, "--threads takes a count from 1 to 1024, not '%s'", s);
+        o->threads = (int)n;
+        return 0;
+    case O_DATA: o->data = s; return 0;
+    case O_SAVE: o->save = s; return 0;
+    case O_RESUME: o->resume = s; return 0;
+    case O_METRICS: o->metrics = s; return 0;
+    case O_PLOT: o->plot = s; return 0;
+    default: o->label = s; return 0; /* O_LABEL */
+    }
+}
+
 static int cmd_run(int argc, char **argv)
 {
     static const struct option longs[] = {{"epochs", required_argument, NULL, O_EPOCHS},
@@ -470,32 +510,9 @@ static int cmd_run(int argc, char **argv)
     for (int v; (v = next_option(&cli, &m)) != -1;) {
         if (v == RT_CLI_STOP)
             return cli.status;
-        const char *s = cli.value;
-        int64_t n;
-        char why[300];
-        if (v >= O_SCHEDULE && !rt_schedule_take(&o.schedule, v - O_SCHEDULE, s, why, sizeof why))
-            return rt_cli_error(&cli, "%s", why);
-        o.has_schedule |= v >= O_SCHEDULE;
-        if ((v == O_EPOCHS || v == O_BATCH) && !parse_i64(s, 1, IR_MAX_COUNT, v == O_EPOCHS ? &o.epochs : &o.batch))
-            return rt_cli_error(&cli, "%s takes a count from 1 to 2^30, not '%s'", cli.name, s);
-        if (v == O_SEED) {
-            if (!parse_i64(s, 0, UINT32_MAX, &n))
-                return rt_cli_error(&cli, "--seed takes a number from 0 to 4294967295, not '%s'", s);
-            o.seed = (uint32_t)n, o.has_seed = true;
-        }
-        if ((v == O_LR || v == O_WD) && !parse_real(s, v == O_LR ? &o.lr : &o.wd))
-            return rt_cli_error(&cli, "%s takes a number >= 0, not '%s'", cli.name, s);
-        if (v == O_THREADS) {
-            if (!parse_i64(s, 1, 1024, &n))
-                return rt_cli_error(&cli, "--threads takes a count from 1 to 1024, not '%s'", s);
-            o.threads = (int)n;
-        }
-        o.data = v == O_DATA ? s : o.data;
-        o.save = v == O_SAVE ? s : o.save;
-        o.resume = v == O_RESUME ? s : o.resume;
-        o.metrics = v == O_METRICS ? s : o.metrics;
-        o.plot = v == O_PLOT ? s : o.plot;
-        o.label = v == O_LABEL ? s : o.label;
+        int rc = run_option(&cli, v, &o);
+        if (rc)
+            return rc;
     }
     if (model_operand(&cli, &m, "aotgrad run MODEL.c|FILE.ir"))
         return cli.status;

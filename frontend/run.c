@@ -198,7 +198,6 @@ typedef struct run_progress {
     const fe_run_opts *o;
     const rt_model *rm;
     const char *options; /* the model's, as the checkpoint records them */
-    int acc;             /* the metric that is the accuracy (ag_correct's count), or -1 */
     int64_t samples;
     rt_run_state at; /* the run after its last finished epoch */
 } run_progress;
@@ -206,10 +205,8 @@ typedef struct run_progress {
 static bool on_epoch(void *ctx, const rt_epoch *e, char *err, size_t len)
 {
     run_progress *p = ctx;
-    if (!rt_history_append(&p->at.rows, &p->at.nrows, rt_history_row_of(e, p->acc, p->samples)))
-        return rt_fail(err, len, "out of memory for the history");
-    p->at.epoch = e->epoch, p->at.step = e->step;
-    return (!p->o->save || rt_run_save(p->o->save, p->rm, p->options, &p->at, err, len)) &&
+    return rt_run_record(&p->at, p->rm, e, p->samples, err, len) &&
+           (!p->o->save || rt_run_save(p->o->save, p->rm, p->options, &p->at, err, len)) &&
            (!p->o->metrics || rt_write_metrics_csv(p->o->metrics, p->at.rows, p->at.nrows, err, len)) &&
            (!p->o->plot || rt_write_plot_svg(p->o->plot, p->rm->name, p->at.rows, p->at.nrows, err, len));
 }
@@ -287,15 +284,12 @@ int fe_run(const ir_graph *g, const fe_run_opts *o)
     rt_model rm;
     int rc = 0;
     char options[2048];
-    run_progress p = {o, &rm, ir_options_text(g->train, options, sizeof options), -1, train.n, {0}};
+    run_progress p = {o, &rm, ir_options_text(g->train, options, sizeof options), train.n, {0}};
     if (!make_model(g, o->seed, &m, &rm, err, sizeof err)) {
         fe_report(where, err);
         rc = 1;
         goto out;
     }
-    for (int k = 0; k < rm.nmetrics; k++)
-        if (strcmp(rm.metrics[k], "correct") == 0)
-            p.acc = k;
     if (o->resume) {
         if (!resume(o, &rm, options, &fit, &p.at, err, sizeof err)) {
             fe_report(where, err);

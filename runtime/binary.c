@@ -197,8 +197,9 @@ rt_model rt_bin_as_model(bin *b)
 
 /* ---- parameters from a checkpoint: eval's, predict's and train --resume's ---- */
 
-/* Reads the parameters of FILE into the model: every tensor by name, dtype and shape, and
- * no tensor the model lacks; with state, also the training state of the metadata. */
+/* Loads FILE and reads its parameters into the model (rt_run_read_params: every tensor by
+ * name, dtype and shape, no tensor the model lacks, the optimizer's state zeroed where it is
+ * missing); the caller reads the training state from c where it resumes. */
 bool rt_bin_load_checkpoint(bin *b, const char *path, rt_ckpt *c, int *nmissing, const char **first_missing, char *err,
                             size_t len)
 {
@@ -423,9 +424,7 @@ static bool parse_real(const char *s, double *v)
 /* The value of option v, into o; false when it is no value the option takes */
 static bool take_value(const rt_compiled *m, int v, const char *s, opts *o)
 {
-    if (v >= O_SCHEDULE) /* checked by rt_schedule_take in parse */
-        return true;
-    int64_t n = 0; /* set where a parse succeeds */
+    int64_t n;
     switch (v) {
     case O_DATA: o->data = s; return true;
     case O_SAVE: o->save = s; return true;
@@ -440,8 +439,17 @@ static bool take_value(const rt_compiled *m, int v, const char *s, opts *o)
     case O_STEPS: return parse_int(s, 1, 100000000, &o->steps);
     case O_TOP: return parse_int(s, 1, m->classes > 0 ? m->classes : 1, &o->top);
     case O_RANDOM: return parse_int(s, 1, 100000000, &o->random);
-    case O_THREADS: return parse_int(s, 1, 1024, &n) && (o->threads = (int)n);
-    case O_SEED: o->has_seed = true; return parse_int(s, 0, UINT32_MAX, &n) && ((o->seed = (uint32_t)n), true);
+    case O_THREADS:
+        if (!parse_int(s, 1, 1024, &n))
+            return false;
+        o->threads = (int)n;
+        return true;
+    case O_SEED:
+        o->has_seed = true;
+        if (!parse_int(s, 0, UINT32_MAX, &n))
+            return false;
+        o->seed = (uint32_t)n;
+        return true;
     case O_LR: o->has_lr = true; return parse_real(s, &o->lr);
     default: o->has_wd = true; return parse_real(s, &o->wd);
     }
@@ -488,12 +496,12 @@ static int parse(const rt_compiled *m, const struct command *c, int argc, char *
             return 0;
         }
         char buf[80], why[300];
-        if (v >= O_SCHEDULE && !rt_schedule_take(&o->schedule, v - O_SCHEDULE, cli.value, why, sizeof why))
-            return rt_cli_error(&cli, "%s", why);
-        o->has_schedule |= v >= O_SCHEDULE;
-        if (!take_value(m, v, cli.value, o))
-            return rt_cli_error(&cli, "%s takes %s, not '%s'", cli.name, takes(m, v, buf, sizeof buf), cli.value),
-                   cli.status;
+        if (v >= O_SCHEDULE) { /* the schedule's own messages */
+            o->has_schedule = true;
+            if (!rt_schedule_take(&o->schedule, v - O_SCHEDULE, cli.value, why, sizeof why))
+                return rt_cli_error(&cli, "%s", why);
+        } else if (!take_value(m, v, cli.value, o))
+            return rt_cli_error(&cli, "%s takes %s, not '%s'", cli.name, takes(m, v, buf, sizeof buf), cli.value);
     }
     bool predict = strcmp(c->name, "predict") == 0;
     for (int i = cli.operands; i < cli.argc; i++) {

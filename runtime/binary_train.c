@@ -32,18 +32,9 @@ static bool on_epoch(void *ctx, const rt_epoch *e, char *err, size_t len)
 {
     run_state *s = ctx;
     const rt_model rm = rt_bin_as_model(s->b);
-    int acc = -1;
-    for (int k = 0; k < rm.nmetrics; k++)
-        if (strcmp(rm.metrics[k], "correct") == 0)
-            acc = k;
-    rt_history_row r = rt_history_row_of(e, acc, s->samples);
     s->finished++;
-    if (s->at.nrows >= RT_HISTORY_MAX)
-        return rt_fail(err, len, "epoch %lld: the history holds at most %d epochs", (long long)e->epoch,
-                       RT_HISTORY_MAX);
-    if (!rt_history_append(&s->at.rows, &s->at.nrows, r))
-        return rt_fail(err, len, "out of memory");
-    s->at.epoch = e->epoch, s->at.step = e->step;
+    if (!rt_run_record(&s->at, &rm, e, s->samples, err, len))
+        return false;
     if (s->b->gpu && !rt_cuda_get_params(s->b->gpu, s->b->params, err, len))
         return false;
     if (s->save) {

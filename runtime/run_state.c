@@ -10,6 +10,21 @@
 #include "fail.h"
 #include "run_state.h"
 
+bool rt_run_record(rt_run_state *s, const rt_model *m, const rt_epoch *e, int64_t samples, char *err, size_t len)
+{
+    int acc = -1;
+    for (int k = 0; k < m->nmetrics; k++)
+        if (strcmp(m->metrics[k], "correct") == 0)
+            acc = k;
+    if (s->nrows >= RT_HISTORY_MAX)
+        return rt_fail(err, len, "epoch %lld: the history holds at most %d epochs", (long long)e->epoch,
+                       RT_HISTORY_MAX);
+    if (!rt_history_append(&s->rows, &s->nrows, rt_history_row_of(e, acc, samples)))
+        return rt_fail(err, len, "out of memory for the history");
+    s->epoch = e->epoch, s->step = e->step;
+    return true;
+}
+
 bool rt_run_save(const char *path, const rt_model *m, const char *options, const rt_run_state *s, char *err, size_t len)
 {
     rt_ckpt_tensor *t = calloc((size_t)(m->nparams ? m->nparams : 1), sizeof *t);

@@ -31,6 +31,11 @@ typedef struct rt_run_state {
     int nrows;
 } rt_run_state;
 
+/* After epoch e of m's run: its row joins s's history (accuracy from ag_correct's metric,
+ * "correct", samples/s from `samples` trained), and s is at its epoch and step. False past
+ * RT_HISTORY_MAX epochs or out of memory. */
+bool rt_run_record(rt_run_state *s, const rt_model *m, const rt_epoch *e, int64_t samples, char *err, size_t len);
+
 /* Writes m's parameters and s to path, atomically. */
 bool rt_run_save(const char *path, const rt_model *m, const char *options, const rt_run_state *s, char *err,
                  size_t len);
