@@ -71,11 +71,11 @@ static ag_val state_of(const update *u, const char *param, const char *state, bo
     return (ag_val){u->h, ir_intern(u->h, &n), 0};
 }
 
-/* NAME.next = v, kept */
-static void set_next(const update *u, const char *name, ag_val v, const char **keep, int *nkeep)
+/* P.next = v (state NULL), or P.STATE.next = v, kept */
+static void set_next(const update *u, const char *param, const char *state, ag_val v, const char **keep, int *nkeep)
 {
-    char out[320]; /* a name of at most 300 */
-    snprintf(out, sizeof out, "%s.next", name);
+    char out[320]; /* a param name of at most 255, a state name of at most 16 */
+    snprintf(out, sizeof out, state ? "%s.%s.next" : "%s.next", param, state);
     ir_add_output(u->h, out, v.id);
     keep[(*nkeep)++] = u->h->out[u->h->nout - 1].name;
 }
@@ -102,8 +102,6 @@ static void update_param(const update *u, const char *param, const char **keep, 
     ag_val rate = u->lr_scale == 1 ? u->lr : ew(u, IR_mul, u->lr, num(u->lr_scale));
     if (u->wd_scale != 0 && adamw) /* decoupled: P*(1 - r*c) */
         P = ew(u, IR_mul, P, ew(u, IR_sub, num(1), ew(u, IR_mul, rate, decay)));
-    char name[300];
-    snprintf(name, sizeof name, "%s", param);
     ag_val step; /* what r multiplies */
     if (strcmp(kind, "sgd") == 0) {
         step = d;
@@ -111,8 +109,7 @@ static void update_param(const update *u, const char *param, const char **keep, 
         if (mu > 0) {
             ag_val b = state_of(u, param, "momentum_buffer", false);
             ag_val b2 = ew(u, IR_add, ew(u, IR_mul, b, num(mu)), d);
-            snprintf(name, sizeof name, "%s.momentum_buffer", param);
-            set_next(u, name, b2, keep, nkeep);
+            set_next(u, param, "momentum_buffer", b2, keep, nkeep);
             step = hp[IR_HP_NESTEROV] != 0 ? ew(u, IR_add, d, ew(u, IR_mul, b2, num(mu))) : b2;
         }
     } else if (strcmp(kind, "adam") == 0 || adamw) {
@@ -128,24 +125,40 @@ static void update_param(const update *u, const char *param, const char **keep, 
         ag_val denom =
             ew(u, IR_add, ew(u, IR_div, ag_ew_at(u->at, IR_sqrt, 1, (ag_val[]){v2}), bc2), num(hp[IR_HP_EPS]));
         step = ew(u, IR_div, ew(u, IR_div, m2, denom), bc1);
-        const char *names[] = {"step", "exp_avg", "exp_avg_sq"};
-        ag_val nexts[] = {t2, m2, v2};
-        for (int k = 0; k < 3; k++) {
-            snprintf(name, sizeof name, "%s.%s", param, names[k]);
-            set_next(u, name, nexts[k], keep, nkeep);
-        }
+        set_next(u, param, "step", t2, keep, nkeep);
+        set_next(u, param, "exp_avg", m2, keep, nkeep);
+        set_next(u, param, "exp_avg_sq", v2, keep, nkeep);
     } else { /* rmsprop, adagrad: a sum of squares s, decaying by alpha or not */
         bool rms = strcmp(kind, "rmsprop") == 0;
         double alpha = hp[IR_HP_ALPHA];
-        ag_val s = state_of(u, param, rms ? "square_avg" : "sum", false);
+        const char *state = rms ? "square_avg" : "sum";
+        ag_val s = state_of(u, param, state, false);
         ag_val s2 =
             rms ? ew(u, IR_add, ew(u, IR_mul, s, num(alpha)), ew(u, IR_mul, ew(u, IR_mul, d, d), num(1 - alpha)))
                 : ew(u, IR_add, s, ew(u, IR_mul, d, d));
-        snprintf(name, sizeof name, "%s.%s", param, rms ? "square_avg" : "sum");
-        set_next(u, name, s2, keep, nkeep);
+        set_next(u, param, state, s2, keep, nkeep);
         step = ew(u, IR_div, d, ew(u, IR_add, ag_ew_at(u->at, IR_sqrt, 1, (ag_val[]){s2}), num(hp[IR_HP_EPS])));
     }
-    set_next(u, param, ew(u, IR_sub, P, ew(u, IR_mul, rate, step)), keep, nkeep);
+    set_next(u, param, NULL, ew(u, IR_sub, P, ew(u, IR_mul, rate, step)), keep, nkeep);
+}
+
+/* No parameter of the model has the name the optimizer gives another's state (W.step) */
+static bool state_names_free(const ir_graph *g, char *err, size_t len)
+{
+    const ir_optimizer_kind *k = g->train ? ir_optimizer_find(g->train->optimizer) : NULL;
+    bool plain_sgd = k && strcmp(k->name, "sgd") == 0 && !(g->train->hp[IR_HP_MOMENTUM] > 0); /* keeps none */
+    for (int32_t i = 0; k && !plain_sgd && i < g->n; i++) {
+        if (g->node[i].op != IR_param)
+            continue;
+        for (int s = 0; k->state[s]; s++) {
+            char name[300];
+            snprintf(name, sizeof name, "%s.%s", g->node[i].attr.name, k->state[s]);
+            if (ir_find_source(g, IR_param, name) >= 0)
+                return rt_fail(err, len, "optimizer: parameter %s has the name %s gives %s's state; rename it", name,
+                               k->name, g->node[i].attr.name);
+        }
+    }
+    return true;
 }
 
 ir_graph *pass_optimizer(const ir_graph *g, char *err, size_t len)
@@ -164,6 +177,8 @@ ir_graph *pass_optimizer(const ir_graph *g, char *err, size_t len)
         rt_fail(err, len, "optimizer: an input of the model has the optimizer's role=lr or role=wd");
         return NULL;
     }
+    if (!state_names_free(g, err, len))
+        return NULL;
     int32_t *map = ir_xmalloc(sizeof *map * (size_t)(g->n ? g->n : 1));
     ir_graph *h = ir_graph_new(g->name);
     for (int32_t i = 0; i < g->n; i++)

@@ -476,3 +476,16 @@ Test(optimizers, the_memory_report_names_the_state)
     free(text);
     ir_graph_free(m);
 }
+
+/* A parameter that has the name of another's state is the model's mistake, said as such */
+Test(optimizers, a_parameter_named_as_a_state_is_refused)
+{
+    ir_graph *m = fe_load(AG_SOURCE_DIR "/tests/data/models/state_name_taken.c", getenv("AOTGRAD_INCLUDE"), NULL);
+    cr_assert_not_null(m);
+    char err[512] = "";
+    ir_graph *step = pass_run(m, true, NULL, NULL, NULL, err, sizeof err);
+    cr_expect_null(step);
+    cr_expect_str_eq(err, "optimizer: parameter W.step has the name adam gives W's state; rename it");
+    ir_graph_free(step);
+    ir_graph_free(m);
+}
