@@ -52,7 +52,16 @@ const ir_optimizer_kind *ir_optimizer_find(const char *name)
     return NULL;
 }
 
-const char *ir_optimizer_names(void) { return "sgd, adam, adamw, rmsprop, adagrad"; }
+const char *ir_optimizer_names(void)
+{
+    static char names[128]; /* the table's, made once: it never changes */
+    if (!names[0])
+        for (const ir_optimizer_kind *k = ir_optimizer_kinds; k->name; k++) {
+            size_t at = strlen(names);
+            snprintf(names + at, sizeof names - at, "%s%s", at ? ", " : "", k->name);
+        }
+    return names;
+}
 
 bool ir_optimizer_check(const ir_train *t, char *err, size_t len)
 {
@@ -65,12 +74,13 @@ bool ir_optimizer_check(const ir_train *t, char *err, size_t len)
     for (int h = 0; h < IR_HP_COUNT; h++) {
         double v = t->hp[h];
         bool takes = k->keys >> h & 1;
-        if (!takes && v != 0)
-            return rt_fail(err, len, "%s takes no %s (it takes lr, wd%s%s%s%s%s%s)", k->name, ir_hp_names[h],
-                           k->keys & 1u << IR_HP_MOMENTUM ? ", momentum" : "",
-                           k->keys & 1u << IR_HP_NESTEROV ? ", nesterov" : "",
-                           k->keys & 1u << IR_HP_BETA1 ? ", beta1" : "", k->keys & 1u << IR_HP_BETA2 ? ", beta2" : "",
-                           k->keys & 1u << IR_HP_EPS ? ", eps" : "", k->keys & 1u << IR_HP_ALPHA ? ", alpha" : "");
+        if (!takes && v != 0) {
+            char list[128] = "lr, wd";
+            for (int j = 0; j < IR_HP_COUNT; j++)
+                if (k->keys >> j & 1)
+                    snprintf(list + strlen(list), sizeof list - strlen(list), ", %s", ir_hp_names[j]);
+            return rt_fail(err, len, "%s takes no %s (it takes %s)", k->name, ir_hp_names[h], list);
+        }
         bool ok = h == IR_HP_NESTEROV                    ? v == 0 || v == 1
                   : h == IR_HP_BETA1 || h == IR_HP_BETA2 ? v >= 0 && v < 1
                                                          : v >= 0 && v <= FLT_MAX;

@@ -185,8 +185,8 @@ static void read_train(parser *P, const token *word)
  * of the kind (ir_optimizer_kinds), each required but those it leaves out at 0 */
 static void read_optimizer(parser *P, const token *word)
 {
-    static const char *const keys[] = {"lr",    "wd",    "batch", "epochs", "momentum", "nesterov",
-                                       "beta1", "beta2", "eps",   "alpha",  NULL};
+    const char *keys[4 + IR_HP_COUNT + 1] = {"lr", "wd", "batch", "epochs"}; /* then the hyperparameters */
+    memcpy(keys + 4, ir_hp_names, sizeof ir_hp_names);
     ir_train *t = train_of(P);
     first_of_its_kind(P, word, &P->optimizer_line);
     parse_next(P);

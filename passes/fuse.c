@@ -388,7 +388,8 @@ ir_graph *pass_fuse(const ir_graph *g, char *err, size_t len)
     bool *fed = ir_xcalloc(n, sizeof *fed);
     int32_t *pending = ir_xcalloc(n, sizeof *pending); /* per group: its members only_an_output */
     for (int32_t i = 0; i < g->n; i++)
-        pending[f.group[i] >= 0 ? f.group[i] : 0] += f.group[i] >= 0 && only_an_output(&f, i);
+        if (f.group[i] >= 0 && only_an_output(&f, i))
+            pending[f.group[i]]++;
     for (int32_t i = 0; i < g->n; i++)
         if (f.group[i] >= 0) {
             size[f.group[i]]++;
@@ -426,8 +427,10 @@ ir_graph *pass_fuse(const ir_graph *g, char *err, size_t len)
             continue; /* stays inside its kernel, or comes out with the group's next output */
         emit_output(h, g, i, kernel_of[grp], output[i], gin[grp], group_n[grp], map);
         for (int32_t j = 0; pending[grp] && j < g->n; j++) /* a graph output that joined its users */
-            if (f.group[j] == grp && map[j] < 0 && output[j] >= 0 && only_an_output(&f, j))
-                emit_output(h, g, j, kernel_of[grp], output[j], gin[grp], group_n[grp], map), pending[grp]--;
+            if (f.group[j] == grp && map[j] < 0 && output[j] >= 0 && only_an_output(&f, j)) {
+                emit_output(h, g, j, kernel_of[grp], output[j], gin[grp], group_n[grp], map);
+                pending[grp]--;
+            }
     }
     for (int i = 0; i < g->nout; i++)
         ir_add_output(h, g->out[i].name, map[g->out[i].id]);

@@ -274,18 +274,17 @@ bool rt_schedule_parse(const char *text, rt_schedule *s)
     *s = RT_SCHEDULE_DEFAULT;
     if (strcmp(text, "constant") == 0)
         return true;
-    char kind[16], g[40], m[40], ws[32], ks[32], err[160], back[200];
-    long long w, k;
+    char kind[16], w[32], k[32], g[40], m[40], err[160], back[200];
     int end = -1;
-    if (sscanf(text, "%15s warmup=%lld step_epochs=%lld gamma=%39s lr_min=%39s%n", kind, &w, &k, g, m, &end) != 5 ||
+    if (sscanf(text, "%15s warmup=%31[0-9] step_epochs=%31[0-9] gamma=%39s lr_min=%39s%n", kind, w, k, g, m, &end) !=
+            5 ||
         end < 0 || text[end])
         return false;
-    snprintf(ws, sizeof ws, "%lld", w);
-    snprintf(ks, sizeof ks, "%lld", k);
-    bool ok = rt_schedule_take(s, 0, kind, err, sizeof err) && rt_schedule_take(s, 1, ws, err, sizeof err) &&
-              rt_schedule_take(s, 2, ks, err, sizeof err) && rt_schedule_take(s, 3, g, err, sizeof err) &&
-              rt_schedule_take(s, 4, m, err, sizeof err);
-    return ok && strcmp(rt_schedule_text(s, back, sizeof back), text) == 0; /* exactly what it writes */
+    const char *values[] = {kind, w, k, g, m};
+    for (int i = 0; i < 5; i++)
+        if (!rt_schedule_take(s, i, values[i], err, sizeof err))
+            return false;
+    return strcmp(rt_schedule_text(s, back, sizeof back), text) == 0; /* exactly what it writes */
 }
 
 double rt_lr_at(const rt_schedule *s, double lr, uint64_t t, int64_t epoch, uint64_t total)
@@ -304,24 +303,26 @@ double rt_lr_at(const rt_schedule *s, double lr, uint64_t t, int64_t epoch, uint
 
 bool rt_schedule_take(rt_schedule *s, int k, const char *v, char *err, size_t len)
 {
-    char *end;
-    errno = 0;
     if (k == 0) {
         for (int i = 0; i < 3; i++)
-            if (strcmp(v, schedule_kinds[i]) == 0)
-                return s->kind = (rt_lr_kind)i, true;
+            if (strcmp(v, schedule_kinds[i]) == 0) {
+                s->kind = (rt_lr_kind)i;
+                return true;
+            }
         const char *near = rt_closest(v, schedule_kinds, 3);
         return rt_fail(err, len, "--lr-schedule takes constant, step or cosine, not '%s'%s%s%s", v,
                        near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
     }
     if (k == 1 || k == 2) {
-        long long n = strtoll(v, &end, 10);
-        if (end == v || *end || errno || n < (k == 1 ? 0 : 1) || n > 1000000000)
+        int64_t n;
+        if (!rt_parse_whole(v, strlen(v), 1000000000, &n) || n < (k == 1 ? 0 : 1))
             return rt_fail(err, len, "%s takes a whole number from %d to 1000000000, not '%s'",
                            k == 1 ? "--warmup-steps" : "--lr-step-epochs", k == 1 ? 0 : 1, v);
         *(k == 1 ? &s->warmup : &s->step_epochs) = n;
         return true;
     }
+    char *end;
+    errno = 0;
     double x = strtod(v, &end);
     if (end == v || *end || errno || !(x >= 0 && x <= FLT_MAX))
         return rt_fail(err, len, "%s takes a number from 0 to 3.40282e+38, not '%s'",

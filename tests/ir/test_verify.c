@@ -468,4 +468,23 @@ Test(text, roles_print_parse_and_are_unique)
     const char *bad = "graph @r {\n  %x: f32[N,3] = input role=feature\n  return o: %x\n}\n";
     cr_expect_null(ir_parse(bad, strlen(bad), "r.ir", err, sizeof err));
     cr_expect(strstr(err, "r.ir:2:29: error:") && strstr(err, "a role: data, labels, lr or wd"), "%s", err);
+    /* role=state is a param's, the optimizer's; no other role is */
+    const char *state = "graph @r {\n  %w.exp_avg: f32[3] = param zeros role=state\n  return o: %w.exp_avg\n}\n";
+    g = ir_parse(state, strlen(state), "r.ir", err, sizeof err);
+    cr_assert_not_null(g, "%s", err);
+    cr_expect(ir_verify(g, err, sizeof err), "%s", err);
+    back = ir_print_str(g);
+    cr_expect_str_eq(back, state);
+    free(back);
+    ir_graph_free(g);
+    const char *wrong[][2] = {
+        {"graph @r {\n  %w: f32[3] = param zeros role=lr\n  return o: %w\n}\n",
+         "r.ir:2:33: error: role=lr is an input's; a param's role is state"},
+        {"graph @r {\n  %x: f32[] = input role=state\n  return o: %x\n}\n",
+         "r.ir:2:26: error: role=state is a param's (the optimizer's)"},
+    };
+    for (int k = 0; k < 2; k++) {
+        cr_expect_null(ir_parse(wrong[k][0], strlen(wrong[k][0]), "r.ir", err, sizeof err));
+        cr_expect(strstr(err, wrong[k][1]), "%s", err);
+    }
 }
