@@ -755,6 +755,7 @@ cg_program *cg_lower_like(const ir_graph *g, bool training, const cg_program *la
         return NULL;
     }
     cg_program *p = ir_xcalloc(1, sizeof *p);
+    p->param_bytes = layout ? layout->param_bytes : 0; /* accumulators go after the layout's */
     lowering L = {
         g,        g->plan, p,   0,    0, {0, 0}, {0, 0}, {0, 0}, 0, 0, ir_xmalloc(sizeof(int32_t) * (size_t)g->n),
         training, err,     len, false};
@@ -768,10 +769,11 @@ cg_program *cg_lower_like(const ir_graph *g, bool training, const cg_program *la
         const ir_node *n = &g->node[i];
         if (n->op == IR_param) {
             int64_t bytes = ir_bytes(n->dtype, &n->shape, 1), at = p->param_bytes;
-            if (layout) { /* where the other program put it */
-                int k = 0;
-                while (k < layout->nparams && strcmp(layout->params[k].name, n->attr.name) != 0)
-                    k++;
+            int k = 0;
+            while (layout && k < layout->nparams && strcmp(layout->params[k].name, n->attr.name) != 0)
+                k++;
+            bool appended = !layout || (k == layout->nparams && n->attr.role == AG_ROLE_ACCUM);
+            if (layout && !appended) { /* where the other program put it */
                 if (k == layout->nparams || layout->params[k].bytes != bytes) {
                     L.failed = !rt_fail(err, len, "lower: parameter %s is not in %s's parameter layout", n->attr.name,
                                         layout->name);
@@ -781,15 +783,13 @@ cg_program *cg_lower_like(const ir_graph *g, bool training, const cg_program *la
             }
             p->params[p->nparams++] = (cg_param){n->attr.name, i, at, bytes};
             L.outer[i] = add_buffer(&L, (cg_buffer){CG_PARAMS, 0, {at, 0}, n->dtype});
-            if (!layout)
+            if (appended)
                 add_bytes(&L, &p->param_bytes, aligned_bytes_at(&L, &n->shape, n->dtype, 1));
         } else if (n->op == IR_input) {
             p->input_node[inputs] = i;
             L.outer[i] = add_buffer(&L, (cg_buffer){CG_INPUT, inputs++, {0, 0}, n->dtype});
         }
     }
-    if (layout)
-        p->param_bytes = layout->param_bytes;
     p->ninputs = inputs;
     L.plan_first = p->nbuffers;
     for (int32_t i = 0; i < g->n && !L.failed; i++) {

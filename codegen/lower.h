@@ -12,7 +12,9 @@
 cg_program *cg_lower(const ir_graph *g, bool training, char *err, size_t len);
 /* The same with the parameters where `layout` (another program of the same model, e.g. the
  * train step for the forward pass) puts them, so that both share one parameter region
- * whichever parameters each reads and in whatever order its graph has them. */
+ * whichever parameters each reads and in whatever order its graph has them. Gradient
+ * accumulators (role=accum) the layout lacks go after its parameters, so the split step's
+ * programs (accumulate, apply) extend the train step's region with them. */
 cg_program *cg_lower_like(const ir_graph *g, bool training, const cg_program *layout, char *err, size_t len);
 void cg_program_free(cg_program *p);
 /* The program as a listing: its buffers, then each step (codegen/kernel_print.c). */

@@ -173,8 +173,9 @@ static bool entry(FILE *f, const char *fn, const char *steps_var, const char *ou
     ag_dtype xt = AG_F32, yt = AG_F32;
     for (int k = 0; k < p->ninputs; k++) { /* each input by its role */
         const ir_node *n = &g->node[p->input_node[k]];
-        static const char *const binds[AG_ROLE_COUNT] = {"AG_ROLE_NONE", "AG_ROLE_DATA", "AG_ROLE_LABELS",
-                                                         "AG_ROLE_LR",   "AG_ROLE_WD",   "AG_ROLE_STATE"};
+        static const char *const binds[AG_ROLE_COUNT] = {
+            "AG_ROLE_NONE",  "AG_ROLE_DATA",  "AG_ROLE_LABELS",      "AG_ROLE_LR",         "AG_ROLE_WD",
+            "AG_ROLE_STATE", "AG_ROLE_ACCUM", "AG_ROLE_GRAD_WEIGHT", "AG_ROLE_GRAD_SCALE", "AG_ROLE_CLIP_NORM"};
         ag_role r = n->attr.role;
         if (trains && (r == AG_ROLE_NONE || (unsigned)r >= AG_ROLE_COUNT))
             return rt_fail(err, len,
@@ -208,7 +209,70 @@ static bool entry(FILE *f, const char *fn, const char *steps_var, const char *ou
         fputs(k ? ", " : "", f);
         input_value(f, g, p->input_node[k]);
     }
-    fprintf(f, "}, %d, %s}", outs_var ? g->nout : 0, outs_var ? outs_var : "NULL");
+    fprintf(f, "}, %d, %s", outs_var ? g->nout : 0, outs_var ? outs_var : "NULL");
+    return true;
+}
+
+/* The updates of the parameters p writes that are not in place (NAME.next for a parameter of
+ * p), as the table var of rt_compiled_copy; their count in *n. */
+static bool copies(FILE *f, const char *var, const cg_program *p, const ir_graph *g, int *n, char *err, size_t len)
+{
+    *n = 0;
+    fprintf(f, "static const rt_compiled_copy %s[] = {\n", var);
+    for (int k = 0; k < p->nparams; k++) {
+        char next[300];
+        snprintf(next, sizeof next, "%s.next", p->params[k].name);
+        int out = ir_find_output(g, next);
+        if (out < 0)
+            continue; /* read, not updated */
+        const cg_buffer *b = &p->buffers[p->output_buffer[out]];
+        if (b->region == CG_PARAMS && b->offset.k == p->params[k].offset && b->offset.n == 0)
+            continue;
+        if (b->region != CG_ARENA)
+            return rt_fail(err, len, "%s: the update of %s is neither in place nor in the arena", g->name,
+                           p->params[k].name);
+        fprintf(f, "    {%lldLL, %lldLL, %lldLL, %lldLL},\n", (long long)p->params[k].offset, (long long)b->offset.k,
+                (long long)b->offset.n, (long long)p->params[k].bytes);
+        ++*n;
+    }
+    if (!*n)
+        fprintf(f, "    {0, 0, 0, 0},\n");
+    fprintf(f, "};\n");
+    return true;
+}
+
+/* The split step's entry points and their tables: the accumulate and apply members of
+ * rt_compiled; {0} where the binary has none. */
+static bool split_tables(FILE *f, const char *name, const cg_split *s, int ncopies[2], char *err, size_t len)
+{
+    if (!s || !s->accumulate)
+        return true;
+    fprintf(f, "void %s_accumulate(const ag_args *a);\nvoid %s_apply(const ag_args *a);\n", name, name);
+    steps(f, "accumulate_steps", s->accumulate, s->accumulate_g);
+    steps(f, "apply_steps", s->apply, s->apply_g);
+    return copies(f, "accumulate_copies", s->accumulate, s->accumulate_g, &ncopies[0], err, len) &&
+           copies(f, "apply_copies", s->apply, s->apply_g, &ncopies[1], err, len);
+}
+
+static bool split_entries(FILE *f, const char *name, const cg_split *s, const int ncopies[2], int64_t train_param_bytes,
+                          char *err, size_t len)
+{
+    char fn[300];
+    if (!s || !s->accumulate) {
+        fputs(",\n    {0}, {0}, 0, 0, ", f);
+        cg_c_literal(f, s && s->none ? s->none : "");
+        return true;
+    }
+    fputs(",\n    ", f);
+    snprintf(fn, sizeof fn, "%s_accumulate", name);
+    if (!entry(f, fn, "accumulate_steps", NULL, s->accumulate, s->accumulate_g, err, len))
+        return false;
+    fprintf(f, ", %d, accumulate_copies},\n    ", ncopies[0]);
+    snprintf(fn, sizeof fn, "%s_apply", name);
+    if (!entry(f, fn, "apply_steps", NULL, s->apply, s->apply_g, err, len))
+        return false;
+    fprintf(f, ", %d, apply_copies},\n    %lldLL, %lldLL, \"\"", ncopies[1], (long long)train_param_bytes,
+            (long long)(s->accumulate->param_bytes - train_param_bytes));
     return true;
 }
 
@@ -261,8 +325,8 @@ static void cuda_tables(FILE *f, const cg_cuda_build *c)
 }
 
 bool cg_write_model_source(FILE *f, const char *source, const cg_program *train, const ir_graph *step,
-                           const cg_program *forward, const ir_graph *eval, const cg_cuda_build *cuda, char *err,
-                           size_t len)
+                           const cg_program *forward, const ir_graph *eval, const cg_split *split,
+                           const cg_cuda_build *cuda, char *err, size_t len)
 {
     /* without a train step (a graph without training): the forward pass alone, its outputs
      * listed for predict */
@@ -343,23 +407,30 @@ bool cg_write_model_source(FILE *f, const char *source, const cg_program *train,
     fprintf(f, "%s};\n\n", t && t->nclasses && t->classes ? "" : "NULL");
     if (cuda)
         cuda_tables(f, cuda);
+    int ncopies[2] = {0, 0};
+    if (!split_tables(f, name, split, ncopies, err, len))
+        return false;
 
     char mname[300];
     fprintf(f, "static const rt_compiled model = {\n    ");
     cg_c_literal(f, name);
     fputs(", ", f);
     cg_c_literal(f, source);
-    fprintf(f, ", %lldLL, %lldLL, %d, params,\n    ", (long long)layout->batch, (long long)layout->param_bytes,
+    fprintf(f, ", %lldLL, %lldLL, %d, params,\n    ", (long long)layout->batch,
+            (long long)(split && split->accumulate ? split->accumulate->param_bytes : layout->param_bytes),
             layout->nparams);
     snprintf(mname, sizeof mname, "%s_train_step", name);
     if (!train)
         fputs("{0}", f);
     else if (!entry(f, mname, "train_steps", NULL, train, step, err, len))
         return false;
+    else
+        fputs("}", f);
     snprintf(mname, sizeof mname, "%s_forward", name);
     fputs(",\n    ", f);
     if (!entry(f, mname, "forward_steps", train ? NULL : "forward_outs", forward, eval, err, len))
         return false;
+    fputs("}", f);
     fprintf(f, ",\n    %lldLL, %lldLL, %.17g, %.17g, ", t ? (long long)t->batch : (long long)layout->batch,
             t ? (long long)t->epochs : 0LL, t ? t->lr : 0, t ? t->wd : 0);
     cg_c_literal(f, t ? t->data : NULL);
@@ -367,6 +438,8 @@ bool cg_write_model_source(FILE *f, const char *source, const cg_program *train,
             t && t->classes ? t->nclasses : 0, cuda ? "&cuda_image" : "NULL", train ? "true" : "false");
     char options[2048]; /* the model's options as built (--set): checkpoints record them */
     cg_c_literal(f, ir_options_text(t, options, sizeof options));
+    if (!split_entries(f, name, split, ncopies, layout->param_bytes, err, len))
+        return false;
     fprintf(f, "};\n\n");
     fprintf(f, "int main(int argc, char **argv) { return rt_binary_main(&model, argc, argv); }\n");
     return !ferror(f) || rt_fail(err, len, "cannot write the model's source");

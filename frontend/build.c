@@ -2,6 +2,7 @@
  * backend, into an object file with a header for a C caller, and on request the LLVM IR,
  * the assembly and the final text IR. */
 #include <errno.h>
+#include <pthread.h>
 #include <llvm-c/Core.h>
 #include <llvm-c/Linker.h>
 #include <stdio.h>
@@ -45,11 +46,11 @@ static bool path_with(char *buf, size_t len, const char *out, const char *ext)
 #define AG_LINK_FLAGS "" /* the sanitizers' flags when the runtime library is instrumented */
 #endif
 
-/* The executable OUT: the object file obj, the tables and main of model_source.c compiled
- * with cc, the runtime library, OpenBLAS, zlib and libm. tmp: a folder for the pieces. */
-static bool link_binary(const char *out, const char *obj, const char *source, const cg_program *ps,
-                        const ir_graph *step, const cg_program *pe, const ir_graph *eval, const cg_cuda_build *cuda,
-                        const char *tmp, char *err, size_t len)
+/* The executable OUT: the object files (NULL-ended: the programs' entry points), the tables
+ * and main of model_source.c compiled with cc, the runtime library, OpenBLAS, zlib and libm. tmp: a folder for the pieces. */
+static bool link_binary(const char *out, const char *const *objects, const char *source, const cg_program *ps,
+                        const ir_graph *step, const cg_program *pe, const ir_graph *eval, const cg_split *split,
+                        const cg_cuda_build *cuda, const char *tmp, char *err, size_t len)
 {
     const char *include = fe_include_dir(), *runtime = fe_runtime_lib();
     if (!include || !runtime) {
@@ -66,7 +67,7 @@ static bool link_binary(const char *out, const char *obj, const char *source, co
         snprintf(err, len, "%.3000s: cannot write: %s", main_c, strerror(errno));
         return false;
     }
-    bool ok = cg_write_model_source(f, source, ps, step, pe, eval, cuda, err, len);
+    bool ok = cg_write_model_source(f, source, ps, step, pe, eval, split, cuda, err, len);
     if (fclose(f) != 0 && ok) {
         snprintf(err, len, "%.3000s: cannot write", main_c);
         ok = false;
@@ -82,9 +83,13 @@ static bool link_binary(const char *out, const char *obj, const char *source, co
         return false;
     }
     /* --as-needed: only the libraries the binary calls become NEEDED */
-    char *link[24] = {(char *)cc,   "-o",  (char *)out, "-Wl,--as-needed", (char *)obj, main_o, (char *)runtime,
-                      "-lopenblas", "-lz", "-lm",       "-pthread"};
-    int n = 11;
+    char *link[24] = {(char *)cc, "-o", (char *)out, "-Wl,--as-needed"};
+    int n = 4;
+    for (int k = 0; objects[k]; k++)
+        link[n++] = (char *)objects[k];
+    const char *rest[] = {main_o, runtime, "-lopenblas", "-lz", "-lm", "-pthread"};
+    for (int k = 0; k < 6; k++)
+        link[n++] = (char *)rest[k];
     char flags[] = AG_LINK_FLAGS;
     for (char *tok = strtok(flags, " "); tok && n < 23; tok = strtok(NULL, " "))
         link[n++] = tok;
@@ -217,28 +222,141 @@ static bool write_header_and_ir(const fe_build_opts *o, const char *path, const 
     return true;
 }
 
-/* One program of the model: the pipeline's graph lowered, named NAME_ENTRY, its parameters
- * where layout has them (NULL: its own layout). */
-static cg_program *program(ir_graph *g, bool train, const cg_program *layout, const char *entry, char *name,
-                           size_t namelen, char *err, size_t len)
+/* A model's programs: the train step, the split step's halves that --accumulate and
+ * --clip-norm run (passes/accumulate.c, apply.c), and the forward pass; each a pipeline's
+ * graph lowered into the entry point NAME_ENTRY, in this order, each with the parameters
+ * where an earlier one has them. */
+enum { PROG_TRAIN, PROG_APPLY, PROG_ACCUMULATE, PROG_FORWARD, NPROGS };
+static const struct program_kind {
+    const char *entry;
+    pass_pipeline pipeline;
+    int layout; /* the program whose parameter layout it takes, where built (-1: its own) */
+} program_kinds[NPROGS] = {{"train_step", PASS_TRAIN, -1},
+                           {"apply", PASS_APPLY, PROG_TRAIN},
+                           {"accumulate", PASS_ACCUMULATE, PROG_APPLY},
+                           {"forward", PASS_EVAL, PROG_TRAIN}};
+
+typedef struct programs {
+    ir_graph *g[NPROGS]; /* NULL: not built (no training; no split step for a dumped train step) */
+    cg_program *p[NPROGS];
+    char name[NPROGS][256];
+    char no_split[512]; /* why a model that trains has no split step, which its binary says */
+} programs;
+
+static void programs_free(programs *ps)
 {
-    cg_program *p = cg_lower_like(g, train, layout, err, len);
-    if (p) {
-        snprintf(name, namelen, "%s_%s", g->name, entry);
-        p->name = name;
+    for (int k = 0; k < NPROGS; k++) {
+        cg_program_free(ps->p[k]);
+        ir_graph_free(ps->g[k]);
     }
-    return p;
 }
 
-/* *g planned again at batch (--batch); *g NULL stays NULL. */
-static bool replan(ir_graph **g, int64_t batch, char *err, size_t len)
+/* Each program's graph through its pipeline (with --dump-dir, every stage), planned again at
+ * --batch where given. */
+static bool run_pipelines(const ir_graph *g, const fe_build_opts *o, fe_dump *d, programs *ps, char *err, size_t len)
 {
-    if (!*g)
-        return true;
-    ir_graph *h = pass_plan_memory_at(*g, batch, err, len);
-    ir_graph_free(*g);
-    *g = h;
-    return h != NULL;
+    bool trains = ir_trains(g);
+    if (trains && g->train->stage == IR_STAGE_STEP)
+        snprintf(ps->no_split, sizeof ps->no_split,
+                 "it was built from a dumped train step, which has no gradients apart; build the model itself");
+    for (int k = 0; k < NPROGS; k++) {
+        bool split = k == PROG_APPLY || k == PROG_ACCUMULATE;
+        if ((k != PROG_FORWARD && !trains) || (split && ps->no_split[0]))
+            continue;
+        const char *pipeline = pass_pipeline_names[program_kinds[k].pipeline];
+        if (d)
+            fe_dump_pipeline(d, pipeline);
+        if (!(ps->g[k] =
+                  pass_run_pipeline(g, program_kinds[k].pipeline, NULL, d ? fe_dump_stage : NULL, d, err, len))) {
+            if (!split)
+                return false;
+            /* a model with a name the split step gives (an input named clip_norm) builds without it */
+            snprintf(ps->no_split, sizeof ps->no_split, "%.500s", err);
+            ir_graph_free(ps->g[PROG_APPLY]);
+            ps->g[PROG_APPLY] = NULL;
+            continue;
+        }
+        if (o->batch) {
+            ir_graph *h = pass_plan_memory_at(ps->g[k], o->batch, err, len);
+            ir_graph_free(ps->g[k]);
+            if (!(ps->g[k] = h))
+                return false;
+            char file[64], what[96];
+            snprintf(file, sizeof file, "%s.plan_memory_at_batch", pipeline);
+            snprintf(what, sizeof what, "the %s graph planned at --batch", pipeline);
+            if (d)
+                fe_dump_graph(d, file, what, h);
+        }
+    }
+    return true;
+}
+
+/* What the passes made must lower: a failure here is a bug. */
+static void lower_programs(programs *ps)
+{
+    char err[4096];
+    for (int k = 0; k < NPROGS; k++) {
+        if (!ps->g[k])
+            continue;
+        int l = program_kinds[k].layout;
+        const cg_program *layout = l >= 0 ? ps->p[l] : NULL;
+        if (!(ps->p[k] = cg_lower_like(ps->g[k], k != PROG_FORWARD, layout, err, sizeof err)))
+            ir_bug("%s", err);
+        snprintf(ps->name[k], sizeof ps->name[k], "%s_%s", ps->g[k]->name, program_kinds[k].entry);
+        ps->p[k]->name = ps->name[k];
+    }
+}
+
+/* The programs in one LLVM module, those of mask (1 << PROG_...) that were built, in ctx;
+ * NULL with a message (a bug: what lowered must emit). */
+#define MAIN_PROGRAMS (1u << PROG_TRAIN | 1u << PROG_FORWARD)
+#define SPLIT_PROGRAMS (1u << PROG_APPLY | 1u << PROG_ACCUMULATE)
+static LLVMModuleRef emit_programs(const programs *ps, unsigned mask, LLVMContextRef ctx, cg_target *t, char *err,
+                                   size_t len)
+{
+    LLVMModuleRef m = NULL;
+    for (int k = 0; k < NPROGS; k++) {
+        if (!ps->p[k] || !(mask >> k & 1))
+            continue;
+        LLVMModuleRef one = cg_emit_module(ps->p[k], ctx, t, err, len);
+        if (!one) {
+            if (m)
+                LLVMDisposeModule(m);
+            return NULL;
+        }
+        if (!m)
+            m = one;
+        else if (LLVMLinkModules2(m, one)) { /* takes one */
+            snprintf(err, len, "cannot link %s into the module", ps->name[k]);
+            LLVMDisposeModule(m);
+            return NULL;
+        }
+    }
+    return m;
+}
+
+/* The split step's entry points, compiled into an object of their own on a second thread
+ * while the first compiles the train step and the forward pass (LLVM takes a context and a
+ * target machine per thread): a binary takes them in little more time on two cores. Only a
+ * binary has them; --emit obj, ll and s hold the train step and the forward pass. */
+typedef struct split_object {
+    const programs *ps;
+    char file[4200], err[4096];
+    bool ok;
+} split_object;
+
+static void *compile_split(void *arg)
+{
+    split_object *s = arg;
+    cg_target *t = cg_target_host(s->err, sizeof s->err);
+    LLVMContextRef ctx = LLVMContextCreate();
+    LLVMModuleRef m = t ? emit_programs(s->ps, SPLIT_PROGRAMS, ctx, t, s->err, sizeof s->err) : NULL;
+    s->ok = m && cg_optimize(t, m, s->err, sizeof s->err) && cg_emit_object(t, m, s->file, s->err, sizeof s->err);
+    if (m)
+        LLVMDisposeModule(m);
+    LLVMContextDispose(ctx);
+    cg_target_free(t);
+    return NULL;
 }
 
 /* OUT's folder first: a build that cannot write its result says so before working. Errors
@@ -279,7 +397,7 @@ static void print_times(const char *path, const fe_build_opts *o, const double a
 /* The pieces of the binary in its temporary folder, and the folder. */
 static void remove_pieces(const char *tmp, const char *name)
 {
-    const char *pieces[] = {"main.c", "main.o", NULL};
+    const char *pieces[] = {"main.c", "main.o", "split.o", NULL};
     char piece[4300];
     for (int k = 0; pieces[k]; k++) {
         snprintf(piece, sizeof piece, "%s/%s", tmp, pieces[k]);
@@ -292,7 +410,7 @@ static void remove_pieces(const char *tmp, const char *name)
 
 int fe_build(const char *path, const fe_build_opts *o)
 {
-    char err[4096], train_name[256], fwd_name[256], file[4096], tmp[4096] = "";
+    char err[4096], file[4096], tmp[4096] = "";
     cuda_parts cuda = {0};
     cg_cuda_build cuda_build = {0};
     double t0 = now();
@@ -310,40 +428,27 @@ int fe_build(const char *path, const fe_build_opts *o)
     if (d)
         fe_dump_graph(d, "model", "the model's graph as built, before any pass", g);
     double t_graph = now();
-    ir_graph *step = NULL, *eval = NULL;
-    cg_program *ps = NULL, *pe = NULL;
+    programs ps = {0};
+    split_object split = {&ps, "", "", false};
+    pthread_t split_thread;
+    bool split_started = false;
     cg_target *t = NULL;
     LLVMContextRef ctx = NULL;
     LLVMModuleRef m = NULL;
     int rc = 1;
     double t_passes = 0, t_lower = 0, t_cuda = 0, t_llvm_ir = 0, t_opt = 0, t_mc = 0;
-    /* a graph without training is a forward computation: MODEL_forward alone */
-    bool trains = ir_trains(g);
-    if (d)
-        fe_dump_pipeline(d, "train");
-    if (trains && !(step = pass_run(g, true, NULL, d ? fe_dump_stage : NULL, d, err, sizeof err)))
+    if (!run_pipelines(g, o, d, &ps, err, sizeof err))
         goto fail;
-    if (d)
-        fe_dump_pipeline(d, "eval");
-    if (!(eval = pass_run(g, false, NULL, d ? fe_dump_stage : NULL, d, err, sizeof err)) ||
-        (o->batch && !(replan(&step, o->batch, err, sizeof err) && replan(&eval, o->batch, err, sizeof err))))
-        goto fail;
-    if (d && o->batch) { /* planned again at --batch */
-        if (step)
-            fe_dump_graph(d, "train.plan_memory_at_batch", "the train step planned at --batch", step);
-        fe_dump_graph(d, "eval.plan_memory_at_batch", "the eval graph planned at --batch", eval);
-    }
     t_passes = now();
-    /* what the passes made must lower and compile: a failure from here on is a bug */
-    if ((trains && !(ps = program(step, true, NULL, "train_step", train_name, sizeof train_name, err, sizeof err))) ||
-        !(pe = program(eval, false, ps, "forward", fwd_name, sizeof fwd_name, err, sizeof err)))
-        ir_bug("%s", err);
+    lower_programs(&ps);
+    const cg_program *train = ps.p[PROG_TRAIN], *fwd = ps.p[PROG_FORWARD];
+    const ir_graph *step = ps.g[PROG_TRAIN], *eval = ps.g[PROG_FORWARD];
     t_lower = now();
     if (d)
-        dump_after_lowering(d, o, g, ps, pe);
+        dump_after_lowering(d, o, g, train, fwd);
     bool with_cuda = o->cuda && (o->emit & FE_EMIT_EXE);
     if ((o->emit & (FE_EMIT_CU | FE_EMIT_PTX)) || with_cuda) {
-        if (!emit_cuda(o, ps, pe, with_cuda, &cuda, err, sizeof err))
+        if (!emit_cuda(o, train, fwd, with_cuda, &cuda, err, sizeof err))
             goto fail;
         cuda_build = (cg_cuda_build){o->cuda_arch ? o->cuda_arch : "sm_90",
                                      (const unsigned char *)cuda.out.cubin,
@@ -355,14 +460,26 @@ int fe_build(const char *path, const fe_build_opts *o)
     t_cuda = now();
     if (!(t = cg_target_host(err, sizeof err)))
         goto fail;
+    if (o->emit & FE_EMIT_EXE) { /* the binary's pieces go in a temporary folder */
+        snprintf(tmp, sizeof tmp, "%s/aotgrad-build-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+        if (!mkdtemp(tmp)) {
+            snprintf(err, sizeof err, "cannot make a temporary folder: %s", strerror(errno));
+            tmp[0] = 0;
+            goto fail;
+        }
+    }
+    if ((o->emit & FE_EMIT_EXE) && ps.p[PROG_ACCUMULATE]) {
+        snprintf(split.file, sizeof split.file, "%.3800s/split.o", tmp);
+        if (pthread_create(&split_thread, NULL, compile_split, &split) != 0) {
+            snprintf(err, sizeof err, "cannot start a thread: %s", strerror(errno));
+            goto fail;
+        }
+        split_started = true;
+    }
     ctx = LLVMContextCreate();
     ir_bug_enter("LLVM code generation", NULL);
-    m = cg_emit_module(ps ? ps : pe, ctx, t, err, sizeof err);
-    LLVMModuleRef mf = m && ps ? cg_emit_module(pe, ctx, t, err, sizeof err) : NULL;
-    if (!m || (ps && !mf))
+    if (!(m = emit_programs(&ps, MAIN_PROGRAMS, ctx, t, err, sizeof err)))
         ir_bug("%s", err);
-    if (mf && LLVMLinkModules2(m, mf)) /* takes mf */
-        ir_bug("cannot link the forward pass into the module");
     t_llvm_ir = now();
     if (d) {
         snprintf(file, sizeof file, "%s.unoptimized.ll", g->name);
@@ -387,15 +504,7 @@ int fe_build(const char *path, const fe_build_opts *o)
         if (!path_with(file, sizeof file, o->out, "s") || !cg_emit_assembly(t, m, file, err, sizeof err))
             goto fail;
     if (o->emit & (FE_EMIT_OBJ | FE_EMIT_EXE)) {
-        /* the binary links OUT.o when it is asked for, else an object in a temporary folder */
-        if (o->emit & FE_EMIT_EXE) {
-            snprintf(tmp, sizeof tmp, "%s/aotgrad-build-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-            if (!mkdtemp(tmp)) {
-                snprintf(err, sizeof err, "cannot make a temporary folder: %s", strerror(errno));
-                tmp[0] = 0;
-                goto fail;
-            }
-        }
+        /* the binary links OUT.o when it is asked for, else an object in the temporary folder */
         if (o->emit & FE_EMIT_OBJ) {
             if (!path_with(file, sizeof file, o->out, "o"))
                 goto fail;
@@ -404,14 +513,23 @@ int fe_build(const char *path, const fe_build_opts *o)
         if (!cg_emit_object(t, m, file, err, sizeof err))
             goto fail;
         t_mc = now();
-        if ((o->emit & FE_EMIT_EXE) &&
-            !link_binary(o->out, file, path, ps, step, pe, eval, with_cuda ? &cuda_build : NULL, tmp, err, sizeof err))
+        if (split_started) {
+            pthread_join(split_thread, NULL);
+            split_started = false;
+            if (!split.ok)
+                ir_bug("the split train step: %s", split.err);
+        }
+        cg_split tables = {ps.p[PROG_ACCUMULATE], ps.g[PROG_ACCUMULATE], ps.p[PROG_APPLY], ps.g[PROG_APPLY],
+                           ps.no_split};
+        const char *objects[] = {file, split.file[0] ? split.file : NULL, NULL};
+        if ((o->emit & FE_EMIT_EXE) && !link_binary(o->out, objects, path, train, step, fwd, eval, &tables,
+                                                    with_cuda ? &cuda_build : NULL, tmp, err, sizeof err))
             goto fail;
     }
     double t_link = now();
     if (!(o->emit & (FE_EMIT_OBJ | FE_EMIT_EXE)))
         t_mc = t_link;
-    if (!write_header_and_ir(o, path, ps, step, pe, eval, err, sizeof err))
+    if (!write_header_and_ir(o, path, train, step, fwd, eval, err, sizeof err))
         goto fail;
     if (o->time) {
         const double at[] = {t0, t_graph, t_passes, t_lower, t_cuda, t_llvm_ir, t_opt, t_mc, t_link, now()};
@@ -419,6 +537,8 @@ int fe_build(const char *path, const fe_build_opts *o)
     }
     rc = 0;
 fail:
+    if (split_started)
+        pthread_join(split_thread, NULL);
     if (d && !fe_dump_close(d, rc ? NULL : err, rc ? 0 : sizeof err))
         rc = 1;
     if (rc)
@@ -431,10 +551,7 @@ fail:
     if (ctx)
         LLVMContextDispose(ctx);
     cg_target_free(t);
-    cg_program_free(ps);
-    cg_program_free(pe);
-    ir_graph_free(step);
-    ir_graph_free(eval);
+    programs_free(&ps);
     ir_graph_free(g);
     return rc;
 }

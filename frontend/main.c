@@ -1,5 +1,6 @@
 /* The aotgrad command line. */
 #include <errno.h>
+#include <float.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,8 @@ enum {
     O_MODEL_TIMEOUT,
     O_TRAIN,
     O_EVAL,
+    O_ACCUMULATE,
+    O_APPLY,
     O_DOT,
     O_MEMORY,
     O_BATCH,
@@ -63,6 +66,7 @@ enum {
     O_CUDA_ARCH,
     O_DUMP_DIR,
     O_VERSION,
+    O_CLIP_NORM,
     O_SCHEDULE /* .. O_SCHEDULE + 4: RT_SCHEDULE_OPTIONS */
 };
 /* what every command takes, and what every command that loads a model takes */
@@ -186,6 +190,8 @@ static int cmd_ir(int argc, char **argv)
 {
     static const struct option longs[] = {{"train", no_argument, NULL, O_TRAIN},
                                           {"eval", no_argument, NULL, O_EVAL},
+                                          {"accumulate", no_argument, NULL, O_ACCUMULATE},
+                                          {"apply", no_argument, NULL, O_APPLY},
                                           {"dot", no_argument, NULL, O_DOT},
                                           {"memory", no_argument, NULL, O_MEMORY},
                                           {"batch", required_argument, NULL, O_BATCH},
@@ -193,7 +199,8 @@ static int cmd_ir(int argc, char **argv)
                                           MODEL_OPTIONS,
                                           {0}};
     const char *after = NULL;
-    bool train = false, eval = false, memory = false;
+    int pipeline = -1; /* --train, --eval, --accumulate, --apply: the pass_pipeline asked for */
+    bool memory = false;
     int64_t at_batch = 0; /* --memory --batch N */
     dump_opts d = {false, false};
     model_arg m = {0};
@@ -202,11 +209,15 @@ static int cmd_ir(int argc, char **argv)
     for (int v; (v = next_option(&cli, &m)) != -1;) {
         if (v == RT_CLI_STOP)
             return cli.status;
-        if (v == O_TRAIN)
-            train = true;
-        else if (v == O_EVAL)
-            eval = true;
-        else if (v == O_DOT)
+        if (v == O_TRAIN || v == O_EVAL || v == O_ACCUMULATE || v == O_APPLY) {
+            int want = v == O_TRAIN        ? PASS_TRAIN
+                       : v == O_EVAL       ? PASS_EVAL
+                       : v == O_ACCUMULATE ? PASS_ACCUMULATE
+                                           : PASS_APPLY;
+            if (pipeline >= 0 && pipeline != want)
+                return rt_cli_error(&cli, "one of --train, --eval, --accumulate and --apply, not two");
+            pipeline = want;
+        } else if (v == O_DOT)
             d.dot = true;
         else if (v == O_MEMORY)
             memory = true;
@@ -227,45 +238,54 @@ static int cmd_ir(int argc, char **argv)
     if (model_operand(&cli, &m, "aotgrad ir MODEL.c|FILE.ir"))
         return cli.status;
     const char *path = m.path;
-    if (train && eval)
-        return rt_cli_error(&cli, "--train or --eval, not both");
-    if (memory && (train || eval || d.dot || after))
+    bool chosen = pipeline >= 0;
+    if (memory && (chosen || d.dot || after))
         return rt_cli_error(&cli, "--memory reports both pipelines' plans as text; it takes no --train, --eval, "
                                   "--after or --dot (aotgrad ir --after plan_memory shows a plan's graph)");
     if (at_batch && !memory)
         return rt_cli_error(&cli, "--batch N goes with --memory (the plan's figures at N)");
     const pass_info *stop = after ? pass_find(after) : NULL;
-    if (stop && stop->which == PASS_TRAIN && eval)
-        return rt_cli_error(&cli, "pass %s runs only in the train step's pipeline (drop --eval)", after);
     ir_graph *g = fe_load(path, NULL, m.settings);
     if (!g)
         return 1;
     char err[4096];
     int rc = 0;
     if (!ir_trains(g)) { /* a forward computation: its pipeline is the eval one */
-        if (train || (stop && stop->which == PASS_TRAIN)) {
-            snprintf(err, sizeof err, "%s declares no training (ag_minimize), so it has no train step%s%s%s", g->name,
-                     train ? "" : " (pass ", train ? "" : after, train ? "" : " runs only there)");
+        if ((chosen && pipeline != PASS_EVAL) || (stop && !(stop->pipelines & PASS_IN(PASS_EVAL)))) {
+            snprintf(err, sizeof err, "%s declares no training (ag_minimize), so it has no %s step%s%s%s", g->name,
+                     chosen ? pass_pipeline_names[pipeline] : "train", chosen ? "" : " (pass ", chosen ? "" : after,
+                     chosen ? "" : " runs only there)");
             fe_report(path, err);
             ir_graph_free(g);
             return 1;
         }
-        eval = eval || after;
-    } else if (stop && stop->which == PASS_EVAL && !eval) {
+        if (after)
+            pipeline = PASS_EVAL;
+    } else if (stop && !chosen && !(stop->pipelines & PASS_IN(PASS_TRAIN))) {
+        int only = 0; /* the pipeline it runs in (each pass outside train's runs in one) */
+        while (only < PASS_PIPELINES - 1 && !(stop->pipelines & PASS_IN(only)))
+            only++;
         ir_graph_free(g);
-        return rt_cli_error(&cli, "pass %s runs only in the eval graph's pipeline (add --eval)", after);
+        return rt_cli_error(&cli, "pass %s runs only in the %s pipeline (add --%s)", after, pass_pipeline_names[only],
+                            pass_pipeline_names[only]);
+    } else if (after && !chosen)
+        pipeline = PASS_TRAIN;
+    if (stop && !(stop->pipelines & PASS_IN(pipeline))) {
+        ir_graph_free(g);
+        return rt_cli_error(&cli, "pass %s does not run in the %s pipeline (aotgrad passes lists where each runs)",
+                            after, pass_pipeline_names[pipeline]);
     }
     if (memory) {
         if (!pass_memory_report(g, at_batch, stdout, err, sizeof err)) {
             fe_report(path, err);
             rc = 1;
         }
-    } else if (!train && !eval && !after) {
+    } else if (pipeline < 0) {
         print_graph(g, d.dot);
     } else {
         d.all = after && strcmp(after, "all") == 0;
         const char *upto = d.all ? NULL : after;
-        ir_graph *out = pass_run(g, !eval, upto, dump_stage, &d, err, sizeof err);
+        ir_graph *out = pass_run_pipeline(g, (pass_pipeline)pipeline, upto, dump_stage, &d, err, sizeof err);
         if (!out) {
             fe_report(path, err);
             rc = 1;
@@ -289,12 +309,13 @@ static int cmd_passes(int argc, char **argv)
             return cli.status;
     if (cli.operands < argc)
         return rt_cli_error(&cli, "takes no arguments");
-    for (const pass_info *p = pass_list; p->name; p++)
-        printf("%-16s %-6s %s\n", p->name,
-               p->which == PASS_TRAIN  ? "train"
-               : p->which == PASS_EVAL ? "eval"
-                                       : "both",
-               p->doc);
+    for (const pass_info *p = pass_list; p->name; p++) {
+        char in[64] = "";
+        for (int k = 0; k < PASS_PIPELINES; k++)
+            if (p->pipelines & PASS_IN(k))
+                snprintf(in + strlen(in), sizeof in - strlen(in), "%s%s", in[0] ? "," : "", pass_pipeline_names[k]);
+        printf("%-16s %-26s %s\n", p->name, p->pipelines == PASS_ALL ? "all" : in, p->doc);
+    }
     return 0;
 }
 
@@ -477,6 +498,15 @@ static int run_option(rt_cli *cli, int v, fe_run_opts *o)
             return rt_cli_error(cli, "--threads takes a count from 1 to 1024, not '%s'", s);
         o->threads = (int)n;
         return 0;
+    case O_ACCUMULATE:
+        if (!parse_i64(s, 1, 1000000, &o->accumulate))
+            return rt_cli_error(cli, "--accumulate takes a count of batches from 1 to 1000000, not '%s'", s);
+        return 0;
+    case O_CLIP_NORM:
+        if (!parse_real(s, &o->clip_norm) || !(o->clip_norm > 0 && o->clip_norm <= FLT_MAX))
+            return rt_cli_error(cli, "--clip-norm takes a number above 0, up to 3.40282e+38 (a finite f32), not '%s'",
+                                s);
+        return 0;
     case O_DATA: o->data = s; return 0;
     case O_SAVE: o->save = s; return 0;
     case O_RESUME: o->resume = s; return 0;
@@ -500,6 +530,8 @@ static int cmd_run(int argc, char **argv)
                                           {"plot", required_argument, NULL, O_PLOT},
                                           {"threads", required_argument, NULL, O_THREADS},
                                           {"label-column", required_argument, NULL, O_LABEL},
+                                          {"accumulate", required_argument, NULL, O_ACCUMULATE},
+                                          {"clip-norm", required_argument, NULL, O_CLIP_NORM},
                                           RT_SCHEDULE_OPTIONS(O_SCHEDULE),
                                           MODEL_OPTIONS,
                                           {0}};
@@ -633,7 +665,7 @@ static int cmd_ops(int argc, char **argv)
 
 static const command commands[] = {
     {"ir", cmd_ir, "print a model's graph as text IR",
-     "usage: aotgrad ir MODEL.c|FILE.ir [--train | --eval] [--after PASS|all] [--dot]\n"
+     "usage: aotgrad ir MODEL.c|FILE.ir [--train | --eval | --accumulate | --apply] [--after PASS|all] [--dot]\n"
      "                 [--memory [--batch N]] [--set NAME=VALUE]...\n\n"
      "Builds the model (a C file, compiled with cc against aotgrad.h, whose function is named\n"
      "after the file) or reads a text IR file, and prints its graph as text IR on stdout.\n"
@@ -641,9 +673,12 @@ static const command commands[] = {
      "Every graph printed parses back (aotgrad check) and runs (aotgrad run).\n\n"
      "  --train           the train step after the whole pipeline (forward, backward, update)\n"
      "  --eval            the eval graph after the whole pipeline (loss, metrics, predictions)\n"
-     "  --after PASS      the train step (with --eval, or for a graph without training: the eval\n"
-     "                    graph) after PASS; all: after every pass in turn, each under a header\n"
-     "                    naming it (aotgrad passes)\n"
+     "  --accumulate, --apply  the two halves of the split train step the binaries run for\n"
+     "                    --accumulate K and --clip-norm X: gradients summed into accumulators,\n"
+     "                    and the update from them, scaled and clipped\n"
+     "  --after PASS      the train step (or the pipeline chosen above; for a graph without\n"
+     "                    training: the eval graph) after PASS; all: after every pass in turn,\n"
+     "                    each under a header naming it (aotgrad passes)\n"
      "  --dot             Graphviz DOT instead of text IR: values named as the text names them,\n"
      "                    with their model line; a kernel as one box of its ops and values\n"
      "  --memory          the memory plan of the train step and of inference (inference only\n"
@@ -675,7 +710,7 @@ static const command commands[] = {
      "                runs at any batch (default: the model's declared batch; 1 for a graph\n"
      "                without training, whose binary then predicts N samples a call)\n"
      "  --dump-dir DIR  every stage as a file of its own in DIR, listed in order in DIR/index.txt:\n"
-     "                the graph after each pass of both pipelines (.ir, which parses back, and\n"
+     "                the graph after each pass of every pipeline (.ir, which parses back, and\n"
      "                .dot), the memory plan, the kernel IR, the LLVM IR before and after\n"
      "                optimization, the assembly, the CUDA C and its PTX\n"
      "  --time        print where the build's time went\n"
@@ -683,9 +718,9 @@ static const command commands[] = {
      "  --model-timeout S  seconds the model's code may take to build the graph (default 60)\n"},
     {"passes", cmd_passes, "list the passes of the pipeline, in order",
      "usage: aotgrad passes\n\n"
-     "Lists the pipeline's passes in the order they run, and which pipeline runs each: the\n"
-     "train step's (train), the eval graph's (eval), or both. Each name works with\n"
-     "aotgrad ir --after.\n"},
+     "Lists the pipeline's passes in the order they run, and which pipelines run each: the\n"
+     "train step's (train), the eval graph's (eval), the split step's halves (accumulate,\n"
+     "apply), or all. Each name works with aotgrad ir --after.\n"},
     {"forward", cmd_forward, "run a model's graph through the reference interpreter",
      "usage: aotgrad forward MODEL.c|FILE.ir [--batch N] [--seed S] [--f64] [--train]\n"
      "                      [--set NAME=VALUE]...\n\n"
@@ -707,7 +742,8 @@ static const command commands[] = {
      "usage: aotgrad run MODEL.c|FILE.ir [--epochs N] [--batch N] [--lr X] [--wd X] [--seed S]\n"
      "                  [--data PATH] [--set NAME=VALUE]... [--save FILE] [--resume FILE]\n"
      "                  [--metrics FILE.csv] [--plot FILE.svg] [--threads N] [--label-column C]\n"
-     "                  [--lr-schedule S] [--warmup-steps W] [--lr-step-epochs K] [--lr-gamma G] [--lr-min M]\n\n"
+     "                  [--lr-schedule S] [--warmup-steps W] [--lr-step-epochs K] [--lr-gamma G] [--lr-min M]\n"
+     "                  [--accumulate K] [--clip-norm X]\n\n"
      "Trains the model with the training it declares (ag_minimize) through the reference\n"
      "interpreter, printing one line per epoch (train loss, train accuracy or metric, test\n"
      "accuracy or test loss, seconds), then every parameter of at most 8 elements (beside its\n"
@@ -725,7 +761,7 @@ static const command commands[] = {
      "  --plot FILE       draw loss and accuracies per epoch as an SVG chart\n"
      "  --threads N       OpenBLAS's threads for the interpreter's matmuls (default: its own)\n"
      "  --label-column C  a CSV's label in column C (a number from 1, or a header name) in place\n"
-     "                    of the last\n" RT_SCHEDULE_HELP},
+     "                    of the last\n" RT_SCHEDULE_HELP RT_SPLIT_HELP},
     {"ops", cmd_ops, "list the ops of the IR",
      "usage: aotgrad ops\n\nLists every op of the op table: name, kind, operand count, meaning.\n"},
     {NULL, NULL, NULL, NULL},

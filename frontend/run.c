@@ -22,94 +22,138 @@
 
 typedef struct graph_run {
     ir_graph *g;
-    ir_tensor **bound; /* by node id: params (shared), inputs (views of the batch) */
-    int32_t x, y, lr, wd;
+    ir_tensor **bound; /* by node id: params (shared), inputs (views of the batch, the scalars) */
+    int32_t x, y;      /* the data inputs, or -1 (apply takes none) */
     int loss, metric[RT_MAX_METRICS];
 } graph_run;
 
+/* The train step, the eval graph, and the split step's halves (--accumulate, --clip-norm;
+ * NULL graphs for a dumped train step), sharing the parameters, the accumulators and the
+ * runtime scalars by name and role */
 typedef struct interp_model {
-    graph_run step, eval;
+    graph_run step, eval, accumulate, apply;
     ir_tensor *params; /* f32, in the step graph's parameter order */
-    int32_t *param_ids;
-    int *next; /* step output of each parameter's update */
     rt_param *rp;
     int nparams;
-    ir_tensor lr, wd;
+    ir_tensor *accs; /* the accumulators, in the accumulate graph's order */
+    const char **acc_names;
+    int naccs;
+    ir_tensor scalar[AG_ROLE_COUNT]; /* lr, wd, grad_weight, grad_scale, clip_norm: by role */
+    char no_split[512];              /* why there is no split step, where there is none */
 } interp_model;
 
-static bool setup(graph_run *r, ir_graph *g, const ir_train *t, interp_model *m, char *err, size_t len)
+/* The tensor of the param named name: a parameter's, or an accumulator's; NULL: neither */
+static ir_tensor *param_tensor(interp_model *m, const char *name)
+{
+    for (int k = 0; k < m->nparams; k++)
+        if (strcmp(m->rp[k].name, name) == 0)
+            return &m->params[k];
+    for (int k = 0; k < m->naccs; k++)
+        if (strcmp(m->acc_names[k], name) == 0)
+            return &m->accs[k];
+    return NULL;
+}
+
+static bool setup(graph_run *r, ir_graph *g, interp_model *m, char *err, size_t len)
 {
     r->g = g;
     r->bound = ir_xcalloc((size_t)g->n, sizeof *r->bound);
-    if (!ir_data_inputs(g, &r->x, &r->y, err, len))
+    r->x = ir_find_role(g, AG_ROLE_DATA), r->y = ir_find_role(g, AG_ROLE_LABELS);
+    if (g->train && !ir_data_inputs(g, &r->x, &r->y, err, len))
         return false;
-    r->lr = ir_find_role(g, AG_ROLE_LR);
-    r->wd = ir_find_role(g, AG_ROLE_WD);
-    if (r->lr >= 0)
-        r->bound[r->lr] = &m->lr;
-    if (r->wd >= 0)
-        r->bound[r->wd] = &m->wd;
-    r->bound[r->x] = ir_xmalloc(sizeof **r->bound);
-    r->bound[r->y] = ir_xmalloc(sizeof **r->bound);
-    for (int k = 0; k < m->nparams; k++) {
-        int32_t p = ir_find_source(g, IR_param, m->step.g->node[m->param_ids[k]].attr.name);
-        if (p >= 0)
-            r->bound[p] = &m->params[k];
+    for (int32_t i = 0; i < g->n; i++) {
+        const ir_node *n = &g->node[i];
+        if (n->op == IR_input && ir_role_is_scalar(n->attr.role))
+            r->bound[i] = &m->scalar[n->attr.role];
+        else if (n->op == IR_input && (i == r->x || i == r->y))
+            r->bound[i] = ir_xmalloc(sizeof **r->bound);
+        else if (n->op == IR_param && !(r->bound[i] = param_tensor(m, n->attr.name)))
+            return rt_fail(err, len, "%s: param %s is not the train step's", g->name, n->attr.name);
     }
-    r->loss = ir_find_output(g, t->loss);
-    for (int k = 0; k < t->nmetrics; k++)
+    const ir_train *t = g->train;
+    r->loss = t && t->loss ? ir_find_output(g, t->loss) : -1;
+    for (int k = 0; t && k < t->nmetrics; k++)
         r->metric[k] = ir_find_output(g, t->metrics[k]);
     return true;
 }
 
-/* Run one graph on a batch; the outputs are left in outs for the caller. */
-static bool run_batch(graph_run *r, rt_batch *b, bool training, ir_tensor *outs, char *err, size_t len)
+/* Run one graph on a batch (apply: none); the updates (P.next, over P's tensor) taken,
+ * loss and metrics into b. */
+static bool run_graph(graph_run *r, rt_batch *b, bool training, char *err, size_t len)
 {
-    const ir_node *x = &r->g->node[r->x], *y = &r->g->node[r->y];
-    *r->bound[r->x] = (ir_tensor){x->dtype, ir_bind_shape(&x->shape, b->n), (void *)b->x};
-    *r->bound[r->y] = (ir_tensor){y->dtype, ir_bind_shape(&y->shape, b->n), (void *)b->y};
+    ir_tensor outs[256];
+    if (r->g->nout > 256)
+        return rt_fail(err, len, "%s: %d outputs; training handles 256", r->g->name, r->g->nout);
+    if (r->x >= 0) {
+        const ir_node *x = &r->g->node[r->x], *y = &r->g->node[r->y];
+        *r->bound[r->x] = (ir_tensor){x->dtype, ir_bind_shape(&x->shape, b->n), (void *)b->x};
+        *r->bound[r->y] = (ir_tensor){y->dtype, ir_bind_shape(&y->shape, b->n), (void *)b->y};
+    }
     ir_run run = {.f64 = false, .batch = b->n, .seed = b->seed, .step = b->step, .training = training};
     if (!ir_interp(r->g, &run, (const ir_tensor *const *)r->bound, outs, err, len))
         return false;
-    b->loss = ir_tensor_get(&outs[r->loss], 0);
-    for (int k = 0; k < RT_MAX_METRICS && k < r->g->train->nmetrics; k++)
+    if (r->loss >= 0)
+        b->loss = ir_tensor_get(&outs[r->loss], 0);
+    for (int k = 0; r->g->train && k < RT_MAX_METRICS && k < r->g->train->nmetrics; k++)
         b->metric[k] = ir_tensor_get(&outs[r->metric[k]], 0);
+    for (int k = 0; k < r->g->nout; k++) { /* after the run: an update reads the old values */
+        const char *name = r->g->out[k].name;
+        size_t n = strlen(name);
+        char param[300];
+        if (n > 5 && n - 5 < sizeof param && strcmp(name + n - 5, ".next") == 0) {
+            memcpy(param, name, n - 5);
+            param[n - 5] = 0;
+            int32_t p = ir_find_source(r->g, IR_param, param);
+            if (p >= 0)
+                memcpy(r->bound[p]->data, outs[k].data, sizeof(float) * (size_t)ir_tensor_numel(r->bound[p]));
+        }
+    }
+    for (int k = 0; k < r->g->nout; k++)
+        ir_tensor_free(&outs[k]);
     return true;
 }
 
-static void free_outs(const ir_graph *g, ir_tensor *outs)
-{
-    for (int k = 0; k < g->nout; k++)
-        ir_tensor_free(&outs[k]);
-}
+static void set_scalar(interp_model *m, ag_role r, double v) { *(float *)m->scalar[r].data = (float)v; }
 
 static bool train_step(void *ctx, rt_batch *b, char *err, size_t len)
 {
     interp_model *m = ctx;
-    ir_tensor outs[64];
-    *(float *)m->lr.data = (float)b->lr;
-    *(float *)m->wd.data = (float)b->wd;
-    if (!run_batch(&m->step, b, true, outs, err, len))
+    set_scalar(m, AG_ROLE_LR, b->lr);
+    set_scalar(m, AG_ROLE_WD, b->wd);
+    return run_graph(&m->step, b, true, err, len);
+}
+
+static bool accumulate(void *ctx, rt_batch *b, char *err, size_t len)
+{
+    interp_model *m = ctx;
+    set_scalar(m, AG_ROLE_GRAD_WEIGHT, (double)b->n);
+    return run_graph(&m->accumulate, b, true, err, len);
+}
+
+static bool apply(void *ctx, const rt_apply *u, char *err, size_t len)
+{
+    interp_model *m = ctx;
+    set_scalar(m, AG_ROLE_LR, u->lr);
+    set_scalar(m, AG_ROLE_WD, u->wd);
+    set_scalar(m, AG_ROLE_GRAD_SCALE, 1.0 / (double)u->rows);
+    set_scalar(m, AG_ROLE_CLIP_NORM, u->clip_norm);
+    rt_batch none = {.n = 1};
+    if (!run_graph(&m->apply, &none, true, err, len))
         return false;
-    for (int k = 0; k < m->nparams; k++) /* the updates become the parameters */
-        memcpy(m->params[k].data, outs[m->next[k]].data, sizeof(float) * (size_t)ir_tensor_numel(&m->params[k]));
-    free_outs(m->step.g, outs);
+    for (int k = 0; k < m->naccs; k++) /* the next group starts from zero */
+        memset(m->accs[k].data, 0, sizeof(float) * (size_t)ir_tensor_numel(&m->accs[k]));
     return true;
 }
 
 static bool evaluate(void *ctx, rt_batch *b, char *err, size_t len)
 {
     interp_model *m = ctx;
-    ir_tensor outs[64];
-    if (!run_batch(&m->eval, b, false, outs, err, len))
-        return false;
-    free_outs(m->eval.g, outs);
-    return true;
+    return run_graph(&m->eval, b, false, err, len);
 }
 
 static void free_run(graph_run *r)
 {
-    if (r->bound) {
+    if (r->bound && r->x >= 0) {
         free(r->bound[r->x]);
         free(r->bound[r->y]);
     }
@@ -119,19 +163,37 @@ static void free_run(graph_run *r)
 
 static void free_model(interp_model *m)
 {
-    free_run(&m->step);
-    free_run(&m->eval);
+    graph_run *runs[] = {&m->step, &m->eval, &m->accumulate, &m->apply};
+    for (int k = 0; k < 4; k++)
+        free_run(runs[k]);
     for (int k = 0; k < m->nparams; k++)
         ir_tensor_free(&m->params[k]);
+    for (int k = 0; k < m->naccs; k++)
+        ir_tensor_free(&m->accs[k]);
     free(m->params);
-    free(m->param_ids);
-    free(m->next);
+    free(m->accs);
+    free(m->acc_names);
     free(m->rp);
-    ir_tensor_free(&m->lr);
-    ir_tensor_free(&m->wd);
+    for (int r = 0; r < AG_ROLE_COUNT; r++)
+        ir_tensor_free(&m->scalar[r]);
 }
 
-/* The step and eval graphs of g, with parameters initialized from seed. */
+/* The accumulators of the accumulate graph, zero */
+static void make_accumulators(interp_model *m)
+{
+    const ir_graph *a = m->accumulate.g;
+    for (int32_t i = 0; i < a->n; i++)
+        m->naccs += a->node[i].op == IR_param && a->node[i].attr.role == AG_ROLE_ACCUM;
+    m->accs = ir_xcalloc((size_t)(m->naccs ? m->naccs : 1), sizeof *m->accs);
+    m->acc_names = ir_xcalloc((size_t)(m->naccs ? m->naccs : 1), sizeof *m->acc_names);
+    for (int32_t i = 0, k = 0; i < a->n; i++)
+        if (a->node[i].op == IR_param && a->node[i].attr.role == AG_ROLE_ACCUM) {
+            m->acc_names[k] = a->node[i].attr.name;
+            m->accs[k++] = ir_tensor_new(AG_F32, &a->node[i].shape); /* zeroed */
+        }
+}
+
+/* The graphs of g's pipelines, with parameters initialized from seed. */
 static bool make_model(const ir_graph *g, uint32_t seed, interp_model *m, rt_model *rm, char *err, size_t len)
 {
     memset(m, 0, sizeof *m);
@@ -142,48 +204,52 @@ static bool make_model(const ir_graph *g, uint32_t seed, interp_model *m, rt_mod
     m->eval.g = pass_run(g, false, NULL, NULL, NULL, err, len); /* the eval pipeline: no backward work */
     if (!m->eval.g)
         return false;
-    if (step->nout > 64 || m->eval.g->nout > 64) {
-        snprintf(err, len, "%s: %d outputs; training handles 64", g->name, step->nout);
-        return false;
+    /* the split step, where the model has one: not a dumped train step (no gradients apart),
+     * nor a model with the names it gives (an input named clip_norm) */
+    if (g->train->stage == IR_STAGE_STEP)
+        snprintf(m->no_split, sizeof m->no_split, "a dumped train step has no gradients apart; train the model itself");
+    else if (!(m->accumulate.g =
+                   pass_run_pipeline(g, PASS_ACCUMULATE, NULL, NULL, NULL, m->no_split, sizeof m->no_split)) ||
+             !(m->apply.g = pass_run_pipeline(g, PASS_APPLY, NULL, NULL, NULL, m->no_split, sizeof m->no_split))) {
+        ir_graph_free(m->accumulate.g);
+        m->accumulate.g = NULL;
     }
+    bool split = m->apply.g != NULL;
     for (int32_t i = 0; i < step->n; i++)
         m->nparams += step->node[i].op == IR_param;
     size_t np = (size_t)(m->nparams ? m->nparams : 1);
     m->params = ir_xcalloc(np, sizeof *m->params);
-    m->param_ids = ir_xcalloc(np, sizeof *m->param_ids);
-    m->next = ir_xcalloc(np, sizeof *m->next);
     m->rp = ir_xcalloc(np, sizeof *m->rp);
     ir_shape scalar = {0, {0}};
-    m->lr = ir_tensor_new(AG_F32, &scalar);
-    m->wd = ir_tensor_new(AG_F32, &scalar);
-    if (!m->lr.data || !m->wd.data) { /* the interpreter's tensors say so by a NULL data */
-        snprintf(err, len, "out of memory");
-        return false;
-    }
+    for (int r = 0; r < AG_ROLE_COUNT; r++)
+        if (!(m->scalar[r] = ir_tensor_new(AG_F32, &scalar)).data) /* the interpreter's tensors say so by a NULL */
+            return rt_fail(err, len, "out of memory");
     for (int32_t i = 0, k = 0; i < step->n; i++) {
         const ir_node *p = &step->node[i];
         if (p->op != IR_param)
             continue;
-        m->param_ids[k] = i;
         m->params[k] = ir_tensor_new(AG_F32, &p->shape);
         fe_init_param(p, &m->params[k], seed, (uint32_t)k + 1); /* the streams fe_bind_random uses */
         char name[300];
         snprintf(name, sizeof name, "%s.next", p->attr.name);
-        m->next[k] = ir_find_output(step, name);
-        if (m->next[k] < 0) {
-            snprintf(err, len, "%s: the train step has no output %s", g->name, name);
-            return false;
-        }
+        if (ir_find_output(step, name) < 0)
+            return rt_fail(err, len, "%s: the train step has no output %s", g->name, name);
         m->rp[k] = (rt_param){p->attr.name, p->shape.rank, {0}, m->params[k].data, p->attr.role == AG_ROLE_STATE};
         memcpy(m->rp[k].dims, p->shape.dim, sizeof m->rp[k].dims);
         k++;
     }
-    if (!setup(&m->step, step, step->train, m, err, len) || !setup(&m->eval, m->eval.g, m->eval.g->train, m, err, len))
+    if (split)
+        make_accumulators(m);
+    m->accumulate.x = m->apply.x = -1; /* what free_run reads where a graph is not set up */
+    if (!setup(&m->step, step, m, err, len) || !setup(&m->eval, m->eval.g, m, err, len) ||
+        (split && (!setup(&m->accumulate, m->accumulate.g, m, err, len) || !setup(&m->apply, m->apply.g, m, err, len))))
         return false;
     *rm = (rt_model){.name = g->name,
                      .ctx = m,
                      .train_step = train_step,
                      .evaluate = evaluate,
+                     .accumulate = split ? accumulate : NULL,
+                     .apply = split ? apply : NULL,
                      .nmetrics = step->train->nmetrics,
                      .nparams = m->nparams,
                      .params = m->rp};
@@ -216,7 +282,8 @@ static bool resume(const fe_run_opts *o, const rt_model *rm, const char *options
                    char *err, size_t len)
 {
     rt_ckpt c = {0};
-    rt_run_given given = {o->has_seed, o->lr >= 0, o->wd >= 0, o->batch > 0, o->has_schedule};
+    rt_run_given given = {o->has_seed,     o->lr >= 0,        o->wd >= 0,      o->batch > 0,
+                          o->has_schedule, o->accumulate > 0, o->clip_norm > 0};
     int fresh = 0;
     const char *first = NULL;
     bool ok = rt_ckpt_load(o->resume, &c, err, len) &&
@@ -243,6 +310,8 @@ int fe_run(const ir_graph *g, const fe_run_opts *o)
                   .wd = o->wd >= 0 ? o->wd : t->wd,
                   .seed = o->seed,
                   .schedule = o->schedule,
+                  .accumulate = o->accumulate,
+                  .clip_norm = o->clip_norm,
                   .log = stdout};
     int64_t features, targets;
     int classes;
@@ -290,6 +359,13 @@ int fe_run(const ir_graph *g, const fe_run_opts *o)
         rc = 1;
         goto out;
     }
+    if ((o->accumulate > 1 || o->clip_norm > 0) && !rm.apply) {
+        snprintf(err, sizeof err, "--accumulate and --clip-norm run the split train step, which this model lacks: %s",
+                 m.no_split);
+        fe_report(where, err);
+        rc = 1;
+        goto out;
+    }
     if (o->resume) {
         if (!resume(o, &rm, options, &fit, &p.at, err, sizeof err)) {
             fe_report(where, err);
@@ -305,6 +381,7 @@ int fe_run(const ir_graph *g, const fe_run_opts *o)
                fit.first_step);
     }
     p.at.seed = fit.seed, p.at.batch = fit.batch, p.at.lr = fit.lr, p.at.wd = fit.wd, p.at.schedule = fit.schedule;
+    p.at.accumulate = fit.accumulate, p.at.clip_norm = fit.clip_norm;
     printf("%s: training through the interpreter: %" PRId64 " samples, %" PRId64 " test, batch %" PRId64
            ", lr %g, wd %g, %" PRId64 " epoch%s, seed %u\n",
            g->name, train.n, test.n, fit.batch, fit.lr, fit.wd, fit.epochs, fit.epochs == 1 ? "" : "s", fit.seed);

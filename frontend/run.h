@@ -22,6 +22,8 @@ typedef struct fe_run_opts {
     int threads;                /* OpenBLAS's threads for the interpreter's matmuls; 0: its default */
     rt_schedule schedule;       /* --lr-schedule ...; RT_SCHEDULE_DEFAULT: constant */
     bool has_schedule;          /* any of its options given: a resumed run's must be the same */
+    int64_t accumulate;         /* --accumulate K (0: not given) */
+    double clip_norm;           /* --clip-norm X (0: not given) */
     const char *where;          /* the model's file, which messages start with; NULL: the graph's name */
 } fe_run_opts;
 

@@ -348,8 +348,16 @@ bool ir_optimizer_check(const ir_train *t, char *err, size_t len);
 
 /* ---- what inputs are for (ir/inputs.c) ---- */
 
-/* "data", "labels", "lr", "wd" ("" for none); and back (false: no such role). */
+/* "data", "labels", "lr", "wd", "state", ... ("" for none); and back (false: no such role). */
 const char *ir_role_name(ag_role r);
+/* A param's roles (the optimizer's state, a gradient accumulator); the rest are inputs'. */
+static inline bool ir_role_of_param(ag_role r) { return r == AG_ROLE_STATE || r == AG_ROLE_ACCUM; }
+/* The roles of runtime f32 scalars (lr, wd, and the split step's). */
+static inline bool ir_role_is_scalar(ag_role r)
+{
+    return r == AG_ROLE_LR || r == AG_ROLE_WD || r == AG_ROLE_GRAD_WEIGHT || r == AG_ROLE_GRAD_SCALE ||
+           r == AG_ROLE_CLIP_NORM;
+}
 bool ir_role_by_name(const char *name, size_t len, ag_role *r);
 /* The input with role r, or -1. */
 int32_t ir_find_role(const ir_graph *g, ag_role r);

@@ -378,10 +378,12 @@ static void read_node(parser *P)
             parse_expect_punct(P, '=');
             token r = P->tok;
             if (P->tok.k != TK_IDENT || !ir_role_by_name(P->tok.s, P->tok.len, &n.attr.role))
-                parse_unexpected(P, op == IR_param ? "a param's role: state" : "a role: data, labels, lr or wd");
-            if ((op == IR_param) != (n.attr.role == AG_ROLE_STATE))
+                parse_unexpected(P, op == IR_param
+                                        ? "a param's role: state or accum"
+                                        : "a role: data, labels, lr, wd, grad_weight, grad_scale or clip_norm");
+            if ((op == IR_param) != ir_role_of_param(n.attr.role))
                 ERROR_TOK(P, &r, "role=%s is %s", ir_role_name(n.attr.role),
-                          op == IR_param ? "an input's; a param's role is state" : "a param's (the optimizer's)");
+                          op == IR_param ? "an input's; a param's role is state or accum" : "a param's");
             parse_next(P);
         }
         if (op == IR_input && is_word(&P->tok, "grad")) {

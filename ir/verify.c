@@ -144,16 +144,16 @@ static bool check_node(const ir_graph *g, int32_t id, char *err, size_t len)
         if (n->op == IR_input && n->attr.grad && n->dtype != AG_F32)
             return fail(g, id, err, len, "input %s: a gradient needs f32, not %s", n->attr.name,
                         ir_dtype_name(n->dtype));
-        if (n->op == IR_param && n->attr.role != AG_ROLE_NONE && n->attr.role != AG_ROLE_STATE)
-            return fail(g, id, err, len, "param %s: role=%s is an input's; a param's role is state", n->attr.name,
-                        ir_role_name(n->attr.role));
+        if (n->op == IR_param && n->attr.role != AG_ROLE_NONE && !ir_role_of_param(n->attr.role))
+            return fail(g, id, err, len, "param %s: role=%s is an input's; a param's role is state or accum",
+                        n->attr.name, ir_role_name(n->attr.role));
         if (n->op == IR_input && n->attr.role != AG_ROLE_NONE) {
             ag_role r = n->attr.role;
             if ((unsigned)r >= AG_ROLE_COUNT)
                 return fail(g, id, err, len, "input %s: unknown role %d", n->attr.name, (int)r);
-            if (r == AG_ROLE_STATE)
-                return fail(g, id, err, len, "input %s: role=state is a param's (the optimizer's)", n->attr.name);
-            if ((r == AG_ROLE_LR || r == AG_ROLE_WD) && (n->dtype != AG_F32 || n->shape.rank != 0))
+            if (ir_role_of_param(r))
+                return fail(g, id, err, len, "input %s: role=%s is a param's", n->attr.name, ir_role_name(r));
+            if (ir_role_is_scalar(r) && (n->dtype != AG_F32 || n->shape.rank != 0))
                 return fail(g, id, err, len, "input %s: role=%s is an f32 scalar, not %s", n->attr.name,
                             ir_role_name(r), ir_type_str(n->dtype, &n->shape, (char[80]){0}, 80));
             if ((r == AG_ROLE_DATA || r == AG_ROLE_LABELS) && (n->shape.rank == 0 || n->shape.dim[0] != AG_N))

@@ -34,8 +34,7 @@ static const ir_group *group_of(const ir_train *t, const char *param)
     return NULL;
 }
 
-/* A runtime scalar of the step, found by its role; its name is what the text IR shows. */
-static ag_val scalar_input(ir_graph *h, const char *name, ag_role role)
+ag_val pass_scalar_input(ir_graph *h, const char *name, ag_role role)
 {
     ir_node n = ir_node_make(IR_input, 0, NULL);
     n.dtype = AG_F32;
@@ -56,19 +55,24 @@ typedef struct update {
 static ag_val ew(const update *u, ir_op op, ag_val a, ag_val b) { return ag_ew_at(u->at, op, 2, (ag_val[]){a, b}); }
 static ag_val num(double v) { return ag_imm_of(v); }
 
-/* The state STATE of the parameter: a parameter of role=state, P.STATE, zero at the start */
-static ag_val state_of(const update *u, const char *param, const char *state, bool scalar)
+ag_val pass_param_beside(ir_graph *h, int32_t p, const char *suffix, ag_role role, bool scalar)
 {
     char name[300];
-    snprintf(name, sizeof name, "%s.%s", param, state);
+    snprintf(name, sizeof name, "%s.%s", h->node[p].attr.name, suffix);
     ir_node n = ir_node_make(IR_param, 0, NULL);
     n.dtype = AG_F32;
-    n.shape = scalar ? (ir_shape){0, {0}} : u->h->node[u->P.id].shape;
-    n.attr.name = ir_strdup(u->h, name);
+    n.shape = scalar ? (ir_shape){0, {0}} : h->node[p].shape;
+    n.attr.name = ir_strdup(h, name);
     n.attr.init = (ag_init){AG_INIT_ZEROS, 0, 0};
-    n.attr.role = AG_ROLE_STATE;
-    n.loc = u->at;
-    return (ag_val){u->h, ir_intern(u->h, &n), 0};
+    n.attr.role = role;
+    n.loc = h->node[p].loc;
+    return (ag_val){h, ir_intern(h, &n), 0};
+}
+
+/* The state STATE of the parameter: a parameter of role=state, P.STATE, zero at the start */
+static ag_val state_of(const update *u, const char *state, bool scalar)
+{
+    return pass_param_beside(u->h, u->P.id, state, AG_ROLE_STATE, scalar);
 }
 
 /* P.next = v (state NULL), or P.STATE.next = v, kept */
@@ -107,15 +111,14 @@ static void update_param(const update *u, const char *param, const char **keep, 
         step = d;
         double mu = hp[IR_HP_MOMENTUM];
         if (mu > 0) {
-            ag_val b = state_of(u, param, "momentum_buffer", false);
+            ag_val b = state_of(u, "momentum_buffer", false);
             ag_val b2 = ew(u, IR_add, ew(u, IR_mul, b, num(mu)), d);
             set_next(u, param, "momentum_buffer", b2, keep, nkeep);
             step = hp[IR_HP_NESTEROV] != 0 ? ew(u, IR_add, d, ew(u, IR_mul, b2, num(mu))) : b2;
         }
     } else if (strcmp(kind, "adam") == 0 || adamw) {
         double b1 = hp[IR_HP_BETA1], b2 = hp[IR_HP_BETA2];
-        ag_val t = state_of(u, param, "step", true), m = state_of(u, param, "exp_avg", false),
-               v = state_of(u, param, "exp_avg_sq", false);
+        ag_val t = state_of(u, "step", true), m = state_of(u, "exp_avg", false), v = state_of(u, "exp_avg_sq", false);
         /* the scalars first: the loop over the tensor then reads them, in one piece */
         ag_val t2 = ew(u, IR_add, t, num(1));
         ag_val bc2 = ag_ew_at(u->at, IR_sqrt, 1, (ag_val[]){bias_correction(u, b2, t2)});
@@ -132,7 +135,7 @@ static void update_param(const update *u, const char *param, const char **keep, 
         bool rms = strcmp(kind, "rmsprop") == 0;
         double alpha = hp[IR_HP_ALPHA];
         const char *state = rms ? "square_avg" : "sum";
-        ag_val s = state_of(u, param, state, false);
+        ag_val s = state_of(u, state, false);
         ag_val s2 =
             rms ? ew(u, IR_add, ew(u, IR_mul, s, num(alpha)), ew(u, IR_mul, ew(u, IR_mul, d, d), num(1 - alpha)))
                 : ew(u, IR_add, s, ew(u, IR_mul, d, d));
@@ -183,7 +186,7 @@ ir_graph *pass_optimizer(const ir_graph *g, char *err, size_t len)
     ir_graph *h = ir_graph_new(g->name);
     for (int32_t i = 0; i < g->n; i++)
         map[i] = ir_copy_node(h, g, i, map);
-    ag_val lr = scalar_input(h, "lr", AG_ROLE_LR), wd = scalar_input(h, "wd", AG_ROLE_WD);
+    ag_val lr = pass_scalar_input(h, "lr", AG_ROLE_LR), wd = pass_scalar_input(h, "wd", AG_ROLE_WD);
 
     const char **keep = ir_xmalloc(sizeof *keep * (size_t)(4 * g->nout + 1)); /* a param's update and state */
     int nkeep = 0;

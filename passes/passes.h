@@ -42,6 +42,28 @@ ir_graph *pass_autodiff_with(const ir_graph *g, const char *loss, ad_rule *const
  * for each parameter P of group G, the output P.next = P - lr*G.lr_scale * (P.grad +
  * wd*G.wd_scale * P) in place of P.grad. Stage becomes step. */
 ir_graph *pass_optimizer(const ir_graph *g, char *err, size_t len);
+/* What the optimizer, accumulate and apply add to a graph: a runtime f32 scalar input found
+ * by its role; and the param P.SUFFIX of that role beside param p, zero at the start, of p's
+ * shape (or a scalar). */
+ag_val pass_scalar_input(ir_graph *h, const char *name, ag_role role);
+ag_val pass_param_beside(ir_graph *h, int32_t p, const char *suffix, ag_role role, bool scalar);
+
+/* ---- the split train step of --accumulate and --clip-norm (passes/accumulate.c, apply.c) ---- */
+
+/* The first half, from a gradients-stage graph: each parameter's P.grad becomes the update
+ * P.grad_acc.next = P.grad_acc + grad_weight * P.grad of an accumulator (a param of
+ * role=accum), grad_weight a runtime scalar (the runtime gives a micro-batch's rows); the
+ * loss, metrics and predictions stay. Stage becomes step. */
+ir_graph *pass_accumulate(const ir_graph *g, char *err, size_t len);
+/* The second half, from the same gradients-stage graph: the optimizer's update of every
+ * parameter from its accumulator, g = P.grad_acc * grad_scale (the runtime gives 1 / the
+ * rows summed: the mean gradient where the loss is a mean over the batch), clipped as
+ * torch.nn.utils.clip_grad_norm_ does: g * min(1, clip_norm / (||all g||_2 + 1e-6)). The
+ * model's forward and backward are gone: a graph of updates alone, without declarations. */
+ir_graph *pass_apply(const ir_graph *g, char *err, size_t len);
+/* The names the split step gives its values are free in g: no model input or parameter is
+ * named as its scalars, none as an accumulator (P.grad_acc); else false with a message. */
+bool pass_split_names_free(const ir_graph *g, char *err, size_t len);
 
 /* ---- fuse_softmax_ce (passes/fuse_softmax_ce.c) ---- */
 
@@ -81,12 +103,16 @@ bool pass_memory_report(const ir_graph *model, int64_t batch, FILE *f, char *err
 
 /* ---- the pipeline (passes/pipeline.c) ---- */
 
-typedef enum pass_which { PASS_BOTH, PASS_TRAIN, PASS_EVAL } pass_which;
+/* The pipelines: the train step's, the eval graph's, and the split step's two halves. */
+typedef enum pass_pipeline { PASS_TRAIN, PASS_EVAL, PASS_ACCUMULATE, PASS_APPLY, PASS_PIPELINES } pass_pipeline;
+extern const char *const pass_pipeline_names[PASS_PIPELINES]; /* "train", "eval", "accumulate", "apply" */
+#define PASS_IN(p) (1u << (p))
+#define PASS_ALL (PASS_IN(PASS_PIPELINES) - 1)
 
 typedef struct pass_info {
     const char *name;
     ir_graph *(*run)(const ir_graph *g, char *err, size_t len);
-    pass_which which; /* the train step's pipeline, the eval graph's, or both */
+    unsigned pipelines; /* PASS_IN(each pipeline it runs in) */
     const char *doc;
 } pass_info;
 
@@ -101,6 +127,9 @@ typedef void pass_dump(void *ctx, const char *pass, const ir_graph *g);
  * already is (a dumped stage resumes), up to and including the pass named upto (NULL: all),
  * verifying after every pass and calling dump after each. */
 ir_graph *pass_run(const ir_graph *g, bool train, const char *upto, pass_dump *dump, void *ctx, char *err, size_t len);
+/* The same for any of the pipelines. */
+ir_graph *pass_run_pipeline(const ir_graph *g, pass_pipeline which, const char *upto, pass_dump *dump, void *ctx,
+                            char *err, size_t len);
 /* The whole pipeline of the train step, or of the eval graph. */
 ir_graph *pass_train_step(const ir_graph *g, char *err, size_t len);
 /* The forward half: loss, metrics and predictions only (every output without declarations). */

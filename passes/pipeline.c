@@ -1,5 +1,7 @@
-/* The pipeline: the passes, in order, in one place. The train step runs all of them; the
- * eval graph takes the forward half (eval) in place of autodiff and the optimizer. The
+/* The pipelines: the passes, in order, in one place. The train step runs all but the eval
+ * graph's and the split step's; the eval graph takes the forward half (eval) in place of
+ * autodiff and the optimizer; the split step's halves (--accumulate, --clip-norm) take
+ * accumulate or apply in place of the optimizer. The
  * verifier runs after every pass, so a pass that breaks an invariant is named at once. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,17 +34,25 @@ static ir_graph *run_eval(const ir_graph *g, char *err, size_t len)
     return pass_eval(g);
 }
 
+#define TRAINS (PASS_IN(PASS_TRAIN) | PASS_IN(PASS_ACCUMULATE) | PASS_IN(PASS_APPLY)) /* through autodiff */
+
+const char *const pass_pipeline_names[PASS_PIPELINES] = {"train", "eval", "accumulate", "apply"};
+
 const pass_info pass_list[] = {
-    {"canonicalize", pass_simplify, PASS_BOTH, "simplify before autodiff: log(softmax) becomes log_softmax, and so on"},
-    {"autodiff", run_autodiff, PASS_TRAIN, "the gradient of the loss for every parameter, as ordinary nodes"},
-    {"optimizer", pass_optimizer, PASS_TRAIN,
+    {"canonicalize", pass_simplify, PASS_ALL, "simplify before autodiff: log(softmax) becomes log_softmax, and so on"},
+    {"autodiff", run_autodiff, TRAINS, "the gradient of the loss for every parameter, as ordinary nodes"},
+    {"optimizer", pass_optimizer, PASS_IN(PASS_TRAIN),
      "the optimizer's update of every parameter: P.next (and its state's STATE.next), lr and wd as inputs"},
-    {"eval", run_eval, PASS_EVAL, "the forward half only: loss, metrics and predictions"},
-    {"fuse_softmax_ce", pass_fuse_softmax_ce, PASS_BOTH,
+    {"accumulate", pass_accumulate, PASS_IN(PASS_ACCUMULATE),
+     "--accumulate's first half: P.grad_acc.next = P.grad_acc + grad_weight * P.grad"},
+    {"apply", pass_apply, PASS_IN(PASS_APPLY),
+     "--accumulate's second half: the updates from the accumulators, scaled and clipped (--clip-norm)"},
+    {"eval", run_eval, PASS_IN(PASS_EVAL), "the forward half only: loss, metrics and predictions"},
+    {"fuse_softmax_ce", pass_fuse_softmax_ce, PASS_ALL,
      "cross-entropy over log_softmax and its backward as softmax_ce and softmax_ce_grad"},
-    {"simplify", pass_simplify, PASS_BOTH, "constant folding, algebraic identities, CSE, DCE"},
-    {"fuse", pass_fuse, PASS_BOTH, "kernels: matmul epilogues, elementwise and reduction loops, sibling outputs"},
-    {"plan_memory", pass_plan_memory, PASS_BOTH, "liveness, buffer reuse in one arena, in-place parameter updates"},
+    {"simplify", pass_simplify, PASS_ALL, "constant folding, algebraic identities, CSE, DCE"},
+    {"fuse", pass_fuse, PASS_ALL, "kernels: matmul epilogues, elementwise and reduction loops, sibling outputs"},
+    {"plan_memory", pass_plan_memory, PASS_ALL, "liveness, buffer reuse in one arena, in-place parameter updates"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -61,16 +71,22 @@ static bool done_already(const ir_graph *g, const pass_info *p)
     ir_stage stage = g->train ? g->train->stage : IR_STAGE_MODEL;
     if (strcmp(p->name, "autodiff") == 0)
         return stage != IR_STAGE_MODEL;
-    if (strcmp(p->name, "optimizer") == 0)
+    if (strcmp(p->name, "optimizer") == 0 || strcmp(p->name, "accumulate") == 0)
         return stage == IR_STAGE_STEP;
     return false;
 }
 
 ir_graph *pass_run(const ir_graph *g, bool train, const char *upto, pass_dump *dump, void *ctx, char *err, size_t len)
 {
+    return pass_run_pipeline(g, train ? PASS_TRAIN : PASS_EVAL, upto, dump, ctx, err, len);
+}
+
+ir_graph *pass_run_pipeline(const ir_graph *g, pass_pipeline which, const char *upto, pass_dump *dump, void *ctx,
+                            char *err, size_t len)
+{
     ir_graph *cur = ir_clone_live(g); /* a copy the loop may free */
     for (const pass_info *p = pass_list; p->name; p++) {
-        if (p->which != PASS_BOTH && (p->which == PASS_TRAIN) != train)
+        if (!(p->pipelines & PASS_IN(which)))
             continue;
         if (!done_already(cur, p)) {
             ir_bug_enter(p->name, cur);

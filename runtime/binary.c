@@ -41,8 +41,13 @@ bool rt_bin_set_rows(bin *b, int64_t rows, char *err, size_t len)
     free(b->x_conv);
     b->train_arena = b->fwd_arena = b->x_conv = NULL;
     b->rows = rows;
-    int64_t train_bytes = m->trains ? rt_arena_bytes(m->train.arena, m->train.narena, rows) : 0,
-            fwd_bytes = rt_arena_bytes(m->forward.arena, m->forward.narena, rows);
+    /* the train arena serves the split step's entry points too */
+    int64_t train_bytes = 0, fwd_bytes = rt_arena_bytes(m->forward.arena, m->forward.narena, rows);
+    const rt_compiled_entry *const steps[] = {&m->train, &m->accumulate, &m->apply};
+    for (int k = 0; m->trains && k < 3; k++) {
+        int64_t at = steps[k]->fn ? rt_arena_bytes(steps[k]->arena, steps[k]->narena, rows) : 0;
+        train_bytes = at < 0 || train_bytes < 0 ? -1 : at > train_bytes ? at : train_bytes;
+    }
     if (train_bytes < 0 || fwd_bytes < 0 || (uint64_t)(train_bytes > fwd_bytes ? train_bytes : fwd_bytes) > SIZE_MAX)
         return rt_fail(err, len, "a batch of %lld rows needs more than 2^62 bytes", (long long)rows);
     b->train_arena = rt_bin_aligned((size_t)train_bytes);
@@ -108,19 +113,24 @@ static double read_value(const bin *b, const char *arena, const rt_compiled_valu
 void rt_bin_run_entry(bin *b, const rt_compiled_entry *e, char *arena, rt_batch *rb, void *profile)
 {
     const void *x = rb->x;
-    if (b->data_x != e->x_dtype) {
+    if (x && b->data_x != e->x_dtype) { /* (apply takes no batch) */
         for (int64_t i = 0, n = rb->n * b->m->features; i < n; i++)
             rt_elem_set(b->x_conv, e->x_dtype, i, rt_elem_get(rb->x, b->data_x, i));
         x = b->x_conv;
     }
     void *in[8];
-    for (int k = 0; k < e->ninputs; k++)
+    for (int k = 0; k < e->ninputs; k++) /* the runtime scalars are in scalar[] by role */
         in[k] = e->inputs[k] == AG_ROLE_DATA     ? (void *)x
                 : e->inputs[k] == AG_ROLE_LABELS ? (void *)rb->y
-                : e->inputs[k] == AG_ROLE_LR     ? (void *)&b->lr
-                                                 : (void *)&b->wd;
+                                                 : (void *)&b->scalar[e->inputs[k]];
     ag_args a = {arena, b->params, in, NULL, rb->n, rb->seed, rb->step, b->pool, profile};
     e->fn(&a);
+    for (int k = 0; k < e->ncopies; k++) { /* the updates that are not in place */
+        const rt_compiled_copy *c = &e->copies[k];
+        memcpy(b->params + c->to, arena + c->from + c->from_n * rb->n, (size_t)c->bytes);
+    }
+    if (!e->loss.name)
+        return; /* apply: updates alone */
     rb->loss = read_value(b, arena, &e->loss, rb->n);
     for (int k = 0; k < e->nmetrics && k < RT_MAX_METRICS; k++)
         rb->metric[k] = read_value(b, arena, &e->metrics[k], rb->n);
@@ -130,7 +140,7 @@ static bool train_step(void *ctx, rt_batch *rb, char *err, size_t len)
 {
     (void)err, (void)len;
     bin *b = ctx;
-    b->lr = (float)rb->lr, b->wd = (float)rb->wd;
+    b->scalar[AG_ROLE_LR] = (float)rb->lr, b->scalar[AG_ROLE_WD] = (float)rb->wd;
     rt_bin_run_entry(b, &b->m->train, b->train_arena, rb, b->profile);
     for (int k = 0; k < b->m->nparams; k++) { /* the updates that are not in place */
         const rt_compiled_param *p = &b->m->params[k];
@@ -138,6 +148,30 @@ static bool train_step(void *ctx, rt_batch *rb, char *err, size_t len)
             memcpy(b->params + p->offset, b->train_arena + p->next_offset + p->next_offset_n * rb->n,
                    sizeof(float) * (size_t)param_numel(p));
     }
+    return true;
+}
+
+/* The split step: a micro-batch's gradients into the accumulators, weighted by its rows */
+static bool accumulate(void *ctx, rt_batch *rb, char *err, size_t len)
+{
+    (void)err, (void)len;
+    bin *b = ctx;
+    b->scalar[AG_ROLE_GRAD_WEIGHT] = (float)rb->n;
+    rt_bin_run_entry(b, &b->m->accumulate, b->train_arena, rb, b->profile);
+    return true;
+}
+
+/* and the update from them, which then start again from zero */
+static bool apply(void *ctx, const rt_apply *u, char *err, size_t len)
+{
+    (void)err, (void)len;
+    bin *b = ctx;
+    b->scalar[AG_ROLE_LR] = (float)u->lr, b->scalar[AG_ROLE_WD] = (float)u->wd;
+    b->scalar[AG_ROLE_GRAD_SCALE] = (float)(1.0 / (double)u->rows);
+    b->scalar[AG_ROLE_CLIP_NORM] = (float)u->clip_norm;
+    rt_batch none = {.n = 1};
+    rt_bin_run_entry(b, &b->m->apply, b->train_arena, &none, b->profile);
+    memset(b->params + b->m->accum_offset, 0, (size_t)b->m->accum_bytes);
     return true;
 }
 
@@ -188,6 +222,8 @@ rt_model rt_bin_as_model(bin *b)
                    .nmetrics = b->m->train.nmetrics,
                    .nparams = b->m->nparams,
                    .params = b->rp};
+    if (b->m->accumulate.fn)
+        rm.accumulate = accumulate, rm.apply = apply;
     if (b->gpu)
         rm.evaluate = gpu_evaluate, rm.train_epoch = gpu_train_epoch;
     for (int k = 0; k < rm.nmetrics && k < RT_MAX_METRICS; k++)
@@ -218,7 +254,8 @@ static const struct command {
     {"train",
      "[--data DIR|FILE] [--label-column C] [--epochs N] [--batch N] [--lr X] [--wd X] [--seed S] [--threads N]\n"
      "        [--device cpu|cuda] [--save FILE] [--resume FILE] [--metrics FILE.csv] [--plot FILE.svg]\n"
-     "        [--lr-schedule S] [--warmup-steps W] [--lr-step-epochs K] [--lr-gamma G] [--lr-min M]",
+     "        [--lr-schedule S] [--warmup-steps W] [--lr-step-epochs K] [--lr-gamma G] [--lr-min M]\n"
+     "        [--accumulate K] [--clip-norm X]",
      "Trains the model from its initial parameters (or a checkpoint), printing one line per epoch:\n"
      "train loss, train accuracy, test accuracy, seconds, samples/s.",
      "  --data SPEC      the dataset: a folder of IDX files ({train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]),\n"
@@ -239,7 +276,7 @@ static const struct command {
      "  --plot FILE      draw loss and accuracies per epoch as an SVG chart\n"
      "                   (--save, --metrics and --plot replace FILE atomically, so each must be new or a\n"
      "                   regular file, not a symlink, FIFO or device; they are checked before "
-     "training)\n" RT_SCHEDULE_HELP},
+     "training)\n" RT_SCHEDULE_HELP RT_SPLIT_HELP},
     {"eval", "--weights FILE [--data DIR|FILE] [--label-column C] [--batch N] [--threads N] [--device cpu|cuda]",
      "Loss and accuracy of the parameters in FILE on the test set: the dataset's, or the one file --data\n"
      "names (a CSV of feature rows, the label last); the training set where the data has no test set.",
@@ -313,6 +350,8 @@ enum {
     O_SEED,
     O_LR,
     O_WD,
+    O_ACCUMULATE,
+    O_CLIP_NORM,
     O_SCHEDULE /* .. O_SCHEDULE + 4: RT_SCHEDULE_OPTIONS */
 };
 static const struct option options[] = {
@@ -333,6 +372,8 @@ static const struct option options[] = {
     {"seed", required_argument, NULL, O_SEED},
     {"lr", required_argument, NULL, O_LR},
     {"wd", required_argument, NULL, O_WD},
+    {"accumulate", required_argument, NULL, O_ACCUMULATE},
+    {"clip-norm", required_argument, NULL, O_CLIP_NORM},
     RT_SCHEDULE_OPTIONS(O_SCHEDULE),
 };
 
@@ -451,6 +492,8 @@ static bool take_value(const rt_compiled *m, int v, const char *s, opts *o)
         o->seed = (uint32_t)n;
         return true;
     case O_LR: o->has_lr = true; return parse_real(s, &o->lr);
+    case O_ACCUMULATE: o->has_accumulate = true; return parse_int(s, 1, 1000000, &o->accumulate);
+    case O_CLIP_NORM: o->has_clip_norm = true; return parse_real(s, &o->clip_norm) && o->clip_norm > 0;
     default: o->has_wd = true; return parse_real(s, &o->wd);
     }
 }
@@ -465,6 +508,8 @@ static const char *takes(const rt_compiled *m, int v, char *buf, size_t len)
     case O_DEVICE: return "cpu or cuda";
     case O_LR:
     case O_WD: return "a number from 0 to 3.40282e+38 (a finite f32)";
+    case O_CLIP_NORM: return "a number above 0, up to 3.40282e+38 (a finite f32)";
+    case O_ACCUMULATE: return "a count of batches from 1 to 1000000";
     default: return "a positive whole number";
     }
 }

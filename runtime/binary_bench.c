@@ -189,7 +189,7 @@ int rt_bin_bench(const rt_compiled *m, const opts *o)
     double bw = memcpy_rate((size_t)64 << 20), l2bw = memcpy_rate(l2 / 4), flops = sgemm_rate();
     b.data_x = e->x_dtype;
     rt_batch rb = {.n = N, .x = x, .y = y, .lr = 1e-6, .wd = 0, .seed = 1};
-    b.lr = 1e-6f; /* a tiny step: the parameters stay where they are over many steps */
+    b.scalar[AG_ROLE_LR] = 1e-6f; /* a tiny step: the parameters stay where they are over many steps */
     double t0 = 0;
     for (int64_t k = 0; k < 5 + o->steps; k++, rb.step++) { /* 5 to warm up, then the timed ones */
         if (k == 5)

@@ -23,10 +23,10 @@ typedef struct bin {
     char *params, *train_arena, *fwd_arena;
     rt_param *rp;
     rt_pool *pool;
-    float lr, wd;
-    ag_dtype data_x; /* the dataset's feature dtype, converted to the model's where they differ */
-    int64_t rows;    /* the most rows a call takes: the arenas are sized for them */
-    void *x_conv;    /* rows rows in the model's dtype */
+    float scalar[AG_ROLE_COUNT]; /* the runtime scalars the entry points take, by role: lr, wd, ... */
+    ag_dtype data_x;             /* the dataset's feature dtype, converted to the model's where they differ */
+    int64_t rows;                /* the most rows a call takes: the arenas are sized for them */
+    void *x_conv;                /* rows rows in the model's dtype */
     rt_profile *profile;
     rt_cuda *gpu; /* training and evaluation on the GPU, or NULL: the CPU */
 } bin;
@@ -65,6 +65,9 @@ typedef struct opts {
     bool has_seed, has_lr, has_wd, has_batch;
     rt_schedule schedule; /* --lr-schedule ... (train) */
     bool has_schedule;    /* any of its options given */
+    int64_t accumulate;   /* --accumulate K (train; 0: not given) */
+    double clip_norm;     /* --clip-norm X (train; 0: not given) */
+    bool has_accumulate, has_clip_norm;
 } opts;
 
 /* "MODEL: error: ERR" on stderr; returns 1, the exit status */

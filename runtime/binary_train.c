@@ -67,6 +67,8 @@ int rt_bin_train(const rt_compiled *m, const opts *o)
                   .wd = o->has_wd ? o->wd : m->wd,
                   .seed = o->seed,
                   .schedule = o->schedule,
+                  .accumulate = o->accumulate,
+                  .clip_norm = o->clip_norm,
                   .log = stdout,
                   .progress = isatty(STDERR_FILENO) ? stderr : NULL,
                   .on_epoch = on_epoch,
@@ -82,7 +84,8 @@ int rt_bin_train(const rt_compiled *m, const opts *o)
         }
     }
     if (o->resume) {
-        rt_run_given given = {o->has_seed, o->has_lr, o->has_wd, o->has_batch, o->has_schedule};
+        rt_run_given given = {o->has_seed,     o->has_lr,         o->has_wd,       o->has_batch,
+                              o->has_schedule, o->has_accumulate, o->has_clip_norm};
         int fresh = 0;
         const char *first = NULL;
         if (!rt_bin_load_checkpoint(&b, o->resume, &c, &fresh, &first, err, sizeof err) ||
@@ -107,6 +110,13 @@ int rt_bin_train(const rt_compiled *m, const opts *o)
         !rt_bin_choose_device(&b, o, err, sizeof err))
         goto out;
     s.at.seed = fit.seed, s.at.batch = fit.batch, s.at.lr = fit.lr, s.at.wd = fit.wd, s.at.schedule = fit.schedule;
+    s.at.accumulate = fit.accumulate, s.at.clip_norm = fit.clip_norm;
+    bool split = fit.accumulate > 1 || fit.clip_norm > 0;
+    if (split && (b.gpu || !m->accumulate.fn)) {
+        snprintf(err, sizeof err, "--accumulate and --clip-norm run the split train step, which %s%.1500s",
+                 b.gpu ? "runs on the CPU only: add --device cpu" : "this binary lacks: ", b.gpu ? "" : m->no_split);
+        goto out;
+    }
     const char *spec = o->data ? o->data : m->data;
     if (!rt_bin_load_data(&b, spec, o->label, &train, &test, err, sizeof err))
         goto out;
@@ -123,8 +133,14 @@ int rt_bin_train(const rt_compiled *m, const opts *o)
         snprintf(where, sizeof where, "on %s", device_name(&b));
     else
         snprintf(where, sizeof where, "%d thread%s", threads, threads > 1 ? "s" : "");
-    printf("%s: training on %s: %lld samples, %lld test; batch %lld, lr %g, wd %g, %lld epoch%s, seed %u, %s\n",
-           m->name, spec, (long long)train.n, (long long)test.n, (long long)fit.batch, fit.lr, fit.wd,
+    char more[120] = ""; /* the split step's, where it runs */
+    if (fit.accumulate > 1)
+        snprintf(more, sizeof more, " (accumulated over %lld: %lld a step)", (long long)fit.accumulate,
+                 (long long)(fit.accumulate * fit.batch));
+    if (fit.clip_norm > 0)
+        snprintf(more + strlen(more), sizeof more - strlen(more), ", clip-norm %g", fit.clip_norm);
+    printf("%s: training on %s: %lld samples, %lld test; batch %lld%s, lr %g, wd %g, %lld epoch%s, seed %u, %s\n",
+           m->name, spec, (long long)train.n, (long long)test.n, (long long)fit.batch, more, fit.lr, fit.wd,
            (long long)fit.epochs, fit.epochs == 1 ? "" : "s", fit.seed, where);
     fflush(stdout);
     s.samples = train.n;

@@ -84,6 +84,12 @@ typedef struct rt_arena_piece {
     int64_t k, n;
 } rt_arena_piece;
 
+/* After a call: an update the entry point left in the arena, copied over its parameter
+ * (bytes at from + from_n * N in the arena to `to` in the parameter region). */
+typedef struct rt_compiled_copy {
+    int64_t to, from, from_n, bytes;
+} rt_compiled_copy;
+
 typedef struct rt_compiled_entry {
     rt_entry_fn *fn;
     int narena;
@@ -99,11 +105,14 @@ typedef struct rt_compiled_entry {
     rt_compiled_value in[8]; /* each input: name, dtype, elements per sample (batched: [N, ...]) */
     int nouts;               /* a forward computation's: every output, in order (else 0) */
     const rt_compiled_value *outs;
+    int ncopies; /* the split step's: its updates not in place (the train step's are in params) */
+    const rt_compiled_copy *copies;
 } rt_compiled_entry;
 
 typedef struct rt_compiled {
     const char *name, *source;
-    int64_t plan_batch, param_bytes; /* the batch the memory plan was laid out for (it holds for any) */
+    int64_t plan_batch, param_bytes; /* the batch the memory plan was laid out for (it holds for any);
+                                      * the parameter region's bytes, accumulators included */
     int nparams;
     const rt_compiled_param *params;
     rt_compiled_entry train, forward;
@@ -119,6 +128,13 @@ typedef struct rt_compiled {
     bool trains;               /* false: a forward computation (no ag_minimize): train is empty, and so are the
                   * training defaults; its commands are predict and bench */
     const char *options;       /* the model's options as built (--set): "act=relu", comma-separated; "" none */
+    /* The split train step of --accumulate and --clip-norm (fn NULL: none, as for a dumped
+     * train step): accumulate adds a micro-batch's gradients into the accumulators, apply
+     * updates from them; the accumulators lie at accum_offset, accum_bytes of the parameter
+     * region (param_bytes counts them), which the binary zeroes after each apply. */
+    rt_compiled_entry accumulate, apply;
+    int64_t accum_offset, accum_bytes;
+    const char *no_split; /* why the binary has no split step ("" where it has it) */
 } rt_compiled;
 
 /* An arena at batch n from its pieces (an entry point's, or the compiler's program's); -1

@@ -35,7 +35,9 @@ bool rt_run_save(const char *path, const rt_model *m, const char *options, const
             t[k] = (rt_ckpt_tensor){m->params[k].name, AG_F32, m->params[k].rank, {0}, m->params[k].data};
             memcpy(t[k].dims, m->params[k].dims, sizeof t[k].dims);
         }
-        char ep[32], st[32], sd[32], lr[40], wd[40], bt[32], sched[200];
+        char ep[32], st[32], sd[32], lr[40], wd[40], bt[32], sched[200], ac[32], cn[40];
+        snprintf(ac, sizeof ac, "%lld", (long long)(s->accumulate > 1 ? s->accumulate : 1));
+        rt_fmt_double(cn, sizeof cn, s->clip_norm);
         rt_schedule_text(&s->schedule, sched, sizeof sched);
         snprintf(ep, sizeof ep, "%lld", (long long)s->epoch);
         snprintf(st, sizeof st, "%llu", (unsigned long long)s->step);
@@ -53,8 +55,10 @@ bool rt_run_save(const char *path, const rt_model *m, const char *options, const
                                {"batch", bt},
                                {"history", hist},
                                {"options", options ? options : ""},
-                               {"lr_schedule", sched}};
-        ok = rt_ckpt_save(path, t, m->nparams, meta, 11, err, len);
+                               {"lr_schedule", sched},
+                               {"accumulate", ac},
+                               {"clip_norm", cn}};
+        ok = rt_ckpt_save(path, t, m->nparams, meta, sizeof meta / sizeof *meta, err, len);
     } else
         rt_fail(err, len, "out of memory");
     free(t);
@@ -160,6 +164,12 @@ bool rt_run_read_state(const rt_ckpt *c, const char *path, rt_run_state *s, char
                        "%s: metadata lr_schedule is '%s', expected what --save writes (constant, or cosine "
                        "warmup=W step_epochs=K gamma=G lr_min=M)",
                        path, sched);
+    /* the split step's: absent from the checkpoints written before it */
+    s->accumulate = 1;
+    if ((rt_ckpt_meta_get(c, "accumulate") &&
+         !meta_whole(c, path, "accumulate", 1, 1000000, &s->accumulate, err, len)) ||
+        (rt_ckpt_meta_get(c, "clip_norm") && !meta_number(c, path, "clip_norm", 0, FLT_MAX, &s->clip_norm, err, len)))
+        return false;
     /* the history is for the CSV and the plot; a checkpoint without one resumes without */
     const char *hist = rt_ckpt_meta_get(c, "history");
     return !hist || rt_history_parse(hist, path, s->epoch, &s->rows, &s->nrows, err, len);
@@ -178,6 +188,8 @@ bool rt_run_continue(const rt_run_state *s, const char *path, rt_run_given given
     fit->lr = given.lr ? fit->lr : s->lr;
     fit->wd = given.wd ? fit->wd : s->wd;
     fit->batch = given.batch ? fit->batch : s->batch;
+    fit->accumulate = given.accumulate ? fit->accumulate : s->accumulate;
+    fit->clip_norm = given.clip_norm ? fit->clip_norm : s->clip_norm;
     fit->first_epoch = s->epoch + 1;
     fit->first_step = s->step;
     return true;

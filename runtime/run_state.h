@@ -5,7 +5,8 @@
  * The metadata: format "aotgrad", model, options (the model's --set options as built:
  * "act=relu", comma-separated), epoch (finished), step (the next), seed, lr, wd, batch,
  * lr_schedule ("constant", or "cosine warmup=50 step_epochs=1 gamma=0.1 lr_min=0"), and
- * history (one row per finished epoch, for --metrics and --plot). The RNG state is (seed,
+ * accumulate and clip_norm (--accumulate, --clip-norm; 1 and 0 when absent), and history
+ * (one row per finished epoch, for --metrics and --plot). The RNG state is (seed,
  * epoch, step): the shuffles are a function of (seed, epoch), dropout's masks of (seed,
  * step). */
 #ifndef AG_RUNTIME_RUN_STATE_H
@@ -27,6 +28,8 @@ typedef struct rt_run_state {
     double lr, wd;
     int64_t batch;
     rt_schedule schedule; /* --lr-schedule ...: constant in a checkpoint without one */
+    int64_t accumulate;   /* --accumulate K: 1 in a checkpoint without it */
+    double clip_norm;     /* --clip-norm X: 0 (none) in a checkpoint without it */
     rt_history_row *rows; /* the history so far (read: malloc'd, the caller frees it) */
     int nrows;
 } rt_run_state;
@@ -58,12 +61,13 @@ bool rt_run_read_state(const rt_ckpt *c, const char *path, rt_run_state *s, char
 
 /* What the command line gave, which a resumed run takes in place of the checkpoint's */
 typedef struct rt_run_given {
-    bool seed, lr, wd, batch, schedule;
+    bool seed, lr, wd, batch, schedule, accumulate, clip_norm;
 } rt_run_given;
 
 /* Sets fit to continue s (read from path): from the epoch after s's and its step, with its
  * seed and its lr schedule (either given must be the same: the run's shuffles, masks and
- * learning rates follow from them) and its lr, wd and batch unless given. */
+ * learning rates follow from them) and its lr, wd, batch, accumulate and clip_norm unless
+ * given. */
 bool rt_run_continue(const rt_run_state *s, const char *path, rt_run_given given, rt_fit *fit, char *err, size_t len);
 
 #endif

@@ -339,7 +339,14 @@ bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *
     bool ok = (perm && batch_buffers(train, f->batch, &x, &y)) || rt_fail(err, len, "out of memory");
     uint64_t step = f->first_step;
     int64_t eval_batch = f->eval_batch > 0 ? f->eval_batch : f->batch > 1000 ? f->batch : 1000;
-    uint64_t total = (uint64_t)f->epochs * (uint64_t)((train->n + f->batch - 1) / f->batch); /* the schedule's T */
+    bool split = f->accumulate > 1 || f->clip_norm > 0;
+    int64_t group = f->accumulate > 1 ? f->accumulate : 1, batches = (train->n + f->batch - 1) / f->batch;
+    uint64_t updates = (uint64_t)((batches + group - 1) / group); /* an epoch's */
+    uint64_t total = (uint64_t)f->epochs * updates;               /* the schedule's T */
+    if (ok && split && (!m->apply || m->train_epoch))
+        ok = rt_fail(err, len, "--accumulate and --clip-norm need the split train step, which %s",
+                     m->train_epoch ? "runs on the CPU only (--device cpu)" : "this model lacks");
+    int64_t rows = 0; /* the split step's, accumulated since its last update */
     for (int64_t epoch = f->first_epoch > 1 ? f->first_epoch : 1; ok && epoch <= f->epochs; epoch++) {
         rt_epoch e = {.epoch = epoch, .test_loss = NAN};
         double t0 = now(), lsum = 0, msum[RT_MAX_METRICS] = {0}, shown_at = t0;
@@ -366,7 +373,19 @@ bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *
                           .seed = f->seed,
                           .step = step};
             gather_rows(train, first, b.n, perm, x, y);
-            ok = m->train_step(m->ctx, &b, err, len);
+            int64_t i = first / f->batch; /* the batch's index in the epoch */
+            if (!split)
+                ok = m->train_step(m->ctx, &b, err, len);
+            else if ((ok = m->accumulate(m->ctx, &b, err, len))) {
+                rows += b.n;
+                if ((i + 1) % group == 0 || i + 1 == batches) { /* a group's last batch, or the epoch's */
+                    uint64_t t = (uint64_t)(epoch - 1) * updates + (uint64_t)(i / group);
+                    rt_apply u = {rows, rt_lr_at(&f->schedule, f->lr, t, epoch, total), f->wd,
+                                  f->clip_norm > 0 ? f->clip_norm : INFINITY};
+                    ok = m->apply(m->ctx, &u, err, len);
+                    rows = 0;
+                }
+            }
             if (ok && !isfinite(b.loss))
                 ok = rt_fail(err, len, "step %llu (epoch %lld): the loss is %s; stopping", (unsigned long long)step,
                              (long long)epoch,

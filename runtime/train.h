@@ -69,11 +69,23 @@ typedef struct rt_batch {
 
 struct rt_fit;
 
+/* One update of the split step from the accumulated gradients (rt_model.apply). */
+typedef struct rt_apply {
+    int64_t rows;     /* the rows the accumulated gradients came from: they are scaled by 1/rows */
+    double lr, wd;    /* runtime scalars */
+    double clip_norm; /* the largest global gradient norm; +inf: no clipping */
+} rt_apply;
+
 typedef struct rt_model {
     const char *name;
     void *ctx;
     bool (*train_step)(void *ctx, rt_batch *b, char *err, size_t len); /* updates the params */
     bool (*evaluate)(void *ctx, rt_batch *b, char *err, size_t len);   /* dropout off, no update */
+    /* The split step of --accumulate and --clip-norm, NULL where the model has none:
+     * accumulate adds the batch's gradients, weighted by its rows, into accumulators (loss and
+     * metrics as train_step); apply updates from them and zeroes them. */
+    bool (*accumulate)(void *ctx, rt_batch *b, char *err, size_t len);
+    bool (*apply)(void *ctx, const rt_apply *u, char *err, size_t len);
     int nmetrics;
     const char *metrics[RT_MAX_METRICS]; /* "correct" is reported as accuracy */
     int nparams;
@@ -123,6 +135,13 @@ double rt_lr_at(const rt_schedule *s, double lr, uint64_t t, int64_t epoch, uint
     "  --lr-step-epochs K, --lr-gamma G   step: lr*G^floor((epoch-1)/K) (defaults 1 and 0.1)\n"      \
     "  --lr-min M       cosine: from lr down to M at the last step (default 0)\n"
 bool rt_schedule_take(rt_schedule *s, int k, const char *value, char *err, size_t len);
+/* The split step's options, as the binaries' train and aotgrad run document them */
+#define RT_SPLIT_HELP                                                                                   \
+    "  --accumulate K   sum the gradients of K batches, then update once: a batch of K times --batch\n" \
+    "                   trained in the memory of one (the epoch's last group may be short)\n"           \
+    "  --clip-norm X    scale the gradients by min(1, X/(norm + 1e-6)) of their global L2 norm\n"       \
+    "                   before each update, as torch.nn.utils.clip_grad_norm_ (CPU only, as\n"          \
+    "                   --accumulate: both run the split train step, docs/binary.md)\n"
 /* The schedule as a checkpoint's metadata holds it: "constant" (no warm-up), else "KIND
  * warmup=W step_epochs=K gamma=G lr_min=M" (returns buf); and back, strictly. */
 const char *rt_schedule_text(const rt_schedule *s, char *buf, size_t len);
@@ -131,6 +150,11 @@ bool rt_schedule_parse(const char *text, rt_schedule *s);
 typedef struct rt_fit {
     int64_t epochs, batch;
     rt_schedule schedule;
+    /* --accumulate K: one update from the gradients of K batches (the epoch's last group may
+     * be short: it updates from the rows it has); --clip-norm X (0: none). Either runs the
+     * model's split step; the schedule then counts updates, ceil(batches / K) an epoch. */
+    int64_t accumulate;
+    double clip_norm;
     int64_t eval_batch; /* 0: max(batch, 1000) */
     double lr, wd;
     uint32_t seed;

@@ -44,6 +44,11 @@ typedef enum ag_role {
     AG_ROLE_LR,     /* the learning rate, a runtime scalar */
     AG_ROLE_WD,     /* the weight decay, a runtime scalar */
     AG_ROLE_STATE,  /* a parameter: the optimizer's state (momentum, moments), not trained */
+    /* the split train step of --accumulate and --clip-norm (passes/accumulate.c, apply.c) */
+    AG_ROLE_ACCUM,       /* a parameter: a gradient accumulator, P.grad_acc, not checkpointed */
+    AG_ROLE_GRAD_WEIGHT, /* what a micro-batch's gradient is weighted by (its rows), a runtime scalar */
+    AG_ROLE_GRAD_SCALE,  /* what the accumulated gradient is scaled by (1 / the rows), a runtime scalar */
+    AG_ROLE_CLIP_NORM,   /* the largest global gradient norm (+inf: no clipping), a runtime scalar */
     AG_ROLE_COUNT
 } ag_role;
 

@@ -200,9 +200,13 @@ Test(cli, build_dump_dir_writes_every_stage)
             irs++;
         }
     }
-    /* the model, 7 passes of the train step, 6 of the eval graph, both planned at 64 */
-    cr_expect_eq(irs, 16, "%d .ir files\n%s", irs, index);
+    /* the model, 7 passes of the train step, 6 of the eval graph, 7 of each half of the
+     * split step, each planned at 64 */
+    cr_expect_eq(irs, 32, "%d .ir files\n%s", irs, index);
     static const char *const want[] = {"train.06.fuse.ir",
+                                       "accumulate.03.accumulate.ir",
+                                       "apply.07.plan_memory.dot",
+                                       "apply.plan_memory_at_batch.ir",
                                        "eval.06.plan_memory.dot",
                                        "memory.txt",
                                        "mlp_train_step.kernels.txt",
@@ -306,9 +310,9 @@ Test(cli, usage_errors_name_what_was_wrong)
         {"run models/mlp.c --lr -1", "aotgrad run: --lr takes a number >= 0, not '-1'\n"},
         {"run models/mlp.c --bogus", "aotgrad run: unknown option '--bogus'\n"},
         {"run models/mlp.c --epochs", "aotgrad run: --epochs needs a value\n"},
-        {"ir models/mlp.c --after eval", "aotgrad ir: pass eval runs only in the eval graph's pipeline (add --eval)\n"},
+        {"ir models/mlp.c --after eval", "aotgrad ir: pass eval runs only in the eval pipeline (add --eval)\n"},
         {"ir models/mlp.c --eval --after autodiff",
-         "aotgrad ir: pass autodiff runs only in the train step's pipeline (drop --eval)\n"},
+         "aotgrad ir: pass autodiff does not run in the eval pipeline (aotgrad passes lists where each runs)\n"},
         {"build models/mlp.c -o /tmp/x --batch 0",
          "aotgrad build: --batch takes a count from 1 to 16777216, not '0'\n"},
         {"frobnicate", "aotgrad: unknown command 'frobnicate'\nTry 'aotgrad --help'.\n"},

@@ -2,9 +2,11 @@
  * PyTorch's state_dict names; --resume continues bit for bit; a checkpoint of parameters
  * alone starts the state at zero and says so in one line. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -145,6 +147,187 @@ Test(optimizer_binary, resume_continues_the_checkpoint_s_schedule)
     out = run_fmt(&st, "cd %s && ./momentum train --data data --epochs 4 --resume b.st --lr-schedule cosine 2>&1", dir);
     cr_expect(WEXITSTATUS(st) == 1 && strstr(out, "--lr-schedule cosine warmup=0 step_epochs=1 gamma=0.1 lr_min=0, "
                                                   "but b.st continues a run of --lr-schedule step warmup=5"),
+              "%s", out);
+    free(out);
+}
+
+/* ---- the split train step: --accumulate and --clip-norm ---- */
+
+/* The largest difference between the tensors of two checkpoints, each relative to b's norm;
+ * with base (a third checkpoint), the steps from it: (a - base) * scale against b - base */
+static double ckpt_off(const char *a, const char *b, const char *base, double scale)
+{
+    rt_ckpt x, y, z;
+    char err[512];
+    cr_assert(rt_ckpt_load(a, &x, err, sizeof err), "%s", err);
+    cr_assert(rt_ckpt_load(b, &y, err, sizeof err), "%s", err);
+    cr_assert(!base || rt_ckpt_load(base, &z, err, sizeof err), "%s", err);
+    double most = 0;
+    for (int i = 0; i < x.n; i++) {
+        const rt_ckpt_tensor *t = rt_ckpt_find(&y, x.t[i].name), *u = base ? rt_ckpt_find(&z, x.t[i].name) : NULL;
+        cr_assert(t && (!base || u), "no tensor %s", x.t[i].name);
+        int64_t n = 1;
+        for (int k = 0; k < t->rank; k++)
+            n *= t->dims[k];
+        double d = 0, s = 0;
+        for (int64_t e = 0; e < n; e++) {
+            double va = ((const float *)x.t[i].data)[e], vb = ((const float *)t->data)[e];
+            if (base) { /* the steps from base */
+                double v0 = ((const float *)u->data)[e];
+                va = (va - v0) * scale, vb -= v0;
+            }
+            d += (va - vb) * (va - vb), s += vb * vb;
+        }
+        most = fmax(most, s > 0 ? sqrt(d / s) : sqrt(d));
+    }
+    rt_ckpt_free(&x);
+    rt_ckpt_free(&y);
+    if (base)
+        rt_ckpt_free(&z);
+    return most;
+}
+
+/* One step: --accumulate 4 of batches of 64 is the step of a batch of 256 (the 256 images
+ * of the training set: an epoch is a step), for models/mlp.c and for Adam with its state */
+Test(optimizer_binary, accumulate_four_of_64_is_a_step_of_256)
+{
+    char one[300];
+    snprintf(one, sizeof one, "%s/one", dir);
+    cr_assert_eq(mkdir(one, 0700), 0);
+    write_subset_dir(one, 256);
+    int st;
+    char *out =
+        run_fmt(&st, "cd %s && %s build models/mlp.c -o %s/mlp 2>&1", AG_SOURCE_DIR, getenv("AOTGRAD_BIN"), dir);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    build("adam");
+    static const char *const bins[] = {"mlp", "adam"};
+    for (int k = 0; k < 2; k++) {
+        out = run_fmt(&st,
+                      "cd %s && ./%s train --data one/data --epochs 1 --batch 256 --save %s.256.st >/dev/null && "
+                      "./%s train --data one/data --epochs 1 --batch 64 --accumulate 4 --save %s.64x4.st 2>&1",
+                      dir, bins[k], bins[k], bins[k], bins[k]);
+        cr_assert_eq(st, 0, "%s", out);
+        cr_expect(strstr(out, "batch 64 (accumulated over 4: 256 a step)"), "%s", out);
+        free(out);
+        char a[300], b[300];
+        snprintf(a, sizeof a, "%s/%s.64x4.st", dir, bins[k]);
+        snprintf(b, sizeof b, "%s/%s.256.st", dir, bins[k]);
+        double e = ckpt_off(a, b, NULL, 1);
+        cr_expect_leq(e, 1e-5, "%s: --accumulate 4 of 64 is off a batch of 256 by %g", bins[k], e);
+        cr_expect_gt(e, 0, "%s: bit for bit: the sums' order is another, so equality says nothing ran", bins[k]);
+    }
+}
+
+/* --clip-norm X: the step of plain SGD scaled by min(1, X/(||g|| + 1e-6)), as
+ * torch.nn.utils.clip_grad_norm_, with ||g|| the global norm of the unclipped step / lr */
+Test(optimizer_binary, clip_norm_scales_the_step_by_the_global_norm)
+{
+    char one[300];
+    snprintf(one, sizeof one, "%s/clip", dir);
+    cr_assert_eq(mkdir(one, 0700), 0);
+    write_subset_dir(one, 256);
+    int st;
+    char *out =
+        run_fmt(&st, "cd %s && %s build models/mlp.c -o %s/mlp 2>&1", AG_SOURCE_DIR, getenv("AOTGRAD_BIN"), dir);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    /* the start (lr 0 keeps it), and the unclipped step */
+    out = run_fmt(&st,
+                  "cd %s && ./mlp train --data clip/data --epochs 1 --lr 0 --save p0.st >/dev/null && ./mlp train "
+                  "--data clip/data --epochs 1 --save p1.st 2>&1",
+                  dir);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    rt_ckpt a, b;
+    char err[512], p0[300], p1[300], p2[300];
+    snprintf(p0, sizeof p0, "%s/p0.st", dir);
+    snprintf(p1, sizeof p1, "%s/p1.st", dir);
+    snprintf(p2, sizeof p2, "%s/p2.st", dir);
+    cr_assert(rt_ckpt_load(p0, &a, err, sizeof err) && rt_ckpt_load(p1, &b, err, sizeof err), "%s", err);
+    double norm = 0; /* of g = (p0 - p1) / lr, lr 0.1 */
+    for (int i = 0; i < a.n; i++) {
+        const rt_ckpt_tensor *t = rt_ckpt_find(&b, a.t[i].name);
+        int64_t n = 1;
+        for (int k = 0; k < t->rank; k++)
+            n *= t->dims[k];
+        for (int64_t e = 0; e < n; e++) {
+            double g = (((const float *)a.t[i].data)[e] - ((const float *)t->data)[e]) / 0.1;
+            norm += g * g;
+        }
+    }
+    norm = sqrt(norm);
+    rt_ckpt_free(&a);
+    rt_ckpt_free(&b);
+    double clips[] = {norm / 3, 3 * norm};
+    for (int c = 0; c < 2; c++) {
+        out = run_fmt(&st, "cd %s && ./mlp train --data clip/data --epochs 1 --clip-norm %.9g --save p2.st 2>&1", dir,
+                      clips[c]);
+        cr_assert_eq(st, 0, "%s", out);
+        free(out);
+        double coef = fmin(1, clips[c] / (norm + 1e-6));
+        double e = ckpt_off(p1, p2, p0, coef);
+        cr_expect_leq(e, 1e-4, "--clip-norm %g (norm %g): the step is off %g x the unclipped one by %g", clips[c], norm,
+                      coef, e);
+    }
+}
+
+/* --accumulate 3 over 16 batches an epoch (a short group last): the checkpoint records it,
+ * and --resume continues it bit for bit without the option */
+Test(optimizer_binary, resume_continues_the_accumulation)
+{
+    build("momentum");
+    int st;
+    char *out = run_fmt(&st,
+                        "cd %s && ./momentum train --data data --epochs 2 --accumulate 3 --save a.st && ./momentum "
+                        "train --data data --epochs 1 --accumulate 3 --save b.st && ./momentum train --data data "
+                        "--epochs 2 --resume b.st --save b.st 2>&1",
+                        dir);
+    cr_assert_eq(st, 0, "%s", out);
+    double acc = last_value(out, "test_acc ");
+    cr_expect_gt(acc, 0.6, "test accuracy %g after 2 epochs of 2000 images", acc);
+    free(out);
+    char a[300], b[300];
+    snprintf(a, sizeof a, "%s/a.st", dir);
+    snprintf(b, sizeof b, "%s/b.st", dir);
+    expect_same_tensors(a, b);
+    rt_ckpt c;
+    char err[512];
+    cr_assert(rt_ckpt_load(b, &c, err, sizeof err), "%s", err);
+    const char *m = rt_ckpt_meta_get(&c, "accumulate");
+    cr_expect(m && !strcmp(m, "3"), "%s", m ? m : "(none)");
+    cr_expect_null(rt_ckpt_find(&c, "W.grad_acc"), "the accumulators are no state to keep");
+    rt_ckpt_free(&c);
+}
+
+/* A binary built from a dumped train step has no split step: the options say why */
+Test(optimizer_binary, a_dumped_train_step_has_no_split_step)
+{
+    int st;
+    char *out = run_fmt(&st,
+                        "cd %s && %s ir tests/data/models/optimizers.c --train > %s/step.ir && %s build %s/step.ir -o "
+                        "%s/step 2>&1 && cd %s && ./step train --data data --epochs 1 --clip-norm 1 2>&1",
+                        AG_SOURCE_DIR, getenv("AOTGRAD_BIN"), dir, getenv("AOTGRAD_BIN"), dir, dir, dir);
+    cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
+    cr_expect(strstr(out, "--accumulate and --clip-norm run the split train step, which this binary lacks: it was "
+                          "built from a dumped train step, which has no gradients apart; build the model itself"),
+              "%s", out);
+    free(out);
+}
+
+/* A model with a name the split step gives (an input named clip_norm) builds and trains; only
+ * the split step's options are refused, naming the name */
+Test(optimizer_binary, a_model_with_the_split_step_s_names_trains_without_it)
+{
+    int st;
+    char *out = run_fmt(&st,
+                        "cd %s && %s build tests/data/models/clip_norm_input.c -o %s/named 2>&1 && cd %s && ./named "
+                        "train --data data --epochs 1 2>&1 && ./named train --data data --epochs 1 --accumulate 2 2>&1",
+                        AG_SOURCE_DIR, getenv("AOTGRAD_BIN"), dir, dir);
+    cr_expect_eq(WEXITSTATUS(st), 1, "%s", out);
+    cr_expect(strstr(out, "test_acc"), "the plain step trains: %s", out);
+    cr_expect(strstr(out, "which this binary lacks: the name clip_norm is the split train step's (--accumulate, "
+                          "--clip-norm); rename the model's clip_norm"),
               "%s", out);
     free(out);
 }

@@ -88,21 +88,29 @@ bool oracle_bind_model(binding *b, const ir_graph *model, int64_t batch, bool f6
     b->model = model;
     b->bound = fe_bind_random(model, batch, SEED, f64);
     ir_shape scalar = {0, {0}};
-    b->lr = ir_tensor_new(ir_storage_dtype(AG_F32, f64), &scalar);
-    b->wd = ir_tensor_new(ir_storage_dtype(AG_F32, f64), &scalar);
-    if (!b->bound || !b->lr.data || !b->wd.data)
-        return false;
-    ir_tensor_set(&b->lr, 0, LR);
-    ir_tensor_set(&b->wd, 0, WD);
-    return true;
+    /* clip_norm 0.5: the clipped updates of most models, not all */
+    const double value[AG_ROLE_COUNT] = {[AG_ROLE_LR] = LR,
+                                         [AG_ROLE_WD] = WD,
+                                         [AG_ROLE_GRAD_WEIGHT] = (double)batch,
+                                         [AG_ROLE_GRAD_SCALE] = 1.0 / (double)batch,
+                                         [AG_ROLE_CLIP_NORM] = 0.5};
+    for (int r = 0; r < AG_ROLE_COUNT; r++) {
+        if (!ir_role_is_scalar((ag_role)r))
+            continue;
+        b->scalar[r] = ir_tensor_new(ir_storage_dtype(AG_F32, f64), &scalar);
+        if (!b->scalar[r].data)
+            return false;
+        ir_tensor_set(&b->scalar[r], 0, value[r]);
+    }
+    return b->bound != NULL;
 }
 
 void oracle_unbind_model(binding *b)
 {
     if (b->bound)
         fe_bind_free(b->model, b->bound);
-    ir_tensor_free(&b->lr);
-    ir_tensor_free(&b->wd);
+    for (int r = 0; r < AG_ROLE_COUNT; r++)
+        ir_tensor_free(&b->scalar[r]);
     for (int k = 0; k < b->nstate; k++) {
         ir_tensor_free(&b->state[k]);
         free((char *)b->state_name[k]);
@@ -112,7 +120,8 @@ void oracle_unbind_model(binding *b)
 
 /* g's sources bound to the model's values of the same name (lr and wd: the scalars), or to
  * extra[i] where given (NULL: none); NULL with a message naming a source neither has. */
-/* The zero tensor of the optimizer's state param n, the same one for every graph of b */
+/* The tensor of the optimizer's state param n (zero) or of an accumulator (small values, so
+ * that what it adds to counts), the same one for every graph of b */
 static ir_tensor *state_of(binding *b, const ir_node *n)
 {
     for (int k = 0; k < b->nstate; k++)
@@ -120,9 +129,12 @@ static ir_tensor *state_of(binding *b, const ir_node *n)
             return &b->state[k];
     if (b->nstate == 64)
         return NULL;
-    b->state[b->nstate] = ir_tensor_new(b->lr.dtype, &n->shape); /* zeroed; f64 where the binding is */
-    if (!b->state[b->nstate].data)
+    ir_tensor *t = &b->state[b->nstate];
+    *t = ir_tensor_new(b->scalar[AG_ROLE_LR].dtype, &n->shape); /* zeroed; f64 where the binding is */
+    if (!t->data)
         return NULL;
+    for (int64_t i = 0; n->attr.role == AG_ROLE_ACCUM && i < ir_tensor_numel(t); i++)
+        ir_tensor_set(t, i, 0.01 * sin(0.7 * (double)i + (double)strlen(n->attr.name)));
     b->state_name[b->nstate] = strdup(n->attr.name); /* the graph it came from may go first */
     return &b->state[b->nstate++];
 }
@@ -141,11 +153,9 @@ ir_tensor **oracle_bind_graph(binding *b, const ir_graph *g, ir_tensor *const *e
             out[i] = extra[i];
         else if (m >= 0)
             out[i] = b->bound[m];
-        else if (n->op == IR_input && n->attr.role == AG_ROLE_LR)
-            out[i] = (ir_tensor *)&b->lr;
-        else if (n->op == IR_input && n->attr.role == AG_ROLE_WD)
-            out[i] = (ir_tensor *)&b->wd;
-        else if (n->op == IR_param && n->attr.role == AG_ROLE_STATE && (out[i] = state_of(b, n)))
+        else if (n->op == IR_input && ir_role_is_scalar(n->attr.role))
+            out[i] = &b->scalar[n->attr.role];
+        else if (n->op == IR_param && ir_role_of_param(n->attr.role) && (out[i] = state_of(b, n)))
             continue;
         else {
             snprintf(err, len, "%s %s is not in the model", ir_ops[n->op].name, n->attr.name);
@@ -431,7 +441,8 @@ static void free_refs(refs *f)
 typedef struct pipeline_ctx {
     const ir_graph *model;
     binding *bd; /* per batch, f64 */
-    bool training;
+    pass_pipeline which;
+    bool training; /* dropout on: every pipeline but eval's */
     refs *refs;
     fz_result *r;
     ir_graph **gradients; /* the autodiff stage, kept */
@@ -476,7 +487,7 @@ static void compare_stage(pipeline_ctx *c, const ir_graph *g, const char *stage)
                     c->r, FZ_FAIL, "interp",
                     "%s (%s pipeline) at batch %lld: output %s differs from the model's by %.3g norm-wise (f64; first "
                     "values %.10g vs %.10g)",
-                    stage, c->training ? "train" : "eval", (long long)batches[b], g->out[k].name, e, get(&o.t[k], 0),
+                    stage, pass_pipeline_names[c->which], (long long)batches[b], g->out[k].name, e, get(&o.t[k], 0),
                     get(&c->refs->t[i][b], 0));
         }
         oracle_free_outputs(&o);
@@ -501,15 +512,15 @@ static void on_stage(void *ctx, const char *pass, const ir_graph *g)
 
 /* Runs one pipeline with its checks; the final graph (and the gradients stage) for later
  * oracles. */
-static ir_graph *pipeline(const ir_graph *model, binding *bd, bool training, ir_graph **gradients, fz_result *r)
+static ir_graph *pipeline(const ir_graph *model, binding *bd, pass_pipeline which, ir_graph **gradients, fz_result *r)
 {
     refs *f = calloc(1, sizeof *f);
-    pipeline_ctx c = {model, bd, training, f, r, gradients};
+    pipeline_ctx c = {model, bd, which, which != PASS_EVAL, f, r, gradients};
     compare_stage(&c, model, "the model"); /* the references */
     char err[2048];
-    ir_graph *g = done(r) ? NULL : pass_run(model, training, NULL, on_stage, &c, err, sizeof err);
+    ir_graph *g = done(r) ? NULL : pass_run_pipeline(model, which, NULL, on_stage, &c, err, sizeof err);
     if (!g && !done(r))
-        oracle_say(r, FZ_FAIL, "pass", "the %s pipeline: %s", training ? "train" : "eval", err);
+        oracle_say(r, FZ_FAIL, "pass", "the %s pipeline: %s", pass_pipeline_names[which], err);
     free_refs(f);
     free(f);
     if (done(r)) {
@@ -657,6 +668,121 @@ out:
     oracle_unbind_model(&bd);
 }
 
+/* ---- adaptive optimizers near their step ---- */
+
+/* Adam, RMSProp and Adagrad (the kinds that take eps) divide by the root of the gradient's
+ * squares: an element's first update, lr * g / (|g| + eps), is a step of width eps in its
+ * gradient. A gradient 0 by symmetry but rounded to 2.2e-16 here and otherwise after another
+ * pass moves the parameter by 1e-9 one way and 1e-10 the other (seed 500667). A gradient
+ * within 1e-4 of 0, not 0 itself, is near that step: redraw. */
+static void check_soft_steps(const ir_graph *model, fz_result *r)
+{
+    const ir_optimizer_kind *k = ir_optimizer_find(model->train->optimizer);
+    if (!k || !(k->keys >> IR_HP_EPS & 1))
+        return;
+    char err[1024];
+    ir_graph *grads = pass_run(model, true, "autodiff", NULL, NULL, err, sizeof err);
+    for (int b = 0; grads && b < NB && !done(r); b++) { /* (a failing pipeline is the pass oracle's) */
+        binding bd;
+        outputs o = {0};
+        ir_tensor **bound = NULL;
+        if (oracle_bind_model(&bd, model, batches[b], true) &&
+            (bound = oracle_bind_graph(&bd, grads, NULL, err, sizeof err)) &&
+            oracle_run_interp(grads, bound, batches[b], true, true, &o, err, sizeof err))
+            for (int i = 0; i < grads->nout && !done(r); i++) {
+                const char *name = grads->out[i].name;
+                size_t n = strlen(name);
+                char param[300];
+                snprintf(param, sizeof param, "%.*s", (int)(n > 5 ? n - 5 : 0), name);
+                if (n < 6 || strcmp(name + n - 5, ".grad") != 0 || ir_find_source(grads, IR_param, param) < 0)
+                    continue; /* an input's gradient updates nothing */
+                for (int64_t e = 0, c = ir_tensor_numel(&o.t[i]); e < c; e++) {
+                    double g = get(&o.t[i], e);
+                    if (g != 0 && fabs(g) < 1e-4) {
+                        oracle_say(r, FZ_REDRAW, "", "%s[%lld] is %g at batch %lld: %s's update is a step there", name,
+                                   (long long)e, g, (long long)batches[b], k->name);
+                        break;
+                    }
+                }
+            }
+        free(bound);
+        oracle_free_outputs(&o);
+        oracle_unbind_model(&bd);
+    }
+    ir_graph_free(grads);
+}
+
+/* ---- the split step against the train step ---- */
+
+/* Accumulating the batch into zeroed accumulators and applying them unclipped is the train
+ * step (f64, at batch 7: the rows weigh and scale): every update and state alike, up to the
+ * f32 rounding of what simplify folded (a constant gradient is folded in one graph and
+ * computed in the other: seed 41's Adam differs by 3.9e-10; a missing weight or scale
+ * would be off by 7x). */
+static void check_split(const ir_graph *model, const ir_graph *step, const ir_graph *acc, const ir_graph *apply,
+                        fz_result *r)
+{
+    int64_t batch = batches[1];
+    char err[1024];
+    binding bd;
+    outputs want = {0}, sums = {0}, got = {0};
+    ir_tensor **sb = NULL, **ab = NULL, **pb = NULL, **zero = calloc((size_t)acc->n, sizeof *zero),
+              **from = calloc((size_t)apply->n, sizeof *from), zeros[256] = {{0}};
+    int nz = 0;
+    if (!oracle_bind_model(&bd, model, batch, true)) {
+        oracle_say(r, FZ_FAIL, "split", "out of memory");
+        goto out;
+    }
+    ir_tensor_set(&bd.scalar[AG_ROLE_CLIP_NORM], 0, INFINITY);
+    for (int32_t i = 0; i < acc->n && nz < 256; i++)
+        if (acc->node[i].op == IR_param && acc->node[i].attr.role == AG_ROLE_ACCUM)
+            zeros[nz] = ir_tensor_new(AG_F64, &acc->node[i].shape), zero[i] = &zeros[nz++];
+    if (!(sb = oracle_bind_graph(&bd, step, NULL, err, sizeof err)) ||
+        !oracle_run_interp(step, sb, batch, true, true, &want, err, sizeof err) ||
+        !(ab = oracle_bind_graph(&bd, acc, zero, err, sizeof err)) ||
+        !oracle_run_interp(acc, ab, batch, true, true, &sums, err, sizeof err)) {
+        oracle_say(r, FZ_FAIL, "split", "the train step or the accumulate step at batch %lld: %s", (long long)batch,
+                   err);
+        goto out;
+    }
+    for (int k = 0; k < acc->nout; k++) { /* P.grad_acc.next feeds apply's P.grad_acc */
+        char name[300];
+        snprintf(name, sizeof name, "%.*s", (int)strlen(acc->out[k].name) - 5, acc->out[k].name);
+        int32_t p = ir_find_source(apply, IR_param, name);
+        if (p >= 0 && apply->node[p].attr.role == AG_ROLE_ACCUM)
+            from[p] = &sums.t[k];
+    }
+    if (!(pb = oracle_bind_graph(&bd, apply, from, err, sizeof err)) ||
+        !oracle_run_interp(apply, pb, 1, true, true, &got, err, sizeof err)) {
+        oracle_say(r, FZ_FAIL, "split", "the apply step: %s", err);
+        goto out;
+    }
+    for (int k = 0; k < apply->nout && !done(r); k++) {
+        int w = ir_find_output(step, apply->out[k].name);
+        if (w < 0) {
+            oracle_say(r, FZ_FAIL, "split", "the apply step's %s is no output of the train step", apply->out[k].name);
+            break;
+        }
+        double e = fz_norm_err(&got.t[k], &want.t[w]);
+        if (!(e <= 1e-6))
+            oracle_say(r, FZ_FAIL, "split",
+                       "accumulate then apply at batch %lld: %s differs from the train step's by %.3g norm-wise (f64)",
+                       (long long)batch, apply->out[k].name, e);
+    }
+out:
+    for (int k = 0; k < nz; k++)
+        ir_tensor_free(&zeros[k]);
+    free(zero);
+    free(from);
+    free(sb);
+    free(ab);
+    free(pb);
+    oracle_free_outputs(&want);
+    oracle_free_outputs(&sums);
+    oracle_free_outputs(&got);
+    oracle_unbind_model(&bd);
+}
+
 /* ---- all of them ---- */
 
 void fz_check_graph(const ir_graph *model, const fz_check_opts *o, fz_result *r)
@@ -667,14 +793,22 @@ void fz_check_graph(const ir_graph *model, const fz_check_opts *o, fz_result *r)
     if (!done(r))
         check_text(model, "the model", r);
     binding bd[NB] = {0};
-    ir_graph *step = NULL, *eval = NULL, *gradients = NULL;
+    ir_graph *step = NULL, *eval = NULL, *gradients = NULL, *acc = NULL, *apply = NULL;
     for (int b = 0; b < NB && !done(r); b++)
         if (!oracle_bind_model(&bd[b], model, batches[b], true))
             oracle_say(r, FZ_FAIL, "interp", "out of memory");
     if (!done(r) && trains)
-        step = pipeline(model, bd, true, &gradients, r);
+        check_soft_steps(model, r);
+    if (!done(r) && trains)
+        step = pipeline(model, bd, PASS_TRAIN, &gradients, r);
     if (!done(r))
-        eval = pipeline(model, bd, false, NULL, r);
+        eval = pipeline(model, bd, PASS_EVAL, NULL, r);
+    if (!done(r) && trains)
+        acc = pipeline(model, bd, PASS_ACCUMULATE, NULL, r);
+    if (!done(r) && trains)
+        apply = pipeline(model, bd, PASS_APPLY, NULL, r);
+    if (!done(r) && trains)
+        check_split(model, step, acc, apply, r);
     /* One plan serves every batch: a forward computation's is laid out at batch 1 (it declares
      * none), and half the train steps' at 7 in place of the declared 64, so the code runs
      * at batches past the plan's as well as within it. */
@@ -694,9 +828,15 @@ void fz_check_graph(const ir_graph *model, const fz_check_opts *o, fz_result *r)
         check_gradients(model, gradients, r);
     if (!done(r) && o->jit) {
         if (trains)
-            oracle_check_llvm(model, step, true, r);
+            oracle_check_llvm(model, step, "train step", true, r);
         if (!done(r))
-            oracle_check_llvm(model, eval, false, r);
+            oracle_check_llvm(model, eval, "eval graph", false, r);
+        /* the split step's programs in a third of the cases: LLVM's time is the tester's */
+        bool split_jit = trains && (step->n + eval->n) % 3 == 0;
+        if (!done(r) && split_jit)
+            oracle_check_llvm(model, acc, "accumulate step", true, r);
+        if (!done(r) && split_jit)
+            oracle_check_llvm(model, apply, "apply step", true, r);
     }
     if (!done(r) && o->cuda)
         oracle_check_cuda(trains ? step : eval, trains, r);
@@ -705,6 +845,8 @@ void fz_check_graph(const ir_graph *model, const fz_check_opts *o, fz_result *r)
     ir_graph_free(step);
     ir_graph_free(eval);
     ir_graph_free(gradients);
+    ir_graph_free(acc);
+    ir_graph_free(apply);
 }
 
 void fz_check(const fz_model *m, const fz_check_opts *o, fz_result *r)

@@ -25,9 +25,11 @@ double oracle_err_of(double (*a)(const void *, int64_t), const void *pa, const i
 
 typedef struct binding {
     const ir_graph *model;
-    ir_tensor **bound; /* fe_bind_random of the model, by its node ids */
-    ir_tensor lr, wd;
-    int nstate; /* the optimizer's state (params of role=state, not in the model): zeros, by name */
+    ir_tensor **bound;               /* fe_bind_random of the model, by its node ids */
+    ir_tensor scalar[AG_ROLE_COUNT]; /* the runtime scalars by role: lr, wd, and the split step's
+                                      * grad_weight (the batch), grad_scale (1 / it), clip_norm */
+    int nstate; /* the optimizer's state and the accumulators (params of role=state or accum, not in
+                 * the model): zeros, and small values, by name */
     const char *state_name[64];
     ir_tensor state[64];
 } binding;
@@ -47,7 +49,7 @@ bool oracle_run_interp(const ir_graph *g, ir_tensor **bound, int64_t batch, bool
 
 /* ---- oracles_code.c ---- */
 
-void oracle_check_llvm(const ir_graph *model, const ir_graph *g, bool training, fz_result *r);
+void oracle_check_llvm(const ir_graph *model, const ir_graph *g, const char *which, bool training, fz_result *r);
 void oracle_check_cuda(const ir_graph *g, bool training, fz_result *r);
 void oracle_check_binary(const ir_graph *model, const fz_check_opts *o, fz_result *r);
 /* A forward computation's binary: predict of each input's CSV rows against the interpreter. */

@@ -322,7 +322,7 @@ Test(text, verify_train)
     /* role=state is a param's, and the only role a param has */
     g = train_graph();
     g->node[3].attr.role = AG_ROLE_LR;
-    expect_verify(g, "verify: node %3 (param): param W: role=lr is an input's; a param's role is state");
+    expect_verify(g, "verify: node %3 (param): param W: role=lr is an input's; a param's role is state or accum");
     g = train_graph();
     g->train->nclasses = IR_MAX_CLASSES + 1;
     expect_verify(g, "verify: train: 257 classes; at most 256");
@@ -467,7 +467,9 @@ Test(text, roles_print_parse_and_are_unique)
     ir_graph_free(g);
     const char *bad = "graph @r {\n  %x: f32[N,3] = input role=feature\n  return o: %x\n}\n";
     cr_expect_null(ir_parse(bad, strlen(bad), "r.ir", err, sizeof err));
-    cr_expect(strstr(err, "r.ir:2:29: error:") && strstr(err, "a role: data, labels, lr or wd"), "%s", err);
+    cr_expect(strstr(err, "r.ir:2:29: error:") &&
+                  strstr(err, "a role: data, labels, lr, wd, grad_weight, grad_scale or clip_norm"),
+              "%s", err);
     /* role=state is a param's, the optimizer's; no other role is */
     const char *state = "graph @r {\n  %w.exp_avg: f32[3] = param zeros role=state\n  return o: %w.exp_avg\n}\n";
     g = ir_parse(state, strlen(state), "r.ir", err, sizeof err);
@@ -479,9 +481,9 @@ Test(text, roles_print_parse_and_are_unique)
     ir_graph_free(g);
     const char *wrong[][2] = {
         {"graph @r {\n  %w: f32[3] = param zeros role=lr\n  return o: %w\n}\n",
-         "r.ir:2:33: error: role=lr is an input's; a param's role is state"},
+         "r.ir:2:33: error: role=lr is an input's; a param's role is state or accum"},
         {"graph @r {\n  %x: f32[] = input role=state\n  return o: %x\n}\n",
-         "r.ir:2:26: error: role=state is a param's (the optimizer's)"},
+         "r.ir:2:26: error: role=state is a param's"},
     };
     for (int k = 0; k < 2; k++) {
         cr_expect_null(ir_parse(wrong[k][0], strlen(wrong[k][0]), "r.ir", err, sizeof err));
