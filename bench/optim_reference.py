@@ -64,36 +64,54 @@ def subset(numel):
     return range(0, numel, stride)
 
 
+def run(X, Y, cls, kw, dtype):
+    """20 steps of one optimizer in dtype: the parameters and optimizer, and the last loss"""
+    params = [p.to(dtype).clone().requires_grad_(True) for p in initial()]
+    opt = getattr(torch.optim, cls)(params, **kw)
+    for s in range(STEPS):
+        x, y = X[s * BATCH:(s + 1) * BATCH].to(dtype), Y[s * BATCH:(s + 1) * BATCH]
+        logits = torch.relu(x @ params[0] + params[1]) @ params[2] + params[3]
+        loss = torch.nn.functional.cross_entropy(logits, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return params, opt, loss
+
+
+def tensors_of(params, opt, cls):
+    """name and flat float64 values of every parameter and state tensor"""
+    out = []
+    for name, p in zip(["W1", "b1", "W2", "b2"], params):
+        out.append((name, p.detach().double().reshape(-1)))
+        for st in STATE[cls]:
+            if opt.state[p].get(st) is not None:
+                out.append((f"{name}.{st}", torch.as_tensor(opt.state[p][st]).double().reshape(-1)))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--out", default=os.path.join(here, "..", "tests", "data", "optim", "reference.txt"))
+    ap.add_argument("--f32-drift", action="store_true",
+                    help="write nothing; print how far torch's own float32 run ends from its float64 one")
     a = ap.parse_args()
     X = idx(os.path.join(a.data, "train-images-idx3-ubyte"))[:STEPS * BATCH].reshape(-1, 784).double() / 255
     Y = idx(os.path.join(a.data, "train-labels-idx1-ubyte"))[:STEPS * BATCH].long()
-    names = ["W1", "b1", "W2", "b2"]
+    if a.f32_drift:
+        for cname, cls, kw in CONFIGS:
+            want = dict(tensors_of(*run(X, Y, cls, kw, torch.float64)[:2], cls))
+            worst = max((float((t - want[n]).norm() / max(float(want[n].norm()), 1e-300)), n)
+                        for n, t in tensors_of(*run(X, Y, cls, kw, torch.float32)[:2], cls))
+            print(f"{cname}: torch float32 ends {worst[0]:.3g} (norm-wise) from float64, at {worst[1]}")
+        return
     lines = [f"# bench/optim_reference.py, torch {torch.__version__}: CONFIG TENSOR INDEX VALUE (float64)"]
     for cname, cls, kw in CONFIGS:
-        params = [p.clone().requires_grad_(True) for p in initial()]
-        opt = getattr(torch.optim, cls)(params, **kw)
-        for s in range(STEPS):
-            x, y = X[s * BATCH:(s + 1) * BATCH], Y[s * BATCH:(s + 1) * BATCH]
-            logits = torch.relu(x @ params[0] + params[1]) @ params[2] + params[3]
-            loss = torch.nn.functional.cross_entropy(logits, y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        for name, p in zip(names, params):
-            tensors = [(name, p.detach())]
-            for st in STATE[cls]:
-                if opt.state[p].get(st) is not None:
-                    v = opt.state[p][st]
-                    tensors.append((f"{name}.{st}", torch.as_tensor(v, dtype=torch.float64).reshape(-1)))
-            for tname, t in tensors:
-                flat = t.reshape(-1)
-                for k in subset(flat.numel()):
-                    lines.append(f"{cname} {tname} {k} {float(flat[k]):.17g}")
+        params, opt, loss = run(X, Y, cls, kw, torch.float64)
+        for tname, flat in tensors_of(params, opt, cls):
+            for k in subset(flat.numel()):
+                lines.append(f"{cname} {tname} {k} {float(flat[k]):.17g}")
         print(f"{cname}: loss after {STEPS} steps {float(loss):.6f}", file=sys.stderr)
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:

@@ -6,7 +6,7 @@
  *     sgd      P.next = P - r*d; with momentum mu: b = mu*b + d, P.next = P - r*b
  *              (nesterov: P - r*(d + mu*b))
  *     adam     t = t + 1, m = m + (1 - b1)*(d - m), v = b2*v + (1 - b2)*d*d,
- *              P.next = P - r/(1 - b1^t) * m / (sqrt(v)/sqrt(1 - b2^t) + eps)
+ *              P.next = P - (r/(1 - b1^t)) * (m / (sqrt(v)/sqrt(1 - b2^t) + eps))
  *     adamw    adam on g, from P*(1 - r*c) (decoupled decay)
  *     rmsprop  s = alpha*s + (1 - alpha)*d*d, P.next = P - r*d/(sqrt(s) + eps)
  *     adagrad  s = s + d*d, P.next = P - r*d/(sqrt(s) + eps)
@@ -84,50 +84,69 @@ static void set_next(const update *u, const char *param, const char *state, ag_v
     keep[(*nkeep)++] = u->h->out[u->h->nout - 1].name;
 }
 
-/* 1 - beta^t for the step t (an f32 scalar), as exp(t ln beta); 1 when beta is 0 */
+/* 1 - beta^t for the step t (an f32 scalar); 1 when beta is 0. In f32, 1 - exp(t ln beta)
+ * cancels: beta2 = 0.999 gave 1 - beta2 = 0.001 to 3e-5, and the compiled Adam step ended
+ * 3.5e-3 from torch.optim's after 20 steps (torch computes it in double; its own float32 run
+ * ends 2.9e-6 away). So it is -expm1(x), x = t ln beta, by Kahan's formula from exp and log:
+ * expm1(x) = (u - 1) x / log(u) with u = exp(x) (x itself where u rounds to 1), accurate to
+ * a few ulp however near 0; x is held above -80, where u is still normal and 1 - beta^t is
+ * 1 in f32. */
 static ag_val bias_correction(const update *u, double beta, ag_val t)
 {
     if (beta == 0)
         return num(1);
-    return ew(u, IR_sub, num(1), ag_ew_at(u->at, IR_exp, 1, (ag_val[]){ew(u, IR_mul, t, num(log(beta)))}));
+    ag_val x = ew(u, IR_maximum, ew(u, IR_mul, t, num(log(beta))), num(-80));
+    ag_val e = ag_ew_at(u->at, IR_exp, 1, &x);
+    ag_val em1 = ew(u, IR_div, ew(u, IR_mul, ew(u, IR_sub, e, num(1)), x), ag_ew_at(u->at, IR_log, 1, &e));
+    ag_val exact = ag_ew_at(u->at, IR_where, 3, (ag_val[]){ew(u, IR_eq, e, num(1)), x, em1});
+    return ag_ew_at(u->at, IR_neg, 1, &exact);
 }
 
 static void update_param(const update *u, const char *param, const char **keep, int *nkeep)
 {
     const double *hp = u->t->hp;
     const char *kind = u->t->optimizer;
-    bool adamw = strcmp(kind, "adamw") == 0;
-    ag_val P = u->P, d = u->grad;
+    bool adamw = strcmp(kind, "adamw") == 0, adam = adamw || strcmp(kind, "adam") == 0;
+    /* the scalars first (the rate, the decay, Adam's step and bias corrections): the loop over
+     * the tensor then reads them, and runs as one piece (a scalar built between its tensor
+     * values would split it in two loops, the first storing d) */
     ag_val decay = u->wd;
     if (u->wd_scale != 0 && u->wd_scale != 1)
         decay = ew(u, IR_mul, u->wd, num(u->wd_scale));
+    ag_val rate = u->lr_scale == 1 ? u->lr : ew(u, IR_mul, u->lr, num(u->lr_scale));
+    ag_val kept = num(1); /* adamw's decoupled decay: P*(1 - r*c) */
+    if (u->wd_scale != 0 && adamw)
+        kept = ew(u, IR_sub, num(1), ew(u, IR_mul, rate, decay));
+    double b1 = hp[IR_HP_BETA1], b2 = hp[IR_HP_BETA2];
+    ag_val t = {0}, t2 = {0}, bc2 = {0};
+    if (adam) { /* torch's step_size = lr / bias_correction1, and bias_correction2's root */
+        t = state_of(u, "step", true);
+        t2 = ew(u, IR_add, t, num(1));
+        bc2 = ag_ew_at(u->at, IR_sqrt, 1, (ag_val[]){bias_correction(u, b2, t2)});
+        rate = ew(u, IR_div, rate, bias_correction(u, b1, t2));
+    }
+    ag_val P = u->P, d = u->grad;
     if (u->wd_scale != 0 && !adamw) /* L2: d = g + c*P */
         d = ew(u, IR_add, d, ew(u, IR_mul, decay, P));
-    ag_val rate = u->lr_scale == 1 ? u->lr : ew(u, IR_mul, u->lr, num(u->lr_scale));
-    if (u->wd_scale != 0 && adamw) /* decoupled: P*(1 - r*c) */
-        P = ew(u, IR_mul, P, ew(u, IR_sub, num(1), ew(u, IR_mul, rate, decay)));
-    ag_val step; /* what r multiplies */
+    if (u->wd_scale != 0 && adamw)
+        P = ew(u, IR_mul, P, kept);
+    ag_val step; /* what the rate multiplies */
     if (strcmp(kind, "sgd") == 0) {
         step = d;
         double mu = hp[IR_HP_MOMENTUM];
         if (mu > 0) {
             ag_val b = state_of(u, "momentum_buffer", false);
-            ag_val b2 = ew(u, IR_add, ew(u, IR_mul, b, num(mu)), d);
-            set_next(u, param, "momentum_buffer", b2, keep, nkeep);
-            step = hp[IR_HP_NESTEROV] != 0 ? ew(u, IR_add, d, ew(u, IR_mul, b2, num(mu))) : b2;
+            ag_val bn = ew(u, IR_add, ew(u, IR_mul, b, num(mu)), d);
+            set_next(u, param, "momentum_buffer", bn, keep, nkeep);
+            step = hp[IR_HP_NESTEROV] != 0 ? ew(u, IR_add, d, ew(u, IR_mul, bn, num(mu))) : bn;
         }
-    } else if (strcmp(kind, "adam") == 0 || adamw) {
-        double b1 = hp[IR_HP_BETA1], b2 = hp[IR_HP_BETA2];
-        ag_val t = state_of(u, "step", true), m = state_of(u, "exp_avg", false), v = state_of(u, "exp_avg_sq", false);
-        /* the scalars first: the loop over the tensor then reads them, in one piece */
-        ag_val t2 = ew(u, IR_add, t, num(1));
-        ag_val bc2 = ag_ew_at(u->at, IR_sqrt, 1, (ag_val[]){bias_correction(u, b2, t2)});
-        ag_val bc1 = bias_correction(u, b1, t2);
+    } else if (adam) {
+        ag_val m = state_of(u, "exp_avg", false), v = state_of(u, "exp_avg_sq", false);
         ag_val m2 = ew(u, IR_add, m, ew(u, IR_mul, ew(u, IR_sub, d, m), num(1 - b1)));
         ag_val v2 = ew(u, IR_add, ew(u, IR_mul, v, num(b2)), ew(u, IR_mul, ew(u, IR_mul, d, d), num(1 - b2)));
         ag_val denom =
             ew(u, IR_add, ew(u, IR_div, ag_ew_at(u->at, IR_sqrt, 1, (ag_val[]){v2}), bc2), num(hp[IR_HP_EPS]));
-        step = ew(u, IR_div, ew(u, IR_div, m2, denom), bc1);
+        step = ew(u, IR_div, m2, denom);
         set_next(u, param, "step", t2, keep, nkeep);
         set_next(u, param, "exp_avg", m2, keep, nkeep);
         set_next(u, param, "exp_avg_sq", v2, keep, nkeep);

@@ -8,4 +8,10 @@
  * fails the test on any error. */
 void jit_run(const cg_program *p, const cg_args *args);
 
+/* The same compiled once and called many times (a training loop), then freed */
+typedef struct jit_entry jit_entry;
+jit_entry *jit_compile(const cg_program *p);
+void jit_call(const jit_entry *j, const cg_args *args);
+void jit_free(jit_entry *j);
+
 #endif

@@ -14,6 +14,7 @@
 #include "ir.h"
 #include "data.h"
 #include "load.h"
+#include "optim_ref.h"
 #include "passes.h"
 
 enum { B = 8, F = 3, STEPS = 20, NP = 2 };
@@ -318,111 +319,48 @@ Test(optimizers, adam_updates_each_parameter_in_one_loop)
  * models/mlp.c's network, 20 steps of 64 Fashion-MNIST images, each optimizer, every
  * parameter and state tensor within 1e-5 of torch's (seen: at most 2.2e-7, the f32 rounding
  * of lr, momentum and the betas in the graph). The train step runs in the interpreter's f64
- * mode, as the reference does: in f32 both would drift from it by 1e-5 to 1e-3 after 20
- * steps (Adam divides by sqrt(v), so a gradient near 0 carries its rounding into a full-size
- * update), which says nothing of the formulas. */
+ * mode, as the reference does; the compiled f32 code is held to the same reference in
+ * tests/codegen/test_optim_torch.c (the CPU) and tests/cuda/test_cuda_epilogue.c (the host
+ * shim). */
 
-typedef struct ref_value {
-    char config[16], tensor[40];
-    int64_t index;
-    double value;
-} ref_value;
-
-static ref_value *read_reference(int *n)
-{
-    FILE *f = fopen(AG_SOURCE_DIR "/tests/data/optim/reference.txt", "r");
-    cr_assert_not_null(f, "no tests/data/optim/reference.txt (bench/optim_reference.py writes it)");
-    int cap = 1 << 16;
-    ref_value *r = malloc(sizeof *r * (size_t)cap);
-    char line[256];
-    *n = 0;
-    while (fgets(line, sizeof line, f)) {
-        if (line[0] == '#')
-            continue;
-        cr_assert_lt(*n, cap);
-        ref_value *v = &r[*n];
-        long long k;
-        cr_assert_eq(sscanf(line, "%15s %39s %lld %lf", v->config, v->tensor, &k, &v->value), 4, "%s", line);
-        v->index = k;
-        ++*n;
-    }
-    fclose(f);
-    return r;
-}
-
-/* The weights both sides start from (bench/optim_reference.py: initial) */
-static double mlp_start(const char *name, int64_t e)
-{
-    if (!strcmp(name, "W1"))
-        return 0.01 * sin(0.37 * (double)(e / 256) + 0.11 * (double)(e % 256) + 0.5);
-    if (!strcmp(name, "b1"))
-        return 0.001 * cos((double)e);
-    if (!strcmp(name, "W2"))
-        return 0.05 * sin(0.13 * (double)(e / 10) + 0.71 * (double)(e % 10));
-    return 0;
-}
-
-static void mlp_net(ag_graph *g, ag_optimizer o)
-{
-    ag_val x = ag_input(g, "x", AG_F32, AG_N, 784);
-    ag_val y = ag_input(g, "y", AG_I32, AG_N);
-    ag_val W1 = ag_param(g, "W1", ag_zeros(), 784, 256);
-    ag_val b1 = ag_param(g, "b1", ag_zeros(), 256);
-    ag_val W2 = ag_param(g, "W2", ag_zeros(), 256, 10);
-    ag_val b2 = ag_param(g, "b2", ag_zeros(), 10);
-    ag_val logits = ag_add(ag_matmul(ag_relu(ag_add(ag_matmul(x, W1), b1)), W2), b2);
-    ag_minimize(g, ag_mean(ag_cross_entropy(logits, y)), o, .batch = 64);
-}
+static double tensor_at(const void *t, int64_t i) { return ir_tensor_get(t, i); }
 
 Test(optimizers, twenty_mlp_steps_match_torch_optim)
 {
-    const struct { /* not static: the ag_* macros are statement expressions */
-        const char *name;
-        ag_optimizer o;
-    } configs[] = {
-        {"sgd", ag_sgd(.lr = 0.1, .wd = 0.001)},
-        {"momentum", ag_sgd(.lr = 0.05, .momentum = 0.9, .wd = 0.001)},
-        {"nesterov", ag_sgd(.lr = 0.05, .momentum = 0.9, .nesterov = 1, .wd = 0.001)},
-        {"adam", ag_adam(.lr = 0.001, .wd = 0.001)},
-        {"adamw", ag_adamw(.lr = 0.001, .wd = 0.01)},
-        {"rmsprop", ag_rmsprop(.lr = 0.001, .wd = 0.001)},
-        {"adagrad", ag_adagrad(.lr = 0.01, .wd = 0.001)},
-    };
-    int nref;
-    ref_value *ref = read_reference(&nref);
-    rt_dataset d;
+    optim_ref ref;
+    optim_ref_load(&ref);
     char err[1024];
-    cr_assert(rt_load_mnist_set(RT_FASHION_MNIST_DIR, true, 784, 10, &d, err, sizeof err), "%s", err);
-    enum { STEPS_M = 20, BATCH_M = 64 };
-    for (size_t c = 0; c < sizeof configs / sizeof *configs; c++) {
+    for (int c = 0; c < OPTIM_REF_CONFIGS; c++) {
+        ag_optimizer o;
+        const char *name = optim_ref_config(c, &o);
         ag_graph *g = ag_graph_new("mlp");
-        mlp_net(g, configs[c].o);
+        optim_ref_net(g, o);
         cr_assert_eq(ag_graph_finish(g), 0);
         ir_graph *step = pass_run(g, true, NULL, NULL, NULL, err, sizeof err);
-        cr_assert_not_null(step, "%s: %s", configs[c].name, err);
+        cr_assert_not_null(step, "%s: %s", name, err);
         ir_tensor **bound = calloc((size_t)step->n, sizeof *bound);
         for (int32_t i = 0; i < step->n; i++) {
             const ir_node *n = &step->node[i];
             if (n->op != IR_input && n->op != IR_param)
                 continue;
             bound[i] = malloc(sizeof **bound);
-            ir_shape s = ir_bind_shape(&n->shape, BATCH_M);
+            ir_shape s = ir_bind_shape(&n->shape, OPTIM_REF_BATCH);
             *bound[i] = ir_tensor_new(ir_storage_dtype(n->dtype, true), &s); /* f64, as the reference */
             if (n->op == IR_param && n->attr.role != AG_ROLE_STATE)
                 for (int64_t e = 0; e < ir_tensor_numel(bound[i]); e++)
-                    ir_tensor_set(bound[i], e, mlp_start(n->attr.name, e));
+                    ir_tensor_set(bound[i], e, optim_ref_start(n->attr.name, e));
             if (n->attr.role == AG_ROLE_LR || n->attr.role == AG_ROLE_WD)
-                ir_tensor_set(bound[i], 0, n->attr.role == AG_ROLE_LR ? configs[c].o.lr : configs[c].o.wd);
+                ir_tensor_set(bound[i], 0, n->attr.role == AG_ROLE_LR ? o.lr : o.wd);
         }
         int32_t xi = ir_find_role(step, AG_ROLE_DATA), yi = ir_find_role(step, AG_ROLE_LABELS);
         cr_assert(xi >= 0 && yi >= 0);
         ir_tensor *outs = calloc((size_t)step->nout, sizeof *outs);
-        for (int s = 0; s < STEPS_M; s++) {
-            for (int64_t e = 0; e < BATCH_M * 784; e++) /* images s*64 .. s*64+63, in order */
-                ir_tensor_set(bound[xi], e, ((const uint8_t *)d.x)[s * BATCH_M * 784 + e] / 255.0);
-            for (int64_t e = 0; e < BATCH_M; e++)
-                ir_tensor_set(bound[yi], e, ((const int32_t *)d.y)[s * BATCH_M + e]);
-            ir_run run = {.f64 = true, .batch = BATCH_M, .seed = 1, .step = (uint64_t)s};
+        for (int s = 0; s < OPTIM_REF_STEPS; s++) {
+            for (int64_t e = 0; e < OPTIM_REF_BATCH * 784; e++)
+                ir_tensor_set(bound[xi], e, optim_ref_x(&ref, s, e));
+            for (int64_t e = 0; e < OPTIM_REF_BATCH; e++)
+                ir_tensor_set(bound[yi], e, optim_ref_y(&ref, s, e));
+            ir_run run = {.f64 = true, .batch = OPTIM_REF_BATCH, .seed = 1, .step = (uint64_t)s};
             cr_assert(ir_interp(step, &run, (const ir_tensor *const *)bound, outs, err, sizeof err), "%s", err);
             take_next(step, bound, outs, sizeof(double));
         }
@@ -432,24 +370,17 @@ Test(optimizers, twenty_mlp_steps_match_torch_optim)
             if (n->op != IR_param)
                 continue;
             params++;
-            double dd = 0, ss = 0;
-            int seen = 0;
-            for (int r = 0; r < nref; r++)
-                if (!strcmp(ref[r].config, configs[c].name) && !strcmp(ref[r].tensor, n->attr.name)) {
-                    double v = ir_tensor_get(bound[i], ref[r].index), w = ref[r].value;
-                    dd += (v - w) * (v - w), ss += w * w, seen++;
-                }
-            cr_expect_gt(seen, 0, "%s: torch.optim keeps no %s", configs[c].name, n->attr.name);
-            double e = ss > 0 ? sqrt(dd / ss) : sqrt(dd);
-            cr_expect_leq(e, 1e-5, "%s: %s off torch.optim's by %g (norm-wise, %d elements) after 20 steps",
-                          configs[c].name, n->attr.name, e, seen);
+            int seen;
+            double e = optim_ref_error(&ref, name, n->attr.name, tensor_at, bound[i], &seen);
+            cr_expect_gt(seen, 0, "%s: torch.optim keeps no %s", name, n->attr.name);
+            cr_expect_leq(e, 1e-5, "%s: %s off torch.optim's by %g (norm-wise, %d elements) after 20 steps", name,
+                          n->attr.name, e, seen);
             compared += seen > 0;
         }
-        cr_expect_eq(compared, params, "%s", configs[c].name);
+        cr_expect_eq(compared, params, "%s", name);
         free_run(bound, outs, step, g);
     }
-    rt_dataset_free(&d);
-    free(ref);
+    optim_ref_free(&ref);
 }
 
 /* aotgrad ir --memory names the optimizer's state apart from the parameters: Adam keeps two
