@@ -11,18 +11,6 @@
 #include "fail.h"
 #include "passes.h"
 
-/* The parameter an output NAME.grad is the gradient of, in h, or -1 */
-static int32_t grad_param(const ir_graph *h, const char *out)
-{
-    size_t n = strlen(out);
-    char param[256];
-    if (n <= 5 || n - 5 >= sizeof param || strcmp(out + n - 5, ".grad") != 0)
-        return -1;
-    memcpy(param, out, n - 5);
-    param[n - 5] = 0;
-    return ir_find_source(h, IR_param, param);
-}
-
 bool pass_split_names_free(const ir_graph *g, char *err, size_t len)
 {
     for (const char *const *s = (const char *const[]){"grad_weight", "grad_scale", "clip_norm", NULL}; *s; s++)
@@ -60,7 +48,7 @@ ir_graph *pass_accumulate(const ir_graph *g, char *err, size_t len)
     const char **keep = ir_xmalloc(sizeof *keep * (size_t)(g->nout + 1));
     int nkeep = 0;
     for (int k = 0; k < g->nout; k++) {
-        int32_t p = grad_param(h, g->out[k].name);
+        int32_t p = pass_grad_param(h, g->out[k].name);
         if (p < 0) { /* loss, metrics, predictions, an input's gradient: kept as they are */
             ir_add_output(h, g->out[k].name, map[g->out[k].id]);
             keep[nkeep++] = g->out[k].name;

@@ -17,14 +17,7 @@ static int grad_params(const ir_graph *g, int32_t *params)
 {
     int n = 0;
     for (int k = 0; k < g->nout; k++) {
-        const char *out = g->out[k].name;
-        size_t len = strlen(out);
-        char param[256];
-        if (len <= 5 || len - 5 >= sizeof param || strcmp(out + len - 5, ".grad") != 0)
-            continue;
-        memcpy(param, out, len - 5);
-        param[len - 5] = 0;
-        int32_t p = ir_find_source(g, IR_param, param);
+        int32_t p = pass_grad_param(g, g->out[k].name);
         if (p >= 0)
             params[n++] = p;
     }

@@ -34,6 +34,17 @@ static const ir_group *group_of(const ir_train *t, const char *param)
     return NULL;
 }
 
+int32_t pass_grad_param(const ir_graph *g, const char *out)
+{
+    size_t n = strlen(out);
+    char param[256];
+    if (n <= 5 || n - 5 >= sizeof param || strcmp(out + n - 5, ".grad") != 0)
+        return -1;
+    memcpy(param, out, n - 5);
+    param[n - 5] = 0;
+    return ir_find_source(g, IR_param, param);
+}
+
 ag_val pass_scalar_input(ir_graph *h, const char *name, ag_role role)
 {
     ir_node n = ir_node_make(IR_input, 0, NULL);
@@ -211,19 +222,13 @@ ir_graph *pass_optimizer(const ir_graph *g, char *err, size_t len)
     int nkeep = 0;
     for (int k = 0; k < g->nout; k++) {
         const char *name = g->out[k].name;
-        size_t n = strlen(name);
-        char param[256];
-        int32_t p = -1;
-        if (n > 5 && n - 5 < sizeof param && strcmp(name + n - 5, ".grad") == 0) {
-            memcpy(param, name, n - 5);
-            param[n - 5] = 0;
-            p = ir_find_source(h, IR_param, param);
-        }
+        int32_t p = pass_grad_param(h, name);
         if (p < 0) { /* loss, metrics, predictions, an input's gradient: kept as they are */
             ir_add_output(h, name, map[g->out[k].id]);
             keep[nkeep++] = name;
             continue;
         }
+        const char *param = h->node[p].attr.name;
         const ir_group *grp = group_of(g->train, param);
         double lr_scale = grp ? grp->lr_scale : 1, wd_scale = grp ? grp->wd_scale : 1;
         update u = {h, h->node[p].loc, {h, p, 0}, {h, map[g->out[k].id], 0}, lr, wd, lr_scale, wd_scale, g->train};

@@ -42,10 +42,12 @@ ir_graph *pass_autodiff_with(const ir_graph *g, const char *loss, ad_rule *const
  * for each parameter P of group G, the output P.next = P - lr*G.lr_scale * (P.grad +
  * wd*G.wd_scale * P) in place of P.grad. Stage becomes step. */
 ir_graph *pass_optimizer(const ir_graph *g, char *err, size_t len);
-/* What the optimizer, accumulate and apply add to a graph: a runtime f32 scalar input found
- * by its role; and the param P.SUFFIX of that role beside param p, zero at the start, of p's
+/* What the optimizer, accumulate and apply share: a runtime f32 scalar input found by its
+ * role; the param P.SUFFIX of that role beside param p, zero at the start, of p's
  * shape (or a scalar). */
 ag_val pass_scalar_input(ir_graph *h, const char *name, ag_role role);
+/* The param of g an output named P.grad is the gradient of, or -1 (another output). */
+int32_t pass_grad_param(const ir_graph *g, const char *out);
 ag_val pass_param_beside(ir_graph *h, int32_t p, const char *suffix, ag_role role, bool scalar);
 
 /* ---- the split train step of --accumulate and --clip-norm (passes/accumulate.c, apply.c) ---- */

@@ -80,6 +80,14 @@ int32_t optim_ref_y(const optim_ref *r, int s, int64_t e)
     return ((const int32_t *)r->images.y)[(int64_t)s * OPTIM_REF_BATCH + e];
 }
 
+void optim_ref_batch(const optim_ref *r, int s, float *x, int32_t *y)
+{
+    for (int64_t e = 0; e < OPTIM_REF_BATCH * 784; e++)
+        x[e] = (float)optim_ref_x(r, s, e);
+    for (int64_t e = 0; e < OPTIM_REF_BATCH; e++)
+        y[e] = optim_ref_y(r, s, e);
+}
+
 double optim_ref_error(const optim_ref *r, const char *config, const char *tensor,
                        double (*at)(const void *data, int64_t i), const void *data, int *seen)
 {
@@ -91,4 +99,43 @@ double optim_ref_error(const optim_ref *r, const char *config, const char *tenso
             d += (v - w) * (v - w), s += w * w, ++*seen;
         }
     return s > 0 ? sqrt(d / s) : sqrt(d);
+}
+
+void optim_ref_start_params(const cg_program *p, const ir_graph *g, char *params)
+{
+    for (int k = 0; k < p->nparams; k++) {
+        const ir_node *n = &g->node[p->params[k].node];
+        float *at = (float *)(params + p->params[k].offset);
+        for (int64_t e = 0; e < p->params[k].bytes / 4; e++)
+            at[e] = n->attr.role == AG_ROLE_STATE ? 0 : (float)optim_ref_start(n->attr.name, e);
+    }
+}
+
+void optim_ref_take_updates(const cg_program *p, const ir_graph *g, const char *arena, char *params)
+{
+    for (int k = 0; k < p->nparams; k++) {
+        char next[300];
+        snprintf(next, sizeof next, "%s.next", p->params[k].name);
+        int out = ir_find_output(g, next);
+        cr_assert_geq(out, 0, "no output %s", next);
+        const cg_buffer *b = &p->buffers[p->output_buffer[out]];
+        const char *at = (b->region == CG_PARAMS ? params : arena) + b->offset.k + b->offset.n * OPTIM_REF_BATCH;
+        memmove(params + p->params[k].offset, at, (size_t)p->params[k].bytes);
+    }
+}
+
+static double f32_at(const void *data, int64_t i) { return ((const float *)data)[i]; }
+
+double optim_ref_check(const optim_ref *r, const char *config, const cg_program *p, const char *params, double bar)
+{
+    double worst = 0;
+    for (int k = 0; k < p->nparams; k++) {
+        int seen;
+        double e = optim_ref_error(r, config, p->params[k].name, f32_at, params + p->params[k].offset, &seen);
+        cr_expect_gt(seen, 0, "%s: torch.optim keeps no %s", config, p->params[k].name);
+        cr_expect_leq(e, bar, "%s: %s off torch.optim's by %g (norm-wise) after 20 steps", config, p->params[k].name,
+                      e);
+        worst = e > worst ? e : worst;
+    }
+    return worst;
 }

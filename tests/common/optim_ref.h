@@ -9,6 +9,7 @@
 
 #include "aotgrad.h"
 #include "data.h"
+#include "kernel.h"
 
 enum { OPTIM_REF_STEPS = 20, OPTIM_REF_BATCH = 64, OPTIM_REF_CONFIGS = 7 };
 
@@ -35,13 +36,22 @@ const char *optim_ref_config(int k, ag_optimizer *o);
 void optim_ref_net(ag_graph *g, ag_optimizer o);
 /* Element e of the parameter named name at the start */
 double optim_ref_start(const char *name, int64_t e);
-/* Step s's batch: pixel e (of 64 x 784) / 255 and label e (of 64) */
+/* Step s's batch: pixel e (of 64 x 784) / 255 and label e (of 64); all of it, in f32 */
 double optim_ref_x(const optim_ref *r, int s, int64_t e);
 int32_t optim_ref_y(const optim_ref *r, int s, int64_t e);
+void optim_ref_batch(const optim_ref *r, int s, float *x, int32_t *y);
 
 /* How far tensor's values (at(data, i) for element i) are from the reference's for config,
  * norm-wise over the elements the reference keeps; *seen: how many (0: none kept) */
 double optim_ref_error(const optim_ref *r, const char *config, const char *tensor,
                        double (*at)(const void *data, int64_t i), const void *data, int *seen);
+
+/* For a lowered train step p of optim_ref_net's graph g: the parameters at the start into
+ * params (the state at zero); after a call, the updates not in place copied over their
+ * parameters; and the worst norm-wise error of every parameter and state tensor against the
+ * reference for config, each expected within bar (who: what the messages call the code). */
+void optim_ref_start_params(const cg_program *p, const ir_graph *g, char *params);
+void optim_ref_take_updates(const cg_program *p, const ir_graph *g, const char *arena, char *params);
+double optim_ref_check(const optim_ref *r, const char *config, const cg_program *p, const char *params, double bar);
 
 #endif

@@ -18,8 +18,6 @@
 #include "optim_ref.h"
 #include "passes.h"
 
-static double f32_at(const void *data, int64_t i) { return ((const float *)data)[i]; }
-
 static void check(int c)
 {
     optim_ref ref;
@@ -40,11 +38,7 @@ static void check(int c)
         cr_assert_not_null(src, "%s: %s", name, err);
         size_t abytes = (size_t)rt_arena_bytes(p->arena, p->narena, OPTIM_REF_BATCH), pbytes = (size_t)p->param_bytes;
         char *arena = calloc(1, abytes + 64), *params = calloc(1, pbytes + 64);
-        for (int k = 0; k < p->nparams; k++) { /* the state starts at zero */
-            const ir_node *n = &g->node[p->params[k].node];
-            for (int64_t e = 0; n->attr.role != AG_ROLE_STATE && e < p->params[k].bytes / 4; e++)
-                ((float *)(params + p->params[k].offset))[e] = (float)optim_ref_start(n->attr.name, e);
-        }
+        optim_ref_start_params(p, g, params);
         float *x = malloc(sizeof *x * OPTIM_REF_BATCH * 784), lr = (float)o.lr, wd = (float)o.wd;
         int32_t *y = malloc(sizeof *y * OPTIM_REF_BATCH);
         cuda_host_region in[8];
@@ -55,33 +49,13 @@ static void check(int c)
                                           : (cuda_host_region){r == AG_ROLE_LR ? &lr : &wd, 4};
         }
         for (int s = 0; s < OPTIM_REF_STEPS; s++) {
-            for (int64_t e = 0; e < OPTIM_REF_BATCH * 784; e++)
-                x[e] = (float)optim_ref_x(&ref, s, e);
-            for (int64_t e = 0; e < OPTIM_REF_BATCH; e++)
-                y[e] = optim_ref_y(&ref, s, e);
+            optim_ref_batch(&ref, s, x, y);
             cr_assert(cuda_host_run(src, &plan, OPTIM_REF_BATCH, 1, (uint64_t)s, (cuda_host_region){arena, abytes},
                                     (cuda_host_region){params, pbytes}, in, p->ninputs, NULL, 0, 4, err, sizeof err),
                       "%s, step %d: %s", name, s, err);
-            for (int k = 0; k < p->nparams; k++) { /* the updates not in place, over their parameters */
-                char next[300];
-                snprintf(next, sizeof next, "%s.next", p->params[k].name);
-                int out = ir_find_output(g, next);
-                cr_assert_geq(out, 0, "no output %s", next);
-                const cg_buffer *b = &p->buffers[p->output_buffer[out]];
-                const char *at =
-                    (b->region == CG_PARAMS ? params : arena) + b->offset.k + b->offset.n * OPTIM_REF_BATCH;
-                memmove(params + p->params[k].offset, at, (size_t)p->params[k].bytes);
-            }
+            optim_ref_take_updates(p, g, arena, params);
         }
-        double bar = strcmp(name, "rmsprop") ? 1e-5 : 1e-4, worst = 0;
-        for (int k = 0; k < p->nparams; k++) {
-            int seen;
-            double e = optim_ref_error(&ref, name, p->params[k].name, f32_at, params + p->params[k].offset, &seen);
-            cr_expect_gt(seen, 0, "%s: torch.optim keeps no %s", name, p->params[k].name);
-            cr_expect_leq(e, bar, "%s: %s off torch.optim's by %g (norm-wise) after 20 steps", name, p->params[k].name,
-                          e);
-            worst = e > worst ? e : worst;
-        }
+        double worst = optim_ref_check(&ref, name, p, params, strcmp(name, "rmsprop") ? 1e-5 : 1e-4);
         cr_log_info("%s: the CUDA step ends %.3g from torch.optim's float64 (norm-wise, worst tensor)", name, worst);
         free(x);
         free(y);

@@ -187,12 +187,12 @@ static double ckpt_off(const char *a, const char *b, const char *base, double sc
     return most;
 }
 
-/* One step: --accumulate 4 of batches of 64 is the step of a batch of 256 (the 256 images
- * of the training set: an epoch is a step), for models/mlp.c and for Adam with its state */
-Test(optimizer_binary, accumulate_four_of_64_is_a_step_of_256)
+/* models/mlp.c built into dir/mlp, and the first 256 images in dir/SUB/data: an epoch of
+ * batch 256 is one step */
+static void mlp_and_256_images(const char *sub)
 {
     char one[300];
-    snprintf(one, sizeof one, "%s/one", dir);
+    snprintf(one, sizeof one, "%s/%s", dir, sub);
     cr_assert_eq(mkdir(one, 0700), 0);
     write_subset_dir(one, 256);
     int st;
@@ -200,7 +200,16 @@ Test(optimizer_binary, accumulate_four_of_64_is_a_step_of_256)
         run_fmt(&st, "cd %s && %s build models/mlp.c -o %s/mlp 2>&1", AG_SOURCE_DIR, getenv("AOTGRAD_BIN"), dir);
     cr_assert_eq(st, 0, "%s", out);
     free(out);
+}
+
+/* One step: --accumulate 4 of batches of 64 is the step of a batch of 256, for models/mlp.c
+ * and for Adam with its state */
+Test(optimizer_binary, accumulate_four_of_64_is_a_step_of_256)
+{
+    mlp_and_256_images("one");
     build("adam");
+    int st;
+    char *out;
     static const char *const bins[] = {"mlp", "adam"};
     for (int k = 0; k < 2; k++) {
         out = run_fmt(&st,
@@ -223,15 +232,9 @@ Test(optimizer_binary, accumulate_four_of_64_is_a_step_of_256)
  * torch.nn.utils.clip_grad_norm_, with ||g|| the global norm of the unclipped step / lr */
 Test(optimizer_binary, clip_norm_scales_the_step_by_the_global_norm)
 {
-    char one[300];
-    snprintf(one, sizeof one, "%s/clip", dir);
-    cr_assert_eq(mkdir(one, 0700), 0);
-    write_subset_dir(one, 256);
+    mlp_and_256_images("clip");
     int st;
-    char *out =
-        run_fmt(&st, "cd %s && %s build models/mlp.c -o %s/mlp 2>&1", AG_SOURCE_DIR, getenv("AOTGRAD_BIN"), dir);
-    cr_assert_eq(st, 0, "%s", out);
-    free(out);
+    char *out;
     /* the start (lr 0 keeps it), and the unclipped step */
     out = run_fmt(&st,
                   "cd %s && ./mlp train --data clip/data --epochs 1 --lr 0 --save p0.st >/dev/null && ./mlp train "
