@@ -313,6 +313,16 @@ Test(cli, usage_errors_name_what_was_wrong)
         {"ir models/mlp.c --after eval", "aotgrad ir: pass eval runs only in the eval pipeline (add --eval)\n"},
         {"ir models/mlp.c --eval --after autodiff",
          "aotgrad ir: pass autodiff does not run in the eval pipeline (aotgrad passes lists where each runs)\n"},
+        {"ir models/mlp.c --accumulate --eval",
+         "aotgrad ir: one of --train, --eval, --accumulate and --apply, not two\n"},
+        {"ir models/mlp.c --apply --after optimizer",
+         "aotgrad ir: pass optimizer does not run in the apply pipeline (aotgrad passes lists where each runs)\n"},
+        {"ir models/mlp.c --after accumulate",
+         "aotgrad ir: pass accumulate runs only in the accumulate pipeline (add --accumulate)\n"},
+        {"run models/mlp.c --accumulate 0",
+         "aotgrad run: --accumulate takes a count of batches from 1 to 1000000, not '0'\n"},
+        {"run models/mlp.c --clip-norm 0",
+         "aotgrad run: --clip-norm takes a number above 0, up to 3.40282e+38 (a finite f32), not '0'\n"},
         {"build models/mlp.c -o /tmp/x --batch 0",
          "aotgrad build: --batch takes a count from 1 to 16777216, not '0'\n"},
         {"frobnicate", "aotgrad: unknown command 'frobnicate'\nTry 'aotgrad --help'.\n"},
@@ -436,4 +446,27 @@ Test(cli, usage_errors_name_what_was_wrong)
                   AG_SOURCE_DIR, bin);
     cr_expect_str_eq(out, "1\n");
     free(out);
+}
+
+/* The split step's halves print (aotgrad ir --accumulate, --apply), and aotgrad passes says
+ * which pipelines run each pass */
+Test(cli, the_split_step_s_pipelines_print)
+{
+    const char *bin = getenv("AOTGRAD_BIN");
+    cr_assert_not_null(bin, "AOTGRAD_BIN is not set (run through ctest)");
+    static const struct {
+        const char *args, *has;
+    } cases[] = {
+        {"ir models/mlp.c --accumulate", "%W1.grad_acc: f32[784,256] = param zeros role=accum"},
+        {"ir models/mlp.c --apply", "%clip_norm: f32[] = input role=clip_norm"},
+        {"ir models/mlp.c --apply --after apply", "return W1.next:"},
+        {"passes", "apply            apply"},
+        {"passes", "autodiff         train,accumulate,apply"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        int st;
+        char *out = run_fmt(&st, "cd %s && %s %s 2>&1", AG_SOURCE_DIR, bin, cases[k].args);
+        cr_expect(st == 0 && strstr(out, cases[k].has), "%s: exit %d\n%s", cases[k].args, WEXITSTATUS(st), out);
+        free(out);
+    }
 }

@@ -303,6 +303,25 @@ Test(optimizer_binary, resume_continues_the_accumulation)
     rt_ckpt_free(&c);
 }
 
+/* The options' values are checked before any work, as the others' */
+Test(optimizer_binary, the_split_step_s_options_are_checked)
+{
+    build("momentum");
+    static const char *const cases[][2] = {
+        {"--accumulate 0", "optimizers train: --accumulate takes a count of batches from 1 to 1000000, not '0'\n"},
+        {"--clip-norm -1", "optimizers train: --clip-norm takes a number above 0, up to 3.40282e+38 (a finite f32), "
+                           "not '-1'\n"},
+        {"--clip-norm nan", "optimizers train: --clip-norm takes a number above 0"},
+    };
+    for (int k = 0; k < 3; k++) {
+        int st;
+        char *out = run_fmt(&st, "cd %s && ./momentum train --data data %s 2>&1", dir, cases[k][0]);
+        cr_expect(WEXITSTATUS(st) == 2 && !strncmp(out, cases[k][1], strlen(cases[k][1])), "%s: exit %d\n%s",
+                  cases[k][0], WEXITSTATUS(st), out);
+        free(out);
+    }
+}
+
 /* A binary built from a dumped train step has no split step: the options say why */
 Test(optimizer_binary, a_dumped_train_step_has_no_split_step)
 {
