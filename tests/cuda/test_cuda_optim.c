@@ -2,11 +2,12 @@
  * tests/codegen/test_optim_torch.c does for the CPU code (all seven configurations there),
  * models/mlp.c's network, 20 steps of 64 Fashion-MNIST images, every parameter and state
  * tensor within 1e-5 norm-wise of torch's float64 (tests/data/optim/reference.txt),
- * RMSProp's within 1e-4 (torch's own float32 run ends 4.0e-5 from its float64 one). Here one
- * of each update's form (momentum; Adam's moments and bias corrections; RMSProp's root of
- * a square average), each a test of its own so criterion's two workers share them: 20 steps
- * through the shim take about 20 s of CPU a configuration (seen for all seven, which passed:
- * worst 1.6e-5, RMSProp). */
+ * RMSProp's within 1e-4 (torch's own float32 run ends 4.0e-5 from its float64 one). Here
+ * the two adaptive forms (Adam's moments and bias corrections; RMSProp's root of a square
+ * average), each a test of its own so criterion's two workers share them: 20 steps through
+ * the shim take about 20 s of CPU a configuration, more under ASan (all seven passed once:
+ * worst 1.6e-5, RMSProp; SGD's and momentum's linear updates are held to the interpreter
+ * by the random-model tester's cuda oracle). */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <stdlib.h>
@@ -70,6 +71,5 @@ static void check(int c)
     optim_ref_free(&ref);
 }
 
-Test(cuda_optim, momentum_matches_torch_optim) { check(1); }
 Test(cuda_optim, adam_matches_torch_optim) { check(3); }
 Test(cuda_optim, rmsprop_matches_torch_optim) { check(5); }
