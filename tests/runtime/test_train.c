@@ -136,6 +136,74 @@ Test(train_loop, each_step_takes_the_scheduled_lr)
     }
 }
 
+/* The split step: a model's accumulate and apply, recorded */
+typedef struct split_log {
+    int accumulated, applied;
+    int64_t rows[16]; /* each apply's rows */
+    double lr[16];    /* and its lr, clip */
+    double clip[16];
+    int at_batch[16]; /* the batches accumulated before it */
+} split_log;
+
+static bool log_accumulate(void *ctx, rt_batch *b, char *err, size_t len)
+{
+    (void)err, (void)len;
+    split_log *l = ctx;
+    l->accumulated++;
+    b->loss = 1.0;
+    return true;
+}
+
+static bool log_apply(void *ctx, const rt_apply *u, char *err, size_t len)
+{
+    (void)err, (void)len;
+    split_log *l = ctx;
+    if (l->applied < 16) {
+        l->rows[l->applied] = u->rows, l->lr[l->applied] = u->lr, l->clip[l->applied] = u->clip_norm;
+        l->at_batch[l->applied] = l->accumulated;
+    }
+    l->applied++;
+    return true;
+}
+
+/* --accumulate 3 over 4 batches an epoch (1000 samples, batch 256): an update after batches
+ * 3 and 4 of each epoch (a short group of 232 rows last, never across epochs), the schedule
+ * counting updates (2 an epoch, 4 in all: cosine at t = 0..3 of 4); --clip-norm alone runs
+ * the split step with groups of 1; without a split step the options are refused */
+Test(train_loop, accumulate_updates_once_a_group)
+{
+    rt_dataset d = numbered();
+    split_log l = {0};
+    rt_model m = {.name = "split", .ctx = &l, .accumulate = log_accumulate, .apply = log_apply, .evaluate = count_eval};
+    FILE *log = tmpfile();
+    rt_fit f = {.epochs = 2, .batch = 256, .lr = 0.1, .seed = 3, .log = log, .accumulate = 3};
+    f.schedule = (rt_schedule){RT_LR_COSINE, 0, 1, 0.1, 0};
+    rt_epoch last;
+    char err[256];
+    cr_assert(rt_fit_model(&m, &d, NULL, &f, &last, err, sizeof err), "%s", err);
+    cr_assert_eq(l.accumulated, 8);
+    cr_assert_eq(l.applied, 4);
+    static const int64_t rows[] = {768, 232, 768, 232};
+    static const int at[] = {3, 4, 7, 8};
+    for (int k = 0; k < 4; k++) {
+        double lr = 0.1 * (1 + cos(M_PI * k / 4.0)) / 2;
+        cr_expect(l.rows[k] == rows[k] && l.at_batch[k] == at[k] && fabs(l.lr[k] - lr) < 1e-15 && isinf(l.clip[k]),
+                  "update %d: %lld rows after batch %d, lr %.17g (want %lld, %d, %.17g), clip %g", k,
+                  (long long)l.rows[k], l.at_batch[k], l.lr[k], (long long)rows[k], at[k], lr, l.clip[k]);
+    }
+    memset(&l, 0, sizeof l);
+    f = (rt_fit){.epochs = 1, .batch = 256, .lr = 0.1, .seed = 3, .log = log, .clip_norm = 2.5};
+    cr_assert(rt_fit_model(&m, &d, NULL, &f, &last, err, sizeof err), "%s", err);
+    cr_expect(l.applied == 4 && l.rows[0] == 256 && l.clip[3] == 2.5, "%d updates, %lld rows, clip %g", l.applied,
+              (long long)l.rows[0], l.clip[3]);
+    m.apply = NULL;
+    cr_expect(!rt_fit_model(&m, &d, NULL, &f, &last, err, sizeof err) &&
+                  strstr(err, "--accumulate and --clip-norm need the split train step, which this model lacks"),
+              "%s", err);
+    fclose(log);
+    rt_dataset_free(&d);
+}
+
 /* The schedule's options say what they take */
 Test(train_loop, schedule_options_are_checked)
 {
