@@ -172,7 +172,8 @@ ir_graph *pass_plan_memory_at(const ir_graph *g, int64_t batch, char *err, size_
 /* ---- the report ---- */
 
 typedef struct tally {
-    int64_t params, state, inputs, saved, largest_backward, gradients, workspace, peak; /* state: the optimizer's */
+    int64_t params, state, accum, inputs, saved, largest_backward, gradients, workspace,
+        peak;     /* state: the optimizer's; accum: the split step's gradient accumulators */
     int64_t live; /* the most bytes of computed values alive at one node: no plan needs less */
 } tally;
 
@@ -204,7 +205,7 @@ static tally count(ir_graph *g, const ir_plan *p, int64_t batch, FILE *f)
         const ir_node *n = &g->node[i];
         int64_t b = bytes_of(n, batch);
         if (n->op == IR_param)
-            *(n->attr.role == AG_ROLE_STATE ? &t.state : &t.params) += b;
+            *(n->attr.role == AG_ROLE_STATE ? &t.state : n->attr.role == AG_ROLE_ACCUM ? &t.accum : &t.params) += b;
         else if (n->op == IR_input)
             t.inputs += b;
         if (!computed(n))
@@ -238,7 +239,7 @@ static tally count(ir_graph *g, const ir_plan *p, int64_t batch, FILE *f)
                 t.gradients += bytes_of(v, batch);
         }
     }
-    t.peak = t.params + t.state + t.inputs + ir_plan_arena(g, p, batch);
+    t.peak = t.params + t.state + t.accum + t.inputs + ir_plan_arena(g, p, batch);
     /* a true lower bound of the arena: at each node, what is alive then (values with a buffer,
      * as the plan has them; in-place updates take their parameter's bytes) */
     int32_t *birth = ir_xmalloc(sizeof *birth * (size_t)(g->n ? g->n : 1)),
@@ -261,6 +262,34 @@ static void print_mib(FILE *f, const char *what, int64_t bytes, const char *note
 {
     fprintf(f, "  %-20s %10lld B  %8.3f MiB%s%s\n", what, (long long)bytes, (double)bytes / (1 << 20),
             note ? "   " : "", note ? note : "");
+}
+
+/* The split step's figures (--accumulate, --clip-norm): its two halves share the arena as
+ * the binary runs them, one at a time, and the parameters, the state and the accumulators
+ * stay; false where the model has no split step (a dumped train step). */
+static bool split_report(const ir_graph *model, int64_t batch, int64_t at, int64_t state, FILE *f)
+{
+    char err[512];
+    ir_graph *acc = model->train->stage == IR_STAGE_STEP
+                        ? NULL
+                        : pass_run_pipeline(model, PASS_ACCUMULATE, NULL, NULL, NULL, err, sizeof err);
+    ir_graph *apply = acc ? pass_run_pipeline(model, PASS_APPLY, NULL, NULL, NULL, err, sizeof err) : NULL;
+    const ir_plan *pa = apply ? (acc->plan ? acc->plan : plan_memory(acc, batch)) : NULL,
+                  *pp = apply ? (apply->plan ? apply->plan : plan_memory(apply, batch)) : NULL;
+    if (pa && pp && ir_check_sizes(acc, at, NULL, NULL, 0)) {
+        tally t = count(acc, pa, at, NULL);
+        int64_t arena = ir_plan_arena(acc, pa, at), arena_apply = ir_plan_arena(apply, pp, at);
+        arena = arena > arena_apply ? arena : arena_apply;
+        fprintf(f, "split step (--accumulate, --clip-norm: aotgrad ir --accumulate, --apply):\n");
+        print_mib(f, "gradient accumulators", t.accum, "(one a parameter, beside them)");
+        print_mib(f, "input batch", t.inputs, NULL);
+        print_mib(f, "arena", arena, "(the larger of its two halves', which run one at a time)");
+        print_mib(f, "peak", t.params + state + t.accum + t.inputs + arena,
+                  "= parameters + state + accumulators + input batch + arena");
+    }
+    ir_graph_free(acc);
+    ir_graph_free(apply);
+    return pa && pp;
 }
 
 bool pass_memory_report(const ir_graph *model, int64_t at, FILE *f, char *err, size_t len)
@@ -315,6 +344,8 @@ bool pass_memory_report(const ir_graph *model, int64_t at, FILE *f, char *err, s
         print_mib(f, "peak", e.peak, NULL);
         if (trains)
             fprintf(f, "  training needs %.2fx the memory of inference\n", (double)t.peak / (double)e.peak);
+        if (trains)
+            split_report(model, batch, at, t.state, f);
     }
     ir_graph_free(step);
     ir_graph_free(eval);

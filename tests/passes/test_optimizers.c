@@ -404,6 +404,16 @@ Test(optimizers, the_memory_report_names_the_state)
     cr_assert_eq(sscanf(strstr(text, "  arena"), " arena %lld B", &arena), 1);
     cr_assert_eq(sscanf(strstr(text, "\n  peak") + 1, " peak %lld B", &peak), 1);
     cr_expect_eq(peak, params + state + input + arena, "%s", text);
+    /* the split step's accumulators: one a parameter; its peak counts them with the rest */
+    const char *split = strstr(text, "split step (--accumulate, --clip-norm");
+    cr_assert_not_null(split, "%s", text);
+    long long accum = 0, split_input = 0, split_arena = 0, split_peak = 0;
+    cr_assert_eq(sscanf(strstr(split, "  gradient accumulators"), " gradient accumulators %lld B", &accum), 1);
+    cr_assert_eq(sscanf(strstr(split, "  input batch"), " input batch %lld B", &split_input), 1);
+    cr_assert_eq(sscanf(strstr(split, "  arena"), " arena %lld B", &split_arena), 1);
+    cr_assert_eq(sscanf(strstr(split, "  peak"), " peak %lld B", &split_peak), 1);
+    cr_expect_eq(accum, params, "%s", split);
+    cr_expect_eq(split_peak, params + state + accum + split_input + split_arena, "%s", split);
     free(text);
     ir_graph_free(m);
 }
