@@ -172,9 +172,17 @@ static void run_gemm(const cg_program *p, const cg_args *a, const cg_gemm *g)
     float *A = (float *)(address(p, a, g->a.buffer)) + at_n(g->a.offset, n);
     float *B = (float *)(address(p, a, g->b.buffer)) + at_n(g->b.offset, n);
     float *C = (float *)(address(p, a, g->c.buffer)) + at_n(g->c.offset, n);
-    cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
-                (int)K, scalar(p, a, g, g->alpha), A, g->ta ? (int)M : (int)K, B, g->tb ? (int)K : (int)N,
-                scalar(p, a, g, g->beta), C, (int)N);
+    rt_sgemm_split_k(g->ta, g->tb, (int)M, (int)N, (int)K, scalar(p, a, g, g->alpha), A, g->ta ? (int)M : (int)K, B,
+                     g->tb ? (int)K : (int)N, scalar(p, a, g, g->beta), C, (int)N, (int)g->kc);
+}
+
+/* the window routines, by their operand count: (in, out) or (in, dy, out) */
+typedef void window2_fn(const float *, float *, int64_t, const rt_window *, rt_pool *);
+typedef void window3_fn(const float *, const float *, float *, int64_t, const rt_window *, rt_pool *);
+static void call_window2(window2_fn *f, void **x, int64_t batch, const rt_window *w) { f(x[0], x[1], batch, w, NULL); }
+static void call_window3(window3_fn *f, void **x, int64_t batch, const rt_window *w)
+{
+    f(x[0], x[1], x[2], batch, w, NULL);
 }
 
 static void run_call(const cg_program *p, const cg_args *a, const cg_call *c)
@@ -190,6 +198,7 @@ static void run_call(const cg_program *p, const cg_args *a, const cg_call *c)
 #define CALL_CE(f) f(x[0], x[1], x[2], rows, len)
 #define CALL_CE_GRAD(f) f(x[0], x[1], x[2], x[3], rows, len)
 #define CALL_DROPOUT(f) f(x[0], x[1], rows *len *inner, c->p, a->seed, (uint32_t)c->site, a->step, 0)
+#define CALL_WINDOW(f) _Generic((f), window2_fn *: call_window2, window3_fn *: call_window3)(f, x, rows, &c->win)
 #define RUN(op, f32, i32fn, sig, n) \
     case IR_##op:                   \
         if (i32)                    \

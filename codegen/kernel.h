@@ -8,7 +8,8 @@
  *            over some axes (the stored values are sums or maxima over them);
  *   CG_GEMM  a cblas_sgemm call with transpose flags, alpha and beta;
  *   CG_CALL  a runtime routine over whole tensors, for the ops that are not loops of
- *            independent elements (softmax and cross-entropy rows, argmax, cumsum, dropout).
+ *            independent elements (softmax and cross-entropy rows, argmax, cumsum, dropout,
+ *            pooling, and the unfolding of a convolution's input around its sgemm calls).
  * Every extent, stride and offset is affine in the batch N: k + n*N. */
 #ifndef AG_CODEGEN_KERNEL_H
 #define AG_CODEGEN_KERNEL_H
@@ -20,6 +21,7 @@
 #include "args.h"
 #include "compiled.h" /* rt_arena_piece, rt_arena_bytes */
 #include "ir.h"
+#include "window.h" /* rt_window */
 
 typedef struct cg_dim {
     int64_t k, n; /* the value k + n*N */
@@ -100,6 +102,7 @@ typedef struct cg_gemm {
     int nloads;
     cg_access load[4];
     int32_t alpha, beta; /* expression indices */
+    int64_t kc;          /* 0: one call; else K in parts of kc summed into C (rt_sgemm_split_k) */
 } cg_gemm;
 
 /* A runtime routine (runtime/rt_ops.h) over whole tensors. */
@@ -110,8 +113,9 @@ typedef struct cg_call {
     cg_access arg[4]; /* operands then the result, contiguous row-major */
     cg_dim rows, len; /* the shape as rows of len along the op's axis (inner: after it) */
     cg_dim inner;
-    double p;     /* dropout */
-    int32_t site; /* dropout */
+    double p;      /* dropout */
+    int32_t site;  /* dropout */
+    rt_window win; /* the window ops: rows is the batch */
 } cg_call;
 
 typedef enum cg_step_kind { CG_LOOP, CG_GEMM, CG_CALL } cg_step_kind;

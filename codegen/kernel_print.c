@@ -90,6 +90,8 @@ static void step(FILE *f, const cg_program *p, int s)
         dim(f, g->n);
         fprintf(f, "] = alpha e%d * A%s x B%s (K ", (int)g->alpha, g->ta ? "^T" : "", g->tb ? "^T" : "");
         dim(f, g->k);
+        if (g->kc)
+            fprintf(f, " in parts of %lld", (long long)g->kc);
         fprintf(f, ") + beta e%d * C\n    A = ", (int)g->beta);
         access(f, p, &g->a, 0);
         fprintf(f, "\n    B = ");
@@ -108,11 +110,21 @@ static void step(FILE *f, const cg_program *p, int s)
         const cg_call *c = &st->call;
         fprintf(f, "  %s over ", (unsigned)c->op < IR_OP_COUNT ? ir_ops[c->op].name : "?");
         dim(f, c->rows);
-        fprintf(f, " rows of ");
-        dim(f, c->len);
-        fprintf(f, " (inner ");
-        dim(f, c->inner);
-        fprintf(f, ")\n");
+        const rt_window *w = &c->win;
+        if ((unsigned)c->op < IR_OP_COUNT && ir_ops[c->op].kind == IR_K_WINDOW)
+            fprintf(f,
+                    " samples of [%lld,%lld,%lld] to [%lld,%lld]: kernel [%lld,%lld] stride [%lld,%lld] pad "
+                    "[%lld,%lld] dilation [%lld,%lld]\n",
+                    (long long)w->c, (long long)w->h, (long long)w->w, (long long)w->oh, (long long)w->ow,
+                    (long long)w->kh, (long long)w->kw, (long long)w->sh, (long long)w->sw, (long long)w->ph,
+                    (long long)w->pw, (long long)w->dh, (long long)w->dw);
+        else {
+            fprintf(f, " rows of ");
+            dim(f, c->len);
+            fprintf(f, " (inner ");
+            dim(f, c->inner);
+            fprintf(f, ")\n");
+        }
         for (int k = 0; k < c->nargs && k < 4; k++) {
             fprintf(f, "    arg%d = ", k);
             access(f, p, &c->arg[k], 0);

@@ -21,31 +21,9 @@
 #include "fail.h"
 #include "lower.h"
 
+#include "lower_internal.h"
+
 #define ALIGN 64
-
-typedef struct view {
-    int32_t buffer;              /* -1: not materialized */
-    int64_t offset, noffset;     /* elements: offset + noffset * N (a slice of an axis before N's) */
-    int64_t stride[IR_MAX_RANK]; /* elements, as k + n*N */
-    int64_t nstride[IR_MAX_RANK];
-    ir_shape shape;
-} view;
-
-typedef struct lowering {
-    const ir_graph *g;
-    const ir_plan *plan;
-    cg_program *p;
-    int cap_steps, cap_buffers;
-    ir_affine fixed;                /* bytes at the arena's start for constant outputs */
-    ir_affine scratch, scratch_max; /* bytes after those, reused by every group */
-    int32_t plan_first, plan_end;   /* the buffers of the plan's values: above those, once
-                                       the scratch's largest size is known */
-    int32_t *outer;                 /* per node of g: its buffer (its value's home) */
-    bool training;                  /* dropout on; off, it is the identity */
-    char *err;
-    size_t len;
-    bool failed;
-} lowering;
 
 /* ---- buffers and steps ---- */
 
@@ -59,7 +37,7 @@ static int32_t add_buffer(lowering *L, cg_buffer b)
     return L->p->nbuffers++;
 }
 
-static cg_step *add_step(lowering *L, cg_step_kind kind, int32_t node)
+cg_step *lo_add_step(lowering *L, cg_step_kind kind, int32_t node)
 {
     if (L->p->nsteps == L->cap_steps) {
         L->cap_steps = L->cap_steps ? 2 * L->cap_steps : 32;
@@ -145,7 +123,7 @@ static void add_affine(lowering *L, ir_affine *total, ir_affine bytes)
 }
 
 /* A contiguous view of a buffer holding a value of shape s. */
-static view contiguous(int32_t buffer, const ir_shape *s)
+view lo_contiguous(int32_t buffer, const ir_shape *s)
 {
     view v = {buffer, 0, 0, {0}, {0}, *s};
     int64_t k = 1, n = 0; /* the running stride, k + n*N */
@@ -161,7 +139,7 @@ static view contiguous(int32_t buffer, const ir_shape *s)
     return v;
 }
 
-static int32_t scratch_buffer(lowering *L, const ir_shape *s, ag_dtype t)
+int32_t lo_scratch_buffer(lowering *L, const ir_shape *s, ag_dtype t)
 {
     ir_affine at = ir_affine_add(L->fixed, L->scratch);
     int32_t b = add_buffer(L, (cg_buffer){CG_ARENA, 0, {at.k, at.n}, t});
@@ -172,18 +150,6 @@ static int32_t scratch_buffer(lowering *L, const ir_shape *s, ag_dtype t)
 }
 
 /* ---- loops ---- */
-
-typedef struct group {
-    const ir_graph *body;
-    view *val;     /* per body node: its materialized view */
-    int32_t *expr; /* per body node: its expression in the open loop, -1 */
-    bool *is_output;
-    int32_t *users_left; /* readers not yet lowered */
-    int32_t *home;       /* per body node: the outer buffer it must end in, -1 */
-    cg_step *loop;       /* the open loop, or NULL */
-    ir_shape space;
-    int32_t node; /* the top-level node, for the steps */
-} group;
 
 static int32_t loop_load(group *G, const view *v)
 {
@@ -215,7 +181,7 @@ static int32_t loop_expr(group *G, cg_expr e)
 
 static void open_loop(lowering *L, group *G, const ir_shape *space)
 {
-    G->loop = add_step(L, CG_LOOP, G->node);
+    G->loop = lo_add_step(L, CG_LOOP, G->node);
     G->space = *space;
     cg_loop *l = &G->loop->loop;
     l->rank = space->rank;
@@ -243,15 +209,15 @@ static void loop_store(group *G, int32_t e, const view *v, uint8_t reduce)
 }
 
 /* The buffer a body value ends in: its outer home, or scratch. */
-static view home_of(lowering *L, group *G, int32_t b)
+view lo_home_of(lowering *L, group *G, int32_t b)
 {
     const ir_node *n = &G->body->node[b];
-    int32_t buf = G->home[b] >= 0 ? G->home[b] : scratch_buffer(L, &n->shape, n->dtype);
-    return contiguous(buf, &n->shape);
+    int32_t buf = G->home[b] >= 0 ? G->home[b] : lo_scratch_buffer(L, &n->shape, n->dtype);
+    return lo_contiguous(buf, &n->shape);
 }
 
 /* Close the open loop: values still needed store to where they live. */
-static void close_loop(lowering *L, group *G)
+void lo_close_loop(lowering *L, group *G)
 {
     if (!G->loop)
         return;
@@ -259,7 +225,7 @@ static void close_loop(lowering *L, group *G)
         if (G->expr[b] < 0)
             continue;
         if (G->users_left[b] > 0 || G->is_output[b]) {
-            G->val[b] = home_of(L, G, b);
+            G->val[b] = lo_home_of(L, G, b);
             loop_store(G, G->expr[b], &G->val[b], 0);
         }
         G->expr[b] = -1;
@@ -280,8 +246,6 @@ static int32_t operand_expr(group *G, int32_t b)
     return loop_expr(G, (cg_expr){.kind = CG_E_LOAD, .dtype = n->dtype, .load = loop_load(G, &G->val[b])});
 }
 
-static const view *need_view(lowering *L, group *G, int32_t b);
-
 /* Whether the open loop can take node n: its loads, a few expressions, and a store for every
  * value it may have to keep. Else the loop is closed first (what is pending is stored) and
  * n starts a loop of its own, so a long chain is several loops, not an overflowing one. */
@@ -301,13 +265,13 @@ static void lower_elementwise(lowering *L, group *G, int32_t b)
     const ir_node *n = &G->body->node[b];
     view labels;
     if (n->op == IR_one_hot) { /* the labels, seen with a unit class axis: they index rows */
-        labels = *need_view(L, G, n->in[0]);
+        labels = *lo_need_view(L, G, n->in[0]);
         labels.shape.dim[labels.shape.rank] = 1;
         labels.stride[labels.shape.rank] = labels.nstride[labels.shape.rank] = 0;
         labels.shape.rank++;
     }
     if (G->loop && (!ir_shape_eq(&G->space, &n->shape) || G->loop->loop.reduce || !loop_has_room(G, n)))
-        close_loop(L, G);
+        lo_close_loop(L, G);
     if (!G->loop)
         open_loop(L, G, &n->shape);
     if (n->op == IR_one_hot) { /* label == the class index along the last axis */
@@ -326,13 +290,13 @@ static void lower_elementwise(lowering *L, group *G, int32_t b)
 }
 
 /* Materialize body value b if it is pending in the open loop (its readers need a buffer). */
-static const view *need_view(lowering *L, group *G, int32_t b)
+const view *lo_need_view(lowering *L, group *G, int32_t b)
 {
     if (G->val[b].buffer < 0)
-        close_loop(L, G);
+        lo_close_loop(L, G);
     if (G->val[b].buffer < 0) { /* a constant: fill a scratch scalar */
         const ir_node *n = &G->body->node[b];
-        G->val[b] = home_of(L, G, b);
+        G->val[b] = lo_home_of(L, G, b);
         open_loop(L, G, &n->shape);
         int32_t e = loop_expr(G, (cg_expr){.kind = CG_E_CONST, .dtype = n->dtype, .value = n->attr.value});
         loop_store(G, e, &G->val[b], 0);
@@ -352,14 +316,14 @@ static void lower_reduce(lowering *L, group *G, int32_t b)
     for (int32_t v = 0; v < G->body->n && G->loop; v++)
         others |= G->expr[v] >= 0 && (G->is_output[v] || G->users_left[v] > (v == x ? 1 : 0));
     if (others || G->expr[x] < 0 || !G->loop || !ir_shape_eq(&G->space, xs) || G->loop->loop.reduce) {
-        const view *v = need_view(L, G, x);
+        const view *v = lo_need_view(L, G, x);
         view copy = *v;
-        close_loop(L, G);
+        lo_close_loop(L, G);
         open_loop(L, G, xs);
         G->expr[x] = loop_expr(G, (cg_expr){.kind = CG_E_LOAD, .dtype = n->dtype, .load = loop_load(G, &copy)});
     }
     /* the loop's other pending values are stored by close_loop below; the sum stores now */
-    G->val[b] = home_of(L, G, b);
+    G->val[b] = lo_home_of(L, G, b);
     G->loop->loop.reduce = n->attr.axes;
     G->loop->loop.combine = n->op == IR_max ? IR_max : IR_sum;
     loop_store(G, G->expr[x], &G->val[b], n->attr.axes);
@@ -382,12 +346,12 @@ static void lower_reduce(lowering *L, group *G, int32_t b)
     int32_t nbuf = -1;
     if (batch) { /* N as f32: a sum of ones over [N] */
         ir_shape one = {0, {0}}, ns = {1, {AG_N}};
-        nbuf = scratch_buffer(L, &one, AG_F32);
+        nbuf = lo_scratch_buffer(L, &one, AG_F32);
         open_loop(L, G, &ns);
         G->loop->loop.reduce = 1;
         G->loop->loop.combine = IR_sum;
         int32_t e = loop_expr(G, (cg_expr){.kind = CG_E_CONST, .dtype = AG_F32, .value = 1});
-        view nv = contiguous(nbuf, &one);
+        view nv = lo_contiguous(nbuf, &one);
         loop_store(G, e, &nv, 1);
         G->loop = NULL;
     }
@@ -396,7 +360,7 @@ static void lower_reduce(lowering *L, group *G, int32_t b)
     int32_t c = loop_expr(G, (cg_expr){.kind = CG_E_CONST, .dtype = AG_F32, .value = (double)(float)count});
     int32_t m = loop_expr(G, (cg_expr){.kind = CG_E_OP, .dtype = AG_F32, .op = IR_div, .a = s, .b = c, .c = -1});
     if (batch) {
-        view nv = contiguous(nbuf, &(ir_shape){0, {0}});
+        view nv = lo_contiguous(nbuf, &(ir_shape){0, {0}});
         int32_t nl = loop_expr(G, (cg_expr){.kind = CG_E_LOAD, .dtype = AG_F32, .load = loop_load(G, &nv)});
         m = loop_expr(G, (cg_expr){.kind = CG_E_OP, .dtype = AG_F32, .op = IR_div, .a = m, .b = nl, .c = -1});
     }
@@ -410,14 +374,14 @@ static bool lower_view(lowering *L, group *G, int32_t b)
     const ir_node *n = &G->body->node[b];
     if (n->op == IR_concat)
         return false;
-    view v = *need_view(L, G, n->in[0]), r = v;
+    view v = *lo_need_view(L, G, n->in[0]), r = v;
     r.shape = n->shape;
     switch (n->op) {
     case IR_reshape: {
-        view c = contiguous(v.buffer, &v.shape);
+        view c = lo_contiguous(v.buffer, &v.shape);
         if (memcmp(c.stride, v.stride, sizeof c.stride) || memcmp(c.nstride, v.nstride, sizeof c.nstride))
             return false; /* not contiguous: copy it */
-        r = contiguous(v.buffer, &n->shape);
+        r = lo_contiguous(v.buffer, &n->shape);
         r.offset = v.offset, r.noffset = v.noffset;
         break;
     }
@@ -447,9 +411,9 @@ static bool lower_view(lowering *L, group *G, int32_t b)
 
 /* Copy a view into the value's own buffer (a layout op that is not a view, or an output
  * that is one). */
-static void copy_into(lowering *L, group *G, const view *from, view *to, const ir_shape *shape, ag_dtype t)
+void lo_copy_into(lowering *L, group *G, const view *from, view *to, const ir_shape *shape, ag_dtype t)
 {
-    close_loop(L, G); /* what the open loop holds is stored first, not dropped */
+    lo_close_loop(L, G); /* what the open loop holds is stored first, not dropped */
     open_loop(L, G, shape);
     int32_t e = loop_expr(G, (cg_expr){.kind = CG_E_LOAD, .dtype = t, .load = loop_load(G, from)});
     loop_store(G, e, to, 0);
@@ -459,36 +423,36 @@ static void copy_into(lowering *L, group *G, const view *from, view *to, const i
 static void lower_concat(lowering *L, group *G, int32_t b)
 {
     const ir_node *n = &G->body->node[b];
-    view out = home_of(L, G, b);
+    view out = lo_home_of(L, G, b);
     int64_t at = 0;
     for (int k = 0; k < n->nin; k++) {
-        view part = *need_view(L, G, n->in[k]);
+        view part = *lo_need_view(L, G, n->in[k]);
         view dst = out;
         dst.offset += at * out.stride[n->attr.axis];
         dst.noffset += at * out.nstride[n->attr.axis];
         dst.shape = part.shape;
-        copy_into(L, G, &part, &dst, &part.shape, n->dtype);
+        lo_copy_into(L, G, &part, &dst, &part.shape, n->dtype);
         at += part.shape.dim[n->attr.axis];
     }
     G->val[b] = out;
 }
 
-static cg_access access_of(const view *v) { return (cg_access){v->buffer, {v->offset, v->noffset}, {{0}}}; }
+cg_access lo_access_of(const view *v) { return (cg_access){v->buffer, {v->offset, v->noffset}, {{0}}}; }
 
 static bool is_contiguous(const view *v)
 {
-    view c = contiguous(v->buffer, &v->shape);
+    view c = lo_contiguous(v->buffer, &v->shape);
     return !memcmp(c.stride, v->stride, sizeof c.stride) && !memcmp(c.nstride, v->nstride, sizeof c.nstride);
 }
 
-static view contiguous_view(lowering *L, group *G, int32_t b)
+view lo_contiguous_view(lowering *L, group *G, int32_t b)
 {
-    view v = *need_view(L, G, b);
+    view v = *lo_need_view(L, G, b);
     if (is_contiguous(&v))
         return v;
     const ir_node *n = &G->body->node[b];
-    view c = contiguous(scratch_buffer(L, &n->shape, n->dtype), &n->shape);
-    copy_into(L, G, &v, &c, &n->shape, n->dtype);
+    view c = lo_contiguous(lo_scratch_buffer(L, &n->shape, n->dtype), &n->shape);
+    lo_copy_into(L, G, &v, &c, &n->shape, n->dtype);
     return c;
 }
 
@@ -511,15 +475,15 @@ static void lower_call(lowering *L, group *G, int32_t b)
     const ir_node *n = &G->body->node[b];
     view in[3];
     for (int k = 0; k < n->nin; k++)
-        in[k] = contiguous_view(L, G, n->in[k]);
-    close_loop(L, G);
-    G->val[b] = home_of(L, G, b);
-    cg_step *s = add_step(L, CG_CALL, G->node);
+        in[k] = lo_contiguous_view(L, G, n->in[k]);
+    lo_close_loop(L, G);
+    G->val[b] = lo_home_of(L, G, b);
+    cg_step *s = lo_add_step(L, CG_CALL, G->node);
     cg_call *c = &s->call;
     c->op = n->op;
     for (int k = 0; k < n->nin; k++)
-        c->arg[c->nargs++] = access_of(&in[k]);
-    c->arg[c->nargs++] = access_of(&G->val[b]);
+        c->arg[c->nargs++] = lo_access_of(&in[k]);
+    c->arg[c->nargs++] = lo_access_of(&G->val[b]);
     const ir_shape *xs = &G->body->node[n->in[0]].shape;
     int axis = n->op == IR_softmax_ce || n->op == IR_softmax_ce_grad ? 1 : n->op == IR_dropout ? 0 : n->attr.axis;
     around(xs, n->op == IR_dropout ? xs->rank - 1 : axis, &c->rows, &c->len, &c->inner);
@@ -558,8 +522,8 @@ static bool sgd_epilogue(const ir_graph *body, int32_t mm, int32_t *w, int32_t *
 static void lower_matmul(lowering *L, group *G, int32_t b, int32_t top)
 {
     const ir_node *n = &G->body->node[b];
-    view a = contiguous_view(L, G, n->in[0]), bv = contiguous_view(L, G, n->in[1]);
-    close_loop(L, G);
+    view a = lo_contiguous_view(L, G, n->in[0]), bv = lo_contiguous_view(L, G, n->in[1]);
+    lo_close_loop(L, G);
     const ir_shape *sa = &a.shape, *sb = &bv.shape;
     cg_dim dm = {1, 0}, dn = {1, 0}, dk;
     int64_t da0 = sa->dim[n->attr.ta ? 1 : 0], dk0 = sa->dim[sa->rank == 2 ? (n->attr.ta ? 0 : 1) : 0];
@@ -569,19 +533,19 @@ static void lower_matmul(lowering *L, group *G, int32_t b, int32_t top)
     dk = dk0 == AG_N ? (cg_dim){0, 1} : (cg_dim){dk0, 0};
     if (sb->rank == 2)
         dn = dn0 == AG_N ? (cg_dim){0, 1} : (cg_dim){dn0, 0};
-    cg_step *s = add_step(L, CG_GEMM, G->node);
+    cg_step *s = lo_add_step(L, CG_GEMM, G->node);
     cg_gemm *gm = &s->gemm;
     gm->ta = n->attr.ta;
     gm->tb = n->attr.tb;
     gm->m = dm, gm->n = dn, gm->k = dk;
-    gm->a = access_of(&a);
-    gm->b = access_of(&bv);
+    gm->a = lo_access_of(&a);
+    gm->b = lo_access_of(&bv);
     int32_t w, lr, wd;
     bool inplace = L->plan->inplace[top] >= 0 && G->body->nout == 1 && sgd_epilogue(G->body, b, &w, &lr, &wd);
     if (inplace) { /* C = W: its value is the update; alpha = -lr, beta = 1 - lr*wd */
-        view wv = *need_view(L, G, w), lrv = *need_view(L, G, lr);
-        gm->c = access_of(&wv);
-        gm->load[gm->nloads++] = access_of(&lrv);
+        view wv = *lo_need_view(L, G, w), lrv = *lo_need_view(L, G, lr);
+        gm->c = lo_access_of(&wv);
+        gm->load[gm->nloads++] = lo_access_of(&lrv);
         int32_t l = gm->nexprs++;
         gm->expr[l] = (cg_expr){.kind = CG_E_LOAD, .dtype = AG_F32, .load = 0};
         gm->alpha = gm->nexprs++;
@@ -590,8 +554,8 @@ static void lower_matmul(lowering *L, group *G, int32_t b, int32_t top)
         gm->expr[one] = (cg_expr){.kind = CG_E_CONST, .dtype = AG_F32, .value = 1};
         gm->beta = one;
         if (wd >= 0) {
-            view wdv = *need_view(L, G, wd);
-            gm->load[gm->nloads++] = access_of(&wdv);
+            view wdv = *lo_need_view(L, G, wd);
+            gm->load[gm->nloads++] = lo_access_of(&wdv);
             int32_t d = gm->nexprs++;
             gm->expr[d] = (cg_expr){.kind = CG_E_LOAD, .dtype = AG_F32, .load = 1};
             int32_t p = gm->nexprs++;
@@ -606,8 +570,8 @@ static void lower_matmul(lowering *L, group *G, int32_t b, int32_t top)
         G->is_output[G->body->out[0].id] = false; /* in place already */
         return;
     }
-    G->val[b] = home_of(L, G, b);
-    gm->c = access_of(&G->val[b]);
+    G->val[b] = lo_home_of(L, G, b);
+    gm->c = lo_access_of(&G->val[b]);
     int32_t one = gm->nexprs++, zero = gm->nexprs++;
     gm->expr[one] = (cg_expr){.kind = CG_E_CONST, .dtype = AG_F32, .value = 1};
     gm->expr[zero] = (cg_expr){.kind = CG_E_CONST, .dtype = AG_F32, .value = 0};
@@ -641,7 +605,7 @@ static void lower_group(lowering *L, int32_t top, const ir_graph *body, const in
         for (int j = 0; j < body->node[i].nin; j++)
             G.users_left[body->node[i].in[j]]++;
         if (body->node[i].op == IR_input)
-            G.val[i] = contiguous(L->outer[operands[k++]], &body->node[i].shape);
+            G.val[i] = lo_contiguous(L->outer[operands[k++]], &body->node[i].shape);
     }
     for (int k = 0; k < body->nout; k++) {
         G.is_output[body->out[k].id] = true;
@@ -660,39 +624,40 @@ static void lower_group(lowering *L, int32_t top, const ir_graph *body, const in
             if (n->op == IR_concat)
                 lower_concat(L, &G, b);
             else if (!lower_view(L, &G, b)) {
-                view from = *need_view(L, &G, n->in[0]);
+                view from = *lo_need_view(L, &G, n->in[0]);
                 if (n->op == IR_reshape) {
-                    view c = contiguous_view(L, &G, n->in[0]);
-                    G.val[b] = contiguous(c.buffer, &n->shape);
+                    view c = lo_contiguous_view(L, &G, n->in[0]);
+                    G.val[b] = lo_contiguous(c.buffer, &n->shape);
                     G.val[b].offset = c.offset, G.val[b].noffset = c.noffset;
                 } else {
-                    G.val[b] = home_of(L, &G, b);
-                    copy_into(L, &G, &from, &G.val[b], &n->shape, n->dtype);
+                    G.val[b] = lo_home_of(L, &G, b);
+                    lo_copy_into(L, &G, &from, &G.val[b], &n->shape, n->dtype);
                 }
             }
             break;
         case IR_K_RANDOM:
             if (!L->training) { /* evaluation: dropout is the identity, a view of its operand */
-                G.val[b] = *need_view(L, &G, n->in[0]);
+                G.val[b] = *lo_need_view(L, &G, n->in[0]);
                 break;
             }
             lower_call(L, &G, b);
             break;
         case IR_K_ROW:
         case IR_K_SCAN: lower_call(L, &G, b); break;
+        case IR_K_WINDOW: lo_window(L, &G, b); break;
         default:
             L->failed = !rt_fail(L->err, L->len, "lower: %s cannot be lowered inside a kernel", ir_ops[n->op].name);
         }
         done_with(&G, b);
     }
-    close_loop(L, &G);
+    lo_close_loop(L, &G);
     /* outputs that are views of other buffers are copied home */
     for (int k = 0; k < body->nout && !L->failed; k++) {
         int32_t b = body->out[k].id;
         if (!G.is_output[b] || G.val[b].buffer == homes[k])
             continue;
-        view to = contiguous(homes[k], &body->node[b].shape);
-        copy_into(L, &G, &G.val[b], &to, &body->node[b].shape, body->node[b].dtype);
+        view to = lo_contiguous(homes[k], &body->node[b].shape);
+        lo_copy_into(L, &G, &G.val[b], &to, &body->node[b].shape, body->node[b].dtype);
     }
     free(G.val);
     free(G.expr);
@@ -715,7 +680,7 @@ static void output_slots(lowering *L)
         int32_t b = add_buffer(L, (cg_buffer){CG_ARENA, 0, {L->fixed.k, L->fixed.n}, c->dtype});
         add_bytes(L, &L->fixed.k, ALIGN);
         L->outer[g->out[k].id] = b;
-        cg_step *s = add_step(L, CG_LOOP, g->out[k].id);
+        cg_step *s = lo_add_step(L, CG_LOOP, g->out[k].id);
         s->loop.expr[s->loop.nexprs++] = (cg_expr){.kind = CG_E_CONST, .dtype = c->dtype, .value = c->attr.value};
         s->loop.store[s->loop.nstores++] = (cg_store){0, {b, {0, 0}, {{0}}}};
     }
@@ -728,8 +693,8 @@ static void output_slots(lowering *L)
             continue;
         int32_t b = add_buffer(L, (cg_buffer){CG_ARENA, 0, {L->fixed.k, L->fixed.n}, in->dtype});
         add_affine(L, &L->fixed, aligned_affine(L, &in->shape, in->dtype));
-        view from = contiguous(L->outer[id], &in->shape), to = contiguous(b, &in->shape);
-        cg_step *s = add_step(L, CG_LOOP, id);
+        view from = lo_contiguous(L->outer[id], &in->shape), to = lo_contiguous(b, &in->shape);
+        cg_step *s = lo_add_step(L, CG_LOOP, id);
         cg_loop *l = &s->loop;
         l->rank = in->shape.rank;
         l->load[l->nloads++] = (cg_access){from.buffer, {0, 0}, {{0}}};
@@ -851,7 +816,7 @@ cg_program *cg_lower_like(const ir_graph *g, bool training, const cg_program *la
                     g->node[j].attr.output == k)
                     homes[k] = L.outer[j];
             if (homes[k] < 0) /* an output nobody reads: scratch */
-                homes[k] = scratch_buffer(&L, &body->node[body->out[k].id].shape, body->node[body->out[k].id].dtype);
+                homes[k] = lo_scratch_buffer(&L, &body->node[body->out[k].id].shape, body->node[body->out[k].id].dtype);
         }
         lower_group(&L, i, body, n->in, homes);
         free(homes);

@@ -89,6 +89,18 @@ static inline ag_init ag_xavier(void) { return (ag_init){AG_INIT_XAVIER, 0, 0}; 
 #define ag_slice(x, axis, start, extent) ag_slice_at(AG_HERE, AG_V(x), axis, start, extent)
 #define ag_concat(axis, ...) ag_concat_at(AG_HERE, axis, AG_NARGS(__VA_ARGS__), (ag_val[]){AG_MAP_V(__VA_ARGS__)})
 
+/* ---- convolutions and pooling: NCHW values [B,C,H,W], PyTorch's conventions ----
+ * Options by name: .stride, .pad, .dilation (both axes; .stride_h, .pad_w, ... for one),
+ * .groups, and conv2d's .bias ([O], one per output channel):
+ *     ag_conv2d(x, W, .pad = 2, .bias = b)       W [O, C/groups, KH, KW]; stride 1
+ *     ag_max_pool2d(x, 2)                        a 2x2 window, stride 2 (the window's)
+ *     ag_avg_pool2d(x, 3, .stride = 1, .pad = 1) padding counts in the divisor */
+#define ag_conv2d(x, w, ...) ag_conv2d_at(AG_HERE, AG_V(x), AG_V(w), AG_WINDOW_OPTS(.stride = 1, __VA_ARGS__))
+#define ag_max_pool2d(x, kernel, ...) \
+    ag_pool2d_at(AG_HERE, IR_max_pool2d, AG_V(x), kernel, kernel, AG_WINDOW_OPTS(__VA_ARGS__))
+#define ag_avg_pool2d(x, kernel, ...) \
+    ag_pool2d_at(AG_HERE, IR_avg_pool2d, AG_V(x), kernel, kernel, AG_WINDOW_OPTS(__VA_ARGS__))
+
 /* ---- models ---- */
 #define ag_softmax(x, ...) ag_row_at(AG_HERE, IR_softmax, AG_V(x), AG_DIMS(__VA_ARGS__)) /* default: last axis */
 #define ag_log_softmax(x, ...) ag_row_at(AG_HERE, IR_log_softmax, AG_V(x), AG_DIMS(__VA_ARGS__))
@@ -142,6 +154,21 @@ static inline ag_init ag_xavier(void) { return (ag_init){AG_INIT_XAVIER, 0, 0}; 
         _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Woverride-init\"") \
             ag_optimizer ag_optimizer_ = {.kind = kind_, __VA_ARGS__};                       \
         _Pragma("GCC diagnostic pop") ag_optimizer_;                                         \
+    })
+#define AG_WINDOW_OPTS(...)                                                                  \
+    __extension__({                                                                          \
+        _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Woverride-init\"") \
+            ag_window_opts ag_window_opts_ = {._ = 0,                                        \
+                                              .dilation = 1,                                 \
+                                              .groups = 1,                                   \
+                                              .stride_h = -1,                                \
+                                              .stride_w = -1,                                \
+                                              .pad_h = -1,                                   \
+                                              .pad_w = -1,                                   \
+                                              .dilation_h = -1,                              \
+                                              .dilation_w = -1,                              \
+                                              __VA_ARGS__};                                  \
+        _Pragma("GCC diagnostic pop") ag_window_opts_;                                       \
     })
 #define AG_HERE ((ag_loc){__FILE__, __LINE__})
 #define AG_NARGS(...) AG_NARGS_(0, ##__VA_ARGS__, 8, 7, 6, 5, 4, 3, 2, 1, 0)

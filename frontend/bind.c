@@ -38,7 +38,8 @@ static bool fill_input(const ir_graph *g, int32_t id, ir_tensor *t, uint32_t see
 void fe_init_param(const ir_node *p, ir_tensor *t, uint32_t seed, uint32_t stream)
 {
     int64_t n = ir_numel(&t->shape, 1);
-    int64_t fan_in = p->shape.rank ? p->shape.dim[0] : 1, fan_out = p->shape.rank > 1 ? p->shape.dim[1] : fan_in;
+    int64_t fan_in, fan_out;
+    rt_fans(p->shape.rank, p->shape.dim, &fan_in, &fan_out);
     double *v = ir_xmalloc(sizeof *v * (size_t)n);
     rt_init_values(v, n, p->attr.init, fan_in, fan_out, seed, stream);
     for (int64_t i = 0; i < n; i++)

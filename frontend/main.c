@@ -643,11 +643,10 @@ static int cmd_ops(int argc, char **argv)
             return cli.status;
     if (cli.operands < argc)
         return rt_cli_error(&cli, "takes no arguments");
-    static const char *const kinds[] = {[IR_K_SOURCE] = "source", [IR_K_ELEMENTWISE] = "elementwise",
-                                        [IR_K_REDUCE] = "reduce", [IR_K_SCAN] = "scan",
-                                        [IR_K_MATMUL] = "matmul", [IR_K_LAYOUT] = "layout",
-                                        [IR_K_ROW] = "row",       [IR_K_INDEX] = "index",
-                                        [IR_K_RANDOM] = "random", [IR_K_FUSED] = "fused"};
+    static const char *const kinds[] = {
+        [IR_K_SOURCE] = "source", [IR_K_ELEMENTWISE] = "elementwise", [IR_K_REDUCE] = "reduce", [IR_K_SCAN] = "scan",
+        [IR_K_MATMUL] = "matmul", [IR_K_LAYOUT] = "layout",           [IR_K_ROW] = "row",       [IR_K_INDEX] = "index",
+        [IR_K_RANDOM] = "random", [IR_K_WINDOW] = "window",           [IR_K_FUSED] = "fused"};
     int width = 0;
     for (int i = 0; i < IR_OP_COUNT; i++)
         width = strlen(ir_ops[i].name) > (size_t)width ? (int)strlen(ir_ops[i].name) : width;

@@ -915,3 +915,55 @@ ag_val ag_requires_grad_at(ag_loc at, ag_val x)
     g->node[x.id].attr.grad = true;
     return x;
 }
+
+/* ---- convolutions and pooling ---- */
+
+/* One axis's value: the per-axis field where given (>= 0), else the both-axes one. */
+static int32_t axis_value(int both, int one) { return one >= 0 ? one : both; }
+
+static ir_window window_of(int kh, int kw, const ag_window_opts *o)
+{
+    ir_window w = {{kh, kw},
+                   {axis_value(o->stride, o->stride_h), axis_value(o->stride, o->stride_w)},
+                   {axis_value(o->pad, o->pad_h), axis_value(o->pad, o->pad_w)},
+                   {axis_value(o->dilation, o->dilation_h), axis_value(o->dilation, o->dilation_w)},
+                   o->groups};
+    for (int i = 0; i < 2; i++)
+        if (w.stride[i] == 0) /* pooling's default: windows side by side */
+            w.stride[i] = w.kernel[i];
+    return w;
+}
+
+ag_val ag_conv2d_at(ag_loc at, ag_val x, ag_val w, ag_window_opts o)
+{
+    ir_graph *g;
+    ag_val in[3] = {x, w, o.bias}, v[3];
+    int n = o.bias.g ? 3 : 2;
+    if (!resolve(at, "conv2d", n, in, 0, v, &g))
+        return poison(g);
+    const ir_shape *ws = &node(v[1])->shape;
+    int kh = ws->rank == 4 ? (int)ws->dim[2] : 1, kw = ws->rank == 4 ? (int)ws->dim[3] : 1;
+    ir_node c = ir_node_make(IR_conv2d, 2, (int32_t[]){v[0].id, v[1].id});
+    c.attr.win = window_of(kh, kw, &o);
+    ag_val y = build(at, g, &c);
+    if (n == 2 || y.id < 0)
+        return y;
+    const ir_node *b = node(v[2]), *yn = node(y);
+    int64_t channels = yn->shape.dim[1];
+    if (b->dtype != AG_F32 || b->shape.rank != 1 || b->shape.dim[0] != channels) {
+        record(g, at, "conv2d: the bias is %s; it takes f32[%lld], one per output channel",
+               ir_type_str(b->dtype, &b->shape, (char[80]){0}, 80), (long long)channels);
+        return poison(g);
+    }
+    return ag_ew_at(at, IR_add, 2, (ag_val[]){y, to_shape(at, IR_reshape, v[2], (ag_dims){3, {channels, 1, 1}})});
+}
+
+ag_val ag_pool2d_at(ag_loc at, ir_op op, ag_val x, int kh, int kw, ag_window_opts o)
+{
+    ir_graph *g;
+    if (!resolve(at, ir_ops[op].name, 1, &x, 0, &x, &g))
+        return poison(g);
+    ir_node n = ir_node_make(op, 1, &x.id);
+    n.attr.win = window_of(kh, kw, &o);
+    return build(at, g, &n);
+}

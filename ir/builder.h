@@ -57,6 +57,16 @@ typedef struct ag_fit {
     int64_t batch, epochs;   /* defaults for the command line */
 } ag_fit;
 
+/* A window op's options (aotgrad.h's ag_conv2d, ag_max_pool2d and ag_avg_pool2d fill in the
+ * defaults): stride, pad and dilation for both axes, or for one where its _h or _w field is
+ * >= 0; stride 0 is the kernel's (pooling's default). */
+typedef struct ag_window_opts {
+    int _; /* lets the list be empty */
+    int stride, pad, dilation, groups;
+    int stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
+    ag_val bias; /* conv2d: f32[O], added to each output channel; none if left out */
+} ag_window_opts;
+
 /* ---- graphs (for drivers and tests; a model file does not need these) ---- */
 ag_graph *ag_graph_new(const char *name);
 void ag_graph_free(ag_graph *g);
@@ -98,5 +108,7 @@ void ag_group_at(ag_loc at, ag_graph *g, const char *name, double wd_scale, doub
 const char *ag_option_at(ag_loc at, ag_graph *g, const char *name, const char *default_value, const char *choices);
 ag_val ag_requires_grad_at(ag_loc at, ag_val x);
 ag_val ag_slice_at(ag_loc at, ag_val x, int axis, int64_t start, int64_t extent);
+ag_val ag_conv2d_at(ag_loc at, ag_val x, ag_val w, ag_window_opts o);
+ag_val ag_pool2d_at(ag_loc at, ir_op op, ag_val x, int kh, int kw, ag_window_opts o);
 
 #endif

@@ -283,7 +283,7 @@ static bool same_node(const ir_node *a, const ir_node *b)
     return memcmp(&x->value, &y->value, sizeof x->value) == 0 && x->axes == y->axes && x->keepdims == y->keepdims &&
            x->axis == y->axis && memcmp(x->perm, y->perm, sizeof x->perm) == 0 && x->ta == y->ta && x->tb == y->tb &&
            x->site == y->site && x->classes == y->classes && x->start == y->start && x->grad == y->grad &&
-           x->kernel == y->kernel && x->output == y->output;
+           x->kernel == y->kernel && x->output == y->output && memcmp(&x->win, &y->win, sizeof x->win) == 0;
 }
 
 static void hash_insert(ir_graph *g, int32_t id)

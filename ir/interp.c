@@ -546,6 +546,13 @@ static bool eval(const ir_node *n, const ir_tensor *v, ir_tensor *out, const ir_
     case IR_softmax_ce_grad: eval_softmax_ce(n, v, out); return true;
     case IR_one_hot: eval_one_hot(n, x, out); return true;
     case IR_dropout: eval_dropout(n, x, out, run); return true;
+    case IR_conv2d:
+    case IR_conv2d_input_grad:
+    case IR_conv2d_weight_grad:
+    case IR_max_pool2d:
+    case IR_max_pool2d_grad:
+    case IR_avg_pool2d:
+    case IR_avg_pool2d_grad: return ir_eval_window(n, v, out);
     case IR_kernel: assert(!"eval: kernels run their bodies (run_kernel)"); return true;
     case IR_OP_COUNT: break;
     }

@@ -13,6 +13,7 @@
 #define AG_IR_INTERP_H
 
 #include "ir.h"
+#include "window.h" /* rt_window */
 
 typedef struct ir_tensor {
     ag_dtype dtype; /* storage dtype: f32 values are stored as AG_F64 (double) in f64 mode */
@@ -46,5 +47,11 @@ void ir_tensor_set(ir_tensor *t, int64_t i, double v);
  * message on error. */
 bool ir_interp(const ir_graph *g, const ir_run *run, const ir_tensor *const *bound, ir_tensor *outs, char *err,
                size_t len);
+
+/* The window ops (ir/interp_window.c): node n into out from its operands' values v, in the
+ * interpreter's two modes; false when out of memory. */
+bool ir_eval_window(const ir_node *n, const ir_tensor *v, ir_tensor *out);
+/* The runtime's geometry (runtime/window.h) of window w over a bound [B,C,H,W] input. */
+rt_window ir_window_geometry(const ir_window *w, const ir_shape *in);
 
 #endif

@@ -38,6 +38,7 @@ typedef enum ir_kind {
     IR_K_MATMUL,
     IR_K_LAYOUT, /* moves elements without arithmetic */
     IR_K_ROW,    /* a function of a whole row along an axis (a runtime routine) */
+    IR_K_WINDOW, /* sliding windows over the last two axes: convolutions and pooling */
     IR_K_INDEX,  /* integer labels to values */
     IR_K_RANDOM, /* reads the step's random stream */
     IR_K_FUSED,  /* one output of a fused group, computed by its body graph */
@@ -59,6 +60,7 @@ enum {
     A_GRAD = 1 << 11,   /* input: a gradient is wanted for it (flag `grad`) */
     A_KERNEL = 1 << 12, /* kernel: which body (g->kernels) and which of its outputs */
     A_ROLE = 1 << 13,   /* input: what it is for (role=data, labels, lr, wd) */
+    A_WINDOW = 1 << 14, /* conv2d, pooling: kernel, stride, pad, dilation, groups */
 };
 
 /* The dtype rule of an elementwise op (the types column). */
@@ -70,6 +72,13 @@ typedef enum ir_types {
     T_CAST,  /* any dtype to the result's dtype */
     T_SAME,  /* any dtype, unchanged */
 } ir_types;
+
+/* A 2-D window op's geometry, [height, width] each: PyTorch's conv2d and pooling arguments.
+ * The output extent along each is (in + 2*pad - dilation*(kernel-1) - 1)/stride + 1. */
+typedef struct ir_window {
+    int32_t kernel[2], stride[2], pad[2], dilation[2];
+    int32_t groups; /* conv2d: channel groups; 1 for pooling */
+} ir_window;
 
 typedef struct ir_attrs {
     uint8_t axes;             /* reduce: bit k set = axis k is reduced */
@@ -85,6 +94,7 @@ typedef struct ir_attrs {
     ag_role role;             /* input: what training binds to it */
     int32_t kernel, output;   /* kernel: index into the graph's kernels, and of the body's output */
     ag_init init;             /* param */
+    ir_window win;            /* conv2d, pooling and their gradients */
     const char *name;         /* input, param (in the graph's arena) */
 } ir_attrs;
 
@@ -272,6 +282,10 @@ int64_t ir_plan_arena(const ir_graph *g, const ir_plan *p, int64_t batch);
  * piece above them all stands in for the rest); returns how many. */
 #define IR_ARENA_PIECES 8
 int ir_plan_arena_pieces(const ir_graph *g, const ir_plan *p, ir_affine *piece);
+
+/* The output extent of a window op along axis (0: height, 1: width) of an input extent in;
+ * 0 where the window does not fit. */
+int64_t ir_window_extent(int64_t in, const ir_window *w, int axis);
 
 /* ---- building ---- */
 ir_graph *ir_graph_new(const char *name);

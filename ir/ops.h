@@ -69,6 +69,14 @@
     OP(concat,        LAYOUT,  -1, A_AXIS,            rule_concat,       grad_concat,       "join along an axis") \
     OP(broadcast_to,  LAYOUT,   1, 0,                 rule_broadcast_to, grad_broadcast_to, "broadcast to the result's shape") \
     OP(slice,         LAYOUT,   1, A_AXIS | A_START,  rule_slice,        grad_slice,        "the result's extent of elements along an axis, from start") \
+    /* sliding windows over the last two axes of NCHW values (PyTorch's conventions) */         \
+    OP(conv2d,        WINDOW,   2, A_WINDOW,          rule_conv2d,       grad_conv2d,       "convolution of a [B,C,H,W] with weights [O,C/groups,KH,KW]: [B,O,OH,OW]") \
+    OP(conv2d_input_grad, WINDOW, 2, A_WINDOW,        rule_conv2d_input_grad, 0,            "conv2d's gradient for its input, from the result's gradient a and the weights b; the result's shape is the input's") \
+    OP(conv2d_weight_grad, WINDOW, 2, A_WINDOW,       rule_conv2d_weight_grad, 0,           "conv2d's gradient for its weights, from the input a and the result's gradient b; the result's shape is the weights'") \
+    OP(max_pool2d,    WINDOW,   1, A_WINDOW,          rule_pool2d,       grad_max_pool2d,   "maximum over each window (padding as -inf); NaN propagates") \
+    OP(max_pool2d_grad, WINDOW, 2, A_WINDOW,          rule_max_pool2d_grad, 0,              "max_pool2d's gradient for its input a, from the result's gradient b: to the first maximum of each window (the last NaN)") \
+    OP(avg_pool2d,    WINDOW,   1, A_WINDOW,          rule_pool2d,       grad_avg_pool2d,   "mean over each window, padding counted as zeros (divisor KH*KW)") \
+    OP(avg_pool2d_grad, WINDOW, 1, A_WINDOW,          rule_avg_pool2d_grad, 0,              "avg_pool2d's gradient for its input, from the result's gradient a; the result's shape is the input's") \
     /* rows */                                                                                    \
     OP(softmax,       ROW,      1, A_AXIS,            rule_row,          grad_softmax,      "e^a / sum e^a along an axis, max-subtracted") \
     OP(log_softmax,   ROW,      1, A_AXIS,            rule_row,          grad_log_softmax,  "a - log sum e^a along an axis, max-subtracted") \

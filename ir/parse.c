@@ -183,9 +183,10 @@ static const struct {
     const char *name;
     unsigned flag;
 } attr_names[] = {
-    {"axes", A_AXES},       {"keepdims", A_AXES}, {"axis", A_AXIS},   {"perm", A_PERM},
-    {"ta", A_TRANS},        {"tb", A_TRANS},      {"p", A_P},         {"site", A_SITE},
-    {"classes", A_CLASSES}, {"start", A_START},   {"body", A_KERNEL}, {"out", A_KERNEL},
+    {"axes", A_AXES},       {"keepdims", A_AXES}, {"axis", A_AXIS},     {"perm", A_PERM},       {"ta", A_TRANS},
+    {"tb", A_TRANS},        {"p", A_P},           {"site", A_SITE},     {"classes", A_CLASSES}, {"start", A_START},
+    {"body", A_KERNEL},     {"out", A_KERNEL},    {"kernel", A_WINDOW}, {"stride", A_WINDOW},   {"pad", A_WINDOW},
+    {"dilation", A_WINDOW}, {"groups", A_WINDOW},
 };
 enum { NATTR = sizeof attr_names / sizeof *attr_names };
 
@@ -241,6 +242,19 @@ static int read_attrs(parser *P, ir_node *n, const token *optok, int *permline, 
                 n->attr.perm[nperm] = (int8_t)parse_read_int(P, "perm entry", INT8_MIN, INT8_MAX);
             }
             parse_next(P);
+        } else if (!strcmp(name, "kernel") || !strcmp(name, "stride") || !strcmp(name, "pad") ||
+                   !strcmp(name, "dilation")) {
+            ir_window *w = &n->attr.win;
+            int32_t *pair = name[0] == 'k'   ? w->kernel
+                            : name[0] == 's' ? w->stride
+                            : name[0] == 'p' ? w->pad
+                                             : w->dilation;
+            parse_expect_punct(P, '=');
+            parse_expect_punct(P, '[');
+            pair[0] = (int32_t)parse_read_int(P, name, INT32_MIN, INT32_MAX);
+            parse_expect_punct(P, ',');
+            pair[1] = (int32_t)parse_read_int(P, name, INT32_MIN, INT32_MAX);
+            parse_expect_punct(P, ']');
         } else if (!strcmp(name, "body")) {
             parse_expect_punct(P, '=');
             n->attr.kernel = read_body_ref(P);
@@ -260,6 +274,8 @@ static int read_attrs(parser *P, ir_node *n, const token *optok, int *permline, 
                 n->attr.classes = (int32_t)parse_read_int(P, "classes", INT32_MIN, INT32_MAX);
             else if (!strcmp(name, "start"))
                 n->attr.start = parse_read_int(P, "start", INT64_MIN, INT64_MAX);
+            else if (!strcmp(name, "groups"))
+                n->attr.win.groups = (int32_t)parse_read_int(P, "groups", INT32_MIN, INT32_MAX);
             else { /* site */
                 siteline = P->tok.line;
                 sitecol = P->tok.col;
@@ -273,8 +289,10 @@ static int read_attrs(parser *P, ir_node *n, const token *optok, int *permline, 
     static const struct {
         unsigned flag;
         const char *name;
-    } required[] = {{A_AXES, "axes"},       {A_AXIS, "axis"},   {A_PERM, "perm"},   {A_P, "p"},       {A_SITE, "site"},
-                    {A_CLASSES, "classes"}, {A_START, "start"}, {A_KERNEL, "body"}, {A_KERNEL, "out"}};
+    } required[] = {{A_AXES, "axes"},       {A_AXIS, "axis"},       {A_PERM, "perm"},     {A_P, "p"},
+                    {A_SITE, "site"},       {A_CLASSES, "classes"}, {A_START, "start"},   {A_KERNEL, "body"},
+                    {A_KERNEL, "out"},      {A_WINDOW, "kernel"},   {A_WINDOW, "stride"}, {A_WINDOW, "pad"},
+                    {A_WINDOW, "dilation"}, {A_WINDOW, "groups"}};
     for (size_t r = 0; r < sizeof required / sizeof *required; r++) {
         if (!(ir_ops[n->op].attrs & required[r].flag))
             continue;

@@ -181,6 +181,12 @@ static int print_attrs(FILE *f, const ir_graph *g, const ir_node *n)
         k += fprintf(f, " site=%d", (int)a->site);
     if (attrs & A_CLASSES)
         k += fprintf(f, " classes=%d", (int)a->classes);
+    if (attrs & A_WINDOW) {
+        const ir_window *w = &a->win;
+        k += fprintf(f, " kernel=[%d,%d] stride=[%d,%d] pad=[%d,%d] dilation=[%d,%d] groups=%d", w->kernel[0],
+                     w->kernel[1], w->stride[0], w->stride[1], w->pad[0], w->pad[1], w->dilation[0], w->dilation[1],
+                     w->groups);
+    }
     if (attrs & A_KERNEL) {
         const ir_graph *b = a->kernel >= 0 && a->kernel < g->nkernels ? g->kernels[a->kernel] : NULL;
         const char *out = b && a->output >= 0 && a->output < b->nout ? b->out[a->output].name : NULL;

@@ -393,6 +393,162 @@ static bool rule_dropout(const ir_graph *g, ir_node *n, char *err, size_t len)
 }
 
 /* The operands match the body's inputs one for one; the result is the chosen output. */
+/* ---- sliding windows: [B,C,H,W] values, B the batch (N or a number), the rest fixed ---- */
+
+int64_t ir_window_extent(int64_t in, const ir_window *w, int axis)
+{
+    int64_t span = (int64_t)w->dilation[axis] * (w->kernel[axis] - 1) + 1, e = in + 2 * (int64_t)w->pad[axis] - span;
+    return e < 0 ? 0 : e / w->stride[axis] + 1;
+}
+
+/* The attributes in range: positive kernel, stride and dilation, pad from 0 to half the
+ * window (PyTorch's bound, which keeps every pooling window on some of the input), groups 1
+ * but for conv2d, avg_pool2d undilated. */
+static bool window_ok(const ir_node *n, char *err, size_t len)
+{
+    const ir_window *w = &n->attr.win;
+    bool pool = n->op != IR_conv2d && n->op != IR_conv2d_input_grad && n->op != IR_conv2d_weight_grad;
+    bool avg = n->op == IR_avg_pool2d || n->op == IR_avg_pool2d_grad;
+    for (int i = 0; i < 2; i++) {
+        const int32_t lim = 1 << 20;
+        if (w->kernel[i] < 1 || w->stride[i] < 1 || w->dilation[i] < 1 || w->pad[i] < 0 || w->kernel[i] > lim ||
+            w->stride[i] > lim || w->dilation[i] > lim || w->pad[i] > lim)
+            return rt_fail(err, len,
+                           "%s: kernel [%d,%d], stride [%d,%d] and dilation [%d,%d] must be from 1 to 2^20, pad "
+                           "[%d,%d] from 0",
+                           opname(n), w->kernel[0], w->kernel[1], w->stride[0], w->stride[1], w->dilation[0],
+                           w->dilation[1], w->pad[0], w->pad[1]);
+        int64_t half = ((int64_t)w->dilation[i] * (w->kernel[i] - 1) + 1) / 2;
+        if (pool && w->pad[i] > half)
+            return rt_fail(err, len, "%s: pad %d is more than half the %d-wide window", opname(n), w->pad[i],
+                           w->dilation[i] * (w->kernel[i] - 1) + 1);
+    }
+    if (w->groups < 1 || (pool && w->groups != 1))
+        return rt_fail(err, len, "%s: groups=%d (%s)", opname(n), w->groups, pool ? "pooling takes 1" : "at least 1");
+    if (avg && (w->dilation[0] != 1 || w->dilation[1] != 1))
+        return rt_fail(err, len, "%s: dilation [%d,%d]; average pooling takes none ([1,1])", opname(n), w->dilation[0],
+                       w->dilation[1]);
+    return true;
+}
+
+/* s is an f32 [B,C,H,W], only B the batch. */
+static bool nchw(const ir_node *n, const char *what, ag_dtype t, const ir_shape *s, char *err, size_t len)
+{
+    if (t != AG_F32 || s->rank != 4 || s->dim[1] == AG_N || s->dim[2] == AG_N || s->dim[3] == AG_N)
+        return rt_fail(err, len, "%s: %s is %s; it takes f32[B,C,H,W] (N, if anywhere, first)", opname(n), what,
+                       ir_type_str(t, s, (char[80]){0}, 80));
+    return true;
+}
+
+/* The shape a window op makes of input shape in ([B,C,H,W]): [B,channels,OH,OW]; false if the
+ * window does not fit. */
+static bool window_out(const ir_node *n, const ir_shape *in, int64_t channels, ir_shape *out, char *err, size_t len)
+{
+    const ir_window *w = &n->attr.win;
+    *out =
+        (ir_shape){4, {in->dim[0], channels, ir_window_extent(in->dim[2], w, 0), ir_window_extent(in->dim[3], w, 1)}};
+    if (out->dim[2] < 1 || out->dim[3] < 1)
+        return rt_fail(err, len, "%s: a %dx%d window (dilation [%d,%d]) does not fit %s padded by [%d,%d]", opname(n),
+                       w->kernel[0], w->kernel[1], w->dilation[0], w->dilation[1], SHAPE(in), w->pad[0], w->pad[1]);
+    return true;
+}
+
+/* Weights w ([O,C/groups,KH,KW]) fit n's window over x's channels. */
+static bool conv_weights(const ir_node *n, const ir_shape *x, const ir_shape *w, char *err, size_t len)
+{
+    const ir_window *win = &n->attr.win;
+    for (int i = 0; i < 4; i++)
+        if (w->rank != 4 || w->dim[i] == AG_N)
+            return rt_fail(err, len, "%s: the weights are %s; they take [O,C/groups,KH,KW]", opname(n), SHAPE(w));
+    if (x->dim[1] % win->groups || w->dim[0] % win->groups)
+        return rt_fail(err, len, "%s: groups=%d does not divide the %lld input and %lld output channels", opname(n),
+                       win->groups, (long long)x->dim[1], (long long)w->dim[0]);
+    if (w->dim[1] * win->groups != x->dim[1])
+        return rt_fail(err, len, "%s: the weights %s take %lld channels a group; the input %s has %lld in %d group%s",
+                       opname(n), SHAPE(w), (long long)w->dim[1], SHAPE(x), (long long)x->dim[1], win->groups,
+                       win->groups == 1 ? "" : "s");
+    if (w->dim[2] != win->kernel[0] || w->dim[3] != win->kernel[1])
+        return rt_fail(err, len, "%s: kernel=[%d,%d] but the weights are %s", opname(n), win->kernel[0], win->kernel[1],
+                       SHAPE(w));
+    return true;
+}
+
+/* A gradient's operand dy is the shape the forward op makes of in. */
+static bool window_grad_of(const ir_node *n, const ir_shape *in, int64_t channels, const ir_node *dy, char *err,
+                           size_t len)
+{
+    ir_shape want;
+    if (!window_out(n, in, channels, &want, err, len))
+        return false;
+    if (dy->dtype != AG_F32 || !ir_shape_eq(&dy->shape, &want))
+        return rt_fail(err, len, "%s: the result's gradient is %s; the window makes f32%s of %s", opname(n), TYPE(dy),
+                       SHAPE(&want), SHAPE(in));
+    return true;
+}
+
+static bool rule_conv2d(const ir_graph *g, ir_node *n, char *err, size_t len)
+{
+    const ir_node *x = operand(g, n, 0), *w = operand(g, n, 1);
+    if (!window_ok(n, err, len) || !nchw(n, "the input", x->dtype, &x->shape, err, len) ||
+        !nchw(n, "the weights", w->dtype, &w->shape, err, len) || !conv_weights(n, &x->shape, &w->shape, err, len))
+        return false;
+    n->dtype = AG_F32;
+    return window_out(n, &x->shape, w->shape.dim[0], &n->shape, err, len);
+}
+
+static bool rule_conv2d_input_grad(const ir_graph *g, ir_node *n, char *err, size_t len)
+{
+    const ir_node *dy = operand(g, n, 0), *w = operand(g, n, 1);
+    if (!window_ok(n, err, len) || !valid_dims(n, &n->shape, err, len) ||
+        !nchw(n, "the result", AG_F32, &n->shape, err, len) || !nchw(n, "the weights", w->dtype, &w->shape, err, len) ||
+        !conv_weights(n, &n->shape, &w->shape, err, len))
+        return false;
+    n->dtype = AG_F32;
+    return window_grad_of(n, &n->shape, w->shape.dim[0], dy, err, len);
+}
+
+static bool rule_conv2d_weight_grad(const ir_graph *g, ir_node *n, char *err, size_t len)
+{
+    const ir_node *x = operand(g, n, 0), *dy = operand(g, n, 1);
+    if (!window_ok(n, err, len) || !valid_dims(n, &n->shape, err, len) ||
+        !nchw(n, "the input", x->dtype, &x->shape, err, len) || !nchw(n, "the result", AG_F32, &n->shape, err, len) ||
+        !conv_weights(n, &x->shape, &n->shape, err, len))
+        return false;
+    n->dtype = AG_F32;
+    return window_grad_of(n, &x->shape, n->shape.dim[0], dy, err, len);
+}
+
+static bool rule_pool2d(const ir_graph *g, ir_node *n, char *err, size_t len)
+{
+    const ir_node *x = operand(g, n, 0);
+    if (!window_ok(n, err, len) || !nchw(n, "the input", x->dtype, &x->shape, err, len))
+        return false;
+    n->dtype = AG_F32;
+    return window_out(n, &x->shape, x->shape.dim[1], &n->shape, err, len);
+}
+
+static bool rule_max_pool2d_grad(const ir_graph *g, ir_node *n, char *err, size_t len)
+{
+    const ir_node *x = operand(g, n, 0), *dy = operand(g, n, 1);
+    if (!window_ok(n, err, len) || !nchw(n, "the input", x->dtype, &x->shape, err, len) ||
+        !window_grad_of(n, &x->shape, x->shape.dim[1], dy, err, len))
+        return false;
+    n->dtype = AG_F32;
+    n->shape = x->shape;
+    return true;
+}
+
+static bool rule_avg_pool2d_grad(const ir_graph *g, ir_node *n, char *err, size_t len)
+{
+    const ir_node *dy = operand(g, n, 0);
+    if (!window_ok(n, err, len) || !valid_dims(n, &n->shape, err, len) ||
+        !nchw(n, "the result", AG_F32, &n->shape, err, len) ||
+        !window_grad_of(n, &n->shape, n->shape.dim[1], dy, err, len))
+        return false;
+    n->dtype = AG_F32;
+    return true;
+}
+
 static bool rule_kernel(const ir_graph *g, ir_node *n, char *err, size_t len)
 {
     if (n->attr.kernel < 0 || n->attr.kernel >= g->nkernels || !g->kernels[n->attr.kernel])

@@ -107,6 +107,9 @@ static const char *stray_attr(const ir_node *n)
         return "name";
     if (!(has & A_KERNEL) && (a->kernel || a->output))
         return "kernel/output";
+    static const ir_window nowin;
+    if (!(has & A_WINDOW) && memcmp(&a->win, &nowin, sizeof nowin))
+        return "window";
     return NULL;
 }
 

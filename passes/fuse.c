@@ -2,7 +2,7 @@
  *
  * Three steps over the graph:
  *  1. matmul epilogues: the chain of same-shape elementwise nodes (dropout included) that is a
- *     matmul's only user (bias, activation, the activation's gradient, the SGD update that
+ *     matmul's or a conv2d's only user (bias, activation, the activation's gradient, the SGD update that
  *     makes P.next from the weight gradient) joins the matmul, with the single-use
  *     elementwise values that feed the chain from the side (H > 0, wd * W); the chain stops
  *     before a node whose users are all same-shape elementwise (Adam's d = g + wd*W), which
@@ -44,7 +44,7 @@ static int32_t new_group(fuser *f, int32_t id)
 {
     f->group[id] = f->ngroups;
     f->has_reduce[f->ngroups] = ir_ops[node(f, id)->op].kind == IR_K_REDUCE;
-    f->has_matmul[f->ngroups] = node(f, id)->op == IR_matmul;
+    f->has_matmul[f->ngroups] = node(f, id)->op == IR_matmul || node(f, id)->op == IR_conv2d;
     return f->ngroups++;
 }
 
@@ -64,7 +64,7 @@ static bool is_output(const ir_graph *g, int32_t id)
     return false;
 }
 
-/* ---- 1. matmul epilogues ---- */
+/* ---- 1. matmul and conv2d epilogues ---- */
 
 /* Side values of an epilogue node: single-use, same-shape elementwise producers. */
 static void absorb_side(fuser *f, int32_t id, int32_t grp, const ir_shape *shape)
@@ -99,7 +99,7 @@ static bool only_elementwise_users(const fuser *f, int32_t id)
 static void epilogues(fuser *f)
 {
     for (int32_t m = 0; m < f->g->n; m++) {
-        if (node(f, m)->op != IR_matmul || f->group[m] >= 0)
+        if ((node(f, m)->op != IR_matmul && node(f, m)->op != IR_conv2d) || f->group[m] >= 0)
             continue;
         int32_t grp = new_group(f, m), tail = m;
         const ir_shape *shape = &node(f, m)->shape;

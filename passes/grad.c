@@ -257,6 +257,38 @@ static ag_val grad_slice(ad_ctx *c, const ir_node *n, int i, ag_val dy)
     return ag_concat_at(AT, ax, k, parts);
 }
 
+/* ---- sliding windows: each gradient an op of its own, with the forward op's window ---- */
+
+static ag_val window_grad(ad_ctx *c, const ir_node *n, ir_op op, int nin, const int32_t *in, const ir_shape *result)
+{
+    ir_node m = ir_node_make(op, nin, in);
+    m.attr.win = n->attr.win;
+    if (result)
+        m.shape = *result; /* the gradients whose shape the window cannot tell are told it */
+    return node(c, &m);
+}
+
+static ag_val grad_conv2d(ad_ctx *c, const ir_node *n, int i, ag_val dy)
+{
+    const ir_shape s = shape(c, i ? B : A);
+    if (i == 0)
+        return window_grad(c, n, IR_conv2d_input_grad, 2, (int32_t[]){dy.id, B.id}, &s);
+    return window_grad(c, n, IR_conv2d_weight_grad, 2, (int32_t[]){A.id, dy.id}, &s);
+}
+
+static ag_val grad_max_pool2d(ad_ctx *c, const ir_node *n, int i, ag_val dy)
+{
+    (void)i;
+    return window_grad(c, n, IR_max_pool2d_grad, 2, (int32_t[]){A.id, dy.id}, NULL);
+}
+
+static ag_val grad_avg_pool2d(ad_ctx *c, const ir_node *n, int i, ag_val dy)
+{
+    (void)i;
+    const ir_shape s = shape(c, A);
+    return window_grad(c, n, IR_avg_pool2d_grad, 1, &dy.id, &s);
+}
+
 /* ---- rows ---- */
 
 static ag_val grad_softmax(ad_ctx *c, const ir_node *n, int i, ag_val dy)

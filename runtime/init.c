@@ -37,12 +37,24 @@ void rt_init_values(double *dst, int64_t n, ag_init init, int64_t fan_in, int64_
         dst[i] = (double)(float)dst[i];
 }
 
+void rt_fans(int rank, const int64_t *dims, int64_t *fan_in, int64_t *fan_out)
+{
+    *fan_in = rank ? dims[0] : 1, *fan_out = rank > 1 ? dims[1] : *fan_in;
+    if (rank > 2) {
+        int64_t field = 1;
+        for (int k = 2; k < rank; k++)
+            field *= dims[k];
+        *fan_in = dims[1] * field, *fan_out = dims[0] * field;
+    }
+}
+
 void rt_init_param(float *dst, int rank, const int64_t *dims, ag_init init, uint32_t seed, uint32_t stream)
 {
     int64_t n = 1;
     for (int k = 0; k < rank; k++)
         n *= dims[k];
-    int64_t fan_in = rank ? dims[0] : 1, fan_out = rank > 1 ? dims[1] : fan_in;
+    int64_t fan_in, fan_out;
+    rt_fans(rank, dims, &fan_in, &fan_out);
     double a = 0, b = 0;
     switch (fill_of(init, fan_in, fan_out, &a, &b)) { /* the float fills store rt_init_values' roundings */
     case FILL_CONSTANT:

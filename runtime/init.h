@@ -13,8 +13,13 @@
 void rt_init_values(double *dst, int64_t n, ag_init init, int64_t fan_in, int64_t fan_out, uint32_t seed,
                     uint32_t stream);
 
+/* A parameter's fans: a matrix [fan_in, fan_out] (the DSL's x W), a vector's both dims[0], a
+ * scalar's 1; a convolution's weights [O, C, KH, KW] (PyTorch's layout) fan in C*KH*KW and
+ * out O*KH*KW, as torch.nn.init computes them. */
+void rt_fans(int rank, const int64_t *dims, int64_t *fan_in, int64_t *fan_out);
+
 /* A parameter of the given shape, rank 0 to 4, filled as rt_init_values fills it and rounded to
- * float (its fan in dims[0], fan out dims[1]; a vector's both dims[0], a scalar's 1), from
+ * float (its fans from rt_fans), from
  * Philox stream (seed, stream); allocates nothing. ag_init_params (aotgrad_runtime.h) calls it
  * for each parameter of a model. */
 void rt_init_param(float *dst, int rank, const int64_t *dims, ag_init init, uint32_t seed, uint32_t stream);

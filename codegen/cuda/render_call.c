@@ -36,6 +36,98 @@ static void render_dropout(rd *R, const cg_call *c, cg_cuda_launch *launch)
             rd_real_lit(R, (double)(float)(1 / (1 - c->p)), true));
 }
 
+/* The window ops (runtime/window.h), one thread an element of what they write: im2col a
+ * column element, col2im and the pooling gradients an input element, gathering from the
+ * outputs whose windows hold it in the order the CPU adds them (ascending outputs), pooling an
+ * output. The geometry is in constants; outer is the batch. */
+static void render_window(rd *R, const cg_call *c, cg_cuda_launch *launch)
+{
+    const rt_window *w = &c->win;
+    bool gather = c->op == IR_conv2d_input_grad || c->op == IR_max_pool2d_grad || c->op == IR_avg_pool2d_grad;
+    bool cols = c->op == IR_conv2d || c->op == IR_conv2d_weight_grad;
+    double per = cols     ? (double)(w->c * w->kh * w->kw * w->oh * w->ow)
+                 : gather ? (double)(w->c * w->h * w->w)
+                          : (double)(w->c * w->oh * w->ow);
+    launch->units[0] = (double)c->rows.k * per, launch->units[1] = (double)c->rows.n * per, launch->units[2] = 0;
+    fprintf(R->f,
+            "    const long long C = %lldLL, H = %lldLL, W = %lldLL, OH = %lldLL, OW = %lldLL, KH = %lldLL, KW = "
+            "%lldLL;\n"
+            "    const long long SH = %lldLL, SW = %lldLL, PH = %lldLL, PW = %lldLL, DH = %lldLL, DW = %lldLL;\n"
+            "    const long long L = OH * OW, n_ = outer * %s;\n    (void)len, (void)inner;\n"
+            "    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n_;\n"
+            "         e += (long long)gridDim.x * blockDim.x) {\n",
+            (long long)w->c, (long long)w->h, (long long)w->w, (long long)w->oh, (long long)w->ow, (long long)w->kh,
+            (long long)w->kw, (long long)w->sh, (long long)w->sw, (long long)w->ph, (long long)w->pw, (long long)w->dh,
+            (long long)w->dw,
+            cols     ? "C * KH * KW * L"
+            : gather ? "C * H * W"
+                     : "C * L");
+    /* max pooling's choice in the window of output (y, xo) of plane q: PyTorch's rule */
+    const char *argmax =
+        "            long long best = -1;\n            float m = -__uint_as_float(0x7f800000u);\n"
+        "            for (long long i = 0; i < KH; i++)\n                for (long long j = 0; j < KW; j++) {\n"
+        "                    const long long h = y * SH + i * DH - PH, x_ = xo * SW + j * DW - PW;\n"
+        "                    if (h < 0 || h >= H || x_ < 0 || x_ >= W) continue;\n"
+        "                    const float v = xp[h * W + x_];\n"
+        "                    if (best < 0) best = h * W + x_;\n"
+        "                    if (v > m || v != v) m = v, best = h * W + x_;\n                }\n";
+    switch (c->op) {
+    case IR_conv2d:
+    case IR_conv2d_weight_grad:
+        fprintf(R->f,
+                "        const long long r = e / (outer * L), col = e %% (outer * L), n = col / L, p = col %% L;\n"
+                "        const long long ci = r / (KH * KW), i = r / KW %% KH, j = r %% KW;\n"
+                "        const long long h = p / OW * SH + i * DH - PH, x_ = p %% OW * SW + j * DW - PW;\n"
+                "        %s[e] = h < 0 || h >= H || x_ < 0 || x_ >= W ? 0.0f : %s[((n * C + ci) * H + h) * W + x_];\n",
+                arg_ptr(R, c, 1), arg_ptr(R, c, 0));
+        break;
+    case IR_conv2d_input_grad:
+    case IR_max_pool2d_grad:
+    case IR_avg_pool2d_grad: {
+        /* outputs (y, xo) over i, j descending: ascending outputs, as the CPU adds them */
+        bool conv = c->op == IR_conv2d_input_grad, mx = c->op == IR_max_pool2d_grad;
+        fprintf(R->f, "        const long long q = e / (H * W), h0 = e / W %% H, w0 = e %% W, n = q / C, ci = q %% C;\n"
+                      "        float s = 0;\n        (void)n, (void)ci;\n"
+                      "        for (long long i = KH - 1; i >= 0; i--) {\n"
+                      "            const long long hy = h0 + PH - i * DH;\n"
+                      "            if (hy < 0 || hy %% SH || hy / SH >= OH) continue;\n"
+                      "            const long long y = hy / SH;\n"
+                      "            for (long long j = KW - 1; j >= 0; j--) {\n"
+                      "                const long long wx = w0 + PW - j * DW;\n"
+                      "                if (wx < 0 || wx %% SW || wx / SW >= OW) continue;\n"
+                      "                const long long xo = wx / SW;\n");
+        if (conv)
+            fprintf(R->f, "                s += %s[((ci * KH + i) * KW + j) * outer * L + (n * OH + y) * OW + xo];\n",
+                    arg_ptr(R, c, 0));
+        else if (mx)
+            fprintf(R->f,
+                    "                const float *xp = %s + q * H * W;\n%s"
+                    "                if (best == h0 * W + w0) s += %s[q * L + y * OW + xo];\n",
+                    arg_ptr(R, c, 0), argmax, arg_ptr(R, c, 1));
+        else
+            fprintf(R->f, "                s += %s[q * L + y * OW + xo] / (float)(KH * KW);\n", arg_ptr(R, c, 0));
+        fprintf(R->f, "            }\n        }\n        %s[e] = s;\n", arg_ptr(R, c, conv || !mx ? 1 : 2));
+        break;
+    }
+    default: /* pooling: an output */
+        fprintf(R->f,
+                "        const long long q = e / L, y = e %% L / OW, xo = e %% OW;\n"
+                "        const float *xp = %s + q * H * W;\n",
+                arg_ptr(R, c, 0));
+        if (c->op == IR_max_pool2d)
+            fprintf(R->f, "        {\n%s            %s[e] = m;\n        }\n", argmax, arg_ptr(R, c, 1));
+        else
+            fprintf(R->f,
+                    "        float s = 0;\n"
+                    "        for (long long i = 0; i < KH; i++)\n            for (long long j = 0; j < KW; j++) {\n"
+                    "                const long long h = y * SH + i * DH - PH, x_ = xo * SW + j * DW - PW;\n"
+                    "                if (h >= 0 && h < H && x_ >= 0 && x_ < W) s += xp[h * W + x_];\n"
+                    "            }\n        %s[e] = s / (float)(KH * KW);\n",
+                    arg_ptr(R, c, 1));
+    }
+    fprintf(R->f, "    }\n}\n\n");
+}
+
 /* softmax_ce or its gradient, a row a thread; with its pair (pair_ce) the loss leaves
  * e / s (minus 1 at the label) in the gradient's output, and the gradient scales that */
 static void print_softmax_ce(rd *R, const cg_call *c, const cg_call *with, int step)
@@ -133,6 +225,10 @@ void rd_render_call(rd *R, const cg_call *c, const char *name, cg_cuda_launch *l
     launch->units[0] = r0 * i0, launch->units[1] = r0 * i1 + r1 * i0, launch->units[2] = r1 * i1;
     if (c->op == IR_dropout) {
         render_dropout(R, c, launch);
+        return;
+    }
+    if (ir_ops[c->op].kind == IR_K_WINDOW) {
+        render_window(R, c, launch);
         return;
     }
     /* one thread per (o, i): element j of it at (o len + j) inner + i */

@@ -75,7 +75,7 @@ static void check(const char *model, bool train, int64_t batch, runner r)
  * others), serves batches below and past it. */
 static void every_model(runner r)
 {
-    const char *models[] = {"linreg", "softmax", "mlp", "mlp_dropout", "weight_decay", "mlp_adam"};
+    const char *models[] = {"linreg", "softmax", "mlp", "mlp_dropout", "weight_decay", "mlp_adam", "lenet"};
     static const int64_t batches[] = {1, 7, 256, 4096};
     for (size_t i = 0; i < sizeof models / sizeof *models; i++)
         for (int train = 1; train >= 0; train--)

@@ -42,6 +42,31 @@ static const struct {
      "  %a: f32[N,10] = input\n  %y: i32[N] = input\n  %0: f32[N] = softmax_ce %a, %y\n  return o: %0\n"},
     {IR_softmax_ce_grad, "  %a: f32[N,10] = input\n  %y: i32[N] = input\n  %d: f32[N] = input\n"
                          "  %0: f32[N,10] = softmax_ce_grad %a, %y, %d\n  return o: %0\n"},
+    {IR_conv2d, "  %a: f32[N,4,7,6] = input\n  %w: f32[6,2,3,2] = param normal(0, 1)\n"
+                "  %0: f32[N,6,3,5] = conv2d %a, %w kernel=[3,2] stride=[2,1] pad=[1,0] dilation=[2,1] groups=2\n"
+                "  return o: %0\n"},
+    {IR_conv2d_input_grad,
+     "  %d: f32[N,6,3,5] = input\n  %w: f32[6,2,3,2] = param normal(0, 1)\n"
+     "  %0: f32[N,4,7,6] = conv2d_input_grad %d, %w kernel=[3,2] stride=[2,1] pad=[1,0] dilation=[2,1] groups=2\n"
+     "  return o: %0\n"},
+    {IR_conv2d_weight_grad,
+     "  %a: f32[N,4,7,6] = input\n  %d: f32[N,6,3,5] = input\n"
+     "  %0: f32[6,2,3,2] = conv2d_weight_grad %a, %d kernel=[3,2] stride=[2,1] pad=[1,0] dilation=[2,1] groups=2\n"
+     "  return o: %0\n"},
+    {IR_max_pool2d, "  %a: f32[N,2,7,6] = input\n"
+                    "  %0: f32[N,2,4,3] = max_pool2d %a kernel=[3,2] stride=[2,2] pad=[1,1] dilation=[1,2] groups=1\n"
+                    "  return o: %0\n"},
+    {IR_max_pool2d_grad,
+     "  %a: f32[N,2,7,6] = input\n  %d: f32[N,2,4,3] = input\n"
+     "  %0: f32[N,2,7,6] = max_pool2d_grad %a, %d kernel=[3,2] stride=[2,2] pad=[1,1] dilation=[1,2] groups=1\n"
+     "  return o: %0\n"},
+    {IR_avg_pool2d, "  %a: f32[N,2,7,6] = input\n"
+                    "  %0: f32[N,2,4,6] = avg_pool2d %a kernel=[3,3] stride=[2,1] pad=[1,1] dilation=[1,1] groups=1\n"
+                    "  return o: %0\n"},
+    {IR_avg_pool2d_grad,
+     "  %d: f32[N,2,4,6] = input\n"
+     "  %0: f32[N,2,7,6] = avg_pool2d_grad %d kernel=[3,3] stride=[2,1] pad=[1,1] dilation=[1,1] groups=1\n"
+     "  return o: %0\n"},
     /* one body, two sibling nodes taking its two outputs (a multi-output fused group) */
     {IR_kernel, "  %a: f32[N,3] = input\n  %b: f32[3] = param normal(0, 1)\n"
                 "  %0: f32[N,3] = kernel %a, %b body=@k0 out=r\n  %1: f32[N] = kernel %a, %b body=@k0 out=s\n"

@@ -118,6 +118,7 @@ Test(cuda_ops, every_model_train_step)
     model_step("linreg", NULL, 10);
     model_step("weight_decay", NULL, 5);
     model_step("mlp_adam", NULL, 256); /* the optimizer's state and its one-loop update */
+    model_step("lenet", NULL, 3);      /* convolutions, their epilogues, pooling (max pooling: the op samples) */
 }
 
 /* 4 elements a thread (16-byte accesses): contiguous f32, u8 and bool operands, a column

@@ -191,6 +191,19 @@ static void derive(gen *G, int k)
         break;
     }
     case FZ_CORRECT: r = (range){0, (double)numel(as)}; break;
+    case FZ_CONV2D: { /* a sum of C/groups * KH * KW products, and the bias */
+        ir_shape ws = shape(G, s->arg[1].step);
+        double m = maxabs(a) * maxabs(b) * (double)(ws.dim[1] * ws.dim[2] * ws.dim[3]);
+        if (s->nargs > 2)
+            m += maxabs(arg_range(G, s->arg[2]));
+        r = (range){-m, m};
+        grad = ga || gb || (s->nargs > 2 && arg_grad(G, s->arg[2]));
+        break;
+    }
+    case FZ_POOL2D: /* average pooling counts the padding's zeros */
+        r = s->op == IR_max_pool2d ? a : hull(a, (range){0, 0});
+        grad = ga;
+        break;
     case FZ_KIND_COUNT: break;
     }
     if (s->kind == FZ_INPUT || s->kind == FZ_REQUIRES_GRAD)

@@ -693,6 +693,104 @@ bool gen_act_source(gen *G)
     }
 }
 
+/* ---- convolutions and pooling ---- */
+
+/* An f32 [B,C,H,W] value (B N or a number, the rest small), from the pool as it is or through
+ * a reshape of one; -1 if none. */
+static int image_value(gen *G)
+{
+    want w = of_types(F32);
+    w.max_abs = 100;
+    int k = gen_f32_value(G, w);
+    if (k < 0)
+        return -1;
+    ir_shape s = shape(G, k);
+    bool n = has_n(&s);
+    if (n && s.dim[0] != AG_N)
+        return -1; /* N elsewhere than first: no image batch */
+    int64_t e = numel_item(&s);
+    if (s.rank == 4 && s.dim[1] <= 4 && s.dim[2] <= 12 && s.dim[3] <= 12 && chance(G, 0.8))
+        return k;
+    if (e > 4 * 12 * 12)
+        return -1;
+    int64_t c = e % 2 == 0 && chance(G, 0.5) ? 2 : e % 3 == 0 && chance(G, 0.3) ? 3 : 1, hw = e / c, h = 1;
+    for (int64_t d = 1; d * d <= hw; d++) /* the squarest factors */
+        if (hw % d == 0)
+            h = d;
+    if (chance(G, 0.3))
+        h = hw / h;
+    fz_step st = step_of(FZ_RESHAPE);
+    st.nargs = 1;
+    st.arg[0] = A(k);
+    st.dims = (ag_dims){4, {n ? AG_N : 1, c, h, hw / h}};
+    return gen_add(G, st);
+}
+
+/* A window's stride, pad and dilation drawn for each axis of extent in, with a window of
+ * kernel (pooling: pad at most half the span); false if none fits. */
+static bool draw_window(gen *G, fz_step *st, const ir_shape *s, int kh, int kw, bool pool, bool dilate)
+{
+    int k[2] = {kh, kw};
+    for (int i = 0; i < 2; i++) {
+        int64_t in = s->dim[2 + i];
+        st->stride[i] = between(G, 1, 2);
+        st->dilation[i] = dilate && chance(G, 0.3) ? 2 : 1;
+        int span = st->dilation[i] * (k[i] - 1) + 1;
+        st->pad[i] = between(G, 0, pool ? span / 2 : 2);
+        if (in + 2 * st->pad[i] < span) {
+            st->dilation[i] = 1, span = k[i];
+            st->pad[i] = pool && st->pad[i] > span / 2 ? span / 2 : st->pad[i];
+        }
+        if (in + 2 * st->pad[i] < span)
+            return false;
+    }
+    return true;
+}
+
+static bool act_conv2d(gen *G)
+{
+    int x = image_value(G);
+    if (x < 0)
+        return false;
+    ir_shape s = shape(G, x);
+    fz_step st = step_of(FZ_CONV2D);
+    st.groups = s.dim[1] % 2 == 0 && chance(G, 0.3) ? 2 : 1;
+    int kh = between(G, 1, 3), kw = between(G, 1, 3);
+    if (!draw_window(G, &st, &s, kh, kw, false, true))
+        return false;
+    int64_t out = st.groups * between(G, 1, 3);
+    int w = gen_new_param(G, (ag_dims){4, {out, s.dim[1] / st.groups, kh, kw}});
+    if (w < 0)
+        return false;
+    st.nargs = 2;
+    st.arg[0] = A(x);
+    st.arg[1] = A(w);
+    if (chance(G, 0.4)) {
+        int b = gen_new_param(G, (ag_dims){1, {out}});
+        if (b < 0)
+            return false;
+        st.arg[st.nargs++] = A(b);
+    }
+    return gen_add(G, st) >= 0;
+}
+
+static bool act_pool2d(gen *G)
+{
+    int x = image_value(G);
+    if (x < 0)
+        return false;
+    ir_shape s = shape(G, x);
+    fz_step st = step_of(FZ_POOL2D);
+    st.op = chance(G, 0.5) ? IR_max_pool2d : IR_avg_pool2d;
+    st.kernel = between(G, 1, 3);
+    st.groups = 1;
+    if (!draw_window(G, &st, &s, st.kernel, st.kernel, true, st.op == IR_max_pool2d))
+        return false;
+    st.nargs = 1;
+    st.arg[0] = A(x);
+    return gen_add(G, st) >= 0;
+}
+
 typedef bool action(gen *G);
 static bool act_argmax(gen *G) { return act_axis_op(G, FZ_ARGMAX); }
 static bool act_cumsum(gen *G) { return act_axis_op(G, FZ_CUMSUM); }
@@ -708,7 +806,7 @@ static const struct {
     {act_matmul, 10},     {act_transpose, 3},    {act_reshape, 3}, {act_flatten, 2},       {act_broadcast, 2},
     {act_slice, 3},       {act_concat, 5},       {act_softmax, 3}, {act_one_hot, 2},       {gen_act_cross_entropy, 2},
     {act_correct, 1},     {act_squared_loss, 1}, {act_mse, 1},     {act_dropout, 3},       {act_norm, 1},
-    {gen_act_source, 3},
+    {gen_act_source, 3},  {act_conv2d, 3},       {act_pool2d, 2},
 };
 
 /* One action, drawn by weight. */

@@ -70,6 +70,22 @@ static ag_val build_step(ag_graph *g, const fz_step *s, const ag_val *v, ag_loc 
         ag_val eq = ag_ew_at(at, IR_eq, 2, (ag_val[]){ag_axis_at(at, IR_argmax, a, -1), b});
         return ag_reduce_at(at, IR_sum, ag_cast_at(at, eq, AG_F32), no_dims(), false);
     }
+    case FZ_CONV2D:
+    case FZ_POOL2D: {
+        ag_window_opts o = {._ = 0,
+                            .groups = s->groups,
+                            .stride_h = s->stride[0],
+                            .stride_w = s->stride[1],
+                            .pad_h = s->pad[0],
+                            .pad_w = s->pad[1],
+                            .dilation_h = s->dilation[0],
+                            .dilation_w = s->dilation[1]};
+        if (s->kind == FZ_POOL2D)
+            return ag_pool2d_at(at, s->op, a, s->kernel, s->kernel, o);
+        if (s->nargs > 2)
+            o.bias = arg(v, s, 2);
+        return ag_conv2d_at(at, a, b, o);
+    }
     case FZ_KIND_COUNT: break;
     }
     return (ag_val){g, AG_POISON, 0};
@@ -286,6 +302,20 @@ static void put_step(FILE *f, const fz_step *s)
         break;
     }
     case FZ_REQUIRES_GRAD: fputs("ag_requires_grad(", f), put_arg(f, s, 0), fputs(")", f); break;
+    case FZ_CONV2D:
+    case FZ_POOL2D:
+        if (s->kind == FZ_CONV2D)
+            fputs("ag_conv2d(", f), put_arg(f, s, 0), fputs(", ", f), put_arg(f, s, 1);
+        else
+            fprintf(f, "ag_%s(", ir_ops[s->op].name), put_arg(f, s, 0), fprintf(f, ", %d", s->kernel);
+        fprintf(f, ", .stride_h = %d, .stride_w = %d, .pad_h = %d, .pad_w = %d, .dilation_h = %d, .dilation_w = %d",
+                s->stride[0], s->stride[1], s->pad[0], s->pad[1], s->dilation[0], s->dilation[1]);
+        if (s->kind == FZ_CONV2D)
+            fprintf(f, ", .groups = %d", s->groups);
+        if (s->nargs > 2)
+            fputs(", .bias = ", f), put_arg(f, s, 2);
+        fputs(")", f);
+        break;
     case FZ_KIND_COUNT: break;
     }
 }

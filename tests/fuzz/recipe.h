@@ -41,6 +41,8 @@ typedef enum fz_kind {
     FZ_NORM,          /* form: 0 ag_norm_l1, 1 ag_norm_l2, 2 ag_norm_fro, 3 ag_norm */
     FZ_REQUIRES_GRAD, /* ag_requires_grad(a) */
     FZ_CORRECT,       /* ag_correct(logits, labels) */
+    FZ_CONV2D,        /* ag_conv2d(a, w, .stride_h = .., ..., .groups = .., .bias = arg 2 if given) */
+    FZ_POOL2D,        /* ag_max_pool2d / ag_avg_pool2d (op)(a, kernel, .stride_h = .., ...) */
     FZ_KIND_COUNT
 } fz_kind;
 
@@ -66,11 +68,13 @@ typedef struct fz_step {
     bool keepdims;
     int axis; /* argmax, cumsum, slice, concat, softmax (when axis_given) */
     bool axis_given;
-    int64_t start, extent; /* slice */
-    int classes;           /* one_hot */
-    double value;          /* const, full; dropout's p */
-    ag_init init;          /* param */
-    char name[16];         /* input, param */
+    int64_t start, extent;                      /* slice */
+    int classes;                                /* one_hot */
+    double value;                               /* const, full; dropout's p */
+    ag_init init;                               /* param */
+    char name[16];                              /* input, param */
+    int kernel;                                 /* pool2d: the window, square */
+    int stride[2], pad[2], dilation[2], groups; /* conv2d, pool2d: per axis, h then w */
 } fz_step;
 
 typedef struct fz_output {

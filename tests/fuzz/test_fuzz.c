@@ -168,7 +168,9 @@ Test(fuzz, the_generator_covers_every_op_and_builder)
     }
     free(m);
     for (int i = 0; i < IR_OP_COUNT; i++) {
-        bool pass_made = i == IR_softmax_ce || i == IR_softmax_ce_grad || i == IR_kernel;
+        /* made by passes: fuse_softmax_ce, autodiff (the windows' gradients), fuse */
+        bool pass_made = i == IR_softmax_ce || i == IR_softmax_ce_grad || i == IR_kernel || i == IR_conv2d_input_grad ||
+                         i == IR_conv2d_weight_grad || i == IR_max_pool2d_grad || i == IR_avg_pool2d_grad;
         cr_expect(op[i] || pass_made, "no generated model has the op %s", ir_ops[i].name);
     }
     for (int k = 0; k < FZ_KIND_COUNT; k++)
@@ -210,13 +212,14 @@ Test(fuzz, forward_only_models_are_forward_computations)
 
 /* A data-shaped model whose random actions took all 8 parameters still gets a loss: the loss
  * may add its own (seed 461893612128, a redraw of 601383, failed with "could not make a
- * loss" for a bias of y's shape). */
+ * loss" for a bias of y's shape; since the window ops joined the actions, seed 743 is such
+ * a draw). */
 Test(fuzz, the_loss_is_made_where_the_actions_took_every_parameter)
 {
     char err[4096];
     fz_model *m = malloc(sizeof *m);
     fz_gen_opts g = {.data_shaped = true};
-    cr_assert(fz_generate(461893612128ull, &g, m, err, sizeof err), "%s", err);
+    cr_assert(fz_generate(743, &g, m, err, sizeof err), "%s", err);
     int params = 0;
     for (int i = 0; i < m->n; i++)
         params += m->step[i].kind == FZ_PARAM;

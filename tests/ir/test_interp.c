@@ -250,6 +250,49 @@ static void g_slice(ag_graph *g)
     ag_output(g, "row", ag_slice(X, 0, 1, 1));
 }
 
+/* A window gradient op the DSL leaves to autodiff, through the IR API; result: its shape
+ * where the op cannot tell it. */
+static ag_val window_op(ir_op op, ag_val a, ag_val b, ir_window w, ag_dims result)
+{
+    ir_node n = ir_node_make(op, b.g ? 2 : 1, (int32_t[]){a.id, b.id});
+    n.attr.win = w;
+    n.shape.rank = result.n;
+    for (int i = 0; i < result.n; i++)
+        n.shape.dim[i] = result.d[i];
+    char err[256];
+    int32_t id = ir_add(a.g, &n, err, sizeof err);
+    cr_assert(id >= 0, "%s", err);
+    return (ag_val){a.g, id, 0};
+}
+
+/* torch.nn.functional.conv2d(arange(9).reshape(1,1,3,3), ones(1,1,2,2)): the book's 7.2
+ * cross-correlation; with padding 1 and stride 2; groups 2 with 1x1 kernels; the gradients
+ * of the first for dy = ones */
+static void g_conv(ag_graph *g)
+{
+    ag_val x = F32("x", 1, 1, 3, 3), k = F32("k", 1, 1, 2, 2), x2 = F32("x2", 1, 2, 1, 2), k2 = F32("k2", 2, 1, 1, 1);
+    ag_output(g, "corr2d", ag_conv2d(x, k));
+    ag_output(g, "padded", ag_conv2d(x, k, .pad = 1, .stride = 2));
+    ag_output(g, "groups", ag_conv2d(x2, k2, .groups = 2));
+    ir_window w = {{2, 2}, {1, 1}, {0, 0}, {1, 1}, 1};
+    ag_val dy = ag_full(g, 1, 1, 1, 2, 2);
+    ag_output(g, "dx", window_op(IR_conv2d_input_grad, dy, k, w, (ag_dims){4, {1, 1, 3, 3}}));
+    ag_output(g, "dk", window_op(IR_conv2d_weight_grad, x, dy, w, (ag_dims){4, {1, 1, 2, 2}}));
+}
+
+/* max and average pooling, d2l 7.5, and their gradients: a tie routes to the first maximum;
+ * average pooling counts the padding in its divisor */
+static void g_pool(ag_graph *g)
+{
+    ag_val x = F32("x", 1, 1, 4, 4), t = F32("t", 1, 1, 2, 2);
+    ag_output(g, "max", ag_max_pool2d(x, 2));
+    ag_output(g, "avg_pad", ag_avg_pool2d(t, 3, .stride = 1, .pad = 1));
+    ir_window w2 = {{2, 2}, {2, 2}, {0, 0}, {1, 1}, 1}, w3 = {{3, 3}, {1, 1}, {1, 1}, {1, 1}, 1};
+    ag_output(g, "max_tie", window_op(IR_max_pool2d_grad, t, ag_full(g, 5, 1, 1, 1, 1), w2, (ag_dims){0}));
+    ag_output(g, "avg_grad",
+              window_op(IR_avg_pool2d_grad, ag_full(g, 1, 1, 1, 2, 2), (ag_val){0}, w3, (ag_dims){4, {1, 1, 2, 2}}));
+}
+
 /* d2l 2.1.3: a = arange(3).reshape(3, 1); b = arange(2).reshape(1, 2); a + b */
 static void g_broadcast(ag_graph *g)
 {
@@ -456,6 +499,14 @@ static const tcase cases[] = {
     {"kernel: sibling nodes take the outputs of one body", g_kernel_outputs,
      .in = {{"x", V(1, 2, 3)}, {"y", V(4, 5, -6)}},
      {VS("[3]", 4, 10, -18), VS("[3]", 5, 7, -3), VS("[]", -4), VS("[3]", 1, -3, 15)}},
+    {"d2l 7.2: conv2d as cross-correlation; padding, stride, groups; its gradients", g_conv,
+     .in = {{"x", V(0, 1, 2, 3, 4, 5, 6, 7, 8)}, {"k", V(1, 1, 1, 1)}, {"x2", V(1, 2, 3, 4)}, {"k2", V(2, 3)}},
+     {VS("[1,1,2,2]", 8, 12, 20, 24), VS("[1,1,2,2]", 0, 3, 9, 24), VS("[1,2,1,2]", 2, 4, 9, 12),
+      VS("[1,1,3,3]", 1, 2, 1, 2, 4, 2, 1, 2, 1), VS("[1,1,2,2]", 8, 12, 20, 24)}},
+    {"d2l 7.5: max and average pooling; the first maximum takes a tie's gradient", g_pool,
+     .in = {{"x", V(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)}, {"t", V(1, 1, 1, 1)}},
+     {VS("[1,1,2,2]", 5, 7, 13, 15), VS("[1,1,2,2]", 4 / 9., 4 / 9., 4 / 9., 4 / 9.), VS("[1,1,2,2]", 5, 0, 0, 0),
+      VS("[1,1,2,2]", 4 / 9., 4 / 9., 4 / 9., 4 / 9.)}},
     {"d2l 2.3.10: norm of [3, -4] is 5, L1 norm 7", g_norm, .in = {{"u", V(3, -4)}}, {VS("[]", 5), VS("[]", 7)}},
     {"dropout p = 0 while training is the identity", g_dropout0, .in = {{"x", V(1, -2, 3, 4)}}, {V(1, -2, 3, 4)},
      .training = true},

@@ -493,6 +493,34 @@ static ag_val dropout(ag_graph *g, const row *r, int v, uint64_t *rnd)
     return ag_dropout(ag_dropout(w, 0.25), 0.5); /* two sites, two masks */
 }
 
+/* conv2d over stride 1 and 2, padding 0 and 2, dilation 1 and 2, groups 1 and 2 (variant bits
+ * 0-3; odd-sized input, non-square kernel); then with a bias, and with a fixed batch */
+static ag_val conv(ag_graph *g, const row *r, int v, uint64_t *rnd)
+{
+    (void)r, (void)rnd;
+    int stride = v & 1 ? 2 : 1, pad = v & 2 ? 2 : 0, dil = v & 4 ? 2 : 1, groups = v & 8 ? 2 : 1;
+    ag_val x = grad_input(g, "x", D(v == 17 ? 2 : AG_N, 4, 7, 6));
+    ag_val w = ag_param(g, "w", ag_normal(0, 1), 6, 4 / groups, 3, 2);
+    if (v == 16)
+        return ag_conv2d(x, w, .stride = stride, .pad = pad, .dilation = dil, .groups = groups,
+                         .bias = ag_param(g, "b", ag_normal(0, 1), 6));
+    return ag_conv2d(x, w, .stride_h = stride, .stride_w = 1, .pad = pad, .dilation_h = 1, .dilation_w = dil,
+                     .groups = groups);
+}
+
+/* pooling: windows 2 and 3 (non-square too), strides 1, 2, padding 0, 1, dilation 1, 2 (max) */
+static ag_val pool(ag_graph *g, const row *r, int v, uint64_t *rnd)
+{
+    (void)rnd;
+    /* kh, kw, stride, pad, dilation */
+    static const int c[][5] = {{2, 2, 0, 0, 1}, {3, 3, 1, 1, 1}, {3, 2, 2, 1, 1},
+                               {2, 3, 1, 0, 1}, {3, 3, 2, 1, 2}, {2, 2, 1, 1, 2}};
+    int dil = r->op == IR_avg_pool2d ? 1 : c[v][4];
+    ag_val x = grad_input(g, "x", D(AG_N, 2, 7, 6));
+    return ag_pool2d_at(AG_HERE, r->op, x, c[v][0], c[v][1],
+                        AG_WINDOW_OPTS(.stride = c[v][2], .pad = c[v][3], .dilation = dil));
+}
+
 /* ---- what no gradient flows through, checked to give zeros ---- */
 
 static ag_val stop(ag_graph *g, const row *r, int v, uint64_t *rnd)
@@ -575,6 +603,13 @@ static const row rows[] = {
     LATER(kernel, "fused groups, made by the fuse pass after autodiff"),
     NOGRAD(one_hot, one_hot, "its operand is i32 labels"),
     GRAD(dropout, dropout, 2, ANY),
+    GRAD(conv2d, conv, 18, ANY),
+    LATER(conv2d_input_grad, "conv2d's gradient, made by autodiff itself"),
+    LATER(conv2d_weight_grad, "conv2d's gradient, made by autodiff itself"),
+    GRAD(max_pool2d, pool, 6, ANY),
+    LATER(max_pool2d_grad, "max_pool2d's gradient, made by autodiff itself"),
+    GRAD(avg_pool2d, pool, 6, ANY),
+    LATER(avg_pool2d_grad, "avg_pool2d's gradient, made by autodiff itself"),
 };
 
 Test(autodiff, every_op_has_gradient_cases_or_a_reason_it_has_none)

@@ -306,6 +306,31 @@ Test(pipeline, the_mlp_memory_plan_is_near_its_lower_bound)
     ir_graph_free(m);
 }
 
+/* LeNet's report names the convolutions' workspace: conv1's columns, [1*5*5, 256*28*28] f32,
+ * in training and inference; the MLP has none. */
+Test(pipeline, the_memory_report_counts_the_unfolded_columns)
+{
+    const char *models[] = {"lenet", "mlp"};
+    for (int k = 0; k < 2; k++) {
+        char path[256], *text = NULL, err[512];
+        snprintf(path, sizeof path, AG_SOURCE_DIR "/models/%s.c", models[k]);
+        ir_graph *m = fe_load(path, getenv("AOTGRAD_INCLUDE"), NULL);
+        cr_assert_not_null(m);
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        cr_assert(pass_memory_report(m, 0, f, err, sizeof err), "%s", err);
+        fclose(f);
+        const char *a = strstr(text, "\n  unfolded columns       20070400 B"),
+                   *b = a ? strstr(a + 1, "unfolded") : NULL;
+        if (k == 0)
+            cr_expect(a && b && strstr(b, "20070400 B"), "%s", text);
+        else
+            cr_expect(!strstr(text, "unfolded"), "%s", text);
+        free(text);
+        ir_graph_free(m);
+    }
+}
+
 /* The verifier knows a kernel's outputs are written together, at its first node: a later
  * sibling placed over a value read between the two is refused. */
 Test(pipeline, the_verifier_sees_a_kernel_s_outputs_born_together)

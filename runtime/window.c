@@ -1,0 +1,294 @@
+/* The 2-D window routines (window.h): im2col, col2im, max and average pooling and their
+ * gradients.
+ *
+ * Each call is a loop over the planes (n, ci), each plane written by one thread: im2col's
+ * plane is its own block of columns in each of the plane's kh*kw rows, and every other
+ * routine's plane is its own slice of the output. So a split over threads changes no sum's
+ * order, and the chunking (rt_parallel_for's grain) depends on the geometry alone.
+ *
+ * Padding is never tested per element: along each axis the outputs whose window lies wholly
+ * inside the input are one run (`axis.full`), where every tap is in bounds, and elsewhere
+ * the taps in bounds are one run too (`taps`), found by two divisions. */
+#include "window.h"
+
+#include <math.h>
+#include <string.h>
+
+/* About this many steps of work a chunk of planes, so that small calls run inline and the
+ * chunks of big ones are worth a thread's wake-up. */
+#define CHUNK_WORK 32768
+
+typedef struct span {
+    int64_t lo, hi; /* [lo, hi), lo == hi when empty */
+} span;
+
+/* The o in [0, n) with o*step + off in [0, len): one run, since step >= 1. */
+static span in_bounds(int64_t n, int64_t off, int64_t step, int64_t len)
+{
+    int64_t lo = off >= 0 ? 0 : (-off + step - 1) / step;
+    int64_t hi = len - 1 - off < 0 ? 0 : (len - 1 - off) / step + 1;
+    if (hi > n)
+        hi = n;
+    if (lo > hi)
+        lo = hi;
+    return (span){lo, hi};
+}
+
+/* One axis of the geometry: output o's tap t reads input o*stride - pad + t*dil. */
+typedef struct axis {
+    int64_t k, stride, pad, dil, len;
+    span full; /* the outputs whose k taps are all in bounds */
+} axis;
+
+static axis axis_of(int64_t k, int64_t stride, int64_t pad, int64_t dil, int64_t len, int64_t out)
+{
+    axis a = {k, stride, pad, dil, len, {0, 0}};
+    a.full = in_bounds(out, -pad, stride, len - (k - 1) * dil);
+    return a;
+}
+
+/* The taps of output o that are in bounds. */
+static inline span taps(const axis *a, int64_t o)
+{
+    if (o >= a->full.lo && o < a->full.hi)
+        return (span){0, a->k};
+    return in_bounds(a->k, o * a->stride - a->pad, a->dil, a->len);
+}
+
+/* ---- the planes, split over the pool ---- */
+
+typedef struct job job;
+typedef void plane_fn(const job *jb, int64_t n, int64_t ci);
+
+struct job {
+    plane_fn *plane;
+    const rt_window *g;
+    axis ay, ax;
+    const float *in, *dy; /* in: x, or cols for col2im, NULL for avg_pool2d_grad; dy: NULL but for the gradients */
+    float *out;
+    int64_t batch;
+};
+
+static void run_planes(void *ctx, int64_t begin, int64_t end)
+{
+    const job *jb = ctx;
+    for (int64_t p = begin; p < end; p++)
+        jb->plane(jb, p / jb->g->c, p % jb->g->c);
+}
+
+/* Runs plane(n, ci) for every plane; `work`: a plane's steps, for the grain. */
+static void run(plane_fn *plane, const rt_window *g, const float *in, const float *dy, float *out, int64_t batch,
+                int64_t work, rt_pool *pool)
+{
+    if (batch <= 0 || g->c <= 0)
+        return;
+    job jb = {plane,
+              g,
+              axis_of(g->kh, g->sh, g->ph, g->dh, g->h, g->oh),
+              axis_of(g->kw, g->sw, g->pw, g->dw, g->w, g->ow),
+              in,
+              dy,
+              out,
+              batch};
+    int64_t grain = work >= CHUNK_WORK ? 1 : CHUNK_WORK / (work > 0 ? work : 1);
+    rt_parallel_for(pool, batch * g->c, grain, run_planes, &jb);
+}
+
+/* ---- im2col, col2im ---- */
+
+/* Rows (ci, i, j) of cols, the columns of sample n. */
+static void im2col_plane(const job *jb, int64_t n, int64_t ci)
+{
+    const rt_window *g = jb->g;
+    const float *xp = jb->in + (n * g->c + ci) * g->h * g->w;
+    int64_t ncols = jb->batch * g->oh * g->ow, ow = g->ow;
+    for (int64_t i = 0; i < g->kh; i++) {
+        span ys = in_bounds(g->oh, i * g->dh - g->ph, g->sh, g->h);
+        for (int64_t j = 0; j < g->kw; j++) {
+            int64_t off = j * g->dw - g->pw; /* input column of output column 0 */
+            span xs = in_bounds(ow, off, g->sw, g->w);
+            float *row = jb->out + ((ci * g->kh + i) * g->kw + j) * ncols + n * g->oh * ow;
+            memset(row, 0, sizeof *row * (size_t)(ys.lo * ow));
+            for (int64_t y = ys.lo; y < ys.hi; y++) {
+                int64_t at = (y * g->sh + i * g->dh - g->ph) * g->w + off; /* + xo*sw: x's index */
+                float *dst = row + y * ow;
+                memset(dst, 0, sizeof *dst * (size_t)xs.lo);
+                if (g->sw == 1) {
+                    if (xs.lo < xs.hi) /* (else xp + at + xs.lo may point outside x) */
+                        memcpy(dst + xs.lo, xp + at + xs.lo, sizeof *dst * (size_t)(xs.hi - xs.lo));
+                } else
+                    for (int64_t xo = xs.lo; xo < xs.hi; xo++)
+                        dst[xo] = xp[at + xo * g->sw];
+                memset(dst + xs.hi, 0, sizeof *dst * (size_t)(ow - xs.hi));
+            }
+            memset(row + ys.hi * ow, 0, sizeof *row * (size_t)((g->oh - ys.hi) * ow));
+        }
+    }
+}
+
+static void col2im_plane(const job *jb, int64_t n, int64_t ci)
+{
+    const rt_window *g = jb->g;
+    float *xp = jb->out + (n * g->c + ci) * g->h * g->w;
+    int64_t ncols = jb->batch * g->oh * g->ow, ow = g->ow;
+    memset(xp, 0, sizeof *xp * (size_t)(g->h * g->w));
+    for (int64_t i = 0; i < g->kh; i++) {
+        span ys = in_bounds(g->oh, i * g->dh - g->ph, g->sh, g->h);
+        for (int64_t j = 0; j < g->kw; j++) {
+            int64_t off = j * g->dw - g->pw;
+            span xs = in_bounds(ow, off, g->sw, g->w);
+            if (xs.lo == xs.hi)
+                continue; /* (and dst below would point outside x) */
+            const float *row = jb->in + ((ci * g->kh + i) * g->kw + j) * ncols + n * g->oh * ow;
+            for (int64_t y = ys.lo; y < ys.hi; y++) {
+                float *dst = xp + (y * g->sh + i * g->dh - g->ph) * g->w + off + xs.lo * g->sw;
+                const float *src = row + y * ow + xs.lo;
+                int64_t len = xs.hi - xs.lo;
+                if (g->sw == 1)
+                    for (int64_t t = 0; t < len; t++)
+                        dst[t] += src[t];
+                else
+                    for (int64_t t = 0; t < len; t++)
+                        dst[t * g->sw] += src[t];
+            }
+        }
+    }
+}
+
+void rt_im2col(const float *x, float *cols, int64_t batch, const rt_window *g, rt_pool *pool)
+{
+    run(im2col_plane, g, x, NULL, cols, batch, g->kh * g->kw * g->oh * g->ow, pool);
+}
+
+void rt_col2im(const float *cols, float *x, int64_t batch, const rt_window *g, rt_pool *pool)
+{
+    run(col2im_plane, g, cols, NULL, x, batch, g->kh * g->kw * g->oh * g->ow + g->h * g->w, pool);
+}
+
+/* ---- max pooling ---- */
+
+/* The offset in its plane of the window's maximum by PyTorch's rule (window.h), -1 when the
+ * window is wholly padding; its value in *max. (y0, x0): the input position of tap (0, 0). */
+static inline int64_t window_argmax(const float *xp, int64_t w, int64_t y0, int64_t x0, int64_t dh, int64_t dw, span is,
+                                    span js, float *max)
+{
+    float m = -INFINITY;
+    int64_t at = -1;
+    if (is.lo < is.hi && js.lo < js.hi)
+        at = (y0 + is.lo * dh) * w + x0 + js.lo * dw;
+    for (int64_t i = is.lo; i < is.hi; i++) {
+        int64_t r = (y0 + i * dh) * w + x0;
+        for (int64_t j = js.lo; j < js.hi; j++) {
+            float v = xp[r + j * dw];
+            if (v > m || isnan(v)) {
+                m = v;
+                at = r + j * dw;
+            }
+        }
+    }
+    *max = m;
+    return at;
+}
+
+static void max_pool_plane(const job *jb, int64_t n, int64_t ci)
+{
+    const rt_window *g = jb->g;
+    int64_t p = n * g->c + ci;
+    const float *xp = jb->in + p * g->h * g->w;
+    float *op = jb->out + p * g->oh * g->ow;
+    for (int64_t y = 0; y < g->oh; y++) {
+        span is = taps(&jb->ay, y);
+        for (int64_t xo = 0; xo < g->ow; xo++)
+            window_argmax(xp, g->w, y * g->sh - g->ph, xo * g->sw - g->pw, g->dh, g->dw, is, taps(&jb->ax, xo),
+                          &op[y * g->ow + xo]);
+    }
+}
+
+static void max_pool_grad_plane(const job *jb, int64_t n, int64_t ci)
+{
+    const rt_window *g = jb->g;
+    int64_t p = n * g->c + ci;
+    const float *xp = jb->in + p * g->h * g->w, *dyp = jb->dy + p * g->oh * g->ow;
+    float *dxp = jb->out + p * g->h * g->w;
+    memset(dxp, 0, sizeof *dxp * (size_t)(g->h * g->w));
+    for (int64_t y = 0; y < g->oh; y++) {
+        span is = taps(&jb->ay, y);
+        for (int64_t xo = 0; xo < g->ow; xo++) {
+            float m;
+            int64_t at =
+                window_argmax(xp, g->w, y * g->sh - g->ph, xo * g->sw - g->pw, g->dh, g->dw, is, taps(&jb->ax, xo), &m);
+            if (at >= 0)
+                dxp[at] += dyp[y * g->ow + xo];
+        }
+    }
+}
+
+void rt_max_pool2d(const float *x, float *out, int64_t batch, const rt_window *g, rt_pool *pool)
+{
+    run(max_pool_plane, g, x, NULL, out, batch, g->kh * g->kw * g->oh * g->ow, pool);
+}
+
+void rt_max_pool2d_grad(const float *x, const float *dy, float *dx, int64_t batch, const rt_window *g, rt_pool *pool)
+{
+    run(max_pool_grad_plane, g, x, dy, dx, batch, g->kh * g->kw * g->oh * g->ow + g->h * g->w, pool);
+}
+
+/* ---- average pooling ---- */
+
+static void avg_pool_plane(const job *jb, int64_t n, int64_t ci)
+{
+    const rt_window *g = jb->g;
+    int64_t p = n * g->c + ci;
+    const float *xp = jb->in + p * g->h * g->w;
+    float *op = jb->out + p * g->oh * g->ow;
+    float k = (float)(g->kh * g->kw);
+    for (int64_t y = 0; y < g->oh; y++) {
+        span is = taps(&jb->ay, y);
+        int64_t y0 = y * g->sh - g->ph;
+        for (int64_t xo = 0; xo < g->ow; xo++) {
+            span js = taps(&jb->ax, xo);
+            int64_t x0 = xo * g->sw - g->pw;
+            float s = 0.0f;
+            for (int64_t i = is.lo; i < is.hi; i++) {
+                int64_t r = (y0 + i * g->dh) * g->w + x0;
+                for (int64_t j = js.lo; j < js.hi; j++)
+                    s += xp[r + j * g->dw];
+            }
+            op[y * g->ow + xo] = s / k;
+        }
+    }
+}
+
+static void avg_pool_grad_plane(const job *jb, int64_t n, int64_t ci)
+{
+    const rt_window *g = jb->g;
+    int64_t p = n * g->c + ci;
+    const float *dyp = jb->dy + p * g->oh * g->ow;
+    float *dxp = jb->out + p * g->h * g->w;
+    float k = (float)(g->kh * g->kw);
+    memset(dxp, 0, sizeof *dxp * (size_t)(g->h * g->w));
+    for (int64_t y = 0; y < g->oh; y++) {
+        span is = taps(&jb->ay, y);
+        int64_t y0 = y * g->sh - g->ph;
+        for (int64_t xo = 0; xo < g->ow; xo++) {
+            span js = taps(&jb->ax, xo);
+            int64_t x0 = xo * g->sw - g->pw;
+            float q = dyp[y * g->ow + xo] / k;
+            for (int64_t i = is.lo; i < is.hi; i++) {
+                int64_t r = (y0 + i * g->dh) * g->w + x0;
+                for (int64_t j = js.lo; j < js.hi; j++)
+                    dxp[r + j * g->dw] += q;
+            }
+        }
+    }
+}
+
+void rt_avg_pool2d(const float *x, float *out, int64_t batch, const rt_window *g, rt_pool *pool)
+{
+    run(avg_pool_plane, g, x, NULL, out, batch, g->kh * g->kw * g->oh * g->ow, pool);
+}
+
+void rt_avg_pool2d_grad(const float *dy, float *dx, int64_t batch, const rt_window *g, rt_pool *pool)
+{
+    run(avg_pool_grad_plane, g, NULL, dy, dx, batch, g->kh * g->kw * g->oh * g->ow + g->h * g->w, pool);
+}
