@@ -172,8 +172,9 @@ static void run_gemm(const cg_program *p, const cg_args *a, const cg_gemm *g)
     float *A = (float *)(address(p, a, g->a.buffer)) + at_n(g->a.offset, n);
     float *B = (float *)(address(p, a, g->b.buffer)) + at_n(g->b.offset, n);
     float *C = (float *)(address(p, a, g->c.buffer)) + at_n(g->c.offset, n);
-    rt_sgemm_split_k(g->ta, g->tb, (int)M, (int)N, (int)K, scalar(p, a, g, g->alpha), A, g->ta ? (int)M : (int)K, B,
-                     g->tb ? (int)K : (int)N, scalar(p, a, g, g->beta), C, (int)N, (int)g->kc);
+    cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
+                (int)K, scalar(p, a, g, g->alpha), A, g->ta ? (int)M : (int)K, B, g->tb ? (int)K : (int)N,
+                scalar(p, a, g, g->beta), C, (int)N);
 }
 
 /* the window routines, by their operand count: (in, out) or (in, dy, out) */
@@ -199,6 +200,7 @@ static void run_call(const cg_program *p, const cg_args *a, const cg_call *c)
 #define CALL_CE_GRAD(f) f(x[0], x[1], x[2], x[3], rows, len)
 #define CALL_DROPOUT(f) f(x[0], x[1], rows *len *inner, c->p, a->seed, (uint32_t)c->site, a->step, 0)
 #define CALL_WINDOW(f) _Generic((f), window2_fn *: call_window2, window3_fn *: call_window3)(f, x, rows, &c->win)
+#define CALL_CONV(f) f(x[0], x[1], x[2], rows, &c->win, x[3], NULL)
 #define RUN(op, f32, i32fn, sig, n) \
     case IR_##op:                   \
         if (i32)                    \

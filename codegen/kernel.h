@@ -9,7 +9,7 @@
  *   CG_GEMM  a cblas_sgemm call with transpose flags, alpha and beta;
  *   CG_CALL  a runtime routine over whole tensors, for the ops that are not loops of
  *            independent elements (softmax and cross-entropy rows, argmax, cumsum, dropout,
- *            pooling, and the unfolding of a convolution's input around its sgemm calls).
+ *            pooling, and a convolution's products, sample by sample).
  * Every extent, stride and offset is affine in the batch N: k + n*N. */
 #ifndef AG_CODEGEN_KERNEL_H
 #define AG_CODEGEN_KERNEL_H
@@ -102,7 +102,6 @@ typedef struct cg_gemm {
     int nloads;
     cg_access load[4];
     int32_t alpha, beta; /* expression indices */
-    int64_t kc;          /* 0: one call; else K in parts of kc summed into C (rt_sgemm_split_k) */
 } cg_gemm;
 
 /* A runtime routine (runtime/rt_ops.h) over whole tensors. */

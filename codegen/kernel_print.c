@@ -90,8 +90,6 @@ static void step(FILE *f, const cg_program *p, int s)
         dim(f, g->n);
         fprintf(f, "] = alpha e%d * A%s x B%s (K ", (int)g->alpha, g->ta ? "^T" : "", g->tb ? "^T" : "");
         dim(f, g->k);
-        if (g->kc)
-            fprintf(f, " in parts of %lld", (long long)g->kc);
         fprintf(f, ") + beta e%d * C\n    A = ", (int)g->beta);
         access(f, p, &g->a, 0);
         fprintf(f, "\n    B = ");

@@ -51,7 +51,8 @@ bool ir_interp(const ir_graph *g, const ir_run *run, const ir_tensor *const *bou
 /* The window ops (ir/interp_window.c): node n into out from its operands' values v, in the
  * interpreter's two modes; false when out of memory. */
 bool ir_eval_window(const ir_node *n, const ir_tensor *v, ir_tensor *out);
-/* The runtime's geometry (runtime/window.h) of window w over a bound [B,C,H,W] input. */
-rt_window ir_window_geometry(const ir_window *w, const ir_shape *in);
+/* The runtime's geometry (runtime/window.h) of window w over a bound [B,C,H,W] input, with
+ * a convolution's out_channels (0: pooling). */
+rt_window ir_window_geometry(const ir_window *w, const ir_shape *in, int64_t out_channels);
 
 #endif

@@ -2,10 +2,8 @@
  *
  * f64 mode is the oracle: each op written from its definition in double, the convolutions'
  * gradients as the adjoint sums (every product added into the element it came from). f32
- * mode computes as compiled code does: the runtime's routines (runtime/window.h) and one
- * sgemm per channel group over the unfolded input, so the backends are checked against the
- * same arithmetic, bit for bit where they run the same calls. */
-#include <cblas.h>
+ * mode computes as compiled code does, with the runtime's routines (runtime/window.h), so
+ * the CPU backend is checked against the same arithmetic. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +11,9 @@
 #include "interp.h"
 #include "window.h"
 
-/* The runtime's geometry of window w over a (bound) [B,C,H,W] input. */
-rt_window ir_window_geometry(const ir_window *w, const ir_shape *in)
+/* The runtime's geometry of window w over a (bound) [B,C,H,W] input; out_channels: a
+ * convolution's (0: pooling). */
+rt_window ir_window_geometry(const ir_window *w, const ir_shape *in, int64_t out_channels)
 {
     return (rt_window){in->dim[1],
                        in->dim[2],
@@ -28,7 +27,9 @@ rt_window ir_window_geometry(const ir_window *w, const ir_shape *in)
                        w->pad[0],
                        w->pad[1],
                        w->dilation[0],
-                       w->dilation[1]};
+                       w->dilation[1],
+                       out_channels,
+                       out_channels ? w->groups : 0};
 }
 
 /* The input position of window element (i, j) of output (y, x), or false where it is in the
@@ -125,56 +126,19 @@ static void pool_f64(ir_op op, const rt_window *g, int64_t batch, const double *
 
 /* ---- f32: as compiled code ---- */
 
-/* [B,O,L] <-> [O,B*L]: the layout sgemm makes and reads, one channel's rows side by side */
-static void batch_to_rows(const float *in, float *out, int64_t batch, int64_t channels, int64_t L, bool back)
+static bool conv_f32(const ir_node *n, const rt_window *g, int64_t batch, const float *a, const float *b, float *r)
 {
-    for (int64_t b = 0; b < batch; b++)
-        for (int64_t o = 0; o < channels; o++)
-            for (int64_t p = 0; p < L; p++) {
-                int64_t nchw = (b * channels + o) * L + p, rows = (o * batch + b) * L + p;
-                if (back)
-                    out[nchw] = in[rows];
-                else
-                    out[rows] = in[nchw];
-            }
-}
-
-static bool conv_f32(const ir_node *n, const rt_window *g, int64_t batch, int64_t out_channels, const float *x,
-                     const float *w, const float *dy, float *r)
-{
-    int groups = n->attr.win.groups;
-    int64_t L = g->oh * g->ow, cols_rows = g->c * g->kh * g->kw, kg = cols_rows / groups, og = out_channels / groups;
-    int64_t cols_n = cols_rows * batch * L, rows_n = out_channels * batch * L, BL = batch * L;
-    float *cols = malloc(sizeof *cols * (size_t)(cols_n ? cols_n : 1));
-    float *rows = malloc(sizeof *rows * (size_t)(rows_n ? rows_n : 1));
-    bool ok = cols && rows;
-    if (ok && BL > 0) {
-        if (n->op != IR_conv2d_input_grad)
-            rt_im2col(x, cols, batch, g, NULL);
-        if (n->op != IR_conv2d)
-            batch_to_rows(dy, rows, batch, out_channels, L, false);
-        for (int k = 0; k < groups; k++) {
-            const float *wk = w ? w + k * og * kg : NULL;
-            float *ck = cols + k * kg * BL, *rk = rows + k * og * BL;
-            if (n->op == IR_conv2d) /* rows = W cols */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)og, (int)BL, (int)kg, 1, wk, (int)kg, ck,
-                            (int)BL, 0, rk, (int)BL);
-            else if (n->op == IR_conv2d_input_grad) /* cols = W^T rows */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)kg, (int)BL, (int)og, 1, wk, (int)kg, rk,
-                            (int)BL, 0, ck, (int)BL);
-            else /* dW = rows cols^T */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)og, (int)kg, (int)BL, 1, rk, (int)BL, ck,
-                            (int)BL, 0, r + k * og * kg, (int)kg);
-        }
-        if (n->op == IR_conv2d)
-            batch_to_rows(rows, r, batch, out_channels, L, true);
-        else if (n->op == IR_conv2d_input_grad)
-            rt_col2im(cols, r, batch, g, NULL);
-    } else if (ok && n->op == IR_conv2d_weight_grad) /* an empty batch: no products */
-        memset(r, 0, sizeof *r * (size_t)(out_channels * kg));
-    free(cols);
-    free(rows);
-    return ok;
+    float *ws = malloc(sizeof *ws * (size_t)rt_conv2d_workspace(g));
+    if (!ws)
+        return false;
+    if (n->op == IR_conv2d)
+        rt_conv2d(a, b, r, batch, g, ws, NULL);
+    else if (n->op == IR_conv2d_input_grad)
+        rt_conv2d_input_grad(a, b, r, batch, g, ws, NULL);
+    else
+        rt_conv2d_weight_grad(a, b, r, batch, g, ws, NULL);
+    free(ws);
+    return true;
 }
 
 bool ir_eval_window(const ir_node *n, const ir_tensor *v, ir_tensor *out)
@@ -183,12 +147,11 @@ bool ir_eval_window(const ir_node *n, const ir_tensor *v, ir_tensor *out)
     /* the forward op's input: an operand, or this gradient's result */
     bool from_result = n->op == IR_conv2d_input_grad || n->op == IR_avg_pool2d_grad;
     const ir_shape *in = from_result ? &out->shape : &a->shape;
-    rt_window g = ir_window_geometry(&n->attr.win, in);
+    int64_t oc = n->op == IR_conv2d || n->op == IR_conv2d_input_grad ? b->shape.dim[0]
+                 : n->op == IR_conv2d_weight_grad                    ? out->shape.dim[0]
+                                                                     : 0;
+    rt_window g = ir_window_geometry(&n->attr.win, in, oc);
     int64_t batch = in->dim[0];
-    int64_t oc = n->op == IR_conv2d               ? b->shape.dim[0]
-                 : n->op == IR_conv2d_input_grad  ? b->shape.dim[0]
-                 : n->op == IR_conv2d_weight_grad ? out->shape.dim[0]
-                                                  : g.c;
     if (out->dtype == AG_F64) {
         double *r = out->data;
         switch (n->op) {
@@ -207,9 +170,9 @@ bool ir_eval_window(const ir_node *n, const ir_tensor *v, ir_tensor *out)
     }
     float *r = out->data;
     switch (n->op) {
-    case IR_conv2d: return conv_f32(n, &g, batch, oc, a->data, b->data, NULL, r);
-    case IR_conv2d_input_grad: return conv_f32(n, &g, batch, oc, NULL, b->data, a->data, r);
-    case IR_conv2d_weight_grad: return conv_f32(n, &g, batch, oc, a->data, NULL, b->data, r);
+    case IR_conv2d:
+    case IR_conv2d_input_grad:
+    case IR_conv2d_weight_grad: return conv_f32(n, &g, batch, a->data, b->data, r);
     case IR_max_pool2d: rt_max_pool2d(a->data, r, batch, &g, NULL); return true;
     case IR_max_pool2d_grad: rt_max_pool2d_grad(a->data, b->data, r, batch, &g, NULL); return true;
     case IR_avg_pool2d: rt_avg_pool2d(a->data, r, batch, &g, NULL); return true;

@@ -13,7 +13,6 @@
  * way, and a log_softmax row with two zeros has log sum > 0. */
 #include "rt_ops.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -336,23 +335,5 @@ void rt_dropout(const float *x, float *out, int64_t n, double p, uint32_t seed, 
             bits &= -(uint32_t)keep[k];
             memcpy(&os[k], &bits, sizeof bits);
         }
-    }
-}
-
-/* ---- sgemm over K in parts ---- */
-
-void rt_sgemm_split_k(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, const float *b,
-                      int ldb, float beta, float *c, int ldc, int kc)
-{
-    if (m <= 0 || n <= 0 || k <= 0)
-        return;
-    kc = kc > 0 && kc < k ? kc : k;
-    for (int k0 = 0; k0 < k; k0 += kc) {
-        int part = k - k0 < kc ? k - k0 : kc;
-        /* row k0 of op(A)'s columns: A's column k0, or its row k0 when transposed */
-        const float *ap = a + (ta ? (size_t)k0 * (size_t)lda : (size_t)k0);
-        const float *bp = b + (tb ? (size_t)k0 : (size_t)k0 * (size_t)ldb);
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, part, alpha,
-                    ap, lda, bp, ldb, k0 ? 1.0f : beta, c, ldc);
     }
 }

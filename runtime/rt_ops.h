@@ -36,24 +36,24 @@
  *   CE       f(logits, labels, loss, rows = outer, classes = len)
  *   CE_GRAD  f(logits, labels, d, out, rows = outer, classes = len)
  *   DROPOUT  f(x, out, n = outer * len * inner, p, seed, site, step, first = 0)
- *   WINDOW   f(operands..., out, batch = outer, the call's rt_window, the pool)
- * A convolution's call is its input's unfolding (conv2d, conv2d_weight_grad: im2col) or
- * its columns' folding (conv2d_input_grad: col2im); sgemm calls do the rest
- * (runtime/window.h). */
-#define RT_ROUTINES(R)                                                     \
-    R(softmax, rt_softmax, rt_softmax, ROWS, 2)                            \
-    R(log_softmax, rt_log_softmax, rt_log_softmax, ROWS, 2)                \
-    R(softmax_ce, rt_softmax_ce, rt_softmax_ce, CE, 3)                     \
-    R(softmax_ce_grad, rt_softmax_ce_grad, rt_softmax_ce_grad, CE_GRAD, 4) \
-    R(argmax, rt_argmax, rt_argmax_i32, ROWS, 2)                           \
-    R(cumsum, rt_cumsum_f32, rt_cumsum_i32, ROWS, 2)                       \
-    R(dropout, rt_dropout, rt_dropout, DROPOUT, 2)                         \
-    R(conv2d, rt_im2col, rt_im2col, WINDOW, 2)                             \
-    R(conv2d_weight_grad, rt_im2col, rt_im2col, WINDOW, 2)                 \
-    R(conv2d_input_grad, rt_col2im, rt_col2im, WINDOW, 2)                  \
-    R(max_pool2d, rt_max_pool2d, rt_max_pool2d, WINDOW, 2)                 \
-    R(max_pool2d_grad, rt_max_pool2d_grad, rt_max_pool2d_grad, WINDOW, 3)  \
-    R(avg_pool2d, rt_avg_pool2d, rt_avg_pool2d, WINDOW, 2)                 \
+ *   WINDOW   f(operand, [operand,] out, batch = outer, the call's rt_window, the pool)
+ *   CONV     f(a, b, out, batch = outer, the call's rt_window, workspace, the pool): the
+ *            convolution's products sample by sample (runtime/window.h), the workspace
+ *            (rt_conv2d_workspace floats) its fourth buffer */
+#define RT_ROUTINES(R)                                                           \
+    R(softmax, rt_softmax, rt_softmax, ROWS, 2)                                  \
+    R(log_softmax, rt_log_softmax, rt_log_softmax, ROWS, 2)                      \
+    R(softmax_ce, rt_softmax_ce, rt_softmax_ce, CE, 3)                           \
+    R(softmax_ce_grad, rt_softmax_ce_grad, rt_softmax_ce_grad, CE_GRAD, 4)       \
+    R(argmax, rt_argmax, rt_argmax_i32, ROWS, 2)                                 \
+    R(cumsum, rt_cumsum_f32, rt_cumsum_i32, ROWS, 2)                             \
+    R(dropout, rt_dropout, rt_dropout, DROPOUT, 2)                               \
+    R(conv2d, rt_conv2d, rt_conv2d, CONV, 4)                                     \
+    R(conv2d_input_grad, rt_conv2d_input_grad, rt_conv2d_input_grad, CONV, 4)    \
+    R(conv2d_weight_grad, rt_conv2d_weight_grad, rt_conv2d_weight_grad, CONV, 4) \
+    R(max_pool2d, rt_max_pool2d, rt_max_pool2d, WINDOW, 2)                       \
+    R(max_pool2d_grad, rt_max_pool2d_grad, rt_max_pool2d_grad, WINDOW, 3)        \
+    R(avg_pool2d, rt_avg_pool2d, rt_avg_pool2d, WINDOW, 2)                       \
     R(avg_pool2d_grad, rt_avg_pool2d_grad, rt_avg_pool2d_grad, WINDOW, 2)
 
 /* softmax along the axis: e^(x - m) / sum e^(x - m), m the row's maximum. A row holding a
@@ -81,13 +81,6 @@ void rt_softmax_ce_grad(const float *logits, const int32_t *labels, const float 
  * rt_softmax_ce_grad. */
 void rt_softmax_ce_both(const float *logits, const int32_t *labels, float d_scale, float *loss, float *grad,
                         int64_t rows, int64_t classes);
-
-/* cblas_sgemm (row-major; ta, tb 0 or 1) over K in parts of kc, each added into C after the
- * first (which applies beta): a product with a small C and a long K (a convolution's weight
- * gradient, K the batch's pixels) runs 5x faster when its operands' parts stay in cache
- * (6x25 by 200704: 7 GFLOP/s in one call, 39 in parts of 3136, OpenBLAS 0.3.21). */
-void rt_sgemm_split_k(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, const float *b,
-                      int ldb, float beta, float *c, int ldc, int kc);
 
 /* Index along the axis of the first maximum, out [outer, inner]. The first NaN wins (its
  * index is the answer). */

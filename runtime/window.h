@@ -24,8 +24,10 @@ typedef struct rt_window {
     int64_t sh, sw;  /* stride */
     int64_t ph, pw;  /* padding */
     int64_t dh, dw;  /* dilation */
+    int64_t o;       /* a convolution's output channels (pooling: 0) */
+    int64_t groups;  /* a convolution's channel groups (pooling: 0) */
 } rt_window;
-_Static_assert(sizeof(rt_window) == 13 * sizeof(int64_t), "generated code passes it as an i64 array");
+_Static_assert(sizeof(rt_window) == 15 * sizeof(int64_t), "generated code passes it as an i64 array");
 
 /* x [batch, c, h, w] -> cols, the matrix [c*kh*kw rows, batch*oh*ow columns], row-major:
  * row (ci*kh + i)*kw + j, column (n*oh + y)*ow + xo holds x's element under window position
@@ -51,5 +53,24 @@ void rt_avg_pool2d(const float *x, float *out, int64_t batch, const rt_window *g
 /* dx is zeroed, then for each output in ascending order, q = dy / (float)(kh*kw) is added at
  * each of its window's positions in bounds, i then j. */
 void rt_avg_pool2d_grad(const float *dy, float *dx, int64_t batch, const rt_window *g, rt_pool *pool);
+
+/* ---- convolutions (runtime/conv.c): the products of conv2d, sample by sample ----
+ * x [batch, c, h, w], w [o, c/groups, kh, kw], y [batch, o, oh, ow]. Each sample's input is
+ * unfolded (rt_im2col of one sample: [c*kh*kw, oh*ow], in the cache) and multiplied by one
+ * sgemm a group, so no batch-wide columns are ever written: the batch is cut into
+ * RT_CONV_CHUNKS chunks (by the batch alone, whatever the threads), each with its own
+ * columns in ws, run over the pool. The weight gradient sums each chunk's samples into the
+ * chunk's part, then the parts in chunk order: the same bits for every thread count. */
+enum { RT_CONV_CHUNKS = 8 };
+/* The floats of ws the three need. */
+int64_t rt_conv2d_workspace(const rt_window *g);
+/* y[n] = W cols(x[n]) */
+void rt_conv2d(const float *x, const float *w, float *y, int64_t batch, const rt_window *g, float *ws, rt_pool *pool);
+/* dx[n] = col2im(W^T dy[n]) */
+void rt_conv2d_input_grad(const float *dy, const float *w, float *dx, int64_t batch, const rt_window *g, float *ws,
+                          rt_pool *pool);
+/* dw = sum over n of dy[n] cols(x[n])^T */
+void rt_conv2d_weight_grad(const float *x, const float *dy, float *dw, int64_t batch, const rt_window *g, float *ws,
+                           rt_pool *pool);
 
 #endif

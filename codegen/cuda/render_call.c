@@ -36,32 +36,39 @@ static void render_dropout(rd *R, const cg_call *c, cg_cuda_launch *launch)
             rd_real_lit(R, (double)(float)(1 / (1 - c->p)), true));
 }
 
-/* The window ops (runtime/window.h), one thread an element of what they write: im2col a
- * column element, col2im and the pooling gradients an input element, gathering from the
- * outputs whose windows hold it in the order the CPU adds them (ascending outputs), pooling an
- * output. The geometry is in constants; outer is the batch. */
+/* The window ops (runtime/window.h), one thread an element of what they write: pooling an
+ * output; the pooling gradients an input element, gathering from the outputs whose windows
+ * hold it in the order the CPU adds them (ascending outputs); a convolution directly, an
+ * output (its input channels and taps), an input element (the outputs and taps that read
+ * it) or a weight (every sample's pixels). The geometry is in constants; outer is the batch. */
 static void render_window(rd *R, const cg_call *c, cg_cuda_launch *launch)
 {
     const rt_window *w = &c->win;
     bool gather = c->op == IR_conv2d_input_grad || c->op == IR_max_pool2d_grad || c->op == IR_avg_pool2d_grad;
-    bool cols = c->op == IR_conv2d || c->op == IR_conv2d_weight_grad;
-    double per = cols     ? (double)(w->c * w->kh * w->kw * w->oh * w->ow)
-                 : gather ? (double)(w->c * w->h * w->w)
-                          : (double)(w->c * w->oh * w->ow);
+    bool dw = c->op == IR_conv2d_weight_grad;
+    double per = gather               ? (double)(w->c * w->h * w->w)
+                 : dw                 ? 0
+                 : c->op == IR_conv2d ? (double)(w->o * w->oh * w->ow)
+                                      : (double)(w->c * w->oh * w->ow);
     launch->units[0] = (double)c->rows.k * per, launch->units[1] = (double)c->rows.n * per, launch->units[2] = 0;
+    if (dw) /* the weights: a fixed count */
+        launch->units[0] = (double)(w->o * (w->c / w->groups) * w->kh * w->kw), launch->units[1] = 0;
     fprintf(R->f,
             "    const long long C = %lldLL, H = %lldLL, W = %lldLL, OH = %lldLL, OW = %lldLL, KH = %lldLL, KW = "
             "%lldLL;\n"
             "    const long long SH = %lldLL, SW = %lldLL, PH = %lldLL, PW = %lldLL, DH = %lldLL, DW = %lldLL;\n"
-            "    const long long L = OH * OW, n_ = outer * %s;\n    (void)len, (void)inner;\n"
+            "    const long long O = %lldLL, CG = C / %lldLL, OG = O / %lldLL, L = OH * OW, n_ = %s;\n"
+            "    (void)len, (void)inner, (void)CG, (void)OG;\n"
             "    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n_;\n"
             "         e += (long long)gridDim.x * blockDim.x) {\n",
             (long long)w->c, (long long)w->h, (long long)w->w, (long long)w->oh, (long long)w->ow, (long long)w->kh,
             (long long)w->kw, (long long)w->sh, (long long)w->sw, (long long)w->ph, (long long)w->pw, (long long)w->dh,
-            (long long)w->dw,
-            cols     ? "C * KH * KW * L"
-            : gather ? "C * H * W"
-                     : "C * L");
+            (long long)w->dw, (long long)w->o, (long long)(w->groups > 0 ? w->groups : 1),
+            (long long)(w->groups > 0 ? w->groups : 1),
+            dw                   ? "O * CG * KH * KW"
+            : gather             ? "outer * C * H * W"
+            : c->op == IR_conv2d ? "outer * O * L"
+                                 : "outer * C * L");
     /* max pooling's choice in the window of output (y, xo) of plane q: PyTorch's rule */
     const char *argmax =
         "            long long best = -1;\n            float m = -__uint_as_float(0x7f800000u);\n"
@@ -73,13 +80,30 @@ static void render_window(rd *R, const cg_call *c, cg_cuda_launch *launch)
         "                    if (v > m || v != v) m = v, best = h * W + x_;\n                }\n";
     switch (c->op) {
     case IR_conv2d:
-    case IR_conv2d_weight_grad:
         fprintf(R->f,
-                "        const long long r = e / (outer * L), col = e %% (outer * L), n = col / L, p = col %% L;\n"
-                "        const long long ci = r / (KH * KW), i = r / KW %% KH, j = r %% KW;\n"
-                "        const long long h = p / OW * SH + i * DH - PH, x_ = p %% OW * SW + j * DW - PW;\n"
-                "        %s[e] = h < 0 || h >= H || x_ < 0 || x_ >= W ? 0.0f : %s[((n * C + ci) * H + h) * W + x_];\n",
-                arg_ptr(R, c, 1), arg_ptr(R, c, 0));
+                "        const long long n = e / (O * L), o = e / L %% O, y = e %% L / OW, xo = e %% OW, g = o / OG;\n"
+                "        float s = 0;\n"
+                "        for (long long ci = 0; ci < CG; ci++)\n"
+                "            for (long long i = 0; i < KH; i++)\n                for (long long j = 0; j < KW; j++) {\n"
+                "                    const long long h = y * SH + i * DH - PH, x_ = xo * SW + j * DW - PW;\n"
+                "                    if (h < 0 || h >= H || x_ < 0 || x_ >= W) continue;\n"
+                "                    s += %s[((n * C + g * CG + ci) * H + h) * W + x_] * %s[((o * CG + ci) * KH + i) * "
+                "KW + j];\n"
+                "                }\n        %s[e] = s;\n",
+                arg_ptr(R, c, 0), arg_ptr(R, c, 1), arg_ptr(R, c, 2));
+        break;
+    case IR_conv2d_weight_grad:
+        fprintf(
+            R->f,
+            "        const long long o = e / (CG * KH * KW), ci = e / (KH * KW) %% CG, i = e / KW %% KH, j = e %% KW;\n"
+            "        const long long c_ = o / OG * CG + ci;\n        float s = 0;\n"
+            "        for (long long n = 0; n < outer; n++)\n"
+            "            for (long long p = 0; p < L; p++) {\n"
+            "                const long long h = p / OW * SH + i * DH - PH, x_ = p %% OW * SW + j * DW - PW;\n"
+            "                if (h < 0 || h >= H || x_ < 0 || x_ >= W) continue;\n"
+            "                s += %s[((n * C + c_) * H + h) * W + x_] * %s[(n * O + o) * L + p];\n"
+            "            }\n        %s[e] = s;\n",
+            arg_ptr(R, c, 0), arg_ptr(R, c, 1), arg_ptr(R, c, 2));
         break;
     case IR_conv2d_input_grad:
     case IR_max_pool2d_grad:
@@ -97,8 +121,11 @@ static void render_window(rd *R, const cg_call *c, cg_cuda_launch *launch)
                       "                if (wx < 0 || wx %% SW || wx / SW >= OW) continue;\n"
                       "                const long long xo = wx / SW;\n");
         if (conv)
-            fprintf(R->f, "                s += %s[((ci * KH + i) * KW + j) * outer * L + (n * OH + y) * OW + xo];\n",
-                    arg_ptr(R, c, 0));
+            fprintf(R->f,
+                    "                for (long long o = ci / CG * OG; o < (ci / CG + 1) * OG; o++)\n"
+                    "                    s += %s[((n * O + o) * OH + y) * OW + xo] * %s[((o * CG + ci %% CG) * KH + i) "
+                    "* KW + j];\n",
+                    arg_ptr(R, c, 0), arg_ptr(R, c, 1));
         else if (mx)
             fprintf(R->f,
                     "                const float *xp = %s + q * H * W;\n%s"
@@ -106,7 +133,7 @@ static void render_window(rd *R, const cg_call *c, cg_cuda_launch *launch)
                     arg_ptr(R, c, 0), argmax, arg_ptr(R, c, 1));
         else
             fprintf(R->f, "                s += %s[q * L + y * OW + xo] / (float)(KH * KW);\n", arg_ptr(R, c, 0));
-        fprintf(R->f, "            }\n        }\n        %s[e] = s;\n", arg_ptr(R, c, conv || !mx ? 1 : 2));
+        fprintf(R->f, "            }\n        }\n        %s[e] = s;\n", arg_ptr(R, c, mx ? 2 : conv ? 2 : 1));
         break;
     }
     default: /* pooling: an output */

@@ -99,29 +99,12 @@ static void emit_gemm(em *E, entry *X, const cg_gemm *g, int step)
     LLVMValueRef k32 = LLVMBuildTrunc(E->b, K, E->i32, "");
     LLVMValueRef i32k[3] = {LLVMConstInt(E->i32, 101, 0), LLVMConstInt(E->i32, g->ta ? 112 : 111, 0),
                             LLVMConstInt(E->i32, g->tb ? 112 : 111, 0)};
-    LLVMTypeRef pt[] = {E->i32, E->i32, E->i32, E->i32, E->i32, E->i32, E->f32, E->ptr,
-                        E->i32, E->ptr, E->i32, E->f32, E->ptr, E->i32, E->i32};
+    LLVMTypeRef pt[] = {E->i32, E->i32, E->i32, E->i32, E->i32, E->i32, E->f32,
+                        E->ptr, E->i32, E->ptr, E->i32, E->f32, E->ptr, E->i32};
     LLVMTypeRef ft;
-    /* K in parts: rt_sgemm_split_k, whose arguments are cblas_sgemm's but the layout's, and kc */
-    bool split = g->kc > 0;
-    LLVMValueRef fn = em_declare(E, split ? "rt_sgemm_split_k" : "cblas_sgemm", E->vd, pt + split, 14, &ft);
-    LLVMValueRef args[] = {i32k[0],
-                           i32k[1],
-                           i32k[2],
-                           m32,
-                           n32,
-                           k32,
-                           alpha,
-                           A,
-                           g->ta ? m32 : k32,
-                           Bp,
-                           g->tb ? k32 : n32,
-                           beta,
-                           C,
-                           n32,
-                           LLVMConstInt(E->i32, (unsigned long long)g->kc, 0)};
-    if (split) /* its ta and tb are 0 or 1 */
-        args[1] = LLVMConstInt(E->i32, g->ta, 0), args[2] = LLVMConstInt(E->i32, g->tb, 0);
+    LLVMValueRef fn = em_declare(E, "cblas_sgemm", E->vd, pt, 14, &ft);
+    LLVMValueRef args[] = {i32k[0],           i32k[1], i32k[2],           m32,  n32, k32, alpha, A,
+                           g->ta ? m32 : k32, Bp,      g->tb ? k32 : n32, beta, C,   n32};
     /* skipped when the product is empty: lda etc. would be 0, which sgemm rejects */
     LLVMValueRef zero = LLVMConstInt(E->i64, 0, 0);
     LLVMValueRef any = LLVMBuildAnd(E->b, LLVMBuildICmp(E->b, LLVMIntSGT, M, zero, ""),
@@ -133,13 +116,13 @@ static void emit_gemm(em *E, entry *X, const cg_gemm *g, int step)
     LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(E->c, fnv, "gemm.done");
     LLVMBuildCondBr(E->b, any, call, done);
     LLVMPositionBuilderAtEnd(E->b, call);
-    LLVMBuildCall2(E->b, ft, fn, args + split, 14, "");
+    LLVMBuildCall2(E->b, ft, fn, args, 14, "");
     LLVMBuildBr(E->b, done);
     LLVMPositionBuilderAtEnd(E->b, done);
 }
 
 /* runtime/rt_ops.h's table: each op's routines and how its call's arguments map to theirs */
-typedef enum { SIG_ROWS, SIG_CE, SIG_CE_GRAD, SIG_DROPOUT, SIG_WINDOW } signature;
+typedef enum { SIG_ROWS, SIG_CE, SIG_CE_GRAD, SIG_DROPOUT, SIG_WINDOW, SIG_CONV } signature;
 static const struct routine {
     ir_op op;
     const char *f32, *i32;
@@ -205,22 +188,28 @@ static void emit_call(em *E, entry *X, const cg_call *c, int step)
                sizeof *a * 8);
         break;
     }
-    case SIG_WINDOW: { /* operands and result, the batch, the geometry (a constant), the pool */
-        for (int k = 0; k < c->nargs; k++)
+    case SIG_WINDOW:
+    case SIG_CONV: { /* operands and result, the batch, the geometry (a constant), [the
+                        workspace,] the pool */
+        int nbuf = r->sig == SIG_CONV ? 3 : c->nargs;
+        for (int k = 0; k < nbuf; k++)
             pt[n] = P, a[n++] = arg[k];
-        LLVMValueRef geo[13];
+        enum { WORDS = sizeof(rt_window) / sizeof(int64_t) };
+        LLVMValueRef geo[WORDS];
         const int64_t *w = &c->win.c;
-        for (int k = 0; k < 13; k++)
+        for (int k = 0; k < WORDS; k++)
             geo[k] = LLVMConstInt(I, (unsigned long long)w[k], 1);
-        LLVMTypeRef gt = LLVMArrayType2(I, 13);
+        LLVMTypeRef gt = LLVMArrayType2(I, WORDS);
         LLVMValueRef gv = LLVMAddGlobal(E->m, gt, "window");
-        LLVMSetInitializer(gv, LLVMConstArray2(I, geo, 13));
+        LLVMSetInitializer(gv, LLVMConstArray2(I, geo, WORDS));
         LLVMSetGlobalConstant(gv, 1);
         LLVMSetLinkage(gv, LLVMPrivateLinkage);
         LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
-        memcpy(pt + n, (LLVMTypeRef[]){I, P, P}, sizeof *pt * 3);
-        memcpy(a + n, (LLVMValueRef[]){rows, gv, X->pool}, sizeof *a * 3);
-        n += 3;
+        pt[n] = I, a[n++] = rows;
+        pt[n] = P, a[n++] = gv;
+        if (r->sig == SIG_CONV)
+            pt[n] = P, a[n++] = arg[3];
+        pt[n] = P, a[n++] = X->pool;
         break;
     }
     }

@@ -134,9 +134,10 @@ Test(train, lenet_binary_learns_on_a_subset_and_repeats_exactly)
                       saved[run]);
         cr_assert_eq(st, 0, "%s", out);
         double acc = last_value(out, "test_acc ");
-        cr_expect_gt(acc, 0.5, "lenet: test accuracy %g after 3 epochs on 4000 images\n%s", acc, out);
+        /* 3 epochs of 16 steps swing (0.47-0.57): bars far from chance and from the swing */
+        cr_expect_gt(acc, 0.3, "lenet: test accuracy %g after 3 epochs on 4000 images\n%s", acc, out);
         double first = strtod(strstr(out, "train_loss ") + 11, NULL), last = last_value(out, "train_loss ");
-        cr_expect_lt(last, first, "lenet: the loss did not fall\n%s", out);
+        cr_expect_lt(last, 0.8 * first, "lenet: the loss did not fall by a fifth\n%s", out);
         free(out);
     }
     expect_same_tensors(saved[0], saved[1]);

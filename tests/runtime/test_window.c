@@ -22,7 +22,7 @@ static bool make_window(rt_window *g, int64_t c, int64_t h, int64_t w, const int
     int64_t eh = h + 2 * p[0] - d[0] * (k[0] - 1) - 1, ew = w + 2 * p[1] - d[1] * (k[1] - 1) - 1;
     if (eh < 0 || ew < 0)
         return false;
-    *g = (rt_window){c, h, w, eh / s[0] + 1, ew / s[1] + 1, k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1]};
+    *g = (rt_window){c, h, w, eh / s[0] + 1, ew / s[1] + 1, k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1], 0, 0};
     return true;
 }
 
@@ -428,5 +428,87 @@ Test(window, batch_zero_touches_nothing)
         rt_avg_pool2d_grad(dy, out, 0, &g, pools[t]);
     }
     cr_expect(memcmp(out, before, sizeof out) == 0, "a call with batch 0 wrote its output");
+    rt_pool_free(pool);
+}
+
+/* ---- convolutions: rt_conv2d and its gradients against their definitions in double ---- */
+
+/* y (or dx, dw, by use) from the definition: every (sample, output channel, pixel, input
+ * channel of its group, tap) meets once */
+static void ref_conv(int use, const rt_window *g, int64_t batch, const float *x, const float *w, const float *dy,
+                     double *r)
+{
+    int64_t G = g->groups, cg = g->c / G, og = g->o / G, L = g->oh * g->ow;
+    for (int64_t n = 0; n < batch; n++)
+        for (int64_t o = 0; o < g->o; o++)
+            for (int64_t p = 0; p < L; p++)
+                for (int64_t ci = 0; ci < cg; ci++)
+                    for (int64_t i = 0; i < g->kh; i++)
+                        for (int64_t j = 0; j < g->kw; j++) {
+                            int64_t iy, ix;
+                            if (!tap_at(g, p / g->ow, p % g->ow, i, j, &iy, &ix))
+                                continue;
+                            int64_t xi = ((n * g->c + o / og * cg + ci) * g->h + iy) * g->w + ix;
+                            int64_t wi = ((o * cg + ci) * g->kh + i) * g->kw + j, yi = (n * g->o + o) * L + p;
+                            if (use == 0)
+                                r[yi] += (double)x[xi] * w[wi];
+                            else if (use == 1)
+                                r[xi] += (double)dy[yi] * w[wi];
+                            else
+                                r[wi] += (double)x[xi] * dy[yi];
+                        }
+}
+
+static double rel_err(const float *got, const double *want, int64_t n)
+{
+    double num = 0, den = 0;
+    for (int64_t k = 0; k < n; k++)
+        num += (got[k] - want[k]) * (got[k] - want[k]), den += want[k] * want[k];
+    return sqrt(num / (den > 0 ? den : 1));
+}
+
+/* batches 1, 3 and 11 (fewer and more samples than chunks, unevenly cut), groups 1 and 2,
+ * stride, padding and dilation: within f32 rounding of the definition, and the same bits on
+ * a pool of 2 threads as inline */
+Test(window, convolutions_match_their_definitions_for_any_thread_count)
+{
+    static const int64_t shapes[][10] = {
+        /* c, h, w, o, groups, k, stride, pad, dilation, batch */
+        {1, 9, 8, 3, 1, 3, 1, 1, 1, 1},  {4, 7, 9, 6, 2, 3, 2, 2, 1, 3},   {2, 11, 10, 4, 1, 2, 1, 0, 2, 11},
+        {6, 6, 6, 4, 2, 5, 1, 2, 1, 11}, {3, 12, 12, 5, 1, 1, 2, 0, 1, 3},
+    };
+    rt_pool *pool = rt_pool_new(2);
+    cr_assert_not_null(pool);
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        const int64_t *v = shapes[s];
+        int64_t k[2] = {v[5], v[5]}, st[2] = {v[6], v[6]}, p[2] = {v[7], v[7]}, d[2] = {v[8], v[8]}, B = v[9];
+        rt_window g;
+        cr_assert(make_window(&g, v[0], v[1], v[2], k, st, p, d));
+        g.o = v[3], g.groups = v[4];
+        int64_t nx = B * g.c * g.h * g.w, ny = B * g.o * g.oh * g.ow, nw = g.o * g.c / g.groups * g.kh * g.kw;
+        float *x = alloc_f32(nx), *w = alloc_f32(nw), *dy = alloc_f32(ny), *ws = alloc_f32(rt_conv2d_workspace(&g));
+        fill_input(x, nx, 7 + (uint32_t)s), fill_input(w, nw, 11 + (uint32_t)s), fill_input(dy, ny, 13 + (uint32_t)s);
+        int64_t n[3] = {ny, nx, nw};
+        for (int use = 0; use < 3; use++) {
+            float *got[2] = {alloc_f32(n[use]), alloc_f32(n[use])};
+            double *want = calloc((size_t)n[use], sizeof *want);
+            ref_conv(use, &g, B, x, w, dy, want);
+            for (int t = 0; t < 2; t++) {
+                fill_sentinel(got[t], n[use]);
+                if (use == 0)
+                    rt_conv2d(x, w, got[t], B, &g, ws, t ? pool : NULL);
+                else if (use == 1)
+                    rt_conv2d_input_grad(dy, w, got[t], B, &g, ws, t ? pool : NULL);
+                else
+                    rt_conv2d_weight_grad(x, dy, got[t], B, &g, ws, t ? pool : NULL);
+            }
+            double e = rel_err(got[0], want, n[use]);
+            cr_expect(e < 1e-5, "shape %zu, %s: %g from the definition", s, use == 0 ? "y" : use == 1 ? "dx" : "dw", e);
+            cr_expect(memcmp(got[0], got[1], sizeof(float) * (size_t)n[use]) == 0, "shape %zu, use %d: threads differ",
+                      s, use);
+            free(got[0]), free(got[1]), free(want);
+        }
+        free(x), free(w), free(dy), free(ws);
+    }
     rt_pool_free(pool);
 }
