@@ -70,6 +70,16 @@ static void step_work(const cg_program *p, const cg_step *s, int64_t N, double *
         double m = dim_at(s->gemm.m, N), n = dim_at(s->gemm.n, N), k = dim_at(s->gemm.k, N);
         *flops = 2 * m * n * k;
         *bytes = 4 * (m * k + k * n + 2 * m * n);
+    } else if (ir_ops[s->call.op].kind == IR_K_WINDOW) { /* each sample's input and output, once */
+        const rt_window *w = &s->call.win;
+        double b = dim_at(s->call.rows, N), in = (double)(w->c * w->h * w->w);
+        double out = (double)((w->o ? w->o : w->c) * w->oh * w->ow);
+        *bytes = 4 * b * (in + out + (s->call.op == IR_max_pool2d_grad ? in : 0));
+        if (w->o) { /* a convolution: its weights, and a multiply-add per tap */
+            double taps = (double)(w->c / w->groups * w->kh * w->kw);
+            *bytes += 4 * (double)w->o * taps;
+            *flops = 2 * b * out * taps;
+        }
     } else {
         const cg_call *c = &s->call;
         *bytes = (double)c->nargs * dim_at(c->rows, N) * dim_at(c->len, N) * dim_at(c->inner, N) * 4;

@@ -54,5 +54,7 @@ bool ir_eval_window(const ir_node *n, const ir_tensor *v, ir_tensor *out);
 /* The runtime's geometry (runtime/window.h) of window w over a bound [B,C,H,W] input, with
  * a convolution's out_channels (0: pooling). */
 rt_window ir_window_geometry(const ir_window *w, const ir_shape *in, int64_t out_channels);
+/* The bytes of node id's workspace if it is a convolution (rt_conv2d_workspace), else 0. */
+int64_t ir_conv_workspace_bytes(const ir_graph *g, int32_t id);
 
 #endif

@@ -180,3 +180,14 @@ bool ir_eval_window(const ir_node *n, const ir_tensor *v, ir_tensor *out)
     default: return false;
     }
 }
+
+int64_t ir_conv_workspace_bytes(const ir_graph *g, int32_t id)
+{
+    const ir_node *n = &g->node[id];
+    if (n->op != IR_conv2d && n->op != IR_conv2d_input_grad && n->op != IR_conv2d_weight_grad)
+        return 0;
+    const ir_shape *in = n->op == IR_conv2d_input_grad ? &n->shape : &g->node[n->in[0]].shape;
+    int64_t oc = n->op == IR_conv2d_weight_grad ? n->shape.dim[0] : g->node[n->in[1]].shape.dim[0];
+    rt_window w = ir_window_geometry(&n->attr.win, in, oc);
+    return (int64_t)sizeof(float) * rt_conv2d_workspace(&w);
+}

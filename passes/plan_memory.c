@@ -292,25 +292,16 @@ static bool split_report(const ir_graph *model, int64_t batch, int64_t at, int64
     return pa && pp;
 }
 
-/* The largest convolution's unfolded input at batch `at`, [C*KH*KW, B*OH*OW] f32: the columns
- * its sgemm calls read (codegen/lower_window.c), in the kernels' scratch; 0 without one. */
-static int64_t unfolded_columns(const ir_graph *g, int64_t at)
+/* The largest convolution's workspace (its chunks' columns, runtime/conv.c), in the kernels'
+ * scratch; 0 without one. */
+static int64_t conv_workspace(const ir_graph *g)
 {
     int64_t most = 0;
     for (int32_t i = 0; i < g->n; i++) {
         const ir_node *n = &g->node[i];
-        if (n->op == IR_kernel && n->attr.output == 0) {
-            int64_t k = unfolded_columns(g->kernels[n->attr.kernel], at);
-            most = k > most ? k : most;
-        }
-        if (n->op != IR_conv2d && n->op != IR_conv2d_input_grad && n->op != IR_conv2d_weight_grad)
-            continue;
-        const ir_shape *in = n->op == IR_conv2d_input_grad ? &n->shape : &g->node[n->in[0]].shape;
-        const ir_window *w = &n->attr.win;
-        int64_t b = in->dim[0] == AG_N ? at : in->dim[0];
-        int64_t bytes = 4 * in->dim[1] * w->kernel[0] * w->kernel[1] * b * ir_window_extent(in->dim[2], w, 0) *
-                        ir_window_extent(in->dim[3], w, 1);
-        most = bytes > most ? bytes : most;
+        int64_t k = n->op == IR_kernel && n->attr.output == 0 ? conv_workspace(g->kernels[n->attr.kernel])
+                                                              : ir_conv_workspace_bytes(g, i);
+        most = k > most ? k : most;
     }
     return most;
 }
@@ -349,10 +340,10 @@ bool pass_memory_report(const ir_graph *model, int64_t at, FILE *f, char *err, s
             print_mib(f, "saved for backward", t.saved, NULL);
             print_mib(f, "workspace", t.workspace, "(backward values not saved: dead after their kernels)");
             print_mib(f, "arena", ir_plan_arena(step, ps, at), "(all computed values, dead ones' bytes reused)");
-            int64_t cols = unfolded_columns(step, at);
+            int64_t cols = conv_workspace(step);
             if (cols)
-                print_mib(f, "unfolded columns", cols,
-                          "(workspace: the largest convolution's im2col, after the arena)");
+                print_mib(f, "conv workspace", cols,
+                          "(the largest convolution's columns, 8 samples', after the arena)");
             print_mib(f, "peak", t.peak,
                       t.state ? "= parameters + state + input batch + arena" : "= parameters + input batch + arena");
             int64_t bound = t.params + t.state + t.inputs + t.live;
@@ -368,8 +359,8 @@ bool pass_memory_report(const ir_graph *model, int64_t at, FILE *f, char *err, s
         print_mib(f, "parameters", e.params, NULL);
         print_mib(f, "input batch", e.inputs, NULL);
         print_mib(f, "arena", ir_plan_arena(eval, pe, at), NULL);
-        if (unfolded_columns(eval, at))
-            print_mib(f, "unfolded columns", unfolded_columns(eval, at), "(workspace, after the arena)");
+        if (conv_workspace(eval))
+            print_mib(f, "conv workspace", conv_workspace(eval), "(after the arena)");
         print_mib(f, "peak", e.peak, NULL);
         if (trains)
             fprintf(f, "  training needs %.2fx the memory of inference\n", (double)t.peak / (double)e.peak);

@@ -3,7 +3,9 @@
  * one sgemm over the whole batch's columns (15 MB for LeNet's second convolution at batch
  * 256) this measured 3-10x faster for LeNet's shapes on 2 cores: the columns never reach
  * memory, and the small products stay in OpenBLAS's single-threaded path, so the chunks may
- * run on the pool's threads at once. */
+ * run on the pool's threads at once. Products of 2-4 samples' columns (400 wide for conv2)
+ * were measured too: LeNet's step took 20.7-21.7 ms with them on the pool, 29.6 with
+ * OpenBLAS threading each, against 17.5-19.6 ms one sample a product. */
 #include <cblas.h>
 #include <string.h>
 
