@@ -96,32 +96,38 @@ static void run(plane_fn *plane, const rt_window *g, const float *in, const floa
 
 /* ---- im2col, col2im ---- */
 
-/* Rows (ci, i, j) of cols, the columns of sample n. */
+/* Rows (ci, i, j) of cols, the columns of sample n. The rows are short (LeNet's conv2: 10
+ * floats), so plain loops, which the compiler unrolls and vectorizes, not memcpy and memset
+ * calls: conv2's 256 samples, one at a time, took 3.9 ms with them, 1.5 without. */
 static void im2col_plane(const job *jb, int64_t n, int64_t ci)
 {
     const rt_window *g = jb->g;
-    const float *xp = jb->in + (n * g->c + ci) * g->h * g->w;
-    int64_t ncols = jb->batch * g->oh * g->ow, ow = g->ow;
+    const float *restrict xp = jb->in + (n * g->c + ci) * g->h * g->w;
+    int64_t ncols = jb->batch * g->oh * g->ow, ow = g->ow, sw = g->sw;
     for (int64_t i = 0; i < g->kh; i++) {
         span ys = in_bounds(g->oh, i * g->dh - g->ph, g->sh, g->h);
         for (int64_t j = 0; j < g->kw; j++) {
             int64_t off = j * g->dw - g->pw; /* input column of output column 0 */
-            span xs = in_bounds(ow, off, g->sw, g->w);
-            float *row = jb->out + ((ci * g->kh + i) * g->kw + j) * ncols + n * g->oh * ow;
-            memset(row, 0, sizeof *row * (size_t)(ys.lo * ow));
+            span xs = in_bounds(ow, off, sw, g->w);
+            float *restrict row = jb->out + ((ci * g->kh + i) * g->kw + j) * ncols + n * g->oh * ow;
+            for (int64_t e = 0; e < ys.lo * ow; e++)
+                row[e] = 0;
             for (int64_t y = ys.lo; y < ys.hi; y++) {
                 int64_t at = (y * g->sh + i * g->dh - g->ph) * g->w + off; /* + xo*sw: x's index */
-                float *dst = row + y * ow;
-                memset(dst, 0, sizeof *dst * (size_t)xs.lo);
-                if (g->sw == 1) {
-                    if (xs.lo < xs.hi) /* (else xp + at + xs.lo may point outside x) */
-                        memcpy(dst + xs.lo, xp + at + xs.lo, sizeof *dst * (size_t)(xs.hi - xs.lo));
-                } else
+                float *restrict dst = row + y * ow;
+                for (int64_t xo = 0; xo < xs.lo; xo++)
+                    dst[xo] = 0;
+                if (sw == 1)
                     for (int64_t xo = xs.lo; xo < xs.hi; xo++)
-                        dst[xo] = xp[at + xo * g->sw];
-                memset(dst + xs.hi, 0, sizeof *dst * (size_t)(ow - xs.hi));
+                        dst[xo] = xp[at + xo];
+                else
+                    for (int64_t xo = xs.lo; xo < xs.hi; xo++)
+                        dst[xo] = xp[at + xo * sw];
+                for (int64_t xo = xs.hi; xo < ow; xo++)
+                    dst[xo] = 0;
             }
-            memset(row + ys.hi * ow, 0, sizeof *row * (size_t)((g->oh - ys.hi) * ow));
+            for (int64_t e = ys.hi * ow; e < g->oh * ow; e++)
+                row[e] = 0;
         }
     }
 }
@@ -140,16 +146,17 @@ static void col2im_plane(const job *jb, int64_t n, int64_t ci)
             if (xs.lo == xs.hi)
                 continue; /* (and dst below would point outside x) */
             const float *row = jb->in + ((ci * g->kh + i) * g->kw + j) * ncols + n * g->oh * ow;
+            int64_t sw = g->sw, len = xs.hi - xs.lo;
             for (int64_t y = ys.lo; y < ys.hi; y++) {
-                float *dst = xp + (y * g->sh + i * g->dh - g->ph) * g->w + off + xs.lo * g->sw;
-                const float *src = row + y * ow + xs.lo;
-                int64_t len = xs.hi - xs.lo;
-                if (g->sw == 1)
+                /* x and cols never overlap: restrict lets the short rows vectorize */
+                float *restrict dst = xp + (y * g->sh + i * g->dh - g->ph) * g->w + off + xs.lo * sw;
+                const float *restrict src = row + y * ow + xs.lo;
+                if (sw == 1)
                     for (int64_t t = 0; t < len; t++)
                         dst[t] += src[t];
                 else
                     for (int64_t t = 0; t < len; t++)
-                        dst[t * g->sw] += src[t];
+                        dst[t * sw] += src[t];
             }
         }
     }
