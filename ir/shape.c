@@ -4,6 +4,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "fail.h"
@@ -464,12 +465,27 @@ static bool conv_weights(const ir_node *n, const ir_shape *x, const ir_shape *w,
         return rt_fail(err, len, "%s: groups=%d does not divide the %lld input and %lld output channels", opname(n),
                        win->groups, (long long)x->dim[1], (long long)w->dim[0]);
     if (w->dim[1] * win->groups != x->dim[1])
-        return rt_fail(err, len, "%s: the weights %s take %lld channels a group; the input %s has %lld in %d group%s",
-                       opname(n), SHAPE(w), (long long)w->dim[1], SHAPE(x), (long long)x->dim[1], win->groups,
-                       win->groups == 1 ? "" : "s");
+        return rt_fail(err, len,
+                       "%s: the weights %s take %lld input channels a group; the input %s gives each of its %d "
+                       "group%s %lld",
+                       opname(n), SHAPE(w), (long long)w->dim[1], SHAPE(x), win->groups, win->groups == 1 ? "" : "s",
+                       (long long)(x->dim[1] / win->groups));
     if (w->dim[2] != win->kernel[0] || w->dim[3] != win->kernel[1])
         return rt_fail(err, len, "%s: kernel=[%d,%d] but the weights are %s", opname(n), win->kernel[0], win->kernel[1],
                        SHAPE(w));
+    return true;
+}
+
+/* A convolution's products fit sgemm's int dimensions: one sample's unfolded input [C*KH*KW,
+ * OH*OW] and output [O, OH*OW] (runtime/conv.c multiplies them a sample at a time). */
+static bool conv_fits(const ir_node *n, const ir_shape *in, int64_t out_channels, char *err, size_t len)
+{
+    const ir_window *w = &n->attr.win;
+    int64_t pixels = ir_window_extent(in->dim[2], w, 0) * ir_window_extent(in->dim[3], w, 1);
+    int64_t taps = in->dim[1] * w->kernel[0] * w->kernel[1];
+    if (taps > INT32_MAX / (pixels > 0 ? pixels : 1) || out_channels > INT32_MAX / (pixels > 0 ? pixels : 1))
+        return rt_fail(err, len, "%s: one sample's unfolded input (%lld x %lld) or output is past 2^31 elements",
+                       opname(n), (long long)taps, (long long)pixels);
     return true;
 }
 
@@ -490,7 +506,8 @@ static bool rule_conv2d(const ir_graph *g, ir_node *n, char *err, size_t len)
 {
     const ir_node *x = operand(g, n, 0), *w = operand(g, n, 1);
     if (!window_ok(n, err, len) || !nchw(n, "the input", x->dtype, &x->shape, err, len) ||
-        !nchw(n, "the weights", w->dtype, &w->shape, err, len) || !conv_weights(n, &x->shape, &w->shape, err, len))
+        !nchw(n, "the weights", w->dtype, &w->shape, err, len) || !conv_weights(n, &x->shape, &w->shape, err, len) ||
+        !conv_fits(n, &x->shape, w->shape.dim[0], err, len))
         return false;
     n->dtype = AG_F32;
     return window_out(n, &x->shape, w->shape.dim[0], &n->shape, err, len);
@@ -501,7 +518,7 @@ static bool rule_conv2d_input_grad(const ir_graph *g, ir_node *n, char *err, siz
     const ir_node *dy = operand(g, n, 0), *w = operand(g, n, 1);
     if (!window_ok(n, err, len) || !valid_dims(n, &n->shape, err, len) ||
         !nchw(n, "the result", AG_F32, &n->shape, err, len) || !nchw(n, "the weights", w->dtype, &w->shape, err, len) ||
-        !conv_weights(n, &n->shape, &w->shape, err, len))
+        !conv_weights(n, &n->shape, &w->shape, err, len) || !conv_fits(n, &n->shape, w->shape.dim[0], err, len))
         return false;
     n->dtype = AG_F32;
     return window_grad_of(n, &n->shape, w->shape.dim[0], dy, err, len);
@@ -512,7 +529,7 @@ static bool rule_conv2d_weight_grad(const ir_graph *g, ir_node *n, char *err, si
     const ir_node *x = operand(g, n, 0), *dy = operand(g, n, 1);
     if (!window_ok(n, err, len) || !valid_dims(n, &n->shape, err, len) ||
         !nchw(n, "the input", x->dtype, &x->shape, err, len) || !nchw(n, "the result", AG_F32, &n->shape, err, len) ||
-        !conv_weights(n, &x->shape, &n->shape, err, len))
+        !conv_weights(n, &x->shape, &n->shape, err, len) || !conv_fits(n, &x->shape, n->shape.dim[0], err, len))
         return false;
     n->dtype = AG_F32;
     return window_grad_of(n, &x->shape, n->shape.dim[0], dy, err, len);

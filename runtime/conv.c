@@ -7,6 +7,7 @@
  * were measured too: LeNet's step took 20.7-21.7 ms with them on the pool, 29.6 with
  * OpenBLAS threading each, against 17.5-19.6 ms one sample a product. */
 #include <cblas.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "window.h"
@@ -25,10 +26,18 @@ typedef struct conv_job {
 
 static int64_t columns(const rt_window *g) { return g->c * g->kh * g->kw * g->oh * g->ow; }
 
+/* Whether a sample's products stay on OpenBLAS's single thread: then the chunks run on the
+ * pool, each with columns of its own; else in turn, sharing one. */
+static bool on_the_pool(const rt_window *g)
+{
+    int64_t G = g->groups > 0 ? g->groups : 1;
+    return g->o / G * (g->c / G * g->kh * g->kw) * g->oh * g->ow <= SINGLE_THREADED_MNK;
+}
+
 int64_t rt_conv2d_workspace(const rt_window *g)
 {
     int64_t kg = g->c / (g->groups > 0 ? g->groups : 1) * g->kh * g->kw;
-    return RT_CONV_CHUNKS * (columns(g) + g->o * kg);
+    return (on_the_pool(g) ? RT_CONV_CHUNKS : 1) * columns(g) + RT_CONV_CHUNKS * g->o * kg;
 }
 
 /* Chunk c's samples in order, its columns one sample's at a time (rt_im2col of batch 1) */
@@ -38,7 +47,8 @@ static void chunk(void *ctx, int64_t c, int64_t end)
     const rt_window *g = j->g;
     int64_t G = g->groups, L = g->oh * g->ow, plane = g->c * g->h * g->w, og = g->o / G, kg = g->c / G * g->kh * g->kw;
     for (; c < end; c++) {
-        float *cols = j->ws + c * columns(g), *part = j->ws + RT_CONV_CHUNKS * columns(g) + c * g->o * kg;
+        int64_t slots = on_the_pool(g) ? RT_CONV_CHUNKS : 1;
+        float *cols = j->ws + (c % slots) * columns(g), *part = j->ws + slots * columns(g) + c * g->o * kg;
         int64_t n0 = c * j->batch / j->nchunks, n1 = (c + 1) * j->batch / j->nchunks;
         for (int64_t n = n0; n < n1; n++) {
             if (j->op != 1)
@@ -66,15 +76,14 @@ static void chunk(void *ctx, int64_t c, int64_t end)
 static void run(int op, const float *a, const float *b, float *out, int64_t batch, const rt_window *g, float *ws,
                 rt_pool *pool)
 {
-    int64_t G = g->groups, og = g->o / G, kg = g->c / G * g->kh * g->kw, L = g->oh * g->ow;
+    int64_t G = g->groups, kg = g->c / G * g->kh * g->kw;
     conv_job j = {g, a, b, out, ws, batch, batch < RT_CONV_CHUNKS ? batch : RT_CONV_CHUNKS, op};
-    int64_t mnk = og * kg * L;
     if (j.nchunks > 0)
-        rt_parallel_for(mnk <= SINGLE_THREADED_MNK ? pool : NULL, j.nchunks, 1, chunk, &j);
+        rt_parallel_for(on_the_pool(g) ? pool : NULL, j.nchunks, 1, chunk, &j);
     if (op != 2)
         return;
     /* dw: the chunks' parts in order (no sample: zeros) */
-    const float *parts = ws + RT_CONV_CHUNKS * columns(g);
+    const float *parts = ws + (on_the_pool(g) ? RT_CONV_CHUNKS : 1) * columns(g);
     int64_t n = g->o * kg;
     if (j.nchunks == 0)
         memset(out, 0, sizeof *out * (size_t)n);

@@ -59,7 +59,8 @@ void rt_avg_pool2d_grad(const float *dy, float *dx, int64_t batch, const rt_wind
  * unfolded (rt_im2col of one sample: [c*kh*kw, oh*ow], in the cache) and multiplied by one
  * sgemm a group, so no batch-wide columns are ever written: the batch is cut into
  * RT_CONV_CHUNKS chunks (by the batch alone, whatever the threads), each with its own
- * columns in ws, run over the pool. The weight gradient sums each chunk's samples into the
+ * columns in ws, run over the pool (where a sample's products are large enough for OpenBLAS
+ * to thread them, the chunks run in turn and share one sample's columns). The weight gradient sums each chunk's samples into the
  * chunk's part, then the parts in chunk order: the same bits for every thread count. */
 enum { RT_CONV_CHUNKS = 8 };
 /* The floats of ws the three need. */

@@ -457,6 +457,17 @@ Test(dsl, model_file_errors_through_the_command_line)
                      "      |                       ^~~~~~\n"
                      "tests/data/models/bad_shapes.c: 2 errors\n");
 
+    /* the window ops' mistakes, each at its line (tests/data/models/bad_conv.c) */
+    cr_assert_eq(ir_of("bad_conv.c", NULL, out, sizeof out), 1, "%s", out);
+    cr_expect(strstr(out, "tests/data/models/bad_conv.c:11:23: error: conv2d: the weights [6,3,5,5] take 3 input "
+                          "channels a group; the input [N,1,28,28] gives each of its 1 group 1\n") &&
+                  strstr(out, "tests/data/models/bad_conv.c:12:23: error: conv2d: the bias is f32[5]; it takes f32[6], "
+                              "one per output channel\n") &&
+                  strstr(out, "tests/data/models/bad_conv.c:13:23: error: max_pool2d: pad 2 is more than half the "
+                              "2-wide window\n") &&
+                  strstr(out, "tests/data/models/bad_conv.c: 3 errors\n"),
+              "%s", out);
+
     /* a model that does not compile: the compiler's first error and its lines, and how to see
      * the rest (a missing ';' gave some 50 lines of macro expansions) */
     cr_assert_eq(ir_of("missing_semicolon.c", NULL, out, sizeof out), 1, "%s", out);

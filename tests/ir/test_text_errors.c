@@ -141,6 +141,36 @@ static const struct {
         "t.ir:3:18: error: slice: start 9223372036854775807 is out of range"),
     BAD("graph @x {\n  %a: f32[2,3] = input\n  %0: f32[2,3] = relu %a start=1\n  return r: %0\n}\n",
         "t.ir:3:26: error: unknown attribute 'start' for relu"),
+/* the window ops */
+#define WIN_HEAD "graph @x {\n  %a: f32[N,2,6,6] = input\n  %w: f32[4,2,3,3] = param zeros\n"
+    BAD(WIN_HEAD "  %0: f32[N,2,3,3] = max_pool2d %a kernel=[0,0] stride=[2,2] pad=[0,0] dilation=[1,1] groups=1\n"
+                 "  return r: %0\n}\n",
+        "t.ir:4:22: error: max_pool2d: kernel [0,0], stride [2,2] and dilation [1,1] must be from 1 to 2^20, pad [0,0] "
+        "from 0"),
+    BAD(WIN_HEAD "  %0: f32[N,4,4,4] = conv2d %a, %w kernel=[3,3] stride=[1,1] pad=[0,0] dilation=[1,1] groups=0\n"
+                 "  return r: %0\n}\n",
+        "t.ir:4:22: error: conv2d: groups=0 (at least 1)"),
+    BAD(WIN_HEAD "  %0: f32[N,2,3,3] = avg_pool2d %a kernel=[2,2] stride=[2,2] pad=[0,0] groups=1\n"
+                 "  return r: %0\n}\n",
+        "t.ir:4:22: error: avg_pool2d: missing attribute 'dilation'"),
+    BAD(WIN_HEAD "  %0: f32[N,2,5,5] = max_pool2d %a kernel=[2,2] stride=[2,2] pad=[2,2] dilation=[1,1] groups=1\n"
+                 "  return r: %0\n}\n",
+        "t.ir:4:22: error: max_pool2d: pad 2 is more than half the 2-wide window"),
+    BAD(WIN_HEAD "  %0: f32[N,4,4,4] = conv2d %a, %w kernel=[3,3] stride=[1,1] pad=[0,0] dilation=[1,1] groups=2\n"
+                 "  return r: %0\n}\n",
+        "t.ir:4:22: error: conv2d: the weights [4,2,3,3] take 2 input channels a group; the input [N,2,6,6] gives each "
+        "of its 2 groups 1"),
+    BAD(WIN_HEAD "  %0: f32[N,4,1,1] = conv2d %a, %w kernel=[3,3] stride=[1,1] pad=[0,0] dilation=[4,4] groups=1\n"
+                 "  return r: %0\n}\n",
+        "t.ir:4:22: error: conv2d: a 3x3 window (dilation [4,4]) does not fit [N,2,6,6] padded by [0,0]"),
+    BAD("graph @x {\n  %a: f32[N,1,70000,70000] = input\n  %w: f32[1,1,1,1] = param zeros\n"
+        "  %0: f32[N,1,70000,70000] = conv2d %a, %w kernel=[1,1] stride=[1,1] pad=[0,0] dilation=[1,1] groups=1\n"
+        "  return r: %0\n}\n",
+        "t.ir:4:30: error: conv2d: one sample's unfolded input (1 x 4900000000) or output is past 2^31 elements"),
+    BAD("graph @x {\n  %a: f32[N,36] = input\n"
+        "  %0: f32[N,2,3,3] = avg_pool2d %a kernel=[2,2] stride=[2,2] pad=[0,0] dilation=[1,1] groups=1\n"
+        "  return r: %0\n}\n",
+        "t.ir:3:22: error: avg_pool2d: the input is f32[N,36]; it takes f32[B,C,H,W] (N, if anywhere, first)"),
     /* declarations */
     BAD(DECL_HEAD "  trian model loss=l\n}\n", "t.ir:6:3: error: unknown declaration 'trian'"),
     BAD(DECL_HEAD "  3\n}\n", "t.ir:6:3: error: expected a declaration or '}', got '3'"),

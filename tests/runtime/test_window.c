@@ -467,15 +467,19 @@ static double rel_err(const float *got, const double *want, int64_t n)
     return sqrt(num / (den > 0 ? den : 1));
 }
 
-/* batches 1, 3 and 11 (fewer and more samples than chunks, unevenly cut), groups 1 and 2,
- * stride, padding and dilation: within f32 rounding of the definition, and the same bits on
- * a pool of 2 threads as inline */
+/* batches 1, 3, 9 and 11 (fewer and more samples than chunks, unevenly cut), groups 1 and 2,
+ * stride, padding and dilation, small and large products: within f32 rounding of the
+ * definition, and the same bits on a pool of 2 threads as inline */
 Test(window, convolutions_match_their_definitions_for_any_thread_count)
 {
     static const int64_t shapes[][10] = {
         /* c, h, w, o, groups, k, stride, pad, dilation, batch */
-        {1, 9, 8, 3, 1, 3, 1, 1, 1, 1},  {4, 7, 9, 6, 2, 3, 2, 2, 1, 3},   {2, 11, 10, 4, 1, 2, 1, 0, 2, 11},
-        {6, 6, 6, 4, 2, 5, 1, 2, 1, 11}, {3, 12, 12, 5, 1, 1, 2, 0, 1, 3},
+        {1, 9, 8, 3, 1, 3, 1, 1, 1, 1},
+        {4, 7, 9, 6, 2, 3, 2, 2, 1, 3},
+        {2, 11, 10, 4, 1, 2, 1, 0, 2, 11},
+        {6, 6, 6, 4, 2, 5, 1, 2, 1, 11},
+        {3, 12, 12, 5, 1, 1, 2, 0, 1, 3},
+        {8, 40, 40, 16, 1, 5, 1, 2, 1, 9}, /* products OpenBLAS threads: the chunks in turn, one columns */
     };
     rt_pool *pool = rt_pool_new(2);
     cr_assert_not_null(pool);
