@@ -59,7 +59,7 @@ view lo_home_of(lowering *L, group *G, int32_t b);
 /* A loop copying from into to, over shape. */
 void lo_copy_into(lowering *L, group *G, const view *from, view *to, const ir_shape *shape, ag_dtype t);
 
-/* The window ops (lower_window.c): runtime calls, a convolution sgemm calls around them. */
+/* The window ops (lower_window.c): a runtime call each. */
 void lo_window(lowering *L, group *G, int32_t b);
 
 #endif

@@ -4,9 +4,6 @@
 #include "interp.h" /* ir_window_geometry */
 #include "lower_internal.h"
 
-/* ---- sliding windows: runtime calls, and a convolution as sgemm calls over the unfolded
- * input, one a channel group ---- */
-
 /* A window op's batch: N or a number */
 static cg_dim batch_of(const ir_shape *s) { return s->dim[0] == AG_N ? (cg_dim){0, 1} : (cg_dim){s->dim[0], 0}; }
 

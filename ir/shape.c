@@ -393,7 +393,6 @@ static bool rule_dropout(const ir_graph *g, ir_node *n, char *err, size_t len)
     return true;
 }
 
-/* The operands match the body's inputs one for one; the result is the chosen output. */
 /* ---- sliding windows: [B,C,H,W] values, B the batch (N or a number), the rest fixed ---- */
 
 int64_t ir_window_extent(int64_t in, const ir_window *w, int axis)
@@ -402,9 +401,10 @@ int64_t ir_window_extent(int64_t in, const ir_window *w, int axis)
     return e < 0 ? 0 : e / w->stride[axis] + 1;
 }
 
-/* The attributes in range: positive kernel, stride and dilation, pad from 0 to half the
- * window (PyTorch's bound, which keeps every pooling window on some of the input), groups 1
- * but for conv2d, avg_pool2d undilated. */
+/* The attributes in range: positive kernel, stride and dilation, pad from 0, at most 2^16 taps
+ * a window (every reference path visits each); pooling's pad at most half its kernel
+ * (PyTorch's bound: with dilation a window may still lie wholly in the padding, and give
+ * -inf), groups 1 but for conv2d, avg_pool2d undilated. */
 static bool window_ok(const ir_node *n, char *err, size_t len)
 {
     const ir_window *w = &n->attr.win;
@@ -419,11 +419,12 @@ static bool window_ok(const ir_node *n, char *err, size_t len)
                            "[%d,%d] from 0",
                            opname(n), w->kernel[0], w->kernel[1], w->stride[0], w->stride[1], w->dilation[0],
                            w->dilation[1], w->pad[0], w->pad[1]);
-        int64_t half = ((int64_t)w->dilation[i] * (w->kernel[i] - 1) + 1) / 2;
-        if (pool && w->pad[i] > half)
-            return rt_fail(err, len, "%s: pad %d is more than half the %d-wide window", opname(n), w->pad[i],
-                           w->dilation[i] * (w->kernel[i] - 1) + 1);
+        if (pool && w->pad[i] > w->kernel[i] / 2)
+            return rt_fail(err, len, "%s: pad %d is more than half the kernel's %d", opname(n), w->pad[i],
+                           w->kernel[i]);
     }
+    if ((int64_t)w->kernel[0] * w->kernel[1] > 65536)
+        return rt_fail(err, len, "%s: a %dx%d window has more than 2^16 taps", opname(n), w->kernel[0], w->kernel[1]);
     if (w->groups < 1 || (pool && w->groups != 1))
         return rt_fail(err, len, "%s: groups=%d (%s)", opname(n), w->groups, pool ? "pooling takes 1" : "at least 1");
     if (avg && (w->dilation[0] != 1 || w->dilation[1] != 1))
@@ -566,6 +567,7 @@ static bool rule_avg_pool2d_grad(const ir_graph *g, ir_node *n, char *err, size_
     return true;
 }
 
+/* The operands match the body's inputs one for one; the result is the chosen output. */
 static bool rule_kernel(const ir_graph *g, ir_node *n, char *err, size_t len)
 {
     if (n->attr.kernel < 0 || n->attr.kernel >= g->nkernels || !g->kernels[n->attr.kernel])

@@ -292,18 +292,21 @@ static bool split_report(const ir_graph *model, int64_t batch, int64_t at, int64
     return pa && pp;
 }
 
-/* The largest convolution's workspace (its chunks' columns, runtime/conv.c), in the kernels'
- * scratch; 0 without one. */
-static int64_t conv_workspace(const ir_graph *g)
+/* The convolutions' workspace (runtime/conv.c's columns and weight-gradient parts), in the
+ * kernels' scratch after the arena: the convolutions of one kernel (conv2's input and weight
+ * gradients, siblings reading dy) each have their own, and kernels reuse it; so the
+ * largest kernel's sum. 0 without a convolution. */
+static int64_t conv_workspace(const ir_graph *g, bool body)
 {
-    int64_t most = 0;
+    int64_t most = 0, sum = 0;
     for (int32_t i = 0; i < g->n; i++) {
         const ir_node *n = &g->node[i];
-        int64_t k = n->op == IR_kernel && n->attr.output == 0 ? conv_workspace(g->kernels[n->attr.kernel])
+        int64_t k = n->op == IR_kernel && n->attr.output == 0 ? conv_workspace(g->kernels[n->attr.kernel], true)
                                                               : ir_conv_workspace_bytes(g, i);
         most = k > most ? k : most;
+        sum += k;
     }
-    return most;
+    return body ? sum : most;
 }
 
 bool pass_memory_report(const ir_graph *model, int64_t at, FILE *f, char *err, size_t len)
@@ -340,10 +343,9 @@ bool pass_memory_report(const ir_graph *model, int64_t at, FILE *f, char *err, s
             print_mib(f, "saved for backward", t.saved, NULL);
             print_mib(f, "workspace", t.workspace, "(backward values not saved: dead after their kernels)");
             print_mib(f, "arena", ir_plan_arena(step, ps, at), "(all computed values, dead ones' bytes reused)");
-            int64_t cols = conv_workspace(step);
+            int64_t cols = conv_workspace(step, false);
             if (cols)
-                print_mib(f, "conv workspace", cols,
-                          "(the largest convolution's columns, 8 samples', after the arena)");
+                print_mib(f, "conv workspace", cols, "(the convolutions' columns and parts, after the arena)");
             print_mib(f, "peak", t.peak,
                       t.state ? "= parameters + state + input batch + arena" : "= parameters + input batch + arena");
             int64_t bound = t.params + t.state + t.inputs + t.live;
@@ -359,8 +361,8 @@ bool pass_memory_report(const ir_graph *model, int64_t at, FILE *f, char *err, s
         print_mib(f, "parameters", e.params, NULL);
         print_mib(f, "input batch", e.inputs, NULL);
         print_mib(f, "arena", ir_plan_arena(eval, pe, at), NULL);
-        if (conv_workspace(eval))
-            print_mib(f, "conv workspace", conv_workspace(eval), "(after the arena)");
+        if (conv_workspace(eval, false))
+            print_mib(f, "conv workspace", conv_workspace(eval, false), "(after the arena)");
         print_mib(f, "peak", e.peak, NULL);
         if (trains)
             fprintf(f, "  training needs %.2fx the memory of inference\n", (double)t.peak / (double)e.peak);

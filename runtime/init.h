@@ -14,8 +14,8 @@ void rt_init_values(double *dst, int64_t n, ag_init init, int64_t fan_in, int64_
                     uint32_t stream);
 
 /* A parameter's fans: a matrix [fan_in, fan_out] (the DSL's x W), a vector's both dims[0], a
- * scalar's 1; a convolution's weights [O, C, KH, KW] (PyTorch's layout) fan in C*KH*KW and
- * out O*KH*KW, as torch.nn.init computes them. */
+ * scalar's 1; rank 3 and 4, as torch.nn.init computes them for a convolution's weights
+ * [O, C, KH, KW] (PyTorch's layout): fan in C times the rest (C*KH*KW), out O times it. */
 void rt_fans(int rank, const int64_t *dims, int64_t *fan_in, int64_t *fan_out);
 
 /* A parameter of the given shape, rank 0 to 4, filled as rt_init_values fills it and rounded to

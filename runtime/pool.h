@@ -19,7 +19,9 @@
  * thread, same chunks, same results.
  *
  * OpenBLAS shares the cores: sgemm is called from the thread that drives the pool, between
- * rt_parallel_for calls, so the two never compute at once, and rt_pool_bind_blas gives
+ * rt_parallel_for calls, so the two never compute at once (but for a convolution's small
+ * products, which stay on OpenBLAS's single-threaded path and run on the pool's threads,
+ * runtime/conv.c), and rt_pool_bind_blas gives
  * OpenBLAS the pool's thread count, so either set of threads fills the cores (but see the
  * caveat at rt_pool_bind_blas). */
 #ifndef RT_POOL_H

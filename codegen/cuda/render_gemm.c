@@ -35,8 +35,8 @@ static const char *gemm_scalar(rd *R, const cg_gemm *g, int32_t e, int depth)
 }
 
 /* C in tiles of 16 PER x 16 PER, K by 16, PER x PER results a thread (16 x 16 threads). PER 4
- * (64x64 tiles) where the output has enough tiles to fill a GPU and 32 rows or more, else PER
- * 2 (32x32): four times the blocks for the small matrices of a batch of 256. */
+ * (64x64 tiles) where the output has enough tiles to fill a GPU, else PER 2 (32x32): four
+ * times the blocks for the small matrices of a batch of 256. */
 enum { TK = 16, FILL_TILES = 64 };
 /* Split K into up to MAX_SPLITS parts where a batch's tiles number fewer than FILL_UNITS
  * (two blocks for each of an H100 SXM's or H200's 132 multiprocessors): the MLP's matmuls at
@@ -67,9 +67,7 @@ static tiling gemm_tiling(const rd *R, const cg_gemm *g)
 {
     int64_t B = R->p->batch > 0 ? R->p->batch : 1;
     int64_t big = ((g->m.k + g->m.n * B + 63) / 64) * ((g->n.k + g->n.n * B + 63) / 64);
-    /* a few rows (a convolution's output channels) fill little of a 64-row tile */
-    const int PER = big >= FILL_TILES && g->m.k + g->m.n * B >= 32 ? 4 : 2, TILE = 16 * PER,
-              L = TK * TILE / CG_CUDA_BLOCK;
+    const int PER = big >= FILL_TILES ? 4 : 2, TILE = 16 * PER, L = TK * TILE / CG_CUDA_BLOCK;
     /* the code for splits where some N splits: the fewest tiles are at N = 1, the most steps
      * of K at the largest N */
     bool split = split_count(g, TILE, 1) > 1 || split_count(g, TILE, B) > 1 || split_count(g, TILE, CG_MAX_N) > 1;

@@ -464,7 +464,7 @@ Test(dsl, model_file_errors_through_the_command_line)
                   strstr(out, "tests/data/models/bad_conv.c:12:23: error: conv2d: the bias is f32[5]; it takes f32[6], "
                               "one per output channel\n") &&
                   strstr(out, "tests/data/models/bad_conv.c:13:23: error: max_pool2d: pad 2 is more than half the "
-                              "2-wide window\n") &&
+                              "kernel's 2\n") &&
                   strstr(out, "tests/data/models/bad_conv.c: 3 errors\n"),
               "%s", out);
 

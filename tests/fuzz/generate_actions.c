@@ -727,7 +727,7 @@ static int image_value(gen *G)
 }
 
 /* A window's stride, pad and dilation drawn for each axis of extent in, with a window of
- * kernel (pooling: pad at most half the span); false if none fits. */
+ * kernel (pooling: pad at most half the kernel); false if none fits. */
 static bool draw_window(gen *G, fz_step *st, const ir_shape *s, int kh, int kw, bool pool, bool dilate)
 {
     int k[2] = {kh, kw};
@@ -736,11 +736,9 @@ static bool draw_window(gen *G, fz_step *st, const ir_shape *s, int kh, int kw, 
         st->stride[i] = between(G, 1, 2);
         st->dilation[i] = dilate && chance(G, 0.3) ? 2 : 1;
         int span = st->dilation[i] * (k[i] - 1) + 1;
-        st->pad[i] = between(G, 0, pool ? span / 2 : 2);
-        if (in + 2 * st->pad[i] < span) {
+        st->pad[i] = between(G, 0, pool ? k[i] / 2 : 2);
+        if (in + 2 * st->pad[i] < span)
             st->dilation[i] = 1, span = k[i];
-            st->pad[i] = pool && st->pad[i] > span / 2 ? span / 2 : st->pad[i];
-        }
         if (in + 2 * st->pad[i] < span)
             return false;
     }

@@ -155,7 +155,7 @@ static const struct {
         "t.ir:4:22: error: avg_pool2d: missing attribute 'dilation'"),
     BAD(WIN_HEAD "  %0: f32[N,2,5,5] = max_pool2d %a kernel=[2,2] stride=[2,2] pad=[2,2] dilation=[1,1] groups=1\n"
                  "  return r: %0\n}\n",
-        "t.ir:4:22: error: max_pool2d: pad 2 is more than half the 2-wide window"),
+        "t.ir:4:22: error: max_pool2d: pad 2 is more than half the kernel's 2"),
     BAD(WIN_HEAD "  %0: f32[N,4,4,4] = conv2d %a, %w kernel=[3,3] stride=[1,1] pad=[0,0] dilation=[1,1] groups=2\n"
                  "  return r: %0\n}\n",
         "t.ir:4:22: error: conv2d: the weights [4,2,3,3] take 2 input channels a group; the input [N,2,6,6] gives each "
@@ -167,6 +167,9 @@ static const struct {
         "  %0: f32[N,1,70000,70000] = conv2d %a, %w kernel=[1,1] stride=[1,1] pad=[0,0] dilation=[1,1] groups=1\n"
         "  return r: %0\n}\n",
         "t.ir:4:30: error: conv2d: one sample's unfolded input (1 x 4900000000) or output is past 2^31 elements"),
+    BAD(WIN_HEAD "  %0: f32[N,2,1,1] = max_pool2d %a kernel=[300,300] stride=[1,1] pad=[150,150] dilation=[1,1] "
+                 "groups=1\n  return r: %0\n}\n",
+        "t.ir:4:22: error: max_pool2d: a 300x300 window has more than 2^16 taps"),
     BAD("graph @x {\n  %a: f32[N,36] = input\n"
         "  %0: f32[N,2,3,3] = avg_pool2d %a kernel=[2,2] stride=[2,2] pad=[0,0] dilation=[1,1] groups=1\n"
         "  return r: %0\n}\n",
