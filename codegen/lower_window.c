@@ -1,7 +1,7 @@
 /* Lowering the window ops (conv2d, pooling and their gradients): a runtime call each
  * (runtime/window.h), on contiguous NCHW values; a convolution's call unfolds one sample at a
  * time and multiplies it by sgemm, its chunks' columns in the group's scratch. */
-#include "interp.h" /* ir_window_geometry */
+#include "interp.h" /* ir_window_of */
 #include "lower_internal.h"
 
 /* A window op's batch: N or a number */
@@ -20,12 +20,10 @@ static void window_call(lowering *L, group *G, ir_op op, const rt_window *w, cg_
 void lo_window(lowering *L, group *G, int32_t b)
 {
     const ir_node *n = &G->body->node[b];
-    /* the window's input: the first operand, or the gradient's own result */
-    bool from_result = n->op == IR_conv2d_input_grad || n->op == IR_avg_pool2d_grad;
-    const ir_shape in = from_result ? n->shape : G->body->node[n->in[0]].shape;
-    bool conv = n->op == IR_conv2d || n->op == IR_conv2d_input_grad || n->op == IR_conv2d_weight_grad;
-    int64_t oc = n->op == IR_conv2d_weight_grad ? n->shape.dim[0] : conv ? G->body->node[n->in[1]].shape.dim[0] : 0;
-    rt_window w = ir_window_geometry(&n->attr.win, &in, oc);
+    /* the first operand is batched in every window op */
+    const ir_shape *in = &G->body->node[n->in[0]].shape, *in2 = n->nin > 1 ? &G->body->node[n->in[1]].shape : NULL;
+    rt_window w = ir_window_of(n, in, in2);
+    bool conv = ir_op_is_conv(n->op);
     view arg[4];
     for (int k = 0; k < n->nin; k++)
         arg[k] = lo_contiguous_view(L, G, n->in[k]);
@@ -35,5 +33,5 @@ void lo_window(lowering *L, group *G, int32_t b)
         ir_shape ws = {1, {rt_conv2d_workspace(&w)}};
         arg[n->nin + 1] = lo_contiguous(lo_scratch_buffer(L, &ws, AG_F32), &ws);
     }
-    window_call(L, G, n->op, &w, batch_of(&in), n->nin + 1 + conv, arg);
+    window_call(L, G, n->op, &w, batch_of(in), n->nin + 1 + conv, arg);
 }

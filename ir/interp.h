@@ -51,9 +51,17 @@ bool ir_interp(const ir_graph *g, const ir_run *run, const ir_tensor *const *bou
 /* The window ops (ir/interp_window.c): node n into out from its operands' values v, in the
  * interpreter's two modes; false when out of memory. */
 bool ir_eval_window(const ir_node *n, const ir_tensor *v, ir_tensor *out);
-/* The runtime's geometry (runtime/window.h) of window w over a bound [B,C,H,W] input, with
- * a convolution's out_channels (0: pooling). */
-rt_window ir_window_geometry(const ir_window *w, const ir_shape *in, int64_t out_channels);
+/* Window op n's geometry for the runtime (runtime/window.h), from its operands' shapes a and
+ * b (b NULL for a one-operand op): the forward op's input is a, or n's own result for the
+ * gradients whose shape only the result tells (conv2d_input_grad, avg_pool2d_grad); a
+ * convolution's output channels are its weights' or dy's dim 0. Dim 0, the batch, is not
+ * read, so a shape with N serves as well as a bound one. */
+rt_window ir_window_of(const ir_node *n, const ir_shape *a, const ir_shape *b);
+/* Whether op is a convolution or one of its gradients */
+static inline bool ir_op_is_conv(ir_op op)
+{
+    return op == IR_conv2d || op == IR_conv2d_input_grad || op == IR_conv2d_weight_grad;
+}
 /* The bytes of node id's workspace if it is a convolution (rt_conv2d_workspace), else 0. */
 int64_t ir_conv_workspace_bytes(const ir_graph *g, int32_t id);
 

@@ -11,10 +11,11 @@
 #include "interp.h"
 #include "window.h"
 
-/* The runtime's geometry of window w over a (bound) [B,C,H,W] input; out_channels: a
- * convolution's (0: pooling). */
-rt_window ir_window_geometry(const ir_window *w, const ir_shape *in, int64_t out_channels)
+rt_window ir_window_of(const ir_node *n, const ir_shape *a, const ir_shape *b)
 {
+    const ir_window *w = &n->attr.win;
+    const ir_shape *in = n->op == IR_conv2d_input_grad || n->op == IR_avg_pool2d_grad ? &n->shape : a;
+    int64_t oc = n->op == IR_conv2d_weight_grad ? n->shape.dim[0] : ir_op_is_conv(n->op) ? b->dim[0] : 0;
     return (rt_window){in->dim[1],
                        in->dim[2],
                        in->dim[3],
@@ -28,8 +29,8 @@ rt_window ir_window_geometry(const ir_window *w, const ir_shape *in, int64_t out
                        w->pad[1],
                        w->dilation[0],
                        w->dilation[1],
-                       out_channels,
-                       out_channels ? w->groups : 0};
+                       oc,
+                       oc ? w->groups : 0};
 }
 
 /* The input position of window element (i, j) of output (y, x), or false where it is in the
@@ -144,14 +145,8 @@ static bool conv_f32(const ir_node *n, const rt_window *g, int64_t batch, const 
 bool ir_eval_window(const ir_node *n, const ir_tensor *v, ir_tensor *out)
 {
     const ir_tensor *a = &v[n->in[0]], *b = n->nin > 1 ? &v[n->in[1]] : NULL;
-    /* the forward op's input: an operand, or this gradient's result */
-    bool from_result = n->op == IR_conv2d_input_grad || n->op == IR_avg_pool2d_grad;
-    const ir_shape *in = from_result ? &out->shape : &a->shape;
-    int64_t oc = n->op == IR_conv2d || n->op == IR_conv2d_input_grad ? b->shape.dim[0]
-                 : n->op == IR_conv2d_weight_grad                    ? out->shape.dim[0]
-                                                                     : 0;
-    rt_window g = ir_window_geometry(&n->attr.win, in, oc);
-    int64_t batch = in->dim[0];
+    rt_window g = ir_window_of(n, &a->shape, b ? &b->shape : NULL);
+    int64_t oc = g.o, batch = a->shape.dim[0]; /* every window op's first operand is batched */
     if (out->dtype == AG_F64) {
         double *r = out->data;
         switch (n->op) {
@@ -184,10 +179,8 @@ bool ir_eval_window(const ir_node *n, const ir_tensor *v, ir_tensor *out)
 int64_t ir_conv_workspace_bytes(const ir_graph *g, int32_t id)
 {
     const ir_node *n = &g->node[id];
-    if (n->op != IR_conv2d && n->op != IR_conv2d_input_grad && n->op != IR_conv2d_weight_grad)
+    if (!ir_op_is_conv(n->op))
         return 0;
-    const ir_shape *in = n->op == IR_conv2d_input_grad ? &n->shape : &g->node[n->in[0]].shape;
-    int64_t oc = n->op == IR_conv2d_weight_grad ? n->shape.dim[0] : g->node[n->in[1]].shape.dim[0];
-    rt_window w = ir_window_geometry(&n->attr.win, in, oc);
+    rt_window w = ir_window_of(n, &g->node[n->in[0]].shape, &g->node[n->in[1]].shape);
     return (int64_t)sizeof(float) * rt_conv2d_workspace(&w);
 }
