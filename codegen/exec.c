@@ -189,7 +189,7 @@ static void call_window3(window3_fn *f, void **x, int64_t batch, const rt_window
 static void run_call(const cg_program *p, const cg_args *a, const cg_call *c)
 {
     int64_t n = a->batch, rows = at_n(c->rows, n), len = at_n(c->len, n), inner = at_n(c->inner, n);
-    void *x[4];
+    void *x[5];
     for (int k = 0; k < c->nargs; k++)
         x[k] = address(p, a, c->arg[k].buffer) +
                at_n(c->arg[k].offset, n) * (int64_t)ir_dtype_size(p->buffers[c->arg[k].buffer].dtype);
@@ -201,6 +201,7 @@ static void run_call(const cg_program *p, const cg_args *a, const cg_call *c)
 #define CALL_DROPOUT(f) f(x[0], x[1], rows *len *inner, c->p, a->seed, (uint32_t)c->site, a->step, 0)
 #define CALL_WINDOW(f) _Generic((f), window2_fn *: call_window2, window3_fn *: call_window3)(f, x, rows, &c->win)
 #define CALL_CONV(f) f(x[0], x[1], x[2], rows, &c->win, x[3], NULL)
+#define CALL_CONV_DW(f) f(x[0], x[1], x[2], x[4], rows, &c->win, x[3], NULL)
 #define RUN(op, f32, i32fn, sig, n) \
     case IR_##op:                   \
         if (i32)                    \

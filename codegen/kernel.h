@@ -109,7 +109,8 @@ typedef struct cg_call {
     ir_op op; /* softmax, log_softmax, softmax_ce, softmax_ce_grad, argmax, cumsum,
                           dropout, max (a row maximum), ...: the node it computes */
     int32_t nargs;
-    cg_access arg[4]; /* operands then the result, contiguous row-major */
+    cg_access arg[5]; /* operands then the result, contiguous row-major (a convolution's:
+                         then its workspace; the weight gradient's: then the bias gradient) */
     cg_dim rows, len; /* the shape as rows of len along the op's axis (inner: after it) */
     cg_dim inner;
     double p;      /* dropout */

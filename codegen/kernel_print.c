@@ -123,7 +123,7 @@ static void step(FILE *f, const cg_program *p, int s)
             dim(f, c->inner);
             fprintf(f, ")\n");
         }
-        for (int k = 0; k < c->nargs && k < 4; k++) {
+        for (int k = 0; k < c->nargs && k < 5; k++) {
             fprintf(f, "    arg%d = ", k);
             access(f, p, &c->arg[k], 0);
             fputc('\n', f);

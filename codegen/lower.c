@@ -307,6 +307,8 @@ const view *lo_need_view(lowering *L, group *G, int32_t b)
 
 static void lower_reduce(lowering *L, group *G, int32_t b)
 {
+    if (lo_bias_sum(L, G, b))
+        return;
     const ir_node *n = &G->body->node[b];
     int32_t x = n->in[0];
     const ir_shape *xs = &G->body->node[x].shape;
@@ -595,12 +597,14 @@ static void lower_group(lowering *L, int32_t top, const ir_graph *body, const in
                ir_xcalloc((size_t)body->n, sizeof(bool)),
                ir_xcalloc((size_t)body->n, sizeof(int32_t)),
                ir_xmalloc(sizeof(int32_t) * (size_t)body->n),
+               ir_xmalloc(sizeof(int32_t) * (size_t)body->n),
                NULL,
                {0, {0}},
                top};
     for (int32_t i = 0, k = 0; i < body->n; i++) {
         G.expr[i] = -1;
         G.home[i] = -1;
+        G.bias_sum[i] = -1;
         G.val[i].buffer = -1;
         for (int j = 0; j < body->node[i].nin; j++)
             G.users_left[body->node[i].in[j]]++;
@@ -664,6 +668,7 @@ static void lower_group(lowering *L, int32_t top, const ir_graph *body, const in
     free(G.is_output);
     free(G.users_left);
     free(G.home);
+    free(G.bias_sum);
 }
 
 /* Outputs that are constants or inputs get a slot of their own in the arena, filled first:

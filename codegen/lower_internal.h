@@ -37,6 +37,8 @@ typedef struct group {
     bool *is_output;
     int32_t *users_left; /* readers not yet lowered */
     int32_t *home;       /* per body node: the outer buffer it must end in, -1 */
+    int32_t *bias_sum;   /* per body node: the bias gradient a conv2d_weight_grad computes
+                            beside it (a sum node lo_bias_sum took), -1 */
     cg_step *loop;       /* the open loop, or NULL */
     ir_shape space;
     int32_t node; /* the top-level node, for the steps */
@@ -61,5 +63,9 @@ void lo_copy_into(lowering *L, group *G, const view *from, view *to, const ir_sh
 
 /* The window ops (lower_window.c): a runtime call each. */
 void lo_window(lowering *L, group *G, int32_t b);
+/* Whether sum node b is a convolution's bias gradient, dy summed over all but its channels,
+ * that a later conv2d_weight_grad of the group over the same dy computes beside dw (then b
+ * is lowered: its home is where that call puts it). */
+bool lo_bias_sum(lowering *L, group *G, int32_t b);
 
 #endif

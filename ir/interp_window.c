@@ -137,7 +137,7 @@ static bool conv_f32(const ir_node *n, const rt_window *g, int64_t batch, const 
     else if (n->op == IR_conv2d_input_grad)
         rt_conv2d_input_grad(a, b, r, batch, g, ws, NULL);
     else
-        rt_conv2d_weight_grad(a, b, r, batch, g, ws, NULL);
+        rt_conv2d_weight_grad(a, b, r, NULL, batch, g, ws, NULL);
     free(ws);
     return true;
 }

@@ -39,21 +39,23 @@
  *   WINDOW   f(operand, [operand,] out, batch = outer, the call's rt_window, the pool)
  *   CONV     f(a, b, out, batch = outer, the call's rt_window, workspace, the pool): the
  *            convolution's products sample by sample (runtime/window.h), the workspace
- *            (rt_conv2d_workspace floats) its fourth buffer */
-#define RT_ROUTINES(R)                                                           \
-    R(softmax, rt_softmax, rt_softmax, ROWS, 2)                                  \
-    R(log_softmax, rt_log_softmax, rt_log_softmax, ROWS, 2)                      \
-    R(softmax_ce, rt_softmax_ce, rt_softmax_ce, CE, 3)                           \
-    R(softmax_ce_grad, rt_softmax_ce_grad, rt_softmax_ce_grad, CE_GRAD, 4)       \
-    R(argmax, rt_argmax, rt_argmax_i32, ROWS, 2)                                 \
-    R(cumsum, rt_cumsum_f32, rt_cumsum_i32, ROWS, 2)                             \
-    R(dropout, rt_dropout, rt_dropout, DROPOUT, 2)                               \
-    R(conv2d, rt_conv2d, rt_conv2d, CONV, 4)                                     \
-    R(conv2d_input_grad, rt_conv2d_input_grad, rt_conv2d_input_grad, CONV, 4)    \
-    R(conv2d_weight_grad, rt_conv2d_weight_grad, rt_conv2d_weight_grad, CONV, 4) \
-    R(max_pool2d, rt_max_pool2d, rt_max_pool2d, WINDOW, 2)                       \
-    R(max_pool2d_grad, rt_max_pool2d_grad, rt_max_pool2d_grad, WINDOW, 3)        \
-    R(avg_pool2d, rt_avg_pool2d, rt_avg_pool2d, WINDOW, 2)                       \
+ *            (rt_conv2d_workspace floats) its fourth buffer
+ *   CONV_DW  f(x, dy, dw, db, batch = outer, the call's rt_window, workspace, the pool): the
+ *            weight gradient, with the bias gradient db, the fifth buffer, beside it */
+#define RT_ROUTINES(R)                                                              \
+    R(softmax, rt_softmax, rt_softmax, ROWS, 2)                                     \
+    R(log_softmax, rt_log_softmax, rt_log_softmax, ROWS, 2)                         \
+    R(softmax_ce, rt_softmax_ce, rt_softmax_ce, CE, 3)                              \
+    R(softmax_ce_grad, rt_softmax_ce_grad, rt_softmax_ce_grad, CE_GRAD, 4)          \
+    R(argmax, rt_argmax, rt_argmax_i32, ROWS, 2)                                    \
+    R(cumsum, rt_cumsum_f32, rt_cumsum_i32, ROWS, 2)                                \
+    R(dropout, rt_dropout, rt_dropout, DROPOUT, 2)                                  \
+    R(conv2d, rt_conv2d, rt_conv2d, CONV, 4)                                        \
+    R(conv2d_input_grad, rt_conv2d_input_grad, rt_conv2d_input_grad, CONV, 4)       \
+    R(conv2d_weight_grad, rt_conv2d_weight_grad, rt_conv2d_weight_grad, CONV_DW, 5) \
+    R(max_pool2d, rt_max_pool2d, rt_max_pool2d, WINDOW, 2)                          \
+    R(max_pool2d_grad, rt_max_pool2d_grad, rt_max_pool2d_grad, WINDOW, 3)           \
+    R(avg_pool2d, rt_avg_pool2d, rt_avg_pool2d, WINDOW, 2)                          \
     R(avg_pool2d_grad, rt_avg_pool2d_grad, rt_avg_pool2d_grad, WINDOW, 2)
 
 /* softmax along the axis: e^(x - m) / sum e^(x - m), m the row's maximum. A row holding a

@@ -70,8 +70,10 @@ void rt_conv2d(const float *x, const float *w, float *y, int64_t batch, const rt
 /* dx[n] = col2im(W^T dy[n]) */
 void rt_conv2d_input_grad(const float *dy, const float *w, float *dx, int64_t batch, const rt_window *g, float *ws,
                           rt_pool *pool);
-/* dw = sum over n of dy[n] cols(x[n])^T */
-void rt_conv2d_weight_grad(const float *x, const float *dy, float *dw, int64_t batch, const rt_window *g, float *ws,
-                           rt_pool *pool);
+/* dw = sum over n of dy[n] cols(x[n])^T; and where db is not NULL the bias gradient
+ * db[o] = the sum of dy[n, o] over n and the plane (each sample's plane summed in order,
+ * into the chunk's part) */
+void rt_conv2d_weight_grad(const float *x, const float *dy, float *dw, float *db, int64_t batch, const rt_window *g,
+                           float *ws, rt_pool *pool);
 
 #endif

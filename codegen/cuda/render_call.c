@@ -36,23 +36,21 @@ static void render_dropout(rd *R, const cg_call *c, cg_cuda_launch *launch)
             rd_real_lit(R, (double)(float)(1 / (1 - c->p)), true));
 }
 
-/* The window ops (runtime/window.h), one thread an element of what they write: pooling an
- * output; the pooling gradients an input element, gathering from the outputs whose windows
- * hold it in the order the CPU adds them (ascending outputs); a convolution directly, an
- * output (its input channels and taps), an input element (the outputs and taps that read
- * it) or a weight (every sample's pixels). The geometry is in constants; outer is the batch. */
+/* The window ops (runtime/window.h) but conv2d (render_conv.c), one thread an element of
+ * what they write: pooling an output; the pooling gradients an input element, gathering
+ * from the outputs whose windows hold it in the order the CPU adds them (ascending
+ * outputs); a convolution's gradients directly, an input element (the outputs and taps that
+ * read it) or a weight (every sample's pixels; past the weights, a channel's bias gradient).
+ * The geometry is in constants; outer is the batch. */
 static void render_window(rd *R, const cg_call *c, cg_cuda_launch *launch)
 {
     const rt_window *w = &c->win;
     bool gather = c->op == IR_conv2d_input_grad || c->op == IR_max_pool2d_grad || c->op == IR_avg_pool2d_grad;
     bool dw = c->op == IR_conv2d_weight_grad;
-    double per = gather               ? (double)(w->c * w->h * w->w)
-                 : dw                 ? 0
-                 : c->op == IR_conv2d ? (double)(w->o * w->oh * w->ow)
-                                      : (double)(w->c * w->oh * w->ow);
+    double per = gather ? (double)(w->c * w->h * w->w) : dw ? 0 : (double)(w->c * w->oh * w->ow);
     launch->units[0] = (double)c->rows.k * per, launch->units[1] = (double)c->rows.n * per, launch->units[2] = 0;
-    if (dw) /* the weights: a fixed count */
-        launch->units[0] = (double)(w->o * (w->c / w->groups) * w->kh * w->kw), launch->units[1] = 0;
+    if (dw) /* the weights, then the bias gradient's: a fixed count */
+        launch->units[0] = (double)(w->o * (w->c / w->groups) * w->kh * w->kw + w->o), launch->units[1] = 0;
     fprintf(R->f,
             "    const long long C = %lldLL, H = %lldLL, W = %lldLL, OH = %lldLL, OW = %lldLL, KH = %lldLL, KW = "
             "%lldLL;\n"
@@ -65,10 +63,9 @@ static void render_window(rd *R, const cg_call *c, cg_cuda_launch *launch)
             (long long)w->kw, (long long)w->sh, (long long)w->sw, (long long)w->ph, (long long)w->pw, (long long)w->dh,
             (long long)w->dw, (long long)w->o, (long long)(w->groups > 0 ? w->groups : 1),
             (long long)(w->groups > 0 ? w->groups : 1),
-            dw                   ? "O * CG * KH * KW"
-            : gather             ? "outer * C * H * W"
-            : c->op == IR_conv2d ? "outer * O * L"
-                                 : "outer * C * L");
+            dw       ? "O * CG * KH * KW + O"
+            : gather ? "outer * C * H * W"
+                     : "outer * C * L");
     /* max pooling's choice in the window of output (y, xo) of plane q: PyTorch's rule */
     const char *argmax =
         "            long long best = -1;\n            float m = -__uint_as_float(0x7f800000u);\n"
@@ -79,20 +76,14 @@ static void render_window(rd *R, const cg_call *c, cg_cuda_launch *launch)
         "                    if (best < 0) best = h * W + x_;\n"
         "                    if (v > m || v != v) m = v, best = h * W + x_;\n                }\n";
     switch (c->op) {
-    case IR_conv2d:
+    case IR_conv2d_weight_grad: /* a weight, or past them the bias gradient of a channel */
         fprintf(R->f,
-                "        const long long n = e / (O * L), o = e / L %% O, y = e %% L / OW, xo = e %% OW, g = o / OG;\n"
-                "        float s = 0;\n"
-                "        for (long long ci = 0; ci < CG; ci++)\n"
-                "            for (long long i = 0; i < KH; i++)\n                for (long long j = 0; j < KW; j++) {\n"
-                "                    const long long h = y * SH + i * DH - PH, x_ = xo * SW + j * DW - PW;\n"
-                "                    if (h < 0 || h >= H || x_ < 0 || x_ >= W) continue;\n"
-                "                    s += %s[((n * C + g * CG + ci) * H + h) * W + x_] * %s[((o * CG + ci) * KH + i) * "
-                "KW + j];\n"
-                "                }\n        %s[e] = s;\n",
-                arg_ptr(R, c, 0), arg_ptr(R, c, 1), arg_ptr(R, c, 2));
-        break;
-    case IR_conv2d_weight_grad:
+                "        if (e >= O * CG * KH * KW) {\n            const long long o = e - O * CG * KH * KW;\n"
+                "            float s = 0;\n"
+                "            for (long long n = 0; n < outer; n++) {\n                float t = 0;\n"
+                "                for (long long p = 0; p < L; p++) t += %s[(n * O + o) * L + p];\n"
+                "                s += t;\n            }\n            %s[o] = s;\n            continue;\n        }\n",
+                arg_ptr(R, c, 1), arg_ptr(R, c, 4));
         fprintf(
             R->f,
             "        const long long o = e / (CG * KH * KW), ci = e / (KH * KW) %% CG, i = e / KW %% KH, j = e %% KW;\n"
@@ -252,6 +243,10 @@ void rd_render_call(rd *R, const cg_call *c, const char *name, cg_cuda_launch *l
     launch->units[0] = r0 * i0, launch->units[1] = r0 * i1 + r1 * i0, launch->units[2] = r1 * i1;
     if (c->op == IR_dropout) {
         render_dropout(R, c, launch);
+        return;
+    }
+    if (c->op == IR_conv2d) {
+        rd_render_conv(R, c, launch);
         return;
     }
     if (ir_ops[c->op].kind == IR_K_WINDOW) {

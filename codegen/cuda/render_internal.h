@@ -4,7 +4,8 @@
  *   render_loop.c  CG_LOOP steps (elementwise, 4 a thread, reductions);
  *   render_gemm.c  CG_GEMM steps: tiled matmuls, split K, and the next step as an epilogue;
  *   render_call.c  CG_CALL steps (runtime routines), softmax_ce with its gradient in one
- *                  pass, and the device runtime's own kernels.
+ *                  pass, and the device runtime's own kernels;
+ *   render_conv.c  conv2d's call as an implicit GEMM.
  * Names here carry rd_: they link into aotgrad beside the LLVM backend's. */
 #ifndef AG_CODEGEN_CUDA_RENDER_INTERNAL_H
 #define AG_CODEGEN_CUDA_RENDER_INTERNAL_H
@@ -78,6 +79,11 @@ bool rd_epilogue_fits(const rd *R, const cg_step *mm, const cg_step *next, bool 
 
 void rd_render_call(rd *R, const cg_call *c, const char *name, cg_cuda_launch *launch, int step);
 void rd_pair_ce(rd *R);
+
+/* ---- render_conv.c ---- */
+
+/* conv2d's call, after the kernel's head (buffers, outer, len, inner): an implicit GEMM */
+void rd_render_conv(rd *R, const cg_call *c, cg_cuda_launch *launch);
 
 /* The bytes a step touches in a region, affine in N, at N = 1 and N = CG_MAX_N (softmax_ce
  * pairs and matmul epilogues check with these that steps miss each other). */

@@ -122,7 +122,7 @@ static void emit_gemm(em *E, entry *X, const cg_gemm *g, int step)
 }
 
 /* runtime/rt_ops.h's table: each op's routines and how its call's arguments map to theirs */
-typedef enum { SIG_ROWS, SIG_CE, SIG_CE_GRAD, SIG_DROPOUT, SIG_WINDOW, SIG_CONV } signature;
+typedef enum { SIG_ROWS, SIG_CE, SIG_CE_GRAD, SIG_DROPOUT, SIG_WINDOW, SIG_CONV, SIG_CONV_DW } signature;
 static const struct routine {
     ir_op op;
     const char *f32, *i32;
@@ -134,12 +134,34 @@ static const struct routine {
 #undef ROUTINE
 };
 
+/* A window call's geometry, an rt_window, as a constant global */
+static LLVMValueRef geometry(em *E, const rt_window *win)
+{
+    enum { WORDS = sizeof(rt_window) / sizeof(int64_t) };
+    LLVMValueRef geo[WORDS];
+    const int64_t *w = &win->c;
+    for (int k = 0; k < WORDS; k++)
+        geo[k] = LLVMConstInt(E->i64, (unsigned long long)w[k], 1);
+    LLVMTypeRef gt = LLVMArrayType2(E->i64, WORDS);
+    LLVMValueRef gv = LLVMAddGlobal(E->m, gt, "window");
+    LLVMSetInitializer(gv, LLVMConstArray2(E->i64, geo, WORDS));
+    LLVMSetGlobalConstant(gv, 1);
+    LLVMSetLinkage(gv, LLVMPrivateLinkage);
+    LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
+    return gv;
+}
+
+static const struct routine *routine_of(ir_op op)
+{
+    for (size_t k = 0; k < sizeof routines / sizeof *routines; k++)
+        if (routines[k].op == op)
+            return &routines[k];
+    return NULL;
+}
+
 static void emit_call(em *E, entry *X, const cg_call *c, int step)
 {
-    const struct routine *r = NULL;
-    for (size_t k = 0; k < sizeof routines / sizeof *routines; k++)
-        if (routines[k].op == c->op)
-            r = &routines[k];
+    const struct routine *r = routine_of(c->op);
     if (!r) {
         em_fail(E, "step %d: no runtime routine for %s", step, em_op_name(c->op));
         return;
@@ -148,7 +170,7 @@ static void emit_call(em *E, entry *X, const cg_call *c, int step)
         em_fail(E, "step %d (%s): %d arguments, %d expected", step, em_op_name(c->op), (int)c->nargs, r->nargs);
         return;
     }
-    LLVMValueRef arg[4];
+    LLVMValueRef arg[5];
     for (int k = 0; k < c->nargs; k++) {
         if (!em_check_access(E, &c->arg[k], "call argument", k))
             return;
@@ -158,8 +180,8 @@ static void emit_call(em *E, entry *X, const cg_call *c, int step)
     LLVMValueRef rows = em_affine(E, c->rows, X->N), len = em_affine(E, c->len, X->N);
     LLVMValueRef inner = em_affine(E, c->inner, X->N);
     LLVMTypeRef P = E->ptr, I = E->i64, ft;
-    LLVMTypeRef pt[8];
-    LLVMValueRef a[8];
+    LLVMTypeRef pt[10];
+    LLVMValueRef a[10];
     int n = 0;
     switch (r->sig) { /* the signatures of the table, parameter by parameter */
     case SIG_ROWS:
@@ -189,25 +211,18 @@ static void emit_call(em *E, entry *X, const cg_call *c, int step)
         break;
     }
     case SIG_WINDOW:
-    case SIG_CONV: { /* operands and result, the batch, the geometry (a constant), [the
-                        workspace,] the pool */
-        int nbuf = r->sig == SIG_CONV ? 3 : c->nargs;
+    case SIG_CONV:
+    case SIG_CONV_DW: { /* operands and result [and db], the batch, the geometry (a
+                           constant), [the workspace,] the pool */
+        bool conv = r->sig != SIG_WINDOW;
+        int nbuf = conv ? 3 : c->nargs;
         for (int k = 0; k < nbuf; k++)
             pt[n] = P, a[n++] = arg[k];
-        enum { WORDS = sizeof(rt_window) / sizeof(int64_t) };
-        LLVMValueRef geo[WORDS];
-        const int64_t *w = &c->win.c;
-        for (int k = 0; k < WORDS; k++)
-            geo[k] = LLVMConstInt(I, (unsigned long long)w[k], 1);
-        LLVMTypeRef gt = LLVMArrayType2(I, WORDS);
-        LLVMValueRef gv = LLVMAddGlobal(E->m, gt, "window");
-        LLVMSetInitializer(gv, LLVMConstArray2(I, geo, WORDS));
-        LLVMSetGlobalConstant(gv, 1);
-        LLVMSetLinkage(gv, LLVMPrivateLinkage);
-        LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
+        if (r->sig == SIG_CONV_DW)
+            pt[n] = P, a[n++] = arg[4];
         pt[n] = I, a[n++] = rows;
-        pt[n] = P, a[n++] = gv;
-        if (r->sig == SIG_CONV)
+        pt[n] = P, a[n++] = geometry(E, &c->win);
+        if (conv)
             pt[n] = P, a[n++] = arg[3];
         pt[n] = P, a[n++] = X->pool;
         break;

@@ -41,28 +41,53 @@ static void run_and_compare(const char *what, ir_graph *g, const cg_program *p, 
     diff_run_free(&r);
 }
 
-static void check_op(ir_op op)
+/* the graph of text through the host shim at each of the batches */
+static void check_text(const char *what, const char *text, const int64_t *batches, int nbatches, bool bitwise)
 {
-    char text[8192], err[1024];
-    cr_assert(op_sample(op, text, sizeof text), "op %s has no sample in tests/common/op_samples.c", ir_ops[op].name);
+    char err[1024];
     ir_graph *m = ir_parse(text, strlen(text), "sample.ir", err, sizeof err);
     cr_assert_not_null(m, "%s", err);
     ir_graph *g = pass_run(m, false, NULL, NULL, NULL, err, sizeof err);
-    cr_assert_not_null(g, "%s: %s", ir_ops[op].name, err);
+    cr_assert_not_null(g, "%s: %s", what, err);
     plan_memory(g, 1001);
     cg_program *p = cg_lower(g, true, err, sizeof err);
-    cr_assert_not_null(p, "%s: %s", ir_ops[op].name, err);
+    cr_assert_not_null(p, "%s: %s", what, err);
     cg_cuda_plan plan;
     char *src = cuda_source(p, &plan, err, sizeof err);
     cr_assert_not_null(src, "%s", err);
-    const int64_t batches[] = {1, 7, 256, 1001};
-    for (int b = 0; b < 4; b++)
-        run_and_compare(ir_ops[op].name, g, p, src, &plan, batches[b], true, op == IR_dropout);
+    for (int b = 0; b < nbatches; b++)
+        run_and_compare(what, g, p, src, &plan, batches[b], true, bitwise);
     free(src);
     cg_cuda_plan_free(&plan);
     cg_program_free(p);
     ir_graph_free(g);
     ir_graph_free(m);
+}
+
+static void check_op(ir_op op)
+{
+    char text[8192];
+    cr_assert(op_sample(op, text, sizeof text), "op %s has no sample in tests/common/op_samples.c", ir_ops[op].name);
+    const int64_t batches[] = {1, 7, 256, 1001};
+    check_text(ir_ops[op].name, text, batches, 4, op == IR_dropout);
+}
+
+/* conv2d's implicit GEMM in its other tilings (the op sample has 3 channels a group and 12
+ * taps: 16-channel tiles, one step of K): 40 channels (64-channel tiles) over 27 taps, and
+ * 24 a group of 2 (32-channel tiles) over 18 taps at stride 2, with padding */
+Test(cuda_ops, conv2d_in_every_tiling)
+{
+    static const char *texts[] = {
+        "graph @t {\n  %a: f32[N,3,9,8] = input\n  %w: f32[40,3,3,3] = param normal(0, 1)\n"
+        "  %0: f32[N,40,9,8] = conv2d %a, %w kernel=[3,3] stride=[1,1] pad=[1,1] dilation=[1,1] groups=1\n"
+        "  return o: %0\n}\n",
+        "graph @t {\n  %a: f32[N,4,6,6] = input\n  %w: f32[48,2,3,3] = param normal(0, 1)\n"
+        "  %0: f32[N,48,3,3] = conv2d %a, %w kernel=[3,3] stride=[2,2] pad=[1,1] dilation=[1,1] groups=2\n"
+        "  return o: %0\n}\n",
+    };
+    const int64_t batches[] = {1, 7, 33};
+    for (int k = 0; k < 2; k++)
+        check_text(k ? "conv2d, 2 groups of 24" : "conv2d, 40 channels", texts[k], batches, 3, false);
 }
 
 /* The ops in two halves, so the suite's two jobs share the work. */

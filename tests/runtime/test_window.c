@@ -469,7 +469,7 @@ static double rel_err(const float *got, const double *want, int64_t n)
 
 /* batches 1, 3, 9 and 11 (fewer and more samples than chunks, unevenly cut), groups 1 and 2,
  * stride, padding and dilation, small and large products: within f32 rounding of the
- * definition, and the same bits on a pool of 2 threads as inline */
+ * definition, and the same bits on a pool of 2 threads as inline; dw brings db along. */
 Test(window, convolutions_match_their_definitions_for_any_thread_count)
 {
     static const int64_t shapes[][10] = {
@@ -493,8 +493,12 @@ Test(window, convolutions_match_their_definitions_for_any_thread_count)
         float *x = alloc_f32(nx), *w = alloc_f32(nw), *dy = alloc_f32(ny), *ws = alloc_f32(rt_conv2d_workspace(&g));
         fill_input(x, nx, 7 + (uint32_t)s), fill_input(w, nw, 11 + (uint32_t)s), fill_input(dy, ny, 13 + (uint32_t)s);
         int64_t n[3] = {ny, nx, nw};
+        double *dbwant = calloc((size_t)g.o, sizeof *dbwant);
+        for (int64_t e = 0; e < ny; e++) /* db: dy summed over the samples and the plane */
+            dbwant[e / (g.oh * g.ow) % g.o] += dy[e];
         for (int use = 0; use < 3; use++) {
             float *got[2] = {alloc_f32(n[use]), alloc_f32(n[use])};
+            float *db[2] = {alloc_f32(g.o), alloc_f32(g.o)};
             double *want = calloc((size_t)n[use], sizeof *want);
             ref_conv(use, &g, B, x, w, dy, want);
             for (int t = 0; t < 2; t++) {
@@ -504,15 +508,20 @@ Test(window, convolutions_match_their_definitions_for_any_thread_count)
                 else if (use == 1)
                     rt_conv2d_input_grad(dy, w, got[t], B, &g, ws, t ? pool : NULL);
                 else
-                    rt_conv2d_weight_grad(x, dy, got[t], B, &g, ws, t ? pool : NULL);
+                    rt_conv2d_weight_grad(x, dy, got[t], db[t], B, &g, ws, t ? pool : NULL);
             }
             double e = rel_err(got[0], want, n[use]);
             cr_expect(e < 1e-5, "shape %zu, %s: %g from the definition", s, use == 0 ? "y" : use == 1 ? "dx" : "dw", e);
             cr_expect(memcmp(got[0], got[1], sizeof(float) * (size_t)n[use]) == 0, "shape %zu, use %d: threads differ",
                       s, use);
-            free(got[0]), free(got[1]), free(want);
+            if (use == 2) {
+                double eb = rel_err(db[0], dbwant, g.o);
+                cr_expect(eb < 1e-5, "shape %zu, db: %g from the definition", s, eb);
+                cr_expect(memcmp(db[0], db[1], sizeof(float) * (size_t)g.o) == 0, "shape %zu, db: threads differ", s);
+            }
+            free(got[0]), free(got[1]), free(db[0]), free(db[1]), free(want);
         }
-        free(x), free(w), free(dy), free(ws);
+        free(x), free(w), free(dy), free(ws), free(dbwant);
     }
     rt_pool_free(pool);
 }
