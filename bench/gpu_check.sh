@@ -25,7 +25,10 @@
 #      the median epoch of 2-10; then `mlp bench --device cuda` (a row per kernel);
 #   4. PyTorch (bench/anchors/torch_d2l.py mlp, --device cuda) eager and with
 #      --compile reduce-overhead, median epoch of 2-10; targets: ours >= 3x eager's speed and
-#      faster than torch.compile's.
+#      faster than torch.compile's;
+#   5. LeNet (models/lenet.c, classic and --set act=relu): 10 epochs on the GPU (test
+#      accuracy, bars 0.75 and 0.84, and the median epoch of 2-10), and PyTorch's lenet and
+#      lenet_relu eager and torch.compile'd for 4 epochs (median epoch of 2-4).
 # Every step has a time limit, so a hang still ends with the table. It finishes in a few
 # minutes; the last lines are the table.
 set -euo pipefail
@@ -33,6 +36,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 carry=gpu_carry
 models=(softmax mlp mlp_dropout mlp_adam)
+convnets=(lenet lenet_relu) # models/lenet.c, and with --set act=relu
 
 if [ "${1:-}" = "--help" ] || [ $# -lt 1 ]; then
   sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
@@ -49,8 +53,13 @@ if [ "$1" = prepare ]; then
     echo "prepare: building $m (--target cpu,cuda)" >&2
     "$ag" build "models/$m.c" --target cpu,cuda --emit exe,cu -o "$carry/bin/$m"
   done
+  for v in "${convnets[@]}"; do
+    echo "prepare: building $v (--target cpu,cuda)" >&2
+    set_=(); [ "$v" = lenet_relu ] && set_=(--set act=relu)
+    "$ag" build models/lenet.c "${set_[@]}" --target cpu,cuda --emit exe,cu -o "$carry/bin/$v"
+  done
   echo "prepare: gpu_diff's cases" >&2
-  for m in mlp softmax mlp_dropout linreg weight_decay mlp_adam; do "$ag" ir "models/$m.c" > "$carry/ir/$m.ir"; done
+  for m in mlp softmax mlp_dropout linreg weight_decay mlp_adam lenet; do "$ag" ir "models/$m.c" > "$carry/ir/$m.ir"; done
   "$ag" ir models/mlp.c --set act=tanh > "$carry/ir/mlp_tanh.ir"
   "$diff_bin" write "$carry/cases" "$carry"/ir/*.ir >&2
   cp "$diff_bin" "$carry/bin/gpu_diff"
@@ -96,7 +105,7 @@ if ! limit 60 "$carry/bin/mlp" bench --device cuda --steps 1 > "$out/probe" 2>&1
   if grep -q cuModuleLoadDataEx "$out/probe" && command -v nvcc >/dev/null && [ -n "$cc" ]; then
     images="nvcc $(nvcc --version | grep -oE 'release [0-9.]+' | head -1), sm_$cc"
     echo "building the modules again with $images"
-    for m in "${models[@]}"; do nvcc -w -cubin -arch="sm_$cc" -std=c++17 -o "$out/$m.cubin" "$carry/bin/$m.cu"; done
+    for m in "${models[@]}" "${convnets[@]}"; do nvcc -w -cubin -arch="sm_$cc" -std=c++17 -o "$out/$m.cubin" "$carry/bin/$m.cu"; done
     ls "$out"/cases/*.cu | xargs -P 16 -I{} sh -c 'nvcc -w -cubin -arch=sm_'"$cc"' -std=c++17 -o "${1%.cu}.cubin" "$1" && rm -f "${1%.cu}.ptx"' _ {}
   fi
 fi
@@ -171,6 +180,21 @@ eager=$(tp); eager=${eager:-nan}
 compiled=$(tp --compile reduce-overhead); compiled=${compiled:-nan}
 tail -n 2 "$out/torch.log" || true
 
+echo "== 5. LeNet on the GPU, and PyTorch's =="
+for v in "${convnets[@]}"; do
+  limit 120 env $(img "$v") "$carry/bin/$v" train --device cuda --data "$data" --seed 1 > "$out/$v.t" 2>&1 || { cat "$out/$v.t"; acc[$v]=fail; sec[$v]=nan; continue; }
+  tail -n 2 "$out/$v.t"
+  acc[$v]=$(field "$out/$v.t" test_acc)
+  sec[$v]=$(epochs_of "$out/$v.t")
+done
+limit 60 env $(img lenet) "$carry/bin/lenet" bench --device cuda --steps 100 > "$out/lenet.bench" 2>&1 || true
+declare -A teager tcomp
+for v in "${convnets[@]}"; do
+  tl() { { PYTHONUNBUFFERED=1 limit 150 python3 "$carry/anchors/torch_d2l.py" "$v" --device cuda --data "$data" --seed 1 --epochs 4 "$@" 2>&1 || true; } | tee -a "$out/torch_$v.log" | { grep -oE 'median_epoch_sec [0-9.]+' || true; } | awk '{print $2}' | tail -1; }
+  teager[$v]=$(tl); teager[$v]=${teager[$v]:-nan}
+  tcomp[$v]=$(tl --compile default); tcomp[$v]=${tcomp[$v]:-nan}
+done
+
 echo
 echo "gpu_check on $gpu, $(date -u +%Y-%m-%d), $(( $(date +%s) - t0 )) s; modules: $images"
 echo "${gpu_diff_line:-gpu_diff: no summary (see above)}"
@@ -184,6 +208,12 @@ printf 'predict on both devices: %s agree; resume on the GPU: %s\n' "$agree" "$r
 awk -v a="${sec[mlp]}" -v e="$eager" -v c="$compiled" 'BEGIN {
   printf "mlp epoch: aotgrad %s s, PyTorch eager %s s (%.2fx; target >= 3x), torch.compile %s s (%.2fx; target > 1x)\n",
          a, e, (a > 0 ? e / a : 0), c, (a > 0 ? c / a : 0) }'
+for v in "${convnets[@]}"; do
+  bar=0.75; [ "$v" = lenet_relu ] && bar=0.84
+  awk -v v="$v" -v t="${acc[$v]}" -v b="$bar" -v a="${sec[$v]}" -v e="${teager[$v]}" -v c="${tcomp[$v]}" 'BEGIN {
+    printf "%s: test_acc %s (bar %s); epoch aotgrad %s s, PyTorch eager %s s (%.2fx), torch.compile %s s (%.2fx)\n",
+           v, t, b, a, e, (a > 0 ? e / a : 0), c, (a > 0 ? c / a : 0) }'
+done
 if [ -n "$logdir" ]; then # everything but the cases' kernels
   tar -C "$out" --exclude=cases --exclude=lib --exclude='*.bin' -czf "$logdir/gpu_check_logs.tar.gz" . &&
     echo "logs: $logdir/gpu_check_logs.tar.gz" || echo "logs: could not write $logdir/gpu_check_logs.tar.gz"

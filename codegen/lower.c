@@ -713,6 +713,42 @@ static void output_slots(lowering *L)
     }
 }
 
+/* Axes k and k + 1 (k >= 1: axis 0 stays, the one threads split) merge into one where every
+ * access walks them as one, stride[k] = stride[k+1] * extent[k+1], and both are reduced or
+ * neither: the same elements in the same order, with a longer inner loop. A loop over
+ * [N,6,28,28] had an inner trip count of 28, which LLVM vectorized 4 wide (7 x 4); over
+ * [N,6,784] it vectorizes 16 wide. A loop holding a loop index as a value keeps its axes. */
+static void coalesce_axes(cg_loop *l)
+{
+    for (int e = 0; e < l->nexprs; e++)
+        if (l->expr[e].kind == CG_E_INDEX)
+            return;
+    for (int k = l->rank - 2; k >= 1; k--) {
+        const cg_dim in = l->extent[k + 1];
+        bool same = in.n == 0 && ((l->reduce >> k) & 1) == ((l->reduce >> (k + 1)) & 1);
+        for (int a = 0; a < l->nloads + l->nstores && same; a++) {
+            const cg_access *x = a < l->nloads ? &l->load[a] : &l->store[a - l->nloads].at;
+            same = x->stride[k].k == x->stride[k + 1].k * in.k && x->stride[k].n == x->stride[k + 1].n * in.k;
+        }
+        if (!same)
+            continue;
+        /* axis k takes k + 1's stride and both extents; the axes after it move down one */
+        l->extent[k] = (cg_dim){l->extent[k].k * in.k, l->extent[k].n * in.k};
+        for (int a = 0; a < l->nloads + l->nstores; a++) {
+            cg_access *x = a < l->nloads ? &l->load[a] : &l->store[a - l->nloads].at;
+            for (int d = k; d < l->rank - 1; d++)
+                x->stride[d] = x->stride[d + 1];
+            x->stride[l->rank - 1] = (cg_dim){0, 0};
+        }
+        for (int d = k + 1; d < l->rank - 1; d++)
+            l->extent[d] = l->extent[d + 1];
+        l->extent[l->rank - 1] = (cg_dim){0, 0};
+        uint8_t low = l->reduce & (uint8_t)((1u << (k + 1)) - 1), high = (uint8_t)(l->reduce >> (k + 2));
+        l->reduce = (uint8_t)(low | (high << (k + 1)));
+        l->rank--;
+    }
+}
+
 cg_program *cg_lower(const ir_graph *g, bool training, char *err, size_t len)
 {
     return cg_lower_like(g, training, NULL, err, len);
@@ -840,6 +876,9 @@ cg_program *cg_lower_like(const ir_graph *g, bool training, const cg_program *la
         if ((a.k > IR_MAX_BYTES || a.n > IR_MAX_BYTES) && !L.failed)
             L.failed = !rt_fail(err, len, "lower: %s needs more than 2^%d bytes", g->name, IR_MAX_BYTES_LOG2);
     }
+    for (int k = 0; k < p->nsteps; k++)
+        if (p->steps[k].kind == CG_LOOP)
+            coalesce_axes(&p->steps[k].loop);
     p->batch = g->plan->batch;
     p->noutputs = g->nout;
     p->output_buffer = ir_xmalloc(sizeof *p->output_buffer * (size_t)(g->nout ? g->nout : 1));
