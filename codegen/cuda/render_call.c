@@ -36,6 +36,19 @@ static void render_dropout(rd *R, const cg_call *c, cg_cuda_launch *launch)
             rd_real_lit(R, (double)(float)(1 / (1 - c->p)), true));
 }
 
+void rd_window_constants(rd *R, const rt_window *w)
+{
+    fprintf(R->f,
+            "    const long long C = %lldLL, H = %lldLL, W = %lldLL, OH = %lldLL, OW = %lldLL, KH = %lldLL, KW = "
+            "%lldLL;\n"
+            "    const long long SH = %lldLL, SW = %lldLL, PH = %lldLL, PW = %lldLL, DH = %lldLL, DW = %lldLL;\n"
+            "    const long long O = %lldLL, G = %lldLL, CG = C / G, OG = O / G, L = OH * OW;\n"
+            "    (void)CG, (void)OG, (void)L, (void)OH;\n",
+            (long long)w->c, (long long)w->h, (long long)w->w, (long long)w->oh, (long long)w->ow, (long long)w->kh,
+            (long long)w->kw, (long long)w->sh, (long long)w->sw, (long long)w->ph, (long long)w->pw, (long long)w->dh,
+            (long long)w->dw, (long long)w->o, (long long)(w->groups > 0 ? w->groups : 1));
+}
+
 /* The window ops (runtime/window.h) but conv2d (render_conv.c), one thread an element of
  * what they write: pooling an output; the pooling gradients an input element, gathering
  * from the outputs whose windows hold it in the order the CPU adds them (ascending
@@ -51,21 +64,13 @@ static void render_window(rd *R, const cg_call *c, cg_cuda_launch *launch)
     launch->units[0] = (double)c->rows.k * per, launch->units[1] = (double)c->rows.n * per, launch->units[2] = 0;
     if (dw) /* the weights, then the bias gradient's: a fixed count */
         launch->units[0] = (double)(w->o * (w->c / w->groups) * w->kh * w->kw + w->o), launch->units[1] = 0;
+    rd_window_constants(R, w);
     fprintf(R->f,
-            "    const long long C = %lldLL, H = %lldLL, W = %lldLL, OH = %lldLL, OW = %lldLL, KH = %lldLL, KW = "
-            "%lldLL;\n"
-            "    const long long SH = %lldLL, SW = %lldLL, PH = %lldLL, PW = %lldLL, DH = %lldLL, DW = %lldLL;\n"
-            "    const long long O = %lldLL, CG = C / %lldLL, OG = O / %lldLL, L = OH * OW, n_ = %s;\n"
-            "    (void)len, (void)inner, (void)CG, (void)OG;\n"
+            "    const long long n_ = %s;\n"
+            "    (void)len, (void)inner;\n"
             "    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n_;\n"
             "         e += (long long)gridDim.x * blockDim.x) {\n",
-            (long long)w->c, (long long)w->h, (long long)w->w, (long long)w->oh, (long long)w->ow, (long long)w->kh,
-            (long long)w->kw, (long long)w->sh, (long long)w->sw, (long long)w->ph, (long long)w->pw, (long long)w->dh,
-            (long long)w->dw, (long long)w->o, (long long)(w->groups > 0 ? w->groups : 1),
-            (long long)(w->groups > 0 ? w->groups : 1),
-            dw       ? "O * CG * KH * KW + O"
-            : gather ? "outer * C * H * W"
-                     : "outer * C * L");
+            dw ? "O * CG * KH * KW + O" : gather ? "outer * C * H * W" : "outer * C * L");
     /* max pooling's choice in the window of output (y, xo) of plane q: PyTorch's rule */
     const char *argmax =
         "            long long best = -1;\n            float m = -__uint_as_float(0x7f800000u);\n"

@@ -29,11 +29,10 @@ void rd_render_conv(rd *R, const cg_call *c, cg_cuda_launch *launch)
     launch->units[0] = (double)(G * tm) * ((double)(c->rows.k * L) / TN + 1);
     launch->units[1] = (double)(G * tm) * (double)(c->rows.n * L) / TN, launch->units[2] = 0;
     R->shared[R->step] += TK * (TM + 1) * 4 + TK * (TN + 1) * 4;
+    rd_window_constants(R, w);
     fprintf(R->f,
-            "    const long long C = %lldLL, H = %lldLL, W = %lldLL, OW = %lldLL, KH = %lldLL, KW = %lldLL;\n"
-            "    const long long SH = %lldLL, SW = %lldLL, PH = %lldLL, PW = %lldLL, DH = %lldLL, DW = %lldLL;\n"
-            "    const long long O = %lldLL, CG = C / %lldLL, OG = %lldLL, L = %lldLL, K = CG * KH * KW;\n"
-            "    const long long P = outer * L, tm = %lldLL, tn = (P + %d) / %d, tiles = %lldLL * tm * tn;\n"
+            "    const long long K = CG * KH * KW;\n"
+            "    const long long P = outer * L, tm = %lldLL, tn = (P + %d) / %d, tiles = G * tm * tn;\n"
             "    const float *X = %s, *Wt = %s;\n    float *Y = %s;\n"
             "    (void)len, (void)inner;\n"
             "    __shared__ float As[%d][%d], Bs[%d][%d];\n"
@@ -80,9 +79,7 @@ void rd_render_conv(rd *R, const cg_call *c, cg_cuda_launch *launch)
             "                    Y[(p / L * O + g * OG + m) * L + p %% L] = r[u][v];\n"
             "            }\n"
             "    }\n}\n\n",
-            (long long)w->c, (long long)w->h, (long long)w->w, (long long)w->ow, (long long)w->kh, (long long)w->kw,
-            (long long)w->sh, (long long)w->sw, (long long)w->ph, (long long)w->pw, (long long)w->dh, (long long)w->dw,
-            (long long)w->o, (long long)G, (long long)OG, (long long)L, (long long)tm, TN - 1, TN, (long long)G,
+            (long long)tm, TN - 1, TN,
             conv_arg(R, c, 0), conv_arg(R, c, 1), conv_arg(R, c, 2), TK, TM + 1, TK, TN + 1, TM, TN, PM, PN, PM, PN, TK,
             TK * TM, TK, TK, TK * TN, TN, TN, TK, PM, PN, PM, PN, PM, PN, PM, PN);
 }

@@ -79,6 +79,9 @@ bool rd_epilogue_fits(const rd *R, const cg_step *mm, const cg_step *next, bool 
 
 void rd_render_call(rd *R, const cg_call *c, const char *name, cg_cuda_launch *launch, int step);
 void rd_pair_ce(rd *R);
+/* A window call's geometry as constants of its kernel: C, H, W, OH, OW, KH, KW, SH, SW, PH,
+ * PW, DH, DW, O, G (groups), CG, OG (channels a group) and L (pixels of an output plane) */
+void rd_window_constants(rd *R, const rt_window *w);
 
 /* ---- render_conv.c ---- */
 

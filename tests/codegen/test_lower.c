@@ -101,14 +101,37 @@ Test(lower, a_kernel_s_outputs_live_from_its_first_node)
 
 Test(llvm, every_model_s_step_through_generated_code) { every_model(LLVM_JIT); }
 
+/* A model's train step, lowered: the program, with its graphs to free (lowered_free) */
+typedef struct lowered {
+    ir_graph *m, *g;
+    cg_program *p;
+} lowered;
+
+static lowered lower_model(const char *model)
+{
+    char path[512], err[1024];
+    snprintf(path, sizeof path, AG_SOURCE_DIR "/models/%s.c", model);
+    lowered w = {fe_load(path, getenv("AOTGRAD_INCLUDE"), NULL), NULL, NULL};
+    cr_assert_not_null(w.m);
+    w.g = pass_run(w.m, true, NULL, NULL, NULL, err, sizeof err);
+    cr_assert_not_null(w.g, "%s", err);
+    w.p = cg_lower(w.g, true, err, sizeof err);
+    cr_assert_not_null(w.p, "%s", err);
+    return w;
+}
+
+static void lowered_free(lowered *w)
+{
+    cg_program_free(w->p);
+    ir_graph_free(w->g);
+    ir_graph_free(w->m);
+}
+
 /* The MLP step's weight updates are sgemm's alpha and beta over W itself. */
 Test(lower, sgd_rides_on_the_weight_gradient)
 {
-    char err[1024];
-    ir_graph *m = fe_load(AG_SOURCE_DIR "/models/mlp.c", getenv("AOTGRAD_INCLUDE"), NULL);
-    ir_graph *g = pass_run(m, true, NULL, NULL, NULL, err, sizeof err);
-    cg_program *p = cg_lower(g, true, err, sizeof err);
-    cr_assert_not_null(p, "%s", err);
+    lowered w = lower_model("mlp");
+    const cg_program *p = w.p;
     int gemms = 0, into_params = 0, loops = 0, calls = 0;
     for (int i = 0; i < p->nsteps; i++) {
         const cg_step *s = &p->steps[i];
@@ -121,9 +144,7 @@ Test(lower, sgd_rides_on_the_weight_gradient)
                 calls);
     cr_expect_eq(gemms, 5);
     cr_expect_eq(into_params, 2, "W1 and W2 updated by sgemm in place");
-    cg_program_free(p);
-    ir_graph_free(g);
-    ir_graph_free(m);
+    lowered_free(&w);
 }
 
 /* Adam's update of each parameter is one loop over it (moments, bias corrections read as
@@ -132,13 +153,8 @@ Test(lower, sgd_rides_on_the_weight_gradient)
  * and a second one reading it (88 + 144 us a step of mlp_adam bench; one loop: 50 us). */
 Test(lower, adam_updates_each_parameter_in_one_loop)
 {
-    char err[1024];
-    ir_graph *m = fe_load(AG_SOURCE_DIR "/models/mlp_adam.c", getenv("AOTGRAD_INCLUDE"), NULL);
-    cr_assert_not_null(m);
-    ir_graph *g = pass_run(m, true, NULL, NULL, NULL, err, sizeof err);
-    cr_assert_not_null(g, "%s", err);
-    cg_program *p = cg_lower(g, true, err, sizeof err);
-    cr_assert_not_null(p, "%s", err);
+    lowered w = lower_model("mlp_adam");
+    const cg_program *p = w.p;
     static const int64_t shapes[][2] = {{784, 256}, {256, 0}, {256, 10}, {10, 0}};
     for (int k = 0; k < 4; k++) {
         int loops = 0;
@@ -154,9 +170,7 @@ Test(lower, adam_updates_each_parameter_in_one_loop)
         }
         cr_expect_eq(loops, 1, "%lld x %lld: %d loops", (long long)shapes[k][0], (long long)shapes[k][1], loops);
     }
-    cg_program_free(p);
-    ir_graph_free(g);
-    ir_graph_free(m);
+    lowered_free(&w);
 }
 
 /* LeNet's weight gradients' calls write the bias gradients that the updates after them
@@ -164,13 +178,8 @@ Test(lower, adam_updates_each_parameter_in_one_loop)
  * loop of 0.93 ms a step (single-threaded LeNet step 21.7 -> 20.8 ms with it in the call). */
 Test(lower, lenet_s_weight_gradients_bring_the_bias_gradients)
 {
-    char err[1024];
-    ir_graph *m = fe_load(AG_SOURCE_DIR "/models/lenet.c", getenv("AOTGRAD_INCLUDE"), NULL);
-    cr_assert_not_null(m);
-    ir_graph *g = pass_run(m, true, NULL, NULL, NULL, err, sizeof err);
-    cr_assert_not_null(g, "%s", err);
-    cg_program *p = cg_lower(g, true, err, sizeof err);
-    cr_assert_not_null(p, "%s", err);
+    lowered w = lower_model("lenet");
+    const cg_program *p = w.p;
     int dws = 0, db_read = 0, batch_sums = 0;
     for (int i = 0; i < p->nsteps; i++) {
         const cg_loop *l = &p->steps[i].loop;
@@ -190,9 +199,7 @@ Test(lower, lenet_s_weight_gradients_bring_the_bias_gradients)
     cr_expect_eq(dws, 2);
     cr_expect_eq(db_read, 2, "%d of the 2 weight gradients' bias gradients are read", db_read);
     cr_expect_eq(batch_sums, 0, "%d loops still sum a convolution's dy", batch_sums);
-    cg_program_free(p);
-    ir_graph_free(g);
-    ir_graph_free(m);
+    lowered_free(&w);
 }
 
 /* A loop walks the axes after the first that every access walks as one as a single axis:
@@ -201,13 +208,8 @@ Test(lower, lenet_s_weight_gradients_bring_the_bias_gradients)
  * single-threaded step; 0.6 over 784), and its gradient's loop over [N,4704]. */
 Test(lower, loops_walk_contiguous_axes_as_one)
 {
-    char err[1024];
-    ir_graph *m = fe_load(AG_SOURCE_DIR "/models/lenet.c", getenv("AOTGRAD_INCLUDE"), NULL);
-    cr_assert_not_null(m);
-    ir_graph *g = pass_run(m, true, NULL, NULL, NULL, err, sizeof err);
-    cr_assert_not_null(g, "%s", err);
-    cg_program *p = cg_lower(g, true, err, sizeof err);
-    cr_assert_not_null(p, "%s", err);
+    lowered w = lower_model("lenet");
+    const cg_program *p = w.p;
     int plane = 0, rows = 0, short_inner = 0;
     for (int i = 0; i < p->nsteps; i++) {
         const cg_loop *l = &p->steps[i].loop;
@@ -221,7 +223,5 @@ Test(lower, loops_walk_contiguous_axes_as_one)
     cr_expect_geq(plane, 1, "no loop over [N,6,784]");
     cr_expect_geq(rows, 1, "no loop over [N,4704]");
     cr_expect_eq(short_inner, 0, "%d loops over the batch walk a row of an image as their inner axis", short_inner);
-    cg_program_free(p);
-    ir_graph_free(g);
-    ir_graph_free(m);
+    lowered_free(&w);
 }
