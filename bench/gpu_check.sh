@@ -28,7 +28,10 @@
 #      faster than torch.compile's;
 #   5. LeNet (models/lenet.c, classic and --set act=relu): 10 epochs on the GPU (test
 #      accuracy, bars 0.75 and 0.84, and the median epoch of 2-10), and PyTorch's lenet and
-#      lenet_relu eager and torch.compile'd for 4 epochs (median epoch of 2-4).
+#      lenet_relu eager and torch.compile'd for 4 epochs (median epoch of 2-4);
+#   6. LeNet on this machine's CPU at 2 threads, ours against PyTorch 2's eager and
+#      torch.compile (4 epochs each, median of 2-4): the comparison issue 19 asks for, which
+#      the project's own machines (PyTorch 1.13, no torch.compile) cannot make.
 # Every step has a time limit, so a hang still ends with the table. It finishes in a few
 # minutes; the last lines are the table.
 set -euo pipefail
@@ -39,7 +42,7 @@ models=(softmax mlp mlp_dropout mlp_adam)
 convnets=(lenet lenet_relu) # models/lenet.c, and with --set act=relu
 
 if [ "${1:-}" = "--help" ] || [ $# -lt 1 ]; then
-  sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'
   exit 0
 fi
 
@@ -195,6 +198,16 @@ for v in "${convnets[@]}"; do
   tcomp[$v]=$(tl --compile default); tcomp[$v]=${tcomp[$v]:-nan}
 done
 
+echo "== 6. LeNet on the CPU, 2 threads: ours, PyTorch eager, torch.compile =="
+declare -A ccpu ceager ccomp
+for v in "${convnets[@]}"; do
+  limit 120 "$carry/bin/$v" train --device cpu --threads 2 --data "$data" --seed 1 --epochs 4 > "$out/$v.cpu" 2>&1 || cat "$out/$v.cpu"
+  ccpu[$v]=$(epochs_of "$out/$v.cpu"); ccpu[$v]=${ccpu[$v]:-nan}
+  tc() { { PYTHONUNBUFFERED=1 limit 240 python3 "$carry/anchors/torch_d2l.py" "$v" --threads 2 --data "$data" --seed 1 --epochs 4 "$@" 2>&1 || true; } | tee -a "$out/torch_cpu_$v.log" | { grep -oE 'median_epoch_sec [0-9.]+' || true; } | awk '{print $2}' | tail -1; }
+  ceager[$v]=$(tc); ceager[$v]=${ceager[$v]:-nan}
+  ccomp[$v]=$(tc --compile default); ccomp[$v]=${ccomp[$v]:-nan}
+done
+
 echo
 echo "gpu_check on $gpu, $(date -u +%Y-%m-%d), $(( $(date +%s) - t0 )) s; modules: $images"
 echo "${gpu_diff_line:-gpu_diff: no summary (see above)}"
@@ -213,6 +226,9 @@ for v in "${convnets[@]}"; do
   awk -v v="$v" -v t="${acc[$v]}" -v b="$bar" -v a="${sec[$v]}" -v e="${teager[$v]}" -v c="${tcomp[$v]}" 'BEGIN {
     printf "%s: test_acc %s (bar %s); epoch aotgrad %s s, PyTorch eager %s s (%.2fx), torch.compile %s s (%.2fx)\n",
            v, t, b, a, e, (a > 0 ? e / a : 0), c, (a > 0 ? c / a : 0) }'
+  awk -v v="$v" -v a="${ccpu[$v]}" -v e="${ceager[$v]}" -v c="${ccomp[$v]}" 'BEGIN {
+    printf "%s on the CPU, 2 threads: epoch aotgrad %s s, PyTorch eager %s s (%.2fx), torch.compile %s s (%.2fx; targets > 1x)\n",
+           v, a, e, (a > 0 ? e / a : 0), c, (a > 0 ? c / a : 0) }'
 done
 if [ -n "$logdir" ]; then # everything but the cases' kernels
   tar -C "$out" --exclude=cases --exclude=lib --exclude='*.bin' -czf "$logdir/gpu_check_logs.tar.gz" . &&

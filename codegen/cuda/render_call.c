@@ -70,7 +70,9 @@ static void render_window(rd *R, const cg_call *c, cg_cuda_launch *launch)
             "    (void)len, (void)inner;\n"
             "    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n_;\n"
             "         e += (long long)gridDim.x * blockDim.x) {\n",
-            dw ? "O * CG * KH * KW + O" : gather ? "outer * C * H * W" : "outer * C * L");
+            dw       ? "O * CG * KH * KW + O"
+            : gather ? "outer * C * H * W"
+                     : "outer * C * L");
     /* max pooling's choice in the window of output (y, xo) of plane q: PyTorch's rule */
     const char *argmax =
         "            long long best = -1;\n            float m = -__uint_as_float(0x7f800000u);\n"

@@ -79,7 +79,6 @@ void rd_render_conv(rd *R, const cg_call *c, cg_cuda_launch *launch)
             "                    Y[(p / L * O + g * OG + m) * L + p %% L] = r[u][v];\n"
             "            }\n"
             "    }\n}\n\n",
-            (long long)tm, TN - 1, TN,
-            conv_arg(R, c, 0), conv_arg(R, c, 1), conv_arg(R, c, 2), TK, TM + 1, TK, TN + 1, TM, TN, PM, PN, PM, PN, TK,
-            TK * TM, TK, TK, TK * TN, TN, TN, TK, PM, PN, PM, PN, PM, PN, PM, PN);
+            (long long)tm, TN - 1, TN, conv_arg(R, c, 0), conv_arg(R, c, 1), conv_arg(R, c, 2), TK, TM + 1, TK, TN + 1,
+            TM, TN, PM, PN, PM, PN, TK, TK * TM, TK, TK, TK * TN, TN, TN, TK, PM, PN, PM, PN, PM, PN, PM, PN);
 }
