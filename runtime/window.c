@@ -273,63 +273,101 @@ void rt_max_pool2d_grad(const float *x, const float *dy, float *dx, int64_t batc
 
 /* ---- average pooling ---- */
 
+/* The divisor of a window's sum: a multiplication by 1/k where k is a power of two (x / k
+ * and x * (1/k) are then the same correctly rounded value, bit for bit), else the division;
+ * a division per output had been most of the pooling's time. */
+typedef struct divisor {
+    float k, inv;
+    bool exact;
+} divisor;
+
+static divisor divisor_of(int64_t k) { return (divisor){(float)k, 1.0f / (float)k, k > 0 && (k & (k - 1)) == 0}; }
+
+static inline float divide(float s, divisor d) { return d.exact ? s * d.inv : s / d.k; }
+
+/* The outputs [lo, hi) of row y whose 2x2 windows lie inside the input: the fast span, cut
+ * out of the row so that its loop holds no test */
+static void fast_span(const job *jb, int64_t y, int64_t *lo, int64_t *hi)
+{
+    const rt_window *g = jb->g;
+    bool fast = small_window(g) && y >= jb->ay.full.lo && y < jb->ay.full.hi;
+    *lo = fast ? jb->ax.full.lo : 0;
+    *hi = fast ? jb->ax.full.hi : 0;
+    *hi = *hi > *lo ? *hi : *lo;
+}
+
+/* Output xo of row y (its window's rows is, tap (0, 0) at row y0), any window */
+static inline float avg_out(const job *jb, const float *xp, int64_t y0, span is, int64_t xo, divisor d)
+{
+    const rt_window *g = jb->g;
+    int64_t x0 = xo * g->sw - g->pw;
+    span js = taps(&jb->ax, xo);
+    float s = 0.0f;
+    for (int64_t i = is.lo; i < is.hi; i++) {
+        int64_t r = (y0 + i * g->dh) * g->w + x0;
+        for (int64_t j = js.lo; j < js.hi; j++)
+            s += xp[r + j * g->dw];
+    }
+    return divide(s, d);
+}
+
 static void avg_pool_plane(const job *jb, int64_t n, int64_t ci)
 {
     const rt_window *g = jb->g;
     int64_t p = n * g->c + ci;
     const float *xp = jb->in + p * g->h * g->w;
     float *op = jb->out + p * g->oh * g->ow;
-    float k = (float)(g->kh * g->kw);
+    divisor d = divisor_of(g->kh * g->kw);
     for (int64_t y = 0; y < g->oh; y++) {
         span is = taps(&jb->ay, y);
-        int64_t y0 = y * g->sh - g->ph;
-        bool fast = small_window(g) && y >= jb->ay.full.lo && y < jb->ay.full.hi;
-        for (int64_t xo = 0; xo < g->ow; xo++) {
-            int64_t x0 = xo * g->sw - g->pw;
-            if (fast && xo >= jb->ax.full.lo && xo < jb->ax.full.hi) {
-                const float *r = xp + y0 * g->w + x0;
-                op[y * g->ow + xo] = ((((0.0f + r[0]) + r[1]) + r[g->w]) + r[g->w + 1]) / k;
-                continue;
-            }
-            span js = taps(&jb->ax, xo);
-            float s = 0.0f;
-            for (int64_t i = is.lo; i < is.hi; i++) {
-                int64_t r = (y0 + i * g->dh) * g->w + x0;
-                for (int64_t j = js.lo; j < js.hi; j++)
-                    s += xp[r + j * g->dw];
-            }
-            op[y * g->ow + xo] = s / k;
+        int64_t y0 = y * g->sh - g->ph, lo, hi;
+        fast_span(jb, y, &lo, &hi);
+        for (int64_t xo = 0; xo < lo; xo++)
+            op[y * g->ow + xo] = avg_out(jb, xp, y0, is, xo, d);
+        for (int64_t xo = lo; xo < hi; xo++) {
+            const float *r = xp + y0 * g->w + xo * g->sw - g->pw;
+            op[y * g->ow + xo] = divide((((0.0f + r[0]) + r[1]) + r[g->w]) + r[g->w + 1], d);
         }
+        for (int64_t xo = hi; xo < g->ow; xo++)
+            op[y * g->ow + xo] = avg_out(jb, xp, y0, is, xo, d);
     }
 }
 
+/* dx += output xo's share q over its window (rows is, tap (0, 0) at row y0), any window */
+static inline void avg_share(const job *jb, float *dxp, int64_t y0, span is, int64_t xo, float q)
+{
+    const rt_window *g = jb->g;
+    int64_t x0 = xo * g->sw - g->pw;
+    span js = taps(&jb->ax, xo);
+    for (int64_t i = is.lo; i < is.hi; i++) {
+        int64_t r = (y0 + i * g->dh) * g->w + x0;
+        for (int64_t j = js.lo; j < js.hi; j++)
+            dxp[r + j * g->dw] += q;
+    }
+}
+
+/* The outputs in ascending order, as the CUDA kernel gathers them: windows that overlap add
+ * into an element in that order */
 static void avg_pool_grad_plane(const job *jb, int64_t n, int64_t ci)
 {
     const rt_window *g = jb->g;
     int64_t p = n * g->c + ci;
     const float *dyp = jb->dy + p * g->oh * g->ow;
     float *dxp = jb->out + p * g->h * g->w;
-    float k = (float)(g->kh * g->kw);
+    divisor d = divisor_of(g->kh * g->kw);
     memset(dxp, 0, sizeof *dxp * (size_t)(g->h * g->w));
     for (int64_t y = 0; y < g->oh; y++) {
         span is = taps(&jb->ay, y);
-        int64_t y0 = y * g->sh - g->ph;
-        bool fast = small_window(g) && y >= jb->ay.full.lo && y < jb->ay.full.hi;
-        for (int64_t xo = 0; xo < g->ow; xo++) {
-            int64_t x0 = xo * g->sw - g->pw;
-            float q = dyp[y * g->ow + xo] / k;
-            if (fast && xo >= jb->ax.full.lo && xo < jb->ax.full.hi) {
-                float *r = dxp + y0 * g->w + x0;
-                r[0] += q, r[1] += q, r[g->w] += q, r[g->w + 1] += q;
-                continue;
-            }
-            span js = taps(&jb->ax, xo);
-            for (int64_t i = is.lo; i < is.hi; i++) {
-                int64_t r = (y0 + i * g->dh) * g->w + x0;
-                for (int64_t j = js.lo; j < js.hi; j++)
-                    dxp[r + j * g->dw] += q;
-            }
+        int64_t y0 = y * g->sh - g->ph, lo, hi;
+        fast_span(jb, y, &lo, &hi);
+        for (int64_t xo = 0; xo < lo; xo++)
+            avg_share(jb, dxp, y0, is, xo, divide(dyp[y * g->ow + xo], d));
+        for (int64_t xo = lo; xo < hi; xo++) {
+            float q = divide(dyp[y * g->ow + xo], d), *r = dxp + y0 * g->w + xo * g->sw - g->pw;
+            r[0] += q, r[1] += q, r[g->w] += q, r[g->w + 1] += q;
         }
+        for (int64_t xo = hi; xo < g->ow; xo++)
+            avg_share(jb, dxp, y0, is, xo, divide(dyp[y * g->ow + xo], d));
     }
 }
 
