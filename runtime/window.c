@@ -180,6 +180,17 @@ void rt_col2im(const float *cols, float *x, int64_t batch, const rt_window *g, r
  * of the general loops. */
 static bool small_window(const rt_window *g) { return g->kh == 2 && g->kw == 2 && g->dh == 1 && g->dw == 1; }
 
+/* The outputs [lo, hi) of row y whose 2x2 windows lie inside the input: the fast span
+ * (average pooling runs it as a loop of its own, without a test) */
+static void fast_span(const job *jb, int64_t y, int64_t *lo, int64_t *hi)
+{
+    const rt_window *g = jb->g;
+    bool fast = small_window(g) && y >= jb->ay.full.lo && y < jb->ay.full.hi;
+    *lo = fast ? jb->ax.full.lo : 0;
+    *hi = fast ? jb->ax.full.hi : 0;
+    *hi = *hi > *lo ? *hi : *lo;
+}
+
 /* window_argmax of such a window, its tap (0, 0) at offset at */
 static inline int64_t argmax_2x2(const float *xp, int64_t w, int64_t at, float *max)
 {
@@ -228,10 +239,11 @@ static void max_pool_plane(const job *jb, int64_t n, int64_t ci)
     float *op = jb->out + p * g->oh * g->ow;
     for (int64_t y = 0; y < g->oh; y++) {
         span is = taps(&jb->ay, y);
-        bool fast = small_window(g) && y >= jb->ay.full.lo && y < jb->ay.full.hi;
+        int64_t lo, hi;
+        fast_span(jb, y, &lo, &hi);
         for (int64_t xo = 0; xo < g->ow; xo++) {
             int64_t y0 = y * g->sh - g->ph, x0 = xo * g->sw - g->pw;
-            if (fast && xo >= jb->ax.full.lo && xo < jb->ax.full.hi)
+            if (xo >= lo && xo < hi)
                 argmax_2x2(xp, g->w, y0 * g->w + x0, &op[y * g->ow + xo]);
             else
                 window_argmax(xp, g->w, y0, x0, g->dh, g->dw, is, taps(&jb->ax, xo), &op[y * g->ow + xo]);
@@ -248,13 +260,13 @@ static void max_pool_grad_plane(const job *jb, int64_t n, int64_t ci)
     memset(dxp, 0, sizeof *dxp * (size_t)(g->h * g->w));
     for (int64_t y = 0; y < g->oh; y++) {
         span is = taps(&jb->ay, y);
-        bool fast = small_window(g) && y >= jb->ay.full.lo && y < jb->ay.full.hi;
+        int64_t lo, hi;
+        fast_span(jb, y, &lo, &hi);
         for (int64_t xo = 0; xo < g->ow; xo++) {
             float m;
             int64_t y0 = y * g->sh - g->ph, x0 = xo * g->sw - g->pw;
-            int64_t at = fast && xo >= jb->ax.full.lo && xo < jb->ax.full.hi
-                             ? argmax_2x2(xp, g->w, y0 * g->w + x0, &m)
-                             : window_argmax(xp, g->w, y0, x0, g->dh, g->dw, is, taps(&jb->ax, xo), &m);
+            int64_t at = xo >= lo && xo < hi ? argmax_2x2(xp, g->w, y0 * g->w + x0, &m)
+                                             : window_argmax(xp, g->w, y0, x0, g->dh, g->dw, is, taps(&jb->ax, xo), &m);
             if (at >= 0)
                 dxp[at] += dyp[y * g->ow + xo];
         }
@@ -284,17 +296,6 @@ typedef struct divisor {
 static divisor divisor_of(int64_t k) { return (divisor){(float)k, 1.0f / (float)k, k > 0 && (k & (k - 1)) == 0}; }
 
 static inline float divide(float s, divisor d) { return d.exact ? s * d.inv : s / d.k; }
-
-/* The outputs [lo, hi) of row y whose 2x2 windows lie inside the input: the fast span, cut
- * out of the row so that its loop holds no test */
-static void fast_span(const job *jb, int64_t y, int64_t *lo, int64_t *hi)
-{
-    const rt_window *g = jb->g;
-    bool fast = small_window(g) && y >= jb->ay.full.lo && y < jb->ay.full.hi;
-    *lo = fast ? jb->ax.full.lo : 0;
-    *hi = fast ? jb->ax.full.hi : 0;
-    *hi = *hi > *lo ? *hi : *lo;
-}
 
 /* Output xo of row y (its window's rows is, tap (0, 0) at row y0), any window */
 static inline float avg_out(const job *jb, const float *xp, int64_t y0, span is, int64_t xo, divisor d)
