@@ -278,7 +278,7 @@ static void kernel_setup(kernel *k, int64_t rows, rt_pool *pool)
         const char *nm = k->graph->node[p->input_node[i]].attr.name;
         k->inputs[i] = k->in[nm && nm[0] == 'b' ? 1 : 0];
     }
-    k->args = (cg_args){k->arena, NULL, k->inputs, NULL, rows, 0, 0, pool, NULL};
+    k->args = (cg_args){k->arena, NULL, k->inputs, NULL, rows, 0, 0, pool, NULL, 0, NULL};
     k->best = INFINITY;
 }
 

@@ -186,6 +186,14 @@ static void call_window3(window3_fn *f, void **x, int64_t batch, const rt_window
     f(x[0], x[1], x[2], batch, w, NULL);
 }
 
+/* a rank's first element of a dropout's tensor: its share's first row (ag_args.row0) times
+ * the elements of a row, where the tensor has the batch's rows */
+static int64_t dropout_first(const cg_call *c, const cg_args *a, int64_t count)
+{
+    bool batched = c->rows.n || c->len.n || c->inner.n;
+    return batched && a->batch > 0 ? a->row0 * (count / a->batch) : 0;
+}
+
 static void run_call(const cg_program *p, const cg_args *a, const cg_call *c)
 {
     int64_t n = a->batch, rows = at_n(c->rows, n), len = at_n(c->len, n), inner = at_n(c->inner, n);
@@ -198,10 +206,12 @@ static void run_call(const cg_program *p, const cg_args *a, const cg_call *c)
 #define CALL_ROWS(f) f(x[0], x[1], rows, len, inner)
 #define CALL_CE(f) f(x[0], x[1], x[2], rows, len)
 #define CALL_CE_GRAD(f) f(x[0], x[1], x[2], x[3], rows, len)
-#define CALL_DROPOUT(f) f(x[0], x[1], rows *len *inner, c->p, a->seed, (uint32_t)c->site, a->step, 0)
+#define CALL_DROPOUT(f) \
+    f(x[0], x[1], rows *len *inner, c->p, a->seed, (uint32_t)c->site, a->step, dropout_first(c, a, rows *len *inner))
 #define CALL_WINDOW(f) _Generic((f), window2_fn *: call_window2, window3_fn *: call_window3)(f, x, rows, &c->win)
 #define CALL_CONV(f) f(x[0], x[1], x[2], rows, &c->win, x[3], NULL)
 #define CALL_CONV_DW(f) f(x[0], x[1], x[2], x[4], rows, &c->win, x[3], NULL)
+#define CALL_COLLECTIVE(f) f(x[0], rows, c->bucket, c->wait, a->dist)
 #define RUN(op, f32, i32fn, sig, n) \
     case IR_##op:                   \
         if (i32)                    \

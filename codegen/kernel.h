@@ -113,9 +113,11 @@ typedef struct cg_call {
                          then its workspace; the weight gradient's: then the bias gradient) */
     cg_dim rows, len; /* the shape as rows of len along the op's axis (inner: after it) */
     cg_dim inner;
-    double p;      /* dropout */
-    int32_t site;  /* dropout */
-    rt_window win; /* the window ops: rows is the batch */
+    double p;       /* dropout */
+    int32_t site;   /* dropout */
+    int32_t bucket; /* allreduce: the bucket's index in the program (rows: its floats) */
+    bool wait;      /* allreduce: wait for the bucket's sum (else start it) */
+    rt_window win;  /* the window ops: rows is the batch */
 } cg_call;
 
 typedef enum cg_step_kind { CG_LOOP, CG_GEMM, CG_CALL } cg_step_kind;

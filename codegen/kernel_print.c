@@ -116,6 +116,8 @@ static void step(FILE *f, const cg_program *p, int s)
                     (long long)w->c, (long long)w->h, (long long)w->w, (long long)w->oh, (long long)w->ow,
                     (long long)w->kh, (long long)w->kw, (long long)w->sh, (long long)w->sw, (long long)w->ph,
                     (long long)w->pw, (long long)w->dh, (long long)w->dw);
+        else if (c->op == IR_allreduce) /* a bucket's sum over the ranks */
+            fprintf(f, " floats: bucket %d, %s\n", (int)c->bucket, c->wait ? "wait for its sum" : "start its sum");
         else {
             fprintf(f, " rows of ");
             dim(f, c->len);

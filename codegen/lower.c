@@ -763,8 +763,8 @@ cg_program *cg_lower_like(const ir_graph *g, bool training, const cg_program *la
     cg_program *p = ir_xcalloc(1, sizeof *p);
     p->param_bytes = layout ? layout->param_bytes : 0; /* accumulators go after the layout's */
     lowering L = {
-        g,        g->plan, p,   0,    0, {0, 0}, {0, 0}, {0, 0}, 0, 0, ir_xmalloc(sizeof(int32_t) * (size_t)g->n),
-        training, err,     len, false};
+        g,        g->plan, p,   0,     0,   {0, 0}, {0, 0}, {0, 0}, 0, 0, ir_xmalloc(sizeof(int32_t) * (size_t)g->n),
+        training, err,     len, false, NULL};
     p->name = g->name;
     p->params = ir_xcalloc((size_t)g->n + 1, sizeof *p->params);
     p->input_node = ir_xcalloc((size_t)g->n + 1, sizeof *p->input_node);
@@ -804,6 +804,8 @@ cg_program *cg_lower_like(const ir_graph *g, bool training, const cg_program *la
             continue;
         if (g->plan->inplace[i] >= 0)
             L.outer[i] = L.outer[g->plan->inplace[i]];
+        else if (n->op == IR_allreduce) /* summed in its operand's buffer */
+            L.outer[i] = L.outer[n->in[0]];
         else if (n->op == IR_const || g->plan->offset[i] < 0) {
             L.failed = !rt_fail(err, len, "lower: node %d (%s) has no place in the memory plan", i, ir_ops[n->op].name);
             break;
@@ -812,12 +814,15 @@ cg_program *cg_lower_like(const ir_graph *g, bool training, const cg_program *la
     }
     L.plan_end = p->nbuffers;
     output_slots(&L);
+    if (!L.failed)
+        L.failed = !lo_collectives_begin(&L);
     ir_bug_enter("lower", g);
     for (int32_t i = 0; i < g->n && !L.failed; i++) {
         const ir_node *n = &g->node[i];
-        if (ir_ops[n->op].kind == IR_K_SOURCE)
+        if (ir_ops[n->op].kind == IR_K_SOURCE || n->op == IR_allreduce)
             continue;
         ir_bug_node(i);
+        lo_collectives_before(&L, i);
         if (n->op != IR_kernel) { /* a plain node: a body of one, over its operands */
             ir_graph *b = ir_graph_new("node");
             int32_t *map = ir_xmalloc(sizeof *map * (size_t)g->n), ops[8];
@@ -838,6 +843,7 @@ cg_program *cg_lower_like(const ir_graph *g, bool training, const cg_program *la
             int32_t id = ir_copy_node(b, g, i, map);
             ir_add_output(b, "o0", id);
             lower_group(&L, i, b, ops, &L.outer[i]);
+            lo_collectives_after(&L, i);
             free(map);
             ir_graph_free(b);
             continue;
@@ -860,8 +866,10 @@ cg_program *cg_lower_like(const ir_graph *g, bool training, const cg_program *la
                 homes[k] = lo_scratch_buffer(&L, &body->node[body->out[k].id].shape, body->node[body->out[k].id].dtype);
         }
         lower_group(&L, i, body, n->in, homes);
+        lo_collectives_after(&L, i);
         free(homes);
     }
+    lo_collectives_end(&L);
     /* the arena: constant outputs and the scratch first, whose sizes are known only now, then
      * the plan's values above them; its size at N is the largest of the plan's pieces at N */
     ir_affine base = ir_affine_add(L.fixed, L.scratch_max);

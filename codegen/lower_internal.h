@@ -14,6 +14,8 @@ typedef struct view {
     ir_shape shape;
 } view;
 
+typedef struct lo_collectives lo_collectives; /* lower_collective.c's */
+
 typedef struct lowering {
     const ir_graph *g;
     const ir_plan *plan;
@@ -28,6 +30,7 @@ typedef struct lowering {
     char *err;
     size_t len;
     bool failed;
+    lo_collectives *coll; /* a distributed build's buckets, or NULL */
 } lowering;
 
 typedef struct group {
@@ -67,5 +70,14 @@ void lo_window(lowering *L, group *G, int32_t b);
  * that a later conv2d_weight_grad of the group over the same dy computes beside dw (then b
  * is lowered: its home is where that call puts it). */
 bool lo_bias_sum(lowering *L, group *G, int32_t b);
+
+/* A distributed build's allreduce nodes (lower_collective.c): begin finds the buckets (false
+ * with the message where the plan does not lay one out as a range); before a node is
+ * lowered, the waits of the buckets it reads; after, the start of each bucket it completes;
+ * at the end, the waits left. */
+bool lo_collectives_begin(lowering *L);
+void lo_collectives_before(lowering *L, int32_t i);
+void lo_collectives_after(lowering *L, int32_t i);
+void lo_collectives_end(lowering *L);
 
 #endif

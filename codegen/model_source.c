@@ -184,8 +184,9 @@ static bool entry(FILE *f, const char *fn, const char *steps_var, const char *ou
     for (int k = 0; k < p->ninputs; k++) { /* each input by its role */
         const ir_node *n = &g->node[p->input_node[k]];
         static const char *const binds[AG_ROLE_COUNT] = {
-            "AG_ROLE_NONE",  "AG_ROLE_DATA",  "AG_ROLE_LABELS",      "AG_ROLE_LR",         "AG_ROLE_WD",
-            "AG_ROLE_STATE", "AG_ROLE_ACCUM", "AG_ROLE_GRAD_WEIGHT", "AG_ROLE_GRAD_SCALE", "AG_ROLE_CLIP_NORM"};
+            "AG_ROLE_NONE",       "AG_ROLE_DATA",      "AG_ROLE_LABELS", "AG_ROLE_LR",
+            "AG_ROLE_WD",         "AG_ROLE_STATE",     "AG_ROLE_ACCUM",  "AG_ROLE_GRAD_WEIGHT",
+            "AG_ROLE_GRAD_SCALE", "AG_ROLE_CLIP_NORM", "AG_ROLE_SHARE"};
         ag_role r = n->attr.role;
         if (trains && (r == AG_ROLE_NONE || (unsigned)r >= AG_ROLE_COUNT))
             return rt_fail(err, len,
@@ -421,6 +422,10 @@ bool cg_write_model_source(FILE *f, const char *source, const cg_program *train,
     if (!split_tables(f, name, split, ncopies, err, len))
         return false;
 
+    /* a distributed build's step sums its gradients over MPI (libaotgrad_mpi.a) */
+    bool distributed = step && step->train && step->train->bucket_bytes > 0;
+    if (distributed)
+        fprintf(f, "extern const struct rt_dist_ops rt_dist_mpi;\n\n");
     char mname[300];
     fprintf(f, "static const rt_compiled model = {\n    ");
     cg_c_literal(f, name);
@@ -450,7 +455,7 @@ bool cg_write_model_source(FILE *f, const char *source, const cg_program *train,
     cg_c_literal(f, ir_options_text(t, options, sizeof options));
     if (!split_entries(f, name, split, ncopies, layout->param_bytes, err, len))
         return false;
-    fprintf(f, "};\n\n");
+    fprintf(f, ",\n    %s};\n\n", distributed ? "&rt_dist_mpi" : "NULL");
     fprintf(f, "int main(int argc, char **argv) { return rt_binary_main(&model, argc, argv); }\n");
     return !ferror(f) || rt_fail(err, len, "cannot write the model's source");
 }

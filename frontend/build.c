@@ -42,6 +42,12 @@ static bool path_with(char *buf, size_t len, const char *out, const char *ext)
     return (size_t)snprintf(buf, len, "%s.%s", out, ext) < len;
 }
 
+#ifdef AG_MPI_LIBS
+#define AG_MPI_LIBS_OR_NONE AG_MPI_LIBS /* MPI's libraries, as CMake found them */
+#else
+#define AG_MPI_LIBS_OR_NONE ""
+#endif
+
 #ifndef AG_LINK_FLAGS
 #define AG_LINK_FLAGS "" /* the sanitizers' flags when the runtime library is instrumented */
 #endif
@@ -83,15 +89,24 @@ static bool link_binary(const char *out, const char *const *objects, const char 
         return false;
     }
     /* --as-needed: only the libraries the binary calls become NEEDED */
-    char *link[24] = {(char *)cc, "-o", (char *)out, "-Wl,--as-needed"};
+    char *link[40] = {(char *)cc, "-o", (char *)out, "-Wl,--as-needed"};
     int n = 4;
     for (int k = 0; objects[k]; k++)
         link[n++] = (char *)objects[k];
+    /* a distributed build: libaotgrad_mpi.a, beside the runtime library, and MPI */
+    char mpi_lib[4200], mpi_libs[] = AG_MPI_LIBS_OR_NONE;
+    snprintf(mpi_lib, sizeof mpi_lib, "%.*s/libaotgrad_mpi.a",
+             (int)(strrchr(runtime, '/') ? strrchr(runtime, '/') - runtime : 1), strrchr(runtime, '/') ? runtime : ".");
+    bool mpi = step && step->train && step->train->bucket_bytes > 0;
+    if (mpi)
+        link[n++] = main_o, link[n++] = mpi_lib;
     const char *rest[] = {main_o, runtime, "-lopenblas", "-lz", "-lm", "-pthread"};
-    for (int k = 0; k < 6; k++)
+    for (int k = mpi ? 1 : 0; k < 6; k++)
         link[n++] = (char *)rest[k];
+    for (char *tok = mpi ? strtok(mpi_libs, " ") : NULL; tok && n < 30; tok = strtok(NULL, " "))
+        link[n++] = tok;
     char flags[] = AG_LINK_FLAGS;
-    for (char *tok = strtok(flags, " "); tok && n < 23; tok = strtok(NULL, " "))
+    for (char *tok = strtok(flags, " "); tok && n < 39; tok = strtok(NULL, " "))
         link[n++] = tok;
     link[n] = NULL;
     rc = fe_run_program(link);
@@ -408,6 +423,23 @@ static void remove_pieces(const char *tmp, const char *name)
     rmdir(tmp);
 }
 
+/* --distributed mpi: the train step sums its gradients over the ranks (passes/distribute.c) */
+static bool distribute(ir_graph *g, const fe_build_opts *o, char *err, size_t len)
+{
+    if (o->bucket_bytes <= 0)
+        return true;
+    const char *why = !g->train || !g->train->loss ? "the model declares no training (ag_minimize)"
+                      : o->cuda ? "it runs on the CPU (--target cpu): NCCL, for the GPU, is not built yet"
+                                : NULL;
+#ifndef AG_MPI_LIBS
+    why = why ? why : "this aotgrad was built without MPI (install libopenmpi-dev and rebuild it)";
+#endif
+    if (why)
+        return rt_fail(err, len, "--distributed mpi: %s", why);
+    g->train->bucket_bytes = o->bucket_bytes;
+    return true;
+}
+
 int fe_build(const char *path, const fe_build_opts *o)
 {
     char err[4096], file[4096], tmp[4096] = "";
@@ -419,6 +451,11 @@ int fe_build(const char *path, const fe_build_opts *o)
     ir_graph *g = fe_load(path, NULL, o->settings);
     if (!g)
         return 1;
+    if (!distribute(g, o, err, sizeof err)) {
+        fe_report(path, err);
+        ir_graph_free(g);
+        return 1;
+    }
     fe_dump *d = NULL;
     if (o->dump_dir && !(d = fe_dump_open(o->dump_dir, err, sizeof err))) {
         fe_report(path, err);

@@ -25,6 +25,7 @@ typedef struct fe_build_opts {
     const char *const *settings; /* --set NAME=VALUE, NULL-ended */
     int64_t batch;               /* --batch: the plan's batch; 0: the declared one (1 without training) */
     const char *dump_dir;        /* --dump-dir: every stage as a file there (frontend/dump.c), or NULL */
+    int64_t bucket_bytes; /* --distributed mpi: the gradient buckets' size (passes/distribute.c); 0: one process */
 } fe_build_opts;
 
 /* Returns the exit status; errors go to stderr. */

@@ -67,6 +67,8 @@ enum {
     O_DUMP_DIR,
     O_VERSION,
     O_CLIP_NORM,
+    O_DISTRIBUTED,
+    O_BUCKET_MIB,
     O_SCHEDULE /* .. O_SCHEDULE + 4: RT_SCHEDULE_OPTIONS */
 };
 /* what every command takes, and what every command that loads a model takes */
@@ -186,6 +188,21 @@ static void dump_stage(void *ctx, const char *pass, const ir_graph *g)
     printf("\n");
 }
 
+/* --distributed mpi (which) or --bucket-mib M, for ir and build; false with the message */
+static bool distributed_option(rt_cli *cli, bool which, double *bucket_mib)
+{
+    const char *s = cli->value;
+    char *end;
+    if (which && strcmp(s, "mpi") != 0)
+        return rt_cli_error(cli, "--distributed takes mpi (NCCL, for the GPU, is not built yet), not '%s'", s), false;
+    if (which)
+        return true;
+    *bucket_mib = strtod(s, &end);
+    if (end == s || *end || !(*bucket_mib >= 1.0 / 1024 && *bucket_mib <= 1024))
+        return rt_cli_error(cli, "--bucket-mib takes a size in MiB from 0.001 to 1024, not '%s'", s), false;
+    return true;
+}
+
 static int cmd_ir(int argc, char **argv)
 {
     static const struct option longs[] = {{"train", no_argument, NULL, O_TRAIN},
@@ -196,9 +213,13 @@ static int cmd_ir(int argc, char **argv)
                                           {"memory", no_argument, NULL, O_MEMORY},
                                           {"batch", required_argument, NULL, O_BATCH},
                                           {"after", required_argument, NULL, O_AFTER},
+                                          {"distributed", required_argument, NULL, O_DISTRIBUTED},
+                                          {"bucket-mib", required_argument, NULL, O_BUCKET_MIB},
                                           MODEL_OPTIONS,
                                           {0}};
     const char *after = NULL;
+    int64_t bucket_bytes = 0; /* --distributed mpi */
+    double bucket_mib = 4;
     int pipeline = -1; /* --train, --eval, --accumulate, --apply: the pass_pipeline asked for */
     bool memory = false;
     int64_t at_batch = 0; /* --memory --batch N */
@@ -224,6 +245,10 @@ static int cmd_ir(int argc, char **argv)
         else if (v == O_BATCH) {
             if (!parse_i64(cli.value, 1, (int64_t)1 << 24, &at_batch))
                 return rt_cli_error(&cli, "--batch takes a count from 1 to 16777216, not '%s'", cli.value);
+        } else if (v == O_DISTRIBUTED || v == O_BUCKET_MIB) {
+            if (!distributed_option(&cli, v == O_DISTRIBUTED, &bucket_mib))
+                return cli.status;
+            bucket_bytes = v == O_DISTRIBUTED || bucket_bytes ? 1 : 0;
         } else {
             after = cli.value;
             if (strcmp(after, "all") != 0 && !pass_find(after)) {
@@ -250,6 +275,8 @@ static int cmd_ir(int argc, char **argv)
         return 1;
     char err[4096];
     int rc = 0;
+    if (bucket_bytes && ir_trains(g)) /* the train step of a distributed build */
+        g->train->bucket_bytes = (int64_t)(bucket_mib * (1 << 20));
     if (!ir_trains(g)) { /* a forward computation: its pipeline is the eval one */
         if ((chosen && pipeline != PASS_EVAL) || (stop && !(stop->pipelines & PASS_IN(PASS_EVAL)))) {
             snprintf(err, sizeof err, "%s declares no training (ag_minimize), so it has no %s step%s%s%s", g->name,
@@ -592,10 +619,14 @@ static int cmd_build(int argc, char **argv)
                                           {"cuda-arch", required_argument, NULL, O_CUDA_ARCH},
                                           {"batch", required_argument, NULL, O_BATCH},
                                           {"dump-dir", required_argument, NULL, O_DUMP_DIR},
+                                          {"distributed", required_argument, NULL, O_DISTRIBUTED},
+                                          {"bucket-mib", required_argument, NULL, O_BUCKET_MIB},
                                           MODEL_OPTIONS,
                                           {0}};
     model_arg m = {0};
     fe_build_opts o = {.emit = FE_EMIT_EXE, .settings = m.settings};
+    bool distributed = false;
+    double bucket_mib = 4;
     rt_cli cli;
     rt_cli_start(&cli, "aotgrad build", "ho:", longs, argc, argv);
     for (int v; (v = next_option(&cli, &m)) != -1;) {
@@ -610,7 +641,11 @@ static int cmd_build(int argc, char **argv)
             o.dump_dir = s;
         else if (v == O_CUDA_ARCH)
             o.cuda_arch = s;
-        else if (v == O_BATCH) {
+        else if (v == O_DISTRIBUTED || v == O_BUCKET_MIB) {
+            if (!distributed_option(&cli, v == O_DISTRIBUTED, &bucket_mib))
+                return cli.status;
+            distributed |= v == O_DISTRIBUTED;
+        } else if (v == O_BATCH) {
             if (!parse_i64(s, 1, (int64_t)1 << 24, &o.batch))
                 return rt_cli_error(&cli, "--batch takes a count from 1 to 16777216, not '%s'", s);
         } else if (v == O_TARGET) {
@@ -628,6 +663,8 @@ static int cmd_build(int argc, char **argv)
         return cli.status;
     if (!o.out)
         return rt_cli_error(&cli, "where to? -o OUT (the binary OUT, or OUT.o, OUT.h, ... with --emit)");
+    if (distributed)
+        o.bucket_bytes = (int64_t)(bucket_mib * (1 << 20));
     return fe_build(m.path, &o);
 }
 
@@ -643,10 +680,12 @@ static int cmd_ops(int argc, char **argv)
             return cli.status;
     if (cli.operands < argc)
         return rt_cli_error(&cli, "takes no arguments");
-    static const char *const kinds[] = {
-        [IR_K_SOURCE] = "source", [IR_K_ELEMENTWISE] = "elementwise", [IR_K_REDUCE] = "reduce", [IR_K_SCAN] = "scan",
-        [IR_K_MATMUL] = "matmul", [IR_K_LAYOUT] = "layout",           [IR_K_ROW] = "row",       [IR_K_INDEX] = "index",
-        [IR_K_RANDOM] = "random", [IR_K_WINDOW] = "window",           [IR_K_FUSED] = "fused"};
+    static const char *const kinds[] = {[IR_K_SOURCE] = "source", [IR_K_ELEMENTWISE] = "elementwise",
+                                        [IR_K_REDUCE] = "reduce", [IR_K_SCAN] = "scan",
+                                        [IR_K_MATMUL] = "matmul", [IR_K_LAYOUT] = "layout",
+                                        [IR_K_ROW] = "row",       [IR_K_INDEX] = "index",
+                                        [IR_K_RANDOM] = "random", [IR_K_WINDOW] = "window",
+                                        [IR_K_FUSED] = "fused",   [IR_K_COLLECTIVE] = "collective"};
     int width = 0;
     for (int i = 0; i < IR_OP_COUNT; i++)
         width = strlen(ir_ops[i].name) > (size_t)width ? (int)strlen(ir_ops[i].name) : width;
@@ -665,7 +704,7 @@ static int cmd_ops(int argc, char **argv)
 static const command commands[] = {
     {"ir", cmd_ir, "print a model's graph as text IR",
      "usage: aotgrad ir MODEL.c|FILE.ir [--train | --eval | --accumulate | --apply] [--after PASS|all] [--dot]\n"
-     "                 [--memory [--batch N]] [--set NAME=VALUE]...\n\n"
+     "                 [--memory [--batch N]] [--distributed mpi [--bucket-mib M]] [--set NAME=VALUE]...\n\n"
      "Builds the model (a C file, compiled with cc against aotgrad.h, whose function is named\n"
      "after the file) or reads a text IR file, and prints its graph as text IR on stdout.\n"
      "Errors in the model are reported as FILE:LINE: error: MESSAGE, all of them, and exit 1.\n"
@@ -683,11 +722,15 @@ static const command commands[] = {
      "  --memory          the memory plan of the train step and of inference (inference only\n"
      "                    for a graph without training)\n"
      "  --batch N         with --memory: its figures at batch N (one plan serves every batch)\n"
+     "  --distributed mpi  the train step of a distributed build (aotgrad build --distributed):\n"
+     "                    each gradient summed over the ranks (allreduce) in buckets of\n"
+     "                    --bucket-mib M (default 4) before its update\n"
      "  --set NAME=VALUE  set a model option (ag_option), e.g. --set act=tanh\n"
      "  --model-timeout S  seconds the model's code may take to build the graph (default 60)\n"},
     {"build", cmd_build, "compile a model with the LLVM backend: a standalone binary, or object and header",
      "usage: aotgrad build MODEL.c|FILE.ir -o OUT [--emit LIST] [--target cpu|cpu,cuda] [--cuda-arch A]\n"
-     "                    [--batch N] [--dump-dir DIR] [--time] [--set NAME=VALUE]...\n\n"
+     "                    [--batch N] [--dump-dir DIR] [--time] [--distributed mpi [--bucket-mib M]]\n"
+     "                    [--set NAME=VALUE]...\n\n"
      "Takes the model (or a dumped .ir of any stage) through the pipeline, lowers its train step\n"
      "and forward pass to loops, sgemm calls and runtime routines, and compiles them with LLVM\n"
      "for this machine's CPU into MODEL_train_step and MODEL_forward entry points. By default\n"
@@ -713,6 +756,11 @@ static const command commands[] = {
      "                .dot), the memory plan, the kernel IR, the LLVM IR before and after\n"
      "                optimization, the assembly, the CUDA C and its PTX\n"
      "  --time        print where the build's time went\n"
+     "  --distributed mpi  data-parallel training: `mpirun -np R OUT train` trains one model on R\n"
+     "                ranks, each the gradients of its share of every global batch, summed over\n"
+     "                MPI in buckets that overlap the backward pass (docs/distributed.md). The\n"
+     "                binary links Open MPI; without this option it does not\n"
+     "  --bucket-mib M  the gradient buckets' size with --distributed (default 4)\n"
      "  --set NAME=VALUE  a model option\n"
      "  --model-timeout S  seconds the model's code may take to build the graph (default 60)\n"},
     {"passes", cmd_passes, "list the passes of the pipeline, in order",

@@ -38,7 +38,7 @@ typedef struct interp_model {
     ir_tensor *accs; /* the accumulators, in the accumulate graph's order */
     const char **acc_names;
     int naccs;
-    ir_tensor scalar[AG_ROLE_COUNT]; /* lr, wd, grad_weight, grad_scale, clip_norm: by role */
+    ir_tensor scalar[AG_ROLE_COUNT]; /* lr, wd, grad_weight, grad_scale, clip_norm, share: by role */
     char no_split[512];              /* why there is no split step, where there is none */
 } interp_model;
 
@@ -224,6 +224,7 @@ static bool make_model(const ir_graph *g, uint32_t seed, interp_model *m, rt_mod
     for (int r = 0; r < AG_ROLE_COUNT; r++)
         if (!(m->scalar[r] = ir_tensor_new(AG_F32, &scalar)).data) /* the interpreter's tensors say so by a NULL */
             return rt_fail(err, len, "out of memory");
+    set_scalar(m, AG_ROLE_SHARE, 1); /* one process: a distributed step's sums are its own gradients */
     for (int32_t i = 0, k = 0; i < step->n; i++) {
         const ir_node *p = &step->node[i];
         if (p->op != IR_param)

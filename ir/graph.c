@@ -245,10 +245,11 @@ ir_node ir_node_make(ir_op op, int32_t nin, const int32_t *in)
 }
 
 /* Sources stay distinct (each is its own input or parameter) and so do random ops (each
- * dropout its own stream); everything else is a pure function of its operands and attrs. */
+ * dropout its own stream) and collectives (each allreduce a call on every rank); everything else is a pure function of its operands and attrs. */
 static bool mergeable(const ir_node *n)
 {
-    return n->op == IR_const || (ir_ops[n->op].kind != IR_K_SOURCE && ir_ops[n->op].kind != IR_K_RANDOM);
+    return n->op == IR_const || (ir_ops[n->op].kind != IR_K_SOURCE && ir_ops[n->op].kind != IR_K_RANDOM &&
+                                 ir_ops[n->op].kind != IR_K_COLLECTIVE);
 }
 
 static uint64_t mix(uint64_t h, uint64_t v)

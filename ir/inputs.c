@@ -6,8 +6,8 @@
 #include "fail.h"
 #include "ir.h"
 
-static const char *const role_names[AG_ROLE_COUNT] = {"",      "data",  "labels",      "lr",         "wd",
-                                                      "state", "accum", "grad_weight", "grad_scale", "clip_norm"};
+static const char *const role_names[AG_ROLE_COUNT] = {
+    "", "data", "labels", "lr", "wd", "state", "accum", "grad_weight", "grad_scale", "clip_norm", "share"};
 
 const char *ir_role_name(ag_role r) { return (unsigned)r < AG_ROLE_COUNT ? role_names[r] : "?"; }
 

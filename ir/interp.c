@@ -546,6 +546,9 @@ static bool eval(const ir_node *n, const ir_tensor *v, ir_tensor *out, const ir_
     case IR_softmax_ce_grad: eval_softmax_ce(n, v, out); return true;
     case IR_one_hot: eval_one_hot(n, x, out); return true;
     case IR_dropout: eval_dropout(n, x, out, run); return true;
+    case IR_allreduce: /* one rank: the sum over the ranks is its own value */
+        memcpy(out->data, x->data, (size_t)ir_tensor_numel(x) * ir_dtype_size(x->dtype));
+        return true;
     case IR_conv2d:
     case IR_conv2d_input_grad:
     case IR_conv2d_weight_grad:

@@ -36,12 +36,13 @@ typedef enum ir_kind {
     IR_K_REDUCE,      /* fewer elements: along axes */
     IR_K_SCAN,        /* same shape, running along an axis */
     IR_K_MATMUL,
-    IR_K_LAYOUT, /* moves elements without arithmetic */
-    IR_K_ROW,    /* a function of a whole row along an axis (a runtime routine) */
-    IR_K_WINDOW, /* sliding windows over the last two axes: convolutions and pooling */
-    IR_K_INDEX,  /* integer labels to values */
-    IR_K_RANDOM, /* reads the step's random stream */
-    IR_K_FUSED,  /* one output of a fused group, computed by its body graph */
+    IR_K_LAYOUT,     /* moves elements without arithmetic */
+    IR_K_ROW,        /* a function of a whole row along an axis (a runtime routine) */
+    IR_K_WINDOW,     /* sliding windows over the last two axes: convolutions and pooling */
+    IR_K_INDEX,      /* integer labels to values */
+    IR_K_RANDOM,     /* reads the step's random stream */
+    IR_K_FUSED,      /* one output of a fused group, computed by its body graph */
+    IR_K_COLLECTIVE, /* a sum over the ranks of a distributed run, in its operand's buffer */
 } ir_kind;
 
 /* Which attributes an op carries (the attrs column of the op table). */
@@ -61,6 +62,7 @@ enum {
     A_KERNEL = 1 << 12, /* kernel: which body (g->kernels) and which of its outputs */
     A_ROLE = 1 << 13,   /* input: what it is for (role=data, labels, lr, wd) */
     A_WINDOW = 1 << 14, /* conv2d, pooling: kernel, stride, pad, dilation, groups */
+    A_BUCKET = 1 << 15, /* allreduce: the bucket (one contiguous range, reduced as one) */
 };
 
 /* The dtype rule of an elementwise op (the types column). */
@@ -89,6 +91,7 @@ typedef struct ir_attrs {
     double value;             /* const: the value (rounded to its dtype); dropout: p */
     int32_t site;             /* dropout */
     int32_t classes;          /* one_hot */
+    int32_t bucket;           /* allreduce: its bucket, numbered from 0 in the order they complete */
     int64_t start;            /* slice */
     bool grad;                /* input: wants a gradient */
     ag_role role;             /* input: what training binds to it */
@@ -165,7 +168,8 @@ typedef struct ir_train {
     double lr, wd;                       /* defaults of the runtime scalars */
     double hp[IR_HP_COUNT];              /* the kind's other hyperparameters (0 where it takes none) */
     int64_t batch, epochs;               /* defaults */
-    const char *data;                    /* dataset: a name, a path, or a synthetic spec */
+    int64_t bucket_bytes; /* a distributed build's gradient buckets (passes/distribute.c); 0: one process */
+    const char *data;     /* dataset: a name, a path, or a synthetic spec */
     int nclasses;
     const char **classes; /* class names, where the dataset has them */
     int ngroups;
@@ -370,7 +374,7 @@ static inline bool ir_role_of_param(ag_role r) { return r == AG_ROLE_STATE || r 
 static inline bool ir_role_is_scalar(ag_role r)
 {
     return r == AG_ROLE_LR || r == AG_ROLE_WD || r == AG_ROLE_GRAD_WEIGHT || r == AG_ROLE_GRAD_SCALE ||
-           r == AG_ROLE_CLIP_NORM;
+           r == AG_ROLE_CLIP_NORM || r == AG_ROLE_SHARE;
 }
 bool ir_role_by_name(const char *name, size_t len, ag_role *r);
 /* The input with role r, or -1. */

@@ -85,6 +85,8 @@
     OP(one_hot,       INDEX,    1, A_CLASSES,         rule_one_hot,      no_grad,           "i32 labels to f32 rows of 0 and 1; out of range: a zero row") \
     /* random */                                                                                  \
     OP(dropout,       RANDOM,   1, A_P | A_SITE,      rule_dropout,      grad_dropout,      "inverted dropout; identity when not training") \
+    /* distributed training (passes/distribute.c) */                                              \
+    OP(allreduce,     COLLECTIVE, 1, A_BUCKET,        rule_allreduce,    0,                 "the sum of a over the ranks of a distributed run, in a's buffer (the identity on one rank)") \
     /* fused */                                                                                   \
     OP(kernel,        FUSED,   -1, A_KERNEL,          rule_kernel,       0,                 "output `out` of the fused group `body`, a graph of its own run on the operands")
 /* clang-format on */

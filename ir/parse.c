@@ -186,7 +186,7 @@ static const struct {
     {"axes", A_AXES},       {"keepdims", A_AXES}, {"axis", A_AXIS},     {"perm", A_PERM},       {"ta", A_TRANS},
     {"tb", A_TRANS},        {"p", A_P},           {"site", A_SITE},     {"classes", A_CLASSES}, {"start", A_START},
     {"body", A_KERNEL},     {"out", A_KERNEL},    {"kernel", A_WINDOW}, {"stride", A_WINDOW},   {"pad", A_WINDOW},
-    {"dilation", A_WINDOW}, {"groups", A_WINDOW},
+    {"dilation", A_WINDOW}, {"groups", A_WINDOW}, {"bucket", A_BUCKET},
 };
 enum { NATTR = sizeof attr_names / sizeof *attr_names };
 
@@ -274,6 +274,8 @@ static int read_attrs(parser *P, ir_node *n, const token *optok, int *permline, 
                 n->attr.classes = (int32_t)parse_read_int(P, "classes", INT32_MIN, INT32_MAX);
             else if (!strcmp(name, "start"))
                 n->attr.start = parse_read_int(P, "start", INT64_MIN, INT64_MAX);
+            else if (!strcmp(name, "bucket"))
+                n->attr.bucket = (int32_t)parse_read_int(P, "bucket", INT32_MIN, INT32_MAX);
             else if (!strcmp(name, "groups"))
                 n->attr.win.groups = (int32_t)parse_read_int(P, "groups", INT32_MIN, INT32_MAX);
             else { /* site */
@@ -292,7 +294,7 @@ static int read_attrs(parser *P, ir_node *n, const token *optok, int *permline, 
     } required[] = {{A_AXES, "axes"},       {A_AXIS, "axis"},       {A_PERM, "perm"},     {A_P, "p"},
                     {A_SITE, "site"},       {A_CLASSES, "classes"}, {A_START, "start"},   {A_KERNEL, "body"},
                     {A_KERNEL, "out"},      {A_WINDOW, "kernel"},   {A_WINDOW, "stride"}, {A_WINDOW, "pad"},
-                    {A_WINDOW, "dilation"}, {A_WINDOW, "groups"}};
+                    {A_WINDOW, "dilation"}, {A_WINDOW, "groups"},   {A_BUCKET, "bucket"}};
     for (size_t r = 0; r < sizeof required / sizeof *required; r++) {
         if (!(ir_ops[n->op].attrs & required[r].flag))
             continue;
@@ -398,7 +400,7 @@ static void read_node(parser *P)
             if (P->tok.k != TK_IDENT || !ir_role_by_name(P->tok.s, P->tok.len, &n.attr.role))
                 parse_unexpected(P, op == IR_param
                                         ? "a param's role: state or accum"
-                                        : "a role: data, labels, lr, wd, grad_weight, grad_scale or clip_norm");
+                                        : "a role: data, labels, lr, wd, grad_weight, grad_scale, clip_norm or share");
             if ((op == IR_param) != ir_role_of_param(n.attr.role))
                 ERROR_TOK(P, &r, "role=%s is %s", ir_role_name(n.attr.role),
                           op == IR_param ? "an input's; a param's role is state or accum" : "a param's");

@@ -262,6 +262,21 @@ static void read_group(parser *P, const token *word)
     end_decl(P, keys, 0x7u, seen, word);
 }
 
+/* distributed bucket_bytes=INT: the train step of a distributed build */
+static void read_distributed(parser *P, const token *word)
+{
+    static const char *const keys[] = {"bucket_bytes", NULL};
+    ir_train *t = train_of(P);
+    first_of_its_kind(P, word, &P->distributed_line);
+    parse_next(P);
+    unsigned seen = 0;
+    while (P->tok.k == TK_IDENT) {
+        read_key(P, keys, &seen, "distributed");
+        t->bucket_bytes = parse_read_int(P, "bucket_bytes", 1, IR_MAX_BYTES);
+    }
+    end_decl(P, keys, 0x1u, seen, word);
+}
+
 /* data "STRING" [classes=["STRING", ...]] */
 static void read_data(parser *P, const token *word)
 {
@@ -418,7 +433,7 @@ void parse_read_decl(parser *P)
         void (*read)(parser *, const token *);
     } decls[] = {{"train", read_train},   {"optimizer", read_optimizer}, {"group", read_group},
                  {"data", read_data},     {"option", read_option},       {"memory", read_memory},
-                 {"buffer", read_buffer}, {"inplace", read_inplace}};
+                 {"buffer", read_buffer}, {"inplace", read_inplace},     {"distributed", read_distributed}};
     token word = P->tok;
     char d[64];
     for (size_t i = 0; i < sizeof decls / sizeof *decls; i++)

@@ -83,7 +83,8 @@ typedef struct parser {
     const char *lastfile; /* the last location's file, interned in g */
     char *sbuf;           /* the last string token, decoded (no NUL inside), NUL-ended */
     size_t slen, scap;
-    int train_line, optimizer_line, data_line, memory_line; /* where each was declared, 0 if not yet */
+    int train_line, optimizer_line, data_line, memory_line,
+        distributed_line;     /* where each was declared, 0 if not yet */
     int *plan_line;           /* per node: the line of its buffer or inplace line, 0 if none */
     name_tab groups, options; /* names -> index in g->train's array */
     name_tab grouped;         /* param names -> the index of the group that has it */

@@ -9,6 +9,7 @@
  *
  *   train model loss=loss metrics=[correct] predict=logits
  *   optimizer sgd lr=0.1 wd=0 batch=256 epochs=10    (adam: ... beta1=0.9 beta2=0.999 eps=1e-08 ...)
+ *   distributed bucket_bytes=4194304                 (a distributed build's: passes/distribute.c)
  *   group weights wd_scale=1 lr_scale=1 params=[W1, W2]
  *   data "fashion-mnist" classes=["T-shirt/top", "Trouser"]
  *   option act="relu" choices="relu|sigmoid|tanh"
@@ -181,6 +182,8 @@ static int print_attrs(FILE *f, const ir_graph *g, const ir_node *n)
         k += fprintf(f, " site=%d", (int)a->site);
     if (attrs & A_CLASSES)
         k += fprintf(f, " classes=%d", (int)a->classes);
+    if (attrs & A_BUCKET)
+        k += fprintf(f, " bucket=%d", (int)a->bucket);
     if (attrs & A_WINDOW) {
         const ir_window *w = &a->win;
         k += fprintf(f, " kernel=[%d,%d] stride=[%d,%d] pad=[%d,%d] dilation=[%d,%d] groups=%d", w->kernel[0],
@@ -268,6 +271,8 @@ static void print_training(FILE *f, const ir_train *t)
         if ((k->keys >> h & 1) && !((k->optional >> h & 1) && t->hp[h] == 0))
             fprintf(f, " %s=%s", ir_hp_names[h], rt_fmt_double(a, sizeof a, t->hp[h]));
     fprintf(f, " batch=%lld epochs=%lld\n", (long long)t->batch, (long long)t->epochs);
+    if (t->bucket_bytes > 0)
+        fprintf(f, "  distributed bucket_bytes=%lld\n", (long long)t->bucket_bytes);
 }
 
 /* The declarations, after `return`: train, optimizer (where training is declared: a graph

@@ -393,6 +393,18 @@ static bool rule_dropout(const ir_graph *g, ir_node *n, char *err, size_t len)
     return true;
 }
 
+static bool rule_allreduce(const ir_graph *g, ir_node *n, char *err, size_t len)
+{
+    const ir_node *a = operand(g, n, 0);
+    if (a->dtype != AG_F32)
+        return rt_fail(err, len, "%s: needs f32, got %s", opname(n), DT(a->dtype));
+    if (n->attr.bucket < 0)
+        return rt_fail(err, len, "%s: bucket %d; buckets are numbered from 0", opname(n), n->attr.bucket);
+    n->dtype = AG_F32;
+    n->shape = a->shape;
+    return true;
+}
+
 /* ---- sliding windows: [B,C,H,W] values, B the batch (N or a number), the rest fixed ---- */
 
 int64_t ir_window_extent(int64_t in, const ir_window *w, int axis)

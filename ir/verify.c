@@ -95,6 +95,8 @@ static const char *stray_attr(const ir_node *n)
         return "site";
     if (!(has & A_CLASSES) && a->classes)
         return "classes";
+    if (!(has & A_BUCKET) && a->bucket)
+        return "bucket";
     if (!(has & A_START) && a->start)
         return "start";
     if (!(has & A_GRAD) && a->grad)
@@ -462,6 +464,14 @@ static void locate_plan_error(const ir_plan *p, int32_t id, char *err, size_t le
     rt_fail(err, len, "%s:%d: error: %s", p->file, line, msg);
 }
 
+/* the value whose buffer v's is: an allreduce sums its operand in place */
+static int32_t buffer_root(const ir_graph *g, int32_t v)
+{
+    while (g->node[v].op == IR_allreduce && g->node[v].nin == 1 && g->node[v].in[0] < v)
+        v = g->node[v].in[0];
+    return v;
+}
+
 static bool check_plan(const ir_graph *g, char *err, size_t len)
 {
     const ir_plan *p = g->plan;
@@ -496,8 +506,12 @@ static bool check_plan(const ir_graph *g, char *err, size_t len)
                              ir_ops[v->op].name, off != -1 ? "a buffer" : "an in-place update");
             continue;
         }
+        int32_t root = buffer_root(g, i);
         if (off == -1 && into == -1)
             ok = rt_fail(err, len, "verify: memory: %s has no buffer and overwrites no param", a);
+        else if (root != i && (off != p->offset[root] || p->offset_n[i] != p->offset_n[root] || into != -1))
+            ok = rt_fail(err, len, "verify: memory: %s is an allreduce, summed in the buffer of %s, but has %s", a,
+                         ir_value_name(g, root, b, sizeof b), into != -1 ? "an in-place update" : "another offset");
         else if (off != -1 && into != -1)
             ok = rt_fail(err, len, "verify: memory: %s has a buffer and overwrites a param too", a);
         else if (into != -1) {
@@ -557,7 +571,7 @@ static bool check_plan(const ir_graph *g, char *err, size_t len)
      * batch N >= 1: one is below the other at N = 1 and as N grows */
     for (int32_t i = 0; ok && i < n; i++)
         for (int32_t j = i + 1; ok && j < n && p->offset[i] >= 0; j++) {
-            if (p->offset[j] < 0 || birth[j] > last[i] || birth[i] > last[j])
+            if (p->offset[j] < 0 || birth[j] > last[i] || birth[i] > last[j] || buffer_root(g, i) == buffer_root(g, j))
                 continue;
             ir_affine oi = {p->offset[i], p->offset_n[i]}, oj = {p->offset[j], p->offset_n[j]};
             ir_affine ei = ir_affine_add(oi, ir_bytes_affine(g->node[i].dtype, &g->node[i].shape));

@@ -160,7 +160,8 @@ static void loops(fuser *f)
 {
     for (int32_t i = f->g->n - 1; i >= 0; i--) {
         const ir_node *n = node(f, i);
-        if (f->group[i] >= 0 || is_source(n) || n->op == IR_kernel) /* a kernel is fused already */
+        /* a kernel is fused already; a collective is a call of its own, in its operand's buffer */
+        if (f->group[i] >= 0 || is_source(n) || n->op == IR_kernel || ir_ops[n->op].kind == IR_K_COLLECTIVE)
             continue;
         int32_t grp = new_group(f, i);
         absorb_producers(f, i, grp);

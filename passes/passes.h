@@ -36,6 +36,14 @@ ir_graph *ad_graph(ad_ctx *c);
 ir_graph *pass_autodiff(const ir_graph *g, const char *loss, char *err, size_t len);
 ir_graph *pass_autodiff_with(const ir_graph *g, const char *loss, ad_rule *const *rules, char *err, size_t len);
 
+/* ---- distribute (passes/distribute.c) ---- */
+
+/* For a distributed build (g->train->bucket_bytes > 0), on a gradients-stage graph: each
+ * parameter's P.grad becomes allreduce(P.grad * rank_share) bucket=K, rank_share a runtime
+ * scalar (the rank's rows over the global batch's), the buckets of about bucket_bytes in the
+ * order the backward pass completes the gradients. Else a copy of g. */
+ir_graph *pass_distribute(const ir_graph *g, char *err, size_t len);
+
 /* ---- optimizer (passes/optimizer.c) ---- */
 
 /* The train step from a gradients-stage graph: adds the runtime scalar inputs lr and wd and,

@@ -41,6 +41,8 @@ const char *const pass_pipeline_names[PASS_PIPELINES] = {"train", "eval", "accum
 const pass_info pass_list[] = {
     {"canonicalize", pass_simplify, PASS_ALL, "simplify before autodiff: log(softmax) becomes log_softmax, and so on"},
     {"autodiff", run_autodiff, TRAINS, "the gradient of the loss for every parameter, as ordinary nodes"},
+    {"distribute", pass_distribute, PASS_IN(PASS_TRAIN),
+     "a distributed build's: each gradient summed over the ranks (allreduce), in buckets, before its update"},
     {"optimizer", pass_optimizer, PASS_IN(PASS_TRAIN),
      "the optimizer's update of every parameter: P.next (and its state's STATE.next), lr and wd as inputs"},
     {"accumulate", pass_accumulate, PASS_IN(PASS_ACCUMULATE),
@@ -71,7 +73,7 @@ static bool done_already(const ir_graph *g, const pass_info *p)
     ir_stage stage = g->train ? g->train->stage : IR_STAGE_MODEL;
     if (strcmp(p->name, "autodiff") == 0)
         return stage != IR_STAGE_MODEL;
-    if (strcmp(p->name, "optimizer") == 0 || strcmp(p->name, "accumulate") == 0)
+    if (strcmp(p->name, "optimizer") == 0 || strcmp(p->name, "accumulate") == 0 || strcmp(p->name, "distribute") == 0)
         return stage == IR_STAGE_STEP;
     return false;
 }

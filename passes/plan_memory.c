@@ -60,18 +60,18 @@ static bool apart(ir_affine at, ir_affine sa, ir_affine w, ir_affine sw)
 }
 
 /* the lowest place for value v (order[a]) clear at every N of the values placed before it
- * whose lives overlap v's */
-static ir_affine place(const ir_graph *g, const ir_plan *p, const int32_t *order, int a, const int32_t *birth,
-                       const int32_t *last, ir_affine *cand)
+ * whose lives overlap v's; size: the bytes each takes (a bucket's first value: the bucket's) */
+static ir_affine place(const ir_plan *p, const int32_t *order, int a, const int32_t *birth, const int32_t *last,
+                       const ir_affine *bytes, ir_affine *cand)
 {
     int32_t v = order[a];
-    ir_affine size = reserved(&g->node[v]), top = {0, 0};
+    ir_affine size = bytes[v], top = {0, 0};
     int nc = 0;
     cand[nc++] = (ir_affine){0, 0};
     for (int b = 0; b < a; b++) {
         int32_t w = order[b];
         if (birth[v] <= last[w] && birth[w] <= last[v]) {
-            ir_affine end = ir_affine_add((ir_affine){p->offset[w], p->offset_n[w]}, reserved(&g->node[w]));
+            ir_affine end = ir_affine_add((ir_affine){p->offset[w], p->offset_n[w]}, bytes[w]);
             cand[nc++] = end;
             top = (ir_affine){end.k > top.k ? end.k : top.k, end.n > top.n ? end.n : top.n};
         }
@@ -86,12 +86,81 @@ static ir_affine place(const ir_graph *g, const ir_plan *p, const int32_t *order
         for (int b = 0; b < a && clear; b++) {
             int32_t w = order[b];
             clear = !(birth[v] <= last[w] && birth[w] <= last[v]) ||
-                    apart(cand[c], size, (ir_affine){p->offset[w], p->offset_n[w]}, reserved(&g->node[w]));
+                    apart(cand[c], size, (ir_affine){p->offset[w], p->offset_n[w]}, bytes[w]);
         }
         if (clear)
             best = cand[c], best_at = at;
     }
     return best;
+}
+
+/* A distributed build's buckets (passes/distribute.c): the values allreduce sums in place,
+ * each bucket's laid out as one contiguous range in the order of its allreduce nodes, so
+ * that one call reduces the bucket with no copy. first[v] is the bucket's first value for
+ * each of its values (-1 for the rest); the first's bytes, birth and last become the
+ * bucket's, and the others' offsets follow from its (lay_out_buckets). An allreduce of a
+ * value another allreduce sums already is the same sum: it takes that one's buffer. Every
+ * allreduce's operand lives as long as the sum is read. */
+static void find_buckets(const ir_graph *g, const ir_plan *p, int32_t *first, int32_t *birth, int32_t *last,
+                         ir_affine *bytes)
+{
+    int32_t *bucket_first = ir_xmalloc(sizeof *bucket_first * (size_t)(g->n ? g->n : 1)),
+            *bucket_id = ir_xmalloc(sizeof *bucket_id * (size_t)(g->n ? g->n : 1));
+    int nb = 0;
+    for (int32_t i = 0; i < g->n; i++) {
+        const ir_node *a = &g->node[i];
+        if (a->op != IR_allreduce)
+            continue;
+        int32_t v = a->in[0];
+        if (last[i] > last[v])
+            last[v] = last[i];
+        if (!computed(&g->node[v]) || p->inplace[v] >= 0 || first[v] >= 0)
+            continue;
+        int b = 0;
+        while (b < nb && bucket_id[b] != a->attr.bucket)
+            b++;
+        if (b == nb)
+            bucket_id[nb] = a->attr.bucket, bucket_first[nb++] = v;
+        int32_t f = bucket_first[b];
+        first[v] = f;
+        if (f != v) {
+            bytes[f] = ir_affine_add(bytes[f], bytes[v]);
+            birth[f] = birth[v] < birth[f] ? birth[v] : birth[f];
+            last[f] = last[v] > last[f] ? last[v] : last[f];
+        }
+    }
+    free(bucket_id);
+    free(bucket_first);
+}
+
+/* each bucket's values after its first, in the order of their allreduce nodes; then every
+ * allreduce in its operand's buffer */
+static void lay_out_buckets(const ir_graph *g, ir_plan *p, const int32_t *first)
+{
+    ir_affine *end = ir_xcalloc((size_t)(g->n ? g->n : 1), sizeof *end); /* per first: where the next goes */
+    bool *laid = ir_xcalloc((size_t)(g->n ? g->n : 1), sizeof *laid);
+    for (int32_t i = 0; i < g->n; i++) {
+        int32_t v = g->node[i].op == IR_allreduce ? g->node[i].in[0] : -1, f = v >= 0 ? first[v] : -1;
+        if (f < 0 || laid[v])
+            continue;
+        if (v != f) /* the first comes first (it is its bucket's first allreduce's operand) */
+            p->offset[v] = end[f].k, p->offset_n[v] = end[f].n;
+        else
+            end[f] = (ir_affine){p->offset[f], p->offset_n[f]};
+        end[f] = ir_affine_add(end[f], reserved(&g->node[v]));
+        laid[v] = true;
+    }
+    free(laid);
+    for (int32_t i = 0; i < g->n; i++) /* in order: an allreduce of an allreduce takes its buffer too */
+        if (g->node[i].op == IR_allreduce)
+            p->offset[i] = p->offset[g->node[i].in[0]], p->offset_n[i] = p->offset_n[g->node[i].in[0]];
+    free(end);
+}
+
+/* what the packing sorts by: a value's bytes, a bucket's all */
+static int64_t sort_bytes(const ir_graph *g, int32_t v, const int32_t *first, const ir_affine *bytes, int64_t batch)
+{
+    return first[v] == v ? ir_affine_at(bytes[v], batch) : bytes_of(&g->node[v], batch);
 }
 
 ir_plan *plan_memory(ir_graph *g, int64_t batch)
@@ -108,10 +177,11 @@ ir_plan *plan_memory(ir_graph *g, int64_t batch)
     int32_t *birth = ir_xmalloc(sizeof *birth * cap);
     int32_t *last = ir_xmalloc(sizeof *last * cap);
     int32_t *order = ir_xmalloc(sizeof *order * cap);
-    ir_affine *cand = ir_xmalloc(sizeof *cand * (cap + 1));
+    ir_affine *cand = ir_xmalloc(sizeof *cand * (cap + 1)), *bytes = ir_xmalloc(sizeof *bytes * cap);
+    int32_t *first = ir_xmalloc(sizeof *first * cap);
     ir_lifetimes(g, birth, last);
     for (int32_t i = 0; i < n; i++)
-        p->offset[i] = -1, p->offset_n[i] = 0, p->inplace[i] = -1;
+        p->offset[i] = -1, p->offset_n[i] = 0, p->inplace[i] = -1, bytes[i] = reserved(&g->node[i]), first[i] = -1;
     for (int i = 0; i < g->nout; i++) {
         int32_t u = g->out[i].id, param = updated_param(g, g->out[i].name);
         if (param < 0 || !computed(&g->node[u]) || ir_read_after(g, param, birth[u], u) >= 0)
@@ -120,14 +190,17 @@ ir_plan *plan_memory(ir_graph *g, int64_t batch)
             continue; /* not a value P's buffer holds */
         p->inplace[u] = param;
     }
+    find_buckets(g, p, first, birth, last, bytes);
     int m = 0;
     for (int32_t i = 0; i < n; i++)
-        if (computed(&g->node[i]) && p->inplace[i] < 0)
+        if (computed(&g->node[i]) && p->inplace[i] < 0 && g->node[i].op != IR_allreduce &&
+            (first[i] < 0 || first[i] == i))
             order[m++] = i;
     /* largest first at the declared batch, then in schedule order: a stable, deterministic packing */
     for (int a = 1; a < m; a++)
         for (int b = a; b > 0; b--) {
-            int64_t sb = bytes_of(&g->node[order[b]], batch), sa = bytes_of(&g->node[order[b - 1]], batch);
+            int64_t sb = sort_bytes(g, order[b], first, bytes, batch),
+                    sa = sort_bytes(g, order[b - 1], first, bytes, batch);
             if (sb < sa || (sb == sa && order[b] > order[b - 1]))
                 break;
             int32_t t = order[b];
@@ -135,10 +208,13 @@ ir_plan *plan_memory(ir_graph *g, int64_t batch)
             order[b - 1] = t;
         }
     for (int a = 0; a < m; a++) {
-        ir_affine at = place(g, p, order, a, birth, last, cand);
+        ir_affine at = place(p, order, a, birth, last, bytes, cand);
         p->offset[order[a]] = at.k, p->offset_n[order[a]] = at.n;
     }
+    lay_out_buckets(g, p, first);
     p->arena = ir_plan_arena(g, p, batch);
+    free(first);
+    free(bytes);
     free(cand);
     free(order);
     free(last);

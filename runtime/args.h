@@ -15,16 +15,18 @@
 #define AG_MAX_BATCH ((int64_t)1 << 24)
 
 /* X(type, name, what) for each field of ag_args, in order */
-#define AG_ARGS_FIELDS(X)                                                                     \
-    X(char *, arena, "the arena, 64-byte aligned")                                            \
-    X(char *, params, "the parameters, at the offsets the program laid them out")             \
-    X(void *const *, inputs, "the entry point's inputs, in its order")                        \
-    X(void *const *, outputs, "unused: outputs stay in the arena or the parameters")          \
-    X(int64_t, batch, "N, the rows of this batch: 1 to AG_MAX_BATCH, the arena sized for it") \
-    X(uint32_t, seed, "dropout's seed")                                                       \
-    X(uint64_t, step, "dropout's step counter")                                               \
-    X(void *, pool, "an rt_pool * to split loops over threads, or NULL: one thread")          \
-    X(void *, profile, "an rt_profile * timed after each step (rt_profile_mark; bench), or NULL")
+#define AG_ARGS_FIELDS(X)                                                                           \
+    X(char *, arena, "the arena, 64-byte aligned")                                                  \
+    X(char *, params, "the parameters, at the offsets the program laid them out")                   \
+    X(void *const *, inputs, "the entry point's inputs, in its order")                              \
+    X(void *const *, outputs, "unused: outputs stay in the arena or the parameters")                \
+    X(int64_t, batch, "N, the rows of this batch: 1 to AG_MAX_BATCH, the arena sized for it")       \
+    X(uint32_t, seed, "dropout's seed")                                                             \
+    X(uint64_t, step, "dropout's step counter")                                                     \
+    X(void *, pool, "an rt_pool * to split loops over threads, or NULL: one thread")                \
+    X(void *, profile, "an rt_profile * timed after each step (rt_profile_mark; bench), or NULL")   \
+    X(int64_t, row0, "the batch's first row in the global batch (a rank's share): dropout's masks") \
+    X(void *, dist, "an rt_dist * that sums gradients over the ranks (runtime/dist.h), or NULL: one process")
 
 #define AG_FIELD_(type, name, what) type name;
 
@@ -37,7 +39,8 @@ typedef struct ag_args {
 #endif
 
 _Static_assert(offsetof(ag_args, batch) == 32 && offsetof(ag_args, seed) == 40 && offsetof(ag_args, step) == 48 &&
-                   offsetof(ag_args, pool) == 56 && offsetof(ag_args, profile) == 64 && sizeof(ag_args) == 72,
+                   offsetof(ag_args, pool) == 56 && offsetof(ag_args, profile) == 64 && offsetof(ag_args, row0) == 72 &&
+                   offsetof(ag_args, dist) == 80 && sizeof(ag_args) == 88,
                "ag_args: the layout the LLVM backend builds (cg_args_type) and the header prints");
 
 /* The arguments of every CUDA kernel (by value): X(device type, host type, name, dims, what),

@@ -78,6 +78,7 @@ bool rt_bin_open(bin *b, const rt_compiled *m, int threads, int64_t rows, char *
         return rt_fail(err, len, "cannot start %d threads", threads);
     rt_pool_bind_blas(b->pool); /* OpenBLAS takes the same count: the two never compute at once */
     b->data_x = m->train.x_dtype;
+    b->scalar[AG_ROLE_SHARE] = 1; /* one process: its gradient is the whole batch's */
     return true;
 }
 
@@ -123,7 +124,7 @@ void rt_bin_run_entry(bin *b, const rt_compiled_entry *e, char *arena, rt_batch 
         in[k] = e->inputs[k] == AG_ROLE_DATA     ? (void *)x
                 : e->inputs[k] == AG_ROLE_LABELS ? (void *)rb->y
                                                  : (void *)&b->scalar[e->inputs[k]];
-    ag_args a = {arena, b->params, in, NULL, rb->n, rb->seed, rb->step, b->pool, profile};
+    ag_args a = {arena, b->params, in, NULL, rb->n, rb->seed, rb->step, b->pool, profile, rb->row0, b->dist};
     e->fn(&a);
     for (int k = 0; k < e->ncopies; k++) { /* the updates that are not in place */
         const rt_compiled_copy *c = &e->copies[k];
@@ -138,9 +139,9 @@ void rt_bin_run_entry(bin *b, const rt_compiled_entry *e, char *arena, rt_batch 
 
 static bool train_step(void *ctx, rt_batch *rb, char *err, size_t len)
 {
-    (void)err, (void)len;
     bin *b = ctx;
     b->scalar[AG_ROLE_LR] = (float)rb->lr, b->scalar[AG_ROLE_WD] = (float)rb->wd;
+    b->scalar[AG_ROLE_SHARE] = (float)rt_batch_share(rb);
     rt_bin_run_entry(b, &b->m->train, b->train_arena, rb, b->profile);
     for (int k = 0; k < b->m->nparams; k++) { /* the updates that are not in place */
         const rt_compiled_param *p = &b->m->params[k];
@@ -148,6 +149,11 @@ static bool train_step(void *ctx, rt_batch *rb, char *err, size_t len)
             memcpy(b->params + p->offset, b->train_arena + p->next_offset + p->next_offset_n * rb->n,
                    sizeof(float) * (size_t)param_numel(p));
     }
+    int differs = -1;
+    if (b->check_ranks && b->dist &&
+        !b->dist->ops->same(b->dist, rt_hash_bytes(RT_HASH_START, b->params, (size_t)b->m->param_bytes), &differs))
+        return rt_fail(err, len, "--check-ranks: after step %llu the parameters of rank %d differ from rank 0's",
+                       (unsigned long long)rb->step, differs);
     return true;
 }
 
@@ -255,7 +261,7 @@ static const struct command {
      "[--data DIR|FILE] [--label-column C] [--epochs N] [--batch N] [--lr X] [--wd X] [--seed S] [--threads N]\n"
      "        [--device cpu|cuda] [--save FILE] [--resume FILE] [--metrics FILE.csv] [--plot FILE.svg]\n"
      "        [--lr-schedule S] [--warmup-steps W] [--lr-step-epochs K] [--lr-gamma G] [--lr-min M]\n"
-     "        [--accumulate K] [--clip-norm X]",
+     "        [--accumulate K] [--clip-norm X] [--timeout S] [--check-ranks]",
      "Trains the model from its initial parameters (or a checkpoint), printing one line per epoch:\n"
      "train loss, train accuracy, test accuracy, seconds, samples/s.",
      "  --data SPEC      the dataset: a folder of IDX files ({train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]),\n"
@@ -276,7 +282,11 @@ static const struct command {
      "  --plot FILE      draw loss and accuracies per epoch as an SVG chart\n"
      "                   (--save, --metrics and --plot replace FILE atomically, so each must be new or a\n"
      "                   regular file, not a symlink, FIFO or device; they are checked before "
-     "training)\n" RT_SCHEDULE_HELP RT_SPLIT_HELP},
+     "training)\n" RT_SCHEDULE_HELP RT_SPLIT_HELP
+     "  --timeout S      a --distributed build under mpirun: the seconds a rank waits for the others'\n"
+     "                   sums before it ends the job (a rank died or hangs; default 300)\n"
+     "  --check-ranks    a --distributed build: compare the parameters of every rank after every step\n"
+     "                   (a debugging aid; they are the same by construction)\n"},
     {"eval", "--weights FILE [--data DIR|FILE] [--label-column C] [--batch N] [--threads N] [--device cpu|cuda]",
      "Loss and accuracy of the parameters in FILE on the test set: the dataset's, or the one file --data\n"
      "names (a CSV of feature rows, the label last); the training set where the data has no test set.",
@@ -330,8 +340,9 @@ static const struct command forward_commands[] = {
      "  --threads N      threads (default: the core count)\n"},
 };
 
-/* Every option of the commands, all taking a value; a command takes those its args line
- * lists ("--name " at its start or after "[" or a space). */
+/* Every option of the commands, all taking a value but --check-ranks; a command takes those
+ * its args line lists ("--name" at its start or after "[" or a space, and before a space or
+ * "]"). */
 enum {
     O_DATA = 256,
     O_SAVE,
@@ -352,6 +363,8 @@ enum {
     O_WD,
     O_ACCUMULATE,
     O_CLIP_NORM,
+    O_TIMEOUT,
+    O_CHECK_RANKS,
     O_SCHEDULE /* .. O_SCHEDULE + 4: RT_SCHEDULE_OPTIONS */
 };
 static const struct option options[] = {
@@ -374,15 +387,17 @@ static const struct option options[] = {
     {"wd", required_argument, NULL, O_WD},
     {"accumulate", required_argument, NULL, O_ACCUMULATE},
     {"clip-norm", required_argument, NULL, O_CLIP_NORM},
+    {"timeout", required_argument, NULL, O_TIMEOUT},
+    {"check-ranks", no_argument, NULL, O_CHECK_RANKS},
     RT_SCHEDULE_OPTIONS(O_SCHEDULE),
 };
 
 static bool lists_option(const char *args, const char *name)
 {
     char want[48];
-    snprintf(want, sizeof want, "--%s ", name);
+    snprintf(want, sizeof want, "--%s", name);
     for (const char *at = strstr(args, want); at; at = strstr(at + 1, want))
-        if (at == args || at[-1] == '[' || at[-1] == ' ')
+        if ((at == args || at[-1] == '[' || at[-1] == ' ') && (at[strlen(want)] == ' ' || at[strlen(want)] == ']'))
             return true;
     return false;
 }
@@ -494,6 +509,8 @@ static bool take_value(const rt_compiled *m, int v, const char *s, opts *o)
     case O_LR: o->has_lr = true; return parse_real(s, &o->lr);
     case O_ACCUMULATE: o->has_accumulate = true; return parse_int(s, 1, 1000000, &o->accumulate);
     case O_CLIP_NORM: o->has_clip_norm = true; return parse_real(s, &o->clip_norm) && o->clip_norm > 0;
+    case O_TIMEOUT: return parse_real(s, &o->timeout) && o->timeout >= 0.1 && o->timeout <= 1e6;
+    case O_CHECK_RANKS: o->check_ranks = true; return true;
     default: o->has_wd = true; return parse_real(s, &o->wd);
     }
 }
@@ -510,6 +527,7 @@ static const char *takes(const rt_compiled *m, int v, char *buf, size_t len)
     case O_WD: return "a number from 0 to 3.40282e+38 (a finite f32)";
     case O_CLIP_NORM: return "a number above 0, up to 3.40282e+38 (a finite f32)";
     case O_ACCUMULATE: return "a count of batches from 1 to 1000000";
+    case O_TIMEOUT: return "seconds from 0.1 to 1000000";
     default: return "a positive whole number";
     }
 }
@@ -521,6 +539,10 @@ static int parse(const rt_compiled *m, const struct command *c, int argc, char *
     o->seed = 1;
     o->steps = 100;
     o->threads = rt_cpu_count();
+    o->timeout = 300;
+    const char *local = m->dist ? getenv("OMPI_COMM_WORLD_LOCAL_SIZE") : NULL; /* ranks on this machine */
+    if (local && atoi(local) > 1)                                              /* share the cores among them */
+        o->threads = o->threads / atoi(local) > 1 ? o->threads / atoi(local) : 1;
     o->schedule = RT_SCHEDULE_DEFAULT;
     struct option mine[sizeof options / sizeof *options + 2];
     int n = 0;

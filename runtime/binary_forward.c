@@ -14,7 +14,7 @@
 void rt_bin_call(bin *b, const rt_compiled_entry *e, char *arena, void *const *in, int64_t n, uint64_t step,
                  void *profile)
 {
-    ag_args a = {arena, b->params, in, NULL, n, 1, step, b->pool, profile};
+    ag_args a = {arena, b->params, in, NULL, n, 1, step, b->pool, profile, 0, NULL};
     e->fn(&a);
 }
 

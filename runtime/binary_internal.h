@@ -28,7 +28,9 @@ typedef struct bin {
     int64_t rows;                /* the most rows a call takes: the arenas are sized for them */
     void *x_conv;                /* rows rows in the model's dtype */
     rt_profile *profile;
-    rt_cuda *gpu; /* training and evaluation on the GPU, or NULL: the CPU */
+    rt_cuda *gpu;     /* training and evaluation on the GPU, or NULL: the CPU */
+    rt_dist *dist;    /* data-parallel training (a --distributed build under mpirun), or NULL */
+    bool check_ranks; /* train --check-ranks: the parameters compared over the ranks after every step */
 } bin;
 
 /* bytes zeroed, 64-aligned (free with free), or NULL */
@@ -68,6 +70,8 @@ typedef struct opts {
     int64_t accumulate;   /* --accumulate K (train; 0: not given) */
     double clip_norm;     /* --clip-norm X (train; 0: not given) */
     bool has_accumulate, has_clip_norm;
+    double timeout;   /* train --timeout S: how long a rank waits for the others' sums (a --distributed build) */
+    bool check_ranks; /* train --check-ranks */
 } opts;
 
 /* "MODEL: error: ERR" on stderr; returns 1, the exit status */

@@ -33,6 +33,8 @@ static bool on_epoch(void *ctx, const rt_epoch *e, char *err, size_t len)
     run_state *s = ctx;
     const rt_model rm = rt_bin_as_model(s->b);
     s->finished++;
+    if (s->b->dist && s->b->dist->rank > 0)
+        return true; /* rank 0 alone writes */
     if (!rt_run_record(&s->at, &rm, e, s->samples, err, len))
         return false;
     if (s->b->gpu && !rt_cuda_get_params(s->b->gpu, s->b->params, err, len))
@@ -50,6 +52,75 @@ static bool on_epoch(void *ctx, const rt_epoch *e, char *err, size_t len)
 }
 
 static const char *device_name(const bin *b) { return b->gpu ? rt_cuda_device_name(b->gpu) : "cpu"; }
+
+/* What every rank of a distributed run must share: the model as compiled and the options that
+ * shape the run (not --threads, nor where rank 0 writes) */
+static uint64_t run_hash(const rt_compiled *m, const opts *o, const rt_fit *fit, const char *spec)
+{
+    uint64_t h = RT_HASH_START;
+    const char *texts[] = {AG_VERSION,
+                           m->name,
+                           m->source,
+                           m->options,
+                           spec ? spec : "",
+                           o->resume ? o->resume : "",
+                           o->label ? o->label : ""};
+    for (size_t k = 0; k < sizeof texts / sizeof *texts; k++)
+        h = rt_hash_bytes(h, texts[k], strlen(texts[k]) + 1);
+    for (int k = 0; k < m->nparams; k++) {
+        h = rt_hash_bytes(h, m->params[k].name, strlen(m->params[k].name) + 1);
+        h = rt_hash_bytes(h, m->params[k].dims, sizeof m->params[k].dims);
+    }
+    for (int k = 0; k < m->train.nsteps; k++)
+        h = rt_hash_bytes(h, m->train.steps[k].what, strlen(m->train.steps[k].what) + 1);
+    double numbers[] = {(double)fit->epochs,
+                        (double)fit->batch,
+                        fit->lr,
+                        fit->wd,
+                        (double)fit->seed,
+                        (double)fit->accumulate,
+                        fit->clip_norm,
+                        (double)fit->schedule.kind,
+                        (double)fit->schedule.warmup,
+                        (double)fit->schedule.step_epochs,
+                        fit->schedule.gamma,
+                        fit->schedule.lr_min,
+                        (double)m->param_bytes};
+    return rt_hash_bytes(h, numbers, sizeof numbers);
+}
+
+/* A distributed build under mpirun: joins the job; the other ranks print nothing (their
+ * errors aside) and every rank checks that all run the same binary with the same options */
+static bool join(bin *b, const rt_compiled *m, const opts *o, const rt_fit *fit, char *err, size_t len)
+{
+    if (!m->dist)
+        return true;
+    if (!(b->dist = m->dist->open(NULL, NULL, o->timeout, err, len)))
+        return false;
+    b->check_ranks = o->check_ranks;
+    if (b->dist->rank > 0 && !freopen("/dev/null", "w", stdout))
+        return rt_fail(err, len, "rank %d: cannot silence its output", b->dist->rank);
+    int differs = -1;
+    if (!b->dist->ops->same(b->dist, run_hash(m, o, fit, o->data ? o->data : m->data), &differs) && b->dist->rank > 0)
+        return err[0] = 0, false; /* rank 0 says it, once */
+    if (differs >= 0)
+        return rt_fail(err, len,
+                       "rank %d of %d runs another binary or other options than rank 0: every rank must run the "
+                       "same binary with the same train options (--threads aside)",
+                       differs, b->dist->size);
+    return true;
+}
+
+/* After a distributed run: what the sums cost a step, and what the overlap hid (a collective) */
+static void say_sums(const rt_compiled *m, bin *b, uint64_t steps)
+{
+    if (!b->dist || b->dist->size < 2 || !steps)
+        return;
+    double waited = b->dist->wait_seconds / (double)steps, alone = b->dist->ops->probe(b->dist),
+           hid = alone > 0 ? 1 - waited / alone : 0;
+    printf("%s: allreduce: %.3f ms a step waited on; a step's sums alone take %.3f ms: the overlap hid %.0f%%\n",
+           m->name, 1e3 * waited, 1e3 * alone, 100 * (hid < 0 ? 0 : hid));
+}
 
 int rt_bin_train(const rt_compiled *m, const opts *o)
 {
@@ -73,6 +144,9 @@ int rt_bin_train(const rt_compiled *m, const opts *o)
                   .progress = isatty(STDERR_FILENO) ? stderr : NULL,
                   .on_epoch = on_epoch,
                   .ctx = &s};
+    if (!join(&b, m, o, &fit, err, sizeof err))
+        goto out;
+    fit.dist = b.dist;
     /* the output paths before any work: a missing folder, a FIFO or a device at one of them
      * would otherwise end the run after its first epoch, or be replaced by a regular file */
     const char *outputs[][2] = {{"--save", o->save}, {"--metrics", o->metrics}, {"--plot", o->plot}};
@@ -131,6 +205,8 @@ int rt_bin_train(const rt_compiled *m, const opts *o)
     int threads = rt_pool_threads(b.pool);
     if (b.gpu)
         snprintf(where, sizeof where, "on %s", device_name(&b));
+    else if (b.dist && b.dist->size > 1)
+        snprintf(where, sizeof where, "%d ranks of %d thread%s (MPI)", b.dist->size, threads, threads > 1 ? "s" : "");
     else
         snprintf(where, sizeof where, "%d thread%s", threads, threads > 1 ? "s" : "");
     char more[120] = ""; /* the split step's, where it runs */
@@ -174,6 +250,7 @@ int rt_bin_train(const rt_compiled *m, const opts *o)
                last.epoch == 1 ? "" : "s");
     rt_truth none = {0};
     rt_print_small_params(&rm, &none, stdout);
+    say_sums(m, &b, last.step - fit.first_step);
     if (o->save)
         printf("checkpoint: %s\n", o->save);
     if (o->metrics)
@@ -188,6 +265,11 @@ out:
     rt_ckpt_free(&c);
     rt_dataset_free(&train);
     rt_dataset_free(&test);
+    rt_dist *dist = b.dist;
     rt_bin_close(&b);
+    if (dist && rc && dist->size > 1) /* the others may wait for this rank's sums: end them too */
+        dist->ops->abort(dist, rc);
+    if (dist)
+        dist->ops->close(dist);
     return rc;
 }

@@ -135,6 +135,9 @@ typedef struct rt_compiled {
     rt_compiled_entry accumulate, apply;
     int64_t accum_offset, accum_bytes;
     const char *no_split; /* why the binary has no split step ("" where it has it) */
+    /* data-parallel training (aotgrad build --distributed mpi: runtime/dist.h's table, in
+     * libaotgrad_mpi.a), or NULL: one process */
+    const struct rt_dist_ops *dist;
 } rt_compiled;
 
 /* An arena at batch n from its pieces (an entry point's, or the compiler's program's); -1

@@ -41,7 +41,9 @@
  *            convolution's products sample by sample (runtime/window.h), the workspace
  *            (rt_conv2d_workspace floats) its fourth buffer
  *   CONV_DW  f(x, dy, dw, db, batch = outer, the call's rt_window, workspace, the pool): the
- *            weight gradient, with the bias gradient db, the fifth buffer, beside it */
+ *            weight gradient, with the bias gradient db, the fifth buffer, beside it
+ *   COLLECTIVE f(data, count = outer, bucket, wait, the dist context of ag_args): a
+ *            bucket's sum over the ranks in place, started (wait 0) or waited on (1) */
 #define RT_ROUTINES(R)                                                              \
     R(softmax, rt_softmax, rt_softmax, ROWS, 2)                                     \
     R(log_softmax, rt_log_softmax, rt_log_softmax, ROWS, 2)                         \
@@ -56,7 +58,8 @@
     R(max_pool2d, rt_max_pool2d, rt_max_pool2d, WINDOW, 2)                          \
     R(max_pool2d_grad, rt_max_pool2d_grad, rt_max_pool2d_grad, WINDOW, 3)           \
     R(avg_pool2d, rt_avg_pool2d, rt_avg_pool2d, WINDOW, 2)                          \
-    R(avg_pool2d_grad, rt_avg_pool2d_grad, rt_avg_pool2d_grad, WINDOW, 2)
+    R(avg_pool2d_grad, rt_avg_pool2d_grad, rt_avg_pool2d_grad, WINDOW, 2)           \
+    R(allreduce, rt_allreduce, rt_allreduce, COLLECTIVE, 1)
 
 /* softmax along the axis: e^(x - m) / sum e^(x - m), m the row's maximum. A row holding a
  * NaN is all NaN; so is a row whose maximum is infinite (inf - inf). out may equal x. */
@@ -102,5 +105,10 @@ void rt_cumsum_i32(const int32_t *x, int32_t *out, int64_t outer, int64_t len, i
  * called. out may equal x. */
 void rt_dropout(const float *x, float *out, int64_t n, double p, uint32_t seed, uint32_t site, uint64_t step,
                 int64_t first);
+
+/* A distributed build's bucket of gradients (codegen/lower_collective.c): with wait 0, start
+ * the sum over the ranks of data[0..count) in place (non-blocking); with wait 1, wait for it
+ * to be done. dist: the ag_args' (runtime/dist.h), NULL on one process: nothing to do. */
+void rt_allreduce(float *data, int64_t count, int32_t bucket, int32_t wait, void *dist);
 
 #endif

@@ -215,26 +215,42 @@ static bool batch_buffers(const rt_dataset *d, int64_t batch, void **x, void **y
     return *x && *y;
 }
 
-bool rt_evaluate(const rt_model *m, const rt_dataset *d, int64_t batch, double *loss, double *metric, char *err,
-                 size_t len)
+/* The mean loss and per-sample metrics over rows [from, to) of d; with dist, each rank
+ * evaluates its share of them and the sums are the ranks' */
+static bool evaluate_rows(const rt_model *m, const rt_dataset *d, int64_t from, int64_t to, int64_t batch,
+                          rt_dist *dist, double *loss, double *metric, char *err, size_t len)
 {
     void *x = NULL, *y = NULL;
     bool ok = batch_buffers(d, batch, &x, &y) || rt_fail(err, len, "out of memory");
-    double lsum = 0, msum[RT_MAX_METRICS] = {0};
-    for (int64_t first = 0; ok && first < d->n; first += batch) {
-        rt_batch b = {.n = d->n - first < batch ? d->n - first : batch, .x = x, .y = y};
+    double sums[RT_MAX_METRICS + 1] = {0}; /* loss * rows, then the metrics */
+    int64_t all = to - from;
+    if (dist && dist->size > 1) {
+        int64_t first, rows;
+        rt_dist_share(all, dist->rank, dist->size, &first, &rows);
+        from += first, to = from + rows;
+    }
+    for (int64_t first = from; ok && first < to; first += batch) {
+        rt_batch b = {.n = to - first < batch ? to - first : batch, .x = x, .y = y};
         gather_rows(d, first, b.n, NULL, x, y);
         ok = m->evaluate(m->ctx, &b, err, len);
-        lsum += b.loss * (double)b.n;
+        sums[0] += b.loss * (double)b.n;
         for (int k = 0; k < m->nmetrics; k++)
-            msum[k] += b.metric[k];
+            sums[1 + k] += b.metric[k];
     }
-    *loss = lsum / (double)d->n;
+    if (ok && dist && dist->size > 1) /* (a rank that failed exits, ending the job) */
+        dist->ops->sum(dist, sums, 1 + m->nmetrics);
+    *loss = sums[0] / (double)all;
     for (int k = 0; k < m->nmetrics; k++)
-        metric[k] = msum[k] / (double)d->n;
+        metric[k] = sums[1 + k] / (double)all;
     free(x);
     free(y);
     return ok;
+}
+
+bool rt_evaluate(const rt_model *m, const rt_dataset *d, int64_t batch, double *loss, double *metric, char *err,
+                 size_t len)
+{
+    return evaluate_rows(m, d, 0, d->n, batch, NULL, loss, metric, err, len);
 }
 
 /* \r epoch 3/10 [=========>          ] 45%  loss 0.5123  41234 samples/s */
@@ -346,6 +362,10 @@ bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *
     if (ok && split && (!m->apply || m->train_epoch))
         ok = rt_fail(err, len, "--accumulate and --clip-norm need the split train step, which %s",
                      m->train_epoch ? "runs on the CPU only (--device cpu)" : "this model lacks");
+    rt_dist *dist = f->dist && f->dist->size > 1 ? f->dist : NULL;
+    if (ok && dist && (split || m->train_epoch))
+        ok = rt_fail(err, len, "%s runs in one process only, so far: not with %d ranks",
+                     split ? "the split train step (--accumulate, --clip-norm)" : "the GPU", dist->size);
     int64_t rows = 0; /* the split step's, accumulated since its last update */
     for (int64_t epoch = f->first_epoch > 1 ? f->first_epoch : 1; ok && epoch <= f->epochs; epoch++) {
         rt_epoch e = {.epoch = epoch, .test_loss = NAN};
@@ -360,7 +380,7 @@ bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *
             step += (uint64_t)((train->n + f->batch - 1) / f->batch);
         }
         for (int64_t first = 0; ok && !m->train_epoch && first < train->n; first += f->batch, step++) {
-            if (f->progress && now() - shown_at >= 0.25) { /* a few times a second at most */
+            if (f->progress && (!dist || dist->rank == 0) && now() - shown_at >= 0.25) { /* a few times a second */
                 shown_at = now();
                 progress_bar(f->progress, epoch, f->epochs, first, train->n, lsum / (double)(first ? first : 1),
                              (double)first / (shown_at - t0));
@@ -372,7 +392,13 @@ bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *
                           .wd = f->wd,
                           .seed = f->seed,
                           .step = step};
-            gather_rows(train, first, b.n, perm, x, y);
+            if (dist) { /* the rank's share of the global batch: its rows' gradient, weighted by their count */
+                b.global_n = b.n;
+                rt_dist_share(b.global_n, dist->rank, dist->size, &b.row0, &b.n);
+                b.idle = b.n == 0;
+                b.n = b.idle ? 1 : b.n;
+            }
+            gather_rows(train, first + b.row0, b.n, perm, x, y);
             int64_t i = first / f->batch; /* the batch's index in the epoch */
             if (!split)
                 ok = m->train_step(m->ctx, &b, err, len);
@@ -392,9 +418,18 @@ bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *
                              isnan(b.loss) ? "nan"
                              : b.loss > 0  ? "inf"
                                            : "-inf"); /* not "-nan" */
+            if (b.idle)
+                continue;
             lsum += b.loss * (double)b.n;
             for (int k = 0; k < m->nmetrics; k++)
                 msum[k] += b.metric[k];
+        }
+        if (dist && ok) { /* the epoch's figures over every rank's rows (a rank that failed exits, ending the job) */
+            double sums[RT_MAX_METRICS + 1] = {lsum};
+            memcpy(sums + 1, msum, sizeof *msum * (size_t)m->nmetrics);
+            dist->ops->sum(dist, sums, 1 + m->nmetrics);
+            lsum = sums[0];
+            memcpy(msum, sums + 1, sizeof *msum * (size_t)m->nmetrics);
         }
         if (f->progress && shown_at > t0)
             fprintf(f->progress, "\r\033[K"); /* the bar gives way to the epoch's line */
@@ -406,7 +441,7 @@ bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *
         for (int k = 0; k < m->nmetrics; k++)
             e.train_metric[k] = msum[k] / (double)train->n, e.test_metric[k] = NAN;
         if (test && test->n > 0)
-            ok = rt_evaluate(m, test, eval_batch, &e.test_loss, e.test_metric, err, len);
+            ok = evaluate_rows(m, test, 0, test->n, eval_batch, dist, &e.test_loss, e.test_metric, err, len);
         if (!ok)
             break;
         fprintf(f->log, "epoch %lld/%lld  train_loss %.4f", (long long)epoch, (long long)f->epochs, e.train_loss);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "data.h"
+#include "dist.h"
 
 #define RT_MAX_METRICS 8
 
@@ -58,11 +59,16 @@ static inline int64_t rt_param_count(const rt_param *p) /* its elements */
 
 /* One batch in and what the model says of it out. */
 typedef struct rt_batch {
-    int64_t n;                     /* rows */
-    const void *x, *y;             /* the dataset's dtypes, n rows each */
-    double lr, wd;                 /* runtime scalars */
-    uint32_t seed;                 /* dropout's key */
-    uint64_t step;                 /* the global step: dropout's counter */
+    int64_t n;         /* rows */
+    const void *x, *y; /* the dataset's dtypes, n rows each */
+    double lr, wd;     /* runtime scalars */
+    uint32_t seed;     /* dropout's key */
+    uint64_t step;     /* the global step: dropout's counter */
+    /* data-parallel training (runtime/dist.h): the rank's rows are rows row0.. of a global
+     * batch of global_n (0: n, one process); idle: the rank has none of them, and runs one row
+     * whose gradient is weighted 0, for the sums' sake */
+    int64_t row0, global_n;
+    bool idle;
     double loss;                   /* out: the batch's mean loss */
     double metric[RT_MAX_METRICS]; /* out: the batch's metric sums (correct predictions) */
 } rt_batch;
@@ -168,6 +174,9 @@ typedef struct rt_fit {
     /* after each epoch's line; false stops training with its message */
     bool (*on_epoch)(void *ctx, const rt_epoch *e, char *err, size_t len);
     void *ctx;
+    /* data-parallel training, or NULL: every rank takes its share of each global batch (and
+     * of the test set), and the epoch's figures are summed over the ranks */
+    rt_dist *dist;
 } rt_fit;
 
 /* Train epochs first_epoch..f->epochs, one line per epoch:
@@ -177,6 +186,13 @@ typedef struct rt_fit {
  * figures. */
 bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *test, const rt_fit *f, rt_epoch *last,
                   char *err, size_t len);
+
+/* The share of a batch's gradient a rank's sum weights (rank_share): its rows over the global
+ * batch's; 1 on one process. */
+static inline double rt_batch_share(const rt_batch *b)
+{
+    return b->idle ? 0 : b->global_n > 0 ? (double)b->n / (double)b->global_n : 1;
+}
 
 /* Mean loss and per-sample metrics of the model over a dataset, in batches. */
 bool rt_evaluate(const rt_model *m, const rt_dataset *d, int64_t batch, double *loss, double *metric, char *err,

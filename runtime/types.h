@@ -49,6 +49,7 @@ typedef enum ag_role {
     AG_ROLE_GRAD_WEIGHT, /* what a micro-batch's gradient is weighted by (its rows), a runtime scalar */
     AG_ROLE_GRAD_SCALE,  /* what the accumulated gradient is scaled by (1 / the rows), a runtime scalar */
     AG_ROLE_CLIP_NORM,   /* the largest global gradient norm (+inf: no clipping), a runtime scalar */
+    AG_ROLE_SHARE,       /* a rank's rows over the global batch's (1 on one process), a runtime scalar */
     AG_ROLE_COUNT
 } ag_role;
 

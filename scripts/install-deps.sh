@@ -12,6 +12,7 @@ packages=(
   libpng-dev                 # png.h for PNG input to predict (libpng itself is loaded with dlopen)
   librandom123-dev           # Philox known-answer vectors for the RNG tests
   dataset-fashion-mnist      # /usr/share/datasets/fashion-mnist
+  libopenmpi-dev openmpi-bin # --distributed mpi: data-parallel training, and mpirun for its tests
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -226,6 +226,10 @@ void rd_render_call(rd *R, const cg_call *c, const char *name, cg_cuda_launch *l
         rd_fail(R, "no CUDA routine for op %d with %d operands", (int)c->op, (int)c->nargs);
         return;
     }
+    if (c->op == IR_allreduce) { /* the CPU's MPI only, so far: NCCL is not built */
+        rd_fail(R, "allreduce: a distributed build runs on the CPU (--target cpu); NCCL is not built yet");
+        return;
+    }
     bool used[4096] = {false};
     if (R->p->nbuffers > 4096) {
         rd_fail(R, "%d buffers", R->p->nbuffers);

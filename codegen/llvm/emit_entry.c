@@ -15,8 +15,8 @@
 LLVMTypeRef cg_args_type(LLVMContextRef c)
 {
     LLVMTypeRef ptr = LLVMPointerTypeInContext(c, 0), i64 = LLVMInt64TypeInContext(c);
-    LLVMTypeRef f[] = {ptr, ptr, ptr, ptr, i64, LLVMInt32TypeInContext(c), i64, ptr, ptr};
-    return LLVMStructTypeInContext(c, f, 9, 0);
+    LLVMTypeRef f[] = {ptr, ptr, ptr, ptr, i64, LLVMInt32TypeInContext(c), i64, ptr, ptr, i64, ptr};
+    return LLVMStructTypeInContext(c, f, 11, 0);
 }
 
 typedef struct entry {
@@ -122,7 +122,16 @@ static void emit_gemm(em *E, entry *X, const cg_gemm *g, int step)
 }
 
 /* runtime/rt_ops.h's table: each op's routines and how its call's arguments map to theirs */
-typedef enum { SIG_ROWS, SIG_CE, SIG_CE_GRAD, SIG_DROPOUT, SIG_WINDOW, SIG_CONV, SIG_CONV_DW } signature;
+typedef enum {
+    SIG_ROWS,
+    SIG_CE,
+    SIG_CE_GRAD,
+    SIG_DROPOUT,
+    SIG_WINDOW,
+    SIG_CONV,
+    SIG_CONV_DW,
+    SIG_COLLECTIVE
+} signature;
 static const struct routine {
     ir_op op;
     const char *f32, *i32;
@@ -204,12 +213,27 @@ static void emit_call(em *E, entry *X, const cg_call *c, int step)
         memcpy(pt, (LLVMTypeRef[]){P, P, I, E->f64, E->i32, E->i32, I, I}, sizeof *pt * 8);
         LLVMValueRef count = LLVMBuildNSWMul(E->b, LLVMBuildNSWMul(E->b, rows, len, ""), inner, "");
         LLVMValueRef seed = field(E, X, 5, E->i32), stp = field(E, X, 6, E->i64);
+        /* a rank's share starts at row0 of the global batch: its masks are those rows' */
+        LLVMValueRef first = LLVMConstInt(E->i64, 0, 0);
+        if (c->rows.n || c->len.n || c->inner.n) {
+            LLVMValueRef N1 = LLVMBuildSelect(E->b, LLVMBuildICmp(E->b, LLVMIntSGT, X->N, first, ""), X->N,
+                                              LLVMConstInt(E->i64, 1, 0), "");
+            first = LLVMBuildNSWMul(E->b, field(E, X, 9, E->i64), LLVMBuildSDiv(E->b, count, N1, ""), "first");
+        }
         memcpy(a,
                (LLVMValueRef[]){arg[0], arg[1], count, LLVMConstReal(E->f64, c->p), seed,
-                                LLVMConstInt(E->i32, (unsigned)c->site, 0), stp, LLVMConstInt(E->i64, 0, 0)},
+                                LLVMConstInt(E->i32, (unsigned)c->site, 0), stp, first},
                sizeof *a * 8);
         break;
     }
+    case SIG_COLLECTIVE:
+        n = 5;
+        memcpy(pt, (LLVMTypeRef[]){P, I, E->i32, E->i32, P}, sizeof *pt * 5);
+        memcpy(a,
+               (LLVMValueRef[]){arg[0], rows, LLVMConstInt(E->i32, (unsigned)c->bucket, 0),
+                                LLVMConstInt(E->i32, c->wait ? 1 : 0, 0), field(E, X, 10, E->ptr)},
+               sizeof *a * 5);
+        break;
     case SIG_WINDOW:
     case SIG_CONV:
     case SIG_CONV_DW: { /* operands and result [and db], the batch, the geometry (a

@@ -64,6 +64,8 @@ Test(cuda_render, every_op_compiles_with_nvrtc_without_spills)
     for (int op = 0; op < IR_OP_COUNT; op++) {
         char text[8192], err[1024];
         cr_assert(op_sample((ir_op)op, text, sizeof text), "op %s has no sample", ir_ops[op].name);
+        if (op == IR_allreduce)
+            continue; /* a distributed build's, on the CPU until NCCL is built (test_cuda_ops) */
         ir_graph *m = ir_parse(text, strlen(text), "sample.ir", err, sizeof err);
         cr_assert_not_null(m, "%s", err);
         ir_graph *g = pass_run(m, false, NULL, NULL, NULL, err, sizeof err);
@@ -77,7 +79,7 @@ Test(cuda_render, every_op_compiles_with_nvrtc_without_spills)
         ir_graph_free(m);
         done++;
     }
-    cr_expect_eq(done, IR_OP_COUNT);
+    cr_expect_eq(done, IR_OP_COUNT - 1); /* all but allreduce */
 }
 
 static void model(const char *name, const char *const *settings)

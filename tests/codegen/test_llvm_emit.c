@@ -277,7 +277,7 @@ static void check_program(const setup *s, const cg_program *p)
             params = malloc(bytes);
             memcpy(params, w->data, bytes);
         }
-        cg_args a = {arena, params, inptr, outptr, N, 7, 3, NULL, NULL};
+        cg_args a = {arena, params, inptr, outptr, N, 7, 3, NULL, NULL, 0, NULL};
         f(&a);
 
         for (int k = 0; k < g->nout; k++) {

@@ -36,7 +36,7 @@ static void run_op(ir_op op, const float *in, float *out, int64_t n)
     l->store[0] = (cg_store){.expr = 1, .at = {.buffer = 1, .stride = {{1, 0}}}};
     cg_program p = {.name = "math", .nbuffers = 2, .buffers = buf, .nsteps = 1, .steps = &st, .ninputs = 2};
     void *inputs[2] = {(void *)in, out};
-    cg_args a = {NULL, NULL, inputs, NULL, n, 0, 0, NULL, NULL};
+    cg_args a = {NULL, NULL, inputs, NULL, n, 0, 0, NULL, NULL, 0, NULL};
     jit_run(&p, &a);
 }
 

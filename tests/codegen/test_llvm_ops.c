@@ -40,7 +40,7 @@ static void check_op(ir_op op)
         void *inputs[16];
         for (int k = 0; k < p->ninputs; k++)
             inputs[k] = bound[p->input_node[k]]->data;
-        cg_args args = {arena, params, inputs, NULL, batch, 11, 3, NULL, NULL};
+        cg_args args = {arena, params, inputs, NULL, batch, 11, 3, NULL, NULL, 0, NULL};
         jit_run(p, &args);
         ir_tensor outs[16];
         ir_run run = {.f64 = false, .batch = batch, .seed = 11, .step = 3, .training = true};

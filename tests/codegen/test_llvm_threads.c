@@ -90,7 +90,7 @@ static void model_step(const char *model, int64_t batch)
             memcpy(params[r] + p->params[k].offset, bound[p->params[k].node]->data, (size_t)p->params[k].bytes);
         rt_pool *pool = r ? rt_pool_new(r) : NULL;
         cr_assert(!r || pool);
-        cg_args args = {mem[r], params[r], inputs, NULL, batch, 4, 2, pool, NULL};
+        cg_args args = {mem[r], params[r], inputs, NULL, batch, 4, 2, pool, NULL, 0, NULL};
         J.entry(&args);
         rt_pool_free(pool);
         if (r) {
@@ -184,7 +184,7 @@ Test(llvm_threads, large_elementwise_loop_same_bits_and_timing)
     for (int r = 0; r < 3; r++) {
         rt_pool *pool = r ? rt_pool_new(r) : NULL;
         cr_assert(!r || pool);
-        cg_args args = {mem, NULL, NULL, NULL, 1, 0, 0, pool, NULL};
+        cg_args args = {mem, NULL, NULL, NULL, 1, 0, 0, pool, NULL, 0, NULL};
         for (int rep = 0; rep < 5; rep++) {
             memset(out, 0xff, (size_t)bytes);
             double t0 = now_s();
@@ -289,7 +289,7 @@ Test(llvm_threads, streaming_loop_is_exact_at_every_edge)
         rt_pool *pool = run ? rt_pool_new(run) : NULL;
         cr_assert(!run || pool);
         memset(out - pad / 4, 0xab, (size_t)(bytes + 2 * pad));
-        cg_args args = {mem, NULL, NULL, NULL, 1, 0, 0, pool, NULL};
+        cg_args args = {mem, NULL, NULL, NULL, 1, 0, 0, pool, NULL, 0, NULL};
         J.entry(&args);
         rt_pool_free(pool);
         int64_t bad = 0, first = -1;

@@ -44,7 +44,7 @@ static void check(const char *model, bool train, int64_t batch, runner r)
     ir_tensor outs[32];
     ir_run run = {.f64 = false, .batch = batch, .seed = 4, .step = 2, .training = train};
     cr_assert(ir_interp(g, &run, (const ir_tensor *const *)bound, outs, err, sizeof err), "%s", err);
-    cg_args args = {mem, params, inputs, NULL, batch, 4, 2, NULL, NULL};
+    cg_args args = {mem, params, inputs, NULL, batch, 4, 2, NULL, NULL, 0, NULL};
     if (!train) { /* the eval graph runs with dropout off: the program has no dropout step then */
         for (int i = 0; i < p->nsteps; i++)
             cr_assert(p->steps[i].kind != CG_CALL || p->steps[i].call.op != IR_dropout);
@@ -224,4 +224,47 @@ Test(lower, loops_walk_contiguous_axes_as_one)
     cr_expect_geq(rows, 1, "no loop over [N,4704]");
     cr_expect_eq(short_inner, 0, "%d loops over the batch walk a row of an image as their inner axis", short_inner);
     lowered_free(&w);
+}
+
+/* A distributed build's MLP with small buckets (b2, W2 and b1; then W1): bucket 0's sum starts
+ * right after b1's gradient, before W1's gradient sgemm, and is waited on only by the first
+ * update reading it; bucket 1 starts after W1's gradient. Each covers its gradients as one
+ * range: 11328 bytes (b2 padded to 64, W2, b1), and W1's 802816. No update rides on sgemm. */
+Test(lower, bucket_sums_start_when_complete_and_wait_for_their_readers)
+{
+    char path[512], err[1024];
+    snprintf(path, sizeof path, AG_SOURCE_DIR "/models/mlp.c");
+    ir_graph *m = fe_load(path, getenv("AOTGRAD_INCLUDE"), NULL);
+    cr_assert_not_null(m);
+    m->train->bucket_bytes = 10485;
+    ir_graph *g = pass_run(m, true, NULL, NULL, NULL, err, sizeof err);
+    cr_assert_not_null(g, "%s", err);
+    cg_program *p = cg_lower(g, true, err, sizeof err);
+    cr_assert_not_null(p, "%s", err);
+    int start[2] = {-1, -1}, wait[2] = {-1, -1}, w1_grad = -1, last_gemm = -1;
+    for (int i = 0; i < p->nsteps; i++) {
+        const cg_step *s = &p->steps[i];
+        if (s->kind == CG_GEMM) {
+            cr_expect_neq(p->buffers[s->gemm.c.buffer].region, CG_PARAMS, "step %d: an update rides on sgemm", i);
+            last_gemm = i;
+            if (s->gemm.m.k == 784 && s->gemm.n.k == 256)
+                w1_grad = i;
+        }
+        if (s->kind != CG_CALL || s->call.op != IR_allreduce)
+            continue;
+        int b = s->call.bucket;
+        cr_assert(b == 0 || b == 1, "bucket %d", b);
+        cr_expect_eq(s->call.rows.k, b ? 200704 : 2832, "bucket %d sums %lld floats", b, (long long)s->call.rows.k);
+        *(s->call.wait ? &wait[b] : &start[b]) = i;
+    }
+    cr_assert(start[0] >= 0 && start[1] >= 0 && wait[0] >= 0 && wait[1] >= 0);
+    cr_expect_eq(w1_grad, last_gemm, "W1's gradient is the last sgemm");
+    cr_expect(start[0] < w1_grad && w1_grad < start[1] && start[1] < wait[1],
+              "bucket 0 starts at %d, W1's gradient at %d, bucket 1 starts at %d and is waited on at %d", start[0],
+              w1_grad, start[1], wait[1]);
+    cr_expect(wait[0] > w1_grad, "bucket 0 is waited on at %d, before W1's gradient (%d): no overlap", wait[0],
+              w1_grad);
+    cg_program_free(p);
+    ir_graph_free(g);
+    ir_graph_free(m);
 }

@@ -44,7 +44,7 @@ Test(optim_torch, the_compiled_step_matches_torch_optim)
         }
         for (int s = 0; s < OPTIM_REF_STEPS; s++) {
             optim_ref_batch(&ref, s, x, y);
-            cg_args args = {arena, params, inputs, NULL, OPTIM_REF_BATCH, 1, (uint64_t)s, pool, NULL};
+            cg_args args = {arena, params, inputs, NULL, OPTIM_REF_BATCH, 1, (uint64_t)s, pool, NULL, 0, NULL};
             jit_call(j, &args);
             optim_ref_take_updates(p, g, arena, params);
         }

@@ -38,6 +38,8 @@ static const struct {
     {IR_log_softmax, "  %a: f32[N,3] = input\n  %0: f32[N,3] = log_softmax %a axis=0\n  return o: %0\n"},
     {IR_one_hot, "  %y: i32[N] = input\n  %0: f32[N,4] = one_hot %y classes=4\n  return o: %0\n"},
     {IR_dropout, "  %a: f32[N,3] = input\n  %0: f32[N,3] = dropout %a p=0.5 site=1\n  return o: %0\n"},
+    {IR_allreduce, "  %a: f32[3,2] = input\n  %0: f32[3,2] = neg %a\n  %1: f32[3,2] = allreduce %0 bucket=2\n"
+                   "  return o: %1\n"},
     {IR_softmax_ce,
      "  %a: f32[N,10] = input\n  %y: i32[N] = input\n  %0: f32[N] = softmax_ce %a, %y\n  return o: %0\n"},
     {IR_softmax_ce_grad, "  %a: f32[N,10] = input\n  %y: i32[N] = input\n  %d: f32[N] = input\n"

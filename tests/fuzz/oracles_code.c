@@ -118,7 +118,7 @@ void oracle_check_llvm(const ir_graph *model, const ir_graph *g, const char *whi
             char *arena = calloc(1, abytes + 64), *params = calloc(1, pbytes + 64);
             for (int k = 0; k < p->nparams; k++)
                 memcpy(params + p->params[k].offset, bound[p->params[k].node]->data, (size_t)p->params[k].bytes);
-            cg_args args = {arena, params, inputs, NULL, batch, SEED, STEP, threads == 2 ? pool : NULL, NULL};
+            cg_args args = {arena, params, inputs, NULL, batch, SEED, STEP, threads == 2 ? pool : NULL, NULL, 0, NULL};
             J.entry(&args);
             for (int k = 0; k < g->nout && k < 64 && !done(r); k++) {
                 const cg_buffer *buf = &p->buffers[p->output_buffer[k]];

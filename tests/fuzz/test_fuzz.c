@@ -168,9 +168,10 @@ Test(fuzz, the_generator_covers_every_op_and_builder)
     }
     free(m);
     for (int i = 0; i < IR_OP_COUNT; i++) {
-        /* made by passes: fuse_softmax_ce, autodiff (the windows' gradients), fuse */
+        /* made by passes: fuse_softmax_ce, autodiff (the windows' gradients), fuse, distribute */
         bool pass_made = i == IR_softmax_ce || i == IR_softmax_ce_grad || i == IR_kernel || i == IR_conv2d_input_grad ||
-                         i == IR_conv2d_weight_grad || i == IR_max_pool2d_grad || i == IR_avg_pool2d_grad;
+                         i == IR_conv2d_weight_grad || i == IR_max_pool2d_grad || i == IR_avg_pool2d_grad ||
+                         i == IR_allreduce;
         cr_expect(op[i] || pass_made, "no generated model has the op %s", ir_ops[i].name);
     }
     for (int k = 0; k < FZ_KIND_COUNT; k++)

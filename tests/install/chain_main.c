@@ -27,7 +27,7 @@ int main(int argc, char **argv)
         return 1;
     chain_init(params, (uint32_t)strtoul(argv[1], NULL, 10));
     void *inputs[] = {(void *)x};
-    ag_args a = {arena, params, inputs, NULL, n, 1, 0, NULL, NULL};
+    ag_args a = {.arena = arena, .params = params, .inputs = inputs, .batch = n, .seed = 1};
     chain_forward(&a);
     const float *h = (const float *)(arena + CHAIN_FORWARD_H_OFFSET(n)),
                 *p = (const float *)(arena + CHAIN_FORWARD_P_OFFSET(n));

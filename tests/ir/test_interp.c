@@ -362,6 +362,19 @@ static void g_softmax_ce(ag_graph *g)
     ag_output(g, "grad", vg);
 }
 
+/* The sum over the ranks, which only the distribute pass makes: the identity on one rank. */
+static void g_allreduce(ag_graph *g)
+{
+    ag_val x = F32("x", 2, 2);
+    ir_node n = ir_node_make(IR_allreduce, 1, &x.id);
+    n.attr.bucket = 1;
+    char err[256];
+    int32_t id = ir_add(g, &n, err, sizeof err);
+    cr_assert(id >= 0, "%s", err);
+    ag_val y = {g, id, 0};
+    ag_output(g, "y", y);
+}
+
 /* A kernel body from its text, adopted by g; returns its index. */
 static int32_t add_body(ag_graph *g, const char *text)
 {
@@ -494,6 +507,8 @@ static const tcase cases[] = {
      .in = {{"logits", V(1, 2, 3, 1, 1, 1)}, {"y", V(2, 0)}, {"d", V(1, 2)}},
      {VS("[2]", LSE, 1.0986122886681098),
       VS("[2,3]", 0.09003057317038046, 0.24472847105479764, 0.6652409557748218 - 1, -4 / 3., 2 / 3., 2 / 3.)}},
+    {"allreduce: on one rank, its operand", g_allreduce, .in = {{"x", V(1, -2, 0.5, 4)}},
+     {VS("[2,2]", 1, -2, 0.5, 4)}},
     {"kernel: relu(x + b) by its body", g_kernel, .in = {{"x", V(1, -2, 3, -4)}, {"b", V(0.5, -4)}},
      {VS("[2,2]", 1.5, 0, 3.5, 0)}},
     {"kernel: sibling nodes take the outputs of one body", g_kernel_outputs,

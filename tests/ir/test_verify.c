@@ -468,7 +468,7 @@ Test(text, roles_print_parse_and_are_unique)
     const char *bad = "graph @r {\n  %x: f32[N,3] = input role=feature\n  return o: %x\n}\n";
     cr_expect_null(ir_parse(bad, strlen(bad), "r.ir", err, sizeof err));
     cr_expect(strstr(err, "r.ir:2:29: error:") &&
-                  strstr(err, "a role: data, labels, lr, wd, grad_weight, grad_scale or clip_norm"),
+                  strstr(err, "a role: data, labels, lr, wd, grad_weight, grad_scale, clip_norm or share"),
               "%s", err);
     /* role=state is a param's, the optimizer's; no other role is */
     const char *state = "graph @r {\n  %w.exp_avg: f32[3] = param zeros role=state\n  return o: %w.exp_avg\n}\n";

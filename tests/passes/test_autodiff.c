@@ -601,6 +601,7 @@ static const row rows[] = {
     GRAD(softmax_ce, softmax_ce, 3, ANY),
     LATER(softmax_ce_grad, "softmax_ce's gradient, made by autodiff itself"),
     LATER(kernel, "fused groups, made by the fuse pass after autodiff"),
+    LATER(allreduce, "the sum over the ranks, made by the distribute pass after autodiff"),
     NOGRAD(one_hot, one_hot, "its operand is i32 labels"),
     GRAD(dropout, dropout, 2, ANY),
     GRAD(conv2d, conv, 18, ANY),
