@@ -162,7 +162,7 @@ static bool accumulate(void *ctx, rt_batch *rb, char *err, size_t len)
 {
     (void)err, (void)len;
     bin *b = ctx;
-    b->scalar[AG_ROLE_GRAD_WEIGHT] = (float)rb->n;
+    b->scalar[AG_ROLE_GRAD_WEIGHT] = rb->idle ? 0 : (float)rb->n; /* a rank with no row adds nothing */
     rt_bin_run_entry(b, &b->m->accumulate, b->train_arena, rb, b->profile);
     return true;
 }
@@ -172,6 +172,8 @@ static bool apply(void *ctx, const rt_apply *u, char *err, size_t len)
 {
     (void)err, (void)len;
     bin *b = ctx;
+    if (b->dist && b->dist->size > 1) /* every rank's accumulated gradients; u->rows are the global batches' */
+        b->dist->ops->sum_floats(b->dist, (float *)(b->params + b->m->accum_offset), b->m->accum_bytes / 4);
     b->scalar[AG_ROLE_LR] = (float)u->lr, b->scalar[AG_ROLE_WD] = (float)u->wd;
     b->scalar[AG_ROLE_GRAD_SCALE] = (float)(1.0 / (double)u->rows);
     b->scalar[AG_ROLE_CLIP_NORM] = (float)u->clip_norm;

@@ -23,6 +23,8 @@ typedef struct rt_dist_ops {
     void (*wait)(rt_dist *d, int32_t bucket);
     /* v[0..n) summed over the ranks in place, in the same order on every rank (blocking) */
     void (*sum)(rt_dist *d, double *v, int n);
+    /* the same for floats (the split step's accumulators) */
+    void (*sum_floats)(rt_dist *d, float *v, int64_t n);
     /* whether every rank has the same value; else the first rank whose differs from rank 0's */
     bool (*same)(rt_dist *d, uint64_t v, int *differs);
     /* ends every rank of the job with this exit status (after an error printed) */

@@ -130,6 +130,13 @@ static void mpi_sum(rt_dist *d, double *v, int n)
     finish((mpi_dist *)d, &r, "the epoch's sums");
 }
 
+static void mpi_sum_floats(rt_dist *d, float *v, int64_t n)
+{
+    MPI_Request r;
+    MPI_Iallreduce(MPI_IN_PLACE, v, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &r);
+    finish((mpi_dist *)d, &r, "the gradient accumulators' sum");
+}
+
 static bool mpi_same(rt_dist *d, uint64_t v, int *differs)
 {
     unsigned long long *all = malloc(sizeof *all * (size_t)d->size), mine = v;
@@ -189,5 +196,5 @@ static double mpi_probe(rt_dist *d)
     return t[REPS / 2];
 }
 
-const rt_dist_ops rt_dist_mpi = {"mpi",   mpi_open, mpi_close, mpi_start, mpi_wait,
-                                 mpi_sum, mpi_same, mpi_abort, mpi_probe};
+const rt_dist_ops rt_dist_mpi = {"mpi",   mpi_open,       mpi_close, mpi_start, mpi_wait,
+                                 mpi_sum, mpi_sum_floats, mpi_same,  mpi_abort, mpi_probe};

@@ -363,9 +363,8 @@ bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *
         ok = rt_fail(err, len, "--accumulate and --clip-norm need the split train step, which %s",
                      m->train_epoch ? "runs on the CPU only (--device cpu)" : "this model lacks");
     rt_dist *dist = f->dist && f->dist->size > 1 ? f->dist : NULL;
-    if (ok && dist && (split || m->train_epoch))
-        ok = rt_fail(err, len, "%s runs in one process only, so far: not with %d ranks",
-                     split ? "the split train step (--accumulate, --clip-norm)" : "the GPU", dist->size);
+    if (ok && dist && m->train_epoch)
+        ok = rt_fail(err, len, "the GPU trains in one process only, so far: not with %d ranks", dist->size);
     int64_t rows = 0; /* the split step's, accumulated since its last update */
     for (int64_t epoch = f->first_epoch > 1 ? f->first_epoch : 1; ok && epoch <= f->epochs; epoch++) {
         rt_epoch e = {.epoch = epoch, .test_loss = NAN};
@@ -403,7 +402,7 @@ bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *
             if (!split)
                 ok = m->train_step(m->ctx, &b, err, len);
             else if ((ok = m->accumulate(m->ctx, &b, err, len))) {
-                rows += b.n;
+                rows += dist ? b.global_n : b.n; /* the accumulators are summed over the ranks before apply */
                 if ((i + 1) % group == 0 || i + 1 == batches) { /* a group's last batch, or the epoch's */
                     uint64_t t = (uint64_t)(epoch - 1) * updates + (uint64_t)(i / group);
                     rt_apply u = {rows, rt_lr_at(&f->schedule, f->lr, t, epoch, total), f->wd,

@@ -89,7 +89,8 @@ typedef struct rt_model {
     bool (*evaluate)(void *ctx, rt_batch *b, char *err, size_t len);   /* dropout off, no update */
     /* The split step of --accumulate and --clip-norm, NULL where the model has none:
      * accumulate adds the batch's gradients, weighted by its rows, into accumulators (loss and
-     * metrics as train_step); apply updates from them and zeroes them. */
+     * metrics as train_step); apply updates from them and zeroes them (with several ranks,
+     * from their sum over the ranks: rt_apply.rows counts the global batches' rows). */
     bool (*accumulate)(void *ctx, rt_batch *b, char *err, size_t len);
     bool (*apply)(void *ctx, const rt_apply *u, char *err, size_t len);
     int nmetrics;

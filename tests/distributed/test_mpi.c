@@ -119,6 +119,32 @@ Test(distributed, ranks_end_three_steps_where_one_process_does)
     }
 }
 
+/* The split step (--accumulate, --clip-norm) on 3 ranks: each accumulates its shares of the
+ * micro-batches, the accumulators are summed over the ranks before each update, clipped by the
+ * global norm: 3 updates of 2 micro-batches of 128 (the shares uneven: 43, 43, 42) end where
+ * one process does */
+Test(distributed, the_split_step_sums_the_ranks_accumulators)
+{
+    write_subset(dir, 768);
+    build("mlp_dropout", "mlpd", "--distributed mpi");
+    const char *flags[] = {"--accumulate 2", "--accumulate 2 --clip-norm 0.5"};
+    for (int k = 0; k < 2; k++) {
+        int st;
+        char *out = run_fmt(&st,
+                            "cd %s && ./mlpd train --data . --epochs 1 --batch 128 --threads 1 %s --save s1.st 2>&1 "
+                            "&& " MPIRUN " -np 3 ./mlpd train --data . --epochs 1 --batch 128 --threads 1 %s "
+                            "--check-ranks --save s3.st 2>&1",
+                            dir, flags[k], flags[k]);
+        cr_assert_eq(st, 0, "%s: %s", flags[k], out);
+        free(out);
+        char one[300], many[300];
+        snprintf(one, sizeof one, "%s/s1.st", dir);
+        snprintf(many, sizeof many, "%s/s3.st", dir);
+        double d = worst_difference(one, many);
+        cr_expect(d <= 1e-5, "%s: 3 ranks end %.3g from one process", flags[k], d);
+    }
+}
+
 Test(distributed, two_runs_give_the_same_bits_train_as_one_process_and_resume)
 {
     build("mlp", "mlp", "--distributed mpi");
