@@ -80,6 +80,8 @@ static void step_work(const cg_program *p, const cg_step *s, int64_t N, double *
             *bytes += 4 * (double)w->o * taps;
             *flops = 2 * b * out * taps;
         }
+    } else if (s->call.op == IR_allreduce) { /* communication, not memory traffic (none on one process) */
+        *bytes = 0;
     } else {
         const cg_call *c = &s->call;
         *bytes = (double)c->nargs * dim_at(c->rows, N) * dim_at(c->len, N) * dim_at(c->inner, N) * 4;

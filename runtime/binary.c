@@ -124,7 +124,17 @@ void rt_bin_run_entry(bin *b, const rt_compiled_entry *e, char *arena, rt_batch 
         in[k] = e->inputs[k] == AG_ROLE_DATA     ? (void *)x
                 : e->inputs[k] == AG_ROLE_LABELS ? (void *)rb->y
                                                  : (void *)&b->scalar[e->inputs[k]];
-    ag_args a = {arena, b->params, in, NULL, rb->n, rb->seed, rb->step, b->pool, profile, rb->row0, b->dist};
+    ag_args a = {arena,
+                 b->params,
+                 in,
+                 NULL,
+                 rb->n,
+                 rb->seed,
+                 rb->step,
+                 b->pool,
+                 profile,
+                 rb->row0,
+                 b->dist && b->dist->size > 1 ? b->dist : NULL}; /* one rank: nothing to sum */
     e->fn(&a);
     for (int k = 0; k < e->ncopies; k++) { /* the updates that are not in place */
         const rt_compiled_copy *c = &e->copies[k];

@@ -220,6 +220,9 @@ int rt_bin_bench(const rt_compiled *m, const opts *o)
         if (sf > 0) {
             snprintf(rate, sizeof rate, "%.1f GFLOP/s", sf / t / 1e9);
             snprintf(frac, sizeof frac, "%.1f%% sgemm", 100 * sf / t / flops);
+        } else if (sb <= 0) { /* no bytes to rate (a distributed build's bucket sums: bench runs one process) */
+            snprintf(rate, sizeof rate, "-");
+            snprintf(frac, sizeof frac, "-");
         } else { /* data that fit in L2 stay there between steps: against the copy within L2 */
             bool cached = sb <= (double)l2;
             snprintf(rate, sizeof rate, "%.2f GB/s", sb / t / 1e9);

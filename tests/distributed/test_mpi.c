@@ -1,9 +1,10 @@
 /* Data-parallel training on Open MPI (issue 20): binaries built with --distributed mpi, run
  * under mpirun on 2 and 4 ranks (oversubscribed on a 2-core machine), against one process:
- * the same parameters after 3 steps (with dropout too), the same bits run to run, the
- * parameters compared over the ranks after every step (--check-ranks), accuracy over whole
- * epochs; a rank killed or stopped mid-epoch ends the job, and a rank with other options is
- * refused at start-up. A default build links no MPI. Under ASan, leaks go unchecked here (setup). */
+ * the same parameters after 3 steps (mlp, mlp_dropout, LeNet), the same bits run to run, the
+ * parameters compared over the ranks after every step (--check-ranks), the split step,
+ * accuracy over whole epochs, resuming; a rank killed or stopped mid-epoch ends the job, and
+ * a rank with other options or another binary is refused at start-up. A default build links
+ * no MPI. Under ASan, leaks go unchecked here (setup). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <signal.h>
@@ -91,8 +92,9 @@ Test(distributed, ranks_end_three_steps_where_one_process_does)
     write_subset(dir, 768); /* dir's own files: 768 images, 3 steps at batch 256 */
     build("mlp", "mlp", "--distributed mpi --bucket-mib 0.01");
     build("mlp_dropout", "mlp_dropout", "--distributed mpi");
-    const char *bins[] = {"mlp", "mlp_dropout"};
-    for (int b = 0; b < 2; b++) {
+    build("lenet", "lenet", "--distributed mpi --bucket-mib 0.05 --set act=relu"); /* convolutions, max pooling */
+    const char *bins[] = {"mlp", "mlp_dropout", "lenet"};
+    for (int b = 0; b < 3; b++) {
         int st;
         char *out = run_fmt(&st, "cd %s && ./%s train --data . --epochs 1 --threads 1 --save %s.1.st 2>&1", dir,
                             bins[b], bins[b]);
