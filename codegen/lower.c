@@ -521,6 +521,21 @@ static bool sgd_epilogue(const ir_graph *body, int32_t mm, int32_t *w, int32_t *
     return body->node[*lr].shape.rank == 0 && body->node[*wd].shape.rank == 0;
 }
 
+/* A matmul whose one epilogue is a product with a scalar the body takes as an input (a
+ * distributed build's rank_share): the group is mul(matmul, s), sgemm's alpha = s. */
+static bool scaled_epilogue(const ir_graph *body, int32_t mm, int32_t *scale)
+{
+    const ir_node *o = &body->node[body->out[0].id];
+    if (body->nout != 1 || o->op != IR_mul || !ir_shape_eq(&o->shape, &body->node[mm].shape))
+        return false;
+    for (int32_t i = 0; i < body->n; i++) /* the matmul and the product, nothing else computed */
+        if (i != mm && i != body->out[0].id && body->node[i].op != IR_input && body->node[i].op != IR_const)
+            return false;
+    *scale = o->in[0] == mm ? o->in[1] : o->in[0];
+    const ir_node *s = &body->node[*scale];
+    return (o->in[0] == mm) != (o->in[1] == mm) && s->op == IR_input && s->shape.rank == 0 && s->dtype == AG_F32;
+}
+
 static void lower_matmul(lowering *L, group *G, int32_t b, int32_t top)
 {
     const ir_node *n = &G->body->node[b];
@@ -570,6 +585,22 @@ static void lower_matmul(lowering *L, group *G, int32_t b, int32_t top)
             G->users_left[i] = 0;
         G->val[G->body->out[0].id] = wv;
         G->is_output[G->body->out[0].id] = false; /* in place already */
+        return;
+    }
+    int32_t scale;
+    if (scaled_epilogue(G->body, b, &scale)) { /* C = s * A B: alpha = s, beta = 0 */
+        int32_t o = G->body->out[0].id;
+        view sv = *lo_need_view(L, G, scale);
+        G->val[o] = lo_home_of(L, G, o);
+        gm->c = lo_access_of(&G->val[o]);
+        gm->load[gm->nloads++] = lo_access_of(&sv);
+        gm->alpha = gm->nexprs++;
+        gm->expr[gm->alpha] = (cg_expr){.kind = CG_E_LOAD, .dtype = AG_F32, .load = 0};
+        gm->beta = gm->nexprs++;
+        gm->expr[gm->beta] = (cg_expr){.kind = CG_E_CONST, .dtype = AG_F32, .value = 0};
+        for (int32_t i = 0; i < G->body->n; i++) /* the product is folded into alpha */
+            G->users_left[i] = 0;
+        G->is_output[o] = false; /* in its home already */
         return;
     }
     G->val[b] = lo_home_of(L, G, b);

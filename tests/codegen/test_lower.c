@@ -229,7 +229,8 @@ Test(lower, loops_walk_contiguous_axes_as_one)
 /* A distributed build's MLP with small buckets (b2, W2 and b1; then W1): bucket 0's sum starts
  * right after b1's gradient, before W1's gradient sgemm, and is waited on only by the first
  * update reading it; bucket 1 starts after W1's gradient. Each covers its gradients as one
- * range: 11328 bytes (b2 padded to 64, W2, b1), and W1's 802816. No update rides on sgemm. */
+ * range: 11328 bytes (b2 padded to 64, W2, b1), and W1's 802816. No update rides on sgemm;
+ * the gradients' product with rank_share does, as alpha. */
 Test(lower, bucket_sums_start_when_complete_and_wait_for_their_readers)
 {
     char path[512], err[1024];
@@ -259,6 +260,10 @@ Test(lower, bucket_sums_start_when_complete_and_wait_for_their_readers)
     }
     cr_assert(start[0] >= 0 && start[1] >= 0 && wait[0] >= 0 && wait[1] >= 0);
     cr_expect_eq(w1_grad, last_gemm, "W1's gradient is the last sgemm");
+    /* its product with rank_share is sgemm's alpha, not a loop over the gradient after it */
+    cr_expect_eq(p->steps[w1_grad].gemm.nloads, 1, "alpha loads rank_share");
+    cr_expect(p->steps[w1_grad + 1].kind != CG_LOOP || p->steps[w1_grad + 1].node != p->steps[w1_grad].node,
+              "a loop over W1's gradient follows its sgemm");
     cr_expect(start[0] < w1_grad && w1_grad < start[1] && start[1] < wait[1],
               "bucket 0 starts at %d, W1's gradient at %d, bucket 1 starts at %d and is waited on at %d", start[0],
               w1_grad, start[1], wait[1]);
