@@ -521,10 +521,13 @@ static bool sgd_epilogue(const ir_graph *body, int32_t mm, int32_t *w, int32_t *
     return body->node[*lr].shape.rank == 0 && body->node[*wd].shape.rank == 0;
 }
 
-/* A matmul whose one epilogue is a product with a scalar the body takes as an input (a
- * distributed build's rank_share): the group is mul(matmul, s), sgemm's alpha = s. */
-static bool scaled_epilogue(const ir_graph *body, int32_t mm, int32_t *scale)
+/* A matmul whose one epilogue is the product with a distributed build's rank_share: the group
+ * is mul(matmul, s), sgemm's alpha = s. (Only that input: BLAS may skip A B where alpha is 0,
+ * which keeps an idle rank's gradient 0 however its row computes, but would turn another
+ * model's NaN * 0 into 0.) */
+static bool scaled_epilogue(const lowering *L, const group *G, int32_t mm, int32_t *scale)
 {
+    const ir_graph *body = G->body;
     const ir_node *o = &body->node[body->out[0].id];
     if (body->nout != 1 || o->op != IR_mul || !ir_shape_eq(&o->shape, &body->node[mm].shape))
         return false;
@@ -532,8 +535,14 @@ static bool scaled_epilogue(const ir_graph *body, int32_t mm, int32_t *scale)
         if (i != mm && i != body->out[0].id && body->node[i].op != IR_input && body->node[i].op != IR_const)
             return false;
     *scale = o->in[0] == mm ? o->in[1] : o->in[0];
-    const ir_node *s = &body->node[*scale];
-    return (o->in[0] == mm) != (o->in[1] == mm) && s->op == IR_input && s->shape.rank == 0 && s->dtype == AG_F32;
+    const ir_node *s = &body->node[*scale], *top = &L->g->node[G->node];
+    if ((o->in[0] == mm) == (o->in[1] == mm) || s->op != IR_input || s->shape.rank != 0 || top->op != IR_kernel)
+        return false;
+    int k = 0; /* the body's inputs are the kernel's operands, in order */
+    for (int32_t i = 0; i < *scale; i++)
+        k += body->node[i].op == IR_input;
+    const ir_node *outer = k < top->nin ? &L->g->node[top->in[k]] : NULL;
+    return outer && outer->op == IR_input && outer->attr.role == AG_ROLE_SHARE;
 }
 
 static void lower_matmul(lowering *L, group *G, int32_t b, int32_t top)
@@ -588,7 +597,7 @@ static void lower_matmul(lowering *L, group *G, int32_t b, int32_t top)
         return;
     }
     int32_t scale;
-    if (scaled_epilogue(G->body, b, &scale)) { /* C = s * A B: alpha = s, beta = 0 */
+    if (scaled_epilogue(L, G, b, &scale)) { /* C = s * A B: alpha = s, beta = 0 */
         int32_t o = G->body->out[0].id;
         view sv = *lo_need_view(L, G, scale);
         G->val[o] = lo_home_of(L, G, o);

@@ -107,13 +107,14 @@ static void find_buckets(const ir_graph *g, const ir_plan *p, int32_t *first, in
     int32_t *bucket_first = ir_xmalloc(sizeof *bucket_first * (size_t)(g->n ? g->n : 1)),
             *bucket_id = ir_xmalloc(sizeof *bucket_id * (size_t)(g->n ? g->n : 1));
     int nb = 0;
+    for (int32_t i = g->n - 1; i >= 0; i--) /* last to first: a sum of a sum extends both */
+        if (g->node[i].op == IR_allreduce && last[i] > last[g->node[i].in[0]])
+            last[g->node[i].in[0]] = last[i];
     for (int32_t i = 0; i < g->n; i++) {
         const ir_node *a = &g->node[i];
         if (a->op != IR_allreduce)
             continue;
         int32_t v = a->in[0];
-        if (last[i] > last[v])
-            last[v] = last[i];
         if (!computed(&g->node[v]) || p->inplace[v] >= 0 || first[v] >= 0)
             continue;
         int b = 0;

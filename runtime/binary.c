@@ -147,6 +147,17 @@ void rt_bin_run_entry(bin *b, const rt_compiled_entry *e, char *arena, rt_batch 
         rb->metric[k] = read_value(b, arena, &e->metrics[k], rb->n);
 }
 
+/* --check-ranks: every rank's parameters the same as rank 0's after an update */
+static bool same_params(bin *b, const char *after, uint64_t n, char *err, size_t len)
+{
+    int differs = -1;
+    if (b->check_ranks && b->dist &&
+        !b->dist->ops->same(b->dist, rt_hash_bytes(RT_HASH_START, b->params, (size_t)b->m->param_bytes), &differs))
+        return rt_fail(err, len, "--check-ranks: after %s %llu the parameters of rank %d differ from rank 0's", after,
+                       (unsigned long long)n, differs);
+    return true;
+}
+
 static bool train_step(void *ctx, rt_batch *rb, char *err, size_t len)
 {
     bin *b = ctx;
@@ -159,12 +170,7 @@ static bool train_step(void *ctx, rt_batch *rb, char *err, size_t len)
             memcpy(b->params + p->offset, b->train_arena + p->next_offset + p->next_offset_n * rb->n,
                    sizeof(float) * (size_t)param_numel(p));
     }
-    int differs = -1;
-    if (b->check_ranks && b->dist &&
-        !b->dist->ops->same(b->dist, rt_hash_bytes(RT_HASH_START, b->params, (size_t)b->m->param_bytes), &differs))
-        return rt_fail(err, len, "--check-ranks: after step %llu the parameters of rank %d differ from rank 0's",
-                       (unsigned long long)rb->step, differs);
-    return true;
+    return same_params(b, "step", rb->step, err, len);
 }
 
 /* The split step: a micro-batch's gradients into the accumulators, weighted by its rows */
@@ -180,7 +186,6 @@ static bool accumulate(void *ctx, rt_batch *rb, char *err, size_t len)
 /* and the update from them, which then start again from zero */
 static bool apply(void *ctx, const rt_apply *u, char *err, size_t len)
 {
-    (void)err, (void)len;
     bin *b = ctx;
     if (b->dist && b->dist->size > 1) /* every rank's accumulated gradients; u->rows are the global batches' */
         b->dist->ops->sum_floats(b->dist, (float *)(b->params + b->m->accum_offset), b->m->accum_bytes / 4);
@@ -190,7 +195,7 @@ static bool apply(void *ctx, const rt_apply *u, char *err, size_t len)
     rt_batch none = {.n = 1};
     rt_bin_run_entry(b, &b->m->apply, b->train_arena, &none, b->profile);
     memset(b->params + b->m->accum_offset, 0, (size_t)b->m->accum_bytes);
-    return true;
+    return same_params(b, "update", ++b->updates, err, len);
 }
 
 static bool evaluate(void *ctx, rt_batch *rb, char *err, size_t len)

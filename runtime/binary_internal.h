@@ -31,6 +31,8 @@ typedef struct bin {
     rt_cuda *gpu;     /* training and evaluation on the GPU, or NULL: the CPU */
     rt_dist *dist;    /* data-parallel training (a --distributed build under mpirun), or NULL */
     bool check_ranks; /* train --check-ranks: the parameters compared over the ranks after every step */
+    bool refused;     /* the ranks found at start-up that they differ: each ends by itself */
+    uint64_t updates; /* the split step's updates so far (--check-ranks' messages) */
 } bin;
 
 /* bytes zeroed, 64-aligned (free with free), or NULL */

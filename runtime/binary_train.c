@@ -54,7 +54,7 @@ static bool on_epoch(void *ctx, const rt_epoch *e, char *err, size_t len)
 static const char *device_name(const bin *b) { return b->gpu ? rt_cuda_device_name(b->gpu) : "cpu"; }
 
 /* What every rank of a distributed run must share: the model as compiled and the options that
- * shape the run (not --threads, nor where rank 0 writes) */
+ * shape the run (not --threads, nor where rank 0 writes; --check-ranks adds collectives) */
 static uint64_t run_hash(const rt_compiled *m, const opts *o, const rt_fit *fit, const char *spec)
 {
     uint64_t h = RT_HASH_START;
@@ -85,7 +85,9 @@ static uint64_t run_hash(const rt_compiled *m, const opts *o, const rt_fit *fit,
                         (double)fit->schedule.step_epochs,
                         fit->schedule.gamma,
                         fit->schedule.lr_min,
-                        (double)m->param_bytes};
+                        (double)m->param_bytes,
+                        (double)o->check_ranks,
+                        o->timeout};
     return rt_hash_bytes(h, numbers, sizeof numbers);
 }
 
@@ -102,7 +104,8 @@ static bool join(bin *b, const rt_compiled *m, const opts *o, const rt_fit *fit,
         return rt_fail(err, len, "rank %d: cannot silence its output", b->dist->rank);
     int differs = -1;
     if (!b->dist->ops->same(b->dist, run_hash(m, o, fit, o->data ? o->data : m->data), &differs) && b->dist->rank > 0)
-        return err[0] = 0, false; /* rank 0 says it, once */
+        return b->refused = true, err[0] = 0, false; /* rank 0 says it, once */
+    b->refused = differs >= 0;                       /* every rank knows: each ends by itself, none aborts the others */
     if (differs >= 0)
         return rt_fail(err, len,
                        "rank %d of %d runs another binary or other options than rank 0: every rank must run the "
@@ -120,6 +123,19 @@ static void say_sums(const rt_compiled *m, bin *b, uint64_t steps)
            hid = alone > 0 ? 1 - waited / alone : 0;
     printf("%s: allreduce: %.3f ms a step waited on; a step's sums alone take %.3f ms: the overlap hid %.0f%%\n",
            m->name, 1e3 * waited, 1e3 * alone, 100 * (hid < 0 ? 0 : hid));
+}
+
+/* The output paths before any work: a missing folder, a FIFO or a device at one of them
+ * would otherwise end the run after its first epoch, or be replaced by a regular file */
+static bool outputs_ok(const opts *o, char *err, size_t len)
+{
+    const char *outputs[][2] = {{"--save", o->save}, {"--metrics", o->metrics}, {"--plot", o->plot}};
+    for (int k = 0; k < 3; k++) {
+        char why[2000];
+        if (outputs[k][1] && !rt_check_output_path(outputs[k][1], true, why, sizeof why))
+            return rt_fail(err, len, "%s %s", outputs[k][0], why);
+    }
+    return true;
 }
 
 int rt_bin_train(const rt_compiled *m, const opts *o)
@@ -147,16 +163,8 @@ int rt_bin_train(const rt_compiled *m, const opts *o)
     if (!join(&b, m, o, &fit, err, sizeof err))
         goto out;
     fit.dist = b.dist;
-    /* the output paths before any work: a missing folder, a FIFO or a device at one of them
-     * would otherwise end the run after its first epoch, or be replaced by a regular file */
-    const char *outputs[][2] = {{"--save", o->save}, {"--metrics", o->metrics}, {"--plot", o->plot}};
-    for (int k = 0; k < 3; k++) {
-        char why[sizeof err - 16];
-        if (outputs[k][1] && !rt_check_output_path(outputs[k][1], true, why, sizeof why)) {
-            snprintf(err, sizeof err, "%s %s", outputs[k][0], why);
-            goto out;
-        }
-    }
+    if ((!b.dist || b.dist->rank == 0) && !outputs_ok(o, err, sizeof err)) /* rank 0 alone writes */
+        goto out;
     if (o->resume) {
         rt_run_given given = {o->has_seed,     o->has_lr,         o->has_wd,       o->has_batch,
                               o->has_schedule, o->has_accumulate, o->has_clip_norm};
@@ -266,8 +274,9 @@ out:
     rt_dataset_free(&train);
     rt_dataset_free(&test);
     rt_dist *dist = b.dist;
+    bool refused = b.refused;
     rt_bin_close(&b);
-    if (dist && rc && dist->size > 1) /* the others may wait for this rank's sums: end them too */
+    if (dist && rc && dist->size > 1 && !refused) /* the others may wait for this rank's sums: end them too */
         dist->ops->abort(dist, rc);
     if (dist)
         dist->ops->close(dist);

@@ -5,6 +5,7 @@
  * with an error naming the rank that gave up and what it waited for: a rank that died or
  * hangs ends the job instead of hanging it. */
 #define _GNU_SOURCE
+#include <limits.h>
 #include <mpi.h>
 #include <sched.h>
 #include <stdio.h>
@@ -53,8 +54,9 @@ static rt_dist *mpi_open(int *argc, char ***argv, double timeout, char *err, siz
 {
     int up = 0;
     MPI_Initialized(&up);
-    if (!up && MPI_Init(argc, argv) != MPI_SUCCESS) {
-        rt_fail(err, len, "MPI_Init failed");
+    int given; /* the kernels' threads never call MPI: the calling thread alone does */
+    if (!up && MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &given) != MPI_SUCCESS) {
+        rt_fail(err, len, "MPI_Init_thread failed");
         return NULL;
     }
     mpi_dist *m = calloc(1, sizeof *m);
@@ -87,6 +89,11 @@ static void mpi_close(rt_dist *d)
 static void mpi_start(rt_dist *d, int32_t bucket, float *data, int64_t count)
 {
     mpi_dist *m = (mpi_dist *)d;
+    if (count > INT_MAX) { /* MPI counts are ints: --bucket-mib caps a bucket, not one gradient */
+        fprintf(stderr, "rank %d: error: gradient bucket %d holds %lld floats, more than MPI's 2^31 - 1\n", d->rank,
+                (int)bucket, (long long)count);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
     if (bucket >= m->nreq) {
         int n = bucket + 16;
         MPI_Request *r = realloc(m->req, sizeof *r * (size_t)n);
@@ -100,7 +107,6 @@ static void mpi_start(rt_dist *d, int32_t bucket, float *data, int64_t count)
             r[k] = MPI_REQUEST_NULL, c[k] = 0;
         m->req = r, m->count = c, m->nreq = n;
     }
-    /* a bucket is at most the arena, far below 2^31 floats: MPI's int count */
     MPI_Iallreduce(MPI_IN_PLACE, data, (int)count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &m->req[bucket]);
     m->count[bucket] = count;
     d->sums++;
@@ -132,9 +138,12 @@ static void mpi_sum(rt_dist *d, double *v, int n)
 
 static void mpi_sum_floats(rt_dist *d, float *v, int64_t n)
 {
-    MPI_Request r;
-    MPI_Iallreduce(MPI_IN_PLACE, v, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &r);
-    finish((mpi_dist *)d, &r, "the gradient accumulators' sum");
+    for (int64_t at = 0; at < n; at += INT_MAX) { /* MPI counts are ints */
+        MPI_Request r;
+        MPI_Iallreduce(MPI_IN_PLACE, v + at, (int)(n - at < INT_MAX ? n - at : INT_MAX), MPI_FLOAT, MPI_SUM,
+                       MPI_COMM_WORLD, &r);
+        finish((mpi_dist *)d, &r, "the gradient accumulators' sum");
+    }
 }
 
 static bool mpi_same(rt_dist *d, uint64_t v, int *differs)
@@ -177,12 +186,19 @@ static double mpi_probe(rt_dist *d)
     for (int k = 0; k < m->nreq; k++)
         most = m->count[k] > most ? m->count[k] : most;
     float *buf = calloc((size_t)(most ? most : 1), sizeof *buf);
+    if (!buf) {
+        fprintf(stderr, "rank %d: error: out of memory\n", d->rank);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+        return 0;
+    }
     enum { REPS = 9 };
     double t[REPS];
     for (int r = 0; r < REPS; r++) {
-        MPI_Barrier(MPI_COMM_WORLD);
+        MPI_Request q;
+        MPI_Ibarrier(MPI_COMM_WORLD, &q);
+        finish(m, &q, "the ranks' barrier");
         double t0 = MPI_Wtime();
-        for (int k = 0; k < m->nreq && buf; k++) /* each bucket, waited on as it starts */
+        for (int k = 0; k < m->nreq; k++) /* each bucket, waited on as it starts */
             if (m->count[k]) {
                 MPI_Request q;
                 MPI_Iallreduce(MPI_IN_PLACE, buf, (int)m->count[k], MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &q);
@@ -192,7 +208,9 @@ static double mpi_probe(rt_dist *d)
     }
     free(buf);
     qsort(t, REPS, sizeof *t, by_value);
-    MPI_Bcast(&t[REPS / 2], 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    MPI_Request q;
+    MPI_Ibcast(&t[REPS / 2], 1, MPI_DOUBLE, 0, MPI_COMM_WORLD, &q);
+    finish(m, &q, "rank 0's timing");
     return t[REPS / 2];
 }
 

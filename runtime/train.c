@@ -369,6 +369,7 @@ bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *
     for (int64_t epoch = f->first_epoch > 1 ? f->first_epoch : 1; ok && epoch <= f->epochs; epoch++) {
         rt_epoch e = {.epoch = epoch, .test_loss = NAN};
         double t0 = now(), lsum = 0, msum[RT_MAX_METRICS] = {0}, shown_at = t0;
+        int64_t mine = 0; /* rows this rank trained on in the epoch (all of them on one process) */
         rt_shuffle(perm, train->n, f->seed, (uint64_t)epoch - 1);
         if (m->train_epoch) { /* the whole epoch at once */
             int64_t bad = -1;
@@ -381,7 +382,7 @@ bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *
         for (int64_t first = 0; ok && !m->train_epoch && first < train->n; first += f->batch, step++) {
             if (f->progress && (!dist || dist->rank == 0) && now() - shown_at >= 0.25) { /* a few times a second */
                 shown_at = now();
-                progress_bar(f->progress, epoch, f->epochs, first, train->n, lsum / (double)(first ? first : 1),
+                progress_bar(f->progress, epoch, f->epochs, first, train->n, lsum / (double)(mine ? mine : 1),
                              (double)first / (shown_at - t0));
             }
             rt_batch b = {.n = train->n - first < f->batch ? train->n - first : f->batch,
@@ -397,8 +398,8 @@ bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *
                 b.idle = b.n == 0;
                 b.n = b.idle ? 1 : b.n;
             }
-            gather_rows(train, first + b.row0, b.n, perm, x, y);
-            int64_t i = first / f->batch; /* the batch's index in the epoch */
+            gather_rows(train, first + (b.idle ? 0 : b.row0), b.n, perm, x, y); /* idle: any row of the batch */
+            int64_t i = first / f->batch;                                       /* the batch's index in the epoch */
             if (!split)
                 ok = m->train_step(m->ctx, &b, err, len);
             else if ((ok = m->accumulate(m->ctx, &b, err, len))) {
@@ -419,6 +420,7 @@ bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *
                                            : "-inf"); /* not "-nan" */
             if (b.idle)
                 continue;
+            mine += b.n;
             lsum += b.loss * (double)b.n;
             for (int k = 0; k < m->nmetrics; k++)
                 msum[k] += b.metric[k];

@@ -121,6 +121,27 @@ Test(distributed, ranks_end_three_steps_where_one_process_does)
     }
 }
 
+/* A global batch smaller than the ranks: at batch 3 on 4 ranks, rank 3 has no row of any
+ * batch and runs one row weighted 0 (the batch's first: the epoch's last batch has no row
+ * past it); 256 steps end where one process does */
+Test(distributed, a_rank_without_rows_adds_nothing)
+{
+    write_subset(dir, 768);
+    build("mlp", "mlp", "--distributed mpi");
+    int st;
+    char *out = run_fmt(&st,
+                        "cd %s && ./mlp train --data . --epochs 1 --batch 3 --threads 1 --save i1.st 2>&1 && " MPIRUN
+                        " -np 4 ./mlp train --data . --epochs 1 --batch 3 --threads 1 --check-ranks --save i4.st 2>&1",
+                        dir);
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    char one[300], many[300];
+    snprintf(one, sizeof one, "%s/i1.st", dir);
+    snprintf(many, sizeof many, "%s/i4.st", dir);
+    double d = worst_difference(one, many);
+    cr_expect(d <= 1e-5, "4 ranks at batch 3 end %.3g from one process", d);
+}
+
 /* The split step (--accumulate, --clip-norm) on 3 ranks: each accumulates its shares of the
  * micro-batches, the accumulators are summed over the ranks before each update, clipped by the
  * global norm: 3 updates of 2 micro-batches of 128 (the shares uneven: 43, 43, 42) end where
