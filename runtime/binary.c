@@ -515,7 +515,7 @@ static bool take_value(const rt_compiled *m, int v, const char *s, opts *o)
     case O_THREADS:
         if (!parse_int(s, 1, 1024, &n))
             return false;
-        o->threads = (int)n;
+        o->threads = (int)n, o->has_threads = true;
         return true;
     case O_SEED:
         o->has_seed = true;
@@ -557,8 +557,10 @@ static int parse(const rt_compiled *m, const struct command *c, int argc, char *
     o->steps = 100;
     o->threads = rt_cpu_count();
     o->timeout = 300;
-    const char *local = m->dist ? getenv("OMPI_COMM_WORLD_LOCAL_SIZE") : NULL; /* ranks on this machine */
-    if (local && atoi(local) > 1)                                              /* share the cores among them */
+    /* ranks on this machine share its cores (a first guess from mpirun's variable; the train
+     * command counts them once it has joined the job) */
+    const char *local = m->dist ? getenv("OMPI_COMM_WORLD_LOCAL_SIZE") : NULL;
+    if (local && atoi(local) > 1)
         o->threads = o->threads / atoi(local) > 1 ? o->threads / atoi(local) : 1;
     o->schedule = RT_SCHEDULE_DEFAULT;
     struct option mine[sizeof options / sizeof *options + 2];

@@ -74,6 +74,7 @@ typedef struct opts {
     bool has_accumulate, has_clip_norm;
     double timeout;   /* train --timeout S: how long a rank waits for the others' sums (a --distributed build) */
     bool check_ranks; /* train --check-ranks */
+    bool has_threads; /* --threads given */
 } opts;
 
 /* "MODEL: error: ERR" on stderr; returns 1, the exit status */

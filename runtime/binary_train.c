@@ -100,6 +100,19 @@ static bool join(bin *b, const rt_compiled *m, const opts *o, const rt_fit *fit,
     if (!(b->dist = m->dist->open(NULL, NULL, o->timeout, err, len)))
         return false;
     b->check_ranks = o->check_ranks;
+    /* the cores this rank may run on (mpirun binds a rank to one), and at most its share of the
+     * machine's */
+    int threads = (int)sysconf(_SC_NPROCESSORS_ONLN) / (b->dist->local > 1 ? b->dist->local : 1);
+    threads = threads < rt_cpu_count() ? threads : rt_cpu_count();
+    threads = threads > 1 ? threads : 1;
+    if (!o->has_threads && threads != rt_pool_threads(b->pool)) { /* the machine's cores shared by its ranks */
+        rt_pool_free(b->pool);
+        if (threads > 1 && !(b->pool = rt_pool_new(threads)))
+            return rt_fail(err, len, "cannot start %d threads", threads);
+        if (threads == 1)
+            b->pool = NULL;
+        rt_pool_bind_blas(b->pool);
+    }
     if (b->dist->rank > 0 && !freopen("/dev/null", "w", stdout))
         return rt_fail(err, len, "rank %d: cannot silence its output", b->dist->rank);
     int differs = -1;

@@ -38,6 +38,7 @@ typedef struct rt_dist_ops {
 struct rt_dist {
     const rt_dist_ops *ops;
     int rank, size;
+    int local;           /* the ranks on this rank's machine (sharing its memory), this one included */
     double wait_seconds; /* spent in wait, where the overlap did not hide the sums */
     int64_t sums;        /* bucket sums started */
 };

@@ -68,6 +68,10 @@ static rt_dist *mpi_open(int *argc, char ***argv, double timeout, char *err, siz
     m->base.ops = &rt_dist_mpi;
     MPI_Comm_rank(MPI_COMM_WORLD, &m->base.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &m->base.size);
+    MPI_Comm here; /* the ranks sharing this machine, whatever launched them (mpirun, srun) */
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &here);
+    MPI_Comm_size(here, &m->base.local);
+    MPI_Comm_free(&here);
     m->timeout = timeout;
     return &m->base;
 }

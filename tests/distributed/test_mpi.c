@@ -171,7 +171,7 @@ Test(distributed, the_split_step_sums_the_ranks_accumulators)
 Test(distributed, two_runs_give_the_same_bits_train_as_one_process_and_resume)
 {
     build("mlp", "mlp", "--distributed mpi");
-    int st;
+    int st, nproc = (int)sysconf(_SC_NPROCESSORS_ONLN);
     char *out = run_fmt(&st,
                         "cd %s && " MPIRUN " -np 2 ./mlp train --data data --epochs 10 --save a.st 2>&1 && " MPIRUN
                         " -np 2 ./mlp train --data data --epochs 10 --save b.st 2>&1 && ./mlp train --data data "
@@ -182,6 +182,11 @@ Test(distributed, two_runs_give_the_same_bits_train_as_one_process_and_resume)
     snprintf(a, sizeof a, "%s/a.st", dir);
     snprintf(b, sizeof b, "%s/b.st", dir);
     expect_same_tensors(a, b);
+    /* without --threads, at most each rank's share of the machine's cores */
+    const char *ranks = strstr(out, "2 ranks of ");
+    cr_assert_not_null(ranks, "%s", out);
+    int threads = atoi(ranks + 11);
+    cr_expect(threads >= 1 && (threads == 1 || 2 * threads <= nproc), "%d threads a rank on %d cores", threads, nproc);
     /* the two ranks' accuracy after 10 epochs, then the one process's: the last line has it */
     const char *second = strstr(out, "test accuracy");
     cr_assert_not_null(second);
