@@ -335,6 +335,33 @@ static bool near_discontinuity(const ir_graph *g, int32_t id, const ir_tensor *v
         free(top);
         return bad;
     }
+    case IR_max_pool2d: { /* the two largest of each window (padding is no element) */
+        if (!ca)
+            return false;
+        const ir_window *w = &n->attr.win;
+        const int64_t *d = a->shape.dim, *o = out->shape.dim;
+        for (int64_t i = 0; i < count; i++) {
+            int64_t ow = i % o[3], oh = i / o[3] % o[2], plane = i / (o[2] * o[3]); /* plane: sample, channel */
+            double first = -INFINITY, second = -INFINITY;
+            for (int64_t kh = 0; kh < w->kernel[0]; kh++)
+                for (int64_t kw = 0; kw < w->kernel[1]; kw++) {
+                    int64_t h = oh * w->stride[0] - w->pad[0] + kh * w->dilation[0],
+                            x = ow * w->stride[1] - w->pad[1] + kw * w->dilation[1];
+                    if (h < 0 || h >= d[2] || x < 0 || x >= d[3])
+                        continue;
+                    double v = get(a, (plane * d[2] + h) * d[3] + x);
+                    if (v > first)
+                        second = first, first = v;
+                    else if (v > second)
+                        second = v;
+                }
+            if (isfinite(second) && near(first, second, sa)) {
+                snprintf(why, len, "max_pool2d: a tie of %g and %g (window %lld)", first, second, (long long)i);
+                return true;
+            }
+        }
+        return false;
+    }
     default: return false;
     }
 }
