@@ -65,3 +65,29 @@ void expect_same_tensors(const char *a, const char *b)
     rt_ckpt_free(&x);
     rt_ckpt_free(&y);
 }
+
+double tensors_apart(const char *a, const char *b)
+{
+    rt_ckpt x, y;
+    char err[512];
+    cr_assert(rt_ckpt_load(a, &x, err, sizeof err), "%s", err);
+    cr_assert(rt_ckpt_load(b, &y, err, sizeof err), "%s", err);
+    cr_assert_eq(x.n, y.n);
+    double worst = 0;
+    for (int i = 0; i < x.n; i++) {
+        const rt_ckpt_tensor *t = rt_ckpt_find(&y, x.t[i].name);
+        cr_assert_not_null(t, "%s: no %s", b, x.t[i].name);
+        int64_t n = 1;
+        for (int k = 0; k < t->rank; k++)
+            n *= t->dims[k];
+        double d = 0, r = 0;
+        for (int64_t k = 0; k < n; k++) {
+            double u = ((const float *)x.t[i].data)[k], v = ((const float *)t->data)[k];
+            d += (u - v) * (u - v), r += u * u;
+        }
+        worst = fmax(worst, sqrt(d) / (r > 0 ? sqrt(r) : 1));
+    }
+    rt_ckpt_free(&x);
+    rt_ckpt_free(&y);
+    return worst;
+}

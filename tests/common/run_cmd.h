@@ -15,4 +15,8 @@ double last_value(const char *out, const char *key);
 /* Every tensor of the safetensors files a and b holds the same bytes (expects, per tensor). */
 void expect_same_tensors(const char *a, const char *b);
 
+/* The largest over the tensors of two safetensors files of ||a - b|| / ||a|| (norm-wise; 1
+ * for a zero tensor of a); asserts both load and hold the same tensors. */
+double tensors_apart(const char *a, const char *b);
+
 #endif

@@ -60,33 +60,6 @@ static void build(const char *name, const char *out, const char *more)
     free(text);
 }
 
-/* The largest over the tensors of ||a - b|| / ||a|| */
-static double worst_difference(const char *a, const char *b)
-{
-    rt_ckpt x, y;
-    char err[512];
-    cr_assert(rt_ckpt_load(a, &x, err, sizeof err), "%s", err);
-    cr_assert(rt_ckpt_load(b, &y, err, sizeof err), "%s", err);
-    cr_assert_eq(x.n, y.n);
-    double worst = 0;
-    for (int i = 0; i < x.n; i++) {
-        const rt_ckpt_tensor *t = rt_ckpt_find(&y, x.t[i].name);
-        cr_assert_not_null(t, "%s: no %s", b, x.t[i].name);
-        int64_t n = 1;
-        for (int k = 0; k < t->rank; k++)
-            n *= t->dims[k];
-        double d = 0, r = 0;
-        for (int64_t k = 0; k < n; k++) {
-            double u = ((const float *)x.t[i].data)[k], v = ((const float *)t->data)[k];
-            d += (u - v) * (u - v), r += u * u;
-        }
-        worst = fmax(worst, sqrt(d) / (r > 0 ? sqrt(r) : 1));
-    }
-    rt_ckpt_free(&x);
-    rt_ckpt_free(&y);
-    return worst;
-}
-
 Test(distributed, ranks_end_three_steps_where_one_process_does)
 {
     write_subset(dir, 768); /* dir's own files: 768 images, 3 steps at batch 256 */
@@ -114,7 +87,7 @@ Test(distributed, ranks_end_three_steps_where_one_process_does)
             char one[300], many[300];
             snprintf(one, sizeof one, "%s/%s.1.st", dir, bins[b]);
             snprintf(many, sizeof many, "%s/%s.%d.st", dir, bins[b], ranks);
-            double d = worst_difference(one, many);
+            double d = tensors_apart(one, many);
             cr_expect(d <= 1e-5, "%s: %d ranks end 3 steps %.3g from one process (relative, norm-wise)", bins[b], ranks,
                       d);
         }
@@ -138,7 +111,7 @@ Test(distributed, a_rank_without_rows_adds_nothing)
     char one[300], many[300];
     snprintf(one, sizeof one, "%s/i1.st", dir);
     snprintf(many, sizeof many, "%s/i4.st", dir);
-    double d = worst_difference(one, many);
+    double d = tensors_apart(one, many);
     cr_expect(d <= 1e-5, "4 ranks at batch 3 end %.3g from one process", d);
 }
 
@@ -163,7 +136,7 @@ Test(distributed, the_split_step_sums_the_ranks_accumulators)
         char one[300], many[300];
         snprintf(one, sizeof one, "%s/s1.st", dir);
         snprintf(many, sizeof many, "%s/s3.st", dir);
-        double d = worst_difference(one, many);
+        double d = tensors_apart(one, many);
         cr_expect(d <= 1e-5, "%s: 3 ranks end %.3g from one process", flags[k], d);
     }
 }
@@ -208,7 +181,7 @@ Test(distributed, two_runs_give_the_same_bits_train_as_one_process_and_resume)
     snprintf(b, sizeof b, "%s/e.st", dir);
     expect_same_tensors(a, b);
     snprintf(b, sizeof b, "%s/f.st", dir);
-    cr_expect_lt(worst_difference(a, b), 1e-3, "resumed on 4 ranks, the second epoch ends far from 2 ranks'");
+    cr_expect_lt(tensors_apart(a, b), 1e-3, "resumed on 4 ranks, the second epoch ends far from 2 ranks'");
 }
 
 /* pids of the processes named name (the ranks: mpirun's own name is mpirun) */
