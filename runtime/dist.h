@@ -40,7 +40,6 @@ struct rt_dist {
     int rank, size;
     int local;           /* the ranks on this rank's machine (sharing its memory), this one included */
     double wait_seconds; /* spent in wait, where the overlap did not hide the sums */
-    int64_t sums;        /* bucket sums started */
 };
 
 /* FNV-1a over n bytes, from h (RT_HASH_START): what ranks compare (the binary and options at

@@ -113,7 +113,6 @@ static void mpi_start(rt_dist *d, int32_t bucket, float *data, int64_t count)
     }
     MPI_Iallreduce(MPI_IN_PLACE, data, (int)count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &m->req[bucket]);
     m->count[bucket] = count;
-    d->sums++;
     for (int k = 0; k < m->nreq; k++) { /* a nudge to the sums in flight: Open MPI progresses them in calls */
         int done;
         if (m->req[k] != MPI_REQUEST_NULL)
