@@ -54,7 +54,7 @@ const char *ag_blas_kernels(void);
 bool ag_blas_tuned(char *advice, size_t len);
 
 /* Call first thing in main, with main's argv: where ag_blas_tuned is false and
- * OPENBLAS_CORETYPE is unset, runs the program again (execv of /proc/self/exe with argv, so
+ * OPENBLAS_CORETYPE is unset, runs the program again (execv of its own path with argv, so
  * nothing done before survives) with OPENBLAS_CORETYPE set to SkylakeX (AVX-512) or Haswell
  * (AVX2, FMA); returns where there is nothing to do, the variable is set (by the user, or by
  * the first run), or the exec failed. The standalone binaries call it. */

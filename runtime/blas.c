@@ -80,6 +80,10 @@ void ag_blas_pick_kernels(char **argv)
     const char *want = getenv("OPENBLAS_CORETYPE") ? NULL : better_core(ag_blas_kernels());
     if (!want || setenv("OPENBLAS_CORETYPE", want, 1) != 0)
         return;
-    execv("/proc/self/exe", argv); /* returns only on failure: go on with the kernels there are */
+    /* by its own path, not /proc/self/exe: the process keeps its name (ps, pgrep, top) */
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[n > 0 ? n : 0] = 0;
+    execv(n > 0 ? self : "/proc/self/exe", argv); /* returns only on failure: go on with the kernels there are */
     unsetenv("OPENBLAS_CORETYPE");
 }

@@ -660,6 +660,13 @@ Test(binary, bench_prints_each_kernel)
     if (avx2)
         cr_expect(strstr(out, "Haswell kernels"), "OPENBLAS_CORETYPE=Haswell, but:\n%s", out);
     free(out);
+    /* run again for the better kernels, the process keeps its name (ps, pgrep: not "exe") */
+    out = run_fmt(&st,
+                  "env -u OPENBLAS_CORETYPE %s/mlp bench --steps 1000 >/dev/null & p=$!; sleep 0.2; "
+                  "cat /proc/$p/comm; wait $p",
+                  dir);
+    cr_expect_str_eq(out, "mlp\n", "the binary's process name: %s", out);
+    free(out);
 }
 
 /* --target cpu,cuda: the binary carries the CUDA kernels (NVRTC at build time), still needs
