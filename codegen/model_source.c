@@ -322,8 +322,10 @@ static void cuda_tables(FILE *f, const cg_cuda_build *c)
         fprintf(f, "static const rt_cuda_launch %s[] = {\n", names[k]);
         for (int s = 0; s < plans[k]->nsteps; s++) {
             const cg_cuda_launch *l = &plans[k]->step[s];
-            fprintf(f, "    {\"%s\", {%.17g, %.17g, %.17g}, %.17g, %d, %d, %s},\n", l->name, l->units[0], l->units[1],
-                    l->units[2], l->units_per_block, l->first_step, l->steps, l->merged ? "true" : "false");
+            fprintf(f, "    {\"%s\", {%.17g, %.17g, %.17g}, %.17g, %d, %d, %s, %d, %d, {%lld, %lld}, {%lld, %lld}},\n",
+                    l->name, l->units[0], l->units[1], l->units[2], l->units_per_block, l->first_step, l->steps,
+                    l->merged ? "true" : "false", l->collective, (int)l->bucket, (long long)l->offset.k,
+                    (long long)l->offset.n, (long long)l->count.k, (long long)l->count.n);
         }
         if (!plans[k]->nsteps)
             fprintf(f, "    {\"\", {0, 0, 0}, 1, 0, 0, false},\n");

@@ -429,13 +429,14 @@ static bool distribute(ir_graph *g, const fe_build_opts *o, char *err, size_t le
     if (o->bucket_bytes <= 0)
         return true;
     const char *why = !g->train || !g->train->loss ? "the model declares no training (ag_minimize)"
-                      : o->cuda ? "it runs on the CPU (--target cpu): NCCL, for the GPU, is not built yet"
-                                : NULL;
+                      : o->cuda && !o->nccl        ? "MPI sums the CPU's gradients: for the GPU's, --distributed nccl"
+                      : !o->cuda && o->nccl        ? "NCCL sums the GPU's gradients: add --target cpu,cuda"
+                                                   : NULL;
 #ifndef AG_MPI_LIBS
     why = why ? why : "this aotgrad was built without MPI (install libopenmpi-dev and rebuild it)";
 #endif
     if (why)
-        return rt_fail(err, len, "--distributed mpi: %s", why);
+        return rt_fail(err, len, "--distributed %s: %s", o->nccl ? "nccl" : "mpi", why);
     g->train->bucket_bytes = o->bucket_bytes;
     return true;
 }

@@ -54,7 +54,8 @@ _Static_assert(offsetof(ag_args, batch) == 32 && offsetof(ag_args, seed) == 40 &
     X(unsigned int, uint32_t, seed, , "dropout's seed")                                                         \
     X(unsigned long long, uint64_t, step, , "dropout's step counter")                                           \
     X(const unsigned long long *, uint64_t, pstep, , "when set, the step is read here (a replayed CUDA graph)") \
-    X(char *, uint64_t, scratch, , "the plan's scratch_bytes, its counters zero before a launch (and after)")
+    X(char *, uint64_t, scratch, , "the plan's scratch_bytes, its counters zero before a launch (and after)")   \
+    X(long long, int64_t, row0, , "the batch's first row in the global batch (a rank's share): dropout's masks")
 
 #define AG_DEV_FIELD_HOST_(dtype, htype, name, dims, what) htype name dims;
 
@@ -65,7 +66,7 @@ typedef struct ag_dev_args_host {
 
 _Static_assert(offsetof(ag_dev_args_host, N) == 144 && offsetof(ag_dev_args_host, seed) == 152 &&
                    offsetof(ag_dev_args_host, step) == 160 && offsetof(ag_dev_args_host, scratch) == 176 &&
-                   sizeof(ag_dev_args_host) == 184,
+                   offsetof(ag_dev_args_host, row0) == 184 && sizeof(ag_dev_args_host) == 192,
                "ag_dev_args: the layout the device struct has (the CUDA source's, from the same list)");
 
 #endif

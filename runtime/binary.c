@@ -233,7 +233,9 @@ static bool gpu_train_epoch(void *ctx, const int64_t *perm, int64_t n, const rt_
                             size_t len)
 {
     bin *b = ctx;
-    return rt_cuda_train_epoch(b->gpu, perm, n, f, epoch, first_step, loss_sum, metric_sum, bad_step, err, len);
+    return rt_cuda_train_epoch(b->gpu, perm, n, f, epoch, first_step, loss_sum, metric_sum, bad_step, err, len) &&
+           (!b->check_ranks || !b->dist || rt_cuda_get_params(b->gpu, b->params, err, len)) &&
+           same_params(b, "epoch", (uint64_t)epoch, err, len); /* the device's, once an epoch */
 }
 
 rt_model rt_bin_as_model(bin *b)
@@ -653,8 +655,13 @@ bool rt_bin_choose_device(bin *b, const opts *o, char *err, size_t len)
     if (!o->device && !b->m->cuda)
         return true;
     char why[1024];
-    if (rt_cuda_open(b->m, b->rows, &b->gpu, why, sizeof why))
-        return true;
+    bool opened = rt_cuda_open(b->m, b->rows, b->dist ? b->dist->local_rank : 0, &b->gpu, why, sizeof why);
+    int differs = -1;
+    if (b->dist && b->dist->size > 1 && !b->dist->ops->same(b->dist, opened, &differs)) /* one device for all */
+        return rt_fail(err, len, "rank %d of %d: the ranks did not all open a GPU (rank %d differs from rank 0): %s",
+                       b->dist->rank, b->dist->size, differs, opened ? "give --device cpu or fix the others" : why);
+    if (opened)
+        return rt_cuda_join(b->gpu, b->dist, err, len); /* with ranks: NCCL */
     if (!o->device)
         return true; /* no GPU here: the CPU */
     return rt_fail(err, len, "--device cuda: %s", why);

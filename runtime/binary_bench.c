@@ -121,6 +121,10 @@ static bool bench_gpu(bin *b, const void *x, const void *y, const opts *o, char 
         printf("%3s  %-13s %-11s %9s %7s %14s  %s\n", "#", "kernel", "kind", "us/step", "share", "rate", "computes");
         for (int k = 0; k < im->ntrain; k++) {
             const rt_cuda_launch *l = &im->train[k];
+            if (l->collective) { /* not a kernel: a bucket's sum (NCCL), nothing to sum in one process */
+                printf("%3d  %-13s %-11s %9s %7s %14s  %s\n", k, "-", "collective", "-", "-", "-", l->name);
+                continue;
+            }
             double flops = 0, bytes = 0, tk = seconds[k] / (double)reps;
             for (int s = l->first_step; s < l->first_step + l->steps && s < e->nsteps; s++)
                 flops += step_flops(&e->steps[s], N), bytes += step_bytes(&e->steps[s], N);

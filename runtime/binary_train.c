@@ -130,7 +130,7 @@ static bool join(bin *b, const rt_compiled *m, const opts *o, const rt_fit *fit,
 /* After a distributed run: what the sums cost a step, and what the overlap hid (a collective) */
 static void say_sums(const rt_compiled *m, bin *b, uint64_t steps)
 {
-    if (!b->dist || b->dist->size < 2 || !steps)
+    if (!b->dist || b->dist->size < 2 || !steps || b->gpu) /* the GPU's sums are NCCL's, not timed here */
         return;
     double waited = b->dist->wait_seconds / (double)steps, alone = b->dist->ops->probe(b->dist),
            hid = alone > 0 ? 1 - waited / alone : 0;
@@ -224,7 +224,9 @@ int rt_bin_train(const rt_compiled *m, const opts *o)
         b.data_x = train.x_dtype;
     char where[300];
     int threads = rt_pool_threads(b.pool);
-    if (b.gpu)
+    if (b.gpu && b.dist && b.dist->size > 1)
+        snprintf(where, sizeof where, "%d ranks, each on a GPU (NCCL): rank 0 on %s", b.dist->size, device_name(&b));
+    else if (b.gpu)
         snprintf(where, sizeof where, "on %s", device_name(&b));
     else if (b.dist && b.dist->size > 1)
         snprintf(where, sizeof where, "%d ranks of %d thread%s (MPI)", b.dist->size, threads, threads > 1 ? "s" : "");

@@ -21,6 +21,11 @@ typedef struct rt_cuda_launch {
     double units[3], per_block;
     int first_step, steps;
     bool merged; /* steps that each need one block, run in one (else one step, or a matmul and its epilogue) */
+    /* not a kernel: a bucket's sum over the ranks (NCCL) started (1) or waited for (2); 0: a
+     * kernel. The bucket is count[0] + count[1] N floats at byte offset[0] + offset[1] N of
+     * the arena (codegen/cuda/render.h) */
+    int collective, bucket;
+    int64_t offset[2], count[2];
 } rt_cuda_launch;
 
 typedef struct rt_cuda_image {

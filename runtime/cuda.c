@@ -8,7 +8,9 @@
 #include "args.h"
 #include "cuda.h"
 #include "cuda_driver.h"
+#include "dist.h"
 #include "fail.h"
+#include "nccl.h"
 
 /* every driver call's result, named (cuda_driver.h) */
 static bool ck(CUresult r, const char *what, const char *kernel, char *err, size_t len)
@@ -33,7 +35,7 @@ typedef struct step_outs {
     CUdeviceptr metric[8];
     int metric_i32[8];
     int nmetrics;
-    long long rows;
+    long long rows, advance; /* counted in the sums (0: an idle rank); the global batch's */
 } step_outs;
 
 struct rt_cuda {
@@ -57,6 +59,14 @@ struct rt_cuda {
     CUgraphExec graph;
     int64_t graph_batch; /* the batch the graph was captured for, 0: none */
     bool graph_lr;       /* whether it reads the step's lr from lr_table first */
+    /* data-parallel training (rt_cuda_join): the buckets summed by NCCL over the job's ranks */
+    rt_dist *dist;
+    ncclComm_t comm;
+    CUstream comm_stream;    /* the sums' own stream, ordered against the kernels' with events */
+    int nbuckets;            /* of the train plan */
+    CUevent *ready, *summed; /* per bucket: its gradients computed; its sum done */
+    CUdeviceptr share;       /* rank_share: [0] at a full batch, [1] at the epoch's last */
+    float host_share[2];
 };
 
 const char *rt_cuda_device_name(const rt_cuda *c) { return c->name; }
@@ -77,7 +87,7 @@ static bool upload(rt_cuda *c, CUdeviceptr dst, const void *src, size_t bytes, c
            ck(rt_cu.cuStreamSynchronize(c->stream), "cuStreamSynchronize", what, err, len);
 }
 
-bool rt_cuda_open(const rt_compiled *m, int64_t rows, rt_cuda **out, char *err, size_t len)
+bool rt_cuda_open(const rt_compiled *m, int64_t rows, int device, rt_cuda **out, char *err, size_t len)
 {
     *out = NULL;
     int64_t train_bytes = rt_arena_bytes(m->train.arena, m->train.narena, rows),
@@ -103,7 +113,7 @@ bool rt_cuda_open(const rt_compiled *m, int64_t rows, rt_cuda **out, char *err, 
     c->train = calloc((size_t)m->cuda->ntrain + 1, sizeof *c->train);
     c->forward = calloc((size_t)m->cuda->nforward + 1, sizeof *c->forward);
     bool ok = c->train && c->forward;
-    ok = ok && ck(rt_cu.cuDeviceGet(&c->dev, 0), "cuDeviceGet", NULL, err, len) &&
+    ok = ok && ck(rt_cu.cuDeviceGet(&c->dev, (device > 0 ? device : 0) % count), "cuDeviceGet", NULL, err, len) &&
          ck(rt_cu.cuDeviceGetName(c->name, sizeof c->name - 1, c->dev), "cuDeviceGetName", NULL, err, len) &&
          ck(rt_cu.cuDevicePrimaryCtxRetain(&c->ctx, c->dev), "cuDevicePrimaryCtxRetain", NULL, err, len) &&
          ck(rt_cu.cuCtxSetCurrent(c->ctx), "cuCtxSetCurrent", NULL, err, len);
@@ -123,8 +133,8 @@ bool rt_cuda_open(const rt_compiled *m, int64_t rows, rt_cuda **out, char *err, 
         ok = ck(r, "cuModuleLoadDataEx", m->cuda->arch, err, len);
     }
     for (int k = 0; ok && k < m->cuda->ntrain; k++)
-        ok = ck(rt_cu.cuModuleGetFunction(&c->train[k], c->mod, m->cuda->train[k].name), "cuModuleGetFunction",
-                m->cuda->train[k].name, err, len);
+        ok = m->cuda->train[k].collective || ck(rt_cu.cuModuleGetFunction(&c->train[k], c->mod, m->cuda->train[k].name),
+                                                "cuModuleGetFunction", m->cuda->train[k].name, err, len);
     for (int k = 0; ok && k < m->cuda->nforward; k++)
         ok = ck(rt_cu.cuModuleGetFunction(&c->forward[k], c->mod, m->cuda->forward[k].name), "cuModuleGetFunction",
                 m->cuda->forward[k].name, err, len);
@@ -145,7 +155,7 @@ bool rt_cuda_open(const rt_compiled *m, int64_t rows, rt_cuda **out, char *err, 
          dalloc(&c->x, rt_array_bytes(rows, c->x_row, 1), "batch features", err, len) &&
          dalloc(&c->y, rt_array_bytes(rows, c->y_row, 1), "batch targets", err, len) &&
          dalloc(&c->lr, 4, "lr", err, len) && dalloc(&c->wd, 4, "wd", err, len) &&
-         dalloc(&c->state, sizeof(dev_state), "step state", err, len) &&
+         dalloc(&c->share, 8, "rank share", err, len) && dalloc(&c->state, sizeof(dev_state), "step state", err, len) &&
          ck(rt_cu.cuMemAllocHost((void **)&c->host_state, sizeof(dev_state)), "cuMemAllocHost", NULL, err, len) &&
          dalloc(&c->scratch, m->cuda->scratch_bytes, "scratch", err, len);
     if (ok && m->cuda->scratch_bytes > 0) {
@@ -169,8 +179,18 @@ void rt_cuda_close(rt_cuda *c)
     if (c->ctx) {
         if (c->graph)
             rt_cu.cuGraphExecDestroy(c->graph);
-        CUdeviceptr bufs[] = {c->params, c->train_arena, c->fwd_arena, c->x,     c->y,       c->lr,      c->wd,
-                              c->state,  c->data_x,      c->data_y,    c->order, c->scratch, c->lr_table};
+        if (c->comm) /* an error may have left sums in flight: abort them rather than wait */
+            rt_nccl.ncclCommAbort(c->comm);
+        for (int k = 0; k < c->nbuckets; k++) {
+            if (c->ready && c->ready[k])
+                rt_cu.cuEventDestroy(c->ready[k]);
+            if (c->summed && c->summed[k])
+                rt_cu.cuEventDestroy(c->summed[k]);
+        }
+        if (c->comm_stream)
+            rt_cu.cuStreamDestroy(c->comm_stream);
+        CUdeviceptr bufs[] = {c->params, c->train_arena, c->fwd_arena, c->x,     c->y,       c->lr,       c->wd,
+                              c->state,  c->data_x,      c->data_y,    c->order, c->scratch, c->lr_table, c->share};
         for (size_t k = 0; k < sizeof bufs / sizeof *bufs; k++)
             if (bufs[k])
                 rt_cu.cuMemFree(bufs[k]);
@@ -188,6 +208,8 @@ void rt_cuda_close(rt_cuda *c)
             rt_cu.cuModuleUnload(c->mod);
         rt_cu.cuDevicePrimaryCtxRelease(c->dev);
     }
+    free(c->ready);
+    free(c->summed);
     free(c->train);
     free(c->forward);
     free(c);
@@ -243,7 +265,35 @@ static bool launch(rt_cuda *c, CUfunction f, const char *name, int64_t grid, voi
               name, err, len);
 }
 
-/* one entry point's kernels in order */
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* A bucket's sum over the ranks: started on the sums' stream once the kernels' stream has
+ * computed its gradients (an event), or the kernels' stream made to wait for it (another).
+ * In a captured graph these are its fork and join; one process has nothing to sum. */
+static bool collective(rt_cuda *c, const rt_cuda_launch *l, const dev_args *a, char *err, size_t len)
+{
+    if (!c->comm)
+        return true;
+    if (l->bucket < 0 || l->bucket >= c->nbuckets)
+        return rt_fail(err, len, "%s: no such bucket (the plan has %d)", l->name, c->nbuckets);
+    CUevent ready = c->ready[l->bucket], summed = c->summed[l->bucket];
+    if (l->collective == 2)
+        return ck(rt_cu.cuStreamWaitEvent(c->stream, summed, 0), "cuStreamWaitEvent", l->name, err, len);
+    void *p = (void *)(uintptr_t)(a->arena + (uint64_t)(l->offset[0] + l->offset[1] * a->N));
+    size_t count = (size_t)(l->count[0] + l->count[1] * a->N);
+    return ck(rt_cu.cuEventRecord(ready, c->stream), "cuEventRecord", l->name, err, len) &&
+           ck(rt_cu.cuStreamWaitEvent(c->comm_stream, ready, 0), "cuStreamWaitEvent", l->name, err, len) &&
+           rt_nccl_check(rt_nccl.ncclAllReduce(p, p, count, NCCL_FLOAT32, NCCL_SUM, c->comm, c->comm_stream),
+                         "ncclAllReduce", err, len) &&
+           ck(rt_cu.cuEventRecord(summed, c->comm_stream), "cuEventRecord", l->name, err, len);
+}
+
+/* one entry point's kernels (and a distributed train step's sums) in order */
 static bool run_entry(rt_cuda *c, bool training, const dev_args *a, char *err, size_t len)
 {
     const rt_cuda_image *im = c->m->cuda;
@@ -252,9 +302,68 @@ static bool run_entry(rt_cuda *c, bool training, const dev_args *a, char *err, s
     CUfunction *fn = training ? c->train : c->forward;
     void *params[] = {(void *)a};
     for (int k = 0; k < n; k++)
-        if (!launch(c, fn[k], plan[k].name, blocks(&plan[k], a->N), params, err, len))
+        if (!(plan[k].collective ? collective(c, &plan[k], a, err, len)
+                                 : launch(c, fn[k], plan[k].name, blocks(&plan[k], a->N), params, err, len)))
             return false;
     return true;
+}
+
+bool rt_cuda_join(rt_cuda *c, rt_dist *d, char *err, size_t len)
+{
+    if (!d || d->size < 2)
+        return true;
+    const rt_cuda_image *im = c->m->cuda;
+    for (int k = 0; k < im->ntrain; k++)
+        if (im->train[k].collective && im->train[k].bucket >= c->nbuckets)
+            c->nbuckets = im->train[k].bucket + 1;
+    if (c->nbuckets == 0)
+        return rt_fail(err, len, "%s's GPU kernels sum no gradients over ranks (built without --distributed nccl)",
+                       c->m->name);
+    ncclUniqueId id = {{0}};
+    char why[512] = "";
+    bool ok = rt_nccl_load(why, sizeof why) &&
+              (d->rank > 0 || rt_nccl_check(rt_nccl.ncclGetUniqueId(&id), "ncclGetUniqueId", why, sizeof why));
+    if (!ok) /* the others wait for rank 0's id, or for this rank in NCCL: they end with the job */
+        return rt_fail(err, len, "rank %d of %d: %s", d->rank, d->size, why);
+    d->ops->bcast(d, &id, sizeof id);
+    c->ready = calloc((size_t)c->nbuckets, sizeof *c->ready);
+    c->summed = calloc((size_t)c->nbuckets, sizeof *c->summed);
+    ok = (c->ready && c->summed) || rt_fail(err, len, "out of memory");
+    for (int k = 0; ok && k < c->nbuckets; k++)
+        ok = ck(rt_cu.cuEventCreate(&c->ready[k], CU_EVENT_DISABLE_TIMING), "cuEventCreate", NULL, err, len) &&
+             ck(rt_cu.cuEventCreate(&c->summed[k], CU_EVENT_DISABLE_TIMING), "cuEventCreate", NULL, err, len);
+    ok = ok && ck(rt_cu.cuStreamCreate(&c->comm_stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate", NULL, err, len) &&
+         rt_nccl_check(rt_nccl.ncclCommInitRank(&c->comm, d->size, id, d->rank), "ncclCommInitRank", err, len);
+    c->dist = ok ? d : NULL;
+    return ok;
+}
+
+/* Until the stream has run everything queued so far. With ranks, a sum may wait on a rank
+ * that died or hangs: the wait polls, and gives up after the job's --timeout, or when NCCL
+ * reports an error, with a message naming this rank. */
+static bool finish(rt_cuda *c, const char *what, char *err, size_t len)
+{
+    if (!c->comm)
+        return ck(rt_cu.cuStreamSynchronize(c->stream), "cuStreamSynchronize", what, err, len);
+    if (!ck(rt_cu.cuEventRecord(c->polled, c->stream), "cuEventRecord", what, err, len))
+        return false;
+    double t0 = now();
+    for (;;) {
+        CUresult r = rt_cu.cuEventQuery(c->polled);
+        if (r == 0)
+            return true;
+        if (r != CUDA_ERROR_NOT_READY)
+            return ck(r, "cuEventQuery", what, err, len);
+        ncclResult_t async = 0;
+        if (rt_nccl.ncclCommGetAsyncError(c->comm, &async) == 0 && async != 0 && async != NCCL_IN_PROGRESS)
+            return rt_nccl_check(async, "NCCL", err, len);
+        if (now() - t0 > c->dist->timeout)
+            return rt_fail(err, len,
+                           "rank %d of %d: %s did not finish within %g s (--timeout): another rank died or hangs",
+                           c->dist->rank, c->dist->size, what, c->dist->timeout);
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
 }
 
 static dev_args entry_args(rt_cuda *c, const rt_compiled_entry *e, CUdeviceptr arena, int64_t rows, uint32_t seed,
@@ -265,6 +374,7 @@ static dev_args entry_args(rt_cuda *c, const rt_compiled_entry *e, CUdeviceptr a
         a.inputs[k] = e->inputs[k] == AG_ROLE_DATA     ? c->x
                       : e->inputs[k] == AG_ROLE_LABELS ? c->y
                       : e->inputs[k] == AG_ROLE_LR     ? c->lr
+                      : e->inputs[k] == AG_ROLE_SHARE  ? c->share
                                                        : c->wd;
     if (device_step)
         a.pstep = c->state; /* ag_dev_state's first field is the step */
@@ -276,9 +386,30 @@ static CUdeviceptr value_at(rt_cuda *c, CUdeviceptr arena, const rt_compiled_val
     return (v->in_params ? c->params : arena) + (CUdeviceptr)rt_value_offset(v, rows);
 }
 
-/* a train step on the device: gather the batch, the step's kernels, the bookkeeping */
-static bool device_step(rt_cuda *c, int64_t rows, uint32_t seed, bool scheduled, char *err, size_t len)
+/* A rank's part of a global batch of `global` rows (all of it on one process): the rows it
+ * runs, the first of them in the global batch, the rows its figures count (0: an idle rank,
+ * which runs one row weighted 0), and which of c->share holds its rank_share. */
+typedef struct part {
+    int64_t rows, row0, counted, global;
+    int share;
+} part;
+
+static part part_of(const rt_cuda *c, int64_t global, int share)
 {
+    part p = {global, 0, global, global, share};
+    if (c->dist) {
+        rt_dist_share(global, c->dist->rank, c->dist->size, &p.row0, &p.rows);
+        p.counted = p.rows;
+        if (p.rows == 0)
+            p.rows = 1, p.row0 = 0;
+    }
+    return p;
+}
+
+/* a train step on the device: gather the batch, the step's kernels, the bookkeeping */
+static bool device_step(rt_cuda *c, part b, uint32_t seed, bool scheduled, char *err, size_t len)
+{
+    int64_t rows = b.rows;
     const rt_compiled *m = c->m;
     if (scheduled) { /* the step's lr: lr_table[steps of the epoch so far] */
         void *p[] = {&c->lr_table, &c->state, &c->lr};
@@ -286,14 +417,18 @@ static bool device_step(rt_cuda *c, int64_t rows, uint32_t seed, bool scheduled,
             return false;
     }
     CUdeviceptr src[2] = {c->data_x, c->data_y}, dst[2] = {c->x, c->y};
-    long long row[2] = {(long long)c->x_row, (long long)c->y_row}, nrows = rows;
+    long long row[2] = {(long long)c->x_row, (long long)c->y_row}, nrows = rows, row0 = b.row0;
     for (int k = 0; k < 2; k++) {
-        void *p[] = {&src[k], &dst[k], &c->order, &c->state, &nrows, &row[k]};
+        void *p[] = {&src[k], &dst[k], &c->order, &c->state, &nrows, &row[k], &row0};
         int64_t g = (rows * row[k] + 255) / 256;
         if (!launch(c, c->gather, "ag_gather", g < 1 ? 1 : g > 4096 ? 4096 : g, p, err, len))
             return false;
     }
     dev_args a = entry_args(c, &m->train, c->train_arena, rows, seed, 0, true);
+    a.row0 = b.row0;
+    for (int k = 0; k < m->train.ninputs && k < 8; k++)
+        if (m->train.inputs[k] == AG_ROLE_SHARE)
+            a.inputs[k] = c->share + (CUdeviceptr)(4 * b.share);
     if (!run_entry(c, true, &a, err, len))
         return false;
     for (int k = 0; k < m->nparams; k++) { /* the updates that are not in place, over their parameters */
@@ -308,21 +443,16 @@ static bool device_step(rt_cuda *c, int64_t rows, uint32_t seed, bool scheduled,
         if (!launch(c, c->copy, "ag_copy", g > 4096 ? 4096 : g, cp, err, len))
             return false;
     }
-    step_outs o = {
-        .loss = value_at(c, c->train_arena, &m->train.loss, rows), .nmetrics = m->train.nmetrics, .rows = rows};
+    step_outs o = {.loss = value_at(c, c->train_arena, &m->train.loss, rows),
+                   .nmetrics = m->train.nmetrics,
+                   .rows = b.counted,
+                   .advance = b.global};
     for (int k = 0; k < m->train.nmetrics && k < 8; k++) {
         o.metric[k] = value_at(c, c->train_arena, &m->train.metrics[k], rows);
         o.metric_i32[k] = m->train.metrics[k].dtype == AG_I32;
     }
     void *p[] = {&c->state, &o};
     return launch(c, c->step_end, "ag_step_end", 1, p, err, len);
-}
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 bool rt_cuda_train_epoch(rt_cuda *c, const int64_t *perm, int64_t n, const rt_fit *f, int64_t epoch,
@@ -335,6 +465,13 @@ bool rt_cuda_train_epoch(rt_cuda *c, const int64_t *perm, int64_t n, const rt_fi
     if (f->batch > c->rows)
         return rt_fail(err, len, "batches of %lld rows, where the arenas hold %lld", (long long)f->batch,
                        (long long)c->rows);
+    FILE *progress = c->dist && c->dist->rank > 0 ? NULL : f->progress; /* rank 0 alone prints */
+    if (f->dist && f->dist->size > 1 && f->dist != c->dist)
+        return rt_fail(err, len, "%d ranks, but the GPU has not joined them (rt_cuda_join)", f->dist->size);
+    int64_t full = n / f->batch, rest = n % f->batch;
+    part whole = part_of(c, f->batch, 0), last = part_of(c, rest, 1);
+    c->host_share[0] = (float)((double)whole.counted / (double)whole.global); /* rt_batch_share's */
+    c->host_share[1] = rest ? (float)((double)last.counted / (double)last.global) : 0;
     for (int64_t i = 0; i < n; i++)
         c->host_order[i] = (int)perm[i];
     float lr = (float)f->lr, wd = (float)f->wd;
@@ -356,11 +493,12 @@ bool rt_cuda_train_epoch(rt_cuda *c, const int64_t *perm, int64_t n, const rt_fi
            "step state", err, len) &&
         ck(rt_cu.cuMemcpyHtoDAsync(c->lr, &lr, 4, c->stream), "cuMemcpyHtoDAsync", "lr", err, len) &&
         ck(rt_cu.cuMemcpyHtoDAsync(c->wd, &wd, 4, c->stream), "cuMemcpyHtoDAsync", "wd", err, len) &&
+        ck(rt_cu.cuMemcpyHtoDAsync(c->share, c->host_share, 8, c->stream), "cuMemcpyHtoDAsync", "rank share", err,
+           len) &&
         (!scheduled || ck(rt_cu.cuMemcpyHtoDAsync(c->lr_table, c->host_lr, (size_t)steps * sizeof(float), c->stream),
                           "cuMemcpyHtoDAsync", "lr table", err, len)) &&
         /* lr, wd: on the stack */
         ck(rt_cu.cuStreamSynchronize(c->stream), "cuStreamSynchronize", NULL, err, len);
-    int64_t full = n / f->batch, rest = n % f->batch;
     /* full batches: one graph of a whole step, captured once per batch size and replayed */
     if (ok && full > 0 && (c->graph_batch != f->batch || c->graph_lr != scheduled)) {
         if (c->graph)
@@ -368,7 +506,7 @@ bool rt_cuda_train_epoch(rt_cuda *c, const int64_t *perm, int64_t n, const rt_fi
         CUgraph g = NULL;
         ok = ck(rt_cu.cuStreamBeginCapture(c->stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture",
                 NULL, err, len);
-        bool captured = ok && device_step(c, f->batch, f->seed, scheduled, err, len);
+        bool captured = ok && device_step(c, whole, f->seed, scheduled, err, len);
         CUresult r = ok ? rt_cu.cuStreamEndCapture(c->stream, &g) : 0;
         ok = captured && ck(r, "cuStreamEndCapture", NULL, err, len) &&
              ck(rt_cu.cuGraphInstantiate(&c->graph, g, 0), "cuGraphInstantiate", NULL, err, len);
@@ -381,13 +519,13 @@ bool rt_cuda_train_epoch(rt_cuda *c, const int64_t *perm, int64_t n, const rt_fi
     bool polling = false;
     for (int64_t s = 0; ok && s < full; s++) {
         ok = ck(rt_cu.cuGraphLaunch(c->graph, c->stream), "cuGraphLaunch", "train step", err, len);
-        if (ok && f->progress && now() - shown >= 0.25) { /* the sums so far, read without waiting */
+        if (ok && progress && now() - shown >= 0.25) { /* the sums so far, read without waiting */
             if (polling && rt_cu.cuEventQuery(c->polled) == 0) {
                 const dev_state *h = c->host_state;
-                fprintf(f->progress, "\r\033[Kepoch %lld/%lld  step %lld/%lld  loss %.4f", (long long)epoch,
+                fprintf(progress, "\r\033[Kepoch %lld/%lld  step %lld/%lld  loss %.4f", (long long)epoch,
                         (long long)f->epochs, h->steps, (long long)(full + (rest > 0)),
                         h->steps ? h->loss_sum / (double)(h->steps * f->batch) : 0.0);
-                fflush(f->progress);
+                fflush(progress);
                 polling = false;
             }
             if (!polling)
@@ -399,13 +537,13 @@ bool rt_cuda_train_epoch(rt_cuda *c, const int64_t *perm, int64_t n, const rt_fi
         }
     }
     if (ok && rest > 0)
-        ok = device_step(c, rest, f->seed, scheduled, err, len);
+        ok = device_step(c, last, f->seed, scheduled, err, len);
     ok = ok &&
          ck(rt_cu.cuMemcpyDtoHAsync(c->host_state, c->state, sizeof(dev_state), c->stream), "cuMemcpyDtoHAsync",
             "step state", err, len) &&
-         ck(rt_cu.cuStreamSynchronize(c->stream), "cuStreamSynchronize", "train step", err, len);
-    if (f->progress && shown > t0)
-        fprintf(f->progress, "\r\033[K");
+         finish(c, "the epoch's train steps", err, len);
+    if (progress && shown > t0)
+        fprintf(progress, "\r\033[K");
     if (!ok)
         return false;
     *loss_sum = c->host_state->loss_sum;
@@ -468,7 +606,8 @@ bool rt_cuda_time_kernels(rt_cuda *c, int64_t rows, int64_t reps, double *second
     for (int64_t r = 0; ok && r < reps; r++) {
         for (int k = 0; ok && k < n; k++)
             ok = ck(rt_cu.cuEventRecord(ev[k], c->stream), "cuEventRecord", im->train[k].name, err, len) &&
-                 launch(c, c->train[k], im->train[k].name, blocks(&im->train[k], rows), params, err, len);
+                 (im->train[k].collective || /* one process: nothing to sum */
+                  launch(c, c->train[k], im->train[k].name, blocks(&im->train[k], rows), params, err, len));
         ok = ok && ck(rt_cu.cuEventRecord(ev[n], c->stream), "cuEventRecord", NULL, err, len) &&
              ck(rt_cu.cuStreamSynchronize(c->stream), "cuStreamSynchronize", "timed kernels", err, len);
         for (int k = 0; ok && k < n; k++) {

@@ -24,13 +24,23 @@
 
 #include "compiled.h"
 #include "data.h"
+#include "dist.h"
 #include "train.h"
 
 typedef struct rt_cuda rt_cuda;
 
-/* The first GPU, with m's CUDA image loaded and its memory allocated; false with one line
- * (no driver, no GPU, an image this GPU cannot run, out of device memory). */
-bool rt_cuda_open(const rt_compiled *m, int64_t rows, rt_cuda **out, char *err, size_t len);
+/* GPU number `device` (modulo the GPUs there: a rank's place on its machine), with m's CUDA
+ * image loaded and its memory allocated; false with one line (no driver, no GPU, an image
+ * this GPU cannot run, out of device memory). */
+bool rt_cuda_open(const rt_compiled *m, int64_t rows, int device, rt_cuda **out, char *err, size_t len);
+
+/* Data-parallel training (docs/distributed.md): with d of two ranks or more, the train
+ * step's buckets of gradients are summed over them by NCCL (loaded with dlopen: nccl.h), on
+ * a stream of their own, forked from and joined to the kernels' stream with events inside
+ * the captured step; rank 0 makes NCCL's id and d broadcasts it. Each rank then trains on
+ * its share of every global batch (rt_dist_share), and a sum that waits on a dead rank ends
+ * the epoch with an error after d's timeout. A no-op for one process. */
+bool rt_cuda_join(rt_cuda *c, rt_dist *d, char *err, size_t len);
 void rt_cuda_close(rt_cuda *c);
 const char *rt_cuda_device_name(const rt_cuda *c);
 

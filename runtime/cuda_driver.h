@@ -24,6 +24,7 @@ enum {
     CU_STREAM_NON_BLOCKING = 1,
     CU_EVENT_DISABLE_TIMING = 2,
     CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1,
+    CUDA_ERROR_NOT_READY = 600, /* cuEventQuery: not yet */
 };
 
 /* the driver's functions, by their exported (versioned) names */
@@ -52,6 +53,7 @@ enum {
     X(cuEventDestroy, "cuEventDestroy_v2", CUresult (*)(CUevent))                                                  \
     X(cuEventRecord, "cuEventRecord", CUresult (*)(CUevent, CUstream))                                             \
     X(cuEventQuery, "cuEventQuery", CUresult (*)(CUevent))                                                         \
+    X(cuStreamWaitEvent, "cuStreamWaitEvent", CUresult (*)(CUstream, CUevent, unsigned))                           \
     X(cuEventElapsedTime, "cuEventElapsedTime", CUresult (*)(float *, CUevent, CUevent))                           \
     X(cuLaunchKernel, "cuLaunchKernel",                                                                            \
       CUresult (*)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream,     \

@@ -25,6 +25,8 @@ typedef struct rt_dist_ops {
     void (*sum)(rt_dist *d, double *v, int n);
     /* the same for floats (the split step's accumulators) */
     void (*sum_floats)(rt_dist *d, float *v, int64_t n);
+    /* rank 0's n bytes at p into every rank's p (NCCL's id) */
+    void (*bcast)(rt_dist *d, void *p, size_t n);
     /* whether every rank has the same value; else the first rank whose differs from rank 0's */
     bool (*same)(rt_dist *d, uint64_t v, int *differs);
     /* ends every rank of the job with this exit status (after an error printed) */
@@ -39,6 +41,8 @@ struct rt_dist {
     const rt_dist_ops *ops;
     int rank, size;
     int local;           /* the ranks on this rank's machine (sharing its memory), this one included */
+    int local_rank;      /* this rank's place among them, from 0 (its GPU's, one a rank) */
+    double timeout;      /* the seconds a sum may take before the job is ended (--timeout) */
     double wait_seconds; /* spent in wait, where the overlap did not hide the sums */
 };
 

@@ -71,8 +71,9 @@ static rt_dist *mpi_open(int *argc, char ***argv, double timeout, char *err, siz
     MPI_Comm here; /* the ranks sharing this machine, whatever launched them (mpirun, srun) */
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &here);
     MPI_Comm_size(here, &m->base.local);
+    MPI_Comm_rank(here, &m->base.local_rank);
     MPI_Comm_free(&here);
-    m->timeout = timeout;
+    m->timeout = m->base.timeout = timeout;
     return &m->base;
 }
 
@@ -149,6 +150,13 @@ static void mpi_sum_floats(rt_dist *d, float *v, int64_t n)
     }
 }
 
+static void mpi_bcast(rt_dist *d, void *p, size_t n)
+{
+    MPI_Request r;
+    MPI_Ibcast(p, (int)n, MPI_BYTE, 0, MPI_COMM_WORLD, &r);
+    finish((mpi_dist *)d, &r, "rank 0's broadcast");
+}
+
 static bool mpi_same(rt_dist *d, uint64_t v, int *differs)
 {
     unsigned long long *all = malloc(sizeof *all * (size_t)d->size), mine = v;
@@ -217,5 +225,5 @@ static double mpi_probe(rt_dist *d)
     return t[REPS / 2];
 }
 
-const rt_dist_ops rt_dist_mpi = {"mpi",   mpi_open,       mpi_close, mpi_start, mpi_wait,
-                                 mpi_sum, mpi_sum_floats, mpi_same,  mpi_abort, mpi_probe};
+const rt_dist_ops rt_dist_mpi = {"mpi",          mpi_open,  mpi_close, mpi_start, mpi_wait, mpi_sum,
+                                 mpi_sum_floats, mpi_bcast, mpi_same,  mpi_abort, mpi_probe};

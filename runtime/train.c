@@ -363,8 +363,6 @@ bool rt_fit_model(const rt_model *m, const rt_dataset *train, const rt_dataset *
         ok = rt_fail(err, len, "--accumulate and --clip-norm need the split train step, which %s",
                      m->train_epoch ? "runs on the CPU only (--device cpu)" : "this model lacks");
     rt_dist *dist = f->dist && f->dist->size > 1 ? f->dist : NULL;
-    if (ok && dist && m->train_epoch)
-        ok = rt_fail(err, len, "the GPU trains in one process only, so far: not with %d ranks", dist->size);
     int64_t rows = 0; /* the split step's, accumulated since its last update */
     for (int64_t epoch = f->first_epoch > 1 ? f->first_epoch : 1; ok && epoch <= f->epochs; epoch++) {
         rt_epoch e = {.epoch = epoch, .test_loss = NAN};

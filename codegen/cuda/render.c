@@ -325,7 +325,7 @@ static void render_steps(rd *R, cg_cuda_plan *plan)
  * 48 KiB of static shared memory a kernel may have. Numbers the runs in R->merge_run. */
 enum { MERGE_SHARED = 24 * 1024 };
 
-static bool small(const cg_cuda_launch *l, int64_t B) { return cg_cuda_blocks(l, B) == 1; }
+static bool small(const cg_cuda_launch *l, int64_t B) { return !l->collective && cg_cuda_blocks(l, B) == 1; }
 
 static void mark_merges(rd *R, const cg_cuda_plan *plan)
 {

@@ -21,19 +21,22 @@ static void render_dropout(rd *R, const cg_call *c, cg_cuda_launch *launch)
     launch->units[0] = u0 * l0, launch->units[1] = u0 * l1 + u1 * l0, launch->units[2] = u1 * l1;
     /* p >= 1: the threshold is 0, nothing is kept (the scale is never used) */
     uint64_t threshold = !(c->p > 0) ? (uint64_t)1 << 32 : c->p >= 1 ? 0 : (uint64_t)floor((1 - c->p) * 4294967296.0);
+    /* a rank's share starts at row0 of the global batch: its masks are those rows' (exec.c) */
+    bool batched = c->rows.n || c->len.n || c->inner.n;
     fprintf(R->f,
             "    const float *x = %s;\n    float *out = %s;\n"
-            "    const long long n = outer * len * inner;\n"
+            "    const long long n = outer * len * inner, first = %s;\n"
             "    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n;\n"
             "         e += (long long)gridDim.x * blockDim.x) {\n"
-            "        const unsigned long long b = (unsigned long long)e / 4, st = a.pstep ? *a.pstep : a.step;\n"
+            "        const unsigned long long g = (unsigned long long)(first + e), b = g / 4,\n"
+            "                                 st = a.pstep ? *a.pstep : a.step;\n"
             "        unsigned w[4] = {(unsigned)b, (unsigned)(b >> 32), (unsigned)st, (unsigned)(st >> 32)};\n"
             "        ag_philox(w, a.seed, %uu);\n"
-            "        const bool keep = (unsigned long long)w[e %% 4] < %lluULL;\n"
+            "        const bool keep = (unsigned long long)w[g %% 4] < %lluULL;\n"
             "        out[e] = keep ? x[e] * %s : 0.0f;\n"
             "    }\n}\n\n",
-            arg_ptr(R, c, 0), arg_ptr(R, c, 1), (unsigned)c->site, (unsigned long long)threshold,
-            rd_real_lit(R, (double)(float)(1 / (1 - c->p)), true));
+            arg_ptr(R, c, 0), arg_ptr(R, c, 1), batched ? "N > 0 ? a.row0 * (n / N) : 0LL" : "0LL", (unsigned)c->site,
+            (unsigned long long)threshold, rd_real_lit(R, (double)(float)(1 / (1 - c->p)), true));
 }
 
 void rd_window_constants(rd *R, const rt_window *w)
@@ -226,8 +229,21 @@ void rd_render_call(rd *R, const cg_call *c, const char *name, cg_cuda_launch *l
         rd_fail(R, "no CUDA routine for op %d with %d operands", (int)c->op, (int)c->nargs);
         return;
     }
-    if (c->op == IR_allreduce) { /* the CPU's MPI only, so far: NCCL is not built */
-        rd_fail(R, "allreduce: a distributed build runs on the CPU (--target cpu); NCCL is not built yet");
+    if (c->op == IR_allreduce) { /* no kernel: the runtime's NCCL call (cg_cuda_launch) */
+        const cg_buffer *b =
+            rd_check_buffer(R, c->arg[0].buffer, "operand", 0) ? &R->p->buffers[c->arg[0].buffer] : NULL;
+        if (b && (b->region != CG_ARENA || b->dtype != AG_F32))
+            rd_fail(R, "allreduce: its bucket is not f32 in the arena");
+        if (!b || R->failed)
+            return;
+        launch->collective = c->wait ? 2 : 1;
+        launch->bucket = c->bucket;
+        launch->offset = (cg_dim){b->offset.k + 4 * c->arg[0].offset.k, b->offset.n + 4 * c->arg[0].offset.n};
+        launch->count = c->rows;
+        snprintf(launch->name, sizeof launch->name, "allreduce_bucket%d_%s", (int)c->bucket,
+                 c->wait ? "wait" : "start");
+        fprintf(R->f, "/* step %d, %s: bucket %d's sum over the ranks %s (NCCL, the runtime's) */\n\n", R->step,
+                launch->name, (int)c->bucket, c->wait ? "waited for" : "started");
         return;
     }
     bool used[4096] = {false};
@@ -495,17 +511,18 @@ static const char support[] =
     "    const void *metric[8];\n"
     "    int metric_i32[8];\n"
     "    int nmetrics;\n"
-    "    long long rows;\n"
+    "    long long rows;    /* the rows the loss and metrics count (a rank's share; 0: an idle rank's) */\n"
+    "    long long advance; /* the global batch's rows: the next batch's first position */\n"
     "} ag_step_outs;\n\n"
-    "/* dst row r = src row order[first + r], rows of row_bytes bytes */\n"
+    "/* dst row r = src row order[first + row0 + r], rows of row_bytes bytes (row0: a rank's share) */\n"
     "extern \"C\" __global__ void __launch_bounds__(256) ag_gather(const unsigned char *src, unsigned char *dst,\n"
-    "    const int *order, const ag_dev_state *s, long long rows, long long row_bytes)\n"
+    "    const int *order, const ag_dev_state *s, long long rows, long long row_bytes, long long row0)\n"
     "{\n"
     "    const long long n = rows * row_bytes;\n"
     "    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n; e += (long long)gridDim.x * "
     "blockDim.x) {\n"
     "        const long long r = e / row_bytes, b = e % row_bytes;\n"
-    "        dst[e] = src[(long long)order[s->first + r] * row_bytes + b];\n"
+    "        dst[e] = src[(long long)order[s->first + row0 + r] * row_bytes + b];\n"
     "    }\n"
     "}\n\n"
     "/* bytes copied: an update that is not in place, over its parameter */\n"
@@ -531,11 +548,11 @@ static const char support[] =
     "    if (!(l - l == 0.0f) && s->bad_step < 0) /* NaN or infinite */\n"
     "        s->bad_step = (long long)s->step;\n"
     "    s->loss_sum += (double)l * (double)o.rows;\n"
-    "    for (int k = 0; k < o.nmetrics && k < 8; k++)\n"
+    "    for (int k = 0; k < o.nmetrics && k < 8 && o.rows > 0; k++)\n"
     "        s->metric_sum[k] += o.metric_i32[k] ? (double)*(const int *)o.metric[k] : (double)*(const float "
     "*)o.metric[k];\n"
     "    s->step += 1;\n"
-    "    s->first += o.rows;\n"
+    "    s->first += o.advance;\n"
     "    s->steps += 1;\n"
     "}\n"
     "#endif\n\n";

@@ -98,8 +98,8 @@ bool cuda_device_load(cuda_device *d, const void *cubin, size_t cubin_len, const
         return rt_fail(err, len, "out of memory");
     d->plan = plan;
     for (int k = 0; k < plan->nsteps; k++)
-        if (!rt_cu_check(rt_cu.cuModuleGetFunction(&d->fn[k], d->mod, plan->step[k].name), "cuModuleGetFunction",
-                         plan->step[k].name, err, len))
+        if (!plan->step[k].collective && !rt_cu_check(rt_cu.cuModuleGetFunction(&d->fn[k], d->mod, plan->step[k].name),
+                                                      "cuModuleGetFunction", plan->step[k].name, err, len))
             return false;
     return true;
 }
@@ -157,6 +157,8 @@ bool cuda_device_run(cuda_device *d, int64_t batch, uint32_t seed, uint64_t step
     void *kernel_params[] = {&a};
     for (int k = 0; ok && k < d->plan->nsteps; k++) {
         const cg_cuda_launch *l = &d->plan->step[k];
+        if (l->collective) /* a bucket's sum over one rank: nothing to do */
+            continue;
         int64_t grid = cg_cuda_blocks(l, batch);
         grid = grid > MAX_GRID ? MAX_GRID : grid;
         ok = rt_cu_check(rt_cu.cuLaunchKernel(d->fn[k], (unsigned)grid, 1, 1, CG_CUDA_BLOCK, 1, 1, 0, d->stream,

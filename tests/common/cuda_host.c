@@ -132,8 +132,12 @@ static bool write_main(const char *path, const cg_cuda_plan *plan, int64_t batch
         return false;
     fprintf(f, "#include \"host_shim.h\"\n#include \"program.cu\"\n#include \"host_main.h\"\n\n");
     fprintf(f, "static const ag_host_step ag_host_steps[] = {\n");
+    int n = 0;
     for (int i = 0; i < plan->nsteps; i++) {
         const cg_cuda_launch *l = &plan->step[i];
+        if (l->collective) /* a bucket's sum over one rank (NCCL's in a binary): nothing to run */
+            continue;
+        n++;
         int64_t blocks = cuda_host_blocks(l, batch);
         if (max_blocks && blocks > (int64_t)max_blocks)
             blocks = max_blocks;
@@ -142,8 +146,8 @@ static bool write_main(const char *path, const cg_cuda_plan *plan, int64_t batch
         fprintf(f, "    {\"%s\", %s, %lldu, %du},\n", l->name, l->name, (long long)blocks, CG_CUDA_BLOCK);
     }
     fprintf(f, "    {nullptr, nullptr, 0, 0},\n};\n\n");
-    fprintf(f, "int main(int argc, char **argv) { return ag_host_main(argc, argv, ag_host_steps, %d, %lldu); }\n",
-            plan->nsteps, (long long)plan->scratch_bytes);
+    fprintf(f, "int main(int argc, char **argv) { return ag_host_main(argc, argv, ag_host_steps, %d, %lldu); }\n", n,
+            (long long)plan->scratch_bytes);
     return fclose(f) == 0;
 }
 
@@ -181,7 +185,7 @@ bool cuda_host_run(const char *source, const cg_cuda_plan *plan, int64_t batch, 
         return fail(err, len, "cuda_host: %d inputs and %d outputs, at most %d each", ninputs, noutputs,
                     CG_CUDA_MAX_TENSORS);
     for (int i = 0; i < plan->nsteps; i++)
-        if (!is_identifier(plan->step[i].name))
+        if (!plan->step[i].collective && !is_identifier(plan->step[i].name))
             return fail(err, len, "cuda_host: step %d: kernel name '%s' is not an identifier", i, plan->step[i].name);
     char shim[4096];
     if (!shim_dir(shim, sizeof shim) || strchr(shim, '\''))

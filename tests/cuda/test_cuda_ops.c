@@ -68,8 +68,6 @@ static void check_op(ir_op op)
 {
     char text[8192];
     cr_assert(op_sample(op, text, sizeof text), "op %s has no sample in tests/common/op_samples.c", ir_ops[op].name);
-    if (op == IR_allreduce)
-        return; /* a distributed build's, on the CPU only until NCCL is built: the test below */
     const int64_t batches[] = {1, 7, 256, 1001};
     check_text(ir_ops[op].name, text, batches, 4, op == IR_dropout);
 }
@@ -92,8 +90,9 @@ Test(cuda_ops, conv2d_in_every_tiling)
         check_text(k ? "conv2d, 2 groups of 24" : "conv2d, 40 channels", texts[k], batches, 3, false);
 }
 
-/* The renderer refuses the collective, naming why, until the NCCL path is built (issue 20) */
-Test(cuda_ops, allreduce_is_refused_with_its_reason)
+/* The collective is no kernel: two entries of the launch plan, the bucket's sum started and
+ * waited for, with where the bucket is and its floats, for the runtime's NCCL (issue 20) */
+Test(cuda_ops, allreduce_is_the_plans_start_and_wait_of_its_bucket)
 {
     char text[8192], err[1024];
     cr_assert(op_sample(IR_allreduce, text, sizeof text));
@@ -105,8 +104,28 @@ Test(cuda_ops, allreduce_is_refused_with_its_reason)
     cr_assert_not_null(p, "%s", err);
     cg_cuda_plan plan;
     char *src = cuda_source(p, &plan, err, sizeof err);
-    cr_assert_null(src);
-    cr_assert(strstr(err, "allreduce: a distributed build runs on the CPU"), "%s", err);
+    cr_assert_not_null(src, "%s", err);
+    int starts = 0, waits = 0, start = -1, wait = -1;
+    for (int k = 0; k < plan.nsteps; k++) {
+        const cg_cuda_launch *l = &plan.step[k];
+        if (!l->collective)
+            continue;
+        cr_expect_eq(l->bucket, 0, "%s: the program's first bucket", l->name);
+        cr_expect(l->count.k == 6 && l->count.n == 0, "%s: %lld floats", l->name, (long long)l->count.k);
+        char kernel[200];
+        snprintf(kernel, sizeof kernel, "%s(ag_dev_args", l->name);
+        cr_expect(!l->merged && !strstr(src, kernel), "%s is not a kernel", l->name);
+        if (l->collective == 1)
+            starts++, start = k;
+        else
+            waits++, wait = k;
+    }
+    cr_expect(starts == 1 && waits == 1 && start < wait, "%d starts, %d waits", starts, waits);
+    cr_expect(start >= 0 && wait >= 0 && plan.step[start].offset.k == plan.step[wait].offset.k);
+    cr_expect(strstr(src, "allreduce_bucket0_start: bucket 0's sum over the ranks started (NCCL, the runtime's)"), "%s",
+              src);
+    free(src);
+    cg_cuda_plan_free(&plan);
     cg_program_free(p);
     ir_graph_free(g);
     ir_graph_free(m);

@@ -302,16 +302,6 @@ Test(distributed, only_a_distributed_build_links_mpi)
     char *out = run_fmt(&st, "cd %s && ldd plain | grep -c libmpi; ldd mlp | grep -c libmpi", dir);
     cr_expect_str_eq(out, "0\n1\n", "libmpi in ldd of the plain and the distributed binary: %s", out);
     free(out);
-    out = run_fmt(&st, "cd %s && %s build models/mlp.c --distributed nccl -o x 2>&1", AG_SOURCE_DIR,
-                  getenv("AOTGRAD_BIN"));
-    cr_expect_neq(st, 0);
-    cr_expect(strstr(out, "--distributed takes mpi"), "%s", out);
-    free(out);
-    out = run_fmt(&st, "cd %s && %s build models/mlp.c --distributed mpi --target cpu,cuda -o %s/x 2>&1", AG_SOURCE_DIR,
-                  getenv("AOTGRAD_BIN"), dir);
-    cr_expect_neq(st, 0);
-    cr_expect(strstr(out, "models/mlp.c: error: --distributed mpi: it runs on the CPU"), "%s", out);
-    free(out);
 }
 
 /* A dump of a distributed train step trains in the interpreter as the model does: one rank,

@@ -827,10 +827,10 @@ void fz_check_graph(const ir_graph *model, const fz_check_opts *o, fz_result *r)
             oracle_say(r, FZ_FAIL, "interp", "out of memory");
     if (!done(r) && trains)
         check_soft_steps(model, r);
-    /* half the train steps as a distributed build's (on one rank: the sums are the identity),
-     * with buckets of 256 to 2048 bytes, so that most models have several; not those the
-     * host shim runs (a distributed build is the CPU's until NCCL is built) */
-    ir_graph *distributed = trains && model->n % 2 == 0 && !o->cuda ? ir_clone_live(model) : NULL;
+    /* half the train steps as a distributed build's (on one rank: the sums are the identity;
+     * the host shim skips the CUDA plan's NCCL entries), with buckets of 256 to 2048 bytes, so
+     * that most models have several */
+    ir_graph *distributed = trains && model->n % 2 == 0 ? ir_clone_live(model) : NULL;
     if (distributed && distributed->train)
         distributed->train->bucket_bytes = (int64_t)256 << (model->n / 2 % 4);
     if (!done(r) && trains)
