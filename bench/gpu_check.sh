@@ -21,6 +21,9 @@
 #      and eval of the CPU's weights on both devices (test accuracy within 0.002);
 #   2b. predict with the CPU's mlp weights on both devices (lines that agree), and resume on
 #      the GPU: mlp_dropout 1 + 1 epochs against 2, the checkpoints' tensors byte for byte;
+#   2c. data-parallel on NCCL with one rank (issue 20; one GPU a rank is NCCL's rule):
+#      mlp_dropout built with --distributed nccl (its buckets summed by NCCL inside the
+#      captured step, PyTorch's libnccl.so.2) against the plain build, 2 epochs, seed 3;
 #   3. every classifier for 10 epochs on the GPU: test accuracy (bars 0.82, 0.82, 0.84, 0.82) and
 #      the median epoch of 2-10; then `mlp bench --device cuda` (a row per kernel);
 #   4. PyTorch (bench/anchors/torch_d2l.py mlp, --device cuda) eager and with
@@ -42,7 +45,7 @@ models=(softmax mlp mlp_dropout mlp_adam)
 convnets=(lenet lenet_relu) # models/lenet.c, and with --set act=relu
 
 if [ "${1:-}" = "--help" ] || [ $# -lt 1 ]; then
-  sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//'
   exit 0
 fi
 
@@ -61,6 +64,9 @@ if [ "$1" = prepare ]; then
     set_=(); [ "$v" = lenet_relu ] && set_=(--set act=relu)
     "$ag" build models/lenet.c "${set_[@]}" --target cpu,cuda --emit exe,cu -o "$carry/bin/$v"
   done
+  echo "prepare: building mlp_dropout_nccl (--distributed nccl)" >&2
+  "$ag" build models/mlp_dropout.c --target cpu,cuda --distributed nccl --bucket-mib 0.05 --emit exe,cu \
+    -o "$carry/bin/mlp_dropout_nccl"
   echo "prepare: gpu_diff's cases" >&2
   for m in mlp softmax mlp_dropout linreg weight_decay mlp_adam lenet; do "$ag" ir "models/$m.c" > "$carry/ir/$m.ir"; done
   "$ag" ir models/mlp.c --set act=tanh > "$carry/ir/mlp_tanh.ir"
@@ -165,6 +171,29 @@ else
 fi
 echo "predict (the CPU's mlp weights, 10000 test images): GPU and CPU agree on $agree; resume on the GPU ($m, 1 + 1 epochs against 2): $resume"
 
+echo "== 2c. one rank on NCCL =="
+# NCCL from PyTorch's wheel (nvidia-nccl), else the system's
+nccl=$(python3 -c 'import glob, os, site
+for d in site.getsitepackages() + [site.getusersitepackages()]:
+    for p in glob.glob(os.path.join(d, "nvidia", "nccl", "lib", "libnccl.so*")):
+        print(p); raise SystemExit' 2>/dev/null || true)
+nccl=${nccl:-$( (ldconfig -p 2>/dev/null || true) | awk '/libnccl.so.2 / {print $NF; exit}')}
+one_rank=fail
+if [ -z "$nccl" ]; then
+  one_rank="not run (no libnccl.so.2 here)"
+elif limit 60 env $(img mlp_dropout_nccl) AOTGRAD_LIBNCCL="$nccl" "$carry/bin/mlp_dropout_nccl" train --device cuda \
+       --data "$data" --epochs 2 --seed 3 > "$out/nccl1" 2>&1 && [ -s "$out/r2" ]; then
+  tail -n 2 "$out/nccl1"
+  one_rank=$(awk -v a="$(field "$out/nccl1" train_loss)" -v b="$(field "$out/r2" train_loss)" \
+    -v s="$(grep -c '1 rank on GPUs (NCCL)' "$out/nccl1")" 'BEGIN {
+      d = a - b; if (d < 0) d = -d
+      printf "%s: train_loss %s against the plain build'"'"'s %s (%s)", s ? "through NCCL" : "NOT through NCCL", a, b,
+             (s && b > 0 && d <= 0.01 * b) ? "within 1%" : "DIFFERS" }')
+else
+  tail -n 5 "$out/nccl1" 2>/dev/null || true
+fi
+echo "one rank on NCCL (mlp_dropout, 2 epochs): $one_rank"
+
 echo "== 3. 10 epochs on the GPU =="
 declare -A acc sec
 for m in "${models[@]}"; do
@@ -218,6 +247,7 @@ for m in "${models[@]}"; do
 done
 printf 'differential (GPU vs CPU, 1 epoch + eval): %s; mlp bench: %s us a step (the replayed graph)\n' "$diff_ok" "${step_us:-nan}"
 printf 'predict on both devices: %s agree; resume on the GPU: %s\n' "$agree" "$resume"
+printf 'one rank on NCCL (mlp_dropout --distributed nccl, 2 epochs): %s\n' "$one_rank"
 awk -v a="${sec[mlp]}" -v e="$eager" -v c="$compiled" 'BEGIN {
   printf "mlp epoch: aotgrad %s s, PyTorch eager %s s (%.2fx; target >= 3x), torch.compile %s s (%.2fx; target > 1x)\n",
          a, e, (a > 0 ? e / a : 0), c, (a > 0 ? c / a : 0) }'

@@ -341,7 +341,7 @@ static void cuda_tables(FILE *f, const cg_cuda_build *c)
 
 bool cg_write_model_source(FILE *f, const char *source, const cg_program *train, const ir_graph *step,
                            const cg_program *forward, const ir_graph *eval, const cg_split *split,
-                           const cg_cuda_build *cuda, char *err, size_t len)
+                           const cg_cuda_build *cuda, const char *dist, char *err, size_t len)
 {
     /* without a train step (a graph without training): the forward pass alone, its outputs
      * listed for predict */
@@ -426,10 +426,12 @@ bool cg_write_model_source(FILE *f, const char *source, const cg_program *train,
     if (!split_tables(f, name, split, ncopies, err, len))
         return false;
 
-    /* a distributed build's step sums its gradients over MPI (libaotgrad_mpi.a) */
-    bool distributed = step && step->train && step->train->bucket_bytes > 0;
-    if (distributed)
-        fprintf(f, "extern const struct rt_dist_ops rt_dist_mpi;\n\n");
+    /* a distributed build's step sums its gradients over its table's ranks (MPI's:
+     * libaotgrad_mpi.a; NCCL's: the runtime library's) */
+    if (dist && !(step && step->train && step->train->bucket_bytes > 0))
+        return rt_fail(err, len, "a %s table for a step that sums no gradients", dist);
+    if (dist)
+        fprintf(f, "extern const struct rt_dist_ops %s;\n\n", dist);
     char mname[300];
     fprintf(f, "static const rt_compiled model = {\n    ");
     cg_c_literal(f, name);
@@ -459,7 +461,7 @@ bool cg_write_model_source(FILE *f, const char *source, const cg_program *train,
     cg_c_literal(f, ir_options_text(t, options, sizeof options));
     if (!split_entries(f, name, split, ncopies, layout->param_bytes, err, len))
         return false;
-    fprintf(f, ",\n    %s};\n\n", distributed ? "&rt_dist_mpi" : "NULL");
+    fprintf(f, ",\n    %s%s};\n\n", dist ? "&" : "", dist ? dist : "NULL");
     fprintf(f, "int main(int argc, char **argv) { return rt_binary_main(&model, argc, argv); }\n");
     return !ferror(f) || rt_fail(err, len, "cannot write the model's source");
 }

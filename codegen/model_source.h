@@ -32,9 +32,11 @@ typedef struct cg_split {
  * from the graphs beside them; false with a message when the model cannot make a binary
  * (updates not in place, more inputs than features and targets). train and step NULL: a
  * graph without training, the forward pass alone (its binary: predict and bench). split:
- * the split step, or NULL for a graph without training. cuda: NULL for a CPU-only binary. */
+ * the split step, or NULL for a graph without training. cuda: NULL for a CPU-only binary.
+ * dist: a distributed build's rt_dist table (runtime/dist.h: "rt_dist_mpi", "rt_dist_nccl"),
+ * or NULL. */
 bool cg_write_model_source(FILE *f, const char *source, const cg_program *train, const ir_graph *step,
                            const cg_program *forward, const ir_graph *eval, const cg_split *split,
-                           const cg_cuda_build *cuda, char *err, size_t len);
+                           const cg_cuda_build *cuda, const char *dist, char *err, size_t len);
 
 #endif

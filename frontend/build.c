@@ -52,11 +52,17 @@ static bool path_with(char *buf, size_t len, const char *out, const char *ext)
 #define AG_LINK_FLAGS "" /* the sanitizers' flags when the runtime library is instrumented */
 #endif
 
+/* --distributed: the binary's rt_dist table (runtime/dist.h), or NULL: one process */
+static const char *dist_table(const fe_build_opts *o)
+{
+    return o->bucket_bytes <= 0 ? NULL : o->mpi ? "rt_dist_mpi" : "rt_dist_nccl";
+}
+
 /* The executable OUT: the object files (NULL-ended: the programs' entry points), the tables
  * and main of model_source.c compiled with cc, the runtime library, OpenBLAS, zlib and libm. tmp: a folder for the pieces. */
 static bool link_binary(const char *out, const char *const *objects, const char *source, const cg_program *ps,
                         const ir_graph *step, const cg_program *pe, const ir_graph *eval, const cg_split *split,
-                        const cg_cuda_build *cuda, const char *tmp, char *err, size_t len)
+                        const cg_cuda_build *cuda, const char *dist, const char *tmp, char *err, size_t len)
 {
     const char *include = fe_include_dir(), *runtime = fe_runtime_lib();
     if (!include || !runtime) {
@@ -73,7 +79,7 @@ static bool link_binary(const char *out, const char *const *objects, const char 
         snprintf(err, len, "%.3000s: cannot write: %s", main_c, strerror(errno));
         return false;
     }
-    bool ok = cg_write_model_source(f, source, ps, step, pe, eval, split, cuda, err, len);
+    bool ok = cg_write_model_source(f, source, ps, step, pe, eval, split, cuda, dist, err, len);
     if (fclose(f) != 0 && ok) {
         snprintf(err, len, "%.3000s: cannot write", main_c);
         ok = false;
@@ -97,7 +103,7 @@ static bool link_binary(const char *out, const char *const *objects, const char 
     char mpi_lib[4200], mpi_libs[] = AG_MPI_LIBS_OR_NONE;
     snprintf(mpi_lib, sizeof mpi_lib, "%.*s/libaotgrad_mpi.a",
              (int)(strrchr(runtime, '/') ? strrchr(runtime, '/') - runtime : 1), strrchr(runtime, '/') ? runtime : ".");
-    bool mpi = step && step->train && step->train->bucket_bytes > 0;
+    bool mpi = dist && strcmp(dist, "rt_dist_mpi") == 0;
     if (mpi)
         link[n++] = main_o, link[n++] = mpi_lib;
     const char *rest[] = {main_o, runtime, "-lopenblas", "-lz", "-lm", "-pthread"};
@@ -423,7 +429,8 @@ static void remove_pieces(const char *tmp, const char *name)
     rmdir(tmp);
 }
 
-/* --distributed mpi: the train step sums its gradients over the ranks (passes/distribute.c) */
+/* --distributed mpi|nccl|mpi,nccl: the train step sums its gradients over the ranks
+ * (passes/distribute.c) */
 static bool distribute(ir_graph *g, const fe_build_opts *o, char *err, size_t len)
 {
     if (o->bucket_bytes <= 0)
@@ -433,10 +440,11 @@ static bool distribute(ir_graph *g, const fe_build_opts *o, char *err, size_t le
                       : !o->cuda && o->nccl        ? "NCCL sums the GPU's gradients: add --target cpu,cuda"
                                                    : NULL;
 #ifndef AG_MPI_LIBS
-    why = why ? why : "this aotgrad was built without MPI (install libopenmpi-dev and rebuild it)";
+    if (o->mpi)
+        why = why ? why : "this aotgrad was built without MPI (install libopenmpi-dev and rebuild it)";
 #endif
     if (why)
-        return rt_fail(err, len, "--distributed %s: %s", o->nccl ? "nccl" : "mpi", why);
+        return rt_fail(err, len, "--distributed %s: %s", o->nccl ? o->mpi ? "mpi,nccl" : "nccl" : "mpi", why);
     g->train->bucket_bytes = o->bucket_bytes;
     return true;
 }
@@ -560,13 +568,13 @@ int fe_build(const char *path, const fe_build_opts *o)
         cg_split tables = {ps.p[PROG_ACCUMULATE], ps.g[PROG_ACCUMULATE], ps.p[PROG_APPLY], ps.g[PROG_APPLY],
                            ps.no_split};
         const char *objects[] = {file, split.file[0] ? split.file : NULL, NULL};
-        if ((o->emit & FE_EMIT_EXE) && !link_binary(o->out, objects, path, train, step, fwd, eval, &tables,
-                                                    with_cuda ? &cuda_build : NULL, tmp, err, sizeof err))
+        if ((o->emit & FE_EMIT_EXE) &&
+            !link_binary(o->out, objects, path, train, step, fwd, eval, &tables, with_cuda ? &cuda_build : NULL,
+                         dist_table(o), tmp, err, sizeof err))
             goto fail;
     }
     double t_link = now();
-    if (!(o->emit & (FE_EMIT_OBJ | FE_EMIT_EXE)))
-        t_mc = t_link;
+    t_mc = o->emit & (FE_EMIT_OBJ | FE_EMIT_EXE) ? t_mc : t_link; /* no machine code: none of its time */
     if (!write_header_and_ir(o, path, train, step, fwd, eval, err, sizeof err))
         goto fail;
     if (o->time) {

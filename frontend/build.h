@@ -26,7 +26,8 @@ typedef struct fe_build_opts {
     int64_t batch;               /* --batch: the plan's batch; 0: the declared one (1 without training) */
     const char *dump_dir;        /* --dump-dir: every stage as a file there (frontend/dump.c), or NULL */
     int64_t bucket_bytes; /* --distributed mpi: the gradient buckets' size (passes/distribute.c); 0: one process */
-    bool nccl;            /* --distributed nccl: the GPU's buckets summed by NCCL (needs cuda) */
+    bool nccl;            /* --distributed nccl or mpi,nccl: the GPU's buckets summed by NCCL (needs cuda) */
+    bool mpi;             /* --distributed mpi or mpi,nccl: MPI linked (the CPU's sums; NCCL's id) */
 } fe_build_opts;
 
 /* Returns the exit status; errors go to stderr. */

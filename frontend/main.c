@@ -188,16 +188,19 @@ static void dump_stage(void *ctx, const char *pass, const ir_graph *g)
     printf("\n");
 }
 
-/* --distributed mpi|nccl (which; *nccl: NCCL sums the GPU's gradients) or --bucket-mib M, for
- * ir and build; false with the message */
-static bool distributed_option(rt_cli *cli, bool which, double *bucket_mib, bool *nccl)
+/* --distributed mpi|nccl|mpi,nccl (which: the engines into *mpi and *nccl) or --bucket-mib
+ * M, for ir and build; false with the message */
+static bool distributed_option(rt_cli *cli, bool which, double *bucket_mib, bool *mpi, bool *nccl)
 {
     const char *s = cli->value;
     char *end;
     if (which) {
-        *nccl = strcmp(s, "nccl") == 0 || strcmp(s, "mpi,nccl") == 0 || strcmp(s, "nccl,mpi") == 0;
-        if (!*nccl && strcmp(s, "mpi") != 0)
-            return rt_cli_error(cli, "--distributed takes mpi (the CPU) or nccl (the GPU too), not '%s'", s), false;
+        bool both = strcmp(s, "mpi,nccl") == 0 || strcmp(s, "nccl,mpi") == 0;
+        *nccl = both || strcmp(s, "nccl") == 0;
+        *mpi = both || strcmp(s, "mpi") == 0;
+        if (!*nccl && !*mpi)
+            return rt_cli_error(cli, "--distributed takes mpi (the CPU), nccl (GPUs) or mpi,nccl (both), not '%s'", s),
+                   false;
         return true;
     }
     *bucket_mib = strtod(s, &end);
@@ -249,8 +252,8 @@ static int cmd_ir(int argc, char **argv)
             if (!parse_i64(cli.value, 1, (int64_t)1 << 24, &at_batch))
                 return rt_cli_error(&cli, "--batch takes a count from 1 to 16777216, not '%s'", cli.value);
         } else if (v == O_DISTRIBUTED || v == O_BUCKET_MIB) {
-            bool nccl;
-            if (!distributed_option(&cli, v == O_DISTRIBUTED, &bucket_mib, &nccl))
+            bool mpi, nccl;
+            if (!distributed_option(&cli, v == O_DISTRIBUTED, &bucket_mib, &mpi, &nccl))
                 return cli.status;
             bucket_bytes = v == O_DISTRIBUTED || bucket_bytes ? 1 : 0;
         } else {
@@ -646,7 +649,7 @@ static int cmd_build(int argc, char **argv)
         else if (v == O_CUDA_ARCH)
             o.cuda_arch = s;
         else if (v == O_DISTRIBUTED || v == O_BUCKET_MIB) {
-            if (!distributed_option(&cli, v == O_DISTRIBUTED, &bucket_mib, &o.nccl))
+            if (!distributed_option(&cli, v == O_DISTRIBUTED, &bucket_mib, &o.mpi, &o.nccl))
                 return cli.status;
             distributed |= v == O_DISTRIBUTED;
         } else if (v == O_BATCH) {
@@ -708,7 +711,7 @@ static int cmd_ops(int argc, char **argv)
 static const command commands[] = {
     {"ir", cmd_ir, "print a model's graph as text IR",
      "usage: aotgrad ir MODEL.c|FILE.ir [--train | --eval | --accumulate | --apply] [--after PASS|all] [--dot]\n"
-     "                 [--memory [--batch N]] [--distributed mpi|nccl [--bucket-mib M]] [--set NAME=VALUE]...\n\n"
+     "                 [--memory [--batch N]] [--distributed E [--bucket-mib M]] [--set NAME=VALUE]...\n\n"
      "Builds the model (a C file, compiled with cc against aotgrad.h, whose function is named\n"
      "after the file) or reads a text IR file, and prints its graph as text IR on stdout.\n"
      "Errors in the model are reported as FILE:LINE: error: MESSAGE, all of them, and exit 1.\n"
@@ -726,14 +729,14 @@ static const command commands[] = {
      "  --memory          the memory plan of the train step and of inference (inference only\n"
      "                    for a graph without training)\n"
      "  --batch N         with --memory: its figures at batch N (one plan serves every batch)\n"
-     "  --distributed mpi|nccl  the train step of a distributed build (aotgrad build --distributed):\n"
+     "  --distributed E   the train step of a distributed build (aotgrad build --distributed E):\n"
      "                    each gradient summed over the ranks (allreduce) in buckets of\n"
      "                    --bucket-mib M (default 4) before its update\n"
      "  --set NAME=VALUE  set a model option (ag_option), e.g. --set act=tanh\n"
      "  --model-timeout S  seconds the model's code may take to build the graph (default 60)\n"},
     {"build", cmd_build, "compile a model with the LLVM backend: a standalone binary, or object and header",
      "usage: aotgrad build MODEL.c|FILE.ir -o OUT [--emit LIST] [--target cpu|cpu,cuda] [--cuda-arch A]\n"
-     "                    [--batch N] [--dump-dir DIR] [--time] [--distributed mpi|nccl [--bucket-mib M]]\n"
+     "                    [--batch N] [--dump-dir DIR] [--time] [--distributed E [--bucket-mib M]]\n"
      "                    [--set NAME=VALUE]...\n\n"
      "Takes the model (or a dumped .ir of any stage) through the pipeline, lowers its train step\n"
      "and forward pass to loops, sgemm calls and runtime routines, and compiles them with LLVM\n"
@@ -764,9 +767,10 @@ static const command commands[] = {
      "                ranks, each the gradients of its share of every global batch, summed over\n"
      "                MPI in buckets that overlap the backward pass (docs/distributed.md). The\n"
      "                binary links Open MPI; without this option it does not\n"
-     "  --distributed nccl  the same with --target cpu,cuda: on the GPU (one a rank) the buckets\n"
-     "                are summed by NCCL (loaded at run time), on the CPU by MPI, which also\n"
-     "                starts the job (NCCL's id) and sums the epoch's figures\n"
+     "  --distributed nccl  the same on GPUs (--target cpu,cuda), one a rank: the buckets summed\n"
+     "                by NCCL (loaded at run time), no MPI linked: the ranks come from the\n"
+     "                launcher's variables and meet through OUT train --nccl-id FILE\n"
+     "  --distributed mpi,nccl  both: NCCL on the GPU, MPI on the CPU, and MPI starts the job\n"
      "  --bucket-mib M  the gradient buckets' size with --distributed (default 4)\n"
      "  --set NAME=VALUE  a model option\n"
      "  --model-timeout S  seconds the model's code may take to build the graph (default 60)\n"},

@@ -280,7 +280,7 @@ static const struct command {
      "[--data DIR|FILE] [--label-column C] [--epochs N] [--batch N] [--lr X] [--wd X] [--seed S] [--threads N]\n"
      "        [--device cpu|cuda] [--save FILE] [--resume FILE] [--metrics FILE.csv] [--plot FILE.svg]\n"
      "        [--lr-schedule S] [--warmup-steps W] [--lr-step-epochs K] [--lr-gamma G] [--lr-min M]\n"
-     "        [--accumulate K] [--clip-norm X] [--timeout S] [--check-ranks]",
+     "        [--accumulate K] [--clip-norm X] [--timeout S] [--check-ranks] [--nccl-id FILE]",
      "Trains the model from its initial parameters (or a checkpoint), printing one line per epoch:\n"
      "train loss, train accuracy, test accuracy, seconds, samples/s.",
      "  --data SPEC      the dataset: a folder of IDX files ({train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]),\n"
@@ -305,7 +305,9 @@ static const struct command {
      "  --timeout S      a --distributed build under mpirun: the seconds a rank waits for the others'\n"
      "                   sums before it ends the job (a rank died or hangs; default 300)\n"
      "  --check-ranks    a --distributed build: compare the parameters of every rank after every step\n"
-     "                   (a debugging aid; they are the same by construction)\n"},
+     "                   (a debugging aid; they are the same by construction)\n"
+     "  --nccl-id FILE   a --distributed nccl build on ranks: where rank 0 writes NCCL's id for the others\n"
+     "                   (a new path every rank sees; default $AOTGRAD_NCCL_ID)\n"},
     {"eval", "--weights FILE [--data DIR|FILE] [--label-column C] [--batch N] [--threads N] [--device cpu|cuda]",
      "Loss and accuracy of the parameters in FILE on the test set: the dataset's, or the one file --data\n"
      "names (a CSV of feature rows, the label last); the training set where the data has no test set.",
@@ -384,6 +386,7 @@ enum {
     O_CLIP_NORM,
     O_TIMEOUT,
     O_CHECK_RANKS,
+    O_NCCL_ID,
     O_SCHEDULE /* .. O_SCHEDULE + 4: RT_SCHEDULE_OPTIONS */
 };
 static const struct option options[] = {
@@ -408,6 +411,7 @@ static const struct option options[] = {
     {"clip-norm", required_argument, NULL, O_CLIP_NORM},
     {"timeout", required_argument, NULL, O_TIMEOUT},
     {"check-ranks", no_argument, NULL, O_CHECK_RANKS},
+    {"nccl-id", required_argument, NULL, O_NCCL_ID},
     RT_SCHEDULE_OPTIONS(O_SCHEDULE),
 };
 
@@ -530,6 +534,7 @@ static bool take_value(const rt_compiled *m, int v, const char *s, opts *o)
     case O_CLIP_NORM: o->has_clip_norm = true; return parse_real(s, &o->clip_norm) && o->clip_norm > 0;
     case O_TIMEOUT: return parse_real(s, &o->timeout) && o->timeout >= 0.1 && o->timeout <= 1e6;
     case O_CHECK_RANKS: o->check_ranks = true; return true;
+    case O_NCCL_ID: o->nccl_id = s; return true;
     default: o->has_wd = true; return parse_real(s, &o->wd);
     }
 }
@@ -650,8 +655,13 @@ bool rt_bin_load_data(bin *b, const char *spec, const char *label, rt_dataset *t
  * is there, else the CPU */
 bool rt_bin_choose_device(bin *b, const opts *o, char *err, size_t len)
 {
+    /* rt_dist_nccl's ranks sum on GPUs alone (the CPU's train step needs MPI's start, wait) */
+    bool gpus_only = b->dist && b->dist->size > 1 && !b->dist->ops->start;
     if (o->device && strcmp(o->device, "cpu") == 0)
-        return true;
+        return !gpus_only || rt_fail(err, len,
+                                     "rank %d of %d: a --distributed nccl build trains its ranks on GPUs (on the "
+                                     "CPU too: build with --distributed mpi,nccl and run under mpirun)",
+                                     b->dist->rank, b->dist->size);
     if (!o->device && !b->m->cuda)
         return true;
     char why[1024];
@@ -660,6 +670,9 @@ bool rt_bin_choose_device(bin *b, const opts *o, char *err, size_t len)
     if (b->dist && b->dist->size > 1 && !b->dist->ops->same(b->dist, opened, &differs)) /* one device for all */
         return rt_fail(err, len, "rank %d of %d: the ranks did not all open a GPU (rank %d differs from rank 0): %s",
                        b->dist->rank, b->dist->size, differs, opened ? "give --device cpu or fix the others" : why);
+    if (!opened && gpus_only)
+        return rt_fail(err, len, "rank %d of %d: a --distributed nccl build trains its ranks on GPUs: %s",
+                       b->dist->rank, b->dist->size, why);
     if (opened)
         return rt_cuda_join(b->gpu, b->dist, err, len); /* with ranks: NCCL */
     if (!o->device)

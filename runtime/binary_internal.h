@@ -72,9 +72,10 @@ typedef struct opts {
     int64_t accumulate;   /* --accumulate K (train; 0: not given) */
     double clip_norm;     /* --clip-norm X (train; 0: not given) */
     bool has_accumulate, has_clip_norm;
-    double timeout;   /* train --timeout S: how long a rank waits for the others' sums (a --distributed build) */
-    bool check_ranks; /* train --check-ranks */
-    bool has_threads; /* --threads given */
+    double timeout;      /* train --timeout S: how long a rank waits for the others' sums (a --distributed build) */
+    bool check_ranks;    /* train --check-ranks */
+    const char *nccl_id; /* train --nccl-id FILE: where a --distributed nccl build's ranks meet */
+    bool has_threads;    /* --threads given */
 } opts;
 
 /* "MODEL: error: ERR" on stderr; returns 1, the exit status */

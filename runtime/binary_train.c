@@ -97,7 +97,7 @@ static bool join(bin *b, const rt_compiled *m, const opts *o, const rt_fit *fit,
 {
     if (!m->dist)
         return true;
-    if (!(b->dist = m->dist->open(NULL, NULL, o->timeout, err, len)))
+    if (!(b->dist = m->dist->open(NULL, NULL, o->timeout, o->nccl_id, err, len)))
         return false;
     b->check_ranks = o->check_ranks;
     /* the cores this rank may run on (mpirun binds a rank to one), and at most its share of the
@@ -224,8 +224,9 @@ int rt_bin_train(const rt_compiled *m, const opts *o)
         b.data_x = train.x_dtype;
     char where[300];
     int threads = rt_pool_threads(b.pool);
-    if (b.gpu && b.dist && b.dist->size > 1)
-        snprintf(where, sizeof where, "%d ranks, each on a GPU (NCCL): rank 0 on %s", b.dist->size, device_name(&b));
+    if (b.gpu && rt_cuda_ranks(b.gpu) > 0)
+        snprintf(where, sizeof where, "%d rank%s on GPUs (NCCL): rank 0 on %s", rt_cuda_ranks(b.gpu),
+                 rt_cuda_ranks(b.gpu) > 1 ? "s" : "", device_name(&b));
     else if (b.gpu)
         snprintf(where, sizeof where, "on %s", device_name(&b));
     else if (b.dist && b.dist->size > 1)

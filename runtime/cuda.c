@@ -70,6 +70,7 @@ struct rt_cuda {
 };
 
 const char *rt_cuda_device_name(const rt_cuda *c) { return c->name; }
+int rt_cuda_ranks(const rt_cuda *c) { return c->comm ? c->dist->size : 0; }
 
 static int64_t elem_size(ag_dtype t) { return t == AG_F32 || t == AG_I32 ? 4 : t == AG_F64 ? 8 : 1; }
 
@@ -310,8 +311,9 @@ static bool run_entry(rt_cuda *c, bool training, const dev_args *a, char *err, s
 
 bool rt_cuda_join(rt_cuda *c, rt_dist *d, char *err, size_t len)
 {
-    if (!d || d->size < 2)
-        return true;
+    char why[512] = "";
+    if (!d || (d->size < 2 && !rt_nccl_load(why, sizeof why)))
+        return true; /* one process: its sums are its own (with NCCL, the path of many ranks) */
     const rt_cuda_image *im = c->m->cuda;
     for (int k = 0; k < im->ntrain; k++)
         if (im->train[k].collective && im->train[k].bucket >= c->nbuckets)
@@ -320,7 +322,6 @@ bool rt_cuda_join(rt_cuda *c, rt_dist *d, char *err, size_t len)
         return rt_fail(err, len, "%s's GPU kernels sum no gradients over ranks (built without --distributed nccl)",
                        c->m->name);
     ncclUniqueId id = {{0}};
-    char why[512] = "";
     bool ok = rt_nccl_load(why, sizeof why) &&
               (d->rank > 0 || rt_nccl_check(rt_nccl.ncclGetUniqueId(&id), "ncclGetUniqueId", why, sizeof why));
     if (!ok) /* the others wait for rank 0's id, or for this rank in NCCL: they end with the job */
@@ -345,25 +346,10 @@ static bool finish(rt_cuda *c, const char *what, char *err, size_t len)
 {
     if (!c->comm)
         return ck(rt_cu.cuStreamSynchronize(c->stream), "cuStreamSynchronize", what, err, len);
-    if (!ck(rt_cu.cuEventRecord(c->polled, c->stream), "cuEventRecord", what, err, len))
-        return false;
-    double t0 = now();
-    for (;;) {
-        CUresult r = rt_cu.cuEventQuery(c->polled);
-        if (r == 0)
-            return true;
-        if (r != CUDA_ERROR_NOT_READY)
-            return ck(r, "cuEventQuery", what, err, len);
-        ncclResult_t async = 0;
-        if (rt_nccl.ncclCommGetAsyncError(c->comm, &async) == 0 && async != 0 && async != NCCL_IN_PROGRESS)
-            return rt_nccl_check(async, "NCCL", err, len);
-        if (now() - t0 > c->dist->timeout)
-            return rt_fail(err, len,
-                           "rank %d of %d: %s did not finish within %g s (--timeout): another rank died or hangs",
-                           c->dist->rank, c->dist->size, what, c->dist->timeout);
-        struct timespec ms = {0, 1000000};
-        nanosleep(&ms, NULL);
-    }
+    char why[512];
+    return ck(rt_cu.cuEventRecord(c->polled, c->stream), "cuEventRecord", what, err, len) &&
+           (rt_nccl_wait(c->polled, c->comm, c->dist->timeout, why, sizeof why) ||
+            rt_fail(err, len, "rank %d of %d: %s %s", c->dist->rank, c->dist->size, what, why));
 }
 
 static dev_args entry_args(rt_cuda *c, const rt_compiled_entry *e, CUdeviceptr arena, int64_t rows, uint32_t seed,

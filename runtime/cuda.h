@@ -34,13 +34,16 @@ typedef struct rt_cuda rt_cuda;
  * this GPU cannot run, out of device memory). */
 bool rt_cuda_open(const rt_compiled *m, int64_t rows, int device, rt_cuda **out, char *err, size_t len);
 
-/* Data-parallel training (docs/distributed.md): with d of two ranks or more, the train
- * step's buckets of gradients are summed over them by NCCL (loaded with dlopen: nccl.h), on
- * a stream of their own, forked from and joined to the kernels' stream with events inside
- * the captured step; rank 0 makes NCCL's id and d broadcasts it. Each rank then trains on
- * its share of every global batch (rt_dist_share), and a sum that waits on a dead rank ends
- * the epoch with an error after d's timeout. A no-op for one process. */
+/* Data-parallel training (docs/distributed.md): the train step's buckets of gradients are
+ * summed over d's ranks by NCCL (loaded with dlopen: nccl.h), on a stream of their own,
+ * forked from and joined to the kernels' stream with events inside the captured step; rank
+ * 0 makes NCCL's id and d broadcasts it. Each rank then trains on its share of every global
+ * batch (rt_dist_share), and a sum that waits on a dead rank ends the epoch with an error
+ * after d's timeout. One process (d of one rank) takes the same path where NCCL loads, and
+ * none where it does not; without d, a no-op. */
 bool rt_cuda_join(rt_cuda *c, rt_dist *d, char *err, size_t len);
+/* The ranks whose sums NCCL makes since rt_cuda_join (0: none, one process without NCCL). */
+int rt_cuda_ranks(const rt_cuda *c);
 void rt_cuda_close(rt_cuda *c);
 const char *rt_cuda_device_name(const rt_cuda *c);
 

@@ -1,8 +1,11 @@
 /* Data-parallel training's communication, behind one table of functions: a binary built
  * without --distributed has none (one process, and no MPI linked); `aotgrad build
- * --distributed mpi` links libaotgrad_mpi.a, whose rt_dist_mpi (runtime/dist_mpi.c) is the
- * table on MPI. Generated code reaches it through ag_args.dist (rt_allreduce, rt_ops.h); the
- * training loop through rt_fit.dist, for its sums of the epoch's figures. */
+ * --distributed mpi` (or mpi,nccl) links libaotgrad_mpi.a, whose rt_dist_mpi
+ * (runtime/dist_mpi.c) is the table on MPI; `--distributed nccl` links no MPI, and its table
+ * is rt_dist_nccl (runtime/dist_nccl.c: ranks from the launcher's variables, meeting through
+ * a file, their sums NCCL's on the GPU). Generated code reaches it through ag_args.dist
+ * (rt_allreduce, rt_ops.h); the training loop through rt_fit.dist, for its sums of the
+ * epoch's figures. */
 #ifndef AG_RUNTIME_DIST_H
 #define AG_RUNTIME_DIST_H
 
@@ -15,10 +18,12 @@ typedef struct rt_dist rt_dist;
 typedef struct rt_dist_ops {
     const char *name; /* "mpi" */
     /* joins the job (MPI_Init): NULL with a message. timeout: the seconds a sum may take
-     * before the job is ended (a rank died or hangs) */
-    rt_dist *(*open)(int *argc, char ***argv, double timeout, char *err, size_t len);
+     * before the job is ended (a rank died or hangs); id_file: where ranks without MPI meet
+     * (rt_dist_nccl; NULL: $AOTGRAD_NCCL_ID) */
+    rt_dist *(*open)(int *argc, char ***argv, double timeout, const char *id_file, char *err, size_t len);
     void (*close)(rt_dist *d);
-    /* a bucket's sum in place over the ranks, non-blocking; then waiting for it */
+    /* a bucket's sum in place over the ranks, non-blocking; then waiting for it (the CPU's
+     * train step; NULL where the table has none: rt_dist_nccl's sums are the GPU's) */
     void (*start)(rt_dist *d, int32_t bucket, float *data, int64_t count);
     void (*wait)(rt_dist *d, int32_t bucket);
     /* v[0..n) summed over the ranks in place, in the same order on every rank (blocking) */

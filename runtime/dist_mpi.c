@@ -50,8 +50,9 @@ static void finish(mpi_dist *m, MPI_Request *r, const char *what)
     }
 }
 
-static rt_dist *mpi_open(int *argc, char ***argv, double timeout, char *err, size_t len)
+static rt_dist *mpi_open(int *argc, char ***argv, double timeout, const char *id_file, char *err, size_t len)
 {
+    (void)id_file; /* MPI carries NCCL's id */
     int up = 0;
     MPI_Initialized(&up);
     int given; /* the kernels' threads never call MPI: the calling thread alone does */

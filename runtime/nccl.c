@@ -2,6 +2,7 @@
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "fail.h"
 #include "nccl.h"
@@ -37,4 +38,29 @@ bool rt_nccl_check(ncclResult_t r, const char *what, char *err, size_t len)
         return true;
     const char *desc = rt_nccl.ncclGetErrorString ? rt_nccl.ncclGetErrorString(r) : NULL;
     return rt_fail(err, len, "%s: NCCL error %d: %s", what, r, desc ? desc : "?");
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+bool rt_nccl_wait(CUevent e, ncclComm_t comm, double timeout, char *err, size_t len)
+{
+    for (double t0 = now();;) {
+        CUresult r = rt_cu.cuEventQuery(e);
+        if (r == 0)
+            return true;
+        if (r != CUDA_ERROR_NOT_READY)
+            return rt_cu_check(r, "cuEventQuery", NULL, err, len);
+        ncclResult_t async = 0;
+        if (rt_nccl.ncclCommGetAsyncError(comm, &async) == 0 && async != 0 && async != NCCL_IN_PROGRESS)
+            return rt_nccl_check(async, "NCCL", err, len);
+        if (now() - t0 > timeout)
+            return rt_fail(err, len, "did not finish within %g s (--timeout): another rank died or hangs", timeout);
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
 }

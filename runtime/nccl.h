@@ -17,13 +17,15 @@ typedef struct {
     char internal[128]; /* NCCL_UNIQUE_ID_BYTES */
 } ncclUniqueId;
 
-enum { NCCL_FLOAT32 = 7, NCCL_SUM = 0, NCCL_IN_PROGRESS = 7 };
+enum { NCCL_UINT64 = 5, NCCL_FLOAT32 = 7, NCCL_FLOAT64 = 8, NCCL_SUM = 0, NCCL_IN_PROGRESS = 7 };
 
 #define NCCL_FUNCTIONS(X)                                                                            \
     X(ncclGetVersion, ncclResult_t (*)(int *))                                                       \
     X(ncclGetUniqueId, ncclResult_t (*)(ncclUniqueId *))                                             \
     X(ncclCommInitRank, ncclResult_t (*)(ncclComm_t *, int, ncclUniqueId, int))                      \
     X(ncclAllReduce, ncclResult_t (*)(const void *, void *, size_t, int, int, ncclComm_t, CUstream)) \
+    X(ncclBroadcast, ncclResult_t (*)(const void *, void *, size_t, int, int, ncclComm_t, CUstream)) \
+    X(ncclAllGather, ncclResult_t (*)(const void *, void *, size_t, int, ncclComm_t, CUstream))      \
     X(ncclCommDestroy, ncclResult_t (*)(ncclComm_t))                                                 \
     X(ncclCommAbort, ncclResult_t (*)(ncclComm_t))                                                   \
     X(ncclCommGetAsyncError, ncclResult_t (*)(ncclComm_t, ncclResult_t *))                           \
@@ -44,5 +46,10 @@ bool rt_nccl_load(char *err, size_t len);
 
 /* true when r is ncclSuccess, else false with "WHAT: NCCL error R: description" */
 bool rt_nccl_check(ncclResult_t r, const char *what, char *err, size_t len);
+
+/* Until event e (recorded after a sum) has happened, polling: false with the reason when NCCL
+ * reports an error on comm, or after timeout seconds ("did not finish within S s (--timeout):
+ * another rank died or hangs"), where a blocking wait would hang on a dead rank. */
+bool rt_nccl_wait(CUevent e, ncclComm_t comm, double timeout, char *err, size_t len);
 
 #endif

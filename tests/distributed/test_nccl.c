@@ -7,9 +7,11 @@
  * an idle rank), the buckets' sums forked and joined in the captured graph, dropout's masks
  * of a rank's own rows, the epoch's figures summed over the ranks; and its errors. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "fake_cuda.h"
@@ -41,33 +43,35 @@ static void teardown(void) { fake_cuda_dir_remove(dir); }
 
 TestSuite(nccl, .init = setup, .fini = teardown, .timeout = 600);
 
-/* models/NAME.c into dir/NAME with its kernels for the fake driver */
-static void build(const char *name, const char *more)
+/* models/NAME.c into dir/OUT with its CUDA C, and with its kernels for the fake driver */
+static void build(const char *name, const char *out, const char *more, bool kernels)
 {
     int st;
     char *text = run_fmt(&st, "cd %s && %s build models/%s.c --target cpu,cuda --emit exe,cu %s -o %s/%s 2>&1",
-                         AG_SOURCE_DIR, getenv("AOTGRAD_BIN"), name, more, dir, name);
+                         AG_SOURCE_DIR, getenv("AOTGRAD_BIN"), name, more, dir, out);
     if (st != 0 && strstr(text, "NVRTC"))
         cr_skip_test("NVRTC not available: %s", text);
     cr_assert_eq(st, 0, "%s: %s", name, text);
     free(text);
     char cu[4200], so[4200];
-    snprintf(cu, sizeof cu, "%s/%s.cu", dir, name);
-    snprintf(so, sizeof so, "%s/%s_kernels.so", dir, name);
-    fake_cuda_kernels(cu, so);
+    snprintf(cu, sizeof cu, "%s/%s.cu", dir, out);
+    snprintf(so, sizeof so, "%s/%s_kernels.so", dir, out);
+    if (kernels)
+        fake_cuda_kernels(cu, so);
 }
 
-/* `mpirun -np RANKS ./NAME ARGS` (RANKS 0: one process, no mpirun) on the fake GPU and NCCL,
- * with `env` besides (after the fakes': it may replace them) */
+/* `mpirun -np RANKS ./NAME ARGS` (RANKS 0: one process, no mpirun) on the fake GPU (the
+ * kernels of mlp_dropout's CUDA C: every binary here is of that model) and NCCL, with `env`
+ * besides (after the fakes': it may replace them) */
 static char *ranks(int *st, int np, const char *env, const char *name, const char *args)
 {
     char launcher[64] = "";
     if (np > 0)
         snprintf(launcher, sizeof launcher, "mpirun -np %d", np);
     return run_fmt(st,
-                   "cd %s && AOTGRAD_LIBCUDA=%s/libcuda_fake.so AOTGRAD_FAKE_KERNELS=%s/%s_kernels.so "
+                   "cd %s && AOTGRAD_LIBCUDA=%s/libcuda_fake.so AOTGRAD_FAKE_KERNELS=%s/mlp_dropout_kernels.so "
                    "AOTGRAD_LIBNCCL=%s/libnccl_fake.so %s %s ./%s %s 2>&1",
-                   dir, dir, dir, name, dir, env, launcher, name, args);
+                   dir, dir, dir, dir, env, launcher, name, args);
 }
 
 static double apart(const char *a, const char *b)
@@ -78,14 +82,14 @@ static double apart(const char *a, const char *b)
     return tensors_apart(x, y);
 }
 
-/* One process on the CPU against 2 and 3 GPU ranks: 40 samples at batch 16 (16, 16, 8: the
+/* --distributed mpi,nccl (MPI starts the job). One process on the CPU against 2 and 3 GPU ranks: 40 samples at batch 16 (16, 16, 8: the
  * shares 8/8 and 4/4 on two ranks, 6/5/5 and 3/3/2 on three), dropout's masks those of each
  * rank's rows, gradients in several buckets; and at batch 3 on 4 ranks, where rank 3 has no
  * row of any batch and runs one weighted 0. Then the failures, with the same binary (one
  * test: the builds are most of its time). */
 Test(nccl, gpu_ranks_end_where_one_process_does_and_fail_with_their_reasons)
 {
-    build("mlp_dropout", "--distributed nccl --bucket-mib 0.01");
+    build("mlp_dropout", "mlp_dropout", "--distributed mpi,nccl --bucket-mib 0.01", true);
     write_subset(dir, 40);
     int st;
     char *out = ranks(&st, 0, "", "mlp_dropout", "train --device cpu --data . --epochs 1 --batch 16 --save one.st");
@@ -152,5 +156,59 @@ Test(nccl, the_build_pairs_nccl_with_the_gpu)
     cr_expect_neq(st, 0, "%s", out);
     cr_expect(strstr(out, "--distributed mpi: MPI sums the CPU's gradients: for the GPU's, --distributed nccl"), "%s",
               out);
+    free(out);
+}
+
+/* --distributed nccl: no MPI linked, the ranks' places from mpirun's variables, NCCL's id
+ * through --nccl-id FILE (removed after the run), the host's sums NCCL's too: 2 GPU ranks
+ * end where one process does; one rank needs no file; the CPU, a missing or a stale file are
+ * refused with their reasons */
+Test(nccl, without_mpi_the_ranks_meet_through_a_file)
+{
+    build("mlp_dropout", "mlp_dropout", "--distributed mpi,nccl --bucket-mib 0.01", true);
+    build("mlp_dropout", "alone", "--distributed nccl --bucket-mib 0.01", false);
+    int st;
+    char *out = run_fmt(&st, "cd %s && cmp mlp_dropout.cu alone.cu && ldd alone | grep -c libmpi", dir);
+    cr_expect_str_eq(out, "0\n", "the same CUDA C, and no MPI linked: %s", out);
+    free(out);
+    write_subset(dir, 40);
+    out = ranks(&st, 0, "", "mlp_dropout", "train --device cpu --data . --epochs 1 --batch 16 --save one.st");
+    cr_assert_eq(st, 0, "%s", out);
+    double loss = last_value(out, "train_loss "), acc = last_value(out, "test_acc ");
+    free(out);
+    out = ranks(&st, 2, "", "alone",
+                "train --device cuda --data . --epochs 1 --batch 16 --check-ranks --nccl-id id --save two.st");
+    cr_assert_eq(st, 0, "%s", out);
+    cr_expect(strstr(out, "2 ranks on GPUs (NCCL): rank 0 on aotgrad fake GPU (host)"), "%s", out);
+    /* the epoch's figures summed over the ranks through NCCL (the test set shared) */
+    cr_expect(fabs(last_value(out, "train_loss ") - loss) <= 1e-3 && fabs(last_value(out, "test_acc ") - acc) <= 1e-3,
+              "the figures of one process: train_loss %.4f, test_acc %.4f\n%s", loss, acc, out);
+    double d = apart("one.st", "two.st");
+    cr_expect(d <= 1e-5, "2 GPU ranks without MPI end 3 steps %.3g from one process\n%s", d, out);
+    free(out);
+    char id[300];
+    snprintf(id, sizeof id, "%s/id", dir);
+    cr_expect_neq(access(id, F_OK), 0, "rank 0 removes the id file after the run");
+    out = ranks(&st, 0, "", "alone", "train --device cuda --data . --epochs 1 --batch 16 --save alone.st");
+    cr_assert_eq(st, 0, "one rank, no file: %s", out);
+    cr_expect(strstr(out, "1 rank on GPUs (NCCL)"), "one rank takes NCCL's path: %s", out);
+    d = apart("one.st", "alone.st");
+    cr_expect(d <= 1e-5, "one rank through NCCL ends %.3g from the CPU\n%s", d, out);
+    free(out);
+    out = ranks(&st, 2, "", "alone", "train --device cuda --data . --epochs 1");
+    cr_expect_neq(st, 0, "%s", out);
+    cr_expect(strstr(out, "rank 0 of 2: ranks without MPI meet through a file: give --nccl-id FILE"), "%s", out);
+    free(out);
+    out = ranks(&st, 2, "", "alone", "train --device cpu --data . --epochs 1 --nccl-id id");
+    cr_expect_neq(st, 0, "%s", out);
+    cr_expect(strstr(out, "a --distributed nccl build trains its ranks on GPUs (on the CPU too: build with "
+                          "--distributed mpi,nccl"),
+              "%s", out);
+    free(out);
+    out = run_fmt(&st, "cd %s && touch stale", dir);
+    free(out);
+    out = ranks(&st, 2, "", "alone", "train --device cuda --data . --epochs 1 --nccl-id stale --timeout 5");
+    cr_expect_neq(st, 0, "%s", out);
+    cr_expect(strstr(out, "rank 0 of 2: --nccl-id stale exists (a run's before? remove it"), "%s", out);
     free(out);
 }
