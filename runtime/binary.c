@@ -302,10 +302,11 @@ static const struct command {
      "                   (--save, --metrics and --plot replace FILE atomically, so each must be new or a\n"
      "                   regular file, not a symlink, FIFO or device; they are checked before "
      "training)\n" RT_SCHEDULE_HELP RT_SPLIT_HELP
-     "  --timeout S      a --distributed build under mpirun: the seconds a rank waits for the others'\n"
-     "                   sums before it ends the job (a rank died or hangs; default 300)\n"
+     "  --timeout S      a --distributed build on ranks: the seconds a rank waits for the others' sums\n"
+     "                   (or rank 0's --nccl-id file) before it ends the job (a rank died or hangs;\n"
+     "                   default 300)\n"
      "  --check-ranks    a --distributed build: compare the parameters of every rank after every step\n"
-     "                   (a debugging aid; they are the same by construction)\n"
+     "                   (on the GPU, every epoch; a debugging aid: they are the same by construction)\n"
      "  --nccl-id FILE   a --distributed nccl build on ranks: where rank 0 writes NCCL's id for the others\n"
      "                   (a new path every rank sees; default $AOTGRAD_NCCL_ID)\n"},
     {"eval", "--weights FILE [--data DIR|FILE] [--label-column C] [--batch N] [--threads N] [--device cpu|cuda]",

@@ -38,6 +38,10 @@ typedef struct step_outs {
     long long rows, advance; /* counted in the sums (0: an idle rank); the global batch's */
 } step_outs;
 
+/* with ranks, the host runs at most this many steps ahead of the GPU: a dead rank's sums are
+ * noticed within --timeout of the steps before, and a full queue never blocks the host */
+enum { PACE = 8 };
+
 struct rt_cuda {
     const rt_compiled *m;
     int64_t rows; /* the most rows a call takes: the arenas are sized for them */
@@ -65,6 +69,7 @@ struct rt_cuda {
     CUstream comm_stream;    /* the sums' own stream, ordered against the kernels' with events */
     int nbuckets;            /* of the train plan */
     CUevent *ready, *summed; /* per bucket: its gradients computed; its sum done */
+    CUevent paced;           /* with ranks, every PACE steps: the host waits for the mark before */
     CUdeviceptr share;       /* rank_share: [0] at a full batch, [1] at the epoch's last */
     float host_share[2];
 };
@@ -114,7 +119,10 @@ bool rt_cuda_open(const rt_compiled *m, int64_t rows, int device, rt_cuda **out,
     c->train = calloc((size_t)m->cuda->ntrain + 1, sizeof *c->train);
     c->forward = calloc((size_t)m->cuda->nforward + 1, sizeof *c->forward);
     bool ok = c->train && c->forward;
-    ok = ok && ck(rt_cu.cuDeviceGet(&c->dev, (device > 0 ? device : 0) % count), "cuDeviceGet", NULL, err, len) &&
+    ok = ok && (device < count ||
+                rt_fail(err, len, "GPU %d of a machine with %d: a rank on each GPU, more ranks than GPUs here", device,
+                        count));
+    ok = ok && ck(rt_cu.cuDeviceGet(&c->dev, device > 0 ? device : 0), "cuDeviceGet", NULL, err, len) &&
          ck(rt_cu.cuDeviceGetName(c->name, sizeof c->name - 1, c->dev), "cuDeviceGetName", NULL, err, len) &&
          ck(rt_cu.cuDevicePrimaryCtxRetain(&c->ctx, c->dev), "cuDevicePrimaryCtxRetain", NULL, err, len) &&
          ck(rt_cu.cuCtxSetCurrent(c->ctx), "cuCtxSetCurrent", NULL, err, len);
@@ -159,6 +167,8 @@ bool rt_cuda_open(const rt_compiled *m, int64_t rows, int device, rt_cuda **out,
          dalloc(&c->share, 8, "rank share", err, len) && dalloc(&c->state, sizeof(dev_state), "step state", err, len) &&
          ck(rt_cu.cuMemAllocHost((void **)&c->host_state, sizeof(dev_state)), "cuMemAllocHost", NULL, err, len) &&
          dalloc(&c->scratch, m->cuda->scratch_bytes, "scratch", err, len);
+    c->host_share[0] = c->host_share[1] = 1; /* one process's, until an epoch sets a rank's */
+    ok = ok && upload(c, c->share, c->host_share, sizeof c->host_share, "rank share", err, len);
     if (ok && m->cuda->scratch_bytes > 0) {
         void *zeros = calloc(1, m->cuda->scratch_bytes);
         ok = zeros ? upload(c, c->scratch, zeros, m->cuda->scratch_bytes, "scratch", err, len)
@@ -178,10 +188,12 @@ void rt_cuda_close(rt_cuda *c)
     if (!c)
         return;
     if (c->ctx) {
+        if (c->comm) /* an error may have left sums in flight: abort them first, rather than wait */
+            rt_nccl.ncclCommAbort(c->comm);
         if (c->graph)
             rt_cu.cuGraphExecDestroy(c->graph);
-        if (c->comm) /* an error may have left sums in flight: abort them rather than wait */
-            rt_nccl.ncclCommAbort(c->comm);
+        if (c->paced)
+            rt_cu.cuEventDestroy(c->paced);
         for (int k = 0; k < c->nbuckets; k++) {
             if (c->ready && c->ready[k])
                 rt_cu.cuEventDestroy(c->ready[k]);
@@ -329,27 +341,49 @@ bool rt_cuda_join(rt_cuda *c, rt_dist *d, char *err, size_t len)
     d->ops->bcast(d, &id, sizeof id);
     c->ready = calloc((size_t)c->nbuckets, sizeof *c->ready);
     c->summed = calloc((size_t)c->nbuckets, sizeof *c->summed);
-    ok = (c->ready && c->summed) || rt_fail(err, len, "out of memory");
+    ok = (c->ready && c->summed) || rt_fail(why, sizeof why, "out of memory");
     for (int k = 0; ok && k < c->nbuckets; k++)
-        ok = ck(rt_cu.cuEventCreate(&c->ready[k], CU_EVENT_DISABLE_TIMING), "cuEventCreate", NULL, err, len) &&
-             ck(rt_cu.cuEventCreate(&c->summed[k], CU_EVENT_DISABLE_TIMING), "cuEventCreate", NULL, err, len);
-    ok = ok && ck(rt_cu.cuStreamCreate(&c->comm_stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate", NULL, err, len) &&
-         rt_nccl_check(rt_nccl.ncclCommInitRank(&c->comm, d->size, id, d->rank), "ncclCommInitRank", err, len);
+        ok = ck(rt_cu.cuEventCreate(&c->ready[k], CU_EVENT_DISABLE_TIMING), "cuEventCreate", NULL, why, sizeof why) &&
+             ck(rt_cu.cuEventCreate(&c->summed[k], CU_EVENT_DISABLE_TIMING), "cuEventCreate", NULL, why, sizeof why);
+    ok = ok && ck(rt_cu.cuEventCreate(&c->paced, CU_EVENT_DISABLE_TIMING), "cuEventCreate", NULL, why, sizeof why) &&
+         ck(rt_cu.cuStreamCreate(&c->comm_stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate", NULL, why, sizeof why) &&
+         rt_nccl_check(rt_nccl.ncclCommInitRank(&c->comm, d->size, id, d->rank), "ncclCommInitRank", why, sizeof why);
     c->dist = ok ? d : NULL;
-    return ok;
+    /* NCCL sets up its connections at a communicator's first sums: those of the largest
+     * bucket, here, rather than inside the captured step (where PyTorch warns against it) */
+    int64_t most = 0;
+    for (int k = 0; k < im->ntrain; k++)
+        if (im->train[k].collective && im->train[k].count[0] + im->train[k].count[1] * c->rows > most)
+            most = im->train[k].count[0] + im->train[k].count[1] * c->rows;
+    CUdeviceptr warm = 0;
+    ok = ok && dalloc(&warm, (size_t)most * 4, "NCCL's first sums", why, sizeof why) &&
+         rt_nccl_check(rt_nccl.ncclAllReduce((void *)(uintptr_t)warm, (void *)(uintptr_t)warm, (size_t)most,
+                                             NCCL_FLOAT32, NCCL_SUM, c->comm, c->comm_stream),
+                       "ncclAllReduce", why, sizeof why) &&
+         ck(rt_cu.cuEventRecord(c->paced, c->comm_stream), "cuEventRecord", NULL, why, sizeof why) &&
+         rt_nccl_wait(c->paced, c->comm, d->timeout, why, sizeof why);
+    if (warm)
+        rt_cu.cuMemFree(warm);
+    return ok || rt_fail(err, len, "rank %d of %d: %s", d->rank, d->size, why);
 }
 
-/* Until the stream has run everything queued so far. With ranks, a sum may wait on a rank
- * that died or hangs: the wait polls, and gives up after the job's --timeout, or when NCCL
- * reports an error, with a message naming this rank. */
+/* Until event e has happened. With ranks, a sum may wait on a rank that died or hangs: the
+ * wait polls, and gives up after the job's --timeout, or when NCCL reports an error, with a
+ * message naming this rank. */
+static bool finish_event(rt_cuda *c, CUevent e, const char *what, char *err, size_t len)
+{
+    char why[512];
+    return rt_nccl_wait(e, c->comm, c->dist->timeout, why, sizeof why) ||
+           rt_fail(err, len, "rank %d of %d: %s %s", c->dist->rank, c->dist->size, what, why);
+}
+
+/* Until the stream has run everything queued so far (finish_event with ranks). */
 static bool finish(rt_cuda *c, const char *what, char *err, size_t len)
 {
-    if (!c->comm)
+    if (!c->comm || c->dist->size < 2)
         return ck(rt_cu.cuStreamSynchronize(c->stream), "cuStreamSynchronize", what, err, len);
-    char why[512];
     return ck(rt_cu.cuEventRecord(c->polled, c->stream), "cuEventRecord", what, err, len) &&
-           (rt_nccl_wait(c->polled, c->comm, c->dist->timeout, why, sizeof why) ||
-            rt_fail(err, len, "rank %d of %d: %s %s", c->dist->rank, c->dist->size, what, why));
+           finish_event(c, c->polled, what, err, len);
 }
 
 static dev_args entry_args(rt_cuda *c, const rt_compiled_entry *e, CUdeviceptr arena, int64_t rows, uint32_t seed,
@@ -505,12 +539,15 @@ bool rt_cuda_train_epoch(rt_cuda *c, const int64_t *perm, int64_t n, const rt_fi
     bool polling = false;
     for (int64_t s = 0; ok && s < full; s++) {
         ok = ck(rt_cu.cuGraphLaunch(c->graph, c->stream), "cuGraphLaunch", "train step", err, len);
+        if (ok && c->comm && c->dist->size > 1 && (s + 1) % PACE == 0) /* with ranks: PACE steps ahead at most */
+            ok = (s + 1 == PACE || finish_event(c, c->paced, "a train step", err, len)) &&
+                 ck(rt_cu.cuEventRecord(c->paced, c->stream), "cuEventRecord", NULL, err, len);
         if (ok && progress && now() - shown >= 0.25) { /* the sums so far, read without waiting */
             if (polling && rt_cu.cuEventQuery(c->polled) == 0) {
                 const dev_state *h = c->host_state;
                 fprintf(progress, "\r\033[Kepoch %lld/%lld  step %lld/%lld  loss %.4f", (long long)epoch,
                         (long long)f->epochs, h->steps, (long long)(full + (rest > 0)),
-                        h->steps ? h->loss_sum / (double)(h->steps * f->batch) : 0.0);
+                        h->steps ? h->loss_sum / (double)(h->steps * (whole.counted ? whole.counted : 1)) : 0.0);
                 fflush(progress);
                 polling = false;
             }

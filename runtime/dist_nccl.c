@@ -55,6 +55,8 @@ static void end_job(nccl_dist *n, const char *what, const char *why)
 {
     fprintf(stderr, "rank %d of %d: error: %s: %s; ending the job\n", n->base.rank, n->base.size, what, why);
     fflush(stderr);
+    if (n->id_file[0])
+        unlink(n->id_file);
     if (n->comm)
         rt_nccl.ncclCommAbort(n->comm);
     exit(1);
@@ -158,16 +160,21 @@ static rt_dist *nccl_open(int *argc, char ***argv, double timeout, const char *i
         return NULL;
     }
     extern const rt_dist_ops rt_dist_nccl;
+    /* torchrun's workers first: under srun, SLURM's variables are those of the node's task */
+    bool torchrun = getenv("TORCHELASTIC_RUN_ID") != NULL;
     static const char *const rank[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID", "RANK", NULL};
     static const char *const size[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS", "WORLD_SIZE", NULL};
     static const char *const local_rank[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID",
                                              "LOCAL_RANK", NULL};
     static const char *const local[] = {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "LOCAL_WORLD_SIZE", NULL};
+    static const char *const t_rank[] = {"RANK", NULL}, *const t_size[] = {"WORLD_SIZE", NULL},
+                             *const t_local_rank[] = {"LOCAL_RANK", NULL},
+                             *const t_local[] = {"LOCAL_WORLD_SIZE", NULL};
     n->base = (rt_dist){.ops = &rt_dist_nccl,
-                        .rank = env_int(rank, 0),
-                        .size = env_int(size, 1),
-                        .local_rank = env_int(local_rank, 0),
-                        .local = env_int(local, 1),
+                        .rank = env_int(torchrun ? t_rank : rank, 0),
+                        .size = env_int(torchrun ? t_size : size, 1),
+                        .local_rank = env_int(torchrun ? t_local_rank : local_rank, 0),
+                        .local = env_int(torchrun ? t_local : local, 1),
                         .timeout = timeout};
     rt_dist *d = &n->base;
     const char *path = id_file && *id_file ? id_file : getenv("AOTGRAD_NCCL_ID");
@@ -184,7 +191,10 @@ static rt_dist *nccl_open(int *argc, char ***argv, double timeout, const char *i
          rt_cu_check(rt_cu.cuInit(0), "cuInit", NULL, why, sizeof why) &&
          rt_cu_check(rt_cu.cuDeviceGetCount(&count), "cuDeviceGetCount", NULL, why, sizeof why) &&
          (count > 0 || rt_fail(why, sizeof why, "no CUDA GPU: --distributed nccl trains on GPUs, one a rank")) &&
-         rt_cu_check(rt_cu.cuDeviceGet(&n->dev, d->local_rank % count), "cuDeviceGet", NULL, why, sizeof why) &&
+         (d->local_rank < count ||
+          rt_fail(why, sizeof why, "GPU %d of a machine with %d: a rank on each GPU, more ranks than GPUs here",
+                  d->local_rank, count)) &&
+         rt_cu_check(rt_cu.cuDeviceGet(&n->dev, d->local_rank), "cuDeviceGet", NULL, why, sizeof why) &&
          rt_cu_check(rt_cu.cuDevicePrimaryCtxRetain(&n->ctx, n->dev), "cuDevicePrimaryCtxRetain", NULL, why,
                      sizeof why) &&
          rt_cu_check(rt_cu.cuCtxSetCurrent(n->ctx), "cuCtxSetCurrent", NULL, why, sizeof why) &&
@@ -199,6 +209,8 @@ static rt_dist *nccl_open(int *argc, char ***argv, double timeout, const char *i
         nccl_close(d);
         return NULL;
     }
+    if (n->id_file[0]) /* every rank has read it: NCCL's start-up waited for them all */
+        unlink(n->id_file), n->id_file[0] = 0;
     return d;
 }
 
@@ -217,7 +229,7 @@ static void nccl_close(rt_dist *d)
         rt_cu.cuStreamDestroy(n->stream);
     if (n->ctx)
         rt_cu.cuDevicePrimaryCtxRelease(n->dev);
-    if (n->id_file[0]) /* every rank has read it: NCCL's start-up waited for them all */
+    if (n->id_file[0]) /* a start that failed */
         unlink(n->id_file);
     free(n);
 }

@@ -29,6 +29,13 @@ bool rt_nccl_load(char *err, size_t len)
         NCCL_FUNCTIONS(NCCL_LOOKUP)
 #undef NCCL_LOOKUP
     }
+    int version = 0; /* NCCL_VERSION(2, 9, 0): the first to capture its sums in CUDA graphs */
+    if (state == 1 && (rt_nccl.ncclGetVersion(&version) != 0 || version < 20900)) {
+        snprintf(why, sizeof why, "NCCL %d.%d is older than 2.9, the first whose sums CUDA graphs capture",
+                 version / 10000 ? version / 10000 : version / 1000,
+                 version / 10000 ? version / 100 % 100 : version / 100 % 10);
+        state = -1;
+    }
     return state == 1 || rt_fail(err, len, "%s", why);
 }
 

@@ -3,22 +3,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "cuda_driver.h"
 #include "fail.h"
 
 #define MAX_GRID (65535 * 16) /* runtime/cuda.c's cap on a launch's blocks */
 
-/* ag_dev_args of the generated source's prelude (codegen/cuda/render.c), with device
- * addresses: runtime/cuda.c's dev_args */
-typedef struct dev_args {
-    CUdeviceptr arena, params;
-    CUdeviceptr inputs[CG_CUDA_MAX_TENSORS], outputs[CG_CUDA_MAX_TENSORS];
-    long long N;
-    unsigned seed;
-    unsigned long long step;
-    CUdeviceptr pstep;
-    CUdeviceptr scratch;
-} dev_args;
+/* the kernels' ag_dev_args as the host fills it (runtime/args.h: one definition, which the
+ * generated source's prelude and runtime/cuda.c share) */
+typedef ag_dev_args_host dev_args;
 
 struct cuda_device {
     CUdevice dev;

@@ -47,8 +47,14 @@ void *alloc(size_t n)
 #define API extern "C" __attribute__((visibility("default"))) CUresult
 
 API cuInit(unsigned) { return OK; }
-API cuDeviceGetCount(int *n) { return *n = 1, OK; }
-API cuDeviceGet(int *d, int i) { return i == 0 ? (*d = 0, OK) : INVALID_VALUE; }
+/* one GPU, or $AOTGRAD_FAKE_GPUS (the tests of several ranks, one a GPU) */
+static int gpus()
+{
+    const char *n = getenv("AOTGRAD_FAKE_GPUS");
+    return n && atoi(n) > 0 ? atoi(n) : 1;
+}
+API cuDeviceGetCount(int *n) { return *n = gpus(), OK; }
+API cuDeviceGet(int *d, int i) { return i >= 0 && i < gpus() ? (*d = i, OK) : INVALID_VALUE; }
 API cuDeviceGetName(char *name, int len, int) { return snprintf(name, (size_t)len, "aotgrad fake GPU (host)"), OK; }
 API cuDevicePrimaryCtxRetain(void **ctx, int) { return *ctx = (void *)1, OK; }
 API cuDevicePrimaryCtxRelease_v2(int) { return OK; }
