@@ -38,9 +38,10 @@ typedef struct step_outs {
     long long rows, advance; /* counted in the sums (0: an idle rank); the global batch's */
 } step_outs;
 
-/* with ranks, the host runs at most this many steps ahead of the GPU: a dead rank's sums are
- * noticed within --timeout of the steps before, and a full queue never blocks the host */
-enum { PACE = 8 };
+/* with ranks, the host runs at most this many steps ahead of the GPU ($AOTGRAD_GPU_PACE
+ * overrides): a dead rank's sums are noticed within --timeout of the steps before, and a full
+ * launch queue never blocks the host */
+enum { PACE = 32 };
 
 struct rt_cuda {
     const rt_compiled *m;
@@ -69,8 +70,9 @@ struct rt_cuda {
     CUstream comm_stream;    /* the sums' own stream, ordered against the kernels' with events */
     int nbuckets;            /* of the train plan */
     CUevent *ready, *summed; /* per bucket: its gradients computed; its sum done */
-    CUevent paced;           /* with ranks, every PACE steps: the host waits for the mark before */
-    CUdeviceptr share;       /* rank_share: [0] at a full batch, [1] at the epoch's last */
+    CUevent paced;           /* with ranks, every `pace` steps: the host waits for the mark before */
+    int64_t pace;
+    CUdeviceptr share; /* rank_share: [0] at a full batch, [1] at the epoch's last */
     float host_share[2];
 };
 
@@ -349,6 +351,8 @@ bool rt_cuda_join(rt_cuda *c, rt_dist *d, char *err, size_t len)
          ck(rt_cu.cuStreamCreate(&c->comm_stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate", NULL, why, sizeof why) &&
          rt_nccl_check(rt_nccl.ncclCommInitRank(&c->comm, d->size, id, d->rank), "ncclCommInitRank", why, sizeof why);
     c->dist = ok ? d : NULL;
+    const char *pace = getenv("AOTGRAD_GPU_PACE");
+    c->pace = pace && atoi(pace) > 0 ? atoi(pace) : PACE;
     /* NCCL sets up its connections at a communicator's first sums: those of the largest
      * bucket, here, rather than inside the captured step (where PyTorch warns against it) */
     int64_t most = 0;
@@ -539,8 +543,8 @@ bool rt_cuda_train_epoch(rt_cuda *c, const int64_t *perm, int64_t n, const rt_fi
     bool polling = false;
     for (int64_t s = 0; ok && s < full; s++) {
         ok = ck(rt_cu.cuGraphLaunch(c->graph, c->stream), "cuGraphLaunch", "train step", err, len);
-        if (ok && c->comm && c->dist->size > 1 && (s + 1) % PACE == 0) /* with ranks: PACE steps ahead at most */
-            ok = (s + 1 == PACE || finish_event(c, c->paced, "a train step", err, len)) &&
+        if (ok && c->comm && c->dist->size > 1 && (s + 1) % c->pace == 0) /* with ranks: 2 paces ahead at most */
+            ok = (s + 1 == c->pace || finish_event(c, c->paced, "a train step", err, len)) &&
                  ck(rt_cu.cuEventRecord(c->paced, c->stream), "cuEventRecord", NULL, err, len);
         if (ok && progress && now() - shown >= 0.25) { /* the sums so far, read without waiting */
             if (polling && rt_cu.cuEventQuery(c->polled) == 0) {

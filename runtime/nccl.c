@@ -1,5 +1,6 @@
 /* NCCL's table (nccl.h). */
 #include <dlfcn.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -57,6 +58,7 @@ static double now(void)
 bool rt_nccl_wait(CUevent e, ncclComm_t comm, double timeout, char *err, size_t len)
 {
     for (double t0 = now();;) {
+        double t = now();
         CUresult r = rt_cu.cuEventQuery(e);
         if (r == 0)
             return true;
@@ -65,9 +67,12 @@ bool rt_nccl_wait(CUevent e, ncclComm_t comm, double timeout, char *err, size_t 
         ncclResult_t async = 0;
         if (rt_nccl.ncclCommGetAsyncError(comm, &async) == 0 && async != 0 && async != NCCL_IN_PROGRESS)
             return rt_nccl_check(async, "NCCL", err, len);
-        if (now() - t0 > timeout)
+        if (t - t0 > timeout)
             return rt_fail(err, len, "did not finish within %g s (--timeout): another rank died or hangs", timeout);
         struct timespec ms = {0, 1000000};
-        nanosleep(&ms, NULL);
+        if (t - t0 < 0.005) /* the first few ms spinning: a step's work may be that near its end */
+            sched_yield();
+        else
+            nanosleep(&ms, NULL);
     }
 }

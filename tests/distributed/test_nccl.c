@@ -70,7 +70,7 @@ static char *ranks(int *st, int np, const char *env, const char *name, const cha
         snprintf(launcher, sizeof launcher, "mpirun -np %d", np);
     return run_fmt(st,
                    "cd %s && AOTGRAD_LIBCUDA=%s/libcuda_fake.so AOTGRAD_FAKE_KERNELS=%s/mlp_dropout_kernels.so "
-                   "AOTGRAD_LIBNCCL=%s/libnccl_fake.so AOTGRAD_FAKE_GPUS=4 %s %s ./%s %s 2>&1",
+                   "AOTGRAD_LIBNCCL=%s/libnccl_fake.so AOTGRAD_FAKE_GPUS=4 AOTGRAD_GPU_PACE=1 %s %s ./%s %s 2>&1",
                    dir, dir, dir, dir, env, launcher, name, args);
 }
 
@@ -82,11 +82,13 @@ static double apart(const char *a, const char *b)
     return tensors_apart(x, y);
 }
 
-/* --distributed mpi,nccl (MPI starts the job). One process on the CPU against 2 and 3 GPU ranks: 40 samples at batch 16 (16, 16, 8: the
- * shares 8/8 and 4/4 on two ranks, 6/5/5 and 3/3/2 on three), dropout's masks those of each
- * rank's rows, gradients in several buckets; and 17 steps at batch 1 on 2 ranks, where rank 1
- * has no row of any batch and runs one weighted 0. Then the failures, with the same binary, and
- * the build without MPI (one test: the builds are most of its time). */
+/* --distributed mpi,nccl (MPI starts the job): one process on the CPU against 3 GPU ranks,
+ * 40 samples at batch 16 (16, 16, 8: the shares 6/5/5 and 3/3/2), dropout's masks those of
+ * each rank's rows, gradients in several buckets; and 4 steps at batch 1 on 2 ranks, where
+ * rank 1 has no row of any batch and runs one weighted 0. AOTGRAD_GPU_PACE=1: the host waits
+ * for each step before the next (every 32 by default), crossing that path at every step.
+ * Then the failures with the same binary, and the build without MPI (one test: the builds
+ * are most of its time). */
 Test(nccl, gpu_ranks_end_where_one_process_does_and_fail_with_their_reasons)
 {
     build("mlp_dropout", "mlp_dropout", "--distributed mpi,nccl --bucket-mib 0.01", true);
@@ -96,20 +98,16 @@ Test(nccl, gpu_ranks_end_where_one_process_does_and_fail_with_their_reasons)
     cr_assert_eq(st, 0, "%s", out);
     double loss = last_value(out, "train_loss "), acc = last_value(out, "test_acc ");
     free(out);
-    for (int np = 2; np <= 3; np++) {
-        char args[200], save[32];
-        snprintf(save, sizeof save, "gpu%d.st", np);
-        snprintf(args, sizeof args, "train --device cuda --data . --epochs 1 --batch 16 --check-ranks --save %s", save);
-        out = ranks(&st, np, "", "mlp_dropout", args);
-        cr_assert_eq(st, 0, "%d ranks: %s", np, out);
-        cr_expect(strstr(out, "on aotgrad fake GPU (host)") && strstr(out, "NCCL"), "%s", out);
-        const char *line = strstr(out, "epoch 1/1 ");
-        cr_expect(line && !strstr(line + 1, "epoch 1/1 "), "rank 0 alone prints:\n%s", out);
-        double d = apart("one.st", save);
-        cr_expect(d <= 1e-5, "%d GPU ranks end 3 steps %.3g from one process (relative, norm-wise)\n%s", np, d, out);
-        free(out);
-    }
-    write_subset(dir, 17); /* 17 steps: the host waits for the GPU every 8 (PACE in runtime/cuda.c) */
+    out = ranks(&st, 3, "", "mlp_dropout",
+                "train --device cuda --data . --epochs 1 --batch 16 --check-ranks --save gpu3.st");
+    cr_assert_eq(st, 0, "3 ranks: %s", out);
+    cr_expect(strstr(out, "3 ranks on GPUs (NCCL): rank 0 on aotgrad fake GPU (host)"), "%s", out);
+    const char *line = strstr(out, "epoch 1/1 ");
+    cr_expect(line && !strstr(line + 1, "epoch 1/1 "), "rank 0 alone prints:\n%s", out);
+    double d = apart("one.st", "gpu3.st");
+    cr_expect(d <= 1e-5, "3 GPU ranks end 3 steps %.3g from one process (relative, norm-wise)\n%s", d, out);
+    free(out);
+    write_subset(dir, 4);
     out =
         ranks(&st, 0, "", "mlp_dropout", "train --device cpu --data . --epochs 1 --batch 1 --lr 0.05 --save idle1.st");
     cr_assert_eq(st, 0, "%s", out);
@@ -117,7 +115,7 @@ Test(nccl, gpu_ranks_end_where_one_process_does_and_fail_with_their_reasons)
     out =
         ranks(&st, 2, "", "mlp_dropout", "train --device cuda --data . --epochs 1 --batch 1 --lr 0.05 --save idle2.st");
     cr_assert_eq(st, 0, "%s", out);
-    double d = apart("idle1.st", "idle2.st");
+    d = apart("idle1.st", "idle2.st");
     cr_expect(d <= 1e-5, "2 GPU ranks at batch 1 end %.3g from one process\n%s", d, out);
     free(out);
     /* NCCL that fails, or is not there, or a rank without a GPU: every rank ends with the
