@@ -18,6 +18,7 @@
 #include "dist.h"
 #include "fail.h"
 #include "nccl.h"
+#include "temp.h"
 
 typedef struct nccl_dist {
     rt_dist base;
@@ -121,16 +122,16 @@ static bool meet(nccl_dist *n, const char *path, ncclUniqueId *id, char *err, si
     if (n->base.rank == 0) {
         if (access(path, F_OK) == 0)
             return rt_fail(err, len, "--nccl-id %s exists (a run's before? remove it, or give another path)", path);
-        char tmp[4200];
-        snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
-        FILE *f = fopen(tmp, "wb");
+        char *tmp = rt_temp_name(path); /* the atomic writes' temporaries (temp.h) */
+        FILE *f = tmp ? fopen(tmp, "wb") : NULL;
         bool ok = f && fwrite(id, sizeof *id, 1, f) == 1;
         ok = (f && fclose(f) == 0) && ok && rename(tmp, path) == 0;
-        if (!ok) {
-            int e = errno;
+        int e = errno ? errno : EIO;
+        if (!ok && tmp)
             unlink(tmp);
+        rt_temp_done(tmp);
+        if (!ok)
             return rt_fail(err, len, "--nccl-id %s: cannot write it: %s", path, strerror(e));
-        }
         snprintf(n->id_file, sizeof n->id_file, "%s", path);
         return true;
     }

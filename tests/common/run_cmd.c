@@ -46,6 +46,15 @@ double last_value(const char *out, const char *key)
     return v;
 }
 
+/* a checkpoint tensor's elements */
+static int64_t numel(const rt_ckpt_tensor *t)
+{
+    int64_t n = 1;
+    for (int k = 0; k < t->rank; k++)
+        n *= t->dims[k];
+    return n;
+}
+
 void expect_same_tensors(const char *a, const char *b)
 {
     rt_ckpt x, y;
@@ -56,9 +65,7 @@ void expect_same_tensors(const char *a, const char *b)
     for (int i = 0; i < x.n; i++) {
         const rt_ckpt_tensor *t = rt_ckpt_find(&y, x.t[i].name);
         cr_assert_not_null(t, "%s: no tensor %s", b, x.t[i].name);
-        int64_t n = 1;
-        for (int k = 0; k < t->rank; k++)
-            n *= t->dims[k];
+        int64_t n = numel(t);
         cr_expect(memcmp(x.t[i].data, t->data, (size_t)n * 4) == 0, "tensor %s differs between %s and %s", x.t[i].name,
                   a, b);
     }
@@ -77,9 +84,7 @@ double tensors_apart(const char *a, const char *b)
     for (int i = 0; i < x.n; i++) {
         const rt_ckpt_tensor *t = rt_ckpt_find(&y, x.t[i].name);
         cr_assert_not_null(t, "%s: no %s", b, x.t[i].name);
-        int64_t n = 1;
-        for (int k = 0; k < t->rank; k++)
-            n *= t->dims[k];
+        int64_t n = numel(t);
         double d = 0, r = 0;
         for (int64_t k = 0; k < n; k++) {
             double u = ((const float *)x.t[i].data)[k], v = ((const float *)t->data)[k];
