@@ -55,7 +55,8 @@ void rt_avg_pool2d(const float *x, float *out, int64_t batch, const rt_window *g
 void rt_avg_pool2d_grad(const float *dy, float *dx, int64_t batch, const rt_window *g, rt_pool *pool);
 
 /* ---- convolutions (runtime/conv.c): the products of conv2d, sample by sample ----
- * x [batch, c, h, w], w [o, c/groups, kh, kw], y [batch, o, oh, ow]. Each sample's input is
+ * x [batch, c, h, w], w [o, c/groups, kh, kw], y [batch, o, oh, ow]. At stride 1 with small
+ * planes each sample's input is padded and correlated directly (conv.c); else it is
  * unfolded (rt_im2col of one sample: [c*kh*kw, oh*ow], in the cache) and multiplied by one
  * sgemm a group, so no batch-wide columns are ever written: the batch is cut into
  * RT_CONV_CHUNKS chunks (by the batch alone, whatever the threads), each with its own

@@ -480,6 +480,13 @@ Test(window, convolutions_match_their_definitions_for_any_thread_count)
         {6, 6, 6, 4, 2, 5, 1, 2, 1, 11},
         {3, 12, 12, 5, 1, 1, 2, 0, 1, 3},
         {8, 40, 40, 16, 1, 5, 1, 2, 1, 9}, /* products OpenBLAS threads: the chunks in turn, one columns */
+        /* stride 1, small planes: the direct path (conv.c), its output blocks of 4, 2 and 1 */
+        {1, 28, 28, 6, 1, 5, 1, 2, 1, 5},  /* LeNet's first convolution */
+        {6, 14, 14, 16, 1, 5, 1, 0, 1, 9}, /* LeNet's second: dx's 6 channels as 4 + 2 */
+        {3, 10, 9, 3, 3, 3, 1, 2, 2, 3},   /* depthwise, dilated, padded as far as the taps reach */
+        {4, 5, 7, 3, 1, 2, 1, 1, 1, 2},    /* 3 outputs in a block of 4, even kernel */
+        {2, 6, 6, 3, 1, 1, 1, 1, 1, 2},    /* padding past the taps' reach: columns */
+        {32, 24, 24, 8, 1, 3, 1, 1, 1, 2}, /* planes too large for the direct path: columns */
     };
     rt_pool *pool = rt_pool_new(2);
     cr_assert_not_null(pool);
