@@ -1,5 +1,5 @@
 /* A convolution's products, sample by sample (window.h). Stride 1 with small planes: the
- * direct path below, no columns. Otherwise each sample's columns are made in the chunk's own
+ * direct path below, no columns (rt_conv2d_direct). Otherwise each sample's columns are made in the chunk's own
  * part of the workspace and multiplied while they are in the cache. Against one sgemm over
  * the whole batch's columns (15 MB for LeNet's second convolution at batch 256) this
  * measured 3-10x faster for LeNet's shapes on 2 cores: the columns never reach memory, and
@@ -63,11 +63,19 @@ static float plane_sum(const float *d, int64_t n)
  * time, their OB x STRIP sums held in registers across all taps. The input gradient is the
  * same correlation of dy padded by the kernel's reach less the padding, with the weights
  * transposed and flipped; the weight gradient is a dot product per (output channel, tap) of
- * the wide dy (zeros past each row) with the padded input. Measured on LeNet's shapes: 3-8x
- * the per-sample im2col and sgemm, whose products (6 x 784 x 25) are too small for
- * OpenBLAS's kernels to pay for their packing. Used where the padded planes are at most
- * DIRECT_FLOATS, so a sample's taps stay in the cache (larger ones: im2col and sgemm). */
-enum { OB = 4, STRIP = 16, DIRECT_FLOATS = 16384 };
+ * the wide dy (zeros past each row) with the padded input. No columns are written, and no
+ * product is too small to pay for OpenBLAS's packing (LeNet's first: 6 x 784 x 25).
+ * bench_conv_paths times both paths call by call on ten shapes (bench/README.md): y and dx
+ * 1.4-3.4x faster by this path wherever it applies, up to the 128-channel 7x7 planes and
+ * 64-channel 14x14 ones measured; dw 1.1-2.4x up to 400 taps (channels x kernel of a group),
+ * even at 576 and 0.55x at 64 channels of 8x8 (its dots are then short and many), so past
+ * DIRECT_TAPS the weight gradient keeps the columns. Planes past AG_CONV_DIRECT_FLOATS (x's
+ * or dy's, padded: 256 KiB, half this machine's L2), unmeasured, keep them too, as do strides
+ * and padding past the taps' reach. bench/conv_columns.c builds this file again with it 0. */
+enum { OB = 4, STRIP = 16, DIRECT_TAPS = 400 };
+#ifndef AG_CONV_DIRECT_FLOATS
+#define AG_CONV_DIRECT_FLOATS 65536
+#endif
 
 typedef float v8 __attribute__((vector_size(32)));
 /* v8 at any float's address (GCC's vector types alias their elements) */
@@ -120,13 +128,17 @@ static int64_t packed_floats(const rt_window *g, const direct_geom *d)
     return g->groups * round_up(d->cout, OB) * taps_of(d);
 }
 
-static bool direct(const rt_window *g)
+/* Whether routine use (0 y, 1 dx, 2 dw) takes the direct path (window.h) */
+static bool direct(const rt_window *g, int use)
 {
     if (g->sh != 1 || g->sw != 1 || g->ph > (g->kh - 1) * g->dh || g->pw > (g->kw - 1) * g->dw)
         return false;
     direct_geom x = direct_of(g, 0), dy = direct_of(g, 1);
-    return padded_floats(&x) <= DIRECT_FLOATS && padded_floats(&dy) <= DIRECT_FLOATS;
+    return padded_floats(&x) <= AG_CONV_DIRECT_FLOATS && padded_floats(&dy) <= AG_CONV_DIRECT_FLOATS &&
+           (use != 2 || taps_of(&x) <= DIRECT_TAPS);
 }
+
+bool rt_conv2d_direct(const rt_window *g, int use) { return direct(g, use); }
 
 /* A chunk's floats: the padded planes, then the wide outputs (OB planes; the weight
  * gradient's wide dy, every channel rounded up to OB a group) */
@@ -194,38 +206,42 @@ static void pad_planes(const direct_geom *d, const float *src, float *pad)
             copy_row(pad + (p * d->ph + d->top + y) * d->pw + d->left, src + (p * d->sh + y) * d->sw, d->sw);
 }
 
-/* Rows r < R of out (R <= OB, a constant where inlined): out[r*len + e] = the sum over taps
- * t of pack[t*OB + r] * src[off[t] + e], e < len, in strips whose R x STRIP sums stay in
- * registers across the taps */
-static inline __attribute__((always_inline)) void rows_of(const float *src, const int32_t *off, int64_t T,
-                                                          const float *pack, float *out, int64_t len, const int R)
+/* Rows r < R of out (R <= OB, S <= 4 constants where inlined): out[r*len + e] = the sum over
+ * taps t of pack[t*OB + r] * src[off[t] + e], for e from e0 in strips of S vectors whose
+ * R x S sums stay in registers across the taps, while a whole strip fits in len; returns
+ * where it stopped. R x S is 8 where it can be: FMA's latency needs 8 sums in flight. */
+static inline __attribute__((always_inline)) int64_t rows_of(const float *src, const int32_t *off, int64_t T,
+                                                             const float *pack, float *out, int64_t len, int64_t e,
+                                                             const int R, const int S)
 {
-    for (int64_t e = 0; e < len; e += STRIP) {
-        v8 a[OB][2] = {{{0}}};
+    for (; e + 8 * S <= len; e += 8 * S) {
+        v8 a[OB][4] = {{{0}}};
         for (int64_t t = 0; t < T; t++) {
-            v8 x0 = LOAD8(src + off[t] + e), x1 = LOAD8(src + off[t] + e + 8);
-            for (int r = 0; r < R; r++) {
-                a[r][0] += pack[t * OB + r] * x0;
-                a[r][1] += pack[t * OB + r] * x1;
-            }
+            v8 x[4];
+            for (int v = 0; v < S; v++)
+                x[v] = LOAD8(src + off[t] + e + 8 * v);
+            for (int r = 0; r < R; r++)
+                for (int v = 0; v < S; v++)
+                    a[r][v] += pack[t * OB + r] * x[v];
         }
-        for (int r = 0; r < R; r++) {
-            STORE8(out + r * len + e, a[r][0]);
-            STORE8(out + r * len + e + 8, a[r][1]);
-        }
+        for (int r = 0; r < R; r++)
+            for (int v = 0; v < S; v++)
+                STORE8(out + r * len + e + 8 * v, a[r][v]);
     }
+    return e;
 }
 
-/* rows_of for nr rows: OB, or 2 or 1 for a group's last block (LeNet's 6 channels: 4 + 2) */
+/* rows_of for nr rows: OB, or 2 or 1 for a group's last block (LeNet's 6 channels: 4 + 2),
+ * in strips of 4 vectors then the last of 2 (len is a multiple of STRIP) */
 FAST_CLONES static void direct_rows(const float *src, const int32_t *off, int64_t T, const float *pack, float *out,
                                     int64_t len, int64_t nr)
 {
     if (nr > 2)
-        rows_of(src, off, T, pack, out, len, OB);
+        rows_of(src, off, T, pack, out, len, 0, OB, 2);
     else if (nr == 2)
-        rows_of(src, off, T, pack, out, len, 2);
+        rows_of(src, off, T, pack, out, len, rows_of(src, off, T, pack, out, len, 0, 2, 4), 2, 2);
     else
-        rows_of(src, off, T, pack, out, len, 1);
+        rows_of(src, off, T, pack, out, len, rows_of(src, off, T, pack, out, len, 0, 1, 4), 1, 2);
 }
 
 typedef int32_t v8i __attribute__((vector_size(32)));
@@ -271,9 +287,13 @@ FAST_CLONES static void direct_dots(const float *rows, int64_t len, const float 
 /* The workspace: on the direct path the taps' offsets and packed weights, then each chunk's
  * padded planes and wide outputs; else the columns (a chunk's each, or one); then each
  * chunk's part of dw and of db. */
-static int64_t slots(const rt_window *g) { return direct(g) || on_the_pool(g) ? RT_CONV_CHUNKS : 1; }
-static int64_t slot_floats(const rt_window *g) { return direct(g) ? direct_chunk_floats(g) : columns(g); }
-static int64_t shared_floats(const rt_window *g) { return direct(g) ? direct_shared_floats(g) : 0; }
+static int64_t slots(const rt_window *g) { return direct(g, 0) || on_the_pool(g) ? RT_CONV_CHUNKS : 1; }
+static int64_t slot_floats(const rt_window *g) /* either path's, or the larger where dw takes the columns */
+{
+    int64_t d = direct(g, 0) ? direct_chunk_floats(g) : 0, c = direct(g, 2) ? 0 : columns(g);
+    return d > c ? d : c;
+}
+static int64_t shared_floats(const rt_window *g) { return direct(g, 0) ? direct_shared_floats(g) : 0; }
 static float *parts_of(const rt_window *g, float *ws) { return ws + shared_floats(g) + slots(g) * slot_floats(g); }
 
 int64_t rt_conv2d_workspace(const rt_window *g)
@@ -357,7 +377,7 @@ static void chunk(void *ctx, int64_t c, int64_t end)
         float *dbpart = parts + RT_CONV_CHUNKS * g->o * kg + c * g->o;
         int64_t n0 = c * j->batch / j->nchunks, n1 = (c + 1) * j->batch / j->nchunks;
         for (int64_t n = n0; n < n1; n++) {
-            if (direct(g))
+            if (direct(g, j->op))
                 sample_direct(j, n, n0, mine, part);
             else
                 sample_columns(j, n, n0, mine, part);
@@ -386,14 +406,14 @@ static void run(conv_job *j, rt_pool *pool)
 {
     const rt_window *g = j->g;
     j->nchunks = j->batch < RT_CONV_CHUNKS ? j->batch : RT_CONV_CHUNKS;
-    if (j->nchunks > 0 && direct(g)) { /* the taps and weights, once for the chunks */
+    if (j->nchunks > 0 && direct(g, j->op)) { /* the taps and weights, once for the chunks */
         direct_geom d = direct_of(g, j->op == 1);
         tap_offsets(&d, (int32_t *)j->ws);
         if (j->op != 2)
             pack_weights(g, &d, j->b, j->ws + taps_of(&d));
     }
     if (j->nchunks > 0)
-        rt_parallel_for(direct(g) || on_the_pool(g) ? pool : NULL, j->nchunks, 1, chunk, j);
+        rt_parallel_for(direct(g, j->op) || on_the_pool(g) ? pool : NULL, j->nchunks, 1, chunk, j);
     if (j->op != 2)
         return;
     /* dw and db: the chunks' parts in order */

@@ -12,6 +12,7 @@
 #ifndef RT_WINDOW_H
 #define RT_WINDOW_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "pool.h"
@@ -66,6 +67,10 @@ void rt_avg_pool2d_grad(const float *dy, float *dx, int64_t batch, const rt_wind
 enum { RT_CONV_CHUNKS = 8 };
 /* The floats of ws the three need. */
 int64_t rt_conv2d_workspace(const rt_window *g);
+/* Whether rt_conv2d (use 0), its input gradient (1) or its weight gradient (2) takes the
+ * direct path for g (conv.c: stride 1, padding within the taps' reach, small planes, and for
+ * the weight gradient at most 400 taps a group) rather than im2col and sgemm. */
+bool rt_conv2d_direct(const rt_window *g, int use);
 /* y[n] = W cols(x[n]) */
 void rt_conv2d(const float *x, const float *w, float *y, int64_t batch, const rt_window *g, float *ws, rt_pool *pool);
 /* dx[n] = col2im(W^T dy[n]) */

@@ -479,14 +479,16 @@ Test(window, convolutions_match_their_definitions_for_any_thread_count)
         {2, 11, 10, 4, 1, 2, 1, 0, 2, 11},
         {6, 6, 6, 4, 2, 5, 1, 2, 1, 11},
         {3, 12, 12, 5, 1, 1, 2, 0, 1, 3},
-        {8, 40, 40, 16, 1, 5, 1, 2, 1, 9}, /* products OpenBLAS threads: the chunks in turn, one columns */
+        {8, 40, 40, 16, 1, 5, 1, 2, 1, 9},  /* the direct path, planes of 44 x 44 */
+        {16, 40, 40, 32, 1, 5, 2, 2, 1, 3}, /* products OpenBLAS threads: the chunks in turn, one columns */
         /* stride 1, small planes: the direct path (conv.c), its output blocks of 4, 2 and 1 */
         {1, 28, 28, 6, 1, 5, 1, 2, 1, 5},  /* LeNet's first convolution */
         {6, 14, 14, 16, 1, 5, 1, 0, 1, 9}, /* LeNet's second: dx's 6 channels as 4 + 2 */
         {3, 10, 9, 3, 3, 3, 1, 2, 2, 3},   /* depthwise, dilated, padded as far as the taps reach */
         {4, 5, 7, 3, 1, 2, 1, 1, 1, 2},    /* 3 outputs in a block of 4, even kernel */
         {2, 6, 6, 3, 1, 1, 1, 1, 1, 2},    /* padding past the taps' reach: columns */
-        {32, 24, 24, 8, 1, 3, 1, 1, 1, 2}, /* planes too large for the direct path: columns */
+        {48, 40, 40, 8, 1, 3, 1, 1, 1, 2}, /* planes too large for the direct path: columns */
+        {64, 6, 6, 4, 1, 3, 1, 1, 1, 3},   /* y and dx direct, dw (576 taps) by the columns */
     };
     rt_pool *pool = rt_pool_new(2);
     cr_assert_not_null(pool);
@@ -531,4 +533,30 @@ Test(window, convolutions_match_their_definitions_for_any_thread_count)
         free(x), free(w), free(dy), free(ws), free(dbwant);
     }
     rt_pool_free(pool);
+}
+
+/* Which path each routine takes (runtime/conv.c, bench_conv_paths' figures): LeNet's
+ * convolutions wholly direct; dw by the columns past 400 taps; strides, padding past the
+ * taps' reach and planes past 65536 floats by the columns. */
+Test(window, convolutions_take_the_direct_path_where_it_measured_faster)
+{
+    static const struct {
+        int64_t c, h, o, k, stride, pad;
+        bool y, dx, dw;
+    } cases[] = {
+        {1, 28, 6, 5, 1, 2, true, true, true},      {6, 14, 16, 5, 1, 0, true, true, true},
+        {64, 8, 64, 3, 1, 1, true, true, false},    {128, 7, 128, 3, 1, 1, true, true, false},
+        {16, 32, 16, 3, 2, 1, false, false, false}, {6, 14, 16, 1, 1, 1, false, false, false},
+        {64, 32, 8, 3, 1, 1, false, false, false},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        int64_t ks[2] = {cases[k].k, cases[k].k}, st[2] = {cases[k].stride, cases[k].stride},
+                p[2] = {cases[k].pad, cases[k].pad}, d[2] = {1, 1};
+        rt_window g;
+        cr_assert(make_window(&g, cases[k].c, cases[k].h, cases[k].h, ks, st, p, d));
+        g.o = cases[k].o, g.groups = 1;
+        bool want[3] = {cases[k].y, cases[k].dx, cases[k].dw};
+        for (int use = 0; use < 3; use++)
+            cr_expect_eq(rt_conv2d_direct(&g, use), want[use], "case %zu, use %d: direct %d", k, use, !want[use]);
+    }
 }
