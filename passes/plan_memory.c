@@ -422,7 +422,8 @@ bool pass_memory_report(const ir_graph *model, int64_t at, FILE *f, char *err, s
             print_mib(f, "arena", ir_plan_arena(step, ps, at), "(all computed values, dead ones' bytes reused)");
             int64_t cols = conv_workspace(step, false);
             if (cols)
-                print_mib(f, "conv workspace", cols, "(the convolutions' columns and parts, after the arena)");
+                print_mib(f, "conv workspace", cols,
+                          "(the convolutions' planes or columns and parts, after the arena)");
             print_mib(f, "peak", t.peak,
                       t.state ? "= parameters + state + input batch + arena" : "= parameters + input batch + arena");
             int64_t bound = t.params + t.state + t.inputs + t.live;
