@@ -142,12 +142,19 @@ static bool direct(const rt_window *g, int use)
 
 bool rt_conv2d_direct(const rt_window *g, int use) { return direct(g, use); }
 
+/* A chunk's padded planes: room for x's or dy's, whichever is larger */
+static int64_t pad_region(const rt_window *g)
+{
+    direct_geom x = direct_of(g, 0), dy = direct_of(g, 1);
+    return padded_floats(&x) > padded_floats(&dy) ? padded_floats(&x) : padded_floats(&dy);
+}
+
 /* A chunk's floats: the padded planes, then the wide outputs (OB planes; the weight
  * gradient's wide dy, every channel rounded up to OB a group) */
 static int64_t direct_chunk_floats(const rt_window *g)
 {
     direct_geom x = direct_of(g, 0), dy = direct_of(g, 1);
-    int64_t pad = padded_floats(&x) > padded_floats(&dy) ? padded_floats(&x) : padded_floats(&dy);
+    int64_t pad = pad_region(g);
     int64_t wide = OB * (x.len > dy.len ? x.len : dy.len);
     if (g->groups * round_up(x.cout, OB) * x.len > wide)
         wide = g->groups * round_up(x.cout, OB) * x.len;
@@ -339,8 +346,7 @@ static void sample_direct(const conv_job *j, int64_t n, int64_t n0, float *mine,
     int64_t G = g->groups, T = taps_of(&d), nb = round_up(d.cout, OB) / OB, planes = d.ph * d.pw;
     const int32_t *off = (const int32_t *)j->ws;
     const float *pack = j->ws + T;
-    direct_geom x = direct_of(g, 0), dy = direct_of(g, 1);
-    float *pad = mine, *wide = mine + (padded_floats(&x) > padded_floats(&dy) ? padded_floats(&x) : padded_floats(&dy));
+    float *pad = mine, *wide = mine + pad_region(g);
     pad_planes(&d, j->a + n * d.planes * d.sh * d.sw, pad);
     if (j->op != 2) { /* y[n] or dx[n]: OB outputs at a time, then their valid columns */
         for (int64_t k = 0; k < G; k++)
