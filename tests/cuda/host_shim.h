@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <setjmp.h>
 #include <ucontext.h>
 
 #include <cmath>
@@ -54,10 +55,12 @@ struct dim3 {
 
 /* One thread of the block being run. */
 struct ag_fiber {
-    ucontext_t ctx;
-    char *stack; /* lowest usable address */
+    ucontext_t ctx; /* its start (and, under ASan, every switch) */
+    jmp_buf at;     /* where it yielded (without ASan): _longjmp saves no signal mask */
+    char *stack;    /* lowest usable address */
     size_t stack_size;
     ag_dim3 thread;
+    bool started;    /* entered since its start (it resumes at `at`) */
     int state;       /* AG_FIBER_* */
     int op;          /* what it waits for: AG_OP_* */
     unsigned mask;   /* a warp operation's lanes */

@@ -336,3 +336,27 @@ Test(cuda_host, sanitizers_see_kernels)
     cr_assert_not(ok);
     cr_assert(strstr(err, "heap-buffer-overflow"), "%s", err);
 }
+
+/* ... and so is a fiber's own stack after it yielded: a local array's redzones outlive the
+ * switches at barriers (host_run.cpp switches without unpoisoning the frames it leaves). */
+Test(cuda_host, sanitizers_see_stacks_across_barriers)
+{
+    const char *flags = getenv("AOTGRAD_LINK_FLAGS");
+    if (!flags || !strstr(flags, "address"))
+        cr_skip_test("not a sanitizer build");
+    static const char *const source = ARGS "extern \"C\" __global__ void stack_k0(ag_dev_args a) {\n"
+                                           "    float t[4], *volatile p = t; /* UBSan knows t's size, not p's */\n"
+                                           "    for (int i = 0; i < 4; i++) t[i] = threadIdx.x;\n"
+                                           "    __syncthreads();\n"
+                                           "    __syncthreads();\n"
+                                           "    if (threadIdx.x == 1) p[a.N] = 1.0f;\n"
+                                           "    if (threadIdx.x < 4) ((float *)a.outputs[0])[threadIdx.x] = t[0];\n"
+                                           "}\n";
+    float y[4];
+    cg_cuda_launch l = launch("stack_k0", 1, 0, 1);
+    cg_cuda_plan plan = {.nsteps = 1, .step = &l};
+    char err[4096];
+    bool ok = cuda_host_run(source, &plan, 4, 0, 0, NONE, NONE, NULL, 0, &REGION(y, 4), 1, 0, err, sizeof err);
+    cr_assert_not(ok);
+    cr_assert(strstr(err, "stack-buffer-overflow"), "%s", err);
+}

@@ -506,6 +506,9 @@ static bool make_workdir(options *o)
         fprintf(stderr, "fuzz_models: cannot make a folder in %s: %s\n", tmp_dir(), strerror(errno));
         return false;
     }
+    /* the children's temporary files too (the host shim's compiled programs): a case ends
+     * with _exit, or killed, before its own clean-up; the folder goes at the end */
+    setenv("TMPDIR", o->workdir, 1);
     return true;
 }
 
