@@ -109,7 +109,7 @@ bool cuda_device_run(cuda_device *d, int64_t batch, uint32_t seed, uint64_t step
     /* the regions in the order of cuda_host_run, each in its own allocation; then the step */
     enum { nmax = 2 + 2 * CG_CUDA_MAX_TENSORS };
     cuda_host_region region[nmax + 2];
-    char what[nmax + 2][16];
+    char what[nmax + 2][24]; /* "output %d" for any int, as -Wformat-truncation counts */
     CUdeviceptr dptr[nmax + 2] = {0};
     int n = 0;
     region[n] = arena, strcpy(what[n++], "arena");
