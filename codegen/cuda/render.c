@@ -317,15 +317,35 @@ static void render_steps(rd *R, cg_cuda_plan *plan)
 }
 
 /* Launches that need one block at the largest batch (the loss's and metrics' scalars, a
- * batch's rows at 256): a run of them becomes one kernel of one block calling each step's
- * function in order, with a barrier between them, which orders the block's memory as
- * separate launches would. Each launch costs the GPU a few microseconds even in a CUDA
- * graph; the MLP's step has ten such in a row. Each function keeps its own shared arrays
- * (ptxas adds them up), so a run ends before their sum passes MERGE_SHARED, well under the
- * 48 KiB of static shared memory a kernel may have. Numbers the runs in R->merge_run. */
-enum { MERGE_SHARED = 24 * 1024 };
+ * batch's rows at 256), or are loops over at most MERGE_ELEMENTS elements there (the
+ * updates of small parameters and their moments, a small bias's gradient): a run of them
+ * becomes one kernel of one block calling each step's function in order, with a barrier
+ * between them, which orders the block's memory as separate launches would; every loop is
+ * grid-stride, so one block computes all of it in a few passes. Each launch costs the GPU a
+ * few microseconds even in a CUDA graph, more than a block's pass over 4096 elements; the
+ * MLP's step has ten one-block launches in a row, and with Adam the updates of b1, W2 and b2
+ * seven more. Each function keeps its own shared arrays (ptxas adds them up), so a run ends
+ * before their sum passes MERGE_SHARED, well under the 48 KiB of static shared memory a
+ * kernel may have. Numbers the runs in R->merge_run. */
+enum { MERGE_SHARED = 24 * 1024, MERGE_ELEMENTS = 4096 };
 
-static bool small(const cg_cuda_launch *l, int64_t B) { return !l->collective && cg_cuda_blocks(l, B) == 1; }
+/* the elements a loop visits at batch B (its outputs times the elements each reduces) */
+static double loop_elements(const cg_loop *l, int64_t B)
+{
+    double n = 1;
+    for (int k = 0; k < l->rank; k++)
+        n *= (double)l->extent[k].k + (double)l->extent[k].n * (double)B;
+    return n;
+}
+
+static bool small(const rd *R, const cg_cuda_launch *l, int64_t B)
+{
+    if (l->collective)
+        return false;
+    const cg_step *st = &R->p->steps[l->first_step];
+    return cg_cuda_blocks(l, B) == 1 ||
+           (l->steps == 1 && st->kind == CG_LOOP && loop_elements(&st->loop, B) <= MERGE_ELEMENTS);
+}
 
 static void mark_merges(rd *R, const cg_cuda_plan *plan)
 {
@@ -333,7 +353,7 @@ static void mark_merges(rd *R, const cg_cuda_plan *plan)
     int runs = 0;
     for (int a = 0, b; a<plan->nsteps; a = b> a ? b : a + 1) {
         int64_t bytes = 0;
-        for (b = a; b < plan->nsteps && small(&plan->step[b], B) &&
+        for (b = a; b < plan->nsteps && small(R, &plan->step[b], B) &&
                     bytes + R->shared[plan->step[b].first_step] <= MERGE_SHARED;
              b++)
             bytes += R->shared[plan->step[b].first_step];
@@ -361,9 +381,8 @@ static void write_merges(rd *R, cg_cuda_plan *plan)
             merged.units[0] = 1, merged.units[1] = merged.units[2] = 0, merged.units_per_block = 1;
             merged.steps = last->first_step + last->steps - merged.first_step;
             merged.merged = true;
-            fprintf(R->f,
-                    "/* steps %d to %d in one block, a barrier between them (each needs one block):", merged.first_step,
-                    merged.first_step + merged.steps - 1);
+            fprintf(R->f, "/* steps %d to %d in one block, a barrier between them (each needs one block, or is small):",
+                    merged.first_step, merged.first_step + merged.steps - 1);
             for (int k = a; k < b; k++)
                 fprintf(R->f, "%s %s", k > a ? "," : "", cg_step_name(R->p, plan->step[k].first_step, s0, sizeof s0));
             fprintf(R->f, " */\n");

@@ -31,7 +31,7 @@ typedef struct cg_cuda_launch {
     double units[3];
     double units_per_block;
     int first_step, steps;
-    bool merged; /* one block running steps that each need one (render.c, mark_merges) */
+    bool merged; /* one block running steps that each need one or are small (render.c, mark_merges) */
     /* Not a kernel: a distributed build's bucket of gradients summed over the ranks by NCCL
      * (the runtime's, on a stream of its own), started (1) once the backward pass has
      * computed it, or waited for (2) before its first reader; 0: a kernel. The bucket is

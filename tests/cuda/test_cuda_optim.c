@@ -15,6 +15,7 @@
 
 #include "cuda_host.h"
 #include "cuda_source.h"
+#include "load.h"
 #include "lower.h"
 #include "optim_ref.h"
 #include "passes.h"
@@ -73,3 +74,69 @@ static void check(int c)
 
 Test(cuda_optim, adam_matches_torch_optim) { check(3); }
 Test(cuda_optim, rmsprop_matches_torch_optim) { check(5); }
+
+/* Whether step s stores into parameter q's bytes (a loop's store, q's buffer or a view). */
+static bool stores_into(const cg_program *p, int s, const cg_param *q)
+{
+    const cg_step *st = &p->steps[s];
+    if (st->kind != CG_LOOP)
+        return false;
+    for (int k = 0; k < st->loop.nstores; k++) {
+        const cg_buffer *b = &p->buffers[st->loop.store[k].at.buffer];
+        if (b->region == CG_PARAMS && b->offset.k >= q->offset && b->offset.k < q->offset + q->bytes)
+            return true;
+    }
+    return false;
+}
+
+/* On the GPU the updates of all small parameters are one launch: models/mlp_adam.c's b1, W2
+ * and b2 (their moments, step counts and values, and b2's gradient sum) run in one merged
+ * block, W1's (200704 elements) in launches of their own. Before, seven launches. */
+Test(cuda_optim, small_updates_are_one_launch)
+{
+    ir_graph *m = fe_load(AG_SOURCE_DIR "/models/mlp_adam.c", getenv("AOTGRAD_INCLUDE"), NULL);
+    cr_assert_not_null(m);
+    char err[1024];
+    ir_graph *g = pass_run(m, true, NULL, NULL, NULL, err, sizeof err);
+    cr_assert_not_null(g, "%s", err);
+    cg_program *p = cg_lower(g, true, err, sizeof err);
+    cr_assert_not_null(p, "%s", err);
+    cg_cuda_plan plan;
+    char *src = cuda_source(p, &plan, err, sizeof err);
+    cr_assert_not_null(src, "%s", err);
+    /* two passes: the small parameters' launch, then W1's elsewhere */
+    int shared = -1, small = 0, large = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < p->nparams; i++) {
+            const cg_param *q = &p->params[i];
+            size_t stem = strcspn(q->name, "."); /* its parameter (W1.exp_avg's is W1) */
+            int64_t bytes = 0;
+            for (int j = 0; j < p->nparams; j++)
+                if (strlen(p->params[j].name) == stem && strncmp(p->params[j].name, q->name, stem) == 0)
+                    bytes = p->params[j].bytes;
+            cr_assert(bytes > 0, "no parameter of %s", q->name);
+            for (int l = 0; l < plan.nsteps; l++)
+                for (int s = plan.step[l].first_step; s < plan.step[l].first_step + plan.step[l].steps; s++) {
+                    if (!stores_into(p, s, q) || (bytes > 4096 * 4) != (pass == 1))
+                        continue;
+                    if (pass == 1) { /* W1's */
+                        large++;
+                        cr_expect_neq(l, shared, "%s is updated in the small ones' launch", q->name);
+                        continue;
+                    }
+                    small++;
+                    if (shared < 0)
+                        shared = l;
+                    cr_expect_eq(l, shared, "%s is updated in launch %s, not with the others in %s", q->name,
+                                 plan.step[l].name, plan.step[shared].name);
+                }
+        }
+    cr_expect_eq(p->nparams, 16, "%d parameters and state tensors (4 each: value, 2 moments, step)", p->nparams);
+    cr_expect(small >= 12 && large >= 3, "%d small and %d large updates found", small, large);
+    cr_expect(shared >= 0 && plan.step[shared].merged, "the small updates' launch is a merged one");
+    free(src);
+    cg_cuda_plan_free(&plan);
+    cg_program_free(p);
+    ir_graph_free(g);
+    ir_graph_free(m);
+}

@@ -169,7 +169,8 @@ Test(device, a_nan_loss_stops_naming_its_step)
 }
 
 /* bench --device cuda: the replayed graph's step and a row per kernel (a matmul with its
- * epilogue is one, and so are the loss's ten one-block steps), timed with events */
+ * epilogue is one, and so are the loss's ten one-block steps and b2's two small ones),
+ * timed with events */
 Test(device, bench_times_the_graph_and_each_kernel)
 {
     build("mlp");
@@ -178,7 +179,7 @@ Test(device, bench_times_the_graph_and_each_kernel)
     cr_assert_eq(st, 0, "%s", out);
     cr_expect(strstr(out, "mlp bench: train step at batch 256 on aotgrad fake GPU (host), 2 steps: "), "%s", out);
     cr_expect(strstr(out, "us/step (the replayed graph") && strstr(out, "(the kernels one by one: "), "%s", out);
-    int rows = 0, fused = 0, merged = 0;
+    int rows = 0, fused = 0, merged = 0, small = 0;
     for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
         int k;
         char kind[32];
@@ -190,9 +191,11 @@ Test(device, bench_times_the_graph_and_each_kernel)
             rows++;
             fused += strcmp(kind, "gemm+loop") == 0;
             merged += strcmp(kind, "merged:10") == 0;
+            small += strcmp(kind, "merged:2") == 0;
         }
     }
-    cr_expect_eq(rows, 11, "%d kernels timed (the batch-256 train step has 11 launches)", rows);
+    cr_expect_eq(rows, 10, "%d kernels timed (the batch-256 train step has 10 launches)", rows);
+    cr_expect_eq(small, 1, "b2's gradient (10 sums of 256) and update (10 elements) in one launch");
     cr_expect_eq(fused, 3, "%d matmuls with their epilogue (bias + relu, bias, relu's gradient)", fused);
     cr_expect_eq(merged, 1, "the loss's and accuracy's steps (argmax to softmax_ce_grad) in one launch");
     free(out);
