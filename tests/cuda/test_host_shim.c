@@ -317,46 +317,44 @@ Test(cuda_host, intrinsics)
         cr_assert_eq(d[i], wd[i], "d[%d] = %.17g, not %.17g", i, d[i], wd[i]);
 }
 
-/* Under the sanitizer build the kernels are instrumented too: a write past an output is
- * caught (each region is an allocation of its own size). */
-Test(cuda_host, sanitizers_see_kernels)
+/* Under the sanitizer build, kernel `name` of source (one block, outputs[0] 4 floats) fails
+ * with the sanitizer's report naming `what`. */
+static void expect_sanitizer(const char *source, const char *name, const char *what)
 {
     const char *flags = getenv("AOTGRAD_LINK_FLAGS");
     if (!flags || !strstr(flags, "address"))
         cr_skip_test("not a sanitizer build");
-    static const char *const source = ARGS "extern \"C\" __global__ void oob_k0(ag_dev_args a) {\n"
-                                           "    float *y = (float *)a.outputs[0];\n"
-                                           "    if (threadIdx.x == 0) y[a.N] = 1.0f;\n"
-                                           "}\n";
     float y[4];
-    cg_cuda_launch l = launch("oob_k0", 1, 0, 1);
+    cg_cuda_launch l = launch(name, 1, 0, 1);
     cg_cuda_plan plan = {.nsteps = 1, .step = &l};
     char err[4096];
     bool ok = cuda_host_run(source, &plan, 4, 0, 0, NONE, NONE, NULL, 0, &REGION(y, 4), 1, 0, err, sizeof err);
     cr_assert_not(ok);
-    cr_assert(strstr(err, "heap-buffer-overflow"), "%s", err);
+    cr_assert(strstr(err, what), "%s", err);
+}
+
+/* The kernels are instrumented too: a write past an output is caught (each region is an
+ * allocation of its own size)... */
+Test(cuda_host, sanitizers_see_kernels)
+{
+    expect_sanitizer(ARGS "extern \"C\" __global__ void oob_k0(ag_dev_args a) {\n"
+                          "    float *y = (float *)a.outputs[0];\n"
+                          "    if (threadIdx.x == 0) y[a.N] = 1.0f;\n"
+                          "}\n",
+                     "oob_k0", "heap-buffer-overflow");
 }
 
 /* ... and so is a fiber's own stack after it yielded: a local array's redzones outlive the
  * switches at barriers (host_run.cpp switches without unpoisoning the frames it leaves). */
 Test(cuda_host, sanitizers_see_stacks_across_barriers)
 {
-    const char *flags = getenv("AOTGRAD_LINK_FLAGS");
-    if (!flags || !strstr(flags, "address"))
-        cr_skip_test("not a sanitizer build");
-    static const char *const source = ARGS "extern \"C\" __global__ void stack_k0(ag_dev_args a) {\n"
-                                           "    float t[4], *volatile p = t; /* UBSan knows t's size, not p's */\n"
-                                           "    for (int i = 0; i < 4; i++) t[i] = threadIdx.x;\n"
-                                           "    __syncthreads();\n"
-                                           "    __syncthreads();\n"
-                                           "    if (threadIdx.x == 1) p[a.N] = 1.0f;\n"
-                                           "    if (threadIdx.x < 4) ((float *)a.outputs[0])[threadIdx.x] = t[0];\n"
-                                           "}\n";
-    float y[4];
-    cg_cuda_launch l = launch("stack_k0", 1, 0, 1);
-    cg_cuda_plan plan = {.nsteps = 1, .step = &l};
-    char err[4096];
-    bool ok = cuda_host_run(source, &plan, 4, 0, 0, NONE, NONE, NULL, 0, &REGION(y, 4), 1, 0, err, sizeof err);
-    cr_assert_not(ok);
-    cr_assert(strstr(err, "stack-buffer-overflow"), "%s", err);
+    expect_sanitizer(ARGS "extern \"C\" __global__ void stack_k0(ag_dev_args a) {\n"
+                          "    float t[4], *volatile p = t; /* UBSan knows t's size, not p's */\n"
+                          "    for (int i = 0; i < 4; i++) t[i] = threadIdx.x;\n"
+                          "    __syncthreads();\n"
+                          "    __syncthreads();\n"
+                          "    if (threadIdx.x == 1) p[a.N] = 1.0f;\n"
+                          "    if (threadIdx.x < 4) ((float *)a.outputs[0])[threadIdx.x] = t[0];\n"
+                          "}\n",
+                     "stack_k0", "stack-buffer-overflow");
 }
