@@ -42,6 +42,23 @@ static void tidy_output(char *out)
         strcpy(out + CUDA_HOST_OUTPUT - 4, "...");
 }
 
+/* g++ as the shim's programs are built: flags are the test build's sanitizers */
+#define SHIM_GXX "g++ -O1 -std=c++17 -ffp-contract=off -Wno-unknown-pragmas -fno-sanitize-recover=undefined %s "
+
+/* Runs a g++ command; false with what it printed in err. */
+static bool gxx(const char *cmd, const char *what, char *err, size_t len)
+{
+    int status;
+    char *out = run_cmd(cmd, &status);
+    bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (!ok) {
+        tidy_output(out);
+        fail(err, len, "cuda_host: g++ failed%s:\n%s", what, out);
+    }
+    free(out);
+    return ok;
+}
+
 static bool is_identifier(const char *s)
 {
     if (!(*s == '_' || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
@@ -248,40 +265,20 @@ bool cuda_host_run(const char *source, const cg_cuda_plan *plan, int64_t batch, 
         fail(err, len, "cuda_host: out of memory");
         goto done;
     }
-    int status;
     /* the launches' code, compiled once a process (a fifth of a small program's build) */
     char shim_obj[4200];
     snprintf(shim_obj, sizeof shim_obj, "%s/shim/host_run.o", cache_root);
     if (!compiled && access(shim_obj, R_OK) != 0) {
         join(path, sizeof path, cache_root, "shim");
         mkdir(path, 0700);
-        snprintf(
-            cmd, cap,
-            "g++ -O1 -std=c++17 -ffp-contract=off -Wno-unknown-pragmas -fno-sanitize-recover=undefined %s -c -o '%s' "
-            "'%s/host_run.cpp' 2>&1",
-            flags, shim_obj, shim);
-        out = run_cmd(cmd, &status);
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-            tidy_output(out);
-            fail(err, len, "cuda_host: g++ failed on host_run.cpp:\n%s", out);
+        snprintf(cmd, cap, SHIM_GXX "-c -o '%s' '%s/host_run.cpp' 2>&1", flags, shim_obj, shim);
+        if (!gxx(cmd, " on host_run.cpp", err, len))
             goto done;
-        }
-        free(out);
-        out = NULL;
     }
-    if (!compiled) {
-        snprintf(cmd, cap,
-                 "g++ -O1 -std=c++17 -ffp-contract=off -Wno-unknown-pragmas -fno-sanitize-recover=undefined %s "
-                 "-I'%s' -o '%s/prog' '%s/main.cpp' '%s' 2>&1",
-                 flags, shim, pdir, pdir, shim_obj);
-        out = run_cmd(cmd, &status);
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-            tidy_output(out);
-            fail(err, len, "cuda_host: g++ failed:\n%s", out);
-            goto done;
-        }
-        free(out);
-    }
+    snprintf(cmd, cap, SHIM_GXX "-I'%s' -o '%s/prog' '%s/main.cpp' '%s' 2>&1", flags, shim, pdir, pdir, shim_obj);
+    if (!compiled && !gxx(cmd, "", err, len))
+        goto done;
+    int status;
     snprintf(cmd, cap, "'%s/prog' '%s' %lld %u %llu %d %d 2>&1", pdir, dir, (long long)batch, seed,
              (unsigned long long)step, ninputs, noutputs);
     out = run_cmd(cmd, &status);

@@ -55,8 +55,8 @@ struct dim3 {
 
 /* One thread of the block being run. */
 struct ag_fiber {
-    ucontext_t ctx; /* its start (and, under ASan, every switch) */
-    jmp_buf at;     /* where it yielded (without ASan): _longjmp saves no signal mask */
+    ucontext_t ctx; /* its start (setcontext) */
+    jmp_buf at;     /* where it yielded: _longjmp, unlike swapcontext, makes no system call */
     char *stack;    /* lowest usable address */
     size_t stack_size;
     ag_dim3 thread;
